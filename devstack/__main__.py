@@ -1,0 +1,68 @@
+"""CLI: python -m devstack {up,down,status,reset,logs}."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import config, proc, registry
+
+
+def _selection(args) -> list[proc.Component]:
+    groups = list(args.group or [])
+    if getattr(args, "backends", False):
+        groups.append("backends")
+    return registry.select(args.names, groups)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m devstack", description="Aviary local dev stack")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for cmd, help_ in (("up", "start components and wait until they are ready"),
+                       ("status", "show components")):
+        p = sub.add_parser(cmd, help=help_)
+        p.add_argument("--backends", action="store_true", help="redis, postgres, kafka, cassandra")
+        p.add_argument("--group", action="append", help="select a component group (repeatable)")
+        p.add_argument("names", nargs="*", help="component names (default: all registered)")
+    p = sub.add_parser("down", help="stop everything devstack started (or the named components)")
+    p.add_argument("names", nargs="*")
+    sub.add_parser("reset", help="down + delete .devstack/data")
+    p = sub.add_parser("logs", help="print the tail of a component's log")
+    p.add_argument("name")
+    p.add_argument("-n", type=int, default=60)
+    args = ap.parse_args(argv)
+
+    if args.cmd == "up":
+        comps = _selection(args)
+        t0 = time.monotonic()
+        ok = proc.up(comps)
+        proc.say(f"up: {'all ready' if ok else 'FAILED'} in {time.monotonic() - t0:.1f}s")
+        return 0 if ok else 1
+    if args.cmd == "status":
+        comps = _selection(args)
+        known = {c.name for c in comps}
+        if not args.names and not args.group and not args.backends:
+            # also show unregistered things that still have a pid file
+            for name in proc.recorded_names():
+                if name not in known:
+                    info = proc.read_pidinfo(name) or {}
+                    comps.append(proc.Component(name=name, argv=[], port=info.get("port")))
+        for st in proc.status(comps):
+            print(st.line())
+        return 0
+    if args.cmd == "down":
+        proc.down(args.names or None)
+        return 0
+    if args.cmd == "reset":
+        proc.down()
+        proc.reset_data()
+        proc.say(f"reset: deleted {config.DATA}")
+        return 0
+    if args.cmd == "logs":
+        print(proc.tail_log(args.name, args.n))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

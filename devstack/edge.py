@@ -1,0 +1,119 @@
+"""Builds the Envoy edge: the descriptor set the transcoder reads and the
+rendered envoy.yaml (routes for exactly the public, HTTP-annotated methods)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from string import Template
+
+from google.api import annotations_pb2
+
+from aviary.graph.v1 import graph_pb2
+from aviary.identity.v1 import identity_pb2
+from aviary.posts.v1 import posts_pb2
+from aviary.timeline.v1 import timeline_pb2
+
+REPO = Path(__file__).resolve().parents[1]
+PROTO_DIR = REPO / "proto"
+
+# (cluster name == service folder, file descriptor, service name)
+PUBLIC_SERVICES = [
+    ("identity", identity_pb2.DESCRIPTOR, "IdentityService"),
+    ("graph", graph_pb2.DESCRIPTOR, "GraphService"),
+    ("posts", posts_pb2.DESCRIPTOR, "PostsService"),
+    ("timeline", timeline_pb2.DESCRIPTOR, "TimelineService"),
+]
+
+
+def public_methods() -> list[tuple[str, str]]:
+    """(gRPC path, cluster) for every method that has a google.api.http rule.
+
+    Internal methods (no HTTP rule) get no route, so the edge cannot reach them
+    even with raw gRPC."""
+    out = []
+    for cluster, file_desc, service_name in PUBLIC_SERVICES:
+        service = file_desc.services_by_name[service_name]
+        for method in service.methods:
+            if method.GetOptions().HasExtension(annotations_pb2.http):
+                out.append((f"/{service.full_name}/{method.name}", cluster))
+    return out
+
+
+def build_descriptor(out: Path) -> None:
+    import grpc_tools
+
+    include = Path(grpc_tools.__file__).parent / "_proto"
+    protos = sorted(str(p.relative_to(PROTO_DIR)) for p in (PROTO_DIR / "aviary").rglob("*.proto"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable, "-m", "grpc_tools.protoc",
+            f"-I{PROTO_DIR}", f"-I{include}",
+            "--include_imports", "--include_source_info",
+            f"--descriptor_set_out={out}",
+            *protos,
+        ],
+        check=True,
+        cwd=PROTO_DIR,
+    )
+
+
+def _routes(stream_timeout_methods: set[str] = frozenset()) -> str:
+    lines = []
+    for path, cluster in public_methods():
+        timeout = "0s" if path in stream_timeout_methods else "15s"
+        lines.append(f"                        - match: {{path: {path}}}")
+        lines.append(f"                          route: {{cluster: {cluster}, timeout: {timeout}}}")
+    return "\n".join(lines)
+
+
+def _clusters(ports: dict[str, int]) -> str:
+    blocks = []
+    for cluster, _, _ in PUBLIC_SERVICES:
+        blocks.append(
+            f"""    - name: {cluster}
+      type: STATIC
+      connect_timeout: 1s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config:
+            http2_protocol_options: {{}}
+      load_assignment:
+        cluster_name: {cluster}
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {{address: 127.0.0.1, port_value: {ports[cluster]}}}
+      health_checks:
+        - timeout: 1s
+          interval: 5s
+          unhealthy_threshold: 2
+          healthy_threshold: 1
+          no_traffic_interval: 5s
+          grpc_health_check: {{}}"""
+        )
+    return "\n".join(blocks)
+
+
+def render_config(out: Path, *, port: int, admin_port: int, descriptor: Path, jwks: Path,
+                  access_log: Path, service_ports: dict[str, int]) -> None:
+    template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
+    services = ", ".join(f"{fd.package}.{name}" for _, fd, name in PUBLIC_SERVICES)
+    text = template.substitute(
+        ENVOY_PORT=port,
+        ENVOY_ADMIN_PORT=admin_port,
+        ENVOY_BIND=os.environ.get("ENVOY_BIND", "127.0.0.1"),
+        ENVOY_ACCESS_LOG=access_log,
+        JWKS_PATH=jwks,
+        LUA_PATH=REPO / "envoy" / "status.lua",
+        DESCRIPTOR_PATH=descriptor,
+        TRANSCODED_SERVICES=services,
+        ROUTES=_routes(),
+        CLUSTERS=_clusters(service_ports),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)

@@ -1,0 +1,82 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PostEvent(_message.Message):
+    __slots__ = ("event_id", "occur_time", "created", "deleted")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    occur_time: _timestamp_pb2.Timestamp
+    created: PostCreated
+    deleted: PostDeleted
+    def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created: _Optional[_Union[PostCreated, _Mapping]] = ..., deleted: _Optional[_Union[PostDeleted, _Mapping]] = ...) -> None: ...
+
+class PostCreated(_message.Message):
+    __slots__ = ("post_id", "author_id", "text", "reply_to_id", "repost_of_id", "hashtags", "mentions", "product_ids", "media_ids", "created_at")
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TO_ID_FIELD_NUMBER: _ClassVar[int]
+    REPOST_OF_ID_FIELD_NUMBER: _ClassVar[int]
+    HASHTAGS_FIELD_NUMBER: _ClassVar[int]
+    MENTIONS_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_IDS_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_IDS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    post_id: int
+    author_id: int
+    text: str
+    reply_to_id: int
+    repost_of_id: int
+    hashtags: _containers.RepeatedScalarFieldContainer[str]
+    mentions: _containers.RepeatedScalarFieldContainer[str]
+    product_ids: _containers.RepeatedScalarFieldContainer[int]
+    media_ids: _containers.RepeatedScalarFieldContainer[int]
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, post_id: _Optional[int] = ..., author_id: _Optional[int] = ..., text: _Optional[str] = ..., reply_to_id: _Optional[int] = ..., repost_of_id: _Optional[int] = ..., hashtags: _Optional[_Iterable[str]] = ..., mentions: _Optional[_Iterable[str]] = ..., product_ids: _Optional[_Iterable[int]] = ..., media_ids: _Optional[_Iterable[int]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PostDeleted(_message.Message):
+    __slots__ = ("post_id", "author_id")
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    post_id: int
+    author_id: int
+    def __init__(self, post_id: _Optional[int] = ..., author_id: _Optional[int] = ...) -> None: ...
+
+class GraphEvent(_message.Message):
+    __slots__ = ("event_id", "occur_time", "follow_created", "follow_removed")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_CREATED_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    occur_time: _timestamp_pb2.Timestamp
+    follow_created: FollowCreated
+    follow_removed: FollowRemoved
+    def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., follow_created: _Optional[_Union[FollowCreated, _Mapping]] = ..., follow_removed: _Optional[_Union[FollowRemoved, _Mapping]] = ...) -> None: ...
+
+class FollowCreated(_message.Message):
+    __slots__ = ("follower_id", "followee_id")
+    FOLLOWER_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_ID_FIELD_NUMBER: _ClassVar[int]
+    follower_id: int
+    followee_id: int
+    def __init__(self, follower_id: _Optional[int] = ..., followee_id: _Optional[int] = ...) -> None: ...
+
+class FollowRemoved(_message.Message):
+    __slots__ = ("follower_id", "followee_id")
+    FOLLOWER_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWEE_ID_FIELD_NUMBER: _ClassVar[int]
+    follower_id: int
+    followee_id: int
+    def __init__(self, follower_id: _Optional[int] = ..., followee_id: _Optional[int] = ...) -> None: ...

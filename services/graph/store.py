@@ -1,0 +1,182 @@
+"""Follow edges and counts in Cassandra (keyspace `aviary_graph`) and the celebrity
+set in Redis: the only code in graph that talks to a datastore.
+
+Edges are stored twice, once per direction, each partitioned by the user whose
+list is read (`following` by follower, `followers` by followee), so every list
+is one partition scan ordered by the other user's id.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+
+from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
+
+from services.kit import cql, redis_client
+from services.kit.config import Settings
+from services.kit.kafka import GRAPH_TOPIC, Producer
+from services.kit.outbox import Outbox
+from services.kit.outbox import schema as outbox_schema
+
+log = logging.getLogger(__name__)
+
+KEYSPACE = "aviary_graph"
+CELEBRITIES_KEY = "graph:celebrities"
+# One partition read answers "whom does X follow" for the celebrity merge.
+# Production would page past this (or keep a per-user celebrity-followee set);
+# 5000 is also the driver's fetch size, so one page is the whole answer.
+FOLLOWING_SCAN_LIMIT = 5000
+
+_TABLES = [
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.following (
+        user_id bigint,
+        followee_id bigint,
+        created_at timestamp,
+        PRIMARY KEY (user_id, followee_id)
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.followers (
+        user_id bigint,
+        follower_id bigint,
+        created_at timestamp,
+        PRIMARY KEY (user_id, follower_id)
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.follow_counts (
+        user_id bigint PRIMARY KEY,
+        followers counter,
+        following counter
+    )""",
+]
+
+
+class GraphStore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer = Producer(settings.kafka_bootstrap)
+        self.redis = redis_client.client(settings)
+        self._session: Session | None = None
+        self.outbox: Outbox | None = None
+        self._stmts: dict[str, PreparedStatement] = {}
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        self._session = await cql.connect(self.settings)
+        await cql.ensure_keyspace(self._session, KEYSPACE, self.settings.cassandra_rf)
+        await cql.apply_schema(self._session, [*_TABLES, *outbox_schema(KEYSPACE)])
+        await self._prepare_all()
+        self.outbox = Outbox(self._session, KEYSPACE, self.producer)
+        await self.outbox.prepare()
+        log.info("graph keyspace ready", extra={"keyspace": KEYSPACE})
+
+    async def stop(self) -> None:
+        await self.producer.close()
+        await self.redis.aclose()
+        if self._session is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._session.cluster.shutdown)
+
+    async def _prepare_all(self) -> None:
+        ks = KEYSPACE
+        queries = {
+            "claim_follow": f"INSERT INTO {ks}.following (user_id, followee_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS",
+            "release_follow": f"DELETE FROM {ks}.following WHERE user_id = ? AND followee_id = ? IF EXISTS",
+            "put_follower": f"INSERT INTO {ks}.followers (user_id, follower_id, created_at) VALUES (?, ?, ?)",
+            "drop_follower": f"DELETE FROM {ks}.followers WHERE user_id = ? AND follower_id = ?",
+            "add_followers": f"UPDATE {ks}.follow_counts SET followers = followers + ? WHERE user_id = ?",
+            "add_following": f"UPDATE {ks}.follow_counts SET following = following + ? WHERE user_id = ?",
+            "counts": f"SELECT followers, following FROM {ks}.follow_counts WHERE user_id = ?",
+            "followers_after": f"SELECT follower_id FROM {ks}.followers WHERE user_id = ? AND follower_id > ? LIMIT ?",
+            "following_after": f"SELECT followee_id FROM {ks}.following WHERE user_id = ? AND followee_id > ? LIMIT ?",
+            "following_all": f"SELECT followee_id FROM {ks}.following WHERE user_id = ? LIMIT {FOLLOWING_SCAN_LIMIT}",
+        }
+        prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
+        self._stmts = dict(zip(queries, prepared))
+
+    @property
+    def session(self) -> Session:
+        assert self._session is not None, "call start() first"
+        return self._session
+
+    async def _run(self, name: str, params: tuple) -> list:
+        return await cql.execute(self.session, self._stmts[name], params)
+
+    # -- edges -------------------------------------------------------------
+
+    async def claim_follow(self, follower: int, followee: int, now: datetime.datetime) -> tuple[bool, datetime.datetime]:
+        """LWT on the `following` row: (applied, created_at of the edge that now exists)."""
+        rows = await self._run("claim_follow", (follower, followee, now))
+        applied = bool(rows[0][0])
+        # A refused IF NOT EXISTS returns the existing row: [applied], user_id, followee_id, created_at.
+        existing = None if applied else getattr(rows[0], "created_at", None)
+        return applied, (existing or now)
+
+    async def release_follow(self, follower: int, followee: int) -> bool:
+        rows = await self._run("release_follow", (follower, followee))
+        return bool(rows[0][0])
+
+    async def commit_follower_row(
+        self, follower: int, followee: int, created_at: datetime.datetime, event: tuple[int, bytes, bytes]
+    ) -> None:
+        """The `followers` row and its event, all or nothing (LOGGED batch)."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._stmts["put_follower"], (followee, follower, created_at))
+        self._add_event(batch, event)
+        await cql.execute(self.session, batch)
+
+    async def commit_follower_removal(self, follower: int, followee: int, event: tuple[int, bytes, bytes]) -> None:
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._stmts["drop_follower"], (followee, follower))
+        self._add_event(batch, event)
+        await cql.execute(self.session, batch)
+
+    def _add_event(self, batch: BatchStatement, event: tuple[int, bytes, bytes]) -> None:
+        assert self.outbox is not None, "call start() first"
+        event_id, key, payload = event
+        self.outbox.add(batch, event_id, GRAPH_TOPIC, key, payload)
+
+    async def put_follower_row(self, follower: int, followee: int, created_at: datetime.datetime) -> None:
+        await self._run("put_follower", (followee, follower, created_at))
+
+    async def drop_follower_row(self, follower: int, followee: int) -> None:
+        await self._run("drop_follower", (followee, follower))
+
+    # -- counts ------------------------------------------------------------
+
+    async def adjust_counts(self, follower: int, followee: int, delta: int) -> None:
+        await asyncio.gather(
+            self._run("add_followers", (delta, followee)),
+            self._run("add_following", (delta, follower)),
+        )
+
+    async def counts(self, user_id: int) -> tuple[int, int]:
+        """(followers, following); zeros for a user nobody has touched yet."""
+        rows = await self._run("counts", (user_id,))
+        if not rows:
+            return 0, 0
+        return rows[0].followers or 0, rows[0].following or 0
+
+    # -- lists -------------------------------------------------------------
+
+    async def followers_after(self, user_id: int, after: int, limit: int) -> list[int]:
+        return [r.follower_id for r in await self._run("followers_after", (user_id, after, limit))]
+
+    async def following_after(self, user_id: int, after: int, limit: int) -> list[int]:
+        return [r.followee_id for r in await self._run("following_after", (user_id, after, limit))]
+
+    async def following_ids(self, user_id: int) -> list[int]:
+        return [r.followee_id for r in await self._run("following_all", (user_id,))]
+
+    # -- celebrity set (Redis) ---------------------------------------------
+
+    async def set_celebrity(self, user_id: int, celebrity: bool) -> None:
+        if celebrity:
+            await self.redis.sadd(CELEBRITIES_KEY, user_id)
+        else:
+            await self.redis.srem(CELEBRITIES_KEY, user_id)
+
+    async def celebrities_among(self, user_ids: list[int]) -> list[int]:
+        if not user_ids:
+            return []
+        flags = await self.redis.smismember(CELEBRITIES_KEY, user_ids)
+        return [uid for uid, flag in zip(user_ids, flags) if flag]

@@ -1,0 +1,1 @@
+"""identity: accounts, credentials, profiles and access tokens (PostgreSQL schema `identity`)."""

@@ -1,0 +1,22 @@
+from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
+from services.identity.servicer import IdentityServicer
+from services.kit import server
+from services.kit.config import SERVICE_PORTS, env_int, load_settings
+
+
+def main() -> None:
+    settings = load_settings()
+    servicer = IdentityServicer(settings)
+    server.run(server.Service(
+        name="identity",
+        port=env_int("AVIARY_IDENTITY_PORT", SERVICE_PORTS["identity"]),
+        servicers=[(identity_pb2_grpc.add_IdentityServiceServicer_to_server, servicer,
+                    identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name)],
+        on_start=[servicer.start],
+        on_stop=[servicer.stop],
+        background=[],
+    ))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""A tiny in-process TTL cache for user summaries.
+
+BatchGetUsers runs on every timeline read, mostly for the same few hundred
+authors; a few seconds of caching removes most of those queries. Only found
+users are cached: caching "unknown" would hide a user who just signed up.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Callable, Generic, Hashable, Iterable, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    def __init__(self, ttl_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._clock = clock
+        # Insertion order == expiry order, since every entry lives the same ttl.
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def get_many(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K]]:
+        """(cached values by key, keys that missed)."""
+        now = self._clock()
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > now:
+                found[key] = entry[1]
+            else:
+                missing.append(key)
+        return found, missing
+
+    def put_many(self, items: Iterable[tuple[K, V]]) -> None:
+        if self._ttl <= 0:
+            return
+        expires = self._clock() + self._ttl
+        for key, value in items:
+            self._entries.pop(key, None)
+            self._entries[key] = (expires, value)
+        self._evict()
+
+    def _evict(self) -> None:
+        now = self._clock()
+        while self._entries:
+            key, (expires, _) = next(iter(self._entries.items()))
+            if expires > now and len(self._entries) <= self._max:
+                break
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,52 @@
+"""Rules for what a sign-up may contain; pure functions, no I/O."""
+from __future__ import annotations
+
+import re
+
+from services.kit.errors import invalid_argument
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{3,15}")
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
+DISPLAY_NAME_MAX = 50
+
+
+def check_username(username: str) -> str:
+    if not username:
+        raise invalid_argument("username", "is required")
+    # fullmatch, not match + "$": "$" would also accept a trailing newline.
+    if USERNAME_PATTERN.fullmatch(username) is None:
+        raise invalid_argument(
+            "username", f"must be 3 to 15 characters of letters, digits or '_', got {username[:40]!r}"
+        )
+    return username
+
+
+def check_password(password: str) -> str:
+    if not password:
+        raise invalid_argument("password", "is required")
+    # Counted in code points, as a person would count characters.
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise invalid_argument(
+            "password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters, got {len(password)}"
+        )
+    return password
+
+
+def display_name_or_default(display_name: str, username: str) -> str:
+    """The display name to store: the given one trimmed, or the username when blank."""
+    trimmed = display_name.strip()
+    if not trimmed:
+        return username
+    if len(trimmed) > DISPLAY_NAME_MAX:
+        raise invalid_argument(
+            "display_name", f"must be at most {DISPLAY_NAME_MAX} characters, got {len(trimmed)}"
+        )
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in trimmed):
+        raise invalid_argument("display_name", "must not contain control characters")
+    return trimmed
+
+
+def could_be_username(username: str) -> bool:
+    """False for strings no account can have, so lookups can skip the database."""
+    return USERNAME_PATTERN.fullmatch(username) is not None

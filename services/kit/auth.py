@@ -1,0 +1,119 @@
+"""Access tokens: RS256 JWTs issued by identity, verified at the edge by Envoy
+and again by each service from the forwarded `authorization` header.
+
+Services never trust a client-sent user id: the acting user is the `sub` of a
+token whose signature checks out against the public key.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import grpc
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from services.kit.config import load_settings
+from services.kit.errors import unauthenticated
+
+ISSUER = "aviary-identity"
+AUDIENCE = "aviary"
+KEY_ID = "aviary-1"
+
+
+def ensure_keys(directory: Path) -> None:
+    """Creates the RSA key pair and the JWKS Envoy reads, once."""
+    directory.mkdir(parents=True, exist_ok=True)
+    private_path = directory / "jwt_private.pem"
+    public_path = directory / "jwt_public.pem"
+    jwks_path = directory / "jwks.json"
+    if not private_path.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        private_path.chmod(0o600)
+    key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+    public = key.public_key()
+    public_path.write_bytes(
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    numbers = public.public_numbers()
+    jwk = {
+        "kty": "RSA",
+        "alg": "RS256",
+        "use": "sig",
+        "kid": KEY_ID,
+        "n": _b64uint(numbers.n),
+        "e": _b64uint(numbers.e),
+    }
+    jwks_path.write_text(json.dumps({"keys": [jwk]}))
+
+
+def _b64uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class TokenIssuer:
+    def __init__(self, private_key_pem: bytes, ttl_seconds: int) -> None:
+        self._key = private_key_pem
+        self._ttl = ttl_seconds
+
+    @classmethod
+    def from_settings(cls) -> "TokenIssuer":
+        s = load_settings()
+        return cls(s.jwt_private_key.read_bytes(), s.jwt_ttl_seconds)
+
+    def issue(self, user_id: int, username: str) -> tuple[str, int]:
+        """Returns (token, expiry unix seconds)."""
+        now = int(time.time())
+        exp = now + self._ttl
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "username": username, "iat": now, "exp": exp}
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": KEY_ID}), exp
+
+
+@lru_cache(maxsize=1)
+def _public_key() -> bytes:
+    return load_settings().jwt_public_key.read_bytes()
+
+
+def verify_token(token: str) -> dict:
+    try:
+        return jwt.decode(token, _public_key(), algorithms=["RS256"], audience=AUDIENCE, issuer=ISSUER)
+    except jwt.ExpiredSignatureError as exc:
+        raise unauthenticated("access token has expired; log in again") from exc
+    except jwt.PyJWTError as exc:
+        raise unauthenticated("access token is invalid") from exc
+
+
+def _bearer(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise unauthenticated("authorization header must be 'Bearer <token>'")
+            return token.strip()
+    return None
+
+
+def caller_id(context: grpc.aio.ServicerContext) -> int:
+    """The verified acting user, or UNAUTHENTICATED."""
+    token = _bearer(context)
+    if token is None:
+        raise unauthenticated("this call needs an access token (Authorization: Bearer <token>)")
+    return int(verify_token(token)["sub"])
+
+
+def optional_caller_id(context: grpc.aio.ServicerContext) -> int | None:
+    """The verified acting user if a token was sent; a bad token is still rejected."""
+    token = _bearer(context)
+    return None if token is None else int(verify_token(token)["sub"])

@@ -1,0 +1,60 @@
+"""Channels and stubs to other services, one shared channel per target.
+
+Channels are created lazily inside the running event loop (grpc.aio needs it).
+"""
+from __future__ import annotations
+
+import grpc
+
+from aviary.graph.v1 import graph_pb2_grpc
+from aviary.identity.v1 import identity_pb2_grpc
+from aviary.posts.v1 import posts_pb2_grpc
+from aviary.timeline.v1 import timeline_pb2_grpc
+from services.kit.config import service_addr
+
+_channels: dict[str, grpc.aio.Channel] = {}
+
+_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    # Retry transient UNAVAILABLE (a peer restarting) for idempotent reads.
+    ("grpc.enable_retries", 1),
+]
+
+
+def channel(name: str) -> grpc.aio.Channel:
+    ch = _channels.get(name)
+    if ch is None:
+        ch = grpc.aio.insecure_channel(service_addr(name), options=_CHANNEL_OPTIONS)
+        _channels[name] = ch
+    return ch
+
+
+def identity() -> identity_pb2_grpc.IdentityServiceStub:
+    return identity_pb2_grpc.IdentityServiceStub(channel("identity"))
+
+
+def graph() -> graph_pb2_grpc.GraphServiceStub:
+    return graph_pb2_grpc.GraphServiceStub(channel("graph"))
+
+
+def posts() -> posts_pb2_grpc.PostsServiceStub:
+    return posts_pb2_grpc.PostsServiceStub(channel("posts"))
+
+
+def timeline() -> timeline_pb2_grpc.TimelineServiceStub:
+    return timeline_pb2_grpc.TimelineServiceStub(channel("timeline"))
+
+
+async def close_all() -> None:
+    for ch in list(_channels.values()):
+        await ch.close()
+    _channels.clear()
+
+
+def forward_auth(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:
+    """Metadata that passes the caller's bearer token on to a downstream call."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return (("authorization", value),)
+    return ()

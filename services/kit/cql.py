@@ -1,0 +1,82 @@
+"""Cassandra / ScyllaDB access with the scylla-driver, kept off the event loop.
+
+The driver does its I/O on its own threads; `execute` bridges a ResponseFuture
+into an asyncio future so handlers never block the loop.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Sequence
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement
+
+from services.kit.config import Settings
+
+# Reads and writes at LOCAL_QUORUM: with RF=1 locally that is one replica, and
+# read-your-writes holds in production at RF=3 too.
+_CONSISTENCY = ConsistencyLevel.LOCAL_QUORUM
+
+
+async def connect(settings: Settings) -> Session:
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=_CONSISTENCY,
+        request_timeout=10.0,
+    )
+    cluster = Cluster(
+        contact_points=list(settings.cassandra_hosts),
+        port=settings.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        protocol_version=4,
+    )
+    return await asyncio.get_running_loop().run_in_executor(None, cluster.connect)
+
+
+async def execute(session: Session, query: str | PreparedStatement | Any, params: Sequence | None = None) -> list:
+    """Runs one statement; returns the rows of its (single) result page.
+
+    Queries that can return many rows must carry a LIMIT below the driver's
+    fetch size (5000), so one page is the whole answer.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+
+    def on_rows(rows):
+        loop.call_soon_threadsafe(_settle, done, rows, None)
+
+    def on_error(exc):
+        loop.call_soon_threadsafe(_settle, done, None, exc)
+
+    future = session.execute_async(query, params)
+    future.add_callbacks(on_rows, on_error)
+    return list(await done or [])
+
+
+def _settle(fut: asyncio.Future, rows, exc) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(rows)
+
+
+async def ensure_keyspace(session: Session, keyspace: str, replication_factor: int) -> None:
+    await execute(
+        session,
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+        f"{{'class': 'NetworkTopologyStrategy', 'replication_factor': {replication_factor}}}",
+    )
+
+
+async def apply_schema(session: Session, statements: Sequence[str]) -> None:
+    """Idempotent DDL (CREATE ... IF NOT EXISTS), one statement at a time."""
+    for stmt in statements:
+        await execute(session, stmt)
+
+
+async def prepare(session: Session, query: str) -> PreparedStatement:
+    return await asyncio.get_running_loop().run_in_executor(None, session.prepare, query)

@@ -1,0 +1,190 @@
+"""Kafka producer and consumer loop on kafka-python, kept off the event loop.
+
+The consumer commits offsets only after the async handler has finished its
+effect, so a crash replays (at-least-once); handlers must be idempotent.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Awaitable, Callable
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import Gauge, Histogram
+
+log = logging.getLogger(__name__)
+
+# Topic name -> partition count. Keys: author id (posts), follower id (graph).
+POSTS_TOPIC = "posts.events.v1"
+GRAPH_TOPIC = "graph.events.v1"
+TOPICS = {POSTS_TOPIC: 6, GRAPH_TOPIC: 6}
+
+CONSUMER_LAG = Gauge("aviary_kafka_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
+HANDLE_SECONDS = Histogram("aviary_kafka_handle_seconds", "Time to apply one record", ["group", "topic"])
+
+
+class Producer:
+    """Async facade over KafkaProducer (acks=all, idempotent, ordered per key)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._producer: KafkaProducer | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-producer")
+
+    def _ensure(self) -> KafkaProducer:
+        # Created lazily: the constructor fails while Kafka is unreachable, and
+        # callers (outbox relays) simply retry later.
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                acks="all",
+                linger_ms=2,
+                retries=5,
+                max_in_flight_requests_per_connection=1,
+                request_timeout_ms=10_000,
+                max_block_ms=10_000,
+            )
+        return self._producer
+
+    def _send_all(self, records: list[tuple[str, bytes, bytes]]) -> None:
+        producer = self._ensure()
+        futures = [producer.send(topic, key=key, value=value) for topic, key, value in records]
+        producer.flush(timeout=15)
+        for fut in futures:
+            fut.get(timeout=0)  # raises if that record failed
+
+    async def send_all(self, records: list[tuple[str, bytes, bytes]]) -> None:
+        """Sends every record and waits for all acks; raises if any failed."""
+        if records:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._send_all, records)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._producer.close, 5)
+
+
+Handler = Callable[[str, bytes | None, bytes], Awaitable[None]]
+
+
+class ConsumerLoop:
+    """Polls in a thread; applies records in order on the event loop; commits after."""
+
+    def __init__(self, bootstrap: str, group: str, topics: list[str], handler: Handler) -> None:
+        self.bootstrap = bootstrap
+        self.group = group
+        self.topics = topics
+        self.handler = handler
+        self._stop = threading.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        thread_done = loop.create_future()
+
+        def target() -> None:
+            try:
+                self._poll_forever(loop)
+                loop.call_soon_threadsafe(_resolve, thread_done, None)
+            except BaseException as exc:  # surfaced to the supervisor
+                loop.call_soon_threadsafe(_resolve, thread_done, exc)
+
+        threading.Thread(target=target, name=f"consumer-{self.group}", daemon=True).start()
+        try:
+            await thread_done
+        finally:
+            self._stop.set()
+
+    def _poll_forever(self, loop: asyncio.AbstractEventLoop) -> None:
+        consumer = self._connect()
+        try:
+            while not self._stop.is_set():
+                batches = consumer.poll(timeout_ms=200, max_records=200)
+                if not batches:
+                    continue
+                for tp, records in batches.items():
+                    for record in records:
+                        self._apply(loop, tp.topic, record)
+                    consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
+                self._report_lag(consumer)
+        finally:
+            consumer.close(autocommit=False)
+
+    def _connect(self) -> KafkaConsumer:
+        while not self._stop.is_set():
+            try:
+                consumer = KafkaConsumer(
+                    bootstrap_servers=self.bootstrap,
+                    group_id=self.group,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_interval_ms=600_000,
+                    session_timeout_ms=10_000,
+                    heartbeat_interval_ms=3_000,
+                )
+                consumer.subscribe(self.topics)
+                return consumer
+            except Exception:
+                log.warning("kafka unreachable; retrying", exc_info=True)
+                time.sleep(2)
+        raise RuntimeError("stopped")
+
+    def _apply(self, loop: asyncio.AbstractEventLoop, topic: str, record) -> None:
+        """Applies one record, retrying until it succeeds: never skipped silently."""
+        delay = 0.2
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                asyncio.run_coroutine_threadsafe(self.handler(topic, record.key, record.value), loop).result()
+                HANDLE_SECONDS.labels(self.group, topic).observe(time.perf_counter() - started)
+                return
+            except PoisonRecord as exc:
+                log.error("skipping unreadable record", extra={"topic": topic, "offset": record.offset, "why": str(exc)})
+                return
+            except Exception:
+                log.warning("handler failed; retrying", extra={"topic": topic, "offset": record.offset}, exc_info=True)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise RuntimeError("stopped before the record was applied")
+
+    def _report_lag(self, consumer: KafkaConsumer) -> None:
+        try:
+            assigned = consumer.assignment()
+            ends = consumer.end_offsets(list(assigned))
+            for tp in assigned:
+                position = consumer.position(tp)
+                CONSUMER_LAG.labels(self.group, tp.topic, tp.partition).set(max(0, ends.get(tp, position) - position))
+        except Exception:
+            pass
+
+
+class PoisonRecord(Exception):
+    """Raised by a handler for a record that can never be applied (undecodable)."""
+
+
+def _resolve(fut: asyncio.Future, exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)
+
+
+def ensure_topics(bootstrap: str, topics: dict[str, int] = TOPICS) -> None:
+    """Creates missing topics (replication 1 locally). Blocking; for tools."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing]
+        if missing:
+            admin.create_topics(missing)
+    finally:
+        admin.close()
+
+
+__all__ = ["Producer", "ConsumerLoop", "PoisonRecord", "ensure_topics", "TopicPartition", "TOPICS", "POSTS_TOPIC", "GRAPH_TOPIC"]

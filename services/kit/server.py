@@ -1,0 +1,220 @@
+"""gRPC server bootstrap shared by every service.
+
+Each service gets: grpc.health.v1 (NOT_SERVING until its startup hooks finish),
+server reflection, a Prometheus endpoint at port+1000, per-RPC latency
+metrics, ApiError -> gRPC status mapping, and graceful shutdown on SIGTERM.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram, start_http_server
+
+from services.kit.config import env_int
+from services.kit.errors import ApiError
+from services.kit.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+RPC_LATENCY = Histogram(
+    "aviary_rpc_server_seconds",
+    "Server-side RPC latency",
+    ["service", "method", "code"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RPC_ERRORS = Counter("aviary_rpc_server_errors_total", "RPCs that ended non-OK", ["service", "method", "code"])
+
+Hook = Callable[[], Awaitable[Any]]
+
+
+@dataclass
+class Service:
+    """What one process serves and the hooks around its lifetime."""
+
+    name: str
+    port: int
+    # (add_XServicer_to_server, servicer instance, full service name) triples.
+    servicers: list[tuple[Callable, Any, str]] = field(default_factory=list)
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+    # Long-running coroutines (consumers, relays) started after on_start.
+    background: list[Hook] = field(default_factory=list)
+
+
+class KitInterceptor(grpc.aio.ServerInterceptor):
+    """Maps ApiError to status and records latency for every RPC shape."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream(handler.stream_stream, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap_unary(self, inner, method: str):
+        async def call(request, context):
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)
+            except ApiError as err:
+                code = err.code
+                await context.abort(err.code, err.message)
+            except grpc.aio.AbortError:
+                code = _aborted_code(context)
+                raise
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+            finally:
+                self._observe(method, code, started)
+
+        return call
+
+    def _wrap_stream(self, inner, method: str):
+        async def call(request, context):
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                async for item in inner(request, context):
+                    yield item
+            except ApiError as err:
+                code = err.code
+                await context.abort(err.code, err.message)
+            except grpc.aio.AbortError:
+                code = _aborted_code(context)
+                raise
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+            finally:
+                self._observe(method, code, started)
+
+        return call
+
+    def _observe(self, method: str, code: grpc.StatusCode, started: float) -> None:
+        RPC_LATENCY.labels(self.service, method, code.name).observe(time.perf_counter() - started)
+        if code != grpc.StatusCode.OK:
+            RPC_ERRORS.labels(self.service, method, code.name).inc()
+
+
+def _aborted_code(context) -> grpc.StatusCode:
+    code = context.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+async def _serve(service: Service) -> None:
+    log = setup_logging(service.name)
+    server = grpc.aio.server(
+        interceptors=[KitInterceptor(service.name)],
+        options=[
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.http2.max_pings_without_data", 0),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    for add, servicer, full_name in service.servicers:
+        add(servicer, server)
+        names.append(full_name)
+    reflection.enable_server_reflection(names, server)
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    server.add_insecure_port(f"127.0.0.1:{service.port}" if _loopback_only() else f"[::]:{service.port}")
+    metrics_port = env_int("AVIARY_METRICS_PORT", service.port + 1000)
+    start_http_server(metrics_port, addr="127.0.0.1" if _loopback_only() else "0.0.0.0")
+    await server.start()
+    log.info("listening", extra={"port": service.port, "metrics_port": metrics_port})
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    for hook in service.on_start:
+        await hook()
+    tasks = [asyncio.create_task(_supervise(job, service.name), name=getattr(job, "__name__", "job")) for job in service.background]
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving")
+
+    await stop.wait()
+    log.info("shutting down")
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.stop(grace=5)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for hook in service.on_stop:
+        try:
+            await hook()
+        except Exception:
+            log.exception("error in shutdown hook")
+    log.info("stopped")
+
+
+async def _supervise(job: Hook, service: str) -> None:
+    """Runs a background job forever, restarting it after a crash."""
+    while True:
+        try:
+            await job()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logging.getLogger(service).exception("background job crashed; restarting in 1s")
+            await asyncio.sleep(1)
+
+
+def _loopback_only() -> bool:
+    return env_int("AVIARY_BIND_ALL", 0) == 0
+
+
+def run(service: Service) -> None:
+    """Entry point for `python -m services.<name>`."""
+    asyncio.run(_serve(service))

@@ -1,0 +1,51 @@
+"""The stored shape of a post and its conversion to the public message."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from aviary.identity.v1 import identity_pb2
+from aviary.posts.v1 import posts_pb2
+
+
+@dataclass(frozen=True)
+class PostRecord:
+    """One row of aviary_posts.posts; 0 means "not set" for the optional refs."""
+
+    post_id: int
+    author_id: int
+    text: str
+    created_at_ms: int
+    media_ids: tuple[int, ...] = ()
+    product_ids: tuple[int, ...] = ()
+    reply_to_id: int = 0
+    repost_of_id: int = 0
+    hashtags: tuple[str, ...] = ()
+    mentions: tuple[str, ...] = ()
+    deleted: bool = False
+
+
+def timestamp_from_ms(ms: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+def to_proto(record: PostRecord, author: identity_pb2.User | None) -> posts_pb2.Post:
+    """The public Post; engagement fields stay at zero until engagement exists."""
+    post = posts_pb2.Post(
+        id=str(record.post_id),
+        author_id=str(record.author_id),
+        text=record.text,
+        media_ids=[str(i) for i in record.media_ids],
+        product_ids=[str(i) for i in record.product_ids],
+        reply_to_id=str(record.reply_to_id) if record.reply_to_id else "",
+        repost_of_id=str(record.repost_of_id) if record.repost_of_id else "",
+        hashtags=list(record.hashtags),
+        mentions=list(record.mentions),
+        created_at=timestamp_from_ms(record.created_at_ms),
+    )
+    if author is not None:
+        post.author.CopyFrom(author)
+    return post

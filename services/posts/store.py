@@ -1,0 +1,301 @@
+"""Cassandra storage for posts: the only code that talks to aviary_posts.
+
+Tables:
+  posts            one partition per post (the row every read hydrates from)
+  posts_by_author  an author's post ids, newest first (ListUserPosts)
+  author_stats     live post count per author (a counter table, so it is
+                   written outside the LOGGED batches, which cannot mix
+                   counters with regular rows)
+  outbox           events waiting for the relay (services.kit.outbox)
+"""
+from __future__ import annotations
+
+import asyncio
+import calendar
+import datetime
+import logging
+from dataclasses import dataclass
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Session
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
+
+from aviary.events.v1 import events_pb2
+from services.kit import cql, kafka, outbox
+from services.kit.config import Settings
+from services.posts.model import PostRecord, timestamp_from_ms
+
+log = logging.getLogger(__name__)
+
+KEYSPACE = "aviary_posts"
+
+SCHEMA = [
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.posts (
+        post_id bigint PRIMARY KEY,
+        author_id bigint,
+        text text,
+        media_ids list<bigint>,
+        product_ids list<bigint>,
+        reply_to_id bigint,
+        repost_of_id bigint,
+        hashtags list<text>,
+        mentions list<text>,
+        created_at timestamp,
+        deleted boolean
+    )""",
+    # Production buckets this partition by month ((author_id, month), post_id)
+    # so a prolific author's partition stays bounded; one partition per author
+    # is enough for the local stack.
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.posts_by_author (
+        author_id bigint,
+        post_id bigint,
+        PRIMARY KEY (author_id, post_id)
+    ) WITH CLUSTERING ORDER BY (post_id DESC)""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.author_stats (
+        author_id bigint PRIMARY KEY,
+        post_count counter
+    )""",
+    *outbox.schema(KEYSPACE),
+]
+
+_POST_COLUMNS = (
+    "post_id, author_id, text, media_ids, product_ids, reply_to_id, repost_of_id, "
+    "hashtags, mentions, created_at, deleted"
+)
+
+
+class TombstoneResult:
+    """What DeletePost's compare-and-set found."""
+
+    APPLIED = "applied"            # this call tombstoned the post
+    ALREADY_DELETED = "already"    # it was deleted before
+    MISSING = "missing"            # no such post
+
+
+@dataclass
+class _Statements:
+    insert_post: PreparedStatement
+    insert_by_author: PreparedStatement
+    select_post: PreparedStatement
+    tombstone: PreparedStatement
+    tombstone_null: PreparedStatement
+    delete_by_author: PreparedStatement
+    select_by_author_first: PreparedStatement
+    select_by_author_before: PreparedStatement
+    select_by_author_one: PreparedStatement
+    count_up: PreparedStatement
+    count_down: PreparedStatement
+    select_stats: PreparedStatement
+
+
+class PostStore:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.session: Session | None = None
+        self.outbox: outbox.Outbox | None = None
+        self._st: _Statements | None = None
+
+    async def start(self, producer: kafka.Producer) -> None:
+        """Connects, creates the keyspace and tables, prepares every statement."""
+        self.session = await cql.connect(self._settings)
+        await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
+        await cql.apply_schema(self.session, SCHEMA)
+        self.outbox = outbox.Outbox(self.session, KEYSPACE, producer)
+        await self.outbox.prepare()
+        self._st = await self._prepare_all()
+
+    async def _prepare_all(self) -> _Statements:
+        ks = KEYSPACE
+
+        async def p(query: str) -> PreparedStatement:
+            return await cql.prepare(self.session, query)
+
+        names_and_queries = {
+            "insert_post": f"INSERT INTO {ks}.posts ({_POST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert_by_author": f"INSERT INTO {ks}.posts_by_author (author_id, post_id) VALUES (?, ?)",
+            "select_post": f"SELECT {_POST_COLUMNS} FROM {ks}.posts WHERE post_id = ?",
+            "tombstone": f"UPDATE {ks}.posts SET deleted = true WHERE post_id = ? IF deleted = false",
+            # Rows written before `deleted` was always set carry null there.
+            "tombstone_null": f"UPDATE {ks}.posts SET deleted = true WHERE post_id = ? IF deleted = null",
+            "delete_by_author": f"DELETE FROM {ks}.posts_by_author WHERE author_id = ? AND post_id = ?",
+            "select_by_author_first": f"SELECT post_id FROM {ks}.posts_by_author WHERE author_id = ? LIMIT ?",
+            "select_by_author_before": (
+                f"SELECT post_id FROM {ks}.posts_by_author WHERE author_id = ? AND post_id < ? LIMIT ?"
+            ),
+            "select_by_author_one": f"SELECT post_id FROM {ks}.posts_by_author WHERE author_id = ? AND post_id = ?",
+            "count_up": f"UPDATE {ks}.author_stats SET post_count = post_count + 1 WHERE author_id = ?",
+            "count_down": f"UPDATE {ks}.author_stats SET post_count = post_count - 1 WHERE author_id = ?",
+            "select_stats": f"SELECT post_count FROM {ks}.author_stats WHERE author_id = ?",
+        }
+        prepared = await asyncio.gather(*(p(q) for q in names_and_queries.values()))
+        statements = _Statements(**dict(zip(names_and_queries, prepared)))
+        # Compare-and-set within the local DC; the commit itself uses the
+        # kit's LOCAL_QUORUM.
+        for lwt in (statements.tombstone, statements.tombstone_null):
+            lwt.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        return statements
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            cluster = self.session.cluster
+            await asyncio.get_running_loop().run_in_executor(None, cluster.shutdown)
+            self.session = None
+
+    # -- writes -------------------------------------------------------------
+
+    async def create(self, record: PostRecord, event_id: int) -> None:
+        """Writes the post, its author-list entry and its `created` event atomically.
+
+        One LOGGED batch: either all three are stored or none is, so an
+        acknowledged post always has its event waiting for the relay.
+        """
+        st = self._st
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(st.insert_post, _post_row(record))
+        batch.add(st.insert_by_author, (record.author_id, record.post_id))
+        event = events_pb2.PostEvent(
+            event_id=event_id,
+            occur_time=timestamp_from_ms(record.created_at_ms),
+            created=events_pb2.PostCreated(
+                post_id=record.post_id,
+                author_id=record.author_id,
+                text=record.text,
+                reply_to_id=record.reply_to_id,
+                repost_of_id=record.repost_of_id,
+                hashtags=record.hashtags,
+                mentions=record.mentions,
+                product_ids=record.product_ids,
+                media_ids=record.media_ids,
+                created_at=timestamp_from_ms(record.created_at_ms),
+            ),
+        )
+        self.outbox.add(batch, event_id, kafka.POSTS_TOPIC, _author_key(record.author_id), event.SerializeToString())
+        await cql.execute(self.session, batch)
+
+    async def tombstone(self, post_id: int) -> str:
+        """Marks the post deleted with a compare-and-set; returns a TombstoneResult."""
+        rows = await cql.execute(self.session, self._st.tombstone, (post_id,))
+        applied, current = _lwt_outcome(rows)
+        if applied:
+            return TombstoneResult.APPLIED
+        if current is None:
+            return TombstoneResult.MISSING
+        if current.deleted is None:
+            rows = await cql.execute(self.session, self._st.tombstone_null, (post_id,))
+            applied, _ = _lwt_outcome(rows)
+            # Lost the race to a concurrent delete: that one owns the follow-up.
+            return TombstoneResult.APPLIED if applied else TombstoneResult.ALREADY_DELETED
+        return TombstoneResult.ALREADY_DELETED
+
+    async def finish_delete(self, author_id: int, post_id: int, event_id: int, occurred_ms: int) -> None:
+        """Drops the post from its author's list and stores the `deleted` event, atomically."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._st.delete_by_author, (author_id, post_id))
+        event = events_pb2.PostEvent(
+            event_id=event_id,
+            occur_time=timestamp_from_ms(occurred_ms),
+            deleted=events_pb2.PostDeleted(post_id=post_id, author_id=author_id),
+        )
+        self.outbox.add(batch, event_id, kafka.POSTS_TOPIC, _author_key(author_id), event.SerializeToString())
+        await cql.execute(self.session, batch)
+
+    async def count_post(self, author_id: int, delta: int) -> None:
+        stmt = self._st.count_up if delta > 0 else self._st.count_down
+        await cql.execute(self.session, stmt, (author_id,))
+
+    # -- reads --------------------------------------------------------------
+
+    async def get(self, post_id: int) -> PostRecord | None:
+        """The post row, deleted or not; None when it never existed."""
+        rows = await cql.execute(self.session, self._st.select_post, (post_id,))
+        return _record(rows[0]) if rows else None
+
+    async def get_many(self, post_ids: list[int]) -> list[PostRecord | None]:
+        """Concurrent single-partition reads, answers in the order asked."""
+        return list(await asyncio.gather(*(self.get(post_id) for post_id in post_ids)))
+
+    async def author_post_ids(self, author_id: int, before: int | None, limit: int) -> list[int]:
+        """Up to `limit` of the author's post ids, newest first, older than `before`."""
+        if before is None:
+            rows = await cql.execute(self.session, self._st.select_by_author_first, (author_id, limit))
+        else:
+            rows = await cql.execute(self.session, self._st.select_by_author_before, (author_id, before, limit))
+        return [row.post_id for row in rows]
+
+    async def in_author_list(self, author_id: int, post_id: int) -> bool:
+        rows = await cql.execute(self.session, self._st.select_by_author_one, (author_id, post_id))
+        return bool(rows)
+
+    async def post_count(self, author_id: int) -> int:
+        rows = await cql.execute(self.session, self._st.select_stats, (author_id,))
+        # A counter can dip below zero after a lost increment; never show that.
+        return max(0, rows[0].post_count) if rows and rows[0].post_count is not None else 0
+
+
+def _author_key(author_id: int) -> bytes:
+    # Kafka key: one author's events land on one partition, in order.
+    return str(author_id).encode("ascii")
+
+
+def _unset_if_empty(value):
+    # Leaving a column unset writes nothing, where null or an empty list
+    # would write a tombstone.
+    return value if value else UNSET_VALUE
+
+
+def _post_row(record: PostRecord) -> tuple:
+    return (
+        record.post_id,
+        record.author_id,
+        record.text,
+        _unset_if_empty(list(record.media_ids)),
+        _unset_if_empty(list(record.product_ids)),
+        _unset_if_empty(record.reply_to_id),
+        _unset_if_empty(record.repost_of_id),
+        _unset_if_empty(list(record.hashtags)),
+        _unset_if_empty(list(record.mentions)),
+        _datetime_from_ms(record.created_at_ms),
+        # Always written, so the delete's `IF deleted = false` holds for new rows.
+        False,
+    )
+
+
+def _record(row) -> PostRecord:
+    return PostRecord(
+        post_id=row.post_id,
+        author_id=row.author_id,
+        text=row.text or "",
+        created_at_ms=_ms_from_datetime(row.created_at),
+        media_ids=tuple(row.media_ids or ()),
+        product_ids=tuple(row.product_ids or ()),
+        reply_to_id=row.reply_to_id or 0,
+        repost_of_id=row.repost_of_id or 0,
+        hashtags=tuple(row.hashtags or ()),
+        mentions=tuple(row.mentions or ()),
+        deleted=bool(row.deleted),
+    )
+
+
+def _lwt_outcome(rows) -> tuple[bool, object | None]:
+    """(applied, current row or None when the row does not exist) of an LWT."""
+    row = rows[0]
+    applied = bool(row[0])
+    # A failed condition returns the current values after [applied]; a
+    # missing row returns [applied] alone.
+    current = row if (not applied and len(row) > 1) else None
+    return applied, current
+
+
+_UNIX_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _datetime_from_ms(ms: int) -> datetime.datetime:
+    # Integer arithmetic: a float detour can land one millisecond early.
+    return _UNIX_EPOCH + datetime.timedelta(milliseconds=ms)
+
+
+def _ms_from_datetime(value: datetime.datetime | None) -> int:
+    if value is None:
+        return 0
+    # The driver returns naive UTC datetimes.
+    return calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000

@@ -1,0 +1,1 @@
+"""timeline: materialized home timelines (Redis), author indexes, celebrity merge."""

@@ -1,0 +1,21 @@
+from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
+from services.kit import server
+from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.timeline.servicer import TimelineServicer
+
+
+def main() -> None:
+    settings = load_settings()
+    servicer = TimelineServicer(settings)
+    server.run(server.Service(
+        name="timeline",
+        port=env_int("AVIARY_TIMELINE_PORT", SERVICE_PORTS["timeline"]),
+        servicers=[(timeline_pb2_grpc.add_TimelineServiceServicer_to_server, servicer,
+                    timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name)],
+        on_start=[servicer.start],
+        on_stop=[servicer.stop],
+    ))
+
+
+if __name__ == "__main__":
+    main()

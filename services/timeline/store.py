@@ -1,0 +1,102 @@
+"""The timeline service's Redis adapter: the only code that talks to Redis.
+
+Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
+  tl:{user}   home timeline, newest `timeline_max_entries` kept
+  ai:{author} author's recent posts, newest `author_index_max_entries` kept
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import redis.asyncio as redis
+
+from services.kit import redis_client
+from services.kit.config import Settings
+from services.timeline.entries import Entry, author_key, author_suffix, encode_member, home_key
+
+# How many of a newly followed author's recent posts a follow copies in.
+BACKFILL_ENTRIES = 50
+
+# Removes, in one atomic step on one key, every member written for an author
+# (members end in ":<author id>"; the post id part holds digits only).
+_PURGE_AUTHOR_LUA = """
+local suffix = ARGV[1]
+local removed = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(member, -string.len(suffix)) == suffix then
+    removed = removed + redis.call('ZREM', KEYS[1], member)
+  end
+end
+return removed
+"""
+
+
+class TimelineStore:
+    def __init__(self, settings: Settings) -> None:
+        self.timeline_max = settings.timeline_max_entries
+        self.author_index_max = settings.author_index_max_entries
+        self._redis: redis.Redis = redis_client.client(settings)
+        self._purge_author = self._redis.register_script(_PURGE_AUTHOR_LUA)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def add_to_homes(self, entry: Entry, user_ids: Sequence[int]) -> None:
+        """ZADD + trim on every listed home timeline, in one round trip."""
+        member = encode_member(entry.post_id, entry.author_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            key = home_key(user_id)
+            pipe.zadd(key, {member: 0})
+            pipe.zremrangebyrank(key, 0, -(self.timeline_max + 1))
+        await pipe.execute()
+
+    async def remove_from_homes(self, entry: Entry, user_ids: Sequence[int]) -> None:
+        member = encode_member(entry.post_id, entry.author_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.zrem(home_key(user_id), member)
+        await pipe.execute()
+
+    async def add_to_author_index(self, entry: Entry) -> None:
+        key = author_key(entry.author_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(key, {encode_member(entry.post_id, entry.author_id): 0})
+        pipe.zremrangebyrank(key, 0, -(self.author_index_max + 1))
+        await pipe.execute()
+
+    async def remove_from_author_index(self, entry: Entry) -> None:
+        await self._redis.zrem(author_key(entry.author_id), encode_member(entry.post_id, entry.author_id))
+
+    async def backfill(self, user_id: int, author_id: int) -> int:
+        """Copies the author's newest posts into the user's home timeline.
+
+        Two keys in different cluster slots, so this is read-then-write rather
+        than one script; both steps are idempotent, so a retry is harmless.
+        """
+        members = await self._redis.zrange(author_key(author_id), -BACKFILL_ENTRIES, -1)
+        if not members:
+            return 0
+        key = home_key(user_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(key, {m: 0 for m in members})
+        pipe.zremrangebyrank(key, 0, -(self.timeline_max + 1))
+        await pipe.execute()
+        return len(members)
+
+    async def purge_author(self, user_id: int, author_id: int) -> int:
+        return int(await self._purge_author(keys=[home_key(user_id)], args=[author_suffix(author_id)]))
+
+    async def newest_below(self, keys: Sequence[str], upper_bound: bytes, limit: int) -> list[list[bytes]]:
+        """For each key, its newest `limit` members below `upper_bound`, in one pipeline."""
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrange(key, upper_bound, b"-", desc=True, bylex=True, offset=0, num=limit)
+        return await pipe.execute()
+
+    async def drop_from_home(self, user_id: int, entries: Sequence[Entry]) -> None:
+        if entries:
+            await self._redis.zrem(home_key(user_id), *(encode_member(e.post_id, e.author_id) for e in entries))

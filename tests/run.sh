@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole suite against the real stack. Starts the stack when it is not
+# running (and stops it again afterwards); reuses it when `make up` already did.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+started_here=0
+if ! $PY -m devstack status --check >/dev/null 2>&1; then
+  started_here=1
+fi
+cleanup() {
+  if [ "$started_here" = 1 ] && [ "${AVIARY_KEEP_STACK:-0}" != 1 ]; then
+    $PY -m devstack down || true
+  fi
+}
+trap cleanup EXIT
+
+$PY -m devstack up --no-seed
+# pytest exits 5 when it collected nothing: that is a failure here, as is any
+# other non-zero code (set -e).
+$PY -m pytest -ra "$@"
