@@ -64,5 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _entry() -> int:
+    try:
+        return main()
+    except BrokenPipeError:  # e.g. `python -m devstack status | head -1`
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_entry())

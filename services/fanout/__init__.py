@@ -1,0 +1,1 @@
+"""fanout: the worker that turns post and graph events into timeline writes."""

@@ -1,0 +1,188 @@
+"""The fanout worker: post and graph events -> timeline writes.
+
+Every effect is idempotent (sorted-set adds and removes), so the consumer
+loop's at-least-once replay after a crash is harmless.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from aviary.graph.v1 import graph_pb2
+from aviary.timeline.v1 import timeline_pb2
+from services.fanout.events import FollowChange, Ignored, PostChange, decode, delivery_request, event_age_seconds
+from services.kit import clients
+from services.kit.config import Settings, env_float
+from services.kit.kafka import GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord, ensure_topics
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GROUP = "fanout"
+FOLLOWER_BATCH_SIZE = 1000
+
+EVENT_AGE = Histogram(
+    "aviary_fanout_event_age_seconds",
+    "Time from an event happening to the worker finishing its effect",
+    ["kind"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+TIMELINES_DELIVERED = Counter(
+    "aviary_fanout_timelines_delivered_total", "Home timelines updated by fanout", ["op"]
+)
+
+# Peer answers that no retry can change: the record is skipped, not retried forever.
+_PERMANENT_CODES = (grpc.StatusCode.INVALID_ARGUMENT,)
+
+
+class FollowerFeed:
+    """Maps a StreamFollowers call to DeliverEntries requests as batches arrive.
+
+    Followers are never collected in memory: each batch is forwarded as soon
+    as graph sends it. grpc swallows an exception raised by a request
+    iterator (it just cancels the call), so the feed keeps it for the caller.
+    """
+
+    def __init__(self, followers_call, op: int, post_id: int, author_id: int) -> None:
+        self._call = followers_call
+        self._op = op
+        self._post_id = post_id
+        self._author_id = author_id
+        self.error: BaseException | None = None
+        self.followers = 0
+
+    async def requests(self):
+        try:
+            async for batch in self._call:
+                if not batch.follower_ids:
+                    continue
+                self.followers += len(batch.follower_ids)
+                yield delivery_request(self._op, self._post_id, self._author_id, batch.follower_ids)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+
+class FanoutWorker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.timeout = settings.rpc_timeout_seconds
+        # Streaming every follower of a large author takes longer than one call.
+        self.stream_timeout = env_float("AVIARY_FANOUT_STREAM_TIMEOUT_SECONDS", 120.0)
+        self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, GRAPH_TOPIC], self.handle)
+
+    async def start(self) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, ensure_topics, self.settings.kafka_bootstrap)
+        except Exception:
+            # The consumer loop waits for Kafka by itself; nothing is lost.
+            log.warning("could not ensure Kafka topics; consuming anyway", exc_info=True)
+
+    async def stop(self) -> None:
+        await clients.close_all()
+
+    async def run(self) -> None:
+        await self.consumer.run()
+
+    async def handle(self, topic: str, key: bytes | None, value: bytes) -> None:
+        change = decode(topic, value)
+        if isinstance(change, Ignored):
+            log.info("ignoring event", extra={"topic": change.topic, "why": change.reason})
+            return
+        try:
+            if isinstance(change, PostChange):
+                await self._apply_post(change)
+            else:
+                await self._apply_follow(change)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in _PERMANENT_CODES:
+                raise PoisonRecord(f"{change.kind}: {err.code().name}: {err.details()}") from err
+            raise
+        age = event_age_seconds(change.occur_time, time.time())
+        if age is not None:
+            EVENT_AGE.labels(change.kind).observe(age)
+
+    # --- posts ------------------------------------------------------------------
+
+    async def _apply_post(self, change: PostChange) -> None:
+        if change.kind == "post_created":
+            await self._post_created(change)
+        else:
+            await self._post_deleted(change)
+
+    async def _post_created(self, change: PostChange) -> None:
+        stats = await clients.graph().GetFollowStats(
+            graph_pb2.GetFollowStatsRequest(user_id=str(change.author_id)), timeout=self.timeout
+        )
+        await self._index(timeline_pb2.DELIVERY_OP_ADD, change)
+        if stats.celebrity:
+            # Celebrities are merged into readers' timelines at read time.
+            log.info("celebrity post indexed, not fanned out", extra={
+                "post_id": change.post_id, "author_id": change.author_id, "followers": stats.follower_count})
+            return
+        await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_ADD, change)
+
+    async def _post_deleted(self, change: PostChange) -> None:
+        await self._index(timeline_pb2.DELIVERY_OP_REMOVE, change)
+        # Every follower, celebrity or not: follow backfills copy even a
+        # celebrity's posts into timelines. Deletes are rare; removal is idempotent.
+        await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_REMOVE, change)
+
+    async def _index(self, op: int, change: PostChange) -> None:
+        await clients.timeline().IndexAuthorPost(
+            timeline_pb2.IndexAuthorPostRequest(
+                op=op, entry=timeline_pb2.TimelineEntry(post_id=change.post_id, author_id=change.author_id)
+            ),
+            timeout=self.timeout,
+        )
+
+    async def _deliver_to_followers(self, op: int, change: PostChange) -> None:
+        started = time.perf_counter()
+        followers_call = clients.graph().StreamFollowers(
+            graph_pb2.StreamFollowersRequest(user_id=str(change.author_id), batch_size=FOLLOWER_BATCH_SIZE),
+            timeout=self.stream_timeout,
+        )
+        feed = FollowerFeed(followers_call, op, change.post_id, change.author_id)
+        try:
+            reply = await clients.timeline().DeliverEntries(feed.requests(), timeout=self.stream_timeout)
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            if feed.error is not None:
+                # The follower stream failed; report that, not the cancel it caused.
+                raise feed.error from None
+            raise
+        finally:
+            followers_call.cancel()
+        op_name = timeline_pb2.DeliveryOp.Name(op)
+        TIMELINES_DELIVERED.labels(op_name).inc(reply.timelines)
+        log.info("fanned out post", extra={
+            "kind": change.kind,
+            "post_id": change.post_id,
+            "author_id": change.author_id,
+            "followers": feed.followers,
+            "timelines": reply.timelines,
+            "batches": reply.batches,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        })
+
+    # --- graph --------------------------------------------------------------------
+
+    async def _apply_follow(self, change: FollowChange) -> None:
+        if change.follower_id == change.followee_id:
+            return
+        if change.kind == "follow_created":
+            reply = await clients.timeline().BackfillAuthor(
+                timeline_pb2.BackfillAuthorRequest(user_id=change.follower_id, author_id=change.followee_id),
+                timeout=self.timeout,
+            )
+            log.info("backfilled followee", extra={
+                "follower_id": change.follower_id, "followee_id": change.followee_id, "copied": reply.copied})
+        else:
+            reply = await clients.timeline().PurgeAuthor(
+                timeline_pb2.PurgeAuthorRequest(user_id=change.follower_id, author_id=change.followee_id),
+                timeout=self.timeout,
+            )
+            log.info("purged unfollowed author", extra={
+                "follower_id": change.follower_id, "followee_id": change.followee_id, "removed": reply.removed})

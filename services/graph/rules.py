@@ -1,0 +1,58 @@
+"""Pure decisions of the graph service: paging, batch sizes, events. No I/O."""
+from __future__ import annotations
+
+import datetime
+from typing import Iterable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from aviary.events.v1 import events_pb2
+from services.kit.errors import invalid_argument
+
+DEFAULT_STREAM_BATCH = 1000
+MAX_STREAM_BATCH = 5000
+INT32_MAX = 2**31 - 1
+
+
+def split_page(ids_after_cursor: list[int], size: int) -> tuple[list[int], int | None]:
+    """Given up to size+1 ids read after the cursor: (this page, last id when more follow).
+
+    Reading one extra row tells whether a next page exists without a second query.
+    """
+    page = ids_after_cursor[:size]
+    has_more = len(ids_after_cursor) > size and bool(page)
+    return page, (page[-1] if has_more else None)
+
+
+def stream_batch_size(value: int) -> int:
+    if value < 0:
+        raise invalid_argument("batch_size", f"must be between 0 and {MAX_STREAM_BATCH}, got {value}")
+    return DEFAULT_STREAM_BATCH if value == 0 else min(value, MAX_STREAM_BATCH)
+
+
+def in_id_order(items_by_id: dict[int, object], ids: Iterable[int]) -> list:
+    """Items in the order of `ids`, skipping ids without an item."""
+    return [items_by_id[i] for i in ids if i in items_by_id]
+
+
+def is_celebrity(follower_count: int, threshold: int) -> bool:
+    return follower_count > threshold
+
+
+def as_int32(count: int) -> int:
+    # Counters can dip below zero after a crash mid-unfollow; never show that.
+    return max(0, min(count, INT32_MAX))
+
+
+def follow_event(event_id: int, follower: int, followee: int, created: bool, now: datetime.datetime) -> tuple[int, bytes, bytes]:
+    """(event id, Kafka key, payload) of a GraphEvent; keyed by follower so one user's changes stay ordered."""
+    occur = Timestamp()
+    occur.FromDatetime(now)
+    event = events_pb2.GraphEvent(event_id=event_id, occur_time=occur)
+    if created:
+        event.follow_created.follower_id = follower
+        event.follow_created.followee_id = followee
+    else:
+        event.follow_removed.follower_id = follower
+        event.follow_removed.followee_id = followee
+    return event_id, str(follower).encode(), event.SerializeToString()
