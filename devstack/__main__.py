@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--backends", action="store_true", help="redis, postgres, kafka, cassandra")
         p.add_argument("--group", action="append", help="select a component group (repeatable)")
         p.add_argument("names", nargs="*", help="component names (default: all registered)")
+    sub.choices["up"].add_argument("--no-seed", action="store_true", help="do not seed the demo data")
+    sub.choices["status"].add_argument("--check", action="store_true",
+                                       help="exit non-zero unless every selected component is ready")
     p = sub.add_parser("down", help="stop everything devstack started (or the named components)")
     p.add_argument("names", nargs="*")
     sub.add_parser("reset", help="down + delete .devstack/data")
@@ -37,7 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         ok = proc.up(comps)
         proc.say(f"up: {'all ready' if ok else 'FAILED'} in {time.monotonic() - t0:.1f}s")
-        return 0 if ok else 1
+        if not ok:
+            return 1
+        whole_stack = not args.names and not args.group and not args.backends
+        if whole_stack and not args.no_seed:
+            from . import seed
+            seed.seed_demo()
+            seed.print_examples()
+        return 0
     if args.cmd == "status":
         comps = _selection(args)
         known = {c.name for c in comps}
@@ -47,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
                 if name not in known:
                     info = proc.read_pidinfo(name) or {}
                     comps.append(proc.Component(name=name, argv=[], port=info.get("port")))
-        for st in proc.status(comps):
+        statuses = proc.status(comps)
+        for st in statuses:
             print(st.line())
+        if args.check:
+            return 0 if statuses and all(st.ready for st in statuses) else 1
         return 0
     if args.cmd == "down":
         proc.down(args.names or None)

@@ -320,9 +320,34 @@ def wait_ready(comp: Component, timeout: float | None = None) -> float:
         delay = min(delay * 1.5, 1.0)
 
 
+class _FileLock:
+    """flock on .devstack/run/<name>.lock so concurrent `up`s do not start a component twice."""
+
+    def __init__(self, name: str):
+        self.path = config.RUN / f"{name}.lock"
+
+    def __enter__(self):
+        import fcntl
+        config.RUN.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # releases the lock
+
+
 def ensure_up(comp: Component) -> str:
-    """Start comp if needed, wait until ready, run post_ready.  Returns a one-line summary."""
+    """Start comp if needed, wait until ready, run post_ready.  Returns a one-line summary.
+    Safe to call concurrently from several processes (per-component file lock)."""
     t0 = time.monotonic()
+    with _FileLock(comp.name):
+        waited = time.monotonic() - t0
+        msg = _ensure_up(comp, t0)
+    return msg + (f" (waited {waited:.1f}s for another devstack process)" if waited > 0.5 else "")
+
+
+def _ensure_up(comp: Component, t0: float) -> str:
     pid = running_pid(comp)
     if pid and check_ready(comp):
         what = f"already running (pid {pid})"

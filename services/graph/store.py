@@ -62,6 +62,8 @@ class GraphStore:
     # -- lifecycle -------------------------------------------------------
 
     async def start(self) -> None:
+        """Connects, creates keyspace and tables, prepares statements; safe to call again after a failure."""
+        await self._shutdown_session()
         self._session = await cql.connect(self.settings)
         await cql.ensure_keyspace(self._session, KEYSPACE, self.settings.cassandra_rf)
         await cql.apply_schema(self._session, [*_TABLES, *outbox_schema(KEYSPACE)])
@@ -73,8 +75,12 @@ class GraphStore:
     async def stop(self) -> None:
         await self.producer.close()
         await self.redis.aclose()
+        await self._shutdown_session()
+
+    async def _shutdown_session(self) -> None:
         if self._session is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._session.cluster.shutdown)
+            session, self._session = self._session, None
+            await asyncio.get_running_loop().run_in_executor(None, session.cluster.shutdown)
 
     async def _prepare_all(self) -> None:
         ks = KEYSPACE

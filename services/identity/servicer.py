@@ -41,7 +41,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     # -- lifecycle -------------------------------------------------------
 
     async def start(self) -> None:
-        await self.store.start()
+        await _retry_while_unreachable(self.store.start, "postgresql")
         await self.passwords.start()
         try:
             self._token_issuer()
@@ -173,6 +173,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             if isinstance(result, BaseException):
                 raise result
         return stats.follower_count, stats.following_count, posts.post_count
+
+
+async def _retry_while_unreachable(connect, what: str, deadline_seconds: float = 120.0) -> None:
+    """Runs `connect` until it succeeds: on a fresh machine the database may still be starting."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + deadline_seconds
+    delay = 0.5
+    while True:
+        try:
+            return await connect()
+        except Exception as exc:
+            if loop.time() + delay > give_up:
+                raise
+            log.warning("backend not reachable yet; retrying", extra={"backend": what, "error": str(exc)[:300]})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _username_taken(username: str):

@@ -70,7 +70,19 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def start(self) -> None:
         self.store = TimelineStore(self.settings)
-        await self.store.ping()
+        await self._wait_for_redis()
+
+    async def _wait_for_redis(self, attempts: int = 30) -> None:
+        # Backends may still be starting next to us; serve only once Redis answers.
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.store.ping()
+                return
+            except Exception:
+                if attempt == attempts:
+                    raise
+                log.warning("redis not reachable yet; retrying", extra={"attempt": attempt})
+                await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         if self._cleanups:

@@ -1,0 +1,100 @@
+"""Registers Aviary's own processes: the gRPC services (tier 1) and Envoy (tier 2).
+
+Before the services start: the JWT key pair exists and the Kafka topics exist.
+Before Envoy starts: the descriptor set is built and envoy.yaml rendered.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from . import config
+from .proc import Component, http_check, python_service
+from .registry import register
+
+SERVICE_PORTS = {"identity": 50051, "graph": 50052, "posts": 50053, "timeline": 50054, "fanout": 50055}
+ENVOY_PORT = config.env_int("ENVOY_PORT", 8080)
+ENVOY_ADMIN_PORT = config.env_int("ENVOY_ADMIN_PORT", 9901)
+# Low on purpose so the small demo has a celebrity; production default is 10,000.
+FANOUT_THRESHOLD = os.environ.get("AVIARY_FANOUT_THRESHOLD", "3")
+KEYS_DIR = config.STATE / "keys"
+
+
+def service_env() -> dict[str, str]:
+    """The environment every service gets: where the backends and peers are."""
+    env = {
+        "AVIARY_STATE_DIR": str(config.STATE),
+        "AVIARY_REDIS_URL": f"redis://{config.HOST}:{config.REDIS_PORT}/0",
+        "AVIARY_PG_DSN": (
+            f"postgresql+psycopg://{config.PG_USER}:{config.PG_PASSWORD}@{config.HOST}:{config.PG_PORT}/{config.PG_DATABASE}"
+        ),
+        "AVIARY_KAFKA_BOOTSTRAP": f"{config.HOST}:{config.KAFKA_PORT}",
+        "AVIARY_CASSANDRA_HOSTS": config.HOST,
+        "AVIARY_CASSANDRA_PORT": str(config.CASSANDRA_PORT),
+        "AVIARY_FANOUT_THRESHOLD": FANOUT_THRESHOLD,
+    }
+    for name, port in SERVICE_PORTS.items():
+        env[f"AVIARY_{name.upper()}_ADDR"] = f"{config.HOST}:{port}"
+    return env
+
+
+def _prepare_shared() -> None:
+    from services.kit.auth import ensure_keys
+    from services.kit.kafka import TOPICS
+
+    from .backends import ensure_topics
+
+    ensure_keys(KEYS_DIR)
+    ensure_topics(dict(TOPICS))
+
+
+def _service(name: str, worker_id: int) -> Component:
+    comp = python_service(
+        name,
+        f"services.{name}",
+        port=SERVICE_PORTS[name],
+        env={**service_env(), "AVIARY_WORKER_ID": str(worker_id)},
+        ready_timeout=90.0,
+    )
+    comp.prepare = _prepare_shared
+    return comp
+
+
+def _prepare_envoy() -> None:
+    from .edge import build_descriptor, render_config
+
+    conf = config.CONF / "envoy"
+    descriptor = conf / "aviary.pb"
+    build_descriptor(descriptor)
+    render_config(
+        conf / "envoy.yaml",
+        port=ENVOY_PORT,
+        admin_port=ENVOY_ADMIN_PORT,
+        descriptor=descriptor,
+        jwks=KEYS_DIR / "jwks.json",
+        access_log=config.LOGS / "envoy-access.log",
+        service_ports=SERVICE_PORTS,
+    )
+
+
+def _envoy_binary() -> str:
+    return str(Path(sys.executable).parent / "envoy")
+
+
+envoy = Component(
+    name="envoy",
+    argv=lambda: [
+        _envoy_binary(), "-c", str(config.CONF / "envoy" / "envoy.yaml"),
+        "--disable-hot-restart", "--log-level", "warn", "--concurrency", "2",
+    ],
+    port=ENVOY_PORT,
+    extra_ports=(ENVOY_ADMIN_PORT,),
+    prepare=_prepare_envoy,
+    ready=http_check(f"http://{config.HOST}:{ENVOY_PORT}/healthz"),
+    ready_timeout=30.0,
+    tier=2,
+    group="edge",
+)
+
+register(*(_service(name, worker_id=i + 1) for i, name in enumerate(SERVICE_PORTS)), envoy)

@@ -1,0 +1,1 @@
+"""graph: follow edges, counts and the celebrity flag (Cassandra keyspace `aviary_graph` + Redis)."""

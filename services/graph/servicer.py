@@ -1,0 +1,182 @@
+"""GraphService: follow edges, counts, the celebrity flag, and follower streams for fanout."""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+
+import grpc
+
+from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
+from aviary.identity.v1 import identity_pb2
+from services.graph import rules
+from services.graph.store import GraphStore
+from services.kit import clients
+from services.kit.auth import caller_id
+from services.kit.config import Settings
+from services.kit.errors import invalid_argument, not_found, unavailable
+from services.kit.ids import MAX_ID, IdGenerator, parse_id
+from services.kit.paging import encode_token, int_cursor, page_size
+
+log = logging.getLogger(__name__)
+
+
+class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = GraphStore(settings)
+        self.ids = IdGenerator(settings.worker_id)
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        # On a fresh machine Cassandra may still be starting: retry for a while.
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 120.0
+        delay = 0.5
+        while True:
+            try:
+                return await self.store.start()
+            except Exception as exc:
+                if loop.time() + delay > give_up:
+                    raise
+                log.warning("cassandra not reachable yet; retrying", extra={"error": str(exc)[:300]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def stop(self) -> None:
+        await clients.close_all()
+        await self.store.stop()
+
+    async def relay_outbox(self) -> None:
+        """Background job: publishes stored graph events to Kafka."""
+        assert self.store.outbox is not None, "start() runs before background jobs"
+        await self.store.outbox.relay_forever()
+
+    # -- follow / unfollow -------------------------------------------------
+
+    async def FollowUser(self, request, context):
+        follower = caller_id(context)
+        followee = parse_id(request.user_id, "user_id")
+        if followee == follower:
+            raise invalid_argument("user_id", "you cannot follow yourself")
+        await self._require_user(followee)
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        created, since = await self.store.claim_follow(follower, followee, now)
+        if created:
+            event = rules.follow_event(self.ids.next_id(), follower, followee, True, now)
+            await self.store.commit_follower_row(follower, followee, since, event)
+            await self.store.adjust_counts(follower, followee, +1)
+            await self._refresh_celebrity(followee)
+            self.store.outbox.notify()
+            log.info("follow created", extra={"follower_id": follower, "followee_id": followee})
+        else:
+            # The edge was already claimed; re-writing the reverse row repairs a
+            # crash between the two writes. Counts and events stay untouched.
+            await self.store.put_follower_row(follower, followee, since)
+        return graph_pb2.FollowUserResponse(
+            follower_id=str(follower), followee_id=str(followee), following=True, created=created
+        )
+
+    async def UnfollowUser(self, request, context):
+        follower = caller_id(context)
+        followee = parse_id(request.user_id, "user_id")
+        if followee == follower:
+            raise invalid_argument("user_id", "you cannot unfollow yourself")
+        await self._require_user(followee)
+
+        removed = await self.store.release_follow(follower, followee)
+        if removed:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            event = rules.follow_event(self.ids.next_id(), follower, followee, False, now)
+            await self.store.commit_follower_removal(follower, followee, event)
+            await self.store.adjust_counts(follower, followee, -1)
+            await self._refresh_celebrity(followee)
+            self.store.outbox.notify()
+            log.info("follow removed", extra={"follower_id": follower, "followee_id": followee})
+        else:
+            await self.store.drop_follower_row(follower, followee)
+        return graph_pb2.UnfollowUserResponse(
+            follower_id=str(follower), followee_id=str(followee), following=False, removed=removed
+        )
+
+    async def _refresh_celebrity(self, user_id: int) -> None:
+        followers, _ = await self.store.counts(user_id)
+        await self.store.set_celebrity(user_id, rules.is_celebrity(followers, self.settings.fanout_threshold))
+
+    # -- lists ---------------------------------------------------------------
+
+    async def ListFollowers(self, request, context):
+        users, token = await self._list_page(request, context, self.store.followers_after)
+        return graph_pb2.ListFollowersResponse(users=users, next_page_token=token)
+
+    async def ListFollowing(self, request, context):
+        users, token = await self._list_page(request, context, self.store.following_after)
+        return graph_pb2.ListFollowingResponse(users=users, next_page_token=token)
+
+    async def _list_page(self, request, context, read_after):
+        subject = self._subject(request.user_id, context)
+        size = page_size(request.page_size)
+        after = int_cursor(request.page_token, "after") or 0
+        if after > MAX_ID:
+            raise invalid_argument("page_token", "is malformed; pass back next_page_token unchanged")
+        # Keyset paging on the clustering column: a walk neither skips nor
+        # repeats even while edges are added or removed.
+        page, last = rules.split_page(await read_after(subject, after, size + 1), size)
+        found = await self._users([subject, *page])
+        if subject not in found:
+            raise not_found(f"user {subject} does not exist")
+        token = encode_token({"after": last}) if last is not None else ""
+        return rules.in_id_order(found, page), token
+
+    # -- internal reads ------------------------------------------------------
+
+    async def GetFollowStats(self, request, context):
+        user_id = self._subject(request.user_id, context)
+        followers, following = await self.store.counts(user_id)
+        return graph_pb2.FollowStats(
+            user_id=str(user_id),
+            follower_count=rules.as_int32(followers),
+            following_count=rules.as_int32(following),
+            celebrity=rules.is_celebrity(followers, self.settings.fanout_threshold),
+        )
+
+    async def ListFollowedCelebrities(self, request, context):
+        user_id = parse_id(request.user_id, "user_id")
+        # Hot path of every home-timeline read: one CQL query + one Redis command.
+        followees = await self.store.following_ids(user_id)
+        return graph_pb2.ListFollowedCelebritiesResponse(celebrity_ids=await self.store.celebrities_among(followees))
+
+    async def StreamFollowers(self, request, context):
+        user_id = parse_id(request.user_id, "user_id")
+        batch_size = rules.stream_batch_size(request.batch_size)
+        after = 0
+        while True:
+            ids = await self.store.followers_after(user_id, after, batch_size)
+            if ids:
+                yield graph_pb2.FollowerBatch(follower_ids=ids)
+            if len(ids) < batch_size:
+                return
+            after = ids[-1]
+
+    # -- helpers -------------------------------------------------------------
+
+    def _subject(self, user_id: str, context) -> int:
+        return caller_id(context) if user_id == "me" else parse_id(user_id, "user_id")
+
+    async def _require_user(self, user_id: int) -> None:
+        if user_id not in await self._users([user_id]):
+            raise not_found(f"user {user_id} does not exist")
+
+    async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
+        """Summaries from identity by id; ids identity does not know are absent."""
+        try:
+            response = await clients.identity().BatchGetUsers(
+                identity_pb2.BatchGetUsersRequest(user_ids=[str(i) for i in user_ids]),
+                timeout=self.settings.rpc_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("identity lookup failed", extra={"code": exc.code().name, "details": exc.details()})
+            raise unavailable(f"cannot look users up right now (identity service: {exc.code().name}); try again") from exc
+        return {int(u.id): u for u in response.users}

@@ -1,0 +1,1 @@
+"""posts: posts, per-author post lists, tombstones and their outbox events (Cassandra)."""

@@ -1,0 +1,275 @@
+"""PostsService: validation, orchestration and error mapping.
+
+Storage lives in store.py, text rules in text.py. The write paths follow one
+pattern: validate everything, then one LOGGED batch holding the state change
+and its outbox event, then the best-effort follow-ups (counter, relay wake-up,
+hydration) that must never turn a durable write into an error.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+import grpc
+from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
+from cassandra.cluster import NoHostAvailable
+from google.protobuf import empty_pb2
+
+from aviary.identity.v1 import identity_pb2
+from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
+from services.kit import auth, clients, ids, kafka, paging
+from services.kit.config import Settings
+from services.kit.errors import (
+    failed_precondition,
+    invalid_argument,
+    not_found,
+    permission_denied,
+    unavailable,
+)
+from services.posts import text as post_text
+from services.posts.cache import PostCache
+from services.posts.model import PostRecord, to_proto
+from services.posts.store import PostStore, TombstoneResult
+
+log = logging.getLogger(__name__)
+
+MAX_MEDIA = 4
+MAX_PRODUCTS = 10
+MAX_BATCH_GET = 200
+
+_STORE_ERRORS = (Unavailable, Timeout, CoordinationFailure, OperationTimedOut, NoHostAvailable)
+
+
+def _store_errors_as_unavailable(method):
+    """Cassandra outages reach clients as UNAVAILABLE (retryable), not INTERNAL."""
+
+    @functools.wraps(method)
+    async def call(self, request, context):
+        try:
+            return await method(self, request, context)
+        except _STORE_ERRORS as exc:
+            log.warning("posts store unavailable", extra={"method": method.__name__, "error": repr(exc)})
+            raise unavailable("posts storage is temporarily unavailable; try again") from exc
+
+    return call
+
+
+class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = PostStore(settings)
+        self.ids = ids.IdGenerator(settings.worker_id)
+        # Only the relay uses the producer; request paths never touch Kafka.
+        self.producer = kafka.Producer(settings.kafka_bootstrap)
+        self.cache = PostCache()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.start(self.producer)
+
+    async def stop(self) -> None:
+        await self.producer.close()
+        await self.store.stop()
+        await clients.close_all()
+
+    async def relay(self) -> None:
+        """Background job: publishes stored outbox events to Kafka, forever."""
+        await _ensure_topics(self.settings.kafka_bootstrap)
+        await self.store.outbox.relay_forever()
+
+    # -- RPCs ---------------------------------------------------------------
+
+    @_store_errors_as_unavailable
+    async def CreatePost(self, request: posts_pb2.CreatePostRequest, context) -> posts_pb2.Post:
+        author_id = auth.caller_id(context)
+        body = post_text.normalize_text(request.text)
+        media_ids = ids.parse_ids(request.media_ids, "media_ids", max_items=MAX_MEDIA)
+        product_ids = ids.parse_ids(request.product_ids, "product_ids", max_items=MAX_PRODUCTS)
+        reply_to_id = ids.parse_optional_id(request.reply_to_id, "reply_to_id")
+        repost_of_id = ids.parse_optional_id(request.repost_of_id, "repost_of_id")
+        if reply_to_id and repost_of_id:
+            raise invalid_argument("repost_of_id", "cannot be set together with reply_to_id")
+        if reply_to_id:
+            await self._require_live_post(reply_to_id, "reply_to_id")
+        if repost_of_id:
+            await self._require_live_post(repost_of_id, "repost_of_id")
+
+        post_id = self.ids.next_id()
+        record = PostRecord(
+            post_id=post_id,
+            author_id=author_id,
+            text=body,
+            # The id already carries the creation time; one clock, one truth.
+            created_at_ms=ids.timestamp_ms(post_id),
+            media_ids=tuple(media_ids),
+            product_ids=tuple(product_ids),
+            reply_to_id=reply_to_id,
+            repost_of_id=repost_of_id,
+            hashtags=tuple(post_text.extract_hashtags(body)),
+            mentions=tuple(post_text.extract_mentions(body)),
+        )
+        await self.store.create(record, event_id=self.ids.next_id())
+        # Durable from here on: nothing below may fail the call.
+        log.info("post created", extra={"post_id": post_id, "author_id": author_id})
+        await self._count_post(author_id, +1)
+        self.store.outbox.notify()
+        users = await self._users_or_empty([author_id])
+        return to_proto(record, users.get(author_id))
+
+    @_store_errors_as_unavailable
+    async def GetPost(self, request: posts_pb2.GetPostRequest, context) -> posts_pb2.Post:
+        post_id = ids.parse_id(request.post_id, "post_id")
+        viewer_id = auth.optional_caller_id(context)
+        posts = await self._hydrate(await self._live_records([post_id]), viewer_id)
+        if not posts:
+            raise not_found(f"post {post_id} does not exist")
+        return posts[0]
+
+    @_store_errors_as_unavailable
+    async def DeletePost(self, request: posts_pb2.DeletePostRequest, context) -> empty_pb2.Empty:
+        caller = auth.caller_id(context)
+        post_id = ids.parse_id(request.post_id, "post_id")
+        record = await self.store.get(post_id)
+        if record is None or (record.deleted and record.author_id != caller):
+            raise not_found(f"post {post_id} does not exist")
+        if record.author_id != caller:
+            raise permission_denied("you can only delete your own posts")
+
+        outcome = TombstoneResult.ALREADY_DELETED if record.deleted else await self.store.tombstone(post_id)
+        self.cache.invalidate(post_id)
+        if outcome == TombstoneResult.MISSING:
+            raise not_found(f"post {post_id} does not exist")
+        if outcome == TombstoneResult.APPLIED:
+            await self._finish_delete(caller, post_id)
+            await self._count_post(caller, -1)
+            log.info("post deleted", extra={"post_id": post_id, "author_id": caller})
+        elif await self.store.in_author_list(caller, post_id):
+            # An earlier delete tombstoned the post but stopped before its
+            # batch; this retry completes it (the counter is not touched
+            # again: whether it was decremented cannot be known).
+            await self._finish_delete(caller, post_id)
+            log.info("post delete completed on retry", extra={"post_id": post_id, "author_id": caller})
+        return empty_pb2.Empty()
+
+    @_store_errors_as_unavailable
+    async def ListUserPosts(self, request: posts_pb2.ListUserPostsRequest, context) -> posts_pb2.ListUserPostsResponse:
+        if request.user_id == "me":
+            user_id = auth.caller_id(context)
+            viewer_id = user_id
+        else:
+            user_id = ids.parse_id(request.user_id, "user_id")
+            viewer_id = auth.optional_caller_id(context)
+        size = paging.page_size(request.page_size)
+        before = paging.int_cursor(request.page_token, "before")
+
+        users = await self._users([user_id])
+        if user_id not in users:
+            raise not_found(f"user {user_id} does not exist")
+        post_ids = await self.store.author_post_ids(user_id, before, size + 1)
+        page = post_ids[:size]
+        records = await self._live_records(page)
+        posts = await self._hydrate(records, viewer_id, known_users=users)
+        next_token = paging.encode_token({"before": page[-1]}) if len(post_ids) > size else ""
+        return posts_pb2.ListUserPostsResponse(posts=posts, next_page_token=next_token)
+
+    @_store_errors_as_unavailable
+    async def BatchGetPosts(self, request: posts_pb2.BatchGetPostsRequest, context) -> posts_pb2.BatchGetPostsResponse:
+        post_ids = ids.parse_ids(request.post_ids, "post_ids", max_items=MAX_BATCH_GET)
+        viewer_id = ids.parse_optional_id(request.viewer_id, "viewer_id") or None
+        # A repeated id is read and returned once, at its first position.
+        unique_ids = list(dict.fromkeys(post_ids))
+        posts = await self._hydrate(await self._live_records(unique_ids), viewer_id)
+        return posts_pb2.BatchGetPostsResponse(posts=posts)
+
+    @_store_errors_as_unavailable
+    async def GetAuthorStats(self, request: posts_pb2.GetAuthorStatsRequest, context) -> posts_pb2.AuthorStats:
+        if request.user_id == "me":
+            user_id = auth.caller_id(context)
+        else:
+            user_id = ids.parse_id(request.user_id, "user_id")
+        count = await self.store.post_count(user_id)
+        return posts_pb2.AuthorStats(user_id=str(user_id), post_count=count)
+
+    # -- helpers ------------------------------------------------------------
+
+    async def _require_live_post(self, post_id: int, field: str) -> None:
+        record = await self.store.get(post_id)
+        if record is None:
+            raise not_found(f"post {post_id} does not exist")
+        if record.deleted:
+            raise failed_precondition(f"{field}: post {post_id} was deleted")
+
+    async def _live_records(self, post_ids: list[int]) -> list[PostRecord]:
+        """Live posts among post_ids, in the given order; cache first, then one read each."""
+        cached = {post_id: self.cache.get(post_id) for post_id in post_ids}
+        missing = [post_id for post_id, record in cached.items() if record is None]
+        if missing:
+            read_started = self.cache.now()
+            for record in await self.store.get_many(missing):
+                if record is not None:
+                    cached[record.post_id] = record
+                    self.cache.put(record, read_started)
+        return [r for r in (cached.get(post_id) for post_id in post_ids) if r is not None and not r.deleted]
+
+    async def _hydrate(
+        self,
+        records: list[PostRecord],
+        viewer_id: int | None,
+        known_users: dict[int, identity_pb2.User] | None = None,
+    ) -> list[posts_pb2.Post]:
+        """Posts with author summaries: one identity call for all authors.
+
+        viewer_id is for per-viewer fields (liked_by_me) once engagement exists.
+        """
+        if not records:
+            return []
+        users = dict(known_users or {})
+        wanted = [a for a in dict.fromkeys(r.author_id for r in records) if a not in users]
+        if wanted:
+            users.update(await self._users_or_empty(wanted))
+        return [to_proto(record, users.get(record.author_id)) for record in records]
+
+    async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
+        """User summaries by id from identity; UNAVAILABLE when it cannot answer."""
+        try:
+            response = await clients.identity().BatchGetUsers(
+                identity_pb2.BatchGetUsersRequest(user_ids=[str(u) for u in user_ids]),
+                timeout=self.settings.rpc_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("identity BatchGetUsers failed", extra={"code": exc.code().name, "details": exc.details()})
+            raise unavailable("the identity service is unavailable; try again") from exc
+        return {int(user.id): user for user in response.users}
+
+    async def _users_or_empty(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
+        # Posts stay readable while identity is down; they just lack the
+        # author summary (author_id is always set).
+        try:
+            return await self._users(user_ids)
+        except Exception:
+            return {}
+
+    async def _count_post(self, author_id: int, delta: int) -> None:
+        try:
+            await self.store.count_post(author_id, delta)
+        except Exception:
+            # The post change is committed; a lost counter update is only a
+            # slightly wrong number, not a reason to fail the call.
+            log.warning("author_stats update failed", extra={"author_id": author_id, "delta": delta}, exc_info=True)
+
+    async def _finish_delete(self, author_id: int, post_id: int) -> None:
+        event_id = self.ids.next_id()
+        await self.store.finish_delete(author_id, post_id, event_id, ids.timestamp_ms(event_id))
+        self.store.outbox.notify()
+
+
+async def _ensure_topics(bootstrap: str) -> None:
+    """Creates the posts topic if missing; a Kafka outage only delays it."""
+    try:
+        await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(kafka.ensure_topics, bootstrap, {kafka.POSTS_TOPIC: kafka.TOPICS[kafka.POSTS_TOPIC]})
+        )
+    except Exception as exc:
+        log.warning("could not ensure Kafka topics; the relay keeps retrying", extra={"error": repr(exc)})

@@ -1,0 +1,452 @@
+"""posts against the real stack: identity + posts processes over gRPC, Cassandra, Kafka.
+
+Every test signs up its own fresh users (t_<hex> usernames), so it never sees
+other tests' or the demo's data. Eventual effects (Kafka) are polled with a
+deadline instead of slept for.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kafka import KafkaConsumer, TopicPartition
+
+from aviary.events.v1 import events_pb2
+from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
+from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
+from services.kit import ids
+from services.kit.config import load_settings, service_addr
+from services.kit.kafka import POSTS_TOPIC, TOPICS, ensure_topics
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"
+RPC_TIMEOUT = 15.0
+
+
+# -- plumbing ---------------------------------------------------------------------
+
+
+def _wait_serving(addr: str, deadline_s: float = 30.0) -> grpc.Channel:
+    channel = grpc.insecure_channel(addr)
+    health = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + deadline_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                return channel
+            last = status
+        except grpc.RpcError as exc:
+            last = exc.code()
+        time.sleep(0.2)
+    channel.close()
+    pytest.fail(f"service at {addr} is not serving (last: {last}); start it first")
+
+
+@pytest.fixture(scope="module")
+def identity():
+    channel = _wait_serving(service_addr("identity"))
+    yield identity_pb2_grpc.IdentityServiceStub(channel)
+    channel.close()
+
+
+@pytest.fixture(scope="module")
+def posts():
+    channel = _wait_serving(service_addr("posts"))
+    yield posts_pb2_grpc.PostsServiceStub(channel)
+    channel.close()
+
+
+class Account:
+    def __init__(self, user: identity_pb2.User, token: str) -> None:
+        self.id = user.id
+        self.username = user.username
+        self.auth = (("authorization", f"Bearer {token}"),)
+
+
+def sign_up(identity) -> Account:
+    username = f"t_{secrets.token_hex(4)}"
+    resp = identity.CreateAccount(
+        identity_pb2.CreateAccountRequest(username=username, password=PASSWORD), timeout=RPC_TIMEOUT
+    )
+    return Account(resp.user, resp.access_token)
+
+
+def create(posts, author: Account, text: str = "hello", **fields) -> posts_pb2.Post:
+    return posts.CreatePost(posts_pb2.CreatePostRequest(text=text, **fields), metadata=author.auth, timeout=RPC_TIMEOUT)
+
+
+def delete(posts, who: Account, post_id: str) -> None:
+    posts.DeletePost(posts_pb2.DeletePostRequest(post_id=post_id), metadata=who.auth, timeout=RPC_TIMEOUT)
+
+
+def get(posts, post_id: str) -> posts_pb2.Post:
+    return posts.GetPost(posts_pb2.GetPostRequest(post_id=post_id), timeout=RPC_TIMEOUT)
+
+
+def list_page(posts, user_id: str, page_size: int = 0, page_token: str = "", metadata=()):
+    return posts.ListUserPosts(
+        posts_pb2.ListUserPostsRequest(user_id=user_id, page_size=page_size, page_token=page_token),
+        metadata=metadata,
+        timeout=RPC_TIMEOUT,
+    )
+
+
+def own_post_ids(posts, author: Account) -> list[str]:
+    return [p.id for p in list_page(posts, author.id, page_size=100).posts]
+
+
+def post_count(posts, author: Account) -> int:
+    return posts.GetAuthorStats(posts_pb2.GetAuthorStatsRequest(user_id=author.id), timeout=RPC_TIMEOUT).post_count
+
+
+def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+# -- create / get / delete --------------------------------------------------------------
+
+
+def test_create_get_delete_round_trip(identity, posts):
+    author = sign_up(identity)
+    before_ms = int(time.time() * 1000)
+    created = create(posts, author, "Hello #World and #world2 from @Bob_1 #WORLD", media_ids=["11", "12"],
+                     product_ids=["9000000000000000001"])
+    assert created.id.isdigit() and created.author_id == author.id
+    assert created.author.username == author.username and created.author.id == author.id
+    assert created.text == "Hello #World and #world2 from @Bob_1 #WORLD"
+    assert list(created.hashtags) == ["world", "world2"]
+    assert list(created.mentions) == ["bob_1"]
+    assert list(created.media_ids) == ["11", "12"] and list(created.product_ids) == ["9000000000000000001"]
+    assert created.reply_to_id == "" and created.repost_of_id == ""
+    created_ms = created.created_at.ToMilliseconds()
+    assert created_ms == ids.timestamp_ms(int(created.id))
+    assert before_ms - 5_000 <= created_ms <= int(time.time() * 1000) + 5_000
+
+    fetched = get(posts, created.id)
+    assert fetched == created
+    assert own_post_ids(posts, author) == [created.id]
+    assert post_count(posts, author) == 1
+
+    delete(posts, author, created.id)
+    err = rpc_error(get, posts, created.id)
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert err.details() == f"post {created.id} does not exist"
+    assert own_post_ids(posts, author) == []
+    assert post_count(posts, author) == 0
+
+
+def test_deleting_someone_elses_post_is_denied_and_keeps_it(identity, posts):
+    author, other = sign_up(identity), sign_up(identity)
+    created = create(posts, author, "mine")
+    err = rpc_error(delete, posts, other, created.id)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert err.details() == "you can only delete your own posts"
+    assert get(posts, created.id).id == created.id
+    assert own_post_ids(posts, author) == [created.id]
+
+
+def test_deleting_twice_is_ok_and_counts_once(identity, posts):
+    author, other = sign_up(identity), sign_up(identity)
+    keep = create(posts, author, "stays")
+    gone = create(posts, author, "goes")
+    assert post_count(posts, author) == 2
+    delete(posts, author, gone.id)
+    delete(posts, author, gone.id)
+    assert post_count(posts, author) == 1
+    assert own_post_ids(posts, author) == [keep.id]
+    # To anyone else a deleted post simply does not exist.
+    assert rpc_error(delete, posts, other, gone.id).code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_unknown_post_is_not_found(identity, posts):
+    author = sign_up(identity)
+    unknown = "123456789"
+    assert rpc_error(get, posts, unknown).code() == grpc.StatusCode.NOT_FOUND
+    err = rpc_error(delete, posts, author, unknown)
+    assert err.code() == grpc.StatusCode.NOT_FOUND and unknown in err.details()
+
+
+# -- bad input writes nothing --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "text: must not be empty"),
+        ("   \n\t ", "text: must not be empty"),
+        ("x" * 281, "text: must be at most 280 characters, got 281"),
+        ("é" * 281, "text: must be at most 280 characters, got 281"),
+        ("🐦" * 281, "text: must be at most 280 characters, got 281"),
+    ],
+    ids=["empty", "whitespace", "281-ascii", "281-accented", "281-emoji"],
+)
+def test_invalid_text_is_rejected_and_nothing_written(identity, posts, text, message):
+    author = sign_up(identity)
+    err = rpc_error(create, posts, author, text)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details() == message
+    assert own_post_ids(posts, author) == []
+    assert post_count(posts, author) == 0
+
+
+@pytest.mark.parametrize(
+    "text, stored",
+    [("🐦" * 280, "🐦" * 280), ("漢" * 280, "漢" * 280), ("e\u0301" * 280, "é" * 280)],
+    ids=["emoji", "cjk", "combining-marks"],
+)
+def test_exactly_280_multibyte_characters_are_accepted(identity, posts, text, stored):
+    author = sign_up(identity)
+    created = create(posts, author, text)
+    assert created.text == stored
+    assert get(posts, created.id).text == stored
+
+
+def test_malformed_ids_name_the_field_and_write_nothing(identity, posts):
+    author = sign_up(identity)
+    cases = [
+        (lambda: get(posts, "12x"), "post_id"),
+        (lambda: get(posts, ""), "post_id"),
+        (lambda: delete(posts, author, "-5"), "post_id"),
+        (lambda: create(posts, author, "hi", media_ids=["1", "2", "x"]), "media_ids[2]"),
+        (lambda: create(posts, author, "hi", media_ids=["1"] * 5), "media_ids"),
+        (lambda: create(posts, author, "hi", product_ids=["0"]), "product_ids[0]"),
+        (lambda: create(posts, author, "hi", product_ids=["1"] * 11), "product_ids"),
+        (lambda: create(posts, author, "hi", reply_to_id="abc"), "reply_to_id"),
+        (lambda: create(posts, author, "hi", repost_of_id="99999999999999999999999"), "repost_of_id"),
+        (lambda: create(posts, author, "hi", reply_to_id="1", repost_of_id="2"), "repost_of_id"),
+        (lambda: list_page(posts, "0x10"), "user_id"),
+        (lambda: list_page(posts, author.id, page_token="not-a-token"), "page_token"),
+        (lambda: list_page(posts, author.id, page_size=-1), "page_size"),
+        (lambda: posts.BatchGetPosts(posts_pb2.BatchGetPostsRequest(post_ids=["1", "nope"]), timeout=RPC_TIMEOUT),
+         "post_ids[1]"),
+        (lambda: posts.BatchGetPosts(posts_pb2.BatchGetPostsRequest(post_ids=["1"] * 201), timeout=RPC_TIMEOUT),
+         "post_ids"),
+        (lambda: posts.GetAuthorStats(posts_pb2.GetAuthorStatsRequest(user_id="x"), timeout=RPC_TIMEOUT),
+         "user_id"),
+    ]
+    for call, field in cases:
+        err = rpc_error(call)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, err.details())
+        assert err.details().startswith(f"{field}:"), (field, err.details())
+    assert own_post_ids(posts, author) == []
+    assert post_count(posts, author) == 0
+
+
+def test_missing_or_bad_token_is_unauthenticated(identity, posts):
+    author = sign_up(identity)
+    created = create(posts, author, "exists")
+    no_token = [
+        lambda md: posts.CreatePost(posts_pb2.CreatePostRequest(text="x"), metadata=md, timeout=RPC_TIMEOUT),
+        lambda md: posts.DeletePost(posts_pb2.DeletePostRequest(post_id=created.id), metadata=md, timeout=RPC_TIMEOUT),
+        lambda md: list_page(posts, "me", metadata=md),
+    ]
+    for call in no_token:
+        for metadata in ((), (("authorization", "Bearer not.a.jwt"),), (("authorization", "Basic abc"),)):
+            assert rpc_error(call, metadata).code() == grpc.StatusCode.UNAUTHENTICATED
+    assert own_post_ids(posts, author) == [created.id]
+
+
+# -- replies and reposts --------------------------------------------------------------------
+
+
+def test_reply_and_repost_targets_must_be_live(identity, posts):
+    author, replier = sign_up(identity), sign_up(identity)
+    parent = create(posts, author, "parent")
+    reply = create(posts, replier, "a reply", reply_to_id=parent.id)
+    repost = create(posts, replier, "a repost", repost_of_id=parent.id)
+    assert reply.reply_to_id == parent.id and get(posts, reply.id).reply_to_id == parent.id
+    assert repost.repost_of_id == parent.id and repost.reply_to_id == ""
+
+    err = rpc_error(create, posts, replier, "to nowhere", reply_to_id="424242")
+    assert err.code() == grpc.StatusCode.NOT_FOUND and err.details() == "post 424242 does not exist"
+
+    delete(posts, author, parent.id)
+    err = rpc_error(create, posts, replier, "too late", reply_to_id=parent.id)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.details() == f"reply_to_id: post {parent.id} was deleted"
+    err = rpc_error(create, posts, replier, "too late", repost_of_id=parent.id)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and err.details().startswith("repost_of_id:")
+    assert own_post_ids(posts, replier) == [repost.id, reply.id]
+
+
+# -- listing and batch reads ----------------------------------------------------------------
+
+
+def test_list_user_posts_walks_45_posts_once_newest_first(identity, posts):
+    author = sign_up(identity)
+    created = [create(posts, author, f"post number {i}").id for i in range(45)]
+    seen, token, pages = [], "", 0
+    while True:
+        page = list_page(posts, author.id, page_size=10, page_token=token)
+        pages += 1
+        assert all(p.author.username == author.username for p in page.posts)
+        seen.extend(p.id for p in page.posts)
+        token = page.next_page_token
+        if not token:
+            break
+        assert len(page.posts) == 10
+        assert pages < 10, "paging does not terminate"
+    assert pages == 5
+    assert seen == list(reversed(created))
+    # "me" is the caller; without page_size the default page is 20.
+    mine = list_page(posts, "me", metadata=author.auth)
+    assert [p.id for p in mine.posts] == list(reversed(created))[:20] and mine.next_page_token
+
+
+def test_list_posts_of_unknown_user_is_not_found(identity, posts):
+    err = rpc_error(list_page, posts, "987654321")
+    assert err.code() == grpc.StatusCode.NOT_FOUND and "987654321" in err.details()
+
+
+def test_batch_get_posts_keeps_request_order_and_drops_deleted(identity, posts):
+    ann, ben = sign_up(identity), sign_up(identity)
+    a1, b1, a2, b2, a3 = (create(posts, who, f"p{i}") for i, who in enumerate([ann, ben, ann, ben, ann]))
+    # Warm the (short-lived) post cache, then delete: the delete must still show.
+    asked = [b2.id, a1.id, "777", a3.id, b1.id, a2.id, a1.id]
+    warm = posts.BatchGetPosts(posts_pb2.BatchGetPostsRequest(post_ids=asked), timeout=RPC_TIMEOUT)
+    assert [p.id for p in warm.posts] == [b2.id, a1.id, a3.id, b1.id, a2.id]
+    delete(posts, ann, a3.id)
+
+    resp = posts.BatchGetPosts(posts_pb2.BatchGetPostsRequest(post_ids=asked, viewer_id=ben.id), timeout=RPC_TIMEOUT)
+    assert [p.id for p in resp.posts] == [b2.id, a1.id, b1.id, a2.id]
+    authors = {p.id: p.author.username for p in resp.posts}
+    assert authors == {b2.id: ben.username, a1.id: ann.username, b1.id: ben.username, a2.id: ann.username}
+    assert posts.BatchGetPosts(posts_pb2.BatchGetPostsRequest(), timeout=RPC_TIMEOUT).posts == []
+
+
+# -- events on Kafka ---------------------------------------------------------------------------
+
+
+class PostsTopicReader:
+    """Reads posts.events.v1 from its current end, with a fresh consumer group."""
+
+    def __init__(self) -> None:
+        bootstrap = load_settings().kafka_bootstrap
+        ensure_topics(bootstrap, {POSTS_TOPIC: TOPICS[POSTS_TOPIC]})
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=f"t_posts_{secrets.token_hex(4)}",
+            enable_auto_commit=False,
+        )
+        partitions = self.consumer.partitions_for_topic(POSTS_TOPIC) or set()
+        assert partitions, "posts topic has no partitions"
+        tps = [TopicPartition(POSTS_TOPIC, p) for p in sorted(partitions)]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_end(*tps)
+        for tp in tps:
+            self.consumer.position(tp)  # resolves "end" now, before anything is produced
+        self.records = []
+
+    def wait_for(self, predicate, deadline_s: float = 20.0) -> list:
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            for batch in self.consumer.poll(timeout_ms=250).values():
+                self.records.extend(batch)
+            matches = [r for r in self.records if predicate(_event(r))]
+            if matches:
+                return matches
+        return []
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+def _event(record) -> events_pb2.PostEvent:
+    event = events_pb2.PostEvent()
+    event.ParseFromString(record.value)
+    return event
+
+
+@pytest.fixture
+def topic_reader():
+    reader = PostsTopicReader()
+    yield reader
+    reader.close()
+
+
+def test_created_then_deleted_events_reach_kafka(identity, posts, topic_reader):
+    author = sign_up(identity)
+    post = create(posts, author, "event me #kafka @someone", product_ids=["5"])
+    post_id = int(post.id)
+    created = topic_reader.wait_for(lambda e: e.WhichOneof("kind") == "created" and e.created.post_id == post_id)
+    assert created, "no PostCreated event for the post within 20 s"
+    record = created[0]
+    event = _event(record)
+    assert record.key == author.id.encode("ascii")
+    assert event.event_id > 0 and event.created.author_id == int(author.id)
+    assert event.created.text == "event me #kafka @someone"
+    assert list(event.created.hashtags) == ["kafka"] and list(event.created.mentions) == ["someone"]
+    assert list(event.created.product_ids) == [5]
+    assert event.created.created_at.ToMilliseconds() == post.created_at.ToMilliseconds()
+
+    delete(posts, author, post.id)
+    deleted = topic_reader.wait_for(lambda e: e.WhichOneof("kind") == "deleted" and e.deleted.post_id == post_id)
+    assert deleted, "no PostDeleted event for the post within 20 s"
+    assert _event(deleted[0]).deleted.author_id == int(author.id)
+    # Same key, same partition: the delete comes after the create.
+    assert deleted[0].partition == record.partition and deleted[0].offset > record.offset
+    assert _event(deleted[0]).event_id > event.event_id
+
+
+# -- Kafka is not on the write path ---------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def posts_without_kafka():
+    """A second posts process whose Kafka address leads nowhere."""
+    port, metrics_port, dead_kafka = _free_port(), _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "AVIARY_POSTS_PORT": str(port),
+        "AVIARY_METRICS_PORT": str(metrics_port),
+        "AVIARY_KAFKA_BOOTSTRAP": f"127.0.0.1:{dead_kafka}",
+        "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.posts"], cwd=REPO_ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        channel = _wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        yield posts_pb2_grpc.PostsServiceStub(channel)
+        channel.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_create_post_succeeds_while_kafka_is_unreachable(identity, posts, posts_without_kafka, topic_reader):
+    author = sign_up(identity)
+    started = time.monotonic()
+    created = create(posts_without_kafka, author, "written while Kafka is away")
+    # Reaching for Kafka would block for the producer's 10 s max_block first.
+    assert time.monotonic() - started < 5.0
+    # Durable: the regular posts process reads it back from Cassandra ...
+    assert get(posts, created.id).text == "written while Kafka is away"
+    # ... and the event waits in the shared outbox until a relay that can reach
+    # Kafka (the regular process) publishes it.
+    post_id = int(created.id)
+    published = topic_reader.wait_for(lambda e: e.WhichOneof("kind") == "created" and e.created.post_id == post_id)
+    assert published, "the outbox event was never published"

@@ -1,0 +1,77 @@
+"""Pure decisions of graph: keyset paging, stream batch sizes, events, celebrity rule."""
+import datetime
+
+import grpc
+import pytest
+
+from aviary.events.v1 import events_pb2
+from services.graph import rules
+from services.kit.errors import ApiError
+
+
+def test_split_page_with_more_rows_returns_cursor_at_last_id_of_page():
+    page, last = rules.split_page([10, 20, 30, 40], 3)
+    assert page == [10, 20, 30]
+    assert last == 30
+
+
+def test_split_page_on_last_page_has_no_cursor():
+    assert rules.split_page([10, 20, 30], 3) == ([10, 20, 30], None)
+    assert rules.split_page([10], 3) == ([10], None)
+    assert rules.split_page([], 3) == ([], None)
+
+
+def test_walking_pages_visits_every_id_once():
+    ids = list(range(1, 26))
+    seen, after = [], 0
+    while True:
+        page, last = rules.split_page([i for i in ids if i > after][: 7 + 1], 7)
+        seen.extend(page)
+        if last is None:
+            break
+        after = last
+    assert seen == ids
+
+
+@pytest.mark.parametrize("value,expected", [(0, 1000), (1, 1), (5000, 5000), (9999, 5000)])
+def test_stream_batch_size_defaults_and_caps(value, expected):
+    assert rules.stream_batch_size(value) == expected
+
+
+def test_negative_stream_batch_size_is_invalid_argument():
+    with pytest.raises(ApiError) as err:
+        rules.stream_batch_size(-1)
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.message.startswith("batch_size:")
+
+
+def test_in_id_order_keeps_order_and_drops_unknown_ids():
+    assert rules.in_id_order({3: "c", 1: "a"}, [1, 2, 3]) == ["a", "c"]
+
+
+def test_celebrity_is_strictly_above_threshold():
+    assert not rules.is_celebrity(3, 3)
+    assert rules.is_celebrity(4, 3)
+
+
+def test_as_int32_clamps():
+    assert rules.as_int32(-2) == 0
+    assert rules.as_int32(2**40) == 2**31 - 1
+    assert rules.as_int32(7) == 7
+
+
+def test_follow_event_is_keyed_by_follower_and_round_trips():
+    now = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    event_id, key, payload = rules.follow_event(99, 111, 222, True, now)
+    assert event_id == 99 and key == b"111"
+    event = events_pb2.GraphEvent.FromString(payload)
+    assert event.WhichOneof("kind") == "follow_created"
+    assert (event.follow_created.follower_id, event.follow_created.followee_id) == (111, 222)
+    assert event.occur_time.ToDatetime(tzinfo=datetime.timezone.utc) == now
+
+
+def test_unfollow_event_uses_follow_removed():
+    _, _, payload = rules.follow_event(1, 5, 6, False, datetime.datetime.now(datetime.timezone.utc))
+    event = events_pb2.GraphEvent.FromString(payload)
+    assert event.WhichOneof("kind") == "follow_removed"
+    assert event.follow_removed.followee_id == 6
