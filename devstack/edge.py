@@ -100,12 +100,13 @@ def _clusters(ports: dict[str, int]) -> str:
 
 
 def render_config(out: Path, *, port: int, admin_port: int, descriptor: Path, jwks: Path,
-                  access_log: Path, service_ports: dict[str, int]) -> None:
+                  access_log: Path, service_ports: dict[str, int], gateway_port: int) -> None:
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(f"{fd.package}.{name}" for _, fd, name in PUBLIC_SERVICES)
     text = template.substitute(
         ENVOY_PORT=port,
         ENVOY_ADMIN_PORT=admin_port,
+        GATEWAY_PORT=gateway_port,
         ENVOY_BIND=os.environ.get("ENVOY_BIND", "127.0.0.1"),
         ENVOY_ACCESS_LOG=access_log,
         JWKS_PATH=jwks,

@@ -16,6 +16,7 @@ from .registry import register
 SERVICE_PORTS = {"identity": 50051, "graph": 50052, "posts": 50053, "timeline": 50054, "fanout": 50055}
 ENVOY_PORT = config.env_int("ENVOY_PORT", 8080)
 ENVOY_ADMIN_PORT = config.env_int("ENVOY_ADMIN_PORT", 9901)
+GATEWAY_PORT = config.env_int("AVIARY_GATEWAY_PORT", 8081)
 # Low on purpose so the small demo has a celebrity; production default is 10,000.
 FANOUT_THRESHOLD = os.environ.get("AVIARY_FANOUT_THRESHOLD", "3")
 KEYS_DIR = config.STATE / "keys"
@@ -75,6 +76,7 @@ def _prepare_envoy() -> None:
         jwks=KEYS_DIR / "jwks.json",
         access_log=config.LOGS / "envoy-access.log",
         service_ports=SERVICE_PORTS,
+        gateway_port=GATEWAY_PORT,
     )
 
 
@@ -97,4 +99,17 @@ envoy = Component(
     group="edge",
 )
 
-register(*(_service(name, worker_id=i + 1) for i, name in enumerate(SERVICE_PORTS)), envoy)
+gateway = Component(
+    name="gateway",
+    argv=[sys.executable, "-u", "-m", "gateway"],
+    port=GATEWAY_PORT,
+    env={**service_env(), "AVIARY_GATEWAY_PORT": str(GATEWAY_PORT), "PYTHONUNBUFFERED": "1"},
+    cwd=config.REPO,
+    prepare=_prepare_shared,
+    ready=http_check(f"http://{config.HOST}:{GATEWAY_PORT}/healthz"),
+    ready_timeout=30.0,
+    tier=1,
+    group="services",
+)
+
+register(*(_service(name, worker_id=i + 1) for i, name in enumerate(SERVICE_PORTS)), gateway, envoy)

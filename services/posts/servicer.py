@@ -76,8 +76,14 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
 
     async def relay(self) -> None:
         """Background job: publishes stored outbox events to Kafka, forever."""
-        await _ensure_topics(self.settings.kafka_bootstrap)
-        await self.store.outbox.relay_forever()
+        # Side by side, not first: with Kafka down at startup, creating the
+        # topic can hang for half a minute, and the relay must keep trying
+        # (and publish the moment Kafka is back) meanwhile.
+        topics = asyncio.create_task(_ensure_topics(self.settings.kafka_bootstrap))
+        try:
+            await self.store.outbox.relay_forever()
+        finally:
+            topics.cancel()
 
     # -- RPCs ---------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import datetime
-import logging
 from dataclasses import dataclass
 
 from cassandra import ConsistencyLevel
@@ -25,7 +24,6 @@ from services.kit import cql, kafka, outbox
 from services.kit.config import Settings
 from services.posts.model import PostRecord, timestamp_from_ms
 
-log = logging.getLogger(__name__)
 
 KEYSPACE = "aviary_posts"
 

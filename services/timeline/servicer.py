@@ -175,13 +175,11 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 timeout=self.settings.rpc_timeout_seconds,
             )
         except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                # Serve the materialized timeline rather than nothing: only
-                # celebrity posts are missing until graph is back.
-                log.warning("graph unavailable; serving without celebrity merge",
-                            extra={"user_id": caller, "code": err.code().name})
-                return []
-            raise
+            # Serve the materialized timeline rather than nothing: only
+            # celebrity posts are missing while graph cannot answer.
+            log.warning("graph failed; serving without celebrity merge",
+                        extra={"user_id": caller, "code": err.code().name, "details": err.details()})
+            return []
         return list(reply.celebrity_ids)
 
     async def _hydrate(self, entries: list[Entry], viewer: int) -> dict[int, posts_pb2.Post]:

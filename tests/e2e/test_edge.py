@@ -106,3 +106,20 @@ def test_grpcurl_real_call_with_token(http):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["username"] == me.username
+
+
+def test_per_user_rate_limit_answers_429_with_retry_after(http):
+    """The gateway's per-user read bucket (devstack default 50/s, burst 100)."""
+    me, other = sign_up(http, "l"), sign_up(http, "l")
+    limited = None
+    for _ in range(600):
+        r = http.get(f"/v1/users/{me.id}", headers=me.auth)
+        if r.status_code == 429:
+            limited = r
+            break
+        assert r.status_code == 200, r.text
+    assert limited is not None, "600 back-to-back reads were never limited"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert "rate limit" in error_message(limited)
+    # Buckets are per user: someone else is unaffected.
+    assert http.get(f"/v1/users/{me.id}", headers=other.auth).status_code == 200

@@ -1,0 +1,1 @@
+"""Edge policy that Envoy calls: per-user rate limiting shared across Envoy replicas."""

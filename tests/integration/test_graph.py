@@ -1,0 +1,285 @@
+"""graph against the real running processes (graph, identity), Cassandra, Redis and Kafka.
+
+The graph process must run with AVIARY_FANOUT_THRESHOLD=3 (as the devstack does);
+set the same variable for pytest if it runs with another value.
+"""
+import os
+import secrets
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from aviary.events.v1 import events_pb2
+from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
+from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
+from services.kit.config import load_settings, service_addr
+from services.kit.kafka import GRAPH_TOPIC
+
+THRESHOLD = int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3"))
+
+
+@pytest.fixture(scope="module")
+def identity():
+    with grpc.insecure_channel(service_addr("identity")) as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        yield identity_pb2_grpc.IdentityServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def graph():
+    with grpc.insecure_channel(service_addr("graph")) as channel:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        yield graph_pb2_grpc.GraphServiceStub(channel)
+
+
+class Account:
+    def __init__(self, created):
+        self.id = created.user.id
+        self.token = created.access_token
+
+    @property
+    def auth(self):
+        return (("authorization", f"Bearer {self.token}"),)
+
+
+def sign_up(identity) -> Account:
+    created = identity.CreateAccount(
+        identity_pb2.CreateAccountRequest(username=f"t_{secrets.token_hex(4)}", password="correct horse battery"),
+        timeout=15,
+    )
+    return Account(created)
+
+
+def sign_up_many(identity, n: int) -> list[Account]:
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda _: sign_up(identity), range(n)))
+
+
+def follow(graph, who: Account, whom: str):
+    return graph.FollowUser(graph_pb2.FollowUserRequest(user_id=whom), metadata=who.auth, timeout=10)
+
+
+def unfollow(graph, who: Account, whom: str):
+    return graph.UnfollowUser(graph_pb2.UnfollowUserRequest(user_id=whom), metadata=who.auth, timeout=10)
+
+
+def stats(graph, user_id: str):
+    return graph.GetFollowStats(graph_pb2.GetFollowStatsRequest(user_id=user_id), timeout=10)
+
+
+def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        call(*args, timeout=10, **kwargs)
+    return err.value
+
+
+# -- follow / unfollow -----------------------------------------------------------
+
+
+def test_follow_and_unfollow_are_idempotent_and_keep_counts_exact(identity, graph):
+    alice, bob = sign_up(identity), sign_up(identity)
+
+    first = follow(graph, alice, bob.id)
+    again = follow(graph, alice, bob.id)
+    assert (first.follower_id, first.followee_id, first.following, first.created) == (alice.id, bob.id, True, True)
+    assert (again.following, again.created) == (True, False)
+    assert (stats(graph, bob.id).follower_count, stats(graph, bob.id).following_count) == (1, 0)
+    assert (stats(graph, alice.id).follower_count, stats(graph, alice.id).following_count) == (0, 1)
+    following = graph.ListFollowing(graph_pb2.ListFollowingRequest(user_id="me"), metadata=alice.auth, timeout=10)
+    assert [u.id for u in following.users] == [bob.id]
+
+    removed = unfollow(graph, alice, bob.id)
+    removed_again = unfollow(graph, alice, bob.id)
+    assert (removed.following, removed.removed) == (False, True)
+    assert (removed_again.following, removed_again.removed) == (False, False)
+    assert stats(graph, bob.id).follower_count == 0
+    assert stats(graph, alice.id).following_count == 0
+    followers = graph.ListFollowers(graph_pb2.ListFollowersRequest(user_id=bob.id), timeout=10)
+    assert list(followers.users) == []
+
+
+def test_concurrent_follows_of_one_edge_count_once(identity, graph):
+    alice, bob = sign_up(identity), sign_up(identity)
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: follow(graph, alice, bob.id), range(6)))
+    assert sum(r.created for r in results) == 1
+    assert stats(graph, bob.id).follower_count == 1
+
+
+def test_follow_errors(identity, graph):
+    alice = sign_up(identity)
+    cases = [
+        (alice.id, grpc.StatusCode.INVALID_ARGUMENT, "user_id: you cannot follow yourself"),
+        ("1", grpc.StatusCode.NOT_FOUND, "user 1 does not exist"),
+        ("not-an-id", grpc.StatusCode.INVALID_ARGUMENT, None),
+        ("", grpc.StatusCode.INVALID_ARGUMENT, None),
+    ]
+    for target, code, message in cases:
+        err = rpc_error(graph.FollowUser, graph_pb2.FollowUserRequest(user_id=target), metadata=alice.auth)
+        assert err.code() == code, target
+        if message:
+            assert err.details() == message
+        else:
+            assert err.details().startswith("user_id:")
+    assert stats(graph, alice.id).following_count == 0
+
+
+def test_unfollow_errors(identity, graph):
+    alice = sign_up(identity)
+    err = rpc_error(graph.UnfollowUser, graph_pb2.UnfollowUserRequest(user_id=alice.id), metadata=alice.auth)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("user_id:")
+    err = rpc_error(graph.UnfollowUser, graph_pb2.UnfollowUserRequest(user_id="1"), metadata=alice.auth)
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_follow_needs_a_valid_token(identity, graph):
+    bob = sign_up(identity)
+    err = rpc_error(graph.FollowUser, graph_pb2.FollowUserRequest(user_id=bob.id))
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+    err = rpc_error(
+        graph.FollowUser, graph_pb2.FollowUserRequest(user_id=bob.id), metadata=(("authorization", "Bearer junk"),)
+    )
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+# -- lists and streams -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def popular(identity, graph):
+    """A user with 25 fresh followers: (user, follower ids)."""
+    star = sign_up(identity)
+    fans = sign_up_many(identity, 25)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda fan: follow(graph, fan, star.id), fans))
+    return star, [fan.id for fan in fans]
+
+
+def test_follower_pages_walk_every_follower_exactly_once(graph, popular):
+    star, fan_ids = popular
+    seen, sizes, token = [], [], ""
+    for _ in range(10):
+        page = graph.ListFollowers(
+            graph_pb2.ListFollowersRequest(user_id=star.id, page_size=7, page_token=token), timeout=10
+        )
+        seen.extend(u.id for u in page.users)
+        sizes.append(len(page.users))
+        token = page.next_page_token
+        if not token:
+            break
+    assert sizes == [7, 7, 7, 4]
+    assert sorted(seen, key=int) == sorted(fan_ids, key=int)
+    assert seen == sorted(seen, key=int)  # ordered by follower id
+    assert all(u.username.startswith("t_") for u in page.users)
+
+
+def test_list_followers_of_me_and_unknown_user(graph, popular):
+    star, fan_ids = popular
+    mine = graph.ListFollowers(graph_pb2.ListFollowersRequest(user_id="me", page_size=100), metadata=star.auth, timeout=10)
+    assert len(mine.users) == 25 and mine.next_page_token == ""
+    err = rpc_error(graph.ListFollowers, graph_pb2.ListFollowersRequest(user_id="1"))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    err = rpc_error(graph.ListFollowing, graph_pb2.ListFollowingRequest(user_id="1"))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    err = rpc_error(graph.ListFollowers, graph_pb2.ListFollowersRequest(user_id=star.id, page_token="garbage!"))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("page_token:")
+
+
+def test_stream_followers_returns_every_follower_in_batches(graph, popular):
+    star, fan_ids = popular
+    batches = list(graph.StreamFollowers(graph_pb2.StreamFollowersRequest(user_id=star.id, batch_size=10), timeout=10))
+    assert [len(b.follower_ids) for b in batches] == [10, 10, 5]
+    streamed = [i for b in batches for i in b.follower_ids]
+    assert streamed == sorted(int(i) for i in fan_ids)
+
+    default = list(graph.StreamFollowers(graph_pb2.StreamFollowersRequest(user_id=star.id), timeout=10))
+    assert [len(b.follower_ids) for b in default] == [25]
+
+
+def test_stream_followers_of_nobody_ends_without_batches(identity, graph):
+    loner = sign_up(identity)
+    assert list(graph.StreamFollowers(graph_pb2.StreamFollowersRequest(user_id=loner.id), timeout=10)) == []
+
+
+# -- celebrity flag ----------------------------------------------------------------
+
+
+def test_celebrity_flag_flips_when_crossing_the_threshold(identity, graph):
+    star = sign_up(identity)
+    fans = sign_up_many(identity, THRESHOLD + 1)
+    reader = fans[0]
+
+    for n, fan in enumerate(fans, start=1):
+        follow(graph, fan, star.id)
+        current = stats(graph, star.id)
+        assert current.follower_count == n
+        assert current.celebrity == (n > THRESHOLD), n
+
+    celebs = graph.ListFollowedCelebrities(graph_pb2.ListFollowedCelebritiesRequest(user_id=reader.id), timeout=10)
+    assert list(celebs.celebrity_ids) == [int(star.id)]
+
+    unfollow(graph, fans[-1], star.id)
+    assert stats(graph, star.id).celebrity is False
+    celebs = graph.ListFollowedCelebrities(graph_pb2.ListFollowedCelebritiesRequest(user_id=reader.id), timeout=10)
+    assert list(celebs.celebrity_ids) == []
+
+
+def test_stats_of_an_untouched_user_are_zero(identity, graph):
+    loner = sign_up(identity)
+    s = stats(graph, loner.id)
+    assert (s.user_id, s.follower_count, s.following_count, s.celebrity) == (loner.id, 0, 0, False)
+
+
+# -- events ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def graph_topic_from_end():
+    consumer = KafkaConsumer(
+        bootstrap_servers=load_settings().kafka_bootstrap,
+        group_id=f"test-graph-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+    )
+    partitions = [TopicPartition(GRAPH_TOPIC, p) for p in consumer.partitions_for_topic(GRAPH_TOPIC)]
+    consumer.assign(partitions)
+    consumer.seek_to_end(*partitions)
+    for tp in partitions:
+        consumer.position(tp)  # resolve "end" now, before the test writes
+    yield consumer
+    consumer.close()
+
+
+def wait_for_graph_event(consumer, match, deadline_seconds=10.0):
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            for record in records:
+                event = events_pb2.GraphEvent.FromString(record.value)
+                if match(event):
+                    return record, event
+    pytest.fail("no matching GraphEvent on the topic within the deadline")
+
+
+def test_follow_and_unfollow_publish_graph_events(identity, graph, graph_topic_from_end):
+    alice, bob = sign_up(identity), sign_up(identity)
+    follow(graph, alice, bob.id)
+    record, event = wait_for_graph_event(
+        graph_topic_from_end,
+        lambda e: e.WhichOneof("kind") == "follow_created"
+        and (e.follow_created.follower_id, e.follow_created.followee_id) == (int(alice.id), int(bob.id)),
+    )
+    assert record.key == alice.id.encode()
+    assert event.event_id > 0 and event.occur_time.seconds > 0
+
+    unfollow(graph, alice, bob.id)
+    record, _ = wait_for_graph_event(
+        graph_topic_from_end,
+        lambda e: e.WhichOneof("kind") == "follow_removed" and e.follow_removed.follower_id == int(alice.id),
+    )
+    assert record.key == alice.id.encode()
