@@ -36,6 +36,20 @@ def author_key(author_id: int) -> str:
     return f"ai:{{{author_id}}}"
 
 
+def celebrity_cache_key(user_id: int) -> str:
+    # Same hash tag as the user's home timeline: one slot, one script.
+    return f"tc:{{{user_id}}}"
+
+
+def encode_id_list(ids: Iterable[int]) -> bytes:
+    """Comma-separated decimal ids; b"" for none (distinct from a missing key)."""
+    return ",".join(str(i) for i in ids).encode()
+
+
+def decode_id_list(raw: bytes) -> list[int]:
+    return [int(part) for part in raw.split(b",")] if raw else []
+
+
 def padded_post_id(post_id: int) -> bytes:
     return str(post_id).zfill(POST_ID_WIDTH).encode()
 

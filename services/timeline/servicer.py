@@ -12,7 +12,7 @@ from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit import clients
 from services.kit.auth import caller_id
-from services.kit.config import Settings
+from services.kit.config import Settings, env_float
 from services.kit.errors import invalid_argument, unavailable
 from services.kit.paging import encode_token, int_cursor, page_size
 from services.timeline.entries import Entry, author_key, home_key, lex_upper_bound, plan_round
@@ -64,6 +64,11 @@ def _checked_pair(user_id: int, author_id: int) -> tuple[int, int]:
 class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # How long a reader's followed-celebrity list is reused. A follow or
+        # unfollow by the reader clears it at once (Backfill/PurgeAuthor); the
+        # TTL only bounds how late an author crossing the celebrity threshold
+        # is noticed. Saves a graph call (and a Cassandra read) on most reads.
+        self.celebrity_cache_seconds = env_float("AVIARY_TIMELINE_CELEBRITY_CACHE_SECONDS", 5.0)
         self.store: TimelineStore | None = None
         # Lazy clean-ups in flight; held so they are not garbage-collected.
         self._cleanups: set[asyncio.Task] = set()
@@ -169,6 +174,17 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         return keys
 
     async def _followed_celebrities(self, caller: int) -> list[int]:
+        if self.celebrity_cache_seconds > 0:
+            cached = await self.store.cached_celebrities(caller)
+            if cached is not None:
+                return cached
+        celebrities = await self._ask_graph_for_celebrities(caller)
+        if celebrities is not None and self.celebrity_cache_seconds > 0:
+            await self.store.cache_celebrities(caller, celebrities, self.celebrity_cache_seconds)
+        return celebrities or []
+
+    async def _ask_graph_for_celebrities(self, caller: int) -> list[int] | None:
+        """None when graph cannot answer (nothing is cached then)."""
         try:
             reply = await clients.graph().ListFollowedCelebrities(
                 graph_pb2.ListFollowedCelebritiesRequest(user_id=str(caller)),
@@ -179,7 +195,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             # celebrity posts are missing while graph cannot answer.
             log.warning("graph failed; serving without celebrity merge",
                         extra={"user_id": caller, "code": err.code().name, "details": err.details()})
-            return []
+            return None
         return list(reply.celebrity_ids)
 
     async def _hydrate(self, entries: list[Entry], viewer: int) -> dict[int, posts_pb2.Post]:

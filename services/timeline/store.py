@@ -3,6 +3,7 @@
 Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
   tl:{user}   home timeline, newest `timeline_max_entries` kept
   ai:{author} author's recent posts, newest `author_index_max_entries` kept
+  tc:{user}   the user's followed celebrities, a short-lived cache of graph's answer
 """
 from __future__ import annotations
 
@@ -12,14 +13,25 @@ import redis.asyncio as redis
 
 from services.kit import redis_client
 from services.kit.config import Settings
-from services.timeline.entries import Entry, author_key, author_suffix, encode_member, home_key
+from services.timeline.entries import (
+    Entry,
+    author_key,
+    author_suffix,
+    celebrity_cache_key,
+    decode_id_list,
+    encode_id_list,
+    encode_member,
+    home_key,
+)
 
 # How many of a newly followed author's recent posts a follow copies in.
 BACKFILL_ENTRIES = 50
 
 # Removes, in one atomic step on one key, every member written for an author
-# (members end in ":<author id>"; the post id part holds digits only).
+# (members end in ":<author id>"; the post id part holds digits only), and
+# forgets the reader's cached celebrity list (KEYS[2], same slot).
 _PURGE_AUTHOR_LUA = """
+redis.call('DEL', KEYS[2])
 local suffix = ARGV[1]
 local removed = 0
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -78,17 +90,27 @@ class TimelineStore:
         than one script; both steps are idempotent, so a retry is harmless.
         """
         members = await self._redis.zrange(author_key(author_id), -BACKFILL_ENTRIES, -1)
-        if not members:
-            return 0
         key = home_key(user_id)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(key, {m: 0 for m in members})
-        pipe.zremrangebyrank(key, 0, -(self.timeline_max + 1))
+        # The user follows someone new, who may be a celebrity.
+        pipe.delete(celebrity_cache_key(user_id))
+        if members:
+            pipe.zadd(key, {m: 0 for m in members})
+            pipe.zremrangebyrank(key, 0, -(self.timeline_max + 1))
         await pipe.execute()
         return len(members)
 
     async def purge_author(self, user_id: int, author_id: int) -> int:
-        return int(await self._purge_author(keys=[home_key(user_id)], args=[author_suffix(author_id)]))
+        keys = [home_key(user_id), celebrity_cache_key(user_id)]
+        return int(await self._purge_author(keys=keys, args=[author_suffix(author_id)]))
+
+    async def cached_celebrities(self, user_id: int) -> list[int] | None:
+        """The user's followed celebrities as last cached, or None when not cached."""
+        raw = await self._redis.get(celebrity_cache_key(user_id))
+        return None if raw is None else decode_id_list(raw)
+
+    async def cache_celebrities(self, user_id: int, celebrity_ids: Sequence[int], ttl_seconds: float) -> None:
+        await self._redis.set(celebrity_cache_key(user_id), encode_id_list(celebrity_ids), px=int(ttl_seconds * 1000))
 
     async def newest_below(self, keys: Sequence[str], upper_bound: bytes, limit: int) -> list[list[bytes]]:
         """For each key, its newest `limit` members below `upper_bound`, in one pipeline."""

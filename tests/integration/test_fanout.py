@@ -254,3 +254,22 @@ def test_bad_page_token_is_invalid_argument(stack):
 def test_empty_timeline_is_one_empty_page(stack):
     reply = stack.page(stack.sign_up("r"))
     assert list(reply.posts) == [] and reply.next_page_token == ""
+
+
+def test_following_and_unfollowing_a_celebrity_shows_at_once_despite_the_cache(stack):
+    celebrity = stack.sign_up("c")
+    for fan in [stack.sign_up("f") for _ in range(FANOUT_THRESHOLD + 1)]:
+        stack.follow(fan, celebrity)
+    old = stack.post(celebrity, "before the follow")
+    reader = stack.sign_up("r")
+    assert old not in stack.home_ids(reader)  # caches "follows no celebrity"
+    assert stack.redis.get(f"tc:{{{reader.id}}}") == b""
+
+    stack.follow(reader, celebrity)
+    new = stack.post(celebrity, "after the follow")
+    # Well inside the cache TTL (5 s): the follow itself must clear the cache.
+    assert wait_until(lambda: {old, new} <= set(stack.home_ids(reader)), timeout=3.0)
+    assert new not in stack.materialized(reader)  # merged at read time
+
+    stack.unfollow(reader, celebrity)
+    assert wait_until(lambda: not {old, new} & set(stack.home_ids(reader)), timeout=3.0)

@@ -53,7 +53,9 @@ def test_adjacent_snowflake_ids_stay_distinct_where_a_float_score_would_not():
     assert encode_member(a, 1) < encode_member(b, 1)
 
 
-@pytest.mark.parametrize("bad", [b"", b"123", b"12:3", b"0000000000000000000x:1", b"00000000000000000001:", b"00000000000000000001:a"])
+@pytest.mark.parametrize(
+    "bad", [b"", b"123", b"12:3", b"0000000000000000000x:1", b"00000000000000000001:", b"00000000000000000001:a"]
+)
 def test_decode_rejects_foreign_members(bad):
     with pytest.raises(ValueError):
         decode_member(bad)
@@ -142,3 +144,13 @@ def test_paging_through_rounds_visits_every_entry_once():
             break
         cursor = plan.next_cursor
     assert seen == expected
+
+
+def test_celebrity_cache_value_round_trips_and_keeps_the_user_slot():
+    from services.timeline.entries import celebrity_cache_key, decode_id_list, encode_id_list
+
+    assert celebrity_cache_key(42) == "tc:{42}"
+    assert encode_id_list([]) == b""
+    assert decode_id_list(b"") == []
+    ids = [1, MAX_ID, 383231189328842752]
+    assert decode_id_list(encode_id_list(ids)) == ids
