@@ -66,6 +66,12 @@ def _routes(stream_timeout_methods: set[str] = frozenset()) -> str:
         timeout = "0s" if path in stream_timeout_methods else "15s"
         lines.append(f"                        - match: {{path: {path}}}")
         lines.append(f"                          route: {{cluster: {cluster}, timeout: {timeout}}}")
+    # Before transcoding a request still has its HTTP path (/v1/...), and
+    # ext_authz skips requests that match no route; this catch-all gives it one.
+    # The transcoder then re-routes by the gRPC method path above. Whatever no
+    # method maps (unknown paths, internal methods) ends at the gateway's 404.
+    lines.append("                        - match: {prefix: /}")
+    lines.append("                          route: {cluster: gateway, timeout: 5s}")
     return "\n".join(lines)
 
 

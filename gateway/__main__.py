@@ -82,10 +82,15 @@ def build_app() -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def no_such_endpoint(_: web.Request) -> web.Response:
+        # Envoy's catch-all route lands here for paths no public method maps.
+        return web.json_response({"code": 5, "message": "no such endpoint"}, status=404)
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_route("*", "/check/{tail:.*}", check)
     app.router.add_route("*", "/check", check)
+    app.router.add_route("*", "/{tail:.*}", no_such_endpoint)
     return app
 
 

@@ -173,15 +173,6 @@ class FanoutWorker:
         if change.follower_id == change.followee_id:
             return
         if change.kind == "follow_created":
-            stats = await clients.graph().GetFollowStats(
-                graph_pb2.GetFollowStatsRequest(user_id=str(change.followee_id)), timeout=self.timeout
-            )
-            if stats.celebrity:
-                # A celebrity's posts are merged at read time; copying them
-                # would materialize exactly what the hybrid model avoids.
-                log.info("followee is a celebrity; no backfill", extra={
-                    "follower_id": change.follower_id, "followee_id": change.followee_id})
-                return
             reply = await clients.timeline().BackfillAuthor(
                 timeline_pb2.BackfillAuthorRequest(user_id=change.follower_id, author_id=change.followee_id),
                 timeout=self.timeout,

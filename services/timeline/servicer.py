@@ -125,7 +125,12 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def BackfillAuthor(self, request, context) -> timeline_pb2.BackfillAuthorResponse:
         user_id, author_id = _checked_pair(request.user_id, request.author_id)
-        copied = await self.store.backfill(user_id, author_id)
+        # A celebrity's posts are merged at read time: copying them would
+        # materialize exactly what the hybrid model avoids.
+        stats = await clients.graph().GetFollowStats(
+            graph_pb2.GetFollowStatsRequest(user_id=str(author_id)), timeout=self.settings.rpc_timeout_seconds
+        )
+        copied = await self.store.backfill(user_id, author_id, copy=not stats.celebrity)
         return timeline_pb2.BackfillAuthorResponse(copied=copied)
 
     async def PurgeAuthor(self, request, context) -> timeline_pb2.PurgeAuthorResponse:

@@ -83,13 +83,14 @@ class TimelineStore:
     async def remove_from_author_index(self, entry: Entry) -> None:
         await self._redis.zrem(author_key(entry.author_id), encode_member(entry.post_id, entry.author_id))
 
-    async def backfill(self, user_id: int, author_id: int) -> int:
-        """Copies the author's newest posts into the user's home timeline.
+    async def backfill(self, user_id: int, author_id: int, *, copy: bool = True) -> int:
+        """Copies the author's newest posts into the user's home timeline
+        (unless `copy` is False) and forgets the user's cached celebrity list.
 
         Two keys in different cluster slots, so this is read-then-write rather
         than one script; both steps are idempotent, so a retry is harmless.
         """
-        members = await self._redis.zrange(author_key(author_id), -BACKFILL_ENTRIES, -1)
+        members = await self._redis.zrange(author_key(author_id), -BACKFILL_ENTRIES, -1) if copy else []
         key = home_key(user_id)
         pipe = self._redis.pipeline(transaction=False)
         # The user follows someone new, who may be a celebrity.

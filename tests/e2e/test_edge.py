@@ -31,7 +31,8 @@ def test_healthz(http):
 
 
 def test_unknown_path_is_json_404(http):
-    r = http.get("/v1/nope")
+    me = sign_up(http, "n")
+    r = http.get("/v1/nope", headers=me.auth)
     assert r.status_code == 404
     assert error_message(r)
 
