@@ -128,13 +128,13 @@ class GraphStore:
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.add(self._stmts["put_follower"], (followee, follower, created_at))
         self._add_event(batch, event)
-        await cql.execute(self.session, batch)
+        await self.outbox.commit(batch)
 
     async def commit_follower_removal(self, follower: int, followee: int, event: tuple[int, bytes, bytes]) -> None:
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.add(self._stmts["drop_follower"], (followee, follower))
         self._add_event(batch, event)
-        await cql.execute(self.session, batch)
+        await self.outbox.commit(batch)
 
     def _add_event(self, batch: BatchStatement, event: tuple[int, bytes, bytes]) -> None:
         assert self.outbox is not None, "call start() first"

@@ -2,38 +2,56 @@
 
 A service writes its state change and the event describing it in one LOGGED
 batch (all or nothing, via the batchlog), so an acknowledged change always has
-its event stored. The relay publishes stored events to Kafka and deletes each
-row only after Kafka acknowledged it: events survive a Kafka outage or a crash
-(at-least-once; consumers deduplicate).
+its event stored. The relay then publishes to Kafka and deletes each outbox row
+only after Kafka acknowledged it: events survive a Kafka outage or a crash
+(at-least-once; consumers are idempotent).
+
+Two ways out of the table:
+- the fast path: `commit(batch)` hands the committed events to this process's
+  relay, which publishes them at once, in commit order, without reading the
+  table back;
+- the sweep: every few seconds the relay reads rows older than a few seconds
+  (left by a crash, by another replica, or by a publish that failed) and
+  publishes them. It reads each shard from a moving floor so it does not wade
+  through the tombstones of rows already relayed; a full pass from the start
+  runs now and then to catch rows written unusually late.
 """
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass
 
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, PreparedStatement
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.kit import cql
+from services.kit.config import env_float
+from services.kit.ids import EPOCH_MS, SEQUENCE_BITS, WORKER_BITS
 from services.kit.kafka import Producer
 
 log = logging.getLogger(__name__)
 
 SHARDS = 8  # outbox partitions; spreads writes and keeps each partition small
-RELAY_BATCH = 200
+SWEEP_LIMIT = 200
+PUBLISH_BATCH = 500
 
-OUTBOX_PENDING = Gauge("aviary_outbox_pending", "Events read but not yet published", ["keyspace"])
-OUTBOX_AGE = Histogram(
+OUTBOX_PENDING = Gauge("aviary_outbox_queued", "Committed events waiting for the fast path", ["keyspace"])
+OUTBOX_PUBLISHED = Counter("aviary_outbox_published_total", "Events published to Kafka", ["keyspace", "path"])
+OUTBOX_DELAY = Histogram(
     "aviary_outbox_publish_delay_seconds",
-    "Time from event write to Kafka ack",
-    ["keyspace"],
+    "Time from event commit to Kafka ack",
+    ["keyspace", "path"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
 
 def schema(keyspace: str) -> list[str]:
+    # Short gc_grace: a resurrected outbox row only means one duplicate event.
     return [
         f"""CREATE TABLE IF NOT EXISTS {keyspace}.outbox (
             shard int,
@@ -43,8 +61,26 @@ def schema(keyspace: str) -> list[str]:
             payload blob,
             written_at timestamp,
             PRIMARY KEY (shard, event_id)
-        ) WITH CLUSTERING ORDER BY (event_id ASC) AND gc_grace_seconds = 3600"""
+        ) WITH CLUSTERING ORDER BY (event_id ASC) AND gc_grace_seconds = 600"""
     ]
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    event_id: int
+    topic: str
+    key: bytes
+    payload: bytes
+    written_at: float  # unix seconds
+
+    @property
+    def shard(self) -> int:
+        return self.event_id % SHARDS
+
+
+def _min_id_at(unix_ms: int) -> int:
+    """The smallest Snowflake id minted at `unix_ms`."""
+    return max(0, unix_ms - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS)
 
 
 class Outbox:
@@ -53,9 +89,18 @@ class Outbox:
         self.keyspace = keyspace
         self.producer = producer
         self._wake = asyncio.Event()
+        self._queue: deque[OutboxEvent] = deque()
+        self._floors = [0] * SHARDS
         self._insert: PreparedStatement | None = None
         self._select: PreparedStatement | None = None
         self._delete: PreparedStatement | None = None
+        # Rows younger than this belong to a live fast path; the sweep leaves them.
+        self.sweep_min_age = env_float("AVIARY_OUTBOX_SWEEP_MIN_AGE_SECONDS", 5.0)
+        self.sweep_interval = env_float("AVIARY_OUTBOX_SWEEP_INTERVAL_SECONDS", 5.0)
+        # How late (after its id was minted) a row may still be committed and
+        # be found by the floor-based sweep; later rows wait for a full pass.
+        self.late_margin = env_float("AVIARY_OUTBOX_LATE_MARGIN_SECONDS", 30.0)
+        self.full_sweep_interval = env_float("AVIARY_OUTBOX_FULL_SWEEP_SECONDS", 600.0)
 
     async def prepare(self) -> None:
         ks = self.keyspace
@@ -64,56 +109,110 @@ class Outbox:
             f"INSERT INTO {ks}.outbox (shard, event_id, topic, key, payload, written_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
         self._select = await cql.prepare(
-            self.session, f"SELECT event_id, topic, key, payload, written_at FROM {ks}.outbox WHERE shard = ? LIMIT {RELAY_BATCH}"
+            self.session,
+            f"SELECT event_id, topic, key, payload, written_at FROM {ks}.outbox "
+            f"WHERE shard = ? AND event_id >= ? AND event_id < ? LIMIT {SWEEP_LIMIT}",
         )
         self._delete = await cql.prepare(self.session, f"DELETE FROM {ks}.outbox WHERE shard = ? AND event_id = ?")
 
-    def add(self, batch: BatchStatement, event_id: int, topic: str, key: bytes, payload: bytes) -> None:
-        """Adds the event to the caller's LOGGED batch, next to the state change."""
-        assert self._insert is not None, "call prepare() first"
-        batch.add(self._insert, (event_id % SHARDS, event_id, topic, key, payload, _now()))
+    # -- writing ----------------------------------------------------------------
 
-    def notify(self) -> None:
-        """Wakes the relay right after a commit, so publishing is not delayed by polling."""
+    def add(self, batch: BatchStatement, event_id: int, topic: str, key: bytes, payload: bytes) -> None:
+        """Adds the event to the caller's LOGGED batch, next to the state change.
+
+        Execute that batch with `commit`, so the relay learns of the event."""
+        assert self._insert is not None, "call prepare() first"
+        now = time.time()
+        batch.add(self._insert, (event_id % SHARDS, event_id, topic, key, payload, _utc(now)))
+        staged = getattr(batch, "_outbox_events", None)
+        if staged is None:
+            staged = batch._outbox_events = []
+        staged.append(OutboxEvent(event_id, topic, key, payload, now))
+
+    async def commit(self, batch: BatchStatement) -> None:
+        """Executes the batch; once it is durable, queues its events for publishing."""
+        await cql.execute(self.session, batch)
+        self._queue.extend(getattr(batch, "_outbox_events", ()))
+        OUTBOX_PENDING.labels(self.keyspace).set(len(self._queue))
         self._wake.set()
 
-    async def relay_forever(self, idle_seconds: float = 0.5) -> None:
+    def notify(self) -> None:
+        """Wakes the relay (commit already does; kept for callers that batch work)."""
+        self._wake.set()
+
+    # -- relaying -----------------------------------------------------------------
+
+    async def relay_forever(self) -> None:
+        next_sweep = 0.0
+        next_full_sweep = time.monotonic() + self.full_sweep_interval
         while True:
             try:
-                published = await self.relay_once()
+                await self._drain_queue()
+                if time.monotonic() >= next_sweep:
+                    if time.monotonic() >= next_full_sweep:
+                        self._floors = [0] * SHARDS
+                        next_full_sweep = time.monotonic() + self.full_sweep_interval
+                    await self.sweep()
+                    next_sweep = time.monotonic() + self.sweep_interval
+            except asyncio.CancelledError:
+                raise
             except Exception:
-                log.warning("outbox relay failed; retrying", exc_info=True)
+                # Kafka or Cassandra is down: nothing is dropped (queued events
+                # stay queued, rows stay stored); try again shortly.
+                log.warning("outbox relay failed; retrying", extra={"keyspace": self.keyspace}, exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            if published == 0:
+            if not self._queue:
+                self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=idle_seconds)
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.05, next_sweep - time.monotonic()))
                 except asyncio.TimeoutError:
                     pass
-                self._wake.clear()
 
-    async def relay_once(self) -> int:
-        """Publishes what is stored now; returns how many events were published."""
+    async def _drain_queue(self) -> None:
+        while self._queue:
+            chunk = [self._queue[i] for i in range(min(PUBLISH_BATCH, len(self._queue)))]
+            await self._publish(chunk, "fast")
+            for _ in chunk:
+                self._queue.popleft()
+            OUTBOX_PENDING.labels(self.keyspace).set(len(self._queue))
+
+    async def sweep(self) -> int:
+        """Publishes stored events older than sweep_min_age; returns how many."""
+        now_ms = int(time.time() * 1000)
+        upper = _min_id_at(now_ms - int(self.sweep_min_age * 1000))
         published = 0
-        rows_by_shard = await asyncio.gather(*(cql.execute(self.session, self._select, (s,)) for s in range(SHARDS)))
-        for shard, rows in enumerate(rows_by_shard):
-            if not rows:
-                continue
-            OUTBOX_PENDING.labels(self.keyspace).set(len(rows))
-            # Rows come in event_id order; Kafka keeps per-key order because
-            # the producer sends them in that order with one request in flight.
-            await self.producer.send_all([(r.topic, r.key, r.payload) for r in rows])
-            now = time.time()
-            for r in rows:
-                if r.written_at is not None:
-                    OUTBOX_AGE.labels(self.keyspace).observe(max(0.0, now - r.written_at.timestamp()))
-            await asyncio.gather(*(cql.execute(self.session, self._delete, (shard, r.event_id)) for r in rows))
-            published += len(rows)
-        OUTBOX_PENDING.labels(self.keyspace).set(0)
+        for shard in range(SHARDS):
+            while True:
+                rows = await cql.execute(self.session, self._select, (shard, self._floors[shard], upper))
+                if rows:
+                    events = [
+                        OutboxEvent(r.event_id, r.topic, r.key, r.payload,
+                                    r.written_at.replace(tzinfo=datetime.timezone.utc).timestamp() if r.written_at else time.time())
+                        for r in rows
+                    ]
+                    await self._publish(events, "sweep")
+                    published += len(events)
+                if len(rows) < SWEEP_LIMIT:
+                    break
+            # Everything below `upper` is relayed, except rows committed more
+            # than late_margin after their id was minted: keep that margin.
+            floor = _min_id_at(now_ms - int((self.sweep_min_age + self.late_margin) * 1000))
+            self._floors[shard] = max(self._floors[shard], floor)
+        if published:
+            log.info("outbox sweep published leftovers", extra={"keyspace": self.keyspace, "events": published})
         return published
 
+    async def _publish(self, events: list[OutboxEvent], path: str) -> None:
+        # In commit order; the producer keeps one request in flight, so Kafka
+        # keeps per-key order for what one relay publishes.
+        await self.producer.send_all([(e.topic, e.key, e.payload) for e in events])
+        now = time.time()
+        for e in events:
+            OUTBOX_DELAY.labels(self.keyspace, path).observe(max(0.0, now - e.written_at))
+        OUTBOX_PUBLISHED.labels(self.keyspace, path).inc(len(events))
+        await asyncio.gather(*(cql.execute(self.session, self._delete, (e.shard, e.event_id)) for e in events))
 
-def _now():
-    import datetime
 
-    return datetime.datetime.now(datetime.timezone.utc)
+def _utc(unix_seconds: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(unix_seconds, datetime.timezone.utc)

@@ -168,7 +168,7 @@ class PostStore:
             ),
         )
         self.outbox.add(batch, event_id, kafka.POSTS_TOPIC, _author_key(record.author_id), event.SerializeToString())
-        await cql.execute(self.session, batch)
+        await self.outbox.commit(batch)
 
     async def tombstone(self, post_id: int) -> str:
         """Marks the post deleted with a compare-and-set; returns a TombstoneResult."""
@@ -195,7 +195,7 @@ class PostStore:
             deleted=events_pb2.PostDeleted(post_id=post_id, author_id=author_id),
         )
         self.outbox.add(batch, event_id, kafka.POSTS_TOPIC, _author_key(author_id), event.SerializeToString())
-        await cql.execute(self.session, batch)
+        await self.outbox.commit(batch)
 
     async def count_post(self, author_id: int, delta: int) -> None:
         stmt = self._st.count_up if delta > 0 else self._st.count_down
