@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+import uvloop
 from aiohttp import web
 from prometheus_client import Counter, start_http_server
 
@@ -96,6 +97,7 @@ def build_app() -> web.Application:
 
 def main() -> None:
     setup_logging("gateway")
+    uvloop.install()  # aiohttp on uvloop: the gateway sits on every request's path
     port = env_int("AVIARY_GATEWAY_PORT", 8081)
     start_http_server(env_int("AVIARY_METRICS_PORT", port + 1000), addr="127.0.0.1")
     web.run_app(build_app(), host="127.0.0.1", port=port, access_log=None, print=None)

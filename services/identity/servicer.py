@@ -11,7 +11,7 @@ from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2
 from services.identity import validation
-from services.identity.cache import TtlCache
+from services.kit.cache import TtlCache
 from services.identity.passwords import Passwords
 from services.identity.store import IdentityStore, UserRecord, UsernameTaken
 from services.kit import clients

@@ -86,7 +86,26 @@ def _public_key() -> bytes:
     return load_settings().jwt_public_key.read_bytes()
 
 
+# Verified tokens, so a client's repeated calls cost one signature check per
+# token rather than one per call. Entries are dropped at the token's expiry.
+_VERIFIED: dict[str, dict] = {}
+_VERIFIED_MAX = 50_000
+
+
 def verify_token(token: str) -> dict:
+    claims = _VERIFIED.get(token)
+    if claims is not None:
+        if claims.get("exp", 0) > time.time():
+            return claims
+        del _VERIFIED[token]
+    claims = _verify_signature(token)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[token] = claims
+    return claims
+
+
+def _verify_signature(token: str) -> dict:
     try:
         return jwt.decode(token, _public_key(), algorithms=["RS256"], audience=AUDIENCE, issuer=ISSUER)
     except jwt.ExpiredSignatureError as exc:

@@ -73,9 +73,13 @@ Handler = Callable[[str, bytes | None, bytes], Awaitable[None]]
 class ConsumerLoop:
     """Polls in a thread; applies records in order on the event loop; commits after."""
 
-    def __init__(self, bootstrap: str, group: str, topics: list[str], handler: Handler) -> None:
+    def __init__(self, bootstrap: str, group: str, topics: list[str], handler: Handler,
+                 *, auto_offset_reset: str = "earliest") -> None:
         self.bootstrap = bootstrap
         self.group = group
+        # Where a group with no committed offset starts: "earliest" for work
+        # queues (nothing skipped), "latest" for broadcast-style listeners.
+        self.auto_offset_reset = auto_offset_reset
         self.topics = topics
         self.handler = handler
         self._stop = threading.Event()
@@ -119,7 +123,7 @@ class ConsumerLoop:
                     bootstrap_servers=self.bootstrap,
                     group_id=self.group,
                     enable_auto_commit=False,
-                    auto_offset_reset="earliest",
+                    auto_offset_reset=self.auto_offset_reset,
                     max_poll_interval_ms=600_000,
                     session_timeout_ms=10_000,
                     heartbeat_interval_ms=3_000,

@@ -10,16 +10,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import socket
 
 import grpc
 from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
 from cassandra.cluster import NoHostAvailable
 from google.protobuf import empty_pb2
+from google.protobuf.message import DecodeError
 
+from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit import auth, clients, ids, kafka, paging
-from services.kit.config import Settings
+from services.kit.cache import TtlCache
+from services.kit.config import Settings, env_float
 from services.kit.errors import (
     failed_precondition,
     invalid_argument,
@@ -62,7 +67,22 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         self.ids = ids.IdGenerator(settings.worker_id)
         # Only the relay uses the producer; request paths never touch Kafka.
         self.producer = kafka.Producer(settings.kafka_bootstrap)
-        self.cache = PostCache()
+        # Post rows are immutable but for deletion: a local delete evicts at
+        # once, another replica's delete arrives through `evict_deleted` (Kafka)
+        # within milliseconds, so rows may live long in the cache.
+        self.cache = PostCache(ttl_seconds=env_float("AVIARY_POSTS_CACHE_SECONDS", 30.0))
+        # Author summaries for hydration; a profile edit shows within the TTL.
+        self.authors: TtlCache[int, identity_pb2.User] = TtlCache(
+            ttl_seconds=env_float("AVIARY_POSTS_AUTHOR_CACHE_SECONDS", 5.0), max_entries=50_000
+        )
+        # A group of its own per process: every replica sees every delete.
+        self.evictions = kafka.ConsumerLoop(
+            settings.kafka_bootstrap,
+            f"posts-cache-{socket.gethostname()}-{os.getpid()}",
+            [kafka.POSTS_TOPIC],
+            self._evict_deleted,
+            auto_offset_reset="latest",
+        )
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -84,6 +104,19 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             await self.store.outbox.relay_forever()
         finally:
             topics.cancel()
+
+    async def evict_deleted(self) -> None:
+        """Background job: drops posts deleted through any replica from this one's cache."""
+        await self.evictions.run()
+
+    async def _evict_deleted(self, topic: str, key: bytes | None, value: bytes) -> None:
+        event = events_pb2.PostEvent()
+        try:
+            event.ParseFromString(value)
+        except DecodeError as exc:
+            raise kafka.PoisonRecord(str(exc)) from exc
+        if event.WhichOneof("kind") == "deleted":
+            self.cache.invalidate(event.deleted.post_id)
 
     # -- RPCs ---------------------------------------------------------------
 
@@ -252,10 +285,15 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def _users_or_empty(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         # Posts stay readable while identity is down; they just lack the
         # author summary (author_id is always set).
-        try:
-            return await self._users(user_ids)
-        except Exception:
-            return {}
+        found, missing = self.authors.get_many(user_ids)
+        if missing:
+            try:
+                fetched = await self._users(missing)
+            except Exception:
+                return found
+            self.authors.put_many(fetched.items())
+            found.update(fetched)
+        return found
 
     async def _count_post(self, author_id: int, delta: int) -> None:
         try:

@@ -3,7 +3,7 @@ import grpc
 import pytest
 
 from services.identity import validation
-from services.identity.cache import TtlCache
+from services.kit.cache import TtlCache
 from services.kit.errors import ApiError
 
 

@@ -1,4 +1,4 @@
-"""A tiny in-process TTL cache for user summaries.
+"""A tiny in-process TTL cache (used for user summaries in identity and posts).
 
 BatchGetUsers runs on every timeline read, mostly for the same few hundred
 authors; a few seconds of caching removes most of those queries. Only found
