@@ -44,6 +44,9 @@ class TtlCache(Generic[K, V]):
             self._entries[key] = (expires, value)
         self._evict()
 
+    def discard(self, key: K) -> None:
+        self._entries.pop(key, None)
+
     def _evict(self) -> None:
         now = self._clock()
         while self._entries:

@@ -12,6 +12,7 @@ from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit import clients
 from services.kit.auth import caller_id
+from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float
 from services.kit.errors import invalid_argument, unavailable
 from services.kit.paging import encode_token, int_cursor, page_size
@@ -69,6 +70,15 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # TTL only bounds how late an author crossing the celebrity threshold
         # is noticed. Saves a graph call (and a Cassandra read) on most reads.
         self.celebrity_cache_seconds = env_float("AVIARY_TIMELINE_CELEBRITY_CACHE_SECONDS", 5.0)
+        # Hydrated posts, shared by every reader for a few seconds: the same
+        # popular posts fill many timelines, and a posts call per page is the
+        # largest cost of a read. Posts change only by deletion, which reaches
+        # this cache through the fanout REMOVE deliveries (evicted below) and,
+        # at worst, the TTL. Per-viewer fields must be overlaid, not cached,
+        # once they exist (engagement's liked_by_me).
+        self.posts_cache: TtlCache[int, posts_pb2.Post] = TtlCache(
+            ttl_seconds=env_float("AVIARY_TIMELINE_POST_CACHE_SECONDS", 5.0), max_entries=100_000
+        )
         self.store: TimelineStore | None = None
         # Lazy clean-ups in flight; held so they are not garbage-collected.
         self._cleanups: set[asyncio.Task] = set()
@@ -105,6 +115,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             op = _checked_op(request.op)
             entry = _checked_entry(request.entry)
             user_ids = _checked_user_ids(request.user_ids)
+            if op == REMOVE:
+                self.posts_cache.discard(entry.post_id)
             if user_ids:
                 if op == ADD:
                     await self.store.add_to_homes(entry, user_ids)
@@ -120,6 +132,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         if op == ADD:
             await self.store.add_to_author_index(entry)
         else:
+            self.posts_cache.discard(entry.post_id)
             await self.store.remove_from_author_index(entry)
         return timeline_pb2.IndexAuthorPostResponse()
 
@@ -205,15 +218,21 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def _hydrate(self, entries: list[Entry], viewer: int) -> dict[int, posts_pb2.Post]:
         """Live posts by id; deleted or unknown ones are simply absent."""
+        found, missing = self.posts_cache.get_many(e.post_id for e in entries)
+        if not missing:
+            return found
         try:
             reply = await clients.posts().BatchGetPosts(
-                posts_pb2.BatchGetPostsRequest(post_ids=[str(e.post_id) for e in entries], viewer_id=str(viewer)),
+                posts_pb2.BatchGetPostsRequest(post_ids=[str(p) for p in missing], viewer_id=str(viewer)),
                 timeout=self.settings.rpc_timeout_seconds,
             )
         except grpc.aio.AioRpcError as err:
             log.warning("posts hydration failed", extra={"user_id": viewer, "code": err.code().name})
             raise unavailable("posts are temporarily unavailable; retry shortly") from err
-        return {int(post.id): post for post in reply.posts}
+        fetched = {int(post.id): post for post in reply.posts}
+        self.posts_cache.put_many(fetched.items())
+        found.update(fetched)
+        return found
 
     def _forget_deleted(self, user_id: int, entries: list[Entry]) -> None:
         """Drops deleted posts from the reader's timeline without delaying the reply."""
