@@ -135,7 +135,7 @@ async def main() -> None:
     parser.add_argument("--authors", type=int, default=60)
     parser.add_argument("--posts-per-author", type=int, default=10)
     parser.add_argument("--page-size", type=int, default=20)
-    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before measuring")
+    parser.add_argument("--warmup", type=float, default=10, help="seconds of load before measuring")
     args = parser.parse_args()
 
     connector = aiohttp.TCPConnector(limit=256)

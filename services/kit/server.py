@@ -7,6 +7,7 @@ metrics, ApiError -> gRPC status mapping, and graceful shutdown on SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -178,6 +179,7 @@ async def _serve(service: Service) -> None:
     for hook in service.on_start:
         await hook()
     tasks = [asyncio.create_task(_supervise(job, service.name), name=getattr(job, "__name__", "job")) for job in service.background]
+    _tune_gc()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving")
@@ -209,6 +211,16 @@ async def _supervise(job: Hook, service: str) -> None:
         except Exception:
             logging.getLogger(service).exception("background job crashed; restarting in 1s")
             await asyncio.sleep(1)
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper collections: the objects alive after start-up (modules,
+    stubs, prepared statements) are frozen out of every later collection, and
+    the young-generation threshold is raised so short-lived request objects
+    do not trigger a collection every few requests (tail latency)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(env_int("AVIARY_GC_GEN0_THRESHOLD", 50_000), 20, 20)
 
 
 def _loopback_only() -> bool:
