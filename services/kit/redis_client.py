@@ -7,8 +7,16 @@ from __future__ import annotations
 
 import redis.asyncio as redis
 
-from services.kit.config import Settings
+from services.kit.config import Settings, env_float, env_int
 
 
 def client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, decode_responses=False, health_check_interval=30)
+    # A blocking pool: under a burst, callers wait briefly for a connection
+    # instead of failing with "too many connections".
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=env_int("AVIARY_REDIS_MAX_CONNECTIONS", 200),
+        timeout=env_float("AVIARY_REDIS_POOL_TIMEOUT_SECONDS", 2.0),
+        health_check_interval=30,
+    )
+    return redis.Redis(connection_pool=pool, decode_responses=False)
