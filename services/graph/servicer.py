@@ -5,7 +5,6 @@ import asyncio
 import datetime
 import logging
 
-import grpc
 
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2
@@ -14,7 +13,7 @@ from services.graph.store import GraphStore
 from services.kit import clients
 from services.kit.auth import caller_id
 from services.kit.config import Settings
-from services.kit.errors import invalid_argument, not_found, unavailable
+from services.kit.errors import invalid_argument, not_found
 from services.kit.ids import MAX_ID, IdGenerator, parse_id
 from services.kit.paging import encode_token, int_cursor, page_size
 
@@ -171,12 +170,4 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
 
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         """Summaries from identity by id; ids identity does not know are absent."""
-        try:
-            response = await clients.identity().BatchGetUsers(
-                identity_pb2.BatchGetUsersRequest(user_ids=[str(i) for i in user_ids]),
-                timeout=self.settings.rpc_timeout_seconds,
-            )
-        except grpc.aio.AioRpcError as exc:
-            log.warning("identity lookup failed", extra={"code": exc.code().name, "details": exc.details()})
-            raise unavailable(f"cannot look users up right now (identity service: {exc.code().name}); try again") from exc
-        return {int(u.id): u for u in response.users}
+        return await clients.user_summaries(user_ids, self.settings.rpc_timeout_seconds)

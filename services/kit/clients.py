@@ -4,13 +4,18 @@ Channels are created lazily inside the running event loop (grpc.aio needs it).
 """
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from aviary.graph.v1 import graph_pb2_grpc
-from aviary.identity.v1 import identity_pb2_grpc
+from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2_grpc
 from services.kit.config import service_addr
+from services.kit.errors import unavailable
+
+log = logging.getLogger(__name__)
 
 _channels: dict[str, grpc.aio.Channel] = {}
 
@@ -58,3 +63,17 @@ def forward_auth(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ..
         if key == "authorization":
             return (("authorization", value),)
     return ()
+
+
+async def user_summaries(user_ids: list[int], timeout: float) -> dict[int, identity_pb2.User]:
+    """User summaries from identity by id; ids identity does not know are absent.
+
+    Raises UNAVAILABLE (an ApiError) when identity cannot answer."""
+    try:
+        response = await identity().BatchGetUsers(
+            identity_pb2.BatchGetUsersRequest(user_ids=[str(u) for u in user_ids]), timeout=timeout
+        )
+    except grpc.aio.AioRpcError as exc:
+        log.warning("identity BatchGetUsers failed", extra={"code": exc.code().name, "details": exc.details()})
+        raise unavailable(f"cannot look users up right now (identity: {exc.code().name}); try again") from exc
+    return {int(user.id): user for user in response.users}

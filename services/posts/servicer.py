@@ -13,7 +13,6 @@ import logging
 import os
 import socket
 
-import grpc
 from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
 from cassandra.cluster import NoHostAvailable
 from google.protobuf import empty_pb2
@@ -272,15 +271,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
 
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         """User summaries by id from identity; UNAVAILABLE when it cannot answer."""
-        try:
-            response = await clients.identity().BatchGetUsers(
-                identity_pb2.BatchGetUsersRequest(user_ids=[str(u) for u in user_ids]),
-                timeout=self.settings.rpc_timeout_seconds,
-            )
-        except grpc.aio.AioRpcError as exc:
-            log.warning("identity BatchGetUsers failed", extra={"code": exc.code().name, "details": exc.details()})
-            raise unavailable("the identity service is unavailable; try again") from exc
-        return {int(user.id): user for user in response.users}
+        return await clients.user_summaries(user_ids, self.settings.rpc_timeout_seconds)
 
     async def _users_or_empty(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         # Posts stay readable while identity is down; they just lack the

@@ -14,26 +14,14 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from aviary.events.v1 import events_pb2
-from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
-from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
-from services.kit.config import load_settings, service_addr
+from aviary.graph.v1 import graph_pb2
+from aviary.identity.v1 import identity_pb2
+from services.kit.config import load_settings
 from services.kit.kafka import GRAPH_TOPIC
 
 THRESHOLD = int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3"))
 
 
-@pytest.fixture(scope="module")
-def identity():
-    with grpc.insecure_channel(service_addr("identity")) as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
-        yield identity_pb2_grpc.IdentityServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def graph():
-    with grpc.insecure_channel(service_addr("graph")) as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
-        yield graph_pb2_grpc.GraphServiceStub(channel)
 
 
 class Account:

@@ -9,26 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
-from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
+from aviary.graph.v1 import graph_pb2
+from aviary.identity.v1 import identity_pb2
 from services.kit.auth import verify_token
-from services.kit.config import service_addr
 
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def identity():
-    with grpc.insecure_channel(service_addr("identity")) as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
-        yield identity_pb2_grpc.IdentityServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def graph():
-    with grpc.insecure_channel(service_addr("graph")) as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
-        yield graph_pb2_grpc.GraphServiceStub(channel)
 
 
 def new_username() -> str:
