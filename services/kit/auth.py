@@ -7,7 +7,9 @@ token whose signature checks out against the public key.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
+import os
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -26,25 +28,29 @@ KEY_ID = "aviary-1"
 
 
 def ensure_keys(directory: Path) -> None:
-    """Creates the RSA key pair and the JWKS Envoy reads, once."""
+    """Creates the RSA key pair and the JWKS Envoy reads, once.
+
+    Safe to call from several processes at once: an exclusive lock serializes
+    them and every file appears atomically (written aside, then renamed)."""
     directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _ensure_keys_locked(directory)
+
+
+def _ensure_keys_locked(directory: Path) -> None:
     private_path = directory / "jwt_private.pem"
-    public_path = directory / "jwt_public.pem"
-    jwks_path = directory / "jwks.json"
     if not private_path.exists():
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        private_path.chmod(0o600)
+        _write_atomically(private_path, pem, mode=0o600)
     key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
     public = key.public_key()
-    public_path.write_bytes(
-        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    _write_atomically(
+        directory / "jwt_public.pem",
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     numbers = public.public_numbers()
     jwk = {
@@ -55,7 +61,14 @@ def ensure_keys(directory: Path) -> None:
         "n": _b64uint(numbers.n),
         "e": _b64uint(numbers.e),
     }
-    jwks_path.write_text(json.dumps({"keys": [jwk]}))
+    _write_atomically(directory / "jwks.json", json.dumps({"keys": [jwk]}).encode())
+
+
+def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
 
 
 def _b64uint(value: int) -> str:

@@ -180,13 +180,17 @@ def _resolve(fut: asyncio.Future, exc: BaseException | None) -> None:
 def ensure_topics(bootstrap: str, topics: dict[str, int] = TOPICS) -> None:
     """Creates missing topics (replication 1 locally). Blocking; for tools."""
     from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing]
         if missing:
-            admin.create_topics(missing)
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another process: fine
     finally:
         admin.close()
 
