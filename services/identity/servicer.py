@@ -119,6 +119,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise not_found(f"user '{request.username[:40]}' does not exist")
         return _with_counts(user_summary(user), await self._counts(user.id))
 
+    async def UpdateProfile(self, request, context):
+        user_id = caller_id(context)
+        changes = {}
+        if request.HasField("display_name"):
+            changes["display_name"] = validation.check_display_name(request.display_name)
+        if request.HasField("bio"):
+            changes["bio"] = validation.check_bio(request.bio)
+        if not changes:
+            raise invalid_argument("display_name", "set at least one of display_name, bio")
+        user = await self.store.update_profile(user_id, changes)
+        if user is None:
+            raise not_found(f"user {user_id} does not exist")
+        self.summaries.discard(user_id)
+        log.info("profile updated", extra={"user_id": user_id, "fields": sorted(changes)})
+        return _with_counts(user_summary(user), await self._counts(user_id))
+
     async def BatchGetUsers(self, request, context):
         user_ids = list(dict.fromkeys(parse_ids(request.user_ids, "user_ids", max_items=BATCH_GET_MAX)))
         cached, missing = self.summaries.get_many(user_ids)

@@ -129,6 +129,13 @@ class IdentityStore:
             raise
         return _record(row)
 
+    async def update_profile(self, user_id: int, changes: dict[str, str]) -> UserRecord | None:
+        """Applies column -> value changes to one user; None when there is no such user."""
+        stmt = sa.update(users).where(users.c.id == user_id).values(**changes).returning(*_PROFILE_COLUMNS)
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _record(row)
+
     async def get_user(self, user_id: int) -> UserRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(sa.select(*_PROFILE_COLUMNS).where(users.c.id == user_id))).first()

@@ -1,4 +1,4 @@
-"""Rules for what a sign-up may contain; pure functions, no I/O."""
+"""Rules for what a sign-up or a profile may contain; pure functions, no I/O."""
 from __future__ import annotations
 
 import re
@@ -9,6 +9,7 @@ USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{3,15}")
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 DISPLAY_NAME_MAX = 50
+BIO_MAX = 160
 
 
 def check_username(username: str) -> str:
@@ -34,17 +35,35 @@ def check_password(password: str) -> str:
 
 
 def display_name_or_default(display_name: str, username: str) -> str:
-    """The display name to store: the given one trimmed, or the username when blank."""
+    """The display name to store at sign-up: the given one checked, or the username when blank."""
+    return check_display_name(display_name) if display_name.strip() else username
+
+
+def check_display_name(display_name: str) -> str:
     trimmed = display_name.strip()
     if not trimmed:
-        return username
+        raise invalid_argument("display_name", "must not be empty")
     if len(trimmed) > DISPLAY_NAME_MAX:
         raise invalid_argument(
             "display_name", f"must be at most {DISPLAY_NAME_MAX} characters, got {len(trimmed)}"
         )
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in trimmed):
+    if _has_control(trimmed, allowed=""):
         raise invalid_argument("display_name", "must not contain control characters")
     return trimmed
+
+
+def check_bio(bio: str) -> str:
+    """The bio to store: trimmed, at most BIO_MAX characters; empty clears it."""
+    trimmed = bio.strip()
+    if len(trimmed) > BIO_MAX:
+        raise invalid_argument("bio", f"must be at most {BIO_MAX} characters, got {len(trimmed)}")
+    if _has_control(trimmed, allowed="\n"):
+        raise invalid_argument("bio", "must not contain control characters other than line breaks")
+    return trimmed
+
+
+def _has_control(text: str, allowed: str) -> bool:
+    return any((ord(ch) < 0x20 or ord(ch) == 0x7F) and ch not in allowed for ch in text)
 
 
 def could_be_username(username: str) -> bool:

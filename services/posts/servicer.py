@@ -180,14 +180,14 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         if outcome == TombstoneResult.MISSING:
             raise not_found(f"post {post_id} does not exist")
         if outcome == TombstoneResult.APPLIED:
-            await self._finish_delete(caller, post_id)
+            await self._finish_delete(caller, post_id, record.reply_to_id)
             await self._count_post(caller, -1)
             log.info("post deleted", extra={"post_id": post_id, "author_id": caller})
         elif await self.store.in_author_list(caller, post_id):
             # An earlier delete tombstoned the post but stopped before its
             # batch; this retry completes it (the counter is not touched
             # again: whether it was decremented cannot be known).
-            await self._finish_delete(caller, post_id)
+            await self._finish_delete(caller, post_id, record.reply_to_id)
             log.info("post delete completed on retry", extra={"post_id": post_id, "author_id": caller})
         return empty_pb2.Empty()
 
@@ -211,6 +211,21 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         posts = await self._hydrate(records, viewer_id, known_users=users)
         next_token = paging.encode_token({"before": page[-1]}) if len(post_ids) > size else ""
         return posts_pb2.ListUserPostsResponse(posts=posts, next_page_token=next_token)
+
+    @_store_errors_as_unavailable
+    async def ListReplies(self, request: posts_pb2.ListRepliesRequest, context) -> posts_pb2.ListRepliesResponse:
+        parent_id = ids.parse_id(request.post_id, "post_id")
+        viewer_id = auth.optional_caller_id(context)
+        size = paging.page_size(request.page_size)
+        after = paging.int_cursor(request.page_token, "after")
+        parent = await self.store.get(parent_id)
+        if parent is None or parent.deleted:
+            raise not_found(f"post {parent_id} does not exist")
+        reply_ids = await self.store.reply_ids(parent_id, after, size + 1)
+        page = reply_ids[:size]
+        posts = await self._hydrate(await self._live_records(page), viewer_id)
+        next_token = paging.encode_token({"after": page[-1]}) if len(reply_ids) > size else ""
+        return posts_pb2.ListRepliesResponse(posts=posts, next_page_token=next_token)
 
     @_store_errors_as_unavailable
     async def BatchGetPosts(self, request: posts_pb2.BatchGetPostsRequest, context) -> posts_pb2.BatchGetPostsResponse:
@@ -294,9 +309,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             # slightly wrong number, not a reason to fail the call.
             log.warning("author_stats update failed", extra={"author_id": author_id, "delta": delta}, exc_info=True)
 
-    async def _finish_delete(self, author_id: int, post_id: int) -> None:
+    async def _finish_delete(self, author_id: int, post_id: int, reply_to_id: int) -> None:
         event_id = self.ids.next_id()
-        await self.store.finish_delete(author_id, post_id, event_id, ids.timestamp_ms(event_id))
+        await self.store.finish_delete(author_id, post_id, event_id, ids.timestamp_ms(event_id), reply_to_id)
         self.store.outbox.notify()
 
 

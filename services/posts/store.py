@@ -49,6 +49,12 @@ SCHEMA = [
         post_id bigint,
         PRIMARY KEY (author_id, post_id)
     ) WITH CLUSTERING ORDER BY (post_id DESC)""",
+    # A thread: replies of one parent, oldest first (conversation order).
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.replies_by_parent (
+        parent_id bigint,
+        post_id bigint,
+        PRIMARY KEY (parent_id, post_id)
+    ) WITH CLUSTERING ORDER BY (post_id ASC)""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.author_stats (
         author_id bigint PRIMARY KEY,
         post_count counter
@@ -81,6 +87,9 @@ class _Statements:
     select_by_author_first: PreparedStatement
     select_by_author_before: PreparedStatement
     select_by_author_one: PreparedStatement
+    insert_reply: PreparedStatement
+    delete_reply: PreparedStatement
+    select_replies_after: PreparedStatement
     count_up: PreparedStatement
     count_down: PreparedStatement
     select_stats: PreparedStatement
@@ -121,6 +130,11 @@ class PostStore:
                 f"SELECT post_id FROM {ks}.posts_by_author WHERE author_id = ? AND post_id < ? LIMIT ?"
             ),
             "select_by_author_one": f"SELECT post_id FROM {ks}.posts_by_author WHERE author_id = ? AND post_id = ?",
+            "insert_reply": f"INSERT INTO {ks}.replies_by_parent (parent_id, post_id) VALUES (?, ?)",
+            "delete_reply": f"DELETE FROM {ks}.replies_by_parent WHERE parent_id = ? AND post_id = ?",
+            "select_replies_after": (
+                f"SELECT post_id FROM {ks}.replies_by_parent WHERE parent_id = ? AND post_id > ? LIMIT ?"
+            ),
             "count_up": f"UPDATE {ks}.author_stats SET post_count = post_count + 1 WHERE author_id = ?",
             "count_down": f"UPDATE {ks}.author_stats SET post_count = post_count - 1 WHERE author_id = ?",
             "select_stats": f"SELECT post_count FROM {ks}.author_stats WHERE author_id = ?",
@@ -151,6 +165,8 @@ class PostStore:
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.add(st.insert_post, _post_row(record))
         batch.add(st.insert_by_author, (record.author_id, record.post_id))
+        if record.reply_to_id:
+            batch.add(st.insert_reply, (record.reply_to_id, record.post_id))
         event = events_pb2.PostEvent(
             event_id=event_id,
             occur_time=timestamp_from_ms(record.created_at_ms),
@@ -185,10 +201,14 @@ class PostStore:
             return TombstoneResult.APPLIED if applied else TombstoneResult.ALREADY_DELETED
         return TombstoneResult.ALREADY_DELETED
 
-    async def finish_delete(self, author_id: int, post_id: int, event_id: int, occurred_ms: int) -> None:
-        """Drops the post from its author's list and stores the `deleted` event, atomically."""
+    async def finish_delete(self, author_id: int, post_id: int, event_id: int, occurred_ms: int,
+                            reply_to_id: int = 0) -> None:
+        """Drops the post from its author's list (and its parent's thread) and
+        stores the `deleted` event, atomically."""
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.add(self._st.delete_by_author, (author_id, post_id))
+        if reply_to_id:
+            batch.add(self._st.delete_reply, (reply_to_id, post_id))
         event = events_pb2.PostEvent(
             event_id=event_id,
             occur_time=timestamp_from_ms(occurred_ms),
@@ -218,6 +238,11 @@ class PostStore:
             rows = await cql.execute(self.session, self._st.select_by_author_first, (author_id, limit))
         else:
             rows = await cql.execute(self.session, self._st.select_by_author_before, (author_id, before, limit))
+        return [row.post_id for row in rows]
+
+    async def reply_ids(self, parent_id: int, after: int | None, limit: int) -> list[int]:
+        """Up to `limit` reply ids of the parent, oldest first, newer than `after`."""
+        rows = await cql.execute(self.session, self._st.select_replies_after, (parent_id, after or 0, limit))
         return [row.post_id for row in rows]
 
     async def in_author_list(self, author_id: int, post_id: int) -> bool:

@@ -100,3 +100,20 @@ def test_cache_never_grows_past_max_entries():
     assert len(cache) == 3
     found, _ = cache.get_many(range(10))
     assert sorted(found) == [7, 8, 9]  # the oldest were evicted first
+
+
+def test_profile_rules():
+    from services.identity import validation
+    from services.kit.errors import ApiError
+
+    assert validation.check_display_name("  Ada  ") == "Ada"
+    assert validation.check_bio(" line one\nline two ") == "line one\nline two"
+    assert validation.check_bio("") == ""
+    for bad in ("", "   ", "x" * 51, "tab\there"):
+        with pytest.raises(ApiError) as err:
+            validation.check_display_name(bad)
+        assert err.value.message.startswith("display_name:")
+    for bad in ("x" * 161, "nul\x00"):
+        with pytest.raises(ApiError) as err:
+            validation.check_bio(bad)
+        assert err.value.message.startswith("bio:")

@@ -94,3 +94,11 @@ class BatchGetUsersResponse(_message.Message):
     USERS_FIELD_NUMBER: _ClassVar[int]
     users: _containers.RepeatedCompositeFieldContainer[User]
     def __init__(self, users: _Optional[_Iterable[_Union[User, _Mapping]]] = ...) -> None: ...
+
+class UpdateProfileRequest(_message.Message):
+    __slots__ = ("display_name", "bio")
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    BIO_FIELD_NUMBER: _ClassVar[int]
+    display_name: str
+    bio: str
+    def __init__(self, display_name: _Optional[str] = ..., bio: _Optional[str] = ...) -> None: ...

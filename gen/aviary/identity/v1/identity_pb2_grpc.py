@@ -56,6 +56,11 @@ class IdentityServiceStub:
                 request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.LookupUserRequest.SerializeToString,
                 response_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
                 _registered_method=True)
+        self.UpdateProfile = channel.unary_unary(
+                '/aviary.identity.v1.IdentityService/UpdateProfile',
+                request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.UpdateProfileRequest.SerializeToString,
+                response_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
+                _registered_method=True)
         self.BatchGetUsers = channel.unary_unary(
                 '/aviary.identity.v1.IdentityService/BatchGetUsers',
                 request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.BatchGetUsersRequest.SerializeToString,
@@ -97,6 +102,14 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateProfile(self, request, context):
+        """Updates the caller's own profile. Only the fields present in the body
+        change; an empty string clears the bio.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def BatchGetUsers(self, request, context):
         """Internal: user summaries (no counts) for hydrating posts and lists.
         Unknown ids are left out of the response.
@@ -126,6 +139,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
             'LookupUser': grpc.unary_unary_rpc_method_handler(
                     servicer.LookupUser,
                     request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.LookupUserRequest.FromString,
+                    response_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.User.SerializeToString,
+            ),
+            'UpdateProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProfile,
+                    request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.UpdateProfileRequest.FromString,
                     response_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.User.SerializeToString,
             ),
             'BatchGetUsers': grpc.unary_unary_rpc_method_handler(
@@ -243,6 +261,33 @@ class IdentityService:
             target,
             '/aviary.identity.v1.IdentityService/LookupUser',
             aviary_dot_identity_dot_v1_dot_identity__pb2.LookupUserRequest.SerializeToString,
+            aviary_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.identity.v1.IdentityService/UpdateProfile',
+            aviary_dot_identity_dot_v1_dot_identity__pb2.UpdateProfileRequest.SerializeToString,
             aviary_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
             options,
             channel_credentials,

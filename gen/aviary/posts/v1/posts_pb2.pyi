@@ -118,3 +118,21 @@ class AuthorStats(_message.Message):
     user_id: str
     post_count: int
     def __init__(self, user_id: _Optional[str] = ..., post_count: _Optional[int] = ...) -> None: ...
+
+class ListRepliesRequest(_message.Message):
+    __slots__ = ("post_id", "page_size", "page_token")
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    post_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, post_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRepliesResponse(_message.Message):
+    __slots__ = ("posts", "next_page_token")
+    POSTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    posts: _containers.RepeatedCompositeFieldContainer[Post]
+    next_page_token: str
+    def __init__(self, posts: _Optional[_Iterable[_Union[Post, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

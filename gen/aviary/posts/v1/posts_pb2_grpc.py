@@ -57,6 +57,11 @@ class PostsServiceStub:
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListUserPostsRequest.SerializeToString,
                 response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListUserPostsResponse.FromString,
                 _registered_method=True)
+        self.ListReplies = channel.unary_unary(
+                '/aviary.posts.v1.PostsService/ListReplies',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesRequest.SerializeToString,
+                response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesResponse.FromString,
+                _registered_method=True)
         self.BatchGetPosts = channel.unary_unary(
                 '/aviary.posts.v1.PostsService/BatchGetPosts',
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetPostsRequest.SerializeToString,
@@ -103,6 +108,13 @@ class PostsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReplies(self, request, context):
+        """Pages the live replies to a post, oldest first (conversation order).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def BatchGetPosts(self, request, context):
         """Internal: hydrates many posts at once. Unknown or deleted ids are left out.
         """
@@ -139,6 +151,11 @@ def add_PostsServiceServicer_to_server(servicer, server):
                     servicer.ListUserPosts,
                     request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListUserPostsRequest.FromString,
                     response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListUserPostsResponse.SerializeToString,
+            ),
+            'ListReplies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReplies,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesRequest.FromString,
+                    response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesResponse.SerializeToString,
             ),
             'BatchGetPosts': grpc.unary_unary_rpc_method_handler(
                     servicer.BatchGetPosts,
@@ -261,6 +278,33 @@ class PostsService:
             '/aviary.posts.v1.PostsService/ListUserPosts',
             aviary_dot_posts_dot_v1_dot_posts__pb2.ListUserPostsRequest.SerializeToString,
             aviary_dot_posts_dot_v1_dot_posts__pb2.ListUserPostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReplies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/ListReplies',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesRequest.SerializeToString,
+            aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,106 @@
+"""Profile edits (PATCH /v1/users/me) and reply threads, through Envoy."""
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.edge import error_message, post, sign_up, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_patch_profile_changes_only_the_fields_sent(http):
+    me = sign_up(http, "p")
+    before = http.get(f"/v1/users/{me.id}").json()
+    r = http.patch("/v1/users/me", json={"bio": "  Birds, mostly.  "}, headers=me.auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["bio"] == "Birds, mostly."
+    assert r.json()["displayName"] == before["displayName"]
+    r = http.patch("/v1/users/me", json={"displayName": "Polly Parrot"}, headers=me.auth)
+    assert r.status_code == 200, r.text
+    profile = http.get(f"/v1/users/{me.id}").json()
+    assert (profile["displayName"], profile["bio"]) == ("Polly Parrot", "Birds, mostly.")
+    # Clearing the bio is a change too.
+    assert http.patch("/v1/users/me", json={"bio": ""}, headers=me.auth).json()["bio"] == ""
+
+
+def test_new_display_name_reaches_hydrated_posts(http):
+    me = sign_up(http, "p")
+    created = post(http, me, "name check")
+    http.patch("/v1/users/me", json={"displayName": "Renamed Bird"}, headers=me.auth).raise_for_status()
+    assert wait_until(
+        lambda: http.get(f"/v1/posts/{created['id']}").json()["author"]["displayName"] == "Renamed Bird",
+        timeout=10.0, interval=0.25,
+    )
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"bio": "x" * 161}, "bio"),
+        ({"bio": "bell\u0007"}, "bio"),
+        ({"displayName": "   "}, "display_name"),
+        ({"displayName": "y" * 51}, "display_name"),
+        ({}, "display_name"),
+    ],
+    ids=["bio-too-long", "bio-control-char", "blank-name", "name-too-long", "nothing-to-change"],
+)
+def test_bad_profile_update_is_400_and_changes_nothing(http, body, field):
+    me = sign_up(http, "p")
+    before = http.get(f"/v1/users/{me.id}").json()
+    r = http.patch("/v1/users/me", json=body, headers=me.auth)
+    assert r.status_code == 400, r.text
+    assert field in error_message(r)
+    assert http.get(f"/v1/users/{me.id}").json() == before
+
+
+def test_patch_profile_needs_a_token(http):
+    assert http.patch("/v1/users/me", json={"bio": "anonymous"}).status_code == 401
+
+
+def _reply(http, author, parent_id: str, text: str) -> dict:
+    r = http.post("/v1/posts", json={"text": text, "replyToId": parent_id}, headers=author.auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["replyToId"] == parent_id
+    return r.json()
+
+
+def _thread(http, parent_id: str, page_size: int) -> list[str]:
+    seen, token = [], ""
+    for _ in range(100):
+        params = {"pageSize": page_size, **({"pageToken": token} if token else {})}
+        r = http.get(f"/v1/posts/{parent_id}/replies", params=params)
+        assert r.status_code == 200, r.text
+        seen.extend(p["id"] for p in r.json()["posts"])
+        token = r.json()["nextPageToken"]
+        if not token:
+            return seen
+    raise AssertionError("paging never ended")
+
+
+def test_replies_page_oldest_first_exactly_once_and_drop_deleted(http):
+    author, a, b = sign_up(http, "t"), sign_up(http, "t"), sign_up(http, "t")
+    parent = post(http, author, "what do you think?")
+    replies = [_reply(http, [a, b][i % 2], parent["id"], f"reply {i}")["id"] for i in range(5)]
+    assert _thread(http, parent["id"], 2) == replies  # public read, no token
+
+    r = http.delete(f"/v1/posts/{replies[1]}", headers=b.auth)
+    assert r.status_code == 200, r.text
+    assert _thread(http, parent["id"], 10) == [replies[0], *replies[2:]]
+
+
+def test_reply_to_deleted_or_unknown_post(http):
+    author, other = sign_up(http, "t"), sign_up(http, "t")
+    parent = post(http, author, "soon gone")
+    http.delete(f"/v1/posts/{parent['id']}", headers=author.auth).raise_for_status()
+
+    r = http.post("/v1/posts", json={"text": "too late", "replyToId": parent["id"]}, headers=other.auth)
+    assert r.status_code == 412, r.text
+    assert "reply_to_id" in error_message(r)
+    r = http.post("/v1/posts", json={"text": "to nowhere", "replyToId": "123456789"}, headers=other.auth)
+    assert r.status_code == 404, r.text
+    assert http.get(f"/v1/users/{other.id}/posts").json()["posts"] == []
+
+    assert http.get(f"/v1/posts/{parent['id']}/replies").status_code == 404
+    assert http.get("/v1/posts/123456789/replies").status_code == 404
+    r = http.get("/v1/posts/nope/replies")
+    assert r.status_code == 400 and "post_id" in error_message(r)
