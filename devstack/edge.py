@@ -27,6 +27,17 @@ PUBLIC_SERVICES = [
 ]
 
 
+def streaming_paths() -> set[str]:
+    """gRPC paths of public server-streaming methods: they get no route timeout."""
+    paths = set()
+    for _, file_desc, service_name in PUBLIC_SERVICES:
+        service = file_desc.services_by_name[service_name]
+        for method in service.methods:
+            if method.server_streaming:
+                paths.add(f"/{service.full_name}/{method.name}")
+    return paths
+
+
 def public_methods() -> list[tuple[str, str]]:
     """(gRPC path, cluster) for every method that has a google.api.http rule.
 
@@ -60,10 +71,11 @@ def build_descriptor(out: Path) -> None:
     )
 
 
-def _routes(stream_timeout_methods: set[str] = frozenset()) -> str:
+def _routes() -> str:
     lines = []
+    streams = streaming_paths()
     for path, cluster in public_methods():
-        timeout = "0s" if path in stream_timeout_methods else "15s"
+        timeout = "0s" if path in streams else "15s"
         lines.append(f"                        - match: {{path: {path}}}")
         lines.append(f"                          route: {{cluster: {cluster}, timeout: {timeout}}}")
     # Before transcoding a request still has its HTTP path (/v1/...), and

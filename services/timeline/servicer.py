@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import AsyncIterator
 
 import grpc
@@ -16,7 +17,8 @@ from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float
 from services.kit.errors import invalid_argument, unavailable
 from services.kit.paging import encode_token, int_cursor, page_size
-from services.timeline.entries import Entry, author_key, home_key, lex_upper_bound, plan_round
+from services.timeline.entries import Entry, author_key, decode_member, home_key, lex_upper_bound, plan_round
+from services.timeline.live import LiveHub, author_channel, home_channel
 from services.timeline.store import TimelineStore
 
 log = logging.getLogger(__name__)
@@ -80,12 +82,17 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             ttl_seconds=env_float("AVIARY_TIMELINE_POST_CACHE_SECONDS", 5.0), max_entries=100_000
         )
         self.store: TimelineStore | None = None
+        self.hub: LiveHub | None = None
+        # A line without a post every so often keeps idle live streams open
+        # through proxies and tells clients the stream is alive.
+        self.heartbeat_seconds = env_float("AVIARY_TIMELINE_WATCH_HEARTBEAT_SECONDS", 25.0)
         # Lazy clean-ups in flight; held so they are not garbage-collected.
         self._cleanups: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self.store = TimelineStore(self.settings)
         await self._wait_for_redis()
+        self.hub = LiveHub(self.store.client)
 
     async def _wait_for_redis(self, attempts: int = 30) -> None:
         # Backends may still be starting next to us; serve only once Redis answers.
@@ -100,6 +107,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
+        if self.hub is not None:
+            await self.hub.close()
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
         if self.store is not None:
@@ -183,6 +192,34 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # paging below it neither skips nor repeats, however the timeline changes.
         token = encode_token({"before": cursor}) if has_more else ""
         return timeline_pb2.GetHomeTimelineResponse(posts=page, next_page_token=token)
+
+    async def WatchHomeTimeline(self, request, context):
+        caller = caller_id(context)
+        celebrities = await self._followed_celebrities(caller)
+        channels = [home_channel(caller), author_channel(caller)]
+        channels += [author_channel(c) for c in celebrities if c != caller]
+        seen: deque[int] = deque(maxlen=1000)
+        async with self.hub.listen(channels) as queue:
+            # Headers now, not with the first post: the client (and Envoy) learn
+            # at once that the stream is open and subscribed.
+            await context.send_initial_metadata(())
+            log.info("watch opened", extra={"user_id": caller, "channels": len(channels)})
+            while True:
+                try:
+                    member = await asyncio.wait_for(queue.get(), timeout=self.heartbeat_seconds)
+                except asyncio.TimeoutError:
+                    yield timeline_pb2.WatchHomeTimelineResponse()
+                    continue
+                try:
+                    entry = decode_member(member)
+                except ValueError:
+                    continue
+                if entry.post_id in seen:
+                    continue  # e.g. a retried delivery
+                seen.append(entry.post_id)
+                post = (await self._hydrate([entry], caller)).get(entry.post_id)
+                if post is not None:
+                    yield timeline_pb2.WatchHomeTimelineResponse(post=post)
 
     async def _source_keys(self, caller: int) -> list[str]:
         """The caller's timeline, own posts, and each followed celebrity's index."""

@@ -23,6 +23,7 @@ from services.timeline.entries import (
     encode_member,
     home_key,
 )
+from services.timeline.live import author_channel, home_channel
 
 # How many of a newly followed author's recent posts a follow copies in.
 BACKFILL_ENTRIES = 50
@@ -50,6 +51,10 @@ class TimelineStore:
         self._redis: redis.Redis = redis_client.client(settings)
         self._purge_author = self._redis.register_script(_PURGE_AUTHOR_LUA)
 
+    @property
+    def client(self) -> redis.Redis:
+        return self._redis
+
     async def ping(self) -> None:
         await self._redis.ping()
 
@@ -64,6 +69,8 @@ class TimelineStore:
             key = home_key(user_id)
             pipe.zadd(key, {member: 0})
             pipe.zremrangebyrank(key, 0, -(self.timeline_max + 1))
+            # Cheap when nobody listens: PUBLISH to a channel without subscribers is O(1).
+            pipe.publish(home_channel(user_id), member)
         await pipe.execute()
 
     async def remove_from_homes(self, entry: Entry, user_ids: Sequence[int]) -> None:
@@ -75,9 +82,11 @@ class TimelineStore:
 
     async def add_to_author_index(self, entry: Entry) -> None:
         key = author_key(entry.author_id)
+        member = encode_member(entry.post_id, entry.author_id)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(key, {encode_member(entry.post_id, entry.author_id): 0})
+        pipe.zadd(key, {member: 0})
         pipe.zremrangebyrank(key, 0, -(self.author_index_max + 1))
+        pipe.publish(author_channel(entry.author_id), member)
         await pipe.execute()
 
     async def remove_from_author_index(self, entry: Entry) -> None:

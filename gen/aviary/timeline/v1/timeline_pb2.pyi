@@ -100,3 +100,13 @@ class GetHomeTimelineResponse(_message.Message):
     posts: _containers.RepeatedCompositeFieldContainer[_posts_pb2.Post]
     next_page_token: str
     def __init__(self, posts: _Optional[_Iterable[_Union[_posts_pb2.Post, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class WatchHomeTimelineRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchHomeTimelineResponse(_message.Message):
+    __slots__ = ("post",)
+    POST_FIELD_NUMBER: _ClassVar[int]
+    post: _posts_pb2.Post
+    def __init__(self, post: _Optional[_Union[_posts_pb2.Post, _Mapping]] = ...) -> None: ...

@@ -41,6 +41,11 @@ class TimelineServiceStub:
                 request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.GetHomeTimelineRequest.SerializeToString,
                 response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.GetHomeTimelineResponse.FromString,
                 _registered_method=True)
+        self.WatchHomeTimeline = channel.unary_stream(
+                '/aviary.timeline.v1.TimelineService/WatchHomeTimeline',
+                request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.WatchHomeTimelineRequest.SerializeToString,
+                response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.WatchHomeTimelineResponse.FromString,
+                _registered_method=True)
         self.DeliverEntries = channel.stream_unary(
                 '/aviary.timeline.v1.TimelineService/DeliverEntries',
                 request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntriesRequest.SerializeToString,
@@ -71,6 +76,15 @@ class TimelineServiceServicer:
     def GetHomeTimeline(self, request, context):
         """Returns the caller's home timeline, newest first: materialized entries
         merged with recent posts of followed celebrities and the caller's own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchHomeTimeline(self, request, context):
+        """Streams the caller's new home-timeline posts live as they arrive (fanned
+        out, from followed celebrities, or the caller's own), until the client
+        goes away. Over HTTP each post is one JSON line.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,6 +129,11 @@ def add_TimelineServiceServicer_to_server(servicer, server):
                     servicer.GetHomeTimeline,
                     request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.GetHomeTimelineRequest.FromString,
                     response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.GetHomeTimelineResponse.SerializeToString,
+            ),
+            'WatchHomeTimeline': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchHomeTimeline,
+                    request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.WatchHomeTimelineRequest.FromString,
+                    response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.WatchHomeTimelineResponse.SerializeToString,
             ),
             'DeliverEntries': grpc.stream_unary_rpc_method_handler(
                     servicer.DeliverEntries,
@@ -166,6 +185,33 @@ class TimelineService:
             '/aviary.timeline.v1.TimelineService/GetHomeTimeline',
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.GetHomeTimelineRequest.SerializeToString,
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.GetHomeTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchHomeTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aviary.timeline.v1.TimelineService/WatchHomeTimeline',
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.WatchHomeTimelineRequest.SerializeToString,
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.WatchHomeTimelineResponse.FromString,
             options,
             channel_credentials,
             insecure,
