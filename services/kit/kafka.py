@@ -23,6 +23,8 @@ POSTS_TOPIC = "posts.events.v1"
 GRAPH_TOPIC = "graph.events.v1"
 TOPICS = {POSTS_TOPIC: 6, GRAPH_TOPIC: 6}
 
+LAG_REPORT_SECONDS = 5.0
+
 CONSUMER_LAG = Gauge("aviary_kafka_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
 HANDLE_SECONDS = Histogram("aviary_kafka_handle_seconds", "Time to apply one record", ["group", "topic"])
 
@@ -83,6 +85,7 @@ class ConsumerLoop:
         self.topics = topics
         self.handler = handler
         self._stop = threading.Event()
+        self._next_lag_report = 0.0
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -112,7 +115,10 @@ class ConsumerLoop:
                     for record in records:
                         self._apply(loop, tp.topic, record)
                     consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
-                self._report_lag(consumer)
+                if time.monotonic() >= self._next_lag_report:
+                    # end_offsets is a broker round trip: report every few seconds, not per batch.
+                    self._report_lag(consumer)
+                    self._next_lag_report = time.monotonic() + LAG_REPORT_SECONDS
         finally:
             consumer.close(autocommit=False)
 
