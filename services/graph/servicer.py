@@ -19,6 +19,10 @@ from services.kit.paging import encode_token, int_cursor, page_size
 
 log = logging.getLogger(__name__)
 
+# A claim older than this whose followers row is missing was abandoned by a
+# crashed call (a live one writes the row within milliseconds).
+UNFINISHED_CLAIM_AGE = datetime.timedelta(seconds=30)
+
 
 class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     def __init__(self, settings: Settings) -> None:
@@ -71,9 +75,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             self.store.outbox.notify()
             log.info("follow created", extra={"follower_id": follower, "followee_id": followee})
         else:
-            # The edge was already claimed; re-writing the reverse row repairs a
-            # crash between the two writes. Counts and events stay untouched.
-            await self.store.put_follower_row(follower, followee, since)
+            await self._finish_interrupted_follow(follower, followee, since, now)
         return graph_pb2.FollowUserResponse(
             follower_id=str(follower), followee_id=str(followee), following=True, created=created
         )
@@ -99,6 +101,25 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         return graph_pb2.UnfollowUserResponse(
             follower_id=str(follower), followee_id=str(followee), following=False, removed=removed
         )
+
+    async def _finish_interrupted_follow(
+        self, follower: int, followee: int, since: datetime.datetime, now: datetime.datetime
+    ) -> None:
+        """The edge was claimed before. If that claim is old and its followers
+        row never appeared, the call that claimed it died between its writes:
+        do what it did not (followers row + event, counts, celebrity flag).
+        A young claim may still be finishing in another call: left alone."""
+        if await self.store.follower_row_exists(follower, followee):
+            return
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=datetime.timezone.utc)  # the driver returns naive UTC
+        if now - since < UNFINISHED_CLAIM_AGE:
+            return
+        event = rules.follow_event(self.ids.next_id(), follower, followee, True, now)
+        await self.store.commit_follower_row(follower, followee, since, event)
+        await self.store.adjust_counts(follower, followee, +1)
+        await self._refresh_celebrity(followee)
+        log.warning("finished a follow interrupted earlier", extra={"follower_id": follower, "followee_id": followee})
 
     async def _refresh_celebrity(self, user_id: int) -> None:
         followers, _ = await self.store.counts(user_id)

@@ -89,6 +89,7 @@ class GraphStore:
             "release_follow": f"DELETE FROM {ks}.following WHERE user_id = ? AND followee_id = ? IF EXISTS",
             "put_follower": f"INSERT INTO {ks}.followers (user_id, follower_id, created_at) VALUES (?, ?, ?)",
             "drop_follower": f"DELETE FROM {ks}.followers WHERE user_id = ? AND follower_id = ?",
+            "has_follower": f"SELECT follower_id FROM {ks}.followers WHERE user_id = ? AND follower_id = ?",
             "add_followers": f"UPDATE {ks}.follow_counts SET followers = followers + ? WHERE user_id = ?",
             "add_following": f"UPDATE {ks}.follow_counts SET following = following + ? WHERE user_id = ?",
             "counts": f"SELECT followers, following FROM {ks}.follow_counts WHERE user_id = ?",
@@ -140,6 +141,9 @@ class GraphStore:
         assert self.outbox is not None, "call start() first"
         event_id, key, payload = event
         self.outbox.add(batch, event_id, GRAPH_TOPIC, key, payload)
+
+    async def follower_row_exists(self, follower: int, followee: int) -> bool:
+        return bool(await self._run("has_follower", (followee, follower)))
 
     async def put_follower_row(self, follower: int, followee: int, created_at: datetime.datetime) -> None:
         await self._run("put_follower", (followee, follower, created_at))

@@ -271,3 +271,33 @@ def test_follow_and_unfollow_publish_graph_events(identity, graph, graph_topic_f
         lambda e: e.WhichOneof("kind") == "follow_removed" and e.follow_removed.follower_id == int(alice.id),
     )
     assert record.key == alice.id.encode()
+
+
+def test_follow_retry_finishes_a_follow_interrupted_between_its_writes(identity, graph):
+    """Simulates a crash after the `following` claim and before the followers
+    row, event and counts: a retry of the same follow completes all three."""
+    from cassandra.cluster import Cluster
+
+    fan, star = sign_up(identity), sign_up(identity)
+    settings = load_settings()
+    cluster = Cluster(list(settings.cassandra_hosts), port=settings.cassandra_port)
+    try:
+        session = cluster.connect()
+        session.execute(
+            "INSERT INTO aviary_graph.following (user_id, followee_id, created_at) "
+            "VALUES (%s, %s, toTimestamp(now()) - 1h)",
+            (int(fan.id), int(star.id)),
+        )
+    finally:
+        cluster.shutdown()
+    assert stats(graph, star.id).follower_count == 0
+
+    reply = follow(graph, fan, star.id)
+    assert reply.following and not reply.created
+    assert stats(graph, star.id).follower_count == 1
+    assert stats(graph, fan.id).following_count == 1
+    listed = graph.ListFollowers(graph_pb2.ListFollowersRequest(user_id=star.id), timeout=10)
+    assert [u.id for u in listed.users] == [fan.id]
+    # Retrying again changes nothing more.
+    follow(graph, fan, star.id)
+    assert stats(graph, star.id).follower_count == 1
