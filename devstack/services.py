@@ -9,11 +9,12 @@ import os
 import sys
 from pathlib import Path
 
+from services.kit.config import SERVICE_PORTS
+
 from . import config
 from .proc import Component, http_check, python_service
 from .registry import register
 
-SERVICE_PORTS = {"identity": 50051, "graph": 50052, "posts": 50053, "timeline": 50054, "fanout": 50055}
 ENVOY_PORT = config.env_int("ENVOY_PORT", 8080)
 ENVOY_ADMIN_PORT = config.env_int("ENVOY_ADMIN_PORT", 9901)
 GATEWAY_PORT = config.env_int("AVIARY_GATEWAY_PORT", 8081)

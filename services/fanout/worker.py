@@ -17,7 +17,7 @@ from aviary.timeline.v1 import timeline_pb2
 from services.fanout.events import FollowChange, Ignored, PostChange, decode, delivery_request, event_age_seconds
 from services.kit import clients
 from services.kit.config import Settings, env_float
-from services.kit.kafka import GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord, ensure_topics
+from services.kit.kafka import GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord, ensure_topics_async
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class FanoutWorker:
 
     async def start(self) -> None:
         try:
-            await asyncio.get_running_loop().run_in_executor(None, ensure_topics, self.settings.kafka_bootstrap)
+            await ensure_topics_async(self.settings.kafka_bootstrap)
         except Exception:
             # The consumer loop waits for Kafka by itself; nothing is lost.
             log.warning("could not ensure Kafka topics; consuming anyway", exc_info=True)

@@ -56,6 +56,11 @@ def timestamp_ms(id_: int) -> int:
     return (id_ >> (WORKER_BITS + SEQUENCE_BITS)) + EPOCH_MS
 
 
+def min_id_at(unix_ms: int) -> int:
+    """The smallest id minted at `unix_ms`: ids below it were minted earlier."""
+    return max(0, unix_ms - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS)
+
+
 def parse_id(value: str, field: str) -> int:
     """A client-sent id string -> int, or INVALID_ARGUMENT naming the field."""
     if value is None or value == "":

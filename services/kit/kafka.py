@@ -201,4 +201,9 @@ def ensure_topics(bootstrap: str, topics: dict[str, int] = TOPICS) -> None:
         admin.close()
 
 
-__all__ = ["Producer", "ConsumerLoop", "PoisonRecord", "ensure_topics", "TopicPartition", "TOPICS", "POSTS_TOPIC", "GRAPH_TOPIC"]
+async def ensure_topics_async(bootstrap: str, topics: dict[str, int] = TOPICS) -> None:
+    """ensure_topics off the event loop (the admin client blocks)."""
+    await asyncio.get_running_loop().run_in_executor(None, ensure_topics, bootstrap, topics)
+
+
+__all__ = ["Producer", "ConsumerLoop", "PoisonRecord", "ensure_topics", "ensure_topics_async", "TopicPartition", "TOPICS", "POSTS_TOPIC", "GRAPH_TOPIC"]

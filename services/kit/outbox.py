@@ -31,7 +31,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.kit import cql
 from services.kit.config import env_float
-from services.kit.ids import EPOCH_MS, SEQUENCE_BITS, WORKER_BITS
+from services.kit.ids import min_id_at
 from services.kit.kafka import Producer
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,6 @@ class OutboxEvent:
     @property
     def shard(self) -> int:
         return self.event_id % SHARDS
-
-
-def _min_id_at(unix_ms: int) -> int:
-    """The smallest Snowflake id minted at `unix_ms`."""
-    return max(0, unix_ms - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS)
 
 
 class Outbox:
@@ -180,7 +175,7 @@ class Outbox:
     async def sweep(self) -> int:
         """Publishes stored events older than sweep_min_age; returns how many."""
         now_ms = int(time.time() * 1000)
-        upper = _min_id_at(now_ms - int(self.sweep_min_age * 1000))
+        upper = min_id_at(now_ms - int(self.sweep_min_age * 1000))
         published = 0
         for shard in range(SHARDS):
             while True:
@@ -197,7 +192,7 @@ class Outbox:
                     break
             # Everything below `upper` is relayed, except rows committed more
             # than late_margin after their id was minted: keep that margin.
-            floor = _min_id_at(now_ms - int((self.sweep_min_age + self.late_margin) * 1000))
+            floor = min_id_at(now_ms - int((self.sweep_min_age + self.late_margin) * 1000))
             self._floors[shard] = max(self._floors[shard], floor)
         if published:
             log.info("outbox sweep published leftovers", extra={"keyspace": self.keyspace, "events": published})

@@ -318,8 +318,6 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
 async def _ensure_topics(bootstrap: str) -> None:
     """Creates the posts topic if missing; a Kafka outage only delays it."""
     try:
-        await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(kafka.ensure_topics, bootstrap, {kafka.POSTS_TOPIC: kafka.TOPICS[kafka.POSTS_TOPIC]})
-        )
+        await kafka.ensure_topics_async(bootstrap, {kafka.POSTS_TOPIC: kafka.TOPICS[kafka.POSTS_TOPIC]})
     except Exception as exc:
         log.warning("could not ensure Kafka topics; the relay keeps retrying", extra={"error": repr(exc)})
