@@ -8,8 +8,11 @@ import logging
 
 import grpc
 
+from aviary.engagement.v1 import engagement_pb2_grpc
 from aviary.graph.v1 import graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
+from aviary.media.v1 import media_pb2_grpc
+from aviary.notifications.v1 import notifications_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2_grpc
 from services.kit.config import service_addr
@@ -49,6 +52,18 @@ def posts() -> posts_pb2_grpc.PostsServiceStub:
 
 def timeline() -> timeline_pb2_grpc.TimelineServiceStub:
     return timeline_pb2_grpc.TimelineServiceStub(channel("timeline"))
+
+
+def engagement() -> engagement_pb2_grpc.EngagementServiceStub:
+    return engagement_pb2_grpc.EngagementServiceStub(channel("engagement"))
+
+
+def notifications() -> notifications_pb2_grpc.NotificationsServiceStub:
+    return notifications_pb2_grpc.NotificationsServiceStub(channel("notifications"))
+
+
+def media() -> media_pb2_grpc.MediaServiceStub:
+    return media_pb2_grpc.MediaServiceStub(channel("media"))
 
 
 async def close_all() -> None:

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 # Topic name -> partition count. Keys: author id (posts), follower id (graph).
 POSTS_TOPIC = "posts.events.v1"
 GRAPH_TOPIC = "graph.events.v1"
-TOPICS = {POSTS_TOPIC: 6, GRAPH_TOPIC: 6}
+ENGAGEMENT_TOPIC = "engagement.events.v1"
+TOPICS = {POSTS_TOPIC: 6, GRAPH_TOPIC: 6, ENGAGEMENT_TOPIC: 6}
 
 LAG_REPORT_SECONDS = 5.0
 
@@ -206,4 +207,4 @@ async def ensure_topics_async(bootstrap: str, topics: dict[str, int] = TOPICS) -
     await asyncio.get_running_loop().run_in_executor(None, ensure_topics, bootstrap, topics)
 
 
-__all__ = ["Producer", "ConsumerLoop", "PoisonRecord", "ensure_topics", "ensure_topics_async", "TopicPartition", "TOPICS", "POSTS_TOPIC", "GRAPH_TOPIC"]
+__all__ = ["Producer", "ConsumerLoop", "PoisonRecord", "ensure_topics", "ensure_topics_async", "TopicPartition", "TOPICS", "POSTS_TOPIC", "GRAPH_TOPIC", "ENGAGEMENT_TOPIC"]

@@ -22,7 +22,7 @@ class PostEvent(_message.Message):
     def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created: _Optional[_Union[PostCreated, _Mapping]] = ..., deleted: _Optional[_Union[PostDeleted, _Mapping]] = ...) -> None: ...
 
 class PostCreated(_message.Message):
-    __slots__ = ("post_id", "author_id", "text", "reply_to_id", "repost_of_id", "hashtags", "mentions", "product_ids", "media_ids", "created_at")
+    __slots__ = ("post_id", "author_id", "text", "reply_to_id", "repost_of_id", "hashtags", "mentions", "product_ids", "media_ids", "created_at", "reply_to_author_id", "repost_of_author_id")
     POST_ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,8 @@ class PostCreated(_message.Message):
     PRODUCT_IDS_FIELD_NUMBER: _ClassVar[int]
     MEDIA_IDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TO_AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    REPOST_OF_AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
     post_id: int
     author_id: int
     text: str
@@ -43,15 +45,21 @@ class PostCreated(_message.Message):
     product_ids: _containers.RepeatedScalarFieldContainer[int]
     media_ids: _containers.RepeatedScalarFieldContainer[int]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, post_id: _Optional[int] = ..., author_id: _Optional[int] = ..., text: _Optional[str] = ..., reply_to_id: _Optional[int] = ..., repost_of_id: _Optional[int] = ..., hashtags: _Optional[_Iterable[str]] = ..., mentions: _Optional[_Iterable[str]] = ..., product_ids: _Optional[_Iterable[int]] = ..., media_ids: _Optional[_Iterable[int]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reply_to_author_id: int
+    repost_of_author_id: int
+    def __init__(self, post_id: _Optional[int] = ..., author_id: _Optional[int] = ..., text: _Optional[str] = ..., reply_to_id: _Optional[int] = ..., repost_of_id: _Optional[int] = ..., hashtags: _Optional[_Iterable[str]] = ..., mentions: _Optional[_Iterable[str]] = ..., product_ids: _Optional[_Iterable[int]] = ..., media_ids: _Optional[_Iterable[int]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reply_to_author_id: _Optional[int] = ..., repost_of_author_id: _Optional[int] = ...) -> None: ...
 
 class PostDeleted(_message.Message):
-    __slots__ = ("post_id", "author_id")
+    __slots__ = ("post_id", "author_id", "reply_to_id", "repost_of_id")
     POST_ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLY_TO_ID_FIELD_NUMBER: _ClassVar[int]
+    REPOST_OF_ID_FIELD_NUMBER: _ClassVar[int]
     post_id: int
     author_id: int
-    def __init__(self, post_id: _Optional[int] = ..., author_id: _Optional[int] = ...) -> None: ...
+    reply_to_id: int
+    repost_of_id: int
+    def __init__(self, post_id: _Optional[int] = ..., author_id: _Optional[int] = ..., reply_to_id: _Optional[int] = ..., repost_of_id: _Optional[int] = ...) -> None: ...
 
 class GraphEvent(_message.Message):
     __slots__ = ("event_id", "occur_time", "follow_created", "follow_removed")
@@ -80,3 +88,35 @@ class FollowRemoved(_message.Message):
     follower_id: int
     followee_id: int
     def __init__(self, follower_id: _Optional[int] = ..., followee_id: _Optional[int] = ...) -> None: ...
+
+class EngagementEvent(_message.Message):
+    __slots__ = ("event_id", "occur_time", "like_created", "like_removed")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
+    LIKE_CREATED_FIELD_NUMBER: _ClassVar[int]
+    LIKE_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    occur_time: _timestamp_pb2.Timestamp
+    like_created: LikeCreated
+    like_removed: LikeRemoved
+    def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., like_created: _Optional[_Union[LikeCreated, _Mapping]] = ..., like_removed: _Optional[_Union[LikeRemoved, _Mapping]] = ...) -> None: ...
+
+class LikeCreated(_message.Message):
+    __slots__ = ("post_id", "user_id", "post_author_id")
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    POST_AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    post_id: int
+    user_id: int
+    post_author_id: int
+    def __init__(self, post_id: _Optional[int] = ..., user_id: _Optional[int] = ..., post_author_id: _Optional[int] = ...) -> None: ...
+
+class LikeRemoved(_message.Message):
+    __slots__ = ("post_id", "user_id", "post_author_id")
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    POST_AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    post_id: int
+    user_id: int
+    post_author_id: int
+    def __init__(self, post_id: _Optional[int] = ..., user_id: _Optional[int] = ..., post_author_id: _Optional[int] = ...) -> None: ...

@@ -1,6 +1,7 @@
 import datetime
 
 from aviary.identity.v1 import identity_pb2 as _identity_pb2
+from aviary.media.v1 import media_pb2 as _media_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
@@ -14,7 +15,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Post(_message.Message):
-    __slots__ = ("id", "author_id", "author", "text", "media_ids", "product_ids", "reply_to_id", "repost_of_id", "hashtags", "mentions", "like_count", "repost_count", "reply_count", "liked_by_me", "created_at")
+    __slots__ = ("id", "author_id", "author", "text", "media_ids", "product_ids", "reply_to_id", "repost_of_id", "hashtags", "mentions", "like_count", "repost_count", "reply_count", "liked_by_me", "created_at", "media", "repost_of")
     ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +31,8 @@ class Post(_message.Message):
     REPLY_COUNT_FIELD_NUMBER: _ClassVar[int]
     LIKED_BY_ME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_FIELD_NUMBER: _ClassVar[int]
+    REPOST_OF_FIELD_NUMBER: _ClassVar[int]
     id: str
     author_id: str
     author: _identity_pb2.User
@@ -45,7 +48,9 @@ class Post(_message.Message):
     reply_count: int
     liked_by_me: bool
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., author_id: _Optional[str] = ..., author: _Optional[_Union[_identity_pb2.User, _Mapping]] = ..., text: _Optional[str] = ..., media_ids: _Optional[_Iterable[str]] = ..., product_ids: _Optional[_Iterable[str]] = ..., reply_to_id: _Optional[str] = ..., repost_of_id: _Optional[str] = ..., hashtags: _Optional[_Iterable[str]] = ..., mentions: _Optional[_Iterable[str]] = ..., like_count: _Optional[int] = ..., repost_count: _Optional[int] = ..., reply_count: _Optional[int] = ..., liked_by_me: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    media: _containers.RepeatedCompositeFieldContainer[_media_pb2.Media]
+    repost_of: Post
+    def __init__(self, id: _Optional[str] = ..., author_id: _Optional[str] = ..., author: _Optional[_Union[_identity_pb2.User, _Mapping]] = ..., text: _Optional[str] = ..., media_ids: _Optional[_Iterable[str]] = ..., product_ids: _Optional[_Iterable[str]] = ..., reply_to_id: _Optional[str] = ..., repost_of_id: _Optional[str] = ..., hashtags: _Optional[_Iterable[str]] = ..., mentions: _Optional[_Iterable[str]] = ..., like_count: _Optional[int] = ..., repost_count: _Optional[int] = ..., reply_count: _Optional[int] = ..., liked_by_me: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., media: _Optional[_Iterable[_Union[_media_pb2.Media, _Mapping]]] = ..., repost_of: _Optional[_Union[Post, _Mapping]] = ...) -> None: ...
 
 class CreatePostRequest(_message.Message):
     __slots__ = ("text", "media_ids", "product_ids", "reply_to_id", "repost_of_id")
@@ -62,6 +67,12 @@ class CreatePostRequest(_message.Message):
     def __init__(self, text: _Optional[str] = ..., media_ids: _Optional[_Iterable[str]] = ..., product_ids: _Optional[_Iterable[str]] = ..., reply_to_id: _Optional[str] = ..., repost_of_id: _Optional[str] = ...) -> None: ...
 
 class GetPostRequest(_message.Message):
+    __slots__ = ("post_id",)
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    post_id: str
+    def __init__(self, post_id: _Optional[str] = ...) -> None: ...
+
+class RepostPostRequest(_message.Message):
     __slots__ = ("post_id",)
     POST_ID_FIELD_NUMBER: _ClassVar[int]
     post_id: str

@@ -52,6 +52,11 @@ class PostsServiceStub:
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.DeletePostRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.RepostPost = channel.unary_unary(
+                '/aviary.posts.v1.PostsService/RepostPost',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.RepostPostRequest.SerializeToString,
+                response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.Post.FromString,
+                _registered_method=True)
         self.ListUserPosts = channel.unary_unary(
                 '/aviary.posts.v1.PostsService/ListUserPosts',
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListUserPostsRequest.SerializeToString,
@@ -96,6 +101,16 @@ class PostsServiceServicer:
     def DeletePost(self, request, context):
         """Deletes one of the caller's own posts. Deleting an already deleted post
         of one's own succeeds again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RepostPost(self, request, context):
+        """Reposts a post as the caller: creates a post with empty text and
+        repost_of_id set, which followers see in their home timelines attributed
+        to the caller. Idempotent: reposting again returns the same repost.
+        Reposting a repost reposts the original.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,6 +161,11 @@ def add_PostsServiceServicer_to_server(servicer, server):
                     servicer.DeletePost,
                     request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.DeletePostRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'RepostPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.RepostPost,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.RepostPostRequest.FromString,
+                    response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.Post.SerializeToString,
             ),
             'ListUserPosts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListUserPosts,
@@ -251,6 +271,33 @@ class PostsService:
             '/aviary.posts.v1.PostsService/DeletePost',
             aviary_dot_posts_dot_v1_dot_posts__pb2.DeletePostRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepostPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/RepostPost',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.RepostPostRequest.SerializeToString,
+            aviary_dot_posts_dot_v1_dot_posts__pb2.Post.FromString,
             options,
             channel_credentials,
             insecure,
