@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test gen gen-check lint bench help
+.PHONY: up down status reset test gen gen-check lint bench bench-mixed help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,3 +43,6 @@ lint: ## buf lint on the contracts
 
 bench: ## home-timeline read benchmark through Envoy (stack must be up)
 	$(PY) bench/timeline_reads.py --rps 300 --duration 30
+
+bench-mixed: ## mixed read/write benchmark through Envoy, 100 reads per write (stack must be up)
+	$(PY) bench/mixed_workload.py --rps 300 --duration 30

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     for cmd, help_ in (("up", "start components and wait until they are ready"),
                        ("status", "show components")):
         p = sub.add_parser(cmd, help=help_)
-        p.add_argument("--backends", action="store_true", help="redis, postgres, kafka, cassandra")
+        p.add_argument("--backends", action="store_true", help="redis, postgres, kafka, cassandra, objectstore")
         p.add_argument("--group", action="append", help="select a component group (repeatable)")
         p.add_argument("names", nargs="*", help="component names (default: all registered)")
     sub.choices["up"].add_argument("--no-seed", action="store_true", help="do not seed the demo data")

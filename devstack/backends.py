@@ -1,4 +1,5 @@
-"""The four backends of the devstack: Redis, PostgreSQL, Kafka (KRaft) and Cassandra."""
+"""The backends of the devstack: Redis, PostgreSQL, Kafka (KRaft), Cassandra and the
+S3-compatible object store (versitygw)."""
 from __future__ import annotations
 
 import base64
@@ -580,7 +581,56 @@ CASSANDRA = Component(
     group="backends",
 )
 
-BACKENDS = [REDIS, POSTGRES, KAFKA, CASSANDRA]
+# ============================================================================ Object store (S3)
+
+OBJECTSTORE_DATA = config.DATA / "objectstore"
+
+
+def objectstore_endpoint() -> str:
+    return f"http://{H}:{config.OBJECTSTORE_PORT}"
+
+
+def _objectstore_prepare() -> None:
+    # Buckets are top-level directories of `buckets/`; object metadata (content
+    # type, ETag, bucket policy) lives in sidecar files, so any filesystem works
+    # (no user xattrs needed).
+    (OBJECTSTORE_DATA / "buckets").mkdir(parents=True, exist_ok=True)
+    (OBJECTSTORE_DATA / "meta").mkdir(parents=True, exist_ok=True)
+
+
+def _objectstore_argv() -> list[str]:
+    return [
+        config.go_binary("versitygw"),
+        "--port", f"{H}:{config.OBJECTSTORE_PORT}",
+        "--health", "/healthz",
+        "--keep-alive",
+        "--quiet",
+        "posix",
+        "--sidecar", str(OBJECTSTORE_DATA / "meta"),
+        str(OBJECTSTORE_DATA / "buckets"),
+    ]
+
+
+def _objectstore_ready() -> bool:
+    import urllib.request
+    with urllib.request.urlopen(f"{objectstore_endpoint()}/healthz", timeout=2) as resp:
+        return resp.status == 200
+
+
+OBJECTSTORE = Component(
+    name="objectstore",
+    argv=_objectstore_argv,
+    port=config.OBJECTSTORE_PORT,
+    # Root credentials of the single-account gateway; the media service signs with them.
+    env={"ROOT_ACCESS_KEY": config.OBJECTSTORE_ACCESS_KEY, "ROOT_SECRET_KEY": config.OBJECTSTORE_SECRET_KEY},
+    prepare=_objectstore_prepare,
+    ready=_objectstore_ready,
+    ready_timeout=30,
+    tier=0,
+    group="backends",
+)
+
+BACKENDS = [REDIS, POSTGRES, KAFKA, CASSANDRA, OBJECTSTORE]
 
 from .registry import register as _register  # noqa: E402
 

@@ -12,6 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 BUF_VERSION="v1.75.0"
 GRPCURL_VERSION="v1.9.4"
 STRIPE_MOCK_VERSION="v0.203.0"
+VERSITYGW_VERSION="v1.8.0"   # S3-compatible object store for media (posix backend)
 
 step() { printf '[bootstrap] %s\n' "$*"; }
 warn() { printf '[bootstrap] WARNING: %s\n' "$*" >&2; }
@@ -133,9 +134,10 @@ if command -v go >/dev/null 2>&1; then
   go_tool buf "github.com/bufbuild/buf/cmd/buf@$BUF_VERSION"
   go_tool grpcurl "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
   go_tool stripe-mock "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
+  go_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
   case ":$PATH:" in *":$GOBIN_DIR:"*) ;; *) step "go: note: add $GOBIN_DIR to PATH";; esac
 else
-  warn "go not found: skipping buf/grpcurl/stripe-mock (install Go >= 1.23)"
+  warn "go not found: skipping buf/grpcurl/stripe-mock/versitygw (install Go >= 1.23)"
 fi
 
 # ---------------------------------------------------------------- jars (Maven)

@@ -26,6 +26,12 @@ KAFKA_PORT = env_int("KAFKA_PORT", 9092)
 KAFKA_CONTROLLER_PORT = env_int("KAFKA_CONTROLLER_PORT", 9093)
 CASSANDRA_PORT = env_int("CASSANDRA_PORT", 9042)
 CASSANDRA_STORAGE_PORT = env_int("CASSANDRA_STORAGE_PORT", 7000)
+OBJECTSTORE_PORT = env_int("OBJECTSTORE_PORT", 9000)
+
+# The S3-compatible object store (versitygw) holding uploaded media.
+OBJECTSTORE_ACCESS_KEY = os.environ.get("OBJECTSTORE_ACCESS_KEY", "aviary")
+OBJECTSTORE_SECRET_KEY = os.environ.get("OBJECTSTORE_SECRET_KEY", "aviary-devstack-secret")
+MEDIA_BUCKET = os.environ.get("AVIARY_MEDIA_BUCKET", "aviary-media")
 
 PG_USER = os.environ.get("PG_USER", "aviary")
 PG_PASSWORD = os.environ.get("PG_PASSWORD", "aviary")
@@ -51,6 +57,22 @@ def jars_dir(name: str) -> Path:
     if not (path / ".complete").exists():
         raise RuntimeError(f"{name} jars missing in {path}: run devstack/bootstrap.sh")
     return path
+
+
+def go_binary(name: str) -> str:
+    """Path of a tool bootstrap.sh `go install`ed: $GOBIN, $GOPATH/bin, ~/go/bin, then PATH."""
+    import shutil
+    candidates = []
+    if os.environ.get("GOBIN"):
+        candidates.append(Path(os.environ["GOBIN"]) / name)
+    gopath = (os.environ.get("GOPATH") or "").split(":")[0]
+    if gopath:
+        candidates.append(Path(gopath) / "bin" / name)
+    candidates.append(Path.home() / "go" / "bin" / name)
+    for path in candidates:
+        if path.exists():
+            return str(path)
+    return shutil.which(name) or name
 
 
 def java() -> str:

@@ -10,8 +10,11 @@ from string import Template
 
 from google.api import annotations_pb2
 
+from aviary.engagement.v1 import engagement_pb2
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2
+from aviary.media.v1 import media_pb2
+from aviary.notifications.v1 import notifications_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2
 
@@ -24,6 +27,9 @@ PUBLIC_SERVICES = [
     ("graph", graph_pb2.DESCRIPTOR, "GraphService"),
     ("posts", posts_pb2.DESCRIPTOR, "PostsService"),
     ("timeline", timeline_pb2.DESCRIPTOR, "TimelineService"),
+    ("engagement", engagement_pb2.DESCRIPTOR, "EngagementService"),
+    ("media", media_pb2.DESCRIPTOR, "MediaService"),
+    ("notifications", notifications_pb2.DESCRIPTOR, "NotificationsService"),
 ]
 
 
@@ -117,8 +123,28 @@ def _clusters(ports: dict[str, int]) -> str:
     return "\n".join(blocks)
 
 
+def media_max_body_bytes() -> int:
+    """Largest HTTP body Envoy lets through to UploadMedia: the largest allowed
+    upload plus 1 MiB, so a file a little over its limit still reaches the
+    media service and gets its precise INVALID_ARGUMENT; anything larger is
+    cut off at the edge with 413. (The media service's gRPC receive limit is
+    higher again, see services/media/__main__.py.)"""
+    from services.media.validation import Limits
+
+    return Limits.from_env().largest + 1024 * 1024
+
+
+def media_too_large_message() -> str:
+    from services.media.validation import Limits, human_size
+
+    limits = Limits.from_env()
+    return (f"file: is too large: images may be at most {human_size(limits.image_bytes)}, "
+            f"videos at most {human_size(limits.video_bytes)}")
+
+
 def render_config(out: Path, *, port: int, admin_port: int, descriptor: Path, jwks: Path,
-                  access_log: Path, service_ports: dict[str, int], gateway_port: int) -> None:
+                  access_log: Path, service_ports: dict[str, int], gateway_port: int,
+                  objectstore_port: int = 9000, media_bucket: str = "aviary-media") -> None:
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(f"{fd.package}.{name}" for _, fd, name in PUBLIC_SERVICES)
     text = template.substitute(
@@ -133,6 +159,10 @@ def render_config(out: Path, *, port: int, admin_port: int, descriptor: Path, jw
         TRANSCODED_SERVICES=services,
         ROUTES=_routes(),
         CLUSTERS=_clusters(service_ports),
+        OBJECTSTORE_PORT=objectstore_port,
+        MEDIA_BUCKET=media_bucket,
+        MEDIA_MAX_BODY_BYTES=media_max_body_bytes(),
+        MEDIA_TOO_LARGE=media_too_large_message(),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -36,6 +36,10 @@ POSTS = [
     ("dave", "Rehearsal tonight #music"),
     ("alice", "Reading Through the Looking-Glass again #books @carol"),
 ]
+# Engagement on the posts above, by index into POSTS: likes, reposts, replies.
+LIKES = [("bob", 0), ("carol", 0), ("dave", 0), ("alice", 3), ("bob", 3), ("erin", 3), ("frank", 3), ("carol", 6)]
+REPOSTS = [("bob", 3), ("frank", 0)]
+REPLIES = [("carol", 0, "Welcome aboard, @alice!"), ("alice", 1, "Show us when it's done #diy")]
 
 
 def _token(client: httpx.Client, username: str) -> str | None:
@@ -57,9 +61,20 @@ def seed_demo() -> None:
             ids[username] = r.json()["user"]["id"]
         for who, whom in FOLLOWS:
             client.put(f"/v1/users/me/following/{ids[whom]}", headers=_auth(tokens[who])).raise_for_status()
+        post_ids = []
         for author, text in POSTS:
-            client.post("/v1/posts", json={"text": text}, headers=_auth(tokens[author])).raise_for_status()
-        say(f"seed: {len(USERS)} users, {len(FOLLOWS)} follows, {len(POSTS)} posts in {time.monotonic() - started:.1f}s "
+            r = client.post("/v1/posts", json={"text": text}, headers=_auth(tokens[author]))
+            r.raise_for_status()
+            post_ids.append(r.json()["id"])
+        for who, index in LIKES:
+            client.post(f"/v1/posts/{post_ids[index]}:like", json={}, headers=_auth(tokens[who])).raise_for_status()
+        for who, index in REPOSTS:
+            client.post(f"/v1/posts/{post_ids[index]}:repost", json={}, headers=_auth(tokens[who])).raise_for_status()
+        for who, index, text in REPLIES:
+            client.post("/v1/posts", json={"text": text, "replyToId": post_ids[index]},
+                        headers=_auth(tokens[who])).raise_for_status()
+        say(f"seed: {len(USERS)} users, {len(FOLLOWS)} follows, {len(POSTS)} posts, {len(LIKES)} likes, "
+            f"{len(REPOSTS)} reposts, {len(REPLIES)} replies in {time.monotonic() - started:.1f}s "
             f"(celeb has {len(USERS) - 1} followers > threshold {FANOUT_THRESHOLD})")
 
 
@@ -74,6 +89,8 @@ Aviary is up: HTTP/JSON at {BASE}, demo users {', '.join(USERS)} (password {PASS
   TOKEN=$(curl -s {BASE}/v1/sessions -d '{{"username":"alice","password":"{PASSWORD}"}}' | jq -r .accessToken)
   curl -s {BASE}/v1/timelines/home -H "Authorization: Bearer $TOKEN"
   curl -s -X POST {BASE}/v1/posts -H "Authorization: Bearer $TOKEN" -d '{{"text":"hello #aviary"}}'
+  curl -s -X POST {BASE}/v1/posts/<postId>:like -H "Authorization: Bearer $TOKEN"
+  curl -s {BASE}/v1/notifications -H "Authorization: Bearer $TOKEN"
   curl -s '{BASE}/v1/users:lookup?username=celeb'
   grpcurl -plaintext 127.0.0.1:50053 list
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"user_id":"me"}}' 127.0.0.1:50051 aviary.identity.v1.IdentityService/GetUser

@@ -35,6 +35,13 @@ def service_env() -> dict[str, str]:
         "AVIARY_CASSANDRA_HOSTS": config.HOST,
         "AVIARY_CASSANDRA_PORT": str(config.CASSANDRA_PORT),
         "AVIARY_FANOUT_THRESHOLD": FANOUT_THRESHOLD,
+        # media: the object store, and the public base URL Envoy serves its objects under.
+        "AVIARY_S3_ENDPOINT": f"http://{config.HOST}:{config.OBJECTSTORE_PORT}",
+        "AVIARY_S3_ACCESS_KEY": config.OBJECTSTORE_ACCESS_KEY,
+        "AVIARY_S3_SECRET_KEY": config.OBJECTSTORE_SECRET_KEY,
+        "AVIARY_MEDIA_BUCKET": config.MEDIA_BUCKET,
+        "AVIARY_MEDIA_PUBLIC_URL": os.environ.get(
+            "AVIARY_MEDIA_PUBLIC_URL", f"http://{config.HOST}:{ENVOY_PORT}/media"),
     }
     for name, port in SERVICE_PORTS.items():
         env[f"AVIARY_{name.upper()}_ADDR"] = f"{config.HOST}:{port}"
@@ -78,6 +85,8 @@ def _prepare_envoy() -> None:
         access_log=config.LOGS / "envoy-access.log",
         service_ports=SERVICE_PORTS,
         gateway_port=GATEWAY_PORT,
+        objectstore_port=config.OBJECTSTORE_PORT,
+        media_bucket=config.MEDIA_BUCKET,
     )
 
 

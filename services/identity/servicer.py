@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
+from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
 from services.identity import validation
 from services.kit.cache import TtlCache
@@ -17,7 +18,14 @@ from services.identity.store import IdentityStore, UserRecord, UsernameTaken
 from services.kit import clients
 from services.kit.auth import TokenIssuer, caller_id
 from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import already_exists, invalid_argument, not_found, unauthenticated, unavailable
+from services.kit.errors import (
+    already_exists,
+    invalid_argument,
+    not_found,
+    permission_denied,
+    unauthenticated,
+    unavailable,
+)
 from services.kit.ids import IdGenerator, parse_id, parse_ids
 
 log = logging.getLogger(__name__)
@@ -126,8 +134,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             changes["display_name"] = validation.check_display_name(request.display_name)
         if request.HasField("bio"):
             changes["bio"] = validation.check_bio(request.bio)
+        if request.HasField("avatar_media_id"):
+            changes["avatar_url"] = await self._avatar_url(user_id, request.avatar_media_id)
         if not changes:
-            raise invalid_argument("display_name", "set at least one of display_name, bio")
+            raise invalid_argument("display_name", "set at least one of display_name, bio, avatar_media_id")
         user = await self.store.update_profile(user_id, changes)
         if user is None:
             raise not_found(f"user {user_id} does not exist")
@@ -169,6 +179,34 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             log.info("password rehashed with current parameters", extra={"user_id": user_id})
         except Exception:
             log.warning("password rehash failed", extra={"user_id": user_id}, exc_info=True)
+
+    async def _avatar_url(self, user_id: int, raw_media_id: str) -> str:
+        """The URL of the caller's own uploaded image `raw_media_id`; "" clears the avatar."""
+        if raw_media_id == "":
+            return ""
+        media_id = parse_id(raw_media_id, "avatar_media_id")
+        try:
+            media = await clients.media().GetMedia(
+                media_pb2.GetMediaRequest(media_id=str(media_id)), timeout=self.settings.rpc_timeout_seconds
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise invalid_argument(
+                    "avatar_media_id", f"media {media_id} does not exist; upload the image first (POST /v1/media)"
+                ) from None
+            log.warning("media lookup failed", extra={"code": exc.code().name, "details": exc.details()})
+            raise unavailable(
+                f"cannot check avatar_media_id right now (media service: {exc.code().name}); try again"
+            ) from exc
+        if media.owner_id != str(user_id):
+            raise permission_denied(
+                f"avatar_media_id: media {media_id} was uploaded by someone else; use an image you uploaded"
+            )
+        if not media.content_type.startswith("image/"):
+            raise invalid_argument(
+                "avatar_media_id", f"media {media_id} is {media.content_type}, not an image"
+            )
+        return media.url
 
     async def _counts(self, user_id: int) -> tuple[int, int, int]:
         """(followers, following, posts) from graph and posts, asked in parallel."""

@@ -15,6 +15,9 @@ SERVICE_PORTS = {
     "posts": 50053,
     "timeline": 50054,
     "fanout": 50055,
+    "engagement": 50056,
+    "notifications": 50057,
+    "media": 50058,
 }
 
 

@@ -91,10 +91,16 @@ class ConsumerLoop:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         thread_done = loop.create_future()
+        # A stop flag of this run's own: after a crash (e.g. a commit refused
+        # while Kafka restarts) the server's supervisor calls run() again, and
+        # the previous run's flag is set by then (reusing it would end every
+        # later run at once); a previous thread still winding down keeps
+        # seeing its own, set, flag.
+        stop = self._stop = threading.Event()
 
         def target() -> None:
             try:
-                self._poll_forever(loop)
+                self._poll_forever(loop, stop)
                 loop.call_soon_threadsafe(_resolve, thread_done, None)
             except BaseException as exc:  # surfaced to the supervisor
                 loop.call_soon_threadsafe(_resolve, thread_done, exc)
@@ -103,18 +109,18 @@ class ConsumerLoop:
         try:
             await thread_done
         finally:
-            self._stop.set()
+            stop.set()
 
-    def _poll_forever(self, loop: asyncio.AbstractEventLoop) -> None:
-        consumer = self._connect()
+    def _poll_forever(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+        consumer = self._connect(stop)
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 batches = consumer.poll(timeout_ms=200, max_records=200)
                 if not batches:
                     continue
                 for tp, records in batches.items():
                     for record in records:
-                        self._apply(loop, tp.topic, record)
+                        self._apply(loop, tp.topic, record, stop)
                     consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
                 if time.monotonic() >= self._next_lag_report:
                     # end_offsets is a broker round trip: report every few seconds, not per batch.
@@ -123,8 +129,8 @@ class ConsumerLoop:
         finally:
             consumer.close(autocommit=False)
 
-    def _connect(self) -> KafkaConsumer:
-        while not self._stop.is_set():
+    def _connect(self, stop: threading.Event) -> KafkaConsumer:
+        while not stop.is_set():
             try:
                 consumer = KafkaConsumer(
                     bootstrap_servers=self.bootstrap,
@@ -142,10 +148,10 @@ class ConsumerLoop:
                 time.sleep(2)
         raise RuntimeError("stopped")
 
-    def _apply(self, loop: asyncio.AbstractEventLoop, topic: str, record) -> None:
+    def _apply(self, loop: asyncio.AbstractEventLoop, topic: str, record, stop: threading.Event) -> None:
         """Applies one record, retrying until it succeeds: never skipped silently."""
         delay = 0.2
-        while not self._stop.is_set():
+        while not stop.is_set():
             started = time.perf_counter()
             try:
                 asyncio.run_coroutine_threadsafe(self.handler(topic, record.key, record.value), loop).result()

@@ -48,6 +48,9 @@ class Service:
     on_stop: list[Hook] = field(default_factory=list)
     # Long-running coroutines (consumers, relays) started after on_start.
     background: list[Hook] = field(default_factory=list)
+    # Largest request message accepted; raise it for services that take
+    # whole files (media uploads).
+    max_receive_message_bytes: int = 16 * 1024 * 1024
 
 
 class KitInterceptor(grpc.aio.ServerInterceptor):
@@ -150,7 +153,7 @@ async def _serve(service: Service) -> None:
     server = grpc.aio.server(
         interceptors=[KitInterceptor(service.name)],
         options=[
-            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.max_receive_message_length", service.max_receive_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.http2.max_pings_without_data", 0),
         ],

@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit import auth, clients, ids, kafka, paging
+from services.kit import auth, clients, engagement_overlay, ids, kafka, paging
 from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float
 from services.kit.errors import (
@@ -122,17 +122,20 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     @_store_errors_as_unavailable
     async def CreatePost(self, request: posts_pb2.CreatePostRequest, context) -> posts_pb2.Post:
         author_id = auth.caller_id(context)
+        repost_of_id = ids.parse_optional_id(request.repost_of_id, "repost_of_id")
+        if repost_of_id and request.text == "" and not (request.media_ids or request.product_ids or request.reply_to_id):
+            # A pure repost: the same idempotent path as RepostPost.
+            return await self._repost(author_id, repost_of_id, "repost_of_id")
         body = post_text.normalize_text(request.text)
         media_ids = ids.parse_ids(request.media_ids, "media_ids", max_items=MAX_MEDIA)
+        from services.posts import media as post_media  # media checks and hydration live there
+        await post_media.check_media_ids(media_ids, author_id, self.settings.rpc_timeout_seconds)
         product_ids = ids.parse_ids(request.product_ids, "product_ids", max_items=MAX_PRODUCTS)
         reply_to_id = ids.parse_optional_id(request.reply_to_id, "reply_to_id")
-        repost_of_id = ids.parse_optional_id(request.repost_of_id, "repost_of_id")
         if reply_to_id and repost_of_id:
             raise invalid_argument("repost_of_id", "cannot be set together with reply_to_id")
-        if reply_to_id:
-            await self._require_live_post(reply_to_id, "reply_to_id")
-        if repost_of_id:
-            await self._require_live_post(repost_of_id, "repost_of_id")
+        parent = await self._require_live_post(reply_to_id, "reply_to_id") if reply_to_id else None
+        quoted = await self._require_live_post(repost_of_id, "repost_of_id") if repost_of_id else None
 
         post_id = self.ids.next_id()
         record = PostRecord(
@@ -148,13 +151,67 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             hashtags=tuple(post_text.extract_hashtags(body)),
             mentions=tuple(post_text.extract_mentions(body)),
         )
-        await self.store.create(record, event_id=self.ids.next_id())
+        await self.store.create(
+            record,
+            event_id=self.ids.next_id(),
+            reply_to_author_id=parent.author_id if parent else 0,
+            repost_of_author_id=quoted.author_id if quoted else 0,
+        )
         # Durable from here on: nothing below may fail the call.
         log.info("post created", extra={"post_id": post_id, "author_id": author_id})
         await self._count_post(author_id, +1)
-        self.store.outbox.notify()
-        users = await self._users_or_empty([author_id])
-        return to_proto(record, users.get(author_id))
+        return await self._hydrate_one(record, author_id)
+
+    @_store_errors_as_unavailable
+    async def RepostPost(self, request: posts_pb2.RepostPostRequest, context) -> posts_pb2.Post:
+        caller = auth.caller_id(context)
+        post_id = ids.parse_id(request.post_id, "post_id")
+        return await self._repost(caller, post_id, "post_id")
+
+    async def _repost(self, caller: int, target_id: int, field: str) -> posts_pb2.Post:
+        """The caller's one repost of the target's original, created at most once.
+
+        A claim row (user, original) -> repost id, taken with a compare-and-set,
+        makes concurrent and retried calls agree on one repost id; whoever
+        finds the claimed post missing (a call that died between the claim and
+        the post's batch) writes it under that same id, so a retry completes
+        the repost instead of duplicating or losing it. A deleted repost frees
+        the claim for a new one."""
+        target = await self._require_live_post(target_id, field)
+        original = target
+        if target.repost_of_id and not target.text:
+            # Reposting a repost reposts what it reposted.
+            original = await self._require_live_post(target.repost_of_id, field)
+        repost_id = await self.store.claim_repost(caller, original.post_id, self.ids.next_id())
+        existing = await self.store.get(repost_id)
+        if existing is not None and existing.deleted:
+            repost_id = await self.store.reclaim_repost(caller, original.post_id, repost_id, self.ids.next_id())
+            existing = await self.store.get(repost_id)
+        if existing is not None and not existing.deleted:
+            return await self._hydrate_one(existing, caller)
+        record = PostRecord(
+            post_id=repost_id,
+            author_id=caller,
+            text="",
+            created_at_ms=ids.timestamp_ms(repost_id),
+            repost_of_id=original.post_id,
+        )
+        await self.store.create(record, event_id=self.ids.next_id(), repost_of_author_id=original.author_id)
+        log.info("post reposted", extra={"post_id": repost_id, "author_id": caller, "repost_of_id": original.post_id})
+        await self._count_post(caller, +1)
+        return await self._hydrate_one(record, caller)
+
+    async def _hydrate_one(self, record: PostRecord, viewer_id: int) -> posts_pb2.Post:
+        """The response for a post just written: hydrated, never failing the call."""
+        try:
+            posts = await self._hydrate([record], viewer_id)
+        except Exception:
+            log.warning("hydrating a new post failed", extra={"post_id": record.post_id}, exc_info=True)
+            posts = []
+        if posts:
+            return posts[0]
+        users = await self._users_or_empty([record.author_id])
+        return to_proto(record, users.get(record.author_id))
 
     @_store_errors_as_unavailable
     async def GetPost(self, request: posts_pb2.GetPostRequest, context) -> posts_pb2.Post:
@@ -180,14 +237,14 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         if outcome == TombstoneResult.MISSING:
             raise not_found(f"post {post_id} does not exist")
         if outcome == TombstoneResult.APPLIED:
-            await self._finish_delete(caller, post_id, record.reply_to_id)
+            await self._finish_delete(caller, record)
             await self._count_post(caller, -1)
             log.info("post deleted", extra={"post_id": post_id, "author_id": caller})
         elif await self.store.in_author_list(caller, post_id):
             # An earlier delete tombstoned the post but stopped before its
             # batch; this retry completes it (the counter is not touched
             # again: whether it was decremented cannot be known).
-            await self._finish_delete(caller, post_id, record.reply_to_id)
+            await self._finish_delete(caller, record)
             log.info("post delete completed on retry", extra={"post_id": post_id, "author_id": caller})
         return empty_pb2.Empty()
 
@@ -233,7 +290,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         viewer_id = ids.parse_optional_id(request.viewer_id, "viewer_id") or None
         # A repeated id is read and returned once, at its first position.
         unique_ids = list(dict.fromkeys(post_ids))
-        posts = await self._hydrate(await self._live_records(unique_ids), viewer_id)
+        records = await self._live_records(unique_ids)
+        posts = await self._hydrate(records, viewer_id, engagement=not request.skip_engagement)
         return posts_pb2.BatchGetPostsResponse(posts=posts)
 
     @_store_errors_as_unavailable
@@ -247,12 +305,13 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
 
     # -- helpers ------------------------------------------------------------
 
-    async def _require_live_post(self, post_id: int, field: str) -> None:
+    async def _require_live_post(self, post_id: int, field: str) -> PostRecord:
         record = await self.store.get(post_id)
         if record is None:
             raise not_found(f"post {post_id} does not exist")
         if record.deleted:
             raise failed_precondition(f"{field}: post {post_id} was deleted")
+        return record
 
     async def _live_records(self, post_ids: list[int]) -> list[PostRecord]:
         """Live posts among post_ids, in the given order; cache first, then one read each."""
@@ -271,18 +330,37 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         records: list[PostRecord],
         viewer_id: int | None,
         known_users: dict[int, identity_pb2.User] | None = None,
+        *,
+        engagement: bool = True,
     ) -> list[posts_pb2.Post]:
-        """Posts with author summaries: one identity call for all authors.
+        """Posts with author summaries, reposted originals and engagement.
 
-        viewer_id is for per-viewer fields (liked_by_me) once engagement exists.
+        One identity call for all authors, one engagement call for all posts.
+        A pure repost whose original is gone is left out (it has nothing to
+        show); a quote of a deleted post stays, without the embedded original.
         """
         if not records:
             return []
+        original_ids = [r.repost_of_id for r in records if r.repost_of_id]
+        originals = {r.post_id: r for r in await self._live_records(list(dict.fromkeys(original_ids)))}
+        records = [r for r in records if not _is_pure_repost(r) or r.repost_of_id in originals]
         users = dict(known_users or {})
-        wanted = [a for a in dict.fromkeys(r.author_id for r in records) if a not in users]
+        authors = [r.author_id for r in records] + [r.author_id for r in originals.values()]
+        wanted = [a for a in dict.fromkeys(authors) if a not in users]
         if wanted:
             users.update(await self._users_or_empty(wanted))
-        return [to_proto(record, users.get(record.author_id)) for record in records]
+        posts = []
+        for record in records:
+            post = to_proto(record, users.get(record.author_id))
+            original = originals.get(record.repost_of_id)
+            if original is not None:
+                post.repost_of.CopyFrom(to_proto(original, users.get(original.author_id)))
+            posts.append(post)
+        if engagement:
+            await engagement_overlay.apply(posts, viewer_id, self.settings.rpc_timeout_seconds)
+        from services.posts import media as post_media  # media checks and hydration live there
+        await post_media.attach_media(posts, self.settings.rpc_timeout_seconds)
+        return posts
 
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         """User summaries by id from identity; UNAVAILABLE when it cannot answer."""
@@ -309,10 +387,15 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             # slightly wrong number, not a reason to fail the call.
             log.warning("author_stats update failed", extra={"author_id": author_id, "delta": delta}, exc_info=True)
 
-    async def _finish_delete(self, author_id: int, post_id: int, reply_to_id: int) -> None:
+    async def _finish_delete(self, author_id: int, record: PostRecord) -> None:
         event_id = self.ids.next_id()
-        await self.store.finish_delete(author_id, post_id, event_id, ids.timestamp_ms(event_id), reply_to_id)
-        self.store.outbox.notify()
+        await self.store.finish_delete(
+            author_id, record.post_id, event_id, ids.timestamp_ms(event_id), record.reply_to_id, record.repost_of_id
+        )
+
+
+def _is_pure_repost(record: PostRecord) -> bool:
+    return bool(record.repost_of_id) and not record.text
 
 
 async def _ensure_topics(bootstrap: str) -> None:

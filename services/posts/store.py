@@ -6,6 +6,8 @@ Tables:
   author_stats     live post count per author (a counter table, so it is
                    written outside the LOGGED batches, which cannot mix
                    counters with regular rows)
+  reposts_by_user  a user's claim on reposting a post (one repost per user
+                   and original: what makes RepostPost idempotent)
   outbox           events waiting for the relay (services.kit.outbox)
 """
 from __future__ import annotations
@@ -55,6 +57,12 @@ SCHEMA = [
         post_id bigint,
         PRIMARY KEY (parent_id, post_id)
     ) WITH CLUSTERING ORDER BY (post_id ASC)""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.reposts_by_user (
+        user_id bigint,
+        original_id bigint,
+        repost_id bigint,
+        PRIMARY KEY (user_id, original_id)
+    )""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.author_stats (
         author_id bigint PRIMARY KEY,
         post_count counter
@@ -93,6 +101,8 @@ class _Statements:
     count_up: PreparedStatement
     count_down: PreparedStatement
     select_stats: PreparedStatement
+    claim_repost: PreparedStatement
+    reclaim_repost: PreparedStatement
 
 
 class PostStore:
@@ -138,12 +148,19 @@ class PostStore:
             "count_up": f"UPDATE {ks}.author_stats SET post_count = post_count + 1 WHERE author_id = ?",
             "count_down": f"UPDATE {ks}.author_stats SET post_count = post_count - 1 WHERE author_id = ?",
             "select_stats": f"SELECT post_count FROM {ks}.author_stats WHERE author_id = ?",
+            "claim_repost": (
+                f"INSERT INTO {ks}.reposts_by_user (user_id, original_id, repost_id) VALUES (?, ?, ?) IF NOT EXISTS"
+            ),
+            "reclaim_repost": (
+                f"UPDATE {ks}.reposts_by_user SET repost_id = ? WHERE user_id = ? AND original_id = ? IF repost_id = ?"
+            ),
         }
         prepared = await asyncio.gather(*(p(q) for q in names_and_queries.values()))
         statements = _Statements(**dict(zip(names_and_queries, prepared)))
         # Compare-and-set within the local DC; the commit itself uses the
         # kit's LOCAL_QUORUM.
-        for lwt in (statements.tombstone, statements.tombstone_null):
+        for lwt in (statements.tombstone, statements.tombstone_null,
+                    statements.claim_repost, statements.reclaim_repost):
             lwt.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
         return statements
 
@@ -155,7 +172,8 @@ class PostStore:
 
     # -- writes -------------------------------------------------------------
 
-    async def create(self, record: PostRecord, event_id: int) -> None:
+    async def create(self, record: PostRecord, event_id: int, *,
+                     reply_to_author_id: int = 0, repost_of_author_id: int = 0) -> None:
         """Writes the post, its author-list entry and its `created` event atomically.
 
         One LOGGED batch: either all three are stored or none is, so an
@@ -181,6 +199,8 @@ class PostStore:
                 product_ids=record.product_ids,
                 media_ids=record.media_ids,
                 created_at=timestamp_from_ms(record.created_at_ms),
+                reply_to_author_id=reply_to_author_id,
+                repost_of_author_id=repost_of_author_id,
             ),
         )
         self.outbox.add(batch, event_id, kafka.POSTS_TOPIC, _author_key(record.author_id), event.SerializeToString())
@@ -202,7 +222,7 @@ class PostStore:
         return TombstoneResult.ALREADY_DELETED
 
     async def finish_delete(self, author_id: int, post_id: int, event_id: int, occurred_ms: int,
-                            reply_to_id: int = 0) -> None:
+                            reply_to_id: int = 0, repost_of_id: int = 0) -> None:
         """Drops the post from its author's list (and its parent's thread) and
         stores the `deleted` event, atomically."""
         batch = BatchStatement(batch_type=BatchType.LOGGED)
@@ -212,10 +232,25 @@ class PostStore:
         event = events_pb2.PostEvent(
             event_id=event_id,
             occur_time=timestamp_from_ms(occurred_ms),
-            deleted=events_pb2.PostDeleted(post_id=post_id, author_id=author_id),
+            deleted=events_pb2.PostDeleted(
+                post_id=post_id, author_id=author_id, reply_to_id=reply_to_id, repost_of_id=repost_of_id
+            ),
         )
         self.outbox.add(batch, event_id, kafka.POSTS_TOPIC, _author_key(author_id), event.SerializeToString())
         await self.outbox.commit(batch)
+
+    async def claim_repost(self, user_id: int, original_id: int, repost_id: int) -> int:
+        """Claims `repost_id` as the user's repost of the original; returns the
+        id that holds the claim (an earlier one when the user reposted before)."""
+        rows = await cql.execute(self.session, self._st.claim_repost, (user_id, original_id, repost_id))
+        applied, current = _lwt_outcome(rows)
+        return repost_id if applied else current.repost_id
+
+    async def reclaim_repost(self, user_id: int, original_id: int, old_id: int, new_id: int) -> int:
+        """Moves the claim from a deleted repost to a new one; returns the winner."""
+        rows = await cql.execute(self.session, self._st.reclaim_repost, (new_id, user_id, original_id, old_id))
+        applied, current = _lwt_outcome(rows)
+        return new_id if applied else current.repost_id
 
     async def count_post(self, author_id: int, delta: int) -> None:
         stmt = self._st.count_up if delta > 0 else self._st.count_down

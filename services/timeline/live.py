@@ -1,26 +1,11 @@
-"""Live pushes of new timeline entries over Redis pub/sub.
+"""Live pushes of new timeline entries: the Redis pub/sub channel names.
 
 Writers publish each new entry's member on `live:tl:{user}` (a fanned-out
 delivery) or `live:ai:{author}` (an author's new post; followers of celebrities
-and the author themself listen there). One subscriber connection per process
-serves every watcher in it: the hub keeps a reference count per channel and
-hands each message to the queues of the watchers that asked for it, so a
-thousand open streams cost one Redis connection, not a thousand.
-(On Redis Cluster these become sharded channels: SSUBSCRIBE/SPUBLISH with the
-same hash tags.)
+and the author themself listen there). The multiplexing subscriber that serves
+every watcher of a process is the kit's `services.kit.live.LiveHub`.
 """
 from __future__ import annotations
-
-import asyncio
-import contextlib
-import logging
-from collections import defaultdict
-
-import redis.asyncio as redis
-
-log = logging.getLogger(__name__)
-
-WATCHER_QUEUE = 256  # entries buffered per slow watcher before the oldest are dropped
 
 
 def home_channel(user_id: int) -> str:
@@ -29,90 +14,3 @@ def home_channel(user_id: int) -> str:
 
 def author_channel(author_id: int) -> str:
     return f"live:ai:{{{author_id}}}"
-
-
-class LiveHub:
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-        self._pubsub = None
-        self._queues: dict[str, set[asyncio.Queue]] = defaultdict(set)
-        self._reader: asyncio.Task | None = None
-        self._lock = asyncio.Lock()
-
-    @contextlib.asynccontextmanager
-    async def listen(self, channels: list[str]):
-        """A queue receiving the raw members published on any of `channels`."""
-        queue: asyncio.Queue = asyncio.Queue(maxsize=WATCHER_QUEUE)
-        await self._add(queue, channels)
-        try:
-            yield queue
-        finally:
-            await self._remove(queue, channels)
-
-    async def _add(self, queue: asyncio.Queue, channels: list[str]) -> None:
-        async with self._lock:
-            if self._pubsub is None:
-                self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            new = [c for c in channels if not self._queues.get(c)]
-            for channel in channels:
-                self._queues[channel].add(queue)
-            if new:
-                await self._pubsub.subscribe(*new)
-            if self._reader is None or self._reader.done():
-                self._reader = asyncio.create_task(self._read_forever(), name="live-hub-reader")
-
-    async def _remove(self, queue: asyncio.Queue, channels: list[str]) -> None:
-        async with self._lock:
-            idle = []
-            for channel in channels:
-                listeners = self._queues.get(channel)
-                if listeners is None:
-                    continue
-                listeners.discard(queue)
-                if not listeners:
-                    del self._queues[channel]
-                    idle.append(channel)
-            if idle and self._pubsub is not None:
-                await self._pubsub.unsubscribe(*idle)
-
-    async def _read_forever(self) -> None:
-        while True:
-            try:
-                message = await self._pubsub.get_message(timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("live hub lost its Redis subscription; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
-                await self._resubscribe()
-                continue
-            if message is None or message.get("type") != "message":
-                continue
-            channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
-            for queue in list(self._queues.get(channel, ())):
-                _offer(queue, message["data"])
-
-    async def _resubscribe(self) -> None:
-        async with self._lock:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            if self._queues:
-                await self._pubsub.subscribe(*self._queues)
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-
-
-def _offer(queue: asyncio.Queue, item) -> None:
-    """Never blocks the hub: a watcher that fell behind loses its oldest entries."""
-    if queue.full():
-        with contextlib.suppress(asyncio.QueueEmpty):
-            queue.get_nowait()
-    queue.put_nowait(item)

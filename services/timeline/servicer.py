@@ -11,14 +11,15 @@ import grpc
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit import clients
+from services.kit import clients, engagement_overlay
 from services.kit.auth import caller_id
 from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float
 from services.kit.errors import invalid_argument, unavailable
+from services.kit.live import LiveHub
 from services.kit.paging import encode_token, int_cursor, page_size
 from services.timeline.entries import Entry, author_key, decode_member, home_key, lex_upper_bound, plan_round
-from services.timeline.live import LiveHub, author_channel, home_channel
+from services.timeline.live import author_channel, home_channel
 from services.timeline.store import TimelineStore
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,10 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         keys = await self._source_keys(caller)
 
         page: list = []
+        # What the page already shows: a post reached both directly and
+        # through reposts (or through several reposts) is shown once, at its
+        # newest appearance, attributed to whoever brought it there.
+        shown: set[str] = set()
         has_more = False
         for _ in range(MAX_READ_ROUNDS):
             need = size - len(page)
@@ -180,7 +185,10 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 has_more = False
                 break
             found = await self._hydrate(plan.candidates, caller)
-            page.extend(found[e.post_id] for e in plan.candidates if e.post_id in found)
+            for entry in plan.candidates:
+                post = found.get(entry.post_id)
+                if post is not None and _shown_first_time(post, shown):
+                    page.append(post)
             self._forget_deleted(caller, [e for e in plan.candidates if e.post_id not in found])
             cursor = plan.next_cursor
             has_more = plan.has_more
@@ -191,6 +199,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # is the last post returned; ids are unique and strictly ordered, so
         # paging below it neither skips nor repeats, however the timeline changes.
         token = encode_token({"before": cursor}) if has_more else ""
+        page = await self._with_engagement(page, caller)
         return timeline_pb2.GetHomeTimelineResponse(posts=page, next_page_token=token)
 
     async def WatchHomeTimeline(self, request, context):
@@ -219,6 +228,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 seen.append(entry.post_id)
                 post = (await self._hydrate([entry], caller)).get(entry.post_id)
                 if post is not None:
+                    post = (await self._with_engagement([post], caller))[0]
                     yield timeline_pb2.WatchHomeTimelineResponse(post=post)
 
     async def _source_keys(self, caller: int) -> list[str]:
@@ -253,14 +263,26 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             return None
         return list(reply.celebrity_ids)
 
+    async def _with_engagement(self, posts: list[posts_pb2.Post], viewer: int) -> list[posts_pb2.Post]:
+        """Copies of the (shared, cached) posts with fresh counts and the
+        viewer's liked_by_me; never cached, so a like shows on the next read."""
+        copies = []
+        for post in posts:
+            copy = posts_pb2.Post()
+            copy.CopyFrom(post)
+            copies.append(copy)
+        await engagement_overlay.apply(copies, viewer, self.settings.rpc_timeout_seconds)
+        return copies
+
     async def _hydrate(self, entries: list[Entry], viewer: int) -> dict[int, posts_pb2.Post]:
-        """Live posts by id; deleted or unknown ones are simply absent."""
+        """Live posts by id, without engagement (viewer-independent, so they
+        can be shared through the cache); deleted or unknown ones are absent."""
         found, missing = self.posts_cache.get_many(e.post_id for e in entries)
         if not missing:
             return found
         try:
             reply = await clients.posts().BatchGetPosts(
-                posts_pb2.BatchGetPostsRequest(post_ids=[str(p) for p in missing], viewer_id=str(viewer)),
+                posts_pb2.BatchGetPostsRequest(post_ids=[str(p) for p in missing], skip_engagement=True),
                 timeout=self.settings.rpc_timeout_seconds,
             )
         except grpc.aio.AioRpcError as err:
@@ -286,3 +308,12 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         except Exception:
             # Harmless: the next read filters them again.
             log.warning("could not drop deleted posts", extra={"user_id": user_id}, exc_info=True)
+
+
+def _shown_first_time(post: posts_pb2.Post, shown: set[str]) -> bool:
+    """Records what the post shows; False when the page already shows it."""
+    content = post.repost_of_id if (post.repost_of_id and not post.text) else post.id
+    if content in shown:
+        return False
+    shown.add(content)
+    return True

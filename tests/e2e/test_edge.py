@@ -12,17 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.kit.config import SERVICE_PORTS
+
 from tests.e2e.edge import error_message, post, sign_up
 
 pytestmark = pytest.mark.e2e
 
 GRPCURL = shutil.which("grpcurl") or str(Path(os.environ.get("GOPATH", Path.home() / "go")) / "bin" / "grpcurl")
+# Every process the devstack runs (kit.config.SERVICE_PORTS) and the gRPC
+# service it exposes; workers without an API serve health and reflection only.
+WORKERS = {"fanout"}
 SERVICES = {
-    "identity": (50051, "aviary.identity.v1.IdentityService"),
-    "graph": (50052, "aviary.graph.v1.GraphService"),
-    "posts": (50053, "aviary.posts.v1.PostsService"),
-    "timeline": (50054, "aviary.timeline.v1.TimelineService"),
-    "fanout": (50055, None),
+    name: (port, None if name in WORKERS else f"aviary.{name}.v1.{name.capitalize()}Service")
+    for name, port in SERVICE_PORTS.items()
 }
 
 

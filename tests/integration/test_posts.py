@@ -118,17 +118,37 @@ def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
 # -- create / get / delete --------------------------------------------------------------
 
 
+def _upload_images(author: Account, count: int) -> list[str]:
+    """Media ids of `count` PNGs the author uploaded (a post's media must be the author's own)."""
+    from google.api import httpbody_pb2
+
+    from aviary.media.v1 import media_pb2, media_pb2_grpc
+    from tests.media_files import png
+
+    with grpc.insecure_channel(service_addr("media")) as channel:
+        media = media_pb2_grpc.MediaServiceStub(channel)
+        return [
+            media.UploadMedia(
+                media_pb2.UploadMediaRequest(file=httpbody_pb2.HttpBody(content_type="image/png", data=png())),
+                metadata=author.auth, timeout=RPC_TIMEOUT,
+            ).media_id
+            for _ in range(count)
+        ]
+
+
 def test_create_get_delete_round_trip(identity, posts):
     author = sign_up(identity)
+    media_ids = _upload_images(author, 2)
     before_ms = int(time.time() * 1000)
-    created = create(posts, author, "Hello #World and #world2 from @Bob_1 #WORLD", media_ids=["11", "12"],
+    created = create(posts, author, "Hello #World and #world2 from @Bob_1 #WORLD", media_ids=media_ids,
                      product_ids=["9000000000000000001"])
     assert created.id.isdigit() and created.author_id == author.id
     assert created.author.username == author.username and created.author.id == author.id
     assert created.text == "Hello #World and #world2 from @Bob_1 #WORLD"
     assert list(created.hashtags) == ["world", "world2"]
     assert list(created.mentions) == ["bob_1"]
-    assert list(created.media_ids) == ["11", "12"] and list(created.product_ids) == ["9000000000000000001"]
+    assert list(created.media_ids) == media_ids and list(created.product_ids) == ["9000000000000000001"]
+    assert [m.media_id for m in created.media] == media_ids
     assert created.reply_to_id == "" and created.repost_of_id == ""
     created_ms = created.created_at.ToMilliseconds()
     assert created_ms == ids.timestamp_ms(int(created.id))

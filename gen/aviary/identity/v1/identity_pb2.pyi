@@ -96,9 +96,11 @@ class BatchGetUsersResponse(_message.Message):
     def __init__(self, users: _Optional[_Iterable[_Union[User, _Mapping]]] = ...) -> None: ...
 
 class UpdateProfileRequest(_message.Message):
-    __slots__ = ("display_name", "bio")
+    __slots__ = ("display_name", "bio", "avatar_media_id")
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     BIO_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_MEDIA_ID_FIELD_NUMBER: _ClassVar[int]
     display_name: str
     bio: str
-    def __init__(self, display_name: _Optional[str] = ..., bio: _Optional[str] = ...) -> None: ...
+    avatar_media_id: str
+    def __init__(self, display_name: _Optional[str] = ..., bio: _Optional[str] = ..., avatar_media_id: _Optional[str] = ...) -> None: ...

@@ -74,10 +74,14 @@ class WatchNotificationsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WatchNotificationsResponse(_message.Message):
-    __slots__ = ("notification",)
+    __slots__ = ("notification", "replaces_id", "removed_id")
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    REPLACES_ID_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_ID_FIELD_NUMBER: _ClassVar[int]
     notification: Notification
-    def __init__(self, notification: _Optional[_Union[Notification, _Mapping]] = ...) -> None: ...
+    replaces_id: str
+    removed_id: str
+    def __init__(self, notification: _Optional[_Union[Notification, _Mapping]] = ..., replaces_id: _Optional[str] = ..., removed_id: _Optional[str] = ...) -> None: ...
 
 class MarkNotificationsReadRequest(_message.Message):
     __slots__ = ("up_to_id",)

@@ -103,12 +103,14 @@ class ListUserPostsResponse(_message.Message):
     def __init__(self, posts: _Optional[_Iterable[_Union[Post, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class BatchGetPostsRequest(_message.Message):
-    __slots__ = ("post_ids", "viewer_id")
+    __slots__ = ("post_ids", "viewer_id", "skip_engagement")
     POST_IDS_FIELD_NUMBER: _ClassVar[int]
     VIEWER_ID_FIELD_NUMBER: _ClassVar[int]
+    SKIP_ENGAGEMENT_FIELD_NUMBER: _ClassVar[int]
     post_ids: _containers.RepeatedScalarFieldContainer[str]
     viewer_id: str
-    def __init__(self, post_ids: _Optional[_Iterable[str]] = ..., viewer_id: _Optional[str] = ...) -> None: ...
+    skip_engagement: bool
+    def __init__(self, post_ids: _Optional[_Iterable[str]] = ..., viewer_id: _Optional[str] = ..., skip_engagement: _Optional[bool] = ...) -> None: ...
 
 class BatchGetPostsResponse(_message.Message):
     __slots__ = ("posts",)

@@ -1,0 +1,397 @@
+"""Mixed read/write load through Envoy, open-loop, at a fixed total request rate.
+
+Seeds its own users over the public API: --users ordinary users in a ring, each
+following the next (threshold - 1), so they stay at or under the fanout
+threshold and their posts fan out on write, plus one celebrity followed by
+everyone, above the threshold and merged at read time. Then it sends a mix of
+reads and writes at --rps for --duration seconds, about --read-write-ratio
+reads per write, each as a random ordinary user:
+
+  reads  (--read-mix)   home        GET  /v1/timelines/home?pageSize=20
+                        get_post    GET  /v1/posts/{id}
+                        user_posts  GET  /v1/users/{id}/posts?pageSize=20
+  writes (--write-mix)  create_post POST /v1/posts
+                        like        POST /v1/posts/{id}:like
+                        follow      PUT  /v1/users/me/following/{id}, alternating
+                                    with DELETE of an earlier bench follow so the
+                                    graph stays bounded (and nobody new crosses
+                                    the threshold)
+                        reply       POST /v1/posts {replyToId}
+
+Arrivals follow a precomputed schedule (Poisson by default, or fixed interval)
+and latency is measured from each request's scheduled send time, so a slow
+server cannot hide queueing (no coordinated omission). Every call is
+authenticated and the load is spread over the seeded users, so the gateway's
+per-user limits are not reached; a 429 still counts as an error.
+
+Prints one JSON object: per operation and overall count, errors (by status),
+achieved rps, p50/p95/p99/max ms, and pass/fail for the targets (POST /v1/posts
+p95 < 100 ms, home p95 < 50 ms, zero errors).
+
+    .venv/bin/python bench/mixed_workload.py --rps 300 --duration 30
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import random
+import secrets
+import sys
+import time
+
+import aiohttp
+
+try:  # a faster event loop keeps the load generator's own CPU share small
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None
+
+PASSWORD = "bench password 1"
+READ_OPS = ("home", "get_post", "user_posts")
+WRITE_OPS = ("create_post", "like", "follow", "reply")
+OPS = READ_OPS + WRITE_OPS
+# Targets: (name, operations pooled, p95 limit in ms). create_post and reply
+# are both POST /v1/posts.
+P95_TARGETS = (("post_p95_ms", ("create_post", "reply"), 100.0), ("home_p95_ms", ("home",), 50.0))
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[index]
+
+
+def rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def parse_mix(text: str, names: tuple[str, ...], flag: str) -> dict[str, float]:
+    """"home=80,get_post=10" -> {"home": 80.0, "get_post": 10.0, "user_posts": 0.0}."""
+    mix = {name: 0.0 for name in names}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, weight = part.partition("=")
+        name = name.strip()
+        if not sep or name not in mix:
+            raise SystemExit(f"{flag}: expected name=weight with name in {', '.join(names)}; got {part!r}")
+        try:
+            mix[name] = float(weight)
+        except ValueError:
+            raise SystemExit(f"{flag}: weight of {name!r} is not a number: {weight!r}") from None
+        if mix[name] < 0:
+            raise SystemExit(f"{flag}: weight of {name!r} is negative")
+    if sum(mix.values()) <= 0:
+        raise SystemExit(f"{flag}: all weights are zero")
+    return mix
+
+
+class OpPicker:
+    """Smooth weighted round-robin: the exact mix, evenly interleaved, even in short runs."""
+
+    def __init__(self, weights: dict[str, float]) -> None:
+        self.weights = {k: w for k, w in weights.items() if w > 0}
+        self.total = sum(self.weights.values())
+        self.current = {k: 0.0 for k in self.weights}
+
+    def next(self) -> str:
+        for k, w in self.weights.items():
+            self.current[k] += w
+        pick = max(self.current, key=self.current.__getitem__)
+        self.current[pick] -= self.total
+        return pick
+
+
+def schedule(rps: float, duration: float, arrivals: str, rng: random.Random) -> list[float]:
+    """Send offsets (s from start) within [0, duration)."""
+    if arrivals == "fixed":
+        return [i / rps for i in range(int(rps * duration))]
+    times, t = [], rng.expovariate(rps)
+    while t < duration:
+        times.append(t)
+        t += rng.expovariate(rps)
+    return times
+
+
+async def request(client: aiohttp.ClientSession, method: str, path: str, **kwargs) -> tuple[int, bytes]:
+    async with client.request(method, path, **kwargs) as r:
+        return r.status, await r.read()
+
+
+async def seed_call(client: aiohttp.ClientSession, method: str, path: str, **kwargs) -> dict:
+    """A setup call: waits out 429s (sign-up is anonymous, so it shares the
+    per-address bucket with anything else on this machine); any other non-2xx fails the run."""
+    for _ in range(20):
+        async with client.request(method, path, **kwargs) as r:
+            status, body, retry_after = r.status, await r.read(), r.headers.get("Retry-After", "1")
+        if status == 429:
+            await asyncio.sleep(float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 1.0)
+            continue
+        if not 200 <= status < 300:
+            raise SystemExit(f"seed {method} {path} -> {status}: {body[:300].decode(errors='replace')}")
+        return json.loads(body) if body else {}
+    raise SystemExit(f"seed {method} {path}: still rate limited after 20 tries")
+
+
+async def sign_up(client: aiohttp.ClientSession, prefix: str) -> dict:
+    username = f"{prefix}_{secrets.token_hex(5)}"[:15]
+    body = await seed_call(client, "POST", "/v1/accounts", json={"username": username, "password": PASSWORD})
+    return {"id": body["user"]["id"], "auth": {"Authorization": f"Bearer {body['accessToken']}"}}
+
+
+class World:
+    """The seeded users and the state the write operations evolve."""
+
+    def __init__(self, users: list[dict], celebrity: dict, post_ids: list[str], followers: dict[str, int],
+                 following: set[tuple[str, str]], max_followers: int):
+        self.users = users  # ordinary users: they read, post, like, reply and follow
+        self.celebrity = celebrity  # followed by every user: above the fanout threshold
+        self.post_ids = post_ids  # grows with the bench's own posts and replies
+        self.followers = followers  # ordinary user id -> followers, counting in-flight bench follows
+        self.following = following  # (follower id, followee id) among ordinary users
+        self.max_followers = max_followers  # the fanout threshold: more than this is a celebrity
+        self.bench_follows: collections.deque[tuple[dict, dict]] = collections.deque()  # completed, undo oldest first
+        self.unfollow_next = False  # follow ops alternate: follow, unfollow, follow, ...
+
+
+async def seed(client: aiohttp.ClientSession, users: int, posts_per_user: int, celebrity_posts: int,
+               threshold: int) -> World:
+    """`users` ordinary users in a ring, each following the next threshold-1 users
+    (so each has threshold-1 followers: posts fan out on write, and a bench follow
+    adds at most one more without making anyone a celebrity), plus one celebrity
+    followed by everyone (merged at read time)."""
+    sem = asyncio.Semaphore(8)
+
+    async def limited(coro):
+        async with sem:
+            return await coro
+
+    celebrity = await sign_up(client, "mc")
+    accounts = list(await asyncio.gather(*(limited(sign_up(client, "mu")) for _ in range(users))))
+    ring = max(0, min(threshold - 1, users - 1))
+    edges = [(u, celebrity) for u in accounts]
+    edges += [(u, accounts[(i + k) % users]) for i, u in enumerate(accounts) for k in range(1, ring + 1)]
+    await asyncio.gather(
+        *(limited(seed_call(client, "PUT", f"/v1/users/me/following/{a['id']}", headers=u["auth"])) for u, a in edges)
+    )
+    posts = await asyncio.gather(*(
+        limited(seed_call(client, "POST", "/v1/posts", json={"text": f"mixed bench post {n} #bench"}, headers=a["auth"]))
+        for a, count in [(celebrity, celebrity_posts), *((u, posts_per_user) for u in accounts)]
+        for n in range(count)
+    ))
+    celeb = await seed_call(client, "GET", f"/v1/users/{celebrity['id']}", headers=celebrity["auth"])
+    sample = await seed_call(client, "GET", f"/v1/users/{accounts[0]['id']}", headers=celebrity["auth"])
+    print(f"celebrity followerCount={celeb.get('followerCount')} (threshold {threshold}); "
+          f"ordinary user followerCount={sample.get('followerCount')}", file=sys.stderr)
+    await asyncio.sleep(2)  # let fanout drain before measuring
+    return World(
+        accounts, celebrity, [p["id"] for p in posts], {u["id"]: ring for u in accounts},
+        {(u["id"], a["id"]) for u, a in edges if a is not celebrity}, threshold,
+    )
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latencies: dict[str, list[float]] = {op: [] for op in OPS}
+        self.errors: dict[str, collections.Counter] = {op: collections.Counter() for op in OPS}
+        self.error_samples: dict[str, str] = {}  # "op status" -> first response body
+        self.follow_methods: collections.Counter = collections.Counter()
+        self.max_send_lag_ms = 0.0
+
+
+async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.Namespace,
+                   duration: float, rng: random.Random) -> dict:
+    stats = Stats()
+    write_share = 1.0 / (args.read_write_ratio + 1.0)
+    rsum, wsum = sum(args.read_mix.values()), sum(args.write_mix.values())
+    weights = {op: (1 - write_share) * w / rsum for op, w in args.read_mix.items()}
+    weights.update({op: write_share * w / wsum for op, w in args.write_mix.items()})
+    picker = OpPicker(weights)
+    page = {"pageSize": args.page_size}
+
+    def plan(op: str) -> tuple[str, str, dict, object]:
+        """(method, path, request kwargs, on-success callback(body)) for one call, chosen at send time."""
+        user = rng.choice(world.users)
+        auth = user["auth"]
+        if op == "home":
+            return "GET", "/v1/timelines/home", {"params": page, "headers": auth}, None
+        if op == "get_post":
+            return "GET", f"/v1/posts/{rng.choice(world.post_ids)}", {"headers": auth}, None
+        if op == "user_posts":
+            # One profile view in ten is the celebrity's.
+            author = world.celebrity if rng.random() < 0.1 else rng.choice(world.users)
+            return "GET", f"/v1/users/{author['id']}/posts", {"params": page, "headers": auth}, None
+        if op in ("create_post", "reply"):
+            body = {"text": f"mixed bench {op} {secrets.token_hex(4)} #bench"}
+            if op == "reply":
+                body["replyToId"] = rng.choice(world.post_ids)
+            elif rng.random() < 1 / (len(world.users) + 1):
+                auth = world.celebrity["auth"]  # the celebrity posts its share too
+            return "POST", "/v1/posts", {"json": body, "headers": auth}, \
+                lambda body: world.post_ids.append(json.loads(body)["id"])
+        if op == "like":
+            return "POST", f"/v1/posts/{rng.choice(world.post_ids)}:like", {"json": {}, "headers": auth}, None
+        # follow: alternate with undoing the oldest completed bench follow.
+        unfollow, world.unfollow_next = world.unfollow_next, not world.unfollow_next
+        if unfollow and world.bench_follows:
+            follower, followee = world.bench_follows.popleft()
+            stats.follow_methods["DELETE"] += 1
+
+            def unfollowed(_body: bytes) -> None:
+                world.following.discard((follower["id"], followee["id"]))
+                world.followers[followee["id"]] -= 1
+
+            return "DELETE", f"/v1/users/me/following/{followee['id']}", {"headers": follower["auth"]}, unfollowed
+        # Follow someone new whose followers stay within the threshold, so
+        # nobody but the celebrity crosses it.
+        for _ in range(50):
+            followee = rng.choice(world.users)
+            if (followee is not user and world.followers[followee["id"]] < world.max_followers
+                    and (user["id"], followee["id"]) not in world.following):
+                break
+        else:
+            followee = world.celebrity  # nobody has room (tiny graphs): a no-op re-follow
+        if followee is not world.celebrity:
+            world.following.add((user["id"], followee["id"]))
+            world.followers[followee["id"]] += 1
+        stats.follow_methods["PUT"] += 1
+
+        def followed(_body: bytes) -> None:
+            if followee is not world.celebrity:
+                world.bench_follows.append((user, followee))
+
+        return "PUT", f"/v1/users/me/following/{followee['id']}", {"headers": auth}, followed
+
+    async def one(op: str, scheduled: float) -> None:
+        method, path, kwargs, on_success = plan(op)
+        stats.max_send_lag_ms = max(stats.max_send_lag_ms, (time.perf_counter() - scheduled) * 1000)
+        try:
+            status, body = await request(client, method, path, **kwargs)
+            if 200 <= status < 300:
+                if on_success is not None:
+                    on_success(body)
+            else:
+                stats.errors[op][str(status)] += 1
+                stats.error_samples.setdefault(
+                    f"{op} {status}", f"{method} {path.split('?')[0]}: {body[:300].decode(errors='replace')}")
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
+            stats.errors[op][type(exc).__name__] += 1
+            stats.error_samples.setdefault(f"{op} {type(exc).__name__}", f"{method} {path}: {exc!r}"[:300])
+        stats.latencies[op].append((time.perf_counter() - scheduled) * 1000)
+
+    offsets = schedule(args.rps, duration, args.arrivals, rng)
+    tasks = []
+    start = time.perf_counter() + 0.1
+    for offset in offsets:
+        scheduled = start + offset
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(picker.next(), scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    return summarize(stats, elapsed)
+
+
+def summarize(stats: Stats, elapsed: float) -> dict:
+    def block(latencies: list[float], errors: collections.Counter) -> dict:
+        latencies = sorted(latencies)
+        return {
+            "count": len(latencies),
+            "errors": sum(errors.values()),
+            "errors_by_status": dict(sorted(errors.items())),
+            "rps": round(len(latencies) / elapsed, 1),
+            "p50_ms": rounded(percentile(latencies, 0.50)),
+            "p95_ms": rounded(percentile(latencies, 0.95)),
+            "p99_ms": rounded(percentile(latencies, 0.99)),
+            "max_ms": rounded(latencies[-1] if latencies else None),
+        }
+
+    ops = {op: block(stats.latencies[op], stats.errors[op]) for op in OPS}
+    ops["follow"]["methods"] = dict(stats.follow_methods)
+    all_errors = sum(stats.errors.values(), collections.Counter())
+    overall = block([x for op in OPS for x in stats.latencies[op]], all_errors)
+    overall["reads"] = sum(ops[op]["count"] for op in READ_OPS)
+    overall["writes"] = sum(ops[op]["count"] for op in WRITE_OPS)
+    targets = {}
+    for name, pooled, limit in P95_TARGETS:
+        value = percentile(sorted(x for op in pooled for x in stats.latencies[op]), 0.95)
+        targets[name] = {"ops": list(pooled), "limit_ms": limit, "value_ms": rounded(value),
+                         "pass": value is not None and value < limit}
+    targets["zero_errors"] = {"limit": 0, "value": overall["errors"], "pass": overall["errors"] == 0}
+    return {
+        "overall": overall,
+        "ops": ops,
+        "targets": targets,
+        "pass": all(t["pass"] for t in targets.values()),
+        "duration_s": round(elapsed, 1),
+        "max_send_lag_ms": round(stats.max_send_lag_ms, 2),
+        "error_samples": stats.error_samples,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--url", default=os.environ.get("AVIARY_EDGE_URL", "http://127.0.0.1:8080"),
+                        help="Envoy base URL (default: $AVIARY_EDGE_URL or %(default)s)")
+    parser.add_argument("--rps", type=float, default=300, help="target total requests/s, reads + writes (default %(default)s)")
+    parser.add_argument("--duration", type=float, default=30, help="measured seconds (default %(default)s)")
+    parser.add_argument("--warmup", type=float, default=10, help="seconds of the same load before measuring, not reported (default %(default)s)")
+    parser.add_argument("--read-write-ratio", type=float, default=100, help="reads per write (default %(default)s)")
+    parser.add_argument("--read-mix", default="home=80,get_post=10,user_posts=10",
+                        help="relative read weights over home, get_post, user_posts (default %(default)s)")
+    parser.add_argument("--write-mix", default="create_post=25,like=25,follow=25,reply=25",
+                        help="relative write weights over create_post, like, follow, reply (default %(default)s)")
+    parser.add_argument("--arrivals", choices=("poisson", "fixed"), default="poisson",
+                        help="send schedule: Poisson arrivals or a fixed interval (default %(default)s)")
+    parser.add_argument("--users", type=int, default=200,
+                        help="ordinary users sharing the load; enough that each stays far under the "
+                             "gateway's per-user limits (50 reads/s, 20 writes/s) (default %(default)s)")
+    parser.add_argument("--posts-per-user", type=int, default=5, help="seeded posts per ordinary user (default %(default)s)")
+    parser.add_argument("--celebrity-posts", type=int, default=20, help="seeded posts by the celebrity (default %(default)s)")
+    parser.add_argument("--fanout-threshold", type=int,
+                        default=int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3")),
+                        help="the stack's fanout threshold, which shapes the graph "
+                             "(default: $AVIARY_FANOUT_THRESHOLD or 3, the devstack's)")
+    parser.add_argument("--page-size", type=int, default=20, help="pageSize for home and user posts (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for the schedule and choices")
+    args = parser.parse_args()
+    if args.rps <= 0 or args.duration <= 0 or args.read_write_ratio < 0:
+        parser.error("--rps and --duration must be > 0, --read-write-ratio >= 0")
+    if args.users <= args.fanout_threshold:
+        parser.error("--users must exceed --fanout-threshold, or the celebrity is not above it")
+    args.read_mix = parse_mix(args.read_mix, READ_OPS, "--read-mix")
+    args.write_mix = parse_mix(args.write_mix, WRITE_OPS, "--write-mix")
+    rng = random.Random(args.seed)
+
+    connector = aiohttp.TCPConnector(limit=256)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(base_url=args.url, connector=connector, timeout=timeout) as client:
+        t0 = time.perf_counter()
+        world = await seed(client, args.users, args.posts_per_user, args.celebrity_posts, args.fanout_threshold)
+        print(f"seeded {len(world.users)} users + 1 celebrity, "
+              f"{len(world.post_ids)} posts in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        if args.warmup > 0:
+            warm = await run_load(client, world, args, args.warmup, rng)
+            print(f"warmup: {warm['overall']['count']} requests, {warm['overall']['errors']} errors, "
+                  f"p95 {warm['overall']['p95_ms']} ms", file=sys.stderr)
+        result = await run_load(client, world, args, args.duration, rng)
+    result["config"] = {
+        "url": args.url, "target_rps": args.rps, "duration_s": args.duration, "warmup_s": args.warmup,
+        "arrivals": args.arrivals, "read_write_ratio": args.read_write_ratio,
+        "read_mix": args.read_mix, "write_mix": args.write_mix, "page_size": args.page_size,
+        "users": len(world.users), "fanout_threshold": args.fanout_threshold, "seed": args.seed,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    if uvloop is not None:
+        uvloop.install()
+    asyncio.run(main())

@@ -1,0 +1,196 @@
+"""Hot engagement counters in Redis, flushed to Cassandra.
+
+Each post's counts live in one Redis hash, `eng:c:{post_id}` with fields
+l (likes), r (reposts) and p (replies). An applied edge change increments it
+(only while the hash is present: an increment into a missing hash would
+create counts that start from zero) and marks the post dirty; a flusher
+copies dirty posts' counts into Cassandra's post_counts every second.
+
+A hash missing from Redis (never loaded, expired, or lost with a Redis
+restart or flush) is loaded from the Cassandra snapshot, unless the post's
+engagement changed shortly before that snapshot was taken or after it: then
+an increment may not be in the snapshot, and the counts are recounted from
+the edge tables instead. Every edge change records its time in Cassandra
+before it touches Redis, so losing Redis loses no count.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+
+import redis.asyncio as redis
+from prometheus_client import Counter, Histogram
+
+from services.engagement.store import Counts, EngagementStore
+
+log = logging.getLogger(__name__)
+
+FIELDS = {"likes": "l", "reposts": "r", "replies": "p"}
+DIRTY_KEY = "eng:dirty"
+FLUSH_BATCH = 500
+
+LOADS = Counter("aviary_engagement_counter_loads_total", "Counter hashes loaded into Redis", ["source"])
+FLUSHED = Counter("aviary_engagement_counters_flushed_total", "Post counters flushed to Cassandra")
+FLUSH_SECONDS = Histogram("aviary_engagement_flush_seconds", "Time to flush one round of dirty counters")
+
+# Increments only an existing hash; returns the new value, or nil when the
+# hash is missing (the caller loads it and tries again). The dirty mark goes
+# in the same script so a flush can never miss an applied increment. (On Redis
+# Cluster the dirty set becomes one per slot tag so both keys share a slot.)
+_INCR = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local v = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if v < 0 then redis.call('HSET', KEYS[1], ARGV[1], 0); v = 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+return v
+"""
+
+# Installs loaded counts unless another loader (or an increment after one)
+# got there first; returns the hash as it now is.
+_LOAD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return redis.call('HMGET', KEYS[1], 'l', 'r', 'p')
+"""
+
+
+def counter_key(post_id: int) -> str:
+    return f"eng:c:{{{post_id}}}"
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _naive_utc(value: datetime.datetime) -> datetime.datetime:
+    return value.replace(tzinfo=None) if value.tzinfo else value
+
+
+class HotCounters:
+    def __init__(self, client: redis.Redis, store: EngagementStore, *, ttl_seconds: int,
+                 flush_interval: float, trust_margin: float) -> None:
+        self.client = client
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+        self.flush_interval = flush_interval
+        # How long before a snapshot a change must have happened for the
+        # snapshot to be trusted (covers the gap between the Cassandra mark
+        # and the Redis increment, and clock skew between replicas).
+        self.trust_margin = datetime.timedelta(seconds=trust_margin)
+        self._incr = client.register_script(_INCR)
+        self._load = client.register_script(_LOAD)
+
+    # -- writes -----------------------------------------------------------------
+
+    async def add(self, post_id: int, what: str, delta: int) -> int:
+        """Applies one counted change; returns the new count."""
+        key = counter_key(post_id)
+        for _ in range(3):
+            value = await self._incr(keys=[key, DIRTY_KEY],
+                                     args=[FIELDS[what], delta, self.ttl_seconds, post_id])
+            if value is not None:
+                return int(value)
+            # Loaded counts already include this change when it was recounted
+            # from the edges, so load, then increment only a snapshot load.
+            counts, recounted = await self._load_one(post_id)
+            if recounted:
+                return getattr(counts, what)
+        raise RuntimeError(f"counter for post {post_id} kept disappearing")
+
+    # -- reads --------------------------------------------------------------------
+
+    async def get_many(self, post_ids: list[int]) -> dict[int, Counts]:
+        """Counts for each post: from Redis, loading the missing ones."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for post_id in post_ids:
+                pipe.hmget(counter_key(post_id), "l", "r", "p")
+            rows = await pipe.execute()
+        found: dict[int, Counts] = {}
+        missing = []
+        for post_id, row in zip(post_ids, rows):
+            if row[0] is None and row[1] is None and row[2] is None:
+                missing.append(post_id)
+            else:
+                found[post_id] = _counts(row)
+        if missing:
+            loaded = await asyncio.gather(*(self._load_one(p) for p in missing))
+            found.update({p: counts for p, (counts, _) in zip(missing, loaded)})
+        return found
+
+    async def _load_one(self, post_id: int) -> tuple[Counts, bool]:
+        snapshot = await self.store.snapshot(post_id)
+        trusted = snapshot.last_change is None or (
+            snapshot.flushed_at is not None
+            and _naive_utc(snapshot.last_change) < _naive_utc(snapshot.flushed_at) - self.trust_margin
+        )
+        if trusted:
+            counts, source = snapshot.counts, "snapshot"
+        else:
+            counts, source = await self.store.recount(post_id), "recount"
+        LOADS.labels(source).inc()
+        row = await self._load(keys=[counter_key(post_id)],
+                               args=[counts.likes, counts.reposts, counts.replies, self.ttl_seconds])
+        if source == "recount":
+            # Persist what was recounted so the next load can trust it.
+            await self.client.sadd(DIRTY_KEY, post_id)
+        return _counts(row), source == "recount"
+
+    # -- flushing -----------------------------------------------------------------
+
+    async def flush_forever(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.flush_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Cassandra or Redis is down: the dirty marks stay, retry later.
+                log.warning("counter flush failed; retrying", exc_info=True)
+            await asyncio.sleep(max(0.05, self.flush_interval - (time.monotonic() - started)))
+
+    async def flush_once(self) -> int:
+        """Copies every dirty post's counts to Cassandra; returns how many."""
+        flushed = 0
+        with FLUSH_SECONDS.time():
+            while True:
+                members = await self.client.spop(DIRTY_KEY, FLUSH_BATCH)
+                if not members:
+                    return flushed
+                post_ids = [int(m) for m in members]
+                try:
+                    await self._flush(post_ids)
+                except BaseException:
+                    await self.client.sadd(DIRTY_KEY, *post_ids)
+                    raise
+                flushed += len(post_ids)
+                FLUSHED.inc(len(post_ids))
+                if len(post_ids) < FLUSH_BATCH:
+                    return flushed
+
+    async def _flush(self, post_ids: list[int]) -> None:
+        # The time is taken before reading Redis: the snapshot then holds at
+        # least every change applied before it.
+        flushed_at = _utcnow()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for post_id in post_ids:
+                pipe.hmget(counter_key(post_id), "l", "r", "p")
+            rows = await pipe.execute()
+        writes = [
+            self.store.flush(post_id, _counts(row), flushed_at)
+            for post_id, row in zip(post_ids, rows)
+            # A hash that vanished since it was marked is reloaded (and
+            # recounted when needed) on its next use; nothing to write.
+            if any(v is not None for v in row)
+        ]
+        await asyncio.gather(*writes)
+
+
+def _counts(row) -> Counts:
+    likes, reposts, replies = (max(0, int(v)) if v is not None else 0 for v in row)
+    return Counts(likes, reposts, replies)

@@ -1,0 +1,244 @@
+"""EngagementService: likes, and the like/repost/reply counts of every post.
+
+Likes are written here (an edge per user and post, idempotent by a
+compare-and-set). Reposts and replies are posts, written by the posts
+service; this service counts them from the posts events it consumes.
+Counts are served from Redis hot counters (counters.py) and flushed to
+Cassandra.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
+from aviary.events.v1 import events_pb2
+from aviary.posts.v1 import posts_pb2
+from services.engagement.counters import HotCounters
+from services.engagement.store import Counts, EngagementStore
+from services.kit import clients, ids, kafka, redis_client
+from services.kit.auth import caller_id
+from services.kit.config import Settings, env_float, env_int
+from services.kit.errors import not_found, unavailable
+from services.kit.ids import IdGenerator, parse_id, parse_ids, parse_optional_id
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GROUP = "engagement"
+MAX_BATCH = 200
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = EngagementStore(settings)
+        self.ids = IdGenerator(settings.worker_id)
+        self.producer = kafka.Producer(settings.kafka_bootstrap)
+        self.redis = redis_client.client(settings)
+        self.counters = HotCounters(
+            self.redis,
+            self.store,
+            ttl_seconds=env_int("AVIARY_ENGAGEMENT_COUNTER_TTL_SECONDS", 86_400),
+            flush_interval=env_float("AVIARY_ENGAGEMENT_FLUSH_SECONDS", 1.0),
+            trust_margin=env_float("AVIARY_ENGAGEMENT_TRUST_MARGIN_SECONDS", 30.0),
+        )
+        self.post_events = kafka.ConsumerLoop(
+            settings.kafka_bootstrap, CONSUMER_GROUP, [kafka.POSTS_TOPIC], self._on_post_event
+        )
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        # On a fresh machine Cassandra may still be starting: retry for a while.
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 120.0
+        delay = 0.5
+        while True:
+            try:
+                return await self.store.start(self.producer)
+            except Exception as exc:
+                if loop.time() + delay > give_up:
+                    raise
+                log.warning("cassandra not reachable yet; retrying", extra={"error": str(exc)[:300]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def stop(self) -> None:
+        try:
+            await self.counters.flush_once()
+        except Exception:
+            log.warning("final counter flush failed; the next load recounts", exc_info=True)
+        await self.producer.close()
+        await clients.close_all()
+        await self.redis.aclose()
+        await self.store.stop()
+
+    async def relay_outbox(self) -> None:
+        """Background job: publishes stored like events to Kafka."""
+        topics = asyncio.create_task(_ensure_topics(self.settings.kafka_bootstrap))
+        try:
+            await self.store.outbox.relay_forever()
+        finally:
+            topics.cancel()
+
+    async def flush_counters(self) -> None:
+        """Background job: copies dirty hot counters to Cassandra every second."""
+        await self.counters.flush_forever()
+
+    async def consume_post_events(self) -> None:
+        """Background job: counts reposts and replies from the posts topic."""
+        await self.post_events.run()
+
+    # -- RPCs -----------------------------------------------------------------------
+
+    async def LikePost(self, request: engagement_pb2.LikePostRequest, context) -> engagement_pb2.PostEngagement:
+        user_id = caller_id(context)
+        post = await self._live_post(parse_id(request.post_id, "post_id"))
+        post_id = _liked_target(post)
+        now = _utcnow()
+        if await self.store.claim_like(post_id, user_id, now):
+            event = self._event(like_created=events_pb2.LikeCreated(
+                post_id=post_id, user_id=user_id, post_author_id=_target_author(post)))
+            await self.store.finish_like(event, now)
+            await self.counters.add(post_id, "likes", +1)
+            log.info("post liked", extra={"post_id": post_id, "user_id": user_id})
+        return await self._engagement_of(post_id, user_id)
+
+    async def UnlikePost(self, request: engagement_pb2.UnlikePostRequest, context) -> engagement_pb2.PostEngagement:
+        user_id = caller_id(context)
+        requested = parse_id(request.post_id, "post_id")
+        post = await self._post_or_none(requested)
+        post_id = _liked_target(post) if post is not None else requested
+        if post is None and not await self.store.has_like_edge(post_id, user_id):
+            raise not_found(f"post {requested} does not exist")
+        # A like on a post deleted since can still be taken back.
+        if await self.store.release_like(post_id, user_id):
+            now = _utcnow()
+            event = self._event(like_removed=events_pb2.LikeRemoved(
+                post_id=post_id, user_id=user_id, post_author_id=_target_author(post) if post else 0))
+            await self.store.finish_unlike(event, now)
+            await self.counters.add(post_id, "likes", -1)
+            log.info("post unliked", extra={"post_id": post_id, "user_id": user_id})
+        return await self._engagement_of(post_id, user_id)
+
+    async def BatchGetEngagement(self, request, context) -> engagement_pb2.BatchGetEngagementResponse:
+        post_ids = parse_ids(request.post_ids, "post_ids", max_items=MAX_BATCH)
+        viewer_id = parse_optional_id(request.viewer_id, "viewer_id")
+        unique = list(dict.fromkeys(post_ids))
+        counts, liked = await asyncio.gather(
+            self.counters.get_many(unique),
+            self.store.liked_among(viewer_id, unique) if viewer_id else _no_likes(),
+        )
+        return engagement_pb2.BatchGetEngagementResponse(
+            engagements=[_message(p, counts.get(p, Counts()), p in liked) for p in post_ids]
+        )
+
+    # -- post events ------------------------------------------------------------------
+
+    async def _on_post_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        event = events_pb2.PostEvent()
+        try:
+            event.ParseFromString(value)
+        except DecodeError as exc:
+            raise kafka.PoisonRecord(str(exc)) from exc
+        kind = event.WhichOneof("kind")
+        if kind == "created":
+            await self._on_created(event.created)
+        elif kind == "deleted":
+            await self._on_deleted(event.deleted)
+
+    async def _on_created(self, created: events_pb2.PostCreated) -> None:
+        # Each count changes only when its edge changes (compare-and-set), so
+        # a redelivered event counts nothing twice.
+        if created.reply_to_id:
+            await self.store.mark_changed(created.reply_to_id, _utcnow())
+            if await self.store.add_reply(created.reply_to_id, created.post_id):
+                await self.counters.add(created.reply_to_id, "replies", +1)
+        if created.repost_of_id and not created.text:
+            await self.store.mark_changed(created.repost_of_id, _utcnow())
+            if await self.store.add_repost(created.repost_of_id, created.author_id, created.post_id):
+                await self.counters.add(created.repost_of_id, "reposts", +1)
+
+    async def _on_deleted(self, deleted: events_pb2.PostDeleted) -> None:
+        if deleted.reply_to_id:
+            await self.store.mark_changed(deleted.reply_to_id, _utcnow())
+            if await self.store.remove_reply(deleted.reply_to_id, deleted.post_id):
+                await self.counters.add(deleted.reply_to_id, "replies", -1)
+        if deleted.repost_of_id:
+            # Only the repost the edge records (a quote of the same post by
+            # the same user is not a repost and removes nothing).
+            await self.store.mark_changed(deleted.repost_of_id, _utcnow())
+            if await self.store.remove_repost(deleted.repost_of_id, deleted.author_id, deleted.post_id):
+                await self.counters.add(deleted.repost_of_id, "reposts", -1)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _event(self, **kind) -> events_pb2.EngagementEvent:
+        event_id = self.ids.next_id()
+        event = events_pb2.EngagementEvent(event_id=event_id, **kind)
+        event.occur_time.FromMilliseconds(ids.timestamp_ms(event_id))
+        return event
+
+    async def _post_or_none(self, post_id: int) -> posts_pb2.Post | None:
+        try:
+            reply = await clients.posts().BatchGetPosts(
+                posts_pb2.BatchGetPostsRequest(post_ids=[str(post_id)], skip_engagement=True),
+                timeout=self.settings.rpc_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("posts lookup failed", extra={"code": exc.code().name, "details": exc.details()})
+            raise unavailable("cannot check the post right now; try again") from exc
+        return reply.posts[0] if reply.posts else None
+
+    async def _live_post(self, post_id: int) -> posts_pb2.Post:
+        post = await self._post_or_none(post_id)
+        if post is None:
+            raise not_found(f"post {post_id} does not exist")
+        return post
+
+    async def _engagement_of(self, post_id: int, viewer_id: int) -> engagement_pb2.PostEngagement:
+        counts = (await self.counters.get_many([post_id]))[post_id]
+        liked = post_id in await self.store.liked_among(viewer_id, [post_id])
+        return _message(post_id, counts, liked)
+
+
+def _liked_target(post: posts_pb2.Post) -> int:
+    """Liking a pure repost likes the post it reposts."""
+    if post.repost_of_id and not post.text:
+        return int(post.repost_of_id)
+    return int(post.id)
+
+
+def _target_author(post: posts_pb2.Post) -> int:
+    if post.repost_of_id and not post.text and post.HasField("repost_of"):
+        return int(post.repost_of.author_id)
+    return int(post.author_id)
+
+
+def _message(post_id: int, counts: Counts, liked: bool) -> engagement_pb2.PostEngagement:
+    return engagement_pb2.PostEngagement(
+        post_id=str(post_id),
+        like_count=counts.likes,
+        repost_count=counts.reposts,
+        reply_count=counts.replies,
+        liked_by_me=liked,
+    )
+
+
+async def _no_likes() -> set[int]:
+    return set()
+
+
+async def _ensure_topics(bootstrap: str) -> None:
+    try:
+        await kafka.ensure_topics_async(bootstrap, {kafka.ENGAGEMENT_TOPIC: kafka.TOPICS[kafka.ENGAGEMENT_TOPIC]})
+    except Exception as exc:
+        log.warning("could not ensure Kafka topics; the relay keeps retrying", extra={"error": repr(exc)})

@@ -1,0 +1,221 @@
+"""Cassandra storage for engagement: the only code that talks to aviary_engagement.
+
+Tables:
+  likes_by_post    who liked a post (the truth likes are counted from; the
+                   compare-and-set insert makes a like idempotent per user)
+  likes_by_user    what a user liked (liked_by_me, newest first)
+  reposts_by_post  who reposted a post, with the repost's id (from post events)
+  replies_by_post  a post's live replies (from post events)
+  post_counts      per post: the last flushed counts and when they were
+                   flushed, and when the post's engagement last changed. A
+                   snapshot flushed well after the last change is complete;
+                   otherwise the counts are recounted from the edge tables.
+  outbox           like events waiting for the relay (services.kit.outbox)
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+from dataclasses import dataclass
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
+
+from aviary.events.v1 import events_pb2
+from services.kit import cql, kafka, outbox
+from services.kit.config import Settings
+
+KEYSPACE = "aviary_engagement"
+
+SCHEMA = [
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.likes_by_post (
+        post_id bigint,
+        user_id bigint,
+        liked_at timestamp,
+        PRIMARY KEY (post_id, user_id)
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.likes_by_user (
+        user_id bigint,
+        post_id bigint,
+        PRIMARY KEY (user_id, post_id)
+    ) WITH CLUSTERING ORDER BY (post_id DESC)""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.reposts_by_post (
+        post_id bigint,
+        user_id bigint,
+        repost_id bigint,
+        PRIMARY KEY (post_id, user_id)
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.replies_by_post (
+        post_id bigint,
+        reply_id bigint,
+        PRIMARY KEY (post_id, reply_id)
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.post_counts (
+        post_id bigint PRIMARY KEY,
+        likes int,
+        reposts int,
+        replies int,
+        flushed_at timestamp,
+        last_change timestamp
+    )""",
+    *outbox.schema(KEYSPACE),
+]
+
+
+@dataclass(frozen=True)
+class Counts:
+    likes: int = 0
+    reposts: int = 0
+    replies: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    counts: Counts
+    flushed_at: datetime.datetime | None
+    last_change: datetime.datetime | None
+
+
+class EngagementStore:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.session: Session | None = None
+        self.outbox: outbox.Outbox | None = None
+        self._st: dict[str, PreparedStatement] = {}
+
+    async def start(self, producer: kafka.Producer) -> None:
+        self.session = await cql.connect(self._settings)
+        await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
+        await cql.apply_schema(self.session, SCHEMA)
+        self.outbox = outbox.Outbox(self.session, KEYSPACE, producer)
+        await self.outbox.prepare()
+        await self._prepare_all()
+
+    async def _prepare_all(self) -> None:
+        ks = KEYSPACE
+        queries = {
+            "like": f"INSERT INTO {ks}.likes_by_post (post_id, user_id, liked_at) VALUES (?, ?, ?) IF NOT EXISTS",
+            "unlike": f"DELETE FROM {ks}.likes_by_post WHERE post_id = ? AND user_id = ? IF EXISTS",
+            "liked_row": f"SELECT user_id FROM {ks}.likes_by_post WHERE post_id = ? AND user_id = ?",
+            "by_user_add": f"INSERT INTO {ks}.likes_by_user (user_id, post_id) VALUES (?, ?)",
+            "by_user_del": f"DELETE FROM {ks}.likes_by_user WHERE user_id = ? AND post_id = ?",
+            "by_user_in": f"SELECT post_id FROM {ks}.likes_by_user WHERE user_id = ? AND post_id IN ?",
+            "repost_add": (
+                f"INSERT INTO {ks}.reposts_by_post (post_id, user_id, repost_id) VALUES (?, ?, ?) IF NOT EXISTS"
+            ),
+            "repost_del": f"DELETE FROM {ks}.reposts_by_post WHERE post_id = ? AND user_id = ? IF repost_id = ?",
+            "reply_add": f"INSERT INTO {ks}.replies_by_post (post_id, reply_id) VALUES (?, ?) IF NOT EXISTS",
+            "reply_del": f"DELETE FROM {ks}.replies_by_post WHERE post_id = ? AND reply_id = ? IF EXISTS",
+            "changed": f"UPDATE {ks}.post_counts SET last_change = ? WHERE post_id = ?",
+            "flush": (
+                f"UPDATE {ks}.post_counts SET likes = ?, reposts = ?, replies = ?, flushed_at = ? WHERE post_id = ?"
+            ),
+            "snapshot": (
+                f"SELECT likes, reposts, replies, flushed_at, last_change FROM {ks}.post_counts WHERE post_id = ?"
+            ),
+            "count_likes": f"SELECT COUNT(*) FROM {ks}.likes_by_post WHERE post_id = ?",
+            "count_reposts": f"SELECT COUNT(*) FROM {ks}.reposts_by_post WHERE post_id = ?",
+            "count_replies": f"SELECT COUNT(*) FROM {ks}.replies_by_post WHERE post_id = ?",
+        }
+        prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
+        self._st = dict(zip(queries, prepared))
+        for name in ("like", "unlike", "repost_add", "repost_del", "reply_add", "reply_del"):
+            self._st[name].serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            cluster = self.session.cluster
+            await asyncio.get_running_loop().run_in_executor(None, cluster.shutdown)
+            self.session = None
+
+    # -- likes ------------------------------------------------------------------
+
+    async def claim_like(self, post_id: int, user_id: int, now: datetime.datetime) -> bool:
+        """Compare-and-set insert of the like edge; True when this call created it."""
+        rows = await cql.execute(self.session, self._st["like"], (post_id, user_id, now))
+        return bool(rows[0][0])
+
+    async def release_like(self, post_id: int, user_id: int) -> bool:
+        """Compare-and-set delete of the like edge; True when this call removed it."""
+        rows = await cql.execute(self.session, self._st["unlike"], (post_id, user_id))
+        return bool(rows[0][0])
+
+    async def has_like_edge(self, post_id: int, user_id: int) -> bool:
+        return bool(await cql.execute(self.session, self._st["liked_row"], (post_id, user_id)))
+
+    async def finish_like(self, event: events_pb2.EngagementEvent, now: datetime.datetime) -> None:
+        """The like's follow-ups, atomically: the user's index, the change mark
+        and the event (one LOGGED batch through the outbox)."""
+        like = event.like_created
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._st["by_user_add"], (like.user_id, like.post_id))
+        batch.add(self._st["changed"], (now, like.post_id))
+        self.outbox.add(batch, event.event_id, kafka.ENGAGEMENT_TOPIC, _post_key(like.post_id),
+                        event.SerializeToString())
+        await self.outbox.commit(batch)
+
+    async def finish_unlike(self, event: events_pb2.EngagementEvent, now: datetime.datetime) -> None:
+        unlike = event.like_removed
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._st["by_user_del"], (unlike.user_id, unlike.post_id))
+        batch.add(self._st["changed"], (now, unlike.post_id))
+        self.outbox.add(batch, event.event_id, kafka.ENGAGEMENT_TOPIC, _post_key(unlike.post_id),
+                        event.SerializeToString())
+        await self.outbox.commit(batch)
+
+    async def liked_among(self, user_id: int, post_ids: list[int]) -> set[int]:
+        """Which of post_ids the user likes (one single-partition read)."""
+        if not post_ids:
+            return set()
+        rows = await cql.execute(self.session, self._st["by_user_in"], (user_id, post_ids))
+        return {row.post_id for row in rows}
+
+    # -- reposts and replies (from post events) ---------------------------------
+
+    async def add_repost(self, post_id: int, user_id: int, repost_id: int) -> bool:
+        rows = await cql.execute(self.session, self._st["repost_add"], (post_id, user_id, repost_id))
+        return bool(rows[0][0])
+
+    async def remove_repost(self, post_id: int, user_id: int, repost_id: int) -> bool:
+        rows = await cql.execute(self.session, self._st["repost_del"], (post_id, user_id, repost_id))
+        return bool(rows[0][0])
+
+    async def add_reply(self, post_id: int, reply_id: int) -> bool:
+        rows = await cql.execute(self.session, self._st["reply_add"], (post_id, reply_id))
+        return bool(rows[0][0])
+
+    async def remove_reply(self, post_id: int, reply_id: int) -> bool:
+        rows = await cql.execute(self.session, self._st["reply_del"], (post_id, reply_id))
+        return bool(rows[0][0])
+
+    async def mark_changed(self, post_id: int, now: datetime.datetime) -> None:
+        await cql.execute(self.session, self._st["changed"], (now, post_id))
+
+    # -- counts -------------------------------------------------------------------
+
+    async def snapshot(self, post_id: int) -> Snapshot:
+        rows = await cql.execute(self.session, self._st["snapshot"], (post_id,))
+        if not rows:
+            return Snapshot(Counts(), None, None)
+        row = rows[0]
+        return Snapshot(Counts(row.likes or 0, row.reposts or 0, row.replies or 0), row.flushed_at, row.last_change)
+
+    async def recount(self, post_id: int) -> Counts:
+        """Exact counts from the edge tables (a partition scan each)."""
+        likes, reposts, replies = await asyncio.gather(
+            cql.execute(self.session, self._st["count_likes"], (post_id,)),
+            cql.execute(self.session, self._st["count_reposts"], (post_id,)),
+            cql.execute(self.session, self._st["count_replies"], (post_id,)),
+        )
+        return Counts(likes[0][0], reposts[0][0], replies[0][0])
+
+    async def flush(self, post_id: int, counts: Counts, flushed_at: datetime.datetime) -> None:
+        await cql.execute(
+            self.session, self._st["flush"], (counts.likes, counts.reposts, counts.replies, flushed_at, post_id)
+        )
+
+
+def _post_key(post_id: int) -> bytes:
+    # Kafka key: one post's engagement events stay in order.
+    return str(post_id).encode("ascii")

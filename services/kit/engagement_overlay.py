@@ -1,0 +1,58 @@
+"""Fills the engagement fields of hydrated posts from the engagement service.
+
+Posts and timeline both show posts with like/repost/reply counts and the
+viewer's liked_by_me. The counts belong to engagement; this asks it once per
+page (for the posts and any reposted originals inside them) and copies the
+answer in. When engagement cannot answer, the posts are still served, with
+the engagement fields left at zero: a missing number is better than a page
+that fails.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+import grpc
+
+from aviary.engagement.v1 import engagement_pb2
+from aviary.posts.v1 import posts_pb2
+from services.kit import clients
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+
+
+def _with_originals(posts: Iterable[posts_pb2.Post]) -> list[posts_pb2.Post]:
+    out = []
+    for post in posts:
+        out.append(post)
+        if post.HasField("repost_of"):
+            out.append(post.repost_of)
+    return out
+
+
+async def apply(posts: list[posts_pb2.Post], viewer_id: int | None, timeout: float) -> bool:
+    """Overlays counts and liked_by_me in place; False when engagement failed."""
+    targets = _with_originals(posts)
+    if not targets:
+        return True
+    post_ids = list(dict.fromkeys(p.id for p in targets))[:MAX_BATCH]
+    try:
+        reply = await clients.engagement().BatchGetEngagement(
+            engagement_pb2.BatchGetEngagementRequest(post_ids=post_ids, viewer_id=str(viewer_id or "")),
+            timeout=timeout,
+        )
+    except grpc.aio.AioRpcError as exc:
+        log.warning("engagement unavailable; serving posts without counts",
+                    extra={"code": exc.code().name, "details": exc.details()})
+        return False
+    by_id = {e.post_id: e for e in reply.engagements}
+    for post in targets:
+        found = by_id.get(post.id)
+        if found is not None:
+            post.like_count = found.like_count
+            post.repost_count = found.repost_count
+            post.reply_count = found.reply_count
+            post.liked_by_me = found.liked_by_me
+    return True

@@ -1,0 +1,160 @@
+"""MediaService: uploads (validated, stored in the object store), metadata reads.
+
+Upload order: validate everything, write the object, then the metadata row.
+A failure between the two deletes the object again, so an acknowledged
+upload is complete and a failed one leaves nothing that anything refers to.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+
+from botocore.exceptions import BotoCoreError, ClientError
+from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
+from cassandra.cluster import NoHostAvailable
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from aviary.media.v1 import media_pb2, media_pb2_grpc
+from services.kit import auth, ids
+from services.kit.config import Settings, env_int
+from services.kit.errors import not_found, unavailable
+from services.media import validation
+from services.media.store import MediaRecord, MetadataStore, ObjectStore, ObjectStoreSettings
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_GET = 200
+
+_METADATA_ERRORS = (Unavailable, Timeout, CoordinationFailure, OperationTimedOut, NoHostAvailable)
+_OBJECT_ERRORS = (BotoCoreError, ClientError)
+
+
+def public_base_url() -> str:
+    """Where clients fetch objects: Envoy routes <base>/<key> to the bucket."""
+    default = f"http://127.0.0.1:{env_int('ENVOY_PORT', 8080)}/media"
+    return os.environ.get("AVIARY_MEDIA_PUBLIC_URL", default).rstrip("/")
+
+
+def _metadata_errors_as_unavailable(method):
+    """Cassandra outages reach clients as UNAVAILABLE (retryable), not INTERNAL."""
+
+    @functools.wraps(method)
+    async def call(self, request, context):
+        try:
+            return await method(self, request, context)
+        except _METADATA_ERRORS as exc:
+            log.warning("media metadata store unavailable", extra={"method": method.__name__, "error": repr(exc)})
+            raise unavailable("media storage is temporarily unavailable; try again") from exc
+
+    return call
+
+
+class MediaServicer(media_pb2_grpc.MediaServiceServicer):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limits = validation.Limits.from_env()
+        self.metadata = MetadataStore(settings)
+        self.objects = ObjectStore(ObjectStoreSettings.from_env())
+        self.ids = ids.IdGenerator(settings.worker_id)
+        self.base_url = public_base_url()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.gather(self.metadata.start(), self._start_objects())
+
+    async def _start_objects(self) -> None:
+        # On a fresh machine the object store may still be coming up.
+        delay = 0.5
+        for attempt in range(12):
+            try:
+                return await self.objects.start()
+            except _OBJECT_ERRORS as exc:
+                if attempt == 11:
+                    raise
+                log.warning("object store not reachable yet; retrying", extra={"error": str(exc)[:300]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def stop(self) -> None:
+        await self.objects.stop()
+        await self.metadata.stop()
+
+    # -- RPCs ---------------------------------------------------------------
+
+    @_metadata_errors_as_unavailable
+    async def UploadMedia(self, request: media_pb2.UploadMediaRequest, context) -> media_pb2.Media:
+        owner_id = auth.caller_id(context)
+        data = request.file.data
+        content_type = validation.check_upload(request.file.content_type, data, self.limits)
+
+        media_id = self.ids.next_id()
+        record = MediaRecord(
+            media_id=media_id,
+            owner_id=owner_id,
+            content_type=content_type,
+            size_bytes=len(data),
+            object_key=f"{media_id}.{validation.EXTENSIONS[content_type]}",
+            created_at_ms=ids.timestamp_ms(media_id),
+        )
+        # Shielded: a client that goes away mid-upload must not stop the
+        # write between the object and its row.
+        await asyncio.shield(self._write(record, data))
+        log.info("media uploaded", extra={"media_id": media_id, "owner_id": owner_id,
+                                          "content_type": content_type, "size_bytes": len(data)})
+        return self._proto(record)
+
+    @_metadata_errors_as_unavailable
+    async def GetMedia(self, request: media_pb2.GetMediaRequest, context) -> media_pb2.Media:
+        media_id = ids.parse_id(request.media_id, "media_id")
+        record = await self.metadata.get(media_id)
+        if record is None:
+            raise not_found(f"media {media_id} does not exist")
+        return self._proto(record)
+
+    @_metadata_errors_as_unavailable
+    async def BatchGetMedia(
+        self, request: media_pb2.BatchGetMediaRequest, context
+    ) -> media_pb2.BatchGetMediaResponse:
+        media_ids = list(dict.fromkeys(ids.parse_ids(request.media_ids, "media_ids", max_items=MAX_BATCH_GET)))
+        records = await self.metadata.get_many(media_ids)
+        return media_pb2.BatchGetMediaResponse(media=[self._proto(r) for r in records if r is not None])
+
+    # -- helpers ------------------------------------------------------------
+
+    def _proto(self, record: MediaRecord) -> media_pb2.Media:
+        created = Timestamp()
+        created.FromMilliseconds(record.created_at_ms)
+        return media_pb2.Media(
+            media_id=str(record.media_id),
+            owner_id=str(record.owner_id),
+            content_type=record.content_type,
+            size_bytes=record.size_bytes,
+            url=f"{self.base_url}/{record.object_key}",
+            create_time=created,
+        )
+
+    async def _write(self, record: MediaRecord, data: bytes) -> None:
+        """The object first, then its row: a row never points at nothing."""
+        try:
+            await self.objects.put(record.object_key, data, record.content_type, record.owner_id)
+        except _OBJECT_ERRORS as exc:
+            log.warning("object write failed", extra={"key": record.object_key, "error": repr(exc)})
+            raise unavailable("media storage is temporarily unavailable; try again") from exc
+        try:
+            await self.metadata.insert(record)
+        except (Unavailable, NoHostAvailable):
+            # The row was certainly not written: nothing refers to the object.
+            await self._discard_object(record.object_key)
+            raise
+        # After a timeout the row may or may not exist, so the object stays:
+        # an unreferenced object is harmless, a row without its object is not.
+
+    async def _discard_object(self, key: str) -> None:
+        try:
+            await self.objects.delete(key)
+        except Exception:
+            log.warning("could not delete an object whose metadata write failed; it is unreferenced",
+                        extra={"key": key}, exc_info=True)

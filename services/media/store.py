@@ -1,0 +1,219 @@
+"""Storage for media: bytes in an S3-compatible object store, metadata in Cassandra.
+
+The only code that talks to the bucket or to keyspace `aviary_media`.
+
+Tables:
+  media   one partition per media item: owner, type, size, object key
+
+Objects are written before their metadata row, so a row never points at
+nothing; an object whose row could not be written is deleted again (best
+effort; a leftover is an unreferenced object, never a broken reference).
+Object keys are `<media_id>.<ext>` and never reused, so served objects are
+immutable and cacheable for ever.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.query import PreparedStatement
+
+from services.kit import cql
+from services.kit.config import Settings
+
+log = logging.getLogger(__name__)
+
+KEYSPACE = "aviary_media"
+
+SCHEMA = [
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.media (
+        media_id bigint PRIMARY KEY,
+        owner_id bigint,
+        content_type text,
+        size_bytes bigint,
+        object_key text,
+        created_at timestamp
+    )""",
+]
+
+_COLUMNS = "media_id, owner_id, content_type, size_bytes, object_key, created_at"
+
+# Objects never change once written (keys are never reused).
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    media_id: int
+    owner_id: int
+    content_type: str
+    size_bytes: int
+    object_key: str
+    created_at_ms: int
+
+
+# ----------------------------------------------------------------------------- metadata (Cassandra)
+
+
+class MetadataStore:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.session: Session | None = None
+        self._insert: PreparedStatement | None = None
+        self._select: PreparedStatement | None = None
+
+    async def start(self) -> None:
+        self.session = await cql.connect(self._settings)
+        await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
+        await cql.apply_schema(self.session, SCHEMA)
+        self._insert, self._select = await asyncio.gather(
+            cql.prepare(self.session, f"INSERT INTO {KEYSPACE}.media ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"),
+            cql.prepare(self.session, f"SELECT {_COLUMNS} FROM {KEYSPACE}.media WHERE media_id = ?"),
+        )
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            cluster = self.session.cluster
+            await asyncio.get_running_loop().run_in_executor(None, cluster.shutdown)
+            self.session = None
+
+    async def insert(self, record: MediaRecord) -> None:
+        created_at = datetime.datetime.fromtimestamp(record.created_at_ms / 1000, tz=datetime.timezone.utc)
+        await cql.execute(
+            self.session,
+            self._insert,
+            (record.media_id, record.owner_id, record.content_type, record.size_bytes, record.object_key, created_at),
+        )
+
+    async def get(self, media_id: int) -> MediaRecord | None:
+        rows = await cql.execute(self.session, self._select, (media_id,))
+        return _record(rows[0]) if rows else None
+
+    async def get_many(self, media_ids: list[int]) -> list[MediaRecord | None]:
+        """Concurrent single-partition reads, answers in the order asked."""
+        return list(await asyncio.gather(*(self.get(media_id) for media_id in media_ids)))
+
+
+def _record(row) -> MediaRecord:
+    created_at = row.created_at
+    if created_at.tzinfo is None:  # the driver returns naive UTC datetimes
+        created_at = created_at.replace(tzinfo=datetime.timezone.utc)
+    return MediaRecord(
+        media_id=row.media_id,
+        owner_id=row.owner_id,
+        content_type=row.content_type,
+        size_bytes=row.size_bytes,
+        object_key=row.object_key,
+        created_at_ms=int(created_at.timestamp() * 1000),
+    )
+
+
+# ----------------------------------------------------------------------------- bytes (S3)
+
+
+@dataclass(frozen=True)
+class ObjectStoreSettings:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    region: str
+
+    @classmethod
+    def from_env(cls) -> "ObjectStoreSettings":
+        return cls(
+            endpoint=os.environ.get("AVIARY_S3_ENDPOINT", "http://127.0.0.1:9000"),
+            access_key=os.environ.get("AVIARY_S3_ACCESS_KEY", "aviary"),
+            secret_key=os.environ.get("AVIARY_S3_SECRET_KEY", "aviary-devstack-secret"),
+            bucket=os.environ.get("AVIARY_MEDIA_BUCKET", "aviary-media"),
+            region=os.environ.get("AVIARY_S3_REGION", "us-east-1"),
+        )
+
+
+def public_read_policy(bucket: str) -> str:
+    """Anyone may GET an object (that is what a media URL is for); nothing else:
+    no listing, no writes, no ACL or policy reads."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "PublicReadObjects",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"arn:aws:s3:::{bucket}/*"],
+        }],
+    })
+
+
+def s3_client(settings: ObjectStoreSettings) -> Any:
+    """A boto3 S3 client for the configured endpoint (path-style, SigV4)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.endpoint,
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+        region_name=settings.region,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            connect_timeout=2,
+            read_timeout=15,
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=32,
+        ),
+    )
+
+
+class ObjectStore:
+    """The media bucket. boto3 blocks, so every call runs in a worker thread."""
+
+    def __init__(self, settings: ObjectStoreSettings) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+        self._client: Any = None
+
+    async def start(self) -> None:
+        self._client = await asyncio.to_thread(s3_client, self.settings)
+        await asyncio.to_thread(self._ensure_bucket)
+
+    def _ensure_bucket(self) -> None:
+        """Creates the bucket and its public-read policy; idempotent, safe under concurrent starts."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.create_bucket(Bucket=self.bucket)
+            log.info("created media bucket", extra={"bucket": self.bucket})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+        self._client.put_bucket_policy(Bucket=self.bucket, Policy=public_read_policy(self.bucket))
+
+    async def put(self, key: str, data: bytes, content_type: str, owner_id: int) -> None:
+        await asyncio.to_thread(
+            self._client.put_object,
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            CacheControl=CACHE_CONTROL,
+            # Who uploaded it, on the object itself: audits and orphan sweeps
+            # need no metadata row to tell.
+            Metadata={"owner-id": str(owner_id)},
+        )
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await asyncio.to_thread(self._client.close)
+            self._client = None

@@ -1,0 +1,343 @@
+"""What notifies whom, how notices group, and how they read: pure functions on
+plain data (no backend), so the rules are unit-tested on their own.
+
+Vocabulary:
+  notice   one actor doing one thing that concerns one recipient (a like, a
+           follow, ...), derived from one Kafka event;
+  slot     the group key a notice lands in, per recipient: `like:<post>`,
+           `repost:<original post>`, `follow` (follows group per recipient),
+           `reply:<reply post>` and `mention:<mentioning post>` (one each);
+  group    the state of one slot: its actors (most recent first, at most
+           MAX_LISTED listed), how many there are, and the id of the
+           notification that shows it. `instance` tells the successive groups
+           of one slot apart (a follow group older than the window is closed
+           and the next follow opens a new one).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from google.protobuf.message import DecodeError
+
+from aviary.events.v1 import events_pb2
+from aviary.notifications.v1 import notifications_pb2
+from services.kit.ids import timestamp_ms
+from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, POSTS_TOPIC
+
+FOLLOW = notifications_pb2.NOTIFICATION_KIND_FOLLOW
+LIKE = notifications_pb2.NOTIFICATION_KIND_LIKE
+REPOST = notifications_pb2.NOTIFICATION_KIND_REPOST
+REPLY = notifications_pb2.NOTIFICATION_KIND_REPLY
+MENTION = notifications_pb2.NOTIFICATION_KIND_MENTION
+
+# Actors listed on one notification, most recent first; actor_count has the total.
+MAX_LISTED = 50
+# Mentions notified per post; the rest of a long @-list is ignored.
+MAX_MENTIONS = 20
+
+FOLLOW_SLOT = "follow"
+
+_VERBS = {
+    FOLLOW: "followed you",
+    LIKE: "liked your post",
+    REPOST: "reposted your post",
+    REPLY: "replied to your post",
+    MENTION: "mentioned you",
+}
+
+
+def like_slot(post_id: int) -> str:
+    return f"like:{post_id}"
+
+
+def repost_slot(original_id: int) -> str:
+    return f"repost:{original_id}"
+
+
+def reply_slot(reply_id: int) -> str:
+    return f"reply:{reply_id}"
+
+
+def mention_slot(post_id: int) -> str:
+    return f"mention:{post_id}"
+
+
+def live_channel(recipient_id: int) -> str:
+    """Redis pub/sub channel of one recipient's live notices (hash-tagged for Cluster)."""
+    return f"live:nt:{{{recipient_id}}}"
+
+
+# -- events -> plans -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notice:
+    """`actor` did `kind` (about `post_id`, 0 for follows); `recipient` hears of it."""
+
+    recipient_id: int
+    actor_id: int
+    kind: int
+    post_id: int
+    slot: str
+
+
+@dataclass(frozen=True)
+class Mentions:
+    """Usernames to resolve to ids; each known one (not skipped) gets a MENTION."""
+
+    actor_id: int
+    post_id: int
+    usernames: tuple[str, ...]
+    # Users told already by another notice of the same post (the replied-to author).
+    skip_ids: frozenset[int] = frozenset()
+
+    def notices(self, ids_by_username: dict[str, int]) -> list[Notice]:
+        out, seen = [], set()
+        for name in self.usernames:
+            user_id = ids_by_username.get(name)
+            if not user_id or user_id in seen or user_id == self.actor_id or user_id in self.skip_ids:
+                continue
+            seen.add(user_id)
+            out.append(Notice(user_id, self.actor_id, MENTION, self.post_id, mention_slot(self.post_id)))
+        return out
+
+
+@dataclass(frozen=True)
+class PostGone:
+    """A deleted post: everything about it goes; a deleted repost leaves its original's group."""
+
+    post_id: int
+    author_id: int
+    repost_of_id: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one event asks for. Notices about a deleted post are dropped."""
+
+    source: str
+    event_id: int
+    occur_ms: int = 0
+    notices: tuple[Notice, ...] = ()
+    mentions: Mentions | None = None
+    gone: PostGone | None = None
+    # Posts the notices are about: if any was deleted, the notices are not made.
+    about_posts: tuple[int, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.notices and self.mentions is None and self.gone is None
+
+
+class Unreadable(ValueError):
+    """A record that can never be applied (undecodable, no event id)."""
+
+
+def plan_for(topic: str, value: bytes) -> Plan:
+    """Decodes one record of the three topics into what it asks for."""
+    try:
+        if topic == POSTS_TOPIC:
+            return _post_plan(_parse(events_pb2.PostEvent, value))
+        if topic == GRAPH_TOPIC:
+            return _graph_plan(_parse(events_pb2.GraphEvent, value))
+        if topic == ENGAGEMENT_TOPIC:
+            return _engagement_plan(_parse(events_pb2.EngagementEvent, value))
+    except DecodeError as exc:
+        raise Unreadable(f"undecodable {topic} record: {exc}") from exc
+    raise Unreadable(f"unexpected topic {topic}")
+
+
+def _parse(cls, value: bytes):
+    event = cls()
+    event.ParseFromString(value or b"")
+    if event.event_id <= 0:
+        raise Unreadable(f"{cls.__name__} without event_id")
+    return event
+
+
+def _occur_ms(event) -> int:
+    if event.HasField("occur_time"):
+        return event.occur_time.seconds * 1000 + event.occur_time.nanos // 1_000_000
+    return 0
+
+
+def _post_plan(event: events_pb2.PostEvent) -> Plan:
+    base = Plan(POSTS_TOPIC, event.event_id, _occur_ms(event))
+    kind = event.WhichOneof("kind")
+    if kind == "deleted":
+        d = event.deleted
+        if d.post_id <= 0:
+            return base
+        return replace(base, gone=PostGone(d.post_id, d.author_id, d.repost_of_id))
+    if kind != "created":
+        return base
+    c = event.created
+    if c.post_id <= 0 or c.author_id <= 0:
+        return base
+    notices: list[Notice] = []
+    about = [c.post_id]
+    told: set[int] = set()
+    if c.reply_to_id and c.reply_to_author_id > 0 and c.reply_to_author_id != c.author_id:
+        notices.append(Notice(c.reply_to_author_id, c.author_id, REPLY, c.post_id, reply_slot(c.post_id)))
+        told.add(c.reply_to_author_id)
+    if c.repost_of_id and not c.text and c.repost_of_author_id > 0 and c.repost_of_author_id != c.author_id:
+        notices.append(Notice(c.repost_of_author_id, c.author_id, REPOST, c.repost_of_id, repost_slot(c.repost_of_id)))
+        about.append(c.repost_of_id)
+    usernames = tuple(dict.fromkeys(m.lower() for m in c.mentions if m))[:MAX_MENTIONS]
+    mentions = Mentions(c.author_id, c.post_id, usernames, frozenset(told)) if usernames else None
+    return replace(base, notices=tuple(notices), mentions=mentions, about_posts=tuple(about))
+
+
+def _graph_plan(event: events_pb2.GraphEvent) -> Plan:
+    base = Plan(GRAPH_TOPIC, event.event_id, _occur_ms(event))
+    if event.WhichOneof("kind") != "follow_created":
+        return base  # an unfollow leaves the notice as it was
+    f = event.follow_created
+    if f.follower_id <= 0 or f.followee_id <= 0 or f.follower_id == f.followee_id:
+        return base
+    return replace(base, notices=(Notice(f.followee_id, f.follower_id, FOLLOW, 0, FOLLOW_SLOT),))
+
+
+def _engagement_plan(event: events_pb2.EngagementEvent) -> Plan:
+    base = Plan(ENGAGEMENT_TOPIC, event.event_id, _occur_ms(event))
+    if event.WhichOneof("kind") != "like_created":
+        return base  # an unlike leaves the notice as it was
+    like = event.like_created
+    if like.post_id <= 0 or like.user_id <= 0 or like.post_author_id <= 0 or like.user_id == like.post_author_id:
+        return base
+    notice = Notice(like.post_author_id, like.user_id, LIKE, like.post_id, like_slot(like.post_id))
+    return replace(base, notices=(notice,), about_posts=(like.post_id,))
+
+
+# -- grouping --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """The state of one slot of one recipient (see the module doc)."""
+
+    instance: int
+    notification_id: int
+    # The notification this group showed before its last move (deleted after
+    # the move; kept so a replay after a crash can finish the job).
+    previous_id: int
+    version: int
+    kind: int
+    post_id: int
+    actor_ids: tuple[int, ...]
+    actor_count: int
+    activity_ms: int
+
+
+def opens_new_group(slot: str, group: Group | None, now_ms: int, follow_window_ms: int) -> bool:
+    """No group yet, or a follow group older than the window: the notice starts a new one."""
+    if group is None:
+        return True
+    return slot == FOLLOW_SLOT and now_ms - timestamp_ms(group.instance) >= follow_window_ms
+
+
+def new_group(notice: Notice, new_id: int, activity_ms: int, version: int = 1) -> Group:
+    return Group(
+        instance=new_id,
+        notification_id=new_id,
+        previous_id=0,
+        version=version,
+        kind=notice.kind,
+        post_id=notice.post_id,
+        actor_ids=(notice.actor_id,),
+        actor_count=1,
+        activity_ms=activity_ms,
+    )
+
+
+def stays_in_place(group: Group, newest_id: int, read_mark: int) -> bool:
+    """A group that gains an actor moves to the top under a new id, unless it
+    is on top already and unread: then it keeps its id (no churn, no tombstone
+    per like while a post goes viral)."""
+    return group.notification_id >= newest_id and group.notification_id > read_mark
+
+
+def with_actor(group: Group, actor_id: int, new_id: int, activity_ms: int, *, move: bool) -> Group:
+    """The group after `actor_id` acted (again): first in the list, counted once."""
+    listed = (actor_id, *(a for a in group.actor_ids if a != actor_id))[:MAX_LISTED]
+    count = group.actor_count + (0 if actor_id in group.actor_ids else 1)
+    return replace(
+        group,
+        notification_id=new_id if move else group.notification_id,
+        previous_id=group.notification_id if move else group.previous_id,
+        version=group.version + 1,
+        actor_ids=listed,
+        actor_count=max(count, len(listed)),
+        activity_ms=max(activity_ms, group.activity_ms),
+    )
+
+
+def without_actor(group: Group, actor_id: int) -> Group | None:
+    """The group after `actor_id` undid their part (a deleted repost); None when nobody is left."""
+    count = group.actor_count - 1
+    if count <= 0:
+        return None
+    listed = tuple(a for a in group.actor_ids if a != actor_id)
+    if not listed:
+        return None  # nobody listed is left to name; the rest are too old to matter
+    return replace(group, version=group.version + 1, actor_ids=listed, actor_count=max(count, len(listed)))
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+def display_name(user) -> str:
+    """What a person is called in a notice: the display name, else the username."""
+    return (getattr(user, "display_name", "") or getattr(user, "username", "") or "").strip()
+
+
+def notice_text(kind: int, actor_ids: list[int] | tuple[int, ...], actor_count: int, names: dict[int, str]) -> str:
+    """'alice liked your post', 'alice and bob ...', 'alice and 4 others ...'.
+
+    `names` maps actor ids to what they are called now (unknown ids are left
+    out: a deleted account is still counted but not named)."""
+    verb = _VERBS.get(kind, "did something")
+    known = [names[a] for a in actor_ids if names.get(a)]
+    first = known[0] if known else "Someone"
+    others = max(actor_count, len(actor_ids), 1) - 1
+    if others == 0:
+        return f"{first} {verb}"
+    if others == 1:
+        second = known[1] if len(known) > 1 else "1 other"
+        return f"{first} and {second} {verb}"
+    return f"{first} and {others} others {verb}"
+
+
+def names_needed(actor_ids: list[int] | tuple[int, ...]) -> list[int]:
+    """The actors a notice's text can name (the first two; a few more in case some are gone)."""
+    return list(actor_ids[:4])
+
+
+def dedupe_page(rows: list, key) -> tuple[list, list]:
+    """(rows to show, stale rows): keeps the first (newest) row of each group
+    instance; an older row of the same instance is a leftover of a move."""
+    seen, shown, stale = set(), [], []
+    for row in rows:
+        k = key(row)
+        if k in seen:
+            stale.append(row)
+        else:
+            seen.add(k)
+            shown.append(row)
+    return shown, stale
+
+
+def notification_proto(notification_id: int, kind: int, post_id: int, actor_ids, actor_count: int,
+                       activity_ms: int, *, read: bool, names: dict[int, str]) -> notifications_pb2.Notification:
+    """The API shape of one stored notification, its text built from current names."""
+    out = notifications_pb2.Notification(
+        id=str(notification_id),
+        kind=kind,
+        actor_ids=[str(a) for a in actor_ids],
+        post_id=str(post_id) if post_id else "",
+        text=notice_text(kind, actor_ids, actor_count, names),
+        read=read,
+        actor_count=max(actor_count, len(actor_ids)),
+    )
+    out.create_time.FromMilliseconds(activity_ms or timestamp_ms(notification_id))
+    return out

@@ -1,0 +1,217 @@
+"""NotificationsService: the caller's inbox (list, live watch, mark read) and
+the Kafka consumer that fills it (services/notifications/notifier.py).
+
+The recipient is always the verified caller: there is no user id in any request.
+Text is built at read time from identity's current user summaries, so a
+renamed user shows under their new name everywhere.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
+from cassandra.cluster import NoHostAvailable
+from google.protobuf.message import DecodeError
+from prometheus_client import Gauge
+
+from aviary.identity.v1 import identity_pb2
+from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
+from services.kit import clients, redis_client
+from services.kit.auth import caller_id
+from services.kit.cache import TtlCache
+from services.kit.config import Settings, env_float, env_int
+from services.kit.errors import unavailable
+from services.kit.ids import MAX_ID, IdGenerator, parse_id
+from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, ensure_topics_async
+from services.kit.live import LiveHub
+from services.kit.paging import encode_token, int_cursor, page_size
+from services.notifications import rules
+from services.notifications.notifier import CONSUMER_GROUP, Notifier
+from services.notifications.store import NotificationStore, Row
+
+log = logging.getLogger(__name__)
+
+WATCHERS = Gauge("aviary_notifications_watchers", "Open WatchNotifications streams")
+
+_STORE_ERRORS = (Unavailable, Timeout, CoordinationFailure, OperationTimedOut, NoHostAvailable)
+
+
+class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        retention_days = env_int("AVIARY_NOTIFICATIONS_RETENTION_DAYS", 90)
+        self.store = NotificationStore(settings, retention_seconds=retention_days * 24 * 3600)
+        self.redis = redis_client.client(settings)
+        self.hub = LiveHub(self.redis)
+        self.ids = IdGenerator(settings.worker_id)
+        self.notifier = Notifier(
+            self.store,
+            self.redis,
+            self.ids,
+            # Follows of one recipient group while the group is younger than this.
+            follow_window_seconds=env_float("AVIARY_NOTIFICATIONS_FOLLOW_WINDOW_SECONDS", 24 * 3600.0),
+            rpc_timeout=settings.rpc_timeout_seconds,
+            username_cache_seconds=env_float("AVIARY_NOTIFICATIONS_USERNAME_CACHE_SECONDS", 600.0),
+        )
+        self.consumer = ConsumerLoop(
+            settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC], self.notifier.handle
+        )
+        # Names for the texts; a rename shows within this many seconds.
+        self.names: TtlCache[int, str] = TtlCache(
+            ttl_seconds=env_float("AVIARY_NOTIFICATIONS_NAME_CACHE_SECONDS", 5.0), max_entries=50_000
+        )
+        # unread_count and markRead's `marked` count at most this many.
+        self.count_cap = env_int("AVIARY_NOTIFICATIONS_UNREAD_CAP", 1000)
+        # An empty line this often keeps an idle watch open through proxies.
+        self.heartbeat_seconds = env_float("AVIARY_NOTIFICATIONS_WATCH_HEARTBEAT_SECONDS", 25.0)
+        self._cleanups: set[asyncio.Task] = set()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        # Backends may still be starting next to us: retry for a while.
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 120.0
+        delay = 0.5
+        while True:
+            try:
+                await self.store.start()
+                await self.redis.ping()
+                return
+            except Exception as exc:
+                if loop.time() + delay > give_up:
+                    raise
+                log.warning("backends not reachable yet; retrying", extra={"error": str(exc)[:300]})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def stop(self) -> None:
+        await self.hub.close()
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await self.store.stop()
+        await self.redis.aclose()
+        await clients.close_all()
+
+    async def consume(self) -> None:
+        """Background job: the three event topics -> notifications, forever."""
+        try:
+            await ensure_topics_async(self.settings.kafka_bootstrap)
+        except Exception as exc:
+            log.warning("could not ensure Kafka topics; consuming anyway", extra={"error": repr(exc)})
+        await self.consumer.run()
+
+    # -- RPCs --------------------------------------------------------------------
+
+    async def ListNotifications(self, request, context):
+        recipient = caller_id(context)
+        size = page_size(request.page_size)
+        before = int_cursor(request.page_token, "before")
+        try:
+            rows, mark = await asyncio.gather(
+                self.store.page(recipient, before, size + 1),
+                self.store.read_mark(recipient),
+            )
+            unread = await self.store.count_between(recipient, mark, MAX_ID, self.count_cap)
+        except _STORE_ERRORS as exc:
+            raise unavailable("notifications are temporarily unavailable; try again") from exc
+        has_more = len(rows) > size
+        rows = rows[:size]
+        shown, stale = rules.dedupe_page(rows, key=lambda r: (r.slot, r.instance))
+        if stale:
+            self._clean_later(recipient, stale)
+        names = await self._names([a for r in shown for a in rules.names_needed(r.actor_ids)])
+        token = encode_token({"before": rows[-1].notification_id}) if has_more and rows else ""
+        return notifications_pb2.ListNotificationsResponse(
+            notifications=[_to_proto(r, mark, names) for r in shown],
+            next_page_token=token,
+            unread_count=unread,
+        )
+
+    async def MarkNotificationsRead(self, request, context):
+        recipient = caller_id(context)
+        up_to = parse_id(request.up_to_id, "up_to_id") if request.up_to_id else None
+        try:
+            # Marks land on an existing notification id: never in the future,
+            # so a notification made later is unread whatever the client sent.
+            newest, old_mark = await asyncio.gather(
+                self.store.newest_id(recipient, at_most=up_to), self.store.read_mark(recipient)
+            )
+            if newest <= old_mark:
+                return notifications_pb2.MarkNotificationsReadResponse(marked=0)
+            marked = await self.store.count_between(recipient, old_mark, newest, self.count_cap)
+            await self.store.put_read_mark(recipient, newest)
+        except _STORE_ERRORS as exc:
+            raise unavailable("notifications are temporarily unavailable; try again") from exc
+        log.info("notifications marked read", extra={"user_id": recipient, "up_to": newest, "marked": marked})
+        return notifications_pb2.MarkNotificationsReadResponse(marked=marked)
+
+    async def WatchNotifications(self, request, context):
+        recipient = caller_id(context)
+        async with self.hub.listen([rules.live_channel(recipient)]) as queue:
+            # Headers now: the client (and Envoy) learn at once that the
+            # stream is open and subscribed, so nothing published later is missed.
+            await context.send_initial_metadata(())
+            WATCHERS.inc()
+            try:
+                while True:
+                    try:
+                        raw = await asyncio.wait_for(queue.get(), timeout=self.heartbeat_seconds)
+                    except asyncio.TimeoutError:
+                        yield notifications_pb2.WatchNotificationsResponse()
+                        continue
+                    event = notifications_pb2.WatchNotificationsResponse()
+                    try:
+                        event.ParseFromString(raw)
+                    except DecodeError:
+                        continue
+                    if event.HasField("notification"):
+                        await self._fill_text(event.notification)
+                    yield event
+            finally:
+                WATCHERS.dec()
+
+    # -- helpers -----------------------------------------------------------------
+
+    async def _fill_text(self, n: notifications_pb2.Notification) -> None:
+        actor_ids = [int(a) for a in n.actor_ids]
+        names = await self._names(rules.names_needed(actor_ids))
+        n.text = rules.notice_text(n.kind, actor_ids, n.actor_count, names)
+
+    async def _names(self, user_ids: list[int]) -> dict[int, str]:
+        """Current names of users; degrades to fewer names (text says "Someone")
+        rather than failing when identity cannot answer."""
+        wanted = list(dict.fromkeys(user_ids))
+        found, missing = self.names.get_many(wanted)
+        if missing:
+            try:
+                users: dict[int, identity_pb2.User] = await clients.user_summaries(
+                    missing, self.settings.rpc_timeout_seconds
+                )
+            except Exception:
+                return found
+            fresh = {uid: rules.display_name(user) for uid, user in users.items()}
+            self.names.put_many(fresh.items())
+            found.update(fresh)
+        return found
+
+    def _clean_later(self, recipient: int, stale: list[Row]) -> None:
+        """Drops rows left over by a move that raced with another write."""
+        async def clean() -> None:
+            for row in stale:
+                try:
+                    await self.store.drop_row(recipient, row.notification_id)
+                except Exception:
+                    return
+
+        task = asyncio.create_task(clean())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+
+def _to_proto(row: Row, mark: int, names: dict[int, str]) -> notifications_pb2.Notification:
+    return rules.notification_proto(
+        row.notification_id, row.kind, row.post_id, row.actor_ids, row.actor_count, row.activity_ms,
+        read=row.notification_id <= mark, names=names,
+    )

@@ -1,0 +1,102 @@
+"""Small, structurally valid media files built by hand (no imaging libraries).
+
+Each builder returns bytes a real decoder accepts; `size=` pads the file to
+an exact length in a way the format allows (a PNG ancillary chunk, an MP4
+`free` box, a WebM Void element), so size-limit tests use real files too.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png(size: int | None = None, rgb: tuple[int, int, int] = (255, 0, 0)) -> bytes:
+    """A 1x1 truecolour PNG; with `size`, padded to exactly that many bytes (size >= 81)."""
+    head = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+    idat = _png_chunk(b"IDAT", zlib.compress(b"\x00" + bytes(rgb)))
+    end = _png_chunk(b"IEND", b"")
+    if size is None:
+        return head + idat + end
+    pad = size - len(head) - len(idat) - len(end) - 12
+    if pad < 0:
+        raise ValueError(f"a padded PNG is at least {size - pad} bytes")
+    # 'prVt': private, ancillary, safe to copy: decoders skip it.
+    return head + _png_chunk(b"prVt", b"\x00" * pad) + idat + end
+
+
+def jpeg() -> bytes:
+    """A 1x1 grayscale baseline JPEG (one 8x8 block: DC 0, end of block)."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    dqt = b"\xff\xdb" + struct.pack(">H", 67) + b"\x00" + b"\x01" * 64
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 1, 1, 1) + b"\x01\x11\x00"
+    # One Huffman code of length 1 per table: DC symbol 0 (no difference), AC symbol 0 (EOB).
+    counts = b"\x01" + b"\x00" * 15
+    dht = (b"\xff\xc4" + struct.pack(">H", 2 + 2 * 18)
+           + b"\x00" + counts + b"\x00"     # DC table 0
+           + b"\x10" + counts + b"\x00")    # AC table 0
+    sos = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\x00" + b"\x00\x3f\x00"
+    scan = b"\x3f"  # bits 0 (DC) 0 (EOB), padded with ones
+    return b"\xff\xd8" + app0 + dqt + sof0 + dht + sos + scan + b"\xff\xd9"
+
+
+def gif() -> bytes:
+    """A 1x1 GIF89a."""
+    return (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
+            b"\x21\xf9\x04\x01\x00\x00\x00\x00"
+            b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b")
+
+
+def webp() -> bytes:
+    """A 1x1 lossless WebP."""
+    vp8l = b"\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
+    chunk = b"VP8L" + struct.pack("<I", 13) + vp8l[:13] + b"\x00"  # even-padded chunk
+    body = b"WEBP" + chunk
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def mp4(size: int | None = None, brand: bytes = b"isom") -> bytes:
+    """An MP4 with an ftyp and an empty movie (mvhd); with `size`, a `free` box pads it."""
+    ftyp = _box(b"ftyp", brand + struct.pack(">I", 0x200) + b"isomiso2mp41")
+    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    mvhd = _box(b"mvhd", struct.pack(">IIIII", 0, 0, 0, 1000, 0) + struct.pack(">IH", 0x10000, 0x100)
+                + b"\x00" * 10 + matrix + b"\x00" * 24 + struct.pack(">I", 1))
+    moov = _box(b"moov", mvhd)
+    out = ftyp + moov
+    if size is not None:
+        pad = size - len(out) - 8
+        if pad < 0:
+            raise ValueError(f"a padded MP4 is at least {len(out) + 8} bytes")
+        out += _box(b"free", b"\x00" * pad)
+    return out
+
+
+def _ebml(element_id: bytes, payload: bytes) -> bytes:
+    # 8-byte size field (0x01 marker + 7 bytes) fits any payload here.
+    return element_id + b"\x01" + len(payload).to_bytes(7, "big") + payload
+
+
+def webm(doctype: bytes = b"webm") -> bytes:
+    """An EBML header (DocType webm) and an empty Segment."""
+    header = (b"\x42\x86\x81\x01" b"\x42\xf7\x81\x01" b"\x42\xf2\x81\x04" b"\x42\xf3\x81\x08"
+              + b"\x42\x82" + bytes([0x80 | len(doctype)]) + doctype
+              + b"\x42\x87\x81\x04" b"\x42\x85\x81\x02")
+    ebml = b"\x1a\x45\xdf\xa3" + bytes([0x80 | len(header)]) + header
+    return ebml + _ebml(b"\x18\x53\x80\x67", _ebml(b"\x15\x49\xa9\x66", b"\x2a\xd7\xb1\x83\x0f\x42\x40"))
+
+
+SAMPLES = {
+    "image/png": png,
+    "image/jpeg": jpeg,
+    "image/gif": gif,
+    "image/webp": webp,
+    "video/mp4": mp4,
+    "video/webm": webm,
+}

@@ -1,0 +1,271 @@
+"""Notifications rules on plain data: which event notifies whom, grouping,
+deduplication of actors, texts, and the API shape."""
+from __future__ import annotations
+
+import pytest
+
+from aviary.events.v1 import events_pb2
+from aviary.identity.v1 import identity_pb2
+from services.kit.ids import EPOCH_MS, WORKER_BITS, SEQUENCE_BITS
+from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, POSTS_TOPIC
+from services.notifications import rules
+from services.notifications.rules import (
+    FOLLOW,
+    FOLLOW_SLOT,
+    LIKE,
+    MAX_LISTED,
+    MENTION,
+    REPLY,
+    REPOST,
+    Group,
+    Notice,
+)
+
+
+def _id_at(ms: int, seq: int = 0) -> int:
+    return ((ms - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS)) | seq
+
+
+NOW_MS = 1_790_000_000_000
+
+
+# -- events -> plans ------------------------------------------------------------------
+
+
+def _post_created(**fields) -> bytes:
+    event_id = fields.pop("event_id", 77)
+    return events_pb2.PostEvent(event_id=event_id, created=events_pb2.PostCreated(**fields)).SerializeToString()
+
+
+def test_follow_notifies_the_followee_with_the_follower_as_actor():
+    value = events_pb2.GraphEvent(
+        event_id=5, follow_created=events_pb2.FollowCreated(follower_id=1, followee_id=2)
+    ).SerializeToString()
+    plan = rules.plan_for(GRAPH_TOPIC, value)
+    assert plan.event_id == 5 and plan.source == GRAPH_TOPIC
+    assert plan.notices == (Notice(recipient_id=2, actor_id=1, kind=FOLLOW, post_id=0, slot=FOLLOW_SLOT),)
+
+
+def test_unfollow_and_self_follow_notify_nobody():
+    removed = events_pb2.GraphEvent(event_id=5, follow_removed=events_pb2.FollowRemoved(follower_id=1, followee_id=2))
+    itself = events_pb2.GraphEvent(event_id=6, follow_created=events_pb2.FollowCreated(follower_id=3, followee_id=3))
+    assert rules.plan_for(GRAPH_TOPIC, removed.SerializeToString()).empty
+    assert rules.plan_for(GRAPH_TOPIC, itself.SerializeToString()).empty
+
+
+def test_like_notifies_the_post_author_grouped_per_post():
+    value = events_pb2.EngagementEvent(
+        event_id=9, like_created=events_pb2.LikeCreated(post_id=100, user_id=1, post_author_id=2)
+    ).SerializeToString()
+    plan = rules.plan_for(ENGAGEMENT_TOPIC, value)
+    assert plan.notices == (Notice(2, 1, LIKE, 100, "like:100"),)
+    assert plan.about_posts == (100,)
+
+
+def test_liking_your_own_post_and_unliking_notify_nobody():
+    own = events_pb2.EngagementEvent(
+        event_id=9, like_created=events_pb2.LikeCreated(post_id=100, user_id=2, post_author_id=2))
+    unlike = events_pb2.EngagementEvent(
+        event_id=10, like_removed=events_pb2.LikeRemoved(post_id=100, user_id=1, post_author_id=2))
+    assert rules.plan_for(ENGAGEMENT_TOPIC, own.SerializeToString()).empty
+    assert rules.plan_for(ENGAGEMENT_TOPIC, unlike.SerializeToString()).empty
+
+
+def test_reply_notifies_the_parent_author_about_the_reply():
+    plan = rules.plan_for(POSTS_TOPIC, _post_created(
+        post_id=50, author_id=1, text="yes", reply_to_id=40, reply_to_author_id=2))
+    assert plan.notices == (Notice(2, 1, REPLY, 50, "reply:50"),)
+    assert plan.about_posts == (50,)
+
+
+def test_replying_to_yourself_notifies_nobody():
+    plan = rules.plan_for(POSTS_TOPIC, _post_created(
+        post_id=50, author_id=1, text="and", reply_to_id=40, reply_to_author_id=1))
+    assert plan.empty
+
+
+def test_pure_repost_notifies_the_original_author_about_the_original():
+    plan = rules.plan_for(POSTS_TOPIC, _post_created(
+        post_id=60, author_id=1, text="", repost_of_id=40, repost_of_author_id=2))
+    assert plan.notices == (Notice(2, 1, REPOST, 40, "repost:40"),)
+    assert set(plan.about_posts) == {60, 40}
+
+
+def test_quote_post_is_no_repost_notice_but_its_mentions_count():
+    plan = rules.plan_for(POSTS_TOPIC, _post_created(
+        post_id=60, author_id=1, text="look @Bob", repost_of_id=40, repost_of_author_id=2, mentions=["bob"]))
+    assert plan.notices == ()
+    assert plan.mentions.usernames == ("bob",)
+
+
+def test_mentions_are_lower_cased_deduplicated_and_skip_the_replied_to_author():
+    plan = rules.plan_for(POSTS_TOPIC, _post_created(
+        post_id=50, author_id=1, text="x", reply_to_id=40, reply_to_author_id=2,
+        mentions=["Bob", "bob", "carol", "me"]))
+    m = plan.mentions
+    assert m.usernames == ("bob", "carol", "me")
+    notices = m.notices({"bob": 2, "carol": 3, "me": 1})
+    # bob got the reply notice already; the author mentioning themself is nobody's news.
+    assert notices == [Notice(3, 1, MENTION, 50, "mention:50")]
+
+
+def test_unknown_mentioned_usernames_are_ignored():
+    m = rules.Mentions(actor_id=1, post_id=50, usernames=("ghost", "dora"))
+    assert m.notices({"dora": 4}) == [Notice(4, 1, MENTION, 50, "mention:50")]
+
+
+def test_mentions_per_post_are_capped():
+    names = [f"user{i}" for i in range(rules.MAX_MENTIONS + 5)]
+    plan = rules.plan_for(POSTS_TOPIC, _post_created(post_id=50, author_id=1, text="x", mentions=names))
+    assert len(plan.mentions.usernames) == rules.MAX_MENTIONS
+
+
+def test_post_deleted_plans_a_withdrawal():
+    value = events_pb2.PostEvent(
+        event_id=8, deleted=events_pb2.PostDeleted(post_id=60, author_id=1, repost_of_id=40)
+    ).SerializeToString()
+    plan = rules.plan_for(POSTS_TOPIC, value)
+    assert plan.gone == rules.PostGone(60, 1, 40)
+    assert plan.notices == () and not plan.empty
+
+
+@pytest.mark.parametrize("topic, value", [
+    (POSTS_TOPIC, b"\xff\xff\xff"),
+    (GRAPH_TOPIC,
+     events_pb2.GraphEvent(follow_created=events_pb2.FollowCreated(follower_id=1, followee_id=2)).SerializeToString()),
+    ("other.topic", b""),
+], ids=["garbage", "no-event-id", "unknown-topic"])
+def test_unreadable_records_are_poison(topic, value):
+    with pytest.raises(rules.Unreadable):
+        rules.plan_for(topic, value)
+
+
+def test_a_created_post_from_before_the_author_fields_notifies_nobody_about_replies():
+    # reply_to_author_id == 0 (an older producer): the parent's author is unknown.
+    plan = rules.plan_for(POSTS_TOPIC, _post_created(post_id=50, author_id=1, text="yes", reply_to_id=40))
+    assert plan.notices == ()
+
+
+# -- grouping -------------------------------------------------------------------------------
+
+
+def _group(actors=(1,), count=None, nid=None, version=1) -> Group:
+    nid = nid or _id_at(NOW_MS)
+    return Group(instance=nid, notification_id=nid, previous_id=0, version=version, kind=LIKE, post_id=100,
+                 actor_ids=tuple(actors), actor_count=count if count is not None else len(actors), activity_ms=NOW_MS)
+
+
+def test_new_group_has_one_actor_and_its_id_is_its_instance():
+    g = rules.new_group(Notice(2, 1, LIKE, 100, "like:100"), new_id=42, activity_ms=NOW_MS)
+    assert (g.instance, g.notification_id, g.actor_ids, g.actor_count, g.version) == (42, 42, (1,), 1, 1)
+
+
+def test_a_new_actor_goes_first_and_is_counted_once_moving_the_group_to_a_new_id():
+    g = _group(actors=(1,))
+    grown = rules.with_actor(g, 7, new_id=g.notification_id + 10, activity_ms=NOW_MS + 5, move=True)
+    assert grown.actor_ids == (7, 1) and grown.actor_count == 2
+    assert grown.notification_id == g.notification_id + 10 and grown.previous_id == g.notification_id
+    assert grown.instance == g.instance and grown.version == g.version + 1
+    assert grown.activity_ms == NOW_MS + 5
+
+
+def test_an_actor_already_listed_is_not_counted_twice():
+    g = _group(actors=(3, 1), count=2)
+    again = rules.with_actor(g, 1, new_id=g.notification_id, activity_ms=NOW_MS, move=False)
+    assert again.actor_ids == (1, 3) and again.actor_count == 2
+
+
+def test_listed_actors_are_capped_but_the_count_goes_on():
+    g = _group(actors=tuple(range(1, MAX_LISTED + 1)), count=MAX_LISTED + 30)
+    grown = rules.with_actor(g, 999, new_id=g.notification_id + 1, activity_ms=NOW_MS, move=True)
+    assert len(grown.actor_ids) == MAX_LISTED and grown.actor_ids[0] == 999
+    assert grown.actor_count == MAX_LISTED + 31
+
+
+def test_growing_in_place_keeps_the_id():
+    g = _group()
+    grown = rules.with_actor(g, 7, new_id=g.notification_id, activity_ms=NOW_MS, move=False)
+    assert grown.notification_id == g.notification_id and grown.previous_id == g.previous_id
+
+
+def test_a_group_stays_in_place_only_when_on_top_and_unread():
+    g = _group()
+    nid = g.notification_id
+    assert rules.stays_in_place(g, newest_id=nid, read_mark=0)
+    assert not rules.stays_in_place(g, newest_id=nid + 1, read_mark=0), "something newer is above it"
+    assert not rules.stays_in_place(g, newest_id=nid, read_mark=nid), "read: must become unread, so it moves"
+
+
+def test_follows_group_within_the_window_and_start_over_after_it():
+    window_ms = 24 * 3600 * 1000
+    g = _group(nid=_id_at(NOW_MS))
+    assert rules.opens_new_group(FOLLOW_SLOT, None, NOW_MS, window_ms)
+    assert not rules.opens_new_group(FOLLOW_SLOT, g, NOW_MS + window_ms - 1, window_ms)
+    assert rules.opens_new_group(FOLLOW_SLOT, g, NOW_MS + window_ms, window_ms)
+    # Likes group per post for good: no window.
+    assert not rules.opens_new_group("like:100", g, NOW_MS + 10 * window_ms, window_ms)
+
+
+def test_removing_an_actor_shrinks_the_group_in_place():
+    g = _group(actors=(3, 2, 1))
+    shrunk = rules.without_actor(g, 2)
+    assert shrunk.actor_ids == (3, 1) and shrunk.actor_count == 2
+    assert shrunk.notification_id == g.notification_id and shrunk.version == g.version + 1
+
+
+def test_removing_the_last_actor_removes_the_group():
+    assert rules.without_actor(_group(actors=(1,)), 1) is None
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+NAMES = {1: "alice", 2: "bob", 3: "carol", 4: "dave", 5: "erin"}
+
+
+@pytest.mark.parametrize("kind, actors, count, text", [
+    (LIKE, [1], 1, "alice liked your post"),
+    (LIKE, [1, 2], 2, "alice and bob liked your post"),
+    (LIKE, [1, 2, 3, 4, 5], 5, "alice and 4 others liked your post"),
+    (LIKE, [1, 2], 120, "alice and 119 others liked your post"),
+    (FOLLOW, [1], 1, "alice followed you"),
+    (FOLLOW, [2, 1], 2, "bob and alice followed you"),
+    (REPLY, [1], 1, "alice replied to your post"),
+    (MENTION, [1], 1, "alice mentioned you"),
+    (REPOST, [1], 1, "alice reposted your post"),
+    (REPOST, [3, 1, 2], 3, "carol and 2 others reposted your post"),
+])
+def test_texts(kind, actors, count, text):
+    assert rules.notice_text(kind, actors, count, NAMES) == text
+
+
+def test_texts_skip_actors_identity_no_longer_knows():
+    assert rules.notice_text(LIKE, [99, 1], 2, NAMES) == "alice and 1 other liked your post"
+    assert rules.notice_text(LIKE, [99], 1, NAMES) == "Someone liked your post"
+
+
+def test_display_name_falls_back_to_username():
+    assert rules.display_name(identity_pb2.User(username="alice", display_name="Alice A.")) == "Alice A."
+    assert rules.display_name(identity_pb2.User(username="alice")) == "alice"
+
+
+def test_page_dedupe_keeps_the_newest_row_of_a_group_instance():
+    rows = [("like:1", 10, "a"), ("follow", 5, "b"), ("like:1", 10, "c"), ("follow", 6, "d")]
+    shown, stale = rules.dedupe_page(rows, key=lambda r: (r[0], r[1]))
+    assert [r[2] for r in shown] == ["a", "b", "d"]
+    assert [r[2] for r in stale] == ["c"]
+
+
+def test_notification_proto_shape():
+    n = rules.notification_proto(_id_at(NOW_MS), FOLLOW, 0, (2, 1), 2, NOW_MS, read=True, names=NAMES)
+    assert n.id == str(_id_at(NOW_MS)) and n.post_id == "" and n.read
+    assert list(n.actor_ids) == ["2", "1"] and n.actor_count == 2
+    assert n.text == "bob and alice followed you"
+    assert n.create_time.ToMilliseconds() == NOW_MS
+    like = rules.notification_proto(_id_at(NOW_MS), LIKE, 100, (1,), 1, 0, read=False, names={})
+    assert like.post_id == "100" and not like.read and like.text == "Someone liked your post"
+    assert like.create_time.ToMilliseconds() == NOW_MS  # from the id when no activity time was stored
+
+
+def test_live_channels_are_per_recipient_and_hash_tagged():
+    assert rules.live_channel(42) == "live:nt:{42}"
