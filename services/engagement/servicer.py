@@ -20,7 +20,7 @@ from aviary.events.v1 import events_pb2
 from aviary.posts.v1 import posts_pb2
 from services.engagement.counters import HotCounters
 from services.engagement.store import Counts, EngagementStore
-from services.kit import clients, ids, kafka, redis_client
+from services.kit import clients, ids, kafka, redis_client, startup
 from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import not_found, unavailable
@@ -58,18 +58,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
 
     async def start(self) -> None:
         # On a fresh machine Cassandra may still be starting: retry for a while.
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + 120.0
-        delay = 0.5
-        while True:
-            try:
-                return await self.store.start(self.producer)
-            except Exception as exc:
-                if loop.time() + delay > give_up:
-                    raise
-                log.warning("cassandra not reachable yet; retrying", extra={"error": str(exc)[:300]})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await startup.retry_until_up(lambda: self.store.start(self.producer), "cassandra")
 
     async def stop(self) -> None:
         try:
@@ -132,14 +121,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
     async def BatchGetEngagement(self, request, context) -> engagement_pb2.BatchGetEngagementResponse:
         post_ids = parse_ids(request.post_ids, "post_ids", max_items=MAX_BATCH)
         viewer_id = parse_optional_id(request.viewer_id, "viewer_id")
-        unique = list(dict.fromkeys(post_ids))
-        counts, liked = await asyncio.gather(
-            self.counters.get_many(unique),
-            self.store.liked_among(viewer_id, unique) if viewer_id else _no_likes(),
-        )
-        return engagement_pb2.BatchGetEngagementResponse(
-            engagements=[_message(p, counts.get(p, Counts()), p in liked) for p in post_ids]
-        )
+        return engagement_pb2.BatchGetEngagementResponse(engagements=await self._engagements(post_ids, viewer_id))
 
     # -- post events ------------------------------------------------------------------
 
@@ -205,9 +187,13 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         return post
 
     async def _engagement_of(self, post_id: int, viewer_id: int) -> engagement_pb2.PostEngagement:
-        counts = (await self.counters.get_many([post_id]))[post_id]
-        liked = post_id in await self.store.liked_among(viewer_id, [post_id])
-        return _message(post_id, counts, liked)
+        return (await self._engagements([post_id], viewer_id))[0]
+
+    async def _engagements(self, post_ids: list[int], viewer_id: int) -> list[engagement_pb2.PostEngagement]:
+        """Counts and the viewer's likes (none without a viewer), in the order asked."""
+        unique = list(dict.fromkeys(post_ids))
+        counts, liked = await asyncio.gather(self.counters.get_many(unique), self.store.liked_among(viewer_id, unique))
+        return [_message(p, counts.get(p, Counts()), p in liked) for p in post_ids]
 
 
 def _liked_target(post: posts_pb2.Post) -> int:
@@ -231,10 +217,6 @@ def _message(post_id: int, counts: Counts, liked: bool) -> engagement_pb2.PostEn
         reply_count=counts.replies,
         liked_by_me=liked,
     )
-
-
-async def _no_likes() -> set[int]:
-    return set()
 
 
 async def _ensure_topics(bootstrap: str) -> None:

@@ -85,6 +85,8 @@ class EngagementStore:
         self._st: dict[str, PreparedStatement] = {}
 
     async def start(self, producer: kafka.Producer) -> None:
+        """Connects, creates keyspace and tables, prepares; safe to call again after a failure."""
+        await self.stop()
         self.session = await cql.connect(self._settings)
         await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
         await cql.apply_schema(self.session, SCHEMA)
@@ -124,10 +126,8 @@ class EngagementStore:
             self._st[name].serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
 
     async def stop(self) -> None:
-        if self.session is not None:
-            cluster = self.session.cluster
-            await asyncio.get_running_loop().run_in_executor(None, cluster.shutdown)
-            self.session = None
+        session, self.session = self.session, None
+        await cql.close(session)
 
     # -- likes ------------------------------------------------------------------
 
@@ -165,8 +165,8 @@ class EngagementStore:
         await self.outbox.commit(batch)
 
     async def liked_among(self, user_id: int, post_ids: list[int]) -> set[int]:
-        """Which of post_ids the user likes (one single-partition read)."""
-        if not post_ids:
+        """Which of post_ids the user likes (one single-partition read; none for user 0)."""
+        if not user_id or not post_ids:
             return set()
         rows = await cql.execute(self.session, self._st["by_user_in"], (user_id, post_ids))
         return {row.post_id for row in rows}

@@ -1,7 +1,6 @@
 """GraphService: follow edges, counts, the celebrity flag, and follower streams for fanout."""
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 
@@ -10,7 +9,7 @@ from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2
 from services.graph import rules
 from services.graph.store import GraphStore
-from services.kit import clients
+from services.kit import clients, startup
 from services.kit.auth import caller_id
 from services.kit.config import Settings
 from services.kit.errors import invalid_argument, not_found
@@ -34,18 +33,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
 
     async def start(self) -> None:
         # On a fresh machine Cassandra may still be starting: retry for a while.
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + 120.0
-        delay = 0.5
-        while True:
-            try:
-                return await self.store.start()
-            except Exception as exc:
-                if loop.time() + delay > give_up:
-                    raise
-                log.warning("cassandra not reachable yet; retrying", extra={"error": str(exc)[:300]})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await startup.retry_until_up(self.store.start, "cassandra")
 
     async def stop(self) -> None:
         await clients.close_all()

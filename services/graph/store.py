@@ -78,9 +78,8 @@ class GraphStore:
         await self._shutdown_session()
 
     async def _shutdown_session(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await asyncio.get_running_loop().run_in_executor(None, session.cluster.shutdown)
+        session, self._session = self._session, None
+        await cql.close(session)
 
     async def _prepare_all(self) -> None:
         ks = KEYSPACE

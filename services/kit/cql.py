@@ -78,5 +78,11 @@ async def apply_schema(session: Session, statements: Sequence[str]) -> None:
         await execute(session, stmt)
 
 
+async def close(session: Session | None) -> None:
+    """Shuts the session's cluster down off the event loop (None: nothing to do)."""
+    if session is not None:
+        await asyncio.get_running_loop().run_in_executor(None, session.cluster.shutdown)
+
+
 async def prepare(session: Session, query: str) -> PreparedStatement:
     return await asyncio.get_running_loop().run_in_executor(None, session.prepare, query)

@@ -78,10 +78,8 @@ class MetadataStore:
         )
 
     async def stop(self) -> None:
-        if self.session is not None:
-            cluster = self.session.cluster
-            await asyncio.get_running_loop().run_in_executor(None, cluster.shutdown)
-            self.session = None
+        session, self.session = self.session, None
+        await cql.close(session)
 
     async def insert(self, record: MediaRecord) -> None:
         created_at = datetime.datetime.fromtimestamp(record.created_at_ms / 1000, tz=datetime.timezone.utc)

@@ -17,7 +17,7 @@ from prometheus_client import Gauge
 
 from aviary.identity.v1 import identity_pb2
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
-from services.kit import clients, redis_client
+from services.kit import clients, redis_client, startup
 from services.kit.auth import caller_id
 from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float, env_int
@@ -71,20 +71,11 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
 
     async def start(self) -> None:
         # Backends may still be starting next to us: retry for a while.
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + 120.0
-        delay = 0.5
-        while True:
-            try:
-                await self.store.start()
-                await self.redis.ping()
-                return
-            except Exception as exc:
-                if loop.time() + delay > give_up:
-                    raise
-                log.warning("backends not reachable yet; retrying", extra={"error": str(exc)[:300]})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await startup.retry_until_up(self._start_backends, "backends")
+
+    async def _start_backends(self) -> None:
+        await self.store.start()
+        await self.redis.ping()
 
     async def stop(self) -> None:
         await self.hub.close()

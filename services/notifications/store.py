@@ -151,9 +151,8 @@ class NotificationStore:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await asyncio.get_running_loop().run_in_executor(None, session.cluster.shutdown)
+        session, self._session = self._session, None
+        await cql.close(session)
 
     async def _prepare_all(self) -> None:
         ks = KEYSPACE

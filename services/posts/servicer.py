@@ -31,6 +31,7 @@ from services.kit.errors import (
     permission_denied,
     unavailable,
 )
+from services.posts import media as post_media
 from services.posts import text as post_text
 from services.posts.cache import PostCache
 from services.posts.model import PostRecord, to_proto
@@ -128,7 +129,6 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             return await self._repost(author_id, repost_of_id, "repost_of_id")
         body = post_text.normalize_text(request.text)
         media_ids = ids.parse_ids(request.media_ids, "media_ids", max_items=MAX_MEDIA)
-        from services.posts import media as post_media  # media checks and hydration live there
         await post_media.check_media_ids(media_ids, author_id, self.settings.rpc_timeout_seconds)
         product_ids = ids.parse_ids(request.product_ids, "product_ids", max_items=MAX_PRODUCTS)
         reply_to_id = ids.parse_optional_id(request.reply_to_id, "reply_to_id")
@@ -160,7 +160,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         # Durable from here on: nothing below may fail the call.
         log.info("post created", extra={"post_id": post_id, "author_id": author_id})
         await self._count_post(author_id, +1)
-        return await self._hydrate_one(record, author_id)
+        return await self._hydrate_one(record, author_id, new=True)
 
     @_store_errors_as_unavailable
     async def RepostPost(self, request: posts_pb2.RepostPostRequest, context) -> posts_pb2.Post:
@@ -199,12 +199,16 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         await self.store.create(record, event_id=self.ids.next_id(), repost_of_author_id=original.author_id)
         log.info("post reposted", extra={"post_id": repost_id, "author_id": caller, "repost_of_id": original.post_id})
         await self._count_post(caller, +1)
-        return await self._hydrate_one(record, caller)
+        return await self._hydrate_one(record, caller, new=True)
 
-    async def _hydrate_one(self, record: PostRecord, viewer_id: int) -> posts_pb2.Post:
-        """The response for a post just written: hydrated, never failing the call."""
+    async def _hydrate_one(self, record: PostRecord, viewer_id: int, *, new: bool = False) -> posts_pb2.Post:
+        """The response for a post just written: hydrated, never failing the call.
+
+        A new post has no engagement yet (all counts zero), so asking the
+        engagement service for it would only add a call to the write path;
+        a new repost or quote still asks, for the original's counts."""
         try:
-            posts = await self._hydrate([record], viewer_id)
+            posts = await self._hydrate([record], viewer_id, engagement=not new or bool(record.repost_of_id))
         except Exception:
             log.warning("hydrating a new post failed", extra={"post_id": record.post_id}, exc_info=True)
             posts = []
@@ -358,7 +362,6 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             posts.append(post)
         if engagement:
             await engagement_overlay.apply(posts, viewer_id, self.settings.rpc_timeout_seconds)
-        from services.posts import media as post_media  # media checks and hydration live there
         await post_media.attach_media(posts, self.settings.rpc_timeout_seconds)
         return posts
 

@@ -165,10 +165,8 @@ class PostStore:
         return statements
 
     async def stop(self) -> None:
-        if self.session is not None:
-            cluster = self.session.cluster
-            await asyncio.get_running_loop().run_in_executor(None, cluster.shutdown)
-            self.session = None
+        session, self.session = self.session, None
+        await cql.close(session)
 
     # -- writes -------------------------------------------------------------
 
