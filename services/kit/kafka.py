@@ -141,6 +141,15 @@ class ConsumerLoop:
                     session_timeout_ms=10_000,
                     heartbeat_interval_ms=3_000,
                 )
+                # Join only once every topic's partitions are known: a member
+                # that joins before then is assigned nothing, and was seen to
+                # sit in the loop with no partitions while the group stayed empty.
+                unknown = [t for t in self.topics if not consumer.partitions_for_topic(t)]
+                if unknown:
+                    consumer.close(autocommit=False)
+                    log.warning("topics have no partition metadata yet; retrying", extra={"topics": unknown})
+                    time.sleep(2)
+                    continue
                 consumer.subscribe(self.topics)
                 return consumer
             except Exception:

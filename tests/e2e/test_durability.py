@@ -27,6 +27,30 @@ def restart_after():
     yield stopped
     if stopped:
         devstack("up", *stopped)
+    # Kafka being back is not the consumers being back: they rejoin their
+    # groups some seconds later. Later tests expect live consumers.
+    assert wait_until(_consumer_groups_stable, timeout=90.0, interval=0.5), "consumer groups did not rejoin"
+
+
+CONSUMER_GROUPS = ["fanout", "engagement", "notifications"]
+
+
+def _consumer_groups_stable() -> bool:
+    from kafka import KafkaAdminClient
+
+    from services.kit.config import load_settings
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=load_settings().kafka_bootstrap, request_timeout_ms=5000)
+    except Exception:
+        return False
+    try:
+        groups = admin.describe_groups(CONSUMER_GROUPS)
+    except Exception:
+        return False
+    finally:
+        admin.close()
+    return all(groups[g]["group_state"] == "Stable" and groups[g]["members"] for g in CONSUMER_GROUPS)
 
 
 @pytest.mark.parametrize("component", ["kafka", "fanout"])
