@@ -104,12 +104,14 @@ class HotCounters:
 
     # -- reads --------------------------------------------------------------------
 
-    async def get_many(self, post_ids: list[int]) -> dict[int, Counts]:
-        """Counts for each post: from Redis, loading the missing ones."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for post_id in post_ids:
-                pipe.hmget(counter_key(post_id), "l", "r", "p")
-            rows = await pipe.execute()
+    @staticmethod
+    def queue_reads(pipe, post_ids: list[int]) -> None:
+        """Adds the counts' reads to a pipeline (one command per post)."""
+        for post_id in post_ids:
+            pipe.hmget(counter_key(post_id), "l", "r", "p")
+
+    async def finish_reads(self, post_ids: list[int], rows: list) -> dict[int, Counts]:
+        """Counts for each post from queue_reads' answers, loading the missing ones."""
         found: dict[int, Counts] = {}
         missing = []
         for post_id, row in zip(post_ids, rows):

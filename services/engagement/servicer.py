@@ -19,9 +19,11 @@ from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.events.v1 import events_pb2
 from aviary.posts.v1 import posts_pb2
 from services.engagement.counters import HotCounters
+from services.engagement.liked import LikedCache
 from services.engagement.store import Counts, EngagementStore
 from services.kit import clients, ids, kafka, redis_client, startup
 from services.kit.auth import caller_id
+from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import not_found, unavailable
 from services.kit.ids import IdGenerator, parse_id, parse_ids, parse_optional_id
@@ -49,6 +51,21 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             ttl_seconds=env_int("AVIARY_ENGAGEMENT_COUNTER_TTL_SECONDS", 86_400),
             flush_interval=env_float("AVIARY_ENGAGEMENT_FLUSH_SECONDS", 1.0),
             trust_margin=env_float("AVIARY_ENGAGEMENT_TRUST_MARGIN_SECONDS", 30.0),
+        )
+        # Counts as this replica last read them, for a moment: every page of
+        # every reader asks for the same popular posts, and counts a second
+        # old are as good as fresh. A change made here evicts its post at
+        # once; one made through another replica shows within the TTL.
+        # liked_by_me is never cached here: a reader sees their own like on
+        # the next read.
+        self.recent_counts: TtlCache[int, Counts] = TtlCache(
+            ttl_seconds=env_float("AVIARY_ENGAGEMENT_COUNTS_CACHE_SECONDS", 1.0), max_entries=200_000
+        )
+        self.liked = LikedCache(
+            self.redis,
+            self.store,
+            load_size=env_int("AVIARY_ENGAGEMENT_LIKED_CACHE_SIZE", 1000),
+            ttl_seconds=env_int("AVIARY_ENGAGEMENT_LIKED_CACHE_TTL_SECONDS", 3600),
         )
         self.post_events = kafka.ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [kafka.POSTS_TOPIC], self._on_post_event
@@ -98,7 +115,10 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 post_id=post_id, user_id=user_id, post_author_id=_target_author(post)))
             await self.store.finish_like(event, now)
             await self.counters.add(post_id, "likes", +1)
+            self.recent_counts.discard(post_id)
             log.info("post liked", extra={"post_id": post_id, "user_id": user_id})
+        # Also on a repeat: a retry after a crash here repairs the cache.
+        await self.liked.record(user_id, post_id, liked=True)
         return await self._engagement_of(post_id, user_id)
 
     async def UnlikePost(self, request: engagement_pb2.UnlikePostRequest, context) -> engagement_pb2.PostEngagement:
@@ -115,7 +135,9 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 post_id=post_id, user_id=user_id, post_author_id=_target_author(post) if post else 0))
             await self.store.finish_unlike(event, now)
             await self.counters.add(post_id, "likes", -1)
+            self.recent_counts.discard(post_id)
             log.info("post unliked", extra={"post_id": post_id, "user_id": user_id})
+        await self.liked.record(user_id, post_id, liked=False)
         return await self._engagement_of(post_id, user_id)
 
     async def BatchGetEngagement(self, request, context) -> engagement_pb2.BatchGetEngagementResponse:
@@ -144,22 +166,26 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             await self.store.mark_changed(created.reply_to_id, _utcnow())
             if await self.store.add_reply(created.reply_to_id, created.post_id):
                 await self.counters.add(created.reply_to_id, "replies", +1)
+                self.recent_counts.discard(created.reply_to_id)
         if created.repost_of_id and not created.text:
             await self.store.mark_changed(created.repost_of_id, _utcnow())
             if await self.store.add_repost(created.repost_of_id, created.author_id, created.post_id):
                 await self.counters.add(created.repost_of_id, "reposts", +1)
+                self.recent_counts.discard(created.repost_of_id)
 
     async def _on_deleted(self, deleted: events_pb2.PostDeleted) -> None:
         if deleted.reply_to_id:
             await self.store.mark_changed(deleted.reply_to_id, _utcnow())
             if await self.store.remove_reply(deleted.reply_to_id, deleted.post_id):
                 await self.counters.add(deleted.reply_to_id, "replies", -1)
+                self.recent_counts.discard(deleted.reply_to_id)
         if deleted.repost_of_id:
             # Only the repost the edge records (a quote of the same post by
             # the same user is not a repost and removes nothing).
             await self.store.mark_changed(deleted.repost_of_id, _utcnow())
             if await self.store.remove_repost(deleted.repost_of_id, deleted.author_id, deleted.post_id):
                 await self.counters.add(deleted.repost_of_id, "reposts", -1)
+                self.recent_counts.discard(deleted.repost_of_id)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -190,9 +216,27 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         return (await self._engagements([post_id], viewer_id))[0]
 
     async def _engagements(self, post_ids: list[int], viewer_id: int) -> list[engagement_pb2.PostEngagement]:
-        """Counts and the viewer's likes (none without a viewer), in the order asked."""
+        """Counts and the viewer's likes (none without a viewer), in the order asked.
+
+        One Redis round trip in the common case: every post's counters and
+        the viewer's liked-posts hash go in a single pipeline."""
         unique = list(dict.fromkeys(post_ids))
-        counts, liked = await asyncio.gather(self.counters.get_many(unique), self.store.liked_among(viewer_id, unique))
+        counts, stale = self.recent_counts.get_many(unique)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.counters.queue_reads(pipe, stale)
+            if viewer_id:
+                self.liked.queue_read(pipe, viewer_id, unique)
+            rows = await pipe.execute() if len(pipe) else []
+        counts_rows, liked_row = rows[:len(stale)], rows[len(stale):]
+        if viewer_id:
+            fresh, liked = await asyncio.gather(
+                self.counters.finish_reads(stale, counts_rows),
+                self.liked.finish_read(viewer_id, unique, liked_row[0]),
+            )
+        else:
+            fresh, liked = await self.counters.finish_reads(stale, counts_rows), set()
+        self.recent_counts.put_many(fresh.items())
+        counts.update(fresh)
         return [_message(p, counts.get(p, Counts()), p in liked) for p in post_ids]
 
 

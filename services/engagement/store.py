@@ -103,6 +103,7 @@ class EngagementStore:
             "by_user_add": f"INSERT INTO {ks}.likes_by_user (user_id, post_id) VALUES (?, ?)",
             "by_user_del": f"DELETE FROM {ks}.likes_by_user WHERE user_id = ? AND post_id = ?",
             "by_user_in": f"SELECT post_id FROM {ks}.likes_by_user WHERE user_id = ? AND post_id IN ?",
+            "by_user_newest": f"SELECT post_id FROM {ks}.likes_by_user WHERE user_id = ? LIMIT ?",
             "repost_add": (
                 f"INSERT INTO {ks}.reposts_by_post (post_id, user_id, repost_id) VALUES (?, ?, ?) IF NOT EXISTS"
             ),
@@ -170,6 +171,11 @@ class EngagementStore:
             return set()
         rows = await cql.execute(self.session, self._st["by_user_in"], (user_id, post_ids))
         return {row.post_id for row in rows}
+
+    async def newest_likes(self, user_id: int, limit: int) -> list[int]:
+        """The ids of the newest posts the user likes (newest first), at most limit."""
+        rows = await cql.execute(self.session, self._st["by_user_newest"], (user_id, limit))
+        return [row.post_id for row in rows]
 
     # -- reposts and replies (from post events) ---------------------------------
 

@@ -12,8 +12,26 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
+from prometheus_client import Counter
 
 from services.kit.config import Settings
+
+# Per statement, so a dashboard shows which query a service leans on.
+STATEMENTS = Counter("aviary_cql_statements_total", "CQL statements executed", ["statement"])
+# Prepared statements live as long as their session: a small fixed set.
+_labels: dict[int, str] = {}
+
+
+def _label(query) -> str:
+    if isinstance(query, PreparedStatement):
+        label = _labels.get(id(query))
+        if label is None:
+            label = _labels[id(query)] = " ".join(query.query_string.split())[:80]
+        return label
+    if isinstance(query, str):
+        return " ".join(query.split())[:80]
+    return type(query).__name__  # batches, simple statements
+
 
 # Reads and writes at LOCAL_QUORUM: with RF=1 locally that is one replica, and
 # read-your-writes holds in production at RF=3 too.
@@ -50,6 +68,7 @@ async def execute(session: Session, query: str | PreparedStatement | Any, params
     def on_error(exc):
         loop.call_soon_threadsafe(_settle, done, None, exc)
 
+    STATEMENTS.labels(_label(query)).inc()
     future = session.execute_async(query, params)
     future.add_callbacks(on_rows, on_error)
     return list(await done or [])

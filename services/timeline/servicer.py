@@ -73,14 +73,19 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # TTL only bounds how late an author crossing the celebrity threshold
         # is noticed. Saves a graph call (and a Cassandra read) on most reads.
         self.celebrity_cache_seconds = env_float("AVIARY_TIMELINE_CELEBRITY_CACHE_SECONDS", 5.0)
-        # Hydrated posts, shared by every reader for a few seconds: the same
-        # popular posts fill many timelines, and a posts call per page is the
-        # largest cost of a read. Posts change only by deletion, which reaches
-        # this cache through the fanout REMOVE deliveries (evicted below) and,
-        # at worst, the TTL. Per-viewer fields must be overlaid, not cached,
-        # once they exist (engagement's liked_by_me).
-        self.posts_cache: TtlCache[int, posts_pb2.Post] = TtlCache(
-            ttl_seconds=env_float("AVIARY_TIMELINE_POST_CACHE_SECONDS", 5.0), max_entries=100_000
+        # Hydrated posts (without engagement), shared by every reader: the
+        # same popular posts fill many timelines, and a posts call per page
+        # would be the largest cost of a read. Post bodies never change; a
+        # deleted post leaves every source key a read merges (fanout REMOVE,
+        # author index removal), so it is not shown whatever this holds, and
+        # the TTL bounds only how long an author's old name or avatar shows.
+        # Posts embedding another (reposts, quotes) are kept only briefly: when
+        # the embedded original is deleted, a pure repost must vanish too, and
+        # only a fresh hydration (which drops it) tells. Engagement (counts,
+        # liked_by_me) is overlaid on copies per read.
+        self.posts_cache = _PostCache(
+            plain_seconds=env_float("AVIARY_TIMELINE_POST_CACHE_SECONDS", 30.0),
+            embedding_seconds=env_float("AVIARY_TIMELINE_REPOST_CACHE_SECONDS", 5.0),
         )
         self.store: TimelineStore | None = None
         self.hub: LiveHub | None = None
@@ -308,6 +313,30 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         except Exception:
             # Harmless: the next read filters them again.
             log.warning("could not drop deleted posts", extra={"user_id": user_id}, exc_info=True)
+
+
+class _PostCache:
+    """Two TTL caches: one for plain posts, a shorter one for posts that embed another."""
+
+    def __init__(self, plain_seconds: float, embedding_seconds: float, max_entries: int = 100_000) -> None:
+        self._plain: TtlCache[int, posts_pb2.Post] = TtlCache(plain_seconds, max_entries)
+        self._embedding: TtlCache[int, posts_pb2.Post] = TtlCache(embedding_seconds, max_entries)
+
+    def get_many(self, post_ids) -> tuple[dict[int, posts_pb2.Post], list[int]]:
+        found, missing = self._plain.get_many(post_ids)
+        if missing:
+            more, missing = self._embedding.get_many(missing)
+            found.update(more)
+        return found, missing
+
+    def put_many(self, items) -> None:
+        items = list(items)
+        self._plain.put_many((k, p) for k, p in items if not p.repost_of_id)
+        self._embedding.put_many((k, p) for k, p in items if p.repost_of_id)
+
+    def discard(self, post_id: int) -> None:
+        self._plain.discard(post_id)
+        self._embedding.discard(post_id)
 
 
 def _shown_first_time(post: posts_pb2.Post, shown: set[str]) -> bool:

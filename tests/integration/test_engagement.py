@@ -21,6 +21,8 @@ from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.engagement.counters import DIRTY_KEY, counter_key
+from services.engagement.liked import FLOOR, LikedCache, liked_key
+from services.engagement.store import EngagementStore
 from services.kit.config import load_settings, service_addr
 from services.kit.kafka import ENGAGEMENT_TOPIC, TOPICS, ensure_topics
 from tests.conftest import REDIS_URL
@@ -99,10 +101,17 @@ def wait_for(predicate, deadline_s: float = 15.0, interval: float = 0.1):
         time.sleep(interval)
 
 
+# The engagement service keeps counts it just read for this long
+# (AVIARY_ENGAGEMENT_COUNTS_CACHE_SECONDS), plus a margin.
+COUNTS_CACHE_SECONDS = 1.2
+
+
 def drop_from_redis(rdb, post_ids: list[str]) -> None:
-    """What Redis losing its data does to these posts' counters."""
+    """What Redis losing its data does to these posts' counters; returns once
+    the service's own second-long memory of them has expired too."""
     rdb.delete(*(counter_key(int(p)) for p in post_ids))
     rdb.srem(DIRTY_KEY, *post_ids)
+    time.sleep(COUNTS_CACHE_SECONDS)
 
 
 def cassandra_execute(query: str, params: tuple):
@@ -143,6 +152,7 @@ def test_counts_survive_redis_losing_them_right_after_the_change(identity, posts
     after = counts(engagement, target.id, viewer=fans[2].id)
     assert (after.like_count, after.repost_count, after.reply_count) == (4, 1, 1)
     assert after.liked_by_me
+    assert rdb.hmget(counter_key(int(target.id)), "l", "r", "p") == [b"4", b"1", b"1"]  # reloaded
     # And increments after the reload land on the reloaded counts.
     like(engagement, author, target.id)
     assert counts(engagement, target.id).like_count == 5
@@ -223,6 +233,83 @@ def test_like_events_reach_kafka(identity, posts, engagement):
     assert [e.WhichOneof("kind") for e in seen] == ["like_created", "like_removed"]
     created = seen[0].like_created
     assert (created.user_id, created.post_author_id) == (int(fan.id), int(author.id))
+
+
+def unlike(engagement, who: Account, post_id: str) -> engagement_pb2.PostEngagement:
+    return engagement.UnlikePost(engagement_pb2.UnlikePostRequest(post_id=post_id), metadata=who.auth,
+                                 timeout=RPC_TIMEOUT)
+
+
+def liked_by(engagement, viewer: Account, post_ids: list[str]) -> list[bool]:
+    reply = engagement.BatchGetEngagement(
+        engagement_pb2.BatchGetEngagementRequest(post_ids=post_ids, viewer_id=viewer.id), timeout=RPC_TIMEOUT
+    )
+    return [e.liked_by_me for e in reply.engagements]
+
+
+def test_liked_by_me_is_reloaded_from_cassandra_after_redis_loses_it(identity, posts, engagement, rdb):
+    author, fan = sign_up(identity), sign_up(identity)
+    kept, dropped, never = (create(posts, author, f"post {i}").id for i in range(3))
+    like(engagement, fan, kept)
+    like(engagement, fan, dropped)
+    unlike(engagement, fan, dropped)
+    assert liked_by(engagement, fan, [kept, dropped, never]) == [True, False, False]
+    assert rdb.hget(liked_key(int(fan.id)), FLOOR) == b"0"  # loaded: the fan's every like is in it
+    rdb.delete(liked_key(int(fan.id)))
+    assert liked_by(engagement, fan, [kept, dropped, never]) == [True, False, False]
+    assert rdb.hget(liked_key(int(fan.id)), kept) == b"1"
+
+
+@pytest.fixture
+async def liked_cache_parts():
+    """A LikedCache's parts, in this process, on the real Redis and Cassandra."""
+    import redis.asyncio as aioredis
+
+    store = EngagementStore(load_settings())
+    client = aioredis.Redis.from_url(REDIS_URL)
+    await store.start(producer=None)
+    yield client, store
+    await client.aclose()
+    await store.stop()
+
+
+async def read_liked(cache: LikedCache, client, user_id: int, asked: list[int]) -> set[int]:
+    async with client.pipeline(transaction=False) as pipe:
+        cache.queue_read(pipe, user_id, asked)
+        (row,) = await pipe.execute()
+    return await cache.finish_read(user_id, asked, row)
+
+
+async def test_likes_older_than_the_cached_window_are_asked_of_cassandra(identity, posts, engagement,
+                                                                        liked_cache_parts):
+    client, store = liked_cache_parts
+    author, fan = sign_up(identity), sign_up(identity)
+    post_ids = [int(create(posts, author, f"liked {i}").id) for i in range(4)]
+    unliked = int(create(posts, author, "not liked").id)
+    for post_id in post_ids:
+        like(engagement, fan, str(post_id))
+    # A window of the newest two likes: the two older ones lie below its floor.
+    cache = LikedCache(client, store, load_size=2, ttl_seconds=60)
+    await client.delete(liked_key(int(fan.id)))
+    assert await read_liked(cache, client, int(fan.id), [*post_ids, unliked]) == set(post_ids)
+    assert int(await client.hget(liked_key(int(fan.id)), FLOOR)) == post_ids[2]
+    assert await client.hlen(liked_key(int(fan.id))) == 3  # the floor and the two newest
+
+
+async def test_a_load_does_not_undo_an_unlike_that_landed_during_it(identity, posts, engagement,
+                                                                    liked_cache_parts):
+    client, store = liked_cache_parts
+    author, fan = sign_up(identity), sign_up(identity)
+    first, second = int(create(posts, author, "first").id), int(create(posts, author, "second").id)
+    like(engagement, fan, str(first))
+    like(engagement, fan, str(second))
+    cache = LikedCache(client, store, load_size=100, ttl_seconds=60)
+    await client.delete(liked_key(int(fan.id)))
+    # The load below reads Cassandra with both likes in it, as if it had read
+    # just before an unlike of `first` that then reached Redis ahead of it.
+    await cache.record(int(fan.id), first, liked=False)
+    assert await read_liked(cache, client, int(fan.id), [first, second]) == {second}
+    assert await client.hget(liked_key(int(fan.id)), FLOOR) == b"0"
 
 
 def test_batch_get_engagement_validates_its_input(engagement):
