@@ -61,6 +61,10 @@ save 3600 1 300 100 60 10000
 loglevel notice
 logfile ""
 databases 16
+# A full home timeline (800 members of 12 bytes) stays in the compact listpack
+# encoding: about 13 KB instead of several times that as a skiplist.
+zset-max-listpack-entries 1024
+zset-max-listpack-value 64
 """)
 
 

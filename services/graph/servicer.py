@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import logging
 
+from redis.exceptions import RedisError
 
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2
@@ -155,6 +156,19 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         # Hot path of every home-timeline read: one CQL query + one Redis command.
         followees = await self.store.following_ids(user_id)
         return graph_pb2.ListFollowedCelebritiesResponse(celebrity_ids=await self.store.celebrities_among(followees))
+
+    async def ListFolloweeIds(self, request, context):
+        user_id = parse_id(request.user_id, "user_id")
+        followees = await self.store.following_ids(user_id)
+        try:
+            celebrities = await self.store.celebrities_among(followees)
+        except RedisError as exc:
+            # The caller is most likely reading a timeline from the posts
+            # store because Redis is down; it needs the followees, and
+            # treats everyone alike then.
+            log.warning("celebrity set unreachable; answering followees only", extra={"error": repr(exc)})
+            celebrities = []
+        return graph_pb2.ListFolloweeIdsResponse(followee_ids=followees, celebrity_ids=celebrities)
 
     async def StreamFollowers(self, request, context):
         user_id = parse_id(request.user_id, "user_id")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import os
 import socket
@@ -307,6 +308,27 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         count = await self.store.post_count(user_id)
         return posts_pb2.AuthorStats(user_id=str(user_id), post_count=count)
 
+    @_store_errors_as_unavailable
+    async def ListAuthorsPostIds(self, request, context) -> posts_pb2.ListAuthorsPostIdsResponse:
+        authors = _checked_author_ids(request.author_ids)
+        before = request.before_post_id or None
+        if before is not None and before < 0:
+            raise invalid_argument("before_post_id", f"must be 0 or a positive id, got {before}")
+        per_author = _bounded(request.per_author_limit, "per_author_limit", default=200, most=800)
+        limit = _bounded(request.limit, "limit", default=800, most=800)
+        # Authors' partitions are read side by side, a bounded number at a time.
+        gate = asyncio.Semaphore(64)
+
+        async def newest_of(author_id: int) -> list[tuple[int, int]]:
+            async with gate:
+                return [(p, author_id) for p in await self.store.author_post_ids(author_id, before, per_author)]
+
+        pages = await asyncio.gather(*(newest_of(a) for a in authors))
+        newest = heapq.nlargest(limit, (ref for page in pages for ref in page))
+        return posts_pb2.ListAuthorsPostIdsResponse(
+            posts=[posts_pb2.PostRef(post_id=p, author_id=a) for p, a in newest]
+        )
+
     # -- helpers ------------------------------------------------------------
 
     async def _require_live_post(self, post_id: int, field: str) -> PostRecord:
@@ -407,3 +429,25 @@ async def _ensure_topics(bootstrap: str) -> None:
         await kafka.ensure_topics_async(bootstrap, {kafka.POSTS_TOPIC: kafka.TOPICS[kafka.POSTS_TOPIC]})
     except Exception as exc:
         log.warning("could not ensure Kafka topics; the relay keeps retrying", extra={"error": repr(exc)})
+
+
+MAX_AUTHORS = 5000
+
+
+def _checked_author_ids(author_ids) -> list[int]:
+    if not author_ids:
+        raise invalid_argument("author_ids", "must name at least one author")
+    if len(author_ids) > MAX_AUTHORS:
+        raise invalid_argument("author_ids", f"at most {MAX_AUTHORS}, got {len(author_ids)}")
+    for i, author_id in enumerate(author_ids):
+        if author_id <= 0:
+            raise invalid_argument(f"author_ids[{i}]", f"must be a positive id, got {author_id}")
+    return list(dict.fromkeys(author_ids))
+
+
+def _bounded(value: int, field: str, *, default: int, most: int) -> int:
+    if value == 0:
+        return default
+    if not 1 <= value <= most:
+        raise invalid_argument(field, f"must be between 1 and {most}, got {value}")
+    return value

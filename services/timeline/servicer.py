@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import AsyncIterator
 
 import grpc
+from prometheus_client import Counter, Histogram
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
@@ -14,11 +18,20 @@ from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit import clients, engagement_overlay
 from services.kit.auth import caller_id
 from services.kit.cache import TtlCache
-from services.kit.config import Settings, env_float
+from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import invalid_argument, unavailable
 from services.kit.live import LiveHub
 from services.kit.paging import encode_token, int_cursor, page_size
-from services.timeline.entries import Entry, author_key, decode_member, home_key, lex_upper_bound, plan_round
+from services.timeline.entries import (
+    Entry,
+    Stored,
+    author_key,
+    decode_member,
+    encode_member,
+    home_key,
+    lex_upper_bound,
+    plan_round,
+)
 from services.timeline.live import author_channel, home_channel
 from services.timeline.store import TimelineStore
 
@@ -32,6 +45,21 @@ MAX_USERS_PER_BATCH = 5000
 # turning one read into an unbounded scan (the page then comes back short,
 # with a token that resumes below what was examined).
 MAX_READ_ROUNDS = 8
+# Rebuilding a returning reader's timeline takes this many of each followed
+# author's newest posts (the same depth as the author indexes keep).
+REBUILD_PER_AUTHOR = 200
+# Redis failures that make a read fall back to the posts store.
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+DELIVERIES = Counter("aviary_timeline_deliveries_total",
+                     "Fanned-out adds, by outcome (inactive users are skipped)", ["result"])
+POST_CACHE = Counter("aviary_timeline_post_cache_total", "Hydrated-post cache lookups", ["result"])
+CELEBRITY_MERGE = Histogram("aviary_timeline_celebrity_merge_size",
+                            "Followed celebrities merged into one home read",
+                            buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500))
+READS = Counter("aviary_timeline_reads_total", "Home timeline reads, by how they were served", ["path"])
+REBUILD_SECONDS = Histogram("aviary_timeline_rebuild_seconds", "Rebuilding a returning reader's timeline",
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 
 def _checked_op(op: int) -> int:
@@ -87,6 +115,11 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             plain_seconds=env_float("AVIARY_TIMELINE_POST_CACHE_SECONDS", 30.0),
             embedding_seconds=env_float("AVIARY_TIMELINE_REPOST_CACHE_SECONDS", 5.0),
         )
+        # Only users seen within this long have a materialized timeline.
+        self.active_seconds = env_int("AVIARY_TIMELINE_ACTIVE_DAYS", 7) * 86_400
+        # How often one process renews a reader's activity mark (a write).
+        self.touch_seconds = env_float("AVIARY_TIMELINE_TOUCH_SECONDS", 3600.0)
+        self._touched: dict[int, float] = {}
         self.store: TimelineStore | None = None
         self.hub: LiveHub | None = None
         # A line without a post every so often keeps idle live streams open
@@ -124,7 +157,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
     # --- writes (internal, called by the fanout worker) ---------------------
 
     async def DeliverEntries(self, request_iterator: AsyncIterator, context) -> timeline_pb2.DeliverEntriesResponse:
-        batches = timelines = 0
+        batches = timelines = skipped = 0
         async for request in request_iterator:
             # Each batch is validated whole before any of it is written.
             op = _checked_op(request.op)
@@ -134,12 +167,16 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 self.posts_cache.discard(entry.post_id)
             if user_ids:
                 if op == ADD:
-                    await self.store.add_to_homes(entry, user_ids)
+                    delivered = await self.store.add_to_homes(entry, user_ids)
+                    DELIVERIES.labels("delivered").inc(delivered)
+                    DELIVERIES.labels("inactive").inc(len(user_ids) - delivered)
+                    timelines += delivered
+                    skipped += len(user_ids) - delivered
                 else:
                     await self.store.remove_from_homes(entry, user_ids)
+                    timelines += len(user_ids)
             batches += 1
-            timelines += len(user_ids)
-        return timeline_pb2.DeliverEntriesResponse(batches=batches, timelines=timelines)
+        return timeline_pb2.DeliverEntriesResponse(batches=batches, timelines=timelines, skipped_inactive=skipped)
 
     async def IndexAuthorPost(self, request, context) -> timeline_pb2.IndexAuthorPostResponse:
         op = _checked_op(request.op)
@@ -164,7 +201,18 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
     async def PurgeAuthor(self, request, context) -> timeline_pb2.PurgeAuthorResponse:
         user_id, author_id = _checked_pair(request.user_id, request.author_id)
         removed = await self.store.purge_author(user_id, author_id)
-        return timeline_pb2.PurgeAuthorResponse(removed=removed)
+        # Members carry a 4-byte author fingerprint, so another followed
+        # author may (rarely) share it: put back what is not this author's.
+        wrongly = await self._not_by(author_id, removed)
+        await self.store.add_members(user_id, wrongly)
+        return timeline_pb2.PurgeAuthorResponse(removed=len(removed) - len(wrongly))
+
+    async def _not_by(self, author_id: int, members: list[bytes]) -> list[bytes]:
+        if not members:
+            return []
+        stored = {decode_member(m).post_id: m for m in members}
+        posts = await self._hydrate([Stored(p, m) for p, m in stored.items()], viewer=0)
+        return [m for p, m in stored.items() if p in posts and int(posts[p].author_id) != author_id]
 
     # --- the read path --------------------------------------------------------
 
@@ -172,19 +220,41 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         caller = caller_id(context)
         size = page_size(request.page_size)
         cursor = int_cursor(request.page_token, "before")
-        keys = await self._source_keys(caller)
+        try:
+            page, token = await self._materialized_page(caller, size, cursor)
+            READS.labels("materialized").inc()
+        except _REDIS_DOWN as exc:
+            # Degraded, not down: the same page straight from the posts store.
+            log.warning("timeline store unreachable; reading from the posts store",
+                        extra={"user_id": caller, "error": repr(exc)})
+            page, token = await self._pulled_page(caller, size, cursor)
+            READS.labels("pulled").inc()
+        page = await self._with_engagement(page, caller)
+        return timeline_pb2.GetHomeTimelineResponse(posts=page, next_page_token=token)
 
+    async def _materialized_page(self, caller: int, size: int, cursor: int | None):
+        keys = await self._source_keys(caller)
+        CELEBRITY_MERGE.observe(len(keys) - 2)
         page: list = []
         # What the page already shows: a post reached both directly and
         # through reposts (or through several reposts) is shown once, at its
         # newest appearance, attributed to whoever brought it there.
         shown: set[str] = set()
         has_more = False
-        for _ in range(MAX_READ_ROUNDS):
+        for round_number in range(MAX_READ_ROUNDS):
             need = size - len(page)
             # One extra per source tells "exactly `need` left" from "more left".
             limit = need + 1
-            source_pages = await self.store.newest_below(keys, lex_upper_bound(cursor), limit)
+            if round_number == 0:
+                active, source_pages = await self.store.active_and_newest_below(
+                    caller, keys, lex_upper_bound(cursor), limit)
+                if not active:
+                    await self._rebuild(caller)
+                    source_pages = await self.store.newest_below(keys, lex_upper_bound(cursor), limit)
+                else:
+                    await self._touch(caller)
+            else:
+                source_pages = await self.store.newest_below(keys, lex_upper_bound(cursor), limit)
             plan = plan_round(source_pages, need, limit)
             if not plan.candidates:
                 has_more = False
@@ -194,7 +264,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 post = found.get(entry.post_id)
                 if post is not None and _shown_first_time(post, shown):
                     page.append(post)
-            self._forget_deleted(caller, [e for e in plan.candidates if e.post_id not in found])
+            self._forget_deleted(caller, [e.member for e in plan.candidates if e.post_id not in found])
             cursor = plan.next_cursor
             has_more = plan.has_more
             if len(page) >= size or not has_more:
@@ -203,9 +273,98 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # The cursor is the oldest post id examined: when the page is full that
         # is the last post returned; ids are unique and strictly ordered, so
         # paging below it neither skips nor repeats, however the timeline changes.
-        token = encode_token({"before": cursor}) if has_more else ""
-        page = await self._with_engagement(page, caller)
-        return timeline_pb2.GetHomeTimelineResponse(posts=page, next_page_token=token)
+        return page, (encode_token({"before": cursor}) if has_more else "")
+
+    async def _ensure_active(self, caller: int) -> None:
+        if await self.store.is_active(caller):
+            await self._touch(caller)
+        else:
+            await self._rebuild(caller)
+
+    async def _touch(self, caller: int) -> None:
+        """Renews the reader's activity (at most once per touch period per process)."""
+        now = time.monotonic()
+        last = self._touched.get(caller)
+        if last is not None and now - last < self.touch_seconds:
+            return
+        if len(self._touched) > 200_000:
+            self._touched.clear()
+        self._touched[caller] = now
+        await self.store.mark_active(caller, self.active_seconds)
+
+    async def _rebuild(self, caller: int) -> None:
+        """A returning (or first-time) reader: their timeline is rebuilt from
+        their followed authors' newest posts in the posts store.
+
+        The activity mark goes first: from then on fanout delivers to this
+        reader, and whatever it delivered before is already in the posts
+        store, so the rebuild misses nothing either way (adds are idempotent).
+        """
+        started = time.perf_counter()
+        await self.store.mark_active(caller, self.active_seconds)
+        self._touched[caller] = time.monotonic()
+        followees, celebrities = await self._followees(caller)
+        # Celebrities are merged at read time, not materialized. Own posts
+        # are read from the reader's author index too; they are copied in
+        # as well so a lost author index does not hide them (a read shows
+        # each post once whichever sources hold it).
+        authors = [caller, *(a for a in followees if a not in celebrities and a != caller)]
+        refs = await self._newest_posts_of(authors, before=None, per_author=REBUILD_PER_AUTHOR,
+                                           limit=self.settings.timeline_max_entries)
+        await self.store.rebuild(caller, [encode_member(r.post_id, r.author_id) for r in refs], self.active_seconds)
+        REBUILD_SECONDS.observe(time.perf_counter() - started)
+        log.info("rebuilt timeline", extra={"user_id": caller, "authors": len(authors), "entries": len(refs)})
+
+    async def _pulled_page(self, caller: int, size: int, cursor: int | None):
+        """One page by fan-out-on-read: everyone followed (celebrities too)
+        and the reader's own posts, merged newest first from the posts store."""
+        followees, _ = await self._followees(caller)
+        page: list = []
+        shown: set[str] = set()
+        has_more = False
+        for _ in range(MAX_READ_ROUNDS):
+            need = size - len(page)
+            refs = await self._newest_posts_of([caller, *followees], before=cursor, per_author=need + 1,
+                                               limit=need + 1)
+            candidates = [Stored(r.post_id, b"") for r in refs[:need]]
+            if not candidates:
+                has_more = False
+                break
+            found = await self._hydrate(candidates, caller)
+            for entry in candidates:
+                post = found.get(entry.post_id)
+                if post is not None and _shown_first_time(post, shown):
+                    page.append(post)
+            cursor = candidates[-1].post_id
+            has_more = len(refs) > need
+            if len(page) >= size or not has_more:
+                break
+        return page, (encode_token({"before": cursor}) if has_more else "")
+
+    async def _followees(self, caller: int) -> tuple[list[int], set[int]]:
+        try:
+            reply = await clients.graph().ListFolloweeIds(
+                graph_pb2.ListFolloweeIdsRequest(user_id=str(caller)), timeout=self.settings.rpc_timeout_seconds
+            )
+        except grpc.aio.AioRpcError as err:
+            log.warning("graph failed; cannot list followees", extra={"user_id": caller, "code": err.code().name})
+            raise unavailable("the timeline is temporarily unavailable; retry shortly") from err
+        return list(reply.followee_ids), set(reply.celebrity_ids)
+
+    async def _newest_posts_of(self, authors: list[int], *, before: int | None, per_author: int,
+                               limit: int) -> list[posts_pb2.PostRef]:
+        if not authors:
+            return []
+        try:
+            reply = await clients.posts().ListAuthorsPostIds(
+                posts_pb2.ListAuthorsPostIdsRequest(author_ids=authors, before_post_id=before or 0,
+                                                    per_author_limit=min(per_author, 800), limit=min(limit, 800)),
+                timeout=self.settings.rpc_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as err:
+            log.warning("posts failed; cannot list authors' posts", extra={"code": err.code().name})
+            raise unavailable("the timeline is temporarily unavailable; retry shortly") from err
+        return list(reply.posts)
 
     async def WatchHomeTimeline(self, request, context):
         caller = caller_id(context)
@@ -214,6 +373,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         channels += [author_channel(c) for c in celebrities if c != caller]
         seen: deque[int] = deque(maxlen=1000)
         async with self.hub.listen(channels) as queue:
+            # A reader watching live is active: fanout must deliver (and so
+            # publish) to them. Subscribed first, so nothing falls in between.
+            await self._ensure_active(caller)
             # Headers now, not with the first post: the client (and Envoy) learn
             # at once that the stream is open and subscribed.
             await context.send_initial_metadata(())
@@ -222,6 +384,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 try:
                     member = await asyncio.wait_for(queue.get(), timeout=self.heartbeat_seconds)
                 except asyncio.TimeoutError:
+                    await self._touch(caller)
                     yield timeline_pb2.WatchHomeTimelineResponse()
                     continue
                 try:
@@ -279,12 +442,14 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         await engagement_overlay.apply(copies, viewer, self.settings.rpc_timeout_seconds)
         return copies
 
-    async def _hydrate(self, entries: list[Entry], viewer: int) -> dict[int, posts_pb2.Post]:
+    async def _hydrate(self, entries: list[Stored], viewer: int) -> dict[int, posts_pb2.Post]:
         """Live posts by id, without engagement (viewer-independent, so they
         can be shared through the cache); deleted or unknown ones are absent."""
         found, missing = self.posts_cache.get_many(e.post_id for e in entries)
+        POST_CACHE.labels("hit").inc(len(found))
         if not missing:
             return found
+        POST_CACHE.labels("miss").inc(len(missing))
         try:
             reply = await clients.posts().BatchGetPosts(
                 posts_pb2.BatchGetPostsRequest(post_ids=[str(p) for p in missing], skip_engagement=True),
@@ -298,18 +463,18 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         found.update(fetched)
         return found
 
-    def _forget_deleted(self, user_id: int, entries: list[Entry]) -> None:
+    def _forget_deleted(self, user_id: int, members: list[bytes]) -> None:
         """Drops deleted posts from the reader's timeline without delaying the reply."""
-        if not entries:
+        if not members:
             return
-        task = asyncio.create_task(self._drop_quietly(user_id, entries))
+        task = asyncio.create_task(self._drop_quietly(user_id, members))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
-    async def _drop_quietly(self, user_id: int, entries: list[Entry]) -> None:
+    async def _drop_quietly(self, user_id: int, members: list[bytes]) -> None:
         try:
-            await self.store.drop_from_home(user_id, entries)
-            log.info("dropped deleted posts from timeline", extra={"user_id": user_id, "count": len(entries)})
+            await self.store.drop_from_home(user_id, members)
+            log.info("dropped deleted posts from timeline", extra={"user_id": user_id, "count": len(members)})
         except Exception:
             # Harmless: the next read filters them again.
             log.warning("could not drop deleted posts", extra={"user_id": user_id}, exc_info=True)

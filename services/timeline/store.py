@@ -1,43 +1,74 @@
 """The timeline service's Redis adapter: the only code that talks to Redis.
 
 Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
-  tl:{user}   home timeline, newest `timeline_max_entries` kept
-  ai:{author} author's recent posts, newest `author_index_max_entries` kept
-  tc:{user}   the user's followed celebrities, a short-lived cache of graph's answer
+  home:{user}    home timeline, newest `timeline_max_entries` kept; exists only
+                 while the user is active
+  seen:{user}    present while the user is active; deliveries skip users
+                 without it, and a read that finds it missing rebuilds
+  aidx:{author}  author's recent posts, newest `author_index_max_entries` kept
+  celebs:{user}  the user's followed celebrities, a short-lived cache of graph's answer
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import redis.asyncio as redis
+from redis.exceptions import NoScriptError
 
 from services.kit import redis_client
 from services.kit.config import Settings
 from services.timeline.entries import (
     Entry,
+    author_fingerprint,
     author_key,
-    author_suffix,
     celebrity_cache_key,
     decode_id_list,
     encode_id_list,
     encode_member,
     home_key,
+    seen_key,
 )
 from services.timeline.live import author_channel, home_channel
 
 # How many of a newly followed author's recent posts a follow copies in.
 BACKFILL_ENTRIES = 50
 
-# Removes, in one atomic step on one key, every member written for an author
-# (members end in ":<author id>"; the post id part holds digits only), and
-# forgets the reader's cached celebrity list (KEYS[2], same slot).
+# One delivery to one user, atomically: only to an active user (KEYS[2]
+# present), trimmed to the newest ARGV[2], announced to live readers.
+# KEYS: home, seen. ARGV: member, max entries, live channel. Returns 1 when
+# delivered, 0 when the user is inactive.
+_DELIVER_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+local max = tonumber(ARGV[2])
+if redis.call('ZCARD', KEYS[1]) > max then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
+end
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+"""
+
+# Adds members to an active user's timeline (inactive: nothing; their
+# timeline is rebuilt when they return). KEYS: home, seen. ARGV: max, members...
+_ADD_IF_ACTIVE_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 0, ARGV[i]) end
+local max = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
+return #ARGV - 1
+"""
+
+# Removes, in one atomic step on one key, every member whose author
+# fingerprint (the last 4 bytes) is ARGV[1], and forgets the reader's cached
+# celebrity list (KEYS[2], same slot). Returns the removed members.
 _PURGE_AUTHOR_LUA = """
 redis.call('DEL', KEYS[2])
-local suffix = ARGV[1]
-local removed = 0
+local fp = ARGV[1]
+local removed = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if string.sub(member, -string.len(suffix)) == suffix then
-    removed = removed + redis.call('ZREM', KEYS[1], member)
+  if string.sub(member, -4) == fp then
+    redis.call('ZREM', KEYS[1], member)
+    removed[#removed + 1] = member
   end
 end
 return removed
@@ -49,6 +80,8 @@ class TimelineStore:
         self.timeline_max = settings.timeline_max_entries
         self.author_index_max = settings.author_index_max_entries
         self._redis: redis.Redis = redis_client.client(settings)
+        self._deliver = self._redis.register_script(_DELIVER_LUA)
+        self._add_if_active = self._redis.register_script(_ADD_IF_ACTIVE_LUA)
         self._purge_author = self._redis.register_script(_PURGE_AUTHOR_LUA)
 
     @property
@@ -61,17 +94,34 @@ class TimelineStore:
     async def close(self) -> None:
         await self._redis.aclose()
 
-    async def add_to_homes(self, entry: Entry, user_ids: Sequence[int]) -> None:
-        """ZADD + trim on every listed home timeline, in one round trip."""
+    # -- deliveries ---------------------------------------------------------------
+
+    async def add_to_homes(self, entry: Entry, user_ids: Sequence[int]) -> int:
+        """Adds the entry to every listed ACTIVE user's timeline, in one round
+        trip; returns how many were active (and got it)."""
         member = encode_member(entry.post_id, entry.author_id)
-        pipe = self._redis.pipeline(transaction=False)
-        for user_id in user_ids:
-            key = home_key(user_id)
-            pipe.zadd(key, {member: 0})
-            pipe.zremrangebyrank(key, 0, -(self.timeline_max + 1))
-            # Cheap when nobody listens: PUBLISH to a channel without subscribers is O(1).
-            pipe.publish(home_channel(user_id), member)
-        await pipe.execute()
+        max_entries = self.timeline_max
+
+        def queue(pipe) -> None:
+            for user_id in user_ids:
+                pipe.evalsha(self._deliver.sha, 2, home_key(user_id), seen_key(user_id),
+                             member, max_entries, home_channel(user_id))
+
+        return sum(int(done) for done in await self._scripted(queue, self._deliver))
+
+    async def _scripted(self, queue, script) -> list:
+        """Runs a pipeline of EVALSHA calls, loading the script once if Redis
+        does not know it (first use, or after a Redis restart)."""
+        for attempt in (1, 2):
+            pipe = self._redis.pipeline(transaction=False)
+            queue(pipe)
+            try:
+                return await pipe.execute()
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                await self._redis.script_load(script.script)
+        raise AssertionError("unreachable")
 
     async def remove_from_homes(self, entry: Entry, user_ids: Sequence[int]) -> None:
         member = encode_member(entry.post_id, entry.author_id)
@@ -92,27 +142,59 @@ class TimelineStore:
     async def remove_from_author_index(self, entry: Entry) -> None:
         await self._redis.zrem(author_key(entry.author_id), encode_member(entry.post_id, entry.author_id))
 
+    # -- follows --------------------------------------------------------------------
+
     async def backfill(self, user_id: int, author_id: int, *, copy: bool = True) -> int:
         """Copies the author's newest posts into the user's home timeline
-        (unless `copy` is False) and forgets the user's cached celebrity list.
+        (unless `copy` is False, or the user is inactive: their timeline is
+        rebuilt from scratch when they return) and forgets the user's cached
+        celebrity list.
 
         Two keys in different cluster slots, so this is read-then-write rather
         than one script; both steps are idempotent, so a retry is harmless.
         """
         members = await self._redis.zrange(author_key(author_id), -BACKFILL_ENTRIES, -1) if copy else []
+        # The user follows someone new, who may be a celebrity.
+        await self._redis.delete(celebrity_cache_key(user_id))
+        if not members:
+            return 0
+        return int(await self._add_if_active(keys=[home_key(user_id), seen_key(user_id)],
+                                             args=[self.timeline_max, *members]))
+
+    async def purge_author(self, user_id: int, author_id: int) -> list[bytes]:
+        """Removes the members carrying the author's fingerprint; returns them."""
+        keys = [home_key(user_id), celebrity_cache_key(user_id)]
+        return list(await self._purge_author(keys=keys, args=[author_fingerprint(author_id)]))
+
+    async def add_members(self, user_id: int, members: Sequence[bytes]) -> None:
+        """Puts members back (a purge that caught another author's post)."""
+        if members:
+            await self._add_if_active(keys=[home_key(user_id), seen_key(user_id)],
+                                      args=[self.timeline_max, *members])
+
+    # -- activity -------------------------------------------------------------------
+
+    async def mark_active(self, user_id: int, ttl_seconds: int) -> None:
+        """The user is active for `ttl_seconds` more; so is their timeline."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(seen_key(user_id), b"1", ex=ttl_seconds)
+        pipe.expire(home_key(user_id), ttl_seconds)
+        await pipe.execute()
+
+    async def is_active(self, user_id: int) -> bool:
+        return bool(await self._redis.exists(seen_key(user_id)))
+
+    async def rebuild(self, user_id: int, members: Sequence[bytes], ttl_seconds: int) -> None:
+        """Fills a returning user's timeline (already marked active) with members."""
         key = home_key(user_id)
         pipe = self._redis.pipeline(transaction=False)
-        # The user follows someone new, who may be a celebrity.
-        pipe.delete(celebrity_cache_key(user_id))
         if members:
             pipe.zadd(key, {m: 0 for m in members})
             pipe.zremrangebyrank(key, 0, -(self.timeline_max + 1))
+        pipe.expire(key, ttl_seconds)
         await pipe.execute()
-        return len(members)
 
-    async def purge_author(self, user_id: int, author_id: int) -> int:
-        keys = [home_key(user_id), celebrity_cache_key(user_id)]
-        return int(await self._purge_author(keys=keys, args=[author_suffix(author_id)]))
+    # -- reads ------------------------------------------------------------------------
 
     async def cached_celebrities(self, user_id: int) -> list[int] | None:
         """The user's followed celebrities as last cached, or None when not cached."""
@@ -129,6 +211,16 @@ class TimelineStore:
             pipe.zrange(key, upper_bound, b"-", desc=True, bylex=True, offset=0, num=limit)
         return await pipe.execute()
 
-    async def drop_from_home(self, user_id: int, entries: Sequence[Entry]) -> None:
-        if entries:
-            await self._redis.zrem(home_key(user_id), *(encode_member(e.post_id, e.author_id) for e in entries))
+    async def active_and_newest_below(self, user_id: int, keys: Sequence[str], upper_bound: bytes,
+                                      limit: int) -> tuple[bool, list[list[bytes]]]:
+        """newest_below, plus whether the user is active, in the same round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(seen_key(user_id))
+        for key in keys:
+            pipe.zrange(key, upper_bound, b"-", desc=True, bylex=True, offset=0, num=limit)
+        active, *pages = await pipe.execute()
+        return bool(active), pages
+
+    async def drop_from_home(self, user_id: int, members: Sequence[bytes]) -> None:
+        if members:
+            await self._redis.zrem(home_key(user_id), *members)

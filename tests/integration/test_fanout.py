@@ -20,6 +20,7 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.config import service_addr
+from services.timeline.entries import author_key, celebrity_cache_key, decode_member, encode_member, home_key
 
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
 FANOUT_THRESHOLD = int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3"))
@@ -67,7 +68,11 @@ class Stack:
         reply = self.identity.CreateAccount(
             identity_pb2.CreateAccountRequest(username=username, password=secrets.token_urlsafe(12)), timeout=10
         )
-        return User(int(reply.user.id), username, reply.access_token)
+        user = User(int(reply.user.id), username, reply.access_token)
+        # A first read makes the user active: fanout delivers only to active
+        # users (test_timeline_activity covers the inactive ones).
+        self.page(user)
+        return user
 
     def follow(self, follower: User, followee: User) -> None:
         self.graph.FollowUser(graph_pb2.FollowUserRequest(user_id=str(followee.id)), metadata=follower.auth, timeout=10)
@@ -92,10 +97,10 @@ class Stack:
 
     def materialized(self, user: User) -> set[int]:
         """Post ids in the user's Redis home timeline."""
-        return {int(m.split(b":")[0]) for m in self.redis.zrange(f"tl:{{{user.id}}}", 0, -1)}
+        return {decode_member(m).post_id for m in self.redis.zrange(home_key(user.id), 0, -1)}
 
     def indexed(self, author: User) -> set[int]:
-        return {int(m.split(b":")[0]) for m in self.redis.zrange(f"ai:{{{author.id}}}", 0, -1)}
+        return {decode_member(m).post_id for m in self.redis.zrange(author_key(author.id), 0, -1)}
 
     def fanout_passed(self, reader: User) -> None:
         """Returns once fanout has finished every event published before this call.
@@ -217,7 +222,7 @@ def test_pagination_walks_every_source_once_newest_first(stack):
     # Same millisecond as a real post, but worker 1023 / sequence 4095: no
     # generator issues that id short of 4096 posts in one millisecond.
     ghost = (sorted(expected)[50] >> 22 << 22) | (1023 << 12) | 4095
-    stack.redis.zadd(f"tl:{{{reader.id}}}", {f"{ghost:020d}:{friend.id}": 0})
+    stack.redis.zadd(home_key(reader.id), {encode_member(ghost, friend.id): 0})
 
     seen, sizes, token = [], [], ""
     while True:
@@ -263,7 +268,7 @@ def test_following_and_unfollowing_a_celebrity_shows_at_once_despite_the_cache(s
     old = stack.post(celebrity, "before the follow")
     reader = stack.sign_up("r")
     assert old not in stack.home_ids(reader)  # caches "follows no celebrity"
-    assert stack.redis.get(f"tc:{{{reader.id}}}") == b""
+    assert stack.redis.get(celebrity_cache_key(reader.id)) == b""
 
     stack.follow(reader, celebrity)
     new = stack.post(celebrity, "after the follow")

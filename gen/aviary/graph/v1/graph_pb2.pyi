@@ -124,3 +124,17 @@ class FollowerBatch(_message.Message):
     FOLLOWER_IDS_FIELD_NUMBER: _ClassVar[int]
     follower_ids: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, follower_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ListFolloweeIdsRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class ListFolloweeIdsResponse(_message.Message):
+    __slots__ = ("followee_ids", "celebrity_ids")
+    FOLLOWEE_IDS_FIELD_NUMBER: _ClassVar[int]
+    CELEBRITY_IDS_FIELD_NUMBER: _ClassVar[int]
+    followee_ids: _containers.RepeatedScalarFieldContainer[int]
+    celebrity_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, followee_ids: _Optional[_Iterable[int]] = ..., celebrity_ids: _Optional[_Iterable[int]] = ...) -> None: ...

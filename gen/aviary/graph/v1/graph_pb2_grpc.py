@@ -71,6 +71,11 @@ class GraphServiceStub:
                 request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.StreamFollowersRequest.SerializeToString,
                 response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.FollowerBatch.FromString,
                 _registered_method=True)
+        self.ListFolloweeIds = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/ListFolloweeIds',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsResponse.FromString,
+                _registered_method=True)
 
 
 class GraphServiceServicer:
@@ -128,6 +133,15 @@ class GraphServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFolloweeIds(self, request, context):
+        """Internal: the ids of everyone a user follows, and which of them are
+        celebrities; for rebuilding a returning reader's timeline and for
+        reading it straight from the posts store when the timeline store is down.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GraphServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +179,11 @@ def add_GraphServiceServicer_to_server(servicer, server):
                     servicer.StreamFollowers,
                     request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.StreamFollowersRequest.FromString,
                     response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.FollowerBatch.SerializeToString,
+            ),
+            'ListFolloweeIds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFolloweeIds,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,6 +377,33 @@ class GraphService:
             '/aviary.graph.v1.GraphService/StreamFollowers',
             aviary_dot_graph_dot_v1_dot_graph__pb2.StreamFollowersRequest.SerializeToString,
             aviary_dot_graph_dot_v1_dot_graph__pb2.FollowerBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFolloweeIds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/ListFolloweeIds',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsResponse.FromString,
             options,
             channel_credentials,
             insecure,

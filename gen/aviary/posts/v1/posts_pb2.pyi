@@ -149,3 +149,29 @@ class ListRepliesResponse(_message.Message):
     posts: _containers.RepeatedCompositeFieldContainer[Post]
     next_page_token: str
     def __init__(self, posts: _Optional[_Iterable[_Union[Post, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuthorsPostIdsRequest(_message.Message):
+    __slots__ = ("author_ids", "before_post_id", "per_author_limit", "limit")
+    AUTHOR_IDS_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_POST_ID_FIELD_NUMBER: _ClassVar[int]
+    PER_AUTHOR_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    author_ids: _containers.RepeatedScalarFieldContainer[int]
+    before_post_id: int
+    per_author_limit: int
+    limit: int
+    def __init__(self, author_ids: _Optional[_Iterable[int]] = ..., before_post_id: _Optional[int] = ..., per_author_limit: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PostRef(_message.Message):
+    __slots__ = ("post_id", "author_id")
+    POST_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    post_id: int
+    author_id: int
+    def __init__(self, post_id: _Optional[int] = ..., author_id: _Optional[int] = ...) -> None: ...
+
+class ListAuthorsPostIdsResponse(_message.Message):
+    __slots__ = ("posts",)
+    POSTS_FIELD_NUMBER: _ClassVar[int]
+    posts: _containers.RepeatedCompositeFieldContainer[PostRef]
+    def __init__(self, posts: _Optional[_Iterable[_Union[PostRef, _Mapping]]] = ...) -> None: ...

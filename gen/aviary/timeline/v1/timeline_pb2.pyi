@@ -38,12 +38,14 @@ class DeliverEntriesRequest(_message.Message):
     def __init__(self, op: _Optional[_Union[DeliveryOp, str]] = ..., entry: _Optional[_Union[TimelineEntry, _Mapping]] = ..., user_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DeliverEntriesResponse(_message.Message):
-    __slots__ = ("batches", "timelines")
+    __slots__ = ("batches", "timelines", "skipped_inactive")
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     TIMELINES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_INACTIVE_FIELD_NUMBER: _ClassVar[int]
     batches: int
     timelines: int
-    def __init__(self, batches: _Optional[int] = ..., timelines: _Optional[int] = ...) -> None: ...
+    skipped_inactive: int
+    def __init__(self, batches: _Optional[int] = ..., timelines: _Optional[int] = ..., skipped_inactive: _Optional[int] = ...) -> None: ...
 
 class IndexAuthorPostRequest(_message.Message):
     __slots__ = ("op", "entry")
