@@ -30,6 +30,16 @@ class FollowChange:
 
 
 @dataclass(frozen=True)
+class AuthorStatusChange:
+    """An author crossed the celebrity threshold."""
+
+    kind: str  # "celebrity_changed"
+    author_id: int
+    celebrity: bool
+    occur_time: Timestamp
+
+
+@dataclass(frozen=True)
 class Ignored:
     """A well-formed event of a kind this worker has nothing to do for."""
 
@@ -37,7 +47,7 @@ class Ignored:
     reason: str
 
 
-def decode(topic: str, value: bytes | None) -> PostChange | FollowChange | Ignored:
+def decode(topic: str, value: bytes | None) -> PostChange | FollowChange | AuthorStatusChange | Ignored:
     """One Kafka record -> what to do; PoisonRecord when it can never be applied."""
     if topic == POSTS_TOPIC:
         return _post_change(_parse(events_pb2.PostEvent, value, topic))
@@ -70,8 +80,12 @@ def _post_change(event: events_pb2.PostEvent) -> PostChange | Ignored:
     return PostChange(name, body.post_id, body.author_id, event.occur_time)
 
 
-def _follow_change(event: events_pb2.GraphEvent) -> FollowChange | Ignored:
+def _follow_change(event: events_pb2.GraphEvent) -> FollowChange | AuthorStatusChange | Ignored:
     kind = event.WhichOneof("kind")
+    if kind == "celebrity_changed":
+        body = event.celebrity_changed
+        _require_positive(body.user_id, "user_id")
+        return AuthorStatusChange(kind, body.user_id, body.celebrity, event.occur_time)
     if kind == "follow_created":
         body = event.follow_created
     elif kind == "follow_removed":

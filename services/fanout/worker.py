@@ -14,7 +14,15 @@ from prometheus_client import Counter, Histogram
 
 from aviary.graph.v1 import graph_pb2
 from aviary.timeline.v1 import timeline_pb2
-from services.fanout.events import FollowChange, Ignored, PostChange, decode, delivery_request, event_age_seconds
+from services.fanout.events import (
+    AuthorStatusChange,
+    FollowChange,
+    Ignored,
+    PostChange,
+    decode,
+    delivery_request,
+    event_age_seconds,
+)
 from services.kit import clients
 from services.kit.config import Settings, env_float
 from services.kit.kafka import GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord, ensure_topics_async
@@ -95,6 +103,8 @@ class FanoutWorker:
         try:
             if isinstance(change, PostChange):
                 await self._apply_post(change)
+            elif isinstance(change, AuthorStatusChange):
+                await self._apply_author_status(change)
             else:
                 await self._apply_follow(change)
         except grpc.aio.AioRpcError as err:
@@ -168,6 +178,29 @@ class FanoutWorker:
         })
 
     # --- graph --------------------------------------------------------------------
+
+    async def _apply_author_status(self, change: AuthorStatusChange) -> None:
+        """Every follower of an author who crossed the threshold: their
+        cached celebrity lists go, and (crossing down) the posts that were
+        only merged at read time are copied into their timelines."""
+        followers_call = clients.graph().StreamFollowers(
+            graph_pb2.StreamFollowersRequest(user_id=str(change.author_id), batch_size=FOLLOWER_BATCH_SIZE),
+            timeout=self.stream_timeout,
+        )
+
+        async def requests():
+            async for batch in followers_call:
+                if batch.follower_ids:
+                    yield timeline_pb2.ApplyAuthorStatusRequest(
+                        author_id=change.author_id, celebrity=change.celebrity, user_ids=batch.follower_ids)
+
+        try:
+            reply = await clients.timeline().ApplyAuthorStatus(requests(), timeout=self.stream_timeout)
+        finally:
+            followers_call.cancel()
+        log.info("applied celebrity change", extra={
+            "author_id": change.author_id, "celebrity": change.celebrity,
+            "timelines": reply.timelines, "copied": reply.copied})
 
     async def _apply_follow(self, change: FollowChange) -> None:
         if change.follower_id == change.followee_id:

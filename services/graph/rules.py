@@ -56,3 +56,15 @@ def follow_event(event_id: int, follower: int, followee: int, created: bool, now
         event.follow_removed.follower_id = follower
         event.follow_removed.followee_id = followee
     return event_id, str(follower).encode(), event.SerializeToString()
+
+
+def celebrity_event(event_id: int, user_id: int, celebrity: bool, followers: int,
+                    now: datetime.datetime) -> tuple[int, bytes, bytes]:
+    """(event id, Kafka key, payload) of a threshold crossing; keyed by the user."""
+    occur = Timestamp()
+    occur.FromDatetime(now)
+    event = events_pb2.GraphEvent(event_id=event_id, occur_time=occur)
+    event.celebrity_changed.user_id = user_id
+    event.celebrity_changed.celebrity = celebrity
+    event.celebrity_changed.follower_count = followers
+    return event_id, str(user_id).encode(), event.SerializeToString()

@@ -136,6 +136,12 @@ class GraphStore:
         self._add_event(batch, event)
         await self.outbox.commit(batch)
 
+    async def commit_event(self, event: tuple[int, bytes, bytes]) -> None:
+        """An event on its own (through the outbox)."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        self._add_event(batch, event)
+        await self.outbox.commit(batch)
+
     def _add_event(self, batch: BatchStatement, event: tuple[int, bytes, bytes]) -> None:
         assert self.outbox is not None, "call start() first"
         event_id, key, payload = event
@@ -183,6 +189,9 @@ class GraphStore:
             await self.redis.sadd(CELEBRITIES_KEY, user_id)
         else:
             await self.redis.srem(CELEBRITIES_KEY, user_id)
+
+    async def is_flagged_celebrity(self, user_id: int) -> bool:
+        return bool(await self.redis.sismember(CELEBRITIES_KEY, user_id))
 
     async def celebrities_among(self, user_ids: list[int]) -> list[int]:
         if not user_ids:

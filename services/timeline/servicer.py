@@ -207,6 +207,19 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         await self.store.add_members(user_id, wrongly)
         return timeline_pb2.PurgeAuthorResponse(removed=len(removed) - len(wrongly))
 
+    async def ApplyAuthorStatus(self, request_iterator: AsyncIterator, context) -> timeline_pb2.ApplyAuthorStatusResponse:
+        timelines = copied = 0
+        members: list[bytes] | None = None
+        async for request in request_iterator:
+            if request.author_id <= 0:
+                raise invalid_argument("author_id", f"must be a positive id, got {request.author_id}")
+            user_ids = _checked_user_ids(request.user_ids)
+            if not request.celebrity and members is None:
+                members = await self.store.author_index_members(request.author_id)
+            copied += await self.store.apply_author_status(user_ids, [] if request.celebrity else members)
+            timelines += len(user_ids)
+        return timeline_pb2.ApplyAuthorStatusResponse(timelines=timelines, copied=copied)
+
     async def _not_by(self, author_id: int, members: list[bytes]) -> list[bytes]:
         if not members:
             return []

@@ -166,6 +166,26 @@ class TimelineStore:
         keys = [home_key(user_id), celebrity_cache_key(user_id)]
         return list(await self._purge_author(keys=keys, args=[author_fingerprint(author_id)]))
 
+    async def author_index_members(self, author_id: int) -> list[bytes]:
+        return list(await self._redis.zrange(author_key(author_id), 0, -1))
+
+    async def apply_author_status(self, user_ids: Sequence[int], members: Sequence[bytes]) -> int:
+        """Drops each user's cached celebrity list and copies `members` into
+        the active ones' timelines; returns how many entries were copied."""
+        pipe = self._redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.delete(celebrity_cache_key(user_id))
+        await pipe.execute()
+        if not members:
+            return 0
+
+        def queue(pipe) -> None:
+            for user_id in user_ids:
+                pipe.evalsha(self._add_if_active.sha, 2, home_key(user_id), seen_key(user_id),
+                             self.timeline_max, *members)
+
+        return sum(int(n) for n in await self._scripted(queue, self._add_if_active))
+
     async def add_members(self, user_id: int, members: Sequence[bytes]) -> None:
         """Puts members back (a purge that caught another author's post)."""
         if members:

@@ -278,3 +278,35 @@ def test_following_and_unfollowing_a_celebrity_shows_at_once_despite_the_cache(s
 
     stack.unfollow(reader, celebrity)
     assert wait_until(lambda: not {old, new} & set(stack.home_ids(reader)), timeout=3.0)
+
+
+def test_crossing_the_threshold_either_way_keeps_timelines_whole(stack):
+    """Up: new posts are merged at read time (old ones stay materialized,
+    shown once). Down: the posts that were only merged are copied into the
+    followers' timelines, so nothing goes missing, and nobody was rebuilt."""
+    author = stack.sign_up("x")
+    readers = [stack.sign_up("r") for _ in range(FANOUT_THRESHOLD)]
+    for reader in readers:
+        stack.follow(reader, author)
+    ordinary = stack.post(author, "while ordinary")
+    assert wait_until(lambda: all(ordinary in stack.materialized(r) for r in readers))
+
+    tipping = stack.sign_up("t")
+    stack.follow(tipping, author)  # one above the threshold: now a celebrity
+    assert stack.graph.GetFollowStats(graph_pb2.GetFollowStatsRequest(user_id=str(author.id))).celebrity
+    famous = stack.post(author, "while famous")
+    reader = readers[0]
+    # Without waiting out the celebrity cache: the crossing clears it.
+    assert wait_until(lambda: stack.home_ids(reader)[:2] == [famous, ordinary], timeout=3.0)
+    stack.fanout_passed(reader)
+    assert famous not in stack.materialized(reader)  # merged, not fanned out
+
+    stack.unfollow(tipping, author)  # below the threshold again
+    assert not stack.graph.GetFollowStats(graph_pb2.GetFollowStatsRequest(user_id=str(author.id))).celebrity
+    assert wait_until(lambda: all(famous in stack.materialized(r) for r in readers)), (
+        "the celebrity-period post was not copied into the followers' timelines")
+    again = stack.post(author, "ordinary again")
+    assert wait_until(lambda: again in stack.materialized(reader))
+    ids = stack.home_ids(reader)
+    assert [i for i in ids if i in (again, famous, ordinary)] == [again, famous, ordinary]
+    assert len(ids) == len(set(ids))

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61viary/events/v1/events.proto\x12\x10\x61viary.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\tPostEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1d.aviary.events.v1.PostCreatedH\x00\x12\x30\n\x07\x64\x65leted\x18\x04 \x01(\x0b\x32\x1d.aviary.events.v1.PostDeletedH\x00\x42\x06\n\x04kind\"\x9f\x02\n\x0bPostCreated\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0breply_to_id\x18\x04 \x01(\x03\x12\x14\n\x0crepost_of_id\x18\x05 \x01(\x03\x12\x10\n\x08hashtags\x18\x06 \x03(\t\x12\x10\n\x08mentions\x18\x07 \x03(\t\x12\x13\n\x0bproduct_ids\x18\x08 \x03(\x03\x12\x11\n\tmedia_ids\x18\t \x03(\x03\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12reply_to_author_id\x18\x0b \x01(\x03\x12\x1b\n\x13repost_of_author_id\x18\x0c \x01(\x03\"\\\n\x0bPostDeleted\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\x12\x13\n\x0breply_to_id\x18\x03 \x01(\x03\x12\x14\n\x0crepost_of_id\x18\x04 \x01(\x03\"\xcc\x01\n\nGraphEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x0e\x66ollow_created\x18\x03 \x01(\x0b\x32\x1f.aviary.events.v1.FollowCreatedH\x00\x12\x39\n\x0e\x66ollow_removed\x18\x04 \x01(\x0b\x32\x1f.aviary.events.v1.FollowRemovedH\x00\x42\x06\n\x04kind\"9\n\rFollowCreated\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\x03\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\x03\"9\n\rFollowRemoved\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\x03\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\x03\"\xc9\x01\n\x0f\x45ngagementEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0clike_created\x18\x03 \x01(\x0b\x32\x1d.aviary.events.v1.LikeCreatedH\x00\x12\x35\n\x0clike_removed\x18\x04 \x01(\x0b\x32\x1d.aviary.events.v1.LikeRemovedH\x00\x42\x06\n\x04kind\"G\n\x0bLikeCreated\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x16\n\x0epost_author_id\x18\x03 \x01(\x03\"G\n\x0bLikeRemoved\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x16\n\x0epost_author_id\x18\x03 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61viary/events/v1/events.proto\x12\x10\x61viary.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\tPostEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1d.aviary.events.v1.PostCreatedH\x00\x12\x30\n\x07\x64\x65leted\x18\x04 \x01(\x0b\x32\x1d.aviary.events.v1.PostDeletedH\x00\x42\x06\n\x04kind\"\x9f\x02\n\x0bPostCreated\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0breply_to_id\x18\x04 \x01(\x03\x12\x14\n\x0crepost_of_id\x18\x05 \x01(\x03\x12\x10\n\x08hashtags\x18\x06 \x03(\t\x12\x10\n\x08mentions\x18\x07 \x03(\t\x12\x13\n\x0bproduct_ids\x18\x08 \x03(\x03\x12\x11\n\tmedia_ids\x18\t \x03(\x03\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12reply_to_author_id\x18\x0b \x01(\x03\x12\x1b\n\x13repost_of_author_id\x18\x0c \x01(\x03\"\\\n\x0bPostDeleted\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\x12\x13\n\x0breply_to_id\x18\x03 \x01(\x03\x12\x14\n\x0crepost_of_id\x18\x04 \x01(\x03\"\x8d\x02\n\nGraphEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x0e\x66ollow_created\x18\x03 \x01(\x0b\x32\x1f.aviary.events.v1.FollowCreatedH\x00\x12\x39\n\x0e\x66ollow_removed\x18\x04 \x01(\x0b\x32\x1f.aviary.events.v1.FollowRemovedH\x00\x12?\n\x11\x63\x65lebrity_changed\x18\x05 \x01(\x0b\x32\".aviary.events.v1.CelebrityChangedH\x00\x42\x06\n\x04kind\"9\n\rFollowCreated\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\x03\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\x03\"9\n\rFollowRemoved\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\x03\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\x03\"N\n\x10\x43\x65lebrityChanged\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x11\n\tcelebrity\x18\x02 \x01(\x08\x12\x16\n\x0e\x66ollower_count\x18\x03 \x01(\x05\"\xc9\x01\n\x0f\x45ngagementEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x03\x12.\n\noccur_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0clike_created\x18\x03 \x01(\x0b\x32\x1d.aviary.events.v1.LikeCreatedH\x00\x12\x35\n\x0clike_removed\x18\x04 \x01(\x0b\x32\x1d.aviary.events.v1.LikeRemovedH\x00\x42\x06\n\x04kind\"G\n\x0bLikeCreated\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x16\n\x0epost_author_id\x18\x03 \x01(\x03\"G\n\x0bLikeRemoved\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x16\n\x0epost_author_id\x18\x03 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,15 +39,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTDELETED']._serialized_start=562
   _globals['_POSTDELETED']._serialized_end=654
   _globals['_GRAPHEVENT']._serialized_start=657
-  _globals['_GRAPHEVENT']._serialized_end=861
-  _globals['_FOLLOWCREATED']._serialized_start=863
-  _globals['_FOLLOWCREATED']._serialized_end=920
-  _globals['_FOLLOWREMOVED']._serialized_start=922
-  _globals['_FOLLOWREMOVED']._serialized_end=979
-  _globals['_ENGAGEMENTEVENT']._serialized_start=982
-  _globals['_ENGAGEMENTEVENT']._serialized_end=1183
-  _globals['_LIKECREATED']._serialized_start=1185
-  _globals['_LIKECREATED']._serialized_end=1256
-  _globals['_LIKEREMOVED']._serialized_start=1258
-  _globals['_LIKEREMOVED']._serialized_end=1329
+  _globals['_GRAPHEVENT']._serialized_end=926
+  _globals['_FOLLOWCREATED']._serialized_start=928
+  _globals['_FOLLOWCREATED']._serialized_end=985
+  _globals['_FOLLOWREMOVED']._serialized_start=987
+  _globals['_FOLLOWREMOVED']._serialized_end=1044
+  _globals['_CELEBRITYCHANGED']._serialized_start=1046
+  _globals['_CELEBRITYCHANGED']._serialized_end=1124
+  _globals['_ENGAGEMENTEVENT']._serialized_start=1127
+  _globals['_ENGAGEMENTEVENT']._serialized_end=1328
+  _globals['_LIKECREATED']._serialized_start=1330
+  _globals['_LIKECREATED']._serialized_end=1401
+  _globals['_LIKEREMOVED']._serialized_start=1403
+  _globals['_LIKEREMOVED']._serialized_end=1474
 # @@protoc_insertion_point(module_scope)

@@ -62,16 +62,18 @@ class PostDeleted(_message.Message):
     def __init__(self, post_id: _Optional[int] = ..., author_id: _Optional[int] = ..., reply_to_id: _Optional[int] = ..., repost_of_id: _Optional[int] = ...) -> None: ...
 
 class GraphEvent(_message.Message):
-    __slots__ = ("event_id", "occur_time", "follow_created", "follow_removed")
+    __slots__ = ("event_id", "occur_time", "follow_created", "follow_removed", "celebrity_changed")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_CREATED_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    CELEBRITY_CHANGED_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     occur_time: _timestamp_pb2.Timestamp
     follow_created: FollowCreated
     follow_removed: FollowRemoved
-    def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., follow_created: _Optional[_Union[FollowCreated, _Mapping]] = ..., follow_removed: _Optional[_Union[FollowRemoved, _Mapping]] = ...) -> None: ...
+    celebrity_changed: CelebrityChanged
+    def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., follow_created: _Optional[_Union[FollowCreated, _Mapping]] = ..., follow_removed: _Optional[_Union[FollowRemoved, _Mapping]] = ..., celebrity_changed: _Optional[_Union[CelebrityChanged, _Mapping]] = ...) -> None: ...
 
 class FollowCreated(_message.Message):
     __slots__ = ("follower_id", "followee_id")
@@ -88,6 +90,16 @@ class FollowRemoved(_message.Message):
     follower_id: int
     followee_id: int
     def __init__(self, follower_id: _Optional[int] = ..., followee_id: _Optional[int] = ...) -> None: ...
+
+class CelebrityChanged(_message.Message):
+    __slots__ = ("user_id", "celebrity", "follower_count")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CELEBRITY_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    celebrity: bool
+    follower_count: int
+    def __init__(self, user_id: _Optional[int] = ..., celebrity: _Optional[bool] = ..., follower_count: _Optional[int] = ...) -> None: ...
 
 class EngagementEvent(_message.Message):
     __slots__ = ("event_id", "occur_time", "like_created", "like_removed")

@@ -87,6 +87,24 @@ class PurgeAuthorResponse(_message.Message):
     removed: int
     def __init__(self, removed: _Optional[int] = ...) -> None: ...
 
+class ApplyAuthorStatusRequest(_message.Message):
+    __slots__ = ("author_id", "celebrity", "user_ids")
+    AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CELEBRITY_FIELD_NUMBER: _ClassVar[int]
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    author_id: int
+    celebrity: bool
+    user_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, author_id: _Optional[int] = ..., celebrity: _Optional[bool] = ..., user_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ApplyAuthorStatusResponse(_message.Message):
+    __slots__ = ("timelines", "copied")
+    TIMELINES_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    timelines: int
+    copied: int
+    def __init__(self, timelines: _Optional[int] = ..., copied: _Optional[int] = ...) -> None: ...
+
 class GetHomeTimelineRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]

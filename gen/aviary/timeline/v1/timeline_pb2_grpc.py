@@ -66,6 +66,11 @@ class TimelineServiceStub:
                 request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorRequest.SerializeToString,
                 response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorResponse.FromString,
                 _registered_method=True)
+        self.ApplyAuthorStatus = channel.stream_unary(
+                '/aviary.timeline.v1.TimelineService/ApplyAuthorStatus',
+                request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusRequest.SerializeToString,
+                response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusResponse.FromString,
+                _registered_method=True)
 
 
 class TimelineServiceServicer:
@@ -122,6 +127,16 @@ class TimelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyAuthorStatus(self, request_iterator, context):
+        """Internal (fanout, streaming the author's followers in batches): an
+        author crossed the celebrity threshold. Each follower's cached celebrity
+        list is dropped; when the author is no longer a celebrity, the posts that
+        were only merged at read time are copied into active followers' timelines.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TimelineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +169,11 @@ def add_TimelineServiceServicer_to_server(servicer, server):
                     servicer.PurgeAuthor,
                     request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorRequest.FromString,
                     response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorResponse.SerializeToString,
+            ),
+            'ApplyAuthorStatus': grpc.stream_unary_rpc_method_handler(
+                    servicer.ApplyAuthorStatus,
+                    request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusRequest.FromString,
+                    response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -320,6 +340,33 @@ class TimelineService:
             '/aviary.timeline.v1.TimelineService/PurgeAuthor',
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorRequest.SerializeToString,
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyAuthorStatus(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/aviary.timeline.v1.TimelineService/ApplyAuthorStatus',
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusRequest.SerializeToString,
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
