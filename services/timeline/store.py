@@ -34,12 +34,17 @@ from services.timeline.live import author_channel, home_channel
 BACKFILL_ENTRIES = 50
 
 # One delivery to one user, atomically: only to an active user (KEYS[2]
-# present), trimmed to the newest ARGV[2], announced to live readers.
+# present), trimmed to the newest ARGV[2], announced to live readers. A
+# timeline this creates expires with the activity mark.
 # KEYS: home, seen. ARGV: member, max entries, live channel. Returns 1 when
 # delivered, 0 when the user is inactive.
 _DELIVER_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], 0, ARGV[1])
+if redis.call('PTTL', KEYS[1]) == -1 then
+  local ttl = redis.call('PTTL', KEYS[2])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
 local max = tonumber(ARGV[2])
 if redis.call('ZCARD', KEYS[1]) > max then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
@@ -53,6 +58,10 @@ return 1
 _ADD_IF_ACTIVE_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 0, ARGV[i]) end
+if redis.call('PTTL', KEYS[1]) == -1 then
+  local ttl = redis.call('PTTL', KEYS[2])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
 local max = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
 return #ARGV - 1

@@ -2,10 +2,14 @@
 
 Needs the timeline service on its port (AVIARY_TIMELINE_ADDR overrides). Every
 test works on fresh random user / author / post ids and deletes its keys.
+
+Adds are delivered only to active users (those whose `seen:{user}` key
+exists), so tests mark their random readers active the way a read would.
 """
 from __future__ import annotations
 
 import os
+import random
 import secrets
 
 import grpc
@@ -14,11 +18,26 @@ import redis
 
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.config import service_addr
+from services.timeline.entries import (
+    MEMBER_BYTES,
+    author_fingerprint,
+    author_key,
+    celebrity_cache_key,
+    decode_member,
+    encode_member,
+    home_key,
+    seen_key,
+)
 
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
 TIMELINE_MAX = int(os.environ.get("AVIARY_TIMELINE_MAX_ENTRIES", "800"))
 ADD = timeline_pb2.DELIVERY_OP_ADD
 REMOVE = timeline_pb2.DELIVERY_OP_REMOVE
+ACTIVE_FOR_SECONDS = 3600
+
+# CRC-32 is affine over GF(2) for inputs of one length, so two 8-byte author
+# ids whose XOR is this value always share a fingerprint (found by search).
+FINGERPRINT_COLLIDING_XOR = 0x93F38161077B5A
 
 
 def random_id() -> int:
@@ -26,8 +45,8 @@ def random_id() -> int:
     return (1 << 62) + secrets.randbits(56)
 
 
-def member(post_id: int, author_id: int) -> bytes:
-    return f"{post_id:020d}:{author_id}".encode()
+def post_ids(members: list[bytes]) -> list[int]:
+    return [decode_member(m).post_id for m in members]
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +71,19 @@ def r():
     client.close()
 
 
-def users(r, n: int) -> list[int]:
+def mark_active(r, user_id: int) -> None:
+    """What a read does for the delivery path: the user's activity marker."""
+    r.set(seen_key(user_id), b"1", ex=ACTIVE_FOR_SECONDS)
+
+
+def users(r, n: int, *, active: bool = True) -> list[int]:
+    """Fresh random users, active (deliveries reach them) unless told otherwise."""
     ids = [random_id() for _ in range(n)]
     for user_id in ids:
-        r.track(f"tl:{{{user_id}}}")
+        for key in (home_key(user_id), seen_key(user_id), celebrity_cache_key(user_id)):
+            r.track(key)
+        if active:
+            mark_active(r, user_id)
     return ids
 
 
@@ -69,47 +97,124 @@ def request(op, post_id, author_id, user_ids):
     )
 
 
+def index(stub, op, post_id, author_id) -> None:
+    stub.IndexAuthorPost(timeline_pb2.IndexAuthorPostRequest(
+        op=op, entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author_id)))
+
+
+def purge(stub, user_id, author_id) -> int:
+    return stub.PurgeAuthor(timeline_pb2.PurgeAuthorRequest(user_id=user_id, author_id=author_id)).removed
+
+
 def test_deliver_add_is_idempotent_and_remove_too(stub, r):
     readers = users(r, 3)
     post_id, author = random_id(), random_id()
+    member = encode_member(post_id, author)
+    assert len(member) == MEMBER_BYTES
 
     first = deliver(stub, request(ADD, post_id, author, readers))
     again = deliver(stub, request(ADD, post_id, author, readers), request(ADD, post_id, author, readers[:1]))
-    assert (first.batches, first.timelines) == (1, 3)
-    assert (again.batches, again.timelines) == (2, 4)
+    assert (first.batches, first.timelines, first.skipped_inactive) == (1, 3, 0)
+    assert (again.batches, again.timelines, again.skipped_inactive) == (2, 4, 0)
     for reader in readers:
-        assert r.zrange(f"tl:{{{reader}}}", 0, -1) == [member(post_id, author)]
-        assert r.zscore(f"tl:{{{reader}}}", member(post_id, author)) == 0.0
+        assert r.zrange(home_key(reader), 0, -1) == [member]
+        assert r.zscore(home_key(reader), member) == 0.0
 
     deliver(stub, request(REMOVE, post_id, author, readers))
     deliver(stub, request(REMOVE, post_id, author, readers))
     for reader in readers:
-        assert r.zcard(f"tl:{{{reader}}}") == 0
+        assert r.zcard(home_key(reader)) == 0
 
 
-def test_deliver_orders_by_id_even_across_digit_counts(stub, r):
+def test_delivery_to_an_inactive_user_writes_nothing_and_is_counted_as_skipped(stub, r):
+    (idle,) = users(r, 1, active=False)
+    post_id, author = random_id(), random_id()
+
+    reply = deliver(stub, request(ADD, post_id, author, [idle]))
+    assert (reply.batches, reply.timelines, reply.skipped_inactive) == (1, 0, 1)
+    assert r.exists(home_key(idle)) == 0
+    assert r.exists(seen_key(idle)) == 0  # a delivery does not make anyone active
+
+
+def test_deliveries_reach_only_active_users_of_a_batch(stub, r):
+    active = users(r, 2)
+    idle = users(r, 3, active=False)
+    author = random_id()
+    first, second = random_id(), random_id()
+    mixed = [idle[0], active[0], idle[1], active[1], idle[2]]
+
+    reply = deliver(stub, request(ADD, first, author, mixed), request(ADD, second, author, [idle[0], active[0]]))
+    assert (reply.batches, reply.timelines, reply.skipped_inactive) == (2, 3, 4)
+    assert r.zrange(home_key(active[0]), 0, -1) == sorted([encode_member(first, author), encode_member(second, author)])
+    assert r.zrange(home_key(active[1]), 0, -1) == [encode_member(first, author)]
+    for user_id in idle:
+        assert r.exists(home_key(user_id)) == 0
+
+    # Activity is looked at on every delivery: a user who becomes active gets
+    # the next one (what they missed comes from the rebuild on their read).
+    mark_active(r, idle[0])
+    third = random_id()
+    reply = deliver(stub, request(ADD, third, author, [idle[0], idle[1]]))
+    assert (reply.timelines, reply.skipped_inactive) == (1, 1)
+    assert r.zrange(home_key(idle[0]), 0, -1) == [encode_member(third, author)]
+    assert r.exists(home_key(idle[1])) == 0
+
+
+def test_removals_reach_every_listed_user_active_or_not(stub, r):
     (reader,) = users(r, 1)
     author = random_id()
-    for post_id in (10, 999_999_999, 1_000_000_000, 9):
+    keep, gone = sorted([random_id(), random_id()])
+    deliver(stub, request(ADD, keep, author, [reader]), request(ADD, gone, author, [reader]))
+    # The reader goes inactive, their timeline still stored: a deleted post
+    # must still leave it (only adds are skipped for inactive users).
+    r.delete(seen_key(reader))
+    (never,) = users(r, 1, active=False)
+
+    reply = deliver(stub, request(REMOVE, gone, author, [reader, never]))
+    assert (reply.batches, reply.timelines, reply.skipped_inactive) == (1, 2, 0)
+    assert r.zrange(home_key(reader), 0, -1) == [encode_member(keep, author)]
+    assert r.exists(home_key(never)) == 0
+
+
+def test_deliver_orders_by_id_across_magnitudes(stub, r):
+    (reader,) = users(r, 1)
+    author = random_id()
+    ids = [9, 10, 255, 256, 65_535, 65_536, 999_999_999, 1_000_000_000, (1 << 32) - 1, 1 << 32,
+           (1 << 56) - 1, 1 << 56, random_id(), (1 << 63) - 1]
+    shuffled = ids[:]
+    random.shuffle(shuffled)
+    for post_id in shuffled:
         deliver(stub, request(ADD, post_id, author, [reader]))
-    newest_first = r.zrange(f"tl:{{{reader}}}", b"+", b"-", desc=True, bylex=True)
-    assert [int(m.split(b":")[0]) for m in newest_first] == [1_000_000_000, 999_999_999, 10, 9]
+    newest_first = r.zrange(home_key(reader), b"+", b"-", desc=True, bylex=True)
+    assert post_ids(newest_first) == sorted(ids, reverse=True)
+    assert r.zrange(home_key(reader), 0, -1) == sorted(encode_member(p, author) for p in ids)
+
+
+def test_deliver_orders_by_id_whatever_the_authors(stub, r):
+    (reader,) = users(r, 1)
+    authors = [random_id() for _ in range(6)]
+    base = random_id()
+    # Newer posts by authors whose fingerprints sort lower.
+    by_fingerprint = sorted(authors, key=author_fingerprint, reverse=True)
+    deliver(stub, *(request(ADD, base + i, a, [reader]) for i, a in enumerate(by_fingerprint)))
+    newest_first = r.zrange(home_key(reader), b"+", b"-", desc=True, bylex=True)
+    assert post_ids(newest_first) == [base + i for i in reversed(range(6))]
 
 
 def test_home_timeline_is_trimmed_to_the_newest_800(stub, r):
     (reader,) = users(r, 1)
     author = random_id()
     base = random_id()
-    post_ids = [base + i for i in range(TIMELINE_MAX + 50)]
+    ids = [base + i for i in range(TIMELINE_MAX + 50)]
     # Delivered out of order, as concurrent fanouts would.
-    shuffled = post_ids[1::2] + post_ids[0::2]
+    shuffled = ids[1::2] + ids[0::2]
     reply = deliver(stub, *(request(ADD, p, author, [reader]) for p in shuffled))
     assert reply.batches == TIMELINE_MAX + 50
+    assert (reply.timelines, reply.skipped_inactive) == (TIMELINE_MAX + 50, 0)
 
-    key = f"tl:{{{reader}}}"
+    key = home_key(reader)
     assert r.zcard(key) == TIMELINE_MAX
-    kept = [int(m.split(b":")[0]) for m in r.zrange(key, 0, -1)]
-    assert kept == post_ids[50:]
+    assert post_ids(r.zrange(key, 0, -1)) == ids[50:]
 
 
 def test_bad_batches_are_rejected_naming_the_field_and_write_nothing(stub, r):
@@ -127,7 +232,7 @@ def test_bad_batches_are_rejected_naming_the_field_and_write_nothing(stub, r):
             deliver(stub, bad)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.value.details().startswith(field), err.value.details()
-    assert r.zcard(f"tl:{{{reader}}}") == 0
+    assert r.exists(home_key(reader)) == 0
 
     with pytest.raises(grpc.RpcError) as err:
         stub.IndexAuthorPost(timeline_pb2.IndexAuthorPostRequest(
@@ -138,79 +243,140 @@ def test_bad_batches_are_rejected_naming_the_field_and_write_nothing(stub, r):
         stub.BackfillAuthor(timeline_pb2.BackfillAuthorRequest(user_id=reader, author_id=0))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith("author_id")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.PurgeAuthor(timeline_pb2.PurgeAuthorRequest(user_id=0, author_id=author))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("user_id")
 
 
 def test_author_index_add_remove_and_trim(stub, r):
     author = random_id()
-    key = f"ai:{{{author}}}"
+    key = author_key(author)
     r.track(key)
     base = random_id()
     for i in range(3):
-        stub.IndexAuthorPost(timeline_pb2.IndexAuthorPostRequest(
-            op=ADD, entry=timeline_pb2.TimelineEntry(post_id=base + i, author_id=author)))
-    stub.IndexAuthorPost(timeline_pb2.IndexAuthorPostRequest(
-        op=ADD, entry=timeline_pb2.TimelineEntry(post_id=base + 1, author_id=author)))
-    assert r.zrange(key, 0, -1) == [member(base + i, author) for i in range(3)]
+        index(stub, ADD, base + i, author)
+    index(stub, ADD, base + 1, author)
+    assert r.zrange(key, 0, -1) == [encode_member(base + i, author) for i in range(3)]
 
-    stub.IndexAuthorPost(timeline_pb2.IndexAuthorPostRequest(
-        op=REMOVE, entry=timeline_pb2.TimelineEntry(post_id=base + 1, author_id=author)))
-    assert r.zrange(key, 0, -1) == [member(base, author), member(base + 2, author)]
+    index(stub, REMOVE, base + 1, author)
+    assert r.zrange(key, 0, -1) == [encode_member(base, author), encode_member(base + 2, author)]
 
 
 def test_author_index_is_trimmed(stub, r):
     author = random_id()
-    key = f"ai:{{{author}}}"
+    key = author_key(author)
     r.track(key)
     limit = int(os.environ.get("AVIARY_AUTHOR_INDEX_MAX_ENTRIES", "200"))
     base = random_id()
     for i in range(limit + 5):
-        stub.IndexAuthorPost(timeline_pb2.IndexAuthorPostRequest(
-            op=ADD, entry=timeline_pb2.TimelineEntry(post_id=base + i, author_id=author)))
+        index(stub, ADD, base + i, author)
     assert r.zcard(key) == limit
-    assert r.zrange(key, 0, 0) == [member(base + 5, author)]
+    assert r.zrange(key, 0, 0) == [encode_member(base + 5, author)]
 
 
 def test_backfill_copies_the_newest_50_and_purge_removes_only_that_author(stub, r):
     (reader,) = users(r, 1)
     author, other = random_id(), random_id()
-    r.track(f"ai:{{{author}}}")
+    r.track(author_key(author))
     base = random_id()
     for i in range(60):
-        stub.IndexAuthorPost(timeline_pb2.IndexAuthorPostRequest(
-            op=ADD, entry=timeline_pb2.TimelineEntry(post_id=base + i, author_id=author)))
+        index(stub, ADD, base + i, author)
     # The reader already has a post of someone else, newer than the author's.
     deliver(stub, request(ADD, base + 100, other, [reader]))
+    r.set(celebrity_cache_key(reader), b"")  # "follows no celebrity", cached
 
     copied = stub.BackfillAuthor(timeline_pb2.BackfillAuthorRequest(user_id=reader, author_id=author)).copied
     assert copied == 50
-    key = f"tl:{{{reader}}}"
+    assert r.exists(celebrity_cache_key(reader)) == 0  # the new followee may be a celebrity
+    key = home_key(reader)
     assert r.zcard(key) == 51
-    assert r.zrange(key, 0, 0) == [member(base + 10, author)]  # the 50 newest: base+10 .. base+59
+    assert r.zrange(key, 0, 0) == [encode_member(base + 10, author)]  # the 50 newest: base+10 .. base+59
+    assert r.zrange(key, 0, -1) == [encode_member(base + i, author) for i in range(10, 60)] + [
+        encode_member(base + 100, other)]
     # Again: idempotent.
     stub.BackfillAuthor(timeline_pb2.BackfillAuthorRequest(user_id=reader, author_id=author))
     assert r.zcard(key) == 51
 
-    removed = stub.PurgeAuthor(timeline_pb2.PurgeAuthorRequest(user_id=reader, author_id=author)).removed
-    assert removed == 50
-    assert r.zrange(key, 0, -1) == [member(base + 100, other)]
-    assert stub.PurgeAuthor(timeline_pb2.PurgeAuthorRequest(user_id=reader, author_id=author)).removed == 0
+    r.set(celebrity_cache_key(reader), b"")
+    assert purge(stub, reader, author) == 50
+    assert r.exists(celebrity_cache_key(reader)) == 0
+    assert r.zrange(key, 0, -1) == [encode_member(base + 100, other)]
+    assert purge(stub, reader, author) == 0
+    # The author's own index is not the reader's to purge.
+    assert r.zcard(author_key(author)) == 60
 
 
-def test_purge_does_not_confuse_authors_sharing_digits(stub, r):
-    (reader,) = users(r, 1)
-    author = (1 << 40) + secrets.randbits(32)
-    lookalike = int("1" + str(author))  # ends with the same digits
+def test_backfill_into_an_inactive_users_timeline_copies_nothing(stub, r):
+    (idle,) = users(r, 1, active=False)
+    author = random_id()
+    r.track(author_key(author))
     base = random_id()
-    deliver(stub, request(ADD, base, author, [reader]), request(ADD, base + 1, lookalike, [reader]))
-    assert stub.PurgeAuthor(timeline_pb2.PurgeAuthorRequest(user_id=reader, author_id=author)).removed == 1
-    assert r.zrange(f"tl:{{{reader}}}", 0, -1) == [member(base + 1, lookalike)]
+    for i in range(3):
+        index(stub, ADD, base + i, author)
+    r.set(celebrity_cache_key(idle), b"")
+
+    reply = stub.BackfillAuthor(timeline_pb2.BackfillAuthorRequest(user_id=idle, author_id=author))
+    assert reply.copied == 0
+    assert r.exists(home_key(idle)) == 0  # rebuilt from the posts store when they return
+    assert r.exists(celebrity_cache_key(idle)) == 0  # still forgotten: they follow someone new
+
+
+def test_two_authors_entries_are_purged_independently(stub, r):
+    (reader,) = users(r, 1)
+    first, second = random_id(), random_id()
+    assert author_fingerprint(first) != author_fingerprint(second)  # 2**-32 odds otherwise
+    base = random_id()
+    # Interleaved: first has even offsets, second odd ones.
+    firsts = [base + i for i in range(0, 10, 2)]
+    seconds = [base + i for i in range(1, 10, 2)]
+    deliver(stub, *(request(ADD, p, first, [reader]) for p in firsts),
+            *(request(ADD, p, second, [reader]) for p in seconds))
+    key = home_key(reader)
+    assert r.zcard(key) == 10
+
+    assert purge(stub, reader, first) == len(firsts)
+    assert r.zrange(key, 0, -1) == [encode_member(p, second) for p in seconds]
+    assert purge(stub, reader, first) == 0  # idempotent
+    assert r.zrange(key, 0, -1) == [encode_member(p, second) for p in seconds]
+
+    assert purge(stub, reader, second) == len(seconds)
+    assert r.zcard(key) == 0
+    # An author never followed: nothing to remove.
+    assert purge(stub, reader, random_id()) == 0
+
+
+def test_purge_goes_by_fingerprint_and_keeps_nothing_whose_post_does_not_exist(stub, r):
+    """Authors sharing a fingerprint: the purge takes both's entries, then puts
+    back those whose post is by someone else. A post that does not exist (as
+    with these random ids) is treated as removable, so nothing comes back."""
+    (reader,) = users(r, 1)
+    author = random_id()
+    twin = author ^ FINGERPRINT_COLLIDING_XOR
+    assert twin != author and author_fingerprint(twin) == author_fingerprint(author)
+    bystander = random_id()
+    base = random_id()
+    deliver(stub, request(ADD, base, author, [reader]), request(ADD, base + 1, twin, [reader]),
+            request(ADD, base + 2, bystander, [reader]))
+
+    assert purge(stub, reader, author) == 2
+    assert r.zrange(home_key(reader), 0, -1) == [encode_member(base + 2, bystander)]
 
 
 def test_backfill_of_an_author_without_posts_copies_nothing(stub, r):
     (reader,) = users(r, 1)
     reply = stub.BackfillAuthor(timeline_pb2.BackfillAuthorRequest(user_id=reader, author_id=random_id()))
     assert reply.copied == 0
-    assert r.exists(f"tl:{{{reader}}}") == 0
+    assert r.exists(home_key(reader)) == 0
+
+
+def test_a_timeline_created_by_a_delivery_expires_with_the_activity_marker(stub, r):
+    # The state after a first read of an empty timeline: marked active, no
+    # home key (mark_active's EXPIRE of a missing key does nothing).
+    (reader,) = users(r, 1)
+    deliver(stub, request(ADD, random_id(), random_id(), [reader]))
+    ttl = r.ttl(home_key(reader))
+    assert 0 < ttl <= r.ttl(seen_key(reader)) + 1, ttl
 
 
 def test_home_timeline_needs_a_token(stub):

@@ -1,21 +1,35 @@
 """Timeline member encoding, ordering and the read-time merge (pure logic)."""
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from services.timeline.entries import (
-    Entry,
+    MEMBER_BYTES,
+    Stored,
+    author_fingerprint,
     author_key,
-    author_suffix,
+    celebrity_cache_key,
+    decode_id_list,
     decode_member,
+    encode_id_list,
     encode_member,
     home_key,
     lex_upper_bound,
     merge_newest,
     plan_round,
+    post_prefix,
+    seen_key,
 )
 
 MAX_ID = (1 << 63) - 1
+
+# Ids of very different magnitudes, ascending: one byte, byte carries (255 ->
+# 256, 65535 -> 65536), the old decimal-padding trap (9 vs 10 digits), and
+# the top of the Snowflake range.
+MIXED_IDS = [1, 9, 10, 255, 256, 65_535, 65_536, 999_999_999, 1_000_000_000, (1 << 32) - 1, 1 << 32,
+             (1 << 56) - 1, 1 << 56, 383231189328842752, (1 << 62) + 1, MAX_ID - 1, MAX_ID]
 
 
 def members(*pairs):
@@ -24,26 +38,54 @@ def members(*pairs):
 
 
 def test_keys_carry_cluster_hash_tags():
-    assert home_key(42) == "tl:{42}"
-    assert author_key(7) == "ai:{7}"
+    assert home_key(42) == "home:{42}"
+    assert author_key(7) == "aidx:{7}"
+    assert celebrity_cache_key(42) == "celebs:{42}"
+    assert seen_key(42) == "seen:{42}"
+
+
+def test_a_users_keys_share_one_cluster_slot():
+    # Deliveries check seen and write home in one script; purges touch home
+    # and the celebrity cache in one script: same hash tag, same slot.
+    user = 383231189328842752
+    tags = {key[key.index("{"):] for key in (home_key(user), seen_key(user), celebrity_cache_key(user))}
+    assert tags == {f"{{{user}}}"}
+
+
+def test_member_is_12_bytes_of_big_endian_post_id_then_author_crc32():
+    assert MEMBER_BYTES == 12
+    # Pinned bytes: members already in Redis must keep meaning the same.
+    assert encode_member(1, 123) == bytes.fromhex("0000000000000001" "a2f577dd")
+    for post_id, author_id in [(1, 1), (123456789, 987), (MAX_ID, MAX_ID)]:
+        member = encode_member(post_id, author_id)
+        assert len(member) == MEMBER_BYTES
+        assert member[:8] == post_prefix(post_id) == post_id.to_bytes(8, "big")
+        assert member[8:] == author_fingerprint(author_id)
+        assert author_fingerprint(author_id) == zlib.crc32(author_id.to_bytes(8, "big")).to_bytes(4, "big")
 
 
 def test_member_round_trips_including_the_largest_id():
     for post_id, author_id in [(1, 1), (123456789, 987), (MAX_ID, MAX_ID)]:
         member = encode_member(post_id, author_id)
-        assert decode_member(member) == Entry(post_id, author_id)
-        assert len(member.split(b":")[0]) == 20
+        stored = decode_member(member)
+        assert stored == Stored(post_id, member)
+        assert stored.post_id == post_id and stored.member == member
+        assert isinstance(stored.member, bytes)
 
 
-def test_nine_and_ten_digit_ids_compare_right_once_padded():
+def test_nine_and_ten_digit_ids_compare_right():
     nine, ten = 999_999_999, 1_000_000_000
-    assert str(nine) > str(ten)  # the trap: unpadded strings sort wrongly
+    assert str(nine) > str(ten)  # the trap decimal text members had to pad around
     assert encode_member(nine, 5) < encode_member(ten, 5)
 
 
-def test_byte_order_equals_id_order_regardless_of_author():
-    ids = [5, 10, 99, 100, 1 << 40, (1 << 40) + 1, MAX_ID - 1, MAX_ID]
-    encoded = [encode_member(i, author) for i, author in zip(ids, [9, 1, 88888, 2, 7, 3, 1, 10**18])]
+def test_byte_order_equals_id_order_across_magnitudes_regardless_of_author():
+    authors = [9, 1, 88888, 2, 7, 3, 1, 10**18, 5, 123, 5123, 12, 1123, MAX_ID, 4, 6, 8]
+    encoded = [encode_member(i, a) for i, a in zip(MIXED_IDS, authors, strict=True)]
+    assert sorted(encoded) == encoded
+    # Also when every author's fingerprint sorts against the id order.
+    by_fingerprint = sorted(authors, key=author_fingerprint, reverse=True)
+    encoded = [encode_member(i, a) for i, a in zip(MIXED_IDS, by_fingerprint, strict=True)]
     assert sorted(encoded) == encoded
 
 
@@ -51,47 +93,81 @@ def test_adjacent_snowflake_ids_stay_distinct_where_a_float_score_would_not():
     a, b = (1 << 62) + 1, (1 << 62) + 2
     assert float(a) == float(b)  # why scores cannot carry the id
     assert encode_member(a, 1) < encode_member(b, 1)
+    # Whatever the authors' fingerprints.
+    assert encode_member(a, 123) < encode_member(b, 5123)
+    assert encode_member(a, 5123) < encode_member(b, 123)
 
 
 @pytest.mark.parametrize(
-    "bad", [b"", b"123", b"12:3", b"0000000000000000000x:1", b"00000000000000000001:", b"00000000000000000001:a"]
+    "bad",
+    [
+        b"",
+        b"123",
+        bytes(11),  # one byte short
+        bytes(13),  # one byte long
+        encode_member(1, 1) + b"\x00",
+        encode_member(1, 1)[:-1],
+        b"00000000000000000001:1",  # the old decimal text format
+        b"00000000000000000001:",
+        b"garbage",
+    ],
 )
-def test_decode_rejects_foreign_members(bad):
+def test_decode_rejects_anything_but_12_bytes(bad):
     with pytest.raises(ValueError):
         decode_member(bad)
 
 
-def test_author_suffix_matches_only_that_author():
-    suffix = author_suffix(123)
-    assert encode_member(55, 123).endswith(suffix)
-    assert not encode_member(55, 5123).endswith(suffix)
-    assert not encode_member(123, 12).endswith(suffix)
+def test_author_fingerprint_is_the_members_last_four_bytes_and_tells_authors_apart():
+    fp = author_fingerprint(123)
+    assert len(fp) == 4
+    assert encode_member(55, 123).endswith(fp)
+    # Authors whose decimal ids share digits are different fingerprints.
+    for other in (5123, 1123, 12, 1230, 124):
+        assert author_fingerprint(other) != fp
+        assert not encode_member(55, other).endswith(fp)
+    # The post id never stands in for the author.
+    assert not encode_member(123, 12).endswith(fp)
 
 
 def test_upper_bound_excludes_the_cursor_member_and_keeps_older_ones():
-    bound = lex_upper_bound(1000)
     assert lex_upper_bound(None) == b"+"
-    assert bound.startswith(b"(")
+    bound = lex_upper_bound(1000)
+    assert bound == b"(" + post_prefix(1000)
     limit = bound[1:]
-    assert encode_member(999, 1) < limit
-    assert not encode_member(1000, 1) < limit
-    assert not encode_member(1001, 1) < limit
+    # Whatever the author's fingerprint (0xff.. or 0x00..), for every author.
+    for author in (1, 2, 123, 5123, MAX_ID):
+        assert encode_member(999, author) < limit
+        assert not encode_member(1000, author) < limit
+        assert not encode_member(1001, author) < limit
+    # Across magnitudes: a cursor at 256 keeps 255 and drops 65536.
+    limit = lex_upper_bound(256)[1:]
+    assert encode_member(255, 1) < limit
+    assert not encode_member(65_536, 1) < limit
 
 
 def test_merge_dedupes_by_post_id_and_orders_newest_first():
     home = members((10, 1), (7, 2), (3, 1))
     own = members((9, 99), (4, 99))
     celebrity = members((10, 1), (8, 50))  # post 10 both fanned out and indexed
-    merged = merge_newest([home, own, celebrity, [b"garbage"]])
+    junk = [b"garbage", b"00000000000000000010:1", bytes(13)]
+    merged = merge_newest([home, own, celebrity, junk])
     assert [e.post_id for e in merged] == [10, 9, 8, 7, 4, 3]
-    assert merged[0] == Entry(10, 1)
+    assert merged[0] == Stored(10, encode_member(10, 1))
+    # Each entry keeps its exact member bytes, so it can be removed.
+    assert {e.member for e in merged} == set(home) | set(own) | set(celebrity)
+
+
+def test_merge_orders_across_magnitudes():
+    ids = MIXED_IDS
+    sources = [members(*((p, 1) for p in ids[0::2])), members(*((p, 2) for p in ids[1::2]))]
+    assert [e.post_id for e in merge_newest(sources)] == sorted(ids, reverse=True)
 
 
 def test_plan_round_takes_need_and_reports_more():
     home = members((10, 1), (8, 1), (6, 1))
     celeb = members((9, 2), (7, 2), (5, 2))
     plan = plan_round([home, celeb], need=2, per_source_limit=3)
-    assert [e.post_id for e in plan.candidates] == [10, 9]
+    assert plan.candidates == [Stored(10, encode_member(10, 1)), Stored(9, encode_member(9, 2))]
     assert plan.has_more
     assert plan.next_cursor == 9
 
@@ -124,6 +200,26 @@ def test_plan_round_empty_sources():
     assert plan.candidates == [] and not plan.has_more and plan.next_cursor is None
 
 
+def test_plan_round_of_only_undecodable_members_is_the_end():
+    plan = plan_round([[b"garbage", bytes(13)]], need=1, per_source_limit=2)
+    assert plan.candidates == [] and not plan.has_more and plan.next_cursor is None
+
+
+def _page_through(sources: list[list[bytes]], need: int) -> list[int]:
+    """The read loop over sorted-set sources, with ZRANGE BYLEX REV semantics."""
+    seen: list[int] = []
+    cursor = None
+    while True:
+        bound = lex_upper_bound(cursor)
+        limit = need + 1
+        pages = [[m for m in s if bound == b"+" or m < bound[1:]][:limit] for s in sources]
+        plan = plan_round(pages, need=need, per_source_limit=limit)
+        seen.extend(e.post_id for e in plan.candidates)
+        if not plan.has_more:
+            return seen
+        cursor = plan.next_cursor
+
+
 def test_paging_through_rounds_visits_every_entry_once():
     """Simulates the read loop over three sources with overlap: no skip, no repeat."""
     sources = [
@@ -132,24 +228,22 @@ def test_paging_through_rounds_visits_every_entry_once():
         sorted({encode_member(p, 1) for p in range(1, 60, 2)}, reverse=True),  # overlaps source 0
     ]
     expected = sorted({decode_member(m).post_id for s in sources for m in s}, reverse=True)
-    seen: list[int] = []
-    cursor = None
-    while True:
-        bound = lex_upper_bound(cursor)
-        limit = 26
-        pages = [[m for m in s if bound == b"+" or m < bound[1:]][:limit] for s in sources]
-        plan = plan_round(pages, need=25, per_source_limit=limit)
-        seen.extend(e.post_id for e in plan.candidates)
-        if not plan.has_more:
-            break
-        cursor = plan.next_cursor
-    assert seen == expected
+    assert _page_through(sources, need=25) == expected
 
 
-def test_celebrity_cache_value_round_trips_and_keeps_the_user_slot():
-    from services.timeline.entries import celebrity_cache_key, decode_id_list, encode_id_list
+def test_paging_across_magnitudes_visits_every_entry_once_newest_first():
+    # Byte carries and 9/10-digit neighbours straddle page boundaries.
+    ids = sorted({*MIXED_IDS, *(i + d for i in MIXED_IDS[1:-2] for d in (-1, 1))})
+    sources = [
+        sorted({encode_member(p, 123) for p in ids[0::2]}, reverse=True),
+        sorted({encode_member(p, 5123) for p in ids[1::2]}, reverse=True),
+        sorted({encode_member(p, 123) for p in ids[0::4]}, reverse=True),  # overlaps source 0
+    ]
+    for need in (1, 2, 3, 7):
+        assert _page_through(sources, need=need) == sorted(ids, reverse=True)
 
-    assert celebrity_cache_key(42) == "tc:{42}"
+
+def test_celebrity_cache_value_round_trips():
     assert encode_id_list([]) == b""
     assert decode_id_list(b"") == []
     ids = [1, MAX_ID, 383231189328842752]
