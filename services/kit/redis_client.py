@@ -6,6 +6,9 @@ code runs against Redis Cluster in production.
 from __future__ import annotations
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 from services.kit.config import Settings, env_float, env_int
 
@@ -18,5 +21,9 @@ def client(settings: Settings) -> redis.Redis:
         max_connections=env_int("AVIARY_REDIS_MAX_CONNECTIONS", 200),
         timeout=env_float("AVIARY_REDIS_POOL_TIMEOUT_SECONDS", 2.0),
         health_check_interval=30,
+        # A pooled connection that a Redis restart closed is replaced and the
+        # command retried, instead of failing the request that found it.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry_on_error=[ConnectionError, TimeoutError],
     )
     return redis.Redis(connection_pool=pool, decode_responses=False)

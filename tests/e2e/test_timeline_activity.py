@@ -127,6 +127,10 @@ def redis_restored():
     yield
     devstack("up", "redis")
     assert wait_until(_redis_answers, timeout=30.0, interval=0.25)
+    # Later tests get services with fresh Redis connections and subscriptions.
+    users = ["gateway", "graph", "timeline", "engagement", "notifications"]
+    devstack("down", *users)
+    devstack("up", *users)
 
 
 def _redis_answers() -> bool:
