@@ -25,6 +25,8 @@ ENGAGEMENT_TOPIC = "engagement.events.v1"
 TOPICS = {POSTS_TOPIC: 6, GRAPH_TOPIC: 6, ENGAGEMENT_TOPIC: 6}
 
 LAG_REPORT_SECONDS = 5.0
+# How long a stopping loop waits for its consumer to leave the group.
+CLOSE_WAIT_SECONDS = 5.0
 
 CONSUMER_LAG = Gauge("aviary_kafka_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
 HANDLE_SECONDS = Histogram("aviary_kafka_handle_seconds", "Time to apply one record", ["group", "topic"])
@@ -107,9 +109,18 @@ class ConsumerLoop:
 
         threading.Thread(target=target, name=f"consumer-{self.group}", daemon=True).start()
         try:
-            await thread_done
+            # Shielded: cancelling this run must not cancel the thread's future,
+            # which the wait below still needs.
+            await asyncio.shield(thread_done)
         finally:
             stop.set()
+            if not thread_done.done():
+                # On shutdown, give the thread the moment it needs to notice the
+                # flag and close its consumer: close() leaves the group, so the
+                # other members take over this member's partitions at once. A
+                # daemon thread cut off by the process exiting leaves nothing,
+                # and the partitions sit unconsumed until the session times out.
+                await asyncio.wait({thread_done}, timeout=CLOSE_WAIT_SECONDS)
 
     def _poll_forever(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
         consumer = self._connect(stop)
