@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test gen gen-check lint bench bench-mixed help
+.PHONY: up down status reset test gen gen-check lint bench bench-mixed bench-scale help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,3 +46,6 @@ bench: ## home-timeline read benchmark through Envoy (stack must be up)
 
 bench-mixed: ## mixed read/write benchmark through Envoy, 100 reads per write (stack must be up)
 	$(PY) bench/mixed_workload.py --rps 300 --duration 30
+
+bench-scale: ## fanout and home timelines on a 100,000-user power-law graph (stack must be up; restarts graph and fanout)
+	$(PY) bench/fanout_scale.py
