@@ -76,6 +76,7 @@ for _path in (REPO, REPO / "gen"):
         sys.path.insert(0, str(_path))
 
 import aiohttp  # noqa: E402
+from loadgen import percentile, rounded, seed_call  # noqa: E402
 
 from aviary.graph.v1 import graph_pb2  # noqa: E402
 from services.graph import rules as graph_rules  # noqa: E402
@@ -106,17 +107,6 @@ WORKER_ID = MAX_WORKER  # devstack gives services worker ids 1..8; this one is t
 
 def log(msg: str) -> None:
     print(f"[fanout_scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
-    return sorted_values[index]
-
-
-def rounded(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def latency_block(latencies_ms: list[float]) -> dict:
@@ -611,30 +601,17 @@ async def scrape_async() -> float:
 # --------------------------------------------------------------------------- HTTP
 
 
-async def seed_call(client: aiohttp.ClientSession, method: str, path: str, **kwargs) -> dict:
-    """A setup call: waits out 429s; any other non-2xx fails the run."""
-    for _ in range(30):
-        async with client.request(method, path, **kwargs) as r:
-            status, body, retry_after = r.status, await r.read(), r.headers.get("Retry-After", "1")
-        if status == 429:
-            await asyncio.sleep(float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 1.0)
-            continue
-        if not 200 <= status < 300:
-            raise SystemExit(f"{method} {path} -> {status}: {body[:300].decode(errors='replace')}")
-        return json.loads(body) if body else {}
-    raise SystemExit(f"{method} {path}: still rate limited after 30 tries")
-
-
 async def sign_up(client: aiohttp.ClientSession, prefix: str) -> dict:
     username = f"{prefix}{secrets.token_hex(6)}"[:15]
-    body = await seed_call(client, "POST", "/v1/accounts", json={"username": username, "password": PASSWORD})
+    body = await seed_call(client, "POST", "/v1/accounts", tries=30,
+                            json={"username": username, "password": PASSWORD})
     return {"id": int(body["user"]["id"]), "username": username,
             "auth": {"Authorization": f"Bearer {body['accessToken']}"}}
 
 
 async def create_post(client: aiohttp.ClientSession, author: dict, text: str) -> tuple[int, float]:
     """(post id, perf_counter when the 200 arrived)."""
-    body = await seed_call(client, "POST", "/v1/posts", json={"text": text}, headers=author["auth"])
+    body = await seed_call(client, "POST", "/v1/posts", tries=30, json={"text": text}, headers=author["auth"])
     return int(body["id"]), time.perf_counter()
 
 

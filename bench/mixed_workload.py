@@ -44,6 +44,8 @@ import time
 
 import aiohttp
 
+from loadgen import percentile, rounded, seed_call
+
 try:  # a faster event loop keeps the load generator's own CPU share small
     import uvloop
 except ImportError:  # pragma: no cover
@@ -56,17 +58,6 @@ OPS = READ_OPS + WRITE_OPS
 # Targets: (name, operations pooled, p95 limit in ms). create_post and reply
 # are both POST /v1/posts.
 P95_TARGETS = (("post_p95_ms", ("create_post", "reply"), 100.0), ("home_p95_ms", ("home",), 50.0))
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
-    return sorted_values[index]
-
-
-def rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 def parse_mix(text: str, names: tuple[str, ...], flag: str) -> dict[str, float]:
@@ -118,21 +109,6 @@ def schedule(rps: float, duration: float, arrivals: str, rng: random.Random) -> 
 async def request(client: aiohttp.ClientSession, method: str, path: str, **kwargs) -> tuple[int, bytes]:
     async with client.request(method, path, **kwargs) as r:
         return r.status, await r.read()
-
-
-async def seed_call(client: aiohttp.ClientSession, method: str, path: str, **kwargs) -> dict:
-    """A setup call: waits out 429s (sign-up is anonymous, so it shares the
-    per-address bucket with anything else on this machine); any other non-2xx fails the run."""
-    for _ in range(20):
-        async with client.request(method, path, **kwargs) as r:
-            status, body, retry_after = r.status, await r.read(), r.headers.get("Retry-After", "1")
-        if status == 429:
-            await asyncio.sleep(float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 1.0)
-            continue
-        if not 200 <= status < 300:
-            raise SystemExit(f"seed {method} {path} -> {status}: {body[:300].decode(errors='replace')}")
-        return json.loads(body) if body else {}
-    raise SystemExit(f"seed {method} {path}: still rate limited after 20 tries")
 
 
 async def sign_up(client: aiohttp.ClientSession, prefix: str) -> dict:

@@ -114,8 +114,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             event = self._event(like_created=events_pb2.LikeCreated(
                 post_id=post_id, user_id=user_id, post_author_id=_target_author(post)))
             await self.store.finish_like(event, now)
-            await self.counters.add(post_id, "likes", +1)
-            self.recent_counts.discard(post_id)
+            await self._count(post_id, "likes", +1)
             log.info("post liked", extra={"post_id": post_id, "user_id": user_id})
         # Also on a repeat: a retry after a crash here repairs the cache.
         await self.liked.record(user_id, post_id, liked=True)
@@ -134,8 +133,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             event = self._event(like_removed=events_pb2.LikeRemoved(
                 post_id=post_id, user_id=user_id, post_author_id=_target_author(post) if post else 0))
             await self.store.finish_unlike(event, now)
-            await self.counters.add(post_id, "likes", -1)
-            self.recent_counts.discard(post_id)
+            await self._count(post_id, "likes", -1)
             log.info("post unliked", extra={"post_id": post_id, "user_id": user_id})
         await self.liked.record(user_id, post_id, liked=False)
         return await self._engagement_of(post_id, user_id)
@@ -165,29 +163,30 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         if created.reply_to_id:
             await self.store.mark_changed(created.reply_to_id, _utcnow())
             if await self.store.add_reply(created.reply_to_id, created.post_id):
-                await self.counters.add(created.reply_to_id, "replies", +1)
-                self.recent_counts.discard(created.reply_to_id)
+                await self._count(created.reply_to_id, "replies", +1)
         if created.repost_of_id and not created.text:
             await self.store.mark_changed(created.repost_of_id, _utcnow())
             if await self.store.add_repost(created.repost_of_id, created.author_id, created.post_id):
-                await self.counters.add(created.repost_of_id, "reposts", +1)
-                self.recent_counts.discard(created.repost_of_id)
+                await self._count(created.repost_of_id, "reposts", +1)
 
     async def _on_deleted(self, deleted: events_pb2.PostDeleted) -> None:
         if deleted.reply_to_id:
             await self.store.mark_changed(deleted.reply_to_id, _utcnow())
             if await self.store.remove_reply(deleted.reply_to_id, deleted.post_id):
-                await self.counters.add(deleted.reply_to_id, "replies", -1)
-                self.recent_counts.discard(deleted.reply_to_id)
+                await self._count(deleted.reply_to_id, "replies", -1)
         if deleted.repost_of_id:
             # Only the repost the edge records (a quote of the same post by
             # the same user is not a repost and removes nothing).
             await self.store.mark_changed(deleted.repost_of_id, _utcnow())
             if await self.store.remove_repost(deleted.repost_of_id, deleted.author_id, deleted.post_id):
-                await self.counters.add(deleted.repost_of_id, "reposts", -1)
-                self.recent_counts.discard(deleted.repost_of_id)
+                await self._count(deleted.repost_of_id, "reposts", -1)
 
     # -- helpers ----------------------------------------------------------------------
+
+    async def _count(self, post_id: int, what: str, delta: int) -> None:
+        """Applies a counted change, and forgets this replica's copy of the counts."""
+        await self.counters.add(post_id, what, delta)
+        self.recent_counts.discard(post_id)
 
     def _event(self, **kind) -> events_pb2.EngagementEvent:
         event_id = self.ids.next_id()

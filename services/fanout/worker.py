@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any, Callable, Sequence
 
 import grpc
 from prometheus_client import Counter, Histogram
@@ -47,18 +48,16 @@ _PERMANENT_CODES = (grpc.StatusCode.INVALID_ARGUMENT,)
 
 
 class FollowerFeed:
-    """Maps a StreamFollowers call to DeliverEntries requests as batches arrive.
+    """Maps a StreamFollowers call to timeline requests as batches arrive.
 
     Followers are never collected in memory: each batch is forwarded as soon
     as graph sends it. grpc swallows an exception raised by a request
     iterator (it just cancels the call), so the feed keeps it for the caller.
     """
 
-    def __init__(self, followers_call, op: int, post_id: int, author_id: int) -> None:
+    def __init__(self, followers_call, to_request: Callable[[Sequence[int]], Any]) -> None:
         self._call = followers_call
-        self._op = op
-        self._post_id = post_id
-        self._author_id = author_id
+        self._to_request = to_request
         self.error: BaseException | None = None
         self.followers = 0
 
@@ -68,7 +67,7 @@ class FollowerFeed:
                 if not batch.follower_ids:
                     continue
                 self.followers += len(batch.follower_ids)
-                yield delivery_request(self._op, self._post_id, self._author_id, batch.follower_ids)
+                yield self._to_request(batch.follower_ids)
         except Exception as exc:
             self.error = exc
             raise
@@ -151,13 +150,33 @@ class FanoutWorker:
 
     async def _deliver_to_followers(self, op: int, change: PostChange) -> None:
         started = time.perf_counter()
+        reply, followers = await self._stream_followers(
+            change.author_id,
+            lambda ids: delivery_request(op, change.post_id, change.author_id, ids),
+            clients.timeline().DeliverEntries,
+        )
+        op_name = timeline_pb2.DeliveryOp.Name(op)
+        TIMELINES_DELIVERED.labels(op_name).inc(reply.timelines)
+        log.info("fanned out post", extra={
+            "kind": change.kind,
+            "post_id": change.post_id,
+            "author_id": change.author_id,
+            "followers": followers,
+            "timelines": reply.timelines,
+            "batches": reply.batches,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        })
+
+    async def _stream_followers(self, author_id: int, to_request, timeline_call):
+        """Streams the author's followers, batch by batch, into a
+        client-streaming timeline call; returns (its reply, followers sent)."""
         followers_call = clients.graph().StreamFollowers(
-            graph_pb2.StreamFollowersRequest(user_id=str(change.author_id), batch_size=FOLLOWER_BATCH_SIZE),
+            graph_pb2.StreamFollowersRequest(user_id=str(author_id), batch_size=FOLLOWER_BATCH_SIZE),
             timeout=self.stream_timeout,
         )
-        feed = FollowerFeed(followers_call, op, change.post_id, change.author_id)
+        feed = FollowerFeed(followers_call, to_request)
         try:
-            reply = await clients.timeline().DeliverEntries(feed.requests(), timeout=self.stream_timeout)
+            reply = await timeline_call(feed.requests(), timeout=self.stream_timeout)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             if feed.error is not None:
                 # The follower stream failed; report that, not the cancel it caused.
@@ -165,17 +184,7 @@ class FanoutWorker:
             raise
         finally:
             followers_call.cancel()
-        op_name = timeline_pb2.DeliveryOp.Name(op)
-        TIMELINES_DELIVERED.labels(op_name).inc(reply.timelines)
-        log.info("fanned out post", extra={
-            "kind": change.kind,
-            "post_id": change.post_id,
-            "author_id": change.author_id,
-            "followers": feed.followers,
-            "timelines": reply.timelines,
-            "batches": reply.batches,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
-        })
+        return reply, feed.followers
 
     # --- graph --------------------------------------------------------------------
 
@@ -183,21 +192,12 @@ class FanoutWorker:
         """Every follower of an author who crossed the threshold: their
         cached celebrity lists go, and (crossing down) the posts that were
         only merged at read time are copied into their timelines."""
-        followers_call = clients.graph().StreamFollowers(
-            graph_pb2.StreamFollowersRequest(user_id=str(change.author_id), batch_size=FOLLOWER_BATCH_SIZE),
-            timeout=self.stream_timeout,
+        reply, _ = await self._stream_followers(
+            change.author_id,
+            lambda ids: timeline_pb2.ApplyAuthorStatusRequest(
+                author_id=change.author_id, celebrity=change.celebrity, user_ids=ids),
+            clients.timeline().ApplyAuthorStatus,
         )
-
-        async def requests():
-            async for batch in followers_call:
-                if batch.follower_ids:
-                    yield timeline_pb2.ApplyAuthorStatusRequest(
-                        author_id=change.author_id, celebrity=change.celebrity, user_ids=batch.follower_ids)
-
-        try:
-            reply = await clients.timeline().ApplyAuthorStatus(requests(), timeout=self.stream_timeout)
-        finally:
-            followers_call.cancel()
         log.info("applied celebrity change", extra={
             "author_id": change.author_id, "celebrity": change.celebrity,
             "timelines": reply.timelines, "copied": reply.copied})

@@ -15,7 +15,7 @@ from services.identity import validation
 from services.kit.cache import TtlCache
 from services.identity.passwords import Passwords
 from services.identity.store import IdentityStore, UserRecord, UsernameTaken
-from services.kit import clients
+from services.kit import clients, startup
 from services.kit.auth import TokenIssuer, caller_id
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import (
@@ -49,7 +49,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     # -- lifecycle -------------------------------------------------------
 
     async def start(self) -> None:
-        await _retry_while_unreachable(self.store.start, "postgresql")
+        await startup.retry_until_up(self.store.start, "postgresql")
         await self.passwords.start()
         try:
             self._token_issuer()
@@ -227,22 +227,6 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             if isinstance(result, BaseException):
                 raise result
         return stats.follower_count, stats.following_count, posts.post_count
-
-
-async def _retry_while_unreachable(connect, what: str, deadline_seconds: float = 120.0) -> None:
-    """Runs `connect` until it succeeds: on a fresh machine the database may still be starting."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + deadline_seconds
-    delay = 0.5
-    while True:
-        try:
-            return await connect()
-        except Exception as exc:
-            if loop.time() + delay > give_up:
-                raise
-            log.warning("backend not reachable yet; retrying", extra={"backend": what, "error": str(exc)[:300]})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def _username_taken(username: str):

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200
 
 
-def _with_originals(posts: Iterable[posts_pb2.Post]) -> list[posts_pb2.Post]:
+def with_originals(posts: Iterable[posts_pb2.Post]) -> list[posts_pb2.Post]:
+    """Each post followed by the post it embeds (a repost's or quote's original), if any."""
     out = []
     for post in posts:
         out.append(post)
@@ -34,7 +35,7 @@ def _with_originals(posts: Iterable[posts_pb2.Post]) -> list[posts_pb2.Post]:
 
 async def apply(posts: list[posts_pb2.Post], viewer_id: int | None, timeout: float) -> bool:
     """Overlays counts and liked_by_me in place; False when engagement failed."""
-    targets = _with_originals(posts)
+    targets = with_originals(posts)
     if not targets:
         return True
     post_ids = list(dict.fromkeys(p.id for p in targets))[:MAX_BATCH]

@@ -14,7 +14,6 @@ asks the media service.
 from __future__ import annotations
 
 import logging
-from typing import Iterable
 
 import grpc
 
@@ -23,6 +22,7 @@ from aviary.posts.v1 import posts_pb2
 from services.kit import clients
 from services.kit.cache import TtlCache
 from services.kit.config import env_float
+from services.kit.engagement_overlay import with_originals
 from services.kit.errors import invalid_argument, permission_denied, unavailable
 
 log = logging.getLogger(__name__)
@@ -79,20 +79,11 @@ async def check_media_ids(media_ids: list[int], author_id: int, timeout: float) 
             )
 
 
-def _posts_and_reposted(posts: Iterable[posts_pb2.Post]) -> list[posts_pb2.Post]:
-    out = []
-    for post in posts:
-        out.append(post)
-        if post.HasField("repost_of"):
-            out.append(post.repost_of)
-    return out
-
-
 async def attach_media(posts: list[posts_pb2.Post], timeout: float) -> None:
     """Fills `media` of each post (and of an embedded reposted post) in media_ids order.
 
     Never fails: without the media service, posts simply lack `media`."""
-    targets = [p for p in _posts_and_reposted(posts) if p.media_ids and not p.media]
+    targets = [p for p in with_originals(posts) if p.media_ids and not p.media]
     if not targets:
         return
     wanted = list(dict.fromkeys(int(i) for p in targets for i in p.media_ids))

@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit import clients, engagement_overlay
+from services.kit import clients, engagement_overlay, startup
 from services.kit.auth import caller_id
 from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float, env_int
@@ -130,20 +130,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def start(self) -> None:
         self.store = TimelineStore(self.settings)
-        await self._wait_for_redis()
-        self.hub = LiveHub(self.store.client)
-
-    async def _wait_for_redis(self, attempts: int = 30) -> None:
         # Backends may still be starting next to us; serve only once Redis answers.
-        for attempt in range(1, attempts + 1):
-            try:
-                await self.store.ping()
-                return
-            except Exception:
-                if attempt == attempts:
-                    raise
-                log.warning("redis not reachable yet; retrying", extra={"attempt": attempt})
-                await asyncio.sleep(1.0)
+        await startup.retry_until_up(self.store.ping, "redis")
+        self.hub = LiveHub(self.store.client)
 
     async def stop(self) -> None:
         if self.hub is not None:
@@ -273,10 +262,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 has_more = False
                 break
             found = await self._hydrate(plan.candidates, caller)
-            for entry in plan.candidates:
-                post = found.get(entry.post_id)
-                if post is not None and _shown_first_time(post, shown):
-                    page.append(post)
+            _extend_page(page, shown, plan.candidates, found)
             self._forget_deleted(caller, [e.member for e in plan.candidates if e.post_id not in found])
             cursor = plan.next_cursor
             has_more = plan.has_more
@@ -343,11 +329,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             if not candidates:
                 has_more = False
                 break
-            found = await self._hydrate(candidates, caller)
-            for entry in candidates:
-                post = found.get(entry.post_id)
-                if post is not None and _shown_first_time(post, shown):
-                    page.append(post)
+            _extend_page(page, shown, candidates, await self._hydrate(candidates, caller))
             cursor = candidates[-1].post_id
             has_more = len(refs) > need
             if len(page) >= size or not has_more:
@@ -515,6 +497,14 @@ class _PostCache:
     def discard(self, post_id: int) -> None:
         self._plain.discard(post_id)
         self._embedding.discard(post_id)
+
+
+def _extend_page(page: list, shown: set[str], candidates: list[Stored], found: dict[int, posts_pb2.Post]) -> None:
+    """Appends the live candidates, newest first, that the page does not show yet."""
+    for entry in candidates:
+        post = found.get(entry.post_id)
+        if post is not None and _shown_first_time(post, shown):
+            page.append(post)
 
 
 def _shown_first_time(post: posts_pb2.Post, shown: set[str]) -> bool:

@@ -213,3 +213,21 @@ def timeline_problems(expected: dict[str, set[str]], got: dict[str, list[str]]) 
             problems.append(f"{reader}: {len(ids)} ids for {len(want)} posts; missing {len(missing)} "
                             f"{sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}, twice {twice}")
     return problems
+
+
+def fanned_out(log_path: Path, offset: int, post_ids: set[str]) -> list[tuple[str, int]]:
+    """(post id, timelines) of each 'fanned out post' line a worker logged for
+    these posts after byte `offset` of its log, in log order."""
+    found = []
+    with open(log_path, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            if b'"fanned out post"' not in line:
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if doc.get("kind") == "post_created" and str(doc.get("post_id")) in post_ids:
+                found.append((str(doc["post_id"]), int(doc.get("timelines", 0))))
+    return found

@@ -9,7 +9,6 @@ of the backlog has reached the followers, and started again by devstack.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -26,6 +25,7 @@ from tests.e2e.fanout_support import (
     STATE,
     consumer_groups_stable,
     devstack,
+    fanned_out,
     home_timeline_all,
     materialized_ids,
     pid_info,
@@ -69,23 +69,6 @@ def _fanout_log_size() -> int:
         return (STATE / "logs" / "fanout.log").stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _fanned_out_since(offset: int, post_ids: set[str]) -> list[str]:
-    """Our post ids in the 'fanned out post' lines the worker logged after offset."""
-    seen = []
-    with open(STATE / "logs" / "fanout.log", "rb") as f:
-        f.seek(offset)
-        for line in f:
-            if b'"fanned out post"' not in line:
-                continue
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if doc.get("kind") == "post_created" and str(doc.get("post_id")) in post_ids:
-                seen.append(str(doc["post_id"]))
-    return seen
 
 
 def test_kill_9_of_fanout_mid_backlog_loses_and_duplicates_nothing(http, rdb, fanout_restored):
@@ -152,7 +135,7 @@ def test_kill_9_of_fanout_mid_backlog_loses_and_duplicates_nothing(http, rdb, fa
 
     # Not asserted (it depends on where the kill fell), but worth seeing in -s:
     # posts the killed worker had fanned out without committing, done again.
-    fanned = _fanned_out_since(log_offset, {pid for _, pid in created})
+    fanned = [pid for pid, _ in fanned_out(STATE / "logs" / "fanout.log", log_offset, {pid for _, pid in created})]
     replayed = len(fanned) - len(set(fanned))
     print(f"\nkilled at {progress}/{total} deliveries ({at_kill} landed); "
           f"{replayed} posts fanned out again after the restart")

@@ -9,7 +9,6 @@ the first (same module, same environment) on free ports, and stopped again.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -33,6 +32,7 @@ from tests.e2e.fanout_support import (
     STATE,
     consumer_groups_stable,
     counter_value,
+    fanned_out,
     free_port,
     home_timeline_all,
     materialized_ids,
@@ -115,23 +115,6 @@ def second_worker():
     assert wait_until(consumer_groups_stable, timeout=60.0, interval=0.5), "consumer groups did not rejoin"
 
 
-def _fanned_out(path, offset: int, post_ids: set[str]) -> list[tuple[str, int]]:
-    """(post id, timelines) of each 'fanned out post' line for our posts after offset."""
-    found = []
-    with open(path, "rb") as f:
-        f.seek(offset)
-        for line in f:
-            if b'"fanned out post"' not in line:
-                continue
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if doc.get("kind") == "post_created" and str(doc.get("post_id")) in post_ids:
-                found.append((str(doc["post_id"]), int(doc.get("timelines", 0))))
-    return found
-
-
 def test_two_fanout_workers_share_partitions_and_deliver_each_post_once(http, rdb, second_worker):
     main_log = STATE / "logs" / "fanout.log"
     readers: list[Account] = []
@@ -203,7 +186,7 @@ def test_two_fanout_workers_share_partitions_and_deliver_each_post_once(http, rd
         handled.clear()
         timelines_by.clear()
         for log, offset in offsets.items():
-            for pid, timelines in _fanned_out(log, offset, post_ids):
+            for pid, timelines in fanned_out(log, offset, post_ids):
                 handled[pid].append(names[log])
                 timelines_by[names[log]] += timelines
         if set(handled) == post_ids or time.monotonic() > deadline:

@@ -5,6 +5,7 @@ import pytest
 
 from aviary.graph.v1 import graph_pb2
 from aviary.timeline.v1 import timeline_pb2
+from services.fanout.events import delivery_request
 from services.fanout.worker import FollowerFeed
 
 pytestmark = pytest.mark.asyncio
@@ -25,7 +26,8 @@ class Batches:
 
 
 async def test_each_batch_becomes_one_request_and_empty_batches_are_skipped():
-    feed = FollowerFeed(Batches([[1, 2], [], [3]]), timeline_pb2.DELIVERY_OP_ADD, 77, 5)
+    feed = FollowerFeed(Batches([[1, 2], [], [3]]),
+                        lambda ids: delivery_request(timeline_pb2.DELIVERY_OP_ADD, 77, 5, ids))
     requests = [r async for r in feed.requests()]
     assert [list(r.user_ids) for r in requests] == [[1, 2], [3]]
     assert all(r.op == timeline_pb2.DELIVERY_OP_ADD and r.entry.post_id == 77 and r.entry.author_id == 5
@@ -35,7 +37,8 @@ async def test_each_batch_becomes_one_request_and_empty_batches_are_skipped():
 
 async def test_a_failing_follower_stream_is_remembered():
     boom = RuntimeError("graph went away")
-    feed = FollowerFeed(Batches([[1]], error=boom), timeline_pb2.DELIVERY_OP_REMOVE, 1, 2)
+    feed = FollowerFeed(Batches([[1]], error=boom),
+                        lambda ids: delivery_request(timeline_pb2.DELIVERY_OP_REMOVE, 1, 2, ids))
     got = []
     with pytest.raises(RuntimeError):
         async for request in feed.requests():
