@@ -636,7 +636,35 @@ OBJECTSTORE = Component(
     group="backends",
 )
 
-BACKENDS = [REDIS, POSTGRES, KAFKA, CASSANDRA, OBJECTSTORE]
+# ============================================================================ stripe-mock
+
+def stripe_mock_url() -> str:
+    return f"http://{H}:{config.STRIPE_MOCK_PORT}"
+
+
+def _stripe_mock_ready() -> bool:
+    # Any authenticated API call answers once the OpenAPI spec is loaded.
+    import urllib.request
+    req = urllib.request.Request(f"{stripe_mock_url()}/v1/balance",
+                                 headers={"Authorization": "Bearer sk_test_devstack"})
+    with urllib.request.urlopen(req, timeout=2) as resp:
+        return resp.status == 200
+
+
+# Stripe's API simulator: validates every request against Stripe's OpenAPI
+# spec and answers like Stripe, but keeps no state and approves everything
+# (payments' fault-injecting wrapper simulates declines, timeouts and outages).
+STRIPE_MOCK = Component(
+    name="stripe-mock",
+    argv=lambda: [config.go_binary("stripe-mock"), "-http-addr", f"{H}:{config.STRIPE_MOCK_PORT}"],
+    port=config.STRIPE_MOCK_PORT,
+    ready=_stripe_mock_ready,
+    ready_timeout=30,
+    tier=0,
+    group="backends",
+)
+
+BACKENDS = [REDIS, POSTGRES, KAFKA, CASSANDRA, OBJECTSTORE, STRIPE_MOCK]
 
 from .registry import register as _register  # noqa: E402
 

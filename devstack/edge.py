@@ -10,11 +10,14 @@ from string import Template
 
 from google.api import annotations_pb2
 
+from aviary.cart.v1 import cart_pb2
+from aviary.catalog.v1 import catalog_pb2
 from aviary.engagement.v1 import engagement_pb2
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.media.v1 import media_pb2
 from aviary.notifications.v1 import notifications_pb2
+from aviary.orders.v1 import orders_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2
 
@@ -30,6 +33,9 @@ PUBLIC_SERVICES = [
     ("engagement", engagement_pb2.DESCRIPTOR, "EngagementService"),
     ("media", media_pb2.DESCRIPTOR, "MediaService"),
     ("notifications", notifications_pb2.DESCRIPTOR, "NotificationsService"),
+    ("catalog", catalog_pb2.DESCRIPTOR, "CatalogService"),
+    ("cart", cart_pb2.DESCRIPTOR, "CartService"),
+    ("orders", orders_pb2.DESCRIPTOR, "OrdersService"),
 ]
 
 

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +26,12 @@ from services.kit.errors import unauthenticated
 ISSUER = "aviary-identity"
 AUDIENCE = "aviary"
 KEY_ID = "aviary-1"
+
+# Account roles, carried in the token's `role` claim. Tokens issued before
+# roles existed have no claim and count as ROLE_USER.
+ROLE_USER = "USER"
+ROLE_SELLER = "SELLER"
+ROLES = (ROLE_USER, ROLE_SELLER)
 
 
 def ensure_keys(directory: Path) -> None:
@@ -86,11 +93,12 @@ class TokenIssuer:
         s = load_settings()
         return cls(s.jwt_private_key.read_bytes(), s.jwt_ttl_seconds)
 
-    def issue(self, user_id: int, username: str) -> tuple[str, int]:
+    def issue(self, user_id: int, username: str, role: str = ROLE_USER) -> tuple[str, int]:
         """Returns (token, expiry unix seconds)."""
         now = int(time.time())
         exp = now + self._ttl
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "username": username, "iat": now, "exp": exp}
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "username": username, "role": role,
+                  "iat": now, "exp": exp}
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": KEY_ID}), exp
 
 
@@ -149,3 +157,24 @@ def optional_caller_id(context: grpc.aio.ServicerContext) -> int | None:
     """The verified acting user if a token was sent; a bad token is still rejected."""
     token = _bearer(context)
     return None if token is None else int(verify_token(token)["sub"])
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The verified acting user and the role their token carries."""
+
+    user_id: int
+    role: str
+
+    @property
+    def is_seller(self) -> bool:
+        return self.role == ROLE_SELLER
+
+
+def caller(context: grpc.aio.ServicerContext) -> Caller:
+    """The verified acting user with their role, or UNAUTHENTICATED."""
+    token = _bearer(context)
+    if token is None:
+        raise unauthenticated("this call needs an access token (Authorization: Bearer <token>)")
+    claims = verify_token(token)
+    return Caller(int(claims["sub"]), claims.get("role", ROLE_USER))

@@ -18,6 +18,12 @@ SERVICE_PORTS = {
     "engagement": 50056,
     "notifications": 50057,
     "media": 50058,
+    # commerce
+    "catalog": 50059,
+    "cart": 50060,
+    "inventory": 50061,
+    "payments": 50062,
+    "orders": 50063,
 }
 
 

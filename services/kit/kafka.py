@@ -18,11 +18,15 @@ from prometheus_client import Gauge, Histogram
 
 log = logging.getLogger(__name__)
 
-# Topic name -> partition count. Keys: author id (posts), follower id (graph).
+# Topic name -> partition count. Keys: author id (posts), follower id (graph),
+# post id (engagement).
 POSTS_TOPIC = "posts.events.v1"
 GRAPH_TOPIC = "graph.events.v1"
 ENGAGEMENT_TOPIC = "engagement.events.v1"
-TOPICS = {POSTS_TOPIC: 6, GRAPH_TOPIC: 6, ENGAGEMENT_TOPIC: 6}
+# Commerce: product id (catalog), buyer id (orders).
+CATALOG_TOPIC = "catalog.events.v1"
+ORDERS_TOPIC = "orders.events.v1"
+TOPICS = {POSTS_TOPIC: 6, GRAPH_TOPIC: 6, ENGAGEMENT_TOPIC: 6, CATALOG_TOPIC: 6, ORDERS_TOPIC: 6}
 
 LAG_REPORT_SECONDS = 5.0
 # How long a stopping loop waits for its consumer to leave the group.

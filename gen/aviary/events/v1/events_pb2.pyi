@@ -132,3 +132,85 @@ class LikeRemoved(_message.Message):
     user_id: int
     post_author_id: int
     def __init__(self, post_id: _Optional[int] = ..., user_id: _Optional[int] = ..., post_author_id: _Optional[int] = ...) -> None: ...
+
+class ProductEvent(_message.Message):
+    __slots__ = ("event_id", "occur_time", "upserted")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPSERTED_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    occur_time: _timestamp_pb2.Timestamp
+    upserted: ProductUpserted
+    def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., upserted: _Optional[_Union[ProductUpserted, _Mapping]] = ...) -> None: ...
+
+class ProductUpserted(_message.Message):
+    __slots__ = ("product_id", "seller_id", "title", "description", "price_minor", "currency", "media_ids", "active", "created_at")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PRICE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_IDS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    product_id: int
+    seller_id: int
+    title: str
+    description: str
+    price_minor: int
+    currency: str
+    media_ids: _containers.RepeatedScalarFieldContainer[int]
+    active: bool
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, product_id: _Optional[int] = ..., seller_id: _Optional[int] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., price_minor: _Optional[int] = ..., currency: _Optional[str] = ..., media_ids: _Optional[_Iterable[int]] = ..., active: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class OrderEvent(_message.Message):
+    __slots__ = ("event_id", "occur_time", "confirmed", "delivery_changed")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    occur_time: _timestamp_pb2.Timestamp
+    confirmed: OrderConfirmed
+    delivery_changed: DeliveryStatusChanged
+    def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed: _Optional[_Union[OrderConfirmed, _Mapping]] = ..., delivery_changed: _Optional[_Union[DeliveryStatusChanged, _Mapping]] = ...) -> None: ...
+
+class OrderLine(_message.Message):
+    __slots__ = ("product_id", "seller_id", "quantity", "unit_price_minor")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_PRICE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    product_id: int
+    seller_id: int
+    quantity: int
+    unit_price_minor: int
+    def __init__(self, product_id: _Optional[int] = ..., seller_id: _Optional[int] = ..., quantity: _Optional[int] = ..., unit_price_minor: _Optional[int] = ...) -> None: ...
+
+class OrderConfirmed(_message.Message):
+    __slots__ = ("order_id", "buyer_id", "lines", "total_minor", "currency")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MINOR_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    order_id: int
+    buyer_id: int
+    lines: _containers.RepeatedCompositeFieldContainer[OrderLine]
+    total_minor: int
+    currency: str
+    def __init__(self, order_id: _Optional[int] = ..., buyer_id: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., total_minor: _Optional[int] = ..., currency: _Optional[str] = ...) -> None: ...
+
+class DeliveryStatusChanged(_message.Message):
+    __slots__ = ("order_id", "buyer_id", "status", "note")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    order_id: int
+    buyer_id: int
+    status: str
+    note: str
+    def __init__(self, order_id: _Optional[int] = ..., buyer_id: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...

@@ -1,5 +1,6 @@
 import datetime
 
+from aviary.catalog.v1 import catalog_pb2 as _catalog_pb2
 from aviary.identity.v1 import identity_pb2 as _identity_pb2
 from aviary.media.v1 import media_pb2 as _media_pb2
 from google.api import annotations_pb2 as _annotations_pb2
@@ -15,7 +16,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Post(_message.Message):
-    __slots__ = ("id", "author_id", "author", "text", "media_ids", "product_ids", "reply_to_id", "repost_of_id", "hashtags", "mentions", "like_count", "repost_count", "reply_count", "liked_by_me", "created_at", "media", "repost_of")
+    __slots__ = ("id", "author_id", "author", "text", "media_ids", "product_ids", "reply_to_id", "repost_of_id", "hashtags", "mentions", "like_count", "repost_count", "reply_count", "liked_by_me", "created_at", "media", "repost_of", "products")
     ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_ID_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +34,7 @@ class Post(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     MEDIA_FIELD_NUMBER: _ClassVar[int]
     REPOST_OF_FIELD_NUMBER: _ClassVar[int]
+    PRODUCTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     author_id: str
     author: _identity_pb2.User
@@ -50,7 +52,8 @@ class Post(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     media: _containers.RepeatedCompositeFieldContainer[_media_pb2.Media]
     repost_of: Post
-    def __init__(self, id: _Optional[str] = ..., author_id: _Optional[str] = ..., author: _Optional[_Union[_identity_pb2.User, _Mapping]] = ..., text: _Optional[str] = ..., media_ids: _Optional[_Iterable[str]] = ..., product_ids: _Optional[_Iterable[str]] = ..., reply_to_id: _Optional[str] = ..., repost_of_id: _Optional[str] = ..., hashtags: _Optional[_Iterable[str]] = ..., mentions: _Optional[_Iterable[str]] = ..., like_count: _Optional[int] = ..., repost_count: _Optional[int] = ..., reply_count: _Optional[int] = ..., liked_by_me: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., media: _Optional[_Iterable[_Union[_media_pb2.Media, _Mapping]]] = ..., repost_of: _Optional[_Union[Post, _Mapping]] = ...) -> None: ...
+    products: _containers.RepeatedCompositeFieldContainer[_catalog_pb2.Product]
+    def __init__(self, id: _Optional[str] = ..., author_id: _Optional[str] = ..., author: _Optional[_Union[_identity_pb2.User, _Mapping]] = ..., text: _Optional[str] = ..., media_ids: _Optional[_Iterable[str]] = ..., product_ids: _Optional[_Iterable[str]] = ..., reply_to_id: _Optional[str] = ..., repost_of_id: _Optional[str] = ..., hashtags: _Optional[_Iterable[str]] = ..., mentions: _Optional[_Iterable[str]] = ..., like_count: _Optional[int] = ..., repost_count: _Optional[int] = ..., reply_count: _Optional[int] = ..., liked_by_me: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., media: _Optional[_Iterable[_Union[_media_pb2.Media, _Mapping]]] = ..., repost_of: _Optional[_Union[Post, _Mapping]] = ..., products: _Optional[_Iterable[_Union[_catalog_pb2.Product, _Mapping]]] = ...) -> None: ...
 
 class CreatePostRequest(_message.Message):
     __slots__ = ("text", "media_ids", "product_ids", "reply_to_id", "repost_of_id")
