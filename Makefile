@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test gen gen-check lint bench bench-mixed bench-scale help
+.PHONY: up down status reset test gen gen-check lint bench bench-mixed bench-scale bench-checkout help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,3 +49,6 @@ bench-mixed: ## mixed read/write benchmark through Envoy, 100 reads per write (s
 
 bench-scale: ## fanout and home timelines on a 100,000-user power-law graph (stack must be up; restarts graph and fanout)
 	$(PY) bench/fanout_scale.py
+
+bench-checkout: ## checkout saga under 50 concurrent buyers through Envoy; counts oversells and double charges (stack must be up)
+	$(PY) bench/checkout.py --buyers 50 --duration 30

@@ -74,6 +74,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         username = validation.check_username(request.username)
         password = validation.check_password(request.password)
         display_name = validation.display_name_or_default(request.display_name, username)
+        role = validation.check_role(request.role)
 
         # Cheap early answer that also saves an Argon2 hash; the unique index
         # below is what actually guarantees uniqueness under races.
@@ -83,12 +84,12 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         try:
             user = await self.store.insert_user(
                 user_id=self.ids.next_id(), username=username, display_name=display_name,
-                password_hash=password_hash,
+                password_hash=password_hash, role=role,
             )
         except UsernameTaken:
             raise _username_taken(username) from None
-        token, expires = self._token_issuer().issue(user.id, user.username)
-        log.info("account created", extra={"user_id": user.id})
+        token, expires = self._token_issuer().issue(user.id, user.username, user.role)
+        log.info("account created", extra={"user_id": user.id, "role": user.role})
         return identity_pb2.CreateAccountResponse(
             user=user_summary(user), access_token=token, expire_time=Timestamp(seconds=expires)
         )
@@ -99,7 +100,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if not request.password:
             raise invalid_argument("password", "is required")
         user = await self._check_credentials(request.username, request.password)
-        token, expires = self._token_issuer().issue(user.id, user.username)
+        token, expires = self._token_issuer().issue(user.id, user.username, user.role)
         return identity_pb2.CreateSessionResponse(
             access_token=token, user=user_summary(user), expire_time=Timestamp(seconds=expires)
         )
@@ -243,6 +244,7 @@ def user_summary(user: UserRecord) -> identity_pb2.User:
         bio=user.bio,
         avatar_url=user.avatar_url,
         created_at=created_at,
+        role=user.role,
     )
 
 

@@ -31,6 +31,8 @@ _DDL = [
         password_hash text NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now()
     )""",
+    # Added with commerce: sellers may list products. Existing accounts are users.
+    "ALTER TABLE identity.users ADD COLUMN IF NOT EXISTS role text NOT NULL DEFAULT 'USER'",
 ]
 
 _metadata = sa.MetaData(schema="identity")
@@ -45,6 +47,7 @@ users = sa.Table(
     sa.Column("avatar_url", sa.Text, nullable=False),
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
 )
 
 _PROFILE_COLUMNS = [
@@ -54,6 +57,7 @@ _PROFILE_COLUMNS = [
     users.c.bio,
     users.c.avatar_url,
     users.c.created_at,
+    users.c.role,
 ]
 
 
@@ -65,6 +69,7 @@ class UserRecord:
     bio: str
     avatar_url: str
     created_at: datetime.datetime
+    role: str = "USER"
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class IdentityStore:
         log.info("identity schema ready")
 
     async def insert_user(
-        self, *, user_id: int, username: str, display_name: str, password_hash: str
+        self, *, user_id: int, username: str, display_name: str, password_hash: str, role: str
     ) -> UserRecord:
         stmt = (
             sa.insert(users)
@@ -116,6 +121,7 @@ class IdentityStore:
                 bio="",
                 avatar_url="",
                 password_hash=password_hash,
+                role=role,
                 created_at=sa.func.now(),
             )
             .returning(*_PROFILE_COLUMNS)
@@ -191,4 +197,5 @@ def _record(row) -> UserRecord:
         bio=row.bio,
         avatar_url=row.avatar_url,
         created_at=row.created_at,
+        role=row.role,
     )

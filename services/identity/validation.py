@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from services.kit.auth import ROLE_USER, ROLES
 from services.kit.errors import invalid_argument
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{3,15}")
@@ -32,6 +33,17 @@ def check_password(password: str) -> str:
             "password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters, got {len(password)}"
         )
     return password
+
+
+def check_role(role: str) -> str:
+    """The account role to store: USER when not given, else USER or SELLER in any case."""
+    if role == "":
+        return ROLE_USER
+    # ASCII only: str.upper() maps some non-ASCII letters onto ASCII ("ſ" -> "S").
+    normalized = role.upper() if role.isascii() else role
+    if normalized not in ROLES:
+        raise invalid_argument("role", "must be USER or SELLER")
+    return normalized
 
 
 def display_name_or_default(display_name: str, username: str) -> str:

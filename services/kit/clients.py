@@ -8,11 +8,15 @@ import logging
 
 import grpc
 
+from aviary.cart.v1 import cart_pb2_grpc
+from aviary.catalog.v1 import catalog_pb2_grpc
 from aviary.engagement.v1 import engagement_pb2_grpc
 from aviary.graph.v1 import graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
+from aviary.inventory.v1 import inventory_pb2_grpc
 from aviary.media.v1 import media_pb2_grpc
 from aviary.notifications.v1 import notifications_pb2_grpc
+from aviary.payments.v1 import payments_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2_grpc
 from services.kit.config import service_addr
@@ -64,6 +68,22 @@ def notifications() -> notifications_pb2_grpc.NotificationsServiceStub:
 
 def media() -> media_pb2_grpc.MediaServiceStub:
     return media_pb2_grpc.MediaServiceStub(channel("media"))
+
+
+def catalog() -> catalog_pb2_grpc.CatalogServiceStub:
+    return catalog_pb2_grpc.CatalogServiceStub(channel("catalog"))
+
+
+def cart() -> cart_pb2_grpc.CartServiceStub:
+    return cart_pb2_grpc.CartServiceStub(channel("cart"))
+
+
+def inventory() -> inventory_pb2_grpc.InventoryServiceStub:
+    return inventory_pb2_grpc.InventoryServiceStub(channel("inventory"))
+
+
+def payments() -> payments_pb2_grpc.PaymentsServiceStub:
+    return payments_pb2_grpc.PaymentsServiceStub(channel("payments"))
 
 
 async def close_all() -> None:

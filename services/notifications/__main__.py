@@ -15,7 +15,7 @@ def main() -> None:
                     notifications_pb2.DESCRIPTOR.services_by_name["NotificationsService"].full_name)],
         on_start=[servicer.start],      # connect, create keyspace + tables, prepare statements
         on_stop=[servicer.stop],
-        background=[servicer.consume],  # post, graph and engagement events -> notifications
+        background=[servicer.consume],  # post, graph, engagement and order events -> notifications
     ))
 
 

@@ -1,12 +1,14 @@
-"""The consumer side: post, graph and engagement events -> stored, grouped
-notifications, pushed live to the recipient's Redis channel.
+"""The consumer side: post, graph, engagement and order events -> stored,
+grouped notifications, pushed live to the recipient's Redis channel.
 
-One consumer group ("notifications") over the three topics; the kit's loop
+One consumer group ("notifications") over the four topics; the kit's loop
 commits a record only after `handle` returned, so a crash replays it. Every
 step is idempotent:
   - a redelivered event is skipped by its processed marker;
   - an actor joins a group with a compare-and-set batch (set semantics: the
     same person liking twice, or a replay whose marker was lost, adds nothing);
+    an order notice (no actor) claims its slot the same way under actor 0, so
+    one order status makes one notification, however often it is delivered;
   - the inbox row is written after the group, and a replay of the same event
     re-writes it if a crash came in between;
   - a deleted post is remembered, so a late like (engagement and posts are
@@ -126,9 +128,13 @@ class Notifier:
             if rules.opens_new_group(slot, old, int(time.time() * 1000), self.follow_window_ms):
                 new = rules.new_group(notice, self.ids.next_id(), activity_ms, version=(state.version or 0) + 1)
                 change, moved_from = "created", 0
-            elif state.actor_instance == old.instance:
-                # Already in this group: the same person again, or a replay.
-                if state.actor_event_id == plan.event_id:
+            elif state.actor_instance == old.instance or notice.actorless:
+                # Already in this group: the same person again, or a replay
+                # (an actorless notice's slot is made once and never grows).
+                if state.actor_event_id == plan.event_id or notice.actorless:
+                    # Maybe a replay after a crash before the inbox write. An
+                    # order slot never grows, so nothing later would finish
+                    # it: any duplicate of one checks.
                     await self._repair(recipient, slot, old)
                 CHANGES.labels(_KIND_NAMES.get(notice.kind, "?"), "duplicate").inc()
                 return "duplicate"
@@ -249,12 +255,15 @@ class Notifier:
 
 
 def _live_view(g: Group) -> notifications_pb2.Notification:
-    """What goes on the live channel: the stored state; the watcher adds the text."""
+    """What goes on the live channel: the stored state; the watcher adds the
+    text from current names (an order notice comes with its own)."""
     out = notifications_pb2.Notification(
         id=str(g.notification_id),
         kind=g.kind,
         actor_ids=[str(a) for a in g.actor_ids],
         post_id=str(g.post_id) if g.post_id else "",
+        order_id=str(g.order_id) if g.order_id else "",
+        text=g.body,
         actor_count=g.actor_count,
     )
     out.create_time.FromMilliseconds(g.activity_ms)

@@ -6,15 +6,26 @@ Vocabulary:
            follow, ...), derived from one Kafka event;
   slot     the group key a notice lands in, per recipient: `like:<post>`,
            `repost:<original post>`, `follow` (follows group per recipient),
-           `reply:<reply post>` and `mention:<mentioning post>` (one each);
+           `reply:<reply post>` and `mention:<mentioning post>` (one each),
+           `order:<order>:<status>` (one per order status: confirmed,
+           packed, shipped, delivered);
   group    the state of one slot: its actors (most recent first, at most
            MAX_LISTED listed), how many there are, and the id of the
            notification that shows it. `instance` tells the successive groups
            of one slot apart (a follow group older than the window is closed
            and the next follow opens a new one).
+
+Order notices have no actor (actor id 0, listed as nobody): the buyer hears
+from the shop, not from a person. Their text names no one, so it is written
+once when the notice is made (`body`) instead of from current names at read
+time. Each order status is its own slot, and a slot without actors is never
+joined: the first notice makes the notification, any later one for the same
+order and status (a redelivery, or a replay with another event id) is a
+duplicate.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from google.protobuf.message import DecodeError
@@ -22,18 +33,21 @@ from google.protobuf.message import DecodeError
 from aviary.events.v1 import events_pb2
 from aviary.notifications.v1 import notifications_pb2
 from services.kit.ids import timestamp_ms
-from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, POSTS_TOPIC
+from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
 
 FOLLOW = notifications_pb2.NOTIFICATION_KIND_FOLLOW
 LIKE = notifications_pb2.NOTIFICATION_KIND_LIKE
 REPOST = notifications_pb2.NOTIFICATION_KIND_REPOST
 REPLY = notifications_pb2.NOTIFICATION_KIND_REPLY
 MENTION = notifications_pb2.NOTIFICATION_KIND_MENTION
+ORDER_STATUS = notifications_pb2.NOTIFICATION_KIND_ORDER_STATUS
 
 # Actors listed on one notification, most recent first; actor_count has the total.
 MAX_LISTED = 50
 # Mentions notified per post; the rest of a long @-list is ignored.
 MAX_MENTIONS = 20
+# A delivery note longer than this is cut in the text (the order keeps it whole).
+MAX_NOTE_CHARS = 200
 
 FOLLOW_SLOT = "follow"
 
@@ -62,6 +76,11 @@ def mention_slot(post_id: int) -> str:
     return f"mention:{post_id}"
 
 
+def order_slot(order_id: int, status: str) -> str:
+    """`status`: "confirmed", or a delivery status as `delivery_status_key` spells it."""
+    return f"order:{order_id}:{status}"
+
+
 def live_channel(recipient_id: int) -> str:
     """Redis pub/sub channel of one recipient's live notices (hash-tagged for Cluster)."""
     return f"live:nt:{{{recipient_id}}}"
@@ -72,13 +91,23 @@ def live_channel(recipient_id: int) -> str:
 
 @dataclass(frozen=True)
 class Notice:
-    """`actor` did `kind` (about `post_id`, 0 for follows); `recipient` hears of it."""
+    """`actor` did `kind` (about `post_id`, 0 for follows); `recipient` hears of it.
+
+    Order notices have actor 0 (nobody), the order in `order_id` and their
+    finished sentence in `body`."""
 
     recipient_id: int
     actor_id: int
     kind: int
     post_id: int
     slot: str
+    order_id: int = 0
+    body: str = ""
+
+    @property
+    def actorless(self) -> bool:
+        """Made once per slot, never grown (order notices)."""
+        return self.actor_id == 0
 
 
 @dataclass(frozen=True)
@@ -134,7 +163,7 @@ class Unreadable(ValueError):
 
 
 def plan_for(topic: str, value: bytes) -> Plan:
-    """Decodes one record of the three topics into what it asks for."""
+    """Decodes one record of the consumed topics into what it asks for."""
     try:
         if topic == POSTS_TOPIC:
             return _post_plan(_parse(events_pb2.PostEvent, value))
@@ -142,6 +171,8 @@ def plan_for(topic: str, value: bytes) -> Plan:
             return _graph_plan(_parse(events_pb2.GraphEvent, value))
         if topic == ENGAGEMENT_TOPIC:
             return _engagement_plan(_parse(events_pb2.EngagementEvent, value))
+        if topic == ORDERS_TOPIC:
+            return _order_plan(_parse(events_pb2.OrderEvent, value))
     except DecodeError as exc:
         raise Unreadable(f"undecodable {topic} record: {exc}") from exc
     raise Unreadable(f"unexpected topic {topic}")
@@ -209,6 +240,78 @@ def _engagement_plan(event: events_pb2.EngagementEvent) -> Plan:
     return replace(base, notices=(notice,), about_posts=(like.post_id,))
 
 
+def _order_plan(event: events_pb2.OrderEvent) -> Plan:
+    """Confirmation and each delivery change: one notice to the buyer each."""
+    base = Plan(ORDERS_TOPIC, event.event_id, _occur_ms(event))
+    kind = event.WhichOneof("kind")
+    if kind == "confirmed":
+        c = event.confirmed
+        if c.order_id <= 0 or c.buyer_id <= 0:
+            return base
+        body = confirmed_text(c.order_id, c.total_minor, c.currency)
+        notice = Notice(c.buyer_id, 0, ORDER_STATUS, 0, order_slot(c.order_id, "confirmed"), c.order_id, body)
+        return replace(base, notices=(notice,))
+    if kind == "delivery_changed":
+        d = event.delivery_changed
+        status = delivery_status_key(d.status)
+        if d.order_id <= 0 or d.buyer_id <= 0 or not status:
+            return base
+        body = delivery_text(d.order_id, status, d.note)
+        notice = Notice(d.buyer_id, 0, ORDER_STATUS, 0, order_slot(d.order_id, status), d.order_id, body)
+        return replace(base, notices=(notice,))
+    return base
+
+
+# -- order texts -----------------------------------------------------------------
+
+# ISO 4217 minor-unit exponents that are not 2.
+_ZERO_DECIMALS = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split())
+_THREE_DECIMALS = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
+
+_DELIVERY_PHRASES = {
+    "pending": "is waiting to be packed",
+    "packed": "was packed",
+    "shipped": "has shipped",
+    "delivered": "was delivered",
+}
+
+
+def delivery_status_key(status: str) -> str:
+    """The orders API's status name as a slot part: DELIVERY_STATUS_SHIPPED
+    (or shipped) -> "shipped"; "" when unset or unusable."""
+    key = "_".join(status.upper().split()).removeprefix("DELIVERY_STATUS_").lower()
+    key = re.sub(r"[^a-z0-9_]", "", key)
+    return "" if key in ("", "unspecified") else key
+
+
+def format_money(amount_minor: int, currency: str) -> str:
+    """12345, "usd" -> "USD 123.45"; 500, "JPY" -> "JPY 500"."""
+    code = currency.strip().upper()
+    exponent = 0 if code in _ZERO_DECIMALS else 3 if code in _THREE_DECIMALS else 2
+    sign = "-" if amount_minor < 0 else ""
+    major, minor = divmod(abs(amount_minor), 10 ** exponent)
+    amount = f"{sign}{major:,}" + (f".{minor:0{exponent}d}" if exponent else "")
+    return f"{code} {amount}" if code else amount
+
+
+def confirmed_text(order_id: int, total_minor: int, currency: str) -> str:
+    text = f"Your order {order_id} is confirmed"
+    if currency.strip():
+        text += f" ({format_money(total_minor, currency)})"
+    return text
+
+
+def delivery_text(order_id: int, status_key: str, note: str) -> str:
+    """Your order 7 has shipped: tracking 1Z999 (an unknown status reads "is now <status>")."""
+    phrase = _DELIVERY_PHRASES.get(status_key) or f"is now {status_key.replace('_', ' ')}"
+    text = f"Your order {order_id} {phrase}"
+    note = " ".join(note.split())  # one line, whatever the seller typed
+    if len(note) > MAX_NOTE_CHARS:
+        note = note[:MAX_NOTE_CHARS - 1].rstrip() + "\u2026"
+    return f"{text}: {note}" if note else text
+
+
 # -- grouping --------------------------------------------------------------------
 
 
@@ -227,6 +330,10 @@ class Group:
     actor_ids: tuple[int, ...]
     actor_count: int
     activity_ms: int
+    # Order notices: the order, and the sentence shown (empty for the others,
+    # whose text is built from current names at read time).
+    order_id: int = 0
+    body: str = ""
 
 
 def opens_new_group(slot: str, group: Group | None, now_ms: int, follow_window_ms: int) -> bool:
@@ -237,6 +344,8 @@ def opens_new_group(slot: str, group: Group | None, now_ms: int, follow_window_m
 
 
 def new_group(notice: Notice, new_id: int, activity_ms: int, version: int = 1) -> Group:
+    """The group `notice` opens; an actorless notice lists nobody and counts 0."""
+    actors = () if notice.actorless else (notice.actor_id,)
     return Group(
         instance=new_id,
         notification_id=new_id,
@@ -244,9 +353,11 @@ def new_group(notice: Notice, new_id: int, activity_ms: int, version: int = 1) -
         version=version,
         kind=notice.kind,
         post_id=notice.post_id,
-        actor_ids=(notice.actor_id,),
-        actor_count=1,
+        actor_ids=actors,
+        actor_count=len(actors),
         activity_ms=activity_ms,
+        order_id=notice.order_id,
+        body=notice.body,
     )
 
 
@@ -291,11 +402,17 @@ def display_name(user) -> str:
     return (getattr(user, "display_name", "") or getattr(user, "username", "") or "").strip()
 
 
-def notice_text(kind: int, actor_ids: list[int] | tuple[int, ...], actor_count: int, names: dict[int, str]) -> str:
-    """'alice liked your post', 'alice and bob ...', 'alice and 4 others ...'.
+def notice_text(kind: int, actor_ids: list[int] | tuple[int, ...], actor_count: int, names: dict[int, str],
+                body: str = "") -> str:
+    """'alice liked your post', 'alice and bob ...', 'alice and 4 others ...';
+    a notice with its own `body` (order notices) reads as that.
 
     `names` maps actor ids to what they are called now (unknown ids are left
     out: a deleted account is still counted but not named)."""
+    if body:
+        return body
+    if kind == ORDER_STATUS:
+        return "One of your orders has news"  # stored without a body: should not happen
     verb = _VERBS.get(kind, "did something")
     known = [names[a] for a in actor_ids if names.get(a)]
     first = known[0] if known else "Someone"
@@ -328,14 +445,17 @@ def dedupe_page(rows: list, key) -> tuple[list, list]:
 
 
 def notification_proto(notification_id: int, kind: int, post_id: int, actor_ids, actor_count: int,
-                       activity_ms: int, *, read: bool, names: dict[int, str]) -> notifications_pb2.Notification:
-    """The API shape of one stored notification, its text built from current names."""
+                       activity_ms: int, *, read: bool, names: dict[int, str], order_id: int = 0,
+                       body: str = "") -> notifications_pb2.Notification:
+    """The API shape of one stored notification, its text built from current
+    names (or its own body, for order notices)."""
     out = notifications_pb2.Notification(
         id=str(notification_id),
         kind=kind,
         actor_ids=[str(a) for a in actor_ids],
         post_id=str(post_id) if post_id else "",
-        text=notice_text(kind, actor_ids, actor_count, names),
+        order_id=str(order_id) if order_id else "",
+        text=notice_text(kind, actor_ids, actor_count, names, body),
         read=read,
         actor_count=max(actor_count, len(actor_ids)),
     )

@@ -3,7 +3,8 @@ the Kafka consumer that fills it (services/notifications/notifier.py).
 
 The recipient is always the verified caller: there is no user id in any request.
 Text is built at read time from identity's current user summaries, so a
-renamed user shows under their new name everywhere.
+renamed user shows under their new name everywhere (order notices name nobody:
+their sentence is stored with them).
 """
 from __future__ import annotations
 
@@ -23,7 +24,14 @@ from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import unavailable
 from services.kit.ids import MAX_ID, IdGenerator, parse_id
-from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, ensure_topics_async
+from services.kit.kafka import (
+    ENGAGEMENT_TOPIC,
+    GRAPH_TOPIC,
+    ORDERS_TOPIC,
+    POSTS_TOPIC,
+    ConsumerLoop,
+    ensure_topics_async,
+)
 from services.kit.live import LiveHub
 from services.kit.paging import encode_token, int_cursor, page_size
 from services.notifications import rules
@@ -55,7 +63,8 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             username_cache_seconds=env_float("AVIARY_NOTIFICATIONS_USERNAME_CACHE_SECONDS", 600.0),
         )
         self.consumer = ConsumerLoop(
-            settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC], self.notifier.handle
+            settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC, ORDERS_TOPIC],
+            self.notifier.handle,
         )
         # Names for the texts; a rename shows within this many seconds.
         self.names: TtlCache[int, str] = TtlCache(
@@ -86,7 +95,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         await clients.close_all()
 
     async def consume(self) -> None:
-        """Background job: the three event topics -> notifications, forever."""
+        """Background job: the four event topics -> notifications, forever."""
         try:
             await ensure_topics_async(self.settings.kafka_bootstrap)
         except Exception as exc:
@@ -166,6 +175,8 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
     # -- helpers -----------------------------------------------------------------
 
     async def _fill_text(self, n: notifications_pb2.Notification) -> None:
+        if n.text:
+            return  # an order notice: its own sentence, nobody to name
         actor_ids = [int(a) for a in n.actor_ids]
         names = await self._names(rules.names_needed(actor_ids))
         n.text = rules.notice_text(n.kind, actor_ids, n.actor_count, names)
@@ -204,5 +215,5 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
 def _to_proto(row: Row, mark: int, names: dict[int, str]) -> notifications_pb2.Notification:
     return rules.notification_proto(
         row.notification_id, row.kind, row.post_id, row.actor_ids, row.actor_count, row.activity_ms,
-        read=row.notification_id <= mark, names=names,
+        read=row.notification_id <= mark, names=names, order_id=row.order_id, body=row.body,
     )

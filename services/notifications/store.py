@@ -5,7 +5,8 @@ Tables:
   notifications    the inbox: one partition per recipient, newest first. One
                    row per shown notification, denormalized for reading (kind,
                    post, listed actors, count, activity time) plus the group
-                   it shows (slot, instance).
+                   it shows (slot, instance); order notices also carry
+                   their order and finished sentence (order_id, body).
   groups           one partition per (recipient, slot): static columns hold
                    the group (current notification id, version, listed actors,
                    count), clustering rows are its actors (set semantics: an
@@ -25,6 +26,10 @@ Tables:
   processed_events events applied (source topic, event id), short-lived: a
                    redelivered event is skipped before any other read.
 
+Columns added after a table was first created are added to existing tables
+at start (`COLUMNS_ADDED`): CREATE TABLE IF NOT EXISTS leaves an existing
+table as it was.
+
 Rows live `retention` (default 90 days, AVIARY_NOTIFICATIONS_RETENTION_DAYS).
 """
 from __future__ import annotations
@@ -33,6 +38,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -59,6 +65,8 @@ SCHEMA = [
         actor_ids list<bigint>,
         actor_count int,
         activity_ms bigint,
+        order_id bigint,
+        body text,
         PRIMARY KEY (recipient_id, notification_id)
     ) WITH CLUSTERING ORDER BY (notification_id DESC)""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.groups (
@@ -76,6 +84,8 @@ SCHEMA = [
         actor_ids list<bigint> STATIC,
         actor_count int STATIC,
         activity_ms bigint STATIC,
+        order_id bigint STATIC,
+        body text STATIC,
         PRIMARY KEY ((recipient_id, slot), actor_id)
     )""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.post_notices (
@@ -99,8 +109,17 @@ SCHEMA = [
     ) WITH default_time_to_live = {PROCESSED_TTL_SECONDS}""",
 ]
 
-_GROUP_COLUMNS = "instance, notification_id, previous_id, version, kind, post_id, actor_ids, actor_count, activity_ms"
-_ROW_COLUMNS = "notification_id, slot, instance, kind, post_id, actor_ids, actor_count, activity_ms"
+# (table, column, definition) added since the first release (order notices).
+COLUMNS_ADDED = [
+    ("notifications", "order_id", "bigint"),
+    ("notifications", "body", "text"),
+    ("groups", "order_id", "bigint STATIC"),
+    ("groups", "body", "text STATIC"),
+]
+
+_GROUP_COLUMNS = ("instance, notification_id, previous_id, version, kind, post_id, actor_ids, actor_count, "
+                  "activity_ms, order_id, body")
+_ROW_COLUMNS = "notification_id, slot, instance, kind, post_id, actor_ids, actor_count, activity_ms, order_id, body"
 
 
 @dataclass(frozen=True)
@@ -116,6 +135,8 @@ class Row:
     actor_ids: tuple[int, ...]
     actor_count: int
     activity_ms: int
+    order_id: int = 0
+    body: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +165,7 @@ class NotificationStore:
         self._session = await cql.connect(self.settings)
         await cql.ensure_keyspace(self._session, KEYSPACE, self.settings.cassandra_rf)
         await cql.apply_schema(self._session, SCHEMA)
+        await self._add_missing_columns()
         await self._prepare_all()
         log.info("notifications keyspace ready", extra={"keyspace": KEYSPACE})
 
@@ -154,12 +176,30 @@ class NotificationStore:
         session, self._session = self._session, None
         await cql.close(session)
 
+    async def _add_missing_columns(self) -> None:
+        """Brings tables created by an older release up to SCHEMA (idempotent;
+        a replica starting at the same time may add a column first)."""
+        rows = await cql.execute(
+            self.session, "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s",
+            (KEYSPACE,),
+        )
+        present = {(r.table_name, r.column_name) for r in rows}
+        for table, column, definition in COLUMNS_ADDED:
+            if (table, column) in present:
+                continue
+            try:
+                await cql.execute(self.session, f"ALTER TABLE {KEYSPACE}.{table} ADD {column} {definition}")
+                log.info("column added", extra={"table": table, "column": column})
+            except InvalidRequest as exc:
+                if "exist" not in str(exc).lower():  # "... conflicts with an existing column"
+                    raise
+
     async def _prepare_all(self) -> None:
         ks = KEYSPACE
         queries = {
             # inbox
             "put_row": f"INSERT INTO {ks}.notifications (recipient_id, {_ROW_COLUMNS}) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?",
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?",
             "drop_row": f"DELETE FROM {ks}.notifications WHERE recipient_id = ? AND notification_id = ?",
             "get_row": f"SELECT {_ROW_COLUMNS} FROM {ks}.notifications WHERE recipient_id = ? AND notification_id = ?",
             "page_first": f"SELECT {_ROW_COLUMNS} FROM {ks}.notifications WHERE recipient_id = ? LIMIT ?",
@@ -179,8 +219,8 @@ class NotificationStore:
             "release_actor": f"DELETE FROM {ks}.groups WHERE recipient_id = ? AND slot = ? AND actor_id = ? "
                              "IF actor_instance = ?",
             "set_group": f"UPDATE {ks}.groups USING TTL ? SET instance = ?, notification_id = ?, previous_id = ?, "
-                         "version = ?, kind = ?, post_id = ?, actor_ids = ?, actor_count = ?, activity_ms = ? "
-                         "WHERE recipient_id = ? AND slot = ? IF version = ?",
+                         "version = ?, kind = ?, post_id = ?, actor_ids = ?, actor_count = ?, activity_ms = ?, "
+                         "order_id = ?, body = ? WHERE recipient_id = ? AND slot = ? IF version = ?",
             "empty_group": f"UPDATE {ks}.groups USING TTL ? SET notification_id = 0, previous_id = 0, version = ?, "
                            "actor_ids = [], actor_count = 0 WHERE recipient_id = ? AND slot = ? IF version = ?",
             "wipe_group": f"DELETE FROM {ks}.groups WHERE recipient_id = ? AND slot = ?",
@@ -288,14 +328,14 @@ class NotificationStore:
 
     def _group_values(self, g: Group) -> tuple:
         return (self.retention, g.instance, g.notification_id, g.previous_id, g.version, g.kind, g.post_id,
-                list(g.actor_ids), g.actor_count, g.activity_ms)
+                list(g.actor_ids), g.actor_count, g.activity_ms, g.order_id, g.body)
 
     # -- inbox ---------------------------------------------------------------------
 
     async def put_row(self, recipient_id: int, slot: str, g: Group) -> None:
         await self._run("put_row", (
             recipient_id, g.notification_id, slot, g.instance, g.kind, g.post_id, list(g.actor_ids),
-            g.actor_count, g.activity_ms, self.retention,
+            g.actor_count, g.activity_ms, g.order_id, g.body, self.retention,
         ))
 
     async def drop_row(self, recipient_id: int, notification_id: int) -> None:
@@ -353,6 +393,8 @@ def _group(rows: list) -> tuple[Group | None, int | None]:
         actor_ids=tuple(r.actor_ids or ()),
         actor_count=r.actor_count or 0,
         activity_ms=r.activity_ms or 0,
+        order_id=r.order_id or 0,
+        body=r.body or "",
     )
     return group, r.version
 
@@ -368,4 +410,6 @@ def _row(recipient_id: int, r) -> Row:
         actor_ids=tuple(r.actor_ids or ()),
         actor_count=r.actor_count or 0,
         activity_ms=r.activity_ms or 0,
+        order_id=r.order_id or 0,
+        body=r.body or "",
     )

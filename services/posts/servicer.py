@@ -33,6 +33,7 @@ from services.kit.errors import (
     unavailable,
 )
 from services.posts import media as post_media
+from services.posts import products as post_products
 from services.posts import text as post_text
 from services.posts.cache import PostCache
 from services.posts.model import PostRecord, to_proto
@@ -132,6 +133,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         media_ids = ids.parse_ids(request.media_ids, "media_ids", max_items=MAX_MEDIA)
         await post_media.check_media_ids(media_ids, author_id, self.settings.rpc_timeout_seconds)
         product_ids = ids.parse_ids(request.product_ids, "product_ids", max_items=MAX_PRODUCTS)
+        await post_products.check_product_ids(product_ids, self.settings.rpc_timeout_seconds)
         reply_to_id = ids.parse_optional_id(request.reply_to_id, "reply_to_id")
         if reply_to_id and repost_of_id:
             raise invalid_argument("repost_of_id", "cannot be set together with reply_to_id")
@@ -384,7 +386,11 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             posts.append(post)
         if engagement:
             await engagement_overlay.apply(posts, viewer_id, self.settings.rpc_timeout_seconds)
-        await post_media.attach_media(posts, self.settings.rpc_timeout_seconds)
+        # Media and products come from different services: asked side by side.
+        await asyncio.gather(
+            post_media.attach_media(posts, self.settings.rpc_timeout_seconds),
+            post_products.attach_products(posts),
+        )
         return posts
 
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:

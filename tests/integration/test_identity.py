@@ -229,3 +229,35 @@ def test_batch_get_users_limits(identity):
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details().startswith("user_ids[1]:")
     assert identity.BatchGetUsers(identity_pb2.BatchGetUsersRequest(user_ids=["1"] * 500), timeout=10).users == []
+
+
+# -- roles -------------------------------------------------------------------------
+
+
+def test_role_is_chosen_at_sign_up_returned_and_carried_in_every_token(identity):
+    username = new_username()
+    created = identity.CreateAccount(
+        identity_pb2.CreateAccountRequest(username=username, password=PASSWORD, role="Seller"), timeout=10
+    )
+    assert created.user.role == "SELLER"
+    assert verify_token(created.access_token)["role"] == "SELLER"
+    session = identity.CreateSession(identity_pb2.CreateSessionRequest(username=username, password=PASSWORD),
+                                     timeout=10)
+    assert session.user.role == "SELLER"
+    assert verify_token(session.access_token)["role"] == "SELLER"
+    assert identity.GetUser(identity_pb2.GetUserRequest(user_id=created.user.id), timeout=10).role == "SELLER"
+
+    plain = sign_up(identity)
+    assert plain.user.role == "USER"
+    assert verify_token(plain.access_token)["role"] == "USER"
+
+
+@pytest.mark.parametrize("role", ["ADMIN", "sellers", "USER ", "operator", "\u017feller"])
+def test_an_unknown_role_is_invalid_argument_and_creates_no_account(identity, role):
+    username = new_username()
+    err = rpc_error(
+        identity.CreateAccount, identity_pb2.CreateAccountRequest(username=username, password=PASSWORD, role=role)
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details() == "role: must be USER or SELLER"
+    assert_no_account(identity, username)

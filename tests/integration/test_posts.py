@@ -115,6 +115,21 @@ def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
     return caught.value
 
 
+def _product_id(identity) -> str:
+    """An active product in the catalog (post product tags must name one), sold by a fresh seller."""
+    from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+
+    seller = identity.CreateAccount(
+        identity_pb2.CreateAccountRequest(username=f"t_{secrets.token_hex(4)}", password=PASSWORD, role="SELLER"),
+        timeout=RPC_TIMEOUT,
+    )
+    with grpc.insecure_channel(service_addr("catalog")) as channel:
+        return catalog_pb2_grpc.CatalogServiceStub(channel).CreateProduct(
+            catalog_pb2.CreateProductRequest(title="Tagged mug", price_minor=1200, currency="USD", stock=1),
+            metadata=(("authorization", f"Bearer {seller.access_token}"),), timeout=RPC_TIMEOUT,
+        ).id
+
+
 # -- create / get / delete --------------------------------------------------------------
 
 
@@ -139,15 +154,17 @@ def _upload_images(author: Account, count: int) -> list[str]:
 def test_create_get_delete_round_trip(identity, posts):
     author = sign_up(identity)
     media_ids = _upload_images(author, 2)
+    product_id = _product_id(identity)
     before_ms = int(time.time() * 1000)
     created = create(posts, author, "Hello #World and #world2 from @Bob_1 #WORLD", media_ids=media_ids,
-                     product_ids=["9000000000000000001"])
+                     product_ids=[product_id])
     assert created.id.isdigit() and created.author_id == author.id
     assert created.author.username == author.username and created.author.id == author.id
     assert created.text == "Hello #World and #world2 from @Bob_1 #WORLD"
     assert list(created.hashtags) == ["world", "world2"]
     assert list(created.mentions) == ["bob_1"]
-    assert list(created.media_ids) == media_ids and list(created.product_ids) == ["9000000000000000001"]
+    assert list(created.media_ids) == media_ids and list(created.product_ids) == [product_id]
+    assert [p.title for p in created.products] == ["Tagged mug"]
     assert [m.media_id for m in created.media] == media_ids
     assert created.reply_to_id == "" and created.repost_of_id == ""
     created_ms = created.created_at.ToMilliseconds()
@@ -398,7 +415,8 @@ def topic_reader():
 
 def test_created_then_deleted_events_reach_kafka(identity, posts, topic_reader):
     author = sign_up(identity)
-    post = create(posts, author, "event me #kafka @someone", product_ids=["5"])
+    product_id = _product_id(identity)
+    post = create(posts, author, "event me #kafka @someone", product_ids=[product_id])
     post_id = int(post.id)
     created = topic_reader.wait_for(lambda e: e.WhichOneof("kind") == "created" and e.created.post_id == post_id)
     assert created, "no PostCreated event for the post within 20 s"
@@ -408,7 +426,7 @@ def test_created_then_deleted_events_reach_kafka(identity, posts, topic_reader):
     assert event.event_id > 0 and event.created.author_id == int(author.id)
     assert event.created.text == "event me #kafka @someone"
     assert list(event.created.hashtags) == ["kafka"] and list(event.created.mentions) == ["someone"]
-    assert list(event.created.product_ids) == [5]
+    assert list(event.created.product_ids) == [int(product_id)]
     assert event.created.created_at.ToMilliseconds() == post.created_at.ToMilliseconds()
 
     delete(posts, author, post.id)

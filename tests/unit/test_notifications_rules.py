@@ -7,7 +7,7 @@ import pytest
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from services.kit.ids import EPOCH_MS, WORKER_BITS, SEQUENCE_BITS
-from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, POSTS_TOPIC
+from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
 from services.notifications import rules
 from services.notifications.rules import (
     FOLLOW,
@@ -269,3 +269,125 @@ def test_notification_proto_shape():
 
 def test_live_channels_are_per_recipient_and_hash_tagged():
     assert rules.live_channel(42) == "live:nt:{42}"
+
+
+# -- orders -------------------------------------------------------------------------------
+
+
+ORDER_STATUS = rules.ORDER_STATUS
+
+
+def _order_event(event_id: int = 90, **kind) -> bytes:
+    return events_pb2.OrderEvent(event_id=event_id, **kind).SerializeToString()
+
+
+def _confirmed(order_id=700, buyer_id=5, total_minor=1250, currency="USD") -> bytes:
+    return _order_event(confirmed=events_pb2.OrderConfirmed(
+        order_id=order_id, buyer_id=buyer_id, total_minor=total_minor, currency=currency,
+        lines=[events_pb2.OrderLine(product_id=1, seller_id=2, quantity=1, unit_price_minor=total_minor)]))
+
+
+def _delivery(status: str, note: str = "", order_id=700, buyer_id=5, event_id=91) -> bytes:
+    return _order_event(event_id, delivery_changed=events_pb2.DeliveryStatusChanged(
+        order_id=order_id, buyer_id=buyer_id, status=status, note=note))
+
+
+def test_order_confirmed_notifies_the_buyer_with_no_actor_and_the_total():
+    plan = rules.plan_for(ORDERS_TOPIC, _confirmed())
+    assert plan.source == ORDERS_TOPIC and plan.event_id == 90 and plan.about_posts == ()
+    assert plan.notices == (Notice(recipient_id=5, actor_id=0, kind=ORDER_STATUS, post_id=0,
+                                   slot="order:700:confirmed", order_id=700,
+                                   body="Your order 700 is confirmed (USD 12.50)"),)
+    assert plan.notices[0].actorless
+
+
+@pytest.mark.parametrize("status, note, slot, body", [
+    ("DELIVERY_STATUS_PACKED", "", "order:700:packed", "Your order 700 was packed"),
+    ("DELIVERY_STATUS_SHIPPED", "tracking 1Z999", "order:700:shipped", "Your order 700 has shipped: tracking 1Z999"),
+    ("DELIVERY_STATUS_DELIVERED", "  left at\nthe door ", "order:700:delivered",
+     "Your order 700 was delivered: left at the door"),
+    ("shipped", "", "order:700:shipped", "Your order 700 has shipped"),
+    ("DELIVERY_STATUS_OUT_FOR_DELIVERY", "", "order:700:out_for_delivery", "Your order 700 is now out for delivery"),
+])
+def test_each_delivery_change_is_its_own_notice_to_the_buyer(status, note, slot, body):
+    plan = rules.plan_for(ORDERS_TOPIC, _delivery(status, note))
+    assert plan.notices == (Notice(5, 0, ORDER_STATUS, 0, slot, 700, body),)
+
+
+def test_the_same_order_status_always_lands_in_the_same_slot_and_different_ones_do_not():
+    # A re-sent change with another event id is a duplicate of the slot, not a second notice.
+    first = rules.plan_for(ORDERS_TOPIC, _delivery("DELIVERY_STATUS_SHIPPED", event_id=91)).notices[0]
+    again = rules.plan_for(ORDERS_TOPIC, _delivery("DELIVERY_STATUS_SHIPPED", "late", event_id=95)).notices[0]
+    packed = rules.plan_for(ORDERS_TOPIC, _delivery("DELIVERY_STATUS_PACKED", event_id=92)).notices[0]
+    confirmed = rules.plan_for(ORDERS_TOPIC, _confirmed()).notices[0]
+    other_order = rules.plan_for(ORDERS_TOPIC, _delivery("DELIVERY_STATUS_SHIPPED", order_id=701)).notices[0]
+    assert first.slot == again.slot
+    assert len({first.slot, packed.slot, confirmed.slot, other_order.slot}) == 4
+
+
+def test_long_delivery_notes_are_cut():
+    plan = rules.plan_for(ORDERS_TOPIC, _delivery("DELIVERY_STATUS_SHIPPED", "x" * 500))
+    body = plan.notices[0].body
+    assert body.startswith("Your order 700 has shipped: xxx") and body.endswith("\u2026")
+    assert len(body) == len("Your order 700 has shipped: ") + rules.MAX_NOTE_CHARS
+
+
+@pytest.mark.parametrize("value", [
+    _confirmed(buyer_id=0),
+    _confirmed(order_id=0),
+    _delivery("DELIVERY_STATUS_SHIPPED", buyer_id=0),
+    _delivery(""),
+    _delivery("DELIVERY_STATUS_UNSPECIFIED"),
+    _order_event(),  # no kind at all (a newer producer's kind this consumer does not know)
+], ids=["no-buyer", "no-order", "delivery-no-buyer", "no-status", "unspecified", "no-kind"])
+def test_incomplete_order_events_notify_nobody(value):
+    assert rules.plan_for(ORDERS_TOPIC, value).empty
+
+
+def test_order_records_without_event_id_or_undecodable_are_poison():
+    no_id = events_pb2.OrderEvent(confirmed=events_pb2.OrderConfirmed(order_id=1, buyer_id=2)).SerializeToString()
+    for value in (no_id, b"\xff\xff\xff"):
+        with pytest.raises(rules.Unreadable):
+            rules.plan_for(ORDERS_TOPIC, value)
+
+
+@pytest.mark.parametrize("minor, currency, text", [
+    (1250, "USD", "USD 12.50"),
+    (5, "eur", "EUR 0.05"),
+    (123456789, "USD", "USD 1,234,567.89"),
+    (500, "JPY", "JPY 500"),
+    (1234, "KWD", "KWD 1.234"),
+    (0, "USD", "USD 0.00"),
+])
+def test_money_is_formatted_with_the_currency_exponent(minor, currency, text):
+    assert rules.format_money(minor, currency) == text
+
+
+def test_a_confirmation_without_a_currency_leaves_the_total_out():
+    assert rules.confirmed_text(7, 1250, "") == "Your order 7 is confirmed"
+
+
+def test_an_order_notice_opens_a_group_with_nobody_in_it():
+    notice = rules.plan_for(ORDERS_TOPIC, _confirmed()).notices[0]
+    g = rules.new_group(notice, new_id=42, activity_ms=NOW_MS)
+    assert (g.actor_ids, g.actor_count, g.order_id, g.post_id, g.kind) == ((), 0, 700, 0, ORDER_STATUS)
+    assert g.body == "Your order 700 is confirmed (USD 12.50)"
+    # Order slots are not follow slots: a later notice never opens a second group.
+    assert not rules.opens_new_group(notice.slot, g, NOW_MS + 365 * 24 * 3600 * 1000, 1000)
+
+
+def test_an_order_notice_reads_as_its_body_with_no_actors_and_no_names_needed():
+    body = "Your order 700 has shipped"
+    n = rules.notification_proto(_id_at(NOW_MS), ORDER_STATUS, 0, (), 0, NOW_MS, read=False, names={},
+                                 order_id=700, body=body)
+    assert n.text == body and n.order_id == "700" and n.post_id == "" and list(n.actor_ids) == []
+    assert n.actor_count == 0 and n.kind == ORDER_STATUS
+    assert rules.names_needed(()) == []
+    # Even with no body stored, zero actors still give a sentence rather than failing.
+    assert rules.notice_text(ORDER_STATUS, (), 0, {})
+    assert rules.notice_text(LIKE, (), 0, {}) == "Someone liked your post"
+
+
+def test_other_kinds_have_no_order_id():
+    like = rules.notification_proto(_id_at(NOW_MS), LIKE, 100, (1,), 1, NOW_MS, read=False, names=NAMES)
+    assert like.order_id == "" and like.text == "alice liked your post"

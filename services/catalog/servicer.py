@@ -1,0 +1,274 @@
+"""CatalogService: validation, orchestration with inventory, and error mapping.
+
+Storage lives in store.py, field rules in validation.py. Stock belongs to
+inventory: writes go through it (created before the product row, so a
+product never exists without stock), reads join it in and degrade to stock 0
+when inventory cannot answer: catalog reads never fail because of inventory.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from aviary.events.v1 import events_pb2
+from aviary.inventory.v1 import inventory_pb2
+from services.catalog import validation
+from services.catalog.media import check_images
+from services.catalog.store import SCHEMA, CatalogStore, Event, NewProduct, ProductRecord
+from services.kit import auth, clients, ids, kafka, migrations, paging, startup
+from services.kit.config import Settings, env_float
+from services.kit.errors import (
+    ApiError,
+    failed_precondition,
+    invalid_argument,
+    not_found,
+    permission_denied,
+    unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_GET = 200
+
+
+class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # Only the outbox relay uses the producer; request paths never touch Kafka.
+        self.producer = kafka.Producer(settings.kafka_bootstrap)
+        self.store = CatalogStore(settings, self.producer)
+        self.ids = ids.IdGenerator(settings.worker_id)
+        # Stock is a nice-to-have on reads: a slow inventory must not make
+        # product pages slow, so its deadline is short.
+        self.stock_timeout = env_float("AVIARY_CATALOG_STOCK_TIMEOUT_SECONDS", 1.0)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        await startup.retry_until_up(self._migrate, "postgresql")
+        await self.store.start()
+
+    async def _migrate(self) -> None:
+        await migrations.upgrade_async("catalog", SCHEMA, self.settings.pg_dsn)
+
+    async def stop(self) -> None:
+        await self.producer.close()
+        await self.store.stop()
+        await clients.close_all()
+
+    async def relay(self) -> None:
+        """Background job: publishes stored product events to Kafka, forever."""
+        topics = asyncio.create_task(_ensure_topic(self.settings.kafka_bootstrap))
+        try:
+            await self.store.outbox.relay_forever()
+        finally:
+            topics.cancel()
+
+    # -- RPCs --------------------------------------------------------------------
+
+    async def GetProduct(self, request, context) -> catalog_pb2.Product:
+        product_id = ids.parse_id(request.product_id, "product_id")
+        record = await self.store.get(product_id)
+        if record is None:
+            raise not_found(f"product {product_id} does not exist")
+        stock = await self._stock([product_id])
+        return to_proto(record, stock.get(product_id, 0))
+
+    async def ListProducts(self, request, context) -> catalog_pb2.ListProductsResponse:
+        seller_id = ids.parse_optional_id(request.seller_id, "seller_id") or None
+        size = paging.page_size(request.page_size)
+        before = paging.int_cursor(request.page_token, "before")
+        records = await self.store.list_active(seller_id=seller_id, before=before, limit=size + 1)
+        page = records[:size]
+        stock = await self._stock([r.id for r in page])
+        next_token = paging.encode_token({"before": page[-1].id}) if len(records) > size else ""
+        return catalog_pb2.ListProductsResponse(
+            products=[to_proto(r, stock.get(r.id, 0)) for r in page], next_page_token=next_token
+        )
+
+    async def CreateProduct(self, request, context) -> catalog_pb2.Product:
+        seller = auth.caller(context)
+        if not seller.is_seller:
+            raise permission_denied(
+                "only seller accounts can create products; sign up with role SELLER "
+                "(POST /v1/accounts with \"role\": \"SELLER\")"
+            )
+        title = validation.check_title(request.title)
+        description = validation.check_description(request.description)
+        price_minor = validation.check_price(request.price_minor)
+        currency = validation.check_currency(request.currency)
+        media_ids = validation.check_media_ids(request.media_ids)
+        initial_stock = validation.check_initial_stock(request.stock)
+        await check_images(media_ids, seller.user_id, self.settings.rpc_timeout_seconds)
+
+        product_id = self.ids.next_id()
+        # Stock first (idempotent): if the insert below never happens, what is
+        # left is a stock record nobody can reach, never a product without stock.
+        level = await self._initialize_stock(product_id, initial_stock)
+        record = await self.store.insert(
+            NewProduct(
+                id=product_id, seller_id=seller.user_id, title=title, description=description,
+                price_minor=price_minor, currency=currency, media_ids=tuple(media_ids),
+            ),
+            self._upserted_event,
+        )
+        log.info("product created", extra={"product_id": product_id, "seller_id": seller.user_id})
+        return to_proto(record, level.available)
+
+    async def UpdateProduct(self, request, context) -> catalog_pb2.Product:
+        caller = auth.caller_id(context)
+        product_id = ids.parse_id(request.product_id, "product_id")
+        changes = _changes(request)
+
+        def only_the_seller(record: ProductRecord) -> None:
+            _require_seller(record, caller, "change")
+
+        record = await self.store.update(product_id, only_the_seller, changes, self._upserted_event)
+        if record is None:
+            raise not_found(f"product {product_id} does not exist")
+        log.info("product updated", extra={"product_id": product_id, "fields": sorted(changes)})
+        stock = await self._stock([product_id])
+        return to_proto(record, stock.get(product_id, 0))
+
+    async def RestockProduct(self, request, context) -> catalog_pb2.Product:
+        caller = auth.caller_id(context)
+        product_id = ids.parse_id(request.product_id, "product_id")
+        quantity = validation.check_restock_quantity(request.quantity)
+        key = validation.check_idempotency_key(request.idempotency_key)
+        record = await self.store.get(product_id)
+        if record is None:
+            raise not_found(f"product {product_id} does not exist")
+        _require_seller(record, caller, "restock")
+        level = await self._add_stock(product_id, quantity, key)
+        log.info("product restocked", extra={"product_id": product_id, "quantity": quantity})
+        return to_proto(record, level.available)
+
+    async def BatchGetProducts(self, request, context) -> catalog_pb2.BatchGetProductsResponse:
+        product_ids = list(dict.fromkeys(ids.parse_ids(request.product_ids, "product_ids", max_items=MAX_BATCH_GET)))
+        records = await self.store.get_many(product_ids)
+        found = [records[p] for p in product_ids if p in records]
+        stock = {} if request.skip_stock else await self._stock([r.id for r in found])
+        return catalog_pb2.BatchGetProductsResponse(products=[to_proto(r, stock.get(r.id, 0)) for r in found])
+
+    # -- inventory ---------------------------------------------------------------
+
+    async def _stock(self, product_ids: list[int]) -> dict[int, int]:
+        """Available units by product, from one inventory call; {} when it cannot answer."""
+        if not product_ids:
+            return {}
+        try:
+            response = await clients.inventory().BatchGetStock(
+                inventory_pb2.BatchGetStockRequest(product_ids=[str(p) for p in product_ids]),
+                timeout=self.stock_timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("inventory BatchGetStock failed; products go out with stock 0",
+                        extra={"code": exc.code().name, "details": exc.details(), "products": len(product_ids)})
+            return {}
+        return {int(level.product_id): level.available for level in response.levels}
+
+    async def _initialize_stock(self, product_id: int, quantity: int) -> inventory_pb2.StockLevel:
+        try:
+            return await clients.inventory().InitializeStock(
+                inventory_pb2.InitializeStockRequest(product_id=str(product_id), quantity=quantity),
+                timeout=self.settings.rpc_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _inventory_error(exc, "create the product") from exc
+
+    async def _add_stock(self, product_id: int, quantity: int, key: str) -> inventory_pb2.StockLevel:
+        try:
+            return await clients.inventory().AddStock(
+                inventory_pb2.AddStockRequest(product_id=str(product_id), quantity=quantity, idempotency_key=key),
+                timeout=self.settings.rpc_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                # Inventory names the field (idempotency_key reused with another quantity).
+                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, exc.details()) from exc
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise failed_precondition(f"product {product_id} has no stock record; it cannot be restocked") from exc
+            raise _inventory_error(exc, "restock the product") from exc
+
+    # -- events ------------------------------------------------------------------
+
+    def _upserted_event(self, record: ProductRecord) -> Event:
+        event_id = self.ids.next_id()
+        occur_time = Timestamp()
+        occur_time.FromMilliseconds(ids.timestamp_ms(event_id))
+        event = events_pb2.ProductEvent(
+            event_id=event_id,
+            occur_time=occur_time,
+            upserted=events_pb2.ProductUpserted(
+                product_id=record.id,
+                seller_id=record.seller_id,
+                title=record.title,
+                description=record.description,
+                price_minor=record.price_minor,
+                currency=record.currency,
+                media_ids=list(record.media_ids),
+                active=record.active,
+                created_at=_timestamp(record),
+            ),
+        )
+        # Keyed by product id: one product's events stay in order.
+        return Event(event_id, kafka.CATALOG_TOPIC, str(record.id).encode(), event.SerializeToString())
+
+
+def _changes(request: catalog_pb2.UpdateProductRequest) -> dict:
+    """The checked column -> value changes of an UpdateProduct request."""
+    changes: dict = {}
+    if request.HasField("title"):
+        changes["title"] = validation.check_title(request.title)
+    if request.HasField("description"):
+        changes["description"] = validation.check_description(request.description)
+    if request.HasField("price_minor"):
+        changes["price_minor"] = validation.check_price(request.price_minor)
+    if request.HasField("active"):
+        changes["active"] = request.active
+    if not changes:
+        raise invalid_argument("title", "set at least one of title, description, price_minor, active")
+    return changes
+
+
+def _require_seller(record: ProductRecord, caller: int, action: str) -> None:
+    if record.seller_id != caller:
+        raise permission_denied(f"only the product's seller can {action} product {record.id}")
+
+
+def _inventory_error(exc: grpc.aio.AioRpcError, action: str) -> ApiError:
+    log.warning("inventory call failed", extra={"code": exc.code().name, "details": exc.details()})
+    return unavailable(f"cannot {action} right now (inventory service: {exc.code().name}); try again")
+
+
+def _timestamp(record: ProductRecord) -> Timestamp:
+    created_at = Timestamp()
+    created_at.FromDatetime(record.created_at)
+    return created_at
+
+
+def to_proto(record: ProductRecord, stock: int) -> catalog_pb2.Product:
+    return catalog_pb2.Product(
+        id=str(record.id),
+        seller_id=str(record.seller_id),
+        title=record.title,
+        description=record.description,
+        price_minor=record.price_minor,
+        currency=record.currency,
+        media_ids=[str(m) for m in record.media_ids],
+        stock=stock,
+        active=record.active,
+        created_at=_timestamp(record),
+    )
+
+
+async def _ensure_topic(bootstrap: str) -> None:
+    """Creates the catalog topic if missing; a Kafka outage only delays it."""
+    try:
+        await kafka.ensure_topics_async(bootstrap, {kafka.CATALOG_TOPIC: kafka.TOPICS[kafka.CATALOG_TOPIC]})
+    except Exception as exc:
+        log.warning("could not ensure Kafka topics; the relay keeps retrying", extra={"error": repr(exc)})

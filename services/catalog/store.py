@@ -1,0 +1,205 @@
+"""PostgreSQL storage for products (schema `catalog`): the only code that talks SQL.
+
+Every product change is written together with its ProductEvent in the
+outbox, in one transaction: a committed change always has its event.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.kit import pg
+from services.kit.config import Settings
+from services.kit.kafka import Producer
+from services.kit.pg_outbox import PgOutbox
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "catalog"
+
+_metadata = sa.MetaData(schema=SCHEMA)
+products = sa.Table(
+    "products",
+    _metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("seller_id", sa.BigInteger, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("price_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("media_ids", postgresql.ARRAY(sa.BigInteger), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_COLUMNS = [
+    products.c.id,
+    products.c.seller_id,
+    products.c.title,
+    products.c.description,
+    products.c.price_minor,
+    products.c.currency,
+    products.c.media_ids,
+    products.c.active,
+    products.c.created_at,
+]
+
+# Columns UpdateProduct may change.
+UPDATABLE = ("title", "description", "price_minor", "active")
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    id: int
+    seller_id: int
+    title: str
+    description: str
+    price_minor: int
+    currency: str
+    media_ids: tuple[int, ...]
+    active: bool
+    created_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class NewProduct:
+    id: int
+    seller_id: int
+    title: str
+    description: str
+    price_minor: int
+    currency: str
+    media_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A serialized ProductEvent for the outbox."""
+
+    event_id: int
+    topic: str
+    key: bytes
+    payload: bytes
+
+
+class CatalogStore:
+    def __init__(self, settings: Settings, producer: Producer) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._engine: AsyncEngine | None = None
+        self._outbox: PgOutbox | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "call start() first"
+        return self._engine
+
+    @property
+    def outbox(self) -> PgOutbox:
+        assert self._outbox is not None, "call start() first"
+        return self._outbox
+
+    async def start(self) -> None:
+        self._engine = pg.engine(self._settings)
+        self._outbox = PgOutbox(self._engine, SCHEMA, self._producer)
+        async with self._engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def stop(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def insert(self, product: NewProduct, event_for) -> ProductRecord:
+        """Inserts the product and, in the same transaction, the event
+        `event_for(record)` builds from the stored row."""
+        stmt = (
+            sa.insert(products)
+            .values(
+                id=product.id,
+                seller_id=product.seller_id,
+                title=product.title,
+                description=product.description,
+                price_minor=product.price_minor,
+                currency=product.currency,
+                media_ids=list(product.media_ids),
+                active=True,
+                created_at=sa.func.now(),
+                updated_at=sa.func.now(),
+            )
+            .returning(*_COLUMNS)
+        )
+        async with self.engine.begin() as conn:
+            record = _record((await conn.execute(stmt)).one())
+            await self._add_event(conn, event_for(record))
+        self.outbox.notify()
+        return record
+
+    async def update(self, product_id: int, seller_check, changes: dict, event_for) -> ProductRecord | None:
+        """Applies `changes` to one product with its event, after `seller_check(record)`
+        (which raises to refuse) ran on the locked row; None when there is no such product."""
+        async with self.engine.begin() as conn:
+            locked = (await conn.execute(
+                sa.select(*_COLUMNS).where(products.c.id == product_id).with_for_update()
+            )).first()
+            if locked is None:
+                return None
+            seller_check(_record(locked))
+            stmt = (
+                sa.update(products)
+                .where(products.c.id == product_id)
+                .values(**changes, updated_at=sa.func.now())
+                .returning(*_COLUMNS)
+            )
+            record = _record((await conn.execute(stmt)).one())
+            await self._add_event(conn, event_for(record))
+        self.outbox.notify()
+        return record
+
+    async def get(self, product_id: int) -> ProductRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(*_COLUMNS).where(products.c.id == product_id))).first()
+        return None if row is None else _record(row)
+
+    async def get_many(self, product_ids: list[int]) -> dict[int, ProductRecord]:
+        """One round trip for any number of ids; unknown ids are absent."""
+        if not product_ids:
+            return {}
+        ids = sa.bindparam("ids", value=product_ids, type_=postgresql.ARRAY(sa.BigInteger))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(*_COLUMNS).where(products.c.id == sa.any_(ids)))).all()
+        return {row.id: _record(row) for row in rows}
+
+    async def list_active(self, *, seller_id: int | None, before: int | None, limit: int) -> list[ProductRecord]:
+        """Active products newest first (ids are time-ordered), below `before` when set."""
+        stmt = sa.select(*_COLUMNS).where(products.c.active.is_(True))
+        if seller_id is not None:
+            stmt = stmt.where(products.c.seller_id == seller_id)
+        if before is not None:
+            stmt = stmt.where(products.c.id < before)
+        stmt = stmt.order_by(products.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_record(row) for row in rows]
+
+    async def _add_event(self, conn: AsyncConnection, event: Event) -> None:
+        await self.outbox.add(conn, event.event_id, event.topic, event.key, event.payload)
+
+
+def _record(row) -> ProductRecord:
+    return ProductRecord(
+        id=row.id,
+        seller_id=row.seller_id,
+        title=row.title,
+        description=row.description,
+        price_minor=row.price_minor,
+        currency=row.currency,
+        media_ids=tuple(row.media_ids or ()),
+        active=row.active,
+        created_at=row.created_at,
+    )

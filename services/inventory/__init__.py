@@ -1,0 +1,1 @@
+"""inventory: stock and reservations, strongly consistent in PostgreSQL (schema `inventory`)."""

@@ -1,0 +1,24 @@
+"""python -m services.orders: the orders API, the checkout saga's recovery
+sweep and the outbox relay of order events."""
+from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
+from services.kit import server
+from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.orders.servicer import OrdersServicer
+
+
+def main() -> None:
+    settings = load_settings()
+    servicer = OrdersServicer(settings)
+    server.run(server.Service(
+        name="orders",
+        port=env_int("AVIARY_ORDERS_PORT", SERVICE_PORTS["orders"]),
+        servicers=[(orders_pb2_grpc.add_OrdersServiceServicer_to_server, servicer,
+                    orders_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name)],
+        on_start=[servicer.start],                       # migrate the orders schema
+        on_stop=[servicer.stop],
+        background=[servicer.recover, servicer.relay],   # stale sagas; order events -> Kafka
+    ))
+
+
+if __name__ == "__main__":
+    main()

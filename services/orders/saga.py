@@ -1,0 +1,316 @@
+"""The checkout saga orchestrator.
+
+reserve stock -> authorize payment -> create order -> capture -> confirm,
+each step persisted (store.advance) before the next begins, each with its
+compensation. A failed step records why and the saga compensates everything
+that may have taken effect, newest first: cancel the order, void or refund
+the payment, release the stock. Every call to a peer is idempotent (keys
+derived from the checkout id and attempt), so a saga can be re-run from its
+last recorded state by anyone: the request that started it, or the recovery
+sweep after that orchestrator died.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+from google.protobuf import timestamp_pb2
+from prometheus_client import Counter, Histogram
+
+from aviary.cart.v1 import cart_pb2
+from aviary.catalog.v1 import catalog_pb2
+from aviary.events.v1 import events_pb2
+from aviary.inventory.v1 import inventory_pb2
+from aviary.payments.v1 import payments_pb2
+from services.kit import clients
+from services.kit.ids import IdGenerator
+from services.kit.kafka import ORDERS_TOPIC
+from services.orders import model
+from services.orders.model import Failure, Line
+from services.orders.store import Checkout, OrdersStore
+
+log = logging.getLogger(__name__)
+
+STEP_SECONDS = Histogram(
+    "aviary_checkout_step_seconds", "Time of one saga step or compensation", ["step", "outcome"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SAGAS_ENDED = Counter("aviary_checkout_sagas_total", "Sagas that reached a terminal state", ["state", "reason"])
+RECOVERED = Counter("aviary_checkout_recovered_total", "Sagas taken over by the recovery sweep")
+
+PS = payments_pb2.PaymentStatus
+_RETRYABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED)
+
+
+class StepFailed(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class CompensationPending(Exception):
+    """A compensation could not run now (a peer is down); the recovery sweep
+    finishes it later. The checkout's failure is already recorded."""
+
+
+def _unavailable(what: str, exc: grpc.aio.AioRpcError) -> Failure:
+    return Failure(grpc.StatusCode.UNAVAILABLE,
+                   f"{what} is unavailable right now ({exc.code().name}); nothing was charged, try again later",
+                   retryable=True)
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class Orchestrator:
+    def __init__(self, store: OrdersStore, ids: IdGenerator, *, rpc_timeout: float,
+                 reservation_ttl_seconds: int) -> None:
+        self.store = store
+        self.ids = ids
+        self.timeout = rpc_timeout
+        self.reservation_ttl = reservation_ttl_seconds
+        self._steps = {
+            model.STARTED: self._price,
+            model.PRICED: self._reserve,
+            model.RESERVED: self._authorize,
+            model.AUTHORIZED: self._create_order,
+            model.ORDER_CREATED: self._capture,
+            model.CAPTURED: self._confirm,
+        }
+
+    # -- driving -------------------------------------------------------------------
+
+    async def run(self, checkout: Checkout) -> Checkout:
+        """Drives the saga to a terminal state (SUCCEEDED or FAILED). Raises
+        CompensationPending when compensation must wait for a peer."""
+        while not checkout.terminal:
+            moved = await self._one_step(checkout)
+            # None: the saga moved under us (another orchestrator); re-read it.
+            checkout = moved if moved is not None else await self.store.get_checkout(checkout.id)
+        if checkout.state == model.SUCCEEDED and not checkout.cart_cleared:
+            await self._clear_cart(checkout)
+        return checkout
+
+    async def _one_step(self, checkout: Checkout) -> Checkout | None:
+        step = checkout.state
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            if step == model.COMPENSATING:
+                moved = await self._compensate(checkout)
+                if moved is not None:
+                    SAGAS_ENDED.labels(model.FAILED, checkout.failure_code or "").inc()
+                return moved
+            try:
+                moved = await self._steps[step](checkout)
+            except StepFailed as failed:
+                outcome = "failed"
+                log.info("checkout step failed", extra={"checkout_id": checkout.id, "step": step,
+                                                        "reason": failed.failure.message})
+                return await self.store.begin_compensation(checkout, failed.failure)
+            if moved is not None and moved.state == model.SUCCEEDED:
+                SAGAS_ENDED.labels(model.SUCCEEDED, "").inc()
+            return moved
+        except CompensationPending:
+            outcome = "pending"
+            raise
+        finally:
+            STEP_SECONDS.labels(step, outcome).observe(time.perf_counter() - started)
+
+    async def recover(self, checkout: Checkout) -> None:
+        """Finishes a saga whose orchestrator stopped (the recovery sweep)."""
+        RECOVERED.inc()
+        log.info("recovering checkout", extra={"checkout_id": checkout.id, "state": checkout.state})
+        try:
+            await self.run(checkout)
+        except CompensationPending as exc:
+            log.warning("checkout compensation still pending", extra={"checkout_id": checkout.id, "reason": str(exc)})
+
+    # -- steps -----------------------------------------------------------------------
+
+    async def _price(self, c: Checkout) -> Checkout | None:
+        """Reads the cart's lines and prices them from the catalog (never from the cart)."""
+        try:
+            cart = await clients.cart().GetUserCart(
+                cart_pb2.GetUserCartRequest(user_id=str(c.buyer_id)), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise StepFailed(_unavailable("the cart service", exc)) from exc
+        if not cart.items:
+            raise StepFailed(Failure(grpc.StatusCode.FAILED_PRECONDITION,
+                                     "your cart is empty: add items before checking out", retryable=True))
+        try:
+            found = await clients.catalog().BatchGetProducts(
+                catalog_pb2.BatchGetProductsRequest(product_ids=[i.product_id for i in cart.items], skip_stock=True),
+                timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise StepFailed(_unavailable("the catalog", exc)) from exc
+        products = {p.id: p for p in found.products}
+        lines = []
+        for item in cart.items:
+            product = products.get(item.product_id)
+            if product is None or not product.active:
+                raise StepFailed(Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"product {item.product_id} is no longer available: remove it from your cart", retryable=True))
+            lines.append(Line(int(product.id), int(product.seller_id), product.title, item.quantity,
+                              product.price_minor))
+        currencies = {products[i.product_id].currency for i in cart.items}
+        if len(currencies) > 1:
+            raise StepFailed(Failure(grpc.StatusCode.FAILED_PRECONDITION,
+                                     f"the cart mixes currencies ({', '.join(sorted(currencies))}): "
+                                     "check out one currency at a time", retryable=True))
+        return await self.store.advance(c, model.PRICED, lines=lines, total_minor=model.total(lines),
+                                        currency=currencies.pop())
+
+    async def _reserve(self, c: Checkout) -> Checkout | None:
+        request = inventory_pb2.ReserveStockRequest(
+            reservation_id=c.reservation_id, ttl_seconds=self.reservation_ttl,
+            items=[inventory_pb2.ReservationItem(product_id=str(line.product_id), quantity=line.quantity)
+                   for line in c.lines])
+        try:
+            reservation = await clients.inventory().ReserveStock(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _RETRYABLE_CODES:
+                raise StepFailed(_unavailable("inventory", exc)) from exc
+            # Out of stock (FAILED_PRECONDITION) or a quantity inventory refuses:
+            # the key's answer for good.
+            raise StepFailed(Failure(exc.code(), exc.details() or "stock could not be reserved",
+                                     retryable=False)) from exc
+        if reservation.state != inventory_pb2.RESERVATION_STATE_HELD:
+            raise StepFailed(Failure(grpc.StatusCode.ABORTED,
+                                     "the stock hold was released before checkout could use it; try again",
+                                     retryable=True))
+        return await self.store.advance(c, model.RESERVED)
+
+    async def _authorize(self, c: Checkout) -> Checkout | None:
+        request = payments_pb2.AuthorizePaymentRequest(
+            idempotency_key=c.payment_key, buyer_id=str(c.buyer_id), amount_minor=c.total_minor,
+            currency=c.currency, payment_method=c.payment_method, reference=f"checkout {c.id}")
+        try:
+            payment = await clients.payments().AuthorizePayment(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _RETRYABLE_CODES:
+                raise StepFailed(_unavailable("the payment provider", exc)) from exc
+            raise StepFailed(Failure(exc.code(), f"payment could not be authorized: {exc.details()}",
+                                     retryable=False)) from exc
+        if payment.status == PS.PAYMENT_STATUS_DECLINED:
+            reason = payment.decline_reason or "declined"
+            raise StepFailed(Failure(grpc.StatusCode.FAILED_PRECONDITION,
+                                     f"payment declined ({reason}); nothing was charged", retryable=False))
+        if payment.status != PS.PAYMENT_STATUS_AUTHORIZED:
+            raise StepFailed(Failure(grpc.StatusCode.UNAVAILABLE,
+                                     "the payment provider did not confirm the authorization; nothing was "
+                                     "charged, try again later", retryable=True))
+        return await self.store.advance(c, model.AUTHORIZED, payment_id=payment.id)
+
+    async def _create_order(self, c: Checkout) -> Checkout | None:
+        return await self.store.create_order(c, self.ids.next_id(), PS.Name(PS.PAYMENT_STATUS_AUTHORIZED))
+
+    async def _capture(self, c: Checkout) -> Checkout | None:
+        """Makes the stock hold permanent, then moves the money. Stock first:
+        a hold that expired must stop the checkout before anyone is charged."""
+        try:
+            await clients.inventory().CommitReservation(
+                inventory_pb2.CommitReservationRequest(reservation_id=c.reservation_id), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _RETRYABLE_CODES:
+                raise StepFailed(_unavailable("inventory", exc)) from exc
+            raise StepFailed(Failure(grpc.StatusCode.ABORTED,
+                                     "the stock hold expired before payment completed; nothing was charged, "
+                                     "try again", retryable=True)) from exc
+        try:
+            payment = await clients.payments().CapturePayment(
+                payments_pb2.CapturePaymentRequest(payment_id=c.payment_id), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _RETRYABLE_CODES:
+                raise StepFailed(_unavailable("the payment provider", exc)) from exc
+            raise StepFailed(Failure(exc.code(), f"payment could not be captured: {exc.details()}",
+                                     retryable=True)) from exc
+        if payment.status != PS.PAYMENT_STATUS_CAPTURED:
+            raise StepFailed(Failure(grpc.StatusCode.FAILED_PRECONDITION,
+                                     f"payment could not be captured ({PS.Name(payment.status)})", retryable=True))
+        return await self.store.advance(c, model.CAPTURED)
+
+    async def _confirm(self, c: Checkout) -> Checkout | None:
+        event_id = self.ids.next_id()
+        event = events_pb2.OrderEvent(event_id=event_id, occur_time=_now(), confirmed=events_pb2.OrderConfirmed(
+            order_id=c.order_id, buyer_id=c.buyer_id, total_minor=c.total_minor, currency=c.currency,
+            lines=[events_pb2.OrderLine(product_id=line.product_id, seller_id=line.seller_id,
+                                        quantity=line.quantity, unit_price_minor=line.unit_price_minor)
+                   for line in c.lines]))
+        return await self.store.confirm(c, event_id, ORDERS_TOPIC, str(c.buyer_id).encode(),
+                                        event.SerializeToString())
+
+    async def _clear_cart(self, c: Checkout) -> None:
+        """Takes the bought lines out of the cart (once per checkout). Best
+        effort: a cart service outage leaves it to the recovery sweep."""
+        request = cart_pb2.ClearCheckedOutItemsRequest(
+            user_id=str(c.buyer_id), checkout_id=str(c.id),
+            items=[cart_pb2.CartItem(product_id=str(line.product_id), quantity=line.quantity) for line in c.lines])
+        try:
+            await clients.cart().ClearCheckedOutItems(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("cart not cleared yet", extra={"checkout_id": c.id, "code": exc.code().name})
+            return
+        await self.store.mark_cart_cleared(c.id)
+
+    # -- compensation --------------------------------------------------------------
+
+    async def _compensate(self, c: Checkout) -> Checkout | None:
+        """Undoes, newest first, every step that may have taken effect."""
+        failed_at = c.failed_at_state or model.STARTED
+        try:
+            if c.order_id:
+                await self.store.set_order_state(c.order_id, status="ORDER_STATUS_CANCELLED")
+            if model.reached(failed_at, model.RESERVED):
+                await self._undo_payment(c)
+            if model.reached(failed_at, model.PRICED):
+                await clients.inventory().ReleaseReservation(
+                    inventory_pb2.ReleaseReservationRequest(reservation_id=c.reservation_id), timeout=self.timeout)
+                await self.store.log_step(c, "release", "ok")
+        except grpc.aio.AioRpcError as exc:
+            await self.store.log_step(c, "compensate", "pending", f"{exc.code().name}: {exc.details()}")
+            raise CompensationPending(f"{exc.code().name}: {exc.details()}") from exc
+        return await self.store.advance(c, model.FAILED)
+
+    async def _undo_payment(self, c: Checkout) -> None:
+        """Voids an authorization or refunds a capture; nothing when the
+        payment never came to exist."""
+        payments = clients.payments()
+        try:
+            payment = await payments.GetPayment(
+                payments_pb2.GetPaymentRequest(idempotency_key=c.payment_key), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return
+            raise
+        if payment.status == PS.PAYMENT_STATUS_CAPTURED:
+            payment = await payments.RefundPayment(
+                payments_pb2.RefundPaymentRequest(payment_id=payment.id), timeout=self.timeout)
+        elif payment.status in (PS.PAYMENT_STATUS_AUTHORIZED, PS.PAYMENT_STATUS_PENDING):
+            payment = await payments.VoidPayment(
+                payments_pb2.VoidPaymentRequest(payment_id=payment.id), timeout=self.timeout)
+        await self.store.log_step(c, "undo_payment", "ok", PS.Name(payment.status))
+        if c.order_id:
+            await self.store.set_order_state(c.order_id, payment_status=PS.Name(payment.status))
+
+
+async def recovery_forever(orchestrator: Orchestrator, store: OrdersStore, *, interval: float, batch: int) -> None:
+    """Takes over sagas whose orchestrator died (their lease ran out) and
+    drives each to the end: on start-up at once, then every `interval`."""
+    while True:
+        try:
+            stale = await store.claim_stale(batch)
+        except Exception as exc:  # PostgreSQL away: try again later
+            log.warning("checkout recovery sweep failed", extra={"error": str(exc)})
+            stale = []
+        if stale:
+            await asyncio.gather(*(orchestrator.recover(c) for c in stale), return_exceptions=True)
+        if len(stale) < batch:
+            await asyncio.sleep(interval)

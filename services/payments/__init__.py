@@ -1,0 +1,1 @@
+"""payments: payment intents, their idempotency, the provider calls and the ledger (PostgreSQL schema `payments`)."""

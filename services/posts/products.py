@@ -1,0 +1,103 @@
+"""Product tags on posts, through the catalog service (social and commerce meet
+only by ids: posts stores product ids, the catalog owns the products).
+
+- `check_product_ids`: CreatePost's product ids must name existing, active
+  products. When the catalog cannot answer, a post with product tags is
+  refused with UNAVAILABLE (unchecked ids are never stored); a post without
+  tags never asks the catalog.
+- `attach_products`: hydrated posts carry their Product (title, price, ...)
+  in product_ids order, products the catalog no longer knows left out. Reads
+  degrade: with the catalog down or slow, posts come back without `products`
+  (product_ids are always there) rather than failing — social reads never
+  depend on commerce being up.
+
+Products change (price, title, active), so reads reuse what was fetched only
+briefly (AVIARY_POSTS_PRODUCT_CACHE_SECONDS); the CreatePost check always asks
+the catalog. Stock is not joined in (skip_stock): a timeline page does not
+wait for inventory; a client opening a product reads it from the catalog.
+"""
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from aviary.catalog.v1 import catalog_pb2
+from aviary.posts.v1 import posts_pb2
+from services.kit import clients
+from services.kit.cache import TtlCache
+from services.kit.config import env_float
+from services.kit.engagement_overlay import with_originals
+from services.kit.errors import invalid_argument, unavailable
+
+log = logging.getLogger(__name__)
+
+# BatchGetProducts takes at most this many ids per call.
+_BATCH = 200
+
+_cache: TtlCache[int, catalog_pb2.Product] = TtlCache(
+    ttl_seconds=env_float("AVIARY_POSTS_PRODUCT_CACHE_SECONDS", 10.0), max_entries=50_000
+)
+# Reads give up on the catalog quickly: a slow catalog must not slow timelines.
+_READ_TIMEOUT = env_float("AVIARY_POSTS_CATALOG_READ_TIMEOUT_SECONDS", 1.0)
+
+
+async def _fetch(product_ids: list[int], timeout: float, *, cached: bool = True) -> dict[int, catalog_pb2.Product]:
+    """Products by id (cache first unless `cached` is False); unknown ids are absent.
+
+    Raises grpc.aio.AioRpcError."""
+    found, missing = _cache.get_many(product_ids) if cached else ({}, list(product_ids))
+    for start in range(0, len(missing), _BATCH):
+        chunk = missing[start:start + _BATCH]
+        response = await clients.catalog().BatchGetProducts(
+            catalog_pb2.BatchGetProductsRequest(product_ids=[str(i) for i in chunk], skip_stock=True), timeout=timeout
+        )
+        fetched = {int(p.id): p for p in response.products}
+        _cache.put_many(fetched.items())
+        found.update(fetched)
+    return found
+
+
+async def check_product_ids(product_ids: list[int], timeout: float) -> None:
+    """INVALID_ARGUMENT naming product_ids[i] unless every id is an active product;
+    UNAVAILABLE when the catalog cannot be asked right now."""
+    if not product_ids:
+        return
+    seen: dict[int, int] = {}
+    for i, product_id in enumerate(product_ids):
+        if product_id in seen:
+            raise invalid_argument(
+                f"product_ids[{i}]", f"product {product_id} is already tagged at [{seen[product_id]}]"
+            )
+        seen[product_id] = i
+    try:
+        # Asked afresh, not from the cache: a write is checked by the owner of the data.
+        found = await _fetch(product_ids, timeout, cached=False)
+    except grpc.aio.AioRpcError as exc:
+        log.warning("catalog BatchGetProducts failed", extra={"code": exc.code().name, "details": exc.details()})
+        raise unavailable(
+            f"cannot check product_ids right now: the catalog can't be reached ({exc.code().name}); "
+            "try again, or post without product tags"
+        ) from exc
+    for i, product_id in enumerate(product_ids):
+        product = found.get(product_id)
+        if product is None or not product.active:
+            raise invalid_argument(f"product_ids[{i}]", f"no such product {product_id}")
+
+
+async def attach_products(posts: list[posts_pb2.Post]) -> None:
+    """Fills `products` of each post (and of an embedded reposted post) in product_ids order.
+
+    Never fails: without the catalog, posts simply lack `products`."""
+    targets = [p for p in with_originals(posts) if p.product_ids and not p.products]
+    if not targets:
+        return
+    wanted = list(dict.fromkeys(int(i) for p in targets for i in p.product_ids))
+    try:
+        found = await _fetch(wanted, _READ_TIMEOUT)
+    except grpc.aio.AioRpcError as exc:
+        log.warning("catalog BatchGetProducts failed; posts go out without products",
+                    extra={"code": exc.code().name, "details": exc.details()})
+        return
+    for post in targets:
+        post.products.extend(found[int(i)] for i in post.product_ids if int(i) in found)

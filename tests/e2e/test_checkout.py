@@ -1,0 +1,256 @@
+"""The checkout saga end to end through Envoy, against the real stack:
+inventory in PostgreSQL, payments through stripe-mock, orders, carts in Redis."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from aviary.payments.v1 import payments_pb2
+from tests.e2e.commerce import (
+    add_to_cart,
+    checkout,
+    checkouts_of,
+    create_product,
+    new_key,
+    orders_of,
+    payment_by_key,
+    payments_of_checkout,
+    sign_up_many,
+    sign_up_seller,
+    stock_of,
+    successful_authorizations,
+)
+from tests.e2e.edge import error_message, sign_up
+
+PS = payments_pb2.PaymentStatus
+
+
+@pytest.fixture(scope="module")
+def seller(http):
+    return sign_up_seller(http)
+
+
+def test_a_checkout_confirms_an_order_charges_once_and_empties_the_cart(http, seller):
+    item = create_product(http, seller, stock=5, price_minor=1250)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 2)
+    key = new_key()
+
+    r = checkout(http, buyer, key)
+
+    assert r.status_code == 200, r.text
+    order = r.json()
+    assert order["status"] == "ORDER_STATUS_CONFIRMED"
+    assert order["paymentStatus"] == "PAYMENT_STATUS_CAPTURED"
+    assert order["deliveryStatus"] == "DELIVERY_STATUS_PENDING"
+    assert order["buyerId"] == buyer.id
+    assert order["totalMinor"] == "2500" and order["currency"] == "USD"
+    assert [(i["productId"], i["quantity"], i["unitPriceMinor"]) for i in order["items"]] == [(item["id"], "2", "1250")]
+    assert stock_of(http, item["id"]) == 3
+    cart = http.get("/v1/cart", headers=buyer.auth).json()
+    assert cart.get("items", []) == []
+    # The order reads back, alone and in the buyer's list.
+    got = http.get(f"/v1/orders/{order['id']}", headers=buyer.auth)
+    assert got.status_code == 200 and got.json()["id"] == order["id"]
+    assert [o["id"] for o in orders_of(http, buyer)] == [order["id"]]
+    # One payment, authorized once and captured once.
+    [row] = checkouts_of(buyer.id)
+    payment = payment_by_key(f"checkout-{row['id']}-1")
+    assert payment.status == PS.PAYMENT_STATUS_CAPTURED and payment.amount_minor == 2500
+    assert successful_authorizations(payment.id) == 1
+
+
+def test_retrying_a_key_returns_the_first_order_and_charges_nothing_more(http, seller):
+    item = create_product(http, seller, stock=5)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 1)
+    key = new_key()
+    first = checkout(http, buyer, key)
+    assert first.status_code == 200, first.text
+    # The buyer fills the cart again: a retry of the old key must not buy it.
+    add_to_cart(http, buyer, item["id"], 1)
+
+    again = checkout(http, buyer, key)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert stock_of(http, item["id"]) == 4
+    assert len(orders_of(http, buyer)) == 1
+
+
+def test_the_same_key_five_times_at_once_makes_one_order_and_one_authorization(http, seller):
+    item = create_product(http, seller, stock=10)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 1)
+    key = new_key()
+
+    with ThreadPoolExecutor(5) as pool:
+        responses = list(pool.map(lambda _: checkout(http, buyer, key), range(5)))
+
+    assert [r.status_code for r in responses] == [200] * 5, [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 1
+    [row] = checkouts_of(buyer.id)
+    [payment] = payments_of_checkout(row)
+    assert successful_authorizations(payment.id) == 1
+    assert stock_of(http, item["id"]) == 9
+    assert len(orders_of(http, buyer)) == 1
+
+
+def test_200_buyers_for_10_units_make_exactly_10_paid_orders(http, seller):
+    item = create_product(http, seller, stock=10, price_minor=999)
+    buyers = sign_up_many(http, 200, "rush")
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda b: add_to_cart(http, b, item["id"], 1), buyers))
+
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(lambda b: checkout(http, b), buyers))
+
+    codes = [r.status_code for r in responses]
+    assert codes.count(200) == 10, codes
+    # Everyone else is refused cleanly: 412 saying the stock ran out.
+    refused = [r for r in responses if r.status_code != 200]
+    assert {r.status_code for r in refused} == {412}, {r.text for r in refused}
+    assert all("stock" in error_message(r).lower() or "left" in error_message(r).lower() for r in refused)
+    assert stock_of(http, item["id"]) == 0
+    winners = [b for b, r in zip(buyers, responses) if r.status_code == 200]
+    for buyer in winners:
+        [order] = orders_of(http, buyer)
+        assert order["status"] == "ORDER_STATUS_CONFIRMED" and order["paymentStatus"] == "PAYMENT_STATUS_CAPTURED"
+    # Losers were never charged: their checkouts failed before any payment.
+    for buyer, r in zip(buyers, responses):
+        if r.status_code != 200:
+            [row] = checkouts_of(buyer.id)
+            assert row["state"] == "FAILED" and payments_of_checkout(row) == []
+            assert orders_of(http, buyer) == []
+
+
+def test_a_declined_card_releases_the_stock_and_makes_no_order(http, seller):
+    item = create_product(http, seller, stock=3)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 2)
+    key = new_key()
+
+    r = checkout(http, buyer, key, payment_method="pm_card_chargeDeclined")
+
+    assert r.status_code == 412, r.text
+    assert "declined" in error_message(r)
+    assert stock_of(http, item["id"]) == 3
+    assert orders_of(http, buyer) == []
+    [row] = checkouts_of(buyer.id)
+    assert row["state"] == "FAILED"
+    [payment] = payments_of_checkout(row)
+    assert payment.status == PS.PAYMENT_STATUS_DECLINED
+    # The cart is kept for another try, and the key keeps its answer.
+    assert len(http.get("/v1/cart", headers=buyer.auth).json()["items"]) == 1
+    again = checkout(http, buyer, key, payment_method="pm_card_visa")
+    assert again.status_code == 412 and "declined" in error_message(again)
+
+
+def test_a_failed_capture_voids_the_payment_cancels_the_order_and_returns_the_stock(http, seller):
+    item = create_product(http, seller, stock=4)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 1)
+
+    r = checkout(http, buyer, payment_method="pm_fault_capture_unavailable")
+
+    assert r.status_code == 503, r.text
+    assert "nothing was charged" in error_message(r)
+    assert stock_of(http, item["id"]) == 4
+    [order] = orders_of(http, buyer)
+    assert order["status"] == "ORDER_STATUS_CANCELLED"
+    assert order["paymentStatus"] == "PAYMENT_STATUS_VOIDED"
+    [row] = checkouts_of(buyer.id)
+    [payment] = payments_of_checkout(row)
+    assert payment.status == PS.PAYMENT_STATUS_VOIDED
+
+
+def test_checkout_reads_prices_from_the_catalog_not_the_cart(http, seller):
+    item = create_product(http, seller, stock=5, price_minor=1000)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 1)
+    r = http.patch(f"/v1/products/{item['id']}", headers=seller.auth, json={"priceMinor": "1500"})
+    assert r.status_code == 200, r.text
+
+    r = checkout(http, buyer)
+
+    assert r.status_code == 200, r.text
+    assert r.json()["totalMinor"] == "1500"
+
+
+def test_an_item_deactivated_after_it_was_carted_stops_the_checkout(http, seller):
+    item = create_product(http, seller, stock=5)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 1)
+    assert http.patch(f"/v1/products/{item['id']}", headers=seller.auth, json={"active": False}).status_code == 200
+
+    r = checkout(http, buyer)
+
+    assert r.status_code == 412, r.text
+    assert item["id"] in error_message(r)
+    assert stock_of(http, item["id"]) == 5
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"paymentMethod": "pm_card_visa"}, "idempotency_key"),
+    ({"idempotencyKey": "short", "paymentMethod": "pm_card_visa"}, "idempotency_key"),
+    ({"idempotencyKey": "has spaces in it", "paymentMethod": "pm_card_visa"}, "idempotency_key"),
+    ({"idempotencyKey": "k-0123456789"}, "payment_method"),
+])
+def test_bad_checkout_input_is_a_400_naming_the_field(http, body, field):
+    buyer = sign_up(http, "buy")
+    r = http.post("/v1/checkouts", headers=buyer.auth, json=body)
+    assert r.status_code == 400, r.text
+    assert error_message(r).startswith(field)
+    assert checkouts_of(buyer.id) == []
+
+
+def test_an_empty_cart_cannot_be_checked_out_and_the_key_stays_usable(http, seller):
+    buyer = sign_up(http, "buy")
+    key = new_key()
+    r = checkout(http, buyer, key)
+    assert r.status_code == 412 and "empty" in error_message(r)
+    # Nothing happened, so the same key works once the cart has something.
+    item = create_product(http, seller, stock=1)
+    add_to_cart(http, buyer, item["id"], 1)
+    r = checkout(http, buyer, key)
+    assert r.status_code == 200, r.text
+
+
+def test_checkout_needs_a_token(http):
+    r = http.post("/v1/checkouts", json={"idempotencyKey": new_key(), "paymentMethod": "pm_card_visa"})
+    assert r.status_code == 401
+
+
+def test_someone_elses_order_is_not_found(http, seller):
+    item = create_product(http, seller, stock=2)
+    buyer, stranger = sign_up(http, "buy"), sign_up(http, "str")
+    add_to_cart(http, buyer, item["id"], 1)
+    order = checkout(http, buyer).json()
+
+    r = http.get(f"/v1/orders/{order['id']}", headers=stranger.auth)
+
+    assert r.status_code == 404, r.text
+    assert orders_of(http, stranger) == []
+    # The seller of its items sees it.
+    assert http.get(f"/v1/orders/{order['id']}", headers=seller.auth).status_code == 200
+    listed = http.get("/v1/orders", headers=seller.auth, params={"asSeller": True, "pageSize": 100}).json()["orders"]
+    assert order["id"] in [o["id"] for o in listed]
+
+
+def test_orders_page_newest_first_without_repeats(http, seller):
+    item = create_product(http, seller, stock=10)
+    buyer = sign_up(http, "buy")
+    made = []
+    for _ in range(3):
+        add_to_cart(http, buyer, item["id"], 1)
+        made.append(checkout(http, buyer).json()["id"])
+    seen, token = [], ""
+    while True:
+        r = http.get("/v1/orders", headers=buyer.auth, params={"pageSize": 2, "pageToken": token})
+        assert r.status_code == 200, r.text
+        seen += [o["id"] for o in r.json()["orders"]]
+        token = r.json().get("nextPageToken", "")
+        if not token:
+            break
+    assert seen == list(reversed(made))

@@ -1,0 +1,86 @@
+"""Pure rules of the checkout saga and of delivery (no backends)."""
+import grpc
+import pytest
+
+from aviary.orders.v1 import orders_pb2
+from services.kit.errors import ApiError
+from services.orders import model
+from services.orders.model import Line
+
+DS = orders_pb2.DeliveryStatus
+
+
+def test_compensation_covers_the_step_that_was_under_way():
+    # Failing while RESERVED means the authorization was being asked for:
+    # the payment must be undone, and the stock released.
+    assert model.reached(model.RESERVED, model.RESERVED)
+    assert model.reached(model.RESERVED, model.PRICED)
+    # Failing while pricing: nothing was reserved.
+    assert not model.reached(model.STARTED, model.PRICED)
+    # Failing while PRICED: the reservation may have happened.
+    assert model.reached(model.PRICED, model.PRICED)
+    assert not model.reached(model.PRICED, model.RESERVED)
+    # A capture failure undoes everything.
+    assert all(model.reached(model.ORDER_CREATED, s) for s in (model.PRICED, model.RESERVED, model.AUTHORIZED))
+
+
+@pytest.mark.parametrize("key, pm, field", [
+    ("", "pm_card_visa", "idempotency_key"),
+    ("short", "pm_card_visa", "idempotency_key"),
+    ("x" * 129, "pm_card_visa", "idempotency_key"),
+    ("with space!", "pm_card_visa", "idempotency_key"),
+    ("k-0123456789", "", "payment_method"),
+    ("k-0123456789", "   ", "payment_method"),
+    ("k-0123456789", "p" * 256, "payment_method"),
+    ("k-0123456789", "pm\n", "payment_method"),
+])
+def test_bad_checkout_requests_name_the_field(key, pm, field):
+    with pytest.raises(ApiError) as err:
+        model.validate_checkout(key, pm)
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.message.startswith(field)
+
+
+def test_good_checkout_requests_pass():
+    model.validate_checkout("0b1f5a0e-6c2d-4b77-9d9a-3f1c2e4d5a6b", "pm_card_visa")
+    model.validate_checkout("k" * 128, "pm_1234")
+
+
+def test_lines_round_trip_and_total():
+    lines = [Line(1, 2, "mug", 3, 1250), Line(4, 2, "tea", 1, 99)]
+    assert [Line.from_json(line.to_json()) for line in lines] == lines
+    assert model.total(lines) == 3 * 1250 + 99
+
+
+CONFIRMED = "ORDER_STATUS_CONFIRMED"
+
+
+def test_delivery_moves_forward_only_and_may_skip_a_step():
+    model.check_advance(CONFIRMED, DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED, "")
+    model.check_advance(CONFIRMED, DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_SHIPPED, "no packing step")
+    for current, wanted in [(DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_PACKED),
+                            (DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_SHIPPED),
+                            (DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_DELIVERED)]:
+        with pytest.raises(ApiError) as err:
+            model.check_advance(CONFIRMED, current, wanted, "")
+        assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize("wanted", [DS.DELIVERY_STATUS_UNSPECIFIED, DS.DELIVERY_STATUS_PENDING, 99])
+def test_delivery_targets_are_packed_shipped_or_delivered(wanted):
+    with pytest.raises(ApiError) as err:
+        model.check_advance(CONFIRMED, DS.DELIVERY_STATUS_PENDING, wanted, "")
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and err.value.message.startswith("status")
+
+
+def test_only_confirmed_orders_have_a_delivery():
+    for status in ("ORDER_STATUS_PENDING", "ORDER_STATUS_CANCELLED"):
+        with pytest.raises(ApiError) as err:
+            model.check_advance(status, DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED, "")
+        assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_long_note_is_refused():
+    with pytest.raises(ApiError) as err:
+        model.check_advance(CONFIRMED, DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED, "n" * 281)
+    assert err.value.message.startswith("note")
