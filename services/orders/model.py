@@ -10,31 +10,37 @@ import grpc
 from aviary.orders.v1 import orders_pb2
 from services.kit.errors import invalid_argument
 
-# Saga states, in the order the happy path visits them. A failure moves the
-# saga to COMPENSATING (remembering where it failed) and then to FAILED.
+# Saga states, in the order the happy path visits them. Each is persisted
+# together with the local effect of the step that reached it:
+#   STARTED        the checkout exists;
+#   RESERVED       lines priced from the catalog (never from the cart), stock held;
+#   ORDER_CREATED  payment authorized, PENDING order written;
+#   SUCCEEDED      stock committed, payment captured, order confirmed (terminal).
+# A failed step records which step failed and moves the saga to COMPENSATING,
+# then to FAILED once every compensation has run (terminal).
 STARTED = "STARTED"
-PRICED = "PRICED"            # lines priced from the catalog (never from the cart)
-RESERVED = "RESERVED"        # stock held in inventory
-AUTHORIZED = "AUTHORIZED"    # amount held on the payment method
+RESERVED = "RESERVED"
 ORDER_CREATED = "ORDER_CREATED"
-CAPTURED = "CAPTURED"        # stock committed, money moved
-SUCCEEDED = "SUCCEEDED"      # order confirmed (terminal)
+SUCCEEDED = "SUCCEEDED"
 COMPENSATING = "COMPENSATING"
-FAILED = "FAILED"            # every compensation done (terminal)
-
-FORWARD = [STARTED, PRICED, RESERVED, AUTHORIZED, ORDER_CREATED, CAPTURED, SUCCEEDED]
+FAILED = "FAILED"
 TERMINAL = frozenset({SUCCEEDED, FAILED})
 
+# Remote steps, and what undoing a failure in each takes. A step may have
+# taken effect even though its answer never arrived (a timeout, a crash), so
+# the compensation of a failed step covers that step too.
+PRICE, RESERVE, AUTHORIZE, CAPTURE = "price", "reserve", "authorize", "capture"
+_UNDO = {
+    PRICE: (),
+    RESERVE: ("release",),
+    AUTHORIZE: ("undo_payment", "release"),
+    CAPTURE: ("cancel_order", "undo_payment", "release"),
+}
 
-def reached(failed_at: str, state: str) -> bool:
-    """Whether a saga that failed while in `failed_at` had started the step
-    that leads out of `state` (so that step's compensation must run).
 
-    The step out of PRICED reserves stock; out of RESERVED authorizes; out of
-    AUTHORIZED creates the order. A step may have taken effect even though
-    its result was never recorded (a timeout, a crash), so compensation
-    covers the step that was under way too."""
-    return FORWARD.index(failed_at) >= FORWARD.index(state)
+def compensations(failed_step: str) -> tuple[str, ...]:
+    """What to undo, newest first, after `failed_step` failed."""
+    return _UNDO[failed_step]
 
 
 # Idempotency keys: enough room for a UUID or a client's own scheme.

@@ -71,17 +71,20 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         started = time.perf_counter()
         outcome = "error"
         try:
-            checkout = await self._checkout(buyer, request.idempotency_key, request.payment_method.strip())
+            order = await self._checkout(buyer, request.idempotency_key, request.payment_method.strip())
             outcome = "confirmed"
-            return await self._order_of(checkout)
+            return _order_proto(order)
         except ApiError as err:
             outcome = err.code.name.lower()
             raise
         finally:
             CHECKOUT_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
-    async def _checkout(self, buyer: int, key: str, payment_method: str) -> Checkout:
+    async def _checkout(self, buyer: int, key: str, payment_method: str) -> OrderRecord:
+        """The confirmed order of this key's checkout, running the saga if no
+        request did yet; raises the key's recorded failure otherwise."""
         checkout, created = await self.store.start_checkout(self.ids.next_id(), buyer, key, payment_method)
+        order = None
         if not created:
             if checkout.state == model.FAILED and checkout.retryable:
                 restarted = await self.store.restart(checkout, payment_method)
@@ -90,10 +93,11 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             elif not checkout.terminal:
                 checkout = await self._wait_for_end(checkout)
         if created:
-            checkout = await self._drive(checkout)
-        return self._outcome(checkout)
+            checkout, order = await self._drive(checkout)
+        self._raise_unless_succeeded(checkout)
+        return order or await self.store.get_order(checkout.order_id)
 
-    async def _drive(self, checkout: Checkout) -> Checkout:
+    async def _drive(self, checkout: Checkout) -> tuple[Checkout, OrderRecord | None]:
         # The saga runs in its own task: a client that hangs up mid-checkout
         # must not cancel it between two steps.
         task = asyncio.ensure_future(self.orchestrator.run(checkout))
@@ -101,7 +105,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             return await asyncio.shield(task)
         except CompensationPending:
             # The failure is recorded; compensation finishes in the background.
-            return await self.store.get_checkout(checkout.id)
+            return await self.store.get_checkout(checkout.id), None
 
     async def _wait_for_end(self, checkout: Checkout) -> Checkout:
         """Another request (or the recovery sweep) runs this key's saga: wait for it."""
@@ -111,17 +115,13 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             checkout = await self.store.get_checkout(checkout.id)
         return checkout
 
-    def _outcome(self, checkout: Checkout) -> Checkout:
+    def _raise_unless_succeeded(self, checkout: Checkout) -> None:
         if checkout.state == model.SUCCEEDED:
-            return checkout
+            return
         if checkout.failure_code:  # FAILED, or COMPENSATING with its answer known
             raise ApiError(grpc.StatusCode[checkout.failure_code], checkout.failure_message or "checkout failed")
         raise ApiError(grpc.StatusCode.ABORTED,
                        "a checkout with this idempotency key is still in progress; retry in a moment")
-
-    async def _order_of(self, checkout: Checkout) -> orders_pb2.Order:
-        order = await self.store.get_order(checkout.order_id)
-        return _order_proto(order)
 
     # -- orders ------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from services.kit.pg_outbox import PgOutbox
 from services.orders import model
 from services.orders.model import Line
 
-_CHECKOUT_COLUMNS = """id, buyer_id, idempotency_key, payment_method, attempt, state, failed_at_state,
+_CHECKOUT_COLUMNS = """id, buyer_id, idempotency_key, payment_method, attempt, state, failed_step,
     failure_code, failure_message, retryable, lines, total_minor, currency, order_id, payment_id,
     cart_cleared, created_at"""
 
@@ -32,7 +32,7 @@ class Checkout:
     payment_method: str
     attempt: int
     state: str
-    failed_at_state: str | None
+    failed_step: str | None
     failure_code: str | None
     failure_message: str | None
     retryable: bool
@@ -67,7 +67,7 @@ def _checkout(row) -> Checkout:
     return Checkout(
         id=m["id"], buyer_id=m["buyer_id"], idempotency_key=m["idempotency_key"],
         payment_method=m["payment_method"], attempt=m["attempt"], state=m["state"],
-        failed_at_state=m["failed_at_state"], failure_code=m["failure_code"],
+        failed_step=m["failed_step"], failure_code=m["failure_code"],
         failure_message=m["failure_message"], retryable=m["retryable"],
         lines=[Line.from_json(d) for d in (lines or [])], total_minor=m["total_minor"],
         currency=m["currency"], order_id=m["order_id"], payment_id=m["payment_id"],
@@ -115,14 +115,19 @@ class OrdersStore:
         """The checkout for (buyer, key): a new one (True) or the one that exists (False)."""
         async with self.engine.begin() as conn:
             row = (await conn.execute(sa.text(f"""
-                INSERT INTO orders.checkouts (id, buyer_id, idempotency_key, payment_method, state, lease_until)
-                VALUES (:id, :buyer, :key, :pm, :state, :lease)
-                ON CONFLICT (buyer_id, idempotency_key) DO NOTHING
-                RETURNING {_CHECKOUT_COLUMNS}"""), {
+                WITH created AS (
+                    INSERT INTO orders.checkouts (id, buyer_id, idempotency_key, payment_method, state, lease_until)
+                    VALUES (:id, :buyer, :key, :pm, :state, :lease)
+                    ON CONFLICT (buyer_id, idempotency_key) DO NOTHING
+                    RETURNING {_CHECKOUT_COLUMNS}
+                ), logged AS (
+                    INSERT INTO orders.checkout_steps (checkout_id, attempt, step, outcome)
+                    SELECT id, attempt, state, 'ok' FROM created
+                )
+                SELECT * FROM created"""), {
                 "id": checkout_id, "buyer": buyer_id, "key": key, "pm": payment_method,
                 "state": model.STARTED, "lease": self._lease_until()})).first()
             if row is not None:
-                await self._log(conn, checkout_id, 1, model.STARTED, "ok")
                 return _checkout(row), True
             row = (await conn.execute(sa.text(f"""
                 SELECT {_CHECKOUT_COLUMNS} FROM orders.checkouts
@@ -135,7 +140,7 @@ class OrdersStore:
         async with self.engine.begin() as conn:
             row = (await conn.execute(sa.text(f"""
                 UPDATE orders.checkouts SET state = :started, attempt = attempt + 1, payment_method = :pm,
-                    failed_at_state = NULL, failure_code = NULL, failure_message = NULL, retryable = false,
+                    failed_step = NULL, failure_code = NULL, failure_message = NULL, retryable = false,
                     lines = NULL, total_minor = NULL, currency = NULL, order_id = NULL, payment_id = NULL,
                     lease_until = :lease, updated_at = now()
                 WHERE id = :id AND state = :failed AND retryable AND attempt = :attempt
@@ -157,28 +162,31 @@ class OrdersStore:
     async def advance(self, checkout: Checkout, new_state: str, *, conn: AsyncConnection | None = None,
                       detail: str = "", **columns) -> Checkout | None:
         """Moves the saga from its current state to `new_state`, setting the
-        given columns; None when the saga is no longer where `checkout` says."""
+        given columns and logging the step, in one statement; None when the
+        saga is no longer where `checkout` says."""
         if conn is None:
             async with self.engine.begin() as own:
                 return await self.advance(checkout, new_state, conn=own, detail=detail, **columns)
-        sets = ", ".join(f"{name} = :{name}" for name in columns)
+        sets = "".join(f", {name} = :{name}" for name in columns)
         params = {**columns, "new": new_state, "id": checkout.id, "old": checkout.state,
-                  "attempt": checkout.attempt, "lease": self._lease_until()}
+                  "attempt": checkout.attempt, "lease": self._lease_until(), "detail": detail[:1000]}
         if "lines" in params:
             params["lines"] = json.dumps([line.to_json() for line in params["lines"]])
         row = (await conn.execute(sa.text(f"""
-            UPDATE orders.checkouts SET state = :new, lease_until = :lease, updated_at = now()
-                {', ' + sets if sets else ''}
-            WHERE id = :id AND state = :old AND attempt = :attempt
-            RETURNING {_CHECKOUT_COLUMNS}"""), params)).first()
-        if row is None:
-            return None
-        await self._log(conn, checkout.id, checkout.attempt, new_state, "ok", detail)
-        return _checkout(row)
+            WITH moved AS (
+                UPDATE orders.checkouts SET state = :new, lease_until = :lease, updated_at = now(){sets}
+                WHERE id = :id AND state = :old AND attempt = :attempt
+                RETURNING {_CHECKOUT_COLUMNS}
+            ), logged AS (
+                INSERT INTO orders.checkout_steps (checkout_id, attempt, step, outcome, detail)
+                SELECT id, attempt, state, 'ok', :detail FROM moved
+            )
+            SELECT * FROM moved"""), params)).first()
+        return None if row is None else _checkout(row)
 
-    async def begin_compensation(self, checkout: Checkout, failure: model.Failure) -> Checkout | None:
+    async def begin_compensation(self, checkout: Checkout, step: str, failure: model.Failure) -> Checkout | None:
         return await self.advance(
-            checkout, model.COMPENSATING, detail=failure.message, failed_at_state=checkout.state,
+            checkout, model.COMPENSATING, detail=f"{step}: {failure.message}", failed_step=step,
             failure_code=failure.code.name, failure_message=failure.message, retryable=failure.retryable)
 
     async def log_step(self, checkout: Checkout, step: str, outcome: str, detail: str = "") -> None:
@@ -212,10 +220,13 @@ class OrdersStore:
 
     # -- orders -----------------------------------------------------------------
 
-    async def create_order(self, checkout: Checkout, order_id: int, payment_status: str) -> Checkout | None:
-        """Inserts the PENDING order and moves the saga to ORDER_CREATED, atomically."""
+    async def create_order(self, checkout: Checkout, order_id: int, payment_id: str, payment_status: str
+                           ) -> Checkout | None:
+        """Records the authorized payment, inserts the PENDING order and moves
+        the saga to ORDER_CREATED, atomically."""
         async with self.engine.begin() as conn:
-            moved = await self.advance(checkout, model.ORDER_CREATED, conn=conn, order_id=order_id)
+            moved = await self.advance(checkout, model.ORDER_CREATED, conn=conn, order_id=order_id,
+                                       payment_id=payment_id)
             if moved is None:
                 return None
             await conn.execute(sa.text("""
@@ -235,24 +246,29 @@ class OrdersStore:
                 for i, line in enumerate(checkout.lines)])
             return moved
 
-    async def confirm(self, checkout: Checkout, event_id: int, topic: str, key: bytes, payload: bytes
-                      ) -> Checkout | None:
+    async def confirm(self, checkout: Checkout, cart_cleared: bool, event: tuple[int, str, bytes, bytes]
+                      ) -> tuple[Checkout, OrderRecord] | None:
         """Confirms the order, starts its delivery history, queues the
-        OrderConfirmed event and ends the saga: one transaction."""
+        OrderConfirmed event and ends the saga: one transaction. Returns the
+        ended saga and the confirmed order (built from what the statements
+        returned, so the caller needs no second read)."""
         async with self.engine.begin() as conn:
-            moved = await self.advance(checkout, model.SUCCEEDED, conn=conn)
+            moved = await self.advance(checkout, model.SUCCEEDED, conn=conn, cart_cleared=cart_cleared)
             if moved is None:
                 return None
-            await conn.execute(sa.text("""
+            row = (await conn.execute(sa.text("""
                 UPDATE orders.orders SET status = 'ORDER_STATUS_CONFIRMED', payment_status = 'PAYMENT_STATUS_CAPTURED',
-                    delivery_status = 'DELIVERY_STATUS_PENDING' WHERE id = :id"""), {"id": checkout.order_id})
-            await conn.execute(sa.text("""
+                    delivery_status = 'DELIVERY_STATUS_PENDING' WHERE id = :id RETURNING *"""),
+                {"id": checkout.order_id})).one()
+            at = (await conn.execute(sa.text("""
                 INSERT INTO orders.delivery_events (order_id, seq, status, actor, note)
-                VALUES (:id, 0, 'DELIVERY_STATUS_PENDING', 'checkout', 'order confirmed')"""),
-                {"id": checkout.order_id})
-            await self.outbox.add(conn, event_id, topic, key, payload)
+                VALUES (:id, 0, 'DELIVERY_STATUS_PENDING', 'checkout', 'order confirmed') RETURNING at"""),
+                {"id": checkout.order_id})).scalar_one()
+            await self.outbox.add(conn, *event)
         self.outbox.notify()
-        return moved
+        order = OrderRecord(**dict(row._mapping), lines=list(checkout.lines),
+                            history=[DeliveryRecord("DELIVERY_STATUS_PENDING", "checkout", "order confirmed", at)])
+        return moved, order
 
     async def set_order_state(self, order_id: int, *, status: str | None = None,
                               payment_status: str | None = None) -> None:

@@ -19,15 +19,18 @@ from typing import Callable
 from prometheus_client import Gauge, Histogram
 
 from services.kit.config import env_float, env_int
+from services.payments.rules import NOT_SENT_REASON
 from services.payments.provider import Charge, PaymentProvider, ProviderResult, ProviderUnavailable
 
 log = logging.getLogger(__name__)
 
-BREAKER_MESSAGE = "payment provider unavailable; nothing was charged"
+# What a caller refused by the open breaker is told.
+BREAKER_MESSAGE = NOT_SENT_REASON
 
 PROVIDER_LATENCY = Histogram(
     "aviary_payments_provider_seconds",
-    "Payment provider call latency (rejected = failed fast by the open breaker)",
+    "Payment provider call latency by operation and outcome: succeeded, declined, failed "
+    "(no answer), rejected (failed fast by the open breaker), error (cancelled or our bug)",
     ["operation", "outcome"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10),
 )
@@ -91,13 +94,17 @@ class CircuitBreaker:
         return Permit.PROBE
 
     def record_success(self, permit: Permit) -> None:
-        """The provider answered (done or refused): it is reachable."""
-        self._failures = 0
+        """The provider answered (done or refused): it is reachable.
+
+        Only the probe closes an open breaker: an ordinary call that started
+        before the breaker opened and succeeds late is stale evidence."""
         if permit is Permit.PROBE:
             self._probe_in_flight = False
-        if self._state is not BreakerState.CLOSED:
             log.info("payment provider reachable again; circuit closed")
+            self._failures = 0
             self._set(BreakerState.CLOSED)
+        elif self._state is BreakerState.CLOSED:
+            self._failures = 0
 
     def record_failure(self, permit: Permit) -> None:
         """The provider could not be reached (ProviderUnavailable)."""

@@ -14,8 +14,13 @@ from typing import Awaitable, Callable
 from services.kit.errors import ApiError, failed_precondition, not_found, unavailable
 from services.kit.ids import IdGenerator
 from services.payments import rules
-from services.payments.breaker import BREAKER_MESSAGE
-from services.payments.provider import Charge, PaymentProvider, ProviderResult, ProviderUnavailable, provider_idempotency_key
+from services.payments.provider import (
+    Charge,
+    PaymentProvider,
+    ProviderResult,
+    ProviderUnavailable,
+    provider_idempotency_key,
+)
 from services.payments.store import LockedPayment, PaymentBusy, PaymentRecord, PaymentsStore
 from services.payments.validation import AuthorizeInput
 
@@ -112,7 +117,7 @@ class PaymentFlows:
             log.warning("authorization got no answer", extra={
                 "payment_id": p.id, "error": exc.message, "status": status})
             if nothing_charged:
-                return unavailable(BREAKER_MESSAGE)
+                return unavailable(rules.NOT_SENT_REASON)
             return unavailable(
                 f"payment provider unavailable; the outcome of payment {p.id}'s authorization is unknown "
                 "and it stays PENDING: retry with the same idempotency key, or void it")

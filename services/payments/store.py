@@ -69,8 +69,8 @@ ledger = sa.Table(
 _NOW = sa.func.clock_timestamp()
 _P = sa.bindparam
 
-# Statements are built once: building them per call costs more CPU than
-# the round trip they make.
+# Statements are built once: building them per call was a measurable share
+# of the CPU each payment costs.
 _INSERT_PAYMENT = (
     postgresql.insert(payments)
     .values(

@@ -10,18 +10,15 @@ from services.orders.model import Line
 DS = orders_pb2.DeliveryStatus
 
 
-def test_compensation_covers_the_step_that_was_under_way():
-    # Failing while RESERVED means the authorization was being asked for:
-    # the payment must be undone, and the stock released.
-    assert model.reached(model.RESERVED, model.RESERVED)
-    assert model.reached(model.RESERVED, model.PRICED)
-    # Failing while pricing: nothing was reserved.
-    assert not model.reached(model.STARTED, model.PRICED)
-    # Failing while PRICED: the reservation may have happened.
-    assert model.reached(model.PRICED, model.PRICED)
-    assert not model.reached(model.PRICED, model.RESERVED)
-    # A capture failure undoes everything.
-    assert all(model.reached(model.ORDER_CREATED, s) for s in (model.PRICED, model.RESERVED, model.AUTHORIZED))
+def test_compensation_covers_the_step_that_was_under_way_newest_first():
+    # Pricing touches nothing remote.
+    assert model.compensations(model.PRICE) == ()
+    # A reservation that timed out may still have happened: release it.
+    assert model.compensations(model.RESERVE) == ("release",)
+    # An authorization that failed may have gone through: undo it, then release.
+    assert model.compensations(model.AUTHORIZE) == ("undo_payment", "release")
+    # A failed capture undoes everything, the order first.
+    assert model.compensations(model.CAPTURE) == ("cancel_order", "undo_payment", "release")
 
 
 @pytest.mark.parametrize("key, pm, field", [

@@ -107,6 +107,16 @@ def test_releasing_an_ordinary_call_does_not_free_the_probe_slot():
     assert b.try_acquire() is None
 
 
+def test_a_late_success_of_a_call_from_before_the_outage_does_not_close_it():
+    clock = Clock()
+    b = breaker(clock)
+    slow = b.try_acquire()  # started while all was well
+    fail(b, 3)
+    b.record_success(slow)
+    assert b.state is BreakerState.OPEN
+    assert b.try_acquire() is None
+
+
 def test_a_threshold_below_one_is_rejected():
     with pytest.raises(ValueError):
         CircuitBreaker(failure_threshold=0, open_seconds=1)

@@ -15,8 +15,9 @@ depends_on = None
 
 def upgrade() -> None:
     # One row per (buyer, idempotency key): the saga's durable state. `state`
-    # moves forward one step at a time; a failure records why and moves to
-    # COMPENSATING, then FAILED once every compensation has run. `attempt`
+    # moves forward one step at a time; a failure records the step that failed
+    # and why, and moves to COMPENSATING, then FAILED once every compensation
+    # has run. `attempt`
     # counts restarts of a key whose failure left nothing behind (retryable).
     op.execute("""
         CREATE TABLE orders.checkouts (
@@ -26,7 +27,7 @@ def upgrade() -> None:
             payment_method text NOT NULL,
             attempt int NOT NULL DEFAULT 1,
             state text NOT NULL,
-            failed_at_state text,
+            failed_step text,
             failure_code text,
             failure_message text,
             retryable boolean NOT NULL DEFAULT false,
