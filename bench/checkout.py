@@ -1,7 +1,9 @@
 """Checkout under concurrency, through Envoy, on the real stack.
 
-N buyers run closed loops at once: put 1..2 units of a random product in the
-cart, check out with a fresh idempotency key, and now and then retry a key
+N buyers run at once, each in a loop: browse for a while (--think, mean
+seconds, exponential; 0 makes it a closed loop that checks out back to back),
+put 1..2 units of a random product in the cart, check out with a fresh
+idempotency key, and now and then retry a key
 that already succeeded (which must return the same order and charge nothing
 more). One scarce product holds far fewer units than the buyers want, so the
 run also races for the last units.
@@ -15,7 +17,8 @@ Afterwards the benchmark counts, by itself, from what the stack says:
 Prints one JSON object: checkout latency p50/p95/p99 (ms), throughput, outcomes,
 oversells and double charges.
 
-    .venv/bin/python bench/checkout.py --buyers 50 --duration 30
+    .venv/bin/python bench/checkout.py --buyers 50 --duration 30              # saturation
+    .venv/bin/python bench/checkout.py --buyers 50 --duration 30 --think 3    # buyers who browse
 """
 from __future__ import annotations
 
@@ -60,8 +63,14 @@ class Run:
         self.retry_mismatches = 0
         self.sold: Counter = Counter()           # units per product in confirmed orders
 
-    async def buyer_loop(self, client: aiohttp.ClientSession, buyer: dict, stop_at: float) -> None:
+    async def buyer_loop(self, client: aiohttp.ClientSession, buyer: dict, stop_at: float, think: float) -> None:
+        # Buyers start spread over one think time, so arrivals do not come in waves.
+        await asyncio.sleep(random.uniform(0, think))
         while time.monotonic() < stop_at:
+            if think:
+                await asyncio.sleep(random.expovariate(1 / think))
+                if time.monotonic() >= stop_at:
+                    break
             product = self.scarce if random.random() < 0.2 else random.choice(self.products)
             async with client.post("/v1/cart/items", headers=buyer["auth"],
                                    json={"productId": product, "quantity": random.randint(1, 2)}) as r:
@@ -125,6 +134,8 @@ async def main() -> None:
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--products", type=int, default=20)
     ap.add_argument("--scarce-stock", type=int, default=25)
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="mean seconds a buyer browses between checkouts (0: closed loop, back to back)")
     args = ap.parse_args()
 
     connector = aiohttp.TCPConnector(limit=args.buyers * 2)
@@ -142,7 +153,7 @@ async def main() -> None:
 
         run = Run(products, scarce)
         started = time.monotonic()
-        await asyncio.gather(*(run.buyer_loop(client, b, started + args.duration) for b in buyers))
+        await asyncio.gather(*(run.buyer_loop(client, b, started + args.duration, args.think) for b in buyers))
         elapsed = time.monotonic() - started
 
         remaining = {}
@@ -156,6 +167,7 @@ async def main() -> None:
     lat = sorted(run.latencies)
     print(json.dumps({
         "buyers": args.buyers,
+        "think_s": args.think,
         "duration_s": round(elapsed, 1),
         "checkouts": len(lat),
         "throughput_per_s": rounded(len(lat) / elapsed),
