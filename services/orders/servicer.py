@@ -15,7 +15,7 @@ from aviary.payments.v1 import payments_pb2
 from services.kit import clients, migrations, paging, pg, startup
 from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import ApiError, failed_precondition, not_found, permission_denied
+from services.kit.errors import ApiError, not_found, permission_denied
 from services.kit.ids import IdGenerator, parse_id
 from services.kit.kafka import ORDERS_TOPIC, Producer
 from services.kit.pg_outbox import PgOutbox

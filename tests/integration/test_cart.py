@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -29,10 +28,10 @@ import redis
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.cart.model import cart_key, checkout_marker_key, encode_line
 from services.cart.store import CartStore
 from services.kit.config import Settings, service_addr
+from tests.integration.support import free_port, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -49,47 +48,23 @@ def random_product() -> int:
     return (1 << 61) + secrets.randbits(56)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_serving(addr: str, deadline_s: float = 30.0) -> grpc.Channel:
-    channel = grpc.insecure_channel(addr)
-    health = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + deadline_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
-            if status == health_pb2.HealthCheckResponse.SERVING:
-                return channel
-            last = status
-        except grpc.RpcError as exc:
-            last = exc.code()
-        time.sleep(0.2)
-    channel.close()
-    pytest.fail(f"service at {addr} is not serving (last: {last}); start it first")
-
-
 @pytest.fixture(scope="module")
 def cart():
-    channel = _wait_serving(service_addr("cart"))
+    channel = wait_serving(service_addr("cart"))
     yield cart_pb2_grpc.CartServiceStub(channel)
     channel.close()
 
 
 @pytest.fixture(scope="module")
 def catalog():
-    channel = _wait_serving(service_addr("catalog"))
+    channel = wait_serving(service_addr("catalog"))
     yield catalog_pb2_grpc.CatalogServiceStub(channel)
     channel.close()
 
 
 @pytest.fixture(scope="module")
 def identity():
-    channel = _wait_serving(service_addr("identity"))
+    channel = wait_serving(service_addr("identity"))
     yield identity_pb2_grpc.IdentityServiceStub(channel)
     channel.close()
 
@@ -121,8 +96,8 @@ def lines_of(cart: cart_pb2.Cart) -> list[tuple[str, int]]:
 
 
 def _start_cart_process(extra_env: dict[str, str]):
-    port = _free_port()
-    env = {**os.environ, "AVIARY_CART_PORT": str(port), "AVIARY_METRICS_PORT": str(_free_port()), **extra_env}
+    port = free_port()
+    env = {**os.environ, "AVIARY_CART_PORT": str(port), "AVIARY_METRICS_PORT": str(free_port()), **extra_env}
     proc = subprocess.Popen([sys.executable, "-m", "services.cart"], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, port
@@ -142,7 +117,7 @@ def short_ttl_cart():
     """A second cart process whose carts expire 2 s after their last change."""
     proc, port = _start_cart_process({"AVIARY_CART_TTL_SECONDS": "2"})
     try:
-        channel = _wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
         yield cart_pb2_grpc.CartServiceStub(channel)
         channel.close()
     finally:
@@ -152,10 +127,10 @@ def short_ttl_cart():
 @pytest.fixture(scope="module")
 def cart_without_catalog():
     """A second cart process whose catalog address leads nowhere."""
-    proc, port = _start_cart_process({"AVIARY_CATALOG_ADDR": f"127.0.0.1:{_free_port()}",
+    proc, port = _start_cart_process({"AVIARY_CATALOG_ADDR": f"127.0.0.1:{free_port()}",
                                       "AVIARY_CART_CATALOG_TIMEOUT_SECONDS": "1"})
     try:
-        channel = _wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
         yield cart_pb2_grpc.CartServiceStub(channel)
         channel.close()
     finally:

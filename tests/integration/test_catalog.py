@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,6 @@ from pathlib import Path
 import grpc
 import pytest
 from google.api import httpbody_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaConsumer, TopicPartition
 
 from aviary.catalog.v1 import catalog_pb2 as pb
@@ -31,6 +29,7 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.config import load_settings, service_addr
 from services.kit.kafka import CATALOG_TOPIC, TOPICS, ensure_topics
 from tests.media_files import mp4, png
+from tests.integration.support import free_port, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -40,26 +39,8 @@ TIMEOUT = 15.0
 # -- plumbing -----------------------------------------------------------------------------
 
 
-def _wait_serving(addr: str, deadline_s: float = 30.0) -> grpc.Channel:
-    channel = grpc.insecure_channel(addr)
-    health = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + deadline_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
-            if status == health_pb2.HealthCheckResponse.SERVING:
-                return channel
-            last = status
-        except grpc.RpcError as exc:
-            last = exc.code()
-        time.sleep(0.2)
-    channel.close()
-    pytest.fail(f"service at {addr} is not serving (last: {last}); start it first")
-
-
 def _stub(name: str, stub_class):
-    channel = _wait_serving(service_addr(name))
+    channel = wait_serving(service_addr(name))
     yield stub_class(channel)
     channel.close()
 
@@ -477,15 +458,9 @@ def test_unknown_or_repeated_product_tags_are_refused_and_nothing_is_written(ide
 # -- degraded dependencies -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _second_process(module: str, port_env: str, extra_env: dict[str, str]):
     """Runs another `python -m services.<module>` on free ports with `extra_env`."""
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         **os.environ,
         port_env: str(port),
@@ -496,7 +471,7 @@ def _second_process(module: str, port_env: str, extra_env: dict[str, str]):
     proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        channel = _wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
         yield channel
         channel.close()
     finally:
@@ -512,7 +487,7 @@ def _second_process(module: str, port_env: str, extra_env: dict[str, str]):
 def catalog_without_inventory():
     """A second catalog process whose inventory address leads nowhere."""
     for channel in _second_process("services.catalog", "AVIARY_CATALOG_PORT",
-                                   {"AVIARY_INVENTORY_ADDR": f"127.0.0.1:{_free_port()}"}):
+                                   {"AVIARY_INVENTORY_ADDR": f"127.0.0.1:{free_port()}"}):
         yield catalog_pb2_grpc.CatalogServiceStub(channel)
 
 
@@ -520,7 +495,7 @@ def catalog_without_inventory():
 def posts_without_catalog():
     """A second posts process whose catalog address leads nowhere."""
     for channel in _second_process("services.posts", "AVIARY_POSTS_PORT",
-                                   {"AVIARY_CATALOG_ADDR": f"127.0.0.1:{_free_port()}"}):
+                                   {"AVIARY_CATALOG_ADDR": f"127.0.0.1:{free_port()}"}):
         yield posts_pb2_grpc.PostsServiceStub(channel)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaConsumer, TopicPartition
 
 from aviary.events.v1 import events_pb2
@@ -25,6 +23,7 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit import ids
 from services.kit.config import load_settings, service_addr
 from services.kit.kafka import POSTS_TOPIC, TOPICS, ensure_topics
+from tests.integration.support import free_port, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -34,34 +33,16 @@ RPC_TIMEOUT = 15.0
 # -- plumbing ---------------------------------------------------------------------
 
 
-def _wait_serving(addr: str, deadline_s: float = 30.0) -> grpc.Channel:
-    channel = grpc.insecure_channel(addr)
-    health = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + deadline_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
-            if status == health_pb2.HealthCheckResponse.SERVING:
-                return channel
-            last = status
-        except grpc.RpcError as exc:
-            last = exc.code()
-        time.sleep(0.2)
-    channel.close()
-    pytest.fail(f"service at {addr} is not serving (last: {last}); start it first")
-
-
 @pytest.fixture(scope="module")
 def identity():
-    channel = _wait_serving(service_addr("identity"))
+    channel = wait_serving(service_addr("identity"))
     yield identity_pb2_grpc.IdentityServiceStub(channel)
     channel.close()
 
 
 @pytest.fixture(scope="module")
 def posts():
-    channel = _wait_serving(service_addr("posts"))
+    channel = wait_serving(service_addr("posts"))
     yield posts_pb2_grpc.PostsServiceStub(channel)
     channel.close()
 
@@ -441,16 +422,10 @@ def test_created_then_deleted_events_reach_kafka(identity, posts, topic_reader):
 # -- Kafka is not on the write path ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def posts_without_kafka():
     """A second posts process whose Kafka address leads nowhere."""
-    port, metrics_port, dead_kafka = _free_port(), _free_port(), _free_port()
+    port, metrics_port, dead_kafka = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "AVIARY_POSTS_PORT": str(port),
@@ -463,7 +438,7 @@ def posts_without_kafka():
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        channel = _wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
         yield posts_pb2_grpc.PostsServiceStub(channel)
         channel.close()
     finally:
