@@ -65,10 +65,10 @@ class Run:
 
     async def buyer_loop(self, client: aiohttp.ClientSession, buyer: dict, stop_at: float, think: float) -> None:
         # Buyers start spread over one think time, so arrivals do not come in waves.
-        await asyncio.sleep(random.uniform(0, think))
+        await asyncio.sleep(min(random.uniform(0, think), max(0.0, stop_at - time.monotonic())))
         while time.monotonic() < stop_at:
             if think:
-                await asyncio.sleep(random.expovariate(1 / think))
+                await asyncio.sleep(min(random.expovariate(1 / think), max(0.0, stop_at - time.monotonic())))
                 if time.monotonic() >= stop_at:
                     break
             product = self.scarce if random.random() < 0.2 else random.choice(self.products)
