@@ -664,7 +664,9 @@ STRIPE_MOCK = Component(
     group="backends",
 )
 
-BACKENDS = [REDIS, POSTGRES, KAFKA, CASSANDRA, OBJECTSTORE, STRIPE_MOCK]
+from .opensearch import OPENSEARCH  # noqa: E402  (search index; discovery, issue 6)
+
+BACKENDS = [REDIS, POSTGRES, KAFKA, CASSANDRA, OBJECTSTORE, STRIPE_MOCK, OPENSEARCH]
 
 from .registry import register as _register  # noqa: E402
 

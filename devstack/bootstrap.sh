@@ -166,5 +166,6 @@ fetch_jars() { # name
 }
 fetch_jars kafka
 fetch_jars cassandra
+fetch_jars opensearch
 
 step "done"

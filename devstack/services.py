@@ -44,6 +44,7 @@ def service_env() -> dict[str, str]:
             "AVIARY_MEDIA_PUBLIC_URL", f"http://{config.HOST}:{ENVOY_PORT}/media"),
         # payments: the Stripe API is stripe-mock; test-only fault injection is on
         # in the local stack (see services/payments/faults.py), never in helm/.
+        "AVIARY_OPENSEARCH_URL": f"http://{config.HOST}:{config.env_int('OPENSEARCH_PORT', 9200)}",
         "AVIARY_STRIPE_API_BASE": f"http://{config.HOST}:{config.STRIPE_MOCK_PORT}",
         "AVIARY_STRIPE_API_KEY": os.environ.get("AVIARY_STRIPE_API_KEY", "sk_test_devstack"),
         "AVIARY_PAYMENTS_FAULT_INJECTION": os.environ.get("AVIARY_PAYMENTS_FAULT_INJECTION", "1"),
