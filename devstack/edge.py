@@ -19,6 +19,7 @@ from aviary.media.v1 import media_pb2
 from aviary.notifications.v1 import notifications_pb2
 from aviary.orders.v1 import orders_pb2
 from aviary.posts.v1 import posts_pb2
+from aviary.search.v1 import search_pb2
 from aviary.timeline.v1 import timeline_pb2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +37,7 @@ PUBLIC_SERVICES = [
     ("catalog", catalog_pb2.DESCRIPTOR, "CatalogService"),
     ("cart", cart_pb2.DESCRIPTOR, "CartService"),
     ("orders", orders_pb2.DESCRIPTOR, "OrdersService"),
+    ("search", search_pb2.DESCRIPTOR, "SearchService"),
 ]
 
 

@@ -24,6 +24,8 @@ SERVICE_PORTS = {
     "inventory": 50061,
     "payments": 50062,
     "orders": 50063,
+    # discovery
+    "search": 50064,
 }
 
 
