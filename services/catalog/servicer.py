@@ -7,7 +7,6 @@ when inventory cannot answer: catalog reads never fail because of inventory.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import grpc
@@ -62,11 +61,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     async def relay(self) -> None:
         """Background job: publishes stored product events to Kafka, forever."""
-        topics = asyncio.create_task(_ensure_topic(self.settings.kafka_bootstrap))
-        try:
-            await self.store.outbox.relay_forever()
-        finally:
-            topics.cancel()
+        await kafka.relay_ensuring_topic(self.store.outbox.relay_forever, self.settings.kafka_bootstrap,
+                                         kafka.CATALOG_TOPIC)
 
     # -- RPCs --------------------------------------------------------------------
 
@@ -265,10 +261,3 @@ def to_proto(record: ProductRecord, stock: int) -> catalog_pb2.Product:
         created_at=_timestamp(record),
     )
 
-
-async def _ensure_topic(bootstrap: str) -> None:
-    """Creates the catalog topic if missing; a Kafka outage only delays it."""
-    try:
-        await kafka.ensure_topics_async(bootstrap, {kafka.CATALOG_TOPIC: kafka.TOPICS[kafka.CATALOG_TOPIC]})
-    except Exception as exc:
-        log.warning("could not ensure Kafka topics; the relay keeps retrying", extra={"error": repr(exc)})

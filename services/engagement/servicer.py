@@ -89,11 +89,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
 
     async def relay_outbox(self) -> None:
         """Background job: publishes stored like events to Kafka."""
-        topics = asyncio.create_task(_ensure_topics(self.settings.kafka_bootstrap))
-        try:
-            await self.store.outbox.relay_forever()
-        finally:
-            topics.cancel()
+        await kafka.relay_ensuring_topic(self.store.outbox.relay_forever, self.settings.kafka_bootstrap,
+                                         kafka.ENGAGEMENT_TOPIC)
 
     async def flush_counters(self) -> None:
         """Background job: copies dirty hot counters to Cassandra every second."""
@@ -261,9 +258,3 @@ def _message(post_id: int, counts: Counts, liked: bool) -> engagement_pb2.PostEn
         liked_by_me=liked,
     )
 
-
-async def _ensure_topics(bootstrap: str) -> None:
-    try:
-        await kafka.ensure_topics_async(bootstrap, {kafka.ENGAGEMENT_TOPIC: kafka.TOPICS[kafka.ENGAGEMENT_TOPIC]})
-    except Exception as exc:
-        log.warning("could not ensure Kafka topics; the relay keeps retrying", extra={"error": repr(exc)})

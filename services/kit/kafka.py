@@ -237,4 +237,23 @@ async def ensure_topics_async(bootstrap: str, topics: dict[str, int] = TOPICS) -
     await asyncio.get_running_loop().run_in_executor(None, ensure_topics, bootstrap, topics)
 
 
-__all__ = ["Producer", "ConsumerLoop", "PoisonRecord", "ensure_topics", "ensure_topics_async", "TopicPartition", "TOPICS", "POSTS_TOPIC", "GRAPH_TOPIC", "ENGAGEMENT_TOPIC"]
+async def relay_ensuring_topic(relay: Callable[[], Awaitable[None]], bootstrap: str, topic: str) -> None:
+    """Runs an outbox relay forever while, side by side, creating its topic
+    if missing. Side by side, not first: with Kafka down at start-up, topic
+    creation can hang for half a minute, and the relay must keep trying (and
+    publish the moment Kafka is back) meanwhile."""
+    async def ensure() -> None:
+        try:
+            await ensure_topics_async(bootstrap, {topic: TOPICS[topic]})
+        except Exception as exc:
+            log.warning("could not ensure the Kafka topic; the relay keeps retrying",
+                        extra={"topic": topic, "error": repr(exc)})
+
+    creating = asyncio.create_task(ensure())
+    try:
+        await relay()
+    finally:
+        creating.cancel()
+
+
+__all__ = ["Producer", "ConsumerLoop", "PoisonRecord", "ensure_topics", "ensure_topics_async", "relay_ensuring_topic", "TopicPartition", "TOPICS", "POSTS_TOPIC", "GRAPH_TOPIC", "ENGAGEMENT_TOPIC"]

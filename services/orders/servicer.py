@@ -17,7 +17,7 @@ from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import ApiError, not_found, permission_denied
 from services.kit.ids import IdGenerator, parse_id
-from services.kit.kafka import ORDERS_TOPIC, Producer
+from services.kit.kafka import ORDERS_TOPIC, Producer, relay_ensuring_topic
 from services.kit.pg_outbox import PgOutbox
 from services.orders import model
 from services.orders.saga import CompensationPending, Orchestrator, recovery_forever
@@ -58,7 +58,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         await self.engine.dispose()
 
     async def relay(self) -> None:
-        await self.outbox.relay_forever()
+        await relay_ensuring_topic(self.outbox.relay_forever, self.settings.kafka_bootstrap, ORDERS_TOPIC)
 
     async def recover(self) -> None:
         await recovery_forever(self.orchestrator, self.store, interval=self.recovery_interval, batch=20)

@@ -20,35 +20,26 @@ import grpc
 from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
 from services.kit import clients
-from services.kit.cache import TtlCache
 from services.kit.config import env_float
-from services.kit.engagement_overlay import with_originals
 from services.kit.errors import invalid_argument, permission_denied, unavailable
+from services.posts.lookup import PeerLookup
 
 log = logging.getLogger(__name__)
 
-# BatchGetMedia takes at most this many ids per call.
-_BATCH = 200
 
-_cache: TtlCache[int, media_pb2.Media] = TtlCache(
-    ttl_seconds=env_float("AVIARY_POSTS_MEDIA_CACHE_SECONDS", 300.0), max_entries=100_000
+
+async def _batch_get_media(media_ids: list[int], timeout: float) -> list[tuple[int, media_pb2.Media]]:
+    response = await clients.media().BatchGetMedia(
+        media_pb2.BatchGetMediaRequest(media_ids=[str(i) for i in media_ids]), timeout=timeout
+    )
+    return [(int(m.media_id), m) for m in response.media]
+
+
+# BatchGetMedia takes at most 200 ids per call.
+_media: PeerLookup[media_pb2.Media] = PeerLookup(
+    _batch_get_media, what="media BatchGetMedia", batch=200,
+    ttl_seconds=env_float("AVIARY_POSTS_MEDIA_CACHE_SECONDS", 300.0), max_entries=100_000,
 )
-
-
-async def _fetch(media_ids: list[int], timeout: float, *, cached: bool = True) -> dict[int, media_pb2.Media]:
-    """Media by id (cache first unless `cached` is False); unknown ids are absent.
-
-    Raises grpc.aio.AioRpcError."""
-    found, missing = _cache.get_many(media_ids) if cached else ({}, list(media_ids))
-    for start in range(0, len(missing), _BATCH):
-        chunk = missing[start:start + _BATCH]
-        response = await clients.media().BatchGetMedia(
-            media_pb2.BatchGetMediaRequest(media_ids=[str(i) for i in chunk]), timeout=timeout
-        )
-        fetched = {int(m.media_id): m for m in response.media}
-        _cache.put_many(fetched.items())
-        found.update(fetched)
-    return found
 
 
 async def check_media_ids(media_ids: list[int], author_id: int, timeout: float) -> None:
@@ -63,7 +54,7 @@ async def check_media_ids(media_ids: list[int], author_id: int, timeout: float) 
         seen.add(media_id)
     try:
         # Asked afresh, not from the cache: a write is checked by the owner of the data.
-        found = await _fetch(media_ids, timeout, cached=False)
+        found = await _media.get(media_ids, timeout, cached=False)
     except grpc.aio.AioRpcError as exc:
         log.warning("media BatchGetMedia failed", extra={"code": exc.code().name, "details": exc.details()})
         raise unavailable(
@@ -83,15 +74,4 @@ async def attach_media(posts: list[posts_pb2.Post], timeout: float) -> None:
     """Fills `media` of each post (and of an embedded reposted post) in media_ids order.
 
     Never fails: without the media service, posts simply lack `media`."""
-    targets = [p for p in with_originals(posts) if p.media_ids and not p.media]
-    if not targets:
-        return
-    wanted = list(dict.fromkeys(int(i) for p in targets for i in p.media_ids))
-    try:
-        found = await _fetch(wanted, timeout)
-    except grpc.aio.AioRpcError as exc:
-        log.warning("media BatchGetMedia failed; posts go out without media",
-                    extra={"code": exc.code().name, "details": exc.details()})
-        return
-    for post in targets:
-        post.media.extend(found[int(i)] for i in post.media_ids if int(i) in found)
+    await _media.attach(posts, "media_ids", "media", timeout)

@@ -25,37 +25,29 @@ import grpc
 from aviary.catalog.v1 import catalog_pb2
 from aviary.posts.v1 import posts_pb2
 from services.kit import clients
-from services.kit.cache import TtlCache
 from services.kit.config import env_float
-from services.kit.engagement_overlay import with_originals
 from services.kit.errors import invalid_argument, unavailable
+from services.posts.lookup import PeerLookup
 
 log = logging.getLogger(__name__)
 
-# BatchGetProducts takes at most this many ids per call.
-_BATCH = 200
-
-_cache: TtlCache[int, catalog_pb2.Product] = TtlCache(
-    ttl_seconds=env_float("AVIARY_POSTS_PRODUCT_CACHE_SECONDS", 10.0), max_entries=50_000
-)
 # Reads give up on the catalog quickly: a slow catalog must not slow timelines.
 _READ_TIMEOUT = env_float("AVIARY_POSTS_CATALOG_READ_TIMEOUT_SECONDS", 1.0)
 
 
-async def _fetch(product_ids: list[int], timeout: float, *, cached: bool = True) -> dict[int, catalog_pb2.Product]:
-    """Products by id (cache first unless `cached` is False); unknown ids are absent.
+async def _batch_get_products(product_ids: list[int], timeout: float) -> list[tuple[int, catalog_pb2.Product]]:
+    response = await clients.catalog().BatchGetProducts(
+        catalog_pb2.BatchGetProductsRequest(product_ids=[str(i) for i in product_ids], skip_stock=True),
+        timeout=timeout,
+    )
+    return [(int(p.id), p) for p in response.products]
 
-    Raises grpc.aio.AioRpcError."""
-    found, missing = _cache.get_many(product_ids) if cached else ({}, list(product_ids))
-    for start in range(0, len(missing), _BATCH):
-        chunk = missing[start:start + _BATCH]
-        response = await clients.catalog().BatchGetProducts(
-            catalog_pb2.BatchGetProductsRequest(product_ids=[str(i) for i in chunk], skip_stock=True), timeout=timeout
-        )
-        fetched = {int(p.id): p for p in response.products}
-        _cache.put_many(fetched.items())
-        found.update(fetched)
-    return found
+
+# BatchGetProducts takes at most 200 ids per call.
+_products: PeerLookup[catalog_pb2.Product] = PeerLookup(
+    _batch_get_products, what="catalog BatchGetProducts", batch=200,
+    ttl_seconds=env_float("AVIARY_POSTS_PRODUCT_CACHE_SECONDS", 10.0), max_entries=50_000,
+)
 
 
 async def check_product_ids(product_ids: list[int], timeout: float) -> None:
@@ -72,7 +64,7 @@ async def check_product_ids(product_ids: list[int], timeout: float) -> None:
         seen[product_id] = i
     try:
         # Asked afresh, not from the cache: a write is checked by the owner of the data.
-        found = await _fetch(product_ids, timeout, cached=False)
+        found = await _products.get(product_ids, timeout, cached=False)
     except grpc.aio.AioRpcError as exc:
         log.warning("catalog BatchGetProducts failed", extra={"code": exc.code().name, "details": exc.details()})
         raise unavailable(
@@ -89,15 +81,4 @@ async def attach_products(posts: list[posts_pb2.Post]) -> None:
     """Fills `products` of each post (and of an embedded reposted post) in product_ids order.
 
     Never fails: without the catalog, posts simply lack `products`."""
-    targets = [p for p in with_originals(posts) if p.product_ids and not p.products]
-    if not targets:
-        return
-    wanted = list(dict.fromkeys(int(i) for p in targets for i in p.product_ids))
-    try:
-        found = await _fetch(wanted, _READ_TIMEOUT)
-    except grpc.aio.AioRpcError as exc:
-        log.warning("catalog BatchGetProducts failed; posts go out without products",
-                    extra={"code": exc.code().name, "details": exc.details()})
-        return
-    for post in targets:
-        post.products.extend(found[int(i)] for i in post.product_ids if int(i) in found)
+    await _products.attach(posts, "product_ids", "products", _READ_TIMEOUT)

@@ -98,14 +98,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
 
     async def relay(self) -> None:
         """Background job: publishes stored outbox events to Kafka, forever."""
-        # Side by side, not first: with Kafka down at startup, creating the
-        # topic can hang for half a minute, and the relay must keep trying
-        # (and publish the moment Kafka is back) meanwhile.
-        topics = asyncio.create_task(_ensure_topics(self.settings.kafka_bootstrap))
-        try:
-            await self.store.outbox.relay_forever()
-        finally:
-            topics.cancel()
+        await kafka.relay_ensuring_topic(self.store.outbox.relay_forever, self.settings.kafka_bootstrap,
+                                         kafka.POSTS_TOPIC)
 
     async def evict_deleted(self) -> None:
         """Background job: drops posts deleted through any replica from this one's cache."""
@@ -427,14 +421,6 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
 
 def _is_pure_repost(record: PostRecord) -> bool:
     return bool(record.repost_of_id) and not record.text
-
-
-async def _ensure_topics(bootstrap: str) -> None:
-    """Creates the posts topic if missing; a Kafka outage only delays it."""
-    try:
-        await kafka.ensure_topics_async(bootstrap, {kafka.POSTS_TOPIC: kafka.TOPICS[kafka.POSTS_TOPIC]})
-    except Exception as exc:
-        log.warning("could not ensure Kafka topics; the relay keeps retrying", extra={"error": repr(exc)})
 
 
 MAX_AUTHORS = 5000

@@ -35,7 +35,7 @@ class FakeMedia:
 def fake(monkeypatch):
     service = FakeMedia()
     monkeypatch.setattr(post_media.clients, "media", lambda: service)
-    monkeypatch.setattr(post_media, "_cache", type(post_media._cache)(ttl_seconds=60, max_entries=100))
+    monkeypatch.setattr(post_media._media, "cache", type(post_media._media.cache)(ttl_seconds=60, max_entries=100))
     return service
 
 
