@@ -1,12 +1,17 @@
 """Plumbing shared by integration tests that start or wait for service processes."""
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kafka import KafkaConsumer, TopicPartition
+
+from services.kit.config import load_settings
+from services.kit.kafka import TOPICS, ensure_topics
 
 
 def free_port() -> int:
@@ -32,3 +37,42 @@ def wait_serving(addr: str, deadline_s: float = 30.0) -> grpc.Channel:
         time.sleep(0.2)
     channel.close()
     pytest.fail(f"service at {addr} is not serving (last: {last}); start it first")
+
+
+class TopicReader:
+    """Reads one Kafka topic from its current end, with a fresh consumer group,
+    parsing each record's value as `event_type`."""
+
+    def __init__(self, topic: str, event_type) -> None:
+        bootstrap = load_settings().kafka_bootstrap
+        ensure_topics(bootstrap, {topic: TOPICS[topic]})
+        self.event_type = event_type
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"t_{topic}_{secrets.token_hex(4)}",
+                                      enable_auto_commit=False)
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        assert partitions, f"{topic} has no partitions"
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_end(*tps)
+        for tp in tps:
+            self.consumer.position(tp)  # resolves "end" now, before anything is produced
+        self.records = []
+
+    def event(self, record):
+        return self.event_type.FromString(record.value)
+
+    def wait_for(self, predicate, count: int = 1, deadline_s: float = 20.0) -> list:
+        """Records whose event satisfies `predicate`, once `count` of them
+        arrived (what arrived by the deadline otherwise)."""
+        deadline = time.monotonic() + deadline_s
+        matches = []
+        while time.monotonic() < deadline:
+            for batch in self.consumer.poll(timeout_ms=250).values():
+                self.records.extend(batch)
+            matches = [r for r in self.records if predicate(self.event(r))]
+            if len(matches) >= count:
+                break
+        return matches
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)

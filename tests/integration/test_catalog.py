@@ -17,7 +17,6 @@ from pathlib import Path
 import grpc
 import pytest
 from google.api import httpbody_pb2
-from kafka import KafkaConsumer, TopicPartition
 
 from aviary.catalog.v1 import catalog_pb2 as pb
 from aviary.catalog.v1 import catalog_pb2_grpc
@@ -26,10 +25,10 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit.config import load_settings, service_addr
-from services.kit.kafka import CATALOG_TOPIC, TOPICS, ensure_topics
+from services.kit.config import service_addr
+from services.kit.kafka import CATALOG_TOPIC
 from tests.media_files import mp4, png
-from tests.integration.support import free_port, wait_serving
+from tests.integration.support import TopicReader, free_port, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -352,47 +351,9 @@ def test_batch_get_answers_in_request_order_leaving_unknown_ids_out(identity, ca
 # -- events -----------------------------------------------------------------------------------
 
 
-class CatalogTopicReader:
-    """Reads catalog.events.v1 from its current end, with a fresh consumer group."""
-
-    def __init__(self) -> None:
-        bootstrap = load_settings().kafka_bootstrap
-        ensure_topics(bootstrap, {CATALOG_TOPIC: TOPICS[CATALOG_TOPIC]})
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"t_catalog_{secrets.token_hex(4)}",
-                                      enable_auto_commit=False)
-        partitions = self.consumer.partitions_for_topic(CATALOG_TOPIC) or set()
-        assert partitions, "catalog topic has no partitions"
-        tps = [TopicPartition(CATALOG_TOPIC, p) for p in sorted(partitions)]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_end(*tps)
-        for tp in tps:
-            self.consumer.position(tp)  # resolves "end" now, before anything is produced
-        self.records = []
-
-    def wait_for(self, predicate, count: int = 1, deadline_s: float = 20.0) -> list:
-        deadline = time.monotonic() + deadline_s
-        matches = []
-        while time.monotonic() < deadline:
-            for batch in self.consumer.poll(timeout_ms=250).values():
-                self.records.extend(batch)
-            matches = [r for r in self.records if predicate(_product_event(r))]
-            if len(matches) >= count:
-                break
-        return matches
-
-    def close(self) -> None:
-        self.consumer.close(autocommit=False)
-
-
-def _product_event(record) -> events_pb2.ProductEvent:
-    event = events_pb2.ProductEvent()
-    event.ParseFromString(record.value)
-    return event
-
-
 @pytest.fixture
 def topic_reader():
-    reader = CatalogTopicReader()
+    reader = TopicReader(CATALOG_TOPIC, events_pb2.ProductEvent)
     yield reader
     reader.close()
 
@@ -405,7 +366,7 @@ def test_create_and_update_publish_product_events_keyed_by_product(identity, cat
     pid = int(product.id)
     records = topic_reader.wait_for(lambda e: e.upserted.product_id == pid, count=2)
     assert len(records) == 2, "expected the create and the update events within 20 s"
-    created, updated = (_product_event(r) for r in records)
+    created, updated = (topic_reader.event(r) for r in records)
     assert all(r.key == product.id.encode() for r in records)
     assert records[0].partition == records[1].partition and records[0].offset < records[1].offset
     assert 0 < created.event_id < updated.event_id

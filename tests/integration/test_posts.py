@@ -15,15 +15,14 @@ from pathlib import Path
 
 import grpc
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit import ids
-from services.kit.config import load_settings, service_addr
-from services.kit.kafka import POSTS_TOPIC, TOPICS, ensure_topics
-from tests.integration.support import free_port, wait_serving
+from services.kit.config import service_addr
+from services.kit.kafka import POSTS_TOPIC
+from tests.integration.support import TopicReader, free_port, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -347,49 +346,9 @@ def test_batch_get_posts_keeps_request_order_and_drops_deleted(identity, posts):
 # -- events on Kafka ---------------------------------------------------------------------------
 
 
-class PostsTopicReader:
-    """Reads posts.events.v1 from its current end, with a fresh consumer group."""
-
-    def __init__(self) -> None:
-        bootstrap = load_settings().kafka_bootstrap
-        ensure_topics(bootstrap, {POSTS_TOPIC: TOPICS[POSTS_TOPIC]})
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=f"t_posts_{secrets.token_hex(4)}",
-            enable_auto_commit=False,
-        )
-        partitions = self.consumer.partitions_for_topic(POSTS_TOPIC) or set()
-        assert partitions, "posts topic has no partitions"
-        tps = [TopicPartition(POSTS_TOPIC, p) for p in sorted(partitions)]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_end(*tps)
-        for tp in tps:
-            self.consumer.position(tp)  # resolves "end" now, before anything is produced
-        self.records = []
-
-    def wait_for(self, predicate, deadline_s: float = 20.0) -> list:
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            for batch in self.consumer.poll(timeout_ms=250).values():
-                self.records.extend(batch)
-            matches = [r for r in self.records if predicate(_event(r))]
-            if matches:
-                return matches
-        return []
-
-    def close(self) -> None:
-        self.consumer.close(autocommit=False)
-
-
-def _event(record) -> events_pb2.PostEvent:
-    event = events_pb2.PostEvent()
-    event.ParseFromString(record.value)
-    return event
-
-
 @pytest.fixture
 def topic_reader():
-    reader = PostsTopicReader()
+    reader = TopicReader(POSTS_TOPIC, events_pb2.PostEvent)
     yield reader
     reader.close()
 
@@ -402,7 +361,7 @@ def test_created_then_deleted_events_reach_kafka(identity, posts, topic_reader):
     created = topic_reader.wait_for(lambda e: e.WhichOneof("kind") == "created" and e.created.post_id == post_id)
     assert created, "no PostCreated event for the post within 20 s"
     record = created[0]
-    event = _event(record)
+    event = topic_reader.event(record)
     assert record.key == author.id.encode("ascii")
     assert event.event_id > 0 and event.created.author_id == int(author.id)
     assert event.created.text == "event me #kafka @someone"
@@ -413,10 +372,10 @@ def test_created_then_deleted_events_reach_kafka(identity, posts, topic_reader):
     delete(posts, author, post.id)
     deleted = topic_reader.wait_for(lambda e: e.WhichOneof("kind") == "deleted" and e.deleted.post_id == post_id)
     assert deleted, "no PostDeleted event for the post within 20 s"
-    assert _event(deleted[0]).deleted.author_id == int(author.id)
+    assert topic_reader.event(deleted[0]).deleted.author_id == int(author.id)
     # Same key, same partition: the delete comes after the create.
     assert deleted[0].partition == record.partition and deleted[0].offset > record.offset
-    assert _event(deleted[0]).event_id > event.event_id
+    assert topic_reader.event(deleted[0]).event_id > event.event_id
 
 
 # -- Kafka is not on the write path ---------------------------------------------------------------
