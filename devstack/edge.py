@@ -101,12 +101,16 @@ def _routes() -> str:
     return "\n".join(lines)
 
 
-def _clusters(ports: dict[str, int]) -> str:
+def service_clusters(ports: dict[str, int], *, host=lambda cluster: "127.0.0.1", dns: bool = False) -> str:
+    """One HTTP/2 cluster per public service, health-checked over grpc.health.v1.
+    Locally each is a STATIC loopback address; the helm chart asks for DNS
+    names (`dns=True`, a headless Service per service)."""
+    discovery = "type: STRICT_DNS\n      dns_lookup_family: V4_PREFERRED" if dns else "type: STATIC"
     blocks = []
     for cluster, _, _ in PUBLIC_SERVICES:
         blocks.append(
             f"""    - name: {cluster}
-      type: STATIC
+      {discovery}
       connect_timeout: 1s
       typed_extension_protocol_options:
         envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
@@ -119,7 +123,7 @@ def _clusters(ports: dict[str, int]) -> str:
           - lb_endpoints:
               - endpoint:
                   address:
-                    socket_address: {{address: 127.0.0.1, port_value: {ports[cluster]}}}
+                    socket_address: {{address: {host(cluster)}, port_value: {ports[cluster]}}}
       health_checks:
         - timeout: 1s
           interval: 5s
@@ -166,7 +170,7 @@ def render_config(out: Path, *, port: int, admin_port: int, descriptor: Path, jw
         DESCRIPTOR_PATH=descriptor,
         TRANSCODED_SERVICES=services,
         ROUTES=_routes(),
-        CLUSTERS=_clusters(service_ports),
+        CLUSTERS=service_clusters(service_ports),
         OBJECTSTORE_PORT=objectstore_port,
         MEDIA_BUCKET=media_bucket,
         MEDIA_MAX_BODY_BYTES=media_max_body_bytes(),

@@ -93,32 +93,7 @@ def _clusters() -> str:
                 - {san_type: DNS, matcher: {exact: "{{ include "aviary.s3Host" $ }}"}}
 {{- end }}""" % GATEWAY_PORT
     ]
-    for cluster, _, _ in edge.PUBLIC_SERVICES:
-        blocks.append(
-            f"""    - name: {cluster}
-      type: STRICT_DNS
-      dns_lookup_family: V4_PREFERRED
-      connect_timeout: 1s
-      typed_extension_protocol_options:
-        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-          explicit_http_config:
-            http2_protocol_options: {{}}
-      load_assignment:
-        cluster_name: {cluster}
-        endpoints:
-          - lb_endpoints:
-              - endpoint:
-                  address:
-                    socket_address: {{address: "{_host(cluster)}", port_value: {SERVICE_PORTS[cluster]}}}
-      health_checks:
-        - timeout: 1s
-          interval: 5s
-          unhealthy_threshold: 2
-          healthy_threshold: 1
-          no_traffic_interval: 5s
-          grpc_health_check: {{}}"""
-        )
+    blocks.append(edge.service_clusters(SERVICE_PORTS, host=lambda c: f'"{_host(c)}"', dns=True))
     return "\n".join(blocks) + "\n"
 
 
