@@ -168,17 +168,16 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             authorize(order)
             model.check_advance(order.status, orders_pb2.DeliveryStatus.Value(order.delivery_status), wanted, note)
 
-        event_id = self.ids.next_id()
-        # The buyer id for the event's key is only known once the order is
-        # read; the event is built inside the transaction by a small closure.
-        order = await self.store.get_order(order_id)
-        if order is None:
-            raise not_found(f"order {order_id} not found")
-        event = events_pb2.OrderEvent(event_id=event_id, occur_time=_now(), delivery_changed=events_pb2.DeliveryStatusChanged(
-            order_id=order_id, buyer_id=order.buyer_id, status=model.delivery_name(wanted), note=note))
-        updated = await self.store.advance_delivery(
-            order_id, check, model.delivery_name(wanted), actor, note,
-            (event_id, ORDERS_TOPIC, str(order.buyer_id).encode(), event.SerializeToString()))
+        def event_for(order: OrderRecord) -> tuple[int, str, bytes, bytes]:
+            # Keyed by the buyer, known once the store has read the order.
+            event_id = self.ids.next_id()
+            event = events_pb2.OrderEvent(
+                event_id=event_id, occur_time=_now(), delivery_changed=events_pb2.DeliveryStatusChanged(
+                    order_id=order_id, buyer_id=order.buyer_id, status=model.delivery_name(wanted), note=note))
+            return event_id, ORDERS_TOPIC, str(order.buyer_id).encode(), event.SerializeToString()
+
+        updated = await self.store.advance_delivery(order_id, check, model.delivery_name(wanted), actor, note,
+                                                    event_for)
         if updated is None:
             raise not_found(f"order {order_id} not found")
         return _order_proto(updated)

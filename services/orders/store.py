@@ -322,9 +322,10 @@ class OrdersStore:
         return orders
 
     async def advance_delivery(self, order_id: int, check, wanted: str, actor: str, note: str,
-                               event: tuple[int, str, bytes, bytes]) -> OrderRecord | None:
+                               event_for) -> OrderRecord | None:
         """Locks the order, lets `check(order)` refuse the change, then records
-        the new status, its history entry and the event in one transaction."""
+        the new status, its history entry and the event `event_for(order)`
+        builds, in one transaction; returns the updated order."""
         async with self.engine.begin() as conn:
             row = (await conn.execute(sa.text("SELECT * FROM orders.orders WHERE id = :id FOR UPDATE"),
                                       {"id": order_id})).first()
@@ -335,12 +336,12 @@ class OrdersStore:
             seq = len(current.history)
             await conn.execute(sa.text("UPDATE orders.orders SET delivery_status = :s WHERE id = :id"),
                                {"s": wanted, "id": order_id})
-            await conn.execute(sa.text("""
+            at = (await conn.execute(sa.text("""
                 INSERT INTO orders.delivery_events (order_id, seq, status, actor, note)
-                VALUES (:id, :seq, :status, :actor, :note)"""),
-                {"id": order_id, "seq": seq, "status": wanted, "actor": actor, "note": note})
-            await self.outbox.add(conn, *event)
-            updated = await self._with_details(conn, [(await conn.execute(
-                sa.text("SELECT * FROM orders.orders WHERE id = :id"), {"id": order_id})).one()])
+                VALUES (:id, :seq, :status, :actor, :note) RETURNING at"""),
+                {"id": order_id, "seq": seq, "status": wanted, "actor": actor, "note": note})).scalar_one()
+            await self.outbox.add(conn, *event_for(current))
         self.outbox.notify()
-        return updated[0]
+        current.delivery_status = wanted
+        current.history.append(DeliveryRecord(wanted, actor, note, at))
+        return current
