@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test gen gen-check lint bench bench-mixed bench-scale bench-checkout help
+.PHONY: up down status reset test gen gen-check lint reindex bench bench-mixed bench-scale bench-checkout bench-feed bench-search help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,9 @@ lint: ## buf lint on the contracts
 	$(GOBIN)/buf lint
 	@echo "buf lint: clean"
 
+reindex: ## rebuild the search index from the source of truth (posts and catalog); safe while the stack serves
+	$(PY) -m services.search.reindex
+
 bench: ## home-timeline read benchmark through Envoy (stack must be up)
 	$(PY) bench/timeline_reads.py --rps 300 --duration 30
 
@@ -52,3 +55,9 @@ bench-scale: ## fanout and home timelines on a 100,000-user power-law graph (sta
 
 bench-checkout: ## checkout saga under 50 concurrent buyers through Envoy; counts oversells and double charges (stack must be up)
 	$(PY) bench/checkout.py --buyers 50 --duration 30
+
+bench-feed: ## the mixed feed (first pages and scrolling) under mixed load through Envoy, 100 reads per write (stack must be up)
+	$(PY) bench/mixed_workload.py --rps 300 --duration 30 --read-mix feed=60,feed_scroll=20,home=10,get_post=10
+
+bench-search: ## search freshness: seconds from post acknowledged to searchable, p50/p95/p99 (stack must be up)
+	$(PY) bench/search_freshness.py --posts 200

@@ -10,6 +10,10 @@ reads per write, each as a random ordinary user:
   reads  (--read-mix)   home        GET  /v1/timelines/home?pageSize=20
                         get_post    GET  /v1/posts/{id}
                         user_posts  GET  /v1/users/{id}/posts?pageSize=20
+                        feed        GET  /v1/feed?pageSize=20 (first page)
+                        feed_scroll GET  /v1/feed?pageToken=... (the user's next
+                                    page from their last feed read; a first page
+                                    when they have none)
   writes (--write-mix)  create_post POST /v1/posts
                         like        POST /v1/posts/{id}:like
                         follow      PUT  /v1/users/me/following/{id}, alternating
@@ -25,10 +29,16 @@ authenticated and the load is spread over the seeded users, so the gateway's
 per-user limits are not reached; a 429 still counts as an error.
 
 Prints one JSON object: per operation and overall count, errors (by status),
-achieved rps, p50/p95/p99/max ms, and pass/fail for the targets (POST /v1/posts
-p95 < 100 ms, home p95 < 50 ms, zero errors).
+achieved rps, p50/p95/p99/max ms, and pass/fail for the targets of the
+operations that ran (POST /v1/posts p95 < 100 ms, home p95 < 50 ms, feed p95
+< 60 ms, zero errors).
 
     .venv/bin/python bench/mixed_workload.py --rps 300 --duration 30
+    .venv/bin/python bench/mixed_workload.py --rps 300 --duration 30 \
+        --read-mix feed=60,feed_scroll=20,home=10,get_post=10      # make bench-feed
+
+With feed reads in the mix, a seller and --products products are seeded too,
+so the feed has recommendations to interleave (cold start: popular/newest).
 """
 from __future__ import annotations
 
@@ -52,12 +62,13 @@ except ImportError:  # pragma: no cover
     uvloop = None
 
 PASSWORD = "bench password 1"
-READ_OPS = ("home", "get_post", "user_posts")
+READ_OPS = ("home", "get_post", "user_posts", "feed", "feed_scroll")
 WRITE_OPS = ("create_post", "like", "follow", "reply")
 OPS = READ_OPS + WRITE_OPS
 # Targets: (name, operations pooled, p95 limit in ms). create_post and reply
 # are both POST /v1/posts.
-P95_TARGETS = (("post_p95_ms", ("create_post", "reply"), 100.0), ("home_p95_ms", ("home",), 50.0))
+P95_TARGETS = (("post_p95_ms", ("create_post", "reply"), 100.0), ("home_p95_ms", ("home",), 50.0),
+               ("feed_p95_ms", ("feed", "feed_scroll"), 60.0))
 
 
 def parse_mix(text: str, names: tuple[str, ...], flag: str) -> dict[str, float]:
@@ -130,6 +141,19 @@ class World:
         self.max_followers = max_followers  # the fanout threshold: more than this is a celebrity
         self.bench_follows: collections.deque[tuple[dict, dict]] = collections.deque()  # completed, undo oldest first
         self.unfollow_next = False  # follow ops alternate: follow, unfollow, follow, ...
+        self.feed_tokens: dict[str, str] = {}  # user id -> nextPageToken of their last feed read
+
+
+async def seed_products(client: aiohttp.ClientSession, count: int) -> None:
+    """A seller with `count` products, so feeds have recommendations (cold start)."""
+    username = f"ms_{secrets.token_hex(5)}"
+    body = await seed_call(client, "POST", "/v1/accounts",
+                           json={"username": username, "password": PASSWORD, "role": "SELLER"})
+    auth = {"Authorization": f"Bearer {body['accessToken']}"}
+    for n in range(count):
+        await seed_call(client, "POST", "/v1/products", headers=auth, json={
+            "title": f"bench product {n}", "description": "seeded by the mixed bench",
+            "priceMinor": str(500 + n), "currency": "USD", "stock": "100000"})
 
 
 async def seed(client: aiohttp.ClientSession, users: int, posts_per_user: int, celebrity_posts: int,
@@ -187,6 +211,11 @@ async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.N
     picker = OpPicker(weights)
     page = {"pageSize": args.page_size}
 
+    def remember_feed_token(user: dict, body: bytes) -> None:
+        token = json.loads(body).get("nextPageToken")
+        if token:
+            world.feed_tokens[user["id"]] = token
+
     def plan(op: str) -> tuple[str, str, dict, object]:
         """(method, path, request kwargs, on-success callback(body)) for one call, chosen at send time."""
         user = rng.choice(world.users)
@@ -195,6 +224,14 @@ async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.N
             return "GET", "/v1/timelines/home", {"params": page, "headers": auth}, None
         if op == "get_post":
             return "GET", f"/v1/posts/{rng.choice(world.post_ids)}", {"headers": auth}, None
+        if op == "feed" or (op == "feed_scroll" and user["id"] not in world.feed_tokens):
+            params = {"pageSize": args.page_size}
+            return "GET", "/v1/feed", {"params": params, "headers": auth}, \
+                lambda body: remember_feed_token(user, body)
+        if op == "feed_scroll":
+            params = {"pageSize": args.page_size, "pageToken": world.feed_tokens.pop(user["id"])}
+            return "GET", "/v1/feed", {"params": params, "headers": auth}, \
+                lambda body: remember_feed_token(user, body)
         if op == "user_posts":
             # One profile view in ten is the celebrity's.
             author = world.celebrity if rng.random() < 0.1 else rng.choice(world.users)
@@ -293,6 +330,8 @@ def summarize(stats: Stats, elapsed: float) -> dict:
     overall["writes"] = sum(ops[op]["count"] for op in WRITE_OPS)
     targets = {}
     for name, pooled, limit in P95_TARGETS:
+        if not any(stats.latencies[op] for op in pooled):
+            continue  # not in this run's mix
         value = percentile(sorted(x for op in pooled for x in stats.latencies[op]), 0.95)
         targets[name] = {"ops": list(pooled), "limit_ms": limit, "value_ms": rounded(value),
                          "pass": value is not None and value < limit}
@@ -321,7 +360,10 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=10, help="seconds of the same load before measuring, not reported (default %(default)s)")
     parser.add_argument("--read-write-ratio", type=float, default=100, help="reads per write (default %(default)s)")
     parser.add_argument("--read-mix", default="home=80,get_post=10,user_posts=10",
-                        help="relative read weights over home, get_post, user_posts (default %(default)s)")
+                        help="relative read weights over home, get_post, user_posts, feed, feed_scroll "
+                             "(default %(default)s)")
+    parser.add_argument("--products", type=int, default=12,
+                        help="products seeded when the mix reads the feed (default %(default)s)")
     parser.add_argument("--write-mix", default="create_post=25,like=25,follow=25,reply=25",
                         help="relative write weights over create_post, like, follow, reply (default %(default)s)")
     parser.add_argument("--arrivals", choices=("poisson", "fixed"), default="poisson",
@@ -350,6 +392,8 @@ async def main() -> None:
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(base_url=args.url, connector=connector, timeout=timeout) as client:
         t0 = time.perf_counter()
+        if args.read_mix["feed"] or args.read_mix["feed_scroll"]:
+            await seed_products(client, args.products)
         world = await seed(client, args.users, args.posts_per_user, args.celebrity_posts, args.fanout_threshold)
         print(f"seeded {len(world.users)} users + 1 celebrity, "
               f"{len(world.post_ids)} posts in {time.perf_counter() - t0:.1f}s", file=sys.stderr)

@@ -19,7 +19,10 @@ from aviary.media.v1 import media_pb2
 from aviary.notifications.v1 import notifications_pb2
 from aviary.orders.v1 import orders_pb2
 from aviary.posts.v1 import posts_pb2
+from aviary.feed.v1 import feed_pb2
+from aviary.recommendations.v1 import recommendations_pb2
 from aviary.search.v1 import search_pb2
+from aviary.trends.v1 import trends_pb2
 from aviary.timeline.v1 import timeline_pb2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +41,9 @@ PUBLIC_SERVICES = [
     ("cart", cart_pb2.DESCRIPTOR, "CartService"),
     ("orders", orders_pb2.DESCRIPTOR, "OrdersService"),
     ("search", search_pb2.DESCRIPTOR, "SearchService"),
+    ("trends", trends_pb2.DESCRIPTOR, "TrendsService"),
+    ("recommendations", recommendations_pb2.DESCRIPTOR, "RecommendationsService"),
+    ("feed", feed_pb2.DESCRIPTOR, "FeedService"),
 ]
 
 

@@ -18,6 +18,7 @@ from aviary.media.v1 import media_pb2_grpc
 from aviary.notifications.v1 import notifications_pb2_grpc
 from aviary.payments.v1 import payments_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
+from aviary.recommendations.v1 import recommendations_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2_grpc
 from services.kit.config import service_addr
 from services.kit.errors import unavailable
@@ -84,6 +85,10 @@ def inventory() -> inventory_pb2_grpc.InventoryServiceStub:
 
 def payments() -> payments_pb2_grpc.PaymentsServiceStub:
     return payments_pb2_grpc.PaymentsServiceStub(channel("payments"))
+
+
+def recommendations() -> recommendations_pb2_grpc.RecommendationsServiceStub:
+    return recommendations_pb2_grpc.RecommendationsServiceStub(channel("recommendations"))
 
 
 async def close_all() -> None:

@@ -26,6 +26,9 @@ SERVICE_PORTS = {
     "orders": 50063,
     # discovery
     "search": 50064,
+    "trends": 50065,
+    "recommendations": 50066,
+    "feed": 50067,
 }
 
 

@@ -131,16 +131,17 @@ class ConsumerLoop:
         try:
             while not stop.is_set():
                 batches = consumer.poll(timeout_ms=200, max_records=200)
+                if time.monotonic() >= self._next_lag_report:
+                    # end_offsets is a broker round trip: report every few seconds, not per
+                    # batch; and on idle polls too, or a caught-up consumer keeps its last lag.
+                    self._report_lag(consumer)
+                    self._next_lag_report = time.monotonic() + LAG_REPORT_SECONDS
                 if not batches:
                     continue
                 for tp, records in batches.items():
                     for record in records:
                         self._apply(loop, tp.topic, record, stop)
                     consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
-                if time.monotonic() >= self._next_lag_report:
-                    # end_offsets is a broker round trip: report every few seconds, not per batch.
-                    self._report_lag(consumer)
-                    self._next_lag_report = time.monotonic() + LAG_REPORT_SECONDS
         finally:
             consumer.close(autocommit=False)
 

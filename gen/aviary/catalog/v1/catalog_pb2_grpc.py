@@ -66,6 +66,11 @@ class CatalogServiceStub:
                 request_serializer=aviary_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetProductsRequest.SerializeToString,
                 response_deserializer=aviary_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetProductsResponse.FromString,
                 _registered_method=True)
+        self.ExportProducts = channel.unary_stream(
+                '/aviary.catalog.v1.CatalogService/ExportProducts',
+                request_serializer=aviary_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsRequest.SerializeToString,
+                response_deserializer=aviary_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsResponse.FromString,
+                _registered_method=True)
 
 
 class CatalogServiceServicer:
@@ -118,6 +123,15 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportProducts(self, request, context):
+        """Internal: streams every product (inactive ones included), in batches, in
+        the shape of the ProductUpserted event; for rebuilding derived views
+        such as the search index from the source of truth.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CatalogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +164,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.BatchGetProducts,
                     request_deserializer=aviary_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetProductsRequest.FromString,
                     response_serializer=aviary_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetProductsResponse.SerializeToString,
+            ),
+            'ExportProducts': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportProducts,
+                    request_deserializer=aviary_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsRequest.FromString,
+                    response_serializer=aviary_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +335,33 @@ class CatalogService:
             '/aviary.catalog.v1.CatalogService/BatchGetProducts',
             aviary_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetProductsRequest.SerializeToString,
             aviary_dot_catalog_dot_v1_dot_catalog__pb2.BatchGetProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aviary.catalog.v1.CatalogService/ExportProducts',
+            aviary_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsRequest.SerializeToString,
+            aviary_dot_catalog_dot_v1_dot_catalog__pb2.ExportProductsResponse.FromString,
             options,
             channel_credentials,
             insecure,

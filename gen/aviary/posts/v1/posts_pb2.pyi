@@ -1,6 +1,7 @@
 import datetime
 
 from aviary.catalog.v1 import catalog_pb2 as _catalog_pb2
+from aviary.events.v1 import events_pb2 as _events_pb2
 from aviary.identity.v1 import identity_pb2 as _identity_pb2
 from aviary.media.v1 import media_pb2 as _media_pb2
 from google.api import annotations_pb2 as _annotations_pb2
@@ -178,3 +179,15 @@ class ListAuthorsPostIdsResponse(_message.Message):
     POSTS_FIELD_NUMBER: _ClassVar[int]
     posts: _containers.RepeatedCompositeFieldContainer[PostRef]
     def __init__(self, posts: _Optional[_Iterable[_Union[PostRef, _Mapping]]] = ...) -> None: ...
+
+class ExportPostsRequest(_message.Message):
+    __slots__ = ("batch_size",)
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    batch_size: int
+    def __init__(self, batch_size: _Optional[int] = ...) -> None: ...
+
+class ExportPostsResponse(_message.Message):
+    __slots__ = ("posts",)
+    POSTS_FIELD_NUMBER: _ClassVar[int]
+    posts: _containers.RepeatedCompositeFieldContainer[_events_pb2.PostCreated]
+    def __init__(self, posts: _Optional[_Iterable[_Union[_events_pb2.PostCreated, _Mapping]]] = ...) -> None: ...

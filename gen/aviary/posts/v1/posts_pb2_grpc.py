@@ -82,6 +82,11 @@ class PostsServiceStub:
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListAuthorsPostIdsRequest.SerializeToString,
                 response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListAuthorsPostIdsResponse.FromString,
                 _registered_method=True)
+        self.ExportPosts = channel.unary_stream(
+                '/aviary.posts.v1.PostsService/ExportPosts',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ExportPostsRequest.SerializeToString,
+                response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ExportPostsResponse.FromString,
+                _registered_method=True)
 
 
 class PostsServiceServicer:
@@ -157,6 +162,15 @@ class PostsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportPosts(self, request, context):
+        """Internal: streams every live (not deleted) post from the store, in
+        batches, in the shape of the PostCreated event; for rebuilding derived
+        views such as the search index from the source of truth.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PostsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +218,11 @@ def add_PostsServiceServicer_to_server(servicer, server):
                     servicer.ListAuthorsPostIds,
                     request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListAuthorsPostIdsRequest.FromString,
                     response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListAuthorsPostIdsResponse.SerializeToString,
+            ),
+            'ExportPosts': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportPosts,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ExportPostsRequest.FromString,
+                    response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ExportPostsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -451,6 +470,33 @@ class PostsService:
             '/aviary.posts.v1.PostsService/ListAuthorsPostIds',
             aviary_dot_posts_dot_v1_dot_posts__pb2.ListAuthorsPostIdsRequest.SerializeToString,
             aviary_dot_posts_dot_v1_dot_posts__pb2.ListAuthorsPostIdsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportPosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/ExportPosts',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.ExportPostsRequest.SerializeToString,
+            aviary_dot_posts_dot_v1_dot_posts__pb2.ExportPostsResponse.FromString,
             options,
             channel_credentials,
             insecure,

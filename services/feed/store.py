@@ -1,0 +1,88 @@
+"""The feed's Redis: ranked feeds cached for a short TTL, and recently deleted
+post ids so a cached page never shows a post deleted since it was ranked.
+
+Keys:
+- ``feed:{u<user>}:<feed id>``: a list of serialized FeedItem messages, the
+  whole ranking; a page is an LRANGE, so paging reads only that page. Every
+  page read renews its TTL: a reader who keeps scrolling keeps their ranking
+  (up to a maximum age the servicer enforces from the feed id's timestamp).
+- ``feed:{u<user>}:latest``: the feed id a first-page request may reuse, for a
+  shorter time than the ranking lives (a pull-to-refresh after that re-ranks).
+- ``feed:{deleted}``: sorted set post id -> deletion time (ms), trimmed to what
+  a cached ranking could still hold.
+A user's keys share a hash tag, so the save pipeline is one slot on Redis
+Cluster; the deleted set is one small key of its own.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+DELETED_KEY = "feed:{deleted}"
+
+
+def ranking_key(user_id: int, feed_id: int) -> str:
+    return f"feed:{{u{user_id}}}:{feed_id}"
+
+
+def latest_key(user_id: int) -> str:
+    return f"feed:{{u{user_id}}}:latest"
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    items: list[bytes]
+    total: int
+
+
+class FeedCache:
+    def __init__(self, client: redis.Redis, ttl_seconds: int, reuse_seconds: int, max_age_seconds: int) -> None:
+        self.r = client
+        self.ttl_seconds = ttl_seconds
+        self.reuse_seconds = min(reuse_seconds, ttl_seconds)
+        # The longest a ranking can be served (renewals included): deletions
+        # are remembered that long.
+        self.retention_ms = (max_age_seconds + ttl_seconds) * 1000
+
+    async def save(self, user_id: int, feed_id: int, items: list[bytes]) -> None:
+        """Stores a ranking (non-empty) and makes it the one first pages reuse."""
+        key = ranking_key(user_id, feed_id)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, *items)
+            pipe.expire(key, self.ttl_seconds)
+            if self.reuse_seconds > 0:
+                pipe.set(latest_key(user_id), feed_id, ex=self.reuse_seconds)
+            await pipe.execute()
+
+    async def reusable(self, user_id: int) -> int | None:
+        """The feed id a first page may be served from, if one is fresh enough."""
+        raw = await self.r.get(latest_key(user_id))
+        return int(raw) if raw else None
+
+    async def page(self, user_id: int, feed_id: int, offset: int, size: int) -> CachedPage | None:
+        """One page of a cached ranking, renewing its TTL; None once it expired."""
+        key = ranking_key(user_id, feed_id)
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.lrange(key, offset, offset + size - 1)
+            pipe.llen(key)
+            pipe.expire(key, self.ttl_seconds)
+            items, total, _ = await pipe.execute()
+        if total == 0:
+            return None
+        return CachedPage(items=items, total=total)
+
+    async def deleted_among(self, post_ids: list[int]) -> set[int]:
+        if not post_ids:
+            return set()
+        scores = await self.r.zmscore(DELETED_KEY, post_ids)
+        return {post_id for post_id, score in zip(post_ids, scores) if score is not None}
+
+    async def mark_deleted(self, post_id: int) -> None:
+        """Idempotent. Entries older than a ranking can live are trimmed."""
+        now_ms = int(time.time() * 1000)
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.zadd(DELETED_KEY, {post_id: now_ms})
+            pipe.zremrangebyscore(DELETED_KEY, "-inf", now_ms - self.retention_ms)
+            await pipe.execute()

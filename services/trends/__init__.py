@@ -1,0 +1,1 @@
+"""trends: top hashtags over a sliding, decaying window, counted from post events in Redis."""
