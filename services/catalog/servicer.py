@@ -150,6 +150,21 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         stock = {} if request.skip_stock else await self._stock([r.id for r in found])
         return catalog_pb2.BatchGetProductsResponse(products=[to_proto(r, stock.get(r.id, 0)) for r in found])
 
+    async def ExportProducts(self, request, context):
+        """Every product with its current state, in id order, one keyset page
+        per batch (each page is its own short query: no long transaction)."""
+        batch_size = _export_batch_size(request.batch_size)
+        after, exported = 0, 0
+        while True:
+            page = await self.store.products_after(after, batch_size)
+            if page:
+                exported += len(page)
+                yield catalog_pb2.ExportProductsResponse(products=[_upserted(r) for r in page])
+            if len(page) < batch_size:
+                log.info("products exported", extra={"products": exported})
+                return
+            after = page[-1].id
+
     # -- inventory ---------------------------------------------------------------
 
     async def _stock(self, product_ids: list[int]) -> dict[int, int]:
@@ -199,20 +214,33 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         event = events_pb2.ProductEvent(
             event_id=event_id,
             occur_time=occur_time,
-            upserted=events_pb2.ProductUpserted(
-                product_id=record.id,
-                seller_id=record.seller_id,
-                title=record.title,
-                description=record.description,
-                price_minor=record.price_minor,
-                currency=record.currency,
-                media_ids=list(record.media_ids),
-                active=record.active,
-                created_at=_timestamp(record),
-            ),
+            upserted=_upserted(record),
         )
         # Keyed by product id: one product's events stay in order.
         return Event(event_id, kafka.CATALOG_TOPIC, str(record.id).encode(), event.SerializeToString())
+
+
+def _export_batch_size(value: int) -> int:
+    if value == 0:
+        return 500
+    if not 1 <= value <= 1000:
+        raise invalid_argument("batch_size", f"must be between 1 and 1000, got {value}")
+    return value
+
+
+def _upserted(record: ProductRecord) -> events_pb2.ProductUpserted:
+    """The product in the shape of its ProductUpserted event (events and ExportProducts)."""
+    return events_pb2.ProductUpserted(
+        product_id=record.id,
+        seller_id=record.seller_id,
+        title=record.title,
+        description=record.description,
+        price_minor=record.price_minor,
+        currency=record.currency,
+        media_ids=list(record.media_ids),
+        active=record.active,
+        created_at=_timestamp(record),
+    )
 
 
 def _changes(request: catalog_pb2.UpdateProductRequest) -> dict:

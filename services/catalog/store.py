@@ -187,6 +187,14 @@ class CatalogStore:
             rows = (await conn.execute(stmt)).all()
         return [_record(row) for row in rows]
 
+    async def products_after(self, after: int, limit: int) -> list[ProductRecord]:
+        """Up to `limit` products (inactive ones included) with ids above
+        `after`, in id order: one keyset page of a full export."""
+        stmt = sa.select(*_COLUMNS).where(products.c.id > after).order_by(products.c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_record(row) for row in rows]
+
     async def _add_event(self, conn: AsyncConnection, event: Event) -> None:
         await self.outbox.add(conn, event.event_id, event.topic, event.key, event.payload)
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2
 
@@ -49,3 +50,21 @@ def to_proto(record: PostRecord, author: identity_pb2.User | None) -> posts_pb2.
     if author is not None:
         post.author.CopyFrom(author)
     return post
+
+
+def to_created_event(record: PostRecord) -> events_pb2.PostCreated:
+    """The post in the shape of its PostCreated event, from the stored row
+    alone (ExportPosts): the parent's and the original's author ids are not
+    stored with the post, so they stay 0 here."""
+    return events_pb2.PostCreated(
+        post_id=record.post_id,
+        author_id=record.author_id,
+        text=record.text,
+        reply_to_id=record.reply_to_id,
+        repost_of_id=record.repost_of_id,
+        hashtags=record.hashtags,
+        mentions=record.mentions,
+        product_ids=record.product_ids,
+        media_ids=record.media_ids,
+        created_at=timestamp_from_ms(record.created_at_ms),
+    )

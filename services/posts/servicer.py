@@ -36,7 +36,7 @@ from services.posts import media as post_media
 from services.posts import products as post_products
 from services.posts import text as post_text
 from services.posts.cache import PostCache
-from services.posts.model import PostRecord, to_proto
+from services.posts.model import PostRecord, to_created_event, to_proto
 from services.posts.store import PostStore, TombstoneResult
 
 log = logging.getLogger(__name__)
@@ -324,6 +324,25 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         return posts_pb2.ListAuthorsPostIdsResponse(
             posts=[posts_pb2.PostRef(post_id=p, author_id=a) for p, a in newest]
         )
+
+    async def ExportPosts(self, request: posts_pb2.ExportPostsRequest, context):
+        """Every live post, read page by page with the driver's paging (the
+        full table scan never holds more than one page), deleted rows skipped."""
+        batch_size = _bounded(request.batch_size, "batch_size", default=500, most=1000)
+        paging_state, exported = None, 0
+        while True:
+            try:
+                records, paging_state = await self.store.scan_page(paging_state, batch_size)
+            except _STORE_ERRORS as exc:
+                log.warning("post export interrupted", extra={"exported": exported, "error": repr(exc)})
+                raise unavailable("posts storage is temporarily unavailable; start the export again") from exc
+            live = [to_created_event(r) for r in records if not r.deleted]
+            if live:
+                exported += len(live)
+                yield posts_pb2.ExportPostsResponse(posts=live)
+            if paging_state is None:
+                log.info("posts exported", extra={"posts": exported})
+                return
 
     # -- helpers ------------------------------------------------------------
 

@@ -103,6 +103,7 @@ class _Statements:
     select_stats: PreparedStatement
     claim_repost: PreparedStatement
     reclaim_repost: PreparedStatement
+    scan_posts: PreparedStatement
 
 
 class PostStore:
@@ -154,6 +155,8 @@ class PostStore:
             "reclaim_repost": (
                 f"UPDATE {ks}.reposts_by_user SET repost_id = ? WHERE user_id = ? AND original_id = ? IF repost_id = ?"
             ),
+            # The whole table in token order, paged by the driver (ExportPosts).
+            "scan_posts": f"SELECT {_POST_COLUMNS} FROM {ks}.posts",
         }
         prepared = await asyncio.gather(*(p(q) for q in names_and_queries.values()))
         statements = _Statements(**dict(zip(names_and_queries, prepared)))
@@ -281,6 +284,23 @@ class PostStore:
     async def in_author_list(self, author_id: int, post_id: int) -> bool:
         rows = await cql.execute(self.session, self._st.select_by_author_one, (author_id, post_id))
         return bool(rows)
+
+    async def scan_page(self, paging_state: bytes | None, fetch_size: int) -> tuple[list[PostRecord], bytes | None]:
+        """One page of a scan over every post row (deleted ones included), in
+        token order, and the driver's paging state for the next page (None
+        after the last one). Rows written during a scan may or may not appear."""
+        bound = self._st.scan_posts.bind(())
+        bound.fetch_size = fetch_size
+
+        def fetch_one_page():
+            # The blocking call runs in a worker thread; reading current_rows
+            # only never makes the driver fetch the following page.
+            result = self.session.execute(bound, paging_state=paging_state)
+            return list(result.current_rows), result.paging_state
+
+        cql.STATEMENTS.labels(f"SELECT ... FROM {KEYSPACE}.posts (scan)").inc()
+        rows, next_state = await asyncio.get_running_loop().run_in_executor(None, fetch_one_page)
+        return [_record(row) for row in rows], next_state
 
     async def post_count(self, author_id: int) -> int:
         rows = await cql.execute(self.session, self._st.select_stats, (author_id,))

@@ -50,6 +50,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
                 except RequestError as exc:  # another replica created it first
                     if "resource_already_exists" not in str(exc):
                         raise
+        # Dynamic settings also reach indices created by an older version.
+        await self.os.indices.put_settings(index=documents.POSTS_INDEX,
+                                           body={"index": {"refresh_interval": documents.POSTS_REFRESH_INTERVAL}})
 
     async def stop(self) -> None:
         await self.os.close()
