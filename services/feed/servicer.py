@@ -18,6 +18,7 @@ import logging
 import time
 
 import grpc
+from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -97,7 +98,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
     async def _remember_deletion(self, topic: str, key: bytes | None, value: bytes) -> None:
         try:
             event = events_pb2.PostEvent.FromString(value)
-        except ValueError as exc:
+        except DecodeError as exc:
             raise PoisonRecord(f"unreadable post event: {exc}") from exc
         if event.WhichOneof("kind") == "deleted":
             await self.cache.mark_deleted(event.deleted.post_id)

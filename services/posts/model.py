@@ -52,10 +52,11 @@ def to_proto(record: PostRecord, author: identity_pb2.User | None) -> posts_pb2.
     return post
 
 
-def to_created_event(record: PostRecord) -> events_pb2.PostCreated:
-    """The post in the shape of its PostCreated event, from the stored row
-    alone (ExportPosts): the parent's and the original's author ids are not
-    stored with the post, so they stay 0 here."""
+def to_created_event(record: PostRecord, *, reply_to_author_id: int = 0,
+                     repost_of_author_id: int = 0) -> events_pb2.PostCreated:
+    """The post in the shape of its PostCreated event. The parent's and the
+    original's author ids are not stored with the post: creation passes them
+    in; an export from the stored row alone (ExportPosts) leaves them 0."""
     return events_pb2.PostCreated(
         post_id=record.post_id,
         author_id=record.author_id,
@@ -67,4 +68,6 @@ def to_created_event(record: PostRecord) -> events_pb2.PostCreated:
         product_ids=record.product_ids,
         media_ids=record.media_ids,
         created_at=timestamp_from_ms(record.created_at_ms),
+        reply_to_author_id=reply_to_author_id,
+        repost_of_author_id=repost_of_author_id,
     )

@@ -24,7 +24,7 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStat
 from aviary.events.v1 import events_pb2
 from services.kit import cql, kafka, outbox
 from services.kit.config import Settings
-from services.posts.model import PostRecord, timestamp_from_ms
+from services.posts.model import PostRecord, timestamp_from_ms, to_created_event
 
 
 KEYSPACE = "aviary_posts"
@@ -189,20 +189,8 @@ class PostStore:
         event = events_pb2.PostEvent(
             event_id=event_id,
             occur_time=timestamp_from_ms(record.created_at_ms),
-            created=events_pb2.PostCreated(
-                post_id=record.post_id,
-                author_id=record.author_id,
-                text=record.text,
-                reply_to_id=record.reply_to_id,
-                repost_of_id=record.repost_of_id,
-                hashtags=record.hashtags,
-                mentions=record.mentions,
-                product_ids=record.product_ids,
-                media_ids=record.media_ids,
-                created_at=timestamp_from_ms(record.created_at_ms),
-                reply_to_author_id=reply_to_author_id,
-                repost_of_author_id=repost_of_author_id,
-            ),
+            created=to_created_event(record, reply_to_author_id=reply_to_author_id,
+                                    repost_of_author_id=repost_of_author_id),
         )
         self.outbox.add(batch, event_id, kafka.POSTS_TOPIC, _author_key(record.author_id), event.SerializeToString())
         await self.outbox.commit(batch)

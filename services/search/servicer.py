@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import grpc
+from google.protobuf.message import DecodeError
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError, TransportError
 from prometheus_client import Counter
@@ -71,7 +72,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             elif topic == CATALOG_TOPIC:
                 event = events_pb2.ProductEvent.FromString(value)
                 await self._apply_product(event)
-        except ValueError as exc:  # protobuf DecodeError is a ValueError
+        except DecodeError as exc:
             raise PoisonRecord(f"unreadable {topic} record: {exc}") from exc
 
     async def _apply_post(self, event: events_pb2.PostEvent) -> None:

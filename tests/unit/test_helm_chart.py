@@ -131,14 +131,14 @@ def test_every_process_gets_the_backends_and_production_settings(docs):
 
 
 def test_worker_ids_are_unique_per_pod(docs):
-    """Snowflake worker ids: idBlock * 64 + pod ordinal, blocks never shared."""
+    """Snowflake worker ids: idBlock * 32 + pod ordinal, blocks never shared."""
     starts = []
     for sts in _of(docs, "StatefulSet").values():
         cmd = sts["spec"]["template"]["spec"]["containers"][0]["command"][-1]
         block_start = int(cmd.split("$(( ")[1].split(" +")[0])
-        assert block_start % 64 == 0 and sts["spec"]["replicas"] <= 64
+        assert block_start % 32 == 0 and sts["spec"]["replicas"] <= 32
         starts.append(block_start)
-    assert len(set(starts)) == len(starts) and max(starts) + 63 <= 1023
+    assert len(set(starts)) == len(starts) and max(starts) + 31 <= 1023
 
 
 def test_only_the_identity_service_gets_the_signing_key(docs):
