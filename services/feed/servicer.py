@@ -63,14 +63,14 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             ttl_seconds=env_int("AVIARY_FEED_CACHE_SECONDS", 45),
             # A first page within this many seconds of the last build shows the
             # same ranking (a double refresh costs nothing); later, it re-ranks.
-            reuse_seconds=env_int("AVIARY_FEED_REUSE_SECONDS", 15),
+            reuse_seconds=env_int("AVIARY_FEED_REUSE_SECONDS", 30),
             max_age_seconds=env_int("AVIARY_FEED_MAX_AGE_SECONDS", 600),
         )
         self.max_age_ms = env_int("AVIARY_FEED_MAX_AGE_SECONDS", 600) * 1000
         self.product_every = env_int("AVIARY_FEED_PRODUCT_EVERY", 5)
         if self.product_every < 0 or self.product_every == 1:
             raise ValueError("AVIARY_FEED_PRODUCT_EVERY must be 0 (no products) or at least 2")
-        self.max_posts = max(1, env_int("AVIARY_FEED_MAX_POSTS", 200))
+        self.max_posts = max(1, env_int("AVIARY_FEED_MAX_POSTS", 100))
         self.signals_timeout = env_float("AVIARY_FEED_SIGNALS_TIMEOUT_SECONDS", 0.15)
         self.products_timeout = env_float("AVIARY_FEED_PRODUCTS_TIMEOUT_SECONDS", 0.2)
         self.weights = ranking.Weights(
@@ -79,6 +79,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             engagement=env_float("AVIARY_FEED_WEIGHT_ENGAGEMENT", 0.4),
             half_life_seconds=env_float("AVIARY_FEED_RECENCY_HALF_LIFE_SECONDS", 3 * 3600),
         )
+        # Cached pages get current counts and likedByMe from engagement (one
+        # call per page); off, they show the counts as of the ranking.
+        self.fresh_counts = env_int("AVIARY_FEED_FRESH_COUNTS", 1) == 1
         self.ids = IdGenerator(settings.worker_id)
         self.deletions = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC],
                                       self._remember_deletion)
@@ -168,6 +171,8 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         return _page_of(items, feed_id, offset, cached.total, served=len(cached.items))
 
     async def _refresh_engagement(self, items, viewer: int) -> None:
+        if not self.fresh_counts:
+            return
         posts = [item.post for item in items if item.HasField("post")]
         await engagement_overlay.apply(posts, viewer, timeout=self.settings.rpc_timeout_seconds)
 

@@ -15,6 +15,7 @@ Cluster; the deleted set is one small key of its own.
 """
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 
@@ -53,8 +54,14 @@ class FeedCache:
             pipe.rpush(key, *items)
             pipe.expire(key, self.ttl_seconds)
             if self.reuse_seconds > 0:
-                pipe.set(latest_key(user_id), feed_id, ex=self.reuse_seconds)
+                pipe.set(latest_key(user_id), feed_id, ex=self._jittered_reuse_seconds())
             await pipe.execute()
+
+    def _jittered_reuse_seconds(self) -> int:
+        # Up to a quarter shorter at random: readers who arrived together (a
+        # push notification, a deploy, a benchmark) would otherwise all
+        # re-rank together every period, a storm of builds.
+        return max(1, round(self.reuse_seconds * random.uniform(0.75, 1.0)))
 
     async def reusable(self, user_id: int) -> int | None:
         """The feed id a first page may be served from, if one is fresh enough."""
