@@ -26,7 +26,7 @@ import pytest
 import redis
 
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
-from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from aviary.catalog.v1 import catalog_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from services.cart.model import cart_key, checkout_marker_key, encode_line
 from services.cart.store import CartStore
@@ -52,13 +52,6 @@ def random_product() -> int:
 def cart():
     channel = wait_serving(service_addr("cart"))
     yield cart_pb2_grpc.CartServiceStub(channel)
-    channel.close()
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    channel = wait_serving(service_addr("catalog"))
-    yield catalog_pb2_grpc.CatalogServiceStub(channel)
     channel.close()
 
 

@@ -39,13 +39,6 @@ def identity():
     channel.close()
 
 
-@pytest.fixture(scope="module")
-def posts():
-    channel = wait_serving(service_addr("posts"))
-    yield posts_pb2_grpc.PostsServiceStub(channel)
-    channel.close()
-
-
 class Account:
     def __init__(self, user: identity_pb2.User, token: str) -> None:
         self.id = user.id

@@ -9,27 +9,12 @@ import secrets
 import grpc
 import pytest
 
-from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit.config import service_addr
+from aviary.catalog.v1 import catalog_pb2
+from aviary.posts.v1 import posts_pb2
 from tests.e2e.commerce import create_product, sign_up_seller
 from tests.e2e.edge import post, sign_up
 
 STREAM_TIMEOUT = 120.0
-
-
-@pytest.fixture(scope="module")
-def posts():
-    with grpc.insecure_channel(service_addr("posts")) as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
-        yield posts_pb2_grpc.PostsServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    with grpc.insecure_channel(service_addr("catalog")) as channel:
-        grpc.channel_ready_future(channel).result(timeout=10)
-        yield catalog_pb2_grpc.CatalogServiceStub(channel)
 
 
 def test_export_posts_streams_live_posts_in_bounded_batches_without_deleted_ones(http, posts):
