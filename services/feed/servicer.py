@@ -32,6 +32,7 @@ from aviary.timeline.v1 import timeline_pb2
 from services.feed import ranking
 from services.feed.store import FeedCache
 from services.kit import clients, engagement_overlay, redis_client, startup
+from services.kit.cache import TtlCache
 from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import failed_precondition, invalid_argument, unavailable
@@ -73,6 +74,11 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self.max_posts = max(1, env_int("AVIARY_FEED_MAX_POSTS", 100))
         self.signals_timeout = env_float("AVIARY_FEED_SIGNALS_TIMEOUT_SECONDS", 0.15)
         self.products_timeout = env_float("AVIARY_FEED_PRODUCTS_TIMEOUT_SECONDS", 0.2)
+        # Hydrated products, shared by every reader's rankings: candidates are
+        # mostly the same popular and new products, and a few seconds of stale
+        # price or stock in a feed is harmless (checkout re-reads both).
+        self.products_cache: TtlCache[str, catalog_pb2.Product] = TtlCache(
+            env_float("AVIARY_FEED_PRODUCT_CACHE_SECONDS", 15.0), max_entries=20_000)
         self.weights = ranking.Weights(
             recency=env_float("AVIARY_FEED_WEIGHT_RECENCY", 1.0),
             affinity=env_float("AVIARY_FEED_WEIGHT_AFFINITY", 0.6),
@@ -230,18 +236,22 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         return reply
 
     async def _products(self, signals) -> list[feed_pb2.FeedItem]:
-        """Candidates hydrated from the catalog: active and in stock only, in
-        the recommendations' order. Without the catalog, no products."""
+        """Candidates hydrated from the catalog (or the cache): active and in
+        stock only, in the recommendations' order."""
         if self.product_every == 0 or not signals.products:
             return []
-        try:
-            got = await clients.catalog().BatchGetProducts(
-                catalog_pb2.BatchGetProductsRequest(product_ids=[str(c.product_id) for c in signals.products]),
-                timeout=self.products_timeout)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("catalog unavailable; feed without products", extra={"code": exc.code().name})
-            return []
-        by_id = {p.id: p for p in got.products}
+        wanted = [str(c.product_id) for c in signals.products]
+        by_id, missing = self.products_cache.get_many(wanted)
+        if missing:
+            try:
+                got = await clients.catalog().BatchGetProducts(
+                    catalog_pb2.BatchGetProductsRequest(product_ids=missing), timeout=self.products_timeout)
+            except grpc.aio.AioRpcError as exc:
+                # Without the catalog, only the products still cached.
+                log.warning("catalog unavailable; feed with cached products only", extra={"code": exc.code().name})
+            else:
+                self.products_cache.put_many((p.id, p) for p in got.products)
+                by_id.update((p.id, p) for p in got.products)
         items = []
         for candidate in signals.products:
             product = by_id.get(str(candidate.product_id))
