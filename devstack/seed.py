@@ -35,6 +35,10 @@ POSTS = [
     ("celeb", "Thanks for 6 followers, everyone! #milestone"),
     ("dave", "Rehearsal tonight #music"),
     ("alice", "Reading Through the Looking-Glass again #books @carol"),
+    # Three people on one tag: enough for GET /v1/trends (at least 3 users).
+    ("erin", "Trying the #aviary feed: it mixes shop picks into my timeline"),
+    ("frank", "Morning walk, three herons #birds #aviary"),
+    ("bob", "Anyone else following the #aviary launch?"),
 ]
 # Engagement on the posts above, by index into POSTS: likes, reposts, replies.
 LIKES = [("bob", 0), ("carol", 0), ("dave", 0), ("alice", 3), ("bob", 3), ("erin", 3), ("frank", 3), ("carol", 6)]
@@ -143,6 +147,9 @@ Aviary is up: HTTP/JSON at {BASE}, demo users {', '.join(USERS)} and seller {SEL
 
   TOKEN=$(curl -s {BASE}/v1/sessions -d '{{"username":"alice","password":"{PASSWORD}"}}' | jq -r .accessToken)
   curl -s {BASE}/v1/timelines/home -H "Authorization: Bearer $TOKEN"
+  curl -s {BASE}/v1/feed -H "Authorization: Bearer $TOKEN"        # ranked posts with a product every 5th item
+  curl -s '{BASE}/v1/search/posts?q=herons'
+  curl -s {BASE}/v1/trends
   curl -s -X POST {BASE}/v1/posts -H "Authorization: Bearer $TOKEN" -d '{{"text":"hello #aviary"}}'
   curl -s -X POST {BASE}/v1/posts/<postId>:like -H "Authorization: Bearer $TOKEN"
   curl -s {BASE}/v1/notifications -H "Authorization: Bearer $TOKEN"
