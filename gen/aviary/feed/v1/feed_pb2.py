@@ -28,7 +28,7 @@ from aviary.recommendations.v1 import recommendations_pb2 as aviary_dot_recommen
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61viary/feed/v1/feed.proto\x12\x0e\x61viary.feed.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1b\x61viary/posts/v1/posts.proto\x1a/aviary/recommendations/v1/recommendations.proto\x1a\x1cgoogle/api/annotations.proto\"7\n\x0eGetFeedRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xa9\x01\n\x08\x46\x65\x65\x64Item\x12%\n\x04post\x18\x01 \x01(\x0b\x32\x15.aviary.posts.v1.PostH\x00\x12-\n\x07product\x18\x02 \x01(\x0b\x32\x1a.aviary.catalog.v1.ProductH\x00\x12?\n\x06reason\x18\x03 \x01(\x0e\x32/.aviary.recommendations.v1.RecommendationReasonB\x06\n\x04item\"S\n\x0fGetFeedResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.aviary.feed.v1.FeedItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2k\n\x0b\x46\x65\x65\x64Service\x12\\\n\x07GetFeed\x12\x1e.aviary.feed.v1.GetFeedRequest\x1a\x1f.aviary.feed.v1.GetFeedResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/feedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61viary/feed/v1/feed.proto\x12\x0e\x61viary.feed.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1b\x61viary/posts/v1/posts.proto\x1a/aviary/recommendations/v1/recommendations.proto\x1a\x1cgoogle/api/annotations.proto\"7\n\x0eGetFeedRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xb9\x01\n\x08\x46\x65\x65\x64Item\x12%\n\x04post\x18\x01 \x01(\x0b\x32\x15.aviary.posts.v1.PostH\x00\x12-\n\x07product\x18\x02 \x01(\x0b\x32\x1a.aviary.catalog.v1.ProductH\x00\x12\x44\n\x06reason\x18\x03 \x01(\x0e\x32/.aviary.recommendations.v1.RecommendationReasonH\x01\x88\x01\x01\x42\x06\n\x04itemB\t\n\x07_reason\"S\n\x0fGetFeedResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.aviary.feed.v1.FeedItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2k\n\x0b\x46\x65\x65\x64Service\x12\\\n\x07GetFeed\x12\x1e.aviary.feed.v1.GetFeedRequest\x1a\x1f.aviary.feed.v1.GetFeedResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/feedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,9 +40,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETFEEDREQUEST']._serialized_start=186
   _globals['_GETFEEDREQUEST']._serialized_end=241
   _globals['_FEEDITEM']._serialized_start=244
-  _globals['_FEEDITEM']._serialized_end=413
-  _globals['_GETFEEDRESPONSE']._serialized_start=415
-  _globals['_GETFEEDRESPONSE']._serialized_end=498
-  _globals['_FEEDSERVICE']._serialized_start=500
-  _globals['_FEEDSERVICE']._serialized_end=607
+  _globals['_FEEDITEM']._serialized_end=429
+  _globals['_GETFEEDRESPONSE']._serialized_start=431
+  _globals['_GETFEEDRESPONSE']._serialized_end=514
+  _globals['_FEEDSERVICE']._serialized_start=516
+  _globals['_FEEDSERVICE']._serialized_end=623
 # @@protoc_insertion_point(module_scope)
