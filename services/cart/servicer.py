@@ -11,8 +11,6 @@ import logging
 import time
 
 from prometheus_client import Counter
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2
@@ -27,7 +25,7 @@ from services.cart.model import (
     raw_cart,
 )
 from services.cart.store import CartStore
-from services.kit import startup
+from services.kit import redis_client, startup
 from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import ApiError, failed_precondition, invalid_argument, not_found, unavailable
@@ -36,7 +34,7 @@ from services.kit.ids import parse_id
 log = logging.getLogger(__name__)
 
 OPERATIONS = Counter("aviary_cart_operations_total", "Cart operations, by method and outcome", ["op", "result"])
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+_REDIS_DOWN = redis_client.UNREACHABLE
 # A checkout buys at most what a cart can hold; a little slack for merged lines.
 MAX_CHECKED_OUT_ITEMS = 200
 

@@ -20,8 +20,6 @@ import time
 import grpc
 from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aviary.catalog.v1 import catalog_pb2
 from aviary.events.v1 import events_pb2
@@ -52,7 +50,7 @@ SIGNALS = Counter("aviary_feed_signals_total", "Recommendation signal fetches, b
                   ["result"])  # ok | timeout | error
 BUILD_SECONDS = Histogram("aviary_feed_build_seconds", "Time to build and cache one ranking",
                           buckets=(.005, .01, .02, .03, .05, .075, .1, .15, .2, .3, .5, 1, 2))
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+_REDIS_DOWN = redis_client.UNREACHABLE
 
 
 class FeedServicer(feed_pb2_grpc.FeedServiceServicer):

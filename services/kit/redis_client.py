@@ -12,6 +12,10 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 from services.kit.config import Settings, env_float, env_int
 
+# What an unreachable Redis raises (after the client's own retries): callers
+# catch these to degrade or answer UNAVAILABLE instead of INTERNAL.
+UNREACHABLE = (ConnectionError, TimeoutError, OSError)
+
 
 def client(settings: Settings) -> redis.Redis:
     # A blocking pool: under a burst, callers wait briefly for a connection

@@ -9,12 +9,10 @@ import time
 
 import grpc
 from prometheus_client import Histogram
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aviary.catalog.v1 import catalog_pb2
 from aviary.recommendations.v1 import recommendations_pb2, recommendations_pb2_grpc
-from services.kit import clients, startup
+from services.kit import clients, redis_client, startup
 from services.kit.auth import caller_id
 from services.kit.config import Settings
 from services.kit.errors import unavailable
@@ -31,7 +29,7 @@ CONSUMER_GROUP = "recommendations"
 FEED_SIGNALS_SECONDS = Histogram(
     "aviary_recommendations_feed_signals_seconds", "GetFeedSignals latency (Redis reads and ranking)",
     buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25))
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+_REDIS_DOWN = redis_client.UNREACHABLE
 
 
 def redis_unavailable(method):

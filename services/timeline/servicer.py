@@ -9,13 +9,11 @@ from typing import AsyncIterator
 
 import grpc
 from prometheus_client import Counter, Histogram
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit import clients, engagement_overlay, startup
+from services.kit import clients, engagement_overlay, redis_client, startup
 from services.kit.auth import caller_id
 from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float, env_int
@@ -49,7 +47,7 @@ MAX_READ_ROUNDS = 8
 # author's newest posts (the same depth as the author indexes keep).
 REBUILD_PER_AUTHOR = 200
 # Redis failures that make a read fall back to the posts store.
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+_REDIS_DOWN = redis_client.UNREACHABLE
 
 DELIVERIES = Counter("aviary_timeline_deliveries_total",
                      "Fanned-out adds, by outcome (inactive users are skipped)", ["result"])
