@@ -74,13 +74,19 @@ def rank(posts: Sequence[PostSignals], affinity: dict[int, float], weights: Weig
     return sorted(posts, key=lambda p: (-post_score(p, affinity, weights), -p.post_id))
 
 
+def checked_every(every: int, name: str = "every") -> int:
+    """The product ratio: 0 (no products) or a product every 2nd item or rarer."""
+    if every < 0 or every == 1:
+        raise ValueError(f"{name} must be 0 (no products) or at least 2, got {every}")
+    return every
+
+
 def interleave(posts: Sequence[T], products: Sequence[U], every: int) -> list[T | U]:
     """Posts in order with a product at every `every`-th position (1-based:
     every=5 puts products 5th, 10th, ...). Stops with the posts: a product is
     only ever shown between posts, never as a tail of products alone; when
     the products run out, the rest is posts. every=0 turns products off."""
-    if every < 0 or every == 1:
-        raise ValueError("every must be 0 (no products) or at least 2")
+    checked_every(every)
     out: list[T | U] = []
     remaining = iter(products)
     for post in posts:

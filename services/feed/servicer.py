@@ -34,7 +34,7 @@ from services.kit.cache import TtlCache
 from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import failed_precondition, invalid_argument, unavailable
-from services.kit.ids import IdGenerator, timestamp_ms
+from services.kit.ids import IdGenerator
 from services.kit.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
 from services.kit.paging import decode_token, encode_token, page_size
 
@@ -65,10 +65,8 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             reuse_seconds=env_int("AVIARY_FEED_REUSE_SECONDS", 30),
             max_age_seconds=env_int("AVIARY_FEED_MAX_AGE_SECONDS", 600),
         )
-        self.max_age_ms = env_int("AVIARY_FEED_MAX_AGE_SECONDS", 600) * 1000
-        self.product_every = env_int("AVIARY_FEED_PRODUCT_EVERY", 5)
-        if self.product_every < 0 or self.product_every == 1:
-            raise ValueError("AVIARY_FEED_PRODUCT_EVERY must be 0 (no products) or at least 2")
+        self.product_every = ranking.checked_every(env_int("AVIARY_FEED_PRODUCT_EVERY", 5),
+                                                   "AVIARY_FEED_PRODUCT_EVERY")
         self.max_posts = max(1, env_int("AVIARY_FEED_MAX_POSTS", 100))
         self.signals_timeout = env_float("AVIARY_FEED_SIGNALS_TIMEOUT_SECONDS", 0.15)
         self.products_timeout = env_float("AVIARY_FEED_PRODUCTS_TIMEOUT_SECONDS", 0.2)
@@ -137,8 +135,6 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
 
     async def _page_after(self, user: int, cursor: dict, size: int) -> feed_pb2.GetFeedResponse:
         feed_id, offset = _checked_cursor(cursor)
-        if time.time() * 1000 - timestamp_ms(feed_id) > self.max_age_ms:
-            raise _expired()
         response = await self._cached_page(user, feed_id, offset, size)
         if response is None:
             raise _expired()
@@ -281,10 +277,7 @@ def _post_ids(items) -> list[int]:
 
 
 def _shows_any(item: feed_pb2.FeedItem, post_ids: set[int]) -> bool:
-    if not item.HasField("post"):
-        return False
-    return int(item.post.id) in post_ids or (
-        item.post.HasField("repost_of") and int(item.post.repost_of.id) in post_ids)
+    return not post_ids.isdisjoint(_post_ids([item]))
 
 
 def _page_of(items, feed_id: int, offset: int, total: int, served: int | None = None) -> feed_pb2.GetFeedResponse:

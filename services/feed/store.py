@@ -5,7 +5,7 @@ Keys:
 - ``feed:{u<user>}:<feed id>``: a list of serialized FeedItem messages, the
   whole ranking; a page is an LRANGE, so paging reads only that page. Every
   page read renews its TTL: a reader who keeps scrolling keeps their ranking
-  (up to a maximum age the servicer enforces from the feed id's timestamp).
+  (up to a maximum age, told from the feed id's timestamp).
 - ``feed:{u<user>}:latest``: the feed id a first-page request may reuse, for a
   shorter time than the ranking lives (a pull-to-refresh after that re-ranks).
 - ``feed:{deleted}``: sorted set post id -> deletion time (ms), trimmed to what
@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 
 import redis.asyncio as redis
+
+from services.kit.ids import timestamp_ms
 
 DELETED_KEY = "feed:{deleted}"
 
@@ -43,8 +45,10 @@ class FeedCache:
         self.r = client
         self.ttl_seconds = ttl_seconds
         self.reuse_seconds = min(reuse_seconds, ttl_seconds)
-        # The longest a ranking can be served (renewals included): deletions
-        # are remembered that long.
+        # The longest a ranking is served, page reads renewing it or not (its
+        # age comes from the feed id's timestamp); deletions are remembered
+        # that long plus one TTL.
+        self.max_age_ms = max_age_seconds * 1000
         self.retention_ms = (max_age_seconds + ttl_seconds) * 1000
 
     async def save(self, user_id: int, feed_id: int, items: list[bytes]) -> None:
@@ -69,7 +73,10 @@ class FeedCache:
         return int(raw) if raw else None
 
     async def page(self, user_id: int, feed_id: int, offset: int, size: int) -> CachedPage | None:
-        """One page of a cached ranking, renewing its TTL; None once it expired."""
+        """One page of a cached ranking, renewing its TTL; None once it expired
+        or outlived the maximum age."""
+        if time.time() * 1000 - timestamp_ms(feed_id) > self.max_age_ms:
+            return None
         key = ranking_key(user_id, feed_id)
         async with self.r.pipeline(transaction=False) as pipe:
             pipe.lrange(key, offset, offset + size - 1)
