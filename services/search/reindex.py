@@ -46,7 +46,6 @@ from typing import AsyncIterator, Callable
 
 import grpc
 from opensearchpy import AsyncOpenSearch
-from opensearchpy.exceptions import RequestError
 from opensearchpy.helpers import async_scan, async_streaming_bulk
 
 from aviary.catalog.v1 import catalog_pb2
@@ -54,7 +53,7 @@ from aviary.posts.v1 import posts_pb2
 from services.kit import clients, ids
 from services.kit.config import env_float, env_str
 from services.kit.logs import setup_logging
-from services.search import documents
+from services.search import documents, indices
 
 log = logging.getLogger("services.search.reindex")
 
@@ -163,13 +162,8 @@ def _version(entity_id: int, floor: int) -> int:
 # -- indices -------------------------------------------------------------------
 
 async def ensure_index(client: AsyncOpenSearch, index: str, mapping: dict) -> None:
-    if not await client.indices.exists(index=index):
-        try:
-            await client.indices.create(index=index, body=mapping)
-            return
-        except RequestError as exc:  # the search service created it first
-            if "resource_already_exists" not in str(exc):
-                raise
+    if await indices.create_if_missing(client, index, mapping):
+        return
     current = (await client.indices.get_mapping(index=index))[index]["mappings"]
     if current != mapping["mappings"]:
         raise MappingMismatch(f"index {index} has another mapping than services/search/documents.py: "
@@ -182,12 +176,8 @@ async def recreate_index(client: AsyncOpenSearch, index: str, mapping: dict) -> 
     mapping: then it is dropped again."""
     for _ in range(5):
         await client.indices.delete(index=index, ignore_unavailable=True)
-        try:
-            await client.indices.create(index=index, body=mapping)
+        if await indices.create(client, index, mapping):
             return
-        except RequestError as exc:
-            if "resource_already_exists" not in str(exc):
-                raise
     raise RuntimeError(f"could not recreate {index}: something keeps creating it")
 
 

@@ -8,7 +8,7 @@ import logging
 import grpc
 from google.protobuf.message import DecodeError
 from opensearchpy import AsyncOpenSearch
-from opensearchpy.exceptions import ConflictError, NotFoundError, RequestError, TransportError
+from opensearchpy.exceptions import ConflictError, NotFoundError, TransportError
 from prometheus_client import Counter
 
 from aviary.catalog.v1 import catalog_pb2
@@ -20,7 +20,7 @@ from services.kit.auth import optional_caller_id
 from services.kit.config import Settings, env_str
 from services.kit.errors import invalid_argument, unavailable
 from services.kit.kafka import CATALOG_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord
-from services.search import documents
+from services.search import documents, indices
 
 log = logging.getLogger(__name__)
 # The client logs every request at INFO; keep only its warnings.
@@ -45,12 +45,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     async def _create_indices(self) -> None:
         for name, body in ((documents.POSTS_INDEX, documents.POSTS_MAPPING),
                            (documents.PRODUCTS_INDEX, documents.PRODUCTS_MAPPING)):
-            if not await self.os.indices.exists(index=name):
-                try:
-                    await self.os.indices.create(index=name, body=body)
-                except RequestError as exc:  # another replica created it first
-                    if "resource_already_exists" not in str(exc):
-                        raise
+            await indices.create_if_missing(self.os, name, body)
         # Dynamic settings also reach indices created by an older version.
         await self.os.indices.put_settings(index=documents.POSTS_INDEX,
                                            body={"index": {"refresh_interval": documents.POSTS_REFRESH_INTERVAL}})
