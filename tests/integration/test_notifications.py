@@ -15,77 +15,37 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import threading
 import time
-from dataclasses import dataclass
 
 import grpc
 import pytest
 
 from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
-from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
-from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
+from aviary.notifications.v1 import notifications_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit.config import load_settings, service_addr
+from services.kit.config import load_settings
 from services.kit.ids import IdGenerator
-from services.kit.kafka import ENGAGEMENT_TOPIC, Producer
+from services.kit.kafka import ENGAGEMENT_TOPIC
+from tests.integration.notifications_support import RPC_TIMEOUT, NotificationsHarness, User
 
 NT = notifications_pb2
 DEADLINE = 10.0
-RPC_TIMEOUT = 10.0
 
 # A worker id no service process uses (the devstack numbers services from 1).
 _event_ids = IdGenerator(1000 + os.getpid() % 20)
 
 
-@dataclass
-class User:
-    id: int
-    username: str
-    token: str
+class Stack(NotificationsHarness):
+    deadline = DEADLINE
 
-    @property
-    def auth(self):
-        return (("authorization", f"Bearer {self.token}"),)
-
-
-class Stack:
     def __init__(self) -> None:
-        self._channels: list[grpc.Channel] = []
-        self.identity = identity_pb2_grpc.IdentityServiceStub(self._channel("identity"))
-        self.graph = graph_pb2_grpc.GraphServiceStub(self._channel("graph"))
-        self.posts = posts_pb2_grpc.PostsServiceStub(self._channel("posts"))
-        self.notifications = notifications_pb2_grpc.NotificationsServiceStub(self._channel("notifications"))
-        self._loop = asyncio.new_event_loop()
-        self._producer = Producer(load_settings().kafka_bootstrap)
-
-    def _channel(self, name: str) -> grpc.Channel:
-        channel = grpc.insecure_channel(service_addr(name))
-        try:
-            grpc.channel_ready_future(channel).result(timeout=10)
-        except grpc.FutureTimeoutError:
-            pytest.fail(f"{name} service is not reachable at {service_addr(name)}")
-        self._channels.append(channel)
-        return channel
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._producer.close())
-        self._loop.close()
-        for channel in self._channels:
-            channel.close()
+        super().__init__()
+        self.graph = graph_pb2_grpc.GraphServiceStub(self.channel("graph"))
+        self.posts = posts_pb2_grpc.PostsServiceStub(self.channel("posts"))
 
     # -- actions ---------------------------------------------------------------
-
-    def sign_up(self, prefix: str = "n", display_name: str = "") -> User:
-        username = f"{prefix}_{secrets.token_hex(4)}"
-        reply = self.identity.CreateAccount(
-            identity_pb2.CreateAccountRequest(username=username, password=secrets.token_urlsafe(12),
-                                              display_name=display_name or username),
-            timeout=RPC_TIMEOUT,
-        )
-        return User(int(reply.user.id), username, reply.access_token)
 
     def follow(self, follower: User, followee: User) -> None:
         self.graph.FollowUser(graph_pb2.FollowUserRequest(user_id=str(followee.id)), metadata=follower.auth,
@@ -115,31 +75,7 @@ class Stack:
 
     def produce(self, post_id: int, *payloads: bytes) -> None:
         """Engagement records, keyed by post id like the engagement service keys them."""
-        key = str(post_id).encode()
-        self._loop.run_until_complete(self._producer.send_all([(ENGAGEMENT_TOPIC, key, p) for p in payloads]))
-
-    # -- reads -----------------------------------------------------------------
-
-    def inbox(self, user: User, page_size: int = 100, token: str = "") -> NT.ListNotificationsResponse:
-        return self.notifications.ListNotifications(
-            NT.ListNotificationsRequest(page_size=page_size, page_token=token), metadata=user.auth,
-            timeout=RPC_TIMEOUT,
-        )
-
-    def wait_inbox(self, user: User, predicate, timeout: float = DEADLINE) -> NT.ListNotificationsResponse:
-        deadline = time.monotonic() + timeout
-        while True:
-            page = self.inbox(user)
-            if predicate(page.notifications):
-                return page
-            if time.monotonic() >= deadline:
-                pytest.fail(f"inbox of {user.username} never matched; last: {list(page.notifications)}")
-            time.sleep(0.1)
-
-    def mark_read(self, user: User, up_to: str = "") -> int:
-        return self.notifications.MarkNotificationsRead(
-            NT.MarkNotificationsReadRequest(up_to_id=up_to), metadata=user.auth, timeout=RPC_TIMEOUT
-        ).marked
+        self.send(ENGAGEMENT_TOPIC, str(post_id).encode(), payloads)
 
 
 @pytest.fixture(scope="module")

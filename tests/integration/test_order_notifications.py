@@ -12,78 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import threading
 import time
-from dataclasses import dataclass
 
 import grpc
 import httpx
 import pytest
 
 from aviary.events.v1 import events_pb2
-from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
-from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
-from services.kit.config import load_settings, service_addr
+from aviary.notifications.v1 import notifications_pb2
+from services.kit.config import load_settings
 from services.kit.ids import IdGenerator
-from services.kit.kafka import ORDERS_TOPIC, Producer, ensure_topics
+from services.kit.kafka import ORDERS_TOPIC, ensure_topics
 from tests.conftest import EDGE_URL
+from tests.integration.notifications_support import NotificationsHarness, User
 
 NT = notifications_pb2
 ORDER = NT.NOTIFICATION_KIND_ORDER_STATUS
 DEADLINE = 15.0
-RPC_TIMEOUT = 10.0
 
 # Worker ids no service process uses (the devstack numbers services from 1),
 # apart from those of tests/integration/test_notifications.py (1000..1019, 1021, 1022).
 _ids = IdGenerator(900 + os.getpid() % 20)
 
 
-@dataclass
-class Buyer:
-    id: int
-    username: str
-    token: str
-
-    @property
-    def auth(self):
-        return (("authorization", f"Bearer {self.token}"),)
+Buyer = User
 
 
-class Stack:
+class Stack(NotificationsHarness):
+    deadline = DEADLINE
+
     def __init__(self) -> None:
-        settings = load_settings()
+        super().__init__()
         # The devstack creates the topics when services start; make sure anyway.
-        ensure_topics(settings.kafka_bootstrap, {ORDERS_TOPIC: 6})
-        self._channels: list[grpc.Channel] = []
-        self.identity = identity_pb2_grpc.IdentityServiceStub(self._channel("identity"))
-        self.notifications = notifications_pb2_grpc.NotificationsServiceStub(self._channel("notifications"))
-        self._loop = asyncio.new_event_loop()
-        self._producer = Producer(settings.kafka_bootstrap)
+        ensure_topics(self.settings.kafka_bootstrap, {ORDERS_TOPIC: 6})
 
-    def _channel(self, name: str) -> grpc.Channel:
-        channel = grpc.insecure_channel(service_addr(name))
-        try:
-            grpc.channel_ready_future(channel).result(timeout=10)
-        except grpc.FutureTimeoutError:
-            pytest.fail(f"{name} service is not reachable at {service_addr(name)}")
-        self._channels.append(channel)
-        return channel
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._producer.close())
-        self._loop.close()
-        for channel in self._channels:
-            channel.close()
-
-    def sign_up(self, prefix: str = "ob") -> Buyer:
-        username = f"{prefix}_{secrets.token_hex(4)}"
-        reply = self.identity.CreateAccount(
-            identity_pb2.CreateAccountRequest(username=username, password=secrets.token_urlsafe(12),
-                                              display_name=username),
-            timeout=RPC_TIMEOUT,
-        )
-        return Buyer(int(reply.user.id), username, reply.access_token)
+    def sign_up(self, prefix: str = "ob", display_name: str = "") -> Buyer:
+        return super().sign_up(prefix, display_name)
 
     # -- events ----------------------------------------------------------------
 
@@ -107,28 +72,7 @@ class Stack:
 
     def produce(self, buyer: Buyer, *payloads: bytes) -> None:
         """Order records keyed by buyer id (decimal bytes), as the orders service keys them."""
-        key = str(buyer.id).encode()
-        self._loop.run_until_complete(self._producer.send_all([(ORDERS_TOPIC, key, p) for p in payloads]))
-
-    # -- reads -----------------------------------------------------------------
-
-    def inbox(self, buyer: Buyer) -> NT.ListNotificationsResponse:
-        return self.notifications.ListNotifications(
-            NT.ListNotificationsRequest(page_size=100), metadata=buyer.auth, timeout=RPC_TIMEOUT)
-
-    def wait_inbox(self, buyer: Buyer, predicate, timeout: float = DEADLINE) -> NT.ListNotificationsResponse:
-        deadline = time.monotonic() + timeout
-        while True:
-            page = self.inbox(buyer)
-            if predicate(page.notifications):
-                return page
-            if time.monotonic() >= deadline:
-                pytest.fail(f"inbox of {buyer.username} never matched; last: {list(page.notifications)}")
-            time.sleep(0.1)
-
-    def mark_read(self, buyer: Buyer) -> int:
-        return self.notifications.MarkNotificationsRead(
-            NT.MarkNotificationsReadRequest(), metadata=buyer.auth, timeout=RPC_TIMEOUT).marked
+        self.send(ORDERS_TOPIC, str(buyer.id).encode(), payloads)
 
 
 @pytest.fixture(scope="module")
