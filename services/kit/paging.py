@@ -23,6 +23,23 @@ def page_size(value: int, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MA
     return min(value, maximum)
 
 
+def bounded(field: str, value: int, *, default: int, maximum: int) -> int:
+    """A size for a single-page list (top trends, recommendations): 0 means
+    the default, 1..maximum as given, anything else is refused rather than
+    clamped, since no next page would make up for a silent cut."""
+    if value == 0:
+        return default
+    if value < 0 or value > maximum:
+        raise invalid_argument(field, f"must be between 1 and {maximum} (0 for the default {default}), got {value}")
+    return value
+
+
+def no_page_token(token: str, what: str) -> None:
+    """Single-page lists take no page token."""
+    if token:
+        raise invalid_argument("page_token", f"must be empty: {what} are a single page")
+
+
 def encode_token(cursor: dict) -> str:
     raw = json.dumps({"v": 1, **cursor}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

@@ -123,26 +123,12 @@ def order_popularity(quantity: int, t_ms: int, popularity: Decay) -> float:
 
 # -- request limits --------------------------------------------------------------
 
-def check_limit(field: str, value: int, default: int, maximum: int) -> int:
-    """0 means the default; 1..maximum as given; anything else is refused."""
-    if value == 0:
-        return default
-    if value < 0 or value > maximum:
-        raise invalid_argument(field, f"must be between 1 and {maximum} (0 for the default {default}), got {value}")
-    return value
-
-
 def check_user_id(value: int) -> int:
     if value == 0:
         raise invalid_argument("user_id", "is required")
     if value < 0:
         raise invalid_argument("user_id", f"must be a positive 64-bit id, got {value}")
     return value
-
-
-def check_page_token(token: str) -> None:
-    if token:
-        raise invalid_argument("page_token", "must be empty: recommendations are a single ranked page")
 
 
 # -- ranking -----------------------------------------------------------------------

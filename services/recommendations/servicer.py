@@ -12,7 +12,7 @@ from prometheus_client import Histogram
 
 from aviary.catalog.v1 import catalog_pb2
 from aviary.recommendations.v1 import recommendations_pb2, recommendations_pb2_grpc
-from services.kit import clients, redis_client, startup
+from services.kit import clients, paging, redis_client, startup
 from services.kit.auth import caller_id
 from services.kit.config import Settings
 from services.kit.errors import unavailable
@@ -71,9 +71,9 @@ class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceSer
     @redis_unavailable
     async def ListRecommendations(self, request, context):
         user_id = caller_id(context)
-        size = scoring.check_limit("page_size", request.page_size, scoring.DEFAULT_PAGE_SIZE,
-                                   scoring.MAX_PAGE_SIZE)
-        scoring.check_page_token(request.page_token)
+        size = paging.bounded("page_size", request.page_size, default=scoring.DEFAULT_PAGE_SIZE,
+                              maximum=scoring.MAX_PAGE_SIZE)
+        paging.no_page_token(request.page_token, "recommendations")
         # Ask for more than a page: hydration drops inactive and sold-out ones.
         signals = await self.reader.read(user_id, max_products=min(size * 2, scoring.MAX_HYDRATE), max_authors=0)
         products = await self._hydrate([c.product_id for c in signals.products])
@@ -92,10 +92,10 @@ class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceSer
     async def GetFeedSignals(self, request, context):
         started = time.perf_counter()
         user_id = scoring.check_user_id(request.user_id)
-        max_products = scoring.check_limit("max_products", request.max_products, scoring.DEFAULT_MAX_PRODUCTS,
-                                           scoring.MAX_MAX_PRODUCTS)
-        max_authors = scoring.check_limit("max_authors", request.max_authors, scoring.DEFAULT_MAX_AUTHORS,
-                                          scoring.MAX_MAX_AUTHORS)
+        max_products = paging.bounded("max_products", request.max_products, default=scoring.DEFAULT_MAX_PRODUCTS,
+                                      maximum=scoring.MAX_MAX_PRODUCTS)
+        max_authors = paging.bounded("max_authors", request.max_authors, default=scoring.DEFAULT_MAX_AUTHORS,
+                                     maximum=scoring.MAX_MAX_AUTHORS)
         signals = await self.reader.read(user_id, max_products=max_products, max_authors=max_authors)
         response = recommendations_pb2.GetFeedSignalsResponse(
             products=[recommendations_pb2.ProductCandidate(product_id=c.product_id, score=c.score, reason=c.reason)

@@ -34,9 +34,9 @@ from redis.exceptions import RedisError
 
 from aviary.events.v1 import events_pb2
 from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
-from services.kit import ids, startup
+from services.kit import ids, paging, startup
 from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import invalid_argument, unavailable
+from services.kit.errors import unavailable
 from services.kit.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
 from services.trends.store import TrendsStore
 from services.trends.windows import Decision, TrendRow, Window, countable_tags
@@ -66,20 +66,6 @@ def window_from_env() -> Window:
         decay=env_float("AVIARY_TRENDS_DECAY", 0.8),
         min_users=env_int("AVIARY_TRENDS_MIN_USERS", 3),
     )
-
-
-def checked_page_size(value: int) -> int:
-    if value == 0:
-        return DEFAULT_PAGE_SIZE
-    if not 1 <= value <= MAX_PAGE_SIZE:
-        raise invalid_argument("page_size", f"must be between 1 and {MAX_PAGE_SIZE} "
-                                            f"(0 or absent means {DEFAULT_PAGE_SIZE}), got {value}")
-    return value
-
-
-def check_page_token(value: str) -> None:
-    if value:
-        raise invalid_argument("page_token", "trends are a single page; leave it empty")
 
 
 def created_seconds(created: events_pb2.PostCreated) -> float:
@@ -159,8 +145,8 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
     # -- reads -------------------------------------------------------------------
 
     async def ListTrends(self, request: trends_pb2.ListTrendsRequest, context) -> trends_pb2.ListTrendsResponse:
-        size = checked_page_size(request.page_size)
-        check_page_token(request.page_token)
+        size = paging.bounded("page_size", request.page_size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+        paging.no_page_token(request.page_token, "trends")
         top = await self._current_top()
         return trends_pb2.ListTrendsResponse(
             trends=[trends_pb2.Trend(hashtag=row.hashtag, user_count=row.user_count, score=row.score)

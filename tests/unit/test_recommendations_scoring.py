@@ -3,6 +3,7 @@ request limits and the merged ranking."""
 import grpc
 import pytest
 
+from services.kit import paging
 from services.kit.errors import ApiError
 from services.recommendations import scoring
 from services.recommendations.scoring import (
@@ -54,13 +55,13 @@ def test_popularity_of_an_engagement_is_the_same_when_taken_back():
 
 @pytest.mark.parametrize("value,expected", [(0, 20), (1, 1), (100, 100)])
 def test_limits_default_and_accept_the_allowed_range(value, expected):
-    assert scoring.check_limit("page_size", value, 20, 100) == expected
+    assert paging.bounded("page_size", value, default=20, maximum=100) == expected
 
 
 @pytest.mark.parametrize("value", [-1, 101])
 def test_limits_refuse_values_outside_the_range_naming_the_field(value):
     with pytest.raises(ApiError) as err:
-        scoring.check_limit("page_size", value, 20, 100)
+        paging.bounded("page_size", value, default=20, maximum=100)
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and err.value.message.startswith("page_size:")
 
 
@@ -70,8 +71,8 @@ def test_user_id_is_required_and_a_page_token_refused():
     with pytest.raises(ApiError, match="user_id"):
         scoring.check_user_id(-3)
     with pytest.raises(ApiError, match="page_token"):
-        scoring.check_page_token("abc")
-    scoring.check_page_token("")
+        paging.no_page_token("abc", "recommendations")
+    paging.no_page_token("", "recommendations")
 
 
 NOW = EPOCH + 400 * DAY_MS

@@ -4,6 +4,7 @@ import grpc
 import pytest
 
 from aviary.events.v1 import events_pb2
+from services.kit import paging
 from services.kit.errors import ApiError
 from services.kit.ids import IdGenerator, timestamp_ms
 from services.trends import servicer
@@ -100,20 +101,20 @@ def test_nonsense_settings_are_refused_naming_the_variable(kwargs):
 
 
 def test_page_size_defaults_to_10_and_is_at_most_50():
-    assert servicer.checked_page_size(0) == 10
-    assert servicer.checked_page_size(1) == 1
-    assert servicer.checked_page_size(50) == 50
+    assert paging.bounded("page_size", 0, default=servicer.DEFAULT_PAGE_SIZE, maximum=servicer.MAX_PAGE_SIZE) == 10
+    assert paging.bounded("page_size", 1, default=servicer.DEFAULT_PAGE_SIZE, maximum=servicer.MAX_PAGE_SIZE) == 1
+    assert paging.bounded("page_size", 50, default=servicer.DEFAULT_PAGE_SIZE, maximum=servicer.MAX_PAGE_SIZE) == 50
     for bad in (51, -1):
         with pytest.raises(ApiError) as err:
-            servicer.checked_page_size(bad)
+            paging.bounded("page_size", bad, default=servicer.DEFAULT_PAGE_SIZE, maximum=servicer.MAX_PAGE_SIZE)
         assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
         assert err.value.message.startswith("page_size:") and str(bad) in err.value.message
 
 
 def test_a_page_token_is_refused():
-    servicer.check_page_token("")
+    paging.no_page_token("", "trends")
     with pytest.raises(ApiError) as err:
-        servicer.check_page_token("abc")
+        paging.no_page_token("abc", "trends")
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and err.value.message.startswith("page_token:")
 
 
