@@ -363,9 +363,43 @@ def _ensure_up(comp: Component, t0: float) -> str:
     return f"{comp.name}: {what}, ready in {time.monotonic() - t0:.1f}s"
 
 
+_RESERVED_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+
+
+def _port_ranges(text: str) -> set[int]:
+    ports: set[int] = set()
+    for part in text.replace("\n", "").split(","):
+        if part.strip():
+            low, _, high = part.strip().partition("-")
+            ports.update(range(int(low), int(high or low) + 1))
+    return ports
+
+
+def reserve_ports(ports: Iterable[int]) -> None:
+    """Takes the stack's listen ports out of the kernel's ephemeral range.
+
+    The gRPC ports (50051...) and metrics ports (51051...) sit inside Linux's
+    default ephemeral range (32768-60999). An outgoing connection (a service
+    to Kafka, say) can get one of them as its local port; while it lives, or
+    lingers in TIME-WAIT for a minute after, a service cannot bind there and
+    fails at start-up with "Address already in use". Reserved ports are never
+    handed out as ephemeral ones. Needs root; otherwise a warning.
+    """
+    wanted = {p for p in ports if p}
+    try:
+        current = _port_ranges(_RESERVED_PORTS_FILE.read_text())
+        if wanted <= current:
+            return
+        _RESERVED_PORTS_FILE.write_text(",".join(str(p) for p in sorted(current | wanted)))
+    except OSError as exc:
+        say(f"warning: could not reserve ports {sorted(wanted)} from the ephemeral range ({exc}); "
+            "a start can then fail with 'Address already in use'")
+
+
 def up(comps: Iterable[Component], *, verbose: bool = True) -> bool:
     """Bring up components tier by tier, in parallel within a tier.  Returns True if all ready."""
     comps = list(comps)
+    reserve_ports(p for c in comps for p in (c.port, *c.extra_ports))
     ok = True
     for tier in sorted({c.tier for c in comps}):
         batch = [c for c in comps if c.tier == tier]

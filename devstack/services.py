@@ -72,6 +72,8 @@ def _service(name: str, worker_id: int) -> Component:
         env={**service_env(), "AVIARY_WORKER_ID": str(worker_id)},
         ready_timeout=90.0,
     )
+    # The kit's Prometheus endpoint (services/kit/server.py): port + 1000.
+    comp.extra_ports = (SERVICE_PORTS[name] + 1000,)
     comp.prepare = _prepare_shared
     return comp
 

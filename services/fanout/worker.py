@@ -79,7 +79,13 @@ class FanoutWorker:
         self.timeout = settings.rpc_timeout_seconds
         # Streaming every follower of a large author takes longer than one call.
         self.stream_timeout = env_float("AVIARY_FANOUT_STREAM_TIMEOUT_SECONDS", 120.0)
-        self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, GRAPH_TOPIC], self.handle)
+        # Posts of authors on different partitions fan out side by side: one
+        # post at a time left the worker waiting on graph, then on timeline,
+        # with the cores half idle. Graph records (follows, unfollows,
+        # threshold crossings) are never applied beside anything, so an
+        # unfollow's purge cannot race a delivery to the same timeline.
+        self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, GRAPH_TOPIC], self.handle,
+                                     parallel_topics=frozenset({POSTS_TOPIC}))
 
     async def start(self) -> None:
         try:
@@ -123,10 +129,11 @@ class FanoutWorker:
             await self._post_deleted(change)
 
     async def _post_created(self, change: PostChange) -> None:
-        stats = await clients.graph().GetFollowStats(
-            graph_pb2.GetFollowStatsRequest(user_id=str(change.author_id)), timeout=self.timeout
+        stats, _ = await asyncio.gather(
+            clients.graph().GetFollowStats(
+                graph_pb2.GetFollowStatsRequest(user_id=str(change.author_id)), timeout=self.timeout),
+            self._index(timeline_pb2.DELIVERY_OP_ADD, change),
         )
-        await self._index(timeline_pb2.DELIVERY_OP_ADD, change)
         if stats.celebrity:
             # Celebrities are merged into readers' timelines at read time.
             log.info("celebrity post indexed, not fanned out", extra={

@@ -1,6 +1,7 @@
 """GraphService: follow edges, counts, the celebrity flag, and follower streams for fanout."""
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 
@@ -183,14 +184,24 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     async def StreamFollowers(self, request, context):
         user_id = parse_id(request.user_id, "user_id")
         batch_size = rules.stream_batch_size(request.batch_size)
-        after = 0
-        while True:
-            ids = await self.store.followers_after(user_id, after, batch_size)
-            if ids:
-                yield graph_pb2.FollowerBatch(follower_ids=ids)
-            if len(ids) < batch_size:
-                return
-            after = ids[-1]
+        # One page read ahead: Cassandra reads the next page while this one
+        # is on its way to the fanout worker (one at a time, each side idled
+        # while the other worked).
+        page = asyncio.ensure_future(self.store.followers_after(user_id, 0, batch_size))
+        try:
+            while True:
+                ids = await page
+                if len(ids) == batch_size:
+                    page = asyncio.ensure_future(self.store.followers_after(user_id, ids[-1], batch_size))
+                if ids:
+                    yield graph_pb2.FollowerBatch(follower_ids=ids)
+                if len(ids) < batch_size:
+                    return
+        finally:
+            # The reader left early (or failed): the read ahead is not wanted.
+            page.cancel()
+            if page.done() and not page.cancelled():
+                page.exception()  # retrieved, so asyncio does not log it as lost
 
     # -- helpers -------------------------------------------------------------
 

@@ -83,13 +83,18 @@ class ConsumerLoop:
     """Polls in a thread; applies records in order on the event loop; commits after."""
 
     def __init__(self, bootstrap: str, group: str, topics: list[str], handler: Handler,
-                 *, auto_offset_reset: str = "earliest") -> None:
+                 *, auto_offset_reset: str = "earliest", parallel_topics: frozenset[str] = frozenset()) -> None:
         self.bootstrap = bootstrap
         self.group = group
         # Where a group with no committed offset starts: "earliest" for work
         # queues (nothing skipped), "latest" for broadcast-style listeners.
         self.auto_offset_reset = auto_offset_reset
         self.topics = topics
+        # A polled batch holding only partitions of these topics has its
+        # partitions applied side by side (each one's records still in order,
+        # so per-key order holds). A batch with any other partition is applied
+        # one partition at a time, so those records never overlap anything.
+        self.parallel_topics = parallel_topics
         self.handler = handler
         self._stop = threading.Event()
         self._next_lag_report = 0.0
@@ -138,9 +143,13 @@ class ConsumerLoop:
                     self._next_lag_report = time.monotonic() + LAG_REPORT_SECONDS
                 if not batches:
                     continue
+                if len(batches) > 1 and all(tp.topic in self.parallel_topics for tp in batches):
+                    self._apply_partitions(loop, batches, stop)
+                    consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
+                                     for tp, records in batches.items()})
+                    continue
                 for tp, records in batches.items():
-                    for record in records:
-                        self._apply(loop, tp.topic, record, stop)
+                    self._apply_partitions(loop, {tp: records}, stop)
                     consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
         finally:
             consumer.close(autocommit=False)
@@ -173,13 +182,26 @@ class ConsumerLoop:
                 time.sleep(2)
         raise RuntimeError("stopped")
 
-    def _apply(self, loop: asyncio.AbstractEventLoop, topic: str, record, stop: threading.Event) -> None:
+    def _apply_partitions(self, loop: asyncio.AbstractEventLoop, batches: dict, stop: threading.Event) -> None:
+        """Applies each partition's records in order, the partitions side by
+        side, on the event loop; returns when all are applied."""
+        async def apply_all() -> None:
+            await asyncio.gather(*(self._apply_in_order(tp.topic, records, stop)
+                                   for tp, records in batches.items()))
+
+        asyncio.run_coroutine_threadsafe(apply_all(), loop).result()
+
+    async def _apply_in_order(self, topic: str, records: list, stop: threading.Event) -> None:
+        for record in records:
+            await self._apply(topic, record, stop)
+
+    async def _apply(self, topic: str, record, stop: threading.Event) -> None:
         """Applies one record, retrying until it succeeds: never skipped silently."""
         delay = 0.2
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                asyncio.run_coroutine_threadsafe(self.handler(topic, record.key, record.value), loop).result()
+                await self.handler(topic, record.key, record.value)
                 HANDLE_SECONDS.labels(self.group, topic).observe(time.perf_counter() - started)
                 return
             except PoisonRecord as exc:
@@ -187,7 +209,7 @@ class ConsumerLoop:
                 return
             except Exception:
                 log.warning("handler failed; retrying", extra={"topic": topic, "offset": record.offset}, exc_info=True)
-                time.sleep(delay)
+                await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         raise RuntimeError("stopped before the record was applied")
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import redis.asyncio as redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
-from services.kit import redis_client
+from services.kit import redis_bulk, redis_client
 from services.kit.config import Settings
 from services.timeline.entries import (
     Entry,
@@ -89,6 +89,8 @@ class TimelineStore:
         self.timeline_max = settings.timeline_max_entries
         self.author_index_max = settings.author_index_max_entries
         self._redis: redis.Redis = redis_client.client(settings)
+        # Deliveries: thousands of EVALSHAs per fanout batch (see redis_bulk).
+        self._bulk = redis_bulk.BulkRedis(settings.redis_url)
         self._deliver = self._redis.register_script(_DELIVER_LUA)
         self._add_if_active = self._redis.register_script(_ADD_IF_ACTIVE_LUA)
         self._purge_author = self._redis.register_script(_PURGE_AUTHOR_LUA)
@@ -101,6 +103,7 @@ class TimelineStore:
         await self._redis.ping()
 
     async def close(self) -> None:
+        await self._bulk.close()
         await self._redis.aclose()
 
     # -- deliveries ---------------------------------------------------------------
@@ -109,14 +112,32 @@ class TimelineStore:
         """Adds the entry to every listed ACTIVE user's timeline, in one round
         trip; returns how many were active (and got it)."""
         member = encode_member(entry.post_id, entry.author_id)
-        max_entries = self.timeline_max
-
-        def queue(pipe) -> None:
-            for user_id in user_ids:
-                pipe.evalsha(self._deliver.sha, 2, home_key(user_id), seen_key(user_id),
-                             member, max_entries, home_channel(user_id))
-
-        return sum(int(done) for done in await self._scripted(queue, self._deliver))
+        head = (b"EVALSHA", self._deliver.sha.encode(), b"2")
+        max_entries = str(self.timeline_max).encode()
+        pack = redis_bulk.pack_command
+        payload = b"".join(
+            pack((*head, home_key(user_id), seen_key(user_id), member, max_entries, home_channel(user_id)))
+            for user_id in user_ids
+        )
+        for attempt in (1, 2):
+            try:
+                replies = await self._bulk.execute_packed(payload, len(user_ids))
+            except redis_client.UNREACHABLE:
+                if attempt == 2:
+                    raise
+                # A connection Redis closed (it restarted): deliveries are
+                # idempotent, so once more on a fresh one.
+                continue
+            errors = [r for r in replies if isinstance(r, redis_bulk.ReplyError)]
+            if not errors:
+                return sum(replies)
+            if attempt == 1 and all(str(e).startswith("NOSCRIPT") for e in errors):
+                # First use, or Redis restarted: load it and send again
+                # (deliveries are idempotent, the ones that ran stay as they are).
+                await self._redis.script_load(self._deliver.script)
+                continue
+            raise ResponseError(f"{len(errors)} of {len(replies)} deliveries failed: {errors[0]}")
+        raise AssertionError("unreachable")
 
     async def _scripted(self, queue, script) -> list:
         """Runs a pipeline of EVALSHA calls, loading the script once if Redis

@@ -160,6 +160,28 @@ def test_deliveries_reach_only_active_users_of_a_batch(stub, r):
     assert r.exists(home_key(idle[1])) == 0
 
 
+def test_large_batches_are_delivered_whole_across_overlapped_chunks(stub, r):
+    # Batches bigger than the service's write chunk (250), several of them in
+    # one stream, so writes overlap; every active user gets the post once,
+    # and the counts add up across chunks.
+    active = users(r, 1100)
+    idle = users(r, 300, active=False)
+    author, post_id = random_id(), random_id()
+    everyone = active + idle
+    random.shuffle(everyone)
+    batches = [everyone[i:i + 700] for i in range(0, len(everyone), 700)]
+
+    reply = deliver(stub, *(request(ADD, post_id, author, batch) for batch in batches))
+    assert (reply.batches, reply.timelines, reply.skipped_inactive) == (2, 1100, 300)
+    member = encode_member(post_id, author)
+    pipe = r.pipeline(transaction=False)
+    for user_id in everyone:
+        pipe.zrange(home_key(user_id), 0, -1)
+    homes = dict(zip(everyone, pipe.execute()))
+    assert all(homes[user_id] == [member] for user_id in active)
+    assert all(homes[user_id] == [] for user_id in idle)
+
+
 def test_removals_reach_every_listed_user_active_or_not(stub, r):
     (reader,) = users(r, 1)
     author = random_id()
