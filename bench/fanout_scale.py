@@ -99,6 +99,7 @@ FANOUT_TARGET_PER_S = 100_000
 FANOUT_TARGET_RATIO = 0.3
 LATENCY_P99_LIMIT_MS = 1000.0
 SETTLE_S = 8.0  # pause after a run that may have overloaded the stack
+PHASES = ("throughput", "latency", "reads")  # the measured phases, in the order they run
 REQUEST_DEADLINE_S = 10.0  # a read not answered this long after its scheduled time is an error
 READ_COMPONENTS = ["envoy", "gateway", "timeline", "posts", "graph", "engagement", "identity", "redis", "cassandra"]
 PARTITIONS_PER_BATCH = 10  # Cassandra's unlogged_batch_across_partitions_warn_threshold
@@ -1102,6 +1103,9 @@ def parse_args() -> argparse.Namespace:
                    help="restart graph and fanout with --threshold and back afterwards (default on); "
                         "with --no-manage-threshold the stack must already run with it")
     s.add_argument("--keep-data", action="store_true", help="keep the loaded graph, timelines and seen keys")
+    s.add_argument("--phases", default=",".join(PHASES),
+                   help="measured phases to run, comma-separated, of %(default)s; the output's `pass` is "
+                        "only true when all ran (e.g. --phases throughput: about 2 minutes)")
     s.add_argument("--redis-benchmark", default="/usr/bin/redis-benchmark")
     s.add_argument("--ceiling-requests", type=int, default=2_000_000, help="redis-benchmark -n (default %(default)s)")
     s.add_argument("--ceiling-pipeline", type=int, default=32, help="redis-benchmark -P (default %(default)s)")
@@ -1153,6 +1157,10 @@ def parse_args() -> argparse.Namespace:
         p.error("--background-rps: comma-separated numbers")
     if not args.background_levels or min(args.background_levels) < 0:
         p.error("--background-rps: at least one rate, none negative")
+    wanted = {x.strip() for x in args.phases.split(",") if x.strip()}
+    if not wanted or wanted - set(PHASES):
+        p.error(f"--phases: a comma-separated subset of {','.join(PHASES)}")
+    args.phase_set = [phase for phase in PHASES if phase in wanted]
     if args.big_followers > args.users:
         p.error("--big-followers cannot exceed --users")
     if not 0 < args.mid_min <= args.mid_max <= args.threshold:
@@ -1162,6 +1170,54 @@ def parse_args() -> argparse.Namespace:
     if args.readers >= args.users // 2:
         p.error("--readers must be less than half of --users")
     return args
+
+
+async def latency_phases(client, redis, g: SyntheticGraph, accounts: dict[int, dict], args, rng: random.Random,
+                         stack: "StackGuard", result: dict) -> None:
+    """Fanout latency under each background read rate; the last rate's figures are the headline."""
+    readers = Readers(client, g, args.page_size)
+    levels: dict[str, dict] = {}
+    for bg_rps in args.background_levels:
+        log(f"latency: {args.latency_posts} posts at {args.latency_post_rps}/s under {bg_rps:g} rps of reads")
+        await stack.ensure("fanout_latency")
+        levels[f"{bg_rps:g}"] = await stack.watched(
+            latency_phase(client, redis, g, accounts, readers, args, rng, bg_rps))
+        lv = levels[f"{bg_rps:g}"]
+        log(f"latency at {bg_rps:g} rps: p50 {lv['p50_ms']} p95 {lv['p95_ms']} p99 {lv['p99_ms']} ms")
+        await asyncio.sleep(3)
+    result["fanout_latency"] = dict(levels[f"{args.background_levels[-1]:g}"])
+    result["fanout_latency"]["by_background_rps"] = {
+        rate: {"p50_ms": lv["p50_ms"], "p95_ms": lv["p95_ms"], "p99_ms": lv["p99_ms"], "max_ms": lv["max_ms"],
+               "count": lv["count"], "not_delivered": lv["not_delivered_within_s"]["count"],
+               "background_home_p95_ms": lv["background"]["ops"].get("home", {}).get("p95_ms"),
+               "machine_busy_fraction": lv["machine_busy_fraction"]}
+        for rate, lv in levels.items()}
+
+
+async def read_phases(readers: "Readers", args, rng: random.Random) -> dict:
+    """Home reads at --read-rps, materialized and by pure fan-out-on-read (with the sweep)."""
+    reads: dict = {}
+    reads["agreement"] = await agreement(readers, args.agreement_sample, rng)
+    log(f"agreement of the two read paths: {reads['agreement']['same_page']}/{reads['agreement']['readers']}")
+    for kind in ("materialized", "fan_out_on_read"):
+        if args.warmup > 0:
+            await read_run(readers, kind, args.read_rps, args.warmup, rng)
+        log(f"reads ({kind}): {args.read_rps:g} rps for {args.duration:g} s")
+        reads[kind] = await read_run(readers, kind, args.read_rps, args.duration, rng)
+        log(f"reads ({kind}): p95 {reads[kind]['p95_ms']} ms, ok_rps {reads[kind]['ok_rps']}, "
+            f"errors {reads[kind]['errors']}")
+        await asyncio.sleep(SETTLE_S)  # let an overload's backlog drain before the next run
+        if not args.sweep:
+            continue
+        main = reads[kind]
+        if main["p95_ms"] is not None and main["p95_ms"] < P95_READ_LIMIT_MS and not main["errors"]:
+            reads[f"{kind}_sweep"] = {"highest_rps_with_p95_under_25ms": args.read_rps,
+                                      "note": "the main run passed"}
+            continue
+        reads[f"{kind}_sweep"] = await sweep(readers, kind, round(args.read_rps / 2, 1), args.sweep_step,
+                                             rng, settle_s=SETTLE_S)
+        await asyncio.sleep(SETTLE_S)
+    return reads
 
 
 async def run(args, result: dict) -> None:
@@ -1227,52 +1283,16 @@ async def run(args, result: dict) -> None:
                     log("seed posts not delivered: graph/fanout were restarted meanwhile; once more")
             log(f"seed posts delivered in {result['seed_posts']['seconds']} s")
 
-            await stack.ensure("fanout_throughput")
-            result["fanout_throughput"] = await stack.watched(throughput_phase(
-                client, redis, g, accounts, result["redis_ceiling"]["zadd_ops_per_s"], args))
-            log(f"throughput: {result['fanout_throughput']['deliveries_per_s']}/s")
-            await asyncio.sleep(2)
-
-            readers = Readers(client, g, args.page_size)
-            levels: dict[str, dict] = {}
-            for bg_rps in args.background_levels:
-                log(f"latency: {args.latency_posts} posts at {args.latency_post_rps}/s under {bg_rps:g} rps of reads")
-                await stack.ensure("fanout_latency")
-                levels[f"{bg_rps:g}"] = await stack.watched(
-                    latency_phase(client, redis, g, accounts, readers, args, rng, bg_rps))
-                lv = levels[f"{bg_rps:g}"]
-                log(f"latency at {bg_rps:g} rps: p50 {lv['p50_ms']} p95 {lv['p95_ms']} p99 {lv['p99_ms']} ms")
-                await asyncio.sleep(3)
-            result["fanout_latency"] = dict(levels[f"{args.background_levels[-1]:g}"])
-            result["fanout_latency"]["by_background_rps"] = {
-                rate: {"p50_ms": lv["p50_ms"], "p95_ms": lv["p95_ms"], "p99_ms": lv["p99_ms"], "max_ms": lv["max_ms"],
-                       "count": lv["count"], "not_delivered": lv["not_delivered_within_s"]["count"],
-                       "background_home_p95_ms": lv["background"]["ops"].get("home", {}).get("p95_ms"),
-                       "machine_busy_fraction": lv["machine_busy_fraction"]}
-                for rate, lv in levels.items()}
-
-            reads: dict = {}
-            reads["agreement"] = await agreement(readers, args.agreement_sample, rng)
-            log(f"agreement of the two read paths: {reads['agreement']['same_page']}/{reads['agreement']['readers']}")
-            for kind in ("materialized", "fan_out_on_read"):
-                if args.warmup > 0:
-                    await read_run(readers, kind, args.read_rps, args.warmup, rng)
-                log(f"reads ({kind}): {args.read_rps:g} rps for {args.duration:g} s")
-                reads[kind] = await read_run(readers, kind, args.read_rps, args.duration, rng)
-                log(f"reads ({kind}): p95 {reads[kind]['p95_ms']} ms, ok_rps {reads[kind]['ok_rps']}, "
-                    f"errors {reads[kind]['errors']}")
-                await asyncio.sleep(SETTLE_S)  # let an overload's backlog drain before the next run
-                if not args.sweep:
-                    continue
-                main = reads[kind]
-                if main["p95_ms"] is not None and main["p95_ms"] < P95_READ_LIMIT_MS and not main["errors"]:
-                    reads[f"{kind}_sweep"] = {"highest_rps_with_p95_under_25ms": args.read_rps,
-                                              "note": "the main run passed"}
-                    continue
-                reads[f"{kind}_sweep"] = await sweep(readers, kind, round(args.read_rps / 2, 1), args.sweep_step,
-                                                     rng, settle_s=SETTLE_S)
-                await asyncio.sleep(SETTLE_S)
-            result["home_timeline"] = reads
+            if "throughput" in args.phase_set:
+                await stack.ensure("fanout_throughput")
+                result["fanout_throughput"] = await stack.watched(throughput_phase(
+                    client, redis, g, accounts, result["redis_ceiling"]["zadd_ops_per_s"], args))
+                log(f"throughput: {result['fanout_throughput']['deliveries_per_s']}/s")
+                await asyncio.sleep(2)
+            if "latency" in args.phase_set:
+                await latency_phases(client, redis, g, accounts, args, rng, stack, result)
+            if "reads" in args.phase_set:
+                result["home_timeline"] = await read_phases(Readers(client, g, args.page_size), args, rng)
     finally:
         if stack.restarted and any(component_env(n, "AVIARY_FANOUT_THRESHOLD") != threshold_before
                                    for n in ("graph", "fanout")):
@@ -1342,7 +1362,8 @@ def main() -> None:
         error = exc
         result["error"] = str(exc) if isinstance(exc, SystemExit) else repr(exc)
     result["targets"] = targets(result, args)
-    result["pass"] = bool(result["targets"]) and all(t["pass"] for t in result["targets"].values())
+    result["pass"] = args.phase_set == list(PHASES) and bool(result["targets"]) and \
+        all(t["pass"] for t in result["targets"].values())
     result["elapsed_s"] = round(time.perf_counter() - t0, 1)
     result["config"] = {k: v for k, v in vars(args).items()}
     print(json.dumps(result))
