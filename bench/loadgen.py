@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import aiohttp
 
@@ -36,3 +37,42 @@ async def seed_call(client: aiohttp.ClientSession, method: str, path: str, *, tr
             raise SystemExit(f"seed {method} {path} -> {status}: {body[:300].decode(errors='replace')}")
         return json.loads(body) if body else {}
     raise SystemExit(f"seed {method} {path}: still rate limited after {tries} tries")
+
+
+async def wait_for_consumers(client: aiohttp.ClientSession, *, timeout: float = 240.0,
+                             host: str = "127.0.0.1") -> dict:
+    """Waits until every Kafka consumer in the stack has caught up, so a
+    measurement starts from the steady state rather than while the services
+    are still digesting the bench's own seed (its posts, follows and likes
+    fan out, get indexed, counted and turned into notifications for a minute
+    or more after the seeding calls have returned).
+
+    Reads `aviary_kafka_consumer_lag` from every service's Prometheus
+    endpoint (gRPC port + 1000). The services refresh it every few seconds,
+    so the stack counts as caught up after two zero readings 6 s apart.
+    Returns {"seconds", "caught_up", "max_lag_seen"}.
+    """
+    from services.kit.config import SERVICE_PORTS
+
+    started = time.perf_counter()
+    max_seen = zero_since = None
+    while time.perf_counter() - started < timeout:
+        lag = 0.0
+        for port in SERVICE_PORTS.values():
+            try:
+                async with client.get(f"http://{host}:{port + 1000}/metrics") as r:
+                    text = await r.text() if r.status == 200 else ""
+            except aiohttp.ClientError:
+                continue  # a service without metrics here: nothing to wait for
+            lag += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("aviary_kafka_consumer_lag{"))
+        max_seen = lag if max_seen is None else max(max_seen, lag)
+        now = time.perf_counter()
+        if lag > 0:
+            zero_since = None
+        elif zero_since is None:
+            zero_since = now
+        elif now - zero_since >= 6.0:
+            return {"seconds": round(now - started, 1), "caught_up": True, "max_lag_seen": max_seen}
+        await asyncio.sleep(1.0)
+    return {"seconds": round(time.perf_counter() - started, 1), "caught_up": False, "max_lag_seen": max_seen}

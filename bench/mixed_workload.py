@@ -54,7 +54,7 @@ import time
 
 import aiohttp
 
-from loadgen import percentile, rounded, seed_call
+from loadgen import percentile, rounded, seed_call, wait_for_consumers
 
 try:  # a faster event loop keeps the load generator's own CPU share small
     import uvloop
@@ -357,6 +357,9 @@ async def main() -> None:
                         help="Envoy base URL (default: $AVIARY_EDGE_URL or %(default)s)")
     parser.add_argument("--rps", type=float, default=300, help="target total requests/s, reads + writes (default %(default)s)")
     parser.add_argument("--duration", type=float, default=30, help="measured seconds (default %(default)s)")
+    parser.add_argument("--settle-timeout", type=float, default=240,
+                        help="after seeding, wait up to this many seconds for every Kafka consumer to catch up "
+                             "with the seed before the warm-up; 0 skips the wait (default %(default)s)")
     parser.add_argument("--warmup", type=float, default=10, help="seconds of the same load before measuring, not reported (default %(default)s)")
     parser.add_argument("--read-write-ratio", type=float, default=100, help="reads per write (default %(default)s)")
     parser.add_argument("--read-mix", default="home=80,get_post=10,user_posts=10",
@@ -397,11 +400,16 @@ async def main() -> None:
         world = await seed(client, args.users, args.posts_per_user, args.celebrity_posts, args.fanout_threshold)
         print(f"seeded {len(world.users)} users + 1 celebrity, "
               f"{len(world.post_ids)} posts in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        settled = await wait_for_consumers(client, timeout=args.settle_timeout) if args.settle_timeout > 0 else None
+        if settled is not None:
+            print(f"settle: consumers {'caught up' if settled['caught_up'] else 'NOT caught up'} "
+                  f"after {settled['seconds']} s (most records behind: {settled['max_lag_seen']:g})", file=sys.stderr)
         if args.warmup > 0:
             warm = await run_load(client, world, args, args.warmup, rng)
             print(f"warmup: {warm['overall']['count']} requests, {warm['overall']['errors']} errors, "
                   f"p95 {warm['overall']['p95_ms']} ms", file=sys.stderr)
         result = await run_load(client, world, args, args.duration, rng)
+    result["settle"] = settled
     result["config"] = {
         "url": args.url, "target_rps": args.rps, "duration_s": args.duration, "warmup_s": args.warmup,
         "arrivals": args.arrivals, "read_write_ratio": args.read_write_ratio,

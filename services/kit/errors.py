@@ -41,3 +41,53 @@ def unauthenticated(message: str) -> ApiError:
 
 def unavailable(message: str) -> ApiError:
     return ApiError(grpc.StatusCode.UNAVAILABLE, message)
+
+
+# A backend that cannot be reached is the caller's cue to retry later
+# (UNAVAILABLE, HTTP 503), not a bug (INTERNAL, 500): the interceptor
+# answers these exceptions that way when a servicer lets one escape.
+def _unreachable_types() -> dict[type, str]:
+    import cassandra
+    import psycopg
+    import redis.exceptions
+    import sqlalchemy.exc
+    from cassandra.cluster import NoHostAvailable
+
+    return {
+        redis.exceptions.ConnectionError: "redis",
+        redis.exceptions.TimeoutError: "redis",
+        # OperationalError: connection refused or lost, and also deadlocks
+        # and serialization failures; every one of them is worth a retry.
+        sqlalchemy.exc.OperationalError: "postgresql",
+        sqlalchemy.exc.InterfaceError: "postgresql",
+        sqlalchemy.exc.TimeoutError: "postgresql",  # no pooled connection in time
+        psycopg.OperationalError: "postgresql",
+        NoHostAvailable: "cassandra",
+        cassandra.OperationTimedOut: "cassandra",
+        cassandra.Unavailable: "cassandra",
+        cassandra.ReadTimeout: "cassandra",
+        cassandra.WriteTimeout: "cassandra",
+        ConnectionError: "a backend",
+        TimeoutError: "a backend",
+    }
+
+
+_UNREACHABLE: dict[type, str] | None = None
+_PEER_DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def unreachable_backend(exc: BaseException) -> str | None:
+    """What an exception says could not be reached (for logs), or None when
+    it is not that kind of failure."""
+    global _UNREACHABLE
+    if _UNREACHABLE is None:
+        _UNREACHABLE = _unreachable_types()
+    for kind, backend in _UNREACHABLE.items():
+        if isinstance(exc, kind):
+            return backend
+    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _PEER_DOWN:
+        return "a peer service"
+    return None
+
+
+BACKEND_UNAVAILABLE = "a service this request needs is unavailable; try again shortly"

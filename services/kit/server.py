@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from services.kit.config import env_int
-from services.kit.errors import ApiError
+from services.kit.errors import BACKEND_UNAVAILABLE, ApiError, unreachable_backend
 from services.kit.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -113,10 +113,9 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("unhandled error in %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+            except Exception as exc:
+                code, message = _unhandled(method, exc)
+                await context.abort(code, message)
             finally:
                 self._observe(method, code, started)
 
@@ -138,10 +137,9 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("unhandled error in %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+            except Exception as exc:
+                code, message = _unhandled(method, exc)
+                await context.abort(code, message)
             finally:
                 self._observe(method, code, started)
 
@@ -151,6 +149,18 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
         RPC_LATENCY.labels(self.service, method, code.name).observe(time.perf_counter() - started)
         if code != grpc.StatusCode.OK:
             RPC_ERRORS.labels(self.service, method, code.name).inc()
+
+
+def _unhandled(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
+    """How to answer an exception no servicer handled: UNAVAILABLE when a
+    backend or peer could not be reached (retry later), otherwise INTERNAL
+    (a bug, logged in full)."""
+    backend = unreachable_backend(exc)
+    if backend is not None:
+        log.warning("%s unavailable in %s", backend, method, extra={"error": repr(exc)[:500]})
+        return grpc.StatusCode.UNAVAILABLE, BACKEND_UNAVAILABLE
+    log.exception("unhandled error in %s", method)
+    return grpc.StatusCode.INTERNAL, "internal error; it has been logged"
 
 
 def _aborted_code(context) -> grpc.StatusCode:

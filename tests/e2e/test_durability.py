@@ -3,21 +3,12 @@ is down at the time: the outbox keeps the event, the consumer resumes from its
 committed offset. These tests stop and restart real components."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from tests.e2e.edge import follow, home_ids, post, sign_up, wait_until
+from tests.e2e.fanout_support import devstack
 
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def devstack(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "devstack", *args], cwd=REPO, check=True, capture_output=True, timeout=180)
 
 
 @pytest.fixture

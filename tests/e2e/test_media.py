@@ -252,13 +252,7 @@ def test_bad_avatars_are_refused_and_change_nothing(http):
 
 
 def test_with_the_media_service_down_posts_stay_readable_but_media_ids_are_not_accepted_unchecked(http):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    def devstack(*args: str) -> None:
-        subprocess.run([sys.executable, "-m", "devstack", *args], cwd=Path(__file__).resolve().parents[2],
-                       check=True, capture_output=True, timeout=180)
+    from tests.e2e.fanout_support import devstack
 
     me = sign_up(http, "md")
     item = uploaded(http, me, "image/png", media_files.png())

@@ -6,9 +6,6 @@ must look at or take away Redis state itself."""
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import grpc
 import pytest
@@ -19,10 +16,10 @@ from services.kit.config import service_addr
 from services.timeline.entries import home_key, seen_key
 from tests.conftest import REDIS_URL
 from tests.e2e.edge import follow, home_ids, post, sign_up, wait_until
+from tests.e2e.fanout_support import devstack
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 ACTIVE_SECONDS = 7 * 86_400
 TIMELINE_MAX = 800
 MEMORY_LIMIT_BYTES = 16 * 1024
@@ -116,10 +113,6 @@ def test_a_full_timeline_costs_at_most_16_kb_in_redis(rdb):
     finally:
         channel.close()
         rdb.delete(seen_key(user_id), home_key(user_id))
-
-
-def devstack(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "devstack", *args], cwd=REPO, check=True, capture_output=True, timeout=180)
 
 
 @pytest.fixture
