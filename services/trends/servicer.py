@@ -49,7 +49,7 @@ MAX_PAGE_SIZE = 50
 
 TAG_USES = Counter("aviary_trends_tag_uses_total",
                    "Hashtag uses read from post events, by what they did to the counts",
-                   ["result"])  # counted | moved | duplicate_user | too_old
+                   ["result"])  # counted | moved | duplicate_user | too_old | taken_back (by deletions)
 APPLY_DELAY = Histogram("aviary_trends_apply_delay_seconds",
                         "From a post's creation to its tags being counted (consumer lag in time)",
                         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))
@@ -123,8 +123,14 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
             event = events_pb2.PostEvent.FromString(value)
         except DecodeError as exc:
             raise PoisonRecord(f"unreadable {topic} record: {exc}") from exc
-        if event.WhichOneof("kind") == "created":
+        kind = event.WhichOneof("kind")
+        if kind == "created":
             await self._count_post(event.created)
+        elif kind == "deleted" and event.deleted.author_id > 0:
+            # Redis errors propagate: the consumer loop retries the record.
+            changed = await self.store.uncount(event.deleted.author_id, event.deleted.post_id,
+                                               self.window.bucket_of(time.time()))
+            TAG_USES.labels("taken_back").inc(changed)
 
     async def _count_post(self, created: events_pb2.PostCreated) -> None:
         tags = countable_tags(created.hashtags, self.max_tags_per_post)
@@ -137,7 +143,7 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
             TAG_USES.labels("too_old").inc(len(tags))
             return
         # Redis errors propagate: the consumer loop retries the record.
-        decisions = await self.store.count(created.author_id, bucket, tags)
+        decisions = await self.store.count(created.author_id, created.post_id, bucket, tags)
         for decision in decisions:
             TAG_USES.labels(_DECISION_LABELS[decision]).inc()
         APPLY_DELAY.observe(max(0.0, now - posted))

@@ -2,11 +2,14 @@
 
 Keys (prefix "trends" in service; tests use their own):
   {trends}:b:<bucket>            sorted set hashtag -> distinct users counted in that bucket
-  {trends}:u:<user>:<hashtag>    the bucket that user is counted in for that tag (a marker)
+  {trends}:h:<user>:<hashtag>    hash post id -> bucket: that user's posts with the tag in
+                                 the window (a marker); they count in the newest one's bucket
+  {trends}:p:<post>              "<bucket> <tag> <tag>...": what the post counted, so that
+                                 its deletion can take it back; "deleted" once it has
   {trends}:tmp:users, :tmp:score scratch sets of the read script, deleted before it returns
 
-Both kinds expire when their bucket leaves the window (windows.Window.expire_at),
-so nothing needs sweeping.
+All of them expire when their (newest) bucket leaves the window
+(windows.Window.expire_at), so nothing needs sweeping.
 
 Redis Cluster: every key carries the one hash tag {trends}, so both scripts
 touch a single slot and run unchanged on a cluster. That puts all trends
@@ -33,19 +36,34 @@ from services.trends.windows import Decision, TrendRow, Window
 
 # Counts one post's tags for its author (windows.decide, atomically per call).
 # KEYS: the window's buckets ending at the post's bucket, oldest first (so
-#       KEYS[w] is the post's bucket), then one marker per tag.
-# ARGV: w, the post's bucket, its expiry (unix s), then the tags (marker order).
-# Reply: one windows.Decision value per tag.
+#       KEYS[w] is the post's bucket), then one marker per tag, then the
+#       post's record.
+# ARGV: w, the post's bucket, its expiry (unix s), the post id, then the tags
+#       (marker order).
+# Reply: one windows.Decision value per tag (all DUPLICATE for a post applied
+#        before, or deleted since).
 _COUNT_LUA = """
 local w = tonumber(ARGV[1])
 local bucket = tonumber(ARGV[2])
 local expire_at = ARGV[3]
+local post = ARGV[4]
 local target = KEYS[w]
+local record = KEYS[#KEYS]
 local replies = {}
-for i = 4, #ARGV do
+if redis.call('EXISTS', record) == 1 then
+  for i = 5, #ARGV do replies[#replies + 1] = 0 end
+  return replies
+end
+local tags = {}
+for i = 5, #ARGV do
   local tag = ARGV[i]
-  local marker = KEYS[w + i - 3]
-  local previous = tonumber(redis.call('GET', marker) or '')
+  local marker = KEYS[w + i - 4]
+  tags[#tags + 1] = tag
+  local previous = nil
+  for _, b in ipairs(redis.call('HVALS', marker)) do
+    b = tonumber(b)
+    if previous == nil or b > previous then previous = b end
+  end
   local decision = 1
   if previous and previous >= bucket then
     decision = 0
@@ -58,14 +76,70 @@ for i = 4, #ARGV do
       if tonumber(redis.call('ZINCRBY', older, -1, tag)) <= 0 then redis.call('ZREM', older, tag) end
     end
   end
+  -- Remembered even when it changes no count: should the newer post that
+  -- holds the count be deleted, the count falls back to this one.
+  redis.call('HSET', marker, post, bucket)
+  if previous == nil or bucket > previous then redis.call('EXPIREAT', marker, expire_at) end
   if decision ~= 0 then
     redis.call('ZINCRBY', target, 1, tag)
     redis.call('EXPIREAT', target, expire_at)
-    redis.call('SET', marker, bucket, 'EXAT', expire_at)
   end
   replies[#replies + 1] = decision
 end
+redis.call('SET', record, bucket .. ' ' .. table.concat(tags, ' '), 'EXAT', expire_at)
 return replies
+"""
+
+# Takes back what one deleted post counted (windows.removal, atomically).
+# KEYS: the window's buckets ending at the current bucket, oldest first,
+#       then one marker per tag of the post's record, then the record.
+# ARGV: w, the current bucket, bucket seconds, the post id, the record as the
+#       caller read it, then the tags (marker order).
+# Reply: how many counts moved or went; -1 if the record changed meanwhile.
+_UNCOUNT_LUA = """
+local w = tonumber(ARGV[1])
+local current = tonumber(ARGV[2])
+local bucket_seconds = tonumber(ARGV[3])
+local post = ARGV[4]
+local record = KEYS[#KEYS]
+if redis.call('GET', record) ~= ARGV[5] then return -1 end
+local deleted = tonumber(string.match(ARGV[5], '^%d+'))
+local oldest = current - w + 1
+local function newest(marker)
+  local found = nil
+  for _, b in ipairs(redis.call('HVALS', marker)) do
+    b = tonumber(b)
+    if found == nil or b > found then found = b end
+  end
+  return found
+end
+local changed = 0
+for i = 6, #ARGV do
+  local tag = ARGV[i]
+  local marker = KEYS[w + i - 5]
+  local counted_in = newest(marker)
+  redis.call('HDEL', marker, post)
+  local left = newest(marker)
+  if counted_in ~= nil and counted_in == deleted and left ~= counted_in then
+    if counted_in >= oldest then
+      local from = KEYS[counted_in - oldest + 1]
+      if redis.call('ZSCORE', from, tag) then
+        if tonumber(redis.call('ZINCRBY', from, -1, tag)) <= 0 then redis.call('ZREM', from, tag) end
+      end
+    end
+    if left ~= nil and left >= oldest then
+      local to = KEYS[left - oldest + 1]
+      redis.call('ZINCRBY', to, 1, tag)
+      redis.call('EXPIREAT', to, (left + w + 1) * bucket_seconds)
+      redis.call('EXPIREAT', marker, (left + w + 1) * bucket_seconds)
+    end
+    changed = changed + 1
+  end
+end
+-- A tombstone for the rest of the record's life: a replayed creation of
+-- this post (at-least-once delivery) counts nothing.
+redis.call('SET', record, 'deleted', 'KEEPTTL')
+return changed
 """
 
 # The top list of the window.
@@ -109,6 +183,7 @@ class TrendsStore:
         self._redis: redis.Redis = redis_client.client(settings)
         # Run by EVALSHA, loaded again by redis-py if Redis lost them.
         self._count = self._redis.register_script(_COUNT_LUA)
+        self._uncount = self._redis.register_script(_UNCOUNT_LUA)
         self._top = self._redis.register_script(_TOP_LUA)
 
     # -- keys (one hash tag for all of them; see the module docstring) --------
@@ -117,7 +192,10 @@ class TrendsStore:
         return f"{{{self.prefix}}}:b:{bucket}"
 
     def marker_key(self, user_id: int, tag: str) -> str:
-        return f"{{{self.prefix}}}:u:{user_id}:{tag}"
+        return f"{{{self.prefix}}}:h:{user_id}:{tag}"
+
+    def post_key(self, post_id: int) -> str:
+        return f"{{{self.prefix}}}:p:{post_id}"
 
     def _scratch_keys(self) -> list[str]:
         return [f"{{{self.prefix}}}:tmp:users", f"{{{self.prefix}}}:tmp:score"]
@@ -132,16 +210,36 @@ class TrendsStore:
 
     # -- writes and reads ------------------------------------------------------
 
-    async def count(self, user_id: int, bucket: int, tags: Sequence[str]) -> list[Decision]:
-        """Counts `user_id` for each tag in `bucket` (see windows.decide);
-        idempotent: the same post applied again is all DUPLICATE."""
+    async def count(self, user_id: int, post_id: int, bucket: int, tags: Sequence[str]) -> list[Decision]:
+        """Counts the post's author for each tag in `bucket` (see windows.decide);
+        idempotent: the same post applied again, or after its deletion, is all DUPLICATE."""
         if not tags:
             return []
         w = self.window.buckets
         keys = [self.bucket_key(b) for b in self.window.window_of(bucket)]
         keys += [self.marker_key(user_id, tag) for tag in tags]
-        replies = await self._count(keys=keys, args=[w, bucket, self.window.expire_at(bucket), *tags])
+        keys.append(self.post_key(post_id))
+        replies = await self._count(keys=keys, args=[w, bucket, self.window.expire_at(bucket), post_id, *tags])
         return [Decision(int(r)) for r in replies]
+
+    async def uncount(self, user_id: int, post_id: int, current: int) -> int:
+        """Takes back what a deleted post counted (see windows.removal);
+        returns how many tag counts moved or went. Nothing for a post that
+        counted nothing (no tags, too old) or was taken back already."""
+        for _ in range(3):
+            record = await self._redis.get(self.post_key(post_id))
+            if record is None or record == b"deleted":
+                return 0
+            tags = record.decode().split(" ")[1:]
+            keys = [self.bucket_key(b) for b in self.window.window_of(current)]
+            keys += [self.marker_key(user_id, tag) for tag in tags]
+            keys.append(self.post_key(post_id))
+            changed = int(await self._uncount(keys=keys, args=[
+                self.window.buckets, current, self.window.bucket_seconds, post_id, record, *tags]))
+            if changed >= 0:
+                return changed
+            # The record changed between the read and the script: read it again.
+        raise RuntimeError(f"post {post_id}: its trends record kept changing")
 
     async def top(self, current: int, limit: int) -> list[TrendRow]:
         """The window ending at bucket `current`: tags with at least

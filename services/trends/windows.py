@@ -9,8 +9,10 @@ each older one `decay` times the next newer one.
 Each (hashtag, user) is counted once in the window, in the bucket of the
 user's latest post with that tag: a later post moves the user's one count
 forward (so the decayed score reflects that they are still talking about it),
-a repeated or older post changes nothing. store.py runs `decide` in Lua; the
-functions here are the reference the tests hold it to.
+a repeated or older post changes nothing. Deleting a post takes back what it
+counted: the user's count goes back to their newest remaining post with the
+tag, or away if none is left (`removal`). store.py runs `decide` and
+`removal` in Lua; the functions here are the reference the tests hold it to.
 """
 from __future__ import annotations
 
@@ -98,6 +100,26 @@ def decide(previous: int | None, bucket: int, buckets: int) -> Decision:
         return Decision.DUPLICATE
     # A marker older than the window is stale (its bucket is gone): count afresh.
     return Decision.MOVE if bucket - previous < buckets else Decision.COUNT
+
+
+def removal(counted_in: int | None, left: int | None, deleted: int, current: int,
+            buckets: int) -> tuple[int | None, int | None]:
+    """What deleting one post does to its author's count for one tag:
+    (bucket to take 1 from, bucket to add 1 to), either None for nothing.
+
+    `counted_in`: the newest bucket among the user's posts with the tag,
+    deleted one included (where their one count sits); `left`: the newest
+    among the others (None: no other). Only when the deleted post carried the
+    count, and no other post shares its bucket, does the count move: back to
+    the newest remaining post's bucket if that is still in the window, or
+    away entirely. Buckets outside the window are gone and never touched.
+    """
+    if counted_in is None or counted_in != deleted or left == counted_in:
+        return None, None
+    oldest = current - buckets + 1
+    take = counted_in if counted_in >= oldest else None
+    give = left if left is not None and left >= oldest else None
+    return take, give
 
 
 def countable_tags(hashtags: Iterable[str], max_tags: int) -> list[str]:

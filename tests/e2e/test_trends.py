@@ -1,5 +1,6 @@
 """Trends through Envoy: a hashtag trends when many people use it, never when
-one account posts it over and over; the list is public and validates input.
+one account posts it over and over, and stops counting posts that are
+deleted; the list is public and validates input.
 
 Tags are random so reruns never collide. The tests assume the devstack's
 defaults (AVIARY_TRENDS_MIN_USERS 3, a one-hour window)."""
@@ -31,10 +32,11 @@ def test_a_tag_used_by_five_people_trends_with_their_count(http):
     for _ in range(5):
         post(http, sign_up(http, "tu"), f"Loving the #{tag} today")
 
-    # The consumer may be catching up after a restart: give it time.
-    trend = wait_until(lambda: _trend(http, tag), timeout=60, interval=0.25)
-    assert trend is not None, f"#{tag} never trended"
-    assert int(trend["userCount"]) == 5
+    # The consumer may be catching up after a restart: give it time. The tag
+    # is listed from its third user on, so wait for all five.
+    assert wait_until(lambda: (_trend(http, tag) or {}).get("userCount") == "5", timeout=60, interval=0.25), \
+        f"#{tag} never trended with 5 users: {_trend(http, tag)}"
+    trend = _trend(http, tag)
     # Five users in the newest bucket (or, across a bucket boundary, some in the one before).
     assert 5 * 0.5 < trend["score"] <= 5.0
 
@@ -58,6 +60,23 @@ def test_one_account_posting_a_tag_many_times_never_makes_it_trend(http):
     assert trend["score"] <= 3.0
     listed = [t["hashtag"] for t in _trends(http)["trends"]]
     assert spam not in listed
+
+
+def test_deleted_posts_stop_counting(http):
+    tag = _tag("dl")
+    authors = [sign_up(http, "td") for _ in range(4)]
+    posts = [post(http, author, f"Watching #{tag} live") for author in authors]
+    assert wait_until(lambda: (_trend(http, tag) or {}).get("userCount") == "4", timeout=60, interval=0.25), \
+        f"#{tag} never trended with 4 users: {_trend(http, tag)}"
+
+    r = http.delete(f"/v1/posts/{posts[0]['id']}", headers=authors[0].auth)
+    assert r.status_code == 200, r.text
+    assert wait_until(lambda: (_trend(http, tag) or {}).get("userCount") == "3", timeout=30, interval=0.25), \
+        f"a deleted post still counts: {_trend(http, tag)}"
+    # Below the minimum of distinct users, the tag leaves the list.
+    r = http.delete(f"/v1/posts/{posts[1]['id']}", headers=authors[1].auth)
+    assert r.status_code == 200, r.text
+    assert wait_until(lambda: _trend(http, tag) is None, timeout=30, interval=0.25), _trend(http, tag)
 
 
 def test_trends_are_public_and_describe_their_window(http):

@@ -8,7 +8,7 @@ from services.kit import paging
 from services.kit.errors import ApiError
 from services.kit.ids import IdGenerator, timestamp_ms
 from services.trends import servicer
-from services.trends.windows import Decision, TrendRow, Window, countable_tags, decide, rank
+from services.trends.windows import Decision, TrendRow, Window, countable_tags, decide, rank, removal
 
 W = Window(bucket_seconds=300, buckets=12, decay=0.8, min_users=3)
 T0 = 1_700_000_100  # a bucket boundary (300 * 5_666_667)
@@ -124,3 +124,13 @@ def test_creation_time_comes_from_the_event_or_else_from_the_post_id():
     assert servicer.created_seconds(created) == pytest.approx(1_700_000_000.25)
     post_id = IdGenerator(1).next_id()
     assert servicer.created_seconds(events_pb2.PostCreated(post_id=post_id)) == timestamp_ms(post_id) / 1000
+
+
+def test_the_removal_reference_rule():
+    assert removal(None, None, 5, 10, 12) == (None, None)     # nothing counted
+    assert removal(7, 3, 5, 10, 12) == (None, None)           # a newer post holds the count
+    assert removal(5, 5, 5, 10, 12) == (None, None)           # a twin in the same bucket holds it
+    assert removal(5, 3, 5, 10, 12) == (5, 3)                 # back to the older post's bucket
+    assert removal(5, None, 5, 10, 12) == (5, None)           # none left: away
+    assert removal(5, -3, 5, 10, 12) == (5, None)             # the older one left the window
+    assert removal(-3, None, -3, 10, 12) == (None, None)      # all outside the window: untouched
