@@ -10,10 +10,10 @@ Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import redis.asyncio as redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from services.kit import redis_bulk, redis_client
 from services.kit.config import Settings
@@ -112,45 +112,36 @@ class TimelineStore:
         """Adds the entry to every listed ACTIVE user's timeline, in one round
         trip; returns how many were active (and got it)."""
         member = encode_member(entry.post_id, entry.author_id)
-        head = (b"EVALSHA", self._deliver.sha.encode(), b"2")
         max_entries = str(self.timeline_max).encode()
+        replies = await self._evalsha_each(self._deliver, (
+            (b"2", home_key(user_id), seen_key(user_id), member, max_entries, home_channel(user_id))
+            for user_id in user_ids))
+        return sum(replies)
+
+    async def _evalsha_each(self, script, calls: Iterable[tuple]) -> list:
+        """One EVALSHA of `script` per argument tuple (numkeys, keys, args), all
+        in one bulk round trip (see redis_bulk); returns the replies. The
+        scripts run this way are idempotent, so the batch is sent again after
+        loading a script Redis does not know (first use, or Redis restarted)
+        or after a connection Redis closed."""
+        head = (b"EVALSHA", script.sha.encode())
         pack = redis_bulk.pack_command
-        payload = b"".join(
-            pack((*head, home_key(user_id), seen_key(user_id), member, max_entries, home_channel(user_id)))
-            for user_id in user_ids
-        )
+        packed = [pack((*head, *args)) for args in calls]
+        payload = b"".join(packed)
         for attempt in (1, 2):
             try:
-                replies = await self._bulk.execute_packed(payload, len(user_ids))
+                replies = await self._bulk.execute_packed(payload, len(packed))
             except redis_client.UNREACHABLE:
                 if attempt == 2:
                     raise
-                # A connection Redis closed (it restarted): deliveries are
-                # idempotent, so once more on a fresh one.
                 continue
             errors = [r for r in replies if isinstance(r, redis_bulk.ReplyError)]
             if not errors:
-                return sum(replies)
+                return replies
             if attempt == 1 and all(str(e).startswith("NOSCRIPT") for e in errors):
-                # First use, or Redis restarted: load it and send again
-                # (deliveries are idempotent, the ones that ran stay as they are).
-                await self._redis.script_load(self._deliver.script)
-                continue
-            raise ResponseError(f"{len(errors)} of {len(replies)} deliveries failed: {errors[0]}")
-        raise AssertionError("unreachable")
-
-    async def _scripted(self, queue, script) -> list:
-        """Runs a pipeline of EVALSHA calls, loading the script once if Redis
-        does not know it (first use, or after a Redis restart)."""
-        for attempt in (1, 2):
-            pipe = self._redis.pipeline(transaction=False)
-            queue(pipe)
-            try:
-                return await pipe.execute()
-            except NoScriptError:
-                if attempt == 2:
-                    raise
                 await self._redis.script_load(script.script)
+                continue
+            raise ResponseError(f"{len(errors)} of {len(replies)} script calls failed: {errors[0]}")
         raise AssertionError("unreachable")
 
     async def remove_from_homes(self, entry: Entry, user_ids: Sequence[int]) -> None:
@@ -208,13 +199,10 @@ class TimelineStore:
         await pipe.execute()
         if not members:
             return 0
-
-        def queue(pipe) -> None:
-            for user_id in user_ids:
-                pipe.evalsha(self._add_if_active.sha, 2, home_key(user_id), seen_key(user_id),
-                             self.timeline_max, *members)
-
-        return sum(int(n) for n in await self._scripted(queue, self._add_if_active))
+        max_entries = str(self.timeline_max).encode()
+        replies = await self._evalsha_each(self._add_if_active, (
+            (b"2", home_key(user_id), seen_key(user_id), max_entries, *members) for user_id in user_ids))
+        return sum(replies)
 
     async def add_members(self, user_id: int, members: Sequence[bytes]) -> None:
         """Puts members back (a purge that caught another author's post)."""
