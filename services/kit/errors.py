@@ -5,6 +5,8 @@ transcoder passes them through as the JSON `message` with the mapped HTTP status
 """
 from __future__ import annotations
 
+import functools
+
 import grpc
 
 
@@ -46,6 +48,7 @@ def unavailable(message: str) -> ApiError:
 # A backend that cannot be reached is the caller's cue to retry later
 # (UNAVAILABLE, HTTP 503), not a bug (INTERNAL, 500): the interceptor
 # answers these exceptions that way when a servicer lets one escape.
+@functools.cache
 def _unreachable_types() -> dict[type, str]:
     import cassandra
     import psycopg
@@ -72,17 +75,13 @@ def _unreachable_types() -> dict[type, str]:
     }
 
 
-_UNREACHABLE: dict[type, str] | None = None
 _PEER_DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 def unreachable_backend(exc: BaseException) -> str | None:
     """What an exception says could not be reached (for logs), or None when
     it is not that kind of failure."""
-    global _UNREACHABLE
-    if _UNREACHABLE is None:
-        _UNREACHABLE = _unreachable_types()
-    for kind, backend in _UNREACHABLE.items():
+    for kind, backend in _unreachable_types().items():
         if isinstance(exc, kind):
             return backend
     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _PEER_DOWN:

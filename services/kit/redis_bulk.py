@@ -62,11 +62,13 @@ class BulkRedis:
         params = parse_url(url)
         self._host = params.get("host", "127.0.0.1")
         self._port = int(params.get("port", 6379))
-        self._setup = [
-            *([("AUTH", params["username"], params["password"]) if params.get("username")
-               else ("AUTH", params["password"])] if params.get("password") else []),
-            *([("SELECT", int(params["db"]))] if int(params.get("db", 0)) else []),
-        ]
+        # What each new connection sends first, as redis-py would.
+        self._setup: list[tuple] = []
+        if params.get("password"):
+            user = (params["username"],) if params.get("username") else ()
+            self._setup.append(("AUTH", *user, params["password"]))
+        if int(params.get("db", 0)):
+            self._setup.append(("SELECT", int(params["db"])))
         self._timeout = env_float("AVIARY_REDIS_BULK_TIMEOUT_SECONDS", 10.0)
         self._idle: list[_Connection] = []
         self._max_idle = max_idle
