@@ -34,6 +34,19 @@ from services.kit import redis_client
 from services.kit.config import Settings
 from services.trends.windows import Decision, TrendRow, Window
 
+# The bucket a user is counted in for a tag: the newest in their marker
+# (post id -> bucket), nil when it is empty. Both scripts below start with it.
+_NEWEST_LUA = """
+local function newest(marker)
+  local found = nil
+  for _, b in ipairs(redis.call('HVALS', marker)) do
+    b = tonumber(b)
+    if found == nil or b > found then found = b end
+  end
+  return found
+end
+"""
+
 # Counts one post's tags for its author (windows.decide, atomically per call).
 # KEYS: the window's buckets ending at the post's bucket, oldest first (so
 #       KEYS[w] is the post's bucket), then one marker per tag, then the
@@ -42,7 +55,7 @@ from services.trends.windows import Decision, TrendRow, Window
 #       (marker order).
 # Reply: one windows.Decision value per tag (all DUPLICATE for a post applied
 #        before, or deleted since).
-_COUNT_LUA = """
+_COUNT_LUA = _NEWEST_LUA + """
 local w = tonumber(ARGV[1])
 local bucket = tonumber(ARGV[2])
 local expire_at = ARGV[3]
@@ -59,11 +72,7 @@ for i = 5, #ARGV do
   local tag = ARGV[i]
   local marker = KEYS[w + i - 4]
   tags[#tags + 1] = tag
-  local previous = nil
-  for _, b in ipairs(redis.call('HVALS', marker)) do
-    b = tonumber(b)
-    if previous == nil or b > previous then previous = b end
-  end
+  local previous = newest(marker)
   local decision = 1
   if previous and previous >= bucket then
     decision = 0
@@ -96,7 +105,7 @@ return replies
 # ARGV: w, the current bucket, bucket seconds, the post id, the record as the
 #       caller read it, then the tags (marker order).
 # Reply: how many counts moved or went; -1 if the record changed meanwhile.
-_UNCOUNT_LUA = """
+_UNCOUNT_LUA = _NEWEST_LUA + """
 local w = tonumber(ARGV[1])
 local current = tonumber(ARGV[2])
 local bucket_seconds = tonumber(ARGV[3])
@@ -105,14 +114,6 @@ local record = KEYS[#KEYS]
 if redis.call('GET', record) ~= ARGV[5] then return -1 end
 local deleted = tonumber(string.match(ARGV[5], '^%d+'))
 local oldest = current - w + 1
-local function newest(marker)
-  local found = nil
-  for _, b in ipairs(redis.call('HVALS', marker)) do
-    b = tonumber(b)
-    if found == nil or b > found then found = b end
-  end
-  return found
-end
 local changed = 0
 for i = 6, #ARGV do
   local tag = ARGV[i]
