@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -16,20 +15,10 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from services.kit.config import load_settings, service_addr
 from services.kit.kafka import Producer
+from tests.integration.support import User
 
 NT = notifications_pb2
 RPC_TIMEOUT = 10.0
-
-
-@dataclass
-class User:
-    id: int
-    username: str
-    token: str
-
-    @property
-    def auth(self):
-        return (("authorization", f"Bearer {self.token}"),)
 
 
 class NotificationsHarness:

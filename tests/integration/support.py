@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 import socket
 import time
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -12,6 +13,18 @@ from kafka import KafkaConsumer, TopicPartition
 
 from services.kit.config import load_settings
 from services.kit.kafka import TOPICS, ensure_topics
+
+
+@dataclass
+class User:
+    """A signed-up test user; `auth` is the gRPC metadata that acts as them."""
+    id: int
+    username: str
+    token: str
+
+    @property
+    def auth(self):
+        return (("authorization", f"Bearer {self.token}"),)
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -21,21 +20,11 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.config import service_addr
 from services.timeline.entries import author_key, celebrity_cache_key, decode_member, encode_member, home_key
+from tests.integration.support import User
 
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
 FANOUT_THRESHOLD = int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3"))
 ARRIVAL_DEADLINE = 5.0
-
-
-@dataclass
-class User:
-    id: int
-    username: str
-    token: str
-
-    @property
-    def auth(self):
-        return (("authorization", f"Bearer {self.token}"),)
 
 
 class Stack:

@@ -28,7 +28,8 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.config import load_settings
 from services.kit.ids import IdGenerator
 from services.kit.kafka import ENGAGEMENT_TOPIC
-from tests.integration.notifications_support import RPC_TIMEOUT, NotificationsHarness, User
+from tests.integration.notifications_support import RPC_TIMEOUT, NotificationsHarness
+from tests.integration.support import User
 
 NT = notifications_pb2
 DEADLINE = 10.0

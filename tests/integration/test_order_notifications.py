@@ -25,7 +25,8 @@ from services.kit.config import load_settings
 from services.kit.ids import IdGenerator
 from services.kit.kafka import ORDERS_TOPIC, ensure_topics
 from tests.conftest import EDGE_URL
-from tests.integration.notifications_support import NotificationsHarness, User
+from tests.integration.notifications_support import NotificationsHarness
+from tests.integration.support import User
 
 NT = notifications_pb2
 ORDER = NT.NOTIFICATION_KIND_ORDER_STATUS
