@@ -57,6 +57,11 @@ def celebrity_cache_key(user_id: int) -> str:
     return f"celebs:{{{user_id}}}"
 
 
+def celebrity_generation_key(user_id: int) -> str:
+    # Bumped whenever the user's cached celebrity list is forgotten; same slot.
+    return f"celebsgen:{{{user_id}}}"
+
+
 def seen_key(user_id: int) -> str:
     """Present while the user is active (read their timeline lately): only
     active users' timelines are materialized. Same slot as the timeline."""

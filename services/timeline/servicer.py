@@ -129,11 +129,14 @@ def _checked_pair(user_id: int, author_id: int) -> tuple[int, int]:
 class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # How long a reader's followed-celebrity list is reused. A follow or
-        # unfollow by the reader clears it at once (Backfill/PurgeAuthor); the
-        # TTL only bounds how late an author crossing the celebrity threshold
-        # is noticed. Saves a graph call (and a Cassandra read) on most reads.
-        self.celebrity_cache_seconds = env_float("AVIARY_TIMELINE_CELEBRITY_CACHE_SECONDS", 5.0)
+        # How long a reader's followed-celebrity list is reused. Everything
+        # that changes it forgets it at once: the reader following or
+        # unfollowing (BackfillAuthor/PurgeAuthor) and a followed author
+        # crossing the threshold (ApplyAuthorStatus); a generation keeps an
+        # answer graph gave before that from being cached after it. So the
+        # TTL is only a safety net, and long: asking graph costs a graph call
+        # and a Cassandra read of every followee, per reader.
+        self.celebrity_cache_seconds = env_float("AVIARY_TIMELINE_CELEBRITY_CACHE_SECONDS", 600.0)
         # Hydrated posts (without engagement), shared by every reader: the
         # same popular posts fill many timelines, and a posts call per page
         # would be the largest cost of a read. Post bodies never change; a
@@ -443,14 +446,16 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         return keys
 
     async def _followed_celebrities(self, caller: int) -> list[int]:
-        if self.celebrity_cache_seconds > 0:
-            cached = await self.store.cached_celebrities(caller)
-            if cached is not None:
-                return cached
+        if self.celebrity_cache_seconds <= 0:
+            return await self._ask_graph_for_celebrities(caller) or []
+        cached, generation = await self.store.cached_celebrities(caller)
+        if cached is not None:
+            return cached
         celebrities = await self._ask_graph_for_celebrities(caller)
-        if celebrities is not None and self.celebrity_cache_seconds > 0:
-            await self.store.cache_celebrities(caller, celebrities, self.celebrity_cache_seconds)
-        return celebrities or []
+        if celebrities is None:
+            return []
+        await self.store.cache_celebrities(caller, celebrities, self.celebrity_cache_seconds, generation)
+        return celebrities
 
     async def _ask_graph_for_celebrities(self, caller: int) -> list[int] | None:
         """None when graph cannot answer (nothing is cached then)."""

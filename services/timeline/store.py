@@ -6,7 +6,12 @@ Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
   seen:{user}    present while the user is active; deliveries skip users
                  without it, and a read that finds it missing rebuilds
   aidx:{author}  author's recent posts, newest `author_index_max_entries` kept
-  celebs:{user}  the user's followed celebrities, a short-lived cache of graph's answer
+  celebs:{user}  the user's followed celebrities, a cache of graph's answer,
+                 forgotten whenever it may change (the user follows or
+                 unfollows, a followed author crosses the celebrity threshold)
+  celebsgen:{user}
+                 bumped each time celebs:{user} is forgotten, so an answer
+                 graph gave before that is never cached after it
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from services.timeline.entries import (
     author_fingerprint,
     author_key,
     celebrity_cache_key,
+    celebrity_generation_key,
     decode_id_list,
     encode_id_list,
     encode_member,
@@ -67,11 +73,40 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
 return #ARGV - 1
 """
 
+# How long a celebrity-list generation outlives its last bump. A cached list
+# lives at most half as long (CELEBRITY_CACHE_MAX_SECONDS), so a generation
+# never expires (and restarts from nothing) while a list cached under an
+# older one is still held.
+CELEBRITY_GENERATION_SECONDS = 86_400
+CELEBRITY_CACHE_MAX_SECONDS = CELEBRITY_GENERATION_SECONDS / 2
+
+# Forgets a user's cached celebrity list and bumps its generation.
+# KEYS: celebs, celebsgen. ARGV: generation lifetime in ms.
+_FORGET_CELEBRITIES_LUA = """
+redis.call('DEL', KEYS[1])
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 0
+"""
+
+# Caches a user's celebrity list only if its generation is still the one
+# read before graph was asked (a follow, unfollow or threshold crossing in
+# between makes that answer possibly stale). KEYS: celebs, celebsgen.
+# ARGV: generation read ("" for none), encoded list, TTL in ms.
+_CACHE_CELEBRITIES_LUA = """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
 # Removes, in one atomic step on one key, every member whose author
 # fingerprint (the last 4 bytes) is ARGV[1], and forgets the reader's cached
-# celebrity list (KEYS[2], same slot). Returns the removed members.
+# celebrity list (KEYS[2], its generation KEYS[3]; same slot). ARGV[2]: the
+# generation lifetime in ms. Returns the removed members.
 _PURGE_AUTHOR_LUA = """
 redis.call('DEL', KEYS[2])
+redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
 local fp = ARGV[1]
 local removed = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -94,6 +129,8 @@ class TimelineStore:
         self._deliver = self._redis.register_script(_DELIVER_LUA)
         self._add_if_active = self._redis.register_script(_ADD_IF_ACTIVE_LUA)
         self._purge_author = self._redis.register_script(_PURGE_AUTHOR_LUA)
+        self._forget_celebrities = self._redis.register_script(_FORGET_CELEBRITIES_LUA)
+        self._cache_celebrities = self._redis.register_script(_CACHE_CELEBRITIES_LUA)
 
     @property
     def client(self) -> redis.Redis:
@@ -176,7 +213,7 @@ class TimelineStore:
         """
         members = await self._redis.zrange(author_key(author_id), -BACKFILL_ENTRIES, -1) if copy else []
         # The user follows someone new, who may be a celebrity.
-        await self._redis.delete(celebrity_cache_key(user_id))
+        await self._forget_celebrities(keys=_celebrity_keys(user_id), args=[_GENERATION_MS])
         if not members:
             return 0
         return int(await self._add_if_active(keys=[home_key(user_id), seen_key(user_id)],
@@ -184,8 +221,8 @@ class TimelineStore:
 
     async def purge_author(self, user_id: int, author_id: int) -> list[bytes]:
         """Removes the members carrying the author's fingerprint; returns them."""
-        keys = [home_key(user_id), celebrity_cache_key(user_id)]
-        return list(await self._purge_author(keys=keys, args=[author_fingerprint(author_id)]))
+        keys = [home_key(user_id), *_celebrity_keys(user_id)]
+        return list(await self._purge_author(keys=keys, args=[author_fingerprint(author_id), _GENERATION_MS]))
 
     async def author_index_members(self, author_id: int) -> list[bytes]:
         return list(await self._redis.zrange(author_key(author_id), 0, -1))
@@ -193,10 +230,9 @@ class TimelineStore:
     async def apply_author_status(self, user_ids: Sequence[int], members: Sequence[bytes]) -> int:
         """Drops each user's cached celebrity list and copies `members` into
         the active ones' timelines; returns how many entries were copied."""
-        pipe = self._redis.pipeline(transaction=False)
-        for user_id in user_ids:
-            pipe.delete(celebrity_cache_key(user_id))
-        await pipe.execute()
+        generation_ms = str(_GENERATION_MS).encode()
+        await self._evalsha_each(self._forget_celebrities, (
+            (b"2", *_celebrity_keys(user_id), generation_ms) for user_id in user_ids))
         if not members:
             return 0
         max_entries = str(self.timeline_max).encode()
@@ -234,13 +270,19 @@ class TimelineStore:
 
     # -- reads ------------------------------------------------------------------------
 
-    async def cached_celebrities(self, user_id: int) -> list[int] | None:
-        """The user's followed celebrities as last cached, or None when not cached."""
-        raw = await self._redis.get(celebrity_cache_key(user_id))
-        return None if raw is None else decode_id_list(raw)
+    async def cached_celebrities(self, user_id: int) -> tuple[list[int] | None, bytes]:
+        """The user's followed celebrities as last cached (None when not
+        cached), and the cache's generation: pass it to cache_celebrities."""
+        raw, generation = await self._redis.mget(_celebrity_keys(user_id))
+        return (None if raw is None else decode_id_list(raw)), generation or b""
 
-    async def cache_celebrities(self, user_id: int, celebrity_ids: Sequence[int], ttl_seconds: float) -> None:
-        await self._redis.set(celebrity_cache_key(user_id), encode_id_list(celebrity_ids), px=int(ttl_seconds * 1000))
+    async def cache_celebrities(self, user_id: int, celebrity_ids: Sequence[int], ttl_seconds: float,
+                                generation: bytes) -> bool:
+        """Caches graph's answer unless the list was forgotten since
+        `generation` was read; True when cached."""
+        ttl_ms = int(min(ttl_seconds, CELEBRITY_CACHE_MAX_SECONDS) * 1000)
+        return bool(await self._cache_celebrities(keys=_celebrity_keys(user_id),
+                                                  args=[generation, encode_id_list(celebrity_ids), ttl_ms]))
 
     async def newest_below(self, keys: Sequence[str], upper_bound: bytes, limit: int) -> list[list[bytes]]:
         """For each key, its newest `limit` members below `upper_bound`, in one pipeline."""
@@ -262,3 +304,10 @@ class TimelineStore:
     async def drop_from_home(self, user_id: int, members: Sequence[bytes]) -> None:
         if members:
             await self._redis.zrem(home_key(user_id), *members)
+
+
+_GENERATION_MS = CELEBRITY_GENERATION_SECONDS * 1000
+
+
+def _celebrity_keys(user_id: int) -> list[str]:
+    return [celebrity_cache_key(user_id), celebrity_generation_key(user_id)]

@@ -261,7 +261,7 @@ def test_following_and_unfollowing_a_celebrity_shows_at_once_despite_the_cache(s
 
     stack.follow(reader, celebrity)
     new = stack.post(celebrity, "after the follow")
-    # Well inside the cache TTL (5 s): the follow itself must clear the cache.
+    # Well inside the cache TTL (minutes): the follow itself must clear the cache.
     assert wait_until(lambda: {old, new} <= set(stack.home_ids(reader)), timeout=3.0)
     assert new not in stack.materialized(reader)  # merged at read time
 

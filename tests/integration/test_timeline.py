@@ -17,17 +17,19 @@ import pytest
 import redis
 
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit.config import service_addr
+from services.kit.config import Settings, service_addr
 from services.timeline.entries import (
     MEMBER_BYTES,
     author_fingerprint,
     author_key,
     celebrity_cache_key,
+    celebrity_generation_key,
     decode_member,
     encode_member,
     home_key,
     seen_key,
 )
+from services.timeline.store import TimelineStore
 
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
 TIMELINE_MAX = int(os.environ.get("AVIARY_TIMELINE_MAX_ENTRIES", "800"))
@@ -80,7 +82,8 @@ def users(r, n: int, *, active: bool = True) -> list[int]:
     """Fresh random users, active (deliveries reach them) unless told otherwise."""
     ids = [random_id() for _ in range(n)]
     for user_id in ids:
-        for key in (home_key(user_id), seen_key(user_id), celebrity_cache_key(user_id)):
+        for key in (home_key(user_id), seen_key(user_id), celebrity_cache_key(user_id),
+                    celebrity_generation_key(user_id)):
             r.track(key)
         if active:
             mark_active(r, user_id)
@@ -311,6 +314,7 @@ def test_backfill_copies_the_newest_50_and_purge_removes_only_that_author(stub, 
     copied = stub.BackfillAuthor(timeline_pb2.BackfillAuthorRequest(user_id=reader, author_id=author)).copied
     assert copied == 50
     assert r.exists(celebrity_cache_key(reader)) == 0  # the new followee may be a celebrity
+    assert r.get(celebrity_generation_key(reader)) == b"1"  # and a graph answer read before is stale
     key = home_key(reader)
     assert r.zcard(key) == 51
     assert r.zrange(key, 0, 0) == [encode_member(base + 10, author)]  # the 50 newest: base+10 .. base+59
@@ -323,6 +327,8 @@ def test_backfill_copies_the_newest_50_and_purge_removes_only_that_author(stub, 
     r.set(celebrity_cache_key(reader), b"")
     assert purge(stub, reader, author) == 50
     assert r.exists(celebrity_cache_key(reader)) == 0
+    assert r.get(celebrity_generation_key(reader)) == b"3"  # two backfills, one purge
+    assert 0 < r.ttl(celebrity_generation_key(reader)) <= 86_400
     assert r.zrange(key, 0, -1) == [encode_member(base + 100, other)]
     assert purge(stub, reader, author) == 0
     # The author's own index is not the reader's to purge.
@@ -408,3 +414,33 @@ def test_home_timeline_needs_a_token(stub):
     with pytest.raises(grpc.RpcError) as err:
         stub.GetHomeTimeline(timeline_pb2.GetHomeTimelineRequest(), metadata=(("authorization", "Bearer nope"),))
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_celebrity_list_read_before_it_was_forgotten_is_not_cached(r):
+    """The race a long cache TTL would otherwise keep for minutes: a reader
+    asks graph, the reader follows someone (forgetting the cache) before the
+    answer is cached, and the old answer must not then be cached."""
+    (reader,) = users(r, 1)
+    store = TimelineStore(Settings(redis_url=REDIS_URL))
+    try:
+        cached, generation = await store.cached_celebrities(reader)
+        assert cached is None and generation == b""
+        celebrity, author = random_id(), random_id()
+        r.track(author_key(author))
+        # ... graph is asked here; meanwhile the reader follows an author:
+        await store.backfill(reader, author)
+        assert not await store.cache_celebrities(reader, [], 600, generation)
+        assert r.exists(celebrity_cache_key(reader)) == 0
+
+        # Asked again under the new generation, the answer is cached.
+        cached, generation = await store.cached_celebrities(reader)
+        assert cached is None and generation == b"1"
+        assert await store.cache_celebrities(reader, [celebrity], 600, generation)
+        assert await store.cached_celebrities(reader) == ([celebrity], b"1")
+        assert 590_000 < r.pttl(celebrity_cache_key(reader)) <= 600_000
+
+        # A threshold crossing forgets it (and bumps the generation) too.
+        await store.apply_author_status([reader], [])
+        assert await store.cached_celebrities(reader) == (None, b"2")
+    finally:
+        await store.close()
