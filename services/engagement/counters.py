@@ -105,13 +105,12 @@ class HotCounters:
     # -- reads --------------------------------------------------------------------
 
     @staticmethod
-    def queue_reads(pipe, post_ids: list[int]) -> None:
-        """Adds the counts' reads to a pipeline (one command per post)."""
-        for post_id in post_ids:
-            pipe.hmget(counter_key(post_id), "l", "r", "p")
+    def read_commands(post_ids: list[int]) -> list[tuple]:
+        """The counts' reads (one command per post), for a bulk round trip."""
+        return [(b"HMGET", counter_key(post_id), b"l", b"r", b"p") for post_id in post_ids]
 
     async def finish_reads(self, post_ids: list[int], rows: list) -> dict[int, Counts]:
-        """Counts for each post from queue_reads' answers, loading the missing ones."""
+        """Counts for each post from the answers to read_commands, loading the missing ones."""
         found: dict[int, Counts] = {}
         missing = []
         for post_id, row in zip(post_ids, rows):

@@ -74,12 +74,13 @@ class LikedCache:
         await self._set(keys=[liked_key(user_id)],
                         args=[post_id, "1" if liked else "0", self.ttl_seconds, 2 * self.load_size + 1])
 
-    def queue_read(self, pipe, user_id: int, post_ids: list[int]) -> None:
-        """Adds the lookup to a pipeline (so it shares a round trip with the counts)."""
-        pipe.hmget(liked_key(user_id), FLOOR, *post_ids)
+    @staticmethod
+    def read_command(user_id: int, post_ids: list[int]) -> tuple:
+        """The lookup, for a bulk round trip it shares with the counts."""
+        return (b"HMGET", liked_key(user_id), FLOOR, *post_ids)
 
     async def finish_read(self, user_id: int, post_ids: list[int], row: list) -> set[int]:
-        """The liked subset of post_ids, given the pipeline's answer to queue_read."""
+        """The liked subset of post_ids, given the answer to read_command."""
         floor, values = row[0], list(row[1:])
         if floor is None:
             floor, values = await self._load_and_read(user_id, post_ids)

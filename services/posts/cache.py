@@ -1,10 +1,12 @@
-"""A tiny in-process cache of live post rows for the timeline hot path.
+"""An in-process cache of live post rows for the read paths.
 
-Every home-timeline page hydrates the same popular posts again and again; a
-one-second cache absorbs those repeats without a Cassandra read each. Posts
-are immutable except for deletion, so staleness only matters for deletes:
-a local delete invalidates at once, and a delete served by another replica
-shows within the TTL (at most one second).
+Every home-timeline page, post view and profile page hydrates the same
+popular posts again and again; the cache absorbs those repeats without a
+Cassandra read each. Posts are immutable except for deletion, so staleness
+only matters for deletes: a local delete invalidates at once (and refuses a
+row read before it finished), a delete served by another replica is evicted
+when its event arrives from Kafka, and the TTL bounds what a missed event
+could leave behind.
 """
 from __future__ import annotations
 

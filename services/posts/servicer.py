@@ -71,8 +71,10 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         self.producer = kafka.Producer(settings.kafka_bootstrap)
         # Post rows are immutable but for deletion: a local delete evicts at
         # once, another replica's delete arrives through `evict_deleted` (Kafka)
-        # within milliseconds, so rows may live long in the cache.
-        self.cache = PostCache(ttl_seconds=env_float("AVIARY_POSTS_CACHE_SECONDS", 30.0))
+        # within milliseconds, so rows may live long in the cache; the TTL
+        # only bounds a delete missed while this replica's Kafka consumer was
+        # cut off. The size bound keeps memory in check.
+        self.cache = PostCache(ttl_seconds=env_float("AVIARY_POSTS_CACHE_SECONDS", 300.0))
         # Author summaries for hydration; a profile edit shows within the TTL.
         self.authors: TtlCache[int, identity_pb2.User] = TtlCache(
             ttl_seconds=env_float("AVIARY_POSTS_AUTHOR_CACHE_SECONDS", 5.0), max_entries=50_000

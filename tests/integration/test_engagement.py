@@ -274,9 +274,7 @@ async def liked_cache_parts():
 
 
 async def read_liked(cache: LikedCache, client, user_id: int, asked: list[int]) -> set[int]:
-    async with client.pipeline(transaction=False) as pipe:
-        cache.queue_read(pipe, user_id, asked)
-        (row,) = await pipe.execute()
+    row = await client.execute_command(*cache.read_command(user_id, asked))
     return await cache.finish_read(user_id, asked, row)
 
 
