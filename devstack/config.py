@@ -42,6 +42,8 @@ PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 # Heap sizes for the JVM backends.
 KAFKA_HEAP = os.environ.get("KAFKA_HEAP", "512m")
 CASSANDRA_HEAP = os.environ.get("CASSANDRA_HEAP", "1G")
+# 0 leaves the kernel default (50 µs); see the cassandra component in backends.py.
+CASSANDRA_TIMER_SLACK_NS = int(os.environ.get("CASSANDRA_TIMER_SLACK_NS", "500000"))
 
 # Jar cache written by devstack/bootstrap.sh (layout: <cache>/<name>/<sha256(pom)[:16]>/).
 JARS_CACHE = Path(
