@@ -14,7 +14,6 @@ import logging
 
 import grpc
 from google.protobuf.message import DecodeError
-from redis.exceptions import ResponseError
 
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.events.v1 import events_pb2
@@ -227,7 +226,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         commands = self.counters.read_commands(stale)
         if viewer_id:
             commands.append(self.liked.read_command(viewer_id, unique))
-        rows = await self._read(commands) if commands else []
+        rows = await self.bulk.read(commands) if commands else []
         counts_rows, liked_row = rows[:len(stale)], rows[len(stale):]
         if viewer_id:
             fresh, liked = await asyncio.gather(
@@ -239,22 +238,6 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         self.recent_counts.put_many(fresh.items())
         counts.update(fresh)
         return [_message(p, counts.get(p, Counts()), p in liked) for p in post_ids]
-
-    async def _read(self, commands: list[tuple]) -> list:
-        """Read-only commands in one bulk round trip; once more on a fresh
-        connection if Redis dropped the one used (a restart), which is safe
-        because nothing is written."""
-        for attempt in (1, 2):
-            try:
-                replies = await self.bulk.execute(commands)
-                break
-            except redis_client.UNREACHABLE:
-                if attempt == 2:
-                    raise
-        errors = [r for r in replies if isinstance(r, redis_bulk.ReplyError)]
-        if errors:
-            raise ResponseError(f"{len(errors)} of {len(replies)} reads failed: {errors[0]}")
-        return replies
 
 
 def _liked_target(post: posts_pb2.Post) -> int:

@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 
 import hiredis
 from redis.connection import parse_url
+from redis.exceptions import ResponseError
 
 from services.kit.config import env_float
 
@@ -77,6 +78,23 @@ class BulkRedis:
         """Sends every command, returns every reply in order (errors as ReplyError values)."""
         packed = [pack_command(tuple(cmd)) for cmd in commands]
         return await self.execute_packed(b"".join(packed), len(packed))
+
+    async def read(self, commands: Sequence[Sequence]) -> list:
+        """Read-only commands in one round trip; sent once more on a fresh
+        connection if the server dropped the one used (a restart), which is
+        safe because they change nothing. An error reply raises ResponseError."""
+        packed = b"".join(pack_command(tuple(cmd)) for cmd in commands)
+        for attempt in (1, 2):
+            try:
+                replies = await self.execute_packed(packed, len(commands))
+                break
+            except OSError:
+                if attempt == 2:
+                    raise
+        errors = [r for r in replies if isinstance(r, ReplyError)]
+        if errors:
+            raise ResponseError(f"{len(errors)} of {len(replies)} reads failed: {errors[0]}")
+        return replies
 
     async def execute_packed(self, payload: bytes, count: int) -> list:
         """Like execute, for a payload of `count` commands the caller packed itself."""

@@ -279,7 +279,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         return timeline_pb2.GetHomeTimelineResponse(posts=page, next_page_token=token)
 
     async def _materialized_page(self, caller: int, size: int, cursor: int | None):
-        keys = await self._source_keys(caller)
+        # One extra per source tells "exactly `need` left" from "more left".
+        keys, source_pages = await self._first_round(caller, lex_upper_bound(cursor), size + 1)
         CELEBRITY_MERGE.observe(len(keys) - 2)
         page: list = []
         # What the page already shows: a post reached both directly and
@@ -289,17 +290,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         has_more = False
         for round_number in range(MAX_READ_ROUNDS):
             need = size - len(page)
-            # One extra per source tells "exactly `need` left" from "more left".
             limit = need + 1
-            if round_number == 0:
-                active, source_pages = await self.store.active_and_newest_below(
-                    caller, keys, lex_upper_bound(cursor), limit)
-                if not active:
-                    await self._rebuild(caller)
-                    source_pages = await self.store.newest_below(keys, lex_upper_bound(cursor), limit)
-                else:
-                    await self._touch(caller)
-            else:
+            if round_number > 0:
                 source_pages = await self.store.newest_below(keys, lex_upper_bound(cursor), limit)
             plan = plan_round(source_pages, need, limit)
             if not plan.candidates:
@@ -317,6 +309,23 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # is the last post returned; ids are unique and strictly ordered, so
         # paging below it neither skips nor repeats, however the timeline changes.
         return page, (encode_token({"before": cursor}) if has_more else "")
+
+    async def _first_round(self, caller: int, upper_bound: bytes, limit: int) -> tuple[list[str], list[list[bytes]]]:
+        """The keys a home read merges (the reader's timeline, their own
+        posts, each followed celebrity's index) and each one's newest `limit`
+        members below `upper_bound`. Usually two round trips: the reader's
+        own keys with the cached celebrity list, then the celebrities'."""
+        first = await self.store.first_read(caller, upper_bound, limit)
+        celebrities = first.celebrities
+        if celebrities is None or self.celebrity_cache_seconds <= 0:
+            celebrities = await self._celebrities_from_graph(caller, first.generation)
+        celebrity_keys = [author_key(c) for c in celebrities if c != caller]
+        keys = [home_key(caller), author_key(caller), *celebrity_keys]
+        if not first.active:
+            await self._rebuild(caller)
+            return keys, await self.store.newest_below(keys, upper_bound, limit)
+        await self._touch(caller)
+        return keys, first.pages + await self.store.newest_below(celebrity_keys, upper_bound, limit)
 
     async def _ensure_active(self, caller: int) -> None:
         if await self.store.is_active(caller):
@@ -438,23 +447,20 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                     post = (await self._with_engagement([post], caller))[0]
                     yield timeline_pb2.WatchHomeTimelineResponse(post=post)
 
-    async def _source_keys(self, caller: int) -> list[str]:
-        """The caller's timeline, own posts, and each followed celebrity's index."""
-        keys = [home_key(caller), author_key(caller)]
-        celebrities = await self._followed_celebrities(caller)
-        keys.extend(author_key(c) for c in celebrities if c != caller)
-        return keys
-
     async def _followed_celebrities(self, caller: int) -> list[int]:
-        if self.celebrity_cache_seconds <= 0:
-            return await self._ask_graph_for_celebrities(caller) or []
         cached, generation = await self.store.cached_celebrities(caller)
-        if cached is not None:
+        if cached is not None and self.celebrity_cache_seconds > 0:
             return cached
+        return await self._celebrities_from_graph(caller, generation)
+
+    async def _celebrities_from_graph(self, caller: int, generation: bytes) -> list[int]:
+        """Graph's answer, cached under `generation` (read with the cache
+        miss); none when graph cannot answer (and nothing is cached then)."""
         celebrities = await self._ask_graph_for_celebrities(caller)
         if celebrities is None:
             return []
-        await self.store.cache_celebrities(caller, celebrities, self.celebrity_cache_seconds, generation)
+        if self.celebrity_cache_seconds > 0:
+            await self.store.cache_celebrities(caller, celebrities, self.celebrity_cache_seconds, generation)
         return celebrities
 
     async def _ask_graph_for_celebrities(self, caller: int) -> list[int] | None:

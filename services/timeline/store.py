@@ -15,6 +15,7 @@ Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import redis.asyncio as redis
@@ -285,21 +286,28 @@ class TimelineStore:
                                                   args=[generation, encode_id_list(celebrity_ids), ttl_ms]))
 
     async def newest_below(self, keys: Sequence[str], upper_bound: bytes, limit: int) -> list[list[bytes]]:
-        """For each key, its newest `limit` members below `upper_bound`, in one pipeline."""
-        pipe = self._redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.zrange(key, upper_bound, b"-", desc=True, bylex=True, offset=0, num=limit)
-        return await pipe.execute()
+        """For each key, its newest `limit` members below `upper_bound`, in one round trip."""
+        if not keys:
+            return []
+        return await self._bulk.read([_newest_below(key, upper_bound, limit) for key in keys])
 
-    async def active_and_newest_below(self, user_id: int, keys: Sequence[str], upper_bound: bytes,
-                                      limit: int) -> tuple[bool, list[list[bytes]]]:
-        """newest_below, plus whether the user is active, in the same round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.exists(seen_key(user_id))
-        for key in keys:
-            pipe.zrange(key, upper_bound, b"-", desc=True, bylex=True, offset=0, num=limit)
-        active, *pages = await pipe.execute()
-        return bool(active), pages
+    async def first_read(self, user_id: int, upper_bound: bytes, limit: int) -> FirstRead:
+        """What a home read needs before it knows the followed celebrities,
+        in one round trip: the cached celebrity list with its generation,
+        whether the user is active, and the newest members below
+        `upper_bound` of their timeline and of their own author index."""
+        (cached, generation), active, home, own = await self._bulk.read([
+            (b"MGET", *_celebrity_keys(user_id)),
+            (b"EXISTS", seen_key(user_id)),
+            _newest_below(home_key(user_id), upper_bound, limit),
+            _newest_below(author_key(user_id), upper_bound, limit),
+        ])
+        return FirstRead(
+            active=bool(active),
+            pages=[home, own],
+            celebrities=None if cached is None else decode_id_list(cached),
+            generation=generation or b"",
+        )
 
     async def drop_from_home(self, user_id: int, members: Sequence[bytes]) -> None:
         if members:
@@ -307,6 +315,21 @@ class TimelineStore:
 
 
 _GENERATION_MS = CELEBRITY_GENERATION_SECONDS * 1000
+
+
+@dataclass(frozen=True)
+class FirstRead:
+    """The first round trip of a home read (see TimelineStore.first_read)."""
+
+    active: bool
+    pages: list[list[bytes]]  # the timeline's, then the user's own author index's
+    celebrities: list[int] | None  # None: not cached
+    generation: bytes  # for cache_celebrities
+
+
+def _newest_below(key: str, upper_bound: bytes, limit: int) -> tuple:
+    """ZRANGE for the newest `limit` members below `upper_bound` (members sort by post id)."""
+    return (b"ZRANGE", key, upper_bound, b"-", b"BYLEX", b"REV", b"LIMIT", b"0", str(limit).encode())
 
 
 def _celebrity_keys(user_id: int) -> list[str]:

@@ -1,6 +1,6 @@
 """services.kit.redis_bulk.BulkRedis on the real Redis: many commands in one
 round trip, replies in order, errors as values, its connections reused and a
-broken one discarded."""
+broken one discarded; reads sent again on a fresh connection."""
 from __future__ import annotations
 
 import asyncio
@@ -8,6 +8,7 @@ import secrets
 
 import pytest
 import redis.asyncio as redis
+from redis.exceptions import ResponseError
 
 from services.kit.config import load_settings
 from services.kit.redis_bulk import BulkRedis, ReplyError, pack_command
@@ -75,5 +76,25 @@ async def test_a_connection_is_reused_and_a_killed_one_is_replaced():
         (fresh_id,) = await bulk.execute([("CLIENT", "ID")])
         assert fresh_id not in idle_ids
     finally:
+        await client.aclose()
+        await bulk.close()
+
+
+async def test_reads_are_sent_again_on_a_killed_connection_and_error_replies_raise():
+    url = load_settings().redis_url
+    bulk, client = BulkRedis(url), redis.Redis.from_url(url)
+    key = f"bulk:test:{{{secrets.token_hex(4)}}}"
+    try:
+        await client.set(key, b"v")
+        (client_id,) = await bulk.read([("CLIENT", "ID")])
+        await client.execute_command("CLIENT", "KILL", "ID", client_id)
+        # The idle connection is dead; a read is harmless to repeat, so the
+        # caller sees its answer, not the broken connection.
+        assert await bulk.read([("GET", key), ("EXISTS", key)]) == [b"v", 1]
+
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await bulk.read([("GET", key), ("HGET", key, "field")])
+    finally:
+        await client.delete(key)
         await client.aclose()
         await bulk.close()
