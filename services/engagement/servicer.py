@@ -21,7 +21,7 @@ from aviary.posts.v1 import posts_pb2
 from services.engagement.counters import HotCounters
 from services.engagement.liked import LikedCache
 from services.engagement.store import Counts, EngagementStore
-from services.kit import clients, ids, kafka, redis_bulk, redis_client, startup
+from services.kit import clients, ids, kafka, redis_bulk, redis_client, server, startup
 from services.kit.auth import caller_id
 from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float, env_int
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "engagement"
 MAX_BATCH = 200
+# Batches one StreamEngagement call may have in the works at once.
+STREAM_IN_FLIGHT = 256
 
 
 def _utcnow() -> datetime.datetime:
@@ -144,6 +146,48 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         post_ids = parse_ids(request.post_ids, "post_ids", max_items=MAX_BATCH)
         viewer_id = parse_optional_id(request.viewer_id, "viewer_id")
         return engagement_pb2.BatchGetEngagementResponse(engagements=await self._engagements(post_ids, viewer_id))
+
+    async def StreamEngagement(self, request_iterator, context):
+        """Answers each batch as soon as it is ready. Batches run side by
+        side, so one waiting on Cassandra (loading a counter or a reader's
+        likes) does not hold up the others; at most STREAM_IN_FLIGHT at once
+        per stream, beyond which the caller's writes wait (flow control)."""
+        answers: asyncio.Queue = asyncio.Queue()
+        running: set[asyncio.Task] = set()
+        room = asyncio.Semaphore(STREAM_IN_FLIGHT)
+
+        async def answer(request: engagement_pb2.StreamEngagementRequest) -> None:
+            try:
+                batch = await self.BatchGetEngagement(request.batch, context)
+                reply = engagement_pb2.StreamEngagementResponse(request_id=request.request_id, batch=batch)
+            except Exception as exc:
+                code, message = server.status_for("StreamEngagement", exc)
+                reply = engagement_pb2.StreamEngagementResponse(
+                    request_id=request.request_id, status_code=code.value[0], status_message=message)
+            finally:
+                room.release()
+            answers.put_nowait(reply)
+
+        async def take_requests() -> None:
+            try:
+                async for request in request_iterator:
+                    await room.acquire()
+                    task = asyncio.create_task(answer(request))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                while running:
+                    await asyncio.wait(set(running))
+            finally:
+                answers.put_nowait(None)  # the caller is done (or gone): end the stream
+
+        taker = asyncio.create_task(take_requests())
+        try:
+            while (reply := await answers.get()) is not None:
+                yield reply
+        finally:
+            taker.cancel()
+            for task in running:
+                task.cancel()
 
     # -- post events ------------------------------------------------------------------
 

@@ -91,7 +91,18 @@ def recommendations() -> recommendations_pb2_grpc.RecommendationsServiceStub:
     return recommendations_pb2_grpc.RecommendationsServiceStub(channel("recommendations"))
 
 
+_closers: list = []
+
+
+def on_close(closer) -> None:
+    """Registers a plain function close_all calls before closing the
+    channels (for long-lived calls held on them)."""
+    _closers.append(closer)
+
+
 async def close_all() -> None:
+    while _closers:
+        _closers.pop()()
     for ch in list(_channels.values()):
         await ch.close()
     _channels.clear()

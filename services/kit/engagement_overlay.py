@@ -16,7 +16,7 @@ import grpc
 
 from aviary.engagement.v1 import engagement_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit import clients
+from services.kit import engagement_stream
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,19 @@ async def apply(posts: list[posts_pb2.Post], viewer_id: int | None, timeout: flo
     if not targets:
         return True
     post_ids = list(dict.fromkeys(p.id for p in targets))[:MAX_BATCH]
+    batch = engagement_pb2.BatchGetEngagementRequest(post_ids=post_ids, viewer_id=str(viewer_id or ""))
     try:
-        reply = await clients.engagement().BatchGetEngagement(
-            engagement_pb2.BatchGetEngagementRequest(post_ids=post_ids, viewer_id=str(viewer_id or "")),
-            timeout=timeout,
-        )
+        reply = await engagement_stream.batches().get(batch, timeout)
     except grpc.aio.AioRpcError as exc:
         log.warning("engagement unavailable; serving posts without counts",
                     extra={"code": exc.code().name, "details": exc.details()})
+        return False
+    except engagement_stream.BatchFailed as exc:
+        log.warning("engagement failed the batch; serving posts without counts",
+                    extra={"code": exc.code.name, "details": exc.message})
+        return False
+    except TimeoutError:
+        log.warning("engagement did not answer in time; serving posts without counts", extra={"timeout": timeout})
         return False
     by_id = {e.post_id: e for e in reply.engagements}
     for post in targets:

@@ -151,6 +151,14 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
             RPC_ERRORS.labels(self.service, method, code.name).inc()
 
 
+def status_for(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status a call of `method` that raised `exc` is answered with, for
+    handlers that answer failures as data (one failed batch on a stream)."""
+    if isinstance(exc, ApiError):
+        return exc.code, exc.message
+    return _unhandled(method, exc)
+
+
 def _unhandled(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
     """How to answer an exception no servicer handled: UNAVAILABLE when a
     backend or peer could not be reached (retry later), otherwise INTERNAL

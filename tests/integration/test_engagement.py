@@ -325,3 +325,25 @@ def test_like_needs_a_caller(engagement):
     with pytest.raises(grpc.RpcError) as err:
         engagement.LikePost(engagement_pb2.LikePostRequest(post_id="1"), timeout=RPC_TIMEOUT)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_stream_engagement_answers_each_batch_by_id_and_a_bad_batch_does_not_end_it(identity, posts, engagement):
+    author, fan = sign_up(identity), sign_up(identity)
+    first, second = create(posts, author, "streamed one").id, create(posts, author, "streamed two").id
+    like(engagement, fan, first)
+    batches = [
+        (7, engagement_pb2.BatchGetEngagementRequest(post_ids=[first, second], viewer_id=fan.id)),
+        (3, engagement_pb2.BatchGetEngagementRequest(post_ids=["x"])),  # fails alone
+        (9, engagement_pb2.BatchGetEngagementRequest(post_ids=[second, first])),
+    ]
+    requests = (engagement_pb2.StreamEngagementRequest(request_id=i, batch=b) for i, b in batches)
+    answers = {r.request_id: r for r in engagement.StreamEngagement(requests, timeout=RPC_TIMEOUT)}
+
+    assert set(answers) == {7, 3, 9}  # every batch answered, then the stream ended cleanly
+    assert answers[3].status_code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert answers[3].status_message.startswith("post_ids[0]")
+    for request_id, batch in batches[::2]:
+        assert answers[request_id].status_code == 0
+        # The same answer as the unary call.
+        assert answers[request_id].batch == engagement.BatchGetEngagement(batch, timeout=RPC_TIMEOUT)
+    assert [(e.like_count, e.liked_by_me) for e in answers[7].batch.engagements] == [(1, True), (0, False)]

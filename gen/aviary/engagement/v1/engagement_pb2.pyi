@@ -47,3 +47,23 @@ class BatchGetEngagementResponse(_message.Message):
     ENGAGEMENTS_FIELD_NUMBER: _ClassVar[int]
     engagements: _containers.RepeatedCompositeFieldContainer[PostEngagement]
     def __init__(self, engagements: _Optional[_Iterable[_Union[PostEngagement, _Mapping]]] = ...) -> None: ...
+
+class StreamEngagementRequest(_message.Message):
+    __slots__ = ("request_id", "batch")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    batch: BatchGetEngagementRequest
+    def __init__(self, request_id: _Optional[int] = ..., batch: _Optional[_Union[BatchGetEngagementRequest, _Mapping]] = ...) -> None: ...
+
+class StreamEngagementResponse(_message.Message):
+    __slots__ = ("request_id", "batch", "status_code", "status_message")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    batch: BatchGetEngagementResponse
+    status_code: int
+    status_message: str
+    def __init__(self, request_id: _Optional[int] = ..., batch: _Optional[_Union[BatchGetEngagementResponse, _Mapping]] = ..., status_code: _Optional[int] = ..., status_message: _Optional[str] = ...) -> None: ...

@@ -54,6 +54,11 @@ class EngagementServiceStub:
                 request_serializer=aviary_dot_engagement_dot_v1_dot_engagement__pb2.BatchGetEngagementRequest.SerializeToString,
                 response_deserializer=aviary_dot_engagement_dot_v1_dot_engagement__pb2.BatchGetEngagementResponse.FromString,
                 _registered_method=True)
+        self.StreamEngagement = channel.stream_stream(
+                '/aviary.engagement.v1.EngagementService/StreamEngagement',
+                request_serializer=aviary_dot_engagement_dot_v1_dot_engagement__pb2.StreamEngagementRequest.SerializeToString,
+                response_deserializer=aviary_dot_engagement_dot_v1_dot_engagement__pb2.StreamEngagementResponse.FromString,
+                _registered_method=True)
 
 
 class EngagementServiceServicer:
@@ -87,6 +92,19 @@ class EngagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamEngagement(self, request_iterator, context):
+        """Internal: BatchGetEngagement for callers that ask on every page they
+        serve (timeline, posts, feed), over one long-lived call. Each request
+        carries an id the caller picks; its answer carries the same id and comes
+        as soon as it is ready, in any order. A batch that fails is answered
+        with the status it would have had as a unary call; the stream stays
+        open. A message on an open stream costs the server about half of a new
+        call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -104,6 +122,11 @@ def add_EngagementServiceServicer_to_server(servicer, server):
                     servicer.BatchGetEngagement,
                     request_deserializer=aviary_dot_engagement_dot_v1_dot_engagement__pb2.BatchGetEngagementRequest.FromString,
                     response_serializer=aviary_dot_engagement_dot_v1_dot_engagement__pb2.BatchGetEngagementResponse.SerializeToString,
+            ),
+            'StreamEngagement': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamEngagement,
+                    request_deserializer=aviary_dot_engagement_dot_v1_dot_engagement__pb2.StreamEngagementRequest.FromString,
+                    response_serializer=aviary_dot_engagement_dot_v1_dot_engagement__pb2.StreamEngagementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -192,6 +215,33 @@ class EngagementService:
             '/aviary.engagement.v1.EngagementService/BatchGetEngagement',
             aviary_dot_engagement_dot_v1_dot_engagement__pb2.BatchGetEngagementRequest.SerializeToString,
             aviary_dot_engagement_dot_v1_dot_engagement__pb2.BatchGetEngagementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEngagement(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/aviary.engagement.v1.EngagementService/StreamEngagement',
+            aviary_dot_engagement_dot_v1_dot_engagement__pb2.StreamEngagementRequest.SerializeToString,
+            aviary_dot_engagement_dot_v1_dot_engagement__pb2.StreamEngagementResponse.FromString,
             options,
             channel_credentials,
             insecure,
