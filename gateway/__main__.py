@@ -1,4 +1,5 @@
-"""The gateway: an HTTP authorization service for Envoy's ext_authz filter.
+"""The gateway: an HTTP authorization service for Envoy's ext_authz filter
+(served by gateway/http.py, a minimal HTTP/1.1 server on httptools).
 
 Envoy asks `GET|POST|... /check/<original path>` with the caller's
 Authorization and X-Forwarded-For headers. The subject is the verified token's
@@ -11,22 +12,30 @@ fail open too): rate limiting must never take the platform down.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import signal
 
 import uvloop
-from aiohttp import web
 from prometheus_client import Counter, start_http_server
 
+from gateway.http import Request, Response, serve
 from gateway.ratelimit import Limit, RateLimiter, action_of, bucket_key
-from services.kit import redis_client
 from services.kit.auth import verify_token
 from services.kit.config import env_float, env_int, load_settings
 from services.kit.errors import ApiError
 from services.kit.logs import setup_logging
+from services.kit.redis_bulk import BulkRedis
 
 log = logging.getLogger("gateway")
 
 DECISIONS = Counter("aviary_gateway_decisions_total", "Rate-limit decisions", ["action", "kind", "allowed"])
+
+_HEALTHY = Response(200, body=json.dumps({"status": "ok"}).encode(), content_type="application/json")
+# Envoy's catch-all route lands here for paths no public method maps.
+_NO_SUCH_ENDPOINT = Response(404, body=json.dumps({"code": 5, "message": "no such endpoint"}).encode(),
+                             content_type="application/json")
 
 
 def limits_from_env() -> dict[tuple[str, str], Limit]:
@@ -39,7 +48,7 @@ def limits_from_env() -> dict[tuple[str, str], Limit]:
     }
 
 
-def subject_of(request: web.Request) -> tuple[str, str]:
+def subject_of(request: Request) -> tuple[str, str]:
     """("user", id) from a valid token, else ("ip", client address)."""
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
@@ -55,12 +64,8 @@ def subject_of(request: web.Request) -> tuple[str, str]:
     return "ip", address
 
 
-def build_app() -> web.Application:
-    settings = load_settings()
-    limiter = RateLimiter(redis_client.client(settings))
-    limits = limits_from_env()
-
-    async def check(request: web.Request) -> web.Response:
+def build_handler(limiter: RateLimiter, limits: dict[tuple[str, str], Limit]):
+    async def check(request: Request) -> Response:
         kind, subject = subject_of(request)
         action = action_of(request.method)
         limit = limits[(kind, action)]
@@ -68,39 +73,49 @@ def build_app() -> web.Application:
             decision = await limiter.check(bucket_key(f"{kind}:{subject}", action), limit)
         except Exception:
             log.warning("rate limiter unavailable; allowing", exc_info=True)
-            return web.Response(status=200)
+            return Response(200)
         DECISIONS.labels(action, kind, str(decision.allowed).lower()).inc()
         if decision.allowed:
-            return web.Response(status=200, headers={"x-ratelimit-remaining": str(decision.remaining)})
+            return Response(200, headers={"x-ratelimit-remaining": str(decision.remaining)})
         retry = max(1, decision.retry_after_seconds)
-        return web.Response(
-            status=429,
+        return Response(
+            429,
             headers={"retry-after": str(retry)},
-            text=f"rate limit exceeded: at most {limit.rate:g} {action}s per second "
-                 f"(burst {limit.burst}); retry after {retry} s",
+            body=(f"rate limit exceeded: at most {limit.rate:g} {action}s per second "
+                  f"(burst {limit.burst}); retry after {retry} s").encode(),
+            content_type="text/plain; charset=utf-8",
         )
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+    async def handle(request: Request) -> Response:
+        if request.path == "/check" or request.path.startswith("/check/"):
+            return await check(request)
+        if request.path == "/healthz" and request.method == "GET":
+            return _HEALTHY
+        return _NO_SUCH_ENDPOINT
 
-    async def no_such_endpoint(_: web.Request) -> web.Response:
-        # Envoy's catch-all route lands here for paths no public method maps.
-        return web.json_response({"code": 5, "message": "no such endpoint"}, status=404)
+    return handle
 
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_route("*", "/check/{tail:.*}", check)
-    app.router.add_route("*", "/check", check)
-    app.router.add_route("*", "/{tail:.*}", no_such_endpoint)
-    return app
+
+async def _serve(port: int) -> None:
+    settings = load_settings()
+    redis = BulkRedis(settings.redis_url)
+    server = await serve(build_handler(RateLimiter(redis), limits_from_env()), "127.0.0.1", port)
+    log.info("listening", extra={"port": port})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+    await redis.close()
+    log.info("stopped")
 
 
 def main() -> None:
     setup_logging("gateway")
-    uvloop.install()  # aiohttp on uvloop: the gateway sits on every request's path
     port = env_int("AVIARY_GATEWAY_PORT", 8081)
     start_http_server(env_int("AVIARY_METRICS_PORT", port + 1000), addr="127.0.0.1")
-    web.run_app(build_app(), host="127.0.0.1", port=port, access_log=None, print=None)
+    uvloop.run(_serve(port))  # the gateway sits on every request's path
 
 
 if __name__ == "__main__":

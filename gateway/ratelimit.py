@@ -6,10 +6,11 @@ Redis's own clock, so gateway replicas with skewed clocks still agree.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
-import redis.asyncio as redis
+from services.kit.redis_bulk import BulkRedis, ReplyError
 
 # KEYS[1]: bucket key. ARGV[1]: emission interval (µs), ARGV[2]: burst.
 # Returns {allowed (0/1), retry_after_us, remaining}.
@@ -49,13 +50,26 @@ class Decision:
     remaining: int
 
 
+_GCRA_SHA = hashlib.sha1(_GCRA.encode()).hexdigest()
+
+
 class RateLimiter:
-    def __init__(self, client: redis.Redis) -> None:
+    """One EVALSHA per decision, packed and parsed by hiredis (the gateway
+    pays it on every public request). Not retried on a dropped connection:
+    the script may have run, and the gateway fails open anyway."""
+
+    def __init__(self, client: BulkRedis) -> None:
         self._client = client
-        self._script = client.register_script(_GCRA)
 
     async def check(self, key: str, limit: Limit) -> Decision:
-        allowed, retry_after_us, remaining = await self._script(keys=[key], args=[limit.interval_us, limit.burst])
+        call = ("EVALSHA", _GCRA_SHA, 1, key, limit.interval_us, limit.burst)
+        (reply,) = await self._client.execute([call])
+        if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+            # First use, or Redis restarted: nothing ran, so load and ask again.
+            _, reply = await self._client.execute([("SCRIPT", "LOAD", _GCRA), call])
+        if isinstance(reply, ReplyError):
+            raise reply
+        allowed, retry_after_us, remaining = reply
         return Decision(bool(allowed), math.ceil(int(retry_after_us) / 1_000_000), int(remaining))
 
 

@@ -1,20 +1,24 @@
-"""The gateway's GCRA limiter against the real Redis (no Envoy involved)."""
+"""The gateway against the real Redis: its GCRA limiter, and the running
+gateway's HTTP server spoken to directly (no Envoy involved)."""
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import secrets
 
 import pytest
 
 from gateway.ratelimit import Limit, RateLimiter, action_of, bucket_key
-from services.kit import redis_client
+from services.kit.redis_bulk import BulkRedis
 from services.kit.config import load_settings
 
 
 @pytest.fixture
 async def limiter():
-    client = redis_client.client(load_settings())
+    client = BulkRedis(load_settings().redis_url)
     yield RateLimiter(client)
-    await client.aclose()
+    await client.close()
 
 
 async def test_burst_then_denied_with_retry_after(limiter):
@@ -39,3 +43,72 @@ def test_actions_and_keys():
     assert action_of("POST") == "write" and action_of("DELETE") == "write"
     # One hash tag per subject: a subject's buckets share a Redis Cluster slot.
     assert bucket_key("user:42", "read") == "rl:{user:42}:read"
+
+
+async def test_the_script_is_loaded_again_after_redis_forgets_it(limiter):
+    await limiter.check(bucket_key(f"user:{secrets.token_hex(6)}", "read"), Limit(rate=1, burst=2))
+    assert await limiter._client.execute([("SCRIPT", "FLUSH")]) == [b"OK"]  # as a Redis restart would
+    decision = await limiter.check(bucket_key(f"user:{secrets.token_hex(6)}", "read"), Limit(rate=1, burst=2))
+    assert decision.allowed and decision.remaining == 1
+
+
+# -- the running gateway over raw HTTP/1.1 ------------------------------------------------------
+
+GATEWAY = ("127.0.0.1", int(os.environ.get("AVIARY_GATEWAY_PORT", "8081")))
+
+
+async def exchange(payload: bytes, answers: int) -> list[tuple[str, dict[str, str], bytes]]:
+    """Sends raw bytes on one connection; reads `answers` responses (or until it closes)."""
+    reader, writer = await asyncio.open_connection(*GATEWAY)
+    writer.write(payload)
+    await writer.drain()
+    out = []
+    try:
+        for _ in range(answers):
+            status = (await asyncio.wait_for(reader.readline(), 5)).decode().strip()
+            if not status:
+                break
+            headers = {}
+            while (line := (await reader.readline()).decode().strip()):
+                name, _, value = line.partition(":")
+                headers[name.lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", 0)))
+            out.append((status, headers, body))
+    finally:
+        writer.close()
+    return out
+
+
+async def test_pipelined_requests_are_answered_in_order_on_one_connection():
+    ip = f"198.51.100.{secrets.randbelow(250) + 1}-{secrets.token_hex(3)}"  # a subject of its own
+    ask = (f"GET /check/v1/posts/1 HTTP/1.1\r\nhost: gw\r\nx-forwarded-for: {ip}\r\n\r\n"
+           "GET /healthz HTTP/1.1\r\nhost: gw\r\n\r\n"
+           f"POST /check/v1/posts HTTP/1.1\r\nhost: gw\r\nx-forwarded-for: {ip}\r\ncontent-length: 5\r\n\r\nhello"
+           "GET /v1/nothing-here HTTP/1.1\r\nhost: gw\r\n\r\n").encode()
+    answers = await exchange(ask, 4)
+    assert [a[0] for a in answers] == ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found"]
+    assert int(answers[0][1]["x-ratelimit-remaining"]) == 399  # the anonymous read burst, less this one
+    assert json.loads(answers[1][2]) == {"status": "ok"}
+    assert int(answers[2][1]["x-ratelimit-remaining"]) == 299  # writes are a bucket of their own
+    assert json.loads(answers[3][2]) == {"code": 5, "message": "no such endpoint"}
+
+
+async def test_over_the_limit_is_429_with_retry_after():
+    ip = f"203.0.113.{secrets.randbelow(250) + 1}-{secrets.token_hex(3)}"
+    one = f"DELETE /check/v1/posts/1 HTTP/1.1\r\nhost: gw\r\nx-forwarded-for: {ip}\r\n\r\n"
+    # The anonymous write burst is 300; the rate (100/s) refills a few while
+    # they are sent, so some more pass before the first refusal.
+    answers = await exchange((one * 340).encode(), 340)
+    assert {a[0] for a in answers[:300]} == {"HTTP/1.1 200 OK"}
+    refused = [a for a in answers if a[0] != "HTTP/1.1 200 OK"]
+    assert refused, "no request was refused"
+    status, headers, body = refused[0]
+    assert status == "HTTP/1.1 429 Too Many Requests"
+    assert int(headers["retry-after"]) >= 1 and b"rate limit exceeded" in body
+
+
+async def test_connection_close_and_garbage_end_the_connection():
+    closing = await exchange(b"GET /healthz HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n", 2)
+    assert len(closing) == 1 and closing[0][1]["connection"] == "close"
+    garbage = await exchange(b"\x16\x03\x01 not http at all\r\n\r\n", 2)
+    assert len(garbage) == 1 and garbage[0][0] == "HTTP/1.1 400 Bad Request"
