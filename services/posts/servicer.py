@@ -262,7 +262,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         size = paging.page_size(request.page_size)
         before = paging.int_cursor(request.page_token, "before")
 
-        users = await self._users([user_id])
+        users = await self._cached_users([user_id])
         if user_id not in users:
             raise not_found(f"user {user_id} does not exist")
         post_ids = await self.store.author_post_ids(user_id, before, size + 1)
@@ -412,18 +412,24 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         """User summaries by id from identity; UNAVAILABLE when it cannot answer."""
         return await clients.user_summaries(user_ids, self.settings.rpc_timeout_seconds)
 
-    async def _users_or_empty(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
-        # Posts stay readable while identity is down; they just lack the
-        # author summary (author_id is always set).
+    async def _cached_users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
+        """Like _users (UNAVAILABLE when identity cannot answer), served from
+        the author cache when every summary is there: a profile page read
+        shares the summary hydration already keeps."""
         found, missing = self.authors.get_many(user_ids)
         if missing:
-            try:
-                fetched = await self._users(missing)
-            except Exception:
-                return found
+            fetched = await self._users(missing)
             self.authors.put_many(fetched.items())
             found.update(fetched)
         return found
+
+    async def _users_or_empty(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
+        # Posts stay readable while identity is down; they just lack the
+        # author summary (author_id is always set).
+        try:
+            return await self._cached_users(user_ids)
+        except Exception:
+            return self.authors.get_many(user_ids)[0]
 
     async def _count_post(self, author_id: int, delta: int) -> None:
         try:
