@@ -29,7 +29,7 @@ from aviary.recommendations.v1 import recommendations_pb2
 from aviary.timeline.v1 import timeline_pb2
 from services.feed import ranking
 from services.feed.store import FeedCache
-from services.kit import clients, engagement_overlay, redis_client, startup
+from services.kit import clients, engagement_overlay, redis_bulk, redis_client, startup
 from services.kit.cache import TtlCache
 from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
@@ -57,8 +57,10 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redis = redis_client.client(settings)
+        self.bulk_redis = redis_bulk.BulkRedis(settings.redis_url)
         self.cache = FeedCache(
             self.redis,
+            self.bulk_redis,
             ttl_seconds=env_int("AVIARY_FEED_CACHE_SECONDS", 45),
             # A first page within this many seconds of the last build shows the
             # same ranking (a double refresh costs nothing); later, it re-ranks.
@@ -94,6 +96,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         await startup.retry_until_up(self.redis.ping, "redis")
 
     async def stop(self) -> None:
+        await self.bulk_redis.close()
         await self.redis.aclose()
         await clients.close_all()
 
