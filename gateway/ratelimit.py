@@ -6,11 +6,10 @@ Redis's own clock, so gateway replicas with skewed clocks still agree.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
-from services.kit.redis_bulk import BulkRedis, ReplyError
+from services.kit.redis_bulk import BulkRedis
 
 # KEYS[1]: bucket key. ARGV[1]: emission interval (µs), ARGV[2]: burst.
 # Returns {allowed (0/1), retry_after_us, remaining}.
@@ -50,9 +49,6 @@ class Decision:
     remaining: int
 
 
-_GCRA_SHA = hashlib.sha1(_GCRA.encode()).hexdigest()
-
-
 class RateLimiter:
     """One EVALSHA per decision, packed and parsed by hiredis (the gateway
     pays it on every public request). Not retried on a dropped connection:
@@ -62,13 +58,7 @@ class RateLimiter:
         self._client = client
 
     async def check(self, key: str, limit: Limit) -> Decision:
-        call = ("EVALSHA", _GCRA_SHA, 1, key, limit.interval_us, limit.burst)
-        (reply,) = await self._client.execute([call])
-        if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
-            # First use, or Redis restarted: nothing ran, so load and ask again.
-            _, reply = await self._client.execute([("SCRIPT", "LOAD", _GCRA), call])
-        if isinstance(reply, ReplyError):
-            raise reply
+        (reply,) = await self._client.eval_each(_GCRA, [(1, key, limit.interval_us, limit.burst)], idempotent=False)
         allowed, retry_after_us, remaining = reply
         return Decision(bool(allowed), math.ceil(int(retry_after_us) / 1_000_000), int(remaining))
 

@@ -17,6 +17,8 @@ caller's call.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 from typing import Iterable, Sequence
 
 import hiredis
@@ -27,6 +29,17 @@ from services.kit.config import env_float
 
 pack_command = hiredis.pack_command
 ReplyError = hiredis.ReplyError
+
+
+@functools.cache
+def _sha1(script: str) -> bytes:
+    return hashlib.sha1(script.encode()).hexdigest().encode()
+
+
+def _raise_errors(replies: list, what: str) -> None:
+    errors = [r for r in replies if isinstance(r, ReplyError)]
+    if errors:
+        raise ResponseError(f"{len(errors)} of {len(replies)} {what} failed: {errors[0]}")
 
 _READ_CHUNK = 1 << 16
 
@@ -84,17 +97,39 @@ class BulkRedis:
         connection if the server dropped the one used (a restart), which is
         safe because they change nothing. An error reply raises ResponseError."""
         packed = b"".join(pack_command(tuple(cmd)) for cmd in commands)
+        replies = await self._send(packed, len(commands), resend_if_dropped=True)
+        _raise_errors(replies, "reads")
+        return replies
+
+    async def eval_each(self, script: str, calls: Iterable[Sequence], *, idempotent: bool) -> list:
+        """One EVALSHA of `script` per call (numkeys, keys..., args...), all
+        in one round trip; returns the replies in order.
+
+        A call Redis answers NOSCRIPT did not run: the script is loaded (first
+        use, or Redis restarted) and those calls are sent again. A dropped
+        connection is sent again only when the calls are `idempotent` (it is
+        not known which of them ran). Any other error reply raises ResponseError."""
+        sha = _sha1(script)
+        packed = [pack_command((b"EVALSHA", sha, *call)) for call in calls]
+        replies = await self._send(b"".join(packed), len(packed), resend_if_dropped=idempotent)
+        unknown = [i for i, r in enumerate(replies) if isinstance(r, ReplyError) and str(r).startswith("NOSCRIPT")]
+        if unknown and len(unknown) == sum(isinstance(r, ReplyError) for r in replies):
+            again = [packed[i] for i in unknown]
+            _, *answers = await self._send(pack_command((b"SCRIPT", b"LOAD", script)) + b"".join(again),
+                                           1 + len(again), resend_if_dropped=idempotent)
+            for i, answer in zip(unknown, answers):
+                replies[i] = answer
+        _raise_errors(replies, "script calls")
+        return replies
+
+    async def _send(self, payload: bytes, count: int, *, resend_if_dropped: bool) -> list:
         for attempt in (1, 2):
             try:
-                replies = await self.execute_packed(packed, len(commands))
-                break
+                return await self.execute_packed(payload, count)
             except OSError:
-                if attempt == 2:
+                if attempt == 2 or not resend_if_dropped:
                     raise
-        errors = [r for r in replies if isinstance(r, ReplyError)]
-        if errors:
-            raise ResponseError(f"{len(errors)} of {len(replies)} reads failed: {errors[0]}")
-        return replies
+        raise AssertionError("unreachable")
 
     async def execute_packed(self, payload: bytes, count: int) -> list:
         """Like execute, for a payload of `count` commands the caller packed itself."""

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import redis.asyncio as redis
-from redis.exceptions import ResponseError
 
 from services.kit import redis_bulk, redis_client
 from services.kit.config import Settings
@@ -159,28 +158,9 @@ class TimelineStore:
     async def _evalsha_each(self, script, calls: Iterable[tuple]) -> list:
         """One EVALSHA of `script` per argument tuple (numkeys, keys, args), all
         in one bulk round trip (see redis_bulk); returns the replies. The
-        scripts run this way are idempotent, so the batch is sent again after
-        loading a script Redis does not know (first use, or Redis restarted)
-        or after a connection Redis closed."""
-        head = (b"EVALSHA", script.sha.encode())
-        pack = redis_bulk.pack_command
-        packed = [pack((*head, *args)) for args in calls]
-        payload = b"".join(packed)
-        for attempt in (1, 2):
-            try:
-                replies = await self._bulk.execute_packed(payload, len(packed))
-            except redis_client.UNREACHABLE:
-                if attempt == 2:
-                    raise
-                continue
-            errors = [r for r in replies if isinstance(r, redis_bulk.ReplyError)]
-            if not errors:
-                return replies
-            if attempt == 1 and all(str(e).startswith("NOSCRIPT") for e in errors):
-                await self._redis.script_load(script.script)
-                continue
-            raise ResponseError(f"{len(errors)} of {len(replies)} script calls failed: {errors[0]}")
-        raise AssertionError("unreachable")
+        scripts run this way are idempotent, so a batch on a connection Redis
+        closed is sent again."""
+        return await self._bulk.eval_each(script.script, calls, idempotent=True)
 
     async def remove_from_homes(self, entry: Entry, user_ids: Sequence[int]) -> None:
         member = encode_member(entry.post_id, entry.author_id)
@@ -274,8 +254,7 @@ class TimelineStore:
     async def cached_celebrities(self, user_id: int) -> tuple[list[int] | None, bytes]:
         """The user's followed celebrities as last cached (None when not
         cached), and the cache's generation: pass it to cache_celebrities."""
-        raw, generation = await self._redis.mget(_celebrity_keys(user_id))
-        return (None if raw is None else decode_id_list(raw)), generation or b""
+        return _decoded_celebrities(*await self._redis.mget(_celebrity_keys(user_id)))
 
     async def cache_celebrities(self, user_id: int, celebrity_ids: Sequence[int], ttl_seconds: float,
                                 generation: bytes) -> bool:
@@ -296,18 +275,14 @@ class TimelineStore:
         in one round trip: the cached celebrity list with its generation,
         whether the user is active, and the newest members below
         `upper_bound` of their timeline and of their own author index."""
-        (cached, generation), active, home, own = await self._bulk.read([
+        cached, active, home, own = await self._bulk.read([
             (b"MGET", *_celebrity_keys(user_id)),
             (b"EXISTS", seen_key(user_id)),
             _newest_below(home_key(user_id), upper_bound, limit),
             _newest_below(author_key(user_id), upper_bound, limit),
         ])
-        return FirstRead(
-            active=bool(active),
-            pages=[home, own],
-            celebrities=None if cached is None else decode_id_list(cached),
-            generation=generation or b"",
-        )
+        celebrities, generation = _decoded_celebrities(*cached)
+        return FirstRead(active=bool(active), pages=[home, own], celebrities=celebrities, generation=generation)
 
     async def drop_from_home(self, user_id: int, members: Sequence[bytes]) -> None:
         if members:
@@ -334,3 +309,8 @@ def _newest_below(key: str, upper_bound: bytes, limit: int) -> tuple:
 
 def _celebrity_keys(user_id: int) -> list[str]:
     return [celebrity_cache_key(user_id), celebrity_generation_key(user_id)]
+
+
+def _decoded_celebrities(raw: bytes | None, generation: bytes | None) -> tuple[list[int] | None, bytes]:
+    """An MGET of _celebrity_keys as (list or None when not cached, generation)."""
+    return (None if raw is None else decode_id_list(raw)), generation or b""

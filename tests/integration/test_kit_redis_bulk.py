@@ -98,3 +98,23 @@ async def test_reads_are_sent_again_on_a_killed_connection_and_error_replies_rai
         await client.delete(key)
         await client.aclose()
         await bulk.close()
+
+
+async def test_scripts_redis_does_not_know_are_loaded_and_each_call_runs_once():
+    url = load_settings().redis_url
+    bulk, client = BulkRedis(url), redis.Redis.from_url(url)
+    key = f"bulk:test:{{{secrets.token_hex(4)}}}"
+    script = f"-- {secrets.token_hex(8)}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])"  # never loaded yet
+    try:
+        # NOSCRIPT for every call: nothing ran, so loading and sending again
+        # runs each exactly once (not idempotent, and still counted right).
+        assert await bulk.eval_each(script, [(1, key, 1), (1, key, 10), (1, key, 100)], idempotent=False) == [1, 11, 111]
+        assert await client.get(key) == b"111"
+        assert await bulk.eval_each(script, [(1, key, 1)], idempotent=False) == [112]
+
+        with pytest.raises(ResponseError, match="not an integer"):
+            await bulk.eval_each(script, [(1, key, 1), (1, key, "x")], idempotent=True)
+    finally:
+        await client.delete(key)
+        await client.aclose()
+        await bulk.close()
