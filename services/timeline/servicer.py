@@ -316,9 +316,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         members below `upper_bound`. Usually two round trips: the reader's
         own keys with the cached celebrity list, then the celebrities'."""
         first = await self.store.first_read(caller, upper_bound, limit)
-        celebrities = first.celebrities
-        if celebrities is None or self.celebrity_cache_seconds <= 0:
-            celebrities = await self._celebrities_from_graph(caller, first.generation)
+        celebrities = await self._celebrities(caller, first.celebrities, first.generation)
         celebrity_keys = [author_key(c) for c in celebrities if c != caller]
         keys = [home_key(caller), author_key(caller), *celebrity_keys]
         if not first.active:
@@ -448,14 +446,14 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                     yield timeline_pb2.WatchHomeTimelineResponse(post=post)
 
     async def _followed_celebrities(self, caller: int) -> list[int]:
-        cached, generation = await self.store.cached_celebrities(caller)
+        return await self._celebrities(caller, *await self.store.cached_celebrities(caller))
+
+    async def _celebrities(self, caller: int, cached: list[int] | None, generation: bytes) -> list[int]:
+        """The cached list when there is one (and caching is on); otherwise
+        graph's answer, cached under `generation` (read with the cache miss),
+        or none when graph cannot answer (and nothing is cached then)."""
         if cached is not None and self.celebrity_cache_seconds > 0:
             return cached
-        return await self._celebrities_from_graph(caller, generation)
-
-    async def _celebrities_from_graph(self, caller: int, generation: bytes) -> list[int]:
-        """Graph's answer, cached under `generation` (read with the cache
-        miss); none when graph cannot answer (and nothing is cached then)."""
         celebrities = await self._ask_graph_for_celebrities(caller)
         if celebrities is None:
             return []
