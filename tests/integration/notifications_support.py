@@ -15,7 +15,7 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from services.kit.config import load_settings, service_addr
 from services.kit.kafka import Producer
-from tests.integration.support import User
+from tests.integration.support import User, wait_serving
 
 NT = notifications_pb2
 RPC_TIMEOUT = 10.0
@@ -34,11 +34,7 @@ class NotificationsHarness:
         self._producer = Producer(self.settings.kafka_bootstrap)
 
     def channel(self, name: str) -> grpc.Channel:
-        channel = grpc.insecure_channel(service_addr(name))
-        try:
-            grpc.channel_ready_future(channel).result(timeout=10)
-        except grpc.FutureTimeoutError:
-            pytest.fail(f"{name} service is not reachable at {service_addr(name)}")
+        channel = wait_serving(service_addr(name))
         self._channels.append(channel)
         return channel
 

@@ -20,7 +20,7 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.config import service_addr
 from services.timeline.entries import author_key, celebrity_cache_key, decode_member, encode_member, home_key
-from tests.integration.support import User
+from tests.integration.support import User, wait_serving
 
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
 FANOUT_THRESHOLD = int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3"))
@@ -39,11 +39,7 @@ class Stack:
         self.redis = redis.Redis.from_url(REDIS_URL)
 
     def _channel(self, name: str) -> grpc.Channel:
-        channel = grpc.insecure_channel(service_addr(name))
-        try:
-            grpc.channel_ready_future(channel).result(timeout=10)
-        except grpc.FutureTimeoutError:
-            pytest.fail(f"{name} service is not reachable at {service_addr(name)}")
+        channel = wait_serving(service_addr(name))
         self._channels[name] = channel
         return channel
 

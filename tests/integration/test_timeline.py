@@ -30,6 +30,7 @@ from services.timeline.entries import (
     seen_key,
 )
 from services.timeline.store import TimelineStore
+from tests.integration.support import wait_serving
 
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
 TIMELINE_MAX = int(os.environ.get("AVIARY_TIMELINE_MAX_ENTRIES", "800"))
@@ -53,11 +54,7 @@ def post_ids(members: list[bytes]) -> list[int]:
 
 @pytest.fixture(scope="module")
 def stub():
-    channel = grpc.insecure_channel(service_addr("timeline"))
-    try:
-        grpc.channel_ready_future(channel).result(timeout=10)
-    except grpc.FutureTimeoutError:
-        pytest.fail(f"timeline service is not reachable at {service_addr('timeline')}")
+    channel = wait_serving(service_addr("timeline"))
     yield timeline_pb2_grpc.TimelineServiceStub(channel)
     channel.close()
 
