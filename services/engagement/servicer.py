@@ -264,7 +264,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         """Counts and the viewer's likes (none without a viewer), in the order asked.
 
         One Redis round trip in the common case: every post's counters and
-        the viewer's liked-posts hash go in a single pipeline."""
+        the viewer's liked-posts hash go in a single bulk round trip."""
         unique = list(dict.fromkeys(post_ids))
         counts, stale = self.recent_counts.get_many(unique)
         commands = self.counters.read_commands(stale)

@@ -107,4 +107,3 @@ class FeedCache:
             pipe.zadd(DELETED_KEY, {post_id: now_ms})
             pipe.zremrangebyscore(DELETED_KEY, "-inf", now_ms - self.retention_ms)
             await pipe.execute()
-
