@@ -27,10 +27,20 @@ class User:
         return (("authorization", f"Bearer {self.token}"),)
 
 
+_given_ports: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free right now and not handed out before in this test run: the
+    kernel may offer a just-closed port again, and a fixture asking for a
+    service port and a metrics port must not get the same one twice."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
 
 
 def wait_serving(addr: str, deadline_s: float = 30.0) -> grpc.Channel:

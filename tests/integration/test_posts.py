@@ -375,7 +375,7 @@ def test_created_then_deleted_events_reach_kafka(identity, posts, topic_reader):
 
 
 @pytest.fixture
-def posts_without_kafka():
+def posts_without_kafka(tmp_path):
     """A second posts process whose Kafka address leads nowhere."""
     port, metrics_port, dead_kafka = free_port(), free_port(), free_port()
     env = {
@@ -385,12 +385,18 @@ def posts_without_kafka():
         "AVIARY_KAFKA_BOOTSTRAP": f"127.0.0.1:{dead_kafka}",
         "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.posts"], cwd=REPO_ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    log_path = tmp_path / "posts.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.posts"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     try:
-        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        try:
+            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        except pytest.fail.Exception:
+            # Say why: its own log (a port taken, a crash at start-up).
+            pytest.fail(f"the second posts process never served (exit code {proc.poll()}); "
+                        f"its log ends: {log_path.read_text()[-2000:]}")
         yield posts_pb2_grpc.PostsServiceStub(channel)
         channel.close()
     finally:
