@@ -207,13 +207,16 @@ class OrdersStore:
 
     async def claim_stale(self, limit: int) -> list[Checkout]:
         """Sagas whose orchestrator stopped renewing their lease (it died, or
-        a confirmed checkout still has a cart to clear), now leased to us."""
+        a confirmed checkout still has a cart to clear), now leased to us. A
+        failed checkout is finished even though its cart stays (on purpose).
+        The predicate is the partial index `checkouts_unfinished`'s."""
         async with self.engine.begin() as conn:
             rows = (await conn.execute(sa.text(f"""
                 UPDATE orders.checkouts SET lease_until = :lease
                 WHERE id IN (
                     SELECT id FROM orders.checkouts
-                    WHERE (state NOT IN ('SUCCEEDED', 'FAILED') OR NOT cart_cleared) AND lease_until < now()
+                    WHERE (state NOT IN ('SUCCEEDED', 'FAILED') OR (state = 'SUCCEEDED' AND NOT cart_cleared))
+                      AND lease_until < now()
                     ORDER BY lease_until LIMIT :limit FOR UPDATE SKIP LOCKED)
                 RETURNING {_CHECKOUT_COLUMNS}"""), {"lease": self._lease_until(), "limit": limit})).all()
         return [_checkout(r) for r in rows]
