@@ -39,9 +39,8 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         self.flows = PaymentFlows(self.store, self.provider, self.ids)
 
     async def start(self) -> None:
-        # The SDK and its HTTP client log every request at INFO.
-        for chatty in ("stripe", "httpx"):
-            logging.getLogger(chatty).setLevel(logging.WARNING)
+        # The SDK logs every request at INFO.
+        logging.getLogger("stripe").setLevel(logging.WARNING)
         if faults.enabled():
             log.warning("payment fault injection is ON (test configuration; never in production)")
         await startup.retry_until_up(self.store.start, "postgresql")
