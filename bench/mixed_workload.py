@@ -199,6 +199,9 @@ class Stats:
         self.error_samples: dict[str, str] = {}  # "op status" -> first response body
         self.follow_methods: collections.Counter = collections.Counter()
         self.max_send_lag_ms = 0.0
+        # (seconds into the run, op, latency ms): the per-window series that
+        # shows whether latency drifts over a long run.
+        self.timeline: list[tuple[float, str, float]] = []
 
 
 async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.Namespace,
@@ -292,7 +295,9 @@ async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.N
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
             stats.errors[op][type(exc).__name__] += 1
             stats.error_samples.setdefault(f"{op} {type(exc).__name__}", f"{method} {path}: {exc!r}"[:300])
-        stats.latencies[op].append((time.perf_counter() - scheduled) * 1000)
+        latency_ms = (time.perf_counter() - scheduled) * 1000
+        stats.latencies[op].append(latency_ms)
+        stats.timeline.append((scheduled - start, op, latency_ms))
 
     offsets = schedule(args.rps, duration, args.arrivals, rng)
     tasks = []
@@ -305,10 +310,27 @@ async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.N
         tasks.append(asyncio.create_task(one(picker.next(), scheduled)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    return summarize(stats, elapsed)
+    return summarize(stats, elapsed, args.window)
 
 
-def summarize(stats: Stats, elapsed: float) -> dict:
+def windows(stats: Stats, seconds: float) -> list[dict]:
+    """Each target's p95 per stretch of `seconds` (by send time), so a run
+    that starts well and degrades shows it."""
+    buckets: dict[int, list[tuple[str, float]]] = collections.defaultdict(list)
+    for at, op, latency in stats.timeline:
+        buckets[int(at // seconds)].append((op, latency))
+    series = []
+    for index in sorted(buckets):
+        row = {"from_s": round(index * seconds, 1), "count": len(buckets[index])}
+        for name, pooled, _limit in P95_TARGETS:
+            values = sorted(latency for op, latency in buckets[index] if op in pooled)
+            if values:
+                row[name] = rounded(percentile(values, 0.95))
+        series.append(row)
+    return series
+
+
+def summarize(stats: Stats, elapsed: float, window_seconds: float) -> dict:
     def block(latencies: list[float], errors: collections.Counter) -> dict:
         latencies = sorted(latencies)
         return {
@@ -343,6 +365,7 @@ def summarize(stats: Stats, elapsed: float) -> dict:
         "pass": all(t["pass"] for t in targets.values()),
         "duration_s": round(elapsed, 1),
         "max_send_lag_ms": round(stats.max_send_lag_ms, 2),
+        "windows": windows(stats, window_seconds),
         "error_samples": stats.error_samples,
     }
 
@@ -381,6 +404,8 @@ async def main() -> None:
                         help="the stack's fanout threshold, which shapes the graph "
                              "(default: $AVIARY_FANOUT_THRESHOLD or 3, the devstack's)")
     parser.add_argument("--page-size", type=int, default=20, help="pageSize for home and user posts (default %(default)s)")
+    parser.add_argument("--window", type=float, default=15,
+                        help="seconds per stretch in the output's per-window p95 series (default %(default)s)")
     parser.add_argument("--seed", type=int, default=None, help="random seed for the schedule and choices")
     args = parser.parse_args()
     if args.rps <= 0 or args.duration <= 0 or args.read_write_ratio < 0:
