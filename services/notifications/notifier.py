@@ -119,11 +119,7 @@ class Notifier:
             await self.store.index_post(notice.post_id, recipient, slot)
         activity_ms = plan.occur_ms or int(time.time() * 1000)
         for _ in range(MAX_CAS_ATTEMPTS):
-            state, newest, mark = await asyncio.gather(
-                self.store.read_slot(recipient, slot, actor),
-                self.store.newest_id(recipient),
-                self.store.read_mark(recipient),
-            )
+            state = await self.store.read_slot(recipient, slot, actor)
             old = state.group
             if rules.opens_new_group(slot, old, int(time.time() * 1000), self.follow_window_ms):
                 new = rules.new_group(notice, self.ids.next_id(), activity_ms, version=(state.version or 0) + 1)
@@ -139,6 +135,9 @@ class Notifier:
                 CHANGES.labels(_KIND_NAMES.get(notice.kind, "?"), "duplicate").inc()
                 return "duplicate"
             else:
+                # Only a group that grows needs to know where the inbox's top
+                # and read mark are (most notices open a group: no reads).
+                newest, mark = await asyncio.gather(self.store.newest_id(recipient), self.store.read_mark(recipient))
                 move = not rules.stays_in_place(old, newest, mark)
                 new_id = self.ids.next_id() if move else old.notification_id
                 new = rules.with_actor(old, actor, new_id, activity_ms, move=move)

@@ -281,10 +281,15 @@ class NotificationStore:
     # -- groups --------------------------------------------------------------------
 
     async def read_slot(self, recipient_id: int, slot: str, actor_id: int) -> SlotState:
-        group_rows, actor_rows = await asyncio.gather(
-            self._run("get_group", (recipient_id, slot)),
-            self._run("get_actor", (recipient_id, slot, actor_id)),
-        )
+        if actor_id == 0:
+            # An actorless slot (an order's) has its actor-0 row written with
+            # the group in one batch and never alone: no group, no row.
+            group_rows, actor_rows = await self._run("get_group", (recipient_id, slot)), []
+        else:
+            group_rows, actor_rows = await asyncio.gather(
+                self._run("get_group", (recipient_id, slot)),
+                self._run("get_actor", (recipient_id, slot, actor_id)),
+            )
         group, version = _group(group_rows)
         actor = actor_rows[0] if actor_rows else None
         return SlotState(
