@@ -3,8 +3,18 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.kit.config import Settings
+from services.kit.config import Settings, env_float
 
 
 def engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(settings.pg_dsn, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    """A pool of exactly `pool_size` connections, opened as needed and kept.
+
+    No overflow: SQLAlchemy closes an overflow connection as soon as it is
+    checked in, so a burst above the pool size opened and closed a connection
+    per transaction, and each open is a PostgreSQL backend fork plus a SCRAM
+    handshake (milliseconds of CPU on both sides: more than the transaction).
+    A transaction waits for a free connection instead, up to
+    AVIARY_PG_POOL_TIMEOUT_SECONDS.
+    """
+    return create_async_engine(settings.pg_dsn, pool_size=pool_size, max_overflow=0, pool_pre_ping=True,
+                               pool_timeout=env_float("AVIARY_PG_POOL_TIMEOUT_SECONDS", 10.0))
