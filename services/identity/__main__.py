@@ -14,7 +14,7 @@ def main() -> None:
                     identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name)],
         on_start=[servicer.start],
         on_stop=[servicer.stop],
-        background=[],
+        background=[servicer.follow_profile_changes],
     ))
 
 

@@ -15,7 +15,7 @@ from services.identity import validation
 from services.kit.cache import TtlCache
 from services.identity.passwords import Passwords
 from services.identity.store import IdentityStore, UserRecord, UsernameTaken
-from services.kit import clients, startup
+from services.kit import clients, profiles, redis_client, startup
 from services.kit.auth import TokenIssuer, caller_id
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import (
@@ -40,11 +40,15 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.store = IdentityStore(settings)
         self.passwords = Passwords()
         self.ids = IdGenerator(settings.worker_id)
+        # Summaries for hydration. An edit on this replica drops its entry at
+        # once, one on another replica through the profile announcements; the
+        # TTL only bounds an announcement lost while Redis was unreachable.
         self.summaries: TtlCache[int, UserRecord] = TtlCache(
-            ttl_seconds=env_float("AVIARY_IDENTITY_USER_CACHE_SECONDS", 5.0),
+            ttl_seconds=env_float("AVIARY_IDENTITY_USER_CACHE_SECONDS", 60.0),
             max_entries=env_int("AVIARY_IDENTITY_USER_CACHE_ENTRIES", 50_000),
         )
         self._issuer: TokenIssuer | None = None
+        self.redis = redis_client.client(settings)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -58,8 +62,12 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             log.warning("JWT private key missing; sign-up and log-in fail until it exists",
                         extra={"path": str(self.settings.jwt_private_key)})
 
+    async def follow_profile_changes(self) -> None:
+        await profiles.follow(self.redis, self.summaries.discard, self.summaries.clear)
+
     async def stop(self) -> None:
         await clients.close_all()
+        await self.redis.aclose()
         await self.store.stop()
         self.passwords.stop()
 
@@ -143,6 +151,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if user is None:
             raise not_found(f"user {user_id} does not exist")
         self.summaries.discard(user_id)
+        await profiles.announce(self.redis, user_id)
         log.info("profile updated", extra={"user_id": user_id, "fields": sorted(changes)})
         return _with_counts(user_summary(user), await self._counts(user_id))
 
@@ -150,8 +159,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         user_ids = list(dict.fromkeys(parse_ids(request.user_ids, "user_ids", max_items=BATCH_GET_MAX)))
         cached, missing = self.summaries.get_many(user_ids)
         if missing:
+            version = self.summaries.version()
             fetched = await self.store.get_users(missing)
-            self.summaries.put_many((u.id, u) for u in fetched)
+            self.summaries.put_many(((u.id, u) for u in fetched), version=version)
             cached.update((u.id, u) for u in fetched)
         return identity_pb2.BatchGetUsersResponse(users=[user_summary(cached[i]) for i in user_ids if i in cached])
 

@@ -3,6 +3,11 @@
 BatchGetUsers runs on every timeline read, mostly for the same few hundred
 authors; a few seconds of caching removes most of those queries. Only found
 users are cached: caching "unknown" would hide a user who just signed up.
+
+A cache that is told about changes (`discard`, `clear`) can refuse a fill
+that raced one: take `version()` before reading the source and pass it to
+`put_many`; if anything was discarded in between, the values read may predate
+the change, so they are returned to the caller but not cached.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ class TtlCache(Generic[K, V]):
         self._clock = clock
         # Insertion order == expiry order, since every entry lives the same ttl.
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._changes = 0  # discards and clears so far
 
     def get_many(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K]]:
         """(cached values by key, keys that missed)."""
@@ -35,8 +41,14 @@ class TtlCache(Generic[K, V]):
                 missing.append(key)
         return found, missing
 
-    def put_many(self, items: Iterable[tuple[K, V]]) -> None:
-        if self._ttl <= 0:
+    def version(self) -> int:
+        """A token for put_many: changes seen so far."""
+        return self._changes
+
+    def put_many(self, items: Iterable[tuple[K, V]], *, version: int | None = None) -> None:
+        """Caches the items; with `version` (from version(), taken before
+        they were read), only when nothing was discarded since."""
+        if self._ttl <= 0 or (version is not None and version != self._changes):
             return
         expires = self._clock() + self._ttl
         for key, value in items:
@@ -46,6 +58,11 @@ class TtlCache(Generic[K, V]):
 
     def discard(self, key: K) -> None:
         self._entries.pop(key, None)
+        self._changes += 1
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._changes += 1
 
     def _evict(self) -> None:
         now = self._clock()

@@ -15,7 +15,7 @@ def main() -> None:
                     posts_pb2.DESCRIPTOR.services_by_name["PostsService"].full_name)],
         on_start=[servicer.start],
         on_stop=[servicer.stop],
-        background=[servicer.relay, servicer.evict_deleted],
+        background=[servicer.relay, servicer.evict_deleted, servicer.follow_profile_changes],
     ))
 
 

@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit import auth, clients, engagement_overlay, ids, kafka, paging
+from services.kit import auth, clients, engagement_overlay, ids, kafka, paging, profiles, redis_client
 from services.kit.cache import TtlCache
 from services.kit.config import Settings, env_float
 from services.kit.errors import (
@@ -75,10 +75,13 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         # only bounds a delete missed while this replica's Kafka consumer was
         # cut off. The size bound keeps memory in check.
         self.cache = PostCache(ttl_seconds=env_float("AVIARY_POSTS_CACHE_SECONDS", 300.0))
-        # Author summaries for hydration; a profile edit shows within the TTL.
+        # Author summaries for hydration. A profile edit drops its entry at
+        # once (identity's announcement); the TTL only bounds an announcement
+        # lost while Redis was unreachable.
         self.authors: TtlCache[int, identity_pb2.User] = TtlCache(
-            ttl_seconds=env_float("AVIARY_POSTS_AUTHOR_CACHE_SECONDS", 5.0), max_entries=50_000
+            ttl_seconds=env_float("AVIARY_POSTS_AUTHOR_CACHE_SECONDS", 60.0), max_entries=50_000
         )
+        self.redis = redis_client.client(settings)
         # A group of its own per process: every replica sees every delete.
         self.evictions = kafka.ConsumerLoop(
             settings.kafka_bootstrap,
@@ -96,6 +99,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def stop(self) -> None:
         await self.producer.close()
         await self.store.stop()
+        await self.redis.aclose()
         await clients.close_all()
 
     async def relay(self) -> None:
@@ -106,6 +110,10 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def evict_deleted(self) -> None:
         """Background job: drops posts deleted through any replica from this one's cache."""
         await self.evictions.run()
+
+    async def follow_profile_changes(self) -> None:
+        """Background job: drops edited profiles from the author cache."""
+        await profiles.follow(self.redis, self.authors.discard, self.authors.clear)
 
     async def _evict_deleted(self, topic: str, key: bytes | None, value: bytes) -> None:
         event = events_pb2.PostEvent()
@@ -418,8 +426,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         shares the summary hydration already keeps."""
         found, missing = self.authors.get_many(user_ids)
         if missing:
+            version = self.authors.version()
             fetched = await self._users(missing)
-            self.authors.put_many(fetched.items())
+            self.authors.put_many(fetched.items(), version=version)
             found.update(fetched)
         return found
 

@@ -1,0 +1,67 @@
+"""Profile edits announced over Redis pub/sub, for caches of user summaries.
+
+Identity publishes a user's id on one channel once a profile edit has
+committed. Every process that caches user summaries (identity's replicas,
+posts) listens and drops that user's entry, so an edit shows at once instead
+of after the cache's TTL. Pub/sub delivers at most once: a listener whose
+connection drops may miss announcements, so on every subscription (the first
+included) it drops its whole cache, and the TTL still bounds an announcement
+lost in flight. A failed announcement is logged and left to the TTL too.
+
+(On Redis Cluster a plain PUBLISH reaches the subscribers on every node.)
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Callable
+
+import redis.asyncio as redis
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "aviary:profiles:changed"
+
+
+async def announce(client: redis.Redis, user_id: int) -> None:
+    """Tells every cache that `user_id`'s profile changed (best effort)."""
+    try:
+        await client.publish(CHANNEL, str(user_id))
+    except (redis.RedisError, OSError) as exc:
+        log.warning("profile change not announced; caches catch up within their TTL",
+                    extra={"user_id": user_id, "error": repr(exc)[:300]})
+
+
+async def follow(client: redis.Redis, changed: Callable[[int], None], maybe_missed: Callable[[], None],
+                 *, retry_seconds: float = 1.0) -> None:
+    """Runs until cancelled: `changed(user_id)` for each announcement, and
+    `maybe_missed()` on every (re)subscription, when announcements may have
+    gone by unheard."""
+    while True:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(CHANNEL)
+            maybe_missed()
+            async for message in pubsub.listen():
+                _dispatch(message, changed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("lost the profile change announcements; subscribing again",
+                        extra={"error": repr(exc)[:300]})
+            await asyncio.sleep(retry_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+
+def _dispatch(message: dict, changed: Callable[[int], None]) -> None:
+    if message.get("type") != "message":
+        return
+    try:
+        user_id = int(message["data"])
+    except (TypeError, ValueError):
+        log.warning("unreadable profile change announcement", extra={"data": repr(message.get("data"))[:100]})
+        return
+    changed(user_id)
