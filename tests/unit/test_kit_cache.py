@@ -4,21 +4,13 @@ from __future__ import annotations
 from services.kit.cache import TtlCache
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_entries_expire_after_the_ttl():
-    clock = Clock()
-    cache: TtlCache[int, str] = TtlCache(ttl_seconds=5, max_entries=10, clock=clock)
+    now = [100.0]
+    cache: TtlCache[int, str] = TtlCache(ttl_seconds=5, max_entries=10, clock=lambda: now[0])
     cache.put_many([(1, "a")])
-    clock.now += 4.9
+    now[0] += 4.9
     assert cache.get_many([1, 2]) == ({1: "a"}, [2])
-    clock.now += 0.2
+    now[0] += 0.2
     assert cache.get_many([1]) == ({}, [1])
 
 
