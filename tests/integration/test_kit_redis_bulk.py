@@ -4,6 +4,7 @@ broken one discarded; reads sent again on a fresh connection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 
 import pytest
@@ -14,50 +15,56 @@ from services.kit.config import load_settings
 from services.kit.redis_bulk import BulkRedis, ReplyError, pack_command
 
 
-def _url_with_db(url: str, db: int) -> str:
-    return url.rsplit("/", 1)[0] + f"/{db}"
+@contextlib.asynccontextmanager
+async def bulk_and_client(db: int | None = None):
+    """A BulkRedis and a plain client on the devstack's Redis (database `db`
+    when given, else the URL's), and a maker of fresh keys that are deleted
+    afterwards."""
+    url = load_settings().redis_url
+    if db is not None:
+        url = url.rsplit("/", 1)[0] + f"/{db}"
+    bulk, client = BulkRedis(url), redis.Redis.from_url(url)
+    made: list[str] = []
+
+    def new_key() -> str:
+        made.append(f"bulk:test:{{{secrets.token_hex(4)}}}")
+        return made[-1]
+
+    try:
+        yield bulk, client, new_key
+    finally:
+        if made:
+            await client.delete(*made)
+        await client.aclose()
+        await bulk.close()
 
 
 async def test_replies_come_back_in_order_with_errors_as_values():
-    url = load_settings().redis_url
-    bulk, client = BulkRedis(url), redis.Redis.from_url(url)
-    key, hash_key = f"bulk:test:{{{secrets.token_hex(4)}}}", f"bulk:test:{{{secrets.token_hex(4)}}}"
-    try:
+    async with bulk_and_client() as (bulk, client, new_key):
+        key, hash_key, list_key = new_key(), new_key(), new_key()
         commands = [("SET", key, "v1"), ("GET", key), ("HSET", hash_key, "f", 1),
                     ("INCR", key),  # not an integer: an error reply, not an exception
-                    *(("RPUSH", hash_key + "l", i) for i in range(2000)), ("GET", key)]
+                    *(("RPUSH", list_key, i) for i in range(2000)), ("GET", key)]
         replies = await bulk.execute(commands)
         assert len(replies) == len(commands)
         assert replies[:3] == [b"OK", b"v1", 1]
         assert isinstance(replies[3], ReplyError) and "not an integer" in str(replies[3])
         assert replies[4:-1] == list(range(1, 2001))
         assert replies[-1] == b"v1"
-        assert await client.llen(hash_key + "l") == 2000
-    finally:
-        await client.delete(key, hash_key, hash_key + "l")
-        await client.aclose()
-        await bulk.close()
+        assert await client.llen(list_key) == 2000
 
 
 async def test_prepacked_payloads_and_the_database_of_the_url():
-    url = _url_with_db(load_settings().redis_url, 14)
-    bulk, client = BulkRedis(url), redis.Redis.from_url(url)
-    key = f"bulk:test:{{{secrets.token_hex(4)}}}"
-    try:
+    async with bulk_and_client(db=14) as (bulk, client, new_key):
+        key = new_key()
         payload = b"".join(pack_command(("ZADD", key, 0, member)) for member in (b"a", b"b", b"a"))
         assert await bulk.execute_packed(payload, 3) == [1, 1, 0]
         # SELECT ran on the bulk connection: the set is in database 14.
         assert await client.zrange(key, 0, -1) == [b"a", b"b"]
-    finally:
-        await client.delete(key)
-        await client.aclose()
-        await bulk.close()
 
 
 async def test_a_connection_is_reused_and_a_killed_one_is_replaced():
-    url = load_settings().redis_url
-    bulk, client = BulkRedis(url), redis.Redis.from_url(url)
-    try:
+    async with bulk_and_client() as (bulk, client, _):
         (first_id,) = await bulk.execute([("CLIENT", "ID")])
         (again_id,) = await bulk.execute([("CLIENT", "ID")])
         assert again_id == first_id
@@ -75,16 +82,11 @@ async def test_a_connection_is_reused_and_a_killed_one_is_replaced():
             await bulk.execute([("CLIENT", "ID")])
         (fresh_id,) = await bulk.execute([("CLIENT", "ID")])
         assert fresh_id not in idle_ids
-    finally:
-        await client.aclose()
-        await bulk.close()
 
 
 async def test_reads_are_sent_again_on_a_killed_connection_and_error_replies_raise():
-    url = load_settings().redis_url
-    bulk, client = BulkRedis(url), redis.Redis.from_url(url)
-    key = f"bulk:test:{{{secrets.token_hex(4)}}}"
-    try:
+    async with bulk_and_client() as (bulk, client, new_key):
+        key = new_key()
         await client.set(key, b"v")
         (client_id,) = await bulk.read([("CLIENT", "ID")])
         await client.execute_command("CLIENT", "KILL", "ID", client_id)
@@ -94,18 +96,12 @@ async def test_reads_are_sent_again_on_a_killed_connection_and_error_replies_rai
 
         with pytest.raises(ResponseError, match="WRONGTYPE"):
             await bulk.read([("GET", key), ("HGET", key, "field")])
-    finally:
-        await client.delete(key)
-        await client.aclose()
-        await bulk.close()
 
 
 async def test_scripts_redis_does_not_know_are_loaded_and_each_call_runs_once():
-    url = load_settings().redis_url
-    bulk, client = BulkRedis(url), redis.Redis.from_url(url)
-    key = f"bulk:test:{{{secrets.token_hex(4)}}}"
-    script = f"-- {secrets.token_hex(8)}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])"  # never loaded yet
-    try:
+    async with bulk_and_client() as (bulk, client, new_key):
+        key = new_key()
+        script = f"-- {secrets.token_hex(8)}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])"  # never loaded yet
         # NOSCRIPT for every call: nothing ran, so loading and sending again
         # runs each exactly once (not idempotent, and still counted right).
         assert await bulk.eval_each(script, [(1, key, 1), (1, key, 10), (1, key, 100)], idempotent=False) == [1, 11, 111]
@@ -114,7 +110,3 @@ async def test_scripts_redis_does_not_know_are_loaded_and_each_call_runs_once():
 
         with pytest.raises(ResponseError, match="not an integer"):
             await bulk.eval_each(script, [(1, key, 1), (1, key, "x")], idempotent=True)
-    finally:
-        await client.delete(key)
-        await client.aclose()
-        await bulk.close()
