@@ -30,6 +30,8 @@ from services.kit.config import env_float
 pack_command = hiredis.pack_command
 ReplyError = hiredis.ReplyError
 
+_READ_CHUNK = 1 << 16
+
 
 @functools.cache
 def _sha1(script: str) -> bytes:
@@ -40,8 +42,6 @@ def _raise_errors(replies: list, what: str) -> None:
     errors = [r for r in replies if isinstance(r, ReplyError)]
     if errors:
         raise ResponseError(f"{len(errors)} of {len(replies)} {what} failed: {errors[0]}")
-
-_READ_CHUNK = 1 << 16
 
 
 class _Connection:
