@@ -25,7 +25,7 @@ from services.fanout.events import (
     event_age_seconds,
 )
 from services.kit import clients
-from services.kit.config import Settings, env_float
+from services.kit.config import Settings, env_float, env_int
 from services.kit.kafka import GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord, ensure_topics_async
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,17 @@ class FanoutWorker:
         self.timeout = settings.rpc_timeout_seconds
         # Streaming every follower of a large author takes longer than one call.
         self.stream_timeout = env_float("AVIARY_FANOUT_STREAM_TIMEOUT_SECONDS", 120.0)
-        # Posts of authors on different partitions fan out side by side: one
-        # post at a time left the worker waiting on graph, then on timeline,
-        # with the cores half idle. Graph records (follows, unfollows,
-        # threshold crossings) are never applied beside anything, so an
-        # unfollow's purge cannot race a delivery to the same timeline.
+        # Posts of different authors fan out side by side (a post by the same
+        # author waits for the one before, so a delete never overtakes its
+        # create): one post, or one partition, at a time left the worker
+        # waiting on graph, then on timeline, with the cores half idle. Graph
+        # records (follows, unfollows, threshold crossings) are never applied
+        # beside anything, so an unfollow's purge cannot race a delivery to
+        # the same timeline. A fanout cancelled half-way is replayed whole,
+        # which its idempotent writes allow.
         self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, GRAPH_TOPIC], self.handle,
-                                     parallel_topics=frozenset({POSTS_TOPIC}))
+                                     parallel_topics=frozenset({POSTS_TOPIC}),
+                                     parallel_limit=env_int("AVIARY_FANOUT_PARALLEL_POSTS", 16))
 
     async def start(self) -> None:
         try:

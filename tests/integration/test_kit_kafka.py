@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import threading
 
+from kafka import KafkaAdminClient
+
 from services.kit.config import load_settings
-from services.kit.kafka import ConsumerLoop, Producer, ensure_topics_async
+from services.kit.kafka import ConsumerLoop, Producer, TopicPartition, ensure_topics_async
 
 TOPIC = "aviary.test.kit.v1"
 
@@ -56,3 +59,184 @@ async def test_a_loop_runs_again_after_its_previous_run_ended():
         await asyncio.gather(second, return_exceptions=True)
         await producer.close()
         await _threads_gone(group)
+
+
+# -- parallel topics -----------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _fresh_topics(*partitions: int):
+    """Topics of their own for one test (the given partition counts), deleted afterwards."""
+    bootstrap = load_settings().kafka_bootstrap
+    names = [f"aviary.test.kit.lanes.{secrets.token_hex(4)}" for _ in partitions]
+    await ensure_topics_async(bootstrap, dict(zip(names, partitions)))
+    try:
+        yield names
+    finally:
+        def delete() -> None:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+            try:
+                admin.delete_topics(names)
+            finally:
+                admin.close()
+        await asyncio.get_running_loop().run_in_executor(None, delete)
+
+
+async def _committed(group: str, topic: str) -> int | None:
+    """The group's committed offset for partition 0 of the topic, if any."""
+    def read() -> int | None:
+        admin = KafkaAdminClient(bootstrap_servers=load_settings().kafka_bootstrap)
+        try:
+            offsets = admin.list_group_offsets(group).get(group, {})
+        finally:
+            admin.close()
+        found = offsets.get(TopicPartition(topic, 0))
+        return None if found is None or found.offset < 0 else found.offset
+    return await asyncio.get_running_loop().run_in_executor(None, read)
+
+
+async def _until(predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def _stopped(task: asyncio.Task, group: str) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await _threads_gone(group)
+
+
+async def test_parallel_records_overlap_across_keys_keep_key_order_and_commit_only_an_applied_prefix():
+    bootstrap = load_settings().kafka_bootstrap
+    async with _fresh_topics(1) as (topic,):
+        producer = Producer(bootstrap)
+        # Offsets 0-4 on one partition: a1 b1 a2 b2 a3.
+        await producer.send_all([(topic, key, value) for key, value in
+                                 [(b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2"), (b"b", b"b2"), (b"a", b"a3")]])
+        await producer.close()
+        applied: list[bytes] = []
+        release_a1 = asyncio.Event()
+
+        async def handler(_topic, key, value):
+            if value == b"a1":
+                await release_a1.wait()
+            applied.append(value)
+
+        group = f"test-kit-{secrets.token_hex(4)}"
+        loop = ConsumerLoop(bootstrap, group, [topic], handler, parallel_topics=frozenset({topic}))
+        running = asyncio.create_task(loop.run())
+        try:
+            async def b_done():
+                return b"b2" in applied
+            await _until(b_done, "key b applied while a1 is held")
+            # Key a waits behind a1; key b went on without it. (A record can
+            # be applied twice: a new consumer's first rebalance may give a1
+            # up and replay the partition.)
+            assert set(applied) == {b"b1", b"b2"}
+            # Nothing is committed past a1 (offset 0) while it is unapplied,
+            # however long the poller runs on.
+            await asyncio.sleep(1.0)
+            assert await _committed(group, topic) in (None, 0)
+
+            release_a1.set()
+
+            async def all_committed():
+                return await _committed(group, topic) == 5
+            await _until(all_committed, "every offset committed once a1 is applied")
+            assert [v for v in applied if v.startswith(b"a")] == [b"a1", b"a2", b"a3"]
+            assert set(applied) == {b"a1", b"a2", b"a3", b"b1", b"b2"}
+        finally:
+            release_a1.set()
+            await _stopped(running, group)
+
+
+async def test_a_stop_cancels_unfinished_parallel_records_and_the_next_run_replays_them_in_order():
+    bootstrap = load_settings().kafka_bootstrap
+    async with _fresh_topics(1) as (topic,):
+        producer = Producer(bootstrap)
+        await producer.send_all([(topic, key, value) for key, value in
+                                 [(b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2")]])
+        await producer.close()
+        applied: list[bytes] = []
+        cancelled: list[bytes] = []
+        hold = asyncio.Event()
+
+        async def handler(_topic, key, value):
+            if value == b"a1" and not hold.is_set():
+                try:
+                    await asyncio.Event().wait()  # until cancelled
+                except asyncio.CancelledError:
+                    cancelled.append(value)
+                    raise
+            applied.append(value)
+
+        group = f"test-kit-{secrets.token_hex(4)}"
+        loop = ConsumerLoop(bootstrap, group, [topic], handler, parallel_topics=frozenset({topic}))
+        first = asyncio.create_task(loop.run())
+
+        async def b1_done():
+            return b"b1" in applied
+        await _until(b1_done, "b1 applied while a1 hangs")
+        await _stopped(first, group)
+        # a1 was cut off (maybe once more by the first rebalance), a2 never
+        # ran ahead of it, and the commit stayed before a1.
+        assert cancelled and set(cancelled) == {b"a1"}
+        assert set(applied) == {b"b1"}
+        assert await _committed(group, topic) in (None, 0)
+
+        hold.set()  # the next run's a1 goes through
+        second = asyncio.create_task(loop.run())
+        try:
+            async def all_committed():
+                return await _committed(group, topic) == 3
+            await _until(all_committed, "the replay committed")
+            # Replayed from offset 0: b1 once more (at least once), a1 before a2.
+            assert [v for v in applied if v.startswith(b"a")] == [b"a1", b"a2"]
+            assert applied.count(b"b1") >= 2
+        finally:
+            await _stopped(second, group)
+
+
+async def test_serial_topic_records_never_run_beside_parallel_ones():
+    bootstrap = load_settings().kafka_bootstrap
+    async with _fresh_topics(3, 1) as (parallel, serial):
+        producer = Producer(bootstrap)
+        records = [(parallel, f"k{i}".encode(), f"p{i}".encode()) for i in range(24)]
+        for i in range(4):
+            records.insert(i * 6 + 3, (serial, b"s", f"s{i}".encode()))
+        await producer.send_all(records)
+        await producer.close()
+        running = {"parallel": 0, "serial": 0}
+        most_parallel = 0
+        overlaps: list[str] = []
+        applied: list[bytes] = []
+
+        async def handler(topic, key, value):
+            nonlocal most_parallel
+            kind = "parallel" if topic == parallel else "serial"
+            other = "serial" if kind == "parallel" else "parallel"
+            running[kind] += 1
+            most_parallel = max(most_parallel, running["parallel"])
+            try:
+                for _ in range(5):
+                    if running[other]:
+                        overlaps.append(value.decode())
+                    await asyncio.sleep(0.01)
+            finally:
+                running[kind] -= 1
+            applied.append(value)
+
+        group = f"test-kit-{secrets.token_hex(4)}"
+        loop = ConsumerLoop(bootstrap, group, [parallel, serial], handler, parallel_topics=frozenset({parallel}))
+        task = asyncio.create_task(loop.run())
+        try:
+            async def all_applied():
+                return len(set(applied)) == 28
+            await _until(all_applied, "every record applied")
+        finally:
+            await _stopped(task, group)
+        assert overlaps == []
+        assert most_parallel > 1, "parallel-topic records never ran side by side"
+        assert [v for v in applied if v.startswith(b"s")] == [b"s0", b"s1", b"s2", b"s3"]
