@@ -68,3 +68,15 @@ def celebrity_event(event_id: int, user_id: int, celebrity: bool, followers: int
     event.celebrity_changed.celebrity = celebrity
     event.celebrity_changed.follower_count = followers
     return event_id, str(user_id).encode(), event.SerializeToString()
+
+
+def followee_of_edge_change(payload: bytes) -> int | None:
+    """The user whose follower list a GraphEvent changes (a follow or
+    unfollow of them); None for anything else."""
+    event = events_pb2.GraphEvent.FromString(payload)
+    kind = event.WhichOneof("kind")
+    if kind == "follow_created":
+        return event.follow_created.followee_id
+    if kind == "follow_removed":
+        return event.follow_removed.followee_id
+    return None

@@ -4,12 +4,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+from array import array
+from contextlib import aclosing
 
 from redis.exceptions import RedisError
 
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2
 from services.graph import rules
+from services.graph.follower_lists import FollowerLists
 from services.graph.store import GraphStore
 from services.kit import clients, startup
 from services.kit.auth import caller_id
@@ -29,6 +32,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = GraphStore(settings)
+        self.follower_lists = FollowerLists(self.store)
         self.ids = IdGenerator(settings.worker_id)
 
     # -- lifecycle -------------------------------------------------------
@@ -87,7 +91,10 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             self.store.outbox.notify()
             log.info("follow removed", extra={"follower_id": follower, "followee_id": followee})
         else:
+            # A followers row left by a crashed call: the list changes
+            # without an event, so its version is moved here.
             await self.store.drop_follower_row(follower, followee)
+            await self.store.mark_followers_changed({followee: self.ids.next_id()})
         return graph_pb2.UnfollowUserResponse(
             follower_id=str(follower), followee_id=str(followee), following=False, removed=removed
         )
@@ -184,6 +191,23 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     async def StreamFollowers(self, request, context):
         user_id = parse_id(request.user_id, "user_id")
         batch_size = rules.stream_batch_size(request.batch_size)
+        version = await self.follower_lists.version(user_id)
+        kept = self.follower_lists.get(user_id, version)
+        if kept is not None:
+            for start in range(0, len(kept), batch_size):
+                yield graph_pb2.FollowerBatch(follower_ids=kept[start:start + batch_size])
+            return
+        read = array("q")
+        async with aclosing(self._read_followers(user_id, batch_size)) as pages:
+            async for ids in pages:
+                if len(read) <= self.follower_lists.max_ids:
+                    read.extend(ids)
+                yield graph_pb2.FollowerBatch(follower_ids=ids)
+        # Reached only when the whole list was read and sent.
+        self.follower_lists.put(user_id, version, read)
+
+    async def _read_followers(self, user_id: int, batch_size: int):
+        """The user's followers from Cassandra, page by page."""
         # One page read ahead: Cassandra reads the next page while this one
         # is on its way to the fanout worker (one at a time, each side idled
         # while the other worked).
@@ -194,7 +218,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
                 if len(ids) == batch_size:
                     page = asyncio.ensure_future(self.store.followers_after(user_id, ids[-1], batch_size))
                 if ids:
-                    yield graph_pb2.FollowerBatch(follower_ids=ids)
+                    yield ids
                 if len(ids) < batch_size:
                     return
         finally:

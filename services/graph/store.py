@@ -17,13 +17,18 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from services.kit import cql, redis_client
 from services.kit.config import Settings
 from services.kit.kafka import GRAPH_TOPIC, Producer
-from services.kit.outbox import Outbox
+from services.graph import rules
+from services.kit.outbox import Outbox, OutboxEvent
 from services.kit.outbox import schema as outbox_schema
 
 log = logging.getLogger(__name__)
 
 KEYSPACE = "aviary_graph"
 CELEBRITIES_KEY = "graph:celebrities"
+# A follower list's version lives this long after its last change. Longer
+# than any cached copy (FollowerLists keeps one at most a minute), so a
+# version never lapses back to "none" while a copy taken under it is held.
+FOLLOWERS_VERSION_SECONDS = 600
 # One partition read answers "whom does X follow" for the celebrity merge.
 # Production would page past this (or keep a per-user celebrity-followee set);
 # 5000 is also the driver's fetch size, so one page is the whole answer.
@@ -68,7 +73,7 @@ class GraphStore:
         await cql.ensure_keyspace(self._session, KEYSPACE, self.settings.cassandra_rf)
         await cql.apply_schema(self._session, [*_TABLES, *outbox_schema(KEYSPACE)])
         await self._prepare_all()
-        self.outbox = Outbox(self._session, KEYSPACE, self.producer)
+        self.outbox = Outbox(self._session, KEYSPACE, self.producer, before_publish=self._mark_edge_changes)
         await self.outbox.prepare()
         log.info("graph keyspace ready", extra={"keyspace": KEYSPACE})
 
@@ -182,6 +187,31 @@ class GraphStore:
     async def following_ids(self, user_id: int) -> list[int]:
         return [r.followee_id for r in await self._run("following_all", (user_id,))]
 
+    # -- follower list versions (Redis) --------------------------------------
+
+    async def followers_version(self, user_id: int) -> bytes:
+        """Changes whenever the user's follower list does (b"" until the first change)."""
+        return await self.redis.get(followers_version_key(user_id)) or b""
+
+    async def mark_followers_changed(self, changes: dict[int, int]) -> None:
+        """user id -> a token never used before (an event id) as their list's new version."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id, token in changes.items():
+                pipe.set(followers_version_key(user_id), token, ex=FOLLOWERS_VERSION_SECONDS)
+            await pipe.execute()
+
+    async def _mark_edge_changes(self, events: list[OutboxEvent]) -> None:
+        """Before graph events go out: the follower lists they change get new
+        versions, so a copy cached before the change is never used once
+        fanout can learn of it (a backfill or purge follows the event)."""
+        changes = {}
+        for event in events:
+            followee = rules.followee_of_edge_change(event.payload)
+            if followee is not None:
+                changes[followee] = event.event_id
+        if changes:
+            await self.mark_followers_changed(changes)
+
     # -- celebrity set (Redis) ---------------------------------------------
 
     async def set_celebrity(self, user_id: int, celebrity: bool) -> None:
@@ -198,3 +228,7 @@ class GraphStore:
             return []
         flags = await self.redis.smismember(CELEBRITIES_KEY, user_ids)
         return [uid for uid, flag in zip(user_ids, flags) if flag]
+
+
+def followers_version_key(user_id: int) -> str:
+    return f"graph:followers-version:{{{user_id}}}"

@@ -24,6 +24,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, PreparedStatement
@@ -79,10 +80,14 @@ class OutboxEvent:
 
 
 class Outbox:
-    def __init__(self, session: Session, keyspace: str, producer: Producer) -> None:
+    def __init__(self, session: Session, keyspace: str, producer: Producer,
+                 before_publish: Callable[[list[OutboxEvent]], Awaitable[None]] | None = None) -> None:
         self.session = session
         self.keyspace = keyspace
         self.producer = producer
+        # Runs before every publish of these events (and again if that
+        # publish is retried); a failure leaves them unpublished, to retry.
+        self.before_publish = before_publish
         self._wake = asyncio.Event()
         self._queue: deque[OutboxEvent] = deque()
         self._floors = [0] * SHARDS
@@ -199,6 +204,8 @@ class Outbox:
         return published
 
     async def _publish(self, events: list[OutboxEvent], path: str) -> None:
+        if self.before_publish is not None:
+            await self.before_publish(events)
         # In commit order; the producer keeps one request in flight, so Kafka
         # keeps per-key order for what one relay publishes.
         await self.producer.send_all([(e.topic, e.key, e.payload) for e in events])

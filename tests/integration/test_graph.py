@@ -10,13 +10,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2
-from services.kit.config import load_settings
+from services.kit.config import load_settings, service_addr
 from services.kit.kafka import GRAPH_TOPIC
 
 THRESHOLD = int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3"))
@@ -301,3 +302,59 @@ def test_follow_retry_finishes_a_follow_interrupted_between_its_writes(identity,
     # Retrying again changes nothing more.
     follow(graph, fan, star.id)
     assert stats(graph, star.id).follower_count == 1
+
+
+# -- kept follower lists -----------------------------------------------------------
+
+
+def _streamed_followers(graph, user_id: str) -> list[str]:
+    batches = graph.StreamFollowers(graph_pb2.StreamFollowersRequest(user_id=user_id, batch_size=2), timeout=10)
+    return [str(f) for batch in batches for f in batch.follower_ids]
+
+
+def _follower_list_lookups(result: str) -> float:
+    host, port = service_addr("graph").rsplit(":", 1)
+    text = httpx.get(f"http://{host}:{int(port) + 1000}/metrics", timeout=5).text
+    line = f'aviary_graph_follower_lists_total{{result="{result}"}} '
+    return sum(float(row[len(line):]) for row in text.splitlines() if row.startswith(line))
+
+
+def _until_streamed(graph, user_id: str, expected: set[str], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        streamed = _streamed_followers(graph, user_id)
+        if set(streamed) == expected:
+            assert len(streamed) == len(expected), f"a follower streamed twice: {streamed}"
+            return
+        assert time.monotonic() < deadline, f"streamed {sorted(streamed)}, expected {sorted(expected)}"
+        time.sleep(0.1)
+
+
+def test_a_kept_follower_list_is_served_again_but_never_once_a_follow_or_unfollow_is_out(
+        identity, graph, graph_topic_from_end):
+    # Below the celebrity threshold (3): these are lists fanout streams.
+    author, first, second, third = sign_up_many(identity, 4)
+    follow(graph, first, author.id)
+    follow(graph, second, author.id)
+    _until_streamed(graph, author.id, {first.id, second.id})
+
+    # The same list again comes from graph's memory, not Cassandra.
+    hits = _follower_list_lookups("hit")
+    assert sorted(_streamed_followers(graph, author.id)) == sorted([first.id, second.id])
+    assert _follower_list_lookups("hit") == hits + 1
+
+    # Once fanout can see a change (its event is on the topic), no stream
+    # may still serve the copy kept from before it.
+    follow(graph, third, author.id)
+    wait_for_graph_event(graph_topic_from_end, lambda e: e.WhichOneof("kind") == "follow_created"
+                         and e.follow_created.follower_id == int(third.id))
+    assert sorted(_streamed_followers(graph, author.id)) == sorted([first.id, second.id, third.id])
+
+    unfollow(graph, first, author.id)
+    wait_for_graph_event(graph_topic_from_end, lambda e: e.WhichOneof("kind") == "follow_removed"
+                         and e.follow_removed.follower_id == int(first.id))
+    assert sorted(_streamed_followers(graph, author.id)) == sorted([second.id, third.id])
+    # And the new list is kept in its turn.
+    hits = _follower_list_lookups("hit")
+    assert sorted(_streamed_followers(graph, author.id)) == sorted([second.id, third.id])
+    assert _follower_list_lookups("hit") == hits + 1

@@ -1,0 +1,66 @@
+"""Recently streamed follower lists, kept in graph's memory.
+
+An author who posts again soon (the common case for the active mid-size
+authors fanout spends its time on) would otherwise have the same few
+thousand followers read from Cassandra and decoded once per post. A copy is
+kept with the version the store held for that list in Redis when the read
+began, and is served only while the version is unchanged. Versions change
+before any follow or unfollow event is published (GraphStore's outbox hook),
+so a copy that misses a change is only ever served before fanout can act on
+that change: the follow's backfill or the unfollow's purge comes after it
+and sets the timeline right, exactly as with a read from Cassandra made just
+before the change.
+"""
+from __future__ import annotations
+
+import logging
+from array import array
+
+from prometheus_client import Counter
+from redis.exceptions import RedisError
+
+from services.kit.cache import TtlCache
+from services.kit.config import env_float, env_int
+
+log = logging.getLogger(__name__)
+
+LOOKUPS = Counter("aviary_graph_follower_lists_total", "Follower streams by where the list came from",
+                  ["result"])  # hit | miss | unversioned
+
+
+class FollowerLists:
+    def __init__(self, store) -> None:
+        self._store = store
+        # Bounded by authors and by list length: at most max_authors lists
+        # of at most max_ids ids (8 bytes each) are held.
+        self.max_ids = env_int("AVIARY_GRAPH_FOLLOWER_LIST_MAX_IDS", 20_000)
+        self._lists: TtlCache[int, tuple[bytes, array]] = TtlCache(
+            env_float("AVIARY_GRAPH_FOLLOWER_LIST_SECONDS", 60.0),
+            env_int("AVIARY_GRAPH_FOLLOWER_LIST_AUTHORS", 200),
+        )
+
+    async def version(self, user_id: int) -> bytes | None:
+        """The list's current version; None when it cannot be read (Redis
+        down), and then nothing is served from or kept in memory."""
+        try:
+            return await self._store.followers_version(user_id)
+        except RedisError as exc:
+            log.warning("follower list version unreadable; reading Cassandra", extra={"error": repr(exc)})
+            return None
+
+    def get(self, user_id: int, version: bytes | None) -> array | None:
+        if version is None:
+            LOOKUPS.labels("unversioned").inc()
+            return None
+        found, _ = self._lists.get_many([user_id])
+        entry = found.get(user_id)
+        if entry is None or entry[0] != version:
+            LOOKUPS.labels("miss").inc()
+            return None
+        LOOKUPS.labels("hit").inc()
+        return entry[1]
+
+    def put(self, user_id: int, version: bytes | None, ids: array) -> None:
+        """Keeps a whole list read under `version` (taken before the read began)."""
+        if version is not None and len(ids) <= self.max_ids:
+            self._lists.put_many([(user_id, (version, ids))])
