@@ -402,12 +402,12 @@ class _Rebalances(ConsumerRebalanceListener):
     partition's in-flight records are cancelled before anyone else can take
     the partition over, and replayed: by the new owner from the last commit,
     or, where this member keeps the partition (kafka-python then keeps its
-    fetch position), by going back to the first of them. Cancelled, not
-    awaited: kafka-python 3.0 runs this inside the poll that drives the
-    rebalance, and a poll that outlasts its timeout there can lose the
-    rebalance's outcome (seen with a 3 s wait here: the member never got its
-    assignment). Called inside the poller's poll(), so nothing new is
-    submitted meanwhile."""
+    fetch position), by going back to the first of them. Cancelled rather
+    than given time to finish: this runs inside the poll that drives the
+    rebalance, and a listener that outlasts that poll's timeout leaves the
+    join to a later poll, which kafka-python 3.0.12 can miss (a member
+    that waited 3 s here for a record never received its assignment). Called
+    inside the poller's poll(), so nothing new is submitted meanwhile."""
 
     def __init__(self, lanes: _KeyedLanes) -> None:
         self._lanes = lanes
