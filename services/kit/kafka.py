@@ -180,9 +180,7 @@ class ConsumerLoop:
                 progress = lanes.take_progress()
                 lanes.settle(None, wait_s=0.0)
                 try:
-                    if progress:
-                        consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in progress.items()},
-                                        timeout_ms=int(CLOSE_WAIT_SECONDS * 1000 / 2))
+                    _commit(consumer, progress, timeout_ms=int(CLOSE_WAIT_SECONDS * 1000 / 2))
                 except Exception:
                     log.warning("could not commit applied progress on the way out; it is replayed", exc_info=True)
             consumer.close(autocommit=False)
@@ -272,8 +270,8 @@ class _KeyedLanes:
                  limit: int) -> None:
         self._loop = loop
         self._apply = apply
-        self._limit = limit
-        self._slots: asyncio.Semaphore | None = None  # made on the event loop
+        # Bound to the event loop at its first use (Python 3.10+), not here.
+        self._slots = asyncio.Semaphore(limit)
         self._changed = threading.Condition()
         # Guarded by _changed: per partition, its offsets not yet committable,
         # in order, each -> None while its record runs, True once applied,
@@ -347,8 +345,6 @@ class _KeyedLanes:
     # -- event loop -------------------------------------------------------------
 
     def _start(self, tp: TopicPartition, records: list) -> None:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._limit)
         for record in records:
             lane = (tp, record.key)
             task = asyncio.ensure_future(self._run(tp.topic, record, self._tails.get(lane)))
@@ -425,9 +421,13 @@ class _Rebalances(ConsumerRebalanceListener):
             self.consumer.seek(tp, offset)
 
 
-def _commit(consumer: KafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+def _offsets(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+
+
+def _commit(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], timeout_ms: int | None = None) -> None:
     if offsets:
-        consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()})
+        consumer.commit(_offsets(offsets), timeout_ms=timeout_ms)
 
 
 def _commit_progress(consumer: KafkaConsumer, lanes: _KeyedLanes) -> None:
@@ -444,7 +444,7 @@ def _commit_progress(consumer: KafkaConsumer, lanes: _KeyedLanes) -> None:
             # is dropped at the rebalance; committing it anyway only replays more).
             lanes.restore_progress(progress)
 
-    consumer.commit_async({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in progress.items()}, callback=done)
+    consumer.commit_async(_offsets(progress), callback=done)
 
 
 class PoisonRecord(Exception):

@@ -22,6 +22,12 @@ async def _threads_gone(group: str) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _stopped(task: asyncio.Task, group: str) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await _threads_gone(group)
+
+
 async def test_a_loop_runs_again_after_its_previous_run_ended():
     # The server's supervisor calls run() again after a crash (e.g. a commit
     # refused while Kafka restarts); the second run must consume, not stop at once.
@@ -55,10 +61,8 @@ async def test_a_loop_runs_again_after_its_previous_run_ended():
         pollers = [t for t in threading.enumerate() if t.name == f"consumer-{group}"]
         assert len(pollers) == 1, f"the first run's thread still polls: {pollers}"
     finally:
-        second.cancel()
-        await asyncio.gather(second, return_exceptions=True)
         await producer.close()
-        await _threads_gone(group)
+        await _stopped(second, group)
 
 
 # -- parallel topics -----------------------------------------------------------------
@@ -100,12 +104,6 @@ async def _until(predicate, what: str, timeout: float = 30.0) -> None:
     while not await predicate():
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.1)
-
-
-async def _stopped(task: asyncio.Task, group: str) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await _threads_gone(group)
 
 
 async def test_parallel_records_overlap_across_keys_keep_key_order_and_commit_only_an_applied_prefix():
