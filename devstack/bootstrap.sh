@@ -39,6 +39,7 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v sha256sum >/dev/null 2>&1 || missing+=(coreutils)
 command -v jq >/dev/null 2>&1 || missing+=(jq)  # used by the README examples
+command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)  # media probes uploaded videos
 
 stop_system_services() {
   # apt auto-starts these; they would squat our ports. Tolerate every failure (no systemd etc.).
