@@ -23,12 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from aviary.events.v1 import events_pb2 as aviary_dot_events_dot_v1_dot_events__pb2
+from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61viary/catalog/v1/catalog.proto\x12\x11\x61viary.catalog.v1\x1a\x1d\x61viary/events/v1/events.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\x07Product\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tseller_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x13\n\x0bprice_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x11\n\tmedia_ids\x18\x07 \x03(\t\x12\x13\n\x05stock\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x0e\n\x06\x61\x63tive\x18\t \x01(\x08\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"-\n\x11GetProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"U\n\x13ListProductsRequest\x12\x17\n\tseller_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x14ListProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x01\n\x14\x43reateProductRequest\x12\x13\n\x05title\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bprice_minor\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x16\n\x08\x63urrency\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tmedia_ids\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05stock\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x01\"\xc2\x01\n\x14UpdateProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x05title\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bprice_minor\x18\x04 \x01(\x03H\x02\x88\x01\x01\x12\x13\n\x06\x61\x63tive\x18\x05 \x01(\x08H\x03\x88\x01\x01\x42\x08\n\x06_titleB\x0e\n\x0c_descriptionB\x0e\n\x0c_price_minorB\t\n\x07_active\"h\n\x15RestockProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fidempotency_key\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"B\n\x17\x42\x61tchGetProductsRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\x12\x12\n\nskip_stock\x18\x02 \x01(\x08\"H\n\x18\x42\x61tchGetProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\"+\n\x15\x45xportProductsRequest\x12\x12\n\nbatch_size\x18\x01 \x01(\x05\"M\n\x16\x45xportProductsResponse\x12\x33\n\x08products\x18\x01 \x03(\x0b\x32!.aviary.events.v1.ProductUpserted2\xc2\x06\n\x0e\x43\x61talogService\x12q\n\nGetProduct\x12$.aviary.catalog.v1.GetProductRequest\x1a\x1a.aviary.catalog.v1.Product\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/products/{product_id}\x12u\n\x0cListProducts\x12&.aviary.catalog.v1.ListProductsRequest\x1a\'.aviary.catalog.v1.ListProductsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/products\x12m\n\rCreateProduct\x12\'.aviary.catalog.v1.CreateProductRequest\x1a\x1a.aviary.catalog.v1.Product\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/products:\x01*\x12z\n\rUpdateProduct\x12\'.aviary.catalog.v1.UpdateProductRequest\x1a\x1a.aviary.catalog.v1.Product\"$\x82\xd3\xe4\x93\x02\x1e\x32\x19/v1/products/{product_id}:\x01*\x12\x84\x01\n\x0eRestockProduct\x12(.aviary.catalog.v1.RestockProductRequest\x1a\x1a.aviary.catalog.v1.Product\",\x82\xd3\xe4\x93\x02&\"!/v1/products/{product_id}:restock:\x01*\x12k\n\x10\x42\x61tchGetProducts\x12*.aviary.catalog.v1.BatchGetProductsRequest\x1a+.aviary.catalog.v1.BatchGetProductsResponse\x12g\n\x0e\x45xportProducts\x12(.aviary.catalog.v1.ExportProductsRequest\x1a).aviary.catalog.v1.ExportProductsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61viary/catalog/v1/catalog.proto\x12\x11\x61viary.catalog.v1\x1a\x1d\x61viary/events/v1/events.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\x07Product\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tseller_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x13\n\x0bprice_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x11\n\tmedia_ids\x18\x07 \x03(\t\x12\x13\n\x05stock\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x0e\n\x06\x61\x63tive\x18\t \x01(\x08\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"-\n\x11GetProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"U\n\x13ListProductsRequest\x12\x17\n\tseller_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x14ListProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x01\n\x14\x43reateProductRequest\x12\x13\n\x05title\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bprice_minor\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x16\n\x08\x63urrency\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tmedia_ids\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05stock\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x01\"\xc2\x01\n\x14UpdateProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x05title\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bprice_minor\x18\x04 \x01(\x03H\x02\x88\x01\x01\x12\x13\n\x06\x61\x63tive\x18\x05 \x01(\x08H\x03\x88\x01\x01\x42\x08\n\x06_titleB\x0e\n\x0c_descriptionB\x0e\n\x0c_price_minorB\t\n\x07_active\"h\n\x15RestockProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fidempotency_key\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"B\n\x17\x42\x61tchGetProductsRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\x12\x12\n\nskip_stock\x18\x02 \x01(\x08\"H\n\x18\x42\x61tchGetProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\"+\n\x15\x45xportProductsRequest\x12\x12\n\nbatch_size\x18\x01 \x01(\x05\"M\n\x16\x45xportProductsResponse\x12\x33\n\x08products\x18\x01 \x03(\x0b\x32!.aviary.events.v1.ProductUpserted2\xd6\x06\n\x0e\x43\x61talogService\x12u\n\nGetProduct\x12$.aviary.catalog.v1.GetProductRequest\x1a\x1a.aviary.catalog.v1.Product\"%\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/products/{product_id}\x12y\n\x0cListProducts\x12&.aviary.catalog.v1.ListProductsRequest\x1a\'.aviary.catalog.v1.ListProductsResponse\"\x18\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/products\x12q\n\rCreateProduct\x12\'.aviary.catalog.v1.CreateProductRequest\x1a\x1a.aviary.catalog.v1.Product\"\x1b\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/products:\x01*\x12~\n\rUpdateProduct\x12\'.aviary.catalog.v1.UpdateProductRequest\x1a\x1a.aviary.catalog.v1.Product\"(\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1e\x32\x19/v1/products/{product_id}:\x01*\x12\x88\x01\n\x0eRestockProduct\x12(.aviary.catalog.v1.RestockProductRequest\x1a\x1a.aviary.catalog.v1.Product\"0\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02&\"!/v1/products/{product_id}:restock:\x01*\x12k\n\x10\x42\x61tchGetProducts\x12*.aviary.catalog.v1.BatchGetProductsRequest\x1a+.aviary.catalog.v1.BatchGetProductsResponse\x12g\n\x0e\x45xportProducts\x12(.aviary.catalog.v1.ExportProductsRequest\x1a).aviary.catalog.v1.ExportProductsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,37 +69,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESTOCKPRODUCTREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
   _globals['_RESTOCKPRODUCTREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342A\001\002'
   _globals['_CATALOGSERVICE'].methods_by_name['GetProduct']._loaded_options = None
-  _globals['_CATALOGSERVICE'].methods_by_name['GetProduct']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/products/{product_id}'
+  _globals['_CATALOGSERVICE'].methods_by_name['GetProduct']._serialized_options = b'\210\265\030\002\202\323\344\223\002\033\022\031/v1/products/{product_id}'
   _globals['_CATALOGSERVICE'].methods_by_name['ListProducts']._loaded_options = None
-  _globals['_CATALOGSERVICE'].methods_by_name['ListProducts']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/products'
+  _globals['_CATALOGSERVICE'].methods_by_name['ListProducts']._serialized_options = b'\210\265\030\002\202\323\344\223\002\016\022\014/v1/products'
   _globals['_CATALOGSERVICE'].methods_by_name['CreateProduct']._loaded_options = None
-  _globals['_CATALOGSERVICE'].methods_by_name['CreateProduct']._serialized_options = b'\202\323\344\223\002\021\"\014/v1/products:\001*'
+  _globals['_CATALOGSERVICE'].methods_by_name['CreateProduct']._serialized_options = b'\210\265\030\003\202\323\344\223\002\021\"\014/v1/products:\001*'
   _globals['_CATALOGSERVICE'].methods_by_name['UpdateProduct']._loaded_options = None
-  _globals['_CATALOGSERVICE'].methods_by_name['UpdateProduct']._serialized_options = b'\202\323\344\223\002\0362\031/v1/products/{product_id}:\001*'
+  _globals['_CATALOGSERVICE'].methods_by_name['UpdateProduct']._serialized_options = b'\210\265\030\003\202\323\344\223\002\0362\031/v1/products/{product_id}:\001*'
   _globals['_CATALOGSERVICE'].methods_by_name['RestockProduct']._loaded_options = None
-  _globals['_CATALOGSERVICE'].methods_by_name['RestockProduct']._serialized_options = b'\202\323\344\223\002&\"!/v1/products/{product_id}:restock:\001*'
-  _globals['_PRODUCT']._serialized_start=182
-  _globals['_PRODUCT']._serialized_end=419
-  _globals['_GETPRODUCTREQUEST']._serialized_start=421
-  _globals['_GETPRODUCTREQUEST']._serialized_end=466
-  _globals['_LISTPRODUCTSREQUEST']._serialized_start=468
-  _globals['_LISTPRODUCTSREQUEST']._serialized_end=553
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=555
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=648
-  _globals['_CREATEPRODUCTREQUEST']._serialized_start=651
-  _globals['_CREATEPRODUCTREQUEST']._serialized_end=818
-  _globals['_UPDATEPRODUCTREQUEST']._serialized_start=821
-  _globals['_UPDATEPRODUCTREQUEST']._serialized_end=1015
-  _globals['_RESTOCKPRODUCTREQUEST']._serialized_start=1017
-  _globals['_RESTOCKPRODUCTREQUEST']._serialized_end=1121
-  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_start=1123
-  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_end=1189
-  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_start=1191
-  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_end=1263
-  _globals['_EXPORTPRODUCTSREQUEST']._serialized_start=1265
-  _globals['_EXPORTPRODUCTSREQUEST']._serialized_end=1308
-  _globals['_EXPORTPRODUCTSRESPONSE']._serialized_start=1310
-  _globals['_EXPORTPRODUCTSRESPONSE']._serialized_end=1387
-  _globals['_CATALOGSERVICE']._serialized_start=1390
-  _globals['_CATALOGSERVICE']._serialized_end=2224
+  _globals['_CATALOGSERVICE'].methods_by_name['RestockProduct']._serialized_options = b'\210\265\030\003\202\323\344\223\002&\"!/v1/products/{product_id}:restock:\001*'
+  _globals['_PRODUCT']._serialized_start=210
+  _globals['_PRODUCT']._serialized_end=447
+  _globals['_GETPRODUCTREQUEST']._serialized_start=449
+  _globals['_GETPRODUCTREQUEST']._serialized_end=494
+  _globals['_LISTPRODUCTSREQUEST']._serialized_start=496
+  _globals['_LISTPRODUCTSREQUEST']._serialized_end=581
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=583
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=676
+  _globals['_CREATEPRODUCTREQUEST']._serialized_start=679
+  _globals['_CREATEPRODUCTREQUEST']._serialized_end=846
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_start=849
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_end=1043
+  _globals['_RESTOCKPRODUCTREQUEST']._serialized_start=1045
+  _globals['_RESTOCKPRODUCTREQUEST']._serialized_end=1149
+  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_start=1151
+  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_end=1217
+  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_start=1219
+  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_end=1291
+  _globals['_EXPORTPRODUCTSREQUEST']._serialized_start=1293
+  _globals['_EXPORTPRODUCTSREQUEST']._serialized_end=1336
+  _globals['_EXPORTPRODUCTSRESPONSE']._serialized_start=1338
+  _globals['_EXPORTPRODUCTSRESPONSE']._serialized_end=1415
+  _globals['_CATALOGSERVICE']._serialized_start=1418
+  _globals['_CATALOGSERVICE']._serialized_end=2272
 # @@protoc_insertion_point(module_scope)

@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from aviary.catalog.v1 import catalog_pb2 as aviary_dot_catalog_dot_v1_dot_catalog__pb2
 from aviary.posts.v1 import posts_pb2 as aviary_dot_posts_dot_v1_dot_posts__pb2
 from aviary.recommendations.v1 import recommendations_pb2 as aviary_dot_recommendations_dot_v1_dot_recommendations__pb2
+from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61viary/feed/v1/feed.proto\x12\x0e\x61viary.feed.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1b\x61viary/posts/v1/posts.proto\x1a/aviary/recommendations/v1/recommendations.proto\x1a\x1cgoogle/api/annotations.proto\"7\n\x0eGetFeedRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xb9\x01\n\x08\x46\x65\x65\x64Item\x12%\n\x04post\x18\x01 \x01(\x0b\x32\x15.aviary.posts.v1.PostH\x00\x12-\n\x07product\x18\x02 \x01(\x0b\x32\x1a.aviary.catalog.v1.ProductH\x00\x12\x44\n\x06reason\x18\x03 \x01(\x0e\x32/.aviary.recommendations.v1.RecommendationReasonH\x01\x88\x01\x01\x42\x06\n\x04itemB\t\n\x07_reason\"S\n\x0fGetFeedResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.aviary.feed.v1.FeedItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2k\n\x0b\x46\x65\x65\x64Service\x12\\\n\x07GetFeed\x12\x1e.aviary.feed.v1.GetFeedRequest\x1a\x1f.aviary.feed.v1.GetFeedResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/feedb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61viary/feed/v1/feed.proto\x12\x0e\x61viary.feed.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1b\x61viary/posts/v1/posts.proto\x1a/aviary/recommendations/v1/recommendations.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\"7\n\x0eGetFeedRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xb9\x01\n\x08\x46\x65\x65\x64Item\x12%\n\x04post\x18\x01 \x01(\x0b\x32\x15.aviary.posts.v1.PostH\x00\x12-\n\x07product\x18\x02 \x01(\x0b\x32\x1a.aviary.catalog.v1.ProductH\x00\x12\x44\n\x06reason\x18\x03 \x01(\x0e\x32/.aviary.recommendations.v1.RecommendationReasonH\x01\x88\x01\x01\x42\x06\n\x04itemB\t\n\x07_reason\"S\n\x0fGetFeedResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.aviary.feed.v1.FeedItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2o\n\x0b\x46\x65\x65\x64Service\x12`\n\x07GetFeed\x12\x1e.aviary.feed.v1.GetFeedRequest\x1a\x1f.aviary.feed.v1.GetFeedResponse\"\x14\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\n\x12\x08/v1/feedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,13 +37,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aviary.feed.v1.feed_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FEEDSERVICE'].methods_by_name['GetFeed']._loaded_options = None
-  _globals['_FEEDSERVICE'].methods_by_name['GetFeed']._serialized_options = b'\202\323\344\223\002\n\022\010/v1/feed'
-  _globals['_GETFEEDREQUEST']._serialized_start=186
-  _globals['_GETFEEDREQUEST']._serialized_end=241
-  _globals['_FEEDITEM']._serialized_start=244
-  _globals['_FEEDITEM']._serialized_end=429
-  _globals['_GETFEEDRESPONSE']._serialized_start=431
-  _globals['_GETFEEDRESPONSE']._serialized_end=514
-  _globals['_FEEDSERVICE']._serialized_start=516
-  _globals['_FEEDSERVICE']._serialized_end=623
+  _globals['_FEEDSERVICE'].methods_by_name['GetFeed']._serialized_options = b'\210\265\030\003\202\323\344\223\002\n\022\010/v1/feed'
+  _globals['_GETFEEDREQUEST']._serialized_start=214
+  _globals['_GETFEEDREQUEST']._serialized_end=269
+  _globals['_FEEDITEM']._serialized_start=272
+  _globals['_FEEDITEM']._serialized_end=457
+  _globals['_GETFEEDRESPONSE']._serialized_start=459
+  _globals['_GETFEEDRESPONSE']._serialized_end=542
+  _globals['_FEEDSERVICE']._serialized_start=544
+  _globals['_FEEDSERVICE']._serialized_end=655
 # @@protoc_insertion_point(module_scope)

@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from aviary.identity.v1 import identity_pb2 as aviary_dot_identity_dot_v1_dot_identity__pb2
+from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61viary/graph/v1/graph.proto\x12\x0f\x61viary.graph.v1\x1a!aviary/identity/v1/identity.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"*\n\x11\x46ollowUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"b\n\x12\x46ollowUserResponse\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\t\x12\x11\n\tfollowing\x18\x03 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\",\n\x13UnfollowUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"d\n\x14UnfollowUserResponse\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\t\x12\x11\n\tfollowing\x18\x03 \x01(\x08\x12\x0f\n\x07removed\x18\x04 \x01(\x08\"T\n\x14ListFollowersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x15ListFollowersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x14ListFollowingRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x15ListFollowingResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n\x15GetFollowStatsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"b\n\x0b\x46ollowStats\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\x0e\x66ollower_count\x18\x02 \x01(\x05\x12\x17\n\x0f\x66ollowing_count\x18\x03 \x01(\x05\x12\x11\n\tcelebrity\x18\x04 \x01(\x08\"7\n\x1eListFollowedCelebritiesRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"8\n\x1fListFollowedCelebritiesResponse\x12\x15\n\rcelebrity_ids\x18\x01 \x03(\x03\"C\n\x16StreamFollowersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\"%\n\rFollowerBatch\x12\x14\n\x0c\x66ollower_ids\x18\x01 \x03(\x03\"/\n\x16ListFolloweeIdsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"F\n\x17ListFolloweeIdsResponse\x12\x14\n\x0c\x66ollowee_ids\x18\x01 \x03(\x03\x12\x15\n\rcelebrity_ids\x18\x02 \x03(\x03\x32\xc1\x07\n\x0cGraphService\x12\x7f\n\nFollowUser\x12\".aviary.graph.v1.FollowUserRequest\x1a#.aviary.graph.v1.FollowUserResponse\"(\x82\xd3\xe4\x93\x02\"\x1a /v1/users/me/following/{user_id}\x12\x85\x01\n\x0cUnfollowUser\x12$.aviary.graph.v1.UnfollowUserRequest\x1a%.aviary.graph.v1.UnfollowUserResponse\"(\x82\xd3\xe4\x93\x02\"* /v1/users/me/following/{user_id}\x12\x85\x01\n\rListFollowers\x12%.aviary.graph.v1.ListFollowersRequest\x1a&.aviary.graph.v1.ListFollowersResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/users/{user_id}/followers\x12\x85\x01\n\rListFollowing\x12%.aviary.graph.v1.ListFollowingRequest\x1a&.aviary.graph.v1.ListFollowingResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/users/{user_id}/following\x12V\n\x0eGetFollowStats\x12&.aviary.graph.v1.GetFollowStatsRequest\x1a\x1c.aviary.graph.v1.FollowStats\x12|\n\x17ListFollowedCelebrities\x12/.aviary.graph.v1.ListFollowedCelebritiesRequest\x1a\x30.aviary.graph.v1.ListFollowedCelebritiesResponse\x12\\\n\x0fStreamFollowers\x12\'.aviary.graph.v1.StreamFollowersRequest\x1a\x1e.aviary.graph.v1.FollowerBatch0\x01\x12\x64\n\x0fListFolloweeIds\x12\'.aviary.graph.v1.ListFolloweeIdsRequest\x1a(.aviary.graph.v1.ListFolloweeIdsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61viary/graph/v1/graph.proto\x12\x0f\x61viary.graph.v1\x1a!aviary/identity/v1/identity.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"*\n\x11\x46ollowUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"b\n\x12\x46ollowUserResponse\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\t\x12\x11\n\tfollowing\x18\x03 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\",\n\x13UnfollowUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"d\n\x14UnfollowUserResponse\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\t\x12\x11\n\tfollowing\x18\x03 \x01(\x08\x12\x0f\n\x07removed\x18\x04 \x01(\x08\"T\n\x14ListFollowersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x15ListFollowersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x14ListFollowingRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x15ListFollowingResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n\x15GetFollowStatsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"b\n\x0b\x46ollowStats\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\x0e\x66ollower_count\x18\x02 \x01(\x05\x12\x17\n\x0f\x66ollowing_count\x18\x03 \x01(\x05\x12\x11\n\tcelebrity\x18\x04 \x01(\x08\"7\n\x1eListFollowedCelebritiesRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"8\n\x1fListFollowedCelebritiesResponse\x12\x15\n\rcelebrity_ids\x18\x01 \x03(\x03\"C\n\x16StreamFollowersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\"%\n\rFollowerBatch\x12\x14\n\x0c\x66ollower_ids\x18\x01 \x03(\x03\"/\n\x16ListFolloweeIdsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"F\n\x17ListFolloweeIdsResponse\x12\x14\n\x0c\x66ollowee_ids\x18\x01 \x03(\x03\x12\x15\n\rcelebrity_ids\x18\x02 \x03(\x03\x32\xd2\x07\n\x0cGraphService\x12\x83\x01\n\nFollowUser\x12\".aviary.graph.v1.FollowUserRequest\x1a#.aviary.graph.v1.FollowUserResponse\",\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\"\x1a /v1/users/me/following/{user_id}\x12\x89\x01\n\x0cUnfollowUser\x12$.aviary.graph.v1.UnfollowUserRequest\x1a%.aviary.graph.v1.UnfollowUserResponse\",\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\"* /v1/users/me/following/{user_id}\x12\x89\x01\n\rListFollowers\x12%.aviary.graph.v1.ListFollowersRequest\x1a&.aviary.graph.v1.ListFollowersResponse\")\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/users/{user_id}/followers\x12\x89\x01\n\rListFollowing\x12%.aviary.graph.v1.ListFollowingRequest\x1a&.aviary.graph.v1.ListFollowingResponse\")\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/users/{user_id}/following\x12V\n\x0eGetFollowStats\x12&.aviary.graph.v1.GetFollowStatsRequest\x1a\x1c.aviary.graph.v1.FollowStats\x12|\n\x17ListFollowedCelebrities\x12/.aviary.graph.v1.ListFollowedCelebritiesRequest\x1a\x30.aviary.graph.v1.ListFollowedCelebritiesResponse\x12\\\n\x0fStreamFollowers\x12\'.aviary.graph.v1.StreamFollowersRequest\x1a\x1e.aviary.graph.v1.FollowerBatch0\x01\x12\x64\n\x0fListFolloweeIds\x12\'.aviary.graph.v1.ListFolloweeIdsRequest\x1a(.aviary.graph.v1.ListFolloweeIdsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,45 +52,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTFOLLOWEEIDSREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_LISTFOLLOWEEIDSREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
   _globals['_GRAPHSERVICE'].methods_by_name['FollowUser']._loaded_options = None
-  _globals['_GRAPHSERVICE'].methods_by_name['FollowUser']._serialized_options = b'\202\323\344\223\002\"\032 /v1/users/me/following/{user_id}'
+  _globals['_GRAPHSERVICE'].methods_by_name['FollowUser']._serialized_options = b'\210\265\030\003\202\323\344\223\002\"\032 /v1/users/me/following/{user_id}'
   _globals['_GRAPHSERVICE'].methods_by_name['UnfollowUser']._loaded_options = None
-  _globals['_GRAPHSERVICE'].methods_by_name['UnfollowUser']._serialized_options = b'\202\323\344\223\002\"* /v1/users/me/following/{user_id}'
+  _globals['_GRAPHSERVICE'].methods_by_name['UnfollowUser']._serialized_options = b'\210\265\030\003\202\323\344\223\002\"* /v1/users/me/following/{user_id}'
   _globals['_GRAPHSERVICE'].methods_by_name['ListFollowers']._loaded_options = None
-  _globals['_GRAPHSERVICE'].methods_by_name['ListFollowers']._serialized_options = b'\202\323\344\223\002\037\022\035/v1/users/{user_id}/followers'
+  _globals['_GRAPHSERVICE'].methods_by_name['ListFollowers']._serialized_options = b'\210\265\030\002\202\323\344\223\002\037\022\035/v1/users/{user_id}/followers'
   _globals['_GRAPHSERVICE'].methods_by_name['ListFollowing']._loaded_options = None
-  _globals['_GRAPHSERVICE'].methods_by_name['ListFollowing']._serialized_options = b'\202\323\344\223\002\037\022\035/v1/users/{user_id}/following'
-  _globals['_FOLLOWUSERREQUEST']._serialized_start=146
-  _globals['_FOLLOWUSERREQUEST']._serialized_end=188
-  _globals['_FOLLOWUSERRESPONSE']._serialized_start=190
-  _globals['_FOLLOWUSERRESPONSE']._serialized_end=288
-  _globals['_UNFOLLOWUSERREQUEST']._serialized_start=290
-  _globals['_UNFOLLOWUSERREQUEST']._serialized_end=334
-  _globals['_UNFOLLOWUSERRESPONSE']._serialized_start=336
-  _globals['_UNFOLLOWUSERRESPONSE']._serialized_end=436
-  _globals['_LISTFOLLOWERSREQUEST']._serialized_start=438
-  _globals['_LISTFOLLOWERSREQUEST']._serialized_end=522
-  _globals['_LISTFOLLOWERSRESPONSE']._serialized_start=524
-  _globals['_LISTFOLLOWERSRESPONSE']._serialized_end=613
-  _globals['_LISTFOLLOWINGREQUEST']._serialized_start=615
-  _globals['_LISTFOLLOWINGREQUEST']._serialized_end=699
-  _globals['_LISTFOLLOWINGRESPONSE']._serialized_start=701
-  _globals['_LISTFOLLOWINGRESPONSE']._serialized_end=790
-  _globals['_GETFOLLOWSTATSREQUEST']._serialized_start=792
-  _globals['_GETFOLLOWSTATSREQUEST']._serialized_end=838
-  _globals['_FOLLOWSTATS']._serialized_start=840
-  _globals['_FOLLOWSTATS']._serialized_end=938
-  _globals['_LISTFOLLOWEDCELEBRITIESREQUEST']._serialized_start=940
-  _globals['_LISTFOLLOWEDCELEBRITIESREQUEST']._serialized_end=995
-  _globals['_LISTFOLLOWEDCELEBRITIESRESPONSE']._serialized_start=997
-  _globals['_LISTFOLLOWEDCELEBRITIESRESPONSE']._serialized_end=1053
-  _globals['_STREAMFOLLOWERSREQUEST']._serialized_start=1055
-  _globals['_STREAMFOLLOWERSREQUEST']._serialized_end=1122
-  _globals['_FOLLOWERBATCH']._serialized_start=1124
-  _globals['_FOLLOWERBATCH']._serialized_end=1161
-  _globals['_LISTFOLLOWEEIDSREQUEST']._serialized_start=1163
-  _globals['_LISTFOLLOWEEIDSREQUEST']._serialized_end=1210
-  _globals['_LISTFOLLOWEEIDSRESPONSE']._serialized_start=1212
-  _globals['_LISTFOLLOWEEIDSRESPONSE']._serialized_end=1282
-  _globals['_GRAPHSERVICE']._serialized_start=1285
-  _globals['_GRAPHSERVICE']._serialized_end=2246
+  _globals['_GRAPHSERVICE'].methods_by_name['ListFollowing']._serialized_options = b'\210\265\030\002\202\323\344\223\002\037\022\035/v1/users/{user_id}/following'
+  _globals['_FOLLOWUSERREQUEST']._serialized_start=174
+  _globals['_FOLLOWUSERREQUEST']._serialized_end=216
+  _globals['_FOLLOWUSERRESPONSE']._serialized_start=218
+  _globals['_FOLLOWUSERRESPONSE']._serialized_end=316
+  _globals['_UNFOLLOWUSERREQUEST']._serialized_start=318
+  _globals['_UNFOLLOWUSERREQUEST']._serialized_end=362
+  _globals['_UNFOLLOWUSERRESPONSE']._serialized_start=364
+  _globals['_UNFOLLOWUSERRESPONSE']._serialized_end=464
+  _globals['_LISTFOLLOWERSREQUEST']._serialized_start=466
+  _globals['_LISTFOLLOWERSREQUEST']._serialized_end=550
+  _globals['_LISTFOLLOWERSRESPONSE']._serialized_start=552
+  _globals['_LISTFOLLOWERSRESPONSE']._serialized_end=641
+  _globals['_LISTFOLLOWINGREQUEST']._serialized_start=643
+  _globals['_LISTFOLLOWINGREQUEST']._serialized_end=727
+  _globals['_LISTFOLLOWINGRESPONSE']._serialized_start=729
+  _globals['_LISTFOLLOWINGRESPONSE']._serialized_end=818
+  _globals['_GETFOLLOWSTATSREQUEST']._serialized_start=820
+  _globals['_GETFOLLOWSTATSREQUEST']._serialized_end=866
+  _globals['_FOLLOWSTATS']._serialized_start=868
+  _globals['_FOLLOWSTATS']._serialized_end=966
+  _globals['_LISTFOLLOWEDCELEBRITIESREQUEST']._serialized_start=968
+  _globals['_LISTFOLLOWEDCELEBRITIESREQUEST']._serialized_end=1023
+  _globals['_LISTFOLLOWEDCELEBRITIESRESPONSE']._serialized_start=1025
+  _globals['_LISTFOLLOWEDCELEBRITIESRESPONSE']._serialized_end=1081
+  _globals['_STREAMFOLLOWERSREQUEST']._serialized_start=1083
+  _globals['_STREAMFOLLOWERSREQUEST']._serialized_end=1150
+  _globals['_FOLLOWERBATCH']._serialized_start=1152
+  _globals['_FOLLOWERBATCH']._serialized_end=1189
+  _globals['_LISTFOLLOWEEIDSREQUEST']._serialized_start=1191
+  _globals['_LISTFOLLOWEEIDSREQUEST']._serialized_end=1238
+  _globals['_LISTFOLLOWEEIDSRESPONSE']._serialized_start=1240
+  _globals['_LISTFOLLOWEEIDSRESPONSE']._serialized_end=1310
+  _globals['_GRAPHSERVICE']._serialized_start=1313
+  _globals['_GRAPHSERVICE']._serialized_end=2291
 # @@protoc_insertion_point(module_scope)

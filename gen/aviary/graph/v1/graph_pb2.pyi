@@ -1,4 +1,5 @@
 from aviary.identity.v1 import identity_pb2 as _identity_pb2
+from aviary.api.v1 import access_pb2 as _access_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf.internal import containers as _containers

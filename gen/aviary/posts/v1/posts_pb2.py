@@ -26,13 +26,14 @@ from aviary.catalog.v1 import catalog_pb2 as aviary_dot_catalog_dot_v1_dot_catal
 from aviary.events.v1 import events_pb2 as aviary_dot_events_dot_v1_dot_events__pb2
 from aviary.identity.v1 import identity_pb2 as aviary_dot_identity_dot_v1_dot_identity__pb2
 from aviary.media.v1 import media_pb2 as aviary_dot_media_dot_v1_dot_media__pb2
+from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61viary/posts/v1/posts.proto\x12\x0f\x61viary.posts.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1d\x61viary/events/v1/events.proto\x1a!aviary/identity/v1/identity.proto\x1a\x1b\x61viary/media/v1/media.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x04\n\x04Post\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tauthor_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12.\n\x06\x61uthor\x18\x03 \x01(\x0b\x32\x18.aviary.identity.v1.UserB\x04\xe2\x41\x01\x03\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x11\n\tmedia_ids\x18\x05 \x03(\t\x12\x13\n\x0bproduct_ids\x18\x06 \x03(\t\x12\x13\n\x0breply_to_id\x18\x07 \x01(\t\x12\x14\n\x0crepost_of_id\x18\x08 \x01(\t\x12\x16\n\x08hashtags\x18\t \x03(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08mentions\x18\n \x03(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nlike_count\x18\x0b \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0crepost_count\x18\x0c \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0breply_count\x18\r \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0bliked_by_me\x18\x0e \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12+\n\x05media\x18\x10 \x03(\x0b\x32\x16.aviary.media.v1.MediaB\x04\xe2\x41\x01\x03\x12.\n\trepost_of\x18\x11 \x01(\x0b\x32\x15.aviary.posts.v1.PostB\x04\xe2\x41\x01\x03\x12\x32\n\x08products\x18\x12 \x03(\x0b\x32\x1a.aviary.catalog.v1.ProductB\x04\xe2\x41\x01\x03\"\x92\x01\n\x11\x43reatePostRequest\x12\x12\n\x04text\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tmedia_ids\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bproduct_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0breply_to_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1a\n\x0crepost_of_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"\'\n\x0eGetPostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"*\n\x11RepostPostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"*\n\x11\x44\x65letePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"T\n\x14ListUserPostsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x15ListUserPostsResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x14\x42\x61tchGetPostsRequest\x12\x16\n\x08post_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tviewer_id\x18\x02 \x01(\t\x12\x17\n\x0fskip_engagement\x18\x03 \x01(\x08\"=\n\x15\x42\x61tchGetPostsResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\".\n\x15GetAuthorStatsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"2\n\x0b\x41uthorStats\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\npost_count\x18\x02 \x01(\x05\"R\n\x12ListRepliesRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"T\n\x13ListRepliesResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x19ListAuthorsPostIdsRequest\x12\x18\n\nauthor_ids\x18\x01 \x03(\x03\x42\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x62\x65\x66ore_post_id\x18\x02 \x01(\x03\x12\x18\n\x10per_author_limit\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\"-\n\x07PostRef\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\"E\n\x1aListAuthorsPostIdsResponse\x12\'\n\x05posts\x18\x01 \x03(\x0b\x32\x18.aviary.posts.v1.PostRef\"(\n\x12\x45xportPostsRequest\x12\x12\n\nbatch_size\x18\x01 \x01(\x05\"C\n\x13\x45xportPostsResponse\x12,\n\x05posts\x18\x01 \x03(\x0b\x32\x1d.aviary.events.v1.PostCreated2\xaa\x08\n\x0cPostsService\x12]\n\nCreatePost\x12\".aviary.posts.v1.CreatePostRequest\x1a\x15.aviary.posts.v1.Post\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/posts:\x01*\x12^\n\x07GetPost\x12\x1f.aviary.posts.v1.GetPostRequest\x1a\x15.aviary.posts.v1.Post\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/posts/{post_id}\x12\x65\n\nDeletePost\x12\".aviary.posts.v1.DeletePostRequest\x1a\x16.google.protobuf.Empty\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/posts/{post_id}\x12n\n\nRepostPost\x12\".aviary.posts.v1.RepostPostRequest\x1a\x15.aviary.posts.v1.Post\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/posts/{post_id}:repost:\x01*\x12\x81\x01\n\rListUserPosts\x12%.aviary.posts.v1.ListUserPostsRequest\x1a&.aviary.posts.v1.ListUserPostsResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/users/{user_id}/posts\x12}\n\x0bListReplies\x12#.aviary.posts.v1.ListRepliesRequest\x1a$.aviary.posts.v1.ListRepliesResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/posts/{post_id}/replies\x12^\n\rBatchGetPosts\x12%.aviary.posts.v1.BatchGetPostsRequest\x1a&.aviary.posts.v1.BatchGetPostsResponse\x12V\n\x0eGetAuthorStats\x12&.aviary.posts.v1.GetAuthorStatsRequest\x1a\x1c.aviary.posts.v1.AuthorStats\x12m\n\x12ListAuthorsPostIds\x12*.aviary.posts.v1.ListAuthorsPostIdsRequest\x1a+.aviary.posts.v1.ListAuthorsPostIdsResponse\x12Z\n\x0b\x45xportPosts\x12#.aviary.posts.v1.ExportPostsRequest\x1a$.aviary.posts.v1.ExportPostsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61viary/posts/v1/posts.proto\x12\x0f\x61viary.posts.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1d\x61viary/events/v1/events.proto\x1a!aviary/identity/v1/identity.proto\x1a\x1b\x61viary/media/v1/media.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x04\n\x04Post\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tauthor_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12.\n\x06\x61uthor\x18\x03 \x01(\x0b\x32\x18.aviary.identity.v1.UserB\x04\xe2\x41\x01\x03\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x11\n\tmedia_ids\x18\x05 \x03(\t\x12\x13\n\x0bproduct_ids\x18\x06 \x03(\t\x12\x13\n\x0breply_to_id\x18\x07 \x01(\t\x12\x14\n\x0crepost_of_id\x18\x08 \x01(\t\x12\x16\n\x08hashtags\x18\t \x03(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08mentions\x18\n \x03(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nlike_count\x18\x0b \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0crepost_count\x18\x0c \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0breply_count\x18\r \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0bliked_by_me\x18\x0e \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12+\n\x05media\x18\x10 \x03(\x0b\x32\x16.aviary.media.v1.MediaB\x04\xe2\x41\x01\x03\x12.\n\trepost_of\x18\x11 \x01(\x0b\x32\x15.aviary.posts.v1.PostB\x04\xe2\x41\x01\x03\x12\x32\n\x08products\x18\x12 \x03(\x0b\x32\x1a.aviary.catalog.v1.ProductB\x04\xe2\x41\x01\x03\"\x92\x01\n\x11\x43reatePostRequest\x12\x12\n\x04text\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tmedia_ids\x18\x02 \x03(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bproduct_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0breply_to_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1a\n\x0crepost_of_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"\'\n\x0eGetPostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"*\n\x11RepostPostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"*\n\x11\x44\x65letePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"T\n\x14ListUserPostsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x15ListUserPostsResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x14\x42\x61tchGetPostsRequest\x12\x16\n\x08post_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tviewer_id\x18\x02 \x01(\t\x12\x17\n\x0fskip_engagement\x18\x03 \x01(\x08\"=\n\x15\x42\x61tchGetPostsResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\".\n\x15GetAuthorStatsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"2\n\x0b\x41uthorStats\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\npost_count\x18\x02 \x01(\x05\"R\n\x12ListRepliesRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"T\n\x13ListRepliesResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"v\n\x19ListAuthorsPostIdsRequest\x12\x18\n\nauthor_ids\x18\x01 \x03(\x03\x42\x04\xe2\x41\x01\x02\x12\x16\n\x0e\x62\x65\x66ore_post_id\x18\x02 \x01(\x03\x12\x18\n\x10per_author_limit\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\"-\n\x07PostRef\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\"E\n\x1aListAuthorsPostIdsResponse\x12\'\n\x05posts\x18\x01 \x03(\x0b\x32\x18.aviary.posts.v1.PostRef\"(\n\x12\x45xportPostsRequest\x12\x12\n\nbatch_size\x18\x01 \x01(\x05\"C\n\x13\x45xportPostsResponse\x12,\n\x05posts\x18\x01 \x03(\x0b\x32\x1d.aviary.events.v1.PostCreated2\xc3\x08\n\x0cPostsService\x12\x61\n\nCreatePost\x12\".aviary.posts.v1.CreatePostRequest\x1a\x15.aviary.posts.v1.Post\"\x18\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x0e\"\t/v1/posts:\x01*\x12\x62\n\x07GetPost\x12\x1f.aviary.posts.v1.GetPostRequest\x1a\x15.aviary.posts.v1.Post\"\x1f\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/posts/{post_id}\x12i\n\nDeletePost\x12\".aviary.posts.v1.DeletePostRequest\x1a\x16.google.protobuf.Empty\"\x1f\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x15*\x13/v1/posts/{post_id}\x12r\n\nRepostPost\x12\".aviary.posts.v1.RepostPostRequest\x1a\x15.aviary.posts.v1.Post\")\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/posts/{post_id}:repost:\x01*\x12\x85\x01\n\rListUserPosts\x12%.aviary.posts.v1.ListUserPostsRequest\x1a&.aviary.posts.v1.ListUserPostsResponse\"%\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/users/{user_id}/posts\x12\x81\x01\n\x0bListReplies\x12#.aviary.posts.v1.ListRepliesRequest\x1a$.aviary.posts.v1.ListRepliesResponse\"\'\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/posts/{post_id}/replies\x12^\n\rBatchGetPosts\x12%.aviary.posts.v1.BatchGetPostsRequest\x1a&.aviary.posts.v1.BatchGetPostsResponse\x12V\n\x0eGetAuthorStats\x12&.aviary.posts.v1.GetAuthorStatsRequest\x1a\x1c.aviary.posts.v1.AuthorStats\x12m\n\x12ListAuthorsPostIds\x12*.aviary.posts.v1.ListAuthorsPostIdsRequest\x1a+.aviary.posts.v1.ListAuthorsPostIdsResponse\x12Z\n\x0b\x45xportPosts\x12#.aviary.posts.v1.ExportPostsRequest\x1a$.aviary.posts.v1.ExportPostsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -92,53 +93,53 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAUTHORSPOSTIDSREQUEST'].fields_by_name['author_ids']._loaded_options = None
   _globals['_LISTAUTHORSPOSTIDSREQUEST'].fields_by_name['author_ids']._serialized_options = b'\342A\001\002'
   _globals['_POSTSSERVICE'].methods_by_name['CreatePost']._loaded_options = None
-  _globals['_POSTSSERVICE'].methods_by_name['CreatePost']._serialized_options = b'\202\323\344\223\002\016\"\t/v1/posts:\001*'
+  _globals['_POSTSSERVICE'].methods_by_name['CreatePost']._serialized_options = b'\210\265\030\003\202\323\344\223\002\016\"\t/v1/posts:\001*'
   _globals['_POSTSSERVICE'].methods_by_name['GetPost']._loaded_options = None
-  _globals['_POSTSSERVICE'].methods_by_name['GetPost']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/posts/{post_id}'
+  _globals['_POSTSSERVICE'].methods_by_name['GetPost']._serialized_options = b'\210\265\030\002\202\323\344\223\002\025\022\023/v1/posts/{post_id}'
   _globals['_POSTSSERVICE'].methods_by_name['DeletePost']._loaded_options = None
-  _globals['_POSTSSERVICE'].methods_by_name['DeletePost']._serialized_options = b'\202\323\344\223\002\025*\023/v1/posts/{post_id}'
+  _globals['_POSTSSERVICE'].methods_by_name['DeletePost']._serialized_options = b'\210\265\030\003\202\323\344\223\002\025*\023/v1/posts/{post_id}'
   _globals['_POSTSSERVICE'].methods_by_name['RepostPost']._loaded_options = None
-  _globals['_POSTSSERVICE'].methods_by_name['RepostPost']._serialized_options = b'\202\323\344\223\002\037\"\032/v1/posts/{post_id}:repost:\001*'
+  _globals['_POSTSSERVICE'].methods_by_name['RepostPost']._serialized_options = b'\210\265\030\003\202\323\344\223\002\037\"\032/v1/posts/{post_id}:repost:\001*'
   _globals['_POSTSSERVICE'].methods_by_name['ListUserPosts']._loaded_options = None
-  _globals['_POSTSSERVICE'].methods_by_name['ListUserPosts']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/users/{user_id}/posts'
+  _globals['_POSTSSERVICE'].methods_by_name['ListUserPosts']._serialized_options = b'\210\265\030\002\202\323\344\223\002\033\022\031/v1/users/{user_id}/posts'
   _globals['_POSTSSERVICE'].methods_by_name['ListReplies']._loaded_options = None
-  _globals['_POSTSSERVICE'].methods_by_name['ListReplies']._serialized_options = b'\202\323\344\223\002\035\022\033/v1/posts/{post_id}/replies'
-  _globals['_POST']._serialized_start=302
-  _globals['_POST']._serialized_end=851
-  _globals['_CREATEPOSTREQUEST']._serialized_start=854
-  _globals['_CREATEPOSTREQUEST']._serialized_end=1000
-  _globals['_GETPOSTREQUEST']._serialized_start=1002
-  _globals['_GETPOSTREQUEST']._serialized_end=1041
-  _globals['_REPOSTPOSTREQUEST']._serialized_start=1043
-  _globals['_REPOSTPOSTREQUEST']._serialized_end=1085
-  _globals['_DELETEPOSTREQUEST']._serialized_start=1087
-  _globals['_DELETEPOSTREQUEST']._serialized_end=1129
-  _globals['_LISTUSERPOSTSREQUEST']._serialized_start=1131
-  _globals['_LISTUSERPOSTSREQUEST']._serialized_end=1215
-  _globals['_LISTUSERPOSTSRESPONSE']._serialized_start=1217
-  _globals['_LISTUSERPOSTSRESPONSE']._serialized_end=1303
-  _globals['_BATCHGETPOSTSREQUEST']._serialized_start=1305
-  _globals['_BATCHGETPOSTSREQUEST']._serialized_end=1395
-  _globals['_BATCHGETPOSTSRESPONSE']._serialized_start=1397
-  _globals['_BATCHGETPOSTSRESPONSE']._serialized_end=1458
-  _globals['_GETAUTHORSTATSREQUEST']._serialized_start=1460
-  _globals['_GETAUTHORSTATSREQUEST']._serialized_end=1506
-  _globals['_AUTHORSTATS']._serialized_start=1508
-  _globals['_AUTHORSTATS']._serialized_end=1558
-  _globals['_LISTREPLIESREQUEST']._serialized_start=1560
-  _globals['_LISTREPLIESREQUEST']._serialized_end=1642
-  _globals['_LISTREPLIESRESPONSE']._serialized_start=1644
-  _globals['_LISTREPLIESRESPONSE']._serialized_end=1728
-  _globals['_LISTAUTHORSPOSTIDSREQUEST']._serialized_start=1730
-  _globals['_LISTAUTHORSPOSTIDSREQUEST']._serialized_end=1848
-  _globals['_POSTREF']._serialized_start=1850
-  _globals['_POSTREF']._serialized_end=1895
-  _globals['_LISTAUTHORSPOSTIDSRESPONSE']._serialized_start=1897
-  _globals['_LISTAUTHORSPOSTIDSRESPONSE']._serialized_end=1966
-  _globals['_EXPORTPOSTSREQUEST']._serialized_start=1968
-  _globals['_EXPORTPOSTSREQUEST']._serialized_end=2008
-  _globals['_EXPORTPOSTSRESPONSE']._serialized_start=2010
-  _globals['_EXPORTPOSTSRESPONSE']._serialized_end=2077
-  _globals['_POSTSSERVICE']._serialized_start=2080
-  _globals['_POSTSSERVICE']._serialized_end=3146
+  _globals['_POSTSSERVICE'].methods_by_name['ListReplies']._serialized_options = b'\210\265\030\002\202\323\344\223\002\035\022\033/v1/posts/{post_id}/replies'
+  _globals['_POST']._serialized_start=330
+  _globals['_POST']._serialized_end=879
+  _globals['_CREATEPOSTREQUEST']._serialized_start=882
+  _globals['_CREATEPOSTREQUEST']._serialized_end=1028
+  _globals['_GETPOSTREQUEST']._serialized_start=1030
+  _globals['_GETPOSTREQUEST']._serialized_end=1069
+  _globals['_REPOSTPOSTREQUEST']._serialized_start=1071
+  _globals['_REPOSTPOSTREQUEST']._serialized_end=1113
+  _globals['_DELETEPOSTREQUEST']._serialized_start=1115
+  _globals['_DELETEPOSTREQUEST']._serialized_end=1157
+  _globals['_LISTUSERPOSTSREQUEST']._serialized_start=1159
+  _globals['_LISTUSERPOSTSREQUEST']._serialized_end=1243
+  _globals['_LISTUSERPOSTSRESPONSE']._serialized_start=1245
+  _globals['_LISTUSERPOSTSRESPONSE']._serialized_end=1331
+  _globals['_BATCHGETPOSTSREQUEST']._serialized_start=1333
+  _globals['_BATCHGETPOSTSREQUEST']._serialized_end=1423
+  _globals['_BATCHGETPOSTSRESPONSE']._serialized_start=1425
+  _globals['_BATCHGETPOSTSRESPONSE']._serialized_end=1486
+  _globals['_GETAUTHORSTATSREQUEST']._serialized_start=1488
+  _globals['_GETAUTHORSTATSREQUEST']._serialized_end=1534
+  _globals['_AUTHORSTATS']._serialized_start=1536
+  _globals['_AUTHORSTATS']._serialized_end=1586
+  _globals['_LISTREPLIESREQUEST']._serialized_start=1588
+  _globals['_LISTREPLIESREQUEST']._serialized_end=1670
+  _globals['_LISTREPLIESRESPONSE']._serialized_start=1672
+  _globals['_LISTREPLIESRESPONSE']._serialized_end=1756
+  _globals['_LISTAUTHORSPOSTIDSREQUEST']._serialized_start=1758
+  _globals['_LISTAUTHORSPOSTIDSREQUEST']._serialized_end=1876
+  _globals['_POSTREF']._serialized_start=1878
+  _globals['_POSTREF']._serialized_end=1923
+  _globals['_LISTAUTHORSPOSTIDSRESPONSE']._serialized_start=1925
+  _globals['_LISTAUTHORSPOSTIDSRESPONSE']._serialized_end=1994
+  _globals['_EXPORTPOSTSREQUEST']._serialized_start=1996
+  _globals['_EXPORTPOSTSREQUEST']._serialized_end=2036
+  _globals['_EXPORTPOSTSRESPONSE']._serialized_start=2038
+  _globals['_EXPORTPOSTSRESPONSE']._serialized_end=2105
+  _globals['_POSTSSERVICE']._serialized_start=2108
+  _globals['_POSTSSERVICE']._serialized_end=3199
 # @@protoc_insertion_point(module_scope)

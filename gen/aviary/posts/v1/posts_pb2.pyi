@@ -4,6 +4,7 @@ from aviary.catalog.v1 import catalog_pb2 as _catalog_pb2
 from aviary.events.v1 import events_pb2 as _events_pb2
 from aviary.identity.v1 import identity_pb2 as _identity_pb2
 from aviary.media.v1 import media_pb2 as _media_pb2
+from aviary.api.v1 import access_pb2 as _access_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import empty_pb2 as _empty_pb2

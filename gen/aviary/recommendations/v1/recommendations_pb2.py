@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from aviary.catalog.v1 import catalog_pb2 as aviary_dot_catalog_dot_v1_dot_catalog__pb2
+from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/aviary/recommendations/v1/recommendations.proto\x12\x19\x61viary.recommendations.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"C\n\x1aListRecommendationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\x8d\x01\n\x0eRecommendation\x12+\n\x07product\x18\x01 \x01(\x0b\x32\x1a.aviary.catalog.v1.Product\x12\r\n\x05score\x18\x02 \x01(\x01\x12?\n\x06reason\x18\x03 \x01(\x0e\x32/.aviary.recommendations.v1.RecommendationReason\"z\n\x1bListRecommendationsResponse\x12\x42\n\x0frecommendations\x18\x01 \x03(\x0b\x32).aviary.recommendations.v1.Recommendation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x15GetFeedSignalsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x14\n\x0cmax_products\x18\x02 \x01(\x05\x12\x13\n\x0bmax_authors\x18\x03 \x01(\x05\"v\n\x10ProductCandidate\x12\x12\n\nproduct_id\x18\x01 \x01(\x03\x12\r\n\x05score\x18\x02 \x01(\x01\x12?\n\x06reason\x18\x03 \x01(\x0e\x32/.aviary.recommendations.v1.RecommendationReason\"2\n\x0e\x41uthorAffinity\x12\x11\n\tauthor_id\x18\x01 \x01(\x03\x12\r\n\x05score\x18\x02 \x01(\x01\"\x93\x01\n\x16GetFeedSignalsResponse\x12=\n\x08products\x18\x01 \x03(\x0b\x32+.aviary.recommendations.v1.ProductCandidate\x12:\n\x07\x61uthors\x18\x02 \x03(\x0b\x32).aviary.recommendations.v1.AuthorAffinity*\xae\x01\n\x14RecommendationReason\x12%\n!RECOMMENDATION_REASON_UNSPECIFIED\x10\x00\x12!\n\x1dRECOMMENDATION_REASON_ENGAGED\x10\x01\x12)\n%RECOMMENDATION_REASON_FOLLOWED_SELLER\x10\x02\x12!\n\x1dRECOMMENDATION_REASON_POPULAR\x10\x03\x32\xb3\x02\n\x16RecommendationsService\x12\xa1\x01\n\x13ListRecommendations\x12\x35.aviary.recommendations.v1.ListRecommendationsRequest\x1a\x36.aviary.recommendations.v1.ListRecommendationsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/recommendations\x12u\n\x0eGetFeedSignals\x12\x30.aviary.recommendations.v1.GetFeedSignalsRequest\x1a\x31.aviary.recommendations.v1.GetFeedSignalsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/aviary/recommendations/v1/recommendations.proto\x12\x19\x61viary.recommendations.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"C\n\x1aListRecommendationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\x8d\x01\n\x0eRecommendation\x12+\n\x07product\x18\x01 \x01(\x0b\x32\x1a.aviary.catalog.v1.Product\x12\r\n\x05score\x18\x02 \x01(\x01\x12?\n\x06reason\x18\x03 \x01(\x0e\x32/.aviary.recommendations.v1.RecommendationReason\"z\n\x1bListRecommendationsResponse\x12\x42\n\x0frecommendations\x18\x01 \x03(\x0b\x32).aviary.recommendations.v1.Recommendation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x15GetFeedSignalsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x14\n\x0cmax_products\x18\x02 \x01(\x05\x12\x13\n\x0bmax_authors\x18\x03 \x01(\x05\"v\n\x10ProductCandidate\x12\x12\n\nproduct_id\x18\x01 \x01(\x03\x12\r\n\x05score\x18\x02 \x01(\x01\x12?\n\x06reason\x18\x03 \x01(\x0e\x32/.aviary.recommendations.v1.RecommendationReason\"2\n\x0e\x41uthorAffinity\x12\x11\n\tauthor_id\x18\x01 \x01(\x03\x12\r\n\x05score\x18\x02 \x01(\x01\"\x93\x01\n\x16GetFeedSignalsResponse\x12=\n\x08products\x18\x01 \x03(\x0b\x32+.aviary.recommendations.v1.ProductCandidate\x12:\n\x07\x61uthors\x18\x02 \x03(\x0b\x32).aviary.recommendations.v1.AuthorAffinity*\xae\x01\n\x14RecommendationReason\x12%\n!RECOMMENDATION_REASON_UNSPECIFIED\x10\x00\x12!\n\x1dRECOMMENDATION_REASON_ENGAGED\x10\x01\x12)\n%RECOMMENDATION_REASON_FOLLOWED_SELLER\x10\x02\x12!\n\x1dRECOMMENDATION_REASON_POPULAR\x10\x03\x32\xb7\x02\n\x16RecommendationsService\x12\xa5\x01\n\x13ListRecommendations\x12\x35.aviary.recommendations.v1.ListRecommendationsRequest\x1a\x36.aviary.recommendations.v1.ListRecommendationsResponse\"\x1f\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/recommendations\x12u\n\x0eGetFeedSignals\x12\x30.aviary.recommendations.v1.GetFeedSignalsRequest\x1a\x31.aviary.recommendations.v1.GetFeedSignalsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,23 +38,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETFEEDSIGNALSREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_GETFEEDSIGNALSREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
   _globals['_RECOMMENDATIONSSERVICE'].methods_by_name['ListRecommendations']._loaded_options = None
-  _globals['_RECOMMENDATIONSSERVICE'].methods_by_name['ListRecommendations']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/recommendations'
-  _globals['_RECOMMENDATIONREASON']._serialized_start=925
-  _globals['_RECOMMENDATIONREASON']._serialized_end=1099
-  _globals['_LISTRECOMMENDATIONSREQUEST']._serialized_start=174
-  _globals['_LISTRECOMMENDATIONSREQUEST']._serialized_end=241
-  _globals['_RECOMMENDATION']._serialized_start=244
-  _globals['_RECOMMENDATION']._serialized_end=385
-  _globals['_LISTRECOMMENDATIONSRESPONSE']._serialized_start=387
-  _globals['_LISTRECOMMENDATIONSRESPONSE']._serialized_end=509
-  _globals['_GETFEEDSIGNALSREQUEST']._serialized_start=511
-  _globals['_GETFEEDSIGNALSREQUEST']._serialized_end=600
-  _globals['_PRODUCTCANDIDATE']._serialized_start=602
-  _globals['_PRODUCTCANDIDATE']._serialized_end=720
-  _globals['_AUTHORAFFINITY']._serialized_start=722
-  _globals['_AUTHORAFFINITY']._serialized_end=772
-  _globals['_GETFEEDSIGNALSRESPONSE']._serialized_start=775
-  _globals['_GETFEEDSIGNALSRESPONSE']._serialized_end=922
-  _globals['_RECOMMENDATIONSSERVICE']._serialized_start=1102
-  _globals['_RECOMMENDATIONSSERVICE']._serialized_end=1409
+  _globals['_RECOMMENDATIONSSERVICE'].methods_by_name['ListRecommendations']._serialized_options = b'\210\265\030\003\202\323\344\223\002\025\022\023/v1/recommendations'
+  _globals['_RECOMMENDATIONREASON']._serialized_start=953
+  _globals['_RECOMMENDATIONREASON']._serialized_end=1127
+  _globals['_LISTRECOMMENDATIONSREQUEST']._serialized_start=202
+  _globals['_LISTRECOMMENDATIONSREQUEST']._serialized_end=269
+  _globals['_RECOMMENDATION']._serialized_start=272
+  _globals['_RECOMMENDATION']._serialized_end=413
+  _globals['_LISTRECOMMENDATIONSRESPONSE']._serialized_start=415
+  _globals['_LISTRECOMMENDATIONSRESPONSE']._serialized_end=537
+  _globals['_GETFEEDSIGNALSREQUEST']._serialized_start=539
+  _globals['_GETFEEDSIGNALSREQUEST']._serialized_end=628
+  _globals['_PRODUCTCANDIDATE']._serialized_start=630
+  _globals['_PRODUCTCANDIDATE']._serialized_end=748
+  _globals['_AUTHORAFFINITY']._serialized_start=750
+  _globals['_AUTHORAFFINITY']._serialized_end=800
+  _globals['_GETFEEDSIGNALSRESPONSE']._serialized_start=803
+  _globals['_GETFEEDSIGNALSRESPONSE']._serialized_end=950
+  _globals['_RECOMMENDATIONSSERVICE']._serialized_start=1130
+  _globals['_RECOMMENDATIONSSERVICE']._serialized_end=1441
 # @@protoc_insertion_point(module_scope)

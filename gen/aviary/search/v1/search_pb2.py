@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from aviary.catalog.v1 import catalog_pb2 as aviary_dot_catalog_dot_v1_dot_catalog__pb2
 from aviary.posts.v1 import posts_pb2 as aviary_dot_posts_dot_v1_dot_posts__pb2
+from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61viary/search/v1/search.proto\x12\x10\x61viary.search.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1b\x61viary/posts/v1/posts.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"L\n\x12SearchPostsRequest\x12\x0f\n\x01q\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"T\n\x13SearchPostsResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x15SearchProductsRequest\x12\x0f\n\x01q\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x16SearchProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x88\x02\n\rSearchService\x12t\n\x0bSearchPosts\x12$.aviary.search.v1.SearchPostsRequest\x1a%.aviary.search.v1.SearchPostsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/search/posts\x12\x80\x01\n\x0eSearchProducts\x12\'.aviary.search.v1.SearchProductsRequest\x1a(.aviary.search.v1.SearchProductsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/search/productsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61viary/search/v1/search.proto\x12\x10\x61viary.search.v1\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1b\x61viary/posts/v1/posts.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"L\n\x12SearchPostsRequest\x12\x0f\n\x01q\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"T\n\x13SearchPostsResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"O\n\x15SearchProductsRequest\x12\x0f\n\x01q\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x16SearchProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x90\x02\n\rSearchService\x12x\n\x0bSearchPosts\x12$.aviary.search.v1.SearchPostsRequest\x1a%.aviary.search.v1.SearchPostsResponse\"\x1c\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/search/posts\x12\x84\x01\n\x0eSearchProducts\x12\'.aviary.search.v1.SearchProductsRequest\x1a(.aviary.search.v1.SearchProductsResponse\"\x1f\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/search/productsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,17 +41,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHPRODUCTSREQUEST'].fields_by_name['q']._loaded_options = None
   _globals['_SEARCHPRODUCTSREQUEST'].fields_by_name['q']._serialized_options = b'\342A\001\002'
   _globals['_SEARCHSERVICE'].methods_by_name['SearchPosts']._loaded_options = None
-  _globals['_SEARCHSERVICE'].methods_by_name['SearchPosts']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/search/posts'
+  _globals['_SEARCHSERVICE'].methods_by_name['SearchPosts']._serialized_options = b'\210\265\030\002\202\323\344\223\002\022\022\020/v1/search/posts'
   _globals['_SEARCHSERVICE'].methods_by_name['SearchProducts']._loaded_options = None
-  _globals['_SEARCHSERVICE'].methods_by_name['SearchProducts']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/search/products'
-  _globals['_SEARCHPOSTSREQUEST']._serialized_start=176
-  _globals['_SEARCHPOSTSREQUEST']._serialized_end=252
-  _globals['_SEARCHPOSTSRESPONSE']._serialized_start=254
-  _globals['_SEARCHPOSTSRESPONSE']._serialized_end=338
-  _globals['_SEARCHPRODUCTSREQUEST']._serialized_start=340
-  _globals['_SEARCHPRODUCTSREQUEST']._serialized_end=419
-  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_start=421
-  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_end=516
-  _globals['_SEARCHSERVICE']._serialized_start=519
-  _globals['_SEARCHSERVICE']._serialized_end=783
+  _globals['_SEARCHSERVICE'].methods_by_name['SearchProducts']._serialized_options = b'\210\265\030\002\202\323\344\223\002\025\022\023/v1/search/products'
+  _globals['_SEARCHPOSTSREQUEST']._serialized_start=204
+  _globals['_SEARCHPOSTSREQUEST']._serialized_end=280
+  _globals['_SEARCHPOSTSRESPONSE']._serialized_start=282
+  _globals['_SEARCHPOSTSRESPONSE']._serialized_end=366
+  _globals['_SEARCHPRODUCTSREQUEST']._serialized_start=368
+  _globals['_SEARCHPRODUCTSREQUEST']._serialized_end=447
+  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_start=449
+  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_end=544
+  _globals['_SEARCHSERVICE']._serialized_start=547
+  _globals['_SEARCHSERVICE']._serialized_end=819
 # @@protoc_insertion_point(module_scope)

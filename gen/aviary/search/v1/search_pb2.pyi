@@ -1,5 +1,6 @@
 from aviary.catalog.v1 import catalog_pb2 as _catalog_pb2
 from aviary.posts.v1 import posts_pb2 as _posts_pb2
+from aviary.api.v1 import access_pb2 as _access_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf.internal import containers as _containers

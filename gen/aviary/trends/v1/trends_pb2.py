@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61viary/trends/v1/trends.proto\x12\x10\x61viary.trends.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x11ListTrendsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\";\n\x05Trend\x12\x0f\n\x07hashtag\x18\x01 \x01(\t\x12\x12\n\nuser_count\x18\x02 \x01(\x03\x12\r\n\x05score\x18\x03 \x01(\x01\"\xb8\x01\n\x12ListTrendsResponse\x12\'\n\x06trends\x18\x01 \x03(\x0b\x32\x17.aviary.trends.v1.Trend\x12\x30\n\x0cwindow_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t2|\n\rTrendsService\x12k\n\nListTrends\x12#.aviary.trends.v1.ListTrendsRequest\x1a$.aviary.trends.v1.ListTrendsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/trendsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61viary/trends/v1/trends.proto\x12\x10\x61viary.trends.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x11ListTrendsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\";\n\x05Trend\x12\x0f\n\x07hashtag\x18\x01 \x01(\t\x12\x12\n\nuser_count\x18\x02 \x01(\x03\x12\r\n\x05score\x18\x03 \x01(\x01\"\xb8\x01\n\x12ListTrendsResponse\x12\'\n\x06trends\x18\x01 \x03(\x0b\x32\x17.aviary.trends.v1.Trend\x12\x30\n\x0cwindow_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t2\x80\x01\n\rTrendsService\x12o\n\nListTrends\x12#.aviary.trends.v1.ListTrendsRequest\x1a$.aviary.trends.v1.ListTrendsResponse\"\x16\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/trendsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,13 +35,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aviary.trends.v1.trends_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRENDSSERVICE'].methods_by_name['ListTrends']._loaded_options = None
-  _globals['_TRENDSSERVICE'].methods_by_name['ListTrends']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/trends'
-  _globals['_LISTTRENDSREQUEST']._serialized_start=114
-  _globals['_LISTTRENDSREQUEST']._serialized_end=172
-  _globals['_TREND']._serialized_start=174
-  _globals['_TREND']._serialized_end=233
-  _globals['_LISTTRENDSRESPONSE']._serialized_start=236
-  _globals['_LISTTRENDSRESPONSE']._serialized_end=420
-  _globals['_TRENDSSERVICE']._serialized_start=422
-  _globals['_TRENDSSERVICE']._serialized_end=546
+  _globals['_TRENDSSERVICE'].methods_by_name['ListTrends']._serialized_options = b'\210\265\030\002\202\323\344\223\002\014\022\n/v1/trends'
+  _globals['_LISTTRENDSREQUEST']._serialized_start=142
+  _globals['_LISTTRENDSREQUEST']._serialized_end=200
+  _globals['_TREND']._serialized_start=202
+  _globals['_TREND']._serialized_end=261
+  _globals['_LISTTRENDSRESPONSE']._serialized_start=264
+  _globals['_LISTTRENDSRESPONSE']._serialized_end=448
+  _globals['_TRENDSSERVICE']._serialized_start=451
+  _globals['_TRENDSSERVICE']._serialized_end=579
 # @@protoc_insertion_point(module_scope)
