@@ -166,16 +166,18 @@ class ProductUpserted(_message.Message):
     def __init__(self, product_id: _Optional[int] = ..., seller_id: _Optional[int] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., price_minor: _Optional[int] = ..., currency: _Optional[str] = ..., media_ids: _Optional[_Iterable[int]] = ..., active: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class OrderEvent(_message.Message):
-    __slots__ = ("event_id", "occur_time", "confirmed", "delivery_changed")
+    __slots__ = ("event_id", "occur_time", "confirmed", "delivery_changed", "cancelled")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCUR_TIME_FIELD_NUMBER: _ClassVar[int]
     CONFIRMED_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
     event_id: int
     occur_time: _timestamp_pb2.Timestamp
     confirmed: OrderConfirmed
     delivery_changed: DeliveryStatusChanged
-    def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed: _Optional[_Union[OrderConfirmed, _Mapping]] = ..., delivery_changed: _Optional[_Union[DeliveryStatusChanged, _Mapping]] = ...) -> None: ...
+    cancelled: OrderCancelled
+    def __init__(self, event_id: _Optional[int] = ..., occur_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed: _Optional[_Union[OrderConfirmed, _Mapping]] = ..., delivery_changed: _Optional[_Union[DeliveryStatusChanged, _Mapping]] = ..., cancelled: _Optional[_Union[OrderCancelled, _Mapping]] = ...) -> None: ...
 
 class OrderLine(_message.Message):
     __slots__ = ("product_id", "seller_id", "quantity", "unit_price_minor")
@@ -204,13 +206,33 @@ class OrderConfirmed(_message.Message):
     def __init__(self, order_id: _Optional[int] = ..., buyer_id: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., total_minor: _Optional[int] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class DeliveryStatusChanged(_message.Message):
-    __slots__ = ("order_id", "buyer_id", "status", "note")
+    __slots__ = ("order_id", "buyer_id", "status", "note", "seller_id", "fulfilment_status")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     BUYER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    FULFILMENT_STATUS_FIELD_NUMBER: _ClassVar[int]
     order_id: int
     buyer_id: int
     status: str
     note: str
-    def __init__(self, order_id: _Optional[int] = ..., buyer_id: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+    seller_id: int
+    fulfilment_status: str
+    def __init__(self, order_id: _Optional[int] = ..., buyer_id: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., seller_id: _Optional[int] = ..., fulfilment_status: _Optional[str] = ...) -> None: ...
+
+class OrderCancelled(_message.Message):
+    __slots__ = ("order_id", "buyer_id", "lines", "total_minor", "currency", "reason")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    BUYER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MINOR_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    order_id: int
+    buyer_id: int
+    lines: _containers.RepeatedCompositeFieldContainer[OrderLine]
+    total_minor: int
+    currency: str
+    reason: str
+    def __init__(self, order_id: _Optional[int] = ..., buyer_id: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., total_minor: _Optional[int] = ..., currency: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

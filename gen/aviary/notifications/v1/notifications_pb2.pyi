@@ -22,6 +22,8 @@ class NotificationKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOTIFICATION_KIND_REPLY: _ClassVar[NotificationKind]
     NOTIFICATION_KIND_MENTION: _ClassVar[NotificationKind]
     NOTIFICATION_KIND_ORDER_STATUS: _ClassVar[NotificationKind]
+    NOTIFICATION_KIND_NEW_ORDER: _ClassVar[NotificationKind]
+    NOTIFICATION_KIND_ORDER_CANCELLED: _ClassVar[NotificationKind]
 NOTIFICATION_KIND_UNSPECIFIED: NotificationKind
 NOTIFICATION_KIND_FOLLOW: NotificationKind
 NOTIFICATION_KIND_LIKE: NotificationKind
@@ -29,6 +31,8 @@ NOTIFICATION_KIND_REPOST: NotificationKind
 NOTIFICATION_KIND_REPLY: NotificationKind
 NOTIFICATION_KIND_MENTION: NotificationKind
 NOTIFICATION_KIND_ORDER_STATUS: NotificationKind
+NOTIFICATION_KIND_NEW_ORDER: NotificationKind
+NOTIFICATION_KIND_ORDER_CANCELLED: NotificationKind
 
 class Notification(_message.Message):
     __slots__ = ("id", "kind", "actor_ids", "post_id", "order_id", "text", "create_time", "read", "actor_count")

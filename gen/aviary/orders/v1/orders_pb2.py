@@ -29,7 +29,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61viary/orders/v1/orders.proto\x12\x10\x61viary.orders.v1\x1a!aviary/payments/v1/payments.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\tOrderItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x11\n\tseller_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x18\n\x10unit_price_minor\x18\x05 \x01(\x03\"\x88\x01\n\rDeliveryEvent\x12\x30\n\x06status\x18\x01 \x01(\x0e\x32 .aviary.orders.v1.DeliveryStatus\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\"\xa1\x03\n\x05Order\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.aviary.orders.v1.OrderStatus\x12*\n\x05items\x18\x04 \x03(\x0b\x32\x1b.aviary.orders.v1.OrderItem\x12\x13\n\x0btotal_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x39\n\x0epayment_status\x18\x07 \x01(\x0e\x32!.aviary.payments.v1.PaymentStatus\x12\x39\n\x0f\x64\x65livery_status\x18\x08 \x01(\x0e\x32 .aviary.orders.v1.DeliveryStatus\x12\x39\n\x10\x64\x65livery_history\x18\t \x03(\x0b\x32\x1f.aviary.orders.v1.DeliveryEvent\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\"T\n\x15\x43reateCheckoutRequest\x12\x1d\n\x0fidempotency_key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0epayment_method\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\")\n\x0fGetOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"S\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x17\n\tas_seller\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\"V\n\x12ListOrdersResponse\x12\'\n\x06orders\x18\x01 \x03(\x0b\x32\x17.aviary.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x16\x41\x64vanceDeliveryRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\x06status\x18\x02 \x01(\x0e\x32 .aviary.orders.v1.DeliveryStatusB\x04\xe2\x41\x01\x02\x12\x12\n\x04note\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\xa1\x01\n\x1eOperatorAdvanceDeliveryRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\x06status\x18\x02 \x01(\x0e\x32 .aviary.orders.v1.DeliveryStatusB\x04\xe2\x41\x01\x02\x12\x12\n\x04note\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1b\n\roperator_name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01*}\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x1a\n\x16ORDER_STATUS_CONFIRMED\x10\x02\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x03*\xa6\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_PACKED\x10\x02\x12\x1b\n\x17\x44\x45LIVERY_STATUS_SHIPPED\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_STATUS_DELIVERED\x10\x04\x32\xd0\x04\n\rOrdersService\x12p\n\x0e\x43reateCheckout\x12\'.aviary.orders.v1.CreateCheckoutRequest\x1a\x17.aviary.orders.v1.Order\"\x1c\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x12\"\r/v1/checkouts:\x01*\x12i\n\x08GetOrder\x12!.aviary.orders.v1.GetOrderRequest\x1a\x17.aviary.orders.v1.Order\"!\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12o\n\nListOrders\x12#.aviary.orders.v1.ListOrdersRequest\x1a$.aviary.orders.v1.ListOrdersResponse\"\x16\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/orders\x12\x8a\x01\n\x0f\x41\x64vanceDelivery\x12(.aviary.orders.v1.AdvanceDeliveryRequest\x1a\x17.aviary.orders.v1.Order\"4\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02*\"%/v1/orders/{order_id}:advanceDelivery:\x01*\x12\x64\n\x17OperatorAdvanceDelivery\x12\x30.aviary.orders.v1.OperatorAdvanceDeliveryRequest\x1a\x17.aviary.orders.v1.Orderb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61viary/orders/v1/orders.proto\x12\x10\x61viary.orders.v1\x1a!aviary/payments/v1/payments.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\tOrderItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x11\n\tseller_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x18\n\x10unit_price_minor\x18\x05 \x01(\x03\"\x9b\x01\n\rDeliveryEvent\x12\x30\n\x06status\x18\x01 \x01(\x0e\x32 .aviary.orders.v1.DeliveryStatus\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x11\n\tseller_id\x18\x05 \x01(\t\"\xd9\x01\n\nFulfilment\x12\x11\n\tseller_id\x18\x01 \x01(\t\x12*\n\x05items\x18\x02 \x03(\x0b\x32\x1b.aviary.orders.v1.OrderItem\x12\x16\n\x0esubtotal_minor\x18\x03 \x01(\x03\x12\x39\n\x0f\x64\x65livery_status\x18\x04 \x01(\x0e\x32 .aviary.orders.v1.DeliveryStatus\x12\x39\n\x10\x64\x65livery_history\x18\x05 \x03(\x0b\x32\x1f.aviary.orders.v1.DeliveryEvent\"\x9c\x04\n\x05Order\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x62uyer_id\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.aviary.orders.v1.OrderStatus\x12*\n\x05items\x18\x04 \x03(\x0b\x32\x1b.aviary.orders.v1.OrderItem\x12\x13\n\x0btotal_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x39\n\x0epayment_status\x18\x07 \x01(\x0e\x32!.aviary.payments.v1.PaymentStatus\x12\x39\n\x0f\x64\x65livery_status\x18\x08 \x01(\x0e\x32 .aviary.orders.v1.DeliveryStatus\x12\x39\n\x10\x64\x65livery_history\x18\t \x03(\x0b\x32\x1f.aviary.orders.v1.DeliveryEvent\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\x0b \x01(\t\x12\x31\n\x0b\x66ulfilments\x18\x0c \x03(\x0b\x32\x1c.aviary.orders.v1.Fulfilment\x12\x15\n\rcancel_reason\x18\r \x01(\t\x12/\n\x0b\x63\x61ncel_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x15\x43reateCheckoutRequest\x12\x1d\n\x0fidempotency_key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1c\n\x0epayment_method\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\")\n\x0fGetOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"S\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x17\n\tas_seller\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\"V\n\x12ListOrdersResponse\x12\'\n\x06orders\x18\x01 \x03(\x0b\x32\x17.aviary.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x16\x41\x64vanceDeliveryRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\x06status\x18\x02 \x01(\x0e\x32 .aviary.orders.v1.DeliveryStatusB\x04\xe2\x41\x01\x02\x12\x12\n\x04note\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\xba\x01\n\x1eOperatorAdvanceDeliveryRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\x06status\x18\x02 \x01(\x0e\x32 .aviary.orders.v1.DeliveryStatusB\x04\xe2\x41\x01\x02\x12\x12\n\x04note\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1b\n\roperator_name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tseller_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"B\n\x12\x43\x61ncelOrderRequest\x12\x16\n\x08order_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01*}\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x1a\n\x16ORDER_STATUS_CONFIRMED\x10\x02\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x03*\xc5\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_PACKED\x10\x02\x12\x1b\n\x17\x44\x45LIVERY_STATUS_SHIPPED\x10\x03\x12\x1d\n\x19\x44\x45LIVERY_STATUS_DELIVERED\x10\x04\x12\x1d\n\x19\x44\x45LIVERY_STATUS_CANCELLED\x10\x05\x32\xcb\x05\n\rOrdersService\x12p\n\x0e\x43reateCheckout\x12\'.aviary.orders.v1.CreateCheckoutRequest\x1a\x17.aviary.orders.v1.Order\"\x1c\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x12\"\r/v1/checkouts:\x01*\x12i\n\x08GetOrder\x12!.aviary.orders.v1.GetOrderRequest\x1a\x17.aviary.orders.v1.Order\"!\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12o\n\nListOrders\x12#.aviary.orders.v1.ListOrdersRequest\x1a$.aviary.orders.v1.ListOrdersResponse\"\x16\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/orders\x12\x8a\x01\n\x0f\x41\x64vanceDelivery\x12(.aviary.orders.v1.AdvanceDeliveryRequest\x1a\x17.aviary.orders.v1.Order\"4\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02*\"%/v1/orders/{order_id}:advanceDelivery:\x01*\x12y\n\x0b\x43\x61ncelOrder\x12$.aviary.orders.v1.CancelOrderRequest\x1a\x17.aviary.orders.v1.Order\"+\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02!\"\x1c/v1/orders/{order_id}:cancel:\x01*\x12\x64\n\x17OperatorAdvanceDelivery\x12\x30.aviary.orders.v1.OperatorAdvanceDeliveryRequest\x1a\x17.aviary.orders.v1.Orderb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,6 +58,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPERATORADVANCEDELIVERYREQUEST'].fields_by_name['note']._serialized_options = b'\342A\001\001'
   _globals['_OPERATORADVANCEDELIVERYREQUEST'].fields_by_name['operator_name']._loaded_options = None
   _globals['_OPERATORADVANCEDELIVERYREQUEST'].fields_by_name['operator_name']._serialized_options = b'\342A\001\001'
+  _globals['_OPERATORADVANCEDELIVERYREQUEST'].fields_by_name['seller_id']._loaded_options = None
+  _globals['_OPERATORADVANCEDELIVERYREQUEST'].fields_by_name['seller_id']._serialized_options = b'\342A\001\001'
+  _globals['_CANCELORDERREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_CANCELORDERREQUEST'].fields_by_name['order_id']._serialized_options = b'\342A\001\002'
+  _globals['_CANCELORDERREQUEST'].fields_by_name['reason']._loaded_options = None
+  _globals['_CANCELORDERREQUEST'].fields_by_name['reason']._serialized_options = b'\342A\001\001'
   _globals['_ORDERSSERVICE'].methods_by_name['CreateCheckout']._loaded_options = None
   _globals['_ORDERSSERVICE'].methods_by_name['CreateCheckout']._serialized_options = b'\210\265\030\003\202\323\344\223\002\022\"\r/v1/checkouts:\001*'
   _globals['_ORDERSSERVICE'].methods_by_name['GetOrder']._loaded_options = None
@@ -66,28 +72,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORDERSSERVICE'].methods_by_name['ListOrders']._serialized_options = b'\210\265\030\003\202\323\344\223\002\014\022\n/v1/orders'
   _globals['_ORDERSSERVICE'].methods_by_name['AdvanceDelivery']._loaded_options = None
   _globals['_ORDERSSERVICE'].methods_by_name['AdvanceDelivery']._serialized_options = b'\210\265\030\003\202\323\344\223\002*\"%/v1/orders/{order_id}:advanceDelivery:\001*'
-  _globals['_ORDERSTATUS']._serialized_start=1472
-  _globals['_ORDERSTATUS']._serialized_end=1597
-  _globals['_DELIVERYSTATUS']._serialized_start=1600
-  _globals['_DELIVERYSTATUS']._serialized_end=1766
+  _globals['_ORDERSSERVICE'].methods_by_name['CancelOrder']._loaded_options = None
+  _globals['_ORDERSSERVICE'].methods_by_name['CancelOrder']._serialized_options = b'\210\265\030\003\202\323\344\223\002!\"\034/v1/orders/{order_id}:cancel:\001*'
+  _globals['_ORDERSTATUS']._serialized_start=1927
+  _globals['_ORDERSTATUS']._serialized_end=2052
+  _globals['_DELIVERYSTATUS']._serialized_start=2055
+  _globals['_DELIVERYSTATUS']._serialized_end=2252
   _globals['_ORDERITEM']._serialized_start=210
   _globals['_ORDERITEM']._serialized_end=319
   _globals['_DELIVERYEVENT']._serialized_start=322
-  _globals['_DELIVERYEVENT']._serialized_end=458
-  _globals['_ORDER']._serialized_start=461
-  _globals['_ORDER']._serialized_end=878
-  _globals['_CREATECHECKOUTREQUEST']._serialized_start=880
-  _globals['_CREATECHECKOUTREQUEST']._serialized_end=964
-  _globals['_GETORDERREQUEST']._serialized_start=966
-  _globals['_GETORDERREQUEST']._serialized_end=1007
-  _globals['_LISTORDERSREQUEST']._serialized_start=1009
-  _globals['_LISTORDERSREQUEST']._serialized_end=1092
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1094
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1180
-  _globals['_ADVANCEDELIVERYREQUEST']._serialized_start=1182
-  _globals['_ADVANCEDELIVERYREQUEST']._serialized_end=1306
-  _globals['_OPERATORADVANCEDELIVERYREQUEST']._serialized_start=1309
-  _globals['_OPERATORADVANCEDELIVERYREQUEST']._serialized_end=1470
-  _globals['_ORDERSSERVICE']._serialized_start=1769
-  _globals['_ORDERSSERVICE']._serialized_end=2361
+  _globals['_DELIVERYEVENT']._serialized_end=477
+  _globals['_FULFILMENT']._serialized_start=480
+  _globals['_FULFILMENT']._serialized_end=697
+  _globals['_ORDER']._serialized_start=700
+  _globals['_ORDER']._serialized_end=1240
+  _globals['_CREATECHECKOUTREQUEST']._serialized_start=1242
+  _globals['_CREATECHECKOUTREQUEST']._serialized_end=1326
+  _globals['_GETORDERREQUEST']._serialized_start=1328
+  _globals['_GETORDERREQUEST']._serialized_end=1369
+  _globals['_LISTORDERSREQUEST']._serialized_start=1371
+  _globals['_LISTORDERSREQUEST']._serialized_end=1454
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1456
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1542
+  _globals['_ADVANCEDELIVERYREQUEST']._serialized_start=1544
+  _globals['_ADVANCEDELIVERYREQUEST']._serialized_end=1668
+  _globals['_OPERATORADVANCEDELIVERYREQUEST']._serialized_start=1671
+  _globals['_OPERATORADVANCEDELIVERYREQUEST']._serialized_end=1857
+  _globals['_CANCELORDERREQUEST']._serialized_start=1859
+  _globals['_CANCELORDERREQUEST']._serialized_end=1925
+  _globals['_ORDERSSERVICE']._serialized_start=2255
+  _globals['_ORDERSSERVICE']._serialized_end=2970
 # @@protoc_insertion_point(module_scope)

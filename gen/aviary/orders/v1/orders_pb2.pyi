@@ -28,6 +28,7 @@ class DeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_STATUS_PACKED: _ClassVar[DeliveryStatus]
     DELIVERY_STATUS_SHIPPED: _ClassVar[DeliveryStatus]
     DELIVERY_STATUS_DELIVERED: _ClassVar[DeliveryStatus]
+    DELIVERY_STATUS_CANCELLED: _ClassVar[DeliveryStatus]
 ORDER_STATUS_UNSPECIFIED: OrderStatus
 ORDER_STATUS_PENDING: OrderStatus
 ORDER_STATUS_CONFIRMED: OrderStatus
@@ -37,6 +38,7 @@ DELIVERY_STATUS_PENDING: DeliveryStatus
 DELIVERY_STATUS_PACKED: DeliveryStatus
 DELIVERY_STATUS_SHIPPED: DeliveryStatus
 DELIVERY_STATUS_DELIVERED: DeliveryStatus
+DELIVERY_STATUS_CANCELLED: DeliveryStatus
 
 class OrderItem(_message.Message):
     __slots__ = ("product_id", "seller_id", "title", "quantity", "unit_price_minor")
@@ -53,19 +55,35 @@ class OrderItem(_message.Message):
     def __init__(self, product_id: _Optional[str] = ..., seller_id: _Optional[str] = ..., title: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price_minor: _Optional[int] = ...) -> None: ...
 
 class DeliveryEvent(_message.Message):
-    __slots__ = ("status", "time", "actor", "note")
+    __slots__ = ("status", "time", "actor", "note", "seller_id")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
     status: DeliveryStatus
     time: _timestamp_pb2.Timestamp
     actor: str
     note: str
-    def __init__(self, status: _Optional[_Union[DeliveryStatus, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+    seller_id: str
+    def __init__(self, status: _Optional[_Union[DeliveryStatus, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., note: _Optional[str] = ..., seller_id: _Optional[str] = ...) -> None: ...
+
+class Fulfilment(_message.Message):
+    __slots__ = ("seller_id", "items", "subtotal_minor", "delivery_status", "delivery_history")
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    SUBTOTAL_MINOR_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    seller_id: str
+    items: _containers.RepeatedCompositeFieldContainer[OrderItem]
+    subtotal_minor: int
+    delivery_status: DeliveryStatus
+    delivery_history: _containers.RepeatedCompositeFieldContainer[DeliveryEvent]
+    def __init__(self, seller_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[OrderItem, _Mapping]]] = ..., subtotal_minor: _Optional[int] = ..., delivery_status: _Optional[_Union[DeliveryStatus, str]] = ..., delivery_history: _Optional[_Iterable[_Union[DeliveryEvent, _Mapping]]] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "buyer_id", "status", "items", "total_minor", "currency", "payment_status", "delivery_status", "delivery_history", "created_at", "idempotency_key")
+    __slots__ = ("id", "buyer_id", "status", "items", "total_minor", "currency", "payment_status", "delivery_status", "delivery_history", "created_at", "idempotency_key", "fulfilments", "cancel_reason", "cancel_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     BUYER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +95,9 @@ class Order(_message.Message):
     DELIVERY_HISTORY_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    FULFILMENTS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     buyer_id: str
     status: OrderStatus
@@ -88,7 +109,10 @@ class Order(_message.Message):
     delivery_history: _containers.RepeatedCompositeFieldContainer[DeliveryEvent]
     created_at: _timestamp_pb2.Timestamp
     idempotency_key: str
-    def __init__(self, id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., items: _Optional[_Iterable[_Union[OrderItem, _Mapping]]] = ..., total_minor: _Optional[int] = ..., currency: _Optional[str] = ..., payment_status: _Optional[_Union[_payments_pb2.PaymentStatus, str]] = ..., delivery_status: _Optional[_Union[DeliveryStatus, str]] = ..., delivery_history: _Optional[_Iterable[_Union[DeliveryEvent, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    fulfilments: _containers.RepeatedCompositeFieldContainer[Fulfilment]
+    cancel_reason: str
+    cancel_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., items: _Optional[_Iterable[_Union[OrderItem, _Mapping]]] = ..., total_minor: _Optional[int] = ..., currency: _Optional[str] = ..., payment_status: _Optional[_Union[_payments_pb2.PaymentStatus, str]] = ..., delivery_status: _Optional[_Union[DeliveryStatus, str]] = ..., delivery_history: _Optional[_Iterable[_Union[DeliveryEvent, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., fulfilments: _Optional[_Iterable[_Union[Fulfilment, _Mapping]]] = ..., cancel_reason: _Optional[str] = ..., cancel_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateCheckoutRequest(_message.Message):
     __slots__ = ("idempotency_key", "payment_method")
@@ -133,13 +157,23 @@ class AdvanceDeliveryRequest(_message.Message):
     def __init__(self, order_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class OperatorAdvanceDeliveryRequest(_message.Message):
-    __slots__ = ("order_id", "status", "note", "operator_name")
+    __slots__ = ("order_id", "status", "note", "operator_name", "seller_id")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_NAME_FIELD_NUMBER: _ClassVar[int]
+    SELLER_ID_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     status: DeliveryStatus
     note: str
     operator_name: str
-    def __init__(self, order_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., note: _Optional[str] = ..., operator_name: _Optional[str] = ...) -> None: ...
+    seller_id: str
+    def __init__(self, order_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., note: _Optional[str] = ..., operator_name: _Optional[str] = ..., seller_id: _Optional[str] = ...) -> None: ...
+
+class CancelOrderRequest(_message.Message):
+    __slots__ = ("order_id", "reason")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    reason: str
+    def __init__(self, order_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

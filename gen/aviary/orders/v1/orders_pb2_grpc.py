@@ -59,6 +59,11 @@ class OrdersServiceStub:
                 request_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.AdvanceDeliveryRequest.SerializeToString,
                 response_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
                 _registered_method=True)
+        self.CancelOrder = channel.unary_unary(
+                '/aviary.orders.v1.OrdersService/CancelOrder',
+                request_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
+                response_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
+                _registered_method=True)
         self.OperatorAdvanceDelivery = channel.unary_unary(
                 '/aviary.orders.v1.OrdersService/OperatorAdvanceDelivery',
                 request_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.OperatorAdvanceDeliveryRequest.SerializeToString,
@@ -87,7 +92,9 @@ class OrdersServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetOrder(self, request, context):
-        """One order; visible to its buyer and to the sellers of its items.
+        """One order; visible to its buyer and to the sellers of its items. A
+        seller sees only their own part: their lines, their subtotal as
+        total_minor, their fulfilment's delivery status and history.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,9 +109,25 @@ class OrdersServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AdvanceDelivery(self, request, context):
-        """Moves a confirmed order along its delivery (packed -> shipped ->
-        delivered), recorded in its history; the buyer is notified. Only a
-        seller of the order's items may; statuses only move forward.
+        """Moves the caller's fulfilment (their part of a confirmed order) along
+        its delivery: pending -> packed -> shipped -> delivered, one step at a
+        time (packing may be skipped), recorded in its history; the buyer is
+        notified. Only a seller of the order's items may. A jump, a step back or
+        a repeat of the current status is FAILED_PRECONDITION naming the next
+        allowed status. The order's delivery_status is its least advanced part.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOrder(self, request, context):
+        """The buyer cancels a confirmed order before any part of it has shipped:
+        the stock goes back to inventory, the payment is refunded through the
+        provider (payment_status turns REFUNDED once it confirms; the recovery
+        sweep retries while it is unreachable) and the sellers are notified.
+        Idempotent: a repeat answers the cancelled order. FAILED_PRECONDITION
+        once a part has shipped; NOT_FOUND for anyone who cannot read the order,
+        PERMISSION_DENIED for its sellers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,7 +135,8 @@ class OrdersServiceServicer:
 
     def OperatorAdvanceDelivery(self, request, context):
         """Internal, for operators (grpcurl inside the mesh; no public route):
-        the same as AdvanceDelivery without the seller check.
+        the same as AdvanceDelivery without the seller check, on the fulfilment
+        of the seller named (needed when the order has more than one).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,6 +163,11 @@ def add_OrdersServiceServicer_to_server(servicer, server):
             'AdvanceDelivery': grpc.unary_unary_rpc_method_handler(
                     servicer.AdvanceDelivery,
                     request_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.AdvanceDeliveryRequest.FromString,
+                    response_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.Order.SerializeToString,
+            ),
+            'CancelOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOrder,
+                    request_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.CancelOrderRequest.FromString,
                     response_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.Order.SerializeToString,
             ),
             'OperatorAdvanceDelivery': grpc.unary_unary_rpc_method_handler(
@@ -259,6 +288,33 @@ class OrdersService:
             target,
             '/aviary.orders.v1.OrdersService/AdvanceDelivery',
             aviary_dot_orders_dot_v1_dot_orders__pb2.AdvanceDeliveryRequest.SerializeToString,
+            aviary_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.orders.v1.OrdersService/CancelOrder',
+            aviary_dot_orders_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
             aviary_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
             options,
             channel_credentials,
