@@ -28,7 +28,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61viary/cart/v1/cart.proto\x12\x0e\x61viary.cart.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"~\n\x08\x43\x61rtItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x1e\n\x10unit_price_minor\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x13\n\x05title\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tavailable\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\"\xaf\x01\n\x04\x43\x61rt\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.aviary.cart.v1.CartItem\x12\x19\n\x0btotal_minor\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08\x63urrency\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x15\n\x07user_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\"\x10\n\x0eGetCartRequest\"F\n\x12\x41\x64\x64\x43\x61rtItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\"I\n\x15UpdateCartItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\"1\n\x15RemoveCartItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"+\n\x12GetUserCartRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"~\n\x1b\x43learCheckedOutItemsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63heckout_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x05items\x18\x03 \x03(\x0b\x32\x18.aviary.cart.v1.CartItemB\x04\xe2\x41\x01\x02\x32\xe3\x04\n\x0b\x43\x61rtService\x12U\n\x07GetCart\x12\x1e.aviary.cart.v1.GetCartRequest\x1a\x14.aviary.cart.v1.Cart\"\x14\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\n\x12\x08/v1/cart\x12\x66\n\x0b\x41\x64\x64\x43\x61rtItem\x12\".aviary.cart.v1.AddCartItemRequest\x1a\x14.aviary.cart.v1.Cart\"\x1d\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/cart/items:\x01*\x12y\n\x0eUpdateCartItem\x12%.aviary.cart.v1.UpdateCartItemRequest\x1a\x14.aviary.cart.v1.Cart\"*\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02 2\x1b/v1/cart/items/{product_id}:\x01*\x12v\n\x0eRemoveCartItem\x12%.aviary.cart.v1.RemoveCartItemRequest\x1a\x14.aviary.cart.v1.Cart\"\'\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/cart/items/{product_id}\x12G\n\x0bGetUserCart\x12\".aviary.cart.v1.GetUserCartRequest\x1a\x14.aviary.cart.v1.Cart\x12Y\n\x14\x43learCheckedOutItems\x12+.aviary.cart.v1.ClearCheckedOutItemsRequest\x1a\x14.aviary.cart.v1.Cartb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61viary/cart/v1/cart.proto\x12\x0e\x61viary.cart.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x01\n\x08\x43\x61rtItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x1e\n\x10unit_price_minor\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x13\n\x05title\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tavailable\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12)\n\x16\x61\x64\x64\x65\x64_unit_price_minor\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03H\x00\x88\x01\x01\x12\x1b\n\rprice_changed\x18\x07 \x01(\x08\x42\x04\xe2\x41\x01\x03\x42\x19\n\x17_added_unit_price_minor\"\xce\x01\n\x04\x43\x61rt\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.aviary.cart.v1.CartItem\x12\x19\n\x0btotal_minor\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08\x63urrency\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x15\n\x07user_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fprice_increased\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x03\"\x10\n\x0eGetCartRequest\"F\n\x12\x41\x64\x64\x43\x61rtItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\"I\n\x15UpdateCartItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\"1\n\x15RemoveCartItemRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"+\n\x12GetUserCartRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"~\n\x1b\x43learCheckedOutItemsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x63heckout_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x05items\x18\x03 \x03(\x0b\x32\x18.aviary.cart.v1.CartItemB\x04\xe2\x41\x01\x02\x32\xe3\x04\n\x0b\x43\x61rtService\x12U\n\x07GetCart\x12\x1e.aviary.cart.v1.GetCartRequest\x1a\x14.aviary.cart.v1.Cart\"\x14\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\n\x12\x08/v1/cart\x12\x66\n\x0b\x41\x64\x64\x43\x61rtItem\x12\".aviary.cart.v1.AddCartItemRequest\x1a\x14.aviary.cart.v1.Cart\"\x1d\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/cart/items:\x01*\x12y\n\x0eUpdateCartItem\x12%.aviary.cart.v1.UpdateCartItemRequest\x1a\x14.aviary.cart.v1.Cart\"*\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02 2\x1b/v1/cart/items/{product_id}:\x01*\x12v\n\x0eRemoveCartItem\x12%.aviary.cart.v1.RemoveCartItemRequest\x1a\x14.aviary.cart.v1.Cart\"\'\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/cart/items/{product_id}\x12G\n\x0bGetUserCart\x12\".aviary.cart.v1.GetUserCartRequest\x1a\x14.aviary.cart.v1.Cart\x12Y\n\x14\x43learCheckedOutItems\x12+.aviary.cart.v1.ClearCheckedOutItemsRequest\x1a\x14.aviary.cart.v1.Cartb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CARTITEM'].fields_by_name['title']._serialized_options = b'\342A\001\003'
   _globals['_CARTITEM'].fields_by_name['available']._loaded_options = None
   _globals['_CARTITEM'].fields_by_name['available']._serialized_options = b'\342A\001\003'
+  _globals['_CARTITEM'].fields_by_name['added_unit_price_minor']._loaded_options = None
+  _globals['_CARTITEM'].fields_by_name['added_unit_price_minor']._serialized_options = b'\342A\001\003'
+  _globals['_CARTITEM'].fields_by_name['price_changed']._loaded_options = None
+  _globals['_CARTITEM'].fields_by_name['price_changed']._serialized_options = b'\342A\001\003'
   _globals['_CART'].fields_by_name['total_minor']._loaded_options = None
   _globals['_CART'].fields_by_name['total_minor']._serialized_options = b'\342A\001\003'
   _globals['_CART'].fields_by_name['currency']._loaded_options = None
@@ -49,6 +53,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CART'].fields_by_name['expires_at']._serialized_options = b'\342A\001\003'
   _globals['_CART'].fields_by_name['user_id']._loaded_options = None
   _globals['_CART'].fields_by_name['user_id']._serialized_options = b'\342A\001\003'
+  _globals['_CART'].fields_by_name['price_increased']._loaded_options = None
+  _globals['_CART'].fields_by_name['price_increased']._serialized_options = b'\342A\001\003'
   _globals['_ADDCARTITEMREQUEST'].fields_by_name['product_id']._loaded_options = None
   _globals['_ADDCARTITEMREQUEST'].fields_by_name['product_id']._serialized_options = b'\342A\001\002'
   _globals['_ADDCARTITEMREQUEST'].fields_by_name['quantity']._loaded_options = None
@@ -75,22 +81,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CARTSERVICE'].methods_by_name['UpdateCartItem']._serialized_options = b'\210\265\030\003\202\323\344\223\002 2\033/v1/cart/items/{product_id}:\001*'
   _globals['_CARTSERVICE'].methods_by_name['RemoveCartItem']._loaded_options = None
   _globals['_CARTSERVICE'].methods_by_name['RemoveCartItem']._serialized_options = b'\210\265\030\003\202\323\344\223\002\035*\033/v1/cart/items/{product_id}'
-  _globals['_CARTITEM']._serialized_start=169
-  _globals['_CARTITEM']._serialized_end=295
-  _globals['_CART']._serialized_start=298
-  _globals['_CART']._serialized_end=473
-  _globals['_GETCARTREQUEST']._serialized_start=475
-  _globals['_GETCARTREQUEST']._serialized_end=491
-  _globals['_ADDCARTITEMREQUEST']._serialized_start=493
-  _globals['_ADDCARTITEMREQUEST']._serialized_end=563
-  _globals['_UPDATECARTITEMREQUEST']._serialized_start=565
-  _globals['_UPDATECARTITEMREQUEST']._serialized_end=638
-  _globals['_REMOVECARTITEMREQUEST']._serialized_start=640
-  _globals['_REMOVECARTITEMREQUEST']._serialized_end=689
-  _globals['_GETUSERCARTREQUEST']._serialized_start=691
-  _globals['_GETUSERCARTREQUEST']._serialized_end=734
-  _globals['_CLEARCHECKEDOUTITEMSREQUEST']._serialized_start=736
-  _globals['_CLEARCHECKEDOUTITEMSREQUEST']._serialized_end=862
-  _globals['_CARTSERVICE']._serialized_start=865
-  _globals['_CARTSERVICE']._serialized_end=1476
+  _globals['_CARTITEM']._serialized_start=170
+  _globals['_CARTITEM']._serialized_end=395
+  _globals['_CART']._serialized_start=398
+  _globals['_CART']._serialized_end=604
+  _globals['_GETCARTREQUEST']._serialized_start=606
+  _globals['_GETCARTREQUEST']._serialized_end=622
+  _globals['_ADDCARTITEMREQUEST']._serialized_start=624
+  _globals['_ADDCARTITEMREQUEST']._serialized_end=694
+  _globals['_UPDATECARTITEMREQUEST']._serialized_start=696
+  _globals['_UPDATECARTITEMREQUEST']._serialized_end=769
+  _globals['_REMOVECARTITEMREQUEST']._serialized_start=771
+  _globals['_REMOVECARTITEMREQUEST']._serialized_end=820
+  _globals['_GETUSERCARTREQUEST']._serialized_start=822
+  _globals['_GETUSERCARTREQUEST']._serialized_end=865
+  _globals['_CLEARCHECKEDOUTITEMSREQUEST']._serialized_start=867
+  _globals['_CLEARCHECKEDOUTITEMSREQUEST']._serialized_end=993
+  _globals['_CARTSERVICE']._serialized_start=996
+  _globals['_CARTSERVICE']._serialized_end=1607
 # @@protoc_insertion_point(module_scope)

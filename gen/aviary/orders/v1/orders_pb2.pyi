@@ -115,12 +115,14 @@ class Order(_message.Message):
     def __init__(self, id: _Optional[str] = ..., buyer_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., items: _Optional[_Iterable[_Union[OrderItem, _Mapping]]] = ..., total_minor: _Optional[int] = ..., currency: _Optional[str] = ..., payment_status: _Optional[_Union[_payments_pb2.PaymentStatus, str]] = ..., delivery_status: _Optional[_Union[DeliveryStatus, str]] = ..., delivery_history: _Optional[_Iterable[_Union[DeliveryEvent, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., fulfilments: _Optional[_Iterable[_Union[Fulfilment, _Mapping]]] = ..., cancel_reason: _Optional[str] = ..., cancel_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateCheckoutRequest(_message.Message):
-    __slots__ = ("idempotency_key", "payment_method")
+    __slots__ = ("idempotency_key", "payment_method", "expected_total_minor")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_METHOD_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_TOTAL_MINOR_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     payment_method: str
-    def __init__(self, idempotency_key: _Optional[str] = ..., payment_method: _Optional[str] = ...) -> None: ...
+    expected_total_minor: int
+    def __init__(self, idempotency_key: _Optional[str] = ..., payment_method: _Optional[str] = ..., expected_total_minor: _Optional[int] = ...) -> None: ...
 
 class GetOrderRequest(_message.Message):
     __slots__ = ("order_id",)

@@ -83,9 +83,12 @@ class OrdersServiceServicer:
         """Checks out the caller's cart: runs the saga and returns the confirmed
         order. The idempotency key makes it safe to retry: the same key returns
         the first outcome (the same order, or the same refusal) and never
-        charges twice. Out of stock, a declined card or an unavailable item is
+        charges twice. Out of stock, a declined card, an unavailable item or a
+        price the buyer has not agreed to (see expected_total_minor) is
         FAILED_PRECONDITION; an unreachable payment provider is UNAVAILABLE and
-        leaves nothing held, so the same key may be retried later.
+        leaves nothing held, so the same key may be retried later. The same key
+        with other parameters (payment method, expected total) is ALREADY_EXISTS,
+        unless the key's earlier attempt failed leaving nothing behind.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -151,3 +151,17 @@ class ListLedgerEntriesResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[LedgerEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[LedgerEntry, _Mapping]]] = ...) -> None: ...
+
+class CheckPaymentMethodRequest(_message.Message):
+    __slots__ = ("payment_method",)
+    PAYMENT_METHOD_FIELD_NUMBER: _ClassVar[int]
+    payment_method: str
+    def __init__(self, payment_method: _Optional[str] = ...) -> None: ...
+
+class CheckPaymentMethodResponse(_message.Message):
+    __slots__ = ("accepted", "problem")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    problem: str
+    def __init__(self, accepted: _Optional[bool] = ..., problem: _Optional[str] = ...) -> None: ...

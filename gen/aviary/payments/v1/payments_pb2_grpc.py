@@ -69,6 +69,11 @@ class PaymentsServiceStub:
                 request_serializer=aviary_dot_payments_dot_v1_dot_payments__pb2.ListLedgerEntriesRequest.SerializeToString,
                 response_deserializer=aviary_dot_payments_dot_v1_dot_payments__pb2.ListLedgerEntriesResponse.FromString,
                 _registered_method=True)
+        self.CheckPaymentMethod = channel.unary_unary(
+                '/aviary.payments.v1.PaymentsService/CheckPaymentMethod',
+                request_serializer=aviary_dot_payments_dot_v1_dot_payments__pb2.CheckPaymentMethodRequest.SerializeToString,
+                response_deserializer=aviary_dot_payments_dot_v1_dot_payments__pb2.CheckPaymentMethodResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentsServiceServicer:
@@ -127,6 +132,16 @@ class PaymentsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckPaymentMethod(self, request, context):
+        """Whether a payment method is one this deployment accepts (a well-formed
+        provider id, and in the configured set when one is configured), asked
+        before anything is reserved for it. Calls no provider. AuthorizePayment
+        refuses the same methods with INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +174,11 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.ListLedgerEntries,
                     request_deserializer=aviary_dot_payments_dot_v1_dot_payments__pb2.ListLedgerEntriesRequest.FromString,
                     response_serializer=aviary_dot_payments_dot_v1_dot_payments__pb2.ListLedgerEntriesResponse.SerializeToString,
+            ),
+            'CheckPaymentMethod': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckPaymentMethod,
+                    request_deserializer=aviary_dot_payments_dot_v1_dot_payments__pb2.CheckPaymentMethodRequest.FromString,
+                    response_serializer=aviary_dot_payments_dot_v1_dot_payments__pb2.CheckPaymentMethodResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -328,6 +348,33 @@ class PaymentsService:
             '/aviary.payments.v1.PaymentsService/ListLedgerEntries',
             aviary_dot_payments_dot_v1_dot_payments__pb2.ListLedgerEntriesRequest.SerializeToString,
             aviary_dot_payments_dot_v1_dot_payments__pb2.ListLedgerEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckPaymentMethod(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.payments.v1.PaymentsService/CheckPaymentMethod',
+            aviary_dot_payments_dot_v1_dot_payments__pb2.CheckPaymentMethodRequest.SerializeToString,
+            aviary_dot_payments_dot_v1_dot_payments__pb2.CheckPaymentMethodResponse.FromString,
             options,
             channel_credentials,
             insecure,
