@@ -206,20 +206,22 @@ class OrderConfirmed(_message.Message):
     def __init__(self, order_id: _Optional[int] = ..., buyer_id: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., total_minor: _Optional[int] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class DeliveryStatusChanged(_message.Message):
-    __slots__ = ("order_id", "buyer_id", "status", "note", "seller_id", "fulfilment_status")
+    __slots__ = ("order_id", "buyer_id", "status", "note", "seller_id", "fulfilment_status", "fulfilment_count")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     BUYER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     SELLER_ID_FIELD_NUMBER: _ClassVar[int]
     FULFILMENT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    FULFILMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     order_id: int
     buyer_id: int
     status: str
     note: str
     seller_id: int
     fulfilment_status: str
-    def __init__(self, order_id: _Optional[int] = ..., buyer_id: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., seller_id: _Optional[int] = ..., fulfilment_status: _Optional[str] = ...) -> None: ...
+    fulfilment_count: int
+    def __init__(self, order_id: _Optional[int] = ..., buyer_id: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., seller_id: _Optional[int] = ..., fulfilment_status: _Optional[str] = ..., fulfilment_count: _Optional[int] = ...) -> None: ...
 
 class OrderCancelled(_message.Message):
     __slots__ = ("order_id", "buyer_id", "lines", "total_minor", "currency", "reason")
