@@ -1,5 +1,5 @@
-"""python -m services.orders: the orders API, the checkout saga's recovery
-sweep and the outbox relay of order events."""
+"""python -m services.orders: the orders API, the recovery sweeps of checkout
+sagas and of buyer cancels, and the outbox relay of order events."""
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import server
 from services.kit.config import SERVICE_PORTS, env_int, load_settings
@@ -16,7 +16,8 @@ def main() -> None:
                     orders_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name)],
         on_start=[servicer.start],                       # migrate the orders schema
         on_stop=[servicer.stop],
-        background=[servicer.recover, servicer.relay],   # stale sagas; order events -> Kafka
+        # stale sagas; unfinished buyer cancels; order events -> Kafka
+        background=[servicer.recover, servicer.recover_cancels, servicer.relay],
     ))
 
 

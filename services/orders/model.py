@@ -3,12 +3,13 @@ transitions. No backend here, so all of it is unit-tested on plain data."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import grpc
 
 from aviary.orders.v1 import orders_pb2
-from services.kit.errors import invalid_argument
+from services.kit.errors import failed_precondition, invalid_argument
 
 # Saga states, in the order the happy path visits them. Each is persisted
 # together with the local effect of the step that reached it:
@@ -97,9 +98,18 @@ class Failure:
 # -- delivery --------------------------------------------------------------------
 
 DS = orders_pb2.DeliveryStatus
-_DELIVERY_ORDER = [DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED,
-                   DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_DELIVERED]
+PENDING, PACKED, SHIPPED, DELIVERED = (DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED,
+                                       DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_DELIVERED)
+CANCELLED = DS.DELIVERY_STATUS_CANCELLED
+# Each seller's part (fulfilment) moves one step at a time; packing may be
+# skipped (a seller that ships straight from the shelf). Nothing moves back.
+_NEXT = {PENDING: (PACKED, SHIPPED), PACKED: (SHIPPED,), SHIPPED: (DELIVERED,), DELIVERED: (), CANCELLED: ()}
+_PROGRESS = [PENDING, PACKED, SHIPPED, DELIVERED]
+TARGETS = (PACKED, SHIPPED, DELIVERED)
 MAX_NOTE = 280
+MAX_REASON = 280
+CONFIRMED_ORDER = orders_pb2.OrderStatus.Name(orders_pb2.ORDER_STATUS_CONFIRMED)
+CANCELLED_ORDER = orders_pb2.OrderStatus.Name(orders_pb2.ORDER_STATUS_CANCELLED)
 
 
 def delivery_name(status: int) -> str:
@@ -110,16 +120,89 @@ def short_delivery_name(status: int) -> str:
     return DS.Name(status).removeprefix("DELIVERY_STATUS_").lower()
 
 
-def check_advance(order_status: str, current: int, wanted: int, note: str) -> None:
-    """Raises when `wanted` is not a valid next delivery status of the order."""
-    from services.kit.errors import failed_precondition
+def allowed_next(current: int) -> tuple[int, ...]:
+    """The statuses a part at `current` may move to."""
+    return _NEXT.get(current, ())
 
-    if wanted not in _DELIVERY_ORDER[1:]:
+
+def _names(statuses) -> str:
+    return " or ".join(short_delivery_name(s) for s in statuses)
+
+
+def check_text(field: str, value: str, limit: int) -> str:
+    """A free-text field (a note, a reason): trimmed, at most `limit`
+    characters, no control characters but newlines and tabs."""
+    value = value.strip()
+    if len(value) > limit:
+        raise invalid_argument(field, f"must be at most {limit} characters")
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
+        raise invalid_argument(field, "must not contain control characters")
+    return value
+
+
+def check_delivery_request(wanted: int, note: str) -> str:
+    """Validates an advance request before anything is read; returns the note as kept."""
+    if wanted not in TARGETS:
         raise invalid_argument("status", "must be PACKED, SHIPPED or DELIVERED")
-    if len(note) > MAX_NOTE:
-        raise invalid_argument("note", f"must be at most {MAX_NOTE} characters")
-    if order_status != orders_pb2.OrderStatus.Name(orders_pb2.ORDER_STATUS_CONFIRMED):
+    return check_text("note", note, MAX_NOTE)
+
+
+def check_advance(order_status: str, current: int, wanted: int, note: str = "") -> None:
+    """Raises when `wanted` is not the next delivery status of a part now at
+    `current`: forward only, one step at a time (packing may be skipped)."""
+    check_delivery_request(wanted, note)
+    if order_status != CONFIRMED_ORDER:
         raise failed_precondition(f"only confirmed orders move along their delivery; this one is {order_status}")
-    if _DELIVERY_ORDER.index(wanted) <= _DELIVERY_ORDER.index(current):
+    if wanted in allowed_next(current):
+        return
+    if current not in _PROGRESS:
+        raise failed_precondition(f"this delivery is {short_delivery_name(current)} and moves no further")
+    if _PROGRESS.index(wanted) <= _PROGRESS.index(current):
+        following = allowed_next(current)
+        then = f"; next is {_names(following)}" if following else ""
         raise failed_precondition(
-            f"delivery status only moves forward: the order is already {short_delivery_name(current)}")
+            f"delivery status only moves forward: this part is already {short_delivery_name(current)}{then}")
+    raise failed_precondition(
+        f"delivery cannot jump from {short_delivery_name(current)} to {short_delivery_name(wanted)}: "
+        f"next is {_names(allowed_next(current))}")
+
+
+def order_delivery_status(parts: list[int]) -> int:
+    """The order's delivery status, derived from its parts: the least advanced
+    part (an order is delivered when every part is); cancelled when every part
+    is; UNSPECIFIED before the order is confirmed (no part moving yet)."""
+    moving = [p for p in parts if p in _PROGRESS]
+    if moving:
+        return min(moving, key=_PROGRESS.index)
+    if parts and all(p == CANCELLED for p in parts):
+        return CANCELLED
+    return DS.DELIVERY_STATUS_UNSPECIFIED
+
+
+def has_shipped(status: int) -> bool:
+    return status in _PROGRESS and _PROGRESS.index(status) >= _PROGRESS.index(SHIPPED)
+
+
+def check_cancel(order_status: str, parts: dict[int, int]) -> None:
+    """Raises unless a buyer may cancel: a confirmed order none of whose parts
+    (seller id -> delivery status) has shipped. A cancelled order is not
+    refused here: a repeat cancel answers the cancelled order."""
+    if order_status == CANCELLED_ORDER:
+        return
+    if order_status != CONFIRMED_ORDER:
+        raise failed_precondition(f"only a confirmed order can be cancelled; this one is {order_status}")
+    shipped = sorted(seller for seller, status in parts.items() if has_shipped(status))
+    if shipped:
+        raise failed_precondition(
+            f"part of this order has already shipped (seller {', '.join(map(str, shipped))}): "
+            "it can no longer be cancelled")
+
+
+# Cancellation, after the buyer's request is recorded (status CANCELLED, the
+# OrderCancelled event queued): the stock goes back, then the money. Each
+# state is persisted with the effect that reached it; both effects are
+# idempotent, so the recovery sweep re-runs whatever a crash interrupted.
+CANCEL_REQUESTED = "REQUESTED"
+CANCEL_RESTOCKED = "RESTOCKED"
+CANCEL_DONE = "DONE"
+CANCEL_UNFINISHED = (CANCEL_REQUESTED, CANCEL_RESTOCKED)

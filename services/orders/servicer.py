@@ -15,11 +15,12 @@ from aviary.payments.v1 import payments_pb2
 from services.kit import clients, migrations, paging, pg, startup
 from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import ApiError, not_found, permission_denied
+from services.kit.errors import ApiError, invalid_argument, not_found, permission_denied
 from services.kit.ids import IdGenerator, parse_id
 from services.kit.kafka import ORDERS_TOPIC, Producer, relay_ensuring_topic
 from services.kit.pg_outbox import PgOutbox
 from services.orders import model
+from services.orders.cancel import Canceller, cancel_recovery_forever
 from services.orders.saga import CompensationPending, Orchestrator, recovery_forever
 from services.orders.store import Checkout, OrderRecord, OrdersStore
 
@@ -43,6 +44,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         self.orchestrator = Orchestrator(
             self.store, self.ids, rpc_timeout=settings.rpc_timeout_seconds,
             reservation_ttl_seconds=env_int("AVIARY_ORDERS_RESERVATION_TTL_SECONDS", 600))
+        self.canceller = Canceller(self.store, rpc_timeout=settings.rpc_timeout_seconds)
         # How long a retry of a key waits for the first request's saga.
         self.same_key_wait = env_float("AVIARY_ORDERS_SAME_KEY_WAIT_SECONDS", 15.0)
         self.recovery_interval = env_float("AVIARY_ORDERS_RECOVERY_SECONDS", 2.0)
@@ -62,6 +64,9 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
 
     async def recover(self) -> None:
         await recovery_forever(self.orchestrator, self.store, interval=self.recovery_interval, batch=20)
+
+    async def recover_cancels(self) -> None:
+        await cancel_recovery_forever(self.canceller, self.store, interval=self.recovery_interval, batch=20)
 
     # -- checkout --------------------------------------------------------------
 
@@ -132,7 +137,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         if order is None or not _visible_to(order, me):
             # Someone else's order reads exactly like one that does not exist.
             raise not_found(f"order {order_id} not found")
-        return _order_proto(order)
+        return _order_view(order, me)
 
     async def ListOrders(self, request, context):
         me = caller_id(context)
@@ -142,49 +147,108 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         orders = await self.store.list_orders(**who, before_id=before, limit=size + 1)
         page, more = orders[:size], len(orders) > size
         return orders_pb2.ListOrdersResponse(
-            orders=[_order_proto(o) for o in page],
+            orders=[_order_view(o, me) for o in page],
             next_page_token=paging.encode_token({"before": page[-1].id}) if more else "")
+
+    # -- delivery ------------------------------------------------------------------
 
     async def AdvanceDelivery(self, request, context):
         me = caller_id(context)
 
-        def sellers_only(order: OrderRecord) -> None:
-            if order.buyer_id != me and not any(line.seller_id == me for line in order.lines):
+        def own_part(order: OrderRecord) -> int:
+            if me not in order.sellers:
+                if order.buyer_id == me:
+                    raise permission_denied("only a seller of this order's items can move its delivery along")
                 raise not_found(f"order {order.id} not found")
-            if not any(line.seller_id == me for line in order.lines):
-                raise permission_denied("only a seller of this order's items can move its delivery along")
+            return me
 
-        return await self._advance(request, str(me), sellers_only)
+        return _order_view(await self._advance(request, str(me), own_part), me)
 
     async def OperatorAdvanceDelivery(self, request, context):
         actor = (request.operator_name or "operator").strip()[:64] or "operator"
-        return await self._advance(request, actor, lambda order: None)
+        named = parse_id(request.seller_id, "seller_id") if request.seller_id else None
 
-    async def _advance(self, request, actor: str, authorize) -> orders_pb2.Order:
+        def named_part(order: OrderRecord) -> int:
+            return _operator_part(order, named)
+
+        return _order_proto(await self._advance(request, actor, named_part))
+
+    async def _advance(self, request, actor: str, pick_part) -> OrderRecord:
         order_id = parse_id(request.order_id, "order_id")
-        wanted, note = request.status, request.note.strip()
+        wanted = request.status
+        note = model.check_delivery_request(wanted, request.note)
 
-        def check(order: OrderRecord) -> None:
-            authorize(order)
-            model.check_advance(order.status, orders_pb2.DeliveryStatus.Value(order.delivery_status), wanted, note)
+        def pick(order: OrderRecord) -> int:
+            seller = pick_part(order)
+            model.check_advance(order.status, model.DS.Value(order.part_status(seller)), wanted)
+            return seller
 
-        def event_for(order: OrderRecord) -> tuple[int, str, bytes, bytes]:
+        def event_for(order: OrderRecord, seller: int, order_status: str) -> tuple[int, str, bytes, bytes]:
             # Keyed by the buyer, known once the store has read the order.
             event_id = self.ids.next_id()
             event = events_pb2.OrderEvent(
                 event_id=event_id, occur_time=_now(), delivery_changed=events_pb2.DeliveryStatusChanged(
-                    order_id=order_id, buyer_id=order.buyer_id, status=model.delivery_name(wanted), note=note))
+                    order_id=order_id, buyer_id=order.buyer_id, status=order_status, note=note, seller_id=seller,
+                    fulfilment_status=model.delivery_name(wanted), fulfilment_count=len(order.sellers)))
             return event_id, ORDERS_TOPIC, str(order.buyer_id).encode(), event.SerializeToString()
 
-        updated = await self.store.advance_delivery(order_id, check, model.delivery_name(wanted), actor, note,
+        updated = await self.store.advance_delivery(order_id, pick, model.delivery_name(wanted), actor, note,
                                                     event_for)
         if updated is None:
             raise not_found(f"order {order_id} not found")
-        return _order_proto(updated)
+        return updated
+
+    # -- cancel --------------------------------------------------------------------
+
+    async def CancelOrder(self, request, context):
+        me = caller_id(context)
+        order_id = parse_id(request.order_id, "order_id")
+        reason = model.check_text("reason", request.reason, model.MAX_REASON)
+
+        def buyer_only(order: OrderRecord) -> None:
+            if order.buyer_id != me:
+                if me in order.sellers:
+                    raise permission_denied("only the buyer can cancel this order")
+                raise not_found(f"order {order_id} not found")
+            model.check_cancel(order.status, {s: model.DS.Value(order.part_status(s)) for s in order.sellers})
+
+        def event_for(order: OrderRecord) -> tuple[int, str, bytes, bytes]:
+            event_id = self.ids.next_id()
+            event = events_pb2.OrderEvent(event_id=event_id, occur_time=_now(), cancelled=events_pb2.OrderCancelled(
+                order_id=order.id, buyer_id=order.buyer_id, total_minor=order.total_minor, currency=order.currency,
+                reason=reason, lines=[events_pb2.OrderLine(product_id=line.product_id, seller_id=line.seller_id,
+                                                           quantity=line.quantity,
+                                                           unit_price_minor=line.unit_price_minor)
+                                      for line in order.lines]))
+            return event_id, ORDERS_TOPIC, str(order.buyer_id).encode(), event.SerializeToString()
+
+        order = await self.store.request_cancel(order_id, buyer_only, reason, event_for)
+        if order is None:
+            raise not_found(f"order {order_id} not found")
+        if order.cancel_state in model.CANCEL_UNFINISHED:
+            # Its own task: a client hanging up must not stop a step half-way.
+            job = await self.store.cancel_job(order_id)
+            if job is not None and await asyncio.shield(asyncio.ensure_future(self.canceller.finish(job))):
+                order = await self.store.get_order(order_id) or order
+        return _order_view(order, me)
 
 
 def _visible_to(order: OrderRecord, user_id: int) -> bool:
-    return order.buyer_id == user_id or any(line.seller_id == user_id for line in order.lines)
+    return order.buyer_id == user_id or user_id in order.sellers
+
+
+def _operator_part(order: OrderRecord, named: int | None) -> int:
+    """The fulfilment an operator moves: the one named, or the order's only one."""
+    sellers = order.sellers
+    if named is not None:
+        if named not in sellers:
+            raise invalid_argument("seller_id", f"order {order.id} has no part from seller {named}; "
+                                                f"its sellers are {', '.join(map(str, sellers))}")
+        return named
+    if len(sellers) != 1:
+        raise invalid_argument("seller_id", f"is required: order {order.id} has parts from sellers "
+                                            f"{', '.join(map(str, sellers))}")
+    return sellers[0]
 
 
 def _now() -> timestamp_pb2.Timestamp:
@@ -199,15 +263,64 @@ def _ts(value) -> timestamp_pb2.Timestamp:
     return ts
 
 
+def _item(line) -> orders_pb2.OrderItem:
+    return orders_pb2.OrderItem(product_id=str(line.product_id), seller_id=str(line.seller_id), title=line.title,
+                                quantity=line.quantity, unit_price_minor=line.unit_price_minor)
+
+
+def _history(records) -> list[orders_pb2.DeliveryEvent]:
+    return [orders_pb2.DeliveryEvent(status=orders_pb2.DeliveryStatus.Value(h.status), time=_ts(h.at), actor=h.actor,
+                                     note=h.note, seller_id=str(h.seller_id) if h.seller_id else "")
+            for h in records]
+
+
+def _fulfilment(order: OrderRecord, seller: int) -> orders_pb2.Fulfilment:
+    lines = [line for line in order.lines if line.seller_id == seller]
+    return orders_pb2.Fulfilment(
+        seller_id=str(seller), items=[_item(line) for line in lines], subtotal_minor=model.total(lines),
+        delivery_status=orders_pb2.DeliveryStatus.Value(order.part_status(seller)),
+        # A part's history: its own moves and the entries about the whole order.
+        delivery_history=_history(h for h in order.history if h.seller_id in (None, seller)))
+
+
+def _order_view(order: OrderRecord, viewer: int) -> orders_pb2.Order:
+    """The buyer sees the whole order; a seller only their own part."""
+    return _order_proto(order) if viewer == order.buyer_id else _seller_view(order, viewer)
+
+
+def _seller_view(order: OrderRecord, seller: int) -> orders_pb2.Order:
+    """One seller's part as an order: their lines and subtotal, their part's
+    status and history; no other seller's lines or prices, no checkout key."""
+    part = _fulfilment(order, seller)
+    out = _order_base(order)
+    out.items.extend(part.items)
+    out.total_minor = part.subtotal_minor
+    out.delivery_status = part.delivery_status
+    out.delivery_history.extend(part.delivery_history)
+    out.fulfilments.append(part)
+    return out
+
+
 def _order_proto(order: OrderRecord) -> orders_pb2.Order:
-    return orders_pb2.Order(
-        id=str(order.id), buyer_id=str(order.buyer_id), status=order.status,
-        items=[orders_pb2.OrderItem(product_id=str(line.product_id), seller_id=str(line.seller_id),
-                                    title=line.title, quantity=line.quantity,
-                                    unit_price_minor=line.unit_price_minor) for line in order.lines],
-        total_minor=order.total_minor, currency=order.currency,
-        payment_status=payments_pb2.PaymentStatus.Value(order.payment_status),
-        delivery_status=orders_pb2.DeliveryStatus.Value(order.delivery_status),
-        delivery_history=[orders_pb2.DeliveryEvent(status=orders_pb2.DeliveryStatus.Value(h.status), time=_ts(h.at),
-                                                   actor=h.actor, note=h.note) for h in order.history],
-        created_at=_ts(order.created_at), idempotency_key=order.idempotency_key)
+    """The whole order, as its buyer (and operators) see it."""
+    fulfilments = [_fulfilment(order, seller) for seller in order.sellers]
+    out = _order_base(order)
+    out.items.extend(_item(line) for line in order.lines)
+    out.total_minor = order.total_minor
+    out.delivery_status = (model.order_delivery_status([f.delivery_status for f in fulfilments]) if fulfilments
+                           else orders_pb2.DeliveryStatus.Value(order.delivery_status))
+    out.delivery_history.extend(_history(order.history))
+    out.fulfilments.extend(fulfilments)
+    out.idempotency_key = order.idempotency_key
+    return out
+
+
+def _order_base(order: OrderRecord) -> orders_pb2.Order:
+    """What every viewer of an order sees."""
+    out = orders_pb2.Order(
+        id=str(order.id), buyer_id=str(order.buyer_id), status=order.status, currency=order.currency,
+        payment_status=payments_pb2.PaymentStatus.Value(order.payment_status), created_at=_ts(order.created_at),
+        cancel_reason=order.cancel_reason)
+    if order.cancel_time is not None:
+        out.cancel_time.CopyFrom(_ts(order.cancel_time))
+    return out

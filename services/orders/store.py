@@ -8,6 +8,7 @@ steps they call are idempotent, so running one twice is harmless.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class DeliveryRecord:
     actor: str
     note: str
     at: datetime.datetime
+    # Whose fulfilment moved; None for an entry about the whole order.
+    seller_id: int | None = None
 
 
 @dataclass
@@ -95,8 +98,41 @@ class OrderRecord:
     payment_status: str
     delivery_status: str
     created_at: datetime.datetime
+    cancel_state: str | None = None
+    cancel_reason: str = ""
+    cancel_time: datetime.datetime | None = None
+    cancel_lease_until: datetime.datetime | None = None
     lines: list[Line] = field(default_factory=list)
     history: list[DeliveryRecord] = field(default_factory=list)
+    # Fulfilment status (a DeliveryStatus name) per seller.
+    parts: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def sellers(self) -> list[int]:
+        """The order's sellers, in order of their first line."""
+        return list(dict.fromkeys(line.seller_id for line in self.lines))
+
+    def part_status(self, seller_id: int) -> str:
+        # An order written before its fulfilments were (an older replica) moves as one.
+        return self.parts.get(seller_id, self.delivery_status)
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    """What finishing a buyer's cancel needs: its state and the checkout's
+    reservation and payment."""
+
+    order_id: int
+    buyer_id: int
+    state: str
+    checkout_id: int
+    attempt: int
+    payment_id: str | None
+
+    @property
+    def reservation_id(self) -> str:
+        # The reservation of the checkout attempt that made the order (Checkout.reservation_id).
+        return f"checkout-{self.checkout_id}-{self.attempt}"
 
 
 class OrdersStore:
@@ -267,10 +303,16 @@ class OrdersStore:
                 INSERT INTO orders.delivery_events (order_id, seq, status, actor, note)
                 VALUES (:id, 0, 'DELIVERY_STATUS_PENDING', 'checkout', 'order confirmed') RETURNING at"""),
                 {"id": checkout.order_id})).scalar_one()
+            sellers = list(dict.fromkeys(line.seller_id for line in checkout.lines))
+            await conn.execute(sa.text("""
+                INSERT INTO orders.fulfilments (order_id, seller_id, delivery_status)
+                VALUES (:id, :seller, 'DELIVERY_STATUS_PENDING') ON CONFLICT DO NOTHING"""),
+                [{"id": checkout.order_id, "seller": seller} for seller in sellers])
             await self.outbox.add(conn, *event)
         self.outbox.notify()
         order = OrderRecord(**dict(row._mapping), lines=list(checkout.lines),
-                            history=[DeliveryRecord("DELIVERY_STATUS_PENDING", "checkout", "order confirmed", at)])
+                            history=[DeliveryRecord("DELIVERY_STATUS_PENDING", "checkout", "order confirmed", at)],
+                            parts=dict.fromkeys(sellers, "DELIVERY_STATUS_PENDING"))
         return moved, order
 
     async def set_order_state(self, order_id: int, *, status: str | None = None,
@@ -291,7 +333,8 @@ class OrdersStore:
 
     async def list_orders(self, *, buyer_id: int | None = None, seller_id: int | None = None,
                           before_id: int | None, limit: int) -> list[OrderRecord]:
-        """Newest first; a buyer's own orders, or the confirmed orders holding a seller's products."""
+        """Newest first; a buyer's own orders, or the confirmed (or buyer-cancelled)
+        orders holding a seller's products."""
         params = {"before": before_id or (1 << 63) - 1, "limit": limit}
         if buyer_id is not None:
             query = """SELECT * FROM orders.orders WHERE buyer_id = :who AND id < :before
@@ -301,7 +344,7 @@ class OrdersStore:
             query = """SELECT * FROM orders.orders WHERE id IN (
                            SELECT DISTINCT order_id FROM orders.order_items
                            WHERE seller_id = :who AND order_id < :before)
-                       AND status = 'ORDER_STATUS_CONFIRMED'
+                       AND (status = 'ORDER_STATUS_CONFIRMED' OR cancel_state IS NOT NULL)
                        ORDER BY id DESC LIMIT :limit"""
             params["who"] = seller_id
         async with self.engine.connect() as conn:
@@ -321,30 +364,131 @@ class OrdersStore:
         for r in (await conn.execute(sa.text(
                 "SELECT * FROM orders.delivery_events WHERE order_id = ANY(:ids) ORDER BY order_id, seq"),
                 {"ids": ids})).all():
-            by_id[r.order_id].history.append(DeliveryRecord(r.status, r.actor, r.note, r.at))
+            by_id[r.order_id].history.append(DeliveryRecord(r.status, r.actor, r.note, r.at, r.seller_id))
+        for r in (await conn.execute(sa.text(
+                "SELECT * FROM orders.fulfilments WHERE order_id = ANY(:ids)"), {"ids": ids})).all():
+            by_id[r.order_id].parts[r.seller_id] = r.delivery_status
         return orders
 
-    async def advance_delivery(self, order_id: int, check, wanted: str, actor: str, note: str,
+    async def advance_delivery(self, order_id: int, pick, wanted: str, actor: str, note: str,
                                event_for) -> OrderRecord | None:
-        """Locks the order, lets `check(order)` refuse the change, then records
-        the new status, its history entry and the event `event_for(order)`
-        builds, in one transaction; returns the updated order."""
+        """Locks the order, lets `pick(order)` refuse the change or name the
+        seller whose part moves, then records the part's new status, the
+        order's derived one, the history entry and the event
+        `event_for(order, seller, order_status)` builds, in one transaction;
+        returns the updated order."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(sa.text("SELECT * FROM orders.orders WHERE id = :id FOR UPDATE"),
-                                      {"id": order_id})).first()
-            if row is None:
+            current = await self._locked_order(conn, order_id)
+            if current is None:
                 return None
-            current = (await self._with_details(conn, [row]))[0]
-            check(current)
-            seq = len(current.history)
+            seller = pick(current)
+            current.parts = {s: current.part_status(s) for s in current.sellers} | {seller: wanted}
+            derived = model.delivery_name(model.order_delivery_status(
+                [model.DS.Value(status) for status in current.parts.values()]))
+            await conn.execute(sa.text("""
+                INSERT INTO orders.fulfilments (order_id, seller_id, delivery_status) VALUES (:id, :seller, :s)
+                ON CONFLICT (order_id, seller_id) DO UPDATE SET delivery_status = EXCLUDED.delivery_status"""),
+                {"id": order_id, "seller": seller, "s": wanted})
             await conn.execute(sa.text("UPDATE orders.orders SET delivery_status = :s WHERE id = :id"),
-                               {"s": wanted, "id": order_id})
-            at = (await conn.execute(sa.text("""
-                INSERT INTO orders.delivery_events (order_id, seq, status, actor, note)
-                VALUES (:id, :seq, :status, :actor, :note) RETURNING at"""),
-                {"id": order_id, "seq": seq, "status": wanted, "actor": actor, "note": note})).scalar_one()
+                               {"s": derived, "id": order_id})
+            at = await self._add_history(conn, current, wanted, actor, note, seller)
+            await self.outbox.add(conn, *event_for(current, seller, derived))
+        self.outbox.notify()
+        current.delivery_status = derived
+        current.history.append(DeliveryRecord(wanted, actor, note, at, seller))
+        return current
+
+    async def _locked_order(self, conn: AsyncConnection, order_id: int) -> OrderRecord | None:
+        row = (await conn.execute(sa.text("SELECT * FROM orders.orders WHERE id = :id FOR UPDATE"),
+                                  {"id": order_id})).first()
+        return None if row is None else (await self._with_details(conn, [row]))[0]
+
+    async def _add_history(self, conn: AsyncConnection, order: OrderRecord, status: str, actor: str, note: str,
+                           seller: int | None) -> datetime.datetime:
+        return (await conn.execute(sa.text("""
+            INSERT INTO orders.delivery_events (order_id, seq, status, actor, note, seller_id)
+            VALUES (:id, :seq, :status, :actor, :note, :seller) RETURNING at"""),
+            {"id": order.id, "seq": len(order.history), "status": status, "actor": actor, "note": note,
+             "seller": seller})).scalar_one()
+
+    # -- the buyer's cancel ---------------------------------------------------------
+
+    async def request_cancel(self, order_id: int, check, reason: str, event_for) -> OrderRecord | None:
+        """Locks the order and lets `check(order)` refuse; a cancel not yet
+        requested is then recorded with its consequences in one transaction:
+        status CANCELLED, every part CANCELLED, a history entry, the event
+        `event_for(order)` builds, and the REQUESTED state the restock and
+        refund start from. Returns the order (as it was, when already cancelled)."""
+        async with self.engine.begin() as conn:
+            current = await self._locked_order(conn, order_id)
+            if current is None:
+                return None
+            check(current)
+            if current.status == model.CANCELLED_ORDER:
+                return current
+            cancelled = model.delivery_name(model.CANCELLED)
+            row = (await conn.execute(sa.text("""
+                UPDATE orders.orders SET status = :status, delivery_status = :cancelled, cancel_state = :state,
+                    cancel_reason = :reason, cancel_time = now(), cancel_lease_until = :lease
+                WHERE id = :id RETURNING *"""), {
+                "status": model.CANCELLED_ORDER, "cancelled": cancelled, "state": model.CANCEL_REQUESTED,
+                "reason": reason, "lease": self._lease_until(), "id": order_id})).one()
+            await conn.execute(sa.text("""
+                INSERT INTO orders.fulfilments (order_id, seller_id, delivery_status) VALUES (:id, :seller, :s)
+                ON CONFLICT (order_id, seller_id) DO UPDATE SET delivery_status = EXCLUDED.delivery_status"""),
+                [{"id": order_id, "seller": seller, "s": cancelled} for seller in current.sellers])
+            at = await self._add_history(conn, current, cancelled, "buyer", reason, None)
             await self.outbox.add(conn, *event_for(current))
         self.outbox.notify()
-        current.delivery_status = wanted
-        current.history.append(DeliveryRecord(wanted, actor, note, at))
-        return current
+        updated = OrderRecord(**dict(row._mapping), lines=current.lines,
+                              history=[*current.history, DeliveryRecord(cancelled, "buyer", reason, at)],
+                              parts=dict.fromkeys(current.sellers, cancelled))
+        return updated
+
+    async def cancel_job(self, order_id: int) -> CancelJob | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.text(f"{_CANCEL_JOBS} WHERE o.id = :id"), {"id": order_id})).first()
+        return None if row is None else _cancel_job(row)
+
+    async def move_cancel(self, job: CancelJob, new_state: str, *, detail: str = "",
+                          payment_status: str | None = None) -> CancelJob | None:
+        """Moves a cancel from its current state to `new_state` (renewing its
+        lease), logged among its checkout's steps; None when it was no longer
+        where `job` says."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(sa.text("""
+                UPDATE orders.orders SET cancel_state = :new, cancel_lease_until = :lease,
+                    payment_status = COALESCE(:pay, payment_status)
+                WHERE id = :id AND cancel_state = :old RETURNING id"""), {
+                "new": new_state, "lease": self._lease_until(), "pay": payment_status, "id": job.order_id,
+                "old": job.state})).first()
+            if row is None:
+                return None
+            await self._log(conn, job.checkout_id, job.attempt, f"cancel_{new_state.lower()}", "ok", detail)
+        return dataclasses.replace(job, state=new_state)
+
+    async def claim_stale_cancels(self, limit: int) -> list[CancelJob]:
+        """Cancels whose driver stopped renewing their lease (it died, or a
+        peer was down), now leased to us. The predicate is the partial index
+        `orders_cancels_unfinished`'s."""
+        async with self.engine.begin() as conn:
+            ids = (await conn.execute(sa.text("""
+                UPDATE orders.orders SET cancel_lease_until = :lease
+                WHERE id IN (
+                    SELECT id FROM orders.orders
+                    WHERE cancel_state IN ('REQUESTED', 'RESTOCKED') AND cancel_lease_until < now()
+                    ORDER BY cancel_lease_until LIMIT :limit FOR UPDATE SKIP LOCKED)
+                RETURNING id"""), {"lease": self._lease_until(), "limit": limit})).scalars().all()
+            if not ids:
+                return []
+            rows = (await conn.execute(sa.text(f"{_CANCEL_JOBS} WHERE o.id = ANY(:ids)"), {"ids": list(ids)})).all()
+        return [_cancel_job(r) for r in rows]
+
+
+_CANCEL_JOBS = """SELECT o.id, o.buyer_id, o.cancel_state, c.id AS checkout_id, c.attempt, c.payment_id
+    FROM orders.orders o JOIN orders.checkouts c ON c.id = o.checkout_id"""
+
+
+def _cancel_job(row) -> CancelJob:
+    return CancelJob(order_id=row.id, buyer_id=row.buyer_id, state=row.cancel_state, checkout_id=row.checkout_id,
+                     attempt=row.attempt, payment_id=row.payment_id)

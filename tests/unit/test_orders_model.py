@@ -81,3 +81,92 @@ def test_a_long_note_is_refused():
     with pytest.raises(ApiError) as err:
         model.check_advance(CONFIRMED, DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED, "n" * 281)
     assert err.value.message.startswith("note")
+
+
+@pytest.mark.parametrize("current, wanted, allowed", [
+    (DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_DELIVERED, "next is packed or shipped"),
+    (DS.DELIVERY_STATUS_PACKED, DS.DELIVERY_STATUS_DELIVERED, "next is shipped"),
+])
+def test_a_jump_is_refused_naming_the_allowed_next_status(current, wanted, allowed):
+    with pytest.raises(ApiError) as err:
+        model.check_advance(CONFIRMED, current, wanted)
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cannot jump" in err.value.message and allowed in err.value.message
+
+
+def test_the_whole_path_one_step_at_a_time():
+    path = [DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED, DS.DELIVERY_STATUS_SHIPPED,
+            DS.DELIVERY_STATUS_DELIVERED]
+    for current, wanted in zip(path, path[1:]):
+        model.check_advance(CONFIRMED, current, wanted)
+    assert model.allowed_next(DS.DELIVERY_STATUS_DELIVERED) == ()
+
+
+def test_a_repeat_or_a_step_back_is_refused_and_says_what_comes_next():
+    with pytest.raises(ApiError) as err:
+        model.check_advance(CONFIRMED, DS.DELIVERY_STATUS_PACKED, DS.DELIVERY_STATUS_PACKED)
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already packed; next is shipped" in err.value.message
+
+
+def test_a_cancelled_part_moves_no_further():
+    with pytest.raises(ApiError) as err:
+        model.check_advance(CONFIRMED, DS.DELIVERY_STATUS_CANCELLED, DS.DELIVERY_STATUS_PACKED)
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize("wanted", [DS.DELIVERY_STATUS_CANCELLED, -1, 5, 99])
+def test_undefined_or_reserved_targets_are_invalid_arguments(wanted):
+    with pytest.raises(ApiError) as err:
+        model.check_delivery_request(wanted, "")
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and err.value.message.startswith("status")
+
+
+@pytest.mark.parametrize("note", ["tracking\x00", "bell\x07", "esc\x1b[31m"])
+def test_control_characters_in_a_note_are_refused(note):
+    with pytest.raises(ApiError) as err:
+        model.check_delivery_request(DS.DELIVERY_STATUS_SHIPPED, note)
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and err.value.message.startswith("note")
+
+
+def test_a_note_is_trimmed_and_may_span_lines():
+    assert model.check_delivery_request(DS.DELIVERY_STATUS_SHIPPED, "  box 1\n\tbox 2  ") == "box 1\n\tbox 2"
+
+
+@pytest.mark.parametrize("parts, derived", [
+    ([DS.DELIVERY_STATUS_PENDING], DS.DELIVERY_STATUS_PENDING),
+    ([DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_PACKED], DS.DELIVERY_STATUS_PACKED),
+    ([DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_PENDING], DS.DELIVERY_STATUS_PENDING),
+    ([DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_SHIPPED], DS.DELIVERY_STATUS_SHIPPED),
+    ([DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_DELIVERED], DS.DELIVERY_STATUS_DELIVERED),
+    ([DS.DELIVERY_STATUS_CANCELLED, DS.DELIVERY_STATUS_CANCELLED], DS.DELIVERY_STATUS_CANCELLED),
+    ([DS.DELIVERY_STATUS_UNSPECIFIED], DS.DELIVERY_STATUS_UNSPECIFIED),
+    ([], DS.DELIVERY_STATUS_UNSPECIFIED),
+])
+def test_the_order_is_where_its_least_advanced_part_is(parts, derived):
+    assert model.order_delivery_status(parts) == derived
+
+
+def test_a_buyer_may_cancel_until_a_part_ships():
+    model.check_cancel(CONFIRMED, {1: DS.DELIVERY_STATUS_PENDING, 2: DS.DELIVERY_STATUS_PACKED})
+    with pytest.raises(ApiError) as err:
+        model.check_cancel(CONFIRMED, {1: DS.DELIVERY_STATUS_PENDING, 2: DS.DELIVERY_STATUS_SHIPPED})
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION and "seller 2" in err.value.message
+    with pytest.raises(ApiError) as err:
+        model.check_cancel(CONFIRMED, {1: DS.DELIVERY_STATUS_DELIVERED})
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_cancel_needs_a_confirmed_order_and_a_repeat_is_not_refused():
+    model.check_cancel("ORDER_STATUS_CANCELLED", {1: DS.DELIVERY_STATUS_CANCELLED})
+    with pytest.raises(ApiError) as err:
+        model.check_cancel("ORDER_STATUS_PENDING", {1: DS.DELIVERY_STATUS_UNSPECIFIED})
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_cancel_reason_is_checked_like_a_note():
+    assert model.check_text("reason", " changed my mind ", model.MAX_REASON) == "changed my mind"
+    for bad in ("r" * 281, "nul\x00"):
+        with pytest.raises(ApiError) as err:
+            model.check_text("reason", bad, model.MAX_REASON)
+        assert err.value.message.startswith("reason")
