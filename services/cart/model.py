@@ -5,7 +5,10 @@ Storage layout (one Redis hash per user, hash-tagged for Redis Cluster):
   cart:{<user>}                     the cart; expires with the cart's TTL
     _currency -> "USD"              currency of every line (set by the first add)
     _seq      -> 7                  insertion counter, orders lines oldest first
-    <product> -> "<seq>:<quantity>" one field per line, keyed by product id
+    <product> -> "<seq>:<quantity>:<price>"
+                                    one field per line, keyed by product id; price:
+                                    the unit price (minor units) when last added,
+                                    absent on lines carted before it was recorded
   cart:{<user>}:checkout:<id>       marker: checkout <id> was already taken out
 
 A hash field order is not guaranteed once Redis converts a small hash to a
@@ -39,8 +42,9 @@ def checkout_marker_key(user_id: int, checkout_id: str) -> str:
     return f"cart:{{{user_id}}}:checkout:{checkout_id}"
 
 
-def encode_line(seq: int, quantity: int) -> bytes:
-    return f"{seq}:{quantity}".encode()
+def encode_line(seq: int, quantity: int, added_price_minor: int | None = None) -> bytes:
+    price = "" if added_price_minor is None else f":{added_price_minor}"
+    return f"{seq}:{quantity}{price}".encode()
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class Line:
     product_id: int
     quantity: int
     seq: int
+    # The unit price when the product was last added: what the buyer agreed to.
+    added_price_minor: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,9 @@ def decode_state(fields: Mapping[bytes, bytes] | Iterable[bytes], pttl_ms: int) 
     for name, value in fields.items():
         if name in (CURRENCY_FIELD, SEQ_FIELD):
             continue
-        seq, _, quantity = value.partition(b":")
-        lines.append(Line(product_id=int(name), quantity=int(quantity), seq=int(seq)))
+        seq, quantity, *price = value.split(b":")
+        lines.append(Line(product_id=int(name), quantity=int(quantity), seq=int(seq),
+                          added_price_minor=int(price[0]) if price else None))
     lines.sort(key=lambda line: line.seq)
     # PTTL is -2 for a missing key; -1 (no expiry) never happens for a cart.
     return CartState(currency=currency, lines=lines, ttl_ms=pttl_ms if lines and pttl_ms > 0 else None)
@@ -126,6 +133,12 @@ def line_full_problem(has: int) -> str:
     return f"a line may hold at most {MAX_LINE_QUANTITY} (it has {has})"
 
 
+def price_rose(line: Line, current_price_minor: int) -> bool:
+    """The line costs more than when it was added: a checkout without an
+    expected total refuses it until the buyer accepts the new price."""
+    return line.added_price_minor is not None and current_price_minor > line.added_price_minor
+
+
 # -- building responses -------------------------------------------------------------
 
 
@@ -135,11 +148,14 @@ def _set_expiry(cart: cart_pb2.Cart, state: CartState, now_ms: int) -> None:
 
 
 def raw_cart(user_id: int, state: CartState, now_ms: int) -> cart_pb2.Cart:
-    """The lines as stored, without prices (internal callers re-read the catalog)."""
+    """The lines as stored, with the prices they were added at but no current
+    prices (internal callers re-read the catalog)."""
     cart = cart_pb2.Cart(
         user_id=str(user_id),
         currency=state.currency,
-        items=[cart_pb2.CartItem(product_id=str(line.product_id), quantity=line.quantity) for line in state.lines],
+        items=[cart_pb2.CartItem(product_id=str(line.product_id), quantity=line.quantity,
+                                 added_unit_price_minor=line.added_price_minor)
+               for line in state.lines],
     )
     _set_expiry(cart, state, now_ms)
     return cart
@@ -151,19 +167,23 @@ def priced_cart(user_id: int, state: CartState, products: Mapping[int, catalog_p
 
     A line whose product is gone shows price 0 and is unavailable; one whose
     product was deactivated keeps its title and price but is unavailable.
-    Only available lines count towards the total."""
+    Only available lines count towards the total. Each line also shows the
+    price it was added at, and whether the price changed since."""
     cart = cart_pb2.Cart(user_id=str(user_id), currency=state.currency)
     total = 0
     for line in state.lines:
-        item = cart.items.add(product_id=str(line.product_id), quantity=line.quantity)
+        item = cart.items.add(product_id=str(line.product_id), quantity=line.quantity,
+                              added_unit_price_minor=line.added_price_minor)
         product = products.get(line.product_id)
         if product is None:
             continue
         item.title = product.title
         item.unit_price_minor = product.price_minor
         item.available = product.active
+        item.price_changed = line.added_price_minor not in (None, product.price_minor)
         if item.available:
             total += product.price_minor * line.quantity
+            cart.price_increased |= price_rose(line, product.price_minor)
     cart.total_minor = total
     _set_expiry(cart, state, now_ms)
     return cart

@@ -119,7 +119,7 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         products = await self.catalog.products([product_id, *current.product_ids],
                                                purpose="check the product with the catalog")
         product = _purchasable(products, product_id)
-        result = await self.store.add(user_id, product_id, quantity, product.currency)
+        result = await self.store.add(user_id, product_id, quantity, product.currency, product.price_minor)
         if result.status == "currency":
             raise failed_precondition(
                 f"product {product_id} is priced in {product.currency}, but your cart holds {result.detail} "

@@ -43,33 +43,36 @@ end
 """
 
 # KEYS: cart. ARGV: product, quantity to add, product currency, ttl seconds,
-# max lines, max line quantity. Statuses: ok | currency (detail: the cart's
-# currency) | line_full (detail: the line's quantity) | too_many (detail: max).
+# max lines, max line quantity, product's current unit price. Statuses: ok |
+# currency (detail: the cart's currency) | line_full (detail: the line's
+# quantity) | too_many (detail: max). Adding records the current price on the
+# whole line: adding a product again is agreeing to its price of today.
 _ADD_LUA = _PRELUDE + """
 local cart_currency = redis.call('HGET', KEYS[1], '_currency')
 if cart_currency and cart_currency ~= ARGV[3] then return reply('currency', cart_currency) end
 local add = tonumber(ARGV[2])
 local line = redis.call('HGET', KEYS[1], ARGV[1])
 if line then
-  local seq, has = string.match(line, '^(%d+):(%d+)$')
+  local seq, has = string.match(line, '^(%d+):(%d+)')
   has = tonumber(has)
   if has + add > tonumber(ARGV[6]) then return reply('line_full', tostring(has)) end
-  redis.call('HSET', KEYS[1], ARGV[1], seq .. ':' .. tostring(has + add))
+  redis.call('HSET', KEYS[1], ARGV[1], seq .. ':' .. tostring(has + add) .. ':' .. ARGV[7])
 else
   if line_count() >= tonumber(ARGV[5]) then return reply('too_many', ARGV[5]) end
   local seq = redis.call('HINCRBY', KEYS[1], '_seq', 1)
-  redis.call('HSET', KEYS[1], ARGV[1], seq .. ':' .. ARGV[2], '_currency', ARGV[3])
+  redis.call('HSET', KEYS[1], ARGV[1], seq .. ':' .. ARGV[2] .. ':' .. ARGV[7], '_currency', ARGV[3])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return reply('ok', '')
 """
 
 # KEYS: cart. ARGV: product, new quantity, ttl seconds. Statuses: ok | missing.
+# The price the line was added at stays.
 _UPDATE_LUA = _PRELUDE + """
 local line = redis.call('HGET', KEYS[1], ARGV[1])
 if not line then return reply('missing', '') end
-local seq = string.match(line, '^(%d+):')
-redis.call('HSET', KEYS[1], ARGV[1], seq .. ':' .. ARGV[2])
+local seq, price = string.match(line, '^(%d+):%d+(.*)$')
+redis.call('HSET', KEYS[1], ARGV[1], seq .. ':' .. ARGV[2] .. price)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return reply('ok', '')
 """
@@ -91,10 +94,10 @@ local changed = false
 for i = 3, #ARGV, 2 do
   local line = redis.call('HGET', KEYS[1], ARGV[i])
   if line then
-    local seq, has = string.match(line, '^(%d+):(%d+)$')
+    local seq, has, price = string.match(line, '^(%d+):(%d+)(.*)$')
     local left = tonumber(has) - tonumber(ARGV[i + 1])
     if left > 0 then
-      redis.call('HSET', KEYS[1], ARGV[i], seq .. ':' .. tostring(left))
+      redis.call('HSET', KEYS[1], ARGV[i], seq .. ':' .. tostring(left) .. price)
     else
       redis.call('HDEL', KEYS[1], ARGV[i])
     end
@@ -135,10 +138,12 @@ class CartStore:
         fields, pttl = await pipe.execute()
         return decode_state(fields, int(pttl))
 
-    async def add(self, user_id: int, product_id: int, quantity: int, currency: str) -> ScriptReply:
+    async def add(self, user_id: int, product_id: int, quantity: int, currency: str,
+                  unit_price_minor: int) -> ScriptReply:
         reply = await self._add(
             keys=[cart_key(user_id)],
-            args=[product_id, quantity, currency, self.ttl_seconds, self.max_lines, self.max_line_quantity],
+            args=[product_id, quantity, currency, self.ttl_seconds, self.max_lines, self.max_line_quantity,
+                  unit_price_minor],
         )
         return decode_script_reply(reply)
 

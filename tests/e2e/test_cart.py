@@ -101,6 +101,35 @@ def test_totals_follow_the_current_catalog_price(http, seller):
     assert cart["totalMinor"] == "3000"
 
 
+def price_view(cart: dict) -> list[tuple[str, str, bool]]:
+    return [(item["unitPriceMinor"], item["addedUnitPriceMinor"], item["priceChanged"]) for item in cart["items"]]
+
+
+def test_the_cart_shows_what_changed_since_each_line_was_added(http, seller):
+    buyer = sign_up(http, "c")
+    rising, falling = new_product(http, seller, price=1000), new_product(http, seller, price=500)
+    add(http, buyer, rising, 1)
+    cart = add(http, buyer, falling, 2)
+    assert price_view(cart) == [("1000", "1000", False), ("500", "500", False)]
+    assert cart["priceIncreased"] is False
+
+    change_product(http, seller, falling, priceMinor=400)
+    cart = get_cart(http, buyer)
+    assert price_view(cart) == [("1000", "1000", False), ("400", "500", True)]
+    assert cart["priceIncreased"] is False  # a lower price needs nobody's consent
+
+    change_product(http, seller, rising, priceMinor=1200)
+    cart = get_cart(http, buyer)
+    assert price_view(cart) == [("1200", "1000", True), ("400", "500", True)]
+    assert cart["priceIncreased"] is True and cart["totalMinor"] == "2000"
+    # A quantity change keeps the agreed price; adding the product again agrees to today's.
+    r = http.patch(f"/v1/cart/items/{rising['id']}", json={"quantity": 2}, headers=buyer.auth)
+    assert r.status_code == 200 and r.json()["priceIncreased"] is True, r.text
+    cart = add(http, buyer, rising, 1)
+    assert price_view(cart) == [("1200", "1200", False), ("400", "500", True)]
+    assert cart["priceIncreased"] is False and cart["totalMinor"] == str(3 * 1200 + 2 * 400)
+
+
 @pytest.mark.parametrize("body, field", [
     ({"productId": "abc", "quantity": 1}, "product_id"),
     ({"productId": "-5", "quantity": 1}, "product_id"),

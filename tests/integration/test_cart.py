@@ -28,7 +28,7 @@ import redis
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
-from services.cart.model import cart_key, checkout_marker_key, encode_line
+from services.cart.model import Line, cart_key, checkout_marker_key, encode_line
 from services.cart.store import CartStore
 from services.kit.config import Settings, service_addr
 from tests.integration.support import free_port, wait_serving
@@ -151,11 +151,11 @@ async def store(r):
 async def test_concurrent_adds_lose_no_unit_and_never_pass_the_line_limit(store, r):
     s, user, product = store(), random_user(), random_product()
     r.track_user(user)
-    replies = await asyncio.gather(*(s.add(user, product, 1, "USD") for _ in range(60)))
+    replies = await asyncio.gather(*(s.add(user, product, 1, "USD", 500) for _ in range(60)))
     assert all(reply.status == "ok" for reply in replies)
     assert (await s.read(user)).quantity_of(product) == 60
     # 60 more single units race for the 40 left on the line: exactly 40 win.
-    replies = await asyncio.gather(*(s.add(user, product, 1, "USD") for _ in range(60)))
+    replies = await asyncio.gather(*(s.add(user, product, 1, "USD", 500) for _ in range(60)))
     assert sum(reply.status == "ok" for reply in replies) == 40
     refused = [reply for reply in replies if reply.status == "line_full"]
     assert len(refused) == 20 and {reply.detail for reply in refused} == {"100"}
@@ -166,13 +166,13 @@ async def test_concurrent_adds_of_different_products_never_exceed_max_lines(stor
     s, user = store(max_lines=5), random_user()
     r.track_user(user)
     products = [random_product() for _ in range(20)]
-    replies = await asyncio.gather(*(s.add(user, p, 1, "USD") for p in products))
+    replies = await asyncio.gather(*(s.add(user, p, 1, "USD", 500) for p in products))
     assert sum(reply.status == "ok" for reply in replies) == 5
     assert {reply.detail for reply in replies if reply.status != "ok"} == {"5"}
     assert len((await s.read(user)).lines) == 5
     # Adding to a line already there is still fine when the cart is full.
     kept = (await s.read(user)).lines[0].product_id
-    assert (await s.add(user, kept, 2, "USD")).status == "ok"
+    assert (await s.add(user, kept, 2, "USD", 500)).status == "ok"
 
 
 async def test_lines_stay_in_insertion_order_through_changes(store, r):
@@ -181,32 +181,51 @@ async def test_lines_stay_in_insertion_order_through_changes(store, r):
     a, b, c = (random_product() for _ in range(3))
     # Ids chosen so that numeric order differs from insertion order.
     for product in (c, a, b):
-        await s.add(user, product, 1, "USD")
-    await s.add(user, c, 3, "USD")
+        await s.add(user, product, 1, "USD", 500)
+    await s.add(user, c, 3, "USD", 500)
     await s.update(user, a, 7)
     state = (await s.remove(user, b)).state
     assert [(line.product_id, line.quantity) for line in state.lines] == [(c, 4), (a, 7)]
-    await s.add(user, b, 1, "USD")  # re-added: now the newest line
+    await s.add(user, b, 1, "USD", 500)  # re-added: now the newest line
     assert (await s.read(user)).product_ids == [c, a, b]
+
+
+async def test_a_line_keeps_the_price_it_was_last_added_at(store, r):
+    s, user, kept, bought = store(), random_user(), random_product(), random_product()
+    r.track_user(user)
+    await s.add(user, kept, 2, "USD", 1000)
+    await s.add(user, bought, 3, "USD", 250)
+    await s.update(user, kept, 5)  # a quantity change is not agreeing to another price
+    assert r.hget(cart_key(user), str(kept)) == b"1:5:1000"
+    await s.clear_checked_out(user, f"co-{secrets.token_hex(4)}", [(bought, 1)])
+    assert r.hget(cart_key(user), str(bought)) == b"2:2:250"
+    # Adding again records today's price on the whole line.
+    state = (await s.add(user, kept, 1, "USD", 1200)).state
+    assert [(line.quantity, line.added_price_minor) for line in state.lines] == [(6, 1200), (2, 250)]
+    # A line stored before prices were recorded keeps working, and gets one when added to.
+    r.hset(cart_key(user), str(kept), encode_line(1, 4))
+    await s.update(user, kept, 3)
+    assert (await s.read(user)).lines[0].added_price_minor is None
+    assert (await s.add(user, kept, 1, "USD", 900)).state.lines[0] == Line(kept, 4, 1, 900)
 
 
 async def test_currency_mismatch_refused_atomically_and_freed_when_cart_empties(store, r):
     s, user, usd, eur = store(), random_user(), random_product(), random_product()
     r.track_user(user)
-    await s.add(user, usd, 1, "USD")
-    reply = await s.add(user, eur, 1, "EUR")
+    await s.add(user, usd, 1, "USD", 500)
+    reply = await s.add(user, eur, 1, "EUR", 500)
     assert (reply.status, reply.detail) == ("currency", "USD")
     assert reply.state.product_ids == [usd]
     await s.remove(user, usd)
     assert not r.exists(cart_key(user))  # the last line took the cart (and its currency) with it
-    assert (await s.add(user, eur, 1, "EUR")).status == "ok"
+    assert (await s.add(user, eur, 1, "EUR", 500)).status == "ok"
     assert (await s.read(user)).currency == "EUR"
 
 
 async def test_update_of_absent_line_changes_nothing_and_remove_is_idempotent(store, r):
     s, user, here, absent = store(), random_user(), random_product(), random_product()
     r.track_user(user)
-    await s.add(user, here, 2, "USD")
+    await s.add(user, here, 2, "USD", 500)
     assert (await s.update(user, absent, 5)).status == "missing"
     assert (await s.read(user)).product_ids == [here]
     assert (await s.remove(user, absent)).status == "absent"
@@ -219,12 +238,12 @@ async def test_update_of_absent_line_changes_nothing_and_remove_is_idempotent(st
 async def test_every_change_renews_the_ttl(store, r):
     s, user, product = store(ttl_seconds=1000), random_user(), random_product()
     r.track_user(user)
-    await s.add(user, product, 1, "USD")
+    await s.add(user, product, 1, "USD", 500)
     r.expire(cart_key(user), 10)
     await s.update(user, product, 3)
     assert 990 <= r.ttl(cart_key(user)) <= 1000
     r.expire(cart_key(user), 10)
-    await s.add(user, product, 1, "USD")
+    await s.add(user, product, 1, "USD", 500)
     assert 990 <= r.ttl(cart_key(user)) <= 1000
     state = await s.read(user)
     assert 990_000 - 5_000 <= state.ttl_ms <= 1_000_000
@@ -233,7 +252,7 @@ async def test_every_change_renews_the_ttl(store, r):
 async def test_cart_expires_and_reads_empty(store, r):
     s, user, product = store(ttl_seconds=1), random_user(), random_product()
     r.track_user(user)
-    await s.add(user, product, 1, "USD")
+    await s.add(user, product, 1, "USD", 500)
     assert (await s.read(user)).product_ids == [product]
     await asyncio.sleep(1.6)
     state = await s.read(user)

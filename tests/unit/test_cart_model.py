@@ -135,3 +135,31 @@ def test_raw_cart_has_lines_but_no_prices():
     assert [(i.product_id, i.quantity, i.unit_price_minor) for i in cart.items] == [("5", 4, 0)]
     assert cart.total_minor == 0
     assert cart.expires_at.ToMilliseconds() == NOW_MS + 1_000
+
+
+def test_lines_keep_the_price_they_were_added_at_and_older_lines_have_none():
+    fields = {b"_currency": b"USD", b"_seq": b"2", b"1": encode_line(1, 2, 1250), b"2": b"2:1"}
+    assert encode_line(1, 2, 1250) == b"1:2:1250" and encode_line(2, 1) == b"2:1"
+    assert decode_state(fields, 1_000).lines == [Line(1, 2, 1, 1250), Line(2, 1, 2, None)]
+
+
+def test_priced_cart_shows_price_changes_and_flags_only_a_rise_on_an_available_line():
+    state = CartState("USD", [Line(1, 1, 1, 1000), Line(2, 1, 2, 1000), Line(3, 1, 3, None)], ttl_ms=10_000)
+    fell = priced_cart(9, state, {1: _product(1, 800), 2: _product(2, 1000), 3: _product(3, 50)}, NOW_MS)
+    assert [(i.unit_price_minor, i.added_unit_price_minor, i.price_changed) for i in fell.items] == [
+        (800, 1000, True), (1000, 1000, False), (50, 0, False)]
+    assert not fell.items[2].HasField("added_unit_price_minor")
+    assert fell.price_increased is False and fell.total_minor == 1850
+
+    rose = priced_cart(9, state, {1: _product(1, 1200), 2: _product(2, 1000), 3: _product(3, 50)}, NOW_MS)
+    assert rose.items[0].price_changed and rose.price_increased is True and rose.total_minor == 2250
+
+    withdrawn = priced_cart(9, state, {1: _product(1, 1200, active=False), 2: _product(2, 1000)}, NOW_MS)
+    assert withdrawn.items[0].price_changed and withdrawn.price_increased is False
+
+
+def test_raw_cart_carries_the_added_prices_for_the_checkout():
+    state = CartState("USD", [Line(5, 4, 1, 700), Line(6, 1, 2)], ttl_ms=1_000)
+    cart = raw_cart(3, state, NOW_MS)
+    assert [i.added_unit_price_minor for i in cart.items] == [700, 0]
+    assert [i.HasField("added_unit_price_minor") for i in cart.items] == [True, False]
