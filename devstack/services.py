@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from services.kit.config import SERVICE_PORTS
+from services.payments.validation import STRIPE_TEST_METHODS
 
 from . import config
 from .proc import Component, http_check, python_service
@@ -48,6 +49,9 @@ def service_env() -> dict[str, str]:
         "AVIARY_STRIPE_API_BASE": f"http://{config.HOST}:{config.STRIPE_MOCK_PORT}",
         "AVIARY_STRIPE_API_KEY": os.environ.get("AVIARY_STRIPE_API_KEY", "sk_test_devstack"),
         "AVIARY_PAYMENTS_FAULT_INJECTION": os.environ.get("AVIARY_PAYMENTS_FAULT_INJECTION", "1"),
+        # Stripe's test payment methods (stripe-mock would approve any string).
+        "AVIARY_PAYMENTS_ACCEPTED_METHODS": os.environ.get(
+            "AVIARY_PAYMENTS_ACCEPTED_METHODS", ",".join(STRIPE_TEST_METHODS)),
     }
     for name, port in SERVICE_PORTS.items():
         env[f"AVIARY_{name.upper()}_ADDR"] = f"{config.HOST}:{port}"

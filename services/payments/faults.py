@@ -57,6 +57,11 @@ _FAULTS_BY_METHOD = {
 _DECLINES = {Fault.DECLINE_CARD: "card_declined", Fault.DECLINE_INSUFFICIENT_FUNDS: "insufficient_funds"}
 
 
+def payment_methods() -> frozenset[str]:
+    """Every payment method that names a fault."""
+    return frozenset(_FAULTS_BY_METHOD)
+
+
 def parse_fault(payment_method: str) -> Fault | None:
     """The fault a payment method asks for, or None for a normal one."""
     return _FAULTS_BY_METHOD.get(payment_method)

@@ -7,7 +7,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
 from services.kit import startup
-from services.kit.config import Settings
+from services.kit.config import Settings, env_str
 from services.kit.errors import invalid_argument, not_found
 from services.kit.ids import IdGenerator
 from services.payments import faults, validation
@@ -30,12 +30,21 @@ def build_provider() -> GuardedProvider:
     return GuardedProvider.from_env(provider)
 
 
+def accepted_methods() -> validation.AcceptedMethods:
+    """AVIARY_PAYMENTS_ACCEPTED_METHODS, a comma list (default: Stripe's test
+    methods, as the devstack wants; empty in production: any well-formed id,
+    the provider decides), plus the fault injector's methods while it is on."""
+    configured = env_str("AVIARY_PAYMENTS_ACCEPTED_METHODS", ",".join(validation.STRIPE_TEST_METHODS))
+    return validation.AcceptedMethods.parse(configured, faults.payment_methods() if faults.enabled() else ())
+
+
 class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ids = IdGenerator(settings.worker_id)
         self.store = PaymentsStore(settings, self.ids)
         self.provider = build_provider()
+        self.accepted = accepted_methods()
         self.flows = PaymentFlows(self.store, self.provider, self.ids)
 
     async def start(self) -> None:
@@ -43,6 +52,8 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         logging.getLogger("stripe").setLevel(logging.WARNING)
         if faults.enabled():
             log.warning("payment fault injection is ON (test configuration; never in production)")
+        log.info("payment methods accepted", extra={
+            "accepted": ",".join(sorted(self.accepted.only)) or "any well-formed provider id"})
         await startup.retry_until_up(self.store.start, "postgresql")
 
     async def stop(self) -> None:
@@ -52,8 +63,12 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
     # -- RPCs ----------------------------------------------------------------------
 
     async def AuthorizePayment(self, request, context):
-        payment = await self.flows.authorize(validation.authorize_input(request))
+        payment = await self.flows.authorize(validation.authorize_input(request, self.accepted))
         return payment_message(payment)
+
+    async def CheckPaymentMethod(self, request, context):
+        problem = self.accepted.problem(request.payment_method)
+        return payments_pb2.CheckPaymentMethodResponse(accepted=problem is None, problem=problem or "")
 
     async def CapturePayment(self, request, context):
         return payment_message(await self.flows.capture(validation.payment_id(request.payment_id)))

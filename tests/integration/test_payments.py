@@ -241,6 +241,7 @@ def test_a_key_reused_for_a_different_payment_is_failed_precondition(payments, c
     ({"amount_minor": 100_000_000_001}, "amount_minor"),
     ({"currency": "DOLLARS"}, "currency"),
     ({"payment_method": ""}, "payment_method"),
+    ({"payment_method": "pm_bogus_xyz"}, "payment_method"),
 ])
 def test_bad_authorize_input_is_invalid_argument_naming_the_field_and_writes_nothing(payments, fields, named):
     request = dict(idempotency_key=new_key(), buyer_id="4242", amount_minor=100, currency="USD",
@@ -252,6 +253,18 @@ def test_bad_authorize_input_is_invalid_argument_naming_the_field_and_writes_not
     if request["idempotency_key"]:
         assert rpc_error(payments.GetPayment, pb.GetPaymentRequest(
             idempotency_key=request["idempotency_key"])).code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("method, accepted", [
+    ("pm_card_visa", True), ("pm_card_amex", True), ("pm_card_chargeDeclined", True),
+    # Fault injection is on in the devstack, so its methods are accepted too.
+    ("pm_fault_slow", True),
+    ("pm_bogus_xyz", False), ("pm_fault_nonexistent", False), ("tok_visa", False), ("", False),
+])
+def test_check_payment_method_answers_what_authorize_would_take(payments, method, accepted):
+    answer = payments.CheckPaymentMethod(pb.CheckPaymentMethodRequest(payment_method=method), timeout=5)
+    assert answer.accepted is accepted
+    assert bool(answer.problem) is not accepted and not answer.problem.startswith("payment_method")
 
 
 def test_bad_or_unknown_payment_ids(payments):

@@ -123,6 +123,8 @@ def test_every_process_gets_the_backends_and_production_settings(docs):
         assert env["AVIARY_KAFKA_BOOTSTRAP"] and env["AVIARY_REDIS_URL"].startswith("redis"), c["name"]
         assert env["AVIARY_PG_DSN"] == {"secretKeyRef": {"name": f"{RELEASE}-aviary-backends", "key": "AVIARY_PG_DSN"}}
         assert env["AVIARY_PAYMENTS_FAULT_INJECTION"] == "0", c["name"]
+        # Production takes any well-formed payment method id; Stripe decides.
+        assert env["AVIARY_PAYMENTS_ACCEPTED_METHODS"] == "", c["name"]
         assert env["AVIARY_FANOUT_THRESHOLD"] == "10000", c["name"]
         assert env["AVIARY_CASSANDRA_RF"] == "3"
         assert env["AVIARY_BIND_ALL"] == "1"

@@ -109,6 +109,8 @@ def test_provider_idempotency_keys_differ_per_payment_and_operation():
 
 # -- validation -------------------------------------------------------------------
 
+ANY_METHOD = validation.AcceptedMethods()
+
 
 def _request(**overrides):
     fields = dict(idempotency_key="checkout-1-1", buyer_id="12345", amount_minor=1999, currency="usd",
@@ -119,13 +121,13 @@ def _request(**overrides):
 
 def _invalid(**overrides) -> str:
     with pytest.raises(ApiError) as err:
-        validation.authorize_input(_request(**overrides))
+        validation.authorize_input(_request(**overrides), ANY_METHOD)
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
     return err.value.message
 
 
 def test_a_valid_request_is_normalized():
-    parsed = validation.authorize_input(_request())
+    parsed = validation.authorize_input(_request(), ANY_METHOD)
     assert parsed.currency == "USD"
     assert (parsed.buyer_id, parsed.amount_minor, parsed.payment_method) == (12345, 1999, "pm_card_visa")
 
@@ -150,6 +152,27 @@ def test_bad_input_names_the_field(overrides, field):
     assert _invalid(**overrides).startswith(field)
 
 
+@pytest.mark.parametrize("method", ["pm_bogus_xyz", "card_visa", "pm_", "pm-card-visa", "pm_card visa"])
+def test_a_configured_set_refuses_every_other_method(method):
+    accepted = validation.AcceptedMethods.parse("pm_card_visa, pm_card_amex,,")
+    assert accepted.problem("pm_card_visa") is None and accepted.problem("pm_card_amex") is None
+    assert accepted.problem(method) is not None
+    with pytest.raises(ApiError) as err:
+        validation.authorize_input(_request(payment_method=method), accepted)
+    assert err.value.message.startswith("payment_method: ")
+
+
+def test_an_empty_set_takes_any_well_formed_id_and_extras_never_narrow_it():
+    production = validation.AcceptedMethods.parse(" ", extra=["pm_fault_slow"])
+    assert production.only == frozenset()
+    assert production.problem("pm_1PqRsTuVwXyZ") is None
+    assert production.problem("pm_bogus_xyz") is None  # the provider decides
+    assert production.problem("tok_visa") is not None
+    devstack = validation.AcceptedMethods.parse(",".join(validation.STRIPE_TEST_METHODS), extra=["pm_fault_slow"])
+    assert devstack.problem("pm_fault_slow") is None and devstack.problem("pm_card_chargeDeclined") is None
+    assert devstack.problem("pm_fault_other") is not None
+
+
 def test_amount_bounds_are_inclusive():
-    assert validation.authorize_input(_request(amount_minor=1)).amount_minor == 1
-    assert validation.authorize_input(_request(amount_minor=100_000_000_000)).amount_minor == 100_000_000_000
+    assert validation.authorize_input(_request(amount_minor=1), ANY_METHOD).amount_minor == 1
+    assert validation.authorize_input(_request(amount_minor=100_000_000_000), ANY_METHOD).amount_minor == 100_000_000_000
