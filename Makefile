@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test gen gen-check lint reindex bench bench-mixed bench-scale bench-checkout bench-feed bench-search help
+.PHONY: up down status reset test gen gen-check openapi openapi-check lint reindex bench bench-mixed bench-scale bench-checkout bench-feed bench-search help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -24,7 +24,7 @@ reset: ## stop everything and delete all local state
 
 test: ## the whole suite: stub freshness, buf lint, unit, integration and e2e on the real stack
 	bash devstack/bootstrap.sh
-	$(MAKE) --no-print-directory gen-check lint
+	$(MAKE) --no-print-directory gen-check openapi-check lint
 	bash tests/run.sh
 
 gen: ## regenerate the Python stubs in gen/ from proto/
@@ -36,6 +36,12 @@ gen-check: ## fail when gen/ is stale
 	$(PY) -m grpc_tools.protoc -I proto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
 	if diff -r -q -x __pycache__ $$tmp/aviary gen/aviary; then echo "gen/ is up to date"; rm -rf $$tmp; \
 	else echo "gen/ is stale: run 'make gen' and commit"; rm -rf $$tmp; exit 1; fi
+
+openapi: ## regenerate the published OpenAPI document (envoy/openapi.json) from proto/
+	PATH="$(GOBIN):$$PATH" $(PY) envoy/openapi.py
+
+openapi-check: ## fail when envoy/openapi.json is stale
+	@PATH="$(GOBIN):$$PATH" $(PY) envoy/openapi.py --check
 
 lint: ## buf lint on the contracts
 	$(GOBIN)/buf lint

@@ -14,6 +14,7 @@ GRPCURL_VERSION="v1.9.4"
 STRIPE_MOCK_VERSION="v0.203.0"
 VERSITYGW_VERSION="v1.8.0"   # S3-compatible object store for media (posix backend)
 HELM_VERSION="v3.22.0"       # helm/ chart: lint + template in tests/unit/test_helm_chart.py
+GNOSTIC_VERSION="v0.7.1"     # protoc-gen-openapi: envoy/openapi.json from the protos
 
 step() { printf '[bootstrap] %s\n' "$*"; }
 warn() { printf '[bootstrap] WARNING: %s\n' "$*" >&2; }
@@ -138,6 +139,7 @@ if command -v go >/dev/null 2>&1; then
   go_tool stripe-mock "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
   go_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
   go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  go_tool protoc-gen-openapi "github.com/google/gnostic/cmd/protoc-gen-openapi@$GNOSTIC_VERSION"
   case ":$PATH:" in *":$GOBIN_DIR:"*) ;; *) step "go: note: add $GOBIN_DIR to PATH";; esac
 else
   warn "go not found: skipping buf/grpcurl/stripe-mock/versitygw (install Go >= 1.23)"

@@ -2,60 +2,26 @@
 rendered envoy.yaml (routes for exactly the public, HTTP-annotated methods)."""
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from string import Template
 
-from google.api import annotations_pb2
-
-from aviary.cart.v1 import cart_pb2
-from aviary.catalog.v1 import catalog_pb2
-from aviary.engagement.v1 import engagement_pb2
-from aviary.graph.v1 import graph_pb2
-from aviary.identity.v1 import identity_pb2
-from aviary.media.v1 import media_pb2
-from aviary.notifications.v1 import notifications_pb2
-from aviary.orders.v1 import orders_pb2
-from aviary.posts.v1 import posts_pb2
-from aviary.feed.v1 import feed_pb2
-from aviary.recommendations.v1 import recommendations_pb2
-from aviary.search.v1 import search_pb2
-from aviary.trends.v1 import trends_pb2
-from aviary.timeline.v1 import timeline_pb2
+from gateway.routes import public_services, routes
 
 REPO = Path(__file__).resolve().parents[1]
 PROTO_DIR = REPO / "proto"
-
-# (cluster name == service folder, file descriptor, service name)
-PUBLIC_SERVICES = [
-    ("identity", identity_pb2.DESCRIPTOR, "IdentityService"),
-    ("graph", graph_pb2.DESCRIPTOR, "GraphService"),
-    ("posts", posts_pb2.DESCRIPTOR, "PostsService"),
-    ("timeline", timeline_pb2.DESCRIPTOR, "TimelineService"),
-    ("engagement", engagement_pb2.DESCRIPTOR, "EngagementService"),
-    ("media", media_pb2.DESCRIPTOR, "MediaService"),
-    ("notifications", notifications_pb2.DESCRIPTOR, "NotificationsService"),
-    ("catalog", catalog_pb2.DESCRIPTOR, "CatalogService"),
-    ("cart", cart_pb2.DESCRIPTOR, "CartService"),
-    ("orders", orders_pb2.DESCRIPTOR, "OrdersService"),
-    ("search", search_pb2.DESCRIPTOR, "SearchService"),
-    ("trends", trends_pb2.DESCRIPTOR, "TrendsService"),
-    ("recommendations", recommendations_pb2.DESCRIPTOR, "RecommendationsService"),
-    ("feed", feed_pb2.DESCRIPTOR, "FeedService"),
-]
+# google/rpc/*.proto: the error details (BadRequest, RetryInfo, ...) the
+# transcoder must know to print a status's `details` as JSON.
+COMMON_PROTOS = Path(next(iter(importlib.util.find_spec("google.rpc").submodule_search_locations))).parent.parent
 
 
 def streaming_paths() -> set[str]:
     """gRPC paths of public server-streaming methods: they get no route timeout."""
-    paths = set()
-    for _, file_desc, service_name in PUBLIC_SERVICES:
-        service = file_desc.services_by_name[service_name]
-        for method in service.methods:
-            if method.server_streaming:
-                paths.add(f"/{service.full_name}/{method.name}")
-    return paths
+    return {r.grpc_path for r in routes() if r.server_streaming}
 
 
 def public_methods() -> list[tuple[str, str]]:
@@ -63,13 +29,7 @@ def public_methods() -> list[tuple[str, str]]:
 
     Internal methods (no HTTP rule) get no route, so the edge cannot reach them
     even with raw gRPC."""
-    out = []
-    for cluster, file_desc, service_name in PUBLIC_SERVICES:
-        service = file_desc.services_by_name[service_name]
-        for method in service.methods:
-            if method.GetOptions().HasExtension(annotations_pb2.http):
-                out.append((f"/{service.full_name}/{method.name}", cluster))
-    return out
+    return sorted({(r.grpc_path, r.cluster) for r in routes()})
 
 
 def build_descriptor(out: Path) -> None:
@@ -77,11 +37,12 @@ def build_descriptor(out: Path) -> None:
 
     include = Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in (PROTO_DIR / "aviary").rglob("*.proto"))
+    protos += ["google/rpc/error_details.proto", "google/rpc/status.proto"]
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
             sys.executable, "-m", "grpc_tools.protoc",
-            f"-I{PROTO_DIR}", f"-I{include}",
+            f"-I{PROTO_DIR}", f"-I{include}", f"-I{COMMON_PROTOS}",
             "--include_imports", "--include_source_info",
             f"--descriptor_set_out={out}",
             *protos,
@@ -107,13 +68,35 @@ def _routes() -> str:
     return "\n".join(lines)
 
 
+_REQUIREMENT = {
+    "public": "",  # no requirement: the token is not even read
+    "optional": "\n                          requirement_name: optional",
+    "required": "\n                          requirement_name: required",
+}
+
+
+def _jwt_rules() -> str:
+    """jwt_authn rules from each method's declared access: its HTTP route
+    (path regex and verb) and its raw gRPC path alike. Whatever matches no
+    method needs no token here, so the gateway can answer 404 or 405."""
+    lines = []
+    for route in routes():
+        lines.append("                        - match:")
+        lines.append(f"                            safe_regex: {{regex: {json.dumps(route.regex)}}}")
+        lines.append(f'                            headers: [{{name: ":method", string_match: {{exact: {route.verb}}}}}]'
+                     + _REQUIREMENT[route.access])
+    for path, access in sorted({(r.grpc_path, r.access) for r in routes()}):
+        lines.append(f"                        - match: {{path: {path}}}{_REQUIREMENT[access]}")
+    return "\n".join(lines)
+
+
 def service_clusters(ports: dict[str, int], *, host=lambda cluster: "127.0.0.1", dns: bool = False) -> str:
     """One HTTP/2 cluster per public service, health-checked over grpc.health.v1.
     Locally each is a STATIC loopback address; the helm chart asks for DNS
     names (`dns=True`, a headless Service per service)."""
     discovery = "type: STRICT_DNS\n      dns_lookup_family: V4_PREFERRED" if dns else "type: STATIC"
     blocks = []
-    for cluster, _, _ in PUBLIC_SERVICES:
+    for cluster, _ in public_services():
         blocks.append(
             f"""    - name: {cluster}
       {discovery}
@@ -164,18 +147,21 @@ def render_config(out: Path, *, port: int, admin_port: int, descriptor: Path, jw
                   access_log: Path, service_ports: dict[str, int], gateway_port: int,
                   objectstore_port: int = 9000, media_bucket: str = "aviary-media") -> None:
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
-    services = ", ".join(f"{fd.package}.{name}" for _, fd, name in PUBLIC_SERVICES)
+    services = ", ".join(service.full_name for _, service in public_services())
     text = template.substitute(
         ENVOY_PORT=port,
         ENVOY_ADMIN_PORT=admin_port,
         GATEWAY_PORT=gateway_port,
         ENVOY_BIND=os.environ.get("ENVOY_BIND", "127.0.0.1"),
+        XFF_TRUSTED_HOPS=os.environ.get("ENVOY_XFF_TRUSTED_HOPS", "0"),
         ENVOY_ACCESS_LOG=access_log,
         JWKS_PATH=jwks,
         LUA_PATH=REPO / "envoy" / "status.lua",
         DESCRIPTOR_PATH=descriptor,
         TRANSCODED_SERVICES=services,
         ROUTES=_routes(),
+        JWT_RULES=_jwt_rules(),
+        MAX_REQUEST_HEADERS_KB=int(os.environ.get("ENVOY_MAX_REQUEST_HEADERS_KB", "16")),
         CLUSTERS=service_clusters(service_ports),
         OBJECTSTORE_PORT=objectstore_port,
         MEDIA_BUCKET=media_bucket,

@@ -1,10 +1,13 @@
 """The gateway: an HTTP authorization service for Envoy's ext_authz filter
 (served by gateway/http.py, a minimal HTTP/1.1 server on httptools).
 
-Envoy asks `GET|POST|... /check/<original path>` with the caller's
-Authorization and X-Forwarded-For headers. The subject is the verified token's
-user (or, for anonymous calls, the client address Envoy appended); the bucket
-is that subject's reads or writes. Over the limit: 429 with Retry-After.
+Envoy asks `GET|POST|... /check/<original path and query>` with the caller's
+Authorization and X-Forwarded-For headers and the JSON body. First the rate
+limit: the subject is the verified token's user (or, for anonymous calls, the
+client address Envoy appended); the bucket is that subject's reads or writes.
+Over the limit: 429 with Retry-After. Then the request itself
+(gateway/checks.py): unknown paths 404, wrong methods 405, unknown parameters
+and fields 400. It also serves the OpenAPI document.
 If Redis is unreachable the gateway lets traffic through (and Envoy is set to
 fail open too): rate limiting must never take the platform down.
 
@@ -16,12 +19,15 @@ import asyncio
 import json
 import logging
 import signal
+from pathlib import Path
 
 import uvloop
 from prometheus_client import Counter, start_http_server
 
+from gateway import checks
 from gateway.http import Request, Response, serve
 from gateway.ratelimit import Limit, RateLimiter, action_of, bucket_key
+from services.kit import client_address
 from services.kit.auth import verify_token
 from services.kit.config import env_float, env_int, load_settings
 from services.kit.errors import ApiError
@@ -33,9 +39,10 @@ log = logging.getLogger("gateway")
 DECISIONS = Counter("aviary_gateway_decisions_total", "Rate-limit decisions", ["action", "kind", "allowed"])
 
 _HEALTHY = Response(200, body=json.dumps({"status": "ok"}).encode(), content_type="application/json")
-# Envoy's catch-all route lands here for paths no public method maps.
-_NO_SUCH_ENDPOINT = Response(404, body=json.dumps({"code": 5, "message": "no such endpoint"}).encode(),
-                             content_type="application/json")
+_JSON = "application/json"
+# The published contract (make openapi), served at GET /openapi.json.
+OPENAPI_DOCUMENT = Path(__file__).resolve().parents[1] / "envoy" / "openapi.json"
+_ALLOWED = Response(200)
 
 
 def limits_from_env() -> dict[tuple[str, str], Limit]:
@@ -48,6 +55,10 @@ def limits_from_env() -> dict[tuple[str, str], Limit]:
     }
 
 
+# Proxies in front of Envoy whose X-Forwarded-For entries it trusts (ENVOY_XFF_TRUSTED_HOPS).
+_TRUSTED_HOPS = client_address.trusted_hops()
+
+
 def subject_of(request: Request) -> tuple[str, str]:
     """("user", id) from a valid token, else ("ip", client address)."""
     auth = request.headers.get("authorization", "")
@@ -57,15 +68,38 @@ def subject_of(request: Request) -> tuple[str, str]:
             return "user", verify_token(token.strip())["sub"]
         except ApiError:
             pass  # Envoy already rejects bad tokens on protected routes
-    # Envoy (use_remote_address) appends the peer it saw as the LAST entry;
-    # earlier entries are client-supplied and cannot be trusted.
+    # Envoy (use_remote_address) appends the peer it saw; the client is the
+    # entry Envoy trusts, and anything left of it was written by the client.
     forwarded = request.headers.get("x-forwarded-for", "")
-    address = forwarded.split(",")[-1].strip() if forwarded else (request.remote or "unknown")
-    return "ip", address
+    return "ip", client_address.from_forwarded_for(forwarded, _TRUSTED_HOPS) or request.remote or "unknown"
 
 
-def build_handler(limiter: RateLimiter, limits: dict[tuple[str, str], Limit]):
+def refused(refusal: checks.Refusal) -> Response:
+    if refusal.status == 204:
+        return Response(204, headers=refusal.headers)
+    return Response(refusal.status, headers=refusal.headers, body=json.dumps(refusal.body()).encode(),
+                    content_type=_JSON)
+
+
+def _forwarded_body(request: Request) -> bytes | None:
+    """The body Envoy forwarded, or None when it was cut short."""
+    if request.headers.get("x-envoy-auth-partial-body") == "true":
+        return None
+    return request.body
+
+
+def build_handler(limiter: RateLimiter, limits: dict[tuple[str, str], Limit], openapi: bytes = b""):
+    openapi_document = Response(200, body=openapi, content_type=_JSON, headers={"cache-control": "max-age=300"})
+
     async def check(request: Request) -> Response:
+        limited = await rate_limit(request)
+        if limited.status != 200:
+            return limited
+        refusal = checks.check(request.method, request.path[len("/check"):] or "/", request.query,
+                               _forwarded_body(request))
+        return refused(refusal) if refusal is not None else limited
+
+    async def rate_limit(request: Request) -> Response:
         kind, subject = subject_of(request)
         action = action_of(request.method)
         limit = limits[(kind, action)]
@@ -73,7 +107,7 @@ def build_handler(limiter: RateLimiter, limits: dict[tuple[str, str], Limit]):
             decision = await limiter.check(bucket_key(f"{kind}:{subject}", action), limit)
         except Exception:
             log.warning("rate limiter unavailable; allowing", exc_info=True)
-            return Response(200)
+            return _ALLOWED
         DECISIONS.labels(action, kind, str(decision.allowed).lower()).inc()
         if decision.allowed:
             return Response(200, headers={"x-ratelimit-remaining": str(decision.remaining)})
@@ -81,9 +115,13 @@ def build_handler(limiter: RateLimiter, limits: dict[tuple[str, str], Limit]):
         return Response(
             429,
             headers={"retry-after": str(retry)},
-            body=(f"rate limit exceeded: at most {limit.rate:g} {action}s per second "
-                  f"(burst {limit.burst}); retry after {retry} s").encode(),
-            content_type="text/plain; charset=utf-8",
+            body=json.dumps({
+                "code": 8,
+                "message": (f"rate limit exceeded: at most {limit.rate:g} {action}s per second "
+                            f"(burst {limit.burst}); retry after {retry} s"),
+                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry}s"}],
+            }).encode(),
+            content_type=_JSON,
         )
 
     async def handle(request: Request) -> Response:
@@ -91,7 +129,9 @@ def build_handler(limiter: RateLimiter, limits: dict[tuple[str, str], Limit]):
             return await check(request)
         if request.path == "/healthz" and request.method == "GET":
             return _HEALTHY
-        return _NO_SUCH_ENDPOINT
+        if request.path == "/openapi.json" and request.method == "GET" and openapi:
+            return openapi_document
+        return refused(checks.Refusal(404, 5, f"no such endpoint: {request.method} {request.path}"))
 
     return handle
 
@@ -99,7 +139,9 @@ def build_handler(limiter: RateLimiter, limits: dict[tuple[str, str], Limit]):
 async def _serve(port: int) -> None:
     settings = load_settings()
     redis = BulkRedis(settings.redis_url)
-    server = await serve(build_handler(RateLimiter(redis), limits_from_env()), "127.0.0.1", port)
+    checks.matcher()  # the route table, built before the first request
+    handler = build_handler(RateLimiter(redis), limits_from_env(), OPENAPI_DOCUMENT.read_bytes())
+    server = await serve(handler, "127.0.0.1", port)
     log.info("listening", extra={"port": port})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
