@@ -33,10 +33,10 @@ from services.kit import clients, engagement_overlay, redis_bulk, redis_client, 
 from services.kit.cache import TtlCache
 from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import failed_precondition, invalid_argument, unavailable
+from services.kit.errors import failed_precondition, unavailable
 from services.kit.ids import IdGenerator
 from services.kit.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
-from services.kit.paging import decode_token, encode_token, page_size
+from services.kit.paging import cursor_int, decode_token, encode_token, page_size
 
 log = logging.getLogger(__name__)
 
@@ -292,10 +292,7 @@ def _page_of(items, feed_id: int, offset: int, total: int, served: int | None = 
 
 
 def _checked_cursor(cursor: dict) -> tuple[int, int]:
-    feed_id, offset = cursor.get("feed"), cursor.get("offset")
-    if not isinstance(feed_id, int) or not isinstance(offset, int) or feed_id <= 0 or offset <= 0:
-        raise invalid_argument("page_token", "is malformed; pass back next_page_token unchanged")
-    return feed_id, offset
+    return cursor_int(cursor, "feed", minimum=1), cursor_int(cursor, "offset", minimum=1)
 
 
 def _expired():

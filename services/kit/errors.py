@@ -6,19 +6,47 @@ transcoder passes them through as the JSON `message` with the mapped HTTP status
 from __future__ import annotations
 
 import functools
+import re
+from typing import Iterable
 
 import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+# How long a client should wait before retrying an UNAVAILABLE answer.
+RETRY_DELAY_SECONDS = 1.0
 
 
 class ApiError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    """A failure answered as `code` and `message`, with optional google.rpc
+    detail messages (BadRequest, RetryInfo, ...) a client can act on."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, details: Iterable[Message] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = tuple(details)
 
 
 def invalid_argument(field: str, problem: str) -> ApiError:
-    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {problem}")
+    """`field` in the proto's snake form, as messages name it; the attached
+    BadRequest names it in lowerCamel, as HTTP/JSON clients send it."""
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {problem}", [bad_request(field, problem)])
+
+
+def bad_request(field: str, problem: str) -> error_details_pb2.BadRequest:
+    violation = error_details_pb2.BadRequest.FieldViolation(field=json_field_path(field), description=problem)
+    return error_details_pb2.BadRequest(field_violations=[violation])
+
+
+_SNAKE_TAIL = re.compile(r"_([a-z0-9])")
+
+
+def json_field_path(field: str) -> str:
+    """A field path in proto JSON's lowerCamel form: items[0].unit_price -> items[0].unitPrice."""
+    return _SNAKE_TAIL.sub(lambda m: m.group(1).upper(), field)
 
 
 def not_found(message: str) -> ApiError:
@@ -41,8 +69,34 @@ def unauthenticated(message: str) -> ApiError:
     return ApiError(grpc.StatusCode.UNAUTHENTICATED, message)
 
 
-def unavailable(message: str) -> ApiError:
-    return ApiError(grpc.StatusCode.UNAVAILABLE, message)
+def unavailable(message: str, retry_after_seconds: float = RETRY_DELAY_SECONDS) -> ApiError:
+    return ApiError(grpc.StatusCode.UNAVAILABLE, message, [retry_info(retry_after_seconds)])
+
+
+def resource_exhausted(message: str, retry_after_seconds: float) -> ApiError:
+    """Too many attempts (HTTP 429); the RetryInfo says when to try again."""
+    return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, [retry_info(retry_after_seconds)])
+
+
+def retry_info(seconds: float) -> error_details_pb2.RetryInfo:
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(round(seconds * 1e9))
+    return error_details_pb2.RetryInfo(retry_delay=delay)
+
+
+def rich_status(code: grpc.StatusCode, message: str, details: Iterable[Message] = ()) -> grpc.Status:
+    """The status to abort with (`context.abort_with_status`): code, message
+    and the details in the grpc-status-details-bin trailer."""
+    details = list(details)
+    # Every UNAVAILABLE answer tells the client when to retry.
+    if code == grpc.StatusCode.UNAVAILABLE and not any(isinstance(d, error_details_pb2.RetryInfo) for d in details):
+        details.append(retry_info(RETRY_DELAY_SECONDS))
+    packed = []
+    for detail in details:
+        wrapped = any_pb2.Any()
+        wrapped.Pack(detail)
+        packed.append(wrapped)
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=packed))
 
 
 # A backend that cannot be reached is the caller's cue to retry later

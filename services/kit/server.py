@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from services.kit.config import env_int
-from services.kit.errors import BACKEND_UNAVAILABLE, ApiError, unreachable_backend
+from services.kit import requests
+from services.kit.errors import BACKEND_UNAVAILABLE, ApiError, rich_status, unreachable_backend
 from services.kit.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class Service:
 
 
 class KitInterceptor(grpc.aio.ServerInterceptor):
-    """Maps ApiError to status and records latency for every RPC shape."""
+    """Refuses malformed requests before the servicer runs (services/kit/requests.py),
+    maps ApiError to status with its details, and records latency for every RPC shape."""
 
     def __init__(self, service: str) -> None:
         self.service = service
@@ -74,39 +76,52 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap(self, handler, method: str):
+        # Bytes that do not parse reach the handler as requests.Unparsable.
+        deserialize = requests.tolerant(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(handler.unary_unary, method, streamed=False),
+                request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary, method),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(handler.stream_unary, method, streamed=True),
+                request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_stream(handler.unary_stream, method, streamed=False),
+                request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(handler.stream_stream, method),
-            request_deserializer=handler.request_deserializer,
+            self._wrap_stream(handler.stream_stream, method, streamed=True),
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap_unary(self, inner, method: str):
+    def _checked(self, request, context, method: str, streamed: bool):
+        """The request (or request stream) the servicer gets, refused here
+        when malformed: a stream is checked message by message as it is read."""
+        if streamed:
+            return _checked_stream(request, context, method)
+        refused = requests.refusal(request)
+        if refused is not None:
+            _log_refusal(method, refused)
+            raise refused
+        return request
+
+    def _wrap_unary(self, inner, method: str, streamed: bool):
         async def call(request, context):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                return await inner(request, context)
+                return await inner(self._checked(request, context, method, streamed), context)
             except ApiError as err:
                 code = err.code
-                await context.abort(err.code, err.message)
+                await _abort(context, err.code, err.message, err.details)
             except grpc.aio.AbortError:
                 code = _aborted_code(context)
                 raise
@@ -115,22 +130,22 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
                 raise
             except Exception as exc:
                 code, message = _unhandled(method, exc)
-                await context.abort(code, message)
+                await _abort(context, code, message)
             finally:
                 self._observe(method, code, started)
 
         return call
 
-    def _wrap_stream(self, inner, method: str):
+    def _wrap_stream(self, inner, method: str, streamed: bool):
         async def call(request, context):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                async for item in inner(request, context):
+                async for item in inner(self._checked(request, context, method, streamed), context):
                     yield item
             except ApiError as err:
                 code = err.code
-                await context.abort(err.code, err.message)
+                await _abort(context, err.code, err.message, err.details)
             except grpc.aio.AbortError:
                 code = _aborted_code(context)
                 raise
@@ -139,7 +154,7 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
                 raise
             except Exception as exc:
                 code, message = _unhandled(method, exc)
-                await context.abort(code, message)
+                await _abort(context, code, message)
             finally:
                 self._observe(method, code, started)
 
@@ -149,6 +164,24 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
         RPC_LATENCY.labels(self.service, method, code.name).observe(time.perf_counter() - started)
         if code != grpc.StatusCode.OK:
             RPC_ERRORS.labels(self.service, method, code.name).inc()
+
+
+async def _checked_stream(request_stream, context, method: str):
+    async for request in request_stream:
+        refused = requests.refusal(request)
+        if refused is not None:
+            _log_refusal(method, refused)
+            # Aborts at once, even when the servicer reads in a task of its own.
+            await _abort(context, refused.code, refused.message, refused.details)
+        yield request
+
+
+def _log_refusal(method: str, refused: ApiError) -> None:
+    log.info("refused a malformed request", extra={"method": method, "problem": refused.message[:300]})
+
+
+async def _abort(context, code: grpc.StatusCode, message: str, details=()) -> None:
+    await context.abort_with_status(rich_status(code, message, details))
 
 
 def status_for(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from services.kit.ids import min_id_at
+from services.kit.paging import encode_token
 from tests.e2e.commerce import create_product, sign_up_seller
 from tests.e2e.edge import error_message, follow, home_ids, post, sign_up, wait_until
 from tests.e2e.fanout_support import devstack, pid_info
@@ -174,8 +175,9 @@ def test_posts_alone_and_on_time_when_recommendations_are_slow_or_down(http, sho
         devstack("up", "recommendations")
 
 
-def _token(payload: dict) -> str:
-    raw = json.dumps({"v": 1, **payload}).encode()
+def _forged_token(payload: dict) -> str:
+    """A token as a client could write it: the cursor without the server's tag."""
+    raw = json.dumps({"v": 2, **payload}).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
@@ -186,14 +188,19 @@ def test_bad_input_is_refused_clearly(http):
     assert r.status_code == 400 and "page_size" in error_message(r)
     r = http.get("/v1/feed", params={"pageToken": "not a token"}, headers=reader.auth)
     assert r.status_code == 400 and "page_token" in error_message(r)
-    r = http.get("/v1/feed", params={"pageToken": _token({"feed": "x", "offset": 4})}, headers=reader.auth)
+    r = http.get("/v1/feed", params={"pageToken": encode_token({"feed": "x", "offset": 4})}, headers=reader.auth)
+    assert r.status_code == 400 and "page_token" in error_message(r)
+    r = http.get("/v1/feed", params={"pageToken": encode_token({"feed": 2**63, "offset": 4})}, headers=reader.auth)
     assert r.status_code == 400 and "page_token" in error_message(r)
     hour_ago = min_id_at(int(time.time() * 1000) - 3_600_000)
-    r = http.get("/v1/feed", params={"pageToken": _token({"feed": hour_ago, "offset": 4})}, headers=reader.auth)
+    r = http.get("/v1/feed", params={"pageToken": _forged_token({"feed": hour_ago, "offset": 4})}, headers=reader.auth)
+    assert r.status_code == 400 and "page_token" in error_message(r)
+    # Signed as the services sign them (the devstack's secret), for a ranking gone by now.
+    r = http.get("/v1/feed", params={"pageToken": encode_token({"feed": hour_ago, "offset": 4})}, headers=reader.auth)
     assert r.status_code == 412 and "expired" in error_message(r)
     # A token for a ranking that never existed (or another reader's) is expired too.
-    r = http.get("/v1/feed", params={"pageToken": _token({"feed": min_id_at(int(time.time() * 1000)), "offset": 4})},
-                 headers=reader.auth)
+    never_built = encode_token({"feed": min_id_at(int(time.time() * 1000)), "offset": 4})
+    r = http.get("/v1/feed", params={"pageToken": never_built}, headers=reader.auth)
     assert r.status_code == 412
 
 
