@@ -28,7 +28,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61viary/graph/v1/graph.proto\x12\x0f\x61viary.graph.v1\x1a!aviary/identity/v1/identity.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"*\n\x11\x46ollowUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"b\n\x12\x46ollowUserResponse\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\t\x12\x11\n\tfollowing\x18\x03 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\",\n\x13UnfollowUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"d\n\x14UnfollowUserResponse\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\t\x12\x11\n\tfollowing\x18\x03 \x01(\x08\x12\x0f\n\x07removed\x18\x04 \x01(\x08\"T\n\x14ListFollowersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x15ListFollowersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x14ListFollowingRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x15ListFollowingResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n\x15GetFollowStatsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"b\n\x0b\x46ollowStats\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\x0e\x66ollower_count\x18\x02 \x01(\x05\x12\x17\n\x0f\x66ollowing_count\x18\x03 \x01(\x05\x12\x11\n\tcelebrity\x18\x04 \x01(\x08\"7\n\x1eListFollowedCelebritiesRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"8\n\x1fListFollowedCelebritiesResponse\x12\x15\n\rcelebrity_ids\x18\x01 \x03(\x03\"C\n\x16StreamFollowersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\"%\n\rFollowerBatch\x12\x14\n\x0c\x66ollower_ids\x18\x01 \x03(\x03\"/\n\x16ListFolloweeIdsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"F\n\x17ListFolloweeIdsResponse\x12\x14\n\x0c\x66ollowee_ids\x18\x01 \x03(\x03\x12\x15\n\rcelebrity_ids\x18\x02 \x03(\x03\x32\xd2\x07\n\x0cGraphService\x12\x83\x01\n\nFollowUser\x12\".aviary.graph.v1.FollowUserRequest\x1a#.aviary.graph.v1.FollowUserResponse\",\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\"\x1a /v1/users/me/following/{user_id}\x12\x89\x01\n\x0cUnfollowUser\x12$.aviary.graph.v1.UnfollowUserRequest\x1a%.aviary.graph.v1.UnfollowUserResponse\",\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\"* /v1/users/me/following/{user_id}\x12\x89\x01\n\rListFollowers\x12%.aviary.graph.v1.ListFollowersRequest\x1a&.aviary.graph.v1.ListFollowersResponse\")\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/users/{user_id}/followers\x12\x89\x01\n\rListFollowing\x12%.aviary.graph.v1.ListFollowingRequest\x1a&.aviary.graph.v1.ListFollowingResponse\")\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/users/{user_id}/following\x12V\n\x0eGetFollowStats\x12&.aviary.graph.v1.GetFollowStatsRequest\x1a\x1c.aviary.graph.v1.FollowStats\x12|\n\x17ListFollowedCelebrities\x12/.aviary.graph.v1.ListFollowedCelebritiesRequest\x1a\x30.aviary.graph.v1.ListFollowedCelebritiesResponse\x12\\\n\x0fStreamFollowers\x12\'.aviary.graph.v1.StreamFollowersRequest\x1a\x1e.aviary.graph.v1.FollowerBatch0\x01\x12\x64\n\x0fListFolloweeIds\x12\'.aviary.graph.v1.ListFolloweeIdsRequest\x1a(.aviary.graph.v1.ListFolloweeIdsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61viary/graph/v1/graph.proto\x12\x0f\x61viary.graph.v1\x1a!aviary/identity/v1/identity.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"*\n\x11\x46ollowUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"b\n\x12\x46ollowUserResponse\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\t\x12\x11\n\tfollowing\x18\x03 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\",\n\x13UnfollowUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"d\n\x14UnfollowUserResponse\x12\x13\n\x0b\x66ollower_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ollowee_id\x18\x02 \x01(\t\x12\x11\n\tfollowing\x18\x03 \x01(\x08\x12\x0f\n\x07removed\x18\x04 \x01(\x08\"T\n\x14ListFollowersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x15ListFollowersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x14ListFollowingRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x15ListFollowingResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\".\n\x15GetFollowStatsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"4\n\x1a\x42\x61tchGetFollowStatsRequest\x12\x16\n\x08user_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"J\n\x1b\x42\x61tchGetFollowStatsResponse\x12+\n\x05stats\x18\x01 \x03(\x0b\x32\x1c.aviary.graph.v1.FollowStats\"b\n\x0b\x46ollowStats\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\x0e\x66ollower_count\x18\x02 \x01(\x05\x12\x17\n\x0f\x66ollowing_count\x18\x03 \x01(\x05\x12\x11\n\tcelebrity\x18\x04 \x01(\x08\"7\n\x1eListFollowedCelebritiesRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"8\n\x1fListFollowedCelebritiesResponse\x12\x15\n\rcelebrity_ids\x18\x01 \x03(\x03\"C\n\x16StreamFollowersRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\"%\n\rFollowerBatch\x12\x14\n\x0c\x66ollower_ids\x18\x01 \x03(\x03\"/\n\x16ListFolloweeIdsRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"F\n\x17ListFolloweeIdsResponse\x12\x14\n\x0c\x66ollowee_ids\x18\x01 \x03(\x03\x12\x15\n\rcelebrity_ids\x18\x02 \x03(\x03\x32\xc4\x08\n\x0cGraphService\x12\x83\x01\n\nFollowUser\x12\".aviary.graph.v1.FollowUserRequest\x1a#.aviary.graph.v1.FollowUserResponse\",\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\"\x1a /v1/users/me/following/{user_id}\x12\x89\x01\n\x0cUnfollowUser\x12$.aviary.graph.v1.UnfollowUserRequest\x1a%.aviary.graph.v1.UnfollowUserResponse\",\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\"* /v1/users/me/following/{user_id}\x12\x89\x01\n\rListFollowers\x12%.aviary.graph.v1.ListFollowersRequest\x1a&.aviary.graph.v1.ListFollowersResponse\")\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/users/{user_id}/followers\x12\x89\x01\n\rListFollowing\x12%.aviary.graph.v1.ListFollowingRequest\x1a&.aviary.graph.v1.ListFollowingResponse\")\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/users/{user_id}/following\x12V\n\x0eGetFollowStats\x12&.aviary.graph.v1.GetFollowStatsRequest\x1a\x1c.aviary.graph.v1.FollowStats\x12p\n\x13\x42\x61tchGetFollowStats\x12+.aviary.graph.v1.BatchGetFollowStatsRequest\x1a,.aviary.graph.v1.BatchGetFollowStatsResponse\x12|\n\x17ListFollowedCelebrities\x12/.aviary.graph.v1.ListFollowedCelebritiesRequest\x1a\x30.aviary.graph.v1.ListFollowedCelebritiesResponse\x12\\\n\x0fStreamFollowers\x12\'.aviary.graph.v1.StreamFollowersRequest\x1a\x1e.aviary.graph.v1.FollowerBatch0\x01\x12\x64\n\x0fListFolloweeIds\x12\'.aviary.graph.v1.ListFolloweeIdsRequest\x1a(.aviary.graph.v1.ListFolloweeIdsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTFOLLOWINGREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
   _globals['_GETFOLLOWSTATSREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_GETFOLLOWSTATSREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
+  _globals['_BATCHGETFOLLOWSTATSREQUEST'].fields_by_name['user_ids']._loaded_options = None
+  _globals['_BATCHGETFOLLOWSTATSREQUEST'].fields_by_name['user_ids']._serialized_options = b'\342A\001\002'
   _globals['_LISTFOLLOWEDCELEBRITIESREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_LISTFOLLOWEDCELEBRITIESREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
   _globals['_STREAMFOLLOWERSREQUEST'].fields_by_name['user_id']._loaded_options = None
@@ -77,20 +79,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTFOLLOWINGRESPONSE']._serialized_end=818
   _globals['_GETFOLLOWSTATSREQUEST']._serialized_start=820
   _globals['_GETFOLLOWSTATSREQUEST']._serialized_end=866
-  _globals['_FOLLOWSTATS']._serialized_start=868
-  _globals['_FOLLOWSTATS']._serialized_end=966
-  _globals['_LISTFOLLOWEDCELEBRITIESREQUEST']._serialized_start=968
-  _globals['_LISTFOLLOWEDCELEBRITIESREQUEST']._serialized_end=1023
-  _globals['_LISTFOLLOWEDCELEBRITIESRESPONSE']._serialized_start=1025
-  _globals['_LISTFOLLOWEDCELEBRITIESRESPONSE']._serialized_end=1081
-  _globals['_STREAMFOLLOWERSREQUEST']._serialized_start=1083
-  _globals['_STREAMFOLLOWERSREQUEST']._serialized_end=1150
-  _globals['_FOLLOWERBATCH']._serialized_start=1152
-  _globals['_FOLLOWERBATCH']._serialized_end=1189
-  _globals['_LISTFOLLOWEEIDSREQUEST']._serialized_start=1191
-  _globals['_LISTFOLLOWEEIDSREQUEST']._serialized_end=1238
-  _globals['_LISTFOLLOWEEIDSRESPONSE']._serialized_start=1240
-  _globals['_LISTFOLLOWEEIDSRESPONSE']._serialized_end=1310
-  _globals['_GRAPHSERVICE']._serialized_start=1313
-  _globals['_GRAPHSERVICE']._serialized_end=2291
+  _globals['_BATCHGETFOLLOWSTATSREQUEST']._serialized_start=868
+  _globals['_BATCHGETFOLLOWSTATSREQUEST']._serialized_end=920
+  _globals['_BATCHGETFOLLOWSTATSRESPONSE']._serialized_start=922
+  _globals['_BATCHGETFOLLOWSTATSRESPONSE']._serialized_end=996
+  _globals['_FOLLOWSTATS']._serialized_start=998
+  _globals['_FOLLOWSTATS']._serialized_end=1096
+  _globals['_LISTFOLLOWEDCELEBRITIESREQUEST']._serialized_start=1098
+  _globals['_LISTFOLLOWEDCELEBRITIESREQUEST']._serialized_end=1153
+  _globals['_LISTFOLLOWEDCELEBRITIESRESPONSE']._serialized_start=1155
+  _globals['_LISTFOLLOWEDCELEBRITIESRESPONSE']._serialized_end=1211
+  _globals['_STREAMFOLLOWERSREQUEST']._serialized_start=1213
+  _globals['_STREAMFOLLOWERSREQUEST']._serialized_end=1280
+  _globals['_FOLLOWERBATCH']._serialized_start=1282
+  _globals['_FOLLOWERBATCH']._serialized_end=1319
+  _globals['_LISTFOLLOWEEIDSREQUEST']._serialized_start=1321
+  _globals['_LISTFOLLOWEEIDSREQUEST']._serialized_end=1368
+  _globals['_LISTFOLLOWEEIDSRESPONSE']._serialized_start=1370
+  _globals['_LISTFOLLOWEEIDSRESPONSE']._serialized_end=1440
+  _globals['_GRAPHSERVICE']._serialized_start=1443
+  _globals['_GRAPHSERVICE']._serialized_end=2535
 # @@protoc_insertion_point(module_scope)

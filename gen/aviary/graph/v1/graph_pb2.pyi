@@ -88,6 +88,18 @@ class GetFollowStatsRequest(_message.Message):
     user_id: str
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
+class BatchGetFollowStatsRequest(_message.Message):
+    __slots__ = ("user_ids",)
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchGetFollowStatsResponse(_message.Message):
+    __slots__ = ("stats",)
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    stats: _containers.RepeatedCompositeFieldContainer[FollowStats]
+    def __init__(self, stats: _Optional[_Iterable[_Union[FollowStats, _Mapping]]] = ...) -> None: ...
+
 class FollowStats(_message.Message):
     __slots__ = ("user_id", "follower_count", "following_count", "celebrity")
     USER_ID_FIELD_NUMBER: _ClassVar[int]

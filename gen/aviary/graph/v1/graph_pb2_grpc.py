@@ -61,6 +61,11 @@ class GraphServiceStub:
                 request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetFollowStatsRequest.SerializeToString,
                 response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.FollowStats.FromString,
                 _registered_method=True)
+        self.BatchGetFollowStats = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/BatchGetFollowStats',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.BatchGetFollowStatsRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.BatchGetFollowStatsResponse.FromString,
+                _registered_method=True)
         self.ListFollowedCelebrities = channel.unary_unary(
                 '/aviary.graph.v1.GraphService/ListFollowedCelebrities',
                 request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFollowedCelebritiesRequest.SerializeToString,
@@ -118,6 +123,14 @@ class GraphServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchGetFollowStats(self, request, context):
+        """Internal: counts and celebrity flags of many users at once, for the
+        counts in user summaries (identity's BatchGetUsers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListFollowedCelebrities(self, request, context):
         """Internal: the celebrities among the users `user_id` follows; their posts
         are not fanned out and must be merged into `user_id`'s timeline at read time.
@@ -169,6 +182,11 @@ def add_GraphServiceServicer_to_server(servicer, server):
                     servicer.GetFollowStats,
                     request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetFollowStatsRequest.FromString,
                     response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.FollowStats.SerializeToString,
+            ),
+            'BatchGetFollowStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetFollowStats,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.BatchGetFollowStatsRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.BatchGetFollowStatsResponse.SerializeToString,
             ),
             'ListFollowedCelebrities': grpc.unary_unary_rpc_method_handler(
                     servicer.ListFollowedCelebrities,
@@ -323,6 +341,33 @@ class GraphService:
             '/aviary.graph.v1.GraphService/GetFollowStats',
             aviary_dot_graph_dot_v1_dot_graph__pb2.GetFollowStatsRequest.SerializeToString,
             aviary_dot_graph_dot_v1_dot_graph__pb2.FollowStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetFollowStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/BatchGetFollowStats',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.BatchGetFollowStatsRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.BatchGetFollowStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

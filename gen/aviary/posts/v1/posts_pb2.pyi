@@ -129,6 +129,18 @@ class GetAuthorStatsRequest(_message.Message):
     user_id: str
     def __init__(self, user_id: _Optional[str] = ...) -> None: ...
 
+class BatchGetAuthorStatsRequest(_message.Message):
+    __slots__ = ("user_ids",)
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchGetAuthorStatsResponse(_message.Message):
+    __slots__ = ("stats",)
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    stats: _containers.RepeatedCompositeFieldContainer[AuthorStats]
+    def __init__(self, stats: _Optional[_Iterable[_Union[AuthorStats, _Mapping]]] = ...) -> None: ...
+
 class AuthorStats(_message.Message):
     __slots__ = ("user_id", "post_count")
     USER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -77,6 +77,11 @@ class PostsServiceStub:
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.GetAuthorStatsRequest.SerializeToString,
                 response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.AuthorStats.FromString,
                 _registered_method=True)
+        self.BatchGetAuthorStats = channel.unary_unary(
+                '/aviary.posts.v1.PostsService/BatchGetAuthorStats',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetAuthorStatsRequest.SerializeToString,
+                response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetAuthorStatsResponse.FromString,
+                _registered_method=True)
         self.ListAuthorsPostIds = channel.unary_unary(
                 '/aviary.posts.v1.PostsService/ListAuthorsPostIds',
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListAuthorsPostIdsRequest.SerializeToString,
@@ -154,6 +159,14 @@ class PostsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchGetAuthorStats(self, request, context):
+        """Internal: statistics of many authors at once, for the counts in user
+        summaries (identity's BatchGetUsers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuthorsPostIds(self, request, context):
         """Internal: the newest post ids of many authors at once, merged newest
         first; for rebuilding timelines and reading them without the timeline store.
@@ -213,6 +226,11 @@ def add_PostsServiceServicer_to_server(servicer, server):
                     servicer.GetAuthorStats,
                     request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.GetAuthorStatsRequest.FromString,
                     response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.AuthorStats.SerializeToString,
+            ),
+            'BatchGetAuthorStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetAuthorStats,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetAuthorStatsRequest.FromString,
+                    response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetAuthorStatsResponse.SerializeToString,
             ),
             'ListAuthorsPostIds': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuthorsPostIds,
@@ -443,6 +461,33 @@ class PostsService:
             '/aviary.posts.v1.PostsService/GetAuthorStats',
             aviary_dot_posts_dot_v1_dot_posts__pb2.GetAuthorStatsRequest.SerializeToString,
             aviary_dot_posts_dot_v1_dot_posts__pb2.AuthorStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetAuthorStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/BatchGetAuthorStats',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetAuthorStatsRequest.SerializeToString,
+            aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetAuthorStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
