@@ -90,6 +90,31 @@ def _jwt_rules() -> str:
     return "\n".join(lines)
 
 
+def cors_policy(origins: list[str]) -> str:
+    """The virtual host's CORS policy for exactly these origins (exact
+    matches), or nothing: the web client is served from the API's own origin
+    and needs none."""
+    if not origins:
+        return "                      # CORS: no third-party origins configured (AVIARY_CORS_ORIGINS)."
+    indent = " " * 22
+    lines = [
+        "typed_per_filter_config:",
+        "  envoy.filters.http.cors:",
+        '    "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
+        "    allow_origin_string_match:",
+        *(f"      - exact: {json.dumps(origin)}" for origin in origins),
+        '    allow_methods: "GET, POST, PUT, PATCH, DELETE"',
+        '    allow_headers: "authorization, content-type"',
+        '    expose_headers: "retry-after, allow"',
+        '    max_age: "600"',
+    ]
+    return "\n".join(indent + line for line in lines)
+
+
+def cors_origins() -> list[str]:
+    return [o.strip() for o in os.environ.get("AVIARY_CORS_ORIGINS", "").split(",") if o.strip()]
+
+
 def service_clusters(ports: dict[str, int], *, host=lambda cluster: "127.0.0.1", dns: bool = False) -> str:
     """One HTTP/2 cluster per public service, health-checked over grpc.health.v1.
     Locally each is a STATIC loopback address; the helm chart asks for DNS
@@ -145,7 +170,10 @@ def media_too_large_message() -> str:
 
 def render_config(out: Path, *, port: int, admin_port: int, descriptor: Path, jwks: Path,
                   access_log: Path, service_ports: dict[str, int], gateway_port: int,
-                  objectstore_port: int = 9000, media_bucket: str = "aviary-media") -> None:
+                  objectstore_port: int = 9000, media_bucket: str = "aviary-media",
+                  cors: str | None = None) -> None:
+    """Writes envoy.yaml. `cors` replaces the CORS block built from
+    AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own)."""
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(service.full_name for _, service in public_services())
     text = template.substitute(
@@ -161,6 +189,7 @@ def render_config(out: Path, *, port: int, admin_port: int, descriptor: Path, jw
         TRANSCODED_SERVICES=services,
         ROUTES=_routes(),
         JWT_RULES=_jwt_rules(),
+        CORS_POLICY=cors_policy(cors_origins()) if cors is None else cors,
         MAX_REQUEST_HEADERS_KB=int(os.environ.get("ENVOY_MAX_REQUEST_HEADERS_KB", "16")),
         CLUSTERS=service_clusters(service_ports),
         OBJECTSTORE_PORT=objectstore_port,

@@ -17,7 +17,7 @@ Kubernetes:
   S3 endpoint from values (TLS when its scheme is https).
 
 Everything that depends on the release (names, namespace, S3 endpoint and
-bucket) is left as Helm template expressions; the chart's ConfigMap passes the
+bucket, edge.xffTrustedHops) is left as Helm template expressions; the chart's ConfigMap passes the
 file through `tpl`. The media body limit is the default from
 services.media.validation (set AVIARY_MEDIA_MAX_*_BYTES when running this script
 if the media service runs with other limits).
@@ -48,6 +48,14 @@ GATEWAY_PORT = 8081
 
 # Placeholders rendered by Helm (`tpl`) in the ConfigMap template.
 BUCKET = "{{ .Values.s3.bucket }}"
+# The devstack's CORS block for the origins in values (edge.corsOrigins); none by default.
+CORS_POLICY = """{{- with .Values.edge.corsOrigins }}
+%s
+{{- else }}
+                      # CORS: no third-party origins configured (edge.corsOrigins).
+{{- end }}""" % edge.cors_policy(["{{ . }}"]).replace(
+    '                            - exact: "{{ . }}"',  # one origin -> every origin in values
+    "{{- range . }}\n                            - exact: {{ . | quote }}\n{{- end }}")
 
 
 def _host(name: str) -> str:
@@ -109,6 +117,7 @@ def render(out_dir: Path) -> None:
     edge.build_descriptor(out_dir / "aviary.pb")
     shutil.copyfile(REPO / "envoy" / "status.lua", out_dir / "status.lua")
     os.environ["ENVOY_BIND"] = "0.0.0.0"
+    os.environ["ENVOY_XFF_TRUSTED_HOPS"] = "{{ .Values.edge.xffTrustedHops | int }}"
     with tempfile.TemporaryDirectory() as tmp:
         rendered = Path(tmp) / "envoy.yaml"
         edge.render_config(
@@ -121,6 +130,7 @@ def render(out_dir: Path) -> None:
             service_ports=SERVICE_PORTS,
             gateway_port=GATEWAY_PORT,
             media_bucket=BUCKET,
+            cors=CORS_POLICY,
         )
         text = rendered.read_text()
     text = _replace_once(text, str(REPO / "envoy" / "status.lua"), str(MOUNT / "status.lua"))

