@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test gen gen-check openapi openapi-check lint reindex bench bench-mixed bench-scale bench-checkout bench-feed bench-search help
+.PHONY: up down status reset test gen gen-check openapi openapi-check lint reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,6 +46,10 @@ openapi-check: ## fail when envoy/openapi.json is stale
 lint: ## buf lint on the contracts
 	$(GOBIN)/buf lint
 	@echo "buf lint: clean"
+
+fuzz: ## a free (random-seed, longer) fuzz of the public API through Envoy (stack must be up); CI runs a seeded one
+	AVIARY_FUZZ_SEED=$${AVIARY_FUZZ_SEED:-random} AVIARY_FUZZ_EXAMPLES=$${AVIARY_FUZZ_EXAMPLES:-150} \
+		$(PY) -m pytest -q tests/e2e/test_api_fuzz.py
 
 reindex: ## rebuild the search index from the source of truth (posts and catalog); safe while the stack serves
 	$(PY) -m services.search.reindex

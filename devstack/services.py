@@ -125,7 +125,9 @@ gateway = Component(
     name="gateway",
     argv=[sys.executable, "-u", "-m", "gateway"],
     port=GATEWAY_PORT,
-    env={**service_env(), "AVIARY_GATEWAY_PORT": str(GATEWAY_PORT), "PYTHONUNBUFFERED": "1"},
+    # The API fuzz (tests/e2e/test_api_fuzz.py) signs up as fuzz_...: no rate limits for it.
+    env={**service_env(), "AVIARY_GATEWAY_PORT": str(GATEWAY_PORT), "PYTHONUNBUFFERED": "1",
+         "AVIARY_RATE_EXEMPT_USERNAME_PREFIX": os.environ.get("AVIARY_RATE_EXEMPT_USERNAME_PREFIX", "fuzz_")},
     cwd=config.REPO,
     prepare=_prepare_shared,
     ready=http_check(f"http://{config.HOST}:{GATEWAY_PORT}/healthz"),
