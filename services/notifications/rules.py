@@ -8,15 +8,17 @@ Vocabulary:
            `repost:<original post>`, `follow` (follows group per recipient),
            `reply:<reply post>` and `mention:<mentioning post>` (one each),
            `order:<order>:<status>` (one per order status: confirmed,
-           packed, shipped, delivered);
+           packed, shipped, delivered, cancelled; a part of a multi-seller
+           order moving is `order:<order>:<seller>:<status>`), and a
+           seller's `sale:<order>:confirmed` and `sale:<order>:cancelled`;
   group    the state of one slot: its actors (most recent first, at most
            MAX_LISTED listed), how many there are, and the id of the
            notification that shows it. `instance` tells the successive groups
            of one slot apart (a follow group older than the window is closed
            and the next follow opens a new one).
 
-Order notices have no actor (actor id 0, listed as nobody): the buyer hears
-from the shop, not from a person. Their text names no one, so it is written
+Order notices have no actor (actor id 0, listed as nobody): the buyer (or a
+seller, told of their own lines only) hears from the shop, not from a person. Their text names no one, so it is written
 once when the notice is made (`body`) instead of from current names at read
 time. Each order status is its own slot, and a slot without actors is never
 joined: the first notice makes the notification, any later one for the same
@@ -41,6 +43,8 @@ REPOST = notifications_pb2.NOTIFICATION_KIND_REPOST
 REPLY = notifications_pb2.NOTIFICATION_KIND_REPLY
 MENTION = notifications_pb2.NOTIFICATION_KIND_MENTION
 ORDER_STATUS = notifications_pb2.NOTIFICATION_KIND_ORDER_STATUS
+NEW_ORDER = notifications_pb2.NOTIFICATION_KIND_NEW_ORDER
+ORDER_CANCELLED = notifications_pb2.NOTIFICATION_KIND_ORDER_CANCELLED
 
 # Actors listed on one notification, most recent first; actor_count has the total.
 MAX_LISTED = 50
@@ -76,9 +80,16 @@ def mention_slot(post_id: int) -> str:
     return f"mention:{post_id}"
 
 
-def order_slot(order_id: int, status: str) -> str:
-    """`status`: "confirmed", or a delivery status as `delivery_status_key` spells it."""
-    return f"order:{order_id}:{status}"
+def order_slot(order_id: int, status: str, seller_id: int = 0) -> str:
+    """`status`: "confirmed", "cancelled", or a delivery status as
+    `delivery_status_key` spells it; `seller_id` for one part of a
+    multi-seller order."""
+    return f"order:{order_id}:{seller_id}:{status}" if seller_id else f"order:{order_id}:{status}"
+
+
+def sale_slot(order_id: int, status: str) -> str:
+    """A seller's notice about an order with their products: "confirmed" or "cancelled"."""
+    return f"sale:{order_id}:{status}"
 
 
 def live_channel(recipient_id: int) -> str:
@@ -241,7 +252,9 @@ def _engagement_plan(event: events_pb2.EngagementEvent) -> Plan:
 
 
 def _order_plan(event: events_pb2.OrderEvent) -> Plan:
-    """Confirmation and each delivery change: one notice to the buyer each."""
+    """Confirmation, cancellation and each delivery change: one notice to the
+    buyer each; confirmation and cancellation one to each seller too, about
+    their own lines only."""
     base = Plan(ORDERS_TOPIC, event.event_id, _occur_ms(event))
     kind = event.WhichOneof("kind")
     if kind == "confirmed":
@@ -250,16 +263,39 @@ def _order_plan(event: events_pb2.OrderEvent) -> Plan:
             return base
         body = confirmed_text(c.order_id, c.total_minor, c.currency)
         notice = Notice(c.buyer_id, 0, ORDER_STATUS, 0, order_slot(c.order_id, "confirmed"), c.order_id, body)
-        return replace(base, notices=(notice,))
+        return replace(base, notices=(notice, *_seller_notices(c.order_id, c.lines, c.currency, "confirmed")))
+    if kind == "cancelled":
+        c = event.cancelled
+        if c.order_id <= 0 or c.buyer_id <= 0:
+            return base
+        body = cancelled_text(c.order_id, c.total_minor, c.currency)
+        notice = Notice(c.buyer_id, 0, ORDER_STATUS, 0, order_slot(c.order_id, "cancelled"), c.order_id, body)
+        return replace(base, notices=(notice, *_seller_notices(c.order_id, c.lines, c.currency, "cancelled")))
     if kind == "delivery_changed":
         d = event.delivery_changed
-        status = delivery_status_key(d.status)
+        # Events from before fulfilments carry only the order's status.
+        status = delivery_status_key(d.fulfilment_status or d.status)
         if d.order_id <= 0 or d.buyer_id <= 0 or not status:
             return base
-        body = delivery_text(d.order_id, status, d.note)
-        notice = Notice(d.buyer_id, 0, ORDER_STATUS, 0, order_slot(d.order_id, status), d.order_id, body)
+        one_of_many = d.seller_id > 0 and d.fulfilment_count > 1
+        body = delivery_text(d.order_id, status, d.note, part=one_of_many)
+        slot = order_slot(d.order_id, status, d.seller_id if one_of_many else 0)
+        notice = Notice(d.buyer_id, 0, ORDER_STATUS, 0, slot, d.order_id, body)
         return replace(base, notices=(notice,))
     return base
+
+
+def _seller_notices(order_id: int, lines, currency: str, status: str) -> list[Notice]:
+    """One notice per seller of the lines, counting only that seller's lines."""
+    by_seller: dict[int, list] = {}
+    for line in lines:
+        if line.seller_id > 0:
+            by_seller.setdefault(line.seller_id, []).append(line)
+    kind = NEW_ORDER if status == "confirmed" else ORDER_CANCELLED
+    return [Notice(seller, 0, kind, 0, sale_slot(order_id, status), order_id,
+                   sale_text(order_id, status, sum(line.quantity for line in own),
+                             sum(line.quantity * line.unit_price_minor for line in own), currency))
+            for seller, own in by_seller.items()]
 
 
 # -- order texts -----------------------------------------------------------------
@@ -302,10 +338,28 @@ def confirmed_text(order_id: int, total_minor: int, currency: str) -> str:
     return text
 
 
-def delivery_text(order_id: int, status_key: str, note: str) -> str:
-    """Your order 7 has shipped: tracking 1Z999 (an unknown status reads "is now <status>")."""
+def cancelled_text(order_id: int, total_minor: int, currency: str) -> str:
+    text = f"Your order {order_id} is cancelled"
+    if currency.strip():
+        text += f": {format_money(total_minor, currency)} will be refunded"
+    return text
+
+
+def sale_text(order_id: int, status: str, units: int, subtotal_minor: int, currency: str) -> str:
+    """New order 7: 2 items of yours (USD 25.00) / Order 7 was cancelled before shipping: ..."""
+    items = f"{units} item{'' if units == 1 else 's'} of yours"
+    if currency.strip():
+        items += f" ({format_money(subtotal_minor, currency)})"
+    if status == "confirmed":
+        return f"New order {order_id}: {items}"
+    return f"Order {order_id} was cancelled by the buyer: do not send its {items}"
+
+
+def delivery_text(order_id: int, status_key: str, note: str, *, part: bool = False) -> str:
+    """Your order 7 has shipped: tracking 1Z999 (an unknown status reads "is now <status>");
+    "Part of your order 7 has shipped" when one seller's part of several moved."""
     phrase = _DELIVERY_PHRASES.get(status_key) or f"is now {status_key.replace('_', ' ')}"
-    text = f"Your order {order_id} {phrase}"
+    text = f"{'Part of your' if part else 'Your'} order {order_id} {phrase}"
     note = " ".join(note.split())  # one line, whatever the seller typed
     if len(note) > MAX_NOTE_CHARS:
         note = note[:MAX_NOTE_CHARS - 1].rstrip() + "\u2026"
@@ -411,7 +465,7 @@ def notice_text(kind: int, actor_ids: list[int] | tuple[int, ...], actor_count: 
     out: a deleted account is still counted but not named)."""
     if body:
         return body
-    if kind == ORDER_STATUS:
+    if kind in (ORDER_STATUS, NEW_ORDER, ORDER_CANCELLED):
         return "One of your orders has news"  # stored without a body: should not happen
     verb = _VERBS.get(kind, "did something")
     known = [names[a] for a in actor_ids if names.get(a)]

@@ -295,10 +295,56 @@ def _delivery(status: str, note: str = "", order_id=700, buyer_id=5, event_id=91
 def test_order_confirmed_notifies_the_buyer_with_no_actor_and_the_total():
     plan = rules.plan_for(ORDERS_TOPIC, _confirmed())
     assert plan.source == ORDERS_TOPIC and plan.event_id == 90 and plan.about_posts == ()
-    assert plan.notices == (Notice(recipient_id=5, actor_id=0, kind=ORDER_STATUS, post_id=0,
-                                   slot="order:700:confirmed", order_id=700,
-                                   body="Your order 700 is confirmed (USD 12.50)"),)
+    assert plan.notices[0] == Notice(recipient_id=5, actor_id=0, kind=ORDER_STATUS, post_id=0,
+                                     slot="order:700:confirmed", order_id=700,
+                                     body="Your order 700 is confirmed (USD 12.50)")
     assert plan.notices[0].actorless
+
+
+def _line(product_id: int, seller_id: int, quantity: int, price: int) -> events_pb2.OrderLine:
+    return events_pb2.OrderLine(product_id=product_id, seller_id=seller_id, quantity=quantity,
+                                unit_price_minor=price)
+
+
+TWO_SELLERS = [_line(1, 20, 2, 1000), _line(2, 30, 1, 700), _line(3, 20, 1, 250)]
+
+
+def test_each_seller_hears_of_a_confirmed_order_counting_only_their_own_lines():
+    plan = rules.plan_for(ORDERS_TOPIC, _order_event(confirmed=events_pb2.OrderConfirmed(
+        order_id=700, buyer_id=5, total_minor=2950, currency="USD", lines=TWO_SELLERS)))
+    assert plan.notices[1:] == (
+        Notice(20, 0, rules.NEW_ORDER, 0, "sale:700:confirmed", 700, "New order 700: 3 items of yours (USD 22.50)"),
+        Notice(30, 0, rules.NEW_ORDER, 0, "sale:700:confirmed", 700, "New order 700: 1 item of yours (USD 7.00)"),
+    )
+
+
+def test_a_cancel_tells_the_buyer_of_the_refund_and_each_seller_not_to_send_their_lines():
+    plan = rules.plan_for(ORDERS_TOPIC, _order_event(cancelled=events_pb2.OrderCancelled(
+        order_id=700, buyer_id=5, total_minor=2950, currency="USD", lines=TWO_SELLERS, reason="too slow")))
+    assert plan.notices == (
+        Notice(5, 0, ORDER_STATUS, 0, "order:700:cancelled", 700,
+               "Your order 700 is cancelled: USD 29.50 will be refunded"),
+        Notice(20, 0, rules.ORDER_CANCELLED, 0, "sale:700:cancelled", 700,
+               "Order 700 was cancelled by the buyer: do not send its 3 items of yours (USD 22.50)"),
+        Notice(30, 0, rules.ORDER_CANCELLED, 0, "sale:700:cancelled", 700,
+               "Order 700 was cancelled by the buyer: do not send its 1 item of yours (USD 7.00)"),
+    )
+    assert all(n.actorless for n in plan.notices)
+
+
+def test_one_part_of_a_multi_seller_order_moving_is_a_notice_of_its_own():
+    def part(seller_id: int, status: str, count: int, event_id: int) -> Notice:
+        return rules.plan_for(ORDERS_TOPIC, _order_event(event_id, delivery_changed=events_pb2.DeliveryStatusChanged(
+            order_id=700, buyer_id=5, status="DELIVERY_STATUS_PENDING", fulfilment_status=status,
+            seller_id=seller_id, fulfilment_count=count))).notices[0]
+
+    first = part(20, "DELIVERY_STATUS_SHIPPED", 2, 91)
+    second = part(30, "DELIVERY_STATUS_SHIPPED", 2, 92)
+    assert (first.slot, first.body) == ("order:700:20:shipped", "Part of your order 700 has shipped")
+    assert second.slot == "order:700:30:shipped"
+    # A single-seller order reads (and dedupes) as before.
+    only = part(20, "DELIVERY_STATUS_SHIPPED", 1, 93)
+    assert (only.slot, only.body) == ("order:700:shipped", "Your order 700 has shipped")
 
 
 @pytest.mark.parametrize("status, note, slot, body", [
