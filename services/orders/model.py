@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import Message
 
 from aviary.orders.v1 import orders_pb2
 from services.kit.errors import failed_precondition, invalid_argument
@@ -47,6 +48,8 @@ def compensations(failed_step: str) -> tuple[str, ...]:
 # Idempotency keys: enough room for a UUID or a client's own scheme.
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 MAX_PAYMENT_METHOD = 255
+# The most payments will authorize, so the most a checkout can total.
+MAX_TOTAL_MINOR = 100_000_000_000
 
 
 def validate_checkout(key: str, payment_method: str) -> None:
@@ -58,6 +61,26 @@ def validate_checkout(key: str, payment_method: str) -> None:
         raise invalid_argument("payment_method", "is required, e.g. \"pm_card_visa\"")
     if len(payment_method) > MAX_PAYMENT_METHOD or not payment_method.isprintable():
         raise invalid_argument("payment_method", f"must be at most {MAX_PAYMENT_METHOD} printable characters")
+
+
+def checked_expected_total(value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= MAX_TOTAL_MINOR:
+        raise invalid_argument("expected_total_minor", f"must be 0..{MAX_TOTAL_MINOR:,} minor units, got {value}")
+    return value
+
+
+def checkout_params(payment_method: str, expected_total_minor: int | None) -> dict:
+    """The request parameters a checkout's key is bound to (as stored with
+    it): a retry of the key must send the same ones."""
+    params: dict = {"payment_method": payment_method}
+    if expected_total_minor is not None:
+        params["expected_total_minor"] = expected_total_minor
+    return params
+
+
+def differing_params(stored: dict, sent: dict) -> list[str]:
+    """The parameters a request sends differently from the key's first request."""
+    return sorted(name for name in stored.keys() | sent.keys() if stored.get(name) != sent.get(name))
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,8 @@ class Failure:
     code: grpc.StatusCode
     message: str
     retryable: bool
+    # google.rpc detail messages a client can act on (e.g. the new total).
+    details: tuple[Message, ...] = ()
 
 
 # -- delivery --------------------------------------------------------------------

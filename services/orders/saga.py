@@ -31,7 +31,7 @@ from aviary.payments.v1 import payments_pb2
 from services.kit import clients
 from services.kit.ids import IdGenerator
 from services.kit.kafka import ORDERS_TOPIC
-from services.orders import model
+from services.orders import model, pricing
 from services.orders.model import Failure, Line
 from services.orders.store import Checkout, OrderRecord, OrdersStore
 
@@ -141,13 +141,18 @@ class Orchestrator:
     # -- STARTED -> RESERVED -----------------------------------------------------------
 
     async def _price_and_reserve(self, c: Checkout) -> Checkout | None:
-        lines, currency = await self._price(c)
+        lines, currency, added_prices = await self._price(c)
+        # Before anything is held: the buyer pays only a total they agreed to.
+        refused = pricing.refusal(lines, currency, added_prices, c.expected_total_minor)
+        if refused is not None:
+            raise StepFailed(model.PRICE, refused)
         await self._reserve(c, lines)
         return await self.store.advance(c, model.RESERVED, lines=lines, total_minor=model.total(lines),
                                         currency=currency)
 
-    async def _price(self, c: Checkout) -> tuple[list[Line], str]:
-        """Reads the cart's lines and prices them from the catalog (never from the cart)."""
+    async def _price(self, c: Checkout) -> tuple[list[Line], str, dict[int, int | None]]:
+        """Reads the cart's lines and prices them from the catalog (never from
+        the cart); also returns the unit price each line was added at."""
         try:
             cart = await clients.cart().GetUserCart(
                 cart_pb2.GetUserCartRequest(user_id=str(c.buyer_id)), timeout=self.timeout)
@@ -178,7 +183,9 @@ class Orchestrator:
             raise StepFailed(model.PRICE, Failure(grpc.StatusCode.FAILED_PRECONDITION,
                                                   f"the cart mixes currencies ({', '.join(sorted(currencies))}): "
                                                   "check out one currency at a time", retryable=True))
-        return lines, currencies.pop()
+        added = {int(i.product_id): i.added_unit_price_minor if i.HasField("added_unit_price_minor") else None
+                 for i in cart.items}
+        return lines, currencies.pop(), added
 
     async def _reserve(self, c: Checkout, lines: list[Line]) -> None:
         wanted = {(line.product_id, line.quantity) for line in lines}

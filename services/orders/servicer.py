@@ -15,7 +15,14 @@ from aviary.payments.v1 import payments_pb2
 from services.kit import clients, migrations, paging, pg, startup
 from services.kit.auth import caller_id
 from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import ApiError, invalid_argument, not_found, permission_denied
+from services.kit.errors import (
+    ApiError,
+    already_exists,
+    invalid_argument,
+    not_found,
+    permission_denied,
+    unavailable,
+)
 from services.kit.ids import IdGenerator, parse_id
 from services.kit.kafka import ORDERS_TOPIC, Producer, relay_ensuring_topic
 from services.kit.pg_outbox import PgOutbox
@@ -73,10 +80,14 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     async def CreateCheckout(self, request, context):
         buyer = caller_id(context)
         model.validate_checkout(request.idempotency_key, request.payment_method)
+        expected = model.checked_expected_total(
+            request.expected_total_minor if request.HasField("expected_total_minor") else None)
+        params = model.checkout_params(request.payment_method.strip(), expected)
         started = time.perf_counter()
         outcome = "error"
         try:
-            order = await self._checkout(buyer, request.idempotency_key, request.payment_method.strip())
+            await self._check_payment_method(params["payment_method"])
+            order = await self._checkout(buyer, request.idempotency_key, params)
             outcome = "confirmed"
             return _order_proto(order)
         except ApiError as err:
@@ -85,17 +96,33 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         finally:
             CHECKOUT_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
-    async def _checkout(self, buyer: int, key: str, payment_method: str) -> OrderRecord:
+    async def _check_payment_method(self, payment_method: str) -> None:
+        """Refuses a method payments would not take, before anything is written or held."""
+        try:
+            answer = await clients.payments().CheckPaymentMethod(
+                payments_pb2.CheckPaymentMethodRequest(payment_method=payment_method),
+                timeout=self.settings.rpc_timeout_seconds)
+        except grpc.aio.AioRpcError as exc:
+            raise unavailable(f"the payment service is unavailable right now ({exc.code().name}); nothing was "
+                              "charged, try again shortly") from exc
+        if not answer.accepted:
+            raise invalid_argument("payment_method", answer.problem)
+
+    async def _checkout(self, buyer: int, key: str, params: dict) -> OrderRecord:
         """The confirmed order of this key's checkout, running the saga if no
         request did yet; raises the key's recorded failure otherwise."""
-        checkout, created = await self.store.start_checkout(self.ids.next_id(), buyer, key, payment_method)
+        checkout, created = await self.store.start_checkout(self.ids.next_id(), buyer, key, params)
         order = None
+        if not created and checkout.state == model.FAILED and checkout.retryable:
+            # Nothing of the failed attempt was kept: run again, with this request's parameters.
+            restarted = await self.store.restart(checkout, params)
+            if restarted is not None:
+                checkout, created = restarted, True
+            else:
+                checkout = await self.store.get_checkout(checkout.id)
         if not created:
-            if checkout.state == model.FAILED and checkout.retryable:
-                restarted = await self.store.restart(checkout, payment_method)
-                checkout = restarted or await self._wait_for_end(checkout)
-                created = restarted is not None
-            elif not checkout.terminal:
+            _refuse_other_params(checkout, params)
+            if not checkout.terminal:
                 checkout = await self._wait_for_end(checkout)
         if created:
             checkout, order = await self._drive(checkout)
@@ -124,7 +151,8 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         if checkout.state == model.SUCCEEDED:
             return
         if checkout.failure_code:  # FAILED, or COMPENSATING with its answer known
-            raise ApiError(grpc.StatusCode[checkout.failure_code], checkout.failure_message or "checkout failed")
+            raise ApiError(grpc.StatusCode[checkout.failure_code], checkout.failure_message or "checkout failed",
+                           checkout.failure_details)
         raise ApiError(grpc.StatusCode.ABORTED,
                        "a checkout with this idempotency key is still in progress; retry in a moment")
 
@@ -231,6 +259,15 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             if job is not None and await asyncio.shield(asyncio.ensure_future(self.canceller.finish(job))):
                 order = await self.store.get_order(order_id) or order
         return _order_view(order, me)
+
+
+def _refuse_other_params(checkout: Checkout, params: dict) -> None:
+    """A key answers only the request it was first used with (Stripe's rule)."""
+    differing = model.differing_params(checkout.request_params, params)
+    if differing:
+        raise already_exists(
+            f"this idempotency key was first used with a different {' and '.join(differing)}: a retry must "
+            "repeat the first request exactly, and a new checkout needs a new key")
 
 
 def _visible_to(order: OrderRecord, user_id: int) -> bool:

@@ -14,6 +14,9 @@ import json
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import Message
+from google.rpc import status_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit.pg_outbox import PgOutbox
@@ -22,7 +25,7 @@ from services.orders.model import Line
 
 _CHECKOUT_COLUMNS = """id, buyer_id, idempotency_key, payment_method, attempt, state, failed_step,
     failure_code, failure_message, retryable, lines, total_minor, currency, order_id, payment_id,
-    cart_cleared, created_at"""
+    cart_cleared, created_at, request_params, failure_details"""
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,18 @@ class Checkout:
     payment_id: str | None
     cart_cleared: bool
     created_at: datetime.datetime
+    # The parameters the key came with (model.checkout_params).
+    request_params: dict
+    # google.rpc detail messages of the failure, for the client.
+    failure_details: tuple[Message, ...]
 
     @property
     def terminal(self) -> bool:
         return self.state in model.TERMINAL
+
+    @property
+    def expected_total_minor(self) -> int | None:
+        return self.request_params.get("expected_total_minor")
 
     @property
     def reservation_id(self) -> str:
@@ -73,7 +84,35 @@ def _checkout(row) -> Checkout:
         lines=[Line.from_json(d) for d in (lines or [])], total_minor=m["total_minor"],
         currency=m["currency"], order_id=m["order_id"], payment_id=m["payment_id"],
         cart_cleared=m["cart_cleared"], created_at=m["created_at"],
+        # Checkouts from before parameters were stored had a payment method only.
+        request_params=m["request_params"] or model.checkout_params(m["payment_method"], None),
+        failure_details=_unpack_details(m["failure_details"]),
     )
+
+
+def _pack_details(details: tuple[Message, ...]) -> bytes | None:
+    """Detail messages as a serialized google.rpc.Status (details only)."""
+    if not details:
+        return None
+    status = status_pb2.Status()
+    for detail in details:
+        status.details.add().Pack(detail)
+    return status.SerializeToString()
+
+
+def _unpack_details(blob: bytes | None) -> tuple[Message, ...]:
+    if not blob:
+        return ()
+    found = []
+    for packed in status_pb2.Status.FromString(bytes(blob)).details:
+        try:
+            descriptor = descriptor_pool.Default().FindMessageTypeByName(packed.TypeName())
+        except KeyError:  # a type this build no longer knows: the message still says it all
+            continue
+        message = message_factory.GetMessageClass(descriptor)()
+        packed.Unpack(message)
+        found.append(message)
+    return tuple(found)
 
 
 @dataclass
@@ -146,14 +185,15 @@ class OrdersStore:
 
     # -- checkouts --------------------------------------------------------------
 
-    async def start_checkout(self, checkout_id: int, buyer_id: int, key: str, payment_method: str
+    async def start_checkout(self, checkout_id: int, buyer_id: int, key: str, params: dict
                              ) -> tuple[Checkout, bool]:
         """The checkout for (buyer, key): a new one (True) or the one that exists (False)."""
         async with self.engine.begin() as conn:
             row = (await conn.execute(sa.text(f"""
                 WITH created AS (
-                    INSERT INTO orders.checkouts (id, buyer_id, idempotency_key, payment_method, state, lease_until)
-                    VALUES (:id, :buyer, :key, :pm, :state, :lease)
+                    INSERT INTO orders.checkouts (id, buyer_id, idempotency_key, payment_method, request_params,
+                                                  state, lease_until)
+                    VALUES (:id, :buyer, :key, :pm, :params, :state, :lease)
                     ON CONFLICT (buyer_id, idempotency_key) DO NOTHING
                     RETURNING {_CHECKOUT_COLUMNS}
                 ), logged AS (
@@ -161,8 +201,8 @@ class OrdersStore:
                     SELECT id, attempt, state, 'ok' FROM created
                 )
                 SELECT * FROM created"""), {
-                "id": checkout_id, "buyer": buyer_id, "key": key, "pm": payment_method,
-                "state": model.STARTED, "lease": self._lease_until()})).first()
+                "id": checkout_id, "buyer": buyer_id, "key": key, "pm": params["payment_method"],
+                "params": json.dumps(params), "state": model.STARTED, "lease": self._lease_until()})).first()
             if row is not None:
                 return _checkout(row), True
             row = (await conn.execute(sa.text(f"""
@@ -170,19 +210,21 @@ class OrdersStore:
                 WHERE buyer_id = :buyer AND idempotency_key = :key"""), {"buyer": buyer_id, "key": key})).one()
             return _checkout(row), False
 
-    async def restart(self, checkout: Checkout, payment_method: str) -> Checkout | None:
-        """Starts a new attempt of a checkout whose failure left nothing behind;
-        None when another request restarted it first."""
+    async def restart(self, checkout: Checkout, params: dict) -> Checkout | None:
+        """Starts a new attempt, with these parameters, of a checkout whose
+        failure left nothing behind; None when another request restarted it first."""
         async with self.engine.begin() as conn:
             row = (await conn.execute(sa.text(f"""
                 UPDATE orders.checkouts SET state = :started, attempt = attempt + 1, payment_method = :pm,
-                    failed_step = NULL, failure_code = NULL, failure_message = NULL, retryable = false,
+                    request_params = :params, failed_step = NULL, failure_code = NULL, failure_message = NULL,
+                    failure_details = NULL, retryable = false,
                     lines = NULL, total_minor = NULL, currency = NULL, order_id = NULL, payment_id = NULL,
                     lease_until = :lease, updated_at = now()
                 WHERE id = :id AND state = :failed AND retryable AND attempt = :attempt
                 RETURNING {_CHECKOUT_COLUMNS}"""), {
-                "started": model.STARTED, "pm": payment_method, "lease": self._lease_until(), "id": checkout.id,
-                "failed": model.FAILED, "attempt": checkout.attempt})).first()
+                "started": model.STARTED, "pm": params["payment_method"], "params": json.dumps(params),
+                "lease": self._lease_until(), "id": checkout.id, "failed": model.FAILED,
+                "attempt": checkout.attempt})).first()
             if row is None:
                 return None
             restarted = _checkout(row)
@@ -223,7 +265,8 @@ class OrdersStore:
     async def begin_compensation(self, checkout: Checkout, step: str, failure: model.Failure) -> Checkout | None:
         return await self.advance(
             checkout, model.COMPENSATING, detail=f"{step}: {failure.message}", failed_step=step,
-            failure_code=failure.code.name, failure_message=failure.message, retryable=failure.retryable)
+            failure_code=failure.code.name, failure_message=failure.message, retryable=failure.retryable,
+            failure_details=_pack_details(failure.details))
 
     async def log_step(self, checkout: Checkout, step: str, outcome: str, detail: str = "") -> None:
         async with self.engine.begin() as conn:

@@ -61,9 +61,12 @@ def new_key() -> str:
 
 
 def checkout(http: httpx.Client, buyer: Account, key: str | None = None,
-             payment_method: str = "pm_card_visa", timeout: float = 30.0) -> httpx.Response:
-    return http.post("/v1/checkouts", headers=buyer.auth, timeout=timeout,
-                     json={"idempotencyKey": key or new_key(), "paymentMethod": payment_method})
+             payment_method: str = "pm_card_visa", timeout: float = 30.0,
+             expected_total: int | None = None) -> httpx.Response:
+    body = {"idempotencyKey": key or new_key(), "paymentMethod": payment_method}
+    if expected_total is not None:
+        body["expectedTotalMinor"] = str(expected_total)
+    return http.post("/v1/checkouts", headers=buyer.auth, timeout=timeout, json=body)
 
 
 def orders_of(http: httpx.Client, buyer: Account) -> list[dict]:

@@ -143,8 +143,12 @@ def test_a_declined_card_releases_the_stock_and_makes_no_order(http, seller):
     assert payment.status == PS.PAYMENT_STATUS_DECLINED
     # The cart is kept for another try, and the key keeps its answer.
     assert len(http.get("/v1/cart", headers=buyer.auth).json()["items"]) == 1
-    again = checkout(http, buyer, key, payment_method="pm_card_visa")
+    again = checkout(http, buyer, key, payment_method="pm_card_chargeDeclined")
     assert again.status_code == 412 and "declined" in error_message(again)
+    # Another card is another request: it needs a key of its own.
+    other_card = checkout(http, buyer, key, payment_method="pm_card_visa")
+    assert other_card.status_code == 409 and "payment_method" in error_message(other_card), other_card.text
+    assert stock_of(http, item["id"]) == 3 and orders_of(http, buyer) == []
 
 
 def test_a_failed_capture_voids_the_payment_cancels_the_order_and_returns_the_stock(http, seller):
@@ -165,17 +169,129 @@ def test_a_failed_capture_voids_the_payment_cancels_the_order_and_returns_the_st
     assert payment.status == PS.PAYMENT_STATUS_VOIDED
 
 
-def test_checkout_reads_prices_from_the_catalog_not_the_cart(http, seller):
+def _set_price(http, seller, item: dict, price_minor: int) -> None:
+    r = http.patch(f"/v1/products/{item['id']}", headers=seller.auth, json={"priceMinor": str(price_minor)})
+    assert r.status_code == 200, r.text
+
+
+def _price_changed_total(r) -> str:
+    """The new total, as the machine-readable ErrorInfo detail gives it."""
+    [info] = [d for d in r.json().get("details", []) if d.get("@type", "").endswith("google.rpc.ErrorInfo")]
+    assert info["reason"] == "PRICE_CHANGED", info
+    return info["metadata"]["totalMinor"]
+
+
+def test_a_price_raised_after_add_to_cart_is_412_with_the_new_total_and_nothing_is_held_or_charged(http, seller):
+    item = create_product(http, seller, stock=5, price_minor=1000)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 2)
+    _set_price(http, seller, item, 1500)
+    key = new_key()
+
+    r = checkout(http, buyer, key)
+
+    assert r.status_code == 412, r.text
+    assert "3000" in error_message(r) and "from 1000 to 1500" in error_message(r)
+    assert _price_changed_total(r) == "3000"
+    # Nothing reserved, no payment (so no ledger entry), no order.
+    assert stock_of(http, item["id"]) == 5
+    [row] = checkouts_of(buyer.id)
+    assert row["state"] == "FAILED" and payments_of_checkout(row) == []
+    assert orders_of(http, buyer) == []
+    # The cart says what changed.
+    cart = http.get("/v1/cart", headers=buyer.auth).json()
+    assert cart["priceIncreased"] is True and cart["totalMinor"] == "3000"
+    assert cart["items"][0]["addedUnitPriceMinor"] == "1000" and cart["items"][0]["unitPriceMinor"] == "1500"
+    # A plain retry hears the same, details included.
+    again = checkout(http, buyer, key)
+    assert again.status_code == 412 and _price_changed_total(again) == "3000", again.text
+
+    # Agreeing to the new total (the same key may run again: nothing was kept) buys at it.
+    accepted = checkout(http, buyer, key, expected_total=3000)
+
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["totalMinor"] == "3000"
+    assert stock_of(http, item["id"]) == 3
+    [row] = checkouts_of(buyer.id)
+    [payment] = payments_of_checkout(row)
+    assert payment.amount_minor == 3000 and successful_authorizations(payment.id) == 1
+
+
+def test_an_expected_total_that_differs_either_way_is_412_and_holds_nothing(http, seller):
     item = create_product(http, seller, stock=5, price_minor=1000)
     buyer = sign_up(http, "buy")
     add_to_cart(http, buyer, item["id"], 1)
-    r = http.patch(f"/v1/products/{item['id']}", headers=seller.auth, json={"priceMinor": "1500"})
-    assert r.status_code == 200, r.text
+
+    for expected in (999, 1001):
+        r = checkout(http, buyer, expected_total=expected)
+        assert r.status_code == 412, r.text
+        assert f"not the {expected} you expected" in error_message(r) and _price_changed_total(r) == "1000"
+
+    assert stock_of(http, item["id"]) == 5 and orders_of(http, buyer) == []
+    assert all(payments_of_checkout(row) == [] for row in checkouts_of(buyer.id))
+    assert checkout(http, buyer, expected_total=1000).status_code == 200
+
+
+def test_a_price_that_fell_is_charged_without_asking(http, seller):
+    item = create_product(http, seller, stock=5, price_minor=1000)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 1)
+    _set_price(http, seller, item, 800)
 
     r = checkout(http, buyer)
 
     assert r.status_code == 200, r.text
-    assert r.json()["totalMinor"] == "1500"
+    assert r.json()["totalMinor"] == "800"
+
+
+def test_adding_a_product_again_agrees_to_its_new_price(http, seller):
+    item = create_product(http, seller, stock=5, price_minor=1000)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 1)
+    _set_price(http, seller, item, 1100)
+    assert checkout(http, buyer).status_code == 412
+    add_to_cart(http, buyer, item["id"], 1)
+
+    r = checkout(http, buyer)
+
+    assert r.status_code == 200, r.text
+    assert r.json()["totalMinor"] == "2200"
+
+
+def test_a_key_reused_with_other_parameters_is_409_while_a_plain_retry_returns_the_order(http, seller):
+    item = create_product(http, seller, stock=5, price_minor=700)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 1)
+    key = new_key()
+    first = checkout(http, buyer, key)
+    assert first.status_code == 200, first.text
+    add_to_cart(http, buyer, item["id"], 1)
+
+    other_card = checkout(http, buyer, key, payment_method="pm_card_mastercard")
+    with_total = checkout(http, buyer, key, expected_total=700)
+    plain = checkout(http, buyer, key)
+
+    assert other_card.status_code == 409, other_card.text
+    assert "payment_method" in error_message(other_card) and "new key" in error_message(other_card)
+    assert with_total.status_code == 409 and "expected_total_minor" in error_message(with_total)
+    assert plain.status_code == 200 and plain.json()["id"] == first.json()["id"]
+    [row] = checkouts_of(buyer.id)
+    [payment] = payments_of_checkout(row)
+    assert successful_authorizations(payment.id) == 1
+    assert stock_of(http, item["id"]) == 4 and len(orders_of(http, buyer)) == 1
+
+
+def test_a_payment_method_the_provider_does_not_accept_is_400_before_anything_is_held(http, seller):
+    item = create_product(http, seller, stock=5)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 1)
+
+    r = checkout(http, buyer, payment_method="pm_bogus_xyz")
+
+    assert r.status_code == 400, r.text
+    assert error_message(r).startswith("payment_method: ") and "pm_bogus_xyz" in error_message(r)
+    assert stock_of(http, item["id"]) == 5
+    assert checkouts_of(buyer.id) == [] and orders_of(http, buyer) == []
 
 
 def test_an_item_deactivated_after_it_was_carted_stops_the_checkout(http, seller):
@@ -196,6 +312,9 @@ def test_an_item_deactivated_after_it_was_carted_stops_the_checkout(http, seller
     ({"idempotencyKey": "short", "paymentMethod": "pm_card_visa"}, "idempotency_key"),
     ({"idempotencyKey": "has spaces in it", "paymentMethod": "pm_card_visa"}, "idempotency_key"),
     ({"idempotencyKey": "k-0123456789"}, "payment_method"),
+    ({"idempotencyKey": "k-0123456789", "paymentMethod": "card_visa"}, "payment_method"),
+    ({"idempotencyKey": "k-0123456789", "paymentMethod": "pm_card_visa", "expectedTotalMinor": "-1"},
+     "expected_total_minor"),
 ])
 def test_bad_checkout_input_is_a_400_naming_the_field(http, body, field):
     buyer = sign_up(http, "buy")

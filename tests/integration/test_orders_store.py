@@ -12,8 +12,10 @@ import datetime
 import random
 import secrets
 
+import grpc
 import pytest
 import sqlalchemy as sa
+from google.rpc import error_details_pb2
 
 from services.kit import pg
 from services.kit.config import load_settings
@@ -36,7 +38,7 @@ class Checkouts:
 
     async def new(self, state: str, *, cart_cleared: bool) -> int:
         checkout, created = await self.store.start_checkout(_ids.next_id(), _ids.next_id(), secrets.token_hex(8),
-                                                            "pm_card_visa")
+                                                            model.checkout_params("pm_card_visa", None))
         assert created
         self.made.append(checkout.id)
         async with self.store.engine.begin() as conn:
@@ -97,3 +99,24 @@ async def test_the_recovery_claim_leaves_finished_sagas_alone_even_when_a_failed
     await _one_claim(store)
     await asyncio.sleep(2.5)  # and one pass of the running service's own sweep
     assert await _still_unclaimed(store, finished) == finished
+
+
+async def test_a_checkout_keeps_its_request_params_and_its_failures_details_until_a_restart(store, checkouts):
+    first = model.checkout_params("pm_card_visa", 2700)
+    checkout, created = await store.start_checkout(_ids.next_id(), _ids.next_id(), secrets.token_hex(8), first)
+    checkouts.made.append(checkout.id)
+    assert created and checkout.request_params == first and checkout.expected_total_minor == 2700
+    again, created = await store.start_checkout(_ids.next_id(), checkout.buyer_id, checkout.idempotency_key,
+                                                model.checkout_params("pm_card_amex", None))
+    assert not created and again.request_params == first  # the key's first parameters stay
+
+    info = error_details_pb2.ErrorInfo(reason="PRICE_CHANGED", metadata={"totalMinor": "2800"})
+    failure = model.Failure(grpc.StatusCode.FAILED_PRECONDITION, "price changed", retryable=True, details=(info,))
+    failing = await store.begin_compensation(checkout, model.PRICE, failure)
+    failed = await store.advance(failing, model.FAILED)
+    assert (await store.get_checkout(checkout.id)).failure_details == (info,) == failed.failure_details
+
+    second = model.checkout_params("pm_card_amex", 2800)
+    restarted = await store.restart(failed, second)
+    assert restarted.attempt == 2 and restarted.payment_method == "pm_card_amex"
+    assert restarted.request_params == second and restarted.failure_details == ()
