@@ -5,7 +5,9 @@ transcoder passes them through as the JSON `message` with the mapped HTTP status
 """
 from __future__ import annotations
 
+import collections
 import functools
+import math
 import re
 from typing import Iterable
 
@@ -96,7 +98,18 @@ def rich_status(code: grpc.StatusCode, message: str, details: Iterable[Message] 
         wrapped = any_pb2.Any()
         wrapped.Pack(detail)
         packed.append(wrapped)
-    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=packed))
+    status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=packed))
+    retry = next((d for d in details if isinstance(d, error_details_pb2.RetryInfo)), None)
+    if retry is None:
+        return status
+    # The delay also as `retry-after` metadata: Envoy's transcoder answers it
+    # as the HTTP Retry-After header (whole seconds, rounded up).
+    seconds = max(1, math.ceil(retry.retry_delay.ToNanoseconds() / 1e9))
+    return _Status(status.code, status.details, (*status.trailing_metadata, ("retry-after", str(seconds))))
+
+
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
+    pass
 
 
 # A backend that cannot be reached is the caller's cue to retry later
