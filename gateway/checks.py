@@ -49,12 +49,17 @@ class Matcher:
     """The route table compiled for matching request paths."""
 
     def __init__(self, table: tuple[Route, ...]) -> None:
-        self._routes = [(re.compile(_grouped(r.template)), r) for r in table]
+        # Routes by their collection (the segment after the version), in
+        # table order: a request is matched against a handful, not all.
+        self._by_collection: dict[str, list] = {}
+        for route in table:
+            self._by_collection.setdefault(_collection(route.template), []).append(
+                (re.compile(_grouped(route.template)), route))
 
     def match(self, verb: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
         """(the route, its raw path variables, every verb the path allows)."""
         allowed: list[str] = []
-        for pattern, route in self._routes:
+        for pattern, route in self._by_collection.get(_collection(path), ()):
             found = pattern.match(path)
             if found is None:
                 continue
@@ -63,6 +68,12 @@ class Matcher:
             if route.verb not in allowed:
                 allowed.append(route.verb)
         return None, {}, allowed
+
+
+def _collection(path: str) -> str:
+    """`/v1/posts/{post_id}:like` -> `/v1/posts`; `/v1/users:lookup` -> `/v1/users`."""
+    parts = path.split("/", 3)
+    return "/".join(parts[:3]).split(":", 1)[0]
 
 
 def _grouped(template: str) -> str:
