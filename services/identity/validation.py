@@ -1,7 +1,9 @@
 """Rules for what a sign-up or a profile may contain; pure functions, no I/O."""
 from __future__ import annotations
 
+import functools
 import re
+from pathlib import Path
 
 from services.kit.auth import ROLE_USER, ROLES
 from services.kit.errors import invalid_argument
@@ -24,7 +26,8 @@ def check_username(username: str) -> str:
     return username
 
 
-def check_password(password: str) -> str:
+def check_password(password: str, username: str = "") -> str:
+    """A new password (NIST SP 800-63B): long enough, not easily guessed, no composition rules."""
     if not password:
         raise invalid_argument("password", "is required")
     # Counted in code points, as a person would count characters.
@@ -32,7 +35,46 @@ def check_password(password: str) -> str:
         raise invalid_argument(
             "password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters, got {len(password)}"
         )
+    weakness = guessable_because(password, username)
+    if weakness is not None:
+        raise invalid_argument("password", f"{weakness}; a few unrelated words make a strong password")
     return password
+
+
+def guessable_because(password: str, username: str = "") -> str | None:
+    """Why `password` would be among an attacker's first guesses, or None."""
+    folded = password.casefold()
+    if username and folded == username.casefold():
+        return "must not be the username"
+    if folded in _common_passwords():
+        return "is on a list of common or breached passwords"
+    if _is_repetition(folded):
+        return "is one character or a short pattern repeated"
+    if _is_sequence(folded):
+        return "is a run of consecutive characters"
+    return None
+
+
+# Most common of the ~20,000 breached passwords in Django's list (BSD licence),
+# those of 8 or more characters, lower-cased, most common first.
+_COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
+# A password made of a unit this short repeated ("abcabcabc") counts as a pattern.
+_REPEAT_UNIT_MAX = 4
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    return frozenset(_COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines())
+
+
+def _is_repetition(text: str) -> bool:
+    # Periodic: every character equals the one `size` places before it.
+    return any(text[size:] == text[:-size] for size in range(1, _REPEAT_UNIT_MAX + 1))
+
+
+def _is_sequence(text: str) -> bool:
+    steps = {ord(b) - ord(a) for a, b in zip(text, text[1:])}
+    return steps in ({1}, {-1})
 
 
 def check_role(role: str) -> str:

@@ -29,12 +29,13 @@ def test_could_be_username_matches_the_sign_up_rule():
     assert not validation.could_be_username("alice!")
 
 
-@pytest.mark.parametrize("password", ["x" * 8, "x" * 128, "correct horse", "пароль-пароль"])
+@pytest.mark.parametrize("password", ["correct horse", "пароль-пароль", "aviary-demo-pw", "bench password 1",
+                                      "tr0ub4dor&3xyz", "n" + "a" * 126 + "q", "Abcd1234!!x"])
 def test_valid_passwords_pass(password):
     assert validation.check_password(password) == password
 
 
-@pytest.mark.parametrize("password", ["", "x" * 7, "x" * 129])
+@pytest.mark.parametrize("password", ["", "x" * 7, "n" + "a" * 127 + "q"])
 def test_invalid_passwords_name_the_field(password):
     with pytest.raises(ApiError) as err:
         validation.check_password(password)
@@ -44,9 +45,51 @@ def test_invalid_passwords_name_the_field(password):
 
 def test_password_length_counts_code_points_not_bytes():
     # 8 characters, 32 bytes in UTF-8: still the minimum, not 4x over it.
-    assert validation.check_password("😀" * 8) == "😀" * 8
+    assert validation.check_password("😀🐦😀🌵😀🐦😀🌳") == "😀🐦😀🌵😀🐦😀🌳"
     with pytest.raises(ApiError):
-        validation.check_password("😀" * 7)
+        validation.check_password("😀🐦😀🌵😀🐦😀")
+
+
+@pytest.mark.parametrize("password,why", [
+    ("12345678", "common or breached"),
+    ("password", "common or breached"),
+    ("PassWord", "common or breached"),  # compared ignoring case
+    ("qwertyui", "common or breached"),
+    ("iloveyou", "common or breached"),
+    ("        ", "repeated"),  # eight spaces
+    ("aaaaaaaa", "common or breached"),
+    ("zzzzzzzzzzzz", "repeated"),
+    ("abcabcabcab", "repeated"),
+    ("xyxyxyxyxy", "repeated"),
+    ("lmnopqrstu", "consecutive"),
+    ("98765432", "common or breached"),
+    ("9876543210", "common or breached"),
+    ("ZYXWVUTSR", "consecutive"),
+])
+def test_guessable_passwords_are_refused_naming_the_field(password, why):
+    with pytest.raises(ApiError) as err:
+        validation.check_password(password)
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.message.startswith("password: ") and why in err.value.message
+
+
+def test_the_username_is_not_a_password_in_any_case():
+    with pytest.raises(ApiError) as err:
+        validation.check_password("Bob_The_Builder", "bob_the_builder")
+    assert err.value.message.startswith("password: must not be the username")
+    assert validation.check_password("Bob_The_Builder!", "bob_the_builder") == "Bob_The_Builder!"
+
+
+def test_no_composition_rules():
+    # Only length and guessability count: no digit, capital or symbol is required.
+    assert validation.guessable_because("purple monkey dishwasher") is None
+    assert validation.guessable_because("ÉTÉ À MONTRÉAL") is None
+
+
+def test_the_shipped_list_is_lower_case_and_long_enough():
+    common = validation._common_passwords()
+    assert len(common) > 8000
+    assert all(entry == entry.casefold() and len(entry) >= validation.PASSWORD_MIN for entry in common)
 
 
 def test_display_name_defaults_to_username_when_blank():
