@@ -52,6 +52,12 @@ def service_env() -> dict[str, str]:
         # Stripe's test payment methods (stripe-mock would approve any string).
         "AVIARY_PAYMENTS_ACCEPTED_METHODS": os.environ.get(
             "AVIARY_PAYMENTS_ACCEPTED_METHODS", ",".join(STRIPE_TEST_METHODS)),
+        # identity: the test suite and bench/ sign up and log in hundreds of
+        # users a minute from loopback; production allows 10 sign-ups an hour
+        # and 50 failed log-ins per 10 minutes per address (throttle.py).
+        "AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS": os.environ.get("AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS", "100000"),
+        "AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS": os.environ.get(
+            "AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS", "20000"),
     }
     for name, port in SERVICE_PORTS.items():
         env[f"AVIARY_{name.upper()}_ADDR"] = f"{config.HOST}:{port}"

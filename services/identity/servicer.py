@@ -3,19 +3,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
+import redis.exceptions
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
-from services.identity import validation
+from services.identity import throttle, validation
 from services.kit.cache import TtlCache
 from services.identity.passwords import Passwords
-from services.identity.store import IdentityStore, UserRecord, UsernameTaken
-from services.kit import clients, profiles, redis_client, startup
+from services.identity.store import AttemptStore, IdentityStore, UserRecord, UsernameTaken
+from services.kit import client_address, clients, profiles, redis_client, startup
 from services.kit.auth import TokenIssuer, caller_id
 from services.kit.config import Settings, env_float, env_int
 from services.kit.errors import (
@@ -23,6 +25,7 @@ from services.kit.errors import (
     invalid_argument,
     not_found,
     permission_denied,
+    resource_exhausted,
     unauthenticated,
     unavailable,
 )
@@ -31,7 +34,12 @@ from services.kit.ids import IdGenerator, parse_id, parse_ids
 log = logging.getLogger(__name__)
 
 BATCH_GET_MAX = 500
+# Ids per BatchGetFollowStats / BatchGetAuthorStats call.
+COUNTS_BATCH = 200
 _BAD_LOGIN = "username or password is incorrect"
+# After Redis failed, throttling is skipped this long instead of every log-in
+# waiting for the client's retries first.
+_COUNTERS_REST_SECONDS = 5.0
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
@@ -47,8 +55,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             ttl_seconds=env_float("AVIARY_IDENTITY_USER_CACHE_SECONDS", 60.0),
             max_entries=env_int("AVIARY_IDENTITY_USER_CACHE_ENTRIES", 50_000),
         )
+        # (followers, following, posts) for summaries: a few seconds stale at
+        # most, and a count of 0 is never kept (it is asked again each time).
+        self.summary_counts: TtlCache[int, tuple[int, int, int]] = TtlCache(
+            ttl_seconds=env_float("AVIARY_IDENTITY_COUNTS_CACHE_SECONDS", 10.0),
+            max_entries=env_int("AVIARY_IDENTITY_USER_CACHE_ENTRIES", 50_000),
+        )
         self._issuer: TokenIssuer | None = None
         self.redis = redis_client.client(settings)
+        self.attempts = AttemptStore(self.redis)
+        self.limits = throttle.Limits.from_env()
+        self._lock_schedule = throttle.lock_schedule(self.limits)
+        self._trusted_hops = client_address.trusted_hops()
+        self._counters_down_until = 0.0
 
     # -- lifecycle -------------------------------------------------------
 
@@ -80,9 +99,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def CreateAccount(self, request, context):
         username = validation.check_username(request.username)
-        password = validation.check_password(request.password)
+        password = validation.check_password(request.password, username)
         display_name = validation.display_name_or_default(request.display_name, username)
         role = validation.check_role(request.role)
+        await self._take_sign_up(self._client_address(context))
 
         # Cheap early answer that also saves an Argon2 hash; the unique index
         # below is what actually guarantees uniqueness under races.
@@ -107,7 +127,16 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise invalid_argument("username", "is required")
         if not request.password:
             raise invalid_argument("password", "is required")
+        address = self._client_address(context)
+        account = throttle.account_key_id(request.username)
+        await self._refuse_blocked_address(address)
+        await self._claim_login(account)
         user = await self._check_credentials(request.username, request.password)
+        if user is None:
+            await self._counted("log-in failures", self.attempts.count_login_failure(
+                address, window_ms=_ms(self.limits.login_address_window_seconds)))
+            raise unauthenticated(_BAD_LOGIN)
+        await self._counted("log-in success", self.attempts.forget_login(account))
         token, expires = self._token_issuer().issue(user.id, user.username, user.role)
         return identity_pb2.CreateSessionResponse(
             access_token=token, user=user_summary(user), expire_time=Timestamp(seconds=expires)
@@ -163,11 +192,58 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             fetched = await self.store.get_users(missing)
             self.summaries.put_many(((u.id, u) for u in fetched), version=version)
             cached.update((u.id, u) for u in fetched)
-        return identity_pb2.BatchGetUsersResponse(users=[user_summary(cached[i]) for i in user_ids if i in cached])
+        found = [i for i in user_ids if i in cached]
+        counts = await self._summary_counts(found)
+        return identity_pb2.BatchGetUsersResponse(
+            users=[_with_counts(user_summary(cached[i]), counts.get(i, (0, 0, 0))) for i in found])
+
+    # -- throttling (rules in throttle.py, counters in Redis) -------------------
+
+    def _client_address(self, context) -> str:
+        address = client_address.from_metadata(context.invocation_metadata() or (), self._trusted_hops)
+        # A caller that did not come through Envoy counts under its own address.
+        return throttle.address_bucket(address or client_address.from_peer(context.peer()))
+
+    async def _take_sign_up(self, address: str) -> None:
+        wait_ms = await self._counted("sign-ups", self.attempts.take_sign_up(
+            address, limit=self.limits.sign_ups_per_address, window_ms=_ms(self.limits.sign_up_window_seconds)))
+        if wait_ms:
+            log.info("sign-up throttled", extra={"address": address})
+            raise _try_again_later("too many sign-ups from your network address", wait_ms)
+
+    async def _refuse_blocked_address(self, address: str) -> None:
+        wait_ms = await self._counted("log-in failures", self.attempts.login_address_blocked(
+            address, limit=self.limits.login_failures_per_address))
+        if wait_ms:
+            log.info("log-in throttled for the address", extra={"address": address})
+            raise _try_again_later("too many failed log-ins from your network address", wait_ms)
+
+    async def _claim_login(self, account: str) -> None:
+        # The same answer whether or not the account exists.
+        wait_ms = await self._counted("log-ins", self.attempts.claim_login(
+            account, memory_ms=_ms(self.limits.login_failure_memory_seconds),
+            free_failures=self.limits.login_free_failures, locks_ms=self._lock_schedule))
+        if wait_ms:
+            raise _try_again_later("too many failed log-ins for this username", wait_ms)
+
+    async def _counted(self, what: str, counting):
+        """The result of a counter call, or 0 (allowed) when Redis is down:
+        throttling must never take log-in or sign-up down."""
+        if time.monotonic() < self._counters_down_until:
+            counting.close()
+            return 0
+        try:
+            return await counting
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self._counters_down_until = time.monotonic() + _COUNTERS_REST_SECONDS
+            log.warning("attempt counters unreachable; %s not throttled for %.0f s", what,
+                        _COUNTERS_REST_SECONDS, extra={"error": repr(exc)[:300]})
+            return 0
 
     # -- helpers -------------------------------------------------------------
 
-    async def _check_credentials(self, username: str, password: str) -> UserRecord:
+    async def _check_credentials(self, username: str, password: str) -> UserRecord | None:
+        """The user when `password` is theirs, else None."""
         found = None
         # A name no account can have, or a password no account can have, still
         # costs one verification: response time must not reveal which part was wrong.
@@ -175,10 +251,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             found = await self.store.credentials_by_username(username)
         if found is None:
             await self.passwords.burn_dummy_verify(password[: validation.PASSWORD_MAX])
-            raise unauthenticated(_BAD_LOGIN)
+            return None
         if not await self.passwords.verify(found.password_hash, password):
             log.info("login refused", extra={"user_id": found.user.id})
-            raise unauthenticated(_BAD_LOGIN)
+            return None
         if self.passwords.needs_rehash(found.password_hash):
             await self._rehash(found.user.id, found.password_hash, password)
         return found.user
@@ -240,8 +316,46 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return stats.follower_count, stats.following_count, posts.post_count
 
 
+    async def _summary_counts(self, user_ids: list[int]) -> dict[int, tuple[int, int, int]]:
+        """(followers, following, posts) per user for summaries: cached, the
+        rest from graph and posts in batches, asked in parallel. Never fails:
+        while graph or posts cannot answer, summaries go out without counts."""
+        found, missing = self.summary_counts.get_many(user_ids)
+        chunks = [missing[at:at + COUNTS_BATCH] for at in range(0, len(missing), COUNTS_BATCH)]
+        try:
+            answers = await asyncio.gather(*(self._counts_of(chunk) for chunk in chunks))
+        except grpc.aio.AioRpcError as exc:
+            log.warning("summary counts unavailable; users go out without them",
+                        extra={"code": exc.code().name, "details": exc.details()})
+            return found
+        fetched = {user_id: counts for answer in answers for user_id, counts in answer.items()}
+        self.summary_counts.put_many((u, c) for u, c in fetched.items() if all(c))
+        found.update(fetched)
+        return found
+
+    async def _counts_of(self, user_ids: list[int]) -> dict[int, tuple[int, int, int]]:
+        timeout = self.settings.rpc_timeout_seconds
+        asked = [str(u) for u in user_ids]
+        follows, posts = await asyncio.gather(
+            clients.graph().BatchGetFollowStats(graph_pb2.BatchGetFollowStatsRequest(user_ids=asked), timeout=timeout),
+            clients.posts().BatchGetAuthorStats(posts_pb2.BatchGetAuthorStatsRequest(user_ids=asked), timeout=timeout),
+        )
+        post_counts = {int(s.user_id): s.post_count for s in posts.stats}
+        return {int(s.user_id): (s.follower_count, s.following_count, post_counts.get(int(s.user_id), 0))
+                for s in follows.stats}
+
+
 def _username_taken(username: str):
     return already_exists(f"username: '{username}' is already taken")
+
+
+def _try_again_later(problem: str, wait_ms: int):
+    seconds = throttle.retry_after_seconds(wait_ms)
+    return resource_exhausted(f"{problem}; try again in {seconds} s", seconds)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 def user_summary(user: UserRecord) -> identity_pb2.User:

@@ -1,10 +1,12 @@
-"""PostgreSQL storage for accounts (schema `identity`): the only code that talks SQL."""
+"""Storage of identity: accounts in PostgreSQL (schema `identity`) and the
+log-in and sign-up attempt counters in Redis; the only code that talks to either."""
 from __future__ import annotations
 
 import datetime
 import logging
 from dataclasses import dataclass
 
+import redis.asyncio as redis
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
@@ -199,3 +201,89 @@ def _record(row) -> UserRecord:
         created_at=row.created_at,
         role=row.role,
     )
+
+
+# KEYS[1]: one account name's log-in attempts (hash: n = attempts since the
+# last success, until = locked until, ms). ARGV: memory ms, free failures, then
+# the lock (ms) for the free-failures-th attempt onwards, the last one capped.
+# Returns ms still locked (nothing counted), else 0 with this attempt counted
+# as a failure up front: concurrent guesses cannot all slip in before a lock.
+_CLAIM_LOGIN_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local locked_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if locked_until > now then
+  return locked_until - now
+end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local keep = tonumber(ARGV[1])
+local free = tonumber(ARGV[2])
+if n >= free then
+  local lock = tonumber(ARGV[math.min(3 + n - free, #ARGV)])
+  redis.call('HSET', KEYS[1], 'until', now + lock)
+  keep = keep + lock
+end
+redis.call('PEXPIRE', KEYS[1], keep)
+return 0
+"""
+
+# KEYS[1]: a counter that lives one window from its first count. ARGV: limit,
+# window ms, how many to add. Returns ms until the window ends when the counter
+# is at its limit (nothing added), else 0.
+_TAKE_LUA = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  return math.max(redis.call('PTTL', KEYS[1]), 1)
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('INCRBY', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
+end
+return 0
+"""
+
+
+class AttemptStore:
+    """Log-in and sign-up attempt counters in Redis, shared by every identity
+    replica. One key per script call, so each works on Redis Cluster too."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._claim_login = client.register_script(_CLAIM_LOGIN_LUA)
+        self._take = client.register_script(_TAKE_LUA)
+
+    async def claim_login(self, account: str, *, memory_ms: int, free_failures: int, locks_ms: list[int]) -> int:
+        """Counts a log-in attempt for `account` as failed until forget_login
+        says otherwise; ms it is still locked for (nothing counted), else 0."""
+        return int(await self._claim_login(keys=[_account_key(account)],
+                                           args=[memory_ms, free_failures, *locks_ms]))
+
+    async def forget_login(self, account: str) -> None:
+        await self._redis.delete(_account_key(account))
+
+    async def login_address_blocked(self, address: str, *, limit: int) -> int:
+        """ms until `address` may fail log-ins again, or 0."""
+        return int(await self._take(keys=[_login_address_key(address)], args=[limit, 1, 0]))
+
+    async def count_login_failure(self, address: str, *, window_ms: int) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            key = _login_address_key(address)
+            pipe.incr(key)
+            pipe.pexpire(key, window_ms, nx=True)
+            await pipe.execute()
+
+    async def take_sign_up(self, address: str, *, limit: int, window_ms: int) -> int:
+        """Counts a sign-up from `address`; ms until it may sign up again when at its limit, else 0."""
+        return int(await self._take(keys=[_sign_up_key(address)], args=[limit, window_ms, 1]))
+
+
+def _account_key(account: str) -> str:
+    return f"login:acct:{{{account}}}"
+
+
+def _login_address_key(address: str) -> str:
+    return f"login:addr:{{{address}}}"
+
+
+def _sign_up_key(address: str) -> str:
+    return f"signup:addr:{{{address}}}"
