@@ -1,12 +1,20 @@
-"""Small, structurally valid media files built by hand (no imaging libraries).
+"""Small media files for tests.
 
-Each builder returns bytes a real decoder accepts; `size=` pads the file to
-an exact length in a way the format allows (a PNG ancillary chunk, an MP4
-`free` box, a WebM Void element), so size-limit tests use real files too.
+The image builders write tiny, already clean files by hand: each is bytes a
+real decoder accepts, stored unchanged; `size=` pads a PNG to an exact length
+with an ancillary chunk (which the service strips). `mp4()` and `webm()` are
+containers with no video in them, for sniffing tests. Real videos come from
+ffmpeg and photos with metadata from Pillow, both of which the media service
+itself uses.
 """
 from __future__ import annotations
 
+import functools
+import io
+import os
+import subprocess
 import struct
+import tempfile
 import zlib
 
 
@@ -92,11 +100,67 @@ def webm(doctype: bytes = b"webm") -> bytes:
     return ebml + _ebml(b"\x18\x53\x80\x67", _ebml(b"\x15\x49\xa9\x66", b"\x2a\xd7\xb1\x83\x0f\x42\x40"))
 
 
+# A place a photo or video must never give away (the Eiffel tower).
+SECRET_PLACE = ((48, 51, 29), (2, 17, 40))
+SECRET_ISO6709 = "+48.8580+002.2944+035.000/"
+SECRET_TEXT = "aviary-test-secret"
+
+
+def _exif_with_gps(orientation: int = 1):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = SECRET_TEXT  # camera make
+    (lat, lon) = SECRET_PLACE
+    exif.get_ifd(0x8825).update({1: "N", 2: tuple(float(v) for v in lat), 3: "E", 4: tuple(float(v) for v in lon)})
+    return exif
+
+
+def photo(fmt: str = "JPEG", width: int = 48, height: int = 32, orientation: int = 1) -> bytes:
+    """A picture with EXIF (GPS position, camera make, orientation), XMP and a
+    comment; its left half red and right half blue, so a turn shows."""
+    from PIL import Image
+
+    image = Image.new("RGB", (width, height), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, width // 2, height))
+    extra = {"comment": SECRET_TEXT.encode()} if fmt == "JPEG" else {}
+    out = io.BytesIO()
+    image.save(out, fmt, exif=_exif_with_gps(orientation),
+               xmp=f"<x:xmpmeta xmlns:x='adobe:ns:meta/'>{SECRET_TEXT}</x:xmpmeta>".encode(), **extra)
+    return out.getvalue()
+
+
+@functools.cache
+def _ffmpeg_video(content_type: str) -> bytes:
+    codec, muxer = {"video/mp4": ("mpeg4", "mp4"), "video/webm": ("libvpx", "webm")}[content_type]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"out.{muxer}")
+        location = ["-movflags", "use_metadata_tags",
+                    "-metadata", f"com.apple.quicktime.location.ISO6709={SECRET_ISO6709}"] if muxer == "mp4" else []
+        subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x64:rate=10",
+                        "-c:v", codec, "-metadata", f"title={SECRET_TEXT}", *location, "-f", muxer, path],
+                       check=True, timeout=60)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def video(content_type: str = "video/mp4", size: int | None = None) -> bytes:
+    """A real one-second 64x64 video made by ffmpeg, tagged with a title (and
+    for MP4 a GPS position); with `size`, an MP4 is padded by a `free` box."""
+    data = _ffmpeg_video(content_type)
+    if size is None:
+        return data
+    if content_type != "video/mp4" or size < len(data) + 8:
+        raise ValueError(f"only MP4s of at least {len(data) + 8} bytes can be padded")
+    return data + _box(b"free", b"\x00" * (size - len(data) - 8))
+
+
 SAMPLES = {
     "image/png": png,
     "image/jpeg": jpeg,
     "image/gif": gif,
     "image/webp": webp,
-    "video/mp4": mp4,
-    "video/webm": webm,
+    "video/mp4": functools.partial(video, "video/mp4"),
+    "video/webm": functools.partial(video, "video/webm"),
 }

@@ -1,6 +1,7 @@
 """MediaService: uploads (validated, stored in the object store), metadata reads.
 
-Upload order: validate everything, write the object, then the metadata row.
+Upload order: validate everything (type, size, then the file parsed in full
+and stripped of metadata), write the object, then the metadata row.
 A failure between the two deletes the object again, so an acknowledged
 upload is complete and a failed one leaves nothing that anything refers to.
 """
@@ -20,7 +21,7 @@ from aviary.media.v1 import media_pb2, media_pb2_grpc
 from services.kit import auth, ids
 from services.kit.config import Settings, env_int
 from services.kit.errors import not_found, unavailable
-from services.media import validation
+from services.media import images, validation, videos
 from services.media.store import MediaRecord, MetadataStore, ObjectStore, ObjectStoreSettings
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.limits = validation.Limits.from_env()
+        self.video_tools = videos.Tools.from_env()
+        # Decoding and probing take CPU and memory: this many uploads at a time.
+        self._processing = asyncio.Semaphore(env_int("AVIARY_MEDIA_PROCESSING_CONCURRENCY", 2))
         self.metadata = MetadataStore(settings)
         self.objects = ObjectStore(ObjectStoreSettings.from_env())
         self.ids = ids.IdGenerator(settings.worker_id)
@@ -87,8 +91,8 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
     @_metadata_errors_as_unavailable
     async def UploadMedia(self, request: media_pb2.UploadMediaRequest, context) -> media_pb2.Media:
         owner_id = auth.caller_id(context)
-        data = request.file.data
-        content_type = validation.check_upload(request.file.content_type, data, self.limits)
+        content_type = validation.check_upload(request.file.content_type, request.file.data, self.limits)
+        data = await self._cleaned(content_type, request.file.data)
 
         media_id = self.ids.next_id()
         record = MediaRecord(
@@ -102,8 +106,8 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         # Shielded: a client that goes away mid-upload must not stop the
         # write between the object and its row.
         await asyncio.shield(self._write(record, data))
-        log.info("media uploaded", extra={"media_id": media_id, "owner_id": owner_id,
-                                          "content_type": content_type, "size_bytes": len(data)})
+        log.info("media uploaded", extra={"media_id": media_id, "owner_id": owner_id, "content_type": content_type,
+                                          "size_bytes": len(data), "uploaded_bytes": len(request.file.data)})
         return self._proto(record)
 
     @_metadata_errors_as_unavailable
@@ -123,6 +127,13 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         return media_pb2.BatchGetMediaResponse(media=[self._proto(r) for r in records if r is not None])
 
     # -- helpers ------------------------------------------------------------
+
+    async def _cleaned(self, content_type: str, data: bytes) -> bytes:
+        """The upload parsed in full and stripped of metadata: what gets stored."""
+        async with self._processing:
+            if content_type in validation.IMAGE_TYPES:
+                return await asyncio.to_thread(images.clean, content_type, data, self.limits.pixels)
+            return await videos.clean(content_type, data, self.video_tools)
 
     def _proto(self, record: MediaRecord) -> media_pb2.Media:
         created = Timestamp()

@@ -5,7 +5,8 @@ the transcoder puts into HttpBody.content_type) must be an allowed type, the
 size must be within that type's limit, and the leading bytes must be what that
 type starts with: a PNG labelled image/jpeg, or text labelled image/png, is
 refused. Nothing is guessed from the data alone: a client that does not know
-what it is uploading gets told so.
+what it is uploading gets told so. Past these checks the file is parsed in
+full (`images.py`, `videos.py`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from services.kit.config import env_int
 from services.kit.errors import invalid_argument
+from services.media.images import PixelLimits
 
 MiB = 1024 * 1024
 
@@ -40,17 +42,26 @@ _IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", 
 
 @dataclass(frozen=True)
 class Limits:
-    """Largest accepted upload per kind, in bytes."""
+    """Largest accepted upload per kind, in bytes, and largest image in pixels
+    (decoded size is what a small file can blow up to)."""
 
     image_bytes: int = 5 * MiB
     video_bytes: int = 15 * MiB
+    image_pixels: int = 40_000_000
+    animation_pixels: int = 200_000_000
 
     @classmethod
     def from_env(cls) -> "Limits":
         return cls(
             image_bytes=env_int("AVIARY_MEDIA_MAX_IMAGE_BYTES", 5 * MiB),
             video_bytes=env_int("AVIARY_MEDIA_MAX_VIDEO_BYTES", 15 * MiB),
+            image_pixels=env_int("AVIARY_MEDIA_MAX_IMAGE_PIXELS", 40_000_000),
+            animation_pixels=env_int("AVIARY_MEDIA_MAX_ANIMATION_PIXELS", 200_000_000),
         )
+
+    @property
+    def pixels(self) -> PixelLimits:
+        return PixelLimits(frame=self.image_pixels, animation=self.animation_pixels)
 
     @property
     def largest(self) -> int:

@@ -27,7 +27,8 @@ from aviary.media.v1 import media_pb2, media_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.config import service_addr
 from services.kit.kafka import CATALOG_TOPIC
-from tests.media_files import mp4, png
+from tests.media_files import png
+from tests.media_files import video as real_video
 from tests.integration.support import TopicReader, free_port, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -179,7 +180,7 @@ def test_product_images_must_be_the_sellers_own_images(identity, catalog, media)
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert err.details().startswith(f"media_ids[1]: media {theirs} was uploaded by someone else")
 
-    video = upload(media, seller, "video/mp4", mp4())
+    video = upload(media, seller, "video/mp4", real_video())
     err = rpc_error(create, catalog, seller, media_ids=[video])
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details() == f"media_ids[0]: media {video} is video/mp4, not an image"

@@ -8,6 +8,7 @@ neither behind.
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
 import time
 
@@ -17,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 from cassandra import Unavailable
 from google.api import httpbody_pb2
+from PIL import Image
 
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.media.v1 import media_pb2, media_pb2_grpc
@@ -25,7 +27,7 @@ from services.kit import ids
 from services.kit.config import load_settings, service_addr
 from services.media.servicer import MediaServicer
 from services.media.store import KEYSPACE, MediaRecord, ObjectStore, ObjectStoreSettings, s3_client
-from services.media.validation import MiB
+from services.media.validation import IMAGE_TYPES, MiB, sniff
 from tests import media_files
 
 PASSWORD = "correct horse battery"
@@ -120,17 +122,21 @@ def test_upload_stores_the_object_then_the_row(identity, media, s3, cql, content
     item = upload(media, owner, content_type, data)
 
     assert item.media_id.isdigit() and item.owner_id == owner.id
-    assert (item.content_type, item.size_bytes) == (content_type, len(data))
+    obj = s3.get_object(Bucket=S3.bucket, Key=item.url.rsplit("/", 1)[1])
+    stored = obj["Body"].read()
+    assert (item.content_type, item.size_bytes) == (content_type, len(stored))
+    if content_type in IMAGE_TYPES:
+        assert stored == data  # the samples carry no metadata: stored as sent
+    else:
+        assert sniff(stored) == content_type and media_files.SECRET_TEXT.encode() not in stored  # remuxed, untagged
     assert before_ms - 5_000 <= item.create_time.ToMilliseconds() <= int(time.time() * 1000) + 5_000
     key = item.url.rsplit("/", 1)[1]
     assert key.startswith(item.media_id + ".")
 
     row = cql.execute(f"SELECT * FROM {KEYSPACE}.media WHERE media_id = %s", (int(item.media_id),)).one()
     assert (row.owner_id, row.content_type, row.size_bytes, row.object_key) == (
-        int(owner.id), content_type, len(data), key)
+        int(owner.id), content_type, len(stored), key)
 
-    obj = s3.get_object(Bucket=S3.bucket, Key=key)
-    assert obj["Body"].read() == data
     assert obj["ContentType"] == content_type
     assert obj["Metadata"]["owner-id"] == owner.id
     assert "immutable" in obj["CacheControl"]
@@ -142,7 +148,7 @@ def test_upload_stores_the_object_then_the_row(identity, media, s3, cql, content
 def test_get_and_batch_get(identity, media):
     owner = sign_up(identity)
     a = upload(media, owner, "image/png", media_files.png())
-    b = upload(media, owner, "video/mp4", media_files.mp4())
+    b = upload(media, owner, "video/mp4", media_files.video())
     # Reads need no token: media metadata is public like the bytes.
     assert media.GetMedia(media_pb2.GetMediaRequest(media_id=a.media_id), timeout=RPC_TIMEOUT) == a
     batch = media.BatchGetMedia(
@@ -175,8 +181,13 @@ def test_upload_needs_a_valid_token(identity, media):
         ("image/png", b"just some text", "file", "not a recognizable"),
         ("image/png", media_files.png(size=5 * MiB + 1), "file", "at most 5 MiB"),
         ("video/mp4", media_files.mp4(size=15 * MiB + 1), "file", "at most 15 MiB"),
+        ("video/mp4", media_files.mp4()[:40], "file", "has no video stream"),
+        ("video/mp4", media_files.video()[:3000], "file", "not a readable video/mp4"),
+        ("image/png", media_files.png()[:33] + media_files.png()[-12:], "file", "could not be decoded"),
+        ("image/gif", b"GIF89a" + b"\x00" * 20, "file", "not a valid image/gif"),
     ],
-    ids=["text", "no-type", "empty", "png-as-jpeg", "text-as-png", "image-too-big", "video-too-big"],
+    ids=["text", "no-type", "empty", "png-as-jpeg", "text-as-png", "image-too-big", "video-too-big",
+         "mp4-header-only", "cut-mp4", "png-without-pixels", "gif-garbage"],
 )
 def test_refused_uploads_store_nothing(identity, media, s3, cql, content_type, data, field, says):
     owner = sign_up(identity)
@@ -190,8 +201,21 @@ def test_refused_uploads_store_nothing(identity, media, s3, cql, content_type, d
 
 def test_uploads_right_at_the_limits_are_accepted(identity, media):
     owner = sign_up(identity)
-    assert upload(media, owner, "image/png", media_files.png(size=5 * MiB)).size_bytes == 5 * MiB
-    assert upload(media, owner, "video/mp4", media_files.mp4(size=15 * MiB)).size_bytes == 15 * MiB
+    # Both are padded to the limit; the padding is what stripping takes out again.
+    assert upload(media, owner, "image/png", media_files.png(size=5 * MiB)).size_bytes == len(media_files.png())
+    video = upload(media, owner, "video/mp4", media_files.video(size=15 * MiB))
+    assert 0 < video.size_bytes < len(media_files.video())
+
+
+def test_a_photo_is_stored_without_its_gps_position(identity, media, s3):
+    owner = sign_up(identity)
+    sent = media_files.photo("JPEG", width=60, height=40)
+    item = upload(media, owner, "image/jpeg", sent)
+    stored = s3.get_object(Bucket=S3.bucket, Key=item.url.rsplit("/", 1)[1])["Body"].read()
+    assert item.size_bytes == len(stored) < len(sent)
+    image = Image.open(io.BytesIO(stored))
+    assert image.size == (60, 40) and dict(image.getexif()) == {} and image.getexif().get_ifd(0x8825) == {}
+    assert media_files.SECRET_TEXT.encode() not in stored
 
 
 # -- the bucket ------------------------------------------------------------------------
