@@ -25,6 +25,7 @@ from services.kit.errors import (
     failed_precondition,
     invalid_argument,
     not_found,
+    nothing_to_change,
     permission_denied,
     unavailable,
 )
@@ -255,7 +256,7 @@ def _changes(request: catalog_pb2.UpdateProductRequest) -> dict:
     if request.HasField("active"):
         changes["active"] = request.active
     if not changes:
-        raise invalid_argument("title", "set at least one of title, description, price_minor, active")
+        raise nothing_to_change("title", "description", "price_minor", "active")
     return changes
 
 

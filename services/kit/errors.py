@@ -51,6 +51,13 @@ def json_field_path(field: str) -> str:
     return _SNAKE_TAIL.sub(lambda m: m.group(1).upper(), field)
 
 
+def nothing_to_change(*settable: str) -> ApiError:
+    """An update that sets no field: names what can be set, in both forms,
+    and no single field (none of them is wrong)."""
+    named = ", ".join(f if json_field_path(f) == f else f"{f} ({json_field_path(f)})" for f in settable)
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"nothing to change: set at least one of {named}")
+
+
 def not_found(message: str) -> ApiError:
     return ApiError(grpc.StatusCode.NOT_FOUND, message)
 

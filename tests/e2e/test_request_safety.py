@@ -159,3 +159,12 @@ def test_nul_in_a_post_is_400_and_nothing_is_posted(http):
     r = http.post("/v1/posts", json={"text": "hello\u0000world"}, headers=author.auth)
     _refused_naming(r, "text")
     assert http.get(f"/v1/users/{author.id}/posts").json().get("posts", []) == []
+
+
+def test_an_update_that_sets_nothing_names_what_can_be_set_and_no_wrong_field(http, reader):
+    r = http.patch("/v1/users/me", json={}, headers=reader.auth)
+    assert r.status_code == 400, r.text
+    message = error_message(r)
+    assert message.startswith("nothing to change: set at least one of ")
+    assert all(name in message for name in ("displayName", "bio", "avatarMediaId"))
+    assert _violations(r) == []

@@ -237,7 +237,7 @@ def test_only_the_products_seller_may_update_or_restock_it(identity, catalog):
 @pytest.mark.parametrize(
     "fields, code, expected",
     [
-        ({}, grpc.StatusCode.INVALID_ARGUMENT, "title: set at least one of"),
+        ({}, grpc.StatusCode.INVALID_ARGUMENT, "nothing to change: set at least one of title, description"),
         ({"title": ""}, grpc.StatusCode.INVALID_ARGUMENT, "title: is required"),
         ({"price_minor": -5}, grpc.StatusCode.INVALID_ARGUMENT, "price_minor: must be 1..100,000,000"),
         ({"product_id": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "product_id: must be a decimal 64-bit id"),
