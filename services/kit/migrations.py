@@ -30,9 +30,9 @@ def _config(service: str, schema: str, dsn: str) -> Config:
     return cfg
 
 
-def upgrade(service: str, schema: str, dsn: str | None = None) -> None:
-    """Blocking: brings `schema` to the newest revision of `service`."""
-    command.upgrade(_config(service, schema, dsn or load_settings().pg_dsn), "head")
+def upgrade(service: str, schema: str, dsn: str | None = None, revision: str = "head") -> None:
+    """Blocking: brings `schema` to the newest revision of `service` (or to `revision`)."""
+    command.upgrade(_config(service, schema, dsn or load_settings().pg_dsn), revision)
 
 
 async def upgrade_async(service: str, schema: str, dsn: str | None = None) -> None:
