@@ -24,6 +24,7 @@ from services.kit.errors import (
     already_exists,
     invalid_argument,
     not_found,
+    nothing_to_change,
     permission_denied,
     resource_exhausted,
     unauthenticated,
@@ -175,7 +176,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if request.HasField("avatar_media_id"):
             changes["avatar_url"] = await self._avatar_url(user_id, request.avatar_media_id)
         if not changes:
-            raise invalid_argument("display_name", "set at least one of display_name, bio, avatar_media_id")
+            raise nothing_to_change("display_name", "bio", "avatar_media_id")
         user = await self.store.update_profile(user_id, changes)
         if user is None:
             raise not_found(f"user {user_id} does not exist")
