@@ -7,6 +7,7 @@ unreachable shows that throttling fails open.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -218,17 +219,16 @@ def test_a_successful_log_in_does_not_count_against_the_address(strict):
 # -- through Envoy: the address is Envoy's, not the client's say-so -------------
 
 
-@pytest.fixture(scope="module")
-def edge_to_strict_identity(strict_identity, tmp_path_factory):
-    """Base URL of an Envoy rendered from the project's template whose identity
-    cluster is the strict identity process (every other cluster the devstack's)."""
-    _, identity_port = strict_identity
-    tmp_path = tmp_path_factory.mktemp("edge")
+@contextlib.contextmanager
+def _edge(identity_port: int, trusted_hops: int, tmp_path: Path):
+    """Base URL of an Envoy rendered from the project's template (with
+    ENVOY_XFF_TRUSTED_HOPS=trusted_hops) whose identity cluster is the strict
+    identity process, every other cluster the devstack's."""
     port, admin_port = free_port(), free_port()
     descriptor = tmp_path / "aviary.pb"
     edge.build_descriptor(descriptor)
     previous = os.environ.get("ENVOY_XFF_TRUSTED_HOPS")
-    os.environ["ENVOY_XFF_TRUSTED_HOPS"] = "0"
+    os.environ["ENVOY_XFF_TRUSTED_HOPS"] = str(trusted_hops)
     try:
         edge.render_config(
             tmp_path / "envoy.yaml", port=port, admin_port=admin_port, descriptor=descriptor,
@@ -253,6 +253,13 @@ def edge_to_strict_identity(strict_identity, tmp_path_factory):
         yield base
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def edge_to_strict_identity(strict_identity, tmp_path_factory):
+    """An Envoy that trusts no proxy in front of it, as the devstack's."""
+    with _edge(strict_identity[1], 0, tmp_path_factory.mktemp("edge")) as base:
+        yield base
 
 
 def _wait_edge_serves_identity(base: str, proc, log_path: Path) -> None:
@@ -304,6 +311,22 @@ def test_a_locked_name_answers_429_with_retry_after_through_envoy(edge_to_strict
                    for _ in range(FREE_FAILURES + 1)]
     assert [r.status_code for r in answers] == [401] * FREE_FAILURES + [429]
     assert 1 <= int(answers[-1].headers["retry-after"]) <= LOCK_SECONDS
+
+
+def test_behind_one_trusted_proxy_the_client_is_the_entry_it_appended(strict_identity, tmp_path):
+    with _edge(strict_identity[1], 1, tmp_path) as base, loopback_client(base) as client:
+        def sign_up_via(forwarded_for: str) -> int:
+            return client.post("/v1/accounts", headers={"X-Forwarded-For": forwarded_for},
+                               json={"username": new_username(), "password": PASSWORD}).status_code
+
+        # The proxy appended a different client each time: none reaches the limit.
+        net = f"2001:db8:{secrets.token_hex(2)}"  # documentation addresses, a /64 each
+        assert [sign_up_via(f"{net}:{i + 1}::1") for i in range(SIGN_UPS_PER_ADDRESS + 1)] == \
+            [200] * (SIGN_UPS_PER_ADDRESS + 1)
+        # One client, whatever it writes left of the proxy's entry, is one client.
+        one = f"{net}:ffff::1"
+        answers = [sign_up_via(f"6.6.6.{i}, {one}") for i in range(SIGN_UPS_PER_ADDRESS + 1)]
+        assert answers == [200] * SIGN_UPS_PER_ADDRESS + [429]
 
 
 # -- Redis unreachable: throttling fails open ------------------------------------
