@@ -5,8 +5,10 @@ ENVOY_XFF_TRUSTED_HOPS (0 unless load balancers that append to
 X-Forwarded-For stand in front of it). It appends the peer it saw to
 X-Forwarded-For, and sets x-envoy-external-address to the client address it
 trusts, overwriting any copy the client sent (verified by
-tests/integration/test_identity_throttle.py). Everything left of the trusted
-entry in X-Forwarded-For was written by the client and means nothing.
+tests/integration/test_identity_throttle.py; Envoy keeps a client's copy only
+from addresses an internal_address_config calls internal, and ours has none).
+Everything left of the trusted entry in X-Forwarded-For was written by the
+client and means nothing.
 """
 from __future__ import annotations
 
