@@ -4,6 +4,11 @@ follows its state machine, a cancel before shipping refunds through the
 provider (the payments ledger) and restocks, and sellers hear of their orders."""
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import grpc
 import pytest
 
@@ -17,10 +22,12 @@ from tests.e2e.commerce import (
     create_product,
     ledger,
     payment_by_key,
+    pg_connect,
     sign_up_seller,
     stock_of,
 )
 from tests.e2e.edge import error_message, sign_up, wait_until
+from tests.e2e.fanout_support import devstack, pid_info, process_gone
 
 PS = payments_pb2.PaymentStatus
 
@@ -219,3 +226,50 @@ def test_each_seller_is_notified_of_the_confirmed_order_and_of_its_cancel_with_o
         "cancelled" in n["text"] for n in _notices(http, buyer, "NOTIFICATION_KIND_ORDER_STATUS", order["id"]))
         else None, timeout=15)
     assert told and "USD 27.00 will be refunded" in told[0]["text"]
+
+
+def _cancel_state(order_id: str) -> str | None:
+    with pg_connect() as conn:
+        return conn.execute("SELECT cancel_state FROM orders.orders WHERE id = %s", (int(order_id),)).fetchone()[0]
+
+
+def test_a_cancel_whose_process_was_killed_mid_refund_is_finished_by_the_sweep_once(http):
+    seller = sign_up_seller(http)
+    item = create_product(http, seller, stock=4)
+    buyer = sign_up(http, "buy")
+    add_to_cart(http, buyer, item["id"], 2)
+    # pm_fault_slow: every provider call takes 3 s, so the cancel is caught in its refund.
+    r = checkout(http, buyer, payment_method="pm_fault_slow")
+    assert r.status_code == 200, r.text
+    order = r.json()
+    assert stock_of(http, item["id"]) == 2
+
+    thread = threading.Thread(target=_try, args=(lambda: cancel(http, buyer, order["id"]),))
+    thread.start()
+    assert wait_until(lambda: _cancel_state(order["id"]) == "RESTOCKED", timeout=10)
+    time.sleep(0.5)  # the refund is now with the (slow) provider
+    info = pid_info("orders")
+    assert info is not None, "orders is not running"
+    try:
+        os.killpg(info["pgid"], signal.SIGKILL)
+        assert wait_until(lambda: process_gone(info["pid"]), timeout=10)
+    finally:
+        devstack("up", "orders")
+    thread.join(timeout=30)
+
+    # The restarted service's sweep takes the cancel over once its lease ran out.
+    assert wait_until(lambda: _cancel_state(order["id"]) == "DONE", timeout=60, interval=0.5)
+    got = get_order(http, buyer, order["id"])
+    assert got["status"] == "ORDER_STATUS_CANCELLED" and got["paymentStatus"] == "PAYMENT_STATUS_REFUNDED"
+    assert stock_of(http, item["id"]) == 4
+    payment = payment_of(buyer)
+    assert payment.status == PS.PAYMENT_STATUS_REFUNDED
+    assert [e.outcome for e in ledger(payment.id) if e.operation == payments_pb2.LEDGER_OPERATION_REFUND] == [
+        payments_pb2.LEDGER_OUTCOME_SUCCEEDED]
+
+
+def _try(call):
+    try:
+        return call()
+    except Exception as exc:  # the connection dies with the process
+        return exc
