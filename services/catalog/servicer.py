@@ -26,6 +26,7 @@ from services.kit.errors import (
     invalid_argument,
     not_found,
     nothing_to_change,
+    peer_error,
     permission_denied,
     unavailable,
 )
@@ -201,7 +202,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 # Inventory names the field (idempotency_key reused with another quantity).
-                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, exc.details()) from exc
+                raise peer_error(exc) from exc
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise failed_precondition(f"product {product_id} has no stock record; it cannot be restocked") from exc
             raise _inventory_error(exc, "restock the product") from exc

@@ -93,6 +93,31 @@ def retry_info(seconds: float) -> error_details_pb2.RetryInfo:
     return error_details_pb2.RetryInfo(retry_delay=delay)
 
 
+def peer_error(exc: grpc.aio.AioRpcError) -> ApiError:
+    """A peer's answer passed on as it was given: code, message and details."""
+    status = rpc_status.from_call(exc)
+    details = [_unpacked(d) for d in status.details] if status is not None else []
+    return ApiError(exc.code(), exc.details() or "", details)
+
+
+def _unpacked(detail: any_pb2.Any) -> Message:
+    """A detail this kit knows as its message; any other stays an Any, passed on as it came."""
+    for kind in (error_details_pb2.BadRequest, error_details_pb2.RetryInfo):
+        if detail.Is(kind.DESCRIPTOR):
+            message = kind()
+            detail.Unpack(message)
+            return message
+    return detail
+
+
+def _packed(detail: Message) -> any_pb2.Any:
+    if isinstance(detail, any_pb2.Any):
+        return detail
+    wrapped = any_pb2.Any()
+    wrapped.Pack(detail)
+    return wrapped
+
+
 def rich_status(code: grpc.StatusCode, message: str, details: Iterable[Message] = ()) -> grpc.Status:
     """The status to abort with (`context.abort_with_status`): code, message
     and the details in the grpc-status-details-bin trailer."""
@@ -100,11 +125,7 @@ def rich_status(code: grpc.StatusCode, message: str, details: Iterable[Message] 
     # Every UNAVAILABLE answer tells the client when to retry.
     if code == grpc.StatusCode.UNAVAILABLE and not any(isinstance(d, error_details_pb2.RetryInfo) for d in details):
         details.append(retry_info(RETRY_DELAY_SECONDS))
-    packed = []
-    for detail in details:
-        wrapped = any_pb2.Any()
-        wrapped.Pack(detail)
-        packed.append(wrapped)
+    packed = [_packed(detail) for detail in details]
     status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=packed))
     retry = next((d for d in details if isinstance(d, error_details_pb2.RetryInfo)), None)
     if retry is None:
