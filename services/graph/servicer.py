@@ -18,7 +18,7 @@ from services.kit import clients, startup
 from services.kit.auth import caller_id
 from services.kit.config import Settings
 from services.kit.errors import invalid_argument, not_found
-from services.kit.ids import MAX_ID, IdGenerator, parse_id
+from services.kit.ids import MAX_ID, IdGenerator, parse_id, parse_ids
 from services.kit.paging import encode_token, int_cursor, page_size
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # A claim older than this whose followers row is missing was abandoned by a
 # crashed call (a live one writes the row within milliseconds).
 UNFINISHED_CLAIM_AGE = datetime.timedelta(seconds=30)
+# Ids per BatchGetFollowStats (identity's BatchGetUsers asks at most as many).
+MAX_BATCH_STATS = 200
 
 
 class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
@@ -161,7 +163,15 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
 
     async def GetFollowStats(self, request, context):
         user_id = self._subject(request.user_id, context)
-        followers, following = await self.store.counts(user_id)
+        return self._follow_stats(user_id, *await self.store.counts(user_id))
+
+    async def BatchGetFollowStats(self, request, context):
+        user_ids = list(dict.fromkeys(parse_ids(request.user_ids, "user_ids", max_items=MAX_BATCH_STATS)))
+        counts = await asyncio.gather(*(self.store.counts(u) for u in user_ids))
+        return graph_pb2.BatchGetFollowStatsResponse(
+            stats=[self._follow_stats(u, *c) for u, c in zip(user_ids, counts)])
+
+    def _follow_stats(self, user_id: int, followers: int, following: int) -> graph_pb2.FollowStats:
         return graph_pb2.FollowStats(
             user_id=str(user_id),
             follower_count=rules.as_int32(followers),

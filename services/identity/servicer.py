@@ -56,12 +56,6 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             ttl_seconds=env_float("AVIARY_IDENTITY_USER_CACHE_SECONDS", 60.0),
             max_entries=env_int("AVIARY_IDENTITY_USER_CACHE_ENTRIES", 50_000),
         )
-        # (followers, following, posts) for summaries: a few seconds stale at
-        # most, and a count of 0 is never kept (it is asked again each time).
-        self.summary_counts: TtlCache[int, tuple[int, int, int]] = TtlCache(
-            ttl_seconds=env_float("AVIARY_IDENTITY_COUNTS_CACHE_SECONDS", 10.0),
-            max_entries=env_int("AVIARY_IDENTITY_USER_CACHE_ENTRIES", 50_000),
-        )
         self._issuer: TokenIssuer | None = None
         self.redis = redis_client.client(settings)
         self.attempts = AttemptStore(self.redis)
@@ -316,23 +310,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 raise result
         return stats.follower_count, stats.following_count, posts.post_count
 
-
     async def _summary_counts(self, user_ids: list[int]) -> dict[int, tuple[int, int, int]]:
-        """(followers, following, posts) per user for summaries: cached, the
-        rest from graph and posts in batches, asked in parallel. Never fails:
-        while graph or posts cannot answer, summaries go out without counts."""
-        found, missing = self.summary_counts.get_many(user_ids)
-        chunks = [missing[at:at + COUNTS_BATCH] for at in range(0, len(missing), COUNTS_BATCH)]
+        """(followers, following, posts) per user from graph and posts, in
+        batches asked in parallel; never cached here, so a caller's own cache
+        (posts' author summaries) is the only staleness. Never fails: while
+        graph or posts cannot answer, summaries go out without counts."""
+        chunks = [user_ids[at:at + COUNTS_BATCH] for at in range(0, len(user_ids), COUNTS_BATCH)]
         try:
             answers = await asyncio.gather(*(self._counts_of(chunk) for chunk in chunks))
         except grpc.aio.AioRpcError as exc:
             log.warning("summary counts unavailable; users go out without them",
                         extra={"code": exc.code().name, "details": exc.details()})
-            return found
-        fetched = {user_id: counts for answer in answers for user_id, counts in answer.items()}
-        self.summary_counts.put_many((u, c) for u, c in fetched.items() if all(c))
-        found.update(fetched)
-        return found
+            return {}
+        return {user_id: counts for answer in answers for user_id, counts in answer.items()}
 
     async def _counts_of(self, user_ids: list[int]) -> dict[int, tuple[int, int, int]]:
         timeout = self.settings.rpc_timeout_seconds
@@ -340,7 +330,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         follows, posts = await asyncio.gather(
             clients.graph().BatchGetFollowStats(graph_pb2.BatchGetFollowStatsRequest(user_ids=asked), timeout=timeout),
             clients.posts().BatchGetAuthorStats(posts_pb2.BatchGetAuthorStatsRequest(user_ids=asked), timeout=timeout),
+            return_exceptions=True,
         )
+        for answer in (follows, posts):
+            if isinstance(answer, BaseException):
+                raise answer
         post_counts = {int(s.user_id): s.post_count for s in posts.stats}
         return {int(s.user_id): (s.follower_count, s.following_count, post_counts.get(int(s.user_id), 0))
                 for s in follows.stats}

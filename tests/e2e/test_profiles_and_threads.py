@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.edge import error_message, post, sign_up, wait_until
+from tests.e2e.edge import error_message, follow, post, sign_up, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -104,3 +104,32 @@ def test_reply_to_deleted_or_unknown_post(http):
     assert http.get("/v1/posts/123456789/replies").status_code == 404
     r = http.get("/v1/posts/nope/replies")
     assert r.status_code == 400 and "post_id" in error_message(r)
+
+
+def _counts(user: dict) -> tuple[int, int, int]:
+    return user["followerCount"], user["followingCount"], user["postCount"]
+
+
+def test_user_summaries_show_the_profile_counts(http):
+    author, fan, friend = sign_up(http, "p"), sign_up(http, "p"), sign_up(http, "p")
+    follow(http, fan, author)
+    follow(http, friend, author)
+    follow(http, author, friend)
+    first = post(http, author, "counted")
+    post(http, author, "counted again")
+    profile = http.get(f"/v1/users/{author.id}").json()
+    assert _counts(profile) == (2, 1, 2)
+
+    def everywhere() -> list[tuple[int, int, int]]:
+        followers = http.get(f"/v1/users/{friend.id}/followers").json()["users"]
+        following = http.get(f"/v1/users/{fan.id}/following").json()["users"]
+        return [
+            _counts(next(u for u in followers if u["id"] == author.id)),
+            _counts(next(u for u in following if u["id"] == author.id)),
+            _counts(http.get(f"/v1/posts/{first['id']}").json()["author"]),
+            _counts(http.get(f"/v1/users/{author.id}/posts").json()["posts"][0]["author"]),
+        ]
+
+    # Summaries may lag a little behind the profile, but never show a 0 for a count that is not 0.
+    assert all(all(counts) for counts in everywhere())
+    assert wait_until(lambda: everywhere() == [_counts(profile)] * 4, timeout=10.0, interval=0.25), everywhere()
