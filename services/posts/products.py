@@ -73,8 +73,11 @@ async def check_product_ids(product_ids: list[int], timeout: float) -> None:
         ) from exc
     for i, product_id in enumerate(product_ids):
         product = found.get(product_id)
-        if product is None or not product.active:
+        if product is None:
             raise invalid_argument(f"product_ids[{i}]", f"no such product {product_id}")
+        if not product.active:
+            raise invalid_argument(
+                f"product_ids[{i}]", f"product {product_id} is not available (inactive); tag an active product")
 
 
 async def attach_products(posts: list[posts_pb2.Post]) -> None:

@@ -48,12 +48,20 @@ def test_tagging_an_unknown_product_is_400_naming_the_tag_and_writes_nothing(htt
     assert http.get(f"/v1/users/{author.id}").json().get("postCount", 0) == 0
 
 
-def test_tagging_a_deactivated_product_is_400(http):
+def test_tagging_a_deactivated_product_is_400_saying_it_is_not_available(http):
     _, seller_auth = sign_up_seller(http)
     product = new_product(http, seller_auth)
     r = http.patch(f"/v1/products/{product['id']}", json={"active": False}, headers=seller_auth)
     assert r.status_code == 200, r.text
+    # The product exists (anyone can read it), it just cannot be tagged.
+    shown = http.get(f"/v1/products/{product['id']}")
+    assert shown.status_code == 200 and shown.json()["active"] is False
+    on_sale = new_product(http, seller_auth)
     author = sign_up(http, "a")
-    r = http.post("/v1/posts", json={"text": "gone", "productIds": [product["id"]]}, headers=author.auth)
+    r = http.post("/v1/posts", json={"text": "gone", "productIds": [on_sale["id"], product["id"]]},
+                  headers=author.auth)
     assert r.status_code == 400, r.text
-    assert error_message(r) == f"product_ids[0]: no such product {product['id']}"
+    message = error_message(r)
+    assert message == f"product_ids[1]: product {product['id']} is not available (inactive); tag an active product"
+    assert "no such product" not in message
+    assert http.get(f"/v1/users/{author.id}/posts").json().get("posts", []) == []
