@@ -399,7 +399,7 @@ def test_posts_tag_active_products_and_show_them(identity, catalog, posts):
     err = rpc_error(posts.CreatePost, posts_pb2.CreatePostRequest(text="again", product_ids=[lamp.id, mug.id]),
                     metadata=author.auth, timeout=TIMEOUT)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert err.details() == f"product_ids[1]: no such product {mug.id}"
+    assert err.details() == f"product_ids[1]: product {mug.id} is not available (inactive); tag an active product"
 
 
 def test_unknown_or_repeated_product_tags_are_refused_and_nothing_is_written(identity, catalog, posts):
