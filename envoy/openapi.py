@@ -31,7 +31,7 @@ _PLUGIN_OPTIONS = ["naming=json", "fq_schema_naming=true", "default_response=tru
 MEDIA_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "video/webm", "video/quicktime"]
 _ERRORS = {
     "400": "Invalid argument: `message` names the field; `details` carry a google.rpc.BadRequest",
-    "401": "Missing, expired or invalid bearer token",
+    "401": "Missing, expired or invalid bearer token (or, logging in, wrong credentials)",
     "403": "The caller may not do this",
     "404": "No such resource, or no such endpoint",
     "405": "The path exists but not with this method (see the Allow header)",
@@ -107,8 +107,6 @@ def _errors(operation: dict, access: str) -> None:
     responses = operation["responses"]
     default = responses.pop("default")
     for status, description in _ERRORS.items():
-        if status == "401" and access == "public":
-            continue
         responses[status] = {"description": description, "content": default["content"]}
     if access != "required":
         responses.pop("403", None)
