@@ -56,7 +56,10 @@ def refusal(request) -> ApiError | None:
     """Why the kit refuses `request` before its servicer runs, or None."""
     if isinstance(request, Unparsable):
         return request.error
-    problem = _first_problem(request, _plan(request.DESCRIPTOR))
+    descriptor = getattr(request, "DESCRIPTOR", None)
+    if descriptor is None:
+        return None  # a handler that takes raw bytes
+    problem = _first_problem(request, _plan(descriptor))
     return None if problem is None else invalid_argument(*problem)
 
 

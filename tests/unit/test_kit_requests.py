@@ -141,3 +141,8 @@ def test_bytes_that_are_no_message_at_all_get_a_plain_message():
 def test_good_bytes_parse_as_usual():
     request = Order(title="tea", items=[Item(note="é")])
     assert requests.tolerant(Order.FromString)(request.SerializeToString()) == request
+
+
+def test_a_handler_that_takes_raw_bytes_is_left_alone():
+    assert requests.tolerant(None) is None
+    assert requests.refusal(b"\x00\xff") is None
