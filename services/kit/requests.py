@@ -83,8 +83,14 @@ def unparsable(descriptor: Descriptor | None, raw: bytes) -> ApiError:
                     "the request could not be read: a text field is not valid UTF-8, or the body is not a valid message")
 
 
-def _non_utf8_field(descriptor: Descriptor, data: memoryview) -> str | None:
+# As deep as protobuf itself parses; deeper nesting is not looked into.
+_MAX_DEPTH = 100
+
+
+def _non_utf8_field(descriptor: Descriptor, data: memoryview, depth: int = 0) -> str | None:
     """The path of the first string field in `data` that is not UTF-8."""
+    if depth > _MAX_DEPTH:
+        return None
     pos, seen = 0, {}
     while pos < len(data):
         key, pos = _varint(data, pos)
@@ -109,7 +115,7 @@ def _non_utf8_field(descriptor: Descriptor, data: memoryview) -> str | None:
             except UnicodeDecodeError:
                 return name
         else:
-            inner = _non_utf8_field(field.message_type, chunk)
+            inner = _non_utf8_field(field.message_type, chunk, depth + 1)
             if inner is not None:
                 return f"{name}.{inner}"
     return None

@@ -146,3 +146,22 @@ def test_good_bytes_parse_as_usual():
 def test_a_handler_that_takes_raw_bytes_is_left_alone():
     assert requests.tolerant(None) is None
     assert requests.refusal(b"\x00\xff") is None
+
+
+def test_nesting_deeper_than_protobuf_parses_gets_the_plain_message():
+    deep = Item(note="x").SerializeToString()
+    for _ in range(1500):  # deeper than Python's recursion limit
+        deep = _length_delimited(3, deep)  # Item.child
+    raw = _length_delimited(4, deep)  # Order.items
+    parsed = requests.tolerant(Order.FromString)(raw)
+    assert isinstance(parsed, requests.Unparsable)
+    assert parsed.error.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    length, size = b"", len(payload)
+    while True:
+        length += bytes([size & 0x7F | (0x80 if size > 0x7F else 0)])
+        size >>= 7
+        if not size:
+            return bytes([number << 3 | 2]) + length + payload
