@@ -113,6 +113,18 @@ async def test_a_streamed_request_that_does_not_parse_ends_the_stream_invalid_ar
     assert err.details().startswith("op: must be one of ")
 
 
+async def test_a_server_streaming_call_is_refused_before_its_first_message(channels):
+    stream = channels("graph").unary_stream("/aviary.graph.v1.GraphService/StreamFollowers",
+                                            request_serializer=None, response_deserializer=None)
+    call = stream(b"\x0a\x02\xff1", timeout=TIMEOUT)  # user_id = 0xFF '1'
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in call:
+            pytest.fail("a message was streamed for a malformed request")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("user_id: must be valid UTF-8 text")
+    assert _violated_field(caught.value) == "userId"
+
+
 # -- NUL and undefined enum numbers ---------------------------------------------------
 
 
