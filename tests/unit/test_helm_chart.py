@@ -43,6 +43,7 @@ def install_args(tmp_path_factory) -> list[str]:
         "--set-file", f"jwt.jwks={keys / 'jwks.json'}",
         "--set", "postgres.dsn=postgresql+psycopg://aviary:secret@pg.data:5432/aviary",
         "--set", "stripe.apiKey=sk_live_test",
+        "--set", "pageTokens.secret=" + "k" * 64,
     ]
 
 
@@ -203,3 +204,18 @@ def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint, ext
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Deprecated" not in out.stdout + out.stderr
+
+
+def test_page_tokens_are_signed_with_the_releases_own_secret(docs, install_args):
+    secret = _of(docs, "Secret")[f"{RELEASE}-aviary-backends"]
+    assert secret["stringData"]["AVIARY_PAGE_TOKEN_SECRET"] == "k" * 64
+    for name, workload in _of(docs, "Deployment").items():
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            if container["name"] == "envoy":
+                continue
+            env = {e["name"]: e for e in container.get("env", [])}
+            assert env["AVIARY_PAGE_TOKEN_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "AVIARY_PAGE_TOKEN_SECRET", name
+    at = install_args.index("pageTokens.secret=" + "k" * 64)
+    without = install_args[:at - 1] + install_args[at + 1:]
+    out = subprocess.run([_helm(), "template", RELEASE, str(CHART), *without], capture_output=True, text=True)
+    assert out.returncode != 0 and "pageTokens.secret" in out.stderr

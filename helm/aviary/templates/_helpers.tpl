@@ -48,6 +48,7 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 {{- define "aviary.backendsSecret" -}}{{ include "aviary.fullname" . }}-backends{{- end -}}
 {{- define "aviary.pgSecret" -}}{{ default (include "aviary.backendsSecret" .) .Values.postgres.existingSecret }}{{- end -}}
 {{- define "aviary.s3Secret" -}}{{ default (include "aviary.backendsSecret" .) .Values.s3.existingSecret }}{{- end -}}
+{{- define "aviary.pageTokenSecret" -}}{{ default (include "aviary.backendsSecret" .) .Values.pageTokens.existingSecret }}{{- end -}}
 {{- define "aviary.stripeSecret" -}}{{ default (include "aviary.backendsSecret" .) .Values.stripe.existingSecret }}{{- end -}}
 {{- define "aviary.jwtSecret" -}}{{ default (printf "%s-jwt" (include "aviary.fullname" .)) .Values.jwt.existingSecret }}{{- end -}}
 
@@ -69,6 +70,8 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
   valueFrom: {secretKeyRef: {name: {{ include "aviary.s3Secret" . }}, key: AVIARY_S3_SECRET_KEY}}
 - name: AVIARY_STRIPE_API_KEY
   valueFrom: {secretKeyRef: {name: {{ include "aviary.stripeSecret" . }}, key: AVIARY_STRIPE_API_KEY}}
+- name: AVIARY_PAGE_TOKEN_SECRET
+  valueFrom: {secretKeyRef: {name: {{ include "aviary.pageTokenSecret" . }}, key: AVIARY_PAGE_TOKEN_SECRET}}
 {{- end -}}
 
 {{- define "aviary.envFrom" -}}
