@@ -21,7 +21,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from services.kit.config import env_int
 from services.kit import requests
-from services.kit.errors import BACKEND_UNAVAILABLE, ApiError, rich_status, unreachable_backend
+from services.kit.errors import BACKEND_UNAVAILABLE, ApiError, rich_status, unavailable, unreachable_backend
 from services.kit.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,9 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
         # Wrapped handlers by full method name: gRPC asks for a handler on
         # every call, and building one each time is measurable per request.
         self._wrapped: dict[str, Any] = {}
+        # False until the start-up hooks have run: a servicer may need what
+        # they open, so its calls are refused as UNAVAILABLE until then.
+        self.ready = False
 
     async def intercept_service(self, continuation, handler_call_details):
         full_method = handler_call_details.method
@@ -71,40 +74,44 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
             handler = await continuation(handler_call_details)
             if handler is None:
                 return None
-            wrapped = self._wrap(handler, full_method.rsplit("/", 1)[-1])
+            # Health and reflection answer while the service is starting.
+            gated = not full_method.startswith("/grpc.")
+            wrapped = self._wrap(handler, full_method.rsplit("/", 1)[-1], gated)
             self._wrapped[full_method] = wrapped
         return wrapped
 
-    def _wrap(self, handler, method: str):
+    def _wrap(self, handler, method: str, gated: bool):
         # Bytes that do not parse reach the handler as requests.Unparsable.
         deserialize = requests.tolerant(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method, streamed=False),
+                self._wrap_unary(handler.unary_unary, method, streamed=False, gated=gated),
                 request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary, method, streamed=True),
+                self._wrap_unary(handler.stream_unary, method, streamed=True, gated=gated),
                 request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method, streamed=False),
+                self._wrap_stream(handler.unary_stream, method, streamed=False, gated=gated),
                 request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(handler.stream_stream, method, streamed=True),
+            self._wrap_stream(handler.stream_stream, method, streamed=True, gated=gated),
             request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
 
-    def _checked(self, request, context, method: str, streamed: bool):
+    def _checked(self, request, context, method: str, streamed: bool, gated: bool):
         """The request (or request stream) the servicer gets, refused here
         when malformed: a stream is checked message by message as it is read."""
+        if gated and not self.ready:
+            raise unavailable(f"{self.service} is starting; try again shortly")
         if streamed:
             return _checked_stream(request, context, method)
         refused = requests.refusal(request)
@@ -113,12 +120,12 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
             raise refused
         return request
 
-    def _wrap_unary(self, inner, method: str, streamed: bool):
+    def _wrap_unary(self, inner, method: str, streamed: bool, gated: bool):
         async def call(request, context):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                return await inner(self._checked(request, context, method, streamed), context)
+                return await inner(self._checked(request, context, method, streamed, gated), context)
             except ApiError as err:
                 code = err.code
                 await _abort(context, err.code, err.message, err.details)
@@ -136,12 +143,12 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    def _wrap_stream(self, inner, method: str, streamed: bool):
+    def _wrap_stream(self, inner, method: str, streamed: bool, gated: bool):
         async def call(request, context):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                async for item in inner(self._checked(request, context, method, streamed), context):
+                async for item in inner(self._checked(request, context, method, streamed, gated), context):
                     yield item
             except ApiError as err:
                 code = err.code
@@ -211,8 +218,9 @@ def _aborted_code(context) -> grpc.StatusCode:
 
 async def _serve(service: Service) -> None:
     log = setup_logging(service.name)
+    interceptor = KitInterceptor(service.name)
     server = grpc.aio.server(
-        interceptors=[KitInterceptor(service.name)],
+        interceptors=[interceptor],
         options=[
             ("grpc.max_receive_message_length", service.max_receive_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
@@ -244,6 +252,7 @@ async def _serve(service: Service) -> None:
         await hook()
     tasks = [asyncio.create_task(_supervise(job, service.name), name=getattr(job, "__name__", "job")) for job in service.background]
     _tune_gc()
+    interceptor.ready = True
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving")

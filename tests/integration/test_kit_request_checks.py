@@ -241,3 +241,41 @@ async def test_a_refused_request_is_logged_as_a_client_error_without_a_traceback
     refusals = [r for r in caplog.records if r.getMessage() == "refused a malformed request"]
     assert [r.levelno for r in refusals] == [logging.INFO]
     assert all(r.levelno < logging.WARNING and not r.exc_info for r in caplog.records)
+
+
+async def test_calls_are_unavailable_until_the_start_up_hooks_have_run():
+    served: list[str] = []
+
+    async def check(request, context):
+        served.append(request.service)
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    method = grpc.unary_unary_rpc_method_handler(
+        check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
+        response_serializer=health_pb2.HealthCheckResponse.SerializeToString)
+    interceptor = KitInterceptor("kittest")
+    server = grpc.aio.server(interceptors=[interceptor])
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("kittest.v1.Probe", {"Check": method}),
+                                     grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": method})])
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        def stub(path):
+            return channel.unary_unary(path, request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                                       response_deserializer=health_pb2.HealthCheckResponse.FromString)
+        probe, health_check = stub("/kittest.v1.Probe/Check"), stub("/grpc.health.v1.Health/Check")
+        err = await _unavailable(lambda request, timeout: probe(health_pb2.HealthCheckRequest(service="early"),
+                                                                timeout=timeout))
+        assert err.details() == "kittest is starting; try again shortly"
+        assert [type(d).__name__ for d in _details(err)] == ["RetryInfo"]
+        # Health answers while the service starts (it is how the stack waits for it).
+        await health_check(health_pb2.HealthCheckRequest(service="health"), timeout=TIMEOUT)
+        assert served == ["health"]
+        interceptor.ready = True
+        await probe(health_pb2.HealthCheckRequest(service="later"), timeout=TIMEOUT)
+        assert served == ["health", "later"]
+    finally:
+        await channel.close()
+        await server.stop(None)
