@@ -167,9 +167,9 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
 
     async def BatchGetFollowStats(self, request, context):
         user_ids = list(dict.fromkeys(parse_ids(request.user_ids, "user_ids", max_items=MAX_BATCH_STATS)))
-        counts = await asyncio.gather(*(self.store.counts(u) for u in user_ids))
+        counts = await self.store.counts_many(user_ids) if user_ids else {}
         return graph_pb2.BatchGetFollowStatsResponse(
-            stats=[self._follow_stats(u, *c) for u, c in zip(user_ids, counts)])
+            stats=[self._follow_stats(u, *counts.get(u, (0, 0))) for u in user_ids])
 
     def _follow_stats(self, user_id: int, followers: int, following: int) -> graph_pb2.FollowStats:
         return graph_pb2.FollowStats(

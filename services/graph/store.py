@@ -97,6 +97,7 @@ class GraphStore:
             "add_followers": f"UPDATE {ks}.follow_counts SET followers = followers + ? WHERE user_id = ?",
             "add_following": f"UPDATE {ks}.follow_counts SET following = following + ? WHERE user_id = ?",
             "counts": f"SELECT followers, following FROM {ks}.follow_counts WHERE user_id = ?",
+            "counts_many": f"SELECT user_id, followers, following FROM {ks}.follow_counts WHERE user_id IN ?",
             "followers_after": f"SELECT follower_id FROM {ks}.followers WHERE user_id = ? AND follower_id > ? LIMIT ?",
             "following_after": f"SELECT followee_id FROM {ks}.following WHERE user_id = ? AND followee_id > ? LIMIT ?",
             "following_all": f"SELECT followee_id FROM {ks}.following WHERE user_id = ? LIMIT {FOLLOWING_SCAN_LIMIT}",
@@ -175,6 +176,11 @@ class GraphStore:
         if not rows:
             return 0, 0
         return rows[0].followers or 0, rows[0].following or 0
+
+    async def counts_many(self, user_ids: list[int]) -> dict[int, tuple[int, int]]:
+        """(followers, following) of many users in one query; users nobody has touched yet are absent."""
+        rows = await self._run("counts_many", (user_ids,))
+        return {row.user_id: (row.followers or 0, row.following or 0) for row in rows}
 
     # -- lists -------------------------------------------------------------
 

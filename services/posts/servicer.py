@@ -318,9 +318,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     @_store_errors_as_unavailable
     async def BatchGetAuthorStats(self, request, context) -> posts_pb2.BatchGetAuthorStatsResponse:
         user_ids = list(dict.fromkeys(ids.parse_ids(request.user_ids, "user_ids", max_items=MAX_BATCH_GET)))
-        counts = await asyncio.gather(*(self.store.post_count(u) for u in user_ids))
+        counts = await self.store.post_counts(user_ids) if user_ids else {}
         return posts_pb2.BatchGetAuthorStatsResponse(
-            stats=[posts_pb2.AuthorStats(user_id=str(u), post_count=c) for u, c in zip(user_ids, counts)])
+            stats=[posts_pb2.AuthorStats(user_id=str(u), post_count=counts.get(u, 0)) for u in user_ids])
 
     @_store_errors_as_unavailable
     async def ListAuthorsPostIds(self, request, context) -> posts_pb2.ListAuthorsPostIdsResponse:

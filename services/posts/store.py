@@ -101,6 +101,7 @@ class _Statements:
     count_up: PreparedStatement
     count_down: PreparedStatement
     select_stats: PreparedStatement
+    select_stats_many: PreparedStatement
     claim_repost: PreparedStatement
     reclaim_repost: PreparedStatement
     scan_posts: PreparedStatement
@@ -149,6 +150,7 @@ class PostStore:
             "count_up": f"UPDATE {ks}.author_stats SET post_count = post_count + 1 WHERE author_id = ?",
             "count_down": f"UPDATE {ks}.author_stats SET post_count = post_count - 1 WHERE author_id = ?",
             "select_stats": f"SELECT post_count FROM {ks}.author_stats WHERE author_id = ?",
+            "select_stats_many": f"SELECT author_id, post_count FROM {ks}.author_stats WHERE author_id IN ?",
             "claim_repost": (
                 f"INSERT INTO {ks}.reposts_by_user (user_id, original_id, repost_id) VALUES (?, ?, ?) IF NOT EXISTS"
             ),
@@ -294,6 +296,11 @@ class PostStore:
         rows = await cql.execute(self.session, self._st.select_stats, (author_id,))
         # A counter can dip below zero after a lost increment; never show that.
         return max(0, rows[0].post_count) if rows and rows[0].post_count is not None else 0
+
+    async def post_counts(self, author_ids: list[int]) -> dict[int, int]:
+        """Post counts of many authors in one query; authors who never posted are absent."""
+        rows = await cql.execute(self.session, self._st.select_stats_many, (author_ids,))
+        return {row.author_id: max(0, row.post_count or 0) for row in rows}
 
 
 def _author_key(author_id: int) -> bytes:

@@ -66,6 +66,23 @@ def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
     return err.value
 
 
+def test_batch_follow_stats_match_the_single_reads(identity, graph):
+    alice, bob, carol = sign_up_many(identity, 3)
+    follow(graph, alice, bob.id)
+    follow(graph, carol, bob.id)
+    follow(graph, bob, alice.id)
+    batch = graph.BatchGetFollowStats(
+        graph_pb2.BatchGetFollowStatsRequest(user_ids=[bob.id, alice.id, "12345", bob.id, carol.id]), timeout=10)
+    # One entry per distinct id, in request order; an untouched user has zeros.
+    assert [(s.user_id, s.follower_count, s.following_count) for s in batch.stats] == [
+        (bob.id, 2, 1), (alice.id, 1, 1), ("12345", 0, 0), (carol.id, 0, 1)]
+    assert list(batch.stats)[:2] == [stats(graph, bob.id), stats(graph, alice.id)]
+    err = rpc_error(graph.BatchGetFollowStats, graph_pb2.BatchGetFollowStatsRequest(user_ids=[bob.id, "x"]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("user_ids[1]:")
+    err = rpc_error(graph.BatchGetFollowStats, graph_pb2.BatchGetFollowStatsRequest(user_ids=["1"] * 201))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "user_ids" in err.details()
+
+
 # -- follow / unfollow -----------------------------------------------------------
 
 

@@ -88,6 +88,21 @@ def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
     return caught.value
 
 
+def test_batch_author_stats_match_the_single_reads(identity, posts):
+    busy, quiet = sign_up(identity), sign_up(identity)
+    create(posts, busy, "one")
+    gone = create(posts, busy, "two")
+    create(posts, busy, "three")
+    delete(posts, busy, gone.id)
+    batch = posts.BatchGetAuthorStats(
+        posts_pb2.BatchGetAuthorStatsRequest(user_ids=[quiet.id, busy.id, quiet.id]), timeout=RPC_TIMEOUT)
+    assert [(s.user_id, s.post_count) for s in batch.stats] == [(quiet.id, 0), (busy.id, 2)]
+    assert post_count(posts, busy) == 2
+    err = rpc_error(posts.BatchGetAuthorStats, posts_pb2.BatchGetAuthorStatsRequest(user_ids=["x"]),
+                    timeout=RPC_TIMEOUT)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("user_ids[0]:")
+
+
 def _product_id(identity) -> str:
     """An active product in the catalog (post product tags must name one), sold by a fresh seller."""
     from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
