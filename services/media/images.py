@@ -28,6 +28,8 @@ warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP"}
 
 ORIENTATION_TAG = 0x0112
+# EXIF orientations that turn or mirror the picture (1 is as stored; others are not defined).
+TURNED = range(2, 9)
 REENCODED_QUALITY = 92
 
 
@@ -48,7 +50,7 @@ def clean(content_type: str, data: bytes, limits: PixelLimits) -> bytes:
         stripped, exif = STRIPPERS[content_type](data)
     except Malformed as exc:
         raise invalid_argument("file", f"is not a valid {content_type} file: {exc}") from None
-    if _orientation(exif) != 1:
+    if _orientation(exif) in TURNED:
         upright = _upright(data, content_type, limits)
         if upright is not None:
             return upright

@@ -250,3 +250,10 @@ def test_a_probe_that_hangs_is_cut_off_and_refused():
         tools = videos.Tools(ffprobe=hang, ffmpeg="ffmpeg", timeout_seconds=0.5)
         message = _refused(videos.clean, "video/mp4", media_files.video("video/mp4"), tools)
     assert "could not be read as video/mp4 within 0.5 s" in message
+
+
+def test_an_undefined_orientation_is_dropped_without_turning_or_re_encoding():
+    upload = media_files.photo("JPEG", width=48, height=32, orientation=9)
+    stored = images.clean("image/jpeg", upload, PIXELS)
+    _assert_no_metadata(stored)
+    assert _open(stored).size == (48, 32) and _open(stored).tobytes() == _open(upload).tobytes()
