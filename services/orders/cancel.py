@@ -11,7 +11,6 @@ crash can delay a refund or a restock, never leave one without the other.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import grpc
@@ -75,18 +74,3 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
     return str(exc)
-
-
-async def cancel_recovery_forever(canceller: Canceller, store: OrdersStore, *, interval: float, batch: int) -> None:
-    """Finishes cancels whose driver died or whose peer was down (their lease
-    ran out): on start-up at once, then every `interval`."""
-    while True:
-        try:
-            stale = await store.claim_stale_cancels(batch)
-        except Exception as exc:  # PostgreSQL away: try again later
-            log.warning("order cancel recovery sweep failed", extra={"error": str(exc)})
-            stale = []
-        if stale:
-            await asyncio.gather(*(canceller.finish(job) for job in stale), return_exceptions=True)
-        if len(stale) < batch:
-            await asyncio.sleep(interval)

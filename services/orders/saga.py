@@ -340,16 +340,17 @@ class Orchestrator:
             await self.store.set_order_state(c.order_id, payment_status=PS.Name(payment.status))
 
 
-async def recovery_forever(orchestrator: Orchestrator, store: OrdersStore, *, interval: float, batch: int) -> None:
-    """Takes over sagas whose orchestrator died (their lease ran out) and
-    drives each to the end: on start-up at once, then every `interval`."""
+async def sweep_forever(what: str, claim, finish, *, interval: float, batch: int) -> None:
+    """Takes over work whose driver died or whose peer was down (its lease
+    ran out) and drives each to the end: on start-up at once, then every
+    `interval`; at once again while whole batches come back."""
     while True:
         try:
-            stale = await store.claim_stale(batch)
+            stale = await claim(batch)
         except Exception as exc:  # PostgreSQL away: try again later
-            log.warning("checkout recovery sweep failed", extra={"error": str(exc)})
+            log.warning("%s recovery sweep failed", what, extra={"error": str(exc)})
             stale = []
         if stale:
-            await asyncio.gather(*(orchestrator.recover(c) for c in stale), return_exceptions=True)
+            await asyncio.gather(*(finish(job) for job in stale), return_exceptions=True)
         if len(stale) < batch:
             await asyncio.sleep(interval)

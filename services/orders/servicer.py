@@ -27,8 +27,8 @@ from services.kit.ids import IdGenerator, parse_id
 from services.kit.kafka import ORDERS_TOPIC, Producer, relay_ensuring_topic
 from services.kit.pg_outbox import PgOutbox
 from services.orders import model
-from services.orders.cancel import Canceller, cancel_recovery_forever
-from services.orders.saga import CompensationPending, Orchestrator, recovery_forever
+from services.orders.cancel import Canceller
+from services.orders.saga import CompensationPending, Orchestrator, sweep_forever
 from services.orders.store import Checkout, OrderRecord, OrdersStore
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,12 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         await relay_ensuring_topic(self.outbox.relay_forever, self.settings.kafka_bootstrap, ORDERS_TOPIC)
 
     async def recover(self) -> None:
-        await recovery_forever(self.orchestrator, self.store, interval=self.recovery_interval, batch=20)
+        await sweep_forever("checkout", self.store.claim_stale, self.orchestrator.recover,
+                            interval=self.recovery_interval, batch=20)
 
     async def recover_cancels(self) -> None:
-        await cancel_recovery_forever(self.canceller, self.store, interval=self.recovery_interval, batch=20)
+        await sweep_forever("order cancel", self.store.claim_stale_cancels, self.canceller.finish,
+                            interval=self.recovery_interval, batch=20)
 
     # -- checkout --------------------------------------------------------------
 
