@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -99,3 +100,13 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stops a process a test started: SIGTERM, then SIGKILL after 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

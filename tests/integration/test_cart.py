@@ -31,7 +31,7 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from services.cart.model import Line, cart_key, checkout_marker_key, encode_line
 from services.cart.store import CartStore
 from services.kit.config import Settings, service_addr
-from tests.integration.support import free_port, wait_serving
+from tests.integration.support import free_port, stop_process, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -96,15 +96,6 @@ def _start_cart_process(extra_env: dict[str, str]):
     return proc, port
 
 
-def _stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture(scope="module")
 def short_ttl_cart():
     """A second cart process whose carts expire 2 s after their last change."""
@@ -114,7 +105,7 @@ def short_ttl_cart():
         yield cart_pb2_grpc.CartServiceStub(channel)
         channel.close()
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +118,7 @@ def cart_without_catalog():
         yield cart_pb2_grpc.CartServiceStub(channel)
         channel.close()
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 # -- the store's scripts against Redis ----------------------------------------------------

@@ -29,7 +29,7 @@ from services.kit.config import service_addr
 from services.kit.kafka import CATALOG_TOPIC
 from tests.media_files import png
 from tests.media_files import video as real_video
-from tests.integration.support import TopicReader, free_port, wait_serving
+from tests.integration.support import TopicReader, free_port, stop_process, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -437,12 +437,7 @@ def _second_process(module: str, port_env: str, extra_env: dict[str, str]):
         yield channel
         channel.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @pytest.fixture

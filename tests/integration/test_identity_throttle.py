@@ -22,7 +22,7 @@ import pytest
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from devstack import edge
 from services.kit.config import REPO_ROOT, SERVICE_PORTS, STATE_DIR
-from tests.integration.support import free_port, wait_serving
+from tests.integration.support import free_port, stop_process, wait_serving
 
 PASSWORD = "correct horse battery"
 SIGN_UPS_PER_ADDRESS = 3
@@ -51,15 +51,6 @@ def _start(tmp_path: Path, name: str, extra_env: dict[str, str], module: str = "
     return proc, port, log_path
 
 
-def _stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def _serving(proc, port: int, log_path: Path) -> grpc.Channel:
     try:
         return wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
@@ -78,7 +69,7 @@ def strict_identity(tmp_path_factory):
         yield identity_pb2_grpc.IdentityServiceStub(channel), port
         channel.close()
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture
@@ -252,7 +243,7 @@ def _edge(identity_port: int, trusted_hops: int, tmp_path: Path):
         _wait_edge_serves_identity(base, proc, log_path)
         yield base
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -347,5 +338,5 @@ def test_log_in_and_sign_up_work_while_the_counters_are_unreachable(tmp_path):
         assert log_in(stub, username, "wrong guess", address)[0] == grpc.StatusCode.UNAUTHENTICATED
         channel.close()
     finally:
-        _stop(proc)
+        stop_process(proc)
     assert "attempt counters unreachable" in log_path.read_text()

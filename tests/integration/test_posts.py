@@ -22,7 +22,7 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit import ids
 from services.kit.config import service_addr
 from services.kit.kafka import POSTS_TOPIC
-from tests.integration.support import TopicReader, free_port, wait_serving
+from tests.integration.support import TopicReader, free_port, stop_process, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -415,12 +415,7 @@ def posts_without_kafka(tmp_path):
         yield posts_pb2_grpc.PostsServiceStub(channel)
         channel.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_create_post_succeeds_while_kafka_is_unreachable(identity, posts, posts_without_kafka, topic_reader):
