@@ -14,7 +14,7 @@ import logging
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from services.kit import cql, redis_client
+from services.kit import cql, profiles, redis_client
 from services.kit.config import Settings
 from services.kit.kafka import GRAPH_TOPIC, Producer
 from services.graph import rules
@@ -169,6 +169,8 @@ class GraphStore:
             self._run("add_followers", (delta, followee)),
             self._run("add_following", (delta, follower)),
         )
+        # Caches of user summaries (posts' authors) drop both: their counts changed.
+        await asyncio.gather(profiles.announce(self.redis, follower), profiles.announce(self.redis, followee))
 
     async def counts(self, user_id: int) -> tuple[int, int]:
         """(followers, following); zeros for a user nobody has touched yet."""

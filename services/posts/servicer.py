@@ -77,8 +77,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         self.cache = PostCache(ttl_seconds=env_float("AVIARY_POSTS_CACHE_SECONDS", 300.0))
         # Author summaries for hydration. A profile edit drops its entry at
         # once (identity's announcement); the TTL only bounds an announcement
-        # lost while Redis was unreachable. Their counts may be as old as the
-        # TTL (an author's own post drops the entry here), never a stale 0.
+        # lost while Redis was unreachable. Posts and follows announce their
+        # authors' count changes the same way (graph and _count_post).
         self.authors: TtlCache[int, identity_pb2.User] = TtlCache(
             ttl_seconds=env_float("AVIARY_POSTS_AUTHOR_CACHE_SECONDS", 60.0), max_entries=50_000
         )
@@ -436,8 +436,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         if missing:
             version = self.authors.version()
             fetched = await self._users(missing)
-            # A summary showing a count of 0 is not kept: that count may be the next to change.
-            self.authors.put_many(((u, s) for u, s in fetched.items() if _all_counts_set(s)), version=version)
+            self.authors.put_many(fetched.items(), version=version)
             found.update(fetched)
         return found
 
@@ -452,7 +451,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def _count_post(self, author_id: int, delta: int) -> None:
         try:
             await self.store.count_post(author_id, delta)
+            # Here at once (the post's own answer shows it), elsewhere by announcement.
             self.authors.discard(author_id)
+            await profiles.announce(self.redis, author_id)
         except Exception:
             # The post change is committed; a lost counter update is only a
             # slightly wrong number, not a reason to fail the call.
@@ -463,10 +464,6 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         await self.store.finish_delete(
             author_id, record.post_id, event_id, ids.timestamp_ms(event_id), record.reply_to_id, record.repost_of_id
         )
-
-
-def _all_counts_set(user: identity_pb2.User) -> bool:
-    return bool(user.follower_count and user.following_count and user.post_count)
 
 
 def _is_pure_repost(record: PostRecord) -> bool:

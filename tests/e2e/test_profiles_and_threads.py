@@ -133,3 +133,15 @@ def test_user_summaries_show_the_profile_counts(http):
     # Summaries may lag a little behind the profile, but never show a 0 for a count that is not 0.
     assert all(all(counts) for counts in everywhere())
     assert wait_until(lambda: everywhere() == [_counts(profile)] * 4, timeout=10.0, interval=0.25), everywhere()
+
+
+def test_a_count_change_reaches_cached_author_summaries_at_once(http):
+    author, fan = sign_up(http, "p"), sign_up(http, "p")
+    first = post(http, author, "before any follower")
+    # Read twice: the second read is served from posts' author cache.
+    for _ in range(2):
+        assert http.get(f"/v1/posts/{first['id']}").json()["author"]["followerCount"] == 0
+    follow(http, fan, author)
+    # Far sooner than the cache's 60 s: graph announces the changed counts.
+    assert wait_until(lambda: http.get(f"/v1/posts/{first['id']}").json()["author"]["followerCount"] == 1,
+                      timeout=5.0, interval=0.1)
