@@ -77,8 +77,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         self.cache = PostCache(ttl_seconds=env_float("AVIARY_POSTS_CACHE_SECONDS", 300.0))
         # Author summaries for hydration. A profile edit drops its entry at
         # once (identity's announcement); the TTL only bounds an announcement
-        # lost while Redis was unreachable. Posts and follows announce their
-        # authors' count changes the same way (graph and _count_post).
+        # lost while Redis was unreachable. Follows announce both users'
+        # changed counts the same way (graph); a post updates its author's
+        # copy here (_count_post).
         self.authors: TtlCache[int, identity_pb2.User] = TtlCache(
             ttl_seconds=env_float("AVIARY_POSTS_AUTHOR_CACHE_SECONDS", 60.0), max_entries=50_000
         )
@@ -451,13 +452,23 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def _count_post(self, author_id: int, delta: int) -> None:
         try:
             await self.store.count_post(author_id, delta)
-            # Here at once (the post's own answer shows it), elsewhere by announcement.
-            self.authors.discard(author_id)
-            await profiles.announce(self.redis, author_id)
+            self._recount_cached_author(author_id, delta)
         except Exception:
             # The post change is committed; a lost counter update is only a
             # slightly wrong number, not a reason to fail the call.
             log.warning("author_stats update failed", extra={"author_id": author_id, "delta": delta}, exc_info=True)
+
+    def _recount_cached_author(self, author_id: int, delta: int) -> None:
+        """The post's own answer shows the new count without asking identity
+        again. Other replicas' copies show the old post count for at most
+        the cache's TTL: announcing it would make every post refetch its
+        author here too (this replica hears its own announcements)."""
+        cached, _ = self.authors.get_many([author_id])
+        if author_id in cached:
+            summary = identity_pb2.User()
+            summary.CopyFrom(cached[author_id])
+            summary.post_count = max(0, summary.post_count + delta)
+            self.authors.put_many([(author_id, summary)])
 
     async def _finish_delete(self, author_id: int, record: PostRecord) -> None:
         event_id = self.ids.next_id()
