@@ -1,8 +1,8 @@
 """Profile edits announced over Redis pub/sub, for caches of user summaries.
 
 Identity publishes a user's id on one channel once a profile edit has
-committed; graph and posts do the same when a follow or a post changes the
-user's counts. Every process that caches user summaries (identity's replicas,
+committed; graph does the same for both users of a follow or unfollow, whose
+counts changed. Every process that caches user summaries (identity's replicas,
 posts) listens and drops that user's entry, so an edit shows at once instead
 of after the cache's TTL. Pub/sub delivers at most once: a listener whose
 connection drops may miss announcements, so on every subscription (the first
