@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test gen gen-check openapi openapi-check lint reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search help
+.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,6 +27,10 @@ test: ## the whole suite: stub freshness, buf lint, unit, integration and e2e on
 	$(MAKE) --no-print-directory gen-check openapi-check lint
 	bash tests/run.sh
 
+unit: ## the unit tests alone: no backend, no stack
+	bash devstack/bootstrap.sh
+	$(PY) -m pytest -q tests/unit
+
 gen: ## regenerate the Python stubs in gen/ from proto/
 	rm -rf gen/aviary
 	$(PY) -m grpc_tools.protoc -I proto --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
@@ -43,9 +47,14 @@ openapi: ## regenerate the published OpenAPI document (envoy/openapi.json) from 
 openapi-check: ## fail when envoy/openapi.json is stale
 	@PATH="$(GOBIN):$$PATH" $(PY) envoy/openapi.py --check
 
-lint: ## buf lint on the contracts
+lint: ## buf lint on the contracts, and buf breaking against the released ones (proto/released.binpb)
 	$(GOBIN)/buf lint
 	@echo "buf lint: clean"
+	$(GOBIN)/buf breaking --against proto/released.binpb
+	@echo "buf breaking: no breaking change against proto/released.binpb"
+
+contracts-release: ## record the current contracts as released: later changes must not break them
+	$(GOBIN)/buf build --exclude-source-info -o proto/released.binpb
 
 fuzz: ## a free (random-seed, longer) fuzz of the public API through Envoy (stack must be up); CI runs a seeded one
 	AVIARY_FUZZ_SEED=$${AVIARY_FUZZ_SEED:-random} AVIARY_FUZZ_EXAMPLES=$${AVIARY_FUZZ_EXAMPLES:-150} \

@@ -11,7 +11,7 @@ REGISTRY: dict[str, Component] = {}
 
 # Modules imported by load(); each registers its components at import time.
 # Add e.g. "devstack.services" here, or list extra modules in DEVSTACK_MODULES (comma separated).
-MODULES = ["devstack.backends", "devstack.services", "devstack.envoy"]
+MODULES = ["devstack.backends", "devstack.services"]
 
 
 def register(*comps: Component) -> None:
