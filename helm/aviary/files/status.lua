@@ -1,5 +1,5 @@
 -- Envoy maps gRPC FAILED_PRECONDITION (9) to HTTP 400; the public contract
--- (API.md) says 412. The transcoded error body is {"code":9,...}, so look at it
+-- (envoy/openapi.json, README "The public edge") says 412. The transcoded error body is {"code":9,...}, so look at it
 -- only on 400 responses, which are rare and small.
 function envoy_on_response(handle)
   if handle:headers():get(":status") ~= "400" then
