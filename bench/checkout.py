@@ -20,6 +20,7 @@ oversells and double charges.
     .venv/bin/python bench/checkout.py --buyers 50 --duration 30              # saturation
     .venv/bin/python bench/checkout.py --buyers 50 --duration 30 --think 3    # buyers who browse
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,18 @@ async def sign_up(client: aiohttp.ClientSession, role: str = "USER") -> dict:
 
 
 async def create_product(client, seller, stock: int, price: int) -> str:
-    body = await seed_call(client, "POST", "/v1/products", headers=seller["auth"], json={
-        "title": f"bench item {secrets.token_hex(3)}", "priceMinor": str(price), "currency": "USD", "stock": str(stock)})
+    body = await seed_call(
+        client,
+        "POST",
+        "/v1/products",
+        headers=seller["auth"],
+        json={
+            "title": f"bench item {secrets.token_hex(3)}",
+            "priceMinor": str(price),
+            "currency": "USD",
+            "stock": str(stock),
+        },
+    )
     return body["id"]
 
 
@@ -59,9 +70,9 @@ class Run:
         self.scarce = scarce
         self.latencies: list[float] = []
         self.outcomes: Counter = Counter()
-        self.confirmed: list[dict] = []          # orders the API confirmed
+        self.confirmed: list[dict] = []  # orders the API confirmed
         self.retry_mismatches = 0
-        self.sold: Counter = Counter()           # units per product in confirmed orders
+        self.sold: Counter = Counter()  # units per product in confirmed orders
 
     async def buyer_loop(self, client: aiohttp.ClientSession, buyer: dict, stop_at: float, think: float) -> None:
         # Buyers start spread over one think time, so arrivals do not come in waves.
@@ -72,16 +83,18 @@ class Run:
                 if time.monotonic() >= stop_at:
                     break
             product = self.scarce if random.random() < 0.2 else random.choice(self.products)
-            async with client.post("/v1/cart/items", headers=buyer["auth"],
-                                   json={"productId": product, "quantity": random.randint(1, 2)}) as r:
+            async with client.post(
+                "/v1/cart/items", headers=buyer["auth"], json={"productId": product, "quantity": random.randint(1, 2)}
+            ) as r:
                 if r.status != 200:
                     self.outcomes[f"cart_{r.status}"] += 1
                     await asyncio.sleep(0.05)
                     continue
             key = f"bench-{uuid.uuid4().hex}"
             started = time.perf_counter()
-            async with client.post("/v1/checkouts", headers=buyer["auth"],
-                                   json={"idempotencyKey": key, "paymentMethod": "pm_card_visa"}) as r:
+            async with client.post(
+                "/v1/checkouts", headers=buyer["auth"], json={"idempotencyKey": key, "paymentMethod": "pm_card_visa"}
+            ) as r:
                 body = await r.json(content_type=None)
                 status = r.status
             self.latencies.append(time.perf_counter() - started)
@@ -100,8 +113,9 @@ class Run:
                         pass
 
     async def retry(self, client, buyer, key: str, order_id: str) -> None:
-        async with client.post("/v1/checkouts", headers=buyer["auth"],
-                               json={"idempotencyKey": key, "paymentMethod": "pm_card_visa"}) as r:
+        async with client.post(
+            "/v1/checkouts", headers=buyer["auth"], json={"idempotencyKey": key, "paymentMethod": "pm_card_visa"}
+        ) as r:
             body = await r.json(content_type=None)
             if r.status != 200 or body.get("id") != order_id:
                 self.retry_mismatches += 1
@@ -113,13 +127,17 @@ def double_charged_checkouts(buyer_ids: list[str]) -> tuple[int, int]:
 
     dsn = load_settings().pg_dsn.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT id, attempt FROM orders.checkouts WHERE buyer_id = ANY(%s) AND state = 'SUCCEEDED'",
-                            ([int(b) for b in buyer_ids],)).fetchall()
+        rows = conn.execute(
+            "SELECT id, attempt FROM orders.checkouts WHERE buyer_id = ANY(%s) AND state = 'SUCCEEDED'",
+            ([int(b) for b in buyer_ids],),
+        ).fetchall()
     bad = 0
     with grpc.insecure_channel(service_addr("payments")) as ch:
         stub = payments_pb2_grpc.PaymentsServiceStub(ch)
         for checkout_id, attempt in rows:
-            payment = stub.GetPayment(payments_pb2.GetPaymentRequest(idempotency_key=f"checkout-{checkout_id}-{attempt}"))
+            payment = stub.GetPayment(
+                payments_pb2.GetPaymentRequest(idempotency_key=f"checkout-{checkout_id}-{attempt}")
+            )
             entries = stub.ListLedgerEntries(payments_pb2.ListLedgerEntriesRequest(payment_id=payment.id)).entries
             ok = Counter(e.operation for e in entries if e.outcome == payments_pb2.LEDGER_OUTCOME_SUCCEEDED)
             if ok[payments_pb2.LEDGER_OPERATION_AUTHORIZE] > 1 or ok[payments_pb2.LEDGER_OPERATION_CAPTURE] > 1:
@@ -134,8 +152,12 @@ async def main() -> None:
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--products", type=int, default=20)
     ap.add_argument("--scarce-stock", type=int, default=25)
-    ap.add_argument("--think", type=float, default=0.0,
-                    help="mean seconds a buyer browses between checkouts (0: closed loop, back to back)")
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds a buyer browses between checkouts (0: closed loop, back to back)",
+    )
     args = ap.parse_args()
 
     connector = aiohttp.TCPConnector(limit=args.buyers * 2)
@@ -165,23 +187,34 @@ async def main() -> None:
     stock_mismatches = [pid for pid in stock if remaining[pid] != stock[pid] - run.sold[pid]]
     checked, double = await asyncio.to_thread(double_charged_checkouts, [b["id"] for b in buyers])
     lat = sorted(run.latencies)
-    print(json.dumps({
-        "buyers": args.buyers,
-        "think_s": args.think,
-        "duration_s": round(elapsed, 1),
-        "checkouts": len(lat),
-        "throughput_per_s": rounded(len(lat) / elapsed),
-        "confirmed_per_s": rounded(len(run.confirmed) / elapsed),
-        "outcomes": dict(run.outcomes),
-        "checkout_ms": {name: rounded(percentile(lat, q) * 1000 if lat else None, 1)
-                        for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
-        "scarce_product": {"stock": args.scarce_stock, "sold": run.sold[scarce], "remaining": remaining[scarce]},
-        "oversells": oversold_units + len(stock_mismatches),
-        "stock_mismatches": stock_mismatches,
-        "retried_keys_answered_differently": run.retry_mismatches,
-        "checkouts_checked_in_ledger": checked,
-        "double_charges": double + run.retry_mismatches,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "buyers": args.buyers,
+                "think_s": args.think,
+                "duration_s": round(elapsed, 1),
+                "checkouts": len(lat),
+                "throughput_per_s": rounded(len(lat) / elapsed),
+                "confirmed_per_s": rounded(len(run.confirmed) / elapsed),
+                "outcomes": dict(run.outcomes),
+                "checkout_ms": {
+                    name: rounded(percentile(lat, q) * 1000 if lat else None, 1)
+                    for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+                },
+                "scarce_product": {
+                    "stock": args.scarce_stock,
+                    "sold": run.sold[scarce],
+                    "remaining": remaining[scarce],
+                },
+                "oversells": oversold_units + len(stock_mismatches),
+                "stock_mismatches": stock_mismatches,
+                "retried_keys_answered_differently": run.retry_mismatches,
+                "checkouts_checked_in_ledger": checked,
+                "double_charges": double + run.retry_mismatches,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ their posts stay.
     .venv/bin/python bench/fanout_scale.py            # full: about 10 minutes
     .venv/bin/python bench/fanout_scale.py --quick    # smoke run: about 80 s
 """
+
 from __future__ import annotations
 
 import argparse
@@ -285,8 +286,9 @@ def _run_concurrent(session, statements, concurrency: int) -> int:
     from cassandra.concurrent import execute_concurrent
 
     done = 0
-    for ok, result in execute_concurrent(session, statements, concurrency=concurrency,
-                                         raise_on_first_error=True, results_generator=True):
+    for ok, result in execute_concurrent(
+        session, statements, concurrency=concurrency, raise_on_first_error=True, results_generator=True
+    ):
         if not ok:
             raise result
         done += 1
@@ -301,9 +303,11 @@ def load_graph(settings, g: SyntheticGraph, batch_rows: int, concurrency: int) -
     try:
         ks = KEYSPACE
         put_following = session.prepare(
-            f"INSERT INTO {ks}.following (user_id, followee_id, created_at) VALUES (?, ?, ?)")
+            f"INSERT INTO {ks}.following (user_id, followee_id, created_at) VALUES (?, ?, ?)"
+        )
         put_follower = session.prepare(
-            f"INSERT INTO {ks}.followers (user_id, follower_id, created_at) VALUES (?, ?, ?)")
+            f"INSERT INTO {ks}.followers (user_id, follower_id, created_at) VALUES (?, ?, ?)"
+        )
         add_followers = session.prepare(f"UPDATE {ks}.follow_counts SET followers = followers + ? WHERE user_id = ?")
         add_following = session.prepare(f"UPDATE {ks}.follow_counts SET following = following + ? WHERE user_id = ?")
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -316,7 +320,7 @@ def load_graph(settings, g: SyntheticGraph, batch_rows: int, concurrency: int) -
             batch, rows, parts = BatchStatement(batch_type=BatchType.UNLOGGED), 0, 0
             for owner, others in lists.items():
                 for i in range(0, len(others), batch_rows):
-                    chunk = others[i:i + batch_rows]
+                    chunk = others[i : i + batch_rows]
                     if rows and (rows + len(chunk) > batch_rows or parts >= PARTITIONS_PER_BATCH):
                         yield batch, None
                         batch, rows, parts = BatchStatement(batch_type=BatchType.UNLOGGED), 0, 0
@@ -330,7 +334,7 @@ def load_graph(settings, g: SyntheticGraph, batch_rows: int, concurrency: int) -
         def counter_batches(updates):
             for i in range(0, len(updates), PARTITIONS_PER_BATCH):
                 batch = BatchStatement(batch_type=BatchType.COUNTER)
-                for stmt, params in updates[i:i + PARTITIONS_PER_BATCH]:
+                for stmt, params in updates[i : i + PARTITIONS_PER_BATCH]:
                     batch.add(stmt, params)
                 yield batch, None
 
@@ -379,7 +383,7 @@ def delete_graph(settings, g: SyntheticGraph, concurrency: int) -> float:
         def batches():
             for i in range(0, len(drops), PARTITIONS_PER_BATCH):
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for stmt, params in drops[i:i + PARTITIONS_PER_BATCH]:
+                for stmt, params in drops[i : i + PARTITIONS_PER_BATCH]:
                     batch.add(stmt, params)
                 yield batch, None
 
@@ -404,7 +408,7 @@ async def pipelined(redis, commands, chunk: int = 5000) -> list:
     out: list = []
     for i in range(0, len(commands), chunk):
         pipe = redis.pipeline(transaction=False)
-        for name, args, kwargs in commands[i:i + chunk]:
+        for name, args, kwargs in commands[i : i + chunk]:
             getattr(pipe, name)(*args, **kwargs)
         out.extend(await pipe.execute())
     return out
@@ -425,8 +429,22 @@ async def missing_followers(redis, followers: list[int], member: bytes) -> list[
 
 
 def _redis_benchmark(args, host: str, port: int, scratch: int, tail: list[str]) -> dict:
-    argv = [args.redis_benchmark, "-h", host, "-p", str(port), "--dbnum", str(scratch),
-            "-P", str(args.ceiling_pipeline), "-n", str(args.ceiling_requests), "-q", "--csv", *tail]
+    argv = [
+        args.redis_benchmark,
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "--dbnum",
+        str(scratch),
+        "-P",
+        str(args.ceiling_pipeline),
+        "-n",
+        str(args.ceiling_requests),
+        "-q",
+        "--csv",
+        *tail,
+    ]
     box0 = box_cpu()
     t0 = time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True).stdout
@@ -438,8 +456,12 @@ def _redis_benchmark(args, host: str, port: int, scratch: int, tail: list[str]) 
             ops = float(cells[1])
     if ops is None:
         raise SystemExit(f"could not parse redis-benchmark output: {out!r}")
-    return {"command": " ".join(["redis-benchmark", *argv[1:]]), "zadd_ops_per_s": round(ops),
-            "seconds": round(seconds, 1), "machine_busy_fraction": box_busy_since(box0)}
+    return {
+        "command": " ".join(["redis-benchmark", *argv[1:]]),
+        "zadd_ops_per_s": round(ops),
+        "seconds": round(seconds, 1),
+        "machine_busy_fraction": box_busy_since(box0),
+    }
 
 
 def redis_ceiling(settings, args) -> dict:
@@ -464,7 +486,8 @@ def redis_ceiling(settings, args) -> dict:
         r.flushdb()  # only the scratch database, empty before the run
         if args.ceiling_small_sets:
             out["small_sets"] = _redis_benchmark(
-                args, host, port, scratch, ["-r", "100000", "zadd", "ceiling:__rand_int__", "0", "__rand_int__"])
+                args, host, port, scratch, ["-r", "100000", "zadd", "ceiling:__rand_int__", "0", "__rand_int__"]
+            )
     finally:
         r.flushdb()
         r.close()
@@ -524,8 +547,11 @@ async def quiet_cassandra(max_wait_s: float, busy_cores: float = 0.15) -> dict:
         last = round(after - before, 2)
         if last < busy_cores:
             break
-    return {"waited_s": round(time.perf_counter() - started, 1), "cassandra_cores_last_s": last,
-            "quiet_below_cores": busy_cores}
+    return {
+        "waited_s": round(time.perf_counter() - started, 1),
+        "cassandra_cores_last_s": last,
+        "quiet_below_cores": busy_cores,
+    }
 
 
 def restart_with_threshold(names: list[str], threshold: str | None) -> float:
@@ -537,10 +563,12 @@ def restart_with_threshold(names: list[str], threshold: str | None) -> float:
     t0 = time.perf_counter()
     py = str(REPO / ".venv" / "bin" / "python")
     py = py if Path(py).exists() else sys.executable
-    subprocess.run([py, "-m", "devstack", "down", *names], cwd=REPO, env=env, check=True,
-                   stdout=sys.stderr, stderr=sys.stderr)
-    subprocess.run([py, "-m", "devstack", "up", *names], cwd=REPO, env=env, check=True,
-                   stdout=sys.stderr, stderr=sys.stderr)
+    subprocess.run(
+        [py, "-m", "devstack", "down", *names], cwd=REPO, env=env, check=True, stdout=sys.stderr, stderr=sys.stderr
+    )
+    subprocess.run(
+        [py, "-m", "devstack", "up", *names], cwd=REPO, env=env, check=True, stdout=sys.stderr, stderr=sys.stderr
+    )
     return round(time.perf_counter() - t0, 1)
 
 
@@ -571,8 +599,10 @@ class StackGuard:
         if all(t == wanted for t in current):
             return
         if not self.args.manage_threshold:
-            raise SystemExit(f"graph/fanout run with AVIARY_FANOUT_THRESHOLD={current}, the run needs {wanted}: "
-                             "restart them with it or drop --no-manage-threshold")
+            raise SystemExit(
+                f"graph/fanout run with AVIARY_FANOUT_THRESHOLD={current}, the run needs {wanted}: "
+                "restart them with it or drop --no-manage-threshold"
+            )
         if self.restarted:
             log(f"graph/fanout were restarted by someone else (threshold {current}); applying {wanted} again")
             self.report.setdefault("reapplied_before", []).append(phase)
@@ -624,10 +654,12 @@ async def scrape_async() -> float:
 
 async def sign_up(client: aiohttp.ClientSession, prefix: str) -> dict:
     username = f"{prefix}{secrets.token_hex(6)}"[:15]
-    body = await seed_call(client, "POST", "/v1/accounts", tries=30,
-                            json={"username": username, "password": PASSWORD})
-    return {"id": int(body["user"]["id"]), "username": username,
-            "auth": {"Authorization": f"Bearer {body['accessToken']}"}}
+    body = await seed_call(client, "POST", "/v1/accounts", tries=30, json={"username": username, "password": PASSWORD})
+    return {
+        "id": int(body["user"]["id"]),
+        "username": username,
+        "auth": {"Authorization": f"Bearer {body['accessToken']}"},
+    }
 
 
 async def create_post(client: aiohttp.ClientSession, author: dict, text: str) -> tuple[int, float]:
@@ -687,10 +719,15 @@ async def seed_posts(client, redis, g: SyntheticGraph, accounts: dict[int, dict]
             f"seed posts were not delivered within {args.drain_timeout:.0f} s: e.g. post {sample.post_id} is not "
             f"in {tl.home_key(sample.sentinel)!r} as {sample.member!r}. Is the fanout worker consuming, and "
             "does the running timeline service use the key and member format of services/timeline/entries.py "
-            "in this checkout (a service started before a change to that file writes the old format)?")
+            "in this checkout (a service started before a change to that file writes the old format)?"
+        )
     missing = await missing_followers(redis, fanned[0].followers, fanned[0].member)
-    return {"posts": len(posted), "fanned_out": len(fanned), "seconds": round(done - t0, 1),
-            "first_post_missing_followers": len(missing)}
+    return {
+        "posts": len(posted),
+        "fanned_out": len(fanned),
+        "seconds": round(done - t0, 1),
+        "first_post_missing_followers": len(missing),
+    }
 
 
 async def graph_checks(g: SyntheticGraph, threshold: int) -> dict:
@@ -699,19 +736,26 @@ async def graph_checks(g: SyntheticGraph, threshold: int) -> dict:
     out: dict = {}
     for label, uid in [("big", g.big), ("mid_first", g.mids[0]), ("mid_last", g.mids[-1])]:
         stats = await stub.GetFollowStats(graph_pb2.GetFollowStatsRequest(user_id=str(uid)), timeout=10)
-        out[label] = {"follower_count": stats.follower_count, "celebrity": stats.celebrity,
-                      "expected_followers": len(g.followers[uid])}
+        out[label] = {
+            "follower_count": stats.follower_count,
+            "celebrity": stats.celebrity,
+            "expected_followers": len(g.followers[uid]),
+        }
     streamed = 0
-    async for batch in stub.StreamFollowers(graph_pb2.StreamFollowersRequest(user_id=str(g.mids[-1]), batch_size=5000),
-                                            timeout=60):
+    async for batch in stub.StreamFollowers(
+        graph_pb2.StreamFollowersRequest(user_id=str(g.mids[-1]), batch_size=5000), timeout=60
+    ):
         streamed += len(batch.follower_ids)
     out["mid_last"]["streamed_followers"] = streamed
     reader = g.readers[0]
     celebs = await stub.ListFollowedCelebrities(
-        graph_pb2.ListFollowedCelebritiesRequest(user_id=str(reader)), timeout=10)
+        graph_pb2.ListFollowedCelebritiesRequest(user_id=str(reader)), timeout=10
+    )
     out["reader_followed_celebrities"] = [str(c) for c in celebs.celebrity_ids]
     out["ok"] = (
-        out["big"]["celebrity"] and not out["mid_first"]["celebrity"] and not out["mid_last"]["celebrity"]
+        out["big"]["celebrity"]
+        and not out["mid_first"]["celebrity"]
+        and not out["mid_last"]["celebrity"]
         and all(out[k]["follower_count"] == out[k]["expected_followers"] for k in ("big", "mid_first", "mid_last"))
         and streamed == len(g.followers[g.mids[-1]])
         and list(celebs.celebrity_ids) == [g.big]
@@ -798,11 +842,13 @@ class LoadStats:
         lat = self.latencies[op]
         errors = sum(self.errors[op].values())
         out = latency_block(lat)
-        out.update({
-            "errors": errors,
-            "errors_by_status": dict(self.errors[op]),
-            "ok_rps": round((len(lat) - errors) / max(1e-9, elapsed), 1),
-        })
+        out.update(
+            {
+                "errors": errors,
+                "errors_by_status": dict(self.errors[op]),
+                "ok_rps": round((len(lat) - errors) / max(1e-9, elapsed), 1),
+            }
+        )
         if self.extra[op]:
             out["mean_posts_returned"] = round(sum(self.extra[op]) / len(self.extra[op]), 2)
         return out
@@ -816,8 +862,9 @@ def poisson_offsets(rate: float, duration: float, rng: random.Random) -> list[fl
     return times
 
 
-async def open_loop(rate: float, duration: float, pick_op, rng: random.Random, stats: LoadStats,
-                    stop: asyncio.Event | None = None) -> float:
+async def open_loop(
+    rate: float, duration: float, pick_op, rng: random.Random, stats: LoadStats, stop: asyncio.Event | None = None
+) -> float:
     """Calls pick_op() -> (op name, coroutine factory) at Poisson arrivals; latency from the scheduled time."""
     tasks = []
     start = time.perf_counter() + 0.05
@@ -861,8 +908,9 @@ class Readers:
         self.auth = {r: {"Authorization": f"Bearer {issuer.issue(r, f'synth{r % 10**9}')[0]}"} for r in g.readers}
 
     async def home(self, reader: int) -> tuple[str, int | list[int]]:
-        async with self.client.get("/v1/timelines/home", params={"pageSize": self.page_size},
-                                   headers=self.auth[reader]) as r:
+        async with self.client.get(
+            "/v1/timelines/home", params={"pageSize": self.page_size}, headers=self.auth[reader]
+        ) as r:
             body = await r.read()
             if r.status != 200:
                 return str(r.status), None
@@ -870,9 +918,11 @@ class Readers:
 
     async def fan_out_on_read(self, reader: int) -> tuple[str, list[int] | None]:
         """Every followee's newest page, concurrently; the newest page_size merged."""
+
         async def user_posts(author: int):
-            async with self.client.get(f"/v1/users/{author}/posts", params={"pageSize": self.page_size},
-                                       headers=self.auth[reader]) as r:
+            async with self.client.get(
+                f"/v1/users/{author}/posts", params={"pageSize": self.page_size}, headers=self.auth[reader]
+            ) as r:
                 body = await r.read()
                 return r.status, body
 
@@ -909,16 +959,18 @@ async def read_run(readers: Readers, kind: str, rate: float, duration: float, rn
     per = {k: round((cpu1[k] - cpu0[k]) * 1000 / ok, 2) for k in cpu1 if k in cpu0}
     per["load_generator"] = round((sum(os.times()[:2]) - self0) * 1000 / ok, 2)
     out["cpu_ms_per_ok_read"] = per
-    out.update({"target_rps": rate, "duration_s": round(elapsed, 1),
-                "max_send_lag_ms": round(stats.max_send_lag_ms, 1)})
+    out.update(
+        {"target_rps": rate, "duration_s": round(elapsed, 1), "max_send_lag_ms": round(stats.max_send_lag_ms, 1)}
+    )
     if kind == "fan_out_on_read":
         fan = [len(readers.g.following.get(r, [])) for r in readers.g.readers]
         out["followee_queries_per_read_mean"] = round(sum(fan) / len(fan), 2)
     return out
 
 
-async def sweep(readers: Readers, kind: str, start_rate: float, step_s: float, rng: random.Random,
-                settle_s: float) -> dict:
+async def sweep(
+    readers: Readers, kind: str, start_rate: float, step_s: float, rng: random.Random, settle_s: float
+) -> dict:
     """Halves the rate until p95 < 25 ms without errors, then tries 1.5x the passing rate."""
     steps = []
 
@@ -928,9 +980,17 @@ async def sweep(readers: Readers, kind: str, start_rate: float, step_s: float, r
     rate, best = start_rate, None
     while rate >= 5:
         s = await read_run(readers, kind, rate, step_s, rng)
-        steps.append({"rps": rate, "p50_ms": s["p50_ms"], "p95_ms": s["p95_ms"], "p99_ms": s["p99_ms"],
-                      "errors": s["errors"], "ok_rps": s["ok_rps"],
-                      "machine_busy_fraction": s["machine_busy_fraction"]})
+        steps.append(
+            {
+                "rps": rate,
+                "p50_ms": s["p50_ms"],
+                "p95_ms": s["p95_ms"],
+                "p99_ms": s["p99_ms"],
+                "errors": s["errors"],
+                "ok_rps": s["ok_rps"],
+                "machine_busy_fraction": s["machine_busy_fraction"],
+            }
+        )
         log(f"sweep {kind}: {rate:g} rps -> p95 {s['p95_ms']} ms, {s['errors']} errors")
         if good(s):
             best = rate
@@ -941,9 +1001,17 @@ async def sweep(readers: Readers, kind: str, start_rate: float, step_s: float, r
     if best is not None and best * 1.5 < start_rate:
         rate = round(best * 1.5, 1)
         s = await read_run(readers, kind, rate, step_s, rng)
-        steps.append({"rps": rate, "p50_ms": s["p50_ms"], "p95_ms": s["p95_ms"], "p99_ms": s["p99_ms"],
-                      "errors": s["errors"], "ok_rps": s["ok_rps"],
-                      "machine_busy_fraction": s["machine_busy_fraction"]})
+        steps.append(
+            {
+                "rps": rate,
+                "p50_ms": s["p50_ms"],
+                "p95_ms": s["p95_ms"],
+                "p99_ms": s["p99_ms"],
+                "errors": s["errors"],
+                "ok_rps": s["ok_rps"],
+                "machine_busy_fraction": s["machine_busy_fraction"],
+            }
+        )
         log(f"sweep {kind}: {rate:g} rps -> p95 {s['p95_ms']} ms, {s['errors']} errors")
         if good(s):
             best = rate
@@ -962,13 +1030,24 @@ async def agreement(readers: Readers, sample: int, rng: random.Random) -> dict:
         else:
             differ += 1
             if example is None:
-                example = {"reader": str(reader), "materialized": a_key if a is None else [str(i) for i in a[:5]],
-                           "fan_out_on_read": b_key if b is None else [str(i) for i in b[:5]]}
+                example = {
+                    "reader": str(reader),
+                    "materialized": a_key if a is None else [str(i) for i in a[:5]],
+                    "fan_out_on_read": b_key if b is None else [str(i) for i in b[:5]],
+                }
     return {"readers": same + differ, "same_page": same, "different": differ, "example": example}
 
 
-async def latency_phase(client, redis, g: SyntheticGraph, accounts: dict[int, dict], readers: Readers,
-                        args, rng: random.Random, background_rps: float) -> dict:
+async def latency_phase(
+    client,
+    redis,
+    g: SyntheticGraph,
+    accounts: dict[int, dict],
+    readers: Readers,
+    args,
+    rng: random.Random,
+    background_rps: float,
+) -> dict:
     """Posts by authors with <= 10,000 followers while a background read load runs."""
     authors = [a for a in [*g.mids, *g.real_tails] if 0 < len(g.followers.get(a, [])) <= 10_000]
     bg_stats = LoadStats()
@@ -980,21 +1059,25 @@ async def latency_phase(client, redis, g: SyntheticGraph, accounts: dict[int, di
         reader = rng.choice(g.readers)
         roll = rng.random()
         if roll < 0.80 or not some_posts:
+
             async def home():
                 key, ids = await readers.home(reader)
                 if ids:
                     some_posts.extend(ids[:2])
                     del some_posts[:-500]
                 return key, None
+
             return "home", home
         if roll < 0.95:
             author = rng.choice(real)
 
             async def user_posts():
-                async with client.get(f"/v1/users/{author}/posts", params={"pageSize": 20},
-                                      headers=readers.auth[reader]) as r:
+                async with client.get(
+                    f"/v1/users/{author}/posts", params={"pageSize": 20}, headers=readers.auth[reader]
+                ) as r:
                     await r.read()
                     return ("ok" if r.status == 200 else str(r.status)), None
+
             return "user_posts", user_posts
         post = rng.choice(some_posts)
 
@@ -1002,6 +1085,7 @@ async def latency_phase(client, redis, g: SyntheticGraph, accounts: dict[int, di
             async with client.get(f"/v1/posts/{post}", headers=readers.auth[reader]) as r:
                 await r.read()
                 return ("ok" if r.status == 200 else str(r.status)), None
+
         return "get_post", get_post
 
     results: list[dict] = []
@@ -1061,28 +1145,34 @@ async def latency_phase(client, redis, g: SyntheticGraph, accounts: dict[int, di
     mids = [r["ms"] for r in results if r["followers"] >= args.mid_min]
     small = [r["ms"] for r in results if r["followers"] < args.mid_min]
     out = latency_block(lat)
-    out.update({
-        "posts": args.latency_posts,
-        "not_delivered_within_s": {"timeout_s": args.latency_timeout, "count": timeouts},
-        "authors": len(authors),
-        "followers_per_post_max": max((r["followers"] for r in results), default=0),
-        "by_band": {f"{args.mid_min}-10000_followers": latency_block(mids),
-                    f"under_{args.mid_min}_followers": latency_block(small)},
-        "post_rate_per_s": args.latency_post_rps,
-        "detection": (f"every {args.probe_interval * 1000:.0f} ms one Redis pipeline of ZSCORE over the follower "
-                      f"with the highest id (fanout streams followers in id order) plus {args.probe_sample} random "
-                      "followers; once all hold the post, ALL followers are checked in one pass and any "
-                      "straggler is polled until present (its time then counts)"),
-        "full_check_ms": latency_block(detection_ms),
-        "machine_busy_fraction": box_busy_since(box0),
-        "background": {
-            "rps_target": background_rps,
-            "seconds": round(t_bg, 1),
-            "max_send_lag_ms": round(bg_stats.max_send_lag_ms, 1),
-            "ops": {op: bg_stats.block(op, t_bg) for op in sorted(bg_stats.latencies)},
-            "mix": "home 80%, user_posts 15%, get_post 5% (as cohort readers), plus the measured posts",
-        },
-    })
+    out.update(
+        {
+            "posts": args.latency_posts,
+            "not_delivered_within_s": {"timeout_s": args.latency_timeout, "count": timeouts},
+            "authors": len(authors),
+            "followers_per_post_max": max((r["followers"] for r in results), default=0),
+            "by_band": {
+                f"{args.mid_min}-10000_followers": latency_block(mids),
+                f"under_{args.mid_min}_followers": latency_block(small),
+            },
+            "post_rate_per_s": args.latency_post_rps,
+            "detection": (
+                f"every {args.probe_interval * 1000:.0f} ms one Redis pipeline of ZSCORE over the follower "
+                f"with the highest id (fanout streams followers in id order) plus {args.probe_sample} random "
+                "followers; once all hold the post, ALL followers are checked in one pass and any "
+                "straggler is polled until present (its time then counts)"
+            ),
+            "full_check_ms": latency_block(detection_ms),
+            "machine_busy_fraction": box_busy_since(box0),
+            "background": {
+                "rps_target": background_rps,
+                "seconds": round(t_bg, 1),
+                "max_send_lag_ms": round(bg_stats.max_send_lag_ms, 1),
+                "ops": {op: bg_stats.block(op, t_bg) for op in sorted(bg_stats.latencies)},
+                "mix": "home 80%, user_posts 15%, get_post 5% (as cohort readers), plus the measured posts",
+            },
+        }
+    )
     return out
 
 
@@ -1090,87 +1180,146 @@ async def latency_phase(client, redis, g: SyntheticGraph, accounts: dict[int, di
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--url", default=os.environ.get("AVIARY_EDGE_URL", "http://127.0.0.1:8080"), help="Envoy base URL")
     p.add_argument("--quick", action="store_true", help="small graph and short phases: a smoke run")
     g = p.add_argument_group("graph")
     g.add_argument("--users", type=int, default=100_000, help="synthetic users (default %(default)s)")
-    g.add_argument("--big-followers", type=int, default=100_000,
-                   help="followers of the big author (default %(default)s)")
-    g.add_argument("--mid-authors", type=int, default=8,
-                   help="authors with --mid-min..--mid-max followers (default %(default)s)")
+    g.add_argument(
+        "--big-followers", type=int, default=100_000, help="followers of the big author (default %(default)s)"
+    )
+    g.add_argument(
+        "--mid-authors", type=int, default=8, help="authors with --mid-min..--mid-max followers (default %(default)s)"
+    )
     g.add_argument("--mid-min", type=int, default=5_000)
     g.add_argument("--mid-max", type=int, default=10_000)
-    g.add_argument("--tail-authors", type=int, default=40,
-                   help="real accounts at the top of the Zipf tail (default %(default)s)")
-    g.add_argument("--tail-edges", type=int, default=300_000,
-                   help="follow edges in the Zipf tail (default %(default)s)")
+    g.add_argument(
+        "--tail-authors", type=int, default=40, help="real accounts at the top of the Zipf tail (default %(default)s)"
+    )
+    g.add_argument(
+        "--tail-edges", type=int, default=300_000, help="follow edges in the Zipf tail (default %(default)s)"
+    )
     g.add_argument("--tail-cap", type=int, default=4_000, help="most followers of a tail author (default %(default)s)")
     g.add_argument("--zipf-s", type=float, default=1.0, help="Zipf exponent of the tail (default %(default)s)")
     g.add_argument("--readers", type=int, default=2_000, help="reader cohort size (default %(default)s)")
-    g.add_argument("--reader-followees", type=int, default=20,
-                   help="real accounts each reader follows besides the big author (default %(default)s)")
-    g.add_argument("--load-batch-rows", type=int, default=80,
-                   help="rows per batch; 80 stays under Cassandra's 5 KiB batch warning (default %(default)s)")
-    g.add_argument("--load-concurrency", type=int, default=128,
-                   help="requests in flight while loading (default %(default)s)")
+    g.add_argument(
+        "--reader-followees",
+        type=int,
+        default=20,
+        help="real accounts each reader follows besides the big author (default %(default)s)",
+    )
+    g.add_argument(
+        "--load-batch-rows",
+        type=int,
+        default=80,
+        help="rows per batch; 80 stays under Cassandra's 5 KiB batch warning (default %(default)s)",
+    )
+    g.add_argument(
+        "--load-concurrency", type=int, default=128, help="requests in flight while loading (default %(default)s)"
+    )
     g.add_argument("--active-ttl-days", type=float, default=7.0, help="TTL of the seen keys (default %(default)s)")
     s = p.add_argument_group("stack")
     s.add_argument("--threshold", type=int, default=10_000, help="fanout threshold for the run (default %(default)s)")
-    s.add_argument("--manage-threshold", action=argparse.BooleanOptionalAction, default=True,
-                   help="restart graph and fanout with --threshold and back afterwards (default on); "
-                        "with --no-manage-threshold the stack must already run with it")
+    s.add_argument(
+        "--manage-threshold",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="restart graph and fanout with --threshold and back afterwards (default on); "
+        "with --no-manage-threshold the stack must already run with it",
+    )
     s.add_argument("--keep-data", action="store_true", help="keep the loaded graph, timelines and seen keys")
-    s.add_argument("--phases", default=",".join(PHASES),
-                   help="measured phases to run, comma-separated, of %(default)s; the output's `pass` is "
-                        "only true when all ran (e.g. --phases throughput: about 2 minutes)")
+    s.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help="measured phases to run, comma-separated, of %(default)s; the output's `pass` is "
+        "only true when all ran (e.g. --phases throughput: about 2 minutes)",
+    )
     s.add_argument("--redis-benchmark", default="/usr/bin/redis-benchmark")
     s.add_argument("--ceiling-requests", type=int, default=2_000_000, help="redis-benchmark -n (default %(default)s)")
     s.add_argument("--ceiling-pipeline", type=int, default=32, help="redis-benchmark -P (default %(default)s)")
-    s.add_argument("--ceiling-db", type=int, default=15,
-                   help="scratch Redis database, must be empty (default %(default)s)")
-    s.add_argument("--ceiling-small-sets", action=argparse.BooleanOptionalAction, default=True,
-                   help="also measure ZADD over 100,000 small sorted sets, for context (default on)")
+    s.add_argument(
+        "--ceiling-db", type=int, default=15, help="scratch Redis database, must be empty (default %(default)s)"
+    )
+    s.add_argument(
+        "--ceiling-small-sets",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure ZADD over 100,000 small sorted sets, for context (default on)",
+    )
     f = p.add_argument_group("fanout")
-    f.add_argument("--seed-posts", type=int, default=3,
-                   help="posts per real author before measuring (default %(default)s)")
+    f.add_argument(
+        "--seed-posts", type=int, default=3, help="posts per real author before measuring (default %(default)s)"
+    )
     f.add_argument("--throughput-posts", type=int, default=8, help="burst posts per mid author (default %(default)s)")
-    f.add_argument("--quiet-wait", type=float, default=60.0,
-                   help="before the throughput burst, wait up to this many seconds for Cassandra to finish compacting "
-                        "the freshly loaded graph (default %(default)s; 0: do not wait)")
+    f.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="before the throughput burst, wait up to this many seconds for Cassandra to finish compacting "
+        "the freshly loaded graph (default %(default)s; 0: do not wait)",
+    )
     f.add_argument("--drain-timeout", type=float, default=120, help="seconds to wait for a drain (default %(default)s)")
     f.add_argument("--latency-posts", type=int, default=60, help="measured posts (default %(default)s)")
-    f.add_argument("--latency-post-rps", type=float, default=1.0,
-                   help="measured posts per second (default %(default)s)")
-    f.add_argument("--latency-timeout", type=float, default=30.0,
-                   help="give up on a post after this many s (default %(default)s)")
-    f.add_argument("--probe-sample", type=int, default=32,
-                   help="random followers polled with the sentinel (default %(default)s)")
+    f.add_argument(
+        "--latency-post-rps", type=float, default=1.0, help="measured posts per second (default %(default)s)"
+    )
+    f.add_argument(
+        "--latency-timeout", type=float, default=30.0, help="give up on a post after this many s (default %(default)s)"
+    )
+    f.add_argument(
+        "--probe-sample", type=int, default=32, help="random followers polled with the sentinel (default %(default)s)"
+    )
     f.add_argument("--probe-interval", type=float, default=0.01, help="presence poll interval, s (default %(default)s)")
-    f.add_argument("--background-rps", default="100,200",
-                   help="background reads/s during the latency phase; a comma list runs the phase once per "
-                        "rate, and the targets use the last (default %(default)s)")
+    f.add_argument(
+        "--background-rps",
+        default="100,200",
+        help="background reads/s during the latency phase; a comma list runs the phase once per "
+        "rate, and the targets use the last (default %(default)s)",
+    )
     r = p.add_argument_group("reads")
     r.add_argument("--read-rps", type=float, default=1000, help="home reads/s (default %(default)s)")
     r.add_argument("--duration", type=float, default=30, help="measured seconds per read run (default %(default)s)")
     r.add_argument("--warmup", type=float, default=5, help="seconds of reads before measuring (default %(default)s)")
     r.add_argument("--page-size", type=int, default=20)
-    r.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=True,
-                   help="search the highest rate with p95 < 25 ms for both read paths (default on)")
+    r.add_argument(
+        "--sweep",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="search the highest rate with p95 < 25 ms for both read paths (default on)",
+    )
     r.add_argument("--sweep-step", type=float, default=8, help="seconds per sweep step (default %(default)s)")
-    r.add_argument("--agreement-sample", type=int, default=30,
-                   help="readers whose two pages are compared (default %(default)s)")
+    r.add_argument(
+        "--agreement-sample", type=int, default=30, help="readers whose two pages are compared (default %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed")
     args = p.parse_args()
     if args.quick:
         # Only what the user did not set explicitly.
-        quick = {"users": 12_000, "big_followers": 12_000, "mid_authors": 2, "mid_max": 6_000, "tail_authors": 10,
-                 "tail_edges": 20_000, "readers": 200, "reader_followees": 6, "seed_posts": 2,
-                 "throughput_posts": 2, "latency_posts": 8, "latency_post_rps": 2.0, "background_rps": "50",
-                 "read_rps": 200, "duration": 8, "warmup": 2, "sweep": False, "ceiling_requests": 200_000,
-                 "agreement_sample": 10}
+        quick = {
+            "users": 12_000,
+            "big_followers": 12_000,
+            "mid_authors": 2,
+            "mid_max": 6_000,
+            "tail_authors": 10,
+            "tail_edges": 20_000,
+            "readers": 200,
+            "reader_followees": 6,
+            "seed_posts": 2,
+            "throughput_posts": 2,
+            "latency_posts": 8,
+            "latency_post_rps": 2.0,
+            "background_rps": "50",
+            "read_rps": 200,
+            "duration": 8,
+            "warmup": 2,
+            "sweep": False,
+            "ceiling_requests": 200_000,
+            "agreement_sample": 10,
+        }
         for key, value in quick.items():
             if getattr(args, key) == p.get_default(key):
                 setattr(args, key, value)
@@ -1195,8 +1344,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-async def latency_phases(client, redis, g: SyntheticGraph, accounts: dict[int, dict], args, rng: random.Random,
-                         stack: "StackGuard", result: dict) -> None:
+async def latency_phases(
+    client,
+    redis,
+    g: SyntheticGraph,
+    accounts: dict[int, dict],
+    args,
+    rng: random.Random,
+    stack: "StackGuard",
+    result: dict,
+) -> None:
     """Fanout latency under each background read rate; the last rate's figures are the headline."""
     readers = Readers(client, g, args.page_size)
     levels: dict[str, dict] = {}
@@ -1204,17 +1361,25 @@ async def latency_phases(client, redis, g: SyntheticGraph, accounts: dict[int, d
         log(f"latency: {args.latency_posts} posts at {args.latency_post_rps}/s under {bg_rps:g} rps of reads")
         await stack.ensure("fanout_latency")
         levels[f"{bg_rps:g}"] = await stack.watched(
-            latency_phase(client, redis, g, accounts, readers, args, rng, bg_rps))
+            latency_phase(client, redis, g, accounts, readers, args, rng, bg_rps)
+        )
         lv = levels[f"{bg_rps:g}"]
         log(f"latency at {bg_rps:g} rps: p50 {lv['p50_ms']} p95 {lv['p95_ms']} p99 {lv['p99_ms']} ms")
         await asyncio.sleep(3)
     result["fanout_latency"] = dict(levels[f"{args.background_levels[-1]:g}"])
     result["fanout_latency"]["by_background_rps"] = {
-        rate: {"p50_ms": lv["p50_ms"], "p95_ms": lv["p95_ms"], "p99_ms": lv["p99_ms"], "max_ms": lv["max_ms"],
-               "count": lv["count"], "not_delivered": lv["not_delivered_within_s"]["count"],
-               "background_home_p95_ms": lv["background"]["ops"].get("home", {}).get("p95_ms"),
-               "machine_busy_fraction": lv["machine_busy_fraction"]}
-        for rate, lv in levels.items()}
+        rate: {
+            "p50_ms": lv["p50_ms"],
+            "p95_ms": lv["p95_ms"],
+            "p99_ms": lv["p99_ms"],
+            "max_ms": lv["max_ms"],
+            "count": lv["count"],
+            "not_delivered": lv["not_delivered_within_s"]["count"],
+            "background_home_p95_ms": lv["background"]["ops"].get("home", {}).get("p95_ms"),
+            "machine_busy_fraction": lv["machine_busy_fraction"],
+        }
+        for rate, lv in levels.items()
+    }
 
 
 async def read_phases(readers: "Readers", args, rng: random.Random) -> dict:
@@ -1227,18 +1392,20 @@ async def read_phases(readers: "Readers", args, rng: random.Random) -> dict:
             await read_run(readers, kind, args.read_rps, args.warmup, rng)
         log(f"reads ({kind}): {args.read_rps:g} rps for {args.duration:g} s")
         reads[kind] = await read_run(readers, kind, args.read_rps, args.duration, rng)
-        log(f"reads ({kind}): p95 {reads[kind]['p95_ms']} ms, ok_rps {reads[kind]['ok_rps']}, "
-            f"errors {reads[kind]['errors']}")
+        log(
+            f"reads ({kind}): p95 {reads[kind]['p95_ms']} ms, ok_rps {reads[kind]['ok_rps']}, "
+            f"errors {reads[kind]['errors']}"
+        )
         await asyncio.sleep(SETTLE_S)  # let an overload's backlog drain before the next run
         if not args.sweep:
             continue
         main = reads[kind]
         if main["p95_ms"] is not None and main["p95_ms"] < P95_READ_LIMIT_MS and not main["errors"]:
-            reads[f"{kind}_sweep"] = {"highest_rps_with_p95_under_25ms": args.read_rps,
-                                      "note": "the main run passed"}
+            reads[f"{kind}_sweep"] = {"highest_rps_with_p95_under_25ms": args.read_rps, "note": "the main run passed"}
             continue
-        reads[f"{kind}_sweep"] = await sweep(readers, kind, round(args.read_rps / 2, 1), args.sweep_step,
-                                             rng, settle_s=SETTLE_S)
+        reads[f"{kind}_sweep"] = await sweep(
+            readers, kind, round(args.read_rps / 2, 1), args.sweep_step, rng, settle_s=SETTLE_S
+        )
         await asyncio.sleep(SETTLE_S)
     return reads
 
@@ -1275,12 +1442,13 @@ async def run(args, result: dict) -> None:
 
             log("generating the graph")
             t0 = time.perf_counter()
-            g = generate_graph(args, rng, ids[0], ids[1:1 + args.mid_authors], ids[1 + args.mid_authors:])
+            g = generate_graph(args, rng, ids[0], ids[1 : 1 + args.mid_authors], ids[1 + args.mid_authors :])
             result["graph"] = graph_summary(g, args.threshold)
             result["graph"]["generate_s"] = round(time.perf_counter() - t0, 1)
             log(f"graph: {result['graph']['edges']} edges; loading into Cassandra")
             result["load"] = await asyncio.to_thread(
-                load_graph, settings, g, args.load_batch_rows, args.load_concurrency)
+                load_graph, settings, g, args.load_batch_rows, args.load_concurrency
+            )
             # The celebrity set, as graph's _refresh_celebrity leaves it at the run's threshold.
             celebs = [a for a, f in g.followers.items() if graph_rules.is_celebrity(len(f), args.threshold)]
             if celebs:
@@ -1310,8 +1478,9 @@ async def run(args, result: dict) -> None:
                 await stack.ensure("fanout_throughput")
                 quiet = await quiet_cassandra(args.quiet_wait)
                 log(f"cassandra quiet check: {quiet}")
-                result["fanout_throughput"] = await stack.watched(throughput_phase(
-                    client, redis, g, accounts, result["redis_ceiling"]["zadd_ops_per_s"], args))
+                result["fanout_throughput"] = await stack.watched(
+                    throughput_phase(client, redis, g, accounts, result["redis_ceiling"]["zadd_ops_per_s"], args)
+                )
                 result["fanout_throughput"]["before"] = quiet
                 log(f"throughput: {result['fanout_throughput']['deliveries_per_s']}/s")
                 await asyncio.sleep(2)
@@ -1320,12 +1489,14 @@ async def run(args, result: dict) -> None:
             if "reads" in args.phase_set:
                 result["home_timeline"] = await read_phases(Readers(client, g, args.page_size), args, rng)
     finally:
-        if stack.restarted and any(component_env(n, "AVIARY_FANOUT_THRESHOLD") != threshold_before
-                                   for n in ("graph", "fanout")):
+        if stack.restarted and any(
+            component_env(n, "AVIARY_FANOUT_THRESHOLD") != threshold_before for n in ("graph", "fanout")
+        ):
             log(f"restoring graph and fanout with AVIARY_FANOUT_THRESHOLD={threshold_before or '(devstack default)'}")
             try:
                 result["threshold"]["restore_s"] = await asyncio.to_thread(
-                    restart_with_threshold, ["graph", "fanout"], threshold_before)
+                    restart_with_threshold, ["graph", "fanout"], threshold_before
+                )
                 result["threshold"]["restored_to"] = component_env("graph", "AVIARY_FANOUT_THRESHOLD")
             except Exception as exc:  # report, never hide the original error
                 result["threshold"]["restore_error"] = repr(exc)
@@ -1347,8 +1518,12 @@ async def run(args, result: dict) -> None:
                     await pipelined(redis, [("unlink", (k,), {}) for k in keys])
                     await redis.srem(CELEBRITIES_KEY, *g.followers.keys())
                     cql_s = await asyncio.to_thread(delete_graph, settings, g, args.load_concurrency)
-                    result["cleanup"] = {"kept": False, "seconds": round(time.perf_counter() - t0, 1), "cql_s": cql_s,
-                                         "note": "real accounts and their posts stay"}
+                    result["cleanup"] = {
+                        "kept": False,
+                        "seconds": round(time.perf_counter() - t0, 1),
+                        "cql_s": cql_s,
+                        "note": "real accounts and their posts stay",
+                    }
             except Exception as exc:
                 result["cleanup"] = {"error": repr(exc)}
         await redis.aclose()
@@ -1359,21 +1534,39 @@ def targets(result: dict, args) -> dict:
     out = {}
     th = result.get("fanout_throughput") or {}
     if th:
-        out["fanout_deliveries_per_s"] = {"limit": FANOUT_TARGET_PER_S, "value": th["deliveries_per_s"],
-                                          "pass": th["deliveries_per_s"] >= FANOUT_TARGET_PER_S}
-        out["fanout_ratio_to_ceiling"] = {"limit": FANOUT_TARGET_RATIO, "value": th["ratio_to_ceiling"],
-                                          "pass": (th["ratio_to_ceiling"] or 0) >= FANOUT_TARGET_RATIO}
+        out["fanout_deliveries_per_s"] = {
+            "limit": FANOUT_TARGET_PER_S,
+            "value": th["deliveries_per_s"],
+            "pass": th["deliveries_per_s"] >= FANOUT_TARGET_PER_S,
+        }
+        out["fanout_ratio_to_ceiling"] = {
+            "limit": FANOUT_TARGET_RATIO,
+            "value": th["ratio_to_ceiling"],
+            "pass": (th["ratio_to_ceiling"] or 0) >= FANOUT_TARGET_RATIO,
+        }
     lat = result.get("fanout_latency") or {}
     if lat:
-        ok = lat["p99_ms"] is not None and lat["p99_ms"] < LATENCY_P99_LIMIT_MS and \
-            lat["not_delivered_within_s"]["count"] == 0
+        ok = (
+            lat["p99_ms"] is not None
+            and lat["p99_ms"] < LATENCY_P99_LIMIT_MS
+            and lat["not_delivered_within_s"]["count"] == 0
+        )
         out["fanout_latency_p99_ms"] = {"limit": LATENCY_P99_LIMIT_MS, "value": lat["p99_ms"], "pass": ok}
     home = (result.get("home_timeline") or {}).get("materialized")
     if home:
-        ok = home["p95_ms"] is not None and home["p95_ms"] < P95_READ_LIMIT_MS and home["errors"] == 0 \
+        ok = (
+            home["p95_ms"] is not None
+            and home["p95_ms"] < P95_READ_LIMIT_MS
+            and home["errors"] == 0
             and home["ok_rps"] >= 0.95 * args.read_rps
-        out["home_p95_ms_at_read_rps"] = {"limit": P95_READ_LIMIT_MS, "rps": args.read_rps, "value": home["p95_ms"],
-                                          "ok_rps": home["ok_rps"], "pass": ok}
+        )
+        out["home_p95_ms_at_read_rps"] = {
+            "limit": P95_READ_LIMIT_MS,
+            "rps": args.read_rps,
+            "value": home["p95_ms"],
+            "ok_rps": home["ok_rps"],
+            "pass": ok,
+        }
     return out
 
 
@@ -1388,8 +1581,11 @@ def main() -> None:
         error = exc
         result["error"] = str(exc) if isinstance(exc, SystemExit) else repr(exc)
     result["targets"] = targets(result, args)
-    result["pass"] = args.phase_set == list(PHASES) and bool(result["targets"]) and \
-        all(t["pass"] for t in result["targets"].values())
+    result["pass"] = (
+        args.phase_set == list(PHASES)
+        and bool(result["targets"])
+        and all(t["pass"] for t in result["targets"].values())
+    )
     result["elapsed_s"] = round(time.perf_counter() - t0, 1)
     result["config"] = {k: v for k, v in vars(args).items()}
     print(json.dumps(result))

@@ -3,6 +3,7 @@
 Imported by the bench scripts, which run as `python bench/<name>.py` (so this
 directory is on the import path).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,7 @@ async def seed_call(client: aiohttp.ClientSession, method: str, path: str, *, tr
     raise SystemExit(f"seed {method} {path}: still rate limited after {tries} tries")
 
 
-async def wait_for_consumers(client: aiohttp.ClientSession, *, timeout: float = 240.0,
-                             host: str = "127.0.0.1") -> dict:
+async def wait_for_consumers(client: aiohttp.ClientSession, *, timeout: float = 240.0, host: str = "127.0.0.1") -> dict:
     """Waits until every Kafka consumer in the stack has caught up, so a
     measurement starts from the steady state rather than while the services
     are still digesting the bench's own seed (its posts, follows and likes
@@ -64,8 +64,11 @@ async def wait_for_consumers(client: aiohttp.ClientSession, *, timeout: float = 
                     text = await r.text() if r.status == 200 else ""
             except aiohttp.ClientError:
                 continue  # a service without metrics here: nothing to wait for
-            lag += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                       if line.startswith("aviary_kafka_consumer_lag{"))
+            lag += sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("aviary_kafka_consumer_lag{")
+            )
         max_seen = lag if max_seen is None else max(max_seen, lag)
         now = time.perf_counter()
         if lag > 0:

@@ -40,6 +40,7 @@ operations that ran (POST /v1/posts p95 < 100 ms, home p95 < 50 ms, feed p95
 With feed reads in the mix, a seller and --products products are seeded too,
 so the feed has recommendations to interleave (cold start: popular/newest).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,12 +68,15 @@ WRITE_OPS = ("create_post", "like", "follow", "reply")
 OPS = READ_OPS + WRITE_OPS
 # Targets: (name, operations pooled, p95 limit in ms). create_post and reply
 # are both POST /v1/posts.
-P95_TARGETS = (("post_p95_ms", ("create_post", "reply"), 100.0), ("home_p95_ms", ("home",), 50.0),
-               ("feed_p95_ms", ("feed", "feed_scroll"), 60.0))
+P95_TARGETS = (
+    ("post_p95_ms", ("create_post", "reply"), 100.0),
+    ("home_p95_ms", ("home",), 50.0),
+    ("feed_p95_ms", ("feed", "feed_scroll"), 60.0),
+)
 
 
 def parse_mix(text: str, names: tuple[str, ...], flag: str) -> dict[str, float]:
-    """"home=80,get_post=10" -> {"home": 80.0, "get_post": 10.0, "user_posts": 0.0}."""
+    """ "home=80,get_post=10" -> {"home": 80.0, "get_post": 10.0, "user_posts": 0.0}."""
     mix = {name: 0.0 for name in names}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, weight = part.partition("=")
@@ -131,8 +135,15 @@ async def sign_up(client: aiohttp.ClientSession, prefix: str) -> dict:
 class World:
     """The seeded users and the state the write operations evolve."""
 
-    def __init__(self, users: list[dict], celebrity: dict, post_ids: list[str], followers: dict[str, int],
-                 following: set[tuple[str, str]], max_followers: int):
+    def __init__(
+        self,
+        users: list[dict],
+        celebrity: dict,
+        post_ids: list[str],
+        followers: dict[str, int],
+        following: set[tuple[str, str]],
+        max_followers: int,
+    ):
         self.users = users  # ordinary users: they read, post, like, reply and follow
         self.celebrity = celebrity  # followed by every user: above the fanout threshold
         self.post_ids = post_ids  # grows with the bench's own posts and replies
@@ -147,17 +158,29 @@ class World:
 async def seed_products(client: aiohttp.ClientSession, count: int) -> None:
     """A seller with `count` products, so feeds have recommendations (cold start)."""
     username = f"ms_{secrets.token_hex(5)}"
-    body = await seed_call(client, "POST", "/v1/accounts",
-                           json={"username": username, "password": PASSWORD, "role": "SELLER"})
+    body = await seed_call(
+        client, "POST", "/v1/accounts", json={"username": username, "password": PASSWORD, "role": "SELLER"}
+    )
     auth = {"Authorization": f"Bearer {body['accessToken']}"}
     for n in range(count):
-        await seed_call(client, "POST", "/v1/products", headers=auth, json={
-            "title": f"bench product {n}", "description": "seeded by the mixed bench",
-            "priceMinor": str(500 + n), "currency": "USD", "stock": "100000"})
+        await seed_call(
+            client,
+            "POST",
+            "/v1/products",
+            headers=auth,
+            json={
+                "title": f"bench product {n}",
+                "description": "seeded by the mixed bench",
+                "priceMinor": str(500 + n),
+                "currency": "USD",
+                "stock": "100000",
+            },
+        )
 
 
-async def seed(client: aiohttp.ClientSession, users: int, posts_per_user: int, celebrity_posts: int,
-               threshold: int) -> World:
+async def seed(
+    client: aiohttp.ClientSession, users: int, posts_per_user: int, celebrity_posts: int, threshold: int
+) -> World:
     """`users` ordinary users in a ring, each following the next threshold-1 users
     (so each has threshold-1 followers: posts fan out on write, and a bench follow
     adds at most one more without making anyone a celebrity), plus one celebrity
@@ -176,19 +199,30 @@ async def seed(client: aiohttp.ClientSession, users: int, posts_per_user: int, c
     await asyncio.gather(
         *(limited(seed_call(client, "PUT", f"/v1/users/me/following/{a['id']}", headers=u["auth"])) for u, a in edges)
     )
-    posts = await asyncio.gather(*(
-        limited(seed_call(client, "POST", "/v1/posts", json={"text": f"mixed bench post {n} #bench"}, headers=a["auth"]))
-        for a, count in [(celebrity, celebrity_posts), *((u, posts_per_user) for u in accounts)]
-        for n in range(count)
-    ))
+    posts = await asyncio.gather(
+        *(
+            limited(
+                seed_call(client, "POST", "/v1/posts", json={"text": f"mixed bench post {n} #bench"}, headers=a["auth"])
+            )
+            for a, count in [(celebrity, celebrity_posts), *((u, posts_per_user) for u in accounts)]
+            for n in range(count)
+        )
+    )
     celeb = await seed_call(client, "GET", f"/v1/users/{celebrity['id']}", headers=celebrity["auth"])
     sample = await seed_call(client, "GET", f"/v1/users/{accounts[0]['id']}", headers=celebrity["auth"])
-    print(f"celebrity followerCount={celeb.get('followerCount')} (threshold {threshold}); "
-          f"ordinary user followerCount={sample.get('followerCount')}", file=sys.stderr)
+    print(
+        f"celebrity followerCount={celeb.get('followerCount')} (threshold {threshold}); "
+        f"ordinary user followerCount={sample.get('followerCount')}",
+        file=sys.stderr,
+    )
     await asyncio.sleep(2)  # let fanout drain before measuring
     return World(
-        accounts, celebrity, [p["id"] for p in posts], {u["id"]: ring for u in accounts},
-        {(u["id"], a["id"]) for u, a in edges if a is not celebrity}, threshold,
+        accounts,
+        celebrity,
+        [p["id"] for p in posts],
+        {u["id"]: ring for u in accounts},
+        {(u["id"], a["id"]) for u, a in edges if a is not celebrity},
+        threshold,
     )
 
 
@@ -204,8 +238,9 @@ class Stats:
         self.timeline: list[tuple[float, str, float]] = []
 
 
-async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.Namespace,
-                   duration: float, rng: random.Random) -> dict:
+async def run_load(
+    client: aiohttp.ClientSession, world: World, args: argparse.Namespace, duration: float, rng: random.Random
+) -> dict:
     stats = Stats()
     write_share = 1.0 / (args.read_write_ratio + 1.0)
     rsum, wsum = sum(args.read_mix.values()), sum(args.write_mix.values())
@@ -229,12 +264,10 @@ async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.N
             return "GET", f"/v1/posts/{rng.choice(world.post_ids)}", {"headers": auth}, None
         if op == "feed" or (op == "feed_scroll" and user["id"] not in world.feed_tokens):
             params = {"pageSize": args.page_size}
-            return "GET", "/v1/feed", {"params": params, "headers": auth}, \
-                lambda body: remember_feed_token(user, body)
+            return "GET", "/v1/feed", {"params": params, "headers": auth}, lambda body: remember_feed_token(user, body)
         if op == "feed_scroll":
             params = {"pageSize": args.page_size, "pageToken": world.feed_tokens.pop(user["id"])}
-            return "GET", "/v1/feed", {"params": params, "headers": auth}, \
-                lambda body: remember_feed_token(user, body)
+            return "GET", "/v1/feed", {"params": params, "headers": auth}, lambda body: remember_feed_token(user, body)
         if op == "user_posts":
             # One profile view in ten is the celebrity's.
             author = world.celebrity if rng.random() < 0.1 else rng.choice(world.users)
@@ -245,8 +278,12 @@ async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.N
                 body["replyToId"] = rng.choice(world.post_ids)
             elif rng.random() < 1 / (len(world.users) + 1):
                 auth = world.celebrity["auth"]  # the celebrity posts its share too
-            return "POST", "/v1/posts", {"json": body, "headers": auth}, \
-                lambda body: world.post_ids.append(json.loads(body)["id"])
+            return (
+                "POST",
+                "/v1/posts",
+                {"json": body, "headers": auth},
+                lambda body: world.post_ids.append(json.loads(body)["id"]),
+            )
         if op == "like":
             return "POST", f"/v1/posts/{rng.choice(world.post_ids)}:like", {"json": {}, "headers": auth}, None
         # follow: alternate with undoing the oldest completed bench follow.
@@ -264,8 +301,11 @@ async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.N
         # nobody but the celebrity crosses it.
         for _ in range(50):
             followee = rng.choice(world.users)
-            if (followee is not user and world.followers[followee["id"]] < world.max_followers
-                    and (user["id"], followee["id"]) not in world.following):
+            if (
+                followee is not user
+                and world.followers[followee["id"]] < world.max_followers
+                and (user["id"], followee["id"]) not in world.following
+            ):
                 break
         else:
             followee = world.celebrity  # nobody has room (tiny graphs): a no-op re-follow
@@ -291,7 +331,8 @@ async def run_load(client: aiohttp.ClientSession, world: World, args: argparse.N
             else:
                 stats.errors[op][str(status)] += 1
                 stats.error_samples.setdefault(
-                    f"{op} {status}", f"{method} {path.split('?')[0]}: {body[:300].decode(errors='replace')}")
+                    f"{op} {status}", f"{method} {path.split('?')[0]}: {body[:300].decode(errors='replace')}"
+                )
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
             stats.errors[op][type(exc).__name__] += 1
             stats.error_samples.setdefault(f"{op} {type(exc).__name__}", f"{method} {path}: {exc!r}"[:300])
@@ -355,8 +396,12 @@ def summarize(stats: Stats, elapsed: float, window_seconds: float) -> dict:
         if not any(stats.latencies[op] for op in pooled):
             continue  # not in this run's mix
         value = percentile(sorted(x for op in pooled for x in stats.latencies[op]), 0.95)
-        targets[name] = {"ops": list(pooled), "limit_ms": limit, "value_ms": rounded(value),
-                         "pass": value is not None and value < limit}
+        targets[name] = {
+            "ops": list(pooled),
+            "limit_ms": limit,
+            "value_ms": rounded(value),
+            "pass": value is not None and value < limit,
+        }
     targets["zero_errors"] = {"limit": 0, "value": overall["errors"], "pass": overall["errors"] == 0}
     return {
         "overall": overall,
@@ -376,36 +421,77 @@ async def main() -> None:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--url", default=os.environ.get("AVIARY_EDGE_URL", "http://127.0.0.1:8080"),
-                        help="Envoy base URL (default: $AVIARY_EDGE_URL or %(default)s)")
-    parser.add_argument("--rps", type=float, default=300, help="target total requests/s, reads + writes (default %(default)s)")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("AVIARY_EDGE_URL", "http://127.0.0.1:8080"),
+        help="Envoy base URL (default: $AVIARY_EDGE_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--rps", type=float, default=300, help="target total requests/s, reads + writes (default %(default)s)"
+    )
     parser.add_argument("--duration", type=float, default=30, help="measured seconds (default %(default)s)")
-    parser.add_argument("--settle-timeout", type=float, default=240,
-                        help="after seeding, wait up to this many seconds for every Kafka consumer to catch up "
-                             "with the seed before the warm-up; 0 skips the wait (default %(default)s)")
-    parser.add_argument("--warmup", type=float, default=10, help="seconds of the same load before measuring, not reported (default %(default)s)")
+    parser.add_argument(
+        "--settle-timeout",
+        type=float,
+        default=240,
+        help="after seeding, wait up to this many seconds for every Kafka consumer to catch up "
+        "with the seed before the warm-up; 0 skips the wait (default %(default)s)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=10,
+        help="seconds of the same load before measuring, not reported (default %(default)s)",
+    )
     parser.add_argument("--read-write-ratio", type=float, default=100, help="reads per write (default %(default)s)")
-    parser.add_argument("--read-mix", default="home=80,get_post=10,user_posts=10",
-                        help="relative read weights over home, get_post, user_posts, feed, feed_scroll "
-                             "(default %(default)s)")
-    parser.add_argument("--products", type=int, default=12,
-                        help="products seeded when the mix reads the feed (default %(default)s)")
-    parser.add_argument("--write-mix", default="create_post=25,like=25,follow=25,reply=25",
-                        help="relative write weights over create_post, like, follow, reply (default %(default)s)")
-    parser.add_argument("--arrivals", choices=("poisson", "fixed"), default="poisson",
-                        help="send schedule: Poisson arrivals or a fixed interval (default %(default)s)")
-    parser.add_argument("--users", type=int, default=200,
-                        help="ordinary users sharing the load; enough that each stays far under the "
-                             "gateway's per-user limits (50 reads/s, 20 writes/s) (default %(default)s)")
-    parser.add_argument("--posts-per-user", type=int, default=5, help="seeded posts per ordinary user (default %(default)s)")
-    parser.add_argument("--celebrity-posts", type=int, default=20, help="seeded posts by the celebrity (default %(default)s)")
-    parser.add_argument("--fanout-threshold", type=int,
-                        default=int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3")),
-                        help="the stack's fanout threshold, which shapes the graph "
-                             "(default: $AVIARY_FANOUT_THRESHOLD or 3, the devstack's)")
-    parser.add_argument("--page-size", type=int, default=20, help="pageSize for home and user posts (default %(default)s)")
-    parser.add_argument("--window", type=float, default=15,
-                        help="seconds per stretch in the output's per-window p95 series (default %(default)s)")
+    parser.add_argument(
+        "--read-mix",
+        default="home=80,get_post=10,user_posts=10",
+        help="relative read weights over home, get_post, user_posts, feed, feed_scroll (default %(default)s)",
+    )
+    parser.add_argument(
+        "--products", type=int, default=12, help="products seeded when the mix reads the feed (default %(default)s)"
+    )
+    parser.add_argument(
+        "--write-mix",
+        default="create_post=25,like=25,follow=25,reply=25",
+        help="relative write weights over create_post, like, follow, reply (default %(default)s)",
+    )
+    parser.add_argument(
+        "--arrivals",
+        choices=("poisson", "fixed"),
+        default="poisson",
+        help="send schedule: Poisson arrivals or a fixed interval (default %(default)s)",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=200,
+        help="ordinary users sharing the load; enough that each stays far under the "
+        "gateway's per-user limits (50 reads/s, 20 writes/s) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--posts-per-user", type=int, default=5, help="seeded posts per ordinary user (default %(default)s)"
+    )
+    parser.add_argument(
+        "--celebrity-posts", type=int, default=20, help="seeded posts by the celebrity (default %(default)s)"
+    )
+    parser.add_argument(
+        "--fanout-threshold",
+        type=int,
+        default=int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3")),
+        help="the stack's fanout threshold, which shapes the graph "
+        "(default: $AVIARY_FANOUT_THRESHOLD or 3, the devstack's)",
+    )
+    parser.add_argument(
+        "--page-size", type=int, default=20, help="pageSize for home and user posts (default %(default)s)"
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=15,
+        help="seconds per stretch in the output's per-window p95 series (default %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed for the schedule and choices")
     args = parser.parse_args()
     if args.rps <= 0 or args.duration <= 0 or args.read_write_ratio < 0:
@@ -423,23 +509,40 @@ async def main() -> None:
         if args.read_mix["feed"] or args.read_mix["feed_scroll"]:
             await seed_products(client, args.products)
         world = await seed(client, args.users, args.posts_per_user, args.celebrity_posts, args.fanout_threshold)
-        print(f"seeded {len(world.users)} users + 1 celebrity, "
-              f"{len(world.post_ids)} posts in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        print(
+            f"seeded {len(world.users)} users + 1 celebrity, "
+            f"{len(world.post_ids)} posts in {time.perf_counter() - t0:.1f}s",
+            file=sys.stderr,
+        )
         settled = await wait_for_consumers(client, timeout=args.settle_timeout) if args.settle_timeout > 0 else None
         if settled is not None:
-            print(f"settle: consumers {'caught up' if settled['caught_up'] else 'NOT caught up'} "
-                  f"after {settled['seconds']} s (most records behind: {settled['max_lag_seen']:g})", file=sys.stderr)
+            print(
+                f"settle: consumers {'caught up' if settled['caught_up'] else 'NOT caught up'} "
+                f"after {settled['seconds']} s (most records behind: {settled['max_lag_seen']:g})",
+                file=sys.stderr,
+            )
         if args.warmup > 0:
             warm = await run_load(client, world, args, args.warmup, rng)
-            print(f"warmup: {warm['overall']['count']} requests, {warm['overall']['errors']} errors, "
-                  f"p95 {warm['overall']['p95_ms']} ms", file=sys.stderr)
+            print(
+                f"warmup: {warm['overall']['count']} requests, {warm['overall']['errors']} errors, "
+                f"p95 {warm['overall']['p95_ms']} ms",
+                file=sys.stderr,
+            )
         result = await run_load(client, world, args, args.duration, rng)
     result["settle"] = settled
     result["config"] = {
-        "url": args.url, "target_rps": args.rps, "duration_s": args.duration, "warmup_s": args.warmup,
-        "arrivals": args.arrivals, "read_write_ratio": args.read_write_ratio,
-        "read_mix": args.read_mix, "write_mix": args.write_mix, "page_size": args.page_size,
-        "users": len(world.users), "fanout_threshold": args.fanout_threshold, "seed": args.seed,
+        "url": args.url,
+        "target_rps": args.rps,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "arrivals": args.arrivals,
+        "read_write_ratio": args.read_write_ratio,
+        "read_mix": args.read_mix,
+        "write_mix": args.write_mix,
+        "page_size": args.page_size,
+        "users": len(world.users),
+        "fanout_threshold": args.fanout_threshold,
+        "seed": args.seed,
     }
     print(json.dumps(result))
 

@@ -18,6 +18,7 @@ search-request errors.
 
     .venv/bin/python bench/search_freshness.py --posts 200        # or: make bench-search
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,7 @@ class User:
 
 @dataclass
 class Results:
-    freshness: list[float] = field(default_factory=list)   # seconds, found posts
+    freshness: list[float] = field(default_factory=list)  # seconds, found posts
     post_latency: list[float] = field(default_factory=list)
     not_found: int = 0
     post_errors: Counter = field(default_factory=Counter)
@@ -123,50 +124,75 @@ def seconds(values: list[float]) -> dict:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=os.environ.get("AVIARY_EDGE_URL", "http://127.0.0.1:8080"),
-                        help="Envoy base URL (default: $AVIARY_EDGE_URL or %(default)s)")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("AVIARY_EDGE_URL", "http://127.0.0.1:8080"),
+        help="Envoy base URL (default: $AVIARY_EDGE_URL or %(default)s)",
+    )
     parser.add_argument("--posts", type=int, default=200, help="measured posts (default %(default)s)")
     parser.add_argument("--rate", type=float, default=10.0, help="posts per second (default %(default)s)")
     parser.add_argument("--users", type=int, default=10, help="authors, round-robin (default %(default)s)")
-    parser.add_argument("--poll", type=float, default=0.05, help="seconds between searches per post (default %(default)s)")
-    parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds after which a post counts as not found (default %(default)s)")
+    parser.add_argument(
+        "--poll", type=float, default=0.05, help="seconds between searches per post (default %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds after which a post counts as not found (default %(default)s)",
+    )
     args = parser.parse_args()
     if args.posts < 1 or args.rate <= 0 or args.users < 1 or args.poll <= 0 or args.timeout <= 0:
         parser.error("--posts, --rate, --users, --poll and --timeout must be positive")
 
     connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(base_url=args.url, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=10)) as client:
+    async with aiohttp.ClientSession(
+        base_url=args.url, connector=connector, timeout=aiohttp.ClientTimeout(total=10)
+    ) as client:
         users = [await sign_up(client) for _ in range(args.users)]
         warm_s = await warm_up(client, users[0], timeout=60.0)
         print(f"{len(users)} users; warm-up post searchable after {warm_s:.2f} s", file=sys.stderr)
 
         results = Results()
         began = time.perf_counter() + 0.1
-        await asyncio.gather(*(probe(client, users[i % len(users)], began + i / args.rate, args, results)
-                               for i in range(args.posts)))
+        await asyncio.gather(
+            *(probe(client, users[i % len(users)], began + i / args.rate, args, results) for i in range(args.posts))
+        )
         elapsed = time.perf_counter() - began
 
     stats = seconds(results.freshness)
-    met = results.not_found == 0 and not results.post_errors and stats["p95_s"] is not None \
+    met = (
+        results.not_found == 0
+        and not results.post_errors
+        and stats["p95_s"] is not None
         and stats["p95_s"] < TARGET_P95_S
+    )
     post_ms = sorted(v * 1000 for v in results.post_latency)
-    print(json.dumps({
-        "count": args.posts,
-        "found": len(results.freshness),
-        "not_found": results.not_found,
-        **stats,
-        "target_p95_s": TARGET_P95_S,
-        "met": met,
-        "post_errors": dict(results.post_errors),
-        "post_ms": {"p50": rounded(percentile(post_ms, 0.5), 1), "p95": rounded(percentile(post_ms, 0.95), 1)},
-        "searches": results.searches,
-        "search_errors": dict(results.search_errors),
-        "duration_s": round(elapsed, 1),
-        "config": {"url": args.url, "rate_per_s": args.rate, "users": args.users, "poll_s": args.poll,
-                   "timeout_s": args.timeout},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "count": args.posts,
+                "found": len(results.freshness),
+                "not_found": results.not_found,
+                **stats,
+                "target_p95_s": TARGET_P95_S,
+                "met": met,
+                "post_errors": dict(results.post_errors),
+                "post_ms": {"p50": rounded(percentile(post_ms, 0.5), 1), "p95": rounded(percentile(post_ms, 0.95), 1)},
+                "searches": results.searches,
+                "search_errors": dict(results.search_errors),
+                "duration_s": round(elapsed, 1),
+                "config": {
+                    "url": args.url,
+                    "rate_per_s": args.rate,
+                    "users": args.users,
+                    "poll_s": args.poll,
+                    "timeout_s": args.timeout,
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ cannot hide queueing (no coordinated omission). Prints one JSON object:
 
     .venv/bin/python bench/timeline_reads.py --rps 300 --duration 30
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,7 +85,9 @@ async def seed(client: aiohttp.ClientSession, readers: int, authors: int, posts_
     return reader_accounts
 
 
-async def run_load(client: aiohttp.ClientSession, readers: list[dict], rps: float, duration: float, page_size: int) -> dict:
+async def run_load(
+    client: aiohttp.ClientSession, readers: list[dict], rps: float, duration: float, page_size: int
+) -> dict:
     latencies: list[float] = []
     errors = 0
     statuses: dict[str, int] = {}
@@ -99,7 +102,9 @@ async def run_load(client: aiohttp.ClientSession, readers: list[dict], rps: floa
             await asyncio.sleep(delay)
         reader = random.choice(readers)
         try:
-            status = await call(client, "GET", "/v1/timelines/home", params={"pageSize": page_size}, headers=reader["auth"])
+            status = await call(
+                client, "GET", "/v1/timelines/home", params={"pageSize": page_size}, headers=reader["auth"]
+            )
             key = str(status)
             if status != 200:
                 errors += 1

@@ -1,4 +1,5 @@
 """CLI: python -m devstack {up,down,status,reset,logs}."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,15 +19,15 @@ def _selection(args) -> list[proc.Component]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m devstack", description="Aviary local dev stack")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for cmd, help_ in (("up", "start components and wait until they are ready"),
-                       ("status", "show components")):
+    for cmd, help_ in (("up", "start components and wait until they are ready"), ("status", "show components")):
         p = sub.add_parser(cmd, help=help_)
         p.add_argument("--backends", action="store_true", help="redis, postgres, kafka, cassandra, objectstore")
         p.add_argument("--group", action="append", help="select a component group (repeatable)")
         p.add_argument("names", nargs="*", help="component names (default: all registered)")
     sub.choices["up"].add_argument("--no-seed", action="store_true", help="do not seed the demo data")
-    sub.choices["status"].add_argument("--check", action="store_true",
-                                       help="exit non-zero unless every selected component is ready")
+    sub.choices["status"].add_argument(
+        "--check", action="store_true", help="exit non-zero unless every selected component is ready"
+    )
     p = sub.add_parser("down", help="stop everything devstack started (or the named components)")
     p.add_argument("names", nargs="*")
     sub.add_parser("reset", help="down + delete .devstack/data")
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         whole_stack = not args.names and not args.group and not args.backends
         if whole_stack and not args.no_seed:
             from . import seed
+
             seed.seed_demo()
             seed.print_examples()
         return 0
@@ -82,6 +84,7 @@ def _entry() -> int:
         return main()
     except BrokenPipeError:  # e.g. `python -m devstack status | head -1`
         import os
+
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
 """Paths, ports and other settings of the devstack (all overridable by env vars)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -65,6 +66,7 @@ def jars_dir(name: str) -> Path:
 def go_binary(name: str) -> str:
     """Path of a tool bootstrap.sh `go install`ed: $GOBIN, $GOPATH/bin, ~/go/bin, then PATH."""
     import shutil
+
     candidates = []
     if os.environ.get("GOBIN"):
         candidates.append(Path(os.environ["GOBIN"]) / name)

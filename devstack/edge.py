@@ -1,5 +1,6 @@
 """Builds the Envoy edge: the descriptor set the transcoder reads and the
 rendered envoy.yaml (routes for exactly the public, HTTP-annotated methods)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -41,9 +42,14 @@ def build_descriptor(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
-            sys.executable, "-m", "grpc_tools.protoc",
-            f"-I{PROTO_DIR}", f"-I{include}", f"-I{COMMON_PROTOS}",
-            "--include_imports", "--include_source_info",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTO_DIR}",
+            f"-I{include}",
+            f"-I{COMMON_PROTOS}",
+            "--include_imports",
+            "--include_source_info",
             f"--descriptor_set_out={out}",
             *protos,
         ],
@@ -83,8 +89,10 @@ def _jwt_rules() -> str:
     for route in routes():
         lines.append("                        - match:")
         lines.append(f"                            safe_regex: {{regex: {json.dumps(route.regex)}}}")
-        lines.append(f'                            headers: [{{name: ":method", string_match: {{exact: {route.verb}}}}}]'
-                     + _REQUIREMENT[route.access])
+        lines.append(
+            f'                            headers: [{{name: ":method", string_match: {{exact: {route.verb}}}}}]'
+            + _REQUIREMENT[route.access]
+        )
     for path, access in sorted({(r.grpc_path, r.access) for r in routes()}):
         lines.append(f"                        - match: {{path: {path}}}{_REQUIREMENT[access]}")
     return "\n".join(lines)
@@ -164,14 +172,26 @@ def media_too_large_message() -> str:
     from services.media.validation import Limits, human_size
 
     limits = Limits.from_env()
-    return (f"file: is too large: images may be at most {human_size(limits.image_bytes)}, "
-            f"videos at most {human_size(limits.video_bytes)}")
+    return (
+        f"file: is too large: images may be at most {human_size(limits.image_bytes)}, "
+        f"videos at most {human_size(limits.video_bytes)}"
+    )
 
 
-def render_config(out: Path, *, port: int, admin_port: int, descriptor: Path, jwks: Path,
-                  access_log: Path, service_ports: dict[str, int], gateway_port: int,
-                  objectstore_port: int = 9000, media_bucket: str = "aviary-media",
-                  cors: str | None = None) -> None:
+def render_config(
+    out: Path,
+    *,
+    port: int,
+    admin_port: int,
+    descriptor: Path,
+    jwks: Path,
+    access_log: Path,
+    service_ports: dict[str, int],
+    gateway_port: int,
+    objectstore_port: int = 9000,
+    media_bucket: str = "aviary-media",
+    cors: str | None = None,
+) -> None:
     """Writes envoy.yaml. `cors` replaces the CORS block built from
     AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own)."""
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())

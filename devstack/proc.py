@@ -8,6 +8,7 @@ status and stop it again (signal, grace period, SIGKILL of the process group).
 
 Nothing here is specific to a backend; see ``devstack.backends`` for examples.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -121,6 +122,7 @@ class Status:
 
 # ----------------------------------------------------------------------------- output
 
+
 def say(msg: str) -> None:
     with _print_lock:
         print(msg, flush=True)
@@ -141,6 +143,7 @@ def tail_log(name: str, lines: int = 40) -> str:
 
 # ----------------------------------------------------------------------------- /proc helpers
 
+
 def _proc_stat(pid: int) -> tuple[str, int, int] | None:
     """(state, pgrp, starttime) of a process, or None if it does not exist."""
     try:
@@ -148,7 +151,7 @@ def _proc_stat(pid: int) -> tuple[str, int, int] | None:
             raw = f.read().decode("ascii", "replace")
     except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
         return None
-    rest = raw[raw.rfind(")") + 2:].split()
+    rest = raw[raw.rfind(")") + 2 :].split()
     # rest[0]=state (field 3), rest[2]=pgrp (field 5), rest[19]=starttime (field 22)
     return rest[0], int(rest[2]), int(rest[19])
 
@@ -186,6 +189,7 @@ def port_open(port: int, host: str = config.HOST, timeout: float = 0.5) -> bool:
 
 # ----------------------------------------------------------------------------- pid files
 
+
 def read_pidinfo(name: str) -> dict | None:
     path = config.RUN / f"{name}.pid"
     try:
@@ -218,8 +222,10 @@ def _call(fn: Callable[[], object]) -> object:
         return asyncio.run(fn())
     result = fn()
     if inspect.isawaitable(result):
+
         async def _await():
             return await result
+
         return asyncio.run(_await())
     return result
 
@@ -235,6 +241,7 @@ def check_ready(comp: Component) -> bool:
 
 
 # ----------------------------------------------------------------------------- start / wait
+
 
 def _open_log(comp: Component):
     config.LOGS.mkdir(parents=True, exist_ok=True)
@@ -267,7 +274,8 @@ def start(comp: Component) -> int:
         if port_open(port):
             raise DevstackError(
                 f"{comp.name}: port {port} is already in use by a process devstack did not start "
-                f"(check with `ss -ltnp | grep :{port}`, or set another port via env)")
+                f"(check with `ss -ltnp | grep :{port}`, or set another port via env)"
+            )
     config.RUN.mkdir(parents=True, exist_ok=True)
     comp.pid_file.unlink(missing_ok=True)
     if comp.prepare is not None:
@@ -280,6 +288,7 @@ def start(comp: Component) -> int:
     kwargs: dict = {}
     if comp.user and os.geteuid() == 0:
         import pwd
+
         pw = pwd.getpwnam(comp.user)
         kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
         env.update(HOME=pw.pw_dir, USER=comp.user, LOGNAME=comp.user)
@@ -326,13 +335,15 @@ def wait_ready(comp: Component, timeout: float | None = None) -> float:
     delay = 0.1
     while True:
         if running_pid(comp) is None:
-            raise DevstackError(f"{comp.name}: process exited during startup; last log lines "
-                                f"({comp.log_file}):\n{tail_log(comp.name)}")
+            raise DevstackError(
+                f"{comp.name}: process exited during startup; last log lines ({comp.log_file}):\n{tail_log(comp.name)}"
+            )
         if check_ready(comp):
             return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
-            raise DevstackError(f"{comp.name}: not ready after {timeout:.0f}s; last log lines "
-                                f"({comp.log_file}):\n{tail_log(comp.name)}")
+            raise DevstackError(
+                f"{comp.name}: not ready after {timeout:.0f}s; last log lines ({comp.log_file}):\n{tail_log(comp.name)}"
+            )
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
 
@@ -345,6 +356,7 @@ class _FileLock:
 
     def __enter__(self):
         import fcntl
+
         config.RUN.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -409,8 +421,10 @@ def reserve_ports(ports: Iterable[int]) -> None:
             return
         _RESERVED_PORTS_FILE.write_text(",".join(str(p) for p in sorted(current | wanted)))
     except OSError as exc:
-        say(f"warning: could not reserve ports {sorted(wanted)} from the ephemeral range ({exc}); "
-            "a start can then fail with 'Address already in use'")
+        say(
+            f"warning: could not reserve ports {sorted(wanted)} from the ephemeral range ({exc}); "
+            "a start can then fail with 'Address already in use'"
+        )
 
 
 def up(comps: Iterable[Component], *, verbose: bool = True) -> bool:
@@ -436,6 +450,7 @@ def up(comps: Iterable[Component], *, verbose: bool = True) -> bool:
 
 
 # ----------------------------------------------------------------------------- stop
+
 
 def _wait_gone(pids_fn: Callable[[], list[int]], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
@@ -532,6 +547,7 @@ def down(names: Iterable[str] | None = None, *, verbose: bool = True) -> None:
 
 # ----------------------------------------------------------------------------- status
 
+
 def status(comps: Iterable[Component]) -> list[Status]:
     comps = list(comps)
 
@@ -555,6 +571,7 @@ def reset_data(names: Iterable[str] | None = None) -> None:
 
 # ----------------------------------------------------------------------------- readiness helpers
 
+
 def tcp_check(port: int, host: str = config.HOST) -> Check:
     """Readiness check: something accepts TCP connections on host:port."""
     return lambda: port_open(port, host)
@@ -562,28 +579,42 @@ def tcp_check(port: int, host: str = config.HOST) -> Check:
 
 def grpc_health_check(port: int, service: str = "", host: str = config.HOST, timeout: float = 2.0) -> Check:
     """Readiness check: grpc.health.v1 Health/Check returns SERVING."""
+
     def check() -> bool:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
+
         with grpc.insecure_channel(f"{host}:{port}") as ch:
-            resp = health_pb2_grpc.HealthStub(ch).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
             return resp.status == health_pb2.HealthCheckResponse.SERVING
+
     return check
 
 
 def http_check(url: str, timeout: float = 2.0) -> Check:
     """Readiness check: GET url answers 2xx (e.g. Envoy admin http://127.0.0.1:9901/ready)."""
+
     def check() -> bool:
         import urllib.request
+
         with urllib.request.urlopen(url, timeout=timeout) as r:
             return 200 <= r.status < 300
+
     return check
 
 
-def python_service(name: str, module: str, port: int, *, env: Mapping[str, str] | None = None,
-                   ready: Check | None = None, args: Sequence[str] = (), tier: int = 1,
-                   group: str = "services", ready_timeout: float = 30.0) -> Component:
+def python_service(
+    name: str,
+    module: str,
+    port: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    ready: Check | None = None,
+    args: Sequence[str] = (),
+    tier: int = 1,
+    group: str = "services",
+    ready_timeout: float = 30.0,
+) -> Component:
     """A `python -m <module>` process from the repo venv, ready when gRPC health says SERVING."""
     return Component(
         name=name,

@@ -1,4 +1,5 @@
 """Registry of known components (backends, and later the gRPC services / Envoy)."""
+
 from __future__ import annotations
 
 import importlib

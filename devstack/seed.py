@@ -1,6 +1,7 @@
 """Seeds a small demo through the public HTTP/JSON API (so it exercises the
 real edge, services and fanout) and prints example calls. Idempotent: a stack
 that already has the demo users is left as it is."""
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,13 @@ USERS = {
 }
 # Everyone follows celeb, which takes it above the (demo) fanout threshold.
 FOLLOWS = [(u, "celeb") for u in USERS if u != "celeb"] + [
-    ("alice", "bob"), ("alice", "carol"), ("bob", "alice"), ("carol", "alice"),
-    ("dave", "erin"), ("erin", "frank"), ("frank", "alice"),
+    ("alice", "bob"),
+    ("alice", "carol"),
+    ("bob", "alice"),
+    ("carol", "alice"),
+    ("dave", "erin"),
+    ("erin", "frank"),
+    ("frank", "alice"),
 ]
 POSTS = [
     ("alice", "Hello Aviary! First post from the demo #hello"),
@@ -49,12 +55,27 @@ REPLIES = [("carol", 0, "Welcome aboard, @alice!"), ("alice", 1, "Show us when i
 # The shop: a seller account, its products (with stock) and a post tagging one.
 SELLER = ("makers", "Makers Market")
 PRODUCTS = [
-    {"title": "Aviary enamel mug", "description": "Speckled blue enamel, 350 ml. Survives campfires.",
-     "priceMinor": "1800", "currency": "USD", "stock": "25"},
-    {"title": "Birdwatching field guide", "description": "600 species, waterproof cover.",
-     "priceMinor": "2499", "currency": "USD", "stock": "10"},
-    {"title": "Feather-light travel hoodie", "description": "Packs into its own pocket.",
-     "priceMinor": "5900", "currency": "USD", "stock": "5"},
+    {
+        "title": "Aviary enamel mug",
+        "description": "Speckled blue enamel, 350 ml. Survives campfires.",
+        "priceMinor": "1800",
+        "currency": "USD",
+        "stock": "25",
+    },
+    {
+        "title": "Birdwatching field guide",
+        "description": "600 species, waterproof cover.",
+        "priceMinor": "2499",
+        "currency": "USD",
+        "stock": "10",
+    },
+    {
+        "title": "Feather-light travel hoodie",
+        "description": "Packs into its own pocket.",
+        "priceMinor": "5900",
+        "currency": "USD",
+        "stock": "5",
+    },
 ]
 # (who posts, text, index into PRODUCTS of the tagged product)
 PRODUCT_POST = ("alice", "My new favourite mug for #books and tea", 0)
@@ -94,11 +115,14 @@ def _seed_social(client: httpx.Client) -> None:
     for who, index in REPOSTS:
         client.post(f"/v1/posts/{post_ids[index]}:repost", json={}, headers=_auth(tokens[who])).raise_for_status()
     for who, index, text in REPLIES:
-        client.post("/v1/posts", json={"text": text, "replyToId": post_ids[index]},
-                    headers=_auth(tokens[who])).raise_for_status()
-    say(f"seed: {len(USERS)} users, {len(FOLLOWS)} follows, {len(POSTS)} posts, {len(LIKES)} likes, "
+        client.post(
+            "/v1/posts", json={"text": text, "replyToId": post_ids[index]}, headers=_auth(tokens[who])
+        ).raise_for_status()
+    say(
+        f"seed: {len(USERS)} users, {len(FOLLOWS)} follows, {len(POSTS)} posts, {len(LIKES)} likes, "
         f"{len(REPOSTS)} reposts, {len(REPLIES)} replies in {time.monotonic() - started:.1f}s "
-        f"(celeb has {len(USERS) - 1} followers > threshold {FANOUT_THRESHOLD})")
+        f"(celeb has {len(USERS) - 1} followers > threshold {FANOUT_THRESHOLD})"
+    )
 
 
 def _seed_shop(client: httpx.Client) -> None:
@@ -106,8 +130,10 @@ def _seed_shop(client: httpx.Client) -> None:
     the demo post tagging one unless it is there already."""
     seller_token = _token(client, SELLER[0])
     if seller_token is None:
-        r = client.post("/v1/accounts", json={"username": SELLER[0], "password": PASSWORD,
-                                              "displayName": SELLER[1], "role": "SELLER"})
+        r = client.post(
+            "/v1/accounts",
+            json={"username": SELLER[0], "password": PASSWORD, "displayName": SELLER[1], "role": "SELLER"},
+        )
         r.raise_for_status()
         seller_token = r.json()["accessToken"]
     seller_id = client.get("/v1/users:lookup", params={"username": SELLER[0]}).json()["id"]
@@ -128,11 +154,14 @@ def _seed_shop(client: httpx.Client) -> None:
     own = client.get(f"/v1/users/{author_id}/posts", params={"pageSize": 100}).json().get("posts", [])
     posted = any(product_id in p.get("productIds", []) for p in own)
     if not posted:
-        client.post("/v1/posts", json={"text": text, "productIds": [product_id]},
-                    headers=_auth(_token(client, author))).raise_for_status()
+        client.post(
+            "/v1/posts", json={"text": text, "productIds": [product_id]}, headers=_auth(_token(client, author))
+        ).raise_for_status()
     if created or not posted:
-        say(f"seed: shop '{SELLER[0]}' with {created} new of {len(PRODUCTS)} products"
-            f"{'' if posted else f', and a post by {author} tagging one'}")
+        say(
+            f"seed: shop '{SELLER[0]}' with {created} new of {len(PRODUCTS)} products"
+            f"{'' if posted else f', and a post by {author} tagging one'}"
+        )
     else:
         say("seed: shop already present")
 
@@ -143,7 +172,7 @@ def _auth(token: str) -> dict[str, str]:
 
 def print_examples() -> None:
     say(f"""
-Aviary is up: HTTP/JSON at {BASE}, demo users {', '.join(USERS)} and seller {SELLER[0]} (password {PASSWORD}).
+Aviary is up: HTTP/JSON at {BASE}, demo users {", ".join(USERS)} and seller {SELLER[0]} (password {PASSWORD}).
 
   TOKEN=$(curl -s {BASE}/v1/sessions -d '{{"username":"alice","password":"{PASSWORD}"}}' | jq -r .accessToken)
   curl -s {BASE}/v1/timelines/home -H "Authorization: Bearer $TOKEN"

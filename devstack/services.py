@@ -3,6 +3,7 @@
 Before the services start: the JWT key pair exists and the Kafka topics exist.
 Before Envoy starts: the descriptor set is built and envoy.yaml rendered.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,8 @@ def service_env() -> dict[str, str]:
         "AVIARY_S3_SECRET_KEY": config.OBJECTSTORE_SECRET_KEY,
         "AVIARY_MEDIA_BUCKET": config.MEDIA_BUCKET,
         "AVIARY_MEDIA_PUBLIC_URL": os.environ.get(
-            "AVIARY_MEDIA_PUBLIC_URL", f"http://{config.HOST}:{ENVOY_PORT}/media"),
+            "AVIARY_MEDIA_PUBLIC_URL", f"http://{config.HOST}:{ENVOY_PORT}/media"
+        ),
         # payments: the Stripe API is stripe-mock; test-only fault injection is on
         # in the local stack (see services/payments/faults.py), never in helm/.
         "AVIARY_OPENSEARCH_URL": f"http://{config.HOST}:{config.env_int('OPENSEARCH_PORT', 9200)}",
@@ -51,13 +53,15 @@ def service_env() -> dict[str, str]:
         "AVIARY_PAYMENTS_FAULT_INJECTION": os.environ.get("AVIARY_PAYMENTS_FAULT_INJECTION", "1"),
         # Stripe's test payment methods (stripe-mock would approve any string).
         "AVIARY_PAYMENTS_ACCEPTED_METHODS": os.environ.get(
-            "AVIARY_PAYMENTS_ACCEPTED_METHODS", ",".join(STRIPE_TEST_METHODS)),
+            "AVIARY_PAYMENTS_ACCEPTED_METHODS", ",".join(STRIPE_TEST_METHODS)
+        ),
         # identity: the test suite and bench/ sign up and log in hundreds of
         # users a minute from loopback; production allows 10 sign-ups an hour
         # and 50 failed log-ins per 10 minutes per address (throttle.py).
         "AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS": os.environ.get("AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS", "100000"),
         "AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS": os.environ.get(
-            "AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS", "20000"),
+            "AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS", "20000"
+        ),
     }
     for name, port in SERVICE_PORTS.items():
         env[f"AVIARY_{name.upper()}_ADDR"] = f"{config.HOST}:{port}"
@@ -115,8 +119,14 @@ def _envoy_binary() -> str:
 envoy = Component(
     name="envoy",
     argv=lambda: [
-        _envoy_binary(), "-c", str(config.CONF / "envoy" / "envoy.yaml"),
-        "--disable-hot-restart", "--log-level", "warn", "--concurrency", "2",
+        _envoy_binary(),
+        "-c",
+        str(config.CONF / "envoy" / "envoy.yaml"),
+        "--disable-hot-restart",
+        "--log-level",
+        "warn",
+        "--concurrency",
+        "2",
     ],
     port=ENVOY_PORT,
     extra_ports=(ENVOY_ADMIN_PORT,),
@@ -132,8 +142,12 @@ gateway = Component(
     argv=[sys.executable, "-u", "-m", "gateway"],
     port=GATEWAY_PORT,
     # The API fuzz (tests/e2e/test_api_fuzz.py) signs up as fuzz_...: no rate limits for it.
-    env={**service_env(), "AVIARY_GATEWAY_PORT": str(GATEWAY_PORT), "PYTHONUNBUFFERED": "1",
-         "AVIARY_RATE_EXEMPT_USERNAME_PREFIX": os.environ.get("AVIARY_RATE_EXEMPT_USERNAME_PREFIX", "fuzz_")},
+    env={
+        **service_env(),
+        "AVIARY_GATEWAY_PORT": str(GATEWAY_PORT),
+        "PYTHONUNBUFFERED": "1",
+        "AVIARY_RATE_EXEMPT_USERNAME_PREFIX": os.environ.get("AVIARY_RATE_EXEMPT_USERNAME_PREFIX", "fuzz_"),
+    },
     cwd=config.REPO,
     prepare=_prepare_shared,
     ready=http_check(f"http://{config.HOST}:{GATEWAY_PORT}/healthz"),

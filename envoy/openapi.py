@@ -7,6 +7,7 @@ the raw-bytes upload, the error shape) and writes stable JSON.
     .venv/bin/python envoy/openapi.py          # (re)write envoy/openapi.json
     .venv/bin/python envoy/openapi.py --check  # exit 1 when it is stale
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,15 +56,26 @@ def generate_raw() -> dict:
     import grpc_tools
 
     files = sorted({_proto_file(r) for r in routes()})
-    go_packages = [f"--openapi_opt=M{p.relative_to(PROTO_DIR)}=aviary/{p.parent.relative_to(PROTO_DIR)}"
-                   for p in sorted((PROTO_DIR / "aviary").rglob("*.proto"))]
+    go_packages = [
+        f"--openapi_opt=M{p.relative_to(PROTO_DIR)}=aviary/{p.parent.relative_to(PROTO_DIR)}"
+        for p in sorted((PROTO_DIR / "aviary").rglob("*.proto"))
+    ]
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
-            [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_DIR}",
-             f"-I{Path(grpc_tools.__file__).parent / '_proto'}",
-             f"--plugin=protoc-gen-openapi={_plugin()}", f"--openapi_out={out}",
-             *go_packages, *(f"--openapi_opt={o}" for o in _PLUGIN_OPTIONS), *files],
-            check=True, cwd=PROTO_DIR,
+            [
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                f"-I{PROTO_DIR}",
+                f"-I{Path(grpc_tools.__file__).parent / '_proto'}",
+                f"--plugin=protoc-gen-openapi={_plugin()}",
+                f"--openapi_out={out}",
+                *go_packages,
+                *(f"--openapi_opt={o}" for o in _PLUGIN_OPTIONS),
+                *files,
+            ],
+            check=True,
+            cwd=PROTO_DIR,
         )
         return yaml.safe_load((Path(out) / "openapi.yaml").read_text())
 
@@ -121,8 +133,11 @@ def build() -> dict:
         operation["x-aviary-access"] = route.access
         if route.server_streaming:
             _stream(operation)
-        if route.body and route.body != "*" and \
-                route.request.fields_by_name[route.body].message_type.full_name == "google.api.HttpBody":
+        if (
+            route.body
+            and route.body != "*"
+            and route.request.fields_by_name[route.body].message_type.full_name == "google.api.HttpBody"
+        ):
             _raw_upload(operation)
         _errors(operation, route.access)
     document["info"] = {
@@ -131,11 +146,16 @@ def build() -> dict:
         "description": (
             "The public HTTP/JSON API of Aviary, transcoded by Envoy from the gRPC contracts. "
             "64-bit ids are strings; lists take pageSize and pageToken and return nextPageToken. "
-            "Errors are {code, message, details} with the gRPC status code."),
+            "Errors are {code, message, details} with the gRPC status code."
+        ),
     }
     document["components"]["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                   "description": "The accessToken from POST /v1/accounts or POST /v1/sessions"},
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "The accessToken from POST /v1/accounts or POST /v1/sessions",
+        },
     }
     return document
 

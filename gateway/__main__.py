@@ -13,6 +13,7 @@ fail open too): rate limiting must never take the platform down.
 
     python -m gateway
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,10 +49,18 @@ _ALLOWED = Response(200)
 def limits_from_env() -> dict[tuple[str, str], Limit]:
     """(subject kind, action) -> Limit. Anonymous traffic is keyed by client address."""
     return {
-        ("user", "read"): Limit(env_float("AVIARY_RATE_USER_READS_PER_SEC", 50), env_int("AVIARY_RATE_USER_READ_BURST", 100)),
-        ("user", "write"): Limit(env_float("AVIARY_RATE_USER_WRITES_PER_SEC", 20), env_int("AVIARY_RATE_USER_WRITE_BURST", 100)),
-        ("ip", "read"): Limit(env_float("AVIARY_RATE_IP_READS_PER_SEC", 200), env_int("AVIARY_RATE_IP_READ_BURST", 400)),
-        ("ip", "write"): Limit(env_float("AVIARY_RATE_IP_WRITES_PER_SEC", 100), env_int("AVIARY_RATE_IP_WRITE_BURST", 300)),
+        ("user", "read"): Limit(
+            env_float("AVIARY_RATE_USER_READS_PER_SEC", 50), env_int("AVIARY_RATE_USER_READ_BURST", 100)
+        ),
+        ("user", "write"): Limit(
+            env_float("AVIARY_RATE_USER_WRITES_PER_SEC", 20), env_int("AVIARY_RATE_USER_WRITE_BURST", 100)
+        ),
+        ("ip", "read"): Limit(
+            env_float("AVIARY_RATE_IP_READS_PER_SEC", 200), env_int("AVIARY_RATE_IP_READ_BURST", 400)
+        ),
+        ("ip", "write"): Limit(
+            env_float("AVIARY_RATE_IP_WRITES_PER_SEC", 100), env_int("AVIARY_RATE_IP_WRITE_BURST", 300)
+        ),
     }
 
 
@@ -81,8 +90,9 @@ def subject_of(request: Request, exempt_prefix: str = "") -> tuple[str, str]:
 def refused(refusal: checks.Refusal) -> Response:
     if refusal.status == 204:
         return Response(204, headers=refusal.headers)
-    return Response(refusal.status, headers=refusal.headers, body=json.dumps(refusal.body()).encode(),
-                    content_type=_JSON)
+    return Response(
+        refusal.status, headers=refusal.headers, body=json.dumps(refusal.body()).encode(), content_type=_JSON
+    )
 
 
 def _forwarded_body(request: Request) -> bytes | None:
@@ -92,16 +102,18 @@ def _forwarded_body(request: Request) -> bytes | None:
     return request.body
 
 
-def build_handler(limiter: RateLimiter, limits: dict[tuple[str, str], Limit], openapi: bytes = b"",
-                  exempt_prefix: str = ""):
+def build_handler(
+    limiter: RateLimiter, limits: dict[tuple[str, str], Limit], openapi: bytes = b"", exempt_prefix: str = ""
+):
     openapi_document = Response(200, body=openapi, content_type=_JSON, headers={"cache-control": "max-age=300"})
 
     async def check(request: Request) -> Response:
         limited = await rate_limit(request)
         if limited.status != 200:
             return limited
-        refusal = checks.check(request.method, request.path[len("/check"):] or "/", request.query,
-                               _forwarded_body(request))
+        refusal = checks.check(
+            request.method, request.path[len("/check") :] or "/", request.query, _forwarded_body(request)
+        )
         return refused(refusal) if refusal is not None else limited
 
     async def rate_limit(request: Request) -> Response:
@@ -122,12 +134,16 @@ def build_handler(limiter: RateLimiter, limits: dict[tuple[str, str], Limit], op
         return Response(
             429,
             headers={"retry-after": str(retry)},
-            body=json.dumps({
-                "code": 8,
-                "message": (f"rate limit exceeded: at most {limit.rate:g} {action}s per second "
-                            f"(burst {limit.burst}); retry after {retry} s"),
-                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry}s"}],
-            }).encode(),
+            body=json.dumps(
+                {
+                    "code": 8,
+                    "message": (
+                        f"rate limit exceeded: at most {limit.rate:g} {action}s per second "
+                        f"(burst {limit.burst}); retry after {retry} s"
+                    ),
+                    "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry}s"}],
+                }
+            ).encode(),
             content_type=_JSON,
         )
 
@@ -149,8 +165,12 @@ async def _serve(port: int) -> None:
     checks.matcher()  # the route table, built before the first request
     # Users whose name starts with this prefix are not rate limited: the
     # devstack's API fuzzing accounts. Unset (nobody) in production.
-    handler = build_handler(RateLimiter(redis), limits_from_env(), OPENAPI_DOCUMENT.read_bytes(),
-                            exempt_prefix=env_str("AVIARY_RATE_EXEMPT_USERNAME_PREFIX", ""))
+    handler = build_handler(
+        RateLimiter(redis),
+        limits_from_env(),
+        OPENAPI_DOCUMENT.read_bytes(),
+        exempt_prefix=env_str("AVIARY_RATE_EXEMPT_USERNAME_PREFIX", ""),
+    )
     server = await serve(handler, "127.0.0.1", port)
     log.info("listening", extra={"port": port})
     stop = asyncio.Event()

@@ -3,6 +3,7 @@
 parameters or JSON body fields the method does not have (Envoy's transcoder
 would drop them silently, so a typo would look like success). Every rule
 works from the route table, so new methods are covered as they are added."""
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,12 @@ class Refusal:
     def body(self) -> dict:
         out: dict = {"code": self.code, "message": self.message}
         if self.violations:
-            out["details"] = [{
-                "@type": "type.googleapis.com/google.rpc.BadRequest",
-                "fieldViolations": [{"field": f, "description": d} for f, d in self.violations],
-            }]
+            out["details"] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.BadRequest",
+                    "fieldViolations": [{"field": f, "description": d} for f, d in self.violations],
+                }
+            ]
         return out
 
 
@@ -54,7 +57,8 @@ class Matcher:
         self._by_collection: dict[str, list] = {}
         for route in table:
             self._by_collection.setdefault(_collection(route.template), []).append(
-                (re.compile(_grouped(route.template)), route))
+                (re.compile(_grouped(route.template)), route)
+            )
 
     def match(self, verb: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
         """(the route, its raw path variables, every verb the path allows)."""
@@ -80,7 +84,7 @@ def _grouped(template: str) -> str:
     """The template's regex with one named group per variable."""
     out, pos = [], 0
     for i, match in enumerate(re.finditer(r"\{([a-z0-9_.]+)(?:=[^}]*)?\}", template)):
-        out.append(re.escape(template[pos:match.start()]))
+        out.append(re.escape(template[pos : match.start()]))
         out.append(f"(?P<v{i}_{match.group(1).replace('.', '__')}>[^/:]+)")
         pos = match.end()
     out.append(re.escape(template[pos:]))
@@ -143,8 +147,11 @@ def _json_name(message: Descriptor, name: str) -> str:
 
 
 def _path_violations(route: Route, variables: dict[str, str]) -> list[tuple[str, str]]:
-    return [(_json_name(route.request, name), "is not valid UTF-8")
-            for name, raw in variables.items() if _decoded(raw) is None]
+    return [
+        (_json_name(route.request, name), "is not valid UTF-8")
+        for name, raw in variables.items()
+        if _decoded(raw) is None
+    ]
 
 
 def _query_violations(route: Route, query: str) -> list[tuple[str, str]]:
@@ -200,9 +207,13 @@ def _unknown_query(route: Route, key: str) -> str:
 def _accepted_query(route: Route) -> list[str]:
     if route.body == "*":
         return []
-    return [f.json_name for f in route.request.fields
-            if f.name not in route.variables and f.name != route.body
-            and (f.type != FieldDescriptor.TYPE_MESSAGE or _well_known(f.message_type))]
+    return [
+        f.json_name
+        for f in route.request.fields
+        if f.name not in route.variables
+        and f.name != route.body
+        and (f.type != FieldDescriptor.TYPE_MESSAGE or _well_known(f.message_type))
+    ]
 
 
 def _well_known(message: Descriptor) -> bool:
@@ -230,8 +241,13 @@ def _body_violations(route: Route, body: bytes) -> list[tuple[str, str]]:
     return violations
 
 
-def _check_object(message: Descriptor, document: dict, prefix: str, violations: list[tuple[str, str]],
-                  bound_by_path: tuple[str, ...] = ()) -> None:
+def _check_object(
+    message: Descriptor,
+    document: dict,
+    prefix: str,
+    violations: list[tuple[str, str]],
+    bound_by_path: tuple[str, ...] = (),
+) -> None:
     for key, value in document.items():
         if len(violations) >= _MAX_VIOLATIONS:
             return
@@ -279,10 +295,16 @@ def _check_single(found: FieldDescriptor, value, path: str, violations: list[tup
 
 _T = FieldDescriptor
 _INTEGER_RANGES = {
-    _T.TYPE_INT32: (-2**31, 2**31 - 1), _T.TYPE_SINT32: (-2**31, 2**31 - 1), _T.TYPE_SFIXED32: (-2**31, 2**31 - 1),
-    _T.TYPE_UINT32: (0, 2**32 - 1), _T.TYPE_FIXED32: (0, 2**32 - 1),
-    _T.TYPE_INT64: (-2**63, 2**63 - 1), _T.TYPE_SINT64: (-2**63, 2**63 - 1), _T.TYPE_SFIXED64: (-2**63, 2**63 - 1),
-    _T.TYPE_UINT64: (0, 2**64 - 1), _T.TYPE_FIXED64: (0, 2**64 - 1),
+    _T.TYPE_INT32: (-(2**31), 2**31 - 1),
+    _T.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    _T.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    _T.TYPE_UINT32: (0, 2**32 - 1),
+    _T.TYPE_FIXED32: (0, 2**32 - 1),
+    _T.TYPE_INT64: (-(2**63), 2**63 - 1),
+    _T.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    _T.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    _T.TYPE_UINT64: (0, 2**64 - 1),
+    _T.TYPE_FIXED64: (0, 2**64 - 1),
 }
 _FLOAT_WORDS = {"NaN", "Infinity", "-Infinity"}
 

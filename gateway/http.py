@@ -12,6 +12,7 @@ to a limit (larger ones are read and dropped); HTTP/1.0 and `Connection: close` 
 not parse answered 400 and the connection closed. Handlers get a Request and
 return a Response; an exception in one is answered 500 and logged.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,15 @@ import httptools
 
 log = logging.getLogger(__name__)
 
-_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            429: "Too Many Requests", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 # Bodies up to this size reach the handler; Envoy forwards at most this much.
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -50,8 +58,7 @@ class Response:
     content_type: str | None = None
 
     def encode(self, keep_alive: bool) -> bytes:
-        lines = [f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Unknown')}",
-                 f"content-length: {len(self.body)}"]
+        lines = [f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Unknown')}", f"content-length: {len(self.body)}"]
         if self.content_type:
             lines.append(f"content-type: {self.content_type}")
         lines.extend(f"{name}: {value}" for name, value in self.headers.items())
@@ -118,9 +125,14 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         url = httptools.parse_url(self._url)
-        request = Request(self._parser.get_method().decode("latin-1"), url.path.decode("latin-1"), self._headers,
-                          self._remote, (url.query or b"").decode("latin-1"),
-                          bytes(self._body) if self._body is not None else None)
+        request = Request(
+            self._parser.get_method().decode("latin-1"),
+            url.path.decode("latin-1"),
+            self._headers,
+            self._remote,
+            (url.query or b"").decode("latin-1"),
+            bytes(self._body) if self._body is not None else None,
+        )
         keep_alive = self._parser.should_keep_alive()
         self._answers.put_nowait((asyncio.ensure_future(self._handle(request)), keep_alive))
         if not keep_alive:

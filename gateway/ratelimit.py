@@ -4,6 +4,7 @@ GCRA keeps one timestamp per key (the "theoretical arrival time"), so a limit
 costs one small key and one atomic script call per request. The script reads
 Redis's own clock, so gateway replicas with skewed clocks still agree.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@ generated stubs that has a `google.api.http` rule, with its declared edge
 access. The Envoy renderer, the gateway's request checks and the OpenAPI
 document are all built from this one table, so a method added to a proto is
 routed, authenticated and checked without another list to update."""
+
 from __future__ import annotations
 
 import functools
@@ -59,7 +60,7 @@ def template_regex(template: str) -> str:
     `:like` route, never `GET /v1/posts/{post_id}` with id `1:like`."""
     out, pos = [], 0
     for match in _VARIABLE.finditer(template):
-        out.append(re.escape(template[pos:match.start()]))
+        out.append(re.escape(template[pos : match.start()]))
         out.append("[^/:]+")
         pos = match.end()
     out.append(re.escape(template[pos:]))
@@ -113,16 +114,18 @@ def routes() -> tuple[Route, ...]:
             access = _access(method)
             for binding in _rules_of(rule):
                 verb = binding.WhichOneof("pattern")
-                found.append(Route(
-                    verb=verb.upper(),
-                    template=getattr(binding, verb),
-                    grpc_path=f"/{service.full_name}/{method.name}",
-                    cluster=cluster,
-                    access=access,
-                    request=method.input_type,
-                    body=binding.body,
-                    server_streaming=method.server_streaming,
-                ))
+                found.append(
+                    Route(
+                        verb=verb.upper(),
+                        template=getattr(binding, verb),
+                        grpc_path=f"/{service.full_name}/{method.name}",
+                        cluster=cluster,
+                        access=access,
+                        request=method.input_type,
+                        body=binding.body,
+                        server_streaming=method.server_streaming,
+                    )
+                )
     found.sort(key=lambda r: (len(r.variables), -len(r.template), r.template, r.verb))
     return tuple(found)
 

@@ -1,5 +1,6 @@
 """Shared fixtures. Integration and end-to-end tests talk to the real stack the
 devstack started (`make up`, or `make test` which starts it when needed)."""
+
 from __future__ import annotations
 
 import os
@@ -25,6 +26,7 @@ def edge_url() -> str:
 def http(edge_url):
     with httpx.Client(base_url=edge_url, timeout=15.0) as client:
         yield client
+
 
 # The devstack runs graph with this threshold (its default is 3 so a small demo
 # has a celebrity); production's default is 10,000.

@@ -7,6 +7,7 @@ containers with no video in them, for sniffing tests. Real videos come from
 ffmpeg and photos with metadata from Pillow, both of which the media service
 itself uses.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,9 +44,16 @@ def jpeg() -> bytes:
     sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 1, 1, 1) + b"\x01\x11\x00"
     # One Huffman code of length 1 per table: DC symbol 0 (no difference), AC symbol 0 (EOB).
     counts = b"\x01" + b"\x00" * 15
-    dht = (b"\xff\xc4" + struct.pack(">H", 2 + 2 * 18)
-           + b"\x00" + counts + b"\x00"     # DC table 0
-           + b"\x10" + counts + b"\x00")    # AC table 0
+    dht = (
+        b"\xff\xc4"
+        + struct.pack(">H", 2 + 2 * 18)
+        + b"\x00"
+        + counts
+        + b"\x00"  # DC table 0
+        + b"\x10"
+        + counts
+        + b"\x00"
+    )  # AC table 0
     sos = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\x00" + b"\x00\x3f\x00"
     scan = b"\x3f"  # bits 0 (DC) 0 (EOB), padded with ones
     return b"\xff\xd8" + app0 + dqt + sof0 + dht + sos + scan + b"\xff\xd9"
@@ -53,9 +61,11 @@ def jpeg() -> bytes:
 
 def gif() -> bytes:
     """A 1x1 GIF89a."""
-    return (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
-            b"\x21\xf9\x04\x01\x00\x00\x00\x00"
-            b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b")
+    return (
+        b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
+        b"\x21\xf9\x04\x01\x00\x00\x00\x00"
+        b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b"
+    )
 
 
 def webp() -> bytes:
@@ -74,8 +84,15 @@ def mp4(size: int | None = None, brand: bytes = b"isom") -> bytes:
     """An MP4 with an ftyp and an empty movie (mvhd); with `size`, a `free` box pads it."""
     ftyp = _box(b"ftyp", brand + struct.pack(">I", 0x200) + b"isomiso2mp41")
     matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    mvhd = _box(b"mvhd", struct.pack(">IIIII", 0, 0, 0, 1000, 0) + struct.pack(">IH", 0x10000, 0x100)
-                + b"\x00" * 10 + matrix + b"\x00" * 24 + struct.pack(">I", 1))
+    mvhd = _box(
+        b"mvhd",
+        struct.pack(">IIIII", 0, 0, 0, 1000, 0)
+        + struct.pack(">IH", 0x10000, 0x100)
+        + b"\x00" * 10
+        + matrix
+        + b"\x00" * 24
+        + struct.pack(">I", 1),
+    )
     moov = _box(b"moov", mvhd)
     out = ftyp + moov
     if size is not None:
@@ -93,9 +110,13 @@ def _ebml(element_id: bytes, payload: bytes) -> bytes:
 
 def webm(doctype: bytes = b"webm") -> bytes:
     """An EBML header (DocType webm) and an empty Segment."""
-    header = (b"\x42\x86\x81\x01" b"\x42\xf7\x81\x01" b"\x42\xf2\x81\x04" b"\x42\xf3\x81\x08"
-              + b"\x42\x82" + bytes([0x80 | len(doctype)]) + doctype
-              + b"\x42\x87\x81\x04" b"\x42\x85\x81\x02")
+    header = (
+        b"\x42\x86\x81\x01"
+        b"\x42\xf7\x81\x01"
+        b"\x42\xf2\x81\x04"
+        b"\x42\xf3\x81\x08" + b"\x42\x82" + bytes([0x80 | len(doctype)]) + doctype + b"\x42\x87\x81\x04"
+        b"\x42\x85\x81\x02"
+    )
     ebml = b"\x1a\x45\xdf\xa3" + bytes([0x80 | len(header)]) + header
     return ebml + _ebml(b"\x18\x53\x80\x67", _ebml(b"\x15\x49\xa9\x66", b"\x2a\xd7\xb1\x83\x0f\x42\x40"))
 
@@ -126,8 +147,13 @@ def photo(fmt: str = "JPEG", width: int = 48, height: int = 32, orientation: int
     image.paste((255, 0, 0), (0, 0, width // 2, height))
     extra = {"comment": SECRET_TEXT.encode()} if fmt == "JPEG" else {}
     out = io.BytesIO()
-    image.save(out, fmt, exif=_exif_with_gps(orientation),
-               xmp=f"<x:xmpmeta xmlns:x='adobe:ns:meta/'>{SECRET_TEXT}</x:xmpmeta>".encode(), **extra)
+    image.save(
+        out,
+        fmt,
+        exif=_exif_with_gps(orientation),
+        xmp=f"<x:xmpmeta xmlns:x='adobe:ns:meta/'>{SECRET_TEXT}</x:xmpmeta>".encode(),
+        **extra,
+    )
     return out.getvalue()
 
 
@@ -136,11 +162,33 @@ def _ffmpeg_video(content_type: str) -> bytes:
     codec, muxer = {"video/mp4": ("mpeg4", "mp4"), "video/webm": ("libvpx", "webm")}[content_type]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"out.{muxer}")
-        location = ["-movflags", "use_metadata_tags",
-                    "-metadata", f"com.apple.quicktime.location.ISO6709={SECRET_ISO6709}"] if muxer == "mp4" else []
-        subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x64:rate=10",
-                        "-c:v", codec, "-metadata", f"title={SECRET_TEXT}", *location, "-f", muxer, path],
-                       check=True, timeout=60)
+        location = (
+            ["-movflags", "use_metadata_tags", "-metadata", f"com.apple.quicktime.location.ISO6709={SECRET_ISO6709}"]
+            if muxer == "mp4"
+            else []
+        )
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-nostdin",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1:size=64x64:rate=10",
+                "-c:v",
+                codec,
+                "-metadata",
+                f"title={SECRET_TEXT}",
+                *location,
+                "-f",
+                muxer,
+                path,
+            ],
+            check=True,
+            timeout=60,
+        )
         with open(path, "rb") as f:
             return f.read()
 

@@ -1,4 +1,5 @@
 """python -m services.cart: the cart API (public) plus its internal checkout methods."""
+
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from services.cart.servicer import CartServicer
 from services.kit import server
@@ -8,14 +9,21 @@ from services.kit.config import SERVICE_PORTS, env_int, load_settings
 def main() -> None:
     settings = load_settings()
     servicer = CartServicer(settings)
-    server.run(server.Service(
-        name="cart",
-        port=env_int("AVIARY_CART_PORT", SERVICE_PORTS["cart"]),
-        servicers=[(cart_pb2_grpc.add_CartServiceServicer_to_server, servicer,
-                    cart_pb2.DESCRIPTOR.services_by_name["CartService"].full_name)],
-        on_start=[servicer.start],  # connect to Redis (waits until it answers)
-        on_stop=[servicer.stop],
-    ))
+    server.run(
+        server.Service(
+            name="cart",
+            port=env_int("AVIARY_CART_PORT", SERVICE_PORTS["cart"]),
+            servicers=[
+                (
+                    cart_pb2_grpc.add_CartServiceServicer_to_server,
+                    servicer,
+                    cart_pb2.DESCRIPTOR.services_by_name["CartService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # connect to Redis (waits until it answers)
+            on_stop=[servicer.stop],
+        )
+    )
 
 
 if __name__ == "__main__":

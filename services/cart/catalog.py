@@ -3,6 +3,7 @@
 The cart stores only product ids and quantities: prices are read from the
 catalog every time they are shown, and never guessed when it cannot answer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,10 @@ class CatalogReader:
         try:
             response = await clients.catalog().BatchGetProducts(request, timeout=self.timeout_seconds)
         except grpc.aio.AioRpcError as exc:
-            log.warning("catalog BatchGetProducts failed",
-                        extra={"code": exc.code().name, "details": exc.details(), "products": len(wanted)})
+            log.warning(
+                "catalog BatchGetProducts failed",
+                extra={"code": exc.code().name, "details": exc.details(), "products": len(wanted)},
+            )
             raise unavailable(
                 f"cannot {purpose}: the catalog is not answering right now ({exc.code().name}); try again shortly"
             ) from exc

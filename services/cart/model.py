@@ -16,6 +16,7 @@ hashtable, so each line carries its insertion sequence and reads sort by it.
 The cart key is deleted when its last line goes, so it exists only while it
 holds lines (and the meta fields are present exactly then).
 """
+
 from __future__ import annotations
 
 import string
@@ -85,8 +86,14 @@ def decode_state(fields: Mapping[bytes, bytes] | Iterable[bytes], pttl_ms: int) 
         if name in (CURRENCY_FIELD, SEQ_FIELD):
             continue
         seq, quantity, *price = value.split(b":")
-        lines.append(Line(product_id=int(name), quantity=int(quantity), seq=int(seq),
-                          added_price_minor=int(price[0]) if price else None))
+        lines.append(
+            Line(
+                product_id=int(name),
+                quantity=int(quantity),
+                seq=int(seq),
+                added_price_minor=int(price[0]) if price else None,
+            )
+        )
     lines.sort(key=lambda line: line.seq)
     # PTTL is -2 for a missing key; -1 (no expiry) never happens for a cart.
     return CartState(currency=currency, lines=lines, ttl_ms=pttl_ms if lines and pttl_ms > 0 else None)
@@ -124,8 +131,7 @@ def checked_checkout_id(value: str) -> str:
     if not value:
         raise invalid_argument("checkout_id", "is required")
     if len(value) > MAX_CHECKOUT_ID_CHARS or not set(value) <= _CHECKOUT_ID_CHARS:
-        raise invalid_argument(
-            "checkout_id", f"must be 1..{MAX_CHECKOUT_ID_CHARS} characters of [A-Za-z0-9-_.:]")
+        raise invalid_argument("checkout_id", f"must be 1..{MAX_CHECKOUT_ID_CHARS} characters of [A-Za-z0-9-_.:]")
     return value
 
 
@@ -153,16 +159,20 @@ def raw_cart(user_id: int, state: CartState, now_ms: int) -> cart_pb2.Cart:
     cart = cart_pb2.Cart(
         user_id=str(user_id),
         currency=state.currency,
-        items=[cart_pb2.CartItem(product_id=str(line.product_id), quantity=line.quantity,
-                                 added_unit_price_minor=line.added_price_minor)
-               for line in state.lines],
+        items=[
+            cart_pb2.CartItem(
+                product_id=str(line.product_id), quantity=line.quantity, added_unit_price_minor=line.added_price_minor
+            )
+            for line in state.lines
+        ],
     )
     _set_expiry(cart, state, now_ms)
     return cart
 
 
-def priced_cart(user_id: int, state: CartState, products: Mapping[int, catalog_pb2.Product],
-                now_ms: int) -> cart_pb2.Cart:
+def priced_cart(
+    user_id: int, state: CartState, products: Mapping[int, catalog_pb2.Product], now_ms: int
+) -> cart_pb2.Cart:
     """The cart with CURRENT catalog prices and titles joined in.
 
     A line whose product is gone shows price 0 and is unavailable; one whose
@@ -172,8 +182,9 @@ def priced_cart(user_id: int, state: CartState, products: Mapping[int, catalog_p
     cart = cart_pb2.Cart(user_id=str(user_id), currency=state.currency)
     total = 0
     for line in state.lines:
-        item = cart.items.add(product_id=str(line.product_id), quantity=line.quantity,
-                              added_unit_price_minor=line.added_price_minor)
+        item = cart.items.add(
+            product_id=str(line.product_id), quantity=line.quantity, added_unit_price_minor=line.added_price_minor
+        )
         product = products.get(line.product_id)
         if product is None:
             continue

@@ -4,6 +4,7 @@ Public methods act on the caller's own cart only: the user is the verified
 token's subject, never a request field. GetUserCart and ClearCheckedOutItems
 are internal (no HTTP route, so Envoy cannot reach them) for the checkout.
 """
+
 from __future__ import annotations
 
 import functools
@@ -77,8 +78,10 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         # than any checkout keeps retrying.
         self.checkout_marker_ttl_seconds = env_int("AVIARY_CART_CHECKOUT_MARKER_TTL_SECONDS", 7 * 86_400)
         if self.ttl_seconds <= 0 or self.max_lines <= 0 or self.checkout_marker_ttl_seconds <= 0:
-            raise ValueError("AVIARY_CART_TTL_SECONDS, AVIARY_CART_MAX_LINES and "
-                             "AVIARY_CART_CHECKOUT_MARKER_TTL_SECONDS must be positive")
+            raise ValueError(
+                "AVIARY_CART_TTL_SECONDS, AVIARY_CART_MAX_LINES and "
+                "AVIARY_CART_CHECKOUT_MARKER_TTL_SECONDS must be positive"
+            )
         # Short: a cart read waits on the catalog, and a slow one should fail
         # fast with UNAVAILABLE rather than hang the page.
         self.catalog = CatalogReader(env_float("AVIARY_CART_CATALOG_TIMEOUT_SECONDS", 2.0))
@@ -116,23 +119,33 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         # One catalog call checks the new product and prices the lines already
         # there; it happens before anything is written.
         current = await self.store.read(user_id)
-        products = await self.catalog.products([product_id, *current.product_ids],
-                                               purpose="check the product with the catalog")
+        products = await self.catalog.products(
+            [product_id, *current.product_ids], purpose="check the product with the catalog"
+        )
         product = _purchasable(products, product_id)
         result = await self.store.add(user_id, product_id, quantity, product.currency, product.price_minor)
         if result.status == "currency":
             raise failed_precondition(
                 f"product {product_id} is priced in {product.currency}, but your cart holds {result.detail} "
-                f"items; a cart holds one currency, so check out or remove those first")
+                f"items; a cart holds one currency, so check out or remove those first"
+            )
         if result.status == "line_full":
             raise invalid_argument("quantity", line_full_problem(int(result.detail)))
         if result.status == "too_many":
             raise failed_precondition(
                 f"your cart already holds {result.detail} different products, the most it can; "
-                f"remove one before adding another")
-        log.info("cart item added", extra={"user_id": user_id, "product_id": product_id, "quantity": quantity,
-                                           "line_quantity": result.state.quantity_of(product_id),
-                                           "lines": len(result.state.lines)})
+                f"remove one before adding another"
+            )
+        log.info(
+            "cart item added",
+            extra={
+                "user_id": user_id,
+                "product_id": product_id,
+                "quantity": quantity,
+                "line_quantity": result.state.quantity_of(product_id),
+                "lines": len(result.state.lines),
+            },
+        )
         return await self._priced(user_id, result.state, products)
 
     @counted("update")
@@ -153,8 +166,10 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         product_id = parse_id(request.product_id, "product_id")
         products = await self._prices_before_change(user_id)
         result = await self.store.remove(user_id, product_id)
-        log.info("cart item removed", extra={"user_id": user_id, "product_id": product_id,
-                                             "was_in_cart": result.status == "ok"})
+        log.info(
+            "cart item removed",
+            extra={"user_id": user_id, "product_id": product_id, "was_in_cart": result.status == "ok"},
+        )
         return await self._priced(user_id, result.state, products)
 
     # -- internal: for the checkout ------------------------------------------------------
@@ -171,9 +186,16 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         checkout_id = checked_checkout_id(request.checkout_id)
         bought = _checked_bought(request.items)
         result = await self.store.clear_checked_out(user_id, checkout_id, bought)
-        log.info("checked-out items cleared", extra={
-            "user_id": user_id, "checkout_id": checkout_id, "items": len(bought),
-            "repeat": result.status == "repeat", "lines_left": len(result.state.lines)})
+        log.info(
+            "checked-out items cleared",
+            extra={
+                "user_id": user_id,
+                "checkout_id": checkout_id,
+                "items": len(bought),
+                "repeat": result.status == "repeat",
+                "lines_left": len(result.state.lines),
+            },
+        )
         return raw_cart(user_id, result.state, _now_ms())
 
     # -- helpers --------------------------------------------------------------------------
@@ -184,8 +206,7 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         current = await self.store.read(user_id)
         return await self.catalog.products(current.product_ids, purpose="read current prices from the catalog")
 
-    async def _priced(self, user_id: int, state: CartState,
-                      known: dict[int, catalog_pb2.Product]) -> cart_pb2.Cart:
+    async def _priced(self, user_id: int, state: CartState, known: dict[int, catalog_pb2.Product]) -> cart_pb2.Cart:
         """The cart priced from the catalog; only lines not in `known` (none,
         unless another request added some meanwhile) cost a catalog call."""
         missing = [p for p in state.product_ids if p not in known]
@@ -208,6 +229,7 @@ def _checked_bought(items) -> list[tuple[int, int]]:
         raise invalid_argument("items", "is required: the lines the checkout bought")
     if len(items) > MAX_CHECKED_OUT_ITEMS:
         raise invalid_argument("items", f"at most {MAX_CHECKED_OUT_ITEMS} lines, got {len(items)}")
-    return [(parse_id(item.product_id, f"items[{i}].product_id"),
-             checked_quantity(item.quantity, f"items[{i}].quantity"))
-            for i, item in enumerate(items)]
+    return [
+        (parse_id(item.product_id, f"items[{i}].product_id"), checked_quantity(item.quantity, f"items[{i}].quantity"))
+        for i, item in enumerate(items)
+    ]

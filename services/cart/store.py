@@ -5,6 +5,7 @@ atomic (two concurrent adds never lose a unit, a limit is never overshot)
 and runs unchanged on Redis Cluster. Each script answers with the cart as it
 left it, so a change costs one round trip. See model.py for the layout.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -47,7 +48,9 @@ end
 # currency (detail: the cart's currency) | line_full (detail: the line's
 # quantity) | too_many (detail: max). Adding records the current price on the
 # whole line: adding a product again is agreeing to its price of today.
-_ADD_LUA = _PRELUDE + """
+_ADD_LUA = (
+    _PRELUDE
+    + """
 local cart_currency = redis.call('HGET', KEYS[1], '_currency')
 if cart_currency and cart_currency ~= ARGV[3] then return reply('currency', cart_currency) end
 local add = tonumber(ARGV[2])
@@ -65,10 +68,13 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return reply('ok', '')
 """
+)
 
 # KEYS: cart. ARGV: product, new quantity, ttl seconds. Statuses: ok | missing.
 # The price the line was added at stays.
-_UPDATE_LUA = _PRELUDE + """
+_UPDATE_LUA = (
+    _PRELUDE
+    + """
 local line = redis.call('HGET', KEYS[1], ARGV[1])
 if not line then return reply('missing', '') end
 local seq, price = string.match(line, '^(%d+):%d+(.*)$')
@@ -76,19 +82,25 @@ redis.call('HSET', KEYS[1], ARGV[1], seq .. ':' .. ARGV[2] .. price)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return reply('ok', '')
 """
+)
 
 # KEYS: cart. ARGV: product, ttl seconds. Statuses: ok | absent (nothing to do;
 # the cart is left as it was, expiry included).
-_REMOVE_LUA = _PRELUDE + """
+_REMOVE_LUA = (
+    _PRELUDE
+    + """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return reply('absent', '') end
 settle(ARGV[2])
 return reply('ok', '')
 """
+)
 
 # KEYS: cart, checkout marker. ARGV: marker ttl, cart ttl, then product and
 # quantity pairs. The marker is set in the same step as the lines change, so
 # a checkout takes its lines out exactly once. Statuses: ok | repeat.
-_CLEAR_LUA = _PRELUDE + """
+_CLEAR_LUA = (
+    _PRELUDE
+    + """
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return reply('repeat', '') end
 local changed = false
 for i = 3, #ARGV, 2 do
@@ -107,11 +119,19 @@ end
 if changed then settle(ARGV[2]) end
 return reply('ok', '')
 """
+)
 
 
 class CartStore:
-    def __init__(self, settings: Settings, *, ttl_seconds: int, max_lines: int, max_line_quantity: int,
-                 checkout_marker_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ttl_seconds: int,
+        max_lines: int,
+        max_line_quantity: int,
+        checkout_marker_ttl_seconds: int,
+    ) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_lines = max_lines
         self.max_line_quantity = max_line_quantity
@@ -138,12 +158,20 @@ class CartStore:
         fields, pttl = await pipe.execute()
         return decode_state(fields, int(pttl))
 
-    async def add(self, user_id: int, product_id: int, quantity: int, currency: str,
-                  unit_price_minor: int) -> ScriptReply:
+    async def add(
+        self, user_id: int, product_id: int, quantity: int, currency: str, unit_price_minor: int
+    ) -> ScriptReply:
         reply = await self._add(
             keys=[cart_key(user_id)],
-            args=[product_id, quantity, currency, self.ttl_seconds, self.max_lines, self.max_line_quantity,
-                  unit_price_minor],
+            args=[
+                product_id,
+                quantity,
+                currency,
+                self.ttl_seconds,
+                self.max_lines,
+                self.max_line_quantity,
+                unit_price_minor,
+            ],
         )
         return decode_script_reply(reply)
 
@@ -155,8 +183,7 @@ class CartStore:
         reply = await self._remove(keys=[cart_key(user_id)], args=[product_id, self.ttl_seconds])
         return decode_script_reply(reply)
 
-    async def clear_checked_out(self, user_id: int, checkout_id: str,
-                                bought: Sequence[tuple[int, int]]) -> ScriptReply:
+    async def clear_checked_out(self, user_id: int, checkout_id: str, bought: Sequence[tuple[int, int]]) -> ScriptReply:
         """Takes each (product, quantity) bought off the cart, once per checkout_id."""
         args: list = [self.checkout_marker_ttl_seconds, self.ttl_seconds]
         for product_id, quantity in bought:

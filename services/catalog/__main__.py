@@ -1,4 +1,5 @@
 """python -m services.catalog: the product catalog, plus its outbox relay to Kafka."""
+
 from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from services.catalog.servicer import CatalogServicer
 from services.kit import server
@@ -8,15 +9,22 @@ from services.kit.config import SERVICE_PORTS, env_int, load_settings
 def main() -> None:
     settings = load_settings()
     servicer = CatalogServicer(settings)
-    server.run(server.Service(
-        name="catalog",
-        port=env_int("AVIARY_CATALOG_PORT", SERVICE_PORTS["catalog"]),
-        servicers=[(catalog_pb2_grpc.add_CatalogServiceServicer_to_server, servicer,
-                    catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name)],
-        on_start=[servicer.start],   # migrate the schema, connect
-        on_stop=[servicer.stop],
-        background=[servicer.relay],  # outbox -> catalog.events.v1
-    ))
+    server.run(
+        server.Service(
+            name="catalog",
+            port=env_int("AVIARY_CATALOG_PORT", SERVICE_PORTS["catalog"]),
+            servicers=[
+                (
+                    catalog_pb2_grpc.add_CatalogServiceServicer_to_server,
+                    servicer,
+                    catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # migrate the schema, connect
+            on_stop=[servicer.stop],
+            background=[servicer.relay],  # outbox -> catalog.events.v1
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ product media must be images. posts' check lives in services/posts and cannot
 be imported from here (no service imports another's internals); see the
 report asking for one shared kit function.
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ inventory: writes go through it (created before the product row, so a
 product never exists without stock), reads join it in and degrade to stock 0
 when inventory cannot answer: catalog reads never fail because of inventory.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,8 +64,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     async def relay(self) -> None:
         """Background job: publishes stored product events to Kafka, forever."""
-        await kafka.relay_ensuring_topic(self.store.outbox.relay_forever, self.settings.kafka_bootstrap,
-                                         kafka.CATALOG_TOPIC)
+        await kafka.relay_ensuring_topic(
+            self.store.outbox.relay_forever, self.settings.kafka_bootstrap, kafka.CATALOG_TOPIC
+        )
 
     # -- RPCs --------------------------------------------------------------------
 
@@ -93,7 +95,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         if not seller.is_seller:
             raise permission_denied(
                 "only seller accounts can create products; sign up with role SELLER "
-                "(POST /v1/accounts with \"role\": \"SELLER\")"
+                '(POST /v1/accounts with "role": "SELLER")'
             )
         title = validation.check_title(request.title)
         description = validation.check_description(request.description)
@@ -109,8 +111,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         level = await self._initialize_stock(product_id, initial_stock)
         record = await self.store.insert(
             NewProduct(
-                id=product_id, seller_id=seller.user_id, title=title, description=description,
-                price_minor=price_minor, currency=currency, media_ids=tuple(media_ids),
+                id=product_id,
+                seller_id=seller.user_id,
+                title=title,
+                description=description,
+                price_minor=price_minor,
+                currency=currency,
+                media_ids=tuple(media_ids),
             ),
             self._upserted_event,
         )
@@ -179,8 +186,10 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 timeout=self.stock_timeout,
             )
         except grpc.aio.AioRpcError as exc:
-            log.warning("inventory BatchGetStock failed; products go out with stock 0",
-                        extra={"code": exc.code().name, "details": exc.details(), "products": len(product_ids)})
+            log.warning(
+                "inventory BatchGetStock failed; products go out with stock 0",
+                extra={"code": exc.code().name, "details": exc.details(), "products": len(product_ids)},
+            )
             return {}
         return {int(level.product_id): level.available for level in response.levels}
 
@@ -290,4 +299,3 @@ def to_proto(record: ProductRecord, stock: int) -> catalog_pb2.Product:
         active=record.active,
         created_at=_timestamp(record),
     )
-

@@ -3,6 +3,7 @@
 Every product change is written together with its ProductEvent in the
 outbox, in one transaction: a committed change always has its event.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -144,9 +145,9 @@ class CatalogStore:
         """Applies `changes` to one product with its event, after `seller_check(record)`
         (which raises to refuse) ran on the locked row; None when there is no such product."""
         async with self.engine.begin() as conn:
-            locked = (await conn.execute(
-                sa.select(*_COLUMNS).where(products.c.id == product_id).with_for_update()
-            )).first()
+            locked = (
+                await conn.execute(sa.select(*_COLUMNS).where(products.c.id == product_id).with_for_update())
+            ).first()
             if locked is None:
                 return None
             seller_check(_record(locked))

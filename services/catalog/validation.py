@@ -1,4 +1,5 @@
 """What a product may contain; pure functions, no I/O."""
+
 from __future__ import annotations
 
 import re
@@ -31,9 +32,7 @@ def check_title(title: str) -> str:
 def check_description(description: str) -> str:
     trimmed = description.strip()
     if len(trimmed) > DESCRIPTION_MAX:
-        raise invalid_argument(
-            "description", f"must be at most {DESCRIPTION_MAX} characters, got {len(trimmed)}"
-        )
+        raise invalid_argument("description", f"must be at most {DESCRIPTION_MAX} characters, got {len(trimmed)}")
     if _has_control(trimmed, allowed="\n\t"):
         raise invalid_argument("description", "must not contain control characters other than line breaks and tabs")
     return trimmed

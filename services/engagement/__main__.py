@@ -7,15 +7,22 @@ from services.kit.config import SERVICE_PORTS, env_int, load_settings
 def main() -> None:
     settings = load_settings()
     servicer = EngagementServicer(settings)
-    server.run(server.Service(
-        name="engagement",
-        port=env_int("AVIARY_ENGAGEMENT_PORT", SERVICE_PORTS["engagement"]),
-        servicers=[(engagement_pb2_grpc.add_EngagementServiceServicer_to_server, servicer,
-                    engagement_pb2.DESCRIPTOR.services_by_name["EngagementService"].full_name)],
-        on_start=[servicer.start],      # connect, create keyspace + tables, prepare statements
-        on_stop=[servicer.stop],        # flushes the hot counters one last time
-        background=[servicer.relay_outbox, servicer.flush_counters, servicer.consume_post_events],
-    ))
+    server.run(
+        server.Service(
+            name="engagement",
+            port=env_int("AVIARY_ENGAGEMENT_PORT", SERVICE_PORTS["engagement"]),
+            servicers=[
+                (
+                    engagement_pb2_grpc.add_EngagementServiceServicer_to_server,
+                    servicer,
+                    engagement_pb2.DESCRIPTOR.services_by_name["EngagementService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # connect, create keyspace + tables, prepare statements
+            on_stop=[servicer.stop],  # flushes the hot counters one last time
+            background=[servicer.relay_outbox, servicer.flush_counters, servicer.consume_post_events],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ an increment may not be in the snapshot, and the counts are recounted from
 the edge tables instead. Every edge change records its time in Cassandra
 before it touches Redis, so losing Redis loses no count.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,8 +73,15 @@ def _naive_utc(value: datetime.datetime) -> datetime.datetime:
 
 
 class HotCounters:
-    def __init__(self, client: redis.Redis, store: EngagementStore, *, ttl_seconds: int,
-                 flush_interval: float, trust_margin: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        store: EngagementStore,
+        *,
+        ttl_seconds: int,
+        flush_interval: float,
+        trust_margin: float,
+    ) -> None:
         self.client = client
         self.store = store
         self.ttl_seconds = ttl_seconds
@@ -91,8 +99,7 @@ class HotCounters:
         """Applies one counted change; returns the new count."""
         key = counter_key(post_id)
         for _ in range(3):
-            value = await self._incr(keys=[key, DIRTY_KEY],
-                                     args=[FIELDS[what], delta, self.ttl_seconds, post_id])
+            value = await self._incr(keys=[key, DIRTY_KEY], args=[FIELDS[what], delta, self.ttl_seconds, post_id])
             if value is not None:
                 return int(value)
             # Loaded counts already include this change when it was recounted
@@ -134,8 +141,9 @@ class HotCounters:
         else:
             counts, source = await self.store.recount(post_id), "recount"
         LOADS.labels(source).inc()
-        row = await self._load(keys=[counter_key(post_id)],
-                               args=[counts.likes, counts.reposts, counts.replies, self.ttl_seconds])
+        row = await self._load(
+            keys=[counter_key(post_id)], args=[counts.likes, counts.reposts, counts.replies, self.ttl_seconds]
+        )
         if source == "recount":
             # Persist what was recounted so the next load can trust it.
             await self.client.sadd(DIRTY_KEY, post_id)

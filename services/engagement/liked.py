@@ -18,6 +18,7 @@ read Cassandra just before a like or unlike landed cannot undo it. That is
 why an unlike leaves "0" rather than deleting the field. A hash grown past
 twice the load size is dropped and reloaded from the newest likes.
 """
+
 from __future__ import annotations
 
 import redis.asyncio as redis
@@ -71,8 +72,9 @@ class LikedCache:
 
     async def record(self, user_id: int, post_id: int, liked: bool) -> None:
         """Called after the like edge changed in Cassandra."""
-        await self._set(keys=[liked_key(user_id)],
-                        args=[post_id, "1" if liked else "0", self.ttl_seconds, 2 * self.load_size + 1])
+        await self._set(
+            keys=[liked_key(user_id)], args=[post_id, "1" if liked else "0", self.ttl_seconds, 2 * self.load_size + 1]
+        )
 
     @staticmethod
     def read_command(user_id: int, post_ids: list[int]) -> tuple:
@@ -98,6 +100,7 @@ class LikedCache:
         # hash is not the whole truth.
         floor = min(newest) if len(newest) >= self.load_size else 0
         LOADS.inc()
-        row = await self._load(keys=[liked_key(user_id)],
-                               args=[self.ttl_seconds, floor, len(newest), *newest, *post_ids])
+        row = await self._load(
+            keys=[liked_key(user_id)], args=[self.ttl_seconds, floor, len(newest), *newest, *post_ids]
+        )
         return row[0], list(row[1:])

@@ -6,6 +6,7 @@ service; this service counts them from the posts events it consumes.
 Counts are served from Redis hot counters (counters.py) and flushed to
 Cassandra.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -96,8 +97,9 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
 
     async def relay_outbox(self) -> None:
         """Background job: publishes stored like events to Kafka."""
-        await kafka.relay_ensuring_topic(self.store.outbox.relay_forever, self.settings.kafka_bootstrap,
-                                         kafka.ENGAGEMENT_TOPIC)
+        await kafka.relay_ensuring_topic(
+            self.store.outbox.relay_forever, self.settings.kafka_bootstrap, kafka.ENGAGEMENT_TOPIC
+        )
 
     async def flush_counters(self) -> None:
         """Background job: copies dirty hot counters to Cassandra every second."""
@@ -115,8 +117,11 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         post_id = _liked_target(post)
         now = _utcnow()
         if await self.store.claim_like(post_id, user_id, now):
-            event = self._event(like_created=events_pb2.LikeCreated(
-                post_id=post_id, user_id=user_id, post_author_id=_target_author(post)))
+            event = self._event(
+                like_created=events_pb2.LikeCreated(
+                    post_id=post_id, user_id=user_id, post_author_id=_target_author(post)
+                )
+            )
             await self.store.finish_like(event, now)
             await self._count(post_id, "likes", +1)
             log.info("post liked", extra={"post_id": post_id, "user_id": user_id})
@@ -134,8 +139,11 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         # A like on a post deleted since can still be taken back.
         if await self.store.release_like(post_id, user_id):
             now = _utcnow()
-            event = self._event(like_removed=events_pb2.LikeRemoved(
-                post_id=post_id, user_id=user_id, post_author_id=_target_author(post) if post else 0))
+            event = self._event(
+                like_removed=events_pb2.LikeRemoved(
+                    post_id=post_id, user_id=user_id, post_author_id=_target_author(post) if post else 0
+                )
+            )
             await self.store.finish_unlike(event, now)
             await self._count(post_id, "likes", -1)
             log.info("post unliked", extra={"post_id": post_id, "user_id": user_id})
@@ -163,7 +171,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             except Exception as exc:
                 code, message = server.status_for("StreamEngagement", exc)
                 reply = engagement_pb2.StreamEngagementResponse(
-                    request_id=request.request_id, status_code=code.value[0], status_message=message)
+                    request_id=request.request_id, status_code=code.value[0], status_message=message
+                )
             finally:
                 room.release()
             answers.put_nowait(reply)
@@ -271,7 +280,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         if viewer_id:
             commands.append(self.liked.read_command(viewer_id, unique))
         rows = await self.bulk.read(commands) if commands else []
-        counts_rows, liked_row = rows[:len(stale)], rows[len(stale):]
+        counts_rows, liked_row = rows[: len(stale)], rows[len(stale) :]
         if viewer_id:
             fresh, liked = await asyncio.gather(
                 self.counters.finish_reads(stale, counts_rows),
@@ -305,4 +314,3 @@ def _message(post_id: int, counts: Counts, liked: bool) -> engagement_pb2.PostEn
         reply_count=counts.replies,
         liked_by_me=liked,
     )
-

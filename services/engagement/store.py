@@ -12,6 +12,7 @@ Tables:
                    otherwise the counts are recounted from the edge tables.
   outbox           like events waiting for the relay (services.kit.outbox)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -152,8 +153,9 @@ class EngagementStore:
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.add(self._st["by_user_add"], (like.user_id, like.post_id))
         batch.add(self._st["changed"], (now, like.post_id))
-        self.outbox.add(batch, event.event_id, kafka.ENGAGEMENT_TOPIC, _post_key(like.post_id),
-                        event.SerializeToString())
+        self.outbox.add(
+            batch, event.event_id, kafka.ENGAGEMENT_TOPIC, _post_key(like.post_id), event.SerializeToString()
+        )
         await self.outbox.commit(batch)
 
     async def finish_unlike(self, event: events_pb2.EngagementEvent, now: datetime.datetime) -> None:
@@ -161,8 +163,9 @@ class EngagementStore:
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.add(self._st["by_user_del"], (unlike.user_id, unlike.post_id))
         batch.add(self._st["changed"], (now, unlike.post_id))
-        self.outbox.add(batch, event.event_id, kafka.ENGAGEMENT_TOPIC, _post_key(unlike.post_id),
-                        event.SerializeToString())
+        self.outbox.add(
+            batch, event.event_id, kafka.ENGAGEMENT_TOPIC, _post_key(unlike.post_id), event.SerializeToString()
+        )
         await self.outbox.commit(batch)
 
     async def liked_among(self, user_id: int, post_ids: list[int]) -> set[int]:

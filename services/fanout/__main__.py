@@ -7,14 +7,16 @@ def main() -> None:
     settings = load_settings()
     worker = FanoutWorker(settings)
     # No API of its own: the kit still serves health, reflection and metrics.
-    server.run(server.Service(
-        name="fanout",
-        port=env_int("AVIARY_FANOUT_PORT", SERVICE_PORTS["fanout"]),
-        servicers=[],
-        on_start=[worker.start],
-        on_stop=[worker.stop],
-        background=[worker.run],
-    ))
+    server.run(
+        server.Service(
+            name="fanout",
+            port=env_int("AVIARY_FANOUT_PORT", SERVICE_PORTS["fanout"]),
+            servicers=[],
+            on_start=[worker.start],
+            on_stop=[worker.stop],
+            background=[worker.run],
+        )
+    )
 
 
 if __name__ == "__main__":

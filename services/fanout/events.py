@@ -1,4 +1,5 @@
 """Decoding Kafka records and shaping delivery requests: pure, unit-testable."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

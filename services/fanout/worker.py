@@ -3,6 +3,7 @@
 Every effect is idempotent (sorted-set adds and removes), so the consumer
 loop's at-least-once replay after a crash is harmless.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,9 +40,7 @@ EVENT_AGE = Histogram(
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
-TIMELINES_DELIVERED = Counter(
-    "aviary_fanout_timelines_delivered_total", "Home timelines updated by fanout", ["op"]
-)
+TIMELINES_DELIVERED = Counter("aviary_fanout_timelines_delivered_total", "Home timelines updated by fanout", ["op"])
 
 # Peer answers that no retry can change: the record is skipped, not retried forever.
 _PERMANENT_CODES = (grpc.StatusCode.INVALID_ARGUMENT,)
@@ -87,9 +86,14 @@ class FanoutWorker:
         # beside anything, so an unfollow's purge cannot race a delivery to
         # the same timeline. A fanout cancelled half-way is replayed whole,
         # which its idempotent writes allow.
-        self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, GRAPH_TOPIC], self.handle,
-                                     parallel_topics=frozenset({POSTS_TOPIC}),
-                                     parallel_limit=env_int("AVIARY_FANOUT_PARALLEL_POSTS", 16))
+        self.consumer = ConsumerLoop(
+            settings.kafka_bootstrap,
+            CONSUMER_GROUP,
+            [POSTS_TOPIC, GRAPH_TOPIC],
+            self.handle,
+            parallel_topics=frozenset({POSTS_TOPIC}),
+            parallel_limit=env_int("AVIARY_FANOUT_PARALLEL_POSTS", 16),
+        )
 
     async def start(self) -> None:
         try:
@@ -135,13 +139,16 @@ class FanoutWorker:
     async def _post_created(self, change: PostChange) -> None:
         stats, _ = await asyncio.gather(
             clients.graph().GetFollowStats(
-                graph_pb2.GetFollowStatsRequest(user_id=str(change.author_id)), timeout=self.timeout),
+                graph_pb2.GetFollowStatsRequest(user_id=str(change.author_id)), timeout=self.timeout
+            ),
             self._index(timeline_pb2.DELIVERY_OP_ADD, change),
         )
         if stats.celebrity:
             # Celebrities are merged into readers' timelines at read time.
-            log.info("celebrity post indexed, not fanned out", extra={
-                "post_id": change.post_id, "author_id": change.author_id, "followers": stats.follower_count})
+            log.info(
+                "celebrity post indexed, not fanned out",
+                extra={"post_id": change.post_id, "author_id": change.author_id, "followers": stats.follower_count},
+            )
             return
         await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_ADD, change)
 
@@ -168,15 +175,18 @@ class FanoutWorker:
         )
         op_name = timeline_pb2.DeliveryOp.Name(op)
         TIMELINES_DELIVERED.labels(op_name).inc(reply.timelines)
-        log.info("fanned out post", extra={
-            "kind": change.kind,
-            "post_id": change.post_id,
-            "author_id": change.author_id,
-            "followers": followers,
-            "timelines": reply.timelines,
-            "batches": reply.batches,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
-        })
+        log.info(
+            "fanned out post",
+            extra={
+                "kind": change.kind,
+                "post_id": change.post_id,
+                "author_id": change.author_id,
+                "followers": followers,
+                "timelines": reply.timelines,
+                "batches": reply.batches,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
 
     async def _stream_followers(self, author_id: int, to_request, timeline_call):
         """Streams the author's followers, batch by batch, into a
@@ -206,12 +216,19 @@ class FanoutWorker:
         reply, _ = await self._stream_followers(
             change.author_id,
             lambda ids: timeline_pb2.ApplyAuthorStatusRequest(
-                author_id=change.author_id, celebrity=change.celebrity, user_ids=ids),
+                author_id=change.author_id, celebrity=change.celebrity, user_ids=ids
+            ),
             clients.timeline().ApplyAuthorStatus,
         )
-        log.info("applied celebrity change", extra={
-            "author_id": change.author_id, "celebrity": change.celebrity,
-            "timelines": reply.timelines, "copied": reply.copied})
+        log.info(
+            "applied celebrity change",
+            extra={
+                "author_id": change.author_id,
+                "celebrity": change.celebrity,
+                "timelines": reply.timelines,
+                "copied": reply.copied,
+            },
+        )
 
     async def _apply_follow(self, change: FollowChange) -> None:
         if change.follower_id == change.followee_id:
@@ -221,12 +238,16 @@ class FanoutWorker:
                 timeline_pb2.BackfillAuthorRequest(user_id=change.follower_id, author_id=change.followee_id),
                 timeout=self.timeout,
             )
-            log.info("backfilled followee", extra={
-                "follower_id": change.follower_id, "followee_id": change.followee_id, "copied": reply.copied})
+            log.info(
+                "backfilled followee",
+                extra={"follower_id": change.follower_id, "followee_id": change.followee_id, "copied": reply.copied},
+            )
         else:
             reply = await clients.timeline().PurgeAuthor(
                 timeline_pb2.PurgeAuthorRequest(user_id=change.follower_id, author_id=change.followee_id),
                 timeout=self.timeout,
             )
-            log.info("purged unfollowed author", extra={
-                "follower_id": change.follower_id, "followee_id": change.followee_id, "removed": reply.removed})
+            log.info(
+                "purged unfollowed author",
+                extra={"follower_id": change.follower_id, "followee_id": change.followee_id, "removed": reply.removed},
+            )

@@ -1,5 +1,6 @@
 """python -m services.feed: the mixed home feed (public GET /v1/feed) plus the
 consumer that remembers deleted posts for the cached rankings."""
+
 from aviary.feed.v1 import feed_pb2, feed_pb2_grpc
 from services.feed.servicer import FeedServicer
 from services.kit import server
@@ -9,15 +10,22 @@ from services.kit.config import SERVICE_PORTS, env_int, load_settings
 def main() -> None:
     settings = load_settings()
     servicer = FeedServicer(settings)
-    server.run(server.Service(
-        name="feed",
-        port=env_int("AVIARY_FEED_PORT", SERVICE_PORTS["feed"]),
-        servicers=[(feed_pb2_grpc.add_FeedServiceServicer_to_server, servicer,
-                    feed_pb2.DESCRIPTOR.services_by_name["FeedService"].full_name)],
-        on_start=[servicer.start],                # waits until Redis answers
-        on_stop=[servicer.stop],
-        background=[servicer.consume_deletions],  # post deletions -> cached pages drop them
-    ))
+    server.run(
+        server.Service(
+            name="feed",
+            port=env_int("AVIARY_FEED_PORT", SERVICE_PORTS["feed"]),
+            servicers=[
+                (
+                    feed_pb2_grpc.add_FeedServiceServicer_to_server,
+                    servicer,
+                    feed_pb2.DESCRIPTOR.services_by_name["FeedService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # waits until Redis answers
+            on_stop=[servicer.stop],
+            background=[servicer.consume_deletions],  # post deletions -> cached pages drop them
+        )
+    )
 
 
 if __name__ == "__main__":

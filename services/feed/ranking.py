@@ -11,6 +11,7 @@ Products are not scored against posts: they sit at every `every`-th slot in
 the order recommendations ranked them, so the ratio stays steady however the
 posts score.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,9 +64,11 @@ def normalised_affinities(pairs: Iterable[tuple[int, float]]) -> dict[int, float
 
 
 def post_score(post: PostSignals, affinity: dict[int, float], weights: Weights) -> float:
-    return (weights.recency * recency(post.age_seconds, weights.half_life_seconds)
-            + weights.affinity * affinity.get(post.author_id, 0.0)
-            + weights.engagement * engagement(post.likes, post.reposts, post.replies))
+    return (
+        weights.recency * recency(post.age_seconds, weights.half_life_seconds)
+        + weights.affinity * affinity.get(post.author_id, 0.0)
+        + weights.engagement * engagement(post.likes, post.reposts, post.replies)
+    )
 
 
 def rank(posts: Sequence[PostSignals], affinity: dict[int, float], weights: Weights) -> list[PostSignals]:

@@ -11,6 +11,7 @@ Redis for a short TTL. Later pages read their slice of that ranking, so
 scrolling never re-ranks and never repeats an item; each page gets fresh
 engagement counts and drops posts deleted since the ranking was built.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,12 +45,17 @@ CONSUMER_GROUP = "feed"
 # The timeline serves at most this many posts per call.
 TIMELINE_PAGE = 100
 
-PAGES = Counter("aviary_feed_pages_total", "Feed pages served, by where the ranking came from",
-                ["source"])  # built | reused | cached | uncached (Redis down)
-SIGNALS = Counter("aviary_feed_signals_total", "Recommendation signal fetches, by outcome",
-                  ["result"])  # ok | timeout | error
-BUILD_SECONDS = Histogram("aviary_feed_build_seconds", "Time to build and cache one ranking",
-                          buckets=(.005, .01, .02, .03, .05, .075, .1, .15, .2, .3, .5, 1, 2))
+PAGES = Counter(
+    "aviary_feed_pages_total", "Feed pages served, by where the ranking came from", ["source"]
+)  # built | reused | cached | uncached (Redis down)
+SIGNALS = Counter(
+    "aviary_feed_signals_total", "Recommendation signal fetches, by outcome", ["result"]
+)  # ok | timeout | error
+BUILD_SECONDS = Histogram(
+    "aviary_feed_build_seconds",
+    "Time to build and cache one ranking",
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2),
+)
 _REDIS_DOWN = redis_client.UNREACHABLE
 
 
@@ -67,8 +73,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             reuse_seconds=env_int("AVIARY_FEED_REUSE_SECONDS", 30),
             max_age_seconds=env_int("AVIARY_FEED_MAX_AGE_SECONDS", 600),
         )
-        self.product_every = ranking.checked_every(env_int("AVIARY_FEED_PRODUCT_EVERY", 5),
-                                                   "AVIARY_FEED_PRODUCT_EVERY")
+        self.product_every = ranking.checked_every(env_int("AVIARY_FEED_PRODUCT_EVERY", 5), "AVIARY_FEED_PRODUCT_EVERY")
         self.max_posts = max(1, env_int("AVIARY_FEED_MAX_POSTS", 100))
         self.signals_timeout = env_float("AVIARY_FEED_SIGNALS_TIMEOUT_SECONDS", 0.15)
         self.products_timeout = env_float("AVIARY_FEED_PRODUCTS_TIMEOUT_SECONDS", 0.2)
@@ -76,7 +81,8 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         # mostly the same popular and new products, and a few seconds of stale
         # price or stock in a feed is harmless (checkout re-reads both).
         self.products_cache: TtlCache[str, catalog_pb2.Product] = TtlCache(
-            env_float("AVIARY_FEED_PRODUCT_CACHE_SECONDS", 15.0), max_entries=20_000)
+            env_float("AVIARY_FEED_PRODUCT_CACHE_SECONDS", 15.0), max_entries=20_000
+        )
         self.weights = ranking.Weights(
             recency=env_float("AVIARY_FEED_WEIGHT_RECENCY", 1.0),
             affinity=env_float("AVIARY_FEED_WEIGHT_AFFINITY", 0.6),
@@ -87,8 +93,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         # call per page); off, they show the counts as of the ranking.
         self.fresh_counts = env_int("AVIARY_FEED_FRESH_COUNTS", 1) == 1
         self.ids = IdGenerator(settings.worker_id)
-        self.deletions = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC],
-                                      self._remember_deletion)
+        self.deletions = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self._remember_deletion)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -206,7 +211,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             try:
                 page = await clients.timeline().GetHomeTimeline(
                     timeline_pb2.GetHomeTimelineRequest(page_size=want, page_token=token),
-                    metadata=auth, timeout=self.settings.rpc_timeout_seconds)
+                    metadata=auth,
+                    timeout=self.settings.rpc_timeout_seconds,
+                )
             except grpc.aio.AioRpcError as exc:
                 log.warning("timeline unavailable", extra={"code": exc.code().name, "details": exc.details()})
                 raise unavailable(f"cannot read the home timeline right now ({exc.code().name}); try again") from exc
@@ -222,12 +229,14 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         longer than its own short deadline."""
         try:
             reply = await clients.recommendations().GetFeedSignals(
-                recommendations_pb2.GetFeedSignalsRequest(user_id=user), timeout=self.signals_timeout)
+                recommendations_pb2.GetFeedSignalsRequest(user_id=user), timeout=self.signals_timeout
+            )
         except grpc.aio.AioRpcError as exc:
             result = "timeout" if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else "error"
             SIGNALS.labels(result).inc()
-            log.warning("recommendations unavailable; feed without products",
-                        extra={"user_id": user, "code": exc.code().name})
+            log.warning(
+                "recommendations unavailable; feed without products", extra={"user_id": user, "code": exc.code().name}
+            )
             return recommendations_pb2.GetFeedSignalsResponse()
         SIGNALS.labels("ok").inc()
         return reply
@@ -242,7 +251,8 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         if missing:
             try:
                 got = await clients.catalog().BatchGetProducts(
-                    catalog_pb2.BatchGetProductsRequest(product_ids=missing), timeout=self.products_timeout)
+                    catalog_pb2.BatchGetProductsRequest(product_ids=missing), timeout=self.products_timeout
+                )
             except grpc.aio.AioRpcError as exc:
                 # Without the catalog, only the products still cached.
                 log.warning("catalog unavailable; feed with cached products only", extra={"code": exc.code().name})
@@ -265,7 +275,9 @@ def _signals_of(post: posts_pb2.Post, now: float) -> ranking.PostSignals:
         post_id=int(post.id),
         author_id=int(shown.author_id),
         age_seconds=now - post.created_at.ToSeconds(),
-        likes=shown.like_count, reposts=shown.repost_count, replies=shown.reply_count,
+        likes=shown.like_count,
+        reposts=shown.repost_count,
+        replies=shown.reply_count,
     )
 
 
@@ -297,4 +309,5 @@ def _checked_cursor(cursor: dict) -> tuple[int, int]:
 
 def _expired():
     return failed_precondition(
-        "page_token: this feed page belongs to a ranking that has expired; reload the feed from the first page")
+        "page_token: this feed page belongs to a ranking that has expired; reload the feed from the first page"
+    )

@@ -13,6 +13,7 @@ Keys:
 A user's keys share a hash tag, so the save pipeline is one slot on Redis
 Cluster; the deleted set is one small key of its own.
 """
+
 from __future__ import annotations
 
 import random
@@ -42,8 +43,9 @@ class CachedPage:
 
 
 class FeedCache:
-    def __init__(self, client: redis.Redis, bulk: BulkRedis, ttl_seconds: int, reuse_seconds: int,
-                 max_age_seconds: int) -> None:
+    def __init__(
+        self, client: redis.Redis, bulk: BulkRedis, ttl_seconds: int, reuse_seconds: int, max_age_seconds: int
+    ) -> None:
         self.r = client
         # The page reads (every feed request makes two or three) go through
         # `bulk`, same server: hiredis packs and parses them, a fraction of
@@ -85,11 +87,13 @@ class FeedCache:
             return None
         key = ranking_key(user_id, feed_id)
         # Renewing the TTL is as harmless to repeat as the reads.
-        items, total, _ = await self._bulk.read([
-            (b"LRANGE", key, offset, offset + size - 1),
-            (b"LLEN", key),
-            (b"EXPIRE", key, self.ttl_seconds),
-        ])
+        items, total, _ = await self._bulk.read(
+            [
+                (b"LRANGE", key, offset, offset + size - 1),
+                (b"LLEN", key),
+                (b"EXPIRE", key, self.ttl_seconds),
+            ]
+        )
         if total == 0:
             return None
         return CachedPage(items=items, total=total)

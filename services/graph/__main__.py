@@ -7,15 +7,22 @@ from services.kit.config import SERVICE_PORTS, env_int, load_settings
 def main() -> None:
     settings = load_settings()
     servicer = GraphServicer(settings)
-    server.run(server.Service(
-        name="graph",
-        port=env_int("AVIARY_GRAPH_PORT", SERVICE_PORTS["graph"]),
-        servicers=[(graph_pb2_grpc.add_GraphServiceServicer_to_server, servicer,
-                    graph_pb2.DESCRIPTOR.services_by_name["GraphService"].full_name)],
-        on_start=[servicer.start],      # connect, create keyspace + tables, prepare statements
-        on_stop=[servicer.stop],
-        background=[servicer.relay_outbox],
-    ))
+    server.run(
+        server.Service(
+            name="graph",
+            port=env_int("AVIARY_GRAPH_PORT", SERVICE_PORTS["graph"]),
+            servicers=[
+                (
+                    graph_pb2_grpc.add_GraphServiceServicer_to_server,
+                    servicer,
+                    graph_pb2.DESCRIPTOR.services_by_name["GraphService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # connect, create keyspace + tables, prepare statements
+            on_stop=[servicer.stop],
+            background=[servicer.relay_outbox],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ that change: the follow's backfill or the unfollow's purge comes after it
 and sets the timeline right, exactly as with a read from Cassandra made just
 before the change.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,9 @@ from services.kit.config import env_float, env_int
 
 log = logging.getLogger(__name__)
 
-LOOKUPS = Counter("aviary_graph_follower_lists_total", "Follower streams by where the list came from",
-                  ["result"])  # hit | miss | unversioned
+LOOKUPS = Counter(
+    "aviary_graph_follower_lists_total", "Follower streams by where the list came from", ["result"]
+)  # hit | miss | unversioned
 
 
 class FollowerLists:

@@ -1,4 +1,5 @@
 """Pure decisions of the graph service: paging, batch sizes, events. No I/O."""
+
 from __future__ import annotations
 
 import datetime
@@ -44,7 +45,9 @@ def as_int32(count: int) -> int:
     return max(0, min(count, INT32_MAX))
 
 
-def follow_event(event_id: int, follower: int, followee: int, created: bool, now: datetime.datetime) -> tuple[int, bytes, bytes]:
+def follow_event(
+    event_id: int, follower: int, followee: int, created: bool, now: datetime.datetime
+) -> tuple[int, bytes, bytes]:
     """(event id, Kafka key, payload) of a GraphEvent; keyed by follower so one user's changes stay ordered."""
     occur = Timestamp()
     occur.FromDatetime(now)
@@ -58,8 +61,9 @@ def follow_event(event_id: int, follower: int, followee: int, created: bool, now
     return event_id, str(follower).encode(), event.SerializeToString()
 
 
-def celebrity_event(event_id: int, user_id: int, celebrity: bool, followers: int,
-                    now: datetime.datetime) -> tuple[int, bytes, bytes]:
+def celebrity_event(
+    event_id: int, user_id: int, celebrity: bool, followers: int, now: datetime.datetime
+) -> tuple[int, bytes, bytes]:
     """(event id, Kafka key, payload) of a threshold crossing; keyed by the user."""
     occur = Timestamp()
     occur.FromDatetime(now)

@@ -1,4 +1,5 @@
 """GraphService: follow edges, counts, the celebrity flag, and follower streams for fanout."""
+
 from __future__ import annotations
 
 import asyncio
@@ -130,8 +131,10 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             now = datetime.datetime.now(datetime.timezone.utc)
             await self.store.commit_event(rules.celebrity_event(self.ids.next_id(), user_id, celebrity, followers, now))
             self.store.outbox.notify()
-            log.info("celebrity threshold crossed", extra={"user_id": user_id, "celebrity": celebrity,
-                                                          "followers": followers})
+            log.info(
+                "celebrity threshold crossed",
+                extra={"user_id": user_id, "celebrity": celebrity, "followers": followers},
+            )
         await self.store.set_celebrity(user_id, celebrity)
 
     # -- lists ---------------------------------------------------------------
@@ -169,7 +172,8 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         user_ids = list(dict.fromkeys(parse_ids(request.user_ids, "user_ids", max_items=MAX_BATCH_STATS)))
         counts = await self.store.counts_many(user_ids) if user_ids else {}
         return graph_pb2.BatchGetFollowStatsResponse(
-            stats=[self._follow_stats(u, *counts.get(u, (0, 0))) for u in user_ids])
+            stats=[self._follow_stats(u, *counts.get(u, (0, 0))) for u in user_ids]
+        )
 
     def _follow_stats(self, user_id: int, followers: int, following: int) -> graph_pb2.FollowStats:
         return graph_pb2.FollowStats(
@@ -205,7 +209,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         kept = self.follower_lists.get(user_id, version)
         if kept is not None:
             for start in range(0, len(kept), batch_size):
-                yield graph_pb2.FollowerBatch(follower_ids=kept[start:start + batch_size])
+                yield graph_pb2.FollowerBatch(follower_ids=kept[start : start + batch_size])
             return
         read = array("q")
         async with aclosing(self._read_followers(user_id, batch_size)) as pages:

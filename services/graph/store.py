@@ -5,6 +5,7 @@ Edges are stored twice, once per direction, each partitioned by the user whose
 list is read (`following` by follower, `followers` by followee), so every list
 is one partition scan ordered by the other user's id.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -115,7 +116,9 @@ class GraphStore:
 
     # -- edges -------------------------------------------------------------
 
-    async def claim_follow(self, follower: int, followee: int, now: datetime.datetime) -> tuple[bool, datetime.datetime]:
+    async def claim_follow(
+        self, follower: int, followee: int, now: datetime.datetime
+    ) -> tuple[bool, datetime.datetime]:
         """LWT on the `following` row: (applied, created_at of the edge that now exists)."""
         rows = await self._run("claim_follow", (follower, followee, now))
         applied = bool(rows[0][0])

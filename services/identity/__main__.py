@@ -7,15 +7,22 @@ from services.kit.config import SERVICE_PORTS, env_int, load_settings
 def main() -> None:
     settings = load_settings()
     servicer = IdentityServicer(settings)
-    server.run(server.Service(
-        name="identity",
-        port=env_int("AVIARY_IDENTITY_PORT", SERVICE_PORTS["identity"]),
-        servicers=[(identity_pb2_grpc.add_IdentityServiceServicer_to_server, servicer,
-                    identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name)],
-        on_start=[servicer.start],
-        on_stop=[servicer.stop],
-        background=[servicer.follow_profile_changes],
-    ))
+    server.run(
+        server.Service(
+            name="identity",
+            port=env_int("AVIARY_IDENTITY_PORT", SERVICE_PORTS["identity"]),
+            servicers=[
+                (
+                    identity_pb2_grpc.add_IdentityServiceServicer_to_server,
+                    servicer,
+                    identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],
+            on_stop=[servicer.stop],
+            background=[servicer.follow_profile_changes],
+        )
+    )
 
 
 if __name__ == "__main__":

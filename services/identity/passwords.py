@@ -3,6 +3,7 @@
 Hashing is deliberately slow and CPU-bound; argon2-cffi releases the GIL, so a
 small thread pool runs several hashes in parallel without stalling requests.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,9 @@ HASHES_REFUSED = Counter("aviary_identity_hashes_refused_total", "Password hashe
 
 
 class Passwords:
-    def __init__(self, hasher: PasswordHasher | None = None, *, workers: int | None = None,
-                 queue_max: int | None = None) -> None:
+    def __init__(
+        self, hasher: PasswordHasher | None = None, *, workers: int | None = None, queue_max: int | None = None
+    ) -> None:
         # PasswordHasher's defaults are Argon2id with the RFC 9106 low-memory profile.
         self._hasher = hasher or PasswordHasher()
         workers = workers or env_int("AVIARY_IDENTITY_HASH_WORKERS", min(4, os.cpu_count() or 1))

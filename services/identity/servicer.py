@@ -1,4 +1,5 @@
 """IdentityService: sign-up, log-in, profiles, and user summaries for hydration."""
+
 from __future__ import annotations
 
 import asyncio
@@ -73,8 +74,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             self._token_issuer()
         except FileNotFoundError:
             # Not fatal: the keys may be created after we start; retried per request.
-            log.warning("JWT private key missing; sign-up and log-in fail until it exists",
-                        extra={"path": str(self.settings.jwt_private_key)})
+            log.warning(
+                "JWT private key missing; sign-up and log-in fail until it exists",
+                extra={"path": str(self.settings.jwt_private_key)},
+            )
 
     async def follow_profile_changes(self) -> None:
         await profiles.follow(self.redis, self.summaries.discard, self.summaries.clear)
@@ -106,8 +109,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         password_hash = await self.passwords.hash(password)
         try:
             user = await self.store.insert_user(
-                user_id=self.ids.next_id(), username=username, display_name=display_name,
-                password_hash=password_hash, role=role,
+                user_id=self.ids.next_id(),
+                username=username,
+                display_name=display_name,
+                password_hash=password_hash,
+                role=role,
             )
         except UsernameTaken:
             raise _username_taken(username) from None
@@ -128,8 +134,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         await self._claim_login(account)
         user = await self._check_credentials(request.username, request.password)
         if user is None:
-            await self._counted("log-in failures", self.attempts.count_login_failure(
-                address, window_ms=_ms(self.limits.login_address_window_seconds)))
+            await self._counted(
+                "log-in failures",
+                self.attempts.count_login_failure(address, window_ms=_ms(self.limits.login_address_window_seconds)),
+            )
             raise unauthenticated(_BAD_LOGIN)
         await self._counted("log-in success", self.attempts.forget_login(account))
         token, expires = self._token_issuer().issue(user.id, user.username, user.role)
@@ -139,9 +147,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def GetUser(self, request, context):
         user_id = caller_id(context) if request.user_id == "me" else parse_id(request.user_id, "user_id")
-        user, counts = await asyncio.gather(
-            self.store.get_user(user_id), self._counts(user_id), return_exceptions=True
-        )
+        user, counts = await asyncio.gather(self.store.get_user(user_id), self._counts(user_id), return_exceptions=True)
         if isinstance(user, BaseException):
             raise user
         if user is None:
@@ -190,7 +196,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         found = [i for i in user_ids if i in cached]
         counts = await self._summary_counts(found)
         return identity_pb2.BatchGetUsersResponse(
-            users=[_with_counts(user_summary(cached[i]), counts.get(i, (0, 0, 0))) for i in found])
+            users=[_with_counts(user_summary(cached[i]), counts.get(i, (0, 0, 0))) for i in found]
+        )
 
     # -- throttling (rules in throttle.py, counters in Redis) -------------------
 
@@ -200,24 +207,36 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return throttle.address_bucket(address or client_address.from_peer(context.peer()))
 
     async def _take_sign_up(self, address: str) -> None:
-        wait_ms = await self._counted("sign-ups", self.attempts.take_sign_up(
-            address, limit=self.limits.sign_ups_per_address, window_ms=_ms(self.limits.sign_up_window_seconds)))
+        wait_ms = await self._counted(
+            "sign-ups",
+            self.attempts.take_sign_up(
+                address, limit=self.limits.sign_ups_per_address, window_ms=_ms(self.limits.sign_up_window_seconds)
+            ),
+        )
         if wait_ms:
             log.info("sign-up throttled", extra={"address": address})
             raise _try_again_later("too many sign-ups from your network address", wait_ms)
 
     async def _refuse_blocked_address(self, address: str) -> None:
-        wait_ms = await self._counted("log-in failures", self.attempts.login_address_blocked(
-            address, limit=self.limits.login_failures_per_address))
+        wait_ms = await self._counted(
+            "log-in failures",
+            self.attempts.login_address_blocked(address, limit=self.limits.login_failures_per_address),
+        )
         if wait_ms:
             log.info("log-in throttled for the address", extra={"address": address})
             raise _try_again_later("too many failed log-ins from your network address", wait_ms)
 
     async def _claim_login(self, account: str) -> None:
         # The same answer whether or not the account exists.
-        wait_ms = await self._counted("log-ins", self.attempts.claim_login(
-            account, memory_ms=_ms(self.limits.login_failure_memory_seconds),
-            free_failures=self.limits.login_free_failures, locks_ms=self._lock_schedule))
+        wait_ms = await self._counted(
+            "log-ins",
+            self.attempts.claim_login(
+                account,
+                memory_ms=_ms(self.limits.login_failure_memory_seconds),
+                free_failures=self.limits.login_free_failures,
+                locks_ms=self._lock_schedule,
+            ),
+        )
         if wait_ms:
             raise _try_again_later("too many failed log-ins for this username", wait_ms)
 
@@ -231,8 +250,12 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             return await counting
         except (redis.exceptions.RedisError, OSError) as exc:
             self._counters_down_until = time.monotonic() + _COUNTERS_REST_SECONDS
-            log.warning("attempt counters unreachable; %s not throttled for %.0f s", what,
-                        _COUNTERS_REST_SECONDS, extra={"error": repr(exc)[:300]})
+            log.warning(
+                "attempt counters unreachable; %s not throttled for %.0f s",
+                what,
+                _COUNTERS_REST_SECONDS,
+                extra={"error": repr(exc)[:300]},
+            )
             return 0
 
     # -- helpers -------------------------------------------------------------
@@ -285,9 +308,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 f"avatar_media_id: media {media_id} was uploaded by someone else; use an image you uploaded"
             )
         if not media.content_type.startswith("image/"):
-            raise invalid_argument(
-                "avatar_media_id", f"media {media_id} is {media.content_type}, not an image"
-            )
+            raise invalid_argument("avatar_media_id", f"media {media_id} is {media.content_type}, not an image")
         return media.url
 
     async def _counts(self, user_id: int) -> tuple[int, int, int]:
@@ -300,8 +321,15 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         for service, result in (("graph", stats), ("posts", posts)):
             if isinstance(result, grpc.aio.AioRpcError):
-                log.warning("count lookup failed", extra={"peer": service, "code": result.code().name,
-                                                         "details": result.details(), "user_id": user_id})
+                log.warning(
+                    "count lookup failed",
+                    extra={
+                        "peer": service,
+                        "code": result.code().name,
+                        "details": result.details(),
+                        "user_id": user_id,
+                    },
+                )
                 raise unavailable(
                     f"the profile counts of user {user_id} are unavailable right now "
                     f"({service} service: {result.code().name}); try again"
@@ -315,12 +343,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         batches asked in parallel; never cached here, so a caller's own cache
         (posts' author summaries) is the only staleness. Never fails: while
         graph or posts cannot answer, summaries go out without counts."""
-        chunks = [user_ids[at:at + COUNTS_BATCH] for at in range(0, len(user_ids), COUNTS_BATCH)]
+        chunks = [user_ids[at : at + COUNTS_BATCH] for at in range(0, len(user_ids), COUNTS_BATCH)]
         try:
             answers = await asyncio.gather(*(self._counts_of(chunk) for chunk in chunks))
         except grpc.aio.AioRpcError as exc:
-            log.warning("summary counts unavailable; users go out without them",
-                        extra={"code": exc.code().name, "details": exc.details()})
+            log.warning(
+                "summary counts unavailable; users go out without them",
+                extra={"code": exc.code().name, "details": exc.details()},
+            )
             return {}
         return {user_id: counts for answer in answers for user_id, counts in answer.items()}
 
@@ -336,8 +366,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             if isinstance(answer, BaseException):
                 raise answer
         post_counts = {int(s.user_id): s.post_count for s in posts.stats}
-        return {int(s.user_id): (s.follower_count, s.following_count, post_counts.get(int(s.user_id), 0))
-                for s in follows.stats}
+        return {
+            int(s.user_id): (s.follower_count, s.following_count, post_counts.get(int(s.user_id), 0))
+            for s in follows.stats
+        }
 
 
 def _username_taken(username: str):

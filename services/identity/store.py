@@ -1,5 +1,6 @@
 """Storage of identity: accounts in PostgreSQL (schema `identity`) and the
 log-in and sign-up attempt counters in Redis; the only code that talks to either."""
+
 from __future__ import annotations
 
 import datetime
@@ -156,9 +157,7 @@ class IdentityStore:
         return None if row is None else _record(row)
 
     async def credentials_by_username(self, username: str) -> Credentials | None:
-        stmt = sa.select(*_PROFILE_COLUMNS, users.c.password_hash).where(
-            users.c.username_lower == username.lower()
-        )
+        stmt = sa.select(*_PROFILE_COLUMNS, users.c.password_hash).where(users.c.username_lower == username.lower())
         async with self.engine.connect() as conn:
             row = (await conn.execute(stmt)).first()
         if row is None:
@@ -255,8 +254,7 @@ class AttemptStore:
     async def claim_login(self, account: str, *, memory_ms: int, free_failures: int, locks_ms: list[int]) -> int:
         """Counts a log-in attempt for `account` as failed until forget_login
         says otherwise; ms it is still locked for (nothing counted), else 0."""
-        return int(await self._claim_login(keys=[_account_key(account)],
-                                           args=[memory_ms, free_failures, *locks_ms]))
+        return int(await self._claim_login(keys=[_account_key(account)], args=[memory_ms, free_failures, *locks_ms]))
 
     async def forget_login(self, account: str) -> None:
         await self._redis.delete(_account_key(account))

@@ -4,6 +4,7 @@ Log-ins are throttled per account name and per client address, sign-ups per
 client address. The counters live in Redis (store.AttemptStore), so every
 identity replica sees the same ones.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,16 +42,21 @@ class Limits:
         d = cls()
         return cls(
             login_free_failures=env_int("AVIARY_IDENTITY_LOGIN_FREE_FAILURES", d.login_free_failures),
-            login_backoff_base_seconds=env_float("AVIARY_IDENTITY_LOGIN_BACKOFF_BASE_SECONDS",
-                                                 d.login_backoff_base_seconds),
-            login_backoff_cap_seconds=env_float("AVIARY_IDENTITY_LOGIN_BACKOFF_CAP_SECONDS",
-                                                d.login_backoff_cap_seconds),
-            login_failure_memory_seconds=env_float("AVIARY_IDENTITY_LOGIN_FAILURE_MEMORY_SECONDS",
-                                                   d.login_failure_memory_seconds),
-            login_failures_per_address=env_int("AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS",
-                                               d.login_failures_per_address),
-            login_address_window_seconds=env_float("AVIARY_IDENTITY_LOGIN_ADDRESS_WINDOW_SECONDS",
-                                                   d.login_address_window_seconds),
+            login_backoff_base_seconds=env_float(
+                "AVIARY_IDENTITY_LOGIN_BACKOFF_BASE_SECONDS", d.login_backoff_base_seconds
+            ),
+            login_backoff_cap_seconds=env_float(
+                "AVIARY_IDENTITY_LOGIN_BACKOFF_CAP_SECONDS", d.login_backoff_cap_seconds
+            ),
+            login_failure_memory_seconds=env_float(
+                "AVIARY_IDENTITY_LOGIN_FAILURE_MEMORY_SECONDS", d.login_failure_memory_seconds
+            ),
+            login_failures_per_address=env_int(
+                "AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS", d.login_failures_per_address
+            ),
+            login_address_window_seconds=env_float(
+                "AVIARY_IDENTITY_LOGIN_ADDRESS_WINDOW_SECONDS", d.login_address_window_seconds
+            ),
             sign_ups_per_address=env_int("AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS", d.sign_ups_per_address),
             sign_up_window_seconds=env_float("AVIARY_IDENTITY_SIGN_UP_WINDOW_SECONDS", d.sign_up_window_seconds),
         )
@@ -64,7 +70,7 @@ def lock_seconds(failures: int, limits: Limits) -> float:
     # Past 2**32 the cap has long been reached; this keeps the power small.
     if doublings > 32:
         return limits.login_backoff_cap_seconds
-    return min(limits.login_backoff_cap_seconds, limits.login_backoff_base_seconds * 2 ** doublings)
+    return min(limits.login_backoff_cap_seconds, limits.login_backoff_base_seconds * 2**doublings)
 
 
 def lock_schedule(limits: Limits) -> list[int]:

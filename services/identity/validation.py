@@ -1,4 +1,5 @@
 """Rules for what a sign-up or a profile may contain; pure functions, no I/O."""
+
 from __future__ import annotations
 
 import functools
@@ -32,9 +33,7 @@ def check_password(password: str, username: str = "") -> str:
         raise invalid_argument("password", "is required")
     # Counted in code points, as a person would count characters.
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise invalid_argument(
-            "password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters, got {len(password)}"
-        )
+        raise invalid_argument("password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters, got {len(password)}")
     weakness = guessable_because(password, username)
     if weakness is not None:
         raise invalid_argument("password", f"{weakness}; a few unrelated words make a strong password")
@@ -98,9 +97,7 @@ def check_display_name(display_name: str) -> str:
     if not trimmed:
         raise invalid_argument("display_name", "must not be empty")
     if len(trimmed) > DISPLAY_NAME_MAX:
-        raise invalid_argument(
-            "display_name", f"must be at most {DISPLAY_NAME_MAX} characters, got {len(trimmed)}"
-        )
+        raise invalid_argument("display_name", f"must be at most {DISPLAY_NAME_MAX} characters, got {len(trimmed)}")
     if _has_control(trimmed, allowed=""):
         raise invalid_argument("display_name", "must not contain control characters")
     return trimmed

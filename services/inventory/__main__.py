@@ -1,4 +1,5 @@
 """python -m services.inventory: stock and reservations, plus the expiry sweeper."""
+
 from aviary.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from services.inventory.servicer import InventoryServicer
 from services.kit import server
@@ -8,15 +9,22 @@ from services.kit.config import SERVICE_PORTS, env_int, load_settings
 def main() -> None:
     settings = load_settings()
     servicer = InventoryServicer(settings)
-    server.run(server.Service(
-        name="inventory",
-        port=env_int("AVIARY_INVENTORY_PORT", SERVICE_PORTS["inventory"]),
-        servicers=[(inventory_pb2_grpc.add_InventoryServiceServicer_to_server, servicer,
-                    inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name)],
-        on_start=[servicer.start],           # migrate the schema, connect
-        on_stop=[servicer.stop],
-        background=[servicer.sweep_expired],  # expired held reservations -> released
-    ))
+    server.run(
+        server.Service(
+            name="inventory",
+            port=env_int("AVIARY_INVENTORY_PORT", SERVICE_PORTS["inventory"]),
+            servicers=[
+                (
+                    inventory_pb2_grpc.add_InventoryServiceServicer_to_server,
+                    servicer,
+                    inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # migrate the schema, connect
+            on_stop=[servicer.stop],
+            background=[servicer.sweep_expired],  # expired held reservations -> released
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Storage (and every consistency rule) lives in store.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -107,9 +108,9 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return _level(level)
 
     async def BatchGetStock(self, request, context):
-        product_ids = list(dict.fromkeys(
-            parse_ids(request.product_ids, "product_ids", max_items=validation.MAX_BATCH_GET)
-        ))
+        product_ids = list(
+            dict.fromkeys(parse_ids(request.product_ids, "product_ids", max_items=validation.MAX_BATCH_GET))
+        )
         found = await self.store.get_stock(product_ids)
         return inventory_pb2.BatchGetStockResponse(levels=[_level(found[p]) for p in product_ids if p in found])
 

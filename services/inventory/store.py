@@ -9,6 +9,7 @@ Consistency rests on three rules every transaction here follows:
 - a reservation's state changes and its units move in the same transaction,
   so units go back exactly once.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -202,9 +203,11 @@ class InventoryStore:
         async with self.engine.begin() as conn:
             # Claiming the id first: a concurrent retry waits on this row's
             # unique index and then finds it taken, so one id reserves once.
-            claimed = (await conn.execute(
-                _STATEMENTS["claim_reservation"], {"id": reservation_id, "items": items, "ttl": ttl_seconds}
-            )).first()
+            claimed = (
+                await conn.execute(
+                    _STATEMENTS["claim_reservation"], {"id": reservation_id, "items": items, "ttl": ttl_seconds}
+                )
+            ).first()
             if claimed is None:
                 existing = (await conn.execute(_STATEMENTS["get_reservation"], {"id": reservation_id})).one()
                 return Reserved(_reservation(existing), created=False)
@@ -249,9 +252,11 @@ class InventoryStore:
             async with self.engine.begin() as conn:
                 row = (await conn.execute(_STATEMENTS["lock_reservation"], {"id": reservation_id})).first()
                 if row is None:
-                    tomb = (await conn.execute(
-                        _STATEMENTS["tombstone"], {"id": reservation_id, "reason": REASON_BEFORE_RESERVE}
-                    )).first()
+                    tomb = (
+                        await conn.execute(
+                            _STATEMENTS["tombstone"], {"id": reservation_id, "reason": REASON_BEFORE_RESERVE}
+                        )
+                    ).first()
                     if tomb is None:
                         continue  # a ReserveStock claimed the id meanwhile: release that
                     return _reservation(tomb), False
@@ -295,9 +300,9 @@ async def _take(conn: AsyncConnection, line: Line) -> None:
 
 
 async def _set_state(conn: AsyncConnection, reservation_id: str, state: str, reason: str) -> ReservationRow:
-    row = (await conn.execute(
-        _STATEMENTS["set_state"], {"ids": [reservation_id], "state": state, "reason": reason}
-    )).one()
+    row = (
+        await conn.execute(_STATEMENTS["set_state"], {"ids": [reservation_id], "state": state, "reason": reason})
+    ).one()
     return _reservation(row)
 
 

@@ -1,4 +1,5 @@
 """What inventory requests may contain; pure functions, no I/O."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ and again by each service from the forwarded `authorization` header.
 Services never trust a client-sent user id: the acting user is the `sub` of a
 token whose signature checks out against the public key.
 """
+
 from __future__ import annotations
 
 import base64
@@ -97,8 +98,15 @@ class TokenIssuer:
         """Returns (token, expiry unix seconds)."""
         now = int(time.time())
         exp = now + self._ttl
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "username": username, "role": role,
-                  "iat": now, "exp": exp}
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": str(user_id),
+            "username": username,
+            "role": role,
+            "iat": now,
+            "exp": exp,
+        }
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": KEY_ID}), exp
 
 

@@ -9,6 +9,7 @@ that raced one: take `version()` before reading the source and pass it to
 `put_many`; if anything was discarded in between, the values read may predate
 the change, so they are returned to the caller but not cached.
 """
+
 from __future__ import annotations
 
 import time

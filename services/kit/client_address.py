@@ -10,6 +10,7 @@ from addresses an internal_address_config calls internal, and ours has none).
 Everything left of the trusted entry in X-Forwarded-For was written by the
 client and means nothing.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Mapping

@@ -2,6 +2,7 @@
 
 Channels are created lazily inside the running event loop (grpc.aio needs it).
 """
+
 from __future__ import annotations
 
 import logging

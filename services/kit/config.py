@@ -1,4 +1,5 @@
 """Typed settings from the environment, with defaults that match the devstack."""
+
 from __future__ import annotations
 
 import os
@@ -62,9 +63,7 @@ class Settings:
 
     redis_url: str = field(default_factory=lambda: env_str("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0"))
     pg_dsn: str = field(
-        default_factory=lambda: env_str(
-            "AVIARY_PG_DSN", "postgresql+psycopg://aviary:aviary@127.0.0.1:5432/aviary"
-        )
+        default_factory=lambda: env_str("AVIARY_PG_DSN", "postgresql+psycopg://aviary:aviary@127.0.0.1:5432/aviary")
     )
     kafka_bootstrap: str = field(default_factory=lambda: env_str("AVIARY_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     cassandra_hosts: tuple[str, ...] = field(

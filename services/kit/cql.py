@@ -3,6 +3,7 @@
 The driver does its I/O on its own threads; `execute` bridges a ResponseFuture
 into an asyncio future so handlers never block the loop.
 """
+
 from __future__ import annotations
 
 import asyncio

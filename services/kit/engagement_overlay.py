@@ -7,6 +7,7 @@ answer in. When engagement cannot answer, the posts are still served, with
 the engagement fields left at zero: a missing number is better than a page
 that fails.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,12 +44,16 @@ async def apply(posts: list[posts_pb2.Post], viewer_id: int | None, timeout: flo
     try:
         reply = await engagement_stream.batches().get(batch, timeout)
     except grpc.aio.AioRpcError as exc:
-        log.warning("engagement unavailable; serving posts without counts",
-                    extra={"code": exc.code().name, "details": exc.details()})
+        log.warning(
+            "engagement unavailable; serving posts without counts",
+            extra={"code": exc.code().name, "details": exc.details()},
+        )
         return False
     except engagement_stream.BatchFailed as exc:
-        log.warning("engagement failed the batch; serving posts without counts",
-                    extra={"code": exc.code.name, "details": exc.message})
+        log.warning(
+            "engagement failed the batch; serving posts without counts",
+            extra={"code": exc.code.name, "details": exc.message},
+        )
         return False
     except TimeoutError:
         log.warning("engagement did not answer in time; serving posts without counts", extra={"timeout": timeout})

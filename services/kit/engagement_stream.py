@@ -13,6 +13,7 @@ is also retired after a few minutes (new batches go to a fresh one, the old
 one finishes what it holds), so with several engagement replicas the load
 spreads again over time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -90,8 +91,10 @@ class _Stream:
                     answer.set_result(reply)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
-                log.warning("engagement stream broke; asking unary until it reopens",
-                            extra={"code": exc.code().name, "details": exc.details()})
+                log.warning(
+                    "engagement stream broke; asking unary until it reopens",
+                    extra={"code": exc.code().name, "details": exc.details()},
+                )
         finally:
             self.ended = True
             for answer in self.pending.values():
@@ -115,8 +118,9 @@ class EngagementBatches:
         # Retired streams still answering; held so their tasks live on.
         self._retired: set[_Stream] = set()
 
-    async def get(self, batch: engagement_pb2.BatchGetEngagementRequest,
-                  timeout: float) -> engagement_pb2.BatchGetEngagementResponse:
+    async def get(
+        self, batch: engagement_pb2.BatchGetEngagementRequest, timeout: float
+    ) -> engagement_pb2.BatchGetEngagementResponse:
         """The answer to `batch`. Raises BatchFailed for an error status,
         grpc.aio.AioRpcError when a unary fallback fails, TimeoutError."""
         stream = self._current()

@@ -3,6 +3,7 @@
 Messages are for people: they name the field and say what was wrong. Envoy's
 transcoder passes them through as the JSON `message` with the mapped HTTP status.
 """
+
 from __future__ import annotations
 
 import collections

@@ -3,6 +3,7 @@
 Layout: 41 bits of milliseconds since EPOCH_MS | 10 bits worker | 12 bits sequence.
 Ids sort by creation time, which timelines and paging rely on.
 """
+
 from __future__ import annotations
 
 import threading
@@ -44,7 +45,9 @@ class IdGenerator:
             else:
                 self._sequence = 0
             self._last_ms = now
-            return ((now - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS)) | (self.worker_id << SEQUENCE_BITS) | self._sequence
+            return (
+                ((now - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS)) | (self.worker_id << SEQUENCE_BITS) | self._sequence
+            )
 
 
 def _now_ms() -> int:

@@ -3,6 +3,7 @@
 The consumer commits offsets only after the async handler has finished its
 effect, so a crash replays (at-least-once); handlers must be idempotent.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -87,9 +88,17 @@ Handler = Callable[[str, bytes | None, bytes], Awaitable[None]]
 class ConsumerLoop:
     """Polls in a thread; applies records in order on the event loop; commits after."""
 
-    def __init__(self, bootstrap: str, group: str, topics: list[str], handler: Handler,
-                 *, auto_offset_reset: str = "earliest", parallel_topics: frozenset[str] = frozenset(),
-                 parallel_limit: int = 16) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        topics: list[str],
+        handler: Handler,
+        *,
+        auto_offset_reset: str = "earliest",
+        parallel_topics: frozenset[str] = frozenset(),
+        parallel_limit: int = 16,
+    ) -> None:
         self.bootstrap = bootstrap
         self.group = group
         # Where a group with no committed offset starts: "earliest" for work
@@ -217,9 +226,12 @@ class ConsumerLoop:
                 time.sleep(2)
         raise RuntimeError("stopped")
 
-    def _apply_serially(self, loop: asyncio.AbstractEventLoop, topic: str, records: list, stop: threading.Event) -> None:
+    def _apply_serially(
+        self, loop: asyncio.AbstractEventLoop, topic: str, records: list, stop: threading.Event
+    ) -> None:
         """Applies one partition's records in order on the event loop;
         returns when all are applied."""
+
         async def apply_in_order() -> None:
             for record in records:
                 await self._apply(topic, record, stop)
@@ -236,7 +248,9 @@ class ConsumerLoop:
                 HANDLE_SECONDS.labels(self.group, topic).observe(time.perf_counter() - started)
                 return
             except PoisonRecord as exc:
-                log.error("skipping unreadable record", extra={"topic": topic, "offset": record.offset, "why": str(exc)})
+                log.error(
+                    "skipping unreadable record", extra={"topic": topic, "offset": record.offset, "why": str(exc)}
+                )
                 return
             except Exception:
                 log.warning("handler failed; retrying", extra={"topic": topic, "offset": record.offset}, exc_info=True)
@@ -266,8 +280,9 @@ class _KeyedLanes:
     offset below which every record is applied: the only offset that may be
     committed. Fed from the polling thread."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, apply: Callable[[str, object], Awaitable[None]],
-                 limit: int) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, apply: Callable[[str, object], Awaitable[None]], limit: int
+    ) -> None:
         self._loop = loop
         self._apply = apply
         # Bound to the event loop at its first use (Python 3.10+), not here.
@@ -416,8 +431,10 @@ class _Rebalances(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned) -> None:
         # The whole assignment, not just what was added (cooperative protocols pass only that).
         for tp, offset in self._lanes.reassigned(set(self.consumer.assignment())).items():
-            log.info("replaying records given up in a rebalance", extra={
-                "topic": tp.topic, "partition": tp.partition, "offset": offset})
+            log.info(
+                "replaying records given up in a rebalance",
+                extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
+            )
             self.consumer.seek(tp, offset)
 
 
@@ -488,12 +505,14 @@ async def relay_ensuring_topic(relay: Callable[[], Awaitable[None]], bootstrap: 
     if missing. Side by side, not first: with Kafka down at start-up, topic
     creation can hang for half a minute, and the relay must keep trying (and
     publish the moment Kafka is back) meanwhile."""
+
     async def ensure() -> None:
         try:
             await ensure_topics_async(bootstrap, {topic: TOPICS[topic]})
         except Exception as exc:
-            log.warning("could not ensure the Kafka topic; the relay keeps retrying",
-                        extra={"topic": topic, "error": repr(exc)})
+            log.warning(
+                "could not ensure the Kafka topic; the relay keeps retrying", extra={"topic": topic, "error": repr(exc)}
+            )
 
     creating = asyncio.create_task(ensure())
     try:
@@ -502,4 +521,16 @@ async def relay_ensuring_topic(relay: Callable[[], Awaitable[None]], bootstrap: 
         creating.cancel()
 
 
-__all__ = ["Producer", "ConsumerLoop", "PoisonRecord", "ensure_topics", "ensure_topics_async", "relay_ensuring_topic", "TopicPartition", "TOPICS", "POSTS_TOPIC", "GRAPH_TOPIC", "ENGAGEMENT_TOPIC"]
+__all__ = [
+    "Producer",
+    "ConsumerLoop",
+    "PoisonRecord",
+    "ensure_topics",
+    "ensure_topics_async",
+    "relay_ensuring_topic",
+    "TopicPartition",
+    "TOPICS",
+    "POSTS_TOPIC",
+    "GRAPH_TOPIC",
+    "ENGAGEMENT_TOPIC",
+]

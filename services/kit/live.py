@@ -10,6 +10,7 @@ A watcher that falls behind loses its oldest messages; the hub never blocks.
 (On Redis Cluster these become sharded channels: SSUBSCRIBE/SPUBLISH with the
 same hash tags in the channel names.)
 """
+
 from __future__ import annotations
 
 import asyncio

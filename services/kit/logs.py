@@ -1,4 +1,5 @@
 """Structured (one JSON object per line) logging."""
+
 from __future__ import annotations
 
 import json

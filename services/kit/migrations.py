@@ -9,6 +9,7 @@ by hand:
     python -m services.kit.migrations <service>            # upgrade to head
     python -m services.kit.migrations <service> current    # show the revision
 """
+
 from __future__ import annotations
 
 import asyncio

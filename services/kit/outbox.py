@@ -16,6 +16,7 @@ Two ways out of the table:
   through the tombstones of rows already relayed; a full pass from the start
   runs now and then to catch rows written unusually late.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -80,8 +81,13 @@ class OutboxEvent:
 
 
 class Outbox:
-    def __init__(self, session: Session, keyspace: str, producer: Producer,
-                 before_publish: Callable[[list[OutboxEvent]], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        keyspace: str,
+        producer: Producer,
+        before_publish: Callable[[list[OutboxEvent]], Awaitable[None]] | None = None,
+    ) -> None:
         self.session = session
         self.keyspace = keyspace
         self.producer = producer
@@ -187,8 +193,15 @@ class Outbox:
                 rows = await cql.execute(self.session, self._select, (shard, self._floors[shard], upper))
                 if rows:
                     events = [
-                        OutboxEvent(r.event_id, r.topic, r.key, r.payload,
-                                    r.written_at.replace(tzinfo=datetime.timezone.utc).timestamp() if r.written_at else time.time())
+                        OutboxEvent(
+                            r.event_id,
+                            r.topic,
+                            r.key,
+                            r.payload,
+                            r.written_at.replace(tzinfo=datetime.timezone.utc).timestamp()
+                            if r.written_at
+                            else time.time(),
+                        )
                         for r in rows
                     ]
                     await self._publish(events, "sweep")

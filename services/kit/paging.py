@@ -6,6 +6,7 @@ every service) followed by the cursor as versioned JSON. A token the server
 did not issue, or one altered by a single bit, is refused with
 INVALID_ARGUMENT before its cursor is read.
 """
+
 from __future__ import annotations
 
 import base64

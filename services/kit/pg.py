@@ -1,4 +1,5 @@
 """PostgreSQL through async SQLAlchemy (psycopg 3)."""
+
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -16,5 +17,10 @@ def engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
     A transaction waits for a free connection instead, up to
     AVIARY_PG_POOL_TIMEOUT_SECONDS.
     """
-    return create_async_engine(settings.pg_dsn, pool_size=pool_size, max_overflow=0, pool_pre_ping=True,
-                               pool_timeout=env_float("AVIARY_PG_POOL_TIMEOUT_SECONDS", 10.0))
+    return create_async_engine(
+        settings.pg_dsn,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_timeout=env_float("AVIARY_PG_POOL_TIMEOUT_SECONDS", 10.0),
+    )

@@ -11,6 +11,7 @@ row at the same time.
 The table lives in the service's schema; its migration creates it with
 `create_table_sql(schema)`.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -11,6 +11,7 @@ lost in flight. A failed announcement is logged and left to the TTL too.
 
 (On Redis Cluster a plain PUBLISH reaches the subscribers on every node.)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,12 +31,15 @@ async def announce(client: redis.Redis, user_id: int) -> None:
     try:
         await client.publish(CHANNEL, str(user_id))
     except (redis.RedisError, OSError) as exc:
-        log.warning("profile change not announced; caches catch up within their TTL",
-                    extra={"user_id": user_id, "error": repr(exc)[:300]})
+        log.warning(
+            "profile change not announced; caches catch up within their TTL",
+            extra={"user_id": user_id, "error": repr(exc)[:300]},
+        )
 
 
-async def follow(client: redis.Redis, changed: Callable[[int], None], maybe_missed: Callable[[], None],
-                 *, retry_seconds: float = 1.0) -> None:
+async def follow(
+    client: redis.Redis, changed: Callable[[int], None], maybe_missed: Callable[[], None], *, retry_seconds: float = 1.0
+) -> None:
     """Runs until cancelled: `changed(user_id)` for each announcement, and
     `maybe_missed()` on every (re)subscription, when announcements may have
     gone by unheard."""
@@ -49,8 +53,7 @@ async def follow(client: redis.Redis, changed: Callable[[int], None], maybe_miss
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("lost the profile change announcements; subscribing again",
-                        extra={"error": repr(exc)[:300]})
+            log.warning("lost the profile change announcements; subscribing again", extra={"error": repr(exc)[:300]})
             await asyncio.sleep(retry_seconds)
         finally:
             with contextlib.suppress(Exception):

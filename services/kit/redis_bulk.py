@@ -14,6 +14,7 @@ caller to judge. A broken connection raises (ConnectionError, an OSError),
 and it and every idle one are discarded; whether a retry is safe is the
 caller's call.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -115,8 +116,11 @@ class BulkRedis:
         unknown = [i for i, r in enumerate(replies) if isinstance(r, ReplyError) and str(r).startswith("NOSCRIPT")]
         if unknown and len(unknown) == sum(isinstance(r, ReplyError) for r in replies):
             again = [packed[i] for i in unknown]
-            _, *answers = await self._send(pack_command((b"SCRIPT", b"LOAD", script)) + b"".join(again),
-                                           1 + len(again), resend_if_dropped=idempotent)
+            _, *answers = await self._send(
+                pack_command((b"SCRIPT", b"LOAD", script)) + b"".join(again),
+                1 + len(again),
+                resend_if_dropped=idempotent,
+            )
             for i, answer in zip(unknown, answers):
                 replies[i] = answer
         _raise_errors(replies, "script calls")
@@ -175,4 +179,3 @@ class BulkRedis:
 
     async def close(self) -> None:
         self._drop_idle()
-

@@ -3,6 +3,7 @@
 Keys that belong together carry a Redis Cluster hash tag ({...}) so the same
 code runs against Redis Cluster in production.
 """
+
 from __future__ import annotations
 
 import redis.asyncio as redis

@@ -5,6 +5,7 @@ field holding a number its enum does not define is refused with
 INVALID_ARGUMENT naming the field (dotted, e.g. `items[0].note`), so no
 servicer, query or datastore ever sees one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,9 +79,13 @@ def unparsable(descriptor: Descriptor | None, raw: bytes) -> ApiError:
         except (IndexError, ValueError):
             path = None  # not even well-formed wire format
     if path is not None:
-        return invalid_argument(path, "must be valid UTF-8 text (a percent-encoded byte such as %FF is not a character)")
-    return ApiError(grpc.StatusCode.INVALID_ARGUMENT,
-                    "the request could not be read: a text field is not valid UTF-8, or the body is not a valid message")
+        return invalid_argument(
+            path, "must be valid UTF-8 text (a percent-encoded byte such as %FF is not a character)"
+        )
+    return ApiError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "the request could not be read: a text field is not valid UTF-8, or the body is not a valid message",
+    )
 
 
 # As deep as protobuf itself parses; deeper nesting is not looked into.
@@ -99,7 +104,7 @@ def _non_utf8_field(descriptor: Descriptor, data: memoryview, depth: int = 0) ->
             pos = _skip(data, pos, wire_type)
             continue
         length, pos = _varint(data, pos)
-        chunk, pos = data[pos:pos + length], pos + length
+        chunk, pos = data[pos : pos + length], pos + length
         if pos > len(data):
             raise ValueError("truncated")
         field = descriptor.fields_by_number.get(number)
@@ -205,8 +210,7 @@ def _can_hold_checked(descriptor: Descriptor, visiting: set[str]) -> bool:
         return False  # a cycle adds nothing the other paths do not
     visiting.add(descriptor.full_name)
     return any(
-        field.type in (_STRING, _ENUM)
-        or (field.type == _MESSAGE and _can_hold_checked(field.message_type, visiting))
+        field.type in (_STRING, _ENUM) or (field.type == _MESSAGE and _can_hold_checked(field.message_type, visiting))
         for field in descriptor.fields
     )
 

@@ -4,6 +4,7 @@ Each service gets: grpc.health.v1 (NOT_SERVING until its startup hooks finish),
 server reflection, a Prometheus endpoint at port+1000, per-RPC latency
 metrics, ApiError -> gRPC status mapping, and graceful shutdown on SIGTERM.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -250,7 +251,10 @@ async def _serve(service: Service) -> None:
 
     for hook in service.on_start:
         await hook()
-    tasks = [asyncio.create_task(_supervise(job, service.name), name=getattr(job, "__name__", "job")) for job in service.background]
+    tasks = [
+        asyncio.create_task(_supervise(job, service.name), name=getattr(job, "__name__", "job"))
+        for job in service.background
+    ]
     _tune_gc()
     interceptor.ready = True
     for name in ["", *names]:

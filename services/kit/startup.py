@@ -1,4 +1,5 @@
 """Start-up against backends that may still be coming up next to the service."""
+
 from __future__ import annotations
 
 import asyncio

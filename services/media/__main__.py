@@ -1,4 +1,5 @@
 """python -m services.media: the media service (uploads, metadata, public URLs)."""
+
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from services.kit import server
 from services.kit.config import SERVICE_PORTS, env_int, load_settings
@@ -8,18 +9,25 @@ from services.media.servicer import MediaServicer
 def main() -> None:
     settings = load_settings()
     servicer = MediaServicer(settings)
-    server.run(server.Service(
-        name="media",
-        port=env_int("AVIARY_MEDIA_PORT", SERVICE_PORTS["media"]),
-        servicers=[(media_pb2_grpc.add_MediaServiceServicer_to_server, servicer,
-                    media_pb2.DESCRIPTOR.services_by_name["MediaService"].full_name)],
-        on_start=[servicer.start],      # keyspace + table, bucket + public-read policy
-        on_stop=[servicer.stop],
-        # An upload is one message holding the whole file: room for the largest
-        # allowed file and then some, so an oversized one gets our own clear
-        # INVALID_ARGUMENT instead of gRPC's RESOURCE_EXHAUSTED.
-        max_receive_message_bytes=servicer.limits.largest + 2 * 1024 * 1024,
-    ))
+    server.run(
+        server.Service(
+            name="media",
+            port=env_int("AVIARY_MEDIA_PORT", SERVICE_PORTS["media"]),
+            servicers=[
+                (
+                    media_pb2_grpc.add_MediaServiceServicer_to_server,
+                    servicer,
+                    media_pb2.DESCRIPTOR.services_by_name["MediaService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # keyspace + table, bucket + public-read policy
+            on_stop=[servicer.stop],
+            # An upload is one message holding the whole file: room for the largest
+            # allowed file and then some, so an oversized one gets our own clear
+            # INVALID_ARGUMENT instead of gRPC's RESOURCE_EXHAUSTED.
+            max_receive_message_bytes=servicer.limits.largest + 2 * 1024 * 1024,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ again (JPEG at quality 92; WebP lossless when it was).
 
 Pure CPU work, no I/O: the servicer runs it off the event loop.
 """
+
 from __future__ import annotations
 
 import io
@@ -35,8 +36,8 @@ REENCODED_QUALITY = 92
 
 @dataclass(frozen=True)
 class PixelLimits:
-    frame: int       # width x height of one picture
-    animation: int   # summed over every frame of an animation
+    frame: int  # width x height of one picture
+    animation: int  # summed over every frame of an animation
 
 
 class Malformed(Exception):
@@ -84,12 +85,15 @@ def _check_pixels(image: Image.Image, limits: PixelLimits) -> None:
     width, height = image.size
     if width * height > limits.frame:
         raise invalid_argument(
-            "file", f"is {width}x{height} pixels ({width * height:,}); images may have at most {limits.frame:,}")
+            "file", f"is {width}x{height} pixels ({width * height:,}); images may have at most {limits.frame:,}"
+        )
     frames = getattr(image, "n_frames", 1)
     if width * height * frames > limits.animation:
         raise invalid_argument(
-            "file", f"has {frames} frames of {width}x{height} pixels ({width * height * frames:,} in all); "
-                    f"animations may have at most {limits.animation:,} pixels in all")
+            "file",
+            f"has {frames} frames of {width}x{height} pixels ({width * height * frames:,} in all); "
+            f"animations may have at most {limits.animation:,} pixels in all",
+        )
 
 
 def _orientation(exif: bytes | None) -> int:
@@ -115,8 +119,11 @@ def _upright(data: bytes, content_type: str, limits: PixelLimits) -> bytes | Non
         upright.info = {}
         options = {"icc_profile": image.info.get("icc_profile")}
         if content_type == "image/jpeg":
-            options.update(quality=REENCODED_QUALITY, subsampling=JpegImagePlugin.get_sampling(image),
-                           progressive=bool(image.info.get("progressive")))
+            options.update(
+                quality=REENCODED_QUALITY,
+                subsampling=JpegImagePlugin.get_sampling(image),
+                progressive=bool(image.info.get("progressive")),
+            )
         elif content_type == "image/webp":
             options.update(quality=REENCODED_QUALITY, lossless=b"VP8L" in _riff_fourccs(data), exact=True)
         elif "transparency" in image.info:
@@ -151,10 +158,10 @@ def strip_jpeg(data: bytes) -> tuple[bytes, bytes | None]:
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             out.append(bytes((0xFF, marker)))
             continue
-        length = int.from_bytes(data[at:at + 2], "big")
+        length = int.from_bytes(data[at : at + 2], "big")
         if length < 2 or at + length > end:
             raise Malformed("a segment runs past the end of the file")
-        payload = data[at + 2:at + length]
+        payload = data[at + 2 : at + length]
         if marker == 0xE1 and payload.startswith(b"Exif\x00\x00") and exif is None:
             exif = payload
         kept = _kept_jpeg_segment(marker, payload)
@@ -195,8 +202,24 @@ def _jpeg_scan_end(data: bytes, at: int) -> int:
 
 # Chunks that draw the picture (APNG's frames included); text, EXIF, times and
 # private chunks are dropped.
-_PNG_KEPT = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"cICP", b"sBIT",
-             b"bKGD", b"pHYs", b"acTL", b"fcTL", b"fdAT"}
+_PNG_KEPT = {
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"gAMA",
+    b"cHRM",
+    b"sRGB",
+    b"iCCP",
+    b"cICP",
+    b"sBIT",
+    b"bKGD",
+    b"pHYs",
+    b"acTL",
+    b"fcTL",
+    b"fdAT",
+}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -207,13 +230,13 @@ def strip_png(data: bytes) -> tuple[bytes, bytes | None]:
     while True:
         if at + 12 > len(data):
             raise Malformed("it ends before its IEND chunk")
-        length = int.from_bytes(data[at:at + 4], "big")
-        kind = data[at + 4:at + 8]
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
         chunk_end = at + 12 + length
         if chunk_end > len(data):
             raise Malformed(f"its {kind.decode('latin-1')!r} chunk runs past the end of the file")
         if kind == b"eXIf" and exif is None:
-            exif = data[at + 8:at + 8 + length]
+            exif = data[at + 8 : at + 8 + length]
         if kind in _PNG_KEPT:
             out.append(data[at:chunk_end])
         at = chunk_end
@@ -248,7 +271,7 @@ def strip_gif(data: bytes) -> tuple[bytes, None]:
             out.append(data[at:end])
         elif block == 0x21:  # extension: label, sub-blocks
             end = _gif_sub_blocks_end(data, at + 2)
-            if _gif_extension_kept(data[at + 1:at + 2], data[at + 2:end]):
+            if _gif_extension_kept(data[at + 1 : at + 2], data[at + 2 : end]):
                 out.append(data[at:end])
         else:
             raise Malformed(f"it has an unknown block 0x{block:02x}")
@@ -305,10 +328,10 @@ def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     while at < end:
         if at + 8 > end:
             raise Malformed("a chunk header runs past the end of the file")
-        size = int.from_bytes(data[at + 4:at + 8], "little")
+        size = int.from_bytes(data[at + 4 : at + 8], "little")
         if at + 8 + size > end:
-            raise Malformed(f"its {data[at:at + 4].decode('latin-1')!r} chunk runs past the end of the file")
-        chunks.append((data[at:at + 4], data[at + 8:at + 8 + size]))
+            raise Malformed(f"its {data[at : at + 4].decode('latin-1')!r} chunk runs past the end of the file")
+        chunks.append((data[at : at + 4], data[at + 8 : at + 8 + size]))
         at += 8 + size + size % 2
     return chunks
 

@@ -5,6 +5,7 @@ and stripped of metadata), write the object, then the metadata row.
 A failure between the two deletes the object again, so an acknowledged
 upload is complete and a failed one leaves nothing that anything refers to.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -106,8 +107,16 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         # Shielded: a client that goes away mid-upload must not stop the
         # write between the object and its row.
         await asyncio.shield(self._write(record, data))
-        log.info("media uploaded", extra={"media_id": media_id, "owner_id": owner_id, "content_type": content_type,
-                                          "size_bytes": len(data), "uploaded_bytes": len(request.file.data)})
+        log.info(
+            "media uploaded",
+            extra={
+                "media_id": media_id,
+                "owner_id": owner_id,
+                "content_type": content_type,
+                "size_bytes": len(data),
+                "uploaded_bytes": len(request.file.data),
+            },
+        )
         return self._proto(record)
 
     @_metadata_errors_as_unavailable
@@ -119,9 +128,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         return self._proto(record)
 
     @_metadata_errors_as_unavailable
-    async def BatchGetMedia(
-        self, request: media_pb2.BatchGetMediaRequest, context
-    ) -> media_pb2.BatchGetMediaResponse:
+    async def BatchGetMedia(self, request: media_pb2.BatchGetMediaRequest, context) -> media_pb2.BatchGetMediaResponse:
         media_ids = list(dict.fromkeys(ids.parse_ids(request.media_ids, "media_ids", max_items=MAX_BATCH_GET)))
         records = await self.metadata.get_many(media_ids)
         return media_pb2.BatchGetMediaResponse(media=[self._proto(r) for r in records if r is not None])
@@ -167,5 +174,8 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         try:
             await self.objects.delete(key)
         except Exception:
-            log.warning("could not delete an object whose metadata write failed; it is unreferenced",
-                        extra={"key": key}, exc_info=True)
+            log.warning(
+                "could not delete an object whose metadata write failed; it is unreferenced",
+                extra={"key": key},
+                exc_info=True,
+            )

@@ -11,6 +11,7 @@ effort; a leftover is an unreferenced object, never a broken reference).
 Object keys are `<media_id>.<ext>` and never reused, so served objects are
 immutable and cacheable for ever.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -137,16 +138,20 @@ class ObjectStoreSettings:
 def public_read_policy(bucket: str) -> str:
     """Anyone may GET an object (that is what a media URL is for); nothing else:
     no listing, no writes, no ACL or policy reads."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "PublicReadObjects",
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": ["s3:GetObject"],
-            "Resource": [f"arn:aws:s3:::{bucket}/*"],
-        }],
-    })
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PublicReadObjects",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+    )
 
 
 def s3_client(settings: ObjectStoreSettings) -> Any:

@@ -8,6 +8,7 @@ refused. Nothing is guessed from the data alone: a client that does not know
 what it is uploading gets told so. Past these checks the file is parsed in
 full (`images.py`, `videos.py`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ def _ebml_doctype(data: bytes) -> bytes | None:
     if not size_byte & 0x80:  # only the one-byte size form occurs in practice
         return None
     size = size_byte & 0x7F
-    return header[at + 3:at + 3 + size]
+    return header[at + 3 : at + 3 + size]
 
 
 def human_size(size: int) -> str:
@@ -125,9 +126,7 @@ def check_upload(declared_type: str, data: bytes, limits: Limits) -> str:
     if not content_type:
         raise invalid_argument("file.content_type", f"is required: send the Content-Type header, one of {allowed}")
     if content_type not in ALLOWED_TYPES:
-        raise invalid_argument(
-            "file.content_type", f"{content_type[:80]!r} is not allowed; upload one of {allowed}"
-        )
+        raise invalid_argument("file.content_type", f"{content_type[:80]!r} is not allowed; upload one of {allowed}")
     size = len(data)
     if size == 0:
         raise invalid_argument("file", "is empty; send the file's bytes as the request body")

@@ -9,6 +9,7 @@ downloads. Both come from Debian's `ffmpeg` package and run as subprocesses on
 a temporary copy of the upload (an MP4's index may sit at its end, which a
 pipe cannot seek to), under one deadline for the whole check.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -62,18 +63,33 @@ async def clean(content_type: str, data: bytes, tools: Tools) -> bytes:
         return await asyncio.to_thread(_read, target)
     except TimeoutError:
         raise invalid_argument(
-            "file", f"could not be read as {content_type} within {tools.timeout_seconds:g} s") from None
+            "file", f"could not be read as {content_type} within {tools.timeout_seconds:g} s"
+        ) from None
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
 
 
 async def _probe(content_type: str, path: str, tools: Tools) -> None:
-    code, out, err = await _run([
-        tools.ffprobe, "-v", "error", "-threads", "1", "-of", "json", "-show_streams",
-        # Decodes the first frame of the first video stream that is not cover art.
-        "-select_streams", "V:0", "-read_intervals", "%+#1", "-show_entries", "frame=width,height",
-        path,
-    ])
+    code, out, err = await _run(
+        [
+            tools.ffprobe,
+            "-v",
+            "error",
+            "-threads",
+            "1",
+            "-of",
+            "json",
+            "-show_streams",
+            # Decodes the first frame of the first video stream that is not cover art.
+            "-select_streams",
+            "V:0",
+            "-read_intervals",
+            "%+#1",
+            "-show_entries",
+            "frame=width,height",
+            path,
+        ]
+    )
     if code != 0:
         raise invalid_argument("file", f"is not a readable {content_type} file: {_reason(err, path)}")
     found = json.loads(out or b"{}")
@@ -84,20 +100,44 @@ async def _probe(content_type: str, path: str, tools: Tools) -> None:
 
 
 async def _remux(content_type: str, source: str, target: str, tools: Tools) -> None:
-    code, _, err = await _run([
-        tools.ffmpeg, "-v", "error", "-nostdin", "-threads", "1", "-i", source,
-        "-map", "0:V", "-map", "0:a?", "-c", "copy",
-        "-map_metadata", "-1", "-map_metadata:s", "-1", "-map_chapters", "-1",
-        "-fflags", "+bitexact", *_REMUX_OPTIONS[content_type],
-        "-f", MUXERS[content_type], target,
-    ])
+    code, _, err = await _run(
+        [
+            tools.ffmpeg,
+            "-v",
+            "error",
+            "-nostdin",
+            "-threads",
+            "1",
+            "-i",
+            source,
+            "-map",
+            "0:V",
+            "-map",
+            "0:a?",
+            "-c",
+            "copy",
+            "-map_metadata",
+            "-1",
+            "-map_metadata:s",
+            "-1",
+            "-map_chapters",
+            "-1",
+            "-fflags",
+            "+bitexact",
+            *_REMUX_OPTIONS[content_type],
+            "-f",
+            MUXERS[content_type],
+            target,
+        ]
+    )
     if code != 0:
         raise invalid_argument("file", f"cannot be stored as {content_type}: {_reason(err, source)}")
 
 
 async def _run(args: list[str]) -> tuple[int, bytes, bytes]:
     process = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         out, err = await process.communicate()
         return process.returncode, out, err

@@ -1,4 +1,5 @@
 """python -m services.notifications: the notifications API plus its Kafka consumer."""
+
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from services.kit import server
 from services.kit.config import SERVICE_PORTS, env_int, load_settings
@@ -8,15 +9,22 @@ from services.notifications.servicer import NotificationsServicer
 def main() -> None:
     settings = load_settings()
     servicer = NotificationsServicer(settings)
-    server.run(server.Service(
-        name="notifications",
-        port=env_int("AVIARY_NOTIFICATIONS_PORT", SERVICE_PORTS["notifications"]),
-        servicers=[(notifications_pb2_grpc.add_NotificationsServiceServicer_to_server, servicer,
-                    notifications_pb2.DESCRIPTOR.services_by_name["NotificationsService"].full_name)],
-        on_start=[servicer.start],      # connect, create keyspace + tables, prepare statements
-        on_stop=[servicer.stop],
-        background=[servicer.consume],  # post, graph, engagement and order events -> notifications
-    ))
+    server.run(
+        server.Service(
+            name="notifications",
+            port=env_int("AVIARY_NOTIFICATIONS_PORT", SERVICE_PORTS["notifications"]),
+            servicers=[
+                (
+                    notifications_pb2_grpc.add_NotificationsServiceServicer_to_server,
+                    servicer,
+                    notifications_pb2.DESCRIPTOR.services_by_name["NotificationsService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # connect, create keyspace + tables, prepare statements
+            on_stop=[servicer.stop],
+            background=[servicer.consume],  # post, graph, engagement and order events -> notifications
+        )
+    )
 
 
 if __name__ == "__main__":

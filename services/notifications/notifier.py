@@ -16,6 +16,7 @@ step is idempotent:
     bring its notice back, and a notice made while the delete ran is
     withdrawn by whoever finishes last.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -57,13 +58,20 @@ EVENT_AGE = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 
-_KIND_NAMES = {v: k.removeprefix("NOTIFICATION_KIND_").lower()
-               for k, v in notifications_pb2.NotificationKind.items()}
+_KIND_NAMES = {v: k.removeprefix("NOTIFICATION_KIND_").lower() for k, v in notifications_pb2.NotificationKind.items()}
 
 
 class Notifier:
-    def __init__(self, store: NotificationStore, live: redis.Redis, ids: IdGenerator, *,
-                 follow_window_seconds: float, rpc_timeout: float, username_cache_seconds: float) -> None:
+    def __init__(
+        self,
+        store: NotificationStore,
+        live: redis.Redis,
+        ids: IdGenerator,
+        *,
+        follow_window_seconds: float,
+        rpc_timeout: float,
+        username_cache_seconds: float,
+    ) -> None:
         self.store = store
         self.live = live
         self.ids = ids
@@ -152,9 +160,13 @@ class Notifier:
             await self.store.drop_row(recipient, moved_from)
         await self.store.put_row(recipient, slot, new)
         CHANGES.labels(_KIND_NAMES.get(notice.kind, "?"), change).inc()
-        await self._publish(recipient, notifications_pb2.WatchNotificationsResponse(
-            notification=_live_view(new), replaces_id=str(moved_from) if moved_from else "",
-        ))
+        await self._publish(
+            recipient,
+            notifications_pb2.WatchNotificationsResponse(
+                notification=_live_view(new),
+                replaces_id=str(moved_from) if moved_from else "",
+            ),
+        )
         if notice.post_id and await self.store.any_deleted(plan.about_posts):
             # The post was deleted while this notice was being made.
             await self.withdraw_group(recipient, slot)
@@ -191,8 +203,9 @@ class Notifier:
         for notification_id in {group.notification_id, group.previous_id} - {0}:
             await self.store.drop_row(recipient, notification_id)
         CHANGES.labels(_KIND_NAMES.get(group.kind, "?"), "withdrawn").inc()
-        await self._publish(recipient, notifications_pb2.WatchNotificationsResponse(
-            removed_id=str(group.notification_id)))
+        await self._publish(
+            recipient, notifications_pb2.WatchNotificationsResponse(removed_id=str(group.notification_id))
+        )
 
     async def drop_actor(self, recipient: int, slot: str, actor: int) -> None:
         """Takes one actor out of a group (in place: it does not move or become unread)."""
@@ -210,8 +223,9 @@ class Notifier:
         if new is None:
             await self.store.drop_row(recipient, old.notification_id)
             CHANGES.labels(_KIND_NAMES.get(old.kind, "?"), "withdrawn").inc()
-            await self._publish(recipient, notifications_pb2.WatchNotificationsResponse(
-                removed_id=str(old.notification_id)))
+            await self._publish(
+                recipient, notifications_pb2.WatchNotificationsResponse(removed_id=str(old.notification_id))
+            )
         else:
             await self.store.put_row(recipient, slot, new)
             CHANGES.labels(_KIND_NAMES.get(old.kind, "?"), "shrunk").inc()

@@ -25,6 +25,7 @@ joined: the first notice makes the notification, any later one for the same
 order and status (a redelivery, or a replay with another event id) is a
 duplicate.
 """
+
 from __future__ import annotations
 
 import re
@@ -292,17 +293,30 @@ def _seller_notices(order_id: int, lines, currency: str, status: str) -> list[No
         if line.seller_id > 0:
             by_seller.setdefault(line.seller_id, []).append(line)
     kind = NEW_ORDER if status == "confirmed" else ORDER_CANCELLED
-    return [Notice(seller, 0, kind, 0, sale_slot(order_id, status), order_id,
-                   sale_text(order_id, status, sum(line.quantity for line in own),
-                             sum(line.quantity * line.unit_price_minor for line in own), currency))
-            for seller, own in by_seller.items()]
+    return [
+        Notice(
+            seller,
+            0,
+            kind,
+            0,
+            sale_slot(order_id, status),
+            order_id,
+            sale_text(
+                order_id,
+                status,
+                sum(line.quantity for line in own),
+                sum(line.quantity * line.unit_price_minor for line in own),
+                currency,
+            ),
+        )
+        for seller, own in by_seller.items()
+    ]
 
 
 # -- order texts -----------------------------------------------------------------
 
 # ISO 4217 minor-unit exponents that are not 2.
-_ZERO_DECIMALS = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split())
+_ZERO_DECIMALS = frozenset("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split())
 _THREE_DECIMALS = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
 
 _DELIVERY_PHRASES = {
@@ -326,7 +340,7 @@ def format_money(amount_minor: int, currency: str) -> str:
     code = currency.strip().upper()
     exponent = 0 if code in _ZERO_DECIMALS else 3 if code in _THREE_DECIMALS else 2
     sign = "-" if amount_minor < 0 else ""
-    major, minor = divmod(abs(amount_minor), 10 ** exponent)
+    major, minor = divmod(abs(amount_minor), 10**exponent)
     amount = f"{sign}{major:,}" + (f".{minor:0{exponent}d}" if exponent else "")
     return f"{code} {amount}" if code else amount
 
@@ -362,7 +376,7 @@ def delivery_text(order_id: int, status_key: str, note: str, *, part: bool = Fal
     text = f"{'Part of your' if part else 'Your'} order {order_id} {phrase}"
     note = " ".join(note.split())  # one line, whatever the seller typed
     if len(note) > MAX_NOTE_CHARS:
-        note = note[:MAX_NOTE_CHARS - 1].rstrip() + "\u2026"
+        note = note[: MAX_NOTE_CHARS - 1].rstrip() + "\u2026"
     return f"{text}: {note}" if note else text
 
 
@@ -456,8 +470,9 @@ def display_name(user) -> str:
     return (getattr(user, "display_name", "") or getattr(user, "username", "") or "").strip()
 
 
-def notice_text(kind: int, actor_ids: list[int] | tuple[int, ...], actor_count: int, names: dict[int, str],
-                body: str = "") -> str:
+def notice_text(
+    kind: int, actor_ids: list[int] | tuple[int, ...], actor_count: int, names: dict[int, str], body: str = ""
+) -> str:
     """'alice liked your post', 'alice and bob ...', 'alice and 4 others ...';
     a notice with its own `body` (order notices) reads as that.
 
@@ -498,9 +513,19 @@ def dedupe_page(rows: list, key) -> tuple[list, list]:
     return shown, stale
 
 
-def notification_proto(notification_id: int, kind: int, post_id: int, actor_ids, actor_count: int,
-                       activity_ms: int, *, read: bool, names: dict[int, str], order_id: int = 0,
-                       body: str = "") -> notifications_pb2.Notification:
+def notification_proto(
+    notification_id: int,
+    kind: int,
+    post_id: int,
+    actor_ids,
+    actor_count: int,
+    activity_ms: int,
+    *,
+    read: bool,
+    names: dict[int, str],
+    order_id: int = 0,
+    body: str = "",
+) -> notifications_pb2.Notification:
     """The API shape of one stored notification, its text built from current
     names (or its own body, for order notices)."""
     out = notifications_pb2.Notification(

@@ -6,6 +6,7 @@ Text is built at read time from identity's current user summaries, so a
 renamed user shows under their new name everywhere (order notices name nobody:
 their sentence is stored with them).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,7 +64,9 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             username_cache_seconds=env_float("AVIARY_NOTIFICATIONS_USERNAME_CACHE_SECONDS", 600.0),
         )
         self.consumer = ConsumerLoop(
-            settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC, ORDERS_TOPIC],
+            settings.kafka_bootstrap,
+            CONSUMER_GROUP,
+            [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC, ORDERS_TOPIC],
             self.notifier.handle,
         )
         # Names for the texts; a rename shows within this many seconds.
@@ -200,6 +203,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
 
     def _clean_later(self, recipient: int, stale: list[Row]) -> None:
         """Drops rows left over by a move that raced with another write."""
+
         async def clean() -> None:
             for row in stale:
                 try:
@@ -214,6 +218,14 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
 
 def _to_proto(row: Row, mark: int, names: dict[int, str]) -> notifications_pb2.Notification:
     return rules.notification_proto(
-        row.notification_id, row.kind, row.post_id, row.actor_ids, row.actor_count, row.activity_ms,
-        read=row.notification_id <= mark, names=names, order_id=row.order_id, body=row.body,
+        row.notification_id,
+        row.kind,
+        row.post_id,
+        row.actor_ids,
+        row.actor_count,
+        row.activity_ms,
+        read=row.notification_id <= mark,
+        names=names,
+        order_id=row.order_id,
+        body=row.body,
     )

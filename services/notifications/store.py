@@ -32,6 +32,7 @@ table as it was.
 
 Rows live `retention` (default 90 days, AVIARY_NOTIFICATIONS_RETENTION_DAYS).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -117,8 +118,10 @@ COLUMNS_ADDED = [
     ("groups", "body", "text STATIC"),
 ]
 
-_GROUP_COLUMNS = ("instance, notification_id, previous_id, version, kind, post_id, actor_ids, actor_count, "
-                  "activity_ms, order_id, body")
+_GROUP_COLUMNS = (
+    "instance, notification_id, previous_id, version, kind, post_id, actor_ids, actor_count, "
+    "activity_ms, order_id, body"
+)
 _ROW_COLUMNS = "notification_id, slot, instance, kind, post_id, actor_ids, actor_count, activity_ms, order_id, body"
 
 
@@ -180,7 +183,8 @@ class NotificationStore:
         """Brings tables created by an older release up to SCHEMA (idempotent;
         a replica starting at the same time may add a column first)."""
         rows = await cql.execute(
-            self.session, "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s",
+            self.session,
+            "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s",
             (KEYSPACE,),
         )
         present = {(r.table_name, r.column_name) for r in rows}
@@ -199,35 +203,35 @@ class NotificationStore:
         queries = {
             # inbox
             "put_row": f"INSERT INTO {ks}.notifications (recipient_id, {_ROW_COLUMNS}) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?",
             "drop_row": f"DELETE FROM {ks}.notifications WHERE recipient_id = ? AND notification_id = ?",
             "get_row": f"SELECT {_ROW_COLUMNS} FROM {ks}.notifications WHERE recipient_id = ? AND notification_id = ?",
             "page_first": f"SELECT {_ROW_COLUMNS} FROM {ks}.notifications WHERE recipient_id = ? LIMIT ?",
             "page_before": f"SELECT {_ROW_COLUMNS} FROM {ks}.notifications "
-                           "WHERE recipient_id = ? AND notification_id < ? LIMIT ?",
+            "WHERE recipient_id = ? AND notification_id < ? LIMIT ?",
             "newest": f"SELECT notification_id FROM {ks}.notifications WHERE recipient_id = ? LIMIT 1",
             "newest_at_most": f"SELECT notification_id FROM {ks}.notifications "
-                              "WHERE recipient_id = ? AND notification_id <= ? LIMIT 1",
+            "WHERE recipient_id = ? AND notification_id <= ? LIMIT 1",
             "ids_between": f"SELECT notification_id FROM {ks}.notifications "
-                           "WHERE recipient_id = ? AND notification_id > ? AND notification_id <= ? LIMIT ?",
+            "WHERE recipient_id = ? AND notification_id > ? AND notification_id <= ? LIMIT ?",
             # groups
             "get_group": f"SELECT {_GROUP_COLUMNS} FROM {ks}.groups WHERE recipient_id = ? AND slot = ? LIMIT 1",
             "get_actor": f"SELECT actor_instance, event_id FROM {ks}.groups "
-                         "WHERE recipient_id = ? AND slot = ? AND actor_id = ?",
+            "WHERE recipient_id = ? AND slot = ? AND actor_id = ?",
             "claim_actor": f"UPDATE {ks}.groups USING TTL ? SET actor_instance = ?, event_id = ? "
-                           "WHERE recipient_id = ? AND slot = ? AND actor_id = ? IF actor_instance = ?",
+            "WHERE recipient_id = ? AND slot = ? AND actor_id = ? IF actor_instance = ?",
             "release_actor": f"DELETE FROM {ks}.groups WHERE recipient_id = ? AND slot = ? AND actor_id = ? "
-                             "IF actor_instance = ?",
+            "IF actor_instance = ?",
             "set_group": f"UPDATE {ks}.groups USING TTL ? SET instance = ?, notification_id = ?, previous_id = ?, "
-                         "version = ?, kind = ?, post_id = ?, actor_ids = ?, actor_count = ?, activity_ms = ?, "
-                         "order_id = ?, body = ? WHERE recipient_id = ? AND slot = ? IF version = ?",
+            "version = ?, kind = ?, post_id = ?, actor_ids = ?, actor_count = ?, activity_ms = ?, "
+            "order_id = ?, body = ? WHERE recipient_id = ? AND slot = ? IF version = ?",
             "empty_group": f"UPDATE {ks}.groups USING TTL ? SET notification_id = 0, previous_id = 0, version = ?, "
-                           "actor_ids = [], actor_count = 0 WHERE recipient_id = ? AND slot = ? IF version = ?",
+            "actor_ids = [], actor_count = 0 WHERE recipient_id = ? AND slot = ? IF version = ?",
             "wipe_group": f"DELETE FROM {ks}.groups WHERE recipient_id = ? AND slot = ?",
             # post index and tombstones
             "index_post": f"INSERT INTO {ks}.post_notices (post_id, recipient_id, slot) VALUES (?, ?, ?) USING TTL ?",
             "post_index": f"SELECT recipient_id, slot FROM {ks}.post_notices WHERE post_id = ? "
-                          f"LIMIT {_INDEX_SCAN_LIMIT}",
+            f"LIMIT {_INDEX_SCAN_LIMIT}",
             "drop_post_index": f"DELETE FROM {ks}.post_notices WHERE post_id = ?",
             "mark_deleted": f"INSERT INTO {ks}.deleted_posts (post_id) VALUES (?) USING TTL ?",
             "is_deleted": f"SELECT post_id FROM {ks}.deleted_posts WHERE post_id = ?",
@@ -302,20 +306,31 @@ class NotificationStore:
     async def read_group(self, recipient_id: int, slot: str) -> tuple[Group | None, int | None]:
         return _group(await self._run("get_group", (recipient_id, slot)))
 
-    async def add_actor(self, recipient_id: int, slot: str, actor_id: int, event_id: int, state: SlotState,
-                        new: Group) -> bool:
+    async def add_actor(
+        self, recipient_id: int, slot: str, actor_id: int, event_id: int, state: SlotState, new: Group
+    ) -> bool:
         """One conditional batch: the actor joins `new.instance` and the group
         becomes `new`, only if neither changed since `state` was read."""
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        batch.add(self._st["claim_actor"], (
-            self.retention, new.instance, event_id, recipient_id, slot, actor_id, state.actor_instance,
-        ))
+        batch.add(
+            self._st["claim_actor"],
+            (
+                self.retention,
+                new.instance,
+                event_id,
+                recipient_id,
+                slot,
+                actor_id,
+                state.actor_instance,
+            ),
+        )
         batch.add(self._st["set_group"], (*self._group_values(new), recipient_id, slot, state.version))
         rows = await cql.execute(self.session, batch)
         return bool(rows and rows[0][0])
 
-    async def remove_actor(self, recipient_id: int, slot: str, actor_id: int, instance: int, version: int,
-                           new: Group | None) -> bool:
+    async def remove_actor(
+        self, recipient_id: int, slot: str, actor_id: int, instance: int, version: int, new: Group | None
+    ) -> bool:
         """One conditional batch: the actor leaves and the group becomes `new`
         (or empty when None), only if neither changed since read."""
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
@@ -332,16 +347,41 @@ class NotificationStore:
         await self._run("wipe_group", (recipient_id, slot))
 
     def _group_values(self, g: Group) -> tuple:
-        return (self.retention, g.instance, g.notification_id, g.previous_id, g.version, g.kind, g.post_id,
-                list(g.actor_ids), g.actor_count, g.activity_ms, g.order_id, g.body)
+        return (
+            self.retention,
+            g.instance,
+            g.notification_id,
+            g.previous_id,
+            g.version,
+            g.kind,
+            g.post_id,
+            list(g.actor_ids),
+            g.actor_count,
+            g.activity_ms,
+            g.order_id,
+            g.body,
+        )
 
     # -- inbox ---------------------------------------------------------------------
 
     async def put_row(self, recipient_id: int, slot: str, g: Group) -> None:
-        await self._run("put_row", (
-            recipient_id, g.notification_id, slot, g.instance, g.kind, g.post_id, list(g.actor_ids),
-            g.actor_count, g.activity_ms, g.order_id, g.body, self.retention,
-        ))
+        await self._run(
+            "put_row",
+            (
+                recipient_id,
+                g.notification_id,
+                slot,
+                g.instance,
+                g.kind,
+                g.post_id,
+                list(g.actor_ids),
+                g.actor_count,
+                g.activity_ms,
+                g.order_id,
+                g.body,
+                self.retention,
+            ),
+        )
 
     async def drop_row(self, recipient_id: int, notification_id: int) -> None:
         await self._run("drop_row", (recipient_id, notification_id))

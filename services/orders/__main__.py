@@ -1,5 +1,6 @@
 """python -m services.orders: the orders API, the recovery sweeps of checkout
 sagas and of buyer cancels, and the outbox relay of order events."""
+
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit import server
 from services.kit.config import SERVICE_PORTS, env_int, load_settings
@@ -9,16 +10,23 @@ from services.orders.servicer import OrdersServicer
 def main() -> None:
     settings = load_settings()
     servicer = OrdersServicer(settings)
-    server.run(server.Service(
-        name="orders",
-        port=env_int("AVIARY_ORDERS_PORT", SERVICE_PORTS["orders"]),
-        servicers=[(orders_pb2_grpc.add_OrdersServiceServicer_to_server, servicer,
-                    orders_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name)],
-        on_start=[servicer.start],                       # migrate the orders schema
-        on_stop=[servicer.stop],
-        # stale sagas; unfinished buyer cancels; order events -> Kafka
-        background=[servicer.recover, servicer.recover_cancels, servicer.relay],
-    ))
+    server.run(
+        server.Service(
+            name="orders",
+            port=env_int("AVIARY_ORDERS_PORT", SERVICE_PORTS["orders"]),
+            servicers=[
+                (
+                    orders_pb2_grpc.add_OrdersServiceServicer_to_server,
+                    servicer,
+                    orders_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # migrate the orders schema
+            on_stop=[servicer.stop],
+            # stale sagas; unfinished buyer cancels; order events -> Kafka
+            background=[servicer.recover, servicer.recover_cancels, servicer.relay],
+        )
+    )
 
 
 if __name__ == "__main__":

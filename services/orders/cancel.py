@@ -9,6 +9,7 @@ payment), so whoever finds a cancel unfinished (the request that made it,
 or the recovery sweep once its lease ran out) runs the rest again safely: a
 crash can delay a refund or a restock, never leave one without the other.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,8 +50,10 @@ class Canceller:
                 job = moved or await self.store.cancel_job(job.order_id)
         except (grpc.aio.AioRpcError, RefundNotConfirmed) as exc:
             CANCELS.labels("pending").inc()
-            log.warning("order cancel left for the recovery sweep",
-                        extra={"order_id": job.order_id, "state": job.state, "error": _describe(exc)})
+            log.warning(
+                "order cancel left for the recovery sweep",
+                extra={"order_id": job.order_id, "state": job.state, "error": _describe(exc)},
+            )
             return False
         CANCELS.labels("done").inc()
         return True
@@ -58,16 +61,19 @@ class Canceller:
     async def _restock(self, job: CancelJob) -> CancelJob | None:
         # Releasing a committed reservation returns its sold units to stock, once.
         await clients.inventory().ReleaseReservation(
-            inventory_pb2.ReleaseReservationRequest(reservation_id=job.reservation_id), timeout=self.timeout)
+            inventory_pb2.ReleaseReservationRequest(reservation_id=job.reservation_id), timeout=self.timeout
+        )
         return await self.store.move_cancel(job, model.CANCEL_RESTOCKED, detail=job.reservation_id)
 
     async def _refund(self, job: CancelJob) -> CancelJob | None:
         payment = await clients.payments().RefundPayment(
-            payments_pb2.RefundPaymentRequest(payment_id=job.payment_id or ""), timeout=self.timeout)
+            payments_pb2.RefundPaymentRequest(payment_id=job.payment_id or ""), timeout=self.timeout
+        )
         if payment.status != PS.PAYMENT_STATUS_REFUNDED:
             raise RefundNotConfirmed(f"payment {payment.id} is {PS.Name(payment.status)}")
-        return await self.store.move_cancel(job, model.CANCEL_DONE, detail=f"payment {payment.id}",
-                                            payment_status=PS.Name(payment.status))
+        return await self.store.move_cancel(
+            job, model.CANCEL_DONE, detail=f"payment {payment.id}", payment_status=PS.Name(payment.status)
+        )
 
 
 def _describe(exc: Exception) -> str:

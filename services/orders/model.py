@@ -1,5 +1,6 @@
 """Pure rules of checkout and delivery: saga states, validation, delivery
 transitions. No backend here, so all of it is unit-tested on plain data."""
+
 from __future__ import annotations
 
 import re
@@ -58,7 +59,7 @@ def validate_checkout(key: str, payment_method: str) -> None:
     if not _KEY.match(key):
         raise invalid_argument("idempotency_key", "must be 8..128 characters of A-Z, a-z, 0-9, _ and -")
     if not payment_method.strip():
-        raise invalid_argument("payment_method", "is required, e.g. \"pm_card_visa\"")
+        raise invalid_argument("payment_method", 'is required, e.g. "pm_card_visa"')
     if len(payment_method) > MAX_PAYMENT_METHOD or not payment_method.isprintable():
         raise invalid_argument("payment_method", f"must be at most {MAX_PAYMENT_METHOD} printable characters")
 
@@ -94,13 +95,19 @@ class Line:
     unit_price_minor: int
 
     def to_json(self) -> dict:
-        return {"product_id": self.product_id, "seller_id": self.seller_id, "title": self.title,
-                "quantity": self.quantity, "unit_price_minor": self.unit_price_minor}
+        return {
+            "product_id": self.product_id,
+            "seller_id": self.seller_id,
+            "title": self.title,
+            "quantity": self.quantity,
+            "unit_price_minor": self.unit_price_minor,
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> "Line":
-        return cls(int(d["product_id"]), int(d["seller_id"]), d["title"], int(d["quantity"]),
-                   int(d["unit_price_minor"]))
+        return cls(
+            int(d["product_id"]), int(d["seller_id"]), d["title"], int(d["quantity"]), int(d["unit_price_minor"])
+        )
 
 
 def total(lines: list[Line]) -> int:
@@ -123,8 +130,12 @@ class Failure:
 # -- delivery --------------------------------------------------------------------
 
 DS = orders_pb2.DeliveryStatus
-PENDING, PACKED, SHIPPED, DELIVERED = (DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED,
-                                       DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_DELIVERED)
+PENDING, PACKED, SHIPPED, DELIVERED = (
+    DS.DELIVERY_STATUS_PENDING,
+    DS.DELIVERY_STATUS_PACKED,
+    DS.DELIVERY_STATUS_SHIPPED,
+    DS.DELIVERY_STATUS_DELIVERED,
+)
 CANCELLED = DS.DELIVERY_STATUS_CANCELLED
 # Each seller's part (fulfilment) moves one step at a time; packing may be
 # skipped (a seller that ships straight from the shelf). Nothing moves back.
@@ -186,10 +197,12 @@ def check_advance(order_status: str, current: int, wanted: int, note: str = "") 
         following = allowed_next(current)
         then = f"; next is {_names(following)}" if following else ""
         raise failed_precondition(
-            f"delivery status only moves forward: this part is already {short_delivery_name(current)}{then}")
+            f"delivery status only moves forward: this part is already {short_delivery_name(current)}{then}"
+        )
     raise failed_precondition(
         f"delivery cannot jump from {short_delivery_name(current)} to {short_delivery_name(wanted)}: "
-        f"next is {_names(allowed_next(current))}")
+        f"next is {_names(allowed_next(current))}"
+    )
 
 
 def order_delivery_status(parts: list[int]) -> int:
@@ -220,7 +233,8 @@ def check_cancel(order_status: str, parts: dict[int, int]) -> None:
     if shipped:
         raise failed_precondition(
             f"part of this order has already shipped (seller {', '.join(map(str, shipped))}): "
-            "it can no longer be cancelled")
+            "it can no longer be cancelled"
+        )
 
 
 # Cancellation, after the buyer's request is recorded (status CANCELLED, the

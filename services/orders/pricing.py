@@ -6,6 +6,7 @@ lower than today's (the cart records the price at add time). Anything else
 stops the checkout before stock is held or money moves: FAILED_PRECONDITION
 (HTTP 412) naming the new total, which is also in the details for programs.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -20,8 +21,9 @@ ERROR_DOMAIN = "orders.aviary"
 PRICE_CHANGED = "PRICE_CHANGED"
 
 
-def refusal(lines: list[Line], currency: str, added_prices: Mapping[int, int | None],
-            expected_total_minor: int | None) -> Failure | None:
+def refusal(
+    lines: list[Line], currency: str, added_prices: Mapping[int, int | None], expected_total_minor: int | None
+) -> Failure | None:
     """Why the buyer has not agreed to pay for `lines` (priced from the
     catalog), or None when they have."""
     total = model.total(lines)
@@ -30,19 +32,29 @@ def refusal(lines: list[Line], currency: str, added_prices: Mapping[int, int | N
             return None
         return _price_changed(
             f"your cart now totals {total} {currency} minor units, not the {expected_total_minor} you expected",
-            total, currency, [_violation("expected_total_minor", f"expected {expected_total_minor}, "
-                                                                 f"the cart totals {total}")])
-    rises = [(line, added_prices[line.product_id]) for line in lines
-             if _rose(line.unit_price_minor, added_prices.get(line.product_id))]
+            total,
+            currency,
+            [_violation("expected_total_minor", f"expected {expected_total_minor}, the cart totals {total}")],
+        )
+    rises = [
+        (line, added_prices[line.product_id])
+        for line in lines
+        if _rose(line.unit_price_minor, added_prices.get(line.product_id))
+    ]
     if not rises:
         return None
-    named = "; ".join(f"{line.title!r} (product {line.product_id}) from {added} to {line.unit_price_minor}"
-                      for line, added in rises)
+    named = "; ".join(
+        f"{line.title!r} (product {line.product_id}) from {added} to {line.unit_price_minor}" for line, added in rises
+    )
     return _price_changed(
-        f"prices rose since you added them to your cart: {named}; your cart now totals {total} {currency} "
-        f"minor units", total, currency,
-        [_violation(f"products/{line.product_id}", f"unit price rose from {added} to {line.unit_price_minor}")
-         for line, added in rises])
+        f"prices rose since you added them to your cart: {named}; your cart now totals {total} {currency} minor units",
+        total,
+        currency,
+        [
+            _violation(f"products/{line.product_id}", f"unit price rose from {added} to {line.unit_price_minor}")
+            for line, added in rises
+        ],
+    )
 
 
 def _rose(price_now: int, added: int | None) -> bool:
@@ -50,17 +62,21 @@ def _rose(price_now: int, added: int | None) -> bool:
     return added is not None and price_now > added
 
 
-def _price_changed(what: str, total: int, currency: str,
-                   violations: list[error_details_pb2.PreconditionFailure.Violation]) -> Failure:
-    message = (f"{what}: nothing was charged. To pay the new total, check out again with "
-               f"expected_total_minor {total}")
-    info = error_details_pb2.ErrorInfo(reason=PRICE_CHANGED, domain=ERROR_DOMAIN,
-                                       metadata={"totalMinor": str(total), "currency": currency})
+def _price_changed(
+    what: str, total: int, currency: str, violations: list[error_details_pb2.PreconditionFailure.Violation]
+) -> Failure:
+    message = f"{what}: nothing was charged. To pay the new total, check out again with expected_total_minor {total}"
+    info = error_details_pb2.ErrorInfo(
+        reason=PRICE_CHANGED, domain=ERROR_DOMAIN, metadata={"totalMinor": str(total), "currency": currency}
+    )
     # Nothing was held or charged, so the same key may run again.
-    return Failure(grpc.StatusCode.FAILED_PRECONDITION, message, retryable=True,
-                   details=(info, error_details_pb2.PreconditionFailure(violations=violations)))
+    return Failure(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        message,
+        retryable=True,
+        details=(info, error_details_pb2.PreconditionFailure(violations=violations)),
+    )
 
 
 def _violation(subject: str, description: str) -> error_details_pb2.PreconditionFailure.Violation:
-    return error_details_pb2.PreconditionFailure.Violation(type=PRICE_CHANGED, subject=subject,
-                                                           description=description)
+    return error_details_pb2.PreconditionFailure.Violation(type=PRICE_CHANGED, subject=subject, description=description)

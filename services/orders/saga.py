@@ -13,6 +13,7 @@ derived from the checkout id and attempt), so a saga can be re-run from its
 last recorded state by anyone: the request that started it, or the recovery
 sweep after that orchestrator died.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,15 +39,21 @@ from services.orders.store import Checkout, OrderRecord, OrdersStore
 log = logging.getLogger(__name__)
 
 STEP_SECONDS = Histogram(
-    "aviary_checkout_step_seconds", "Time of one saga step or compensation", ["step", "outcome"],
+    "aviary_checkout_step_seconds",
+    "Time of one saga step or compensation",
+    ["step", "outcome"],
     buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 SAGAS_ENDED = Counter("aviary_checkout_sagas_total", "Sagas that reached a terminal state", ["state", "reason"])
 RECOVERED = Counter("aviary_checkout_recovered_total", "Sagas taken over by the recovery sweep")
 
 PS = payments_pb2.PaymentStatus
-_RETRYABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED)
+_RETRYABLE_CODES = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+)
 
 
 class StepFailed(Exception):
@@ -62,9 +69,11 @@ class CompensationPending(Exception):
 
 
 def _unavailable(what: str, exc: grpc.aio.AioRpcError) -> Failure:
-    return Failure(grpc.StatusCode.UNAVAILABLE,
-                   f"{what} is unavailable right now ({exc.code().name}); nothing was charged, try again later",
-                   retryable=True)
+    return Failure(
+        grpc.StatusCode.UNAVAILABLE,
+        f"{what} is unavailable right now ({exc.code().name}); nothing was charged, try again later",
+        retryable=True,
+    )
 
 
 def _now() -> timestamp_pb2.Timestamp:
@@ -74,8 +83,9 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 class Orchestrator:
-    def __init__(self, store: OrdersStore, ids: IdGenerator, *, rpc_timeout: float,
-                 reservation_ttl_seconds: int) -> None:
+    def __init__(
+        self, store: OrdersStore, ids: IdGenerator, *, rpc_timeout: float, reservation_ttl_seconds: int
+    ) -> None:
         self.store = store
         self.ids = ids
         self.timeout = rpc_timeout
@@ -117,8 +127,10 @@ class Orchestrator:
                 moved = await self._steps[step](checkout)
             except StepFailed as failed:
                 outcome = "failed"
-                log.info("checkout step failed", extra={"checkout_id": checkout.id, "step": failed.step,
-                                                        "reason": failed.failure.message})
+                log.info(
+                    "checkout step failed",
+                    extra={"checkout_id": checkout.id, "step": failed.step, "reason": failed.failure.message},
+                )
                 return await self.store.begin_compensation(checkout, failed.step, failed.failure)
             if moved is not None and moved.state == model.SUCCEEDED:
                 SAGAS_ENDED.labels(model.SUCCEEDED, "").inc()
@@ -147,25 +159,33 @@ class Orchestrator:
         if refused is not None:
             raise StepFailed(model.PRICE, refused)
         await self._reserve(c, lines)
-        return await self.store.advance(c, model.RESERVED, lines=lines, total_minor=model.total(lines),
-                                        currency=currency)
+        return await self.store.advance(
+            c, model.RESERVED, lines=lines, total_minor=model.total(lines), currency=currency
+        )
 
     async def _price(self, c: Checkout) -> tuple[list[Line], str, dict[int, int | None]]:
         """Reads the cart's lines and prices them from the catalog (never from
         the cart); also returns the unit price each line was added at."""
         try:
             cart = await clients.cart().GetUserCart(
-                cart_pb2.GetUserCartRequest(user_id=str(c.buyer_id)), timeout=self.timeout)
+                cart_pb2.GetUserCartRequest(user_id=str(c.buyer_id)), timeout=self.timeout
+            )
         except grpc.aio.AioRpcError as exc:
             raise StepFailed(model.PRICE, _unavailable("the cart service", exc)) from exc
         if not cart.items:
-            raise StepFailed(model.PRICE, Failure(grpc.StatusCode.FAILED_PRECONDITION,
-                                                  "your cart is empty: add items before checking out",
-                                                  retryable=True))
+            raise StepFailed(
+                model.PRICE,
+                Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "your cart is empty: add items before checking out",
+                    retryable=True,
+                ),
+            )
         try:
             found = await clients.catalog().BatchGetProducts(
                 catalog_pb2.BatchGetProductsRequest(product_ids=[i.product_id for i in cart.items], skip_stock=True),
-                timeout=self.timeout)
+                timeout=self.timeout,
+            )
         except grpc.aio.AioRpcError as exc:
             raise StepFailed(model.PRICE, _unavailable("the catalog", exc)) from exc
         products = {p.id: p for p in found.products}
@@ -173,25 +193,40 @@ class Orchestrator:
         for item in cart.items:
             product = products.get(item.product_id)
             if product is None or not product.active:
-                raise StepFailed(model.PRICE, Failure(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"product {item.product_id} is no longer available: remove it from your cart", retryable=True))
-            lines.append(Line(int(product.id), int(product.seller_id), product.title, item.quantity,
-                              product.price_minor))
+                raise StepFailed(
+                    model.PRICE,
+                    Failure(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"product {item.product_id} is no longer available: remove it from your cart",
+                        retryable=True,
+                    ),
+                )
+            lines.append(
+                Line(int(product.id), int(product.seller_id), product.title, item.quantity, product.price_minor)
+            )
         currencies = {products[i.product_id].currency for i in cart.items}
         if len(currencies) > 1:
-            raise StepFailed(model.PRICE, Failure(grpc.StatusCode.FAILED_PRECONDITION,
-                                                  f"the cart mixes currencies ({', '.join(sorted(currencies))}): "
-                                                  "check out one currency at a time", retryable=True))
-        added = {int(i.product_id): i.added_unit_price_minor if i.HasField("added_unit_price_minor") else None
-                 for i in cart.items}
+            raise StepFailed(
+                model.PRICE,
+                Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"the cart mixes currencies ({', '.join(sorted(currencies))}): check out one currency at a time",
+                    retryable=True,
+                ),
+            )
+        added = {
+            int(i.product_id): i.added_unit_price_minor if i.HasField("added_unit_price_minor") else None
+            for i in cart.items
+        }
         return lines, currencies.pop(), added
 
     async def _reserve(self, c: Checkout, lines: list[Line]) -> None:
         wanted = {(line.product_id, line.quantity) for line in lines}
         request = inventory_pb2.ReserveStockRequest(
-            reservation_id=c.reservation_id, ttl_seconds=self.reservation_ttl,
-            items=[inventory_pb2.ReservationItem(product_id=str(p), quantity=q) for p, q in sorted(wanted)])
+            reservation_id=c.reservation_id,
+            ttl_seconds=self.reservation_ttl,
+            items=[inventory_pb2.ReservationItem(product_id=str(p), quantity=q) for p, q in sorted(wanted)],
+        )
         try:
             reservation = await clients.inventory().ReserveStock(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -199,17 +234,25 @@ class Orchestrator:
                 raise StepFailed(model.RESERVE, _unavailable("inventory", exc)) from exc
             # Out of stock (FAILED_PRECONDITION) or a quantity inventory refuses:
             # the key's answer for good.
-            raise StepFailed(model.RESERVE, Failure(exc.code(), exc.details() or "stock could not be reserved",
-                                                    retryable=False)) from exc
+            raise StepFailed(
+                model.RESERVE, Failure(exc.code(), exc.details() or "stock could not be reserved", retryable=False)
+            ) from exc
         if reservation.state != inventory_pb2.RESERVATION_STATE_HELD:
-            raise StepFailed(model.RESERVE, Failure(
-                grpc.StatusCode.ABORTED, "the stock hold was released before checkout could use it; try again",
-                retryable=True))
+            raise StepFailed(
+                model.RESERVE,
+                Failure(
+                    grpc.StatusCode.ABORTED,
+                    "the stock hold was released before checkout could use it; try again",
+                    retryable=True,
+                ),
+            )
         # A saga resumed after a crash re-prices the cart; should the cart have
         # changed since the first try reserved, the old hold does not fit.
         if {(int(i.product_id), i.quantity) for i in reservation.items} != wanted:
-            raise StepFailed(model.RESERVE, Failure(
-                grpc.StatusCode.ABORTED, "the cart changed while checking out; try again", retryable=True))
+            raise StepFailed(
+                model.RESERVE,
+                Failure(grpc.StatusCode.ABORTED, "the cart changed while checking out; try again", retryable=True),
+            )
 
     # -- RESERVED -> ORDER_CREATED -----------------------------------------------------
 
@@ -219,24 +262,41 @@ class Orchestrator:
 
     async def _authorize(self, c: Checkout) -> payments_pb2.Payment:
         request = payments_pb2.AuthorizePaymentRequest(
-            idempotency_key=c.payment_key, buyer_id=str(c.buyer_id), amount_minor=c.total_minor,
-            currency=c.currency, payment_method=c.payment_method, reference=f"checkout {c.id}")
+            idempotency_key=c.payment_key,
+            buyer_id=str(c.buyer_id),
+            amount_minor=c.total_minor,
+            currency=c.currency,
+            payment_method=c.payment_method,
+            reference=f"checkout {c.id}",
+        )
         try:
             payment = await clients.payments().AuthorizePayment(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _RETRYABLE_CODES:
                 raise StepFailed(model.AUTHORIZE, _unavailable("the payment provider", exc)) from exc
-            raise StepFailed(model.AUTHORIZE, Failure(exc.code(), f"payment could not be authorized: {exc.details()}",
-                                                      retryable=False)) from exc
+            raise StepFailed(
+                model.AUTHORIZE,
+                Failure(exc.code(), f"payment could not be authorized: {exc.details()}", retryable=False),
+            ) from exc
         if payment.status == PS.PAYMENT_STATUS_DECLINED:
             reason = payment.decline_reason or "declined"
-            raise StepFailed(model.AUTHORIZE, Failure(grpc.StatusCode.FAILED_PRECONDITION,
-                                                      f"payment declined ({reason}); nothing was charged",
-                                                      retryable=False))
+            raise StepFailed(
+                model.AUTHORIZE,
+                Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"payment declined ({reason}); nothing was charged",
+                    retryable=False,
+                ),
+            )
         if payment.status != PS.PAYMENT_STATUS_AUTHORIZED:
-            raise StepFailed(model.AUTHORIZE, Failure(
-                grpc.StatusCode.UNAVAILABLE, "the payment provider did not confirm the authorization; nothing was "
-                "charged, try again later", retryable=True))
+            raise StepFailed(
+                model.AUTHORIZE,
+                Failure(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "the payment provider did not confirm the authorization; nothing was charged, try again later",
+                    retryable=True,
+                ),
+            )
         return payment
 
     # -- ORDER_CREATED -> SUCCEEDED ------------------------------------------------------
@@ -245,13 +305,28 @@ class Orchestrator:
         await self._capture(c)
         cart_cleared = await self._clear_cart(c)
         event_id = self.ids.next_id()
-        event = events_pb2.OrderEvent(event_id=event_id, occur_time=_now(), confirmed=events_pb2.OrderConfirmed(
-            order_id=c.order_id, buyer_id=c.buyer_id, total_minor=c.total_minor, currency=c.currency,
-            lines=[events_pb2.OrderLine(product_id=line.product_id, seller_id=line.seller_id,
-                                        quantity=line.quantity, unit_price_minor=line.unit_price_minor)
-                   for line in c.lines]))
-        done = await self.store.confirm(c, cart_cleared, (event_id, ORDERS_TOPIC, str(c.buyer_id).encode(),
-                                                          event.SerializeToString()))
+        event = events_pb2.OrderEvent(
+            event_id=event_id,
+            occur_time=_now(),
+            confirmed=events_pb2.OrderConfirmed(
+                order_id=c.order_id,
+                buyer_id=c.buyer_id,
+                total_minor=c.total_minor,
+                currency=c.currency,
+                lines=[
+                    events_pb2.OrderLine(
+                        product_id=line.product_id,
+                        seller_id=line.seller_id,
+                        quantity=line.quantity,
+                        unit_price_minor=line.unit_price_minor,
+                    )
+                    for line in c.lines
+                ],
+            ),
+        )
+        done = await self.store.confirm(
+            c, cart_cleared, (event_id, ORDERS_TOPIC, str(c.buyer_id).encode(), event.SerializeToString())
+        )
         if done is None:
             return None
         moved, order = done
@@ -263,32 +338,47 @@ class Orchestrator:
         a hold that expired must stop the checkout before anyone is charged."""
         try:
             await clients.inventory().CommitReservation(
-                inventory_pb2.CommitReservationRequest(reservation_id=c.reservation_id), timeout=self.timeout)
+                inventory_pb2.CommitReservationRequest(reservation_id=c.reservation_id), timeout=self.timeout
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _RETRYABLE_CODES:
                 raise StepFailed(model.CAPTURE, _unavailable("inventory", exc)) from exc
-            raise StepFailed(model.CAPTURE, Failure(
-                grpc.StatusCode.ABORTED, "the stock hold expired before payment completed; nothing was charged, "
-                "try again", retryable=True)) from exc
+            raise StepFailed(
+                model.CAPTURE,
+                Failure(
+                    grpc.StatusCode.ABORTED,
+                    "the stock hold expired before payment completed; nothing was charged, try again",
+                    retryable=True,
+                ),
+            ) from exc
         try:
             payment = await clients.payments().CapturePayment(
-                payments_pb2.CapturePaymentRequest(payment_id=c.payment_id), timeout=self.timeout)
+                payments_pb2.CapturePaymentRequest(payment_id=c.payment_id), timeout=self.timeout
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _RETRYABLE_CODES:
                 raise StepFailed(model.CAPTURE, _unavailable("the payment provider", exc)) from exc
-            raise StepFailed(model.CAPTURE, Failure(exc.code(), f"payment could not be captured: {exc.details()}",
-                                                    retryable=True)) from exc
+            raise StepFailed(
+                model.CAPTURE, Failure(exc.code(), f"payment could not be captured: {exc.details()}", retryable=True)
+            ) from exc
         if payment.status != PS.PAYMENT_STATUS_CAPTURED:
-            raise StepFailed(model.CAPTURE, Failure(
-                grpc.StatusCode.FAILED_PRECONDITION, f"payment could not be captured ({PS.Name(payment.status)})",
-                retryable=True))
+            raise StepFailed(
+                model.CAPTURE,
+                Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"payment could not be captured ({PS.Name(payment.status)})",
+                    retryable=True,
+                ),
+            )
 
     async def _clear_cart(self, c: Checkout) -> bool:
         """Takes the bought lines out of the cart (once per checkout). Best
         effort: with the cart service down, the recovery sweep does it later."""
         request = cart_pb2.ClearCheckedOutItemsRequest(
-            user_id=str(c.buyer_id), checkout_id=str(c.id),
-            items=[cart_pb2.CartItem(product_id=str(line.product_id), quantity=line.quantity) for line in c.lines])
+            user_id=str(c.buyer_id),
+            checkout_id=str(c.id),
+            items=[cart_pb2.CartItem(product_id=str(line.product_id), quantity=line.quantity) for line in c.lines],
+        )
         try:
             await clients.cart().ClearCheckedOutItems(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -315,7 +405,8 @@ class Orchestrator:
 
     async def _release(self, c: Checkout) -> None:
         await clients.inventory().ReleaseReservation(
-            inventory_pb2.ReleaseReservationRequest(reservation_id=c.reservation_id), timeout=self.timeout)
+            inventory_pb2.ReleaseReservationRequest(reservation_id=c.reservation_id), timeout=self.timeout
+        )
         await self.store.log_step(c, "release", "ok")
 
     async def _undo_payment(self, c: Checkout) -> None:
@@ -324,17 +415,20 @@ class Orchestrator:
         payments = clients.payments()
         try:
             payment = await payments.GetPayment(
-                payments_pb2.GetPaymentRequest(idempotency_key=c.payment_key), timeout=self.timeout)
+                payments_pb2.GetPaymentRequest(idempotency_key=c.payment_key), timeout=self.timeout
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return
             raise
         if payment.status == PS.PAYMENT_STATUS_CAPTURED:
             payment = await payments.RefundPayment(
-                payments_pb2.RefundPaymentRequest(payment_id=payment.id), timeout=self.timeout)
+                payments_pb2.RefundPaymentRequest(payment_id=payment.id), timeout=self.timeout
+            )
         elif payment.status in (PS.PAYMENT_STATUS_AUTHORIZED, PS.PAYMENT_STATUS_PENDING):
             payment = await payments.VoidPayment(
-                payments_pb2.VoidPaymentRequest(payment_id=payment.id), timeout=self.timeout)
+                payments_pb2.VoidPaymentRequest(payment_id=payment.id), timeout=self.timeout
+            )
         await self.store.log_step(c, "undo_payment", "ok", PS.Name(payment.status))
         if c.order_id:
             await self.store.set_order_state(c.order_id, payment_status=PS.Name(payment.status))

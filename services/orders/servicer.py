@@ -1,4 +1,5 @@
 """OrdersService: checkout (the saga's front door), orders and delivery."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +35,9 @@ from services.orders.store import Checkout, OrderRecord, OrdersStore
 log = logging.getLogger(__name__)
 
 CHECKOUT_SECONDS = Histogram(
-    "aviary_checkout_seconds", "CreateCheckout latency by outcome", ["outcome"],
+    "aviary_checkout_seconds",
+    "CreateCheckout latency by outcome",
+    ["outcome"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -49,8 +52,11 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         # A saga whose orchestrator stops renewing this lease is taken over.
         self.store = OrdersStore(self.engine, self.outbox, env_float("AVIARY_ORDERS_LEASE_SECONDS", 10.0))
         self.orchestrator = Orchestrator(
-            self.store, self.ids, rpc_timeout=settings.rpc_timeout_seconds,
-            reservation_ttl_seconds=env_int("AVIARY_ORDERS_RESERVATION_TTL_SECONDS", 600))
+            self.store,
+            self.ids,
+            rpc_timeout=settings.rpc_timeout_seconds,
+            reservation_ttl_seconds=env_int("AVIARY_ORDERS_RESERVATION_TTL_SECONDS", 600),
+        )
         self.canceller = Canceller(self.store, rpc_timeout=settings.rpc_timeout_seconds)
         # How long a retry of a key waits for the first request's saga.
         self.same_key_wait = env_float("AVIARY_ORDERS_SAME_KEY_WAIT_SECONDS", 15.0)
@@ -70,12 +76,18 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         await relay_ensuring_topic(self.outbox.relay_forever, self.settings.kafka_bootstrap, ORDERS_TOPIC)
 
     async def recover(self) -> None:
-        await sweep_forever("checkout", self.store.claim_stale, self.orchestrator.recover,
-                            interval=self.recovery_interval, batch=20)
+        await sweep_forever(
+            "checkout", self.store.claim_stale, self.orchestrator.recover, interval=self.recovery_interval, batch=20
+        )
 
     async def recover_cancels(self) -> None:
-        await sweep_forever("order cancel", self.store.claim_stale_cancels, self.canceller.finish,
-                            interval=self.recovery_interval, batch=20)
+        await sweep_forever(
+            "order cancel",
+            self.store.claim_stale_cancels,
+            self.canceller.finish,
+            interval=self.recovery_interval,
+            batch=20,
+        )
 
     # -- checkout --------------------------------------------------------------
 
@@ -83,7 +95,8 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         buyer = caller_id(context)
         model.validate_checkout(request.idempotency_key, request.payment_method)
         expected = model.checked_expected_total(
-            request.expected_total_minor if request.HasField("expected_total_minor") else None)
+            request.expected_total_minor if request.HasField("expected_total_minor") else None
+        )
         params = model.checkout_params(request.payment_method.strip(), expected)
         started = time.perf_counter()
         outcome = "error"
@@ -103,10 +116,13 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         try:
             answer = await clients.payments().CheckPaymentMethod(
                 payments_pb2.CheckPaymentMethodRequest(payment_method=payment_method),
-                timeout=self.settings.rpc_timeout_seconds)
+                timeout=self.settings.rpc_timeout_seconds,
+            )
         except grpc.aio.AioRpcError as exc:
-            raise unavailable(f"the payment service is unavailable right now ({exc.code().name}); nothing was "
-                              "charged, try again shortly") from exc
+            raise unavailable(
+                f"the payment service is unavailable right now ({exc.code().name}); nothing was "
+                "charged, try again shortly"
+            ) from exc
         if not answer.accepted:
             raise invalid_argument("payment_method", answer.problem)
 
@@ -153,10 +169,14 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         if checkout.state == model.SUCCEEDED:
             return
         if checkout.failure_code:  # FAILED, or COMPENSATING with its answer known
-            raise ApiError(grpc.StatusCode[checkout.failure_code], checkout.failure_message or "checkout failed",
-                           checkout.failure_details)
-        raise ApiError(grpc.StatusCode.ABORTED,
-                       "a checkout with this idempotency key is still in progress; retry in a moment")
+            raise ApiError(
+                grpc.StatusCode[checkout.failure_code],
+                checkout.failure_message or "checkout failed",
+                checkout.failure_details,
+            )
+        raise ApiError(
+            grpc.StatusCode.ABORTED, "a checkout with this idempotency key is still in progress; retry in a moment"
+        )
 
     # -- orders ------------------------------------------------------------------
 
@@ -178,7 +198,8 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         page, more = orders[:size], len(orders) > size
         return orders_pb2.ListOrdersResponse(
             orders=[_order_view(o, me) for o in page],
-            next_page_token=paging.encode_token({"before": page[-1].id}) if more else "")
+            next_page_token=paging.encode_token({"before": page[-1].id}) if more else "",
+        )
 
     # -- delivery ------------------------------------------------------------------
 
@@ -217,13 +238,21 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             # Keyed by the buyer, known once the store has read the order.
             event_id = self.ids.next_id()
             event = events_pb2.OrderEvent(
-                event_id=event_id, occur_time=_now(), delivery_changed=events_pb2.DeliveryStatusChanged(
-                    order_id=order_id, buyer_id=order.buyer_id, status=order_status, note=note, seller_id=seller,
-                    fulfilment_status=model.delivery_name(wanted), fulfilment_count=len(order.sellers)))
+                event_id=event_id,
+                occur_time=_now(),
+                delivery_changed=events_pb2.DeliveryStatusChanged(
+                    order_id=order_id,
+                    buyer_id=order.buyer_id,
+                    status=order_status,
+                    note=note,
+                    seller_id=seller,
+                    fulfilment_status=model.delivery_name(wanted),
+                    fulfilment_count=len(order.sellers),
+                ),
+            )
             return event_id, ORDERS_TOPIC, str(order.buyer_id).encode(), event.SerializeToString()
 
-        updated = await self.store.advance_delivery(order_id, pick, model.delivery_name(wanted), actor, note,
-                                                    event_for)
+        updated = await self.store.advance_delivery(order_id, pick, model.delivery_name(wanted), actor, note, event_for)
         if updated is None:
             raise not_found(f"order {order_id} not found")
         return updated
@@ -244,12 +273,26 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
 
         def event_for(order: OrderRecord) -> tuple[int, str, bytes, bytes]:
             event_id = self.ids.next_id()
-            event = events_pb2.OrderEvent(event_id=event_id, occur_time=_now(), cancelled=events_pb2.OrderCancelled(
-                order_id=order.id, buyer_id=order.buyer_id, total_minor=order.total_minor, currency=order.currency,
-                reason=reason, lines=[events_pb2.OrderLine(product_id=line.product_id, seller_id=line.seller_id,
-                                                           quantity=line.quantity,
-                                                           unit_price_minor=line.unit_price_minor)
-                                      for line in order.lines]))
+            event = events_pb2.OrderEvent(
+                event_id=event_id,
+                occur_time=_now(),
+                cancelled=events_pb2.OrderCancelled(
+                    order_id=order.id,
+                    buyer_id=order.buyer_id,
+                    total_minor=order.total_minor,
+                    currency=order.currency,
+                    reason=reason,
+                    lines=[
+                        events_pb2.OrderLine(
+                            product_id=line.product_id,
+                            seller_id=line.seller_id,
+                            quantity=line.quantity,
+                            unit_price_minor=line.unit_price_minor,
+                        )
+                        for line in order.lines
+                    ],
+                ),
+            )
             return event_id, ORDERS_TOPIC, str(order.buyer_id).encode(), event.SerializeToString()
 
         order = await self.store.request_cancel(order_id, buyer_only, reason, event_for)
@@ -269,7 +312,8 @@ def _refuse_other_params(checkout: Checkout, params: dict) -> None:
     if differing:
         raise already_exists(
             f"this idempotency key was first used with a different {' and '.join(differing)}: a retry must "
-            "repeat the first request exactly, and a new checkout needs a new key")
+            "repeat the first request exactly, and a new checkout needs a new key"
+        )
 
 
 def _visible_to(order: OrderRecord, user_id: int) -> bool:
@@ -281,12 +325,15 @@ def _operator_part(order: OrderRecord, named: int | None) -> int:
     sellers = order.sellers
     if named is not None:
         if named not in sellers:
-            raise invalid_argument("seller_id", f"order {order.id} has no part from seller {named}; "
-                                                f"its sellers are {', '.join(map(str, sellers))}")
+            raise invalid_argument(
+                "seller_id",
+                f"order {order.id} has no part from seller {named}; its sellers are {', '.join(map(str, sellers))}",
+            )
         return named
     if len(sellers) != 1:
-        raise invalid_argument("seller_id", f"is required: order {order.id} has parts from sellers "
-                                            f"{', '.join(map(str, sellers))}")
+        raise invalid_argument(
+            "seller_id", f"is required: order {order.id} has parts from sellers {', '.join(map(str, sellers))}"
+        )
     return sellers[0]
 
 
@@ -303,23 +350,38 @@ def _ts(value) -> timestamp_pb2.Timestamp:
 
 
 def _item(line) -> orders_pb2.OrderItem:
-    return orders_pb2.OrderItem(product_id=str(line.product_id), seller_id=str(line.seller_id), title=line.title,
-                                quantity=line.quantity, unit_price_minor=line.unit_price_minor)
+    return orders_pb2.OrderItem(
+        product_id=str(line.product_id),
+        seller_id=str(line.seller_id),
+        title=line.title,
+        quantity=line.quantity,
+        unit_price_minor=line.unit_price_minor,
+    )
 
 
 def _history(records) -> list[orders_pb2.DeliveryEvent]:
-    return [orders_pb2.DeliveryEvent(status=orders_pb2.DeliveryStatus.Value(h.status), time=_ts(h.at), actor=h.actor,
-                                     note=h.note, seller_id=str(h.seller_id) if h.seller_id else "")
-            for h in records]
+    return [
+        orders_pb2.DeliveryEvent(
+            status=orders_pb2.DeliveryStatus.Value(h.status),
+            time=_ts(h.at),
+            actor=h.actor,
+            note=h.note,
+            seller_id=str(h.seller_id) if h.seller_id else "",
+        )
+        for h in records
+    ]
 
 
 def _fulfilment(order: OrderRecord, seller: int) -> orders_pb2.Fulfilment:
     lines = [line for line in order.lines if line.seller_id == seller]
     return orders_pb2.Fulfilment(
-        seller_id=str(seller), items=[_item(line) for line in lines], subtotal_minor=model.total(lines),
+        seller_id=str(seller),
+        items=[_item(line) for line in lines],
+        subtotal_minor=model.total(lines),
         delivery_status=orders_pb2.DeliveryStatus.Value(order.part_status(seller)),
         # A part's history: its own moves and the entries about the whole order.
-        delivery_history=_history(h for h in order.history if h.seller_id in (None, seller)))
+        delivery_history=_history(h for h in order.history if h.seller_id in (None, seller)),
+    )
 
 
 def _order_view(order: OrderRecord, viewer: int) -> orders_pb2.Order:
@@ -346,8 +408,11 @@ def _order_proto(order: OrderRecord) -> orders_pb2.Order:
     out = _order_base(order)
     out.items.extend(_item(line) for line in order.lines)
     out.total_minor = order.total_minor
-    out.delivery_status = (model.order_delivery_status([f.delivery_status for f in fulfilments]) if fulfilments
-                           else orders_pb2.DeliveryStatus.Value(order.delivery_status))
+    out.delivery_status = (
+        model.order_delivery_status([f.delivery_status for f in fulfilments])
+        if fulfilments
+        else orders_pb2.DeliveryStatus.Value(order.delivery_status)
+    )
     out.delivery_history.extend(_history(order.history))
     out.fulfilments.extend(fulfilments)
     out.idempotency_key = order.idempotency_key
@@ -357,9 +422,14 @@ def _order_proto(order: OrderRecord) -> orders_pb2.Order:
 def _order_base(order: OrderRecord) -> orders_pb2.Order:
     """What every viewer of an order sees."""
     out = orders_pb2.Order(
-        id=str(order.id), buyer_id=str(order.buyer_id), status=order.status, currency=order.currency,
-        payment_status=payments_pb2.PaymentStatus.Value(order.payment_status), created_at=_ts(order.created_at),
-        cancel_reason=order.cancel_reason)
+        id=str(order.id),
+        buyer_id=str(order.buyer_id),
+        status=order.status,
+        currency=order.currency,
+        payment_status=payments_pb2.PaymentStatus.Value(order.payment_status),
+        created_at=_ts(order.created_at),
+        cancel_reason=order.cancel_reason,
+    )
     if order.cancel_time is not None:
         out.cancel_time.CopyFrom(_ts(order.cancel_time))
     return out

@@ -6,6 +6,7 @@ attempt = <expected>`), so two orchestrators that ever run the same saga (a
 recovered one and a slow original) cannot move it backwards or twice; the
 steps they call are idempotent, so running one twice is harmless.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,13 +78,23 @@ def _checkout(row) -> Checkout:
     if isinstance(lines, str):
         lines = json.loads(lines)
     return Checkout(
-        id=m["id"], buyer_id=m["buyer_id"], idempotency_key=m["idempotency_key"],
-        payment_method=m["payment_method"], attempt=m["attempt"], state=m["state"],
-        failed_step=m["failed_step"], failure_code=m["failure_code"],
-        failure_message=m["failure_message"], retryable=m["retryable"],
-        lines=[Line.from_json(d) for d in (lines or [])], total_minor=m["total_minor"],
-        currency=m["currency"], order_id=m["order_id"], payment_id=m["payment_id"],
-        cart_cleared=m["cart_cleared"], created_at=m["created_at"],
+        id=m["id"],
+        buyer_id=m["buyer_id"],
+        idempotency_key=m["idempotency_key"],
+        payment_method=m["payment_method"],
+        attempt=m["attempt"],
+        state=m["state"],
+        failed_step=m["failed_step"],
+        failure_code=m["failure_code"],
+        failure_message=m["failure_message"],
+        retryable=m["retryable"],
+        lines=[Line.from_json(d) for d in (lines or [])],
+        total_minor=m["total_minor"],
+        currency=m["currency"],
+        order_id=m["order_id"],
+        payment_id=m["payment_id"],
+        cart_cleared=m["cart_cleared"],
+        created_at=m["created_at"],
         # Checkouts from before parameters were stored had a payment method only.
         request_params=m["request_params"] or model.checkout_params(m["payment_method"], None),
         failure_details=_unpack_details(m["failure_details"]),
@@ -185,11 +196,12 @@ class OrdersStore:
 
     # -- checkouts --------------------------------------------------------------
 
-    async def start_checkout(self, checkout_id: int, buyer_id: int, key: str, params: dict
-                             ) -> tuple[Checkout, bool]:
+    async def start_checkout(self, checkout_id: int, buyer_id: int, key: str, params: dict) -> tuple[Checkout, bool]:
         """The checkout for (buyer, key): a new one (True) or the one that exists (False)."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(sa.text(f"""
+            row = (
+                await conn.execute(
+                    sa.text(f"""
                 WITH created AS (
                     INSERT INTO orders.checkouts (id, buyer_id, idempotency_key, payment_method, request_params,
                                                   state, lease_until)
@@ -200,31 +212,55 @@ class OrdersStore:
                     INSERT INTO orders.checkout_steps (checkout_id, attempt, step, outcome)
                     SELECT id, attempt, state, 'ok' FROM created
                 )
-                SELECT * FROM created"""), {
-                "id": checkout_id, "buyer": buyer_id, "key": key, "pm": params["payment_method"],
-                "params": json.dumps(params), "state": model.STARTED, "lease": self._lease_until()})).first()
+                SELECT * FROM created"""),
+                    {
+                        "id": checkout_id,
+                        "buyer": buyer_id,
+                        "key": key,
+                        "pm": params["payment_method"],
+                        "params": json.dumps(params),
+                        "state": model.STARTED,
+                        "lease": self._lease_until(),
+                    },
+                )
+            ).first()
             if row is not None:
                 return _checkout(row), True
-            row = (await conn.execute(sa.text(f"""
+            row = (
+                await conn.execute(
+                    sa.text(f"""
                 SELECT {_CHECKOUT_COLUMNS} FROM orders.checkouts
-                WHERE buyer_id = :buyer AND idempotency_key = :key"""), {"buyer": buyer_id, "key": key})).one()
+                WHERE buyer_id = :buyer AND idempotency_key = :key"""),
+                    {"buyer": buyer_id, "key": key},
+                )
+            ).one()
             return _checkout(row), False
 
     async def restart(self, checkout: Checkout, params: dict) -> Checkout | None:
         """Starts a new attempt, with these parameters, of a checkout whose
         failure left nothing behind; None when another request restarted it first."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(sa.text(f"""
+            row = (
+                await conn.execute(
+                    sa.text(f"""
                 UPDATE orders.checkouts SET state = :started, attempt = attempt + 1, payment_method = :pm,
                     request_params = :params, failed_step = NULL, failure_code = NULL, failure_message = NULL,
                     failure_details = NULL, retryable = false,
                     lines = NULL, total_minor = NULL, currency = NULL, order_id = NULL, payment_id = NULL,
                     lease_until = :lease, updated_at = now()
                 WHERE id = :id AND state = :failed AND retryable AND attempt = :attempt
-                RETURNING {_CHECKOUT_COLUMNS}"""), {
-                "started": model.STARTED, "pm": params["payment_method"], "params": json.dumps(params),
-                "lease": self._lease_until(), "id": checkout.id, "failed": model.FAILED,
-                "attempt": checkout.attempt})).first()
+                RETURNING {_CHECKOUT_COLUMNS}"""),
+                    {
+                        "started": model.STARTED,
+                        "pm": params["payment_method"],
+                        "params": json.dumps(params),
+                        "lease": self._lease_until(),
+                        "id": checkout.id,
+                        "failed": model.FAILED,
+                        "attempt": checkout.attempt,
+                    },
+                )
+            ).first()
             if row is None:
                 return None
             restarted = _checkout(row)
@@ -233,12 +269,16 @@ class OrdersStore:
 
     async def get_checkout(self, checkout_id: int) -> Checkout:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.text(
-                f"SELECT {_CHECKOUT_COLUMNS} FROM orders.checkouts WHERE id = :id"), {"id": checkout_id})).one()
+            row = (
+                await conn.execute(
+                    sa.text(f"SELECT {_CHECKOUT_COLUMNS} FROM orders.checkouts WHERE id = :id"), {"id": checkout_id}
+                )
+            ).one()
         return _checkout(row)
 
-    async def advance(self, checkout: Checkout, new_state: str, *, conn: AsyncConnection | None = None,
-                      detail: str = "", **columns) -> Checkout | None:
+    async def advance(
+        self, checkout: Checkout, new_state: str, *, conn: AsyncConnection | None = None, detail: str = "", **columns
+    ) -> Checkout | None:
         """Moves the saga from its current state to `new_state`, setting the
         given columns and logging the step, in one statement; None when the
         saga is no longer where `checkout` says."""
@@ -246,11 +286,20 @@ class OrdersStore:
             async with self.engine.begin() as own:
                 return await self.advance(checkout, new_state, conn=own, detail=detail, **columns)
         sets = "".join(f", {name} = :{name}" for name in columns)
-        params = {**columns, "new": new_state, "id": checkout.id, "old": checkout.state,
-                  "attempt": checkout.attempt, "lease": self._lease_until(), "detail": detail[:1000]}
+        params = {
+            **columns,
+            "new": new_state,
+            "id": checkout.id,
+            "old": checkout.state,
+            "attempt": checkout.attempt,
+            "lease": self._lease_until(),
+            "detail": detail[:1000],
+        }
         if "lines" in params:
             params["lines"] = json.dumps([line.to_json() for line in params["lines"]])
-        row = (await conn.execute(sa.text(f"""
+        row = (
+            await conn.execute(
+                sa.text(f"""
             WITH moved AS (
                 UPDATE orders.checkouts SET state = :new, lease_until = :lease, updated_at = now(){sets}
                 WHERE id = :id AND state = :old AND attempt = :attempt
@@ -259,30 +308,43 @@ class OrdersStore:
                 INSERT INTO orders.checkout_steps (checkout_id, attempt, step, outcome, detail)
                 SELECT id, attempt, state, 'ok', :detail FROM moved
             )
-            SELECT * FROM moved"""), params)).first()
+            SELECT * FROM moved"""),
+                params,
+            )
+        ).first()
         return None if row is None else _checkout(row)
 
     async def begin_compensation(self, checkout: Checkout, step: str, failure: model.Failure) -> Checkout | None:
         return await self.advance(
-            checkout, model.COMPENSATING, detail=f"{step}: {failure.message}", failed_step=step,
-            failure_code=failure.code.name, failure_message=failure.message, retryable=failure.retryable,
-            failure_details=_pack_details(failure.details))
+            checkout,
+            model.COMPENSATING,
+            detail=f"{step}: {failure.message}",
+            failed_step=step,
+            failure_code=failure.code.name,
+            failure_message=failure.message,
+            retryable=failure.retryable,
+            failure_details=_pack_details(failure.details),
+        )
 
     async def log_step(self, checkout: Checkout, step: str, outcome: str, detail: str = "") -> None:
         async with self.engine.begin() as conn:
             await self._log(conn, checkout.id, checkout.attempt, step, outcome, detail)
 
-    async def _log(self, conn: AsyncConnection, checkout_id: int, attempt: int, step: str, outcome: str,
-                   detail: str = "") -> None:
-        await conn.execute(sa.text("""
+    async def _log(
+        self, conn: AsyncConnection, checkout_id: int, attempt: int, step: str, outcome: str, detail: str = ""
+    ) -> None:
+        await conn.execute(
+            sa.text("""
             INSERT INTO orders.checkout_steps (checkout_id, attempt, step, outcome, detail)
             VALUES (:id, :attempt, :step, :outcome, :detail)"""),
-            {"id": checkout_id, "attempt": attempt, "step": step, "outcome": outcome, "detail": detail[:1000]})
+            {"id": checkout_id, "attempt": attempt, "step": step, "outcome": outcome, "detail": detail[:1000]},
+        )
 
     async def mark_cart_cleared(self, checkout_id: int) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(sa.text("UPDATE orders.checkouts SET cart_cleared = true WHERE id = :id"),
-                               {"id": checkout_id})
+            await conn.execute(
+                sa.text("UPDATE orders.checkouts SET cart_cleared = true WHERE id = :id"), {"id": checkout_id}
+            )
 
     async def claim_stale(self, limit: int) -> list[Checkout]:
         """Sagas whose orchestrator stopped renewing their lease (it died, or
@@ -290,46 +352,73 @@ class OrdersStore:
         failed checkout is finished even though its cart stays (on purpose).
         The predicate is the partial index `checkouts_unfinished`'s."""
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(sa.text(f"""
+            rows = (
+                await conn.execute(
+                    sa.text(f"""
                 UPDATE orders.checkouts SET lease_until = :lease
                 WHERE id IN (
                     SELECT id FROM orders.checkouts
                     WHERE (state NOT IN ('SUCCEEDED', 'FAILED') OR (state = 'SUCCEEDED' AND NOT cart_cleared))
                       AND lease_until < now()
                     ORDER BY lease_until LIMIT :limit FOR UPDATE SKIP LOCKED)
-                RETURNING {_CHECKOUT_COLUMNS}"""), {"lease": self._lease_until(), "limit": limit})).all()
+                RETURNING {_CHECKOUT_COLUMNS}"""),
+                    {"lease": self._lease_until(), "limit": limit},
+                )
+            ).all()
         return [_checkout(r) for r in rows]
 
     # -- orders -----------------------------------------------------------------
 
-    async def create_order(self, checkout: Checkout, order_id: int, payment_id: str, payment_status: str
-                           ) -> Checkout | None:
+    async def create_order(
+        self, checkout: Checkout, order_id: int, payment_id: str, payment_status: str
+    ) -> Checkout | None:
         """Records the authorized payment, inserts the PENDING order and moves
         the saga to ORDER_CREATED, atomically."""
         async with self.engine.begin() as conn:
-            moved = await self.advance(checkout, model.ORDER_CREATED, conn=conn, order_id=order_id,
-                                       payment_id=payment_id)
+            moved = await self.advance(
+                checkout, model.ORDER_CREATED, conn=conn, order_id=order_id, payment_id=payment_id
+            )
             if moved is None:
                 return None
-            await conn.execute(sa.text("""
+            await conn.execute(
+                sa.text("""
                 INSERT INTO orders.orders (id, checkout_id, buyer_id, idempotency_key, status, total_minor,
                                            currency, payment_status, delivery_status)
                 VALUES (:id, :checkout, :buyer, :key, 'ORDER_STATUS_PENDING', :total, :currency, :pay,
-                        'DELIVERY_STATUS_UNSPECIFIED')"""), {
-                "id": order_id, "checkout": checkout.id, "buyer": checkout.buyer_id,
-                "key": checkout.idempotency_key, "total": checkout.total_minor, "currency": checkout.currency,
-                "pay": payment_status})
-            await conn.execute(sa.text("""
+                        'DELIVERY_STATUS_UNSPECIFIED')"""),
+                {
+                    "id": order_id,
+                    "checkout": checkout.id,
+                    "buyer": checkout.buyer_id,
+                    "key": checkout.idempotency_key,
+                    "total": checkout.total_minor,
+                    "currency": checkout.currency,
+                    "pay": payment_status,
+                },
+            )
+            await conn.execute(
+                sa.text("""
                 INSERT INTO orders.order_items (order_id, line, product_id, seller_id, title, quantity,
                                                 unit_price_minor)
-                VALUES (:order, :line, :product, :seller, :title, :quantity, :price)"""), [
-                {"order": order_id, "line": i, "product": line.product_id, "seller": line.seller_id,
-                 "title": line.title, "quantity": line.quantity, "price": line.unit_price_minor}
-                for i, line in enumerate(checkout.lines)])
+                VALUES (:order, :line, :product, :seller, :title, :quantity, :price)"""),
+                [
+                    {
+                        "order": order_id,
+                        "line": i,
+                        "product": line.product_id,
+                        "seller": line.seller_id,
+                        "title": line.title,
+                        "quantity": line.quantity,
+                        "price": line.unit_price_minor,
+                    }
+                    for i, line in enumerate(checkout.lines)
+                ],
+            )
             return moved
 
-    async def confirm(self, checkout: Checkout, cart_cleared: bool, event: tuple[int, str, bytes, bytes]
-                      ) -> tuple[Checkout, OrderRecord] | None:
+    async def confirm(
+        self, checkout: Checkout, cart_cleared: bool, event: tuple[int, str, bytes, bytes]
+    ) -> tuple[Checkout, OrderRecord] | None:
         """Confirms the order, starts its delivery history, queues the
         OrderConfirmed event and ends the saga: one transaction. Returns the
         ended saga and the confirmed order (built from what the statements
@@ -338,35 +427,50 @@ class OrdersStore:
             moved = await self.advance(checkout, model.SUCCEEDED, conn=conn, cart_cleared=cart_cleared)
             if moved is None:
                 return None
-            row = (await conn.execute(sa.text("""
+            row = (
+                await conn.execute(
+                    sa.text("""
                 UPDATE orders.orders SET status = 'ORDER_STATUS_CONFIRMED', payment_status = 'PAYMENT_STATUS_CAPTURED',
                     delivery_status = 'DELIVERY_STATUS_PENDING' WHERE id = :id RETURNING *"""),
-                {"id": checkout.order_id})).one()
-            at = (await conn.execute(sa.text("""
+                    {"id": checkout.order_id},
+                )
+            ).one()
+            at = (
+                await conn.execute(
+                    sa.text("""
                 INSERT INTO orders.delivery_events (order_id, seq, status, actor, note)
                 VALUES (:id, 0, 'DELIVERY_STATUS_PENDING', 'checkout', 'order confirmed') RETURNING at"""),
-                {"id": checkout.order_id})).scalar_one()
+                    {"id": checkout.order_id},
+                )
+            ).scalar_one()
             sellers = list(dict.fromkeys(line.seller_id for line in checkout.lines))
-            await conn.execute(sa.text("""
+            await conn.execute(
+                sa.text("""
                 INSERT INTO orders.fulfilments (order_id, seller_id, delivery_status)
                 VALUES (:id, :seller, 'DELIVERY_STATUS_PENDING') ON CONFLICT DO NOTHING"""),
-                [{"id": checkout.order_id, "seller": seller} for seller in sellers])
+                [{"id": checkout.order_id, "seller": seller} for seller in sellers],
+            )
             await self.outbox.add(conn, *event)
         self.outbox.notify()
-        order = OrderRecord(**dict(row._mapping), lines=list(checkout.lines),
-                            history=[DeliveryRecord("DELIVERY_STATUS_PENDING", "checkout", "order confirmed", at)],
-                            parts=dict.fromkeys(sellers, "DELIVERY_STATUS_PENDING"))
+        order = OrderRecord(
+            **dict(row._mapping),
+            lines=list(checkout.lines),
+            history=[DeliveryRecord("DELIVERY_STATUS_PENDING", "checkout", "order confirmed", at)],
+            parts=dict.fromkeys(sellers, "DELIVERY_STATUS_PENDING"),
+        )
         return moved, order
 
-    async def set_order_state(self, order_id: int, *, status: str | None = None,
-                              payment_status: str | None = None) -> None:
+    async def set_order_state(
+        self, order_id: int, *, status: str | None = None, payment_status: str | None = None
+    ) -> None:
         sets = {k: v for k, v in (("status", status), ("payment_status", payment_status)) if v}
         if not sets:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(sa.text(
-                f"UPDATE orders.orders SET {', '.join(f'{k} = :{k}' for k in sets)} WHERE id = :id"),
-                {**sets, "id": order_id})
+            await conn.execute(
+                sa.text(f"UPDATE orders.orders SET {', '.join(f'{k} = :{k}' for k in sets)} WHERE id = :id"),
+                {**sets, "id": order_id},
+            )
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
         async with self.engine.connect() as conn:
@@ -374,8 +478,9 @@ class OrdersStore:
             orders = await self._with_details(conn, rows)
         return orders[0] if orders else None
 
-    async def list_orders(self, *, buyer_id: int | None = None, seller_id: int | None = None,
-                          before_id: int | None, limit: int) -> list[OrderRecord]:
+    async def list_orders(
+        self, *, buyer_id: int | None = None, seller_id: int | None = None, before_id: int | None, limit: int
+    ) -> list[OrderRecord]:
         """Newest first; a buyer's own orders, or the confirmed (or buyer-cancelled)
         orders holding a seller's products."""
         params = {"before": before_id or (1 << 63) - 1, "limit": limit}
@@ -400,21 +505,29 @@ class OrdersStore:
             return []
         by_id = {o.id: o for o in orders}
         ids = list(by_id)
-        for r in (await conn.execute(sa.text(
-                "SELECT * FROM orders.order_items WHERE order_id = ANY(:ids) ORDER BY order_id, line"),
-                {"ids": ids})).all():
+        for r in (
+            await conn.execute(
+                sa.text("SELECT * FROM orders.order_items WHERE order_id = ANY(:ids) ORDER BY order_id, line"),
+                {"ids": ids},
+            )
+        ).all():
             by_id[r.order_id].lines.append(Line(r.product_id, r.seller_id, r.title, r.quantity, r.unit_price_minor))
-        for r in (await conn.execute(sa.text(
-                "SELECT * FROM orders.delivery_events WHERE order_id = ANY(:ids) ORDER BY order_id, seq"),
-                {"ids": ids})).all():
+        for r in (
+            await conn.execute(
+                sa.text("SELECT * FROM orders.delivery_events WHERE order_id = ANY(:ids) ORDER BY order_id, seq"),
+                {"ids": ids},
+            )
+        ).all():
             by_id[r.order_id].history.append(DeliveryRecord(r.status, r.actor, r.note, r.at, r.seller_id))
-        for r in (await conn.execute(sa.text(
-                "SELECT * FROM orders.fulfilments WHERE order_id = ANY(:ids)"), {"ids": ids})).all():
+        for r in (
+            await conn.execute(sa.text("SELECT * FROM orders.fulfilments WHERE order_id = ANY(:ids)"), {"ids": ids})
+        ).all():
             by_id[r.order_id].parts[r.seller_id] = r.delivery_status
         return orders
 
-    async def advance_delivery(self, order_id: int, pick, wanted: str, actor: str, note: str,
-                               event_for) -> OrderRecord | None:
+    async def advance_delivery(
+        self, order_id: int, pick, wanted: str, actor: str, note: str, event_for
+    ) -> OrderRecord | None:
         """Locks the order, lets `pick(order)` refuse the change or name the
         seller whose part moves, then records the part's new status, the
         order's derived one, the history entry and the event
@@ -426,14 +539,18 @@ class OrdersStore:
                 return None
             seller = pick(current)
             current.parts = {s: current.part_status(s) for s in current.sellers} | {seller: wanted}
-            derived = model.delivery_name(model.order_delivery_status(
-                [model.DS.Value(status) for status in current.parts.values()]))
-            await conn.execute(sa.text("""
+            derived = model.delivery_name(
+                model.order_delivery_status([model.DS.Value(status) for status in current.parts.values()])
+            )
+            await conn.execute(
+                sa.text("""
                 INSERT INTO orders.fulfilments (order_id, seller_id, delivery_status) VALUES (:id, :seller, :s)
                 ON CONFLICT (order_id, seller_id) DO UPDATE SET delivery_status = EXCLUDED.delivery_status"""),
-                {"id": order_id, "seller": seller, "s": wanted})
-            await conn.execute(sa.text("UPDATE orders.orders SET delivery_status = :s WHERE id = :id"),
-                               {"s": derived, "id": order_id})
+                {"id": order_id, "seller": seller, "s": wanted},
+            )
+            await conn.execute(
+                sa.text("UPDATE orders.orders SET delivery_status = :s WHERE id = :id"), {"s": derived, "id": order_id}
+            )
             at = await self._add_history(conn, current, wanted, actor, note, seller)
             await self.outbox.add(conn, *event_for(current, seller, derived))
         self.outbox.notify()
@@ -442,17 +559,29 @@ class OrdersStore:
         return current
 
     async def _locked_order(self, conn: AsyncConnection, order_id: int) -> OrderRecord | None:
-        row = (await conn.execute(sa.text("SELECT * FROM orders.orders WHERE id = :id FOR UPDATE"),
-                                  {"id": order_id})).first()
+        row = (
+            await conn.execute(sa.text("SELECT * FROM orders.orders WHERE id = :id FOR UPDATE"), {"id": order_id})
+        ).first()
         return None if row is None else (await self._with_details(conn, [row]))[0]
 
-    async def _add_history(self, conn: AsyncConnection, order: OrderRecord, status: str, actor: str, note: str,
-                           seller: int | None) -> datetime.datetime:
-        return (await conn.execute(sa.text("""
+    async def _add_history(
+        self, conn: AsyncConnection, order: OrderRecord, status: str, actor: str, note: str, seller: int | None
+    ) -> datetime.datetime:
+        return (
+            await conn.execute(
+                sa.text("""
             INSERT INTO orders.delivery_events (order_id, seq, status, actor, note, seller_id)
             VALUES (:id, :seq, :status, :actor, :note, :seller) RETURNING at"""),
-            {"id": order.id, "seq": len(order.history), "status": status, "actor": actor, "note": note,
-             "seller": seller})).scalar_one()
+                {
+                    "id": order.id,
+                    "seq": len(order.history),
+                    "status": status,
+                    "actor": actor,
+                    "note": note,
+                    "seller": seller,
+                },
+            )
+        ).scalar_one()
 
     # -- the buyer's cancel ---------------------------------------------------------
 
@@ -470,22 +599,37 @@ class OrdersStore:
             if current.status == model.CANCELLED_ORDER:
                 return current
             cancelled = model.delivery_name(model.CANCELLED)
-            row = (await conn.execute(sa.text("""
+            row = (
+                await conn.execute(
+                    sa.text("""
                 UPDATE orders.orders SET status = :status, delivery_status = :cancelled, cancel_state = :state,
                     cancel_reason = :reason, cancel_time = now(), cancel_lease_until = :lease
-                WHERE id = :id RETURNING *"""), {
-                "status": model.CANCELLED_ORDER, "cancelled": cancelled, "state": model.CANCEL_REQUESTED,
-                "reason": reason, "lease": self._lease_until(), "id": order_id})).one()
-            await conn.execute(sa.text("""
+                WHERE id = :id RETURNING *"""),
+                    {
+                        "status": model.CANCELLED_ORDER,
+                        "cancelled": cancelled,
+                        "state": model.CANCEL_REQUESTED,
+                        "reason": reason,
+                        "lease": self._lease_until(),
+                        "id": order_id,
+                    },
+                )
+            ).one()
+            await conn.execute(
+                sa.text("""
                 INSERT INTO orders.fulfilments (order_id, seller_id, delivery_status) VALUES (:id, :seller, :s)
                 ON CONFLICT (order_id, seller_id) DO UPDATE SET delivery_status = EXCLUDED.delivery_status"""),
-                [{"id": order_id, "seller": seller, "s": cancelled} for seller in current.sellers])
+                [{"id": order_id, "seller": seller, "s": cancelled} for seller in current.sellers],
+            )
             at = await self._add_history(conn, current, cancelled, "buyer", reason, None)
             await self.outbox.add(conn, *event_for(current))
         self.outbox.notify()
-        updated = OrderRecord(**dict(row._mapping), lines=current.lines,
-                              history=[*current.history, DeliveryRecord(cancelled, "buyer", reason, at)],
-                              parts=dict.fromkeys(current.sellers, cancelled))
+        updated = OrderRecord(
+            **dict(row._mapping),
+            lines=current.lines,
+            history=[*current.history, DeliveryRecord(cancelled, "buyer", reason, at)],
+            parts=dict.fromkeys(current.sellers, cancelled),
+        )
         return updated
 
     async def cancel_job(self, order_id: int) -> CancelJob | None:
@@ -493,18 +637,28 @@ class OrdersStore:
             row = (await conn.execute(sa.text(f"{_CANCEL_JOBS} WHERE o.id = :id"), {"id": order_id})).first()
         return None if row is None else _cancel_job(row)
 
-    async def move_cancel(self, job: CancelJob, new_state: str, *, detail: str = "",
-                          payment_status: str | None = None) -> CancelJob | None:
+    async def move_cancel(
+        self, job: CancelJob, new_state: str, *, detail: str = "", payment_status: str | None = None
+    ) -> CancelJob | None:
         """Moves a cancel from its current state to `new_state` (renewing its
         lease), logged among its checkout's steps; None when it was no longer
         where `job` says."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(sa.text("""
+            row = (
+                await conn.execute(
+                    sa.text("""
                 UPDATE orders.orders SET cancel_state = :new, cancel_lease_until = :lease,
                     payment_status = COALESCE(:pay, payment_status)
-                WHERE id = :id AND cancel_state = :old RETURNING id"""), {
-                "new": new_state, "lease": self._lease_until(), "pay": payment_status, "id": job.order_id,
-                "old": job.state})).first()
+                WHERE id = :id AND cancel_state = :old RETURNING id"""),
+                    {
+                        "new": new_state,
+                        "lease": self._lease_until(),
+                        "pay": payment_status,
+                        "id": job.order_id,
+                        "old": job.state,
+                    },
+                )
+            ).first()
             if row is None:
                 return None
             await self._log(conn, job.checkout_id, job.attempt, f"cancel_{new_state.lower()}", "ok", detail)
@@ -515,13 +669,22 @@ class OrdersStore:
         peer was down), now leased to us. The predicate is the partial index
         `orders_cancels_unfinished`'s."""
         async with self.engine.begin() as conn:
-            ids = (await conn.execute(sa.text("""
+            ids = (
+                (
+                    await conn.execute(
+                        sa.text("""
                 UPDATE orders.orders SET cancel_lease_until = :lease
                 WHERE id IN (
                     SELECT id FROM orders.orders
                     WHERE cancel_state IN ('REQUESTED', 'RESTOCKED') AND cancel_lease_until < now()
                     ORDER BY cancel_lease_until LIMIT :limit FOR UPDATE SKIP LOCKED)
-                RETURNING id"""), {"lease": self._lease_until(), "limit": limit})).scalars().all()
+                RETURNING id"""),
+                        {"lease": self._lease_until(), "limit": limit},
+                    )
+                )
+                .scalars()
+                .all()
+            )
             if not ids:
                 return []
             rows = (await conn.execute(sa.text(f"{_CANCEL_JOBS} WHERE o.id = ANY(:ids)"), {"ids": list(ids)})).all()
@@ -533,5 +696,11 @@ _CANCEL_JOBS = """SELECT o.id, o.buyer_id, o.cancel_state, c.id AS checkout_id, 
 
 
 def _cancel_job(row) -> CancelJob:
-    return CancelJob(order_id=row.id, buyer_id=row.buyer_id, state=row.cancel_state, checkout_id=row.checkout_id,
-                     attempt=row.attempt, payment_id=row.payment_id)
+    return CancelJob(
+        order_id=row.id,
+        buyer_id=row.buyer_id,
+        state=row.cancel_state,
+        checkout_id=row.checkout_id,
+        attempt=row.attempt,
+        payment_id=row.payment_id,
+    )

@@ -1,4 +1,5 @@
 """python -m services.payments: payments, the ledger, and the only caller of the payment provider."""
+
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
 from services.kit import server
 from services.kit.config import SERVICE_PORTS, env_int, load_settings
@@ -8,15 +9,22 @@ from services.payments.servicer import PaymentsServicer
 def main() -> None:
     settings = load_settings()
     servicer = PaymentsServicer(settings)
-    server.run(server.Service(
-        name="payments",
-        port=env_int("AVIARY_PAYMENTS_PORT", SERVICE_PORTS["payments"]),
-        servicers=[(payments_pb2_grpc.add_PaymentsServiceServicer_to_server, servicer,
-                    payments_pb2.DESCRIPTOR.services_by_name["PaymentsService"].full_name)],
-        on_start=[servicer.start],  # migrate the `payments` schema, open the pools
-        on_stop=[servicer.stop],
-        background=[],
-    ))
+    server.run(
+        server.Service(
+            name="payments",
+            port=env_int("AVIARY_PAYMENTS_PORT", SERVICE_PORTS["payments"]),
+            servicers=[
+                (
+                    payments_pb2_grpc.add_PaymentsServiceServicer_to_server,
+                    servicer,
+                    payments_pb2.DESCRIPTOR.services_by_name["PaymentsService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # migrate the `payments` schema, open the pools
+            on_stop=[servicer.stop],
+            background=[],
+        )
+    )
 
 
 if __name__ == "__main__":

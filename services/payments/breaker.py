@@ -9,6 +9,7 @@ probe that fails opens it again for another `open_seconds`.
 Per process on purpose: each replica learns about an outage from its own
 calls within a few requests, with no shared state to go stale.
 """
+
 from __future__ import annotations
 
 import enum
@@ -34,8 +35,7 @@ PROVIDER_LATENCY = Histogram(
     ["operation", "outcome"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10),
 )
-BREAKER_STATE = Gauge(
-    "aviary_payments_breaker_state", "Provider circuit breaker: 0 closed, 1 half-open, 2 open")
+BREAKER_STATE = Gauge("aviary_payments_breaker_state", "Provider circuit breaker: 0 closed, 1 half-open, 2 open")
 
 
 class BreakerState(enum.IntEnum):
@@ -61,8 +61,9 @@ class Permit(enum.Enum):
 class CircuitBreaker:
     """The state machine alone; `clock` is injectable for tests."""
 
-    def __init__(self, *, failure_threshold: int, open_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, failure_threshold: int, open_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be at least 1")
         self.failure_threshold = failure_threshold
@@ -113,8 +114,10 @@ class CircuitBreaker:
             self._probe_in_flight = False
         if permit is Permit.PROBE or self._failures >= self.failure_threshold:
             if self._state is not BreakerState.OPEN:
-                log.warning("payment provider unavailable; circuit open",
-                            extra={"consecutive_failures": self._failures, "open_seconds": self.open_seconds})
+                log.warning(
+                    "payment provider unavailable; circuit open",
+                    extra={"consecutive_failures": self._failures, "open_seconds": self.open_seconds},
+                )
             # A failure while already open (a call that started before it
             # opened) restarts the open period: the outage is still going on.
             self._opened_at = self._clock()
@@ -141,10 +144,13 @@ class GuardedProvider:
 
     @classmethod
     def from_env(cls, inner: PaymentProvider) -> "GuardedProvider":
-        return cls(inner, CircuitBreaker(
-            failure_threshold=env_int("AVIARY_PAYMENTS_BREAKER_FAILURES", 3),
-            open_seconds=env_float("AVIARY_PAYMENTS_BREAKER_OPEN_SECONDS", 5.0),
-        ))
+        return cls(
+            inner,
+            CircuitBreaker(
+                failure_threshold=env_int("AVIARY_PAYMENTS_BREAKER_FAILURES", 3),
+                open_seconds=env_float("AVIARY_PAYMENTS_BREAKER_OPEN_SECONDS", 5.0),
+            ),
+        )
 
     async def authorize(self, charge: Charge, idempotency_key: str) -> ProviderResult:
         return await self._guard("authorize", lambda: self.inner.authorize(charge, idempotency_key))
@@ -176,8 +182,10 @@ class GuardedProvider:
         except ProviderUnavailable as exc:
             outcome = "failed"
             self.breaker.record_failure(permit)
-            log.warning("payment provider call failed", extra={
-                "operation": operation, "error": exc.message, "maybe_processed": exc.maybe_processed})
+            log.warning(
+                "payment provider call failed",
+                extra={"operation": operation, "error": exc.message, "maybe_processed": exc.maybe_processed},
+            )
             raise
         finally:
             if outcome == "error":

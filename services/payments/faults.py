@@ -9,6 +9,7 @@ fault goes straight to the real provider unchanged.
 The wrapper sits inside the circuit breaker, so injected outages trip it
 exactly like real ones.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -74,13 +75,18 @@ def enabled() -> bool:
 class FaultInjectingProvider:
     """Wraps a real provider; simulates the fault the payment method names."""
 
-    def __init__(self, inner: PaymentProvider, *, timeout_seconds: float | None = None,
-                 slow_delay_seconds: float | None = None) -> None:
+    def __init__(
+        self, inner: PaymentProvider, *, timeout_seconds: float | None = None, slow_delay_seconds: float | None = None
+    ) -> None:
         self.inner = inner
-        self.timeout_seconds = (timeout_seconds if timeout_seconds is not None
-                                else env_float("AVIARY_STRIPE_TIMEOUT_SECONDS", 2.0))
-        self.slow_delay_seconds = (slow_delay_seconds if slow_delay_seconds is not None
-                                   else env_float("AVIARY_PAYMENTS_FAULT_DELAY_SECONDS", 3.0))
+        self.timeout_seconds = (
+            timeout_seconds if timeout_seconds is not None else env_float("AVIARY_STRIPE_TIMEOUT_SECONDS", 2.0)
+        )
+        self.slow_delay_seconds = (
+            slow_delay_seconds
+            if slow_delay_seconds is not None
+            else env_float("AVIARY_PAYMENTS_FAULT_DELAY_SECONDS", 3.0)
+        )
         # Provider idempotency keys whose first answer pm_fault_timeout_once
         # already lost (per process: enough for a test against one replica).
         self._lost_once: OrderedDict[str, None] = OrderedDict()

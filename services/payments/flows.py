@@ -5,6 +5,7 @@ Inside a unit of work the provider's answer is written down first and the
 RPC's error, if any, raised only after the commit: a FAILED ledger entry must
 survive the UNAVAILABLE it explains.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -77,10 +78,13 @@ class PaymentFlows:
             return None
         if action is rules.Action.VOID_UNSENT:
             # No request ever left for it: nothing can be held, nothing to ask.
-            await unit.record(operation=rules.VOID, outcome=rules.SUCCEEDED,
-                              provider_idempotency_key=provider_idempotency_key(p.id, "void"),
-                              detail="authorization never sent; voided without calling the provider",
-                              status=rules.VOIDED)
+            await unit.record(
+                operation=rules.VOID,
+                outcome=rules.SUCCEEDED,
+                provider_idempotency_key=provider_idempotency_key(p.id, "void"),
+                detail="authorization never sent; voided without calling the provider",
+                status=rules.VOIDED,
+            )
             return None
         if action is rules.Action.SETTLE_FIRST:
             error = await self._send_authorization(unit)
@@ -109,32 +113,55 @@ class PaymentFlows:
             result = await self.provider.authorize(_charge(p), key)
         except ProviderUnavailable as exc:
             status = rules.status_after_authorize_unavailable(
-                maybe_processed=exc.maybe_processed, sent_before=sent_before)
+                maybe_processed=exc.maybe_processed, sent_before=sent_before
+            )
             nothing_charged = status == rules.VOIDED
-            await unit.record(operation=rules.AUTHORIZE, outcome=rules.FAILED, provider_idempotency_key=key,
-                              detail=exc.message, status=status,
-                              decline_reason=rules.NOT_SENT_REASON if nothing_charged else None)
-            log.warning("authorization got no answer", extra={
-                "payment_id": p.id, "error": exc.message, "status": status})
+            await unit.record(
+                operation=rules.AUTHORIZE,
+                outcome=rules.FAILED,
+                provider_idempotency_key=key,
+                detail=exc.message,
+                status=status,
+                decline_reason=rules.NOT_SENT_REASON if nothing_charged else None,
+            )
+            log.warning(
+                "authorization got no answer", extra={"payment_id": p.id, "error": exc.message, "status": status}
+            )
             if nothing_charged:
                 return unavailable(rules.NOT_SENT_REASON)
             return unavailable(
                 f"payment provider unavailable; the outcome of payment {p.id}'s authorization is unknown "
-                "and it stays PENDING: retry with the same idempotency key, or void it")
+                "and it stays PENDING: retry with the same idempotency key, or void it"
+            )
         if result.ok:
-            await unit.record(operation=rules.AUTHORIZE, outcome=rules.SUCCEEDED, provider_idempotency_key=key,
-                              provider_ref=result.ref, status=rules.AUTHORIZED, payment_provider_ref=result.ref)
+            await unit.record(
+                operation=rules.AUTHORIZE,
+                outcome=rules.SUCCEEDED,
+                provider_idempotency_key=key,
+                provider_ref=result.ref,
+                status=rules.AUTHORIZED,
+                payment_provider_ref=result.ref,
+            )
         else:
-            await unit.record(operation=rules.AUTHORIZE, outcome=rules.DECLINED_OUTCOME,
-                              provider_idempotency_key=key, provider_ref=result.ref, detail=result.reason,
-                              status=rules.DECLINED, decline_reason=result.reason,
-                              payment_provider_ref=result.ref)
-        log.info("payment authorization answered", extra={
-            "payment_id": p.id, "status": unit.payment.status, "decline_reason": result.reason})
+            await unit.record(
+                operation=rules.AUTHORIZE,
+                outcome=rules.DECLINED_OUTCOME,
+                provider_idempotency_key=key,
+                provider_ref=result.ref,
+                detail=result.reason,
+                status=rules.DECLINED,
+                decline_reason=result.reason,
+                payment_provider_ref=result.ref,
+            )
+        log.info(
+            "payment authorization answered",
+            extra={"payment_id": p.id, "status": unit.payment.status, "decline_reason": result.reason},
+        )
         return None
 
-    async def _call(self, unit: LockedPayment, operation: str,
-                    call: Callable[[Charge, str, str], Awaitable[ProviderResult]]) -> ApiError | None:
+    async def _call(
+        self, unit: LockedPayment, operation: str, call: Callable[[Charge, str, str], Awaitable[ProviderResult]]
+    ) -> ApiError | None:
         """Capture, void or refund: one provider call, one ledger entry."""
         p = unit.payment
         verb = operation.lower()
@@ -142,18 +169,31 @@ class PaymentFlows:
         try:
             result = await call(_charge(p), p.provider_ref, key)
         except ProviderUnavailable as exc:
-            await unit.record(operation=operation, outcome=rules.FAILED, provider_idempotency_key=key,
-                              detail=exc.message)
+            await unit.record(
+                operation=operation, outcome=rules.FAILED, provider_idempotency_key=key, detail=exc.message
+            )
             return unavailable(
                 f"payment provider unavailable; payment {p.id} is still {p.status} - retrying is safe "
-                f"(the same provider idempotency key is sent)")
+                f"(the same provider idempotency key is sent)"
+            )
         if not result.ok:
-            await unit.record(operation=operation, outcome=rules.DECLINED_OUTCOME, provider_idempotency_key=key,
-                              provider_ref=result.ref, detail=result.reason)
+            await unit.record(
+                operation=operation,
+                outcome=rules.DECLINED_OUTCOME,
+                provider_idempotency_key=key,
+                provider_ref=result.ref,
+                detail=result.reason,
+            )
             return failed_precondition(
-                f"the payment provider refused to {verb} payment {p.id} ({result.reason}); it is still {p.status}")
-        await unit.record(operation=operation, outcome=rules.SUCCEEDED, provider_idempotency_key=key,
-                          provider_ref=result.ref, status=rules.status_after(operation, True))
+                f"the payment provider refused to {verb} payment {p.id} ({result.reason}); it is still {p.status}"
+            )
+        await unit.record(
+            operation=operation,
+            outcome=rules.SUCCEEDED,
+            provider_idempotency_key=key,
+            provider_ref=result.ref,
+            status=rules.status_after(operation, True),
+        )
         log.info("payment updated", extra={"payment_id": p.id, "operation": verb, "status": unit.payment.status})
         return None
 
@@ -163,6 +203,7 @@ class PaymentFlows:
         """Runs `work` under the payment's lock, shielded from the caller's
         cancellation: once a provider call may start, its outcome is always
         written down, even if the client stopped waiting."""
+
         async def unit() -> PaymentRecord:
             try:
                 async with self.store.locked(payment_id) as locked:
@@ -186,21 +227,27 @@ class PaymentFlows:
 def _check_same_request(payment: PaymentRecord, request: AuthorizeInput) -> None:
     """A key names one payment: reusing it for another one is a caller bug."""
     differs = [
-        name for name, ours, theirs in (
+        name
+        for name, ours, theirs in (
             ("amount_minor", payment.amount_minor, request.amount_minor),
             ("currency", payment.currency, request.currency),
             ("buyer_id", payment.buyer_id, request.buyer_id),
-        ) if ours != theirs
+        )
+        if ours != theirs
     ]
     if differs:
         raise failed_precondition(
             f"idempotency_key {request.idempotency_key[:80]!r} was already used for payment {payment.id} "
-            f"with a different {', '.join(differs)}; use a new key for a new payment")
+            f"with a different {', '.join(differs)}; use a new key for a new payment"
+        )
 
 
 def _charge(p: PaymentRecord) -> Charge:
     return Charge(
-        payment_id=p.id, amount_minor=p.amount_minor, currency=p.currency, payment_method=p.payment_method,
+        payment_id=p.id,
+        amount_minor=p.amount_minor,
+        currency=p.currency,
+        payment_method=p.payment_method,
         metadata={
             "aviary_payment_id": str(p.id),
             "aviary_buyer_id": str(p.buyer_id),

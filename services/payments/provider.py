@@ -10,6 +10,7 @@ A provider call ends in one of three ways, and the difference matters:
 Every call carries an idempotency key, so re-sending it after an unknown
 outcome can never act twice.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

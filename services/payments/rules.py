@@ -10,6 +10,7 @@ returns the payment unchanged (the operation already happened: idempotent
 retries), settles a PENDING authorization first, or is refused with a
 message that says why (FAILED_PRECONDITION).
 """
+
 from __future__ import annotations
 
 import enum

@@ -1,4 +1,5 @@
 """PaymentsService: the gRPC surface over the payment flows."""
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,10 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         logging.getLogger("stripe").setLevel(logging.WARNING)
         if faults.enabled():
             log.warning("payment fault injection is ON (test configuration; never in production)")
-        log.info("payment methods accepted", extra={
-            "accepted": ",".join(sorted(self.accepted.only)) or "any well-formed provider id"})
+        log.info(
+            "payment methods accepted",
+            extra={"accepted": ",".join(sorted(self.accepted.only)) or "any well-formed provider id"},
+        )
         await startup.retry_until_up(self.store.start, "postgresql")
 
     async def stop(self) -> None:

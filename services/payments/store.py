@@ -13,6 +13,7 @@ commits a marker on a *separate* connection (from a small pool of its own,
 so it can never wait behind connections that are themselves waiting for the
 lock): if we then die, the next caller knows the request may have arrived.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 SCHEMA = "payments"
 _metadata = sa.MetaData(schema=SCHEMA)
 payments = sa.Table(
-    "payments", _metadata,
+    "payments",
+    _metadata,
     sa.Column("id", sa.BigInteger, primary_key=True),
     sa.Column("idempotency_key", sa.Text, nullable=False),
     sa.Column("buyer_id", sa.BigInteger, nullable=False),
@@ -54,7 +56,8 @@ payments = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 ledger = sa.Table(
-    "ledger", _metadata,
+    "ledger",
+    _metadata,
     sa.Column("id", sa.BigInteger, primary_key=True),
     sa.Column("payment_id", sa.BigInteger, nullable=False),
     sa.Column("operation", sa.Text, nullable=False),
@@ -74,9 +77,18 @@ _P = sa.bindparam
 _INSERT_PAYMENT = (
     postgresql.insert(payments)
     .values(
-        id=_P("new_id"), idempotency_key=_P("key"), buyer_id=_P("buyer"), amount_minor=_P("amount"),
-        currency=_P("cur"), payment_method=_P("method"), reference=_P("ref_text"),
-        status=rules.PENDING, provider_ref="", decline_reason="", created_at=_NOW, updated_at=_NOW,
+        id=_P("new_id"),
+        idempotency_key=_P("key"),
+        buyer_id=_P("buyer"),
+        amount_minor=_P("amount"),
+        currency=_P("cur"),
+        payment_method=_P("method"),
+        reference=_P("ref_text"),
+        status=rules.PENDING,
+        provider_ref="",
+        decline_reason="",
+        created_at=_NOW,
+        updated_at=_NOW,
     )
     .on_conflict_do_nothing(index_elements=[payments.c.idempotency_key])
     .returning(*payments.c)
@@ -88,21 +100,32 @@ _LEDGER_OF = sa.select(ledger).where(ledger.c.payment_id == _P("pid")).order_by(
 # single-bigint one); the first key keeps payments apart from anyone else's.
 # lock_timeout is set first, in the same round trip: never wait forever
 # behind a stuck holder (a holder's provider call is bounded far below it).
-_LOCK = sa.text("SELECT set_config('lock_timeout', :timeout, true), "
-                "pg_advisory_xact_lock(hashtext('aviary.payments'), hashtext(:id))")
-_MARK_SENT = (sa.update(payments).where(payments.c.id == _P("pid"), payments.c.authorization_sent_at.is_(None))
-              .values(authorization_sent_at=_NOW))
+_LOCK = sa.text(
+    "SELECT set_config('lock_timeout', :timeout, true), "
+    "pg_advisory_xact_lock(hashtext('aviary.payments'), hashtext(:id))"
+)
+_MARK_SENT = (
+    sa.update(payments)
+    .where(payments.c.id == _P("pid"), payments.c.authorization_sent_at.is_(None))
+    .values(authorization_sent_at=_NOW)
+)
 _INSERT_ENTRY = sa.insert(ledger).values(
-    id=_P("entry_id"), payment_id=_P("pid"), operation=_P("op"), outcome=_P("result"),
-    amount_minor=_P("amount"), provider_idempotency_key=_P("provider_key"),
-    provider_ref=_P("entry_ref"), detail=_P("entry_detail"), created_at=_NOW,
+    id=_P("entry_id"),
+    payment_id=_P("pid"),
+    operation=_P("op"),
+    outcome=_P("result"),
+    amount_minor=_P("amount"),
+    provider_idempotency_key=_P("provider_key"),
+    provider_ref=_P("entry_ref"),
+    detail=_P("entry_detail"),
+    created_at=_NOW,
 )
 # The entry and the payment's new state in one round trip (a data-modifying
 # CTE runs even though the outer statement does not read it).
 _RECORD = (
-    sa.update(payments).where(payments.c.id == _P("pid"))
-    .values(status=_P("new_status"), decline_reason=_P("new_reason"), provider_ref=_P("payment_ref"),
-            updated_at=_NOW)
+    sa.update(payments)
+    .where(payments.c.id == _P("pid"))
+    .values(status=_P("new_status"), decline_reason=_P("new_reason"), provider_ref=_P("payment_ref"), updated_at=_NOW)
     .returning(*payments.c)
     .add_cte(_INSERT_ENTRY.returning(ledger.c.id).cte("entry"))
 )
@@ -175,11 +198,20 @@ class PaymentsStore:
         """The payment of request.idempotency_key, created PENDING (and
         committed) when the key is new; True when this call created it."""
         async with self._autocommit() as conn:
-            row = (await conn.execute(_INSERT_PAYMENT, {
-                "new_id": payment_id, "key": request.idempotency_key, "buyer": request.buyer_id,
-                "amount": request.amount_minor, "cur": request.currency,
-                "method": request.payment_method, "ref_text": request.reference,
-            })).first()
+            row = (
+                await conn.execute(
+                    _INSERT_PAYMENT,
+                    {
+                        "new_id": payment_id,
+                        "key": request.idempotency_key,
+                        "buyer": request.buyer_id,
+                        "amount": request.amount_minor,
+                        "cur": request.currency,
+                        "method": request.payment_method,
+                        "ref_text": request.reference,
+                    },
+                )
+            ).first()
             if row is not None:
                 return _payment(row), True
             # Rows are never deleted, so the conflicting one is there to read.
@@ -229,8 +261,9 @@ class PaymentsStore:
 class LockedPayment:
     """One payment, read under its lock, and the writes allowed on it."""
 
-    def __init__(self, conn: AsyncConnection, marker_engine: AsyncEngine, ids: IdGenerator,
-                 payment: PaymentRecord) -> None:
+    def __init__(
+        self, conn: AsyncConnection, marker_engine: AsyncEngine, ids: IdGenerator, payment: PaymentRecord
+    ) -> None:
         self._conn = conn
         self._marker_engine = marker_engine
         self._ids = ids
@@ -247,42 +280,75 @@ class LockedPayment:
             await marker.execute(_MARK_SENT, {"pid": self.payment.id})
         self.payment = replace(self.payment, authorization_sent=True)
 
-    async def record(self, *, operation: str, outcome: str, provider_idempotency_key: str,
-                     provider_ref: str = "", detail: str = "", status: str | None = None,
-                     decline_reason: str | None = None, payment_provider_ref: str | None = None) -> None:
+    async def record(
+        self,
+        *,
+        operation: str,
+        outcome: str,
+        provider_idempotency_key: str,
+        provider_ref: str = "",
+        detail: str = "",
+        status: str | None = None,
+        decline_reason: str | None = None,
+        payment_provider_ref: str | None = None,
+    ) -> None:
         """One ledger entry, plus the payment's new status / decline reason /
         provider ref when given, in the unit of work's transaction."""
         self._wrote = True
         p = self.payment
         params = {
-            "entry_id": self._ids.next_id(), "pid": p.id, "op": operation, "result": outcome,
-            "amount": p.amount_minor, "provider_key": provider_idempotency_key,
-            "entry_ref": provider_ref, "entry_detail": detail[:1000],
+            "entry_id": self._ids.next_id(),
+            "pid": p.id,
+            "op": operation,
+            "result": outcome,
+            "amount": p.amount_minor,
+            "provider_key": provider_idempotency_key,
+            "entry_ref": provider_ref,
+            "entry_detail": detail[:1000],
         }
-        changed = (status not in (None, p.status) or decline_reason not in (None, p.decline_reason)
-                   or payment_provider_ref not in (None, "", p.provider_ref))
+        changed = (
+            status not in (None, p.status)
+            or decline_reason not in (None, p.decline_reason)
+            or payment_provider_ref not in (None, "", p.provider_ref)
+        )
         if not changed:
             await self._conn.execute(_INSERT_ENTRY, params)
             return
-        params.update(new_status=status or p.status,
-                      new_reason=p.decline_reason if decline_reason is None else decline_reason,
-                      payment_ref=payment_provider_ref or p.provider_ref)
+        params.update(
+            new_status=status or p.status,
+            new_reason=p.decline_reason if decline_reason is None else decline_reason,
+            payment_ref=payment_provider_ref or p.provider_ref,
+        )
         self.payment = _payment((await self._conn.execute(_RECORD, params)).one())
 
 
 def _payment(row) -> PaymentRecord:
     return PaymentRecord(
-        id=row.id, idempotency_key=row.idempotency_key, buyer_id=row.buyer_id,
-        amount_minor=row.amount_minor, currency=row.currency, payment_method=row.payment_method,
-        reference=row.reference, status=row.status, provider_ref=row.provider_ref,
-        decline_reason=row.decline_reason, authorization_sent=row.authorization_sent_at is not None,
-        created_at=row.created_at, updated_at=row.updated_at,
+        id=row.id,
+        idempotency_key=row.idempotency_key,
+        buyer_id=row.buyer_id,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        payment_method=row.payment_method,
+        reference=row.reference,
+        status=row.status,
+        provider_ref=row.provider_ref,
+        decline_reason=row.decline_reason,
+        authorization_sent=row.authorization_sent_at is not None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
 def _ledger(row) -> LedgerRecord:
     return LedgerRecord(
-        id=row.id, payment_id=row.payment_id, operation=row.operation, outcome=row.outcome,
-        amount_minor=row.amount_minor, provider_idempotency_key=row.provider_idempotency_key,
-        provider_ref=row.provider_ref, detail=row.detail, created_at=row.created_at,
+        id=row.id,
+        payment_id=row.payment_id,
+        operation=row.operation,
+        outcome=row.outcome,
+        amount_minor=row.amount_minor,
+        provider_idempotency_key=row.provider_idempotency_key,
+        provider_ref=row.provider_ref,
+        detail=row.detail,
+        created_at=row.created_at,
     )

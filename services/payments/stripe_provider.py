@@ -9,6 +9,7 @@ follow. Every request carries our idempotency key and a short timeout, and the
 SDK's own retries are off: retrying is the caller's decision, made with the
 same key.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -79,8 +80,9 @@ class StripeProvider:
             "metadata": dict(charge.metadata),
         }
         intent = await self._call(
-            "authorize", self._client.v1.payment_intents.create_async(
-                params=params, options={"idempotency_key": idempotency_key}))
+            "authorize",
+            self._client.v1.payment_intents.create_async(params=params, options={"idempotency_key": idempotency_key}),
+        )
         if isinstance(intent, ProviderResult):  # refused
             return intent
         refusal = _NOT_HELD.get(getattr(intent, "status", ""))
@@ -89,16 +91,22 @@ class StripeProvider:
         return ProviderResult.done(intent.id)
 
     async def capture(self, charge: Charge, ref: str, idempotency_key: str) -> ProviderResult:
-        return await self._simple("capture", self._client.v1.payment_intents.capture_async(
-            ref, options={"idempotency_key": idempotency_key}))
+        return await self._simple(
+            "capture", self._client.v1.payment_intents.capture_async(ref, options={"idempotency_key": idempotency_key})
+        )
 
     async def void(self, charge: Charge, ref: str, idempotency_key: str) -> ProviderResult:
-        return await self._simple("void", self._client.v1.payment_intents.cancel_async(
-            ref, options={"idempotency_key": idempotency_key}))
+        return await self._simple(
+            "void", self._client.v1.payment_intents.cancel_async(ref, options={"idempotency_key": idempotency_key})
+        )
 
     async def refund(self, charge: Charge, ref: str, idempotency_key: str) -> ProviderResult:
-        return await self._simple("refund", self._client.v1.refunds.create_async(
-            params={"payment_intent": ref}, options={"idempotency_key": idempotency_key}))
+        return await self._simple(
+            "refund",
+            self._client.v1.refunds.create_async(
+                params={"payment_intent": ref}, options={"idempotency_key": idempotency_key}
+            ),
+        )
 
     async def close(self) -> None:
         await self._http.close_async()
@@ -130,13 +138,12 @@ class StripeProvider:
             # Our credentials are wrong: nothing was done, and nothing will be
             # until an operator fixes the key - an outage, as far as buyers go.
             log.error("Stripe rejected our credentials", extra={"operation": operation, "error": str(exc)})
-            raise ProviderUnavailable(f"Stripe refused our credentials for {operation}",
-                                      maybe_processed=False) from exc
+            raise ProviderUnavailable(f"Stripe refused our credentials for {operation}", maybe_processed=False) from exc
         except stripe.APIConnectionError as exc:
             never_sent = isinstance(exc.__cause__, _NEVER_SENT)
             raise ProviderUnavailable(
-                f"cannot reach Stripe for {operation} ({type(exc.__cause__).__name__})",
-                maybe_processed=not never_sent) from exc
+                f"cannot reach Stripe for {operation} ({type(exc.__cause__).__name__})", maybe_processed=not never_sent
+            ) from exc
         except stripe.APIError as exc:
             raise ProviderUnavailable(f"Stripe failed {operation} (HTTP {exc.http_status})") from exc
         except stripe.StripeError as exc:

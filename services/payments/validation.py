@@ -1,4 +1,5 @@
 """Request checks: each failure is INVALID_ARGUMENT naming the field."""
+
 from __future__ import annotations
 
 import re
@@ -23,10 +24,19 @@ _PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]+")
 # stack (stripe-mock approves anything, so without a set any string would
 # pay). The declines are simulated by the fault injector (faults.py).
 STRIPE_TEST_METHODS = (
-    "pm_card_visa", "pm_card_visa_debit", "pm_card_mastercard", "pm_card_mastercard_debit",
-    "pm_card_mastercard_prepaid", "pm_card_amex", "pm_card_discover", "pm_card_diners", "pm_card_jcb",
+    "pm_card_visa",
+    "pm_card_visa_debit",
+    "pm_card_mastercard",
+    "pm_card_mastercard_debit",
+    "pm_card_mastercard_prepaid",
+    "pm_card_amex",
+    "pm_card_discover",
+    "pm_card_diners",
+    "pm_card_jcb",
     "pm_card_unionpay",
-    "pm_card_chargeDeclined", "pm_card_visa_chargeDeclined", "pm_card_chargeDeclinedInsufficientFunds",
+    "pm_card_chargeDeclined",
+    "pm_card_visa_chargeDeclined",
+    "pm_card_chargeDeclinedInsufficientFunds",
 )
 
 

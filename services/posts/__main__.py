@@ -1,4 +1,5 @@
 """python -m services.posts: the posts service plus its outbox relay."""
+
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit import server
 from services.kit.config import SERVICE_PORTS, env_int, load_settings
@@ -8,15 +9,22 @@ from services.posts.servicer import PostsServicer
 def main() -> None:
     settings = load_settings()
     servicer = PostsServicer(settings)
-    server.run(server.Service(
-        name="posts",
-        port=env_int("AVIARY_POSTS_PORT", SERVICE_PORTS["posts"]),
-        servicers=[(posts_pb2_grpc.add_PostsServiceServicer_to_server, servicer,
-                    posts_pb2.DESCRIPTOR.services_by_name["PostsService"].full_name)],
-        on_start=[servicer.start],
-        on_stop=[servicer.stop],
-        background=[servicer.relay, servicer.evict_deleted, servicer.follow_profile_changes],
-    ))
+    server.run(
+        server.Service(
+            name="posts",
+            port=env_int("AVIARY_POSTS_PORT", SERVICE_PORTS["posts"]),
+            servicers=[
+                (
+                    posts_pb2_grpc.add_PostsServiceServicer_to_server,
+                    servicer,
+                    posts_pb2.DESCRIPTOR.services_by_name["PostsService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],
+            on_stop=[servicer.stop],
+            background=[servicer.relay, servicer.evict_deleted, servicer.follow_profile_changes],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ row read before it finished), a delete served by another replica is evicted
 when its event arrives from Kafka, and the TTL bounds what a missed event
 could leave behind.
 """
+
 from __future__ import annotations
 
 import time

@@ -1,6 +1,7 @@
 """Records other services own (media, products) as posts need them: fetched
 by id in batches, through a short in-process cache, and attached to hydrated
 posts in the order the post lists their ids."""
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,7 @@ class PeerLookup(Generic[T]):
         Raises grpc.aio.AioRpcError."""
         found, missing = self.cache.get_many(ids) if cached else ({}, list(ids))
         for start in range(0, len(missing), self.batch):
-            fetched = dict(await self.fetch(missing[start:start + self.batch], timeout))
+            fetched = dict(await self.fetch(missing[start : start + self.batch], timeout))
             self.cache.put_many(fetched.items())
             found.update(fetched)
         return found
@@ -47,8 +48,10 @@ class PeerLookup(Generic[T]):
         try:
             found = await self.get(wanted, timeout)
         except grpc.aio.AioRpcError as exc:
-            log.warning(f"{self.what} failed; posts go out without {out_field}",
-                        extra={"code": exc.code().name, "details": exc.details()})
+            log.warning(
+                f"{self.what} failed; posts go out without {out_field}",
+                extra={"code": exc.code().name, "details": exc.details()},
+            )
             return
         for post in targets:
             getattr(post, out_field).extend(found[int(i)] for i in getattr(post, ids_field) if int(i) in found)

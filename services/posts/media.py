@@ -11,6 +11,7 @@ Media metadata never changes once uploaded, so reads use what was fetched
 for a while (AVIARY_POSTS_MEDIA_CACHE_SECONDS); the CreatePost check always
 asks the media service.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,6 @@ from services.posts.lookup import PeerLookup
 log = logging.getLogger(__name__)
 
 
-
 async def _batch_get_media(media_ids: list[int], timeout: float) -> list[tuple[int, media_pb2.Media]]:
     response = await clients.media().BatchGetMedia(
         media_pb2.BatchGetMediaRequest(media_ids=[str(i) for i in media_ids]), timeout=timeout
@@ -37,8 +37,11 @@ async def _batch_get_media(media_ids: list[int], timeout: float) -> list[tuple[i
 
 # BatchGetMedia takes at most 200 ids per call.
 _media: PeerLookup[media_pb2.Media] = PeerLookup(
-    _batch_get_media, what="media BatchGetMedia", batch=200,
-    ttl_seconds=env_float("AVIARY_POSTS_MEDIA_CACHE_SECONDS", 300.0), max_entries=100_000,
+    _batch_get_media,
+    what="media BatchGetMedia",
+    batch=200,
+    ttl_seconds=env_float("AVIARY_POSTS_MEDIA_CACHE_SECONDS", 300.0),
+    max_entries=100_000,
 )
 
 
@@ -57,9 +60,7 @@ async def check_media_ids(media_ids: list[int], author_id: int, timeout: float) 
         found = await _media.get(media_ids, timeout, cached=False)
     except grpc.aio.AioRpcError as exc:
         log.warning("media BatchGetMedia failed", extra={"code": exc.code().name, "details": exc.details()})
-        raise unavailable(
-            f"cannot check media_ids right now (media service: {exc.code().name}); try again"
-        ) from exc
+        raise unavailable(f"cannot check media_ids right now (media service: {exc.code().name}); try again") from exc
     for media_id in media_ids:
         media = found.get(media_id)
         if media is None:

@@ -1,4 +1,5 @@
 """The stored shape of a post and its conversion to the public message."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,9 @@ def to_proto(record: PostRecord, author: identity_pb2.User | None) -> posts_pb2.
     return post
 
 
-def to_created_event(record: PostRecord, *, reply_to_author_id: int = 0,
-                     repost_of_author_id: int = 0) -> events_pb2.PostCreated:
+def to_created_event(
+    record: PostRecord, *, reply_to_author_id: int = 0, repost_of_author_id: int = 0
+) -> events_pb2.PostCreated:
     """The post in the shape of its PostCreated event. The parent's and the
     original's author ids are not stored with the post: creation passes them
     in; an export from the stored row alone (ExportPosts) leaves them 0."""

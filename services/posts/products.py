@@ -16,6 +16,7 @@ briefly (AVIARY_POSTS_PRODUCT_CACHE_SECONDS); the CreatePost check always asks
 the catalog. Stock is not joined in (skip_stock): a timeline page does not
 wait for inventory; a client opening a product reads it from the catalog.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,11 @@ async def _batch_get_products(product_ids: list[int], timeout: float) -> list[tu
 
 # BatchGetProducts takes at most 200 ids per call.
 _products: PeerLookup[catalog_pb2.Product] = PeerLookup(
-    _batch_get_products, what="catalog BatchGetProducts", batch=200,
-    ttl_seconds=env_float("AVIARY_POSTS_PRODUCT_CACHE_SECONDS", 10.0), max_entries=50_000,
+    _batch_get_products,
+    what="catalog BatchGetProducts",
+    batch=200,
+    ttl_seconds=env_float("AVIARY_POSTS_PRODUCT_CACHE_SECONDS", 10.0),
+    max_entries=50_000,
 )
 
 
@@ -77,7 +81,8 @@ async def check_product_ids(product_ids: list[int], timeout: float) -> None:
             raise invalid_argument(f"product_ids[{i}]", f"no such product {product_id}")
         if not product.active:
             raise invalid_argument(
-                f"product_ids[{i}]", f"product {product_id} is not available (inactive); tag an active product")
+                f"product_ids[{i}]", f"product {product_id} is not available (inactive); tag an active product"
+            )
 
 
 async def attach_products(posts: list[posts_pb2.Post]) -> None:

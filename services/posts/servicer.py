@@ -5,6 +5,7 @@ pattern: validate everything, then one LOGGED batch holding the state change
 and its outbox event, then the best-effort follow-ups (counter, relay wake-up,
 hydration) that must never turn a durable write into an error.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -106,8 +107,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
 
     async def relay(self) -> None:
         """Background job: publishes stored outbox events to Kafka, forever."""
-        await kafka.relay_ensuring_topic(self.store.outbox.relay_forever, self.settings.kafka_bootstrap,
-                                         kafka.POSTS_TOPIC)
+        await kafka.relay_ensuring_topic(
+            self.store.outbox.relay_forever, self.settings.kafka_bootstrap, kafka.POSTS_TOPIC
+        )
 
     async def evict_deleted(self) -> None:
         """Background job: drops posts deleted through any replica from this one's cache."""
@@ -132,7 +134,11 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def CreatePost(self, request: posts_pb2.CreatePostRequest, context) -> posts_pb2.Post:
         author_id = auth.caller_id(context)
         repost_of_id = ids.parse_optional_id(request.repost_of_id, "repost_of_id")
-        if repost_of_id and request.text == "" and not (request.media_ids or request.product_ids or request.reply_to_id):
+        if (
+            repost_of_id
+            and request.text == ""
+            and not (request.media_ids or request.product_ids or request.reply_to_id)
+        ):
             # A pure repost: the same idempotent path as RepostPost.
             return await self._repost(author_id, repost_of_id, "repost_of_id")
         body = post_text.normalize_text(request.text)
@@ -321,7 +327,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         user_ids = list(dict.fromkeys(ids.parse_ids(request.user_ids, "user_ids", max_items=MAX_BATCH_GET)))
         counts = await self.store.post_counts(user_ids) if user_ids else {}
         return posts_pb2.BatchGetAuthorStatsResponse(
-            stats=[posts_pb2.AuthorStats(user_id=str(u), post_count=counts.get(u, 0)) for u in user_ids])
+            stats=[posts_pb2.AuthorStats(user_id=str(u), post_count=counts.get(u, 0)) for u in user_ids]
+        )
 
     @_store_errors_as_unavailable
     async def ListAuthorsPostIds(self, request, context) -> posts_pb2.ListAuthorsPostIdsResponse:

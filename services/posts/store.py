@@ -10,6 +10,7 @@ Tables:
                    and original: what makes RepostPost idempotent)
   outbox           events waiting for the relay (services.kit.outbox)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -79,9 +80,9 @@ _POST_COLUMNS = (
 class TombstoneResult:
     """What DeletePost's compare-and-set found."""
 
-    APPLIED = "applied"            # this call tombstoned the post
-    ALREADY_DELETED = "already"    # it was deleted before
-    MISSING = "missing"            # no such post
+    APPLIED = "applied"  # this call tombstoned the post
+    ALREADY_DELETED = "already"  # it was deleted before
+    MISSING = "missing"  # no such post
 
 
 @dataclass
@@ -164,8 +165,12 @@ class PostStore:
         statements = _Statements(**dict(zip(names_and_queries, prepared)))
         # Compare-and-set within the local DC; the commit itself uses the
         # kit's LOCAL_QUORUM.
-        for lwt in (statements.tombstone, statements.tombstone_null,
-                    statements.claim_repost, statements.reclaim_repost):
+        for lwt in (
+            statements.tombstone,
+            statements.tombstone_null,
+            statements.claim_repost,
+            statements.reclaim_repost,
+        ):
             lwt.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
         return statements
 
@@ -175,8 +180,9 @@ class PostStore:
 
     # -- writes -------------------------------------------------------------
 
-    async def create(self, record: PostRecord, event_id: int, *,
-                     reply_to_author_id: int = 0, repost_of_author_id: int = 0) -> None:
+    async def create(
+        self, record: PostRecord, event_id: int, *, reply_to_author_id: int = 0, repost_of_author_id: int = 0
+    ) -> None:
         """Writes the post, its author-list entry and its `created` event atomically.
 
         One LOGGED batch: either all three are stored or none is, so an
@@ -191,8 +197,9 @@ class PostStore:
         event = events_pb2.PostEvent(
             event_id=event_id,
             occur_time=timestamp_from_ms(record.created_at_ms),
-            created=to_created_event(record, reply_to_author_id=reply_to_author_id,
-                                    repost_of_author_id=repost_of_author_id),
+            created=to_created_event(
+                record, reply_to_author_id=reply_to_author_id, repost_of_author_id=repost_of_author_id
+            ),
         )
         self.outbox.add(batch, event_id, kafka.POSTS_TOPIC, _author_key(record.author_id), event.SerializeToString())
         await self.outbox.commit(batch)
@@ -212,8 +219,9 @@ class PostStore:
             return TombstoneResult.APPLIED if applied else TombstoneResult.ALREADY_DELETED
         return TombstoneResult.ALREADY_DELETED
 
-    async def finish_delete(self, author_id: int, post_id: int, event_id: int, occurred_ms: int,
-                            reply_to_id: int = 0, repost_of_id: int = 0) -> None:
+    async def finish_delete(
+        self, author_id: int, post_id: int, event_id: int, occurred_ms: int, reply_to_id: int = 0, repost_of_id: int = 0
+    ) -> None:
         """Drops the post from its author's list (and its parent's thread) and
         stores the `deleted` event, atomically."""
         batch = BatchStatement(batch_type=BatchType.LOGGED)

@@ -6,6 +6,7 @@ e + combining accent is one character, an emoji outside the BMP is one
 character (a ZWJ family emoji is several, as on most platforms that count
 code points).
 """
+
 from __future__ import annotations
 
 import re

@@ -1,5 +1,6 @@
 """python -m services.recommendations: the recommendations API plus its
 consumer (engagement, post, graph, catalog and order events -> Redis)."""
+
 from aviary.recommendations.v1 import recommendations_pb2, recommendations_pb2_grpc
 from services.kit import server
 from services.kit.config import SERVICE_PORTS, env_int, load_settings
@@ -9,15 +10,22 @@ from services.recommendations.servicer import RecommendationsServicer
 def main() -> None:
     settings = load_settings()
     servicer = RecommendationsServicer(settings)
-    server.run(server.Service(
-        name="recommendations",
-        port=env_int("AVIARY_RECOMMENDATIONS_PORT", SERVICE_PORTS["recommendations"]),
-        servicers=[(recommendations_pb2_grpc.add_RecommendationsServiceServicer_to_server, servicer,
-                    recommendations_pb2.DESCRIPTOR.services_by_name["RecommendationsService"].full_name)],
-        on_start=[servicer.start],      # wait for Redis
-        on_stop=[servicer.stop],
-        background=[servicer.consume],  # engagement, post, graph, catalog and order events -> Redis
-    ))
+    server.run(
+        server.Service(
+            name="recommendations",
+            port=env_int("AVIARY_RECOMMENDATIONS_PORT", SERVICE_PORTS["recommendations"]),
+            servicers=[
+                (
+                    recommendations_pb2_grpc.add_RecommendationsServiceServicer_to_server,
+                    servicer,
+                    recommendations_pb2.DESCRIPTOR.services_by_name["RecommendationsService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # wait for Redis
+            on_stop=[servicer.stop],
+            background=[servicer.consume],  # engagement, post, graph, catalog and order events -> Redis
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The recommendations service's knobs, from AVIARY_RECOMMENDATIONS_* (defaults
 match the devstack)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,8 +34,7 @@ class RecommendationsConfig:
     # "New" products fade from the cold-start list with this half-life.
     newest_half_life_ms: int = field(default_factory=lambda: _int("NEWEST_HALF_LIFE_HOURS", 7 * 24) * HOUR_MS)
     # post -> tagged products, for mapping likes (which carry no product ids).
-    post_products_ttl_seconds: int = field(
-        default_factory=lambda: _int("POST_PRODUCTS_TTL_DAYS", 30) * DAY_SECONDS)
+    post_products_ttl_seconds: int = field(default_factory=lambda: _int("POST_PRODUCTS_TTL_DAYS", 30) * DAY_SECONDS)
     # Posts without product tags are remembered for a shorter time (most likes
     # come in the first days); older likes fall back to asking the posts service.
     untagged_post_ttl_seconds: int = field(default_factory=lambda: _int("UNTAGGED_POST_TTL_DAYS", 3) * DAY_SECONDS)
@@ -57,10 +57,22 @@ class RecommendationsConfig:
     rpc_timeout_seconds: float = field(default_factory=lambda: _float("RPC_TIMEOUT_SECONDS", 2.0))
 
     def __post_init__(self) -> None:
-        for name in ("affinity_half_life_ms", "popularity_half_life_ms", "newest_half_life_ms",
-                     "post_products_ttl_seconds", "untagged_post_ttl_seconds", "dedup_ttl_seconds",
-                     "affinity_ttl_seconds", "max_affinity_products", "max_affinity_authors", "max_engagements",
-                     "max_popular", "max_newest", "max_seller_products", "sellers_per_read",
-                     "products_per_seller"):
+        for name in (
+            "affinity_half_life_ms",
+            "popularity_half_life_ms",
+            "newest_half_life_ms",
+            "post_products_ttl_seconds",
+            "untagged_post_ttl_seconds",
+            "dedup_ttl_seconds",
+            "affinity_ttl_seconds",
+            "max_affinity_products",
+            "max_affinity_authors",
+            "max_engagements",
+            "max_popular",
+            "max_newest",
+            "max_seller_products",
+            "sellers_per_read",
+            "products_per_seller",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"recommendations setting {name} must be positive")

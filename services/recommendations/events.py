@@ -1,6 +1,7 @@
 """The consumer side: engagement, post, graph, catalog and order events ->
 the recommendation store. At-least-once delivery, so every effect is
 idempotent (see store.py); a record that cannot be decoded is poison."""
+
 from __future__ import annotations
 
 import logging
@@ -27,10 +28,14 @@ ROLE_SELLER = "SELLER"
 NOT_SELLER_CACHE_SECONDS = 6 * 3600
 NOT_SELLER_CACHE_ENTRIES = 100_000
 
-EVENTS = Counter("aviary_recommendations_events_total", "Events consumed, by topic, kind and outcome",
-                 ["topic", "kind", "result"])
-POST_LOOKUPS = Counter("aviary_recommendations_post_lookups_total",
-                       "Tagged-product lookups for engaged posts, by where the answer came from", ["source"])
+EVENTS = Counter(
+    "aviary_recommendations_events_total", "Events consumed, by topic, kind and outcome", ["topic", "kind", "result"]
+)
+POST_LOOKUPS = Counter(
+    "aviary_recommendations_post_lookups_total",
+    "Tagged-product lookups for engaged posts, by where the answer came from",
+    ["source"],
+)
 
 _SHORT = {ENGAGEMENT_TOPIC: "e", POSTS_TOPIC: "p", GRAPH_TOPIC: "g", CATALOG_TOPIC: "c", ORDERS_TOPIC: "o"}
 _ENVELOPES = {
@@ -54,8 +59,8 @@ class Occurrence:
     """What every handler needs of the envelope."""
 
     event_id: int
-    marker: str    # unique per event: the idempotency marker's name
-    t_ms: int      # when it happened
+    marker: str  # unique per event: the idempotency marker's name
+    t_ms: int  # when it happened
 
 
 def _is_pure_repost(created: events_pb2.PostCreated) -> bool:
@@ -106,8 +111,7 @@ class EventApplier:
 
     async def _on_like_created(self, at: Occurrence, like: events_pb2.LikeCreated) -> str:
         products = await self.post_products(like.post_id)
-        return await self._engage(at, like.user_id, f"l:{like.post_id}", scoring.LIKE,
-                                  like.post_author_id, products)
+        return await self._engage(at, like.user_id, f"l:{like.post_id}", scoring.LIKE, like.post_author_id, products)
 
     async def _on_like_removed(self, at: Occurrence, like: events_pb2.LikeRemoved) -> str:
         return await self._disengage(at, like.user_id, f"l:{like.post_id}")
@@ -122,11 +126,13 @@ class EventApplier:
             await self.store.remember_post(created.post_id, list(created.product_ids))
         if created.repost_of_id:
             products = await self.post_products(created.repost_of_id)
-            return await self._engage(at, created.author_id, f"r:{created.post_id}", scoring.REPOST,
-                                      created.repost_of_author_id, products)
+            return await self._engage(
+                at, created.author_id, f"r:{created.post_id}", scoring.REPOST, created.repost_of_author_id, products
+            )
         if created.reply_to_id:
-            return await self._engage(at, created.author_id, f"c:{created.post_id}", scoring.REPLY,
-                                      created.reply_to_author_id, [])
+            return await self._engage(
+                at, created.author_id, f"c:{created.post_id}", scoring.REPLY, created.reply_to_author_id, []
+            )
         return "applied"
 
     async def _on_post_deleted(self, at: Occurrence, deleted: events_pb2.PostDeleted) -> str:
@@ -157,8 +163,9 @@ class EventApplier:
 
     async def _on_product_upserted(self, at: Occurrence, product: events_pb2.ProductUpserted) -> str:
         created_ms = product.created_at.ToMilliseconds() if product.HasField("created_at") else at.t_ms
-        applied = await self.store.upsert_product(at.event_id, product.product_id, product.seller_id,
-                                                  product.active, created_ms)
+        applied = await self.store.upsert_product(
+            at.event_id, product.product_id, product.seller_id, product.active, created_ms
+        )
         return "applied" if applied else "stale"
 
     # -- orders ------------------------------------------------------------------------
@@ -176,8 +183,9 @@ class EventApplier:
 
     # -- shared ------------------------------------------------------------------------
 
-    async def _engage(self, at: Occurrence, user_id: int, field: str, weights: Weights, author_id: int,
-                      products: list[int]) -> str:
+    async def _engage(
+        self, at: Occurrence, user_id: int, field: str, weights: Weights, author_id: int, products: list[int]
+    ) -> str:
         record = scoring.engagement_record(weights, at.t_ms, user_id, author_id, products, self.affinity)
         if record is None:
             return "ignored"
@@ -211,7 +219,8 @@ class EventApplier:
         try:
             reply = await clients.posts().BatchGetPosts(
                 posts_pb2.BatchGetPostsRequest(post_ids=[str(post_id)], skip_engagement=True),
-                timeout=self.config.rpc_timeout_seconds)
+                timeout=self.config.rpc_timeout_seconds,
+            )
         except grpc.aio.AioRpcError as exc:
             # Raised, so the consumer retries this record until posts answers.
             log.warning("posts lookup failed", extra={"post_id": post_id, "code": exc.code().name})

@@ -7,6 +7,7 @@ stored score (h the half-life). Stored scores only grow, so a read divides by
 the same factor at "now": what comes out is sum(w * 2**((t - now) / h)), a
 fresh like counting 1, one a half-life old 0.5.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -85,8 +86,7 @@ class EngagementRecord:
 
     def encode(self) -> str:
         products = ",".join(str(p) for p in self.product_ids)
-        fields = (self.t_ms, repr(self.product_weight), self.author_id, products, self.product_delta,
-                  self.author_delta)
+        fields = (self.t_ms, repr(self.product_weight), self.author_id, products, self.product_delta, self.author_delta)
         return "|".join(str(f) for f in fields)
 
     @staticmethod
@@ -94,12 +94,19 @@ class EngagementRecord:
         if isinstance(raw, bytes):
             raw = raw.decode()
         t_ms, product_weight, author_id, products, product_delta, author_delta = raw.split("|")
-        return EngagementRecord(int(t_ms), float(product_weight), int(author_id),
-                                tuple(int(p) for p in products.split(",") if p), product_delta, author_delta)
+        return EngagementRecord(
+            int(t_ms),
+            float(product_weight),
+            int(author_id),
+            tuple(int(p) for p in products.split(",") if p),
+            product_delta,
+            author_delta,
+        )
 
 
-def engagement_record(weights: Weights, t_ms: int, user_id: int, author_id: int, product_ids: list[int],
-                      affinity: Decay) -> EngagementRecord | None:
+def engagement_record(
+    weights: Weights, t_ms: int, user_id: int, author_id: int, product_ids: list[int], affinity: Decay
+) -> EngagementRecord | None:
     """The record of one engagement, or None when it carries no signal (no
     products to weigh and no other author: engaging with oneself says nothing)."""
     author = author_id if author_id and author_id != user_id and weights.author > 0 else 0
@@ -123,6 +130,7 @@ def order_popularity(quantity: int, t_ms: int, popularity: Decay) -> float:
 
 # -- request limits --------------------------------------------------------------
 
+
 def check_user_id(value: int) -> int:
     if value == 0:
         raise invalid_argument("user_id", "is required")
@@ -133,14 +141,15 @@ def check_user_id(value: int) -> int:
 
 # -- ranking -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Sources:
     """Candidates by source, with current (decayed) values, best first."""
 
-    engaged: list[tuple[int, float]]      # product, engagement strength now
-    followed: list[tuple[int, int]]       # product of a followed seller, created (unix ms)
-    popular: list[tuple[int, float]]      # product, popularity now
-    newest: list[tuple[int, int]]         # active product, created (unix ms)
+    engaged: list[tuple[int, float]]  # product, engagement strength now
+    followed: list[tuple[int, int]]  # product of a followed seller, created (unix ms)
+    popular: list[tuple[int, float]]  # product, popularity now
+    newest: list[tuple[int, int]]  # active product, created (unix ms)
 
 
 @dataclass(frozen=True)
@@ -173,8 +182,10 @@ def rank(sources: Sources, excluded: set[int], limit: int, now_ms: int, newest_h
         age = max(0, now_ms - created_ms)
         add(product, POPULAR, NEWEST_WEIGHT * 2.0 ** (-age / newest_half_life_ms))
 
-    ranked = [Candidate(product, sum(by_reason.values()), _strongest(by_reason))
-              for product, by_reason in contributions.items()]
+    ranked = [
+        Candidate(product, sum(by_reason.values()), _strongest(by_reason))
+        for product, by_reason in contributions.items()
+    ]
     ranked.sort(key=lambda c: (-c.score, -c.product_id))
     return ranked[:limit]
 

@@ -1,6 +1,7 @@
 """RecommendationsService: the caller's recommended products (public,
 hydrated from the catalog) and the feed's signals (internal, ids and scores
 straight from Redis). The consumer behind it lives in events.py."""
+
 from __future__ import annotations
 
 import functools
@@ -27,13 +28,16 @@ log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "recommendations"
 FEED_SIGNALS_SECONDS = Histogram(
-    "aviary_recommendations_feed_signals_seconds", "GetFeedSignals latency (Redis reads and ranking)",
-    buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25))
+    "aviary_recommendations_feed_signals_seconds",
+    "GetFeedSignals latency (Redis reads and ranking)",
+    buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
 _REDIS_DOWN = redis_client.UNREACHABLE
 
 
 def redis_unavailable(method):
     """An unreachable Redis answers UNAVAILABLE (the feed then goes on without us)."""
+
     @functools.wraps(method)
     async def call(self, request, context):
         try:
@@ -41,6 +45,7 @@ def redis_unavailable(method):
         except _REDIS_DOWN as exc:
             log.warning("redis unreachable", extra={"error": str(exc)[:300]})
             raise unavailable("recommendations are unavailable right now; try again shortly") from exc
+
     return call
 
 
@@ -71,8 +76,9 @@ class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceSer
     @redis_unavailable
     async def ListRecommendations(self, request, context):
         user_id = caller_id(context)
-        size = paging.bounded("page_size", request.page_size, default=scoring.DEFAULT_PAGE_SIZE,
-                              maximum=scoring.MAX_PAGE_SIZE)
+        size = paging.bounded(
+            "page_size", request.page_size, default=scoring.DEFAULT_PAGE_SIZE, maximum=scoring.MAX_PAGE_SIZE
+        )
         paging.no_page_token(request.page_token, "recommendations")
         # Ask for more than a page: hydration drops inactive and sold-out ones.
         signals = await self.reader.read(user_id, max_products=min(size * 2, scoring.MAX_HYDRATE), max_authors=0)
@@ -82,8 +88,9 @@ class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceSer
             product = products.get(candidate.product_id)
             if product is None or not product.active or product.stock <= 0:
                 continue
-            recommendations.append(recommendations_pb2.Recommendation(
-                product=product, score=candidate.score, reason=candidate.reason))
+            recommendations.append(
+                recommendations_pb2.Recommendation(product=product, score=candidate.score, reason=candidate.reason)
+            )
             if len(recommendations) == size:
                 break
         return recommendations_pb2.ListRecommendationsResponse(recommendations=recommendations)
@@ -92,14 +99,18 @@ class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceSer
     async def GetFeedSignals(self, request, context):
         started = time.perf_counter()
         user_id = scoring.check_user_id(request.user_id)
-        max_products = paging.bounded("max_products", request.max_products, default=scoring.DEFAULT_MAX_PRODUCTS,
-                                      maximum=scoring.MAX_MAX_PRODUCTS)
-        max_authors = paging.bounded("max_authors", request.max_authors, default=scoring.DEFAULT_MAX_AUTHORS,
-                                     maximum=scoring.MAX_MAX_AUTHORS)
+        max_products = paging.bounded(
+            "max_products", request.max_products, default=scoring.DEFAULT_MAX_PRODUCTS, maximum=scoring.MAX_MAX_PRODUCTS
+        )
+        max_authors = paging.bounded(
+            "max_authors", request.max_authors, default=scoring.DEFAULT_MAX_AUTHORS, maximum=scoring.MAX_MAX_AUTHORS
+        )
         signals = await self.reader.read(user_id, max_products=max_products, max_authors=max_authors)
         response = recommendations_pb2.GetFeedSignalsResponse(
-            products=[recommendations_pb2.ProductCandidate(product_id=c.product_id, score=c.score, reason=c.reason)
-                      for c in signals.products],
+            products=[
+                recommendations_pb2.ProductCandidate(product_id=c.product_id, score=c.score, reason=c.reason)
+                for c in signals.products
+            ],
             authors=[recommendations_pb2.AuthorAffinity(author_id=a, score=s) for a, s in signals.authors],
         )
         FEED_SIGNALS_SECONDS.observe(time.perf_counter() - started)
@@ -111,7 +122,8 @@ class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceSer
         try:
             reply = await clients.catalog().BatchGetProducts(
                 catalog_pb2.BatchGetProductsRequest(product_ids=[str(p) for p in product_ids]),
-                timeout=self.config.rpc_timeout_seconds)
+                timeout=self.config.rpc_timeout_seconds,
+            )
         except grpc.aio.AioRpcError as exc:
             log.warning("catalog BatchGetProducts failed", extra={"code": exc.code().name})
             raise unavailable(f"cannot load the recommended products right now ({exc.code().name})") from exc

@@ -2,6 +2,7 @@
 from three Redis round trips (the user's keys, the global keys, the bought
 check) and no call to another service, since the feed asks on every first
 page under a tight deadline."""
+
 from __future__ import annotations
 
 import time
@@ -38,14 +39,25 @@ class SignalReader:
     async def read(self, user_id: int, *, max_products: int, max_authors: int, at_ms: int | None = None) -> Signals:
         now = now_ms() if at_ms is None else at_ms
         depth = max_products * OVERFETCH
-        mine = await self.store.read_user(user_id, engaged=depth, authors=max_authors,
-                                          sellers=self.config.sellers_per_read)
+        mine = await self.store.read_user(
+            user_id, engaged=depth, authors=max_authors, sellers=self.config.sellers_per_read
+        )
         engaged_ids = [p for p, _ in mine.engaged]
         everyone = await self.store.read_global(
-            popular=max(depth, MIN_POPULAR), newest=depth, sellers=mine.sellers,
-            per_seller=self.config.products_per_seller, check_inactive=engaged_ids)
-        every_id = list(dict.fromkeys(engaged_ids + [p for p, _ in everyone.followed]
-                                      + [p for p, _ in everyone.popular] + [p for p, _ in everyone.newest]))
+            popular=max(depth, MIN_POPULAR),
+            newest=depth,
+            sellers=mine.sellers,
+            per_seller=self.config.products_per_seller,
+            check_inactive=engaged_ids,
+        )
+        every_id = list(
+            dict.fromkeys(
+                engaged_ids
+                + [p for p, _ in everyone.followed]
+                + [p for p, _ in everyone.popular]
+                + [p for p, _ in everyone.newest]
+            )
+        )
         bought = await self.store.bought_among(user_id, every_id)
         sources = Sources(
             engaged=[(p, self.affinity.current(s, now)) for p, s in mine.engaged],
@@ -53,7 +65,6 @@ class SignalReader:
             popular=[(p, self.popularity.current(s, now)) for p, s in everyone.popular],
             newest=everyone.newest,
         )
-        products = scoring.rank(sources, bought | everyone.inactive, max_products, now,
-                                self.config.newest_half_life_ms)
+        products = scoring.rank(sources, bought | everyone.inactive, max_products, now, self.config.newest_half_life_ms)
         authors = scoring.author_affinities(mine.authors, self.affinity, now)
         return Signals(products=products, authors=authors)

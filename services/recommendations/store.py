@@ -23,6 +23,7 @@ Idempotency: every increment runs in one Lua script guarded by its event's
 marker in the same slot (SET NX), so a replayed event changes nothing;
 everything else is an absolute write (SET, SADD, SREM, ZADD of a timestamp).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -148,17 +149,17 @@ class EngageOutcome:
 
 @dataclass(frozen=True)
 class UserSignals:
-    engaged: list[tuple[int, float]]   # product, stored score, best first
-    authors: list[tuple[int, float]]   # author, stored score, best first
-    sellers: list[int]                 # a sample of followed sellers
+    engaged: list[tuple[int, float]]  # product, stored score, best first
+    authors: list[tuple[int, float]]  # author, stored score, best first
+    sellers: list[int]  # a sample of followed sellers
 
 
 @dataclass(frozen=True)
 class GlobalSignals:
-    popular: list[tuple[int, float]]   # product, stored score, best first
-    newest: list[tuple[int, int]]      # product, created ms, newest first
-    followed: list[tuple[int, int]]    # followed sellers' products, created ms
-    inactive: set[int]                 # those of the asked-about products that are deactivated
+    popular: list[tuple[int, float]]  # product, stored score, best first
+    newest: list[tuple[int, int]]  # product, created ms, newest first
+    followed: list[tuple[int, int]]  # followed sellers' products, created ms
+    inactive: set[int]  # those of the asked-about products that are deactivated
 
 
 class RecommendationsStore:
@@ -219,13 +220,29 @@ class RecommendationsStore:
 
     async def _run_engage(self, user_id: int, field: str, mode: str, record: str, marker: str) -> EngageOutcome:
         c = self.config
-        keys = [self.user_key(user_id, f"ev:{marker}"), self.user_key(user_id, "aff"),
-                self.user_key(user_id, "auth"), self.user_key(user_id, "eng"), self.user_key(user_id, "engt")]
-        status, outcome = await self._engage(keys=keys, args=[
-            c.dedup_ttl_seconds, field, mode, record, c.max_affinity_products, c.max_affinity_authors,
-            c.max_engagements, c.affinity_ttl_seconds])
-        return EngageOutcome(duplicate=status == b"duplicate",
-                             record=EngagementRecord.decode(outcome) if outcome else None)
+        keys = [
+            self.user_key(user_id, f"ev:{marker}"),
+            self.user_key(user_id, "aff"),
+            self.user_key(user_id, "auth"),
+            self.user_key(user_id, "eng"),
+            self.user_key(user_id, "engt"),
+        ]
+        status, outcome = await self._engage(
+            keys=keys,
+            args=[
+                c.dedup_ttl_seconds,
+                field,
+                mode,
+                record,
+                c.max_affinity_products,
+                c.max_affinity_authors,
+                c.max_engagements,
+                c.affinity_ttl_seconds,
+            ],
+        )
+        return EngageOutcome(
+            duplicate=status == b"duplicate", record=EngagementRecord.decode(outcome) if outcome else None
+        )
 
     async def follow_seller(self, user_id: int, seller_id: int) -> None:
         await self._redis.sadd(self.user_key(user_id, "sellers"), seller_id)
@@ -249,14 +266,30 @@ class RecommendationsStore:
         keys = [self.global_key(f"ev:{marker}"), self.global_key("pop"), self.global_key("inactive")]
         return bool(await self._popularity(keys=keys, args=args))
 
-    async def upsert_product(self, event_id: int, product_id: int, seller_id: int, active: bool,
-                             created_ms: int) -> bool:
+    async def upsert_product(
+        self, event_id: int, product_id: int, seller_id: int, active: bool, created_ms: int
+    ) -> bool:
         """Applies a product's new state; False when a newer event was applied already."""
-        keys = [self.global_key("pver"), self.global_key("sellers"), self.seller_key(seller_id),
-                self.global_key("new"), self.global_key("pop"), self.global_key("inactive")]
-        status = await self._product(keys=keys, args=[
-            product_id, event_id, 1 if active else 0, created_ms, seller_id, self.config.max_newest,
-            self.config.max_seller_products])
+        keys = [
+            self.global_key("pver"),
+            self.global_key("sellers"),
+            self.seller_key(seller_id),
+            self.global_key("new"),
+            self.global_key("pop"),
+            self.global_key("inactive"),
+        ]
+        status = await self._product(
+            keys=keys,
+            args=[
+                product_id,
+                event_id,
+                1 if active else 0,
+                created_ms,
+                seller_id,
+                self.config.max_newest,
+                self.config.max_seller_products,
+            ],
+        )
         return status == b"applied"
 
     async def is_known_seller(self, user_id: int) -> bool:
@@ -278,8 +311,9 @@ class RecommendationsStore:
         auth = replies[1] if authors > 0 else []
         return UserSignals(engaged=_scored(aff), authors=_scored(auth), sellers=[int(s) for s in followed])
 
-    async def read_global(self, *, popular: int, newest: int, sellers: list[int], per_seller: int,
-                          check_inactive: list[int]) -> GlobalSignals:
+    async def read_global(
+        self, *, popular: int, newest: int, sellers: list[int], per_seller: int, check_inactive: list[int]
+    ) -> GlobalSignals:
         pipe = self._redis.pipeline(transaction=False)
         pipe.zrevrange(self.global_key("pop"), 0, popular - 1, withscores=True)
         pipe.zrevrange(self.global_key("new"), 0, newest - 1, withscores=True)
@@ -289,7 +323,7 @@ class RecommendationsStore:
             pipe.smismember(self.global_key("inactive"), check_inactive)
         replies = await pipe.execute()
         followed: list[tuple[int, int]] = []
-        for reply in replies[2:2 + len(sellers)]:
+        for reply in replies[2 : 2 + len(sellers)]:
             followed += [(p, int(created)) for p, created in _scored(reply)]
         flags = replies[-1] if check_inactive else []
         return GlobalSignals(

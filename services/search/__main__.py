@@ -1,5 +1,6 @@
 """python -m services.search: the search API plus its indexer (post and
 product events from Kafka -> OpenSearch)."""
+
 from aviary.search.v1 import search_pb2, search_pb2_grpc
 from services.kit import server
 from services.kit.config import SERVICE_PORTS, env_int, load_settings
@@ -9,15 +10,22 @@ from services.search.servicer import SearchServicer
 def main() -> None:
     settings = load_settings()
     servicer = SearchServicer(settings)
-    server.run(server.Service(
-        name="search",
-        port=env_int("AVIARY_SEARCH_PORT", SERVICE_PORTS["search"]),
-        servicers=[(search_pb2_grpc.add_SearchServiceServicer_to_server, servicer,
-                    search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name)],
-        on_start=[servicer.start],      # create the indices
-        on_stop=[servicer.stop],
-        background=[servicer.consume],  # post and product events -> index
-    ))
+    server.run(
+        server.Service(
+            name="search",
+            port=env_int("AVIARY_SEARCH_PORT", SERVICE_PORTS["search"]),
+            servicers=[
+                (
+                    search_pb2_grpc.add_SearchServiceServicer_to_server,
+                    servicer,
+                    search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # create the indices
+            on_stop=[servicer.stop],
+            background=[servicer.consume],  # post and product events -> index
+        )
+    )
 
 
 if __name__ == "__main__":

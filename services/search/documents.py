@@ -1,5 +1,6 @@
 """What the search index holds and how it is queried: pure functions on plain
 data (events in, documents and query bodies out), unit-tested on their own."""
+
 from __future__ import annotations
 
 import datetime
@@ -19,30 +20,41 @@ MAX_OFFSET = 1000
 POSTS_REFRESH_INTERVAL = "500ms"
 
 # Text is folded (lower case, accents removed) so "cafe" finds "Café".
-_ANALYSIS = {"analyzer": {"folded": {"type": "custom", "tokenizer": "standard",
-                                      "filter": ["lowercase", "asciifolding"]}}}
+_ANALYSIS = {
+    "analyzer": {"folded": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]}}
+}
 
 POSTS_MAPPING = {
-    "settings": {"number_of_shards": 1, "number_of_replicas": 0, "analysis": _ANALYSIS,
-                 "refresh_interval": POSTS_REFRESH_INTERVAL},
-    "mappings": {"dynamic": "strict", "properties": {
-        "text": {"type": "text", "analyzer": "folded"},
-        "hashtags": {"type": "keyword"},
-        "mentions": {"type": "keyword"},
-        "author_id": {"type": "keyword"},
-        "created_at": {"type": "date"},
-    }},
+    "settings": {
+        "number_of_shards": 1,
+        "number_of_replicas": 0,
+        "analysis": _ANALYSIS,
+        "refresh_interval": POSTS_REFRESH_INTERVAL,
+    },
+    "mappings": {
+        "dynamic": "strict",
+        "properties": {
+            "text": {"type": "text", "analyzer": "folded"},
+            "hashtags": {"type": "keyword"},
+            "mentions": {"type": "keyword"},
+            "author_id": {"type": "keyword"},
+            "created_at": {"type": "date"},
+        },
+    },
 }
 
 PRODUCTS_MAPPING = {
     "settings": {"number_of_shards": 1, "number_of_replicas": 0, "analysis": _ANALYSIS},
-    "mappings": {"dynamic": "strict", "properties": {
-        "title": {"type": "text", "analyzer": "folded"},
-        "description": {"type": "text", "analyzer": "folded"},
-        "seller_id": {"type": "keyword"},
-        "active": {"type": "boolean"},
-        "created_at": {"type": "date"},
-    }},
+    "mappings": {
+        "dynamic": "strict",
+        "properties": {
+            "title": {"type": "text", "analyzer": "folded"},
+            "description": {"type": "text", "analyzer": "folded"},
+            "seller_id": {"type": "keyword"},
+            "active": {"type": "boolean"},
+            "created_at": {"type": "date"},
+        },
+    },
 }
 
 
@@ -54,13 +66,23 @@ def post_document(created: events_pb2.PostCreated) -> dict | None:
     """The indexed form of a post; None for pure reposts (no text of their own)."""
     if not created.text.strip():
         return None
-    return {"text": created.text, "hashtags": list(created.hashtags), "mentions": list(created.mentions),
-            "author_id": str(created.author_id), "created_at": _iso(created.created_at)}
+    return {
+        "text": created.text,
+        "hashtags": list(created.hashtags),
+        "mentions": list(created.mentions),
+        "author_id": str(created.author_id),
+        "created_at": _iso(created.created_at),
+    }
 
 
 def product_document(p: events_pb2.ProductUpserted) -> dict:
-    return {"title": p.title, "description": p.description, "seller_id": str(p.seller_id),
-            "active": p.active, "created_at": _iso(p.created_at)}
+    return {
+        "title": p.title,
+        "description": p.description,
+        "seller_id": str(p.seller_id),
+        "active": p.active,
+        "created_at": _iso(p.created_at),
+    }
 
 
 def check_query(q: str) -> str:
@@ -87,19 +109,30 @@ def posts_query(q: str, *, recency_scale: str = "2d") -> dict:
         return {"query": {"term": {"hashtags": q[1:].lower()}}, "sort": [{"created_at": "desc"}]}
     if q.startswith("@") and len(q) > 1 and " " not in q:
         return {"query": {"term": {"mentions": q[1:].lower()}}, "sort": [{"created_at": "desc"}]}
-    return {"query": {"function_score": {
-        "query": {"match": {"text": {"query": q, "operator": "or"}}},
-        "functions": [_recency(recency_scale)],
-        "boost_mode": "sum",
-    }}, "sort": ["_score", {"created_at": "desc"}]}
+    return {
+        "query": {
+            "function_score": {
+                "query": {"match": {"text": {"query": q, "operator": "or"}}},
+                "functions": [_recency(recency_scale)],
+                "boost_mode": "sum",
+            }
+        },
+        "sort": ["_score", {"created_at": "desc"}],
+    }
 
 
 def products_query(q: str) -> dict:
-    return {"query": {"function_score": {
-        "query": {"bool": {
-            "must": {"multi_match": {"query": q, "fields": ["title^3", "description"]}},
-            "filter": {"term": {"active": True}},
-        }},
-        "functions": [_recency("30d")],
-        "boost_mode": "sum",
-    }}}
+    return {
+        "query": {
+            "function_score": {
+                "query": {
+                    "bool": {
+                        "must": {"multi_match": {"query": q, "fields": ["title^3", "description"]}},
+                        "filter": {"term": {"active": True}},
+                    }
+                },
+                "functions": [_recency("30d")],
+                "boost_mode": "sum",
+            }
+        }
+    }

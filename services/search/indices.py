@@ -1,5 +1,6 @@
 """Creating the search indices, shared by the service's start-up and the
 reindex command; either may race another process doing the same."""
+
 from __future__ import annotations
 
 from opensearchpy import AsyncOpenSearch

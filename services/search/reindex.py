@@ -31,6 +31,7 @@ document failed or a step broke, 2 when an index has an outdated mapping.
 The sweep keeps every exported id in memory, 8 bytes each (an int64 array:
 80 MB per 10 million posts; sorting it once takes a few times that briefly).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,11 +79,11 @@ class Tally:
     exported: int = 0
     indexed: int = 0
     already_current: int = 0
-    skipped: int = 0          # nothing to index (a pure repost has no text)
+    skipped: int = 0  # nothing to index (a pure repost has no text)
     failed: int = 0
     deleted_stale: int = 0
-    changed_during_sweep: int = 0   # a stale candidate written or deleted meanwhile: left alone
-    too_recent_to_judge: int = 0    # not exported, but younger than the settle window
+    changed_during_sweep: int = 0  # a stale candidate written or deleted meanwhile: left alone
+    too_recent_to_judge: int = 0  # not exported, but younger than the settle window
     errors: list[str] = field(default_factory=list)
 
     def error(self, message: str) -> None:
@@ -110,18 +111,24 @@ async def _post_batches(batch_size: int, timeout: float) -> AsyncIterator[list]:
 
 
 async def _product_batches(batch_size: int, timeout: float) -> AsyncIterator[list]:
-    stream = clients.catalog().ExportProducts(catalog_pb2.ExportProductsRequest(batch_size=batch_size),
-                                              timeout=timeout)
+    stream = clients.catalog().ExportProducts(catalog_pb2.ExportProductsRequest(batch_size=batch_size), timeout=timeout)
     async for response in stream:
         yield list(response.products)
 
 
 def sources(posts_index: str, products_index: str) -> list[Source]:
     return [
-        Source("posts", posts_index, documents.POSTS_MAPPING, _post_batches,
-               lambda p: p.post_id, documents.post_document),
-        Source("products", products_index, documents.PRODUCTS_MAPPING, _product_batches,
-               lambda p: p.product_id, documents.product_document),
+        Source(
+            "posts", posts_index, documents.POSTS_MAPPING, _post_batches, lambda p: p.post_id, documents.post_document
+        ),
+        Source(
+            "products",
+            products_index,
+            documents.PRODUCTS_MAPPING,
+            _product_batches,
+            lambda p: p.product_id,
+            documents.product_document,
+        ),
     ]
 
 
@@ -161,13 +168,15 @@ def _version(entity_id: int, floor: int) -> int:
 
 # -- indices -------------------------------------------------------------------
 
+
 async def ensure_index(client: AsyncOpenSearch, index: str, mapping: dict) -> None:
     if await indices.create_if_missing(client, index, mapping):
         return
     current = (await client.indices.get_mapping(index=index))[index]["mappings"]
     if current != mapping["mappings"]:
-        raise MappingMismatch(f"index {index} has another mapping than services/search/documents.py: "
-                              f"rerun with --recreate")
+        raise MappingMismatch(
+            f"index {index} has another mapping than services/search/documents.py: rerun with --recreate"
+        )
 
 
 async def recreate_index(client: AsyncOpenSearch, index: str, mapping: dict) -> None:
@@ -183,8 +192,10 @@ async def recreate_index(client: AsyncOpenSearch, index: str, mapping: dict) -> 
 
 # -- export -> index -------------------------------------------------------------
 
-async def index_export(client: AsyncOpenSearch, source: Source, floor: int, batch_size: int,
-                       timeout: float, tally: Tally) -> array.array:
+
+async def index_export(
+    client: AsyncOpenSearch, source: Source, floor: int, batch_size: int, timeout: float, tally: Tally
+) -> array.array:
     """Streams the export into the index, batch by batch, writing only the
     documents that are missing or differ; returns the exported ids, sorted
     (for the sweep)."""
@@ -206,8 +217,16 @@ async def index_export(client: AsyncOpenSearch, source: Source, floor: int, batc
             if current.get(doc_id) == doc:
                 tally.already_current += 1  # the usual case: nothing to write
                 continue
-            actions.append({"_op_type": "index", "_index": source.index, "_id": doc_id, "_source": doc,
-                            "version": _version(int(doc_id), floor), "version_type": "external_gte"})
+            actions.append(
+                {
+                    "_op_type": "index",
+                    "_index": source.index,
+                    "_id": doc_id,
+                    "_source": doc,
+                    "version": _version(int(doc_id), floor),
+                    "version_type": "external_gte",
+                }
+            )
         await _bulk(client, actions, tally, _count_index_result)
     return array.array("q", sorted(exported))
 
@@ -233,13 +252,15 @@ async def _bulk(client: AsyncOpenSearch, actions: list[dict], tally: Tally, coun
     if not actions:
         return
     # max_retries: items refused with 429 (a busy node) are retried with backoff.
-    async for ok, item in async_streaming_bulk(client, actions, chunk_size=BULK_CHUNK, raise_on_error=False,
-                                               max_retries=3, initial_backoff=1):
+    async for ok, item in async_streaming_bulk(
+        client, actions, chunk_size=BULK_CHUNK, raise_on_error=False, max_retries=3, initial_backoff=1
+    ):
         ((_, result),) = item.items()
         count(ok, result, tally)
 
 
 # -- sweep ---------------------------------------------------------------------
+
 
 async def sweep(client: AsyncOpenSearch, source: Source, exported: array.array, floor: int, tally: Tally) -> None:
     """Deletes documents whose post or product the export did not return.
@@ -257,8 +278,15 @@ async def sweep(client: AsyncOpenSearch, source: Source, exported: array.array, 
         if doc_id is not None and doc_id >= floor:
             tally.too_recent_to_judge += 1
             continue
-        stale.append({"_op_type": "delete", "_index": source.index, "_id": hit["_id"],
-                      "version": hit["_version"] + 1, "version_type": "external_gte"})
+        stale.append(
+            {
+                "_op_type": "delete",
+                "_index": source.index,
+                "_id": hit["_id"],
+                "version": hit["_version"] + 1,
+                "version_type": "external_gte",
+            }
+        )
         if len(stale) >= BULK_CHUNK:
             await _bulk(client, stale, tally, _count_delete_result)
             stale = []
@@ -286,14 +314,23 @@ def _contains(sorted_ids: array.array, wanted: int) -> bool:
 
 # -- the command -----------------------------------------------------------------
 
-async def rebuild(client: AsyncOpenSearch, source: Source, tally: Tally, *, settle_seconds: float,
-                  batch_size: int, timeout: float) -> None:
+
+async def rebuild(
+    client: AsyncOpenSearch, source: Source, tally: Tally, *, settle_seconds: float, batch_size: int, timeout: float
+) -> None:
     floor = version_floor(time.time_ns() // 1_000_000, settle_seconds)
     # A broken export raises here, before the sweep: only a complete export
     # may decide which documents are stale.
     exported = await index_export(client, source, floor, batch_size, timeout, tally)
-    log.info("export indexed", extra={"index": source.index, "exported": tally.exported,
-                                      "indexed": tally.indexed, "already_current": tally.already_current})
+    log.info(
+        "export indexed",
+        extra={
+            "index": source.index,
+            "exported": tally.exported,
+            "indexed": tally.indexed,
+            "already_current": tally.already_current,
+        },
+    )
     await sweep(client, source, exported, floor, tally)
     log.info("index swept", extra={"index": source.index, "deleted_stale": tally.deleted_stale})
 
@@ -313,8 +350,14 @@ async def run(args: argparse.Namespace) -> tuple[dict, int]:
                 await ensure_index(client, source.index, source.mapping)
         for source in chosen:
             tallies.append(Tally(name=source.name, index=source.index))
-            await rebuild(client, source, tallies[-1], settle_seconds=args.settle_seconds,
-                          batch_size=args.batch_size, timeout=args.timeout)
+            await rebuild(
+                client,
+                source,
+                tallies[-1],
+                settle_seconds=args.settle_seconds,
+                batch_size=args.batch_size,
+                timeout=args.timeout,
+            )
     except MappingMismatch as exc:
         summary["error"], code = str(exc), 2
     except grpc.aio.AioRpcError as exc:  # an export broke: report what was done so far
@@ -337,18 +380,31 @@ async def run(args: argparse.Namespace) -> tuple[dict, int]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m services.search.reindex", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recreate", action="store_true",
-                        help="drop and recreate the indices first (mapping changes); searches are "
-                             "incomplete until the export has refilled them")
-    parser.add_argument("--only", choices=("posts", "products"), action="append",
-                        help="rebuild only this index (repeatable; default both)")
+    parser = argparse.ArgumentParser(
+        prog="python -m services.search.reindex",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--recreate",
+        action="store_true",
+        help="drop and recreate the indices first (mapping changes); searches are "
+        "incomplete until the export has refilled them",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("posts", "products"),
+        action="append",
+        help="rebuild only this index (repeatable; default both)",
+    )
     parser.add_argument("--posts-index", default=documents.POSTS_INDEX)
     parser.add_argument("--products-index", default=documents.PRODUCTS_INDEX)
-    parser.add_argument("--settle-seconds", type=float, default=DEFAULT_SETTLE_SECONDS,
-                        help="ids younger than this before the start are left to the indexer by the sweep "
-                             "(default %(default)s)")
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=DEFAULT_SETTLE_SECONDS,
+        help="ids younger than this before the start are left to the indexer by the sweep (default %(default)s)",
+    )
     parser.add_argument("--batch-size", type=int, default=500, help="export batch size, 1..1000")
     parser.add_argument("--timeout", type=float, default=3600.0, help="deadline of each export stream, seconds")
     args = parser.parse_args(argv)

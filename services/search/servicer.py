@@ -1,6 +1,7 @@
 """SearchService: the indexer (post and product events -> OpenSearch) and the
 public queries (hydrated through posts and catalog, never served from the
 index alone, so a post deleted a moment ago is already gone from results)."""
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.os = AsyncOpenSearch(env_str("AVIARY_OPENSEARCH_URL", "http://127.0.0.1:9200"), timeout=10)
-        self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, CATALOG_TOPIC],
-                                     self.handle)
+        self.consumer = ConsumerLoop(
+            settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, CATALOG_TOPIC], self.handle
+        )
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -43,12 +45,15 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         await startup.retry_until_up(self._create_indices, "opensearch")
 
     async def _create_indices(self) -> None:
-        for name, body in ((documents.POSTS_INDEX, documents.POSTS_MAPPING),
-                           (documents.PRODUCTS_INDEX, documents.PRODUCTS_MAPPING)):
+        for name, body in (
+            (documents.POSTS_INDEX, documents.POSTS_MAPPING),
+            (documents.PRODUCTS_INDEX, documents.PRODUCTS_MAPPING),
+        ):
             await indices.create_if_missing(self.os, name, body)
         # Dynamic settings also reach indices created by an older version.
-        await self.os.indices.put_settings(index=documents.POSTS_INDEX,
-                                           body={"index": {"refresh_interval": documents.POSTS_REFRESH_INTERVAL}})
+        await self.os.indices.put_settings(
+            index=documents.POSTS_INDEX, body={"index": {"refresh_interval": documents.POSTS_REFRESH_INTERVAL}}
+        )
 
     async def stop(self) -> None:
         await self.os.close()
@@ -88,16 +93,18 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         # External versions (the event id, time-ordered): a replayed or late
         # older event can never overwrite a newer state or revive a deletion.
         try:
-            await self.os.index(index=index, id=str(doc_id), body=doc,
-                                params={"version": event_id, "version_type": "external_gte"})
+            await self.os.index(
+                index=index, id=str(doc_id), body=doc, params={"version": event_id, "version_type": "external_gte"}
+            )
             INDEXED.labels(index, "put", "ok").inc()
         except ConflictError:
             INDEXED.labels(index, "put", "stale").inc()
 
     async def _delete(self, index: str, doc_id: int, event_id: int) -> None:
         try:
-            await self.os.delete(index=index, id=str(doc_id),
-                                 params={"version": event_id, "version_type": "external_gte"})
+            await self.os.delete(
+                index=index, id=str(doc_id), params={"version": event_id, "version_type": "external_gte"}
+            )
             INDEXED.labels(index, "delete", "ok").inc()
         except (NotFoundError, ConflictError):
             INDEXED.labels(index, "delete", "absent").inc()
@@ -121,8 +128,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
 
     async def _ids(self, index: str, body: dict, offset: int, size: int) -> tuple[list[str], bool]:
         try:
-            found = await self.os.search(index=index, body={**body, "from": offset, "size": size + 1,
-                                                            "_source": False})
+            found = await self.os.search(index=index, body={**body, "from": offset, "size": size + 1, "_source": False})
         except TransportError as exc:
             log.warning("opensearch query failed", extra={"index": index, "error": str(exc)})
             raise unavailable("search is unavailable right now; try again shortly") from exc
@@ -135,7 +141,8 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         try:
             got = await clients.posts().BatchGetPosts(
                 posts_pb2.BatchGetPostsRequest(post_ids=ids, viewer_id=str(viewer or "")),
-                timeout=self.settings.rpc_timeout_seconds)
+                timeout=self.settings.rpc_timeout_seconds,
+            )
         except grpc.aio.AioRpcError as exc:
             raise unavailable(f"cannot load the matching posts right now ({exc.code().name})") from exc
         by_id = {p.id: p for p in got.posts}
@@ -146,7 +153,8 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             return []
         try:
             got = await clients.catalog().BatchGetProducts(
-                catalog_pb2.BatchGetProductsRequest(product_ids=ids), timeout=self.settings.rpc_timeout_seconds)
+                catalog_pb2.BatchGetProductsRequest(product_ids=ids), timeout=self.settings.rpc_timeout_seconds
+            )
         except grpc.aio.AioRpcError as exc:
             raise unavailable(f"cannot load the matching products right now ({exc.code().name})") from exc
         by_id = {p.id: p for p in got.products}

@@ -7,14 +7,21 @@ from services.timeline.servicer import TimelineServicer
 def main() -> None:
     settings = load_settings()
     servicer = TimelineServicer(settings)
-    server.run(server.Service(
-        name="timeline",
-        port=env_int("AVIARY_TIMELINE_PORT", SERVICE_PORTS["timeline"]),
-        servicers=[(timeline_pb2_grpc.add_TimelineServiceServicer_to_server, servicer,
-                    timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name)],
-        on_start=[servicer.start],
-        on_stop=[servicer.stop],
-    ))
+    server.run(
+        server.Service(
+            name="timeline",
+            port=env_int("AVIARY_TIMELINE_PORT", SERVICE_PORTS["timeline"]),
+            servicers=[
+                (
+                    timeline_pb2_grpc.add_TimelineServiceServicer_to_server,
+                    servicer,
+                    timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],
+            on_stop=[servicer.stop],
+        )
+    )
 
 
 if __name__ == "__main__":

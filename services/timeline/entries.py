@@ -16,6 +16,7 @@ full 800-entry timeline in Redis's compact listpack encoding (the server must
 allow `zset-max-listpack-entries` >= the timeline length): about 12.8 KB,
 where decimal text members in a skiplist took several times that.
 """
+
 from __future__ import annotations
 
 import zlib

@@ -5,6 +5,7 @@ delivery) or `live:ai:{author}` (an author's new post; followers of celebrities
 and the author themself listen there). The multiplexing subscriber that serves
 every watcher of a process is the kit's `services.kit.live.LiveHub`.
 """
+
 from __future__ import annotations
 
 

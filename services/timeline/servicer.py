@@ -1,4 +1,5 @@
 """TimelineService: materialized home timelines, author indexes, celebrity merge."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,15 +55,21 @@ REBUILD_PER_AUTHOR = 200
 # Redis failures that make a read fall back to the posts store.
 _REDIS_DOWN = redis_client.UNREACHABLE
 
-DELIVERIES = Counter("aviary_timeline_deliveries_total",
-                     "Fanned-out adds, by outcome (inactive users are skipped)", ["result"])
+DELIVERIES = Counter(
+    "aviary_timeline_deliveries_total", "Fanned-out adds, by outcome (inactive users are skipped)", ["result"]
+)
 POST_CACHE = Counter("aviary_timeline_post_cache_total", "Hydrated-post cache lookups", ["result"])
-CELEBRITY_MERGE = Histogram("aviary_timeline_celebrity_merge_size",
-                            "Followed celebrities merged into one home read",
-                            buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500))
+CELEBRITY_MERGE = Histogram(
+    "aviary_timeline_celebrity_merge_size",
+    "Followed celebrities merged into one home read",
+    buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 READS = Counter("aviary_timeline_reads_total", "Home timeline reads, by how they were served", ["path"])
-REBUILD_SECONDS = Histogram("aviary_timeline_rebuild_seconds", "Rebuilding a returning reader's timeline",
-                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+REBUILD_SECONDS = Histogram(
+    "aviary_timeline_rebuild_seconds",
+    "Rebuilding a returning reader's timeline",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 
 class _OverlappedWrites:
@@ -196,7 +203,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                     timelines += len(user_ids)
                 elif user_ids:
                     for start in range(0, len(user_ids), DELIVERY_CHUNK):
-                        await writes.add(self._add_to_homes(entry, user_ids[start:start + DELIVERY_CHUNK]))
+                        await writes.add(self._add_to_homes(entry, user_ids[start : start + DELIVERY_CHUNK]))
                 batches += 1
             for delivered, offered in await writes.drain():
                 timelines += delivered
@@ -240,7 +247,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         await self.store.add_members(user_id, wrongly)
         return timeline_pb2.PurgeAuthorResponse(removed=len(removed) - len(wrongly))
 
-    async def ApplyAuthorStatus(self, request_iterator: AsyncIterator, context) -> timeline_pb2.ApplyAuthorStatusResponse:
+    async def ApplyAuthorStatus(
+        self, request_iterator: AsyncIterator, context
+    ) -> timeline_pb2.ApplyAuthorStatusResponse:
         timelines = copied = 0
         members: list[bytes] | None = None
         async for request in request_iterator:
@@ -271,8 +280,10 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             READS.labels("materialized").inc()
         except _REDIS_DOWN as exc:
             # Degraded, not down: the same page straight from the posts store.
-            log.warning("timeline store unreachable; reading from the posts store",
-                        extra={"user_id": caller, "error": repr(exc)})
+            log.warning(
+                "timeline store unreachable; reading from the posts store",
+                extra={"user_id": caller, "error": repr(exc)},
+            )
             page, token = await self._pulled_page(caller, size, cursor)
             READS.labels("pulled").inc()
         page = await self._with_engagement(page, caller)
@@ -359,8 +370,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # as well so a lost author index does not hide them (a read shows
         # each post once whichever sources hold it).
         authors = [caller, *(a for a in followees if a not in celebrities and a != caller)]
-        refs = await self._newest_posts_of(authors, before=None, per_author=REBUILD_PER_AUTHOR,
-                                           limit=self.settings.timeline_max_entries)
+        refs = await self._newest_posts_of(
+            authors, before=None, per_author=REBUILD_PER_AUTHOR, limit=self.settings.timeline_max_entries
+        )
         await self.store.rebuild(caller, [encode_member(r.post_id, r.author_id) for r in refs], self.active_seconds)
         REBUILD_SECONDS.observe(time.perf_counter() - started)
         log.info("rebuilt timeline", extra={"user_id": caller, "authors": len(authors), "entries": len(refs)})
@@ -374,8 +386,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         has_more = False
         for _ in range(MAX_READ_ROUNDS):
             need = size - len(page)
-            refs = await self._newest_posts_of([caller, *followees], before=cursor, per_author=need + 1,
-                                               limit=need + 1)
+            refs = await self._newest_posts_of([caller, *followees], before=cursor, per_author=need + 1, limit=need + 1)
             candidates = [Stored(r.post_id, b"") for r in refs[:need]]
             if not candidates:
                 has_more = False
@@ -397,14 +408,19 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             raise unavailable("the timeline is temporarily unavailable; retry shortly") from err
         return list(reply.followee_ids), set(reply.celebrity_ids)
 
-    async def _newest_posts_of(self, authors: list[int], *, before: int | None, per_author: int,
-                               limit: int) -> list[posts_pb2.PostRef]:
+    async def _newest_posts_of(
+        self, authors: list[int], *, before: int | None, per_author: int, limit: int
+    ) -> list[posts_pb2.PostRef]:
         if not authors:
             return []
         try:
             reply = await clients.posts().ListAuthorsPostIds(
-                posts_pb2.ListAuthorsPostIdsRequest(author_ids=authors, before_post_id=before or 0,
-                                                    per_author_limit=min(per_author, 800), limit=min(limit, 800)),
+                posts_pb2.ListAuthorsPostIdsRequest(
+                    author_ids=authors,
+                    before_post_id=before or 0,
+                    per_author_limit=min(per_author, 800),
+                    limit=min(limit, 800),
+                ),
                 timeout=self.settings.rpc_timeout_seconds,
             )
         except grpc.aio.AioRpcError as err:
@@ -471,8 +487,10 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         except grpc.aio.AioRpcError as err:
             # Serve the materialized timeline rather than nothing: only
             # celebrity posts are missing while graph cannot answer.
-            log.warning("graph failed; serving without celebrity merge",
-                        extra={"user_id": caller, "code": err.code().name, "details": err.details()})
+            log.warning(
+                "graph failed; serving without celebrity merge",
+                extra={"user_id": caller, "code": err.code().name, "details": err.details()},
+            )
             return None
         return list(reply.celebrity_ids)
 

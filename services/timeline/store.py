@@ -13,6 +13,7 @@ Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
                  bumped each time celebs:{user} is forgotten, so an answer
                  graph gave before that is never cached after it
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -150,9 +151,13 @@ class TimelineStore:
         trip; returns how many were active (and got it)."""
         member = encode_member(entry.post_id, entry.author_id)
         max_entries = str(self.timeline_max).encode()
-        replies = await self._evalsha_each(self._deliver, (
-            (b"2", home_key(user_id), seen_key(user_id), member, max_entries, home_channel(user_id))
-            for user_id in user_ids))
+        replies = await self._evalsha_each(
+            self._deliver,
+            (
+                (b"2", home_key(user_id), seen_key(user_id), member, max_entries, home_channel(user_id))
+                for user_id in user_ids
+            ),
+        )
         return sum(replies)
 
     async def _evalsha_each(self, script, calls: Iterable[tuple]) -> list:
@@ -197,8 +202,9 @@ class TimelineStore:
         await self._forget_celebrities(keys=_celebrity_keys(user_id), args=[_GENERATION_MS])
         if not members:
             return 0
-        return int(await self._add_if_active(keys=[home_key(user_id), seen_key(user_id)],
-                                             args=[self.timeline_max, *members]))
+        return int(
+            await self._add_if_active(keys=[home_key(user_id), seen_key(user_id)], args=[self.timeline_max, *members])
+        )
 
     async def purge_author(self, user_id: int, author_id: int) -> list[bytes]:
         """Removes the members carrying the author's fingerprint; returns them."""
@@ -212,20 +218,22 @@ class TimelineStore:
         """Drops each user's cached celebrity list and copies `members` into
         the active ones' timelines; returns how many entries were copied."""
         generation_ms = str(_GENERATION_MS).encode()
-        await self._evalsha_each(self._forget_celebrities, (
-            (b"2", *_celebrity_keys(user_id), generation_ms) for user_id in user_ids))
+        await self._evalsha_each(
+            self._forget_celebrities, ((b"2", *_celebrity_keys(user_id), generation_ms) for user_id in user_ids)
+        )
         if not members:
             return 0
         max_entries = str(self.timeline_max).encode()
-        replies = await self._evalsha_each(self._add_if_active, (
-            (b"2", home_key(user_id), seen_key(user_id), max_entries, *members) for user_id in user_ids))
+        replies = await self._evalsha_each(
+            self._add_if_active,
+            ((b"2", home_key(user_id), seen_key(user_id), max_entries, *members) for user_id in user_ids),
+        )
         return sum(replies)
 
     async def add_members(self, user_id: int, members: Sequence[bytes]) -> None:
         """Puts members back (a purge that caught another author's post)."""
         if members:
-            await self._add_if_active(keys=[home_key(user_id), seen_key(user_id)],
-                                      args=[self.timeline_max, *members])
+            await self._add_if_active(keys=[home_key(user_id), seen_key(user_id)], args=[self.timeline_max, *members])
 
     # -- activity -------------------------------------------------------------------
 
@@ -256,13 +264,17 @@ class TimelineStore:
         cached), and the cache's generation: pass it to cache_celebrities."""
         return _decoded_celebrities(*await self._redis.mget(_celebrity_keys(user_id)))
 
-    async def cache_celebrities(self, user_id: int, celebrity_ids: Sequence[int], ttl_seconds: float,
-                                generation: bytes) -> bool:
+    async def cache_celebrities(
+        self, user_id: int, celebrity_ids: Sequence[int], ttl_seconds: float, generation: bytes
+    ) -> bool:
         """Caches graph's answer unless the list was forgotten since
         `generation` was read; True when cached."""
         ttl_ms = int(min(ttl_seconds, CELEBRITY_CACHE_MAX_SECONDS) * 1000)
-        return bool(await self._cache_celebrities(keys=_celebrity_keys(user_id),
-                                                  args=[generation, encode_id_list(celebrity_ids), ttl_ms]))
+        return bool(
+            await self._cache_celebrities(
+                keys=_celebrity_keys(user_id), args=[generation, encode_id_list(celebrity_ids), ttl_ms]
+            )
+        )
 
     async def newest_below(self, keys: Sequence[str], upper_bound: bytes, limit: int) -> list[list[bytes]]:
         """For each key, its newest `limit` members below `upper_bound`, in one round trip."""
@@ -275,12 +287,14 @@ class TimelineStore:
         in one round trip: the cached celebrity list with its generation,
         whether the user is active, and the newest members below
         `upper_bound` of their timeline and of their own author index."""
-        cached, active, home, own = await self._bulk.read([
-            (b"MGET", *_celebrity_keys(user_id)),
-            (b"EXISTS", seen_key(user_id)),
-            _newest_below(home_key(user_id), upper_bound, limit),
-            _newest_below(author_key(user_id), upper_bound, limit),
-        ])
+        cached, active, home, own = await self._bulk.read(
+            [
+                (b"MGET", *_celebrity_keys(user_id)),
+                (b"EXISTS", seen_key(user_id)),
+                _newest_below(home_key(user_id), upper_bound, limit),
+                _newest_below(author_key(user_id), upper_bound, limit),
+            ]
+        )
         celebrities, generation = _decoded_celebrities(*cached)
         return FirstRead(active=bool(active), pages=[home, own], celebrities=celebrities, generation=generation)
 

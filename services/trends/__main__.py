@@ -1,5 +1,6 @@
 """python -m services.trends: the public top-hashtags list plus its counter
 (post events from Kafka -> windowed counts in Redis)."""
+
 from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
 from services.kit import server
 from services.kit.config import SERVICE_PORTS, env_int, load_settings
@@ -9,15 +10,22 @@ from services.trends.servicer import TrendsServicer
 def main() -> None:
     settings = load_settings()
     servicer = TrendsServicer(settings)
-    server.run(server.Service(
-        name="trends",
-        port=env_int("AVIARY_TRENDS_PORT", SERVICE_PORTS["trends"]),
-        servicers=[(trends_pb2_grpc.add_TrendsServiceServicer_to_server, servicer,
-                    trends_pb2.DESCRIPTOR.services_by_name["TrendsService"].full_name)],
-        on_start=[servicer.start],      # wait for Redis
-        on_stop=[servicer.stop],
-        background=[servicer.consume],  # post events -> counts
-    ))
+    server.run(
+        server.Service(
+            name="trends",
+            port=env_int("AVIARY_TRENDS_PORT", SERVICE_PORTS["trends"]),
+            servicers=[
+                (
+                    trends_pb2_grpc.add_TrendsServiceServicer_to_server,
+                    servicer,
+                    trends_pb2.DESCRIPTOR.services_by_name["TrendsService"].full_name,
+                )
+            ],
+            on_start=[servicer.start],  # wait for Redis
+            on_stop=[servicer.stop],
+            background=[servicer.consume],  # post events -> counts
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ What does not happen, on purpose:
   * Likes and pure reposts do not count; a hashtag trends by people writing it.
   * Only the first AVIARY_TRENDS_MAX_TAGS_PER_POST tags of a post count.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,14 +48,17 @@ CONSUMER_GROUP = "trends"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 50
 
-TAG_USES = Counter("aviary_trends_tag_uses_total",
-                   "Hashtag uses read from post events, by what they did to the counts",
-                   ["result"])  # counted | moved | duplicate_user | too_old | taken_back (by deletions)
-APPLY_DELAY = Histogram("aviary_trends_apply_delay_seconds",
-                        "From a post's creation to its tags being counted (consumer lag in time)",
-                        buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))
-READS = Counter("aviary_trends_reads_total", "ListTrends answers, by where the list came from",
-                ["source"])  # cache | redis | stale
+TAG_USES = Counter(
+    "aviary_trends_tag_uses_total", "Hashtag uses read from post events, by what they did to the counts", ["result"]
+)  # counted | moved | duplicate_user | too_old | taken_back (by deletions)
+APPLY_DELAY = Histogram(
+    "aviary_trends_apply_delay_seconds",
+    "From a post's creation to its tags being counted (consumer lag in time)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+READS = Counter(
+    "aviary_trends_reads_total", "ListTrends answers, by where the list came from", ["source"]
+)  # cache | redis | stale
 
 _DECISION_LABELS = {Decision.COUNT: "counted", Decision.MOVE: "moved", Decision.DUPLICATE: "duplicate_user"}
 
@@ -106,9 +110,15 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
 
     async def start(self) -> None:
         await startup.retry_until_up(self.store.ping, "redis")
-        log.info("trends window", extra={"bucket_seconds": self.window.bucket_seconds,
-                                         "buckets": self.window.buckets, "decay": self.window.decay,
-                                         "min_users": self.window.min_users})
+        log.info(
+            "trends window",
+            extra={
+                "bucket_seconds": self.window.bucket_seconds,
+                "buckets": self.window.buckets,
+                "decay": self.window.decay,
+                "min_users": self.window.min_users,
+            },
+        )
 
     async def stop(self) -> None:
         await self.store.close()
@@ -128,8 +138,9 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
             await self._count_post(event.created)
         elif kind == "deleted" and event.deleted.author_id > 0:
             # Redis errors propagate: the consumer loop retries the record.
-            changed = await self.store.uncount(event.deleted.author_id, event.deleted.post_id,
-                                               self.window.bucket_of(time.time()))
+            changed = await self.store.uncount(
+                event.deleted.author_id, event.deleted.post_id, self.window.bucket_of(time.time())
+            )
             TAG_USES.labels("taken_back").inc(changed)
 
     async def _count_post(self, created: events_pb2.PostCreated) -> None:
@@ -155,8 +166,10 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
         paging.no_page_token(request.page_token, "trends")
         top = await self._current_top()
         return trends_pb2.ListTrendsResponse(
-            trends=[trends_pb2.Trend(hashtag=row.hashtag, user_count=row.user_count, score=row.score)
-                    for row in top.rows[:size]],
+            trends=[
+                trends_pb2.Trend(hashtag=row.hashtag, user_count=row.user_count, score=row.score)
+                for row in top.rows[:size]
+            ],
             window_start=_timestamp(top.window_start),
             window_end=_timestamp(top.window_end),
         )
@@ -190,8 +203,9 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
     async def _compute(self) -> TopList:
         now = time.time()
         rows = await self.store.top(self.window.bucket_of(now), MAX_PAGE_SIZE)
-        return TopList(rows=rows, window_start=self.window.start_seconds(now), window_end=now,
-                       computed_at=time.monotonic())
+        return TopList(
+            rows=rows, window_start=self.window.start_seconds(now), window_end=now, computed_at=time.monotonic()
+        )
 
     def _stale_or_unavailable(self, exc: BaseException | None) -> TopList:
         last = self._top

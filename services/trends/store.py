@@ -24,6 +24,7 @@ and could not move a user's count to a newer bucket.) Should it ever outgrow
 a node, shard by hash(tag) into {trends:0}..{trends:N}: a tag lives in one
 shard, so merging the shards' top lists stays exact.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -55,7 +56,9 @@ end
 #       (marker order).
 # Reply: one windows.Decision value per tag (all DUPLICATE for a post applied
 #        before, or deleted since).
-_COUNT_LUA = _NEWEST_LUA + """
+_COUNT_LUA = (
+    _NEWEST_LUA
+    + """
 local w = tonumber(ARGV[1])
 local bucket = tonumber(ARGV[2])
 local expire_at = ARGV[3]
@@ -98,6 +101,7 @@ end
 redis.call('SET', record, bucket .. ' ' .. table.concat(tags, ' '), 'EXAT', expire_at)
 return replies
 """
+)
 
 # Takes back what one deleted post counted (windows.removal, atomically).
 # KEYS: the window's buckets ending at the current bucket, oldest first,
@@ -105,7 +109,9 @@ return replies
 # ARGV: w, the current bucket, bucket seconds, the post id, the record as the
 #       caller read it, then the tags (marker order).
 # Reply: how many counts moved or went; -1 if the record changed meanwhile.
-_UNCOUNT_LUA = _NEWEST_LUA + """
+_UNCOUNT_LUA = (
+    _NEWEST_LUA
+    + """
 local w = tonumber(ARGV[1])
 local current = tonumber(ARGV[2])
 local bucket_seconds = tonumber(ARGV[3])
@@ -142,6 +148,7 @@ end
 redis.call('SET', record, 'deleted', 'KEEPTTL')
 return changed
 """
+)
 
 # The top list of the window.
 # KEYS: the window's buckets, oldest first, then the two scratch keys.
@@ -235,8 +242,11 @@ class TrendsStore:
             keys = [self.bucket_key(b) for b in self.window.window_of(current)]
             keys += [self.marker_key(user_id, tag) for tag in tags]
             keys.append(self.post_key(post_id))
-            changed = int(await self._uncount(keys=keys, args=[
-                self.window.buckets, current, self.window.bucket_seconds, post_id, record, *tags]))
+            changed = int(
+                await self._uncount(
+                    keys=keys, args=[self.window.buckets, current, self.window.bucket_seconds, post_id, record, *tags]
+                )
+            )
             if changed >= 0:
                 return changed
             # The record changed between the read and the script: read it again.
@@ -248,8 +258,10 @@ class TrendsStore:
         keys = [self.bucket_key(b) for b in self.window.window_of(current)] + self._scratch_keys()
         weights = [repr(weight) for weight in self.window.weights()]
         flat = await self._top(keys=keys, args=[self.window.buckets, *weights, self.window.min_users, limit])
-        return [TrendRow(hashtag=flat[i].decode(), score=float(flat[i + 1]), user_count=int(float(flat[i + 2])))
-                for i in range(0, len(flat), 3)]
+        return [
+            TrendRow(hashtag=flat[i].decode(), score=float(flat[i + 1]), user_count=int(float(flat[i + 2])))
+            for i in range(0, len(flat), 3)
+        ]
 
     async def bucket_counts(self, bucket: int) -> dict[str, int]:
         """One bucket's raw counts (for tests and operators)."""

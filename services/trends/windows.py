@@ -14,6 +14,7 @@ counted: the user's count goes back to their newest remaining post with the
 tag, or away if none is left (`removal`). store.py runs `decide` and
 `removal` in Lua; the functions here are the reference the tests hold it to.
 """
+
 from __future__ import annotations
 
 import enum
@@ -88,8 +89,8 @@ class Decision(enum.IntEnum):
     """What one (tag, user) occurrence does; the values are the Lua script's replies."""
 
     DUPLICATE = 0  # counted already in this bucket or a later one: nothing changes
-    COUNT = 1      # first time in the window: +1 in its bucket
-    MOVE = 2       # counted in an older bucket of the window: -1 there, +1 here
+    COUNT = 1  # first time in the window: +1 in its bucket
+    MOVE = 2  # counted in an older bucket of the window: -1 there, +1 here
 
 
 def decide(previous: int | None, bucket: int, buckets: int) -> Decision:
@@ -102,8 +103,9 @@ def decide(previous: int | None, bucket: int, buckets: int) -> Decision:
     return Decision.MOVE if bucket - previous < buckets else Decision.COUNT
 
 
-def removal(counted_in: int | None, left: int | None, deleted: int, current: int,
-            buckets: int) -> tuple[int | None, int | None]:
+def removal(
+    counted_in: int | None, left: int | None, deleted: int, current: int, buckets: int
+) -> tuple[int | None, int | None]:
     """What deleting one post does to its author's count for one tag:
     (bucket to take 1 from, bucket to add 1 to), either None for nothing.
 
@@ -146,8 +148,9 @@ class TrendRow:
     score: float
 
 
-def rank(bucket_counts: Sequence[Mapping[str, int]], weights: Sequence[float], min_users: int,
-         limit: int) -> list[TrendRow]:
+def rank(
+    bucket_counts: Sequence[Mapping[str, int]], weights: Sequence[float], min_users: int, limit: int
+) -> list[TrendRow]:
     """Reference of the read (store.py does the same in Redis): tags with at
     least `min_users` distinct users in the window (the plain sum of the
     buckets, since each user counts in exactly one), ordered by the weighted

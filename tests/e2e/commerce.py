@@ -2,6 +2,7 @@
 checkouts through Envoy, plus read-only looks at the orders and payments
 state behind them (PostgreSQL, and payments' internal gRPC API) for the
 invariants a client cannot see: one authorization, nothing held."""
+
 from __future__ import annotations
 
 import secrets
@@ -31,11 +32,26 @@ def sign_up_many(http: httpx.Client, n: int, prefix: str = "b", workers: int = 8
         return list(pool.map(lambda _: sign_up(http, prefix), range(n)))
 
 
-def create_product(http: httpx.Client, seller: Account, *, stock: int, price_minor: int = 1250,
-                   currency: str = "USD", title: str | None = None) -> dict:
-    r = http.post("/v1/products", headers=seller.auth, json={
-        "title": title or f"Thing {secrets.token_hex(3)}", "description": "made for tests",
-        "priceMinor": str(price_minor), "currency": currency, "stock": str(stock)})
+def create_product(
+    http: httpx.Client,
+    seller: Account,
+    *,
+    stock: int,
+    price_minor: int = 1250,
+    currency: str = "USD",
+    title: str | None = None,
+) -> dict:
+    r = http.post(
+        "/v1/products",
+        headers=seller.auth,
+        json={
+            "title": title or f"Thing {secrets.token_hex(3)}",
+            "description": "made for tests",
+            "priceMinor": str(price_minor),
+            "currency": currency,
+            "stock": str(stock),
+        },
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -60,9 +76,14 @@ def new_key() -> str:
     return f"k-{uuid.uuid4().hex}"
 
 
-def checkout(http: httpx.Client, buyer: Account, key: str | None = None,
-             payment_method: str = "pm_card_visa", timeout: float = 30.0,
-             expected_total: int | None = None) -> httpx.Response:
+def checkout(
+    http: httpx.Client,
+    buyer: Account,
+    key: str | None = None,
+    payment_method: str = "pm_card_visa",
+    timeout: float = 30.0,
+    expected_total: int | None = None,
+) -> httpx.Response:
     body = {"idempotencyKey": key or new_key(), "paymentMethod": payment_method}
     if expected_total is not None:
         body["expectedTotalMinor"] = str(expected_total)
@@ -76,6 +97,7 @@ def orders_of(http: httpx.Client, buyer: Account) -> list[dict]:
 
 
 # --- behind the API (read-only) ---------------------------------------------------
+
 
 def pg_connect() -> psycopg.Connection:
     return psycopg.connect(load_settings().pg_dsn.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
@@ -101,8 +123,9 @@ def payment_by_key(key: str) -> payments_pb2.Payment | None:
 def ledger(payment_id: str) -> list[payments_pb2.LedgerEntry]:
     with grpc.insecure_channel(service_addr("payments")) as ch:
         stub = payments_pb2_grpc.PaymentsServiceStub(ch)
-        return list(stub.ListLedgerEntries(payments_pb2.ListLedgerEntriesRequest(payment_id=payment_id),
-                                           timeout=5).entries)
+        return list(
+            stub.ListLedgerEntries(payments_pb2.ListLedgerEntriesRequest(payment_id=payment_id), timeout=5).entries
+        )
 
 
 def payments_of_checkout(checkout_row: dict) -> list[payments_pb2.Payment]:
@@ -116,6 +139,8 @@ def payments_of_checkout(checkout_row: dict) -> list[payments_pb2.Payment]:
 
 
 def successful_authorizations(payment_id: str) -> int:
-    return sum(1 for e in ledger(payment_id)
-               if e.operation == payments_pb2.LEDGER_OPERATION_AUTHORIZE
-               and e.outcome == payments_pb2.LEDGER_OUTCOME_SUCCEEDED)
+    return sum(
+        1
+        for e in ledger(payment_id)
+        if e.operation == payments_pb2.LEDGER_OPERATION_AUTHORIZE and e.outcome == payments_pb2.LEDGER_OUTCOME_SUCCEEDED
+    )

@@ -1,4 +1,5 @@
 """Small HTTP/JSON client helpers for end-to-end tests through Envoy."""
+
 from __future__ import annotations
 
 import time

@@ -5,6 +5,7 @@ groups, a fanout worker's Prometheus counters, and a follower's home timeline
 both as Envoy serves it (every page) and as Redis holds it (what fanout
 materialized, so a read-time rebuild cannot hide a lost delivery).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,11 @@ DELIVERED_METRIC = "aviary_fanout_timelines_delivered_total"
 
 # --- devstack ------------------------------------------------------------------------
 
+
 def devstack(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "devstack", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack", *args], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, f"devstack {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
 
 
@@ -66,6 +69,7 @@ def free_port() -> int:
 
 # --- Kafka ---------------------------------------------------------------------------
 
+
 def _admin():
     from kafka import KafkaAdminClient
 
@@ -88,9 +92,7 @@ def describe_groups(groups: list[str]) -> dict | None:
 
 def consumer_groups_stable(groups: list[str] = CONSUMER_GROUPS) -> bool:
     described = describe_groups(groups)
-    return bool(described) and all(
-        described[g]["group_state"] == "Stable" and described[g]["members"] for g in groups
-    )
+    return bool(described) and all(described[g]["group_state"] == "Stable" and described[g]["members"] for g in groups)
 
 
 def posts_partitions_by_member(group: str = FANOUT_GROUP) -> list[set[int]] | None:
@@ -148,8 +150,11 @@ def wait_group_caught_up(topics: list[str], group: str = FANOUT_GROUP, timeout: 
             committed = _committed_offsets(group)
         except Exception:
             committed = {}
-        behind = {f"{tp.topic}/{tp.partition}": (committed.get(tp, 0), end)
-                  for tp, end in target.items() if end > committed.get(tp, 0)}
+        behind = {
+            f"{tp.topic}/{tp.partition}": (committed.get(tp, 0), end)
+            for tp, end in target.items()
+            if end > committed.get(tp, 0)
+        }
         if not behind:
             return
         time.sleep(0.2)
@@ -157,6 +162,7 @@ def wait_group_caught_up(topics: list[str], group: str = FANOUT_GROUP, timeout: 
 
 
 # --- a worker's metrics --------------------------------------------------------------
+
 
 def counter_value(metrics_port: int, name: str = DELIVERED_METRIC, **labels: str) -> float:
     """Sum of a counter's samples (matching labels) on a process's /metrics."""
@@ -170,6 +176,7 @@ def counter_value(metrics_port: int, name: str = DELIVERED_METRIC, **labels: str
 
 
 # --- posting and reading -------------------------------------------------------------
+
 
 def post_many(http: httpx.Client, jobs: list[tuple[Account, str]], workers: int = 16) -> list[tuple[Account, str]]:
     """Creates the posts concurrently; returns (author, post id) per job."""
@@ -210,8 +217,10 @@ def timeline_problems(expected: dict[str, set[str]], got: dict[str, list[str]]) 
         ids = got[reader]
         missing, extra, twice = want - set(ids), set(ids) - want, duplicates(ids)
         if missing or extra or twice:
-            problems.append(f"{reader}: {len(ids)} ids for {len(want)} posts; missing {len(missing)} "
-                            f"{sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}, twice {twice}")
+            problems.append(
+                f"{reader}: {len(ids)} ids for {len(want)} posts; missing {len(missing)} "
+                f"{sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}, twice {twice}"
+            )
     return problems
 
 

@@ -1,6 +1,7 @@
 """Abuse-resistant accounts through Envoy with the devstack's settings: log-in
 back-off per account name, password rules at sign-up. (Low per-address limits
 and spoofed address headers: tests/integration/test_identity_throttle.py.)"""
+
 from __future__ import annotations
 
 import time
@@ -57,14 +58,17 @@ def test_a_name_without_an_account_backs_off_the_same_way(http):
     assert error_message(answers[-1]).startswith("too many failed log-ins for this username")
 
 
-@pytest.mark.parametrize("password,problem", [
-    ("12345678", "is on a list of common or breached passwords"),
-    ("password", "is on a list of common or breached passwords"),
-    ("Qwertyuiop", "is on a list of common or breached passwords"),
-    ("        ", "is one character or a short pattern repeated"),
-    ("abcdefghij", "is on a list of common or breached passwords"),
-    ("1234567", "must be 8 to 128 characters, got 7"),
-])
+@pytest.mark.parametrize(
+    "password,problem",
+    [
+        ("12345678", "is on a list of common or breached passwords"),
+        ("password", "is on a list of common or breached passwords"),
+        ("Qwertyuiop", "is on a list of common or breached passwords"),
+        ("        ", "is one character or a short pattern repeated"),
+        ("abcdefghij", "is on a list of common or breached passwords"),
+        ("1234567", "must be 8 to 128 characters, got 7"),
+    ],
+)
 def test_guessable_or_short_passwords_are_refused_at_sign_up_naming_password(http, password, problem):
     username = unique_username("pw")
     r = http.post("/v1/accounts", json={"username": username, "password": password})

@@ -3,6 +3,7 @@ document (schemathesis), through Envoy, as a fresh user: every response must
 be free of 5xx and match its documented schema. Streams are skipped. The run
 is bounded and seeded, so CI repeats it exactly; `make fuzz` runs a free,
 longer exploration by hand (AVIARY_FUZZ_SEED=random, AVIARY_FUZZ_EXAMPLES)."""
+
 from __future__ import annotations
 
 import os
@@ -37,19 +38,30 @@ def _fuzz_token(http) -> str:
 def test_the_public_api_survives_fuzzing(http, edge_url, tmp_path):
     token = _fuzz_token(http)
     command = [
-        str(SCHEMATHESIS), "run", f"{edge_url}/openapi.json",
-        "--url", edge_url,
-        "-H", f"Authorization: Bearer {token}",
-        "--checks", "not_a_server_error,response_schema_conformance",
-        "--max-examples", str(EXAMPLES),
-        "--exclude-path-regex", r":watch$",
-        "--report", "junit", "--report-dir", str(tmp_path),
+        str(SCHEMATHESIS),
+        "run",
+        f"{edge_url}/openapi.json",
+        "--url",
+        edge_url,
+        "-H",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        "not_a_server_error,response_schema_conformance",
+        "--max-examples",
+        str(EXAMPLES),
+        "--exclude-path-regex",
+        r":watch$",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
         "--no-color",
     ]
     if SEED != "random":
         command += ["--seed", SEED, "--generation-deterministic"]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, env={**os.environ, "SCHEMATHESIS_HOOKS": ""}
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-30000:]
     # Every operation but the streams was exercised, none silently skipped.

@@ -1,6 +1,7 @@
 """A backend that is down is an outage to retry, not a server bug: requests
 that need it get 503 with a readable message (not 500), write nothing, and
 work again once it is back, without restarting any service."""
+
 from __future__ import annotations
 
 import secrets
@@ -29,8 +30,9 @@ def test_with_postgresql_down_commerce_answers_503_writes_nothing_and_recovers(h
     assert r.status_code == 503, r.text
     assert "try again" in error_message(r)
     title = f"Outage {secrets.token_hex(4)}"
-    r = http.post("/v1/products", headers=seller.auth, json={
-        "title": title, "priceMinor": "500", "currency": "USD", "stock": "2"})
+    r = http.post(
+        "/v1/products", headers=seller.auth, json={"title": title, "priceMinor": "500", "currency": "USD", "stock": "2"}
+    )
     assert r.status_code == 503, r.text
     # Sign-up needs identity's tables: refused the same way.
     r = http.post("/v1/accounts", json={"username": f"pg{secrets.token_hex(4)}", "password": "outage password 1"})

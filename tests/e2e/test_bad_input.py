@@ -1,4 +1,5 @@
 """Bad input gets the right 4xx with a readable JSON message and writes nothing."""
+
 from __future__ import annotations
 
 import pytest

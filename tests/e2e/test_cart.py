@@ -1,5 +1,6 @@
 """The cart through Envoy's HTTP/JSON edge: always the caller's own cart,
 priced from the catalog's current prices, bad input refused with the field named."""
+
 from __future__ import annotations
 
 import secrets
@@ -26,8 +27,16 @@ def seller(http) -> Account:
 
 
 def new_product(http, seller: Account, *, price: int = 1250, currency: str = "USD", title: str = "") -> dict:
-    r = http.post("/v1/products", json={"title": title or f"thing {secrets.token_hex(3)}", "priceMinor": price,
-                                        "currency": currency, "stock": 50}, headers=seller.auth)
+    r = http.post(
+        "/v1/products",
+        json={
+            "title": title or f"thing {secrets.token_hex(3)}",
+            "priceMinor": price,
+            "currency": currency,
+            "stock": 50,
+        },
+        headers=seller.auth,
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -130,16 +139,20 @@ def test_the_cart_shows_what_changed_since_each_line_was_added(http, seller):
     assert cart["priceIncreased"] is False and cart["totalMinor"] == str(3 * 1200 + 2 * 400)
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"productId": "abc", "quantity": 1}, "product_id"),
-    ({"productId": "-5", "quantity": 1}, "product_id"),
-    ({"quantity": 1}, "product_id"),
-    ({"productId": "PRODUCT", "quantity": 0}, "quantity"),
-    ({"productId": "PRODUCT", "quantity": -3}, "quantity"),
-    ({"productId": "PRODUCT", "quantity": 101}, "quantity"),
-    ({"productId": "PRODUCT", "quantity": 99_999_999_999}, "quantity"),
-    ({"productId": "PRODUCT"}, "quantity"),
-], ids=["letters", "negative-id", "no-id", "zero", "negative", "101", "huge", "no-quantity"])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"productId": "abc", "quantity": 1}, "product_id"),
+        ({"productId": "-5", "quantity": 1}, "product_id"),
+        ({"quantity": 1}, "product_id"),
+        ({"productId": "PRODUCT", "quantity": 0}, "quantity"),
+        ({"productId": "PRODUCT", "quantity": -3}, "quantity"),
+        ({"productId": "PRODUCT", "quantity": 101}, "quantity"),
+        ({"productId": "PRODUCT", "quantity": 99_999_999_999}, "quantity"),
+        ({"productId": "PRODUCT"}, "quantity"),
+    ],
+    ids=["letters", "negative-id", "no-id", "zero", "negative", "101", "huge", "no-quantity"],
+)
 def test_bad_add_is_400_naming_the_field_and_writes_nothing(http, seller, body, field):
     buyer = sign_up(http, "c")
     product = new_product(http, seller)
@@ -198,12 +211,15 @@ def test_unknown_product_is_404_and_unbuyable_ones_are_412(http, seller):
     assert lines(get_cart(http, buyer)) == [(usd["id"], 1)]
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("GET", "/v1/cart", None),
-    ("POST", "/v1/cart/items", {"productId": "1", "quantity": 1}),
-    ("PATCH", "/v1/cart/items/1", {"quantity": 1}),
-    ("DELETE", "/v1/cart/items/1", None),
-])
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("GET", "/v1/cart", None),
+        ("POST", "/v1/cart/items", {"productId": "1", "quantity": 1}),
+        ("PATCH", "/v1/cart/items/1", {"quantity": 1}),
+        ("DELETE", "/v1/cart/items/1", None),
+    ],
+)
 def test_no_token_is_401(http, method, path, body):
     r = http.request(method, path, json=body)
     assert r.status_code == 401, r.text
@@ -227,11 +243,11 @@ def test_users_only_ever_see_and_change_their_own_cart(http, seller):
     # Her changes naming Alice's product, or Alice, touch only her own cart.
     r = http.delete(f"/v1/cart/items/{product['id']}", headers={**mallory.auth, **claims})
     assert r.status_code == 200 and r.json()["userId"] == mallory.id
-    r = http.patch(f"/v1/cart/items/{product['id']}", json={"quantity": 1, "userId": alice.id},
-                   headers=mallory.auth)
+    r = http.patch(f"/v1/cart/items/{product['id']}", json={"quantity": 1, "userId": alice.id}, headers=mallory.auth)
     assert r.status_code in (400, 404), r.text
-    r = http.post("/v1/cart/items", json={"productId": product["id"], "quantity": 1, "userId": alice.id},
-                  headers=mallory.auth)
+    r = http.post(
+        "/v1/cart/items", json={"productId": product["id"], "quantity": 1, "userId": alice.id}, headers=mallory.auth
+    )
     if r.status_code == 200:
         assert r.json()["userId"] == mallory.id and lines(r.json()) == [(product["id"], 1)]
     else:
@@ -243,10 +259,14 @@ def test_users_only_ever_see_and_change_their_own_cart(http, seller):
     # The internal methods (by user id) cannot be reached through the edge at all.
     for method in ("GetUserCart", "ClearCheckedOutItems"):
         path = f"/aviary.cart.v1.CartService/{method}"
-        r = http.post(path, json={"userId": alice.id, "checkoutId": "x",
-                                  "items": [{"productId": product["id"], "quantity": 3}]}, headers=mallory.auth)
+        r = http.post(
+            path,
+            json={"userId": alice.id, "checkoutId": "x", "items": [{"productId": product["id"], "quantity": 3}]},
+            headers=mallory.auth,
+        )
         assert r.status_code == 404, r.text
-        r = http.post(path, content=b"\x00\x00\x00\x00\x00",
-                      headers={**mallory.auth, "content-type": "application/grpc"})
+        r = http.post(
+            path, content=b"\x00\x00\x00\x00\x00", headers={**mallory.auth, "content-type": "application/grpc"}
+        )
         assert r.status_code == 404 or r.headers.get("grpc-status") not in (None, "0"), path
     assert lines(get_cart(http, alice)) == [(product["id"], 3)]

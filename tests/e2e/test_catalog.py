@@ -1,4 +1,5 @@
 """The catalog over HTTP/JSON through Envoy: seller sign-up, products, listing, bad input."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """The checkout saga end to end through Envoy, against the real stack:
 inventory in PostgreSQL, payments through stripe-mock, orders, carts in Redis."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -307,15 +308,20 @@ def test_an_item_deactivated_after_it_was_carted_stops_the_checkout(http, seller
     assert stock_of(http, item["id"]) == 5
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"paymentMethod": "pm_card_visa"}, "idempotency_key"),
-    ({"idempotencyKey": "short", "paymentMethod": "pm_card_visa"}, "idempotency_key"),
-    ({"idempotencyKey": "has spaces in it", "paymentMethod": "pm_card_visa"}, "idempotency_key"),
-    ({"idempotencyKey": "k-0123456789"}, "payment_method"),
-    ({"idempotencyKey": "k-0123456789", "paymentMethod": "card_visa"}, "payment_method"),
-    ({"idempotencyKey": "k-0123456789", "paymentMethod": "pm_card_visa", "expectedTotalMinor": "-1"},
-     "expected_total_minor"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"paymentMethod": "pm_card_visa"}, "idempotency_key"),
+        ({"idempotencyKey": "short", "paymentMethod": "pm_card_visa"}, "idempotency_key"),
+        ({"idempotencyKey": "has spaces in it", "paymentMethod": "pm_card_visa"}, "idempotency_key"),
+        ({"idempotencyKey": "k-0123456789"}, "payment_method"),
+        ({"idempotencyKey": "k-0123456789", "paymentMethod": "card_visa"}, "payment_method"),
+        (
+            {"idempotencyKey": "k-0123456789", "paymentMethod": "pm_card_visa", "expectedTotalMinor": "-1"},
+            "expected_total_minor",
+        ),
+    ],
+)
 def test_bad_checkout_input_is_a_400_naming_the_field(http, body, field):
     buyer = sign_up(http, "buy")
     r = http.post("/v1/checkouts", headers=buyer.auth, json=body)

@@ -3,6 +3,7 @@ stopped, and the orders orchestrator really killed (SIGKILL) mid-saga.
 
 These tests stop and start stack components, so they restore them in
 `finally` blocks whatever happens."""
+
 from __future__ import annotations
 
 import os
@@ -86,8 +87,11 @@ def test_a_stopped_payment_provider_fails_checkouts_fast_and_leaves_timelines_al
         assert all(p.status in (PS.PAYMENT_STATUS_VOIDED,) for p in payments_of_checkout(row))
     # Once the provider is back (and the breaker closes), the same key goes through.
     b = buyers[0]
-    r = wait_until(lambda: (lambda resp: resp if resp.status_code == 200 else None)(checkout(http, b, keys[b.id])),
-                   timeout=20, interval=1.0)
+    r = wait_until(
+        lambda: (lambda resp: resp if resp.status_code == 200 else None)(checkout(http, b, keys[b.id])),
+        timeout=20,
+        interval=1.0,
+    )
     assert r is not None, "checkout did not recover after stripe-mock came back"
     assert r.json()["status"] == "ORDER_STATUS_CONFIRMED"
     assert stock_of(http, item["id"]) == 19
@@ -135,8 +139,11 @@ def test_an_orchestrator_killed_mid_saga_leaves_every_saga_completed_or_compensa
     assert states_at_kill[buyers[0].id] == ["ORDER_CREATED"], states_at_kill
     assert all(states_at_kill[b.id] == ["RESERVED"] for b in buyers[1:]), states_at_kill
     # The restarted orchestrator takes the sagas over once their lease runs out.
-    done = wait_until(lambda: all(r["state"] in ("SUCCEEDED", "FAILED") for b in buyers for r in checkouts_of(b.id)),
-                      timeout=60, interval=0.5)
+    done = wait_until(
+        lambda: all(r["state"] in ("SUCCEEDED", "FAILED") for b in buyers for r in checkouts_of(b.id)),
+        timeout=60,
+        interval=0.5,
+    )
     assert done, {b.id: [r["state"] for r in checkouts_of(b.id)] for b in buyers}
 
     sold = 0
@@ -152,8 +159,10 @@ def test_an_orchestrator_killed_mid_saga_leaves_every_saga_completed_or_compensa
             assert payment.status == PS.PAYMENT_STATUS_CAPTURED and successful_authorizations(payment.id) == 1
         else:
             assert all(o["status"] == "ORDER_STATUS_CANCELLED" for o in orders)
-            assert all(p.status in (PS.PAYMENT_STATUS_VOIDED, PS.PAYMENT_STATUS_REFUNDED, PS.PAYMENT_STATUS_DECLINED)
-                       for p in payments)
+            assert all(
+                p.status in (PS.PAYMENT_STATUS_VOIDED, PS.PAYMENT_STATUS_REFUNDED, PS.PAYMENT_STATUS_DECLINED)
+                for p in payments
+            )
         # The client's retry of its key gets the saga's final answer.
         again = checkout(http, b, keys[b.id], payment_method="pm_fault_slow")
         if row["state"] == "SUCCEEDED":

@@ -2,6 +2,7 @@
 devstack's own renderer with one allowed origin and in front of the same
 gateway and services, answers that origin's preflights itself (no token,
 never 401) and grants nothing to any other origin."""
+
 from __future__ import annotations
 
 import subprocess
@@ -27,15 +28,35 @@ ALLOWED = "https://shop.example.com"
 def cors_edge(tmp_path_factory):
     conf = tmp_path_factory.mktemp("cors-envoy")
     port, admin = free_port(), free_port()
-    render_config(conf / "envoy.yaml", port=port, admin_port=admin,
-                  descriptor=config.CONF / "envoy" / "aviary.pb", jwks=KEYS_DIR / "jwks.json",
-                  access_log=conf / "access.log", service_ports=SERVICE_PORTS, gateway_port=GATEWAY_PORT,
-                  objectstore_port=config.OBJECTSTORE_PORT, media_bucket=config.MEDIA_BUCKET,
-                  cors=cors_policy([ALLOWED]))
-    envoy = subprocess.Popen([str(Path(sys.executable).parent / "envoy"), "-c", str(conf / "envoy.yaml"),
-                              "--disable-hot-restart", "--log-level", "warn", "--concurrency", "1",
-                              "--base-id", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=open(conf / "envoy.log", "w"))
+    render_config(
+        conf / "envoy.yaml",
+        port=port,
+        admin_port=admin,
+        descriptor=config.CONF / "envoy" / "aviary.pb",
+        jwks=KEYS_DIR / "jwks.json",
+        access_log=conf / "access.log",
+        service_ports=SERVICE_PORTS,
+        gateway_port=GATEWAY_PORT,
+        objectstore_port=config.OBJECTSTORE_PORT,
+        media_bucket=config.MEDIA_BUCKET,
+        cors=cors_policy([ALLOWED]),
+    )
+    envoy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "envoy"),
+            "-c",
+            str(conf / "envoy.yaml"),
+            "--disable-hot-restart",
+            "--log-level",
+            "warn",
+            "--concurrency",
+            "1",
+            "--base-id",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(conf / "envoy.log", "w"),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, envoy, conf / "envoy.log")
@@ -60,8 +81,14 @@ def _wait_healthy(url: str, envoy: subprocess.Popen, log: Path) -> None:
 
 
 def _preflight(client: httpx.Client, origin: str) -> httpx.Response:
-    return client.options("/v1/posts", headers={"Origin": origin, "Access-Control-Request-Method": "POST",
-                                                "Access-Control-Request-Headers": "authorization, content-type"})
+    return client.options(
+        "/v1/posts",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
 
 
 def test_an_allowed_origins_preflight_is_answered_without_a_token(cors_edge):
@@ -82,4 +109,7 @@ def test_an_allowed_origins_actual_request_is_marked_for_the_browser(cors_edge):
     r = cors_edge.get("/v1/trends", headers={"Origin": ALLOWED})
     assert r.status_code == 200, r.text
     assert r.headers["access-control-allow-origin"] == ALLOWED
-    assert "access-control-allow-origin" not in cors_edge.get("/v1/trends", headers={"Origin": "https://x.example"}).headers
+    assert (
+        "access-control-allow-origin"
+        not in cors_edge.get("/v1/trends", headers={"Origin": "https://x.example"}).headers
+    )

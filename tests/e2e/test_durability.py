@@ -1,6 +1,7 @@
 """An acknowledged post reaches followers even when Kafka or the fanout worker
 is down at the time: the outbox keeps the event, the consumer resumes from its
 committed offset. These tests stop and restart real components."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """The edge itself: health, identity only from the verified token, internal
 methods unreachable, JSON shapes, and grpcurl against every service."""
+
 from __future__ import annotations
 
 import json
@@ -72,13 +73,35 @@ def test_internal_methods_are_not_routed(http):
 def test_json_shapes_match_the_contract(http):
     me = sign_up(http, "j")
     created = post(http, me, "shape #check")
-    for key in ("id", "authorId", "author", "text", "mediaIds", "productIds", "hashtags", "mentions",
-                "likeCount", "repostCount", "replyCount", "likedByMe", "createdAt"):
+    for key in (
+        "id",
+        "authorId",
+        "author",
+        "text",
+        "mediaIds",
+        "productIds",
+        "hashtags",
+        "mentions",
+        "likeCount",
+        "repostCount",
+        "replyCount",
+        "likedByMe",
+        "createdAt",
+    ):
         assert key in created, key
     assert isinstance(created["id"], str) and created["id"].isdigit()
     profile = http.get(f"/v1/users/{me.id}").json()
-    for key in ("id", "username", "displayName", "bio", "avatarUrl", "followerCount", "followingCount",
-                "postCount", "createdAt"):
+    for key in (
+        "id",
+        "username",
+        "displayName",
+        "bio",
+        "avatarUrl",
+        "followerCount",
+        "followingCount",
+        "postCount",
+        "createdAt",
+    ):
         assert key in profile, key
     assert profile["postCount"] == 1
     assert http.get("/v1/users:lookup", params={"username": me.username}).json()["id"] == me.id
@@ -87,16 +110,25 @@ def test_json_shapes_match_the_contract(http):
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_grpcurl_lists_and_calls_every_service(name):
     port, service = SERVICES[name]
-    listed = subprocess.run([GRPCURL, "-plaintext", f"127.0.0.1:{port}", "list"], capture_output=True, text=True,
-                            timeout=20)
+    listed = subprocess.run(
+        [GRPCURL, "-plaintext", f"127.0.0.1:{port}", "list"], capture_output=True, text=True, timeout=20
+    )
     assert listed.returncode == 0, listed.stderr
     assert "grpc.health.v1.Health" in listed.stdout
     if service:
         assert service in listed.stdout
     health = subprocess.run(
-        [GRPCURL, "-plaintext", "-d", json.dumps({"service": service or ""}), f"127.0.0.1:{port}",
-         "grpc.health.v1.Health/Check"],
-        capture_output=True, text=True, timeout=20,
+        [
+            GRPCURL,
+            "-plaintext",
+            "-d",
+            json.dumps({"service": service or ""}),
+            f"127.0.0.1:{port}",
+            "grpc.health.v1.Health/Check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert health.returncode == 0, health.stderr
     assert json.loads(health.stdout)["status"] == "SERVING"
@@ -105,9 +137,19 @@ def test_grpcurl_lists_and_calls_every_service(name):
 def test_grpcurl_real_call_with_token(http):
     me = sign_up(http, "g")
     out = subprocess.run(
-        [GRPCURL, "-plaintext", "-H", f"authorization: Bearer {me.token}", "-d", '{"user_id": "me"}',
-         "127.0.0.1:50051", "aviary.identity.v1.IdentityService/GetUser"],
-        capture_output=True, text=True, timeout=20,
+        [
+            GRPCURL,
+            "-plaintext",
+            "-H",
+            f"authorization: Bearer {me.token}",
+            "-d",
+            '{"user_id": "me"}',
+            "127.0.0.1:50051",
+            "aviary.identity.v1.IdentityService/GetUser",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["username"] == me.username

@@ -3,6 +3,7 @@ the route table the protos declare: 404 and 405 without a token, 401 exactly
 where a method requires one, 400 naming unknown parameters and fields and
 text that is not UTF-8, 431 for oversized requests; and it publishes the
 OpenAPI document of exactly the public routes."""
+
 from __future__ import annotations
 
 import re
@@ -29,16 +30,18 @@ def _violations(r: httpx.Response) -> dict[str, str]:
     return {v["field"]: v["description"] for v in details["fieldViolations"]}
 
 
-@pytest.mark.parametrize("route", [r for r in routes() if r.access == "required"],
-                         ids=lambda r: f"{r.verb} {r.template}")
+@pytest.mark.parametrize(
+    "route", [r for r in routes() if r.access == "required"], ids=lambda r: f"{r.verb} {r.template}"
+)
 def test_a_method_that_requires_a_token_is_401_without_one(http, route):
     r = http.request(route.verb, _concrete(route.template))
     assert r.status_code == 401, r.text
     assert r.json()["code"] == 16
 
 
-@pytest.mark.parametrize("route", [r for r in routes() if r.access != "required"],
-                         ids=lambda r: f"{r.verb} {r.template}")
+@pytest.mark.parametrize(
+    "route", [r for r in routes() if r.access != "required"], ids=lambda r: f"{r.verb} {r.template}"
+)
 def test_a_public_or_optional_method_serves_anonymous_callers(http, route):
     r = http.request(route.verb, _concrete(route.template))
     assert r.status_code != 401, r.text
@@ -75,23 +78,31 @@ def test_a_wrong_method_is_405_naming_the_allowed_ones(http):
 
 
 def test_a_preflight_is_never_401(http):
-    r = http.options("/v1/posts", headers={"Origin": "https://elsewhere.example",
-                                           "Access-Control-Request-Method": "POST",
-                                           "Access-Control-Request-Headers": "authorization"})
+    r = http.options(
+        "/v1/posts",
+        headers={
+            "Origin": "https://elsewhere.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert r.status_code == 204, r.text
     assert r.headers["allow"] == "POST"
     # No third-party origin is configured: nothing is granted to one.
     assert "access-control-allow-origin" not in r.headers
 
 
-@pytest.mark.parametrize("path, field", [
-    ("/v1/users:lookup?username=%FF", "username"),
-    ("/v1/search/posts?q=%FF", "q"),
-    ("/v1/search/products?q=ok%C3", "q"),
-    ("/v1/posts/%FF", "postId"),
-    ("/v1/users/%FE%FF/posts", "userId"),
-    ("/v1/products?pageToken=%FF", "pageToken"),
-])
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        ("/v1/users:lookup?username=%FF", "username"),
+        ("/v1/search/posts?q=%FF", "q"),
+        ("/v1/search/products?q=ok%C3", "q"),
+        ("/v1/posts/%FF", "postId"),
+        ("/v1/users/%FE%FF/posts", "userId"),
+        ("/v1/products?pageToken=%FF", "pageToken"),
+    ],
+)
 def test_text_that_is_not_utf8_is_400_naming_the_parameter(http, path, field):
     r = http.get(path)
     assert r.status_code == 400, r.text
@@ -120,11 +131,14 @@ def test_unknown_body_fields_are_refused_by_name_and_nothing_changes(http):
     assert http.get(f"/v1/users/{me.id}").json()["bio"] == ""
 
 
-@pytest.mark.parametrize("body, field, problem", [
-    ({"text": 5}, "text", "must be a string"),
-    ({"text": "hi", "productIds": "1"}, "productIds", "must be a JSON array"),
-    ({"text": "hi", "productIds": [7]}, "productIds[0]", "must be a string"),
-])
+@pytest.mark.parametrize(
+    "body, field, problem",
+    [
+        ({"text": 5}, "text", "must be a string"),
+        ({"text": "hi", "productIds": "1"}, "productIds", "must be a JSON array"),
+        ({"text": "hi", "productIds": [7]}, "productIds[0]", "must be a string"),
+    ],
+)
 def test_body_values_of_the_wrong_type_are_refused_by_name(http, body, field, problem):
     me = sign_up(http, "w")
     r = http.post("/v1/posts", json=body, headers=me.auth)
@@ -142,8 +156,10 @@ def test_malformed_json_and_undefined_enums_are_400(http):
 
 
 def test_oversized_urls_and_headers_are_431_with_a_plain_message(http):
-    for r in (http.get("/v1/trends", params={"q": "a" * 20_000}),
-              http.get("/v1/trends", headers={"x-filler": "b" * 20_000})):
+    for r in (
+        http.get("/v1/trends", params={"q": "a" * 20_000}),
+        http.get("/v1/trends", headers={"x-filler": "b" * 20_000}),
+    ):
         assert r.status_code == 431, r.text
         assert r.json() == {"code": 3, "message": "the URL and headers are too large: at most 16 KiB together"}
 
@@ -154,8 +170,10 @@ def test_the_openapi_document_lists_every_public_route(http):
     document = r.json()
     assert document["openapi"].startswith("3.")
     operations = {(verb.upper(), path): op for path, item in document["paths"].items() for verb, op in item.items()}
-    expected = {(route.verb, re.sub(r"\{([a-z_]+)\}", lambda m: "{" + _camel(m.group(1)) + "}", route.template)): route
-                for route in routes()}
+    expected = {
+        (route.verb, re.sub(r"\{([a-z_]+)\}", lambda m: "{" + _camel(m.group(1)) + "}", route.template)): route
+        for route in routes()
+    }
     assert set(operations) == set(expected)
     for key, route in expected.items():
         security = operations[key]["security"]

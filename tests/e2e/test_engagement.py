@@ -1,4 +1,5 @@
 """Likes, reposts and engagement counts, end to end through Envoy."""
+
 from __future__ import annotations
 
 import pytest

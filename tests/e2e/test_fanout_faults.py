@@ -7,6 +7,7 @@ Against the real stack: the worker is stopped so a backlog of posts builds up
 in Kafka, started, SIGKILLed (its whole process group) once some but not all
 of the backlog has reached the followers, and started again by devstack.
 """
+
 from __future__ import annotations
 
 import os
@@ -127,7 +128,8 @@ def test_kill_9_of_fanout_mid_backlog_loses_and_duplicates_nothing(http, rdb, fa
     # times out (10 s); then the new worker gets them and replays.
     assert wait_until(lambda: not timeline_problems(expected, materialized()), timeout=45.0, interval=0.25), (
         "after kill -9 and restart, timelines in Redis are wrong:\n"
-        + "\n".join(timeline_problems(expected, materialized())))
+        + "\n".join(timeline_problems(expected, materialized()))
+    )
     # What readers get through the edge, page by page: every post exactly once.
     served = {r.username: home_timeline_all(http, r) for r in readers}
     problems = timeline_problems(expected, served)
@@ -137,5 +139,7 @@ def test_kill_9_of_fanout_mid_backlog_loses_and_duplicates_nothing(http, rdb, fa
     # posts the killed worker had fanned out without committing, done again.
     fanned = [pid for pid, _ in fanned_out(STATE / "logs" / "fanout.log", log_offset, {pid for _, pid in created})]
     replayed = len(fanned) - len(set(fanned))
-    print(f"\nkilled at {progress}/{total} deliveries ({at_kill} landed); "
-          f"{replayed} posts fanned out again after the restart")
+    print(
+        f"\nkilled at {progress}/{total} deliveries ({at_kill} landed); "
+        f"{replayed} posts fanned out again after the restart"
+    )

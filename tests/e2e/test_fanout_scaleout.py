@@ -7,6 +7,7 @@ Redis Cluster.
 Against the real stack; the second worker is started the way devstack starts
 the first (same module, same environment) on free ports, and stopped again.
 """
+
 from __future__ import annotations
 
 import os
@@ -78,8 +79,13 @@ class SecondWorker:
         }
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-u", "-m", "services.fanout"], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-u", "-m", "services.fanout"],
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def alive(self) -> bool:
@@ -111,7 +117,8 @@ def second_worker():
     worker.stop()
     # The group is back to the devstack worker alone, owning every partition.
     assert wait_until(_one_member_owning_everything, timeout=60.0, interval=0.5), (
-        f"fanout group did not return to one member: {posts_partitions_by_member()}")
+        f"fanout group did not return to one member: {posts_partitions_by_member()}"
+    )
     assert wait_until(consumer_groups_stable, timeout=60.0, interval=0.5), "consumer groups did not rejoin"
 
 
@@ -171,7 +178,8 @@ def test_two_fanout_workers_share_partitions_and_deliver_each_post_once(http, rd
         return {r.username: materialized_ids(rdb, r) for r in readers}
 
     assert wait_until(lambda: not timeline_problems(expected, materialized()), timeout=30.0, interval=0.25), (
-        "timelines in Redis are wrong with two workers:\n" + "\n".join(timeline_problems(expected, materialized())))
+        "timelines in Redis are wrong with two workers:\n" + "\n".join(timeline_problems(expected, materialized()))
+    )
     served = {r.username: home_timeline_all(http, r) for r in readers}
     problems = timeline_problems(expected, served)
     assert not problems, "home timelines through Envoy are wrong with two workers:\n" + "\n".join(problems)
@@ -213,7 +221,8 @@ def test_two_fanout_workers_share_partitions_and_deliver_each_post_once(http, rd
     stopping = time.monotonic()
     second_worker.stop()
     assert wait_until(_one_member_owning_everything, timeout=SESSION_TIMEOUT_SECONDS - 2, interval=0.1), (
-        f"partitions not handed over {time.monotonic() - stopping:.1f}s after SIGTERM: {posts_partitions_by_member()}")
+        f"partitions not handed over {time.monotonic() - stopping:.1f}s after SIGTERM: {posts_partitions_by_member()}"
+    )
     print(f"\nhandover after SIGTERM took {time.monotonic() - stopping:.1f}s")
 
 
@@ -221,7 +230,7 @@ def _hash_tag(key: str) -> str | None:
     """The part Redis Cluster hashes: between the first '{' and the next '}', if non-empty."""
     start = key.find("{")
     end = key.find("}", start + 1) if start >= 0 else -1
-    return key[start + 1:end] if start >= 0 and end > start + 1 else None
+    return key[start + 1 : end] if start >= 0 and end > start + 1 else None
 
 
 def test_timeline_redis_keys_carry_hash_tags(http, rdb):
@@ -248,10 +257,13 @@ def test_timeline_redis_keys_carry_hash_tags(http, rdb):
     untagged: dict[str, list[str]] = {}
     for name, fn in key_functions.items():
         key = fn(someone)
-        prefix = key[:key.index("{")]
+        prefix = key[: key.index("{")]
         pattern = "".join(f"[{c}]" if c in "*?[]\\" else c for c in prefix) + "*"
-        bad = [k.decode(errors="replace") for k in rdb.scan_iter(match=pattern, count=1000)
-               if _hash_tag(k.decode(errors="replace")) is None]
+        bad = [
+            k.decode(errors="replace")
+            for k in rdb.scan_iter(match=pattern, count=1000)
+            if _hash_tag(k.decode(errors="replace")) is None
+        ]
         if bad:
             untagged[name] = bad[:5]
     assert not untagged, f"timeline keys without a hash tag: {untagged}"

@@ -2,6 +2,7 @@
 recommended products at a steady ratio (every 5th item in the devstack), one
 cached ranking per scroll (no re-rank, no repeats), deletions honoured on
 cached pages, and posts alone, on time, when recommendations are slow or down."""
+
 from __future__ import annotations
 
 import base64
@@ -93,9 +94,15 @@ def test_scrolling_does_not_re_rank_and_a_deleted_post_leaves_cached_pages(http,
     victim = next(i["post"]["id"] for i in peek["items"] if "post" in i)
     r = http.delete(f"/v1/posts/{victim}", headers=author.auth)
     assert r.status_code == 200, r.text
-    assert wait_until(lambda: victim not in {
-        i["post"]["id"] for i in _page(http, reader, first["nextPageToken"], size=4)["items"] if "post" in i
-    }, timeout=10), "a deleted post stayed on a cached page"
+    assert wait_until(
+        lambda: (
+            victim
+            not in {
+                i["post"]["id"] for i in _page(http, reader, first["nextPageToken"], size=4)["items"] if "post" in i
+            }
+        ),
+        timeout=10,
+    ), "a deleted post stayed on a cached page"
 
     rest, token = [], first["nextPageToken"]
     while token:

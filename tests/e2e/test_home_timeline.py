@@ -1,4 +1,5 @@
 """Posting -> fanout -> home timeline, end to end over HTTP/JSON through Envoy."""
+
 from __future__ import annotations
 
 import redis

@@ -3,6 +3,7 @@
 Uploads are `POST /v1/media` with the file as the body and its type as
 Content-Type; each Media has a `url` Envoy serves from the object store.
 """
+
 from __future__ import annotations
 
 import io
@@ -53,13 +54,22 @@ def stored():
     cluster, session = cassandra_session(KEYSPACE)
 
     def probe(owner_id: str, since_ms: int) -> tuple[list[int], list[str]]:
-        rows = [r.media_id for r in session.execute(
-            f"SELECT media_id FROM {KEYSPACE}.media WHERE owner_id = %s ALLOW FILTERING", (int(owner_id),))]
+        rows = [
+            r.media_id
+            for r in session.execute(
+                f"SELECT media_id FROM {KEYSPACE}.media WHERE owner_id = %s ALLOW FILTERING", (int(owner_id),)
+            )
+        ]
         floor = ids.min_id_at(since_ms)
-        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket)
-                for o in page.get("Contents", []) if int(o["Key"].split(".")[0]) >= floor]
-        mine = [k for k in keys
-                if s3.head_object(Bucket=settings.bucket, Key=k)["Metadata"].get("owner-id") == owner_id]
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket)
+            for o in page.get("Contents", [])
+            if int(o["Key"].split(".")[0]) >= floor
+        ]
+        mine = [
+            k for k in keys if s3.head_object(Bucket=settings.bucket, Key=k)["Metadata"].get("owner-id") == owner_id
+        ]
         return rows, mine
 
     yield probe
@@ -145,8 +155,11 @@ def test_media_paths_are_read_only_and_never_list_the_bucket(http):
 
 def test_batch_get_media_is_internal(http):
     me = sign_up(http, "md")
-    r = http.post("/aviary.media.v1.MediaService/BatchGetMedia", content=b"\x00\x00\x00\x00\x00",
-                  headers={**me.auth, "content-type": "application/grpc"})
+    r = http.post(
+        "/aviary.media.v1.MediaService/BatchGetMedia",
+        content=b"\x00\x00\x00\x00\x00",
+        headers={**me.auth, "content-type": "application/grpc"},
+    )
     assert r.status_code == 404 or r.headers.get("grpc-status") not in (None, "0")
 
 
@@ -171,8 +184,16 @@ def test_upload_needs_a_token(http):
         ("video/mp4", media_files.mp4()[:40], "file"),
         ("image/png", media_files.png()[:33] + media_files.png()[-12:], "file"),
     ],
-    ids=["text", "octet-stream", "png-as-jpeg", "text-as-png", "webm-as-mp4", "empty", "mp4-header-only",
-         "png-without-pixels"],
+    ids=[
+        "text",
+        "octet-stream",
+        "png-as-jpeg",
+        "text-as-png",
+        "webm-as-mp4",
+        "empty",
+        "mp4-header-only",
+        "png-without-pixels",
+    ],
 )
 def test_wrong_media_is_400_and_stores_nothing(http, stored, content_type, data, field):
     me = sign_up(http, "md")
@@ -210,8 +231,9 @@ def test_post_with_media_shows_them_in_order_with_urls(http):
     me = sign_up(http, "md")
     first = uploaded(http, me, "image/png", media_files.png())
     second = uploaded(http, me, "video/webm", media_files.video("video/webm"))
-    r = http.post("/v1/posts", json={"text": "look #media", "mediaIds": [second["mediaId"], first["mediaId"]]},
-                  headers=me.auth)
+    r = http.post(
+        "/v1/posts", json={"text": "look #media", "mediaIds": [second["mediaId"], first["mediaId"]]}, headers=me.auth
+    )
     assert r.status_code == 200, r.text
     created = r.json()
     assert created["mediaIds"] == [second["mediaId"], first["mediaId"]]
@@ -242,8 +264,7 @@ def test_someone_elses_media_cannot_be_posted(http):
 def test_unknown_media_ids_are_400_and_no_post_is_created(http, media_id):
     me = sign_up(http, "md")
     own = uploaded(http, me, "image/png", media_files.png())
-    r = http.post("/v1/posts", json={"text": "ghost media", "mediaIds": [own["mediaId"], media_id]},
-                  headers=me.auth)
+    r = http.post("/v1/posts", json={"text": "ghost media", "mediaIds": [own["mediaId"], media_id]}, headers=me.auth)
     assert r.status_code == 400, r.text
     assert "media_ids" in error_message(r)
     assert _own_posts(http, me) == []

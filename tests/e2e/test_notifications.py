@@ -2,6 +2,7 @@
 mention, repost, like and delete endpoints produce the events; the inbox is
 read with GET /v1/notifications, marked with :markRead and watched live with
 GET /v1/notifications:watch (one JSON object per line)."""
+
 from __future__ import annotations
 
 import json
@@ -26,16 +27,21 @@ def inbox(http: httpx.Client, user, **params) -> dict:
 
 
 def wait_inbox(http, user, predicate, timeout: float = DEADLINE) -> dict:
-    page = wait_until(lambda: (lambda p: p if predicate(p["notifications"]) else None)(inbox(http, user)),
-                      timeout=timeout, interval=0.1)
+    page = wait_until(
+        lambda: (lambda p: p if predicate(p["notifications"]) else None)(inbox(http, user)),
+        timeout=timeout,
+        interval=0.1,
+    )
     assert page, f"inbox never matched; last: {inbox(http, user)}"
     return page
 
 
 def of_kind(kind: str, post_id: str | None = None):
     def match(ns):
-        return [n for n in ns
-                if n["kind"] == f"NOTIFICATION_KIND_{kind}" and (post_id is None or n["postId"] == post_id)]
+        return [
+            n for n in ns if n["kind"] == f"NOTIFICATION_KIND_{kind}" and (post_id is None or n["postId"] == post_id)
+        ]
+
     return match
 
 
@@ -146,8 +152,9 @@ def test_mark_read_marks_everything_and_zeroes_the_unread_count(http):
     for f in followers:
         follow(http, f, user)
     reply(http, followers[0], parent["id"], "replying")
-    page = wait_inbox(http, user, lambda ns: of_kind("REPLY")(ns)
-                      and any(n["actorCount"] == 2 for n in of_kind("FOLLOW")(ns)))
+    page = wait_inbox(
+        http, user, lambda ns: of_kind("REPLY")(ns) and any(n["actorCount"] == 2 for n in of_kind("FOLLOW")(ns))
+    )
     assert page["unreadCount"] == 2
 
     r = http.post("/v1/notifications:markRead", json={}, headers=user.auth)
@@ -178,8 +185,9 @@ class Watcher:
 
     def _run(self, token: str) -> None:
         try:
-            with self._client.stream("GET", "/v1/notifications:watch",
-                                     headers={"Authorization": f"Bearer {token}"}) as r:
+            with self._client.stream(
+                "GET", "/v1/notifications:watch", headers={"Authorization": f"Bearer {token}"}
+            ) as r:
                 self.status = r.status_code
                 self._ready.set()
                 for line in r.iter_lines():
@@ -239,22 +247,29 @@ def test_watch_tells_a_withdrawn_notification(http, edge_url):
 # -- bad input --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/v1/notifications"),
-    ("GET", "/v1/notifications:watch"),
-    ("POST", "/v1/notifications:markRead"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/v1/notifications"),
+        ("GET", "/v1/notifications:watch"),
+        ("POST", "/v1/notifications:markRead"),
+    ],
+)
 def test_every_notifications_endpoint_needs_a_token(http, method, path):
     r = http.request(method, path, json={} if method == "POST" else None)
     assert r.status_code == 401, r.text
     assert error_message(r)
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"pageSize": "-1"}, "page_size"),
-    ({"pageSize": "lots"}, "pageSize"),  # refused at the edge, by the name sent
-    ({"pageToken": "not-a-token"}, "page_token"),
-], ids=["negative-size", "text-size", "bad-token"])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"pageSize": "-1"}, "page_size"),
+        ({"pageSize": "lots"}, "pageSize"),  # refused at the edge, by the name sent
+        ({"pageToken": "not-a-token"}, "page_token"),
+    ],
+    ids=["negative-size", "text-size", "bad-token"],
+)
 def test_bad_paging_is_400_naming_the_field(http, params, field):
     user = sign_up(http, "nb")
     r = http.get("/v1/notifications", params=params, headers=user.auth)

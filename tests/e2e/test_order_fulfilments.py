@@ -2,6 +2,7 @@
 each seller reads and moves only their own part (fulfilment), the delivery
 follows its state machine, a cancel before shipping refunds through the
 provider (the payments ledger) and restocks, and sellers hear of their orders."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,11 @@ def two_sellers(http):
 
 
 def advance(http, who, order_id: str, status: str, note: str = ""):
-    return http.post(f"/v1/orders/{order_id}:advanceDelivery", headers=who.auth,
-                     json={"status": f"DELIVERY_STATUS_{status}", "note": note})
+    return http.post(
+        f"/v1/orders/{order_id}:advanceDelivery",
+        headers=who.auth,
+        json={"status": f"DELIVERY_STATUS_{status}", "note": note},
+    )
 
 
 def cancel(http, who, order_id: str, reason: str = ""):
@@ -74,8 +78,10 @@ def payment_of(buyer) -> payments_pb2.Payment:
 def test_the_buyer_sees_one_fulfilment_per_seller_with_its_lines_and_subtotal(http, two_sellers):
     a, b, buyer, order, product_a, product_b = two_sellers
     got = get_order(http, buyer, order["id"])
-    assert [(f["sellerId"], [i["productId"] for i in f["items"]], f["subtotalMinor"], f["deliveryStatus"])
-            for f in got["fulfilments"]] == [
+    assert [
+        (f["sellerId"], [i["productId"] for i in f["items"]], f["subtotalMinor"], f["deliveryStatus"])
+        for f in got["fulfilments"]
+    ] == [
         (a.id, [product_a["id"]], "2000", "DELIVERY_STATUS_PENDING"),
         (b.id, [product_b["id"]], "700", "DELIVERY_STATUS_PENDING"),
     ]
@@ -84,9 +90,14 @@ def test_the_buyer_sees_one_fulfilment_per_seller_with_its_lines_and_subtotal(ht
 
 def test_a_seller_reads_only_their_own_part_of_the_order(http, two_sellers):
     a, b, buyer, order, product_a, _ = two_sellers
-    for seller_view in (get_order(http, a, order["id"]),
-                        *[o for o in http.get("/v1/orders", headers=a.auth, params={"asSeller": True}).json()["orders"]
-                          if o["id"] == order["id"]]):
+    for seller_view in (
+        get_order(http, a, order["id"]),
+        *[
+            o
+            for o in http.get("/v1/orders", headers=a.auth, params={"asSeller": True}).json()["orders"]
+            if o["id"] == order["id"]
+        ],
+    ):
         assert [i["productId"] for i in seller_view["items"]] == [product_a["id"]]
         assert seller_view["totalMinor"] == "2000"
         assert [f["sellerId"] for f in seller_view["fulfilments"]] == [a.id]
@@ -114,8 +125,12 @@ def test_each_seller_advances_only_their_own_part_and_the_order_is_its_least_adv
     got = get_order(http, buyer, order["id"])
     assert got["deliveryStatus"] == "DELIVERY_STATUS_DELIVERED"
     moves = [(h["sellerId"], h["status"]) for h in got["deliveryHistory"][1:]]
-    assert moves == [(a.id, "DELIVERY_STATUS_SHIPPED"), (b.id, "DELIVERY_STATUS_SHIPPED"),
-                     (b.id, "DELIVERY_STATUS_DELIVERED"), (a.id, "DELIVERY_STATUS_DELIVERED")]
+    assert moves == [
+        (a.id, "DELIVERY_STATUS_SHIPPED"),
+        (b.id, "DELIVERY_STATUS_SHIPPED"),
+        (b.id, "DELIVERY_STATUS_DELIVERED"),
+        (a.id, "DELIVERY_STATUS_DELIVERED"),
+    ]
 
 
 def test_pending_to_delivered_is_a_412_naming_the_next_status(http, two_sellers):
@@ -126,8 +141,9 @@ def test_pending_to_delivered_is_a_412_naming_the_next_status(http, two_sellers)
     assert get_order(http, buyer, order["id"])["deliveryHistory"][-1]["status"] == "DELIVERY_STATUS_PENDING"
 
 
-@pytest.mark.parametrize("body", [{"status": 99}, {"status": 5}, {"status": -1},
-                                  {"status": "DELIVERY_STATUS_SHIPPED", "note": "a\u0000b"}])
+@pytest.mark.parametrize(
+    "body", [{"status": 99}, {"status": 5}, {"status": -1}, {"status": "DELIVERY_STATUS_SHIPPED", "note": "a\u0000b"}]
+)
 def test_undefined_statuses_and_control_characters_are_400s(http, two_sellers, body):
     a, _, _, order, _, _ = two_sellers
     r = http.post(f"/v1/orders/{order['id']}:advanceDelivery", headers=a.auth, json=body)
@@ -139,11 +155,19 @@ def test_operators_name_the_part_they_move_when_the_order_has_several(http, two_
     with grpc.insecure_channel(service_addr("orders")) as ch:
         stub = orders_pb2_grpc.OrdersServiceStub(ch)
         with pytest.raises(grpc.RpcError) as err:
-            stub.OperatorAdvanceDelivery(orders_pb2.OperatorAdvanceDeliveryRequest(
-                order_id=order["id"], status=orders_pb2.DELIVERY_STATUS_PACKED), timeout=5)
+            stub.OperatorAdvanceDelivery(
+                orders_pb2.OperatorAdvanceDeliveryRequest(
+                    order_id=order["id"], status=orders_pb2.DELIVERY_STATUS_PACKED
+                ),
+                timeout=5,
+            )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "seller_id" in err.value.details()
-        stub.OperatorAdvanceDelivery(orders_pb2.OperatorAdvanceDeliveryRequest(
-            order_id=order["id"], status=orders_pb2.DELIVERY_STATUS_PACKED, seller_id=b.id), timeout=5)
+        stub.OperatorAdvanceDelivery(
+            orders_pb2.OperatorAdvanceDeliveryRequest(
+                order_id=order["id"], status=orders_pb2.DELIVERY_STATUS_PACKED, seller_id=b.id
+            ),
+            timeout=5,
+        )
     assert parts(get_order(http, buyer, order["id"]))[b.id] == "DELIVERY_STATUS_PACKED"
 
 
@@ -164,8 +188,11 @@ def test_a_cancel_before_shipping_refunds_through_the_provider_and_restocks(http
     assert (stock_of(http, product_a["id"]), stock_of(http, product_b["id"])) == (5, 5)
     payment = payment_of(buyer)
     assert payment.status == PS.PAYMENT_STATUS_REFUNDED
-    refunds = [e for e in ledger(payment.id) if e.operation == payments_pb2.LEDGER_OPERATION_REFUND
-               and e.outcome == payments_pb2.LEDGER_OUTCOME_SUCCEEDED]
+    refunds = [
+        e
+        for e in ledger(payment.id)
+        if e.operation == payments_pb2.LEDGER_OPERATION_REFUND and e.outcome == payments_pb2.LEDGER_OUTCOME_SUCCEEDED
+    ]
     assert [e.amount_minor for e in refunds] == [2700]
 
     # A repeat answers the cancelled order and refunds nothing more.
@@ -222,9 +249,16 @@ def test_each_seller_is_notified_of_the_confirmed_order_and_of_its_cancel_with_o
     kind = "NOTIFICATION_KIND_ORDER_CANCELLED"
     got_b = wait_until(lambda: _notices(http, b, kind, order["id"]), timeout=15)
     assert got_b and "1 item of yours (USD 7.00)" in got_b[0]["text"]
-    told = wait_until(lambda: _notices(http, buyer, "NOTIFICATION_KIND_ORDER_STATUS", order["id"]) if any(
-        "cancelled" in n["text"] for n in _notices(http, buyer, "NOTIFICATION_KIND_ORDER_STATUS", order["id"]))
-        else None, timeout=15)
+    told = wait_until(
+        lambda: (
+            _notices(http, buyer, "NOTIFICATION_KIND_ORDER_STATUS", order["id"])
+            if any(
+                "cancelled" in n["text"] for n in _notices(http, buyer, "NOTIFICATION_KIND_ORDER_STATUS", order["id"])
+            )
+            else None
+        ),
+        timeout=15,
+    )
     assert told and "USD 27.00 will be refunded" in told[0]["text"]
 
 
@@ -265,7 +299,8 @@ def test_a_cancel_whose_process_was_killed_mid_refund_is_finished_by_the_sweep_o
     payment = payment_of(buyer)
     assert payment.status == PS.PAYMENT_STATUS_REFUNDED
     assert [e.outcome for e in ledger(payment.id) if e.operation == payments_pb2.LEDGER_OPERATION_REFUND] == [
-        payments_pb2.LEDGER_OUTCOME_SUCCEEDED]
+        payments_pb2.LEDGER_OUTCOME_SUCCEEDED
+    ]
 
 
 def _try(call):

@@ -1,6 +1,7 @@
 """Orders after checkout: sellers (and operators, over internal gRPC) move
 the delivery along, the history records every step, the buyer is notified of
 the confirmation and of every change (through Kafka)."""
+
 from __future__ import annotations
 
 import grpc
@@ -25,15 +26,21 @@ def sale(http):
 
 
 def advance(http, who, order_id: str, status: str, note: str = ""):
-    return http.post(f"/v1/orders/{order_id}:advanceDelivery", headers=who.auth,
-                     json={"status": f"DELIVERY_STATUS_{status}", "note": note})
+    return http.post(
+        f"/v1/orders/{order_id}:advanceDelivery",
+        headers=who.auth,
+        json={"status": f"DELIVERY_STATUS_{status}", "note": note},
+    )
 
 
 def order_notices(http, buyer, order_id: str) -> list[dict]:
     r = http.get("/v1/notifications", headers=buyer.auth, params={"pageSize": 50})
     assert r.status_code == 200, r.text
-    return [n for n in r.json()["notifications"]
-            if n["kind"] == "NOTIFICATION_KIND_ORDER_STATUS" and n.get("orderId") == order_id]
+    return [
+        n
+        for n in r.json()["notifications"]
+        if n["kind"] == "NOTIFICATION_KIND_ORDER_STATUS" and n.get("orderId") == order_id
+    ]
 
 
 def test_the_seller_moves_delivery_forward_and_the_history_records_it(http, sale):
@@ -46,7 +53,11 @@ def test_the_seller_moves_delivery_forward_and_the_history_records_it(http, sale
     got = http.get(f"/v1/orders/{order['id']}", headers=buyer.auth).json()
     history = got["deliveryHistory"]
     assert [h["status"] for h in history] == [
-        "DELIVERY_STATUS_PENDING", "DELIVERY_STATUS_PACKED", "DELIVERY_STATUS_SHIPPED", "DELIVERY_STATUS_DELIVERED"]
+        "DELIVERY_STATUS_PENDING",
+        "DELIVERY_STATUS_PACKED",
+        "DELIVERY_STATUS_SHIPPED",
+        "DELIVERY_STATUS_DELIVERED",
+    ]
     assert history[2]["note"] == "tracking ZX-42" and history[2]["actor"] == seller.id
     times = [h["time"] for h in history]
     assert times == sorted(times)
@@ -58,8 +69,9 @@ def test_the_buyer_is_notified_of_the_confirmation_and_of_each_delivery_change(h
     assert len(confirmed) == 1 and "confirm" in confirmed[0]["text"].lower()
     assert advance(http, seller, order["id"], "SHIPPED", "on its way").status_code == 200
 
-    notices = wait_until(lambda: (lambda ns: ns if len(ns) >= 2 else None)(order_notices(http, buyer, order["id"])),
-                         timeout=15)
+    notices = wait_until(
+        lambda: (lambda ns: ns if len(ns) >= 2 else None)(order_notices(http, buyer, order["id"])), timeout=15
+    )
 
     assert notices and len(notices) == 2, notices
     assert "ship" in notices[0]["text"].lower()
@@ -93,13 +105,20 @@ def test_operators_advance_any_order_over_internal_grpc_which_the_edge_does_not_
     _, buyer, order = sale
     with grpc.insecure_channel(service_addr("orders")) as ch:
         stub = orders_pb2_grpc.OrdersServiceStub(ch)
-        updated = stub.OperatorAdvanceDelivery(orders_pb2.OperatorAdvanceDeliveryRequest(
-            order_id=order["id"], status=orders_pb2.DELIVERY_STATUS_PACKED, operator_name="ops-ann"), timeout=5)
+        updated = stub.OperatorAdvanceDelivery(
+            orders_pb2.OperatorAdvanceDeliveryRequest(
+                order_id=order["id"], status=orders_pb2.DELIVERY_STATUS_PACKED, operator_name="ops-ann"
+            ),
+            timeout=5,
+        )
     assert updated.delivery_status == orders_pb2.DELIVERY_STATUS_PACKED
     assert updated.delivery_history[-1].actor == "ops-ann"
     # The same method through Envoy, even with a valid token, goes nowhere.
-    r = http.post("/aviary.orders.v1.OrdersService/OperatorAdvanceDelivery", headers={
-        **buyer.auth, "content-type": "application/json"}, json={"orderId": order["id"], "status": "SHIPPED"})
+    r = http.post(
+        "/aviary.orders.v1.OrdersService/OperatorAdvanceDelivery",
+        headers={**buyer.auth, "content-type": "application/json"},
+        json={"orderId": order["id"], "status": "SHIPPED"},
+    )
     assert r.status_code == 404
 
 

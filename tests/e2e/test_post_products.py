@@ -1,5 +1,6 @@
 """Product tags on posts, end to end through Envoy: a seller's product shows on
 posts and in followers' home timelines; unknown products are refused."""
+
 from __future__ import annotations
 
 import pytest
@@ -58,8 +59,7 @@ def test_tagging_a_deactivated_product_is_400_saying_it_is_not_available(http):
     assert shown.status_code == 200 and shown.json()["active"] is False
     on_sale = new_product(http, seller_auth)
     author = sign_up(http, "a")
-    r = http.post("/v1/posts", json={"text": "gone", "productIds": [on_sale["id"], product["id"]]},
-                  headers=author.auth)
+    r = http.post("/v1/posts", json={"text": "gone", "productIds": [on_sale["id"], product["id"]]}, headers=author.auth)
     assert r.status_code == 400, r.text
     message = error_message(r)
     assert message == f"product_ids[1]: product {product['id']} is not available (inactive); tag an active product"

@@ -1,4 +1,5 @@
 """Profile edits (PATCH /v1/users/me) and reply threads, through Envoy."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,7 +30,8 @@ def test_new_display_name_reaches_hydrated_posts(http):
     http.patch("/v1/users/me", json={"displayName": "Renamed Bird"}, headers=me.auth).raise_for_status()
     assert wait_until(
         lambda: http.get(f"/v1/posts/{created['id']}").json()["author"]["displayName"] == "Renamed Bird",
-        timeout=10.0, interval=0.25,
+        timeout=10.0,
+        interval=0.25,
     )
 
 
@@ -143,5 +145,6 @@ def test_a_count_change_reaches_cached_author_summaries_at_once(http):
         assert http.get(f"/v1/posts/{first['id']}").json()["author"]["followerCount"] == 0
     follow(http, fan, author)
     # Far sooner than the cache's 60 s: graph announces the changed counts.
-    assert wait_until(lambda: http.get(f"/v1/posts/{first['id']}").json()["author"]["followerCount"] == 1,
-                      timeout=5.0, interval=0.1)
+    assert wait_until(
+        lambda: http.get(f"/v1/posts/{first['id']}").json()["author"]["followerCount"] == 1, timeout=5.0, interval=0.1
+    )

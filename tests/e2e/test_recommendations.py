@@ -1,6 +1,7 @@
 """Recommendations through Envoy (GET /v1/recommendations), plus the feed's
 internal GetFeedSignals over gRPC: candidates follow likes, reposts, follows
 of sellers, purchases and deactivations as their events arrive from Kafka."""
+
 from __future__ import annotations
 
 import grpc
@@ -42,8 +43,9 @@ def reasons(http, who) -> dict[str, str]:
 
 
 def feed_signals(stub, who) -> recommendations_pb2.GetFeedSignalsResponse:
-    return stub.GetFeedSignals(recommendations_pb2.GetFeedSignalsRequest(user_id=int(who.id), max_products=200),
-                               timeout=5)
+    return stub.GetFeedSignals(
+        recommendations_pb2.GetFeedSignalsRequest(user_id=int(who.id), max_products=200), timeout=5
+    )
 
 
 def tagged_post(http, author, product_ids: list[str], text: str = "look at this") -> dict:
@@ -85,8 +87,10 @@ def test_a_liked_tagged_product_ranks_above_popular_ones_and_unliking_takes_it_b
     assert ids.index(product["id"]) < min(popular_positions)
     # The feed sees the same candidate, and the author as someone the reader engages with.
     signals = feed_signals(signals_stub, reader)
-    assert any(c.product_id == int(product["id"]) and c.reason == recommendations_pb2.RECOMMENDATION_REASON_ENGAGED
-               for c in signals.products)
+    assert any(
+        c.product_id == int(product["id"]) and c.reason == recommendations_pb2.RECOMMENDATION_REASON_ENGAGED
+        for c in signals.products
+    )
     assert [a.author_id for a in signals.authors] == [int(author.id)]
     assert signals.authors[0].score > 0
 
@@ -100,8 +104,7 @@ def test_reposting_a_tagged_post_counts_as_engagement(http, seller):
     author, reposter = sign_up(http, "ra"), sign_up(http, "rr")
     post = tagged_post(http, author, [product["id"]])
     act(http, reposter, post["id"], "repost")
-    assert wait_until(lambda: reasons(http, reposter).get(product["id"]) == ENGAGED, timeout=EVENTUALLY,
-                      interval=0.2)
+    assert wait_until(lambda: reasons(http, reposter).get(product["id"]) == ENGAGED, timeout=EVENTUALLY, interval=0.2)
 
 
 def test_following_a_seller_brings_their_products(http):
@@ -151,9 +154,11 @@ def test_a_deactivated_product_disappears(http, seller, signals_stub):
     assert r.status_code == 200, r.text
     # Hydration drops it at once; the candidates themselves once the catalog event arrives.
     assert product["id"] not in reasons(http, reader)
-    assert wait_until(lambda: int(product["id"]) not in [c.product_id for c in
-                                                         feed_signals(signals_stub, reader).products],
-                      timeout=EVENTUALLY, interval=0.2)
+    assert wait_until(
+        lambda: int(product["id"]) not in [c.product_id for c in feed_signals(signals_stub, reader).products],
+        timeout=EVENTUALLY,
+        interval=0.2,
+    )
 
 
 def test_bad_input_is_refused_naming_the_field(http, signals_stub):
@@ -164,11 +169,11 @@ def test_bad_input_is_refused_naming_the_field(http, signals_stub):
     assert r.status_code == 400 and error_message(r).startswith("page_token:")
     assert http.get("/v1/recommendations").status_code == 401
 
-    for request, field in [(recommendations_pb2.GetFeedSignalsRequest(), "user_id"),
-                           (recommendations_pb2.GetFeedSignalsRequest(user_id=int(reader.id), max_products=201),
-                            "max_products"),
-                           (recommendations_pb2.GetFeedSignalsRequest(user_id=int(reader.id), max_authors=501),
-                            "max_authors")]:
+    for request, field in [
+        (recommendations_pb2.GetFeedSignalsRequest(), "user_id"),
+        (recommendations_pb2.GetFeedSignalsRequest(user_id=int(reader.id), max_products=201), "max_products"),
+        (recommendations_pb2.GetFeedSignalsRequest(user_id=int(reader.id), max_authors=501), "max_authors"),
+    ]:
         with pytest.raises(grpc.RpcError) as err:
             signals_stub.GetFeedSignals(request, timeout=5)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

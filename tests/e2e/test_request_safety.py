@@ -2,6 +2,7 @@
 UTF-8 or holds NUL, undefined enum numbers, and page tokens the server did
 not issue or whose cursor is out of range. Each is a 400 naming the field,
 with a google.rpc.BadRequest in `details`, and writes nothing."""
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,12 @@ def _refused_naming(r, *names: str) -> str:
 
 
 def _violations(r) -> list[dict]:
-    return [v for d in r.json().get("details", []) if d.get("@type", "").endswith("google.rpc.BadRequest")
-            for v in d["fieldViolations"]]
+    return [
+        v
+        for d in r.json().get("details", [])
+        if d.get("@type", "").endswith("google.rpc.BadRequest")
+        for v in d["fieldViolations"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +45,29 @@ def reader(http):
     return sign_up(http, "rs")
 
 
-@pytest.mark.parametrize("path, names", [
-    ("/v1/users:lookup?username=%FF", ("username",)),
-    ("/v1/posts/%FF", ("post_id", "postId")),
-    ("/v1/search/posts?q=%FF", ("q",)),
-    ("/v1/search/products?q=%C3%28", ("q",)),
-    ("/v1/products?pageToken=%FF", ("page_token", "pageToken")),
-], ids=["lookup", "post", "search-posts", "search-products", "products-token"])
+@pytest.mark.parametrize(
+    "path, names",
+    [
+        ("/v1/users:lookup?username=%FF", ("username",)),
+        ("/v1/posts/%FF", ("post_id", "postId")),
+        ("/v1/search/posts?q=%FF", ("q",)),
+        ("/v1/search/products?q=%C3%28", ("q",)),
+        ("/v1/products?pageToken=%FF", ("page_token", "pageToken")),
+    ],
+    ids=["lookup", "post", "search-posts", "search-products", "products-token"],
+)
 def test_text_that_is_not_utf8_is_400_naming_the_parameter(http, path, names):
     _refused_naming(http.get(path), *names)
 
 
-@pytest.mark.parametrize("path, names", [
-    ("/v1/users:lookup?username=a%00b", ("username",)),
-    ("/v1/search/posts?q=tea%00", ("q",)),
-], ids=["lookup", "search"])
+@pytest.mark.parametrize(
+    "path, names",
+    [
+        ("/v1/users:lookup?username=a%00b", ("username",)),
+        ("/v1/search/posts?q=tea%00", ("q",)),
+    ],
+    ids=["lookup", "search"],
+)
 def test_nul_in_a_query_parameter_is_400_naming_it(http, path, names):
     r = http.get(path)
     assert "NUL" in _refused_naming(r, *names)
@@ -77,8 +90,10 @@ _LISTS = {
 @pytest.fixture(scope="module")
 def lists(http, reader):
     parent = post(http, reader, "a post to reply to")
-    return {name: (path.format(me=reader.id, post=parent["id"]), needs_token)
-            for name, (path, needs_token) in _LISTS.items()}
+    return {
+        name: (path.format(me=reader.id, post=parent["id"]), needs_token)
+        for name, (path, needs_token) in _LISTS.items()
+    }
 
 
 def _list(http, reader, lists, name: str, token: str):
@@ -137,12 +152,16 @@ def _history(http, buyer, order_id: str) -> list:
     return r.json()["deliveryHistory"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"status": 99}, "status"),
-    ({"status": -1}, "status"),
-    ({"status": 1000}, "status"),
-    ({"status": "DELIVERY_STATUS_PACKED", "note": "left\u0000right"}, "note"),
-], ids=["99", "-1", "1000", "nul-note"])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"status": 99}, "status"),
+        ({"status": -1}, "status"),
+        ({"status": 1000}, "status"),
+        ({"status": "DELIVERY_STATUS_PACKED", "note": "left\u0000right"}, "note"),
+    ],
+    ids=["99", "-1", "1000", "nul-note"],
+)
 def test_advance_delivery_with_an_undefined_status_or_a_nul_is_400_and_changes_nothing(http, sale, body, field):
     seller, buyer, order = sale
     before = _history(http, buyer, order["id"])

@@ -1,5 +1,6 @@
 """Search through Envoy: the indexer follows post and product events from
 Kafka into OpenSearch; public queries return hydrated posts and products."""
+
 from __future__ import annotations
 
 import secrets
@@ -60,8 +61,7 @@ def test_recent_matches_rank_above_equally_relevant_old_ones_and_pages_do_not_re
     author = sign_up(http, "sp")
     word = f"zp{secrets.token_hex(4)}"
     made = [post(http, author, f"{word} number {i}")["id"] for i in range(5)]
-    assert wait_until(lambda: len(_search(http, "posts", word, pageSize=10)["posts"]) == 5, timeout=10,
-                      interval=0.1)
+    assert wait_until(lambda: len(_search(http, "posts", word, pageSize=10)["posts"]) == 5, timeout=10, interval=0.1)
     seen, token = [], ""
     while True:
         page = _search(http, "posts", word, pageSize=2, pageToken=token)

@@ -6,6 +6,7 @@ separate indices with --recreate.
 Damage is done directly on OpenSearch: a post's document lost, a deleted
 post's document back with a high version, a document for an id that never
 existed, a product document with content its catalog row does not have."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ from tests.e2e.commerce import create_product, sign_up_seller
 from tests.e2e.edge import post, sign_up, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-OPENSEARCH_URL = os.environ.get("AVIARY_OPENSEARCH_URL",
-                                f"http://127.0.0.1:{os.environ.get('OPENSEARCH_PORT', '9200')}")
+OPENSEARCH_URL = os.environ.get(
+    "AVIARY_OPENSEARCH_URL", f"http://127.0.0.1:{os.environ.get('OPENSEARCH_PORT', '9200')}"
+)
 # The sweep leaves ids younger than this alone; the test's own writes are
 # made older than it before the run, so the run judges them.
 SETTLE_SECONDS = 2.0
@@ -42,8 +44,14 @@ def opensearch():
 
 
 def _reindex(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.search.reindex", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "services.search.reindex", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _summary(run: subprocess.CompletedProcess) -> dict:
@@ -90,17 +98,29 @@ def test_reindex_repairs_a_damaged_index_in_place(http, opensearch):
     assert wait_until(lambda: not _exists(opensearch, documents.POSTS_INDEX, gone["id"]), timeout=30, interval=0.1)
 
     # The damage.
-    gone_doc = {"text": f"delete me {gone_word}", "hashtags": [], "mentions": [], "author_id": author.id,
-                "created_at": gone["createdAt"]}
+    gone_doc = {
+        "text": f"delete me {gone_word}",
+        "hashtags": [],
+        "mentions": [],
+        "author_id": author.id,
+        "created_at": gone["createdAt"],
+    }
     opensearch.delete(index=documents.POSTS_INDEX, id=kept["id"])
-    opensearch.index(index=documents.POSTS_INDEX, id=gone["id"], body=gone_doc,
-                     params={"version": ids.MAX_ID - 1, "version_type": "external"})
+    opensearch.index(
+        index=documents.POSTS_INDEX,
+        id=gone["id"],
+        body=gone_doc,
+        params={"version": ids.MAX_ID - 1, "version_type": "external"},
+    )
     never_id = str(ids.min_id_at(int(time.time() * 1000) - 3_600_000) + secrets.randbelow(1 << 20))
     opensearch.index(index=documents.POSTS_INDEX, id=never_id, body={**gone_doc, "text": f"never {gone_word}"})
     indexed_product = opensearch.get(index=documents.PRODUCTS_INDEX, id=item["id"])
-    opensearch.index(index=documents.PRODUCTS_INDEX, id=item["id"],
-                     body={**indexed_product["_source"], "title": f"Outdated {wrong_word} lamp"},
-                     params={"version": indexed_product["_version"] + 1, "version_type": "external"})
+    opensearch.index(
+        index=documents.PRODUCTS_INDEX,
+        id=item["id"],
+        body={**indexed_product["_source"], "title": f"Outdated {wrong_word} lamp"},
+        params={"version": indexed_product["_version"] + 1, "version_type": "external"},
+    )
     opensearch.indices.refresh(index=[documents.POSTS_INDEX, documents.PRODUCTS_INDEX])
     assert kept["id"] not in _search(http, "posts", kept_word)
     assert _exists(opensearch, documents.POSTS_INDEX, gone["id"])
@@ -111,20 +131,24 @@ def test_reindex_repairs_a_damaged_index_in_place(http, opensearch):
     summary = _summary(_reindex("--settle-seconds", str(SETTLE_SECONDS)))
 
     assert summary["recreated"] is False
-    assert summary["posts"]["indexed"] >= 1            # the lost post
-    assert summary["posts"]["deleted_stale"] >= 2      # the deleted post and the one that never was
-    assert summary["products"]["indexed"] >= 1         # the product with the wrong title
-    assert summary["posts"]["already_current"] >= 1    # e.g. nothing to do for other posts
+    assert summary["posts"]["indexed"] >= 1  # the lost post
+    assert summary["posts"]["deleted_stale"] >= 2  # the deleted post and the one that never was
+    assert summary["products"]["indexed"] >= 1  # the product with the wrong title
+    assert summary["posts"]["already_current"] >= 1  # e.g. nothing to do for other posts
     assert not _exists(opensearch, documents.POSTS_INDEX, gone["id"])
     assert not _exists(opensearch, documents.POSTS_INDEX, never_id)
     _wait_searchable(http, "posts", kept_word, kept["id"])
     _wait_searchable(http, "products", title_word, item["id"])
     assert item["id"] not in _search(http, "products", wrong_word)
-    assert opensearch.get(index=documents.PRODUCTS_INDEX, id=item["id"])["_source"]["title"] == f"Real {title_word} lamp"
+    assert (
+        opensearch.get(index=documents.PRODUCTS_INDEX, id=item["id"])["_source"]["title"] == f"Real {title_word} lamp"
+    )
 
     # A second run finds these documents current and leaves them as they are.
-    before = {(index, doc_id): opensearch.get(index=index, id=doc_id)["_version"]
-              for index, doc_id in ((documents.POSTS_INDEX, kept["id"]), (documents.PRODUCTS_INDEX, item["id"]))}
+    before = {
+        (index, doc_id): opensearch.get(index=index, id=doc_id)["_version"]
+        for index, doc_id in ((documents.POSTS_INDEX, kept["id"]), (documents.PRODUCTS_INDEX, item["id"]))
+    }
     again = _summary(_reindex("--settle-seconds", str(SETTLE_SECONDS)))
     assert again["posts"]["already_current"] >= 1 and again["products"]["already_current"] >= 1
     assert {key: opensearch.get(index=key[0], id=key[1])["_version"] for key in before} == before
@@ -173,14 +197,24 @@ def test_a_broken_export_fails_the_run_and_deletes_nothing(opensearch):
     posts_index = f"test-reindex-{secrets.token_hex(4)}-posts"
     opensearch.indices.create(index=posts_index, body=documents.POSTS_MAPPING)
     old_id = str(ids.min_id_at(int(time.time() * 1000) - 3_600_000))
-    opensearch.index(index=posts_index, id=old_id, body={"text": "no such post", "hashtags": [], "mentions": [],
-                                                         "author_id": "1", "created_at": "2026-01-01T00:00:00Z"})
+    opensearch.index(
+        index=posts_index,
+        id=old_id,
+        body={
+            "text": "no such post",
+            "hashtags": [],
+            "mentions": [],
+            "author_id": "1",
+            "created_at": "2026-01-01T00:00:00Z",
+        },
+    )
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         nowhere = f"127.0.0.1:{s.getsockname()[1]}"
     try:
-        run = _reindex("--only", "posts", "--posts-index", posts_index, "--timeout", "10",
-                       env={"AVIARY_POSTS_ADDR": nowhere})
+        run = _reindex(
+            "--only", "posts", "--posts-index", posts_index, "--timeout", "10", env={"AVIARY_POSTS_ADDR": nowhere}
+        )
         assert run.returncode == 1, run.stdout + run.stderr
         assert "UNAVAILABLE" in json.loads(run.stdout)["error"]
         # Without a complete export there is no sweep: the document the

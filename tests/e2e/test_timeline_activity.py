@@ -3,6 +3,7 @@ returning reader's is rebuilt on first read, a full timeline is small in
 Redis, and the home timeline is still served (from the posts store) while
 Redis is down. Through Envoy against the real stack, except where the test
 must look at or take away Redis state itself."""
+
 from __future__ import annotations
 
 import secrets
@@ -151,8 +152,9 @@ def test_with_redis_down_home_is_served_from_the_posts_store_and_posting_works(h
     # Paging works in the degraded mode too.
     r = http.get("/v1/timelines/home", params={"pageSize": 1}, headers=reader.auth)
     assert r.status_code == 200 and r.json()["nextPageToken"], r.text
-    r = http.get("/v1/timelines/home", params={"pageSize": 1, "pageToken": r.json()["nextPageToken"]},
-                 headers=reader.auth)
+    r = http.get(
+        "/v1/timelines/home", params={"pageSize": 1, "pageToken": r.json()["nextPageToken"]}, headers=reader.auth
+    )
     assert [p["id"] for p in r.json()["posts"]] == [earlier["id"]]
 
     devstack("up", "redis")

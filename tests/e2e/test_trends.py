@@ -4,6 +4,7 @@ deleted; the list is public and validates input.
 
 Tags are random so reruns never collide. The tests assume the devstack's
 defaults (AVIARY_TRENDS_MIN_USERS 3, a one-hour window)."""
+
 from __future__ import annotations
 
 import secrets
@@ -34,8 +35,9 @@ def test_a_tag_used_by_five_people_trends_with_their_count(http):
 
     # The consumer may be catching up after a restart: give it time. The tag
     # is listed from its third user on, so wait for all five.
-    assert wait_until(lambda: (_trend(http, tag) or {}).get("userCount") == "5", timeout=60, interval=0.25), \
+    assert wait_until(lambda: (_trend(http, tag) or {}).get("userCount") == "5", timeout=60, interval=0.25), (
         f"#{tag} never trended with 5 users: {_trend(http, tag)}"
+    )
     trend = _trend(http, tag)
     # Five users in the newest bucket (or, across a bucket boundary, some in the one before).
     assert 5 * 0.5 < trend["score"] <= 5.0
@@ -66,13 +68,15 @@ def test_deleted_posts_stop_counting(http):
     tag = _tag("dl")
     authors = [sign_up(http, "td") for _ in range(4)]
     posts = [post(http, author, f"Watching #{tag} live") for author in authors]
-    assert wait_until(lambda: (_trend(http, tag) or {}).get("userCount") == "4", timeout=60, interval=0.25), \
+    assert wait_until(lambda: (_trend(http, tag) or {}).get("userCount") == "4", timeout=60, interval=0.25), (
         f"#{tag} never trended with 4 users: {_trend(http, tag)}"
+    )
 
     r = http.delete(f"/v1/posts/{posts[0]['id']}", headers=authors[0].auth)
     assert r.status_code == 200, r.text
-    assert wait_until(lambda: (_trend(http, tag) or {}).get("userCount") == "3", timeout=30, interval=0.25), \
+    assert wait_until(lambda: (_trend(http, tag) or {}).get("userCount") == "3", timeout=30, interval=0.25), (
         f"a deleted post still counts: {_trend(http, tag)}"
+    )
     # Below the minimum of distinct users, the tag leaves the list.
     r = http.delete(f"/v1/posts/{posts[1]['id']}", headers=authors[1].auth)
     assert r.status_code == 200, r.text
@@ -91,8 +95,11 @@ def test_trends_are_public_and_describe_their_window(http):
 
 
 def test_bad_paging_is_refused_naming_the_field(http):
-    for params, field in (({"pageSize": 51}, "page_size"), ({"pageSize": -1}, "page_size"),
-                          ({"pageToken": "abc"}, "page_token")):
+    for params, field in (
+        ({"pageSize": 51}, "page_size"),
+        ({"pageSize": -1}, "page_size"),
+        ({"pageToken": "abc"}, "page_token"),
+    ):
         r = http.get("/v1/trends", params=params)
         assert r.status_code == 400, (params, r.text)
         assert error_message(r).startswith(f"{field}:"), r.text

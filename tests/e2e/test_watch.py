@@ -1,4 +1,5 @@
 """GET /v1/timelines/home:watch: new posts pushed live, one JSON object per line."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,9 @@ class Watcher:
 
     def _run(self, token: str) -> None:
         try:
-            with self._client.stream("GET", "/v1/timelines/home:watch", headers={"Authorization": f"Bearer {token}"}) as r:
+            with self._client.stream(
+                "GET", "/v1/timelines/home:watch", headers={"Authorization": f"Bearer {token}"}
+            ) as r:
                 self.status = r.status_code
                 self._ready.set()
                 for line in r.iter_lines():

@@ -1,4 +1,5 @@
 """Fixtures shared by the integration tests: stubs to the running services."""
+
 from __future__ import annotations
 
 import grpc

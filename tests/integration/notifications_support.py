@@ -2,6 +2,7 @@
 the running services, a Kafka producer into the real topics, and inbox reads
 that poll until a predicate holds. Each test module subclasses the harness
 with the stubs and events it needs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -47,8 +48,9 @@ class NotificationsHarness:
     def sign_up(self, prefix: str = "n", display_name: str = "") -> User:
         username = f"{prefix}_{secrets.token_hex(4)}"
         reply = self.identity.CreateAccount(
-            identity_pb2.CreateAccountRequest(username=username, password=secrets.token_urlsafe(12),
-                                              display_name=display_name or username),
+            identity_pb2.CreateAccountRequest(
+                username=username, password=secrets.token_urlsafe(12), display_name=display_name or username
+            ),
             timeout=RPC_TIMEOUT,
         )
         return User(int(reply.user.id), username, reply.access_token)
@@ -60,7 +62,8 @@ class NotificationsHarness:
 
     def inbox(self, user: User, page_size: int = 100, token: str = "") -> NT.ListNotificationsResponse:
         return self.notifications.ListNotifications(
-            NT.ListNotificationsRequest(page_size=page_size, page_token=token), metadata=user.auth,
+            NT.ListNotificationsRequest(page_size=page_size, page_token=token),
+            metadata=user.auth,
             timeout=RPC_TIMEOUT,
         )
 

@@ -1,4 +1,5 @@
 """Plumbing shared by integration tests that start or wait for service processes."""
+
 from __future__ import annotations
 
 import secrets
@@ -19,6 +20,7 @@ from services.kit.kafka import TOPICS, ensure_topics
 @dataclass
 class User:
     """A signed-up test user; `auth` is the gRPC metadata that acts as them."""
+
     id: int
     username: str
     token: str
@@ -71,8 +73,9 @@ class TopicReader:
         bootstrap = load_settings().kafka_bootstrap
         ensure_topics(bootstrap, {topic: TOPICS[topic]})
         self.event_type = event_type
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"t_{topic}_{secrets.token_hex(4)}",
-                                      enable_auto_commit=False)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=f"t_{topic}_{secrets.token_hex(4)}", enable_auto_commit=False
+        )
         partitions = self.consumer.partitions_for_topic(topic) or set()
         assert partitions, f"{topic} has no partitions"
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -11,6 +11,7 @@ Three layers:
 Every test uses fresh random user ids (far above real Snowflake ids) and
 deletes the keys it made.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,8 +92,13 @@ def lines_of(cart: cart_pb2.Cart) -> list[tuple[str, int]]:
 def _start_cart_process(extra_env: dict[str, str]):
     port = free_port()
     env = {**os.environ, "AVIARY_CART_PORT": str(port), "AVIARY_METRICS_PORT": str(free_port()), **extra_env}
-    proc = subprocess.Popen([sys.executable, "-m", "services.cart"], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cart"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return proc, port
 
 
@@ -111,8 +117,9 @@ def short_ttl_cart():
 @pytest.fixture(scope="module")
 def cart_without_catalog():
     """A second cart process whose catalog address leads nowhere."""
-    proc, port = _start_cart_process({"AVIARY_CATALOG_ADDR": f"127.0.0.1:{free_port()}",
-                                      "AVIARY_CART_CATALOG_TIMEOUT_SECONDS": "1"})
+    proc, port = _start_cart_process(
+        {"AVIARY_CATALOG_ADDR": f"127.0.0.1:{free_port()}", "AVIARY_CART_CATALOG_TIMEOUT_SECONDS": "1"}
+    )
     try:
         channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
         yield cart_pb2_grpc.CartServiceStub(channel)
@@ -129,8 +136,13 @@ async def store(r):
     stores: list[CartStore] = []
 
     def make(*, ttl_seconds: int = 3600, max_lines: int = 50) -> CartStore:
-        made = CartStore(Settings(redis_url=REDIS_URL), ttl_seconds=ttl_seconds, max_lines=max_lines,
-                         max_line_quantity=100, checkout_marker_ttl_seconds=3600)
+        made = CartStore(
+            Settings(redis_url=REDIS_URL),
+            ttl_seconds=ttl_seconds,
+            max_lines=max_lines,
+            max_line_quantity=100,
+            checkout_marker_ttl_seconds=3600,
+        )
         stores.append(made)
         return made
 
@@ -278,8 +290,8 @@ def test_clear_checked_out_items_runs_once_per_checkout(cart, r):
     checkout = f"co-{secrets.token_hex(6)}"
     bought = [cart_pb2.CartItem(product_id=str(a), quantity=1), cart_pb2.CartItem(product_id=str(b), quantity=2)]
     after = cart.ClearCheckedOutItems(
-        cart_pb2.ClearCheckedOutItemsRequest(user_id=str(user), checkout_id=checkout, items=bought),
-        timeout=RPC_TIMEOUT)
+        cart_pb2.ClearCheckedOutItemsRequest(user_id=str(user), checkout_id=checkout, items=bought), timeout=RPC_TIMEOUT
+    )
     # a: 3 - 1 left; b bought out entirely, so gone; c not bought, stays.
     assert lines_of(after) == [(str(a), 2), (str(c), 1)]
     assert r.ttl(checkout_marker_key(user, checkout)) > 0
@@ -287,14 +299,15 @@ def test_clear_checked_out_items_runs_once_per_checkout(cart, r):
     # The buyer adds more of a meanwhile; the checkout's retry must not take it again.
     r.hset(cart_key(user), str(a), encode_line(1, 4))
     again = cart.ClearCheckedOutItems(
-        cart_pb2.ClearCheckedOutItemsRequest(user_id=str(user), checkout_id=checkout, items=bought),
-        timeout=RPC_TIMEOUT)
+        cart_pb2.ClearCheckedOutItemsRequest(user_id=str(user), checkout_id=checkout, items=bought), timeout=RPC_TIMEOUT
+    )
     assert lines_of(again) == [(str(a), 4), (str(c), 1)]
 
     # Another checkout is another matter.
     other = cart.ClearCheckedOutItems(
         cart_pb2.ClearCheckedOutItemsRequest(user_id=str(user), checkout_id=checkout + "-2", items=bought),
-        timeout=RPC_TIMEOUT)
+        timeout=RPC_TIMEOUT,
+    )
     assert lines_of(other) == [(str(a), 3), (str(c), 1)]
 
 
@@ -302,8 +315,10 @@ def test_clear_checked_out_items_concurrent_retries_take_lines_once(cart, r):
     user, a = random_user(), random_product()
     seed(r, user, [(a, 10)])
     request = cart_pb2.ClearCheckedOutItemsRequest(
-        user_id=str(user), checkout_id=f"co-{secrets.token_hex(6)}",
-        items=[cart_pb2.CartItem(product_id=str(a), quantity=3)])
+        user_id=str(user),
+        checkout_id=f"co-{secrets.token_hex(6)}",
+        items=[cart_pb2.CartItem(product_id=str(a), quantity=3)],
+    )
     futures = [cart.ClearCheckedOutItems.future(request, timeout=RPC_TIMEOUT) for _ in range(20)]
     for future in futures:
         future.result()
@@ -314,9 +329,12 @@ def test_clear_checked_out_items_concurrent_retries_take_lines_once(cart, r):
 def test_clearing_every_line_deletes_the_cart(cart, r):
     user, a = random_user(), random_product()
     seed(r, user, [(a, 2)])
-    after = cart.ClearCheckedOutItems(cart_pb2.ClearCheckedOutItemsRequest(
-        user_id=str(user), checkout_id="co-all", items=[cart_pb2.CartItem(product_id=str(a), quantity=2)]),
-        timeout=RPC_TIMEOUT)
+    after = cart.ClearCheckedOutItems(
+        cart_pb2.ClearCheckedOutItemsRequest(
+            user_id=str(user), checkout_id="co-all", items=[cart_pb2.CartItem(product_id=str(a), quantity=2)]
+        ),
+        timeout=RPC_TIMEOUT,
+    )
     assert list(after.items) == [] and not after.HasField("expires_at")
     assert not r.exists(cart_key(user))
 
@@ -325,20 +343,30 @@ def test_clear_on_an_expired_cart_still_marks_the_checkout(cart, r):
     user, a = random_user(), random_product()
     r.track_user(user)
     request = cart_pb2.ClearCheckedOutItemsRequest(
-        user_id=str(user), checkout_id="co-late", items=[cart_pb2.CartItem(product_id=str(a), quantity=1)])
+        user_id=str(user), checkout_id="co-late", items=[cart_pb2.CartItem(product_id=str(a), quantity=1)]
+    )
     assert list(cart.ClearCheckedOutItems(request, timeout=RPC_TIMEOUT).items) == []
     assert r.exists(checkout_marker_key(user, "co-late"))
     assert not r.exists(cart_key(user))
 
 
-@pytest.mark.parametrize("request_fields, field", [
-    ({"user_id": "abc", "checkout_id": "c", "items": [{"product_id": "1", "quantity": 1}]}, "user_id"),
-    ({"user_id": "5", "checkout_id": "", "items": [{"product_id": "1", "quantity": 1}]}, "checkout_id"),
-    ({"user_id": "5", "checkout_id": "c", "items": []}, "items"),
-    ({"user_id": "5", "checkout_id": "c", "items": [{"product_id": "x", "quantity": 1}]}, "items[0].product_id"),
-    ({"user_id": "5", "checkout_id": "c",
-      "items": [{"product_id": "1", "quantity": 1}, {"product_id": "2", "quantity": 0}]}, "items[1].quantity"),
-])
+@pytest.mark.parametrize(
+    "request_fields, field",
+    [
+        ({"user_id": "abc", "checkout_id": "c", "items": [{"product_id": "1", "quantity": 1}]}, "user_id"),
+        ({"user_id": "5", "checkout_id": "", "items": [{"product_id": "1", "quantity": 1}]}, "checkout_id"),
+        ({"user_id": "5", "checkout_id": "c", "items": []}, "items"),
+        ({"user_id": "5", "checkout_id": "c", "items": [{"product_id": "x", "quantity": 1}]}, "items[0].product_id"),
+        (
+            {
+                "user_id": "5",
+                "checkout_id": "c",
+                "items": [{"product_id": "1", "quantity": 1}, {"product_id": "2", "quantity": 0}],
+            },
+            "items[1].quantity",
+        ),
+    ],
+)
 def test_clear_checked_out_items_bad_input_names_the_field_and_writes_nothing(cart, r, request_fields, field):
     fields = dict(request_fields)
     items = [cart_pb2.CartItem(**item) for item in fields.pop("items")]
@@ -357,12 +385,15 @@ def test_get_user_cart_bad_user_id(cart):
     assert err.value.details().startswith("user_id: ")
 
 
-@pytest.mark.parametrize("call, message", [
-    ("GetCart", cart_pb2.GetCartRequest()),
-    ("AddCartItem", cart_pb2.AddCartItemRequest(product_id="1", quantity=1)),
-    ("UpdateCartItem", cart_pb2.UpdateCartItemRequest(product_id="1", quantity=1)),
-    ("RemoveCartItem", cart_pb2.RemoveCartItemRequest(product_id="1")),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        ("GetCart", cart_pb2.GetCartRequest()),
+        ("AddCartItem", cart_pb2.AddCartItemRequest(product_id="1", quantity=1)),
+        ("UpdateCartItem", cart_pb2.UpdateCartItemRequest(product_id="1", quantity=1)),
+        ("RemoveCartItem", cart_pb2.RemoveCartItemRequest(product_id="1")),
+    ],
+)
 def test_public_methods_need_a_token(cart, call, message):
     with pytest.raises(grpc.RpcError) as err:
         getattr(cart, call)(message, timeout=RPC_TIMEOUT)
@@ -373,8 +404,10 @@ def test_public_methods_need_a_token(cart, call, message):
 
 
 def _account(identity, role: str = "") -> tuple[str, tuple]:
-    resp = identity.CreateAccount(identity_pb2.CreateAccountRequest(
-        username=f"c_{secrets.token_hex(5)}", password=PASSWORD, role=role), timeout=RPC_TIMEOUT)
+    resp = identity.CreateAccount(
+        identity_pb2.CreateAccountRequest(username=f"c_{secrets.token_hex(5)}", password=PASSWORD, role=role),
+        timeout=RPC_TIMEOUT,
+    )
     return resp.user.id, (("authorization", f"Bearer {resp.access_token}"),)
 
 
@@ -392,14 +425,19 @@ def buyer(identity, r):
 
 def make_product(catalog, seller, *, price: int = 1250, currency: str = "USD", title: str = "") -> catalog_pb2.Product:
     _, auth = seller
-    return catalog.CreateProduct(catalog_pb2.CreateProductRequest(
-        title=title or f"thing {secrets.token_hex(3)}", price_minor=price, currency=currency, stock=100),
-        metadata=auth, timeout=RPC_TIMEOUT)
+    return catalog.CreateProduct(
+        catalog_pb2.CreateProductRequest(
+            title=title or f"thing {secrets.token_hex(3)}", price_minor=price, currency=currency, stock=100
+        ),
+        metadata=auth,
+        timeout=RPC_TIMEOUT,
+    )
 
 
 def add(cart, who, product_id: str, quantity: int) -> cart_pb2.Cart:
-    return cart.AddCartItem(cart_pb2.AddCartItemRequest(product_id=product_id, quantity=quantity),
-                            metadata=who[1], timeout=RPC_TIMEOUT)
+    return cart.AddCartItem(
+        cart_pb2.AddCartItemRequest(product_id=product_id, quantity=quantity), metadata=who[1], timeout=RPC_TIMEOUT
+    )
 
 
 def get(cart, who) -> cart_pb2.Cart:
@@ -412,15 +450,19 @@ def test_add_prices_from_the_catalog_and_get_joins_current_prices(cart, catalog,
     shown = add(cart, buyer, pen.id, 3)
     assert shown.user_id == buyer[0] and shown.currency == "USD"
     assert [(i.product_id, i.quantity, i.unit_price_minor, i.available) for i in shown.items] == [
-        (mug.id, 2, 1250, True), (pen.id, 3, 199, True)]
+        (mug.id, 2, 1250, True),
+        (pen.id, 3, 199, True),
+    ]
     assert shown.items[0].title == "mug"
     assert shown.total_minor == 2 * 1250 + 3 * 199
     assert abs(shown.expires_at.ToSeconds() - (time.time() + DEFAULT_TTL)) < 30
 
-    catalog.UpdateProduct(catalog_pb2.UpdateProductRequest(product_id=mug.id, price_minor=1500),
-                          metadata=seller[1], timeout=RPC_TIMEOUT)
-    catalog.UpdateProduct(catalog_pb2.UpdateProductRequest(product_id=pen.id, active=False),
-                          metadata=seller[1], timeout=RPC_TIMEOUT)
+    catalog.UpdateProduct(
+        catalog_pb2.UpdateProductRequest(product_id=mug.id, price_minor=1500), metadata=seller[1], timeout=RPC_TIMEOUT
+    )
+    catalog.UpdateProduct(
+        catalog_pb2.UpdateProductRequest(product_id=pen.id, active=False), metadata=seller[1], timeout=RPC_TIMEOUT
+    )
     now = get(cart, buyer)
     assert [(i.unit_price_minor, i.available) for i in now.items] == [(1500, True), (199, False)]
     assert now.total_minor == 2 * 1500  # the deactivated line does not count
@@ -430,8 +472,9 @@ def test_add_unknown_inactive_and_other_currency_products_is_refused(cart, catal
     usd = make_product(catalog, seller, currency="USD")
     eur = make_product(catalog, seller, currency="EUR")
     gone = make_product(catalog, seller)
-    catalog.UpdateProduct(catalog_pb2.UpdateProductRequest(product_id=gone.id, active=False),
-                          metadata=seller[1], timeout=RPC_TIMEOUT)
+    catalog.UpdateProduct(
+        catalog_pb2.UpdateProductRequest(product_id=gone.id, active=False), metadata=seller[1], timeout=RPC_TIMEOUT
+    )
     add(cart, buyer, usd.id, 1)
 
     unknown = str(random_product())
@@ -466,18 +509,23 @@ def test_update_and_remove(cart, catalog, seller, buyer):
     a, b = make_product(catalog, seller, price=100), make_product(catalog, seller, price=10)
     add(cart, buyer, a.id, 1)
     add(cart, buyer, b.id, 1)
-    updated = cart.UpdateCartItem(cart_pb2.UpdateCartItemRequest(product_id=a.id, quantity=9),
-                                  metadata=buyer[1], timeout=RPC_TIMEOUT)
+    updated = cart.UpdateCartItem(
+        cart_pb2.UpdateCartItemRequest(product_id=a.id, quantity=9), metadata=buyer[1], timeout=RPC_TIMEOUT
+    )
     assert lines_of(updated) == [(a.id, 9), (b.id, 1)] and updated.total_minor == 910
 
     with pytest.raises(grpc.RpcError) as err:
-        cart.UpdateCartItem(cart_pb2.UpdateCartItemRequest(product_id=str(random_product()), quantity=2),
-                            metadata=buyer[1], timeout=RPC_TIMEOUT)
+        cart.UpdateCartItem(
+            cart_pb2.UpdateCartItemRequest(product_id=str(random_product()), quantity=2),
+            metadata=buyer[1],
+            timeout=RPC_TIMEOUT,
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
     for _ in range(2):  # idempotent
-        removed = cart.RemoveCartItem(cart_pb2.RemoveCartItemRequest(product_id=a.id),
-                                      metadata=buyer[1], timeout=RPC_TIMEOUT)
+        removed = cart.RemoveCartItem(
+            cart_pb2.RemoveCartItemRequest(product_id=a.id), metadata=buyer[1], timeout=RPC_TIMEOUT
+        )
         assert lines_of(removed) == [(b.id, 1)]
 
 
@@ -492,8 +540,9 @@ def test_another_user_neither_sees_nor_changes_my_cart(cart, catalog, seller, id
     # Their changes, even naming my product, land in their own cart only.
     cart.RemoveCartItem(cart_pb2.RemoveCartItemRequest(product_id=product.id), metadata=other[1], timeout=RPC_TIMEOUT)
     with pytest.raises(grpc.RpcError) as err:
-        cart.UpdateCartItem(cart_pb2.UpdateCartItemRequest(product_id=product.id, quantity=1),
-                            metadata=other[1], timeout=RPC_TIMEOUT)
+        cart.UpdateCartItem(
+            cart_pb2.UpdateCartItemRequest(product_id=product.id, quantity=1), metadata=other[1], timeout=RPC_TIMEOUT
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     add(cart, other, product.id, 1)
 

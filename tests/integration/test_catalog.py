@@ -5,6 +5,7 @@ dead address, so the shared stack is never disturbed).
 
 Every test signs up fresh accounts, so it only ever sees its own products.
 """
+
 from __future__ import annotations
 
 import os
@@ -77,10 +78,12 @@ class Account:
 
 
 def sign_up(identity, role: str = "") -> Account:
-    return Account(identity.CreateAccount(
-        identity_pb2.CreateAccountRequest(username=f"t_{secrets.token_hex(4)}", password=PASSWORD, role=role),
-        timeout=TIMEOUT,
-    ))
+    return Account(
+        identity.CreateAccount(
+            identity_pb2.CreateAccountRequest(username=f"t_{secrets.token_hex(4)}", password=PASSWORD, role=role),
+            timeout=TIMEOUT,
+        )
+    )
 
 
 def create(catalog, seller: Account, **fields) -> pb.Product:
@@ -100,7 +103,8 @@ def listed(catalog, seller: Account, page_size: int = 100) -> list[str]:
 def upload(media, owner: Account, content_type: str = "image/png", data: bytes | None = None) -> str:
     return media.UploadMedia(
         media_pb2.UploadMediaRequest(file=httpbody_pb2.HttpBody(content_type=content_type, data=data or png())),
-        metadata=owner.auth, timeout=TIMEOUT,
+        metadata=owner.auth,
+        timeout=TIMEOUT,
     ).media_id
 
 
@@ -117,8 +121,16 @@ def test_a_seller_creates_a_product_with_stock_and_reads_it_back(identity, catal
     seller = sign_up(identity, "seller")  # the role is case-insensitive
     images = [upload(media, seller), upload(media, seller)]
     before = time.time()
-    created = create(catalog, seller, title="  Blue mug  ", description="Holds coffee.\nDishwasher safe.",
-                     price_minor=1250, currency="usd", media_ids=images, stock=7)
+    created = create(
+        catalog,
+        seller,
+        title="  Blue mug  ",
+        description="Holds coffee.\nDishwasher safe.",
+        price_minor=1250,
+        currency="usd",
+        media_ids=images,
+        stock=7,
+    )
 
     assert created.id.isdigit() and created.seller_id == seller.id
     assert created.title == "Blue mug"
@@ -138,8 +150,9 @@ def test_only_seller_accounts_can_create_products(identity, catalog):
     assert "role SELLER" in err.details()
     assert listed(catalog, user) == []
 
-    err = rpc_error(catalog.CreateProduct, pb.CreateProductRequest(title="x", price_minor=1, currency="USD"),
-                    timeout=TIMEOUT)
+    err = rpc_error(
+        catalog.CreateProduct, pb.CreateProductRequest(title="x", price_minor=1, currency="USD"), timeout=TIMEOUT
+    )
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -193,14 +206,18 @@ def test_product_images_must_be_the_sellers_own_images(identity, catalog, media)
 def test_update_changes_only_the_fields_given(identity, catalog):
     seller = sign_up(identity, "SELLER")
     product = create(catalog, seller, description="first")
-    updated = catalog.UpdateProduct(pb.UpdateProductRequest(product_id=product.id, price_minor=999),
-                                    metadata=seller.auth, timeout=TIMEOUT)
+    updated = catalog.UpdateProduct(
+        pb.UpdateProductRequest(product_id=product.id, price_minor=999), metadata=seller.auth, timeout=TIMEOUT
+    )
     assert updated.price_minor == 999
     assert (updated.title, updated.description, updated.active, updated.stock) == ("Blue mug", "first", True, 5)
 
     # An empty description is a change, not an absence.
-    updated = catalog.UpdateProduct(pb.UpdateProductRequest(product_id=product.id, title="Red mug", description=""),
-                                    metadata=seller.auth, timeout=TIMEOUT)
+    updated = catalog.UpdateProduct(
+        pb.UpdateProductRequest(product_id=product.id, title="Red mug", description=""),
+        metadata=seller.auth,
+        timeout=TIMEOUT,
+    )
     assert (updated.title, updated.description, updated.price_minor) == ("Red mug", "", 999)
     assert get(catalog, product.id) == updated
 
@@ -208,28 +225,37 @@ def test_update_changes_only_the_fields_given(identity, catalog):
 def test_inactive_products_leave_listings_but_stay_readable(identity, catalog):
     seller = sign_up(identity, "SELLER")
     kept, hidden = create(catalog, seller), create(catalog, seller)
-    off = catalog.UpdateProduct(pb.UpdateProductRequest(product_id=hidden.id, active=False),
-                                metadata=seller.auth, timeout=TIMEOUT)
+    off = catalog.UpdateProduct(
+        pb.UpdateProductRequest(product_id=hidden.id, active=False), metadata=seller.auth, timeout=TIMEOUT
+    )
     assert not off.active
     assert listed(catalog, seller) == [kept.id]
     assert get(catalog, hidden.id).active is False
     batch = catalog.BatchGetProducts(pb.BatchGetProductsRequest(product_ids=[hidden.id, kept.id]), timeout=TIMEOUT)
     assert [(p.id, p.active) for p in batch.products] == [(hidden.id, False), (kept.id, True)]
 
-    catalog.UpdateProduct(pb.UpdateProductRequest(product_id=hidden.id, active=True),
-                          metadata=seller.auth, timeout=TIMEOUT)
+    catalog.UpdateProduct(
+        pb.UpdateProductRequest(product_id=hidden.id, active=True), metadata=seller.auth, timeout=TIMEOUT
+    )
     assert listed(catalog, seller) == [hidden.id, kept.id]
 
 
 def test_only_the_products_seller_may_update_or_restock_it(identity, catalog):
     seller, other_seller = sign_up(identity, "SELLER"), sign_up(identity, "SELLER")
     product = create(catalog, seller)
-    err = rpc_error(catalog.UpdateProduct, pb.UpdateProductRequest(product_id=product.id, title="mine now"),
-                    metadata=other_seller.auth, timeout=TIMEOUT)
+    err = rpc_error(
+        catalog.UpdateProduct,
+        pb.UpdateProductRequest(product_id=product.id, title="mine now"),
+        metadata=other_seller.auth,
+        timeout=TIMEOUT,
+    )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-    err = rpc_error(catalog.RestockProduct,
-                    pb.RestockProductRequest(product_id=product.id, quantity=5, idempotency_key="k"),
-                    metadata=other_seller.auth, timeout=TIMEOUT)
+    err = rpc_error(
+        catalog.RestockProduct,
+        pb.RestockProductRequest(product_id=product.id, quantity=5, idempotency_key="k"),
+        metadata=other_seller.auth,
+        timeout=TIMEOUT,
+    )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     assert get(catalog, product.id) == product
 
@@ -247,8 +273,12 @@ def test_only_the_products_seller_may_update_or_restock_it(identity, catalog):
 def test_bad_updates_are_refused_and_change_nothing(identity, catalog, fields, code, expected):
     seller = sign_up(identity, "SELLER")
     product = create(catalog, seller)
-    err = rpc_error(catalog.UpdateProduct, pb.UpdateProductRequest(**{"product_id": product.id, **fields}),
-                    metadata=seller.auth, timeout=TIMEOUT)
+    err = rpc_error(
+        catalog.UpdateProduct,
+        pb.UpdateProductRequest(**{"product_id": product.id, **fields}),
+        metadata=seller.auth,
+        timeout=TIMEOUT,
+    )
     assert err.code() == code
     assert err.details().startswith(expected), err.details()
     assert get(catalog, product.id) == product
@@ -260,16 +290,22 @@ def test_restock_adds_once_per_idempotency_key(identity, catalog):
     request = pb.RestockProductRequest(product_id=product.id, quantity=10, idempotency_key="truck-1")
     assert catalog.RestockProduct(request, metadata=seller.auth, timeout=TIMEOUT).stock == 12
     assert catalog.RestockProduct(request, metadata=seller.auth, timeout=TIMEOUT).stock == 12
-    err = rpc_error(catalog.RestockProduct,
-                    pb.RestockProductRequest(product_id=product.id, quantity=11, idempotency_key="truck-1"),
-                    metadata=seller.auth, timeout=TIMEOUT)
+    err = rpc_error(
+        catalog.RestockProduct,
+        pb.RestockProductRequest(product_id=product.id, quantity=11, idempotency_key="truck-1"),
+        metadata=seller.auth,
+        timeout=TIMEOUT,
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details().startswith("idempotency_key:")
-    for bad, expected in [({"quantity": 0}, "quantity: must be 1..1,000,000"),
-                          ({"idempotency_key": ""}, "idempotency_key: is required")]:
+    for bad, expected in [
+        ({"quantity": 0}, "quantity: must be 1..1,000,000"),
+        ({"idempotency_key": ""}, "idempotency_key: is required"),
+    ]:
         fields = {"product_id": product.id, "quantity": 1, "idempotency_key": "truck-2", **bad}
-        err = rpc_error(catalog.RestockProduct, pb.RestockProductRequest(**fields),
-                        metadata=seller.auth, timeout=TIMEOUT)
+        err = rpc_error(
+            catalog.RestockProduct, pb.RestockProductRequest(**fields), metadata=seller.auth, timeout=TIMEOUT
+        )
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.details().startswith(expected), err.details()
     assert get(catalog, product.id).stock == 12
@@ -292,8 +328,9 @@ def test_stock_is_what_inventory_has_available(identity, catalog, inventory):
     assert catalog.ListProducts(pb.ListProductsRequest(seller_id=seller.id), timeout=TIMEOUT).products[0].stock == 2
     batch = catalog.BatchGetProducts(pb.BatchGetProductsRequest(product_ids=[product.id]), timeout=TIMEOUT)
     assert batch.products[0].stock == 2
-    skipped = catalog.BatchGetProducts(pb.BatchGetProductsRequest(product_ids=[product.id], skip_stock=True),
-                                       timeout=TIMEOUT)
+    skipped = catalog.BatchGetProducts(
+        pb.BatchGetProductsRequest(product_ids=[product.id], skip_stock=True), timeout=TIMEOUT
+    )
     assert skipped.products[0].stock == 0
 
 
@@ -303,8 +340,9 @@ def test_list_pages_newest_first_without_gaps_or_repeats(identity, catalog):
     create(catalog, other)
     seen, token, pages = [], "", 0
     while True:
-        page = catalog.ListProducts(pb.ListProductsRequest(seller_id=seller.id, page_size=2, page_token=token),
-                                    timeout=TIMEOUT)
+        page = catalog.ListProducts(
+            pb.ListProductsRequest(seller_id=seller.id, page_size=2, page_token=token), timeout=TIMEOUT
+        )
         seen += [p.id for p in page.products]
         pages += 1
         token = page.next_page_token
@@ -362,8 +400,11 @@ def topic_reader():
 def test_create_and_update_publish_product_events_keyed_by_product(identity, catalog, topic_reader):
     seller = sign_up(identity, "SELLER")
     product = create(catalog, seller, title="Evented mug")
-    catalog.UpdateProduct(pb.UpdateProductRequest(product_id=product.id, price_minor=777, active=False),
-                          metadata=seller.auth, timeout=TIMEOUT)
+    catalog.UpdateProduct(
+        pb.UpdateProductRequest(product_id=product.id, price_minor=777, active=False),
+        metadata=seller.auth,
+        timeout=TIMEOUT,
+    )
     pid = int(product.id)
     records = topic_reader.wait_for(lambda e: e.upserted.product_id == pid, count=2)
     assert len(records) == 2, "expected the create and the update events within 20 s"
@@ -372,7 +413,10 @@ def test_create_and_update_publish_product_events_keyed_by_product(identity, cat
     assert records[0].partition == records[1].partition and records[0].offset < records[1].offset
     assert 0 < created.event_id < updated.event_id
     assert (created.upserted.seller_id, created.upserted.title, created.upserted.price_minor) == (
-        int(seller.id), "Evented mug", 1250)
+        int(seller.id),
+        "Evented mug",
+        1250,
+    )
     assert created.upserted.active and created.upserted.currency == "USD"
     assert (updated.upserted.price_minor, updated.upserted.active) == (777, False)
     assert updated.upserted.title == "Evented mug"
@@ -385,19 +429,25 @@ def test_create_and_update_publish_product_events_keyed_by_product(identity, cat
 def test_posts_tag_active_products_and_show_them(identity, catalog, posts):
     seller, author = sign_up(identity, "SELLER"), sign_up(identity)
     mug, lamp = create(catalog, seller, title="Mug"), create(catalog, seller, title="Lamp")
-    post = posts.CreatePost(posts_pb2.CreatePostRequest(text="look", product_ids=[lamp.id, mug.id]),
-                            metadata=author.auth, timeout=TIMEOUT)
+    post = posts.CreatePost(
+        posts_pb2.CreatePostRequest(text="look", product_ids=[lamp.id, mug.id]), metadata=author.auth, timeout=TIMEOUT
+    )
     assert [p.title for p in post.products] == ["Lamp", "Mug"]
     assert post.products[0].seller_id == seller.id and post.products[0].price_minor == 1250
     fetched = posts.GetPost(posts_pb2.GetPostRequest(post_id=post.id), timeout=TIMEOUT)
     assert [p.id for p in fetched.products] == [lamp.id, mug.id]
 
     # A product made inactive later is still shown on existing posts ...
-    catalog.UpdateProduct(pb.UpdateProductRequest(product_id=mug.id, active=False),
-                          metadata=seller.auth, timeout=TIMEOUT)
+    catalog.UpdateProduct(
+        pb.UpdateProductRequest(product_id=mug.id, active=False), metadata=seller.auth, timeout=TIMEOUT
+    )
     # ... but cannot be tagged on new ones.
-    err = rpc_error(posts.CreatePost, posts_pb2.CreatePostRequest(text="again", product_ids=[lamp.id, mug.id]),
-                    metadata=author.auth, timeout=TIMEOUT)
+    err = rpc_error(
+        posts.CreatePost,
+        posts_pb2.CreatePostRequest(text="again", product_ids=[lamp.id, mug.id]),
+        metadata=author.auth,
+        timeout=TIMEOUT,
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details() == f"product_ids[1]: product {mug.id} is not available (inactive); tag an active product"
 
@@ -409,8 +459,12 @@ def test_unknown_or_repeated_product_tags_are_refused_and_nothing_is_written(ide
         ([mug.id, "4242"], "product_ids[1]: no such product 4242"),
         ([mug.id, mug.id], f"product_ids[1]: product {mug.id} is already tagged"),
     ]:
-        err = rpc_error(posts.CreatePost, posts_pb2.CreatePostRequest(text="tagged", product_ids=product_ids),
-                        metadata=author.auth, timeout=TIMEOUT)
+        err = rpc_error(
+            posts.CreatePost,
+            posts_pb2.CreatePostRequest(text="tagged", product_ids=product_ids),
+            metadata=author.auth,
+            timeout=TIMEOUT,
+        )
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.details().startswith(expected), err.details()
     own = posts.ListUserPosts(posts_pb2.ListUserPostsRequest(user_id=author.id), timeout=TIMEOUT)
@@ -430,8 +484,9 @@ def _second_process(module: str, port_env: str, extra_env: dict[str, str]):
         "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
         **extra_env,
     }
-    proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
         yield channel
@@ -443,16 +498,18 @@ def _second_process(module: str, port_env: str, extra_env: dict[str, str]):
 @pytest.fixture
 def catalog_without_inventory():
     """A second catalog process whose inventory address leads nowhere."""
-    for channel in _second_process("services.catalog", "AVIARY_CATALOG_PORT",
-                                   {"AVIARY_INVENTORY_ADDR": f"127.0.0.1:{free_port()}"}):
+    for channel in _second_process(
+        "services.catalog", "AVIARY_CATALOG_PORT", {"AVIARY_INVENTORY_ADDR": f"127.0.0.1:{free_port()}"}
+    ):
         yield catalog_pb2_grpc.CatalogServiceStub(channel)
 
 
 @pytest.fixture
 def posts_without_catalog():
     """A second posts process whose catalog address leads nowhere."""
-    for channel in _second_process("services.posts", "AVIARY_POSTS_PORT",
-                                   {"AVIARY_CATALOG_ADDR": f"127.0.0.1:{free_port()}"}):
+    for channel in _second_process(
+        "services.posts", "AVIARY_POSTS_PORT", {"AVIARY_CATALOG_ADDR": f"127.0.0.1:{free_port()}"}
+    ):
         yield posts_pb2_grpc.PostsServiceStub(channel)
 
 
@@ -481,8 +538,9 @@ def test_posts_with_product_tags_read_fine_while_the_catalog_is_unreachable(
 ):
     seller, author = sign_up(identity, "SELLER"), sign_up(identity)
     mug = create(catalog, seller, title="Mug")
-    tagged = posts.CreatePost(posts_pb2.CreatePostRequest(text="with mug", product_ids=[mug.id]),
-                              metadata=author.auth, timeout=TIMEOUT)
+    tagged = posts.CreatePost(
+        posts_pb2.CreatePostRequest(text="with mug", product_ids=[mug.id]), metadata=author.auth, timeout=TIMEOUT
+    )
 
     alone = posts_without_catalog
     started = time.monotonic()
@@ -494,8 +552,12 @@ def test_posts_with_product_tags_read_fine_while_the_catalog_is_unreachable(
     # Posting without tags does not need the catalog; posting with tags does.
     plain = alone.CreatePost(posts_pb2.CreatePostRequest(text="no tags"), metadata=author.auth, timeout=TIMEOUT)
     assert plain.text == "no tags"
-    err = rpc_error(alone.CreatePost, posts_pb2.CreatePostRequest(text="tags", product_ids=[mug.id]),
-                    metadata=author.auth, timeout=TIMEOUT)
+    err = rpc_error(
+        alone.CreatePost,
+        posts_pb2.CreatePostRequest(text="tags", product_ids=[mug.id]),
+        metadata=author.auth,
+        timeout=TIMEOUT,
+    )
     assert err.code() == grpc.StatusCode.UNAVAILABLE
     assert "catalog can't be reached" in err.details()
     own = posts.ListUserPosts(posts_pb2.ListUserPostsRequest(user_id=author.id), timeout=TIMEOUT)

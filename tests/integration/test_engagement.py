@@ -5,6 +5,7 @@ persistence or a flush would (deleting the keys) and check that no count is
 lost: counts come back from the Cassandra snapshot or, when the snapshot may
 be missing recent changes, from the like/repost/reply edges.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -127,8 +128,8 @@ def cassandra_execute(query: str, params: tuple):
 
 def cassandra_snapshot(post_id: str):
     return cassandra_execute(
-        "SELECT likes, reposts, replies, flushed_at, last_change FROM aviary_engagement.post_counts "
-        "WHERE post_id = %s", (int(post_id),)
+        "SELECT likes, reposts, replies, flushed_at, last_change FROM aviary_engagement.post_counts WHERE post_id = %s",
+        (int(post_id),),
     )
 
 
@@ -142,10 +143,12 @@ def test_counts_survive_redis_losing_them_right_after_the_change(identity, posts
     for fan in fans:
         like(engagement, fan, target.id)
     reply = create(posts, fans[0], "a reply", reply_to_id=target.id)
-    repost = posts.RepostPost(posts_pb2.RepostPostRequest(post_id=target.id), metadata=fans[1].auth,
-                              timeout=RPC_TIMEOUT)
-    assert wait_for(lambda: counts(engagement, target.id).reply_count == 1
-                    and counts(engagement, target.id).repost_count == 1)
+    repost = posts.RepostPost(
+        posts_pb2.RepostPostRequest(post_id=target.id), metadata=fans[1].auth, timeout=RPC_TIMEOUT
+    )
+    assert wait_for(
+        lambda: counts(engagement, target.id).reply_count == 1 and counts(engagement, target.id).repost_count == 1
+    )
     # Lost before (or just after) a flush: the snapshot cannot be trusted for
     # changes this recent, so the counts are recounted from the edges.
     drop_from_redis(rdb, [target.id])
@@ -195,8 +198,9 @@ def test_a_snapshot_taken_well_after_the_last_change_is_loaded_as_is(identity, p
 def test_like_events_reach_kafka(identity, posts, engagement):
     bootstrap = load_settings().kafka_bootstrap
     ensure_topics(bootstrap, {ENGAGEMENT_TOPIC: TOPICS[ENGAGEMENT_TOPIC]})
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"t_eng_{secrets.token_hex(4)}",
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=f"t_eng_{secrets.token_hex(4)}", enable_auto_commit=False
+    )
     try:
         tps = [TopicPartition(ENGAGEMENT_TOPIC, p) for p in sorted(consumer.partitions_for_topic(ENGAGEMENT_TOPIC))]
         consumer.assign(tps)
@@ -207,8 +211,9 @@ def test_like_events_reach_kafka(identity, posts, engagement):
         target = create(posts, author, "tell kafka")
         like(engagement, fan, target.id)
         like(engagement, fan, target.id)  # idempotent: no second event
-        engagement.UnlikePost(engagement_pb2.UnlikePostRequest(post_id=target.id), metadata=fan.auth,
-                              timeout=RPC_TIMEOUT)
+        engagement.UnlikePost(
+            engagement_pb2.UnlikePostRequest(post_id=target.id), metadata=fan.auth, timeout=RPC_TIMEOUT
+        )
         seen: list[events_pb2.EngagementEvent] = []
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and len(seen) < 2:
@@ -236,8 +241,9 @@ def test_like_events_reach_kafka(identity, posts, engagement):
 
 
 def unlike(engagement, who: Account, post_id: str) -> engagement_pb2.PostEngagement:
-    return engagement.UnlikePost(engagement_pb2.UnlikePostRequest(post_id=post_id), metadata=who.auth,
-                                 timeout=RPC_TIMEOUT)
+    return engagement.UnlikePost(
+        engagement_pb2.UnlikePostRequest(post_id=post_id), metadata=who.auth, timeout=RPC_TIMEOUT
+    )
 
 
 def liked_by(engagement, viewer: Account, post_ids: list[str]) -> list[bool]:
@@ -278,8 +284,9 @@ async def read_liked(cache: LikedCache, client, user_id: int, asked: list[int]) 
     return await cache.finish_read(user_id, asked, row)
 
 
-async def test_likes_older_than_the_cached_window_are_asked_of_cassandra(identity, posts, engagement,
-                                                                        liked_cache_parts):
+async def test_likes_older_than_the_cached_window_are_asked_of_cassandra(
+    identity, posts, engagement, liked_cache_parts
+):
     client, store = liked_cache_parts
     author, fan = sign_up(identity), sign_up(identity)
     post_ids = [int(create(posts, author, f"liked {i}").id) for i in range(4)]
@@ -294,8 +301,7 @@ async def test_likes_older_than_the_cached_window_are_asked_of_cassandra(identit
     assert await client.hlen(liked_key(int(fan.id))) == 3  # the floor and the two newest
 
 
-async def test_a_load_does_not_undo_an_unlike_that_landed_during_it(identity, posts, engagement,
-                                                                    liked_cache_parts):
+async def test_a_load_does_not_undo_an_unlike_that_landed_during_it(identity, posts, engagement, liked_cache_parts):
     client, store = liked_cache_parts
     author, fan = sign_up(identity), sign_up(identity)
     first, second = int(create(posts, author, "first").id), int(create(posts, author, "second").id)

@@ -4,6 +4,7 @@ Needs real Kafka, Redis, Cassandra, PostgreSQL and the running identity,
 graph (with AVIARY_FANOUT_THRESHOLD, 3 in the devstack), posts, timeline and
 fanout processes. Every test signs up fresh users.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,8 +64,9 @@ class Stack:
         self.graph.FollowUser(graph_pb2.FollowUserRequest(user_id=str(followee.id)), metadata=follower.auth, timeout=10)
 
     def unfollow(self, follower: User, followee: User) -> None:
-        self.graph.UnfollowUser(graph_pb2.UnfollowUserRequest(user_id=str(followee.id)), metadata=follower.auth,
-                                timeout=10)
+        self.graph.UnfollowUser(
+            graph_pb2.UnfollowUserRequest(user_id=str(followee.id)), metadata=follower.auth, timeout=10
+        )
 
     def post(self, author: User, text: str) -> int:
         return int(self.posts.CreatePost(posts_pb2.CreatePostRequest(text=text), metadata=author.auth, timeout=10).id)
@@ -289,7 +291,8 @@ def test_crossing_the_threshold_either_way_keeps_timelines_whole(stack):
     stack.unfollow(tipping, author)  # below the threshold again
     assert not stack.graph.GetFollowStats(graph_pb2.GetFollowStatsRequest(user_id=str(author.id))).celebrity
     assert wait_until(lambda: all(famous in stack.materialized(r) for r in readers)), (
-        "the celebrity-period post was not copied into the followers' timelines")
+        "the celebrity-period post was not copied into the followers' timelines"
+    )
     again = stack.post(author, "ordinary again")
     assert wait_until(lambda: again in stack.materialized(reader))
     ids = stack.home_ids(reader)

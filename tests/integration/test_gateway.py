@@ -1,5 +1,6 @@
 """The gateway against the real Redis: its GCRA limiter, and the running
 gateway's HTTP server spoken to directly (no Envoy involved)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -69,7 +70,7 @@ async def exchange(payload: bytes, answers: int) -> list[tuple[str, dict[str, st
             if not status:
                 break
             headers = {}
-            while (line := (await reader.readline()).decode().strip()):
+            while line := (await reader.readline()).decode().strip():
                 name, _, value = line.partition(":")
                 headers[name.lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", 0)))
@@ -81,13 +82,20 @@ async def exchange(payload: bytes, answers: int) -> list[tuple[str, dict[str, st
 
 async def test_pipelined_requests_are_answered_in_order_on_one_connection():
     ip = f"198.51.100.{secrets.randbelow(250) + 1}-{secrets.token_hex(3)}"  # a subject of its own
-    ask = (f"GET /check/v1/posts/1 HTTP/1.1\r\nhost: gw\r\nx-forwarded-for: {ip}\r\n\r\n"
-           "GET /healthz HTTP/1.1\r\nhost: gw\r\n\r\n"
-           f"POST /check/v1/posts HTTP/1.1\r\nhost: gw\r\nx-forwarded-for: {ip}\r\ncontent-length: 13\r\n\r\n"
-           '{"text":"hi"}'
-           "GET /v1/nothing-here HTTP/1.1\r\nhost: gw\r\n\r\n").encode()
+    ask = (
+        f"GET /check/v1/posts/1 HTTP/1.1\r\nhost: gw\r\nx-forwarded-for: {ip}\r\n\r\n"
+        "GET /healthz HTTP/1.1\r\nhost: gw\r\n\r\n"
+        f"POST /check/v1/posts HTTP/1.1\r\nhost: gw\r\nx-forwarded-for: {ip}\r\ncontent-length: 13\r\n\r\n"
+        '{"text":"hi"}'
+        "GET /v1/nothing-here HTTP/1.1\r\nhost: gw\r\n\r\n"
+    ).encode()
     answers = await exchange(ask, 4)
-    assert [a[0] for a in answers] == ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found"]
+    assert [a[0] for a in answers] == [
+        "HTTP/1.1 200 OK",
+        "HTTP/1.1 200 OK",
+        "HTTP/1.1 200 OK",
+        "HTTP/1.1 404 Not Found",
+    ]
     assert int(answers[0][1]["x-ratelimit-remaining"]) == 399  # the anonymous read burst, less this one
     assert json.loads(answers[1][2]) == {"status": "ok"}
     assert int(answers[2][1]["x-ratelimit-remaining"]) == 299  # writes are a bucket of their own
@@ -108,8 +116,9 @@ async def test_over_the_limit_is_429_with_retry_after():
     assert int(headers["retry-after"]) >= 1 and b"rate limit exceeded" in body
     error = json.loads(body)
     assert error["code"] == 8
-    assert error["details"] == [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                                 "retryDelay": f"{headers['retry-after']}s"}]
+    assert error["details"] == [
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{headers['retry-after']}s"}
+    ]
 
 
 async def test_connection_close_and_garbage_end_the_connection():

@@ -3,6 +3,7 @@
 The graph process must run with AVIARY_FANOUT_THRESHOLD=3 (as the devstack does);
 set the same variable for pytest if it runs with another value.
 """
+
 import os
 import secrets
 import time
@@ -21,8 +22,6 @@ from services.kit.config import load_settings, service_addr
 from services.kit.kafka import GRAPH_TOPIC
 
 THRESHOLD = int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3"))
-
-
 
 
 class Account:
@@ -72,10 +71,15 @@ def test_batch_follow_stats_match_the_single_reads(identity, graph):
     follow(graph, carol, bob.id)
     follow(graph, bob, alice.id)
     batch = graph.BatchGetFollowStats(
-        graph_pb2.BatchGetFollowStatsRequest(user_ids=[bob.id, alice.id, "12345", bob.id, carol.id]), timeout=10)
+        graph_pb2.BatchGetFollowStatsRequest(user_ids=[bob.id, alice.id, "12345", bob.id, carol.id]), timeout=10
+    )
     # One entry per distinct id, in request order; an untouched user has zeros.
     assert [(s.user_id, s.follower_count, s.following_count) for s in batch.stats] == [
-        (bob.id, 2, 1), (alice.id, 1, 1), ("12345", 0, 0), (carol.id, 0, 1)]
+        (bob.id, 2, 1),
+        (alice.id, 1, 1),
+        ("12345", 0, 0),
+        (carol.id, 0, 1),
+    ]
     assert list(batch.stats)[:2] == [stats(graph, bob.id), stats(graph, alice.id)]
     err = rpc_error(graph.BatchGetFollowStats, graph_pb2.BatchGetFollowStatsRequest(user_ids=[bob.id, "x"]))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("user_ids[1]:")
@@ -186,7 +190,9 @@ def test_follower_pages_walk_every_follower_exactly_once(graph, popular):
 
 def test_list_followers_of_me_and_unknown_user(graph, popular):
     star, fan_ids = popular
-    mine = graph.ListFollowers(graph_pb2.ListFollowersRequest(user_id="me", page_size=100), metadata=star.auth, timeout=10)
+    mine = graph.ListFollowers(
+        graph_pb2.ListFollowersRequest(user_id="me", page_size=100), metadata=star.auth, timeout=10
+    )
     assert len(mine.users) == 25 and mine.next_page_token == ""
     err = rpc_error(graph.ListFollowers, graph_pb2.ListFollowersRequest(user_id="1"))
     assert err.code() == grpc.StatusCode.NOT_FOUND
@@ -277,8 +283,10 @@ def test_follow_and_unfollow_publish_graph_events(identity, graph, graph_topic_f
     follow(graph, alice, bob.id)
     record, event = wait_for_graph_event(
         graph_topic_from_end,
-        lambda e: e.WhichOneof("kind") == "follow_created"
-        and (e.follow_created.follower_id, e.follow_created.followee_id) == (int(alice.id), int(bob.id)),
+        lambda e: (
+            e.WhichOneof("kind") == "follow_created"
+            and (e.follow_created.follower_id, e.follow_created.followee_id) == (int(alice.id), int(bob.id))
+        ),
     )
     assert record.key == alice.id.encode()
     assert event.event_id > 0 and event.occur_time.seconds > 0
@@ -333,7 +341,7 @@ def _follower_list_lookups(result: str) -> float:
     host, port = service_addr("graph").rsplit(":", 1)
     text = httpx.get(f"http://{host}:{int(port) + 1000}/metrics", timeout=5).text
     line = f'aviary_graph_follower_lists_total{{result="{result}"}} '
-    return sum(float(row[len(line):]) for row in text.splitlines() if row.startswith(line))
+    return sum(float(row[len(line) :]) for row in text.splitlines() if row.startswith(line))
 
 
 def _until_streamed(graph, user_id: str, expected: set[str], timeout: float = 10.0) -> None:
@@ -348,7 +356,8 @@ def _until_streamed(graph, user_id: str, expected: set[str], timeout: float = 10
 
 
 def test_a_kept_follower_list_is_served_again_but_never_once_a_follow_or_unfollow_is_out(
-        identity, graph, graph_topic_from_end):
+    identity, graph, graph_topic_from_end
+):
     # Below the celebrity threshold (3): these are lists fanout streams.
     author, first, second, third = sign_up_many(identity, 4)
     follow(graph, first, author.id)
@@ -363,13 +372,17 @@ def test_a_kept_follower_list_is_served_again_but_never_once_a_follow_or_unfollo
     # Once fanout can see a change (its event is on the topic), no stream
     # may still serve the copy kept from before it.
     follow(graph, third, author.id)
-    wait_for_graph_event(graph_topic_from_end, lambda e: e.WhichOneof("kind") == "follow_created"
-                         and e.follow_created.follower_id == int(third.id))
+    wait_for_graph_event(
+        graph_topic_from_end,
+        lambda e: e.WhichOneof("kind") == "follow_created" and e.follow_created.follower_id == int(third.id),
+    )
     assert sorted(_streamed_followers(graph, author.id)) == sorted([first.id, second.id, third.id])
 
     unfollow(graph, first, author.id)
-    wait_for_graph_event(graph_topic_from_end, lambda e: e.WhichOneof("kind") == "follow_removed"
-                         and e.follow_removed.follower_id == int(first.id))
+    wait_for_graph_event(
+        graph_topic_from_end,
+        lambda e: e.WhichOneof("kind") == "follow_removed" and e.follow_removed.follower_id == int(first.id),
+    )
     assert sorted(_streamed_followers(graph, author.id)) == sorted([second.id, third.id])
     # And the new list is kept in its turn.
     hits = _follower_list_lookups("hit")

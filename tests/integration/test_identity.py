@@ -2,6 +2,7 @@
 
 Every test makes its own users (t_<8 hex>), so runs never collide.
 """
+
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +15,6 @@ from aviary.identity.v1 import identity_pb2
 from services.kit.auth import verify_token
 
 PASSWORD = "correct horse battery"
-
-
 
 
 def new_username() -> str:
@@ -241,8 +240,9 @@ def test_role_is_chosen_at_sign_up_returned_and_carried_in_every_token(identity)
     )
     assert created.user.role == "SELLER"
     assert verify_token(created.access_token)["role"] == "SELLER"
-    session = identity.CreateSession(identity_pb2.CreateSessionRequest(username=username, password=PASSWORD),
-                                     timeout=10)
+    session = identity.CreateSession(
+        identity_pb2.CreateSessionRequest(username=username, password=PASSWORD), timeout=10
+    )
     assert session.user.role == "SELLER"
     assert verify_token(session.access_token)["role"] == "SELLER"
     assert identity.GetUser(identity_pb2.GetUserRequest(user_id=created.user.id), timeout=10).role == "SELLER"

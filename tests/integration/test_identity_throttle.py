@@ -5,6 +5,7 @@ its own rendered from envoy/envoy.yaml.tmpl, to show that a client cannot pick
 the address it is counted under. A third identity process whose Redis is
 unreachable shows that throttling fails open.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,12 +43,18 @@ LOW_LIMITS = {
 
 def _start(tmp_path: Path, name: str, extra_env: dict[str, str], module: str = "services.identity"):
     port = free_port()
-    env = {**os.environ, "AVIARY_IDENTITY_PORT": str(port), "AVIARY_METRICS_PORT": str(free_port()),
-           "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)), **extra_env}
+    env = {
+        **os.environ,
+        "AVIARY_IDENTITY_PORT": str(port),
+        "AVIARY_METRICS_PORT": str(free_port()),
+        "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
+        **extra_env,
+    }
     log_path = tmp_path / f"{name}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO_ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     return proc, port, log_path
 
 
@@ -55,8 +62,10 @@ def _serving(proc, port: int, log_path: Path) -> grpc.Channel:
     try:
         return wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
     except pytest.fail.Exception:
-        pytest.fail(f"the second identity process never served (exit code {proc.poll()}); "
-                    f"its log ends: {log_path.read_text()[-2000:]}")
+        pytest.fail(
+            f"the second identity process never served (exit code {proc.poll()}); "
+            f"its log ends: {log_path.read_text()[-2000:]}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +137,11 @@ def test_sign_ups_per_address_are_limited_and_a_refused_one_writes_nothing(stric
 def test_bad_sign_ups_do_not_use_up_the_address_allowance(strict):
     address = new_address()
     for _ in range(SIGN_UPS_PER_ADDRESS + 2):
-        code, details, _ = call(strict.CreateAccount, identity_pb2.CreateAccountRequest(
-            username=new_username(), password="12345678"), address)
+        code, details, _ = call(
+            strict.CreateAccount,
+            identity_pb2.CreateAccountRequest(username=new_username(), password="12345678"),
+            address,
+        )
         assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("password: ")
     assert sign_up(strict, new_username(), address)[0] == grpc.StatusCode.OK
 
@@ -179,8 +191,9 @@ def test_a_name_without_an_account_is_answered_exactly_like_one_with_an_account(
     made_up = [log_in(strict, ghost, "wrong guess", new_address())[:2] for _ in range(attempts)]
     assert real[0] == made_up[0] == (grpc.StatusCode.UNAUTHENTICATED, "username or password is incorrect")
     # The same answers in the same order; only the seconds to wait may differ.
-    assert [(code, details.split(";")[0]) for code, details in made_up] == \
-        [(code, details.split(";")[0]) for code, details in real]
+    assert [(code, details.split(";")[0]) for code, details in made_up] == [
+        (code, details.split(";")[0]) for code, details in real
+    ]
 
 
 # -- log-in failures per address ----------------------------------------------
@@ -222,8 +235,12 @@ def _edge(identity_port: int, trusted_hops: int, tmp_path: Path):
     os.environ["ENVOY_XFF_TRUSTED_HOPS"] = str(trusted_hops)
     try:
         edge.render_config(
-            tmp_path / "envoy.yaml", port=port, admin_port=admin_port, descriptor=descriptor,
-            jwks=STATE_DIR / "keys" / "jwks.json", access_log=tmp_path / "access.log",
+            tmp_path / "envoy.yaml",
+            port=port,
+            admin_port=admin_port,
+            descriptor=descriptor,
+            jwks=STATE_DIR / "keys" / "jwks.json",
+            access_log=tmp_path / "access.log",
             service_ports={**SERVICE_PORTS, "identity": identity_port},
             gateway_port=int(os.environ.get("AVIARY_GATEWAY_PORT", "8081")),
         )
@@ -235,9 +252,19 @@ def _edge(identity_port: int, trusted_hops: int, tmp_path: Path):
     log_path = tmp_path / "envoy.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "envoy"), "-c", str(tmp_path / "envoy.yaml"),
-             "--disable-hot-restart", "--log-level", "warn", "--concurrency", "1"],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                str(Path(sys.executable).parent / "envoy"),
+                "-c",
+                str(tmp_path / "envoy.yaml"),
+                "--disable-hot-restart",
+                "--log-level",
+                "warn",
+                "--concurrency",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_edge_serves_identity(base, proc, log_path)
@@ -263,8 +290,9 @@ def _wait_edge_serves_identity(base: str, proc, log_path: Path) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    pytest.fail(f"the test's Envoy never served (exit code {proc.poll()}); its log ends: "
-                f"{log_path.read_text()[-2000:]}")
+    pytest.fail(
+        f"the test's Envoy never served (exit code {proc.poll()}); its log ends: {log_path.read_text()[-2000:]}"
+    )
 
 
 def loopback_client(base: str) -> httpx.Client:
@@ -277,10 +305,13 @@ def test_spoofed_address_headers_do_not_escape_the_sign_up_limit(edge_to_strict_
     with loopback_client(edge_to_strict_identity) as client:
         answers = []
         for i in range(SIGN_UPS_PER_ADDRESS + 1):
-            spoofed = {"X-Forwarded-For": f"203.0.113.{i + 1}, 198.51.100.{i + 1}",
-                       "X-Envoy-External-Address": f"192.0.2.{i + 1}"}
-            answers.append(client.post("/v1/accounts", headers=spoofed,
-                                       json={"username": new_username(), "password": PASSWORD}))
+            spoofed = {
+                "X-Forwarded-For": f"203.0.113.{i + 1}, 198.51.100.{i + 1}",
+                "X-Envoy-External-Address": f"192.0.2.{i + 1}",
+            }
+            answers.append(
+                client.post("/v1/accounts", headers=spoofed, json={"username": new_username(), "password": PASSWORD})
+            )
     assert [r.status_code for r in answers[:SIGN_UPS_PER_ADDRESS]] == [200] * SIGN_UPS_PER_ADDRESS, answers[0].text
     refused = answers[-1]
     assert refused.status_code == 429, refused.text
@@ -298,22 +329,29 @@ def test_a_locked_name_answers_429_with_retry_after_through_envoy(edge_to_strict
     with loopback_client(edge_to_strict_identity) as client:
         username = new_username()
         assert client.post("/v1/accounts", json={"username": username, "password": PASSWORD}).status_code == 200
-        answers = [client.post("/v1/sessions", json={"username": username, "password": "wrong guess"})
-                   for _ in range(FREE_FAILURES + 1)]
+        answers = [
+            client.post("/v1/sessions", json={"username": username, "password": "wrong guess"})
+            for _ in range(FREE_FAILURES + 1)
+        ]
     assert [r.status_code for r in answers] == [401] * FREE_FAILURES + [429]
     assert 1 <= int(answers[-1].headers["retry-after"]) <= LOCK_SECONDS
 
 
 def test_behind_one_trusted_proxy_the_client_is_the_entry_it_appended(strict_identity, tmp_path):
     with _edge(strict_identity[1], 1, tmp_path) as base, loopback_client(base) as client:
+
         def sign_up_via(forwarded_for: str) -> int:
-            return client.post("/v1/accounts", headers={"X-Forwarded-For": forwarded_for},
-                               json={"username": new_username(), "password": PASSWORD}).status_code
+            return client.post(
+                "/v1/accounts",
+                headers={"X-Forwarded-For": forwarded_for},
+                json={"username": new_username(), "password": PASSWORD},
+            ).status_code
 
         # The proxy appended a different client each time: none reaches the limit.
         net = f"2001:db8:{secrets.token_hex(2)}"  # documentation addresses, a /64 each
-        assert [sign_up_via(f"{net}:{i + 1}::1") for i in range(SIGN_UPS_PER_ADDRESS + 1)] == \
-            [200] * (SIGN_UPS_PER_ADDRESS + 1)
+        assert [sign_up_via(f"{net}:{i + 1}::1") for i in range(SIGN_UPS_PER_ADDRESS + 1)] == [200] * (
+            SIGN_UPS_PER_ADDRESS + 1
+        )
         # One client, whatever it writes left of the proxy's entry, is one client.
         one = f"{net}:ffff::1"
         answers = [sign_up_via(f"6.6.6.{i}, {one}") for i in range(SIGN_UPS_PER_ADDRESS + 1)]

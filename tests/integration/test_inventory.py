@@ -4,6 +4,7 @@ Every test stocks products under fresh ids and uses fresh reservation ids, so
 runs never collide. The running service sweeps every AVIARY_INVENTORY_SWEEP_SECONDS
 (5 s in the devstack).
 """
+
 from __future__ import annotations
 
 import random
@@ -129,8 +130,10 @@ def test_a_short_line_rolls_the_whole_reservation_back(inventory):
         inventory.ReserveStock,
         pb.ReserveStockRequest(
             reservation_id=rid,
-            items=[pb.ReservationItem(product_id=plenty, quantity=5),
-                   pb.ReservationItem(product_id=scarce, quantity=3)],
+            items=[
+                pb.ReservationItem(product_id=plenty, quantity=5),
+                pb.ReservationItem(product_id=scarce, quantity=3),
+            ],
         ),
     )
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -153,8 +156,10 @@ def test_reserving_an_unstocked_product_fails_naming_it(inventory):
         inventory.ReserveStock,
         pb.ReserveStockRequest(
             reservation_id=new_reservation_id(),
-            items=[pb.ReservationItem(product_id=known, quantity=1),
-                   pb.ReservationItem(product_id=unknown, quantity=1)],
+            items=[
+                pb.ReservationItem(product_id=known, quantity=1),
+                pb.ReservationItem(product_id=unknown, quantity=1),
+            ],
         ),
     )
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -417,8 +422,10 @@ def _items(*quantities, product_ids=None):
         (_reserve_request(items=_items(1, 1, 0)), "items[2].quantity: must be 1..1000, got 0"),
         (_reserve_request(items=_items(1001)), "items[0].quantity: must be 1..1000, got 1001"),
         (_reserve_request(items=_items(1, product_ids=["abc"])), "items[0].product_id: must be a decimal 64-bit id"),
-        (_reserve_request(items=_items(1, 1, product_ids=["7", "7"])),
-         "items[1].product_id: product 7 is already on line 0"),
+        (
+            _reserve_request(items=_items(1, 1, product_ids=["7", "7"])),
+            "items[1].product_id: product 7 is already on line 0",
+        ),
         (_reserve_request(ttl_seconds=3601), "ttl_seconds: must be 1..3600, got 3601"),
         (_reserve_request(ttl_seconds=-1), "ttl_seconds: must be 1..3600, got -1"),
     ],
@@ -434,10 +441,16 @@ def test_bad_reservations_are_invalid_argument_naming_the_field(inventory, reque
     [
         ("InitializeStock", pb.InitializeStockRequest(product_id="", quantity=1), "product_id: is required"),
         ("InitializeStock", pb.InitializeStockRequest(product_id="5", quantity=-1), "quantity: must be 0..1000000"),
-        ("InitializeStock", pb.InitializeStockRequest(product_id="5", quantity=1_000_001),
-         "quantity: must be 0..1000000"),
-        ("AddStock", pb.AddStockRequest(product_id="5", quantity=0, idempotency_key="k"),
-         "quantity: must be 1..1000000"),
+        (
+            "InitializeStock",
+            pb.InitializeStockRequest(product_id="5", quantity=1_000_001),
+            "quantity: must be 0..1000000",
+        ),
+        (
+            "AddStock",
+            pb.AddStockRequest(product_id="5", quantity=0, idempotency_key="k"),
+            "quantity: must be 1..1000000",
+        ),
         ("AddStock", pb.AddStockRequest(product_id="5", quantity=1), "idempotency_key: is required"),
         ("BatchGetStock", pb.BatchGetStockRequest(product_ids=["1"] * 501), "product_ids: at most 500 items"),
         ("BatchGetStock", pb.BatchGetStockRequest(product_ids=["1", "-2"]), "product_ids[1]: must be a decimal"),
@@ -474,8 +487,12 @@ def test_reservation_outcomes_are_counted(inventory):
     rid = new_reservation_id()
     reserve(inventory, rid, [(product, 1)])
     reserve(inventory, rid, [(product, 1)])
-    rpc_error(inventory.ReserveStock, pb.ReserveStockRequest(
-        reservation_id=new_reservation_id(), items=[pb.ReservationItem(product_id=product, quantity=1)]))
+    rpc_error(
+        inventory.ReserveStock,
+        pb.ReserveStockRequest(
+            reservation_id=new_reservation_id(), items=[pb.ReservationItem(product_id=product, quantity=1)]
+        ),
+    )
     inventory.CommitReservation(pb.CommitReservationRequest(reservation_id=rid), timeout=10)
     after = _outcomes()
     # At least: other clients may reserve at the same time.

@@ -2,6 +2,7 @@
 batches streamed over one call with their answers matched back by id, errors
 answered per batch, and nothing lost when the stream breaks (the batches go
 unary, and a new stream opens after a pause)."""
+
 from __future__ import annotations
 
 import asyncio

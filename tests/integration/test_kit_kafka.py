@@ -1,4 +1,5 @@
 """services.kit.kafka.ConsumerLoop on the real Kafka."""
+
 from __future__ import annotations
 
 import asyncio
@@ -77,17 +78,20 @@ async def _fresh_topics(*partitions: int):
     try:
         yield names
     finally:
+
         def delete() -> None:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap)
             try:
                 admin.delete_topics(names)
             finally:
                 admin.close()
+
         await asyncio.get_running_loop().run_in_executor(None, delete)
 
 
 async def _committed(group: str, topic: str) -> int | None:
     """The group's committed offset for partition 0 of the topic, if any."""
+
     def read() -> int | None:
         admin = KafkaAdminClient(bootstrap_servers=load_settings().kafka_bootstrap)
         try:
@@ -96,6 +100,7 @@ async def _committed(group: str, topic: str) -> int | None:
             admin.close()
         found = offsets.get(TopicPartition(topic, 0))
         return None if found is None or found.offset < 0 else found.offset
+
     return await asyncio.get_running_loop().run_in_executor(None, read)
 
 
@@ -111,8 +116,12 @@ async def test_parallel_records_overlap_across_keys_keep_key_order_and_commit_on
     async with _fresh_topics(1) as (topic,):
         producer = Producer(bootstrap)
         # Offsets 0-4 on one partition: a1 b1 a2 b2 a3.
-        await producer.send_all([(topic, key, value) for key, value in
-                                 [(b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2"), (b"b", b"b2"), (b"a", b"a3")]])
+        await producer.send_all(
+            [
+                (topic, key, value)
+                for key, value in [(b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2"), (b"b", b"b2"), (b"a", b"a3")]
+            ]
+        )
         await producer.close()
         applied: list[bytes] = []
         release_a1 = asyncio.Event()
@@ -126,8 +135,10 @@ async def test_parallel_records_overlap_across_keys_keep_key_order_and_commit_on
         loop = ConsumerLoop(bootstrap, group, [topic], handler, parallel_topics=frozenset({topic}))
         running = asyncio.create_task(loop.run())
         try:
+
             async def b_done():
                 return b"b2" in applied
+
             await _until(b_done, "key b applied while a1 is held")
             # Key a waits behind a1; key b went on without it. (A record can
             # be applied twice: a new consumer's first rebalance may give a1
@@ -142,6 +153,7 @@ async def test_parallel_records_overlap_across_keys_keep_key_order_and_commit_on
 
             async def all_committed():
                 return await _committed(group, topic) == 5
+
             await _until(all_committed, "every offset committed once a1 is applied")
             assert [v for v in applied if v.startswith(b"a")] == [b"a1", b"a2", b"a3"]
             assert set(applied) == {b"a1", b"a2", b"a3", b"b1", b"b2"}
@@ -154,8 +166,7 @@ async def test_a_stop_cancels_unfinished_parallel_records_and_the_next_run_repla
     bootstrap = load_settings().kafka_bootstrap
     async with _fresh_topics(1) as (topic,):
         producer = Producer(bootstrap)
-        await producer.send_all([(topic, key, value) for key, value in
-                                 [(b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2")]])
+        await producer.send_all([(topic, key, value) for key, value in [(b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2")]])
         await producer.close()
         applied: list[bytes] = []
         cancelled: list[bytes] = []
@@ -176,6 +187,7 @@ async def test_a_stop_cancels_unfinished_parallel_records_and_the_next_run_repla
 
         async def b1_done():
             return b"b1" in applied
+
         await _until(b1_done, "b1 applied while a1 hangs")
         await _stopped(first, group)
         # a1 was cut off (maybe once more by the first rebalance), a2 never
@@ -187,8 +199,10 @@ async def test_a_stop_cancels_unfinished_parallel_records_and_the_next_run_repla
         hold.set()  # the next run's a1 goes through
         second = asyncio.create_task(loop.run())
         try:
+
             async def all_committed():
                 return await _committed(group, topic) == 3
+
             await _until(all_committed, "the replay committed")
             # Replayed from offset 0: b1 once more (at least once), a1 before a2.
             assert [v for v in applied if v.startswith(b"a")] == [b"a1", b"a2"]
@@ -230,8 +244,10 @@ async def test_serial_topic_records_never_run_beside_parallel_ones():
         loop = ConsumerLoop(bootstrap, group, [parallel, serial], handler, parallel_topics=frozenset({parallel}))
         task = asyncio.create_task(loop.run())
         try:
+
             async def all_applied():
                 return len(set(applied)) == 28
+
             await _until(all_applied, "every record applied")
         finally:
             await _stopped(task, group)

@@ -1,5 +1,6 @@
 """services.kit.live.LiveHub on the real Redis: one subscription per channel
 shared by every watcher of a process, raw messages fanned out to each."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Profile change announcements over the devstack's real Redis pub/sub."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,6 +1,7 @@
 """services.kit.redis_bulk.BulkRedis on the real Redis: many commands in one
 round trip, replies in order, errors as values, its connections reused and a
 broken one discarded; reads sent again on a fresh connection."""
+
 from __future__ import annotations
 
 import asyncio
@@ -42,9 +43,14 @@ async def bulk_and_client(db: int | None = None):
 async def test_replies_come_back_in_order_with_errors_as_values():
     async with bulk_and_client() as (bulk, client, new_key):
         key, hash_key, list_key = new_key(), new_key(), new_key()
-        commands = [("SET", key, "v1"), ("GET", key), ("HSET", hash_key, "f", 1),
-                    ("INCR", key),  # not an integer: an error reply, not an exception
-                    *(("RPUSH", list_key, i) for i in range(2000)), ("GET", key)]
+        commands = [
+            ("SET", key, "v1"),
+            ("GET", key),
+            ("HSET", hash_key, "f", 1),
+            ("INCR", key),  # not an integer: an error reply, not an exception
+            *(("RPUSH", list_key, i) for i in range(2000)),
+            ("GET", key),
+        ]
         replies = await bulk.execute(commands)
         assert len(replies) == len(commands)
         assert replies[:3] == [b"OK", b"v1", 1]
@@ -104,7 +110,11 @@ async def test_scripts_redis_does_not_know_are_loaded_and_each_call_runs_once():
         script = f"-- {secrets.token_hex(8)}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])"  # never loaded yet
         # NOSCRIPT for every call: nothing ran, so loading and sending again
         # runs each exactly once (not idempotent, and still counted right).
-        assert await bulk.eval_each(script, [(1, key, 1), (1, key, 10), (1, key, 100)], idempotent=False) == [1, 11, 111]
+        assert await bulk.eval_each(script, [(1, key, 1), (1, key, 10), (1, key, 100)], idempotent=False) == [
+            1,
+            11,
+            111,
+        ]
         assert await client.get(key) == b"111"
         assert await bulk.eval_each(script, [(1, key, 1)], idempotent=False) == [112]
 

@@ -3,6 +3,7 @@ and undefined enum numbers are INVALID_ARGUMENT naming the field before any
 servicer runs (running services), with a google.rpc.BadRequest in the
 status details; UNAVAILABLE carries a google.rpc.RetryInfo (a kit server
 started here, whose handler fails the way a backend outage does)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -105,8 +106,9 @@ async def test_bytes_that_are_no_message_get_a_plain_invalid_argument(channels):
 async def test_a_streamed_request_that_does_not_parse_ends_the_stream_invalid_argument(channels):
     good = timeline_pb2.DeliverEntriesRequest(op=99).SerializeToString()
     truncated = b"\x12\x7f"  # entry: a length past the end
-    deliver = channels("timeline").stream_unary("/aviary.timeline.v1.TimelineService/DeliverEntries",
-                                                request_serializer=None, response_deserializer=None)
+    deliver = channels("timeline").stream_unary(
+        "/aviary.timeline.v1.TimelineService/DeliverEntries", request_serializer=None, response_deserializer=None
+    )
     err = await _refused(deliver(iter([truncated, good]), timeout=TIMEOUT))
     assert "could not be read" in err.details()
     err = await _refused(deliver(iter([good]), timeout=TIMEOUT))
@@ -114,8 +116,9 @@ async def test_a_streamed_request_that_does_not_parse_ends_the_stream_invalid_ar
 
 
 async def test_a_server_streaming_call_is_refused_before_its_first_message(channels):
-    stream = channels("graph").unary_stream("/aviary.graph.v1.GraphService/StreamFollowers",
-                                            request_serializer=None, response_deserializer=None)
+    stream = channels("graph").unary_stream(
+        "/aviary.graph.v1.GraphService/StreamFollowers", request_serializer=None, response_deserializer=None
+    )
     call = stream(b"\x0a\x02\xff1", timeout=TIMEOUT)  # user_id = 0xFF '1'
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for _ in call:
@@ -131,8 +134,11 @@ async def test_a_server_streaming_call_is_refused_before_its_first_message(chann
 async def test_nul_in_text_is_refused_before_the_servicer_runs(channels):
     orders = orders_pb2_grpc.OrdersServiceStub(channels("orders"))
     # No token: the servicer would answer UNAUTHENTICATED; the kit answers first.
-    err = await _refused(orders.AdvanceDelivery(
-        orders_pb2.AdvanceDeliveryRequest(order_id="1", status=2, note="left\x00right"), timeout=TIMEOUT))
+    err = await _refused(
+        orders.AdvanceDelivery(
+            orders_pb2.AdvanceDeliveryRequest(order_id="1", status=2, note="left\x00right"), timeout=TIMEOUT
+        )
+    )
     assert err.details() == "note: must not contain NUL (\\u0000) characters"
     assert _violated_field(err) == "note"
 
@@ -143,8 +149,9 @@ _PAST_LAST_STATUS = max(orders_pb2.DeliveryStatus.values()) + 1
 @pytest.mark.parametrize("status", [99, _PAST_LAST_STATUS, -1])
 async def test_an_undefined_enum_number_is_refused_listing_the_names(channels, status):
     orders = orders_pb2_grpc.OrdersServiceStub(channels("orders"))
-    err = await _refused(orders.AdvanceDelivery(
-        orders_pb2.AdvanceDeliveryRequest(order_id="1", status=status), timeout=TIMEOUT))
+    err = await _refused(
+        orders.AdvanceDelivery(orders_pb2.AdvanceDeliveryRequest(order_id="1", status=status), timeout=TIMEOUT)
+    )
     assert err.details().startswith("status: must be one of DELIVERY_STATUS_PENDING, DELIVERY_STATUS_PACKED, ")
     assert err.details().endswith(f"got {status}")
     assert _violated_field(err) == "status"
@@ -152,12 +159,18 @@ async def test_an_undefined_enum_number_is_refused_listing_the_names(channels, s
 
 async def test_nul_in_a_streamed_message_ends_the_stream_naming_the_field(channels):
     stream = engagement_pb2_grpc.EngagementServiceStub(channels("engagement")).StreamEngagement()
-    await stream.write(engagement_pb2.StreamEngagementRequest(
-        request_id=1, batch=engagement_pb2.BatchGetEngagementRequest(post_ids=["1"])))
+    await stream.write(
+        engagement_pb2.StreamEngagementRequest(
+            request_id=1, batch=engagement_pb2.BatchGetEngagementRequest(post_ids=["1"])
+        )
+    )
     first = await stream.read()
     assert first.request_id == 1 and first.batch.engagements[0].post_id == "1"
-    await stream.write(engagement_pb2.StreamEngagementRequest(
-        request_id=2, batch=engagement_pb2.BatchGetEngagementRequest(post_ids=["2", "3\x00"])))
+    await stream.write(
+        engagement_pb2.StreamEngagementRequest(
+            request_id=2, batch=engagement_pb2.BatchGetEngagementRequest(post_ids=["2", "3\x00"])
+        )
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         while True:
             assert await asyncio.wait_for(stream.read(), TIMEOUT) is not grpc.aio.EOF, "stream ended OK"
@@ -171,8 +184,11 @@ async def test_nul_in_a_streamed_message_ends_the_stream_naming_the_field(channe
 
 async def test_a_servicer_invalid_argument_carries_a_bad_request_in_lower_camel(channels):
     orders = orders_pb2_grpc.OrdersServiceStub(channels("orders"))
-    err = await _refused(orders.OperatorAdvanceDelivery(
-        orders_pb2.OperatorAdvanceDeliveryRequest(order_id="not-an-id", status=2), timeout=TIMEOUT))
+    err = await _refused(
+        orders.OperatorAdvanceDelivery(
+            orders_pb2.OperatorAdvanceDeliveryRequest(order_id="not-an-id", status=2), timeout=TIMEOUT
+        )
+    )
     assert err.details().startswith("order_id: ")
     assert _violated_field(err) == "orderId"
 
@@ -188,20 +204,27 @@ async def kit_server():
     async def check(request, context):
         raise failure[0]
 
-    handler = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
-        "Check": grpc.unary_unary_rpc_method_handler(
-            check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
-            response_serializer=health_pb2.HealthCheckResponse.SerializeToString),
-    })
+    handler = grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health",
+        {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                check,
+                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+            ),
+        },
+    )
     server = grpc.aio.server(interceptors=[KitInterceptor("kittest")])
     server.add_generic_rpc_handlers([handler])
     port = free_port()
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = channel.unary_unary("/grpc.health.v1.Health/Check",
-                               request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-                               response_deserializer=health_pb2.HealthCheckResponse.FromString)
+    stub = channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
     raw = _raw_unary(channel, "/grpc.health.v1.Health/Check")
     yield failure, stub, raw
     await channel.close()
@@ -251,23 +274,35 @@ async def test_calls_are_unavailable_until_the_start_up_hooks_have_run():
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
     method = grpc.unary_unary_rpc_method_handler(
-        check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
-        response_serializer=health_pb2.HealthCheckResponse.SerializeToString)
+        check,
+        request_deserializer=health_pb2.HealthCheckRequest.FromString,
+        response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+    )
     interceptor = KitInterceptor("kittest")
     server = grpc.aio.server(interceptors=[interceptor])
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("kittest.v1.Probe", {"Check": method}),
-                                     grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": method})])
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler("kittest.v1.Probe", {"Check": method}),
+            grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": method}),
+        ]
+    )
     port = free_port()
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
+
         def stub(path):
-            return channel.unary_unary(path, request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-                                       response_deserializer=health_pb2.HealthCheckResponse.FromString)
+            return channel.unary_unary(
+                path,
+                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=health_pb2.HealthCheckResponse.FromString,
+            )
+
         probe, health_check = stub("/kittest.v1.Probe/Check"), stub("/grpc.health.v1.Health/Check")
-        err = await _unavailable(lambda request, timeout: probe(health_pb2.HealthCheckRequest(service="early"),
-                                                                timeout=timeout))
+        err = await _unavailable(
+            lambda request, timeout: probe(health_pb2.HealthCheckRequest(service="early"), timeout=timeout)
+        )
         assert err.details() == "kittest is starting; try again shortly"
         assert [type(d).__name__ for d in _details(err)] == ["RetryInfo"]
         # Health answers while the service starts (it is how the stack waits for it).

@@ -5,6 +5,7 @@ backends themselves: the metadata row in aviary_media.media and the object in
 the bucket (bytes, content type, owner), and that a refused upload left
 neither behind.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -93,8 +94,9 @@ def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
 
 
 def rows_of(cql, owner: Account) -> list:
-    return list(cql.execute(f"SELECT media_id FROM {KEYSPACE}.media WHERE owner_id = %s ALLOW FILTERING",
-                            (int(owner.id),)))
+    return list(
+        cql.execute(f"SELECT media_id FROM {KEYSPACE}.media WHERE owner_id = %s ALLOW FILTERING", (int(owner.id),))
+    )
 
 
 def objects_of(s3, owner: Account, since_ms: int) -> list[str]:
@@ -107,8 +109,7 @@ def objects_of(s3, owner: Account, since_ms: int) -> list[str]:
         if not page.get("IsTruncated"):
             break
         token = page["NextContinuationToken"]
-    return [k for k in keys
-            if s3.head_object(Bucket=S3.bucket, Key=k)["Metadata"].get("owner-id") == owner.id]
+    return [k for k in keys if s3.head_object(Bucket=S3.bucket, Key=k)["Metadata"].get("owner-id") == owner.id]
 
 
 # -- uploads ---------------------------------------------------------------------------
@@ -135,7 +136,11 @@ def test_upload_stores_the_object_then_the_row(identity, media, s3, cql, content
 
     row = cql.execute(f"SELECT * FROM {KEYSPACE}.media WHERE media_id = %s", (int(item.media_id),)).one()
     assert (row.owner_id, row.content_type, row.size_bytes, row.object_key) == (
-        int(owner.id), content_type, len(stored), key)
+        int(owner.id),
+        content_type,
+        len(stored),
+        key,
+    )
 
     assert obj["ContentType"] == content_type
     assert obj["Metadata"]["owner-id"] == owner.id
@@ -152,7 +157,8 @@ def test_get_and_batch_get(identity, media):
     # Reads need no token: media metadata is public like the bytes.
     assert media.GetMedia(media_pb2.GetMediaRequest(media_id=a.media_id), timeout=RPC_TIMEOUT) == a
     batch = media.BatchGetMedia(
-        media_pb2.BatchGetMediaRequest(media_ids=[b.media_id, "12345", a.media_id, b.media_id]), timeout=RPC_TIMEOUT)
+        media_pb2.BatchGetMediaRequest(media_ids=[b.media_id, "12345", a.media_id, b.media_id]), timeout=RPC_TIMEOUT
+    )
     assert list(batch.media) == [b, a]  # requested order, unknown left out, repeats once
 
     err = rpc_error(media.GetMedia, media_pb2.GetMediaRequest(media_id="12345"), timeout=RPC_TIMEOUT)
@@ -186,8 +192,19 @@ def test_upload_needs_a_valid_token(identity, media):
         ("image/png", media_files.png()[:33] + media_files.png()[-12:], "file", "could not be decoded"),
         ("image/gif", b"GIF89a" + b"\x00" * 20, "file", "not a valid image/gif"),
     ],
-    ids=["text", "no-type", "empty", "png-as-jpeg", "text-as-png", "image-too-big", "video-too-big",
-         "mp4-header-only", "cut-mp4", "png-without-pixels", "gif-garbage"],
+    ids=[
+        "text",
+        "no-type",
+        "empty",
+        "png-as-jpeg",
+        "text-as-png",
+        "image-too-big",
+        "video-too-big",
+        "mp4-header-only",
+        "cut-mp4",
+        "png-without-pixels",
+        "gif-garbage",
+    ],
 )
 def test_refused_uploads_store_nothing(identity, media, s3, cql, content_type, data, field, says):
     owner = sign_up(identity)
@@ -230,7 +247,7 @@ def test_bucket_allows_anonymous_reads_of_objects_and_nothing_else(identity, med
         got = http.get(f"{base}/{key}")
         assert got.status_code == 200 and got.content == media_files.gif()
         assert got.headers["content-type"] == "image/gif"
-        assert http.get(f"{base}/").status_code == 403                     # no listing
+        assert http.get(f"{base}/").status_code == 403  # no listing
         assert http.put(f"{base}/{key}", content=b"overwrite").status_code == 403
         assert http.delete(f"{base}/{key}").status_code == 403
         assert http.get(f"{base}/{key}?acl").status_code == 403
@@ -239,7 +256,7 @@ def test_bucket_allows_anonymous_reads_of_objects_and_nothing_else(identity, med
 
 async def test_bucket_setup_is_idempotent():
     store = ObjectStore(S3)
-    await store.start()   # the bucket exists already: no error, policy re-applied
+    await store.start()  # the bucket exists already: no error, policy re-applied
     await store.start()
     await store.stop()
 
@@ -258,11 +275,18 @@ class _FailingMetadata:
 async def test_an_object_whose_row_cannot_be_written_is_deleted_again(s3):
     servicer = MediaServicer(load_settings())
     await servicer.objects.start()
-    servicer.metadata = _FailingMetadata(Unavailable("cassandra down", consistency=1, required_replicas=1,
-                                                     alive_replicas=0))
+    servicer.metadata = _FailingMetadata(
+        Unavailable("cassandra down", consistency=1, required_replicas=1, alive_replicas=0)
+    )
     media_id = servicer.ids.next_id()
-    record = MediaRecord(media_id=media_id, owner_id=1, content_type="image/png", size_bytes=len(media_files.png()),
-                         object_key=f"{media_id}.png", created_at_ms=ids.timestamp_ms(media_id))
+    record = MediaRecord(
+        media_id=media_id,
+        owner_id=1,
+        content_type="image/png",
+        size_bytes=len(media_files.png()),
+        object_key=f"{media_id}.png",
+        created_at_ms=ids.timestamp_ms(media_id),
+    )
     try:
         with pytest.raises(Unavailable):
             await servicer._write(record, media_files.png())
@@ -271,4 +295,3 @@ async def test_an_object_whose_row_cannot_be_written_is_deleted_again(s3):
         assert caught.value.response["Error"]["Code"] in ("404", "NoSuchKey")
     finally:
         await servicer.objects.stop()
-

@@ -11,6 +11,7 @@ services. Every test signs up fresh users. Effects are polled with a deadline.
 on the same partition and are applied in order, so once a later sentinel's
 effect is visible, the earlier record was applied too.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,29 +50,34 @@ class Stack(NotificationsHarness):
     # -- actions ---------------------------------------------------------------
 
     def follow(self, follower: User, followee: User) -> None:
-        self.graph.FollowUser(graph_pb2.FollowUserRequest(user_id=str(followee.id)), metadata=follower.auth,
-                              timeout=RPC_TIMEOUT)
+        self.graph.FollowUser(
+            graph_pb2.FollowUserRequest(user_id=str(followee.id)), metadata=follower.auth, timeout=RPC_TIMEOUT
+        )
 
     def post(self, author: User, text: str, reply_to: int = 0) -> int:
         request = posts_pb2.CreatePostRequest(text=text, reply_to_id=str(reply_to) if reply_to else "")
         return int(self.posts.CreatePost(request, metadata=author.auth, timeout=RPC_TIMEOUT).id)
 
     def delete(self, author: User, post_id: int) -> None:
-        self.posts.DeletePost(posts_pb2.DeletePostRequest(post_id=str(post_id)), metadata=author.auth,
-                              timeout=RPC_TIMEOUT)
+        self.posts.DeletePost(
+            posts_pb2.DeletePostRequest(post_id=str(post_id)), metadata=author.auth, timeout=RPC_TIMEOUT
+        )
 
-    def like_event(self, post_id: int, liker: User | int, author: User | int, *, event_id: int | None = None,
-                   removed: bool = False) -> bytes:
+    def like_event(
+        self, post_id: int, liker: User | int, author: User | int, *, event_id: int | None = None, removed: bool = False
+    ) -> bytes:
         liker_id = liker if isinstance(liker, int) else liker.id
         author_id = author if isinstance(author, int) else author.id
         event = events_pb2.EngagementEvent(event_id=event_id or _event_ids.next_id())
         event.occur_time.GetCurrentTime()
         if removed:
-            event.like_removed.CopyFrom(events_pb2.LikeRemoved(post_id=post_id, user_id=liker_id,
-                                                               post_author_id=author_id))
+            event.like_removed.CopyFrom(
+                events_pb2.LikeRemoved(post_id=post_id, user_id=liker_id, post_author_id=author_id)
+            )
         else:
-            event.like_created.CopyFrom(events_pb2.LikeCreated(post_id=post_id, user_id=liker_id,
-                                                               post_author_id=author_id))
+            event.like_created.CopyFrom(
+                events_pb2.LikeCreated(post_id=post_id, user_id=liker_id, post_author_id=author_id)
+            )
         return event.SerializeToString()
 
     def produce(self, post_id: int, *payloads: bytes) -> None:
@@ -89,6 +95,7 @@ def stack():
 def about(post_id: int, kind=None):
     def match(ns):
         return [n for n in ns if n.post_id == str(post_id) and (kind is None or n.kind == kind)]
+
     return match
 
 
@@ -283,10 +290,13 @@ def test_paging_walks_every_notification_once(stack):
     assert ids == sorted(ids, reverse=True)
 
 
-@pytest.mark.parametrize("request_, field", [
-    (NT.ListNotificationsRequest(page_size=-1), "page_size"),
-    (NT.ListNotificationsRequest(page_token="garbage!"), "page_token"),
-])
+@pytest.mark.parametrize(
+    "request_, field",
+    [
+        (NT.ListNotificationsRequest(page_size=-1), "page_size"),
+        (NT.ListNotificationsRequest(page_token="garbage!"), "page_token"),
+    ],
+)
 def test_bad_list_input_is_invalid_argument_naming_the_field(stack, request_, field):
     user = stack.sign_up("bad")
     with pytest.raises(grpc.RpcError) as err:
@@ -372,8 +382,16 @@ async def _notifier_pair():
     for worker in (1021, 1022):
         store = NotificationStore(settings, retention_seconds=3600)
         await store.start()
-        out.append(Notifier(store, redis_client.client(settings), IdGenerator(worker),
-                            follow_window_seconds=3600, rpc_timeout=5.0, username_cache_seconds=60))
+        out.append(
+            Notifier(
+                store,
+                redis_client.client(settings),
+                IdGenerator(worker),
+                follow_window_seconds=3600,
+                rpc_timeout=5.0,
+                username_cache_seconds=60,
+            )
+        )
     return out
 
 

@@ -8,6 +8,7 @@ Records of one buyer share a key, so they land on one partition and are
 applied in order: once a later sentinel's notice is visible, every earlier
 record was applied too, which is how "nothing more happened" is checked.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -55,19 +56,34 @@ class Stack(NotificationsHarness):
 
     @staticmethod
     def confirmed(buyer: Buyer, order_id: int, total_minor: int = 1250, currency: str = "USD") -> bytes:
-        event = events_pb2.OrderEvent(event_id=_ids.next_id(), confirmed=events_pb2.OrderConfirmed(
-            order_id=order_id, buyer_id=buyer.id, total_minor=total_minor, currency=currency,
-            lines=[events_pb2.OrderLine(product_id=_ids.next_id(), seller_id=_ids.next_id(), quantity=1,
-                                        unit_price_minor=total_minor)],
-        ))
+        event = events_pb2.OrderEvent(
+            event_id=_ids.next_id(),
+            confirmed=events_pb2.OrderConfirmed(
+                order_id=order_id,
+                buyer_id=buyer.id,
+                total_minor=total_minor,
+                currency=currency,
+                lines=[
+                    events_pb2.OrderLine(
+                        product_id=_ids.next_id(), seller_id=_ids.next_id(), quantity=1, unit_price_minor=total_minor
+                    )
+                ],
+            ),
+        )
         event.occur_time.GetCurrentTime()
         return event.SerializeToString()
 
     @staticmethod
     def delivery(buyer: Buyer, order_id: int, status: str, note: str = "") -> bytes:
-        event = events_pb2.OrderEvent(event_id=_ids.next_id(), delivery_changed=events_pb2.DeliveryStatusChanged(
-            order_id=order_id, buyer_id=buyer.id, status=status, note=note,
-        ))
+        event = events_pb2.OrderEvent(
+            event_id=_ids.next_id(),
+            delivery_changed=events_pb2.DeliveryStatusChanged(
+                order_id=order_id,
+                buyer_id=buyer.id,
+                status=status,
+                note=note,
+            ),
+        )
         event.occur_time.GetCurrentTime()
         return event.SerializeToString()
 
@@ -127,16 +143,16 @@ def test_a_status_sent_again_under_a_new_event_id_is_still_one_notice(stack):
         stack.confirmed(buyer, sentinel := _ids.next_id()),
     )
     page = stack.wait_inbox(buyer, lambda ns: any(n.order_id == str(sentinel) for n in ns))
-    assert [n.text for n in page.notifications if n.order_id == str(order_id)] == [
-        f"Your order {order_id} was packed"]
+    assert [n.text for n in page.notifications if n.order_id == str(order_id)] == [f"Your order {order_id} was packed"]
     assert len(page.notifications) == 2
 
 
 def test_unusable_order_records_are_skipped_and_the_next_ones_still_apply(stack):
     buyer = stack.sign_up()
     order_id = _ids.next_id()
-    no_order = events_pb2.OrderEvent(event_id=_ids.next_id(), confirmed=events_pb2.OrderConfirmed(
-        buyer_id=buyer.id, total_minor=100, currency="USD")).SerializeToString()
+    no_order = events_pb2.OrderEvent(
+        event_id=_ids.next_id(), confirmed=events_pb2.OrderConfirmed(buyer_id=buyer.id, total_minor=100, currency="USD")
+    ).SerializeToString()
     no_status = stack.delivery(buyer, order_id, "")
     stack.produce(buyer, b"\xff\xfe not a protobuf", no_order, no_status, stack.confirmed(buyer, order_id, 500, "JPY"))
     page = stack.wait_inbox(buyer, lambda ns: len(ns) >= 1)
@@ -181,8 +197,9 @@ def test_order_notices_are_pushed_live_with_their_text(stack):
 def test_order_notices_read_over_http_through_envoy(stack):
     buyer = stack.sign_up()
     order_id = _ids.next_id()
-    stack.produce(buyer, stack.confirmed(buyer, order_id, 1250, "USD"),
-                  stack.delivery(buyer, order_id, "DELIVERY_STATUS_SHIPPED"))
+    stack.produce(
+        buyer, stack.confirmed(buyer, order_id, 1250, "USD"), stack.delivery(buyer, order_id, "DELIVERY_STATUS_SHIPPED")
+    )
     stack.wait_inbox(buyer, lambda ns: len(ns) == 2)
     with httpx.Client(base_url=EDGE_URL, timeout=10.0) as http:
         try:
@@ -215,8 +232,16 @@ async def _notifier_pair():
     for worker in (1020, 1023):
         store = NotificationStore(settings, retention_seconds=3600)
         await store.start()
-        out.append(Notifier(store, redis_client.client(settings), IdGenerator(worker),
-                            follow_window_seconds=3600, rpc_timeout=5.0, username_cache_seconds=60))
+        out.append(
+            Notifier(
+                store,
+                redis_client.client(settings),
+                IdGenerator(worker),
+                follow_window_seconds=3600,
+                rpc_timeout=5.0,
+                username_cache_seconds=60,
+            )
+        )
     return out
 
 
@@ -247,7 +272,8 @@ async def test_concurrent_replicas_make_one_order_notice():
 
         rows = await a.store.page(recipient, None, 10)
         assert [(r.order_id, r.body, r.actor_ids, r.actor_count) for r in rows] == [
-            (order_id, f"Your order {order_id} has shipped", (), 0)]
+            (order_id, f"Your order {order_id} has shipped", (), 0)
+        ]
     finally:
         await _close((a, b))
 
@@ -269,6 +295,7 @@ async def test_an_order_notice_replayed_after_a_crash_before_the_inbox_write_is_
         assert await a.notify(notice, plan) == "duplicate"
         rows = await a.store.page(recipient, None, 10)
         assert [(r.notification_id, r.order_id, r.body) for r in rows] == [
-            (group.notification_id, order_id, f"Your order {order_id} was delivered")]
+            (group.notification_id, order_id, f"Your order {order_id} was delivered")
+        ]
     finally:
         await _close((a, _))

@@ -2,6 +2,7 @@
 database of its own: orders written before fulfilments existed get one per
 seller at the order's delivery status, their moves are credited to the
 seller when there is one, and the store reads them as parts."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,25 +37,33 @@ def scratch_dsn():
 
 def _legacy_orders(dsn: str) -> None:
     """Orders as revision 0002 knew them: one delivery status per order."""
-    orders = [(SINGLE, "ORDER_STATUS_CONFIRMED", "DELIVERY_STATUS_SHIPPED", [10]),
-              (MULTI, "ORDER_STATUS_CONFIRMED", "DELIVERY_STATUS_DELIVERED", [10, 20]),
-              (UNCONFIRMED, "ORDER_STATUS_PENDING", "DELIVERY_STATUS_UNSPECIFIED", [30])]
+    orders = [
+        (SINGLE, "ORDER_STATUS_CONFIRMED", "DELIVERY_STATUS_SHIPPED", [10]),
+        (MULTI, "ORDER_STATUS_CONFIRMED", "DELIVERY_STATUS_DELIVERED", [10, 20]),
+        (UNCONFIRMED, "ORDER_STATUS_PENDING", "DELIVERY_STATUS_UNSPECIFIED", [30]),
+    ]
     moves = {SINGLE: ["DELIVERY_STATUS_PACKED", "DELIVERY_STATUS_SHIPPED"], MULTI: ["DELIVERY_STATUS_DELIVERED"]}
     with psycopg.connect(_plain(dsn), autocommit=True) as conn:
         for order_id, status, delivery, sellers in orders:
-            conn.execute("""INSERT INTO orders.orders (id, checkout_id, buyer_id, idempotency_key, status, total_minor,
+            conn.execute(
+                """INSERT INTO orders.orders (id, checkout_id, buyer_id, idempotency_key, status, total_minor,
                                 currency, payment_status, delivery_status)
                             VALUES (%s, %s, 7, 'k-legacy', %s, 1000, 'USD', 'PAYMENT_STATUS_CAPTURED', %s)""",
-                         (order_id, order_id, status, delivery))
+                (order_id, order_id, status, delivery),
+            )
             for line, seller in enumerate(sellers):
-                conn.execute("""INSERT INTO orders.order_items (order_id, line, product_id, seller_id, title, quantity,
+                conn.execute(
+                    """INSERT INTO orders.order_items (order_id, line, product_id, seller_id, title, quantity,
                                     unit_price_minor) VALUES (%s, %s, %s, %s, 'thing', 1, 500)""",
-                             (order_id, line, 1000 + line, seller))
+                    (order_id, line, 1000 + line, seller),
+                )
             if status == "ORDER_STATUS_CONFIRMED":
                 history = ["DELIVERY_STATUS_PENDING", *moves[order_id]]
                 for seq, step in enumerate(history):
-                    conn.execute("INSERT INTO orders.delivery_events (order_id, seq, status, actor) "
-                                 "VALUES (%s, %s, %s, %s)", (order_id, seq, step, "checkout" if seq == 0 else "s"))
+                    conn.execute(
+                        "INSERT INTO orders.delivery_events (order_id, seq, status, actor) VALUES (%s, %s, %s, %s)",
+                        (order_id, seq, step, "checkout" if seq == 0 else "s"),
+                    )
 
 
 async def test_existing_orders_get_a_fulfilment_per_seller_and_keep_reading_the_same(scratch_dsn):
@@ -65,10 +74,15 @@ async def test_existing_orders_get_a_fulfilment_per_seller_and_keep_reading_the_
 
     with psycopg.connect(_plain(scratch_dsn)) as conn:
         parts = set(conn.execute("SELECT order_id, seller_id, delivery_status FROM orders.fulfilments").fetchall())
-        credited = conn.execute("SELECT order_id, seq, seller_id FROM orders.delivery_events "
-                                "ORDER BY order_id, seq").fetchall()
-    assert parts == {(SINGLE, 10, "DELIVERY_STATUS_SHIPPED"), (MULTI, 10, "DELIVERY_STATUS_DELIVERED"),
-                     (MULTI, 20, "DELIVERY_STATUS_DELIVERED"), (UNCONFIRMED, 30, "DELIVERY_STATUS_UNSPECIFIED")}
+        credited = conn.execute(
+            "SELECT order_id, seq, seller_id FROM orders.delivery_events ORDER BY order_id, seq"
+        ).fetchall()
+    assert parts == {
+        (SINGLE, 10, "DELIVERY_STATUS_SHIPPED"),
+        (MULTI, 10, "DELIVERY_STATUS_DELIVERED"),
+        (MULTI, 20, "DELIVERY_STATUS_DELIVERED"),
+        (UNCONFIRMED, 30, "DELIVERY_STATUS_UNSPECIFIED"),
+    }
     # The confirmation is about the whole order; a multi-seller order's old moves moved all of it.
     assert credited == [(SINGLE, 0, None), (SINGLE, 1, 10), (SINGLE, 2, 10), (MULTI, 0, None), (MULTI, 1, None)]
 

@@ -5,6 +5,7 @@ Checkouts are made under fresh buyer ids with a lease that ran out an hour
 ago. The running orders service sweeps every couple of seconds with the same
 claim, so a stale saga here may be taken by it or by the test: a claim is
 seen as the lease moving, whoever made it. The rows are deleted afterwards."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,14 +38,19 @@ class Checkouts:
         self.made: list[int] = []
 
     async def new(self, state: str, *, cart_cleared: bool) -> int:
-        checkout, created = await self.store.start_checkout(_ids.next_id(), _ids.next_id(), secrets.token_hex(8),
-                                                            model.checkout_params("pm_card_visa", None))
+        checkout, created = await self.store.start_checkout(
+            _ids.next_id(), _ids.next_id(), secrets.token_hex(8), model.checkout_params("pm_card_visa", None)
+        )
         assert created
         self.made.append(checkout.id)
         async with self.store.engine.begin() as conn:
-            await conn.execute(sa.text("UPDATE orders.checkouts SET state = :state, cart_cleared = :cleared, "
-                                       "lease_until = :lease WHERE id = :id"),
-                               {"state": state, "cleared": cart_cleared, "lease": _LONG_AGO, "id": checkout.id})
+            await conn.execute(
+                sa.text(
+                    "UPDATE orders.checkouts SET state = :state, cart_cleared = :cleared, "
+                    "lease_until = :lease WHERE id = :id"
+                ),
+                {"state": state, "cleared": cart_cleared, "lease": _LONG_AGO, "id": checkout.id},
+            )
         return checkout.id
 
 
@@ -76,14 +82,18 @@ async def _one_claim(store: OrdersStore) -> None:
 
 async def _still_unclaimed(store: OrdersStore, ids: set[int]) -> set[int]:
     async with store.engine.connect() as conn:
-        rows = await conn.execute(sa.text("SELECT id FROM orders.checkouts WHERE id = ANY(:ids) AND lease_until = :lease"),
-                                  {"ids": list(ids), "lease": _LONG_AGO})
+        rows = await conn.execute(
+            sa.text("SELECT id FROM orders.checkouts WHERE id = ANY(:ids) AND lease_until = :lease"),
+            {"ids": list(ids), "lease": _LONG_AGO},
+        )
         return {r.id for r in rows}
 
 
 async def test_the_recovery_claim_takes_running_sagas_and_confirmed_ones_with_a_cart_to_clear(store, checkouts):
-    running = {await checkouts.new(s, cart_cleared=False)
-               for s in (model.STARTED, model.RESERVED, model.ORDER_CREATED, model.COMPENSATING)}
+    running = {
+        await checkouts.new(s, cart_cleared=False)
+        for s in (model.STARTED, model.RESERVED, model.ORDER_CREATED, model.COMPENSATING)
+    }
     confirmed_cart_left = await checkouts.new(model.SUCCEEDED, cart_cleared=False)
     await _one_claim(store)
     assert await _still_unclaimed(store, running | {confirmed_cart_left}) == set()
@@ -106,8 +116,9 @@ async def test_a_checkout_keeps_its_request_params_and_its_failures_details_unti
     checkout, created = await store.start_checkout(_ids.next_id(), _ids.next_id(), secrets.token_hex(8), first)
     checkouts.made.append(checkout.id)
     assert created and checkout.request_params == first and checkout.expected_total_minor == 2700
-    again, created = await store.start_checkout(_ids.next_id(), checkout.buyer_id, checkout.idempotency_key,
-                                                model.checkout_params("pm_card_amex", None))
+    again, created = await store.start_checkout(
+        _ids.next_id(), checkout.buyer_id, checkout.idempotency_key, model.checkout_params("pm_card_amex", None)
+    )
     assert not created and again.request_params == first  # the key's first parameters stay
 
     info = error_details_pb2.ErrorInfo(reason="PRICE_CHANGED", metadata={"totalMinor": "2800"})

@@ -6,6 +6,7 @@ runs payments with AVIARY_PAYMENTS_FAULT_INJECTION=1) and, for the real
 outage, from really stopping stripe-mock. Tests that trip the circuit
 breaker leave it closed again (a successful call) before they finish.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,8 @@ OPEN_SECONDS = float(os.environ.get("AVIARY_PAYMENTS_BREAKER_OPEN_SECONDS", "5")
 BREAKER_FAILURES = int(os.environ.get("AVIARY_PAYMENTS_BREAKER_FAILURES", "3"))
 FAULT_DELAY = float(os.environ.get("AVIARY_PAYMENTS_FAULT_DELAY_SECONDS", "3"))
 PG_DSN = os.environ.get("AVIARY_PG_DSN", "postgresql+psycopg://aviary:aviary@127.0.0.1:5432/aviary").replace(
-    "postgresql+psycopg://", "postgresql://")
+    "postgresql+psycopg://", "postgresql://"
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +48,20 @@ def new_buyer() -> str:
     return str(secrets.randbelow(10**15) + 1)
 
 
-def authorize(payments, key=None, *, amount=1500, currency="USD", buyer="4242", method="pm_card_visa",
-              timeout=15) -> pb.Payment:
-    return payments.AuthorizePayment(pb.AuthorizePaymentRequest(
-        idempotency_key=key or new_key(), buyer_id=buyer, amount_minor=amount, currency=currency,
-        payment_method=method, reference="integration test"), timeout=timeout)
+def authorize(
+    payments, key=None, *, amount=1500, currency="USD", buyer="4242", method="pm_card_visa", timeout=15
+) -> pb.Payment:
+    return payments.AuthorizePayment(
+        pb.AuthorizePaymentRequest(
+            idempotency_key=key or new_key(),
+            buyer_id=buyer,
+            amount_minor=amount,
+            currency=currency,
+            payment_method=method,
+            reference="integration test",
+        ),
+        timeout=timeout,
+    )
 
 
 def rpc_error(call, request, timeout=15) -> grpc.RpcError:
@@ -64,8 +75,13 @@ def ledger(payments, payment_id: str) -> list[pb.LedgerEntry]:
 
 
 def summary(entries) -> list[tuple[str, str]]:
-    return [(pb.LedgerOperation.Name(e.operation).removeprefix("LEDGER_OPERATION_"),
-             pb.LedgerOutcome.Name(e.outcome).removeprefix("LEDGER_OUTCOME_")) for e in entries]
+    return [
+        (
+            pb.LedgerOperation.Name(e.operation).removeprefix("LEDGER_OPERATION_"),
+            pb.LedgerOutcome.Name(e.outcome).removeprefix("LEDGER_OUTCOME_"),
+        )
+        for e in entries
+    ]
 
 
 def get(payments, payment_id="", key="") -> pb.Payment:
@@ -109,7 +125,8 @@ def test_authorize_capture_refund_moves_the_money_and_writes_one_ledger_entry_pe
     entries = ledger(payments, authorized.id)
     assert summary(entries) == [("AUTHORIZE", "SUCCEEDED"), ("CAPTURE", "SUCCEEDED"), ("REFUND", "SUCCEEDED")]
     assert [e.provider_idempotency_key for e in entries] == [
-        f"aviary-pay-{authorized.id}-{op}" for op in ("authorize", "capture", "refund")]
+        f"aviary-pay-{authorized.id}-{op}" for op in ("authorize", "capture", "refund")
+    ]
     assert all(e.payment_id == authorized.id and e.amount_minor == 2599 for e in entries)
     assert entries[0].provider_ref == authorized.provider_ref
     assert entries[2].provider_ref.startswith("re_")  # the refund's own id
@@ -125,7 +142,10 @@ def test_repeating_capture_and_refund_returns_the_payment_unchanged_without_call
     again = payments.RefundPayment(pb.RefundPaymentRequest(payment_id=payment.id), timeout=10)
     assert again.status == PS.PAYMENT_STATUS_REFUNDED
     assert summary(ledger(payments, payment.id)) == [
-        ("AUTHORIZE", "SUCCEEDED"), ("CAPTURE", "SUCCEEDED"), ("REFUND", "SUCCEEDED")]
+        ("AUTHORIZE", "SUCCEEDED"),
+        ("CAPTURE", "SUCCEEDED"),
+        ("REFUND", "SUCCEEDED"),
+    ]
 
 
 def test_authorize_then_void_releases_the_hold_and_nothing_can_follow(payments):
@@ -164,11 +184,14 @@ def test_invalid_transitions_are_failed_precondition_with_a_reason(payments):
 # -- declines ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method,reason", [
-    ("pm_card_chargeDeclined", "card_declined"),
-    ("pm_card_visa_chargeDeclined", "card_declined"),
-    ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
-])
+@pytest.mark.parametrize(
+    "method,reason",
+    [
+        ("pm_card_chargeDeclined", "card_declined"),
+        ("pm_card_visa_chargeDeclined", "card_declined"),
+        ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+    ],
+)
 def test_a_decline_is_a_declined_payment_not_an_error_and_cannot_be_captured(payments, method, reason):
     key = new_key()
     declined = authorize(payments, key, method=method)
@@ -181,8 +204,10 @@ def test_a_decline_is_a_declined_payment_not_an_error_and_cannot_be_captured(pay
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "declined" in err.details()
     # Voiding what holds nothing is a no-op that succeeds (saga compensation).
-    assert payments.VoidPayment(pb.VoidPaymentRequest(payment_id=declined.id), timeout=10).status == \
-        PS.PAYMENT_STATUS_DECLINED
+    assert (
+        payments.VoidPayment(pb.VoidPaymentRequest(payment_id=declined.id), timeout=10).status
+        == PS.PAYMENT_STATUS_DECLINED
+    )
     entries = ledger(payments, declined.id)
     assert summary(entries) == [("AUTHORIZE", "DECLINED")]
     assert entries[0].detail == reason
@@ -206,8 +231,7 @@ def test_five_concurrent_authorizations_with_one_key_make_one_payment_and_one_pr
     # certainly arrive while the first one is still talking to the provider.
     key, buyer = new_key(), new_buyer()
     with ThreadPoolExecutor(5) as pool:
-        results = list(pool.map(lambda _: authorize(payments, key, buyer=buyer, amount=1234, method=method),
-                                range(5)))
+        results = list(pool.map(lambda _: authorize(payments, key, buyer=buyer, amount=1234, method=method), range(5)))
     assert {r.id for r in results} == {results[0].id}
     assert all(r.status == PS.PAYMENT_STATUS_AUTHORIZED for r in results)
     assert {r.provider_ref for r in results} == {results[0].provider_ref}
@@ -222,9 +246,16 @@ def test_five_concurrent_authorizations_with_one_key_make_one_payment_and_one_pr
 def test_a_key_reused_for_a_different_payment_is_failed_precondition(payments, change):
     key = new_key()
     first = authorize(payments, key, amount=1500, currency="USD", buyer="4242")
-    err = rpc_error(payments.AuthorizePayment, pb.AuthorizePaymentRequest(
-        idempotency_key=key, buyer_id=change.get("buyer", "4242"), amount_minor=change.get("amount", 1500),
-        currency=change.get("currency", "USD"), payment_method="pm_card_visa"))
+    err = rpc_error(
+        payments.AuthorizePayment,
+        pb.AuthorizePaymentRequest(
+            idempotency_key=key,
+            buyer_id=change.get("buyer", "4242"),
+            amount_minor=change.get("amount", 1500),
+            currency=change.get("currency", "USD"),
+            payment_method="pm_card_visa",
+        ),
+    )
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "already used" in err.details() and first.id in err.details()
     assert get(payments, key=key) == first
@@ -234,33 +265,47 @@ def test_a_key_reused_for_a_different_payment_is_failed_precondition(payments, c
 # -- bad input ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields,named", [
-    ({"idempotency_key": ""}, "idempotency_key"),
-    ({"buyer_id": "not-a-number"}, "buyer_id"),
-    ({"amount_minor": 0}, "amount_minor"),
-    ({"amount_minor": 100_000_000_001}, "amount_minor"),
-    ({"currency": "DOLLARS"}, "currency"),
-    ({"payment_method": ""}, "payment_method"),
-    ({"payment_method": "pm_bogus_xyz"}, "payment_method"),
-])
+@pytest.mark.parametrize(
+    "fields,named",
+    [
+        ({"idempotency_key": ""}, "idempotency_key"),
+        ({"buyer_id": "not-a-number"}, "buyer_id"),
+        ({"amount_minor": 0}, "amount_minor"),
+        ({"amount_minor": 100_000_000_001}, "amount_minor"),
+        ({"currency": "DOLLARS"}, "currency"),
+        ({"payment_method": ""}, "payment_method"),
+        ({"payment_method": "pm_bogus_xyz"}, "payment_method"),
+    ],
+)
 def test_bad_authorize_input_is_invalid_argument_naming_the_field_and_writes_nothing(payments, fields, named):
-    request = dict(idempotency_key=new_key(), buyer_id="4242", amount_minor=100, currency="USD",
-                   payment_method="pm_card_visa")
+    request = dict(
+        idempotency_key=new_key(), buyer_id="4242", amount_minor=100, currency="USD", payment_method="pm_card_visa"
+    )
     request.update(fields)
     err = rpc_error(payments.AuthorizePayment, pb.AuthorizePaymentRequest(**request))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details().startswith(f"{named}:")
     if request["idempotency_key"]:
-        assert rpc_error(payments.GetPayment, pb.GetPaymentRequest(
-            idempotency_key=request["idempotency_key"])).code() == grpc.StatusCode.NOT_FOUND
+        assert (
+            rpc_error(payments.GetPayment, pb.GetPaymentRequest(idempotency_key=request["idempotency_key"])).code()
+            == grpc.StatusCode.NOT_FOUND
+        )
 
 
-@pytest.mark.parametrize("method, accepted", [
-    ("pm_card_visa", True), ("pm_card_amex", True), ("pm_card_chargeDeclined", True),
-    # Fault injection is on in the devstack, so its methods are accepted too.
-    ("pm_fault_slow", True),
-    ("pm_bogus_xyz", False), ("pm_fault_nonexistent", False), ("tok_visa", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "method, accepted",
+    [
+        ("pm_card_visa", True),
+        ("pm_card_amex", True),
+        ("pm_card_chargeDeclined", True),
+        # Fault injection is on in the devstack, so its methods are accepted too.
+        ("pm_fault_slow", True),
+        ("pm_bogus_xyz", False),
+        ("pm_fault_nonexistent", False),
+        ("tok_visa", False),
+        ("", False),
+    ],
+)
 def test_check_payment_method_answers_what_authorize_would_take(payments, method, accepted):
     answer = payments.CheckPaymentMethod(pb.CheckPaymentMethodRequest(payment_method=method), timeout=5)
     assert answer.accepted is accepted
@@ -268,10 +313,12 @@ def test_check_payment_method_answers_what_authorize_would_take(payments, method
 
 
 def test_bad_or_unknown_payment_ids(payments):
-    for call, request_type in ((payments.CapturePayment, pb.CapturePaymentRequest),
-                               (payments.VoidPayment, pb.VoidPaymentRequest),
-                               (payments.RefundPayment, pb.RefundPaymentRequest),
-                               (payments.ListLedgerEntries, pb.ListLedgerEntriesRequest)):
+    for call, request_type in (
+        (payments.CapturePayment, pb.CapturePaymentRequest),
+        (payments.VoidPayment, pb.VoidPaymentRequest),
+        (payments.RefundPayment, pb.RefundPaymentRequest),
+        (payments.ListLedgerEntries, pb.ListLedgerEntriesRequest),
+    ):
         err = rpc_error(call, request_type(payment_id="abc"))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("payment_id:")
         err = rpc_error(call, request_type(payment_id="12345"))
@@ -285,8 +332,10 @@ def test_bad_or_unknown_payment_ids(payments):
 def test_the_ledger_is_append_only_in_the_database(payments):
     payment = authorize(payments)
     with psycopg.connect(PG_DSN) as conn:
-        for statement in ("UPDATE payments.ledger SET detail = 'x' WHERE payment_id = %s",
-                          "DELETE FROM payments.ledger WHERE payment_id = %s"):
+        for statement in (
+            "UPDATE payments.ledger SET detail = 'x' WHERE payment_id = %s",
+            "DELETE FROM payments.ledger WHERE payment_id = %s",
+        ):
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 conn.execute(statement, (int(payment.id),))
             conn.rollback()
@@ -315,9 +364,16 @@ def test_a_lost_authorization_answer_stays_pending_and_the_retry_settles_it_with
     provider_healthy(payments)
     key = new_key()
     started = time.monotonic()
-    err = rpc_error(payments.AuthorizePayment, pb.AuthorizePaymentRequest(
-        idempotency_key=key, buyer_id="4242", amount_minor=900, currency="USD",
-        payment_method="pm_fault_timeout_once"))
+    err = rpc_error(
+        payments.AuthorizePayment,
+        pb.AuthorizePaymentRequest(
+            idempotency_key=key,
+            buyer_id="4242",
+            amount_minor=900,
+            currency="USD",
+            payment_method="pm_fault_timeout_once",
+        ),
+    )
     assert err.code() == grpc.StatusCode.UNAVAILABLE
     assert "unknown" in err.details()
     assert time.monotonic() - started < 10
@@ -335,15 +391,25 @@ def test_a_lost_authorization_answer_stays_pending_and_the_retry_settles_it_with
 def test_voiding_a_pending_payment_settles_it_first(payments):
     provider_healthy(payments)
     key = new_key()
-    err = rpc_error(payments.AuthorizePayment, pb.AuthorizePaymentRequest(
-        idempotency_key=key, buyer_id="4242", amount_minor=901, currency="USD",
-        payment_method="pm_fault_timeout_once"))
+    err = rpc_error(
+        payments.AuthorizePayment,
+        pb.AuthorizePaymentRequest(
+            idempotency_key=key,
+            buyer_id="4242",
+            amount_minor=901,
+            currency="USD",
+            payment_method="pm_fault_timeout_once",
+        ),
+    )
     assert err.code() == grpc.StatusCode.UNAVAILABLE
     pending = get(payments, key=key)
     voided = payments.VoidPayment(pb.VoidPaymentRequest(payment_id=pending.id), timeout=15)
     assert voided.status == PS.PAYMENT_STATUS_VOIDED
     assert summary(ledger(payments, pending.id)) == [
-        ("AUTHORIZE", "FAILED"), ("AUTHORIZE", "SUCCEEDED"), ("VOID", "SUCCEEDED")]
+        ("AUTHORIZE", "FAILED"),
+        ("AUTHORIZE", "SUCCEEDED"),
+        ("VOID", "SUCCEEDED"),
+    ]
 
 
 def test_a_pending_payment_whose_authorization_never_left_is_voided_without_the_provider(payments):
@@ -351,9 +417,11 @@ def test_a_pending_payment_whose_authorization_never_left_is_voided_without_the_
     # authorization leaves behind.
     key, payment_id = new_key(), secrets.randbelow(2**62) + 2**40
     with psycopg.connect(PG_DSN) as conn:
-        conn.execute("""INSERT INTO payments.payments (id, idempotency_key, buyer_id, amount_minor, currency,
+        conn.execute(
+            """INSERT INTO payments.payments (id, idempotency_key, buyer_id, amount_minor, currency,
                         payment_method, status) VALUES (%s, %s, 4242, 300, 'USD', 'pm_card_visa', 'PENDING')""",
-                     (payment_id, key))
+            (payment_id, key),
+        )
     voided = payments.VoidPayment(pb.VoidPaymentRequest(payment_id=str(payment_id)), timeout=10)
     assert voided.status == PS.PAYMENT_STATUS_VOIDED
     [entry] = ledger(payments, str(payment_id))
@@ -372,8 +440,9 @@ def test_a_payments_process_killed_mid_authorization_leaves_a_pending_payment_th
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             with psycopg.connect(PG_DSN) as conn:
-                row = conn.execute("SELECT authorization_sent_at IS NOT NULL FROM payments.payments "
-                                   "WHERE idempotency_key = %s", (key,)).fetchone()
+                row = conn.execute(
+                    "SELECT authorization_sent_at IS NOT NULL FROM payments.payments WHERE idempotency_key = %s", (key,)
+                ).fetchone()
             if row == (True,):
                 break
             time.sleep(0.05)
@@ -404,8 +473,12 @@ def test_a_payments_process_killed_mid_authorization_leaves_a_pending_payment_th
 
 def _authorize_unavailable(payments, key: str, method: str) -> tuple[grpc.RpcError, float]:
     started = time.monotonic()
-    err = rpc_error(payments.AuthorizePayment, pb.AuthorizePaymentRequest(
-        idempotency_key=key, buyer_id="4242", amount_minor=100, currency="USD", payment_method=method))
+    err = rpc_error(
+        payments.AuthorizePayment,
+        pb.AuthorizePaymentRequest(
+            idempotency_key=key, buyer_id="4242", amount_minor=100, currency="USD", payment_method=method
+        ),
+    )
     return err, time.monotonic() - started
 
 
@@ -449,8 +522,10 @@ def test_an_unreachable_provider_opens_the_breaker_and_calls_fail_fast_until_it_
     [entry] = ledger(payments, rejected.id)
     assert summary([entry]) == [("AUTHORIZE", "FAILED")] and "nothing was charged" in entry.detail
     # Compensation works during the outage: voiding it needs no provider.
-    assert payments.VoidPayment(pb.VoidPaymentRequest(payment_id=rejected.id), timeout=5).status == \
-        PS.PAYMENT_STATUS_VOIDED
+    assert (
+        payments.VoidPayment(pb.VoidPaymentRequest(payment_id=rejected.id), timeout=5).status
+        == PS.PAYMENT_STATUS_VOIDED
+    )
     # A retry of the same key is the same (voided) payment, not a second one.
     assert authorize(payments, key, amount=100).id == rejected.id
 
@@ -472,9 +547,16 @@ def test_stopping_stripe_mock_fails_authorizations_fast_and_they_recover_after_i
         for _ in range(BREAKER_FAILURES + 2):
             key = new_key()
             started = time.monotonic()
-            err = rpc_error(payments.AuthorizePayment, pb.AuthorizePaymentRequest(
-                idempotency_key=key, buyer_id="4242", amount_minor=100, currency="USD",
-                payment_method="pm_card_visa"))
+            err = rpc_error(
+                payments.AuthorizePayment,
+                pb.AuthorizePaymentRequest(
+                    idempotency_key=key,
+                    buyer_id="4242",
+                    amount_minor=100,
+                    currency="USD",
+                    payment_method="pm_card_visa",
+                ),
+            )
             outcomes.append((err.code(), err.details(), time.monotonic() - started, get(payments, key=key)))
     finally:
         devstack("up", "stripe-mock")

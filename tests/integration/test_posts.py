@@ -4,6 +4,7 @@ Every test signs up its own fresh users (t_<hex> usernames), so it never sees
 other tests' or the demo's data. Eventual effects (Kafka) are polled with a
 deadline instead of slept for.
 """
+
 from __future__ import annotations
 
 import os
@@ -95,11 +96,13 @@ def test_batch_author_stats_match_the_single_reads(identity, posts):
     create(posts, busy, "three")
     delete(posts, busy, gone.id)
     batch = posts.BatchGetAuthorStats(
-        posts_pb2.BatchGetAuthorStatsRequest(user_ids=[quiet.id, busy.id, quiet.id]), timeout=RPC_TIMEOUT)
+        posts_pb2.BatchGetAuthorStatsRequest(user_ids=[quiet.id, busy.id, quiet.id]), timeout=RPC_TIMEOUT
+    )
     assert [(s.user_id, s.post_count) for s in batch.stats] == [(quiet.id, 0), (busy.id, 2)]
     assert post_count(posts, busy) == 2
-    err = rpc_error(posts.BatchGetAuthorStats, posts_pb2.BatchGetAuthorStatsRequest(user_ids=["x"]),
-                    timeout=RPC_TIMEOUT)
+    err = rpc_error(
+        posts.BatchGetAuthorStats, posts_pb2.BatchGetAuthorStatsRequest(user_ids=["x"]), timeout=RPC_TIMEOUT
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("user_ids[0]:")
 
 
@@ -112,10 +115,15 @@ def _product_id(identity) -> str:
         timeout=RPC_TIMEOUT,
     )
     with grpc.insecure_channel(service_addr("catalog")) as channel:
-        return catalog_pb2_grpc.CatalogServiceStub(channel).CreateProduct(
-            catalog_pb2.CreateProductRequest(title="Tagged mug", price_minor=1200, currency="USD", stock=1),
-            metadata=(("authorization", f"Bearer {seller.access_token}"),), timeout=RPC_TIMEOUT,
-        ).id
+        return (
+            catalog_pb2_grpc.CatalogServiceStub(channel)
+            .CreateProduct(
+                catalog_pb2.CreateProductRequest(title="Tagged mug", price_minor=1200, currency="USD", stock=1),
+                metadata=(("authorization", f"Bearer {seller.access_token}"),),
+                timeout=RPC_TIMEOUT,
+            )
+            .id
+        )
 
 
 # -- create / get / delete --------------------------------------------------------------
@@ -133,7 +141,8 @@ def _upload_images(author: Account, count: int) -> list[str]:
         return [
             media.UploadMedia(
                 media_pb2.UploadMediaRequest(file=httpbody_pb2.HttpBody(content_type="image/png", data=png())),
-                metadata=author.auth, timeout=RPC_TIMEOUT,
+                metadata=author.auth,
+                timeout=RPC_TIMEOUT,
             ).media_id
             for _ in range(count)
         ]
@@ -144,8 +153,9 @@ def test_create_get_delete_round_trip(identity, posts):
     media_ids = _upload_images(author, 2)
     product_id = _product_id(identity)
     before_ms = int(time.time() * 1000)
-    created = create(posts, author, "Hello #World and #world2 from @Bob_1 #WORLD", media_ids=media_ids,
-                     product_ids=[product_id])
+    created = create(
+        posts, author, "Hello #World and #world2 from @Bob_1 #WORLD", media_ids=media_ids, product_ids=[product_id]
+    )
     assert created.id.isdigit() and created.author_id == author.id
     assert created.author.username == author.username and created.author.id == author.id
     assert created.text == "Hello #World and #world2 from @Bob_1 #WORLD"
@@ -254,12 +264,15 @@ def test_malformed_ids_name_the_field_and_write_nothing(identity, posts):
         (lambda: list_page(posts, "0x10"), "user_id"),
         (lambda: list_page(posts, author.id, page_token="not-a-token"), "page_token"),
         (lambda: list_page(posts, author.id, page_size=-1), "page_size"),
-        (lambda: posts.BatchGetPosts(posts_pb2.BatchGetPostsRequest(post_ids=["1", "nope"]), timeout=RPC_TIMEOUT),
-         "post_ids[1]"),
-        (lambda: posts.BatchGetPosts(posts_pb2.BatchGetPostsRequest(post_ids=["1"] * 201), timeout=RPC_TIMEOUT),
-         "post_ids"),
-        (lambda: posts.GetAuthorStats(posts_pb2.GetAuthorStatsRequest(user_id="x"), timeout=RPC_TIMEOUT),
-         "user_id"),
+        (
+            lambda: posts.BatchGetPosts(posts_pb2.BatchGetPostsRequest(post_ids=["1", "nope"]), timeout=RPC_TIMEOUT),
+            "post_ids[1]",
+        ),
+        (
+            lambda: posts.BatchGetPosts(posts_pb2.BatchGetPostsRequest(post_ids=["1"] * 201), timeout=RPC_TIMEOUT),
+            "post_ids",
+        ),
+        (lambda: posts.GetAuthorStats(posts_pb2.GetAuthorStatsRequest(user_id="x"), timeout=RPC_TIMEOUT), "user_id"),
     ]
     for call, field in cases:
         err = rpc_error(call)
@@ -403,15 +416,21 @@ def posts_without_kafka(tmp_path):
     log_path = tmp_path / "posts.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.posts"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "services.posts"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         try:
             channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
         except pytest.fail.Exception:
             # Say why: its own log (a port taken, a crash at start-up).
-            pytest.fail(f"the second posts process never served (exit code {proc.poll()}); "
-                        f"its log ends: {log_path.read_text()[-2000:]}")
+            pytest.fail(
+                f"the second posts process never served (exit code {proc.poll()}); "
+                f"its log ends: {log_path.read_text()[-2000:]}"
+            )
         yield posts_pb2_grpc.PostsServiceStub(channel)
         channel.close()
     finally:

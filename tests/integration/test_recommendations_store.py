@@ -4,6 +4,7 @@ lookups that leave it, the running posts and identity services).
 Events go in as Kafka record bytes through the same handler the consumer
 uses. Each test has its own key prefix and random ids, and deletes its keys.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,28 +55,52 @@ def _stamp(event, t_ms: int):
     return event
 
 
-def post_created(post_id, author, t_ms, products=(), repost_of=0, repost_author=0, reply_to=0, reply_author=0,
-                 text="hello"):
-    return _stamp(events_pb2.PostEvent(created=events_pb2.PostCreated(
-        post_id=post_id, author_id=author, text=text, product_ids=list(products), repost_of_id=repost_of,
-        repost_of_author_id=repost_author, reply_to_id=reply_to, reply_to_author_id=reply_author)), t_ms)
+def post_created(
+    post_id, author, t_ms, products=(), repost_of=0, repost_author=0, reply_to=0, reply_author=0, text="hello"
+):
+    return _stamp(
+        events_pb2.PostEvent(
+            created=events_pb2.PostCreated(
+                post_id=post_id,
+                author_id=author,
+                text=text,
+                product_ids=list(products),
+                repost_of_id=repost_of,
+                repost_of_author_id=repost_author,
+                reply_to_id=reply_to,
+                reply_to_author_id=reply_author,
+            )
+        ),
+        t_ms,
+    )
 
 
 def post_deleted(post_id, author, t_ms, repost_of=0, reply_to=0):
-    return _stamp(events_pb2.PostEvent(deleted=events_pb2.PostDeleted(
-        post_id=post_id, author_id=author, repost_of_id=repost_of, reply_to_id=reply_to)), t_ms)
+    return _stamp(
+        events_pb2.PostEvent(
+            deleted=events_pb2.PostDeleted(
+                post_id=post_id, author_id=author, repost_of_id=repost_of, reply_to_id=reply_to
+            )
+        ),
+        t_ms,
+    )
 
 
 def like(post_id, user, author, t_ms, removed=False):
     body = events_pb2.LikeRemoved if removed else events_pb2.LikeCreated
     kind = "like_removed" if removed else "like_created"
-    return _stamp(events_pb2.EngagementEvent(**{kind: body(post_id=post_id, user_id=user, post_author_id=author)}),
-                  t_ms)
+    return _stamp(
+        events_pb2.EngagementEvent(**{kind: body(post_id=post_id, user_id=user, post_author_id=author)}), t_ms
+    )
 
 
 def product_upserted(product_id, seller, t_ms, active=True, event_id=None):
-    event = _stamp(events_pb2.ProductEvent(upserted=events_pb2.ProductUpserted(
-        product_id=product_id, seller_id=seller, title="x", active=active)), t_ms)
+    event = _stamp(
+        events_pb2.ProductEvent(
+            upserted=events_pb2.ProductUpserted(product_id=product_id, seller_id=seller, title="x", active=active)
+        ),
+        t_ms,
+    )
     event.upserted.created_at.FromMilliseconds(t_ms)
     if event_id is not None:
         event.event_id = event_id
@@ -83,9 +108,14 @@ def product_upserted(product_id, seller, t_ms, active=True, event_id=None):
 
 
 def order_confirmed(buyer, lines, t_ms):
-    return _stamp(events_pb2.OrderEvent(confirmed=events_pb2.OrderConfirmed(
-        order_id=rid(), buyer_id=buyer,
-        lines=[events_pb2.OrderLine(product_id=p, quantity=q) for p, q in lines])), t_ms)
+    return _stamp(
+        events_pb2.OrderEvent(
+            confirmed=events_pb2.OrderConfirmed(
+                order_id=rid(), buyer_id=buyer, lines=[events_pb2.OrderLine(product_id=p, quantity=q) for p, q in lines]
+            )
+        ),
+        t_ms,
+    )
 
 
 async def feed(applier, topic, event) -> None:
@@ -117,11 +147,11 @@ async def test_a_replayed_like_changes_nothing_and_an_unlike_takes_it_back_exact
     first = snapshot(store, user)
     affinity = Decay(config.epoch_ms, config.affinity_half_life_ms)
     popularity = Decay(config.epoch_ms, config.popularity_half_life_ms)
-    assert dict(first["aff"]) == {str(p).encode(): pytest.approx(affinity.stored(1.0, T0 + HOUR_MS))
-                                  for p in (p1, p2)}
+    assert dict(first["aff"]) == {str(p).encode(): pytest.approx(affinity.stored(1.0, T0 + HOUR_MS)) for p in (p1, p2)}
     assert dict(first["auth"]) == {str(author).encode(): pytest.approx(affinity.stored(1.0, T0 + HOUR_MS))}
-    assert dict(first["pop"]) == {str(p).encode(): pytest.approx(popularity.stored(1.0, T0 + HOUR_MS))
-                                  for p in (p1, p2)}
+    assert dict(first["pop"]) == {
+        str(p).encode(): pytest.approx(popularity.stored(1.0, T0 + HOUR_MS)) for p in (p1, p2)
+    }
 
     await feed(applier, ENGAGEMENT_TOPIC, liked)  # redelivered
     assert snapshot(store, user) == first
@@ -166,8 +196,7 @@ async def test_reposts_count_double_replies_only_for_the_author_and_deletes_take
     author, user, original, product = rid(), rid(), rid(), rid()
     await feed(applier, POSTS_TOPIC, post_created(original, author, T0, products=[product]))
     repost, reply = rid(), rid()
-    await feed(applier, POSTS_TOPIC, post_created(repost, user, T0, repost_of=original, repost_author=author,
-                                                  text=""))
+    await feed(applier, POSTS_TOPIC, post_created(repost, user, T0, repost_of=original, repost_author=author, text=""))
     await feed(applier, POSTS_TOPIC, post_created(reply, user, T0, reply_to=original, reply_author=author))
     affinity = Decay(config.epoch_ms, config.affinity_half_life_ms)
     state = snapshot(store, user)
@@ -189,8 +218,13 @@ async def test_followed_sellers_inactive_products_and_stale_catalog_events(world
     await feed(applier, CATALOG_TOPIC, first)
     await feed(applier, CATALOG_TOPIC, product_upserted(other, seller, T0 + 1))
     # The seller is known from the catalog events: no identity lookup needed.
-    await feed(applier, GRAPH_TOPIC, _stamp(events_pb2.GraphEvent(
-        follow_created=events_pb2.FollowCreated(follower_id=user, followee_id=seller)), T0))
+    await feed(
+        applier,
+        GRAPH_TOPIC,
+        _stamp(
+            events_pb2.GraphEvent(follow_created=events_pb2.FollowCreated(follower_id=user, followee_id=seller)), T0
+        ),
+    )
     signals = await reader.read(user, max_products=10, max_authors=0, at_ms=T0 + HOUR_MS)
     followed = {c.product_id: c.reason for c in signals.products if c.product_id in (product, other)}
     assert followed == {product: FOLLOWED_SELLER, other: FOLLOWED_SELLER}
@@ -214,8 +248,14 @@ async def test_followed_sellers_inactive_products_and_stale_catalog_events(world
     finally:
         plain.close()
 
-    await feed(applier, GRAPH_TOPIC, _stamp(events_pb2.GraphEvent(
-        follow_removed=events_pb2.FollowRemoved(follower_id=user, followee_id=seller)), T0 + 4 * HOUR_MS))
+    await feed(
+        applier,
+        GRAPH_TOPIC,
+        _stamp(
+            events_pb2.GraphEvent(follow_removed=events_pb2.FollowRemoved(follower_id=user, followee_id=seller)),
+            T0 + 4 * HOUR_MS,
+        ),
+    )
     signals = await reader.read(user, max_products=10, max_authors=0, at_ms=T0 + 4 * HOUR_MS)
     assert all(c.reason != FOLLOWED_SELLER for c in signals.products)
 
@@ -250,13 +290,18 @@ async def test_a_like_of_a_post_never_seen_asks_the_posts_service_once(world):
     unknown = rid()
     assert await store.post_products(unknown) is None
     assert await applier.post_products(unknown) == []  # posts knows no such post
-    assert await store.post_products(unknown) == []     # ... and that is remembered
+    assert await store.post_products(unknown) == []  # ... and that is remembered
 
 
 async def test_following_someone_who_sells_nothing_is_ignored(world):
     store, applier, reader, _ = world
     user, nobody = rid(), rid()
-    await feed(applier, GRAPH_TOPIC, _stamp(events_pb2.GraphEvent(
-        follow_created=events_pb2.FollowCreated(follower_id=user, followee_id=nobody)), T0))
+    await feed(
+        applier,
+        GRAPH_TOPIC,
+        _stamp(
+            events_pb2.GraphEvent(follow_created=events_pb2.FollowCreated(follower_id=user, followee_id=nobody)), T0
+        ),
+    )
     mine = await store.read_user(user, engaged=10, authors=0, sellers=10)
     assert mine.sellers == []

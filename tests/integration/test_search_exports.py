@@ -2,6 +2,7 @@
 posts and catalog services: PostsService.ExportPosts (every live post, paged
 through Cassandra) and CatalogService.ExportProducts (every product, inactive
 ones included, keyset-paged in id order). Data is created through Envoy."""
+
 from __future__ import annotations
 
 import secrets
@@ -40,9 +41,10 @@ def test_export_posts_streams_live_posts_in_bounded_batches_without_deleted_ones
 
 @pytest.mark.parametrize("batch_size", [-1, 1001])
 def test_export_batch_sizes_out_of_range_are_refused_naming_the_field(posts, catalog, batch_size):
-    for call in (lambda: list(posts.ExportPosts(posts_pb2.ExportPostsRequest(batch_size=batch_size), timeout=10)),
-                 lambda: list(catalog.ExportProducts(catalog_pb2.ExportProductsRequest(batch_size=batch_size),
-                                                     timeout=10))):
+    for call in (
+        lambda: list(posts.ExportPosts(posts_pb2.ExportPostsRequest(batch_size=batch_size), timeout=10)),
+        lambda: list(catalog.ExportProducts(catalog_pb2.ExportProductsRequest(batch_size=batch_size), timeout=10)),
+    ):
         with pytest.raises(grpc.RpcError) as err:
             call()
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -6,6 +6,7 @@ test works on fresh random user / author / post ids and deletes its keys.
 Adds are delivered only to active users (those whose `seen:{user}` key
 exists), so tests mark their random readers active the way a read would.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,12 @@ def users(r, n: int, *, active: bool = True) -> list[int]:
     """Fresh random users, active (deliveries reach them) unless told otherwise."""
     ids = [random_id() for _ in range(n)]
     for user_id in ids:
-        for key in (home_key(user_id), seen_key(user_id), celebrity_cache_key(user_id),
-                    celebrity_generation_key(user_id)):
+        for key in (
+            home_key(user_id),
+            seen_key(user_id),
+            celebrity_cache_key(user_id),
+            celebrity_generation_key(user_id),
+        ):
             r.track(key)
         if active:
             mark_active(r, user_id)
@@ -98,8 +103,11 @@ def request(op, post_id, author_id, user_ids):
 
 
 def index(stub, op, post_id, author_id) -> None:
-    stub.IndexAuthorPost(timeline_pb2.IndexAuthorPostRequest(
-        op=op, entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author_id)))
+    stub.IndexAuthorPost(
+        timeline_pb2.IndexAuthorPostRequest(
+            op=op, entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author_id)
+        )
+    )
 
 
 def purge(stub, user_id, author_id) -> int:
@@ -169,7 +177,7 @@ def test_large_batches_are_delivered_whole_across_overlapped_chunks(stub, r):
     author, post_id = random_id(), random_id()
     everyone = active + idle
     random.shuffle(everyone)
-    batches = [everyone[i:i + 700] for i in range(0, len(everyone), 700)]
+    batches = [everyone[i : i + 700] for i in range(0, len(everyone), 700)]
 
     reply = deliver(stub, *(request(ADD, post_id, author, batch) for batch in batches))
     assert (reply.batches, reply.timelines, reply.skipped_inactive) == (2, 1100, 300)
@@ -201,8 +209,22 @@ def test_removals_reach_every_listed_user_active_or_not(stub, r):
 def test_deliver_orders_by_id_across_magnitudes(stub, r):
     (reader,) = users(r, 1)
     author = random_id()
-    ids = [9, 10, 255, 256, 65_535, 65_536, 999_999_999, 1_000_000_000, (1 << 32) - 1, 1 << 32,
-           (1 << 56) - 1, 1 << 56, random_id(), (1 << 63) - 1]
+    ids = [
+        9,
+        10,
+        255,
+        256,
+        65_535,
+        65_536,
+        999_999_999,
+        1_000_000_000,
+        (1 << 32) - 1,
+        1 << 32,
+        (1 << 56) - 1,
+        1 << 56,
+        random_id(),
+        (1 << 63) - 1,
+    ]
     shuffled = ids[:]
     random.shuffle(shuffled)
     for post_id in shuffled:
@@ -257,8 +279,9 @@ def test_bad_batches_are_rejected_naming_the_field_and_write_nothing(stub, r):
     assert r.exists(home_key(reader)) == 0
 
     with pytest.raises(grpc.RpcError) as err:
-        stub.IndexAuthorPost(timeline_pb2.IndexAuthorPostRequest(
-            entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author)))
+        stub.IndexAuthorPost(
+            timeline_pb2.IndexAuthorPostRequest(entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author))
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith("op:")
     with pytest.raises(grpc.RpcError) as err:
@@ -316,7 +339,8 @@ def test_backfill_copies_the_newest_50_and_purge_removes_only_that_author(stub, 
     assert r.zcard(key) == 51
     assert r.zrange(key, 0, 0) == [encode_member(base + 10, author)]  # the 50 newest: base+10 .. base+59
     assert r.zrange(key, 0, -1) == [encode_member(base + i, author) for i in range(10, 60)] + [
-        encode_member(base + 100, other)]
+        encode_member(base + 100, other)
+    ]
     # Again: idempotent.
     stub.BackfillAuthor(timeline_pb2.BackfillAuthorRequest(user_id=reader, author_id=author))
     assert r.zcard(key) == 51
@@ -355,8 +379,9 @@ def test_two_authors_entries_are_purged_independently(stub, r):
     # Interleaved: first has even offsets, second odd ones.
     firsts = [base + i for i in range(0, 10, 2)]
     seconds = [base + i for i in range(1, 10, 2)]
-    deliver(stub, *(request(ADD, p, first, [reader]) for p in firsts),
-            *(request(ADD, p, second, [reader]) for p in seconds))
+    deliver(
+        stub, *(request(ADD, p, first, [reader]) for p in firsts), *(request(ADD, p, second, [reader]) for p in seconds)
+    )
     key = home_key(reader)
     assert r.zcard(key) == 10
 
@@ -381,8 +406,12 @@ def test_purge_goes_by_fingerprint_and_keeps_nothing_whose_post_does_not_exist(s
     assert twin != author and author_fingerprint(twin) == author_fingerprint(author)
     bystander = random_id()
     base = random_id()
-    deliver(stub, request(ADD, base, author, [reader]), request(ADD, base + 1, twin, [reader]),
-            request(ADD, base + 2, bystander, [reader]))
+    deliver(
+        stub,
+        request(ADD, base, author, [reader]),
+        request(ADD, base + 1, twin, [reader]),
+        request(ADD, base + 2, bystander, [reader]),
+    )
 
     assert purge(stub, reader, author) == 2
     assert r.zrange(home_key(reader), 0, -1) == [encode_member(base + 2, bystander)]

@@ -5,6 +5,7 @@ path (shared computation, the last list served through a Redis outage).
 
 Every test uses its own key prefix (its own hash tag) and deletes its keys.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -76,7 +77,7 @@ async def test_a_later_post_moves_the_users_count_forward_and_an_older_one_chang
     assert await store.bucket_counts(b - 5) == {"tag": 1}
     assert await store.bucket_counts(b - 1) == {"tag": 1}
     assert await store.count(2, new_post(), b, ["tag"]) == [Decision.MOVE]
-    assert await store.bucket_counts(b - 5) == {}          # emptied members are removed
+    assert await store.bucket_counts(b - 5) == {}  # emptied members are removed
     assert await store.count(2, new_post(), b - 3, ["tag"]) == [Decision.DUPLICATE]  # late, older event
     assert await store.bucket_counts(b) == {"tag": 1}
 
@@ -114,7 +115,7 @@ async def test_the_top_list_matches_the_reference_on_random_traffic(store):
     rng = random.Random(6)
     current = now_bucket()
     tags = [f"t{i}" for i in range(25)]
-    model: dict[tuple[int, str], int] = {}   # (user, tag) -> bucket counted in
+    model: dict[tuple[int, str], int] = {}  # (user, tag) -> bucket counted in
     buckets: dict[int, dict[str, int]] = {b: {} for b in WINDOW.window_of(current)}
     for _ in range(600):
         user, bucket = rng.randrange(40), current - rng.randrange(12)
@@ -138,7 +139,8 @@ async def test_the_top_list_matches_the_reference_on_random_traffic(store):
     # Each user is counted once per tag: user counts add up to the distinct (user, tag) pairs.
     everything = await store.top(current, 1000)
     assert sum(row.user_count for row in everything) == sum(
-        1 for (_, tag) in model if tag in {row.hashtag for row in everything})
+        1 for (_, tag) in model if tag in {row.hashtag for row in everything}
+    )
 
 
 async def test_deleting_the_post_that_holds_a_count_moves_it_back_then_away(store):
@@ -149,10 +151,10 @@ async def test_deleting_the_post_that_holds_a_count_moves_it_back_then_away(stor
     assert await store.bucket_counts(b - 1) == {"tag": 1}
     assert await store.bucket_counts(b - 5) == {"other": 1}
 
-    assert await store.uncount(1, newer, b) == 1          # back to the older post's bucket
+    assert await store.uncount(1, newer, b) == 1  # back to the older post's bucket
     assert await store.bucket_counts(b - 1) == {}
     assert await store.bucket_counts(b - 5) == {"tag": 1, "other": 1}
-    assert await store.uncount(1, older, b) == 2          # nothing of theirs left: away
+    assert await store.uncount(1, older, b) == 2  # nothing of theirs left: away
     assert await store.bucket_counts(b - 5) == {}
 
     # Replays change nothing: the deletion again, the creations again.
@@ -168,19 +170,19 @@ async def test_deleting_a_post_that_does_not_hold_the_count_changes_no_count(sto
     await store.count(1, older, b - 3, ["tag"])
     await store.count(1, twin_a, b, ["tag"])
     await store.count(1, twin_b, b, ["tag"])
-    assert await store.uncount(1, older, b) == 0          # the count sits in b
-    assert await store.uncount(1, twin_a, b) == 0         # its twin in b still holds it
+    assert await store.uncount(1, older, b) == 0  # the count sits in b
+    assert await store.uncount(1, twin_a, b) == 0  # its twin in b still holds it
     assert await store.bucket_counts(b) == {"tag": 1}
-    assert await store.uncount(1, twin_b, b) == 1         # the last one: the older was deleted too
+    assert await store.uncount(1, twin_b, b) == 1  # the last one: the older was deleted too
     assert await store.bucket_counts(b) == {} and await store.bucket_counts(b - 3) == {}
-    assert await store.uncount(1, new_post(), b) == 0     # never counted (no tags, too old): nothing
+    assert await store.uncount(1, new_post(), b) == 0  # never counted (no tags, too old): nothing
 
 
 async def test_counts_match_the_reference_on_random_posts_and_deletions(store):
     rng = random.Random(11)
     current = now_bucket()
     tags = [f"t{i}" for i in range(6)]
-    live: dict[int, tuple[int, int, list[str]]] = {}   # post -> (user, bucket, tags)
+    live: dict[int, tuple[int, int, list[str]]] = {}  # post -> (user, bucket, tags)
     for _ in range(500):
         if live and rng.random() < 0.35:
             post_id = rng.choice(list(live))
@@ -238,8 +240,7 @@ async def test_reads_share_one_computation_and_an_outage_serves_the_last_list_th
     assert [(t.hashtag, t.user_count) for t in first.trends] == [("popular", 4)]
     computed = servicer._top
     await store.count(99, new_post(), b, ["popular"])  # within the cache period: not seen yet
-    responses = await asyncio.gather(*(servicer.ListTrends(trends_pb2.ListTrendsRequest(), None)
-                                       for _ in range(20)))
+    responses = await asyncio.gather(*(servicer.ListTrends(trends_pb2.ListTrendsRequest(), None) for _ in range(20)))
     assert servicer._top is computed and {r.trends[0].user_count for r in responses} == {4}
 
     # Redis stops answering: the last list stands in while it is young enough...

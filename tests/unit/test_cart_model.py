@@ -1,4 +1,5 @@
 """The cart's pure logic: key layout, decoding stored lines, input checks, pricing."""
+
 from __future__ import annotations
 
 import grpc
@@ -27,7 +28,7 @@ NOW_MS = 1_800_000_000_000
 def _slot_tag(key: str) -> str:
     """The part of a key Redis Cluster hashes: the first {...} with content."""
     start = key.index("{")
-    return key[start + 1:key.index("}", start)]
+    return key[start + 1 : key.index("}", start)]
 
 
 def test_cart_and_marker_keys_share_the_users_hash_tag():
@@ -147,7 +148,10 @@ def test_priced_cart_shows_price_changes_and_flags_only_a_rise_on_an_available_l
     state = CartState("USD", [Line(1, 1, 1, 1000), Line(2, 1, 2, 1000), Line(3, 1, 3, None)], ttl_ms=10_000)
     fell = priced_cart(9, state, {1: _product(1, 800), 2: _product(2, 1000), 3: _product(3, 50)}, NOW_MS)
     assert [(i.unit_price_minor, i.added_unit_price_minor, i.price_changed) for i in fell.items] == [
-        (800, 1000, True), (1000, 1000, False), (50, 0, False)]
+        (800, 1000, True),
+        (1000, 1000, False),
+        (50, 0, False),
+    ]
     assert not fell.items[2].HasField("added_unit_price_minor")
     assert fell.price_increased is False and fell.total_minor == 1850
 

@@ -1,5 +1,6 @@
 """The cart servicer's pure rules: what a buyable product is, how a checkout's
 bought lines are checked, and how outcomes are counted."""
+
 from __future__ import annotations
 
 import grpc
@@ -28,13 +29,18 @@ def test_checked_bought_lines():
     assert _checked_bought(items) == [(10, 2), (11, 100)]
 
 
-@pytest.mark.parametrize("items, field", [
-    ([], "items"),
-    ([cart_pb2.CartItem(product_id="", quantity=1)], "items[0].product_id"),
-    ([cart_pb2.CartItem(product_id="1", quantity=1), cart_pb2.CartItem(product_id="2", quantity=101)],
-     "items[1].quantity"),
-    ([cart_pb2.CartItem(product_id="1", quantity=1)] * 201, "items"),
-])
+@pytest.mark.parametrize(
+    "items, field",
+    [
+        ([], "items"),
+        ([cart_pb2.CartItem(product_id="", quantity=1)], "items[0].product_id"),
+        (
+            [cart_pb2.CartItem(product_id="1", quantity=1), cart_pb2.CartItem(product_id="2", quantity=101)],
+            "items[1].quantity",
+        ),
+        ([cart_pb2.CartItem(product_id="1", quantity=1)] * 201, "items"),
+    ],
+)
 def test_checked_bought_names_the_bad_field(items, field):
     with pytest.raises(ApiError) as err:
         _checked_bought(items)

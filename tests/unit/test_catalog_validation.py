@@ -1,4 +1,5 @@
 """Product rules of catalog: title, description, price, currency, images, stock, restock keys."""
+
 import grpc
 import pytest
 

@@ -1,6 +1,7 @@
 """devstack.proc starting a component with a timer slack: the process (and,
 by inheritance, every thread it starts) runs with the slack asked for, under
 the same pid devstack recorded (the wrapper execs the command)."""
+
 from __future__ import annotations
 
 import secrets
@@ -11,8 +12,9 @@ from devstack import proc
 
 
 def test_a_component_runs_with_the_timer_slack_it_asks_for():
-    comp = proc.Component(name=f"slack-test-{secrets.token_hex(3)}",
-                          argv=["sleep", "30"], timer_slack_ns=300_000, stop_timeout=5)
+    comp = proc.Component(
+        name=f"slack-test-{secrets.token_hex(3)}", argv=["sleep", "30"], timer_slack_ns=300_000, stop_timeout=5
+    )
     pid = proc.start(comp)
     try:
         deadline = time.monotonic() + 10

@@ -1,4 +1,5 @@
 """Fanout record decoding and request shaping (pure logic)."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,8 +23,9 @@ def ts(seconds: int, nanos: int = 0) -> Timestamp:
 
 
 def test_post_created_decodes():
-    event = events_pb2.PostEvent(event_id=1, occur_time=ts(100),
-                                 created=events_pb2.PostCreated(post_id=11, author_id=22, text="hi"))
+    event = events_pb2.PostEvent(
+        event_id=1, occur_time=ts(100), created=events_pb2.PostCreated(post_id=11, author_id=22, text="hi")
+    )
     change = decode(POSTS_TOPIC, event.SerializeToString())
     assert change == PostChange("post_created", 11, 22, ts(100))
 

@@ -1,4 +1,5 @@
 """FollowerFeed: follower batches -> delivery requests, errors kept for the caller."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,19 +27,22 @@ class Batches:
 
 
 async def test_each_batch_becomes_one_request_and_empty_batches_are_skipped():
-    feed = FollowerFeed(Batches([[1, 2], [], [3]]),
-                        lambda ids: delivery_request(timeline_pb2.DELIVERY_OP_ADD, 77, 5, ids))
+    feed = FollowerFeed(
+        Batches([[1, 2], [], [3]]), lambda ids: delivery_request(timeline_pb2.DELIVERY_OP_ADD, 77, 5, ids)
+    )
     requests = [r async for r in feed.requests()]
     assert [list(r.user_ids) for r in requests] == [[1, 2], [3]]
-    assert all(r.op == timeline_pb2.DELIVERY_OP_ADD and r.entry.post_id == 77 and r.entry.author_id == 5
-               for r in requests)
+    assert all(
+        r.op == timeline_pb2.DELIVERY_OP_ADD and r.entry.post_id == 77 and r.entry.author_id == 5 for r in requests
+    )
     assert feed.followers == 3 and feed.error is None
 
 
 async def test_a_failing_follower_stream_is_remembered():
     boom = RuntimeError("graph went away")
-    feed = FollowerFeed(Batches([[1]], error=boom),
-                        lambda ids: delivery_request(timeline_pb2.DELIVERY_OP_REMOVE, 1, 2, ids))
+    feed = FollowerFeed(
+        Batches([[1]], error=boom), lambda ids: delivery_request(timeline_pb2.DELIVERY_OP_REMOVE, 1, 2, ids)
+    )
     got = []
     with pytest.raises(RuntimeError):
         async for request in feed.requests():

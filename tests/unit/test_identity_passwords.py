@@ -1,4 +1,5 @@
 """Password hashing on a bounded pool: a flood is refused at once, never queued without bound."""
+
 import asyncio
 import threading
 

@@ -1,5 +1,6 @@
 """Log-in and sign-up throttling rules of identity: the back-off schedule and
 the names counters are kept under."""
+
 from services.identity import throttle
 
 LIMITS = throttle.Limits(login_free_failures=5, login_backoff_base_seconds=2, login_backoff_cap_seconds=300)

@@ -1,4 +1,5 @@
 """Sign-up rules of identity: usernames, passwords, display names, the summary cache."""
+
 import grpc
 import pytest
 
@@ -29,8 +30,18 @@ def test_could_be_username_matches_the_sign_up_rule():
     assert not validation.could_be_username("alice!")
 
 
-@pytest.mark.parametrize("password", ["correct horse", "пароль-пароль", "aviary-demo-pw", "bench password 1",
-                                      "tr0ub4dor&3xyz", "n" + "a" * 126 + "q", "Abcd1234!!x"])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "correct horse",
+        "пароль-пароль",
+        "aviary-demo-pw",
+        "bench password 1",
+        "tr0ub4dor&3xyz",
+        "n" + "a" * 126 + "q",
+        "Abcd1234!!x",
+    ],
+)
 def test_valid_passwords_pass(password):
     assert validation.check_password(password) == password
 
@@ -50,22 +61,25 @@ def test_password_length_counts_code_points_not_bytes():
         validation.check_password("😀🐦😀🌵😀🐦😀")
 
 
-@pytest.mark.parametrize("password,why", [
-    ("12345678", "common or breached"),
-    ("password", "common or breached"),
-    ("PassWord", "common or breached"),  # compared ignoring case
-    ("qwertyui", "common or breached"),
-    ("iloveyou", "common or breached"),
-    ("        ", "repeated"),  # eight spaces
-    ("aaaaaaaa", "common or breached"),
-    ("zzzzzzzzzzzz", "repeated"),
-    ("abcabcabcab", "repeated"),
-    ("xyxyxyxyxy", "repeated"),
-    ("lmnopqrstu", "consecutive"),
-    ("98765432", "common or breached"),
-    ("9876543210", "common or breached"),
-    ("ZYXWVUTSR", "consecutive"),
-])
+@pytest.mark.parametrize(
+    "password,why",
+    [
+        ("12345678", "common or breached"),
+        ("password", "common or breached"),
+        ("PassWord", "common or breached"),  # compared ignoring case
+        ("qwertyui", "common or breached"),
+        ("iloveyou", "common or breached"),
+        ("        ", "repeated"),  # eight spaces
+        ("aaaaaaaa", "common or breached"),
+        ("zzzzzzzzzzzz", "repeated"),
+        ("abcabcabcab", "repeated"),
+        ("xyxyxyxyxy", "repeated"),
+        ("lmnopqrstu", "consecutive"),
+        ("98765432", "common or breached"),
+        ("9876543210", "common or breached"),
+        ("ZYXWVUTSR", "consecutive"),
+    ],
+)
 def test_guessable_passwords_are_refused_naming_the_field(password, why):
     with pytest.raises(ApiError) as err:
         validation.check_password(password)

@@ -1,4 +1,5 @@
 """Request rules of inventory: reservation lines, TTLs, caller-chosen keys, quantities."""
+
 import grpc
 import pytest
 

@@ -1,4 +1,5 @@
 """TtlCache: expiry, and refusing a fill that raced a change."""
+
 from __future__ import annotations
 
 from services.kit.cache import TtlCache
@@ -16,9 +17,9 @@ def test_entries_expire_after_the_ttl():
 
 def test_a_fill_read_before_a_discard_is_not_cached():
     cache: TtlCache[int, str] = TtlCache(ttl_seconds=60, max_entries=10)
-    version = cache.version()          # the fill starts reading the source...
-    cache.discard(1)                   # ...an edit of user 1 is announced...
-    cache.put_many([(1, "old name")], version=version)   # ...and the old read arrives
+    version = cache.version()  # the fill starts reading the source...
+    cache.discard(1)  # ...an edit of user 1 is announced...
+    cache.put_many([(1, "old name")], version=version)  # ...and the old read arrives
     assert cache.get_many([1]) == ({}, [1])
 
 

@@ -1,4 +1,5 @@
 """The client address as Envoy finds it (use_remote_address, xff_num_trusted_hops)."""
+
 from services.kit import client_address
 
 

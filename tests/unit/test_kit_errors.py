@@ -1,5 +1,6 @@
 """google.rpc details on the kit's errors: BadRequest fields in lowerCamel,
 RetryInfo on every UNAVAILABLE, a peer's details passed on unchanged."""
+
 from __future__ import annotations
 
 import grpc
@@ -10,13 +11,16 @@ from google.rpc import error_details_pb2, status_pb2
 from services.kit import errors
 
 
-@pytest.mark.parametrize("field, json_path", [
-    ("page_token", "pageToken"),
-    ("q", "q"),
-    ("items[0].unit_price", "items[0].unitPrice"),
-    ("batch.post_ids[12]", "batch.postIds[12]"),
-    ("file.content_type", "file.contentType"),
-])
+@pytest.mark.parametrize(
+    "field, json_path",
+    [
+        ("page_token", "pageToken"),
+        ("q", "q"),
+        ("items[0].unit_price", "items[0].unitPrice"),
+        ("batch.post_ids[12]", "batch.postIds[12]"),
+        ("file.content_type", "file.contentType"),
+    ],
+)
 def test_field_paths_are_given_to_json_clients_in_lower_camel(field, json_path):
     error = errors.invalid_argument(field, "is wrong")
     assert error.message == f"{field}: is wrong"
@@ -54,8 +58,9 @@ def test_a_peers_refusal_is_passed_on_with_its_details():
     foreign.Pack(wrappers_pb2.StringValue(value="something only the peer knows"))
     sent = errors.invalid_argument("idempotency_key", "was used with another quantity")
     status = errors.rich_status(sent.code, sent.message, [*sent.details, foreign])
-    answered = grpc.aio.AioRpcError(status.code, grpc.aio.Metadata(), grpc.aio.Metadata(*status.trailing_metadata),
-                                    details=status.details)
+    answered = grpc.aio.AioRpcError(
+        status.code, grpc.aio.Metadata(), grpc.aio.Metadata(*status.trailing_metadata), details=status.details
+    )
 
     passed = errors.peer_error(answered)
     assert (passed.code, passed.message) == (sent.code, sent.message)
@@ -65,11 +70,15 @@ def test_a_peers_refusal_is_passed_on_with_its_details():
 
 
 def test_a_peer_answer_without_details_passes_on_code_and_message():
-    answered = grpc.aio.AioRpcError(grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                                    details="quantity: must be positive")
+    answered = grpc.aio.AioRpcError(
+        grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), details="quantity: must be positive"
+    )
     passed = errors.peer_error(answered)
-    assert (passed.code, passed.message, passed.details) == (grpc.StatusCode.INVALID_ARGUMENT,
-                                                              "quantity: must be positive", ())
+    assert (passed.code, passed.message, passed.details) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "quantity: must be positive",
+        (),
+    )
 
 
 def test_an_update_that_sets_nothing_names_no_field_as_wrong():

@@ -1,4 +1,5 @@
 """Page tokens: opaque, authenticated by the server, cursors range-checked."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """The kit's request checks (services/kit/requests.py) on plain messages."""
+
 from __future__ import annotations
 
 import grpc
@@ -33,10 +34,10 @@ def _test_messages():
     order.field.add(name="color", number=3, type=F.TYPE_ENUM, type_name=".kittest.Color", label=F.LABEL_OPTIONAL)
     order.field.add(name="items", number=4, type=F.TYPE_MESSAGE, type_name=".kittest.Item", label=F.LABEL_REPEATED)
     order.field.add(name="blob", number=5, type=F.TYPE_BYTES, label=F.LABEL_OPTIONAL)
-    order.field.add(name="counts", number=6, type=F.TYPE_MESSAGE, type_name=".kittest.Counts",
-                    label=F.LABEL_OPTIONAL)
-    order.field.add(name="labels", number=7, type=F.TYPE_MESSAGE, type_name=".kittest.Order.LabelsEntry",
-                    label=F.LABEL_REPEATED)
+    order.field.add(name="counts", number=6, type=F.TYPE_MESSAGE, type_name=".kittest.Counts", label=F.LABEL_OPTIONAL)
+    order.field.add(
+        name="labels", number=7, type=F.TYPE_MESSAGE, type_name=".kittest.Order.LabelsEntry", label=F.LABEL_REPEATED
+    )
     entry = order.nested_type.add(name="LabelsEntry")
     entry.options.map_entry = True
     entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
@@ -44,8 +45,10 @@ def _test_messages():
 
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return (message_factory.GetMessageClass(pool.FindMessageTypeByName("kittest.Order")),
-            message_factory.GetMessageClass(pool.FindMessageTypeByName("kittest.Item")))
+    return (
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("kittest.Order")),
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("kittest.Item")),
+    )
 
 
 Order, Item = _test_messages()
@@ -61,20 +64,34 @@ def _refused(request) -> tuple[str, str]:
 
 
 def test_a_clean_request_passes():
-    request = Order(title="tea", tags=["a", "b"], color=2, items=[Item(note="x", colors=[1, 2])],
-                    blob=b"\x00\xff", labels={"k": "v"})
+    request = Order(
+        title="tea",
+        tags=["a", "b"],
+        color=2,
+        items=[Item(note="x", colors=[1, 2])],
+        blob=b"\x00\xff",
+        labels={"k": "v"},
+    )
     assert requests.refusal(request) is None
     assert requests.refusal(Order()) is None
 
 
-@pytest.mark.parametrize("request_, path, json_path", [
-    (Order(title="a\x00b"), "title", "title"),
-    (Order(tags=["ok", "\x00"]), "tags[1]", "tags[1]"),
-    (Order(items=[Item(note="ok"), Item(note="ok"), Item(note="n\x00")]), "items[2].note", "items[2].note"),
-    (Order(items=[Item(child=Item(child=Item(note="\x00")))]), "items[0].child.child.note", "items[0].child.child.note"),
-    (Order(labels={"k": "v\x00"}), "labels['k']", "labels['k']"),
-    (Order(labels={"k\x00": "v"}), "labels['k\\x00']", "labels['k\\x00']"),
-], ids=["top", "repeated", "nested", "deep", "map-value", "map-key"])
+@pytest.mark.parametrize(
+    "request_, path, json_path",
+    [
+        (Order(title="a\x00b"), "title", "title"),
+        (Order(tags=["ok", "\x00"]), "tags[1]", "tags[1]"),
+        (Order(items=[Item(note="ok"), Item(note="ok"), Item(note="n\x00")]), "items[2].note", "items[2].note"),
+        (
+            Order(items=[Item(child=Item(child=Item(note="\x00")))]),
+            "items[0].child.child.note",
+            "items[0].child.child.note",
+        ),
+        (Order(labels={"k": "v\x00"}), "labels['k']", "labels['k']"),
+        (Order(labels={"k\x00": "v"}), "labels['k\\x00']", "labels['k\\x00']"),
+    ],
+    ids=["top", "repeated", "nested", "deep", "map-value", "map-key"],
+)
 def test_nul_in_any_text_field_is_refused_naming_the_field(request_, path, json_path):
     message, field = _refused(request_)
     assert message.startswith(f"{path}: ") and message.endswith("must not contain NUL (\\u0000) characters")
@@ -85,11 +102,14 @@ def test_nul_in_bytes_is_left_alone():
     assert requests.refusal(Order(blob=b"a\x00b")) is None
 
 
-@pytest.mark.parametrize("request_, path", [
-    (Order(color=99), "color"),
-    (Order(color=-1), "color"),
-    (Order(items=[Item(colors=[1, 2, 7])]), "items[0].colors[2]"),
-])
+@pytest.mark.parametrize(
+    "request_, path",
+    [
+        (Order(color=99), "color"),
+        (Order(color=-1), "color"),
+        (Order(items=[Item(colors=[1, 2, 7])]), "items[0].colors[2]"),
+    ],
+)
 def test_an_undefined_enum_number_is_refused_listing_the_allowed_names(request_, path):
     message, _ = _refused(request_)
     assert message.startswith(f"{path}: must be one of COLOR_RED, COLOR_BLUE, got ")
@@ -118,11 +138,14 @@ def _with_bad_utf8(request, good: bytes) -> bytes:
     return raw.replace(good, b"\xff" * len(good))
 
 
-@pytest.mark.parametrize("request_, good, path", [
-    (Order(title="abc"), b"abc", "title"),
-    (Order(tags=["ok", "xyz"]), b"xyz", "tags[1]"),
-    (Order(color=1, items=[Item(note="a1"), Item(note="b2", child=Item(note="c3"))]), b"c3", "items[1].child.note"),
-])
+@pytest.mark.parametrize(
+    "request_, good, path",
+    [
+        (Order(title="abc"), b"abc", "title"),
+        (Order(tags=["ok", "xyz"]), b"xyz", "tags[1]"),
+        (Order(color=1, items=[Item(note="a1"), Item(note="b2", child=Item(note="c3"))]), b"c3", "items[1].child.note"),
+    ],
+)
 def test_invalid_utf8_becomes_invalid_argument_naming_the_field(request_, good, path):
     parsed = requests.tolerant(Order.FromString)(_with_bad_utf8(request_, good))
     assert isinstance(parsed, requests.Unparsable)

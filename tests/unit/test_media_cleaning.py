@@ -1,4 +1,5 @@
 """Uploads parsed in full and stored without metadata: images (Pillow) and videos (ffprobe, ffmpeg)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -84,7 +85,7 @@ def test_a_rotated_photo_is_stored_upright_without_metadata(fmt, content_type):
     upright = _open(stored).convert("RGB")
     assert upright.size == (32, 48)
     top, bottom = upright.getpixel((16, 4)), upright.getpixel((16, 43))
-    assert top[0] > 200 and top[2] < 60      # the left (red) half is now on top
+    assert top[0] > 200 and top[2] < 60  # the left (red) half is now on top
     assert bottom[2] > 200 and bottom[0] < 60
 
 
@@ -111,7 +112,9 @@ def test_animations_keep_every_frame_and_its_timing(fmt, content_type, extra):
     assert after.n_frames == before.n_frames == 4
     timings = []
     for image in (before, after):
-        frames = [(frame.info.get("duration"), frame.convert("RGB").tobytes()) for frame in ImageSequence.Iterator(image)]
+        frames = [
+            (frame.info.get("duration"), frame.convert("RGB").tobytes()) for frame in ImageSequence.Iterator(image)
+        ]
         timings.append(frames)
     assert timings[0] == timings[1]
     assert after.info.get("loop") == 0
@@ -147,7 +150,7 @@ def _png_with_damaged_data() -> bytes:
     Image.effect_noise((64, 64), 40).save(out, "PNG")
     data = bytearray(out.getvalue())
     idat = data.index(b"IDAT") + 4
-    data[idat + 20:idat + 60] = bytes(40)
+    data[idat + 20 : idat + 60] = bytes(40)
     return bytes(data)
 
 
@@ -169,8 +172,15 @@ def test_damaged_image_data_is_found_by_decoding_not_only_opening():
         ("image/gif", media_files.gif()[:-1], "ends before its trailer"),
         ("image/webp", media_files.webp()[:20], "shorter than its RIFF header says"),
     ],
-    ids=["png-cut", "png-chunk-too-long", "jpeg-no-eoi", "jpeg-segment-too-long", "gif-garbage", "gif-no-trailer",
-         "webp-cut"],
+    ids=[
+        "png-cut",
+        "png-chunk-too-long",
+        "jpeg-no-eoi",
+        "jpeg-segment-too-long",
+        "gif-garbage",
+        "gif-no-trailer",
+        "webp-cut",
+    ],
 )
 def test_malformed_containers_are_refused_saying_where(content_type, data, says):
     message = _refused(images.clean, content_type, data, PIXELS)
@@ -189,8 +199,11 @@ def _probe(data: bytes) -> dict:
     with tempfile.NamedTemporaryFile() as f:
         f.write(data)
         f.flush()
-        out = subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams", f.name],
-                             check=True, capture_output=True).stdout
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams", f.name],
+            check=True,
+            capture_output=True,
+        ).stdout
     return json.loads(out)
 
 
@@ -232,8 +245,24 @@ def test_a_stream_the_container_cannot_hold_is_refused_naming_why():
     # A VP8 stream in an MP4 wrapper: readable, but not storable as an MP4.
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "vp8.mp4")
-        subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=duration=1:size=32x32:rate=5",
-                        "-c:v", "libvpx", "-f", "matroska", path], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-nostdin",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1:size=32x32:rate=5",
+                "-c:v",
+                "libvpx",
+                "-f",
+                "matroska",
+                path,
+            ],
+            check=True,
+        )
         with open(path, "rb") as f:
             mkv = f.read()
     message = _refused(videos.clean, "video/mp4", mkv, TOOLS)

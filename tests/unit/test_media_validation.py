@@ -1,4 +1,5 @@
 """Upload rules: allowed types, size limits per kind, and content sniffing."""
+
 from __future__ import annotations
 
 import grpc
@@ -53,8 +54,15 @@ def test_declared_type_with_parameters_is_accepted():
 
 @pytest.mark.parametrize(
     "declared",
-    ["text/plain", "application/octet-stream", "image/svg+xml", "image/tiff", "video/quicktime",
-     "application/x-www-form-urlencoded", "text/html"],
+    [
+        "text/plain",
+        "application/octet-stream",
+        "image/svg+xml",
+        "image/tiff",
+        "video/quicktime",
+        "application/x-www-form-urlencoded",
+        "text/html",
+    ],
 )
 def test_types_outside_the_list_are_refused_naming_the_field(declared):
     err = _bad(declared, media_files.png())
@@ -85,8 +93,16 @@ def test_an_empty_file_is_refused():
         ("image/webp", b"RIFF\x10\x00\x00\x00WAVEfmt " + b"\x00" * 8, "not a recognizable"),
         ("image/png", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "not a recognizable"),
     ],
-    ids=["png-as-jpeg", "jpeg-as-png", "text-as-png", "bad-gif-version", "webm-as-mp4", "mp4-as-webm",
-         "wav-as-webp", "svg-as-png"],
+    ids=[
+        "png-as-jpeg",
+        "jpeg-as-png",
+        "text-as-png",
+        "bad-gif-version",
+        "webm-as-mp4",
+        "mp4-as-webm",
+        "wav-as-webp",
+        "svg-as-png",
+    ],
 )
 def test_content_must_match_the_declared_type(declared, data, says):
     err = _bad(declared, data)

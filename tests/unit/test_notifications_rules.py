@@ -1,5 +1,6 @@
 """Notifications rules on plain data: which event notifies whom, grouping,
 deduplication of actors, texts, and the API shape."""
+
 from __future__ import annotations
 
 import pytest
@@ -64,44 +65,61 @@ def test_like_notifies_the_post_author_grouped_per_post():
 
 def test_liking_your_own_post_and_unliking_notify_nobody():
     own = events_pb2.EngagementEvent(
-        event_id=9, like_created=events_pb2.LikeCreated(post_id=100, user_id=2, post_author_id=2))
+        event_id=9, like_created=events_pb2.LikeCreated(post_id=100, user_id=2, post_author_id=2)
+    )
     unlike = events_pb2.EngagementEvent(
-        event_id=10, like_removed=events_pb2.LikeRemoved(post_id=100, user_id=1, post_author_id=2))
+        event_id=10, like_removed=events_pb2.LikeRemoved(post_id=100, user_id=1, post_author_id=2)
+    )
     assert rules.plan_for(ENGAGEMENT_TOPIC, own.SerializeToString()).empty
     assert rules.plan_for(ENGAGEMENT_TOPIC, unlike.SerializeToString()).empty
 
 
 def test_reply_notifies_the_parent_author_about_the_reply():
-    plan = rules.plan_for(POSTS_TOPIC, _post_created(
-        post_id=50, author_id=1, text="yes", reply_to_id=40, reply_to_author_id=2))
+    plan = rules.plan_for(
+        POSTS_TOPIC, _post_created(post_id=50, author_id=1, text="yes", reply_to_id=40, reply_to_author_id=2)
+    )
     assert plan.notices == (Notice(2, 1, REPLY, 50, "reply:50"),)
     assert plan.about_posts == (50,)
 
 
 def test_replying_to_yourself_notifies_nobody():
-    plan = rules.plan_for(POSTS_TOPIC, _post_created(
-        post_id=50, author_id=1, text="and", reply_to_id=40, reply_to_author_id=1))
+    plan = rules.plan_for(
+        POSTS_TOPIC, _post_created(post_id=50, author_id=1, text="and", reply_to_id=40, reply_to_author_id=1)
+    )
     assert plan.empty
 
 
 def test_pure_repost_notifies_the_original_author_about_the_original():
-    plan = rules.plan_for(POSTS_TOPIC, _post_created(
-        post_id=60, author_id=1, text="", repost_of_id=40, repost_of_author_id=2))
+    plan = rules.plan_for(
+        POSTS_TOPIC, _post_created(post_id=60, author_id=1, text="", repost_of_id=40, repost_of_author_id=2)
+    )
     assert plan.notices == (Notice(2, 1, REPOST, 40, "repost:40"),)
     assert set(plan.about_posts) == {60, 40}
 
 
 def test_quote_post_is_no_repost_notice_but_its_mentions_count():
-    plan = rules.plan_for(POSTS_TOPIC, _post_created(
-        post_id=60, author_id=1, text="look @Bob", repost_of_id=40, repost_of_author_id=2, mentions=["bob"]))
+    plan = rules.plan_for(
+        POSTS_TOPIC,
+        _post_created(
+            post_id=60, author_id=1, text="look @Bob", repost_of_id=40, repost_of_author_id=2, mentions=["bob"]
+        ),
+    )
     assert plan.notices == ()
     assert plan.mentions.usernames == ("bob",)
 
 
 def test_mentions_are_lower_cased_deduplicated_and_skip_the_replied_to_author():
-    plan = rules.plan_for(POSTS_TOPIC, _post_created(
-        post_id=50, author_id=1, text="x", reply_to_id=40, reply_to_author_id=2,
-        mentions=["Bob", "bob", "carol", "me"]))
+    plan = rules.plan_for(
+        POSTS_TOPIC,
+        _post_created(
+            post_id=50,
+            author_id=1,
+            text="x",
+            reply_to_id=40,
+            reply_to_author_id=2,
+            mentions=["Bob", "bob", "carol", "me"],
+        ),
+    )
     m = plan.mentions
     assert m.usernames == ("bob", "carol", "me")
     notices = m.notices({"bob": 2, "carol": 3, "me": 1})
@@ -129,12 +147,20 @@ def test_post_deleted_plans_a_withdrawal():
     assert plan.notices == () and not plan.empty
 
 
-@pytest.mark.parametrize("topic, value", [
-    (POSTS_TOPIC, b"\xff\xff\xff"),
-    (GRAPH_TOPIC,
-     events_pb2.GraphEvent(follow_created=events_pb2.FollowCreated(follower_id=1, followee_id=2)).SerializeToString()),
-    ("other.topic", b""),
-], ids=["garbage", "no-event-id", "unknown-topic"])
+@pytest.mark.parametrize(
+    "topic, value",
+    [
+        (POSTS_TOPIC, b"\xff\xff\xff"),
+        (
+            GRAPH_TOPIC,
+            events_pb2.GraphEvent(
+                follow_created=events_pb2.FollowCreated(follower_id=1, followee_id=2)
+            ).SerializeToString(),
+        ),
+        ("other.topic", b""),
+    ],
+    ids=["garbage", "no-event-id", "unknown-topic"],
+)
 def test_unreadable_records_are_poison(topic, value):
     with pytest.raises(rules.Unreadable):
         rules.plan_for(topic, value)
@@ -151,8 +177,17 @@ def test_a_created_post_from_before_the_author_fields_notifies_nobody_about_repl
 
 def _group(actors=(1,), count=None, nid=None, version=1) -> Group:
     nid = nid or _id_at(NOW_MS)
-    return Group(instance=nid, notification_id=nid, previous_id=0, version=version, kind=LIKE, post_id=100,
-                 actor_ids=tuple(actors), actor_count=count if count is not None else len(actors), activity_ms=NOW_MS)
+    return Group(
+        instance=nid,
+        notification_id=nid,
+        previous_id=0,
+        version=version,
+        kind=LIKE,
+        post_id=100,
+        actor_ids=tuple(actors),
+        actor_count=count if count is not None else len(actors),
+        activity_ms=NOW_MS,
+    )
 
 
 def test_new_group_has_one_actor_and_its_id_is_its_instance():
@@ -223,18 +258,21 @@ def test_removing_the_last_actor_removes_the_group():
 NAMES = {1: "alice", 2: "bob", 3: "carol", 4: "dave", 5: "erin"}
 
 
-@pytest.mark.parametrize("kind, actors, count, text", [
-    (LIKE, [1], 1, "alice liked your post"),
-    (LIKE, [1, 2], 2, "alice and bob liked your post"),
-    (LIKE, [1, 2, 3, 4, 5], 5, "alice and 4 others liked your post"),
-    (LIKE, [1, 2], 120, "alice and 119 others liked your post"),
-    (FOLLOW, [1], 1, "alice followed you"),
-    (FOLLOW, [2, 1], 2, "bob and alice followed you"),
-    (REPLY, [1], 1, "alice replied to your post"),
-    (MENTION, [1], 1, "alice mentioned you"),
-    (REPOST, [1], 1, "alice reposted your post"),
-    (REPOST, [3, 1, 2], 3, "carol and 2 others reposted your post"),
-])
+@pytest.mark.parametrize(
+    "kind, actors, count, text",
+    [
+        (LIKE, [1], 1, "alice liked your post"),
+        (LIKE, [1, 2], 2, "alice and bob liked your post"),
+        (LIKE, [1, 2, 3, 4, 5], 5, "alice and 4 others liked your post"),
+        (LIKE, [1, 2], 120, "alice and 119 others liked your post"),
+        (FOLLOW, [1], 1, "alice followed you"),
+        (FOLLOW, [2, 1], 2, "bob and alice followed you"),
+        (REPLY, [1], 1, "alice replied to your post"),
+        (MENTION, [1], 1, "alice mentioned you"),
+        (REPOST, [1], 1, "alice reposted your post"),
+        (REPOST, [3, 1, 2], 3, "carol and 2 others reposted your post"),
+    ],
+)
 def test_texts(kind, actors, count, text):
     assert rules.notice_text(kind, actors, count, NAMES) == text
 
@@ -282,36 +320,57 @@ def _order_event(event_id: int = 90, **kind) -> bytes:
 
 
 def _confirmed(order_id=700, buyer_id=5, total_minor=1250, currency="USD") -> bytes:
-    return _order_event(confirmed=events_pb2.OrderConfirmed(
-        order_id=order_id, buyer_id=buyer_id, total_minor=total_minor, currency=currency,
-        lines=[events_pb2.OrderLine(product_id=1, seller_id=2, quantity=1, unit_price_minor=total_minor)]))
+    return _order_event(
+        confirmed=events_pb2.OrderConfirmed(
+            order_id=order_id,
+            buyer_id=buyer_id,
+            total_minor=total_minor,
+            currency=currency,
+            lines=[events_pb2.OrderLine(product_id=1, seller_id=2, quantity=1, unit_price_minor=total_minor)],
+        )
+    )
 
 
 def _delivery(status: str, note: str = "", order_id=700, buyer_id=5, event_id=91) -> bytes:
-    return _order_event(event_id, delivery_changed=events_pb2.DeliveryStatusChanged(
-        order_id=order_id, buyer_id=buyer_id, status=status, note=note))
+    return _order_event(
+        event_id,
+        delivery_changed=events_pb2.DeliveryStatusChanged(
+            order_id=order_id, buyer_id=buyer_id, status=status, note=note
+        ),
+    )
 
 
 def test_order_confirmed_notifies_the_buyer_with_no_actor_and_the_total():
     plan = rules.plan_for(ORDERS_TOPIC, _confirmed())
     assert plan.source == ORDERS_TOPIC and plan.event_id == 90 and plan.about_posts == ()
-    assert plan.notices[0] == Notice(recipient_id=5, actor_id=0, kind=ORDER_STATUS, post_id=0,
-                                     slot="order:700:confirmed", order_id=700,
-                                     body="Your order 700 is confirmed (USD 12.50)")
+    assert plan.notices[0] == Notice(
+        recipient_id=5,
+        actor_id=0,
+        kind=ORDER_STATUS,
+        post_id=0,
+        slot="order:700:confirmed",
+        order_id=700,
+        body="Your order 700 is confirmed (USD 12.50)",
+    )
     assert plan.notices[0].actorless
 
 
 def _line(product_id: int, seller_id: int, quantity: int, price: int) -> events_pb2.OrderLine:
-    return events_pb2.OrderLine(product_id=product_id, seller_id=seller_id, quantity=quantity,
-                                unit_price_minor=price)
+    return events_pb2.OrderLine(product_id=product_id, seller_id=seller_id, quantity=quantity, unit_price_minor=price)
 
 
 TWO_SELLERS = [_line(1, 20, 2, 1000), _line(2, 30, 1, 700), _line(3, 20, 1, 250)]
 
 
 def test_each_seller_hears_of_a_confirmed_order_counting_only_their_own_lines():
-    plan = rules.plan_for(ORDERS_TOPIC, _order_event(confirmed=events_pb2.OrderConfirmed(
-        order_id=700, buyer_id=5, total_minor=2950, currency="USD", lines=TWO_SELLERS)))
+    plan = rules.plan_for(
+        ORDERS_TOPIC,
+        _order_event(
+            confirmed=events_pb2.OrderConfirmed(
+                order_id=700, buyer_id=5, total_minor=2950, currency="USD", lines=TWO_SELLERS
+            )
+        ),
+    )
     assert plan.notices[1:] == (
         Notice(20, 0, rules.NEW_ORDER, 0, "sale:700:confirmed", 700, "New order 700: 3 items of yours (USD 22.50)"),
         Notice(30, 0, rules.NEW_ORDER, 0, "sale:700:confirmed", 700, "New order 700: 1 item of yours (USD 7.00)"),
@@ -319,24 +378,56 @@ def test_each_seller_hears_of_a_confirmed_order_counting_only_their_own_lines():
 
 
 def test_a_cancel_tells_the_buyer_of_the_refund_and_each_seller_not_to_send_their_lines():
-    plan = rules.plan_for(ORDERS_TOPIC, _order_event(cancelled=events_pb2.OrderCancelled(
-        order_id=700, buyer_id=5, total_minor=2950, currency="USD", lines=TWO_SELLERS, reason="too slow")))
+    plan = rules.plan_for(
+        ORDERS_TOPIC,
+        _order_event(
+            cancelled=events_pb2.OrderCancelled(
+                order_id=700, buyer_id=5, total_minor=2950, currency="USD", lines=TWO_SELLERS, reason="too slow"
+            )
+        ),
+    )
     assert plan.notices == (
-        Notice(5, 0, ORDER_STATUS, 0, "order:700:cancelled", 700,
-               "Your order 700 is cancelled: USD 29.50 will be refunded"),
-        Notice(20, 0, rules.ORDER_CANCELLED, 0, "sale:700:cancelled", 700,
-               "Order 700 was cancelled by the buyer: do not send its 3 items of yours (USD 22.50)"),
-        Notice(30, 0, rules.ORDER_CANCELLED, 0, "sale:700:cancelled", 700,
-               "Order 700 was cancelled by the buyer: do not send its 1 item of yours (USD 7.00)"),
+        Notice(
+            5, 0, ORDER_STATUS, 0, "order:700:cancelled", 700, "Your order 700 is cancelled: USD 29.50 will be refunded"
+        ),
+        Notice(
+            20,
+            0,
+            rules.ORDER_CANCELLED,
+            0,
+            "sale:700:cancelled",
+            700,
+            "Order 700 was cancelled by the buyer: do not send its 3 items of yours (USD 22.50)",
+        ),
+        Notice(
+            30,
+            0,
+            rules.ORDER_CANCELLED,
+            0,
+            "sale:700:cancelled",
+            700,
+            "Order 700 was cancelled by the buyer: do not send its 1 item of yours (USD 7.00)",
+        ),
     )
     assert all(n.actorless for n in plan.notices)
 
 
 def test_one_part_of_a_multi_seller_order_moving_is_a_notice_of_its_own():
     def part(seller_id: int, status: str, count: int, event_id: int) -> Notice:
-        return rules.plan_for(ORDERS_TOPIC, _order_event(event_id, delivery_changed=events_pb2.DeliveryStatusChanged(
-            order_id=700, buyer_id=5, status="DELIVERY_STATUS_PENDING", fulfilment_status=status,
-            seller_id=seller_id, fulfilment_count=count))).notices[0]
+        return rules.plan_for(
+            ORDERS_TOPIC,
+            _order_event(
+                event_id,
+                delivery_changed=events_pb2.DeliveryStatusChanged(
+                    order_id=700,
+                    buyer_id=5,
+                    status="DELIVERY_STATUS_PENDING",
+                    fulfilment_status=status,
+                    seller_id=seller_id,
+                    fulfilment_count=count,
+                ),
+            ),
+        ).notices[0]
 
     first = part(20, "DELIVERY_STATUS_SHIPPED", 2, 91)
     second = part(30, "DELIVERY_STATUS_SHIPPED", 2, 92)
@@ -347,14 +438,31 @@ def test_one_part_of_a_multi_seller_order_moving_is_a_notice_of_its_own():
     assert (only.slot, only.body) == ("order:700:shipped", "Your order 700 has shipped")
 
 
-@pytest.mark.parametrize("status, note, slot, body", [
-    ("DELIVERY_STATUS_PACKED", "", "order:700:packed", "Your order 700 was packed"),
-    ("DELIVERY_STATUS_SHIPPED", "tracking 1Z999", "order:700:shipped", "Your order 700 has shipped: tracking 1Z999"),
-    ("DELIVERY_STATUS_DELIVERED", "  left at\nthe door ", "order:700:delivered",
-     "Your order 700 was delivered: left at the door"),
-    ("shipped", "", "order:700:shipped", "Your order 700 has shipped"),
-    ("DELIVERY_STATUS_OUT_FOR_DELIVERY", "", "order:700:out_for_delivery", "Your order 700 is now out for delivery"),
-])
+@pytest.mark.parametrize(
+    "status, note, slot, body",
+    [
+        ("DELIVERY_STATUS_PACKED", "", "order:700:packed", "Your order 700 was packed"),
+        (
+            "DELIVERY_STATUS_SHIPPED",
+            "tracking 1Z999",
+            "order:700:shipped",
+            "Your order 700 has shipped: tracking 1Z999",
+        ),
+        (
+            "DELIVERY_STATUS_DELIVERED",
+            "  left at\nthe door ",
+            "order:700:delivered",
+            "Your order 700 was delivered: left at the door",
+        ),
+        ("shipped", "", "order:700:shipped", "Your order 700 has shipped"),
+        (
+            "DELIVERY_STATUS_OUT_FOR_DELIVERY",
+            "",
+            "order:700:out_for_delivery",
+            "Your order 700 is now out for delivery",
+        ),
+    ],
+)
 def test_each_delivery_change_is_its_own_notice_to_the_buyer(status, note, slot, body):
     plan = rules.plan_for(ORDERS_TOPIC, _delivery(status, note))
     assert plan.notices == (Notice(5, 0, ORDER_STATUS, 0, slot, 700, body),)
@@ -378,14 +486,18 @@ def test_long_delivery_notes_are_cut():
     assert len(body) == len("Your order 700 has shipped: ") + rules.MAX_NOTE_CHARS
 
 
-@pytest.mark.parametrize("value", [
-    _confirmed(buyer_id=0),
-    _confirmed(order_id=0),
-    _delivery("DELIVERY_STATUS_SHIPPED", buyer_id=0),
-    _delivery(""),
-    _delivery("DELIVERY_STATUS_UNSPECIFIED"),
-    _order_event(),  # no kind at all (a newer producer's kind this consumer does not know)
-], ids=["no-buyer", "no-order", "delivery-no-buyer", "no-status", "unspecified", "no-kind"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        _confirmed(buyer_id=0),
+        _confirmed(order_id=0),
+        _delivery("DELIVERY_STATUS_SHIPPED", buyer_id=0),
+        _delivery(""),
+        _delivery("DELIVERY_STATUS_UNSPECIFIED"),
+        _order_event(),  # no kind at all (a newer producer's kind this consumer does not know)
+    ],
+    ids=["no-buyer", "no-order", "delivery-no-buyer", "no-status", "unspecified", "no-kind"],
+)
 def test_incomplete_order_events_notify_nobody(value):
     assert rules.plan_for(ORDERS_TOPIC, value).empty
 
@@ -397,14 +509,17 @@ def test_order_records_without_event_id_or_undecodable_are_poison():
             rules.plan_for(ORDERS_TOPIC, value)
 
 
-@pytest.mark.parametrize("minor, currency, text", [
-    (1250, "USD", "USD 12.50"),
-    (5, "eur", "EUR 0.05"),
-    (123456789, "USD", "USD 1,234,567.89"),
-    (500, "JPY", "JPY 500"),
-    (1234, "KWD", "KWD 1.234"),
-    (0, "USD", "USD 0.00"),
-])
+@pytest.mark.parametrize(
+    "minor, currency, text",
+    [
+        (1250, "USD", "USD 12.50"),
+        (5, "eur", "EUR 0.05"),
+        (123456789, "USD", "USD 1,234,567.89"),
+        (500, "JPY", "JPY 500"),
+        (1234, "KWD", "KWD 1.234"),
+        (0, "USD", "USD 0.00"),
+    ],
+)
 def test_money_is_formatted_with_the_currency_exponent(minor, currency, text):
     assert rules.format_money(minor, currency) == text
 
@@ -424,8 +539,9 @@ def test_an_order_notice_opens_a_group_with_nobody_in_it():
 
 def test_an_order_notice_reads_as_its_body_with_no_actors_and_no_names_needed():
     body = "Your order 700 has shipped"
-    n = rules.notification_proto(_id_at(NOW_MS), ORDER_STATUS, 0, (), 0, NOW_MS, read=False, names={},
-                                 order_id=700, body=body)
+    n = rules.notification_proto(
+        _id_at(NOW_MS), ORDER_STATUS, 0, (), 0, NOW_MS, read=False, names={}, order_id=700, body=body
+    )
     assert n.text == body and n.order_id == "700" and n.post_id == "" and list(n.actor_ids) == []
     assert n.actor_count == 0 and n.kind == ORDER_STATUS
     assert rules.names_needed(()) == []

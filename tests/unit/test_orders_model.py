@@ -1,4 +1,5 @@
 """Pure rules of the checkout saga and of delivery (no backends)."""
+
 import grpc
 import pytest
 
@@ -21,16 +22,19 @@ def test_compensation_covers_the_step_that_was_under_way_newest_first():
     assert model.compensations(model.CAPTURE) == ("cancel_order", "undo_payment", "release")
 
 
-@pytest.mark.parametrize("key, pm, field", [
-    ("", "pm_card_visa", "idempotency_key"),
-    ("short", "pm_card_visa", "idempotency_key"),
-    ("x" * 129, "pm_card_visa", "idempotency_key"),
-    ("with space!", "pm_card_visa", "idempotency_key"),
-    ("k-0123456789", "", "payment_method"),
-    ("k-0123456789", "   ", "payment_method"),
-    ("k-0123456789", "p" * 256, "payment_method"),
-    ("k-0123456789", "pm\n", "payment_method"),
-])
+@pytest.mark.parametrize(
+    "key, pm, field",
+    [
+        ("", "pm_card_visa", "idempotency_key"),
+        ("short", "pm_card_visa", "idempotency_key"),
+        ("x" * 129, "pm_card_visa", "idempotency_key"),
+        ("with space!", "pm_card_visa", "idempotency_key"),
+        ("k-0123456789", "", "payment_method"),
+        ("k-0123456789", "   ", "payment_method"),
+        ("k-0123456789", "p" * 256, "payment_method"),
+        ("k-0123456789", "pm\n", "payment_method"),
+    ],
+)
 def test_bad_checkout_requests_name_the_field(key, pm, field):
     with pytest.raises(ApiError) as err:
         model.validate_checkout(key, pm)
@@ -55,9 +59,11 @@ CONFIRMED = "ORDER_STATUS_CONFIRMED"
 def test_delivery_moves_forward_only_and_may_skip_a_step():
     model.check_advance(CONFIRMED, DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED, "")
     model.check_advance(CONFIRMED, DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_SHIPPED, "no packing step")
-    for current, wanted in [(DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_PACKED),
-                            (DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_SHIPPED),
-                            (DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_DELIVERED)]:
+    for current, wanted in [
+        (DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_PACKED),
+        (DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_SHIPPED),
+        (DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_DELIVERED),
+    ]:
         with pytest.raises(ApiError) as err:
             model.check_advance(CONFIRMED, current, wanted, "")
         assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
@@ -83,10 +89,13 @@ def test_a_long_note_is_refused():
     assert err.value.message.startswith("note")
 
 
-@pytest.mark.parametrize("current, wanted, allowed", [
-    (DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_DELIVERED, "next is packed or shipped"),
-    (DS.DELIVERY_STATUS_PACKED, DS.DELIVERY_STATUS_DELIVERED, "next is shipped"),
-])
+@pytest.mark.parametrize(
+    "current, wanted, allowed",
+    [
+        (DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_DELIVERED, "next is packed or shipped"),
+        (DS.DELIVERY_STATUS_PACKED, DS.DELIVERY_STATUS_DELIVERED, "next is shipped"),
+    ],
+)
 def test_a_jump_is_refused_naming_the_allowed_next_status(current, wanted, allowed):
     with pytest.raises(ApiError) as err:
         model.check_advance(CONFIRMED, current, wanted)
@@ -95,8 +104,12 @@ def test_a_jump_is_refused_naming_the_allowed_next_status(current, wanted, allow
 
 
 def test_the_whole_path_one_step_at_a_time():
-    path = [DS.DELIVERY_STATUS_PENDING, DS.DELIVERY_STATUS_PACKED, DS.DELIVERY_STATUS_SHIPPED,
-            DS.DELIVERY_STATUS_DELIVERED]
+    path = [
+        DS.DELIVERY_STATUS_PENDING,
+        DS.DELIVERY_STATUS_PACKED,
+        DS.DELIVERY_STATUS_SHIPPED,
+        DS.DELIVERY_STATUS_DELIVERED,
+    ]
     for current, wanted in zip(path, path[1:]):
         model.check_advance(CONFIRMED, current, wanted)
     assert model.allowed_next(DS.DELIVERY_STATUS_DELIVERED) == ()
@@ -133,16 +146,19 @@ def test_a_note_is_trimmed_and_may_span_lines():
     assert model.check_delivery_request(DS.DELIVERY_STATUS_SHIPPED, "  box 1\n\tbox 2  ") == "box 1\n\tbox 2"
 
 
-@pytest.mark.parametrize("parts, derived", [
-    ([DS.DELIVERY_STATUS_PENDING], DS.DELIVERY_STATUS_PENDING),
-    ([DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_PACKED], DS.DELIVERY_STATUS_PACKED),
-    ([DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_PENDING], DS.DELIVERY_STATUS_PENDING),
-    ([DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_SHIPPED], DS.DELIVERY_STATUS_SHIPPED),
-    ([DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_DELIVERED], DS.DELIVERY_STATUS_DELIVERED),
-    ([DS.DELIVERY_STATUS_CANCELLED, DS.DELIVERY_STATUS_CANCELLED], DS.DELIVERY_STATUS_CANCELLED),
-    ([DS.DELIVERY_STATUS_UNSPECIFIED], DS.DELIVERY_STATUS_UNSPECIFIED),
-    ([], DS.DELIVERY_STATUS_UNSPECIFIED),
-])
+@pytest.mark.parametrize(
+    "parts, derived",
+    [
+        ([DS.DELIVERY_STATUS_PENDING], DS.DELIVERY_STATUS_PENDING),
+        ([DS.DELIVERY_STATUS_SHIPPED, DS.DELIVERY_STATUS_PACKED], DS.DELIVERY_STATUS_PACKED),
+        ([DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_PENDING], DS.DELIVERY_STATUS_PENDING),
+        ([DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_SHIPPED], DS.DELIVERY_STATUS_SHIPPED),
+        ([DS.DELIVERY_STATUS_DELIVERED, DS.DELIVERY_STATUS_DELIVERED], DS.DELIVERY_STATUS_DELIVERED),
+        ([DS.DELIVERY_STATUS_CANCELLED, DS.DELIVERY_STATUS_CANCELLED], DS.DELIVERY_STATUS_CANCELLED),
+        ([DS.DELIVERY_STATUS_UNSPECIFIED], DS.DELIVERY_STATUS_UNSPECIFIED),
+        ([], DS.DELIVERY_STATUS_UNSPECIFIED),
+    ],
+)
 def test_the_order_is_where_its_least_advanced_part_is(parts, derived):
     assert model.order_delivery_status(parts) == derived
 

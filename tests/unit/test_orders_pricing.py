@@ -1,4 +1,5 @@
 """What a buyer agreed to pay, and the parameters a checkout key is bound to (pure rules)."""
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -31,7 +32,8 @@ def test_a_price_that_rose_is_refused_naming_the_line_and_the_new_total():
     info, precondition = _details(failure)
     assert (info.reason, dict(info.metadata)) == ("PRICE_CHANGED", {"totalMinor": "2700", "currency": "USD"})
     assert [(v.subject, v.description) for v in precondition.violations] == [
-        ("products/1", "unit price rose from 1000 to 1200")]
+        ("products/1", "unit price rose from 1000 to 1200")
+    ]
 
 
 def test_an_expected_total_is_the_only_rule_when_sent():
@@ -57,7 +59,11 @@ def test_an_expected_total_out_of_range_names_the_field(value):
 
 def test_an_expected_total_in_range_or_unset_passes():
     assert [model.checked_expected_total(v) for v in (None, 0, 2700, model.MAX_TOTAL_MINOR)] == [
-        None, 0, 2700, model.MAX_TOTAL_MINOR]
+        None,
+        0,
+        2700,
+        model.MAX_TOTAL_MINOR,
+    ]
 
 
 def test_a_key_is_bound_to_its_payment_method_and_expected_total():
@@ -67,6 +73,6 @@ def test_a_key_is_bound_to_its_payment_method_and_expected_total():
     assert model.differing_params(first, model.checkout_params("pm_card_amex", None)) == ["payment_method"]
     # Unset and 0 are different requests.
     assert model.differing_params(first, model.checkout_params("pm_card_visa", 0)) == ["expected_total_minor"]
-    assert model.differing_params(model.checkout_params("pm_card_visa", 2700),
-                                  model.checkout_params("pm_card_amex", 2600)) == [
-        "expected_total_minor", "payment_method"]
+    assert model.differing_params(
+        model.checkout_params("pm_card_visa", 2700), model.checkout_params("pm_card_amex", 2600)
+    ) == ["expected_total_minor", "payment_method"]

@@ -1,4 +1,5 @@
 """The circuit breaker's state machine (injected clock) and the guard around a provider."""
+
 import asyncio
 
 import pytest
@@ -173,9 +174,14 @@ async def test_the_guard_fails_fast_without_calling_the_provider_once_open():
 
 async def test_a_decline_counts_as_an_answer():
     clock = Clock()
-    inner = ScriptedProvider(ProviderUnavailable("x"), ProviderUnavailable("x"),
-                             ProviderResult.refused("card_declined"), ProviderUnavailable("x"),
-                             ProviderUnavailable("x"), ProviderResult.done("pi_2"))
+    inner = ScriptedProvider(
+        ProviderUnavailable("x"),
+        ProviderUnavailable("x"),
+        ProviderResult.refused("card_declined"),
+        ProviderUnavailable("x"),
+        ProviderUnavailable("x"),
+        ProviderResult.done("pi_2"),
+    )
     guard = GuardedProvider(inner, breaker(clock))
     for _ in range(2):
         with pytest.raises(ProviderUnavailable):

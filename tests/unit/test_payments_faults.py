@@ -1,4 +1,5 @@
 """Fault injection: which payment method asks for which fault, and what the wrapper does."""
+
 import asyncio
 import time
 
@@ -11,16 +12,19 @@ from services.payments.provider import Charge, ProviderResult, ProviderUnavailab
 from services.payments.stripe_provider import StripeProvider, StripeSettings
 
 
-@pytest.mark.parametrize("method,fault", [
-    ("pm_card_chargeDeclined", Fault.DECLINE_CARD),
-    ("pm_card_visa_chargeDeclined", Fault.DECLINE_CARD),
-    ("pm_card_chargeDeclinedInsufficientFunds", Fault.DECLINE_INSUFFICIENT_FUNDS),
-    ("pm_fault_unavailable", Fault.UNAVAILABLE),
-    ("pm_fault_timeout", Fault.TIMEOUT),
-    ("pm_fault_timeout_once", Fault.TIMEOUT_ONCE),
-    ("pm_fault_capture_unavailable", Fault.CAPTURE_UNAVAILABLE),
-    ("pm_fault_slow", Fault.SLOW),
-])
+@pytest.mark.parametrize(
+    "method,fault",
+    [
+        ("pm_card_chargeDeclined", Fault.DECLINE_CARD),
+        ("pm_card_visa_chargeDeclined", Fault.DECLINE_CARD),
+        ("pm_card_chargeDeclinedInsufficientFunds", Fault.DECLINE_INSUFFICIENT_FUNDS),
+        ("pm_fault_unavailable", Fault.UNAVAILABLE),
+        ("pm_fault_timeout", Fault.TIMEOUT),
+        ("pm_fault_timeout_once", Fault.TIMEOUT_ONCE),
+        ("pm_fault_capture_unavailable", Fault.CAPTURE_UNAVAILABLE),
+        ("pm_fault_slow", Fault.SLOW),
+    ],
+)
 def test_fault_payment_methods(method, fault):
     assert parse_fault(method) is fault
 
@@ -85,10 +89,13 @@ async def test_a_normal_method_passes_straight_through_unchanged(wrapper, real):
     assert real.calls == [("authorize", "pm_card_mastercard", "k1"), ("capture", "pm_card_mastercard", "k2")]
 
 
-@pytest.mark.parametrize("method,reason", [
-    ("pm_card_chargeDeclined", "card_declined"),
-    ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
-])
+@pytest.mark.parametrize(
+    "method,reason",
+    [
+        ("pm_card_chargeDeclined", "card_declined"),
+        ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+    ],
+)
 async def test_declines_never_reach_the_provider(wrapper, real, method, reason):
     result = await wrapper.authorize(charge(method), "k")
     assert not result.ok and result.reason == reason
@@ -173,12 +180,15 @@ async def test_invalid_requests_are_refusals(stripe_provider):
     assert not result.ok and result.reason == "resource_missing"
 
 
-@pytest.mark.parametrize("exc,maybe", [
-    (stripe.APIError("boom", http_status=500), True),
-    (stripe.APIError("conflict", http_status=409), True),
-    (stripe.RateLimitError("slow down", http_status=429), False),
-    (stripe.AuthenticationError("bad key", http_status=401), False),
-])
+@pytest.mark.parametrize(
+    "exc,maybe",
+    [
+        (stripe.APIError("boom", http_status=500), True),
+        (stripe.APIError("conflict", http_status=409), True),
+        (stripe.RateLimitError("slow down", http_status=429), False),
+        (stripe.AuthenticationError("bad key", http_status=401), False),
+    ],
+)
 async def test_server_errors_and_rate_limits_are_unavailable(stripe_provider, exc, maybe):
     with pytest.raises(ProviderUnavailable) as err:
         await stripe_provider._call("authorize", _raising(exc))

@@ -1,4 +1,5 @@
 """Pure decisions of payments: the transition rules and request validation."""
+
 import grpc
 import pytest
 
@@ -28,12 +29,15 @@ def test_capture_calls_the_provider_only_from_authorized_and_is_idempotent():
     assert rules.capture_action(rules.CAPTURED, 1) is Action.UNCHANGED
 
 
-@pytest.mark.parametrize("status,words", [
-    (rules.PENDING, "pending"),
-    (rules.DECLINED, "declined"),
-    (rules.VOIDED, "voided"),
-    (rules.REFUNDED, "refunded"),
-])
+@pytest.mark.parametrize(
+    "status,words",
+    [
+        (rules.PENDING, "pending"),
+        (rules.DECLINED, "declined"),
+        (rules.VOIDED, "voided"),
+        (rules.REFUNDED, "refunded"),
+    ],
+)
 def test_capture_is_refused_elsewhere_with_the_reason(status, words):
     with pytest.raises(TransitionRefused) as err:
         rules.capture_action(status, 42)
@@ -113,8 +117,14 @@ ANY_METHOD = validation.AcceptedMethods()
 
 
 def _request(**overrides):
-    fields = dict(idempotency_key="checkout-1-1", buyer_id="12345", amount_minor=1999, currency="usd",
-                  payment_method="pm_card_visa", reference="checkout 1")
+    fields = dict(
+        idempotency_key="checkout-1-1",
+        buyer_id="12345",
+        amount_minor=1999,
+        currency="usd",
+        payment_method="pm_card_visa",
+        reference="checkout 1",
+    )
     fields.update(overrides)
     return payments_pb2.AuthorizePaymentRequest(**fields)
 
@@ -132,22 +142,25 @@ def test_a_valid_request_is_normalized():
     assert (parsed.buyer_id, parsed.amount_minor, parsed.payment_method) == (12345, 1999, "pm_card_visa")
 
 
-@pytest.mark.parametrize("overrides,field", [
-    ({"idempotency_key": ""}, "idempotency_key: is required"),
-    ({"idempotency_key": "k" * 256}, "idempotency_key: at most 255"),
-    ({"idempotency_key": "a\nb"}, "idempotency_key: must not contain control"),
-    ({"buyer_id": ""}, "buyer_id: is required"),
-    ({"buyer_id": "bob"}, "buyer_id: must be a decimal"),
-    ({"amount_minor": 0}, "amount_minor: must be 1..100,000,000,000"),
-    ({"amount_minor": -5}, "amount_minor:"),
-    ({"amount_minor": 100_000_000_001}, "amount_minor:"),
-    ({"currency": ""}, "currency: is required"),
-    ({"currency": "US"}, "currency: must be a 3-letter"),
-    ({"currency": "US1"}, "currency: must be a 3-letter"),
-    ({"payment_method": ""}, "payment_method: is required"),
-    ({"payment_method": "pm card"}, "payment_method: must be"),
-    ({"reference": "r" * 501}, "reference: at most 500"),
-])
+@pytest.mark.parametrize(
+    "overrides,field",
+    [
+        ({"idempotency_key": ""}, "idempotency_key: is required"),
+        ({"idempotency_key": "k" * 256}, "idempotency_key: at most 255"),
+        ({"idempotency_key": "a\nb"}, "idempotency_key: must not contain control"),
+        ({"buyer_id": ""}, "buyer_id: is required"),
+        ({"buyer_id": "bob"}, "buyer_id: must be a decimal"),
+        ({"amount_minor": 0}, "amount_minor: must be 1..100,000,000,000"),
+        ({"amount_minor": -5}, "amount_minor:"),
+        ({"amount_minor": 100_000_000_001}, "amount_minor:"),
+        ({"currency": ""}, "currency: is required"),
+        ({"currency": "US"}, "currency: must be a 3-letter"),
+        ({"currency": "US1"}, "currency: must be a 3-letter"),
+        ({"payment_method": ""}, "payment_method: is required"),
+        ({"payment_method": "pm card"}, "payment_method: must be"),
+        ({"reference": "r" * 501}, "reference: at most 500"),
+    ],
+)
 def test_bad_input_names_the_field(overrides, field):
     assert _invalid(**overrides).startswith(field)
 
@@ -175,4 +188,6 @@ def test_an_empty_set_takes_any_well_formed_id_and_extras_never_narrow_it():
 
 def test_amount_bounds_are_inclusive():
     assert validation.authorize_input(_request(amount_minor=1), ANY_METHOD).amount_minor == 1
-    assert validation.authorize_input(_request(amount_minor=100_000_000_000), ANY_METHOD).amount_minor == 100_000_000_000
+    assert (
+        validation.authorize_input(_request(amount_minor=100_000_000_000), ANY_METHOD).amount_minor == 100_000_000_000
+    )

@@ -1,4 +1,5 @@
 """posts' view of media (services/posts/media.py) against a fake media service."""
+
 from __future__ import annotations
 
 import grpc
@@ -22,13 +23,21 @@ class FakeMedia:
     async def BatchGetMedia(self, request, timeout=None):
         self.calls.append(list(request.media_ids))
         if self.down:
-            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
-                                       details="connection refused")
-        return media_pb2.BatchGetMediaResponse(media=[
-            media_pb2.Media(media_id=i, owner_id=str(self.items[int(i)]), content_type="image/png",
-                            url=f"http://edge/media/{i}.png")
-            for i in request.media_ids if int(i) in self.items
-        ])
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details="connection refused"
+            )
+        return media_pb2.BatchGetMediaResponse(
+            media=[
+                media_pb2.Media(
+                    media_id=i,
+                    owner_id=str(self.items[int(i)]),
+                    content_type="image/png",
+                    url=f"http://edge/media/{i}.png",
+                )
+                for i in request.media_ids
+                if int(i) in self.items
+            ]
+        )
 
 
 @pytest.fixture

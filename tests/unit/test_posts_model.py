@@ -1,4 +1,5 @@
 """Post record -> public message, and the short-lived post row cache."""
+
 from __future__ import annotations
 
 from aviary.identity.v1 import identity_pb2

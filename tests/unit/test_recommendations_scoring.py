@@ -1,5 +1,6 @@
 """Pure rules of the recommendations service: decay, engagement records,
 request limits and the merged ranking."""
+
 import grpc
 import pytest
 
@@ -30,8 +31,9 @@ def test_stored_scores_grow_with_time_and_read_back_as_current_values():
 
 
 def test_an_engagement_record_round_trips_exactly():
-    record = scoring.engagement_record(scoring.REPOST, EPOCH + 12_345, user_id=1, author_id=2,
-                                       product_ids=[9, 8, 9], affinity=WEEK)
+    record = scoring.engagement_record(
+        scoring.REPOST, EPOCH + 12_345, user_id=1, author_id=2, product_ids=[9, 8, 9], affinity=WEEK
+    )
     assert record.product_ids == (9, 8) and record.author_id == 2
     assert float(record.product_delta) == WEEK.stored(2.0, EPOCH + 12_345)
     decoded = EngagementRecord.decode(record.encode().encode())
@@ -79,14 +81,15 @@ NOW = EPOCH + 400 * DAY_MS
 
 
 def test_engaged_outranks_followed_seller_outranks_merely_popular():
-    sources = Sources(engaged=[(1, 1.0)], followed=[(2, NOW)], popular=[(3, 50.0), (4, 10.0)],
-                      newest=[(3, NOW), (4, NOW)])
+    sources = Sources(
+        engaged=[(1, 1.0)], followed=[(2, NOW)], popular=[(3, 50.0), (4, 10.0)], newest=[(3, NOW), (4, NOW)]
+    )
     ranked = scoring.rank(sources, excluded=set(), limit=10, now_ms=NOW, newest_half_life_ms=7 * DAY_MS)
     assert [c.product_id for c in ranked] == [1, 2, 3, 4]
     assert [c.reason for c in ranked] == [ENGAGED, FOLLOWED_SELLER, POPULAR, POPULAR]
-    assert ranked[0].score == pytest.approx(2.0)           # one fresh like
-    assert ranked[2].score == pytest.approx(1.25)          # top popularity + brand new
-    assert ranked[3].score == pytest.approx(0.2 + 0.25)    # popularity relative to the top
+    assert ranked[0].score == pytest.approx(2.0)  # one fresh like
+    assert ranked[2].score == pytest.approx(1.25)  # top popularity + brand new
+    assert ranked[3].score == pytest.approx(0.2 + 0.25)  # popularity relative to the top
 
 
 def test_contributions_add_up_and_the_strongest_names_the_reason():
@@ -98,15 +101,15 @@ def test_contributions_add_up_and_the_strongest_names_the_reason():
 
 
 def test_excluded_products_never_come_back_and_the_limit_holds():
-    sources = Sources(engaged=[(1, 5.0)], followed=[(2, NOW)], popular=[(1, 3.0), (5, 1.0)],
-                      newest=[(6, NOW - 30 * DAY_MS), (7, NOW)])
+    sources = Sources(
+        engaged=[(1, 5.0)], followed=[(2, NOW)], popular=[(1, 3.0), (5, 1.0)], newest=[(6, NOW - 30 * DAY_MS), (7, NOW)]
+    )
     ranked = scoring.rank(sources, excluded={1, 2}, limit=2, now_ms=NOW, newest_half_life_ms=7 * DAY_MS)
     assert [c.product_id for c in ranked] == [5, 7]
 
 
 def test_newest_products_fade_and_ties_go_to_the_newer_product():
-    sources = Sources(engaged=[], followed=[], popular=[],
-                      newest=[(10, NOW), (11, NOW), (12, NOW - 7 * DAY_MS)])
+    sources = Sources(engaged=[], followed=[], popular=[], newest=[(10, NOW), (11, NOW), (12, NOW - 7 * DAY_MS)])
     ranked = scoring.rank(sources, set(), 10, NOW, 7 * DAY_MS)
     assert [c.product_id for c in ranked] == [11, 10, 12]
     assert ranked[2].score == pytest.approx(scoring.NEWEST_WEIGHT / 2)

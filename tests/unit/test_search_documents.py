@@ -1,4 +1,5 @@
 """Pure rules of the search index: documents from events, query bodies."""
+
 import grpc
 import pytest
 
@@ -11,8 +12,13 @@ def test_posts_become_documents_and_pure_reposts_do_not():
     created = events_pb2.PostCreated(post_id=7, author_id=3, text="Hi #Tag @Ann", hashtags=["tag"], mentions=["ann"])
     created.created_at.FromSeconds(1_700_000_000)
     doc = documents.post_document(created)
-    assert doc == {"text": "Hi #Tag @Ann", "hashtags": ["tag"], "mentions": ["ann"], "author_id": "3",
-                   "created_at": "2023-11-14T22:13:20+00:00"}
+    assert doc == {
+        "text": "Hi #Tag @Ann",
+        "hashtags": ["tag"],
+        "mentions": ["ann"],
+        "author_id": "3",
+        "created_at": "2023-11-14T22:13:20+00:00",
+    }
     assert documents.post_document(events_pb2.PostCreated(post_id=8, author_id=3, text="", repost_of_id=7)) is None
 
 
@@ -28,7 +34,8 @@ def test_word_queries_blend_relevance_with_recency():
     assert fs["boost_mode"] == "sum" and "gauss" in fs["functions"][0]
     assert fs["query"] == {"match": {"text": {"query": "trail shoes", "operator": "or"}}}
     assert documents.products_query("mug")["query"]["function_score"]["query"]["bool"]["filter"] == {
-        "term": {"active": True}}
+        "term": {"active": True}
+    }
 
 
 @pytest.mark.parametrize("q", ["", "   ", "+++", "x" * 201])

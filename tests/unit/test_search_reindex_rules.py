@@ -1,5 +1,6 @@
 """The reindex's pure rules: which version an exported document is written
 with, which index ids it can judge, and the exported-id lookup."""
+
 import array
 
 from services.kit import ids

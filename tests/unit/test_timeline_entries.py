@@ -1,4 +1,5 @@
 """Timeline member encoding, ordering and the read-time merge (pure logic)."""
+
 from __future__ import annotations
 
 import zlib
@@ -28,8 +29,25 @@ MAX_ID = (1 << 63) - 1
 # Ids of very different magnitudes, ascending: one byte, byte carries (255 ->
 # 256, 65535 -> 65536), the old decimal-padding trap (9 vs 10 digits), and
 # the top of the Snowflake range.
-MIXED_IDS = [1, 9, 10, 255, 256, 65_535, 65_536, 999_999_999, 1_000_000_000, (1 << 32) - 1, 1 << 32,
-             (1 << 56) - 1, 1 << 56, 383231189328842752, (1 << 62) + 1, MAX_ID - 1, MAX_ID]
+MIXED_IDS = [
+    1,
+    9,
+    10,
+    255,
+    256,
+    65_535,
+    65_536,
+    999_999_999,
+    1_000_000_000,
+    (1 << 32) - 1,
+    1 << 32,
+    (1 << 56) - 1,
+    1 << 56,
+    383231189328842752,
+    (1 << 62) + 1,
+    MAX_ID - 1,
+    MAX_ID,
+]
 
 
 def members(*pairs):
@@ -48,14 +66,14 @@ def test_a_users_keys_share_one_cluster_slot():
     # Deliveries check seen and write home in one script; purges touch home
     # and the celebrity cache in one script: same hash tag, same slot.
     user = 383231189328842752
-    tags = {key[key.index("{"):] for key in (home_key(user), seen_key(user), celebrity_cache_key(user))}
+    tags = {key[key.index("{") :] for key in (home_key(user), seen_key(user), celebrity_cache_key(user))}
     assert tags == {f"{{{user}}}"}
 
 
 def test_member_is_12_bytes_of_big_endian_post_id_then_author_crc32():
     assert MEMBER_BYTES == 12
     # Pinned bytes: members already in Redis must keep meaning the same.
-    assert encode_member(1, 123) == bytes.fromhex("0000000000000001" "a2f577dd")
+    assert encode_member(1, 123) == bytes.fromhex("0000000000000001a2f577dd")
     for post_id, author_id in [(1, 1), (123456789, 987), (MAX_ID, MAX_ID)]:
         member = encode_member(post_id, author_id)
         assert len(member) == MEMBER_BYTES

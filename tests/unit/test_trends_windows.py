@@ -1,5 +1,6 @@
 """Pure rules of trends: buckets, window boundaries, decay, who counts, ranking,
 and the request checks."""
+
 import grpc
 import pytest
 
@@ -33,7 +34,7 @@ def test_the_window_is_the_current_bucket_and_the_ones_before_it_oldest_first():
 def test_decay_weights_are_one_for_the_newest_bucket_and_shrink_by_the_factor():
     weights = W.weights()
     assert len(weights) == 12 and weights[-1] == 1.0
-    assert weights[-2] == pytest.approx(0.8) and weights[0] == pytest.approx(0.8 ** 11)
+    assert weights[-2] == pytest.approx(0.8) and weights[0] == pytest.approx(0.8**11)
     assert all(older < newer for older, newer in zip(weights, weights[1:]))
     assert Window(decay=1.0).weights() == [1.0] * 12
 
@@ -45,10 +46,10 @@ def test_events_land_in_the_bucket_of_their_creation_and_too_old_ones_nowhere():
     assert W.place(now - 300, now) == current - 1
     assert W.place(now - 311, now) == current - 2
     oldest_start = (current - 11) * 300
-    assert W.place(oldest_start, now) == current - 11       # first second of the window
-    assert W.place(oldest_start - 0.001, now) is None       # just before it
+    assert W.place(oldest_start, now) == current - 11  # first second of the window
+    assert W.place(oldest_start - 0.001, now) is None  # just before it
     assert W.place(now - 7200, now) is None
-    assert W.place(now + 900, now) == current                # a clock ahead: counted now, not later
+    assert W.place(now + 900, now) == current  # a clock ahead: counted now, not later
 
 
 def test_buckets_and_markers_outlive_the_window_by_exactly_one_bucket():
@@ -61,11 +62,11 @@ def test_buckets_and_markers_outlive_the_window_by_exactly_one_bucket():
 
 def test_a_user_counts_once_per_tag_and_moves_forward_to_their_latest_bucket():
     assert decide(None, 100, 12) is Decision.COUNT
-    assert decide(100, 100, 12) is Decision.DUPLICATE   # same bucket, or the same event replayed
-    assert decide(101, 100, 12) is Decision.DUPLICATE   # an older event after a newer one
+    assert decide(100, 100, 12) is Decision.DUPLICATE  # same bucket, or the same event replayed
+    assert decide(101, 100, 12) is Decision.DUPLICATE  # an older event after a newer one
     assert decide(95, 100, 12) is Decision.MOVE
-    assert decide(89, 100, 12) is Decision.MOVE         # oldest bucket of the window
-    assert decide(88, 100, 12) is Decision.COUNT        # its bucket already left the window
+    assert decide(89, 100, 12) is Decision.MOVE  # oldest bucket of the window
+    assert decide(88, 100, 12) is Decision.COUNT  # its bucket already left the window
 
 
 def test_countable_tags_are_normalised_unique_and_capped():
@@ -93,8 +94,9 @@ def test_rank_breaks_ties_like_redis_greater_tag_first():
     assert [r.hashtag for r in rows] == ["bb", "ab", "aa"]
 
 
-@pytest.mark.parametrize("kwargs", [{"bucket_seconds": 0}, {"buckets": 0}, {"decay": 0.0}, {"decay": 1.5},
-                                    {"min_users": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"bucket_seconds": 0}, {"buckets": 0}, {"decay": 0.0}, {"decay": 1.5}, {"min_users": 0}]
+)
 def test_nonsense_settings_are_refused_naming_the_variable(kwargs):
     with pytest.raises(ValueError, match="AVIARY_TRENDS_"):
         Window(**kwargs)
@@ -127,10 +129,10 @@ def test_creation_time_comes_from_the_event_or_else_from_the_post_id():
 
 
 def test_the_removal_reference_rule():
-    assert removal(None, None, 5, 10, 12) == (None, None)     # nothing counted
-    assert removal(7, 3, 5, 10, 12) == (None, None)           # a newer post holds the count
-    assert removal(5, 5, 5, 10, 12) == (None, None)           # a twin in the same bucket holds it
-    assert removal(5, 3, 5, 10, 12) == (5, 3)                 # back to the older post's bucket
-    assert removal(5, None, 5, 10, 12) == (5, None)           # none left: away
-    assert removal(5, -3, 5, 10, 12) == (5, None)             # the older one left the window
-    assert removal(-3, None, -3, 10, 12) == (None, None)      # all outside the window: untouched
+    assert removal(None, None, 5, 10, 12) == (None, None)  # nothing counted
+    assert removal(7, 3, 5, 10, 12) == (None, None)  # a newer post holds the count
+    assert removal(5, 5, 5, 10, 12) == (None, None)  # a twin in the same bucket holds it
+    assert removal(5, 3, 5, 10, 12) == (5, 3)  # back to the older post's bucket
+    assert removal(5, None, 5, 10, 12) == (5, None)  # none left: away
+    assert removal(5, -3, 5, 10, 12) == (5, None)  # the older one left the window
+    assert removal(-3, None, -3, 10, 12) == (None, None)  # all outside the window: untouched

@@ -3,6 +3,7 @@
 Revision ID: 0001
 Revises:
 """
+
 from alembic import context, op
 
 from services.kit.pg_outbox import create_table_sql

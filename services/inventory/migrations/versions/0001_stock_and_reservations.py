@@ -3,6 +3,7 @@
 Revision ID: 0001
 Revises:
 """
+
 from alembic import context, op
 
 revision = "0001"

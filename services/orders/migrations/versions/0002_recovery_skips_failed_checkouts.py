@@ -10,6 +10,7 @@ Only a succeeded checkout has a cart left to clear.
 Revision ID: 0002
 Revises: 0001
 """
+
 from alembic import op
 
 revision = "0002"

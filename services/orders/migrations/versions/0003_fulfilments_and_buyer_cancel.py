@@ -9,6 +9,7 @@ order has one; an older multi-seller order's moves stay order-wide
 Revision ID: 0003
 Revises: 0002
 """
+
 from alembic import op
 
 revision = "0003"

@@ -10,6 +10,7 @@ of a price the buyer has not agreed to, so a retry of the key hears them too.
 Revision ID: 0004
 Revises: 0003
 """
+
 from alembic import op
 
 revision = "0004"
