@@ -47,9 +47,13 @@ openapi: ## regenerate the published OpenAPI document (envoy/openapi.json) from 
 openapi-check: ## fail when envoy/openapi.json is stale
 	@PATH="$(GOBIN):$$PATH" $(PY) envoy/openapi.py --check
 
-lint: ## buf lint on the contracts, and buf breaking against the released ones (proto/released.binpb)
+PY_SOURCES := services gateway devstack tests bench envoy helm
+
+lint: ## buf lint and buf breaking (against proto/released.binpb) on the contracts; ruff check and ruff format --check on the Python
 	$(GOBIN)/buf lint
 	@echo "buf lint: clean"
+	$(PY) -m ruff check $(PY_SOURCES)
+	$(PY) -m ruff format --check $(PY_SOURCES)
 	$(GOBIN)/buf breaking --against proto/released.binpb
 	@echo "buf breaking: no breaking change against proto/released.binpb"
 
