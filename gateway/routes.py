@@ -41,8 +41,9 @@ class Route:
     body: str  # "" (no body), "*" (the whole request) or one field's name
     server_streaming: bool
 
-    @property
+    @functools.cached_property
     def variables(self) -> tuple[str, ...]:
+        """Path variables by proto name; read for every query parameter checked."""
         return tuple(_VARIABLE.findall(self.template))
 
     @property
