@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from gateway.routes import Route, field_by_name, routes
+from gateway.routes import Route, field_by_name, routes, template_regex
 
 # Paths the edge itself serves, outside the route table.
 EDGE_PATHS = {"/healthz": ("GET",), "/openapi.json": ("GET",)}
@@ -57,7 +57,7 @@ class Matcher:
         self._by_collection: dict[str, list] = {}
         for route in table:
             self._by_collection.setdefault(_collection(route.template), []).append(
-                (re.compile(_grouped(route.template)), route)
+                (re.compile(template_regex(route.template, capture=True)), route)
             )
 
     def match(self, verb: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
@@ -68,7 +68,7 @@ class Matcher:
             if found is None:
                 continue
             if route.verb == verb:
-                return route, {_var_name(k): v for k, v in found.groupdict().items()}, allowed
+                return route, dict(zip(route.variables, found.groups())), allowed
             if route.verb not in allowed:
                 allowed.append(route.verb)
         return None, {}, allowed
@@ -78,21 +78,6 @@ def _collection(path: str) -> str:
     """`/v1/posts/{post_id}:like` -> `/v1/posts`; `/v1/users:lookup` -> `/v1/users`."""
     parts = path.split("/", 3)
     return "/".join(parts[:3]).split(":", 1)[0]
-
-
-def _grouped(template: str) -> str:
-    """The template's regex with one named group per variable."""
-    out, pos = [], 0
-    for i, match in enumerate(re.finditer(r"\{([a-z0-9_.]+)(?:=[^}]*)?\}", template)):
-        out.append(re.escape(template[pos : match.start()]))
-        out.append(f"(?P<v{i}_{match.group(1).replace('.', '__')}>[^/:]+)")
-        pos = match.end()
-    out.append(re.escape(template[pos:]))
-    return "^" + "".join(out) + "$"
-
-
-def _var_name(group: str) -> str:
-    return group.split("_", 1)[1].replace("__", ".")
 
 
 _matcher: Matcher | None = None

@@ -55,14 +55,16 @@ class UndeclaredAccess(ValueError):
     """A public method without an `(aviary.api.v1.access)` declaration."""
 
 
-def template_regex(template: str) -> str:
+def template_regex(template: str, *, capture: bool = False) -> str:
     """An anchored regex for a path template. A variable matches one segment;
     it never takes a `:` either, so `/v1/posts/1:like` is only ever the
-    `:like` route, never `GET /v1/posts/{post_id}` with id `1:like`."""
+    `:like` route, never `GET /v1/posts/{post_id}` with id `1:like`. With
+    `capture`, each variable is a group, in the order of `Route.variables`."""
+    segment = "([^/:]+)" if capture else "[^/:]+"
     out, pos = [], 0
     for match in _VARIABLE.finditer(template):
         out.append(re.escape(template[pos : match.start()]))
-        out.append("[^/:]+")
+        out.append(segment)
         pos = match.end()
     out.append(re.escape(template[pos:]))
     return "^" + "".join(out) + "$"
