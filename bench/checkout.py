@@ -37,7 +37,7 @@ import grpc
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
 from loadgen import percentile, rounded, seed_call
-from services.kit.config import load_settings, service_addr
+from services.kit.settings import load_settings, service_addr
 
 PASSWORD = "bench password 1"
 

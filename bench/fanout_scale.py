@@ -82,10 +82,11 @@ from loadgen import percentile, rounded, seed_call  # noqa: E402
 from aviary.graph.v1 import graph_pb2  # noqa: E402
 from services.graph import rules as graph_rules  # noqa: E402
 from services.graph.store import CELEBRITIES_KEY, KEYSPACE  # noqa: E402
-from services.kit import clients, redis_client  # noqa: E402
-from services.kit.auth import TokenIssuer  # noqa: E402
-from services.kit.config import SERVICE_PORTS, STATE_DIR, load_settings  # noqa: E402
-from services.kit.ids import MAX_WORKER, IdGenerator  # noqa: E402
+from services.kit.peers import clients  # noqa: E402
+from services.kit.stores import redis_client  # noqa: E402
+from services.kit.server.auth import TokenIssuer  # noqa: E402
+from services.kit.settings import SERVICE_PORTS, STATE_DIR, load_settings  # noqa: E402
+from services.kit.server.ids import MAX_WORKER, IdGenerator  # noqa: E402
 from services.timeline import entries as tl  # noqa: E402
 
 try:  # a faster event loop keeps the load generator's own CPU share small

@@ -52,7 +52,7 @@ async def wait_for_consumers(client: aiohttp.ClientSession, *, timeout: float = 
     so the stack counts as caught up after two zero readings 6 s apart.
     Returns {"seconds", "caught_up", "max_lag_seen"}.
     """
-    from services.kit.config import SERVICE_PORTS
+    from services.kit.settings import SERVICE_PORTS
 
     started = time.perf_counter()
     max_seen = zero_since = None

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from services.kit.config import SERVICE_PORTS
+from services.kit.settings import SERVICE_PORTS
 from services.payments.validation import STRIPE_TEST_METHODS
 
 from . import config
@@ -69,8 +69,8 @@ def service_env() -> dict[str, str]:
 
 
 def _prepare_shared() -> None:
-    from services.kit.auth import ensure_keys
-    from services.kit.kafka import TOPICS
+    from services.kit.server.auth import ensure_keys
+    from services.kit.events.kafka import TOPICS
 
     from .backends import ensure_topics
 
@@ -86,7 +86,7 @@ def _service(name: str, worker_id: int) -> Component:
         env={**service_env(), "AVIARY_WORKER_ID": str(worker_id)},
         ready_timeout=90.0,
     )
-    # The kit's Prometheus endpoint (services/kit/server.py): port + 1000.
+    # The kit's Prometheus endpoint (services/kit/server/service.py): port + 1000.
     comp.extra_ports = (SERVICE_PORTS[name] + 1000,)
     comp.prepare = _prepare_shared
     return comp

@@ -28,12 +28,12 @@ from prometheus_client import Counter, start_http_server
 from gateway import checks
 from gateway.http import Request, Response, serve
 from gateway.ratelimit import Limit, RateLimiter, action_of, bucket_key
-from services.kit import client_address
-from services.kit.auth import verify_token
-from services.kit.config import env_float, env_int, env_str, load_settings
-from services.kit.errors import ApiError
-from services.kit.logs import setup_logging
-from services.kit.redis_bulk import BulkRedis
+from services.kit.server import client_address
+from services.kit.server.auth import verify_token
+from services.kit.settings import env_float, env_int, env_str, load_settings
+from services.kit.server.errors import ApiError
+from services.kit.server.logs import setup_logging
+from services.kit.stores.redis_bulk import BulkRedis
 
 log = logging.getLogger("gateway")
 

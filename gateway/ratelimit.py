@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from services.kit.redis_bulk import BulkRedis
+from services.kit.stores.redis_bulk import BulkRedis
 
 # KEYS[1]: bucket key. ARGV[1]: emission interval (µs), ARGV[2]: burst.
 # Returns {allowed (0/1), retry_after_us, remaining}.

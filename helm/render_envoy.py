@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "gen")]
 
 from devstack import edge  # noqa: E402
-from services.kit.config import SERVICE_PORTS  # noqa: E402
+from services.kit.settings import SERVICE_PORTS  # noqa: E402
 
 FILES = REPO / "helm" / "aviary" / "files"
 MOUNT = Path("/etc/envoy")  # where the chart mounts the ConfigMap in the Envoy pod

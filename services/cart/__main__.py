@@ -2,15 +2,15 @@
 
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from services.cart.servicer import CartServicer
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 
 
 def main() -> None:
     settings = load_settings()
     servicer = CartServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="cart",
             port=env_int("AVIARY_CART_PORT", SERVICE_PORTS["cart"]),
             servicers=[

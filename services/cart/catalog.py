@@ -12,8 +12,8 @@ from typing import Iterable
 import grpc
 
 from aviary.catalog.v1 import catalog_pb2
-from services.kit import clients
-from services.kit.errors import unavailable
+from services.kit.peers import clients
+from services.kit.server.errors import unavailable
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 
 from aviary.cart.v1 import cart_pb2
 from aviary.catalog.v1 import catalog_pb2
-from services.kit.errors import invalid_argument
+from services.kit.server.errors import invalid_argument
 
 MAX_LINE_QUANTITY = 100
 CURRENCY_FIELD = b"_currency"

@@ -26,11 +26,12 @@ from services.cart.model import (
     raw_cart,
 )
 from services.cart.store import CartStore
-from services.kit import redis_client, startup
-from services.kit.auth import caller_id
-from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import ApiError, failed_precondition, invalid_argument, not_found, unavailable
-from services.kit.ids import parse_id
+from services.kit.server import startup
+from services.kit.stores import redis_client
+from services.kit.server.auth import caller_id
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.errors import ApiError, failed_precondition, invalid_argument, not_found, unavailable
+from services.kit.server.ids import parse_id
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from services.cart.model import (
     decode_script_reply,
     decode_state,
 )
-from services.kit import redis_client
-from services.kit.config import Settings
+from services.kit.stores import redis_client
+from services.kit.settings import Settings
 
 # Shared by every script: the reply (status, detail, PTTL, the hash's
 # fields) and the number of lines (fields other than the two meta fields).

@@ -2,15 +2,15 @@
 
 from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from services.catalog.servicer import CatalogServicer
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 
 
 def main() -> None:
     settings = load_settings()
     servicer = CatalogServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="catalog",
             port=env_int("AVIARY_CATALOG_PORT", SERVICE_PORTS["catalog"]),
             servicers=[

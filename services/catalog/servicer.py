@@ -17,11 +17,13 @@ from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from aviary.events.v1 import events_pb2
 from aviary.inventory.v1 import inventory_pb2
 from services.catalog import validation
-from services.catalog.media import check_images
 from services.catalog.store import SCHEMA, CatalogStore, Event, NewProduct, ProductRecord
-from services.kit import auth, clients, ids, kafka, migrations, paging, startup
-from services.kit.config import Settings, env_float
-from services.kit.errors import (
+from services.kit.events import kafka
+from services.kit.peers import clients, media
+from services.kit.server import auth, ids, paging, startup
+from services.kit.stores import migrations
+from services.kit.settings import Settings, env_float
+from services.kit.server.errors import (
     ApiError,
     failed_precondition,
     invalid_argument,
@@ -103,7 +105,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         currency = validation.check_currency(request.currency)
         media_ids = validation.check_media_ids(request.media_ids)
         initial_stock = validation.check_initial_stock(request.stock)
-        await check_images(media_ids, seller.user_id, self.settings.rpc_timeout_seconds)
+        await media.check_own_uploads(media_ids, seller.user_id, self.settings.rpc_timeout_seconds, images_only=True)
 
         product_id = self.ids.next_id()
         # Stock first (idempotent): if the insert below never happens, what is

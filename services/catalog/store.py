@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.kit import pg
-from services.kit.config import Settings
-from services.kit.kafka import Producer
-from services.kit.pg_outbox import PgOutbox
+from services.kit.stores import pg
+from services.kit.settings import Settings
+from services.kit.events.kafka import Producer
+from services.kit.events.pg_outbox import PgOutbox
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from services.kit.errors import invalid_argument
-from services.kit.ids import parse_ids
+from services.kit.server.errors import invalid_argument
+from services.kit.server.ids import parse_ids
 
 TITLE_MAX = 120
 DESCRIPTION_MAX = 5_000

@@ -1,14 +1,14 @@
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from services.engagement.servicer import EngagementServicer
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 
 
 def main() -> None:
     settings = load_settings()
     servicer = EngagementServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="engagement",
             port=env_int("AVIARY_ENGAGEMENT_PORT", SERVICE_PORTS["engagement"]),
             servicers=[

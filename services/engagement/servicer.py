@@ -22,12 +22,15 @@ from aviary.posts.v1 import posts_pb2
 from services.engagement.counters import HotCounters
 from services.engagement.liked import LikedCache
 from services.engagement.store import Counts, EngagementStore
-from services.kit import clients, ids, kafka, redis_bulk, redis_client, server, startup
-from services.kit.auth import caller_id
-from services.kit.cache import TtlCache
-from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import not_found, unavailable
-from services.kit.ids import IdGenerator, parse_id, parse_ids, parse_optional_id
+from services.kit.events import kafka
+from services.kit.peers import clients
+from services.kit.server import ids, service, startup
+from services.kit.stores import redis_bulk, redis_client
+from services.kit.server.auth import caller_id
+from services.kit.stores.cache import TtlCache
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.errors import not_found, unavailable
+from services.kit.server.ids import IdGenerator, parse_id, parse_ids, parse_optional_id
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +172,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 batch = await self.BatchGetEngagement(request.batch, context)
                 reply = engagement_pb2.StreamEngagementResponse(request_id=request.request_id, batch=batch)
             except Exception as exc:
-                code, message = server.status_for("StreamEngagement", exc)
+                code, message = service.status_for("StreamEngagement", exc)
                 reply = engagement_pb2.StreamEngagementResponse(
                     request_id=request.request_id, status_code=code.value[0], status_message=message
                 )

@@ -10,7 +10,7 @@ Tables:
                    flushed, and when the post's engagement last changed. A
                    snapshot flushed well after the last change is complete;
                    otherwise the counts are recounted from the edge tables.
-  outbox           like events waiting for the relay (services.kit.outbox)
+  outbox           like events waiting for the relay (services.kit.events.outbox)
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import PreparedStatement
 
 from aviary.events.v1 import events_pb2
-from services.kit import cql, kafka, outbox
-from services.kit.config import Settings
+from services.kit.events import kafka, outbox
+from services.kit.stores import cql
+from services.kit.settings import Settings
 
 KEYSPACE = "aviary_engagement"
 
@@ -150,7 +151,7 @@ class EngagementStore:
         """The like's follow-ups, atomically: the user's index, the change mark
         and the event (one LOGGED batch through the outbox)."""
         like = event.like_created
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch = outbox.OutboxBatch()
         batch.add(self._st["by_user_add"], (like.user_id, like.post_id))
         batch.add(self._st["changed"], (now, like.post_id))
         self.outbox.add(
@@ -160,7 +161,7 @@ class EngagementStore:
 
     async def finish_unlike(self, event: events_pb2.EngagementEvent, now: datetime.datetime) -> None:
         unlike = event.like_removed
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch = outbox.OutboxBatch()
         batch.add(self._st["by_user_del"], (unlike.user_id, unlike.post_id))
         batch.add(self._st["changed"], (now, unlike.post_id))
         self.outbox.add(

@@ -25,9 +25,9 @@ from services.fanout.events import (
     delivery_request,
     event_age_seconds,
 )
-from services.kit import clients
-from services.kit.config import Settings, env_float, env_int
-from services.kit.kafka import GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord, ensure_topics_async
+from services.kit.peers import clients
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord, ensure_topics_async
 
 log = logging.getLogger(__name__)
 

@@ -3,15 +3,15 @@ consumer that remembers deleted posts for the cached rankings."""
 
 from aviary.feed.v1 import feed_pb2, feed_pb2_grpc
 from services.feed.servicer import FeedServicer
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 
 
 def main() -> None:
     settings = load_settings()
     servicer = FeedServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="feed",
             port=env_int("AVIARY_FEED_PORT", SERVICE_PORTS["feed"]),
             servicers=[

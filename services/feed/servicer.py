@@ -30,14 +30,16 @@ from aviary.recommendations.v1 import recommendations_pb2
 from aviary.timeline.v1 import timeline_pb2
 from services.feed import ranking
 from services.feed.store import FeedCache
-from services.kit import clients, engagement_overlay, redis_bulk, redis_client, startup
-from services.kit.cache import TtlCache
-from services.kit.auth import caller_id
-from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import failed_precondition, unavailable
-from services.kit.ids import IdGenerator
-from services.kit.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
-from services.kit.paging import cursor_int, decode_token, encode_token, page_size
+from services.kit.peers import clients, engagement_overlay
+from services.kit.server import startup
+from services.kit.stores import redis_bulk, redis_client
+from services.kit.stores.cache import TtlCache
+from services.kit.server.auth import caller_id
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.errors import failed_precondition, unavailable
+from services.kit.server.ids import IdGenerator
+from services.kit.events.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
+from services.kit.server.paging import cursor_int, decode_token, encode_token, page_size
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
-from services.kit.ids import timestamp_ms
-from services.kit.redis_bulk import BulkRedis
+from services.kit.server.ids import timestamp_ms
+from services.kit.stores.redis_bulk import BulkRedis
 
 DELETED_KEY = "feed:{deleted}"
 

@@ -1,14 +1,14 @@
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from services.graph.servicer import GraphServicer
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 
 
 def main() -> None:
     settings = load_settings()
     servicer = GraphServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="graph",
             port=env_int("AVIARY_GRAPH_PORT", SERVICE_PORTS["graph"]),
             servicers=[

@@ -20,8 +20,8 @@ from array import array
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from services.kit.cache import TtlCache
-from services.kit.config import env_float, env_int
+from services.kit.stores.cache import TtlCache
+from services.kit.settings import env_float, env_int
 
 log = logging.getLogger(__name__)
 

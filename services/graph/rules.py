@@ -8,7 +8,7 @@ from typing import Iterable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.events.v1 import events_pb2
-from services.kit.errors import invalid_argument
+from services.kit.server.errors import invalid_argument
 
 DEFAULT_STREAM_BATCH = 1000
 MAX_STREAM_BATCH = 5000

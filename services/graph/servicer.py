@@ -15,12 +15,13 @@ from aviary.identity.v1 import identity_pb2
 from services.graph import rules
 from services.graph.follower_lists import FollowerLists
 from services.graph.store import GraphStore
-from services.kit import clients, startup
-from services.kit.auth import caller_id
-from services.kit.config import Settings
-from services.kit.errors import invalid_argument, not_found
-from services.kit.ids import MAX_ID, IdGenerator, parse_id, parse_ids
-from services.kit.paging import encode_token, int_cursor, page_size
+from services.kit.peers import clients
+from services.kit.server import startup
+from services.kit.server.auth import caller_id
+from services.kit.settings import Settings
+from services.kit.server.errors import invalid_argument, not_found
+from services.kit.server.ids import MAX_ID, IdGenerator, parse_id, parse_ids
+from services.kit.server.paging import encode_token, int_cursor, page_size
 
 log = logging.getLogger(__name__)
 

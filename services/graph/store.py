@@ -13,14 +13,16 @@ import datetime
 import logging
 
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import PreparedStatement
 
-from services.kit import cql, profiles, redis_client
-from services.kit.config import Settings
-from services.kit.kafka import GRAPH_TOPIC, Producer
+from services.kit.peers import profiles
+
+from services.kit.stores import cql, redis_client
+from services.kit.settings import Settings
+from services.kit.events.kafka import GRAPH_TOPIC, Producer
 from services.graph import rules
-from services.kit.outbox import Outbox, OutboxEvent
-from services.kit.outbox import schema as outbox_schema
+from services.kit.events.outbox import Outbox, OutboxBatch, OutboxEvent
+from services.kit.events.outbox import schema as outbox_schema
 
 log = logging.getLogger(__name__)
 
@@ -134,24 +136,24 @@ class GraphStore:
         self, follower: int, followee: int, created_at: datetime.datetime, event: tuple[int, bytes, bytes]
     ) -> None:
         """The `followers` row and its event, all or nothing (LOGGED batch)."""
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch = OutboxBatch()
         batch.add(self._stmts["put_follower"], (followee, follower, created_at))
         self._add_event(batch, event)
         await self.outbox.commit(batch)
 
     async def commit_follower_removal(self, follower: int, followee: int, event: tuple[int, bytes, bytes]) -> None:
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch = OutboxBatch()
         batch.add(self._stmts["drop_follower"], (followee, follower))
         self._add_event(batch, event)
         await self.outbox.commit(batch)
 
     async def commit_event(self, event: tuple[int, bytes, bytes]) -> None:
         """An event on its own (through the outbox)."""
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch = OutboxBatch()
         self._add_event(batch, event)
         await self.outbox.commit(batch)
 
-    def _add_event(self, batch: BatchStatement, event: tuple[int, bytes, bytes]) -> None:
+    def _add_event(self, batch: OutboxBatch, event: tuple[int, bytes, bytes]) -> None:
         assert self.outbox is not None, "call start() first"
         event_id, key, payload = event
         self.outbox.add(batch, event_id, GRAPH_TOPIC, key, payload)

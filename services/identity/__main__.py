@@ -1,14 +1,14 @@
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from services.identity.servicer import IdentityServicer
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 
 
 def main() -> None:
     settings = load_settings()
     servicer = IdentityServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="identity",
             port=env_int("AVIARY_IDENTITY_PORT", SERVICE_PORTS["identity"]),
             servicers=[

@@ -15,8 +15,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from prometheus_client import Counter
 
-from services.kit.config import env_int
-from services.kit.errors import unavailable
+from services.kit.settings import env_int
+from services.kit.server.errors import unavailable
 
 HASHES_REFUSED = Counter("aviary_identity_hashes_refused_total", "Password hashes refused: the pool was full")
 

@@ -15,13 +15,15 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
 from services.identity import throttle, validation
-from services.kit.cache import TtlCache
+from services.kit.stores.cache import TtlCache
 from services.identity.passwords import Passwords
 from services.identity.store import AttemptStore, IdentityStore, UserRecord, UsernameTaken
-from services.kit import client_address, clients, profiles, redis_client, startup
-from services.kit.auth import TokenIssuer, caller_id
-from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import (
+from services.kit.peers import clients, profiles
+from services.kit.server import client_address, startup
+from services.kit.stores import redis_client
+from services.kit.server.auth import TokenIssuer, caller_id
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.errors import (
     already_exists,
     invalid_argument,
     not_found,
@@ -31,7 +33,7 @@ from services.kit.errors import (
     unauthenticated,
     unavailable,
 )
-from services.kit.ids import IdGenerator, parse_id, parse_ids
+from services.kit.server.ids import IdGenerator, parse_id, parse_ids
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.kit import pg
-from services.kit.config import Settings
+from services.kit.stores import pg
+from services.kit.settings import Settings
 
 log = logging.getLogger(__name__)
 

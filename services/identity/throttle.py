@@ -12,7 +12,7 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
-from services.kit.config import env_float, env_int
+from services.kit.settings import env_float, env_int
 
 # IPv6 clients are counted per /64: one subscriber usually holds a whole /64.
 _IPV6_PREFIX = 64

@@ -6,8 +6,8 @@ import functools
 import re
 from pathlib import Path
 
-from services.kit.auth import ROLE_USER, ROLES
-from services.kit.errors import invalid_argument
+from services.kit.server.auth import ROLE_USER, ROLES
+from services.kit.server.errors import invalid_argument
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_]{3,15}")
 PASSWORD_MIN = 8

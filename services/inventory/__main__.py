@@ -2,15 +2,15 @@
 
 from aviary.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from services.inventory.servicer import InventoryServicer
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 
 
 def main() -> None:
     settings = load_settings()
     servicer = InventoryServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="inventory",
             port=env_int("AVIARY_INVENTORY_PORT", SERVICE_PORTS["inventory"]),
             servicers=[

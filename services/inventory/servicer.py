@@ -29,10 +29,11 @@ from services.inventory.store import (
     Short,
     StockRow,
 )
-from services.kit import migrations, startup
-from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import failed_precondition, invalid_argument, not_found
-from services.kit.ids import parse_id, parse_ids
+from services.kit.server import startup
+from services.kit.stores import migrations
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.errors import failed_precondition, invalid_argument, not_found
+from services.kit.server.ids import parse_id, parse_ids
 
 log = logging.getLogger(__name__)
 

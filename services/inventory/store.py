@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.inventory.validation import Line
-from services.kit import pg
-from services.kit.config import Settings
+from services.kit.stores import pg
+from services.kit.settings import Settings
 
 log = logging.getLogger(__name__)
 

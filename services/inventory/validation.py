@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kit.errors import invalid_argument
-from services.kit.ids import parse_id
+from services.kit.server.errors import invalid_argument
+from services.kit.server.ids import parse_id
 
 MAX_LINES = 50
 MAX_LINE_QUANTITY = 1_000

@@ -1,6 +1,14 @@
-"""The small shared kit every Aviary service stands on.
+"""The small shared kit every Aviary service stands on, sorted by what it is:
 
-Server bootstrap (health, reflection, metrics, error mapping), typed config,
-structured logs, ids, auth, and thin async helpers for Cassandra, Kafka,
-PostgreSQL and Redis. Services import only this kit and the stubs in gen/.
+- `settings`: typed settings from the environment;
+- `server/`: the gRPC server (health, reflection, metrics, the interceptor and
+  its request checks, error mapping), auth, ids, paging, logs, start-up;
+- `stores/`: Redis (and bulk Redis), PostgreSQL and its migrations, Cassandra,
+  an in-process TTL cache;
+- `events/`: the Kafka producer and consumer (keyed lanes), the Cassandra and
+  PostgreSQL outboxes, live pushes over Redis pub/sub;
+- `peers/`: clients of other services and the helpers several services share
+  (the engagement overlay and stream, profile announcements, media ownership).
+
+Services import only this kit and the stubs in gen/.
 """

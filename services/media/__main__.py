@@ -1,16 +1,16 @@
 """python -m services.media: the media service (uploads, metadata, public URLs)."""
 
 from aviary.media.v1 import media_pb2, media_pb2_grpc
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 from services.media.servicer import MediaServicer
 
 
 def main() -> None:
     settings = load_settings()
     servicer = MediaServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="media",
             port=env_int("AVIARY_MEDIA_PORT", SERVICE_PORTS["media"]),
             servicers=[

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, ImageSequence, JpegImagePlugin
 
-from services.kit.errors import ApiError, invalid_argument
+from services.kit.server.errors import ApiError, invalid_argument
 
 # Our own pixel limits refuse such images with a message; Pillow's warning adds nothing.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -9,19 +9,19 @@ upload is complete and a failed one leaves nothing that anything refers to.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 
 from botocore.exceptions import BotoCoreError, ClientError
-from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
+from cassandra import Unavailable
 from cassandra.cluster import NoHostAvailable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.media.v1 import media_pb2, media_pb2_grpc
-from services.kit import auth, ids
-from services.kit.config import Settings, env_int
-from services.kit.errors import not_found, unavailable
+from services.kit.stores import cql
+from services.kit.server import auth, ids
+from services.kit.settings import Settings, env_int
+from services.kit.server.errors import not_found, unavailable
 from services.media import images, validation, videos
 from services.media.store import MediaRecord, MetadataStore, ObjectStore, ObjectStoreSettings
 
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_GET = 200
 
-_METADATA_ERRORS = (Unavailable, Timeout, CoordinationFailure, OperationTimedOut, NoHostAvailable)
 _OBJECT_ERRORS = (BotoCoreError, ClientError)
 
 
@@ -37,20 +36,6 @@ def public_base_url() -> str:
     """Where clients fetch objects: Envoy routes <base>/<key> to the bucket."""
     default = f"http://127.0.0.1:{env_int('ENVOY_PORT', 8080)}/media"
     return os.environ.get("AVIARY_MEDIA_PUBLIC_URL", default).rstrip("/")
-
-
-def _metadata_errors_as_unavailable(method):
-    """Cassandra outages reach clients as UNAVAILABLE (retryable), not INTERNAL."""
-
-    @functools.wraps(method)
-    async def call(self, request, context):
-        try:
-            return await method(self, request, context)
-        except _METADATA_ERRORS as exc:
-            log.warning("media metadata store unavailable", extra={"method": method.__name__, "error": repr(exc)})
-            raise unavailable("media storage is temporarily unavailable; try again") from exc
-
-    return call
 
 
 class MediaServicer(media_pb2_grpc.MediaServiceServicer):
@@ -89,7 +74,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
 
     # -- RPCs ---------------------------------------------------------------
 
-    @_metadata_errors_as_unavailable
+    @cql.outage_as_unavailable("media storage")
     async def UploadMedia(self, request: media_pb2.UploadMediaRequest, context) -> media_pb2.Media:
         owner_id = auth.caller_id(context)
         content_type = validation.check_upload(request.file.content_type, request.file.data, self.limits)
@@ -119,7 +104,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         )
         return self._proto(record)
 
-    @_metadata_errors_as_unavailable
+    @cql.outage_as_unavailable("media storage")
     async def GetMedia(self, request: media_pb2.GetMediaRequest, context) -> media_pb2.Media:
         media_id = ids.parse_id(request.media_id, "media_id")
         record = await self.metadata.get(media_id)
@@ -127,7 +112,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             raise not_found(f"media {media_id} does not exist")
         return self._proto(record)
 
-    @_metadata_errors_as_unavailable
+    @cql.outage_as_unavailable("media storage")
     async def BatchGetMedia(self, request: media_pb2.BatchGetMediaRequest, context) -> media_pb2.BatchGetMediaResponse:
         media_ids = list(dict.fromkeys(ids.parse_ids(request.media_ids, "media_ids", max_items=MAX_BATCH_GET)))
         records = await self.metadata.get_many(media_ids)

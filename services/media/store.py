@@ -25,8 +25,8 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
-from services.kit import cql
-from services.kit.config import Settings
+from services.kit.stores import cql
+from services.kit.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kit.config import env_int
-from services.kit.errors import invalid_argument
+from services.kit.settings import env_int
+from services.kit.server.errors import invalid_argument
 from services.media.images import PixelLimits
 
 MiB = 1024 * 1024

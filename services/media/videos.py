@@ -20,8 +20,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from services.kit.config import env_float, env_str
-from services.kit.errors import invalid_argument
+from services.kit.settings import env_float, env_str
+from services.kit.server.errors import invalid_argument
 
 # The ffmpeg muxer each type is written with.
 MUXERS = {"video/mp4": "mp4", "video/webm": "webm"}

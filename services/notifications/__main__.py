@@ -1,16 +1,16 @@
 """python -m services.notifications: the notifications API plus its Kafka consumer."""
 
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 from services.notifications.servicer import NotificationsServicer
 
 
 def main() -> None:
     settings = load_settings()
     servicer = NotificationsServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="notifications",
             port=env_int("AVIARY_NOTIFICATIONS_PORT", SERVICE_PORTS["notifications"]),
             servicers=[

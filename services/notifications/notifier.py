@@ -29,10 +29,10 @@ from prometheus_client import Counter, Histogram
 
 from aviary.identity.v1 import identity_pb2
 from aviary.notifications.v1 import notifications_pb2
-from services.kit import clients
-from services.kit.cache import TtlCache
-from services.kit.ids import IdGenerator
-from services.kit.kafka import PoisonRecord
+from services.kit.peers import clients
+from services.kit.stores.cache import TtlCache
+from services.kit.server.ids import IdGenerator
+from services.kit.events.kafka import PoisonRecord
 from services.notifications import rules
 from services.notifications.rules import Group, Notice, Plan, PostGone
 from services.notifications.store import NotificationStore

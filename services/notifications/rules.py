@@ -35,8 +35,8 @@ from google.protobuf.message import DecodeError
 
 from aviary.events.v1 import events_pb2
 from aviary.notifications.v1 import notifications_pb2
-from services.kit.ids import timestamp_ms
-from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
+from services.kit.server.ids import timestamp_ms
+from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
 
 FOLLOW = notifications_pb2.NOTIFICATION_KIND_FOLLOW
 LIKE = notifications_pb2.NOTIFICATION_KIND_LIKE

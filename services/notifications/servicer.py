@@ -12,20 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
-from cassandra.cluster import NoHostAvailable
 from google.protobuf.message import DecodeError
 from prometheus_client import Gauge
 
 from aviary.identity.v1 import identity_pb2
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
-from services.kit import clients, redis_client, startup
-from services.kit.auth import caller_id
-from services.kit.cache import TtlCache
-from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import unavailable
-from services.kit.ids import MAX_ID, IdGenerator, parse_id
-from services.kit.kafka import (
+from services.kit.peers import clients
+from services.kit.server import startup
+from services.kit.stores import cql, redis_client
+from services.kit.server.auth import caller_id
+from services.kit.stores.cache import TtlCache
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.errors import unavailable
+from services.kit.server.ids import MAX_ID, IdGenerator, parse_id
+from services.kit.events.kafka import (
     ENGAGEMENT_TOPIC,
     GRAPH_TOPIC,
     ORDERS_TOPIC,
@@ -33,8 +33,8 @@ from services.kit.kafka import (
     ConsumerLoop,
     ensure_topics_async,
 )
-from services.kit.live import LiveHub
-from services.kit.paging import encode_token, int_cursor, page_size
+from services.kit.events.live import LiveHub
+from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.notifications import rules
 from services.notifications.notifier import CONSUMER_GROUP, Notifier
 from services.notifications.store import NotificationStore, Row
@@ -42,8 +42,6 @@ from services.notifications.store import NotificationStore, Row
 log = logging.getLogger(__name__)
 
 WATCHERS = Gauge("aviary_notifications_watchers", "Open WatchNotifications streams")
-
-_STORE_ERRORS = (Unavailable, Timeout, CoordinationFailure, OperationTimedOut, NoHostAvailable)
 
 
 class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer):
@@ -117,7 +115,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
                 self.store.read_mark(recipient),
             )
             unread = await self.store.count_between(recipient, mark, MAX_ID, self.count_cap)
-        except _STORE_ERRORS as exc:
+        except cql.OUTAGES as exc:
             raise unavailable("notifications are temporarily unavailable; try again") from exc
         has_more = len(rows) > size
         rows = rows[:size]
@@ -145,7 +143,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
                 return notifications_pb2.MarkNotificationsReadResponse(marked=0)
             marked = await self.store.count_between(recipient, old_mark, newest, self.count_cap)
             await self.store.put_read_mark(recipient, newest)
-        except _STORE_ERRORS as exc:
+        except cql.OUTAGES as exc:
             raise unavailable("notifications are temporarily unavailable; try again") from exc
         log.info("notifications marked read", extra={"user_id": recipient, "up_to": newest, "marked": marked})
         return notifications_pb2.MarkNotificationsReadResponse(marked=marked)

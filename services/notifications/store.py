@@ -43,8 +43,8 @@ from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from services.kit import cql
-from services.kit.config import Settings
+from services.kit.stores import cql
+from services.kit.settings import Settings
 from services.notifications.rules import Group
 
 log = logging.getLogger(__name__)

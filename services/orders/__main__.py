@@ -2,16 +2,16 @@
 sagas and of buyer cancels, and the outbox relay of order events."""
 
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 from services.orders.servicer import OrdersServicer
 
 
 def main() -> None:
     settings = load_settings()
     servicer = OrdersServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="orders",
             port=env_int("AVIARY_ORDERS_PORT", SERVICE_PORTS["orders"]),
             servicers=[

@@ -19,7 +19,7 @@ from prometheus_client import Counter
 
 from aviary.inventory.v1 import inventory_pb2
 from aviary.payments.v1 import payments_pb2
-from services.kit import clients
+from services.kit.peers import clients
 from services.orders import model
 from services.orders.store import CancelJob, OrdersStore
 

@@ -11,7 +11,7 @@ import grpc
 from google.protobuf.message import Message
 
 from aviary.orders.v1 import orders_pb2
-from services.kit.errors import failed_precondition, invalid_argument
+from services.kit.server.errors import failed_precondition, invalid_argument
 
 # Saga states, in the order the happy path visits them. Each is persisted
 # together with the local effect of the step that reached it:

@@ -29,9 +29,9 @@ from aviary.catalog.v1 import catalog_pb2
 from aviary.events.v1 import events_pb2
 from aviary.inventory.v1 import inventory_pb2
 from aviary.payments.v1 import payments_pb2
-from services.kit import clients
-from services.kit.ids import IdGenerator
-from services.kit.kafka import ORDERS_TOPIC
+from services.kit.peers import clients
+from services.kit.server.ids import IdGenerator
+from services.kit.events.kafka import ORDERS_TOPIC
 from services.orders import model, pricing
 from services.orders.model import Failure, Line
 from services.orders.store import Checkout, OrderRecord, OrdersStore

@@ -13,10 +13,12 @@ from prometheus_client import Histogram
 from aviary.events.v1 import events_pb2
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from aviary.payments.v1 import payments_pb2
-from services.kit import clients, migrations, paging, pg, startup
-from services.kit.auth import caller_id
-from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import (
+from services.kit.peers import clients
+from services.kit.server import paging, startup
+from services.kit.stores import migrations, pg
+from services.kit.server.auth import caller_id
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.errors import (
     ApiError,
     already_exists,
     invalid_argument,
@@ -24,9 +26,9 @@ from services.kit.errors import (
     permission_denied,
     unavailable,
 )
-from services.kit.ids import IdGenerator, parse_id
-from services.kit.kafka import ORDERS_TOPIC, Producer, relay_ensuring_topic
-from services.kit.pg_outbox import PgOutbox
+from services.kit.server.ids import IdGenerator, parse_id
+from services.kit.events.kafka import ORDERS_TOPIC, Producer, relay_ensuring_topic
+from services.kit.events.pg_outbox import PgOutbox
 from services.orders import model
 from services.orders.cancel import Canceller
 from services.orders.saga import CompensationPending, Orchestrator, sweep_forever

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.kit.pg_outbox import PgOutbox
+from services.kit.events.pg_outbox import PgOutbox
 from services.orders import model
 from services.orders.model import Line
 

@@ -1,16 +1,16 @@
 """python -m services.payments: payments, the ledger, and the only caller of the payment provider."""
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 from services.payments.servicer import PaymentsServicer
 
 
 def main() -> None:
     settings = load_settings()
     servicer = PaymentsServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="payments",
             port=env_int("AVIARY_PAYMENTS_PORT", SERVICE_PORTS["payments"]),
             servicers=[

@@ -19,7 +19,7 @@ from typing import Callable
 
 from prometheus_client import Gauge, Histogram
 
-from services.kit.config import env_float, env_int
+from services.kit.settings import env_float, env_int
 from services.payments.rules import NOT_SENT_REASON
 from services.payments.provider import Charge, PaymentProvider, ProviderResult, ProviderUnavailable
 

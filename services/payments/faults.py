@@ -18,7 +18,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import replace
 
-from services.kit.config import env_float, env_int
+from services.kit.settings import env_float, env_int
 from services.payments.provider import Charge, PaymentProvider, ProviderResult, ProviderUnavailable
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from services.kit.errors import ApiError, failed_precondition, not_found, unavailable
-from services.kit.ids import IdGenerator
+from services.kit.server.errors import ApiError, failed_precondition, not_found, unavailable
+from services.kit.server.ids import IdGenerator
 from services.payments import rules
 from services.payments.provider import (
     Charge,

@@ -7,10 +7,10 @@ import logging
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
-from services.kit import startup
-from services.kit.config import Settings, env_str
-from services.kit.errors import invalid_argument, not_found
-from services.kit.ids import IdGenerator
+from services.kit.server import startup
+from services.kit.settings import Settings, env_str
+from services.kit.server.errors import invalid_argument, not_found
+from services.kit.server.ids import IdGenerator
 from services.payments import faults, validation
 from services.payments.breaker import GuardedProvider
 from services.payments.flows import PaymentFlows

@@ -28,9 +28,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.kit import migrations, pg
-from services.kit.config import Settings, env_float, env_int
-from services.kit.ids import IdGenerator
+from services.kit.stores import migrations, pg
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.ids import IdGenerator
 from services.payments import rules
 from services.payments.validation import AuthorizeInput
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import aiohttp
 import stripe
 
-from services.kit.config import env_float, env_str
+from services.kit.settings import env_float, env_str
 from services.payments.provider import Charge, ProviderResult, ProviderUnavailable
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from services.kit.errors import invalid_argument
-from services.kit.ids import parse_id
+from services.kit.server.errors import invalid_argument
+from services.kit.server.ids import parse_id
 
 AMOUNT_MIN = 1
 AMOUNT_MAX = 100_000_000_000

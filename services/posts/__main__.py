@@ -1,16 +1,16 @@
 """python -m services.posts: the posts service plus its outbox relay."""
 
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 from services.posts.servicer import PostsServicer
 
 
 def main() -> None:
     settings = load_settings()
     servicer = PostsServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="posts",
             port=env_int("AVIARY_POSTS_PORT", SERVICE_PORTS["posts"]),
             servicers=[

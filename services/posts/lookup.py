@@ -10,8 +10,8 @@ from typing import Awaitable, Callable, Generic, TypeVar
 import grpc
 
 from aviary.posts.v1 import posts_pb2
-from services.kit.cache import TtlCache
-from services.kit.engagement_overlay import with_originals
+from services.kit.stores.cache import TtlCache
+from services.kit.peers.engagement_overlay import with_originals
 
 log = logging.getLogger(__name__)
 

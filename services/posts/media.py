@@ -1,8 +1,7 @@
 """Media on posts, through the media service (posts never reads its store).
 
-- `check_media_ids`: CreatePost's media ids must exist and belong to the
-  author. When the media service cannot answer, the post is refused with
-  UNAVAILABLE: unchecked ids are never stored.
+- `check_media_ids`: CreatePost's media ids are listed once each and are
+  the author's own uploads (the kit's rule, services.kit.peers.media).
 - `attach_media`: hydrated posts carry their Media (url, type, size) in
   media_ids order. Reads degrade: with the media service down, posts come
   back without `media` (media_ids are always there) rather than failing.
@@ -16,13 +15,12 @@ from __future__ import annotations
 
 import logging
 
-import grpc
 
 from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit import clients
-from services.kit.config import env_float
-from services.kit.errors import invalid_argument, permission_denied, unavailable
+from services.kit.peers import clients, media
+from services.kit.settings import env_float
+from services.kit.server.errors import invalid_argument
 from services.posts.lookup import PeerLookup
 
 log = logging.getLogger(__name__)
@@ -55,20 +53,7 @@ async def check_media_ids(media_ids: list[int], author_id: int, timeout: float) 
         if media_id in seen:
             raise invalid_argument("media_ids", f"media {media_id} is listed more than once")
         seen.add(media_id)
-    try:
-        # Asked afresh, not from the cache: a write is checked by the owner of the data.
-        found = await _media.get(media_ids, timeout, cached=False)
-    except grpc.aio.AioRpcError as exc:
-        log.warning("media BatchGetMedia failed", extra={"code": exc.code().name, "details": exc.details()})
-        raise unavailable(f"cannot check media_ids right now (media service: {exc.code().name}); try again") from exc
-    for media_id in media_ids:
-        media = found.get(media_id)
-        if media is None:
-            raise invalid_argument("media_ids", f"media {media_id} does not exist; upload it first (POST /v1/media)")
-        if media.owner_id != str(author_id):
-            raise permission_denied(
-                f"media_ids: media {media_id} was uploaded by someone else; a post can only carry your own uploads"
-            )
+    await media.check_own_uploads(media_ids, author_id, timeout)
 
 
 async def attach_media(posts: list[posts_pb2.Post], timeout: float) -> None:

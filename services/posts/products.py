@@ -25,9 +25,9 @@ import grpc
 
 from aviary.catalog.v1 import catalog_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit import clients
-from services.kit.config import env_float
-from services.kit.errors import invalid_argument, unavailable
+from services.kit.peers import clients
+from services.kit.settings import env_float
+from services.kit.server.errors import invalid_argument, unavailable
 from services.posts.lookup import PeerLookup
 
 log = logging.getLogger(__name__)

@@ -9,24 +9,24 @@ hydration) that must never turn a durable write into an error.
 from __future__ import annotations
 
 import asyncio
-import functools
 import heapq
 import logging
 import os
 import socket
 
-from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
-from cassandra.cluster import NoHostAvailable
 from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError
 
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit import auth, clients, engagement_overlay, ids, kafka, paging, profiles, redis_client
-from services.kit.cache import TtlCache
-from services.kit.config import Settings, env_float
-from services.kit.errors import (
+from services.kit.events import kafka
+from services.kit.peers import clients, engagement_overlay, profiles
+from services.kit.server import auth, ids, paging
+from services.kit.stores import cql, redis_client
+from services.kit.stores.cache import TtlCache
+from services.kit.settings import Settings, env_float
+from services.kit.server.errors import (
     failed_precondition,
     invalid_argument,
     not_found,
@@ -45,22 +45,6 @@ log = logging.getLogger(__name__)
 MAX_MEDIA = 4
 MAX_PRODUCTS = 10
 MAX_BATCH_GET = 200
-
-_STORE_ERRORS = (Unavailable, Timeout, CoordinationFailure, OperationTimedOut, NoHostAvailable)
-
-
-def _store_errors_as_unavailable(method):
-    """Cassandra outages reach clients as UNAVAILABLE (retryable), not INTERNAL."""
-
-    @functools.wraps(method)
-    async def call(self, request, context):
-        try:
-            return await method(self, request, context)
-        except _STORE_ERRORS as exc:
-            log.warning("posts store unavailable", extra={"method": method.__name__, "error": repr(exc)})
-            raise unavailable("posts storage is temporarily unavailable; try again") from exc
-
-    return call
 
 
 class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
@@ -130,7 +114,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
 
     # -- RPCs ---------------------------------------------------------------
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def CreatePost(self, request: posts_pb2.CreatePostRequest, context) -> posts_pb2.Post:
         author_id = auth.caller_id(context)
         repost_of_id = ids.parse_optional_id(request.repost_of_id, "repost_of_id")
@@ -177,7 +161,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         await self._count_post(author_id, +1)
         return await self._hydrate_one(record, author_id, new=True)
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def RepostPost(self, request: posts_pb2.RepostPostRequest, context) -> posts_pb2.Post:
         caller = auth.caller_id(context)
         post_id = ids.parse_id(request.post_id, "post_id")
@@ -232,7 +216,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         users = await self._users_or_empty([record.author_id])
         return to_proto(record, users.get(record.author_id))
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def GetPost(self, request: posts_pb2.GetPostRequest, context) -> posts_pb2.Post:
         post_id = ids.parse_id(request.post_id, "post_id")
         viewer_id = auth.optional_caller_id(context)
@@ -241,7 +225,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             raise not_found(f"post {post_id} does not exist")
         return posts[0]
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def DeletePost(self, request: posts_pb2.DeletePostRequest, context) -> empty_pb2.Empty:
         caller = auth.caller_id(context)
         post_id = ids.parse_id(request.post_id, "post_id")
@@ -267,7 +251,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             log.info("post delete completed on retry", extra={"post_id": post_id, "author_id": caller})
         return empty_pb2.Empty()
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def ListUserPosts(self, request: posts_pb2.ListUserPostsRequest, context) -> posts_pb2.ListUserPostsResponse:
         if request.user_id == "me":
             user_id = auth.caller_id(context)
@@ -288,7 +272,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         next_token = paging.encode_token({"before": page[-1]}) if len(post_ids) > size else ""
         return posts_pb2.ListUserPostsResponse(posts=posts, next_page_token=next_token)
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def ListReplies(self, request: posts_pb2.ListRepliesRequest, context) -> posts_pb2.ListRepliesResponse:
         parent_id = ids.parse_id(request.post_id, "post_id")
         viewer_id = auth.optional_caller_id(context)
@@ -303,7 +287,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         next_token = paging.encode_token({"after": page[-1]}) if len(reply_ids) > size else ""
         return posts_pb2.ListRepliesResponse(posts=posts, next_page_token=next_token)
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def BatchGetPosts(self, request: posts_pb2.BatchGetPostsRequest, context) -> posts_pb2.BatchGetPostsResponse:
         post_ids = ids.parse_ids(request.post_ids, "post_ids", max_items=MAX_BATCH_GET)
         viewer_id = ids.parse_optional_id(request.viewer_id, "viewer_id") or None
@@ -313,7 +297,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         posts = await self._hydrate(records, viewer_id, engagement=not request.skip_engagement)
         return posts_pb2.BatchGetPostsResponse(posts=posts)
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def GetAuthorStats(self, request: posts_pb2.GetAuthorStatsRequest, context) -> posts_pb2.AuthorStats:
         if request.user_id == "me":
             user_id = auth.caller_id(context)
@@ -322,7 +306,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         count = await self.store.post_count(user_id)
         return posts_pb2.AuthorStats(user_id=str(user_id), post_count=count)
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def BatchGetAuthorStats(self, request, context) -> posts_pb2.BatchGetAuthorStatsResponse:
         user_ids = list(dict.fromkeys(ids.parse_ids(request.user_ids, "user_ids", max_items=MAX_BATCH_GET)))
         counts = await self.store.post_counts(user_ids) if user_ids else {}
@@ -330,7 +314,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             stats=[posts_pb2.AuthorStats(user_id=str(u), post_count=counts.get(u, 0)) for u in user_ids]
         )
 
-    @_store_errors_as_unavailable
+    @cql.outage_as_unavailable("posts storage")
     async def ListAuthorsPostIds(self, request, context) -> posts_pb2.ListAuthorsPostIdsResponse:
         authors = _checked_author_ids(request.author_ids)
         before = request.before_post_id or None
@@ -359,7 +343,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         while True:
             try:
                 records, paging_state = await self.store.scan_page(paging_state, batch_size)
-            except _STORE_ERRORS as exc:
+            except cql.OUTAGES as exc:
                 log.warning("post export interrupted", extra={"exported": exported, "error": repr(exc)})
                 raise unavailable("posts storage is temporarily unavailable; start the export again") from exc
             live = [to_created_event(r) for r in records if not r.deleted]

@@ -8,7 +8,7 @@ Tables:
                    counters with regular rows)
   reposts_by_user  a user's claim on reposting a post (one repost per user
                    and original: what makes RepostPost idempotent)
-  outbox           events waiting for the relay (services.kit.outbox)
+  outbox           events waiting for the relay (services.kit.events.outbox)
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
-from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
+from cassandra.query import UNSET_VALUE, PreparedStatement
 
 from aviary.events.v1 import events_pb2
-from services.kit import cql, kafka, outbox
-from services.kit.config import Settings
+from services.kit.events import kafka, outbox
+from services.kit.stores import cql
+from services.kit.settings import Settings
 from services.posts.model import PostRecord, timestamp_from_ms, to_created_event
 
 
@@ -189,7 +190,7 @@ class PostStore:
         acknowledged post always has its event waiting for the relay.
         """
         st = self._st
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch = outbox.OutboxBatch()
         batch.add(st.insert_post, _post_row(record))
         batch.add(st.insert_by_author, (record.author_id, record.post_id))
         if record.reply_to_id:
@@ -224,7 +225,7 @@ class PostStore:
     ) -> None:
         """Drops the post from its author's list (and its parent's thread) and
         stores the `deleted` event, atomically."""
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch = outbox.OutboxBatch()
         batch.add(self._st.delete_by_author, (author_id, post_id))
         if reply_to_id:
             batch.add(self._st.delete_reply, (reply_to_id, post_id))

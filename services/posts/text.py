@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from services.kit.errors import invalid_argument
+from services.kit.server.errors import invalid_argument
 
 MAX_TEXT_CHARS = 280
 MAX_HASHTAG_CHARS = 100

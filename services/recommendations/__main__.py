@@ -2,16 +2,16 @@
 consumer (engagement, post, graph, catalog and order events -> Redis)."""
 
 from aviary.recommendations.v1 import recommendations_pb2, recommendations_pb2_grpc
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 from services.recommendations.servicer import RecommendationsServicer
 
 
 def main() -> None:
     settings = load_settings()
     servicer = RecommendationsServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="recommendations",
             port=env_int("AVIARY_RECOMMENDATIONS_PORT", SERVICE_PORTS["recommendations"]),
             servicers=[

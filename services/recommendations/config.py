@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.kit.config import env_float, env_int, env_str
+from services.kit.settings import env_float, env_int, env_str
 
 _PREFIX = "AVIARY_RECOMMENDATIONS_"
 HOUR_MS = 3_600_000

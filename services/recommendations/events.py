@@ -13,9 +13,17 @@ from prometheus_client import Counter
 
 from aviary.events.v1 import events_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit import clients, ids
-from services.kit.cache import TtlCache
-from services.kit.kafka import CATALOG_TOPIC, ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC, PoisonRecord
+from services.kit.peers import clients
+from services.kit.server import ids
+from services.kit.stores.cache import TtlCache
+from services.kit.events.kafka import (
+    CATALOG_TOPIC,
+    ENGAGEMENT_TOPIC,
+    GRAPH_TOPIC,
+    ORDERS_TOPIC,
+    POSTS_TOPIC,
+    PoisonRecord,
+)
 from services.recommendations import scoring
 from services.recommendations.config import RecommendationsConfig
 from services.recommendations.scoring import Decay, EngagementRecord, Weights

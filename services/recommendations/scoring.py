@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aviary.recommendations.v1 import recommendations_pb2
-from services.kit.errors import invalid_argument
+from services.kit.server.errors import invalid_argument
 
 ENGAGED = recommendations_pb2.RECOMMENDATION_REASON_ENGAGED
 FOLLOWED_SELLER = recommendations_pb2.RECOMMENDATION_REASON_FOLLOWED_SELLER

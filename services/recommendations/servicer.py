@@ -13,11 +13,13 @@ from prometheus_client import Histogram
 
 from aviary.catalog.v1 import catalog_pb2
 from aviary.recommendations.v1 import recommendations_pb2, recommendations_pb2_grpc
-from services.kit import clients, paging, redis_client, startup
-from services.kit.auth import caller_id
-from services.kit.config import Settings
-from services.kit.errors import unavailable
-from services.kit.kafka import ConsumerLoop
+from services.kit.peers import clients
+from services.kit.server import paging, startup
+from services.kit.stores import redis_client
+from services.kit.server.auth import caller_id
+from services.kit.settings import Settings
+from services.kit.server.errors import unavailable
+from services.kit.events.kafka import ConsumerLoop
 from services.recommendations import scoring
 from services.recommendations.config import RecommendationsConfig
 from services.recommendations.events import TOPICS, EventApplier

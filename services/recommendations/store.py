@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as redis
 
-from services.kit import redis_client
-from services.kit.config import Settings
+from services.kit.stores import redis_client
+from services.kit.settings import Settings
 from services.recommendations.config import RecommendationsConfig
 from services.recommendations.scoring import EngagementRecord
 

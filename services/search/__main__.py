@@ -2,16 +2,16 @@
 product events from Kafka -> OpenSearch)."""
 
 from aviary.search.v1 import search_pb2, search_pb2_grpc
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 from services.search.servicer import SearchServicer
 
 
 def main() -> None:
     settings = load_settings()
     servicer = SearchServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="search",
             port=env_int("AVIARY_SEARCH_PORT", SERVICE_PORTS["search"]),
             servicers=[

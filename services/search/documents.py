@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 
 from aviary.events.v1 import events_pb2
-from services.kit.errors import invalid_argument
+from services.kit.server.errors import invalid_argument
 
 POSTS_INDEX = "aviary-posts-v1"
 PRODUCTS_INDEX = "aviary-products-v1"

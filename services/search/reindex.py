@@ -51,9 +51,10 @@ from opensearchpy.helpers import async_scan, async_streaming_bulk
 
 from aviary.catalog.v1 import catalog_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit import clients, ids
-from services.kit.config import env_float, env_str
-from services.kit.logs import setup_logging
+from services.kit.peers import clients
+from services.kit.server import ids
+from services.kit.settings import env_float, env_str
+from services.kit.server.logs import setup_logging
 from services.search import documents, indices
 
 log = logging.getLogger("services.search.reindex")

@@ -16,11 +16,12 @@ from aviary.catalog.v1 import catalog_pb2
 from aviary.events.v1 import events_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.search.v1 import search_pb2, search_pb2_grpc
-from services.kit import clients, paging, startup
-from services.kit.auth import optional_caller_id
-from services.kit.config import Settings, env_str
-from services.kit.errors import invalid_argument, unavailable
-from services.kit.kafka import CATALOG_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord
+from services.kit.peers import clients
+from services.kit.server import paging, startup
+from services.kit.server.auth import optional_caller_id
+from services.kit.settings import Settings, env_str
+from services.kit.server.errors import invalid_argument, unavailable
+from services.kit.events.kafka import CATALOG_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord
 from services.search import documents, indices
 
 log = logging.getLogger(__name__)

@@ -1,14 +1,14 @@
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 from services.timeline.servicer import TimelineServicer
 
 
 def main() -> None:
     settings = load_settings()
     servicer = TimelineServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="timeline",
             port=env_int("AVIARY_TIMELINE_PORT", SERVICE_PORTS["timeline"]),
             servicers=[

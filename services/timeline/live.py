@@ -3,7 +3,7 @@
 Writers publish each new entry's member on `live:tl:{user}` (a fanned-out
 delivery) or `live:ai:{author}` (an author's new post; followers of celebrities
 and the author themself listen there). The multiplexing subscriber that serves
-every watcher of a process is the kit's `services.kit.live.LiveHub`.
+every watcher of a process is the kit's `services.kit.events.live.LiveHub`.
 """
 
 from __future__ import annotations

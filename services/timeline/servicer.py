@@ -14,13 +14,15 @@ from prometheus_client import Counter, Histogram
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit import clients, engagement_overlay, redis_client, startup
-from services.kit.auth import caller_id
-from services.kit.cache import TtlCache
-from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import invalid_argument, unavailable
-from services.kit.live import LiveHub
-from services.kit.paging import encode_token, int_cursor, page_size
+from services.kit.peers import clients, engagement_overlay
+from services.kit.server import startup
+from services.kit.stores import redis_client
+from services.kit.server.auth import caller_id
+from services.kit.stores.cache import TtlCache
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.errors import invalid_argument, unavailable
+from services.kit.events.live import LiveHub
+from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.timeline.entries import (
     Entry,
     Stored,
@@ -108,20 +110,20 @@ def _checked_op(op: int) -> int:
     return op
 
 
-def _checked_entry(entry: timeline_pb2.TimelineEntry) -> Entry:
+def _checked_entry(entry: timeline_pb2.TimelineEntry, field: str = "entry") -> Entry:
     if entry.post_id <= 0:
-        raise invalid_argument("entry.post_id", f"must be a positive id, got {entry.post_id}")
+        raise invalid_argument(f"{field}.post_id", f"must be a positive id, got {entry.post_id}")
     if entry.author_id <= 0:
-        raise invalid_argument("entry.author_id", f"must be a positive id, got {entry.author_id}")
+        raise invalid_argument(f"{field}.author_id", f"must be a positive id, got {entry.author_id}")
     return Entry(entry.post_id, entry.author_id)
 
 
-def _checked_user_ids(user_ids) -> list[int]:
+def _checked_user_ids(user_ids, field: str = "user_ids") -> list[int]:
     if len(user_ids) > MAX_USERS_PER_BATCH:
-        raise invalid_argument("user_ids", f"at most {MAX_USERS_PER_BATCH} per batch, got {len(user_ids)}")
+        raise invalid_argument(field, f"at most {MAX_USERS_PER_BATCH} per batch, got {len(user_ids)}")
     for i, user_id in enumerate(user_ids):
         if user_id <= 0:
-            raise invalid_argument(f"user_ids[{i}]", f"must be a positive id, got {user_id}")
+            raise invalid_argument(f"{field}[{i}]", f"must be a positive id, got {user_id}")
     return list(user_ids)
 
 
@@ -261,6 +263,26 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             copied += await self.store.apply_author_status(user_ids, [] if request.celebrity else members)
             timelines += len(user_ids)
         return timeline_pb2.ApplyAuthorStatusResponse(timelines=timelines, copied=copied)
+
+    # --- delivery checks (internal: operators and benchmarks) -------------------
+
+    async def FindMissingEntries(self, request, context) -> timeline_pb2.FindMissingEntriesResponse:
+        # Validated whole before anything is read, like a delivery batch.
+        lookups = [
+            (
+                _checked_entry(lookup.entry, f"lookups[{i}].entry"),
+                _checked_user_ids(lookup.user_ids, f"lookups[{i}].user_ids"),
+            )
+            for i, lookup in enumerate(request.lookups)
+        ]
+        total = sum(len(user_ids) for _, user_ids in lookups)
+        if total > MAX_USERS_PER_BATCH:
+            raise invalid_argument("lookups", f"at most {MAX_USERS_PER_BATCH} user ids in all, got {total}")
+        held = iter(await self.store.holding([(entry, u) for entry, user_ids in lookups for u in user_ids]))
+        missing = [
+            timeline_pb2.MissingEntry(user_ids=[u for u in user_ids if not next(held)]) for _, user_ids in lookups
+        ]
+        return timeline_pb2.FindMissingEntriesResponse(missing=missing)
 
     async def _not_by(self, author_id: int, members: list[bytes]) -> list[bytes]:
         if not members:

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import redis.asyncio as redis
+from redis.exceptions import ResponseError
 
-from services.kit import redis_bulk, redis_client
-from services.kit.config import Settings
+from services.kit.stores import redis_bulk, redis_client
+from services.kit.settings import Settings
 from services.timeline.entries import (
     Entry,
     author_fingerprint,
@@ -302,6 +303,36 @@ class TimelineStore:
         if members:
             await self._redis.zrem(home_key(user_id), *members)
 
+    async def holding(self, wanted: Sequence[tuple[Entry, int]]) -> list[bool]:
+        """For each (entry, user), whether the user's home timeline holds the
+        entry, in one round trip."""
+        if not wanted:
+            return []
+        scores = await self._bulk.read(
+            [(b"ZSCORE", home_key(user_id), encode_member(e.post_id, e.author_id)) for e, user_id in wanted]
+        )
+        return [score is not None for score in scores]
+
+    # -- bulk (python -m services.timeline.load) ------------------------------------
+
+    async def mark_many_active(self, user_ids: Sequence[int], ttl_seconds: int) -> None:
+        """mark_active for many users in one round trip (their timelines are not rebuilt)."""
+        ttl = str(ttl_seconds).encode()
+        commands = []
+        for user_id in user_ids:
+            commands.append((b"SET", seen_key(user_id), b"1", b"EX", ttl))
+            commands.append((b"EXPIRE", home_key(user_id), ttl))
+        _raise_errors(await self._bulk.execute(commands), "activity marks")
+
+    async def forget_users(self, user_ids: Sequence[int]) -> None:
+        """Deletes every key kept for these readers (timeline, activity mark,
+        cached celebrity list and its generation) in one round trip. Their own
+        posts' author indexes stay: those belong to the posts."""
+        replies = await self._bulk.execute(
+            [(b"UNLINK", home_key(u), seen_key(u), *_celebrity_keys(u)) for u in user_ids]
+        )
+        _raise_errors(replies, "deletes")
+
 
 _GENERATION_MS = CELEBRITY_GENERATION_SECONDS * 1000
 
@@ -319,6 +350,12 @@ class FirstRead:
 def _newest_below(key: str, upper_bound: bytes, limit: int) -> tuple:
     """ZRANGE for the newest `limit` members below `upper_bound` (members sort by post id)."""
     return (b"ZRANGE", key, upper_bound, b"-", b"BYLEX", b"REV", b"LIMIT", b"0", str(limit).encode())
+
+
+def _raise_errors(replies: list, what: str) -> None:
+    errors = [r for r in replies if isinstance(r, redis_bulk.ReplyError)]
+    if errors:
+        raise ResponseError(f"{len(errors)} of {len(replies)} {what} failed: {errors[0]}")
 
 
 def _celebrity_keys(user_id: int) -> list[str]:

@@ -2,16 +2,16 @@
 (post events from Kafka -> windowed counts in Redis)."""
 
 from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
-from services.kit import server
-from services.kit.config import SERVICE_PORTS, env_int, load_settings
+from services.kit.server import service
+from services.kit.settings import SERVICE_PORTS, env_int, load_settings
 from services.trends.servicer import TrendsServicer
 
 
 def main() -> None:
     settings = load_settings()
     servicer = TrendsServicer(settings)
-    server.run(
-        server.Service(
+    service.run(
+        service.Service(
             name="trends",
             port=env_int("AVIARY_TRENDS_PORT", SERVICE_PORTS["trends"]),
             servicers=[

@@ -35,10 +35,10 @@ from redis.exceptions import RedisError
 
 from aviary.events.v1 import events_pb2
 from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
-from services.kit import ids, paging, startup
-from services.kit.config import Settings, env_float, env_int
-from services.kit.errors import unavailable
-from services.kit.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
+from services.kit.server import ids, paging, startup
+from services.kit.settings import Settings, env_float, env_int
+from services.kit.server.errors import unavailable
+from services.kit.events.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
 from services.trends.store import TrendsStore
 from services.trends.windows import Decision, TrendRow, Window, countable_tags
 

@@ -31,8 +31,8 @@ from typing import Sequence
 
 import redis.asyncio as redis
 
-from services.kit import redis_client
-from services.kit.config import Settings
+from services.kit.stores import redis_client
+from services.kit.settings import Settings
 from services.trends.windows import Decision, TrendRow, Window
 
 # The bucket a user is counted in for a tag: the newest in their marker

@@ -14,7 +14,7 @@ import httpx
 import psycopg
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
-from services.kit.config import load_settings, service_addr
+from services.kit.settings import load_settings, service_addr
 from tests.conftest import unique_username
 from tests.e2e.edge import PASSWORD, Account, sign_up
 

@@ -21,8 +21,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.fanout.worker import CONSUMER_GROUP as FANOUT_GROUP
-from services.kit.config import load_settings
-from services.kit.kafka import POSTS_TOPIC, TOPICS
+from services.kit.settings import load_settings
+from services.kit.events.kafka import POSTS_TOPIC, TOPICS
 from services.posts.store import _author_key
 from services.timeline.entries import decode_member, home_key
 from tests.e2e.edge import Account, post

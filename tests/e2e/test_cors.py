@@ -16,7 +16,7 @@ import pytest
 from devstack import config
 from devstack.edge import cors_policy, render_config
 from devstack.services import GATEWAY_PORT, KEYS_DIR
-from services.kit.config import SERVICE_PORTS
+from services.kit.settings import SERVICE_PORTS
 from tests.integration.support import free_port
 
 pytestmark = pytest.mark.e2e

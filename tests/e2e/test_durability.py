@@ -30,7 +30,7 @@ CONSUMER_GROUPS = ["fanout", "engagement", "notifications"]
 def _consumer_groups_stable() -> bool:
     from kafka import KafkaAdminClient
 
-    from services.kit.config import load_settings
+    from services.kit.settings import load_settings
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=load_settings().kafka_bootstrap, request_timeout_ms=5000)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.kit.config import SERVICE_PORTS
+from services.kit.settings import SERVICE_PORTS
 
 from tests.e2e.edge import error_message, post, sign_up
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from services.kit.kafka import GRAPH_TOPIC, POSTS_TOPIC
+from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC
 from services.timeline.entries import home_key
 from tests.conftest import FANOUT_THRESHOLD, REDIS_URL
 from tests.e2e.edge import follow, sign_up, wait_until

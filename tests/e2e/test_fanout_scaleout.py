@@ -22,8 +22,8 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from services.kit.config import SERVICE_PORTS
-from services.kit.kafka import GRAPH_TOPIC, POSTS_TOPIC, TOPICS
+from services.kit.settings import SERVICE_PORTS
+from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, TOPICS
 from services.timeline import entries
 from services.timeline.entries import author_key, home_key
 from tests.conftest import FANOUT_THRESHOLD, REDIS_URL
@@ -50,7 +50,7 @@ READERS = 6
 AUTHORS = 12  # more are signed up if these do not cover both workers' partitions
 POSTS_PER_AUTHOR = 5
 MAIN_METRICS_PORT = SERVICE_PORTS["fanout"] + 1000  # devstack sets no AVIARY_METRICS_PORT
-SESSION_TIMEOUT_SECONDS = 10  # services.kit.kafka.ConsumerLoop's session_timeout_ms
+SESSION_TIMEOUT_SECONDS = 10  # services.kit.events.kafka.ConsumerLoop's session_timeout_ms
 
 
 @pytest.fixture

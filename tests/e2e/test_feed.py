@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from services.kit.ids import min_id_at
-from services.kit.paging import encode_token
+from services.kit.server.ids import min_id_at
+from services.kit.server.paging import encode_token
 from tests.e2e.commerce import create_product, sign_up_seller
 from tests.e2e.edge import error_message, follow, home_ids, post, sign_up, wait_until
 from tests.e2e.fanout_support import devstack, pid_info

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import pytest
 from PIL import Image
 
-from services.kit import ids
+from services.kit.server import ids
 from services.media.store import KEYSPACE, ObjectStoreSettings, s3_client
 from services.media.validation import IMAGE_TYPES, MiB, sniff
 from tests import media_files

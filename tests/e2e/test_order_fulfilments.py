@@ -15,7 +15,7 @@ import pytest
 
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from aviary.payments.v1 import payments_pb2
-from services.kit.config import service_addr
+from services.kit.settings import service_addr
 from tests.e2e.commerce import (
     add_to_cart,
     checkout,

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
-from services.kit.config import service_addr
+from services.kit.settings import service_addr
 from tests.e2e.commerce import add_to_cart, checkout, create_product, sign_up_seller
 from tests.e2e.edge import error_message, sign_up, wait_until
 

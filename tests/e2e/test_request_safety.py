@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from services.kit.paging import encode_token
+from services.kit.server.paging import encode_token
 from tests.e2e.commerce import add_to_cart, checkout, create_product, sign_up_seller
 from tests.e2e.edge import error_message, post, sign_up
 

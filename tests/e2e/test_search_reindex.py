@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 
-from services.kit import ids
+from services.kit.server import ids
 from services.search import documents
 from tests.e2e.commerce import create_product, sign_up_seller
 from tests.e2e.edge import post, sign_up, wait_until

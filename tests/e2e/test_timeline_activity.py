@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit.config import service_addr
+from services.kit.settings import service_addr
 from services.timeline.entries import home_key, seen_key
 from tests.conftest import REDIS_URL
 from tests.e2e.edge import follow, home_ids, post, sign_up, wait_until

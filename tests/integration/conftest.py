@@ -9,7 +9,7 @@ from aviary.catalog.v1 import catalog_pb2_grpc
 from aviary.graph.v1 import graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
-from services.kit.config import service_addr
+from services.kit.settings import service_addr
 from tests.integration.support import wait_serving
 
 

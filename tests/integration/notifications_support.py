@@ -14,8 +14,8 @@ import pytest
 
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
-from services.kit.config import load_settings, service_addr
-from services.kit.kafka import Producer
+from services.kit.settings import load_settings, service_addr
+from services.kit.events.kafka import Producer
 from tests.integration.support import User, wait_serving
 
 NT = notifications_pb2

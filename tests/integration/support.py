@@ -13,8 +13,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaConsumer, TopicPartition
 
-from services.kit.config import load_settings
-from services.kit.kafka import TOPICS, ensure_topics
+from services.kit.settings import load_settings
+from services.kit.events.kafka import TOPICS, ensure_topics
 
 
 @dataclass

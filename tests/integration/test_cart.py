@@ -31,7 +31,7 @@ from aviary.catalog.v1 import catalog_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from services.cart.model import Line, cart_key, checkout_marker_key, encode_line
 from services.cart.store import CartStore
-from services.kit.config import Settings, service_addr
+from services.kit.settings import Settings, service_addr
 from tests.integration.support import free_port, stop_process, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -26,8 +26,8 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit.config import service_addr
-from services.kit.kafka import CATALOG_TOPIC
+from services.kit.settings import service_addr
+from services.kit.events.kafka import CATALOG_TOPIC
 from tests.media_files import png
 from tests.media_files import video as real_video
 from tests.integration.support import TopicReader, free_port, stop_process, wait_serving

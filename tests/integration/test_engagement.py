@@ -24,8 +24,8 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.engagement.counters import DIRTY_KEY, counter_key
 from services.engagement.liked import FLOOR, LikedCache, liked_key
 from services.engagement.store import EngagementStore
-from services.kit.config import load_settings, service_addr
-from services.kit.kafka import ENGAGEMENT_TOPIC, TOPICS, ensure_topics
+from services.kit.settings import load_settings, service_addr
+from services.kit.events.kafka import ENGAGEMENT_TOPIC, TOPICS, ensure_topics
 from tests.conftest import REDIS_URL
 
 PASSWORD = "correct horse battery"

@@ -19,7 +19,7 @@ from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit.config import service_addr
+from services.kit.settings import service_addr
 from services.timeline.entries import author_key, celebrity_cache_key, decode_member, encode_member, home_key
 from tests.integration.support import User, wait_serving
 

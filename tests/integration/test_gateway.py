@@ -11,8 +11,8 @@ import secrets
 import pytest
 
 from gateway.ratelimit import Limit, RateLimiter, action_of, bucket_key
-from services.kit.redis_bulk import BulkRedis
-from services.kit.config import load_settings
+from services.kit.stores.redis_bulk import BulkRedis
+from services.kit.settings import load_settings
 
 
 @pytest.fixture

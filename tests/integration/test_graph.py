@@ -18,8 +18,8 @@ from kafka import KafkaConsumer, TopicPartition
 from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2
-from services.kit.config import load_settings, service_addr
-from services.kit.kafka import GRAPH_TOPIC
+from services.kit.settings import load_settings, service_addr
+from services.kit.events.kafka import GRAPH_TOPIC
 
 THRESHOLD = int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3"))
 

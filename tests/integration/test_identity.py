@@ -12,7 +12,7 @@ import pytest
 
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2
-from services.kit.auth import verify_token
+from services.kit.server.auth import verify_token
 
 PASSWORD = "correct horse battery"
 

@@ -22,7 +22,7 @@ import pytest
 
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from devstack import edge
-from services.kit.config import REPO_ROOT, SERVICE_PORTS, STATE_DIR
+from services.kit.settings import REPO_ROOT, SERVICE_PORTS, STATE_DIR
 from tests.integration.support import free_port, stop_process, wait_serving
 
 PASSWORD = "correct horse battery"

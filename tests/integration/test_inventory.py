@@ -17,8 +17,8 @@ import pytest
 
 from aviary.inventory.v1 import inventory_pb2 as pb
 from aviary.inventory.v1 import inventory_pb2_grpc
-from services.kit.config import service_addr
-from services.kit.ids import IdGenerator
+from services.kit.settings import service_addr
+from services.kit.server.ids import IdGenerator
 
 HELD = pb.RESERVATION_STATE_HELD
 COMMITTED = pb.RESERVATION_STATE_COMMITTED

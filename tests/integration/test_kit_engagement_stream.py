@@ -1,4 +1,4 @@
-"""services.kit.engagement_stream against the running engagement service:
+"""services.kit.peers.engagement_stream against the running engagement service:
 batches streamed over one call with their answers matched back by id, errors
 answered per batch, and nothing lost when the stream breaks (the batches go
 unary, and a new stream opens after a pause)."""
@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from aviary.engagement.v1 import engagement_pb2
-from services.kit import clients, engagement_stream
-from services.kit.engagement_stream import BatchFailed, EngagementBatches
+from services.kit.peers import clients, engagement_stream
+from services.kit.peers.engagement_stream import BatchFailed, EngagementBatches
 
 TIMEOUT = 10.0
 

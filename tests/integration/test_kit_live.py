@@ -1,4 +1,4 @@
-"""services.kit.live.LiveHub on the real Redis: one subscription per channel
+"""services.kit.events.live.LiveHub on the real Redis: one subscription per channel
 shared by every watcher of a process, raw messages fanned out to each."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import secrets
 
 import redis.asyncio as redis
 
-from services.kit.config import load_settings
-from services.kit.live import LiveHub
+from services.kit.settings import load_settings
+from services.kit.events.live import LiveHub
 
 
 async def _drain(queue: asyncio.Queue, count: int, timeout: float = 3.0) -> list:

@@ -8,8 +8,10 @@ import random
 import pytest
 import redis.asyncio as redis
 
-from services.kit import profiles, redis_client
-from services.kit.config import load_settings
+from services.kit.peers import profiles
+
+from services.kit.stores import redis_client
+from services.kit.settings import load_settings
 
 
 @pytest.fixture

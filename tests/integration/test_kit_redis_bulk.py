@@ -1,4 +1,4 @@
-"""services.kit.redis_bulk.BulkRedis on the real Redis: many commands in one
+"""services.kit.stores.redis_bulk.BulkRedis on the real Redis: many commands in one
 round trip, replies in order, errors as values, its connections reused and a
 broken one discarded; reads sent again on a fresh connection."""
 
@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
-from services.kit.config import load_settings
-from services.kit.redis_bulk import BulkRedis, ReplyError, pack_command
+from services.kit.settings import load_settings
+from services.kit.stores.redis_bulk import BulkRedis, ReplyError, pack_command
 
 
 @contextlib.asynccontextmanager

@@ -19,9 +19,9 @@ from grpc_status import rpc_status
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2
-from services.kit.config import service_addr
-from services.kit.errors import BACKEND_UNAVAILABLE, unavailable
-from services.kit.server import KitInterceptor
+from services.kit.settings import service_addr
+from services.kit.server.errors import BACKEND_UNAVAILABLE, unavailable
+from services.kit.server.service import KitInterceptor
 from tests.integration.support import free_port
 
 TIMEOUT = 10.0

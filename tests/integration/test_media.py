@@ -24,8 +24,8 @@ from PIL import Image
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from devstack.backends import cassandra_session
-from services.kit import ids
-from services.kit.config import load_settings, service_addr
+from services.kit.server import ids
+from services.kit.settings import load_settings, service_addr
 from services.media.servicer import MediaServicer
 from services.media.store import KEYSPACE, MediaRecord, ObjectStore, ObjectStoreSettings, s3_client
 from services.media.validation import IMAGE_TYPES, MiB, sniff

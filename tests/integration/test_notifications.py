@@ -26,9 +26,9 @@ from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.notifications.v1 import notifications_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit.config import load_settings
-from services.kit.ids import IdGenerator
-from services.kit.kafka import ENGAGEMENT_TOPIC
+from services.kit.settings import load_settings
+from services.kit.server.ids import IdGenerator
+from services.kit.events.kafka import ENGAGEMENT_TOPIC
 from tests.integration.notifications_support import RPC_TIMEOUT, NotificationsHarness
 from tests.integration.support import User
 
@@ -373,7 +373,7 @@ def test_watch_streams_new_and_grown_notifications(stack):
 
 
 async def _notifier_pair():
-    from services.kit import redis_client
+    from services.kit.stores import redis_client
     from services.notifications.notifier import Notifier
     from services.notifications.store import NotificationStore
 

@@ -22,9 +22,9 @@ import pytest
 
 from aviary.events.v1 import events_pb2
 from aviary.notifications.v1 import notifications_pb2
-from services.kit.config import load_settings
-from services.kit.ids import IdGenerator
-from services.kit.kafka import ORDERS_TOPIC, ensure_topics
+from services.kit.settings import load_settings
+from services.kit.server.ids import IdGenerator
+from services.kit.events.kafka import ORDERS_TOPIC, ensure_topics
 from tests.conftest import EDGE_URL
 from tests.integration.notifications_support import NotificationsHarness
 from tests.integration.support import User
@@ -223,7 +223,7 @@ def test_order_notices_read_over_http_through_envoy(stack):
 
 
 async def _notifier_pair():
-    from services.kit import redis_client
+    from services.kit.stores import redis_client
     from services.notifications.notifier import Notifier
     from services.notifications.store import NotificationStore
 

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from services.kit import migrations, pg
-from services.kit.config import load_settings
+from services.kit.stores import migrations, pg
+from services.kit.settings import load_settings
 from services.orders.store import OrdersStore
 
 SINGLE, MULTI, UNCONFIRMED = 101, 102, 103

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from google.rpc import error_details_pb2
 
-from services.kit import pg
-from services.kit.config import load_settings
-from services.kit.ids import IdGenerator
+from services.kit.stores import pg
+from services.kit.settings import load_settings
+from services.kit.server.ids import IdGenerator
 from services.orders import model
 from services.orders.store import OrdersStore
 

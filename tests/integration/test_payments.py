@@ -21,7 +21,7 @@ import pytest
 
 from aviary.payments.v1 import payments_pb2 as pb
 from aviary.payments.v1 import payments_pb2_grpc
-from services.kit.config import service_addr
+from services.kit.settings import service_addr
 from tests.e2e.fanout_support import devstack, pid_info, process_gone
 
 PS = pb.PaymentStatus

@@ -20,9 +20,9 @@ import pytest
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit import ids
-from services.kit.config import service_addr
-from services.kit.kafka import POSTS_TOPIC
+from services.kit.server import ids
+from services.kit.settings import service_addr
+from services.kit.events.kafka import POSTS_TOPIC
 from tests.integration.support import TopicReader, free_port, stop_process, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from aviary.events.v1 import events_pb2
-from services.kit import clients
-from services.kit.config import load_settings
-from services.kit.kafka import CATALOG_TOPIC, ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
+from services.kit.peers import clients
+from services.kit.settings import load_settings
+from services.kit.events.kafka import CATALOG_TOPIC, ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
 from services.recommendations.config import RecommendationsConfig
 from services.recommendations.events import EventApplier
 from services.recommendations.scoring import ENGAGED, FOLLOWED_SELLER, Decay

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit.config import Settings, service_addr
+from services.kit.settings import Settings, service_addr
 from services.timeline.entries import (
     MEMBER_BYTES,
     author_fingerprint,

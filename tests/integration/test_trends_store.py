@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from aviary.trends.v1 import trends_pb2
-from services.kit.config import Settings
-from services.kit.errors import ApiError
+from services.kit.settings import Settings
+from services.kit.server.errors import ApiError
 from services.trends.servicer import TrendsServicer
 from services.trends.store import TrendsStore
 from services.trends.windows import Decision, Window, decide, rank

@@ -20,7 +20,7 @@ from services.cart.model import (
     priced_cart,
     raw_cart,
 )
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 
 NOW_MS = 1_800_000_000_000
 

@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from aviary.cart.v1 import cart_pb2
 from aviary.catalog.v1 import catalog_pb2
 from services.cart.servicer import OPERATIONS, _checked_bought, _purchasable, counted
-from services.kit.errors import ApiError, not_found
+from services.kit.server.errors import ApiError, not_found
 
 
 def test_purchasable_product_is_known_and_active():

@@ -4,7 +4,7 @@ import grpc
 import pytest
 
 from services.catalog import validation
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 
 
 def _message(call, *args) -> str:

@@ -15,7 +15,7 @@ from services.fanout.events import (
     delivery_request,
     event_age_seconds,
 )
-from services.kit.kafka import GRAPH_TOPIC, POSTS_TOPIC, PoisonRecord
+from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, PoisonRecord
 
 
 def ts(seconds: int, nanos: int = 0) -> Timestamp:

@@ -7,7 +7,7 @@ import pytest
 
 from aviary.events.v1 import events_pb2
 from services.graph import rules
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 
 
 def test_split_page_with_more_rows_returns_cursor_at_last_id_of_page():

@@ -16,8 +16,8 @@ import yaml
 
 from devstack import edge
 from devstack.config import go_binary
-from services.kit.auth import ensure_keys
-from services.kit.config import SERVICE_PORTS
+from services.kit.server.auth import ensure_keys
+from services.kit.settings import SERVICE_PORTS
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "aviary"

@@ -8,7 +8,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from services.identity.passwords import Passwords
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 
 
 class GatedHasher(PasswordHasher):

@@ -4,8 +4,8 @@ import grpc
 import pytest
 
 from services.identity import validation
-from services.kit.cache import TtlCache
-from services.kit.errors import ApiError
+from services.kit.stores.cache import TtlCache
+from services.kit.server.errors import ApiError
 
 
 @pytest.mark.parametrize("username", ["abc", "A_1", "x" * 15, "___", "Bob_2024"])
@@ -161,7 +161,7 @@ def test_cache_never_grows_past_max_entries():
 
 def test_profile_rules():
     from services.identity import validation
-    from services.kit.errors import ApiError
+    from services.kit.server.errors import ApiError
 
     assert validation.check_display_name("  Ada  ") == "Ada"
     assert validation.check_bio(" line one\nline two ") == "line one\nline two"

@@ -6,7 +6,7 @@ import pytest
 from aviary.inventory.v1 import inventory_pb2 as pb
 from services.inventory import validation
 from services.inventory.validation import Line
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 
 
 def _items(*pairs):

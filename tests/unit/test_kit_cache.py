@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.kit.cache import TtlCache
+from services.kit.stores.cache import TtlCache
 
 
 def test_entries_expire_after_the_ttl():

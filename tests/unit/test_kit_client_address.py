@@ -1,6 +1,6 @@
 """The client address as Envoy finds it (use_remote_address, xff_num_trusted_hops)."""
 
-from services.kit import client_address
+from services.kit.server import client_address
 
 
 def test_without_trusted_hops_the_client_is_the_peer_envoy_appended():

@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import any_pb2, wrappers_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from services.kit import errors
+from services.kit.server import errors
 
 
 @pytest.mark.parametrize(

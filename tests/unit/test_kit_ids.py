@@ -1,6 +1,6 @@
 """Snowflake ids: ordering and the time <-> id helpers the outbox relies on."""
 
-from services.kit.ids import IdGenerator, min_id_at, timestamp_ms
+from services.kit.server.ids import IdGenerator, min_id_at, timestamp_ms
 
 
 def test_ids_increase_and_carry_their_time():

@@ -8,8 +8,8 @@ import json
 import grpc
 import pytest
 
-from services.kit import paging
-from services.kit.errors import ApiError
+from services.kit.server import paging
+from services.kit.server.errors import ApiError
 
 
 def _b64(raw: bytes) -> str:

@@ -1,4 +1,4 @@
-"""The kit's request checks (services/kit/requests.py) on plain messages."""
+"""The kit's request checks (services/kit/server/requests.py) on plain messages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.rpc import error_details_pb2
 
 from aviary.orders.v1 import orders_pb2
-from services.kit import requests
+from services.kit.server import requests
 
 F = descriptor_pb2.FieldDescriptorProto
 

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from PIL import Image, ImageCms, ImageSequence
 
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 from services.media import images, videos
 from services.media.images import PixelLimits
 from services.media.validation import Limits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 from services.media import validation
 from services.media.validation import MiB, Limits, check_upload, normalize_content_type, sniff
 from tests import media_files

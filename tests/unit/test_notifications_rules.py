@@ -7,8 +7,8 @@ import pytest
 
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
-from services.kit.ids import EPOCH_MS, WORKER_BITS, SEQUENCE_BITS
-from services.kit.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
+from services.kit.server.ids import EPOCH_MS, WORKER_BITS, SEQUENCE_BITS
+from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
 from services.notifications import rules
 from services.notifications.rules import (
     FOLLOW,

@@ -4,7 +4,7 @@ import grpc
 import pytest
 
 from aviary.orders.v1 import orders_pb2
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 from services.orders import model
 from services.orders.model import Line
 

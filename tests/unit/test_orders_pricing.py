@@ -4,7 +4,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 from services.orders import model, pricing
 from services.orders.model import Line
 

@@ -4,7 +4,7 @@ import grpc
 import pytest
 
 from aviary.payments.v1 import payments_pb2
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 from services.payments import rules, validation
 from services.payments.provider import provider_idempotency_key
 from services.payments.rules import Action, TransitionRefused

@@ -7,7 +7,7 @@ import pytest
 
 from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 from services.posts import media as post_media
 
 AUTHOR = 111

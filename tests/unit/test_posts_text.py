@@ -7,7 +7,7 @@ import unicodedata
 import grpc
 import pytest
 
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 from services.posts.text import MAX_TEXT_CHARS, extract_hashtags, extract_mentions, normalize_text
 
 

@@ -4,8 +4,8 @@ request limits and the merged ranking."""
 import grpc
 import pytest
 
-from services.kit import paging
-from services.kit.errors import ApiError
+from services.kit.server import paging
+from services.kit.server.errors import ApiError
 from services.recommendations import scoring
 from services.recommendations.scoring import (
     ENGAGED,

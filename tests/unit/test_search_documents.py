@@ -4,7 +4,7 @@ import grpc
 import pytest
 
 from aviary.events.v1 import events_pb2
-from services.kit.errors import ApiError
+from services.kit.server.errors import ApiError
 from services.search import documents
 
 

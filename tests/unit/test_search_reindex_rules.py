@@ -3,7 +3,7 @@ with, which index ids it can judge, and the exported-id lookup."""
 
 import array
 
-from services.kit import ids
+from services.kit.server import ids
 from services.search.reindex import _contains, _int_id, _version, version_floor
 
 

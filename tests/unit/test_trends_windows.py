@@ -5,9 +5,9 @@ import grpc
 import pytest
 
 from aviary.events.v1 import events_pb2
-from services.kit import paging
-from services.kit.errors import ApiError
-from services.kit.ids import IdGenerator, timestamp_ms
+from services.kit.server import paging
+from services.kit.server.errors import ApiError
+from services.kit.server.ids import IdGenerator, timestamp_ms
 from services.trends import servicer
 from services.trends.windows import Decision, TrendRow, Window, countable_tags, decide, rank, removal
 

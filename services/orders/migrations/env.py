@@ -1,7 +1,7 @@
-"""Alembic environment of the orders schema (see services/kit/migrations.py)."""
+"""Alembic environment of the orders schema (see services/kit/stores/migrations.py)."""
 
 from alembic import context
 
-from services.kit.migrations import run_env
+from services.kit.stores.migrations import run_env
 
 run_env(context)

@@ -6,7 +6,7 @@ Revises:
 
 from alembic import context, op
 
-from services.kit.pg_outbox import create_table_sql
+from services.kit.events.pg_outbox import create_table_sql
 
 revision = "0001"
 down_revision = None

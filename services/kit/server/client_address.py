@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 from urllib.parse import unquote
 
-from services.kit.config import env_int
+from services.kit.settings import env_int
 
 EXTERNAL_ADDRESS = "x-envoy-external-address"
 FORWARDED_FOR = "x-forwarded-for"

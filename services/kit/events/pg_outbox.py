@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.kit.kafka import Producer
+from services.kit.events.kafka import Producer
 
 log = logging.getLogger(__name__)
 

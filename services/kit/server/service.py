@@ -20,10 +20,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
-from services.kit.config import env_int
-from services.kit import requests
-from services.kit.errors import BACKEND_UNAVAILABLE, ApiError, rich_status, unavailable, unreachable_backend
-from services.kit.logs import setup_logging
+from services.kit.settings import env_int
+from services.kit.server import requests
+from services.kit.server.errors import BACKEND_UNAVAILABLE, ApiError, rich_status, unavailable, unreachable_backend
+from services.kit.server.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Service:
 
 
 class KitInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses malformed requests before the servicer runs (services/kit/requests.py),
+    """Refuses malformed requests before the servicer runs (services/kit/server/requests.py),
     maps ApiError to status with its details, and records latency for every RPC shape."""
 
     def __init__(self, service: str) -> None:

@@ -26,7 +26,7 @@ import hiredis
 from redis.connection import parse_url
 from redis.exceptions import ResponseError
 
-from services.kit.config import env_float
+from services.kit.settings import env_float
 
 pack_command = hiredis.pack_command
 ReplyError = hiredis.ReplyError

@@ -146,11 +146,11 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
 # answers these exceptions that way when a servicer lets one escape.
 @functools.cache
 def _unreachable_types() -> dict[type, str]:
-    import cassandra
     import psycopg
     import redis.exceptions
     import sqlalchemy.exc
-    from cassandra.cluster import NoHostAvailable
+
+    from services.kit.stores import cql
 
     return {
         redis.exceptions.ConnectionError: "redis",
@@ -161,11 +161,7 @@ def _unreachable_types() -> dict[type, str]:
         sqlalchemy.exc.InterfaceError: "postgresql",
         sqlalchemy.exc.TimeoutError: "postgresql",  # no pooled connection in time
         psycopg.OperationalError: "postgresql",
-        NoHostAvailable: "cassandra",
-        cassandra.OperationTimedOut: "cassandra",
-        cassandra.Unavailable: "cassandra",
-        cassandra.ReadTimeout: "cassandra",
-        cassandra.WriteTimeout: "cassandra",
+        **dict.fromkeys(cql.OUTAGES, "cassandra"),
         ConnectionError: "a backend",
         TimeoutError: "a backend",
     }

@@ -11,7 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from services.kit.config import Settings, env_float, env_int
+from services.kit.settings import Settings, env_float, env_int
 
 # What an unreachable Redis raises (after the client's own retries): callers
 # catch these to degrade or answer UNAVAILABLE instead of INTERNAL.

@@ -17,7 +17,7 @@ import grpc
 
 from aviary.engagement.v1 import engagement_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit import engagement_stream
+from services.kit.peers import engagement_stream
 
 log = logging.getLogger(__name__)
 

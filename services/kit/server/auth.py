@@ -21,8 +21,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.kit.config import load_settings
-from services.kit.errors import unauthenticated
+from services.kit.settings import load_settings
+from services.kit.server.errors import unauthenticated
 
 ISSUER = "aviary-identity"
 AUDIENCE = "aviary"

@@ -15,7 +15,7 @@ import grpc
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
 
-from services.kit.errors import ApiError, invalid_argument
+from services.kit.server.errors import ApiError, invalid_argument
 
 _STRING = FieldDescriptor.TYPE_STRING
 _ENUM = FieldDescriptor.TYPE_ENUM

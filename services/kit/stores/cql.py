@@ -7,20 +7,48 @@ into an asyncio future so handlers never block the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 from typing import Any, Sequence
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra import ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout, Unavailable
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 from prometheus_client import Counter
 
-from services.kit.config import Settings
+from services.kit.server.errors import unavailable
+from services.kit.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Every Cassandra failure that means "not now" rather than "wrong": too few
+# replicas, a replica or coordinator timing out or failing, no host to ask.
+# The kit's interceptor answers these UNAVAILABLE (retryable), never INTERNAL.
+OUTAGES = (Unavailable, Timeout, CoordinationFailure, OperationTimedOut, NoHostAvailable)
 
 # Per statement, so a dashboard shows which query a service leans on.
 STATEMENTS = Counter("aviary_cql_statements_total", "CQL statements executed", ["statement"])
 # Prepared statements live as long as their session: a small fixed set.
 _labels: dict[int, str] = {}
+
+
+def outage_as_unavailable(store: str):
+    """Decorates a unary servicer method: a Cassandra outage is logged once and
+    answered UNAVAILABLE saying which `store` is away, so the client retries."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        async def call(self, request, context):
+            try:
+                return await method(self, request, context)
+            except OUTAGES as exc:
+                log.warning(f"{store} unavailable", extra={"method": method.__name__, "error": repr(exc)})
+                raise unavailable(f"{store} is temporarily unavailable; try again") from exc
+
+        return call
+
+    return wrap
 
 
 def _label(query) -> str:

@@ -24,17 +24,17 @@ import datetime
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.kit import cql
-from services.kit.config import env_float
-from services.kit.ids import min_id_at
-from services.kit.kafka import Producer
+from services.kit.stores import cql
+from services.kit.settings import env_float
+from services.kit.server.ids import min_id_at
+from services.kit.events.kafka import Producer
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,18 @@ class OutboxEvent:
         return self.event_id % SHARDS
 
 
+@dataclass
+class OutboxBatch:
+    """A LOGGED batch of state changes plus the events staged beside them."""
+
+    statement: BatchStatement = field(default_factory=lambda: BatchStatement(batch_type=BatchType.LOGGED))
+    events: list[OutboxEvent] = field(default_factory=list)
+
+    def add(self, statement: PreparedStatement, parameters: tuple) -> None:
+        """A state change, written all or nothing with the batch's events."""
+        self.statement.add(statement, parameters)
+
+
 class Outbox:
     def __init__(
         self,
@@ -123,22 +135,19 @@ class Outbox:
 
     # -- writing ----------------------------------------------------------------
 
-    def add(self, batch: BatchStatement, event_id: int, topic: str, key: bytes, payload: bytes) -> None:
-        """Adds the event to the caller's LOGGED batch, next to the state change.
+    def add(self, batch: OutboxBatch, event_id: int, topic: str, key: bytes, payload: bytes) -> None:
+        """Adds the event to the caller's batch, next to the state change.
 
         Execute that batch with `commit`, so the relay learns of the event."""
         assert self._insert is not None, "call prepare() first"
         now = time.time()
         batch.add(self._insert, (event_id % SHARDS, event_id, topic, key, payload, _utc(now)))
-        staged = getattr(batch, "_outbox_events", None)
-        if staged is None:
-            staged = batch._outbox_events = []
-        staged.append(OutboxEvent(event_id, topic, key, payload, now))
+        batch.events.append(OutboxEvent(event_id, topic, key, payload, now))
 
-    async def commit(self, batch: BatchStatement) -> None:
+    async def commit(self, batch: OutboxBatch) -> None:
         """Executes the batch; once it is durable, queues its events for publishing."""
-        await cql.execute(self.session, batch)
-        self._queue.extend(getattr(batch, "_outbox_events", ()))
+        await cql.execute(self.session, batch.statement)
+        self._queue.extend(batch.events)
         OUTBOX_PENDING.labels(self.keyspace).set(len(self._queue))
         self._wake.set()
 

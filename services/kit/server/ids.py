@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
-from services.kit.errors import invalid_argument
+from services.kit.server.errors import invalid_argument
 
 EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 WORKER_BITS = 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.kit.config import Settings, env_float
+from services.kit.settings import Settings, env_float
 
 
 def engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:

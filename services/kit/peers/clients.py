@@ -21,8 +21,8 @@ from aviary.payments.v1 import payments_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
 from aviary.recommendations.v1 import recommendations_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2_grpc
-from services.kit.config import service_addr
-from services.kit.errors import unavailable
+from services.kit.settings import service_addr
+from services.kit.server.errors import unavailable
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import hashlib
 import hmac
 import json
 
-from services.kit.config import env_str
-from services.kit.errors import invalid_argument
+from services.kit.settings import env_str
+from services.kit.server.errors import invalid_argument
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

@@ -24,8 +24,8 @@ import time
 import grpc
 
 from aviary.engagement.v1 import engagement_pb2
-from services.kit import clients
-from services.kit.config import env_float, env_int
+from services.kit.peers import clients
+from services.kit.settings import env_float, env_int
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ schema to the newest revision when it starts; concurrent starts take turns
 on an advisory lock, so replicas never race the DDL. Operators run the same
 by hand:
 
-    python -m services.kit.migrations <service>            # upgrade to head
-    python -m services.kit.migrations <service> current    # show the revision
+    python -m services.kit.stores.migrations <service>            # upgrade to head
+    python -m services.kit.stores.migrations <service> current    # show the revision
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.pool import NullPool
 
-from services.kit.config import REPO_ROOT, load_settings
+from services.kit.settings import REPO_ROOT, load_settings
 
 
 def _config(service: str, schema: str, dsn: str) -> Config:
@@ -63,7 +63,7 @@ def run_env(context) -> None:
 
 def main(argv: list[str]) -> None:
     if not argv:
-        raise SystemExit("usage: python -m services.kit.migrations <service> [upgrade|current|history]")
+        raise SystemExit("usage: python -m services.kit.stores.migrations <service> [upgrade|current|history]")
     service, action = argv[0], (argv[1] if len(argv) > 1 else "upgrade")
     cfg = _config(service, service, load_settings().pg_dsn)
     if action == "upgrade":
