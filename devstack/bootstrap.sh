@@ -13,7 +13,7 @@ BUF_VERSION="v1.75.0"
 GRPCURL_VERSION="v1.9.4"
 STRIPE_MOCK_VERSION="v0.203.0"
 VERSITYGW_VERSION="v1.8.0"   # S3-compatible object store for media (posix backend)
-HELM_VERSION="v3.22.0"       # helm/ chart: lint + template in tests/unit/test_helm_chart.py
+HELM_VERSION="v4.3.2"        # helm/ chart: lint + template in tests/unit/test_helm_chart.py
 GNOSTIC_VERSION="v0.7.1"     # protoc-gen-openapi: envoy/openapi.json from the protos
 
 step() { printf '[bootstrap] %s\n' "$*"; }
@@ -98,19 +98,20 @@ else
   step "venv: ok"
 fi
 
-REQ="$REPO/requirements.txt"
+# requirements.lock: every package pinned with hashes (make lock, from requirements.txt).
+REQ="$REPO/requirements.lock"
 STAMP="$VENV/.requirements.sha256"
 if [ -f "$REQ" ]; then
   want="$(sha256sum "$REQ" | cut -d' ' -f1)"
   if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$REQ"
     echo "$want" > "$STAMP"
-    step "pip: installed requirements.txt"
+    step "pip: installed requirements.lock"
   else
-    step "pip: requirements.txt unchanged"
+    step "pip: requirements.lock unchanged"
   fi
 else
-  step "pip: no requirements.txt at repo root yet, skipped"
+  step "pip: no requirements.lock at repo root yet, skipped"
 fi
 
 # aviary.pth: repo root (import services...) and gen/ (generated import aviary...)
@@ -138,7 +139,7 @@ if command -v go >/dev/null 2>&1; then
   go_tool grpcurl "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
   go_tool stripe-mock "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
   go_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
-  go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  go_tool helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   go_tool protoc-gen-openapi "github.com/google/gnostic/cmd/protoc-gen-openapi@$GNOSTIC_VERSION"
   case ":$PATH:" in *":$GOBIN_DIR:"*) ;; *) step "go: note: add $GOBIN_DIR to PATH";; esac
 else
