@@ -3,7 +3,7 @@
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from services.cart.servicer import CartServicer
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 
 
 def main() -> None:
@@ -12,7 +12,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="cart",
-            port=env_int("AVIARY_CART_PORT", SERVICE_PORTS["cart"]),
+            port=service_port("cart"),
             servicers=[
                 (
                     cart_pb2_grpc.add_CartServiceServicer_to_server,

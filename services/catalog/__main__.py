@@ -3,7 +3,7 @@
 from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from services.catalog.servicer import CatalogServicer
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 
 
 def main() -> None:
@@ -12,7 +12,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="catalog",
-            port=env_int("AVIARY_CATALOG_PORT", SERVICE_PORTS["catalog"]),
+            port=service_port("catalog"),
             servicers=[
                 (
                     catalog_pb2_grpc.add_CatalogServiceServicer_to_server,

@@ -1,7 +1,7 @@
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from services.engagement.servicer import EngagementServicer
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 
 
 def main() -> None:
@@ -10,7 +10,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="engagement",
-            port=env_int("AVIARY_ENGAGEMENT_PORT", SERVICE_PORTS["engagement"]),
+            port=service_port("engagement"),
             servicers=[
                 (
                     engagement_pb2_grpc.add_EngagementServiceServicer_to_server,

@@ -1,6 +1,6 @@
 from services.fanout.worker import FanoutWorker
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 
 
 def main() -> None:
@@ -10,7 +10,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="fanout",
-            port=env_int("AVIARY_FANOUT_PORT", SERVICE_PORTS["fanout"]),
+            port=service_port("fanout"),
             servicers=[],
             on_start=[worker.start],
             on_stop=[worker.stop],

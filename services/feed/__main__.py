@@ -4,7 +4,7 @@ consumer that remembers deleted posts for the cached rankings."""
 from aviary.feed.v1 import feed_pb2, feed_pb2_grpc
 from services.feed.servicer import FeedServicer
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 
 
 def main() -> None:
@@ -13,7 +13,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="feed",
-            port=env_int("AVIARY_FEED_PORT", SERVICE_PORTS["feed"]),
+            port=service_port("feed"),
             servicers=[
                 (
                     feed_pb2_grpc.add_FeedServiceServicer_to_server,

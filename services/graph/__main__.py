@@ -1,7 +1,7 @@
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from services.graph.servicer import GraphServicer
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 
 
 def main() -> None:
@@ -10,7 +10,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="graph",
-            port=env_int("AVIARY_GRAPH_PORT", SERVICE_PORTS["graph"]),
+            port=service_port("graph"),
             servicers=[
                 (
                     graph_pb2_grpc.add_GraphServiceServicer_to_server,

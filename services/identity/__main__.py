@@ -1,7 +1,7 @@
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from services.identity.servicer import IdentityServicer
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 
 
 def main() -> None:
@@ -10,7 +10,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="identity",
-            port=env_int("AVIARY_IDENTITY_PORT", SERVICE_PORTS["identity"]),
+            port=service_port("identity"),
             servicers=[
                 (
                     identity_pb2_grpc.add_IdentityServiceServicer_to_server,

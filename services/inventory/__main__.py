@@ -3,7 +3,7 @@
 from aviary.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from services.inventory.servicer import InventoryServicer
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 
 
 def main() -> None:
@@ -12,7 +12,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="inventory",
-            port=env_int("AVIARY_INVENTORY_PORT", SERVICE_PORTS["inventory"]),
+            port=service_port("inventory"),
             servicers=[
                 (
                     inventory_pb2_grpc.add_InventoryServiceServicer_to_server,

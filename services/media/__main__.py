@@ -2,7 +2,7 @@
 
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 from services.media.servicer import MediaServicer
 
 
@@ -12,7 +12,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="media",
-            port=env_int("AVIARY_MEDIA_PORT", SERVICE_PORTS["media"]),
+            port=service_port("media"),
             servicers=[
                 (
                     media_pb2_grpc.add_MediaServiceServicer_to_server,

@@ -2,7 +2,7 @@
 
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 from services.notifications.servicer import NotificationsServicer
 
 
@@ -12,7 +12,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="notifications",
-            port=env_int("AVIARY_NOTIFICATIONS_PORT", SERVICE_PORTS["notifications"]),
+            port=service_port("notifications"),
             servicers=[
                 (
                     notifications_pb2_grpc.add_NotificationsServiceServicer_to_server,

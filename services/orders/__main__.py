@@ -3,7 +3,7 @@ sagas and of buyer cancels, and the outbox relay of order events."""
 
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 from services.orders.servicer import OrdersServicer
 
 
@@ -13,7 +13,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="orders",
-            port=env_int("AVIARY_ORDERS_PORT", SERVICE_PORTS["orders"]),
+            port=service_port("orders"),
             servicers=[
                 (
                     orders_pb2_grpc.add_OrdersServiceServicer_to_server,

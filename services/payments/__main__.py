@@ -2,7 +2,7 @@
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 from services.payments.servicer import PaymentsServicer
 
 
@@ -12,7 +12,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="payments",
-            port=env_int("AVIARY_PAYMENTS_PORT", SERVICE_PORTS["payments"]),
+            port=service_port("payments"),
             servicers=[
                 (
                     payments_pb2_grpc.add_PaymentsServiceServicer_to_server,

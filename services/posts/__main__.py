@@ -2,7 +2,7 @@
 
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 from services.posts.servicer import PostsServicer
 
 
@@ -12,7 +12,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="posts",
-            port=env_int("AVIARY_POSTS_PORT", SERVICE_PORTS["posts"]),
+            port=service_port("posts"),
             servicers=[
                 (
                     posts_pb2_grpc.add_PostsServiceServicer_to_server,

@@ -3,7 +3,7 @@ consumer (engagement, post, graph, catalog and order events -> Redis)."""
 
 from aviary.recommendations.v1 import recommendations_pb2, recommendations_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 from services.recommendations.servicer import RecommendationsServicer
 
 
@@ -13,7 +13,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="recommendations",
-            port=env_int("AVIARY_RECOMMENDATIONS_PORT", SERVICE_PORTS["recommendations"]),
+            port=service_port("recommendations"),
             servicers=[
                 (
                     recommendations_pb2_grpc.add_RecommendationsServiceServicer_to_server,

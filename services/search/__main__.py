@@ -3,7 +3,7 @@ product events from Kafka -> OpenSearch)."""
 
 from aviary.search.v1 import search_pb2, search_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 from services.search.servicer import SearchServicer
 
 
@@ -13,7 +13,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="search",
-            port=env_int("AVIARY_SEARCH_PORT", SERVICE_PORTS["search"]),
+            port=service_port("search"),
             servicers=[
                 (
                     search_pb2_grpc.add_SearchServiceServicer_to_server,

@@ -1,6 +1,6 @@
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 from services.timeline.servicer import TimelineServicer
 
 
@@ -10,7 +10,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="timeline",
-            port=env_int("AVIARY_TIMELINE_PORT", SERVICE_PORTS["timeline"]),
+            port=service_port("timeline"),
             servicers=[
                 (
                     timeline_pb2_grpc.add_TimelineServiceServicer_to_server,

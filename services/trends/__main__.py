@@ -3,7 +3,7 @@
 
 from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import SERVICE_PORTS, env_int, load_settings
+from services.kit.settings import load_settings, service_port
 from services.trends.servicer import TrendsServicer
 
 
@@ -13,7 +13,7 @@ def main() -> None:
     service.run(
         service.Service(
             name="trends",
-            port=env_int("AVIARY_TRENDS_PORT", SERVICE_PORTS["trends"]),
+            port=service_port("trends"),
             servicers=[
                 (
                     trends_pb2_grpc.add_TrendsServiceServicer_to_server,

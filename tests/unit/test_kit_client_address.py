@@ -1,6 +1,7 @@
 """The client address as Envoy finds it (use_remote_address, xff_num_trusted_hops)."""
 
 from services.kit.server import client_address
+from services.kit.settings import Settings, current, load
 
 
 def test_without_trusted_hops_the_client_is_the_peer_envoy_appended():
@@ -41,8 +42,7 @@ def test_the_host_of_a_grpc_peer():
     assert client_address.from_peer("ipv6:%5B2001:db8::1%5D:50051") == "2001:db8::1"
 
 
-def test_trusted_hops_come_from_envoys_setting(monkeypatch):
-    monkeypatch.delenv("ENVOY_XFF_TRUSTED_HOPS", raising=False)
-    assert client_address.trusted_hops() == 0
-    monkeypatch.setenv("ENVOY_XFF_TRUSTED_HOPS", "2")
-    assert client_address.trusted_hops() == 2
+def test_trusted_hops_come_from_envoys_setting():
+    assert load(Settings, {}).xff_trusted_hops == 0
+    assert load(Settings, {"ENVOY_XFF_TRUSTED_HOPS": "2"}).xff_trusted_hops == 2
+    assert client_address.trusted_hops() == current().xff_trusted_hops

@@ -8,6 +8,7 @@ import json
 import grpc
 import pytest
 
+from services.kit import settings
 from services.kit.server import paging
 from services.kit.server.errors import ApiError
 
@@ -73,12 +74,14 @@ def test_garbage_is_refused(token):
 def test_another_secret_makes_tokens_invalid(monkeypatch):
     token = paging.encode_token({"before": 7})
     monkeypatch.setenv("AVIARY_PAGE_TOKEN_SECRET", "another secret")
+    settings.current.cache_clear()
     paging._secret.cache_clear()
     try:
         _refused(token)
         assert paging.int_cursor(paging.encode_token({"before": 7}), "before") == 7
     finally:
         monkeypatch.delenv("AVIARY_PAGE_TOKEN_SECRET")
+        settings.current.cache_clear()
         paging._secret.cache_clear()
     assert paging.int_cursor(token, "before") == 7
 

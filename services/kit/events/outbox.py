@@ -32,7 +32,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.kit.stores import cql
-from services.kit.settings import env_float
+from services.kit import settings
 from services.kit.server.ids import min_id_at
 from services.kit.events.kafka import Producer
 
@@ -113,12 +113,13 @@ class Outbox:
         self._select: PreparedStatement | None = None
         self._delete: PreparedStatement | None = None
         # Rows younger than this belong to a live fast path; the sweep leaves them.
-        self.sweep_min_age = env_float("AVIARY_OUTBOX_SWEEP_MIN_AGE_SECONDS", 5.0)
-        self.sweep_interval = env_float("AVIARY_OUTBOX_SWEEP_INTERVAL_SECONDS", 5.0)
+        knobs = settings.current()
+        self.sweep_min_age = knobs.outbox_sweep_min_age_seconds
+        self.sweep_interval = knobs.outbox_sweep_interval_seconds
         # How late (after its id was minted) a row may still be committed and
         # be found by the floor-based sweep; later rows wait for a full pass.
-        self.late_margin = env_float("AVIARY_OUTBOX_LATE_MARGIN_SECONDS", 30.0)
-        self.full_sweep_interval = env_float("AVIARY_OUTBOX_FULL_SWEEP_SECONDS", 600.0)
+        self.late_margin = knobs.outbox_late_margin_seconds
+        self.full_sweep_interval = knobs.outbox_full_sweep_seconds
 
     async def prepare(self) -> None:
         ks = self.keyspace

@@ -44,51 +44,51 @@ def channel(name: str) -> grpc.aio.Channel:
     return ch
 
 
-def identity() -> identity_pb2_grpc.IdentityServiceStub:
+def identity() -> identity_pb2_grpc.IdentityServiceAsyncStub:
     return identity_pb2_grpc.IdentityServiceStub(channel("identity"))
 
 
-def graph() -> graph_pb2_grpc.GraphServiceStub:
+def graph() -> graph_pb2_grpc.GraphServiceAsyncStub:
     return graph_pb2_grpc.GraphServiceStub(channel("graph"))
 
 
-def posts() -> posts_pb2_grpc.PostsServiceStub:
+def posts() -> posts_pb2_grpc.PostsServiceAsyncStub:
     return posts_pb2_grpc.PostsServiceStub(channel("posts"))
 
 
-def timeline() -> timeline_pb2_grpc.TimelineServiceStub:
+def timeline() -> timeline_pb2_grpc.TimelineServiceAsyncStub:
     return timeline_pb2_grpc.TimelineServiceStub(channel("timeline"))
 
 
-def engagement() -> engagement_pb2_grpc.EngagementServiceStub:
+def engagement() -> engagement_pb2_grpc.EngagementServiceAsyncStub:
     return engagement_pb2_grpc.EngagementServiceStub(channel("engagement"))
 
 
-def notifications() -> notifications_pb2_grpc.NotificationsServiceStub:
+def notifications() -> notifications_pb2_grpc.NotificationsServiceAsyncStub:
     return notifications_pb2_grpc.NotificationsServiceStub(channel("notifications"))
 
 
-def media() -> media_pb2_grpc.MediaServiceStub:
+def media() -> media_pb2_grpc.MediaServiceAsyncStub:
     return media_pb2_grpc.MediaServiceStub(channel("media"))
 
 
-def catalog() -> catalog_pb2_grpc.CatalogServiceStub:
+def catalog() -> catalog_pb2_grpc.CatalogServiceAsyncStub:
     return catalog_pb2_grpc.CatalogServiceStub(channel("catalog"))
 
 
-def cart() -> cart_pb2_grpc.CartServiceStub:
+def cart() -> cart_pb2_grpc.CartServiceAsyncStub:
     return cart_pb2_grpc.CartServiceStub(channel("cart"))
 
 
-def inventory() -> inventory_pb2_grpc.InventoryServiceStub:
+def inventory() -> inventory_pb2_grpc.InventoryServiceAsyncStub:
     return inventory_pb2_grpc.InventoryServiceStub(channel("inventory"))
 
 
-def payments() -> payments_pb2_grpc.PaymentsServiceStub:
+def payments() -> payments_pb2_grpc.PaymentsServiceAsyncStub:
     return payments_pb2_grpc.PaymentsServiceStub(channel("payments"))
 
 
-def recommendations() -> recommendations_pb2_grpc.RecommendationsServiceStub:
+def recommendations() -> recommendations_pb2_grpc.RecommendationsServiceAsyncStub:
     return recommendations_pb2_grpc.RecommendationsServiceStub(channel("recommendations"))
 
 

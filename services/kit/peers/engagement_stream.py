@@ -25,7 +25,7 @@ import grpc
 
 from aviary.engagement.v1 import engagement_pb2
 from services.kit.peers import clients
-from services.kit.settings import env_float, env_int
+from services.kit import settings
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,8 @@ def batches() -> EngagementBatches:
     global _batches
     if _batches is None:
         _batches = EngagementBatches(
-            enabled=bool(env_int("AVIARY_ENGAGEMENT_STREAM", 1)),
-            max_stream_seconds=env_float("AVIARY_ENGAGEMENT_STREAM_MAX_SECONDS", 300.0),
+            enabled=settings.current().engagement_stream,
+            max_stream_seconds=settings.current().engagement_stream_max_seconds,
         )
         clients.on_close(_close)
     return _batches

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 from urllib.parse import unquote
 
-from services.kit.settings import env_int
+from services.kit import settings
 
 EXTERNAL_ADDRESS = "x-envoy-external-address"
 FORWARDED_FOR = "x-forwarded-for"
@@ -24,7 +24,7 @@ FORWARDED_FOR = "x-forwarded-for"
 
 def trusted_hops() -> int:
     """How many proxies in front of Envoy append to X-Forwarded-For (Envoy's xff_num_trusted_hops)."""
-    return env_int("ENVOY_XFF_TRUSTED_HOPS", 0)
+    return settings.current().xff_trusted_hops
 
 
 def from_forwarded_for(forwarded_for: str, hops: int) -> str | None:

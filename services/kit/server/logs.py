@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
+
+from services.kit import settings
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -37,7 +38,7 @@ def setup_logging(service: str) -> logging.Logger:
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("AVIARY_LOG_LEVEL", "INFO").upper())
+    root.setLevel(settings.current().log_level.upper())
     # The Cassandra and Kafka drivers are chatty at INFO.
     for noisy in ("cassandra", "kafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 
-from services.kit.settings import env_str
+from services.kit import settings
 from services.kit.server.errors import invalid_argument
 
 DEFAULT_PAGE_SIZE = 20
@@ -106,4 +106,4 @@ def _tag(payload: bytes) -> bytes:
 
 @functools.cache
 def _secret() -> bytes:
-    return env_str("AVIARY_PAGE_TOKEN_SECRET", DEVSTACK_TOKEN_SECRET).encode()
+    return settings.current().page_token_secret.encode()

@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
-from services.kit.settings import env_int
+from services.kit import manifest, settings
 from services.kit.server import requests
 from services.kit.server.errors import BACKEND_UNAVAILABLE, ApiError, rich_status, unavailable, unreachable_backend
 from services.kit.server.logs import setup_logging
@@ -239,7 +239,7 @@ async def _serve(service: Service) -> None:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     server.add_insecure_port(f"127.0.0.1:{service.port}" if _loopback_only() else f"[::]:{service.port}")
-    metrics_port = env_int("AVIARY_METRICS_PORT", service.port + 1000)
+    metrics_port = settings.current().metrics_port or service.port + manifest.METRICS_OFFSET
     start_http_server(metrics_port, addr="127.0.0.1" if _loopback_only() else "0.0.0.0")
     await server.start()
     log.info("listening", extra={"port": service.port, "metrics_port": metrics_port})
@@ -297,16 +297,16 @@ def _tune_gc() -> None:
     do not trigger a collection every few requests (tail latency)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(env_int("AVIARY_GC_GEN0_THRESHOLD", 50_000), 20, 20)
+    gc.set_threshold(settings.current().gc_gen0_threshold, 20, 20)
 
 
 def _loopback_only() -> bool:
-    return env_int("AVIARY_BIND_ALL", 0) == 0
+    return not settings.current().bind_all
 
 
 def run(service: Service) -> None:
     """Entry point for `python -m services.<name>`."""
-    if env_int("AVIARY_UVLOOP", 1):
+    if settings.current().uvloop:
         # libuv's loop costs a fraction of the default one per I/O event.
         import uvloop
 

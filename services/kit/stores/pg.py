@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.kit.settings import Settings, env_float
+from services.kit.settings import Settings
 
 
 def engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
@@ -22,5 +22,5 @@ def engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
-        pool_timeout=env_float("AVIARY_PG_POOL_TIMEOUT_SECONDS", 10.0),
+        pool_timeout=settings.pg_pool_timeout_seconds,
     )

@@ -26,7 +26,7 @@ import hiredis
 from redis.connection import parse_url
 from redis.exceptions import ResponseError
 
-from services.kit.settings import env_float
+from services.kit import settings
 
 pack_command = hiredis.pack_command
 ReplyError = hiredis.ReplyError
@@ -84,7 +84,7 @@ class BulkRedis:
             self._setup.append(("AUTH", *user, params["password"]))
         if int(params.get("db", 0)):
             self._setup.append(("SELECT", int(params["db"])))
-        self._timeout = env_float("AVIARY_REDIS_BULK_TIMEOUT_SECONDS", 10.0)
+        self._timeout = settings.current().redis_bulk_timeout_seconds
         self._idle: list[_Connection] = []
         self._max_idle = max_idle
 

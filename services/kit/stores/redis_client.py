@@ -11,7 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from services.kit.settings import Settings, env_float, env_int
+from services.kit.settings import Settings
 
 # What an unreachable Redis raises (after the client's own retries): callers
 # catch these to degrade or answer UNAVAILABLE instead of INTERNAL.
@@ -23,8 +23,8 @@ def client(settings: Settings) -> redis.Redis:
     # instead of failing with "too many connections".
     pool = redis.BlockingConnectionPool.from_url(
         settings.redis_url,
-        max_connections=env_int("AVIARY_REDIS_MAX_CONNECTIONS", 200),
-        timeout=env_float("AVIARY_REDIS_POOL_TIMEOUT_SECONDS", 2.0),
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_seconds,
         health_check_interval=30,
         # A pooled connection that a Redis restart closed is replaced and the
         # command retried, instead of failing the request that found it.

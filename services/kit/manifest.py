@@ -1,0 +1,90 @@
+"""The service manifest (services/manifest.toml): every service's name, port,
+API, stores, consumer groups and callers, for everything that must know them."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MANIFEST = Path(__file__).resolve().parents[1] / "manifest.toml"
+METRICS_OFFSET = 1000  # a service's Prometheus port is its gRPC port + this
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    port: int
+    id_block: int
+    grpc: tuple[str, ...] = ()
+    public: bool = False
+    worker: bool = False
+    stores: tuple[str, ...] = ()
+    consumes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    callers: tuple[str, ...] = ()
+    replicas: int = 1
+
+    @property
+    def metrics_port(self) -> int:
+        return self.port + METRICS_OFFSET
+
+
+def _entry(name: str, raw: dict) -> ServiceEntry:
+    unknown = set(raw) - {f for f in ServiceEntry.__dataclass_fields__ if f != "name"}
+    if unknown:
+        raise ValueError(f"{MANIFEST.name}: [{name}] has unknown keys {sorted(unknown)}")
+    return ServiceEntry(
+        name=name,
+        port=raw["port"],
+        id_block=raw["id_block"],
+        grpc=tuple(raw.get("grpc", ())),
+        public=raw.get("public", False),
+        worker=raw.get("worker", False),
+        stores=tuple(raw.get("stores", ())),
+        consumes={group: tuple(topics) for group, topics in raw.get("consumes", {}).items()},
+        callers=tuple(raw.get("callers", ())),
+        replicas=raw.get("replicas", 1),
+    )
+
+
+def check(entries: dict[str, ServiceEntry]) -> None:
+    """The rules the table must keep; ValueError naming the first broken one."""
+    for attr in ("port", "id_block"):
+        seen: dict[int, str] = {}
+        for e in entries.values():
+            value = getattr(e, attr)
+            if value in seen:
+                raise ValueError(f"{MANIFEST.name}: {e.name} and {seen[value]} share {attr} {value}")
+            seen[value] = e.name
+    for e in entries.values():
+        if not 0 <= e.id_block <= 31:
+            raise ValueError(f"{MANIFEST.name}: [{e.name}] id_block must be 0..31")
+        if e.worker == bool(e.grpc):
+            raise ValueError(f"{MANIFEST.name}: [{e.name}] needs grpc services, or worker = true (not both)")
+        if e.public and e.worker:
+            raise ValueError(f"{MANIFEST.name}: [{e.name}] a worker has no public API")
+        for caller in e.callers:
+            if caller not in entries:
+                raise ValueError(f"{MANIFEST.name}: [{e.name}] caller {caller!r} is not a service")
+
+
+@functools.cache
+def services() -> dict[str, ServiceEntry]:
+    """Every service by name, in the manifest's order."""
+    raw = tomllib.loads(MANIFEST.read_text())
+    entries = {name: _entry(name, table) for name, table in raw.items()}
+    check(entries)
+    return entries
+
+
+def service(name: str) -> ServiceEntry:
+    try:
+        return services()[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a service in {MANIFEST}") from None
+
+
+def ports() -> dict[str, int]:
+    """Default gRPC port of every service, by name."""
+    return {name: e.port for name, e in services().items()}
