@@ -31,13 +31,18 @@ unit: ## the unit tests alone: no backend, no stack
 	bash devstack/bootstrap.sh
 	$(PY) -m pytest -q tests/unit
 
+# mypy-protobuf writes the type stubs (.pyi) for the messages and the gRPC clients and servicers.
+PROTOC_PLUGINS := --plugin=protoc-gen-mypy=.venv/bin/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=.venv/bin/protoc-gen-mypy_grpc
+
 gen: ## regenerate the Python stubs in gen/ from proto/
 	rm -rf gen/aviary
-	$(PY) -m grpc_tools.protoc -I proto --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	$(PY) -m grpc_tools.protoc -I proto $(PROTOC_PLUGINS) --python_out=gen --grpc_python_out=gen \
+		--mypy_out=quiet:gen --mypy_grpc_out=quiet:gen $(PROTOS)
 
 gen-check: ## fail when gen/ is stale
 	@tmp=$$(mktemp -d) && \
-	$(PY) -m grpc_tools.protoc -I proto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS) && \
+	$(PY) -m grpc_tools.protoc -I proto $(PROTOC_PLUGINS) --python_out=$$tmp --grpc_python_out=$$tmp \
+		--mypy_out=quiet:$$tmp --mypy_grpc_out=quiet:$$tmp $(PROTOS) && \
 	if diff -r -q -x __pycache__ $$tmp/aviary gen/aviary; then echo "gen/ is up to date"; rm -rf $$tmp; \
 	else echo "gen/ is stale: run 'make gen' and commit"; rm -rf $$tmp; exit 1; fi
 
