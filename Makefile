@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search lock help
+.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search lock settings manifest help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,13 @@ openapi-check: ## fail when envoy/openapi.json is stale
 	@PATH="$(GOBIN):$$PATH" $(PY) envoy/openapi.py --check
 
 PY_SOURCES := services gateway devstack tests bench envoy helm
+
+settings: ## write services/SETTINGS.md, the table of every environment variable, from the settings classes
+	$(PY) -m services.kit.settings_table
+
+manifest: ## write the Helm chart's copy of services/manifest.toml (helm/aviary/files/services.json)
+	$(PY) -m services.kit.manifest --write-helm
+
 
 lint: ## buf lint and buf breaking (against proto/released.binpb) on the contracts; ruff check and ruff format --check on the Python
 	$(GOBIN)/buf lint

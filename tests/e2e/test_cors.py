@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from devstack import config
-from devstack.edge import cors_policy, render_config
+from edge_config import cors_policy, render_config
 from devstack.services import GATEWAY_PORT, KEYS_DIR
 from services.kit.settings import SERVICE_PORTS
 from tests.integration.support import free_port

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
-from devstack import edge
+import edge_config as edge
 from services.kit.settings import REPO_ROOT, SERVICE_PORTS, STATE_DIR
 from tests.integration.support import free_port, stop_process, wait_serving
 

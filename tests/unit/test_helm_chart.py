@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack import edge
+import edge_config as edge
 from devstack.config import go_binary
 from services.kit.server.auth import ensure_keys
+from services.kit import manifest
 from services.kit.settings import SERVICE_PORTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,6 +123,27 @@ def test_every_service_is_deployed_on_its_port(docs):
         assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": port, "metrics": port + 1000}
         assert services[f"{RELEASE}-aviary-{name}-headless"]["spec"]["clusterIP"] == "None"
     assert set(workloads) == {f"{RELEASE}-aviary-{n}" for n in SERVICE_PORTS}
+
+
+def test_the_charts_copy_of_the_manifest_is_fresh():
+    assert manifest.HELM_COPY.read_text() == manifest.helm_copy(), "run make manifest"
+
+
+def test_replicas_come_from_the_manifest_then_the_defaults(docs):
+    workloads = _of(docs, "StatefulSet")
+    for name, entry in manifest.services().items():
+        want = entry.replicas if entry.replicas is not None else 2  # values.yaml serviceDefaults.replicas
+        assert workloads[f"{RELEASE}-aviary-{name}"]["spec"]["replicas"] == want, name
+
+
+def test_values_may_only_override_services_in_the_manifest(install_args):
+    out = subprocess.run(
+        [_helm(), "template", RELEASE, str(CHART), *install_args, "--set", "services.nosuch.replicas=1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0 and "services.nosuch: no such service in services/manifest.toml" in out.stderr
 
 
 def test_every_process_gets_the_backends_and_production_settings(docs):

@@ -1,11 +1,15 @@
 """Channels and stubs to other services, one shared channel per target.
 
-Channels are created lazily inside the running event loop (grpc.aio needs it).
+Any service in the manifest is reachable as `stub(name)`; the typed helpers
+below name the stubs the services use today. Channels are created lazily
+inside the running event loop (grpc.aio needs it).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import Any
 
 import grpc
 
@@ -21,6 +25,7 @@ from aviary.payments.v1 import payments_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
 from aviary.recommendations.v1 import recommendations_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2_grpc
+from services.kit import manifest
 from services.kit.settings import service_addr
 from services.kit.server.errors import unavailable
 
@@ -42,6 +47,16 @@ def channel(name: str) -> grpc.aio.Channel:
         ch = grpc.aio.insecure_channel(service_addr(name), options=_CHANNEL_OPTIONS)
         _channels[name] = ch
     return ch
+
+
+def stub(name: str) -> Any:
+    """The stub of the (first) gRPC service `name` serves, as the manifest says."""
+    grpc_services = manifest.service(name).grpc
+    if not grpc_services:
+        raise ValueError(f"{name} is a worker: it has no API to call")
+    _, domain, version, service = grpc_services[0].split(".")
+    module = importlib.import_module(f"aviary.{domain}.{version}.{domain}_pb2_grpc")
+    return getattr(module, f"{service}Stub")(channel(name))
 
 
 def identity() -> identity_pb2_grpc.IdentityServiceAsyncStub:

@@ -163,15 +163,24 @@ def media_max_body_bytes() -> int:
     media service and gets its precise INVALID_ARGUMENT; anything larger is
     cut off at the edge with 413. (The media service's gRPC receive limit is
     higher again, see services/media/__main__.py.)"""
+    return _media_limits().largest + 1024 * 1024
+
+
+def _media_limits():
+    """The media service's upload limits, from its settings (AVIARY_MEDIA_MAX_*)."""
+    from services.kit.settings import load
+    from services.media.settings import MediaSettings
     from services.media.validation import Limits
 
-    return Limits.from_env().largest + 1024 * 1024
+    # Only the media limits: the rest of the environment may hold Helm templates.
+    limits = {k: v for k, v in os.environ.items() if k.startswith("AVIARY_MEDIA_MAX_")}
+    return Limits.from_settings(load(MediaSettings, limits))
 
 
 def media_too_large_message() -> str:
-    from services.media.validation import Limits, human_size
+    from services.media.validation import human_size
 
-    limits = Limits.from_env()
+    limits = _media_limits()
     return (
         f"file: is too large: images may be at most {human_size(limits.image_bytes)}, "
         f"videos at most {human_size(limits.video_bytes)}"
