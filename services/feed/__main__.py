@@ -3,12 +3,13 @@ consumer that remembers deleted posts for the cached rankings."""
 
 from aviary.feed.v1 import feed_pb2, feed_pb2_grpc
 from services.feed.servicer import FeedServicer
+from services.feed.settings import FeedSettings
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(FeedSettings)
     servicer = FeedServicer(settings)
     service.run(
         service.Service(

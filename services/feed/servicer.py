@@ -29,13 +29,13 @@ from aviary.posts.v1 import posts_pb2
 from aviary.recommendations.v1 import recommendations_pb2
 from aviary.timeline.v1 import timeline_pb2
 from services.feed import ranking
+from services.feed.settings import FeedSettings
 from services.feed.store import FeedCache
 from services.kit.peers import clients, engagement_overlay
 from services.kit.server import startup
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.stores.cache import TtlCache
 from services.kit.server.auth import caller_id
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.server.errors import failed_precondition, unavailable
 from services.kit.server.ids import IdGenerator
 from services.kit.events.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
@@ -62,38 +62,38 @@ _REDIS_DOWN = redis_client.UNREACHABLE
 
 
 class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: FeedSettings) -> None:
         self.settings = settings
         self.redis = redis_client.client(settings)
         self.bulk_redis = redis_bulk.BulkRedis(settings.redis_url)
         self.cache = FeedCache(
             self.redis,
             self.bulk_redis,
-            ttl_seconds=env_int("AVIARY_FEED_CACHE_SECONDS", 45),
+            ttl_seconds=settings.cache_seconds,
             # A first page within this many seconds of the last build shows the
             # same ranking (a double refresh costs nothing); later, it re-ranks.
-            reuse_seconds=env_int("AVIARY_FEED_REUSE_SECONDS", 30),
-            max_age_seconds=env_int("AVIARY_FEED_MAX_AGE_SECONDS", 600),
+            reuse_seconds=settings.reuse_seconds,
+            max_age_seconds=settings.max_age_seconds,
         )
-        self.product_every = ranking.checked_every(env_int("AVIARY_FEED_PRODUCT_EVERY", 5), "AVIARY_FEED_PRODUCT_EVERY")
-        self.max_posts = max(1, env_int("AVIARY_FEED_MAX_POSTS", 100))
-        self.signals_timeout = env_float("AVIARY_FEED_SIGNALS_TIMEOUT_SECONDS", 0.15)
-        self.products_timeout = env_float("AVIARY_FEED_PRODUCTS_TIMEOUT_SECONDS", 0.2)
+        self.product_every = settings.product_every
+        self.max_posts = max(1, settings.max_posts)
+        self.signals_timeout = settings.signals_timeout_seconds
+        self.products_timeout = settings.products_timeout_seconds
         # Hydrated products, shared by every reader's rankings: candidates are
         # mostly the same popular and new products, and a few seconds of stale
         # price or stock in a feed is harmless (checkout re-reads both).
         self.products_cache: TtlCache[str, catalog_pb2.Product] = TtlCache(
-            env_float("AVIARY_FEED_PRODUCT_CACHE_SECONDS", 15.0), max_entries=20_000
+            settings.product_cache_seconds, max_entries=20_000
         )
         self.weights = ranking.Weights(
-            recency=env_float("AVIARY_FEED_WEIGHT_RECENCY", 1.0),
-            affinity=env_float("AVIARY_FEED_WEIGHT_AFFINITY", 0.6),
-            engagement=env_float("AVIARY_FEED_WEIGHT_ENGAGEMENT", 0.4),
-            half_life_seconds=env_float("AVIARY_FEED_RECENCY_HALF_LIFE_SECONDS", 3 * 3600),
+            recency=settings.weight_recency,
+            affinity=settings.weight_affinity,
+            engagement=settings.weight_engagement,
+            half_life_seconds=settings.recency_half_life_seconds,
         )
         # Cached pages get current counts and likedByMe from engagement (one
         # call per page); off, they show the counts as of the ranking.
-        self.fresh_counts = env_int("AVIARY_FEED_FRESH_COUNTS", 1) == 1
+        self.fresh_counts = settings.fresh_counts
         self.ids = IdGenerator(settings.worker_id)
         self.deletions = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self._remember_deletion)
 
