@@ -3,12 +3,13 @@
 
 from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 from services.trends.servicer import TrendsServicer
+from services.trends.settings import TrendsSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(TrendsSettings)
     servicer = TrendsServicer(settings)
     service.run(
         service.Service(

@@ -36,9 +36,9 @@ from redis.exceptions import RedisError
 from aviary.events.v1 import events_pb2
 from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
 from services.kit.server import ids, paging, startup
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.server.errors import unavailable
 from services.kit.events.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
+from services.trends.settings import TrendsSettings
 from services.trends.store import TrendsStore
 from services.trends.windows import Decision, TrendRow, Window, countable_tags
 
@@ -63,12 +63,12 @@ READS = Counter(
 _DECISION_LABELS = {Decision.COUNT: "counted", Decision.MOVE: "moved", Decision.DUPLICATE: "duplicate_user"}
 
 
-def window_from_env() -> Window:
+def window_from_settings(settings: TrendsSettings) -> Window:
     return Window(
-        bucket_seconds=env_int("AVIARY_TRENDS_BUCKET_SECONDS", 300),
-        buckets=env_int("AVIARY_TRENDS_WINDOW_BUCKETS", 12),
-        decay=env_float("AVIARY_TRENDS_DECAY", 0.8),
-        min_users=env_int("AVIARY_TRENDS_MIN_USERS", 3),
+        bucket_seconds=settings.bucket_seconds,
+        buckets=settings.window_buckets,
+        decay=settings.decay,
+        min_users=settings.min_users,
     )
 
 
@@ -88,16 +88,16 @@ class TopList:
 
 
 class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: TrendsSettings) -> None:
         self.settings = settings
-        self.window = window_from_env()
-        self.max_tags_per_post = env_int("AVIARY_TRENDS_MAX_TAGS_PER_POST", 10)
+        self.window = window_from_settings(settings)
+        self.max_tags_per_post = settings.max_tags_per_post
         # The top list is recomputed at most this often per process.
-        self.cache_seconds = env_float("AVIARY_TRENDS_CACHE_SECONDS", 2.0)
+        self.cache_seconds = settings.cache_seconds
         # How long the last list may stand in while Redis does not answer.
-        self.stale_seconds = env_float("AVIARY_TRENDS_STALE_SECONDS", 60.0)
+        self.stale_seconds = settings.stale_seconds
         # Deadline for computing the list in Redis.
-        self.read_timeout_seconds = env_float("AVIARY_TRENDS_READ_TIMEOUT_SECONDS", 2.0)
+        self.read_timeout_seconds = settings.read_timeout_seconds
         self.store = TrendsStore(settings, self.window)
         self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self.handle)
         self._top: TopList | None = None

@@ -17,9 +17,10 @@ import pytest
 import redis
 
 from aviary.trends.v1 import trends_pb2
-from services.kit.settings import Settings
+from services.kit.settings import Settings, load
 from services.kit.server.errors import ApiError
 from services.trends.servicer import TrendsServicer
+from services.trends.settings import TrendsSettings
 from services.trends.store import TrendsStore
 from services.trends.windows import Decision, Window, decide, rank
 from tests.conftest import REDIS_URL
@@ -232,7 +233,7 @@ async def test_reads_share_one_computation_and_an_outage_serves_the_last_list_th
     b = now_bucket()
     for user in range(4):
         await store.count(user, new_post(), b, ["popular"])
-    servicer = TrendsServicer(Settings(redis_url=REDIS_URL))
+    servicer = TrendsServicer(load(TrendsSettings, {"AVIARY_REDIS_URL": REDIS_URL}))
     await servicer.store.close()
     servicer.store = store  # this test's keys
     servicer.cache_seconds = 60.0
