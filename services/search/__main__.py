@@ -3,12 +3,13 @@ product events from Kafka -> OpenSearch)."""
 
 from aviary.search.v1 import search_pb2, search_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 from services.search.servicer import SearchServicer
+from services.search.settings import SearchSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(SearchSettings)
     servicer = SearchServicer(settings)
     service.run(
         service.Service(

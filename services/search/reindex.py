@@ -53,18 +53,14 @@ from aviary.catalog.v1 import catalog_pb2
 from aviary.posts.v1 import posts_pb2
 from services.kit.peers import clients
 from services.kit.server import ids
-from services.kit.settings import env_float, env_str
+from services.kit.settings import load
 from services.kit.server.logs import setup_logging
 from services.search import documents, indices
+from services.search.settings import SearchSettings
 
 log = logging.getLogger("services.search.reindex")
 
 BULK_CHUNK = 500
-# How long a write may take between minting its id and being committed, plus
-# clock skew between hosts: the posts service writes within its Cassandra
-# timeout (10 s), the catalog mints the event id inside a short transaction.
-# Anything younger is left to the indexer (at-least-once, it will arrive).
-DEFAULT_SETTLE_SECONDS = env_float("AVIARY_SEARCH_REINDEX_SETTLE_SECONDS", 60.0)
 
 
 class MappingMismatch(Exception):
@@ -336,9 +332,9 @@ async def rebuild(
     log.info("index swept", extra={"index": source.index, "deleted_stale": tally.deleted_stale})
 
 
-async def run(args: argparse.Namespace) -> tuple[dict, int]:
+async def run(args: argparse.Namespace, settings: SearchSettings) -> tuple[dict, int]:
     started = time.monotonic()
-    client = AsyncOpenSearch(env_str("AVIARY_OPENSEARCH_URL", "http://127.0.0.1:9200"), timeout=60)
+    client = AsyncOpenSearch(settings.opensearch_url, timeout=60)
     tallies: list[Tally] = []
     summary: dict = {"recreated": args.recreate}
     code = 0
@@ -380,7 +376,7 @@ async def run(args: argparse.Namespace) -> tuple[dict, int]:
     return summary, code
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, settings: SearchSettings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m services.search.reindex",
         description=__doc__.split("\n\n")[0],
@@ -403,7 +399,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--settle-seconds",
         type=float,
-        default=DEFAULT_SETTLE_SECONDS,
+        # How long a write may take between minting its id and being committed,
+        # plus clock skew between hosts: the posts service writes within its
+        # Cassandra timeout (10 s), the catalog mints the event id inside a short
+        # transaction. Anything younger is left to the indexer (it will arrive).
+        default=settings.reindex_settle_seconds,
         help="ids younger than this before the start are left to the indexer by the sweep (default %(default)s)",
     )
     parser.add_argument("--batch-size", type=int, default=500, help="export batch size, 1..1000")
@@ -418,10 +418,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    settings = load(SearchSettings)
+    args = parse_args(argv, settings)
     setup_logging("search-reindex")
     logging.getLogger("opensearch").setLevel(logging.WARNING)
-    summary, code = asyncio.run(run(args))
+    summary, code = asyncio.run(run(args, settings))
     print(json.dumps(summary, indent=2))
     return code
 

@@ -19,10 +19,10 @@ from aviary.search.v1 import search_pb2, search_pb2_grpc
 from services.kit.peers import clients
 from services.kit.server import paging, startup
 from services.kit.server.auth import optional_caller_id
-from services.kit.settings import Settings, env_str
 from services.kit.server.errors import invalid_argument, unavailable
 from services.kit.events.kafka import CATALOG_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord
 from services.search import documents, indices
+from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
 # The client logs every request at INFO; keep only its warnings.
@@ -33,9 +33,9 @@ INDEXED = Counter("aviary_search_indexed_total", "Index changes applied from eve
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
-        self.os = AsyncOpenSearch(env_str("AVIARY_OPENSEARCH_URL", "http://127.0.0.1:9200"), timeout=10)
+        self.os = AsyncOpenSearch(settings.opensearch_url, timeout=10)
         self.consumer = ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, CATALOG_TOPIC], self.handle
         )
