@@ -1,11 +1,12 @@
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 from services.timeline.servicer import TimelineServicer
+from services.timeline.settings import TimelineSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(TimelineSettings)
     servicer = TimelineServicer(settings)
     service.run(
         service.Service(

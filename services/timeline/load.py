@@ -21,7 +21,8 @@ import sys
 import time
 from typing import Iterable, TextIO
 
-from services.kit.settings import load_settings
+from services.kit.settings import load
+from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
 
 # Users per Redis round trip: large enough to keep Redis busy, small enough
@@ -50,8 +51,8 @@ def _open(path: str) -> TextIO:
     return sys.stdin if path == "-" else open(path, encoding="utf-8")
 
 
-async def run(user_ids: list[int], *, delete: bool, ttl_seconds: int) -> dict:
-    store = TimelineStore(load_settings())
+async def run(settings: TimelineSettings, user_ids: list[int], *, delete: bool, ttl_seconds: int) -> dict:
+    store = TimelineStore(settings)
     started = time.perf_counter()
     try:
         for start in range(0, len(user_ids), CHUNK):
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ttl-days", type=float, default=7.0, help="how long the marks last (default %(default)s)")
     p.add_argument("--delete", action="store_true", help="delete the users' timelines and marks instead")
     args = p.parse_args(argv)
+    settings = load(TimelineSettings)
     if args.ttl_days <= 0:
         p.error("--ttl-days must be positive")
     try:
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error(str(exc))
     action = "deleting the timelines of" if args.delete else "marking active"
     print(f"timeline load: {action} {len(user_ids)} users", file=sys.stderr, flush=True)
-    result = asyncio.run(run(user_ids, delete=args.delete, ttl_seconds=int(args.ttl_days * 86_400)))
+    result = asyncio.run(run(settings, user_ids, delete=args.delete, ttl_seconds=int(args.ttl_days * 86_400)))
     print(json.dumps(result))
 
 

@@ -19,7 +19,6 @@ from services.kit.server import startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id
 from services.kit.stores.cache import TtlCache
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.server.errors import invalid_argument, unavailable
 from services.kit.events.live import LiveHub
 from services.kit.server.paging import encode_token, int_cursor, page_size
@@ -34,6 +33,7 @@ from services.timeline.entries import (
     plan_round,
 )
 from services.timeline.live import author_channel, home_channel
+from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 ADD = timeline_pb2.DELIVERY_OP_ADD
 REMOVE = timeline_pb2.DELIVERY_OP_REMOVE
 MAX_USERS_PER_BATCH = 5000
-# Deliveries are written in chunks, several in flight at once, so that
-# Python packs the next chunk while Redis runs the previous one: one batch
-# at a time left each side idle half the time (issue 4's throughput bench).
-DELIVERY_CHUNK = env_int("AVIARY_TIMELINE_DELIVERY_CHUNK", 250)
-DELIVERIES_IN_FLIGHT = env_int("AVIARY_TIMELINE_DELIVERIES_IN_FLIGHT", 4)
 # A page normally fills in one round; more rounds only when many of the
 # candidates were deleted. The bound keeps a pathological timeline from
 # turning one read into an unbounded scan (the page then comes back short,
@@ -136,7 +131,7 @@ def _checked_pair(user_id: int, author_id: int) -> tuple[int, int]:
 
 
 class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: TimelineSettings) -> None:
         self.settings = settings
         # How long a reader's followed-celebrity list is reused. Everything
         # that changes it forgets it at once: the reader following or
@@ -145,7 +140,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # answer graph gave before that from being cached after it. So the
         # TTL is only a safety net, and long: asking graph costs a graph call
         # and a Cassandra read of every followee, per reader.
-        self.celebrity_cache_seconds = env_float("AVIARY_TIMELINE_CELEBRITY_CACHE_SECONDS", 600.0)
+        self.celebrity_cache_seconds = settings.celebrity_cache_seconds
         # Hydrated posts (without engagement), shared by every reader: the
         # same popular posts fill many timelines, and a posts call per page
         # would be the largest cost of a read. Post bodies never change; a
@@ -157,19 +152,19 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # only a fresh hydration (which drops it) tells. Engagement (counts,
         # liked_by_me) is overlaid on copies per read.
         self.posts_cache = _PostCache(
-            plain_seconds=env_float("AVIARY_TIMELINE_POST_CACHE_SECONDS", 30.0),
-            embedding_seconds=env_float("AVIARY_TIMELINE_REPOST_CACHE_SECONDS", 5.0),
+            plain_seconds=settings.post_cache_seconds,
+            embedding_seconds=settings.repost_cache_seconds,
         )
         # Only users seen within this long have a materialized timeline.
-        self.active_seconds = env_int("AVIARY_TIMELINE_ACTIVE_DAYS", 7) * 86_400
+        self.active_seconds = settings.active_days * 86_400
         # How often one process renews a reader's activity mark (a write).
-        self.touch_seconds = env_float("AVIARY_TIMELINE_TOUCH_SECONDS", 3600.0)
+        self.touch_seconds = settings.touch_seconds
         self._touched: dict[int, float] = {}
         self.store: TimelineStore | None = None
         self.hub: LiveHub | None = None
         # A line without a post every so often keeps idle live streams open
         # through proxies and tells clients the stream is alive.
-        self.heartbeat_seconds = env_float("AVIARY_TIMELINE_WATCH_HEARTBEAT_SECONDS", 25.0)
+        self.heartbeat_seconds = settings.watch_heartbeat_seconds
         # Lazy clean-ups in flight; held so they are not garbage-collected.
         self._cleanups: set[asyncio.Task] = set()
 
@@ -192,7 +187,11 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def DeliverEntries(self, request_iterator: AsyncIterator, context) -> timeline_pb2.DeliverEntriesResponse:
         batches = timelines = skipped = 0
-        writes = _OverlappedWrites(DELIVERIES_IN_FLIGHT)
+        # Deliveries are written in chunks, several in flight at once, so that
+        # Python packs the next chunk while Redis runs the previous one: one batch
+        # at a time left each side idle half the time (issue 4's throughput bench).
+        chunk = self.settings.delivery_chunk
+        writes = _OverlappedWrites(self.settings.deliveries_in_flight)
         try:
             async for request in request_iterator:
                 # Each batch is validated whole before any of it is written.
@@ -204,8 +203,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                     await self.store.remove_from_homes(entry, user_ids)
                     timelines += len(user_ids)
                 elif user_ids:
-                    for start in range(0, len(user_ids), DELIVERY_CHUNK):
-                        await writes.add(self._add_to_homes(entry, user_ids[start : start + DELIVERY_CHUNK]))
+                    for start in range(0, len(user_ids), chunk):
+                        await writes.add(self._add_to_homes(entry, user_ids[start : start + chunk]))
                 batches += 1
             for delivered, offered in await writes.drain():
                 timelines += delivered
