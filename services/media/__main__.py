@@ -2,12 +2,13 @@
 
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 from services.media.servicer import MediaServicer
+from services.media.settings import MediaSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(MediaSettings)
     servicer = MediaServicer(settings)
     service.run(
         service.Service(

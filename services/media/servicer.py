@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from botocore.exceptions import BotoCoreError, ClientError
 from cassandra import Unavailable
@@ -20,9 +19,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from services.kit.stores import cql
 from services.kit.server import auth, ids
-from services.kit.settings import Settings, env_int
 from services.kit.server.errors import not_found, unavailable
 from services.media import images, validation, videos
+from services.media.settings import MediaSettings
 from services.media.store import MediaRecord, MetadataStore, ObjectStore, ObjectStoreSettings
 
 log = logging.getLogger(__name__)
@@ -32,23 +31,22 @@ MAX_BATCH_GET = 200
 _OBJECT_ERRORS = (BotoCoreError, ClientError)
 
 
-def public_base_url() -> str:
+def public_base_url(settings: MediaSettings) -> str:
     """Where clients fetch objects: Envoy routes <base>/<key> to the bucket."""
-    default = f"http://127.0.0.1:{env_int('ENVOY_PORT', 8080)}/media"
-    return os.environ.get("AVIARY_MEDIA_PUBLIC_URL", default).rstrip("/")
+    return settings.public_url.rstrip("/")
 
 
 class MediaServicer(media_pb2_grpc.MediaServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: MediaSettings) -> None:
         self.settings = settings
-        self.limits = validation.Limits.from_env()
-        self.video_tools = videos.Tools.from_env()
+        self.limits = validation.Limits.from_settings(settings)
+        self.video_tools = videos.Tools.from_settings(settings)
         # Decoding and probing take CPU and memory: this many uploads at a time.
-        self._processing = asyncio.Semaphore(env_int("AVIARY_MEDIA_PROCESSING_CONCURRENCY", 2))
+        self._processing = asyncio.Semaphore(settings.processing_concurrency)
         self.metadata = MetadataStore(settings)
-        self.objects = ObjectStore(ObjectStoreSettings.from_env())
+        self.objects = ObjectStore(ObjectStoreSettings.from_settings(settings))
         self.ids = ids.IdGenerator(settings.worker_id)
-        self.base_url = public_base_url()
+        self.base_url = public_base_url(settings)
 
     # -- lifecycle ----------------------------------------------------------
 

@@ -18,7 +18,6 @@ import asyncio
 import datetime
 import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from cassandra.query import PreparedStatement
 
 from services.kit.stores import cql
 from services.kit.settings import Settings
+from services.media.settings import MediaSettings
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,13 @@ class ObjectStoreSettings:
     region: str
 
     @classmethod
-    def from_env(cls) -> "ObjectStoreSettings":
+    def from_settings(cls, settings: MediaSettings) -> "ObjectStoreSettings":
         return cls(
-            endpoint=os.environ.get("AVIARY_S3_ENDPOINT", "http://127.0.0.1:9000"),
-            access_key=os.environ.get("AVIARY_S3_ACCESS_KEY", "aviary"),
-            secret_key=os.environ.get("AVIARY_S3_SECRET_KEY", "aviary-devstack-secret"),
-            bucket=os.environ.get("AVIARY_MEDIA_BUCKET", "aviary-media"),
-            region=os.environ.get("AVIARY_S3_REGION", "us-east-1"),
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            bucket=settings.bucket,
+            region=settings.s3_region,
         )
 
 

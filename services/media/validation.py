@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kit.settings import env_int
 from services.kit.server.errors import invalid_argument
 from services.media.images import PixelLimits
+from services.media.settings import MediaSettings
 
 MiB = 1024 * 1024
 
@@ -52,12 +52,12 @@ class Limits:
     animation_pixels: int = 200_000_000
 
     @classmethod
-    def from_env(cls) -> "Limits":
+    def from_settings(cls, settings: MediaSettings) -> "Limits":
         return cls(
-            image_bytes=env_int("AVIARY_MEDIA_MAX_IMAGE_BYTES", 5 * MiB),
-            video_bytes=env_int("AVIARY_MEDIA_MAX_VIDEO_BYTES", 15 * MiB),
-            image_pixels=env_int("AVIARY_MEDIA_MAX_IMAGE_PIXELS", 40_000_000),
-            animation_pixels=env_int("AVIARY_MEDIA_MAX_ANIMATION_PIXELS", 200_000_000),
+            image_bytes=settings.max_image_bytes,
+            video_bytes=settings.max_video_bytes,
+            image_pixels=settings.max_image_pixels,
+            animation_pixels=settings.max_animation_pixels,
         )
 
     @property

@@ -20,8 +20,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from services.kit.settings import env_float, env_str
 from services.kit.server.errors import invalid_argument
+from services.media.settings import MediaSettings
 
 # The ffmpeg muxer each type is written with.
 MUXERS = {"video/mp4": "mp4", "video/webm": "webm"}
@@ -42,12 +42,8 @@ class Tools:
     timeout_seconds: float
 
     @classmethod
-    def from_env(cls) -> "Tools":
-        return cls(
-            ffprobe=env_str("AVIARY_MEDIA_FFPROBE", "ffprobe"),
-            ffmpeg=env_str("AVIARY_MEDIA_FFMPEG", "ffmpeg"),
-            timeout_seconds=env_float("AVIARY_MEDIA_VIDEO_TIMEOUT_SECONDS", 10.0),
-        )
+    def from_settings(cls, settings: MediaSettings) -> "Tools":
+        return cls(ffprobe=settings.ffprobe, ffmpeg=settings.ffmpeg, timeout_seconds=settings.video_timeout_seconds)
 
 
 async def clean(content_type: str, data: bytes, tools: Tools) -> bytes:

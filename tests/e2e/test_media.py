@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 
 from services.kit.server import ids
+from services.kit.settings import load
+from services.media.settings import MediaSettings
 from services.media.store import KEYSPACE, ObjectStoreSettings, s3_client
 from services.media.validation import IMAGE_TYPES, MiB, sniff
 from tests import media_files
@@ -49,7 +51,7 @@ def stored():
     """Probes of what the media service stored for an owner: (metadata row ids, object keys)."""
     from devstack.backends import cassandra_session
 
-    settings = ObjectStoreSettings.from_env()
+    settings = ObjectStoreSettings.from_settings(load(MediaSettings))
     s3 = s3_client(settings)
     cluster, session = cassandra_session(KEYSPACE)
 

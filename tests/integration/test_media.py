@@ -25,15 +25,16 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from devstack.backends import cassandra_session
 from services.kit.server import ids
-from services.kit.settings import load_settings, service_addr
+from services.kit.settings import load, service_addr
 from services.media.servicer import MediaServicer
+from services.media.settings import MediaSettings
 from services.media.store import KEYSPACE, MediaRecord, ObjectStore, ObjectStoreSettings, s3_client
 from services.media.validation import IMAGE_TYPES, MiB, sniff
 from tests import media_files
 
 PASSWORD = "correct horse battery"
 RPC_TIMEOUT = 15.0
-S3 = ObjectStoreSettings.from_env()
+S3 = ObjectStoreSettings.from_settings(load(MediaSettings))
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +274,7 @@ class _FailingMetadata:
 
 
 async def test_an_object_whose_row_cannot_be_written_is_deleted_again(s3):
-    servicer = MediaServicer(load_settings())
+    servicer = MediaServicer(load(MediaSettings))
     await servicer.objects.start()
     servicer.metadata = _FailingMetadata(
         Unavailable("cassandra down", consistency=1, required_replicas=1, alive_replicas=0)

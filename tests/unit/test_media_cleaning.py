@@ -15,13 +15,15 @@ import pytest
 from PIL import Image, ImageCms, ImageSequence
 
 from services.kit.server.errors import ApiError
+from services.kit.settings import load
 from services.media import images, videos
 from services.media.images import PixelLimits
+from services.media.settings import MediaSettings
 from services.media.validation import Limits
 from tests import media_files
 
 PIXELS = Limits().pixels
-TOOLS = videos.Tools.from_env()
+TOOLS = videos.Tools.from_settings(load(MediaSettings))
 GPS_IFD = 0x8825
 
 

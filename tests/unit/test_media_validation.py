@@ -6,7 +6,9 @@ import grpc
 import pytest
 
 from services.kit.server.errors import ApiError
+from services.kit.settings import load
 from services.media import validation
+from services.media.settings import MediaSettings
 from services.media.validation import MiB, Limits, check_upload, normalize_content_type, sniff
 from tests import media_files
 
@@ -152,11 +154,10 @@ def test_default_limits_are_5_and_15_mib_and_the_size_check_comes_before_sniffin
     assert "15 MiB" in err.message
 
 
-def test_limits_come_from_the_environment(monkeypatch):
-    assert Limits.from_env() == Limits(image_bytes=5 * MiB, video_bytes=15 * MiB)
-    monkeypatch.setenv("AVIARY_MEDIA_MAX_IMAGE_BYTES", "2048")
-    monkeypatch.setenv("AVIARY_MEDIA_MAX_VIDEO_BYTES", "4096")
-    limits = Limits.from_env()
+def test_limits_come_from_the_settings():
+    assert Limits.from_settings(load(MediaSettings, {})) == Limits(image_bytes=5 * MiB, video_bytes=15 * MiB)
+    settings = load(MediaSettings, {"AVIARY_MEDIA_MAX_IMAGE_BYTES": "2048", "AVIARY_MEDIA_MAX_VIDEO_BYTES": "4096"})
+    limits = Limits.from_settings(settings)
     assert (limits.image_bytes, limits.video_bytes, limits.largest) == (2048, 4096, 4096)
     assert limits.for_type("image/gif") == 2048 and limits.for_type("video/webm") == 4096
 
