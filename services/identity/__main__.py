@@ -1,11 +1,12 @@
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from services.identity.servicer import IdentityServicer
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.identity.settings import IdentitySettings
+from services.kit.settings import load, service_port
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(IdentitySettings)
     servicer = IdentityServicer(settings)
     service.run(
         service.Service(

@@ -7,7 +7,6 @@ small thread pool runs several hashes in parallel without stalling requests.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,20 +14,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from prometheus_client import Counter
 
-from services.kit.settings import env_int
 from services.kit.server.errors import unavailable
 
 HASHES_REFUSED = Counter("aviary_identity_hashes_refused_total", "Password hashes refused: the pool was full")
 
 
 class Passwords:
-    def __init__(
-        self, hasher: PasswordHasher | None = None, *, workers: int | None = None, queue_max: int | None = None
-    ) -> None:
+    def __init__(self, hasher: PasswordHasher | None = None, *, workers: int, queue_max: int) -> None:
         # PasswordHasher's defaults are Argon2id with the RFC 9106 low-memory profile.
         self._hasher = hasher or PasswordHasher()
-        workers = workers or env_int("AVIARY_IDENTITY_HASH_WORKERS", min(4, os.cpu_count() or 1))
-        queue_max = env_int("AVIARY_IDENTITY_HASH_QUEUE", 64) if queue_max is None else queue_max
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
         # Hashes running or waiting for a thread; a flood beyond this is refused
         # at once instead of queueing without bound and starving other calls.

@@ -22,7 +22,7 @@ from services.kit.peers import clients, profiles
 from services.kit.server import client_address, startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import TokenIssuer, caller_id
-from services.kit.settings import Settings, env_float, env_int
+from services.identity.settings import IdentitySettings
 from services.kit.server.errors import (
     already_exists,
     invalid_argument,
@@ -47,24 +47,23 @@ _COUNTERS_REST_SECONDS = 5.0
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: IdentitySettings) -> None:
         self.settings = settings
         self.store = IdentityStore(settings)
-        self.passwords = Passwords()
+        self.passwords = Passwords(workers=settings.hash_workers, queue_max=settings.hash_queue)
         self.ids = IdGenerator(settings.worker_id)
         # Summaries for hydration. An edit on this replica drops its entry at
         # once, one on another replica through the profile announcements; the
         # TTL only bounds an announcement lost while Redis was unreachable.
         self.summaries: TtlCache[int, UserRecord] = TtlCache(
-            ttl_seconds=env_float("AVIARY_IDENTITY_USER_CACHE_SECONDS", 60.0),
-            max_entries=env_int("AVIARY_IDENTITY_USER_CACHE_ENTRIES", 50_000),
+            ttl_seconds=settings.user_cache_seconds, max_entries=settings.user_cache_entries
         )
         self._issuer: TokenIssuer | None = None
         self.redis = redis_client.client(settings)
         self.attempts = AttemptStore(self.redis)
-        self.limits = throttle.Limits.from_env()
+        self.limits = throttle.Limits.from_settings(settings)
         self._lock_schedule = throttle.lock_schedule(self.limits)
-        self._trusted_hops = client_address.trusted_hops()
+        self._trusted_hops = settings.xff_trusted_hops
         self._counters_down_until = 0.0
 
     # -- lifecycle -------------------------------------------------------

@@ -11,8 +11,10 @@ import hashlib
 import ipaddress
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from services.kit.settings import env_float, env_int
+if TYPE_CHECKING:
+    from services.identity.settings import IdentitySettings
 
 # IPv6 clients are counted per /64: one subscriber usually holds a whole /64.
 _IPV6_PREFIX = 64
@@ -20,7 +22,8 @@ _IPV6_PREFIX = 64
 
 @dataclass(frozen=True)
 class Limits:
-    """Production defaults; the devstack raises the per-address ones (devstack/services.py)."""
+    """Production defaults, also those of IdentitySettings; the devstack raises the
+    per-address ones (devstack/services.py)."""
 
     # Log-in attempts an account name gets before each failure locks it.
     login_free_failures: int = 5
@@ -38,27 +41,16 @@ class Limits:
     sign_up_window_seconds: float = 3600.0
 
     @classmethod
-    def from_env(cls) -> Limits:
-        d = cls()
+    def from_settings(cls, settings: IdentitySettings) -> Limits:
         return cls(
-            login_free_failures=env_int("AVIARY_IDENTITY_LOGIN_FREE_FAILURES", d.login_free_failures),
-            login_backoff_base_seconds=env_float(
-                "AVIARY_IDENTITY_LOGIN_BACKOFF_BASE_SECONDS", d.login_backoff_base_seconds
-            ),
-            login_backoff_cap_seconds=env_float(
-                "AVIARY_IDENTITY_LOGIN_BACKOFF_CAP_SECONDS", d.login_backoff_cap_seconds
-            ),
-            login_failure_memory_seconds=env_float(
-                "AVIARY_IDENTITY_LOGIN_FAILURE_MEMORY_SECONDS", d.login_failure_memory_seconds
-            ),
-            login_failures_per_address=env_int(
-                "AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS", d.login_failures_per_address
-            ),
-            login_address_window_seconds=env_float(
-                "AVIARY_IDENTITY_LOGIN_ADDRESS_WINDOW_SECONDS", d.login_address_window_seconds
-            ),
-            sign_ups_per_address=env_int("AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS", d.sign_ups_per_address),
-            sign_up_window_seconds=env_float("AVIARY_IDENTITY_SIGN_UP_WINDOW_SECONDS", d.sign_up_window_seconds),
+            login_free_failures=settings.login_free_failures,
+            login_backoff_base_seconds=settings.login_backoff_base_seconds,
+            login_backoff_cap_seconds=settings.login_backoff_cap_seconds,
+            login_failure_memory_seconds=settings.login_failure_memory_seconds,
+            login_failures_per_address=settings.login_failures_per_address,
+            login_address_window_seconds=settings.login_address_window_seconds,
+            sign_ups_per_address=settings.sign_ups_per_address,
+            sign_up_window_seconds=settings.sign_up_window_seconds,
         )
 
 

@@ -2,6 +2,8 @@
 the names counters are kept under."""
 
 from services.identity import throttle
+from services.identity.settings import IdentitySettings
+from services.kit.settings import load
 
 LIMITS = throttle.Limits(login_free_failures=5, login_backoff_base_seconds=2, login_backoff_cap_seconds=300)
 
@@ -43,9 +45,8 @@ def test_addresses_are_counted_per_ipv4_address_and_per_ipv6_slash_64():
     assert "{" not in garbage and garbage == throttle.address_bucket("not-an-address{x}")
 
 
-def test_limits_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv("AVIARY_IDENTITY_LOGIN_FREE_FAILURES", "3")
-    monkeypatch.setenv("AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS", "100000")
-    limits = throttle.Limits.from_env()
+def test_limits_come_from_the_settings():
+    environ = {"AVIARY_IDENTITY_LOGIN_FREE_FAILURES": "3", "AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS": "100000"}
+    limits = throttle.Limits.from_settings(load(IdentitySettings, environ))
     assert limits.login_free_failures == 3 and limits.sign_ups_per_address == 100000
     assert limits.login_backoff_cap_seconds == throttle.Limits().login_backoff_cap_seconds

@@ -1,0 +1,69 @@
+"""The identity service's settings (AVIARY_IDENTITY_*), read once at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from services.identity.throttle import Limits
+from services.kit.settings import Settings, setting
+
+# The throttle's production defaults live with their reasons in throttle.Limits.
+_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class IdentitySettings(Settings):
+    hash_workers: int = setting(
+        "AVIARY_IDENTITY_HASH_WORKERS",
+        lambda s: min(4, os.cpu_count() or 1),
+        "Threads hashing passwords (Argon2id) in parallel.",
+        shown="min(4, CPUs)",
+    )
+    hash_queue: int = setting(
+        "AVIARY_IDENTITY_HASH_QUEUE", 64, "Password hashes that may wait for a thread; beyond, UNAVAILABLE at once."
+    )
+    user_cache_seconds: float = setting(
+        "AVIARY_IDENTITY_USER_CACHE_SECONDS", 60.0, "How long a user summary for hydration is reused."
+    )
+    user_cache_entries: int = setting("AVIARY_IDENTITY_USER_CACHE_ENTRIES", 50_000, "User summaries kept in memory.")
+    login_free_failures: int = setting(
+        "AVIARY_IDENTITY_LOGIN_FREE_FAILURES",
+        _LIMITS.login_free_failures,
+        "Failed log-ins an account name gets before each further failure locks it.",
+    )
+    login_backoff_base_seconds: float = setting(
+        "AVIARY_IDENTITY_LOGIN_BACKOFF_BASE_SECONDS",
+        _LIMITS.login_backoff_base_seconds,
+        "The first lock of an account name; each further failure doubles it.",
+    )
+    login_backoff_cap_seconds: float = setting(
+        "AVIARY_IDENTITY_LOGIN_BACKOFF_CAP_SECONDS",
+        _LIMITS.login_backoff_cap_seconds,
+        "The longest lock of an account name.",
+    )
+    login_failure_memory_seconds: float = setting(
+        "AVIARY_IDENTITY_LOGIN_FAILURE_MEMORY_SECONDS",
+        _LIMITS.login_failure_memory_seconds,
+        "A name's failed log-ins are forgotten after this long without an attempt.",
+    )
+    login_failures_per_address: int = setting(
+        "AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS",
+        _LIMITS.login_failures_per_address,
+        "Failed log-ins one client address may make per window, over all names (raised on the devstack).",
+    )
+    login_address_window_seconds: float = setting(
+        "AVIARY_IDENTITY_LOGIN_ADDRESS_WINDOW_SECONDS",
+        _LIMITS.login_address_window_seconds,
+        "The window of AVIARY_IDENTITY_LOGIN_FAILURES_PER_ADDRESS.",
+    )
+    sign_ups_per_address: int = setting(
+        "AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS",
+        _LIMITS.sign_ups_per_address,
+        "Sign-ups one client address may make per window (raised on the devstack).",
+    )
+    sign_up_window_seconds: float = setting(
+        "AVIARY_IDENTITY_SIGN_UP_WINDOW_SECONDS",
+        _LIMITS.sign_up_window_seconds,
+        "The window of AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS.",
+    )
