@@ -2,12 +2,13 @@
 
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 from services.notifications.servicer import NotificationsServicer
+from services.notifications.settings import NotificationsSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(NotificationsSettings)
     servicer = NotificationsServicer(settings)
     service.run(
         service.Service(

@@ -22,7 +22,6 @@ from services.kit.server import startup
 from services.kit.stores import cql, redis_client
 from services.kit.server.auth import caller_id
 from services.kit.stores.cache import TtlCache
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.server.errors import unavailable
 from services.kit.server.ids import MAX_ID, IdGenerator, parse_id
 from services.kit.events.kafka import (
@@ -37,6 +36,7 @@ from services.kit.events.live import LiveHub
 from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.notifications import rules
 from services.notifications.notifier import CONSUMER_GROUP, Notifier
+from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore, Row
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,9 @@ WATCHERS = Gauge("aviary_notifications_watchers", "Open WatchNotifications strea
 
 
 class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: NotificationsSettings) -> None:
         self.settings = settings
-        retention_days = env_int("AVIARY_NOTIFICATIONS_RETENTION_DAYS", 90)
-        self.store = NotificationStore(settings, retention_seconds=retention_days * 24 * 3600)
+        self.store = NotificationStore(settings, retention_seconds=settings.retention_seconds)
         self.redis = redis_client.client(settings)
         self.hub = LiveHub(self.redis)
         self.ids = IdGenerator(settings.worker_id)
@@ -57,9 +56,9 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             self.redis,
             self.ids,
             # Follows of one recipient group while the group is younger than this.
-            follow_window_seconds=env_float("AVIARY_NOTIFICATIONS_FOLLOW_WINDOW_SECONDS", 24 * 3600.0),
+            follow_window_seconds=settings.follow_window_seconds,
             rpc_timeout=settings.rpc_timeout_seconds,
-            username_cache_seconds=env_float("AVIARY_NOTIFICATIONS_USERNAME_CACHE_SECONDS", 600.0),
+            username_cache_seconds=settings.username_cache_seconds,
         )
         self.consumer = ConsumerLoop(
             settings.kafka_bootstrap,
@@ -68,13 +67,11 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             self.notifier.handle,
         )
         # Names for the texts; a rename shows within this many seconds.
-        self.names: TtlCache[int, str] = TtlCache(
-            ttl_seconds=env_float("AVIARY_NOTIFICATIONS_NAME_CACHE_SECONDS", 5.0), max_entries=50_000
-        )
+        self.names: TtlCache[int, str] = TtlCache(ttl_seconds=settings.name_cache_seconds, max_entries=50_000)
         # unread_count and markRead's `marked` count at most this many.
-        self.count_cap = env_int("AVIARY_NOTIFICATIONS_UNREAD_CAP", 1000)
+        self.count_cap = settings.unread_cap
         # An empty line this often keeps an idle watch open through proxies.
-        self.heartbeat_seconds = env_float("AVIARY_NOTIFICATIONS_WATCH_HEARTBEAT_SECONDS", 25.0)
+        self.heartbeat_seconds = settings.watch_heartbeat_seconds
         self._cleanups: set[asyncio.Task] = set()
 
     # -- lifecycle ---------------------------------------------------------------
