@@ -1,11 +1,12 @@
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from services.engagement.servicer import EngagementServicer
+from services.engagement.settings import EngagementSettings
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(EngagementSettings)
     servicer = EngagementServicer(settings)
     service.run(
         service.Service(

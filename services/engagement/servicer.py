@@ -21,6 +21,7 @@ from aviary.events.v1 import events_pb2
 from aviary.posts.v1 import posts_pb2
 from services.engagement.counters import HotCounters
 from services.engagement.liked import LikedCache
+from services.engagement.settings import EngagementSettings
 from services.engagement.store import Counts, EngagementStore
 from services.kit.events import kafka
 from services.kit.peers import clients
@@ -28,7 +29,6 @@ from services.kit.server import ids, service, startup
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.server.auth import caller_id
 from services.kit.stores.cache import TtlCache
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.server.errors import not_found, unavailable
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids, parse_optional_id
 
@@ -45,7 +45,7 @@ def _utcnow() -> datetime.datetime:
 
 
 class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: EngagementSettings) -> None:
         self.settings = settings
         self.store = EngagementStore(settings)
         self.ids = IdGenerator(settings.worker_id)
@@ -58,9 +58,9 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         self.counters = HotCounters(
             self.redis,
             self.store,
-            ttl_seconds=env_int("AVIARY_ENGAGEMENT_COUNTER_TTL_SECONDS", 86_400),
-            flush_interval=env_float("AVIARY_ENGAGEMENT_FLUSH_SECONDS", 1.0),
-            trust_margin=env_float("AVIARY_ENGAGEMENT_TRUST_MARGIN_SECONDS", 30.0),
+            ttl_seconds=settings.counter_ttl_seconds,
+            flush_interval=settings.flush_seconds,
+            trust_margin=settings.trust_margin_seconds,
         )
         # Counts as this replica last read them, for a moment: every page of
         # every reader asks for the same popular posts, and counts a second
@@ -69,13 +69,13 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         # liked_by_me is never cached here: a reader sees their own like on
         # the next read.
         self.recent_counts: TtlCache[int, Counts] = TtlCache(
-            ttl_seconds=env_float("AVIARY_ENGAGEMENT_COUNTS_CACHE_SECONDS", 1.0), max_entries=200_000
+            ttl_seconds=settings.counts_cache_seconds, max_entries=200_000
         )
         self.liked = LikedCache(
             self.redis,
             self.store,
-            load_size=env_int("AVIARY_ENGAGEMENT_LIKED_CACHE_SIZE", 1000),
-            ttl_seconds=env_int("AVIARY_ENGAGEMENT_LIKED_CACHE_TTL_SECONDS", 3600),
+            load_size=settings.liked_cache_size,
+            ttl_seconds=settings.liked_cache_ttl_seconds,
         )
         self.post_events = kafka.ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [kafka.POSTS_TOPIC], self._on_post_event
