@@ -2,12 +2,13 @@
 
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 from services.posts.servicer import PostsServicer
+from services.posts.settings import PostsSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(PostsSettings)
     servicer = PostsServicer(settings)
     service.run(
         service.Service(

@@ -19,7 +19,6 @@ import logging
 from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
 from services.kit.peers import clients, media
-from services.kit.settings import env_float
 from services.kit.server.errors import invalid_argument
 from services.posts.lookup import PeerLookup
 
@@ -33,14 +32,12 @@ async def _batch_get_media(media_ids: list[int], timeout: float) -> list[tuple[i
     return [(int(m.media_id), m) for m in response.media]
 
 
-# BatchGetMedia takes at most 200 ids per call.
-_media: PeerLookup[media_pb2.Media] = PeerLookup(
-    _batch_get_media,
-    what="media BatchGetMedia",
-    batch=200,
-    ttl_seconds=env_float("AVIARY_POSTS_MEDIA_CACHE_SECONDS", 300.0),
-    max_entries=100_000,
-)
+def media_lookup(cache_seconds: float) -> PeerLookup[media_pb2.Media]:
+    """Media by id, reused for `cache_seconds`: one per servicer, built at start-up."""
+    # BatchGetMedia takes at most 200 ids per call.
+    return PeerLookup(
+        _batch_get_media, what="media BatchGetMedia", batch=200, ttl_seconds=cache_seconds, max_entries=100_000
+    )
 
 
 async def check_media_ids(media_ids: list[int], author_id: int, timeout: float) -> None:
@@ -56,8 +53,8 @@ async def check_media_ids(media_ids: list[int], author_id: int, timeout: float) 
     await media.check_own_uploads(media_ids, author_id, timeout)
 
 
-async def attach_media(posts: list[posts_pb2.Post], timeout: float) -> None:
+async def attach_media(lookup: PeerLookup[media_pb2.Media], posts: list[posts_pb2.Post], timeout: float) -> None:
     """Fills `media` of each post (and of an embedded reposted post) in media_ids order.
 
     Never fails: without the media service, posts simply lack `media`."""
-    await _media.attach(posts, "media_ids", "media", timeout)
+    await lookup.attach(posts, "media_ids", "media", timeout)

@@ -26,14 +26,10 @@ import grpc
 from aviary.catalog.v1 import catalog_pb2
 from aviary.posts.v1 import posts_pb2
 from services.kit.peers import clients
-from services.kit.settings import env_float
 from services.kit.server.errors import invalid_argument, unavailable
 from services.posts.lookup import PeerLookup
 
 log = logging.getLogger(__name__)
-
-# Reads give up on the catalog quickly: a slow catalog must not slow timelines.
-_READ_TIMEOUT = env_float("AVIARY_POSTS_CATALOG_READ_TIMEOUT_SECONDS", 1.0)
 
 
 async def _batch_get_products(product_ids: list[int], timeout: float) -> list[tuple[int, catalog_pb2.Product]]:
@@ -44,17 +40,15 @@ async def _batch_get_products(product_ids: list[int], timeout: float) -> list[tu
     return [(int(p.id), p) for p in response.products]
 
 
-# BatchGetProducts takes at most 200 ids per call.
-_products: PeerLookup[catalog_pb2.Product] = PeerLookup(
-    _batch_get_products,
-    what="catalog BatchGetProducts",
-    batch=200,
-    ttl_seconds=env_float("AVIARY_POSTS_PRODUCT_CACHE_SECONDS", 10.0),
-    max_entries=50_000,
-)
+def product_lookup(cache_seconds: float) -> PeerLookup[catalog_pb2.Product]:
+    """Products by id, reused for `cache_seconds`: one per servicer, built at start-up."""
+    # BatchGetProducts takes at most 200 ids per call.
+    return PeerLookup(
+        _batch_get_products, what="catalog BatchGetProducts", batch=200, ttl_seconds=cache_seconds, max_entries=50_000
+    )
 
 
-async def check_product_ids(product_ids: list[int], timeout: float) -> None:
+async def check_product_ids(lookup: PeerLookup[catalog_pb2.Product], product_ids: list[int], timeout: float) -> None:
     """INVALID_ARGUMENT naming product_ids[i] unless every id is an active product;
     UNAVAILABLE when the catalog cannot be asked right now."""
     if not product_ids:
@@ -68,7 +62,7 @@ async def check_product_ids(product_ids: list[int], timeout: float) -> None:
         seen[product_id] = i
     try:
         # Asked afresh, not from the cache: a write is checked by the owner of the data.
-        found = await _products.get(product_ids, timeout, cached=False)
+        found = await lookup.get(product_ids, timeout, cached=False)
     except grpc.aio.AioRpcError as exc:
         log.warning("catalog BatchGetProducts failed", extra={"code": exc.code().name, "details": exc.details()})
         raise unavailable(
@@ -85,8 +79,8 @@ async def check_product_ids(product_ids: list[int], timeout: float) -> None:
             )
 
 
-async def attach_products(posts: list[posts_pb2.Post]) -> None:
+async def attach_products(lookup: PeerLookup[catalog_pb2.Product], posts: list[posts_pb2.Post], timeout: float) -> None:
     """Fills `products` of each post (and of an embedded reposted post) in product_ids order.
 
     Never fails: without the catalog, posts simply lack `products`."""
-    await _products.attach(posts, "product_ids", "products", _READ_TIMEOUT)
+    await lookup.attach(posts, "product_ids", "products", timeout)

@@ -25,7 +25,6 @@ from services.kit.peers import clients, engagement_overlay, profiles
 from services.kit.server import auth, ids, paging
 from services.kit.stores import cql, redis_client
 from services.kit.stores.cache import TtlCache
-from services.kit.settings import Settings, env_float
 from services.kit.server.errors import (
     failed_precondition,
     invalid_argument,
@@ -38,6 +37,7 @@ from services.posts import products as post_products
 from services.posts import text as post_text
 from services.posts.cache import PostCache
 from services.posts.model import PostRecord, to_created_event, to_proto
+from services.posts.settings import PostsSettings
 from services.posts.store import PostStore, TombstoneResult
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ MAX_BATCH_GET = 200
 
 
 class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PostsSettings) -> None:
         self.settings = settings
         self.store = PostStore(settings)
         self.ids = ids.IdGenerator(settings.worker_id)
@@ -59,15 +59,18 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         # within milliseconds, so rows may live long in the cache; the TTL
         # only bounds a delete missed while this replica's Kafka consumer was
         # cut off. The size bound keeps memory in check.
-        self.cache = PostCache(ttl_seconds=env_float("AVIARY_POSTS_CACHE_SECONDS", 300.0))
+        self.cache = PostCache(ttl_seconds=settings.cache_seconds)
         # Author summaries for hydration. A profile edit drops its entry at
         # once (identity's announcement); the TTL only bounds an announcement
         # lost while Redis was unreachable. Follows announce both users'
         # changed counts the same way (graph); a post updates its author's
         # copy here (_count_post).
         self.authors: TtlCache[int, identity_pb2.User] = TtlCache(
-            ttl_seconds=env_float("AVIARY_POSTS_AUTHOR_CACHE_SECONDS", 60.0), max_entries=50_000
+            ttl_seconds=settings.author_cache_seconds, max_entries=50_000
         )
+        # Media and products on hydrated posts, fetched from their owners.
+        self.media = post_media.media_lookup(settings.media_cache_seconds)
+        self.products = post_products.product_lookup(settings.product_cache_seconds)
         self.redis = redis_client.client(settings)
         # A group of its own per process: every replica sees every delete.
         self.evictions = kafka.ConsumerLoop(
@@ -129,7 +132,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         media_ids = ids.parse_ids(request.media_ids, "media_ids", max_items=MAX_MEDIA)
         await post_media.check_media_ids(media_ids, author_id, self.settings.rpc_timeout_seconds)
         product_ids = ids.parse_ids(request.product_ids, "product_ids", max_items=MAX_PRODUCTS)
-        await post_products.check_product_ids(product_ids, self.settings.rpc_timeout_seconds)
+        await post_products.check_product_ids(self.products, product_ids, self.settings.rpc_timeout_seconds)
         reply_to_id = ids.parse_optional_id(request.reply_to_id, "reply_to_id")
         if reply_to_id and repost_of_id:
             raise invalid_argument("repost_of_id", "cannot be set together with reply_to_id")
@@ -411,8 +414,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             await engagement_overlay.apply(posts, viewer_id, self.settings.rpc_timeout_seconds)
         # Media and products come from different services: asked side by side.
         await asyncio.gather(
-            post_media.attach_media(posts, self.settings.rpc_timeout_seconds),
-            post_products.attach_products(posts),
+            post_media.attach_media(self.media, posts, self.settings.rpc_timeout_seconds),
+            # Reads give up on the catalog quickly: a slow catalog must not slow timelines.
+            post_products.attach_products(self.products, posts, self.settings.catalog_read_timeout_seconds),
         )
         return posts
 

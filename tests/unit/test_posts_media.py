@@ -44,8 +44,12 @@ class FakeMedia:
 def fake(monkeypatch):
     service = FakeMedia()
     monkeypatch.setattr(post_media.clients, "media", lambda: service)
-    monkeypatch.setattr(post_media._media, "cache", type(post_media._media.cache)(ttl_seconds=60, max_entries=100))
     return service
+
+
+@pytest.fixture
+def lookup():
+    return post_media.media_lookup(cache_seconds=60)
 
 
 async def _refused(media_ids, author=AUTHOR) -> ApiError:
@@ -81,21 +85,21 @@ async def test_the_same_media_twice_is_refused(fake):
     assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "more than once" in err.message
 
 
-async def test_media_service_down_means_unavailable_not_unchecked(fake):
+async def test_media_service_down_means_unavailable_not_unchecked(fake, lookup):
     fake.items = {1: AUTHOR}
-    await post_media.attach_media([posts_pb2.Post(id="1", media_ids=["1"])], timeout=1.0)  # now cached
+    await post_media.attach_media(lookup, [posts_pb2.Post(id="1", media_ids=["1"])], timeout=1.0)  # now cached
     fake.down = True
     err = await _refused([1])  # a write is never checked against the cache
     assert err.code == grpc.StatusCode.UNAVAILABLE
 
 
-async def test_attach_fills_media_in_media_ids_order_including_reposted_posts(fake):
+async def test_attach_fills_media_in_media_ids_order_including_reposted_posts(fake, lookup):
     fake.items = {1: AUTHOR, 2: AUTHOR, 3: OTHER}
     first = posts_pb2.Post(id="10", media_ids=["2", "1"])
     plain = posts_pb2.Post(id="11")
     quote = posts_pb2.Post(id="12", media_ids=["404"])
     quote.repost_of.CopyFrom(posts_pb2.Post(id="13", media_ids=["3"]))
-    await post_media.attach_media([first, plain, quote], timeout=1.0)
+    await post_media.attach_media(lookup, [first, plain, quote], timeout=1.0)
     assert [m.media_id for m in first.media] == ["2", "1"]
     assert [m.url for m in first.media] == ["http://edge/media/2.png", "http://edge/media/1.png"]
     assert list(plain.media) == []
@@ -104,15 +108,15 @@ async def test_attach_fills_media_in_media_ids_order_including_reposted_posts(fa
     assert len(fake.calls) == 1  # one call for every post
 
 
-async def test_attach_uses_the_cache_for_media_seen_before(fake):
+async def test_attach_uses_the_cache_for_media_seen_before(fake, lookup):
     fake.items = {1: AUTHOR}
-    await post_media.attach_media([posts_pb2.Post(id="1", media_ids=["1"])], timeout=1.0)
-    await post_media.attach_media([posts_pb2.Post(id="2", media_ids=["1"])], timeout=1.0)
+    await post_media.attach_media(lookup, [posts_pb2.Post(id="1", media_ids=["1"])], timeout=1.0)
+    await post_media.attach_media(lookup, [posts_pb2.Post(id="2", media_ids=["1"])], timeout=1.0)
     assert fake.calls == [["1"]]
 
 
-async def test_attach_degrades_to_posts_without_media_when_the_service_is_down(fake):
+async def test_attach_degrades_to_posts_without_media_when_the_service_is_down(fake, lookup):
     fake.down = True
     post = posts_pb2.Post(id="1", media_ids=["1"])
-    await post_media.attach_media([post], timeout=1.0)
+    await post_media.attach_media(lookup, [post], timeout=1.0)
     assert list(post.media_ids) == ["1"] and list(post.media) == []
