@@ -1,11 +1,12 @@
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from services.graph.servicer import GraphServicer
+from services.graph.settings import GraphSettings
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(GraphSettings)
     servicer = GraphServicer(settings)
     service.run(
         service.Service(

@@ -21,7 +21,6 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from services.kit.stores.cache import TtlCache
-from services.kit.settings import env_float, env_int
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +30,12 @@ LOOKUPS = Counter(
 
 
 class FollowerLists:
-    def __init__(self, store) -> None:
+    def __init__(self, store, *, ttl_seconds: float, max_authors: int, max_ids: int) -> None:
         self._store = store
         # Bounded by authors and by list length: at most max_authors lists
         # of at most max_ids ids (8 bytes each) are held.
-        self.max_ids = env_int("AVIARY_GRAPH_FOLLOWER_LIST_MAX_IDS", 20_000)
-        self._lists: TtlCache[int, tuple[bytes, array]] = TtlCache(
-            env_float("AVIARY_GRAPH_FOLLOWER_LIST_SECONDS", 60.0),
-            env_int("AVIARY_GRAPH_FOLLOWER_LIST_AUTHORS", 200),
-        )
+        self.max_ids = max_ids
+        self._lists: TtlCache[int, tuple[bytes, array]] = TtlCache(ttl_seconds, max_authors)
 
     async def version(self, user_id: int) -> bytes | None:
         """The list's current version; None when it cannot be read (Redis

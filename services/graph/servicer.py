@@ -14,11 +14,11 @@ from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2
 from services.graph import rules
 from services.graph.follower_lists import FollowerLists
+from services.graph.settings import GraphSettings
 from services.graph.store import GraphStore
 from services.kit.peers import clients
 from services.kit.server import startup
 from services.kit.server.auth import caller_id
-from services.kit.settings import Settings
 from services.kit.server.errors import invalid_argument, not_found
 from services.kit.server.ids import MAX_ID, IdGenerator, parse_id, parse_ids
 from services.kit.server.paging import encode_token, int_cursor, page_size
@@ -33,10 +33,15 @@ MAX_BATCH_STATS = 200
 
 
 class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: GraphSettings) -> None:
         self.settings = settings
         self.store = GraphStore(settings)
-        self.follower_lists = FollowerLists(self.store)
+        self.follower_lists = FollowerLists(
+            self.store,
+            ttl_seconds=settings.follower_list_seconds,
+            max_authors=settings.follower_list_authors,
+            max_ids=settings.follower_list_max_ids,
+        )
         self.ids = IdGenerator(settings.worker_id)
 
     # -- lifecycle -------------------------------------------------------
