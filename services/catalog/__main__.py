@@ -2,12 +2,13 @@
 
 from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from services.catalog.servicer import CatalogServicer
+from services.catalog.settings import CatalogSettings
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(CatalogSettings)
     servicer = CatalogServicer(settings)
     service.run(
         service.Service(

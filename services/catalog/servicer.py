@@ -17,12 +17,12 @@ from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from aviary.events.v1 import events_pb2
 from aviary.inventory.v1 import inventory_pb2
 from services.catalog import validation
+from services.catalog.settings import CatalogSettings
 from services.catalog.store import SCHEMA, CatalogStore, Event, NewProduct, ProductRecord
 from services.kit.events import kafka
 from services.kit.peers import clients, media
 from services.kit.server import auth, ids, paging, startup
 from services.kit.stores import migrations
-from services.kit.settings import Settings, env_float
 from services.kit.server.errors import (
     ApiError,
     failed_precondition,
@@ -40,7 +40,7 @@ MAX_BATCH_GET = 200
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CatalogSettings) -> None:
         self.settings = settings
         # Only the outbox relay uses the producer; request paths never touch Kafka.
         self.producer = kafka.Producer(settings.kafka_bootstrap)
@@ -48,7 +48,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self.ids = ids.IdGenerator(settings.worker_id)
         # Stock is a nice-to-have on reads: a slow inventory must not make
         # product pages slow, so its deadline is short.
-        self.stock_timeout = env_float("AVIARY_CATALOG_STOCK_TIMEOUT_SECONDS", 1.0)
+        self.stock_timeout = settings.stock_timeout_seconds
 
     # -- lifecycle ---------------------------------------------------------------
 
