@@ -1,10 +1,11 @@
+from services.fanout.settings import FanoutSettings
 from services.fanout.worker import FanoutWorker
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(FanoutSettings)
     worker = FanoutWorker(settings)
     # No API of its own: the kit still serves health, reflection and metrics.
     service.run(

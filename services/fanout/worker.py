@@ -25,8 +25,8 @@ from services.fanout.events import (
     delivery_request,
     event_age_seconds,
 )
+from services.fanout.settings import FanoutSettings
 from services.kit.peers import clients
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord, ensure_topics_async
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,11 @@ class FollowerFeed:
 
 
 class FanoutWorker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: FanoutSettings) -> None:
         self.settings = settings
         self.timeout = settings.rpc_timeout_seconds
         # Streaming every follower of a large author takes longer than one call.
-        self.stream_timeout = env_float("AVIARY_FANOUT_STREAM_TIMEOUT_SECONDS", 120.0)
+        self.stream_timeout = settings.stream_timeout_seconds
         # Posts of different authors fan out side by side (a post by the same
         # author waits for the one before, so a delete never overtakes its
         # create): one post, or one partition, at a time left the worker
@@ -92,7 +92,7 @@ class FanoutWorker:
             [POSTS_TOPIC, GRAPH_TOPIC],
             self.handle,
             parallel_topics=frozenset({POSTS_TOPIC}),
-            parallel_limit=env_int("AVIARY_FANOUT_PARALLEL_POSTS", 16),
+            parallel_limit=settings.parallel_posts,
         )
 
     async def start(self) -> None:
