@@ -2,12 +2,13 @@
 
 from aviary.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from services.inventory.servicer import InventoryServicer
+from services.inventory.settings import InventorySettings
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(InventorySettings)
     servicer = InventoryServicer(settings)
     service.run(
         service.Service(

@@ -29,9 +29,9 @@ from services.inventory.store import (
     Short,
     StockRow,
 )
+from services.inventory.settings import InventorySettings
 from services.kit.server import startup
 from services.kit.stores import migrations
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.server.errors import failed_precondition, invalid_argument, not_found
 from services.kit.server.ids import parse_id, parse_ids
 
@@ -52,11 +52,11 @@ _STATES = {
 
 
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: InventorySettings) -> None:
         self.settings = settings
         self.store = InventoryStore(settings)
-        self.default_ttl = env_int("AVIARY_INVENTORY_RESERVATION_TTL_SECONDS", 600)
-        self.sweep_seconds = env_float("AVIARY_INVENTORY_SWEEP_SECONDS", 5.0)
+        self.default_ttl = settings.reservation_ttl_seconds
+        self.sweep_seconds = settings.sweep_seconds
 
     # -- lifecycle ---------------------------------------------------------------
 
