@@ -2,12 +2,13 @@
 
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from services.cart.servicer import CartServicer
+from services.cart.settings import CartSettings
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(CartSettings)
     servicer = CartServicer(settings)
     service.run(
         service.Service(

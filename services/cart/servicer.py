@@ -16,6 +16,7 @@ from prometheus_client import Counter
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2
 from services.cart.catalog import CatalogReader
+from services.cart.settings import CartSettings
 from services.cart.model import (
     MAX_LINE_QUANTITY,
     CartState,
@@ -29,7 +30,6 @@ from services.cart.store import CartStore
 from services.kit.server import startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.server.errors import ApiError, failed_precondition, invalid_argument, not_found, unavailable
 from services.kit.server.ids import parse_id
 
@@ -70,22 +70,12 @@ def _now_ms() -> int:
 
 
 class CartServicer(cart_pb2_grpc.CartServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CartSettings) -> None:
         self.settings = settings
-        # Abandoned carts expire this long after their last change.
-        self.ttl_seconds = env_int("AVIARY_CART_TTL_SECONDS", 7 * 86_400)
-        self.max_lines = env_int("AVIARY_CART_MAX_LINES", 50)
-        # How long a checkout is remembered as taken out of the cart: longer
-        # than any checkout keeps retrying.
-        self.checkout_marker_ttl_seconds = env_int("AVIARY_CART_CHECKOUT_MARKER_TTL_SECONDS", 7 * 86_400)
-        if self.ttl_seconds <= 0 or self.max_lines <= 0 or self.checkout_marker_ttl_seconds <= 0:
-            raise ValueError(
-                "AVIARY_CART_TTL_SECONDS, AVIARY_CART_MAX_LINES and "
-                "AVIARY_CART_CHECKOUT_MARKER_TTL_SECONDS must be positive"
-            )
-        # Short: a cart read waits on the catalog, and a slow one should fail
-        # fast with UNAVAILABLE rather than hang the page.
-        self.catalog = CatalogReader(env_float("AVIARY_CART_CATALOG_TIMEOUT_SECONDS", 2.0))
+        self.ttl_seconds = settings.ttl_seconds
+        self.max_lines = settings.max_lines
+        self.checkout_marker_ttl_seconds = settings.checkout_marker_ttl_seconds
+        self.catalog = CatalogReader(settings.catalog_timeout_seconds)
         self.store: CartStore | None = None
 
     async def start(self) -> None:

@@ -30,14 +30,15 @@ from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from services.cart.model import Line, cart_key, checkout_marker_key, encode_line
+from services.cart.settings import CartSettings
 from services.cart.store import CartStore
-from services.kit.settings import Settings, service_addr
+from services.kit.settings import Settings, load, service_addr
 from tests.integration.support import free_port, stop_process, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
 RPC_TIMEOUT = 15.0
-DEFAULT_TTL = int(os.environ.get("AVIARY_CART_TTL_SECONDS", str(7 * 86_400)))
+DEFAULT_TTL = load(CartSettings).ttl_seconds  # the running service's
 PASSWORD = "correct horse battery"
 
 
