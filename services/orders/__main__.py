@@ -3,12 +3,13 @@ sagas and of buyer cancels, and the outbox relay of order events."""
 
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 from services.orders.servicer import OrdersServicer
+from services.orders.settings import OrdersSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(OrdersSettings)
     servicer = OrdersServicer(settings)
     service.run(
         service.Service(

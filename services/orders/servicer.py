@@ -17,7 +17,6 @@ from services.kit.peers import clients
 from services.kit.server import paging, startup
 from services.kit.stores import migrations, pg
 from services.kit.server.auth import caller_id
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.server.errors import (
     ApiError,
     already_exists,
@@ -32,6 +31,7 @@ from services.kit.events.pg_outbox import PgOutbox
 from services.orders import model
 from services.orders.cancel import Canceller
 from services.orders.saga import CompensationPending, Orchestrator, sweep_forever
+from services.orders.settings import OrdersSettings
 from services.orders.store import Checkout, OrderRecord, OrdersStore
 
 log = logging.getLogger(__name__)
@@ -45,24 +45,24 @@ CHECKOUT_SECONDS = Histogram(
 
 
 class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: OrdersSettings) -> None:
         self.settings = settings
         self.ids = IdGenerator(settings.worker_id)
         self.producer = Producer(settings.kafka_bootstrap)
-        self.engine = pg.engine(settings, pool_size=env_int("AVIARY_ORDERS_PG_POOL", 20))
+        self.engine = pg.engine(settings, pool_size=settings.pg_pool)
         self.outbox = PgOutbox(self.engine, "orders", self.producer)
         # A saga whose orchestrator stops renewing this lease is taken over.
-        self.store = OrdersStore(self.engine, self.outbox, env_float("AVIARY_ORDERS_LEASE_SECONDS", 10.0))
+        self.store = OrdersStore(self.engine, self.outbox, settings.lease_seconds)
         self.orchestrator = Orchestrator(
             self.store,
             self.ids,
             rpc_timeout=settings.rpc_timeout_seconds,
-            reservation_ttl_seconds=env_int("AVIARY_ORDERS_RESERVATION_TTL_SECONDS", 600),
+            reservation_ttl_seconds=settings.reservation_ttl_seconds,
         )
         self.canceller = Canceller(self.store, rpc_timeout=settings.rpc_timeout_seconds)
         # How long a retry of a key waits for the first request's saga.
-        self.same_key_wait = env_float("AVIARY_ORDERS_SAME_KEY_WAIT_SECONDS", 15.0)
-        self.recovery_interval = env_float("AVIARY_ORDERS_RECOVERY_SECONDS", 2.0)
+        self.same_key_wait = settings.same_key_wait_seconds
+        self.recovery_interval = settings.recovery_seconds
 
     # -- lifecycle -------------------------------------------------------------
 
