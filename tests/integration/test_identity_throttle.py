@@ -22,7 +22,7 @@ import pytest
 
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 import edge_config as edge
-from services.kit.settings import REPO_ROOT, SERVICE_PORTS, STATE_DIR
+from services.kit.settings import REPO_ROOT, SERVICE_PORTS, load_settings
 from tests.integration.support import free_port, stop_process, wait_serving
 
 PASSWORD = "correct horse battery"
@@ -239,7 +239,7 @@ def _edge(identity_port: int, trusted_hops: int, tmp_path: Path):
             port=port,
             admin_port=admin_port,
             descriptor=descriptor,
-            jwks=STATE_DIR / "keys" / "jwks.json",
+            jwks=load_settings().state_dir / "keys" / "jwks.json",
             access_log=tmp_path / "access.log",
             service_ports={**SERVICE_PORTS, "identity": identity_port},
             gateway_port=int(os.environ.get("AVIARY_GATEWAY_PORT", "8081")),
