@@ -2,12 +2,13 @@
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 from services.payments.servicer import PaymentsServicer
+from services.payments.settings import PaymentsSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(PaymentsSettings)
     servicer = PaymentsServicer(settings)
     service.run(
         service.Service(

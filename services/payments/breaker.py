@@ -19,9 +19,9 @@ from typing import Callable
 
 from prometheus_client import Gauge, Histogram
 
-from services.kit.settings import env_float, env_int
 from services.payments.rules import NOT_SENT_REASON
 from services.payments.provider import Charge, PaymentProvider, ProviderResult, ProviderUnavailable
+from services.payments.settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +143,10 @@ class GuardedProvider:
         self.breaker = breaker
 
     @classmethod
-    def from_env(cls, inner: PaymentProvider) -> "GuardedProvider":
+    def from_settings(cls, inner: PaymentProvider, settings: PaymentsSettings) -> "GuardedProvider":
         return cls(
             inner,
-            CircuitBreaker(
-                failure_threshold=env_int("AVIARY_PAYMENTS_BREAKER_FAILURES", 3),
-                open_seconds=env_float("AVIARY_PAYMENTS_BREAKER_OPEN_SECONDS", 5.0),
-            ),
+            CircuitBreaker(failure_threshold=settings.breaker_failures, open_seconds=settings.breaker_open_seconds),
         )
 
     async def authorize(self, charge: Charge, idempotency_key: str) -> ProviderResult:

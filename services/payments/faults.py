@@ -18,7 +18,6 @@ import logging
 from collections import OrderedDict
 from dataclasses import replace
 
-from services.kit.settings import env_float, env_int
 from services.payments.provider import Charge, PaymentProvider, ProviderResult, ProviderUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,25 +67,14 @@ def parse_fault(payment_method: str) -> Fault | None:
     return _FAULTS_BY_METHOD.get(payment_method)
 
 
-def enabled() -> bool:
-    return env_int("AVIARY_PAYMENTS_FAULT_INJECTION", 0) == 1
-
-
 class FaultInjectingProvider:
     """Wraps a real provider; simulates the fault the payment method names."""
 
-    def __init__(
-        self, inner: PaymentProvider, *, timeout_seconds: float | None = None, slow_delay_seconds: float | None = None
-    ) -> None:
+    def __init__(self, inner: PaymentProvider, *, timeout_seconds: float, slow_delay_seconds: float) -> None:
         self.inner = inner
-        self.timeout_seconds = (
-            timeout_seconds if timeout_seconds is not None else env_float("AVIARY_STRIPE_TIMEOUT_SECONDS", 2.0)
-        )
-        self.slow_delay_seconds = (
-            slow_delay_seconds
-            if slow_delay_seconds is not None
-            else env_float("AVIARY_PAYMENTS_FAULT_DELAY_SECONDS", 3.0)
-        )
+        # An injected timeout waits as long as a real provider request may.
+        self.timeout_seconds = timeout_seconds
+        self.slow_delay_seconds = slow_delay_seconds
         # Provider idempotency keys whose first answer pm_fault_timeout_once
         # already lost (per process: enough for a test against one replica).
         self._lost_once: OrderedDict[str, None] = OrderedDict()

@@ -8,50 +8,53 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
 from services.kit.server import startup
-from services.kit.settings import Settings, env_str
 from services.kit.server.errors import invalid_argument, not_found
 from services.kit.server.ids import IdGenerator
 from services.payments import faults, validation
 from services.payments.breaker import GuardedProvider
 from services.payments.flows import PaymentFlows
 from services.payments.provider import PaymentProvider
+from services.payments.settings import PaymentsSettings
 from services.payments.store import LedgerRecord, PaymentRecord, PaymentsStore
 from services.payments.stripe_provider import StripeProvider, StripeSettings
 
 log = logging.getLogger(__name__)
 
 
-def build_provider() -> GuardedProvider:
+def build_provider(settings: PaymentsSettings) -> GuardedProvider:
     """Stripe, behind the fault injector when (and only when) test config
     asks for it, behind the circuit breaker."""
-    stripe_settings = StripeSettings.from_env()
-    provider: PaymentProvider = StripeProvider(stripe_settings)
-    if faults.enabled():
-        provider = faults.FaultInjectingProvider(provider, timeout_seconds=stripe_settings.timeout_seconds)
-    return GuardedProvider.from_env(provider)
+    provider: PaymentProvider = StripeProvider(StripeSettings.from_settings(settings))
+    if settings.fault_injection:
+        provider = faults.FaultInjectingProvider(
+            provider,
+            timeout_seconds=settings.stripe_timeout_seconds,
+            slow_delay_seconds=settings.fault_delay_seconds,
+        )
+    return GuardedProvider.from_settings(provider, settings)
 
 
-def accepted_methods() -> validation.AcceptedMethods:
+def accepted_methods(settings: PaymentsSettings) -> validation.AcceptedMethods:
     """AVIARY_PAYMENTS_ACCEPTED_METHODS, a comma list (default: Stripe's test
     methods, as the devstack wants; empty in production: any well-formed id,
     the provider decides), plus the fault injector's methods while it is on."""
-    configured = env_str("AVIARY_PAYMENTS_ACCEPTED_METHODS", ",".join(validation.STRIPE_TEST_METHODS))
-    return validation.AcceptedMethods.parse(configured, faults.payment_methods() if faults.enabled() else ())
+    extra = faults.payment_methods() if settings.fault_injection else ()
+    return validation.AcceptedMethods.parse(settings.accepted_methods, extra)
 
 
 class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PaymentsSettings) -> None:
         self.settings = settings
         self.ids = IdGenerator(settings.worker_id)
         self.store = PaymentsStore(settings, self.ids)
-        self.provider = build_provider()
-        self.accepted = accepted_methods()
+        self.provider = build_provider(settings)
+        self.accepted = accepted_methods(settings)
         self.flows = PaymentFlows(self.store, self.provider, self.ids)
 
     async def start(self) -> None:
         # The SDK logs every request at INFO.
         logging.getLogger("stripe").setLevel(logging.WARNING)
-        if faults.enabled():
+        if self.settings.fault_injection:
             log.warning("payment fault injection is ON (test configuration; never in production)")
         log.info(
             "payment methods accepted",

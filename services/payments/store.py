@@ -29,9 +29,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit.stores import migrations, pg
-from services.kit.settings import Settings, env_float, env_int
 from services.kit.server.ids import IdGenerator
 from services.payments import rules
+from services.payments.settings import PaymentsSettings
 from services.payments.validation import AuthorizeInput
 
 log = logging.getLogger(__name__)
@@ -166,24 +166,24 @@ class PaymentBusy(Exception):
 
 
 class PaymentsStore:
-    def __init__(self, settings: Settings, ids: IdGenerator) -> None:
+    def __init__(self, settings: PaymentsSettings, ids: IdGenerator) -> None:
         self._settings = settings
         self._ids = ids
         self._engine: AsyncEngine | None = None
         self._auto: AsyncEngine | None = None
         self._marker_pool: AsyncEngine | None = None
         self._marker_engine: AsyncEngine | None = None
-        self._lock_timeout = f"{int(env_float('AVIARY_PAYMENTS_LOCK_TIMEOUT_SECONDS', 15.0) * 1000)}ms"
+        self._lock_timeout = f"{int(settings.lock_timeout_seconds * 1000)}ms"
 
     async def start(self) -> None:
         await migrations.upgrade_async("payments", SCHEMA, self._settings.pg_dsn)
         if self._engine is None:
             # A connection is held for the length of a provider call (the
             # lock lives in its transaction), so size for concurrent calls.
-            self._engine = pg.engine(self._settings, pool_size=env_int("AVIARY_PAYMENTS_PG_POOL_SIZE", 20))
+            self._engine = pg.engine(self._settings, pool_size=self._settings.pg_pool_size)
             # Single statements need no BEGIN/COMMIT round trips.
             self._auto = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._marker_pool = pg.engine(self._settings, pool_size=env_int("AVIARY_PAYMENTS_PG_MARKER_POOL_SIZE", 5))
+            self._marker_pool = pg.engine(self._settings, pool_size=self._settings.pg_marker_pool_size)
             self._marker_engine = self._marker_pool.execution_options(isolation_level="AUTOCOMMIT")
         log.info("payments schema ready")
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import aiohttp
 import stripe
 
-from services.kit.settings import env_float, env_str
 from services.payments.provider import Charge, ProviderResult, ProviderUnavailable
+from services.payments.settings import PaymentsSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ class StripeSettings:
     timeout_seconds: float
 
     @classmethod
-    def from_env(cls) -> "StripeSettings":
+    def from_settings(cls, settings: PaymentsSettings) -> "StripeSettings":
         return cls(
-            api_key=env_str("AVIARY_STRIPE_API_KEY", "sk_test_devstack"),
-            api_base=env_str("AVIARY_STRIPE_API_BASE", "http://127.0.0.1:12111"),
-            timeout_seconds=env_float("AVIARY_STRIPE_TIMEOUT_SECONDS", 2.0),
+            api_key=settings.stripe_api_key,
+            api_base=settings.stripe_api_base,
+            timeout_seconds=settings.stripe_timeout_seconds,
         )
 
 

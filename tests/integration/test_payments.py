@@ -21,13 +21,16 @@ import pytest
 
 from aviary.payments.v1 import payments_pb2 as pb
 from aviary.payments.v1 import payments_pb2_grpc
-from services.kit.settings import service_addr
+from services.kit.settings import load, service_addr
+from services.payments.settings import PaymentsSettings
 from tests.e2e.fanout_support import devstack, pid_info, process_gone
 
 PS = pb.PaymentStatus
-OPEN_SECONDS = float(os.environ.get("AVIARY_PAYMENTS_BREAKER_OPEN_SECONDS", "5"))
-BREAKER_FAILURES = int(os.environ.get("AVIARY_PAYMENTS_BREAKER_FAILURES", "3"))
-FAULT_DELAY = float(os.environ.get("AVIARY_PAYMENTS_FAULT_DELAY_SECONDS", "3"))
+# What the running service was started with (the same environment).
+_SERVICE = load(PaymentsSettings)
+OPEN_SECONDS = _SERVICE.breaker_open_seconds
+BREAKER_FAILURES = _SERVICE.breaker_failures
+FAULT_DELAY = _SERVICE.fault_delay_seconds
 PG_DSN = os.environ.get("AVIARY_PG_DSN", "postgresql+psycopg://aviary:aviary@127.0.0.1:5432/aviary").replace(
     "postgresql+psycopg://", "postgresql://"
 )

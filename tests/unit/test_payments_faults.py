@@ -6,9 +6,10 @@ import time
 import pytest
 import stripe
 
-from services.payments import faults
+from services.kit.settings import load
 from services.payments.faults import Fault, FaultInjectingProvider, parse_fault
 from services.payments.provider import Charge, ProviderResult, ProviderUnavailable
+from services.payments.settings import PaymentsSettings
 from services.payments.stripe_provider import StripeProvider, StripeSettings
 
 
@@ -34,13 +35,10 @@ def test_anything_else_is_no_fault(method):
     assert parse_fault(method) is None
 
 
-def test_fault_injection_is_off_unless_explicitly_enabled(monkeypatch):
-    monkeypatch.delenv("AVIARY_PAYMENTS_FAULT_INJECTION", raising=False)
-    assert not faults.enabled()
-    monkeypatch.setenv("AVIARY_PAYMENTS_FAULT_INJECTION", "0")
-    assert not faults.enabled()
-    monkeypatch.setenv("AVIARY_PAYMENTS_FAULT_INJECTION", "1")
-    assert faults.enabled()
+def test_fault_injection_is_off_unless_explicitly_enabled():
+    assert not load(PaymentsSettings, {}).fault_injection
+    assert not load(PaymentsSettings, {"AVIARY_PAYMENTS_FAULT_INJECTION": "0"}).fault_injection
+    assert load(PaymentsSettings, {"AVIARY_PAYMENTS_FAULT_INJECTION": "1"}).fault_injection
 
 
 class Recording:
