@@ -3,12 +3,13 @@ consumer (engagement, post, graph, catalog and order events -> Redis)."""
 
 from aviary.recommendations.v1 import recommendations_pb2, recommendations_pb2_grpc
 from services.kit.server import service
-from services.kit.settings import load_settings, service_port
+from services.kit.settings import load, service_port
 from services.recommendations.servicer import RecommendationsServicer
+from services.recommendations.settings import RecommendationsSettings
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load(RecommendationsSettings)
     servicer = RecommendationsServicer(settings)
     service.run(
         service.Service(

@@ -25,8 +25,8 @@ from services.kit.events.kafka import (
     PoisonRecord,
 )
 from services.recommendations import scoring
-from services.recommendations.config import RecommendationsConfig
 from services.recommendations.scoring import Decay, EngagementRecord, Weights
+from services.recommendations.settings import RecommendationsSettings
 from services.recommendations.store import RecommendationsStore
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,11 @@ def _is_pure_repost(created: events_pb2.PostCreated) -> bool:
 
 
 class EventApplier:
-    def __init__(self, store: RecommendationsStore, config: RecommendationsConfig) -> None:
+    def __init__(self, store: RecommendationsStore, settings: RecommendationsSettings) -> None:
         self.store = store
-        self.config = config
-        self.affinity = Decay(config.epoch_ms, config.affinity_half_life_ms)
-        self.popularity = Decay(config.epoch_ms, config.popularity_half_life_ms)
+        self.settings = settings
+        self.affinity = Decay(settings.epoch_ms, settings.affinity_half_life_ms)
+        self.popularity = Decay(settings.epoch_ms, settings.popularity_half_life_ms)
         # Roles never change, so "not a seller" can be remembered as well
         # (in process: the answer for one follow is the answer for the next).
         self._not_sellers: TtlCache[int, bool] = TtlCache(NOT_SELLER_CACHE_SECONDS, NOT_SELLER_CACHE_ENTRIES)
@@ -227,7 +227,7 @@ class EventApplier:
         try:
             reply = await clients.posts().BatchGetPosts(
                 posts_pb2.BatchGetPostsRequest(post_ids=[str(post_id)], skip_engagement=True),
-                timeout=self.config.rpc_timeout_seconds,
+                timeout=self.settings.peer_timeout_seconds,
             )
         except grpc.aio.AioRpcError as exc:
             # Raised, so the consumer retries this record until posts answers.
@@ -248,7 +248,7 @@ class EventApplier:
             return True
         if self._not_sellers.get_many([user_id])[0]:
             return False
-        users = await clients.user_summaries([user_id], self.config.rpc_timeout_seconds)
+        users = await clients.user_summaries([user_id], self.settings.peer_timeout_seconds)
         user = users.get(user_id)
         if user is None or user.role != ROLE_SELLER:
             if user is not None:

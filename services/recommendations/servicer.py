@@ -17,12 +17,11 @@ from services.kit.peers import clients
 from services.kit.server import paging, startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id
-from services.kit.settings import Settings
 from services.kit.server.errors import unavailable
 from services.kit.events.kafka import ConsumerLoop
 from services.recommendations import scoring
-from services.recommendations.config import RecommendationsConfig
 from services.recommendations.events import TOPICS, EventApplier
+from services.recommendations.settings import RecommendationsSettings
 from services.recommendations.signals import SignalReader
 from services.recommendations.store import RecommendationsStore
 
@@ -52,12 +51,11 @@ def redis_unavailable(method):
 
 
 class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceServicer):
-    def __init__(self, settings: Settings, config: RecommendationsConfig | None = None) -> None:
+    def __init__(self, settings: RecommendationsSettings) -> None:
         self.settings = settings
-        self.config = config or RecommendationsConfig()
-        self.store = RecommendationsStore(settings, self.config)
-        self.reader = SignalReader(self.store, self.config)
-        self.applier = EventApplier(self.store, self.config)
+        self.store = RecommendationsStore(settings)
+        self.reader = SignalReader(self.store, settings)
+        self.applier = EventApplier(self.store, settings)
         self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, TOPICS, self.applier.handle)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -124,7 +122,7 @@ class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceSer
         try:
             reply = await clients.catalog().BatchGetProducts(
                 catalog_pb2.BatchGetProductsRequest(product_ids=[str(p) for p in product_ids]),
-                timeout=self.config.rpc_timeout_seconds,
+                timeout=self.settings.peer_timeout_seconds,
             )
         except grpc.aio.AioRpcError as exc:
             log.warning("catalog BatchGetProducts failed", extra={"code": exc.code().name})

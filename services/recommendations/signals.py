@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 
 from services.recommendations import scoring
-from services.recommendations.config import RecommendationsConfig
 from services.recommendations.scoring import Candidate, Decay, Sources
+from services.recommendations.settings import RecommendationsSettings
 from services.recommendations.store import RecommendationsStore
 
 # Read more than asked from each source: some turn out bought or inactive.
@@ -30,24 +30,24 @@ def now_ms() -> int:
 
 
 class SignalReader:
-    def __init__(self, store: RecommendationsStore, config: RecommendationsConfig) -> None:
+    def __init__(self, store: RecommendationsStore, settings: RecommendationsSettings) -> None:
         self.store = store
-        self.config = config
-        self.affinity = Decay(config.epoch_ms, config.affinity_half_life_ms)
-        self.popularity = Decay(config.epoch_ms, config.popularity_half_life_ms)
+        self.settings = settings
+        self.affinity = Decay(settings.epoch_ms, settings.affinity_half_life_ms)
+        self.popularity = Decay(settings.epoch_ms, settings.popularity_half_life_ms)
 
     async def read(self, user_id: int, *, max_products: int, max_authors: int, at_ms: int | None = None) -> Signals:
         now = now_ms() if at_ms is None else at_ms
         depth = max_products * OVERFETCH
         mine = await self.store.read_user(
-            user_id, engaged=depth, authors=max_authors, sellers=self.config.sellers_per_read
+            user_id, engaged=depth, authors=max_authors, sellers=self.settings.sellers_per_read
         )
         engaged_ids = [p for p, _ in mine.engaged]
         everyone = await self.store.read_global(
             popular=max(depth, MIN_POPULAR),
             newest=depth,
             sellers=mine.sellers,
-            per_seller=self.config.products_per_seller,
+            per_seller=self.settings.products_per_seller,
             check_inactive=engaged_ids,
         )
         every_id = list(
@@ -65,6 +65,8 @@ class SignalReader:
             popular=[(p, self.popularity.current(s, now)) for p, s in everyone.popular],
             newest=everyone.newest,
         )
-        products = scoring.rank(sources, bought | everyone.inactive, max_products, now, self.config.newest_half_life_ms)
+        products = scoring.rank(
+            sources, bought | everyone.inactive, max_products, now, self.settings.newest_half_life_ms
+        )
         authors = scoring.author_affinities(mine.authors, self.affinity, now)
         return Signals(products=products, authors=authors)

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 import redis.asyncio as redis
 
 from services.kit.stores import redis_client
-from services.kit.settings import Settings
-from services.recommendations.config import RecommendationsConfig
 from services.recommendations.scoring import EngagementRecord
+from services.recommendations.settings import RecommendationsSettings
 
 # KEYS: marker, aff, auth, eng, engt. ARGV: marker ttl, field, mode (add |
 # remove), record (add only), aff cap, auth cap, eng cap, data ttl.
@@ -163,9 +162,9 @@ class GlobalSignals:
 
 
 class RecommendationsStore:
-    def __init__(self, settings: Settings, config: RecommendationsConfig) -> None:
-        self.config = config
-        self.prefix = config.key_prefix
+    def __init__(self, settings: RecommendationsSettings) -> None:
+        self.settings = settings
+        self.prefix = settings.key_prefix
         self._redis: redis.Redis = redis_client.client(settings)
         # Run by EVALSHA; redis-py loads them again if Redis lost its script cache.
         self._engage = self._redis.register_script(_ENGAGE_LUA)
@@ -195,7 +194,7 @@ class RecommendationsStore:
     # -- post -> products ----------------------------------------------------------------
 
     async def remember_post(self, post_id: int, product_ids: list[int]) -> None:
-        ttl = self.config.post_products_ttl_seconds if product_ids else self.config.untagged_post_ttl_seconds
+        ttl = self.settings.post_products_ttl_seconds if product_ids else self.settings.untagged_post_ttl_seconds
         await self._redis.set(self.post_key(post_id), ",".join(str(p) for p in product_ids), ex=ttl)
 
     async def post_products(self, post_id: int) -> list[int] | None:
@@ -219,7 +218,7 @@ class RecommendationsStore:
         return await self._run_engage(user_id, field, "remove", "", marker)
 
     async def _run_engage(self, user_id: int, field: str, mode: str, record: str, marker: str) -> EngageOutcome:
-        c = self.config
+        c = self.settings
         keys = [
             self.user_key(user_id, f"ev:{marker}"),
             self.user_key(user_id, "aff"),
@@ -260,7 +259,7 @@ class RecommendationsStore:
         """Adds each (product, delta) once per event marker; False for a replay."""
         if not deltas:
             return False
-        args: list = [self.config.dedup_ttl_seconds, self.config.max_popular]
+        args: list = [self.settings.dedup_ttl_seconds, self.settings.max_popular]
         for product, delta in deltas:
             args += [product, repr(delta)]
         keys = [self.global_key(f"ev:{marker}"), self.global_key("pop"), self.global_key("inactive")]
@@ -286,8 +285,8 @@ class RecommendationsStore:
                 1 if active else 0,
                 created_ms,
                 seller_id,
-                self.config.max_newest,
-                self.config.max_seller_products,
+                self.settings.max_newest,
+                self.settings.max_seller_products,
             ],
         )
         return status == b"applied"

@@ -15,11 +15,11 @@ import redis
 
 from aviary.events.v1 import events_pb2
 from services.kit.peers import clients
-from services.kit.settings import load_settings
+from services.kit.settings import load
 from services.kit.events.kafka import CATALOG_TOPIC, ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
-from services.recommendations.config import RecommendationsConfig
 from services.recommendations.events import EventApplier
 from services.recommendations.scoring import ENGAGED, FOLLOWED_SELLER, Decay
+from services.recommendations.settings import RecommendationsSettings
 from services.recommendations.signals import SignalReader
 from services.recommendations.store import RecommendationsStore
 
@@ -33,13 +33,12 @@ def rid() -> int:
 
 @pytest.fixture
 async def world():
-    settings = load_settings()
     prefix = f"rect{secrets.token_hex(4)}"
-    config = dataclasses.replace(RecommendationsConfig(), key_prefix=prefix)
-    store = RecommendationsStore(settings, config)
-    applier = EventApplier(store, config)
-    reader = SignalReader(store, config)
-    yield store, applier, reader, config
+    settings = dataclasses.replace(load(RecommendationsSettings), key_prefix=prefix)
+    store = RecommendationsStore(settings)
+    applier = EventApplier(store, settings)
+    reader = SignalReader(store, settings)
+    yield store, applier, reader, settings
     await store.close()
     await clients.close_all()
     plain = redis.Redis.from_url(settings.redis_url)
@@ -124,7 +123,7 @@ async def feed(applier, topic, event) -> None:
 
 def snapshot(store: RecommendationsStore, user: int) -> dict:
     """Everything the user's engagement and global popularity hold now."""
-    plain = redis.Redis.from_url(load_settings().redis_url)
+    plain = redis.Redis.from_url(load(RecommendationsSettings).redis_url)
     try:
         return {
             "aff": plain.zrange(store.user_key(user, "aff"), 0, -1, withscores=True),
@@ -241,7 +240,7 @@ async def test_followed_sellers_inactive_products_and_stale_catalog_events(world
     signals = await reader.read(user, max_products=10, max_authors=0, at_ms=T0 + 3 * HOUR_MS)
     ids = [c.product_id for c in signals.products]
     assert product not in ids and other in ids
-    plain = redis.Redis.from_url(load_settings().redis_url)
+    plain = redis.Redis.from_url(load(RecommendationsSettings).redis_url)
     try:
         assert plain.zscore(store.global_key("new"), product) is None
         assert plain.zscore(store.global_key("pop"), product) is None
