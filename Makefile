@@ -61,11 +61,12 @@ manifest: ## write the Helm chart's copy of services/manifest.toml (helm/aviary/
 	$(PY) -m services.kit.manifest --write-helm
 
 
-lint: ## buf lint and buf breaking (against proto/released.binpb) on the contracts; ruff check and ruff format --check on the Python
+lint: ## buf lint and buf breaking (against proto/released.binpb) on the contracts; ruff check, ruff format --check and mypy (pyproject.toml) on the Python
 	$(GOBIN)/buf lint
 	@echo "buf lint: clean"
 	$(PY) -m ruff check $(PY_SOURCES)
 	$(PY) -m ruff format --check $(PY_SOURCES)
+	$(PY) -m mypy
 	$(GOBIN)/buf breaking --against proto/released.binpb
 	@echo "buf breaking: no breaking change against proto/released.binpb"
 

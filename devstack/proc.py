@@ -404,7 +404,7 @@ def _port_ranges(text: str) -> set[int]:
     return ports
 
 
-def reserve_ports(ports: Iterable[int]) -> None:
+def reserve_ports(ports: Iterable[int | None]) -> None:
     """Takes the stack's listen ports out of the kernel's ephemeral range.
 
     The gRPC ports (50051...) and metrics ports (51051...) sit inside Linux's
@@ -585,7 +585,9 @@ def grpc_health_check(port: int, service: str = "", host: str = config.HOST, tim
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         with grpc.insecure_channel(f"{host}:{port}") as ch:
-            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+            stub = health_pb2_grpc.HealthStub(ch)
+            # types-grpcio-health-checking declares HealthStub without its methods.
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)  # type: ignore[attr-defined]
             return resp.status == health_pb2.HealthCheckResponse.SERVING
 
     return check

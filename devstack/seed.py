@@ -154,8 +154,11 @@ def _seed_shop(client: httpx.Client) -> None:
     own = client.get(f"/v1/users/{author_id}/posts", params={"pageSize": 100}).json().get("posts", [])
     posted = any(product_id in p.get("productIds", []) for p in own)
     if not posted:
+        token = _token(client, author)
+        if token is None:
+            raise RuntimeError(f"seed: demo user {author} cannot log in")
         client.post(
-            "/v1/posts", json={"text": text, "productIds": [product_id]}, headers=_auth(_token(client, author))
+            "/v1/posts", json={"text": text, "productIds": [product_id]}, headers=_auth(token)
         ).raise_for_status()
     if created or not posted:
         say(

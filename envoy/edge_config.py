@@ -15,9 +15,17 @@ from gateway.routes import public_services, routes
 
 REPO = Path(__file__).resolve().parents[1]
 PROTO_DIR = REPO / "proto"
+
+
 # google/rpc/*.proto: the error details (BadRequest, RetryInfo, ...) the
 # transcoder must know to print a status's `details` as JSON.
-COMMON_PROTOS = Path(next(iter(importlib.util.find_spec("google.rpc").submodule_search_locations))).parent.parent
+def _common_protos() -> Path:
+    spec = importlib.util.find_spec("google.rpc")  # a namespace package: googleapis-common-protos
+    assert spec is not None and spec.submodule_search_locations is not None, "googleapis-common-protos is missing"
+    return Path(next(iter(spec.submodule_search_locations))).parent.parent
+
+
+COMMON_PROTOS = _common_protos()
 
 
 def streaming_paths() -> set[str]:

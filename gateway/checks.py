@@ -14,9 +14,10 @@ from urllib.parse import unquote_to_bytes
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.routes import Route, field_by_name, routes, template_regex
+from services.kit.server.requests import enum_type_of, message_type_of
 
 # Paths the edge itself serves, outside the route table.
-EDGE_PATHS = {"/healthz": ("GET",), "/openapi.json": ("GET",)}
+EDGE_PATHS: dict[str, tuple[str, ...]] = {"/healthz": ("GET",), "/openapi.json": ("GET",)}
 MEDIA_PATH = re.compile(r"^/media/[0-9]+\.[a-z0-9]+$")
 _MAX_VIOLATIONS = 10
 
@@ -94,8 +95,8 @@ def check(verb: str, path: str, query: str, body: bytes | None) -> Refusal | Non
     """None when the request may go on; otherwise what to answer. `body` is
     None when the edge did not forward it whole (uploads, large bodies)."""
     if path in EDGE_PATHS or MEDIA_PATH.match(path):
-        allowed = EDGE_PATHS.get(path, ("GET", "HEAD"))
-        return None if verb in allowed else _not_allowed(verb, path, list(allowed))
+        methods = EDGE_PATHS.get(path, ("GET", "HEAD"))
+        return None if verb in methods else _not_allowed(verb, path, list(methods))
     route, variables, allowed = matcher().match(verb, path)
     if route is None:
         if verb == "OPTIONS" and allowed:
@@ -167,7 +168,8 @@ def _query_field(route: Route, key: str) -> FieldDescriptor | None:
     by that name (or the field is bound by the path or the body)."""
     if route.body == "*":
         return None
-    message, found = route.request, None
+    message: Descriptor | None = route.request
+    found: FieldDescriptor | None = None
     for depth, part in enumerate(key.split(".")):
         if message is None:
             return None
@@ -177,7 +179,8 @@ def _query_field(route: Route, key: str) -> FieldDescriptor | None:
         if depth == 0 and (found.name in route.variables or found.name == route.body):
             return None
         message = found.message_type if found.type == FieldDescriptor.TYPE_MESSAGE else None
-    if found.type == FieldDescriptor.TYPE_MESSAGE and not _well_known(found.message_type):
+    # `message` is now the last field's message type, None for a scalar.
+    if message is not None and not _well_known(message):
         return None
     return found
 
@@ -197,7 +200,7 @@ def _accepted_query(route: Route) -> list[str]:
         for f in route.request.fields
         if f.name not in route.variables
         and f.name != route.body
-        and (f.type != FieldDescriptor.TYPE_MESSAGE or _well_known(f.message_type))
+        and (f.type != FieldDescriptor.TYPE_MESSAGE or _well_known(message_type_of(f)))
     ]
 
 
@@ -210,9 +213,9 @@ def _body_violations(route: Route, body: bytes) -> list[tuple[str, str]]:
         message = route.request
     else:
         bound = route.request.fields_by_name[route.body]
-        if bound.type != FieldDescriptor.TYPE_MESSAGE or bound.message_type.full_name.startswith("google."):
+        if bound.type != FieldDescriptor.TYPE_MESSAGE or message_type_of(bound).full_name.startswith("google."):
             return []  # raw bytes or a well-known type: nothing to name
-        message = bound.message_type
+        message = message_type_of(bound)
     try:
         document = json.loads(body)
     except UnicodeDecodeError:
@@ -245,11 +248,11 @@ def _check_object(
 
 
 def _check_value(found: FieldDescriptor, value, path: str, violations: list[tuple[str, str]]) -> None:
-    if found.type == FieldDescriptor.TYPE_MESSAGE and found.message_type.GetOptions().map_entry:
+    if found.type == FieldDescriptor.TYPE_MESSAGE and message_type_of(found).GetOptions().map_entry:
         if not isinstance(value, dict):
             violations.append((path, "must be a JSON object"))
             return
-        values = found.message_type.fields_by_name["value"]
+        values = message_type_of(found).fields_by_name["value"]
         for key, item in value.items():
             if item is not None:
                 _check_single(values, item, f"{path}[{key}]", violations)
@@ -269,13 +272,13 @@ def _check_single(found: FieldDescriptor, value, path: str, violations: list[tup
         problem = scalar_problem(found, value)
         if problem:
             violations.append((path, problem))
-    elif _well_known(found.message_type):
-        if found.message_type.full_name == "google.protobuf.Timestamp" and not isinstance(value, str):
+    elif _well_known(message_type_of(found)):
+        if message_type_of(found).full_name == "google.protobuf.Timestamp" and not isinstance(value, str):
             violations.append((path, "must be an RFC 3339 time string, e.g. 2026-01-31T12:00:00Z"))
     elif not isinstance(value, dict):
         violations.append((path, "must be a JSON object"))
     else:
-        _check_object(found.message_type, value, path + ".", violations)
+        _check_object(message_type_of(found), value, path + ".", violations)
 
 
 _T = FieldDescriptor
@@ -342,11 +345,12 @@ def _number_problem(value) -> str | None:
 
 
 def _enum_problem(found: FieldDescriptor, value) -> str | None:
-    names = [v.name for v in found.enum_type.values if v.number != 0] or [v.name for v in found.enum_type.values]
-    if isinstance(value, str) and value.upper() in found.enum_type.values_by_name:
+    enum = enum_type_of(found)
+    names = [v.name for v in enum.values if v.number != 0] or [v.name for v in enum.values]
+    if isinstance(value, str) and value.upper() in enum.values_by_name:
         return None
     if isinstance(value, str) and value.lstrip("-").isdigit():
         value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value in found.enum_type.values_by_number:
+    if isinstance(value, int) and not isinstance(value, bool) and value in enum.values_by_number:
         return None
     return "must be one of: " + ", ".join(names)

@@ -89,7 +89,7 @@ class _Connection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self._remote = peer[0] if peer else ""
-        self._writer = asyncio.get_running_loop().create_task(self._write_answers())
+        self._writer = asyncio.get_running_loop().create_task(self._write_answers(transport))
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -98,6 +98,7 @@ class _Connection(asyncio.Protocol):
             log.info("unparseable request; closing", extra={"error": str(exc)[:200]})
             self._answers.put_nowait((_done(Response(400, body=b"bad request")), False))
             self._answers.put_nowait(None)
+            assert self._transport is not None  # data comes only after connection_made
             self._transport.pause_reading()
 
     def connection_lost(self, exc) -> None:
@@ -147,14 +148,14 @@ class _Connection(asyncio.Protocol):
             log.exception("gateway handler failed", extra={"path": request.path})
             return Response(500, body=b"internal error")
 
-    async def _write_answers(self) -> None:
+    async def _write_answers(self, transport: asyncio.Transport) -> None:
         while (item := await self._answers.get()) is not None:
             answer, keep_alive = item
             response = await answer
-            if self._transport.is_closing():
+            if transport.is_closing():
                 return
-            self._transport.write(response.encode(keep_alive))
-        self._transport.close()
+            transport.write(response.encode(keep_alive))
+        transport.close()
 
 
 def _done(response: Response) -> asyncio.Future:

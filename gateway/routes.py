@@ -89,7 +89,9 @@ def public_services() -> list[tuple[str, ServiceDescriptor]]:
 
 def _http_rule(method: MethodDescriptor):
     options = method.GetOptions()
-    return options.Extensions[annotations_pb2.http] if options.HasExtension(annotations_pb2.http) else None
+    # googleapis-common-protos' stubs type the extension as a plain FieldDescriptor.
+    http = annotations_pb2.http
+    return options.Extensions[http] if options.HasExtension(http) else None  # type: ignore[index, arg-type]
 
 
 def _access(method: MethodDescriptor) -> str:

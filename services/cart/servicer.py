@@ -76,10 +76,15 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         self.max_lines = settings.max_lines
         self.checkout_marker_ttl_seconds = settings.checkout_marker_ttl_seconds
         self.catalog = CatalogReader(settings.catalog_timeout_seconds)
-        self.store: CartStore | None = None
+        self._store: CartStore | None = None
+
+    @property
+    def store(self) -> CartStore:
+        assert self._store is not None, "call start() first"
+        return self._store
 
     async def start(self) -> None:
-        self.store = CartStore(
+        self._store = CartStore(
             self.settings,
             ttl_seconds=self.ttl_seconds,
             max_lines=self.max_lines,
@@ -91,8 +96,8 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         log.info("cart store ready", extra={"ttl_seconds": self.ttl_seconds, "max_lines": self.max_lines})
 
     async def stop(self) -> None:
-        if self.store is not None:
-            await self.store.close()
+        if self._store is not None:
+            await self._store.close()
 
     # -- public: the caller's own cart -------------------------------------------------
 

@@ -83,8 +83,13 @@ class EngagementStore:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.session: Session | None = None
-        self.outbox: outbox.Outbox | None = None
+        self._outbox: outbox.Outbox | None = None
         self._st: dict[str, PreparedStatement] = {}
+
+    @property
+    def outbox(self) -> outbox.Outbox:
+        assert self._outbox is not None, "call start() first"
+        return self._outbox
 
     async def start(self, producer: kafka.Producer) -> None:
         """Connects, creates keyspace and tables, prepares; safe to call again after a failure."""
@@ -92,7 +97,7 @@ class EngagementStore:
         self.session = await cql.connect(self._settings)
         await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
         await cql.apply_schema(self.session, SCHEMA)
-        self.outbox = outbox.Outbox(self.session, KEYSPACE, producer)
+        self._outbox = outbox.Outbox(self.session, KEYSPACE, producer)
         await self.outbox.prepare()
         await self._prepare_all()
 

@@ -68,6 +68,7 @@ def _parse(message_type, value: bytes | None, topic: str):
 
 def _post_change(event: events_pb2.PostEvent) -> PostChange | Ignored:
     kind = event.WhichOneof("kind")
+    body: events_pb2.PostCreated | events_pb2.PostDeleted
     if kind == "created":
         body, name = event.created, "post_created"
     elif kind == "deleted":
@@ -84,9 +85,10 @@ def _post_change(event: events_pb2.PostEvent) -> PostChange | Ignored:
 def _follow_change(event: events_pb2.GraphEvent) -> FollowChange | AuthorStatusChange | Ignored:
     kind = event.WhichOneof("kind")
     if kind == "celebrity_changed":
-        body = event.celebrity_changed
-        _require_positive(body.user_id, "user_id")
-        return AuthorStatusChange(kind, body.user_id, body.celebrity, event.occur_time)
+        status = event.celebrity_changed
+        _require_positive(status.user_id, "user_id")
+        return AuthorStatusChange(kind, status.user_id, status.celebrity, event.occur_time)
+    body: events_pb2.FollowCreated | events_pb2.FollowRemoved
     if kind == "follow_created":
         body = event.follow_created
     elif kind == "follow_removed":
@@ -110,7 +112,9 @@ def event_age_seconds(occur_time: Timestamp, now_unix: float) -> float | None:
     return max(0.0, now_unix - (occur_time.seconds + occur_time.nanos / 1e9))
 
 
-def delivery_request(op: int, post_id: int, author_id: int, follower_ids) -> timeline_pb2.DeliverEntriesRequest:
+def delivery_request(
+    op: timeline_pb2.DeliveryOp.ValueType, post_id: int, author_id: int, follower_ids
+) -> timeline_pb2.DeliverEntriesRequest:
     return timeline_pb2.DeliverEntriesRequest(
         op=op,
         entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author_id),

@@ -158,7 +158,7 @@ class FanoutWorker:
         # celebrity's posts into timelines. Deletes are rare; removal is idempotent.
         await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_REMOVE, change)
 
-    async def _index(self, op: int, change: PostChange) -> None:
+    async def _index(self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange) -> None:
         await clients.timeline().IndexAuthorPost(
             timeline_pb2.IndexAuthorPostRequest(
                 op=op, entry=timeline_pb2.TimelineEntry(post_id=change.post_id, author_id=change.author_id)
@@ -166,7 +166,7 @@ class FanoutWorker:
             timeout=self.timeout,
         )
 
-    async def _deliver_to_followers(self, op: int, change: PostChange) -> None:
+    async def _deliver_to_followers(self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange) -> None:
         started = time.perf_counter()
         reply, followers = await self._stream_followers(
             change.author_id,
@@ -234,20 +234,24 @@ class FanoutWorker:
         if change.follower_id == change.followee_id:
             return
         if change.kind == "follow_created":
-            reply = await clients.timeline().BackfillAuthor(
+            backfilled = await clients.timeline().BackfillAuthor(
                 timeline_pb2.BackfillAuthorRequest(user_id=change.follower_id, author_id=change.followee_id),
                 timeout=self.timeout,
             )
             log.info(
                 "backfilled followee",
-                extra={"follower_id": change.follower_id, "followee_id": change.followee_id, "copied": reply.copied},
+                extra={
+                    "follower_id": change.follower_id,
+                    "followee_id": change.followee_id,
+                    "copied": backfilled.copied,
+                },
             )
         else:
-            reply = await clients.timeline().PurgeAuthor(
+            purged = await clients.timeline().PurgeAuthor(
                 timeline_pb2.PurgeAuthorRequest(user_id=change.follower_id, author_id=change.followee_id),
                 timeout=self.timeout,
             )
             log.info(
                 "purged unfollowed author",
-                extra={"follower_id": change.follower_id, "followee_id": change.followee_id, "removed": reply.removed},
+                extra={"follower_id": change.follower_id, "followee_id": change.followee_id, "removed": purged.removed},
             )

@@ -108,6 +108,6 @@ class FeedCache:
         """Idempotent. Entries older than a ranking can live are trimmed."""
         now_ms = int(time.time() * 1000)
         async with self.r.pipeline(transaction=False) as pipe:
-            pipe.zadd(DELETED_KEY, {post_id: now_ms})
+            pipe.zadd(DELETED_KEY, {str(post_id): now_ms})
             pipe.zremrangebyscore(DELETED_KEY, "-inf", now_ms - self.retention_ms)
             await pipe.execute()

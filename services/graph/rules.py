@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from typing import Iterable
+from typing import Iterable, Mapping, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -31,7 +31,10 @@ def stream_batch_size(value: int) -> int:
     return DEFAULT_STREAM_BATCH if value == 0 else min(value, MAX_STREAM_BATCH)
 
 
-def in_id_order(items_by_id: dict[int, object], ids: Iterable[int]) -> list:
+_Item = TypeVar("_Item")
+
+
+def in_id_order(items_by_id: Mapping[int, _Item], ids: Iterable[int]) -> list[_Item]:
     """Items in the order of `ids`, skipping ids without an item."""
     return [items_by_id[i] for i in ids if i in items_by_id]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+from typing import cast
 
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
@@ -64,8 +65,13 @@ class GraphStore:
         self.producer = Producer(settings.kafka_bootstrap)
         self.redis = redis_client.client(settings)
         self._session: Session | None = None
-        self.outbox: Outbox | None = None
+        self._outbox: Outbox | None = None
         self._stmts: dict[str, PreparedStatement] = {}
+
+    @property
+    def outbox(self) -> Outbox:
+        assert self._outbox is not None, "call start() first"
+        return self._outbox
 
     # -- lifecycle -------------------------------------------------------
 
@@ -76,7 +82,7 @@ class GraphStore:
         await cql.ensure_keyspace(self._session, KEYSPACE, self.settings.cassandra_rf)
         await cql.apply_schema(self._session, [*_TABLES, *outbox_schema(KEYSPACE)])
         await self._prepare_all()
-        self.outbox = Outbox(self._session, KEYSPACE, self.producer, before_publish=self._mark_edge_changes)
+        self._outbox = Outbox(self._session, KEYSPACE, self.producer, before_publish=self._mark_edge_changes)
         await self.outbox.prepare()
         log.info("graph keyspace ready", extra={"keyspace": KEYSPACE})
 
@@ -154,7 +160,6 @@ class GraphStore:
         await self.outbox.commit(batch)
 
     def _add_event(self, batch: OutboxBatch, event: tuple[int, bytes, bytes]) -> None:
-        assert self.outbox is not None, "call start() first"
         event_id, key, payload = event
         self.outbox.add(batch, event_id, GRAPH_TOPIC, key, payload)
 
@@ -204,7 +209,9 @@ class GraphStore:
 
     async def followers_version(self, user_id: int) -> bytes:
         """Changes whenever the user's follower list does (b"" until the first change)."""
-        return await self.redis.get(followers_version_key(user_id)) or b""
+        # The client does not decode: a value comes back as bytes.
+        version = cast("bytes | None", await self.redis.get(followers_version_key(user_id)))
+        return version or b""
 
     async def mark_followers_changed(self, changes: dict[int, int]) -> None:
         """user id -> a token never used before (an event id) as their list's new version."""
@@ -234,7 +241,7 @@ class GraphStore:
             await self.redis.srem(CELEBRITIES_KEY, user_id)
 
     async def is_flagged_celebrity(self, user_id: int) -> bool:
-        return bool(await self.redis.sismember(CELEBRITIES_KEY, user_id))
+        return bool(await self.redis.sismember(CELEBRITIES_KEY, str(user_id)))
 
     async def celebrities_among(self, user_ids: list[int]) -> list[int]:
         if not user_ids:

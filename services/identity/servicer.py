@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TypeVar
 
 import grpc
 import redis.exceptions
@@ -36,6 +37,7 @@ from services.kit.server.errors import (
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids
 
 log = logging.getLogger(__name__)
+_Answer = TypeVar("_Answer")
 
 BATCH_GET_MAX = 500
 # Ids per BatchGetFollowStats / BatchGetAuthorStats call.
@@ -320,24 +322,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             clients.posts().GetAuthorStats(posts_pb2.GetAuthorStatsRequest(user_id=str(user_id)), timeout=timeout),
             return_exceptions=True,
         )
-        for service, result in (("graph", stats), ("posts", posts)):
-            if isinstance(result, grpc.aio.AioRpcError):
-                log.warning(
-                    "count lookup failed",
-                    extra={
-                        "peer": service,
-                        "code": result.code().name,
-                        "details": result.details(),
-                        "user_id": user_id,
-                    },
-                )
-                raise unavailable(
-                    f"the profile counts of user {user_id} are unavailable right now "
-                    f"({service} service: {result.code().name}); try again"
-                )
-            if isinstance(result, BaseException):
-                raise result
-        return stats.follower_count, stats.following_count, posts.post_count
+        follow_stats = _count_answer("graph", user_id, stats)
+        author_stats = _count_answer("posts", user_id, posts)
+        return follow_stats.follower_count, follow_stats.following_count, author_stats.post_count
 
     async def _summary_counts(self, user_ids: list[int]) -> dict[int, tuple[int, int, int]]:
         """(followers, following, posts) per user from graph and posts, in
@@ -363,14 +350,31 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             clients.posts().BatchGetAuthorStats(posts_pb2.BatchGetAuthorStatsRequest(user_ids=asked), timeout=timeout),
             return_exceptions=True,
         )
-        for answer in (follows, posts):
-            if isinstance(answer, BaseException):
-                raise answer
+        if isinstance(follows, BaseException):
+            raise follows
+        if isinstance(posts, BaseException):
+            raise posts
         post_counts = {int(s.user_id): s.post_count for s in posts.stats}
         return {
             int(s.user_id): (s.follower_count, s.following_count, post_counts.get(int(s.user_id), 0))
             for s in follows.stats
         }
+
+
+def _count_answer(service: str, user_id: int, result: _Answer | BaseException) -> _Answer:
+    """A peer's answer to a count lookup; UNAVAILABLE when it could not answer."""
+    if isinstance(result, grpc.aio.AioRpcError):
+        log.warning(
+            "count lookup failed",
+            extra={"peer": service, "code": result.code().name, "details": result.details(), "user_id": user_id},
+        )
+        raise unavailable(
+            f"the profile counts of user {user_id} are unavailable right now "
+            f"({service} service: {result.code().name}); try again"
+        )
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _username_taken(username: str):

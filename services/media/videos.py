@@ -136,6 +136,7 @@ async def _run(args: list[str]) -> tuple[int, bytes, bytes]:
     )
     try:
         out, err = await process.communicate()
+        assert process.returncode is not None  # communicate() waits for the exit
         return process.returncode, out, err
     finally:
         # A deadline or a cancelled call leaves no ffmpeg behind.

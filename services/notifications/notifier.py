@@ -129,7 +129,7 @@ class Notifier:
         for _ in range(MAX_CAS_ATTEMPTS):
             state = await self.store.read_slot(recipient, slot, actor)
             old = state.group
-            if rules.opens_new_group(slot, old, int(time.time() * 1000), self.follow_window_ms):
+            if old is None or rules.opens_new_group(slot, old, int(time.time() * 1000), self.follow_window_ms):
                 new = rules.new_group(notice, self.ids.next_id(), activity_ms, version=(state.version or 0) + 1)
                 change, moved_from = "created", 0
             elif state.actor_instance == old.instance or notice.actorless:

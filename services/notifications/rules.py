@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import TypeAlias
 
 from google.protobuf.message import DecodeError
 
@@ -38,6 +39,8 @@ from aviary.notifications.v1 import notifications_pb2
 from services.kit.server.ids import timestamp_ms
 from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
 
+# A NotificationKind value (an int at run time).
+Kind: TypeAlias = notifications_pb2.NotificationKind.ValueType
 FOLLOW = notifications_pb2.NOTIFICATION_KIND_FOLLOW
 LIKE = notifications_pb2.NOTIFICATION_KIND_LIKE
 REPOST = notifications_pb2.NOTIFICATION_KIND_REPOST
@@ -110,7 +113,7 @@ class Notice:
 
     recipient_id: int
     actor_id: int
-    kind: int
+    kind: Kind
     post_id: int
     slot: str
     order_id: int = 0
@@ -266,12 +269,12 @@ def _order_plan(event: events_pb2.OrderEvent) -> Plan:
         notice = Notice(c.buyer_id, 0, ORDER_STATUS, 0, order_slot(c.order_id, "confirmed"), c.order_id, body)
         return replace(base, notices=(notice, *_seller_notices(c.order_id, c.lines, c.currency, "confirmed")))
     if kind == "cancelled":
-        c = event.cancelled
-        if c.order_id <= 0 or c.buyer_id <= 0:
+        x = event.cancelled
+        if x.order_id <= 0 or x.buyer_id <= 0:
             return base
-        body = cancelled_text(c.order_id, c.total_minor, c.currency)
-        notice = Notice(c.buyer_id, 0, ORDER_STATUS, 0, order_slot(c.order_id, "cancelled"), c.order_id, body)
-        return replace(base, notices=(notice, *_seller_notices(c.order_id, c.lines, c.currency, "cancelled")))
+        body = cancelled_text(x.order_id, x.total_minor, x.currency)
+        notice = Notice(x.buyer_id, 0, ORDER_STATUS, 0, order_slot(x.order_id, "cancelled"), x.order_id, body)
+        return replace(base, notices=(notice, *_seller_notices(x.order_id, x.lines, x.currency, "cancelled")))
     if kind == "delivery_changed":
         d = event.delivery_changed
         # Events from before fulfilments carry only the order's status.
@@ -393,7 +396,7 @@ class Group:
     # the move; kept so a replay after a crash can finish the job).
     previous_id: int
     version: int
-    kind: int
+    kind: Kind
     post_id: int
     actor_ids: tuple[int, ...]
     actor_count: int
@@ -471,7 +474,7 @@ def display_name(user) -> str:
 
 
 def notice_text(
-    kind: int, actor_ids: list[int] | tuple[int, ...], actor_count: int, names: dict[int, str], body: str = ""
+    kind: Kind, actor_ids: list[int] | tuple[int, ...], actor_count: int, names: dict[int, str], body: str = ""
 ) -> str:
     """'alice liked your post', 'alice and bob ...', 'alice and 4 others ...';
     a notice with its own `body` (order notices) reads as that.
@@ -515,7 +518,7 @@ def dedupe_page(rows: list, key) -> tuple[list, list]:
 
 def notification_proto(
     notification_id: int,
-    kind: int,
+    kind: Kind,
     post_id: int,
     actor_ids,
     actor_count: int,

@@ -45,7 +45,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from services.kit.stores import cql
 from services.kit.settings import Settings
-from services.notifications.rules import Group
+from services.notifications.rules import Group, Kind
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class Row:
     notification_id: int
     slot: str
     instance: int
-    kind: int
+    kind: Kind
     post_id: int
     actor_ids: tuple[int, ...]
     actor_count: int
@@ -288,7 +288,8 @@ class NotificationStore:
         if actor_id == 0:
             # An actorless slot (an order's) has its actor-0 row written with
             # the group in one batch and never alone: no group, no row.
-            group_rows, actor_rows = await self._run("get_group", (recipient_id, slot)), []
+            group_rows = await self._run("get_group", (recipient_id, slot))
+            actor_rows: list = []
         else:
             group_rows, actor_rows = await asyncio.gather(
                 self._run("get_group", (recipient_id, slot)),
@@ -433,7 +434,7 @@ def _group(rows: list) -> tuple[Group | None, int | None]:
         notification_id=r.notification_id,
         previous_id=r.previous_id or 0,
         version=r.version,
-        kind=r.kind or 0,
+        kind=Kind(r.kind or 0),
         post_id=r.post_id or 0,
         actor_ids=tuple(r.actor_ids or ()),
         actor_count=r.actor_count or 0,
@@ -450,7 +451,7 @@ def _row(recipient_id: int, r) -> Row:
         notification_id=r.notification_id,
         slot=r.slot or "",
         instance=r.instance or 0,
-        kind=r.kind or 0,
+        kind=Kind(r.kind or 0),
         post_id=r.post_id or 0,
         actor_ids=tuple(r.actor_ids or ()),
         actor_count=r.actor_count or 0,

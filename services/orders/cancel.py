@@ -47,7 +47,9 @@ class Canceller:
             while job.state in model.CANCEL_UNFINISHED:
                 moved = await self._steps[job.state](job)
                 # None: someone else moved it meanwhile; carry on from where it is.
-                job = moved or await self.store.cancel_job(job.order_id)
+                current = moved or await self.store.cancel_job(job.order_id)
+                assert current is not None, "an order, once written, is never deleted"
+                job = current
         except (grpc.aio.AioRpcError, RefundNotConfirmed) as exc:
             CANCELS.labels("pending").inc()
             log.warning(

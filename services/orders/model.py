@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import grpc
 from google.protobuf.message import Message
@@ -130,6 +131,8 @@ class Failure:
 # -- delivery --------------------------------------------------------------------
 
 DS = orders_pb2.DeliveryStatus
+# A DeliveryStatus value (an int at run time).
+Delivery: TypeAlias = orders_pb2.DeliveryStatus.ValueType
 PENDING, PACKED, SHIPPED, DELIVERED = (
     DS.DELIVERY_STATUS_PENDING,
     DS.DELIVERY_STATUS_PACKED,
@@ -148,15 +151,15 @@ CONFIRMED_ORDER = orders_pb2.OrderStatus.Name(orders_pb2.ORDER_STATUS_CONFIRMED)
 CANCELLED_ORDER = orders_pb2.OrderStatus.Name(orders_pb2.ORDER_STATUS_CANCELLED)
 
 
-def delivery_name(status: int) -> str:
+def delivery_name(status: Delivery) -> str:
     return DS.Name(status)
 
 
-def short_delivery_name(status: int) -> str:
+def short_delivery_name(status: Delivery) -> str:
     return DS.Name(status).removeprefix("DELIVERY_STATUS_").lower()
 
 
-def allowed_next(current: int) -> tuple[int, ...]:
+def allowed_next(current: Delivery) -> tuple[Delivery, ...]:
     """The statuses a part at `current` may move to."""
     return _NEXT.get(current, ())
 
@@ -176,14 +179,14 @@ def check_text(field: str, value: str, limit: int) -> str:
     return value
 
 
-def check_delivery_request(wanted: int, note: str) -> str:
+def check_delivery_request(wanted: Delivery, note: str) -> str:
     """Validates an advance request before anything is read; returns the note as kept."""
     if wanted not in TARGETS:
         raise invalid_argument("status", "must be PACKED, SHIPPED or DELIVERED")
     return check_text("note", note, MAX_NOTE)
 
 
-def check_advance(order_status: str, current: int, wanted: int, note: str = "") -> None:
+def check_advance(order_status: str, current: Delivery, wanted: Delivery, note: str = "") -> None:
     """Raises when `wanted` is not the next delivery status of a part now at
     `current`: forward only, one step at a time (packing may be skipped)."""
     check_delivery_request(wanted, note)
@@ -205,7 +208,7 @@ def check_advance(order_status: str, current: int, wanted: int, note: str = "") 
     )
 
 
-def order_delivery_status(parts: list[int]) -> int:
+def order_delivery_status(parts: list[Delivery]) -> Delivery:
     """The order's delivery status, derived from its parts: the least advanced
     part (an order is delivered when every part is); cancelled when every part
     is; UNSPECIFIED before the order is confirmed (no part moving yet)."""
@@ -217,11 +220,11 @@ def order_delivery_status(parts: list[int]) -> int:
     return DS.DELIVERY_STATUS_UNSPECIFIED
 
 
-def has_shipped(status: int) -> bool:
+def has_shipped(status: Delivery) -> bool:
     return status in _PROGRESS and _PROGRESS.index(status) >= _PROGRESS.index(SHIPPED)
 
 
-def check_cancel(order_status: str, parts: dict[int, int]) -> None:
+def check_cancel(order_status: str, parts: dict[int, Delivery]) -> None:
     """Raises unless a buyer may cancel: a confirmed order none of whose parts
     (seller id -> delivery status) has shipped. A cancelled order is not
     refused here: a repeat cancel answers the cancelled order."""

@@ -261,6 +261,7 @@ class Orchestrator:
         return await self.store.create_order(c, self.ids.next_id(), payment.id, PS.Name(PS.PAYMENT_STATUS_AUTHORIZED))
 
     async def _authorize(self, c: Checkout) -> payments_pb2.Payment:
+        assert c.total_minor is not None and c.currency is not None, "a RESERVED checkout is priced"
         request = payments_pb2.AuthorizePaymentRequest(
             idempotency_key=c.payment_key,
             buyer_id=str(c.buyer_id),
@@ -302,6 +303,9 @@ class Orchestrator:
     # -- ORDER_CREATED -> SUCCEEDED ------------------------------------------------------
 
     async def _capture_and_confirm(self, c: Checkout) -> Checkout | None:
+        assert c.order_id is not None and c.total_minor is not None and c.currency is not None, (
+            "an ORDER_CREATED checkout is priced and has its order"
+        )
         await self._capture(c)
         cart_cleared = await self._clear_cart(c)
         event_id = self.ids.next_id()
@@ -336,6 +340,7 @@ class Orchestrator:
     async def _capture(self, c: Checkout) -> None:
         """Makes the stock hold permanent, then moves the money. Stock first:
         a hold that expired must stop the checkout before anyone is charged."""
+        assert c.payment_id is not None, "an ORDER_CREATED checkout has its payment"
         try:
             await clients.inventory().CommitReservation(
                 inventory_pb2.CommitReservationRequest(reservation_id=c.reservation_id), timeout=self.timeout

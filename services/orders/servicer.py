@@ -147,7 +147,12 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         if created:
             checkout, order = await self._drive(checkout)
         self._raise_unless_succeeded(checkout)
-        return order or await self.store.get_order(checkout.order_id)
+        if order is None:
+            # A succeeded checkout has written its order.
+            assert checkout.order_id is not None
+            order = await self.store.get_order(checkout.order_id)
+            assert order is not None
+        return order
 
     async def _drive(self, checkout: Checkout) -> tuple[Checkout, OrderRecord | None]:
         # The saga runs in its own task: a client that hangs up mid-checkout
@@ -426,7 +431,7 @@ def _order_base(order: OrderRecord) -> orders_pb2.Order:
     out = orders_pb2.Order(
         id=str(order.id),
         buyer_id=str(order.buyer_id),
-        status=order.status,
+        status=orders_pb2.OrderStatus.Value(order.status),
         currency=order.currency,
         payment_status=payments_pb2.PaymentStatus.Value(order.payment_status),
         created_at=_ts(order.created_at),

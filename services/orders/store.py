@@ -483,7 +483,7 @@ class OrdersStore:
     ) -> list[OrderRecord]:
         """Newest first; a buyer's own orders, or the confirmed (or buyer-cancelled)
         orders holding a seller's products."""
-        params = {"before": before_id or (1 << 63) - 1, "limit": limit}
+        params: dict[str, int | None] = {"before": before_id or (1 << 63) - 1, "limit": limit}
         if buyer_id is not None:
             query = """SELECT * FROM orders.orders WHERE buyer_id = :who AND id < :before
                        ORDER BY id DESC LIMIT :limit"""

@@ -69,14 +69,15 @@ class StripeProvider:
         self._deadline = settings.timeout_seconds + 0.5
 
     async def authorize(self, charge: Charge, idempotency_key: str) -> ProviderResult:
-        params = {
+        params: stripe.params.PaymentIntentCreateParams = {
             "amount": charge.amount_minor,
             "currency": charge.currency.lower(),  # Stripe wants lower-case ISO codes
             "payment_method": charge.payment_method,
             "capture_method": "manual",
             "confirm": True,
             # Cards only, no redirects: a checkout cannot follow a 3DS redirect.
-            "payment_method_types": ["card"],
+            # (The SDK's API version names this allowed_payment_method_types: to be checked against Stripe.)
+            "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
             "metadata": dict(charge.metadata),
         }
         intent = await self._call(

@@ -258,7 +258,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def ListUserPosts(self, request: posts_pb2.ListUserPostsRequest, context) -> posts_pb2.ListUserPostsResponse:
         if request.user_id == "me":
             user_id = auth.caller_id(context)
-            viewer_id = user_id
+            viewer_id: int | None = user_id
         else:
             user_id = ids.parse_id(request.user_id, "user_id")
             viewer_id = auth.optional_caller_id(context)

@@ -17,6 +17,7 @@ import asyncio
 import calendar
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
@@ -112,18 +113,33 @@ class _Statements:
 class PostStore:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self.session: Session | None = None
-        self.outbox: outbox.Outbox | None = None
-        self._st: _Statements | None = None
+        self._session: Session | None = None
+        self._outbox: outbox.Outbox | None = None
+        self._statements: _Statements | None = None
+
+    @property
+    def session(self) -> Session:
+        assert self._session is not None, "call start() first"
+        return self._session
+
+    @property
+    def outbox(self) -> outbox.Outbox:
+        assert self._outbox is not None, "call start() first"
+        return self._outbox
+
+    @property
+    def _st(self) -> _Statements:
+        assert self._statements is not None, "call start() first"
+        return self._statements
 
     async def start(self, producer: kafka.Producer) -> None:
         """Connects, creates the keyspace and tables, prepares every statement."""
-        self.session = await cql.connect(self._settings)
+        self._session = await cql.connect(self._settings)
         await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
         await cql.apply_schema(self.session, SCHEMA)
-        self.outbox = outbox.Outbox(self.session, KEYSPACE, producer)
+        self._outbox = outbox.Outbox(self.session, KEYSPACE, producer)
         await self.outbox.prepare()
-        self._st = await self._prepare_all()
+        self._statements = await self._prepare_all()
 
     async def _prepare_all(self) -> _Statements:
         ks = KEYSPACE
@@ -176,7 +192,7 @@ class PostStore:
         return statements
 
     async def stop(self) -> None:
-        session, self.session = self.session, None
+        session, self._session = self._session, None
         await cql.close(session)
 
     # -- writes -------------------------------------------------------------
@@ -356,8 +372,9 @@ def _record(row) -> PostRecord:
     )
 
 
-def _lwt_outcome(rows) -> tuple[bool, object | None]:
-    """(applied, current row or None when the row does not exist) of an LWT."""
+def _lwt_outcome(rows) -> tuple[bool, Any]:
+    """(applied, current row or None when the row does not exist) of an LWT.
+    The row is the driver's named tuple, which has no type information."""
     row = rows[0]
     applied = bool(row[0])
     # A failed condition returns the current values after [applied]; a

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -46,7 +47,14 @@ POST_LOOKUPS = Counter(
 )
 
 _SHORT = {ENGAGEMENT_TOPIC: "e", POSTS_TOPIC: "p", GRAPH_TOPIC: "g", CATALOG_TOPIC: "c", ORDERS_TOPIC: "o"}
-_ENVELOPES = {
+_Envelope = (
+    events_pb2.EngagementEvent
+    | events_pb2.PostEvent
+    | events_pb2.GraphEvent
+    | events_pb2.ProductEvent
+    | events_pb2.OrderEvent
+)
+_ENVELOPES: dict[str, type[_Envelope]] = {
     ENGAGEMENT_TOPIC: events_pb2.EngagementEvent,
     POSTS_TOPIC: events_pb2.PostEvent,
     GRAPH_TOPIC: events_pb2.GraphEvent,
@@ -85,8 +93,9 @@ class EventApplier:
         # (in process: the answer for one follow is the answer for the next).
         self._not_sellers: TtlCache[int, bool] = TtlCache(NOT_SELLER_CACHE_SECONDS, NOT_SELLER_CACHE_ENTRIES)
         # (topic, event kind) -> handler; other kinds (delivery status,
-        # celebrity changes) say nothing about what to recommend.
-        self._handlers = {
+        # celebrity changes) say nothing about what to recommend. A handler
+        # takes the envelope's member of that kind (hence Any).
+        self._handlers: dict[tuple[str, str], Callable[[Occurrence, Any], Awaitable[str]]] = {
             (ENGAGEMENT_TOPIC, "like_created"): self._on_like_created,
             (ENGAGEMENT_TOPIC, "like_removed"): self._on_like_removed,
             (POSTS_TOPIC, "created"): self._on_post_created,
@@ -106,8 +115,8 @@ class EventApplier:
         except (DecodeError, ValueError) as exc:
             raise PoisonRecord(f"unreadable {topic} record: {exc}") from exc
         kind = event.WhichOneof("kind")
-        apply = self._handlers.get((topic, kind))
-        if apply is None:
+        apply = self._handlers.get((topic, kind)) if kind is not None else None
+        if kind is None or apply is None:
             EVENTS.labels(topic, kind or "unknown", "ignored").inc()
             return
         # Event ids are unique per producer; the marker names the topic too.

@@ -11,10 +11,13 @@ fresh like counting 1, one a half-life old 0.5.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from aviary.recommendations.v1 import recommendations_pb2
 from services.kit.server.errors import invalid_argument
 
+# Why a product is recommended: a RecommendationReason value.
+Reason: TypeAlias = recommendations_pb2.RecommendationReason.ValueType
 ENGAGED = recommendations_pb2.RECOMMENDATION_REASON_ENGAGED
 FOLLOWED_SELLER = recommendations_pb2.RECOMMENDATION_REASON_FOLLOWED_SELLER
 POPULAR = recommendations_pb2.RECOMMENDATION_REASON_POPULAR
@@ -156,16 +159,16 @@ class Sources:
 class Candidate:
     product_id: int
     score: float
-    reason: int
+    reason: Reason
 
 
 def rank(sources: Sources, excluded: set[int], limit: int, now_ms: int, newest_half_life_ms: int) -> list[Candidate]:
     """Merges the sources: each product's score is the sum of its
     contributions, its reason the largest one; bought (or inactive) products
     are left out. Best first, ties to the newer product (the larger id)."""
-    contributions: dict[int, dict[int, float]] = {}
+    contributions: dict[int, dict[Reason, float]] = {}
 
-    def add(product: int, reason: int, value: float) -> None:
+    def add(product: int, reason: Reason, value: float) -> None:
         if product in excluded or value <= 0:
             return
         by_reason = contributions.setdefault(product, {})
@@ -190,7 +193,7 @@ def rank(sources: Sources, excluded: set[int], limit: int, now_ms: int, newest_h
     return ranked[:limit]
 
 
-def _strongest(by_reason: dict[int, float]) -> int:
+def _strongest(by_reason: dict[Reason, float]) -> Reason:
     if len(by_reason) == 1:
         return next(iter(by_reason))
     # On a tie the more personal reason wins (ENGAGED < FOLLOWED_SELLER < POPULAR in value).

@@ -27,6 +27,7 @@ everything else is an absolute write (SET, SADD, SREM, ZADD of a timestamp).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as redis
 
@@ -199,7 +200,7 @@ class RecommendationsStore:
 
     async def post_products(self, post_id: int) -> list[int] | None:
         """The post's tagged products; None when the post is not remembered."""
-        raw = await self._redis.get(self.post_key(post_id))
+        raw = cast("bytes | None", await self._redis.get(self.post_key(post_id)))  # the client does not decode
         if raw is None:
             return None
         return [int(p) for p in raw.decode().split(",") if p]
@@ -292,7 +293,7 @@ class RecommendationsStore:
         return status == b"applied"
 
     async def is_known_seller(self, user_id: int) -> bool:
-        return bool(await self._redis.sismember(self.global_key("sellers"), user_id))
+        return bool(await self._redis.sismember(self.global_key("sellers"), str(user_id)))
 
     async def add_known_seller(self, user_id: int) -> None:
         await self._redis.sadd(self.global_key("sellers"), user_id)

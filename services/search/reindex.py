@@ -43,7 +43,7 @@ import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Generic, TypeVar
 
 import grpc
 from opensearchpy import AsyncOpenSearch
@@ -89,16 +89,19 @@ class Tally:
             self.errors.append(message)
 
 
+_Record = TypeVar("_Record")
+
+
 @dataclass(frozen=True)
-class Source:
-    """One index and where its truth comes from."""
+class Source(Generic[_Record]):
+    """One index and where its truth comes from (records of one type)."""
 
     name: str
     index: str
     mapping: dict
-    batches: Callable[[int, float], AsyncIterator[list]]
-    doc_id: Callable[[object], int]
-    document: Callable[[object], dict | None]
+    batches: Callable[[int, float], AsyncIterator[list[_Record]]]
+    doc_id: Callable[[_Record], int]
+    document: Callable[[_Record], dict | None]
 
 
 async def _post_batches(batch_size: int, timeout: float) -> AsyncIterator[list]:

@@ -68,11 +68,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     async def handle(self, topic: str, key: bytes | None, value: bytes) -> None:
         try:
             if topic == POSTS_TOPIC:
-                event = events_pb2.PostEvent.FromString(value)
-                await self._apply_post(event)
+                await self._apply_post(events_pb2.PostEvent.FromString(value))
             elif topic == CATALOG_TOPIC:
-                event = events_pb2.ProductEvent.FromString(value)
-                await self._apply_product(event)
+                await self._apply_product(events_pb2.ProductEvent.FromString(value))
         except DecodeError as exc:
             raise PoisonRecord(f"unreadable {topic} record: {exc}") from exc
 

@@ -160,27 +160,37 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # How often one process renews a reader's activity mark (a write).
         self.touch_seconds = settings.touch_seconds
         self._touched: dict[int, float] = {}
-        self.store: TimelineStore | None = None
-        self.hub: LiveHub | None = None
+        self._store: TimelineStore | None = None
+        self._hub: LiveHub | None = None
         # A line without a post every so often keeps idle live streams open
         # through proxies and tells clients the stream is alive.
         self.heartbeat_seconds = settings.watch_heartbeat_seconds
         # Lazy clean-ups in flight; held so they are not garbage-collected.
         self._cleanups: set[asyncio.Task] = set()
 
+    @property
+    def store(self) -> TimelineStore:
+        assert self._store is not None, "call start() first"
+        return self._store
+
+    @property
+    def hub(self) -> LiveHub:
+        assert self._hub is not None, "call start() first"
+        return self._hub
+
     async def start(self) -> None:
-        self.store = TimelineStore(self.settings)
+        self._store = TimelineStore(self.settings)
         # Backends may still be starting next to us; serve only once Redis answers.
         await startup.retry_until_up(self.store.ping, "redis")
-        self.hub = LiveHub(self.store.client)
+        self._hub = LiveHub(self.store.client)
 
     async def stop(self) -> None:
-        if self.hub is not None:
-            await self.hub.close()
+        if self._hub is not None:
+            await self._hub.close()
         if self._cleanups:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
-        if self.store is not None:
-            await self.store.close()
+        if self._store is not None:
+            await self._store.close()
         await clients.close_all()
 
     # --- writes (internal, called by the fanout worker) ---------------------
@@ -257,9 +267,12 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             if request.author_id <= 0:
                 raise invalid_argument("author_id", f"must be a positive id, got {request.author_id}")
             user_ids = _checked_user_ids(request.user_ids)
-            if not request.celebrity and members is None:
-                members = await self.store.author_index_members(request.author_id)
-            copied += await self.store.apply_author_status(user_ids, [] if request.celebrity else members)
+            to_copy: list[bytes] = []
+            if not request.celebrity:
+                if members is None:
+                    members = await self.store.author_index_members(request.author_id)
+                to_copy = members
+            copied += await self.store.apply_author_status(user_ids, to_copy)
             timelines += len(user_ids)
         return timeline_pb2.ApplyAuthorStatusResponse(timelines=timelines, copied=copied)
 

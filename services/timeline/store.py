@@ -17,7 +17,7 @@ Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, cast
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
@@ -213,7 +213,8 @@ class TimelineStore:
         return list(await self._purge_author(keys=keys, args=[author_fingerprint(author_id), _GENERATION_MS]))
 
     async def author_index_members(self, author_id: int) -> list[bytes]:
-        return list(await self._redis.zrange(author_key(author_id), 0, -1))
+        # Without scores, a client that does not decode answers the members as bytes.
+        return cast("list[bytes]", await self._redis.zrange(author_key(author_id), 0, -1))
 
     async def apply_author_status(self, user_ids: Sequence[int], members: Sequence[bytes]) -> int:
         """Drops each user's cached celebrity list and copies `members` into
@@ -263,7 +264,8 @@ class TimelineStore:
     async def cached_celebrities(self, user_id: int) -> tuple[list[int] | None, bytes]:
         """The user's followed celebrities as last cached (None when not
         cached), and the cache's generation: pass it to cache_celebrities."""
-        return _decoded_celebrities(*await self._redis.mget(_celebrity_keys(user_id)))
+        values = await self._redis.mget(_celebrity_keys(user_id))
+        return _decoded_celebrities(*cast("list[bytes | None]", values))  # the client does not decode
 
     async def cache_celebrities(
         self, user_id: int, celebrity_ids: Sequence[int], ttl_seconds: float, generation: bytes
@@ -318,7 +320,7 @@ class TimelineStore:
     async def mark_many_active(self, user_ids: Sequence[int], ttl_seconds: int) -> None:
         """mark_active for many users in one round trip (their timelines are not rebuilt)."""
         ttl = str(ttl_seconds).encode()
-        commands = []
+        commands: list[tuple[bytes | str, ...]] = []
         for user_id in user_ids:
             commands.append((b"SET", seen_key(user_id), b"1", b"EX", ttl))
             commands.append((b"EXPIRE", home_key(user_id), ttl))

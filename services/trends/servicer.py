@@ -27,6 +27,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -174,7 +175,7 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
             window_end=_timestamp(top.window_end),
         )
 
-    def _fresh(self, top: TopList | None) -> bool:
+    def _fresh(self, top: TopList | None) -> TypeGuard[TopList]:
         return top is not None and time.monotonic() - top.computed_at < self.cache_seconds
 
     async def _current_top(self) -> TopList:

@@ -27,7 +27,7 @@ shard, so merging the shards' top lists stays exact.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import redis.asyncio as redis
 
@@ -235,7 +235,7 @@ class TrendsStore:
         returns how many tag counts moved or went. Nothing for a post that
         counted nothing (no tags, too old) or was taken back already."""
         for _ in range(3):
-            record = await self._redis.get(self.post_key(post_id))
+            record = cast("bytes | None", await self._redis.get(self.post_key(post_id)))  # the client does not decode
             if record is None or record == b"deleted":
                 return 0
             tags = record.decode().split(" ")[1:]
@@ -266,4 +266,5 @@ class TrendsStore:
     async def bucket_counts(self, bucket: int) -> dict[str, int]:
         """One bucket's raw counts (for tests and operators)."""
         raw = await self._redis.zrange(self.bucket_key(bucket), 0, -1, withscores=True)
-        return {tag.decode(): int(score) for tag, score in raw}
+        # With scores, a client that does not decode answers (member bytes, score) pairs.
+        return {tag.decode(): int(score) for tag, score in cast("list[tuple[bytes, float]]", raw)}

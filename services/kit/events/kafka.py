@@ -177,10 +177,10 @@ class ConsumerLoop:
                 for tp, records in serial.items():
                     self._apply_serially(loop, tp.topic, records, stop)
                     _commit(consumer, {tp: records[-1].offset + 1})
-                for tp, records in batches.items():
-                    if tp.topic in self.parallel_topics:
-                        lanes.submit(tp, records)
-                if lanes is not None:
+                if lanes is not None:  # there are parallel topics
+                    for tp, records in batches.items():
+                        if tp.topic in self.parallel_topics:
+                            lanes.submit(tp, records)
                     lanes.wait_at_most(MAX_UNAPPLIED_RECORDS, stop)
         finally:
             if lanes is not None:
@@ -429,13 +429,15 @@ class _Rebalances(ConsumerRebalanceListener):
             self._lanes.settle(set(revoked), wait_s=0.0)
 
     def on_partitions_assigned(self, assigned) -> None:
+        consumer = self.consumer
+        assert consumer is not None, "set before the consumer first polls"
         # The whole assignment, not just what was added (cooperative protocols pass only that).
-        for tp, offset in self._lanes.reassigned(set(self.consumer.assignment())).items():
+        for tp, offset in self._lanes.reassigned(set(consumer.assignment())).items():
             log.info(
                 "replaying records given up in a rebalance",
                 extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
             )
-            self.consumer.seek(tp, offset)
+            consumer.seek(tp, offset)
 
 
 def _offsets(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:

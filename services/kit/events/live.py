@@ -19,6 +19,7 @@ import logging
 from collections import defaultdict
 
 import redis.asyncio as redis
+from redis.asyncio.client import PubSub
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ WATCHER_QUEUE = 256  # messages buffered per slow watcher before the oldest are 
 class LiveHub:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
-        self._pubsub = None
+        self._pubsub: PubSub | None = None
         self._queues: dict[str, set[asyncio.Queue]] = defaultdict(set)
         self._reader: asyncio.Task | None = None
         self._lock = asyncio.Lock()
@@ -72,6 +73,7 @@ class LiveHub:
     async def _read_forever(self) -> None:
         while True:
             try:
+                assert self._pubsub is not None, "the reader starts after the first subscription"
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
@@ -88,8 +90,9 @@ class LiveHub:
 
     async def _resubscribe(self) -> None:
         async with self._lock:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+            if self._pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await self._pubsub.aclose()
             self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             if self._queues:
                 await self._pubsub.subscribe(*self._queues)

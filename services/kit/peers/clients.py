@@ -127,7 +127,7 @@ async def close_all() -> None:
 def forward_auth(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:
     """Metadata that passes the caller's bearer token on to a downstream call."""
     for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
+        if key == "authorization" and isinstance(value, str):  # bytes only for -bin keys
             return (("authorization", value),)
     return ()
 

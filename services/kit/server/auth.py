@@ -49,12 +49,14 @@ def ensure_keys(directory: Path) -> None:
 def _ensure_keys_locked(directory: Path) -> None:
     private_path = directory / "jwt_private.pem"
     if not private_path.exists():
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(
+        new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = new_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         _write_atomically(private_path, pem, mode=0o600)
     key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"{private_path} must hold an RSA private key (tokens are signed RS256)")
     public = key.public_key()
     _write_atomically(
         directory / "jwt_public.pem",
@@ -145,7 +147,7 @@ def _verify_signature(token: str) -> dict:
 
 def _bearer(context: grpc.aio.ServicerContext) -> str | None:
     for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
+        if key == "authorization" and isinstance(value, str):  # bytes only for -bin keys
             scheme, _, token = value.partition(" ")
             if scheme.lower() != "bearer" or not token:
                 raise unauthenticated("authorization header must be 'Bearer <token>'")

@@ -49,7 +49,7 @@ def from_headers(headers: Mapping[str, str], hops: int) -> str | None:
 
 def from_metadata(metadata: Iterable[tuple[str, str | bytes]], hops: int) -> str | None:
     """from_headers for gRPC invocation metadata (Envoy forwards headers as metadata)."""
-    wanted = {}
+    wanted: dict[str, str] = {}
     for key, value in metadata:
         if key in (EXTERNAL_ADDRESS, FORWARDED_FOR) and isinstance(value, str):
             # Several X-Forwarded-For lines are one list, in order.

@@ -96,7 +96,8 @@ def retry_info(seconds: float) -> error_details_pb2.RetryInfo:
 
 def peer_error(exc: grpc.aio.AioRpcError) -> ApiError:
     """A peer's answer passed on as it was given: code, message and details."""
-    status = rpc_status.from_call(exc)
+    # from_call reads only the code, details and trailing metadata, which an aio error has too.
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
     details = [_unpacked(d) for d in status.details] if status is not None else []
     return ApiError(exc.code(), exc.details() or "", details)
 
@@ -104,7 +105,8 @@ def peer_error(exc: grpc.aio.AioRpcError) -> ApiError:
 def _unpacked(detail: any_pb2.Any) -> Message:
     """A detail this kit knows as its message; any other stays an Any, passed on as it came."""
     for kind in (error_details_pb2.BadRequest, error_details_pb2.RetryInfo):
-        if detail.Is(kind.DESCRIPTOR):
+        # types-protobuf: a message's DESCRIPTOR may be either Descriptor class, Is() takes one of them.
+        if detail.Is(kind.DESCRIPTOR):  # type: ignore[arg-type]
             message = kind()
             detail.Unpack(message)
             return message

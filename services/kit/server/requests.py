@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import grpc
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
 
 from services.kit.server.errors import ApiError, invalid_argument
@@ -96,7 +96,8 @@ def _non_utf8_field(descriptor: Descriptor, data: memoryview, depth: int = 0) ->
     """The path of the first string field in `data` that is not UTF-8."""
     if depth > _MAX_DEPTH:
         return None
-    pos, seen = 0, {}
+    pos = 0
+    seen: dict[int, int] = {}  # field number -> last index of a repeated field
     while pos < len(data):
         key, pos = _varint(data, pos)
         number, wire_type = key >> 3, key & 7
@@ -120,7 +121,7 @@ def _non_utf8_field(descriptor: Descriptor, data: memoryview, depth: int = 0) ->
             except UnicodeDecodeError:
                 return name
         else:
-            inner = _non_utf8_field(field.message_type, chunk, depth + 1)
+            inner = _non_utf8_field(message_type_of(field), chunk, depth + 1)
             if inner is not None:
                 return f"{name}.{inner}"
     return None
@@ -191,15 +192,27 @@ def _build_plan(descriptor: Descriptor) -> _Plan:
             strings.append((field.name, field.is_repeated))
         elif field.type == _ENUM:
             enums.append(_enum_field(field))
-        elif field.type == _MESSAGE and field.message_type.GetOptions().map_entry:
-            maps.append((field.name, field.message_type.fields_by_name["value"]))
-        elif field.type == _MESSAGE and _can_hold_checked(field.message_type, set()):
-            messages.append((field.name, field.is_repeated, field.message_type))
+        elif field.type == _MESSAGE and message_type_of(field).GetOptions().map_entry:
+            maps.append((field.name, message_type_of(field).fields_by_name["value"]))
+        elif field.type == _MESSAGE and _can_hold_checked(message_type_of(field), set()):
+            messages.append((field.name, field.is_repeated, message_type_of(field)))
     return _Plan(tuple(strings), tuple(enums), tuple(messages), tuple(maps))
 
 
+def message_type_of(field: FieldDescriptor) -> Descriptor:
+    """A message field's type (protobuf's types leave it None for other fields)."""
+    assert field.message_type is not None, f"{field.full_name} is not a message field"
+    return field.message_type
+
+
+def enum_type_of(field: FieldDescriptor) -> EnumDescriptor:
+    """An enum field's type (protobuf's types leave it None for other fields)."""
+    assert field.enum_type is not None, f"{field.full_name} is not an enum field"
+    return field.enum_type
+
+
 def _enum_field(field: FieldDescriptor) -> _EnumField:
-    values = field.enum_type.values
+    values = enum_type_of(field).values
     allowed = ", ".join(v.name for v in values if not v.name.endswith("_UNSPECIFIED"))
     return _EnumField(field.name, field.is_repeated, frozenset(v.number for v in values), allowed)
 
@@ -210,7 +223,8 @@ def _can_hold_checked(descriptor: Descriptor, visiting: set[str]) -> bool:
         return False  # a cycle adds nothing the other paths do not
     visiting.add(descriptor.full_name)
     return any(
-        field.type in (_STRING, _ENUM) or (field.type == _MESSAGE and _can_hold_checked(field.message_type, visiting))
+        field.type in (_STRING, _ENUM)
+        or (field.type == _MESSAGE and _can_hold_checked(message_type_of(field), visiting))
         for field in descriptor.fields
     )
 
@@ -271,10 +285,10 @@ def _map_problem(entries, name: str, value_field: FieldDescriptor) -> Problem:
             return f"{name}[{key!r}]", "keys " + _NUL
         if value_field.type == _STRING and "\x00" in value:
             return f"{name}[{key!r}]", _NUL
-        if value_field.type == _ENUM and value not in value_field.enum_type.values_by_number:
+        if value_field.type == _ENUM and value not in enum_type_of(value_field).values_by_number:
             return f"{name}[{key!r}]", f"must be one of {_enum_field(value_field).allowed}, got {value}"
         if value_field.type == _MESSAGE:
-            inner = _first_problem(value, _plan(value_field.message_type))
+            inner = _first_problem(value, _plan(message_type_of(value_field)))
             if inner is not None:
                 return f"{name}[{key!r}].{inner[0]}", inner[1]
     return None

@@ -9,7 +9,7 @@ from typing import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 
-async def retry_until_up(start: Callable[[], Awaitable[None]], what: str, *, give_up_after: float = 120.0) -> None:
+async def retry_until_up(start: Callable[[], Awaitable[object]], what: str, *, give_up_after: float = 120.0) -> None:
     """Calls start() until it succeeds, backing off 0.5 s .. 5 s; re-raises
     its error once give_up_after seconds would be exceeded. start() must be
     safe to call again after a failure."""
@@ -18,7 +18,8 @@ async def retry_until_up(start: Callable[[], Awaitable[None]], what: str, *, giv
     delay = 0.5
     while True:
         try:
-            return await start()
+            await start()
+            return
         except Exception as exc:
             if loop.time() + delay > give_up:
                 raise

@@ -117,7 +117,8 @@ class BulkRedis:
         if unknown and len(unknown) == sum(isinstance(r, ReplyError) for r in replies):
             again = [packed[i] for i in unknown]
             _, *answers = await self._send(
-                pack_command((b"SCRIPT", b"LOAD", script)) + b"".join(again),
+                # hiredis' stub types the command as a 1-tuple (Tuple[X], not Tuple[X, ...]).
+                pack_command((b"SCRIPT", b"LOAD", script)) + b"".join(again),  # type: ignore[arg-type]
                 1 + len(again),
                 resend_if_dropped=idempotent,
             )
