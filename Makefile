@@ -61,7 +61,7 @@ manifest: ## write the Helm chart's copy of services/manifest.toml (helm/aviary/
 	$(PY) -m services.kit.manifest --write-helm
 
 
-lint: ## buf lint and buf breaking (against proto/released.binpb) on the contracts; ruff check, ruff format --check and mypy (pyproject.toml) on the Python
+lint: ## buf lint and buf breaking (against proto/released.binpb) on the contracts; ruff check, ruff format --check and mypy (pyproject.toml) on the Python; every variable read is in services/SETTINGS.md; the chart's manifest copy is fresh
 	$(GOBIN)/buf lint
 	@echo "buf lint: clean"
 	$(PY) -m ruff check $(PY_SOURCES)
@@ -69,6 +69,8 @@ lint: ## buf lint and buf breaking (against proto/released.binpb) on the contrac
 	$(PY) -m mypy
 	$(GOBIN)/buf breaking --against proto/released.binpb
 	@echo "buf breaking: no breaking change against proto/released.binpb"
+	$(PY) -m services.kit.settings_table --check
+	$(PY) -m services.kit.manifest --check-helm
 
 contracts-release: ## record the current contracts as released: later changes must not break them
 	$(GOBIN)/buf build --exclude-source-info -o proto/released.binpb

@@ -214,20 +214,3 @@ def service_addr(name: str, environ: Mapping[str, str] | None = None) -> str:
 
 # Default gRPC port of every service, from the manifest.
 SERVICE_PORTS = manifest.ports()
-
-
-# -- being retired: reads that have not moved into a settings class yet --------
-
-
-def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else _parse(name, raw, int)
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else _parse(name, raw, float)

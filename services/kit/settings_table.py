@@ -27,7 +27,12 @@ TOOLING = [
     ("AVIARY_FUZZ_SEED", "20261204", "Seed of the API fuzz (`random` for a new one: make fuzz).", "tests"),
     ("AVIARY_FUZZ_EXAMPLES", "25", "Cases the API fuzz generates per operation.", "tests"),
     ("AVIARY_KEEP_STACK", "0", "1: tests/run.sh leaves the stack it started running.", "tests"),
-    ("AVIARY_JARS_CACHE", "~/.cache/aviary/jars", "Where bootstrap keeps the Kafka/Cassandra/OpenSearch jars.", "devstack"),
+    (
+        "AVIARY_JARS_CACHE",
+        "~/.cache/aviary/jars",
+        "Where bootstrap keeps the Kafka/Cassandra/OpenSearch jars.",
+        "devstack",
+    ),
 ]
 
 # Where the check looks for variable names and for environment reads.
