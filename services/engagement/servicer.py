@@ -23,7 +23,7 @@ from services.engagement.counters import HotCounters
 from services.engagement.liked import LikedCache
 from services.engagement.settings import EngagementSettings
 from services.engagement.store import Counts, EngagementStore
-from services.kit.events import kafka
+from services.kit.events import consumer, kafka
 from services.kit.peers import clients
 from services.kit.server import ids, service, startup
 from services.kit.stores import redis_bulk, redis_client
@@ -77,7 +77,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             load_size=settings.liked_cache_size,
             ttl_seconds=settings.liked_cache_ttl_seconds,
         )
-        self.post_events = kafka.ConsumerLoop(
+        self.post_events = consumer.ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [kafka.POSTS_TOPIC], self._on_post_event
         )
 
@@ -208,7 +208,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         try:
             event.ParseFromString(value)
         except DecodeError as exc:
-            raise kafka.PoisonRecord(str(exc)) from exc
+            raise consumer.PoisonRecord(str(exc)) from exc
         kind = event.WhichOneof("kind")
         if kind == "created":
             await self._on_created(event.created)

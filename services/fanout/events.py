@@ -9,7 +9,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.events.v1 import events_pb2
 from aviary.timeline.v1 import timeline_pb2
-from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, PoisonRecord
+from services.kit.events.consumer import PoisonRecord
+from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC
 
 
 @dataclass(frozen=True)

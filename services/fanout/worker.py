@@ -27,7 +27,8 @@ from services.fanout.events import (
 )
 from services.fanout.settings import FanoutSettings
 from services.kit.peers import clients
-from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord, ensure_topics_async
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, ensure_topics_async
 
 log = logging.getLogger(__name__)
 

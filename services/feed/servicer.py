@@ -38,7 +38,8 @@ from services.kit.stores.cache import TtlCache
 from services.kit.server.auth import caller_id
 from services.kit.server.errors import failed_precondition, unavailable
 from services.kit.server.ids import IdGenerator
-from services.kit.events.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.kafka import POSTS_TOPIC
 from services.kit.server.paging import cursor_int, decode_token, encode_token, page_size
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from aviary.notifications.v1 import notifications_pb2
 from services.kit.peers import clients
 from services.kit.stores.cache import TtlCache
 from services.kit.server.ids import IdGenerator
-from services.kit.events.kafka import PoisonRecord
+from services.kit.events.consumer import PoisonRecord
 from services.notifications import rules
 from services.notifications.rules import Group, Notice, Plan, PostGone
 from services.notifications.store import NotificationStore

@@ -24,14 +24,8 @@ from services.kit.server.auth import caller_id
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import unavailable
 from services.kit.server.ids import MAX_ID, IdGenerator, parse_id
-from services.kit.events.kafka import (
-    ENGAGEMENT_TOPIC,
-    GRAPH_TOPIC,
-    ORDERS_TOPIC,
-    POSTS_TOPIC,
-    ConsumerLoop,
-    ensure_topics_async,
-)
+from services.kit.events.consumer import ConsumerLoop
+from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC, ensure_topics_async
 from services.kit.events.live import LiveHub
 from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.notifications import rules

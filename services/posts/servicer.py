@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit.events import kafka
+from services.kit.events import consumer, kafka
 from services.kit.peers import clients, engagement_overlay, profiles
 from services.kit.server import auth, ids, paging
 from services.kit.stores import cql, redis_client
@@ -73,7 +73,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         self.products = post_products.product_lookup(settings.product_cache_seconds)
         self.redis = redis_client.client(settings)
         # A group of its own per process: every replica sees every delete.
-        self.evictions = kafka.ConsumerLoop(
+        self.evictions = consumer.ConsumerLoop(
             settings.kafka_bootstrap,
             f"posts-cache-{socket.gethostname()}-{os.getpid()}",
             [kafka.POSTS_TOPIC],
@@ -111,7 +111,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         try:
             event.ParseFromString(value)
         except DecodeError as exc:
-            raise kafka.PoisonRecord(str(exc)) from exc
+            raise consumer.PoisonRecord(str(exc)) from exc
         if event.WhichOneof("kind") == "deleted":
             self.cache.invalidate(event.deleted.post_id)
 

@@ -17,14 +17,8 @@ from aviary.posts.v1 import posts_pb2
 from services.kit.peers import clients
 from services.kit.server import ids
 from services.kit.stores.cache import TtlCache
-from services.kit.events.kafka import (
-    CATALOG_TOPIC,
-    ENGAGEMENT_TOPIC,
-    GRAPH_TOPIC,
-    ORDERS_TOPIC,
-    POSTS_TOPIC,
-    PoisonRecord,
-)
+from services.kit.events.consumer import PoisonRecord
+from services.kit.events.kafka import CATALOG_TOPIC, ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
 from services.recommendations import scoring
 from services.recommendations.scoring import Decay, EngagementRecord, Weights
 from services.recommendations.settings import RecommendationsSettings

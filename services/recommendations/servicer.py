@@ -18,7 +18,7 @@ from services.kit.server import paging, startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id
 from services.kit.server.errors import unavailable
-from services.kit.events.kafka import ConsumerLoop
+from services.kit.events.consumer import ConsumerLoop
 from services.recommendations import scoring
 from services.recommendations.events import TOPICS, EventApplier
 from services.recommendations.settings import RecommendationsSettings

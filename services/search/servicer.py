@@ -20,7 +20,8 @@ from services.kit.peers import clients
 from services.kit.server import paging, startup
 from services.kit.server.auth import optional_caller_id
 from services.kit.server.errors import invalid_argument, unavailable
-from services.kit.events.kafka import CATALOG_TOPIC, POSTS_TOPIC, ConsumerLoop, PoisonRecord
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.kafka import CATALOG_TOPIC, POSTS_TOPIC
 from services.search import documents, indices
 from services.search.settings import SearchSettings
 

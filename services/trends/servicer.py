@@ -1,24 +1,19 @@
 """TrendsService: windowed hashtag counts from post events, and the public top list.
 
 Writes: a consumer (group `trends`) reads `posts.events.v1`; every
-PostCreated with hashtags - posts, replies and quote posts alike (a pure
-repost has no text, hence no tags) - counts its author once per tag in the
-bucket of the post's creation time (windows.py has the rules, store.py the
-Redis layout). Applying an event twice changes nothing, so at-least-once
-delivery and replays are safe; posts older than the window are skipped.
+PostCreated with hashtags (posts, replies and quote posts alike; a pure
+repost has no text, hence no tags) counts its author once per tag in the
+bucket of the post's creation time, and a PostDeleted takes back what that
+post counted (windows.py has the rules, store.py the Redis scripts).
+Applying an event twice changes nothing, so at-least-once delivery and
+replays are safe. Likes and pure reposts do not count: a hashtag trends by
+people writing it.
 
-Reads: ListTrends serves one top list (the window's tags with at least
-AVIARY_TRENDS_MIN_USERS distinct users, by decayed score) computed in Redis
-at most once per AVIARY_TRENDS_CACHE_SECONDS per process, so a read storm
-costs Redis nothing. If Redis stops answering, the last list is served for
-up to AVIARY_TRENDS_STALE_SECONDS before reads fail with UNAVAILABLE.
-
-What does not happen, on purpose:
-  * Deleting a post does not take its tags back: PostDeleted carries no
-    hashtags, and a deleted post's author did use the tag in the window.
-    The count ages out with the window like any other.
-  * Likes and pure reposts do not count; a hashtag trends by people writing it.
-  * Only the first AVIARY_TRENDS_MAX_TAGS_PER_POST tags of a post count.
+Reads: ListTrends serves one top list computed in Redis at most once per
+AVIARY_TRENDS_CACHE_SECONDS per process, so a read storm costs Redis nothing;
+if Redis stops answering, the last list is served for up to
+AVIARY_TRENDS_STALE_SECONDS before reads fail with UNAVAILABLE. The settings
+and their defaults: services/trends/README.md.
 """
 
 from __future__ import annotations
@@ -38,7 +33,8 @@ from aviary.events.v1 import events_pb2
 from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
 from services.kit.server import ids, paging, startup
 from services.kit.server.errors import unavailable
-from services.kit.events.kafka import POSTS_TOPIC, ConsumerLoop, PoisonRecord
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.kafka import POSTS_TOPIC
 from services.trends.settings import TrendsSettings
 from services.trends.store import TrendsStore
 from services.trends.windows import Decision, TrendRow, Window, countable_tags

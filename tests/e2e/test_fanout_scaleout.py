@@ -50,7 +50,7 @@ READERS = 6
 AUTHORS = 12  # more are signed up if these do not cover both workers' partitions
 POSTS_PER_AUTHOR = 5
 MAIN_METRICS_PORT = SERVICE_PORTS["fanout"] + 1000  # devstack sets no AVIARY_METRICS_PORT
-SESSION_TIMEOUT_SECONDS = 10  # services.kit.events.kafka.ConsumerLoop's session_timeout_ms
+SESSION_TIMEOUT_SECONDS = 10  # services.kit.events.consumer.ConsumerLoop's session_timeout_ms
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""services.kit.events.kafka.ConsumerLoop on the real Kafka."""
+"""services.kit.events.consumer.ConsumerLoop on the real Kafka."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import threading
 from kafka import KafkaAdminClient
 
 from services.kit.settings import load_settings
-from services.kit.events.kafka import ConsumerLoop, Producer, TopicPartition, ensure_topics_async
+from services.kit.events.consumer import ConsumerLoop
+from services.kit.events.kafka import Producer, TopicPartition, ensure_topics_async
 
 TOPIC = "aviary.test.kit.v1"
 

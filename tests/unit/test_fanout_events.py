@@ -15,7 +15,8 @@ from services.fanout.events import (
     delivery_request,
     event_age_seconds,
 )
-from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, PoisonRecord
+from services.kit.events.consumer import PoisonRecord
+from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC
 
 
 def ts(seconds: int, nanos: int = 0) -> Timestamp:
