@@ -705,12 +705,12 @@ CASSANDRA = Component(
     stop_timeout=40,
     tier=0,
     group="backends",
-    # Cassandra's request workers spin after each request, parking for 10 µs
-    # at a time for about 10 ms before they stop. At a steady trickle of
-    # queries that spinning, not the queries, was most of its CPU on this
-    # 2-core box: 50 queries/s cost 30% of a core. With the kernel free to
-    # coalesce those short sleeps into 0.5 ms, 7%, for about 0.3 ms more
-    # latency per query (bench/README.md, "Cassandra's idle spinning").
+    # Cassandra's request workers spin after each request, parking in very
+    # short sleeps for a while before they stop. At a steady trickle of
+    # queries that spinning, not the queries, was most of its CPU; with the
+    # kernel free to coalesce those sleeps it costs a fraction of that, for
+    # slightly more latency per query (bench/README.md, mixed workload:
+    # "Cassandra's request workers spin after every request").
     timer_slack_ns=config.CASSANDRA_TIMER_SLACK_NS,
 )
 

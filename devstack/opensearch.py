@@ -1,89 +1,13 @@
 """OpenSearch for the devstack: one node on 127.0.0.1, plain HTTP, run from Maven Central jars.
 
-This module only *defines* the component (``OPENSEARCH``); it does not register it.
-Wire-in: add ``fetch_jars opensearch`` to ``devstack/bootstrap.sh`` and ``OPENSEARCH`` to
-``BACKENDS`` in ``devstack/backends.py``.
-
-Where the bits come from
-------------------------
-``devstack/maven/opensearch/pom.xml`` (fetched by bootstrap's ``fetch_jars opensearch`` into
-``~/.cache/aviary/jars/opensearch/<sha256(pom)[:16]>/``, one flat directory) lists:
-
-* ``org.opensearch:opensearch`` (the server, main class ``org.opensearch.bootstrap.OpenSearch``)
-  and its runtime dependencies (lucene, opensearch-core/-common/-x-content/..., jackson, ...);
-* jars the server pom leaves out or marks optional but the tarball ships in ``lib/``:
-  ``log4j-core`` (required: the logging backend), ``opensearch-plugin-classloader``
-  (required as soon as one module extends another: analysis-common extends lang-painless),
-  ``jts-core`` + ``spatial4j`` (geo_shape);
-* the five modules we need (artifacts ``org.opensearch.plugin:*``, which on Central are the
-  bare plugin jars without ``plugin-descriptor.properties``) and their own dependencies.
-
-The server never loads plugin code from its classpath: modules are found under
-``<path.home>/modules/<name>/`` (jar files + ``plugin-descriptor.properties`` +
-optionally ``plugin-security.policy``), each loaded in its own class loader, and the jar-hell
-check fails if a module's jar is also on the server classpath.  So ``prepare`` splits the
-flat jar dir: every jar that belongs to a module (``MODULES`` below, matched by artifact
-name) is copied into ``.devstack/data/opensearch/home/modules/<name>/`` together with a
-generated descriptor (and the module's stock security policy), and ``argv`` puts every
-other jar on ``-cp`` explicitly (no ``dir/*`` wildcard, which would include module jars).
-
-The modules and why each is here
---------------------------------
-* ``transport-netty4`` (``transport-netty4-client`` + netty 4.1 jars): the only HTTP and
-  transport implementation; without it the node has no REST endpoint at all (and fails to
-  start: no ``http.type``/``transport.type`` provider).  Policy: socket accept/connect etc.
-* ``lang-painless`` (+ antlr4-runtime, asm*, ``opensearch-scripting-painless-spi``): the
-  default script language: ``script_score``, scripted sort/fields, ``_update`` /
-  ``_update_by_query`` scripts (e.g. counters, removing a tombstoned post by query).
-  Not needed for match / multi_match / function_score decay, which live in the server.
-  Policy: createClassLoader/getClassLoader (it compiles scripts to bytecode).
-* ``analysis-common``: nearly every tokenizer/filter/analyzer besides ``standard``:
-  ``whitespace``, ``lowercase``/``asciifolding``/``stemmer`` filters, ``english`` analyzer,
-  ``pattern``, ``edge_ngram`` ... — needed for any custom analyzer (hashtag/mention
-  analysis, language analyzers).  Its descriptor declares ``extended.plugins=lang-painless``
-  (as upstream's build does) because it contributes a painless whitelist.
-* ``reindex`` (+ opensearch-rest-client, opensearch-ssl-config, Apache httpclient 4 jars,
-  commons-codec/-logging, used only for reindex-from-remote): ``_delete_by_query`` (e.g.
-  drop every post of a deleted account), ``_update_by_query`` and ``_reindex`` (mapping
-  changes behind an alias).  Policy: outbound sockets, proxy selector for the rest client.
-* ``mapper-extras``: ``search_as_you_type``, ``scaled_float``, ``rank_feature(s)``,
-  ``token_count`` field types, and the ``rank_feature`` query (popularity boosts).
-
-Deliberately *not* here: the security plugin (so no TLS/auth and no
-``plugins.security.disabled`` setting: without the plugin that setting would be rejected as
-unknown), percolator, parent-join, ingest-common, aggs-matrix-stats, etc.
-Match, multi_match, term, bool, highlighting, function_score (incl. gauss/exp/linear decay
-on date fields), completion suggesters and all standard aggregations are server features.
-
-Running as root
----------------
-OpenSearch refuses to start as root ("can not run opensearch as root"), which it detects
-through JNA's native library.  The devstack runs as root in CI/containers, so the JNA
-*classes* stay on the classpath (the bootstrap links against them: dropping jna-*.jar makes
-it die with NoClassDefFoundError) but JNA's native library is made unfindable
-(``-Djna.nosys=true -Djna.nounpack=true -Djna.boot.library.path=<nonexistent dir>``).  The
-node then logs "JNA not available" warnings and skips the root check, mlockall, the seccomp
-system-call filter and rlimit probes — none needed for a loopback dev node.  (The
-alternative, as for PostgreSQL, is to run it as an unprivileged OS user; that needs the jars
-outside /root and a chowned data dir.)
-
-Other warnings in the log are expected on a dev box: setSecurityManager deprecation
-(OpenSearch 2.x still installs its security manager; plugin-security.policy files below
-are its grants), max file descriptors / vm.max_map_count bootstrap checks (only enforced
-for non-loopback binds).  With many indices a low vm.max_map_count can matter; then set
-``node.store.allow_mmap: false``.
-
-Files
------
-* home: ``.devstack/data/opensearch/home`` (``modules/``, empty ``plugins/``)
-* data: ``.devstack/data/opensearch/data``; logs: ``.devstack/data/opensearch/logs``;
-  tmp: ``.devstack/data/opensearch/tmp``; console output: ``.devstack/logs/opensearch.log``
-* conf (rewritten on each start): ``.devstack/conf/opensearch/opensearch.yml``,
-  ``log4j2.properties`` (console only), ``jvm.options`` (informational copy of the JVM flags;
-  the launcher script that would read it is not used, ``argv`` passes them directly).
-
-Env: ``OPENSEARCH_PORT`` (HTTP, 9200), ``OPENSEARCH_TRANSPORT_PORT`` (9300, loopback only),
-``OPENSEARCH_HEAP`` (512m).  Readiness: ``GET /_cluster/health`` reports green or yellow.
+Defines the component ``OPENSEARCH`` (registered in ``devstack.backends``). The
+server loads plugin code only from ``<path.home>/modules/<name>/``, never from its
+classpath (the jar-hell check fails if a module's jar is on both), so ``prepare``
+copies each module's jars (``MODULES``) there with a generated descriptor, and
+``argv`` lists every other jar on ``-cp`` explicitly. Run as root, JNA's native
+library is made unfindable so the node skips its root check. Where the jars come
+from, why each module is here, the expected warnings and the files it writes:
+devstack/README.md, "OpenSearch".
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Current product facts (price, title, currency, active) from the catalog.
 
-The cart stores only product ids and quantities: prices are read from the
-catalog every time they are shown, and never guessed when it cannot answer.
+The cart stores product ids, quantities and the price each line was last
+added at (for checkout's price-rise check); the prices it shows are read from
+the catalog every time, and never guessed when it cannot answer.
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
 """The cart's pure logic: Redis key names, how lines are stored, input checks,
 and turning stored lines (plus catalog products) into a Cart message.
 
-Storage layout (one Redis hash per user, hash-tagged for Redis Cluster):
-  cart:{<user>}                     the cart; expires with the cart's TTL
-    _currency -> "USD"              currency of every line (set by the first add)
-    _seq      -> 7                  insertion counter, orders lines oldest first
-    <product> -> "<seq>:<quantity>:<price>"
-                                    one field per line, keyed by product id; price:
-                                    the unit price (minor units) when last added,
-                                    absent on lines carted before it was recorded
-  cart:{<user>}:checkout:<id>       marker: checkout <id> was already taken out
-
-A hash field order is not guaranteed once Redis converts a small hash to a
-hashtable, so each line carries its insertion sequence and reads sort by it.
-The cart key is deleted when its last line goes, so it exists only while it
-holds lines (and the meta fields are present exactly then).
+One hash per user, `cart:{<user>}`: meta fields `_currency` and `_seq`, and
+one field per line, product id -> "<seq>:<quantity>:<price>" (the unit price
+when last added). Hash field order is not guaranteed, so lines carry their
+insertion sequence and reads sort by it. The whole layout:
+services/cart/README.md, "Storage".
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
 """A Redis cache of what each user liked, so liked_by_me costs no Cassandra read.
 
-Every page of posts a person reads asks "which of these did I like". The
-truth is Cassandra's likes_by_user; this keeps a copy of each active
-reader's newest likes in one Redis hash, `eng:lk:{user_id}`:
-
-  <post_id>  "1" liked, "0" unliked (a tombstone: see below)
-  _floor     present once the hash is loaded: every like of a post with an id
-             at or above it is in the hash ("0" when the user's every like is)
-
-Reading is one HMGET of `_floor` and the asked ids. A hash without `_floor`
-(never loaded, expired, lost with Redis) is loaded from the user's newest
-likes in Cassandra; posts older than the floor are asked of Cassandra.
-
-Writers (like/unlike, after Cassandra) set the post's field whether or not
-the hash is loaded, and a load only fills fields nobody has set: a load that
-read Cassandra just before a like or unlike landed cannot undo it. That is
-why an unlike leaves "0" rather than deleting the field. A hash grown past
-twice the load size is dropped and reloaded from the newest likes.
+One hash per reader, `eng:lk:{user_id}`: post id -> "1" liked or "0" unliked,
+and `_floor`, below which the hash is incomplete and Cassandra's
+likes_by_user is asked. Writers set a post's field whether or not the hash is
+loaded and a load only fills fields nobody has set, so a load racing a like
+or unlike cannot undo it (hence "0" rather than a deleted field). The whole
+layout: services/engagement/README.md, "likedByMe".
 """
 
 from __future__ import annotations

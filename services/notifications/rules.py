@@ -1,29 +1,12 @@
 """What notifies whom, how notices group, and how they read: pure functions on
 plain data (no backend), so the rules are unit-tested on their own.
 
-Vocabulary:
-  notice   one actor doing one thing that concerns one recipient (a like, a
-           follow, ...), derived from one Kafka event;
-  slot     the group key a notice lands in, per recipient: `like:<post>`,
-           `repost:<original post>`, `follow` (follows group per recipient),
-           `reply:<reply post>` and `mention:<mentioning post>` (one each),
-           `order:<order>:<status>` (one per order status: confirmed,
-           packed, shipped, delivered, cancelled; a part of a multi-seller
-           order moving is `order:<order>:<seller>:<status>`), and a
-           seller's `sale:<order>:confirmed` and `sale:<order>:cancelled`;
-  group    the state of one slot: its actors (most recent first, at most
-           MAX_LISTED listed), how many there are, and the id of the
-           notification that shows it. `instance` tells the successive groups
-           of one slot apart (a follow group older than the window is closed
-           and the next follow opens a new one).
-
-Order notices have no actor (actor id 0, listed as nobody): the buyer (or a
-seller, told of their own lines only) hears from the shop, not from a person. Their text names no one, so it is written
-once when the notice is made (`body`) instead of from current names at read
-time. Each order status is its own slot, and a slot without actors is never
-joined: the first notice makes the notification, any later one for the same
-order and status (a redelivery, or a replay with another event id) is a
-duplicate.
+A notice (one actor doing one thing that concerns one recipient) lands in a
+slot per recipient (`like:<post>`, `follow`, `order:<order>:<status>`, ...);
+a group is the state of one slot: its actors, their count and the id of the
+notification that shows it. Order notices have no actor (actor 0), so their
+slot is never joined: the first notice for an order status is the only one.
+The whole vocabulary and every slot: services/notifications/README.md.
 """
 
 from __future__ import annotations

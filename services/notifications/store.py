@@ -1,36 +1,12 @@
 """Cassandra storage for notifications: the only code that talks to
 `aviary_notifications`.
 
-Tables:
-  notifications    the inbox: one partition per recipient, newest first. One
-                   row per shown notification, denormalized for reading (kind,
-                   post, listed actors, count, activity time) plus the group
-                   it shows (slot, instance); order notices also carry
-                   their order and finished sentence (order_id, body).
-  groups           one partition per (recipient, slot): static columns hold
-                   the group (current notification id, version, listed actors,
-                   count), clustering rows are its actors (set semantics: an
-                   actor is in a group at most once). Adding an actor and
-                   updating the group is ONE conditional batch on that
-                   partition: atomic, and a concurrent writer loses its
-                   compare-and-set and retries. A partition per group (not
-                   per recipient) keeps Paxos contention per group.
-  post_notices     post id -> (recipient, slot) of every group about that post,
-                   so a deleted post finds what to withdraw.
-  deleted_posts    post ids deleted recently: a late or replayed like of a
-                   deleted post does not bring its notice back.
-  read_marks       per recipient, the newest id marked read (clustering, newest
-                   first: the first row is the mark, so marks only grow, with
-                   no compare-and-set). Read = id <= mark; a group that grows
-                   gets a new id above the mark, so it is unread again.
-  processed_events events applied (source topic, event id), short-lived: a
-                   redelivered event is skipped before any other read.
-
-Columns added after a table was first created are added to existing tables
-at start (`COLUMNS_ADDED`): CREATE TABLE IF NOT EXISTS leaves an existing
-table as it was.
-
+Adding an actor to a group and updating the group is one conditional batch on
+the group's own partition (atomic; a concurrent writer loses its
+compare-and-set and retries), so an actor is in a group at most once. Columns
+added after a table was first created are added at start (`COLUMNS_ADDED`).
 Rows live `retention` (default 90 days, AVIARY_NOTIFICATIONS_RETENTION_DAYS).
+Every table and what it is for: services/notifications/README.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """PaymentProvider on the official Stripe SDK (stripe-mock in the local stack).
 
 Async end to end: the SDK's `*_async` methods over its aiohttp client (its
-httpx client, with anyio underneath, cost 2.5 times the CPU per request:
-3.0 against 1.2 ms for an authorize and a capture on stripe-mock). One
+httpx client, with anyio underneath, costs far more CPU per request:
+bench/README.md, checkout). One
 PaymentIntent per payment, created with capture_method=manual and confirmed at
 once (authorize = hold); capture, cancel (void) and a Refund for the intent
 follow. Every request carries our idempotency key and a short timeout, and the

@@ -1,24 +1,7 @@
 """The recommendations service's Redis adapter: the only code that talks to Redis.
 
-Layout (P = the key prefix, "rec"):
-  per user, hash tag {u:<id>} so one Lua script may touch them all:
-    P:{u:X}:aff      zset product -> decayed affinity (liked / reposted posts' tags)
-    P:{u:X}:auth     zset author  -> decayed affinity (likes, reposts, replies)
-    P:{u:X}:eng      hash  l:<post> | r:<repost> | c:<reply> -> EngagementRecord
-    P:{u:X}:engt     zset  the same fields by time, to cap the hash oldest first
-    P:{u:X}:sellers  set   followed sellers
-    P:{u:X}:bought   set   products bought (excluded forever)
-    P:{u:X}:ev:<m>   string: event <m> (topic:id) applied, with its outcome for replays
-  global, hash tag {g}:
-    P:{g}:pop        zset product -> decayed popularity (orders, likes of tagged posts)
-    P:{g}:new        zset active product -> created (unix ms), newest kept
-    P:{g}:seller:<S> zset S's active products -> created (unix ms)
-    P:{g}:sellers    set   known sellers (from catalog events and identity)
-    P:{g}:inactive   set   deactivated products
-    P:{g}:pver       hash  product -> last applied catalog event id
-    P:{g}:ev:<m>     string: event <m> applied
-  P:post:<id>        string: the post's tagged products ("1,2"; "" for none), with a TTL
-
+A user's keys share the hash tag {u:<id>} and the global ones {g}, so one Lua
+script may touch all of a user's (the key layout: services/recommendations/README.md).
 Idempotency: every increment runs in one Lua script guarded by its event's
 marker in the same slot (SET NX), so a replayed event changes nothing;
 everything else is an absolute write (SET, SADD, SREM, ZADD of a timestamp).

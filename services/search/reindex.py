@@ -1,35 +1,14 @@
 """python -m services.search.reindex (`make reindex`): rebuilds the search
 indices from the source of truth, the posts and catalog services.
 
-Safe while the stack serves and the indexer keeps consuming, and it repairs
-both a wiped index and a stale one (a document that never arrived, a delete
-the indexer missed, a product whose update never landed). In place, per index:
-
-1. make sure the index exists with the mapping in documents.py (an existing
-   index with another mapping is an error: rerun with --recreate);
-2. stream every post (PostsService.ExportPosts) / product
-   (CatalogService.ExportProducts); a document the index already holds as
-   exported is left alone ("already current"), the others are bulk-indexed
-   with an external version that can never beat an event the export did not
-   see (see `_version`): a version conflict means the index holds a newer
-   state, and counts as "already current" too, not as an error;
-3. sweep: scroll every document id in the index and delete those the export
-   did not return, but only ids minted before the export began (minus the
-   settle window): a younger post or product may be missing from the export
-   only because it was written while the export ran.
-
-`--recreate` drops and recreates the indices first (for mapping changes):
-searches are briefly incomplete then, until the export has refilled them, and
-the indexer keeps adding new events meanwhile. `--posts-index` /
-`--products-index` rebuild into other indices (a trial run beside the live
-ones; the search service keeps reading aviary-*-v1).
-
-Prints one JSON summary (per index: exported, indexed, already_current,
-skipped, deleted_stale, failed; totals; seconds) and exits 0, or 1 when any
-document failed or a step broke, 2 when an index has an outdated mapping.
-
-The sweep keeps every exported id in memory, 8 bytes each (an int64 array:
-80 MB per 10 million posts; sorting it once takes a few times that briefly).
+In place and safe while the stack serves and the indexer keeps consuming:
+documents already as exported are left alone, the others are written with an
+external version that can never beat an event the export did not see
+(`_version`), and only after a complete export are documents the export did
+not return deleted, never those younger than the settle window. Prints one
+JSON summary; exits 1 when a document failed or a step broke, 2 when an index
+has an outdated mapping (rerun with --recreate). The steps, the flags and the
+memory the sweep needs: services/search/README.md.
 """
 
 from __future__ import annotations

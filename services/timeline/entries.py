@@ -13,8 +13,8 @@ numeric order, which for Snowflake ids is creation order), then a 4-byte
 fingerprint of the author (CRC-32 of the author id), which lets an unfollow
 find the author's entries without a lookup per entry. Small members keep a
 full 800-entry timeline in Redis's compact listpack encoding (the server must
-allow `zset-max-listpack-entries` >= the timeline length): about 12.8 KB,
-where decimal text members in a skiplist took several times that.
+allow `zset-max-listpack-entries` >= the timeline length), a fraction of
+what decimal text members in a skiplist take (bench/README.md has the size).
 """
 
 from __future__ import annotations

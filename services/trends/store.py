@@ -1,28 +1,10 @@
 """The trends service's Redis adapter: the only code that talks to Redis.
 
-Keys (prefix "trends" in service; tests use their own):
-  {trends}:b:<bucket>            sorted set hashtag -> distinct users counted in that bucket
-  {trends}:h:<user>:<hashtag>    hash post id -> bucket: that user's posts with the tag in
-                                 the window (a marker); they count in the newest one's bucket
-  {trends}:p:<post>              "<bucket> <tag> <tag>...": what the post counted, so that
-                                 its deletion can take it back; "deleted" once it has
-  {trends}:tmp:users, :tmp:score scratch sets of the read script, deleted before it returns
-
-All of them expire when their (newest) bucket leaves the window
-(windows.Window.expire_at), so nothing needs sweeping.
-
-Redis Cluster: every key carries the one hash tag {trends}, so both scripts
-touch a single slot and run unchanged on a cluster. That puts all trends
-data on one node, on purpose: the buckets are few (one per 5 minutes) and
-small, and the markers are one small key per distinct (user, tag) per hour,
-bounded by the post rate, which one node absorbs many times over. The marker
-must sit in the bucket's slot because the increment has to happen exactly
-when the marker changes (one script, atomically) - that is what makes replays
-and concurrent consumers count a user once. (A per-bucket HyperLogLog would
-spread nothing either - PFADD and ZINCRBY must still be atomic together -
-and could not move a user's count to a newer bucket.) Should it ever outgrow
-a node, shard by hash(tag) into {trends:0}..{trends:N}: a tag lives in one
-shard, so merging the shards' top lists stays exact.
+Every key carries the one hash tag {trends} and expires after its (newest)
+bucket leaves the window (windows.Window.expire_at), so nothing needs
+sweeping and both scripts touch a single slot on Redis Cluster. The key
+layout, why one slot is enough and how to shard if it is not:
+services/trends/README.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """BatchGetEngagement over one long-lived StreamEngagement call per process.
 
 Timeline, posts and feed ask engagement for counts on every page they serve.
-A new gRPC call costs engagement about 0.45 ms of CPU even when it does
-nothing; a message on an open stream about half that. So batches go out as
+A new gRPC call costs engagement CPU even when it does nothing, a message on
+an open stream much less (bench/README.md has the figures). So batches go out as
 messages on one bidirectional stream, each with an id, and the answers are
 matched back by id as they come (in any order).
 

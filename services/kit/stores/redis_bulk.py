@@ -1,11 +1,10 @@
 """Thousands of small Redis commands in one write and one read.
 
-redis-py's pipeline spends about 9 µs of Python per command (packing each
-argument, then one awaited parse per reply): at fanout's scale (a batch of
-1,000 deliveries, each one EVALSHA) that was most of the timeline service's
-CPU, and it left Redis idle while Python packed. Here the commands are packed
-by hiredis (C), written at once, and the replies parsed by hiredis in bulk:
-about 1.5 µs per command.
+redis-py's pipeline packs each argument and awaits one parse per reply in
+Python, which at fanout's scale (a batch of 1,000 deliveries, each one
+EVALSHA) costs most of the caller's CPU and leaves Redis idle while Python
+packs. Here the commands are packed by hiredis (C), written at once, and the
+replies parsed by hiredis in bulk (the cost of each: bench/README.md).
 
 It is deliberately small: plain commands over its own connections to the
 same server as the service's redis-py client, no pub/sub, no transactions.
