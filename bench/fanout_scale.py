@@ -13,13 +13,10 @@ Issue 4, item 7. One run, one JSON object on stdout (progress on stderr):
              synthetic users. A cohort of --readers synthetic users follows only
              real accounts (the big author and --reader-followees others), so
              their home timelines can be compared with fan-out-on-read.
-             Written straight into graph's Cassandra tables (following,
-             followers, follow_counts) with prepared statements in UNLOGGED
-             batches (one partition's rows together, small partitions up to 10
-             to a batch; counters in COUNTER batches of 10) through
-             execute_concurrent, and
-             into graph's Redis celebrity set, exactly what graph itself writes
-             for follows (no follow events: nothing is backfilled).
+             Written to a file of edges and loaded by graph's bulk loader
+             (python -m services.graph.load: edge rows, counts and celebrity
+             flags as graph writes them for follows, without follow events,
+             so nothing is backfilled).
   ceiling    redis-benchmark, pipelined sorted-set inserts
              (-t zadd -P 32 -r 1000000 -n 2000000) on a scratch Redis database.
   throughput Every mid author posts --throughput-posts posts at once; one fanout
@@ -30,8 +27,8 @@ Issue 4, item 7. One run, one JSON object on stdout (progress on stderr):
              a background read load runs at --background-rps (once per listed
              rate: 100 and 200 by default); for each post, the time
              from HTTP 200 of POST /v1/posts until the post is in the home
-             timeline of EVERY follower (polled in Redis: ZSCORE of the member
-             in each follower's home key).
+             timeline of EVERY follower (polled with the timeline service's
+             FindMissingEntries).
   reads      GET /v1/timelines/home?pageSize=20 through Envoy, open-loop at
              --read-rps for --duration s, as cohort readers (tokens minted with
              the devstack signing key); then the same reads done by pure
@@ -44,10 +41,12 @@ mid authors need a threshold of at least 10,000 while the devstack runs with 3.
 With --manage-threshold (default) graph and fanout are restarted through
 devstack with AVIARY_FANOUT_THRESHOLD=--threshold for the run and restarted
 with the value they had before in a finally block. Only active users get
-deliveries, so every synthetic user is marked active first (the timeline
-service's seen key, TTL 7 days). Afterwards the run deletes what it loaded
-(graph rows, timelines, seen keys) unless --keep-data; the real accounts and
-their posts stay.
+deliveries, so every synthetic user is marked active first (by the timeline
+service's bulk loader, python -m services.timeline.load, TTL 7 days).
+Afterwards the run deletes what it loaded with the same two loaders (graph
+lists and counts, timelines and activity marks) unless --keep-data; the real
+accounts and their posts stay. Besides the loaders it talks to the stack only
+over HTTP (Envoy) and gRPC.
 
     .venv/bin/python bench/fanout_scale.py            # full: about 10 minutes
     .venv/bin/python bench/fanout_scale.py --quick    # smoke run: about 80 s
@@ -59,13 +58,14 @@ import argparse
 import asyncio
 import bisect
 import collections
-import datetime
 import json
 import os
 import random
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -80,20 +80,18 @@ import aiohttp  # noqa: E402
 from loadgen import percentile, rounded, seed_call  # noqa: E402
 
 from aviary.graph.v1 import graph_pb2  # noqa: E402
-from services.graph import rules as graph_rules  # noqa: E402
-from services.graph.store import CELEBRITIES_KEY, KEYSPACE  # noqa: E402
+from aviary.timeline.v1 import timeline_pb2  # noqa: E402
 from services.kit.peers import clients  # noqa: E402
-from services.kit.stores import redis_client  # noqa: E402
 from services.kit.server.auth import TokenIssuer  # noqa: E402
-from services.kit.settings import SERVICE_PORTS, STATE_DIR, load_settings  # noqa: E402
+from services.kit.settings import SERVICE_PORTS, load_settings  # noqa: E402
 from services.kit.server.ids import MAX_WORKER, IdGenerator  # noqa: E402
-from services.timeline import entries as tl  # noqa: E402
 
 try:  # a faster event loop keeps the load generator's own CPU share small
     import uvloop
 except ImportError:  # pragma: no cover
     uvloop = None
 
+STATE_DIR = load_settings().state_dir  # devstack's run files: which pid is which component
 PASSWORD = "bench password 1"
 DELIVERED_METRIC = "aviary_fanout_timelines_delivered_total"
 P95_READ_LIMIT_MS = 25.0
@@ -104,7 +102,8 @@ SETTLE_S = 8.0  # pause after a run that may have overloaded the stack
 PHASES = ("throughput", "latency", "reads")  # the measured phases, in the order they run
 REQUEST_DEADLINE_S = 10.0  # a read not answered this long after its scheduled time is an error
 READ_COMPONENTS = ["envoy", "gateway", "timeline", "posts", "graph", "engagement", "identity", "redis", "cassandra"]
-PARTITIONS_PER_BATCH = 10  # Cassandra's unlogged_batch_across_partitions_warn_threshold
+MAX_LOOKUP_USERS = 5000  # timelines per FindMissingEntries call
+LOOKUP_CALLS_IN_FLIGHT = 8  # a whole drain's check need not flood the timeline service at once
 WORKER_ID = MAX_WORKER  # devstack gives services worker ids 1..8; this one is the bench's
 
 
@@ -237,7 +236,7 @@ def generate_graph(args, rng: random.Random, big: int, mids: list[int], real_tai
     return g
 
 
-def graph_summary(g: SyntheticGraph, threshold: int) -> dict:
+def graph_summary(g: SyntheticGraph) -> dict:
     counts = sorted((len(f) for f in g.followers.values()), reverse=True)
     decades = collections.Counter()
     for c in counts:
@@ -253,7 +252,6 @@ def graph_summary(g: SyntheticGraph, threshold: int) -> dict:
         "authors_with_followers": len(counts),
         "authors_by_follower_decade": dict(sorted(decades.items(), key=lambda kv: float(kv[0]))),
         "top_follower_counts": counts[:15],
-        "celebrities_at_threshold": sum(1 for c in counts if graph_rules.is_celebrity(c, threshold)),
         "following_mean": rounded(sum(outdeg) / max(1, len(g.users))),
         "following_max": max(outdeg, default=0),
         "readers": len(g.readers),
@@ -261,138 +259,60 @@ def graph_summary(g: SyntheticGraph, threshold: int) -> dict:
     }
 
 
-# --------------------------------------------------------------------------- Cassandra
+# --------------------------------------------------------------------------- loaders
 
 
-def _cql_session(settings):
-    from cassandra import ConsistencyLevel
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
-        request_timeout=30.0,
-    )
-    cluster = Cluster(
-        contact_points=list(settings.cassandra_hosts),
-        port=settings.cassandra_port,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        protocol_version=4,
-    )
-    return cluster, cluster.connect()
+def repo_python() -> str:
+    py = REPO / ".venv" / "bin" / "python"
+    return str(py) if py.exists() else sys.executable
 
 
-def _run_concurrent(session, statements, concurrency: int) -> int:
-    from cassandra.concurrent import execute_concurrent
-
-    done = 0
-    for ok, result in execute_concurrent(
-        session, statements, concurrency=concurrency, raise_on_first_error=True, results_generator=True
-    ):
-        if not ok:
-            raise result
-        done += 1
-    return done
+def write_edges(g: SyntheticGraph, path: Path) -> None:
+    """The graph in services.graph.load's format: one "FOLLOWER_ID FOLLOWEE_ID" per line."""
+    with path.open("w") as f:
+        for author, followers in g.followers.items():
+            f.write("".join(f"{follower} {author}\n" for follower in followers))
 
 
-def load_graph(settings, g: SyntheticGraph, batch_rows: int, concurrency: int) -> dict:
-    """Writes the graph as graph's FollowUser would leave it: both edge rows and both counters."""
-    from cassandra.query import BatchStatement, BatchType
-
-    cluster, session = _cql_session(settings)
-    try:
-        ks = KEYSPACE
-        put_following = session.prepare(
-            f"INSERT INTO {ks}.following (user_id, followee_id, created_at) VALUES (?, ?, ?)"
-        )
-        put_follower = session.prepare(
-            f"INSERT INTO {ks}.followers (user_id, follower_id, created_at) VALUES (?, ?, ?)"
-        )
-        add_followers = session.prepare(f"UPDATE {ks}.follow_counts SET followers = followers + ? WHERE user_id = ?")
-        add_following = session.prepare(f"UPDATE {ks}.follow_counts SET following = following + ? WHERE user_id = ?")
-        now = datetime.datetime.now(datetime.timezone.utc)
-
-        def batches(stmt, lists):
-            # Rows of one partition go together, and small partitions share a
-            # batch with a few others (at most PARTITIONS_PER_BATCH, Cassandra's
-            # warning threshold for unlogged batches across partitions), so
-            # 100,000 users following a handful each are not 100,000 requests.
-            batch, rows, parts = BatchStatement(batch_type=BatchType.UNLOGGED), 0, 0
-            for owner, others in lists.items():
-                for i in range(0, len(others), batch_rows):
-                    chunk = others[i : i + batch_rows]
-                    if rows and (rows + len(chunk) > batch_rows or parts >= PARTITIONS_PER_BATCH):
-                        yield batch, None
-                        batch, rows, parts = BatchStatement(batch_type=BatchType.UNLOGGED), 0, 0
-                    for other in chunk:
-                        batch.add(stmt, (owner, other, now))
-                    rows += len(chunk)
-                    parts += 1
-            if rows:
-                yield batch, None
-
-        def counter_batches(updates):
-            for i in range(0, len(updates), PARTITIONS_PER_BATCH):
-                batch = BatchStatement(batch_type=BatchType.COUNTER)
-                for stmt, params in updates[i : i + PARTITIONS_PER_BATCH]:
-                    batch.add(stmt, params)
-                yield batch, None
-
-        t0 = time.perf_counter()
-        n_batches = _run_concurrent(session, batches(put_follower, g.followers), concurrency)
-        t1 = time.perf_counter()
-        n_batches += _run_concurrent(session, batches(put_following, g.following), concurrency)
-        t2 = time.perf_counter()
-        counters = [(add_followers, (len(f), a)) for a, f in g.followers.items() if f]
-        counters += [(add_following, (len(f), u)) for u, f in g.following.items() if f]
-        n_counter_batches = _run_concurrent(session, counter_batches(counters), concurrency)
-        n_counters = len(counters)
-        t3 = time.perf_counter()
-    finally:
-        cluster.shutdown()
-    rows = g.edges()
-    return {
-        "seconds": round(t3 - t0, 1),
-        "followers_rows": rows,
-        "following_rows": rows,
-        "counter_updates": n_counters,
-        "batches": n_batches,
-        "counter_batches": n_counter_batches,
-        "rows_per_batch_max": batch_rows,
-        "partitions_per_batch_max": PARTITIONS_PER_BATCH,
-        "concurrency": concurrency,
-        "followers_s": round(t1 - t0, 1),
-        "following_s": round(t2 - t1, 1),
-        "counters_s": round(t3 - t2, 1),
-        "rows_per_s": round((2 * rows + n_counters) / max(1e-9, t3 - t0)),
-    }
+def write_users(users: list[int], path: Path) -> None:
+    """services.timeline.load's format: one user id per line."""
+    path.write_text("".join(f"{u}\n" for u in users))
 
 
-def delete_graph(settings, g: SyntheticGraph, concurrency: int) -> float:
-    cluster, session = _cql_session(settings)
+def run_loader(module: str, *argv: str) -> dict:
+    """Runs a service's bulk loader (python -m <module>); its JSON summary, plus wall_s."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "gen"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     t0 = time.perf_counter()
-    try:
-        ks = KEYSPACE
-        drop_following = session.prepare(f"DELETE FROM {ks}.following WHERE user_id = ?")
-        drop_followers = session.prepare(f"DELETE FROM {ks}.followers WHERE user_id = ?")
-        drop_counts = session.prepare(f"DELETE FROM {ks}.follow_counts WHERE user_id = ?")
-        from cassandra.query import BatchStatement, BatchType
+    done = subprocess.run(
+        [repo_python(), "-m", module, *argv], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=sys.stderr, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"python -m {module} {' '.join(argv)} failed with exit status {done.returncode}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    return out
 
-        drops = [(drop_followers, (a,)) for a in g.followers] + [(drop_following, (u,)) for u in g.following]
 
-        def batches():
-            for i in range(0, len(drops), PARTITIONS_PER_BATCH):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for stmt, params in drops[i : i + PARTITIONS_PER_BATCH]:
-                    batch.add(stmt, params)
-                yield batch, None
-
-        _run_concurrent(session, batches(), concurrency)
-        _run_concurrent(session, [(drop_counts, (u,)) for u in set(g.followers) | set(g.following)], concurrency)
-    finally:
-        cluster.shutdown()
-    return round(time.perf_counter() - t0, 1)
+def load_graph(edges: Path, threshold: int, batch_rows: int, concurrency: int) -> dict:
+    out = run_loader(
+        "services.graph.load",
+        str(edges),
+        "--threshold",
+        str(threshold),
+        "--batch-rows",
+        str(batch_rows),
+        "--concurrency",
+        str(concurrency),
+    )
+    return {
+        **out["load"],
+        "celebrity_set_added": out["celebrities"]["flagged"],
+        "follower_lists_invalidated": out["follower_lists_invalidated"],
+        "parse_s": out["parse_s"],
+        "wall_s": out["wall_s"],
+        "loader": "python -m services.graph.load",
+    }
 
 
 # --------------------------------------------------------------------------- Redis helpers
@@ -404,29 +324,38 @@ def redis_address(settings) -> tuple[str, int, int]:
     return url.hostname or "127.0.0.1", url.port or 6379, db
 
 
-async def pipelined(redis, commands, chunk: int = 5000) -> list:
-    """Runs (method name, args, kwargs) commands in non-transactional pipelines of `chunk`."""
-    out: list = []
-    for i in range(0, len(commands), chunk):
-        pipe = redis.pipeline(transaction=False)
-        for name, args, kwargs in commands[i : i + chunk]:
-            getattr(pipe, name)(*args, **kwargs)
-        out.extend(await pipe.execute())
-    return out
+async def find_missing(lookups: list[tuple[timeline_pb2.TimelineEntry, list[int]]]) -> list[list[int]]:
+    """For each (entry, users): the users whose home timeline lacks the entry
+    (timeline's FindMissingEntries, at most MAX_LOOKUP_USERS timelines a call)."""
+    calls: list[list[tuple[int, timeline_pb2.EntryLookup]]] = [[]]
+    size = 0
+    for i, (entry, users) in enumerate(lookups):
+        for start in range(0, max(1, len(users)), MAX_LOOKUP_USERS):
+            part = users[start : start + MAX_LOOKUP_USERS]
+            if size + len(part) > MAX_LOOKUP_USERS:
+                calls.append([])
+                size = 0
+            calls[-1].append((i, timeline_pb2.EntryLookup(entry=entry, user_ids=part)))
+            size += len(part)
+    calls = [c for c in calls if c]
+    stub = clients.timeline()
+    in_flight = asyncio.Semaphore(LOOKUP_CALLS_IN_FLIGHT)
+
+    async def ask(call):
+        request = timeline_pb2.FindMissingEntriesRequest(lookups=[lookup for _, lookup in call])
+        async with in_flight:
+            return await stub.FindMissingEntries(request, timeout=30)
+
+    replies = await asyncio.gather(*(ask(call) for call in calls))
+    missing: list[list[int]] = [[] for _ in lookups]
+    for call, reply in zip(calls, replies):
+        for (i, _), found in zip(call, reply.missing):
+            missing[i].extend(found.user_ids)
+    return missing
 
 
-async def mark_active(redis, users: list[int], ttl_s: int) -> dict:
-    seen_key = getattr(tl, "seen_key", None)
-    if seen_key is None:
-        return {"marked": 0, "note": "services.timeline.entries.seen_key does not exist: nothing marked"}
-    t0 = time.perf_counter()
-    await pipelined(redis, [("set", (seen_key(u), b"1"), {"ex": ttl_s}) for u in users])
-    return {"marked": len(users), "ttl_s": ttl_s, "seconds": round(time.perf_counter() - t0, 2)}
-
-
-async def missing_followers(redis, followers: list[int], member: bytes) -> list[int]:
-    scores = await pipelined(redis, [("zscore", (tl.home_key(f), member), {}) for f in followers])
-    return [f for f, s in zip(followers, scores) if s is None]
+async def missing_followers(d: "Delivery", followers: list[int]) -> list[int]:
+    return (await find_missing([(d.entry, followers)]))[0]
 
 
 def _redis_benchmark(args, host: str, port: int, scratch: int, tail: list[str]) -> dict:
@@ -676,18 +605,18 @@ class Delivery:
         self.post_id = post_id
         self.author = author
         self.followers = followers
-        self.member = tl.encode_member(post_id, author)
+        self.entry = timeline_pb2.TimelineEntry(post_id=post_id, author_id=author)
         self.sentinel = max(followers)  # StreamFollowers goes in id order: the last batch holds it
         self.acked = acked
 
 
-async def wait_delivered(redis, posts: list[Delivery], timeout: float, poll: float = 0.05) -> float | None:
+async def wait_delivered(posts: list[Delivery], timeout: float, poll: float = 0.05) -> float | None:
     """Polls the sentinel follower of every post until all have it; perf_counter then, or None."""
     pending = list(posts)
     deadline = time.perf_counter() + timeout
     while pending:
-        scores = await pipelined(redis, [("zscore", (tl.home_key(d.sentinel), d.member), {}) for d in pending])
-        pending = [d for d, s in zip(pending, scores) if s is None]
+        missing = await find_missing([(d.entry, [d.sentinel]) for d in pending])
+        pending = [d for d, m in zip(pending, missing) if m]
         if not pending:
             return time.perf_counter()
         if time.perf_counter() > deadline:
@@ -699,7 +628,7 @@ async def wait_delivered(redis, posts: list[Delivery], timeout: float, poll: flo
 # --------------------------------------------------------------------------- phases
 
 
-async def seed_posts(client, redis, g: SyntheticGraph, accounts: dict[int, dict], args) -> dict:
+async def seed_posts(client, g: SyntheticGraph, accounts: dict[int, dict], args) -> dict:
     """Posts by every real author so readers' timelines hold something; checks delivery end to end."""
     plan = [(a, n) for n in range(args.seed_posts) for a in [*g.mids, *g.real_tails] if g.followers.get(a)]
     plan += [(g.big, n) for n in range(args.seed_posts)]
@@ -713,16 +642,15 @@ async def seed_posts(client, redis, g: SyntheticGraph, accounts: dict[int, dict]
     t0 = time.perf_counter()
     posted = await asyncio.gather(*(one(a, n) for a, n in plan))
     fanned = [d for d in posted if d.author != g.big]  # the big author is merged at read time
-    done = await wait_delivered(redis, fanned, timeout=args.drain_timeout)
+    done = await wait_delivered(fanned, timeout=args.drain_timeout)
     if done is None:
         sample = fanned[0]
         raise SystemExit(
             f"seed posts were not delivered within {args.drain_timeout:.0f} s: e.g. post {sample.post_id} is not "
-            f"in {tl.home_key(sample.sentinel)!r} as {sample.member!r}. Is the fanout worker consuming, and "
-            "does the running timeline service use the key and member format of services/timeline/entries.py "
-            "in this checkout (a service started before a change to that file writes the old format)?"
+            f"in the home timeline of user {sample.sentinel} (timeline's FindMissingEntries). Is the fanout "
+            "worker consuming, and did services.timeline.load mark the synthetic users active?"
         )
-    missing = await missing_followers(redis, fanned[0].followers, fanned[0].member)
+    missing = await missing_followers(fanned[0], fanned[0].followers)
     return {
         "posts": len(posted),
         "fanned_out": len(fanned),
@@ -764,7 +692,7 @@ async def graph_checks(g: SyntheticGraph, threshold: int) -> dict:
     return out
 
 
-async def throughput_phase(client, redis, g: SyntheticGraph, accounts: dict[int, dict], ceiling: float, args) -> dict:
+async def throughput_phase(client, g: SyntheticGraph, accounts: dict[int, dict], ceiling: float, args) -> dict:
     """A burst of posts by every mid author, drained by the one fanout worker."""
     plan = [(a, n) for n in range(args.throughput_posts) for a in g.mids]
     expected = sum(len(g.followers[a]) for a, _ in plan)
@@ -791,13 +719,13 @@ async def throughput_phase(client, redis, g: SyntheticGraph, accounts: dict[int,
         if posts is None and posts_task.done():
             posts = posts_task.result()
         if posts is not None and samples[-1][1] - c0 >= expected:
-            done_at = await wait_delivered(redis, posts, timeout=5)
+            done_at = await wait_delivered(posts, timeout=5)
             if done_at is not None:
                 break
     if posts is None:
         posts = await posts_task
     if done_at is None:
-        done_at = await wait_delivered(redis, posts, timeout=1)
+        done_at = await wait_delivered(posts, timeout=1)
     cpu1 = cpu_seconds(["graph", "fanout", "timeline", "redis", "cassandra", "posts", "kafka"])
     c_end = samples[-1][1]
     # When the counter reached its final value (it moves once per post, after the post's last batch).
@@ -810,9 +738,7 @@ async def throughput_phase(client, redis, g: SyntheticGraph, accounts: dict[int,
     rate = delivered / window
     steady = (c_end - c_first_inc) / max(1e-9, t_last - t_first_inc) if t_last > t_first_inc else None
     log(f"throughput: {delivered:.0f} deliveries in {window:.2f} s = {rate:.0f}/s; verifying every timeline")
-    missing = 0
-    for d in posts:
-        missing += len(await missing_followers(redis, d.followers, d.member))
+    missing = sum(len(m) for m in await find_missing([(d.entry, d.followers) for d in posts]))
     return {
         "posts": len(posts),
         "authors": len(g.mids),
@@ -1041,7 +967,6 @@ async def agreement(readers: Readers, sample: int, rng: random.Random) -> dict:
 
 async def latency_phase(
     client,
-    redis,
     g: SyntheticGraph,
     accounts: dict[int, dict],
     readers: Readers,
@@ -1099,7 +1024,7 @@ async def latency_phase(
         deadline = d.acked + args.latency_timeout
         seen_at = None
         while time.perf_counter() < deadline:
-            missing = await missing_followers(redis, probe, d.member)
+            missing = await missing_followers(d, probe)
             if not missing:
                 seen_at = time.perf_counter()
                 break
@@ -1108,11 +1033,11 @@ async def latency_phase(
         if seen_at is not None:
             # Confirm every follower; poll the stragglers if any (then their time counts).
             t_check = time.perf_counter()
-            missing = await missing_followers(redis, d.followers, d.member)
+            missing = await missing_followers(d, d.followers)
             detection_ms.append((time.perf_counter() - t_check) * 1000)
             while missing and time.perf_counter() < deadline:
                 await asyncio.sleep(args.probe_interval)
-                missing = await missing_followers(redis, missing, d.member)
+                missing = await missing_followers(d, missing)
                 seen_at = time.perf_counter()
             if missing:
                 seen_at = None
@@ -1347,7 +1272,6 @@ def parse_args() -> argparse.Namespace:
 
 async def latency_phases(
     client,
-    redis,
     g: SyntheticGraph,
     accounts: dict[int, dict],
     args,
@@ -1361,9 +1285,7 @@ async def latency_phases(
     for bg_rps in args.background_levels:
         log(f"latency: {args.latency_posts} posts at {args.latency_post_rps}/s under {bg_rps:g} rps of reads")
         await stack.ensure("fanout_latency")
-        levels[f"{bg_rps:g}"] = await stack.watched(
-            latency_phase(client, redis, g, accounts, readers, args, rng, bg_rps)
-        )
+        levels[f"{bg_rps:g}"] = await stack.watched(latency_phase(client, g, accounts, readers, args, rng, bg_rps))
         lv = levels[f"{bg_rps:g}"]
         log(f"latency at {bg_rps:g} rps: p50 {lv['p50_ms']} p95 {lv['p95_ms']} p99 {lv['p99_ms']} ms")
         await asyncio.sleep(3)
@@ -1414,7 +1336,8 @@ async def read_phases(readers: "Readers", args, rng: random.Random) -> dict:
 async def run(args, result: dict) -> None:
     rng = random.Random(args.seed)
     settings = load_settings()
-    redis = redis_client.client(settings)
+    files = Path(tempfile.mkdtemp(prefix="fanout_scale-"))
+    edges_file, users_file = files / "edges.txt", files / "users.txt"
     connector = aiohttp.TCPConnector(limit=512)
     timeout = aiohttp.ClientTimeout(total=30)
     g: SyntheticGraph | None = None
@@ -1444,19 +1367,22 @@ async def run(args, result: dict) -> None:
             log("generating the graph")
             t0 = time.perf_counter()
             g = generate_graph(args, rng, ids[0], ids[1 : 1 + args.mid_authors], ids[1 + args.mid_authors :])
-            result["graph"] = graph_summary(g, args.threshold)
+            result["graph"] = graph_summary(g)
             result["graph"]["generate_s"] = round(time.perf_counter() - t0, 1)
-            log(f"graph: {result['graph']['edges']} edges; loading into Cassandra")
+            t0 = time.perf_counter()
+            await asyncio.to_thread(write_edges, g, edges_file)
+            await asyncio.to_thread(write_users, g.users, users_file)
+            result["graph"]["write_files_s"] = round(time.perf_counter() - t0, 1)
+            log(f"graph: {result['graph']['edges']} edges; loading with python -m services.graph.load")
             result["load"] = await asyncio.to_thread(
-                load_graph, settings, g, args.load_batch_rows, args.load_concurrency
+                load_graph, edges_file, args.threshold, args.load_batch_rows, args.load_concurrency
             )
-            # The celebrity set, as graph's _refresh_celebrity leaves it at the run's threshold.
-            celebs = [a for a, f in g.followers.items() if graph_rules.is_celebrity(len(f), args.threshold)]
-            if celebs:
-                await redis.sadd(CELEBRITIES_KEY, *celebs)
-            result["load"]["celebrity_set_added"] = len(celebs)
+            # Flagged by the loader at the run's threshold, as graph's own rule says.
+            result["graph"]["celebrities_at_threshold"] = result["load"]["celebrity_set_added"]
             log(f"loaded in {result['load']['seconds']} s ({result['load']['rows_per_s']} rows/s)")
-            result["active_marking"] = await mark_active(redis, g.users, int(args.active_ttl_days * 86400))
+            result["active_marking"] = await asyncio.to_thread(
+                run_loader, "services.timeline.load", str(users_file), "--ttl-days", str(args.active_ttl_days)
+            )
             log(f"active marking: {result['active_marking']}")
 
             await stack.ensure("graph_check")
@@ -1467,7 +1393,7 @@ async def run(args, result: dict) -> None:
             for attempt in (1, 2, 3):
                 await stack.ensure("seed_posts")
                 try:
-                    result["seed_posts"] = await stack.watched(seed_posts(client, redis, g, accounts, args))
+                    result["seed_posts"] = await stack.watched(seed_posts(client, g, accounts, args))
                     break
                 except SystemExit:
                     if attempt == 3 or all(t == str(args.threshold) for t in stack.thresholds()):
@@ -1480,13 +1406,13 @@ async def run(args, result: dict) -> None:
                 quiet = await quiet_cassandra(args.quiet_wait)
                 log(f"cassandra quiet check: {quiet}")
                 result["fanout_throughput"] = await stack.watched(
-                    throughput_phase(client, redis, g, accounts, result["redis_ceiling"]["zadd_ops_per_s"], args)
+                    throughput_phase(client, g, accounts, result["redis_ceiling"]["zadd_ops_per_s"], args)
                 )
                 result["fanout_throughput"]["before"] = quiet
                 log(f"throughput: {result['fanout_throughput']['deliveries_per_s']}/s")
                 await asyncio.sleep(2)
             if "latency" in args.phase_set:
-                await latency_phases(client, redis, g, accounts, args, rng, stack, result)
+                await latency_phases(client, g, accounts, args, rng, stack, result)
             if "reads" in args.phase_set:
                 result["home_timeline"] = await read_phases(Readers(client, g, args.page_size), args, rng)
     finally:
@@ -1505,29 +1431,38 @@ async def run(args, result: dict) -> None:
             try:
                 if args.keep_data:
                     # What graph would converge to at the restored threshold.
-                    after = int(threshold_before or "3")
-                    celebs = [a for a, f in g.followers.items() if graph_rules.is_celebrity(len(f), after)]
-                    if celebs:
-                        await redis.sadd(CELEBRITIES_KEY, *celebs)
-                    result["cleanup"] = {"kept": True, "celebrity_set_at_restored_threshold": len(celebs)}
+                    after = threshold_before or "3"
+                    flags = await asyncio.to_thread(
+                        run_loader, "services.graph.load", str(edges_file), "--flags-only", "--threshold", after
+                    )
+                    result["cleanup"] = {
+                        "kept": True,
+                        "celebrity_set_at_restored_threshold": flags["celebrities"]["flagged"],
+                    }
                 else:
-                    log("cleanup: deleting the synthetic graph, timelines and seen keys")
+                    log("cleanup: deleting the synthetic graph, timelines and activity marks")
                     t0 = time.perf_counter()
-                    keys = [tl.home_key(u) for u in g.users] + [tl.celebrity_cache_key(u) for u in g.users]
-                    if hasattr(tl, "seen_key"):
-                        keys += [tl.seen_key(u) for u in g.users]
-                    await pipelined(redis, [("unlink", (k,), {}) for k in keys])
-                    await redis.srem(CELEBRITIES_KEY, *g.followers.keys())
-                    cql_s = await asyncio.to_thread(delete_graph, settings, g, args.load_concurrency)
+                    timelines = await asyncio.to_thread(
+                        run_loader, "services.timeline.load", str(users_file), "--delete"
+                    )
+                    graph = await asyncio.to_thread(
+                        run_loader,
+                        "services.graph.load",
+                        str(edges_file),
+                        "--delete",
+                        "--concurrency",
+                        str(args.load_concurrency),
+                    )
                     result["cleanup"] = {
                         "kept": False,
                         "seconds": round(time.perf_counter() - t0, 1),
-                        "cql_s": cql_s,
+                        "timelines_s": timelines["wall_s"],
+                        "cql_s": graph["deleted"]["seconds"],
                         "note": "real accounts and their posts stay",
                     }
-            except Exception as exc:
-                result["cleanup"] = {"error": repr(exc)}
-        await redis.aclose()
+            except (Exception, SystemExit) as exc:
+                result["cleanup"] = {"error": str(exc) if isinstance(exc, SystemExit) else repr(exc)}
+        shutil.rmtree(files, ignore_errors=True)
         await clients.close_all()
 
 

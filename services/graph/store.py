@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from typing import cast
+import time
+from typing import Mapping, cast
 
-from cassandra.cluster import Session
-from cassandra.query import PreparedStatement
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
+from cassandra.concurrent import execute_concurrent
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from services.kit.peers import profiles
 
@@ -213,8 +215,8 @@ class GraphStore:
         version = cast("bytes | None", await self.redis.get(followers_version_key(user_id)))
         return version or b""
 
-    async def mark_followers_changed(self, changes: dict[int, int]) -> None:
-        """user id -> a token never used before (an event id) as their list's new version."""
+    async def mark_followers_changed(self, changes: Mapping[int, int | str]) -> None:
+        """user id -> a token never used before (an event id, a bulk load's) as their list's new version."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for user_id, token in changes.items():
                 pipe.set(followers_version_key(user_id), token, ex=FOLLOWERS_VERSION_SECONDS)
@@ -243,6 +245,13 @@ class GraphStore:
     async def is_flagged_celebrity(self, user_id: int) -> bool:
         return bool(await self.redis.sismember(CELEBRITIES_KEY, str(user_id)))
 
+    async def set_celebrities(self, flags: dict[int, bool]) -> None:
+        """set_celebrity for many users in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id, celebrity in flags.items():
+                (pipe.sadd if celebrity else pipe.srem)(CELEBRITIES_KEY, user_id)
+            await pipe.execute()
+
     async def celebrities_among(self, user_ids: list[int]) -> list[int]:
         if not user_ids:
             return []
@@ -252,3 +261,119 @@ class GraphStore:
 
 def followers_version_key(user_id: int) -> str:
     return f"graph:followers-version:{{{user_id}}}"
+
+
+# -- bulk loading (python -m services.graph.load) -------------------------------
+# Synchronous on purpose: the driver's execute_concurrent keeps `concurrency`
+# requests in flight from its own threads, much faster than one awaited
+# statement at a time for hundreds of thousands of rows.
+
+# Cassandra's unlogged_batch_across_partitions_warn_threshold.
+PARTITIONS_PER_BATCH = 10
+BULK_REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+async def bulk_session(settings: Settings) -> Session:
+    """A session of its own for bulk work, with a longer request timeout (big
+    batches); the bulk functions below are blocking: run them in a thread."""
+    session = await cql.connect(settings)
+    session.get_execution_profile(EXEC_PROFILE_DEFAULT).request_timeout = BULK_REQUEST_TIMEOUT_SECONDS
+    return session
+
+
+def _run_concurrent(session: Session, statements, concurrency: int) -> int:
+    done = 0
+    for ok, result in execute_concurrent(
+        session, statements, concurrency=concurrency, raise_on_first_error=True, results_generator=True
+    ):
+        if not ok:
+            raise result
+        done += 1
+    return done
+
+
+def _row_batches(stmt: PreparedStatement, lists: dict[int, list[int]], batch_rows: int, created_at):
+    """(owner, other, created_at) rows in UNLOGGED batches: a partition's rows
+    together, small partitions sharing a batch with a few others (at most
+    PARTITIONS_PER_BATCH), so 100,000 users following a handful each are not
+    100,000 requests."""
+    batch, rows, parts = BatchStatement(batch_type=BatchType.UNLOGGED), 0, 0
+    for owner, others in lists.items():
+        for i in range(0, len(others), batch_rows):
+            chunk = others[i : i + batch_rows]
+            if rows and (rows + len(chunk) > batch_rows or parts >= PARTITIONS_PER_BATCH):
+                yield batch, None
+                batch, rows, parts = BatchStatement(batch_type=BatchType.UNLOGGED), 0, 0
+            for other in chunk:
+                batch.add(stmt, (owner, other, created_at))
+            rows += len(chunk)
+            parts += 1
+    if rows:
+        yield batch, None
+
+
+def _grouped(statements: list[tuple[PreparedStatement, tuple]], batch_type):
+    for i in range(0, len(statements), PARTITIONS_PER_BATCH):
+        batch = BatchStatement(batch_type=batch_type)
+        for stmt, params in statements[i : i + PARTITIONS_PER_BATCH]:
+            batch.add(stmt, params)
+        yield batch, None
+
+
+def bulk_write_edges(
+    session: Session,
+    followers: dict[int, list[int]],
+    following: dict[int, list[int]],
+    *,
+    batch_rows: int,
+    concurrency: int,
+) -> dict:
+    """Writes edges as FollowUser leaves them (both rows, both counters),
+    without events or outbox. Rows are upserts; counters are increments, so
+    writing the same edges twice counts them twice."""
+    ks = KEYSPACE
+    put_following = session.prepare(f"INSERT INTO {ks}.following (user_id, followee_id, created_at) VALUES (?, ?, ?)")
+    put_follower = session.prepare(f"INSERT INTO {ks}.followers (user_id, follower_id, created_at) VALUES (?, ?, ?)")
+    add_followers = session.prepare(f"UPDATE {ks}.follow_counts SET followers = followers + ? WHERE user_id = ?")
+    add_following = session.prepare(f"UPDATE {ks}.follow_counts SET following = following + ? WHERE user_id = ?")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.perf_counter()
+    n_batches = _run_concurrent(session, _row_batches(put_follower, followers, batch_rows, now), concurrency)
+    t1 = time.perf_counter()
+    n_batches += _run_concurrent(session, _row_batches(put_following, following, batch_rows, now), concurrency)
+    t2 = time.perf_counter()
+    counters = [(add_followers, (len(f), a)) for a, f in followers.items() if f]
+    counters += [(add_following, (len(f), u)) for u, f in following.items() if f]
+    n_counter_batches = _run_concurrent(session, _grouped(counters, BatchType.COUNTER), concurrency)
+    t3 = time.perf_counter()
+    rows = sum(len(f) for f in followers.values())
+    return {
+        "seconds": round(t3 - t0, 1),
+        "followers_rows": rows,
+        "following_rows": sum(len(f) for f in following.values()),
+        "counter_updates": len(counters),
+        "batches": n_batches,
+        "counter_batches": n_counter_batches,
+        "rows_per_batch_max": batch_rows,
+        "partitions_per_batch_max": PARTITIONS_PER_BATCH,
+        "concurrency": concurrency,
+        "followers_s": round(t1 - t0, 1),
+        "following_s": round(t2 - t1, 1),
+        "counters_s": round(t3 - t2, 1),
+        "rows_per_s": round((2 * rows + len(counters)) / max(1e-9, t3 - t0)),
+    }
+
+
+def bulk_delete_users(session: Session, followees: list[int], followers: list[int], *, concurrency: int) -> dict:
+    """Deletes whole partitions: the follower lists of `followees`, the
+    following lists of `followers`, and the counts of both."""
+    ks = KEYSPACE
+    drop_following = session.prepare(f"DELETE FROM {ks}.following WHERE user_id = ?")
+    drop_followers = session.prepare(f"DELETE FROM {ks}.followers WHERE user_id = ?")
+    drop_counts = session.prepare(f"DELETE FROM {ks}.follow_counts WHERE user_id = ?")
+    t0 = time.perf_counter()
+    drops = [(drop_followers, (a,)) for a in followees] + [(drop_following, (u,)) for u in followers]
+    _run_concurrent(session, _grouped(drops, BatchType.UNLOGGED), concurrency)
+    users = set(followees) | set(followers)
+    _run_concurrent(session, [(drop_counts, (u,)) for u in users], concurrency)
+    return {"seconds": round(time.perf_counter() - t0, 1), "partitions": len(drops), "count_rows": len(users)}

@@ -336,6 +336,110 @@ class ApplyAuthorStatusResponse(_message.Message):
 Global___ApplyAuthorStatusResponse: _TypeAlias = ApplyAuthorStatusResponse  # noqa: Y015
 
 @_typing.final
+class FindMissingEntriesRequest(_message.Message):
+    """Request for FindMissingEntries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOOKUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def lookups(self) -> _containers.RepeatedCompositeFieldContainer[Global___EntryLookup]:
+        """Entries to look for, each in its own home timelines; at most 5000
+        timelines in all.
+        """
+
+    def __init__(
+        self,
+        *,
+        lookups: _abc.Iterable[Global___EntryLookup] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lookups", b"lookups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindMissingEntriesRequest: _TypeAlias = FindMissingEntriesRequest  # noqa: Y015
+
+@_typing.final
+class EntryLookup(_message.Message):
+    """One entry and the home timelines that should hold it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: _builtins.int
+    USER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entry(self) -> Global___TimelineEntry:
+        """The entry."""
+
+    @_builtins.property
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Whose home timelines."""
+
+    def __init__(
+        self,
+        *,
+        entry: Global___TimelineEntry | None = ...,
+        user_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "user_ids", b"user_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EntryLookup: _TypeAlias = EntryLookup  # noqa: Y015
+
+@_typing.final
+class FindMissingEntriesResponse(_message.Message):
+    """Response of FindMissingEntries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MISSING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def missing(self) -> _containers.RepeatedCompositeFieldContainer[Global___MissingEntry]:
+        """One per lookup, in request order."""
+
+    def __init__(
+        self,
+        *,
+        missing: _abc.Iterable[Global___MissingEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing", b"missing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindMissingEntriesResponse: _TypeAlias = FindMissingEntriesResponse  # noqa: Y015
+
+@_typing.final
+class MissingEntry(_message.Message):
+    """The home timelines of one lookup that lack its entry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Users whose home timeline lacks the entry, in request order."""
+
+    def __init__(
+        self,
+        *,
+        user_ids: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_ids", b"user_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MissingEntry: _TypeAlias = MissingEntry  # noqa: Y015
+
+@_typing.final
 class GetHomeTimelineRequest(_message.Message):
     """Request for GetHomeTimeline."""
 

@@ -71,6 +71,11 @@ class TimelineServiceStub:
                 request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusRequest.SerializeToString,
                 response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusResponse.FromString,
                 _registered_method=True)
+        self.FindMissingEntries = channel.unary_unary(
+                '/aviary.timeline.v1.TimelineService/FindMissingEntries',
+                request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.FindMissingEntriesRequest.SerializeToString,
+                response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.FindMissingEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class TimelineServiceServicer:
@@ -137,6 +142,15 @@ class TimelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindMissingEntries(self, request, context):
+        """Internal, for operators and benchmarks checking deliveries: which of the
+        listed home timelines do not hold an entry (not delivered yet, removed,
+        trimmed, or not materialized because the user is inactive). Reads only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TimelineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +188,11 @@ def add_TimelineServiceServicer_to_server(servicer, server):
                     servicer.ApplyAuthorStatus,
                     request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusRequest.FromString,
                     response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusResponse.SerializeToString,
+            ),
+            'FindMissingEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindMissingEntries,
+                    request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.FindMissingEntriesRequest.FromString,
+                    response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.FindMissingEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -367,6 +386,33 @@ class TimelineService:
             '/aviary.timeline.v1.TimelineService/ApplyAuthorStatus',
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusRequest.SerializeToString,
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindMissingEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.timeline.v1.TimelineService/FindMissingEntries',
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.FindMissingEntriesRequest.SerializeToString,
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.FindMissingEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,6 +66,11 @@ class TimelineServiceStub:
     list is dropped; when the author is no longer a celebrity, the posts that
     were only merged at read time are copied into active followers' timelines.
     """
+    FindMissingEntries: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.FindMissingEntriesRequest, _timeline_pb2.FindMissingEntriesResponse]
+    """Internal, for operators and benchmarks checking deliveries: which of the
+    listed home timelines do not hold an entry (not delivered yet, removed,
+    trimmed, or not materialized because the user is inactive). Reads only.
+    """
 
 @_typing.type_check_only
 class TimelineServiceAsyncStub(TimelineServiceStub):
@@ -104,6 +109,11 @@ class TimelineServiceAsyncStub(TimelineServiceStub):
     author crossed the celebrity threshold. Each follower's cached celebrity
     list is dropped; when the author is no longer a celebrity, the posts that
     were only merged at read time are copied into active followers' timelines.
+    """
+    FindMissingEntries: _aio.UnaryUnaryMultiCallable[_timeline_pb2.FindMissingEntriesRequest, _timeline_pb2.FindMissingEntriesResponse]  # type: ignore[assignment]
+    """Internal, for operators and benchmarks checking deliveries: which of the
+    listed home timelines do not hold an entry (not delivered yet, removed,
+    trimmed, or not materialized because the user is inactive). Reads only.
     """
 
 class TimelineServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -182,6 +192,17 @@ class TimelineServiceServicer(metaclass=_abc_1.ABCMeta):
         author crossed the celebrity threshold. Each follower's cached celebrity
         list is dropped; when the author is no longer a celebrity, the posts that
         were only merged at read time are copied into active followers' timelines.
+        """
+
+    @_abc_1.abstractmethod
+    def FindMissingEntries(
+        self,
+        request: _timeline_pb2.FindMissingEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_timeline_pb2.FindMissingEntriesResponse, _abc.Awaitable[_timeline_pb2.FindMissingEntriesResponse]]:
+        """Internal, for operators and benchmarks checking deliveries: which of the
+        listed home timelines do not hold an entry (not delivered yet, removed,
+        trimmed, or not materialized because the user is inactive). Reads only.
         """
 
 def add_TimelineServiceServicer_to_server(servicer: TimelineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
