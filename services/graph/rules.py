@@ -87,3 +87,18 @@ def followee_of_edge_change(payload: bytes) -> int | None:
     if kind == "follow_removed":
         return event.follow_removed.followee_id
     return None
+
+
+def mute_end(expires_at: Timestamp | None, now: datetime.datetime) -> datetime.datetime | None:
+    """When a requested mute ends (None: never); a time not in the future is refused."""
+    if expires_at is None:
+        return None
+    end = expires_at.ToDatetime(datetime.timezone.utc)
+    if end <= now:
+        raise invalid_argument("expires_at", f"must be in the future, got {expires_at.ToJsonString()}")
+    return end
+
+
+def mute_is_active(end: datetime.datetime | None, now: datetime.datetime) -> bool:
+    """An expired mute is as if absent."""
+    return end is None or end > now

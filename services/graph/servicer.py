@@ -19,7 +19,7 @@ from services.graph.store import GraphStore
 from services.kit.peers import clients
 from services.kit.server import startup
 from services.kit.server.auth import caller_id
-from services.kit.server.errors import invalid_argument, not_found
+from services.kit.server.errors import invalid_argument, not_found, permission_denied
 from services.kit.server.ids import MAX_ID, IdGenerator, parse_id, parse_ids
 from services.kit.server.paging import encode_token, int_cursor, page_size
 
@@ -67,6 +67,9 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         if followee == follower:
             raise invalid_argument("user_id", "you cannot follow yourself")
         await self._require_user(followee)
+        if await self.store.blocks_between(follower, followee):
+            # Like Mastodon and Twitter: a refusal, not a pretended success.
+            raise permission_denied(f"you cannot follow user {followee}: one of you blocks the other")
 
         now = datetime.datetime.now(datetime.timezone.utc)
         created, since = await self.store.claim_follow(follower, followee, now)
@@ -89,7 +92,14 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         if followee == follower:
             raise invalid_argument("user_id", "you cannot unfollow yourself")
         await self._require_user(followee)
+        removed = await self._unfollow(follower, followee)
+        return graph_pb2.UnfollowUserResponse(
+            follower_id=str(follower), followee_id=str(followee), following=False, removed=removed
+        )
 
+    async def _unfollow(self, follower: int, followee: int) -> bool:
+        """Ends the edge if there is one (with its event, so fanout purges
+        the follower's timeline); True when this call removed it."""
         removed = await self.store.release_follow(follower, followee)
         if removed:
             now = datetime.datetime.now(datetime.timezone.utc)
@@ -104,9 +114,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             # without an event, so its version is moved here.
             await self.store.drop_follower_row(follower, followee)
             await self.store.mark_followers_changed({followee: self.ids.next_id()})
-        return graph_pb2.UnfollowUserResponse(
-            follower_id=str(follower), followee_id=str(followee), following=False, removed=removed
-        )
+        return removed
 
     async def _finish_interrupted_follow(
         self, follower: int, followee: int, since: datetime.datetime, now: datetime.datetime
@@ -142,6 +150,107 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
                 extra={"user_id": user_id, "celebrity": celebrity, "followers": followers},
             )
         await self.store.set_celebrity(user_id, celebrity)
+
+    # -- blocks and mutes ------------------------------------------------------
+
+    async def BlockUser(self, request, context):
+        blocker = caller_id(context)
+        blocked = self._other_user(request.user_id, blocker, "you cannot block yourself")
+        await self._require_user(blocked)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        # The block first, so a follow racing this call is refused from now
+        # on; then the follows both ways, through the usual unfollow (its
+        # events make fanout purge both timelines). Run again on a repeated
+        # call, which finishes a block interrupted before its unfollows.
+        created = await self.store.claim_block(blocker, blocked, now)
+        await self._hidden_changed(blocker, blocked)
+        await self._unfollow(blocker, blocked)
+        await self._unfollow(blocked, blocker)
+        if created:
+            log.info("block created", extra={"user_id": blocker, "blocked_id": blocked})
+        return graph_pb2.BlockUserResponse(user_id=str(blocked), blocked=True, created=created)
+
+    async def UnblockUser(self, request, context):
+        blocker = caller_id(context)
+        blocked = self._other_user(request.user_id, blocker, "you cannot unblock yourself")
+        await self._require_user(blocked)
+        removed = await self.store.release_block(blocker, blocked)
+        await self._hidden_changed(blocker, blocked)
+        return graph_pb2.UnblockUserResponse(user_id=str(blocked), blocked=False, removed=removed)
+
+    async def ListBlockedUsers(self, request, context):
+        blocker = caller_id(context)
+        size = page_size(request.page_size)
+        after = self._after(request.page_token)
+        page, last = rules.split_page(await self.store.blocks_after(blocker, after, size + 1), size)
+        found = await self._users(page) if page else {}
+        token = encode_token({"after": last}) if last is not None else ""
+        return graph_pb2.ListBlockedUsersResponse(users=rules.in_id_order(found, page), next_page_token=token)
+
+    async def MuteUser(self, request, context):
+        muter = caller_id(context)
+        muted = self._other_user(request.user_id, muter, "you cannot mute yourself")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        end = rules.mute_end(request.expires_at if request.HasField("expires_at") else None, now)
+        user = (await self._users([muted])).get(muted)
+        if user is None:
+            raise not_found(f"user {muted} does not exist")
+        await self.store.put_mute(muter, muted, now, end)
+        await self._hidden_changed(muter)
+        return graph_pb2.MuteUserResponse(mute=_mute(user, end))
+
+    async def UnmuteUser(self, request, context):
+        muter = caller_id(context)
+        muted = self._other_user(request.user_id, muter, "you cannot unmute yourself")
+        await self._require_user(muted)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        exists, end = await self.store.mute_ends(muter, muted)
+        await self.store.drop_mute(muter, muted)
+        await self._hidden_changed(muter)
+        removed = exists and rules.mute_is_active(end, now)
+        return graph_pb2.UnmuteUserResponse(user_id=str(muted), muted=False, removed=removed)
+
+    async def ListMutedUsers(self, request, context):
+        muter = caller_id(context)
+        size = page_size(request.page_size)
+        after = self._after(request.page_token)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        rows = await self.store.mutes_after(muter, after, size + 1)
+        page, last = rules.split_page([user for user, _ in rows], size)
+        ends = dict(rows)
+        # Expired mutes are left out (their rows lapse by TTL soon after):
+        # a page may come back short, with a token that goes on.
+        active = [user for user in page if rules.mute_is_active(ends[user], now)]
+        found = await self._users(active) if active else {}
+        token = encode_token({"after": last}) if last is not None else ""
+        mutes = [_mute(found[user], ends[user]) for user in active if user in found]
+        return graph_pb2.ListMutedUsersResponse(mutes=mutes, next_page_token=token)
+
+    async def GetHiddenAuthors(self, request, context):
+        viewer = parse_id(request.viewer_id, "viewer_id")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        rows = await self.store.hidden_for(viewer)
+        return graph_pb2.GetHiddenAuthorsResponse(
+            blocked_ids=rows.blocking,
+            blocker_ids=rows.blocked_by,
+            mutes=[_hidden_mute(user, end) for user, end in rows.mutes if rules.mute_is_active(end, now)],
+        )
+
+    def _other_user(self, user_id: str, caller: int, refusal: str) -> int:
+        other = parse_id(user_id, "user_id")
+        if other == caller:
+            raise invalid_argument("user_id", refusal)
+        return other
+
+    def _after(self, page_token: str) -> int:
+        after = int_cursor(page_token, "after") or 0
+        if after > MAX_ID:
+            raise invalid_argument("page_token", "is malformed; pass back next_page_token unchanged")
+        return after
+
+    async def _hidden_changed(self, *user_ids: int) -> None:
+        """Readers' cached hidden authors of these users are stale from now on."""
+        await self.store.mark_hidden_changed(list(user_ids), self.ids.next_id())
 
     # -- lists ---------------------------------------------------------------
 
@@ -259,3 +368,17 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         """Summaries from identity by id; ids identity does not know are absent."""
         return await clients.user_summaries(user_ids, self.settings.rpc_timeout_seconds)
+
+
+def _mute(user: identity_pb2.User, end: datetime.datetime | None) -> graph_pb2.Mute:
+    mute = graph_pb2.Mute(user=user)
+    if end is not None:
+        mute.expires_at.FromDatetime(end)
+    return mute
+
+
+def _hidden_mute(user_id: int, end: datetime.datetime | None) -> graph_pb2.HiddenMute:
+    mute = graph_pb2.HiddenMute(user_id=user_id)
+    if end is not None:
+        mute.expires_at.FromDatetime(end)
+    return mute

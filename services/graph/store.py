@@ -12,13 +12,14 @@ import asyncio
 import datetime
 import logging
 import time
+from dataclasses import dataclass
 from typing import Mapping, cast
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from services.kit.peers import profiles
+from services.kit.peers import profiles, safety
 
 from services.kit.stores import cql, redis_client
 from services.kit.settings import Settings
@@ -39,6 +40,15 @@ FOLLOWERS_VERSION_SECONDS = 600
 # Production would page past this (or keep a per-user celebrity-followee set);
 # 5000 is also the driver's fetch size, so one page is the whole answer.
 FOLLOWING_SCAN_LIMIT = 5000
+# A viewer's blocks (each way) and mutes read by GetHiddenAuthors: one
+# partition read each. Real lists are far shorter; past this the oldest ids
+# beyond the limit are not hidden, a bound instead of an unbounded answer.
+HIDDEN_SCAN_LIMIT = 5000
+# A viewer's hidden-authors version lives this long after its last change,
+# longer than any reader caches an answer (services.kit.peers.safety).
+HIDDEN_VERSION_SECONDS = 600
+# Cassandra refuses longer TTLs (20 years); a mute ending later is kept untimed.
+CASSANDRA_MAX_TTL = 630_720_000
 
 _TABLES = [
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.following (
@@ -53,12 +63,42 @@ _TABLES = [
         created_at timestamp,
         PRIMARY KEY (user_id, follower_id)
     )""",
+    # Blocks, once per direction: `blocks` by blocker (their list), `blocked_by`
+    # by the blocked user (read paths hide blockers from them too).
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.blocks (
+        user_id bigint,
+        blocked_id bigint,
+        created_at timestamp,
+        PRIMARY KEY (user_id, blocked_id)
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.blocked_by (
+        user_id bigint,
+        blocker_id bigint,
+        created_at timestamp,
+        PRIMARY KEY (user_id, blocker_id)
+    )""",
+    # A mute with an end time is also written with a TTL past it, so expired
+    # rows go away by themselves; reads still check expires_at.
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.mutes (
+        user_id bigint,
+        muted_id bigint,
+        created_at timestamp,
+        expires_at timestamp,
+        PRIMARY KEY (user_id, muted_id)
+    )""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.follow_counts (
         user_id bigint PRIMARY KEY,
         followers counter,
         following counter
     )""",
 ]
+
+
+@dataclass(frozen=True)
+class HiddenRows:
+    blocking: list[int]
+    blocked_by: list[int]
+    mutes: list[tuple[int, datetime.datetime | None]]
 
 
 class GraphStore:
@@ -112,6 +152,23 @@ class GraphStore:
             "followers_after": f"SELECT follower_id FROM {ks}.followers WHERE user_id = ? AND follower_id > ? LIMIT ?",
             "following_after": f"SELECT followee_id FROM {ks}.following WHERE user_id = ? AND followee_id > ? LIMIT ?",
             "following_all": f"SELECT followee_id FROM {ks}.following WHERE user_id = ? LIMIT {FOLLOWING_SCAN_LIMIT}",
+            "is_following": f"SELECT followee_id FROM {ks}.following WHERE user_id = ? AND followee_id = ?",
+            "put_block": f"INSERT INTO {ks}.blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS",
+            "put_blocked_by": f"INSERT INTO {ks}.blocked_by (user_id, blocker_id, created_at) VALUES (?, ?, ?)",
+            "drop_block": f"DELETE FROM {ks}.blocks WHERE user_id = ? AND blocked_id = ? IF EXISTS",
+            "drop_blocked_by": f"DELETE FROM {ks}.blocked_by WHERE user_id = ? AND blocker_id = ?",
+            "has_block": f"SELECT blocked_id FROM {ks}.blocks WHERE user_id = ? AND blocked_id = ?",
+            "blocks_after": f"SELECT blocked_id FROM {ks}.blocks WHERE user_id = ? AND blocked_id > ? LIMIT ?",
+            "blocks_all": f"SELECT blocked_id FROM {ks}.blocks WHERE user_id = ? LIMIT {HIDDEN_SCAN_LIMIT}",
+            "blocked_by_all": f"SELECT blocker_id FROM {ks}.blocked_by WHERE user_id = ? LIMIT {HIDDEN_SCAN_LIMIT}",
+            "put_mute": f"INSERT INTO {ks}.mutes (user_id, muted_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            "put_mute_ttl": (
+                f"INSERT INTO {ks}.mutes (user_id, muted_id, created_at, expires_at) VALUES (?, ?, ?, ?) USING TTL ?"
+            ),
+            "drop_mute": f"DELETE FROM {ks}.mutes WHERE user_id = ? AND muted_id = ?",
+            "get_mute": f"SELECT expires_at FROM {ks}.mutes WHERE user_id = ? AND muted_id = ?",
+            "mutes_after": f"SELECT muted_id, expires_at FROM {ks}.mutes WHERE user_id = ? AND muted_id > ? LIMIT ?",
+            "mutes_all": f"SELECT muted_id, expires_at FROM {ks}.mutes WHERE user_id = ? LIMIT {HIDDEN_SCAN_LIMIT}",
         }
         prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
         self._stmts = dict(zip(queries, prepared))
@@ -207,6 +264,77 @@ class GraphStore:
     async def following_ids(self, user_id: int) -> list[int]:
         return [r.followee_id for r in await self._run("following_all", (user_id,))]
 
+    async def is_following(self, follower: int, followee: int) -> bool:
+        return bool(await self._run("is_following", (follower, followee)))
+
+    # -- blocks and mutes ------------------------------------------------------
+
+    async def claim_block(self, blocker: int, blocked: int, now: datetime.datetime) -> bool:
+        """LWT on the blocker's row: True when this call created the block."""
+        rows = await self._run("put_block", (blocker, blocked, now))
+        # The reverse row is written either way: a crash between the two
+        # writes is finished by the next (idempotent) call.
+        await self._run("put_blocked_by", (blocked, blocker, now))
+        return bool(rows[0][0])
+
+    async def release_block(self, blocker: int, blocked: int) -> bool:
+        rows = await self._run("drop_block", (blocker, blocked))
+        await self._run("drop_blocked_by", (blocked, blocker))
+        return bool(rows[0][0])
+
+    async def blocks_between(self, a: int, b: int) -> bool:
+        """True when either user blocks the other."""
+        one, other = await asyncio.gather(self._run("has_block", (a, b)), self._run("has_block", (b, a)))
+        return bool(one or other)
+
+    async def blocks_after(self, user_id: int, after: int, limit: int) -> list[int]:
+        return [r.blocked_id for r in await self._run("blocks_after", (user_id, after, limit))]
+
+    async def put_mute(
+        self, muter: int, muted: int, now: datetime.datetime, expires_at: datetime.datetime | None
+    ) -> None:
+        # The row outlives its end time by a minute, so no read sees it
+        # vanish before expires_at says it ended.
+        ttl = None if expires_at is None else int((expires_at - now).total_seconds()) + 60
+        if ttl is None or ttl > CASSANDRA_MAX_TTL:
+            await self._run("put_mute", (muter, muted, now, expires_at))
+        else:
+            await self._run("put_mute_ttl", (muter, muted, now, expires_at, ttl))
+
+    async def drop_mute(self, muter: int, muted: int) -> None:
+        await self._run("drop_mute", (muter, muted))
+
+    async def mute_ends(self, muter: int, muted: int) -> tuple[bool, datetime.datetime | None]:
+        """(a row exists, its end time or None for never)."""
+        rows = await self._run("get_mute", (muter, muted))
+        if not rows:
+            return False, None
+        return True, _utc(rows[0].expires_at)
+
+    async def mutes_after(self, user_id: int, after: int, limit: int) -> list[tuple[int, datetime.datetime | None]]:
+        return [(r.muted_id, _utc(r.expires_at)) for r in await self._run("mutes_after", (user_id, after, limit))]
+
+    async def hidden_for(self, viewer: int) -> HiddenRows:
+        """Whom the viewer blocks, who blocks the viewer, and the viewer's
+        mutes with end times (expired ones included)."""
+        blocks, blocked_by, mutes = await asyncio.gather(
+            self._run("blocks_all", (viewer,)),
+            self._run("blocked_by_all", (viewer,)),
+            self._run("mutes_all", (viewer,)),
+        )
+        return HiddenRows(
+            blocking=[r.blocked_id for r in blocks],
+            blocked_by=[r.blocker_id for r in blocked_by],
+            mutes=[(r.muted_id, _utc(r.expires_at)) for r in mutes],
+        )
+
+    async def mark_hidden_changed(self, user_ids: list[int], token: int) -> None:
+        """New hidden-authors versions for these viewers: readers drop what they cached."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.set(safety.version_key(user_id), token, ex=HIDDEN_VERSION_SECONDS)
+            await pipe.execute()
+
     # -- follower list versions (Redis) --------------------------------------
 
     async def followers_version(self, user_id: int) -> bytes:
@@ -261,6 +389,13 @@ class GraphStore:
 
 def followers_version_key(user_id: int) -> str:
     return f"graph:followers-version:{{{user_id}}}"
+
+
+def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
+    # The driver returns naive UTC datetimes.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=datetime.timezone.utc)
 
 
 # -- bulk loading (python -m services.graph.load) -------------------------------

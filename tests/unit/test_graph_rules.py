@@ -5,6 +5,8 @@ import datetime
 import grpc
 import pytest
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from aviary.events.v1 import events_pb2
 from services.graph import rules
 from services.kit.server.errors import ApiError
@@ -76,3 +78,25 @@ def test_unfollow_event_uses_follow_removed():
     event = events_pb2.GraphEvent.FromString(payload)
     assert event.WhichOneof("kind") == "follow_removed"
     assert event.follow_removed.followee_id == 6
+
+
+def test_a_mute_without_an_end_lasts():
+    now = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+    assert rules.mute_end(None, now) is None
+    assert rules.mute_is_active(None, now)
+
+
+def test_a_mute_must_end_in_the_future():
+    now = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+    past = Timestamp()
+    past.FromDatetime(now - datetime.timedelta(seconds=1))
+    with pytest.raises(ApiError) as err:
+        rules.mute_end(past, now)
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.message.startswith("expires_at:")
+    future = Timestamp()
+    future.FromDatetime(now + datetime.timedelta(hours=1))
+    end = rules.mute_end(future, now)
+    assert end == now + datetime.timedelta(hours=1)
+    assert rules.mute_is_active(end, now)
+    assert not rules.mute_is_active(end, end)

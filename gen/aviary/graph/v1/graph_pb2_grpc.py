@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class GraphServiceStub:
-    """GraphService owns follow edges, follower/following counts and the
-    celebrity flag (follower count above the fanout threshold).
+    """GraphService owns follow edges, follower/following counts, the
+    celebrity flag (follower count above the fanout threshold), and the
+    blocks and mutes between users.
     """
 
     def __init__(self, channel):
@@ -81,11 +82,47 @@ class GraphServiceStub:
                 request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsRequest.SerializeToString,
                 response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsResponse.FromString,
                 _registered_method=True)
+        self.BlockUser = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/BlockUser',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.BlockUserRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.BlockUserResponse.FromString,
+                _registered_method=True)
+        self.UnblockUser = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/UnblockUser',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.UnblockUserRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.UnblockUserResponse.FromString,
+                _registered_method=True)
+        self.ListBlockedUsers = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/ListBlockedUsers',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListBlockedUsersRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListBlockedUsersResponse.FromString,
+                _registered_method=True)
+        self.MuteUser = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/MuteUser',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.MuteUserRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.MuteUserResponse.FromString,
+                _registered_method=True)
+        self.UnmuteUser = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/UnmuteUser',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.UnmuteUserRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.UnmuteUserResponse.FromString,
+                _registered_method=True)
+        self.ListMutedUsers = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/ListMutedUsers',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListMutedUsersRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListMutedUsersResponse.FromString,
+                _registered_method=True)
+        self.GetHiddenAuthors = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/GetHiddenAuthors',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsResponse.FromString,
+                _registered_method=True)
 
 
 class GraphServiceServicer:
-    """GraphService owns follow edges, follower/following counts and the
-    celebrity flag (follower count above the fanout threshold).
+    """GraphService owns follow edges, follower/following counts, the
+    celebrity flag (follower count above the fanout threshold), and the
+    blocks and mutes between users.
     """
 
     def FollowUser(self, request, context):
@@ -155,6 +192,59 @@ class GraphServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BlockUser(self, request, context):
+        """Makes the caller block a user: follows between them end both ways, and
+        neither can follow the other while the block stands. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnblockUser(self, request, context):
+        """Lifts the caller's block of a user (follows are not restored). Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBlockedUsers(self, request, context):
+        """Pages the users the caller blocks, ordered by user id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MuteUser(self, request, context):
+        """Mutes a user for the caller, until `expires_at` or for good; muting
+        again replaces the end time. The muted user is not told. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnmuteUser(self, request, context):
+        """Lifts the caller's mute of a user. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMutedUsers(self, request, context):
+        """Pages the caller's active mutes, ordered by user id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHiddenAuthors(self, request, context):
+        """Internal: whose posts, reposts and notifications a viewer must not be
+        shown: the users blocked either way and the viewer's mutes. For read
+        paths, through services.kit.peers.safety (which caches it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GraphServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +293,41 @@ def add_GraphServiceServicer_to_server(servicer, server):
                     request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsRequest.FromString,
                     response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsResponse.SerializeToString,
             ),
+            'BlockUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.BlockUser,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.BlockUserRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.BlockUserResponse.SerializeToString,
+            ),
+            'UnblockUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnblockUser,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.UnblockUserRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.UnblockUserResponse.SerializeToString,
+            ),
+            'ListBlockedUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBlockedUsers,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListBlockedUsersRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListBlockedUsersResponse.SerializeToString,
+            ),
+            'MuteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.MuteUser,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.MuteUserRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.MuteUserResponse.SerializeToString,
+            ),
+            'UnmuteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnmuteUser,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.UnmuteUserRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.UnmuteUserResponse.SerializeToString,
+            ),
+            'ListMutedUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMutedUsers,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListMutedUsersRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListMutedUsersResponse.SerializeToString,
+            ),
+            'GetHiddenAuthors': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHiddenAuthors,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'aviary.graph.v1.GraphService', rpc_method_handlers)
@@ -212,8 +337,9 @@ def add_GraphServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class GraphService:
-    """GraphService owns follow edges, follower/following counts and the
-    celebrity flag (follower count above the fanout threshold).
+    """GraphService owns follow edges, follower/following counts, the
+    celebrity flag (follower count above the fanout threshold), and the
+    blocks and mutes between users.
     """
 
     @staticmethod
@@ -449,6 +575,195 @@ class GraphService:
             '/aviary.graph.v1.GraphService/ListFolloweeIds',
             aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsRequest.SerializeToString,
             aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BlockUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/BlockUser',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.BlockUserRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.BlockUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnblockUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/UnblockUser',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.UnblockUserRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.UnblockUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBlockedUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/ListBlockedUsers',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.ListBlockedUsersRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.ListBlockedUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MuteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/MuteUser',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.MuteUserRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.MuteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnmuteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/UnmuteUser',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.UnmuteUserRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.UnmuteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMutedUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/ListMutedUsers',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.ListMutedUsersRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.ListMutedUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHiddenAuthors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/GetHiddenAuthors',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,8 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class GraphServiceStub:
-    """GraphService owns follow edges, follower/following counts and the
-    celebrity flag (follower count above the fanout threshold).
+    """GraphService owns follow edges, follower/following counts, the
+    celebrity flag (follower count above the fanout threshold), and the
+    blocks and mutes between users.
     """
 
     @_typing.overload
@@ -60,11 +61,33 @@ class GraphServiceStub:
     celebrities; for rebuilding a returning reader's timeline and for
     reading it straight from the posts store when the timeline store is down.
     """
+    BlockUser: _grpc.UnaryUnaryMultiCallable[_graph_pb2.BlockUserRequest, _graph_pb2.BlockUserResponse]
+    """Makes the caller block a user: follows between them end both ways, and
+    neither can follow the other while the block stands. Idempotent.
+    """
+    UnblockUser: _grpc.UnaryUnaryMultiCallable[_graph_pb2.UnblockUserRequest, _graph_pb2.UnblockUserResponse]
+    """Lifts the caller's block of a user (follows are not restored). Idempotent."""
+    ListBlockedUsers: _grpc.UnaryUnaryMultiCallable[_graph_pb2.ListBlockedUsersRequest, _graph_pb2.ListBlockedUsersResponse]
+    """Pages the users the caller blocks, ordered by user id."""
+    MuteUser: _grpc.UnaryUnaryMultiCallable[_graph_pb2.MuteUserRequest, _graph_pb2.MuteUserResponse]
+    """Mutes a user for the caller, until `expires_at` or for good; muting
+    again replaces the end time. The muted user is not told. Idempotent.
+    """
+    UnmuteUser: _grpc.UnaryUnaryMultiCallable[_graph_pb2.UnmuteUserRequest, _graph_pb2.UnmuteUserResponse]
+    """Lifts the caller's mute of a user. Idempotent."""
+    ListMutedUsers: _grpc.UnaryUnaryMultiCallable[_graph_pb2.ListMutedUsersRequest, _graph_pb2.ListMutedUsersResponse]
+    """Pages the caller's active mutes, ordered by user id."""
+    GetHiddenAuthors: _grpc.UnaryUnaryMultiCallable[_graph_pb2.GetHiddenAuthorsRequest, _graph_pb2.GetHiddenAuthorsResponse]
+    """Internal: whose posts, reposts and notifications a viewer must not be
+    shown: the users blocked either way and the viewer's mutes. For read
+    paths, through services.kit.peers.safety (which caches it).
+    """
 
 @_typing.type_check_only
 class GraphServiceAsyncStub(GraphServiceStub):
-    """GraphService owns follow edges, follower/following counts and the
-    celebrity flag (follower count above the fanout threshold).
+    """GraphService owns follow edges, follower/following counts, the
+    celebrity flag (follower count above the fanout threshold), and the
+    blocks and mutes between users.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -93,10 +116,32 @@ class GraphServiceAsyncStub(GraphServiceStub):
     celebrities; for rebuilding a returning reader's timeline and for
     reading it straight from the posts store when the timeline store is down.
     """
+    BlockUser: _aio.UnaryUnaryMultiCallable[_graph_pb2.BlockUserRequest, _graph_pb2.BlockUserResponse]  # type: ignore[assignment]
+    """Makes the caller block a user: follows between them end both ways, and
+    neither can follow the other while the block stands. Idempotent.
+    """
+    UnblockUser: _aio.UnaryUnaryMultiCallable[_graph_pb2.UnblockUserRequest, _graph_pb2.UnblockUserResponse]  # type: ignore[assignment]
+    """Lifts the caller's block of a user (follows are not restored). Idempotent."""
+    ListBlockedUsers: _aio.UnaryUnaryMultiCallable[_graph_pb2.ListBlockedUsersRequest, _graph_pb2.ListBlockedUsersResponse]  # type: ignore[assignment]
+    """Pages the users the caller blocks, ordered by user id."""
+    MuteUser: _aio.UnaryUnaryMultiCallable[_graph_pb2.MuteUserRequest, _graph_pb2.MuteUserResponse]  # type: ignore[assignment]
+    """Mutes a user for the caller, until `expires_at` or for good; muting
+    again replaces the end time. The muted user is not told. Idempotent.
+    """
+    UnmuteUser: _aio.UnaryUnaryMultiCallable[_graph_pb2.UnmuteUserRequest, _graph_pb2.UnmuteUserResponse]  # type: ignore[assignment]
+    """Lifts the caller's mute of a user. Idempotent."""
+    ListMutedUsers: _aio.UnaryUnaryMultiCallable[_graph_pb2.ListMutedUsersRequest, _graph_pb2.ListMutedUsersResponse]  # type: ignore[assignment]
+    """Pages the caller's active mutes, ordered by user id."""
+    GetHiddenAuthors: _aio.UnaryUnaryMultiCallable[_graph_pb2.GetHiddenAuthorsRequest, _graph_pb2.GetHiddenAuthorsResponse]  # type: ignore[assignment]
+    """Internal: whose posts, reposts and notifications a viewer must not be
+    shown: the users blocked either way and the viewer's mutes. For read
+    paths, through services.kit.peers.safety (which caches it).
+    """
 
 class GraphServiceServicer(metaclass=_abc_1.ABCMeta):
-    """GraphService owns follow edges, follower/following counts and the
-    celebrity flag (follower count above the fanout threshold).
+    """GraphService owns follow edges, follower/following counts, the
+    celebrity flag (follower count above the fanout threshold), and the
+    blocks and mutes between users.
     """
 
     @_abc_1.abstractmethod
@@ -176,6 +221,69 @@ class GraphServiceServicer(metaclass=_abc_1.ABCMeta):
         """Internal: the ids of everyone a user follows, and which of them are
         celebrities; for rebuilding a returning reader's timeline and for
         reading it straight from the posts store when the timeline store is down.
+        """
+
+    @_abc_1.abstractmethod
+    def BlockUser(
+        self,
+        request: _graph_pb2.BlockUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.BlockUserResponse, _abc.Awaitable[_graph_pb2.BlockUserResponse]]:
+        """Makes the caller block a user: follows between them end both ways, and
+        neither can follow the other while the block stands. Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def UnblockUser(
+        self,
+        request: _graph_pb2.UnblockUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.UnblockUserResponse, _abc.Awaitable[_graph_pb2.UnblockUserResponse]]:
+        """Lifts the caller's block of a user (follows are not restored). Idempotent."""
+
+    @_abc_1.abstractmethod
+    def ListBlockedUsers(
+        self,
+        request: _graph_pb2.ListBlockedUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.ListBlockedUsersResponse, _abc.Awaitable[_graph_pb2.ListBlockedUsersResponse]]:
+        """Pages the users the caller blocks, ordered by user id."""
+
+    @_abc_1.abstractmethod
+    def MuteUser(
+        self,
+        request: _graph_pb2.MuteUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.MuteUserResponse, _abc.Awaitable[_graph_pb2.MuteUserResponse]]:
+        """Mutes a user for the caller, until `expires_at` or for good; muting
+        again replaces the end time. The muted user is not told. Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def UnmuteUser(
+        self,
+        request: _graph_pb2.UnmuteUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.UnmuteUserResponse, _abc.Awaitable[_graph_pb2.UnmuteUserResponse]]:
+        """Lifts the caller's mute of a user. Idempotent."""
+
+    @_abc_1.abstractmethod
+    def ListMutedUsers(
+        self,
+        request: _graph_pb2.ListMutedUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.ListMutedUsersResponse, _abc.Awaitable[_graph_pb2.ListMutedUsersResponse]]:
+        """Pages the caller's active mutes, ordered by user id."""
+
+    @_abc_1.abstractmethod
+    def GetHiddenAuthors(
+        self,
+        request: _graph_pb2.GetHiddenAuthorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.GetHiddenAuthorsResponse, _abc.Awaitable[_graph_pb2.GetHiddenAuthorsResponse]]:
+        """Internal: whose posts, reposts and notifications a viewer must not be
+        shown: the users blocked either way and the viewer's mutes. For read
+        paths, through services.kit.peers.safety (which caches it).
         """
 
 def add_GraphServiceServicer_to_server(servicer: GraphServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,144 @@
+"""Whose posts a viewer must not be shown: graph's GetHiddenAuthors, cached briefly per viewer.
+
+Read paths (home timeline, feed, notifications, replies) ask once per read,
+not once per post. An answer is kept a few seconds with the viewer's version
+from Redis (graph moves it on every block, unblock, mute and unmute that
+concerns the viewer, before answering the caller), and used only while that
+version is unchanged: a block shows on the very next read, and the TTL bounds
+only how stale an answer is when Redis cannot be read. Mute end times travel
+with the answer and are checked at each use, so an expired mute ends on time.
+
+When graph cannot answer, nothing is hidden and the read is served: a
+missing filter for a moment is better than a page that fails.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+from typing import cast
+
+import grpc
+import redis.asyncio as redis
+from prometheus_client import Counter
+
+from aviary.graph.v1 import graph_pb2
+from aviary.posts.v1 import posts_pb2
+from services.kit.peers import clients
+from services.kit.stores.cache import TtlCache
+
+log = logging.getLogger(__name__)
+
+LOOKUPS = Counter(
+    "aviary_hidden_authors_lookups_total", "Hidden-author lookups, by where the answer came from", ["result"]
+)
+
+# How long an answer is kept at most. The version check makes changes show
+# at once; this bounds the staleness a lost version (Redis restarted) leaves.
+CACHE_SECONDS = 5.0
+
+
+def version_key(user_id: int) -> str:
+    """Where graph keeps a viewer's hidden-authors version (moved on each change)."""
+    return f"graph:hidden-version:{{{user_id}}}"
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """One viewer's hidden authors: those the viewer blocks, those who block
+    the viewer, and those muted until when (None: for good)."""
+
+    blocking: frozenset[int] = frozenset()
+    blocked_by: frozenset[int] = frozenset()
+    muted_until: tuple[tuple[int, float | None], ...] = ()
+
+    def ids(self, now: float | None = None) -> frozenset[int]:
+        """Everyone hidden at `now` (Unix seconds; default: the current time)."""
+        at = datetime.datetime.now(datetime.timezone.utc).timestamp() if now is None else now
+        muted = {user for user, until in self.muted_until if until is None or until > at}
+        return self.blocking | self.blocked_by | muted
+
+
+NOTHING_HIDDEN = Hidden()
+
+
+class HiddenAuthors:
+    """A per-process cache of GetHiddenAuthors answers, one per viewer."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        *,
+        timeout: float,
+        ttl_seconds: float = CACHE_SECONDS,
+        max_viewers: int = 50_000,
+    ) -> None:
+        self._redis = redis_client
+        self._timeout = timeout
+        self._cache: TtlCache[int, tuple[bytes, Hidden]] = TtlCache(ttl_seconds, max_viewers)
+
+    async def of(self, viewer: int) -> Hidden:
+        """The viewer's hidden authors (NOTHING_HIDDEN for no viewer, or when graph cannot answer)."""
+        if viewer <= 0:
+            return NOTHING_HIDDEN
+        version = await self._version(viewer)
+        found, _ = self._cache.get_many([viewer])
+        cached = found.get(viewer)
+        if cached is not None and version is not None and cached[0] == version:
+            LOOKUPS.labels("hit").inc()
+            return cached[1]
+        LOOKUPS.labels("miss").inc()
+        hidden = await self._ask_graph(viewer)
+        if hidden is not None and version is not None:
+            self._cache.put_many([(viewer, (version, hidden))])
+        return hidden or NOTHING_HIDDEN
+
+    async def _version(self, viewer: int) -> bytes | None:
+        """None when Redis cannot be read: then graph is asked and nothing is cached."""
+        try:
+            return cast("bytes | None", await self._redis.get(version_key(viewer))) or b""
+        except (redis.RedisError, OSError) as exc:
+            log.warning("hidden-authors version unreadable; asking graph", extra={"error": repr(exc)[:300]})
+            return None
+
+    async def _ask_graph(self, viewer: int) -> Hidden | None:
+        try:
+            reply = await clients.graph().GetHiddenAuthors(
+                graph_pb2.GetHiddenAuthorsRequest(viewer_id=str(viewer)), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning(
+                "graph cannot say whom to hide; hiding nobody",
+                extra={"viewer_id": viewer, "code": exc.code().name, "details": exc.details()},
+            )
+            return None
+        return from_reply(reply)
+
+
+def hides_post(post: posts_pb2.Post, ids: frozenset[int]) -> bool:
+    """A post by a hidden author, or reposting or quoting one."""
+    if _as_id(post.author_id) in ids:
+        return True
+    return post.HasField("repost_of") and _as_id(post.repost_of.author_id) in ids
+
+
+def from_reply(reply: graph_pb2.GetHiddenAuthorsResponse) -> Hidden:
+    return Hidden(
+        blocking=frozenset(reply.blocked_ids),
+        blocked_by=frozenset(reply.blocker_ids),
+        muted_until=tuple(
+            (
+                m.user_id,
+                m.expires_at.ToDatetime(datetime.timezone.utc).timestamp() if m.HasField("expires_at") else None,
+            )
+            for m in reply.mutes
+        ),
+    )
+
+
+def _as_id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0
