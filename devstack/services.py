@@ -70,11 +70,14 @@ def service_env() -> dict[str, str]:
 
 def _prepare_shared() -> None:
     from services.kit.server.auth import ensure_keys
+    from services.kit.server.operators import ensure_operator_keys
     from services.kit.events.kafka import TOPICS
 
     from .backends import ensure_topics
 
     ensure_keys(KEYS_DIR)
+    # Operator tokens (moderation): the devstack's operator may issue them locally.
+    ensure_operator_keys(KEYS_DIR / "operator_private.pem", KEYS_DIR / "operator_public.pem")
     ensure_topics(dict(TOPICS))
 
 

@@ -137,6 +137,18 @@ class Settings:
         shown="<state dir>/keys/jwt_public.pem",
     )
     jwt_ttl_seconds: int = setting("AVIARY_JWT_TTL_SECONDS", 24 * 3600, "Lifetime of an access token.")
+    operator_public_key: Path = setting(
+        "AVIARY_OPERATOR_PUBLIC_KEY",
+        lambda s: s.state_dir / "keys" / "operator_public.pem",
+        "Public key operator tokens are verified with (services/kit/server/operators.py).",
+        shown="<state dir>/keys/operator_public.pem",
+    )
+    operator_private_key: Path = setting(
+        "AVIARY_OPERATOR_PRIVATE_KEY",
+        lambda s: s.state_dir / "keys" / "operator_private.pem",
+        "Key operator tokens are signed with; only operators' tools read it, never a service.",
+        shown="<state dir>/keys/operator_private.pem",
+    )
     fanout_threshold: int = setting(
         "AVIARY_FANOUT_THRESHOLD", 10_000, "Authors with more followers than this are not fanned out on write."
     )

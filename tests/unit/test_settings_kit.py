@@ -27,6 +27,8 @@ def test_defaults():
     assert s.cassandra_rf == 1
     assert s.jwt_private_key == REPO_ROOT / ".devstack" / "keys" / "jwt_private.pem"
     assert s.jwt_public_key == REPO_ROOT / ".devstack" / "keys" / "jwt_public.pem"
+    assert s.operator_public_key == REPO_ROOT / ".devstack" / "keys" / "operator_public.pem"
+    assert s.operator_private_key == REPO_ROOT / ".devstack" / "keys" / "operator_private.pem"
     assert s.jwt_ttl_seconds == 86400
     assert s.fanout_threshold == 10_000
     assert s.timeline_max_entries == 800

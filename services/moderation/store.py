@@ -1,0 +1,139 @@
+"""PostgreSQL storage for reports (schema `moderation`).
+
+One row per report. A reporter has at most one open report per target (a
+partial unique index), so reporting again returns the open one; resolving
+closes every open report of the target in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.kit.settings import Settings
+from services.kit.stores import pg
+
+SCHEMA = "moderation"
+OPEN = "OPEN"
+RESOLVED = "RESOLVED"
+
+_COLUMNS = (
+    "report_id, reporter_id, post_id, user_id, reason, comment, status, decision, "
+    "resolved_by, resolution_note, created_at, resolved_at"
+)
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    report_id: int
+    reporter_id: int
+    post_id: int | None
+    user_id: int
+    reason: str
+    comment: str
+    status: str
+    decision: str
+    resolved_by: str
+    resolution_note: str
+    created_at: datetime.datetime
+    resolved_at: datetime.datetime | None
+
+
+@dataclass(frozen=True)
+class NewReport:
+    report_id: int
+    reporter_id: int
+    post_id: int | None
+    user_id: int
+    reason: str
+    comment: str
+
+
+class AlreadyResolved(Exception):
+    def __init__(self, row: ReportRow) -> None:
+        super().__init__(row.report_id)
+        self.row = row
+
+
+class ModerationStore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: AsyncEngine | None = None
+
+    async def start(self) -> None:
+        self._engine = pg.engine(self.settings, pool_size=5)
+
+    async def stop(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "call start() first"
+        return self._engine
+
+    async def create(self, report: NewReport) -> tuple[ReportRow, bool]:
+        """(the report, True) — or the reporter's open report of the same target and False."""
+        insert = sa.text(f"""INSERT INTO "{SCHEMA}".reports
+                (report_id, reporter_id, post_id, user_id, reason, comment, status)
+            VALUES (:report_id, :reporter_id, :post_id, :user_id, :reason, :comment, '{OPEN}')
+            ON CONFLICT DO NOTHING RETURNING {_COLUMNS}""")
+        existing = sa.text(f"""SELECT {_COLUMNS} FROM "{SCHEMA}".reports
+            WHERE reporter_id = :reporter_id AND user_id = :user_id
+              AND coalesce(post_id, 0) = coalesce(CAST(:post_id AS bigint), 0) AND status = '{OPEN}'""")
+        params = {
+            "report_id": report.report_id,
+            "reporter_id": report.reporter_id,
+            "post_id": report.post_id,
+            "user_id": report.user_id,
+            "reason": report.reason,
+            "comment": report.comment,
+        }
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(insert, params)).first()
+            if row is not None:
+                return ReportRow(*row), True
+            row = (await conn.execute(existing, params)).first()
+        if row is None:  # resolved between the two statements: report anew
+            return await self.create(report)
+        return ReportRow(*row), False
+
+    async def get(self, report_id: int) -> ReportRow | None:
+        query = sa.text(f'SELECT {_COLUMNS} FROM "{SCHEMA}".reports WHERE report_id = :id')
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query, {"id": report_id})).first()
+        return None if row is None else ReportRow(*row)
+
+    async def page(self, status: str, after_id: int, limit: int) -> list[ReportRow]:
+        """Reports with `status`, oldest first, after `after_id`."""
+        query = sa.text(f"""SELECT {_COLUMNS} FROM "{SCHEMA}".reports
+            WHERE status = :status AND report_id > :after ORDER BY report_id LIMIT :limit""")
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query, {"status": status, "after": after_id, "limit": limit})).all()
+        return [ReportRow(*r) for r in rows]
+
+    async def resolve(self, report_id: int, decision: str, operator: str, note: str) -> list[ReportRow]:
+        """Resolves the report and every other open report of its target, in one
+        transaction; the resolved rows, the named report first. AlreadyResolved
+        when the named report was resolved before; None-like empty list when absent."""
+        lock = sa.text(f'SELECT {_COLUMNS} FROM "{SCHEMA}".reports WHERE report_id = :id FOR UPDATE')
+        close = sa.text(f"""UPDATE "{SCHEMA}".reports
+            SET status = '{RESOLVED}', decision = :decision, resolved_by = :operator,
+                resolution_note = :note, resolved_at = now()
+            WHERE status = '{OPEN}' AND user_id = :user_id
+              AND coalesce(post_id, 0) = coalesce(CAST(:post_id AS bigint), 0)
+            RETURNING {_COLUMNS}""")
+        async with self.engine.begin() as conn:
+            found = (await conn.execute(lock, {"id": report_id})).first()
+            if found is None:
+                return []
+            row = ReportRow(*found)
+            if row.status != OPEN:
+                raise AlreadyResolved(row)
+            params = {"decision": decision, "operator": operator, "note": note}
+            closed = (await conn.execute(close, {**params, "user_id": row.user_id, "post_id": row.post_id})).all()
+        rows = [ReportRow(*r) for r in closed]
+        return sorted(rows, key=lambda r: r.report_id != report_id)
