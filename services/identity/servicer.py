@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
 from typing import TypeVar
 
 import grpc
 import redis.exceptions
+from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
-from services.identity import throttle, validation
+from services.identity import sessions, throttle, validation
 from services.kit.stores.cache import TtlCache
 from services.identity.passwords import Passwords
-from services.identity.store import AttemptStore, IdentityStore, UserRecord, UsernameTaken
+from services.identity.store import AttemptStore, IdentityStore, NewRefreshToken, UserRecord, UsernameTaken
 from services.kit.peers import clients, profiles
 from services.kit.server import client_address, startup
 from services.kit.stores import redis_client
-from services.kit.server.auth import TokenIssuer, caller_id
+from services.kit.server.auth import TokenIssuer, caller, caller_id
 from services.identity.settings import IdentitySettings
 from services.kit.server.errors import (
+    ApiError,
     already_exists,
+    bad_request,
+    failed_precondition,
     invalid_argument,
     not_found,
     nothing_to_change,
@@ -43,6 +48,7 @@ BATCH_GET_MAX = 500
 # Ids per BatchGetFollowStats / BatchGetAuthorStats call.
 COUNTS_BATCH = 200
 _BAD_LOGIN = "username or password is incorrect"
+_BAD_REFRESH = "refresh token is invalid, expired or revoked; log in again"
 # After Redis failed, throttling is skipped this long instead of every log-in
 # waiting for the client's retries first.
 _COUNTERS_REST_SECONDS = 5.0
@@ -110,6 +116,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if await self.store.find_by_username(username) is not None:
             raise _username_taken(username)
         password_hash = await self.passwords.hash(password)
+        issuer = self._token_issuer()
+        session_id, refresh_token = self.ids.next_id(), sessions.new_refresh_token()
         try:
             user = await self.store.insert_user(
                 user_id=self.ids.next_id(),
@@ -117,13 +125,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 display_name=display_name,
                 password_hash=password_hash,
                 role=role,
+                session_id=session_id,
+                refresh=self._new_refresh(refresh_token),
             )
         except UsernameTaken:
             raise _username_taken(username) from None
-        token, expires = self._token_issuer().issue(user.id, user.username, user.role)
-        log.info("account created", extra={"user_id": user.id, "role": user.role})
+        token, expires = issuer.issue(user.id, user.username, user.role, session_id)
+        log.info("account created", extra={"user_id": user.id, "role": user.role, "session_id": session_id})
         return identity_pb2.CreateAccountResponse(
-            user=user_summary(user), access_token=token, expire_time=Timestamp(seconds=expires)
+            user=user_summary(user),
+            access_token=token,
+            expire_time=Timestamp(seconds=expires),
+            refresh_token=refresh_token,
+            expires_in=issuer.ttl_seconds,
         )
 
     async def CreateSession(self, request, context):
@@ -143,10 +157,86 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             )
             raise unauthenticated(_BAD_LOGIN)
         await self._counted("log-in success", self.attempts.forget_login(account))
-        token, expires = self._token_issuer().issue(user.id, user.username, user.role)
+        issuer = self._token_issuer()
+        session_id, refresh_token = self.ids.next_id(), sessions.new_refresh_token()
+        await self.store.start_session(session_id, user.id, self._new_refresh(refresh_token))
+        token, expires = issuer.issue(user.id, user.username, user.role, session_id)
+        log.info("session started", extra={"user_id": user.id, "session_id": session_id})
         return identity_pb2.CreateSessionResponse(
-            access_token=token, user=user_summary(user), expire_time=Timestamp(seconds=expires)
+            access_token=token,
+            user=user_summary(user),
+            expire_time=Timestamp(seconds=expires),
+            refresh_token=refresh_token,
+            expires_in=issuer.ttl_seconds,
         )
+
+    async def RefreshSession(self, request, context):
+        presented = request.refresh_token
+        if not presented:
+            raise invalid_argument("refresh_token", "is required")
+        if not sessions.could_be_refresh_token(presented):
+            raise unauthenticated(_BAD_REFRESH)
+        issuer = self._token_issuer()
+        successor = sessions.new_refresh_token()
+        rotation = await self.store.rotate_refresh_token(
+            sessions.refresh_token_hash(presented), self._new_refresh(successor), _now()
+        )
+        if rotation.verdict is sessions.Verdict.REUSED and rotation.found is not None:
+            log.warning(
+                "a rotated refresh token was presented again; session revoked",
+                extra={"user_id": rotation.found.user_id, "session_id": rotation.found.session_id},
+            )
+            raise unauthenticated("refresh token was already used; the session is revoked for safety, log in again")
+        if rotation.verdict is not sessions.Verdict.ROTATE or rotation.found is None:
+            raise unauthenticated(_BAD_REFRESH)
+        user = await self.store.get_user(rotation.found.user_id)
+        if user is None:
+            raise unauthenticated(_BAD_REFRESH)
+        token, expires = issuer.issue(user.id, user.username, user.role, rotation.found.session_id)
+        return identity_pb2.RefreshSessionResponse(
+            access_token=token,
+            refresh_token=successor,
+            expires_in=issuer.ttl_seconds,
+            user=user_summary(user),
+            expire_time=Timestamp(seconds=expires),
+        )
+
+    async def DeleteSession(self, request, context):
+        who = caller(context)
+        # A token minted outside a log-in has no session to end.
+        if who.session_id is not None:
+            if await self.store.revoke_session(who.session_id, who.user_id, sessions.REVOKED_LOGGED_OUT):
+                log.info("logged out", extra={"user_id": who.user_id, "session_id": who.session_id})
+        return empty_pb2.Empty()
+
+    async def ChangePassword(self, request, context):
+        who = caller(context)
+        if not request.current_password:
+            raise invalid_argument("current_password", "is required")
+        found = await self.store.credentials_by_id(who.user_id)
+        if found is None:
+            raise not_found(f"user {who.user_id} does not exist")
+        new_password = validation.check_password(request.new_password, found.user.username, field="new_password")
+        # Guesses of the current password with a stolen access token count
+        # against the account name like log-in guesses do.
+        account = throttle.account_key_id(found.user.username)
+        await self._claim_login(account)
+        if not await self._is_password(found.password_hash, request.current_password):
+            raise _wrong_current_password()
+        await self._counted("password change", self.attempts.forget_login(account))
+        if new_password == request.current_password:
+            raise invalid_argument("new_password", "is the current password; choose a different one")
+        new_hash = await self.passwords.hash(new_password)
+        revoked = await self.store.change_password(
+            who.user_id, found.password_hash, new_hash, keep_session_id=who.session_id
+        )
+        if revoked is None:
+            raise failed_precondition("the password was changed meanwhile; log in again with the new one")
+        log.info(
+            "password changed; other sessions revoked",
+            extra={"user_id": who.user_id, "session_id": who.session_id, "revoked": revoked},
+        )
+        return identity_pb2.ChangePasswordResponse(revoked_sessions=revoked)
 
     async def GetUser(self, request, context):
         user_id = caller_id(context) if request.user_id == "me" else parse_id(request.user_id, "user_id")
@@ -280,6 +370,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             await self._rehash(found.user.id, found.password_hash, password)
         return found.user
 
+    async def _is_password(self, password_hash: str, password: str) -> bool:
+        # Longer than any password may be: never hashed, but the same cost.
+        if len(password) > validation.PASSWORD_MAX:
+            await self.passwords.burn_dummy_verify(password[: validation.PASSWORD_MAX])
+            return False
+        return await self.passwords.verify(password_hash, password)
+
+    def _new_refresh(self, token: str) -> NewRefreshToken:
+        return NewRefreshToken(
+            token_hash=sessions.refresh_token_hash(token),
+            expires_at=sessions.refresh_expiry(_now(), self.settings.refresh_token_seconds),
+        )
+
     async def _rehash(self, user_id: int, old_hash: str, password: str) -> None:
         # Best effort: the login already succeeded, an old-parameter hash still works.
         try:
@@ -386,8 +489,21 @@ def _try_again_later(problem: str, wait_ms: int):
     return resource_exhausted(f"{problem}; try again in {seconds} s", seconds)
 
 
+def _wrong_current_password() -> ApiError:
+    # Forbidden rather than a malformed request, with the field named for
+    # clients that point at it in a form.
+    problem = "is not the account's current password"
+    return ApiError(
+        grpc.StatusCode.PERMISSION_DENIED, f"current_password: {problem}", [bad_request("current_password", problem)]
+    )
+
+
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def user_summary(user: UserRecord) -> identity_pb2.User:

@@ -67,3 +67,8 @@ class IdentitySettings(Settings):
         _LIMITS.sign_up_window_seconds,
         "The window of AVIARY_IDENTITY_SIGN_UPS_PER_ADDRESS.",
     )
+    refresh_token_seconds: int = setting(
+        "AVIARY_IDENTITY_REFRESH_TOKEN_SECONDS",
+        30 * 24 * 3600,
+        "A refresh token works this long after it was issued; a session unused for longer must log in again.",
+    )

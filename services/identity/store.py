@@ -1,4 +1,4 @@
-"""Storage of identity: accounts in PostgreSQL (schema `identity`) and the
+"""Storage of identity: accounts and sessions in PostgreSQL (schema `identity`) and the
 log-in and sign-up attempt counters in Redis; the only code that talks to either."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.identity import sessions
 from services.kit.stores import pg
 from services.kit.settings import Settings
 
@@ -36,6 +37,26 @@ _DDL = [
     )""",
     # Added with commerce: sellers may list products. Existing accounts are users.
     "ALTER TABLE identity.users ADD COLUMN IF NOT EXISTS role text NOT NULL DEFAULT 'USER'",
+    # Added with sessions you can end: one row per log-in, revoked by log-out,
+    # a password change or a reused refresh token.
+    """CREATE TABLE IF NOT EXISTS identity.sessions (
+        id bigint PRIMARY KEY,
+        user_id bigint NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        revoked_at timestamptz,
+        revoked_reason text
+    )""",
+    "CREATE INDEX IF NOT EXISTS sessions_live_by_user ON identity.sessions (user_id) WHERE revoked_at IS NULL",
+    # Every refresh token a session was given, by hash; only the one not yet
+    # rotated works, the others are kept to recognise their reuse.
+    """CREATE TABLE IF NOT EXISTS identity.refresh_tokens (
+        token_hash bytea PRIMARY KEY,
+        session_id bigint NOT NULL REFERENCES identity.sessions (id) ON DELETE CASCADE,
+        issued_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL,
+        rotated_at timestamptz
+    )""",
+    "CREATE INDEX IF NOT EXISTS refresh_tokens_by_session ON identity.refresh_tokens (session_id)",
 ]
 
 _metadata = sa.MetaData(schema="identity")
@@ -51,6 +72,25 @@ users = sa.Table(
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("role", sa.Text, nullable=False),
+)
+
+sessions_table = sa.Table(
+    "sessions",
+    _metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_reason", sa.Text),
+)
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    _metadata,
+    sa.Column("token_hash", sa.LargeBinary, primary_key=True),
+    sa.Column("session_id", sa.BigInteger, nullable=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rotated_at", sa.DateTime(timezone=True)),
 )
 
 _PROFILE_COLUMNS = [
@@ -85,6 +125,22 @@ class UsernameTaken(Exception):
     """The unique index on username_lower refused the insert."""
 
 
+@dataclass(frozen=True)
+class NewRefreshToken:
+    """A refresh token to store for a session: its hash and expiry."""
+
+    token_hash: bytes
+    expires_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The outcome of presenting a refresh token (`found` is None when unknown)."""
+
+    verdict: sessions.Verdict
+    found: sessions.PresentedToken | None
+
+
 class IdentityStore:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -112,8 +168,17 @@ class IdentityStore:
         log.info("identity schema ready")
 
     async def insert_user(
-        self, *, user_id: int, username: str, display_name: str, password_hash: str, role: str
+        self,
+        *,
+        user_id: int,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        role: str,
+        session_id: int,
+        refresh: NewRefreshToken,
     ) -> UserRecord:
+        """The new account, with its first session in the same transaction."""
         stmt = (
             sa.insert(users)
             .values(
@@ -132,6 +197,7 @@ class IdentityStore:
         try:
             async with self.engine.begin() as conn:
                 row = (await conn.execute(stmt)).one()
+                await _insert_session(conn, session_id, user_id, refresh)
         except IntegrityError as exc:
             if "username_lower" in (_violated_constraint(exc) or ""):
                 raise UsernameTaken(username) from exc
@@ -174,6 +240,83 @@ class IdentityStore:
             rows = (await conn.execute(stmt)).all()
         return [_record(row) for row in rows]
 
+    async def credentials_by_id(self, user_id: int) -> Credentials | None:
+        stmt = sa.select(*_PROFILE_COLUMNS, users.c.password_hash).where(users.c.id == user_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else Credentials(user=_record(row), password_hash=row.password_hash)
+
+    async def change_password(
+        self, user_id: int, old_hash: str, new_hash: str, *, keep_session_id: int | None
+    ) -> int | None:
+        """Sets the new hash if the password is still `old_hash` and revokes
+        every live session of the user but `keep_session_id`, in one transaction.
+        How many sessions were revoked; None when the password changed meanwhile."""
+        set_hash = (
+            sa.update(users)
+            .where(users.c.id == user_id, users.c.password_hash == old_hash)
+            .values(password_hash=new_hash)
+        )
+        revoke = _revoke(sessions_table.c.user_id == user_id, sessions.REVOKED_PASSWORD_CHANGED)
+        if keep_session_id is not None:
+            revoke = revoke.where(sessions_table.c.id != keep_session_id)
+        async with self.engine.begin() as conn:
+            if (await conn.execute(set_hash)).rowcount == 0:
+                return None
+            return (await conn.execute(revoke)).rowcount
+
+    # -- sessions ----------------------------------------------------------
+
+    async def start_session(self, session_id: int, user_id: int, refresh: NewRefreshToken) -> None:
+        async with self.engine.begin() as conn:
+            await _insert_session(conn, session_id, user_id, refresh)
+
+    async def rotate_refresh_token(
+        self, token_hash: bytes, successor: NewRefreshToken, now: datetime.datetime
+    ) -> Rotation:
+        """Judges a presented refresh token (sessions.judge) and acts on the
+        verdict in one transaction: ROTATE retires it and stores `successor`,
+        REUSED revokes its session. The rows are locked, so of two concurrent
+        refreshes with one token the second sees it retired."""
+        find = (
+            sa.select(
+                refresh_tokens.c.session_id,
+                refresh_tokens.c.expires_at,
+                refresh_tokens.c.rotated_at,
+                sessions_table.c.user_id,
+                sessions_table.c.revoked_at,
+            )
+            .join(sessions_table, sessions_table.c.id == refresh_tokens.c.session_id)
+            .where(refresh_tokens.c.token_hash == token_hash)
+            .with_for_update()
+        )
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(find)).first()
+            found = None
+            if row is not None:
+                found = sessions.PresentedToken(
+                    session_id=row.session_id,
+                    user_id=row.user_id,
+                    expires_at=row.expires_at,
+                    rotated=row.rotated_at is not None,
+                    session_revoked=row.revoked_at is not None,
+                )
+            verdict = sessions.judge(found, now)
+            if found is not None and verdict is sessions.Verdict.ROTATE:
+                await conn.execute(
+                    sa.update(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).values(rotated_at=now)
+                )
+                await conn.execute(sa.insert(refresh_tokens).values(**_token_row(found.session_id, successor)))
+            elif found is not None and verdict is sessions.Verdict.REUSED:
+                await conn.execute(_revoke(sessions_table.c.id == found.session_id, sessions.REVOKED_TOKEN_REUSED))
+        return Rotation(verdict, found)
+
+    async def revoke_session(self, session_id: int, user_id: int, reason: str) -> bool:
+        """Revokes one live session of `user_id`; False when there was none to revoke."""
+        stmt = _revoke((sessions_table.c.id == session_id) & (sessions_table.c.user_id == user_id), reason)
+        async with self.engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount > 0
+
     async def replace_password_hash(self, user_id: int, old_hash: str, new_hash: str) -> None:
         # Compare-and-set so a concurrent password change is never overwritten.
         stmt = (
@@ -183,6 +326,29 @@ class IdentityStore:
         )
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
+
+
+async def _insert_session(conn, session_id: int, user_id: int, refresh: NewRefreshToken) -> None:
+    await conn.execute(sa.insert(sessions_table).values(id=session_id, user_id=user_id, created_at=sa.func.now()))
+    await conn.execute(sa.insert(refresh_tokens).values(**_token_row(session_id, refresh)))
+
+
+def _token_row(session_id: int, token: NewRefreshToken) -> dict:
+    return {
+        "token_hash": token.token_hash,
+        "session_id": session_id,
+        "issued_at": sa.func.now(),
+        "expires_at": token.expires_at,
+    }
+
+
+def _revoke(which, reason: str):
+    """An UPDATE revoking the live sessions `which` selects."""
+    return (
+        sa.update(sessions_table)
+        .where(which, sessions_table.c.revoked_at.is_(None))
+        .values(revoked_at=sa.func.now(), revoked_reason=reason)
+    )
 
 
 def _violated_constraint(exc: IntegrityError) -> str | None:

@@ -27,16 +27,17 @@ def check_username(username: str) -> str:
     return username
 
 
-def check_password(password: str, username: str = "") -> str:
-    """A new password (NIST SP 800-63B): long enough, not easily guessed, no composition rules."""
+def check_password(password: str, username: str = "", *, field: str = "password") -> str:
+    """A new password (NIST SP 800-63B): long enough, not easily guessed, no
+    composition rules. Refusals name `field` (sign-up's, or a password change's)."""
     if not password:
-        raise invalid_argument("password", "is required")
+        raise invalid_argument(field, "is required")
     # Counted in code points, as a person would count characters.
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise invalid_argument("password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters, got {len(password)}")
+        raise invalid_argument(field, f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters, got {len(password)}")
     weakness = guessable_because(password, username)
     if weakness is not None:
-        raise invalid_argument("password", f"{weakness}; a few unrelated words make a strong password")
+        raise invalid_argument(field, f"{weakness}; a few unrelated words make a strong password")
     return password
 
 

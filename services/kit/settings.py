@@ -136,7 +136,11 @@ class Settings:
         "Public key every service verifies access tokens with.",
         shown="<state dir>/keys/jwt_public.pem",
     )
-    jwt_ttl_seconds: int = setting("AVIARY_JWT_TTL_SECONDS", 24 * 3600, "Lifetime of an access token.")
+    jwt_ttl_seconds: int = setting(
+        "AVIARY_JWT_TTL_SECONDS",
+        900,
+        "Lifetime of an access token; clients refresh (POST /v1/sessions:refresh) before it ends.",
+    )
     operator_public_key: Path = setting(
         "AVIARY_OPERATOR_PUBLIC_KEY",
         lambda s: s.state_dir / "keys" / "operator_public.pem",

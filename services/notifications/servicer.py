@@ -20,7 +20,7 @@ from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
 from services.kit.peers import clients
 from services.kit.server import startup
 from services.kit.stores import cql, redis_client
-from services.kit.server.auth import caller_id
+from services.kit.server.auth import caller_id, stream_deadline
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import unavailable
 from services.kit.server.ids import MAX_ID, IdGenerator, parse_id
@@ -141,6 +141,8 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
 
     async def WatchNotifications(self, request, context):
         recipient = caller_id(context)
+        # The stream ends when the token it was opened with expires.
+        deadline = stream_deadline(context)
         async with self.hub.listen([rules.live_channel(recipient)]) as queue:
             # Headers now: the client (and Envoy) learn at once that the
             # stream is open and subscribed, so nothing published later is missed.
@@ -149,7 +151,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             try:
                 while True:
                     try:
-                        raw = await asyncio.wait_for(queue.get(), timeout=self.heartbeat_seconds)
+                        raw = await asyncio.wait_for(queue.get(), timeout=deadline.wait_seconds(self.heartbeat_seconds))
                     except asyncio.TimeoutError:
                         yield notifications_pb2.WatchNotificationsResponse()
                         continue

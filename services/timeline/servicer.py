@@ -17,7 +17,7 @@ from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.peers import clients, engagement_overlay
 from services.kit.server import startup
 from services.kit.stores import redis_client
-from services.kit.server.auth import caller_id
+from services.kit.server.auth import caller_id, stream_deadline
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import invalid_argument, unavailable
 from services.kit.events.live import LiveHub
@@ -464,6 +464,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def WatchHomeTimeline(self, request, context):
         caller = caller_id(context)
+        # The stream ends when the token it was opened with expires.
+        deadline = stream_deadline(context)
         celebrities = await self._followed_celebrities(caller)
         channels = [home_channel(caller), author_channel(caller)]
         channels += [author_channel(c) for c in celebrities if c != caller]
@@ -478,7 +480,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             log.info("watch opened", extra={"user_id": caller, "channels": len(channels)})
             while True:
                 try:
-                    member = await asyncio.wait_for(queue.get(), timeout=self.heartbeat_seconds)
+                    member = await asyncio.wait_for(queue.get(), timeout=deadline.wait_seconds(self.heartbeat_seconds))
                 except asyncio.TimeoutError:
                     await self._touch(caller)
                     yield timeline_pb2.WatchHomeTimelineResponse()

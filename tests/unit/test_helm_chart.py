@@ -17,6 +17,7 @@ import yaml
 import edge_config as edge
 from devstack.config import go_binary
 from services.kit.server.auth import ensure_keys
+from services.kit.server.operators import ensure_operator_keys
 from services.kit import manifest
 from services.kit.settings import SERVICE_PORTS
 
@@ -38,6 +39,7 @@ def _helm() -> str:
 def install_args(tmp_path_factory) -> list[str]:
     keys = tmp_path_factory.mktemp("keys")
     ensure_keys(keys)
+    ensure_operator_keys(keys / "operator_private.pem", keys / "operator_public.pem")
     return [
         "--kube-version",
         KUBE_VERSION,
@@ -47,6 +49,8 @@ def install_args(tmp_path_factory) -> list[str]:
         f"jwt.publicKey={keys / 'jwt_public.pem'}",
         "--set-file",
         f"jwt.jwks={keys / 'jwks.json'}",
+        "--set-file",
+        f"operators.publicKey={keys / 'operator_public.pem'}",
         "--set",
         "postgres.dsn=postgresql+psycopg://aviary:secret@pg.data:5432/aviary",
         "--set",
@@ -270,3 +274,15 @@ def test_page_tokens_are_signed_with_the_releases_own_secret(docs, install_args)
     without = install_args[: at - 1] + install_args[at + 1 :]
     out = subprocess.run([_helm(), "template", RELEASE, str(CHART), *without], capture_output=True, text=True)
     assert out.returncode != 0 and "pageTokens.secret" in out.stderr
+
+
+def test_services_verify_operator_tokens_with_the_public_key_only(docs):
+    config = _of(docs, "ConfigMap")
+    secret = _of(docs, "Secret")[f"{RELEASE}-aviary-jwt"]
+    assert "operator_public.pem" in secret["data"] and "operator_private.pem" not in secret["data"]
+    sts = _of(docs, "StatefulSet")[f"{RELEASE}-aviary-moderation"]
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    assert _env(container, config)["AVIARY_OPERATOR_PUBLIC_KEY"] == "/etc/aviary/jwt/operator_public.pem"
+    (volume,) = [v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "jwt-public"]
+    assert {"key": "operator_public.pem", "path": "operator_public.pem"} in volume["secret"]["items"]
+    assert any(m["mountPath"] == "/etc/aviary/jwt" for m in container["volumeMounts"])

@@ -29,7 +29,7 @@ def test_defaults():
     assert s.jwt_public_key == REPO_ROOT / ".devstack" / "keys" / "jwt_public.pem"
     assert s.operator_public_key == REPO_ROOT / ".devstack" / "keys" / "operator_public.pem"
     assert s.operator_private_key == REPO_ROOT / ".devstack" / "keys" / "operator_private.pem"
-    assert s.jwt_ttl_seconds == 86400
+    assert s.jwt_ttl_seconds == 900
     assert s.fanout_threshold == 10_000
     assert s.timeline_max_entries == 800
     assert s.author_index_max_entries == 200

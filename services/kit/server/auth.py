@@ -89,17 +89,22 @@ def _b64uint(value: int) -> str:
 class TokenIssuer:
     def __init__(self, private_key_pem: bytes, ttl_seconds: int) -> None:
         self._key = private_key_pem
-        self._ttl = ttl_seconds
+        self.ttl_seconds = ttl_seconds
 
     @classmethod
-    def from_settings(cls) -> "TokenIssuer":
+    def from_settings(cls, ttl_seconds: int | None = None) -> "TokenIssuer":
+        """An issuer with this deployment's key; tokens live `ttl_seconds`,
+        else AVIARY_JWT_TTL_SECONDS (tools that run longer pass their own)."""
         s = load_settings()
-        return cls(s.jwt_private_key.read_bytes(), s.jwt_ttl_seconds)
+        return cls(s.jwt_private_key.read_bytes(), s.jwt_ttl_seconds if ttl_seconds is None else ttl_seconds)
 
-    def issue(self, user_id: int, username: str, role: str = ROLE_USER) -> tuple[str, int]:
-        """Returns (token, expiry unix seconds)."""
+    def issue(
+        self, user_id: int, username: str, role: str = ROLE_USER, session_id: int | None = None
+    ) -> tuple[str, int]:
+        """Returns (token, expiry unix seconds). Tokens of a log-in carry its
+        session in the `sid` claim; log-out and password changes revoke by it."""
         now = int(time.time())
-        exp = now + self._ttl
+        exp = now + self.ttl_seconds
         claims = {
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -109,6 +114,8 @@ class TokenIssuer:
             "iat": now,
             "exp": exp,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": KEY_ID}), exp
 
 
@@ -171,10 +178,12 @@ def optional_caller_id(context: grpc.aio.ServicerContext) -> int | None:
 
 @dataclass(frozen=True)
 class Caller:
-    """The verified acting user and the role their token carries."""
+    """The verified acting user, the role their token carries and the session
+    it belongs to (None for tokens minted outside a log-in)."""
 
     user_id: int
     role: str
+    session_id: int | None = None
 
     @property
     def is_seller(self) -> bool:
@@ -182,9 +191,38 @@ class Caller:
 
 
 def caller(context: grpc.aio.ServicerContext) -> Caller:
-    """The verified acting user with their role, or UNAUTHENTICATED."""
+    """The verified acting user with their role and session, or UNAUTHENTICATED."""
+    claims = _required_claims(context)
+    sid = claims.get("sid")
+    return Caller(int(claims["sub"]), claims.get("role", ROLE_USER), None if sid is None else int(sid))
+
+
+def _required_claims(context: grpc.aio.ServicerContext) -> dict:
     token = _bearer(context)
     if token is None:
         raise unauthenticated("this call needs an access token (Authorization: Bearer <token>)")
-    claims = verify_token(token)
-    return Caller(int(claims["sub"]), claims.get("role", ROLE_USER))
+    return verify_token(token)
+
+
+@dataclass(frozen=True)
+class StreamDeadline:
+    """When a live stream must end: the expiry of the token it was opened with.
+
+    Envoy and the services verify tokens without a lookup, so a stream may not
+    outlive its token; the client reconnects with a fresh one. A revoked
+    session's stream therefore ends at the latest when its token expires."""
+
+    expires_at: float
+
+    def wait_seconds(self, longest: float, now: float | None = None) -> float:
+        """How long the stream may wait for its next event: at most `longest`,
+        never past the expiry; UNAUTHENTICATED once the token has expired."""
+        left = self.expires_at - (time.time() if now is None else now)
+        if left <= 0:
+            raise unauthenticated("access token has expired; reconnect with a fresh token")
+        return min(longest, left)
+
+
+def stream_deadline(context: grpc.aio.ServicerContext) -> StreamDeadline:
+    """The deadline of a live stream opened by the verified caller, or UNAUTHENTICATED."""
+    return StreamDeadline(float(_required_claims(context)["exp"]))

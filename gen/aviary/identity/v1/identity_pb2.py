@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!aviary/identity/v1/identity.proto\x12\x12\x61viary.identity.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x02\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08username\x18\x02 \x01(\tB\x04\xe2\x41\x01\x05\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x0b\n\x03\x62io\x18\x04 \x01(\t\x12\x12\n\navatar_url\x18\x05 \x01(\t\x12\x1c\n\x0e\x66ollower_count\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x66ollowing_count\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x18\n\npost_count\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04role\x18\n \x01(\tB\x04\xe2\x41\x01\x05\"w\n\x14\x43reateAccountRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04role\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x86\x01\n\x15\x43reateAccountResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.aviary.identity.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x14\x43reateSessionRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\"\x86\x01\n\x15\x43reateSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12&\n\x04user\x18\x02 \x01(\x0b\x32\x18.aviary.identity.v1.User\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x0eGetUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"+\n\x11LookupUserRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\".\n\x14\x42\x61tchGetUsersRequest\x12\x16\n\x08user_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"@\n\x15\x42\x61tchGetUsersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\"\xa0\x01\n\x14UpdateProfileRequest\x12\x1f\n\x0c\x64isplay_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x16\n\x03\x62io\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\"\n\x0f\x61vatar_media_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01H\x02\x88\x01\x01\x42\x0f\n\r_display_nameB\x06\n\x04_bioB\x12\n\x10_avatar_media_id2\xc8\x05\n\x0fIdentityService\x12\x81\x01\n\rCreateAccount\x12(.aviary.identity.v1.CreateAccountRequest\x1a).aviary.identity.v1.CreateAccountResponse\"\x1b\x88\xb5\x18\x01\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/accounts:\x01*\x12\x81\x01\n\rCreateSession\x12(.aviary.identity.v1.CreateSessionRequest\x1a).aviary.identity.v1.CreateSessionResponse\"\x1b\x88\xb5\x18\x01\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*\x12h\n\x07GetUser\x12\".aviary.identity.v1.GetUserRequest\x1a\x18.aviary.identity.v1.User\"\x1f\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}\x12k\n\nLookupUser\x12%.aviary.identity.v1.LookupUserRequest\x1a\x18.aviary.identity.v1.User\"\x1c\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/users:lookup\x12p\n\rUpdateProfile\x12(.aviary.identity.v1.UpdateProfileRequest\x1a\x18.aviary.identity.v1.User\"\x1b\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x11\x32\x0c/v1/users/me:\x01*\x12\x64\n\rBatchGetUsers\x12(.aviary.identity.v1.BatchGetUsersRequest\x1a).aviary.identity.v1.BatchGetUsersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!aviary/identity/v1/identity.proto\x12\x12\x61viary.identity.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x02\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08username\x18\x02 \x01(\tB\x04\xe2\x41\x01\x05\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x0b\n\x03\x62io\x18\x04 \x01(\t\x12\x12\n\navatar_url\x18\x05 \x01(\t\x12\x1c\n\x0e\x66ollower_count\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x66ollowing_count\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x18\n\npost_count\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04role\x18\n \x01(\tB\x04\xe2\x41\x01\x05\"w\n\x14\x43reateAccountRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04role\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\xb1\x01\n\x15\x43reateAccountResponse\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x18.aviary.identity.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\x12\n\nexpires_in\x18\x05 \x01(\x05\"G\n\x14\x43reateSessionRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\"\xb1\x01\n\x15\x43reateSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12&\n\x04user\x18\x02 \x01(\x0b\x32\x18.aviary.identity.v1.User\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\x12\n\nexpires_in\x18\x05 \x01(\x05\"5\n\x15RefreshSessionRequest\x12\x1c\n\rrefresh_token\x18\x01 \x01(\tB\x05\xe2\x41\x02\x02\x04\"\xb2\x01\n\x16RefreshSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12&\n\x04user\x18\x04 \x01(\x0b\x32\x18.aviary.identity.v1.User\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x16\n\x14\x44\x65leteSessionRequest\"U\n\x15\x43hangePasswordRequest\x12\x1f\n\x10\x63urrent_password\x18\x01 \x01(\tB\x05\xe2\x41\x02\x02\x04\x12\x1b\n\x0cnew_password\x18\x02 \x01(\tB\x05\xe2\x41\x02\x02\x04\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\x05\"\'\n\x0eGetUserRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"+\n\x11LookupUserRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\".\n\x14\x42\x61tchGetUsersRequest\x12\x16\n\x08user_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"@\n\x15\x42\x61tchGetUsersResponse\x12\'\n\x05users\x18\x01 \x03(\x0b\x32\x18.aviary.identity.v1.User\"\xa0\x01\n\x14UpdateProfileRequest\x12\x1f\n\x0c\x64isplay_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x16\n\x03\x62io\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\"\n\x0f\x61vatar_media_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01H\x02\x88\x01\x01\x42\x0f\n\r_display_nameB\x06\n\x04_bioB\x12\n\x10_avatar_media_id2\xe2\x08\n\x0fIdentityService\x12\x81\x01\n\rCreateAccount\x12(.aviary.identity.v1.CreateAccountRequest\x1a).aviary.identity.v1.CreateAccountResponse\"\x1b\x88\xb5\x18\x01\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/accounts:\x01*\x12\x81\x01\n\rCreateSession\x12(.aviary.identity.v1.CreateSessionRequest\x1a).aviary.identity.v1.CreateSessionResponse\"\x1b\x88\xb5\x18\x01\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*\x12\x8c\x01\n\x0eRefreshSession\x12).aviary.identity.v1.RefreshSessionRequest\x1a*.aviary.identity.v1.RefreshSessionResponse\"#\x88\xb5\x18\x01\x82\xd3\xe4\x93\x02\x19\"\x14/v1/sessions:refresh:\x01*\x12s\n\rDeleteSession\x12(.aviary.identity.v1.DeleteSessionRequest\x1a\x16.google.protobuf.Empty\" \x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x16*\x14/v1/sessions/current\x12\x93\x01\n\x0e\x43hangePassword\x12).aviary.identity.v1.ChangePasswordRequest\x1a*.aviary.identity.v1.ChangePasswordResponse\"*\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/me:changePassword:\x01*\x12h\n\x07GetUser\x12\".aviary.identity.v1.GetUserRequest\x1a\x18.aviary.identity.v1.User\"\x1f\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}\x12k\n\nLookupUser\x12%.aviary.identity.v1.LookupUserRequest\x1a\x18.aviary.identity.v1.User\"\x1c\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/users:lookup\x12p\n\rUpdateProfile\x12(.aviary.identity.v1.UpdateProfileRequest\x1a\x18.aviary.identity.v1.User\"\x1b\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x11\x32\x0c/v1/users/me:\x01*\x12\x64\n\rBatchGetUsers\x12(.aviary.identity.v1.BatchGetUsersRequest\x1a).aviary.identity.v1.BatchGetUsersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -61,6 +62,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATESESSIONREQUEST'].fields_by_name['username']._serialized_options = b'\342A\001\002'
   _globals['_CREATESESSIONREQUEST'].fields_by_name['password']._loaded_options = None
   _globals['_CREATESESSIONREQUEST'].fields_by_name['password']._serialized_options = b'\342A\002\002\004'
+  _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._loaded_options = None
+  _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\342A\002\002\004'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['current_password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['current_password']._serialized_options = b'\342A\002\002\004'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._serialized_options = b'\342A\002\002\004'
   _globals['_GETUSERREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_GETUSERREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
   _globals['_LOOKUPUSERREQUEST'].fields_by_name['username']._loaded_options = None
@@ -77,32 +84,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDENTITYSERVICE'].methods_by_name['CreateAccount']._serialized_options = b'\210\265\030\001\202\323\344\223\002\021\"\014/v1/accounts:\001*'
   _globals['_IDENTITYSERVICE'].methods_by_name['CreateSession']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['CreateSession']._serialized_options = b'\210\265\030\001\202\323\344\223\002\021\"\014/v1/sessions:\001*'
+  _globals['_IDENTITYSERVICE'].methods_by_name['RefreshSession']._loaded_options = None
+  _globals['_IDENTITYSERVICE'].methods_by_name['RefreshSession']._serialized_options = b'\210\265\030\001\202\323\344\223\002\031\"\024/v1/sessions:refresh:\001*'
+  _globals['_IDENTITYSERVICE'].methods_by_name['DeleteSession']._loaded_options = None
+  _globals['_IDENTITYSERVICE'].methods_by_name['DeleteSession']._serialized_options = b'\210\265\030\003\202\323\344\223\002\026*\024/v1/sessions/current'
+  _globals['_IDENTITYSERVICE'].methods_by_name['ChangePassword']._loaded_options = None
+  _globals['_IDENTITYSERVICE'].methods_by_name['ChangePassword']._serialized_options = b'\210\265\030\003\202\323\344\223\002 \"\033/v1/users/me:changePassword:\001*'
   _globals['_IDENTITYSERVICE'].methods_by_name['GetUser']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['GetUser']._serialized_options = b'\210\265\030\002\202\323\344\223\002\025\022\023/v1/users/{user_id}'
   _globals['_IDENTITYSERVICE'].methods_by_name['LookupUser']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['LookupUser']._serialized_options = b'\210\265\030\002\202\323\344\223\002\022\022\020/v1/users:lookup'
   _globals['_IDENTITYSERVICE'].methods_by_name['UpdateProfile']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['UpdateProfile']._serialized_options = b'\210\265\030\003\202\323\344\223\002\0212\014/v1/users/me:\001*'
-  _globals['_USER']._serialized_start=182
-  _globals['_USER']._serialized_end=446
-  _globals['_CREATEACCOUNTREQUEST']._serialized_start=448
-  _globals['_CREATEACCOUNTREQUEST']._serialized_end=567
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=570
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=704
-  _globals['_CREATESESSIONREQUEST']._serialized_start=706
-  _globals['_CREATESESSIONREQUEST']._serialized_end=777
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=780
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=914
-  _globals['_GETUSERREQUEST']._serialized_start=916
-  _globals['_GETUSERREQUEST']._serialized_end=955
-  _globals['_LOOKUPUSERREQUEST']._serialized_start=957
-  _globals['_LOOKUPUSERREQUEST']._serialized_end=1000
-  _globals['_BATCHGETUSERSREQUEST']._serialized_start=1002
-  _globals['_BATCHGETUSERSREQUEST']._serialized_end=1048
-  _globals['_BATCHGETUSERSRESPONSE']._serialized_start=1050
-  _globals['_BATCHGETUSERSRESPONSE']._serialized_end=1114
-  _globals['_UPDATEPROFILEREQUEST']._serialized_start=1117
-  _globals['_UPDATEPROFILEREQUEST']._serialized_end=1277
-  _globals['_IDENTITYSERVICE']._serialized_start=1280
-  _globals['_IDENTITYSERVICE']._serialized_end=1992
+  _globals['_USER']._serialized_start=211
+  _globals['_USER']._serialized_end=475
+  _globals['_CREATEACCOUNTREQUEST']._serialized_start=477
+  _globals['_CREATEACCOUNTREQUEST']._serialized_end=596
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=599
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=776
+  _globals['_CREATESESSIONREQUEST']._serialized_start=778
+  _globals['_CREATESESSIONREQUEST']._serialized_end=849
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=852
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=1029
+  _globals['_REFRESHSESSIONREQUEST']._serialized_start=1031
+  _globals['_REFRESHSESSIONREQUEST']._serialized_end=1084
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_start=1087
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_end=1265
+  _globals['_DELETESESSIONREQUEST']._serialized_start=1267
+  _globals['_DELETESESSIONREQUEST']._serialized_end=1289
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1291
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1376
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1378
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1428
+  _globals['_GETUSERREQUEST']._serialized_start=1430
+  _globals['_GETUSERREQUEST']._serialized_end=1469
+  _globals['_LOOKUPUSERREQUEST']._serialized_start=1471
+  _globals['_LOOKUPUSERREQUEST']._serialized_end=1514
+  _globals['_BATCHGETUSERSREQUEST']._serialized_start=1516
+  _globals['_BATCHGETUSERSREQUEST']._serialized_end=1562
+  _globals['_BATCHGETUSERSRESPONSE']._serialized_start=1564
+  _globals['_BATCHGETUSERSRESPONSE']._serialized_end=1628
+  _globals['_UPDATEPROFILEREQUEST']._serialized_start=1631
+  _globals['_UPDATEPROFILEREQUEST']._serialized_end=1791
+  _globals['_IDENTITYSERVICE']._serialized_start=1794
+  _globals['_IDENTITYSERVICE']._serialized_end=2916
 # @@protoc_insertion_point(module_scope)

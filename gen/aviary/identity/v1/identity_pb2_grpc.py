@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from aviary.identity.v1 import identity_pb2 as aviary_dot_identity_dot_v1_dot_identity__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -46,6 +47,21 @@ class IdentityServiceStub:
                 request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.CreateSessionRequest.SerializeToString,
                 response_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.CreateSessionResponse.FromString,
                 _registered_method=True)
+        self.RefreshSession = channel.unary_unary(
+                '/aviary.identity.v1.IdentityService/RefreshSession',
+                request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.RefreshSessionRequest.SerializeToString,
+                response_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.RefreshSessionResponse.FromString,
+                _registered_method=True)
+        self.DeleteSession = channel.unary_unary(
+                '/aviary.identity.v1.IdentityService/DeleteSession',
+                request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.DeleteSessionRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/aviary.identity.v1.IdentityService/ChangePassword',
+                request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
         self.GetUser = channel.unary_unary(
                 '/aviary.identity.v1.IdentityService/GetUser',
                 request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.GetUserRequest.SerializeToString,
@@ -74,14 +90,44 @@ class IdentityServiceServicer:
     """
 
     def CreateAccount(self, request, context):
-        """Signs a new user up and returns the account with a fresh access token.
+        """Signs a new user up, starts a session and returns the account with its
+        first access token and refresh token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateSession(self, request, context):
-        """Logs a user in: verifies the password and issues an access token.
+        """Logs a user in: verifies the password, starts a session and issues its
+        first access token and refresh token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshSession(self, request, context):
+        """Rotates a session's tokens: takes its current refresh token and returns a
+        new access token and a new refresh token; the one presented stops working.
+        Presenting a refresh token that was already rotated revokes the whole
+        session (someone else holds a copy): UNAUTHENTICATED, log in again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSession(self, request, context):
+        """Logs out: revokes the session of the caller's access token, whose refresh
+        token stops working at once. The access token itself is accepted until it
+        expires (it is verified without a lookup). Revoking again succeeds again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """Changes the caller's password. The current password is required; the new
+        one must meet the same rules as at sign-up. Every other session of the
+        caller is revoked; the caller's own session stays.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,6 +176,21 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.CreateSession,
                     request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.CreateSessionRequest.FromString,
                     response_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.CreateSessionResponse.SerializeToString,
+            ),
+            'RefreshSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshSession,
+                    request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.RefreshSessionRequest.FromString,
+                    response_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.RefreshSessionResponse.SerializeToString,
+            ),
+            'DeleteSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSession,
+                    request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.DeleteSessionRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.SerializeToString,
             ),
             'GetUser': grpc.unary_unary_rpc_method_handler(
                     servicer.GetUser,
@@ -208,6 +269,87 @@ class IdentityService:
             '/aviary.identity.v1.IdentityService/CreateSession',
             aviary_dot_identity_dot_v1_dot_identity__pb2.CreateSessionRequest.SerializeToString,
             aviary_dot_identity_dot_v1_dot_identity__pb2.CreateSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.identity.v1.IdentityService/RefreshSession',
+            aviary_dot_identity_dot_v1_dot_identity__pb2.RefreshSessionRequest.SerializeToString,
+            aviary_dot_identity_dot_v1_dot_identity__pb2.RefreshSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.identity.v1.IdentityService/DeleteSession',
+            aviary_dot_identity_dot_v1_dot_identity__pb2.DeleteSessionRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.identity.v1.IdentityService/ChangePassword',
+            aviary_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+            aviary_dot_identity_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ isort:skip_file
 
 from aviary.identity.v1 import identity_pb2 as _identity_pb2
 from collections import abc as _abc
+from google.protobuf import empty_pb2 as _empty_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -36,9 +37,29 @@ class IdentityServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IdentityServiceAsyncStub: ...
     CreateAccount: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateAccountRequest, _identity_pb2.CreateAccountResponse]
-    """Signs a new user up and returns the account with a fresh access token."""
+    """Signs a new user up, starts a session and returns the account with its
+    first access token and refresh token.
+    """
     CreateSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateSessionRequest, _identity_pb2.CreateSessionResponse]
-    """Logs a user in: verifies the password and issues an access token."""
+    """Logs a user in: verifies the password, starts a session and issues its
+    first access token and refresh token.
+    """
+    RefreshSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RefreshSessionRequest, _identity_pb2.RefreshSessionResponse]
+    """Rotates a session's tokens: takes its current refresh token and returns a
+    new access token and a new refresh token; the one presented stops working.
+    Presenting a refresh token that was already rotated revokes the whole
+    session (someone else holds a copy): UNAUTHENTICATED, log in again.
+    """
+    DeleteSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.DeleteSessionRequest, _empty_pb2.Empty]
+    """Logs out: revokes the session of the caller's access token, whose refresh
+    token stops working at once. The access token itself is accepted until it
+    expires (it is verified without a lookup). Revoking again succeeds again.
+    """
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]
+    """Changes the caller's password. The current password is required; the new
+    one must meet the same rules as at sign-up. Every other session of the
+    caller is revoked; the caller's own session stays.
+    """
     GetUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetUserRequest, _identity_pb2.User]
     """Returns one user's profile with follower, following and post counts.
     `user_id` may be "me" for the caller.
@@ -62,9 +83,29 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateAccount: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateAccountRequest, _identity_pb2.CreateAccountResponse]  # type: ignore[assignment]
-    """Signs a new user up and returns the account with a fresh access token."""
+    """Signs a new user up, starts a session and returns the account with its
+    first access token and refresh token.
+    """
     CreateSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateSessionRequest, _identity_pb2.CreateSessionResponse]  # type: ignore[assignment]
-    """Logs a user in: verifies the password and issues an access token."""
+    """Logs a user in: verifies the password, starts a session and issues its
+    first access token and refresh token.
+    """
+    RefreshSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.RefreshSessionRequest, _identity_pb2.RefreshSessionResponse]  # type: ignore[assignment]
+    """Rotates a session's tokens: takes its current refresh token and returns a
+    new access token and a new refresh token; the one presented stops working.
+    Presenting a refresh token that was already rotated revokes the whole
+    session (someone else holds a copy): UNAUTHENTICATED, log in again.
+    """
+    DeleteSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.DeleteSessionRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Logs out: revokes the session of the caller's access token, whose refresh
+    token stops working at once. The access token itself is accepted until it
+    expires (it is verified without a lookup). Revoking again succeeds again.
+    """
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Changes the caller's password. The current password is required; the new
+    one must meet the same rules as at sign-up. Every other session of the
+    caller is revoked; the caller's own session stays.
+    """
     GetUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetUserRequest, _identity_pb2.User]  # type: ignore[assignment]
     """Returns one user's profile with follower, following and post counts.
     `user_id` may be "me" for the caller.
@@ -91,7 +132,9 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.CreateAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.CreateAccountResponse, _abc.Awaitable[_identity_pb2.CreateAccountResponse]]:
-        """Signs a new user up and returns the account with a fresh access token."""
+        """Signs a new user up, starts a session and returns the account with its
+        first access token and refresh token.
+        """
 
     @_abc_1.abstractmethod
     def CreateSession(
@@ -99,7 +142,43 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.CreateSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.CreateSessionResponse, _abc.Awaitable[_identity_pb2.CreateSessionResponse]]:
-        """Logs a user in: verifies the password and issues an access token."""
+        """Logs a user in: verifies the password, starts a session and issues its
+        first access token and refresh token.
+        """
+
+    @_abc_1.abstractmethod
+    def RefreshSession(
+        self,
+        request: _identity_pb2.RefreshSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RefreshSessionResponse, _abc.Awaitable[_identity_pb2.RefreshSessionResponse]]:
+        """Rotates a session's tokens: takes its current refresh token and returns a
+        new access token and a new refresh token; the one presented stops working.
+        Presenting a refresh token that was already rotated revokes the whole
+        session (someone else holds a copy): UNAUTHENTICATED, log in again.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteSession(
+        self,
+        request: _identity_pb2.DeleteSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Logs out: revokes the session of the caller's access token, whose refresh
+        token stops working at once. The access token itself is accepted until it
+        expires (it is verified without a lookup). Revoking again succeeds again.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _identity_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ChangePasswordResponse, _abc.Awaitable[_identity_pb2.ChangePasswordResponse]]:
+        """Changes the caller's password. The current password is required; the new
+        one must meet the same rules as at sign-up. Every other session of the
+        caller is revoked; the caller's own session stays.
+        """
 
     @_abc_1.abstractmethod
     def GetUser(

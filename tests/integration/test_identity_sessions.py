@@ -1,0 +1,58 @@
+"""Refresh-token rotation against the running identity and PostgreSQL: what
+only concurrency shows, and what is stored."""
+
+from __future__ import annotations
+
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import sqlalchemy as sa
+
+from aviary.identity.v1 import identity_pb2
+from services.identity import sessions
+from services.kit.settings import load_settings
+
+PASSWORD = "correct horse battery"
+
+
+def sign_up(identity) -> identity_pb2.CreateAccountResponse:
+    return identity.CreateAccount(
+        identity_pb2.CreateAccountRequest(username=f"t_{secrets.token_hex(4)}", password=PASSWORD), timeout=10
+    )
+
+
+def refresh(identity, token: str) -> grpc.StatusCode:
+    try:
+        identity.RefreshSession(identity_pb2.RefreshSessionRequest(refresh_token=token), timeout=10)
+    except grpc.RpcError as err:
+        return err.code()
+    return grpc.StatusCode.OK
+
+
+def test_concurrent_refreshes_with_one_token_rotate_it_once_and_revoke_the_family(identity):
+    token = sign_up(identity).refresh_token
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: refresh(identity, token), range(8)))
+    # The rows are locked: one refresh rotates, the others present a retired
+    # token, which revokes the session (the one new token dies with it).
+    assert codes.count(grpc.StatusCode.OK) == 1, codes
+    assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.UNAUTHENTICATED}
+
+
+def test_only_a_hash_of_the_refresh_token_is_stored(identity):
+    token = sign_up(identity).refresh_token
+    engine = sa.create_engine(load_settings().pg_dsn)
+    try:
+        with engine.connect() as conn:
+            hashes = conn.execute(
+                sa.text("SELECT token_hash FROM identity.refresh_tokens WHERE token_hash = :h"),
+                {"h": sessions.refresh_token_hash(token)},
+            ).all()
+            plain = conn.execute(
+                sa.text("SELECT count(*) FROM identity.refresh_tokens WHERE token_hash = :t"),
+                {"t": token.encode()},
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert len(hashes) == 1 and plain == 0
