@@ -31,7 +31,7 @@ from aviary.timeline.v1 import timeline_pb2
 from services.feed import ranking
 from services.feed.settings import FeedSettings
 from services.feed.store import FeedCache
-from services.kit.peers import clients, engagement_overlay
+from services.kit.peers import clients, engagement_overlay, safety
 from services.kit.server import startup
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.stores.cache import TtlCache
@@ -96,6 +96,10 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         # call per page); off, they show the counts as of the ranking.
         self.fresh_counts = settings.fresh_counts
         self.ids = IdGenerator(settings.worker_id)
+        # A ranking is built from the home timeline, which leaves hidden
+        # authors out; a cached one may predate a block or mute: filtered
+        # again when served.
+        self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
         self.deletions = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self._remember_deletion)
 
     # -- lifecycle -------------------------------------------------------------
@@ -176,9 +180,12 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         if cached is None:
             return None
         items = [feed_pb2.FeedItem.FromString(raw) for raw in cached.items]
-        gone = await self.cache.deleted_among(_post_ids(items))
+        gone, hidden = await asyncio.gather(self.cache.deleted_among(_post_ids(items)), self.hidden_authors.of(user))
         if gone:
             items = [item for item in items if not _shows_any(item, gone)]
+        hidden_ids = hidden.ids()
+        if hidden_ids:
+            items = [item for item in items if not _by_hidden_author(item, hidden_ids)]
         return _page_of(items, feed_id, offset, cached.total, served=len(cached.items))
 
     async def _refresh_engagement(self, items, viewer: int) -> None:
@@ -296,6 +303,10 @@ def _post_ids(items) -> list[int]:
 
 def _shows_any(item: feed_pb2.FeedItem, post_ids: set[int]) -> bool:
     return not post_ids.isdisjoint(_post_ids([item]))
+
+
+def _by_hidden_author(item: feed_pb2.FeedItem, hidden: frozenset[int]) -> bool:
+    return item.HasField("post") and safety.hides_post(item.post, hidden)
 
 
 def _page_of(items, feed_id: int, offset: int, total: int, served: int | None = None) -> feed_pb2.GetFeedResponse:

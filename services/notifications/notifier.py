@@ -29,7 +29,7 @@ from prometheus_client import Counter, Histogram
 
 from aviary.identity.v1 import identity_pb2
 from aviary.notifications.v1 import notifications_pb2
-from services.kit.peers import clients
+from services.kit.peers import clients, safety
 from services.kit.stores.cache import TtlCache
 from services.kit.server.ids import IdGenerator
 from services.kit.events.consumer import PoisonRecord
@@ -71,12 +71,15 @@ class Notifier:
         follow_window_seconds: float,
         rpc_timeout: float,
         username_cache_seconds: float,
+        hidden_authors: safety.HiddenAuthors | None = None,
     ) -> None:
         self.store = store
         self.live = live
         self.ids = ids
         self.follow_window_ms = int(follow_window_seconds * 1000)
         self.rpc_timeout = rpc_timeout
+        # None hides nobody (the grouping rules tested on their own).
+        self.hidden_authors = hidden_authors
         # Usernames never change, so username -> id may be cached long.
         self.user_ids: TtlCache[str, int] = TtlCache(ttl_seconds=username_cache_seconds, max_entries=100_000)
 
@@ -121,6 +124,10 @@ class Notifier:
         recipient, slot, actor = notice.recipient_id, notice.slot, notice.actor_id
         if recipient == actor:
             return "self"
+        if actor and await self._hidden(recipient, actor):
+            # The recipient blocks or mutes the actor (or is blocked by them).
+            CHANGES.labels(_KIND_NAMES.get(notice.kind, "?"), "hidden").inc()
+            return "hidden"
         if notice.post_id:
             # Indexed before the group exists, so a concurrent delete of the
             # post either finds it or is seen by the re-check below.
@@ -171,6 +178,11 @@ class Notifier:
             # The post was deleted while this notice was being made.
             await self.withdraw_group(recipient, slot)
         return change
+
+    async def _hidden(self, recipient: int, actor: int) -> bool:
+        if self.hidden_authors is None:
+            return False
+        return actor in (await self.hidden_authors.of(recipient)).ids()
 
     async def _repair(self, recipient: int, slot: str, group: Group) -> None:
         """After a crash between the group write and the inbox write: finish the latter."""

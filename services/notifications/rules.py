@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import TypeAlias
+from typing import Any, Iterable, TypeAlias
 
 from google.protobuf.message import DecodeError
 
@@ -478,6 +478,21 @@ def notice_text(
         second = known[1] if len(known) > 1 else "1 other"
         return f"{first} and {second} {verb}"
     return f"{first} and {others} others {verb}"
+
+
+def without_hidden_actors(rows: Iterable[Any], hidden: frozenset[int]) -> list[Any]:
+    """Inbox rows as a recipient who blocks or mutes some actors may see them:
+    those actors left out of each group, and a group left with none of its
+    named actors dropped. Actorless rows (order notices) always stay."""
+    shown = []
+    for row in rows:
+        kept = tuple(a for a in row.actor_ids if a not in hidden)
+        if len(kept) == len(row.actor_ids):
+            shown.append(row)
+        elif kept:
+            removed = len(row.actor_ids) - len(kept)
+            shown.append(replace(row, actor_ids=kept, actor_count=max(len(kept), row.actor_count - removed)))
+    return shown
 
 
 def names_needed(actor_ids: list[int] | tuple[int, ...]) -> list[int]:

@@ -17,7 +17,7 @@ from prometheus_client import Gauge
 
 from aviary.identity.v1 import identity_pb2
 from aviary.notifications.v1 import notifications_pb2, notifications_pb2_grpc
-from services.kit.peers import clients
+from services.kit.peers import clients, safety
 from services.kit.server import startup
 from services.kit.stores import cql, redis_client
 from services.kit.server.auth import caller_id, stream_deadline
@@ -45,6 +45,8 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         self.redis = redis_client.client(settings)
         self.hub = LiveHub(self.redis)
         self.ids = IdGenerator(settings.worker_id)
+        # Blocked and muted actors: left out when notices are made and when read.
+        self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
         self.notifier = Notifier(
             self.store,
             self.redis,
@@ -53,6 +55,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             follow_window_seconds=settings.follow_window_seconds,
             rpc_timeout=settings.rpc_timeout_seconds,
             username_cache_seconds=settings.username_cache_seconds,
+            hidden_authors=self.hidden_authors,
         )
         self.consumer = ConsumerLoop(
             settings.kafka_bootstrap,
@@ -111,6 +114,9 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         has_more = len(rows) > size
         rows = rows[:size]
         shown, stale = rules.dedupe_page(rows, key=lambda r: (r.slot, r.instance))
+        # Made before a block or mute: filtered here (the rows stay, so an
+        # unblock or a mute's end shows them again).
+        shown = rules.without_hidden_actors(shown, (await self.hidden_authors.of(recipient)).ids())
         if stale:
             self._clean_later(recipient, stale)
         names = await self._names([a for r in shown for a in rules.names_needed(r.actor_ids)])

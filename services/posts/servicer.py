@@ -21,7 +21,7 @@ from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.events import consumer, kafka
-from services.kit.peers import clients, engagement_overlay, profiles
+from services.kit.peers import clients, engagement_overlay, profiles, safety
 from services.kit.server import auth, ids, paging
 from services.kit.stores import cql, redis_client
 from services.kit.stores.cache import TtlCache
@@ -72,6 +72,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         self.media = post_media.media_lookup(settings.media_cache_seconds)
         self.products = post_products.product_lookup(settings.product_cache_seconds)
         self.redis = redis_client.client(settings)
+        # Blocks and mutes, for what a signed-in viewer may see (one cached
+        # lookup per read).
+        self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
         # A group of its own per process: every replica sees every delete.
         self.evictions = consumer.ConsumerLoop(
             settings.kafka_bootstrap,
@@ -224,7 +227,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         post_id = ids.parse_id(request.post_id, "post_id")
         viewer_id = auth.optional_caller_id(context)
         posts = await self._hydrate(await self._live_records([post_id]), viewer_id)
-        if not posts:
+        if not posts or await self._author_blocks_viewer(int(posts[0].author_id), viewer_id):
             raise not_found(f"post {post_id} does not exist")
         return posts[0]
 
@@ -266,7 +269,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         before = paging.int_cursor(request.page_token, "before")
 
         users = await self._cached_users([user_id])
-        if user_id not in users:
+        if user_id not in users or await self._author_blocks_viewer(user_id, viewer_id):
             raise not_found(f"user {user_id} does not exist")
         post_ids = await self.store.author_post_ids(user_id, before, size + 1)
         page = post_ids[:size]
@@ -281,12 +284,16 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         viewer_id = auth.optional_caller_id(context)
         size = paging.page_size(request.page_size)
         after = paging.int_cursor(request.page_token, "after")
-        parent = await self.store.get(parent_id)
-        if parent is None or parent.deleted:
+        parent, hidden = await asyncio.gather(self.store.get(parent_id), self._hidden_from(viewer_id))
+        if parent is None or parent.deleted or parent.author_id in hidden.blocked_by:
             raise not_found(f"post {parent_id} does not exist")
         reply_ids = await self.store.reply_ids(parent_id, after, size + 1)
         page = reply_ids[:size]
         posts = await self._hydrate(await self._live_records(page), viewer_id)
+        # Replies by authors hidden from the viewer are left out; the page may
+        # come back short, with a token that goes on.
+        hidden_ids = hidden.ids()
+        posts = [post for post in posts if not safety.hides_post(post, hidden_ids)]
         next_token = paging.encode_token({"after": page[-1]}) if len(reply_ids) > size else ""
         return posts_pb2.ListRepliesResponse(posts=posts, next_page_token=next_token)
 
@@ -419,6 +426,15 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             post_products.attach_products(self.products, posts, self.settings.catalog_read_timeout_seconds),
         )
         return posts
+
+    async def _hidden_from(self, viewer_id: int | None) -> safety.Hidden:
+        return await self.hidden_authors.of(viewer_id or 0)
+
+    async def _author_blocks_viewer(self, author_id: int, viewer_id: int | None) -> bool:
+        """A blocked viewer finds none of the blocker's posts (404 for them)."""
+        if not viewer_id or viewer_id == author_id:
+            return False
+        return author_id in (await self._hidden_from(viewer_id)).blocked_by
 
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         """User summaries by id from identity; UNAVAILABLE when it cannot answer."""

@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit.peers import clients, engagement_overlay
+from services.kit.peers import clients, engagement_overlay, safety
 from services.kit.server import startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id, stream_deadline
@@ -167,6 +167,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         self.heartbeat_seconds = settings.watch_heartbeat_seconds
         # Lazy clean-ups in flight; held so they are not garbage-collected.
         self._cleanups: set[asyncio.Task] = set()
+        self.hidden_authors: safety.HiddenAuthors | None = None
 
     @property
     def store(self) -> TimelineStore:
@@ -183,6 +184,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # Backends may still be starting next to us; serve only once Redis answers.
         await startup.retry_until_up(self.store.ping, "redis")
         self._hub = LiveHub(self.store.client)
+        self.hidden_authors = safety.HiddenAuthors(self.store.client, timeout=self.settings.rpc_timeout_seconds)
 
     async def stop(self) -> None:
         if self._hub is not None:
@@ -325,7 +327,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def _materialized_page(self, caller: int, size: int, cursor: int | None):
         # One extra per source tells "exactly `need` left" from "more left".
-        keys, source_pages = await self._first_round(caller, lex_upper_bound(cursor), size + 1)
+        (keys, source_pages), hidden = await asyncio.gather(
+            self._first_round(caller, lex_upper_bound(cursor), size + 1), self._hidden_for(caller)
+        )
         CELEBRITY_MERGE.observe(len(keys) - 2)
         page: list = []
         # What the page already shows: a post reached both directly and
@@ -343,7 +347,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 has_more = False
                 break
             found = await self._hydrate(plan.candidates, caller)
-            _extend_page(page, shown, plan.candidates, found)
+            _extend_page(page, shown, plan.candidates, found, hidden)
             self._forget_deleted(caller, [e.member for e in plan.candidates if e.post_id not in found])
             cursor = plan.next_cursor
             has_more = plan.has_more
@@ -414,7 +418,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
     async def _pulled_page(self, caller: int, size: int, cursor: int | None):
         """One page by fan-out-on-read: everyone followed (celebrities too)
         and the reader's own posts, merged newest first from the posts store."""
-        followees, _ = await self._followees(caller)
+        (followees, _), hidden = await asyncio.gather(self._followees(caller), self._hidden_for(caller))
         page: list = []
         shown: set[str] = set()
         has_more = False
@@ -425,7 +429,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             if not candidates:
                 has_more = False
                 break
-            _extend_page(page, shown, candidates, await self._hydrate(candidates, caller))
+            _extend_page(page, shown, candidates, await self._hydrate(candidates, caller), hidden)
             cursor = candidates[-1].post_id
             has_more = len(refs) > need
             if len(page) >= size or not has_more:
@@ -493,7 +497,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                     continue  # e.g. a retried delivery
                 seen.append(entry.post_id)
                 post = (await self._hydrate([entry], caller)).get(entry.post_id)
-                if post is not None:
+                if post is not None and not safety.hides_post(post, await self._hidden_for(caller)):
                     post = (await self._with_engagement([post], caller))[0]
                     yield timeline_pb2.WatchHomeTimelineResponse(post=post)
 
@@ -529,6 +533,12 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             )
             return None
         return list(reply.celebrity_ids)
+
+    async def _hidden_for(self, caller: int) -> frozenset[int]:
+        """Authors the reader must not be shown: one cached lookup per read."""
+        if self.hidden_authors is None:
+            return frozenset()
+        return (await self.hidden_authors.of(caller)).ids()
 
     async def _with_engagement(self, posts: list[posts_pb2.Post], viewer: int) -> list[posts_pb2.Post]:
         """Copies of the (shared, cached) posts with fresh counts and the
@@ -603,11 +613,17 @@ class _PostCache:
         self._embedding.discard(post_id)
 
 
-def _extend_page(page: list, shown: set[str], candidates: list[Stored], found: dict[int, posts_pb2.Post]) -> None:
-    """Appends the live candidates, newest first, that the page does not show yet."""
+def _extend_page(
+    page: list, shown: set[str], candidates: list[Stored], found: dict[int, posts_pb2.Post], hidden: frozenset[int]
+) -> None:
+    """Appends the live candidates, newest first, that the page does not show
+    yet, leaving out those by (or reposting) authors hidden from the reader.
+    Hidden entries stay stored: an unblock or a mute's end shows them again."""
     for entry in candidates:
         post = found.get(entry.post_id)
-        if post is not None and _shown_first_time(post, shown):
+        if post is None or safety.hides_post(post, hidden):
+            continue
+        if _shown_first_time(post, shown):
             page.append(post)
 
 

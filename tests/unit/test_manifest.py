@@ -20,6 +20,7 @@ PEER_USES = {
     r"\bclients\.user_summaries\(": "identity",
     r"\bmedia\.check_own_uploads\(": "media",
     r"\bengagement_(?:overlay|stream)\b": "engagement",
+    r"\bsafety\.HiddenAuthors\(": "graph",
 }
 
 
