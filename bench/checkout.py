@@ -36,7 +36,7 @@ import aiohttp
 import grpc
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
-from loadgen import percentile, rounded, seed_call
+from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in
 from services.kit.settings import load_settings, service_addr
 
 PASSWORD = "bench password 1"
@@ -45,7 +45,7 @@ PASSWORD = "bench password 1"
 async def sign_up(client: aiohttp.ClientSession, role: str = "USER") -> dict:
     name = f"ck_{secrets.token_hex(5)}"
     body = await seed_call(client, "POST", "/v1/accounts", json={"username": name, "password": PASSWORD, "role": role})
-    return {"id": body["user"]["id"], "auth": {"Authorization": f"Bearer {body['accessToken']}"}}
+    return {"id": body["user"]["id"], "auth": signed_in(body)}
 
 
 async def create_product(client, seller, stock: int, price: int) -> str:
@@ -161,7 +161,10 @@ async def main() -> None:
     args = ap.parse_args()
 
     connector = aiohttp.TCPConnector(limit=args.buyers * 2)
-    async with aiohttp.ClientSession(args.edge, connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
+    async with (
+        aiohttp.ClientSession(args.edge, connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client,
+        fresh_tokens(client),
+    ):
         seller = await sign_up(client, "SELLER")
         stock = {}
         products = []

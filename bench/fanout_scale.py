@@ -77,7 +77,7 @@ for _path in (REPO, REPO / "gen"):
         sys.path.insert(0, str(_path))
 
 import aiohttp  # noqa: E402
-from loadgen import percentile, rounded, seed_call  # noqa: E402
+from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in  # noqa: E402
 
 from aviary.graph.v1 import graph_pb2  # noqa: E402
 from aviary.timeline.v1 import timeline_pb2  # noqa: E402
@@ -100,6 +100,7 @@ FANOUT_TARGET_RATIO = 0.3
 LATENCY_P99_LIMIT_MS = 1000.0
 SETTLE_S = 8.0  # pause after a run that may have overloaded the stack
 PHASES = ("throughput", "latency", "reads")  # the measured phases, in the order they run
+READER_TOKEN_SECONDS = 12 * 3600  # the cohort readers' own tokens outlive any run
 REQUEST_DEADLINE_S = 10.0  # a read not answered this long after its scheduled time is an error
 READ_COMPONENTS = ["envoy", "gateway", "timeline", "posts", "graph", "engagement", "identity", "redis", "cassandra"]
 MAX_LOOKUP_USERS = 5000  # timelines per FindMissingEntries call
@@ -588,7 +589,7 @@ async def sign_up(client: aiohttp.ClientSession, prefix: str) -> dict:
     return {
         "id": int(body["user"]["id"]),
         "username": username,
-        "auth": {"Authorization": f"Bearer {body['accessToken']}"},
+        "auth": signed_in(body),
     }
 
 
@@ -828,7 +829,8 @@ class Readers:
     """The cohort's tokens and the two ways to read a home page."""
 
     def __init__(self, client: aiohttp.ClientSession, g: SyntheticGraph, page_size: int) -> None:
-        issuer = TokenIssuer.from_settings()
+        # Minted for the whole run (the load and the sweeps outlast a 15-minute token).
+        issuer = TokenIssuer.from_settings(ttl_seconds=READER_TOKEN_SECONDS)
         self.client = client
         self.g = g
         self.page_size = page_size
@@ -1345,7 +1347,10 @@ async def run(args, result: dict) -> None:
     result["threshold"] = {"before": threshold_before, "during": str(args.threshold), "managed": args.manage_threshold}
     stack = StackGuard(args, result["threshold"])
     try:
-        async with aiohttp.ClientSession(base_url=args.url, connector=connector, timeout=timeout) as client:
+        async with (
+            aiohttp.ClientSession(base_url=args.url, connector=connector, timeout=timeout) as client,
+            fresh_tokens(client),
+        ):
             log("redis-benchmark ceiling")
             result["redis_ceiling"] = await asyncio.to_thread(redis_ceiling, settings, args)
             log(f"ceiling: {result['redis_ceiling']['zadd_ops_per_s']} ZADD/s")

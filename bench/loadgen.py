@@ -7,8 +7,10 @@ directory is on the import path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from typing import AsyncIterator
 
 import aiohttp
 
@@ -38,6 +40,49 @@ async def seed_call(client: aiohttp.ClientSession, method: str, path: str, *, tr
             raise SystemExit(f"seed {method} {path} -> {status}: {body[:300].decode(errors='replace')}")
         return json.loads(body) if body else {}
     raise SystemExit(f"seed {method} {path}: still rate limited after {tries} tries")
+
+
+# Sessions whose access tokens fresh_tokens keeps fresh: (headers, [refresh token]).
+_SESSIONS: list[tuple[dict[str, str], list[str]]] = []
+# Refresh this long before an access token expires, and a few at a time.
+_REFRESH_MARGIN = 0.6
+_REFRESH_CONCURRENCY = 32
+
+
+def signed_in(body: dict) -> dict[str, str]:
+    """The request headers for a sign-up's or log-in's answer. Inside
+    fresh_tokens they are updated in place with refreshed tokens, so a run may
+    outlive the access token (15 minutes by default)."""
+    auth = {"Authorization": f"Bearer {body['accessToken']}"}
+    if body.get("refreshToken"):
+        _SESSIONS.append((auth, [body["refreshToken"]]))
+    return auth
+
+
+@contextlib.asynccontextmanager
+async def fresh_tokens(client: aiohttp.ClientSession, lifetime_seconds: float = 900.0) -> AsyncIterator[None]:
+    """Refreshes every signed_in session well before its access token expires, while the body runs."""
+    task = asyncio.create_task(_keep_fresh(client, lifetime_seconds * _REFRESH_MARGIN))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _keep_fresh(client: aiohttp.ClientSession, period: float) -> None:
+    gate = asyncio.Semaphore(_REFRESH_CONCURRENCY)
+
+    async def refresh(auth: dict[str, str], token: list[str]) -> None:
+        async with gate:
+            body = await seed_call(client, "POST", "/v1/sessions:refresh", json={"refreshToken": token[0]})
+        auth["Authorization"] = f"Bearer {body['accessToken']}"
+        token[0] = body["refreshToken"]
+
+    while True:
+        await asyncio.sleep(period)
+        await asyncio.gather(*(refresh(auth, token) for auth, token in list(_SESSIONS)))
 
 
 async def wait_for_consumers(client: aiohttp.ClientSession, *, timeout: float = 240.0, host: str = "127.0.0.1") -> dict:

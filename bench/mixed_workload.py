@@ -55,7 +55,7 @@ import time
 
 import aiohttp
 
-from loadgen import percentile, rounded, seed_call, wait_for_consumers
+from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in, wait_for_consumers
 
 try:  # a faster event loop keeps the load generator's own CPU share small
     import uvloop
@@ -129,7 +129,7 @@ async def request(client: aiohttp.ClientSession, method: str, path: str, **kwarg
 async def sign_up(client: aiohttp.ClientSession, prefix: str) -> dict:
     username = f"{prefix}_{secrets.token_hex(5)}"[:15]
     body = await seed_call(client, "POST", "/v1/accounts", json={"username": username, "password": PASSWORD})
-    return {"id": body["user"]["id"], "auth": {"Authorization": f"Bearer {body['accessToken']}"}}
+    return {"id": body["user"]["id"], "auth": signed_in(body)}
 
 
 class World:
@@ -161,7 +161,7 @@ async def seed_products(client: aiohttp.ClientSession, count: int) -> None:
     body = await seed_call(
         client, "POST", "/v1/accounts", json={"username": username, "password": PASSWORD, "role": "SELLER"}
     )
-    auth = {"Authorization": f"Bearer {body['accessToken']}"}
+    auth = signed_in(body)
     for n in range(count):
         await seed_call(
             client,
@@ -504,7 +504,10 @@ async def main() -> None:
 
     connector = aiohttp.TCPConnector(limit=256)
     timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(base_url=args.url, connector=connector, timeout=timeout) as client:
+    async with (
+        aiohttp.ClientSession(base_url=args.url, connector=connector, timeout=timeout) as client,
+        fresh_tokens(client),
+    ):
         t0 = time.perf_counter()
         if args.read_mix["feed"] or args.read_mix["feed_scroll"]:
             await seed_products(client, args.products)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from loadgen import percentile, rounded, seed_call
+from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in
 
 PASSWORD = "bench password 1"
 TARGET_P95_S = 2.0
@@ -58,7 +58,7 @@ class Results:
 async def sign_up(client: aiohttp.ClientSession) -> User:
     name = f"sf_{secrets.token_hex(5)}"
     body = await seed_call(client, "POST", "/v1/accounts", json={"username": name, "password": PASSWORD})
-    return User(body["user"]["id"], {"Authorization": f"Bearer {body['accessToken']}"})
+    return User(body["user"]["id"], signed_in(body))
 
 
 async def found(client: aiohttp.ClientSession, user: User, word: str, post_id: str, results: Results) -> bool:
@@ -146,9 +146,12 @@ async def main() -> None:
         parser.error("--posts, --rate, --users, --poll and --timeout must be positive")
 
     connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(
-        base_url=args.url, connector=connector, timeout=aiohttp.ClientTimeout(total=10)
-    ) as client:
+    async with (
+        aiohttp.ClientSession(
+            base_url=args.url, connector=connector, timeout=aiohttp.ClientTimeout(total=10)
+        ) as client,
+        fresh_tokens(client),
+    ):
         users = [await sign_up(client) for _ in range(args.users)]
         warm_s = await warm_up(client, users[0], timeout=60.0)
         print(f"{len(users)} users; warm-up post searchable after {warm_s:.2f} s", file=sys.stderr)

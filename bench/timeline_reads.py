@@ -22,6 +22,7 @@ import sys
 import time
 
 import aiohttp
+from loadgen import fresh_tokens, signed_in
 
 try:  # a faster event loop keeps the load generator's own CPU share small
     import uvloop
@@ -43,7 +44,7 @@ async def sign_up(client: aiohttp.ClientSession, prefix: str) -> dict:
     async with client.post("/v1/accounts", json={"username": username, "password": PASSWORD}) as r:
         r.raise_for_status()
         body = await r.json()
-    return {"id": body["user"]["id"], "auth": {"Authorization": f"Bearer {body['accessToken']}"}}
+    return {"id": body["user"]["id"], "auth": signed_in(body)}
 
 
 async def call(client: aiohttp.ClientSession, method: str, path: str, **kwargs) -> int:
@@ -145,7 +146,10 @@ async def main() -> None:
 
     connector = aiohttp.TCPConnector(limit=256)
     timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(base_url=args.url, connector=connector, timeout=timeout) as client:
+    async with (
+        aiohttp.ClientSession(base_url=args.url, connector=connector, timeout=timeout) as client,
+        fresh_tokens(client),
+    ):
         t0 = time.perf_counter()
         readers = await seed(client, args.readers, args.authors, args.posts_per_author)
         print(f"seeded {len(readers)} readers in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
