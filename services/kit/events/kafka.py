@@ -21,7 +21,16 @@ ENGAGEMENT_TOPIC = "engagement.events.v1"
 # Commerce: product id (catalog), buyer id (orders).
 CATALOG_TOPIC = "catalog.events.v1"
 ORDERS_TOPIC = "orders.events.v1"
-TOPICS = {POSTS_TOPIC: 6, GRAPH_TOPIC: 6, ENGAGEMENT_TOPIC: 6, CATALOG_TOPIC: 6, ORDERS_TOPIC: 6}
+# Direct messages: conversation id.
+CONVERSATIONS_TOPIC = "conversations.events.v1"
+TOPICS = {
+    POSTS_TOPIC: 6,
+    GRAPH_TOPIC: 6,
+    ENGAGEMENT_TOPIC: 6,
+    CATALOG_TOPIC: 6,
+    ORDERS_TOPIC: 6,
+    CONVERSATIONS_TOPIC: 6,
+}
 
 
 class Producer:
@@ -120,4 +129,5 @@ __all__ = [
     "ENGAGEMENT_TOPIC",
     "CATALOG_TOPIC",
     "ORDERS_TOPIC",
+    "CONVERSATIONS_TOPIC",
 ]

@@ -1,0 +1,1 @@
+"""Direct conversations: one-to-one and small groups, messages, read marks, live stream."""
