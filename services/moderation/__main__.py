@@ -23,6 +23,7 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # migrate the schema, connect
             on_stop=[servicer.stop],
+            background=[servicer.relay],  # outbox -> moderation.events.v1
         )
     )
 

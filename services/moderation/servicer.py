@@ -7,8 +7,10 @@ import logging
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from aviary.events.v1 import events_pb2
 from aviary.moderation.v1 import moderation_pb2, moderation_pb2_grpc
 from aviary.posts.v1 import posts_pb2
+from services.kit.events import kafka
 from services.kit.peers import clients
 from services.kit.server import startup
 from services.kit.server.auth import caller_id
@@ -34,7 +36,9 @@ _STATUSES = {
 class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
     def __init__(self, settings: ModerationSettings) -> None:
         self.settings = settings
-        self.store = ModerationStore(settings)
+        # Only the outbox relay uses the producer; request paths never touch Kafka.
+        self.producer = kafka.Producer(settings.kafka_bootstrap)
+        self.store = ModerationStore(settings, self.producer)
         self.ids = IdGenerator(settings.worker_id)
 
     async def start(self) -> None:
@@ -46,7 +50,14 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
 
     async def stop(self) -> None:
         await self.store.stop()
+        await self.producer.close()
         await clients.close_all()
+
+    async def relay(self) -> None:
+        """Background: the outbox's decisions -> moderation.events.v1, forever."""
+        await kafka.relay_ensuring_topic(
+            self.store.outbox.relay_forever, self.settings.kafka_bootstrap, kafka.MODERATION_TOPIC
+        )
 
     # -- people --------------------------------------------------------------------
 
@@ -117,7 +128,7 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
         decision = rules.decision_of(request.decision)
         note = rules.text_of("note", request.note, self.settings.max_comment_chars)
         try:
-            closed = await self.store.resolve(report_id, decision, who.name, note)
+            closed = await self.store.resolve(report_id, decision, who.name, note, self._resolved_event)
         except AlreadyResolved as done:
             raise failed_precondition(
                 f"report {report_id} was already resolved ({done.row.decision} by {done.row.resolved_by})"
@@ -129,6 +140,21 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
             extra={"report_id": report_id, "decision": decision, "operator": who.name, "closed": len(closed)},
         )
         return _report(closed[0])
+
+    def _resolved_event(self, row: ReportRow) -> tuple[int, bytes, bytes]:
+        event_id = self.ids.next_id()
+        event = events_pb2.ModerationEvent(
+            event_id=event_id,
+            report_resolved=events_pb2.ReportResolved(
+                report_id=row.report_id,
+                reporter_id=row.reporter_id,
+                post_id=row.post_id or 0,
+                user_id=row.user_id,
+                decision=row.decision,
+            ),
+        )
+        event.occur_time.GetCurrentTime()
+        return event_id, str(row.reporter_id).encode(), event.SerializeToString()
 
 
 def _timestamp(value) -> Timestamp | None:

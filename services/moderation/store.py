@@ -2,17 +2,22 @@
 
 One row per report. A reporter has at most one open report per target (a
 partial unique index), so reporting again returns the open one; resolving
-closes every open report of the target in one transaction.
+closes every open report of the target in one transaction, which also stores
+one ReportResolved event per closed report in the outbox: every reporter is
+told, even if Kafka is away at the time.
 """
 
 from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.kit.events.kafka import MODERATION_TOPIC, Producer
+from services.kit.events.pg_outbox import PgOutbox
 from services.kit.settings import Settings
 from services.kit.stores import pg
 
@@ -58,13 +63,25 @@ class AlreadyResolved(Exception):
         self.row = row
 
 
+# (event id, key, payload) of the event telling a closed report's reporter.
+EventFor = Callable[["ReportRow"], tuple[int, bytes, bytes]]
+
+
 class ModerationStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, producer: Producer) -> None:
         self.settings = settings
+        self._producer = producer
         self._engine: AsyncEngine | None = None
+        self._outbox: PgOutbox | None = None
 
     async def start(self) -> None:
         self._engine = pg.engine(self.settings, pool_size=5)
+        self._outbox = PgOutbox(self._engine, SCHEMA, self._producer)
+
+    @property
+    def outbox(self) -> PgOutbox:
+        assert self._outbox is not None, "call start() first"
+        return self._outbox
 
     async def stop(self) -> None:
         if self._engine is not None:
@@ -115,10 +132,13 @@ class ModerationStore:
             rows = (await conn.execute(query, {"status": status, "after": after_id, "limit": limit})).all()
         return [ReportRow(*r) for r in rows]
 
-    async def resolve(self, report_id: int, decision: str, operator: str, note: str) -> list[ReportRow]:
-        """Resolves the report and every other open report of its target, in one
-        transaction; the resolved rows, the named report first. AlreadyResolved
-        when the named report was resolved before; None-like empty list when absent."""
+    async def resolve(
+        self, report_id: int, decision: str, operator: str, note: str, event_for: EventFor
+    ) -> list[ReportRow]:
+        """Resolves the report and every other open report of its target, with
+        an event for each, in one transaction; the resolved rows, the named
+        report first. AlreadyResolved when the named report was resolved
+        before; an empty list when there is no such report."""
         lock = sa.text(f'SELECT {_COLUMNS} FROM "{SCHEMA}".reports WHERE report_id = :id FOR UPDATE')
         close = sa.text(f"""UPDATE "{SCHEMA}".reports
             SET status = '{RESOLVED}', decision = :decision, resolved_by = :operator,
@@ -135,5 +155,13 @@ class ModerationStore:
                 raise AlreadyResolved(row)
             params = {"decision": decision, "operator": operator, "note": note}
             closed = (await conn.execute(close, {**params, "user_id": row.user_id, "post_id": row.post_id})).all()
-        rows = [ReportRow(*r) for r in closed]
+            rows = [ReportRow(*r) for r in closed]
+            for resolved in rows:
+                await self.outbox.add(conn, *_with_topic(event_for(resolved)))
+        self.outbox.notify()
         return sorted(rows, key=lambda r: r.report_id != report_id)
+
+
+def _with_topic(event: tuple[int, bytes, bytes]) -> tuple[int, str, bytes, bytes]:
+    event_id, key, payload = event
+    return event_id, MODERATION_TOPIC, key, payload

@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 from aviary.events.v1 import events_pb2
 from aviary.notifications.v1 import notifications_pb2
 from services.kit.server.ids import timestamp_ms
-from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
+from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, MODERATION_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
 
 # A NotificationKind value (an int at run time).
 Kind: TypeAlias = notifications_pb2.NotificationKind.ValueType
@@ -32,6 +32,7 @@ MENTION = notifications_pb2.NOTIFICATION_KIND_MENTION
 ORDER_STATUS = notifications_pb2.NOTIFICATION_KIND_ORDER_STATUS
 NEW_ORDER = notifications_pb2.NOTIFICATION_KIND_NEW_ORDER
 ORDER_CANCELLED = notifications_pb2.NOTIFICATION_KIND_ORDER_CANCELLED
+REPORT_RESOLVED = notifications_pb2.NOTIFICATION_KIND_REPORT_RESOLVED
 
 # Actors listed on one notification, most recent first; actor_count has the total.
 MAX_LISTED = 50
@@ -171,6 +172,8 @@ def plan_for(topic: str, value: bytes) -> Plan:
             return _engagement_plan(_parse(events_pb2.EngagementEvent, value))
         if topic == ORDERS_TOPIC:
             return _order_plan(_parse(events_pb2.OrderEvent, value))
+        if topic == MODERATION_TOPIC:
+            return _moderation_plan(_parse(events_pb2.ModerationEvent, value))
     except DecodeError as exc:
         raise Unreadable(f"undecodable {topic} record: {exc}") from exc
     raise Unreadable(f"unexpected topic {topic}")
@@ -236,6 +239,29 @@ def _engagement_plan(event: events_pb2.EngagementEvent) -> Plan:
         return base
     notice = Notice(like.post_author_id, like.user_id, LIKE, like.post_id, like_slot(like.post_id))
     return replace(base, notices=(notice,), about_posts=(like.post_id,))
+
+
+def report_slot(report_id: int) -> str:
+    """A reporter's notice about one report's outcome: made once."""
+    return f"report:{report_id}"
+
+
+# What a reporter is told, by decision.
+REPORT_OUTCOMES = {
+    "DISMISS": "The moderators reviewed your report and found no rule broken. Thank you for reporting.",
+}
+
+
+def _moderation_plan(event: events_pb2.ModerationEvent) -> Plan:
+    """A decision on a report: one actorless notice to its reporter."""
+    base = Plan(MODERATION_TOPIC, event.event_id, _occur_ms(event))
+    if event.WhichOneof("kind") != "report_resolved":
+        return base
+    r = event.report_resolved
+    body = REPORT_OUTCOMES.get(r.decision)
+    if r.report_id <= 0 or r.reporter_id <= 0 or body is None:
+        return base
+    return replace(base, notices=(Notice(r.reporter_id, 0, REPORT_RESOLVED, 0, report_slot(r.report_id), 0, body),))
 
 
 def _order_plan(event: events_pb2.OrderEvent) -> Plan:

@@ -25,7 +25,14 @@ from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import unavailable
 from services.kit.server.ids import MAX_ID, IdGenerator, parse_id
 from services.kit.events.consumer import ConsumerLoop
-from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC, ensure_topics_async
+from services.kit.events.kafka import (
+    ENGAGEMENT_TOPIC,
+    GRAPH_TOPIC,
+    MODERATION_TOPIC,
+    ORDERS_TOPIC,
+    POSTS_TOPIC,
+    ensure_topics_async,
+)
 from services.kit.events.live import LiveHub
 from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.notifications import rules
@@ -60,7 +67,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         self.consumer = ConsumerLoop(
             settings.kafka_bootstrap,
             CONSUMER_GROUP,
-            [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC, ORDERS_TOPIC],
+            [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC, ORDERS_TOPIC, MODERATION_TOPIC],
             self.notifier.handle,
         )
         # Names for the texts; a rename shows within this many seconds.

@@ -12,7 +12,7 @@ import pytest
 from aviary.moderation.v1 import moderation_pb2, moderation_pb2_grpc
 from services.kit.server import operators
 from services.kit.settings import load_settings, service_addr
-from tests.e2e.edge import error_message, post, sign_up
+from tests.e2e.edge import error_message, post, sign_up, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -115,6 +115,16 @@ async def test_operators_see_the_queue_and_a_dismissal_closes_every_report_of_th
     assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     # A new report of the same account opens a new case.
     assert _report(http, first, userId=accused.id).json()["id"] != one["id"]
+
+    # Both reporters are told of the outcome, once; the accused is not.
+    def told(who) -> list[dict]:
+        body = http.get("/v1/notifications", headers=who.auth).json()
+        return [n for n in body.get("notifications", []) if n.get("kind") == "NOTIFICATION_KIND_REPORT_RESOLVED"]
+
+    for reporter in (first, second):
+        notices = wait_until(lambda r=reporter: told(r) or None, timeout=20)
+        assert len(notices) == 1 and "no rule broken" in notices[0]["text"], notices
+    assert told(accused) == []
 
 
 async def test_user_tokens_and_forged_operator_tokens_are_not_operators(http, queue):

@@ -8,7 +8,7 @@ import pytest
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from services.kit.server.ids import EPOCH_MS, WORKER_BITS, SEQUENCE_BITS
-from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
+from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, MODERATION_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
 from services.notifications import rules
 from services.notifications.rules import (
     FOLLOW,
@@ -553,3 +553,25 @@ def test_an_order_notice_reads_as_its_body_with_no_actors_and_no_names_needed():
 def test_other_kinds_have_no_order_id():
     like = rules.notification_proto(_id_at(NOW_MS), LIKE, 100, (1,), 1, NOW_MS, read=False, names=NAMES)
     assert like.order_id == "" and like.text == "alice liked your post"
+
+
+def _resolved(decision: str, report_id: int = 7, reporter_id: int = 11) -> bytes:
+    event = events_pb2.ModerationEvent(
+        event_id=99,
+        report_resolved=events_pb2.ReportResolved(
+            report_id=report_id, reporter_id=reporter_id, user_id=12, decision=decision
+        ),
+    )
+    return event.SerializeToString()
+
+
+def test_a_decision_on_a_report_tells_its_reporter_once():
+    plan = rules.plan_for(MODERATION_TOPIC, _resolved("DISMISS"))
+    (notice,) = plan.notices
+    assert (notice.recipient_id, notice.actor_id, notice.kind) == (11, 0, rules.REPORT_RESOLVED)
+    assert notice.slot == "report:7" and notice.actorless and "no rule broken" in notice.body
+
+
+def test_an_unknown_decision_or_a_report_without_reporter_tells_nobody():
+    assert rules.plan_for(MODERATION_TOPIC, _resolved("SOMETHING_NEW")).empty
+    assert rules.plan_for(MODERATION_TOPIC, _resolved("DISMISS", reporter_id=0)).empty

@@ -23,6 +23,8 @@ CATALOG_TOPIC = "catalog.events.v1"
 ORDERS_TOPIC = "orders.events.v1"
 # Direct messages: conversation id.
 CONVERSATIONS_TOPIC = "conversations.events.v1"
+# Moderation decisions: reporter id.
+MODERATION_TOPIC = "moderation.events.v1"
 TOPICS = {
     POSTS_TOPIC: 6,
     GRAPH_TOPIC: 6,
@@ -30,6 +32,7 @@ TOPICS = {
     CATALOG_TOPIC: 6,
     ORDERS_TOPIC: 6,
     CONVERSATIONS_TOPIC: 6,
+    MODERATION_TOPIC: 3,
 }
 
 

@@ -720,3 +720,77 @@ class OrderCancelled(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OrderCancelled: _TypeAlias = OrderCancelled  # noqa: Y015
+
+@_typing.final
+class ModerationEvent(_message.Message):
+    """Envelope on the moderation topic, keyed by reporter id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    REPORT_RESOLVED_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.int
+    """Unique event id (time-ordered); consumers deduplicate on it."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the change happened."""
+
+    @_builtins.property
+    def report_resolved(self) -> Global___ReportResolved:
+        """An operator decided on a report."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.int = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        report_resolved: Global___ReportResolved | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "occur_time", b"occur_time", "report_resolved", b"report_resolved"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "kind", b"kind", "occur_time", b"occur_time", "report_resolved", b"report_resolved"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["report_resolved"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___ModerationEvent: _TypeAlias = ModerationEvent  # noqa: Y015
+
+@_typing.final
+class ReportResolved(_message.Message):
+    """An operator decided on a report; its reporter is told."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    REPORTER_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.int
+    """The report."""
+    reporter_id: _builtins.int
+    """Who reported."""
+    post_id: _builtins.int
+    """The reported post, else 0."""
+    user_id: _builtins.int
+    """The reported account (a post's author for a post report)."""
+    decision: _builtins.str
+    """The decision: DISMISS."""
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.int = ...,
+        reporter_id: _builtins.int = ...,
+        post_id: _builtins.int = ...,
+        user_id: _builtins.int = ...,
+        decision: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "post_id", b"post_id", "report_id", b"report_id", "reporter_id", b"reporter_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportResolved: _TypeAlias = ReportResolved  # noqa: Y015

@@ -48,6 +48,8 @@ class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Noti
     """To a seller: the buyer cancelled an order with their products before it
     shipped; do not send it.
     """
+    NOTIFICATION_KIND_REPORT_RESOLVED: _NotificationKind.ValueType  # 9
+    """To a reporter: the moderators decided on their report (the text says what)."""
 
 class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
     """What a notification is about."""
@@ -74,6 +76,8 @@ NOTIFICATION_KIND_ORDER_CANCELLED: NotificationKind.ValueType  # 8
 """To a seller: the buyer cancelled an order with their products before it
 shipped; do not send it.
 """
+NOTIFICATION_KIND_REPORT_RESOLVED: NotificationKind.ValueType  # 9
+"""To a reporter: the moderators decided on their report (the text says what)."""
 Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 
 @_typing.final
