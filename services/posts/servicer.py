@@ -139,8 +139,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         reply_to_id = ids.parse_optional_id(request.reply_to_id, "reply_to_id")
         if reply_to_id and repost_of_id:
             raise invalid_argument("repost_of_id", "cannot be set together with reply_to_id")
-        parent = await self._require_live_post(reply_to_id, "reply_to_id") if reply_to_id else None
-        quoted = await self._require_live_post(repost_of_id, "repost_of_id") if repost_of_id else None
+        parent = await self._require_visible_post(reply_to_id, "reply_to_id", author_id) if reply_to_id else None
+        quoted = await self._require_visible_post(repost_of_id, "repost_of_id", author_id) if repost_of_id else None
 
         post_id = self.ids.next_id()
         record = PostRecord(
@@ -182,11 +182,11 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         the post's batch) writes it under that same id, so a retry completes
         the repost instead of duplicating or losing it. A deleted repost frees
         the claim for a new one."""
-        target = await self._require_live_post(target_id, field)
+        target = await self._require_visible_post(target_id, field, caller)
         original = target
         if target.repost_of_id and not target.text:
             # Reposting a repost reposts what it reposted.
-            original = await self._require_live_post(target.repost_of_id, field)
+            original = await self._require_visible_post(target.repost_of_id, field, caller)
         repost_id = await self.store.claim_repost(caller, original.post_id, self.ids.next_id())
         existing = await self.store.get(repost_id)
         if existing is not None and existing.deleted:
@@ -372,6 +372,14 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             raise not_found(f"post {post_id} does not exist")
         if record.deleted:
             raise failed_precondition(f"{field}: post {post_id} was deleted")
+        return record
+
+    async def _require_visible_post(self, post_id: int, field: str, viewer_id: int) -> PostRecord:
+        """A live post the viewer may see: a blocker's posts are not found for
+        the blocked (who so cannot reply to, quote or repost them)."""
+        record = await self._require_live_post(post_id, field)
+        if await self._author_blocks_viewer(record.author_id, viewer_id):
+            raise not_found(f"post {post_id} does not exist")
         return record
 
     async def _live_records(self, post_ids: list[int]) -> list[PostRecord]:

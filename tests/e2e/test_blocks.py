@@ -118,6 +118,12 @@ def test_the_blocked_user_cannot_see_the_blockers_posts(http):
     assert http.get(f"/v1/posts/{mine['id']}", headers=stranger.auth).status_code == 200
     assert http.get(f"/v1/posts/{mine['id']}").status_code == 200
     assert http.get(f"/v1/users/{blocker.id}/posts", headers=blocker.auth).status_code == 200
+    # Nor reply to, quote or repost them.
+    r = http.post("/v1/posts", json={"text": "a reply", "replyToId": mine["id"]}, headers=blocked.auth)
+    assert r.status_code == 404, r.text
+    r = http.post("/v1/posts", json={"text": "a quote", "repostOfId": mine["id"]}, headers=blocked.auth)
+    assert r.status_code == 404, r.text
+    assert http.post(f"/v1/posts/{mine['id']}:repost", headers=blocked.auth).status_code == 404
     unblock(http, blocker, blocked)
     assert http.get(f"/v1/posts/{mine['id']}", headers=blocked.auth).status_code == 200
 
