@@ -23,8 +23,7 @@ def sign_up_seller(http: httpx.Client) -> Account:
     username = unique_username("sl")
     r = http.post("/v1/accounts", json={"username": username, "password": PASSWORD, "role": "SELLER"})
     assert r.status_code == 200, r.text
-    body = r.json()
-    return Account(id=body["user"]["id"], username=username, token=body["accessToken"])
+    return Account.signed_up(username, r.json())
 
 
 def sign_up_many(http: httpx.Client, n: int, prefix: str = "b", workers: int = 8) -> list[Account]:

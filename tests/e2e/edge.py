@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
-from tests.conftest import unique_username
+from tests.conftest import EDGE_URL, unique_username
 
 PASSWORD = "correct horse battery"
+# Access tokens live 15 minutes: an account kept longer (a module's fixture)
+# refreshes its session before then.
+REFRESH_AFTER_SECONDS = 10 * 60
 
 
 @dataclass
@@ -17,18 +20,34 @@ class Account:
     id: str
     username: str
     token: str
+    refresh_token: str = ""
+    token_since: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def signed_up(cls, username: str, body: dict) -> "Account":
+        """The account of a sign-up's (or log-in's) answer."""
+        return cls(
+            id=body["user"]["id"], username=username, token=body["accessToken"], refresh_token=body["refreshToken"]
+        )
 
     @property
     def auth(self) -> dict[str, str]:
+        if self.refresh_token and time.monotonic() - self.token_since > REFRESH_AFTER_SECONDS:
+            self._refresh()
         return {"Authorization": f"Bearer {self.token}"}
+
+    def _refresh(self) -> None:
+        r = httpx.post(f"{EDGE_URL}/v1/sessions:refresh", json={"refreshToken": self.refresh_token}, timeout=15.0)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        self.token, self.refresh_token, self.token_since = body["accessToken"], body["refreshToken"], time.monotonic()
 
 
 def sign_up(http: httpx.Client, prefix: str = "e") -> Account:
     username = unique_username(prefix)
     r = http.post("/v1/accounts", json={"username": username, "password": PASSWORD, "displayName": username.upper()})
     assert r.status_code == 200, r.text
-    body = r.json()
-    return Account(id=body["user"]["id"], username=username, token=body["accessToken"])
+    return Account.signed_up(username, r.json())
 
 
 def follow(http: httpx.Client, who: Account, whom: Account) -> None:

@@ -17,8 +17,7 @@ def sign_up_seller(http) -> Account:
     username = unique_username("s")
     r = http.post("/v1/accounts", json={"username": username, "password": PASSWORD, "role": "SELLER"})
     assert r.status_code == 200, r.text
-    body = r.json()
-    return Account(id=body["user"]["id"], username=username, token=body["accessToken"])
+    return Account.signed_up(username, r.json())
 
 
 @pytest.fixture(scope="module")
