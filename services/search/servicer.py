@@ -16,7 +16,7 @@ from aviary.catalog.v1 import catalog_pb2
 from aviary.events.v1 import events_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.search.v1 import search_pb2, search_pb2_grpc
-from services.kit.peers import clients
+from services.kit.peers import clients, safety
 from services.kit.server import paging, startup
 from services.kit.server.auth import optional_caller_id
 from services.kit.server.errors import invalid_argument, unavailable
@@ -40,6 +40,10 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         self.consumer = ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, CATALOG_TOPIC], self.handle
         )
+        # Authors hidden from the viewer (blocks, mutes) are left out of post
+        # results. Search keeps no Redis: answers are cached for the helper's
+        # few seconds alone, so a block shows here within them.
+        self.hidden_authors = safety.HiddenAuthors(None, timeout=settings.rpc_timeout_seconds)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -117,6 +121,10 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         ids, more = await self._ids(documents.POSTS_INDEX, documents.posts_query(q), offset, size)
         viewer = optional_caller_id(context)
         posts = await self._posts(ids, viewer)
+        if viewer:
+            # A page may come back short, with a token that goes on.
+            hidden = (await self.hidden_authors.of(viewer)).ids()
+            posts = [post for post in posts if not safety.hides_post(post, hidden)]
         return search_pb2.SearchPostsResponse(posts=posts, next_page_token=_next(offset, size, more))
 
     async def SearchProducts(self, request, context):

@@ -192,3 +192,21 @@ def test_a_blocked_actor_creates_no_notification_and_old_ones_are_hidden(http):
     assert wait_until(lambda: acted(other), timeout=3.0)
     unblock(http, blocker, blocked)
     assert not any(n.get("postId") == later["id"] and blocked.id in n.get("actorIds", []) for n in notices())
+
+
+def test_search_leaves_blocked_authors_out_for_both_sides(http):
+    blocker, blocked, other = sign_up(http, "b"), sign_up(http, "x"), sign_up(http, "o")
+    word = f"blk{blocker.id[-9:]}"
+    theirs, mine = post(http, blocked, f"{word} by the blocked"), post(http, blocker, f"{word} by the blocker")
+
+    def found(who: Account) -> set[str]:
+        r = http.get("/v1/search/posts", params={"q": word}, headers=who.auth)
+        assert r.status_code == 200, r.text
+        return {p["id"] for p in r.json().get("posts", [])}
+
+    assert wait_until(lambda: found(other) == {theirs["id"], mine["id"]}, timeout=10, interval=0.1)
+    block(http, blocker, blocked)
+    # Search caches a viewer's hidden authors a few seconds at most.
+    assert wait_until(lambda: found(blocker) == {mine["id"]}, timeout=8, interval=0.2)
+    assert wait_until(lambda: found(blocked) == {theirs["id"]}, timeout=8, interval=0.2)
+    assert found(other) == {theirs["id"], mine["id"]}

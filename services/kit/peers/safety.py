@@ -68,7 +68,7 @@ class HiddenAuthors:
 
     def __init__(
         self,
-        redis_client: redis.Redis,
+        redis_client: redis.Redis | None,
         *,
         timeout: float,
         ttl_seconds: float = CACHE_SECONDS,
@@ -95,7 +95,10 @@ class HiddenAuthors:
         return hidden or NOTHING_HIDDEN
 
     async def _version(self, viewer: int) -> bytes | None:
-        """None when Redis cannot be read: then graph is asked and nothing is cached."""
+        """None when Redis cannot be read: then graph is asked and nothing is
+        cached. A process without Redis keeps answers for the TTL alone."""
+        if self._redis is None:
+            return b""
         try:
             return cast("bytes | None", await self._redis.get(version_key(viewer))) or b""
         except (redis.RedisError, OSError) as exc:
