@@ -208,18 +208,23 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         conversation = await self._member_of(request.conversation_id, me)
         text, media_ids, product_ids, client_id = _message_fields(request)
         cid = conversation.conversation_id
-        if client_id:
-            held = await self.store.get_claim(cid, me, client_id)
-            if held is not None:
-                return await self._sent(cid, held)
+        held = await self.store.get_claim(cid, me, client_id) if client_id else None
+        if held is not None and (earlier := await self._sent(cid, held)) is not None:
+            return earlier
         await media.check_own_uploads(media_ids, me, self.timeout)
         await self.cards.check_products(product_ids, self.timeout)
-        message_id = self.ids.next_id()
-        claim = Claim(message_id, bucket_of(message_id, self.settings.bucket_ms))
-        if client_id:
-            held = await self.store.claim(cid, me, client_id, claim)
-            if held != claim:
-                return await self._sent(cid, held)
+        claim = held
+        if claim is None:
+            message_id = self.ids.next_id()
+            claim = Claim(message_id, bucket_of(message_id, self.settings.bucket_ms))
+            if client_id:
+                winner = await self.store.claim(cid, me, client_id, claim)
+                if winner != claim and (earlier := await self._sent(cid, winner)) is not None:
+                    return earlier
+                claim = winner
+        # A claim whose send never finished (it failed after claiming) is
+        # completed by this repeat, under the claimed id.
+        message_id = claim.message_id
         row = MessageRow(cid, message_id, me, text, tuple(media_ids), tuple(product_ids), client_id)
         message = _message_proto(row)
         event = conversations_pb2.ConversationEvent(
@@ -300,9 +305,10 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             raise not_found(f"no conversation {conversation_id}")
         return conversation
 
-    async def _sent(self, conversation_id: int, claim: Claim) -> conversations_pb2.Message:
-        """The message an earlier send with the same clientMessageId made; waits
-        briefly for it when that send is still writing it."""
+    async def _sent(self, conversation_id: int, claim: Claim) -> conversations_pb2.Message | None:
+        """The message an earlier send with the same clientMessageId made,
+        waiting briefly while that send is still writing it; None when it
+        never landed (that send failed after claiming)."""
         deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_SECONDS
         while True:
             row = await self.store.get_message(conversation_id, claim.bucket, claim.message_id)
@@ -311,7 +317,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                 await self.cards.attach([message], self.timeout)
                 return message
             if asyncio.get_running_loop().time() >= deadline:
-                raise unavailable("the first send with this client_message_id has not finished; try again")
+                return None
             await asyncio.sleep(0.05)
 
     async def _unread(self, conversation: ConversationRow, me: int) -> int:

@@ -329,10 +329,11 @@ class ConversationStore:
         )
         batch.add(self._st["put_bucket"], (cid, bucket))
         batch.add(self._st["set_last_message"], (write_micros(mid), mid, mid, bucket, cid))
-        for member in conversation.members:
-            batch.add(self._st["put_inbox"], (member, mid, cid))
-            if conversation.last_activity_id:
-                batch.add(self._st["drop_inbox"], (member, conversation.last_activity_id, cid))
+        if mid > conversation.last_activity_id:  # not for a late-completed claim older than the latest
+            for member in conversation.members:
+                batch.add(self._st["put_inbox"], (member, mid, cid))
+                if conversation.last_activity_id:
+                    batch.add(self._st["drop_inbox"], (member, conversation.last_activity_id, cid))
         batch.add(self._st["put_read_mark"], (message.sender_id, cid, mid))
         self.outbox.add(batch, event_id, kafka.CONVERSATIONS_TOPIC, str(cid).encode(), event)
         await self.outbox.commit(batch)
