@@ -1,12 +1,12 @@
 """Whose posts a viewer must not be shown: graph's GetHiddenAuthors, cached briefly per viewer.
 
 Read paths (home timeline, feed, notifications, replies) ask once per read,
-not once per post. An answer is kept a few seconds with the viewer's version
-from Redis (graph moves it on every block, unblock, mute and unmute that
-concerns the viewer, before answering the caller), and used only while that
-version is unchanged: a block shows on the very next read, and the TTL bounds
-only how stale an answer is when Redis cannot be read. Mute end times travel
-with the answer and are checked at each use, so an expired mute ends on time.
+not once per post. An answer is kept briefly with the viewer's version from
+Redis (graph moves it on every block, unblock, mute and unmute that concerns
+the viewer, before answering the caller), and used only while that version is
+unchanged: a block shows on the very next read. With Redis unreadable graph
+is asked every time and nothing is cached. Mute end times travel with the
+answer and are checked at each use, so an expired mute ends on time.
 
 When graph cannot answer, nothing is hidden and the read is served: a
 missing filter for a moment is better than a page that fails.
@@ -35,8 +35,12 @@ LOOKUPS = Counter(
 )
 
 # How long an answer is kept at most. The version check makes changes show
-# at once; this bounds the staleness a lost version (Redis restarted) leaves.
-CACHE_SECONDS = 5.0
+# at once; this bounds the staleness a lost version (Redis restarted) leaves,
+# and keeps most home reads from costing a graph call (three partition reads).
+CACHE_SECONDS = 30.0
+# The same for a process without Redis (no version to check): changes show
+# within this.
+UNVERSIONED_CACHE_SECONDS = 5.0
 
 
 def version_key(user_id: int) -> str:
@@ -71,12 +75,12 @@ class HiddenAuthors:
         redis_client: redis.Redis | None,
         *,
         timeout: float,
-        ttl_seconds: float = CACHE_SECONDS,
         max_viewers: int = 50_000,
     ) -> None:
         self._redis = redis_client
         self._timeout = timeout
-        self._cache: TtlCache[int, tuple[bytes, Hidden]] = TtlCache(ttl_seconds, max_viewers)
+        ttl = CACHE_SECONDS if redis_client is not None else UNVERSIONED_CACHE_SECONDS
+        self._cache: TtlCache[int, tuple[bytes, Hidden]] = TtlCache(ttl, max_viewers)
 
     async def of(self, viewer: int) -> Hidden:
         """The viewer's hidden authors (NOTHING_HIDDEN for no viewer, or when graph cannot answer)."""
