@@ -213,6 +213,26 @@ def test_unread_counts_and_read_marks(http):
     assert conversations(http, b)[0]["lastMessage"]["text"] == "five"
 
 
+def test_the_conversation_list_pages_by_latest_activity(http):
+    me = sign_up(http, "cs")
+    others = sign_up_many(http, 5, "cs")
+    ids = [create(http, me, o)["id"] for o in others]
+    sent(http, others[0], ids[0], "brings the first to the top")
+    expected = [ids[0], *reversed(ids[1:])]
+    seen, token = [], ""
+    while True:
+        r = http.get("/v1/conversations", params={"pageSize": 2, "pageToken": token}, headers=me.auth)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["conversations"]) <= 2
+        seen += [c["id"] for c in page["conversations"]]
+        token = page.get("nextPageToken", "")
+        if not token:
+            break
+    assert seen == expected
+    assert http.get("/v1/conversations", params={"pageToken": "x"}, headers=me.auth).status_code == 400
+
+
 def test_a_participant_who_leaves_gets_404_and_the_others_go_on(http):
     a, b, c = sign_up(http, "cl"), sign_up(http, "cl"), sign_up(http, "cl")
     cid = create(http, a, b, c)["id"]
