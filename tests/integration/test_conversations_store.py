@@ -1,7 +1,8 @@
 """The conversations store against real Cassandra: history pages cross time
 buckets (empty ones skipped) towards older and back towards newer, unread
 counts across buckets, a change of bucket size keeps old messages reachable,
-and a clientMessageId is claimed once.
+a clientMessageId is claimed once, and (through the running service) a repeat
+send completes a claim whose first send never wrote its message.
 
 Messages get ids minted at chosen times (the kit's id layout), so a test
 spans many small buckets without waiting. Each test uses fresh random
@@ -18,11 +19,13 @@ import time
 
 import pytest
 
-from aviary.conversations.v1 import conversations_pb2
+from aviary.conversations.v1 import conversations_pb2, conversations_pb2_grpc
+from aviary.identity.v1 import identity_pb2
 from services.conversations.store import Claim, ConversationRow, ConversationStore, MessageRow, bucket_of
 from services.kit.events.kafka import Producer
 from services.kit.server.ids import min_id_at
-from services.kit.settings import load_settings
+from services.kit.settings import load_settings, service_addr
+from tests.integration.support import wait_serving
 
 EMPTY_EVENT = conversations_pb2.ConversationEvent().SerializeToString()
 
@@ -133,3 +136,33 @@ async def test_a_client_message_id_is_claimed_once(stores):
     assert len(set(held)) == 1 and held[0] in claims
     assert await store.get_claim(cid, sender, "key-1") == held[0]
     assert await store.get_claim(cid, sender, "key-2") is None
+
+
+async def test_a_repeat_send_completes_a_claim_whose_first_send_never_wrote(stores, identity):
+    """A send that failed after claiming its clientMessageId leaves a claim
+    without a message; the repeat writes the message under the claimed id."""
+    people = [
+        identity.CreateAccount(
+            identity_pb2.CreateAccountRequest(username=f"t_{secrets.token_hex(4)}", password="correct horse battery"),
+            timeout=10,
+        )
+        for _ in range(2)
+    ]
+    sender = (("authorization", f"Bearer {people[0].access_token}"),)
+    stub = conversations_pb2_grpc.ConversationsServiceStub(wait_serving(service_addr("conversations")))
+    conversation = stub.CreateConversation(
+        conversations_pb2.CreateConversationRequest(participant_ids=[people[1].user.id]), metadata=sender, timeout=10
+    )
+    cid, sender_id = int(conversation.id), int(people[0].user.id)
+    message_id = min_id_at(int(time.time() * 1000) - 5000) | 77
+    claim = Claim(message_id, bucket_of(message_id, stores[0].bucket_ms))
+    assert await stores[0].claim(cid, sender_id, "stuck-key", claim) == claim
+    request = conversations_pb2.SendMessageRequest(
+        conversation_id=conversation.id, text="at last", client_message_id="stuck-key"
+    )
+    first = stub.SendMessage(request, metadata=sender, timeout=15)
+    assert first.id == str(message_id) and first.text == "at last"
+    again = stub.SendMessage(request, metadata=sender, timeout=15)
+    assert again.id == first.id
+    history = stub.ListMessages(conversations_pb2.ListMessagesRequest(conversation_id=conversation.id), metadata=sender)
+    assert [m.id for m in history.messages] == [first.id]
