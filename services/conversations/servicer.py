@@ -24,7 +24,7 @@ from services.kit.events.consumer import ConsumerLoop
 from services.kit.events.live import LiveHub
 from services.kit.peers import clients, media
 from services.kit.server import startup
-from services.kit.server.auth import caller_id
+from services.kit.server.auth import caller_id, stream_deadline
 from services.kit.server.errors import invalid_argument, not_found, unavailable
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids, timestamp_ms
 from services.kit.server.paging import cursor_int, decode_token, encode_token, int_cursor, page_size
@@ -68,6 +68,9 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             [kafka.CONVERSATIONS_TOPIC],
             self._push,
             auto_offset_reset="latest",
+            # Conversations side by side (one slow hydration holds up only its
+            # own conversation); each conversation's messages in order.
+            parallel_topics=frozenset({kafka.CONVERSATIONS_TOPIC}),
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -259,6 +262,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     async def WatchConversations(self, request, context):
         me = caller_id(context)
+        # The stream ends when the token it was opened with expires.
+        deadline = stream_deadline(context)
         async with self.hub.listen([live_channel(me)]) as queue:
             # Headers now: the client learns the stream is subscribed, so
             # nothing sent later is missed.
@@ -267,7 +272,9 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             try:
                 while True:
                     try:
-                        raw = await asyncio.wait_for(queue.get(), timeout=self.settings.watch_heartbeat_seconds)
+                        raw = await asyncio.wait_for(
+                            queue.get(), timeout=deadline.wait_seconds(self.settings.watch_heartbeat_seconds)
+                        )
                     except asyncio.TimeoutError:
                         yield conversations_pb2.WatchConversationsResponse()
                         continue

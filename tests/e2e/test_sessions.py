@@ -203,7 +203,7 @@ def test_a_refresh_without_a_token_is_400(http):
     assert [v["field"] for d in r.json()["details"] for v in d.get("fieldViolations", [])] == ["refreshToken"]
 
 
-@pytest.mark.parametrize("path", ["/v1/notifications:watch", "/v1/timelines/home:watch"])
+@pytest.mark.parametrize("path", ["/v1/notifications:watch", "/v1/timelines/home:watch", "/v1/conversations:watch"])
 def test_a_live_stream_ends_when_its_access_token_expires(http, edge_url, path):
     account = sign_up(http)
     lifetime = 3
