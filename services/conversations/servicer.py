@@ -22,10 +22,10 @@ from services.conversations.store import bucket_of
 from services.kit.events import kafka
 from services.kit.events.consumer import ConsumerLoop
 from services.kit.events.live import LiveHub
-from services.kit.peers import clients, media
+from services.kit.peers import clients, media, safety
 from services.kit.server import startup
 from services.kit.server.auth import caller_id, stream_deadline
-from services.kit.server.errors import invalid_argument, not_found, unavailable
+from services.kit.server.errors import invalid_argument, not_found, permission_denied, unavailable
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids, timestamp_ms
 from services.kit.server.paging import cursor_int, decode_token, encode_token, int_cursor, page_size
 from services.kit.stores import cql, redis_client
@@ -58,6 +58,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         self.producer = kafka.Producer(settings.kafka_bootstrap)
         self.redis = redis_client.client(settings)
         self.hub = LiveHub(self.redis)
+        # Blocks either way keep people from messaging each other.
+        self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=self.timeout)
         self.cards = hydrate.Cards(settings.media_cache_seconds, settings.product_cache_seconds)
         # One group for all replicas: each event is pushed once; Redis pub/sub
         # reaches the watchers on every replica. New messages only: a group
@@ -132,6 +134,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     async def CreateConversation(self, request, context):
         me = caller_id(context)
         people = await self._people(request.participant_ids, me)
+        await self._refuse_blocked(me, people)
         key = participants_key(people)
         for _ in range(5):
             current_id = await self.store.conversation_for(key)
@@ -214,6 +217,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         held = await self.store.get_claim(cid, me, client_id) if client_id else None
         if held is not None and (earlier := await self._sent(cid, held)) is not None:
             return earlier
+        await self._refuse_blocked(me, conversation.members)
         await media.check_own_uploads(media_ids, me, self.timeout)
         await self.cards.check_products(product_ids, self.timeout)
         claim = held
@@ -304,6 +308,15 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             if user_id != me and user_id not in known:
                 raise not_found(f"participant_ids[{i}]: no such user {user_id}")
         return people
+
+    async def _refuse_blocked(self, me: int, people) -> None:
+        """Refuses (403, as Twitter does for direct messages) when the caller
+        blocks, or is blocked by, anyone else in the conversation: in a group
+        a message would reach them too."""
+        hidden = await self.hidden_authors.of(me)
+        blocked = sorted((hidden.blocking | hidden.blocked_by) & (set(people) - {me}))
+        if blocked:
+            raise permission_denied(f"you cannot message user {blocked[0]}: one of you blocks the other")
 
     async def _member_of(self, raw_id: str, me: int) -> ConversationRow:
         conversation_id = parse_id(raw_id, "conversation_id")
