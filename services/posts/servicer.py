@@ -36,7 +36,7 @@ from services.posts import media as post_media
 from services.posts import products as post_products
 from services.posts import text as post_text
 from services.posts.cache import PostCache
-from services.posts.model import PostRecord, to_created_event, to_proto
+from services.posts.model import PostRecord, timestamp_from_ms, to_created_event, to_proto
 from services.posts.settings import PostsSettings
 from services.posts.store import PostStore, TombstoneResult
 
@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 MAX_MEDIA = 4
 MAX_PRODUCTS = 10
 MAX_BATCH_GET = 200
+# How far up a thread GetPostContext walks: one read per level, so a
+# pathological chain of replies cannot make one request read without end.
+# Beyond this depth the oldest ancestors (the root end) are left out.
+MAX_THREAD_DEPTH = 100
 
 
 class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
@@ -284,18 +288,71 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         viewer_id = auth.optional_caller_id(context)
         size = paging.page_size(request.page_size)
         after = paging.int_cursor(request.page_token, "after")
-        parent, hidden = await asyncio.gather(self.store.get(parent_id), self._hidden_from(viewer_id))
-        if parent is None or parent.deleted or parent.author_id in hidden.blocked_by:
-            raise not_found(f"post {parent_id} does not exist")
-        reply_ids = await self.store.reply_ids(parent_id, after, size + 1)
-        page = reply_ids[:size]
-        posts = await self._hydrate(await self._live_records(page), viewer_id)
-        # Replies by authors hidden from the viewer are left out; the page may
-        # come back short, with a token that goes on.
-        hidden_ids = hidden.ids()
-        posts = [post for post in posts if not safety.hides_post(post, hidden_ids)]
-        next_token = paging.encode_token({"after": page[-1]}) if len(reply_ids) > size else ""
+        await self._visible_thread_post(parent_id, viewer_id)
+        posts, next_token = await self._reply_page(parent_id, viewer_id, after, size)
         return posts_pb2.ListRepliesResponse(posts=posts, next_page_token=next_token)
+
+    @cql.outage_as_unavailable("posts storage")
+    async def GetPostContext(self, request: posts_pb2.GetPostContextRequest, context) -> posts_pb2.PostContext:
+        post_id = ids.parse_id(request.post_id, "post_id")
+        viewer_id = auth.optional_caller_id(context)
+        size = paging.page_size(request.page_size)
+        after = paging.int_cursor(request.page_token, "after")
+        record = await self._visible_thread_post(post_id, viewer_id)
+        ancestor_records, (replies, next_token) = await asyncio.gather(
+            self._live_ancestors(record), self._reply_page(post_id, viewer_id, after, size)
+        )
+        # Ancestors and the post in one hydration; the post comes last.
+        hydrated = await self._hydrate([*ancestor_records, record], viewer_id)
+        if not hydrated or hydrated[-1].id != str(post_id):
+            # A pure repost whose original is gone has nothing to show.
+            raise not_found(f"post {post_id} does not exist")
+        ancestors = await self._without_authors_hidden_from(viewer_id, hydrated[:-1])
+        return posts_pb2.PostContext(
+            ancestors=ancestors, post=hydrated[-1], replies=replies, next_page_token=next_token
+        )
+
+    @cql.outage_as_unavailable("posts storage")
+    async def BookmarkPost(self, request: posts_pb2.BookmarkPostRequest, context) -> posts_pb2.BookmarkPostResponse:
+        caller = auth.caller_id(context)
+        post_id = ids.parse_id(request.post_id, "post_id")
+        record = await self.store.get(post_id)
+        if record is None or record.deleted or await self._author_blocks_viewer(record.author_id, caller):
+            raise not_found(f"post {post_id} does not exist")
+        bookmark_id = await self.store.add_bookmark(caller, post_id, self.ids.next_id())
+        return posts_pb2.BookmarkPostResponse(
+            post_id=str(post_id), bookmark_time=timestamp_from_ms(ids.timestamp_ms(bookmark_id))
+        )
+
+    @cql.outage_as_unavailable("posts storage")
+    async def UnbookmarkPost(
+        self, request: posts_pb2.UnbookmarkPostRequest, context
+    ) -> posts_pb2.UnbookmarkPostResponse:
+        caller = auth.caller_id(context)
+        post_id = ids.parse_id(request.post_id, "post_id")
+        # Idempotent: removing a bookmark that is not there (or of a post
+        # that never existed) succeeds.
+        await self.store.remove_bookmark(caller, post_id)
+        return posts_pb2.UnbookmarkPostResponse()
+
+    @cql.outage_as_unavailable("posts storage")
+    async def ListBookmarks(self, request: posts_pb2.ListBookmarksRequest, context) -> posts_pb2.ListBookmarksResponse:
+        caller = auth.caller_id(context)
+        size = paging.page_size(request.page_size)
+        before = paging.int_cursor(request.page_token, "before")
+        bookmarks = await self.store.bookmarks(caller, before, size + 1)
+        page = bookmarks[:size]
+        records = await self._live_records([post_id for _, post_id in page])
+        live_ids = {r.post_id for r in records}
+        gone = [(bookmark_id, post_id) for bookmark_id, post_id in page if post_id not in live_ids]
+        posts, _ = await asyncio.gather(self._hydrate(records, caller), self._forget_bookmarks(caller, gone))
+        # Posts whose authors block the caller are not shown to them anywhere;
+        # the bookmark stays, should the block be lifted.
+        blocked_by = (await self._hidden_from(caller)).blocked_by
+        posts = [post for post in posts if int(post.author_id) not in blocked_by]
+        # The page may come back short (deleted posts left out), with a token that goes on.
+        next_token = paging.encode_token({"before": page[-1][0]}) if len(bookmarks) > size else ""
+        return posts_pb2.ListBookmarksResponse(posts=posts, next_page_token=next_token)
 
     @cql.outage_as_unavailable("posts storage")
     async def BatchGetPosts(self, request: posts_pb2.BatchGetPostsRequest, context) -> posts_pb2.BatchGetPostsResponse:
@@ -434,6 +491,79 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             post_products.attach_products(self.products, posts, self.settings.catalog_read_timeout_seconds),
         )
         return posts
+
+    async def _visible_thread_post(self, post_id: int, viewer_id: int | None) -> PostRecord:
+        """The live post at the centre of a thread read; not found when
+        deleted or when its author blocks the viewer."""
+        record = await self._record(post_id)
+        if record is None or record.deleted or await self._author_blocks_viewer(record.author_id, viewer_id):
+            raise not_found(f"post {post_id} does not exist")
+        return record
+
+    async def _record(self, post_id: int) -> PostRecord | None:
+        """One post row, deleted or not, cache first."""
+        cached = self.cache.get(post_id)
+        if cached is not None:
+            return cached
+        read_started = self.cache.now()
+        record = await self.store.get(post_id)
+        if record is not None:
+            self.cache.put(record, read_started)
+        return record
+
+    async def _live_ancestors(self, record: PostRecord) -> list[PostRecord]:
+        """The post's live ancestors, root first, ending with its parent.
+
+        The walk goes through deleted ancestors (their rows keep reply_to_id)
+        and leaves them out, with no placeholder: as Mastodon's context does,
+        which collects the reply chain and then drops the statuses the viewer
+        cannot see. At most MAX_THREAD_DEPTH levels, nearest first; a cycle
+        (impossible for ids that only grow, but cheap to rule out) ends it."""
+        chain: list[PostRecord] = []
+        seen = {record.post_id}
+        parent_id = record.reply_to_id
+        while parent_id and parent_id not in seen and len(chain) < MAX_THREAD_DEPTH:
+            seen.add(parent_id)
+            parent = await self._record(parent_id)
+            if parent is None:
+                break
+            chain.append(parent)
+            parent_id = parent.reply_to_id
+        return [r for r in reversed(chain) if not r.deleted]
+
+    async def _reply_page(
+        self, parent_id: int, viewer_id: int | None, after: int | None, size: int
+    ) -> tuple[list[posts_pb2.Post], str]:
+        """One page of the parent's direct replies, oldest first, and the token
+        for the next. The page may come back short (deleted replies and hidden
+        authors left out), with a token that goes on."""
+        reply_ids = await self.store.reply_ids(parent_id, after, size + 1)
+        page = reply_ids[:size]
+        posts = await self._hydrate(await self._live_records(page), viewer_id)
+        posts = await self._without_authors_hidden_from(viewer_id, posts)
+        next_token = paging.encode_token({"after": page[-1]}) if len(reply_ids) > size else ""
+        return posts, next_token
+
+    async def _without_authors_hidden_from(
+        self, viewer_id: int | None, posts: list[posts_pb2.Post]
+    ) -> list[posts_pb2.Post]:
+        """The one place thread reads (replies, and a context's ancestors and
+        replies) remove posts by authors hidden from the viewer: blocked
+        either way or muted, and posts reposting or quoting them."""
+        if not viewer_id or not posts:
+            return posts
+        hidden_ids = (await self._hidden_from(viewer_id)).ids()
+        return [post for post in posts if not safety.hides_post(post, hidden_ids)]
+
+    async def _forget_bookmarks(self, user_id: int, bookmarks: list[tuple[int, int]]) -> None:
+        """Drops bookmarks of deleted posts, found while listing. Best effort:
+        a failure leaves the rows for the next listing to find again."""
+        if not bookmarks:
+            return
+        try:
+            await self.store.remove_bookmark_rows(user_id, bookmarks)
+        except Exception:
+            log.warning("dropping bookmarks of deleted posts failed", extra={"user_id": user_id}, exc_info=True)
 
     async def _hidden_from(self, viewer_id: int | None) -> safety.Hidden:
         return await self.hidden_authors.of(viewer_id or 0)

@@ -8,6 +8,9 @@ Tables:
                    counters with regular rows)
   reposts_by_user  a user's claim on reposting a post (one repost per user
                    and original: what makes RepostPost idempotent)
+  bookmarks_by_user    a user's bookmarks, most recently bookmarked first
+  bookmark_claims      (user, post) -> bookmark id: one bookmark per user and
+                       post, found and removed without a scan
   outbox           events waiting for the relay (services.kit.events.outbox)
 """
 
@@ -21,7 +24,7 @@ from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
-from cassandra.query import UNSET_VALUE, PreparedStatement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from aviary.events.v1 import events_pb2
 from services.kit.events import kafka, outbox
@@ -66,6 +69,22 @@ SCHEMA = [
         repost_id bigint,
         PRIMARY KEY (user_id, original_id)
     )""",
+    # Bookmarks, private to their user. The bookmark id is a time-ordered id
+    # taken when the post is first bookmarked, so the clustering order is the
+    # bookmark time. Like posts_by_author, production would bucket this
+    # partition by month of the bookmark id.
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.bookmarks_by_user (
+        user_id bigint,
+        bookmark_id bigint,
+        post_id bigint,
+        PRIMARY KEY (user_id, bookmark_id)
+    ) WITH CLUSTERING ORDER BY (bookmark_id DESC)""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.bookmark_claims (
+        user_id bigint,
+        post_id bigint,
+        bookmark_id bigint,
+        PRIMARY KEY (user_id, post_id)
+    )""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.author_stats (
         author_id bigint PRIMARY KEY,
         post_count counter
@@ -108,6 +127,13 @@ class _Statements:
     claim_repost: PreparedStatement
     reclaim_repost: PreparedStatement
     scan_posts: PreparedStatement
+    claim_bookmark: PreparedStatement
+    insert_bookmark: PreparedStatement
+    select_bookmark_claim: PreparedStatement
+    delete_bookmark_claim: PreparedStatement
+    delete_bookmark: PreparedStatement
+    select_bookmarks_first: PreparedStatement
+    select_bookmarks_before: PreparedStatement
 
 
 class PostStore:
@@ -177,6 +203,21 @@ class PostStore:
             ),
             # The whole table in token order, paged by the driver (ExportPosts).
             "scan_posts": f"SELECT {_POST_COLUMNS} FROM {ks}.posts",
+            "claim_bookmark": (
+                f"INSERT INTO {ks}.bookmark_claims (user_id, post_id, bookmark_id) VALUES (?, ?, ?) IF NOT EXISTS"
+            ),
+            "insert_bookmark": f"INSERT INTO {ks}.bookmarks_by_user (user_id, bookmark_id, post_id) VALUES (?, ?, ?)",
+            "select_bookmark_claim": (
+                f"SELECT bookmark_id FROM {ks}.bookmark_claims WHERE user_id = ? AND post_id = ?"
+            ),
+            "delete_bookmark_claim": f"DELETE FROM {ks}.bookmark_claims WHERE user_id = ? AND post_id = ?",
+            "delete_bookmark": f"DELETE FROM {ks}.bookmarks_by_user WHERE user_id = ? AND bookmark_id = ?",
+            "select_bookmarks_first": (
+                f"SELECT bookmark_id, post_id FROM {ks}.bookmarks_by_user WHERE user_id = ? LIMIT ?"
+            ),
+            "select_bookmarks_before": (
+                f"SELECT bookmark_id, post_id FROM {ks}.bookmarks_by_user WHERE user_id = ? AND bookmark_id < ? LIMIT ?"
+            ),
         }
         prepared = await asyncio.gather(*(p(q) for q in names_and_queries.values()))
         statements = _Statements(**dict(zip(names_and_queries, prepared)))
@@ -187,6 +228,7 @@ class PostStore:
             statements.tombstone_null,
             statements.claim_repost,
             statements.reclaim_repost,
+            statements.claim_bookmark,
         ):
             lwt.serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
         return statements
@@ -267,6 +309,44 @@ class PostStore:
         rows = await cql.execute(self.session, self._st.reclaim_repost, (new_id, user_id, original_id, old_id))
         applied, current = _lwt_outcome(rows)
         return new_id if applied else current.repost_id
+
+    async def add_bookmark(self, user_id: int, post_id: int, bookmark_id: int) -> int:
+        """Bookmarks the post for the user; returns the bookmark id that holds
+        (an earlier one when the user bookmarked it before).
+
+        The claim is taken first with a compare-and-set, then the list row is
+        written under the claimed id: a retry after a call that died between
+        the two writes the same row again, so the list never holds two rows
+        for one post and never misses a claimed one."""
+        rows = await cql.execute(self.session, self._st.claim_bookmark, (user_id, post_id, bookmark_id))
+        applied, current = _lwt_outcome(rows)
+        held = bookmark_id if applied else current.bookmark_id
+        await cql.execute(self.session, self._st.insert_bookmark, (user_id, held, post_id))
+        return held
+
+    async def remove_bookmark(self, user_id: int, post_id: int) -> None:
+        """Removes the user's bookmark of the post, if any: its list row and
+        its claim together (one LOGGED batch)."""
+        rows = await cql.execute(self.session, self._st.select_bookmark_claim, (user_id, post_id))
+        if rows:
+            await self.remove_bookmark_rows(user_id, [(rows[0].bookmark_id, post_id)])
+
+    async def remove_bookmark_rows(self, user_id: int, bookmarks: list[tuple[int, int]]) -> None:
+        """Removes (bookmark id, post id) pairs of one user, list rows and claims at once."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        for bookmark_id, post_id in bookmarks:
+            batch.add(self._st.delete_bookmark, (user_id, bookmark_id))
+            batch.add(self._st.delete_bookmark_claim, (user_id, post_id))
+        await cql.execute(self.session, batch)
+
+    async def bookmarks(self, user_id: int, before: int | None, limit: int) -> list[tuple[int, int]]:
+        """Up to `limit` (bookmark id, post id) pairs of the user, most recent
+        first, older than the bookmark id `before`."""
+        if before is None:
+            rows = await cql.execute(self.session, self._st.select_bookmarks_first, (user_id, limit))
+        else:
+            rows = await cql.execute(self.session, self._st.select_bookmarks_before, (user_id, before, limit))
+        return [(row.bookmark_id, row.post_id) for row in rows]
 
     async def count_post(self, author_id: int, delta: int) -> None:
         stmt = self._st.count_up if delta > 0 else self._st.count_down

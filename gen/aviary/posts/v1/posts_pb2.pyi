@@ -648,3 +648,221 @@ class ExportPostsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportPostsResponse: _TypeAlias = ExportPostsResponse  # noqa: Y015
+
+@_typing.final
+class GetPostContextRequest(_message.Message):
+    """Request for GetPostContext."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    """The post at the centre of the thread."""
+    page_size: _builtins.int
+    """Page size of the replies, 1..100; 0 means 20."""
+    page_token: _builtins.str
+    """Token from a previous page of replies; the ancestors and the post come
+    back with every page.
+    """
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "post_id", b"post_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPostContextRequest: _TypeAlias = GetPostContextRequest  # noqa: Y015
+
+@_typing.final
+class PostContext(_message.Message):
+    """The thread around a post."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANCESTORS_FIELD_NUMBER: _builtins.int
+    POST_FIELD_NUMBER: _builtins.int
+    REPLIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page of replies; empty on the last page."""
+    @_builtins.property
+    def ancestors(self) -> _containers.RepeatedCompositeFieldContainer[Global___Post]:
+        """The post's ancestors, root first, ending with its parent; empty for a
+        post that replies to nothing. Deleted ancestors and those the viewer
+        may not see are left out; at most 100 levels are walked.
+        """
+
+    @_builtins.property
+    def post(self) -> Global___Post:
+        """The post itself."""
+
+    @_builtins.property
+    def replies(self) -> _containers.RepeatedCompositeFieldContainer[Global___Post]:
+        """A page of the post's direct replies, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        ancestors: _abc.Iterable[Global___Post] | None = ...,
+        post: Global___Post | None = ...,
+        replies: _abc.Iterable[Global___Post] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ancestors", b"ancestors", "next_page_token", b"next_page_token", "post", b"post", "replies", b"replies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostContext: _TypeAlias = PostContext  # noqa: Y015
+
+@_typing.final
+class BookmarkPostRequest(_message.Message):
+    """Request for BookmarkPost."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    """The post to bookmark; must exist and not be deleted."""
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post_id", b"post_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookmarkPostRequest: _TypeAlias = BookmarkPostRequest  # noqa: Y015
+
+@_typing.final
+class BookmarkPostResponse(_message.Message):
+    """Response of BookmarkPost."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    BOOKMARK_TIME_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    """The bookmarked post."""
+    @_builtins.property
+    def bookmark_time(self) -> _timestamp_pb2.Timestamp:
+        """When the caller first bookmarked it."""
+
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+        bookmark_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bookmark_time", b"bookmark_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bookmark_time", b"bookmark_time", "post_id", b"post_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookmarkPostResponse: _TypeAlias = BookmarkPostResponse  # noqa: Y015
+
+@_typing.final
+class UnbookmarkPostRequest(_message.Message):
+    """Request for UnbookmarkPost."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    """The post to remove from the bookmarks."""
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post_id", b"post_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnbookmarkPostRequest: _TypeAlias = UnbookmarkPostRequest  # noqa: Y015
+
+@_typing.final
+class UnbookmarkPostResponse(_message.Message):
+    """Response of UnbookmarkPost."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnbookmarkPostResponse: _TypeAlias = UnbookmarkPostResponse  # noqa: Y015
+
+@_typing.final
+class ListBookmarksRequest(_message.Message):
+    """Request for ListBookmarks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Page size, 1..100; 0 means 20."""
+    page_token: _builtins.str
+    """Token from a previous page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBookmarksRequest: _TypeAlias = ListBookmarksRequest  # noqa: Y015
+
+@_typing.final
+class ListBookmarksResponse(_message.Message):
+    """Response of ListBookmarks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def posts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Post]:
+        """Bookmarked live posts, most recently bookmarked first."""
+
+    def __init__(
+        self,
+        *,
+        posts: _abc.Iterable[Global___Post] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "posts", b"posts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBookmarksResponse: _TypeAlias = ListBookmarksResponse  # noqa: Y015

@@ -67,6 +67,26 @@ class PostsServiceStub:
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesRequest.SerializeToString,
                 response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesResponse.FromString,
                 _registered_method=True)
+        self.GetPostContext = channel.unary_unary(
+                '/aviary.posts.v1.PostsService/GetPostContext',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.GetPostContextRequest.SerializeToString,
+                response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.PostContext.FromString,
+                _registered_method=True)
+        self.BookmarkPost = channel.unary_unary(
+                '/aviary.posts.v1.PostsService/BookmarkPost',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BookmarkPostRequest.SerializeToString,
+                response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BookmarkPostResponse.FromString,
+                _registered_method=True)
+        self.UnbookmarkPost = channel.unary_unary(
+                '/aviary.posts.v1.PostsService/UnbookmarkPost',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.UnbookmarkPostRequest.SerializeToString,
+                response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.UnbookmarkPostResponse.FromString,
+                _registered_method=True)
+        self.ListBookmarks = channel.unary_unary(
+                '/aviary.posts.v1.PostsService/ListBookmarks',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListBookmarksRequest.SerializeToString,
+                response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListBookmarksResponse.FromString,
+                _registered_method=True)
         self.BatchGetPosts = channel.unary_unary(
                 '/aviary.posts.v1.PostsService/BatchGetPosts',
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetPostsRequest.SerializeToString,
@@ -145,6 +165,38 @@ class PostsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPostContext(self, request, context):
+        """Returns the thread around a post: its ancestors from the root down to its
+        parent, the post itself, and a page of its direct replies (oldest first,
+        like ListReplies). Posts the viewer may not see are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BookmarkPost(self, request, context):
+        """Saves a live post to the caller's private bookmarks. Idempotent:
+        bookmarking again keeps the first bookmark time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnbookmarkPost(self, request, context):
+        """Removes a post from the caller's bookmarks. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBookmarks(self, request, context):
+        """Pages the caller's bookmarked posts, most recently bookmarked first.
+        Deleted posts are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def BatchGetPosts(self, request, context):
         """Internal: hydrates many posts at once. Unknown or deleted ids are left out.
         """
@@ -216,6 +268,26 @@ def add_PostsServiceServicer_to_server(servicer, server):
                     servicer.ListReplies,
                     request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesRequest.FromString,
                     response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesResponse.SerializeToString,
+            ),
+            'GetPostContext': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPostContext,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.GetPostContextRequest.FromString,
+                    response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.PostContext.SerializeToString,
+            ),
+            'BookmarkPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.BookmarkPost,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BookmarkPostRequest.FromString,
+                    response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BookmarkPostResponse.SerializeToString,
+            ),
+            'UnbookmarkPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnbookmarkPost,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.UnbookmarkPostRequest.FromString,
+                    response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.UnbookmarkPostResponse.SerializeToString,
+            ),
+            'ListBookmarks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBookmarks,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListBookmarksRequest.FromString,
+                    response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListBookmarksResponse.SerializeToString,
             ),
             'BatchGetPosts': grpc.unary_unary_rpc_method_handler(
                     servicer.BatchGetPosts,
@@ -407,6 +479,114 @@ class PostsService:
             '/aviary.posts.v1.PostsService/ListReplies',
             aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesRequest.SerializeToString,
             aviary_dot_posts_dot_v1_dot_posts__pb2.ListRepliesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPostContext(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/GetPostContext',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.GetPostContextRequest.SerializeToString,
+            aviary_dot_posts_dot_v1_dot_posts__pb2.PostContext.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BookmarkPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/BookmarkPost',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.BookmarkPostRequest.SerializeToString,
+            aviary_dot_posts_dot_v1_dot_posts__pb2.BookmarkPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnbookmarkPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/UnbookmarkPost',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.UnbookmarkPostRequest.SerializeToString,
+            aviary_dot_posts_dot_v1_dot_posts__pb2.UnbookmarkPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBookmarks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/ListBookmarks',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.ListBookmarksRequest.SerializeToString,
+            aviary_dot_posts_dot_v1_dot_posts__pb2.ListBookmarksResponse.FromString,
             options,
             channel_credentials,
             insecure,

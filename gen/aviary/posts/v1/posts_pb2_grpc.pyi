@@ -54,6 +54,21 @@ class PostsServiceStub:
     """Pages a user's own posts, newest first."""
     ListReplies: _grpc.UnaryUnaryMultiCallable[_posts_pb2.ListRepliesRequest, _posts_pb2.ListRepliesResponse]
     """Pages the live replies to a post, oldest first (conversation order)."""
+    GetPostContext: _grpc.UnaryUnaryMultiCallable[_posts_pb2.GetPostContextRequest, _posts_pb2.PostContext]
+    """Returns the thread around a post: its ancestors from the root down to its
+    parent, the post itself, and a page of its direct replies (oldest first,
+    like ListReplies). Posts the viewer may not see are left out.
+    """
+    BookmarkPost: _grpc.UnaryUnaryMultiCallable[_posts_pb2.BookmarkPostRequest, _posts_pb2.BookmarkPostResponse]
+    """Saves a live post to the caller's private bookmarks. Idempotent:
+    bookmarking again keeps the first bookmark time.
+    """
+    UnbookmarkPost: _grpc.UnaryUnaryMultiCallable[_posts_pb2.UnbookmarkPostRequest, _posts_pb2.UnbookmarkPostResponse]
+    """Removes a post from the caller's bookmarks. Idempotent."""
+    ListBookmarks: _grpc.UnaryUnaryMultiCallable[_posts_pb2.ListBookmarksRequest, _posts_pb2.ListBookmarksResponse]
+    """Pages the caller's bookmarked posts, most recently bookmarked first.
+    Deleted posts are left out.
+    """
     BatchGetPosts: _grpc.UnaryUnaryMultiCallable[_posts_pb2.BatchGetPostsRequest, _posts_pb2.BatchGetPostsResponse]
     """Internal: hydrates many posts at once. Unknown or deleted ids are left out."""
     GetAuthorStats: _grpc.UnaryUnaryMultiCallable[_posts_pb2.GetAuthorStatsRequest, _posts_pb2.AuthorStats]
@@ -97,6 +112,21 @@ class PostsServiceAsyncStub(PostsServiceStub):
     """Pages a user's own posts, newest first."""
     ListReplies: _aio.UnaryUnaryMultiCallable[_posts_pb2.ListRepliesRequest, _posts_pb2.ListRepliesResponse]  # type: ignore[assignment]
     """Pages the live replies to a post, oldest first (conversation order)."""
+    GetPostContext: _aio.UnaryUnaryMultiCallable[_posts_pb2.GetPostContextRequest, _posts_pb2.PostContext]  # type: ignore[assignment]
+    """Returns the thread around a post: its ancestors from the root down to its
+    parent, the post itself, and a page of its direct replies (oldest first,
+    like ListReplies). Posts the viewer may not see are left out.
+    """
+    BookmarkPost: _aio.UnaryUnaryMultiCallable[_posts_pb2.BookmarkPostRequest, _posts_pb2.BookmarkPostResponse]  # type: ignore[assignment]
+    """Saves a live post to the caller's private bookmarks. Idempotent:
+    bookmarking again keeps the first bookmark time.
+    """
+    UnbookmarkPost: _aio.UnaryUnaryMultiCallable[_posts_pb2.UnbookmarkPostRequest, _posts_pb2.UnbookmarkPostResponse]  # type: ignore[assignment]
+    """Removes a post from the caller's bookmarks. Idempotent."""
+    ListBookmarks: _aio.UnaryUnaryMultiCallable[_posts_pb2.ListBookmarksRequest, _posts_pb2.ListBookmarksResponse]  # type: ignore[assignment]
+    """Pages the caller's bookmarked posts, most recently bookmarked first.
+    Deleted posts are left out.
+    """
     BatchGetPosts: _aio.UnaryUnaryMultiCallable[_posts_pb2.BatchGetPostsRequest, _posts_pb2.BatchGetPostsResponse]  # type: ignore[assignment]
     """Internal: hydrates many posts at once. Unknown or deleted ids are left out."""
     GetAuthorStats: _aio.UnaryUnaryMultiCallable[_posts_pb2.GetAuthorStatsRequest, _posts_pb2.AuthorStats]  # type: ignore[assignment]
@@ -173,6 +203,45 @@ class PostsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_posts_pb2.ListRepliesResponse, _abc.Awaitable[_posts_pb2.ListRepliesResponse]]:
         """Pages the live replies to a post, oldest first (conversation order)."""
+
+    @_abc_1.abstractmethod
+    def GetPostContext(
+        self,
+        request: _posts_pb2.GetPostContextRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_posts_pb2.PostContext, _abc.Awaitable[_posts_pb2.PostContext]]:
+        """Returns the thread around a post: its ancestors from the root down to its
+        parent, the post itself, and a page of its direct replies (oldest first,
+        like ListReplies). Posts the viewer may not see are left out.
+        """
+
+    @_abc_1.abstractmethod
+    def BookmarkPost(
+        self,
+        request: _posts_pb2.BookmarkPostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_posts_pb2.BookmarkPostResponse, _abc.Awaitable[_posts_pb2.BookmarkPostResponse]]:
+        """Saves a live post to the caller's private bookmarks. Idempotent:
+        bookmarking again keeps the first bookmark time.
+        """
+
+    @_abc_1.abstractmethod
+    def UnbookmarkPost(
+        self,
+        request: _posts_pb2.UnbookmarkPostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_posts_pb2.UnbookmarkPostResponse, _abc.Awaitable[_posts_pb2.UnbookmarkPostResponse]]:
+        """Removes a post from the caller's bookmarks. Idempotent."""
+
+    @_abc_1.abstractmethod
+    def ListBookmarks(
+        self,
+        request: _posts_pb2.ListBookmarksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_posts_pb2.ListBookmarksResponse, _abc.Awaitable[_posts_pb2.ListBookmarksResponse]]:
+        """Pages the caller's bookmarked posts, most recently bookmarked first.
+        Deleted posts are left out.
+        """
 
     @_abc_1.abstractmethod
     def BatchGetPosts(
