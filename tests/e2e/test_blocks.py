@@ -210,3 +210,22 @@ def test_search_leaves_blocked_authors_out_for_both_sides(http):
     assert wait_until(lambda: found(blocker) == {mine["id"]}, timeout=8, interval=0.2)
     assert wait_until(lambda: found(blocked) == {theirs["id"]}, timeout=8, interval=0.2)
     assert found(other) == {theirs["id"], mine["id"]}
+
+
+def test_blocked_users_cannot_message_each_other(http):
+    blocker, blocked, other = sign_up(http, "b"), sign_up(http, "x"), sign_up(http, "o")
+    r = http.post("/v1/conversations", json={"participantIds": [blocked.id]}, headers=blocker.auth)
+    assert r.status_code == 200, r.text
+    conversation = r.json()["id"]
+    block(http, blocker, blocked)
+    for who in (blocker, blocked):
+        r = http.post(f"/v1/conversations/{conversation}/messages", json={"text": "hi"}, headers=who.auth)
+        assert r.status_code == 403, r.text
+    r = http.post("/v1/conversations", json={"participantIds": [blocker.id, other.id]}, headers=blocked.auth)
+    assert r.status_code == 403, r.text
+    # Others are unaffected, and an unblock lets them talk again.
+    r = http.post("/v1/conversations", json={"participantIds": [other.id]}, headers=blocker.auth)
+    assert r.status_code == 200, r.text
+    unblock(http, blocker, blocked)
+    r = http.post(f"/v1/conversations/{conversation}/messages", json={"text": "hi"}, headers=blocked.auth)
+    assert r.status_code == 200, r.text
