@@ -21,7 +21,7 @@ def main() -> None:
             ],
             on_start=[servicer.start],
             on_stop=[servicer.stop],
-            background=[servicer.follow_profile_changes],
+            background=[servicer.follow_profile_changes, servicer.sweep_expired_sessions],
         )
     )
 

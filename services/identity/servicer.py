@@ -49,6 +49,8 @@ BATCH_GET_MAX = 500
 COUNTS_BATCH = 200
 _BAD_LOGIN = "username or password is incorrect"
 _BAD_REFRESH = "refresh token is invalid, expired or revoked; log in again"
+# Expired sessions deleted per transaction.
+_SWEEP_BATCH = 1000
 # After Redis failed, throttling is skipped this long instead of every log-in
 # waiting for the client's retries first.
 _COUNTERS_REST_SECONDS = 5.0
@@ -90,6 +92,21 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def follow_profile_changes(self) -> None:
         await profiles.follow(self.redis, self.summaries.discard, self.summaries.clear)
+
+    async def sweep_expired_sessions(self) -> None:
+        """Deletes dead sessions now and then, so the tables hold only the
+        sessions that could still refresh (and their retired tokens, to
+        recognise a reuse)."""
+        while True:
+            await asyncio.sleep(self.settings.session_sweep_seconds)
+            try:
+                deleted = 0
+                while (batch := await self.store.delete_expired_sessions(_SWEEP_BATCH)) > 0:
+                    deleted += batch
+                if deleted:
+                    log.info("expired sessions deleted", extra={"sessions": deleted})
+            except Exception as exc:
+                log.warning("session sweep failed; retried next round", extra={"error": repr(exc)[:300]})
 
     async def stop(self) -> None:
         await clients.close_all()

@@ -72,3 +72,8 @@ class IdentitySettings(Settings):
         30 * 24 * 3600,
         "A refresh token works this long after it was issued; a session unused for longer must log in again.",
     )
+    session_sweep_seconds: float = setting(
+        "AVIARY_IDENTITY_SESSION_SWEEP_SECONDS",
+        3600.0,
+        "How often expired sessions (and their refresh tokens) are deleted.",
+    )

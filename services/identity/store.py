@@ -57,6 +57,10 @@ _DDL = [
         rotated_at timestamptz
     )""",
     "CREATE INDEX IF NOT EXISTS refresh_tokens_by_session ON identity.refresh_tokens (session_id)",
+    # When the session's current refresh token expires: past it the session
+    # is dead and swept (its tokens with it).
+    "ALTER TABLE identity.sessions ADD COLUMN IF NOT EXISTS expires_at timestamptz",
+    "CREATE INDEX IF NOT EXISTS sessions_by_expiry ON identity.sessions (expires_at)",
 ]
 
 _metadata = sa.MetaData(schema="identity")
@@ -82,6 +86,7 @@ sessions_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.Column("revoked_reason", sa.Text),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
 )
 refresh_tokens = sa.Table(
     "refresh_tokens",
@@ -307,9 +312,27 @@ class IdentityStore:
                     sa.update(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).values(rotated_at=now)
                 )
                 await conn.execute(sa.insert(refresh_tokens).values(**_token_row(found.session_id, successor)))
+                await conn.execute(
+                    sa.update(sessions_table)
+                    .where(sessions_table.c.id == found.session_id)
+                    .values(expires_at=successor.expires_at)
+                )
             elif found is not None and verdict is sessions.Verdict.REUSED:
                 await conn.execute(_revoke(sessions_table.c.id == found.session_id, sessions.REVOKED_TOKEN_REUSED))
         return Rotation(verdict, found)
+
+    async def delete_expired_sessions(self, limit: int) -> int:
+        """Deletes up to `limit` sessions whose current refresh token has
+        expired, with all their tokens; how many. Replicas sweeping at once
+        skip each other's rows."""
+        doomed = (
+            sa.select(sessions_table.c.id)
+            .where(sessions_table.c.expires_at < sa.func.now())
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.engine.begin() as conn:
+            return (await conn.execute(sa.delete(sessions_table).where(sessions_table.c.id.in_(doomed)))).rowcount
 
     async def revoke_session(self, session_id: int, user_id: int, reason: str) -> bool:
         """Revokes one live session of `user_id`; False when there was none to revoke."""
@@ -329,7 +352,11 @@ class IdentityStore:
 
 
 async def _insert_session(conn, session_id: int, user_id: int, refresh: NewRefreshToken) -> None:
-    await conn.execute(sa.insert(sessions_table).values(id=session_id, user_id=user_id, created_at=sa.func.now()))
+    await conn.execute(
+        sa.insert(sessions_table).values(
+            id=session_id, user_id=user_id, created_at=sa.func.now(), expires_at=refresh.expires_at
+        )
+    )
     await conn.execute(sa.insert(refresh_tokens).values(**_token_row(session_id, refresh)))
 
 

@@ -3,6 +3,7 @@ only concurrency shows, and what is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +12,10 @@ import sqlalchemy as sa
 
 from aviary.identity.v1 import identity_pb2
 from services.identity import sessions
-from services.kit.settings import load_settings
+from services.identity.settings import IdentitySettings
+from services.identity.store import IdentityStore
+from services.kit.server.auth import verify_token
+from services.kit.settings import load, load_settings
 
 PASSWORD = "correct horse battery"
 
@@ -56,3 +60,35 @@ def test_only_a_hash_of_the_refresh_token_is_stored(identity):
     finally:
         engine.dispose()
     assert len(hashes) == 1 and plain == 0
+
+
+def test_sessions_past_their_refresh_expiry_are_swept_with_their_tokens(identity):
+    expired, live = sign_up(identity), sign_up(identity)
+    engine = sa.create_engine(load_settings().pg_dsn)
+    expired_sid = verify_token(expired.access_token)["sid"]
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE identity.sessions SET expires_at = now() - interval '1 second' WHERE id = :id"),
+                {"id": int(expired_sid)},
+            )
+        asyncio.run(_sweep())
+        with engine.connect() as conn:
+            left = conn.execute(
+                sa.text("SELECT count(*) FROM identity.refresh_tokens WHERE session_id = :id"), {"id": int(expired_sid)}
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert left == 0
+    assert refresh(identity, expired.refresh_token) == grpc.StatusCode.UNAUTHENTICATED
+    assert refresh(identity, live.refresh_token) == grpc.StatusCode.OK
+
+
+async def _sweep() -> None:
+    store = IdentityStore(load(IdentitySettings))
+    await store.start()
+    try:
+        while await store.delete_expired_sessions(1000):
+            pass
+    finally:
+        await store.stop()
