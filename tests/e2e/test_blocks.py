@@ -229,3 +229,31 @@ def test_blocked_users_cannot_message_each_other(http):
     unblock(http, blocker, blocked)
     r = http.post(f"/v1/conversations/{conversation}/messages", json={"text": "hi"}, headers=blocked.auth)
     assert r.status_code == 200, r.text
+
+
+def test_thread_context_leaves_blocked_authors_out_and_is_404_for_the_blocked(http):
+    blocker, blocked, other = sign_up(http, "b"), sign_up(http, "x"), sign_up(http, "o")
+
+    def reply(author: Account, to: str, text: str) -> str:
+        r = http.post("/v1/posts", json={"text": text, "replyToId": to}, headers=author.auth)
+        assert r.status_code == 200, r.text
+        return r.json()["id"]
+
+    root = post(http, blocked, "a thread by the soon blocked")
+    middle = reply(other, root["id"], "in the middle")
+    hidden_reply, shown_reply = reply(blocked, middle, "hidden below"), reply(other, middle, "shown below")
+    mine = post(http, blocker, "the blocker's own")
+    block(http, blocker, blocked)
+
+    r = http.get(f"/v1/posts/{middle}/context", headers=blocker.auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["post"]["id"] == middle
+    assert root["id"] not in [p["id"] for p in body.get("ancestors", [])]
+    replies = [p["id"] for p in body.get("replies", [])]
+    assert shown_reply in replies and hidden_reply not in replies
+    # Signed out, the thread is whole.
+    whole = http.get(f"/v1/posts/{middle}/context").json()
+    assert root["id"] in [p["id"] for p in whole.get("ancestors", [])]
+    assert hidden_reply in [p["id"] for p in whole.get("replies", [])]
+    assert http.get(f"/v1/posts/{mine['id']}/context", headers=blocked.auth).status_code == 404

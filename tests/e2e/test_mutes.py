@@ -140,3 +140,21 @@ def test_muted_actors_create_no_notifications_and_the_feed_leaves_them_out(http)
 
     assert wait_until(lambda: other.id in actors(), timeout=3.0)
     assert muted.id not in actors()
+
+
+def test_thread_context_leaves_muted_replies_out(http):
+    muter, muted, other = sign_up(http, "m"), sign_up(http, "x"), sign_up(http, "o")
+    root = post(http, other, "a thread")
+    ids = {}
+    for name, author in (("muted", muted), ("other", other)):
+        r = http.post("/v1/posts", json={"text": f"by {name}", "replyToId": root["id"]}, headers=author.auth)
+        assert r.status_code == 200, r.text
+        ids[name] = r.json()["id"]
+    mute(http, muter, muted)
+    r = http.get(f"/v1/posts/{root['id']}/context", headers=muter.auth)
+    assert r.status_code == 200, r.text
+    replies = [p["id"] for p in r.json().get("replies", [])]
+    assert ids["other"] in replies and ids["muted"] not in replies
+    # The muted user's own view of the thread is unchanged.
+    theirs = http.get(f"/v1/posts/{root['id']}/context", headers=muted.auth).json()
+    assert ids["muted"] in [p["id"] for p in theirs.get("replies", [])]
