@@ -158,3 +158,34 @@ def test_thread_context_leaves_muted_replies_out(http):
     # The muted user's own view of the thread is unchanged.
     theirs = http.get(f"/v1/posts/{root['id']}/context", headers=muted.auth).json()
     assert ids["muted"] in [p["id"] for p in theirs.get("replies", [])]
+
+
+def test_a_muted_authors_new_posts_are_not_pushed_live(http, edge_url):
+    from tests.e2e.test_watch import Watcher
+
+    muter, muted, friend = sign_up(http, "m"), sign_up(http, "x"), sign_up(http, "f")
+    follow(http, muter, muted)
+    follow(http, muter, friend)
+    mute(http, muter, muted)
+    watcher = Watcher(edge_url, muter.token)
+    try:
+        hidden, shown = post(http, muted, "not pushed"), post(http, friend, "pushed")
+        assert watcher.next_ids(1, timeout=5.0) == [shown["id"]]
+        assert hidden["id"] not in watcher.next_ids(1, timeout=1.0)
+    finally:
+        watcher.close()
+
+
+def test_mentions_by_muted_users_do_not_notify(http):
+    muter, muted, other = sign_up(http, "m"), sign_up(http, "x"), sign_up(http, "o")
+    mute(http, muter, muted)
+    post(http, muted, f"hello @{muter.username}")
+    post(http, other, f"hi @{muter.username}")
+
+    def actors() -> set[str]:
+        r = http.get("/v1/notifications", params={"pageSize": 50}, headers=muter.auth)
+        assert r.status_code == 200, r.text
+        return {a for n in r.json().get("notifications", []) for a in n.get("actorIds", [])}
+
+    assert wait_until(lambda: other.id in actors(), timeout=3.0)
+    assert muted.id not in actors()
