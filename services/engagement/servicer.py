@@ -24,7 +24,7 @@ from services.engagement.liked import LikedCache
 from services.engagement.settings import EngagementSettings
 from services.engagement.store import Counts, EngagementStore
 from services.kit.events import consumer, kafka
-from services.kit.peers import clients
+from services.kit.peers import clients, safety
 from services.kit.server import ids, service, startup
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.server.auth import caller_id
@@ -51,6 +51,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         self.ids = IdGenerator(settings.worker_id)
         self.producer = kafka.Producer(settings.kafka_bootstrap)
         self.redis = redis_client.client(settings)
+        # A blocker's posts are not found for the users they block: no likes.
+        self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
         # Every read of engagement (one per page anyone reads) is a burst of
         # HMGETs: packed and parsed by hiredis, about a quarter of the CPU of
         # redis-py's pipeline.
@@ -117,6 +119,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
     async def LikePost(self, request: engagement_pb2.LikePostRequest, context) -> engagement_pb2.PostEngagement:
         user_id = caller_id(context)
         post = await self._live_post(parse_id(request.post_id, "post_id"))
+        await self._refuse_if_blocked(post, user_id)
         post_id = _liked_target(post)
         now = _utcnow()
         if await self.store.claim_like(post_id, user_id, now):
@@ -268,6 +271,12 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         if post is None:
             raise not_found(f"post {post_id} does not exist")
         return post
+
+    async def _refuse_if_blocked(self, post: posts_pb2.Post, user_id: int) -> None:
+        """404, as posts answers them: the post's (or its original's) author blocks the caller."""
+        blocked_by = (await self.hidden_authors.of(user_id)).blocked_by
+        if int(post.author_id) in blocked_by or _target_author(post) in blocked_by:
+            raise not_found(f"post {post.id} does not exist")
 
     async def _engagement_of(self, post_id: int, viewer_id: int) -> engagement_pb2.PostEngagement:
         return (await self._engagements([post_id], viewer_id))[0]

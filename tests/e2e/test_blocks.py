@@ -124,6 +124,7 @@ def test_the_blocked_user_cannot_see_the_blockers_posts(http):
     r = http.post("/v1/posts", json={"text": "a quote", "repostOfId": mine["id"]}, headers=blocked.auth)
     assert r.status_code == 404, r.text
     assert http.post(f"/v1/posts/{mine['id']}:repost", headers=blocked.auth).status_code == 404
+    assert http.post(f"/v1/posts/{mine['id']}:like", headers=blocked.auth).status_code == 404
     unblock(http, blocker, blocked)
     assert http.get(f"/v1/posts/{mine['id']}", headers=blocked.auth).status_code == 200
 
