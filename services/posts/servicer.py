@@ -319,6 +319,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         record = await self.store.get(post_id)
         if record is None or record.deleted or await self._author_blocks_viewer(record.author_id, caller):
             raise not_found(f"post {post_id} does not exist")
+        await self._check_bookmark_room(caller, post_id)
         bookmark_id = await self.store.add_bookmark(caller, post_id, self.ids.next_id())
         return posts_pb2.BookmarkPostResponse(
             post_id=str(post_id), bookmark_time=timestamp_from_ms(ids.timestamp_ms(bookmark_id))
@@ -554,6 +555,17 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             return posts
         hidden_ids = (await self._hidden_from(viewer_id)).ids()
         return [post for post in posts if not safety.hides_post(post, hidden_ids)]
+
+    async def _check_bookmark_room(self, user_id: int, post_id: int) -> None:
+        """Refuses a new bookmark past the limit; bookmarking a post again
+        always succeeds. Two concurrent new bookmarks can both pass the count:
+        the limit bounds the partition, it is not an exact quota."""
+        if await self.store.has_bookmark(user_id, post_id):
+            return
+        if await self.store.bookmark_count(user_id) >= self.settings.max_bookmarks:
+            raise failed_precondition(
+                f"at most {self.settings.max_bookmarks} bookmarks; remove some before adding more"
+            )
 
     async def _forget_bookmarks(self, user_id: int, bookmarks: list[tuple[int, int]]) -> None:
         """Drops bookmarks of deleted posts, found while listing. Best effort:

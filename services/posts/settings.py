@@ -30,3 +30,8 @@ class PostsSettings(Settings):
         1.0,
         "Deadline of a read's product lookup; past it posts go out without products.",
     )
+    max_bookmarks: int = setting(
+        "AVIARY_POSTS_MAX_BOOKMARKS",
+        10_000,
+        "Most bookmarks one user may keep (bounds their bookmark partition); more are refused with 412.",
+    )

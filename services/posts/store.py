@@ -130,6 +130,7 @@ class _Statements:
     claim_bookmark: PreparedStatement
     insert_bookmark: PreparedStatement
     select_bookmark_claim: PreparedStatement
+    count_bookmark_claims: PreparedStatement
     delete_bookmark_claim: PreparedStatement
     delete_bookmark: PreparedStatement
     select_bookmarks_first: PreparedStatement
@@ -210,6 +211,7 @@ class PostStore:
             "select_bookmark_claim": (
                 f"SELECT bookmark_id FROM {ks}.bookmark_claims WHERE user_id = ? AND post_id = ?"
             ),
+            "count_bookmark_claims": f"SELECT COUNT(*) FROM {ks}.bookmark_claims WHERE user_id = ?",
             "delete_bookmark_claim": f"DELETE FROM {ks}.bookmark_claims WHERE user_id = ? AND post_id = ?",
             "delete_bookmark": f"DELETE FROM {ks}.bookmarks_by_user WHERE user_id = ? AND bookmark_id = ?",
             "select_bookmarks_first": (
@@ -323,6 +325,16 @@ class PostStore:
         held = bookmark_id if applied else current.bookmark_id
         await cql.execute(self.session, self._st.insert_bookmark, (user_id, held, post_id))
         return held
+
+    async def has_bookmark(self, user_id: int, post_id: int) -> bool:
+        rows = await cql.execute(self.session, self._st.select_bookmark_claim, (user_id, post_id))
+        return bool(rows)
+
+    async def bookmark_count(self, user_id: int) -> int:
+        """How many bookmarks the user keeps: a count over their one claims
+        partition, which the bookmark limit keeps small."""
+        rows = await cql.execute(self.session, self._st.count_bookmark_claims, (user_id,))
+        return rows[0].count if rows else 0
 
     async def remove_bookmark(self, user_id: int, post_id: int) -> None:
         """Removes the user's bookmark of the post, if any: its list row and

@@ -1,23 +1,30 @@
 """Bookmark storage against real Cassandra: one bookmark per user and post,
 a retry completes a claim whose list row was never written, removal takes
-both rows, and (through the running service) listing drops the rows of a
-deleted post.
+both rows, (through the running service) listing drops the rows of a
+deleted post, and (through a second process with a small limit) the
+bookmark limit.
 
 Store-level tests use fresh random user and post ids, so they never meet
 other tests' data."""
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
+import subprocess
+import sys
 
+import grpc
 import pytest
 
-from aviary.posts.v1 import posts_pb2
+from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.events.kafka import Producer
 from services.kit.settings import load_settings
 from services.kit.stores import cql
 from services.posts.store import PostStore
-from tests.integration.test_posts import RPC_TIMEOUT, create, delete, sign_up
+from tests.integration.support import free_port, stop_process, wait_serving
+from tests.integration.test_posts import REPO_ROOT, RPC_TIMEOUT, create, delete, sign_up
 
 
 def fresh_id() -> int:
@@ -84,3 +91,64 @@ async def test_listing_drops_the_rows_of_a_deleted_post(identity, posts, store):
     assert [p.id for p in listed.posts] == [kept.id]
     assert [post_id for _, post_id in await store.bookmarks(int(reader.id), None, 10)] == [int(kept.id)]
     assert await claim_of(store, int(reader.id), int(gone.id)) == []
+
+
+async def test_bookmark_count_follows_adds_and_removals(store):
+    user = fresh_id()
+    posts = [fresh_id() for _ in range(3)]
+    for i, post in enumerate(posts):
+        await store.add_bookmark(user, post, 1000 + i)
+    await store.add_bookmark(user, posts[0], 2000)
+    assert await store.bookmark_count(user) == 3
+    await store.remove_bookmark(user, posts[1])
+    assert await store.bookmark_count(user) == 2
+    assert await store.has_bookmark(user, posts[0]) and not await store.has_bookmark(user, posts[1])
+
+
+@pytest.fixture
+def posts_with_two_bookmarks(tmp_path):
+    """A second posts process that lets a user keep two bookmarks."""
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "AVIARY_POSTS_PORT": str(port),
+        "AVIARY_METRICS_PORT": str(metrics_port),
+        "AVIARY_POSTS_MAX_BOOKMARKS": "2",
+        "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
+    }
+    log_path = tmp_path / "posts.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.posts"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        try:
+            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        except pytest.fail.Exception:
+            pytest.fail(f"the second posts process never served; its log ends: {log_path.read_text()[-2000:]}")
+        yield posts_pb2_grpc.PostsServiceStub(channel)
+        channel.close()
+    finally:
+        stop_process(proc)
+
+
+def test_past_the_limit_a_new_bookmark_is_refused_and_an_old_one_still_succeeds(
+    identity, posts, posts_with_two_bookmarks
+):
+    reader, author = sign_up(identity), sign_up(identity)
+    first, second, third = (create(posts, author, f"post {i}") for i in range(3))
+
+    def bookmark(post):
+        return posts_with_two_bookmarks.BookmarkPost(
+            posts_pb2.BookmarkPostRequest(post_id=post.id), metadata=reader.auth, timeout=RPC_TIMEOUT
+        )
+
+    bookmark(first)
+    bookmark(second)
+    with pytest.raises(grpc.RpcError) as refused:
+        bookmark(third)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "at most 2 bookmarks" in refused.value.details()
+    bookmark(first)  # again: not a new bookmark
+    listed = posts.ListBookmarks(posts_pb2.ListBookmarksRequest(), metadata=reader.auth, timeout=RPC_TIMEOUT)
+    assert [p.id for p in listed.posts] == [second.id, first.id]

@@ -13,6 +13,7 @@ def test_defaults_are_unchanged():
     assert s.media_cache_seconds == 300.0
     assert s.product_cache_seconds == 10.0
     assert s.catalog_read_timeout_seconds == 1.0
+    assert s.max_bookmarks == 10_000
 
 
 def test_a_bad_number_names_its_variable():
