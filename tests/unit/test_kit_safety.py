@@ -50,3 +50,52 @@ def test_the_reply_keeps_mute_end_times():
 
 def test_the_version_key_is_one_slot_per_viewer():
     assert safety.version_key(42) == "graph:hidden-version:{42}"
+
+
+class _Versions:
+    """A stand-in for Redis GET of the version keys."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+        self.down = False
+
+    async def get(self, key: str):
+        if self.down:
+            raise OSError("redis down")
+        return self.values.get(key)
+
+
+def _counting_helper(versions, redis_client="given"):
+    helper = safety.HiddenAuthors(versions if redis_client == "given" else None, timeout=1.0)
+    asked: list[int] = []
+
+    async def ask(viewer: int):
+        asked.append(viewer)
+        return safety.Hidden(blocking=frozenset({len(asked)}))
+
+    helper._ask_graph = ask  # type: ignore[method-assign]
+    return helper, asked
+
+
+async def test_an_answer_is_reused_while_the_viewers_version_holds():
+    versions = _Versions()
+    helper, asked = _counting_helper(versions)
+    first = await helper.of(7)
+    assert await helper.of(7) == first and asked == [7]
+    versions.values[safety.version_key(7)] = b"123"  # a block or mute changed it
+    assert await helper.of(7) != first and asked == [7, 7]
+    assert await helper.of(7) == safety.Hidden(blocking=frozenset({2})) and asked == [7, 7]
+
+
+async def test_without_a_readable_version_graph_is_asked_every_time():
+    versions = _Versions()
+    versions.down = True
+    helper, asked = _counting_helper(versions)
+    await helper.of(7)
+    await helper.of(7)
+    assert asked == [7, 7]
+
+
+async def test_no_viewer_hides_nobody_without_asking():
+    helper, asked = _counting_helper(_Versions())
+    assert await helper.of(0) is safety.NOTHING_HIDDEN and asked == []
