@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests import media_files
 from tests.e2e.commerce import add_to_cart, checkout, create_product, sign_up_many, sign_up_seller
 from tests.e2e.edge import Account, error_message, sign_up
 
@@ -141,6 +142,20 @@ def test_a_message_with_a_product_card_can_be_bought_from(http):
     r = checkout(http, buyer)
     assert r.status_code == 200, r.text
     assert r.json()["items"][0]["productId"] == product["id"]
+
+
+def test_a_message_carries_the_senders_own_media_only(http):
+    a, b = sign_up(http, "cd"), sign_up(http, "cd")
+    cid = create(http, a, b)["id"]
+    mine = http.post("/v1/media", content=media_files.png(), headers={"Content-Type": "image/png", **a.auth})
+    theirs = http.post("/v1/media", content=media_files.png(), headers={"Content-Type": "image/png", **b.auth})
+    assert mine.status_code == 200 and theirs.status_code == 200, (mine.text, theirs.text)
+    message = sent(http, a, cid, "", mediaIds=[mine.json()["mediaId"]])
+    assert message["mediaIds"] == [mine.json()["mediaId"]]
+    listed = messages(http, b, cid).json()["messages"][0]
+    assert listed["media"][0]["mediaId"] == mine.json()["mediaId"] and listed["media"][0]["url"]
+    r = send(http, a, cid, "not mine", mediaIds=[theirs.json()["mediaId"]])
+    assert r.status_code == 403 and "media_ids[0]" in r.text, r.text
 
 
 # -- history ---------------------------------------------------------------------------
