@@ -343,10 +343,16 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         before = paging.int_cursor(request.page_token, "before")
         bookmarks = await self.store.bookmarks(caller, before, size + 1)
         page = bookmarks[:size]
-        records = await self._live_records([post_id for _, post_id in page])
+        claims = await self.store.bookmark_claims(caller, [post_id for _, post_id in page])
+        # A list row whose claim names another bookmark id (or none) is a
+        # stray: an unbookmark that ran between a bookmark's claim and its
+        # list row. The claim is the truth; strays are dropped.
+        held = [(bookmark_id, post_id) for bookmark_id, post_id in page if claims.get(post_id) == bookmark_id]
+        strays = tuple(bookmark_id for bookmark_id, post_id in page if claims.get(post_id) != bookmark_id)
+        records = await self._live_records([post_id for _, post_id in held])
         live_ids = {r.post_id for r in records}
-        gone = [(bookmark_id, post_id) for bookmark_id, post_id in page if post_id not in live_ids]
-        posts, _ = await asyncio.gather(self._hydrate(records, caller), self._forget_bookmarks(caller, gone))
+        gone = [(bookmark_id, post_id) for bookmark_id, post_id in held if post_id not in live_ids]
+        posts, _ = await asyncio.gather(self._hydrate(records, caller), self._forget_bookmarks(caller, gone, strays))
         # Posts whose authors block the caller are not shown to them anywhere;
         # the bookmark stays, should the block be lifted.
         blocked_by = (await self._hidden_from(caller)).blocked_by
@@ -567,13 +573,14 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
                 f"at most {self.settings.max_bookmarks} bookmarks; remove some before adding more"
             )
 
-    async def _forget_bookmarks(self, user_id: int, bookmarks: list[tuple[int, int]]) -> None:
-        """Drops bookmarks of deleted posts, found while listing. Best effort:
-        a failure leaves the rows for the next listing to find again."""
-        if not bookmarks:
+    async def _forget_bookmarks(self, user_id: int, gone: list[tuple[int, int]], strays: tuple[int, ...]) -> None:
+        """Drops bookmarks of deleted posts and stray list rows, found while
+        listing. Best effort: a failure leaves the rows for the next listing
+        to find again."""
+        if not gone and not strays:
             return
         try:
-            await self.store.remove_bookmark_rows(user_id, bookmarks)
+            await self.store.remove_bookmark_rows(user_id, gone, strays)
         except Exception:
             log.warning("dropping bookmarks of deleted posts failed", extra={"user_id": user_id}, exc_info=True)
 

@@ -131,6 +131,7 @@ class _Statements:
     insert_bookmark: PreparedStatement
     select_bookmark_claim: PreparedStatement
     count_bookmark_claims: PreparedStatement
+    select_bookmark_claims_of: PreparedStatement
     delete_bookmark_claim: PreparedStatement
     delete_bookmark: PreparedStatement
     select_bookmarks_first: PreparedStatement
@@ -210,6 +211,9 @@ class PostStore:
             "insert_bookmark": f"INSERT INTO {ks}.bookmarks_by_user (user_id, bookmark_id, post_id) VALUES (?, ?, ?)",
             "select_bookmark_claim": (
                 f"SELECT bookmark_id FROM {ks}.bookmark_claims WHERE user_id = ? AND post_id = ?"
+            ),
+            "select_bookmark_claims_of": (
+                f"SELECT post_id, bookmark_id FROM {ks}.bookmark_claims WHERE user_id = ? AND post_id IN ?"
             ),
             "count_bookmark_claims": f"SELECT COUNT(*) FROM {ks}.bookmark_claims WHERE user_id = ?",
             "delete_bookmark_claim": f"DELETE FROM {ks}.bookmark_claims WHERE user_id = ? AND post_id = ?",
@@ -343,13 +347,26 @@ class PostStore:
         if rows:
             await self.remove_bookmark_rows(user_id, [(rows[0].bookmark_id, post_id)])
 
-    async def remove_bookmark_rows(self, user_id: int, bookmarks: list[tuple[int, int]]) -> None:
-        """Removes (bookmark id, post id) pairs of one user, list rows and claims at once."""
+    async def remove_bookmark_rows(
+        self, user_id: int, bookmarks: list[tuple[int, int]], stray_ids: tuple[int, ...] = ()
+    ) -> None:
+        """Removes (bookmark id, post id) pairs of one user, list rows and
+        claims, and list rows alone by bookmark id (`stray_ids`), at once."""
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         for bookmark_id, post_id in bookmarks:
             batch.add(self._st.delete_bookmark, (user_id, bookmark_id))
             batch.add(self._st.delete_bookmark_claim, (user_id, post_id))
+        for bookmark_id in stray_ids:
+            batch.add(self._st.delete_bookmark, (user_id, bookmark_id))
         await cql.execute(self.session, batch)
+
+    async def bookmark_claims(self, user_id: int, post_ids: list[int]) -> dict[int, int]:
+        """post id -> the bookmark id that holds it, for those of `post_ids` the
+        user has bookmarked (one query in the user's claims partition)."""
+        if not post_ids:
+            return {}
+        rows = await cql.execute(self.session, self._st.select_bookmark_claims_of, (user_id, list(set(post_ids))))
+        return {row.post_id: row.bookmark_id for row in rows}
 
     async def bookmarks(self, user_id: int, before: int | None, limit: int) -> list[tuple[int, int]]:
         """Up to `limit` (bookmark id, post id) pairs of the user, most recent

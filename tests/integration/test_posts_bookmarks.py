@@ -93,6 +93,22 @@ async def test_listing_drops_the_rows_of_a_deleted_post(identity, posts, store):
     assert await claim_of(store, int(reader.id), int(gone.id)) == []
 
 
+async def test_listing_drops_stray_rows_an_unbookmark_race_left(identity, posts, store):
+    reader, author = sign_up(identity), sign_up(identity)
+    kept, unbookmarked = create(posts, author, "kept"), create(posts, author, "unbookmarked")
+    posts.BookmarkPost(posts_pb2.BookmarkPostRequest(post_id=kept.id), metadata=reader.auth, timeout=RPC_TIMEOUT)
+    user = int(reader.id)
+    (held,) = await store.bookmarks(user, None, 10)
+    # List rows written after an unbookmark removed their claim: one for a
+    # post no longer bookmarked, one older duplicate of a bookmarked post.
+    await cql.execute(store.session, store._st.insert_bookmark, (user, held[0] + 1, int(unbookmarked.id)))
+    await cql.execute(store.session, store._st.insert_bookmark, (user, held[0] - 1, int(kept.id)))
+    listed = posts.ListBookmarks(posts_pb2.ListBookmarksRequest(), metadata=reader.auth, timeout=RPC_TIMEOUT)
+    assert [p.id for p in listed.posts] == [kept.id]
+    assert await store.bookmarks(user, None, 10) == [held]
+    assert await store.has_bookmark(user, int(kept.id))
+
+
 async def test_bookmark_count_follows_adds_and_removals(store):
     user = fresh_id()
     posts = [fresh_id() for _ in range(3)]
