@@ -132,3 +132,17 @@ def test_unknown_posts_and_bad_ids(http):
     r = http.get("/v1/users/me/bookmarks", params={"pageToken": "forged"}, headers=me.auth)
     assert r.status_code == 400 and "page_token" in error_message(r)
     assert bookmarked(http, me) == []
+
+
+def test_a_blockers_post_cannot_be_bookmarked_and_leaves_the_list(http):
+    me, author = sign_up(http, "b"), sign_up(http, "b")
+    saved, later = post(http, author, "saved before the block"), post(http, author, "after")
+    bookmark(http, me, saved["id"])
+    r = http.put(f"/v1/users/me/blocks/{me.id}", headers=author.auth)
+    assert r.status_code == 200, r.text
+    assert http.put(f"/v1/users/me/bookmarks/{later['id']}", headers=me.auth).status_code == 404
+    assert bookmarked(http, me) == []
+    # Lifted: the bookmark was kept.
+    r = http.delete(f"/v1/users/me/blocks/{me.id}", headers=author.auth)
+    assert r.status_code == 200, r.text
+    assert bookmarked(http, me) == [saved["id"]]

@@ -108,3 +108,15 @@ def test_muted_authors_are_left_out_for_the_muter_only(http, thread):
     assert ids(context(http, c, viewer)["ancestors"]) == [root, b]
     assert ids(context(http, root, viewer)["replies"]) == []
     assert ids(context(http, c)["ancestors"]) == [root, a, b]
+
+
+def test_a_blockers_posts_leave_the_blocked_users_thread(http, thread):
+    users, (root, a, b, c) = thread
+    viewer = sign_up(http, "th")
+    # The author of `a` blocks the viewer: `a` is gone from the viewer's thread
+    # and its own context is 404 for them, as if absent.
+    r = http.put(f"/v1/users/me/blocks/{viewer.id}", headers=users[1].auth)
+    assert r.status_code == 200, r.text
+    assert ids(context(http, c, viewer)["ancestors"]) == [root, b]
+    assert http.get(f"/v1/posts/{a}/context", headers=viewer.auth).status_code == 404
+    assert ids(context(http, a)["ancestors"]) == [root]
