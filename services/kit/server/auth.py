@@ -8,6 +8,7 @@ token whose signature checks out against the public key.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import grpc
 import jwt
@@ -40,14 +42,32 @@ def ensure_keys(directory: Path) -> None:
 
     Safe to call from several processes at once: an exclusive lock serializes
     them and every file appears atomically (written aside, then renamed)."""
+    with keys_lock(directory):
+        public = ensure_key_pair(directory / "jwt_private.pem", directory / "jwt_public.pem")
+    numbers = public.public_numbers()
+    jwk = {
+        "kty": "RSA",
+        "alg": "RS256",
+        "use": "sig",
+        "kid": KEY_ID,
+        "n": _b64uint(numbers.n),
+        "e": _b64uint(numbers.e),
+    }
+    _write_atomically(directory / "jwks.json", json.dumps({"keys": [jwk]}).encode())
+
+
+@contextlib.contextmanager
+def keys_lock(directory: Path) -> Iterator[None]:
+    """Serializes key creation in `directory` between processes."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _ensure_keys_locked(directory)
+        yield
 
 
-def _ensure_keys_locked(directory: Path) -> None:
-    private_path = directory / "jwt_private.pem"
+def ensure_key_pair(private_path: Path, public_path: Path) -> rsa.RSAPublicKey:
+    """An RS256 key pair: the private key made if missing (never replaced), the
+    public key always written from it. Call under keys_lock."""
     if not private_path.exists():
         new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = new_key.private_bytes(
@@ -59,19 +79,9 @@ def _ensure_keys_locked(directory: Path) -> None:
         raise ValueError(f"{private_path} must hold an RSA private key (tokens are signed RS256)")
     public = key.public_key()
     _write_atomically(
-        directory / "jwt_public.pem",
-        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        public_path, public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    numbers = public.public_numbers()
-    jwk = {
-        "kty": "RSA",
-        "alg": "RS256",
-        "use": "sig",
-        "kid": KEY_ID,
-        "n": _b64uint(numbers.n),
-        "e": _b64uint(numbers.e),
-    }
-    _write_atomically(directory / "jwks.json", json.dumps({"keys": [jwk]}).encode())
+    return public
 
 
 def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -152,7 +162,9 @@ def _verify_signature(token: str) -> dict:
         raise unauthenticated("access token is invalid") from exc
 
 
-def _bearer(context: grpc.aio.ServicerContext) -> str | None:
+def bearer_token(context: grpc.aio.ServicerContext) -> str | None:
+    """The caller's bearer token, None without one; UNAUTHENTICATED when the
+    authorization header is not a bearer token."""
     for key, value in context.invocation_metadata() or ():
         if key == "authorization" and isinstance(value, str):  # bytes only for -bin keys
             scheme, _, token = value.partition(" ")
@@ -164,7 +176,7 @@ def _bearer(context: grpc.aio.ServicerContext) -> str | None:
 
 def caller_id(context: grpc.aio.ServicerContext) -> int:
     """The verified acting user, or UNAUTHENTICATED."""
-    token = _bearer(context)
+    token = bearer_token(context)
     if token is None:
         raise unauthenticated("this call needs an access token (Authorization: Bearer <token>)")
     return int(verify_token(token)["sub"])
@@ -172,7 +184,7 @@ def caller_id(context: grpc.aio.ServicerContext) -> int:
 
 def optional_caller_id(context: grpc.aio.ServicerContext) -> int | None:
     """The verified acting user if a token was sent; a bad token is still rejected."""
-    token = _bearer(context)
+    token = bearer_token(context)
     return None if token is None else int(verify_token(token)["sub"])
 
 
@@ -198,7 +210,7 @@ def caller(context: grpc.aio.ServicerContext) -> Caller:
 
 
 def _required_claims(context: grpc.aio.ServicerContext) -> dict:
-    token = _bearer(context)
+    token = bearer_token(context)
     if token is None:
         raise unauthenticated("this call needs an access token (Authorization: Bearer <token>)")
     return verify_token(token)

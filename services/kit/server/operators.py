@@ -25,11 +25,9 @@ from pathlib import Path
 
 import grpc
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.kit import settings
-from services.kit.server.auth import _write_atomically
+from services.kit.server.auth import bearer_token, ensure_key_pair, keys_lock
 from services.kit.server.errors import permission_denied, unauthenticated
 
 ISSUER = "aviary-operators"
@@ -47,17 +45,8 @@ class Operator:
 def ensure_operator_keys(private_path: Path, public_path: Path) -> None:
     """Creates the operators' key pair once (the devstack does; production
     keeps the private key off the cluster)."""
-    if private_path.exists() and public_path.exists():
-        return
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(
-        private_path,
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-        mode=0o600,
-    )
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    _write_atomically(public_path, public)
+    with keys_lock(private_path.parent):
+        ensure_key_pair(private_path, public_path)
 
 
 def issue(private_key_pem: bytes, name: str, scopes: list[str], ttl_seconds: int, now: float | None = None) -> str:
@@ -104,11 +93,7 @@ def _public_key() -> bytes:
 def operator(context: grpc.aio.ServicerContext, scope: str) -> Operator:
     """The operator calling, who must hold `scope`: UNAUTHENTICATED without an
     operator token (a user token included), PERMISSION_DENIED without the scope."""
-    token = None
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            token = token.strip() if scheme.lower() == "bearer" else None
+    token = bearer_token(context)
     if not token:
         raise unauthenticated("an operator token is required (authorization: Bearer <operator token>)")
     who = verify(token, _public_key())
