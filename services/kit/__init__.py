@@ -8,7 +8,8 @@
 - `events/`: the Kafka producer and consumer (keyed lanes), the Cassandra and
   PostgreSQL outboxes, live pushes over Redis pub/sub;
 - `peers/`: clients of other services and the helpers several services share
-  (the engagement overlay and stream, profile announcements, media ownership).
+  (the engagement overlay and stream, profile announcements, media ownership,
+  cached batched lookups of media and products, blocks and mutes).
 
 Services import only this kit and the stubs in gen/.
 """

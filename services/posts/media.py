@@ -18,26 +18,17 @@ import logging
 
 from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit.peers import clients, media
+from services.kit.peers import media
+from services.kit.peers.engagement_overlay import with_originals
+from services.kit.peers.lookup import PeerLookup
 from services.kit.server.errors import invalid_argument
-from services.posts.lookup import PeerLookup
 
 log = logging.getLogger(__name__)
 
 
-async def _batch_get_media(media_ids: list[int], timeout: float) -> list[tuple[int, media_pb2.Media]]:
-    response = await clients.media().BatchGetMedia(
-        media_pb2.BatchGetMediaRequest(media_ids=[str(i) for i in media_ids]), timeout=timeout
-    )
-    return [(int(m.media_id), m) for m in response.media]
-
-
 def media_lookup(cache_seconds: float) -> PeerLookup[media_pb2.Media]:
     """Media by id, reused for `cache_seconds`: one per servicer, built at start-up."""
-    # BatchGetMedia takes at most 200 ids per call.
-    return PeerLookup(
-        _batch_get_media, what="media BatchGetMedia", batch=200, ttl_seconds=cache_seconds, max_entries=100_000
-    )
+    return media.lookup(cache_seconds, max_entries=100_000)
 
 
 async def check_media_ids(media_ids: list[int], author_id: int, timeout: float) -> None:
@@ -57,4 +48,4 @@ async def attach_media(lookup: PeerLookup[media_pb2.Media], posts: list[posts_pb
     """Fills `media` of each post (and of an embedded reposted post) in media_ids order.
 
     Never fails: without the media service, posts simply lack `media`."""
-    await lookup.attach(posts, "media_ids", "media", timeout)
+    await lookup.attach(with_originals(posts), "media_ids", "media", timeout)

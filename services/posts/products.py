@@ -25,27 +25,17 @@ import grpc
 
 from aviary.catalog.v1 import catalog_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit.peers import clients
+from services.kit.peers import products
+from services.kit.peers.engagement_overlay import with_originals
+from services.kit.peers.lookup import PeerLookup
 from services.kit.server.errors import invalid_argument, unavailable
-from services.posts.lookup import PeerLookup
 
 log = logging.getLogger(__name__)
 
 
-async def _batch_get_products(product_ids: list[int], timeout: float) -> list[tuple[int, catalog_pb2.Product]]:
-    response = await clients.catalog().BatchGetProducts(
-        catalog_pb2.BatchGetProductsRequest(product_ids=[str(i) for i in product_ids], skip_stock=True),
-        timeout=timeout,
-    )
-    return [(int(p.id), p) for p in response.products]
-
-
 def product_lookup(cache_seconds: float) -> PeerLookup[catalog_pb2.Product]:
     """Products by id, reused for `cache_seconds`: one per servicer, built at start-up."""
-    # BatchGetProducts takes at most 200 ids per call.
-    return PeerLookup(
-        _batch_get_products, what="catalog BatchGetProducts", batch=200, ttl_seconds=cache_seconds, max_entries=50_000
-    )
+    return products.lookup(cache_seconds, max_entries=50_000)
 
 
 async def check_product_ids(lookup: PeerLookup[catalog_pb2.Product], product_ids: list[int], timeout: float) -> None:
@@ -83,4 +73,4 @@ async def attach_products(lookup: PeerLookup[catalog_pb2.Product], posts: list[p
     """Fills `products` of each post (and of an embedded reposted post) in product_ids order.
 
     Never fails: without the catalog, posts simply lack `products`."""
-    await lookup.attach(posts, "product_ids", "products", timeout)
+    await lookup.attach(with_originals(posts), "product_ids", "products", timeout)

@@ -18,7 +18,8 @@ SERVICES_DIR = Path(manifest.MANIFEST).parent
 PEER_USES = {
     r"\bclients\.(\w+)\(": None,  # clients.graph() -> graph
     r"\bclients\.user_summaries\(": "identity",
-    r"\bmedia\.check_own_uploads\(": "media",
+    r"\bmedia\.(?:check_own_uploads|lookup)\(": "media",
+    r"\bproducts\.lookup\(": "catalog",
     r"\bengagement_(?:overlay|stream)\b": "engagement",
     r"\bsafety\.HiddenAuthors\(": "graph",
 }

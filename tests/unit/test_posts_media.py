@@ -7,6 +7,7 @@ import pytest
 
 from aviary.media.v1 import media_pb2
 from aviary.posts.v1 import posts_pb2
+from services.kit.peers import clients
 from services.kit.server.errors import ApiError
 from services.posts import media as post_media
 
@@ -43,7 +44,7 @@ class FakeMedia:
 @pytest.fixture
 def fake(monkeypatch):
     service = FakeMedia()
-    monkeypatch.setattr(post_media.clients, "media", lambda: service)
+    monkeypatch.setattr(clients, "media", lambda: service)
     return service
 
 

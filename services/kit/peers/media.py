@@ -14,6 +14,7 @@ import grpc
 
 from aviary.media.v1 import media_pb2
 from services.kit.peers import clients
+from services.kit.peers.lookup import PeerLookup
 from services.kit.server.errors import invalid_argument, permission_denied, unavailable
 
 log = logging.getLogger(__name__)
@@ -21,15 +22,30 @@ log = logging.getLogger(__name__)
 BATCH_GET_LIMIT = 200  # ids BatchGetMedia answers in one call
 
 
+async def _batch_get(media_ids: list[int], timeout: float) -> list[tuple[int, media_pb2.Media]]:
+    response = await clients.media().BatchGetMedia(
+        media_pb2.BatchGetMediaRequest(media_ids=[str(i) for i in media_ids]), timeout=timeout
+    )
+    return [(int(m.media_id), m) for m in response.media]
+
+
+def lookup(cache_seconds: float, max_entries: int) -> PeerLookup[media_pb2.Media]:
+    """Media by id for reads, reused for `cache_seconds` (media never changes once
+    uploaded): one per servicer, built at start-up."""
+    return PeerLookup(
+        _batch_get,
+        what="media BatchGetMedia",
+        batch=BATCH_GET_LIMIT,
+        ttl_seconds=cache_seconds,
+        max_entries=max_entries,
+    )
+
+
 async def fetch(media_ids: list[int], timeout: float) -> dict[int, media_pb2.Media]:
-    """The media service's records for these ids (absent ids are left out)."""
+    """The media service's records for these ids, asked afresh (absent ids are left out)."""
     found: dict[int, media_pb2.Media] = {}
     for start in range(0, len(media_ids), BATCH_GET_LIMIT):
-        chunk = media_ids[start : start + BATCH_GET_LIMIT]
-        response = await clients.media().BatchGetMedia(
-            media_pb2.BatchGetMediaRequest(media_ids=[str(i) for i in chunk]), timeout=timeout
-        )
-        found.update((int(m.media_id), m) for m in response.media)
+        found.update(await _batch_get(media_ids[start : start + BATCH_GET_LIMIT], timeout))
     return found
 
 

@@ -1,17 +1,15 @@
-"""Records other services own (media, products) as posts need them: fetched
-by id in batches, through a short in-process cache, and attached to hydrated
-posts in the order the post lists their ids."""
+"""Records other services own (media, products) as a reader needs them:
+fetched by id in batches, through a short in-process cache, and attached to
+hydrated messages (posts, direct messages) in the order each lists their ids."""
 
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable, Generic, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
 
 import grpc
 
-from aviary.posts.v1 import posts_pb2
 from services.kit.stores.cache import TtlCache
-from services.kit.peers.engagement_overlay import with_originals
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +36,10 @@ class PeerLookup(Generic[T]):
             found.update(fetched)
         return found
 
-    async def attach(self, posts: list[posts_pb2.Post], ids_field: str, out_field: str, timeout: float) -> None:
-        """Fills `out_field` of each post (and of an embedded reposted post) in
-        `ids_field` order. Never fails: without the owner, posts go out without it."""
-        targets = [p for p in with_originals(posts) if getattr(p, ids_field) and not getattr(p, out_field)]
+    async def attach(self, items: Iterable[Any], ids_field: str, out_field: str, timeout: float) -> None:
+        """Fills `out_field` of each item in `ids_field` order. Never fails:
+        without the owner, items go out without it."""
+        targets = [p for p in items if getattr(p, ids_field) and not getattr(p, out_field)]
         if not targets:
             return
         wanted = list(dict.fromkeys(int(i) for p in targets for i in getattr(p, ids_field)))
@@ -49,7 +47,7 @@ class PeerLookup(Generic[T]):
             found = await self.get(wanted, timeout)
         except grpc.aio.AioRpcError as exc:
             log.warning(
-                f"{self.what} failed; posts go out without {out_field}",
+                f"{self.what} failed; going out without {out_field}",
                 extra={"code": exc.code().name, "details": exc.details()},
             )
             return
