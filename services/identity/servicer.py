@@ -295,6 +295,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         log.info("profile updated", extra={"user_id": user_id, "fields": sorted(changes)})
         return _with_counts(user_summary(user), await self._counts(user_id))
 
+    async def DeleteAccount(self, request, context):  # TODO(issue 19): being built
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "DeleteAccount is not built yet")
+
+    async def ExportAccount(self, request, context):  # TODO(issue 19): being built
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExportAccount is not built yet")
+        yield  # a stream
+
+    async def SuspendAccount(self, request, context):  # TODO(issue 19): being built
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "SuspendAccount is not built yet")
+
+    async def ReinstateAccount(self, request, context):  # TODO(issue 19): being built
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ReinstateAccount is not built yet")
+
     async def BatchGetUsers(self, request, context):
         user_ids = list(dict.fromkeys(parse_ids(request.user_ids, "user_ids", max_items=BATCH_GET_MAX)))
         cached, missing = self.summaries.get_many(user_ids)

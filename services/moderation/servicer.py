@@ -122,6 +122,9 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
             raise not_found(f"report {request.report_id} not found")
         return _report(row)
 
+    async def ReinstateAccount(self, request, context):  # TODO(issue 19): being built
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ReinstateAccount is not built yet")
+
     async def ResolveReport(self, request, context):
         who = operator(context, SCOPE)
         report_id = parse_id(request.report_id, "report_id")

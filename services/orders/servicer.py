@@ -222,6 +222,13 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
 
         return _order_view(await self._advance(request, str(me), own_part), me)
 
+    async def CountOpenSales(self, request, context):  # TODO(issue 19): being built
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "CountOpenSales is not built yet")
+
+    async def ExportBuyerOrders(self, request, context):  # TODO(issue 19): being built
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExportBuyerOrders is not built yet")
+        yield  # a stream
+
     async def OperatorAdvanceDelivery(self, request, context):
         actor = (request.operator_name or "operator").strip()[:64] or "operator"
         named = parse_id(request.seller_id, "seller_id") if request.seller_id else None

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 
+import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError
 
@@ -362,6 +363,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         return posts_pb2.ListBookmarksResponse(posts=posts, next_page_token=next_token)
 
     @cql.outage_as_unavailable("posts storage")
+    async def RemovePost(self, request, context):  # TODO(issue 19): being built
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RemovePost is not built yet")
+
     async def BatchGetPosts(self, request: posts_pb2.BatchGetPostsRequest, context) -> posts_pb2.BatchGetPostsResponse:
         post_ids = ids.parse_ids(request.post_ids, "post_ids", max_items=MAX_BATCH_GET)
         viewer_id = ids.parse_optional_id(request.viewer_id, "viewer_id") or None

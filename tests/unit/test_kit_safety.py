@@ -6,7 +6,7 @@ import datetime
 
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit.peers import safety
+from services.kit.peers import accounts, safety
 
 NOW = 1_800_000_000.0
 
@@ -57,12 +57,18 @@ class _Versions:
 
     def __init__(self) -> None:
         self.values: dict[str, bytes] = {}
+        self.gone: set[bytes] = set()
         self.down = False
 
     async def get(self, key: str):
         if self.down:
             raise OSError("redis down")
         return self.values.get(key)
+
+    async def smembers(self, key: str):
+        if self.down:
+            raise OSError("redis down")
+        return set(self.gone) if key == accounts.GONE_KEY else set()
 
 
 def _counting_helper(versions):
@@ -99,3 +105,32 @@ async def test_without_a_readable_version_graph_is_asked_every_time():
 async def test_no_viewer_hides_nobody_without_asking():
     helper, asked = _counting_helper(_Versions())
     assert await helper.of(0) is safety.NOTHING_HIDDEN and asked == []
+
+
+async def test_gone_accounts_are_hidden_from_every_viewer_including_nobody():
+    versions = _Versions()
+    versions.gone = {b"77"}
+    helper, _ = _counting_helper(versions)
+    assert 77 in (await helper.of(0)).ids()
+    signed_in = await helper.of(5)
+    assert 77 in signed_in.ids() and 1 in signed_in.ids()
+
+
+async def test_gone_accounts_are_reread_only_after_the_refresh_interval():
+    versions = _Versions()
+    gone = accounts.GoneAccounts(versions, refresh_seconds=3600)  # type: ignore[arg-type]
+    versions.gone = {b"1"}
+    assert await gone.ids() == frozenset({1})
+    versions.gone = {b"1", b"2"}
+    assert await gone.ids() == frozenset({1}), "copied until the interval passes"
+    fresh = accounts.GoneAccounts(versions, refresh_seconds=0)  # type: ignore[arg-type]
+    assert await fresh.ids() == frozenset({1, 2})
+
+
+async def test_an_unreadable_redis_keeps_the_last_copy_of_gone_accounts():
+    versions = _Versions()
+    gone = accounts.GoneAccounts(versions, refresh_seconds=0)  # type: ignore[arg-type]
+    versions.gone = {b"9"}
+    assert await gone.ids() == frozenset({9})
+    versions.down = True
+    assert await gone.ids() == frozenset({9})

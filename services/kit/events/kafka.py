@@ -25,6 +25,8 @@ ORDERS_TOPIC = "orders.events.v1"
 CONVERSATIONS_TOPIC = "conversations.events.v1"
 # Moderation decisions: reporter id.
 MODERATION_TOPIC = "moderation.events.v1"
+# Account suspensions, reinstatements and deletions: user id.
+IDENTITY_TOPIC = "identity.events.v1"
 TOPICS = {
     POSTS_TOPIC: 6,
     GRAPH_TOPIC: 6,
@@ -33,6 +35,7 @@ TOPICS = {
     ORDERS_TOPIC: 6,
     CONVERSATIONS_TOPIC: 6,
     MODERATION_TOPIC: 3,
+    IDENTITY_TOPIC: 6,
 }
 
 
@@ -133,4 +136,5 @@ __all__ = [
     "CATALOG_TOPIC",
     "ORDERS_TOPIC",
     "CONVERSATIONS_TOPIC",
+    "IDENTITY_TOPIC",
 ]

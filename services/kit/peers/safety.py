@@ -14,6 +14,7 @@ missing filter for a moment is better than a page that fails.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from prometheus_client import Counter
 
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
-from services.kit.peers import clients
+from services.kit.peers import accounts, clients
 from services.kit.stores.cache import TtlCache
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,14 @@ class Hidden:
     blocking: frozenset[int] = frozenset()
     blocked_by: frozenset[int] = frozenset()
     muted_until: tuple[tuple[int, float | None], ...] = ()
+    # Suspended and deleted accounts: hidden from every viewer, signed in or not.
+    gone: frozenset[int] = frozenset()
 
     def ids(self, now: float | None = None) -> frozenset[int]:
         """Everyone hidden at `now` (Unix seconds; default: the current time)."""
         at = datetime.datetime.now(datetime.timezone.utc).timestamp() if now is None else now
         muted = {user for user, until in self.muted_until if until is None or until > at}
-        return self.blocking | self.blocked_by | muted
+        return self.blocking | self.blocked_by | muted | self.gone
 
 
 NOTHING_HIDDEN = Hidden()
@@ -81,11 +84,16 @@ class HiddenAuthors:
         self._timeout = timeout
         ttl = CACHE_SECONDS if redis_client is not None else UNVERSIONED_CACHE_SECONDS
         self._cache: TtlCache[int, tuple[bytes, Hidden]] = TtlCache(ttl, max_viewers)
+        self.gone_accounts = accounts.GoneAccounts(redis_client)
 
     async def of(self, viewer: int) -> Hidden:
-        """The viewer's hidden authors (NOTHING_HIDDEN for no viewer, or when graph cannot answer)."""
-        if viewer <= 0:
-            return NOTHING_HIDDEN
+        """The viewer's hidden authors; for no viewer, or when graph cannot
+        answer, only the gone (suspended or deleted) accounts."""
+        gone = await self.gone_accounts.ids()
+        personal = await self._personal(viewer) if viewer > 0 else NOTHING_HIDDEN
+        return dataclasses.replace(personal, gone=gone) if gone else personal
+
+    async def _personal(self, viewer: int) -> Hidden:
         version = await self._version(viewer)
         found, _ = self._cache.get_many([viewer])
         cached = found.get(viewer)

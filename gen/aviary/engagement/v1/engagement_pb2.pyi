@@ -29,6 +29,7 @@ class PostEngagement(_message.Message):
     REPOST_COUNT_FIELD_NUMBER: _builtins.int
     REPLY_COUNT_FIELD_NUMBER: _builtins.int
     LIKED_BY_ME_FIELD_NUMBER: _builtins.int
+    QUOTE_COUNT_FIELD_NUMBER: _builtins.int
     post_id: _builtins.str
     """The post."""
     like_count: _builtins.int
@@ -39,6 +40,8 @@ class PostEngagement(_message.Message):
     """Number of live replies."""
     liked_by_me: _builtins.bool
     """Whether the viewer likes the post (false without a viewer)."""
+    quote_count: _builtins.int
+    """Number of live quote posts (reposts with text of their own)."""
     def __init__(
         self,
         *,
@@ -47,10 +50,11 @@ class PostEngagement(_message.Message):
         repost_count: _builtins.int = ...,
         reply_count: _builtins.int = ...,
         liked_by_me: _builtins.bool = ...,
+        quote_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["like_count", b"like_count", "liked_by_me", b"liked_by_me", "post_id", b"post_id", "reply_count", b"reply_count", "repost_count", b"repost_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["like_count", b"like_count", "liked_by_me", b"liked_by_me", "post_id", b"post_id", "quote_count", b"quote_count", "reply_count", b"reply_count", "repost_count", b"repost_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

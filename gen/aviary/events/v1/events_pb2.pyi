@@ -777,7 +777,7 @@ class ReportResolved(_message.Message):
     user_id: _builtins.int
     """The reported account (a post's author for a post report)."""
     decision: _builtins.str
-    """The decision: DISMISS."""
+    """The decision: DISMISS, REMOVE_POST or SUSPEND_ACCOUNT."""
     def __init__(
         self,
         *,
@@ -794,3 +794,140 @@ class ReportResolved(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportResolved: _TypeAlias = ReportResolved  # noqa: Y015
+
+@_typing.final
+class AccountEvent(_message.Message):
+    """Envelope on the identity topic (identity.events.v1), keyed by the
+    account's user id so one account's events stay ordered. Published through
+    identity's PostgreSQL outbox in the transaction that made the change.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCUR_TIME_FIELD_NUMBER: _builtins.int
+    SUSPENDED_FIELD_NUMBER: _builtins.int
+    REINSTATED_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.int
+    """Unique event id (time-ordered); consumers deduplicate on it."""
+    @_builtins.property
+    def occur_time(self) -> _timestamp_pb2.Timestamp:
+        """When the change happened."""
+
+    @_builtins.property
+    def suspended(self) -> Global___AccountSuspended:
+        """An operator suspended the account."""
+
+    @_builtins.property
+    def reinstated(self) -> Global___AccountReinstated:
+        """An operator lifted the account's suspension."""
+
+    @_builtins.property
+    def deleted(self) -> Global___AccountDeleted:
+        """The account's owner deleted it."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.int = ...,
+        occur_time: _timestamp_pb2.Timestamp | None = ...,
+        suspended: Global___AccountSuspended | None = ...,
+        reinstated: Global___AccountReinstated | None = ...,
+        deleted: Global___AccountDeleted | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "kind", b"kind", "occur_time", b"occur_time", "reinstated", b"reinstated", "suspended", b"suspended"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "event_id", b"event_id", "kind", b"kind", "occur_time", b"occur_time", "reinstated", b"reinstated", "suspended", b"suspended"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["suspended", "reinstated", "deleted"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___AccountEvent: _TypeAlias = AccountEvent  # noqa: Y015
+
+@_typing.final
+class AccountSuspended(_message.Message):
+    """An account was suspended: it cannot log in or post, its sessions are
+    revoked and its posts are hidden everywhere until it is reinstated.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    """The account."""
+    report_id: _builtins.int
+    """The moderation report behind the decision, else 0."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        report_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report_id", b"report_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountSuspended: _TypeAlias = AccountSuspended  # noqa: Y015
+
+@_typing.final
+class AccountReinstated(_message.Message):
+    """An account's suspension was lifted: its posts show again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    """The account."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountReinstated: _TypeAlias = AccountReinstated  # noqa: Y015
+
+@_typing.final
+class AccountDeleted(_message.Message):
+    """An account was deleted by its owner. Every service removes what it holds
+    of the account: posts, reposts, likes, media, follows, blocks, mutes,
+    bookmarks, notifications about it, its cart; a seller's products are
+    deactivated; orders keep their lines with the buyer anonymised; messages
+    stay for the other participants. Consumers must be idempotent: the event
+    may be delivered more than once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    """The account."""
+    username: _builtins.str
+    """Its username, held for 30 days so nobody else can take it."""
+    role: _builtins.str
+    """Its role: "USER" or "SELLER"."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        username: _builtins.str = ...,
+        role: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["role", b"role", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountDeleted: _TypeAlias = AccountDeleted  # noqa: Y015

@@ -494,3 +494,314 @@ class UpdateProfileRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__display_name) -> _WhichOneofReturnType__display_name | None: ...
 
 Global___UpdateProfileRequest: _TypeAlias = UpdateProfileRequest  # noqa: Y015
+
+@_typing.final
+class DeleteAccountRequest(_message.Message):
+    """Request for DeleteAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    password: _builtins.str
+    """The caller's password now."""
+    def __init__(
+        self,
+        *,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteAccountRequest: _TypeAlias = DeleteAccountRequest  # noqa: Y015
+
+@_typing.final
+class ExportAccountRequest(_message.Message):
+    """Request for ExportAccount: the caller's data (from the access token)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportAccountRequest: _TypeAlias = ExportAccountRequest  # noqa: Y015
+
+@_typing.final
+class ExportRecord(_message.Message):
+    """One record of an export. The first is the profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    POST_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def profile(self) -> Global___User:
+        """The caller's profile."""
+
+    @_builtins.property
+    def post(self) -> Global___ExportedPost:
+        """One of the caller's posts (reposts and replies included), newest first."""
+
+    @_builtins.property
+    def follow(self) -> Global___ExportedFollow:
+        """An account the caller follows."""
+
+    @_builtins.property
+    def order(self) -> Global___ExportedOrder:
+        """One of the caller's orders as a buyer, newest first."""
+
+    def __init__(
+        self,
+        *,
+        profile: Global___User | None = ...,
+        post: Global___ExportedPost | None = ...,
+        follow: Global___ExportedFollow | None = ...,
+        order: Global___ExportedOrder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "order", b"order", "post", b"post", "profile", b"profile", "record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "order", b"order", "post", b"post", "profile", b"profile", "record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["profile", "post", "follow", "order"]  # noqa: Y015
+    _WhichOneofArgType_record: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_record) -> _WhichOneofReturnType_record | None: ...
+
+Global___ExportRecord: _TypeAlias = ExportRecord  # noqa: Y015
+
+@_typing.final
+class ExportedPost(_message.Message):
+    """A post in an export."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    REPLY_TO_ID_FIELD_NUMBER: _builtins.int
+    REPOST_OF_ID_FIELD_NUMBER: _builtins.int
+    MEDIA_IDS_FIELD_NUMBER: _builtins.int
+    PRODUCT_IDS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Post id."""
+    text: _builtins.str
+    """Its text."""
+    reply_to_id: _builtins.str
+    """The post replied to, when a reply."""
+    repost_of_id: _builtins.str
+    """The post reposted or quoted, when a repost or quote."""
+    @_builtins.property
+    def media_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Attached media ids."""
+
+    @_builtins.property
+    def product_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Tagged product ids."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was posted."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        text: _builtins.str = ...,
+        reply_to_id: _builtins.str = ...,
+        repost_of_id: _builtins.str = ...,
+        media_ids: _abc.Iterable[_builtins.str] | None = ...,
+        product_ids: _abc.Iterable[_builtins.str] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "media_ids", b"media_ids", "product_ids", b"product_ids", "reply_to_id", b"reply_to_id", "repost_of_id", b"repost_of_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportedPost: _TypeAlias = ExportedPost  # noqa: Y015
+
+@_typing.final
+class ExportedFollow(_message.Message):
+    """A follow in an export."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The account followed."""
+    username: _builtins.str
+    """Its username (empty if it has gone since)."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        username: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportedFollow: _TypeAlias = ExportedFollow  # noqa: Y015
+
+@_typing.final
+class ExportedOrder(_message.Message):
+    """An order in an export."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TOTAL_MINOR_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Order id."""
+    status: _builtins.str
+    """Its status (as the orders API names it, e.g. "CONFIRMED")."""
+    total_minor: _builtins.int
+    """Total in minor units of the currency."""
+    currency: _builtins.str
+    """ISO 4217 currency code."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExportedOrderLine]:
+        """Its lines."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was placed."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        total_minor: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ExportedOrderLine] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "currency", b"currency", "id", b"id", "lines", b"lines", "status", b"status", "total_minor", b"total_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportedOrder: _TypeAlias = ExportedOrder  # noqa: Y015
+
+@_typing.final
+class ExportedOrderLine(_message.Message):
+    """A line of an exported order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    UNIT_PRICE_MINOR_FIELD_NUMBER: _builtins.int
+    product_id: _builtins.str
+    """The product."""
+    quantity: _builtins.int
+    """How many."""
+    unit_price_minor: _builtins.int
+    """Price of one, in minor units."""
+    def __init__(
+        self,
+        *,
+        product_id: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        unit_price_minor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product_id", b"product_id", "quantity", b"quantity", "unit_price_minor", b"unit_price_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportedOrderLine: _TypeAlias = ExportedOrderLine  # noqa: Y015
+
+@_typing.final
+class SuspendAccountRequest(_message.Message):
+    """Request for SuspendAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The account."""
+    report_id: _builtins.str
+    """The moderation report behind it, if any."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report_id", b"report_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SuspendAccountRequest: _TypeAlias = SuspendAccountRequest  # noqa: Y015
+
+@_typing.final
+class ReinstateAccountRequest(_message.Message):
+    """Request for ReinstateAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The account."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReinstateAccountRequest: _TypeAlias = ReinstateAccountRequest  # noqa: Y015
+
+@_typing.final
+class AccountStatus(_message.Message):
+    """An account's standing after a suspension or reinstatement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    SUSPENDED_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The account."""
+    suspended: _builtins.bool
+    """Whether it is suspended now."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        suspended: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["suspended", b"suspended", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountStatus: _TypeAlias = AccountStatus  # noqa: Y015

@@ -82,6 +82,26 @@ class IdentityServiceStub:
                 request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.BatchGetUsersRequest.SerializeToString,
                 response_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.BatchGetUsersResponse.FromString,
                 _registered_method=True)
+        self.DeleteAccount = channel.unary_unary(
+                '/aviary.identity.v1.IdentityService/DeleteAccount',
+                request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.DeleteAccountRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ExportAccount = channel.unary_stream(
+                '/aviary.identity.v1.IdentityService/ExportAccount',
+                request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ExportAccountRequest.SerializeToString,
+                response_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ExportRecord.FromString,
+                _registered_method=True)
+        self.SuspendAccount = channel.unary_unary(
+                '/aviary.identity.v1.IdentityService/SuspendAccount',
+                request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.SuspendAccountRequest.SerializeToString,
+                response_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.AccountStatus.FromString,
+                _registered_method=True)
+        self.ReinstateAccount = channel.unary_unary(
+                '/aviary.identity.v1.IdentityService/ReinstateAccount',
+                request_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ReinstateAccountRequest.SerializeToString,
+                response_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.AccountStatus.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -164,6 +184,46 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteAccount(self, request, context):
+        """Deletes the caller's account at once (current password required). The
+        profile disappears and every session ends; the rest of the mesh removes
+        what it holds of the account (AccountDeleted on identity.events.v1):
+        posts, reposts, likes, media, follows, notifications about it; orders
+        stay with the buyer anonymised; messages stay, shown as from a deleted
+        account. The username cannot be taken for 30 days. A seller with
+        unfulfilled orders is refused with FAILED_PRECONDITION (HTTP 412) until
+        they are shipped or cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportAccount(self, request, context):
+        """The caller's own data, streamed record by record (over HTTP one JSON
+        object per line): the profile first, then posts, follows and orders,
+        so an account of any size fits no response-size limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SuspendAccount(self, request, context):
+        """Operators (moderation): suspends an account. It cannot log in, refresh
+        or post; every session is revoked at once (access tokens already issued
+        stop working for writes at once and expire within their lifetime); its
+        posts are hidden everywhere. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReinstateAccount(self, request, context):
+        """Operators (moderation): lifts a suspension. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +271,26 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.BatchGetUsers,
                     request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.BatchGetUsersRequest.FromString,
                     response_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.BatchGetUsersResponse.SerializeToString,
+            ),
+            'DeleteAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAccount,
+                    request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.DeleteAccountRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ExportAccount': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportAccount,
+                    request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ExportAccountRequest.FromString,
+                    response_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ExportRecord.SerializeToString,
+            ),
+            'SuspendAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuspendAccount,
+                    request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.SuspendAccountRequest.FromString,
+                    response_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.AccountStatus.SerializeToString,
+            ),
+            'ReinstateAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReinstateAccount,
+                    request_deserializer=aviary_dot_identity_dot_v1_dot_identity__pb2.ReinstateAccountRequest.FromString,
+                    response_serializer=aviary_dot_identity_dot_v1_dot_identity__pb2.AccountStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -458,6 +538,114 @@ class IdentityService:
             '/aviary.identity.v1.IdentityService/BatchGetUsers',
             aviary_dot_identity_dot_v1_dot_identity__pb2.BatchGetUsersRequest.SerializeToString,
             aviary_dot_identity_dot_v1_dot_identity__pb2.BatchGetUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.identity.v1.IdentityService/DeleteAccount',
+            aviary_dot_identity_dot_v1_dot_identity__pb2.DeleteAccountRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aviary.identity.v1.IdentityService/ExportAccount',
+            aviary_dot_identity_dot_v1_dot_identity__pb2.ExportAccountRequest.SerializeToString,
+            aviary_dot_identity_dot_v1_dot_identity__pb2.ExportRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuspendAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.identity.v1.IdentityService/SuspendAccount',
+            aviary_dot_identity_dot_v1_dot_identity__pb2.SuspendAccountRequest.SerializeToString,
+            aviary_dot_identity_dot_v1_dot_identity__pb2.AccountStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReinstateAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.identity.v1.IdentityService/ReinstateAccount',
+            aviary_dot_identity_dot_v1_dot_identity__pb2.ReinstateAccountRequest.SerializeToString,
+            aviary_dot_identity_dot_v1_dot_identity__pb2.AccountStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,6 +74,29 @@ class IdentityServiceStub:
     """Internal: user summaries (no counts) for hydrating posts and lists.
     Unknown ids are left out of the response.
     """
+    DeleteAccount: _grpc.UnaryUnaryMultiCallable[_identity_pb2.DeleteAccountRequest, _empty_pb2.Empty]
+    """Deletes the caller's account at once (current password required). The
+    profile disappears and every session ends; the rest of the mesh removes
+    what it holds of the account (AccountDeleted on identity.events.v1):
+    posts, reposts, likes, media, follows, notifications about it; orders
+    stay with the buyer anonymised; messages stay, shown as from a deleted
+    account. The username cannot be taken for 30 days. A seller with
+    unfulfilled orders is refused with FAILED_PRECONDITION (HTTP 412) until
+    they are shipped or cancelled.
+    """
+    ExportAccount: _grpc.UnaryStreamMultiCallable[_identity_pb2.ExportAccountRequest, _identity_pb2.ExportRecord]
+    """The caller's own data, streamed record by record (over HTTP one JSON
+    object per line): the profile first, then posts, follows and orders,
+    so an account of any size fits no response-size limit.
+    """
+    SuspendAccount: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SuspendAccountRequest, _identity_pb2.AccountStatus]
+    """Operators (moderation): suspends an account. It cannot log in, refresh
+    or post; every session is revoked at once (access tokens already issued
+    stop working for writes at once and expire within their lifetime); its
+    posts are hidden everywhere. Idempotent.
+    """
+    ReinstateAccount: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ReinstateAccountRequest, _identity_pb2.AccountStatus]
+    """Operators (moderation): lifts a suspension. Idempotent."""
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -120,6 +143,29 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Internal: user summaries (no counts) for hydrating posts and lists.
     Unknown ids are left out of the response.
     """
+    DeleteAccount: _aio.UnaryUnaryMultiCallable[_identity_pb2.DeleteAccountRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Deletes the caller's account at once (current password required). The
+    profile disappears and every session ends; the rest of the mesh removes
+    what it holds of the account (AccountDeleted on identity.events.v1):
+    posts, reposts, likes, media, follows, notifications about it; orders
+    stay with the buyer anonymised; messages stay, shown as from a deleted
+    account. The username cannot be taken for 30 days. A seller with
+    unfulfilled orders is refused with FAILED_PRECONDITION (HTTP 412) until
+    they are shipped or cancelled.
+    """
+    ExportAccount: _aio.UnaryStreamMultiCallable[_identity_pb2.ExportAccountRequest, _identity_pb2.ExportRecord]  # type: ignore[assignment]
+    """The caller's own data, streamed record by record (over HTTP one JSON
+    object per line): the profile first, then posts, follows and orders,
+    so an account of any size fits no response-size limit.
+    """
+    SuspendAccount: _aio.UnaryUnaryMultiCallable[_identity_pb2.SuspendAccountRequest, _identity_pb2.AccountStatus]  # type: ignore[assignment]
+    """Operators (moderation): suspends an account. It cannot log in, refresh
+    or post; every session is revoked at once (access tokens already issued
+    stop working for writes at once and expire within their lifetime); its
+    posts are hidden everywhere. Idempotent.
+    """
+    ReinstateAccount: _aio.UnaryUnaryMultiCallable[_identity_pb2.ReinstateAccountRequest, _identity_pb2.AccountStatus]  # type: ignore[assignment]
+    """Operators (moderation): lifts a suspension. Idempotent."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """IdentityService owns accounts, credentials and profiles, and issues the
@@ -217,5 +263,52 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Internal: user summaries (no counts) for hydrating posts and lists.
         Unknown ids are left out of the response.
         """
+
+    @_abc_1.abstractmethod
+    def DeleteAccount(
+        self,
+        request: _identity_pb2.DeleteAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Deletes the caller's account at once (current password required). The
+        profile disappears and every session ends; the rest of the mesh removes
+        what it holds of the account (AccountDeleted on identity.events.v1):
+        posts, reposts, likes, media, follows, notifications about it; orders
+        stay with the buyer anonymised; messages stay, shown as from a deleted
+        account. The username cannot be taken for 30 days. A seller with
+        unfulfilled orders is refused with FAILED_PRECONDITION (HTTP 412) until
+        they are shipped or cancelled.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportAccount(
+        self,
+        request: _identity_pb2.ExportAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_identity_pb2.ExportRecord], _abc.AsyncIterator[_identity_pb2.ExportRecord]]:
+        """The caller's own data, streamed record by record (over HTTP one JSON
+        object per line): the profile first, then posts, follows and orders,
+        so an account of any size fits no response-size limit.
+        """
+
+    @_abc_1.abstractmethod
+    def SuspendAccount(
+        self,
+        request: _identity_pb2.SuspendAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.AccountStatus, _abc.Awaitable[_identity_pb2.AccountStatus]]:
+        """Operators (moderation): suspends an account. It cannot log in, refresh
+        or post; every session is revoked at once (access tokens already issued
+        stop working for writes at once and expire within their lifetime); its
+        posts are hidden everywhere. Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def ReinstateAccount(
+        self,
+        request: _identity_pb2.ReinstateAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.AccountStatus, _abc.Awaitable[_identity_pb2.AccountStatus]]:
+        """Operators (moderation): lifts a suspension. Idempotent."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -90,6 +90,15 @@ class _ReportDecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Report
     """Not decided yet."""
     REPORT_DECISION_DISMISS: _ReportDecision.ValueType  # 1
     """Nothing against the rules: the report is closed, nothing else changes."""
+    REPORT_DECISION_REMOVE_POST: _ReportDecision.ValueType  # 2
+    """The reported post is removed, like a delete by its author: gone from
+    timelines, search, counts and caches. Only for post reports.
+    """
+    REPORT_DECISION_SUSPEND_ACCOUNT: _ReportDecision.ValueType  # 3
+    """The reported account (a post report's author) is suspended: it cannot
+    log in or post, its sessions end and its posts are hidden everywhere
+    until an operator reinstates it (ReinstateAccount).
+    """
 
 class ReportDecision(_ReportDecision, metaclass=_ReportDecisionEnumTypeWrapper):
     """What an operator decided."""
@@ -98,6 +107,15 @@ REPORT_DECISION_UNSPECIFIED: ReportDecision.ValueType  # 0
 """Not decided yet."""
 REPORT_DECISION_DISMISS: ReportDecision.ValueType  # 1
 """Nothing against the rules: the report is closed, nothing else changes."""
+REPORT_DECISION_REMOVE_POST: ReportDecision.ValueType  # 2
+"""The reported post is removed, like a delete by its author: gone from
+timelines, search, counts and caches. Only for post reports.
+"""
+REPORT_DECISION_SUSPEND_ACCOUNT: ReportDecision.ValueType  # 3
+"""The reported account (a post report's author) is suspended: it cannot
+log in or post, its sessions end and its posts are hidden everywhere
+until an operator reinstates it (ReinstateAccount).
+"""
 Global___ReportDecision: _TypeAlias = ReportDecision  # noqa: Y015
 
 @_typing.final
@@ -313,3 +331,57 @@ class ResolveReportRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolveReportRequest: _TypeAlias = ResolveReportRequest  # noqa: Y015
+
+@_typing.final
+class ReinstateAccountRequest(_message.Message):
+    """Request for ReinstateAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The suspended account."""
+    note: _builtins.str
+    """A note for the record, up to 1,000 characters."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReinstateAccountRequest: _TypeAlias = ReinstateAccountRequest  # noqa: Y015
+
+@_typing.final
+class ReinstateAccountResponse(_message.Message):
+    """Response for ReinstateAccount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    REINSTATE_TIME_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The account."""
+    @_builtins.property
+    def reinstate_time(self) -> _timestamp_pb2.Timestamp:
+        """When the suspension was lifted."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        reinstate_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reinstate_time", b"reinstate_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reinstate_time", b"reinstate_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReinstateAccountResponse: _TypeAlias = ReinstateAccountResponse  # noqa: Y015

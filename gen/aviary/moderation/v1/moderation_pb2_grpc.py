@@ -59,6 +59,11 @@ class ModerationServiceStub:
                 request_serializer=aviary_dot_moderation_dot_v1_dot_moderation__pb2.ResolveReportRequest.SerializeToString,
                 response_deserializer=aviary_dot_moderation_dot_v1_dot_moderation__pb2.Report.FromString,
                 _registered_method=True)
+        self.ReinstateAccount = channel.unary_unary(
+                '/aviary.moderation.v1.ModerationService/ReinstateAccount',
+                request_serializer=aviary_dot_moderation_dot_v1_dot_moderation__pb2.ReinstateAccountRequest.SerializeToString,
+                response_deserializer=aviary_dot_moderation_dot_v1_dot_moderation__pb2.ReinstateAccountResponse.FromString,
+                _registered_method=True)
 
 
 class ModerationServiceServicer:
@@ -100,6 +105,15 @@ class ModerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReinstateAccount(self, request, context):
+        """Operators: lifts an account's suspension (its posts show again and it
+        can log in). Reinstating an account that is not suspended is refused
+        with FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +136,11 @@ def add_ModerationServiceServicer_to_server(servicer, server):
                     servicer.ResolveReport,
                     request_deserializer=aviary_dot_moderation_dot_v1_dot_moderation__pb2.ResolveReportRequest.FromString,
                     response_serializer=aviary_dot_moderation_dot_v1_dot_moderation__pb2.Report.SerializeToString,
+            ),
+            'ReinstateAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReinstateAccount,
+                    request_deserializer=aviary_dot_moderation_dot_v1_dot_moderation__pb2.ReinstateAccountRequest.FromString,
+                    response_serializer=aviary_dot_moderation_dot_v1_dot_moderation__pb2.ReinstateAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -237,6 +256,33 @@ class ModerationService:
             '/aviary.moderation.v1.ModerationService/ResolveReport',
             aviary_dot_moderation_dot_v1_dot_moderation__pb2.ResolveReportRequest.SerializeToString,
             aviary_dot_moderation_dot_v1_dot_moderation__pb2.Report.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReinstateAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.moderation.v1.ModerationService/ReinstateAccount',
+            aviary_dot_moderation_dot_v1_dot_moderation__pb2.ReinstateAccountRequest.SerializeToString,
+            aviary_dot_moderation_dot_v1_dot_moderation__pb2.ReinstateAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

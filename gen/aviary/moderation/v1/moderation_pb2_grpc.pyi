@@ -51,6 +51,11 @@ class ModerationServiceStub:
     target, with a decision. Resolving a resolved report is refused with
     FAILED_PRECONDITION naming its decision.
     """
+    ReinstateAccount: _grpc.UnaryUnaryMultiCallable[_moderation_pb2.ReinstateAccountRequest, _moderation_pb2.ReinstateAccountResponse]
+    """Operators: lifts an account's suspension (its posts show again and it
+    can log in). Reinstating an account that is not suspended is refused
+    with FAILED_PRECONDITION.
+    """
 
 @_typing.type_check_only
 class ModerationServiceAsyncStub(ModerationServiceStub):
@@ -74,6 +79,11 @@ class ModerationServiceAsyncStub(ModerationServiceStub):
     """Operators: closes a report, and every other open report of the same
     target, with a decision. Resolving a resolved report is refused with
     FAILED_PRECONDITION naming its decision.
+    """
+    ReinstateAccount: _aio.UnaryUnaryMultiCallable[_moderation_pb2.ReinstateAccountRequest, _moderation_pb2.ReinstateAccountResponse]  # type: ignore[assignment]
+    """Operators: lifts an account's suspension (its posts show again and it
+    can log in). Reinstating an account that is not suspended is refused
+    with FAILED_PRECONDITION.
     """
 
 class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -119,6 +129,17 @@ class ModerationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Operators: closes a report, and every other open report of the same
         target, with a decision. Resolving a resolved report is refused with
         FAILED_PRECONDITION naming its decision.
+        """
+
+    @_abc_1.abstractmethod
+    def ReinstateAccount(
+        self,
+        request: _moderation_pb2.ReinstateAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_moderation_pb2.ReinstateAccountResponse, _abc.Awaitable[_moderation_pb2.ReinstateAccountResponse]]:
+        """Operators: lifts an account's suspension (its posts show again and it
+        can log in). Reinstating an account that is not suspended is refused
+        with FAILED_PRECONDITION.
         """
 
 def add_ModerationServiceServicer_to_server(servicer: ModerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

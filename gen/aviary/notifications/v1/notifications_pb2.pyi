@@ -50,6 +50,12 @@ class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Noti
     """
     NOTIFICATION_KIND_REPORT_RESOLVED: _NotificationKind.ValueType  # 9
     """To a reporter: the moderators decided on their report (the text says what)."""
+    NOTIFICATION_KIND_QUOTE: _NotificationKind.ValueType  # 10
+    """Someone quoted the recipient's post (a repost with text of its own)."""
+    NOTIFICATION_KIND_MESSAGE: _NotificationKind.ValueType  # 11
+    """New direct messages in one of the recipient's conversations, one notice
+    per conversation grouping its unread messages.
+    """
 
 class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
     """What a notification is about."""
@@ -78,6 +84,12 @@ shipped; do not send it.
 """
 NOTIFICATION_KIND_REPORT_RESOLVED: NotificationKind.ValueType  # 9
 """To a reporter: the moderators decided on their report (the text says what)."""
+NOTIFICATION_KIND_QUOTE: NotificationKind.ValueType  # 10
+"""Someone quoted the recipient's post (a repost with text of its own)."""
+NOTIFICATION_KIND_MESSAGE: NotificationKind.ValueType  # 11
+"""New direct messages in one of the recipient's conversations, one notice
+per conversation grouping its unread messages.
+"""
 Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 
 @_typing.final
@@ -95,6 +107,7 @@ class Notification(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     READ_FIELD_NUMBER: _builtins.int
     ACTOR_COUNT_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Time-ordered id; changes when a group gains an actor and moves to the top."""
     kind: Global___NotificationKind.ValueType
@@ -109,6 +122,8 @@ class Notification(_message.Message):
     """Whether the recipient has marked it read."""
     actor_count: _builtins.int
     """Number of distinct actors (may exceed the actor_ids listed)."""
+    conversation_id: _builtins.str
+    """The conversation concerned, for message notices."""
     @_builtins.property
     def actor_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Who did it, most recent first (at most 50 are listed)."""
@@ -129,10 +144,11 @@ class Notification(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         read: _builtins.bool = ...,
         actor_count: _builtins.int = ...,
+        conversation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_count", b"actor_count", "actor_ids", b"actor_ids", "create_time", b"create_time", "id", b"id", "kind", b"kind", "order_id", b"order_id", "post_id", b"post_id", "read", b"read", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_count", b"actor_count", "actor_ids", b"actor_ids", "conversation_id", b"conversation_id", "create_time", b"create_time", "id", b"id", "kind", b"kind", "order_id", b"order_id", "post_id", b"post_id", "read", b"read", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -512,3 +512,69 @@ class CancelOrderRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelOrderRequest: _TypeAlias = CancelOrderRequest  # noqa: Y015
+
+@_typing.final
+class CountOpenSalesRequest(_message.Message):
+    """Request for CountOpenSales."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELLER_ID_FIELD_NUMBER: _builtins.int
+    seller_id: _builtins.str
+    """The seller."""
+    def __init__(
+        self,
+        *,
+        seller_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seller_id", b"seller_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountOpenSalesRequest: _TypeAlias = CountOpenSalesRequest  # noqa: Y015
+
+@_typing.final
+class CountOpenSalesResponse(_message.Message):
+    """Response for CountOpenSales."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPEN_ORDER_COUNT_FIELD_NUMBER: _builtins.int
+    open_order_count: _builtins.int
+    """Orders with a part this seller has not shipped and that are not cancelled."""
+    def __init__(
+        self,
+        *,
+        open_order_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["open_order_count", b"open_order_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountOpenSalesResponse: _TypeAlias = CountOpenSalesResponse  # noqa: Y015
+
+@_typing.final
+class ExportBuyerOrdersRequest(_message.Message):
+    """Request for ExportBuyerOrders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUYER_ID_FIELD_NUMBER: _builtins.int
+    buyer_id: _builtins.str
+    """The buyer."""
+    def __init__(
+        self,
+        *,
+        buyer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportBuyerOrdersRequest: _TypeAlias = ExportBuyerOrdersRequest  # noqa: Y015

@@ -69,6 +69,16 @@ class OrdersServiceStub:
                 request_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.OperatorAdvanceDeliveryRequest.SerializeToString,
                 response_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
                 _registered_method=True)
+        self.CountOpenSales = channel.unary_unary(
+                '/aviary.orders.v1.OrdersService/CountOpenSales',
+                request_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.CountOpenSalesRequest.SerializeToString,
+                response_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.CountOpenSalesResponse.FromString,
+                _registered_method=True)
+        self.ExportBuyerOrders = channel.unary_stream(
+                '/aviary.orders.v1.OrdersService/ExportBuyerOrders',
+                request_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.ExportBuyerOrdersRequest.SerializeToString,
+                response_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
+                _registered_method=True)
 
 
 class OrdersServiceServicer:
@@ -145,6 +155,24 @@ class OrdersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountOpenSales(self, request, context):
+        """Internal (identity, before deleting an account): how many of the
+        account's sales are not yet fulfilled (order lines it sells that are
+        neither delivered, shipped nor cancelled). Deletion is refused while any
+        are open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportBuyerOrders(self, request, context):
+        """Internal (identity, for an account's data export): every order the user
+        placed as a buyer, newest first, as the buyer sees them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrdersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +204,16 @@ def add_OrdersServiceServicer_to_server(servicer, server):
             'OperatorAdvanceDelivery': grpc.unary_unary_rpc_method_handler(
                     servicer.OperatorAdvanceDelivery,
                     request_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.OperatorAdvanceDeliveryRequest.FromString,
+                    response_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.Order.SerializeToString,
+            ),
+            'CountOpenSales': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountOpenSales,
+                    request_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.CountOpenSalesRequest.FromString,
+                    response_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.CountOpenSalesResponse.SerializeToString,
+            ),
+            'ExportBuyerOrders': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportBuyerOrders,
+                    request_deserializer=aviary_dot_orders_dot_v1_dot_orders__pb2.ExportBuyerOrdersRequest.FromString,
                     response_serializer=aviary_dot_orders_dot_v1_dot_orders__pb2.Order.SerializeToString,
             ),
     }
@@ -345,6 +383,60 @@ class OrdersService:
             target,
             '/aviary.orders.v1.OrdersService/OperatorAdvanceDelivery',
             aviary_dot_orders_dot_v1_dot_orders__pb2.OperatorAdvanceDeliveryRequest.SerializeToString,
+            aviary_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountOpenSales(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.orders.v1.OrdersService/CountOpenSales',
+            aviary_dot_orders_dot_v1_dot_orders__pb2.CountOpenSalesRequest.SerializeToString,
+            aviary_dot_orders_dot_v1_dot_orders__pb2.CountOpenSalesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportBuyerOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aviary.orders.v1.OrdersService/ExportBuyerOrders',
+            aviary_dot_orders_dot_v1_dot_orders__pb2.ExportBuyerOrdersRequest.SerializeToString,
             aviary_dot_orders_dot_v1_dot_orders__pb2.Order.FromString,
             options,
             channel_credentials,

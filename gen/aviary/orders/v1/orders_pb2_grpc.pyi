@@ -80,6 +80,16 @@ class OrdersServiceStub:
     the same as AdvanceDelivery without the seller check, on the fulfilment
     of the seller named (needed when the order has more than one).
     """
+    CountOpenSales: _grpc.UnaryUnaryMultiCallable[_orders_pb2.CountOpenSalesRequest, _orders_pb2.CountOpenSalesResponse]
+    """Internal (identity, before deleting an account): how many of the
+    account's sales are not yet fulfilled (order lines it sells that are
+    neither delivered, shipped nor cancelled). Deletion is refused while any
+    are open.
+    """
+    ExportBuyerOrders: _grpc.UnaryStreamMultiCallable[_orders_pb2.ExportBuyerOrdersRequest, _orders_pb2.Order]
+    """Internal (identity, for an account's data export): every order the user
+    placed as a buyer, newest first, as the buyer sees them.
+    """
 
 @_typing.type_check_only
 class OrdersServiceAsyncStub(OrdersServiceStub):
@@ -132,6 +142,16 @@ class OrdersServiceAsyncStub(OrdersServiceStub):
     """Internal, for operators (grpcurl inside the mesh; no public route):
     the same as AdvanceDelivery without the seller check, on the fulfilment
     of the seller named (needed when the order has more than one).
+    """
+    CountOpenSales: _aio.UnaryUnaryMultiCallable[_orders_pb2.CountOpenSalesRequest, _orders_pb2.CountOpenSalesResponse]  # type: ignore[assignment]
+    """Internal (identity, before deleting an account): how many of the
+    account's sales are not yet fulfilled (order lines it sells that are
+    neither delivered, shipped nor cancelled). Deletion is refused while any
+    are open.
+    """
+    ExportBuyerOrders: _aio.UnaryStreamMultiCallable[_orders_pb2.ExportBuyerOrdersRequest, _orders_pb2.Order]  # type: ignore[assignment]
+    """Internal (identity, for an account's data export): every order the user
+    placed as a buyer, newest first, as the buyer sees them.
     """
 
 class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -218,6 +238,28 @@ class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
         """Internal, for operators (grpcurl inside the mesh; no public route):
         the same as AdvanceDelivery without the seller check, on the fulfilment
         of the seller named (needed when the order has more than one).
+        """
+
+    @_abc_1.abstractmethod
+    def CountOpenSales(
+        self,
+        request: _orders_pb2.CountOpenSalesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orders_pb2.CountOpenSalesResponse, _abc.Awaitable[_orders_pb2.CountOpenSalesResponse]]:
+        """Internal (identity, before deleting an account): how many of the
+        account's sales are not yet fulfilled (order lines it sells that are
+        neither delivered, shipped nor cancelled). Deletion is refused while any
+        are open.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportBuyerOrders(
+        self,
+        request: _orders_pb2.ExportBuyerOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_orders_pb2.Order], _abc.AsyncIterator[_orders_pb2.Order]]:
+        """Internal (identity, for an account's data export): every order the user
+        placed as a buyer, newest first, as the buyer sees them.
         """
 
 def add_OrdersServiceServicer_to_server(servicer: OrdersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

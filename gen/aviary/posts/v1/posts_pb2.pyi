@@ -47,6 +47,7 @@ class Post(_message.Message):
     MEDIA_FIELD_NUMBER: _builtins.int
     REPOST_OF_FIELD_NUMBER: _builtins.int
     PRODUCTS_FIELD_NUMBER: _builtins.int
+    QUOTE_COUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Time-ordered 64-bit id, as a decimal string."""
     author_id: _builtins.str
@@ -65,6 +66,8 @@ class Post(_message.Message):
     """Number of replies."""
     liked_by_me: _builtins.bool
     """Whether the caller liked this post."""
+    quote_count: _builtins.int
+    """Number of quote posts (reposts with text of their own) of this post."""
     @_builtins.property
     def author(self) -> _identity_pb2.User:
         """Author summary (no counts)."""
@@ -126,10 +129,11 @@ class Post(_message.Message):
         media: _abc.Iterable[_media_pb2.Media] | None = ...,
         repost_of: Global___Post | None = ...,
         products: _abc.Iterable[_catalog_pb2.Product] | None = ...,
+        quote_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "created_at", b"created_at", "repost_of", b"repost_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "author_id", b"author_id", "created_at", b"created_at", "hashtags", b"hashtags", "id", b"id", "like_count", b"like_count", "liked_by_me", b"liked_by_me", "media", b"media", "media_ids", b"media_ids", "mentions", b"mentions", "product_ids", b"product_ids", "products", b"products", "reply_count", b"reply_count", "reply_to_id", b"reply_to_id", "repost_count", b"repost_count", "repost_of", b"repost_of", "repost_of_id", b"repost_of_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "author_id", b"author_id", "created_at", b"created_at", "hashtags", b"hashtags", "id", b"id", "like_count", b"like_count", "liked_by_me", b"liked_by_me", "media", b"media", "media_ids", b"media_ids", "mentions", b"mentions", "product_ids", b"product_ids", "products", b"products", "quote_count", b"quote_count", "reply_count", b"reply_count", "reply_to_id", b"reply_to_id", "repost_count", b"repost_count", "repost_of", b"repost_of", "repost_of_id", b"repost_of_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -866,3 +870,29 @@ class ListBookmarksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListBookmarksResponse: _TypeAlias = ListBookmarksResponse  # noqa: Y015
+
+@_typing.final
+class RemovePostRequest(_message.Message):
+    """Request for RemovePost."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    """The post."""
+    report_id: _builtins.str
+    """The moderation report behind it, for the log."""
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post_id", b"post_id", "report_id", b"report_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemovePostRequest: _TypeAlias = RemovePostRequest  # noqa: Y015

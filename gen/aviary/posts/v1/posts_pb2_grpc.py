@@ -92,6 +92,11 @@ class PostsServiceStub:
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetPostsRequest.SerializeToString,
                 response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetPostsResponse.FromString,
                 _registered_method=True)
+        self.RemovePost = channel.unary_unary(
+                '/aviary.posts.v1.PostsService/RemovePost',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.RemovePostRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.GetAuthorStats = channel.unary_unary(
                 '/aviary.posts.v1.PostsService/GetAuthorStats',
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.GetAuthorStatsRequest.SerializeToString,
@@ -204,6 +209,15 @@ class PostsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemovePost(self, request, context):
+        """Operators (moderation): removes any post, as if its author deleted it:
+        tombstoned and gone from timelines, search, counts and caches.
+        Idempotent: removing a removed post succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAuthorStats(self, request, context):
         """Internal: per-author statistics.
         """
@@ -293,6 +307,11 @@ def add_PostsServiceServicer_to_server(servicer, server):
                     servicer.BatchGetPosts,
                     request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetPostsRequest.FromString,
                     response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetPostsResponse.SerializeToString,
+            ),
+            'RemovePost': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePost,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.RemovePostRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'GetAuthorStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAuthorStats,
@@ -614,6 +633,33 @@ class PostsService:
             '/aviary.posts.v1.PostsService/BatchGetPosts',
             aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetPostsRequest.SerializeToString,
             aviary_dot_posts_dot_v1_dot_posts__pb2.BatchGetPostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/RemovePost',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.RemovePostRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

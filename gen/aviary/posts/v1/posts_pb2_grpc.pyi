@@ -71,6 +71,11 @@ class PostsServiceStub:
     """
     BatchGetPosts: _grpc.UnaryUnaryMultiCallable[_posts_pb2.BatchGetPostsRequest, _posts_pb2.BatchGetPostsResponse]
     """Internal: hydrates many posts at once. Unknown or deleted ids are left out."""
+    RemovePost: _grpc.UnaryUnaryMultiCallable[_posts_pb2.RemovePostRequest, _empty_pb2.Empty]
+    """Operators (moderation): removes any post, as if its author deleted it:
+    tombstoned and gone from timelines, search, counts and caches.
+    Idempotent: removing a removed post succeeds.
+    """
     GetAuthorStats: _grpc.UnaryUnaryMultiCallable[_posts_pb2.GetAuthorStatsRequest, _posts_pb2.AuthorStats]
     """Internal: per-author statistics."""
     BatchGetAuthorStats: _grpc.UnaryUnaryMultiCallable[_posts_pb2.BatchGetAuthorStatsRequest, _posts_pb2.BatchGetAuthorStatsResponse]
@@ -129,6 +134,11 @@ class PostsServiceAsyncStub(PostsServiceStub):
     """
     BatchGetPosts: _aio.UnaryUnaryMultiCallable[_posts_pb2.BatchGetPostsRequest, _posts_pb2.BatchGetPostsResponse]  # type: ignore[assignment]
     """Internal: hydrates many posts at once. Unknown or deleted ids are left out."""
+    RemovePost: _aio.UnaryUnaryMultiCallable[_posts_pb2.RemovePostRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Operators (moderation): removes any post, as if its author deleted it:
+    tombstoned and gone from timelines, search, counts and caches.
+    Idempotent: removing a removed post succeeds.
+    """
     GetAuthorStats: _aio.UnaryUnaryMultiCallable[_posts_pb2.GetAuthorStatsRequest, _posts_pb2.AuthorStats]  # type: ignore[assignment]
     """Internal: per-author statistics."""
     BatchGetAuthorStats: _aio.UnaryUnaryMultiCallable[_posts_pb2.BatchGetAuthorStatsRequest, _posts_pb2.BatchGetAuthorStatsResponse]  # type: ignore[assignment]
@@ -250,6 +260,17 @@ class PostsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_posts_pb2.BatchGetPostsResponse, _abc.Awaitable[_posts_pb2.BatchGetPostsResponse]]:
         """Internal: hydrates many posts at once. Unknown or deleted ids are left out."""
+
+    @_abc_1.abstractmethod
+    def RemovePost(
+        self,
+        request: _posts_pb2.RemovePostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Operators (moderation): removes any post, as if its author deleted it:
+        tombstoned and gone from timelines, search, counts and caches.
+        Idempotent: removing a removed post succeeds.
+        """
 
     @_abc_1.abstractmethod
     def GetAuthorStats(

@@ -1,0 +1,88 @@
+"""Accounts nobody may see: suspended by an operator, or deleted by their owner.
+
+Identity owns the list (its PostgreSQL rows are the truth) and keeps this
+Redis set as their projection: it adds an account in the transaction's
+wake, removes it on reinstatement, and writes the whole set again at start-up
+(so a Redis restart loses nothing for long). Every read path that hides
+authors (peers.safety) and every write path that must refuse a suspended
+author reads it through `GoneAccounts`, which keeps a process-wide copy
+refreshed at most every few seconds: the set is small (suspensions are rare,
+deleted accounts leave it once their data is gone) and one SMEMBERS per
+refresh costs less than a lookup per post.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import cast
+
+import redis.asyncio as redis
+
+log = logging.getLogger(__name__)
+
+# One key (a Redis Cluster hash tag of its own): suspended and deleted accounts.
+GONE_KEY = "identity:{gone-accounts}"
+# How stale a process's copy may be: a suspension shows everywhere within this.
+REFRESH_SECONDS = 2.0
+
+
+async def mark_gone(client: redis.Redis, user_id: int) -> None:
+    """Identity only: the account is suspended or deleted."""
+    await client.sadd(GONE_KEY, str(user_id))
+
+
+async def mark_back(client: redis.Redis, user_id: int) -> None:
+    """Identity only: the account is reinstated (or a deleted one's data is gone)."""
+    await client.srem(GONE_KEY, str(user_id))
+
+
+async def replace_all(client: redis.Redis, user_ids: list[int]) -> None:
+    """Identity only, at start-up: the set becomes exactly these accounts."""
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(GONE_KEY)
+    if user_ids:
+        pipe.sadd(GONE_KEY, *[str(u) for u in user_ids])
+    await pipe.execute()
+
+
+class GoneAccounts:
+    """A process's copy of the gone accounts, refreshed when older than REFRESH_SECONDS.
+
+    While Redis cannot be read the last copy is kept (a page is served, not
+    failed) and a warning is logged once per failed refresh.
+    """
+
+    def __init__(self, client: redis.Redis | None, *, refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self._redis = client
+        self._refresh_seconds = refresh_seconds
+        self._ids: frozenset[int] = frozenset()
+        self._read_at = float("-inf")
+        self._refreshing: asyncio.Lock | None = None
+
+    async def ids(self) -> frozenset[int]:
+        """Every suspended or deleted account, as of at most REFRESH_SECONDS ago."""
+        if self._redis is None or time.monotonic() - self._read_at < self._refresh_seconds:
+            return self._ids
+        if self._refreshing is None:
+            self._refreshing = asyncio.Lock()
+        async with self._refreshing:
+            # Whoever waited for the lock finds the copy a concurrent call just read.
+            if time.monotonic() - self._read_at >= self._refresh_seconds:
+                await self._refresh()
+        return self._ids
+
+    async def contains(self, user_id: int) -> bool:
+        return user_id in await self.ids()
+
+    async def _refresh(self) -> None:
+        assert self._redis is not None
+        try:
+            members = cast("set[bytes]", await self._redis.smembers(GONE_KEY))
+        except (redis.RedisError, OSError) as exc:
+            log.warning("gone accounts unreadable; keeping the last copy", extra={"error": repr(exc)[:300]})
+        else:
+            self._ids = frozenset(int(m) for m in members)
+        # Tried either way: an unreadable Redis is asked again only after the interval.
+        self._read_at = time.monotonic()
