@@ -8,12 +8,13 @@ metrics, ApiError -> gRPC status mapping, and graceful shutdown on SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -123,50 +124,40 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_unary(self, inner, method: str, streamed: bool, gated: bool):
         async def call(request, context):
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
+            async with self._answering(method, context):
                 return await inner(self._checked(request, context, method, streamed, gated), context)
-            except ApiError as err:
-                code = err.code
-                await _abort(context, err.code, err.message, err.details)
-            except grpc.aio.AbortError:
-                code = _aborted_code(context)
-                raise
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as exc:
-                code, message = _unhandled(method, exc)
-                await _abort(context, code, message)
-            finally:
-                self._observe(method, code, started)
 
         return call
 
     def _wrap_stream(self, inner, method: str, streamed: bool, gated: bool):
         async def call(request, context):
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
+            async with self._answering(method, context):
                 async for item in inner(self._checked(request, context, method, streamed, gated), context):
                     yield item
-            except ApiError as err:
-                code = err.code
-                await _abort(context, err.code, err.message, err.details)
-            except grpc.aio.AbortError:
-                code = _aborted_code(context)
-                raise
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as exc:
-                code, message = _unhandled(method, exc)
-                await _abort(context, code, message)
-            finally:
-                self._observe(method, code, started)
 
         return call
+
+    @contextlib.asynccontextmanager
+    async def _answering(self, method: str, context) -> AsyncIterator[None]:
+        """Turns what a call raises into its status, and records the call's latency and outcome."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            yield
+        except ApiError as err:
+            code = err.code
+            await _abort(context, err.code, err.message, err.details)
+        except grpc.aio.AbortError:
+            code = _aborted_code(context)
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            code, message = _unhandled(method, exc)
+            await _abort(context, code, message)
+        finally:
+            self._observe(method, code, started)
 
     def _observe(self, method: str, code: grpc.StatusCode, started: float) -> None:
         RPC_LATENCY.labels(self.service, method, code.name).observe(time.perf_counter() - started)
