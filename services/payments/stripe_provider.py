@@ -76,8 +76,8 @@ class StripeProvider:
             "capture_method": "manual",
             "confirm": True,
             # Cards only, no redirects: a checkout cannot follow a 3DS redirect.
-            # (The SDK's API version names this allowed_payment_method_types: to be checked against Stripe.)
-            "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
+            # (The SDK's API version renamed payment_method_types to this.)
+            "allowed_payment_method_types": ["card"],
             "metadata": dict(charge.metadata),
         }
         intent = await self._call(
