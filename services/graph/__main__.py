@@ -21,7 +21,8 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # connect, create keyspace + tables, prepare statements
             on_stop=[servicer.stop],
-            background=[servicer.relay_outbox],
+            # outbox -> Kafka; identity's account deletions -> edges, blocks and mutes removed
+            background=[servicer.relay_outbox, servicer.consume_account_events],
         )
     )
 

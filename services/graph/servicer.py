@@ -8,15 +8,19 @@ import logging
 from array import array
 from contextlib import aclosing
 
+from google.protobuf.message import DecodeError
 from redis.exceptions import RedisError
 
+from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2
 from services.graph import rules
 from services.graph.follower_lists import FollowerLists
 from services.graph.settings import GraphSettings
 from services.graph.store import GraphStore
-from services.kit.peers import clients
+from services.kit.events import kafka
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.peers import accounts, clients
 from services.kit.server import startup
 from services.kit.server.auth import caller_id
 from services.kit.server.errors import invalid_argument, not_found, permission_denied
@@ -30,6 +34,12 @@ log = logging.getLogger(__name__)
 UNFINISHED_CLAIM_AGE = datetime.timedelta(seconds=30)
 # Ids per BatchGetFollowStats (identity's BatchGetUsers asks at most as many).
 MAX_BATCH_STATS = 200
+# Account deletions (identity's AccountDeleted): one group for all replicas.
+ACCOUNTS_GROUP = "graph-accounts"
+# Rows read per page while removing a deleted account's edges, and how many
+# of them are ended at once.
+REMOVAL_PAGE = 100
+REMOVAL_CONCURRENCY = 16
 
 
 class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
@@ -43,6 +53,11 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             max_ids=settings.follower_list_max_ids,
         )
         self.ids = IdGenerator(settings.worker_id)
+        # Suspended and deleted accounts can neither follow nor be followed.
+        self.gone = accounts.GoneAccounts(self.store.redis)
+        self.account_events = ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
+        )
 
     # -- lifecycle -------------------------------------------------------
 
@@ -59,6 +74,53 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         assert self.store.outbox is not None, "start() runs before background jobs"
         await self.store.outbox.relay_forever()
 
+    async def consume_account_events(self) -> None:
+        """Background job: removes what graph holds of deleted accounts. The
+        `muted_by` backfill runs first (once per keyspace), so a deletion
+        finds every mute of the account, old ones included."""
+        copied = await self.store.fill_muted_by()
+        if copied:
+            log.info("muted_by filled from existing mutes", extra={"mutes": copied})
+        try:
+            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
+        except Exception as exc:
+            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
+        await self.account_events.run()
+
+    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            event = events_pb2.AccountEvent.FromString(value)
+        except DecodeError as exc:
+            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
+        if event.WhichOneof("kind") == "deleted":
+            await self.remove_account(event.deleted.user_id)
+
+    async def remove_account(self, user: int) -> None:
+        """Ends everything graph holds of a deleted account: its follows both
+        ways through the usual unfollow (events for fanout and
+        recommendations, the other side's counts, profile announcements,
+        celebrity flags), its blocks and mutes both ways (moving the other
+        users' hidden-authors versions, as unblock and unmute do), then its
+        own counts. Idempotent: a redelivery, or a rerun after dying half-way,
+        finds only what is left."""
+        await _each_page(self.store.following_after, user, lambda followee: self._unfollow(user, followee))
+        await _each_page(self.store.followers_after, user, lambda follower: self._unfollow(follower, user))
+        await _each_page(self.store.blocks_after, user, lambda blocked: self._drop_block(user, blocked))
+        await _each_page(self.store.blocked_by_after, user, lambda blocker: self._drop_block(blocker, user))
+        await _each_page(self.store.mutes_after_ids, user, lambda muted: self._drop_mute(user, muted))
+        await _each_page(self.store.muted_by_after, user, lambda muter: self._drop_mute(muter, user))
+        await self.store.forget_user(user)
+        await self._hidden_changed(user)
+        log.info("deleted account removed from the graph", extra={"user_id": user})
+
+    async def _drop_block(self, blocker: int, blocked: int) -> None:
+        await self.store.release_block(blocker, blocked)
+        await self._hidden_changed(blocker, blocked)
+
+    async def _drop_mute(self, muter: int, muted: int) -> None:
+        await self.store.drop_mute(muter, muted)
+        await self._hidden_changed(muter)
+
     # -- follow / unfollow -------------------------------------------------
 
     async def FollowUser(self, request, context):
@@ -66,6 +128,11 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         followee = parse_id(request.user_id, "user_id")
         if followee == follower:
             raise invalid_argument("user_id", "you cannot follow yourself")
+        gone = await self.gone.ids()
+        if follower in gone:
+            raise permission_denied("your account is suspended or deleted: it cannot follow anyone")
+        if followee in gone:
+            raise not_found(f"user {followee} does not exist")
         await self._require_user(followee)
         if await self.store.blocks_between(follower, followee):
             # Like Mastodon and Twitter: a refusal, not a pretended success.
@@ -368,6 +435,19 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         """Summaries from identity by id; ids identity does not know are absent."""
         return await clients.user_summaries(user_ids, self.settings.rpc_timeout_seconds)
+
+
+async def _each_page(read_after, user: int, end_one) -> None:
+    """Calls `end_one(other)` for every id in the user's list, a page at a
+    time (a few at once), each page read after the last id of the one before."""
+    after = 0
+    while True:
+        page = await read_after(user, after, REMOVAL_PAGE)
+        for start in range(0, len(page), REMOVAL_CONCURRENCY):
+            await asyncio.gather(*(end_one(other) for other in page[start : start + REMOVAL_CONCURRENCY]))
+        if len(page) < REMOVAL_PAGE:
+            return
+        after = page[-1]
 
 
 def _mute(user: identity_pb2.User, end: datetime.datetime | None) -> graph_pb2.Mute:

@@ -49,6 +49,9 @@ HIDDEN_SCAN_LIMIT = 5000
 HIDDEN_VERSION_SECONDS = 600
 # Cassandra refuses longer TTLs (20 years); a mute ending later is kept untimed.
 CASSANDRA_MAX_TTL = 630_720_000
+# The backfill that fills `muted_by` from `mutes` (see fill_muted_by).
+MUTED_BY_BACKFILL = "muted_by"
+BACKFILL_PAGE = 500
 
 _TABLES = [
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.following (
@@ -85,6 +88,20 @@ _TABLES = [
         created_at timestamp,
         expires_at timestamp,
         PRIMARY KEY (user_id, muted_id)
+    )""",
+    # Mutes by the muted user (same rows and TTLs as `mutes`), so an account's
+    # deletion finds who muted it without scanning everyone's mutes.
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.muted_by (
+        user_id bigint,
+        muter_id bigint,
+        created_at timestamp,
+        expires_at timestamp,
+        PRIMARY KEY (user_id, muter_id)
+    )""",
+    # One-off jobs over existing rows (e.g. filling muted_by), by name, once done.
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.backfills (
+        name text PRIMARY KEY,
+        done_at timestamp
     )""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.follow_counts (
         user_id bigint PRIMARY KEY,
@@ -165,7 +182,23 @@ class GraphStore:
             "put_mute_ttl": (
                 f"INSERT INTO {ks}.mutes (user_id, muted_id, created_at, expires_at) VALUES (?, ?, ?, ?) USING TTL ?"
             ),
+            "put_muted_by": (
+                f"INSERT INTO {ks}.muted_by (user_id, muter_id, created_at, expires_at) VALUES (?, ?, ?, ?)"
+            ),
+            "put_muted_by_ttl": (
+                f"INSERT INTO {ks}.muted_by (user_id, muter_id, created_at, expires_at) VALUES (?, ?, ?, ?) USING TTL ?"
+            ),
             "drop_mute": f"DELETE FROM {ks}.mutes WHERE user_id = ? AND muted_id = ?",
+            "drop_muted_by": f"DELETE FROM {ks}.muted_by WHERE user_id = ? AND muter_id = ?",
+            "muted_by_after": f"SELECT muter_id FROM {ks}.muted_by WHERE user_id = ? AND muter_id > ? LIMIT ?",
+            "blocked_by_after": f"SELECT blocker_id FROM {ks}.blocked_by WHERE user_id = ? AND blocker_id > ? LIMIT ?",
+            "muters_after_token": f"SELECT DISTINCT token(user_id), user_id FROM {ks}.mutes "
+            "WHERE token(user_id) > ? LIMIT ?",
+            "mutes_with_ttl": f"SELECT muted_id, created_at, expires_at, TTL(created_at) AS ttl FROM {ks}.mutes "
+            f"WHERE user_id = ? LIMIT {HIDDEN_SCAN_LIMIT}",
+            "backfill_done": f"SELECT done_at FROM {ks}.backfills WHERE name = ?",
+            "mark_backfill_done": f"INSERT INTO {ks}.backfills (name, done_at) VALUES (?, ?)",
+            "drop_counts": f"DELETE FROM {ks}.follow_counts WHERE user_id = ?",
             "get_mute": f"SELECT expires_at FROM {ks}.mutes WHERE user_id = ? AND muted_id = ?",
             "mutes_after": f"SELECT muted_id, expires_at FROM {ks}.mutes WHERE user_id = ? AND muted_id > ? LIMIT ?",
             "mutes_all": f"SELECT muted_id, expires_at FROM {ks}.mutes WHERE user_id = ? LIMIT {HIDDEN_SCAN_LIMIT}",
@@ -296,13 +329,61 @@ class GraphStore:
         # The row outlives its end time by a minute, so no read sees it
         # vanish before expires_at says it ended.
         ttl = None if expires_at is None else int((expires_at - now).total_seconds()) + 60
+        await self._put_mute_rows(muter, muted, now, expires_at, ttl)
+
+    async def _put_mute_rows(
+        self, muter: int, muted: int, created_at: datetime.datetime, expires_at: datetime.datetime | None, ttl
+    ) -> None:
+        """The muter's row and its reverse in `muted_by`, with the same TTL."""
         if ttl is None or ttl > CASSANDRA_MAX_TTL:
-            await self._run("put_mute", (muter, muted, now, expires_at))
+            await asyncio.gather(
+                self._run("put_mute", (muter, muted, created_at, expires_at)),
+                self._run("put_muted_by", (muted, muter, created_at, expires_at)),
+            )
         else:
-            await self._run("put_mute_ttl", (muter, muted, now, expires_at, ttl))
+            await asyncio.gather(
+                self._run("put_mute_ttl", (muter, muted, created_at, expires_at, ttl)),
+                self._run("put_muted_by_ttl", (muted, muter, created_at, expires_at, ttl)),
+            )
 
     async def drop_mute(self, muter: int, muted: int) -> None:
-        await self._run("drop_mute", (muter, muted))
+        await asyncio.gather(self._run("drop_mute", (muter, muted)), self._run("drop_muted_by", (muted, muter)))
+
+    async def mutes_after_ids(self, user_id: int, after: int, limit: int) -> list[int]:
+        return [muted for muted, _ in await self.mutes_after(user_id, after, limit)]
+
+    async def muted_by_after(self, user_id: int, after: int, limit: int) -> list[int]:
+        """Who mutes the user (expired mutes included until their rows lapse)."""
+        return [r.muter_id for r in await self._run("muted_by_after", (user_id, after, limit))]
+
+    async def blocked_by_after(self, user_id: int, after: int, limit: int) -> list[int]:
+        return [r.blocker_id for r in await self._run("blocked_by_after", (user_id, after, limit))]
+
+    async def fill_muted_by(self) -> int:
+        """Once per keyspace: a `muted_by` row for every mute written before
+        that table existed (new mutes write both). Idempotent (upserts with
+        the row's remaining TTL), so replicas starting together or a rerun
+        after a crash do no harm. Returns the mutes copied (0 when done before)."""
+        if await self._run("backfill_done", (MUTED_BY_BACKFILL,)):
+            return 0
+        copied, after = 0, -(2**63)
+        while True:
+            muters = await self._run("muters_after_token", (after, BACKFILL_PAGE))
+            for row in muters:
+                for mute in await self._run("mutes_with_ttl", (row.user_id,)):
+                    ttl = mute.ttl  # None for an untimed mute
+                    await self._put_mute_rows(row.user_id, mute.muted_id, mute.created_at, mute.expires_at, ttl)
+                    copied += 1
+            if len(muters) < BACKFILL_PAGE:
+                break
+            after = muters[-1][0]
+        await self._run("mark_backfill_done", (MUTED_BY_BACKFILL, datetime.datetime.now(datetime.timezone.utc)))
+        return copied
+
+    async def forget_user(self, user_id: int) -> None:
+        """A deleted account's own counts and celebrity flag (its edges are gone by now)."""
+        await self._run("drop_counts", (user_id,))
+        await self.redis.srem(CELEBRITIES_KEY, user_id)
 
     async def mute_ends(self, muter: int, muted: int) -> tuple[bool, datetime.datetime | None]:
         """(a row exists, its end time or None for never)."""
