@@ -21,7 +21,13 @@ def main() -> None:
             ],
             on_start=[servicer.start],
             on_stop=[servicer.stop],
-            background=[servicer.follow_profile_changes, servicer.sweep_expired_sessions],
+            background=[
+                servicer.follow_profile_changes,
+                servicer.sweep_expired_sessions,
+                servicer.relay,  # outbox -> identity.events.v1
+                servicer.publish_gone_accounts,
+                servicer.free_held_usernames,
+            ],
         )
     )
 

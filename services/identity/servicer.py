@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -13,18 +14,30 @@ import redis.exceptions
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.media.v1 import media_pb2
+from aviary.orders.v1 import orders_pb2
 from aviary.posts.v1 import posts_pb2
 from services.identity import sessions, throttle, validation
+from services.kit.events import kafka
 from services.kit.stores.cache import TtlCache
 from services.identity.passwords import Passwords
-from services.identity.store import AttemptStore, IdentityStore, NewRefreshToken, UserRecord, UsernameTaken
-from services.kit.peers import clients, profiles
-from services.kit.server import client_address, startup
+from services.identity.store import (
+    AttemptStore,
+    Credentials,
+    EventFor,
+    IdentityStore,
+    NewRefreshToken,
+    OutboxEvent,
+    UserRecord,
+    UsernameTaken,
+)
+from services.kit.peers import accounts, clients, profiles
+from services.kit.server import client_address, operators, startup
 from services.kit.stores import redis_client
-from services.kit.server.auth import TokenIssuer, caller, caller_id
+from services.kit.server.auth import ROLE_SELLER, TokenIssuer, caller, caller_id
 from services.identity.settings import IdentitySettings
 from services.kit.server.errors import (
     ApiError,
@@ -54,12 +67,23 @@ _SWEEP_BATCH = 1000
 # After Redis failed, throttling is skipped this long instead of every log-in
 # waiting for the client's retries first.
 _COUNTERS_REST_SECONDS = 5.0
+_SUSPENDED = "account is suspended"
+# Operators holding it suspend and reinstate accounts and see suspended profiles.
+_OPERATOR_SCOPE = "moderation"
+# Items per page asked of posts and graph while exporting an account.
+_EXPORT_PAGE = 100
+# The whole orders stream of an export; an export is rare and may be long.
+_EXPORT_ORDERS_SECONDS = 300.0
+# Between tries of writing the gone-accounts set at start-up.
+_GONE_RETRY_SECONDS = 5.0
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, settings: IdentitySettings) -> None:
         self.settings = settings
-        self.store = IdentityStore(settings)
+        # Only the outbox relay uses the producer; request paths never touch Kafka.
+        self.producer = kafka.Producer(settings.kafka_bootstrap)
+        self.store = IdentityStore(settings, self.producer)
         self.passwords = Passwords(workers=settings.hash_workers, queue_max=settings.hash_queue)
         self.ids = IdGenerator(settings.worker_id)
         # Summaries for hydration. An edit on this replica drops its entry at
@@ -108,8 +132,46 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             except Exception as exc:
                 log.warning("session sweep failed; retried next round", extra={"error": repr(exc)[:300]})
 
+    async def relay(self) -> None:
+        """Background: the outbox's account events -> identity.events.v1, forever."""
+        await kafka.relay_ensuring_topic(
+            self.store.outbox.relay_forever, self.settings.kafka_bootstrap, kafka.IDENTITY_TOPIC
+        )
+
+    async def publish_gone_accounts(self) -> None:
+        """Background, once at start-up: the Redis set of gone accounts becomes
+        exactly what the rows say (suspended, or deleted within the username
+        hold), so a mark lost to a Redis outage or restart is repaired."""
+        while True:
+            try:
+                gone = await self.store.gone_account_ids(self.settings.username_hold_seconds)
+                await accounts.replace_all(self.redis, gone)
+            except Exception as exc:
+                log.warning("gone accounts not written yet; retrying", extra={"error": repr(exc)[:300]})
+                await asyncio.sleep(_GONE_RETRY_SECONDS)
+                continue
+            log.info("gone accounts written", extra={"accounts": len(gone)})
+            return
+
+    async def free_held_usernames(self) -> None:
+        """Now and then frees the usernames of accounts deleted longer than the
+        hold ago; they leave the gone set too (their data is gone by then)."""
+        while True:
+            await asyncio.sleep(self.settings.username_sweep_seconds)
+            try:
+                freed = 0
+                while batch := await self.store.free_held_usernames(self.settings.username_hold_seconds, _SWEEP_BATCH):
+                    for user_id in batch:
+                        await accounts.mark_back(self.redis, user_id)
+                    freed += len(batch)
+                if freed:
+                    log.info("held usernames freed", extra={"accounts": freed})
+            except Exception as exc:
+                log.warning("username sweep failed; retried next round", extra={"error": repr(exc)[:300]})
+
     async def stop(self) -> None:
         await clients.close_all()
+        await self.producer.close()
         await self.redis.aclose()
         await self.store.stop()
         self.passwords.stop()
@@ -174,6 +236,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             )
             raise unauthenticated(_BAD_LOGIN)
         await self._counted("log-in success", self.attempts.forget_login(account))
+        if user.suspended:
+            # Said only to whoever knows the password.
+            log.info("log-in refused: account suspended", extra={"user_id": user.id})
+            raise permission_denied(_SUSPENDED)
         issuer = self._token_issuer()
         session_id, refresh_token = self.ids.next_id(), sessions.new_refresh_token()
         await self.store.start_session(session_id, user.id, self._new_refresh(refresh_token))
@@ -198,6 +264,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         rotation = await self.store.rotate_refresh_token(
             sessions.refresh_token_hash(presented), self._new_refresh(successor), _now()
         )
+        if rotation.verdict is sessions.Verdict.SUSPENDED:
+            raise permission_denied(_SUSPENDED)
         if rotation.verdict is sessions.Verdict.REUSED and rotation.found is not None:
             log.warning(
                 "a rotated refresh token was presented again; session revoked",
@@ -207,7 +275,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if rotation.verdict is not sessions.Verdict.ROTATE or rotation.found is None:
             raise unauthenticated(_BAD_REFRESH)
         user = await self.store.get_user(rotation.found.user_id)
-        if user is None:
+        if user is None or user.deleted:
             raise unauthenticated(_BAD_REFRESH)
         token, expires = issuer.issue(user.id, user.username, user.role, rotation.found.session_id)
         return identity_pb2.RefreshSessionResponse(
@@ -230,16 +298,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         who = caller(context)
         if not request.current_password:
             raise invalid_argument("current_password", "is required")
-        found = await self.store.credentials_by_id(who.user_id)
-        if found is None:
-            raise not_found(f"user {who.user_id} does not exist")
+        found = _own_credentials(await self.store.credentials_by_id(who.user_id), who.user_id)
         new_password = validation.check_password(request.new_password, found.user.username, field="new_password")
         # Guesses of the current password with a stolen access token count
         # against the account name like log-in guesses do.
         account = throttle.account_key_id(found.user.username)
         await self._claim_login(account)
         if not await self._is_password(found.password_hash, request.current_password):
-            raise _wrong_current_password()
+            raise _wrong_password("current_password")
         await self._counted("password change", self.attempts.forget_login(account))
         if new_password == request.current_password:
             raise invalid_argument("new_password", "is the current password; choose a different one")
@@ -260,7 +326,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         user, counts = await asyncio.gather(self.store.get_user(user_id), self._counts(user_id), return_exceptions=True)
         if isinstance(user, BaseException):
             raise user
-        if user is None:
+        if user is None or not _visible(user, context):
             raise not_found(f"user {user_id} does not exist")
         if isinstance(counts, BaseException):
             raise counts
@@ -272,7 +338,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         user = None
         if validation.could_be_username(request.username):
             user = await self.store.find_by_username(request.username)
-        if user is None:
+        if user is None or not _visible(user, context):
             raise not_found(f"user '{request.username[:40]}' does not exist")
         return _with_counts(user_summary(user), await self._counts(user.id))
 
@@ -295,18 +361,74 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         log.info("profile updated", extra={"user_id": user_id, "fields": sorted(changes)})
         return _with_counts(user_summary(user), await self._counts(user_id))
 
-    async def DeleteAccount(self, request, context):  # TODO(issue 19): being built
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "DeleteAccount is not built yet")
+    async def DeleteAccount(self, request, context):
+        who = caller(context)
+        if not request.password:
+            raise invalid_argument("password", "is required")
+        found = _own_credentials(await self.store.credentials_by_id(who.user_id), who.user_id)
+        # Guessed like a log-in: the same per-name throttle.
+        account = throttle.account_key_id(found.user.username)
+        await self._claim_login(account)
+        if not await self._is_password(found.password_hash, request.password):
+            raise _wrong_password("password")
+        await self._counted("account deletion", self.attempts.forget_login(account))
+        if found.user.role == ROLE_SELLER:
+            await self._refuse_open_sales(found.user.id)
+        deleted = await self.store.delete_account(who.user_id, found.password_hash, self._event_for(_deleted))
+        if deleted is None:
+            raise failed_precondition("the account changed meanwhile (its password, or it was suspended); try again")
+        self.summaries.discard(who.user_id)
+        # Best effort: the account is deleted either way, and the set is
+        # written again from the rows at the next start.
+        await self._mark_best_effort(accounts.mark_gone, who.user_id)
+        await profiles.announce(self.redis, who.user_id)
+        log.info("account deleted", extra={"user_id": who.user_id, "role": deleted.role})
+        return empty_pb2.Empty()
 
-    async def ExportAccount(self, request, context):  # TODO(issue 19): being built
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExportAccount is not built yet")
-        yield  # a stream
+    async def ExportAccount(self, request, context):
+        """The profile, then every post, follow and order, one record at a
+        time: only one page of each is held at once."""
+        who = caller(context)
+        user = _own_user(await self.store.get_user(who.user_id), who.user_id)
+        yield identity_pb2.ExportRecord(profile=_with_counts(user_summary(user), await self._counts(user.id)))
+        as_caller = clients.forward_auth(context)
+        async for post in self._exported_posts(user.id, as_caller):
+            yield identity_pb2.ExportRecord(post=post)
+        async for follow in self._exported_follows(user.id, as_caller):
+            yield identity_pb2.ExportRecord(follow=follow)
+        async for order in self._exported_orders(user.id):
+            yield identity_pb2.ExportRecord(order=order)
+        log.info("account exported", extra={"user_id": user.id})
 
-    async def SuspendAccount(self, request, context):  # TODO(issue 19): being built
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "SuspendAccount is not built yet")
+    async def SuspendAccount(self, request, context):
+        # Moderation passes on the deciding operator's token.
+        operators.operator(context, _OPERATOR_SCOPE)
+        user_id = parse_id(request.user_id, "user_id")
+        report_id = parse_id(request.report_id, "report_id") if request.report_id else 0
+        change = await self.store.suspend(
+            user_id,
+            self._event_for(lambda u: {"suspended": events_pb2.AccountSuspended(user_id=u.id, report_id=report_id)}),
+        )
+        if change is None:
+            raise not_found(f"user {user_id} does not exist")
+        # Marked on every call, so a repeated call mends a mark that failed.
+        await self._mark(accounts.mark_gone, user_id)
+        if change.changed:
+            log.info("account suspended", extra={"user_id": user_id, "report_id": report_id})
+        return identity_pb2.AccountStatus(user_id=str(user_id), suspended=True)
 
-    async def ReinstateAccount(self, request, context):  # TODO(issue 19): being built
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ReinstateAccount is not built yet")
+    async def ReinstateAccount(self, request, context):
+        operators.operator(context, _OPERATOR_SCOPE)
+        user_id = parse_id(request.user_id, "user_id")
+        change = await self.store.reinstate(
+            user_id, self._event_for(lambda u: {"reinstated": events_pb2.AccountReinstated(user_id=u.id)})
+        )
+        if change is None:
+            raise not_found(f"user {user_id} does not exist")
+        await self._mark(accounts.mark_back, user_id)
+        if change.changed:
+            log.info("account reinstated", extra={"user_id": user_id})
+        return identity_pb2.AccountStatus(user_id=str(user_id), suspended=False)
 
     async def BatchGetUsers(self, request, context):
         user_ids = list(dict.fromkeys(parse_ids(request.user_ids, "user_ids", max_items=BATCH_GET_MAX)))
@@ -321,6 +443,101 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return identity_pb2.BatchGetUsersResponse(
             users=[_with_counts(user_summary(cached[i]), counts.get(i, (0, 0, 0))) for i in found]
         )
+
+    # -- suspension, deletion and export ---------------------------------------
+
+    def _event_for(self, kind: Callable[[UserRecord], dict]) -> EventFor:
+        """Builds an AccountEvent of `kind` (the oneof field and its message)
+        from the account as the change left it."""
+
+        def build(user: UserRecord) -> OutboxEvent:
+            event_id = self.ids.next_id()
+            occurred = Timestamp()
+            occurred.GetCurrentTime()
+            event = events_pb2.AccountEvent(event_id=event_id, occur_time=occurred, **kind(user))
+            return OutboxEvent(event_id=event_id, payload=event.SerializeToString())
+
+        return build
+
+    async def _mark(self, mark: Callable[..., Awaitable[None]], user_id: int) -> None:
+        """Updates the gone-accounts set; UNAVAILABLE when Redis cannot be
+        written (the change itself is committed: calling again is safe)."""
+        try:
+            await mark(self.redis, user_id)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            log.warning("gone-accounts set not written", extra={"user_id": user_id, "error": repr(exc)[:300]})
+            raise unavailable("the account's standing is saved but not yet applied everywhere; call again") from exc
+
+    async def _mark_best_effort(self, mark: Callable[..., Awaitable[None]], user_id: int) -> None:
+        try:
+            await self._mark(mark, user_id)
+        except ApiError:
+            pass
+
+    async def _refuse_open_sales(self, seller_id: int) -> None:
+        """FAILED_PRECONDITION while the seller has unfulfilled sales; when
+        orders cannot say, UNAVAILABLE: never delete without knowing."""
+        try:
+            answer = await clients.orders().CountOpenSales(
+                orders_pb2.CountOpenSalesRequest(seller_id=str(seller_id)), timeout=self.settings.rpc_timeout_seconds
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("open sales unknown", extra={"code": exc.code().name, "details": exc.details()})
+            raise unavailable(
+                f"cannot check your open sales right now (orders service: {exc.code().name}); "
+                "nothing was deleted, try again later"
+            ) from exc
+        if answer.open_order_count > 0:
+            raise failed_precondition(
+                f"you have {answer.open_order_count} unfulfilled order(s) to ship or cancel before deleting the account"
+            )
+
+    async def _exported_posts(self, user_id: int, auth) -> AsyncIterator[identity_pb2.ExportedPost]:
+        """The user's posts newest first, a page at a time, read as the user."""
+        token = ""
+        while True:
+            page = await _from_peer(
+                "posts",
+                clients.posts().ListUserPosts(
+                    posts_pb2.ListUserPostsRequest(user_id=str(user_id), page_size=_EXPORT_PAGE, page_token=token),
+                    timeout=self.settings.rpc_timeout_seconds,
+                    metadata=auth,
+                ),
+            )
+            for post in page.posts:
+                yield _exported_post(post)
+            if not (token := page.next_page_token):
+                return
+
+    async def _exported_follows(self, user_id: int, auth) -> AsyncIterator[identity_pb2.ExportedFollow]:
+        """The accounts the user follows, a page at a time."""
+        token = ""
+        while True:
+            page = await _from_peer(
+                "graph",
+                clients.graph().ListFollowing(
+                    graph_pb2.ListFollowingRequest(user_id=str(user_id), page_size=_EXPORT_PAGE, page_token=token),
+                    timeout=self.settings.rpc_timeout_seconds,
+                    metadata=auth,
+                ),
+            )
+            for followed in page.users:
+                yield identity_pb2.ExportedFollow(user_id=followed.id, username=followed.username)
+            if not (token := page.next_page_token):
+                return
+
+    async def _exported_orders(self, user_id: int) -> AsyncIterator[identity_pb2.ExportedOrder]:
+        """The user's orders as a buyer, newest first, as orders streams them."""
+        call = clients.orders().ExportBuyerOrders(
+            orders_pb2.ExportBuyerOrdersRequest(buyer_id=str(user_id)), timeout=_EXPORT_ORDERS_SECONDS
+        )
+        try:
+            async for order in call:
+                yield _exported_order(order)
+        except grpc.aio.AioRpcError as exc:
+            raise _peer_unavailable("orders", exc) from exc
+        finally:
+            call.cancel()  # the client went away mid-export: stop the stream too
 
     # -- throttling (rules in throttle.py, counters in Redis) -------------------
 
@@ -390,7 +607,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         # costs one verification: response time must not reveal which part was wrong.
         if validation.could_be_username(username) and len(password) <= validation.PASSWORD_MAX:
             found = await self.store.credentials_by_username(username)
-        if found is None:
+        # A deleted account's name is only held: it has no password any more.
+        if found is None or found.user.deleted:
             await self.passwords.burn_dummy_verify(password[: validation.PASSWORD_MAX])
             return None
         if not await self.passwords.verify(found.password_hash, password):
@@ -510,6 +728,82 @@ def _count_answer(service: str, user_id: int, result: _Answer | BaseException) -
     return result
 
 
+async def _from_peer(service: str, call: Awaitable[_Answer]) -> _Answer:
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        raise _peer_unavailable(service, exc) from exc
+
+
+def _peer_unavailable(service: str, exc: grpc.aio.AioRpcError) -> ApiError:
+    log.warning("export read failed", extra={"peer": service, "code": exc.code().name, "details": exc.details()})
+    return unavailable(f"cannot export your data right now ({service} service: {exc.code().name}); try again")
+
+
+def _visible(user: UserRecord | None, context) -> bool:
+    """Whether this caller may see the profile: never a deleted one, a
+    suspended one only with an operator token."""
+    if user is None or user.deleted:
+        return False
+    return not user.suspended or _is_operator(context)
+
+
+def _is_operator(context) -> bool:
+    try:
+        operators.operator(context, _OPERATOR_SCOPE)
+    except ApiError:
+        return False
+    return True
+
+
+def _own_user(user: UserRecord | None, user_id: int) -> UserRecord:
+    """The caller's own account: 404 once deleted, 403 while suspended (a
+    token issued before either still verifies until it expires)."""
+    if user is None or user.deleted:
+        raise not_found(f"user {user_id} does not exist")
+    if user.suspended:
+        raise permission_denied(_SUSPENDED)
+    return user
+
+
+def _own_credentials(found: Credentials | None, user_id: int) -> Credentials:
+    _own_user(None if found is None else found.user, user_id)
+    assert found is not None
+    return found
+
+
+def _deleted(user: UserRecord) -> dict:
+    return {"deleted": events_pb2.AccountDeleted(user_id=user.id, username=user.username, role=user.role)}
+
+
+def _exported_post(post: posts_pb2.Post) -> identity_pb2.ExportedPost:
+    return identity_pb2.ExportedPost(
+        id=post.id,
+        text=post.text,
+        reply_to_id=post.reply_to_id,
+        repost_of_id=post.repost_of_id,
+        media_ids=post.media_ids,
+        product_ids=post.product_ids,
+        create_time=post.created_at,
+    )
+
+
+def _exported_order(order: orders_pb2.Order) -> identity_pb2.ExportedOrder:
+    return identity_pb2.ExportedOrder(
+        id=order.id,
+        status=orders_pb2.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_"),
+        total_minor=order.total_minor,
+        currency=order.currency,
+        lines=[
+            identity_pb2.ExportedOrderLine(
+                product_id=item.product_id, quantity=item.quantity, unit_price_minor=item.unit_price_minor
+            )
+            for item in order.items
+        ],
+        create_time=order.created_at,
+    )
+
+
 def _username_taken(username: str):
     return already_exists(f"username: '{username}' is already taken")
 
@@ -519,13 +813,11 @@ def _try_again_later(problem: str, wait_ms: int):
     return resource_exhausted(f"{problem}; try again in {seconds} s", seconds)
 
 
-def _wrong_current_password() -> ApiError:
+def _wrong_password(field: str) -> ApiError:
     # Forbidden rather than a malformed request, with the field named for
     # clients that point at it in a form.
     problem = "is not the account's current password"
-    return ApiError(
-        grpc.StatusCode.PERMISSION_DENIED, f"current_password: {problem}", [bad_request("current_password", problem)]
-    )
+    return ApiError(grpc.StatusCode.PERMISSION_DENIED, f"{field}: {problem}", [bad_request(field, problem)])
 
 
 def _ms(seconds: float) -> int:

@@ -23,6 +23,8 @@ _REFRESH_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 REVOKED_LOGGED_OUT = "logged out"
 REVOKED_TOKEN_REUSED = "refresh token reused"
 REVOKED_PASSWORD_CHANGED = "password changed"
+REVOKED_ACCOUNT_SUSPENDED = "account suspended"
+REVOKED_ACCOUNT_DELETED = "account deleted"
 
 
 def new_refresh_token() -> str:
@@ -44,6 +46,7 @@ class Verdict(enum.Enum):
     ROTATE = "rotate"  # the session's current token: hand out the next one
     REUSED = "reused"  # a retired token: revoke the whole session
     REFUSED = "refused"  # unknown, expired, or of a revoked session
+    SUSPENDED = "suspended"  # the account is suspended: nothing rotates
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,18 @@ class PresentedToken:
     expires_at: datetime.datetime
     rotated: bool
     session_revoked: bool
+    account_suspended: bool = False
 
 
 def judge(found: PresentedToken | None, now: datetime.datetime) -> Verdict:
     """What to do with a presented refresh token."""
-    if found is None or found.session_revoked:
+    if found is None:
+        return Verdict.REFUSED
+    # First: a suspended account's tokens (its sessions revoked with the
+    # suspension) are answered with why, not as a leak or a stale token.
+    if found.account_suspended:
+        return Verdict.SUSPENDED
+    if found.session_revoked:
         return Verdict.REFUSED
     # Checked before expiry: a retired token shows a copy is out there,
     # however old it is.

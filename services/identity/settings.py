@@ -77,3 +77,13 @@ class IdentitySettings(Settings):
         3600.0,
         "How often expired sessions (and their refresh tokens) are deleted.",
     )
+    username_hold_seconds: int = setting(
+        "AVIARY_IDENTITY_USERNAME_HOLD_SECONDS",
+        30 * 24 * 3600,
+        "A deleted account's username cannot be taken for this long; then the sweep frees it.",
+    )
+    username_sweep_seconds: float = setting(
+        "AVIARY_IDENTITY_USERNAME_SWEEP_SECONDS",
+        3600.0,
+        "How often the usernames of accounts deleted longer than the hold ago are freed.",
+    )

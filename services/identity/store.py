@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import redis.asyncio as redis
 import sqlalchemy as sa
@@ -14,10 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.identity import sessions
+from services.kit.events.kafka import IDENTITY_TOPIC, Producer
+from services.kit.events.pg_outbox import PgOutbox, create_table_sql
 from services.kit.stores import pg
 from services.kit.settings import Settings
 
 log = logging.getLogger(__name__)
+
+SCHEMA = "identity"
+# What a deleted account's password hash becomes: no Argon2 hash, so nothing verifies against it.
+UNUSABLE_PASSWORD_HASH = "!deleted"
 
 # Any constant works; it only has to be the same in every identity process so
 # concurrent starts take turns creating the schema.
@@ -61,6 +68,15 @@ _DDL = [
     # is dead and swept (its tokens with it).
     "ALTER TABLE identity.sessions ADD COLUMN IF NOT EXISTS expires_at timestamptz",
     "CREATE INDEX IF NOT EXISTS sessions_by_expiry ON identity.sessions (expires_at)",
+    # Added with moderation and account deletion: a suspended account cannot
+    # log in; a deleted one keeps its row (its username held, then freed by
+    # the sweep) so its id is never answered as someone else's.
+    "ALTER TABLE identity.users ADD COLUMN IF NOT EXISTS suspended_at timestamptz",
+    "ALTER TABLE identity.users ADD COLUMN IF NOT EXISTS deleted_at timestamptz",
+    "CREATE INDEX IF NOT EXISTS users_suspended ON identity.users (id) WHERE suspended_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS users_deleted ON identity.users (deleted_at) WHERE deleted_at IS NOT NULL",
+    # Account events (identity.events.v1), written with the change they describe.
+    create_table_sql(SCHEMA),
 ]
 
 _metadata = sa.MetaData(schema="identity")
@@ -76,6 +92,8 @@ users = sa.Table(
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("role", sa.Text, nullable=False),
+    sa.Column("suspended_at", sa.DateTime(timezone=True)),
+    sa.Column("deleted_at", sa.DateTime(timezone=True)),
 )
 
 sessions_table = sa.Table(
@@ -106,6 +124,8 @@ _PROFILE_COLUMNS = [
     users.c.avatar_url,
     users.c.created_at,
     users.c.role,
+    users.c.suspended_at,
+    users.c.deleted_at,
 ]
 
 
@@ -118,6 +138,10 @@ class UserRecord:
     avatar_url: str
     created_at: datetime.datetime
     role: str = "USER"
+    # An operator suspended it: it cannot log in and only operators see its profile.
+    suspended: bool = False
+    # Its owner deleted it: nobody sees it; the row only holds the username.
+    deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,27 @@ class Credentials:
 
 class UsernameTaken(Exception):
     """The unique index on username_lower refused the insert."""
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """A serialized AccountEvent for the outbox, keyed by its account."""
+
+    event_id: int
+    payload: bytes
+
+
+# Builds the event of a change from the account as the change left it.
+EventFor = Callable[["UserRecord"], OutboxEvent]
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """An account after a suspension or reinstatement; `changed` is False when
+    it already stood so (nothing written, no event)."""
+
+    user: UserRecord
+    changed: bool
 
 
 @dataclass(frozen=True)
@@ -147,18 +192,27 @@ class Rotation:
 
 
 class IdentityStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, producer: Producer | None = None) -> None:
         self._settings = settings
+        self._producer = producer
         self._engine: AsyncEngine | None = None
+        self._outbox: PgOutbox | None = None
 
     @property
     def engine(self) -> AsyncEngine:
         assert self._engine is not None, "call start() first"
         return self._engine
 
+    @property
+    def outbox(self) -> PgOutbox:
+        assert self._outbox is not None, "call start() first"
+        return self._outbox
+
     async def start(self) -> None:
         self._engine = pg.engine(self._settings)
         await self._ensure_schema()
+        # Without a producer (tools, tests) events are stored for a relay elsewhere.
+        self._outbox = PgOutbox(self._engine, SCHEMA, self._producer)  # type: ignore[arg-type]
 
     async def stop(self) -> None:
         if self._engine is not None:
@@ -210,8 +264,15 @@ class IdentityStore:
         return _record(row)
 
     async def update_profile(self, user_id: int, changes: dict[str, str]) -> UserRecord | None:
-        """Applies column -> value changes to one user; None when there is no such user."""
-        stmt = sa.update(users).where(users.c.id == user_id).values(**changes).returning(*_PROFILE_COLUMNS)
+        """Applies column -> value changes to one user; None when there is no
+        such user (or it is suspended or deleted)."""
+        stmt = (
+            sa.update(users)
+            # Nobody sees a suspended or deleted profile, so nobody edits one.
+            .where(users.c.id == user_id, users.c.deleted_at.is_(None), users.c.suspended_at.is_(None))
+            .values(**changes)
+            .returning(*_PROFILE_COLUMNS)
+        )
         async with self.engine.begin() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _record(row)
@@ -236,11 +297,12 @@ class IdentityStore:
         return Credentials(user=_record(row), password_hash=row.password_hash)
 
     async def get_users(self, user_ids: list[int]) -> list[UserRecord]:
-        """One round trip for any number of ids; unknown ids are simply absent."""
+        """One round trip for any number of ids; unknown and deleted ids are
+        simply absent (suspended ones are answered: references still render)."""
         if not user_ids:
             return []
         ids = sa.bindparam("ids", value=user_ids, type_=postgresql.ARRAY(sa.BigInteger))
-        stmt = sa.select(*_PROFILE_COLUMNS).where(users.c.id == sa.any_(ids))
+        stmt = sa.select(*_PROFILE_COLUMNS).where(users.c.id == sa.any_(ids), users.c.deleted_at.is_(None))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [_record(row) for row in rows]
@@ -290,10 +352,15 @@ class IdentityStore:
                 refresh_tokens.c.rotated_at,
                 sessions_table.c.user_id,
                 sessions_table.c.revoked_at,
+                users.c.suspended_at,
             )
             .join(sessions_table, sessions_table.c.id == refresh_tokens.c.session_id)
+            .join(users, users.c.id == sessions_table.c.user_id)
             .where(refresh_tokens.c.token_hash == token_hash)
-            .with_for_update()
+            # The account row is only read: a suspension waits for the session
+            # row, which is locked, so it revokes after this rotation or this
+            # rotation sees the suspension.
+            .with_for_update(of=[refresh_tokens, sessions_table])
         )
         async with self.engine.begin() as conn:
             row = (await conn.execute(find)).first()
@@ -305,6 +372,7 @@ class IdentityStore:
                     expires_at=row.expires_at,
                     rotated=row.rotated_at is not None,
                     session_revoked=row.revoked_at is not None,
+                    account_suspended=row.suspended_at is not None,
                 )
             verdict = sessions.judge(found, now)
             if found is not None and verdict is sessions.Verdict.ROTATE:
@@ -340,6 +408,95 @@ class IdentityStore:
         async with self.engine.begin() as conn:
             return (await conn.execute(stmt)).rowcount > 0
 
+    # -- suspension and deletion -------------------------------------------
+
+    async def suspend(self, user_id: int, event_for: EventFor) -> StatusChange | None:
+        """Suspends a live account, revokes every session of it and stores its
+        AccountSuspended event, in one transaction. None when there is no
+        such account (or it was deleted)."""
+        async with self.engine.begin() as conn:
+            user = await _locked_live_user(conn, user_id)
+            if user is None or user.suspended:
+                return None if user is None else StatusChange(user, changed=False)
+            await conn.execute(sa.update(users).where(users.c.id == user_id).values(suspended_at=sa.func.now()))
+            await conn.execute(_revoke(sessions_table.c.user_id == user_id, sessions.REVOKED_ACCOUNT_SUSPENDED))
+            suspended = replace(user, suspended=True)
+            await self._add_event(conn, user_id, event_for(suspended))
+        self.outbox.notify()
+        return StatusChange(suspended, changed=True)
+
+    async def reinstate(self, user_id: int, event_for: EventFor) -> StatusChange | None:
+        """Lifts a live account's suspension and stores its AccountReinstated
+        event, in one transaction. None when there is no such account."""
+        async with self.engine.begin() as conn:
+            user = await _locked_live_user(conn, user_id)
+            if user is None or not user.suspended:
+                return None if user is None else StatusChange(user, changed=False)
+            await conn.execute(sa.update(users).where(users.c.id == user_id).values(suspended_at=None))
+            reinstated = replace(user, suspended=False)
+            await self._add_event(conn, user_id, event_for(reinstated))
+        self.outbox.notify()
+        return StatusChange(reinstated, changed=True)
+
+    async def delete_account(self, user_id: int, password_hash: str, event_for: EventFor) -> UserRecord | None:
+        """Deletes a live, unsuspended account whose password hash is still
+        `password_hash`, in one transaction: the row is marked deleted (its
+        username still held), its profile cleared and its password made
+        unusable; every session is revoked; AccountDeleted is stored. The
+        account as it was; None when it changed meanwhile (or is gone)."""
+        async with self.engine.begin() as conn:
+            user = await _locked_live_user(conn, user_id)
+            if user is None or user.suspended:
+                return None
+            cleared = await conn.execute(
+                sa.update(users)
+                .where(users.c.id == user_id, users.c.password_hash == password_hash)
+                .values(
+                    deleted_at=sa.func.now(),
+                    display_name="",
+                    bio="",
+                    avatar_url="",
+                    password_hash=UNUSABLE_PASSWORD_HASH,
+                )
+            )
+            if cleared.rowcount == 0:
+                return None
+            await conn.execute(_revoke(sessions_table.c.user_id == user_id, sessions.REVOKED_ACCOUNT_DELETED))
+            await self._add_event(conn, user_id, event_for(replace(user, deleted=True)))
+        self.outbox.notify()
+        return user
+
+    async def free_held_usernames(self, hold_seconds: float, limit: int) -> list[int]:
+        """Frees the usernames of up to `limit` accounts deleted more than
+        `hold_seconds` ago: the name may be taken again. Their ids. Replicas
+        sweeping at once skip each other's rows."""
+        doomed = (
+            sa.select(users.c.id)
+            .where(users.c.deleted_at <= _hold_start(hold_seconds), users.c.username != "")
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        # "~" is in no username, so the freed row can never collide.
+        freed = (
+            sa.update(users)
+            .where(users.c.id.in_(doomed))
+            .values(username="", username_lower=sa.literal("~") + sa.cast(users.c.id, sa.Text))
+            .returning(users.c.id)
+        )
+        async with self.engine.begin() as conn:
+            return list((await conn.execute(freed)).scalars())
+
+    async def gone_account_ids(self, hold_seconds: float) -> list[int]:
+        """Every suspended account and every account deleted within `hold_seconds`."""
+        stmt = sa.select(users.c.id).where(
+            sa.or_(users.c.suspended_at.is_not(None), users.c.deleted_at > _hold_start(hold_seconds))
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(stmt)).scalars())
+
+    async def _add_event(self, conn, user_id: int, event: OutboxEvent) -> None:
+        await self.outbox.add(conn, event.event_id, IDENTITY_TOPIC, str(user_id).encode(), event.payload)
+
     async def replace_password_hash(self, user_id: int, old_hash: str, new_hash: str) -> None:
         # Compare-and-set so a concurrent password change is never overwritten.
         stmt = (
@@ -349,6 +506,21 @@ class IdentityStore:
         )
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
+
+
+async def _locked_live_user(conn, user_id: int) -> UserRecord | None:
+    """The account, its row locked for the transaction; None when there is
+    none or it was deleted."""
+    stmt = sa.select(*_PROFILE_COLUMNS).where(users.c.id == user_id).with_for_update()
+    row = (await conn.execute(stmt)).first()
+    if row is None or row.deleted_at is not None:
+        return None
+    return _record(row)
+
+
+def _hold_start(hold_seconds: float):
+    """Accounts deleted since this still hold their usernames."""
+    return sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, hold_seconds)
 
 
 async def _insert_session(conn, session_id: int, user_id: int, refresh: NewRefreshToken) -> None:
@@ -392,6 +564,8 @@ def _record(row) -> UserRecord:
         avatar_url=row.avatar_url,
         created_at=row.created_at,
         role=row.role,
+        suspended=row.suspended_at is not None,
+        deleted=row.deleted_at is not None,
     )
 
 

@@ -112,3 +112,21 @@ def test_a_new_password_is_refused_under_the_field_it_came_in():
         validation.check_password("password123", field="new_password")
     assert refused.value.message.startswith("new_password: ")
     assert refused.value.details[0].field_violations[0].field == "newPassword"
+
+
+@pytest.mark.parametrize(
+    "found",
+    [
+        PresentedToken(
+            session_id=7, user_id=3, expires_at=LATER, rotated=False, session_revoked=False, account_suspended=True
+        ),
+        # Its sessions were revoked with the suspension, and a rotated copy
+        # must not read as a leak: the answer is why, not "log in again".
+        PresentedToken(
+            session_id=7, user_id=3, expires_at=LATER, rotated=True, session_revoked=True, account_suspended=True
+        ),
+    ],
+    ids=["live session", "revoked and rotated"],
+)
+def test_a_suspended_accounts_tokens_never_rotate(found):
+    assert sessions.judge(found, NOW) is Verdict.SUSPENDED

@@ -24,6 +24,8 @@ def test_defaults_are_unchanged():
     assert s.sign_up_window_seconds == 3600.0
     assert s.refresh_token_seconds == 30 * 24 * 3600
     assert s.session_sweep_seconds == 3600.0
+    assert s.username_hold_seconds == 30 * 24 * 3600
+    assert s.username_sweep_seconds == 3600.0
 
 
 def test_a_bad_number_names_its_variable():

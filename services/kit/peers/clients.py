@@ -21,6 +21,7 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.inventory.v1 import inventory_pb2_grpc
 from aviary.media.v1 import media_pb2_grpc
 from aviary.notifications.v1 import notifications_pb2_grpc
+from aviary.orders.v1 import orders_pb2_grpc
 from aviary.payments.v1 import payments_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
 from aviary.recommendations.v1 import recommendations_pb2_grpc
@@ -105,6 +106,10 @@ def payments() -> payments_pb2_grpc.PaymentsServiceAsyncStub:
 
 def recommendations() -> recommendations_pb2_grpc.RecommendationsServiceAsyncStub:
     return recommendations_pb2_grpc.RecommendationsServiceStub(channel("recommendations"))
+
+
+def orders() -> orders_pb2_grpc.OrdersServiceAsyncStub:
+    return orders_pb2_grpc.OrdersServiceStub(channel("orders"))
 
 
 _closers: list = []
