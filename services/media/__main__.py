@@ -23,6 +23,8 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # keyspace + table, bucket + public-read policy
             on_stop=[servicer.stop],
+            # identity's account deletions -> the account's uploads removed
+            background=[servicer.consume_account_events],
             # An upload is one message holding the whole file: room for the largest
             # allowed file and then some, so an oversized one gets our own clear
             # INVALID_ARGUMENT instead of gRPC's RESOURCE_EXHAUSTED.

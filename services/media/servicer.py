@@ -14,12 +14,17 @@ import logging
 from botocore.exceptions import BotoCoreError, ClientError
 from cassandra import Unavailable
 from cassandra.cluster import NoHostAvailable
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from aviary.events.v1 import events_pb2
 from aviary.media.v1 import media_pb2, media_pb2_grpc
-from services.kit.stores import cql
+from services.kit.events import kafka
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.peers import accounts
+from services.kit.stores import cql, redis_client
 from services.kit.server import auth, ids
-from services.kit.server.errors import not_found, unavailable
+from services.kit.server.errors import not_found, permission_denied, unavailable
 from services.media import images, validation, videos
 from services.media.settings import MediaSettings
 from services.media.store import MediaRecord, MetadataStore, ObjectStore, ObjectStoreSettings
@@ -27,6 +32,11 @@ from services.media.store import MediaRecord, MetadataStore, ObjectStore, Object
 log = logging.getLogger(__name__)
 
 MAX_BATCH_GET = 200
+# Account deletions (identity's AccountDeleted): one group for all replicas.
+ACCOUNTS_GROUP = "media-accounts"
+# A deleted account's uploads removed per page, and how many at once.
+REMOVAL_PAGE = 100
+REMOVAL_CONCURRENCY = 8
 
 _OBJECT_ERRORS = (BotoCoreError, ClientError)
 
@@ -47,6 +57,13 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         self.objects = ObjectStore(ObjectStoreSettings.from_settings(settings))
         self.ids = ids.IdGenerator(settings.worker_id)
         self.base_url = public_base_url(settings)
+        # A suspended or deleted account cannot upload (its access token
+        # outlives the deletion by up to its lifetime).
+        self.redis = redis_client.client(settings)
+        self.gone = accounts.GoneAccounts(self.redis)
+        self.account_events = ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
+        )
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -69,12 +86,55 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
     async def stop(self) -> None:
         await self.objects.stop()
         await self.metadata.stop()
+        await self.redis.aclose()
+
+    # -- account deletion -----------------------------------------------------
+
+    async def consume_account_events(self) -> None:
+        """Background job: removes deleted accounts' uploads. The owner index
+        is filled from existing rows first (once per keyspace), so a
+        deletion finds uploads made before the index existed too."""
+        copied = await self.metadata.fill_owner_index()
+        if copied:
+            log.info("owner index filled from existing media", extra={"media": copied})
+        try:
+            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
+        except Exception as exc:
+            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
+        await self.account_events.run()
+
+    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            event = events_pb2.AccountEvent.FromString(value)
+        except DecodeError as exc:
+            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
+        if event.WhichOneof("kind") == "deleted":
+            await self.remove_uploads_of(event.deleted.user_id)
+
+    async def remove_uploads_of(self, owner_id: int) -> None:
+        """Every upload of the owner: its metadata row (hydration stops
+        showing it), its object (the URL answers 404), then its index row, the
+        bookmark a rerun resumes from. Idempotent."""
+        removed = 0
+        while page := await self.metadata.owned_after(owner_id, 0, REMOVAL_PAGE):
+            for start in range(0, len(page), REMOVAL_CONCURRENCY):
+                chunk = page[start : start + REMOVAL_CONCURRENCY]
+                await asyncio.gather(*(self._remove_upload(owner_id, media_id, key) for media_id, key in chunk))
+            removed += len(page)
+        log.info("deleted account's media removed", extra={"owner_id": owner_id, "media": removed})
+
+    async def _remove_upload(self, owner_id: int, media_id: int, object_key: str) -> None:
+        await self.metadata.delete(media_id)
+        await self.objects.delete(object_key)
+        await self.metadata.drop_owned(owner_id, media_id)
 
     # -- RPCs ---------------------------------------------------------------
 
     @cql.outage_as_unavailable("media storage")
     async def UploadMedia(self, request: media_pb2.UploadMediaRequest, context) -> media_pb2.Media:
         owner_id = auth.caller_id(context)
+        if await self.gone.contains(owner_id):
+            raise permission_denied("your account is suspended or deleted: it cannot upload")
         content_type = validation.check_upload(request.file.content_type, request.file.data, self.limits)
         data = await self._cleaned(content_type, request.file.data)
 

@@ -3,7 +3,11 @@
 The only code that talks to the bucket or to keyspace `aviary_media`.
 
 Tables:
-  media   one partition per media item: owner, type, size, object key
+  media           one partition per media item: owner, type, size, object key
+  media_by_owner  one partition per owner: their media ids and object keys
+                  (written with the media row; rows from before it existed
+                  are copied in once, see fill_owner_index)
+  backfills       one-off jobs over existing rows, by name, once done
 
 Objects are written before their metadata row, so a row never points at
 nothing; an object whose row could not be written is deleted again (best
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from services.kit.stores import cql
 from services.kit.settings import Settings
@@ -41,7 +45,22 @@ SCHEMA = [
         object_key text,
         created_at timestamp
     )""",
+    # Every upload of one owner, so an account's deletion finds them all
+    # without scanning the whole table.
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.media_by_owner (
+        owner_id bigint,
+        media_id bigint,
+        object_key text,
+        PRIMARY KEY (owner_id, media_id)
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.backfills (
+        name text PRIMARY KEY,
+        done_at timestamp
+    )""",
 ]
+# The backfill that fills media_by_owner from media (see fill_owner_index).
+OWNER_INDEX_BACKFILL = "media_by_owner"
+SCAN_PAGE = 1000
 
 _COLUMNS = "media_id, owner_id, content_type, size_bytes, object_key, created_at"
 
@@ -66,33 +85,84 @@ class MetadataStore:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.session: Session | None = None
-        self._insert: PreparedStatement | None = None
-        self._select: PreparedStatement | None = None
+        self._st: dict[str, PreparedStatement] = {}
 
     async def start(self) -> None:
         self.session = await cql.connect(self._settings)
         await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
         await cql.apply_schema(self.session, SCHEMA)
-        self._insert, self._select = await asyncio.gather(
-            cql.prepare(self.session, f"INSERT INTO {KEYSPACE}.media ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"),
-            cql.prepare(self.session, f"SELECT {_COLUMNS} FROM {KEYSPACE}.media WHERE media_id = ?"),
-        )
+        ks = KEYSPACE
+        queries = {
+            "insert": f"INSERT INTO {ks}.media ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            "select": f"SELECT {_COLUMNS} FROM {ks}.media WHERE media_id = ?",
+            "delete": f"DELETE FROM {ks}.media WHERE media_id = ?",
+            "put_owned": f"INSERT INTO {ks}.media_by_owner (owner_id, media_id, object_key) VALUES (?, ?, ?)",
+            "drop_owned": f"DELETE FROM {ks}.media_by_owner WHERE owner_id = ? AND media_id = ?",
+            "owned_after": f"SELECT media_id, object_key FROM {ks}.media_by_owner "
+            "WHERE owner_id = ? AND media_id > ? LIMIT ?",
+            "scan_after": f"SELECT token(media_id), media_id, owner_id, object_key FROM {ks}.media "
+            "WHERE token(media_id) > ? LIMIT ?",
+            "backfill_done": f"SELECT done_at FROM {ks}.backfills WHERE name = ?",
+            "mark_backfill_done": f"INSERT INTO {ks}.backfills (name, done_at) VALUES (?, ?)",
+        }
+        prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
+        self._st = dict(zip(queries, prepared))
 
     async def stop(self) -> None:
         session, self.session = self.session, None
         await cql.close(session)
 
     async def insert(self, record: MediaRecord) -> None:
+        """The media row and its owner's index row, both or neither (LOGGED batch)."""
         created_at = datetime.datetime.fromtimestamp(record.created_at_ms / 1000, tz=datetime.timezone.utc)
-        await cql.execute(
-            self.session,
-            self._insert,
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(
+            self._st["insert"],
             (record.media_id, record.owner_id, record.content_type, record.size_bytes, record.object_key, created_at),
         )
+        batch.add(self._st["put_owned"], (record.owner_id, record.media_id, record.object_key))
+        await cql.execute(self.session, batch)
 
     async def get(self, media_id: int) -> MediaRecord | None:
-        rows = await cql.execute(self.session, self._select, (media_id,))
+        rows = await cql.execute(self.session, self._st["select"], (media_id,))
         return _record(rows[0]) if rows else None
+
+    async def owned_after(self, owner_id: int, after: int, limit: int) -> list[tuple[int, str]]:
+        """(media id, object key) of the owner's uploads with ids above `after`, ascending."""
+        rows = await cql.execute(self.session, self._st["owned_after"], (owner_id, after, limit))
+        return [(r.media_id, r.object_key) for r in rows]
+
+    async def delete(self, media_id: int) -> None:
+        """The media row only: the owner's index row stays until the object is gone too."""
+        await cql.execute(self.session, self._st["delete"], (media_id,))
+
+    async def drop_owned(self, owner_id: int, media_id: int) -> None:
+        await cql.execute(self.session, self._st["drop_owned"], (owner_id, media_id))
+
+    async def fill_owner_index(self) -> int:
+        """Once per keyspace: an owner index row for every media row written
+        before media_by_owner existed (new uploads write both). Upserts, so
+        replicas starting together or a rerun after a crash do no harm; a
+        token-ordered scan of `media`, a page at a time. Returns the rows
+        copied (0 when done before)."""
+        if await cql.execute(self.session, self._st["backfill_done"], (OWNER_INDEX_BACKFILL,)):
+            return 0
+        copied, after = 0, -(2**63)
+        while True:
+            rows = await cql.execute(self.session, self._st["scan_after"], (after, SCAN_PAGE))
+            await asyncio.gather(
+                *(
+                    cql.execute(self.session, self._st["put_owned"], (r.owner_id, r.media_id, r.object_key))
+                    for r in rows
+                )
+            )
+            copied += len(rows)
+            if len(rows) < SCAN_PAGE:
+                break
+            after = rows[-1][0]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        await cql.execute(self.session, self._st["mark_backfill_done"], (OWNER_INDEX_BACKFILL, now))
+        return copied
 
     async def get_many(self, media_ids: list[int]) -> list[MediaRecord | None]:
         """Concurrent single-partition reads, answers in the order asked."""
@@ -214,6 +284,7 @@ class ObjectStore:
         )
 
     async def delete(self, key: str) -> None:
+        """Idempotent: deleting a key that is not there succeeds too."""
         await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
 
     async def stop(self) -> None:
