@@ -392,12 +392,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         user = _own_user(await self.store.get_user(who.user_id), who.user_id)
         yield identity_pb2.ExportRecord(profile=_with_counts(user_summary(user), await self._counts(user.id)))
         as_caller = clients.forward_auth(context)
+        done = identity_pb2.ExportComplete()
         async for post in self._exported_posts(user.id, as_caller):
+            done.post_count += 1
             yield identity_pb2.ExportRecord(post=post)
         async for follow in self._exported_follows(user.id, as_caller):
+            done.follow_count += 1
             yield identity_pb2.ExportRecord(follow=follow)
         async for order in self._exported_orders(user.id):
+            done.order_count += 1
             yield identity_pb2.ExportRecord(order=order)
+        # Over HTTP an error after the first line ends the body like success
+        # does: this last record is how a client knows it has everything.
+        yield identity_pb2.ExportRecord(complete=done)
         log.info("account exported", extra={"user_id": user.id})
 
     async def SuspendAccount(self, request, context):

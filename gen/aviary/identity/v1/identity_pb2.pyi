@@ -544,6 +544,7 @@ class ExportRecord(_message.Message):
     POST_FIELD_NUMBER: _builtins.int
     FOLLOW_FIELD_NUMBER: _builtins.int
     ORDER_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def profile(self) -> Global___User:
         """The caller's profile."""
@@ -560,6 +561,12 @@ class ExportRecord(_message.Message):
     def order(self) -> Global___ExportedOrder:
         """One of the caller's orders as a buyer, newest first."""
 
+    @_builtins.property
+    def complete(self) -> Global___ExportComplete:
+        """The last record of a whole export. Over HTTP an export cut short by an
+        error still ends like a finished one, so one without it is incomplete.
+        """
+
     def __init__(
         self,
         *,
@@ -567,16 +574,47 @@ class ExportRecord(_message.Message):
         post: Global___ExportedPost | None = ...,
         follow: Global___ExportedFollow | None = ...,
         order: Global___ExportedOrder | None = ...,
+        complete: Global___ExportComplete | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "order", b"order", "post", b"post", "profile", b"profile", "record", b"record"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "follow", b"follow", "order", b"order", "post", b"post", "profile", b"profile", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "order", b"order", "post", b"post", "profile", b"profile", "record", b"record"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "follow", b"follow", "order", b"order", "post", b"post", "profile", b"profile", "record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["profile", "post", "follow", "order"]  # noqa: Y015
+    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["profile", "post", "follow", "order", "complete"]  # noqa: Y015
     _WhichOneofArgType_record: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_record) -> _WhichOneofReturnType_record | None: ...
 
 Global___ExportRecord: _TypeAlias = ExportRecord  # noqa: Y015
+
+@_typing.final
+class ExportComplete(_message.Message):
+    """The end of an export: how many records of each kind it held."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_COUNT_FIELD_NUMBER: _builtins.int
+    FOLLOW_COUNT_FIELD_NUMBER: _builtins.int
+    ORDER_COUNT_FIELD_NUMBER: _builtins.int
+    post_count: _builtins.int
+    """Posts exported."""
+    follow_count: _builtins.int
+    """Follows exported."""
+    order_count: _builtins.int
+    """Orders exported."""
+    def __init__(
+        self,
+        *,
+        post_count: _builtins.int = ...,
+        follow_count: _builtins.int = ...,
+        order_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow_count", b"follow_count", "order_count", b"order_count", "post_count", b"post_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportComplete: _TypeAlias = ExportComplete  # noqa: Y015
 
 @_typing.final
 class ExportedPost(_message.Message):
