@@ -23,8 +23,8 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # connect, create keyspace + tables, prepare statements
             on_stop=[servicer.stop],
-            # outbox -> Kafka; Kafka -> live pushes on Redis
-            background=[servicer.relay, servicer.push_live],
+            # outbox -> Kafka; Kafka -> live pushes on Redis; account deletions -> leaves
+            background=[servicer.relay, servicer.push_live, servicer.consume_account_events],
         )
     )
 

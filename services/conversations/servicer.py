@@ -15,17 +15,18 @@ from google.protobuf.message import DecodeError
 from prometheus_client import Gauge
 
 from aviary.conversations.v1 import conversations_pb2, conversations_pb2_grpc
+from aviary.events.v1 import events_pb2
 from services.conversations import hydrate
 from services.conversations.settings import ConversationsSettings
 from services.conversations.store import Claim, ConversationRow, ConversationStore, MessageRow, participants_key
 from services.conversations.store import bucket_of
 from services.kit.events import kafka
-from services.kit.events.consumer import ConsumerLoop
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
 from services.kit.events.live import LiveHub
-from services.kit.peers import clients, media, safety
+from services.kit.peers import accounts, clients, media, safety
 from services.kit.server import startup
 from services.kit.server.auth import caller_id, stream_deadline
-from services.kit.server.errors import invalid_argument, not_found, permission_denied, unavailable
+from services.kit.server.errors import failed_precondition, invalid_argument, not_found, permission_denied, unavailable
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids, timestamp_ms
 from services.kit.server.paging import cursor_int, decode_token, encode_token, int_cursor, page_size
 from services.kit.stores import cql, redis_client
@@ -38,6 +39,9 @@ MAX_MEDIA = 4
 MAX_PRODUCTS = 10
 MAX_CLIENT_MESSAGE_ID = 64
 LIVE_GROUP = "conversations-live"
+# Account deletions (identity's AccountDeleted): one group for all replicas.
+ACCOUNTS_GROUP = "conversations-accounts"
+INBOX_PAGE = 100  # inbox rows read per page while a deleted account leaves
 CLAIM_WAIT_SECONDS = 2.0  # how long a repeated send waits for the first one's message to land
 
 WATCHERS = Gauge("aviary_conversations_watchers", "Open WatchConversations streams")
@@ -60,7 +64,15 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         self.hub = LiveHub(self.redis)
         # Blocks either way keep people from messaging each other.
         self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=self.timeout)
-        self.cards = hydrate.Cards(settings.media_cache_seconds, settings.product_cache_seconds)
+        self.cards = hydrate.Cards(
+            settings.media_cache_seconds, settings.product_cache_seconds, settings.sender_cache_seconds
+        )
+        # Suspended and deleted accounts can neither send nor be added.
+        self.gone = accounts.GoneAccounts(self.redis)
+        # From the earliest offset: no deletion is skipped, whenever the group starts.
+        self.account_events = ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
+        )
         # One group for all replicas: each event is pushed once; Redis pub/sub
         # reaches the watchers on every replica. New messages only: a group
         # starting late does not replay old ones to live streams.
@@ -104,6 +116,43 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         except Exception as exc:
             log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
         await self.live.run()
+
+    async def consume_account_events(self) -> None:
+        """Background job: deleted accounts leave their conversations."""
+        try:
+            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
+        except Exception as exc:
+            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
+        await self.account_events.run()
+
+    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            event = events_pb2.AccountEvent.FromString(value)
+        except DecodeError as exc:
+            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
+        if event.WhichOneof("kind") == "deleted":
+            await self.remove_account(event.deleted.user_id)
+
+    async def remove_account(self, user_id: int) -> None:
+        """A deleted account leaves every conversation it is in (its read
+        marks and inbox go; the key is released as for any leave). Its
+        messages stay for the others, shown from a deleted account (see
+        hydrate). Idempotent and resumable: the inbox rows lead to the
+        conversations still to leave, and go last."""
+        left = 0
+        before = None
+        while True:
+            rows = await self.store.inbox_page(user_id, before, INBOX_PAGE)
+            conversations = await self.store.get_conversations(list(dict.fromkeys(c for _, c in rows)))
+            for conversation in conversations.values():
+                if user_id in conversation.members:
+                    await self.store.forget_member(conversation, user_id)
+                    left += 1
+            if len(rows) < INBOX_PAGE:
+                break
+            before = rows[-1][0]
+        await self.store.drop_inbox(user_id)
+        log.info("deleted account left its conversations", extra={"user_id": user_id, "conversations": left})
 
     async def _push(self, topic: str, key: bytes | None, value: bytes) -> None:
         event = conversations_pb2.ConversationEvent()
@@ -214,6 +263,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         conversation = await self._member_of(request.conversation_id, me)
         text, media_ids, product_ids, client_id = _message_fields(request)
         cid = conversation.conversation_id
+        await self._refuse_closed(conversation, me)
         held = await self.store.get_claim(cid, me, client_id) if client_id else None
         if held is not None and (earlier := await self._sent(cid, held)) is not None:
             return earlier
@@ -294,8 +344,12 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     # -- helpers -----------------------------------------------------------------
 
     async def _people(self, participant_ids, me: int) -> set[int]:
-        """The caller plus the named users: 2..MAX_PEOPLE existing accounts."""
+        """The caller plus the named users: 2..MAX_PEOPLE existing accounts,
+        none of them suspended or deleted."""
         ids = parse_ids(participant_ids, "participant_ids", max_items=MAX_PEOPLE)
+        gone = await self.gone.ids()
+        if me in gone:
+            raise permission_denied("your account is suspended or deleted: it cannot start conversations")
         people = {me, *ids}
         if len(people) < 2:
             raise invalid_argument("participant_ids", "name at least one other person")
@@ -305,7 +359,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             )
         known = await clients.user_summaries(sorted(people - {me}), self.timeout)
         for i, user_id in enumerate(ids):
-            if user_id != me and user_id not in known:
+            if user_id != me and (user_id not in known or user_id in gone):
                 raise not_found(f"participant_ids[{i}]: no such user {user_id}")
         return people
 
@@ -317,6 +371,23 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         blocked = sorted((hidden.blocking | hidden.blocked_by) & (set(people) - {me}))
         if blocked:
             raise permission_denied(f"you cannot message user {blocked[0]}: one of you blocks the other")
+
+    async def _refuse_closed(self, conversation: ConversationRow, me: int) -> None:
+        """A gone sender cannot send (403); a one-to-one conversation whose
+        other person deleted their account takes no new messages (412: the
+        history stays readable, but nobody is there to read a new one)."""
+        gone = await self.gone.ids()
+        if me in gone:
+            raise permission_denied("your account is suspended or deleted: it cannot send messages")
+        started_with = {int(u) for u in conversation.participants_key.split(",") if u}
+        if len(started_with) != 2:
+            return
+        (other,) = started_with - {me}
+        if other in conversation.members and other not in gone:
+            return
+        # Left, suspended or deleted: identity answers all but deleted accounts.
+        if other not in await clients.user_summaries([other], self.timeout):
+            raise failed_precondition(f"user {other} deleted their account: this conversation takes no new messages")
 
     async def _member_of(self, raw_id: str, me: int) -> ConversationRow:
         conversation_id = parse_id(raw_id, "conversation_id")

@@ -23,6 +23,11 @@ class ConversationsSettings(Settings):
     media_cache_seconds: float = setting(
         "AVIARY_CONVERSATIONS_MEDIA_CACHE_SECONDS", 300.0, "Media on messages reuse fetched metadata this long."
     )
+    sender_cache_seconds: float = setting(
+        "AVIARY_CONVERSATIONS_SENDER_CACHE_SECONDS",
+        10.0,
+        "Senders on messages reuse a fetched user summary this long (renames and deletions show within it).",
+    )
     watch_heartbeat_seconds: float = setting(
         "AVIARY_CONVERSATIONS_WATCH_HEARTBEAT_SECONDS",
         25.0,

@@ -207,6 +207,8 @@ class ConversationStore:
             "read_mark": f"SELECT up_to FROM {ks}.read_marks WHERE user_id = ? AND conversation_id = ? LIMIT 1",
             "put_read_mark": f"INSERT INTO {ks}.read_marks (user_id, conversation_id, up_to) VALUES (?, ?, ?)",
             "trim_read_marks": f"DELETE FROM {ks}.read_marks WHERE user_id = ? AND conversation_id = ? AND up_to < ?",
+            "drop_read_marks": f"DELETE FROM {ks}.read_marks WHERE user_id = ? AND conversation_id = ?",
+            "drop_inbox_all": f"DELETE FROM {ks}.inbox WHERE user_id = ?",
         }
         prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
         self._st = dict(zip(queries, prepared))
@@ -281,6 +283,16 @@ class ConversationStore:
         batch.add(self._st["drop_inbox"], (user_id, conversation.last_activity_id, conversation.conversation_id))
         await cql.execute(self.session, batch)
         await self._run("release_key", (conversation.participants_key, conversation.conversation_id))
+
+    async def forget_member(self, conversation: ConversationRow, user_id: int) -> None:
+        """A deleted account leaves: its read mark first (nothing finds it once
+        the inbox row is gone), then the usual leave."""
+        await self._run("drop_read_marks", (user_id, conversation.conversation_id))
+        await self.leave(conversation, user_id)
+
+    async def drop_inbox(self, user_id: int) -> None:
+        """The user's whole inbox partition (stale rows included)."""
+        await self._run("drop_inbox_all", (user_id,))
 
     # -- messages ----------------------------------------------------------------
 

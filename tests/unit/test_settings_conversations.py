@@ -13,6 +13,7 @@ def test_defaults():
     assert s.unread_cap == 100
     assert s.product_cache_seconds == 10.0
     assert s.media_cache_seconds == 300.0
+    assert s.sender_cache_seconds == 10.0
     assert s.watch_heartbeat_seconds == 25.0
 
 

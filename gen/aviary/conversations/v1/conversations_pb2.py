@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
 from aviary.catalog.v1 import catalog_pb2 as aviary_dot_catalog_dot_v1_dot_catalog__pb2
+from aviary.identity.v1 import identity_pb2 as aviary_dot_identity_dot_v1_dot_identity__pb2
 from aviary.media.v1 import media_pb2 as aviary_dot_media_dot_v1_dot_media__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+aviary/conversations/v1/conversations.proto\x12\x17\x61viary.conversations.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a\x1b\x61viary/media/v1/media.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x01\n\x0c\x43onversation\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fparticipant_ids\x18\x02 \x03(\tB\x04\xe2\x41\x01\x03\x12<\n\x0clast_message\x18\x03 \x01(\x0b\x32 .aviary.conversations.v1.MessageB\x04\xe2\x41\x01\x03\x12\x1a\n\x0cunread_count\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xd3\x02\n\x07Message\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x63onversation_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tsender_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04text\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tmedia_ids\x18\x05 \x03(\tB\x04\xe2\x41\x01\x03\x12+\n\x05media\x18\x06 \x03(\x0b\x32\x16.aviary.media.v1.MediaB\x04\xe2\x41\x01\x03\x12\x19\n\x0bproduct_ids\x18\x07 \x03(\tB\x04\xe2\x41\x01\x03\x12\x32\n\x08products\x18\x08 \x03(\x0b\x32\x1a.aviary.catalog.v1.ProductB\x04\xe2\x41\x01\x03\x12\x1f\n\x11\x63lient_message_id\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\":\n\x19\x43reateConversationRequest\x12\x1d\n\x0fparticipant_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"M\n\x18ListConversationsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"r\n\x19ListConversationsResponse\x12<\n\rconversations\x18\x01 \x03(\x0b\x32%.aviary.conversations.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x13ListMessagesRequest\x12\x1d\n\x0f\x63onversation_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\x80\x01\n\x14ListMessagesResponse\x12\x32\n\x08messages\x18\x01 \x03(\x0b\x32 .aviary.conversations.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1b\n\x13previous_page_token\x18\x03 \x01(\t\"\x9c\x01\n\x12SendMessageRequest\x12\x1d\n\x0f\x63onversation_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tmedia_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bproduct_ids\x18\x04 \x03(\tB\x04\xe2\x41\x01\x01\x12\x1f\n\x11\x63lient_message_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"T\n\x1bMarkConversationReadRequest\x12\x1d\n\x0f\x63onversation_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08up_to_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"4\n\x1cMarkConversationReadResponse\x12\x14\n\x0cunread_count\x18\x01 \x01(\x05\"9\n\x18LeaveConversationRequest\x12\x1d\n\x0f\x63onversation_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x1b\n\x19LeaveConversationResponse\"\x1b\n\x19WatchConversationsRequest\"O\n\x1aWatchConversationsResponse\x12\x31\n\x07message\x18\x01 \x01(\x0b\x32 .aviary.conversations.v1.Message\"t\n\x11\x43onversationEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x36\n\x0cmessage_sent\x18\x02 \x01(\x0b\x32 .aviary.conversations.v1.Message\x12\x15\n\rrecipient_ids\x18\x03 \x03(\t2\xab\t\n\x14\x43onversationsService\x12\x91\x01\n\x12\x43reateConversation\x12\x32.aviary.conversations.v1.CreateConversationRequest\x1a%.aviary.conversations.v1.Conversation\" \x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x16\"\x11/v1/conversations:\x01*\x12\x99\x01\n\x11ListConversations\x12\x31.aviary.conversations.v1.ListConversationsRequest\x1a\x32.aviary.conversations.v1.ListConversationsResponse\"\x1d\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/conversations\x12\xa5\x01\n\x0cListMessages\x12,.aviary.conversations.v1.ListMessagesRequest\x1a-.aviary.conversations.v1.ListMessagesResponse\"8\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02.\x12,/v1/conversations/{conversation_id}/messages\x12\x99\x01\n\x0bSendMessage\x12+.aviary.conversations.v1.SendMessageRequest\x1a .aviary.conversations.v1.Message\";\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x31\",/v1/conversations/{conversation_id}/messages:\x01*\x12\xc0\x01\n\x14MarkConversationRead\x12\x34.aviary.conversations.v1.MarkConversationReadRequest\x1a\x35.aviary.conversations.v1.MarkConversationReadResponse\";\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x31\",/v1/conversations/{conversation_id}:markRead:\x01*\x12\xb4\x01\n\x11LeaveConversation\x12\x31.aviary.conversations.v1.LeaveConversationRequest\x1a\x32.aviary.conversations.v1.LeaveConversationResponse\"8\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02.\")/v1/conversations/{conversation_id}:leave:\x01*\x12\xa4\x01\n\x12WatchConversations\x12\x32.aviary.conversations.v1.WatchConversationsRequest\x1a\x33.aviary.conversations.v1.WatchConversationsResponse\"#\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/conversations:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+aviary/conversations/v1/conversations.proto\x12\x17\x61viary.conversations.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1f\x61viary/catalog/v1/catalog.proto\x1a!aviary/identity/v1/identity.proto\x1a\x1b\x61viary/media/v1/media.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x01\n\x0c\x43onversation\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fparticipant_ids\x18\x02 \x03(\tB\x04\xe2\x41\x01\x03\x12<\n\x0clast_message\x18\x03 \x01(\x0b\x32 .aviary.conversations.v1.MessageB\x04\xe2\x41\x01\x03\x12\x1a\n\x0cunread_count\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x83\x03\n\x07Message\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x63onversation_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tsender_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04text\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tmedia_ids\x18\x05 \x03(\tB\x04\xe2\x41\x01\x03\x12+\n\x05media\x18\x06 \x03(\x0b\x32\x16.aviary.media.v1.MediaB\x04\xe2\x41\x01\x03\x12\x19\n\x0bproduct_ids\x18\x07 \x03(\tB\x04\xe2\x41\x01\x03\x12\x32\n\x08products\x18\x08 \x03(\x0b\x32\x1a.aviary.catalog.v1.ProductB\x04\xe2\x41\x01\x03\x12\x1f\n\x11\x63lient_message_id\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12.\n\x06sender\x18\x0b \x01(\x0b\x32\x18.aviary.identity.v1.UserB\x04\xe2\x41\x01\x03\":\n\x19\x43reateConversationRequest\x12\x1d\n\x0fparticipant_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"M\n\x18ListConversationsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"r\n\x19ListConversationsResponse\x12<\n\rconversations\x18\x01 \x03(\x0b\x32%.aviary.conversations.v1.Conversation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x13ListMessagesRequest\x12\x1d\n\x0f\x63onversation_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\x80\x01\n\x14ListMessagesResponse\x12\x32\n\x08messages\x18\x01 \x03(\x0b\x32 .aviary.conversations.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1b\n\x13previous_page_token\x18\x03 \x01(\t\"\x9c\x01\n\x12SendMessageRequest\x12\x1d\n\x0f\x63onversation_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tmedia_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bproduct_ids\x18\x04 \x03(\tB\x04\xe2\x41\x01\x01\x12\x1f\n\x11\x63lient_message_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\"T\n\x1bMarkConversationReadRequest\x12\x1d\n\x0f\x63onversation_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08up_to_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"4\n\x1cMarkConversationReadResponse\x12\x14\n\x0cunread_count\x18\x01 \x01(\x05\"9\n\x18LeaveConversationRequest\x12\x1d\n\x0f\x63onversation_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x1b\n\x19LeaveConversationResponse\"\x1b\n\x19WatchConversationsRequest\"O\n\x1aWatchConversationsResponse\x12\x31\n\x07message\x18\x01 \x01(\x0b\x32 .aviary.conversations.v1.Message\"t\n\x11\x43onversationEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x36\n\x0cmessage_sent\x18\x02 \x01(\x0b\x32 .aviary.conversations.v1.Message\x12\x15\n\rrecipient_ids\x18\x03 \x03(\t2\xab\t\n\x14\x43onversationsService\x12\x91\x01\n\x12\x43reateConversation\x12\x32.aviary.conversations.v1.CreateConversationRequest\x1a%.aviary.conversations.v1.Conversation\" \x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x16\"\x11/v1/conversations:\x01*\x12\x99\x01\n\x11ListConversations\x12\x31.aviary.conversations.v1.ListConversationsRequest\x1a\x32.aviary.conversations.v1.ListConversationsResponse\"\x1d\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/conversations\x12\xa5\x01\n\x0cListMessages\x12,.aviary.conversations.v1.ListMessagesRequest\x1a-.aviary.conversations.v1.ListMessagesResponse\"8\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02.\x12,/v1/conversations/{conversation_id}/messages\x12\x99\x01\n\x0bSendMessage\x12+.aviary.conversations.v1.SendMessageRequest\x1a .aviary.conversations.v1.Message\";\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x31\",/v1/conversations/{conversation_id}/messages:\x01*\x12\xc0\x01\n\x14MarkConversationRead\x12\x34.aviary.conversations.v1.MarkConversationReadRequest\x1a\x35.aviary.conversations.v1.MarkConversationReadResponse\";\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x31\",/v1/conversations/{conversation_id}:markRead:\x01*\x12\xb4\x01\n\x11LeaveConversation\x12\x31.aviary.conversations.v1.LeaveConversationRequest\x1a\x32.aviary.conversations.v1.LeaveConversationResponse\"8\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02.\")/v1/conversations/{conversation_id}:leave:\x01*\x12\xa4\x01\n\x12WatchConversations\x12\x32.aviary.conversations.v1.WatchConversationsRequest\x1a\x33.aviary.conversations.v1.WatchConversationsResponse\"#\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/conversations:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -67,6 +68,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MESSAGE'].fields_by_name['client_message_id']._serialized_options = b'\342A\001\003'
   _globals['_MESSAGE'].fields_by_name['created_at']._loaded_options = None
   _globals['_MESSAGE'].fields_by_name['created_at']._serialized_options = b'\342A\001\003'
+  _globals['_MESSAGE'].fields_by_name['sender']._loaded_options = None
+  _globals['_MESSAGE'].fields_by_name['sender']._serialized_options = b'\342A\001\003'
   _globals['_CREATECONVERSATIONREQUEST'].fields_by_name['participant_ids']._loaded_options = None
   _globals['_CREATECONVERSATIONREQUEST'].fields_by_name['participant_ids']._serialized_options = b'\342A\001\002'
   _globals['_LISTCONVERSATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
@@ -109,36 +112,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONVERSATIONSSERVICE'].methods_by_name['LeaveConversation']._serialized_options = b'\210\265\030\003\202\323\344\223\002.\")/v1/conversations/{conversation_id}:leave:\001*'
   _globals['_CONVERSATIONSSERVICE'].methods_by_name['WatchConversations']._loaded_options = None
   _globals['_CONVERSATIONSSERVICE'].methods_by_name['WatchConversations']._serialized_options = b'\210\265\030\003\202\323\344\223\002\031\022\027/v1/conversations:watch'
-  _globals['_CONVERSATION']._serialized_start=259
-  _globals['_CONVERSATION']._serialized_end=466
-  _globals['_MESSAGE']._serialized_start=469
-  _globals['_MESSAGE']._serialized_end=808
-  _globals['_CREATECONVERSATIONREQUEST']._serialized_start=810
-  _globals['_CREATECONVERSATIONREQUEST']._serialized_end=868
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=870
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=947
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=949
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=1063
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=1065
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=1168
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=1171
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=1299
-  _globals['_SENDMESSAGEREQUEST']._serialized_start=1302
-  _globals['_SENDMESSAGEREQUEST']._serialized_end=1458
-  _globals['_MARKCONVERSATIONREADREQUEST']._serialized_start=1460
-  _globals['_MARKCONVERSATIONREADREQUEST']._serialized_end=1544
-  _globals['_MARKCONVERSATIONREADRESPONSE']._serialized_start=1546
-  _globals['_MARKCONVERSATIONREADRESPONSE']._serialized_end=1598
-  _globals['_LEAVECONVERSATIONREQUEST']._serialized_start=1600
-  _globals['_LEAVECONVERSATIONREQUEST']._serialized_end=1657
-  _globals['_LEAVECONVERSATIONRESPONSE']._serialized_start=1659
-  _globals['_LEAVECONVERSATIONRESPONSE']._serialized_end=1686
-  _globals['_WATCHCONVERSATIONSREQUEST']._serialized_start=1688
-  _globals['_WATCHCONVERSATIONSREQUEST']._serialized_end=1715
-  _globals['_WATCHCONVERSATIONSRESPONSE']._serialized_start=1717
-  _globals['_WATCHCONVERSATIONSRESPONSE']._serialized_end=1796
-  _globals['_CONVERSATIONEVENT']._serialized_start=1798
-  _globals['_CONVERSATIONEVENT']._serialized_end=1914
-  _globals['_CONVERSATIONSSERVICE']._serialized_start=1917
-  _globals['_CONVERSATIONSSERVICE']._serialized_end=3112
+  _globals['_CONVERSATION']._serialized_start=294
+  _globals['_CONVERSATION']._serialized_end=501
+  _globals['_MESSAGE']._serialized_start=504
+  _globals['_MESSAGE']._serialized_end=891
+  _globals['_CREATECONVERSATIONREQUEST']._serialized_start=893
+  _globals['_CREATECONVERSATIONREQUEST']._serialized_end=951
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=953
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=1030
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=1032
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=1146
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=1148
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=1251
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=1254
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=1382
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=1385
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=1541
+  _globals['_MARKCONVERSATIONREADREQUEST']._serialized_start=1543
+  _globals['_MARKCONVERSATIONREADREQUEST']._serialized_end=1627
+  _globals['_MARKCONVERSATIONREADRESPONSE']._serialized_start=1629
+  _globals['_MARKCONVERSATIONREADRESPONSE']._serialized_end=1681
+  _globals['_LEAVECONVERSATIONREQUEST']._serialized_start=1683
+  _globals['_LEAVECONVERSATIONREQUEST']._serialized_end=1740
+  _globals['_LEAVECONVERSATIONRESPONSE']._serialized_start=1742
+  _globals['_LEAVECONVERSATIONRESPONSE']._serialized_end=1769
+  _globals['_WATCHCONVERSATIONSREQUEST']._serialized_start=1771
+  _globals['_WATCHCONVERSATIONSREQUEST']._serialized_end=1798
+  _globals['_WATCHCONVERSATIONSRESPONSE']._serialized_start=1800
+  _globals['_WATCHCONVERSATIONSRESPONSE']._serialized_end=1879
+  _globals['_CONVERSATIONEVENT']._serialized_start=1881
+  _globals['_CONVERSATIONEVENT']._serialized_end=1997
+  _globals['_CONVERSATIONSSERVICE']._serialized_start=2000
+  _globals['_CONVERSATIONSSERVICE']._serialized_end=3195
 # @@protoc_insertion_point(module_scope)

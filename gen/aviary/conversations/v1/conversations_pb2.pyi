@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from aviary.catalog.v1 import catalog_pb2 as _catalog_pb2
+from aviary.identity.v1 import identity_pb2 as _identity_pb2
 from aviary.media.v1 import media_pb2 as _media_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -81,6 +82,7 @@ class Message(_message.Message):
     PRODUCTS_FIELD_NUMBER: _builtins.int
     CLIENT_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    SENDER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Time-ordered 64-bit id, as a decimal string."""
     conversation_id: _builtins.str
@@ -113,6 +115,14 @@ class Message(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was sent."""
 
+    @_builtins.property
+    def sender(self) -> _identity_pb2.User:
+        """The sender's summary from identity. A deleted account's messages stay
+        for the other participants with a placeholder here: id = sender_id,
+        username "" and display_name "Deleted account". Left out when identity
+        cannot answer.
+        """
+
     def __init__(
         self,
         *,
@@ -126,10 +136,11 @@ class Message(_message.Message):
         products: _abc.Iterable[_catalog_pb2.Product] | None = ...,
         client_message_id: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        sender: _identity_pb2.User | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "sender", b"sender"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_message_id", b"client_message_id", "conversation_id", b"conversation_id", "created_at", b"created_at", "id", b"id", "media", b"media", "media_ids", b"media_ids", "product_ids", b"product_ids", "products", b"products", "sender_id", b"sender_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_message_id", b"client_message_id", "conversation_id", b"conversation_id", "created_at", b"created_at", "id", b"id", "media", b"media", "media_ids", b"media_ids", "product_ids", b"product_ids", "products", b"products", "sender", b"sender", "sender_id", b"sender_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
