@@ -24,8 +24,8 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # migrate the orders schema
             on_stop=[servicer.stop],
-            # stale sagas; unfinished buyer cancels; order events -> Kafka
-            background=[servicer.recover, servicer.recover_cancels, servicer.relay],
+            # stale sagas; unfinished buyer cancels; order events -> Kafka; deleted buyers anonymised
+            background=[servicer.recover, servicer.recover_cancels, servicer.relay, servicer.consume_account_events],
         )
     )
 

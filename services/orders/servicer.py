@@ -8,6 +8,7 @@ import time
 
 import grpc
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError
 from prometheus_client import Histogram
 
 from aviary.events.v1 import events_pb2
@@ -23,18 +24,26 @@ from services.kit.server.errors import (
     invalid_argument,
     not_found,
     permission_denied,
+    unauthenticated,
     unavailable,
 )
 from services.kit.server.ids import IdGenerator, parse_id
-from services.kit.events.kafka import ORDERS_TOPIC, Producer, relay_ensuring_topic
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.kafka import IDENTITY_TOPIC, ORDERS_TOPIC, Producer, relay_ensuring_topic
 from services.kit.events.pg_outbox import PgOutbox
 from services.orders import model
 from services.orders.cancel import Canceller
 from services.orders.saga import CompensationPending, Orchestrator, sweep_forever
 from services.orders.settings import OrdersSettings
-from services.orders.store import Checkout, OrderRecord, OrdersStore
+from services.orders.store import BuyerDeleted, Checkout, OrderRecord, OrdersStore
 
 log = logging.getLogger(__name__)
+
+# Identity's account deletions: one group for all replicas.
+ACCOUNTS_GROUP = "orders-accounts"
+BUYER_DELETED_REASON = "the buyer's account was deleted"
+# Orders read from PostgreSQL per page of ExportBuyerOrders.
+EXPORT_PAGE = 100
 
 CHECKOUT_SECONDS = Histogram(
     "aviary_checkout_seconds",
@@ -63,6 +72,9 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         # How long a retry of a key waits for the first request's saga.
         self.same_key_wait = settings.same_key_wait_seconds
         self.recovery_interval = settings.recovery_seconds
+        self.account_events = ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, [IDENTITY_TOPIC], self._on_account_event
+        )
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -131,7 +143,10 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     async def _checkout(self, buyer: int, key: str, params: dict) -> OrderRecord:
         """The confirmed order of this key's checkout, running the saga if no
         request did yet; raises the key's recorded failure otherwise."""
-        checkout, created = await self.store.start_checkout(self.ids.next_id(), buyer, key, params)
+        try:
+            checkout, created = await self.store.start_checkout(self.ids.next_id(), buyer, key, params)
+        except BuyerDeleted:
+            raise unauthenticated("your account was deleted: it cannot check out") from None
         order = None
         if not created and checkout.state == model.FAILED and checkout.retryable:
             # Nothing of the failed attempt was kept: run again, with this request's parameters.
@@ -222,12 +237,44 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
 
         return _order_view(await self._advance(request, str(me), own_part), me)
 
-    async def CountOpenSales(self, request, context):  # TODO(issue 19): being built
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "CountOpenSales is not built yet")
+    # -- accounts (identity) ---------------------------------------------------------
 
-    async def ExportBuyerOrders(self, request, context):  # TODO(issue 19): being built
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExportBuyerOrders is not built yet")
-        yield  # a stream
+    async def CountOpenSales(self, request, context):
+        seller = parse_id(request.seller_id, "seller_id")
+        count = await self.store.count_open_sales(seller)
+        return orders_pb2.CountOpenSalesResponse(open_order_count=min(count, 2**31 - 1))
+
+    async def ExportBuyerOrders(self, request, context):
+        """Every order the buyer placed, newest first, as they see them: one
+        keyset page of PostgreSQL at a time, never the whole list in memory."""
+        buyer = parse_id(request.buyer_id, "buyer_id")
+        before = None
+        while True:
+            page = await self.store.list_orders(buyer_id=buyer, before_id=before, limit=EXPORT_PAGE)
+            for order in page:
+                yield _order_proto(order)
+            if len(page) < EXPORT_PAGE:
+                return
+            before = page[-1].id
+
+    async def consume_account_events(self) -> None:
+        """Background job: identity's AccountDeleted -> the buyer's orders anonymised."""
+        await relay_ensuring_topic(self.account_events.run, self.settings.kafka_bootstrap, IDENTITY_TOPIC)
+
+    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            event = events_pb2.AccountEvent.FromString(value)
+        except DecodeError as exc:
+            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
+        if event.WhichOneof("kind") != "deleted" or event.deleted.user_id <= 0:
+            return
+        user = event.deleted.user_id
+        stopped, anonymised = await self.store.forget_buyer(user, BUYER_DELETED_REASON)
+        # Most deleted accounts never bought anything: only what changed is worth a line.
+        (log.info if stopped or anonymised else log.debug)(
+            "deleted account's orders anonymised",
+            extra={"user_id": user, "checkouts_stopped": stopped, "orders_anonymised": anonymised},
+        )
 
     async def OperatorAdvanceDelivery(self, request, context):
         actor = (request.operator_name or "operator").strip()[:64] or "operator"
@@ -437,7 +484,9 @@ def _order_base(order: OrderRecord) -> orders_pb2.Order:
     """What every viewer of an order sees."""
     out = orders_pb2.Order(
         id=str(order.id),
-        buyer_id=str(order.buyer_id),
+        # 0: the buyer deleted their account (store.forget_buyer).
+        buyer_id=str(order.buyer_id) if order.buyer_id else "",
+        buyer_deleted=not order.buyer_id,
         status=orders_pb2.OrderStatus.Value(order.status),
         currency=order.currency,
         payment_status=payments_pb2.PaymentStatus.Value(order.payment_status),

@@ -167,6 +167,23 @@ class OrderRecord:
         return self.parts.get(seller_id, self.delivery_status)
 
 
+class BuyerDeleted(Exception):
+    """The buyer's account was deleted: no new checkout for them."""
+
+
+# Per-buyer advisory locks (a key space of their own, hashed from the id).
+_BUYER_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(hashtextextended('orders:buyer:' || :buyer, 0))")
+_BUYER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended('orders:buyer:' || :buyer, 0))")
+_IS_DELETED_BUYER = sa.text("SELECT 1 FROM orders.deleted_buyers WHERE user_id = :buyer")
+
+# A fulfilment still to ship, and saga states that will write one when they finish.
+_OPEN_PARTS = ("DELIVERY_STATUS_PENDING", "DELIVERY_STATUS_PACKED")
+_PRICED_AND_RUNNING = (model.RESERVED, model.ORDER_CREATED)
+# What a running saga, stopped because its buyer is gone, compensates: the
+# step under way in each state, which may have taken effect (model.compensations).
+_STEP_UNDER_WAY = {model.STARTED: model.RESERVE, model.RESERVED: model.AUTHORIZE, model.ORDER_CREATED: model.CAPTURE}
+
+
 @dataclass(frozen=True)
 class CancelJob:
     """What finishing a buyer's cancel needs: its state and the checkout's
@@ -197,8 +214,15 @@ class OrdersStore:
     # -- checkouts --------------------------------------------------------------
 
     async def start_checkout(self, checkout_id: int, buyer_id: int, key: str, params: dict) -> tuple[Checkout, bool]:
-        """The checkout for (buyer, key): a new one (True) or the one that exists (False)."""
+        """The checkout for (buyer, key): a new one (True) or the one that exists
+        (False). Raises BuyerDeleted once the buyer's account deletion was applied."""
         async with self.engine.begin() as conn:
+            # Shared: checkouts of one buyer do not wait for each other, only
+            # for forget_buyer, so every checkout is either refused here or
+            # committed before forget_buyer looks for the buyer's checkouts.
+            await conn.execute(_BUYER_LOCK_SHARED, {"buyer": buyer_id})
+            if (await conn.execute(_IS_DELETED_BUYER, {"buyer": buyer_id})).first() is not None:
+                raise BuyerDeleted(buyer_id)
             row = (
                 await conn.execute(
                     sa.text(f"""
@@ -498,6 +522,89 @@ class OrdersStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(sa.text(query), params)).all()
             return await self._with_details(conn, rows)
+
+    async def count_open_sales(self, seller_id: int) -> int:
+        """Orders with a part of this seller still to ship (PENDING or PACKED,
+        in a confirmed order), plus running checkouts already priced with a
+        line of theirs (RESERVED or ORDER_CREATED: each writes such a part when
+        it succeeds). One statement, so a checkout confirming meanwhile is
+        counted once, on one side or the other."""
+        query = sa.text("""
+            SELECT count(*) FROM (
+                SELECT f.order_id FROM orders.fulfilments f JOIN orders.orders o ON o.id = f.order_id
+                WHERE f.seller_id = :seller AND f.delivery_status = ANY(:open_parts)
+                  AND o.status = 'ORDER_STATUS_CONFIRMED'
+                UNION
+                SELECT c.id FROM orders.checkouts c
+                WHERE (c.state NOT IN ('SUCCEEDED', 'FAILED') OR (c.state = 'SUCCEEDED' AND NOT c.cart_cleared))
+                  AND c.state = ANY(:running) AND c.lines @> CAST(:line AS jsonb)
+            ) open""")
+        params = {
+            "seller": seller_id,
+            "open_parts": list(_OPEN_PARTS),
+            "running": list(_PRICED_AND_RUNNING),
+            "line": json.dumps([{"seller_id": seller_id}]),
+        }
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query, params)).scalar_one())
+
+    async def forget_buyer(self, buyer_id: int, reason: str) -> tuple[int, int]:
+        """Applies a buyer's account deletion; returns (checkouts stopped,
+        orders anonymised). First the buyer is recorded as deleted (no new
+        checkout from then on); then, in one transaction, their running
+        checkouts move to COMPENSATING (the step under way is undone, as for
+        any failure: the orchestrator driving it, or the recovery sweep once
+        its lease runs out, finishes it), and their orders and checkouts lose
+        what ties them to the person: buyer_id becomes 0, idempotency keys go.
+        The orders stay for the sellers' books. Idempotent: a rerun finds
+        nothing left to change."""
+        async with self.engine.begin() as conn:
+            # Waits for checkouts being started by this buyer to commit.
+            await conn.execute(_BUYER_LOCK, {"buyer": buyer_id})
+            await conn.execute(
+                sa.text("INSERT INTO orders.deleted_buyers (user_id) VALUES (:buyer) ON CONFLICT DO NOTHING"),
+                {"buyer": buyer_id},
+            )
+        async with self.engine.begin() as conn:
+            stopped = (
+                await conn.execute(
+                    sa.text("""
+                UPDATE orders.checkouts SET state = :compensating, failed_step = CASE state
+                        WHEN :started THEN :reserve WHEN :reserved THEN :authorize ELSE :capture END,
+                    failure_code = 'FAILED_PRECONDITION', failure_message = :reason, retryable = false,
+                    updated_at = now()
+                WHERE buyer_id = :buyer AND state IN (:started, :reserved, :order_created)
+                RETURNING id, attempt, failed_step"""),
+                    {
+                        "compensating": model.COMPENSATING,
+                        "started": model.STARTED,
+                        "reserved": model.RESERVED,
+                        "order_created": model.ORDER_CREATED,
+                        "reserve": _STEP_UNDER_WAY[model.STARTED],
+                        "authorize": _STEP_UNDER_WAY[model.RESERVED],
+                        "capture": _STEP_UNDER_WAY[model.ORDER_CREATED],
+                        "reason": reason,
+                        "buyer": buyer_id,
+                    },
+                )
+            ).all()
+            for row in stopped:
+                await self._log(conn, row.id, row.attempt, model.COMPENSATING, "ok", f"{row.failed_step}: {reason}")
+            anonymised = (
+                await conn.execute(
+                    sa.text("UPDATE orders.orders SET buyer_id = 0, idempotency_key = '' WHERE buyer_id = :buyer"),
+                    {"buyer": buyer_id},
+                )
+            ).rowcount
+            # The key column must stay unique per (buyer, key): each gets one of its own.
+            await conn.execute(
+                sa.text("""
+                UPDATE orders.checkouts SET buyer_id = 0, idempotency_key = 'deleted-' || id, cart_cleared = true,
+                    updated_at = now()
+                WHERE buyer_id = :buyer"""),
+                {"buyer": buyer_id},
+            )
+        return len(stopped), anonymised
 
     async def _with_details(self, conn: AsyncConnection, rows) -> list[OrderRecord]:
         orders = [OrderRecord(**{k: v for k, v in r._mapping.items()}) for r in rows]

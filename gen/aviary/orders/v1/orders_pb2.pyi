@@ -231,6 +231,7 @@ class Order(_message.Message):
     FULFILMENTS_FIELD_NUMBER: _builtins.int
     CANCEL_REASON_FIELD_NUMBER: _builtins.int
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
+    BUYER_DELETED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Time-ordered 64-bit id, as a decimal string."""
     buyer_id: _builtins.str
@@ -249,6 +250,10 @@ class Order(_message.Message):
     """The checkout's idempotency key (shown to the buyer only)."""
     cancel_reason: _builtins.str
     """Why the buyer cancelled, when they said."""
+    buyer_deleted: _builtins.bool
+    """The buyer deleted their account: the order stays for its sellers' books,
+    anonymised (buyer_id is empty, and nothing else tells who bought it).
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderItem]:
         """The lines."""
@@ -288,10 +293,11 @@ class Order(_message.Message):
         fulfilments: _abc.Iterable[Global___Fulfilment] | None = ...,
         cancel_reason: _builtins.str = ...,
         cancel_time: _timestamp_pb2.Timestamp | None = ...,
+        buyer_deleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "created_at", b"created_at", "currency", b"currency", "delivery_history", b"delivery_history", "delivery_status", b"delivery_status", "fulfilments", b"fulfilments", "id", b"id", "idempotency_key", b"idempotency_key", "items", b"items", "payment_status", b"payment_status", "status", b"status", "total_minor", b"total_minor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_deleted", b"buyer_deleted", "buyer_id", b"buyer_id", "cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "created_at", b"created_at", "currency", b"currency", "delivery_history", b"delivery_history", "delivery_status", b"delivery_status", "fulfilments", b"fulfilments", "id", b"id", "idempotency_key", b"idempotency_key", "items", b"items", "payment_status", b"payment_status", "status", b"status", "total_minor", b"total_minor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -543,7 +549,10 @@ class CountOpenSalesResponse(_message.Message):
 
     OPEN_ORDER_COUNT_FIELD_NUMBER: _builtins.int
     open_order_count: _builtins.int
-    """Orders with a part this seller has not shipped and that are not cancelled."""
+    """Orders with a part this seller has not shipped and that are not
+    cancelled, plus checkouts under way that were priced with a line of
+    theirs (each writes such a part if it succeeds).
+    """
     def __init__(
         self,
         *,
