@@ -21,7 +21,12 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # connect, create keyspace + tables, prepare statements
             on_stop=[servicer.stop],  # flushes the hot counters one last time
-            background=[servicer.relay_outbox, servicer.flush_counters, servicer.consume_post_events],
+            background=[
+                servicer.relay_outbox,
+                servicer.flush_counters,
+                servicer.consume_post_events,
+                servicer.consume_account_events,
+            ],
         )
     )
 

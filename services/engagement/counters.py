@@ -1,7 +1,7 @@
 """Hot engagement counters in Redis, flushed to Cassandra.
 
 Each post's counts live in one Redis hash, `eng:c:{post_id}` with fields
-l (likes), r (reposts) and p (replies). An applied edge change increments it
+l (likes), r (reposts), p (replies) and q (quotes). An applied edge change increments it
 (only while the hash is present: an increment into a missing hash would
 create counts that start from zero) and marks the post dirty; a flusher
 copies dirty posts' counts into Cassandra's post_counts every second.
@@ -28,7 +28,7 @@ from services.engagement.store import Counts, EngagementStore
 
 log = logging.getLogger(__name__)
 
-FIELDS = {"likes": "l", "reposts": "r", "replies": "p"}
+FIELDS = {"likes": "l", "reposts": "r", "replies": "p", "quotes": "q"}
 DIRTY_KEY = "eng:dirty"
 FLUSH_BATCH = 500
 
@@ -53,10 +53,10 @@ return v
 # got there first; returns the hash as it now is.
 _LOAD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4])
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
-return redis.call('HMGET', KEYS[1], 'l', 'r', 'p')
+return redis.call('HMGET', KEYS[1], 'l', 'r', 'p', 'q')
 """
 
 
@@ -114,14 +114,14 @@ class HotCounters:
     @staticmethod
     def read_commands(post_ids: list[int]) -> list[tuple]:
         """The counts' reads (one command per post), for a bulk round trip."""
-        return [(b"HMGET", counter_key(post_id), b"l", b"r", b"p") for post_id in post_ids]
+        return [(b"HMGET", counter_key(post_id), b"l", b"r", b"p", b"q") for post_id in post_ids]
 
     async def finish_reads(self, post_ids: list[int], rows: list) -> dict[int, Counts]:
         """Counts for each post from the answers to read_commands, loading the missing ones."""
         found: dict[int, Counts] = {}
         missing = []
         for post_id, row in zip(post_ids, rows):
-            if row[0] is None and row[1] is None and row[2] is None:
+            if all(v is None for v in row):
                 missing.append(post_id)
             else:
                 found[post_id] = _counts(row)
@@ -142,7 +142,8 @@ class HotCounters:
             counts, source = await self.store.recount(post_id), "recount"
         LOADS.labels(source).inc()
         row = await self._load(
-            keys=[counter_key(post_id)], args=[counts.likes, counts.reposts, counts.replies, self.ttl_seconds]
+            keys=[counter_key(post_id)],
+            args=[counts.likes, counts.reposts, counts.replies, counts.quotes, self.ttl_seconds],
         )
         if source == "recount":
             # Persist what was recounted so the next load can trust it.
@@ -188,7 +189,7 @@ class HotCounters:
         flushed_at = _utcnow()
         async with self.client.pipeline(transaction=False) as pipe:
             for post_id in post_ids:
-                pipe.hmget(counter_key(post_id), "l", "r", "p")
+                pipe.hmget(counter_key(post_id), "l", "r", "p", "q")
             rows = await pipe.execute()
         writes = [
             self.store.flush(post_id, _counts(row), flushed_at)
@@ -201,5 +202,6 @@ class HotCounters:
 
 
 def _counts(row) -> Counts:
-    likes, reposts, replies = (max(0, int(v)) if v is not None else 0 for v in row)
-    return Counts(likes, reposts, replies)
+    """A hash's l, r, p, q values (a hash loaded before quotes were counted has no q)."""
+    likes, reposts, replies, quotes = (max(0, int(v)) if v is not None else 0 for v in row)
+    return Counts(likes, reposts, replies, quotes)

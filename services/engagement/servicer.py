@@ -1,8 +1,9 @@
-"""EngagementService: likes, and the like/repost/reply counts of every post.
+"""EngagementService: likes, and the like/repost/reply/quote counts of every post.
 
 Likes are written here (an edge per user and post, idempotent by a
-compare-and-set). Reposts and replies are posts, written by the posts
-service; this service counts them from the posts events it consumes.
+compare-and-set). Reposts, replies and quotes are posts, written by the posts
+service; this service counts them from the posts events it consumes. A
+deleted account's likes are taken back when its AccountDeleted is read.
 Counts are served from Redis hot counters (counters.py) and flushed to
 Cassandra.
 """
@@ -20,21 +21,24 @@ from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.events.v1 import events_pb2
 from aviary.posts.v1 import posts_pb2
 from services.engagement.counters import HotCounters
-from services.engagement.liked import LikedCache
+from services.engagement.liked import LikedCache, liked_key
 from services.engagement.settings import EngagementSettings
 from services.engagement.store import Counts, EngagementStore
 from services.kit.events import consumer, kafka
-from services.kit.peers import clients, safety
+from services.kit.peers import accounts, clients, safety
 from services.kit.server import ids, service, startup
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.server.auth import caller_id
 from services.kit.stores.cache import TtlCache
-from services.kit.server.errors import not_found, unavailable
+from services.kit.server.errors import not_found, permission_denied, unavailable
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids, parse_optional_id
 
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "engagement"
+ACCOUNTS_GROUP = "engagement-accounts"
+# A deleted account's likes are taken back this many at a time.
+UNLIKE_PAGE = 500
 MAX_BATCH = 200
 # Batches one StreamEngagement call may have in the works at once.
 STREAM_IN_FLIGHT = 256
@@ -82,6 +86,12 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         self.post_events = consumer.ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [kafka.POSTS_TOPIC], self._on_post_event
         )
+        # Suspended and deleted accounts cannot like.
+        self.gone = accounts.GoneAccounts(self.redis)
+        # From the earliest offset: no deletion is skipped, whenever the group starts.
+        self.account_events = consumer.ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
+        )
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -114,11 +124,24 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         """Background job: counts reposts and replies from the posts topic."""
         await self.post_events.run()
 
+    async def consume_account_events(self) -> None:
+        """Background job: takes back the likes of deleted accounts."""
+        try:
+            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
+        except Exception as exc:
+            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
+        await self.account_events.run()
+
     # -- RPCs -----------------------------------------------------------------------
 
     async def LikePost(self, request: engagement_pb2.LikePostRequest, context) -> engagement_pb2.PostEngagement:
         user_id = caller_id(context)
-        post = await self._live_post(parse_id(request.post_id, "post_id"))
+        post_id_asked = parse_id(request.post_id, "post_id")
+        if await self.gone.contains(user_id):
+            # A deleted account's token outlives the deletion by up to its
+            # lifetime; a like now would outlive the sweep of its likes.
+            raise permission_denied("your account is suspended or deleted: it cannot like posts")
+        post = await self._live_post(post_id_asked)
         await self._refuse_if_blocked(post, user_id)
         post_id = _liked_target(post)
         now = _utcnow()
@@ -229,6 +252,11 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             await self.store.mark_changed(created.repost_of_id, _utcnow())
             if await self.store.add_repost(created.repost_of_id, created.author_id, created.post_id):
                 await self._count(created.repost_of_id, "reposts", +1)
+        if created.repost_of_id and created.text:
+            # A quote: a repost with text of its own, counted apart.
+            await self.store.mark_changed(created.repost_of_id, _utcnow())
+            if await self.store.add_quote(created.repost_of_id, created.post_id):
+                await self._count(created.repost_of_id, "quotes", +1)
 
     async def _on_deleted(self, deleted: events_pb2.PostDeleted) -> None:
         if deleted.reply_to_id:
@@ -236,11 +264,51 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             if await self.store.remove_reply(deleted.reply_to_id, deleted.post_id):
                 await self._count(deleted.reply_to_id, "replies", -1)
         if deleted.repost_of_id:
-            # Only the repost the edge records (a quote of the same post by
-            # the same user is not a repost and removes nothing).
+            # The event does not say whether it was a repost or a quote: each
+            # edge removes only its own post (a quote of the same post by the
+            # same user is not the repost the repost edge records).
             await self.store.mark_changed(deleted.repost_of_id, _utcnow())
             if await self.store.remove_repost(deleted.repost_of_id, deleted.author_id, deleted.post_id):
                 await self._count(deleted.repost_of_id, "reposts", -1)
+            if await self.store.remove_quote(deleted.repost_of_id, deleted.post_id):
+                await self._count(deleted.repost_of_id, "quotes", -1)
+
+    # -- account events ---------------------------------------------------------------
+
+    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            event = events_pb2.AccountEvent.FromString(value)
+        except DecodeError as exc:
+            raise consumer.PoisonRecord(f"not an AccountEvent: {exc}") from exc
+        if event.WhichOneof("kind") == "deleted" and event.deleted.user_id > 0:
+            taken = await self.remove_likes_of(event.deleted.user_id)
+            log.info("deleted account's likes taken back", extra={"user_id": event.deleted.user_id, "likes": taken})
+
+    async def remove_likes_of(self, user_id: int) -> int:
+        """Takes back every like of a (deleted) account as an unlike would:
+        the edge, the user's index row, the count of the liked post and a
+        LikeRemoved event. Idempotent: a redelivery, or a rerun after dying
+        half-way, finds only the likes that are left (the index rows go with
+        each like). Returns how many likes were taken back."""
+        taken = 0
+        while post_ids := await self.store.newest_likes(user_id, UNLIKE_PAGE):
+            for post_id in post_ids:
+                taken += await self._take_back_like(user_id, post_id)
+        await self.redis.delete(liked_key(user_id))
+        return taken
+
+    async def _take_back_like(self, user_id: int, post_id: int) -> int:
+        if not await self.store.release_like(post_id, user_id):
+            # The edge went earlier (a crash before its follow-ups): only the index row is left.
+            await self.store.forget_user_like(user_id, post_id)
+            return 0
+        now = _utcnow()
+        # The liked post's author is not known here without asking posts for
+        # every post; consumers of LikeRemoved treat 0 as unknown.
+        event = self._event(like_removed=events_pb2.LikeRemoved(post_id=post_id, user_id=user_id))
+        await self.store.finish_unlike(event, now)
+        await self._count(post_id, "likes", -1)
+        return 1
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -325,4 +393,5 @@ def _message(post_id: int, counts: Counts, liked: bool) -> engagement_pb2.PostEn
         repost_count=counts.reposts,
         reply_count=counts.replies,
         liked_by_me=liked,
+        quote_count=counts.quotes,
     )

@@ -6,6 +6,8 @@ Tables:
   likes_by_user    what a user liked (liked_by_me, newest first)
   reposts_by_post  who reposted a post, with the repost's id (from post events)
   replies_by_post  a post's live replies (from post events)
+  quotes_by_post   a post's live quotes: posts that repost it with text of
+                   their own (from post events)
   post_counts      per post: the last flushed counts and when they were
                    flushed, and when the post's engagement last changed. A
                    snapshot flushed well after the last change is complete;
@@ -19,7 +21,7 @@ import asyncio
 import datetime
 from dataclasses import dataclass
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
@@ -53,16 +55,26 @@ SCHEMA = [
         reply_id bigint,
         PRIMARY KEY (post_id, reply_id)
     )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.quotes_by_post (
+        post_id bigint,
+        quote_id bigint,
+        PRIMARY KEY (post_id, quote_id)
+    )""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.post_counts (
         post_id bigint PRIMARY KEY,
         likes int,
         reposts int,
         replies int,
+        quotes int,
         flushed_at timestamp,
         last_change timestamp
     )""",
     *outbox.schema(KEYSPACE),
 ]
+
+# (table, column, type) added after the table was first created: CREATE
+# TABLE IF NOT EXISTS leaves an existing table as it was.
+COLUMNS_ADDED = [("post_counts", "quotes", "int")]
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,7 @@ class Counts:
     likes: int = 0
     reposts: int = 0
     replies: int = 0
+    quotes: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,9 +110,28 @@ class EngagementStore:
         self.session = await cql.connect(self._settings)
         await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
         await cql.apply_schema(self.session, SCHEMA)
+        await self._add_missing_columns()
         self._outbox = outbox.Outbox(self.session, KEYSPACE, producer)
         await self.outbox.prepare()
         await self._prepare_all()
+
+    async def _add_missing_columns(self) -> None:
+        """Brings tables made by an older release up to SCHEMA (idempotent; a
+        replica starting at the same time may add a column first)."""
+        rows = await cql.execute(
+            self.session,
+            "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s",
+            (KEYSPACE,),
+        )
+        present = {(r.table_name, r.column_name) for r in rows}
+        for table, column, kind in COLUMNS_ADDED:
+            if (table, column) in present:
+                continue
+            try:
+                await cql.execute(self.session, f"ALTER TABLE {KEYSPACE}.{table} ADD {column} {kind}")
+            except InvalidRequest as exc:
+                if "exist" not in str(exc).lower():  # "... conflicts with an existing column"
+                    raise
 
     async def _prepare_all(self) -> None:
         ks = KEYSPACE
@@ -117,20 +149,25 @@ class EngagementStore:
             "repost_del": f"DELETE FROM {ks}.reposts_by_post WHERE post_id = ? AND user_id = ? IF repost_id = ?",
             "reply_add": f"INSERT INTO {ks}.replies_by_post (post_id, reply_id) VALUES (?, ?) IF NOT EXISTS",
             "reply_del": f"DELETE FROM {ks}.replies_by_post WHERE post_id = ? AND reply_id = ? IF EXISTS",
+            "quote_add": f"INSERT INTO {ks}.quotes_by_post (post_id, quote_id) VALUES (?, ?) IF NOT EXISTS",
+            "quote_del": f"DELETE FROM {ks}.quotes_by_post WHERE post_id = ? AND quote_id = ? IF EXISTS",
             "changed": f"UPDATE {ks}.post_counts SET last_change = ? WHERE post_id = ?",
             "flush": (
-                f"UPDATE {ks}.post_counts SET likes = ?, reposts = ?, replies = ?, flushed_at = ? WHERE post_id = ?"
+                f"UPDATE {ks}.post_counts SET likes = ?, reposts = ?, replies = ?, quotes = ?, flushed_at = ? "
+                "WHERE post_id = ?"
             ),
             "snapshot": (
-                f"SELECT likes, reposts, replies, flushed_at, last_change FROM {ks}.post_counts WHERE post_id = ?"
+                f"SELECT likes, reposts, replies, quotes, flushed_at, last_change FROM {ks}.post_counts "
+                "WHERE post_id = ?"
             ),
             "count_likes": f"SELECT COUNT(*) FROM {ks}.likes_by_post WHERE post_id = ?",
             "count_reposts": f"SELECT COUNT(*) FROM {ks}.reposts_by_post WHERE post_id = ?",
             "count_replies": f"SELECT COUNT(*) FROM {ks}.replies_by_post WHERE post_id = ?",
+            "count_quotes": f"SELECT COUNT(*) FROM {ks}.quotes_by_post WHERE post_id = ?",
         }
         prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
         self._st = dict(zip(queries, prepared))
-        for name in ("like", "unlike", "repost_add", "repost_del", "reply_add", "reply_del"):
+        for name in ("like", "unlike", "repost_add", "repost_del", "reply_add", "reply_del", "quote_add", "quote_del"):
             self._st[name].serial_consistency_level = ConsistencyLevel.LOCAL_SERIAL
 
     async def stop(self) -> None:
@@ -186,6 +223,11 @@ class EngagementStore:
         rows = await cql.execute(self.session, self._st["by_user_newest"], (user_id, limit))
         return [row.post_id for row in rows]
 
+    async def forget_user_like(self, user_id: int, post_id: int) -> None:
+        """Drops a likes_by_user row whose like edge is already gone (a stray
+        left by a crash between the edge delete and its follow-ups)."""
+        await cql.execute(self.session, self._st["by_user_del"], (user_id, post_id))
+
     # -- reposts and replies (from post events) ---------------------------------
 
     async def add_repost(self, post_id: int, user_id: int, repost_id: int) -> bool:
@@ -204,6 +246,14 @@ class EngagementStore:
         rows = await cql.execute(self.session, self._st["reply_del"], (post_id, reply_id))
         return bool(rows[0][0])
 
+    async def add_quote(self, post_id: int, quote_id: int) -> bool:
+        rows = await cql.execute(self.session, self._st["quote_add"], (post_id, quote_id))
+        return bool(rows[0][0])
+
+    async def remove_quote(self, post_id: int, quote_id: int) -> bool:
+        rows = await cql.execute(self.session, self._st["quote_del"], (post_id, quote_id))
+        return bool(rows[0][0])
+
     async def mark_changed(self, post_id: int, now: datetime.datetime) -> None:
         await cql.execute(self.session, self._st["changed"], (now, post_id))
 
@@ -214,20 +264,24 @@ class EngagementStore:
         if not rows:
             return Snapshot(Counts(), None, None)
         row = rows[0]
-        return Snapshot(Counts(row.likes or 0, row.reposts or 0, row.replies or 0), row.flushed_at, row.last_change)
+        counts = Counts(row.likes or 0, row.reposts or 0, row.replies or 0, row.quotes or 0)
+        return Snapshot(counts, row.flushed_at, row.last_change)
 
     async def recount(self, post_id: int) -> Counts:
         """Exact counts from the edge tables (a partition scan each)."""
-        likes, reposts, replies = await asyncio.gather(
+        likes, reposts, replies, quotes = await asyncio.gather(
             cql.execute(self.session, self._st["count_likes"], (post_id,)),
             cql.execute(self.session, self._st["count_reposts"], (post_id,)),
             cql.execute(self.session, self._st["count_replies"], (post_id,)),
+            cql.execute(self.session, self._st["count_quotes"], (post_id,)),
         )
-        return Counts(likes[0][0], reposts[0][0], replies[0][0])
+        return Counts(likes[0][0], reposts[0][0], replies[0][0], quotes[0][0])
 
     async def flush(self, post_id: int, counts: Counts, flushed_at: datetime.datetime) -> None:
         await cql.execute(
-            self.session, self._st["flush"], (counts.likes, counts.reposts, counts.replies, flushed_at, post_id)
+            self.session,
+            self._st["flush"],
+            (counts.likes, counts.reposts, counts.replies, counts.quotes, flushed_at, post_id),
         )
 
 

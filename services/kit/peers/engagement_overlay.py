@@ -1,7 +1,7 @@
 """Fills the engagement fields of hydrated posts from the engagement service.
 
-Posts and timeline both show posts with like/repost/reply counts and the
-viewer's liked_by_me. The counts belong to engagement; this asks it once per
+Posts and timeline both show posts with like/repost/reply/quote counts and
+the viewer's liked_by_me. The counts belong to engagement; this asks it once per
 page (for the posts and any reposted originals inside them) and copies the
 answer in. When engagement cannot answer, the posts are still served, with
 the engagement fields left at zero: a missing number is better than a page
@@ -65,5 +65,6 @@ async def apply(posts: list[posts_pb2.Post], viewer_id: int | None, timeout: flo
             post.like_count = found.like_count
             post.repost_count = found.repost_count
             post.reply_count = found.reply_count
+            post.quote_count = found.quote_count
             post.liked_by_me = found.liked_by_me
     return True
