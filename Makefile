@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search bench-conversations lock settings manifest help
+.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search bench-conversations lock settings manifest web help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,6 +26,9 @@ test: ## the whole suite: stub freshness, buf lint, unit, integration and e2e on
 	bash devstack/bootstrap.sh
 	$(MAKE) --no-print-directory gen-check openapi-check lint
 	bash tests/run.sh
+
+web: ## build the web client (web/dist) when its sources or envoy/openapi.json changed; make up does this too
+	$(PY) -c 'from devstack.web import ensure_built; ensure_built()'
 
 unit: ## the unit tests alone: no backend, no stack
 	bash devstack/bootstrap.sh

@@ -41,6 +41,9 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v sha256sum >/dev/null 2>&1 || missing+=(coreutils)
 command -v jq >/dev/null 2>&1 || missing+=(jq)  # used by the README examples
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)  # media probes uploaded videos
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # tests/browser: Playwright drives Debian's Chromium
+# web/ is built with Node.js (Vite needs 20.19 or newer): Debian's when none is installed.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
 stop_system_services() {
   # apt auto-starts these; they would squat our ports. Tolerate every failure (no systemd etc.).
@@ -87,6 +90,13 @@ else
   done
   if [ -n "$squat" ]; then stop_system_services; step "apt: stopped system redis/postgresql services"; fi
 fi
+
+# ---------------------------------------------------------------- node (web/)
+node_version="$(node --version 2>/dev/null || echo none)"
+case "$node_version" in
+  v2[1-9].*|v[3-9][0-9].*|v20.19.*|v20.[2-9][0-9].*) step "node: ok ($node_version; web/ is built by \`python -m devstack up\`)";;
+  *) warn "node $node_version: web/ needs Node.js 20.19 or newer (Vite); install it, then run make up again";;
+esac
 
 # ---------------------------------------------------------------- python venv
 VENV="$REPO/.venv"

@@ -29,6 +29,8 @@ CASSANDRA_PORT = env_int("CASSANDRA_PORT", 9042)
 CASSANDRA_STORAGE_PORT = env_int("CASSANDRA_STORAGE_PORT", 7000)
 OBJECTSTORE_PORT = env_int("OBJECTSTORE_PORT", 9000)
 STRIPE_MOCK_PORT = env_int("STRIPE_MOCK_PORT", 12111)
+# The web client's static origin (devstack/web.py), behind Envoy.
+WEB_PORT = env_int("WEB_PORT", 8082)
 
 # The S3-compatible object store (versitygw) holding uploaded media.
 OBJECTSTORE_ACCESS_KEY = os.environ.get("OBJECTSTORE_ACCESS_KEY", "aviary")

@@ -112,6 +112,7 @@ def _prepare_envoy() -> None:
         gateway_port=GATEWAY_PORT,
         objectstore_port=config.OBJECTSTORE_PORT,
         media_bucket=config.MEDIA_BUCKET,
+        web_port=config.WEB_PORT,
     )
 
 

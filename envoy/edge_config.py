@@ -66,8 +66,89 @@ def build_descriptor(out: Path) -> None:
     )
 
 
-def _routes() -> str:
-    lines = []
+# The web client's Content-Security-Policy: its own scripts, styles, images and
+# API calls only; nothing inline, no other origin, never framed.
+WEB_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _web_headers(cache_control: str) -> list[str]:
+    pad = " " * 26
+    headers = {
+        "cache-control": cache_control,
+        "content-security-policy": WEB_CSP,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "same-origin",
+        "cross-origin-opener-policy": "same-origin",
+    }
+    lines = [f"{pad}response_headers_to_add:"]
+    for key, value in headers.items():
+        lines.append(f"{pad}  - header: {{key: {key}, value: {json.dumps(value)}}}")
+        lines.append(f"{pad}    append_action: OVERWRITE_IF_EXISTS_OR_ADD")
+    return lines
+
+
+def _web_routes() -> list[str]:
+    """Routes to the web client's static origin (cluster `web`). Hashed files
+    under /assets/ are cached for a year; `/` and every browser navigation
+    (GET or HEAD asking for text/html) to a path outside /v1/ get the app's
+    index.html, uncached, so deep links work. Other requests for unknown paths
+    (API clients, Accept: */*) still reach the gateway's JSON 404."""
+    pad = " " * 24
+    get_or_head = '{name: ":method", string_match: {safe_regex: {regex: "^(GET|HEAD)$"}}}'
+    no_rate_limit = [
+        f"{pad}  typed_per_filter_config:",
+        f"{pad}    envoy.filters.http.ext_authz:",
+        f'{pad}      "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute',
+        f"{pad}      disabled: true",
+        f"{pad}  request_headers_to_remove: [authorization, cookie]",
+    ]
+    app_page = f'{pad}  route: {{cluster: web, timeout: 10s, regex_rewrite: {{pattern: {{regex: "^.*$"}}, substitution: /index.html}}}}'
+    return [
+        f"{pad}# The web client (web/): hashed assets, immutable.",
+        f"{pad}- match:",
+        f"{pad}    prefix: /assets/",
+        f"{pad}    headers: [{get_or_head}]",
+        f"{pad}  route: {{cluster: web, timeout: 10s}}",
+        *no_rate_limit,
+        *_web_headers("public, max-age=31536000, immutable"),
+        f"{pad}# The app itself at / and for deep links: never cached.",
+        f"{pad}- match:",
+        f"{pad}    path: /",
+        f"{pad}    headers: [{get_or_head}]",
+        app_page,
+        *no_rate_limit,
+        *_web_headers("no-cache"),
+        f"{pad}- match:",
+        f"{pad}    prefix: /",
+        f"{pad}    headers:",
+        f"{pad}      - {get_or_head}",
+        f'{pad}      - {{name: accept, string_match: {{contains: "text/html"}}}}',
+        f'{pad}      - {{name: ":path", string_match: {{prefix: /v1/}}, invert_match: true}}',
+        app_page,
+        *no_rate_limit,
+        *_web_headers("no-cache"),
+    ]
+
+
+def web_cluster(port: int, host: str = "127.0.0.1") -> str:
+    """The web client's static origin (devstack: `python -m devstack.static_server`)."""
+    return f"""    - name: web
+      type: STATIC
+      connect_timeout: 1s
+      load_assignment:
+        cluster_name: web
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {{address: {host}, port_value: {port}}}"""
+
+
+def _routes(web: bool = False) -> str:
+    lines = _web_routes() if web else []
     streams = streaming_paths()
     for path, cluster in public_methods():
         timeout = "0s" if path in streams else "15s"
@@ -208,9 +289,12 @@ def render_config(
     objectstore_port: int = 9000,
     media_bucket: str = "aviary-media",
     cors: str | None = None,
+    web_port: int | None = None,
 ) -> None:
     """Writes envoy.yaml. `cors` replaces the CORS block built from
-    AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own)."""
+    AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own).
+    `web_port`: serve the web client from a static origin on this loopback
+    port (without it the config has no web routes, as the Helm chart's today)."""
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(service.full_name for _, service in public_services())
     text = template.substitute(
@@ -224,11 +308,11 @@ def render_config(
         LUA_PATH=REPO / "envoy" / "status.lua",
         DESCRIPTOR_PATH=descriptor,
         TRANSCODED_SERVICES=services,
-        ROUTES=_routes(),
+        ROUTES=_routes(web=web_port is not None),
         JWT_RULES=_jwt_rules(),
         CORS_POLICY=cors_policy(cors_origins()) if cors is None else cors,
         MAX_REQUEST_HEADERS_KB=int(os.environ.get("ENVOY_MAX_REQUEST_HEADERS_KB", "16")),
-        CLUSTERS=service_clusters(service_ports),
+        CLUSTERS=service_clusters(service_ports) + ("\n" + web_cluster(web_port) if web_port is not None else ""),
         OBJECTSTORE_PORT=objectstore_port,
         MEDIA_BUCKET=media_bucket,
         MEDIA_MAX_BODY_BYTES=media_max_body_bytes(),

@@ -1,0 +1,99 @@
+"""The web client: built from web/ when its sources changed, then served on
+loopback by devstack.static_server for Envoy's web routes (envoy/edge_config.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import config
+from .proc import Component, http_check, say
+from .registry import register
+
+WEB_PORT = config.WEB_PORT
+WEB = config.REPO / "web"
+DIST = WEB / "dist"
+# Inputs of the build besides web/'s own sources: the API types are generated from it.
+OPENAPI = config.REPO / "envoy" / "openapi.json"
+SKIPPED = {"node_modules", "dist", "dist.next", "dist.old", ".vite"}
+GENERATED = WEB / "src" / "api" / "schema.gen.ts"
+BUILD_STAMP = ".aviary-build"
+INSTALL_STAMP = WEB / "node_modules" / ".aviary-lock.sha256"
+
+
+def _source_files() -> list[Path]:
+    files = [OPENAPI]
+    for path in sorted(WEB.rglob("*")):
+        rel = path.relative_to(WEB)
+        if rel.parts[0] in SKIPPED or path == GENERATED or path.suffix == ".md" or not path.is_file():
+            continue
+        files.append(path)
+    return files
+
+
+def sources_digest() -> str:
+    """One hash over the names and bytes of everything the build reads."""
+    digest = hashlib.sha256()
+    for path in _source_files():
+        digest.update(str(path.relative_to(config.REPO)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _npm(*args: str) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm not found: devstack/bootstrap.sh installs Node.js")
+    # npm keeps its download cache in ~/.npm (its default), shared by every build.
+    subprocess.run([npm, *args], cwd=WEB, check=True, env={**os.environ, "NO_UPDATE_NOTIFIER": "1"})
+
+
+def _ensure_installed() -> None:
+    lock = hashlib.sha256((WEB / "package-lock.json").read_bytes()).hexdigest()
+    if INSTALL_STAMP.is_file() and INSTALL_STAMP.read_text() == lock:
+        return
+    say("web: npm ci")
+    _npm("ci", "--prefer-offline", "--no-audit", "--no-fund")
+    INSTALL_STAMP.write_text(lock)
+
+
+def ensure_built() -> None:
+    """Builds web/dist unless it was built from exactly these sources. The new
+    build replaces the old one in one rename, so the origin never serves half."""
+    want = sources_digest()
+    stamp = DIST / BUILD_STAMP
+    if stamp.is_file() and stamp.read_text() == want:
+        return
+    _ensure_installed()
+    say("web: building web/ (npm run build)")
+    staging = WEB / "dist.next"
+    shutil.rmtree(staging, ignore_errors=True)
+    _npm("run", "build", "--", "--outDir", "dist.next")
+    (staging / BUILD_STAMP).write_text(want)
+    old = WEB / "dist.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if DIST.exists():
+        DIST.rename(old)
+    staging.rename(DIST)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+web = Component(
+    name="web",
+    argv=[sys.executable, "-u", "-m", "devstack.static_server", "--root", str(DIST), "--port", str(WEB_PORT)],
+    port=WEB_PORT,
+    cwd=config.REPO,
+    prepare=ensure_built,
+    # Every `up` rebuilds when the sources changed; the running origin serves the new files.
+    post_ready=ensure_built,
+    ready=http_check(f"http://{config.HOST}:{WEB_PORT}/index.html"),
+    ready_timeout=15.0,
+    tier=1,
+    group="edge",
+)
+
+register(web)

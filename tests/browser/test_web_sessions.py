@@ -1,0 +1,172 @@
+"""The web client's first slice in a real browser: sign up, stay signed in
+across a reload, read the home timeline, log out; the API's own error
+messages; deep links; keyboard and phone width; the edge's headers and the
+first load's JavaScript budget."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import EDGE_URL, unique_username
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct horse battery"
+# Issue 20's budget for the JavaScript of the first load, gzipped.
+FIRST_LOAD_JS_BUDGET = 200 * 1024
+
+
+def _heading(page: Page, name: str):
+    return page.get_by_role("heading", level=1, name=name)
+
+
+def _sign_up(page: Page, username: str) -> None:
+    page.goto("/")
+    expect(_heading(page, "Log in to Aviary")).to_be_visible()
+    page.get_by_role("link", name="Create an account").click()
+    expect(page).to_have_url(re.compile(r"/signup$"))
+    expect(_heading(page, "Create your Aviary account")).to_be_visible()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Display name (optional)").fill(f"Browser {username}")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page).to_have_url(re.compile(r"/home$"))
+    expect(_heading(page, "Home")).to_be_visible()
+
+
+def _stored_refresh_token(page: Page) -> str | None:
+    return page.evaluate("() => JSON.parse(localStorage.getItem('aviary.session') || 'null')?.refreshToken ?? null")
+
+
+def _post_as(username: str, text: str) -> None:
+    with httpx.Client(base_url=EDGE_URL, timeout=15.0) as http:
+        session = http.post("/v1/sessions", json={"username": username, "password": PASSWORD})
+        assert session.status_code == 200, session.text
+        token = session.json()["accessToken"]
+        created = http.post("/v1/posts", json={"text": text}, headers={"Authorization": f"Bearer {token}"})
+        assert created.status_code == 200, created.text
+
+
+def test_sign_up_reload_read_the_home_timeline_and_log_out(page: Page, console):
+    username = unique_username("web")
+    _sign_up(page, username)
+    account = page.get_by_role("navigation", name="Account")
+    expect(account).to_contain_text(f"@{username}")
+    expect(page.get_by_text("Your home timeline is empty")).to_be_visible()
+
+    text = f"hello from the browser {unique_username('p')}"
+    _post_as(username, text)
+    page.reload()
+    # Still signed in after the reload (the refresh token in storage), and the timeline has the post.
+    expect(_heading(page, "Home")).to_be_visible()
+    timeline = page.get_by_role("list", name="Home timeline")
+    expect(timeline.get_by_role("article", name=f"Post by Browser {username}")).to_contain_text(text)
+
+    # With the access token expired, a reload rotates the pair with the refresh token.
+    first_refresh_token = _stored_refresh_token(page)
+    page.evaluate(
+        """() => {
+          const stored = JSON.parse(localStorage.getItem('aviary.session'));
+          localStorage.setItem('aviary.session', JSON.stringify({...stored, expiresAt: 0}));
+        }"""
+    )
+    page.reload()
+    expect(timeline.get_by_role("article", name=f"Post by Browser {username}")).to_contain_text(text)
+    refresh_token = _stored_refresh_token(page)
+    assert refresh_token and refresh_token != first_refresh_token
+    account.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(_heading(page, "Log in to Aviary")).to_be_visible()
+    assert _stored_refresh_token(page) is None
+    # The session is over on the server too: its refresh token no longer works.
+    r = httpx.post(f"{EDGE_URL}/v1/sessions:refresh", json={"refreshToken": refresh_token}, timeout=15.0)
+    assert r.status_code == 401, r.text
+    page.reload()
+    expect(_heading(page, "Log in to Aviary")).to_be_visible()
+    assert console.errors == []
+
+
+def test_log_in_with_the_keyboard_alone(page: Page, console):
+    username = unique_username("kb")
+    r = httpx.post(f"{EDGE_URL}/v1/accounts", json={"username": username, "password": PASSWORD}, timeout=15.0)
+    assert r.status_code == 200, r.text
+    page.goto("/")
+    expect(_heading(page, "Log in to Aviary")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Username")).to_be_focused()
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(_heading(page, "Home")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/home$"))
+    assert console.errors == []
+
+
+def test_the_apis_messages_are_shown_and_announced(page: Page):
+    page.goto("/signup")
+    page.get_by_label("Username").fill("a")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("username: must be 3 to 15 characters")
+    expect(page.get_by_label("Username")).to_have_attribute("aria-invalid", "true")
+
+    page.goto("/")
+    page.get_by_label("Username").fill(unique_username("nobody"))
+    page.get_by_label("Password").fill("not the password at all")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("username or password is incorrect")
+    expect(page).to_have_url(re.compile(r"/$"))
+
+
+def test_deep_links_load_the_app(page: Page, console):
+    # Signed out, /home leads to the log-in page; an unknown path is the app's own "not found".
+    page.goto("/home")
+    expect(_heading(page, "Log in to Aviary")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/$"))
+    response = page.goto("/no/such/page")
+    assert response is not None and response.status == 200
+    expect(_heading(page, "Page not found")).to_be_visible()
+    assert console.errors == []
+
+
+def test_phone_width_fits_without_sideways_scrolling(phone_page: Page, console):
+    username = unique_username("ph")
+    phone_page.goto("/")
+    assert _overflows(phone_page) is False
+    _sign_up(phone_page, username)
+    _post_as(username, "a long word " + "x" * 200)
+    phone_page.reload()
+    expect(phone_page.get_by_role("list", name="Home timeline")).to_be_visible()
+    assert _overflows(phone_page) is False
+    assert console.errors == []
+
+
+def _overflows(page: Page) -> bool:
+    return page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+
+
+def test_the_first_load_is_within_budget_and_served_with_a_strict_policy(page: Page):
+    scripts: list = []
+    page.on("requestfinished", lambda request: scripts.append(request) if request.resource_type == "script" else None)
+    response = page.goto("/")
+    assert response is not None
+    expect(_heading(page, "Log in to Aviary")).to_be_visible()
+    headers = response.headers
+    assert headers["cache-control"] == "no-cache"
+    csp = headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
+    assert scripts, "the page loaded no script"
+    transferred = sum(request.sizes()["responseBodySize"] for request in scripts)
+    assert 0 < transferred <= FIRST_LOAD_JS_BUDGET, transferred
+    for request in scripts:
+        script = request.response()
+        assert script is not None and script.headers.get("content-encoding") == "gzip", request.url
+        assert script.headers["cache-control"] == "public, max-age=31536000, immutable", request.url
+    print(f"first load JavaScript: {transferred} bytes gzipped over {len(scripts)} file(s)")

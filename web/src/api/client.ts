@@ -1,0 +1,56 @@
+import createClient from "openapi-fetch";
+import type { components, paths } from "./schema.gen";
+
+export type Schemas = components["schemas"];
+export type User = Schemas["aviary.identity.v1.User"];
+export type Post = Schemas["aviary.posts.v1.Post"];
+export type Tokens = Schemas["aviary.identity.v1.CreateSessionResponse"];
+
+// Same origin as the API (Envoy serves both), so no CORS and no base URL to configure.
+export const api = createClient<paths>({ baseUrl: window.location.origin });
+
+/** An API refusal as a person should read it: the server's own message. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    /** Field name -> what is wrong with it (from google.rpc.BadRequest). */
+    readonly fields: Record<string, string> = {},
+    /** Seconds to wait, from Retry-After on 429 and 503. */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}
+
+type FieldViolation = { field?: string; description?: string };
+type ErrorBody = { message?: string; details?: { "@type"?: string; fieldViolations?: FieldViolation[] }[] };
+
+export function apiError(response: Response, body: unknown): ApiError {
+  const error = (body ?? {}) as ErrorBody;
+  const fields: Record<string, string> = {};
+  for (const detail of error.details ?? []) {
+    for (const violation of detail.fieldViolations ?? []) {
+      if (violation.field) fields[violation.field] = violation.description ?? "";
+    }
+  }
+  const retryAfter = Number(response.headers.get("retry-after")) || undefined;
+  let message = error.message || `${response.status} ${response.statusText || "error"}`;
+  if (response.status === 429) {
+    message = retryAfter ? `${message} (try again in ${retryAfter} s)` : `${message} (try again shortly)`;
+  } else if (response.status >= 500 && !error.message) {
+    message = "Aviary is not answering right now; try again in a moment.";
+  }
+  return new ApiError(message, response.status, fields, retryAfter);
+}
+
+/** The data of an openapi-fetch result, or its error thrown as an ApiError. */
+export function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
+  if (result.error !== undefined || !result.response.ok) throw apiError(result.response, result.error);
+  return result.data as T;
+}
+
+export function networkError(cause: unknown): ApiError {
+  if (cause instanceof ApiError) return cause;
+  return new ApiError("Cannot reach Aviary: check your connection and try again.", 0);
+}

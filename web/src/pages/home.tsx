@@ -1,0 +1,105 @@
+import { useEffect, useState } from "preact/hooks";
+import { api, ApiError, networkError, unwrap, type Post } from "../api/client";
+import { authorized, endIfUnauthenticated } from "../session";
+
+const PAGE_SIZE = 20;
+
+type Page = { posts: Post[]; nextPageToken: string };
+
+async function fetchHomePage(pageToken?: string): Promise<Page> {
+  const result = await api
+    .GET("/v1/timelines/home", {
+      params: { query: { pageSize: PAGE_SIZE, pageToken } },
+      headers: await authorized(),
+    })
+    .catch((cause) => Promise.reject(networkError(cause)));
+  const data = unwrap(result);
+  return { posts: data.posts ?? [], nextPageToken: data.nextPageToken ?? "" };
+}
+
+export function HomePage() {
+  const [posts, setPosts] = useState<Post[] | null>(null);
+  const [nextPageToken, setNextPageToken] = useState("");
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  async function load(pageToken?: string) {
+    setLoading(true);
+    setError(null);
+    try {
+      const page = await fetchHomePage(pageToken);
+      setPosts((known) => (pageToken && known ? [...known, ...page.posts] : page.posts));
+      setNextPageToken(page.nextPageToken);
+    } catch (cause) {
+      endIfUnauthenticated(cause);
+      setError(networkError(cause));
+    } finally {
+      setLoading(false);
+    }
+  }
+
+  useEffect(() => void load(), []);
+
+  return (
+    <section aria-labelledby="page-title">
+      <h1 id="page-title" tabIndex={-1}>
+        Home
+      </h1>
+      {error && (
+        <div class="error" role="alert">
+          <p>{error.message}</p>
+          <button type="button" onClick={() => load(posts ? nextPageToken || undefined : undefined)}>
+            Try again
+          </button>
+        </div>
+      )}
+      {posts && posts.length === 0 && !loading && (
+        <p class="empty">Your home timeline is empty. Posts from people you follow, and your own, appear here.</p>
+      )}
+      {posts && posts.length > 0 && (
+        <ol class="timeline" aria-label="Home timeline" aria-busy={loading}>
+          {posts.map((post) => (
+            <PostItem key={post.id} post={post} />
+          ))}
+        </ol>
+      )}
+      {loading && (
+        <p class="loading" role="status">
+          Loading posts…
+        </p>
+      )}
+      {!loading && nextPageToken && (
+        <button type="button" class="more" onClick={() => load(nextPageToken)}>
+          Show older posts
+        </button>
+      )}
+    </section>
+  );
+}
+
+function PostItem({ post }: { post: Post }) {
+  const author = post.author;
+  const name = author?.displayName || author?.username || "Someone";
+  const created = post.createdAt ? new Date(post.createdAt) : null;
+  return (
+    <li class="post">
+      <article aria-label={`Post by ${name}`}>
+        <header>
+          <span class="name">{name}</span> {author?.username && <span class="handle">@{author.username}</span>}
+          {created && (
+            <>
+              {" · "}
+              <time dateTime={post.createdAt}>{created.toLocaleString()}</time>
+            </>
+          )}
+        </header>
+        <p class="text">{post.text}</p>
+        <footer class="counts">
+          <span>{post.replyCount ?? 0} replies</span>
+          <span>{post.repostCount ?? 0} reposts</span>
+          <span>{post.likeCount ?? 0} likes</span>
+        </footer>
+      </article>
+    </li>
+  );
+}
