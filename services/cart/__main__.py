@@ -23,6 +23,7 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # connect to Redis (waits until it answers)
             on_stop=[servicer.stop],
+            background=[servicer.consume_account_events],  # deleted accounts' carts removed
         )
     )
 

@@ -11,10 +11,12 @@ import functools
 import logging
 import time
 
+from google.protobuf.message import DecodeError
 from prometheus_client import Counter
 
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2
+from aviary.events.v1 import events_pb2
 from services.cart.catalog import CatalogReader
 from services.cart.settings import CartSettings
 from services.cart.model import (
@@ -27,10 +29,20 @@ from services.cart.model import (
     raw_cart,
 )
 from services.cart.store import CartStore
+from services.kit.events import kafka
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.peers import accounts
 from services.kit.server import startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id
-from services.kit.server.errors import ApiError, failed_precondition, invalid_argument, not_found, unavailable
+from services.kit.server.errors import (
+    ApiError,
+    failed_precondition,
+    invalid_argument,
+    not_found,
+    permission_denied,
+    unavailable,
+)
 from services.kit.server.ids import parse_id
 
 log = logging.getLogger(__name__)
@@ -39,6 +51,8 @@ OPERATIONS = Counter("aviary_cart_operations_total", "Cart operations, by method
 _REDIS_DOWN = redis_client.UNREACHABLE
 # A checkout buys at most what a cart can hold; a little slack for merged lines.
 MAX_CHECKED_OUT_ITEMS = 200
+# Identity's account deletions: one group for all replicas.
+ACCOUNTS_GROUP = "cart-accounts"
 
 
 def counted(op: str):
@@ -77,6 +91,10 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         self.checkout_marker_ttl_seconds = settings.checkout_marker_ttl_seconds
         self.catalog = CatalogReader(settings.catalog_timeout_seconds)
         self._store: CartStore | None = None
+        self._gone: accounts.GoneAccounts | None = None
+        self.account_events = ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
+        )
 
     @property
     def store(self) -> CartStore:
@@ -91,6 +109,8 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
             max_line_quantity=MAX_LINE_QUANTITY,
             checkout_marker_ttl_seconds=self.checkout_marker_ttl_seconds,
         )
+        # Suspended and deleted accounts put nothing in a cart.
+        self._gone = accounts.GoneAccounts(self._store.client)
         # Backends may still be starting next to us; serve only once Redis answers.
         await startup.retry_until_up(self.store.ping, "redis")
         log.info("cart store ready", extra={"ttl_seconds": self.ttl_seconds, "max_lines": self.max_lines})
@@ -98,6 +118,20 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
     async def stop(self) -> None:
         if self._store is not None:
             await self._store.close()
+
+    async def consume_account_events(self) -> None:
+        """Background job: identity's AccountDeleted -> the user's cart deleted."""
+        await kafka.relay_ensuring_topic(self.account_events.run, self.settings.kafka_bootstrap, kafka.IDENTITY_TOPIC)
+
+    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            event = events_pb2.AccountEvent.FromString(value)
+        except DecodeError as exc:
+            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
+        if event.WhichOneof("kind") == "deleted" and event.deleted.user_id > 0:
+            # Idempotent: a redelivery finds no cart.
+            existed = await self.store.delete(event.deleted.user_id)
+            log.info("deleted account's cart removed", extra={"user_id": event.deleted.user_id, "existed": existed})
 
     # -- public: the caller's own cart -------------------------------------------------
 
@@ -112,6 +146,9 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         user_id = caller_id(context)
         product_id = parse_id(request.product_id, "product_id")
         quantity = checked_quantity(request.quantity)
+        assert self._gone is not None, "start() runs first"
+        if await self._gone.contains(user_id):
+            raise permission_denied("your account is suspended or deleted: it cannot add to a cart")
         # One catalog call checks the new product and prices the lines already
         # there; it happens before anything is written.
         current = await self.store.read(user_id)

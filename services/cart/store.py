@@ -146,6 +146,15 @@ class CartStore:
     async def ping(self) -> None:
         await self._redis.ping()
 
+    @property
+    def client(self) -> redis.Redis:
+        return self._redis
+
+    async def delete(self, user_id: int) -> bool:
+        """Deletes the user's cart; False when there was none. Checkout
+        markers are left to expire (they name a checkout id, nothing more)."""
+        return bool(await self._redis.delete(cart_key(user_id)))
+
     async def close(self) -> None:
         await self._redis.aclose()
 

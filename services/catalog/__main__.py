@@ -23,7 +23,8 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # migrate the schema, connect
             on_stop=[servicer.stop],
-            background=[servicer.relay],  # outbox -> catalog.events.v1
+            # outbox -> catalog.events.v1; deleted sellers' products deactivated
+            background=[servicer.relay, servicer.consume_account_events],
         )
     )
 

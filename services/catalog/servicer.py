@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import grpc
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -18,8 +19,9 @@ from aviary.events.v1 import events_pb2
 from aviary.inventory.v1 import inventory_pb2
 from services.catalog import validation
 from services.catalog.settings import CatalogSettings
-from services.catalog.store import SCHEMA, CatalogStore, Event, NewProduct, ProductRecord
+from services.catalog.store import SCHEMA, CatalogStore, Event, NewProduct, ProductRecord, SellerDeleted
 from services.kit.events import kafka
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
 from services.kit.peers import clients, media
 from services.kit.server import auth, ids, paging, startup
 from services.kit.stores import migrations
@@ -37,6 +39,11 @@ from services.kit.server.errors import (
 log = logging.getLogger(__name__)
 
 MAX_BATCH_GET = 200
+# Identity's account deletions: one group for all replicas.
+ACCOUNTS_GROUP = "catalog-accounts"
+# A deleted seller's active products deactivated per page.
+DEACTIVATE_PAGE = 100
+ROLE_SELLER = "SELLER"
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
@@ -49,6 +56,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         # Stock is a nice-to-have on reads: a slow inventory must not make
         # product pages slow, so its deadline is short.
         self.stock_timeout = settings.stock_timeout_seconds
+        self.account_events = ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
+        )
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -69,6 +79,38 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         await kafka.relay_ensuring_topic(
             self.store.outbox.relay_forever, self.settings.kafka_bootstrap, kafka.CATALOG_TOPIC
         )
+
+    async def consume_account_events(self) -> None:
+        """Background job: identity's AccountDeleted -> the seller's products deactivated."""
+        await kafka.relay_ensuring_topic(self.account_events.run, self.settings.kafka_bootstrap, kafka.IDENTITY_TOPIC)
+
+    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            event = events_pb2.AccountEvent.FromString(value)
+        except DecodeError as exc:
+            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
+        if event.WhichOneof("kind") == "deleted" and event.deleted.user_id > 0:
+            await self.remove_seller(event.deleted.user_id, event.deleted.role)
+
+    async def remove_seller(self, seller_id: int, role: str) -> None:
+        """Takes a deleted seller's products off sale for good: the seller is
+        recorded first (no product of theirs is created or reactivated after),
+        then each active product is deactivated through the usual update, with
+        its ProductUpserted event (search, feed and recommendations drop it;
+        cart and checkout refuse it). Idempotent: a redelivery finds no active
+        product left."""
+        if role == ROLE_SELLER:
+            await self.store.mark_seller_deleted(seller_id)
+        deactivated = 0
+        while True:
+            page = await self.store.list_active(seller_id=seller_id, before=None, limit=DEACTIVATE_PAGE)
+            for record in page:
+                await self.store.update(record.id, _any_record, {"active": False}, self._upserted_event)
+            deactivated += len(page)
+            if len(page) < DEACTIVATE_PAGE:
+                break
+        if deactivated:
+            log.info("deleted seller's products deactivated", extra={"seller_id": seller_id, "products": deactivated})
 
     # -- RPCs --------------------------------------------------------------------
 
@@ -111,18 +153,21 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         # Stock first (idempotent): if the insert below never happens, what is
         # left is a stock record nobody can reach, never a product without stock.
         level = await self._initialize_stock(product_id, initial_stock)
-        record = await self.store.insert(
-            NewProduct(
-                id=product_id,
-                seller_id=seller.user_id,
-                title=title,
-                description=description,
-                price_minor=price_minor,
-                currency=currency,
-                media_ids=tuple(media_ids),
-            ),
-            self._upserted_event,
-        )
+        try:
+            record = await self.store.insert(
+                NewProduct(
+                    id=product_id,
+                    seller_id=seller.user_id,
+                    title=title,
+                    description=description,
+                    price_minor=price_minor,
+                    currency=currency,
+                    media_ids=tuple(media_ids),
+                ),
+                self._upserted_event,
+            )
+        except SellerDeleted:
+            raise _seller_deleted() from None
         log.info("product created", extra={"product_id": product_id, "seller_id": seller.user_id})
         return to_proto(record, level.available)
 
@@ -134,7 +179,10 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         def only_the_seller(record: ProductRecord) -> None:
             _require_seller(record, caller, "change")
 
-        record = await self.store.update(product_id, only_the_seller, changes, self._upserted_event)
+        try:
+            record = await self.store.update(product_id, only_the_seller, changes, self._upserted_event)
+        except SellerDeleted:
+            raise _seller_deleted() from None
         if record is None:
             raise not_found(f"product {product_id} does not exist")
         log.info("product updated", extra={"product_id": product_id, "fields": sorted(changes)})
@@ -270,6 +318,14 @@ def _changes(request: catalog_pb2.UpdateProductRequest) -> dict:
     if not changes:
         raise nothing_to_change("title", "description", "price_minor", "active")
     return changes
+
+
+def _any_record(record: ProductRecord) -> None:
+    """The seller check of a change the service makes itself: none."""
+
+
+def _seller_deleted() -> ApiError:
+    return permission_denied("your account was deleted: nothing of yours can be put on sale")
 
 
 def _require_seller(record: ProductRecord, caller: int, action: str) -> None:

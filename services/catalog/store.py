@@ -68,6 +68,19 @@ class ProductRecord:
     created_at: datetime.datetime
 
 
+class SellerDeleted(Exception):
+    """The seller's account was deleted: nothing of theirs goes on sale."""
+
+
+# Per-seller advisory locks (a key space of their own, hashed from the id):
+# shared by product writes that put something on sale, exclusive while a
+# deleted seller is recorded, so every such write is either refused or
+# committed before the seller's products are looked up for deactivation.
+_SELLER_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(hashtextextended('catalog:seller:' || :seller, 0))")
+_SELLER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended('catalog:seller:' || :seller, 0))")
+_IS_DELETED_SELLER = sa.text(f'SELECT 1 FROM "{SCHEMA}".deleted_sellers WHERE seller_id = :seller')
+
+
 @dataclass(frozen=True)
 class NewProduct:
     id: int
@@ -136,6 +149,7 @@ class CatalogStore:
             .returning(*_COLUMNS)
         )
         async with self.engine.begin() as conn:
+            await _refuse_deleted_seller(conn, product.seller_id)
             record = _record((await conn.execute(stmt)).one())
             await self._add_event(conn, event_for(record))
         self.outbox.notify()
@@ -151,6 +165,8 @@ class CatalogStore:
             if locked is None:
                 return None
             seller_check(_record(locked))
+            if changes.get("active") is True:
+                await _refuse_deleted_seller(conn, locked.seller_id)
             stmt = (
                 sa.update(products)
                 .where(products.c.id == product_id)
@@ -161,6 +177,16 @@ class CatalogStore:
             await self._add_event(conn, event_for(record))
         self.outbox.notify()
         return record
+
+    async def mark_seller_deleted(self, seller_id: int) -> None:
+        """Records the seller as deleted (idempotent): from its commit on, no
+        product of theirs is created or reactivated."""
+        async with self.engine.begin() as conn:
+            await conn.execute(_SELLER_LOCK, {"seller": seller_id})
+            await conn.execute(
+                sa.text(f'INSERT INTO "{SCHEMA}".deleted_sellers (seller_id) VALUES (:seller) ON CONFLICT DO NOTHING'),
+                {"seller": seller_id},
+            )
 
     async def get(self, product_id: int) -> ProductRecord | None:
         async with self.engine.connect() as conn:
@@ -198,6 +224,12 @@ class CatalogStore:
 
     async def _add_event(self, conn: AsyncConnection, event: Event) -> None:
         await self.outbox.add(conn, event.event_id, event.topic, event.key, event.payload)
+
+
+async def _refuse_deleted_seller(conn: AsyncConnection, seller_id: int) -> None:
+    await conn.execute(_SELLER_LOCK_SHARED, {"seller": seller_id})
+    if (await conn.execute(_IS_DELETED_SELLER, {"seller": seller_id})).first() is not None:
+        raise SellerDeleted(seller_id)
 
 
 def _record(row) -> ProductRecord:

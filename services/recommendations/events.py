@@ -18,7 +18,14 @@ from services.kit.peers import clients
 from services.kit.server import ids
 from services.kit.stores.cache import TtlCache
 from services.kit.events.consumer import PoisonRecord
-from services.kit.events.kafka import CATALOG_TOPIC, ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
+from services.kit.events.kafka import (
+    CATALOG_TOPIC,
+    ENGAGEMENT_TOPIC,
+    GRAPH_TOPIC,
+    IDENTITY_TOPIC,
+    ORDERS_TOPIC,
+    POSTS_TOPIC,
+)
 from services.recommendations import scoring
 from services.recommendations.scoring import Decay, EngagementRecord, Weights
 from services.recommendations.settings import RecommendationsSettings
@@ -26,7 +33,7 @@ from services.recommendations.store import RecommendationsStore
 
 log = logging.getLogger(__name__)
 
-TOPICS = [ENGAGEMENT_TOPIC, POSTS_TOPIC, GRAPH_TOPIC, CATALOG_TOPIC, ORDERS_TOPIC]
+TOPICS = [ENGAGEMENT_TOPIC, POSTS_TOPIC, GRAPH_TOPIC, CATALOG_TOPIC, ORDERS_TOPIC, IDENTITY_TOPIC]
 ROLE_SELLER = "SELLER"
 NOT_SELLER_CACHE_SECONDS = 6 * 3600
 NOT_SELLER_CACHE_ENTRIES = 100_000
@@ -40,13 +47,21 @@ POST_LOOKUPS = Counter(
     ["source"],
 )
 
-_SHORT = {ENGAGEMENT_TOPIC: "e", POSTS_TOPIC: "p", GRAPH_TOPIC: "g", CATALOG_TOPIC: "c", ORDERS_TOPIC: "o"}
+_SHORT = {
+    ENGAGEMENT_TOPIC: "e",
+    POSTS_TOPIC: "p",
+    GRAPH_TOPIC: "g",
+    CATALOG_TOPIC: "c",
+    ORDERS_TOPIC: "o",
+    IDENTITY_TOPIC: "i",
+}
 _Envelope = (
     events_pb2.EngagementEvent
     | events_pb2.PostEvent
     | events_pb2.GraphEvent
     | events_pb2.ProductEvent
     | events_pb2.OrderEvent
+    | events_pb2.AccountEvent
 )
 _ENVELOPES: dict[str, type[_Envelope]] = {
     ENGAGEMENT_TOPIC: events_pb2.EngagementEvent,
@@ -54,6 +69,7 @@ _ENVELOPES: dict[str, type[_Envelope]] = {
     GRAPH_TOPIC: events_pb2.GraphEvent,
     CATALOG_TOPIC: events_pb2.ProductEvent,
     ORDERS_TOPIC: events_pb2.OrderEvent,
+    IDENTITY_TOPIC: events_pb2.AccountEvent,
 }
 
 
@@ -98,6 +114,7 @@ class EventApplier:
             (GRAPH_TOPIC, "follow_removed"): self._on_follow_removed,
             (CATALOG_TOPIC, "upserted"): self._on_product_upserted,
             (ORDERS_TOPIC, "confirmed"): self._on_order_confirmed,
+            (IDENTITY_TOPIC, "deleted"): self._on_account_deleted,
         }
 
     async def handle(self, topic: str, key: bytes | None, value: bytes) -> None:
@@ -191,6 +208,15 @@ class EventApplier:
         deltas = [(p, scoring.order_popularity(q, at.t_ms, self.popularity)) for p, q in quantities.items()]
         applied = await self.store.add_popularity(at.marker, deltas)
         return "applied" if applied else "duplicate"
+
+    # -- identity ----------------------------------------------------------------------
+
+    async def _on_account_deleted(self, at: Occurrence, deleted: events_pb2.AccountDeleted) -> str:
+        # Absolute (keys deleted), so a replay changes nothing. A seller's
+        # products leave through catalog's deactivation events, followers'
+        # sets through graph's unfollows.
+        await self.store.forget_user(deleted.user_id)
+        return "applied"
 
     # -- shared ------------------------------------------------------------------------
 

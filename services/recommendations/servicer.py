@@ -18,6 +18,7 @@ from services.kit.server import paging, startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id
 from services.kit.server.errors import unavailable
+from services.kit.events import kafka
 from services.kit.events.consumer import ConsumerLoop
 from services.recommendations import scoring
 from services.recommendations.events import TOPICS, EventApplier
@@ -69,7 +70,9 @@ class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceSer
         await clients.close_all()
 
     async def consume(self) -> None:
-        await self.consumer.run()
+        # The identity topic is the newest of ours: made here if identity has
+        # not published yet, since the loop waits for every topic to exist.
+        await kafka.relay_ensuring_topic(self.consumer.run, self.settings.kafka_bootstrap, kafka.IDENTITY_TOPIC)
 
     # -- RPCs --------------------------------------------------------------------------
 

@@ -233,6 +233,13 @@ class RecommendationsStore:
     async def unfollow_seller(self, user_id: int, seller_id: int) -> None:
         await self._redis.srem(self.user_key(user_id, "sellers"), seller_id)
 
+    async def forget_user(self, user_id: int) -> int:
+        """Drops what was kept about the user (affinities, engagements,
+        followed sellers, purchases); returns how many keys went. Their event
+        markers expire on their own."""
+        names = ("aff", "auth", "eng", "engt", "sellers", "bought")
+        return int(await self._redis.delete(*(self.user_key(user_id, name) for name in names)))
+
     async def record_purchase(self, user_id: int, product_ids: list[int]) -> None:
         if product_ids:
             await self._redis.sadd(self.user_key(user_id, "bought"), *product_ids)
