@@ -236,13 +236,17 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             )
             raise unauthenticated(_BAD_LOGIN)
         await self._counted("log-in success", self.attempts.forget_login(account))
+        issuer = self._token_issuer()
+        session_id, refresh_token = self.ids.next_id(), sessions.new_refresh_token()
+        # Checked again with the session's start: the account may have been
+        # suspended or deleted since its password was read.
+        user = await self.store.start_session(session_id, user.id, self._new_refresh(refresh_token))
+        if user is None or user.deleted:
+            raise unauthenticated(_BAD_LOGIN)
         if user.suspended:
             # Said only to whoever knows the password.
             log.info("log-in refused: account suspended", extra={"user_id": user.id})
             raise permission_denied(_SUSPENDED)
-        issuer = self._token_issuer()
-        session_id, refresh_token = self.ids.next_id(), sessions.new_refresh_token()
-        await self.store.start_session(session_id, user.id, self._new_refresh(refresh_token))
         token, expires = issuer.issue(user.id, user.username, user.role, session_id)
         log.info("session started", extra={"user_id": user.id, "session_id": session_id})
         return identity_pb2.CreateSessionResponse(

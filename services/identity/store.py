@@ -334,9 +334,20 @@ class IdentityStore:
 
     # -- sessions ----------------------------------------------------------
 
-    async def start_session(self, session_id: int, user_id: int, refresh: NewRefreshToken) -> None:
+    async def start_session(self, session_id: int, user_id: int, refresh: NewRefreshToken) -> UserRecord | None:
+        """Starts a session of the account as it stands now: its record, or
+        None (no session) when it is no longer live."""
         async with self.engine.begin() as conn:
-            await _insert_session(conn, session_id, user_id, refresh)
+            # Shared lock: waits for a suspension or deletion in flight, whose
+            # revocation would otherwise miss this session.
+            stmt = sa.select(*_PROFILE_COLUMNS).where(users.c.id == user_id).with_for_update(read=True)
+            row = (await conn.execute(stmt)).first()
+            if row is None:
+                return None
+            user = _record(row)
+            if not (user.suspended or user.deleted):
+                await _insert_session(conn, session_id, user_id, refresh)
+        return user
 
     async def rotate_refresh_token(
         self, token_hash: bytes, successor: NewRefreshToken, now: datetime.datetime
