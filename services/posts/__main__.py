@@ -23,7 +23,12 @@ def main() -> None:
             ],
             on_start=[servicer.start],
             on_stop=[servicer.stop],
-            background=[servicer.relay, servicer.evict_deleted, servicer.follow_profile_changes],
+            background=[
+                servicer.relay,
+                servicer.evict_deleted,
+                servicer.follow_profile_changes,
+                servicer.remove_deleted_accounts,
+            ],
         )
     )
 

@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 
-import grpc
 from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError
 
@@ -50,6 +49,11 @@ MAX_BATCH_GET = 200
 # pathological chain of replies cannot make one request read without end.
 # Beyond this depth the oldest ancestors (the root end) are left out.
 MAX_THREAD_DEPTH = 100
+ACCOUNTS_CONSUMER_GROUP = "posts-accounts"
+# A deleted account's posts are read this many ids at a time and deleted
+# this many at once.
+ACCOUNT_PAGE = 200
+ACCOUNT_DELETE_CONCURRENCY = 16
 
 
 class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
@@ -80,6 +84,10 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         # Blocks and mutes, for what a signed-in viewer may see (one cached
         # lookup per read).
         self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
+        # Suspended and deleted accounts (identity's set in Redis): they may
+        # not write, and their posts are left out of every read. The same
+        # process-wide copy the hidden-authors lookup keeps.
+        self.gone_accounts = self.hidden_authors.gone_accounts
         # A group of its own per process: every replica sees every delete.
         self.evictions = consumer.ConsumerLoop(
             settings.kafka_bootstrap,
@@ -87,6 +95,10 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             [kafka.POSTS_TOPIC],
             self._evict_deleted,
             auto_offset_reset="latest",
+        )
+        # One group for the service: a deleted account's posts are deleted once.
+        self.account_deletions = consumer.ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_CONSUMER_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
         )
 
     # -- lifecycle ----------------------------------------------------------
@@ -110,6 +122,10 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         """Background job: drops posts deleted through any replica from this one's cache."""
         await self.evictions.run()
 
+    async def remove_deleted_accounts(self) -> None:
+        """Background job: a deleted account's posts, reposts, bookmarks and repost claims go."""
+        await self.account_deletions.run()
+
     async def follow_profile_changes(self) -> None:
         """Background job: drops edited profiles from the author cache."""
         await profiles.follow(self.redis, self.authors.discard, self.authors.clear)
@@ -123,11 +139,49 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         if event.WhichOneof("kind") == "deleted":
             self.cache.invalidate(event.deleted.post_id)
 
+    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        event = events_pb2.AccountEvent()
+        try:
+            event.ParseFromString(value)
+        except DecodeError as exc:
+            raise consumer.PoisonRecord(str(exc)) from exc
+        # Suspensions hide posts through the gone-accounts set; only a
+        # deletion removes anything.
+        if event.WhichOneof("kind") == "deleted":
+            await self.remove_account(event.deleted.user_id)
+
+    async def remove_account(self, user_id: int) -> None:
+        """Deletes every post and repost of the account through the delete
+        path (tombstone, then the PostDeleted event that timelines, search,
+        trends, feed and counts follow), then its bookmarks and repost claims.
+
+        Idempotent and resumable: deleted posts leave the author's list, so a
+        redelivery after a crash half-way finds only what is left."""
+        removed, before = 0, None
+        gate = asyncio.Semaphore(ACCOUNT_DELETE_CONCURRENCY)
+
+        async def delete_one(post_id: int) -> bool:
+            async with gate:
+                record = await self.store.get(post_id)
+                if record is None:
+                    return False
+                return await self._delete(record) == TombstoneResult.APPLIED
+
+        while True:
+            page = await self.store.author_post_ids(user_id, before, ACCOUNT_PAGE)
+            if not page:
+                break
+            removed += sum(await asyncio.gather(*(delete_one(post_id) for post_id in page)))
+            before = page[-1]
+        await self.store.forget_user(user_id)
+        log.info("deleted account's posts removed", extra={"user_id": user_id, "posts": removed})
+
     # -- RPCs ---------------------------------------------------------------
 
     @cql.outage_as_unavailable("posts storage")
     async def CreatePost(self, request: posts_pb2.CreatePostRequest, context) -> posts_pb2.Post:
         author_id = auth.caller_id(context)
+        await self._require_active_account(author_id)
         repost_of_id = ids.parse_optional_id(request.repost_of_id, "repost_of_id")
         if (
             repost_of_id
@@ -175,6 +229,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     @cql.outage_as_unavailable("posts storage")
     async def RepostPost(self, request: posts_pb2.RepostPostRequest, context) -> posts_pb2.Post:
         caller = auth.caller_id(context)
+        await self._require_active_account(caller)
         post_id = ids.parse_id(request.post_id, "post_id")
         return await self._repost(caller, post_id, "post_id")
 
@@ -231,8 +286,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def GetPost(self, request: posts_pb2.GetPostRequest, context) -> posts_pb2.Post:
         post_id = ids.parse_id(request.post_id, "post_id")
         viewer_id = auth.optional_caller_id(context)
+        # Hydration leaves out gone (suspended or deleted) authors' posts.
         posts = await self._hydrate(await self._live_records([post_id]), viewer_id)
-        if not posts or await self._author_blocks_viewer(int(posts[0].author_id), viewer_id):
+        if not posts or await self._author_hidden_from(int(posts[0].author_id), viewer_id):
             raise not_found(f"post {post_id} does not exist")
         return posts[0]
 
@@ -245,22 +301,38 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             raise not_found(f"post {post_id} does not exist")
         if record.author_id != caller:
             raise permission_denied("you can only delete your own posts")
+        if await self._delete(record) == TombstoneResult.MISSING:
+            raise not_found(f"post {post_id} does not exist")
+        log.info("post deleted", extra={"post_id": post_id, "author_id": caller})
+        return empty_pb2.Empty()
 
+    @cql.outage_as_unavailable("posts storage")
+    async def RemovePost(self, request: posts_pb2.RemovePostRequest, context) -> empty_pb2.Empty:
+        post_id = ids.parse_id(request.post_id, "post_id")
+        report_id = ids.parse_optional_id(request.report_id, "report_id")
+        record = await self.store.get(post_id)
+        if record is None or await self._delete(record) == TombstoneResult.MISSING:
+            raise not_found(f"post {post_id} does not exist")
+        log.info("post removed", extra={"post_id": post_id, "author_id": record.author_id, "report_id": report_id})
+        return empty_pb2.Empty()
+
+    async def _delete(self, record: PostRecord) -> str:
+        """The one delete path (an author's delete, a moderator's removal, a
+        deleted account): tombstone, then the author-list removal and the
+        PostDeleted event in one batch. Idempotent; returns the TombstoneResult."""
+        post_id, author_id = record.post_id, record.author_id
         outcome = TombstoneResult.ALREADY_DELETED if record.deleted else await self.store.tombstone(post_id)
         self.cache.invalidate(post_id)
-        if outcome == TombstoneResult.MISSING:
-            raise not_found(f"post {post_id} does not exist")
         if outcome == TombstoneResult.APPLIED:
-            await self._finish_delete(caller, record)
-            await self._count_post(caller, -1)
-            log.info("post deleted", extra={"post_id": post_id, "author_id": caller})
-        elif await self.store.in_author_list(caller, post_id):
+            await self._finish_delete(author_id, record)
+            await self._count_post(author_id, -1)
+        elif outcome == TombstoneResult.ALREADY_DELETED and await self.store.in_author_list(author_id, post_id):
             # An earlier delete tombstoned the post but stopped before its
             # batch; this retry completes it (the counter is not touched
             # again: whether it was decremented cannot be known).
-            await self._finish_delete(caller, record)
-            log.info("post delete completed on retry", extra={"post_id": post_id, "author_id": caller})
-        return empty_pb2.Empty()
+            await self._finish_delete(author_id, record)
+            log.info("post delete completed on retry", extra={"post_id": post_id, "author_id": author_id})
+        return outcome
 
     @cql.outage_as_unavailable("posts storage")
     async def ListUserPosts(self, request: posts_pb2.ListUserPostsRequest, context) -> posts_pb2.ListUserPostsResponse:
@@ -274,7 +346,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         before = paging.int_cursor(request.page_token, "before")
 
         users = await self._cached_users([user_id])
-        if user_id not in users or await self._author_blocks_viewer(user_id, viewer_id):
+        if user_id not in users or await self._author_hidden_from(user_id, viewer_id):
             raise not_found(f"user {user_id} does not exist")
         post_ids = await self.store.author_post_ids(user_id, before, size + 1)
         page = post_ids[:size]
@@ -316,9 +388,10 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     @cql.outage_as_unavailable("posts storage")
     async def BookmarkPost(self, request: posts_pb2.BookmarkPostRequest, context) -> posts_pb2.BookmarkPostResponse:
         caller = auth.caller_id(context)
+        await self._require_active_account(caller)
         post_id = ids.parse_id(request.post_id, "post_id")
         record = await self.store.get(post_id)
-        if record is None or record.deleted or await self._author_blocks_viewer(record.author_id, caller):
+        if record is None or record.deleted or await self._author_hidden_from(record.author_id, caller):
             raise not_found(f"post {post_id} does not exist")
         await self._check_bookmark_room(caller, post_id)
         bookmark_id = await self.store.add_bookmark(caller, post_id, self.ids.next_id())
@@ -363,16 +436,13 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         return posts_pb2.ListBookmarksResponse(posts=posts, next_page_token=next_token)
 
     @cql.outage_as_unavailable("posts storage")
-    async def RemovePost(self, request, context):  # TODO(issue 19): being built
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "RemovePost is not built yet")
-
     async def BatchGetPosts(self, request: posts_pb2.BatchGetPostsRequest, context) -> posts_pb2.BatchGetPostsResponse:
         post_ids = ids.parse_ids(request.post_ids, "post_ids", max_items=MAX_BATCH_GET)
         viewer_id = ids.parse_optional_id(request.viewer_id, "viewer_id") or None
         # A repeated id is read and returned once, at its first position.
         unique_ids = list(dict.fromkeys(post_ids))
         records = await self._live_records(unique_ids)
-        posts = await self._hydrate(records, viewer_id, engagement=not request.skip_engagement)
+        posts = await self._hydrate(records, viewer_id, engagement=not request.skip_engagement, hide_gone=False)
         return posts_pb2.BatchGetPostsResponse(posts=posts)
 
     @cql.outage_as_unavailable("posts storage")
@@ -446,7 +516,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         """A live post the viewer may see: a blocker's posts are not found for
         the blocked (who so cannot reply to, quote or repost them)."""
         record = await self._require_live_post(post_id, field)
-        if await self._author_blocks_viewer(record.author_id, viewer_id):
+        if await self._author_hidden_from(record.author_id, viewer_id):
             raise not_found(f"post {post_id} does not exist")
         return record
 
@@ -469,17 +539,28 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         known_users: dict[int, identity_pb2.User] | None = None,
         *,
         engagement: bool = True,
+        hide_gone: bool = True,
     ) -> list[posts_pb2.Post]:
         """Posts with author summaries, reposted originals and engagement.
 
         One identity call for all authors, one engagement call for all posts.
         A pure repost whose original is gone is left out (it has nothing to
         show); a quote of a deleted post stays, without the embedded original.
+        Posts of gone (suspended or deleted) accounts are left out, and their
+        posts as originals count as deleted, unless `hide_gone` is False:
+        BatchGetPosts answers peers that apply the same set themselves
+        (peers.safety), and must not make a suspended author's posts look
+        deleted (timeline drops entries whose posts are absent for good, and a
+        suspension can be lifted).
         """
+        gone = await self.gone_accounts.ids() if hide_gone else frozenset()
+        records = [r for r in records if r.author_id not in gone]
         if not records:
             return []
         original_ids = [r.repost_of_id for r in records if r.repost_of_id]
-        originals = {r.post_id: r for r in await self._live_records(list(dict.fromkeys(original_ids)))}
+        live_originals = await self._live_records(list(dict.fromkeys(original_ids)))
+        # A gone author's post reposted or quoted shows like a deleted one.
+        originals = {r.post_id: r for r in live_originals if r.author_id not in gone}
         records = [r for r in records if not _is_pure_repost(r) or r.repost_of_id in originals]
         users = dict(known_users or {})
         authors = [r.author_id for r in records] + [r.author_id for r in originals.values()]
@@ -507,7 +588,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         """The live post at the centre of a thread read; not found when
         deleted or when its author blocks the viewer."""
         record = await self._record(post_id)
-        if record is None or record.deleted or await self._author_blocks_viewer(record.author_id, viewer_id):
+        if record is None or record.deleted or await self._author_hidden_from(record.author_id, viewer_id):
             raise not_found(f"post {post_id} does not exist")
         return record
 
@@ -560,8 +641,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     ) -> list[posts_pb2.Post]:
         """The one place thread reads (replies, and a context's ancestors and
         replies) remove posts by authors hidden from the viewer: blocked
-        either way or muted, and posts reposting or quoting them."""
-        if not viewer_id or not posts:
+        either way or muted, and posts reposting or quoting them; gone
+        accounts for every viewer, signed in or not."""
+        if not posts:
             return posts
         hidden_ids = (await self._hidden_from(viewer_id)).ids()
         return [post for post in posts if not safety.hides_post(post, hidden_ids)]
@@ -591,11 +673,20 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def _hidden_from(self, viewer_id: int | None) -> safety.Hidden:
         return await self.hidden_authors.of(viewer_id or 0)
 
-    async def _author_blocks_viewer(self, author_id: int, viewer_id: int | None) -> bool:
-        """A blocked viewer finds none of the blocker's posts (404 for them)."""
+    async def _author_hidden_from(self, author_id: int, viewer_id: int | None) -> bool:
+        """Nobody finds a gone (suspended or deleted) author's posts, and a
+        blocked viewer finds none of the blocker's (404 for them)."""
+        if await self.gone_accounts.contains(author_id):
+            return True
         if not viewer_id or viewer_id == author_id:
             return False
         return author_id in (await self._hidden_from(viewer_id)).blocked_by
+
+    async def _require_active_account(self, user_id: int) -> None:
+        """A suspended or deleted account writes nothing, even with an
+        access token that has not expired yet."""
+        if await self.gone_accounts.contains(user_id):
+            raise permission_denied("account is suspended: it cannot post, repost or bookmark")
 
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         """User summaries by id from identity; UNAVAILABLE when it cannot answer."""

@@ -136,6 +136,9 @@ class _Statements:
     delete_bookmark: PreparedStatement
     select_bookmarks_first: PreparedStatement
     select_bookmarks_before: PreparedStatement
+    delete_bookmarks_of_user: PreparedStatement
+    delete_bookmark_claims_of_user: PreparedStatement
+    delete_reposts_of_user: PreparedStatement
 
 
 class PostStore:
@@ -224,6 +227,10 @@ class PostStore:
             "select_bookmarks_before": (
                 f"SELECT bookmark_id, post_id FROM {ks}.bookmarks_by_user WHERE user_id = ? AND bookmark_id < ? LIMIT ?"
             ),
+            # A deleted account's partitions, each dropped whole.
+            "delete_bookmarks_of_user": f"DELETE FROM {ks}.bookmarks_by_user WHERE user_id = ?",
+            "delete_bookmark_claims_of_user": f"DELETE FROM {ks}.bookmark_claims WHERE user_id = ?",
+            "delete_reposts_of_user": f"DELETE FROM {ks}.reposts_by_user WHERE user_id = ?",
         }
         prepared = await asyncio.gather(*(p(q) for q in names_and_queries.values()))
         statements = _Statements(**dict(zip(names_and_queries, prepared)))
@@ -376,6 +383,16 @@ class PostStore:
         else:
             rows = await cql.execute(self.session, self._st.select_bookmarks_before, (user_id, before, limit))
         return [(row.bookmark_id, row.post_id) for row in rows]
+
+    async def forget_user(self, user_id: int) -> None:
+        """Drops a deleted account's bookmarks (list and claims) and repost
+        claims: three partition deletes in one LOGGED batch. Its posts and
+        reposts themselves go through the delete path first."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._st.delete_bookmarks_of_user, (user_id,))
+        batch.add(self._st.delete_bookmark_claims_of_user, (user_id,))
+        batch.add(self._st.delete_reposts_of_user, (user_id,))
+        await cql.execute(self.session, batch)
 
     async def count_post(self, author_id: int, delta: int) -> None:
         stmt = self._st.count_up if delta > 0 else self._st.count_down
