@@ -6,6 +6,7 @@ first load's JavaScript budget."""
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
@@ -16,8 +17,10 @@ from tests.conftest import EDGE_URL, unique_username
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
-# Issue 20's budget for the JavaScript of the first load, gzipped.
+# Issue 20's budgets: the JavaScript of the first load, gzipped, and the home
+# timeline on screen after a navigation (on the local stack).
 FIRST_LOAD_JS_BUDGET = 200 * 1024
+HOME_RENDER_BUDGET_SECONDS = 1.0
 
 
 def _heading(page: Page, name: str):
@@ -170,3 +173,16 @@ def test_the_first_load_is_within_budget_and_served_with_a_strict_policy(page: P
         assert script is not None and script.headers.get("content-encoding") == "gzip", request.url
         assert script.headers["cache-control"] == "public, max-age=31536000, immutable", request.url
     print(f"first load JavaScript: {transferred} bytes gzipped over {len(scripts)} file(s)")
+
+
+def test_the_home_timeline_renders_within_a_second_of_navigation(page: Page):
+    username = unique_username("tm")
+    _sign_up(page, username)
+    _post_as(username, "timed #budget")
+    page.goto("/")  # a page without the timeline, then navigate to it
+    started = time.monotonic()
+    page.goto("/home")
+    expect(page.get_by_role("list", name="Home timeline")).to_contain_text("timed #budget")
+    elapsed = time.monotonic() - started
+    print(f"home timeline rendered {elapsed * 1000:.0f} ms after navigation")
+    assert elapsed <= HOME_RENDER_BUDGET_SECONDS, elapsed
