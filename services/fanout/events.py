@@ -21,6 +21,10 @@ class PostChange:
     post_id: int
     author_id: int
     occur_time: Timestamp
+    # Created: the original of a pure repost (no text of its own), else 0.
+    # Deleted: the original of any repost (a quote too; the event does not
+    # say which), else 0: timeline removes the entry in either form.
+    repost_of_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,15 +76,17 @@ def _post_change(event: events_pb2.PostEvent) -> PostChange | Ignored:
     body: events_pb2.PostCreated | events_pb2.PostDeleted
     if kind == "created":
         body, name = event.created, "post_created"
+        repost_of_id = event.created.repost_of_id if not event.created.text else 0
     elif kind == "deleted":
         body, name = event.deleted, "post_deleted"
+        repost_of_id = event.deleted.repost_of_id
     else:
         # A kind added after this worker was built: newer producers must not
         # wedge older consumers.
         return Ignored(POSTS_TOPIC, f"post event kind {kind!r}")
     _require_positive(body.post_id, "post_id")
     _require_positive(body.author_id, "author_id")
-    return PostChange(name, body.post_id, body.author_id, event.occur_time)
+    return PostChange(name, body.post_id, body.author_id, event.occur_time, max(0, repost_of_id))
 
 
 def _follow_change(event: events_pb2.GraphEvent) -> FollowChange | AuthorStatusChange | Ignored:
@@ -113,11 +119,17 @@ def event_age_seconds(occur_time: Timestamp, now_unix: float) -> float | None:
     return max(0.0, now_unix - (occur_time.seconds + occur_time.nanos / 1e9))
 
 
+def timeline_entry(change: PostChange) -> timeline_pb2.TimelineEntry:
+    """The entry a post change writes: a pure repost carries its original."""
+    repost_of_id = change.repost_of_id if change.repost_of_id != change.post_id else 0
+    return timeline_pb2.TimelineEntry(post_id=change.post_id, author_id=change.author_id, repost_of_id=repost_of_id)
+
+
 def delivery_request(
-    op: timeline_pb2.DeliveryOp.ValueType, post_id: int, author_id: int, follower_ids
+    op: timeline_pb2.DeliveryOp.ValueType, post_id: int, author_id: int, follower_ids, repost_of_id: int = 0
 ) -> timeline_pb2.DeliverEntriesRequest:
     return timeline_pb2.DeliverEntriesRequest(
         op=op,
-        entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author_id),
+        entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author_id, repost_of_id=repost_of_id),
         user_ids=follower_ids,
     )

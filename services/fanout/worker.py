@@ -24,6 +24,7 @@ from services.fanout.events import (
     decode,
     delivery_request,
     event_age_seconds,
+    timeline_entry,
 )
 from services.fanout.settings import FanoutSettings
 from services.kit.peers import clients
@@ -161,9 +162,7 @@ class FanoutWorker:
 
     async def _index(self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange) -> None:
         await clients.timeline().IndexAuthorPost(
-            timeline_pb2.IndexAuthorPostRequest(
-                op=op, entry=timeline_pb2.TimelineEntry(post_id=change.post_id, author_id=change.author_id)
-            ),
+            timeline_pb2.IndexAuthorPostRequest(op=op, entry=timeline_entry(change)),
             timeout=self.timeout,
         )
 
@@ -171,7 +170,9 @@ class FanoutWorker:
         started = time.perf_counter()
         reply, followers = await self._stream_followers(
             change.author_id,
-            lambda ids: delivery_request(op, change.post_id, change.author_id, ids),
+            lambda ids: delivery_request(
+                op, change.post_id, change.author_id, ids, timeline_entry(change).repost_of_id
+            ),
             clients.timeline().DeliverEntries,
         )
         op_name = timeline_pb2.DeliveryOp.Name(op)

@@ -11,7 +11,9 @@ would collapse to one score and their order would be lost.
 A member is 12 bytes: the post id as 8 big-endian bytes (byte order is then
 numeric order, which for Snowflake ids is creation order), then a 4-byte
 fingerprint of the author (CRC-32 of the author id), which lets an unfollow
-find the author's entries without a lookup per entry. Small members keep a
+find the author's entries without a lookup per entry. A pure repost (no text
+of its own) adds its original's id, 8 more bytes, so a read can tell which
+entries show the same original without hydrating them. Small members keep a
 full 800-entry timeline in Redis's compact listpack encoding (the server must
 allow `zset-max-listpack-entries` >= the timeline length), a fraction of
 what decimal text members in a skiplist take (bench/README.md has the size).
@@ -21,11 +23,12 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 POST_ID_BYTES = 8
 FINGERPRINT_BYTES = 4
 MEMBER_BYTES = POST_ID_BYTES + FINGERPRINT_BYTES
+REPOST_MEMBER_BYTES = MEMBER_BYTES + POST_ID_BYTES
 
 
 @dataclass(frozen=True, order=True)
@@ -34,6 +37,7 @@ class Entry:
 
     post_id: int
     author_id: int
+    original_id: int = 0  # the reposted original, for a pure repost
 
 
 @dataclass(frozen=True, order=True)
@@ -42,6 +46,12 @@ class Stored:
 
     post_id: int
     member: bytes
+    original_id: int = 0  # the reposted original, for a pure repost
+
+    @property
+    def content_id(self) -> int:
+        """The post the reader is shown: the original for a pure repost."""
+        return self.original_id or self.post_id
 
 
 def home_key(user_id: int) -> str:
@@ -86,15 +96,29 @@ def post_prefix(post_id: int) -> bytes:
     return post_id.to_bytes(POST_ID_BYTES, "big")
 
 
-def encode_member(post_id: int, author_id: int) -> bytes:
-    return post_prefix(post_id) + author_fingerprint(author_id)
+def encode_member(post_id: int, author_id: int, original_id: int = 0) -> bytes:
+    member = post_prefix(post_id) + author_fingerprint(author_id)
+    return member + post_prefix(original_id) if original_id else member
+
+
+def entry_member(entry: Entry) -> bytes:
+    return encode_member(entry.post_id, entry.author_id, entry.original_id)
+
+
+def member_forms(entry: Entry) -> list[bytes]:
+    """Every member an entry may be stored as: a delete knows the original
+    of a repost but not whether it was pure (a quote is stored plain), and
+    members written before originals were stored are plain too."""
+    plain = encode_member(entry.post_id, entry.author_id)
+    return [plain, entry_member(entry)] if entry.original_id else [plain]
 
 
 def decode_member(member: bytes) -> Stored:
-    """The post id of a member; ValueError for anything else."""
-    if len(member) != MEMBER_BYTES:
+    """The post id (and original, for a pure repost) of a member; ValueError for anything else."""
+    if len(member) not in (MEMBER_BYTES, REPOST_MEMBER_BYTES):
         raise ValueError(f"not a timeline member: {member[:60]!r}")
-    return Stored(int.from_bytes(member[:POST_ID_BYTES], "big"), bytes(member))
+    original_id = int.from_bytes(member[MEMBER_BYTES:], "big") if len(member) == REPOST_MEMBER_BYTES else 0
+    return Stored(int.from_bytes(member[:POST_ID_BYTES], "big"), bytes(member), original_id)
 
 
 def lex_upper_bound(before_post_id: int | None) -> bytes:
@@ -147,3 +171,46 @@ def plan_round(source_pages: list[list[bytes]], need: int, per_source_limit: int
     has_more = len(merged) > need or any(len(page) >= per_source_limit for page in source_pages)
     next_cursor = candidates[-1].post_id if candidates else None
     return MergeRound(candidates=candidates, has_more=has_more and bool(candidates), next_cursor=next_cursor)
+
+
+# -- each original once --------------------------------------------------------
+#
+# A home read shows an original once across every page: at its OLDEST
+# occurrence among the sources the read merges (the timeline, the reader's
+# own posts, followed celebrities' indexes), which is the original itself
+# when it is there and otherwise the first repost of it that arrived. A
+# later repost of it is left out while an earlier occurrence is still held
+# and visible to the reader. The rule depends only on what the sources hold,
+# never on where a page starts, so every page applies it alone and no cursor
+# has to remember what earlier pages showed.
+
+
+def earlier_range(repost: Stored) -> tuple[bytes, bytes]:
+    """ZRANGE BYLEX bounds of the members that could show the repost's
+    original before it: from the original's id (inclusive) up to the
+    repost's own id (exclusive). Ids are time-ordered, so the original and
+    every earlier repost of it lie in between."""
+    return b"[" + post_prefix(repost.original_id), b"(" + post_prefix(repost.post_id)
+
+
+def shows(member: Stored, original_id: int) -> bool:
+    """Whether a member shows the original: the original itself or a pure repost of it."""
+    return member.post_id == original_id or member.original_id == original_id
+
+
+def repeated_reposts(
+    candidates: Iterable[Stored], earlier: dict[int, list[Stored]], visible: Callable[[int], bool]
+) -> set[int]:
+    """Post ids of the candidates to leave out: pure reposts whose original
+    already shows earlier. `earlier` maps a repost's post id to the members
+    found before it that show its original (any source); `visible(post_id)`
+    says whether the reader is shown that post (live, its author not hidden).
+    An earlier occurrence deleted or hidden from the reader does not count,
+    so the next one takes its place."""
+    out = set()
+    for entry in candidates:
+        if not entry.original_id:
+            continue
+        if any(shows(e, entry.original_id) and visible(e.post_id) for e in earlier.get(entry.post_id, ())):
+            out.add(entry.post_id)
+    return out

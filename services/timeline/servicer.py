@@ -9,8 +9,10 @@ from collections import deque
 from typing import AsyncIterator
 
 import grpc
+from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 
+from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
@@ -20,6 +22,8 @@ from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id, stream_deadline
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import invalid_argument, unavailable
+from services.kit.events import kafka
+from services.kit.events.consumer import ConsumerLoop, PoisonRecord
 from services.kit.events.live import LiveHub
 from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.timeline.entries import (
@@ -31,6 +35,7 @@ from services.timeline.entries import (
     home_key,
     lex_upper_bound,
     plan_round,
+    repeated_reposts,
 )
 from services.timeline.live import author_channel, home_channel
 from services.timeline.settings import TimelineSettings
@@ -41,6 +46,8 @@ log = logging.getLogger(__name__)
 ADD = timeline_pb2.DELIVERY_OP_ADD
 REMOVE = timeline_pb2.DELIVERY_OP_REMOVE
 MAX_USERS_PER_BATCH = 5000
+# Account deletions (identity's AccountDeleted): one group for all replicas.
+ACCOUNTS_GROUP = "timeline-accounts"
 # A page normally fills in one round; more rounds only when many of the
 # candidates were deleted. The bound keeps a pathological timeline from
 # turning one read into an unbounded scan (the page then comes back short,
@@ -49,6 +56,8 @@ MAX_READ_ROUNDS = 8
 # Rebuilding a returning reader's timeline takes this many of each followed
 # author's newest posts (the same depth as the author indexes keep).
 REBUILD_PER_AUTHOR = 200
+# Posts asked for in one BatchGetPosts call (the posts service's limit).
+HYDRATE_BATCH = 200
 # Redis failures that make a read fall back to the posts store.
 _REDIS_DOWN = redis_client.UNREACHABLE
 
@@ -110,7 +119,11 @@ def _checked_entry(entry: timeline_pb2.TimelineEntry, field: str = "entry") -> E
         raise invalid_argument(f"{field}.post_id", f"must be a positive id, got {entry.post_id}")
     if entry.author_id <= 0:
         raise invalid_argument(f"{field}.author_id", f"must be a positive id, got {entry.author_id}")
-    return Entry(entry.post_id, entry.author_id)
+    if entry.repost_of_id < 0 or entry.repost_of_id == entry.post_id:
+        raise invalid_argument(
+            f"{field}.repost_of_id", f"must be 0 or another post's positive id, got {entry.repost_of_id}"
+        )
+    return Entry(entry.post_id, entry.author_id, entry.repost_of_id)
 
 
 def _checked_user_ids(user_ids, field: str = "user_ids") -> list[int]:
@@ -168,6 +181,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # Lazy clean-ups in flight; held so they are not garbage-collected.
         self._cleanups: set[asyncio.Task] = set()
         self.hidden_authors: safety.HiddenAuthors | None = None
+        self.account_events = ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
+        )
 
     @property
     def store(self) -> TimelineStore:
@@ -194,6 +210,31 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         if self._store is not None:
             await self._store.close()
         await clients.close_all()
+
+    # --- account deletion ------------------------------------------------------
+
+    async def consume_account_events(self) -> None:
+        """Background job: a deleted account's own keys are dropped."""
+        try:
+            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
+        except Exception as exc:
+            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
+        await self.account_events.run()
+
+    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            event = events_pb2.AccountEvent.FromString(value)
+        except DecodeError as exc:
+            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
+        if event.WhichOneof("kind") != "deleted" or event.deleted.user_id <= 0:
+            return
+        # Its timeline, activity mark, celebrity list and its own author
+        # index (what celebrity merges read). Its posts and reposts leave
+        # followers' timelines through the posts service's deletions, and its
+        # follows end through graph's unfollows (which purge and forget).
+        await self.store.forget_account(event.deleted.user_id)
+        self._touched.pop(event.deleted.user_id, None)
+        log.info("deleted account's timeline keys dropped", extra={"user_id": event.deleted.user_id})
 
     # --- writes (internal, called by the fanout worker) ---------------------
 
@@ -332,9 +373,10 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         )
         CELEBRITY_MERGE.observe(len(keys) - 2)
         page: list = []
-        # What the page already shows: a post reached both directly and
-        # through reposts (or through several reposts) is shown once, at its
-        # newest appearance, attributed to whoever brought it there.
+        # An original reached directly and through reposts, or through several
+        # reposts, is shown once across all pages: at its oldest occurrence
+        # (entries.repeated_reposts). What the page already shows is also
+        # tracked, for entries stored before members carried originals.
         shown: set[str] = set()
         has_more = False
         for round_number in range(MAX_READ_ROUNDS):
@@ -346,8 +388,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             if not plan.candidates:
                 has_more = False
                 break
-            found = await self._hydrate(plan.candidates, caller)
-            _extend_page(page, shown, plan.candidates, found, hidden)
+            found, repeated = await self._hydrate_once_each(keys, plan.candidates, caller, hidden)
+            _extend_page(page, shown, [e for e in plan.candidates if e.post_id not in repeated], found, hidden)
             self._forget_deleted(caller, [e.member for e in plan.candidates if e.post_id not in found])
             cursor = plan.next_cursor
             has_more = plan.has_more
@@ -358,6 +400,28 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # is the last post returned; ids are unique and strictly ordered, so
         # paging below it neither skips nor repeats, however the timeline changes.
         return page, (encode_token({"before": cursor}) if has_more else "")
+
+    async def _hydrate_once_each(
+        self, keys: list[str], candidates: list[Stored], caller: int, hidden: frozenset[int]
+    ) -> tuple[dict[int, posts_pb2.Post], set[int]]:
+        """The candidates hydrated, and the pure reposts among them to leave
+        out because the reader is shown their original at an earlier
+        occurrence in any of `keys` (one more Redis round trip, only when the
+        candidates hold reposts)."""
+        found, earlier = await asyncio.gather(
+            self._hydrate(candidates, caller), self.store.earlier_occurrences(keys, candidates)
+        )
+        if not earlier:
+            return found, set()
+        occurrences = [e for members in earlier.values() for e in members if e.post_id not in found]
+        if occurrences:
+            found = {**found, **await self._hydrate(occurrences, caller)}
+
+        def visible(post_id: int) -> bool:
+            post = found.get(post_id)
+            return post is not None and not safety.hides_post(post, hidden)
+
+        return found, repeated_reposts(candidates, earlier, visible)
 
     async def _first_round(self, caller: int, upper_bound: bytes, limit: int) -> tuple[list[str], list[list[bytes]]]:
         """The keys a home read merges (the reader's timeline, their own
@@ -411,7 +475,14 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         refs = await self._newest_posts_of(
             authors, before=None, per_author=REBUILD_PER_AUTHOR, limit=self.settings.timeline_max_entries
         )
-        await self.store.rebuild(caller, [encode_member(r.post_id, r.author_id) for r in refs], self.active_seconds)
+        # Pure reposts are stored with their original (a read shows each
+        # original once): only hydration tells which refs are. It also warms
+        # the post cache for the page this read is about to serve.
+        posts = await self._hydrate([Stored(r.post_id, b"") for r in refs], caller)
+        members = [
+            encode_member(r.post_id, r.author_id, _pure_repost_of(posts[r.post_id])) for r in refs if r.post_id in posts
+        ]
+        await self.store.rebuild(caller, members, self.active_seconds)
         REBUILD_SECONDS.observe(time.perf_counter() - started)
         log.info("rebuilt timeline", extra={"user_id": caller, "authors": len(authors), "entries": len(refs)})
 
@@ -473,6 +544,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         celebrities = await self._followed_celebrities(caller)
         channels = [home_channel(caller), author_channel(caller)]
         channels += [author_channel(c) for c in celebrities if c != caller]
+        # The keys a home read merges: a repost of an original they already
+        # hold (earlier) is not pushed, as a read would not show it.
+        sources = [home_key(caller), author_key(caller), *(author_key(c) for c in celebrities if c != caller)]
         seen: deque[int] = deque(maxlen=1000)
         async with self.hub.listen(channels) as queue:
             # A reader watching live is active: fanout must deliver (and so
@@ -496,8 +570,10 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 if entry.post_id in seen:
                     continue  # e.g. a retried delivery
                 seen.append(entry.post_id)
-                post = (await self._hydrate([entry], caller)).get(entry.post_id)
-                if post is not None and not safety.hides_post(post, await self._hidden_for(caller)):
+                hidden = await self._hidden_for(caller)
+                found, repeated = await self._hydrate_once_each(sources, [entry], caller, hidden)
+                post = found.get(entry.post_id)
+                if post is not None and not repeated and not safety.hides_post(post, hidden):
                     post = (await self._with_engagement([post], caller))[0]
                     yield timeline_pb2.WatchHomeTimelineResponse(post=post)
 
@@ -559,15 +635,22 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         if not missing:
             return found
         POST_CACHE.labels("miss").inc(len(missing))
+        missing = list(dict.fromkeys(missing))
+        chunks = [missing[i : i + HYDRATE_BATCH] for i in range(0, len(missing), HYDRATE_BATCH)]
         try:
-            reply = await clients.posts().BatchGetPosts(
-                posts_pb2.BatchGetPostsRequest(post_ids=[str(p) for p in missing], skip_engagement=True),
-                timeout=self.settings.rpc_timeout_seconds,
+            replies = await asyncio.gather(
+                *(
+                    clients.posts().BatchGetPosts(
+                        posts_pb2.BatchGetPostsRequest(post_ids=[str(p) for p in chunk], skip_engagement=True),
+                        timeout=self.settings.rpc_timeout_seconds,
+                    )
+                    for chunk in chunks
+                )
             )
         except grpc.aio.AioRpcError as err:
             log.warning("posts hydration failed", extra={"user_id": viewer, "code": err.code().name})
             raise unavailable("posts are temporarily unavailable; retry shortly") from err
-        fetched = {int(post.id): post for post in reply.posts}
+        fetched = {int(post.id): post for reply in replies for post in reply.posts}
         self.posts_cache.put_many(fetched.items())
         found.update(fetched)
         return found
@@ -625,6 +708,11 @@ def _extend_page(
             continue
         if _shown_first_time(post, shown):
             page.append(post)
+
+
+def _pure_repost_of(post: posts_pb2.Post) -> int:
+    """The original a pure repost (no text of its own) shows, else 0."""
+    return int(post.repost_of_id) if post.repost_of_id and not post.text else 0
 
 
 def _shown_first_time(post: posts_pb2.Post, shown: set[str]) -> bool:

@@ -26,14 +26,18 @@ from services.kit.stores import redis_bulk, redis_client
 from services.kit.settings import Settings
 from services.timeline.entries import (
     Entry,
+    Stored,
     author_fingerprint,
     author_key,
     celebrity_cache_key,
     celebrity_generation_key,
     decode_id_list,
+    decode_member,
+    earlier_range,
     encode_id_list,
-    encode_member,
+    entry_member,
     home_key,
+    member_forms,
     seen_key,
 )
 from services.timeline.live import author_channel, home_channel
@@ -102,7 +106,7 @@ return 1
 """
 
 # Removes, in one atomic step on one key, every member whose author
-# fingerprint (the last 4 bytes) is ARGV[1], and forgets the reader's cached
+# fingerprint (bytes 9 to 12, after the post id) is ARGV[1], and forgets the reader's cached
 # celebrity list (KEYS[2], its generation KEYS[3]; same slot). ARGV[2]: the
 # generation lifetime in ms. Returns the removed members.
 _PURGE_AUTHOR_LUA = """
@@ -112,13 +116,42 @@ redis.call('PEXPIRE', KEYS[3], ARGV[2])
 local fp = ARGV[1]
 local removed = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if string.sub(member, -4) == fp then
+  if string.sub(member, 9, 12) == fp then
     redis.call('ZREM', KEYS[1], member)
     removed[#removed + 1] = member
   end
 end
 return removed
 """
+
+
+# For each (original, repost) pair, the members of one source that show the
+# original before the repost: the original itself (its id prefix) or a pure
+# repost of it (its last 8 bytes), between the original's id and the
+# repost's, oldest first, at most ARGV[1] of them. Reads only.
+# KEYS: a timeline or author index. ARGV: cap, then each pair's BYLEX
+# bounds (entries.earlier_range: '[' original id, '(' repost id). Returns one
+# list of members per pair.
+_EARLIER_OCCURRENCES_LUA = """
+local cap = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV, 2 do
+  local original = string.sub(ARGV[i], 2)
+  local found = {}
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[i], ARGV[i + 1], 'BYLEX')) do
+    if string.sub(m, 1, 8) == original or (#m == 20 and string.sub(m, 13, 20) == original) then
+      found[#found + 1] = m
+      if #found >= cap then break end
+    end
+  end
+  out[#out + 1] = found
+end
+return out
+"""
+
+# Earlier occurrences returned per repost and source: the oldest few are
+# enough (more only matter when all of these are deleted or hidden).
+EARLIER_OCCURRENCES_CAP = 8
 
 
 class TimelineStore:
@@ -133,6 +166,7 @@ class TimelineStore:
         self._purge_author = self._redis.register_script(_PURGE_AUTHOR_LUA)
         self._forget_celebrities = self._redis.register_script(_FORGET_CELEBRITIES_LUA)
         self._cache_celebrities = self._redis.register_script(_CACHE_CELEBRITIES_LUA)
+        self._earlier_occurrences = self._redis.register_script(_EARLIER_OCCURRENCES_LUA)
 
     @property
     def client(self) -> redis.Redis:
@@ -150,7 +184,7 @@ class TimelineStore:
     async def add_to_homes(self, entry: Entry, user_ids: Sequence[int]) -> int:
         """Adds the entry to every listed ACTIVE user's timeline, in one round
         trip; returns how many were active (and got it)."""
-        member = encode_member(entry.post_id, entry.author_id)
+        member = entry_member(entry)
         max_entries = str(self.timeline_max).encode()
         replies = await self._evalsha_each(
             self._deliver,
@@ -169,15 +203,15 @@ class TimelineStore:
         return await self._bulk.eval_each(script.script, calls, idempotent=True)
 
     async def remove_from_homes(self, entry: Entry, user_ids: Sequence[int]) -> None:
-        member = encode_member(entry.post_id, entry.author_id)
+        members = member_forms(entry)
         pipe = self._redis.pipeline(transaction=False)
         for user_id in user_ids:
-            pipe.zrem(home_key(user_id), member)
+            pipe.zrem(home_key(user_id), *members)
         await pipe.execute()
 
     async def add_to_author_index(self, entry: Entry) -> None:
         key = author_key(entry.author_id)
-        member = encode_member(entry.post_id, entry.author_id)
+        member = entry_member(entry)
         pipe = self._redis.pipeline(transaction=False)
         pipe.zadd(key, {member: 0})
         pipe.zremrangebyrank(key, 0, -(self.author_index_max + 1))
@@ -185,7 +219,7 @@ class TimelineStore:
         await pipe.execute()
 
     async def remove_from_author_index(self, entry: Entry) -> None:
-        await self._redis.zrem(author_key(entry.author_id), encode_member(entry.post_id, entry.author_id))
+        await self._redis.zrem(author_key(entry.author_id), *member_forms(entry))
 
     # -- follows --------------------------------------------------------------------
 
@@ -310,10 +344,34 @@ class TimelineStore:
         entry, in one round trip."""
         if not wanted:
             return []
-        scores = await self._bulk.read(
-            [(b"ZSCORE", home_key(user_id), encode_member(e.post_id, e.author_id)) for e, user_id in wanted]
-        )
+        scores = await self._bulk.read([(b"ZSCORE", home_key(user_id), entry_member(e)) for e, user_id in wanted])
         return [score is not None for score in scores]
+
+    async def earlier_occurrences(self, keys: Sequence[str], reposts: Sequence[Stored]) -> dict[int, list[Stored]]:
+        """For each pure repost, the members of any of `keys` that show its
+        original before it (entries.earlier_range), in one round trip."""
+        reposts = [r for r in reposts if r.original_id]
+        if not keys or not reposts:
+            return {}
+        args: list[bytes] = [str(EARLIER_OCCURRENCES_CAP).encode()]
+        for repost in reposts:
+            args += earlier_range(repost)
+        replies = await self._evalsha_each(self._earlier_occurrences, ((b"1", key, *args) for key in keys))
+        found: dict[int, list[Stored]] = {}
+        for per_key in replies:
+            for repost, members in zip(reposts, per_key):
+                for member in members:
+                    found.setdefault(repost.post_id, []).append(decode_member(member))
+        return found
+
+    # -- account deletion -------------------------------------------------------------
+
+    async def forget_account(self, user_id: int) -> None:
+        """Deletes every key kept for a deleted account: its timeline,
+        activity mark, cached celebrity list and generation, and its own
+        recent-post index (its posts are deleted by the posts service, whose
+        tombstones remove them from followers' timelines). Idempotent."""
+        await self._redis.unlink(home_key(user_id), seen_key(user_id), *_celebrity_keys(user_id), author_key(user_id))
 
     # -- bulk (python -m services.timeline.load) ------------------------------------
 

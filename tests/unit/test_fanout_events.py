@@ -14,6 +14,7 @@ from services.fanout.events import (
     decode,
     delivery_request,
     event_age_seconds,
+    timeline_entry,
 )
 from services.kit.events.consumer import PoisonRecord
 from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC
@@ -82,3 +83,21 @@ def test_delivery_request_shape():
     assert req.op == timeline_pb2.DELIVERY_OP_ADD
     assert (req.entry.post_id, req.entry.author_id) == (7, 8)
     assert list(req.user_ids) == [1, 2, 3]
+
+
+def test_a_pure_repost_carries_its_original_and_a_quote_does_not():
+    repost = events_pb2.PostEvent(created=events_pb2.PostCreated(post_id=11, author_id=22, repost_of_id=5))
+    quote = events_pb2.PostEvent(
+        created=events_pb2.PostCreated(post_id=12, author_id=22, repost_of_id=5, text="look at this")
+    )
+    pure = decode(POSTS_TOPIC, repost.SerializeToString())
+    assert pure.repost_of_id == 5
+    assert timeline_entry(pure) == timeline_pb2.TimelineEntry(post_id=11, author_id=22, repost_of_id=5)
+    assert decode(POSTS_TOPIC, quote.SerializeToString()).repost_of_id == 0
+
+
+def test_a_deleted_repost_names_its_original_so_either_stored_form_goes():
+    event = events_pb2.PostEvent(deleted=events_pb2.PostDeleted(post_id=11, author_id=22, repost_of_id=5))
+    change = decode(POSTS_TOPIC, event.SerializeToString())
+    assert timeline_entry(change).repost_of_id == 5
+    assert delivery_request(timeline_pb2.DELIVERY_OP_REMOVE, 11, 22, [1], 5).entry.repost_of_id == 5

@@ -8,12 +8,17 @@ import pytest
 
 from services.timeline.entries import (
     MEMBER_BYTES,
+    REPOST_MEMBER_BYTES,
+    Entry,
     Stored,
     author_fingerprint,
     author_key,
     celebrity_cache_key,
     decode_id_list,
     decode_member,
+    earlier_range,
+    entry_member,
+    member_forms,
     encode_id_list,
     encode_member,
     home_key,
@@ -21,7 +26,9 @@ from services.timeline.entries import (
     merge_newest,
     plan_round,
     post_prefix,
+    repeated_reposts,
     seen_key,
+    shows,
 )
 
 MAX_ID = (1 << 63) - 1
@@ -130,7 +137,7 @@ def test_adjacent_snowflake_ids_stay_distinct_where_a_float_score_would_not():
         b"garbage",
     ],
 )
-def test_decode_rejects_anything_but_12_bytes(bad):
+def test_decode_rejects_anything_but_12_or_20_bytes(bad):
     with pytest.raises(ValueError):
         decode_member(bad)
 
@@ -266,3 +273,90 @@ def test_celebrity_cache_value_round_trips():
     assert decode_id_list(b"") == []
     ids = [1, MAX_ID, 383231189328842752]
     assert decode_id_list(encode_id_list(ids)) == ids
+
+
+# -- each original once --------------------------------------------------------
+
+
+def test_a_pure_repost_member_carries_its_original_and_sorts_by_its_own_id():
+    member = encode_member(500, 7, original_id=100)
+    assert len(member) == REPOST_MEMBER_BYTES == 20
+    assert member[:MEMBER_BYTES] == encode_member(500, 7)
+    stored = decode_member(member)
+    assert (stored.post_id, stored.original_id, stored.content_id) == (500, 100, 100)
+    assert decode_member(encode_member(500, 7)).content_id == 500
+    # Between the plain members of the posts before and after it.
+    assert encode_member(499, 7) < member < encode_member(501, 7)
+    # The fingerprint stays at bytes 9..12, where an unfollow's purge looks.
+    assert member[8:12] == author_fingerprint(7)
+
+
+def test_a_delete_removes_both_forms_of_a_repost_and_the_only_form_of_a_post():
+    assert member_forms(Entry(500, 7, 100)) == [encode_member(500, 7), encode_member(500, 7, 100)]
+    assert member_forms(Entry(500, 7)) == [encode_member(500, 7)]
+    assert entry_member(Entry(500, 7, 100)) == encode_member(500, 7, 100)
+
+
+def test_the_earlier_range_holds_the_original_and_earlier_reposts_but_not_the_repost_itself():
+    low, high = earlier_range(decode_member(encode_member(500, 7, 100)))
+    inside = [encode_member(100, 1), encode_member(300, 8, 100), encode_member(499, 9, 100)]
+    outside = [encode_member(99, 1), encode_member(500, 7, 100), encode_member(501, 9, 100)]
+    for member in inside:
+        assert low[1:] <= member < high[1:]
+    for member in outside:
+        assert not (low[1:] <= member < high[1:])
+    assert (low[:1], high[:1]) == (b"[", b"(")
+
+
+def stored(post_id: int, original_id: int = 0) -> Stored:
+    return decode_member(encode_member(post_id, 1, original_id))
+
+
+def test_shows_means_the_original_itself_or_a_pure_repost_of_it():
+    assert shows(stored(100), 100)
+    assert shows(stored(300, 100), 100)
+    assert not shows(stored(300, 200), 100)
+    assert not shows(stored(300), 100)
+
+
+def everyone(post_id: int) -> bool:
+    return True
+
+
+def test_later_reposts_of_an_original_already_shown_are_left_out():
+    # X=100 by A; B reposts at 200, C at 300; the reader sees 100 only.
+    x, by_b, by_c = stored(100), stored(200, 100), stored(300, 100)
+    earlier = {200: [x], 300: [x, by_b]}
+    assert repeated_reposts([by_c, by_b, x], earlier, everyone) == {200, 300}
+
+
+def test_without_the_original_the_first_repost_shows_and_later_ones_do_not():
+    by_b, by_c, by_d = stored(200, 100), stored(300, 100), stored(400, 100)
+    earlier = {300: [by_b], 400: [by_b, by_c]}
+    assert repeated_reposts([by_d, by_c, by_b], earlier, everyone) == {300, 400}
+
+
+def test_the_rule_needs_no_page_state_each_page_decides_alone():
+    # Pages of one entry each, newest first: only the oldest shows, on its page.
+    by_b, by_c, by_d = stored(200, 100), stored(300, 100), stored(400, 100)
+    earlier = {300: [by_b], 400: [by_b, by_c]}
+    pages = [[by_d], [by_c], [by_b]]
+    shown = [e.post_id for page in pages for e in page if e.post_id not in repeated_reposts(page, earlier, everyone)]
+    assert shown == [200]
+
+
+def test_a_deleted_or_hidden_earlier_occurrence_lets_the_next_one_show():
+    by_b, by_c, by_d = stored(200, 100), stored(300, 100), stored(400, 100)
+    earlier = {300: [by_b], 400: [by_b, by_c]}
+    gone = {200}
+    left_out = repeated_reposts([by_d, by_c], earlier, lambda post_id: post_id not in gone)
+    assert left_out == {400}  # 300 takes the place of the deleted 200
+
+
+def test_plain_posts_and_quotes_are_never_left_out():
+    quote = stored(300)  # a quote is stored plain: it shows itself
+    assert repeated_reposts([quote, stored(100)], {300: [stored(100)]}, everyone) == set()
+
+
+def test_an_earlier_member_of_another_original_does_not_count():
+    assert repeated_reposts([stored(300, 100)], {300: [stored(200, 150)]}, everyone) == set()
