@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence, TypeVar
+from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -75,6 +75,16 @@ def rank(posts: Sequence[PostSignals], affinity: dict[int, float], weights: Weig
     """Best first; equal scores newest first (ids are time-ordered), so the
     order is total and a rebuild of the same inputs gives the same feed."""
     return sorted(posts, key=lambda p: (-post_score(p, affinity, weights), -p.post_id))
+
+
+def oldest_of_each(items: Sequence[T], key: Callable[[T], Hashable]) -> list[T]:
+    """Newest-first items with one per key: the oldest (last) of those
+    sharing it, in their order. The home timeline shows an original once,
+    at its oldest occurrence; this keeps a ranking built from several
+    timeline pages to that even where the timeline could not (it serves
+    pages straight from the posts store while its Redis is down)."""
+    last = {key(item): i for i, item in enumerate(items)}
+    return [item for i, item in enumerate(items) if last[key(item)] == i]
 
 
 def checked_every(every: int, name: str = "every") -> int:

@@ -207,6 +207,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         products = await self._products(signals)
         affinity = ranking.normalised_affinities((a.author_id, a.score) for a in signals.authors)
         now = time.time()
+        posts = ranking.oldest_of_each(posts, _shown_post_id)
         by_id = {int(p.id): p for p in posts}
         ordered = ranking.rank([_signals_of(p, now) for p in posts], affinity, self.weights)
         post_items = [feed_pb2.FeedItem(post=by_id[s.post_id]) for s in ordered]
@@ -289,6 +290,11 @@ def _signals_of(post: posts_pb2.Post, now: float) -> ranking.PostSignals:
         reposts=shown.repost_count,
         replies=shown.reply_count,
     )
+
+
+def _shown_post_id(post: posts_pb2.Post) -> str:
+    """The post a reader is shown: the original for a pure repost."""
+    return post.repost_of_id if post.repost_of_id and not post.text else post.id
 
 
 def _post_ids(items) -> list[int]:

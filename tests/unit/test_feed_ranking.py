@@ -8,6 +8,7 @@ from services.feed.ranking import (
     engagement,
     interleave,
     normalised_affinities,
+    oldest_of_each,
     rank,
     recency,
 )
@@ -80,3 +81,12 @@ def test_products_never_come_without_posts():
 def test_a_ratio_of_one_is_refused():
     with pytest.raises(ValueError):
         interleave(["p0"], ["A"], 1)
+
+
+def test_one_item_per_key_the_oldest_in_newest_first_order():
+    # (post id, what it shows), newest first: reposts 5 and 3 of 1, then 1.
+    items = [(5, 1), (4, 4), (3, 1), (2, 2), (1, 1)]
+    assert oldest_of_each(items, key=lambda item: item[1]) == [(4, 4), (2, 2), (1, 1)]
+    # Without the original, the oldest repost stays.
+    assert oldest_of_each([(5, 1), (3, 1)], key=lambda item: item[1]) == [(3, 1)]
+    assert oldest_of_each([], key=lambda item: item) == []
