@@ -147,3 +147,19 @@ def test_a_gone_account_cannot_send_or_start_conversations(identity, conversatio
         assert refusal(create, conversations, other, sender).code() == grpc.StatusCode.NOT_FOUND
     finally:
         mark_back(sender.id)
+
+
+def test_a_conversation_racing_the_deletion_is_left_once_the_account_shows_as_gone(identity, conversations):
+    gone, friend, other = sign_up(identity), sign_up(identity), sign_up(identity)
+    first = create(conversations, friend, gone)
+    publish(account_deleted(gone.id, gone.username))
+    wait_until(lambda: people(conversations, friend, first) == [friend.id])
+    # Identity has not marked the account gone yet: this create gets through
+    # after the first removal, as one racing the deletion would.
+    late = create(conversations, other, gone)
+    assert sorted(late.participant_ids) == sorted([gone.id, other.id])
+    mark_gone(gone.id)
+    try:
+        wait_until(lambda: people(conversations, other, late) == [other.id], timeout=15)
+    finally:
+        mark_back(gone.id)

@@ -167,3 +167,19 @@ def test_a_gone_account_cannot_upload(identity, media):
         assert wait_until(refused) == grpc.StatusCode.PERMISSION_DENIED
     finally:
         mark_back(gone.id)
+
+
+def test_an_upload_racing_the_deletion_is_removed_once_the_account_shows_as_gone(identity, media):
+    owner = sign_up(identity)
+    first = upload(media, owner, "image/png", media_files.png())
+    publish(account_deleted(owner.id, "owner"))
+    wait_until(lambda: not exists(media, first.media_id))
+    # Identity has not marked the account gone yet: this upload gets through
+    # after the first removal, as one racing the deletion would.
+    late = upload(media, owner, "image/png", media_files.png())
+    mark_gone(owner.id)
+    try:
+        wait_until(lambda: not exists(media, late.media_id), timeout=15)
+        assert served(late.url) == 404
+    finally:
+        mark_back(owner.id)
