@@ -4,6 +4,7 @@ its outbox relay to identity.events.v1 and the gone-accounts set in Redis."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 
 import grpc
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
+from services.identity.servicer import IdentityServicer
 from services.identity.settings import IdentitySettings
 from services.identity.store import UNUSABLE_PASSWORD_HASH, IdentityStore
 from services.kit.events.kafka import IDENTITY_TOPIC
@@ -176,3 +178,38 @@ async def _sweep_and_list() -> tuple[list[int], list[int]]:
         return freed, await store.gone_account_ids(HOLD_SECONDS)
     finally:
         await store.stop()
+
+
+def test_the_sweep_takes_freed_accounts_out_of_the_gone_set(identity, pg, gone_set):
+    account = sign_up(identity)
+    user_id = int(account.user.id)
+    with pg.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE identity.users SET deleted_at = now() - interval '31 days' WHERE id = :u"), {"u": user_id}
+        )
+    client = redis.Redis.from_url(load_settings().redis_url)
+    try:
+        client.sadd(accounts.GONE_KEY, str(user_id))
+        asyncio.run(_run_username_sweep(until=lambda: user_id not in gone_set()))
+        assert user_id not in gone_set()
+    finally:
+        client.srem(accounts.GONE_KEY, str(user_id))
+        client.close()
+
+
+async def _run_username_sweep(until, deadline_s: float = 10.0) -> None:
+    servicer = IdentityServicer(
+        load(IdentitySettings, {**os.environ, "AVIARY_IDENTITY_USERNAME_SWEEP_SECONDS": "0.05"})
+    )
+    await servicer.store.start()
+    sweep = asyncio.create_task(servicer.free_held_usernames())
+    try:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + deadline_s
+        while not until() and loop.time() < give_up:
+            await asyncio.sleep(0.05)
+    finally:
+        sweep.cancel()
+        await servicer.redis.aclose()
+        await servicer.producer.close()
+        await servicer.store.stop()
