@@ -12,7 +12,14 @@ REASONS: dict[int, str] = {
     moderation_pb2.REPORT_REASON_IMPERSONATION: "IMPERSONATION",
     moderation_pb2.REPORT_REASON_OTHER: "OTHER",
 }
-DECISIONS: dict[int, str] = {moderation_pb2.REPORT_DECISION_DISMISS: "DISMISS"}
+DISMISS = "DISMISS"
+REMOVE_POST = "REMOVE_POST"
+SUSPEND_ACCOUNT = "SUSPEND_ACCOUNT"
+DECISIONS: dict[int, str] = {
+    moderation_pb2.REPORT_DECISION_DISMISS: DISMISS,
+    moderation_pb2.REPORT_DECISION_REMOVE_POST: REMOVE_POST,
+    moderation_pb2.REPORT_DECISION_SUSPEND_ACCOUNT: SUSPEND_ACCOUNT,
+}
 
 
 def reason_of(value: int) -> str:
@@ -26,6 +33,14 @@ def decision_of(value: int) -> str:
         allowed = ", ".join(f"REPORT_DECISION_{d}" for d in DECISIONS.values())
         raise invalid_argument("decision", f"one of {allowed}")
     return DECISIONS[value]
+
+
+def check_decision_fits(decision: str, post_id: int | None) -> None:
+    """A post can be removed only when a post was reported."""
+    if decision == REMOVE_POST and not post_id:
+        raise invalid_argument(
+            "decision", "REPORT_DECISION_REMOVE_POST is only for post reports; this report is of an account"
+        )
 
 
 def text_of(field: str, value: str, max_chars: int) -> str:

@@ -8,20 +8,36 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.events.v1 import events_pb2
+from aviary.identity.v1 import identity_pb2
 from aviary.moderation.v1 import moderation_pb2, moderation_pb2_grpc
 from aviary.posts.v1 import posts_pb2
 from services.kit.events import kafka
 from services.kit.peers import clients
 from services.kit.server import startup
 from services.kit.server.auth import caller_id
-from services.kit.server.errors import failed_precondition, invalid_argument, not_found, unavailable
+from services.kit.server.errors import (
+    failed_precondition,
+    invalid_argument,
+    not_found,
+    peer_error,
+    unavailable,
+)
 from services.kit.server.ids import IdGenerator, parse_id
 from services.kit.server.operators import operator
 from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.kit.stores import migrations
 from services.moderation import rules
 from services.moderation.settings import ModerationSettings
-from services.moderation.store import OPEN, RESOLVED, SCHEMA, AlreadyResolved, ModerationStore, NewReport, ReportRow
+from services.moderation.store import (
+    OPEN,
+    RESOLVED,
+    SCHEMA,
+    AlreadyResolved,
+    ModerationStore,
+    NewReport,
+    NotSuspended,
+    ReportRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,16 +138,32 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
             raise not_found(f"report {request.report_id} not found")
         return _report(row)
 
-    async def ReinstateAccount(self, request, context):  # TODO(issue 19): being built
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ReinstateAccount is not built yet")
+    async def ReinstateAccount(self, request, context):
+        who = operator(context, SCOPE)
+        user_id = parse_id(request.user_id, "user_id")
+        note = rules.text_of("note", request.note, self.settings.max_comment_chars)
+
+        async def carry_out() -> None:
+            await self._reinstate(user_id, context)
+
+        try:
+            lifted = await self.store.reinstate(user_id, who.name, note, carry_out)
+        except NotSuspended:
+            raise failed_precondition(f"account {user_id} is not suspended") from None
+        log.info("account reinstated", extra={"user_id": user_id, "operator": who.name})
+        return moderation_pb2.ReinstateAccountResponse(user_id=str(user_id), reinstate_time=_timestamp(lifted))
 
     async def ResolveReport(self, request, context):
         who = operator(context, SCOPE)
         report_id = parse_id(request.report_id, "report_id")
         decision = rules.decision_of(request.decision)
         note = rules.text_of("note", request.note, self.settings.max_comment_chars)
+
+        async def carry_out(row: ReportRow) -> None:
+            await self._carry_out(decision, row, context)
+
         try:
-            closed = await self.store.resolve(report_id, decision, who.name, note, self._resolved_event)
+            closed = await self.store.resolve(report_id, decision, who.name, note, self._resolved_event, carry_out)
         except AlreadyResolved as done:
             raise failed_precondition(
                 f"report {report_id} was already resolved ({done.row.decision} by {done.row.resolved_by})"
@@ -143,6 +175,43 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
             extra={"report_id": report_id, "decision": decision, "operator": who.name, "closed": len(closed)},
         )
         return _report(closed[0])
+
+    async def _carry_out(self, decision: str, row: ReportRow, context) -> None:
+        """The decision's effect, asked of its owner before the decision is
+        recorded (both calls are idempotent, so a retry after a failed
+        commit repeats them harmlessly)."""
+        rules.check_decision_fits(decision, row.post_id)
+        if decision == rules.REMOVE_POST:
+            await self._remove_post(row)
+        elif decision == rules.SUSPEND_ACCOUNT:
+            await self._suspend(row, context)
+
+    async def _remove_post(self, row: ReportRow) -> None:
+        request = posts_pb2.RemovePostRequest(post_id=str(row.post_id), report_id=str(row.report_id))
+        try:
+            await clients.posts().RemovePost(request, timeout=self.settings.rpc_timeout_seconds)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                # Never stored (a report checks its post exists): nothing to remove.
+                log.warning("reported post not found to remove", extra={"post_id": row.post_id})
+                return
+            raise unavailable(f"cannot remove the post right now (posts: {exc.code().name}); try again") from exc
+        log.info("reported post removed", extra={"post_id": row.post_id, "report_id": row.report_id})
+
+    async def _suspend(self, row: ReportRow, context) -> None:
+        request = identity_pb2.SuspendAccountRequest(user_id=str(row.user_id), report_id=str(row.report_id))
+        stub = clients.identity()
+        call = stub.SuspendAccount(request, timeout=self.settings.rpc_timeout_seconds, metadata=_operator(context))
+        await _from_identity("suspend the account", call)
+        log.info("account suspended", extra={"user_id": row.user_id, "report_id": row.report_id})
+
+    async def _reinstate(self, user_id: int, context) -> None:
+        request = identity_pb2.ReinstateAccountRequest(user_id=str(user_id))
+        stub = clients.identity()
+        call = stub.ReinstateAccount(request, timeout=self.settings.rpc_timeout_seconds, metadata=_operator(context))
+        status = await _from_identity("reinstate the account", call)
+        if status.suspended:
+            raise unavailable(f"identity still has account {user_id} suspended; try again")
 
     def _resolved_event(self, row: ReportRow) -> tuple[int, bytes, bytes]:
         event_id = self.ids.next_id()
@@ -158,6 +227,28 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
         )
         event.occur_time.GetCurrentTime()
         return event_id, str(row.reporter_id).encode(), event.SerializeToString()
+
+
+# Identity's answers that say the account cannot be suspended or reinstated.
+_IDENTITY_REFUSALS = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
+
+
+async def _from_identity(what: str, call) -> identity_pb2.AccountStatus:
+    """Identity's answer to SuspendAccount or ReinstateAccount. Its refusals
+    (an unknown or deleted account) reach the operator as identity said
+    them; anything else is UNAVAILABLE, and nothing is recorded."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() in _IDENTITY_REFUSALS:
+            raise peer_error(exc) from exc
+        raise unavailable(f"cannot {what} right now (identity: {exc.code().name}); try again") from exc
+
+
+def _operator(context) -> tuple[tuple[str, str], ...]:
+    # The operator's token goes along, so identity can check it should it
+    # ever require one on these internal methods.
+    return clients.forward_auth(context)
 
 
 def _timestamp(value) -> Timestamp | None:

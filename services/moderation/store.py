@@ -5,13 +5,20 @@ partial unique index), so reporting again returns the open one; resolving
 closes every open report of the target in one transaction, which also stores
 one ReportResolved event per closed report in the outbox: every reporter is
 told, even if Kafka is away at the time.
+
+A decision with an effect elsewhere (a post removed, an account suspended or
+reinstated) is carried out by the caller's callback inside that transaction,
+while the report (and the account) is locked: the peer's idempotent call
+first, then the record. A failed call rolls the record back; a failed commit
+after a call leaves the report open, and resolving it again repeats the call
+harmlessly.
 """
 
 from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +27,7 @@ from services.kit.events.kafka import MODERATION_TOPIC, Producer
 from services.kit.events.pg_outbox import PgOutbox
 from services.kit.settings import Settings
 from services.kit.stores import pg
+from services.moderation.rules import SUSPEND_ACCOUNT
 
 SCHEMA = "moderation"
 OPEN = "OPEN"
@@ -63,8 +71,18 @@ class AlreadyResolved(Exception):
         self.row = row
 
 
+class NotSuspended(Exception):
+    """Moderation holds no suspension of the account in force."""
+
+
 # (event id, key, payload) of the event telling a closed report's reporter.
 EventFor = Callable[["ReportRow"], tuple[int, bytes, bytes]]
+# The decision's effect elsewhere, run on the locked report before it is closed.
+CarryOut = Callable[["ReportRow"], Awaitable[None]]
+
+# One operator at a time decides about an account (suspend, reinstate): a
+# transaction-scoped lock keyed by the account, released at commit or rollback.
+_ACCOUNT_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended('moderation:account:' || :user_id, 0))")
 
 
 class ModerationStore:
@@ -133,12 +151,14 @@ class ModerationStore:
         return [ReportRow(*r) for r in rows]
 
     async def resolve(
-        self, report_id: int, decision: str, operator: str, note: str, event_for: EventFor
+        self, report_id: int, decision: str, operator: str, note: str, event_for: EventFor, carry_out: CarryOut
     ) -> list[ReportRow]:
         """Resolves the report and every other open report of its target, with
         an event for each, in one transaction; the resolved rows, the named
-        report first. AlreadyResolved when the named report was resolved
-        before; an empty list when there is no such report."""
+        report first. `carry_out` runs first, on the locked open report: what
+        it raises rolls everything back. A suspension is recorded with it.
+        AlreadyResolved when the named report was resolved before; an empty
+        list when there is no such report."""
         lock = sa.text(f'SELECT {_COLUMNS} FROM "{SCHEMA}".reports WHERE report_id = :id FOR UPDATE')
         close = sa.text(f"""UPDATE "{SCHEMA}".reports
             SET status = '{RESOLVED}', decision = :decision, resolved_by = :operator,
@@ -153,6 +173,11 @@ class ModerationStore:
             row = ReportRow(*found)
             if row.status != OPEN:
                 raise AlreadyResolved(row)
+            if decision == SUSPEND_ACCOUNT:
+                await conn.execute(_ACCOUNT_LOCK, {"user_id": str(row.user_id)})
+            await carry_out(row)
+            if decision == SUSPEND_ACCOUNT:
+                await _record_suspension(conn, row, operator)
             params = {"decision": decision, "operator": operator, "note": note}
             closed = (await conn.execute(close, {**params, "user_id": row.user_id, "post_id": row.post_id})).all()
             rows = [ReportRow(*r) for r in closed]
@@ -160,6 +185,40 @@ class ModerationStore:
                 await self.outbox.add(conn, *_with_topic(event_for(resolved)))
         self.outbox.notify()
         return sorted(rows, key=lambda r: r.report_id != report_id)
+
+    async def reinstate(
+        self, user_id: int, operator: str, note: str, carry_out: Callable[[], Awaitable[None]]
+    ) -> datetime.datetime:
+        """Lifts the account's suspension in force: `carry_out` (identity's
+        reinstatement) runs on the locked record, then the record says who
+        lifted it; the time it was lifted. NotSuspended when no suspension is
+        in force."""
+        lock = sa.text(f"""SELECT reinstated_at FROM "{SCHEMA}".suspensions
+            WHERE user_id = :user_id FOR UPDATE""")
+        lift = sa.text(f"""UPDATE "{SCHEMA}".suspensions
+            SET reinstated_by = :operator, reinstate_note = :note, reinstated_at = now()
+            WHERE user_id = :user_id RETURNING reinstated_at""")
+        async with self.engine.begin() as conn:
+            await conn.execute(_ACCOUNT_LOCK, {"user_id": str(user_id)})
+            found = (await conn.execute(lock, {"user_id": user_id})).first()
+            if found is None or found[0] is not None:
+                raise NotSuspended(user_id)
+            await carry_out()
+            lifted = (await conn.execute(lift, {"user_id": user_id, "operator": operator, "note": note})).scalar_one()
+        return lifted
+
+
+async def _record_suspension(conn, row: ReportRow, operator: str) -> None:
+    """Records the suspension; one already in force keeps its first record."""
+    await conn.execute(
+        sa.text(f"""INSERT INTO "{SCHEMA}".suspensions (user_id, report_id, suspended_by)
+            VALUES (:user_id, :report_id, :operator)
+            ON CONFLICT (user_id) DO UPDATE SET report_id = EXCLUDED.report_id,
+                suspended_by = EXCLUDED.suspended_by, suspended_at = now(),
+                reinstated_by = '', reinstate_note = '', reinstated_at = NULL
+            WHERE "{SCHEMA}".suspensions.reinstated_at IS NOT NULL"""),
+        {"user_id": row.user_id, "report_id": row.report_id, "operator": operator},
+    )
 
 
 def _with_topic(event: tuple[int, bytes, bytes]) -> tuple[int, str, bytes, bytes]:
