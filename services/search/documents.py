@@ -102,9 +102,21 @@ def _recency(scale: str) -> dict:
     return {"gauss": {"created_at": {"origin": "now", "scale": scale, "decay": 0.5}}, "weight": 2}
 
 
-def posts_query(q: str, *, recency_scale: str = "2d") -> dict:
+def posts_query(q: str, *, recency_scale: str = "2d", without_authors: frozenset[int] = frozenset()) -> dict:
     """`#tag` -> posts with that hashtag, newest first; `@name` -> posts mentioning
-    that user, newest first; words -> text relevance blended with recency."""
+    that user, newest first; words -> text relevance blended with recency.
+
+    Posts by `without_authors` (gone accounts, and the viewer's hidden
+    authors) are left out by the query itself, so pages stay full and
+    offsets stay right however many posts they wrote."""
+    body = _posts_query(q, recency_scale)
+    if without_authors:
+        excluded = {"terms": {"author_id": [str(a) for a in sorted(without_authors)]}}
+        body["query"] = {"bool": {"must": body["query"], "must_not": excluded}}
+    return body
+
+
+def _posts_query(q: str, recency_scale: str) -> dict:
     if q.startswith("#") and len(q) > 1 and " " not in q:
         return {"query": {"term": {"hashtags": q[1:].lower()}}, "sort": [{"created_at": "desc"}]}
     if q.startswith("@") and len(q) > 1 and " " not in q:

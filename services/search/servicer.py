@@ -20,6 +20,7 @@ from services.kit.peers import clients, safety
 from services.kit.server import paging, startup
 from services.kit.server.auth import optional_caller_id
 from services.kit.server.errors import invalid_argument, unavailable
+from services.kit.stores import redis_client
 from services.kit.events.consumer import ConsumerLoop, PoisonRecord
 from services.kit.events.kafka import CATALOG_TOPIC, POSTS_TOPIC
 from services.search import documents, indices
@@ -40,10 +41,12 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         self.consumer = ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, CATALOG_TOPIC], self.handle
         )
-        # Authors hidden from the viewer (blocks, mutes) are left out of post
-        # results. Search keeps no Redis: answers are cached for the helper's
-        # few seconds alone, so a block shows here within them.
-        self.hidden_authors = safety.HiddenAuthors(None, timeout=settings.rpc_timeout_seconds)
+        # Authors hidden from the viewer (blocks, mutes) and gone accounts
+        # (suspended or deleted: identity's set in Redis, for every viewer)
+        # are left out of post results. Redis also carries each viewer's
+        # hidden-authors version, so a block shows on the next search.
+        self.redis = redis_client.client(settings)
+        self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -63,6 +66,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
 
     async def stop(self) -> None:
         await self.os.close()
+        await self.redis.aclose()
         await clients.close_all()
 
     async def consume(self) -> None:
@@ -118,13 +122,15 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     async def SearchPosts(self, request, context):
         q = documents.check_query(request.q)
         size, offset = _page(request)
-        ids, more = await self._ids(documents.POSTS_INDEX, documents.posts_query(q), offset, size)
         viewer = optional_caller_id(context)
+        # Gone accounts for everyone, plus the viewer's blocks and mutes.
+        hidden = (await self.hidden_authors.of(viewer or 0)).ids()
+        body = documents.posts_query(q, without_authors=hidden)
+        ids, more = await self._ids(documents.POSTS_INDEX, body, offset, size)
         posts = await self._posts(ids, viewer)
-        if viewer:
-            # A page may come back short, with a token that goes on.
-            hidden = (await self.hidden_authors.of(viewer)).ids()
-            posts = [post for post in posts if not safety.hides_post(post, hidden)]
+        # The query cannot see what a post reposts or quotes: those are left
+        # out here, so such a page may come back short, with a token that goes on.
+        posts = [post for post in posts if not safety.hides_post(post, hidden)]
         return search_pb2.SearchPostsResponse(posts=posts, next_page_token=_next(offset, size, more))
 
     async def SearchProducts(self, request, context):

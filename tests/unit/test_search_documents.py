@@ -43,3 +43,12 @@ def test_bad_queries_name_q(q):
     with pytest.raises(ApiError) as err:
         documents.check_query(q)
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and err.value.message.startswith("q")
+
+
+@pytest.mark.parametrize("q", ["#running", "@ann", "trail shoes"])
+def test_hidden_authors_are_left_out_by_the_query_itself(q):
+    plain = documents.posts_query(q)
+    body = documents.posts_query(q, without_authors=frozenset({12, 3}))
+    assert body["query"] == {"bool": {"must": plain["query"], "must_not": {"terms": {"author_id": ["3", "12"]}}}}
+    assert body["sort"] == plain["sort"]
+    assert documents.posts_query(q, without_authors=frozenset()) == plain
