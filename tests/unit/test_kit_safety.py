@@ -70,6 +70,11 @@ class _Versions:
             raise OSError("redis down")
         return set(self.gone) if key == accounts.GONE_KEY else set()
 
+    async def sismember(self, key: str, member: str):
+        if self.down:
+            raise OSError("redis down")
+        return key == accounts.GONE_KEY and member.encode() in self.gone
+
 
 def _counting_helper(versions):
     helper = safety.HiddenAuthors(versions, timeout=1.0)
@@ -134,3 +139,14 @@ async def test_an_unreadable_redis_keeps_the_last_copy_of_gone_accounts():
     assert await gone.ids() == frozenset({9})
     versions.down = True
     assert await gone.ids() == frozenset({9})
+
+
+async def test_a_write_path_sees_a_gone_account_at_once_and_the_copy_while_redis_is_down():
+    versions = _Versions()
+    gone = accounts.GoneAccounts(versions, refresh_seconds=3600)  # type: ignore[arg-type]
+    assert await gone.ids() == frozenset()
+    versions.gone = {b"4"}
+    assert await gone.contains(4), "asked of Redis, not the hour-old copy"
+    assert not await gone.contains(5)
+    versions.down = True
+    assert not await gone.contains(4), "the copy (read before 4 was gone) answers while Redis is down"

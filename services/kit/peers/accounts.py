@@ -74,7 +74,16 @@ class GoneAccounts:
         return self._ids
 
     async def contains(self, user_id: int) -> bool:
-        return user_id in await self.ids()
+        """Whether the account is gone now: asked of Redis itself (one
+        SISMEMBER), for write paths that must refuse a deleted or suspended
+        account at once; the process's copy answers while Redis cannot."""
+        if self._redis is None:
+            return user_id in self._ids
+        try:
+            return bool(await self._redis.sismember(GONE_KEY, str(user_id)))
+        except (redis.RedisError, OSError) as exc:
+            log.warning("gone accounts unreadable; using the last copy", extra={"error": repr(exc)[:300]})
+            return user_id in await self.ids()
 
     async def _refresh(self) -> None:
         assert self._redis is not None
