@@ -68,11 +68,20 @@ def assert_once_on_every_walk(http, reader: Account, original: dict, expected_en
         assert entries == [expected_entry], f"pageSize={size}: original shown as {entries}, not once"
 
 
-def test_an_original_and_two_reposts_of_it_show_once_on_every_page_size(http):
+def start_reading(http, reader: Account, path: str) -> None:
+    """ "delivered": the reader reads first, so is active and fanout delivers
+    what follows; "rebuilt": their first read rebuilds from the posts store."""
+    if path == "delivered":
+        walk_home(http, reader, 10)
+
+
+@pytest.mark.parametrize("path", ["delivered", "rebuilt"])
+def test_an_original_and_two_reposts_of_it_show_once_on_every_page_size(http, path):
     reader = sign_up(http, "r")
     author, b, c = sign_up(http, "a"), sign_up(http, "b"), sign_up(http, "c")
     for followee in (author, b, c):
         follow(http, reader, followee)
+    start_reading(http, reader, path)
     original = post(http, author, "the original")
     # Fillers between the reposts put them on different pages; each
     # reposter's last post, once home holds it, says its repost arrived too
@@ -88,11 +97,13 @@ def test_an_original_and_two_reposts_of_it_show_once_on_every_page_size(http):
     assert_once_on_every_walk(http, reader, original, original["id"])
 
 
-def test_without_the_original_the_first_repost_shows_until_it_is_deleted(http):
+@pytest.mark.parametrize("path", ["delivered", "rebuilt"])
+def test_without_the_original_the_first_repost_shows_until_it_is_deleted(http, path):
     reader = sign_up(http, "r")
     author, b, c, d = (sign_up(http, p) for p in "abcd")
     for followee in (b, c, d):  # not the author
         follow(http, reader, followee)
+    start_reading(http, reader, path)
     original = post(http, author, "reposted by three")
     markers = set()
     reposts = {}
@@ -127,6 +138,7 @@ def test_celebrity_reposts_merged_at_read_are_deduplicated_with_delivered_ones(h
     first_celebrity, second_celebrity = make_celebrity(http, fans), make_celebrity(http, fans)
     author, friend = sign_up(http, "a"), sign_up(http, "b")
     follow(http, reader, friend)  # not the author
+    start_reading(http, reader, "delivered")
     original = post(http, author, "reposted by celebrities and a friend")
 
     # A celebrity first (merged at read), then a friend (delivered), then
