@@ -13,6 +13,7 @@ import heapq
 import logging
 import os
 import socket
+import time
 
 from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError
@@ -21,7 +22,7 @@ from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.events import consumer, kafka
-from services.kit.peers import clients, engagement_overlay, profiles, safety
+from services.kit.peers import accounts, clients, engagement_overlay, profiles, safety
 from services.kit.server import auth, ids, paging
 from services.kit.stores import cql, redis_client
 from services.kit.stores.cache import TtlCache
@@ -54,6 +55,9 @@ ACCOUNTS_CONSUMER_GROUP = "posts-accounts"
 # this many at once.
 ACCOUNT_PAGE = 200
 ACCOUNT_DELETE_CONCURRENCY = 16
+# Every process's copy of the gone accounts has a deleted account this long
+# after its deletion (the copies refresh every REFRESH_SECONDS).
+GONE_SETTLE_SECONDS = accounts.REFRESH_SECONDS + 1.0
 
 
 class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
@@ -148,15 +152,28 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         # Suspensions hide posts through the gone-accounts set; only a
         # deletion removes anything.
         if event.WhichOneof("kind") == "deleted":
-            await self.remove_account(event.deleted.user_id)
+            await self.remove_account(event.deleted.user_id, event.occur_time.ToMilliseconds())
 
-    async def remove_account(self, user_id: int) -> None:
+    async def remove_account(self, user_id: int, deleted_at_ms: int = 0) -> None:
         """Deletes every post and repost of the account through the delete
         path (tombstone, then the PostDeleted event that timelines, search,
         trends, feed and counts follow), then its bookmarks and repost claims.
 
         Idempotent and resumable: deleted posts leave the author's list, so a
         redelivery after a crash half-way finds only what is left."""
+        removed = await self._delete_posts_of(user_id)
+        # A replica whose copy of the gone accounts was up to its refresh
+        # interval old may still have taken a post or a bookmark from the
+        # account's unexpired access token: once every copy has it, look again.
+        wait = deleted_at_ms / 1000 + GONE_SETTLE_SECONDS - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+            removed += await self._delete_posts_of(user_id)
+        await self.store.forget_user(user_id)
+        log.info("deleted account's posts removed", extra={"user_id": user_id, "posts": removed})
+
+    async def _delete_posts_of(self, user_id: int) -> int:
+        """Deletes every post the author's list holds; how many this call deleted."""
         removed, before = 0, None
         gate = asyncio.Semaphore(ACCOUNT_DELETE_CONCURRENCY)
 
@@ -173,8 +190,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
                 break
             removed += sum(await asyncio.gather(*(delete_one(post_id) for post_id in page)))
             before = page[-1]
-        await self.store.forget_user(user_id)
-        log.info("deleted account's posts removed", extra={"user_id": user_id, "posts": removed})
+        return removed
 
     # -- RPCs ---------------------------------------------------------------
 
