@@ -253,6 +253,10 @@ def test_a_gone_accounts_posts_vanish_for_everyone_and_it_cannot_post(http, gone
         context = http.get(f"/v1/posts/{thread['id']}/context", headers=headers).json()
         assert reply.json()["id"] not in [p["id"] for p in context.get("replies", [])]
     assert http.get(f"/v1/posts/{reply.json()['id']}/context").status_code == 404
+    # Search leaves its posts out in the query itself: a one-post page is
+    # still full, with someone else's post.
+    r = http.get("/v1/search/posts", params={"q": word, "pageSize": 1})
+    assert [p["id"] for p in r.json().get("posts", [])] == [thread["id"]], r.text
     # A repost of its post is gone with it.
     assert http.get(f"/v1/posts/{reposted['id']}").status_code == 404
 
