@@ -5,10 +5,13 @@ it once too. End to end over HTTP/JSON through Envoy."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.conftest import FANOUT_THRESHOLD
-from tests.e2e.edge import Account, follow, post, sign_up, wait_until
+from tests.e2e.edge import Account, follow, home_ids, post, sign_up, wait_until
+from tests.e2e.test_watch import Watcher
 
 pytestmark = pytest.mark.e2e
 
@@ -173,3 +176,30 @@ def test_the_feed_shows_an_original_once(http):
     feed = walk_feed(http, reader, page_size=1)
     assert markers | {original["id"]} <= {p["id"] for p in feed}
     assert [p["id"] for p in feed if shows(p) == original["id"]] == [original["id"]]
+
+
+def test_a_live_watch_does_not_push_reposts_of_an_original_already_pushed(http, edge_url):
+    reader = sign_up(http, "r")
+    author, b, c = sign_up(http, "a"), sign_up(http, "b"), sign_up(http, "c")
+    for followee in (author, b, c):
+        follow(http, reader, followee)
+    stream = Watcher(edge_url, reader.token)
+    try:
+        original = post(http, author, "pushed once")
+        assert stream.next_ids(1, timeout=5.0) == [original["id"]]
+        assert wait_until(lambda: original["id"] in home_ids(http, reader), timeout=5.0)
+
+        reposts, markers = [], []
+        for who in (b, c):
+            reposts.append(repost(http, who, original)["id"])
+            markers.append(post(http, who, f"after {who.username}'s repost")["id"])
+        pushed: list[str] = []
+        deadline = time.monotonic() + 10.0
+        while not set(markers) <= set(pushed) and time.monotonic() < deadline:
+            pushed += stream.next_ids(1, timeout=max(0.01, deadline - time.monotonic()))
+        # Each reposter's marker comes after their repost (one author's posts
+        # are fanned out in order), so a pushed repost would be here by now.
+        assert set(markers) <= set(pushed), pushed
+        assert not set(reposts) & set(pushed), pushed
+    finally:
+        stream.close()
