@@ -9,12 +9,12 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.accounts import PASSWORD, post_as
 from tests.conftest import EDGE_URL, unique_username
 
 pytestmark = pytest.mark.e2e
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -49,12 +49,9 @@ def test_the_log_in_and_sign_up_pages(audited: Page):
 
 def test_the_home_timeline(audited: Page):
     username = unique_username("ax")
-    with httpx.Client(base_url=EDGE_URL, timeout=15.0) as http:
-        r = http.post("/v1/accounts", json={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        token = r.json()["accessToken"]
-        r = http.post("/v1/posts", json={"text": "checked by axe #a11y"}, headers={"Authorization": f"Bearer {token}"})
-        assert r.status_code == 200, r.text
+    r = httpx.post(f"{EDGE_URL}/v1/accounts", json={"username": username, "password": PASSWORD}, timeout=15.0)
+    assert r.status_code == 200, r.text
+    post_as(username, "checked by axe #a11y")
     audited.goto("/")
     audited.get_by_label("Username").fill(username)
     audited.get_by_label("Password").fill(PASSWORD)

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.accounts import PASSWORD, post_as, wait_for_home_timeline
 from tests.conftest import EDGE_URL, unique_username
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery"
 # Issue 20's budgets: the JavaScript of the first load, gzipped, and the home
 # timeline on screen after a navigation (on the local stack).
 FIRST_LOAD_JS_BUDGET = 200 * 1024
@@ -45,15 +45,6 @@ def _stored_refresh_token(page: Page) -> str | None:
     return page.evaluate("() => JSON.parse(localStorage.getItem('aviary.session') || 'null')?.refreshToken ?? null")
 
 
-def _post_as(username: str, text: str) -> None:
-    with httpx.Client(base_url=EDGE_URL, timeout=15.0) as http:
-        session = http.post("/v1/sessions", json={"username": username, "password": PASSWORD})
-        assert session.status_code == 200, session.text
-        token = session.json()["accessToken"]
-        created = http.post("/v1/posts", json={"text": text}, headers={"Authorization": f"Bearer {token}"})
-        assert created.status_code == 200, created.text
-
-
 def test_sign_up_reload_read_the_home_timeline_and_log_out(page: Page, console):
     username = unique_username("web")
     _sign_up(page, username)
@@ -62,7 +53,7 @@ def test_sign_up_reload_read_the_home_timeline_and_log_out(page: Page, console):
     expect(page.get_by_text("Your home timeline is empty")).to_be_visible()
 
     text = f"hello from the browser {unique_username('p')}"
-    _post_as(username, text)
+    post_as(username, text)
     page.reload()
     # Still signed in after the reload (the refresh token in storage), and the timeline has the post.
     expect(_heading(page, "Home")).to_be_visible()
@@ -144,11 +135,31 @@ def test_phone_width_fits_without_sideways_scrolling(phone_page: Page, console):
     phone_page.goto("/")
     assert _overflows(phone_page) is False
     _sign_up(phone_page, username)
-    _post_as(username, "a long word " + "x" * 200)
+    post_as(username, "a long word " + "x" * 200)
     phone_page.reload()
     expect(phone_page.get_by_role("list", name="Home timeline")).to_be_visible()
     assert _overflows(phone_page) is False
     assert console.errors == []
+
+
+def test_older_posts_load_as_the_timeline_scrolls(page: Page):
+    username = unique_username("sc")
+    _sign_up(page, username)
+    with httpx.Client(base_url=EDGE_URL, timeout=15.0) as http:
+        token = http.post("/v1/sessions", json={"username": username, "password": PASSWORD}).json()["accessToken"]
+        ids = set()
+        for n in range(25):
+            r = http.post("/v1/posts", json={"text": f"scroll {n:02d}"}, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200, r.text
+            ids.add(r.json()["id"])
+        wait_for_home_timeline(http, token, ids)
+    page.reload()
+    posts = page.get_by_role("list", name="Home timeline").get_by_role("listitem")
+    expect(posts.first).to_contain_text("scroll 24")
+    posts.last.scroll_into_view_if_needed()
+    expect(posts).to_have_count(25)
+    expect(posts.last).to_contain_text("scroll 00")
+    expect(page.get_by_role("button", name="Show older posts")).to_have_count(0)
 
 
 def _overflows(page: Page) -> bool:
@@ -178,7 +189,7 @@ def test_the_first_load_is_within_budget_and_served_with_a_strict_policy(page: P
 def test_the_home_timeline_renders_within_a_second_of_navigation(page: Page):
     username = unique_username("tm")
     _sign_up(page, username)
-    _post_as(username, "timed #budget")
+    post_as(username, "timed #budget")
     page.goto("/")  # a page without the timeline, then navigate to it
     started = time.monotonic()
     page.goto("/home")

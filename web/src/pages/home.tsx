@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, networkError, unwrap, type Post } from "../api/client";
 import { authorized, endIfUnauthenticated } from "../session";
 
@@ -22,8 +22,12 @@ export function HomePage() {
   const [nextPageToken, setNextPageToken] = useState("");
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<ApiError | null>(null);
+  const busy = useRef(false);
+  const sentinel = useRef<HTMLDivElement>(null);
 
   async function load(pageToken?: string) {
+    if (busy.current) return;
+    busy.current = true;
     setLoading(true);
     setError(null);
     try {
@@ -34,11 +38,24 @@ export function HomePage() {
       endIfUnauthenticated(cause);
       setError(networkError(cause));
     } finally {
+      busy.current = false;
       setLoading(false);
     }
   }
 
   useEffect(() => void load(), []);
+
+  // Infinite scroll: the next page loads as the end of the list comes into
+  // view. The "Show older posts" button stays for keyboards and screen readers.
+  useEffect(() => {
+    const end = sentinel.current;
+    if (!end || !nextPageToken || error) return;
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) void load(nextPageToken);
+    }, { rootMargin: "400px 0px" });
+    observer.observe(end);
+    return () => observer.disconnect();
+  }, [nextPageToken, error]);
 
   return (
     <section aria-labelledby="page-title">
@@ -73,6 +90,7 @@ export function HomePage() {
           Show older posts
         </button>
       )}
+      <div ref={sentinel} aria-hidden="true" />
     </section>
   );
 }
