@@ -63,6 +63,12 @@ def _profile_ids(http, user: Account) -> list[str] | None:
     return [p["id"] for p in r.json().get("posts", [])]
 
 
+def _bookmark_ids(http, who: Account) -> list[str]:
+    r = http.get("/v1/users/me/bookmarks", headers=who.auth)
+    assert r.status_code == 200, r.text
+    return [p["id"] for p in r.json().get("posts", [])]
+
+
 def _report_notices(http, who: Account) -> list[dict]:
     body = http.get("/v1/notifications", headers=who.auth).json()
     return [n for n in body.get("notifications", []) if n.get("kind") == "NOTIFICATION_KIND_REPORT_RESOLVED"]
@@ -242,6 +248,8 @@ def test_a_gone_accounts_posts_vanish_for_everyone_and_it_cannot_post(http, gone
     reply = http.post("/v1/posts", json={"text": f"{word} reply", "replyToId": thread["id"]}, headers=accused.auth)
     assert reply.status_code == 200, reply.text
     reposted = http.post(f"/v1/posts/{own['id']}:repost", headers=other.auth).json()
+    answer = http.post("/v1/posts", json={"text": "an answer", "replyToId": own["id"]}, headers=other.auth).json()
+    assert http.put(f"/v1/users/me/bookmarks/{own['id']}", headers=follower.auth).status_code == 200
     assert wait_until(lambda: _visible_everywhere(http, accused, follower, own["id"], word), SETTLE_SECONDS)
 
     mark(accused.id)
@@ -253,6 +261,10 @@ def test_a_gone_accounts_posts_vanish_for_everyone_and_it_cannot_post(http, gone
         context = http.get(f"/v1/posts/{thread['id']}/context", headers=headers).json()
         assert reply.json()["id"] not in [p["id"] for p in context.get("replies", [])]
     assert http.get(f"/v1/posts/{reply.json()['id']}/context").status_code == 404
+    # Its post is left out of the ancestors of a reply to it, and of bookmarks.
+    context = http.get(f"/v1/posts/{answer['id']}/context").json()
+    assert context["post"]["id"] == answer["id"] and context.get("ancestors", []) == []
+    assert _bookmark_ids(http, follower) == []
     # Search leaves its posts out in the query itself: a one-post page is
     # still full, with someone else's post.
     r = http.get("/v1/search/posts", params={"q": word, "pageSize": 1})
@@ -277,3 +289,5 @@ def test_a_gone_accounts_posts_vanish_for_everyone_and_it_cannot_post(http, gone
     unmark(accused.id)
     assert wait_until(lambda: _visible_everywhere(http, accused, follower, own["id"], word), SETTLE_SECONDS)
     assert http.post("/v1/posts", json={"text": "back"}, headers=accused.auth).status_code == 200
+    # The bookmark was kept all along.
+    assert _bookmark_ids(http, follower) == [own["id"]]
