@@ -23,7 +23,11 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # connect, create keyspace + tables, prepare statements
             on_stop=[servicer.stop],
-            background=[servicer.consume],  # post, graph, engagement and order events -> notifications
+            background=[
+                servicer.consume,  # post, graph, engagement, order and moderation events -> notifications
+                servicer.consume_messages,  # direct messages -> one notice per conversation
+                servicer.consume_accounts,  # deleted accounts -> their notices withdrawn
+            ],
         )
     )
 

@@ -1,9 +1,12 @@
-"""The consumer side: post, graph, engagement and order events -> stored,
-grouped notifications, pushed live to the recipient's Redis channel.
+"""The consumer side: post, graph, engagement, order, moderation and
+conversation events -> stored, grouped notifications, pushed live to the
+recipient's Redis channel; account deletions -> notices withdrawn.
 
-One consumer group ("notifications") over the four topics; the kit's loop
-commits a record only after `handle` returned, so a crash replays it. Every
-step is idempotent:
+Three consumer groups share `handle`: "notifications" (posts, graph,
+engagement, orders, moderation), "notifications-messages" (conversations,
+from the newest message when the group first starts) and
+"notifications-accounts" (identity). The kit's loop commits a record only
+after `handle` returned, so a crash replays it. Every step is idempotent:
   - a redelivered event is skipped by its processed marker;
   - an actor joins a group with a compare-and-set batch (set semantics: the
     same person liking twice, or a replay whose marker was lost, adds nothing);
@@ -40,6 +43,10 @@ from services.notifications.store import NotificationStore
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "notifications"
+MESSAGES_GROUP = "notifications-messages"
+ACCOUNTS_GROUP = "notifications-accounts"
+# A deleted account's own inbox is read this many rows at a time.
+ACCOUNT_PAGE = 500
 # Compare-and-set rounds before giving up on a record (the loop then retries it).
 MAX_CAS_ATTEMPTS = 30
 
@@ -104,6 +111,8 @@ class Notifier:
             EVENT_AGE.labels(topic).observe(max(0.0, time.time() - plan.occur_ms / 1000))
 
     async def apply(self, plan: Plan) -> None:
+        if plan.account_gone:
+            await self.remove_account(plan.account_gone)
         if plan.gone is not None:
             await self.withdraw_post(plan.gone)
         notices = list(plan.notices)
@@ -132,13 +141,31 @@ class Notifier:
             # Indexed before the group exists, so a concurrent delete of the
             # post either finds it or is seen by the re-check below.
             await self.store.index_post(notice.post_id, recipient, slot)
+        if actor:
+            # Likewise, so that the actor's account deletion finds the group.
+            await self.store.index_actor(actor, recipient, slot)
         activity_ms = plan.occur_ms or int(time.time() * 1000)
+        # A message group read by the recipient is done with: the next message opens a new one.
+        mark = await self.store.read_mark(recipient) if rules.is_message_slot(slot) else 0
         for _ in range(MAX_CAS_ATTEMPTS):
             state = await self.store.read_slot(recipient, slot, actor)
             old = state.group
-            if old is None or rules.opens_new_group(slot, old, int(time.time() * 1000), self.follow_window_ms):
+            if old is None or rules.opens_new_group(slot, old, int(time.time() * 1000), self.follow_window_ms, mark):
                 new = rules.new_group(notice, self.ids.next_id(), activity_ms, version=(state.version or 0) + 1)
-                change, moved_from = "created", 0
+                change = "created"
+                # A read message group's notice makes way for the new one.
+                moved_from = old.notification_id if old is not None and rules.replaces_old_instance(slot) else 0
+            elif (
+                state.actor_instance == old.instance
+                and rules.grows_on_every_event(slot)
+                and state.actor_event_id != plan.event_id
+            ):
+                # Another message from a sender the notice names already: it moves up all the same.
+                newest = await self.store.newest_id(recipient)
+                move = not rules.stays_in_place(old, newest, mark)
+                new_id = self.ids.next_id() if move else old.notification_id
+                new = rules.with_actor(old, actor, new_id, activity_ms, move=move)
+                change, moved_from = ("grown", old.notification_id) if move else ("grown_in_place", 0)
             elif state.actor_instance == old.instance or notice.actorless:
                 # Already in this group: the same person again, or a replay
                 # (an actorless notice's slot is made once and never grows).
@@ -170,7 +197,7 @@ class Notifier:
         await self._publish(
             recipient,
             notifications_pb2.WatchNotificationsResponse(
-                notification=_live_view(new),
+                notification=_live_view(new, slot),
                 replaces_id=str(moved_from) if moved_from else "",
             ),
         )
@@ -241,7 +268,35 @@ class Notifier:
         else:
             await self.store.put_row(recipient, slot, new)
             CHANGES.labels(_KIND_NAMES.get(old.kind, "?"), "shrunk").inc()
-            await self._publish(recipient, notifications_pb2.WatchNotificationsResponse(notification=_live_view(new)))
+            await self._publish(
+                recipient, notifications_pb2.WatchNotificationsResponse(notification=_live_view(new, slot))
+            )
+
+    # -- deleted accounts ------------------------------------------------------------
+
+    async def remove_account(self, user: int) -> None:
+        """A deleted account leaves every group it acted in (a group left with
+        nobody is withdrawn), and its own inbox goes. Idempotent: a replay
+        finds only what is left. Groups made before the actor index existed
+        are not found here; they are hidden at read while the account is in
+        the gone-accounts set, and expire with their retention."""
+        after: tuple[int, str] = (0, "")
+        while acted_in := await self.store.actor_index(user, after, ACCOUNT_PAGE):
+            for recipient, slot in acted_in:
+                if recipient != user:
+                    await self.drop_actor(recipient, slot, user)
+            after = acted_in[-1]
+        await self.store.drop_actor_index(user)
+        await self.forget_inbox(user)
+
+    async def forget_inbox(self, user: int) -> None:
+        """Every group and row of the user's own inbox, and their read marks."""
+        before = None
+        while rows := await self.store.page(user, before, ACCOUNT_PAGE):
+            for slot in dict.fromkeys(r.slot for r in rows if r.slot):
+                await self.store.wipe_group(user, slot)
+            before = rows[-1].notification_id
+        await self.store.drop_inbox(user)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -279,15 +334,17 @@ class Notifier:
             log.warning("live push failed", extra={"recipient_id": recipient, "error": repr(exc)})
 
 
-def _live_view(g: Group) -> notifications_pb2.Notification:
+def _live_view(g: Group, slot: str) -> notifications_pb2.Notification:
     """What goes on the live channel: the stored state; the watcher adds the
     text from current names (an order notice comes with its own)."""
+    conversation_id = rules.conversation_of(slot)
     out = notifications_pb2.Notification(
         id=str(g.notification_id),
         kind=g.kind,
         actor_ids=[str(a) for a in g.actor_ids],
         post_id=str(g.post_id) if g.post_id else "",
         order_id=str(g.order_id) if g.order_id else "",
+        conversation_id=str(conversation_id) if conversation_id else "",
         text=g.body,
         actor_count=g.actor_count,
     )

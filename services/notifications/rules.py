@@ -17,10 +17,19 @@ from typing import Any, Iterable, TypeAlias
 
 from google.protobuf.message import DecodeError
 
+from aviary.conversations.v1 import conversations_pb2
 from aviary.events.v1 import events_pb2
 from aviary.notifications.v1 import notifications_pb2
 from services.kit.server.ids import timestamp_ms
-from services.kit.events.kafka import ENGAGEMENT_TOPIC, GRAPH_TOPIC, MODERATION_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
+from services.kit.events.kafka import (
+    CONVERSATIONS_TOPIC,
+    ENGAGEMENT_TOPIC,
+    GRAPH_TOPIC,
+    IDENTITY_TOPIC,
+    MODERATION_TOPIC,
+    ORDERS_TOPIC,
+    POSTS_TOPIC,
+)
 
 # A NotificationKind value (an int at run time).
 Kind: TypeAlias = notifications_pb2.NotificationKind.ValueType
@@ -33,6 +42,8 @@ ORDER_STATUS = notifications_pb2.NOTIFICATION_KIND_ORDER_STATUS
 NEW_ORDER = notifications_pb2.NOTIFICATION_KIND_NEW_ORDER
 ORDER_CANCELLED = notifications_pb2.NOTIFICATION_KIND_ORDER_CANCELLED
 REPORT_RESOLVED = notifications_pb2.NOTIFICATION_KIND_REPORT_RESOLVED
+QUOTE = notifications_pb2.NOTIFICATION_KIND_QUOTE
+MESSAGE = notifications_pb2.NOTIFICATION_KIND_MESSAGE
 
 # Actors listed on one notification, most recent first; actor_count has the total.
 MAX_LISTED = 50
@@ -49,6 +60,12 @@ _VERBS = {
     REPOST: "reposted your post",
     REPLY: "replied to your post",
     MENTION: "mentioned you",
+    QUOTE: "quoted your post",
+    MESSAGE: "sent you a message",
+}
+# The verb when a notice names more than one actor, where it differs.
+_PLURAL_VERBS = {
+    MESSAGE: "sent you messages",
 }
 
 
@@ -66,6 +83,33 @@ def reply_slot(reply_id: int) -> str:
 
 def mention_slot(post_id: int) -> str:
     return f"mention:{post_id}"
+
+
+def quote_slot(quote_id: int) -> str:
+    """One notice per quote (each has text of its own to read), like replies."""
+    return f"quote:{quote_id}"
+
+
+MESSAGE_SLOT_PREFIX = "message:"
+
+
+def message_slot(conversation_id: int) -> str:
+    """One notice per conversation, grouping the senders of its new messages."""
+    return f"{MESSAGE_SLOT_PREFIX}{conversation_id}"
+
+
+def is_message_slot(slot: str) -> bool:
+    return slot.startswith(MESSAGE_SLOT_PREFIX)
+
+
+def conversation_of(slot: str) -> int:
+    """The conversation a message slot is about; 0 for any other slot."""
+    if not is_message_slot(slot):
+        return 0
+    try:
+        return int(slot.removeprefix(MESSAGE_SLOT_PREFIX))
+    except ValueError:
+        return 0
 
 
 def order_slot(order_id: int, status: str, seller_id: int = 0) -> str:
@@ -151,10 +195,12 @@ class Plan:
     gone: PostGone | None = None
     # Posts the notices are about: if any was deleted, the notices are not made.
     about_posts: tuple[int, ...] = ()
+    # A deleted account: every notice it acted in, and its own inbox, go.
+    account_gone: int = 0
 
     @property
     def empty(self) -> bool:
-        return not self.notices and self.mentions is None and self.gone is None
+        return not self.notices and self.mentions is None and self.gone is None and not self.account_gone
 
 
 class Unreadable(ValueError):
@@ -174,6 +220,10 @@ def plan_for(topic: str, value: bytes) -> Plan:
             return _order_plan(_parse(events_pb2.OrderEvent, value))
         if topic == MODERATION_TOPIC:
             return _moderation_plan(_parse(events_pb2.ModerationEvent, value))
+        if topic == IDENTITY_TOPIC:
+            return _account_plan(_parse(events_pb2.AccountEvent, value))
+        if topic == CONVERSATIONS_TOPIC:
+            return _conversation_plan(_parse_conversation_event(value))
     except DecodeError as exc:
         raise Unreadable(f"undecodable {topic} record: {exc}") from exc
     raise Unreadable(f"unexpected topic {topic}")
@@ -184,6 +234,15 @@ def _parse(cls, value: bytes):
     event.ParseFromString(value or b"")
     if event.event_id <= 0:
         raise Unreadable(f"{cls.__name__} without event_id")
+    return event
+
+
+def _parse_conversation_event(value: bytes) -> conversations_pb2.ConversationEvent:
+    """Its event id is a decimal string (the API's id format), unlike the events topics'."""
+    event = conversations_pb2.ConversationEvent()
+    event.ParseFromString(value or b"")
+    if not event.event_id.isdigit() or int(event.event_id) <= 0:
+        raise Unreadable("ConversationEvent without a numeric event_id")
     return event
 
 
@@ -214,6 +273,13 @@ def _post_plan(event: events_pb2.PostEvent) -> Plan:
         told.add(c.reply_to_author_id)
     if c.repost_of_id and not c.text and c.repost_of_author_id > 0 and c.repost_of_author_id != c.author_id:
         notices.append(Notice(c.repost_of_author_id, c.author_id, REPOST, c.repost_of_id, repost_slot(c.repost_of_id)))
+        about.append(c.repost_of_id)
+    if c.repost_of_id and c.text and c.repost_of_author_id > 0 and c.repost_of_author_id != c.author_id:
+        # A quote: about the quote (deleting it withdraws the notice), and
+        # not made when the quoted post is gone already.
+        if c.repost_of_author_id not in told:
+            notices.append(Notice(c.repost_of_author_id, c.author_id, QUOTE, c.post_id, quote_slot(c.post_id)))
+            told.add(c.repost_of_author_id)
         about.append(c.repost_of_id)
     usernames = tuple(dict.fromkeys(m.lower() for m in c.mentions if m))[:MAX_MENTIONS]
     mentions = Mentions(c.author_id, c.post_id, usernames, frozenset(told)) if usernames else None
@@ -249,6 +315,8 @@ def report_slot(report_id: int) -> str:
 # What a reporter is told, by decision.
 REPORT_OUTCOMES = {
     "DISMISS": "The moderators reviewed your report and found no rule broken. Thank you for reporting.",
+    "REMOVE_POST": "Thank you for reporting: we removed the post you reported.",
+    "SUSPEND_ACCOUNT": "Thank you for reporting: we suspended the account you reported.",
 }
 
 
@@ -262,6 +330,36 @@ def _moderation_plan(event: events_pb2.ModerationEvent) -> Plan:
     if r.report_id <= 0 or r.reporter_id <= 0 or body is None:
         return base
     return replace(base, notices=(Notice(r.reporter_id, 0, REPORT_RESOLVED, 0, report_slot(r.report_id), 0, body),))
+
+
+def _account_plan(event: events_pb2.AccountEvent) -> Plan:
+    """A deleted account: withdrawn everywhere it acted, its inbox gone.
+    Suspensions change nothing stored (gone accounts are hidden at read)."""
+    base = Plan(IDENTITY_TOPIC, event.event_id, _occur_ms(event))
+    if event.WhichOneof("kind") != "deleted" or event.deleted.user_id <= 0:
+        return base
+    return replace(base, account_gone=event.deleted.user_id)
+
+
+def _conversation_plan(event: conversations_pb2.ConversationEvent) -> Plan:
+    """A message: one notice to each recipient but the sender, in their
+    notice for the conversation."""
+    base = Plan(CONVERSATIONS_TOPIC, int(event.event_id))
+    if not event.HasField("message_sent"):
+        return base
+    m = event.message_sent
+    if m.HasField("created_at"):
+        base = replace(base, occur_ms=m.created_at.seconds * 1000 + m.created_at.nanos // 1_000_000)
+    sender, conversation = _int_or_zero(m.sender_id), _int_or_zero(m.conversation_id)
+    if sender <= 0 or conversation <= 0:
+        return base
+    recipients = dict.fromkeys(r for r in map(_int_or_zero, event.recipient_ids) if r > 0 and r != sender)
+    slot = message_slot(conversation)
+    return replace(base, notices=tuple(Notice(r, sender, MESSAGE, 0, slot) for r in recipients))
+
+
+def _int_or_zero(value: str) -> int:
+    return int(value) if value.isdigit() else 0
 
 
 def _order_plan(event: events_pb2.OrderEvent) -> Plan:
@@ -416,11 +514,27 @@ class Group:
     body: str = ""
 
 
-def opens_new_group(slot: str, group: Group | None, now_ms: int, follow_window_ms: int) -> bool:
-    """No group yet, or a follow group older than the window: the notice starts a new one."""
+def opens_new_group(slot: str, group: Group | None, now_ms: int, follow_window_ms: int, read_mark: int = 0) -> bool:
+    """No group yet, a follow group older than the window, or a message
+    group the recipient has read (its notice groups the unread messages):
+    the notice starts a new one."""
     if group is None:
         return True
+    if is_message_slot(slot):
+        return group.notification_id <= read_mark
     return slot == FOLLOW_SLOT and now_ms - timestamp_ms(group.instance) >= follow_window_ms
+
+
+def grows_on_every_event(slot: str) -> bool:
+    """A message notice moves to the top with each new message, even one from
+    a sender it names already; other groups grow only by new actors."""
+    return is_message_slot(slot)
+
+
+def replaces_old_instance(slot: str) -> bool:
+    """A new message group takes the place of the conversation's read one
+    (one notice per conversation); an old follow group stays where it was."""
+    return is_message_slot(slot)
 
 
 def new_group(notice: Notice, new_id: int, activity_ms: int, version: int = 1) -> Group:
@@ -494,10 +608,11 @@ def notice_text(
         return body
     if kind in (ORDER_STATUS, NEW_ORDER, ORDER_CANCELLED):
         return "One of your orders has news"  # stored without a body: should not happen
-    verb = _VERBS.get(kind, "did something")
     known = [names[a] for a in actor_ids if names.get(a)]
     first = known[0] if known else "Someone"
     others = max(actor_count, len(actor_ids), 1) - 1
+    verb = _PLURAL_VERBS.get(kind, "") if others else ""
+    verb = verb or _VERBS.get(kind, "did something")
     if others == 0:
         return f"{first} {verb}"
     if others == 1:
@@ -519,6 +634,15 @@ def without_hidden_actors(rows: Iterable[Any], hidden: frozenset[int]) -> list[A
             removed = len(row.actor_ids) - len(kept)
             shown.append(replace(row, actor_ids=kept, actor_count=max(len(kept), row.actor_count - removed)))
     return shown
+
+
+def shown_unread_count(rows: Iterable[Any], read_mark: int, hidden: frozenset[int]) -> int:
+    """How many of `rows` (newest first) are unread as the list shows them:
+    a leftover row of a moved group counted once, and hidden actors left out
+    as `without_hidden_actors` leaves them (a group of none but them not at all)."""
+    unread = [r for r in rows if r.notification_id > read_mark]
+    shown, _ = dedupe_page(unread, key=lambda r: (r.slot, r.instance))
+    return len(without_hidden_actors(shown, hidden))
 
 
 def names_needed(actor_ids: list[int] | tuple[int, ...]) -> list[int]:
@@ -552,6 +676,7 @@ def notification_proto(
     names: dict[int, str],
     order_id: int = 0,
     body: str = "",
+    conversation_id: int = 0,
 ) -> notifications_pb2.Notification:
     """The API shape of one stored notification, its text built from current
     names (or its own body, for order notices)."""
@@ -561,6 +686,7 @@ def notification_proto(
         actor_ids=[str(a) for a in actor_ids],
         post_id=str(post_id) if post_id else "",
         order_id=str(order_id) if order_id else "",
+        conversation_id=str(conversation_id) if conversation_id else "",
         text=notice_text(kind, actor_ids, actor_count, names, body),
         read=read,
         actor_count=max(actor_count, len(actor_ids)),

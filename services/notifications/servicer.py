@@ -23,11 +23,13 @@ from services.kit.stores import cql, redis_client
 from services.kit.server.auth import caller_id, stream_deadline
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import unavailable
-from services.kit.server.ids import MAX_ID, IdGenerator, parse_id
+from services.kit.server.ids import IdGenerator, parse_id
 from services.kit.events.consumer import ConsumerLoop
 from services.kit.events.kafka import (
+    CONVERSATIONS_TOPIC,
     ENGAGEMENT_TOPIC,
     GRAPH_TOPIC,
+    IDENTITY_TOPIC,
     MODERATION_TOPIC,
     ORDERS_TOPIC,
     POSTS_TOPIC,
@@ -36,7 +38,7 @@ from services.kit.events.kafka import (
 from services.kit.events.live import LiveHub
 from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.notifications import rules
-from services.notifications.notifier import CONSUMER_GROUP, Notifier
+from services.notifications.notifier import ACCOUNTS_GROUP, CONSUMER_GROUP, MESSAGES_GROUP, Notifier
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore, Row
 
@@ -69,6 +71,19 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             CONSUMER_GROUP,
             [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC, ORDERS_TOPIC, MODERATION_TOPIC],
             self.notifier.handle,
+        )
+        # New messages only: a group starting for the first time does not
+        # notify every message ever sent. Once it has offsets, nothing is skipped.
+        self.message_consumer = ConsumerLoop(
+            settings.kafka_bootstrap,
+            MESSAGES_GROUP,
+            [CONVERSATIONS_TOPIC],
+            self.notifier.handle,
+            auto_offset_reset="latest",
+        )
+        # From the earliest offset: no account deletion is skipped.
+        self.account_consumer = ConsumerLoop(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, [IDENTITY_TOPIC], self.notifier.handle
         )
         # Names for the texts; a rename shows within this many seconds.
         self.names: TtlCache[int, str] = TtlCache(ttl_seconds=settings.name_cache_seconds, max_entries=50_000)
@@ -104,6 +119,14 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             log.warning("could not ensure Kafka topics; consuming anyway", extra={"error": repr(exc)})
         await self.consumer.run()
 
+    async def consume_messages(self) -> None:
+        """Background job: new direct messages -> one notice per conversation."""
+        await self.message_consumer.run()
+
+    async def consume_accounts(self) -> None:
+        """Background job: deleted accounts -> their notices withdrawn, their inbox gone."""
+        await self.account_consumer.run()
+
     # -- RPCs --------------------------------------------------------------------
 
     async def ListNotifications(self, request, context):
@@ -111,19 +134,21 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         size = page_size(request.page_size)
         before = int_cursor(request.page_token, "before")
         try:
-            rows, mark = await asyncio.gather(
+            fetched, mark, hidden = await asyncio.gather(
                 self.store.page(recipient, before, size + 1),
                 self.store.read_mark(recipient),
+                self.hidden_authors.of(recipient),
             )
-            unread = await self.store.count_between(recipient, mark, MAX_ID, self.count_cap)
+            # Made before a block or mute: filtered here (the rows stay, so an
+            # unblock or a mute's end shows them again).
+            hidden_ids = hidden.ids()
+            unread = await self._unread_count(recipient, mark, hidden_ids, fetched if before is None else None, size)
         except cql.OUTAGES as exc:
             raise unavailable("notifications are temporarily unavailable; try again") from exc
-        has_more = len(rows) > size
-        rows = rows[:size]
+        has_more = len(fetched) > size
+        rows = fetched[:size]
         shown, stale = rules.dedupe_page(rows, key=lambda r: (r.slot, r.instance))
-        # Made before a block or mute: filtered here (the rows stay, so an
-        # unblock or a mute's end shows them again).
-        shown = rules.without_hidden_actors(shown, (await self.hidden_authors.of(recipient)).ids())
+        shown = rules.without_hidden_actors(shown, hidden_ids)
         if stale:
             self._clean_later(recipient, stale)
         names = await self._names([a for r in shown for a in rules.names_needed(r.actor_ids)])
@@ -181,6 +206,20 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
 
     # -- helpers -----------------------------------------------------------------
 
+    async def _unread_count(
+        self, recipient: int, mark: int, hidden: frozenset[int], first_page: list[Row] | None, size: int
+    ) -> int:
+        """How many unread notifications the list shows: the unread rows as
+        the list filters them (a leftover row of a moved group once, actors
+        the recipient blocks or mutes and gone accounts left out, a group of
+        none but them not at all), counting at most the cap. When the first
+        page already holds every unread row (the usual case) they are counted
+        from it; otherwise the unread rows are read (one partition slice of
+        at most `count_cap` rows, with their actor lists)."""
+        if first_page is not None and (len(first_page) <= size or first_page[-1].notification_id <= mark):
+            return rules.shown_unread_count(first_page, mark, hidden)
+        return rules.shown_unread_count(await self.store.rows_above(recipient, mark, self.count_cap), mark, hidden)
+
     async def _fill_text(self, n: notifications_pb2.Notification) -> None:
         if n.text:
             return  # an order notice: its own sentence, nobody to name
@@ -232,4 +271,5 @@ def _to_proto(row: Row, mark: int, names: dict[int, str]) -> notifications_pb2.N
         names=names,
         order_id=row.order_id,
         body=row.body,
+        conversation_id=rules.conversation_of(row.slot),
     )

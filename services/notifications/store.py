@@ -71,6 +71,12 @@ SCHEMA = [
         slot text,
         PRIMARY KEY (post_id, recipient_id, slot)
     )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.actor_notices (
+        actor_id bigint,
+        recipient_id bigint,
+        slot text,
+        PRIMARY KEY (actor_id, recipient_id, slot)
+    )""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.deleted_posts (
         post_id bigint PRIMARY KEY
     )""",
@@ -190,6 +196,8 @@ class NotificationStore:
             "WHERE recipient_id = ? AND notification_id <= ? LIMIT 1",
             "ids_between": f"SELECT notification_id FROM {ks}.notifications "
             "WHERE recipient_id = ? AND notification_id > ? AND notification_id <= ? LIMIT ?",
+            "rows_above": f"SELECT {_ROW_COLUMNS} FROM {ks}.notifications "
+            "WHERE recipient_id = ? AND notification_id > ? LIMIT ?",
             # groups
             "get_group": f"SELECT {_GROUP_COLUMNS} FROM {ks}.groups WHERE recipient_id = ? AND slot = ? LIMIT 1",
             "get_actor": f"SELECT actor_instance, event_id FROM {ks}.groups "
@@ -209,6 +217,14 @@ class NotificationStore:
             "post_index": f"SELECT recipient_id, slot FROM {ks}.post_notices WHERE post_id = ? "
             f"LIMIT {_INDEX_SCAN_LIMIT}",
             "drop_post_index": f"DELETE FROM {ks}.post_notices WHERE post_id = ?",
+            # actor index (a deleted account's notices)
+            "index_actor": f"INSERT INTO {ks}.actor_notices (actor_id, recipient_id, slot) VALUES (?, ?, ?) "
+            "USING TTL ?",
+            "actor_index": f"SELECT recipient_id, slot FROM {ks}.actor_notices WHERE actor_id = ? "
+            "AND (recipient_id, slot) > (?, ?) LIMIT ?",
+            "drop_actor_index": f"DELETE FROM {ks}.actor_notices WHERE actor_id = ?",
+            "drop_inbox": f"DELETE FROM {ks}.notifications WHERE recipient_id = ?",
+            "drop_read_marks": f"DELETE FROM {ks}.read_marks WHERE recipient_id = ?",
             "mark_deleted": f"INSERT INTO {ks}.deleted_posts (post_id) VALUES (?) USING TTL ?",
             "is_deleted": f"SELECT post_id FROM {ks}.deleted_posts WHERE post_id = ?",
             # read marks
@@ -257,6 +273,25 @@ class NotificationStore:
 
     async def drop_post_index(self, post_id: int) -> None:
         await self._run("drop_post_index", (post_id,))
+
+    # -- the actor index -----------------------------------------------------------
+
+    async def index_actor(self, actor_id: int, recipient_id: int, slot: str) -> None:
+        await self._run("index_actor", (actor_id, recipient_id, slot, self.retention))
+
+    async def actor_index(self, actor_id: int, after: tuple[int, str], limit: int) -> list[tuple[int, str]]:
+        """(recipient, slot) pairs the actor acted in (within the retention),
+        in order, after `after` (start from (0, "")), at most `limit`."""
+        rows = await self._run("actor_index", (actor_id, *after, limit))
+        return [(r.recipient_id, r.slot) for r in rows]
+
+    async def drop_actor_index(self, actor_id: int) -> None:
+        await self._run("drop_actor_index", (actor_id,))
+
+    async def drop_inbox(self, recipient_id: int) -> None:
+        """The recipient's whole inbox partition and read marks (a deleted account)."""
+        await self._run("drop_inbox", (recipient_id,))
+        await self._run("drop_read_marks", (recipient_id,))
 
     # -- groups --------------------------------------------------------------------
 
@@ -380,6 +415,10 @@ class NotificationStore:
         else:
             rows = await self._run("newest_at_most", (recipient_id, at_most))
         return rows[0].notification_id if rows else 0
+
+    async def rows_above(self, recipient_id: int, above: int, limit: int) -> list[Row]:
+        """The rows with an id above `above`, newest first, at most `limit`."""
+        return [_row(recipient_id, r) for r in await self._run("rows_above", (recipient_id, above, limit))]
 
     async def count_between(self, recipient_id: int, above: int, up_to: int, cap: int) -> int:
         """How many notifications have above < id <= up_to, counting at most `cap`."""

@@ -97,15 +97,18 @@ def test_pure_repost_notifies_the_original_author_about_the_original():
     assert set(plan.about_posts) == {60, 40}
 
 
-def test_quote_post_is_no_repost_notice_but_its_mentions_count():
+def test_quote_post_is_a_quote_notice_about_the_quote_not_a_repost_and_its_mentions_count():
     plan = rules.plan_for(
         POSTS_TOPIC,
         _post_created(
             post_id=60, author_id=1, text="look @Bob", repost_of_id=40, repost_of_author_id=2, mentions=["bob"]
         ),
     )
-    assert plan.notices == ()
+    assert plan.notices == (Notice(2, 1, rules.QUOTE, 60, "quote:60"),)
+    assert set(plan.about_posts) == {60, 40}
     assert plan.mentions.usernames == ("bob",)
+    # The quoted author, mentioned too, hears of it once (as the quote).
+    assert plan.mentions.notices({"bob": 2}) == []
 
 
 def test_mentions_are_lower_cased_deduplicated_and_skip_the_replied_to_author():
