@@ -246,7 +246,9 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                 last_seen = rows[-1][0]
         has_more = len(shown) > size
         shown = shown[:size]
-        views = await asyncio.gather(*(self._conversation_view(c, me) for c in shown))
+        views = await asyncio.gather(*(self._conversation_view(c, me, hydrated=False) for c in shown))
+        # The page's last messages hydrated together: one lookup per owner, not one per conversation.
+        await self.cards.attach([v.last_message for v in views if v.HasField("last_message")], self.timeout)
         token = encode_token({"before": shown[-1].last_activity_id}) if has_more else ""
         return conversations_pb2.ListConversationsResponse(conversations=views, next_page_token=token)
 
@@ -439,7 +441,9 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             return 0
         return await self.store.count_after(conversation.conversation_id, mark, self.settings.unread_cap)
 
-    async def _conversation_view(self, c: ConversationRow, me: int) -> conversations_pb2.Conversation:
+    async def _conversation_view(
+        self, c: ConversationRow, me: int, *, hydrated: bool = True
+    ) -> conversations_pb2.Conversation:
         last, unread = await asyncio.gather(
             self.store.get_message(c.conversation_id, c.last_message_bucket, c.last_message_id)
             if c.last_message_id
@@ -454,7 +458,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         view.updated_at.FromMilliseconds(timestamp_ms(c.last_activity_id or c.conversation_id))
         if last is not None:
             view.last_message.CopyFrom(_message_proto(last))
-            await self.cards.attach([view.last_message], self.timeout)
+            if hydrated:
+                await self.cards.attach([view.last_message], self.timeout)
         return view
 
 

@@ -101,6 +101,10 @@ def test_a_deleted_account_leaves_and_its_messages_stay_from_a_deleted_account(i
         return (sender.id, sender.username, sender.display_name) == (gone.id, "", DELETED_DISPLAY_NAME)
 
     wait_until(from_deleted_account)  # once the sender cache (10 s) lets go of the old summary
+    # The conversation list's last messages too (hydrated together for the page).
+    listed = conversations.ListConversations(pb.ListConversationsRequest(), metadata=third.auth, timeout=10)
+    last = next(c.last_message for c in listed.conversations if c.id == group.id)
+    assert (last.text, last.sender.display_name, last.sender.username) == ("hello all", DELETED_DISPLAY_NAME, "")
     assert history(conversations, friend, pair)[0].sender.username == friend.username
     assert [m.text for m in history(conversations, third, group)] == ["hello all"]
     # Its unread state and inbox are gone.
