@@ -391,6 +391,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             found, repeated = await self._hydrate_once_each(keys, plan.candidates, caller, hidden)
             _extend_page(page, shown, [e for e in plan.candidates if e.post_id not in repeated], found, hidden)
             self._forget_deleted(caller, [e.member for e in plan.candidates if e.post_id not in found])
+            self._upgrade_legacy(caller, plan.candidates, found)
             cursor = plan.next_cursor
             has_more = plan.has_more
             if len(page) >= size or not has_more:
@@ -659,7 +660,34 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         """Drops deleted posts from the reader's timeline without delaying the reply."""
         if not members:
             return
-        task = asyncio.create_task(self._drop_quietly(user_id, members))
+        self._in_background(self._drop_quietly(user_id, members))
+
+    def _upgrade_legacy(self, user_id: int, candidates: list[Stored], found: dict[int, posts_pb2.Post]) -> None:
+        """Pure reposts stored before members carried their original (found
+        out by hydrating them) are stored again with it, in the reader's
+        timeline and the reposter's index, without delaying the reply: from
+        then on every page shows their original once."""
+        upgrades = []
+        for entry in candidates:
+            post = found.get(entry.post_id)
+            if post is None or entry.original_id or not _pure_repost_of(post):
+                continue
+            author_id = int(post.author_id)
+            upgraded = encode_member(entry.post_id, author_id, _pure_repost_of(post))
+            upgrades += [(home_key(user_id), entry.member, upgraded), (author_key(author_id), entry.member, upgraded)]
+        if upgrades:
+            self._in_background(self._upgrade_quietly(user_id, upgrades))
+
+    async def _upgrade_quietly(self, user_id: int, upgrades: list[tuple[str, bytes, bytes]]) -> None:
+        try:
+            replaced = await self.store.replace_members(upgrades)
+            log.info("stored reposts with their originals", extra={"user_id": user_id, "count": replaced})
+        except Exception:
+            # Harmless: the next read finds them again.
+            log.warning("could not store reposts with their originals", extra={"user_id": user_id}, exc_info=True)
+
+    def _in_background(self, coro) -> None:
+        task = asyncio.create_task(coro)
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 

@@ -149,6 +149,15 @@ end
 return out
 """
 
+# Stores a member again in another form, only where the old form is held
+# (a member removed meanwhile is not brought back). KEYS: the sorted set.
+# ARGV: old member, new member. Returns 1 when replaced.
+_REPLACE_MEMBER_LUA = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], 0, ARGV[2])
+return 1
+"""
+
 # Earlier occurrences returned per repost and source: the oldest few are
 # enough (more only matter when all of these are deleted or hidden).
 EARLIER_OCCURRENCES_CAP = 8
@@ -167,6 +176,7 @@ class TimelineStore:
         self._forget_celebrities = self._redis.register_script(_FORGET_CELEBRITIES_LUA)
         self._cache_celebrities = self._redis.register_script(_CACHE_CELEBRITIES_LUA)
         self._earlier_occurrences = self._redis.register_script(_EARLIER_OCCURRENCES_LUA)
+        self._replace_member = self._redis.register_script(_REPLACE_MEMBER_LUA)
 
     @property
     def client(self) -> redis.Redis:
@@ -363,6 +373,16 @@ class TimelineStore:
                 for member in members:
                     found.setdefault(repost.post_id, []).append(decode_member(member))
         return found
+
+    async def replace_members(self, replacements: Sequence[tuple[str, bytes, bytes]]) -> int:
+        """(key, old member, new member): each replaced where the old one is
+        still held, in one round trip; returns how many were."""
+        if not replacements:
+            return 0
+        replies = await self._evalsha_each(
+            self._replace_member, ((b"1", key, old, new) for key, old, new in replacements)
+        )
+        return sum(replies)
 
     # -- account deletion -------------------------------------------------------------
 

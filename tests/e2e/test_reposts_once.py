@@ -8,8 +8,10 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 
-from tests.conftest import FANOUT_THRESHOLD
+from services.timeline.entries import MEMBER_BYTES, home_key
+from tests.conftest import FANOUT_THRESHOLD, REDIS_URL
 from tests.e2e.edge import Account, follow, home_ids, post, sign_up, wait_until
 from tests.e2e.test_watch import Watcher
 
@@ -203,3 +205,30 @@ def test_a_live_watch_does_not_push_reposts_of_an_original_already_pushed(http, 
         assert not set(reposts) & set(pushed), pushed
     finally:
         stream.close()
+
+
+def test_reposts_stored_before_originals_were_kept_are_upgraded_by_a_read(http):
+    reader = sign_up(http, "r")
+    author, b, c = sign_up(http, "a"), sign_up(http, "b"), sign_up(http, "c")
+    for followee in (b, c):
+        follow(http, reader, followee)
+    start_reading(http, reader, "delivered")
+    original = post(http, author, "reposted before the upgrade")
+    first = repost(http, b, original)
+    markers = {post(http, b, "after b's repost")["id"]}
+    repost(http, c, original)
+    markers.add(post(http, c, "after c's repost")["id"])
+    assert wait_until(lambda: holds_all(http, reader, markers), timeout=10.0)
+
+    # As a timeline written before members carried originals holds them.
+    rdb = redis.Redis.from_url(REDIS_URL)
+    key = home_key(int(reader.id))
+    long_members = [m for m in rdb.zrange(key, 0, -1) if len(m) > MEMBER_BYTES]
+    assert len(long_members) == 2
+    rdb.zrem(key, *long_members)
+    rdb.zadd(key, {m[:MEMBER_BYTES]: 0 for m in long_members})
+
+    # A read that meets them stores them with their originals again.
+    walk_home(http, reader, 100)
+    assert wait_until(lambda: sum(len(m) > MEMBER_BYTES for m in rdb.zrange(key, 0, -1)) == 2, timeout=5.0)
+    assert_once_on_every_walk(http, reader, original, first["id"])
