@@ -225,9 +225,13 @@ class Notifier:
     async def withdraw_post(self, gone: PostGone) -> None:
         """Everything about a deleted post goes; a deleted repost leaves its original's group."""
         await self.store.mark_deleted(gone.post_id)
-        for recipient, slot in await self.store.post_index(gone.post_id):
+        about_it = await self.store.post_index(gone.post_id)
+        for recipient, slot in about_it:
             await self.withdraw_group(recipient, slot)
-        if gone.repost_of_id and gone.author_id:
+        # A deleted quote (it has a quote notice) is not its author's repost:
+        # the repost group keeps them if they reposted the original too.
+        was_quote = any(rules.is_quote_slot(slot) for _, slot in about_it)
+        if gone.repost_of_id and gone.author_id and not was_quote:
             original_slot = rules.repost_slot(gone.repost_of_id)
             for recipient, slot in await self.store.post_index(gone.repost_of_id):
                 if slot == original_slot:

@@ -90,6 +90,10 @@ def quote_slot(quote_id: int) -> str:
     return f"quote:{quote_id}"
 
 
+def is_quote_slot(slot: str) -> bool:
+    return slot.startswith("quote:")
+
+
 MESSAGE_SLOT_PREFIX = "message:"
 
 

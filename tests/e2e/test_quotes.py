@@ -78,3 +78,23 @@ def test_quoting_your_own_post_notifies_nobody_but_counts(http):
     quote(http, other, original["id"], "and me")
     assert wait_until(lambda: len(quote_notices(http, author)) == 1, timeout=DEADLINE)
     assert quote_notices(http, author)[0]["actorIds"] == [other.id]
+
+
+def test_deleting_a_quote_keeps_its_authors_repost_of_the_same_post(http):
+    author, fan = sign_up(http, "qa"), sign_up(http, "qf")
+    original = post(http, author, "repost and quote me")
+    r = http.post(f"/v1/posts/{original['id']}:repost", json={}, headers=fan.auth)
+    assert r.status_code == 200, r.text
+    mine = quote(http, fan, original["id"], "and a word on it")
+
+    def reposters() -> list[list[str]]:
+        r = http.get("/v1/notifications", params={"pageSize": 50}, headers=author.auth)
+        assert r.status_code == 200, r.text
+        return [n["actorIds"] for n in r.json()["notifications"] if n["kind"] == "NOTIFICATION_KIND_REPOST"]
+
+    assert wait_until(lambda: quote_notices(http, author) and reposters() == [[fan.id]], timeout=DEADLINE)
+    r = http.delete(f"/v1/posts/{mine['id']}", headers=fan.auth)
+    assert r.status_code == 200, r.text
+    assert wait_until(lambda: not quote_notices(http, author), timeout=DEADLINE)
+    assert wait_until(lambda: counts_of(http, original["id"]) == (0, 1), timeout=DEADLINE)
+    assert reposters() == [[fan.id]]
