@@ -84,6 +84,22 @@ def test_sign_up_reload_read_the_home_timeline_and_log_out(page: Page, console):
     assert console.errors == []
 
 
+def test_a_session_revoked_elsewhere_ends_here_with_a_notice(page: Page, console):
+    _sign_up(page, unique_username("rv"))
+    stored = page.evaluate("() => JSON.parse(localStorage.getItem('aviary.session'))")
+    # Logged out from elsewhere (the same session): its refresh token stops working.
+    r = httpx.delete(
+        f"{EDGE_URL}/v1/sessions/current", headers={"Authorization": f"Bearer {stored['accessToken']}"}, timeout=15.0
+    )
+    assert r.status_code == 200, r.text
+    page.evaluate("s => localStorage.setItem('aviary.session', JSON.stringify({...s, expiresAt: 0}))", stored)
+    page.reload()
+    expect(_heading(page, "Log in to Aviary")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text("Your session has ended: please log in again.")
+    assert _stored_refresh_token(page) is None
+    assert console.errors == []
+
+
 def test_log_in_with_the_keyboard_alone(page: Page, console):
     username = unique_username("kb")
     r = httpx.post(f"{EDGE_URL}/v1/accounts", json={"username": username, "password": PASSWORD}, timeout=15.0)
@@ -116,6 +132,21 @@ def test_the_apis_messages_are_shown_and_announced(page: Page):
     page.get_by_label("Password").fill("not the password at all")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_have_text("username or password is incorrect")
+    expect(page).to_have_url(re.compile(r"/$"))
+
+
+def test_too_many_failed_log_ins_say_when_to_try_again(page: Page):
+    username = unique_username("lk")
+    r = httpx.post(f"{EDGE_URL}/v1/accounts", json={"username": username, "password": PASSWORD}, timeout=15.0)
+    assert r.status_code == 200, r.text
+    for _ in range(5):
+        r = httpx.post(f"{EDGE_URL}/v1/sessions", json={"username": username, "password": "wrong" * 3}, timeout=15.0)
+        assert r.status_code == 401, r.text
+    page.goto("/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text(re.compile(r"too many failed log-ins.*try again in \d+ s"))
     expect(page).to_have_url(re.compile(r"/$"))
 
 

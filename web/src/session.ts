@@ -4,6 +4,7 @@
 import { api, ApiError, networkError, unwrap, type Tokens, type User } from "./api/client";
 
 const STORAGE_KEY = "aviary.session";
+const SESSION_ENDED = "Your session has ended: please log in again.";
 // Refresh this long before the access token expires.
 const EXPIRY_MARGIN_MS = 60_000;
 
@@ -18,9 +19,23 @@ export type Session = {
 type Listener = (session: Session | null) => void;
 const listeners = new Set<Listener>();
 let current: Session | null = read();
+// Why the last session ended, when the person did not log out themselves.
+let endedBecause: string | null = null;
 
 export function session(): Session | null {
   return current;
+}
+
+/** Why the session ended without a log-out, once: the log-in page shows it. */
+export function takeEndedReason(): string | null {
+  const reason = endedBecause;
+  endedBecause = null;
+  return reason;
+}
+
+function endSession(reason: string): void {
+  endedBecause = reason;
+  publish(null);
 }
 
 export function onSessionChange(listener: Listener): () => void {
@@ -38,6 +53,7 @@ function read(): Session | null {
 }
 
 function publish(next: Session | null): void {
+  if (next) endedBecause = null;
   current = next;
   if (next) localStorage.setItem(STORAGE_KEY, JSON.stringify(next));
   else localStorage.removeItem(STORAGE_KEY);
@@ -115,8 +131,8 @@ export async function accessToken(): Promise<string> {
       .POST("/v1/sessions:refresh", { body: { refreshToken: latest.refreshToken } })
       .catch((cause) => Promise.reject(networkError(cause)));
     if (result.response.status === 401) {
-      publish(null);
-      throw new ApiError("Your session has ended: please log in again.", 401);
+      endSession(SESSION_ENDED);
+      throw new ApiError(SESSION_ENDED, 401);
     }
     const next = fromTokens(unwrap(result));
     publish(next);
@@ -131,5 +147,5 @@ export async function authorized(): Promise<{ Authorization: string }> {
 
 /** A 401 on an authorized call means the session was revoked elsewhere. */
 export function endIfUnauthenticated(error: unknown): void {
-  if (error instanceof ApiError && error.status === 401) publish(null);
+  if (error instanceof ApiError && error.status === 401) endSession(SESSION_ENDED);
 }

@@ -36,7 +36,7 @@ export function apiError(response: Response, body: unknown): ApiError {
   }
   const retryAfter = Number(response.headers.get("retry-after")) || undefined;
   let message = error.message || `${response.status} ${response.statusText || "error"}`;
-  if (response.status === 429) {
+  if (response.status === 429 && !/try again/i.test(message)) {
     message = retryAfter ? `${message} (try again in ${retryAfter} s)` : `${message} (try again shortly)`;
   } else if (response.status >= 500 && !error.message) {
     message = "Aviary is not answering right now; try again in a moment.";

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "../api/client";
-import { logIn, signUp } from "../session";
+import { logIn, signUp, takeEndedReason } from "../session";
 import { navigate } from "../router";
 
 type Mode = "login" | "signup";
@@ -17,6 +17,7 @@ export function AuthPage({ mode }: { mode: Mode }) {
   const [displayName, setDisplayName] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
+  const [notice] = useState(takeEndedReason);
   const alertRef = useRef<HTMLParagraphElement>(null);
 
   useEffect(() => {
@@ -47,6 +48,11 @@ export function AuthPage({ mode }: { mode: Mode }) {
       <h1 id="page-title" tabIndex={-1}>
         {copy.title}
       </h1>
+      {notice && !error && (
+        <p class="notice" role="status">
+          {notice}
+        </p>
+      )}
       <form onSubmit={submit} noValidate aria-busy={busy}>
         {error && (
           <p class="error" role="alert" tabIndex={-1} ref={alertRef} id="form-error">
