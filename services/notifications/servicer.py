@@ -124,7 +124,12 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         await self.message_consumer.run()
 
     async def consume_accounts(self) -> None:
-        """Background job: deleted accounts -> their notices withdrawn, their inbox gone."""
+        """Background job: deleted accounts -> their notices withdrawn, their
+        inbox gone. The actor index is filled from older groups first (once
+        per keyspace), so a deletion finds old notices too."""
+        written = await self.store.fill_actor_index()
+        if written:
+            log.info("actor index filled from existing groups", extra={"rows": written})
         await self.account_consumer.run()
 
     # -- RPCs --------------------------------------------------------------------

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 KEYSPACE = "aviary_notifications"
 PROCESSED_TTL_SECONDS = 7 * 24 * 3600
+# The one-time fill of actor_notices from the groups written before it existed.
+ACTOR_INDEX_BACKFILL = "actor_notices"
+BACKFILL_PAGE = 500
+BACKFILL_CONCURRENCY = 16
 # Groups about one post: its author's like and repost groups, one reply notice,
 # at most MAX_MENTIONS mentions; far below this bound (and the driver's page).
 _INDEX_SCAN_LIMIT = 4000
@@ -76,6 +80,10 @@ SCHEMA = [
         recipient_id bigint,
         slot text,
         PRIMARY KEY (actor_id, recipient_id, slot)
+    )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.backfills (
+        name text PRIMARY KEY,
+        done_at timestamp
     )""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.deleted_posts (
         post_id bigint PRIMARY KEY
@@ -223,6 +231,12 @@ class NotificationStore:
             "actor_index": f"SELECT recipient_id, slot FROM {ks}.actor_notices WHERE actor_id = ? "
             "AND (recipient_id, slot) > (?, ?) LIMIT ?",
             "drop_actor_index": f"DELETE FROM {ks}.actor_notices WHERE actor_id = ?",
+            "groups_after_token": f"SELECT DISTINCT token(recipient_id, slot), recipient_id, slot, instance "
+            f"FROM {ks}.groups WHERE token(recipient_id, slot) > ? LIMIT ?",
+            "group_actors": f"SELECT actor_id, actor_instance, TTL(actor_instance) AS ttl FROM {ks}.groups "
+            f"WHERE recipient_id = ? AND slot = ? LIMIT {_INDEX_SCAN_LIMIT}",
+            "backfill_done": f"SELECT done_at FROM {ks}.backfills WHERE name = ?",
+            "mark_backfill_done": f"INSERT INTO {ks}.backfills (name, done_at) VALUES (?, toTimestamp(now()))",
             "drop_inbox": f"DELETE FROM {ks}.notifications WHERE recipient_id = ?",
             "drop_read_marks": f"DELETE FROM {ks}.read_marks WHERE recipient_id = ?",
             "mark_deleted": f"INSERT INTO {ks}.deleted_posts (post_id) VALUES (?) USING TTL ?",
@@ -287,6 +301,37 @@ class NotificationStore:
 
     async def drop_actor_index(self, actor_id: int) -> None:
         await self._run("drop_actor_index", (actor_id,))
+
+    async def fill_actor_index(self) -> int:
+        """Once per keyspace: an actor_notices row for every actor of every
+        current group written before that table existed (new notices write
+        both), living as long as the actor's row. Idempotent upserts, so
+        replicas starting together or a rerun after a crash do no harm.
+        Returns the rows written (0 when done before). A full scan of
+        `groups`, one partition read per group, 16 at a time."""
+        if await self._run("backfill_done", (ACTOR_INDEX_BACKFILL,)):
+            return 0
+        written, after = 0, -(2**63)
+        room = asyncio.Semaphore(BACKFILL_CONCURRENCY)
+
+        async def index_group(recipient_id: int, slot: str, instance: int | None) -> int:
+            async with room:
+                actors = await self._run("group_actors", (recipient_id, slot))
+                current = [a for a in actors if a.actor_id and instance and a.actor_instance == instance]
+                for a in current:
+                    ttl = a.ttl or self.retention
+                    await self._run("index_actor", (a.actor_id, recipient_id, slot, ttl))
+                return len(current)
+
+        while True:
+            groups = await self._run("groups_after_token", (after, BACKFILL_PAGE))
+            counts = await asyncio.gather(*(index_group(g.recipient_id, g.slot, g.instance) for g in groups))
+            written += sum(counts)
+            if len(groups) < BACKFILL_PAGE:
+                break
+            after = groups[-1][0]
+        await self._run("mark_backfill_done", (ACTOR_INDEX_BACKFILL,))
+        return written
 
     async def drop_inbox(self, recipient_id: int) -> None:
         """The recipient's whole inbox partition and read marks (a deleted account)."""
