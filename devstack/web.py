@@ -22,6 +22,9 @@ OPENAPI = config.REPO / "envoy" / "openapi.json"
 SKIPPED = {"node_modules", "dist", "dist.next", "dist.old", ".vite"}
 GENERATED = WEB / "src" / "api" / "schema.gen.ts"
 BUILD_STAMP = ".aviary-build"
+# The hashed files a build made itself (one name a line), so the next build
+# can keep exactly these for the tabs still running the previous version.
+OWN_ASSETS = ".aviary-assets"
 INSTALL_STAMP = WEB / "node_modules" / ".aviary-lock.sha256"
 
 
@@ -73,6 +76,9 @@ def ensure_built() -> None:
     staging = WEB / "dist.next"
     shutil.rmtree(staging, ignore_errors=True)
     _npm("run", "build", "--", "--outDir", "dist.next")
+    own = sorted(p.name for p in (staging / "assets").iterdir()) if (staging / "assets").is_dir() else []
+    (staging / OWN_ASSETS).write_text("".join(f"{name}\n" for name in own))
+    _keep_previous_assets(staging)
     (staging / BUILD_STAMP).write_text(want)
     old = WEB / "dist.old"
     shutil.rmtree(old, ignore_errors=True)
@@ -80,6 +86,19 @@ def ensure_built() -> None:
         DIST.rename(old)
     staging.rename(DIST)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _keep_previous_assets(staging: Path) -> None:
+    """A tab opened before this build still asks for the previous build's
+    hashed files (a page's chunk, loaded later): keep that one generation."""
+    previous = DIST / OWN_ASSETS
+    if not previous.is_file():
+        return
+    for name in previous.read_text().split():
+        source, target = DIST / "assets" / name, staging / "assets" / name
+        if source.is_file() and not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy2(source, target)
 
 
 web = Component(

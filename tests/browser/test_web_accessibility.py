@@ -39,6 +39,10 @@ def test_the_log_in_and_sign_up_pages(audited: Page):
     audited.goto("/")
     expect(audited.get_by_role("heading", name="Log in to Aviary")).to_be_visible()
     assert _serious_violations(audited) == []
+    # The dark palette (prefers-color-scheme) keeps enough contrast too.
+    audited.emulate_media(color_scheme="dark")
+    assert _serious_violations(audited) == []
+    audited.emulate_media(color_scheme="light")
     audited.goto("/signup")
     audited.get_by_label("Username").fill("a")
     audited.get_by_label("Password").fill(PASSWORD)
