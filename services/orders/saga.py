@@ -34,7 +34,7 @@ from services.kit.server.ids import IdGenerator
 from services.kit.events.kafka import ORDERS_TOPIC
 from services.orders import model, pricing
 from services.orders.model import Failure, Line
-from services.orders.store import Checkout, OrderRecord, OrdersStore
+from services.orders.store import Checkout, OrderRecord, OrdersStore, SellersDeleted
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +159,20 @@ class Orchestrator:
         if refused is not None:
             raise StepFailed(model.PRICE, refused)
         await self._reserve(c, lines)
-        return await self.store.advance(
-            c, model.RESERVED, lines=lines, total_minor=model.total(lines), currency=currency
-        )
+        try:
+            return await self.store.reserve_priced(c, lines, currency)
+        except SellersDeleted as gone:
+            # Caught at the move that records the lines: the hold is released.
+            products = sorted({line.product_id for line in lines if line.seller_id in gone.sellers})
+            raise StepFailed(
+                model.RESERVE,
+                Failure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"product {', '.join(map(str, products))} is no longer available (its seller's account was "
+                    "deleted): remove it from your cart",
+                    retryable=True,
+                ),
+            ) from None
 
     async def _price(self, c: Checkout) -> tuple[list[Line], str, dict[int, int | None]]:
         """Reads the cart's lines and prices them from the catalog (never from

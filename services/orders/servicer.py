@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # Identity's account deletions: one group for all replicas.
 ACCOUNTS_GROUP = "orders-accounts"
 BUYER_DELETED_REASON = "the buyer's account was deleted"
+SELLER_DELETED_REASON = "the seller's account was deleted"
+ROLE_SELLER = "SELLER"
 # Orders read from PostgreSQL per page of ExportBuyerOrders.
 EXPORT_PAGE = 100
 
@@ -223,6 +225,37 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             next_page_token=paging.encode_token({"before": page[-1].id}) if more else "",
         )
 
+    async def _forget_seller(self, seller: int) -> None:
+        """No new part for a deleted seller: running checkouts with their
+        lines are stopped, and an order confirmed in the moment between
+        identity's open-sales count and this (normally none) is cancelled for
+        its buyer, refunded and restocked, unless a part of it has shipped."""
+        stopped, open_orders = await self.store.forget_seller(seller, SELLER_DELETED_REASON)
+        cancelled = 0
+        for order_id in open_orders:
+            try:
+                order = await self.store.request_cancel(
+                    order_id,
+                    _cancellable,
+                    SELLER_DELETED_REASON,
+                    lambda order: self._cancelled_event(order, SELLER_DELETED_REASON),
+                    actor="system",
+                )
+            except ApiError:  # another part has shipped: the order stands
+                continue
+            if order is None or order.status != model.CANCELLED_ORDER:
+                continue
+            cancelled += 1
+            job = await self.store.cancel_job(order_id)
+            if job is not None:
+                # A peer that cannot answer now leaves it to the cancel sweep.
+                await self.canceller.finish(job)
+        if stopped or open_orders:
+            log.info(
+                "deleted seller's sales stopped",
+                extra={"seller_id": seller, "checkouts_stopped": stopped, "orders_cancelled": cancelled},
+            )
+
     # -- delivery ------------------------------------------------------------------
 
     async def AdvanceDelivery(self, request, context):
@@ -269,6 +302,8 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         if event.WhichOneof("kind") != "deleted" or event.deleted.user_id <= 0:
             return
         user = event.deleted.user_id
+        if event.deleted.role == ROLE_SELLER:
+            await self._forget_seller(user)
         stopped, anonymised = await self.store.forget_buyer(user, BUYER_DELETED_REASON)
         # Most deleted accounts never bought anything: only what changed is worth a line.
         (log.info if stopped or anonymised else log.debug)(
@@ -333,28 +368,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             model.check_cancel(order.status, {s: model.DS.Value(order.part_status(s)) for s in order.sellers})
 
         def event_for(order: OrderRecord) -> tuple[int, str, bytes, bytes]:
-            event_id = self.ids.next_id()
-            event = events_pb2.OrderEvent(
-                event_id=event_id,
-                occur_time=_now(),
-                cancelled=events_pb2.OrderCancelled(
-                    order_id=order.id,
-                    buyer_id=order.buyer_id,
-                    total_minor=order.total_minor,
-                    currency=order.currency,
-                    reason=reason,
-                    lines=[
-                        events_pb2.OrderLine(
-                            product_id=line.product_id,
-                            seller_id=line.seller_id,
-                            quantity=line.quantity,
-                            unit_price_minor=line.unit_price_minor,
-                        )
-                        for line in order.lines
-                    ],
-                ),
-            )
-            return event_id, ORDERS_TOPIC, str(order.buyer_id).encode(), event.SerializeToString()
+            return self._cancelled_event(order, reason)
 
         order = await self.store.request_cancel(order_id, buyer_only, reason, event_for)
         if order is None:
@@ -366,6 +380,31 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
                 order = await self.store.get_order(order_id) or order
         return _order_view(order, me)
 
+    def _cancelled_event(self, order: OrderRecord, reason: str) -> tuple[int, str, bytes, bytes]:
+        """The OrderCancelled event of a cancel, for the outbox."""
+        event_id = self.ids.next_id()
+        event = events_pb2.OrderEvent(
+            event_id=event_id,
+            occur_time=_now(),
+            cancelled=events_pb2.OrderCancelled(
+                order_id=order.id,
+                buyer_id=order.buyer_id,
+                total_minor=order.total_minor,
+                currency=order.currency,
+                reason=reason,
+                lines=[
+                    events_pb2.OrderLine(
+                        product_id=line.product_id,
+                        seller_id=line.seller_id,
+                        quantity=line.quantity,
+                        unit_price_minor=line.unit_price_minor,
+                    )
+                    for line in order.lines
+                ],
+            ),
+        )
+        return event_id, ORDERS_TOPIC, str(order.buyer_id).encode(), event.SerializeToString()
+
 
 def _refuse_other_params(checkout: Checkout, params: dict) -> None:
     """A key answers only the request it was first used with (Stripe's rule)."""
@@ -375,6 +414,11 @@ def _refuse_other_params(checkout: Checkout, params: dict) -> None:
             f"this idempotency key was first used with a different {' and '.join(differing)}: a retry must "
             "repeat the first request exactly, and a new checkout needs a new key"
         )
+
+
+def _cancellable(order: OrderRecord) -> None:
+    """Refuses (ApiError) unless the order may be cancelled as its buyer could."""
+    model.check_cancel(order.status, {s: model.DS.Value(order.part_status(s)) for s in order.sellers})
 
 
 def _visible_to(order: OrderRecord, user_id: int) -> bool:

@@ -171,10 +171,20 @@ class BuyerDeleted(Exception):
     """The buyer's account was deleted: no new checkout for them."""
 
 
+class SellersDeleted(Exception):
+    """Priced lines of sellers whose accounts were deleted: no part for them."""
+
+    def __init__(self, sellers: list[int]) -> None:
+        super().__init__(", ".join(map(str, sellers)))
+        self.sellers = sellers
+
+
 # Per-buyer advisory locks (a key space of their own, hashed from the id).
 _BUYER_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(hashtextextended('orders:buyer:' || :buyer, 0))")
 _BUYER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended('orders:buyer:' || :buyer, 0))")
 _IS_DELETED_BUYER = sa.text("SELECT 1 FROM orders.deleted_buyers WHERE user_id = :buyer")
+_SELLER_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(hashtextextended('orders:seller:' || :seller, 0))")
+_SELLER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended('orders:seller:' || :seller, 0))")
 
 # A fulfilment still to ship, and saga states that will write one when they finish.
 _OPEN_PARTS = ("DELIVERY_STATUS_PENDING", "DELIVERY_STATUS_PACKED")
@@ -337,6 +347,30 @@ class OrdersStore:
             )
         ).first()
         return None if row is None else _checkout(row)
+
+    async def reserve_priced(self, checkout: Checkout, lines: list[Line], currency: str) -> Checkout | None:
+        """STARTED -> RESERVED with the priced lines, unless a seller of them
+        is deleted (SellersDeleted): their lock, taken shared, makes the move
+        either refused or committed before forget_seller looks for it."""
+        async with self.engine.begin() as conn:
+            sellers = sorted({line.seller_id for line in lines})
+            for seller in sellers:
+                await conn.execute(_SELLER_LOCK_SHARED, {"seller": seller})
+            gone = (
+                (
+                    await conn.execute(
+                        sa.text("SELECT seller_id FROM orders.deleted_sellers WHERE seller_id = ANY(:sellers)"),
+                        {"sellers": sellers},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if gone:
+                raise SellersDeleted(sorted(gone))
+            return await self.advance(
+                checkout, model.RESERVED, conn=conn, lines=lines, total_minor=model.total(lines), currency=currency
+            )
 
     async def begin_compensation(self, checkout: Checkout, step: str, failure: model.Failure) -> Checkout | None:
         return await self.advance(
@@ -606,6 +640,61 @@ class OrdersStore:
             )
         return len(stopped), anonymised
 
+    async def forget_seller(self, seller_id: int, reason: str) -> tuple[int, list[int]]:
+        """Applies a seller's account deletion; returns (checkouts stopped,
+        confirmed orders still holding an open part of theirs). The seller is
+        recorded first (no checkout reserves their lines from then on); then
+        running checkouts priced with their lines move to COMPENSATING, as in
+        forget_buyer. Identity refuses to delete a seller with open sales, so
+        the orders returned are only those confirmed in the moment between its
+        count and this; the caller cancels them. Idempotent."""
+        async with self.engine.begin() as conn:
+            await conn.execute(_SELLER_LOCK, {"seller": seller_id})
+            await conn.execute(
+                sa.text("INSERT INTO orders.deleted_sellers (seller_id) VALUES (:seller) ON CONFLICT DO NOTHING"),
+                {"seller": seller_id},
+            )
+        async with self.engine.begin() as conn:
+            stopped = (
+                await conn.execute(
+                    sa.text("""
+                UPDATE orders.checkouts SET state = :compensating,
+                    failed_step = CASE state WHEN :reserved THEN :authorize ELSE :capture END,
+                    failure_code = 'FAILED_PRECONDITION', failure_message = :reason, retryable = true,
+                    updated_at = now()
+                WHERE (state NOT IN ('SUCCEEDED', 'FAILED') OR (state = 'SUCCEEDED' AND NOT cart_cleared))
+                  AND state IN (:reserved, :order_created) AND lines @> CAST(:line AS jsonb)
+                RETURNING id, attempt, failed_step"""),
+                    {
+                        "compensating": model.COMPENSATING,
+                        "reserved": model.RESERVED,
+                        "order_created": model.ORDER_CREATED,
+                        "authorize": _STEP_UNDER_WAY[model.RESERVED],
+                        "capture": _STEP_UNDER_WAY[model.ORDER_CREATED],
+                        "reason": reason,
+                        "line": json.dumps([{"seller_id": seller_id}]),
+                    },
+                )
+            ).all()
+            for row in stopped:
+                await self._log(conn, row.id, row.attempt, model.COMPENSATING, "ok", f"{row.failed_step}: {reason}")
+        async with self.engine.connect() as conn:
+            open_orders = (
+                (
+                    await conn.execute(
+                        sa.text("""
+                SELECT f.order_id FROM orders.fulfilments f JOIN orders.orders o ON o.id = f.order_id
+                WHERE f.seller_id = :seller AND f.delivery_status = ANY(:open_parts)
+                  AND o.status = 'ORDER_STATUS_CONFIRMED'
+                ORDER BY f.order_id"""),
+                        {"seller": seller_id, "open_parts": list(_OPEN_PARTS)},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return len(stopped), list(open_orders)
+
     async def _with_details(self, conn: AsyncConnection, rows) -> list[OrderRecord]:
         orders = [OrderRecord(**{k: v for k, v in r._mapping.items()}) for r in rows]
         if not orders:
@@ -692,7 +781,9 @@ class OrdersStore:
 
     # -- the buyer's cancel ---------------------------------------------------------
 
-    async def request_cancel(self, order_id: int, check, reason: str, event_for) -> OrderRecord | None:
+    async def request_cancel(
+        self, order_id: int, check, reason: str, event_for, actor: str = "buyer"
+    ) -> OrderRecord | None:
         """Locks the order and lets `check(order)` refuse; a cancel not yet
         requested is then recorded with its consequences in one transaction:
         status CANCELLED, every part CANCELLED, a history entry, the event
@@ -728,13 +819,13 @@ class OrdersStore:
                 ON CONFLICT (order_id, seller_id) DO UPDATE SET delivery_status = EXCLUDED.delivery_status"""),
                 [{"id": order_id, "seller": seller, "s": cancelled} for seller in current.sellers],
             )
-            at = await self._add_history(conn, current, cancelled, "buyer", reason, None)
+            at = await self._add_history(conn, current, cancelled, actor, reason, None)
             await self.outbox.add(conn, *event_for(current))
         self.outbox.notify()
         updated = OrderRecord(
             **dict(row._mapping),
             lines=current.lines,
-            history=[*current.history, DeliveryRecord(cancelled, "buyer", reason, at)],
+            history=[*current.history, DeliveryRecord(cancelled, actor, reason, at)],
             parts=dict.fromkeys(current.sellers, cancelled),
         )
         return updated

@@ -15,7 +15,9 @@ import psycopg
 import pytest
 
 from aviary.cart.v1 import cart_pb2_grpc
+from aviary.catalog.v1 import catalog_pb2
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
+from aviary.payments.v1 import payments_pb2
 from services.kit.server.ids import IdGenerator
 from services.kit.settings import service_addr
 from tests.integration.account_events import account_deleted, publish, wait_until
@@ -23,6 +25,7 @@ from tests.integration.commerce_calls import buy, create_product, open_sales, pg
 from tests.integration.support import wait_serving
 
 _ids = IdGenerator(random.randrange(1024))
+PS = payments_pb2.PaymentStatus
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +205,90 @@ def test_a_deleted_buyers_running_checkout_is_stopped_and_compensated(orders):
         )
     ended = wait_until(lambda: (r := row())["state"] == "FAILED" and r, timeout=30)
     assert ended["failed_step"] == "authorize"
+
+
+def test_a_deleted_sellers_running_checkouts_stop_and_new_ones_cannot_reserve_their_lines(
+    identity, catalog, cart, orders
+):
+    seller, buyer = sign_up(identity, "SELLER"), sign_up(identity)
+    product = create_product(catalog, seller)
+    buyer_id, checkout_id = _ids.next_id(), _ids.next_id()
+    lines = [
+        {
+            "product_id": int(product.id),
+            "seller_id": int(seller.id),
+            "title": "t",
+            "quantity": 1,
+            "unit_price_minor": 1000,
+        }
+    ]
+    with pg_connect() as conn:
+        conn.execute(
+            """INSERT INTO orders.checkouts (id, buyer_id, idempotency_key, payment_method, state, lines,
+                                             total_minor, currency, lease_until)
+               VALUES (%s, %s, 'key-in-flight', 'pm_card_visa', 'ORDER_CREATED', %s, 1000, 'USD',
+                       now() + interval '1 hour')""",
+            (checkout_id, buyer_id, json.dumps(lines)),
+        )
+    publish(account_deleted(seller.id, role="SELLER"))
+
+    def row():
+        with pg_connect() as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+            cur.execute("SELECT * FROM orders.checkouts WHERE id = %s", (checkout_id,))
+            return cur.fetchone()
+
+    stopped = wait_until(lambda: (r := row())["state"] == "COMPENSATING" and r)
+    assert stopped["failed_step"] == "capture"
+    assert "seller" in stopped["failure_message"]
+    with pg_connect() as conn:
+        conn.execute("UPDATE orders.checkouts SET state = 'FAILED' WHERE id = %s", (checkout_id,))
+    # Whether catalog has deactivated the product yet or not, a checkout of it is refused.
+    with pytest.raises(grpc.RpcError) as err:
+        buy(cart, orders, buyer, product)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert product.id in err.value.details()
+
+
+def test_an_order_confirmed_just_before_its_seller_was_deleted_is_cancelled_for_the_buyer(
+    identity, catalog, cart, orders
+):
+    """Identity counts open sales, then deletes: an order confirmed between
+    the two (simulated here by deleting without asking) is cancelled, refunded
+    and restocked; an order of which another part shipped stands."""
+    seller, other_seller, buyer = sign_up(identity, "SELLER"), sign_up(identity, "SELLER"), sign_up(identity)
+    product, others = create_product(catalog, seller, stock=3), create_product(catalog, other_seller)
+    slipped = buy(cart, orders, buyer, product)
+    partly_shipped = buy(cart, orders, buyer, product, others)
+    ship(orders, other_seller, partly_shipped.id)
+    publish(account_deleted(seller.id, role="SELLER"))
+
+    def as_buyer(order_id):
+        return orders.GetOrder(orders_pb2.GetOrderRequest(order_id=order_id), metadata=buyer.auth, timeout=10)
+
+    done = wait_until(lambda: (o := as_buyer(slipped.id)).payment_status == PS.PAYMENT_STATUS_REFUNDED and o)
+    assert done.status == orders_pb2.ORDER_STATUS_CANCELLED
+    assert done.cancel_reason == "the seller's account was deleted"
+    assert done.delivery_history[-1].actor == "system"
+    stands = as_buyer(partly_shipped.id)
+    assert stands.status == orders_pb2.ORDER_STATUS_CONFIRMED
+    assert open_sales(orders, seller.id) == 1
+
+
+def test_checkout_refuses_lines_of_a_seller_orders_knows_is_deleted_even_while_catalog_sells_them(
+    identity, catalog, cart, orders
+):
+    """Orders' own guard, apart from catalog's deactivation: the seller is
+    recorded as deleted in orders alone, so the catalog still has the product
+    on sale; the checkout is refused at the move to RESERVED and its stock
+    hold released."""
+    seller, buyer = sign_up(identity, "SELLER"), sign_up(identity)
+    product = create_product(catalog, seller, stock=2)
+    with pg_connect() as conn:
+        conn.execute("INSERT INTO orders.deleted_sellers (seller_id) VALUES (%s)", (int(seller.id),))
+    with pytest.raises(grpc.RpcError) as err:
+        buy(cart, orders, buyer, product)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "seller's account was deleted" in err.value.details()
+    [failed] = checkout_rows(buyer.id)
+    assert (failed["state"], failed["failed_step"]) == ("FAILED", "reserve")
+    assert catalog.GetProduct(catalog_pb2.GetProductRequest(product_id=product.id), timeout=10).stock == 2
