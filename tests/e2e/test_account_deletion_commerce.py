@@ -5,6 +5,8 @@ sellers' views with the buyer anonymised, and their cart goes."""
 
 from __future__ import annotations
 
+import secrets
+
 from tests.e2e.commerce import add_to_cart, checkout, create_product, product, sign_up_seller
 from tests.e2e.edge import PASSWORD, error_message, sign_up, wait_until
 
@@ -29,6 +31,12 @@ def advance(http, seller, order_id: str, status: str):
     return r.json()
 
 
+def found_in_search(http, word: str) -> list[str]:
+    r = http.get("/v1/search/products", params={"q": word})
+    assert r.status_code == 200, r.text
+    return [p["id"] for p in r.json().get("products", [])]
+
+
 def seller_orders(http, seller) -> list[dict]:
     r = http.get("/v1/orders", headers=seller.auth, params={"asSeller": "true", "pageSize": 100})
     assert r.status_code == 200, r.text
@@ -37,7 +45,10 @@ def seller_orders(http, seller) -> list[dict]:
 
 def test_a_seller_with_an_order_to_ship_is_refused_until_it_ships_then_its_products_go_off_sale(http):
     seller = sign_up_seller(http)
-    shipped_later, cancelled = create_product(http, seller, stock=5), create_product(http, seller, stock=5)
+    word = f"zd{secrets.token_hex(4)}"
+    shipped_later = create_product(http, seller, stock=5, title=f"Carved {word} spoon")
+    cancelled = create_product(http, seller, stock=5)
+    assert wait_until(lambda: found_in_search(http, word) == [shipped_later["id"]], timeout=15)
     buyer, shopper = sign_up(http, "buy"), sign_up(http, "shop")
     to_ship = buy(http, buyer, shipped_later)
     to_cancel = buy(http, buyer, cancelled)
@@ -67,6 +78,7 @@ def test_a_seller_with_an_order_to_ship_is_refused_until_it_ships_then_its_produ
     assert r.json().get("products", []) == []
     r = http.post("/v1/cart/items", headers=shopper.auth, json={"productId": shipped_later["id"], "quantity": 1})
     assert r.status_code == 412, r.text
+    assert wait_until(lambda: found_in_search(http, word) == [], timeout=15)
     # The buyer's order stays, with its lines.
     r = http.get(f"/v1/orders/{to_ship['id']}", headers=buyer.auth)
     assert r.status_code == 200, r.text
