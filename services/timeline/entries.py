@@ -198,6 +198,35 @@ def shows(member: Stored, original_id: int) -> bool:
     return member.post_id == original_id or member.original_id == original_id
 
 
+def oldest_per_original(reposts: Iterable[Stored]) -> list[Stored]:
+    """The oldest pure repost of each original among `reposts`: the only ones
+    whose earlier occurrences must be looked up in the sources (see
+    with_siblings)."""
+    oldest: dict[int, Stored] = {}
+    for repost in sorted(r for r in reposts if r.original_id):
+        oldest.setdefault(repost.original_id, repost)
+    return list(oldest.values())
+
+
+def with_siblings(reposts: Iterable[Stored], looked_up: dict[int, list[Stored]]) -> dict[int, list[Stored]]:
+    """Earlier occurrences of every pure repost among `reposts`, from those
+    looked up for the oldest of each original: a newer one's are the oldest
+    one's, plus the older reposts of the same original among `reposts`
+    (they come from the same sources). A page of many reposts of one
+    original then costs one lookup, not one per repost."""
+    by_original: dict[int, list[Stored]] = {}
+    for repost in sorted(r for r in reposts if r.original_id):
+        by_original.setdefault(repost.original_id, []).append(repost)
+    out: dict[int, list[Stored]] = {}
+    for siblings in by_original.values():
+        base = looked_up.get(siblings[0].post_id, [])
+        for i, repost in enumerate(siblings):
+            earlier = base + siblings[:i]
+            if earlier:
+                out[repost.post_id] = earlier
+    return out
+
+
 def repeated_reposts(
     candidates: Iterable[Stored], earlier: dict[int, list[Stored]], visible: Callable[[int], bool]
 ) -> set[int]:

@@ -38,6 +38,8 @@ from services.timeline.entries import (
     entry_member,
     home_key,
     member_forms,
+    oldest_per_original,
+    with_siblings,
     seen_key,
 )
 from services.timeline.live import author_channel, home_channel
@@ -359,20 +361,22 @@ class TimelineStore:
 
     async def earlier_occurrences(self, keys: Sequence[str], reposts: Sequence[Stored]) -> dict[int, list[Stored]]:
         """For each pure repost, the members of any of `keys` that show its
-        original before it (entries.earlier_range), in one round trip."""
-        reposts = [r for r in reposts if r.original_id]
-        if not keys or not reposts:
+        original before it (entries.earlier_range), in one round trip: looked
+        up for the oldest repost of each original, the rest follow from it
+        (entries.with_siblings)."""
+        lookups = oldest_per_original(reposts)
+        if not keys or not lookups:
             return {}
         args: list[bytes] = [str(EARLIER_OCCURRENCES_CAP).encode()]
-        for repost in reposts:
+        for repost in lookups:
             args += earlier_range(repost)
         replies = await self._evalsha_each(self._earlier_occurrences, ((b"1", key, *args) for key in keys))
         found: dict[int, list[Stored]] = {}
         for per_key in replies:
-            for repost, members in zip(reposts, per_key):
+            for repost, members in zip(lookups, per_key):
                 for member in members:
                     found.setdefault(repost.post_id, []).append(decode_member(member))
-        return found
+        return with_siblings(reposts, found)
 
     async def replace_members(self, replacements: Sequence[tuple[str, bytes, bytes]]) -> int:
         """(key, old member, new member): each replaced where the old one is

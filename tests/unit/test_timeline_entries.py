@@ -19,6 +19,7 @@ from services.timeline.entries import (
     earlier_range,
     entry_member,
     member_forms,
+    oldest_per_original,
     encode_id_list,
     encode_member,
     home_key,
@@ -29,6 +30,7 @@ from services.timeline.entries import (
     repeated_reposts,
     seen_key,
     shows,
+    with_siblings,
 )
 
 MAX_ID = (1 << 63) - 1
@@ -360,3 +362,17 @@ def test_plain_posts_and_quotes_are_never_left_out():
 
 def test_an_earlier_member_of_another_original_does_not_count():
     assert repeated_reposts([stored(300, 100)], {300: [stored(200, 150)]}, everyone) == set()
+
+
+def test_only_the_oldest_repost_of_each_original_is_looked_up_the_rest_follow():
+    by_b, by_c, by_d, other = stored(200, 100), stored(300, 100), stored(400, 100), stored(350, 150)
+    plain = stored(250)
+    candidates = [by_d, other, by_c, plain, by_b]
+    assert oldest_per_original(candidates) == [by_b, other]
+
+    x = stored(100)
+    earlier = with_siblings(candidates, {200: [x]})
+    assert earlier == {200: [x], 300: [x, by_b], 400: [x, by_b, by_c]}
+    # Nothing held before the oldest: the newer ones still have their siblings.
+    assert with_siblings(candidates, {}) == {300: [by_b], 400: [by_b, by_c]}
+    assert repeated_reposts(candidates, with_siblings(candidates, {}), everyone) == {300, 400}
