@@ -225,37 +225,6 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             next_page_token=paging.encode_token({"before": page[-1].id}) if more else "",
         )
 
-    async def _forget_seller(self, seller: int) -> None:
-        """No new part for a deleted seller: running checkouts with their
-        lines are stopped, and an order confirmed in the moment between
-        identity's open-sales count and this (normally none) is cancelled for
-        its buyer, refunded and restocked, unless a part of it has shipped."""
-        stopped, open_orders = await self.store.forget_seller(seller, SELLER_DELETED_REASON)
-        cancelled = 0
-        for order_id in open_orders:
-            try:
-                order = await self.store.request_cancel(
-                    order_id,
-                    _cancellable,
-                    SELLER_DELETED_REASON,
-                    lambda order: self._cancelled_event(order, SELLER_DELETED_REASON),
-                    actor="system",
-                )
-            except ApiError:  # another part has shipped: the order stands
-                continue
-            if order is None or order.status != model.CANCELLED_ORDER:
-                continue
-            cancelled += 1
-            job = await self.store.cancel_job(order_id)
-            if job is not None:
-                # A peer that cannot answer now leaves it to the cancel sweep.
-                await self.canceller.finish(job)
-        if stopped or open_orders:
-            log.info(
-                "deleted seller's sales stopped",
-                extra={"seller_id": seller, "checkouts_stopped": stopped, "orders_cancelled": cancelled},
-            )
-
     # -- delivery ------------------------------------------------------------------
 
     async def AdvanceDelivery(self, request, context):
@@ -291,7 +260,8 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             before = page[-1].id
 
     async def consume_account_events(self) -> None:
-        """Background job: identity's AccountDeleted -> the buyer's orders anonymised."""
+        """Background job: identity's AccountDeleted -> a seller's sales stopped,
+        the buyer's running checkouts stopped and their orders anonymised."""
         await relay_ensuring_topic(self.account_events.run, self.settings.kafka_bootstrap, IDENTITY_TOPIC)
 
     async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
@@ -310,6 +280,37 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             "deleted account's orders anonymised",
             extra={"user_id": user, "checkouts_stopped": stopped, "orders_anonymised": anonymised},
         )
+
+    async def _forget_seller(self, seller: int) -> None:
+        """No new part for a deleted seller: running checkouts with their
+        lines are stopped, and an order confirmed in the moment between
+        identity's open-sales count and this (normally none) is cancelled for
+        its buyer, refunded and restocked, unless a part of it has shipped."""
+        stopped, open_orders = await self.store.forget_seller(seller, SELLER_DELETED_REASON)
+        cancelled = 0
+        for order_id in open_orders:
+            try:
+                order = await self.store.request_cancel(
+                    order_id,
+                    _cancellable,
+                    SELLER_DELETED_REASON,
+                    lambda order: self._cancelled_event(order, SELLER_DELETED_REASON),
+                    actor="system",
+                )
+            except ApiError:  # another part has shipped: the order stands
+                continue
+            if order is None or order.status != model.CANCELLED_ORDER:
+                continue
+            cancelled += 1
+            job = await self.store.cancel_job(order_id)
+            if job is not None:
+                # A peer that cannot answer now leaves it to the cancel sweep.
+                await self.canceller.finish(job)
+        if stopped or open_orders:
+            log.info(
+                "deleted seller's sales stopped",
+                extra={"seller_id": seller, "checkouts_stopped": stopped, "orders_cancelled": cancelled},
+            )
 
     async def OperatorAdvanceDelivery(self, request, context):
         actor = (request.operator_name or "operator").strip()[:64] or "operator"
