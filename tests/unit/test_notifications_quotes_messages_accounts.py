@@ -11,6 +11,7 @@ from aviary.conversations.v1 import conversations_pb2
 from aviary.events.v1 import events_pb2
 from services.kit.events.kafka import CONVERSATIONS_TOPIC, IDENTITY_TOPIC, MODERATION_TOPIC, POSTS_TOPIC
 from services.notifications import rules
+from services.notifications.notifier import _live_view
 from services.notifications.rules import MESSAGE, QUOTE, Group, Notice
 
 # -- quotes ---------------------------------------------------------------------------
@@ -164,3 +165,9 @@ def test_the_unread_count_is_what_the_list_shows_unread():
     assert rules.shown_unread_count(rows, read_mark=6, hidden=frozenset({7})) == 2
     assert rules.shown_unread_count(rows, read_mark=6, hidden=frozenset()) == 3
     assert rules.shown_unread_count(rows, read_mark=10, hidden=frozenset()) == 0
+
+
+def test_a_live_message_notice_carries_its_conversation():
+    live = _live_view(_group(100), rules.message_slot(55))
+    assert live.conversation_id == "55" and live.kind == MESSAGE and list(live.actor_ids) == ["1"]
+    assert _live_view(_group(100), rules.like_slot(55)).conversation_id == ""
