@@ -39,6 +39,7 @@ from services.timeline.entries import (
     home_key,
     member_forms,
     oldest_per_original,
+    post_prefix,
     with_siblings,
     seen_key,
 )
@@ -127,26 +128,32 @@ return removed
 """
 
 
-# For each (original, repost) pair, the members of one source that show the
-# original before the repost: the original itself (its id prefix) or a pure
-# repost of it (its last 8 bytes), between the original's id and the
-# repost's, oldest first, at most ARGV[1] of them. Reads only.
-# KEYS: a timeline or author index. ARGV: cap, then each pair's BYLEX
-# bounds (entries.earlier_range: '[' original id, '(' repost id). Returns one
-# list of members per pair.
+# For each (original, repost) pair, one per original, the members of one
+# source that show the original before the repost: the original itself (its
+# id prefix) or a pure repost of it (its last 8 bytes), with an id below the
+# repost's, oldest first, at most ARGV[1] of them. One pass over the range
+# that spans every pair, whatever their number. Ids are compared as two
+# unsigned 32-bit halves: Lua's string order follows the server's locale.
+# Reads only. KEYS: a timeline or author index. ARGV: cap, the BYLEX bounds
+# of the whole range, then each pair's original and repost id (8 bytes each).
+# Returns one list of members per pair.
 _EARLIER_OCCURRENCES_LUA = """
 local cap = tonumber(ARGV[1])
-local out = {}
-for i = 2, #ARGV, 2 do
-  local original = string.sub(ARGV[i], 2)
-  local found = {}
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[i], ARGV[i + 1], 'BYLEX')) do
-    if string.sub(m, 1, 8) == original or (#m == 20 and string.sub(m, 13, 20) == original) then
-      found[#found + 1] = m
-      if #found >= cap then break end
+local wanted, out = {}, {}
+for i = 4, #ARGV, 2 do
+  local hi, lo = struct.unpack('>I4I4', ARGV[i + 1])
+  out[#out + 1] = {}
+  wanted[ARGV[i]] = {out[#out], hi, lo}
+end
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[2], ARGV[3], 'BYLEX')) do
+  local pair = wanted[string.sub(m, 1, 8)]
+  if pair == nil and #m == 20 then pair = wanted[string.sub(m, 13, 20)] end
+  if pair ~= nil and #pair[1] < cap then
+    local hi, lo = struct.unpack('>I4I4', m)
+    if hi < pair[2] or (hi == pair[2] and lo < pair[3]) then
+      pair[1][#pair[1] + 1] = m
     end
   end
-  out[#out + 1] = found
 end
 return out
 """
@@ -367,9 +374,10 @@ class TimelineStore:
         lookups = oldest_per_original(reposts)
         if not keys or not lookups:
             return {}
-        args: list[bytes] = [str(EARLIER_OCCURRENCES_CAP).encode()]
+        ranges = [earlier_range(repost) for repost in lookups]
+        args = [str(EARLIER_OCCURRENCES_CAP).encode(), min(low for low, _ in ranges), max(high for _, high in ranges)]
         for repost in lookups:
-            args += earlier_range(repost)
+            args += [post_prefix(repost.original_id), post_prefix(repost.post_id)]
         replies = await self._evalsha_each(self._earlier_occurrences, ((b"1", key, *args) for key in keys))
         found: dict[int, list[Stored]] = {}
         for per_key in replies:

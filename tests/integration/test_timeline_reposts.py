@@ -134,7 +134,9 @@ def test_earlier_occurrences_are_found_in_every_source_oldest_first(r):
     x = random_id() >> 1  # older than every repost of it
     other = x + 1  # another original
     by_b, by_c, by_d = x + 10, x + 20, x + 30
-    unrelated = x + 15  # a repost of another original, in between
+    # A repost of another original, newer than c's: the range looked through
+    # spans c's repost, which is still not before b's.
+    unrelated = x + 25
     r.zadd(
         home_key(user),
         {
@@ -158,6 +160,19 @@ def test_earlier_occurrences_are_found_in_every_source_oldest_first(r):
 
     # No reposts among the candidates: no round trip, nothing found.
     assert run(lambda store: store.earlier_occurrences([home_key(user)], [stored(x, a, 0)])) == {}
+
+
+def test_ids_are_compared_whole_across_their_32_bit_halves(r):
+    user = reader(r)
+    original = ((random_id() >> 32) << 32) | 0xFFFF_FFF0  # the low half about to carry
+    earlier, repost, later = original + 0x08, original + 0x20, original + 0x30
+    r.zadd(
+        home_key(user),
+        {encode_member(original, 1): 0, encode_member(earlier, 2, original): 0, encode_member(later, 3, original): 0},
+    )
+    looked_up = decode_member(encode_member(repost, 4, original))
+    found = run(lambda store: store.earlier_occurrences([home_key(user)], [looked_up]))
+    assert {k: [e.post_id for e in v] for k, v in found.items()} == {repost: [original, earlier]}
 
 
 def test_an_account_deletion_drops_its_timeline_keys_and_author_index(stub, r):
