@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.edge import Account, follow, sign_up, wait_until
+from tests.e2e.test_notifications import Watcher
 
 pytestmark = pytest.mark.e2e
 
@@ -118,3 +119,25 @@ def test_no_notice_from_a_muted_or_blocked_sender(http):
     assert r.status_code == 200, r.text
     assert r.json().get("unreadCount", 0) == 0 and not r.json().get("notifications")
     assert send(http, eve, pair, "still there?").status_code == 403
+
+
+def test_a_message_notice_arrives_live_with_its_conversation_and_moves_up_under_a_new_id(http, edge_url):
+    alice, bob = sign_up(http, "ma"), sign_up(http, "mb")
+    cid = conversation(http, alice, bob)
+    watcher = Watcher(edge_url, bob.token)
+    try:
+        assert send(http, alice, cid, "live one").status_code == 200
+        event = watcher.next(timeout=DEADLINE)
+        assert event is not None, "no notice arrived live"
+        first = event["notification"]
+        assert first["kind"] == "NOTIFICATION_KIND_MESSAGE" and first["conversationId"] == cid
+        assert first["text"] == f"{alice.username.upper()} sent you a message"
+        # Read, then another message: a new notice replaces the read one.
+        assert http.post("/v1/notifications:markRead", json={}, headers=bob.auth).status_code == 200
+        assert send(http, alice, cid, "live two").status_code == 200
+        event = watcher.next(timeout=DEADLINE)
+        assert event is not None, "the second message made no live notice"
+        assert event["notification"]["conversationId"] == cid and event.get("replacesId") == first["id"]
+        assert event["notification"]["id"] != first["id"] and not event["notification"]["read"]
+    finally:
+        watcher.close()
