@@ -100,6 +100,30 @@ def test_a_session_revoked_elsewhere_ends_here_with_a_notice(page: Page, console
     assert console.errors == []
 
 
+def test_compose_counts_characters_as_the_server_does_and_posts(page: Page, console):
+    _sign_up(page, unique_username("cp"))
+    box = page.get_by_label("What's happening?")
+    count = page.locator("#compose-count")
+    post_button = page.get_by_role("button", name="Post", exact=True)
+    expect(post_button).to_be_disabled()
+    box.fill("😀 café")  # an emoji and an e + combining accent: one character each
+    expect(count).to_have_text("274 characters left")
+    # 281 code points: over the limit, and the button says no before the server would.
+    box.fill("a" * 280 + "😀")
+    expect(count).to_have_text("1 character over the limit")
+    expect(post_button).to_be_disabled()
+    # Exactly 280 once composed (NFC): the server takes it.
+    text = "b" * 278 + "é" + "!"
+    box.fill(text)
+    expect(count).to_have_text("0 characters left")
+    box.press("Control+Enter")
+    timeline = page.get_by_role("list", name="Home timeline")
+    expect(timeline.get_by_role("listitem").first).to_contain_text("b" * 278 + "é!")
+    expect(box).to_have_value("")
+    expect(post_button).to_be_disabled()
+    assert console.errors == []
+
+
 def test_log_in_with_the_keyboard_alone(page: Page, console):
     username = unique_username("kb")
     r = httpx.post(f"{EDGE_URL}/v1/accounts", json={"username": username, "password": PASSWORD}, timeout=15.0)

@@ -26,6 +26,9 @@ export class ApiError extends Error {
 type FieldViolation = { field?: string; description?: string };
 type ErrorBody = { message?: string; details?: { "@type"?: string; fieldViolations?: FieldViolation[] }[] };
 
+// Envoy's own words when a service is down or restarting: not for people.
+const ENVOY_UPSTREAM_FAILURE = /^(upstream connect error|no healthy upstream|upstream request timeout)/;
+
 export function apiError(response: Response, body: unknown): ApiError {
   const error = (body ?? {}) as ErrorBody;
   const fields: Record<string, string> = {};
@@ -38,7 +41,7 @@ export function apiError(response: Response, body: unknown): ApiError {
   let message = error.message || `${response.status} ${response.statusText || "error"}`;
   if (response.status === 429 && !/try again/i.test(message)) {
     message = retryAfter ? `${message} (try again in ${retryAfter} s)` : `${message} (try again shortly)`;
-  } else if (response.status >= 500 && !error.message) {
+  } else if (response.status >= 500 && (!error.message || ENVOY_UPSTREAM_FAILURE.test(error.message))) {
     message = "Aviary is not answering right now; try again in a moment.";
   }
   return new ApiError(message, response.status, fields, retryAfter);

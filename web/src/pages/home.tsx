@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, networkError, unwrap, type Post } from "../api/client";
 import { authorized, endIfUnauthenticated } from "../session";
+import { Composer } from "./compose";
 
 const PAGE_SIZE = 20;
 
@@ -62,6 +63,7 @@ export function HomePage() {
       <h1 id="page-title" tabIndex={-1}>
         Home
       </h1>
+      <Composer onPosted={(post) => setPosts((known) => [post, ...(known ?? []).filter((p) => p.id !== post.id)])} />
       {error && (
         <div class="error" role="alert">
           <p>{error.message}</p>
