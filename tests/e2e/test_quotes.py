@@ -98,3 +98,15 @@ def test_deleting_a_quote_keeps_its_authors_repost_of_the_same_post(http):
     assert wait_until(lambda: not quote_notices(http, author), timeout=DEADLINE)
     assert wait_until(lambda: counts_of(http, original["id"]) == (0, 1), timeout=DEADLINE)
     assert reposters() == [[fan.id]]
+
+
+def test_a_muted_quoter_notifies_nobody_but_still_counts(http):
+    author, muted, other = sign_up(http, "qa"), sign_up(http, "qm"), sign_up(http, "qo")
+    original = post(http, author, "quiet please")
+    r = http.put(f"/v1/users/me/mutes/{muted.id}", json={}, headers=author.auth)
+    assert r.status_code == 200, r.text
+    quote(http, muted, original["id"], "you cannot hear this")
+    quote(http, other, original["id"], "but this")
+    assert wait_until(lambda: quote_notices(http, author), timeout=DEADLINE)
+    assert wait_until(lambda: counts_of(http, original["id"]) == (2, 0), timeout=DEADLINE)
+    assert [n["actorIds"] for n in quote_notices(http, author)] == [[other.id]]
