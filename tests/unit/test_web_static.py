@@ -105,3 +105,51 @@ def test_without_a_web_port_the_edge_has_no_web_routes(tmp_path, monkeypatch):
     routes, clusters = _routes(tmp_path)
     assert "web" not in clusters
     assert not [r for r in routes if r.get("route", {}).get("cluster") == "web"]
+
+
+@pytest.fixture
+def web_tree(tmp_path, monkeypatch):
+    from devstack import config
+    from devstack import web as devstack_web
+
+    web = tmp_path / "web"
+    (web / "src" / "api").mkdir(parents=True)
+    (web / "node_modules" / "x").mkdir(parents=True)
+    (web / "src" / "main.tsx").write_text("render()")
+    (web / "package.json").write_text("{}")
+    (tmp_path / "openapi.json").write_text("{}")
+    monkeypatch.setattr(config, "REPO", tmp_path)
+    monkeypatch.setattr(devstack_web, "WEB", web)
+    monkeypatch.setattr(devstack_web, "DIST", web / "dist")
+    monkeypatch.setattr(devstack_web, "OPENAPI", tmp_path / "openapi.json")
+    monkeypatch.setattr(devstack_web, "GENERATED", web / "src" / "api" / "schema.gen.ts")
+    return devstack_web
+
+
+def test_the_build_is_redone_exactly_when_what_it_reads_changed(web_tree):
+    web = web_tree.WEB
+    before = web_tree.sources_digest()
+    # Not inputs: installed packages, build output, the generated types, notes.
+    (web / "node_modules" / "x" / "index.js").write_text("1")
+    (web / "dist").mkdir()
+    (web / "dist" / "index.html").write_text("<html>")
+    web_tree.GENERATED.write_text("export {}")
+    (web / "README.md").write_text("notes")
+    assert web_tree.sources_digest() == before
+    (web / "src" / "main.tsx").write_text("render(app)")
+    changed = web_tree.sources_digest()
+    assert changed != before
+    web_tree.OPENAPI.write_text('{"paths": {}}')
+    assert web_tree.sources_digest() != changed
+
+
+def test_a_new_build_keeps_the_previous_builds_own_assets_once(web_tree):
+    dist, staging = web_tree.DIST, web_tree.WEB / "dist.next"
+    (dist / "assets").mkdir(parents=True)
+    for name in ("app-old.js", "carried-older.js"):
+        (dist / "assets" / name).write_text(name)
+    (dist / web_tree.OWN_ASSETS).write_text("app-old.js\n")
+    (staging / "assets").mkdir(parents=True)
+    (staging / "assets" / "app-new.js").write_text("new")
+    web_tree._keep_previous_assets(staging)
+    assert sorted(p.name for p in (staging / "assets").iterdir()) == ["app-new.js", "app-old.js"]
