@@ -42,13 +42,6 @@ LIVE_GROUP = "conversations-live"
 # Account deletions (identity's AccountDeleted): one group for all replicas.
 ACCOUNTS_GROUP = "conversations-accounts"
 INBOX_PAGE = 100  # inbox rows read per page while a deleted account leaves
-# A write that passed the gone check on a copy read just before the account
-# was marked gone can land after its removal: the removal runs once more when
-# every process's copy includes the account (the refresh interval after it
-# shows in Redis, plus a margin for calls in flight), waiting this long at
-# most for it to show.
-GONE_WAIT_SECONDS = 30.0
-SETTLE_MARGIN_SECONDS = 1.0
 CLAIM_WAIT_SECONDS = 2.0  # how long a repeated send waits for the first one's message to land
 
 WATCHERS = Gauge("aviary_conversations_watchers", "Open WatchConversations streams")
@@ -80,7 +73,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         self.account_events = ConsumerLoop(
             settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
         )
-        self._second_sweeps: set[asyncio.Task] = set()
+        self.second_sweeps = accounts.SecondSweeps(self.gone, self.remove_account)
         # One group for all replicas: each event is pushed once; Redis pub/sub
         # reaches the watchers on every replica. New messages only: a group
         # starting late does not replay old ones to live streams.
@@ -140,18 +133,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
         if event.WhichOneof("kind") == "deleted":
             await self.remove_account(event.deleted.user_id)
-            # Not awaited: the consumer goes on; a second sweep lost with the
-            # process only matters for a create racing the deletion.
-            task = asyncio.create_task(self._sweep_again(event.deleted.user_id))
-            self._second_sweeps.add(task)
-            task.add_done_callback(self._second_sweeps.discard)
-
-    async def _sweep_again(self, user_id: int) -> None:
-        try:
-            await _until_gone_everywhere(self.gone, user_id)
-            await self.remove_account(user_id)
-        except Exception:
-            log.warning("second sweep of a deleted account failed", extra={"user_id": user_id}, exc_info=True)
+            self.second_sweeps.schedule(event.deleted.user_id)
 
     async def remove_account(self, user_id: int) -> None:
         """A deleted account leaves every conversation it is in (its read
@@ -461,16 +443,6 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             if hydrated:
                 await self.cards.attach([view.last_message], self.timeout)
         return view
-
-
-async def _until_gone_everywhere(gone: accounts.GoneAccounts, user_id: int) -> None:
-    """Returns once every process's gone set includes the user (or after
-    GONE_WAIT_SECONDS without seeing it there, plus the same settling)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + GONE_WAIT_SECONDS
-    while not await gone.contains(user_id) and loop.time() < deadline:
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(accounts.REFRESH_SECONDS + SETTLE_MARGIN_SECONDS)
 
 
 async def _none() -> None:

@@ -40,13 +40,6 @@ ACCOUNTS_GROUP = "graph-accounts"
 # of them are ended at once.
 REMOVAL_PAGE = 100
 REMOVAL_CONCURRENCY = 16
-# A follow that passed the gone check on a copy read just before the account
-# was marked gone can land after its removal: the removal runs once more when
-# every process's copy includes the account (the refresh interval after it
-# shows in Redis, plus a margin for calls in flight), waiting this long at
-# most for it to show.
-GONE_WAIT_SECONDS = 30.0
-SETTLE_MARGIN_SECONDS = 1.0
 
 
 class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
@@ -65,7 +58,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         self.account_events = ConsumerLoop(
             settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
         )
-        self._second_sweeps: set[asyncio.Task] = set()
+        self.second_sweeps = accounts.SecondSweeps(self.gone, self.remove_account)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -102,18 +95,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
         if event.WhichOneof("kind") == "deleted":
             await self.remove_account(event.deleted.user_id)
-            # Not awaited: the consumer goes on; a second sweep lost with the
-            # process only matters for a follow racing the deletion.
-            task = asyncio.create_task(self._sweep_again(event.deleted.user_id))
-            self._second_sweeps.add(task)
-            task.add_done_callback(self._second_sweeps.discard)
-
-    async def _sweep_again(self, user: int) -> None:
-        try:
-            await _until_gone_everywhere(self.gone, user)
-            await self.remove_account(user)
-        except Exception:
-            log.warning("second sweep of a deleted account failed", extra={"user_id": user}, exc_info=True)
+            self.second_sweeps.schedule(event.deleted.user_id)
 
     async def remove_account(self, user: int) -> None:
         """Ends everything graph holds of a deleted account: its follows both
@@ -455,16 +437,6 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         """Summaries from identity by id; ids identity does not know are absent."""
         return await clients.user_summaries(user_ids, self.settings.rpc_timeout_seconds)
-
-
-async def _until_gone_everywhere(gone: accounts.GoneAccounts, user: int) -> None:
-    """Returns once every process's gone set includes the user (or after
-    GONE_WAIT_SECONDS without seeing it there, plus the same settling)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + GONE_WAIT_SECONDS
-    while not await gone.contains(user) and loop.time() < deadline:
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(accounts.REFRESH_SECONDS + SETTLE_MARGIN_SECONDS)
 
 
 async def _each_page(read_after, user: int, end_one) -> None:

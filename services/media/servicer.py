@@ -37,13 +37,6 @@ ACCOUNTS_GROUP = "media-accounts"
 # A deleted account's uploads removed per page, and how many at once.
 REMOVAL_PAGE = 100
 REMOVAL_CONCURRENCY = 8
-# A write that passed the gone check on a copy read just before the account
-# was marked gone can land after its removal: the removal runs once more when
-# every process's copy includes the account (the refresh interval after it
-# shows in Redis, plus a margin for calls in flight), waiting this long at
-# most for it to show.
-GONE_WAIT_SECONDS = 30.0
-SETTLE_MARGIN_SECONDS = 1.0
 
 _OBJECT_ERRORS = (BotoCoreError, ClientError)
 
@@ -71,7 +64,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         self.account_events = ConsumerLoop(
             settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
         )
-        self._second_sweeps: set[asyncio.Task] = set()
+        self.second_sweeps = accounts.SecondSweeps(self.gone, self.remove_uploads_of)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -118,18 +111,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
         if event.WhichOneof("kind") == "deleted":
             await self.remove_uploads_of(event.deleted.user_id)
-            # Not awaited: the consumer goes on; a second sweep lost with the
-            # process only matters for an upload racing the deletion.
-            task = asyncio.create_task(self._sweep_again(event.deleted.user_id))
-            self._second_sweeps.add(task)
-            task.add_done_callback(self._second_sweeps.discard)
-
-    async def _sweep_again(self, owner_id: int) -> None:
-        try:
-            await _until_gone_everywhere(self.gone, owner_id)
-            await self.remove_uploads_of(owner_id)
-        except Exception:
-            log.warning("second sweep of a deleted account failed", extra={"owner_id": owner_id}, exc_info=True)
+            self.second_sweeps.schedule(event.deleted.user_id)
 
     async def remove_uploads_of(self, owner_id: int) -> None:
         """Every upload of the owner: its metadata row (hydration stops
@@ -242,13 +224,3 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
                 extra={"key": key},
                 exc_info=True,
             )
-
-
-async def _until_gone_everywhere(gone: accounts.GoneAccounts, user_id: int) -> None:
-    """Returns once every process's gone set includes the user (or after
-    GONE_WAIT_SECONDS without seeing it there, plus the same settling)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + GONE_WAIT_SECONDS
-    while not await gone.contains(user_id) and loop.time() < deadline:
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(accounts.REFRESH_SECONDS + SETTLE_MARGIN_SECONDS)

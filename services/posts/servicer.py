@@ -56,8 +56,8 @@ ACCOUNTS_CONSUMER_GROUP = "posts-accounts"
 ACCOUNT_PAGE = 200
 ACCOUNT_DELETE_CONCURRENCY = 16
 # Every process's copy of the gone accounts has a deleted account this long
-# after its deletion (the copies refresh every REFRESH_SECONDS).
-GONE_SETTLE_SECONDS = accounts.REFRESH_SECONDS + 1.0
+# after its deletion.
+GONE_SETTLE_SECONDS = accounts.SETTLE_SECONDS
 
 
 class PostsServicer(posts_pb2_grpc.PostsServiceServicer):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import cast
+from typing import Awaitable, Callable, cast
 
 import redis.asyncio as redis
 
@@ -95,3 +95,41 @@ class GoneAccounts:
             self._ids = frozenset(int(m) for m in members)
         # Tried either way: an unreadable Redis is asked again only after the interval.
         self._read_at = time.monotonic()
+
+
+# Every process's copy has a gone account this long after Redis had it.
+SETTLE_SECONDS = REFRESH_SECONDS + 1.0
+# How long a second sweep waits for Redis to have the account at all.
+GONE_WAIT_SECONDS = 30.0
+
+
+class SecondSweeps:
+    """Runs a deleted account's removal once more, once every process sees the
+    account gone: a write that passed its check just before the deletion (a
+    follow, an upload, a conversation) is swept then. Not awaited by the
+    consumer, which goes on; a sweep lost with the process only matters for
+    such a racing write."""
+
+    def __init__(self, gone: GoneAccounts, remove: Callable[[int], Awaitable[None]]) -> None:
+        self._gone = gone
+        self._remove = remove
+        self._pending: set[asyncio.Task] = set()
+
+    def schedule(self, user_id: int) -> None:
+        task = asyncio.create_task(self._again(user_id))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _again(self, user_id: int) -> None:
+        try:
+            await self._until_gone_everywhere(user_id)
+            await self._remove(user_id)
+        except Exception:
+            log.warning("second sweep of a deleted account failed", extra={"user_id": user_id}, exc_info=True)
+
+    async def _until_gone_everywhere(self, user_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GONE_WAIT_SECONDS
+        while not await self._gone.contains(user_id) and loop.time() < deadline:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(SETTLE_SECONDS)
