@@ -145,6 +145,17 @@ export async function authorized(): Promise<{ Authorization: string }> {
   return { Authorization: `Bearer ${await accessToken()}` };
 }
 
+/** The caller's token for a call that also serves signed-out readers: none when signed out. */
+export async function optionallyAuthorized(): Promise<{ Authorization?: string }> {
+  if (!current) return {};
+  try {
+    return await authorized();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return {};
+    throw error;
+  }
+}
+
 /** A 401 on an authorized call means the session was revoked elsewhere. */
 export function endIfUnauthenticated(error: unknown): void {
   if (error instanceof ApiError && error.status === 401) endSession(SESSION_ENDED);

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, networkError, unwrap, type Post } from "../api/client";
+import { PostItem } from "../components/post";
 import { authorized, endIfUnauthenticated } from "../session";
 import { Composer } from "./compose";
 
@@ -94,32 +95,5 @@ export function HomePage() {
       )}
       <div ref={sentinel} aria-hidden="true" />
     </section>
-  );
-}
-
-function PostItem({ post }: { post: Post }) {
-  const author = post.author;
-  const name = author?.displayName || author?.username || "Someone";
-  const created = post.createdAt ? new Date(post.createdAt) : null;
-  return (
-    <li class="post">
-      <article aria-label={`Post by ${name}`}>
-        <header>
-          <span class="name">{name}</span> {author?.username && <span class="handle">@{author.username}</span>}
-          {created && (
-            <>
-              {" · "}
-              <time dateTime={post.createdAt}>{created.toLocaleString()}</time>
-            </>
-          )}
-        </header>
-        <p class="text">{post.text}</p>
-        <footer class="counts">
-          <span>{post.replyCount ?? 0} replies</span>
-          <span>{post.repostCount ?? 0} reposts</span>
-          <span>{post.likeCount ?? 0} likes</span>
-        </footer>
-      </article>
-    </li>
   );
 }
