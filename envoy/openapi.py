@@ -115,6 +115,26 @@ def _raw_upload(operation: dict) -> None:
     }
 
 
+def _body_without_path_variables(document: dict, operation: dict, route: Route) -> None:
+    """A `body: "*"` rule takes the path's variables from the path: the body
+    schema gnostic wrote (the whole request message) must not list them, nor
+    require them (a client sending one again is refused as an unknown field)."""
+    content = operation["requestBody"]["content"]["application/json"]
+    name = content["schema"]["$ref"].rsplit("/", 1)[-1]
+    schemas = document["components"]["schemas"]
+    whole = schemas[name]
+    in_path = {route.request.fields_by_name[v].json_name for v in route.variables}
+    body = {k: v for k, v in whole.items() if k not in ("properties", "required")}
+    body["properties"] = {k: v for k, v in whole.get("properties", {}).items() if k not in in_path}
+    required = [f for f in whole.get("required", []) if f not in in_path]
+    if required:
+        body["required"] = required
+    body["description"] = f"{whole.get('description', '')} The body: the fields not in the path.".strip()
+    schemas[f"{name}.Body"] = body
+    content["schema"] = {"$ref": f"#/components/schemas/{name}.Body"}
+    operation["requestBody"]["required"] = bool(required)
+
+
 def _errors(operation: dict, access: str) -> None:
     responses = operation["responses"]
     default = responses.pop("default")
@@ -139,6 +159,8 @@ def build() -> dict:
             and route.request.fields_by_name[route.body].message_type.full_name == "google.api.HttpBody"
         ):
             _raw_upload(operation)
+        elif route.body == "*" and route.variables:
+            _body_without_path_variables(document, operation, route)
         _errors(operation, route.access)
     document["info"] = {
         "title": "Aviary API",
