@@ -151,6 +151,11 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             log.info("follow created", extra={"follower_id": follower, "followee_id": followee})
         else:
             await self._finish_interrupted_follow(follower, followee, since, now)
+        if await self.store.blocks_between(follower, followee):
+            # A block written after the check above: its unfollows may have
+            # run before this edge existed, so this call ends the edge itself.
+            await self._unfollow(follower, followee)
+            raise permission_denied(f"you cannot follow user {followee}: one of you blocks the other")
         return graph_pb2.FollowUserResponse(
             follower_id=str(follower), followee_id=str(followee), following=True, created=created
         )

@@ -4,6 +4,7 @@ Redis version kit's peers.safety checks, against the running graph process."""
 from __future__ import annotations
 
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 import secrets
 import time
 
@@ -82,3 +83,26 @@ def test_hidden_authors_needs_a_valid_viewer(graph):
     with pytest.raises(grpc.RpcError) as err:
         graph.GetHiddenAuthors(graph_pb2.GetHiddenAuthorsRequest(viewer_id="x"), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_follow_racing_a_block_never_survives_it(identity, graph):
+    pairs = [(sign_up(identity), sign_up(identity)) for _ in range(12)]
+
+    def follow(pair):
+        fan, idol = pair
+        try:
+            graph.FollowUser(graph_pb2.FollowUserRequest(user_id=idol.id), metadata=fan.auth, timeout=10)
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.PERMISSION_DENIED, exc
+
+    def block(pair):
+        fan, idol = pair
+        graph.BlockUser(graph_pb2.BlockUserRequest(user_id=fan.id), metadata=idol.auth, timeout=10)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda job: job[0](job[1]), [(f, p) for p in pairs for f in (follow, block)]))
+    for fan, idol in pairs:
+        stats = graph.GetFollowStats(graph_pb2.GetFollowStatsRequest(user_id=idol.id), timeout=10)
+        assert stats.follower_count == 0, (fan.id, idol.id)
+        listed = graph.ListFollowers(graph_pb2.ListFollowersRequest(user_id=idol.id, page_size=10), timeout=10)
+        assert not listed.users
