@@ -11,7 +11,6 @@ import functools
 import logging
 import time
 
-from google.protobuf.message import DecodeError
 from prometheus_client import Counter
 
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
@@ -29,8 +28,7 @@ from services.cart.model import (
     raw_cart,
 )
 from services.cart.store import CartStore
-from services.kit.events import kafka
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.peers import accounts
 from services.kit.server import startup
 from services.kit.stores import redis_client
@@ -92,9 +90,7 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         self.catalog = CatalogReader(settings.catalog_timeout_seconds)
         self._store: CartStore | None = None
         self._gone: accounts.GoneAccounts | None = None
-        self.account_events = ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
-        )
+        self.account_deletions = AccountDeletions(settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted)
 
     @property
     def store(self) -> CartStore:
@@ -121,17 +117,12 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
 
     async def consume_account_events(self) -> None:
         """Background job: identity's AccountDeleted -> the user's cart deleted."""
-        await kafka.relay_ensuring_topic(self.account_events.run, self.settings.kafka_bootstrap, kafka.IDENTITY_TOPIC)
+        await self.account_deletions.run()
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        try:
-            event = events_pb2.AccountEvent.FromString(value)
-        except DecodeError as exc:
-            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
-        if event.WhichOneof("kind") == "deleted" and event.deleted.user_id > 0:
-            # Idempotent: a redelivery finds no cart.
-            existed = await self.store.delete(event.deleted.user_id)
-            log.info("deleted account's cart removed", extra={"user_id": event.deleted.user_id, "existed": existed})
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
+        # Idempotent: a redelivery finds no cart.
+        existed = await self.store.delete(event.deleted.user_id)
+        log.info("deleted account's cart removed", extra={"user_id": event.deleted.user_id, "existed": existed})
 
     # -- public: the caller's own cart -------------------------------------------------
 

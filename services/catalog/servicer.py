@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 import grpc
-from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -20,8 +19,8 @@ from aviary.inventory.v1 import inventory_pb2
 from services.catalog import validation
 from services.catalog.settings import CatalogSettings
 from services.catalog.store import SCHEMA, CatalogStore, Event, NewProduct, ProductRecord, SellerDeleted
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.events import kafka
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
 from services.kit.peers import clients, media
 from services.kit.server import auth, ids, paging, startup
 from services.kit.stores import migrations
@@ -56,9 +55,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         # Stock is a nice-to-have on reads: a slow inventory must not make
         # product pages slow, so its deadline is short.
         self.stock_timeout = settings.stock_timeout_seconds
-        self.account_events = ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
-        )
+        self.account_deletions = AccountDeletions(settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -82,15 +79,10 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     async def consume_account_events(self) -> None:
         """Background job: identity's AccountDeleted -> the seller's products deactivated."""
-        await kafka.relay_ensuring_topic(self.account_events.run, self.settings.kafka_bootstrap, kafka.IDENTITY_TOPIC)
+        await self.account_deletions.run()
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        try:
-            event = events_pb2.AccountEvent.FromString(value)
-        except DecodeError as exc:
-            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
-        if event.WhichOneof("kind") == "deleted" and event.deleted.user_id > 0:
-            await self.remove_seller(event.deleted.user_id, event.deleted.role)
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
+        await self.remove_seller(event.deleted.user_id, event.deleted.role)
 
     async def remove_seller(self, seller_id: int, role: str) -> None:
         """Takes a deleted seller's products off sale for good: the seller is

@@ -20,8 +20,9 @@ from services.conversations import hydrate
 from services.conversations.settings import ConversationsSettings
 from services.conversations.store import Claim, ConversationRow, ConversationStore, MessageRow, participants_key
 from services.conversations.store import bucket_of
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.events import kafka
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.consumer import ConsumerLoop
 from services.kit.events.live import LiveHub
 from services.kit.peers import accounts, clients, media, safety
 from services.kit.server import startup
@@ -70,10 +71,10 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         # Suspended and deleted accounts can neither send nor be added.
         self.gone = accounts.GoneAccounts(self.redis)
         # From the earliest offset: no deletion is skipped, whenever the group starts.
-        self.account_events = ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
-        )
         self.second_sweeps = accounts.SecondSweeps(self.gone, self.remove_account)
+        self.account_deletions = AccountDeletions(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted, second_sweeps=self.second_sweeps
+        )
         # One group for all replicas: each event is pushed once; Redis pub/sub
         # reaches the watchers on every replica. New messages only: a group
         # starting late does not replay old ones to live streams.
@@ -120,20 +121,10 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
     async def consume_account_events(self) -> None:
         """Background job: deleted accounts leave their conversations."""
-        try:
-            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
-        except Exception as exc:
-            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
-        await self.account_events.run()
+        await self.account_deletions.run()
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        try:
-            event = events_pb2.AccountEvent.FromString(value)
-        except DecodeError as exc:
-            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
-        if event.WhichOneof("kind") == "deleted":
-            await self.remove_account(event.deleted.user_id)
-            self.second_sweeps.schedule(event.deleted.user_id)
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
+        await self.remove_account(event.deleted.user_id)
 
     async def remove_account(self, user_id: int) -> None:
         """A deleted account leaves every conversation it is in (its read

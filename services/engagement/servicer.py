@@ -24,6 +24,7 @@ from services.engagement.counters import HotCounters
 from services.engagement.liked import LikedCache, liked_key
 from services.engagement.settings import EngagementSettings
 from services.engagement.store import Counts, EngagementStore
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.events import consumer, kafka
 from services.kit.peers import accounts, clients, safety
 from services.kit.server import ids, service, startup
@@ -89,9 +90,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         # Suspended and deleted accounts cannot like.
         self.gone = accounts.GoneAccounts(self.redis)
         # From the earliest offset: no deletion is skipped, whenever the group starts.
-        self.account_events = consumer.ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
-        )
+        self.account_deletions = AccountDeletions(settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -126,11 +125,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
 
     async def consume_account_events(self) -> None:
         """Background job: takes back the likes of deleted accounts."""
-        try:
-            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
-        except Exception as exc:
-            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
-        await self.account_events.run()
+        await self.account_deletions.run()
 
     # -- RPCs -----------------------------------------------------------------------
 
@@ -275,14 +270,9 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
 
     # -- account events ---------------------------------------------------------------
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        try:
-            event = events_pb2.AccountEvent.FromString(value)
-        except DecodeError as exc:
-            raise consumer.PoisonRecord(f"not an AccountEvent: {exc}") from exc
-        if event.WhichOneof("kind") == "deleted" and event.deleted.user_id > 0:
-            taken = await self.remove_likes_of(event.deleted.user_id)
-            log.info("deleted account's likes taken back", extra={"user_id": event.deleted.user_id, "likes": taken})
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
+        taken = await self.remove_likes_of(event.deleted.user_id)
+        log.info("deleted account's likes taken back", extra={"user_id": event.deleted.user_id, "likes": taken})
 
     async def remove_likes_of(self, user_id: int) -> int:
         """Takes back every like of a (deleted) account as an unlike would:

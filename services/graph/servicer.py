@@ -8,7 +8,6 @@ import logging
 from array import array
 from contextlib import aclosing
 
-from google.protobuf.message import DecodeError
 from redis.exceptions import RedisError
 
 from aviary.events.v1 import events_pb2
@@ -18,8 +17,7 @@ from services.graph import rules
 from services.graph.follower_lists import FollowerLists
 from services.graph.settings import GraphSettings
 from services.graph.store import GraphStore
-from services.kit.events import kafka
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.peers import accounts, clients
 from services.kit.server import startup
 from services.kit.server.auth import caller_id
@@ -55,10 +53,10 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         self.ids = IdGenerator(settings.worker_id)
         # Suspended and deleted accounts can neither follow nor be followed.
         self.gone = accounts.GoneAccounts(self.store.redis)
-        self.account_events = ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
-        )
         self.second_sweeps = accounts.SecondSweeps(self.gone, self.remove_account)
+        self.account_deletions = AccountDeletions(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted, second_sweeps=self.second_sweeps
+        )
 
     # -- lifecycle -------------------------------------------------------
 
@@ -82,20 +80,10 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         copied = await self.store.fill_muted_by()
         if copied:
             log.info("muted_by filled from existing mutes", extra={"mutes": copied})
-        try:
-            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
-        except Exception as exc:
-            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
-        await self.account_events.run()
+        await self.account_deletions.run()
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        try:
-            event = events_pb2.AccountEvent.FromString(value)
-        except DecodeError as exc:
-            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
-        if event.WhichOneof("kind") == "deleted":
-            await self.remove_account(event.deleted.user_id)
-            self.second_sweeps.schedule(event.deleted.user_id)
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
+        await self.remove_account(event.deleted.user_id)
 
     async def remove_account(self, user: int) -> None:
         """Ends everything graph holds of a deleted account: its follows both

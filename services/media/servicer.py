@@ -14,13 +14,11 @@ import logging
 from botocore.exceptions import BotoCoreError, ClientError
 from cassandra import Unavailable
 from cassandra.cluster import NoHostAvailable
-from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.events.v1 import events_pb2
 from aviary.media.v1 import media_pb2, media_pb2_grpc
-from services.kit.events import kafka
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.peers import accounts
 from services.kit.stores import cql, redis_client
 from services.kit.server import auth, ids
@@ -61,10 +59,10 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         # outlives the deletion by up to its lifetime).
         self.redis = redis_client.client(settings)
         self.gone = accounts.GoneAccounts(self.redis)
-        self.account_events = ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
-        )
         self.second_sweeps = accounts.SecondSweeps(self.gone, self.remove_uploads_of)
+        self.account_deletions = AccountDeletions(
+            settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted, second_sweeps=self.second_sweeps
+        )
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -98,20 +96,10 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         copied = await self.metadata.fill_owner_index()
         if copied:
             log.info("owner index filled from existing media", extra={"media": copied})
-        try:
-            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
-        except Exception as exc:
-            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
-        await self.account_events.run()
+        await self.account_deletions.run()
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        try:
-            event = events_pb2.AccountEvent.FromString(value)
-        except DecodeError as exc:
-            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
-        if event.WhichOneof("kind") == "deleted":
-            await self.remove_uploads_of(event.deleted.user_id)
-            self.second_sweeps.schedule(event.deleted.user_id)
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
+        await self.remove_uploads_of(event.deleted.user_id)
 
     async def remove_uploads_of(self, owner_id: int) -> None:
         """Every upload of the owner: its metadata row (hydration stops

@@ -8,12 +8,12 @@ import time
 
 import grpc
 from google.protobuf import timestamp_pb2
-from google.protobuf.message import DecodeError
 from prometheus_client import Histogram
 
 from aviary.events.v1 import events_pb2
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from aviary.payments.v1 import payments_pb2
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.peers import clients
 from services.kit.server import paging, startup
 from services.kit.stores import migrations, pg
@@ -28,8 +28,7 @@ from services.kit.server.errors import (
     unavailable,
 )
 from services.kit.server.ids import IdGenerator, parse_id
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
-from services.kit.events.kafka import IDENTITY_TOPIC, ORDERS_TOPIC, Producer, relay_ensuring_topic
+from services.kit.events.kafka import ORDERS_TOPIC, Producer, relay_ensuring_topic
 from services.kit.events.pg_outbox import PgOutbox
 from services.orders import model
 from services.orders.cancel import Canceller
@@ -74,9 +73,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         # How long a retry of a key waits for the first request's saga.
         self.same_key_wait = settings.same_key_wait_seconds
         self.recovery_interval = settings.recovery_seconds
-        self.account_events = ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_GROUP, [IDENTITY_TOPIC], self._on_account_event
-        )
+        self.account_deletions = AccountDeletions(settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -262,15 +259,9 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     async def consume_account_events(self) -> None:
         """Background job: identity's AccountDeleted -> a seller's sales stopped,
         the buyer's running checkouts stopped and their orders anonymised."""
-        await relay_ensuring_topic(self.account_events.run, self.settings.kafka_bootstrap, IDENTITY_TOPIC)
+        await self.account_deletions.run()
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        try:
-            event = events_pb2.AccountEvent.FromString(value)
-        except DecodeError as exc:
-            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
-        if event.WhichOneof("kind") != "deleted" or event.deleted.user_id <= 0:
-            return
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
         user = event.deleted.user_id
         if event.deleted.role == ROLE_SELLER:
             await self._forget_seller(user)

@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.events import consumer, kafka
 from services.kit.peers import accounts, clients, engagement_overlay, profiles, safety
 from services.kit.server import auth, ids, paging
@@ -101,8 +102,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             auto_offset_reset="latest",
         )
         # One group for the service: a deleted account's posts are deleted once.
-        self.account_deletions = consumer.ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_CONSUMER_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
+        self.account_deletions = AccountDeletions(
+            settings.kafka_bootstrap, ACCOUNTS_CONSUMER_GROUP, self._on_account_deleted
         )
 
     # -- lifecycle ----------------------------------------------------------
@@ -143,16 +144,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         if event.WhichOneof("kind") == "deleted":
             self.cache.invalidate(event.deleted.post_id)
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        event = events_pb2.AccountEvent()
-        try:
-            event.ParseFromString(value)
-        except DecodeError as exc:
-            raise consumer.PoisonRecord(str(exc)) from exc
-        # Suspensions hide posts through the gone-accounts set; only a
-        # deletion removes anything.
-        if event.WhichOneof("kind") == "deleted":
-            await self.remove_account(event.deleted.user_id, event.occur_time.ToMilliseconds())
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
+        await self.remove_account(event.deleted.user_id, event.occur_time.ToMilliseconds())
 
     async def remove_account(self, user_id: int, deleted_at_ms: int = 0) -> None:
         """Deletes every post and repost of the account through the delete

@@ -9,21 +9,19 @@ from collections import deque
 from typing import AsyncIterator
 
 import grpc
-from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 
 from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.peers import clients, engagement_overlay, safety
 from services.kit.server import startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id, stream_deadline
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import invalid_argument, unavailable
-from services.kit.events import kafka
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
 from services.kit.events.live import LiveHub
 from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.timeline.entries import (
@@ -181,9 +179,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # Lazy clean-ups in flight; held so they are not garbage-collected.
         self._cleanups: set[asyncio.Task] = set()
         self.hidden_authors: safety.HiddenAuthors | None = None
-        self.account_events = ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_GROUP, [kafka.IDENTITY_TOPIC], self._on_account_event
-        )
+        self.account_deletions = AccountDeletions(settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted)
 
     @property
     def store(self) -> TimelineStore:
@@ -215,19 +211,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def consume_account_events(self) -> None:
         """Background job: a deleted account's own keys are dropped."""
-        try:
-            await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.IDENTITY_TOPIC: 6})
-        except Exception as exc:
-            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
-        await self.account_events.run()
+        await self.account_deletions.run()
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        try:
-            event = events_pb2.AccountEvent.FromString(value)
-        except DecodeError as exc:
-            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
-        if event.WhichOneof("kind") != "deleted" or event.deleted.user_id <= 0:
-            return
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
         # Its timeline, activity mark, celebrity list and its own author
         # index (what celebrity merges read). Its posts and reposts leave
         # followers' timelines through the posts service's deletions, and its
