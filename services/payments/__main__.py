@@ -23,7 +23,7 @@ def main() -> None:
             ],
             on_start=[servicer.start],  # migrate the `payments` schema, open the pools
             on_stop=[servicer.stop],
-            background=[],
+            background=[servicer.consume_account_events],  # deleted buyers' payments anonymised
         )
     )
 

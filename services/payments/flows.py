@@ -27,6 +27,8 @@ from services.payments.validation import AuthorizeInput
 
 log = logging.getLogger(__name__)
 
+# A deleted account's payments keep this in place of the buyer.
+ANONYMISED_BUYER = 0
 # Stripe metadata values are at most 500 characters.
 _METADATA_VALUE_MAX = 500
 
@@ -225,13 +227,16 @@ class PaymentFlows:
 
 
 def _check_same_request(payment: PaymentRecord, request: AuthorizeInput) -> None:
-    """A key names one payment: reusing it for another one is a caller bug."""
+    """A key names one payment: reusing it for another one is a caller bug.
+    An anonymised payment (buyer 0: the account was deleted) matches any
+    buyer, so the checkout that made it can still settle it."""
+    buyer = request.buyer_id if payment.buyer_id == ANONYMISED_BUYER else payment.buyer_id
     differs = [
         name
         for name, ours, theirs in (
             ("amount_minor", payment.amount_minor, request.amount_minor),
             ("currency", payment.currency, request.currency),
-            ("buyer_id", payment.buyer_id, request.buyer_id),
+            ("buyer_id", buyer, request.buyer_id),
         )
         if ours != theirs
     ]

@@ -68,6 +68,11 @@ ledger = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+deleted_buyers = sa.Table(
+    "deleted_buyers",
+    _metadata,
+    sa.Column("user_id", sa.BigInteger, primary_key=True),
+)
 
 _NOW = sa.func.clock_timestamp()
 _P = sa.bindparam
@@ -120,15 +125,41 @@ _INSERT_ENTRY = sa.insert(ledger).values(
     detail=_P("entry_detail"),
     created_at=_NOW,
 )
+# A deleted buyer's payment that kept its buyer (its authorization was out
+# when the deletion came, or it was written after) loses it with its next status.
+_BUYER_UNLESS_DELETED = sa.case(
+    (sa.exists().where(deleted_buyers.c.user_id == payments.c.buyer_id), 0), else_=payments.c.buyer_id
+)
 # The entry and the payment's new state in one round trip (a data-modifying
 # CTE runs even though the outer statement does not read it).
 _RECORD = (
     sa.update(payments)
     .where(payments.c.id == _P("pid"))
-    .values(status=_P("new_status"), decline_reason=_P("new_reason"), provider_ref=_P("payment_ref"), updated_at=_NOW)
+    .values(
+        status=_P("new_status"),
+        decline_reason=_P("new_reason"),
+        provider_ref=_P("payment_ref"),
+        buyer_id=_BUYER_UNLESS_DELETED,
+        updated_at=_NOW,
+    )
     .returning(*payments.c)
     .add_cte(_INSERT_ENTRY.returning(ledger.c.id).cte("entry"))
 )
+
+
+_MARK_BUYER_DELETED = sa.text(f"INSERT INTO {SCHEMA}.deleted_buyers (user_id) VALUES (:buyer) ON CONFLICT DO NOTHING")
+# A payment whose authorization is out keeps its buyer: a resend must carry
+# the very parameters of the first request (the buyer is in its metadata),
+# or the provider refuses the key. So does one whose lock another caller
+# holds (it may be about to send); both lose it when next recorded. The lock
+# taken here is held to the commit, so the next caller reads the row after.
+_ANONYMISE_BUYER = sa.text(f"""
+    UPDATE {SCHEMA}.payments SET buyer_id = 0
+    WHERE buyer_id = :buyer AND CASE
+        WHEN status <> 'PENDING' THEN true
+        WHEN authorization_sent_at IS NOT NULL THEN false
+        ELSE pg_try_advisory_xact_lock(hashtext('aviary.payments'), hashtext(id::text))
+    END""")
 
 
 @dataclass(frozen=True)
@@ -232,6 +263,19 @@ class PaymentsStore:
         async with self._autocommit() as conn:
             rows = (await conn.execute(_LEDGER_OF, {"pid": payment_id})).all()
         return [_ledger(row) for row in rows]
+
+    async def forget_buyer(self, buyer_id: int) -> int:
+        """Applies a buyer's account deletion; returns how many payments lost
+        their buyer. The buyer is recorded as deleted first, committed, so a
+        payment this pass leaves (or misses: written meanwhile) loses the
+        buyer at its next status; then their payments get buyer_id 0 in one
+        transaction. The ledger holds no buyer and is left as it is.
+        Idempotent: a rerun finds nothing left it may change."""
+        assert self._engine is not None, "call start() first"
+        async with self._engine.begin() as conn:
+            await conn.execute(_MARK_BUYER_DELETED, {"buyer": buyer_id})
+        async with self._engine.begin() as conn:
+            return (await conn.execute(_ANONYMISE_BUYER, {"buyer": buyer_id})).rowcount
 
     @asynccontextmanager
     async def locked(self, payment_id: int) -> AsyncIterator["LockedPayment"]:

@@ -24,6 +24,8 @@ def test_defaults():
     assert s.lock_timeout_seconds == 15.0
     assert s.pg_pool_size == 20
     assert s.pg_marker_pool_size == 5
+    # The kit's, read by the consumer of account deletions (payments-accounts).
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
 
 
 def test_empty_accepted_methods_stays_empty():
