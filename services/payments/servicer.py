@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.events.v1 import events_pb2
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
-from services.kit.events.kafka import IDENTITY_TOPIC, relay_ensuring_topic
+from services.kit.events.account_deletions import AccountDeletions
 from services.kit.server import startup
 from services.kit.server.errors import invalid_argument, not_found
 from services.kit.server.ids import IdGenerator
@@ -56,9 +54,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         self.provider = build_provider(settings)
         self.accepted = accepted_methods(settings)
         self.flows = PaymentFlows(self.store, self.provider, self.ids)
-        self.account_events = ConsumerLoop(
-            settings.kafka_bootstrap, ACCOUNTS_GROUP, [IDENTITY_TOPIC], self._on_account_event
-        )
+        self.account_deletions = AccountDeletions(settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted)
 
     async def start(self) -> None:
         # The SDK logs every request at INFO.
@@ -77,15 +73,9 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
 
     async def consume_account_events(self) -> None:
         """Background job: identity's AccountDeleted -> the buyer's payments anonymised."""
-        await relay_ensuring_topic(self.account_events.run, self.settings.kafka_bootstrap, IDENTITY_TOPIC)
+        await self.account_deletions.run()
 
-    async def _on_account_event(self, topic: str, key: bytes | None, value: bytes) -> None:
-        try:
-            event = events_pb2.AccountEvent.FromString(value)
-        except DecodeError as exc:
-            raise PoisonRecord(f"not an AccountEvent: {exc}") from exc
-        if event.WhichOneof("kind") != "deleted" or event.deleted.user_id <= 0:
-            return
+    async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
         user = event.deleted.user_id
         anonymised = await self.store.forget_buyer(user)
         # Most deleted accounts never paid for anything: only a change is worth a line.
