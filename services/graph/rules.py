@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from typing import Iterable, Mapping, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.events.v1 import events_pb2
+from aviary.graph.v1 import graph_pb2
 from services.kit.server.errors import invalid_argument
 
 DEFAULT_STREAM_BATCH = 1000
@@ -102,3 +104,26 @@ def mute_end(expires_at: Timestamp | None, now: datetime.datetime) -> datetime.d
 def mute_is_active(end: datetime.datetime | None, now: datetime.datetime) -> bool:
     """An expired mute is as if absent."""
     return end is None or end > now
+
+
+@dataclass(frozen=True)
+class RelationshipRows:
+    """The viewer's rows about some other users: whom the viewer follows, who
+    follows the viewer, whom the viewer blocks, and the viewer's mutes with
+    their end times (None: never; expired ones included)."""
+
+    following: set[int]
+    followers: set[int]
+    blocking: set[int]
+    mutes: dict[int, datetime.datetime | None]
+
+
+def relationship(user_id: int, rows: RelationshipRows, now: datetime.datetime) -> graph_pb2.Relationship:
+    """How the viewer stands with one user; a mute past its end is no mute."""
+    return graph_pb2.Relationship(
+        user_id=str(user_id),
+        followed_by_viewer=user_id in rows.following,
+        follows_viewer=user_id in rows.followers,
+        blocked_by_viewer=user_id in rows.blocking,
+        muted_by_viewer=user_id in rows.mutes and mute_is_active(rows.mutes[user_id], now),
+    )

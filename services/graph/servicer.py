@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 UNFINISHED_CLAIM_AGE = datetime.timedelta(seconds=30)
 # Ids per BatchGetFollowStats (identity's BatchGetUsers asks at most as many).
 MAX_BATCH_STATS = 200
+# Profiles ask for one user; lists of people would ask for a page.
+MAX_BATCH_RELATIONSHIPS = 100
 # Account deletions (identity's AccountDeleted): one group for all replicas.
 ACCOUNTS_GROUP = "graph-accounts"
 # Rows read per page while removing a deleted account's edges, and how many
@@ -350,6 +352,17 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         counts = await self.store.counts_many(user_ids) if user_ids else {}
         return graph_pb2.BatchGetFollowStatsResponse(
             stats=[self._follow_stats(u, *counts.get(u, (0, 0))) for u in user_ids]
+        )
+
+    async def GetRelationships(self, request, context):
+        viewer = parse_id(request.viewer_id, "viewer_id")
+        others = list(dict.fromkeys(parse_ids(request.user_ids, "user_ids", max_items=MAX_BATCH_RELATIONSHIPS)))
+        if not others:
+            return graph_pb2.GetRelationshipsResponse()
+        rows = await self.store.relationship_rows(viewer, others)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return graph_pb2.GetRelationshipsResponse(
+            relationships=[rules.relationship(user, rows, now) for user in others]
         )
 
     def _follow_stats(self, user_id: int, followers: int, following: int) -> graph_pb2.FollowStats:

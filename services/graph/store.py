@@ -202,6 +202,12 @@ class GraphStore:
             "get_mute": f"SELECT expires_at FROM {ks}.mutes WHERE user_id = ? AND muted_id = ?",
             "mutes_after": f"SELECT muted_id, expires_at FROM {ks}.mutes WHERE user_id = ? AND muted_id > ? LIMIT ?",
             "mutes_all": f"SELECT muted_id, expires_at FROM {ks}.mutes WHERE user_id = ? LIMIT {HIDDEN_SCAN_LIMIT}",
+            # The viewer's side of each relationship: one partition read each,
+            # the other users as a clustering-key IN list.
+            "following_among": f"SELECT followee_id FROM {ks}.following WHERE user_id = ? AND followee_id IN ?",
+            "followers_among": f"SELECT follower_id FROM {ks}.followers WHERE user_id = ? AND follower_id IN ?",
+            "blocks_among": f"SELECT blocked_id FROM {ks}.blocks WHERE user_id = ? AND blocked_id IN ?",
+            "mutes_among": f"SELECT muted_id, expires_at FROM {ks}.mutes WHERE user_id = ? AND muted_id IN ?",
         }
         prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
         self._stmts = dict(zip(queries, prepared))
@@ -407,6 +413,22 @@ class GraphStore:
             blocking=[r.blocked_id for r in blocks],
             blocked_by=[r.blocker_id for r in blocked_by],
             mutes=[(r.muted_id, _utc(r.expires_at)) for r in mutes],
+        )
+
+    async def relationship_rows(self, viewer: int, others: list[int]) -> rules.RelationshipRows:
+        """Which of `others` the viewer follows, is followed by, blocks, and
+        mutes (with end times, expired ones included)."""
+        following, followers, blocks, mutes = await asyncio.gather(
+            self._run("following_among", (viewer, others)),
+            self._run("followers_among", (viewer, others)),
+            self._run("blocks_among", (viewer, others)),
+            self._run("mutes_among", (viewer, others)),
+        )
+        return rules.RelationshipRows(
+            following={r.followee_id for r in following},
+            followers={r.follower_id for r in followers},
+            blocking={r.blocked_id for r in blocks},
+            mutes={r.muted_id: _utc(r.expires_at) for r in mutes},
         )
 
     async def mark_hidden_changed(self, user_ids: list[int], token: int) -> None:

@@ -37,7 +37,7 @@ from services.identity.store import (
 from services.kit.peers import accounts, clients, profiles
 from services.kit.server import client_address, operators, startup
 from services.kit.stores import redis_client
-from services.kit.server.auth import ROLE_SELLER, TokenIssuer, caller, caller_id
+from services.kit.server.auth import ROLE_SELLER, TokenIssuer, caller, caller_id, optional_caller_id
 from services.identity.settings import IdentitySettings
 from services.kit.server.errors import (
     ApiError,
@@ -327,14 +327,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def GetUser(self, request, context):
         user_id = caller_id(context) if request.user_id == "me" else parse_id(request.user_id, "user_id")
-        user, counts = await asyncio.gather(self.store.get_user(user_id), self._counts(user_id), return_exceptions=True)
+        viewer = optional_caller_id(context)
+        user, counts, flags = await asyncio.gather(
+            self.store.get_user(user_id),
+            self._counts(user_id),
+            self._viewer_flags(viewer, user_id),
+            return_exceptions=True,
+        )
         if isinstance(user, BaseException):
             raise user
         if user is None or not _visible(user, context):
             raise not_found(f"user {user_id} does not exist")
         if isinstance(counts, BaseException):
             raise counts
-        return _with_counts(user_summary(user), counts)
+        if isinstance(flags, BaseException):
+            raise flags
+        return _with_viewer_flags(_with_counts(user_summary(user), counts), flags)
 
     async def LookupUser(self, request, context):
         if not request.username:
@@ -344,7 +352,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             user = await self.store.find_by_username(request.username)
         if user is None or not _visible(user, context):
             raise not_found(f"user '{request.username[:40]}' does not exist")
-        return _with_counts(user_summary(user), await self._counts(user.id))
+        counts, flags = await asyncio.gather(
+            self._counts(user.id), self._viewer_flags(optional_caller_id(context), user.id)
+        )
+        return _with_viewer_flags(_with_counts(user_summary(user), counts), flags)
 
     async def UpdateProfile(self, request, context):
         user_id = caller_id(context)
@@ -688,6 +699,26 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         author_stats = _count_answer("posts", user_id, posts)
         return follow_stats.follower_count, follow_stats.following_count, author_stats.post_count
 
+    async def _viewer_flags(self, viewer: int | None, user_id: int) -> graph_pb2.Relationship | None:
+        """How a signed-in caller stands with another user, asked of graph on
+        every call: it is the caller's own view, so it is never cached (the
+        profile and its counts are the same for everyone). None when signed
+        out or looking at oneself."""
+        if viewer is None or viewer == user_id:
+            return None
+        try:
+            answer = await clients.graph().GetRelationships(
+                graph_pb2.GetRelationshipsRequest(viewer_id=str(viewer), user_ids=[str(user_id)]),
+                timeout=self.settings.rpc_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("relationship lookup failed", extra={"code": exc.code().name, "user_id": user_id})
+            raise unavailable(
+                f"how you stand with user {user_id} is unavailable right now (graph service: {exc.code().name}); "
+                "try again"
+            ) from exc
+        return answer.relationships[0] if answer.relationships else None
+
     async def _summary_counts(self, user_ids: list[int]) -> dict[int, tuple[int, int, int]]:
         """(followers, following, posts) per user from graph and posts, in
         batches asked in parallel; never cached here, so a caller's own cache
@@ -855,4 +886,14 @@ def user_summary(user: UserRecord) -> identity_pb2.User:
 
 def _with_counts(user: identity_pb2.User, counts: tuple[int, int, int]) -> identity_pb2.User:
     user.follower_count, user.following_count, user.post_count = counts
+    return user
+
+
+def _with_viewer_flags(user: identity_pb2.User, relation: graph_pb2.Relationship | None) -> identity_pb2.User:
+    """The caller's view of the user, on a copy made for this answer only."""
+    if relation is not None:
+        user.followed_by_me = relation.followed_by_viewer
+        user.follows_me = relation.follows_viewer
+        user.blocked_by_me = relation.blocked_by_viewer
+        user.muted_by_me = relation.muted_by_viewer
     return user

@@ -100,3 +100,31 @@ def test_a_mute_must_end_in_the_future():
     assert end == now + datetime.timedelta(hours=1)
     assert rules.mute_is_active(end, now)
     assert not rules.mute_is_active(end, end)
+
+
+def _rows(**overrides) -> rules.RelationshipRows:
+    fields = {"following": set(), "followers": set(), "blocking": set(), "mutes": {}}
+    fields.update(overrides)
+    return rules.RelationshipRows(**fields)
+
+
+def test_relationship_reads_each_direction_from_its_own_rows():
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    rows = _rows(following={1}, followers={2}, blocking={3}, mutes={4: None})
+    one, two, three, four, five = (rules.relationship(u, rows, now) for u in (1, 2, 3, 4, 5))
+    assert (one.followed_by_viewer, one.follows_viewer) == (True, False)
+    assert (two.followed_by_viewer, two.follows_viewer) == (False, True)
+    assert three.blocked_by_viewer and not three.muted_by_viewer
+    assert four.muted_by_viewer and not four.blocked_by_viewer
+    assert five == rules.relationship(5, _rows(), now)
+    assert not any([five.followed_by_viewer, five.follows_viewer, five.blocked_by_viewer, five.muted_by_viewer])
+    assert five.user_id == "5"
+
+
+def test_relationship_counts_a_mute_only_until_it_ends():
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    later = now + datetime.timedelta(minutes=1)
+    earlier = now - datetime.timedelta(seconds=1)
+    assert rules.relationship(7, _rows(mutes={7: later}), now).muted_by_viewer
+    assert not rules.relationship(7, _rows(mutes={7: earlier}), now).muted_by_viewer
+    assert not rules.relationship(7, _rows(mutes={7: now}), now).muted_by_viewer

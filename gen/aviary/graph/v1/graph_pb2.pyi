@@ -933,3 +933,93 @@ class HiddenMute(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HiddenMute: _TypeAlias = HiddenMute  # noqa: Y015
+
+@_typing.final
+class GetRelationshipsRequest(_message.Message):
+    """Request for GetRelationships."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VIEWER_ID_FIELD_NUMBER: _builtins.int
+    USER_IDS_FIELD_NUMBER: _builtins.int
+    viewer_id: _builtins.str
+    """The viewer."""
+    @_builtins.property
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The users to relate to the viewer, at most 100; repeats are answered once."""
+
+    def __init__(
+        self,
+        *,
+        viewer_id: _builtins.str = ...,
+        user_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_ids", b"user_ids", "viewer_id", b"viewer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRelationshipsRequest: _TypeAlias = GetRelationshipsRequest  # noqa: Y015
+
+@_typing.final
+class GetRelationshipsResponse(_message.Message):
+    """Response of GetRelationships."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELATIONSHIPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def relationships(self) -> _containers.RepeatedCompositeFieldContainer[Global___Relationship]:
+        """One entry per distinct requested user, in the order requested."""
+
+    def __init__(
+        self,
+        *,
+        relationships: _abc.Iterable[Global___Relationship] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["relationships", b"relationships"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRelationshipsResponse: _TypeAlias = GetRelationshipsResponse  # noqa: Y015
+
+@_typing.final
+class Relationship(_message.Message):
+    """How the viewer stands with one user."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    FOLLOWED_BY_VIEWER_FIELD_NUMBER: _builtins.int
+    FOLLOWS_VIEWER_FIELD_NUMBER: _builtins.int
+    BLOCKED_BY_VIEWER_FIELD_NUMBER: _builtins.int
+    MUTED_BY_VIEWER_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user."""
+    followed_by_viewer: _builtins.bool
+    """The viewer follows the user."""
+    follows_viewer: _builtins.bool
+    """The user follows the viewer."""
+    blocked_by_viewer: _builtins.bool
+    """The viewer blocks the user."""
+    muted_by_viewer: _builtins.bool
+    """The viewer has an active (unexpired) mute of the user."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        followed_by_viewer: _builtins.bool = ...,
+        follows_viewer: _builtins.bool = ...,
+        blocked_by_viewer: _builtins.bool = ...,
+        muted_by_viewer: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_by_viewer", b"blocked_by_viewer", "followed_by_viewer", b"followed_by_viewer", "follows_viewer", b"follows_viewer", "muted_by_viewer", b"muted_by_viewer", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Relationship: _TypeAlias = Relationship  # noqa: Y015

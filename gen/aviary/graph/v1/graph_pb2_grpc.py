@@ -117,6 +117,11 @@ class GraphServiceStub:
                 request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsRequest.SerializeToString,
                 response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsResponse.FromString,
                 _registered_method=True)
+        self.GetRelationships = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/GetRelationships',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetRelationshipsRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetRelationshipsResponse.FromString,
+                _registered_method=True)
 
 
 class GraphServiceServicer:
@@ -245,6 +250,16 @@ class GraphServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRelationships(self, request, context):
+        """Internal: how a viewer stands with each of many users (follows either
+        way, the viewer's block and active mute), for the viewer flags on
+        profiles (identity's GetUser and LookupUser). Never cached by callers
+        in anything shared between viewers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GraphServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -327,6 +342,11 @@ def add_GraphServiceServicer_to_server(servicer, server):
                     servicer.GetHiddenAuthors,
                     request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsRequest.FromString,
                     response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsResponse.SerializeToString,
+            ),
+            'GetRelationships': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRelationships,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetRelationshipsRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.GetRelationshipsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -764,6 +784,33 @@ class GraphService:
             '/aviary.graph.v1.GraphService/GetHiddenAuthors',
             aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsRequest.SerializeToString,
             aviary_dot_graph_dot_v1_dot_graph__pb2.GetHiddenAuthorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRelationships(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/GetRelationships',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.GetRelationshipsRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.GetRelationshipsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,12 @@ class GraphServiceStub:
     shown: the users blocked either way and the viewer's mutes. For read
     paths, through services.kit.peers.safety (which caches it).
     """
+    GetRelationships: _grpc.UnaryUnaryMultiCallable[_graph_pb2.GetRelationshipsRequest, _graph_pb2.GetRelationshipsResponse]
+    """Internal: how a viewer stands with each of many users (follows either
+    way, the viewer's block and active mute), for the viewer flags on
+    profiles (identity's GetUser and LookupUser). Never cached by callers
+    in anything shared between viewers.
+    """
 
 @_typing.type_check_only
 class GraphServiceAsyncStub(GraphServiceStub):
@@ -136,6 +142,12 @@ class GraphServiceAsyncStub(GraphServiceStub):
     """Internal: whose posts, reposts and notifications a viewer must not be
     shown: the users blocked either way and the viewer's mutes. For read
     paths, through services.kit.peers.safety (which caches it).
+    """
+    GetRelationships: _aio.UnaryUnaryMultiCallable[_graph_pb2.GetRelationshipsRequest, _graph_pb2.GetRelationshipsResponse]  # type: ignore[assignment]
+    """Internal: how a viewer stands with each of many users (follows either
+    way, the viewer's block and active mute), for the viewer flags on
+    profiles (identity's GetUser and LookupUser). Never cached by callers
+    in anything shared between viewers.
     """
 
 class GraphServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -284,6 +296,18 @@ class GraphServiceServicer(metaclass=_abc_1.ABCMeta):
         """Internal: whose posts, reposts and notifications a viewer must not be
         shown: the users blocked either way and the viewer's mutes. For read
         paths, through services.kit.peers.safety (which caches it).
+        """
+
+    @_abc_1.abstractmethod
+    def GetRelationships(
+        self,
+        request: _graph_pb2.GetRelationshipsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.GetRelationshipsResponse, _abc.Awaitable[_graph_pb2.GetRelationshipsResponse]]:
+        """Internal: how a viewer stands with each of many users (follows either
+        way, the viewer's block and active mute), for the viewer flags on
+        profiles (identity's GetUser and LookupUser). Never cached by callers
+        in anything shared between viewers.
         """
 
 def add_GraphServiceServicer_to_server(servicer: GraphServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -35,6 +35,10 @@ class User(_message.Message):
     POST_COUNT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    FOLLOWED_BY_ME_FIELD_NUMBER: _builtins.int
+    FOLLOWS_ME_FIELD_NUMBER: _builtins.int
+    BLOCKED_BY_ME_FIELD_NUMBER: _builtins.int
+    MUTED_BY_ME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Time-ordered 64-bit id, as a decimal string."""
     username: _builtins.str
@@ -55,6 +59,18 @@ class User(_message.Message):
     """"USER", or "SELLER" for accounts that may list products. Chosen at
     sign-up; carried in the access token's `role` claim.
     """
+    followed_by_me: _builtins.bool
+    """Whether the signed-in caller follows this user. Set only by GetUser and
+    LookupUser for a signed-in caller looking at someone else; false otherwise.
+    """
+    follows_me: _builtins.bool
+    """Whether this user follows the signed-in caller (as followed_by_me)."""
+    blocked_by_me: _builtins.bool
+    """Whether the signed-in caller blocks this user (as followed_by_me)."""
+    muted_by_me: _builtins.bool
+    """Whether the signed-in caller has an active mute of this user (as
+    followed_by_me).
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the account was created."""
@@ -72,10 +88,14 @@ class User(_message.Message):
         post_count: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         role: _builtins.str = ...,
+        followed_by_me: _builtins.bool = ...,
+        follows_me: _builtins.bool = ...,
+        blocked_by_me: _builtins.bool = ...,
+        muted_by_me: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["avatar_url", b"avatar_url", "bio", b"bio", "created_at", b"created_at", "display_name", b"display_name", "follower_count", b"follower_count", "following_count", b"following_count", "id", b"id", "post_count", b"post_count", "role", b"role", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avatar_url", b"avatar_url", "bio", b"bio", "blocked_by_me", b"blocked_by_me", "created_at", b"created_at", "display_name", b"display_name", "followed_by_me", b"followed_by_me", "follower_count", b"follower_count", "following_count", b"following_count", "follows_me", b"follows_me", "id", b"id", "muted_by_me", b"muted_by_me", "post_count", b"post_count", "role", b"role", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
