@@ -115,10 +115,14 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return to_proto(record, stock.get(product_id, 0))
 
     async def ListProducts(self, request, context) -> catalog_pb2.ListProductsResponse:
-        seller_id = ids.parse_optional_id(request.seller_id, "seller_id") or None
+        seller_id = _listed_seller(request.seller_id, context)
+        if request.include_inactive:
+            _check_own_listing(seller_id, context)
         size = paging.page_size(request.page_size)
         before = paging.int_cursor(request.page_token, "before")
-        records = await self.store.list_active(seller_id=seller_id, before=before, limit=size + 1)
+        records = await self.store.list_active(
+            seller_id=seller_id, before=before, limit=size + 1, include_inactive=request.include_inactive
+        )
         page = records[:size]
         stock = await self._stock([r.id for r in page])
         next_token = paging.encode_token({"before": page[-1].id}) if len(records) > size else ""
@@ -349,3 +353,20 @@ def to_proto(record: ProductRecord, stock: int) -> catalog_pb2.Product:
         active=record.active,
         created_at=_timestamp(record),
     )
+
+
+def _listed_seller(seller_id: str, context) -> int | None:
+    """Whose products to list: "me" is the caller (signed in), empty is everyone's."""
+    if seller_id == "me":
+        return auth.caller_id(context)
+    return ids.parse_optional_id(seller_id, "seller_id") or None
+
+
+def _check_own_listing(seller_id: int | None, context) -> None:
+    """Inactive products are shown to their seller only."""
+    if seller_id is None:
+        raise invalid_argument("include_inactive", 'needs seller_id "me": only a seller sees their inactive products')
+    if auth.optional_caller_id(context) != seller_id:
+        raise permission_denied(
+            'include_inactive: only a seller sees their own inactive products; list yours with seller_id "me"'
+        )

@@ -202,9 +202,14 @@ class CatalogStore:
             rows = (await conn.execute(sa.select(*_COLUMNS).where(products.c.id == sa.any_(ids)))).all()
         return {row.id: _record(row) for row in rows}
 
-    async def list_active(self, *, seller_id: int | None, before: int | None, limit: int) -> list[ProductRecord]:
-        """Active products newest first (ids are time-ordered), below `before` when set."""
-        stmt = sa.select(*_COLUMNS).where(products.c.active.is_(True))
+    async def list_active(
+        self, *, seller_id: int | None, before: int | None, limit: int, include_inactive: bool = False
+    ) -> list[ProductRecord]:
+        """Active products (inactive ones too when asked) newest first (ids are
+        time-ordered), below `before` when set."""
+        stmt = sa.select(*_COLUMNS)
+        if not include_inactive:
+            stmt = stmt.where(products.c.active.is_(True))
         if seller_id is not None:
             stmt = stmt.where(products.c.seller_id == seller_id)
         if before is not None:

@@ -54,7 +54,11 @@ def test_405_lists_the_allowed_methods():
         ("pageSize=x", "pageSize", "must be an integer"),
         ("page_size=99999999999", "page_size", "must be between -2147483648 and 2147483647"),
         ("pageToken=%FF", "pageToken", "is not valid UTF-8"),
-        ("colour=red", "colour", "unknown query parameter; this endpoint takes: sellerId, pageSize, pageToken"),
+        (
+            "colour=red",
+            "colour",
+            "unknown query parameter; this endpoint takes: sellerId, pageSize, pageToken, includeInactive",
+        ),
     ],
 )
 def test_query_parameters(query, field, problem):

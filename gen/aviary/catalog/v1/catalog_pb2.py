@@ -29,7 +29,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61viary/catalog/v1/catalog.proto\x12\x11\x61viary.catalog.v1\x1a\x1d\x61viary/events/v1/events.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\x07Product\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tseller_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x13\n\x0bprice_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x11\n\tmedia_ids\x18\x07 \x03(\t\x12\x13\n\x05stock\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x0e\n\x06\x61\x63tive\x18\t \x01(\x08\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"-\n\x11GetProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"U\n\x13ListProductsRequest\x12\x17\n\tseller_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x14ListProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x01\n\x14\x43reateProductRequest\x12\x13\n\x05title\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bprice_minor\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x16\n\x08\x63urrency\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tmedia_ids\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05stock\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x01\"\xc2\x01\n\x14UpdateProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x05title\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bprice_minor\x18\x04 \x01(\x03H\x02\x88\x01\x01\x12\x13\n\x06\x61\x63tive\x18\x05 \x01(\x08H\x03\x88\x01\x01\x42\x08\n\x06_titleB\x0e\n\x0c_descriptionB\x0e\n\x0c_price_minorB\t\n\x07_active\"h\n\x15RestockProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fidempotency_key\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"B\n\x17\x42\x61tchGetProductsRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\x12\x12\n\nskip_stock\x18\x02 \x01(\x08\"H\n\x18\x42\x61tchGetProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\"+\n\x15\x45xportProductsRequest\x12\x12\n\nbatch_size\x18\x01 \x01(\x05\"M\n\x16\x45xportProductsResponse\x12\x33\n\x08products\x18\x01 \x03(\x0b\x32!.aviary.events.v1.ProductUpserted2\xd6\x06\n\x0e\x43\x61talogService\x12u\n\nGetProduct\x12$.aviary.catalog.v1.GetProductRequest\x1a\x1a.aviary.catalog.v1.Product\"%\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/products/{product_id}\x12y\n\x0cListProducts\x12&.aviary.catalog.v1.ListProductsRequest\x1a\'.aviary.catalog.v1.ListProductsResponse\"\x18\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/products\x12q\n\rCreateProduct\x12\'.aviary.catalog.v1.CreateProductRequest\x1a\x1a.aviary.catalog.v1.Product\"\x1b\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/products:\x01*\x12~\n\rUpdateProduct\x12\'.aviary.catalog.v1.UpdateProductRequest\x1a\x1a.aviary.catalog.v1.Product\"(\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1e\x32\x19/v1/products/{product_id}:\x01*\x12\x88\x01\n\x0eRestockProduct\x12(.aviary.catalog.v1.RestockProductRequest\x1a\x1a.aviary.catalog.v1.Product\"0\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02&\"!/v1/products/{product_id}:restock:\x01*\x12k\n\x10\x42\x61tchGetProducts\x12*.aviary.catalog.v1.BatchGetProductsRequest\x1a+.aviary.catalog.v1.BatchGetProductsResponse\x12g\n\x0e\x45xportProducts\x12(.aviary.catalog.v1.ExportProductsRequest\x1a).aviary.catalog.v1.ExportProductsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61viary/catalog/v1/catalog.proto\x12\x11\x61viary.catalog.v1\x1a\x1d\x61viary/events/v1/events.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\x07Product\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tseller_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x13\n\x0bprice_minor\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x11\n\tmedia_ids\x18\x07 \x03(\t\x12\x13\n\x05stock\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x0e\n\x06\x61\x63tive\x18\t \x01(\x08\x12\x34\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"-\n\x11GetProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"u\n\x13ListProductsRequest\x12\x17\n\tseller_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x1e\n\x10include_inactive\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\"]\n\x14ListProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x01\n\x14\x43reateProductRequest\x12\x13\n\x05title\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x64\x65scription\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bprice_minor\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x16\n\x08\x63urrency\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tmedia_ids\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05stock\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x01\"\xc2\x01\n\x14UpdateProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x05title\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bprice_minor\x18\x04 \x01(\x03H\x02\x88\x01\x01\x12\x13\n\x06\x61\x63tive\x18\x05 \x01(\x08H\x03\x88\x01\x01\x42\x08\n\x06_titleB\x0e\n\x0c_descriptionB\x0e\n\x0c_price_minorB\t\n\x07_active\"h\n\x15RestockProductRequest\x12\x18\n\nproduct_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08quantity\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fidempotency_key\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"B\n\x17\x42\x61tchGetProductsRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\x12\x12\n\nskip_stock\x18\x02 \x01(\x08\"H\n\x18\x42\x61tchGetProductsResponse\x12,\n\x08products\x18\x01 \x03(\x0b\x32\x1a.aviary.catalog.v1.Product\"+\n\x15\x45xportProductsRequest\x12\x12\n\nbatch_size\x18\x01 \x01(\x05\"M\n\x16\x45xportProductsResponse\x12\x33\n\x08products\x18\x01 \x03(\x0b\x32!.aviary.events.v1.ProductUpserted2\xd6\x06\n\x0e\x43\x61talogService\x12u\n\nGetProduct\x12$.aviary.catalog.v1.GetProductRequest\x1a\x1a.aviary.catalog.v1.Product\"%\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/products/{product_id}\x12y\n\x0cListProducts\x12&.aviary.catalog.v1.ListProductsRequest\x1a\'.aviary.catalog.v1.ListProductsResponse\"\x18\x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/products\x12q\n\rCreateProduct\x12\'.aviary.catalog.v1.CreateProductRequest\x1a\x1a.aviary.catalog.v1.Product\"\x1b\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/products:\x01*\x12~\n\rUpdateProduct\x12\'.aviary.catalog.v1.UpdateProductRequest\x1a\x1a.aviary.catalog.v1.Product\"(\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1e\x32\x19/v1/products/{product_id}:\x01*\x12\x88\x01\n\x0eRestockProduct\x12(.aviary.catalog.v1.RestockProductRequest\x1a\x1a.aviary.catalog.v1.Product\"0\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02&\"!/v1/products/{product_id}:restock:\x01*\x12k\n\x10\x42\x61tchGetProducts\x12*.aviary.catalog.v1.BatchGetProductsRequest\x1a+.aviary.catalog.v1.BatchGetProductsResponse\x12g\n\x0e\x45xportProducts\x12(.aviary.catalog.v1.ExportProductsRequest\x1a).aviary.catalog.v1.ExportProductsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,6 +48,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPRODUCTREQUEST'].fields_by_name['product_id']._serialized_options = b'\342A\001\002'
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['seller_id']._loaded_options = None
   _globals['_LISTPRODUCTSREQUEST'].fields_by_name['seller_id']._serialized_options = b'\342A\001\001'
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['include_inactive']._loaded_options = None
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['include_inactive']._serialized_options = b'\342A\001\001'
   _globals['_CREATEPRODUCTREQUEST'].fields_by_name['title']._loaded_options = None
   _globals['_CREATEPRODUCTREQUEST'].fields_by_name['title']._serialized_options = b'\342A\001\002'
   _globals['_CREATEPRODUCTREQUEST'].fields_by_name['description']._loaded_options = None
@@ -83,23 +85,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPRODUCTREQUEST']._serialized_start=449
   _globals['_GETPRODUCTREQUEST']._serialized_end=494
   _globals['_LISTPRODUCTSREQUEST']._serialized_start=496
-  _globals['_LISTPRODUCTSREQUEST']._serialized_end=581
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=583
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=676
-  _globals['_CREATEPRODUCTREQUEST']._serialized_start=679
-  _globals['_CREATEPRODUCTREQUEST']._serialized_end=846
-  _globals['_UPDATEPRODUCTREQUEST']._serialized_start=849
-  _globals['_UPDATEPRODUCTREQUEST']._serialized_end=1043
-  _globals['_RESTOCKPRODUCTREQUEST']._serialized_start=1045
-  _globals['_RESTOCKPRODUCTREQUEST']._serialized_end=1149
-  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_start=1151
-  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_end=1217
-  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_start=1219
-  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_end=1291
-  _globals['_EXPORTPRODUCTSREQUEST']._serialized_start=1293
-  _globals['_EXPORTPRODUCTSREQUEST']._serialized_end=1336
-  _globals['_EXPORTPRODUCTSRESPONSE']._serialized_start=1338
-  _globals['_EXPORTPRODUCTSRESPONSE']._serialized_end=1415
-  _globals['_CATALOGSERVICE']._serialized_start=1418
-  _globals['_CATALOGSERVICE']._serialized_end=2272
+  _globals['_LISTPRODUCTSREQUEST']._serialized_end=613
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=615
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=708
+  _globals['_CREATEPRODUCTREQUEST']._serialized_start=711
+  _globals['_CREATEPRODUCTREQUEST']._serialized_end=878
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_start=881
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_end=1075
+  _globals['_RESTOCKPRODUCTREQUEST']._serialized_start=1077
+  _globals['_RESTOCKPRODUCTREQUEST']._serialized_end=1181
+  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_start=1183
+  _globals['_BATCHGETPRODUCTSREQUEST']._serialized_end=1249
+  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_start=1251
+  _globals['_BATCHGETPRODUCTSRESPONSE']._serialized_end=1323
+  _globals['_EXPORTPRODUCTSREQUEST']._serialized_start=1325
+  _globals['_EXPORTPRODUCTSREQUEST']._serialized_end=1368
+  _globals['_EXPORTPRODUCTSRESPONSE']._serialized_start=1370
+  _globals['_EXPORTPRODUCTSRESPONSE']._serialized_end=1447
+  _globals['_CATALOGSERVICE']._serialized_start=1450
+  _globals['_CATALOGSERVICE']._serialized_end=2304
 # @@protoc_insertion_point(module_scope)

@@ -115,22 +115,28 @@ class ListProductsRequest(_message.Message):
     SELLER_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCLUDE_INACTIVE_FIELD_NUMBER: _builtins.int
     seller_id: _builtins.str
-    """Only this seller's products, when set."""
+    """Only this seller's products, when set; "me" for the caller's own."""
     page_size: _builtins.int
     """At most this many products (default 20, at most 100)."""
     page_token: _builtins.str
     """From a previous response's next_page_token."""
+    include_inactive: _builtins.bool
+    """Inactive products too (newest first among all). Only for the caller's
+    own listing: `seller_id` must be "me" or the caller's id.
+    """
     def __init__(
         self,
         *,
         seller_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        include_inactive: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "seller_id", b"seller_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_inactive", b"include_inactive", "page_size", b"page_size", "page_token", b"page_token", "seller_id", b"seller_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

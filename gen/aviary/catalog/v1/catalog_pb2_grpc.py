@@ -87,6 +87,8 @@ class CatalogServiceServicer:
 
     def ListProducts(self, request, context):
         """Lists active products, newest first, optionally only one seller's. Public.
+        A seller listing their own products (`seller_id` "me" or their id) may
+        ask for inactive ones too with `include_inactive`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

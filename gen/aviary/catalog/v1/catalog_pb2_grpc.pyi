@@ -38,7 +38,10 @@ class CatalogServiceStub:
     GetProduct: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.GetProductRequest, _catalog_pb2.Product]
     """Returns one product with its current stock. Public."""
     ListProducts: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.ListProductsRequest, _catalog_pb2.ListProductsResponse]
-    """Lists active products, newest first, optionally only one seller's. Public."""
+    """Lists active products, newest first, optionally only one seller's. Public.
+    A seller listing their own products (`seller_id` "me" or their id) may
+    ask for inactive ones too with `include_inactive`.
+    """
     CreateProduct: _grpc.UnaryUnaryMultiCallable[_catalog_pb2.CreateProductRequest, _catalog_pb2.Product]
     """Creates a product with its initial stock. Seller accounts only; the
     seller is the caller.
@@ -69,7 +72,10 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     GetProduct: _aio.UnaryUnaryMultiCallable[_catalog_pb2.GetProductRequest, _catalog_pb2.Product]  # type: ignore[assignment]
     """Returns one product with its current stock. Public."""
     ListProducts: _aio.UnaryUnaryMultiCallable[_catalog_pb2.ListProductsRequest, _catalog_pb2.ListProductsResponse]  # type: ignore[assignment]
-    """Lists active products, newest first, optionally only one seller's. Public."""
+    """Lists active products, newest first, optionally only one seller's. Public.
+    A seller listing their own products (`seller_id` "me" or their id) may
+    ask for inactive ones too with `include_inactive`.
+    """
     CreateProduct: _aio.UnaryUnaryMultiCallable[_catalog_pb2.CreateProductRequest, _catalog_pb2.Product]  # type: ignore[assignment]
     """Creates a product with its initial stock. Seller accounts only; the
     seller is the caller.
@@ -109,7 +115,10 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _catalog_pb2.ListProductsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_catalog_pb2.ListProductsResponse, _abc.Awaitable[_catalog_pb2.ListProductsResponse]]:
-        """Lists active products, newest first, optionally only one seller's. Public."""
+        """Lists active products, newest first, optionally only one seller's. Public.
+        A seller listing their own products (`seller_id` "me" or their id) may
+        ask for inactive ones too with `include_inactive`.
+        """
 
     @_abc_1.abstractmethod
     def CreateProduct(
