@@ -126,6 +126,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         if await self.gone.contains(owner_id):
             raise permission_denied("your account is suspended or deleted: it cannot upload")
         content_type = validation.check_upload(request.file.content_type, request.file.data, self.limits)
+        alt_text = validation.check_alt_text(request.alt_text)
         data = await self._cleaned(content_type, request.file.data)
 
         media_id = self.ids.next_id()
@@ -136,6 +137,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             size_bytes=len(data),
             object_key=f"{media_id}.{validation.EXTENSIONS[content_type]}",
             created_at_ms=ids.timestamp_ms(media_id),
+            alt_text=alt_text,
         )
         # Shielded: a client that goes away mid-upload must not stop the
         # write between the object and its row.
@@ -185,6 +187,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             size_bytes=record.size_bytes,
             url=f"{self.base_url}/{record.object_key}",
             create_time=created,
+            alt_text=record.alt_text,
         )
 
     async def _write(self, record: MediaRecord, data: bytes) -> None:

@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -43,7 +44,8 @@ SCHEMA = [
         content_type text,
         size_bytes bigint,
         object_key text,
-        created_at timestamp
+        created_at timestamp,
+        alt_text text
     )""",
     # Every upload of one owner, so an account's deletion finds them all
     # without scanning the whole table.
@@ -58,11 +60,13 @@ SCHEMA = [
         done_at timestamp
     )""",
 ]
+# Columns added after their table was first created: (table, column, type).
+ADDED_COLUMNS = [("media", "alt_text", "text")]
 # The backfill that fills media_by_owner from media (see fill_owner_index).
 OWNER_INDEX_BACKFILL = "media_by_owner"
 SCAN_PAGE = 1000
 
-_COLUMNS = "media_id, owner_id, content_type, size_bytes, object_key, created_at"
+_COLUMNS = "media_id, owner_id, content_type, size_bytes, object_key, created_at, alt_text"
 
 # Objects never change once written (keys are never reused).
 CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -76,6 +80,8 @@ class MediaRecord:
     size_bytes: int
     object_key: str
     created_at_ms: int
+    # What the media shows, for screen readers; empty when none was given.
+    alt_text: str = ""
 
 
 # ----------------------------------------------------------------------------- metadata (Cassandra)
@@ -91,9 +97,10 @@ class MetadataStore:
         self.session = await cql.connect(self._settings)
         await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
         await cql.apply_schema(self.session, SCHEMA)
+        await self._add_columns()
         ks = KEYSPACE
         queries = {
-            "insert": f"INSERT INTO {ks}.media ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            "insert": f"INSERT INTO {ks}.media ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             "select": f"SELECT {_COLUMNS} FROM {ks}.media WHERE media_id = ?",
             "delete": f"DELETE FROM {ks}.media WHERE media_id = ?",
             "put_owned": f"INSERT INTO {ks}.media_by_owner (owner_id, media_id, object_key) VALUES (?, ?, ?)",
@@ -108,6 +115,25 @@ class MetadataStore:
         prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
         self._st = dict(zip(queries, prepared))
 
+    async def _add_columns(self) -> None:
+        """Columns a keyspace created before them lacks. Cassandra has no
+        ADD IF NOT EXISTS everywhere, so the schema tables are asked first; a
+        replica adding the same column at the same time is not an error."""
+        for table, column, kind in ADDED_COLUMNS:
+            rows = await cql.execute(
+                self.session,
+                "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s "
+                "AND column_name = %s",
+                (KEYSPACE, table, column),
+            )
+            if rows:
+                continue
+            try:
+                await cql.execute(self.session, f"ALTER TABLE {KEYSPACE}.{table} ADD {column} {kind}")
+            except InvalidRequest as exc:
+                if "already exist" not in str(exc).lower() and "conflicts with an existing column" not in str(exc):
+                    raise
+
     async def stop(self) -> None:
         session, self.session = self.session, None
         await cql.close(session)
@@ -118,7 +144,15 @@ class MetadataStore:
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.add(
             self._st["insert"],
-            (record.media_id, record.owner_id, record.content_type, record.size_bytes, record.object_key, created_at),
+            (
+                record.media_id,
+                record.owner_id,
+                record.content_type,
+                record.size_bytes,
+                record.object_key,
+                created_at,
+                record.alt_text,
+            ),
         )
         batch.add(self._st["put_owned"], (record.owner_id, record.media_id, record.object_key))
         await cql.execute(self.session, batch)
@@ -180,6 +214,7 @@ def _record(row) -> MediaRecord:
         size_bytes=row.size_bytes,
         object_key=row.object_key,
         created_at_ms=int(created_at.timestamp() * 1000),
+        alt_text=row.alt_text or "",
     )
 
 

@@ -141,3 +141,21 @@ def check_upload(declared_type: str, data: bytes, limits: Limits) -> str:
         what = f"looks like {actual}" if actual else "is not a recognizable image or video"
         raise invalid_argument("file", f"was declared as {content_type} but its content {what}")
     return content_type
+
+
+MAX_ALT_TEXT = 1000
+# Line breaks and tabs are kept (a description may have paragraphs); other
+# control characters have no place in text read aloud.
+_ALT_TEXT_ALLOWED_CONTROLS = frozenset("\n\t")
+
+
+def check_alt_text(value: str) -> str:
+    """The alternative text as stored: trimmed, at most MAX_ALT_TEXT
+    characters (code points), no control characters but line breaks and tabs."""
+    text = value.replace("\r\n", "\n").strip()
+    if len(text) > MAX_ALT_TEXT:
+        raise invalid_argument("alt_text", f"must be at most {MAX_ALT_TEXT} characters, got {len(text)}")
+    for char in text:
+        if (char < " " or "\x7f" <= char <= "\x9f") and char not in _ALT_TEXT_ALLOWED_CONTROLS:
+            raise invalid_argument("alt_text", f"must not contain control characters (found U+{ord(char):04X})")
+    return text

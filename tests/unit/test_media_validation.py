@@ -168,3 +168,24 @@ def test_limits_come_from_the_settings():
 )
 def test_sizes_read_like_a_person_would_write_them(size, text):
     assert validation.human_size(size) == text
+
+
+def test_alt_text_is_trimmed_and_keeps_line_breaks_and_tabs():
+    assert validation.check_alt_text("  A heron\r\non one leg\t(grey)  ") == "A heron\non one leg\t(grey)"
+    assert validation.check_alt_text("") == ""
+
+
+def test_alt_text_counts_characters_not_bytes():
+    assert validation.check_alt_text("é" * validation.MAX_ALT_TEXT) == "é" * validation.MAX_ALT_TEXT
+    with pytest.raises(ApiError) as caught:
+        validation.check_alt_text("é" * (validation.MAX_ALT_TEXT + 1))
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "alt_text" in str(caught.value) and "1000" in str(caught.value)
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x07", "\x1b", "\x7f", "\x9b"])
+def test_alt_text_refuses_control_characters(control):
+    with pytest.raises(ApiError) as caught:
+        validation.check_alt_text(f"a{control}b")
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "alt_text" in str(caught.value)

@@ -29,7 +29,7 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61viary/media/v1/media.proto\x12\x0f\x61viary.media.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x01\n\x05Media\x12\x16\n\x08media_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08owner_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x63ontent_type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nsize_bytes\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x11\n\x03url\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\">\n\x12UploadMediaRequest\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBodyB\x04\xe2\x41\x01\x02\")\n\x0fGetMediaRequest\x12\x16\n\x08media_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"/\n\x14\x42\x61tchGetMediaRequest\x12\x17\n\tmedia_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\">\n\x15\x42\x61tchGetMediaResponse\x12%\n\x05media\x18\x01 \x03(\x0b\x32\x16.aviary.media.v1.Media2\xbf\x02\n\x0cMediaService\x12g\n\x0bUploadMedia\x12#.aviary.media.v1.UploadMediaRequest\x1a\x16.aviary.media.v1.Media\"\x1b\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x11\"\t/v1/media:\x04\x66ile\x12\x66\n\x08GetMedia\x12 .aviary.media.v1.GetMediaRequest\x1a\x16.aviary.media.v1.Media\" \x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/media/{media_id}\x12^\n\rBatchGetMedia\x12%.aviary.media.v1.BatchGetMediaRequest\x1a&.aviary.media.v1.BatchGetMediaResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61viary/media/v1/media.proto\x12\x0f\x61viary.media.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x01\n\x05Media\x12\x16\n\x08media_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08owner_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x63ontent_type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nsize_bytes\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x11\n\x03url\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61lt_text\x18\x07 \x01(\tB\x04\xe2\x41\x01\x05\"V\n\x12UploadMediaRequest\x12(\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBodyB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x61lt_text\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\")\n\x0fGetMediaRequest\x12\x16\n\x08media_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"/\n\x14\x42\x61tchGetMediaRequest\x12\x17\n\tmedia_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\">\n\x15\x42\x61tchGetMediaResponse\x12%\n\x05media\x18\x01 \x03(\x0b\x32\x16.aviary.media.v1.Media2\xbf\x02\n\x0cMediaService\x12g\n\x0bUploadMedia\x12#.aviary.media.v1.UploadMediaRequest\x1a\x16.aviary.media.v1.Media\"\x1b\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x11\"\t/v1/media:\x04\x66ile\x12\x66\n\x08GetMedia\x12 .aviary.media.v1.GetMediaRequest\x1a\x16.aviary.media.v1.Media\" \x88\xb5\x18\x02\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/media/{media_id}\x12^\n\rBatchGetMedia\x12%.aviary.media.v1.BatchGetMediaRequest\x1a&.aviary.media.v1.BatchGetMediaResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,8 +48,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEDIA'].fields_by_name['url']._serialized_options = b'\342A\001\003'
   _globals['_MEDIA'].fields_by_name['create_time']._loaded_options = None
   _globals['_MEDIA'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_MEDIA'].fields_by_name['alt_text']._loaded_options = None
+  _globals['_MEDIA'].fields_by_name['alt_text']._serialized_options = b'\342A\001\005'
   _globals['_UPLOADMEDIAREQUEST'].fields_by_name['file']._loaded_options = None
   _globals['_UPLOADMEDIAREQUEST'].fields_by_name['file']._serialized_options = b'\342A\001\002'
+  _globals['_UPLOADMEDIAREQUEST'].fields_by_name['alt_text']._loaded_options = None
+  _globals['_UPLOADMEDIAREQUEST'].fields_by_name['alt_text']._serialized_options = b'\342A\001\001'
   _globals['_GETMEDIAREQUEST'].fields_by_name['media_id']._loaded_options = None
   _globals['_GETMEDIAREQUEST'].fields_by_name['media_id']._serialized_options = b'\342A\001\002'
   _globals['_BATCHGETMEDIAREQUEST'].fields_by_name['media_ids']._loaded_options = None
@@ -59,15 +63,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEDIASERVICE'].methods_by_name['GetMedia']._loaded_options = None
   _globals['_MEDIASERVICE'].methods_by_name['GetMedia']._serialized_options = b'\210\265\030\002\202\323\344\223\002\026\022\024/v1/media/{media_id}'
   _globals['_MEDIA']._serialized_start=200
-  _globals['_MEDIA']._serialized_end=383
-  _globals['_UPLOADMEDIAREQUEST']._serialized_start=385
-  _globals['_UPLOADMEDIAREQUEST']._serialized_end=447
-  _globals['_GETMEDIAREQUEST']._serialized_start=449
-  _globals['_GETMEDIAREQUEST']._serialized_end=490
-  _globals['_BATCHGETMEDIAREQUEST']._serialized_start=492
-  _globals['_BATCHGETMEDIAREQUEST']._serialized_end=539
-  _globals['_BATCHGETMEDIARESPONSE']._serialized_start=541
-  _globals['_BATCHGETMEDIARESPONSE']._serialized_end=603
-  _globals['_MEDIASERVICE']._serialized_start=606
-  _globals['_MEDIASERVICE']._serialized_end=925
+  _globals['_MEDIA']._serialized_end=407
+  _globals['_UPLOADMEDIAREQUEST']._serialized_start=409
+  _globals['_UPLOADMEDIAREQUEST']._serialized_end=495
+  _globals['_GETMEDIAREQUEST']._serialized_start=497
+  _globals['_GETMEDIAREQUEST']._serialized_end=538
+  _globals['_BATCHGETMEDIAREQUEST']._serialized_start=540
+  _globals['_BATCHGETMEDIAREQUEST']._serialized_end=587
+  _globals['_BATCHGETMEDIARESPONSE']._serialized_start=589
+  _globals['_BATCHGETMEDIARESPONSE']._serialized_end=651
+  _globals['_MEDIASERVICE']._serialized_start=654
+  _globals['_MEDIASERVICE']._serialized_end=973
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,7 @@ class Media(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    ALT_TEXT_FIELD_NUMBER: _builtins.int
     media_id: _builtins.str
     """Time-ordered 64-bit id, as a decimal string."""
     owner_id: _builtins.str
@@ -42,6 +43,10 @@ class Media(_message.Message):
     """Size in bytes."""
     url: _builtins.str
     """Where clients fetch the bytes."""
+    alt_text: _builtins.str
+    """What the image or video shows, for people who cannot see it (screen
+    readers read it); empty when the uploader gave none. Set at upload only.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When it was uploaded."""
@@ -55,10 +60,11 @@ class Media(_message.Message):
         size_bytes: _builtins.int = ...,
         url: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        alt_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "create_time", b"create_time", "media_id", b"media_id", "owner_id", b"owner_id", "size_bytes", b"size_bytes", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alt_text", b"alt_text", "content_type", b"content_type", "create_time", b"create_time", "media_id", b"media_id", "owner_id", b"owner_id", "size_bytes", b"size_bytes", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -71,6 +77,12 @@ class UploadMediaRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FILE_FIELD_NUMBER: _builtins.int
+    ALT_TEXT_FIELD_NUMBER: _builtins.int
+    alt_text: _builtins.str
+    """Alternative text: at most 1,000 characters, no control characters but
+    line breaks; surrounding blanks are trimmed. Over HTTP the `altText`
+    query parameter.
+    """
     @_builtins.property
     def file(self) -> _httpbody_pb2.HttpBody:
         """The raw file; content_type must be an allowed image or video type."""
@@ -79,10 +91,11 @@ class UploadMediaRequest(_message.Message):
         self,
         *,
         file: _httpbody_pb2.HttpBody | None = ...,
+        alt_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alt_text", b"alt_text", "file", b"file"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

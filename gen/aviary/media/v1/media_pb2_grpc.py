@@ -60,7 +60,8 @@ class MediaServiceServicer:
 
     def UploadMedia(self, request, context):
         """Uploads one image or short video as the caller. The HTTP body is the raw
-        file and its Content-Type header names the type.
+        file and its Content-Type header names the type; its description for
+        screen readers goes in the `altText` query parameter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

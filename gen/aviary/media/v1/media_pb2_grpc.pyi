@@ -37,7 +37,8 @@ class MediaServiceStub:
     def __new__(cls, channel: _aio.Channel) -> MediaServiceAsyncStub: ...
     UploadMedia: _grpc.UnaryUnaryMultiCallable[_media_pb2.UploadMediaRequest, _media_pb2.Media]
     """Uploads one image or short video as the caller. The HTTP body is the raw
-    file and its Content-Type header names the type.
+    file and its Content-Type header names the type; its description for
+    screen readers goes in the `altText` query parameter.
     """
     GetMedia: _grpc.UnaryUnaryMultiCallable[_media_pb2.GetMediaRequest, _media_pb2.Media]
     """Returns one media item's metadata and URL."""
@@ -53,7 +54,8 @@ class MediaServiceAsyncStub(MediaServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     UploadMedia: _aio.UnaryUnaryMultiCallable[_media_pb2.UploadMediaRequest, _media_pb2.Media]  # type: ignore[assignment]
     """Uploads one image or short video as the caller. The HTTP body is the raw
-    file and its Content-Type header names the type.
+    file and its Content-Type header names the type; its description for
+    screen readers goes in the `altText` query parameter.
     """
     GetMedia: _aio.UnaryUnaryMultiCallable[_media_pb2.GetMediaRequest, _media_pb2.Media]  # type: ignore[assignment]
     """Returns one media item's metadata and URL."""
@@ -72,7 +74,8 @@ class MediaServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_media_pb2.Media, _abc.Awaitable[_media_pb2.Media]]:
         """Uploads one image or short video as the caller. The HTTP body is the raw
-        file and its Content-Type header names the type.
+        file and its Content-Type header names the type; its description for
+        screen readers goes in the `altText` query parameter.
         """
 
     @_abc_1.abstractmethod
