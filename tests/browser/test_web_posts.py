@@ -64,7 +64,7 @@ def test_the_root_lists_its_replies_and_is_reached_from_the_home_timeline(page: 
     page.get_by_role("button", name="Log in").click()
     timeline = page.get_by_role("list", name="Home timeline")
     root = timeline.get_by_role("article", name=f"Post by {thread['author'].upper()}").first
-    root.get_by_role("link").click()
+    root.locator(".permalink").click()
     expect(page).to_have_url(re.compile(rf"/posts/{thread['root']}$"))
     expect(page.get_by_role("heading", level=1, name="Post")).to_be_focused()
     expect(page.get_by_role("list", name="Replies")).to_contain_text(f"a reply from {thread['replier']}")

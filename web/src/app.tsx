@@ -1,9 +1,30 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { logOut, onSessionChange, session } from "./session";
-import { navigate, onLinkClick, usePath } from "./router";
+import { navigate, onLinkClick, usePath, useSearch } from "./router";
 import { AuthPage } from "./pages/auth";
 import { HomePage } from "./pages/home";
 import { PostPage } from "./pages/post";
+import { ProfilePage } from "./pages/profile";
+import { NotificationsPage } from "./pages/notifications";
+import { SearchPage } from "./pages/search";
+import { TrendsPanel } from "./components/trends";
+import { useUnreadCount } from "./live";
+
+function NotificationsLink() {
+  const unread = useUnreadCount();
+  return (
+    <a href="/notifications" class="nav-link">
+      Notifications
+      {unread > 0 && (
+        <span class="badge">
+          <span class="sr-only">, </span>
+          {unread > 99 ? "99+" : unread}
+          <span class="sr-only"> unread</span>
+        </span>
+      )}
+    </a>
+  );
+}
 
 function useSession() {
   const [value, setValue] = useState(session());
@@ -11,8 +32,10 @@ function useSession() {
   return value;
 }
 
+type Social = "profile" | "notifications" | "search";
+
 /** Which page a path shows, and where a signed-in or signed-out person belongs instead. */
-type Route = { page: "login" | "signup" | "home" | "post" | "missing"; redirect?: string; id?: string };
+type Route = { page: "login" | "signup" | "home" | "post" | "missing" | Social; redirect?: string; id?: string };
 
 function route(path: string, signedIn: boolean): Route {
   if (path === "/" || path === "/signup") {
@@ -21,14 +44,21 @@ function route(path: string, signedIn: boolean): Route {
   if (path === "/home") return signedIn ? { page: "home" } : { page: "login", redirect: "/" };
   const post = /^\/posts\/(\d{1,20})$/.exec(path);
   if (post) return { page: "post", id: post[1] };
+  const profile = /^\/users\/([A-Za-z0-9_]{1,15})$/.exec(path);
+  if (profile) return { page: "profile", id: profile[1] };
+  if (path === "/notifications") return signedIn ? { page: "notifications" } : { page: "login", redirect: "/" };
+  if (path === "/search") return { page: "search" };
   return { page: "missing" };
 }
 
-const TITLES = { login: "Log in", signup: "Sign up", home: "Home", post: "Post", missing: "Not found" };
+const TITLES = { login: "Log in", signup: "Sign up", home: "Home", post: "Post", missing: "Not found",
+  profile: "Profile", notifications: "Notifications", search: "Search" };
+const WITH_TRENDS = new Set(["home", "profile", "notifications"]);
 
 export function App() {
   const current = useSession();
   const path = usePath();
+  const search = useSearch();
   const { page, redirect, id } = route(path, current !== null);
   const mainRef = useRef<HTMLElement>(null);
 
@@ -51,10 +81,16 @@ export function App() {
         <a class="brand" href={current ? "/home" : "/"}>
           Aviary
         </a>
-        {!current && (page === "post" || page === "missing") && <a href="/">Log in</a>}
+        {!current && page !== "login" && page !== "signup" && <a href="/">Log in</a>}
         {current && (
           <nav aria-label="Account">
-            <span class="me">@{current.user.username}</span>
+            <a href="/search" class="nav-link">
+              Search
+            </a>
+            <NotificationsLink />
+            <a class="me" href={`/users/${current.user.username}`}>
+              @{current.user.username}
+            </a>
             <button type="button" onClick={() => void logOut().then(() => navigate("/", { replace: true }))}>
               Log out
             </button>
@@ -66,6 +102,9 @@ export function App() {
         {page === "signup" && <AuthPage key="signup" mode="signup" />}
         {page === "home" && current && <HomePage key={current.user.id} />}
         {page === "post" && id && <PostPage key={id} postId={id} />}
+        {page === "profile" && id && <ProfilePage key={id.toLowerCase()} username={id} />}
+        {page === "notifications" && current && <NotificationsPage key={current.user.id} />}
+        {page === "search" && <SearchPage search={search} />}
         {page === "missing" && (
           <section aria-labelledby="page-title">
             <h1 id="page-title" tabIndex={-1}>
@@ -77,6 +116,11 @@ export function App() {
           </section>
         )}
       </main>
+      {current && WITH_TRENDS.has(page) && (
+        <aside class="side" aria-label="Trends">
+          <TrendsPanel />
+        </aside>
+      )}
     </div>
   );
 }

@@ -6,7 +6,7 @@ const listeners = new Set<Listener>();
 window.addEventListener("popstate", () => listeners.forEach((listener) => listener()));
 
 export function navigate(path: string, { replace = false } = {}): void {
-  if (path === window.location.pathname) return;
+  if (path === window.location.pathname + window.location.search) return;
   if (replace) history.replaceState(null, "", path);
   else history.pushState(null, "", path);
   listeners.forEach((listener) => listener());
@@ -20,6 +20,17 @@ export function usePath(): string {
     return () => void listeners.delete(update);
   }, []);
   return path;
+}
+
+/** The query string (with its "?"), which changes without a path change on /search. */
+export function useSearch(): string {
+  const [search, setSearch] = useState(window.location.search);
+  useEffect(() => {
+    const update = () => setSearch(window.location.search);
+    listeners.add(update);
+    return () => void listeners.delete(update);
+  }, []);
+  return search;
 }
 
 /** Same-origin links navigate without a reload (modified clicks keep the browser's behaviour). */

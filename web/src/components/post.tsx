@@ -1,4 +1,8 @@
+import { useState } from "preact/hooks";
 import type { Post } from "../api/client";
+import { PostActions } from "./actions";
+import { PostMedia, QuotedPost } from "./embed";
+import { RichText } from "./richtext";
 
 /** A post as a list item: author, time (a link to the post's page), text and counts. */
 export function PostItem({ post }: { post: Post }) {
@@ -9,15 +13,26 @@ export function PostItem({ post }: { post: Post }) {
   );
 }
 
-export function PostBody({ post, headingLevel }: { post: Post; headingLevel?: 2 }) {
+export function PostBody({ post: shown, headingLevel }: { post: Post; headingLevel?: 2 }) {
+  const [deleted, setDeleted] = useState(false);
+  // A pure repost (no text of its own) shows the original, under "x reposted".
+  const pureRepost = Boolean(shown.repostOfId && !shown.text && shown.repostOf);
+  const post = pureRepost && shown.repostOf ? shown.repostOf : shown;
+  const reposter = shown.author?.displayName || shown.author?.username || "Someone";
+  const quoted = !pureRepost && shown.repostOf ? shown.repostOf : null;
   const author = post.author;
   const name = author?.displayName || author?.username || "Someone";
   const created = post.createdAt ? new Date(post.createdAt) : null;
   return (
     <article aria-label={`Post by ${name}`}>
+      {pureRepost && <p class="reposted">{reposter} reposted</p>}
       <header>
         {headingLevel ? <h2 class="name">{name}</h2> : <span class="name">{name}</span>}{" "}
-        {author?.username && <span class="handle">@{author.username}</span>}
+        {author?.username && (
+          <a class="handle" href={`/users/${author.username}`}>
+            @{author.username}
+          </a>
+        )}
         {created && (
           <>
             {" · "}
@@ -27,12 +42,18 @@ export function PostBody({ post, headingLevel }: { post: Post; headingLevel?: 2 
           </>
         )}
       </header>
-      <p class="text">{post.text}</p>
-      <footer class="counts">
-        <span>{post.replyCount ?? 0} replies</span>
-        <span>{post.repostCount ?? 0} reposts</span>
-        <span>{post.likeCount ?? 0} likes</span>
-      </footer>
+      {deleted ? (
+        <p class="text empty">This post was deleted.</p>
+      ) : (
+        <>
+          <p class="text">
+            <RichText text={post.text ?? ""} />
+          </p>
+          <PostMedia post={post} />
+          {quoted && <QuotedPost post={quoted} />}
+          <PostActions post={post} via={pureRepost ? shown : undefined} onDeleted={() => setDeleted(true)} />
+        </>
+      )}
     </article>
   );
 }

@@ -3,6 +3,7 @@ import { api, ApiError, networkError, unwrap, type Post } from "../api/client";
 import { PostItem } from "../components/post";
 import { authorized, endIfUnauthenticated } from "../session";
 import { Composer } from "./compose";
+import { subscribe } from "../live";
 
 const PAGE_SIZE = 20;
 
@@ -46,6 +47,20 @@ export function HomePage() {
   }
 
   useEffect(() => void load(), []);
+
+  // New posts arrive live on top. After a reconnect the first page is read
+  // again and merged, so posts sent while the stream was down are not lost.
+  useEffect(() => {
+    const addOnTop = (fresh: Post[]) =>
+      setPosts((known) => {
+        const seen = new Set((known ?? []).map((p) => p.id));
+        return [...fresh.filter((p) => !seen.has(p.id)), ...(known ?? [])];
+      });
+    return subscribe("home", {
+      onEvent: (event) => event.post && addOnTop([event.post]),
+      onOpen: () => void fetchHomePage().then((page) => addOnTop(page.posts), () => undefined),
+    });
+  }, []);
 
   // Infinite scroll: the next page loads as the end of the list comes into
   // view. The "Show older posts" button stays for keyboards and screen readers.

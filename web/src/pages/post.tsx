@@ -1,7 +1,8 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, networkError, unwrap, type Post } from "../api/client";
 import { PostBody, PostItem } from "../components/post";
-import { endIfUnauthenticated, optionallyAuthorized } from "../session";
+import { endIfUnauthenticated, optionallyAuthorized, session } from "../session";
+import { Composer } from "./compose";
 
 type Thread = { ancestors: Post[]; post: Post | null; replies: Post[]; nextPageToken: string };
 
@@ -73,6 +74,15 @@ export function PostPage({ postId }: { postId: string }) {
       {thread?.post && (
         <div class="focus-post">
           <PostBody post={thread.post} headingLevel={2} />
+        </div>
+      )}
+      {thread?.post && session() && (
+        <div id="reply">
+          <Composer
+            replyTo={thread.post}
+            label="Your reply"
+            onPosted={(reply) => setThread((known) => known && { ...known, replies: [...known.replies, reply] })}
+          />
         </div>
       )}
       {thread && (
