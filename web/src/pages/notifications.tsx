@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, networkError, unwrap, type Schemas } from "../api/client";
-import { setUnreadCount, subscribe } from "../live";
+import { setUnreadCount, subscribe, useUnreadCount } from "../live";
 import { authorized, endIfUnauthenticated } from "../session";
 
 type Notice = Schemas["aviary.notifications.v1.Notification"];
@@ -31,7 +31,7 @@ function target(notice: Notice): string | null {
 export function NotificationsPage() {
   const [notices, setNotices] = useState<Notice[] | null>(null);
   const [nextPageToken, setNextPageToken] = useState("");
-  const [unread, setUnread] = useState(0);
+  const unread = useUnreadCount();
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<ApiError | null>(null);
 
@@ -42,7 +42,6 @@ export function NotificationsPage() {
       const page = await fetchNotices(pageToken);
       setNotices((known) => (pageToken && known ? [...known, ...page.notices] : page.notices));
       setNextPageToken(page.nextPageToken);
-      setUnread(page.unread);
       setUnreadCount(page.unread);
     } catch (cause) {
       endIfUnauthenticated(cause);
@@ -57,7 +56,6 @@ export function NotificationsPage() {
     try {
       await markRead(notices?.[0]?.id);
       setNotices((known) => (known ?? []).map((n) => ({ ...n, read: true })));
-      setUnread(0);
       setUnreadCount(0);
     } catch (cause) {
       endIfUnauthenticated(cause);
@@ -79,7 +77,6 @@ export function NotificationsPage() {
             const rest = known.filter((n) => !gone.has(n.id));
             return notice ? [notice, ...rest] : rest;
           });
-          if (notice && !notice.read) setUnread((n) => n + (event.replacesId ? 0 : 1));
         },
       }),
     [],
