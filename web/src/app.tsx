@@ -13,13 +13,11 @@ import { useUnreadCount } from "./live";
 function NotificationsLink() {
   const unread = useUnreadCount();
   return (
-    <a href="/notifications" class="nav-link">
+    <a href="/notifications" class="nav-link" aria-label={unread > 0 ? `Notifications, ${unread} unread` : undefined}>
       Notifications
       {unread > 0 && (
-        <span class="badge">
-          <span class="sr-only">, </span>
+        <span class="badge" aria-hidden="true">
           {unread > 99 ? "99+" : unread}
-          <span class="sr-only"> unread</span>
         </span>
       )}
     </a>
