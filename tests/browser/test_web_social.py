@@ -83,6 +83,8 @@ def test_follow_live_post_with_image_like_badge_and_block(two_people: tuple[Page
     reader.get_by_role("button", name="Follow", exact=True).click()
     expect(reader.get_by_role("button", name="Unfollow")).to_have_attribute("aria-pressed", "true")
     expect(reader.get_by_text("1 followers")).to_be_visible()
+    reader.reload()  # the profile itself says the reader follows (followedByMe)
+    expect(reader.get_by_role("button", name="Unfollow")).to_have_attribute("aria-pressed", "true")
     _go_home(reader)
     # The follow makes the author's first notification.
     expect(author.get_by_role("link", name="Notifications, 1 unread")).to_be_visible()
@@ -158,6 +160,31 @@ def test_reply_quote_bookmark_and_delete_from_post_cards(page: Page, console: Co
     assert console.errors == []
 
 
+def test_mute_and_report_from_a_profile_at_phone_width(phone_page: Page, console: Console):
+    page = phone_page
+    viewer, other = _sign_up("mv"), _sign_up("mo")
+    _log_in(page, viewer)
+    page.goto(f"/users/{other}")
+    page.get_by_role("button", name="Mute").click()
+    expect(page.get_by_role("status").filter(has_text=f"You muted @{other}")).to_be_visible()
+    page.reload()  # the profile itself says the viewer mutes them (mutedByMe)
+    expect(page.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true")
+
+    page.get_by_role("button", name="Report").click()
+    form = page.get_by_role("form", name=f"Report @{other}")
+    form.get_by_label("Reason").select_option(label="Impersonation")
+    form.get_by_label("Anything the moderators should know (optional)").fill("uses my name")
+    form.get_by_role("button", name="Send report").click()
+    expect(page.get_by_text(f"the moderators will look at your report of @{other}")).to_be_visible()
+
+    for path in (f"/users/{other}", "/notifications", "/search?q=anything"):
+        page.goto(path)
+        expect(page.locator(".loading")).to_have_count(0)
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at phone width"
+    assert console.errors == []
+
+
 def _serious_violations(page: Page) -> list[str]:
     result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
     return [
@@ -178,6 +205,9 @@ def test_profile_notifications_and_search_pages_pass_axe(page: Page):
     page.goto(f"/users/{username}")
     expect(page.get_by_role("list", name=f"Posts by {username.upper()}")).to_contain_text("audited by axe")
     assert _serious_violations(page) == []
+    page.emulate_media(color_scheme="dark")  # the dark palette keeps enough contrast too
+    assert _serious_violations(page) == []
+    page.emulate_media(color_scheme="light")
 
     page.goto("/notifications")
     expect(page.get_by_text("No notifications yet.")).to_be_visible()
