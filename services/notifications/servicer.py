@@ -38,6 +38,7 @@ from services.kit.events.kafka import (
 from services.kit.events.live import LiveHub
 from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.notifications import rules
+from services.notifications.events_watch import EventsWatch
 from services.notifications.notifier import ACCOUNTS_GROUP, CONSUMER_GROUP, MESSAGES_GROUP, Notifier
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore, Row
@@ -45,6 +46,7 @@ from services.notifications.store import NotificationStore, Row
 log = logging.getLogger(__name__)
 
 WATCHERS = Gauge("aviary_notifications_watchers", "Open WatchNotifications streams")
+EVENT_WATCHERS = Gauge("aviary_notifications_event_watchers", "Open WatchEvents streams")
 
 
 class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer):
@@ -208,6 +210,25 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
                     yield event
             finally:
                 WATCHERS.dec()
+
+    async def WatchEvents(self, request, context):
+        recipient = caller_id(context)
+        # The stream ends when the token it was opened with expires.
+        deadline = stream_deadline(context)
+        async with self.hub.listen([rules.live_channel(recipient)]) as notices:
+            watch = EventsWatch(notices, self._fill_text)
+            try:
+                await watch.open(clients.forward_auth(context))
+                # Headers once every source is subscribed: nothing published later is missed.
+                await context.send_initial_metadata(())
+                EVENT_WATCHERS.inc()
+                try:
+                    while True:
+                        yield await watch.next(deadline, self.heartbeat_seconds)
+                finally:
+                    EVENT_WATCHERS.dec()
+            finally:
+                await watch.close()
 
     # -- helpers -----------------------------------------------------------------
 

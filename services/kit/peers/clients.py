@@ -15,6 +15,7 @@ import grpc
 
 from aviary.cart.v1 import cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2_grpc
+from aviary.conversations.v1 import conversations_pb2_grpc
 from aviary.engagement.v1 import engagement_pb2_grpc
 from aviary.graph.v1 import graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -110,6 +111,10 @@ def recommendations() -> recommendations_pb2_grpc.RecommendationsServiceAsyncStu
 
 def orders() -> orders_pb2_grpc.OrdersServiceAsyncStub:
     return orders_pb2_grpc.OrdersServiceStub(channel("orders"))
+
+
+def conversations() -> conversations_pb2_grpc.ConversationsServiceAsyncStub:
+    return conversations_pb2_grpc.ConversationsServiceStub(channel("conversations"))
 
 
 _closers: list = []

@@ -23,12 +23,14 @@ _sym_db = _symbol_database.Default()
 
 
 from aviary.api.v1 import access_pb2 as aviary_dot_api_dot_v1_dot_access__pb2
+from aviary.conversations.v1 import conversations_pb2 as aviary_dot_conversations_dot_v1_dot_conversations__pb2
+from aviary.timeline.v1 import timeline_pb2 as aviary_dot_timeline_dot_v1_dot_timeline__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+aviary/notifications/v1/notifications.proto\x12\x17\x61viary.notifications.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x02\n\x0cNotification\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12=\n\x04kind\x18\x02 \x01(\x0e\x32).aviary.notifications.v1.NotificationKindB\x04\xe2\x41\x01\x03\x12\x17\n\tactor_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07post_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08order_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04text\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04read\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x61\x63tor_count\x18\t \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x63onversation_id\x18\n \x01(\tB\x04\xe2\x41\x01\x03\"M\n\x18ListNotificationsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\x88\x01\n\x19ListNotificationsResponse\x12<\n\rnotifications\x18\x01 \x03(\x0b\x32%.aviary.notifications.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x14\n\x0cunread_count\x18\x03 \x01(\x05\"\x1b\n\x19WatchNotificationsRequest\"\x82\x01\n\x1aWatchNotificationsResponse\x12;\n\x0cnotification\x18\x01 \x01(\x0b\x32%.aviary.notifications.v1.Notification\x12\x13\n\x0breplaces_id\x18\x02 \x01(\t\x12\x12\n\nremoved_id\x18\x03 \x01(\t\"6\n\x1cMarkNotificationsReadRequest\x12\x16\n\x08up_to_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\"/\n\x1dMarkNotificationsReadResponse\x12\x0e\n\x06marked\x18\x01 \x01(\x05*\x98\x03\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18NOTIFICATION_KIND_FOLLOW\x10\x01\x12\x1a\n\x16NOTIFICATION_KIND_LIKE\x10\x02\x12\x1c\n\x18NOTIFICATION_KIND_REPOST\x10\x03\x12\x1b\n\x17NOTIFICATION_KIND_REPLY\x10\x04\x12\x1d\n\x19NOTIFICATION_KIND_MENTION\x10\x05\x12\"\n\x1eNOTIFICATION_KIND_ORDER_STATUS\x10\x06\x12\x1f\n\x1bNOTIFICATION_KIND_NEW_ORDER\x10\x07\x12%\n!NOTIFICATION_KIND_ORDER_CANCELLED\x10\x08\x12%\n!NOTIFICATION_KIND_REPORT_RESOLVED\x10\t\x12\x1b\n\x17NOTIFICATION_KIND_QUOTE\x10\n\x12\x1d\n\x19NOTIFICATION_KIND_MESSAGE\x10\x0b\x32\x8d\x04\n\x14NotificationsService\x12\x99\x01\n\x11ListNotifications\x12\x31.aviary.notifications.v1.ListNotificationsRequest\x1a\x32.aviary.notifications.v1.ListNotificationsResponse\"\x1d\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x12\xa4\x01\n\x12WatchNotifications\x12\x32.aviary.notifications.v1.WatchNotificationsRequest\x1a\x33.aviary.notifications.v1.WatchNotificationsResponse\"#\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/notifications:watch0\x01\x12\xb1\x01\n\x15MarkNotificationsRead\x12\x35.aviary.notifications.v1.MarkNotificationsReadRequest\x1a\x36.aviary.notifications.v1.MarkNotificationsReadResponse\")\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/notifications:markRead:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+aviary/notifications/v1/notifications.proto\x12\x17\x61viary.notifications.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a+aviary/conversations/v1/conversations.proto\x1a!aviary/timeline/v1/timeline.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x02\n\x0cNotification\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12=\n\x04kind\x18\x02 \x01(\x0e\x32).aviary.notifications.v1.NotificationKindB\x04\xe2\x41\x01\x03\x12\x17\n\tactor_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07post_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08order_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04text\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04read\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x61\x63tor_count\x18\t \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x63onversation_id\x18\n \x01(\tB\x04\xe2\x41\x01\x03\"M\n\x18ListNotificationsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"\x88\x01\n\x19ListNotificationsResponse\x12<\n\rnotifications\x18\x01 \x03(\x0b\x32%.aviary.notifications.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x14\n\x0cunread_count\x18\x03 \x01(\x05\"\x1b\n\x19WatchNotificationsRequest\"\x14\n\x12WatchEventsRequest\"\x8b\x02\n\x13WatchEventsResponse\x12\x43\n\x04home\x18\x01 \x01(\x0b\x32-.aviary.timeline.v1.WatchHomeTimelineResponseB\x04\xe2\x41\x01\x03H\x00\x12R\n\rnotifications\x18\x02 \x01(\x0b\x32\x33.aviary.notifications.v1.WatchNotificationsResponseB\x04\xe2\x41\x01\x03H\x00\x12R\n\rconversations\x18\x03 \x01(\x0b\x32\x33.aviary.conversations.v1.WatchConversationsResponseB\x04\xe2\x41\x01\x03H\x00\x42\x07\n\x05\x65vent\"\x82\x01\n\x1aWatchNotificationsResponse\x12;\n\x0cnotification\x18\x01 \x01(\x0b\x32%.aviary.notifications.v1.Notification\x12\x13\n\x0breplaces_id\x18\x02 \x01(\t\x12\x12\n\nremoved_id\x18\x03 \x01(\t\"6\n\x1cMarkNotificationsReadRequest\x12\x16\n\x08up_to_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\"/\n\x1dMarkNotificationsReadResponse\x12\x0e\n\x06marked\x18\x01 \x01(\x05*\x98\x03\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18NOTIFICATION_KIND_FOLLOW\x10\x01\x12\x1a\n\x16NOTIFICATION_KIND_LIKE\x10\x02\x12\x1c\n\x18NOTIFICATION_KIND_REPOST\x10\x03\x12\x1b\n\x17NOTIFICATION_KIND_REPLY\x10\x04\x12\x1d\n\x19NOTIFICATION_KIND_MENTION\x10\x05\x12\"\n\x1eNOTIFICATION_KIND_ORDER_STATUS\x10\x06\x12\x1f\n\x1bNOTIFICATION_KIND_NEW_ORDER\x10\x07\x12%\n!NOTIFICATION_KIND_ORDER_CANCELLED\x10\x08\x12%\n!NOTIFICATION_KIND_REPORT_RESOLVED\x10\t\x12\x1b\n\x17NOTIFICATION_KIND_QUOTE\x10\n\x12\x1d\n\x19NOTIFICATION_KIND_MESSAGE\x10\x0b\x32\x98\x05\n\x14NotificationsService\x12\x99\x01\n\x11ListNotifications\x12\x31.aviary.notifications.v1.ListNotificationsRequest\x1a\x32.aviary.notifications.v1.ListNotificationsResponse\"\x1d\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x12\xa4\x01\n\x12WatchNotifications\x12\x32.aviary.notifications.v1.WatchNotificationsRequest\x1a\x33.aviary.notifications.v1.WatchNotificationsResponse\"#\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/notifications:watch0\x01\x12\x88\x01\n\x0bWatchEvents\x12+.aviary.notifications.v1.WatchEventsRequest\x1a,.aviary.notifications.v1.WatchEventsResponse\"\x1c\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/events:watch0\x01\x12\xb1\x01\n\x15MarkNotificationsRead\x12\x35.aviary.notifications.v1.MarkNotificationsReadRequest\x1a\x36.aviary.notifications.v1.MarkNotificationsReadResponse\")\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/notifications:markRead:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -59,30 +61,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
   _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_WATCHEVENTSRESPONSE'].fields_by_name['home']._loaded_options = None
+  _globals['_WATCHEVENTSRESPONSE'].fields_by_name['home']._serialized_options = b'\342A\001\003'
+  _globals['_WATCHEVENTSRESPONSE'].fields_by_name['notifications']._loaded_options = None
+  _globals['_WATCHEVENTSRESPONSE'].fields_by_name['notifications']._serialized_options = b'\342A\001\003'
+  _globals['_WATCHEVENTSRESPONSE'].fields_by_name['conversations']._loaded_options = None
+  _globals['_WATCHEVENTSRESPONSE'].fields_by_name['conversations']._serialized_options = b'\342A\001\003'
   _globals['_MARKNOTIFICATIONSREADREQUEST'].fields_by_name['up_to_id']._loaded_options = None
   _globals['_MARKNOTIFICATIONSREADREQUEST'].fields_by_name['up_to_id']._serialized_options = b'\342A\001\001'
   _globals['_NOTIFICATIONSSERVICE'].methods_by_name['ListNotifications']._loaded_options = None
   _globals['_NOTIFICATIONSSERVICE'].methods_by_name['ListNotifications']._serialized_options = b'\210\265\030\003\202\323\344\223\002\023\022\021/v1/notifications'
   _globals['_NOTIFICATIONSSERVICE'].methods_by_name['WatchNotifications']._loaded_options = None
   _globals['_NOTIFICATIONSSERVICE'].methods_by_name['WatchNotifications']._serialized_options = b'\210\265\030\003\202\323\344\223\002\031\022\027/v1/notifications:watch'
+  _globals['_NOTIFICATIONSSERVICE'].methods_by_name['WatchEvents']._loaded_options = None
+  _globals['_NOTIFICATIONSSERVICE'].methods_by_name['WatchEvents']._serialized_options = b'\210\265\030\003\202\323\344\223\002\022\022\020/v1/events:watch'
   _globals['_NOTIFICATIONSSERVICE'].methods_by_name['MarkNotificationsRead']._loaded_options = None
   _globals['_NOTIFICATIONSSERVICE'].methods_by_name['MarkNotificationsRead']._serialized_options = b'\210\265\030\003\202\323\344\223\002\037\"\032/v1/notifications:markRead:\001*'
-  _globals['_NOTIFICATIONKIND']._serialized_start=1005
-  _globals['_NOTIFICATIONKIND']._serialized_end=1413
-  _globals['_NOTIFICATION']._serialized_start=197
-  _globals['_NOTIFICATION']._serialized_end=517
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=519
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=596
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=599
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=735
-  _globals['_WATCHNOTIFICATIONSREQUEST']._serialized_start=737
-  _globals['_WATCHNOTIFICATIONSREQUEST']._serialized_end=764
-  _globals['_WATCHNOTIFICATIONSRESPONSE']._serialized_start=767
-  _globals['_WATCHNOTIFICATIONSRESPONSE']._serialized_end=897
-  _globals['_MARKNOTIFICATIONSREADREQUEST']._serialized_start=899
-  _globals['_MARKNOTIFICATIONSREADREQUEST']._serialized_end=953
-  _globals['_MARKNOTIFICATIONSREADRESPONSE']._serialized_start=955
-  _globals['_MARKNOTIFICATIONSREADRESPONSE']._serialized_end=1002
-  _globals['_NOTIFICATIONSSERVICE']._serialized_start=1416
-  _globals['_NOTIFICATIONSSERVICE']._serialized_end=1941
+  _globals['_NOTIFICATIONKIND']._serialized_start=1377
+  _globals['_NOTIFICATIONKIND']._serialized_end=1785
+  _globals['_NOTIFICATION']._serialized_start=277
+  _globals['_NOTIFICATION']._serialized_end=597
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=599
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=676
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=679
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=815
+  _globals['_WATCHNOTIFICATIONSREQUEST']._serialized_start=817
+  _globals['_WATCHNOTIFICATIONSREQUEST']._serialized_end=844
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=846
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=866
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=869
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=1136
+  _globals['_WATCHNOTIFICATIONSRESPONSE']._serialized_start=1139
+  _globals['_WATCHNOTIFICATIONSRESPONSE']._serialized_end=1269
+  _globals['_MARKNOTIFICATIONSREADREQUEST']._serialized_start=1271
+  _globals['_MARKNOTIFICATIONSREADREQUEST']._serialized_end=1325
+  _globals['_MARKNOTIFICATIONSREADRESPONSE']._serialized_start=1327
+  _globals['_MARKNOTIFICATIONSREADRESPONSE']._serialized_end=1374
+  _globals['_NOTIFICATIONSSERVICE']._serialized_start=1788
+  _globals['_NOTIFICATIONSSERVICE']._serialized_end=2452
 # @@protoc_insertion_point(module_scope)

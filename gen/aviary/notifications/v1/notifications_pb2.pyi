@@ -3,6 +3,8 @@
 isort:skip_file
 """
 
+from aviary.conversations.v1 import conversations_pb2 as _conversations_pb2
+from aviary.timeline.v1 import timeline_pb2 as _timeline_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -228,6 +230,61 @@ class WatchNotificationsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchNotificationsRequest: _TypeAlias = WatchNotificationsRequest  # noqa: Y015
+
+@_typing.final
+class WatchEventsRequest(_message.Message):
+    """Request for WatchEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEventsRequest: _TypeAlias = WatchEventsRequest  # noqa: Y015
+
+@_typing.final
+class WatchEventsResponse(_message.Message):
+    """One live event of the caller; empty as a keep-alive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOME_FIELD_NUMBER: _builtins.int
+    NOTIFICATIONS_FIELD_NUMBER: _builtins.int
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def home(self) -> _timeline_pb2.WatchHomeTimelineResponse:
+        """A new post in the caller's home timeline."""
+
+    @_builtins.property
+    def notifications(self) -> Global___WatchNotificationsResponse:
+        """A new, grown or withdrawn notification."""
+
+    @_builtins.property
+    def conversations(self) -> _conversations_pb2.WatchConversationsResponse:
+        """A new message in one of the caller's conversations."""
+
+    def __init__(
+        self,
+        *,
+        home: _timeline_pb2.WatchHomeTimelineResponse | None = ...,
+        notifications: Global___WatchNotificationsResponse | None = ...,
+        conversations: _conversations_pb2.WatchConversationsResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "event", b"event", "home", b"home", "notifications", b"notifications"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "event", b"event", "home", b"home", "notifications", b"notifications"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["home", "notifications", "conversations"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
 
 @_typing.final
 class WatchNotificationsResponse(_message.Message):

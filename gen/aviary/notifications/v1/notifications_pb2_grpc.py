@@ -48,6 +48,11 @@ class NotificationsServiceStub:
                 request_serializer=aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchNotificationsRequest.SerializeToString,
                 response_deserializer=aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchNotificationsResponse.FromString,
                 _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/aviary.notifications.v1.NotificationsService/WatchEvents',
+                request_serializer=aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchEventsResponse.FromString,
+                _registered_method=True)
         self.MarkNotificationsRead = channel.unary_unary(
                 '/aviary.notifications.v1.NotificationsService/MarkNotificationsRead',
                 request_serializer=aviary_dot_notifications_dot_v1_dot_notifications__pb2.MarkNotificationsReadRequest.SerializeToString,
@@ -77,6 +82,20 @@ class NotificationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEvents(self, request, context):
+        """Streams every live event of the caller on one connection, so a browser
+        tab needs one stream, not three: new home timeline posts (as
+        GET /v1/timelines/home:watch), notifications (as
+        GET /v1/notifications:watch) and new messages (as
+        GET /v1/conversations:watch), each event as that stream sends it. An
+        empty event is a keep-alive. Like those streams it ends when the token it
+        was opened with expires (UNAUTHENTICATED: reconnect with a fresh token),
+        and it ends with UNAVAILABLE when one of its sources is lost (reconnect).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def MarkNotificationsRead(self, request, context):
         """Marks the caller's notifications read, up to and including one id
         (all of them when `up_to_id` is empty).
@@ -97,6 +116,11 @@ def add_NotificationsServiceServicer_to_server(servicer, server):
                     servicer.WatchNotifications,
                     request_deserializer=aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchNotificationsRequest.FromString,
                     response_serializer=aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchNotificationsResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchEventsRequest.FromString,
+                    response_serializer=aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchEventsResponse.SerializeToString,
             ),
             'MarkNotificationsRead': grpc.unary_unary_rpc_method_handler(
                     servicer.MarkNotificationsRead,
@@ -162,6 +186,33 @@ class NotificationsService:
             '/aviary.notifications.v1.NotificationsService/WatchNotifications',
             aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchNotificationsRequest.SerializeToString,
             aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aviary.notifications.v1.NotificationsService/WatchEvents',
+            aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchEventsRequest.SerializeToString,
+            aviary_dot_notifications_dot_v1_dot_notifications__pb2.WatchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,16 @@ class NotificationsServiceStub:
     """Streams the caller's notifications live as they are created or grow
     (a grouped notification is sent again with its new actors).
     """
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_notifications_pb2.WatchEventsRequest, _notifications_pb2.WatchEventsResponse]
+    """Streams every live event of the caller on one connection, so a browser
+    tab needs one stream, not three: new home timeline posts (as
+    GET /v1/timelines/home:watch), notifications (as
+    GET /v1/notifications:watch) and new messages (as
+    GET /v1/conversations:watch), each event as that stream sends it. An
+    empty event is a keep-alive. Like those streams it ends when the token it
+    was opened with expires (UNAUTHENTICATED: reconnect with a fresh token),
+    and it ends with UNAVAILABLE when one of its sources is lost (reconnect).
+    """
     MarkNotificationsRead: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.MarkNotificationsReadRequest, _notifications_pb2.MarkNotificationsReadResponse]
     """Marks the caller's notifications read, up to and including one id
     (all of them when `up_to_id` is empty).
@@ -62,6 +72,16 @@ class NotificationsServiceAsyncStub(NotificationsServiceStub):
     WatchNotifications: _aio.UnaryStreamMultiCallable[_notifications_pb2.WatchNotificationsRequest, _notifications_pb2.WatchNotificationsResponse]  # type: ignore[assignment]
     """Streams the caller's notifications live as they are created or grow
     (a grouped notification is sent again with its new actors).
+    """
+    WatchEvents: _aio.UnaryStreamMultiCallable[_notifications_pb2.WatchEventsRequest, _notifications_pb2.WatchEventsResponse]  # type: ignore[assignment]
+    """Streams every live event of the caller on one connection, so a browser
+    tab needs one stream, not three: new home timeline posts (as
+    GET /v1/timelines/home:watch), notifications (as
+    GET /v1/notifications:watch) and new messages (as
+    GET /v1/conversations:watch), each event as that stream sends it. An
+    empty event is a keep-alive. Like those streams it ends when the token it
+    was opened with expires (UNAUTHENTICATED: reconnect with a fresh token),
+    and it ends with UNAVAILABLE when one of its sources is lost (reconnect).
     """
     MarkNotificationsRead: _aio.UnaryUnaryMultiCallable[_notifications_pb2.MarkNotificationsReadRequest, _notifications_pb2.MarkNotificationsReadResponse]  # type: ignore[assignment]
     """Marks the caller's notifications read, up to and including one id
@@ -91,6 +111,22 @@ class NotificationsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_notifications_pb2.WatchNotificationsResponse], _abc.AsyncIterator[_notifications_pb2.WatchNotificationsResponse]]:
         """Streams the caller's notifications live as they are created or grow
         (a grouped notification is sent again with its new actors).
+        """
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _notifications_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_notifications_pb2.WatchEventsResponse], _abc.AsyncIterator[_notifications_pb2.WatchEventsResponse]]:
+        """Streams every live event of the caller on one connection, so a browser
+        tab needs one stream, not three: new home timeline posts (as
+        GET /v1/timelines/home:watch), notifications (as
+        GET /v1/notifications:watch) and new messages (as
+        GET /v1/conversations:watch), each event as that stream sends it. An
+        empty event is a keep-alive. Like those streams it ends when the token it
+        was opened with expires (UNAUTHENTICATED: reconnect with a fresh token),
+        and it ends with UNAVAILABLE when one of its sources is lost (reconnect).
         """
 
     @_abc_1.abstractmethod
