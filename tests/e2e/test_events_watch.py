@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from services.kit.server.auth import TokenIssuer
 from tests.e2e.edge import follow, post, sign_up
 
 pytestmark = pytest.mark.e2e
@@ -125,3 +126,24 @@ def test_the_stream_needs_a_token(http, watch):
     assert stream.status == 401, stream.body
     stream = watch("not-a-token")
     assert stream.status == 401, stream.body
+
+
+def test_the_stream_ends_when_its_access_token_expires(http, watch):
+    account = sign_up(http, "ew")
+    lifetime = 3
+    # Minted with the devstack's signing key, as identity would, but short-lived.
+    token, _ = TokenIssuer.from_settings(ttl_seconds=lifetime).issue(int(account.id), account.username)
+    started = time.monotonic()
+    stream = watch(token)
+    assert stream.status == 200
+    stream._thread.join(lifetime + 10)
+    assert not stream._thread.is_alive(), "the stream outlived its token"
+    assert time.monotonic() - started >= lifetime - 1.5
+    # Until then only keep-alives came: no event of any kind.
+    kinds = {
+        kind
+        for event in list(stream.events.queue)
+        for kind in event
+        if kind in ("home", "notifications", "conversations")
+    }
+    assert not kinds
