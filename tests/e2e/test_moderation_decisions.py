@@ -6,6 +6,7 @@ tests/e2e/test_reports.py); people see the effects through Envoy."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import grpc
@@ -254,6 +255,9 @@ def test_a_gone_accounts_posts_vanish_for_everyone_and_it_cannot_post(http, gone
 
     mark(accused.id)
     assert wait_until(lambda: _hidden_everywhere(http, accused, follower, own["id"], word), SETTLE_SECONDS)
+    # Each posts replica keeps its own copy of the gone set, up to this old:
+    # from here on every replica answers, whichever one Envoy picks.
+    time.sleep(accounts.SETTLE_SECONDS)
     # Its reply is left out of the thread, for strangers and signed-in readers alike.
     for headers in ({}, follower.auth):
         replies = http.get(f"/v1/posts/{thread['id']}/replies", headers=headers).json().get("posts", [])
