@@ -9,6 +9,7 @@ import { NotificationsPage } from "./pages/notifications";
 import { SearchPage } from "./pages/search";
 import { TrendsPanel } from "./components/trends";
 import { useUnreadCount } from "./live";
+import { ShopNav, ShopOutlet, shopRoute, type ShopRoute } from "./shop/route";
 
 function NotificationsLink() {
   const unread = useUnreadCount();
@@ -33,7 +34,12 @@ function useSession() {
 type Social = "profile" | "notifications" | "search";
 
 /** Which page a path shows, and where a signed-in or signed-out person belongs instead. */
-type Route = { page: "login" | "signup" | "home" | "post" | "missing" | Social; redirect?: string; id?: string };
+type Route = {
+  page: "login" | "signup" | "home" | "post" | "missing" | "shop" | Social;
+  redirect?: string;
+  id?: string;
+  shop?: ShopRoute;
+};
 
 function route(path: string, signedIn: boolean): Route {
   if (path === "/" || path === "/signup") {
@@ -46,10 +52,12 @@ function route(path: string, signedIn: boolean): Route {
   if (profile) return { page: "profile", id: profile[1] };
   if (path === "/notifications") return signedIn ? { page: "notifications" } : { page: "login", redirect: "/" };
   if (path === "/search") return { page: "search" };
+  const shop = shopRoute(path);
+  if (shop) return signedIn || shop.signedOutOk ? { page: "shop", shop, id: path } : { page: "login", redirect: "/" };
   return { page: "missing" };
 }
 
-const TITLES = { login: "Log in", signup: "Sign up", home: "Home", post: "Post", missing: "Not found",
+const TITLES = { login: "Log in", signup: "Sign up", home: "Home", post: "Post", missing: "Not found", shop: "Shop",
   profile: "Profile", notifications: "Notifications", search: "Search" };
 const WITH_TRENDS = new Set(["home", "profile", "notifications"]);
 
@@ -57,7 +65,7 @@ export function App() {
   const current = useSession();
   const path = usePath();
   const search = useSearch();
-  const { page, redirect, id } = route(path, current !== null);
+  const { page, redirect, id, shop } = route(path, current !== null);
   const mainRef = useRef<HTMLElement>(null);
 
   useEffect(() => {
@@ -66,7 +74,7 @@ export function App() {
 
   // A page change is announced by moving focus to its heading.
   useEffect(() => {
-    document.title = `${TITLES[page]} · Aviary`;
+    document.title = `${shop?.title ?? TITLES[page]} · Aviary`;
     mainRef.current?.querySelector<HTMLElement>("h1")?.focus();
   }, [page, id]);
 
@@ -80,6 +88,7 @@ export function App() {
           Aviary
         </a>
         {!current && page !== "login" && page !== "signup" && <a href="/">Log in</a>}
+        {current && <ShopNav seller={current.user.role === "SELLER"} />}
         {current && (
           <nav aria-label="Account">
             <a href="/search" class="nav-link">
@@ -103,6 +112,7 @@ export function App() {
         {page === "profile" && id && <ProfilePage key={id.toLowerCase()} username={id} />}
         {page === "notifications" && current && <NotificationsPage key={current.user.id} />}
         {page === "search" && <SearchPage search={search} />}
+        {page === "shop" && shop && <ShopOutlet route={shop} />}
         {page === "missing" && (
           <section aria-labelledby="page-title">
             <h1 id="page-title" tabIndex={-1}>

@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import type { Post } from "../api/client";
 import { PostActions } from "./actions";
 import { PostMedia, QuotedPost } from "./embed";
+import { ProductCards } from "./product-card";
 import { RichText } from "./richtext";
 
 /** A post as a list item: author, time (a link to the post's page), text and counts. */
@@ -50,6 +51,7 @@ export function PostBody({ post: shown, headingLevel }: { post: Post; headingLev
             <RichText text={post.text ?? ""} />
           </p>
           <PostMedia post={post} />
+          {post.products && post.products.length > 0 && <ProductCards products={post.products} />}
           {quoted && <QuotedPost post={quoted} />}
           <PostActions post={post} via={pureRepost ? shown : undefined} onDeleted={() => setDeleted(true)} />
         </>

@@ -1,0 +1,21 @@
+import type { Schemas } from "../api/client";
+import { formatMoney } from "../shop/money";
+
+type Product = Schemas["aviary.catalog.v1.Product"];
+
+/** The products a post tags, each a card linking to its page. */
+export function ProductCards({ products }: { products: Product[] }) {
+  return (
+    <ul class="product-cards" aria-label="Tagged products">
+      {products.map((product) => (
+        <li key={product.id} class="product-card">
+          <a href={`/products/${product.id}`}>
+            <span class="product-title">{product.title}</span>
+            <span class="product-price">{formatMoney(product.priceMinor, product.currency)}</span>
+            {!product.active && <span class="product-note">No longer sold</span>}
+          </a>
+        </li>
+      ))}
+    </ul>
+  );
+}
