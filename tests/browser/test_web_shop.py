@@ -303,3 +303,36 @@ def test_the_shop_pages_have_no_serious_accessibility_violation(page: Page, http
     page.goto("/seller/orders")
     expect(page.get_by_role("list", name="Orders to fulfil")).to_be_visible()
     assert serious_violations(page) == [], "seller orders"
+
+
+def test_the_shop_pages_fit_a_phone(phone_page: Page, http, console):
+    seller = Person(http, "sl", role="SELLER")
+    buyer = Person(http, "by")
+    product = http.post(
+        "/v1/products",
+        json={"title": f"Very long product title {seller.username} " * 3, "priceMinor": "123456", "currency": "USD"},
+        headers=seller.auth,
+    ).json()
+    http.post(
+        f"/v1/products/{product['id']}:restock",
+        json={"quantity": "3", "idempotencyKey": "restock-1"},
+        headers=seller.auth,
+    )
+    http.post("/v1/cart/items", json={"productId": product["id"], "quantity": 1}, headers=buyer.auth)
+    log_in(phone_page, buyer.username)
+    for path, (role, name) in {
+        f"/products/{product['id']}": ("button", "Add to cart"),
+        "/cart": ("list", "Cart items"),
+        "/checkout": ("list", "Items to buy"),
+        "/orders": ("heading", "Your orders"),
+    }.items():
+        phone_page.goto(path)
+        expect(phone_page.get_by_role(role, name=name)).to_be_visible()
+        sideways = phone_page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+        assert sideways is False, path
+    phone_page.get_by_role("button", name="Log out").click()
+    log_in(phone_page, seller.username)
+    phone_page.goto("/seller/products")
+    expect(phone_page.get_by_role("list", name="Your products")).to_be_visible()
+    assert phone_page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth") is False
+    assert console.errors == []
