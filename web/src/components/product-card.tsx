@@ -6,9 +6,9 @@ type Product = Schemas["aviary.catalog.v1.Product"];
 /** The products a post tags, each a card linking to its page. */
 export function ProductCards({ products }: { products: Product[] }) {
   return (
-    <ul class="product-cards" aria-label="Tagged products">
+    <ul class="product-tags" aria-label="Tagged products">
       {products.map((product) => (
-        <li key={product.id} class="product-card">
+        <li key={product.id} class="product-tag">
           <a href={`/products/${product.id}`}>
             <span class="product-title">{product.title}</span>
             <span class="product-price">{formatMoney(product.priceMinor, product.currency)}</span>
