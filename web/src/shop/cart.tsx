@@ -12,6 +12,9 @@ async function fetchCart(): Promise<Cart> {
   return call(api.GET("/v1/cart", { headers: await authorized() }));
 }
 
+// A rise is what the buyer must agree to; a drop is only news.
+const rose = (item: CartItem) => BigInt(item.unitPriceMinor ?? "0") > BigInt(item.addedUnitPriceMinor ?? "0");
+
 const lineTotal = (item: CartItem) => (BigInt(item.unitPriceMinor ?? "0") * BigInt(item.quantity ?? 0)).toString();
 
 function LineNotices({ item, currency }: { item: CartItem; currency?: string }) {
@@ -21,7 +24,7 @@ function LineNotices({ item, currency }: { item: CartItem; currency?: string }) 
         <p class="line-notice warn">No longer available: remove it to check out.</p>
       )}
       {item.available && item.priceChanged && (
-        <p class="line-notice warn">
+        <p class={rose(item) ? "line-notice warn" : "line-notice"}>
           Price changed since you added it: was {formatMoney(item.addedUnitPriceMinor, currency)}, now{" "}
           {formatMoney(item.unitPriceMinor, currency)}.
         </p>
@@ -34,7 +37,7 @@ function CartStatus({ cart }: { cart: Cart }) {
   const changed = cart.items?.some((item) => item.priceChanged && item.available);
   if (!changed) return null;
   return (
-    <p class="notice warn" role="status">
+    <p class={cart.priceIncreased ? "notice warn" : "notice"} role="status">
       {cart.priceIncreased
         ? "Some prices went up since you added them. Check the total before you pay."
         : "Some prices changed since you added them."}
