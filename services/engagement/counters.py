@@ -36,27 +36,33 @@ LOADS = Counter("aviary_engagement_counter_loads_total", "Counter hashes loaded 
 FLUSHED = Counter("aviary_engagement_counters_flushed_total", "Post counters flushed to Cassandra")
 FLUSH_SECONDS = Histogram("aviary_engagement_flush_seconds", "Time to flush one round of dirty counters")
 
-# Increments only an existing hash; returns the new value, or nil when the
-# hash is missing (the caller loads it and tries again). The dirty mark goes
-# in the same script so a flush can never miss an applied increment. (On Redis
-# Cluster the dirty set becomes one per slot tag so both keys share a slot.)
+# Increments only an existing hash: returns {1, new value}; or {0, Redis's
+# time in ms} when the hash is missing (the caller loads it and tries again,
+# and a recount begun after that time already holds this change). The dirty
+# mark goes in the same script so a flush can never miss an applied
+# increment. (On Redis Cluster the dirty set becomes one per slot tag so both
+# keys share a slot.)
 _INCR = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local t = redis.call('TIME')
+  return {0, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+end
 local v = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 if v < 0 then redis.call('HSET', KEYS[1], ARGV[1], 0); v = 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
-return v
+return {1, v}
 """
 
 # Installs loaded counts unless another loader (or an increment after one)
-# got there first; returns the hash as it now is.
+# got there first; returns the hash as it now is, with `rc`: when (Redis
+# time, ms) the recount it was loaded from began, 0 for a snapshot.
 _LOAD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4])
+  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4], 'rc', ARGV[6])
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
-return redis.call('HMGET', KEYS[1], 'l', 'r', 'p', 'q')
+return redis.call('HMGET', KEYS[1], 'l', 'r', 'p', 'q', 'rc')
 """
 
 
@@ -99,13 +105,16 @@ class HotCounters:
         """Applies one counted change; returns the new count."""
         key = counter_key(post_id)
         for _ in range(3):
-            value = await self._incr(keys=[key, DIRTY_KEY], args=[FIELDS[what], delta, self.ttl_seconds, post_id])
-            if value is not None:
+            applied, value = await self._incr(
+                keys=[key, DIRTY_KEY], args=[FIELDS[what], delta, self.ttl_seconds, post_id]
+            )
+            if applied:
                 return int(value)
-            # Loaded counts already include this change when it was recounted
-            # from the edges, so load, then increment only a snapshot load.
-            counts, recounted = await self._load_one(post_id)
-            if recounted:
+            # Whoever installed the hash first (this call or a reader): a
+            # recount begun after the miss holds this change already; a
+            # snapshot, or an earlier recount, does not, so increment it.
+            counts, recounted_at = await self._load_one(post_id)
+            if recounted_at >= int(value):
                 return getattr(counts, what)
         raise RuntimeError(f"counter for post {post_id} kept disappearing")
 
@@ -130,25 +139,34 @@ class HotCounters:
             found.update({p: counts for p, (counts, _) in zip(missing, loaded)})
         return found
 
-    async def _load_one(self, post_id: int) -> tuple[Counts, bool]:
+    async def _load_one(self, post_id: int) -> tuple[Counts, int]:
+        """The post's counts as installed in Redis (by this call or a loader
+        before it), and when the recount they came from began (0: a snapshot)."""
         snapshot = await self.store.snapshot(post_id)
         trusted = snapshot.last_change is None or (
             snapshot.flushed_at is not None
             and _naive_utc(snapshot.last_change) < _naive_utc(snapshot.flushed_at) - self.trust_margin
         )
+        recount_began = 0
         if trusted:
             counts, source = snapshot.counts, "snapshot"
         else:
+            recount_began = await self._redis_ms()
             counts, source = await self.store.recount(post_id), "recount"
         LOADS.labels(source).inc()
         row = await self._load(
             keys=[counter_key(post_id)],
-            args=[counts.likes, counts.reposts, counts.replies, counts.quotes, self.ttl_seconds],
+            args=[counts.likes, counts.reposts, counts.replies, counts.quotes, self.ttl_seconds, recount_began],
         )
         if source == "recount":
             # Persist what was recounted so the next load can trust it.
             await self.client.sadd(DIRTY_KEY, post_id)
-        return _counts(row), source == "recount"
+        return _counts(row[:4]), int(row[4] or 0)
+
+    async def _redis_ms(self) -> int:
+        """Redis's clock in ms: the one clock every replica's loads and misses share."""
+        seconds, micros = await self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
 
     # -- flushing -----------------------------------------------------------------
 

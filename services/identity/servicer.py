@@ -7,7 +7,7 @@ import datetime
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import grpc
 import redis.exceptions
@@ -327,7 +327,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def GetUser(self, request, context):
         user_id = caller_id(context) if request.user_id == "me" else parse_id(request.user_id, "user_id")
-        viewer = optional_caller_id(context)
+        viewer = _viewer(context)
         user, counts, flags = await asyncio.gather(
             self.store.get_user(user_id),
             self._counts(user_id),
@@ -352,9 +352,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             user = await self.store.find_by_username(request.username)
         if user is None or not _visible(user, context):
             raise not_found(f"user '{request.username[:40]}' does not exist")
-        counts, flags = await asyncio.gather(
-            self._counts(user.id), self._viewer_flags(optional_caller_id(context), user.id)
-        )
+        counts, flags = await asyncio.gather(self._counts(user.id), self._viewer_flags(_viewer(context), user.id))
         return _with_viewer_flags(_with_counts(user_summary(user), counts), flags)
 
     async def UpdateProfile(self, request, context):
@@ -516,37 +514,31 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def _exported_posts(self, user_id: int, auth) -> AsyncIterator[identity_pb2.ExportedPost]:
         """The user's posts newest first, a page at a time, read as the user."""
-        token = ""
-        while True:
-            page = await _from_peer(
-                "posts",
-                clients.posts().ListUserPosts(
-                    posts_pb2.ListUserPostsRequest(user_id=str(user_id), page_size=_EXPORT_PAGE, page_token=token),
-                    timeout=self.settings.rpc_timeout_seconds,
-                    metadata=auth,
-                ),
-            )
+        pages = _pages(
+            "posts",
+            lambda token: clients.posts().ListUserPosts(
+                posts_pb2.ListUserPostsRequest(user_id=str(user_id), page_size=_EXPORT_PAGE, page_token=token),
+                timeout=self.settings.rpc_timeout_seconds,
+                metadata=auth,
+            ),
+        )
+        async for page in pages:
             for post in page.posts:
                 yield _exported_post(post)
-            if not (token := page.next_page_token):
-                return
 
     async def _exported_follows(self, user_id: int, auth) -> AsyncIterator[identity_pb2.ExportedFollow]:
         """The accounts the user follows, a page at a time."""
-        token = ""
-        while True:
-            page = await _from_peer(
-                "graph",
-                clients.graph().ListFollowing(
-                    graph_pb2.ListFollowingRequest(user_id=str(user_id), page_size=_EXPORT_PAGE, page_token=token),
-                    timeout=self.settings.rpc_timeout_seconds,
-                    metadata=auth,
-                ),
-            )
+        pages = _pages(
+            "graph",
+            lambda token: clients.graph().ListFollowing(
+                graph_pb2.ListFollowingRequest(user_id=str(user_id), page_size=_EXPORT_PAGE, page_token=token),
+                timeout=self.settings.rpc_timeout_seconds,
+                metadata=auth,
+            ),
+        )
+        async for page in pages:
             for followed in page.users:
                 yield identity_pb2.ExportedFollow(user_id=followed.id, username=followed.username)
-            if not (token := page.next_page_token):
-                return
 
     async def _exported_orders(self, user_id: int) -> AsyncIterator[identity_pb2.ExportedOrder]:
         """The user's orders as a buyer, newest first, as orders streams them."""
@@ -770,6 +762,23 @@ def _count_answer(service: str, user_id: int, result: _Answer | BaseException) -
     return result
 
 
+class _Page(Protocol):
+    next_page_token: str
+
+
+_PageT = TypeVar("_PageT", bound=_Page)
+
+
+async def _pages(service: str, read_page: Callable[[str], Awaitable[_PageT]]) -> AsyncIterator[_PageT]:
+    """Every page of a peer's paged list, each read with the last one's next_page_token."""
+    token = ""
+    while True:
+        page = await _from_peer(service, read_page(token))
+        yield page
+        if not (token := page.next_page_token):
+            return
+
+
 async def _from_peer(service: str, call: Awaitable[_Answer]) -> _Answer:
     try:
         return await call
@@ -788,6 +797,17 @@ def _visible(user: UserRecord | None, context) -> bool:
     if user is None or user.deleted:
         return False
     return not user.suspended or _is_operator(context)
+
+
+def _viewer(context) -> int | None:
+    """The signed-in user looking, for the viewer flags: none for an operator's
+    token (not a user's) or for nobody signed in; a bad user token is refused."""
+    try:
+        return optional_caller_id(context)
+    except ApiError:
+        if _is_operator(context):
+            return None
+        raise
 
 
 def _is_operator(context) -> bool:

@@ -11,6 +11,7 @@ from typing import TypeAlias
 import grpc
 from google.protobuf.message import Message
 
+from aviary.events.v1 import events_pb2
 from aviary.orders.v1 import orders_pb2
 from services.kit.server.errors import failed_precondition, invalid_argument
 
@@ -113,6 +114,19 @@ class Line:
 
 def total(lines: list[Line]) -> int:
     return sum(line.quantity * line.unit_price_minor for line in lines)
+
+
+def event_lines(lines: list[Line]) -> list[events_pb2.OrderLine]:
+    """An order's lines as its events carry them."""
+    return [
+        events_pb2.OrderLine(
+            product_id=line.product_id,
+            seller_id=line.seller_id,
+            quantity=line.quantity,
+            unit_price_minor=line.unit_price_minor,
+        )
+        for line in lines
+    ]
 
 
 @dataclass(frozen=True)

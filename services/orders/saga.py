@@ -328,15 +328,7 @@ class Orchestrator:
                 buyer_id=c.buyer_id,
                 total_minor=c.total_minor,
                 currency=c.currency,
-                lines=[
-                    events_pb2.OrderLine(
-                        product_id=line.product_id,
-                        seller_id=line.seller_id,
-                        quantity=line.quantity,
-                        unit_price_minor=line.unit_price_minor,
-                    )
-                    for line in c.lines
-                ],
+                lines=model.event_lines(c.lines),
             ),
         )
         done = await self.store.confirm(

@@ -384,15 +384,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
                 total_minor=order.total_minor,
                 currency=order.currency,
                 reason=reason,
-                lines=[
-                    events_pb2.OrderLine(
-                        product_id=line.product_id,
-                        seller_id=line.seller_id,
-                        quantity=line.quantity,
-                        unit_price_minor=line.unit_price_minor,
-                    )
-                    for line in order.lines
-                ],
+                lines=model.event_lines(order.lines),
             ),
         )
         return event_id, ORDERS_TOPIC, str(order.buyer_id).encode(), event.SerializeToString()

@@ -21,7 +21,7 @@ from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.engagement.counters import DIRTY_KEY, counter_key
+from services.engagement.counters import DIRTY_KEY, HotCounters, counter_key
 from services.engagement.liked import FLOOR, LikedCache, liked_key
 from services.engagement.store import EngagementStore
 from services.kit.settings import load_settings, service_addr
@@ -353,3 +353,33 @@ def test_stream_engagement_answers_each_batch_by_id_and_a_bad_batch_does_not_end
         # The same answer as the unary call.
         assert answers[request_id].batch == engagement.BatchGetEngagement(batch, timeout=RPC_TIMEOUT)
     assert [(e.like_count, e.liked_by_me) for e in answers[7].batch.engagements] == [(1, True), (0, False)]
+
+
+async def test_a_count_change_is_kept_when_a_reader_installs_an_older_snapshot_during_its_load(liked_cache_parts):
+    client, store = liked_cache_parts
+    counters = HotCounters(client, store, ttl_seconds=60, flush_interval=1.0, trust_margin=2.0)
+    post_id, reply_id = secrets.randbits(60), secrets.randbits(60)
+    await client.delete(counter_key(post_id))
+    # A reply as the consumer applies it: the change mark, the edge, then the count.
+    await store.mark_changed(post_id, datetime.datetime.now(datetime.timezone.utc))
+    assert await store.add_reply(post_id, reply_id)
+    load_as_usual = counters._load_one
+
+    async def reader_first(pid: int):
+        # Between this change's miss and its load, a reader installs the
+        # snapshot it read before the change (no reply in it).
+        counters._load_one = load_as_usual  # type: ignore[method-assign]
+        await counters._load(keys=[counter_key(pid)], args=[0, 0, 0, 0, 60, 0])
+        return await load_as_usual(pid)
+
+    counters._load_one = reader_first  # type: ignore[method-assign]
+    assert await counters.add(post_id, "replies", +1) == 1
+    assert await client.hget(counter_key(post_id), "p") == b"1"
+
+    # A recount installed after the miss already holds the change: not counted twice.
+    other, other_reply = secrets.randbits(60), secrets.randbits(60)
+    await client.delete(counter_key(other))
+    await store.mark_changed(other, datetime.datetime.now(datetime.timezone.utc))
+    assert await store.add_reply(other, other_reply)
+    assert await counters.add(other, "replies", +1) == 1
+    assert await client.hget(counter_key(other), "p") == b"1"
