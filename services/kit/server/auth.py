@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,16 +45,16 @@ def ensure_keys(directory: Path) -> None:
     them and every file appears atomically (written aside, then renamed)."""
     with keys_lock(directory):
         public = ensure_key_pair(directory / "jwt_private.pem", directory / "jwt_public.pem")
-    numbers = public.public_numbers()
-    jwk = {
-        "kty": "RSA",
-        "alg": "RS256",
-        "use": "sig",
-        "kid": KEY_ID,
-        "n": _b64uint(numbers.n),
-        "e": _b64uint(numbers.e),
-    }
-    _write_atomically(directory / "jwks.json", json.dumps({"keys": [jwk]}).encode())
+        numbers = public.public_numbers()
+        jwk = {
+            "kty": "RSA",
+            "alg": "RS256",
+            "use": "sig",
+            "kid": KEY_ID,
+            "n": _b64uint(numbers.n),
+            "e": _b64uint(numbers.e),
+        }
+        _write_atomically(directory / "jwks.json", json.dumps({"keys": [jwk]}).encode())
 
 
 @contextlib.contextmanager
@@ -85,7 +86,8 @@ def ensure_key_pair(private_path: Path, public_path: Path) -> rsa.RSAPublicKey:
 
 
 def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per thread too: the devstack starts several services at once from one process.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     tmp.chmod(mode)
     os.replace(tmp, path)
