@@ -67,18 +67,34 @@ def build_descriptor(out: Path) -> None:
 
 
 # The web client's Content-Security-Policy: its own scripts, styles, images and
-# API calls only; nothing inline, no other origin, never framed.
-WEB_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
-    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
+# API calls only, plus media from where the media service says it is served;
+# nothing inline, no other origin, never framed.
+def web_csp(media_origin: str) -> str:
+    media = f" {media_origin}" if media_origin else ""
+    return (
+        f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:{media}; "
+        f"media-src 'self'{media}; connect-src 'self'; manifest-src 'self'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
 
 
-def _web_headers(cache_control: str) -> list[str]:
+def media_origin() -> str:
+    """The scheme://host[:port] of AVIARY_MEDIA_PUBLIC_URL, as the media service reads it."""
+    from urllib.parse import urlsplit
+
+    from services.kit.settings import load
+    from services.media.settings import MediaSettings
+
+    wanted = {k: v for k, v in os.environ.items() if k in ("AVIARY_MEDIA_PUBLIC_URL", "ENVOY_PORT")}
+    url = urlsplit(load(MediaSettings, wanted).public_url)
+    return f"{url.scheme}://{url.netloc}" if url.scheme and url.netloc else ""
+
+
+def _web_headers(cache_control: str, csp: str) -> list[str]:
     pad = " " * 26
     headers = {
         "cache-control": cache_control,
-        "content-security-policy": WEB_CSP,
+        "content-security-policy": csp,
         "x-content-type-options": "nosniff",
         "referrer-policy": "same-origin",
         "cross-origin-opener-policy": "same-origin",
@@ -90,12 +106,14 @@ def _web_headers(cache_control: str) -> list[str]:
     return lines
 
 
-def _web_routes() -> list[str]:
+def _web_routes(media: str | None = None) -> list[str]:
     """Routes to the web client's static origin (cluster `web`). Hashed files
     under /assets/ are cached for a year; `/` and every browser navigation
     (GET or HEAD asking for text/html) to a path outside /v1/ get the app's
     index.html, uncached, so deep links work. Other requests for unknown paths
-    (API clients, Accept: */*) still reach the gateway's JSON 404."""
+    (API clients, Accept: */*) still reach the gateway's JSON 404. `media` is
+    the media origin the CSP allows (default: from the media settings)."""
+    csp = web_csp(media_origin() if media is None else media)
     pad = " " * 24
     get_or_head = '{name: ":method", string_match: {safe_regex: {regex: "^(GET|HEAD)$"}}}'
     no_rate_limit = [
@@ -113,14 +131,14 @@ def _web_routes() -> list[str]:
         f"{pad}    headers: [{get_or_head}]",
         f"{pad}  route: {{cluster: web, timeout: 10s}}",
         *no_rate_limit,
-        *_web_headers("public, max-age=31536000, immutable"),
+        *_web_headers("public, max-age=31536000, immutable", csp),
         f"{pad}# The app itself at / and for deep links: never cached.",
         f"{pad}- match:",
         f"{pad}    path: /",
         f"{pad}    headers: [{get_or_head}]",
         app_page,
         *no_rate_limit,
-        *_web_headers("no-cache"),
+        *_web_headers("no-cache", csp),
         f"{pad}- match:",
         f"{pad}    prefix: /",
         f"{pad}    headers:",
@@ -129,7 +147,7 @@ def _web_routes() -> list[str]:
         f'{pad}      - {{name: ":path", string_match: {{prefix: /v1/}}, invert_match: true}}',
         app_page,
         *no_rate_limit,
-        *_web_headers("no-cache"),
+        *_web_headers("no-cache", csp),
     ]
 
 

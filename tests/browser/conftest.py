@@ -66,7 +66,7 @@ def console() -> Console:
 
 
 def _context(browser: Browser, console: Console, **options) -> BrowserContext:
-    context = browser.new_context(base_url=EDGE_URL, **options)
+    context = browser.new_context(**{"base_url": EDGE_URL, **options})
     context.set_default_timeout(10_000)
     context.on("console", console.record)
     context.on("weberror", lambda error: console.errors.append(str(error.error)))

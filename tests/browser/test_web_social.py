@@ -63,7 +63,10 @@ def _go_home(page: Page) -> None:
 
 @pytest.fixture
 def two_people(browser: Browser, console: Console, request: pytest.FixtureRequest) -> Iterator[tuple[Page, Page]]:
-    contexts = [_context(browser, console), _context(browser, console)]
+    # The reader opens the app as localhost while media URLs name 127.0.0.1: the
+    # policy must still let the images in.
+    reader_origin = EDGE_URL.replace("127.0.0.1", "localhost")
+    contexts = [_context(browser, console, base_url=reader_origin), _context(browser, console)]
     pages = [context.new_page() for context in contexts]
     yield pages[0], pages[1]
     for page, context in zip(pages, contexts, strict=True):
@@ -106,7 +109,9 @@ def test_follow_live_post_with_image_like_badge_and_block(two_people: tuple[Page
     expect(post).to_be_visible(timeout=LIVE_WITHIN_MS)
     live_ms = (time.monotonic() - posted_at) * 1000
     assert live_ms <= LIVE_WITHIN_MS, f"arrived after {live_ms:.0f} ms"
-    expect(post.get_by_role("img", name="a small blue square")).to_be_visible()
+    image = post.get_by_role("img", name="a small blue square")
+    expect(image).to_be_visible()
+    reader.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     expect(post.get_by_role("link", name="#birds")).to_have_attribute("href", "/search?q=%23birds")
 
     # A like raises the author's unread badge (the notification arrives on the live stream).

@@ -99,6 +99,29 @@ def test_envoy_serves_the_web_client_before_the_api_catch_all(tmp_path, monkeypa
     )
 
 
+@pytest.mark.parametrize(
+    ("public_url", "allowed"),
+    [
+        ("https://cdn.example.com/media", "https://cdn.example.com"),
+        ("http://127.0.0.1:9090/media", "http://127.0.0.1:9090"),
+    ],
+)
+def test_the_policy_lets_images_and_video_come_from_the_media_origin(tmp_path, monkeypatch, public_url, allowed):
+    # The app may be opened as localhost while media URLs name 127.0.0.1, or a CDN.
+    monkeypatch.setattr("edge_config.public_services", lambda: [])
+    monkeypatch.setattr("edge_config.routes", lambda: [])
+    monkeypatch.setenv("AVIARY_MEDIA_PUBLIC_URL", public_url)
+    routes, _ = _routes(tmp_path, web_port=8082)
+    app = next(r for r in routes if r["match"].get("path") == "/")
+    policy = {h["header"]["key"]: h["header"]["value"] for h in app["response_headers_to_add"]}[
+        "content-security-policy"
+    ]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["img-src"] == f"'self' blob: {allowed}"
+    assert directives["media-src"] == f"'self' {allowed}"
+    assert directives["connect-src"] == "'self'"
+
+
 def test_without_a_web_port_the_edge_has_no_web_routes(tmp_path, monkeypatch):
     monkeypatch.setattr("edge_config.public_services", lambda: [])
     monkeypatch.setattr("edge_config.routes", lambda: [])
