@@ -1,4 +1,5 @@
-"""The web client's static origin: serves web/dist on loopback for Envoy.
+"""The web client's static origin: serves web/dist on loopback for Envoy, in
+the devstack and beside Envoy in the Helm chart's edge pod.
 
     python -m devstack.static_server --root web/dist --port 8082
 
@@ -23,10 +24,26 @@ from urllib.parse import unquote, urlsplit
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 COMPRESSIBLE = {".html", ".js", ".css", ".svg", ".json", ".txt", ".map", ".webmanifest"}
+# The types a Vite build emits, spelled out so they do not depend on the
+# host's /etc/mime.types (slim images have none); the rest from mimetypes.
 TYPES = {
     ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".txt": "text/plain; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".ico": "image/vnd.microsoft.icon",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".wasm": "application/wasm",
 }
 
 
@@ -38,6 +55,19 @@ def _gzipped(path: Path, version: tuple[int, int]) -> bytes:
 
 def _content_type(path: Path) -> str:
     return TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def _file_under(root: Path, url_path: str) -> Path | None:
+    """The regular file `url_path` names inside root, or None. Dot segments
+    (`..`, and dotfiles such as the build's own stamps) are never served, nor
+    a symlink or anything else that resolves outside root."""
+    segments = [s for s in url_path.split("/") if s]
+    if "\0" in url_path or any(s.startswith(".") for s in segments):
+        return None
+    candidate = root.joinpath(*segments).resolve()
+    if root not in candidate.parents or not candidate.is_file():
+        return None
+    return candidate
 
 
 class StaticHandler(BaseHTTPRequestHandler):
@@ -58,13 +88,10 @@ class StaticHandler(BaseHTTPRequestHandler):
     def _resolve(self) -> tuple[Path | None, bool]:
         """(file to serve, whether it is a hashed asset)."""
         path = unquote(urlsplit(self.path).path)
-        if "\0" in path:
-            return None, False
-        candidate = (self.root / path.lstrip("/")).resolve()
-        inside = candidate == self.root or self.root in candidate.parents
         hashed = path.startswith("/assets/")
-        if inside and candidate.is_file():
-            return candidate, hashed
+        found = _file_under(self.root, path)
+        if found is not None:
+            return found, hashed
         if hashed:
             return None, True
         index = self.root / "index.html"
@@ -75,6 +102,12 @@ class StaticHandler(BaseHTTPRequestHandler):
         if path is None:
             self._plain(HTTPStatus.NOT_FOUND if hashed else HTTPStatus.SERVICE_UNAVAILABLE, body)
             return
+        try:
+            self._serve_file(path, hashed, body=body)
+        except FileNotFoundError:  # a new build replaced it between the lookup and the read
+            self._plain(HTTPStatus.NOT_FOUND if hashed else HTTPStatus.SERVICE_UNAVAILABLE, body)
+
+    def _serve_file(self, path: Path, hashed: bool, *, body: bool) -> None:
         stat = path.stat()
         etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
         headers = {
@@ -100,7 +133,8 @@ class StaticHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
+        if status != HTTPStatus.NOT_MODIFIED:  # a 304 has no body, and no length of one
+            self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if body:
             self.wfile.write(data)
