@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search bench-conversations lock settings manifest web help
+.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search bench-conversations lock settings manifest web screenshots help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,6 +29,9 @@ test: ## the whole suite: stub freshness, buf lint, unit, integration and e2e on
 
 web: ## build the web client (web/dist) when its sources or envoy/openapi.json changed; make up does this too
 	$(PY) -c 'from devstack.web import ensure_built; ensure_built()'
+
+screenshots: ## the README's screenshots of the web client (docs/screenshots), from the demo on a running stack
+	$(PY) web/screenshots.py
 
 unit: ## the unit tests alone: no backend, no stack
 	bash devstack/bootstrap.sh
@@ -55,7 +58,7 @@ openapi: ## regenerate the published OpenAPI document (envoy/openapi.json) from 
 openapi-check: ## fail when envoy/openapi.json is stale
 	@PATH="$(GOBIN):$$PATH" $(PY) envoy/openapi.py --check
 
-PY_SOURCES := services gateway devstack tests bench envoy helm
+PY_SOURCES := services gateway devstack tests bench envoy helm web/screenshots.py
 
 settings: ## write services/SETTINGS.md, the table of every environment variable, from the settings classes
 	$(PY) -m services.kit.settings_table
