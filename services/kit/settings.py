@@ -100,7 +100,11 @@ class Settings:
         "Local state (keys, run files).",
         shown="<repo>/.devstack",
     )
-    redis_url: str = setting("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis (redis:// or rediss://).")
+    redis_url: str = setting(
+        "AVIARY_REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis: redis:// or rediss:// with ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname.",
+    )
     redis_max_connections: int = setting("AVIARY_REDIS_MAX_CONNECTIONS", 200, "Redis connections per process.")
     redis_pool_timeout_seconds: float = setting(
         "AVIARY_REDIS_POOL_TIMEOUT_SECONDS", 2.0, "Wait this long for a free Redis connection, then fail."

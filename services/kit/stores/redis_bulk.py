@@ -22,10 +22,10 @@ import hashlib
 from typing import Iterable, Sequence
 
 import hiredis
-from redis.connection import parse_url
 from redis.exceptions import ResponseError
 
 from services.kit import settings
+from services.kit.stores import redis_target
 
 pack_command = hiredis.pack_command
 ReplyError = hiredis.ReplyError
@@ -73,16 +73,17 @@ class BulkRedis:
     """A few raw connections to one Redis server, each used by one bulk call at a time."""
 
     def __init__(self, url: str, *, max_idle: int = 8) -> None:
-        params = parse_url(url)
-        self._host = params.get("host", "127.0.0.1")
-        self._port = int(params.get("port", 6379))
+        target = redis_target.parse(url)
+        self._host = target.host
+        self._port = target.port
+        self._ssl = target.ssl_context()
         # What each new connection sends first, as redis-py would.
         self._setup: list[tuple] = []
-        if params.get("password"):
-            user = (params["username"],) if params.get("username") else ()
-            self._setup.append(("AUTH", *user, params["password"]))
-        if int(params.get("db", 0)):
-            self._setup.append(("SELECT", int(params["db"])))
+        if target.password:
+            user = (target.username,) if target.username else ()
+            self._setup.append(("AUTH", *user, target.password))
+        if target.db:
+            self._setup.append(("SELECT", target.db))
         self._timeout = settings.current().redis_bulk_timeout_seconds
         self._idle: list[_Connection] = []
         self._max_idle = max_idle
@@ -157,7 +158,9 @@ class BulkRedis:
         if self._idle:
             return self._idle.pop()
         async with asyncio.timeout(self._timeout):
-            reader, writer = await asyncio.open_connection(self._host, self._port)
+            reader, writer = await asyncio.open_connection(
+                self._host, self._port, ssl=self._ssl, server_hostname=self._host if self._ssl else None
+            )
         conn = _Connection(reader, writer)
         if self._setup:
             replies = await conn.roundtrip(b"".join(pack_command(cmd) for cmd in self._setup), len(self._setup))

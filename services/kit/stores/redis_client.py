@@ -12,6 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
 from services.kit.settings import Settings
+from services.kit.stores import redis_target
 
 # What an unreachable Redis raises (after the client's own retries): callers
 # catch these to degrade or answer UNAVAILABLE instead of INTERNAL.
@@ -21,8 +22,8 @@ UNREACHABLE = (ConnectionError, TimeoutError, OSError)
 def client(settings: Settings) -> redis.Redis:
     # A blocking pool: under a burst, callers wait briefly for a connection
     # instead of failing with "too many connections".
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.redis_url,
+    pool = redis.BlockingConnectionPool(
+        **redis_target.parse(settings.redis_url).pool_kwargs(),
         max_connections=settings.redis_max_connections,
         timeout=settings.redis_pool_timeout_seconds,
         health_check_interval=30,

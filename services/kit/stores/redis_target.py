@@ -1,0 +1,125 @@
+"""Where Redis is and how to reach it, read once from AVIARY_REDIS_URL for both
+clients (redis-py's pool and the bulk path), so they never disagree on TLS.
+
+    redis://[[user]:password@]host[:port][/db]
+    rediss://...[?ssl_ca_certs=PATH&ssl_certfile=PATH&ssl_keyfile=PATH
+                 &ssl_cert_reqs=required|optional|none&ssl_check_hostname=true|false]
+
+Anything else (unix sockets, unknown options, TLS options on a plaintext URL,
+files that are not there) is refused at start-up with a message naming it,
+rather than half-honoured at the first command.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from redis.asyncio.connection import Connection, RedisSSLContext, SSLConnection
+
+from services.kit.settings import SettingError
+
+ENV = "AVIARY_REDIS_URL"
+_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+_CERT_REQS = ("required", "optional", "none")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    host: str
+    port: int
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    # The rediss:// options, in redis-py's names; None for plaintext.
+    tls: dict[str, Any] | None = None
+
+    def pool_kwargs(self) -> dict[str, Any]:
+        """Connection arguments for a redis.asyncio connection pool."""
+        kwargs: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "db": self.db,
+            "username": self.username,
+            "password": self.password,
+            "connection_class": SSLConnection if self.tls is not None else Connection,
+        }
+        return kwargs | (self.tls or {})
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The same TLS settings as an SSLContext, built by redis-py's own rules."""
+        if self.tls is None:
+            return None
+        return RedisSSLContext(
+            keyfile=self.tls.get("ssl_keyfile"),
+            certfile=self.tls.get("ssl_certfile"),
+            cert_reqs=self.tls["ssl_cert_reqs"],
+            ca_certs=self.tls.get("ssl_ca_certs"),
+            check_hostname=self.tls["ssl_check_hostname"],
+        ).get()
+
+
+def parse(url: str) -> RedisTarget:
+    """The target a URL names; SettingError saying what is wrong otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        _refuse(url, f"scheme {parts.scheme or '(none)'!r} is not supported: use redis:// or rediss://")
+    if not parts.hostname:
+        _refuse(url, "it names no host")
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        _refuse(url, "its port is not a number from 1 to 65535")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    tls = _tls_options(url, options) if parts.scheme == "rediss" else None
+    if parts.scheme == "redis" and options:
+        _refuse(url, f"option {sorted(options)[0]!r} is not supported on redis:// (TLS options need rediss://)")
+    return RedisTarget(
+        host=parts.hostname,
+        port=port,
+        db=_db(url, parts.path),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
+
+
+def _db(url: str, path: str) -> int:
+    number = path.strip("/") or "0"
+    if not number.isdigit():
+        _refuse(url, f"database {number!r} is not a number")
+    return int(number)
+
+
+def _tls_options(url: str, options: dict[str, str]) -> dict[str, Any]:
+    unknown = sorted(set(options) - {*_FILES, "ssl_cert_reqs", "ssl_check_hostname"})
+    if unknown:
+        _refuse(
+            url,
+            f"option {unknown[0]!r} is not supported (known: {', '.join((*_FILES, 'ssl_cert_reqs', 'ssl_check_hostname'))})",
+        )
+    for name in _FILES:
+        if name in options and not Path(options[name]).is_file():
+            _refuse(url, f"{name} {options[name]!r} is not a readable file")
+    if ("ssl_certfile" in options) != ("ssl_keyfile" in options):
+        _refuse(url, "a client certificate needs both ssl_certfile and ssl_keyfile")
+    cert_reqs = options.get("ssl_cert_reqs", "required")
+    if cert_reqs not in _CERT_REQS:
+        _refuse(url, f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, got {cert_reqs!r}")
+    check_hostname = options.get("ssl_check_hostname", "true").lower()
+    if check_hostname not in _BOOLEANS:
+        _refuse(url, f"ssl_check_hostname must be true or false, got {check_hostname!r}")
+    tls: dict[str, Any] = {name: options[name] for name in _FILES if name in options}
+    # A server certificate is verified unless the URL says otherwise.
+    tls["ssl_cert_reqs"] = cert_reqs
+    tls["ssl_check_hostname"] = _BOOLEANS[check_hostname] and cert_reqs != "none"
+    return tls
+
+
+def _refuse(url: str, why: str) -> NoReturn:
+    shown = urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]).geturl()
+    raise SettingError(f"environment variable {ENV} ({shown}): {why}")
