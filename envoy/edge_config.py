@@ -312,7 +312,8 @@ def render_config(
     """Writes envoy.yaml. `cors` replaces the CORS block built from
     AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own).
     `web_port`: serve the web client from a static origin on this loopback
-    port (without it the config has no web routes, as the Helm chart's today)."""
+    port (without it the config has no web routes; the Helm chart renders
+    them and wraps them in its web.enabled value)."""
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(service.full_name for _, service in public_services())
     text = template.substitute(

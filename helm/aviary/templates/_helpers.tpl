@@ -60,6 +60,13 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 {{- if $parts._1 -}}{{ $parts._1 }}{{- else if eq (include "aviary.s3Scheme" .) "https" -}}443{{- else -}}80{{- end -}}
 {{- end -}}
 
+{{/* " scheme://host[:port]" of media.publicUrl for the web client's CSP
+(images and video may come from there), or nothing for a relative URL. */}}
+{{- define "aviary.mediaCspSource" -}}
+{{- $url := urlParse .Values.media.publicUrl -}}
+{{- if and $url.scheme $url.host }} {{ $url.scheme }}://{{ $url.host }}{{ end -}}
+{{- end -}}
+
 {{/* Environment every Aviary process gets (mirrors devstack/services.py service_env()). */}}
 {{- define "aviary.env" -}}
 - name: AVIARY_PG_DSN
