@@ -7,14 +7,21 @@ import { PostPage } from "./pages/post";
 import { ProfilePage } from "./pages/profile";
 import { NotificationsPage } from "./pages/notifications";
 import { SearchPage } from "./pages/search";
+import { SettingsPage } from "./pages/settings";
+import { HeaderMenu } from "./components/header-menu";
 import { TrendsPanel } from "./components/trends";
 import { useUnreadCount } from "./live";
 import { ShopNav, ShopOutlet, shopRoute, type ShopRoute } from "./shop/route";
 
-function NotificationsLink() {
+/** `compact`: the copy that stays in the bar at narrow widths, where the menu's own is hidden. */
+function NotificationsLink({ compact = false }: { compact?: boolean }) {
   const unread = useUnreadCount();
   return (
-    <a href="/notifications" class="nav-link" aria-label={unread > 0 ? `Notifications, ${unread} unread` : undefined}>
+    <a
+      href="/notifications"
+      class={compact ? "nav-link bar-notify" : "nav-link menu-notify"}
+      aria-label={unread > 0 ? `Notifications, ${unread} unread` : undefined}
+    >
       Notifications
       {unread > 0 && (
         <span class="badge" aria-hidden="true">
@@ -31,7 +38,7 @@ function useSession() {
   return value;
 }
 
-type Social = "profile" | "notifications" | "search";
+type Social = "profile" | "notifications" | "search" | "settings";
 
 /** Which page a path shows, and where a signed-in or signed-out person belongs instead. */
 type Route = {
@@ -52,13 +59,14 @@ function route(path: string, signedIn: boolean): Route {
   if (profile) return { page: "profile", id: profile[1] };
   if (path === "/notifications") return signedIn ? { page: "notifications" } : { page: "login", redirect: "/" };
   if (path === "/search") return { page: "search" };
+  if (path === "/settings") return signedIn ? { page: "settings" } : { page: "login", redirect: "/" };
   const shop = shopRoute(path);
   if (shop) return signedIn || shop.signedOutOk ? { page: "shop", shop, id: path } : { page: "login", redirect: "/" };
   return { page: "missing" };
 }
 
 const TITLES = { login: "Log in", signup: "Sign up", home: "Home", post: "Post", missing: "Not found", shop: "Shop",
-  profile: "Profile", notifications: "Notifications", search: "Search" };
+  profile: "Profile", notifications: "Notifications", search: "Search", settings: "Settings" };
 const WITH_TRENDS = new Set(["home", "profile", "notifications"]);
 
 export function App() {
@@ -88,20 +96,26 @@ export function App() {
           Aviary
         </a>
         {!current && page !== "login" && page !== "signup" && <a href="/">Log in</a>}
-        {current && <ShopNav seller={current.user.role === "SELLER"} />}
+        {current && <NotificationsLink compact />}
         {current && (
-          <nav aria-label="Account">
-            <a href="/search" class="nav-link">
-              Search
-            </a>
-            <NotificationsLink />
-            <a class="me" href={`/users/${current.user.username}`}>
-              @{current.user.username}
-            </a>
-            <button type="button" onClick={() => void logOut().then(() => navigate("/", { replace: true }))}>
-              Log out
-            </button>
-          </nav>
+          <HeaderMenu path={path}>
+            <ShopNav seller={current.user.role === "SELLER"} />
+            <nav aria-label="Account">
+              <a href="/search" class="nav-link">
+                Search
+              </a>
+              <NotificationsLink />
+              <a class="me" href={`/users/${current.user.username}`}>
+                @{current.user.username}
+              </a>
+              <a href="/settings" class="nav-link">
+                Settings
+              </a>
+              <button type="button" onClick={() => void logOut().then(() => navigate("/", { replace: true }))}>
+                Log out
+              </button>
+            </nav>
+          </HeaderMenu>
         )}
       </header>
       <main id="main" ref={mainRef}>
@@ -112,6 +126,7 @@ export function App() {
         {page === "profile" && id && <ProfilePage key={id.toLowerCase()} username={id} />}
         {page === "notifications" && current && <NotificationsPage key={current.user.id} />}
         {page === "search" && <SearchPage search={search} />}
+        {page === "settings" && current && <SettingsPage key={current.user.id} />}
         {page === "shop" && shop && <ShopOutlet route={shop} />}
         {page === "missing" && (
           <section aria-labelledby="page-title">

@@ -33,7 +33,8 @@ export function takeEndedReason(): string | null {
   return reason;
 }
 
-function endSession(reason: string): void {
+/** Ends the tab's session without a log-out call (e.g. the account was deleted); the log-in page shows `reason`. */
+export function endSession(reason: string): void {
   endedBecause = reason;
   publish(null);
 }

@@ -4,6 +4,7 @@ import { PostActions } from "./actions";
 import { PostMedia, QuotedPost } from "./embed";
 import { ProductCards } from "./product-card";
 import { RichText } from "./richtext";
+import { fullTime, shortTime, useMinuteClock } from "../time";
 
 /** A post as a list item: author, time (a link to the post's page), text and counts. */
 export function PostItem({ post }: { post: Post }) {
@@ -24,6 +25,7 @@ export function PostBody({ post: shown, headingLevel }: { post: Post; headingLev
   const author = post.author;
   const name = author?.displayName || author?.username || "Someone";
   const created = post.createdAt ? new Date(post.createdAt) : null;
+  const now = useMinuteClock();
   return (
     <article aria-label={`Post by ${name}`}>
       {pureRepost && <p class="reposted">{reposter} reposted</p>}
@@ -38,7 +40,10 @@ export function PostBody({ post: shown, headingLevel }: { post: Post; headingLev
           <>
             {" · "}
             <a href={`/posts/${post.id}`} class="permalink">
-              <time dateTime={post.createdAt}>{created.toLocaleString()}</time>
+              <time dateTime={post.createdAt} title={fullTime(created)}>
+                <span aria-hidden="true">{shortTime(created, now)}</span>
+                <span class="sr-only">{fullTime(created)}</span>
+              </time>
             </a>
           </>
         )}

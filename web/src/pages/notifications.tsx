@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, networkError, unwrap, type Schemas } from "../api/client";
 import { setUnreadCount, subscribe, useUnreadCount } from "../live";
 import { authorized, endIfUnauthenticated } from "../session";
+import { fullTime, shortTime, useMinuteClock } from "../time";
 
 type Notice = Schemas["aviary.notifications.v1.Notification"];
 
@@ -129,6 +130,7 @@ function NoticeItem({ notice }: { notice: Notice }) {
   const href = target(notice);
   const when = notice.createTime ? new Date(notice.createTime) : null;
   const text = notice.text || "Something happened.";
+  const now = useMinuteClock();
   return (
     <li class={notice.read ? "notice-item" : "notice-item unread"}>
       {!notice.read && <span class="sr-only">Unread: </span>}
@@ -136,7 +138,10 @@ function NoticeItem({ notice }: { notice: Notice }) {
       {when && (
         <>
           {" · "}
-          <time dateTime={notice.createTime}>{when.toLocaleString()}</time>
+          <time dateTime={notice.createTime} title={fullTime(when)}>
+            <span aria-hidden="true">{shortTime(when, now)}</span>
+            <span class="sr-only">{fullTime(when)}</span>
+          </time>
         </>
       )}
     </li>
