@@ -12,6 +12,7 @@ import { HeaderMenu } from "./components/header-menu";
 import { TrendsPanel } from "./components/trends";
 import { useUnreadCount } from "./live";
 import { ShopNav, ShopOutlet, shopRoute, type ShopRoute } from "./shop/route";
+import { MessagesOutlet } from "./messages/route";
 
 /** `compact`: the copy that stays in the bar at narrow widths, where the menu's own is hidden. */
 function NotificationsLink({ compact = false }: { compact?: boolean }) {
@@ -23,6 +24,8 @@ function NotificationsLink({ compact = false }: { compact?: boolean }) {
       aria-label={unread > 0 ? `Notifications, ${unread} unread` : undefined}
     >
       Notifications
+      {/* The space keeps the badge's digits a word of their own, as in the label (axe compares them). */}
+      {unread > 0 && " "}
       {unread > 0 && (
         <span class="badge" aria-hidden="true">
           {unread > 99 ? "99+" : unread}
@@ -38,7 +41,7 @@ function useSession() {
   return value;
 }
 
-type Social = "profile" | "notifications" | "search" | "settings";
+type Social = "profile" | "notifications" | "search" | "messages" | "conversation" | "settings";
 
 /** Which page a path shows, and where a signed-in or signed-out person belongs instead. */
 type Route = {
@@ -59,6 +62,13 @@ function route(path: string, signedIn: boolean): Route {
   if (profile) return { page: "profile", id: profile[1] };
   if (path === "/notifications") return signedIn ? { page: "notifications" } : { page: "login", redirect: "/" };
   if (path === "/search") return { page: "search" };
+  if (path === "/messages") return signedIn ? { page: "messages" } : { page: "login", redirect: "/" };
+  const conversation = /^\/(messages|conversations)\/(\d{1,20})$/.exec(path);
+  if (conversation) {
+    // Notifications link to /conversations/{id}; the page lives at /messages/{id}.
+    const canonical = conversation[1] === "messages" ? undefined : `/messages/${conversation[2]}`;
+    return signedIn ? { page: "conversation", id: conversation[2], redirect: canonical } : { page: "login", redirect: "/" };
+  }
   if (path === "/settings") return signedIn ? { page: "settings" } : { page: "login", redirect: "/" };
   const shop = shopRoute(path);
   if (shop) return signedIn || shop.signedOutOk ? { page: "shop", shop, id: path } : { page: "login", redirect: "/" };
@@ -66,7 +76,7 @@ function route(path: string, signedIn: boolean): Route {
 }
 
 const TITLES = { login: "Log in", signup: "Sign up", home: "Home", post: "Post", missing: "Not found", shop: "Shop",
-  profile: "Profile", notifications: "Notifications", search: "Search", settings: "Settings" };
+  profile: "Profile", notifications: "Notifications", search: "Search", messages: "Messages", conversation: "Conversation", settings: "Settings" };
 const WITH_TRENDS = new Set(["home", "profile", "notifications"]);
 
 export function App() {
@@ -104,6 +114,9 @@ export function App() {
               <a href="/search" class="nav-link">
                 Search
               </a>
+              <a href="/messages" class="nav-link">
+                Messages
+              </a>
               <NotificationsLink />
               <a class="me" href={`/users/${current.user.username}`}>
                 @{current.user.username}
@@ -126,6 +139,9 @@ export function App() {
         {page === "profile" && id && <ProfilePage key={id.toLowerCase()} username={id} />}
         {page === "notifications" && current && <NotificationsPage key={current.user.id} />}
         {page === "search" && <SearchPage search={search} />}
+        {(page === "messages" || page === "conversation") && current && (
+          <MessagesOutlet conversationId={page === "conversation" ? id : undefined} />
+        )}
         {page === "settings" && current && <SettingsPage key={current.user.id} />}
         {page === "shop" && shop && <ShopOutlet route={shop} />}
         {page === "missing" && (

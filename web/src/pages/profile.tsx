@@ -2,6 +2,8 @@ import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, networkError, unwrap, type Post, type Schemas, type User } from "../api/client";
 import { PostItem } from "../components/post";
 import { authorized, endIfUnauthenticated, optionallyAuthorized, session } from "../session";
+import { navigate } from "../router";
+import { conversationWith } from "../messages/start";
 
 type Flag = "followedByMe" | "blockedByMe" | "mutedByMe" | "followsMe";
 type Reason = NonNullable<Schemas["aviary.moderation.v1.CreateReportRequest"]["reason"]>;
@@ -142,6 +144,19 @@ function ProfileCard({ user, onChange, onBlocked }: { user: User; onChange: (use
     }
   }
 
+  async function message() {
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      navigate(`/messages/${await conversationWith(userId)}`);
+    } catch (cause) {
+      endIfUnauthenticated(cause);
+      setError(networkError(cause));
+      setBusy(false);
+    }
+  }
+
   const following = flag(user, "followedByMe");
   const muted = flag(user, "mutedByMe");
   const blocked = flag(user, "blockedByMe");
@@ -180,6 +195,11 @@ function ProfileCard({ user, onChange, onBlocked }: { user: User; onChange: (use
               }
             >
               {following ? "Unfollow" : "Follow"}
+            </button>
+          )}
+          {!blocked && (
+            <button type="button" class="secondary" disabled={busy} onClick={message}>
+              Message
             </button>
           )}
           <button
