@@ -172,6 +172,12 @@ def test_a_message_with_a_product_card_arrives_live_and_is_read(two_people, http
     reader_page.get_by_role("link", name="All conversations").click()
     expect(row).to_contain_text("still in stock?")
     expect(row).not_to_contain_text("unread")
+
+    # With the list open, the next message marks the row unread live.
+    sender_page.get_by_label("Message", exact=True).fill("I can ship today")
+    sender_page.get_by_role("button", name="Send", exact=True).click()
+    expect(row).to_contain_text(f"{sender.name}: I can ship today", timeout=LIVE_WITHIN_MS)
+    expect(row).to_contain_text("1 unread")
     assert console.errors == []
 
 
