@@ -9,13 +9,20 @@ export function ProductCards({ products }: { products: Product[] }) {
     <ul class="product-tags" aria-label="Tagged products">
       {products.map((product) => (
         <li key={product.id} class="product-tag">
-          <a href={`/products/${product.id}`}>
-            <span class="product-title">{product.title}</span>
-            <span class="product-price">{formatMoney(product.priceMinor, product.currency)}</span>
-            {!product.active && <span class="product-note">No longer sold</span>}
-          </a>
+          <ProductLink product={product} />
         </li>
       ))}
     </ul>
+  );
+}
+
+/** One product as a card's link: title, price, and a note when it is no longer sold. */
+export function ProductLink({ product }: { product: Product }) {
+  return (
+    <a href={`/products/${product.id}`}>
+      <span class="product-title">{product.title}</span>
+      <span class="product-price">{formatMoney(product.priceMinor, product.currency)}</span>
+      {!product.active && <span class="product-note">No longer sold</span>}
+    </a>
   );
 }

@@ -5,6 +5,7 @@ import { isBlank, MAX_POST_CHARS, postLength } from "../text";
 import { AttachmentList, MAX_ATTACHMENTS, useAttachments } from "../components/attachments";
 import { QuotedPost } from "../components/embed";
 import { pieces, RichText } from "../components/richtext";
+import { ProductPicker, type Product } from "../components/product-picker";
 
 // Close to the limit, the remaining count is announced to screen readers.
 const ANNOUNCE_WITHIN = 20;
@@ -26,6 +27,8 @@ export function Composer({ onPosted, quoting, replyTo, label = "What's happening
   const id = quoting || replyTo ? generated : "compose";
   const [text, setText] = useState("");
   const attachments = useAttachments();
+  const [products, setProducts] = useState<Product[]>([]);
+  const [tagging, setTagging] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
   const remaining = MAX_POST_CHARS - postLength(text);
@@ -41,13 +44,21 @@ export function Composer({ onPosted, quoting, replyTo, label = "What's happening
       const mediaIds = await attachments.uploadAll();
       const result = await api
         .POST("/v1/posts", {
-          body: { text, mediaIds, repostOfId: quoting?.id, replyToId: replyTo?.id },
+          body: {
+            text,
+            mediaIds,
+            productIds: products.map((product) => product.id ?? ""),
+            repostOfId: quoting?.id,
+            replyToId: replyTo?.id,
+          },
           headers: await authorized(),
         })
         .catch((cause) => Promise.reject(networkError(cause)));
       onPosted(unwrap(result));
       setText("");
       attachments.clear();
+      setProducts([]);
+      setTagging(false);
     } catch (cause) {
       endIfUnauthenticated(cause);
       setError(networkError(cause));
@@ -80,6 +91,7 @@ export function Composer({ onPosted, quoting, replyTo, label = "What's happening
       )}
       {quoting && <QuotedPost post={quoting} />}
       <AttachmentList items={attachments.items} onDescribe={attachments.describe} onRemove={attachments.remove} />
+      {tagging && <ProductPicker id={id} picked={products} onChange={setProducts} />}
       {attachments.refused && (
         <p class="field-error" role="alert">
           {attachments.refused}
@@ -100,6 +112,11 @@ export function Composer({ onPosted, quoting, replyTo, label = "What's happening
               }}
             />
           </label>
+        )}
+        {!tagging && (
+          <button type="button" class="action" onClick={() => setTagging(true)}>
+            Tag products
+          </button>
         )}
         <span id={`${id}-count`} class={remaining < 0 ? "count over" : "count"}>
           {remaining < 0 ? `${characters(-remaining)} over the limit` : `${characters(remaining)} left`}

@@ -4,6 +4,8 @@ import { PostItem } from "../components/post";
 import { authorized, endIfUnauthenticated } from "../session";
 import { Composer } from "./compose";
 import { subscribe } from "../live";
+import { navigate, useSearch } from "../router";
+import { ForYouFeed } from "./feed";
 
 const PAGE_SIZE = 20;
 
@@ -20,7 +22,69 @@ async function fetchHomePage(pageToken?: string): Promise<Page> {
   return { posts: data.posts ?? [], nextPageToken: data.nextPageToken ?? "" };
 }
 
+type Tab = "following" | "for-you";
+const TABS: { tab: Tab; label: string; path: string }[] = [
+  { tab: "following", label: "Following", path: "/home" },
+  { tab: "for-you", label: "For you", path: "/home?tab=for-you" },
+];
+const PANEL_ID = "home-panel";
+const tabId = (tab: Tab) => `home-tab-${tab}`;
+
+/** Home: the composer, then the Following timeline or the For you feed (the tab is in the address). */
 export function HomePage() {
+  const current: Tab = new URLSearchParams(useSearch()).get("tab") === "for-you" ? "for-you" : "following";
+  // Posts written here, shown on top of either tab until the lists have them.
+  const [posted, setPosted] = useState<Post[]>([]);
+  return (
+    <section aria-labelledby="page-title">
+      <h1 id="page-title" tabIndex={-1}>
+        Home
+      </h1>
+      <Composer onPosted={(post) => setPosted((known) => [post, ...known.filter((p) => p.id !== post.id)])} />
+      <HomeTabs current={current} />
+      <div id={PANEL_ID} role="tabpanel" aria-labelledby={tabId(current)}>
+        {current === "following" ? <FollowingTimeline posted={posted} /> : <ForYouFeed posted={posted} />}
+      </div>
+    </section>
+  );
+}
+
+/** A tablist of two tabs: arrow keys, Home and End move between them and select (the address follows). */
+function HomeTabs({ current }: { current: Tab }) {
+  const tabs = useRef<HTMLDivElement>(null);
+  function select(tab: Tab, focus: boolean) {
+    navigate(TABS.find((t) => t.tab === tab)?.path ?? "/home");
+    if (focus) tabs.current?.querySelector<HTMLElement>(`#${tabId(tab)}`)?.focus();
+  }
+  function onKeyDown(event: KeyboardEvent) {
+    const at = TABS.findIndex((t) => t.tab === current);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: TABS.length - 1 }[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    select(TABS[(to + TABS.length) % TABS.length].tab, true);
+  }
+  return (
+    <div ref={tabs} class="tabs" role="tablist" aria-label="Timelines" onKeyDown={onKeyDown}>
+      {TABS.map(({ tab, label }) => (
+        <button
+          key={tab}
+          id={tabId(tab)}
+          type="button"
+          role="tab"
+          class={tab === current ? "tab current" : "tab"}
+          aria-selected={tab === current}
+          aria-controls={PANEL_ID}
+          tabIndex={tab === current ? 0 : -1}
+          onClick={() => select(tab, false)}
+        >
+          {label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+function FollowingTimeline({ posted }: { posted: Post[] }) {
   const [posts, setPosts] = useState<Post[] | null>(null);
   const [nextPageToken, setNextPageToken] = useState("");
   const [loading, setLoading] = useState(true);
@@ -74,12 +138,11 @@ export function HomePage() {
     return () => observer.disconnect();
   }, [nextPageToken, error]);
 
+  const loaded = new Set((posts ?? []).map((p) => p.id));
+  const shown = posts ? [...posted.filter((p) => !loaded.has(p.id)), ...posts] : null;
+
   return (
-    <section aria-labelledby="page-title">
-      <h1 id="page-title" tabIndex={-1}>
-        Home
-      </h1>
-      <Composer onPosted={(post) => setPosts((known) => [post, ...(known ?? []).filter((p) => p.id !== post.id)])} />
+    <>
       {error && (
         <div class="error" role="alert">
           <p>{error.message}</p>
@@ -88,12 +151,12 @@ export function HomePage() {
           </button>
         </div>
       )}
-      {posts && posts.length === 0 && !loading && (
+      {shown && shown.length === 0 && !loading && (
         <p class="empty">Your home timeline is empty. Posts from people you follow, and your own, appear here.</p>
       )}
-      {posts && posts.length > 0 && (
+      {shown && shown.length > 0 && (
         <ol class="timeline" aria-label="Home timeline" aria-busy={loading}>
-          {posts.map((post) => (
+          {shown.map((post) => (
             <PostItem key={post.id} post={post} />
           ))}
         </ol>
@@ -109,6 +172,6 @@ export function HomePage() {
         </button>
       )}
       <div ref={sentinel} aria-hidden="true" />
-    </section>
+    </>
   );
 }
