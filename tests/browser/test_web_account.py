@@ -5,6 +5,7 @@ sales refused); axe on /settings; the compact header at phone width."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import uuid
@@ -128,7 +129,9 @@ def test_download_my_data_saves_the_whole_export(page: Page, console):
     assert records[0]["profile"]["username"] == username
     assert any(r.get("post", {}).get("text") == "in my export #mine" for r in records), records
     assert records[-1] == {"complete": {"postCount": 1, "followCount": 0, "orderCount": 0}}
-    expect(part.get_by_role("status")).to_contain_text(f"saved as {download.suggested_filename} (1 posts")
+    expect(part.get_by_role("status")).to_contain_text(
+        f"saved as {download.suggested_filename} (1 post, 0 follows, 0 orders)."
+    )
     # The strict policy let the download through (a violation is a console error).
     assert console.errors == []
 
@@ -307,4 +310,34 @@ def test_the_header_folds_into_a_menu_at_phone_width(narrow_page: Page, console)
     menu.click()
     account.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", level=1, name="Log in to Aviary")).to_be_visible()
+    assert console.errors == []
+
+
+_DAY_IN_BROWSER = "iso => new Date(iso).toLocaleDateString(undefined, {month: 'short', day: 'numeric'})"
+
+
+def test_posts_show_relative_times_with_the_full_date_in_the_title(page: Page, console):
+    username, auth = _sign_up("rt")
+    created = httpx.post(f"{EDGE_URL}/v1/posts", json={"text": "how long ago?"}, headers=auth, timeout=15.0)
+    assert created.status_code == 200, created.text
+    created_at = created.json()["createdAt"]
+    posted = datetime.datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    post_as(username, "a second post, so the first is in the timeline too")
+
+    # The browser's clock is moved on; each answer is what a reader would see then.
+    page.clock.install(time=posted + datetime.timedelta(seconds=20))
+    _log_in(page, username)
+    when = page.get_by_role("article").filter(has_text="how long ago?").locator("time")
+    expect(when).to_have_attribute("datetime", created_at)
+    expect(when).to_have_attribute("title", re.compile(rf"\b{posted.year}\b"))
+    expect(when.locator("[aria-hidden=true]")).to_have_text("now")
+    for later, shown in (
+        (datetime.timedelta(minutes=5, seconds=10), "5m"),
+        (datetime.timedelta(hours=3, minutes=1), "3h"),
+        # After a day, the day it was posted (as the reader's calendar has it: "Dec 4").
+        (datetime.timedelta(days=3), page.evaluate(_DAY_IN_BROWSER, created_at)),
+    ):
+        page.clock.set_fixed_time(posted + later)
+        page.reload()
+        expect(when.locator("[aria-hidden=true]")).to_have_text(shown)
     assert console.errors == []

@@ -129,28 +129,39 @@ function ChangePassword() {
   );
 }
 
-/** The export's lines, refused unless the last one is the `complete` record
- * (an export cut short by an error ends like a whole one over HTTP). */
-async function fetchExport(): Promise<{ text: string; counts: string }> {
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+// The `complete` record is short: the export's last few KB hold all of it.
+const TAIL_BYTES = 64 * 1024;
+
+/** The export as a file's contents, refused unless its last line is the `complete`
+ * record (an export cut short by an error ends like a whole one over HTTP). The
+ * body stays a Blob, so a large export is never copied into one string. */
+async function fetchExport(): Promise<{ file: Blob; counts: string }> {
   const result = await api
-    .GET("/v1/users/me:export", { headers: await authorized(), parseAs: "text" })
+    .GET("/v1/users/me:export", { headers: await authorized(), parseAs: "blob" })
     .catch((cause) => Promise.reject(networkError(cause)));
-  const text = unwrap(result) as unknown as string;
-  const lines = text.trim().split("\n");
+  const body = unwrap(result) as unknown as Blob;
+  const tail = await body.slice(Math.max(0, body.size - TAIL_BYTES)).text();
+  const lastLine = tail.trimEnd().split("\n").pop() ?? "";
   let last: { complete?: { postCount?: number; followCount?: number; orderCount?: number } } = {};
   try {
-    last = JSON.parse(lines[lines.length - 1] ?? "{}");
+    last = JSON.parse(lastLine);
   } catch {
     // A half-written line: incomplete, like a missing last record.
   }
   if (!last.complete) throw new ApiError("The export was cut short before its end; nothing was saved. Try again.", 0);
   const { postCount = 0, followCount = 0, orderCount = 0 } = last.complete;
-  return { text, counts: `${postCount} posts, ${followCount} follows, ${orderCount} orders` };
+  const file = new Blob([body], { type: "application/x-ndjson" });
+  const counts = [plural(postCount, "post"), plural(followCount, "follow"), plural(orderCount, "order")];
+  return { file, counts: counts.join(", ") };
 }
 
-/** Saves `text` as a file through a temporary object URL on a download link. */
-function saveFile(text: string, filename: string): void {
-  const url = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));
+/** Saves `file` through a temporary object URL on a download link. */
+function saveFile(file: Blob, filename: string): void {
+  const url = URL.createObjectURL(file);
   const link = document.createElement("a");
   link.href = url;
   link.download = filename;
@@ -170,10 +181,10 @@ function DownloadData({ username }: { username: string }) {
     setError(null);
     setDone(null);
     try {
-      const { text, counts } = await fetchExport();
+      const { file, counts } = await fetchExport();
       const day = new Date().toISOString().slice(0, 10);
       const filename = `aviary-${username}-${day}.ndjson`;
-      saveFile(text, filename);
+      saveFile(file, filename);
       setDone(`Your data was saved as ${filename} (${counts}).`);
     } catch (cause) {
       endIfUnauthenticated(cause);
