@@ -34,6 +34,9 @@ POSTS_BEFORE_A_PRODUCT = 4
 # the panel's top ten.
 TREND_USERS = 6
 
+# The posts service's limit (CreatePostRequest.product_ids: at most 10).
+MAX_TAGGED_PRODUCTS = 10
+
 T = TypeVar("T")
 
 
@@ -178,6 +181,42 @@ def test_a_post_tags_a_product_picked_from_the_catalog_by_keyboard(page: Page, h
     link.click()
     expect(page).to_have_url(re.compile(rf"/products/{product['id']}$"))
     expect(page.get_by_role("heading", level=1, name=title)).to_be_visible()
+    assert console.errors == []
+
+
+def test_a_post_tags_at_most_the_servers_limit_of_products(page: Page, http, console):
+    seller = Person(http, "sl", role="SELLER")
+    writer = Person(http, "lm")
+    word = f"spoon{secrets.token_hex(4)}"
+    products = [create_product(http, seller, f"Spoon {n} {word}") for n in range(MAX_TAGGED_PRODUCTS + 1)]
+
+    def all_searchable() -> bool:
+        r = http.get("/v1/search/products", params={"q": word, "pageSize": 50})
+        assert r.status_code == 200, r.text
+        return len(r.json().get("products", [])) == len(products)
+
+    wait_for("the products in search", all_searchable)
+    log_in(page, writer.username)
+    page.get_by_label("What's happening?").fill("a drawer of spoons")
+    page.get_by_role("button", name="Tag products").click()
+    combobox = page.get_by_role("combobox", name="Search products to tag")
+    chips = page.get_by_role("list", name="Products to tag").get_by_role("listitem")
+    for n in range(MAX_TAGGED_PRODUCTS):
+        combobox.press_sequentially(word)
+        expect(page.get_by_role("option").first).to_be_visible()
+        combobox.press("ArrowDown")
+        combobox.press("Enter")
+        expect(chips).to_have_count(n + 1)
+    expect(combobox).to_have_attribute("aria-disabled", "true")
+    expect(combobox).to_be_focused()
+    expect(page.get_by_text(f"You tagged {MAX_TAGGED_PRODUCTS} products, the most a post can have.")).to_be_visible()
+    combobox.press_sequentially(word)
+    expect(combobox).to_have_value("")
+    expect(page.get_by_role("option")).to_have_count(0)
+
+    page.get_by_role("button", name="Post", exact=True).click()
+    card = page.get_by_role("list", name="Home timeline").get_by_role("article").filter(has_text="a drawer of spoons")
+    expect(card.get_by_role("list", name="Tagged products").get_by_role("link")).to_have_count(MAX_TAGGED_PRODUCTS)
     assert console.errors == []
 
 

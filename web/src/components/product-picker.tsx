@@ -133,7 +133,9 @@ export function ProductPicker({ id, picked, onChange }: PickerProps) {
         autocomplete="off"
         maxLength={200}
         value={query}
-        disabled={full}
+        // Read-only rather than disabled at the limit, so focus stays here after the last pick.
+        readOnly={full}
+        aria-disabled={full || undefined}
         aria-autocomplete="list"
         aria-expanded={expanded}
         aria-controls={listbox}
