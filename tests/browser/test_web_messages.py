@@ -249,6 +249,19 @@ def test_a_deleted_account_shows_as_such_and_takes_no_messages(page: Page, http)
     expect(page.get_by_label("Message", exact=True)).to_have_value("are you there?")
 
 
+def test_messaging_someone_who_blocked_you_shows_the_refusal(page: Page, http):
+    writer, blocker = Person(http, "ma"), Person(http, "mb")
+    r = http.put(f"/v1/users/me/blocks/{writer.id}", headers=blocker.auth)
+    assert r.status_code == 200, r.text
+    log_in(page, writer.username)
+    page.goto(f"/users/{blocker.username}")
+    with page.expect_response(lambda r: r.url.endswith("/v1/conversations")) as answer:
+        page.get_by_role("button", name="Message", exact=True).click()
+    assert answer.value.status == 403
+    expect(page.get_by_role("alert").filter(has_text="blocks the other")).to_be_visible()
+    assert page.url.endswith(f"/users/{blocker.username}")
+
+
 def test_leaving_a_conversation_takes_it_off_the_list(page: Page, http):
     me, other = Person(http, "ma"), Person(http, "mb")
     conversation_id = conversation_between(http, me, other)
