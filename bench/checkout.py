@@ -37,7 +37,8 @@ import grpc
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
 from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in
-from services.kit.settings import load_settings, service_addr
+from services.kit.settings import load, service_addr
+from services.orders.settings import OrdersSettings
 
 PASSWORD = "bench password 1"
 
@@ -125,7 +126,7 @@ def double_charged_checkouts(buyer_ids: list[str]) -> tuple[int, int]:
     """(checked checkouts, checkouts with more than one successful authorize or capture)."""
     import psycopg
 
-    dsn = load_settings().pg_dsn.replace("postgresql+psycopg://", "postgresql://")
+    dsn = load(OrdersSettings).pg_dsn.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             "SELECT id, attempt FROM orders.checkouts WHERE buyer_id = ANY(%s) AND state = 'SUCCEEDED'",

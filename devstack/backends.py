@@ -228,26 +228,61 @@ def _pg_ready() -> bool:
 
 
 def _pg_setup_db() -> None:
-    """Create role/database (idempotent), then prove a TCP password login works."""
+    """The devstack's own role and database (tests' scratch databases), and one
+    database and role per service that keeps state in PostgreSQL, which no
+    other role may connect to (idempotent); then proves TCP password log-ins."""
     import psycopg
-    from psycopg import sql
 
-    u, pw, db = config.PG_USER, config.PG_PASSWORD, config.PG_DATABASE
+    from services.kit import manifest
+
     with _pg_admin_connect() as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (u,)).fetchone() is None:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN CREATEDB NOSUPERUSER PASSWORD {}").format(
-                    sql.Identifier(u), sql.Literal(pw)
-                )
-            )
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(u)))
+        _pg_role_and_database(conn, config.PG_USER, config.PG_PASSWORD, config.PG_DATABASE, createdb=True)
+        for name, entry in manifest.services().items():
+            if entry.pg_database:
+                role = f"aviary_{entry.pg_database}"
+                _pg_role_and_database(conn, role, f"aviary-{entry.pg_database}", role, createdb=False)
     with psycopg.connect(pg_dsn(), connect_timeout=3) as conn:
         conn.execute("SELECT 1")
+    for name in service_databases():
+        with psycopg.connect(service_pg_dsn(name).replace("+psycopg", ""), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+
+
+def _pg_role_and_database(conn, role: str, password: str, database: str, *, createdb: bool) -> None:
+    from psycopg import sql
+
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN {} NOSUPERUSER PASSWORD {}").format(
+                sql.Identifier(role), sql.SQL("CREATEDB" if createdb else "NOCREATEDB"), sql.Literal(password)
+            )
+        )
+    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role)))
+    # Only the owner (and the superuser) may connect: a service reaches no other's data.
+    conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
 
 
 def pg_dsn(db: str | None = None) -> str:
     return f"postgresql://{config.PG_USER}:{config.PG_PASSWORD}@{H}:{config.PG_PORT}/{db or config.PG_DATABASE}"
+
+
+def service_databases() -> list[str]:
+    """The services that own a PostgreSQL database."""
+    from services.kit import manifest
+
+    return [name for name, entry in manifest.services().items() if entry.pg_database]
+
+
+def service_pg_dsn(service: str) -> str:
+    """AVIARY_PG_DSN of a service that owns a database, on the devstack's PostgreSQL."""
+    from services.kit import manifest
+    from services.kit.settings import devstack_pg_dsn
+
+    database = manifest.service(service).pg_database
+    if database is None:
+        raise KeyError(f"{service} keeps nothing in PostgreSQL")
+    return devstack_pg_dsn(database, H, config.PG_PORT)
 
 
 POSTGRES = Component(

@@ -30,9 +30,6 @@ def service_env() -> dict[str, str]:
     env = {
         "AVIARY_STATE_DIR": str(config.STATE),
         "AVIARY_REDIS_URL": f"redis://{config.HOST}:{config.REDIS_PORT}/0",
-        "AVIARY_PG_DSN": (
-            f"postgresql+psycopg://{config.PG_USER}:{config.PG_PASSWORD}@{config.HOST}:{config.PG_PORT}/{config.PG_DATABASE}"
-        ),
         "AVIARY_KAFKA_BOOTSTRAP": f"{config.HOST}:{config.KAFKA_PORT}",
         "AVIARY_CASSANDRA_HOSTS": config.HOST,
         "AVIARY_CASSANDRA_PORT": str(config.CASSANDRA_PORT),
@@ -81,12 +78,19 @@ def _prepare_shared() -> None:
     ensure_topics(dict(TOPICS))
 
 
+def _own_database(entry: manifest.ServiceEntry) -> dict[str, str]:
+    """A service that keeps state in PostgreSQL gets its own database's URL, and no other's."""
+    from .backends import service_pg_dsn
+
+    return {"AVIARY_PG_DSN": service_pg_dsn(entry.name)} if entry.pg_database else {}
+
+
 def _service(entry: manifest.ServiceEntry, worker_id: int) -> Component:
     comp = python_service(
         entry.name,
         f"services.{entry.name}",
         port=entry.port,
-        env={**service_env(), "AVIARY_WORKER_ID": str(worker_id)},
+        env={**service_env(), **_own_database(entry), "AVIARY_WORKER_ID": str(worker_id)},
         ready_timeout=90.0,
     )
     # The kit's Prometheus endpoint (services/kit/server/service.py): port + 1000.

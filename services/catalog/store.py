@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit.stores import pg
-from services.kit.settings import Settings
+from services.catalog.settings import CatalogSettings
 from services.kit.events.kafka import Producer
 from services.kit.events.pg_outbox import PgOutbox
 
@@ -103,7 +103,7 @@ class Event:
 
 
 class CatalogStore:
-    def __init__(self, settings: Settings, producer: Producer) -> None:
+    def __init__(self, settings: CatalogSettings, producer: Producer) -> None:
         self._settings = settings
         self._producer = producer
         self._engine: AsyncEngine | None = None

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from services.identity.throttle import Limits
-from services.kit.settings import Settings, setting
+from services.kit.settings import Settings, pg_dsn_setting, setting
 
 # The throttle's production defaults live with their reasons in throttle.Limits.
 _LIMITS = Limits()
@@ -14,6 +14,7 @@ _LIMITS = Limits()
 
 @dataclass(frozen=True)
 class IdentitySettings(Settings):
+    pg_dsn: str = pg_dsn_setting("identity")
     hash_workers: int = setting(
         "AVIARY_IDENTITY_HASH_WORKERS",
         lambda s: min(4, os.cpu_count() or 1),

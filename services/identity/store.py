@@ -18,7 +18,7 @@ from services.identity import sessions
 from services.kit.events.kafka import IDENTITY_TOPIC, Producer
 from services.kit.events.pg_outbox import PgOutbox, create_table_sql
 from services.kit.stores import pg
-from services.kit.settings import Settings
+from services.identity.settings import IdentitySettings
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class Rotation:
 
 
 class IdentityStore:
-    def __init__(self, settings: Settings, producer: Producer | None = None) -> None:
+    def __init__(self, settings: IdentitySettings, producer: Producer | None = None) -> None:
         self._settings = settings
         self._producer = producer
         self._engine: AsyncEngine | None = None

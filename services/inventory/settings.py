@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kit.settings import Settings, setting
+from services.kit.settings import Settings, pg_dsn_setting, setting
 
 
 @dataclass(frozen=True)
 class InventorySettings(Settings):
+    pg_dsn: str = pg_dsn_setting("inventory")
     reservation_ttl_seconds: int = setting(
         "AVIARY_INVENTORY_RESERVATION_TTL_SECONDS", 600, "How long a reservation is held when the request gives no TTL."
     )

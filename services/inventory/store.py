@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.inventory.validation import Line
 from services.kit.stores import pg
-from services.kit.settings import Settings
+from services.inventory.settings import InventorySettings
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ _STATEMENTS = {name: sa.text(sql) for name, sql in _SQL.items()}
 
 
 class InventoryStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: InventorySettings) -> None:
         self._settings = settings
         self._engine: AsyncEngine | None = None
 

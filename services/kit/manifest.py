@@ -29,6 +29,11 @@ class ServiceEntry:
     def metrics_port(self) -> int:
         return self.port + METRICS_OFFSET
 
+    @property
+    def pg_database(self) -> str | None:
+        """The PostgreSQL database it owns (stores "postgresql:<name>"), if any."""
+        return next((store.split(":", 1)[1] for store in self.stores if store.startswith("postgresql:")), None)
+
 
 def _entry(name: str, raw: dict) -> ServiceEntry:
     unknown = set(raw) - {f for f in ServiceEntry.__dataclass_fields__ if f != "name"}
@@ -102,6 +107,8 @@ def helm_copy() -> str:
     table = {}
     for name, e in services().items():
         entry = {"port": e.port, "idBlock": e.id_block, "worker": e.worker, "public": e.public}
+        if e.pg_database:
+            entry["pgDatabase"] = e.pg_database
         table[name] = entry if e.replicas is None else {**entry, "replicas": e.replicas}
     generated = "Generated from services/manifest.toml by `make manifest`; do not edit."
     return json.dumps({"_comment": generated, "services": table}, indent=2) + "\n"

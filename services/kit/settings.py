@@ -37,6 +37,22 @@ def setting(env: str, default: Any, help: str, *, shown: str | None = None) -> A
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def devstack_pg_dsn(database: str, host: str = "127.0.0.1", port: int = 5432) -> str:
+    """The devstack's URL of a service's own PostgreSQL database: database and
+    role aviary_<database>, password aviary-<database> (loopback only)."""
+    return f"postgresql+psycopg://aviary_{database}:aviary-{database}@{host}:{port}/aviary_{database}"
+
+
+def pg_dsn_setting(database: str) -> Any:
+    """AVIARY_PG_DSN of a service that keeps its state in PostgreSQL: its own
+    database and credentials, shared with no other service."""
+    return setting(
+        "AVIARY_PG_DSN",
+        devstack_pg_dsn(database),
+        f"PostgreSQL, as an SQLAlchemy URL: the {database} database, reached with its own role.",
+    )
+
+
 class SettingError(ValueError):
     pass
 
@@ -111,11 +127,6 @@ class Settings:
     )
     redis_bulk_timeout_seconds: float = setting(
         "AVIARY_REDIS_BULK_TIMEOUT_SECONDS", 10.0, "Deadline of one bulk (pipelined) Redis round trip."
-    )
-    pg_dsn: str = setting(
-        "AVIARY_PG_DSN",
-        "postgresql+psycopg://aviary:aviary@127.0.0.1:5432/aviary",
-        "PostgreSQL, as an SQLAlchemy URL (commerce and identity schemas).",
     )
     pg_pool_timeout_seconds: float = setting(
         "AVIARY_PG_POOL_TIMEOUT_SECONDS", 10.0, "Wait this long for a pooled PostgreSQL connection, then UNAVAILABLE."

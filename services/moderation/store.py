@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.events.kafka import MODERATION_TOPIC, Producer
 from services.kit.events.pg_outbox import PgOutbox
-from services.kit.settings import Settings
+from services.moderation.settings import ModerationSettings
 from services.kit.stores import pg
 from services.moderation.rules import SUSPEND_ACCOUNT
 
@@ -86,7 +86,7 @@ _ACCOUNT_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended('moderati
 
 
 class ModerationStore:
-    def __init__(self, settings: Settings, producer: Producer) -> None:
+    def __init__(self, settings: ModerationSettings, producer: Producer) -> None:
         self.settings = settings
         self._producer = producer
         self._engine: AsyncEngine | None = None

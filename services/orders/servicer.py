@@ -78,7 +78,9 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        await startup.retry_until_up(lambda: migrations.upgrade_async("orders", "orders"), "postgresql")
+        await startup.retry_until_up(
+            lambda: migrations.upgrade_async("orders", "orders", self.settings.pg_dsn), "postgresql"
+        )
 
     async def stop(self) -> None:
         await self.producer.close()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kit.settings import Settings, setting
+from services.kit.settings import Settings, pg_dsn_setting, setting
 
 
 @dataclass(frozen=True)
 class OrdersSettings(Settings):
+    pg_dsn: str = pg_dsn_setting("orders")
     pg_pool: int = setting("AVIARY_ORDERS_PG_POOL", 20, "PostgreSQL connections of the orders service.")
     lease_seconds: float = setting(
         "AVIARY_ORDERS_LEASE_SECONDS", 10.0, "A saga whose orchestrator stops renewing this lease is taken over."

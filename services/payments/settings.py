@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kit.settings import Settings, setting
+from services.kit.settings import Settings, pg_dsn_setting, setting
 from services.payments.validation import STRIPE_TEST_METHODS
 
 
 @dataclass(frozen=True)
 class PaymentsSettings(Settings):
+    pg_dsn: str = pg_dsn_setting("payments")
     stripe_api_key: str = setting(
         "AVIARY_STRIPE_API_KEY", "sk_test_devstack", "Stripe secret key (a test key locally)."
     )

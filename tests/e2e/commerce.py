@@ -14,7 +14,8 @@ import httpx
 import psycopg
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
-from services.kit.settings import load_settings, service_addr
+from services.kit.settings import load, service_addr
+from services.orders.settings import OrdersSettings
 from tests.conftest import unique_username
 from tests.e2e.edge import PASSWORD, Account, sign_up
 
@@ -99,7 +100,10 @@ def orders_of(http: httpx.Client, buyer: Account) -> list[dict]:
 
 
 def pg_connect() -> psycopg.Connection:
-    return psycopg.connect(load_settings().pg_dsn.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    """The orders service's own database (read-only here)."""
+    return psycopg.connect(
+        load(OrdersSettings).pg_dsn.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    )
 
 
 def checkouts_of(buyer_id: str) -> list[dict]:

@@ -13,7 +13,8 @@ from aviary.cart.v1 import cart_pb2
 from aviary.catalog.v1 import catalog_pb2
 from aviary.identity.v1 import identity_pb2
 from aviary.orders.v1 import orders_pb2
-from services.kit.settings import load_settings
+from services.kit.settings import load
+from services.orders.settings import OrdersSettings
 
 
 class Account:
@@ -57,4 +58,7 @@ def open_sales(orders, seller_id: str | int) -> int:
 
 
 def pg_connect() -> psycopg.Connection:
-    return psycopg.connect(load_settings().pg_dsn.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    """The orders service's own database (read-only here)."""
+    return psycopg.connect(
+        load(OrdersSettings).pg_dsn.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    )

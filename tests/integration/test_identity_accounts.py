@@ -42,7 +42,7 @@ def events():
 
 @pytest.fixture(scope="module")
 def pg():
-    engine = sa.create_engine(load_settings().pg_dsn)
+    engine = sa.create_engine(load(IdentitySettings).pg_dsn)
     yield engine
     engine.dispose()
 

@@ -15,7 +15,7 @@ from services.identity import sessions
 from services.identity.settings import IdentitySettings
 from services.identity.store import IdentityStore
 from services.kit.server.auth import verify_token
-from services.kit.settings import load, load_settings
+from services.kit.settings import load
 
 PASSWORD = "correct horse battery"
 
@@ -46,7 +46,7 @@ def test_concurrent_refreshes_with_one_token_rotate_it_once_and_revoke_the_famil
 
 def test_only_a_hash_of_the_refresh_token_is_stored(identity):
     token = sign_up(identity).refresh_token
-    engine = sa.create_engine(load_settings().pg_dsn)
+    engine = sa.create_engine(load(IdentitySettings).pg_dsn)
     try:
         with engine.connect() as conn:
             hashes = conn.execute(
@@ -64,7 +64,7 @@ def test_only_a_hash_of_the_refresh_token_is_stored(identity):
 
 def test_sessions_past_their_refresh_expiry_are_swept_with_their_tokens(identity):
     expired, live = sign_up(identity), sign_up(identity)
-    engine = sa.create_engine(load_settings().pg_dsn)
+    engine = sa.create_engine(load(IdentitySettings).pg_dsn)
     expired_sid = verify_token(expired.access_token)["sid"]
     try:
         with engine.begin() as conn:

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from services.kit.events.kafka import Producer
 from services.kit.server.errors import unavailable
 from services.kit.server.ids import IdGenerator
-from services.kit.settings import load_settings
+from services.kit.settings import load
+from services.moderation.settings import ModerationSettings
 from services.moderation import rules
 from services.moderation.store import OPEN, RESOLVED, ModerationStore, NewReport, NotSuspended, ReportRow
 
@@ -23,7 +24,7 @@ _ids = IdGenerator(random.randrange(1024))
 
 @pytest.fixture
 async def store():
-    settings = load_settings()
+    settings = load(ModerationSettings)
     producer = Producer(settings.kafka_bootstrap)
     store = ModerationStore(settings, producer)
     await store.start()

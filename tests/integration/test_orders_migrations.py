@@ -13,7 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from services.kit.stores import migrations, pg
-from services.kit.settings import load_settings
+from devstack.backends import pg_dsn as devstack_pg_dsn
+from services.kit.settings import load
+from services.orders.settings import OrdersSettings
 from services.orders.store import OrdersStore
 
 SINGLE, MULTI, UNCONFIRMED = 101, 102, 103
@@ -25,7 +27,8 @@ def _plain(dsn: str) -> str:
 
 @pytest.fixture
 def scratch_dsn():
-    dsn = load_settings().pg_dsn
+    # The devstack's own role may create databases; the services' roles may not.
+    dsn = devstack_pg_dsn()
     name = f"aviary_orders_mig_{secrets.token_hex(4)}"
     with psycopg.connect(_plain(dsn), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -86,7 +89,7 @@ async def test_existing_orders_get_a_fulfilment_per_seller_and_keep_reading_the_
     # The confirmation is about the whole order; a multi-seller order's old moves moved all of it.
     assert credited == [(SINGLE, 0, None), (SINGLE, 1, 10), (SINGLE, 2, 10), (MULTI, 0, None), (MULTI, 1, None)]
 
-    engine = pg.engine(dataclasses.replace(load_settings(), pg_dsn=scratch_dsn), pool_size=1)
+    engine = pg.engine(dataclasses.replace(load(OrdersSettings), pg_dsn=scratch_dsn), pool_size=1)
     try:
         store = OrdersStore(engine, outbox=None, lease_seconds=10)
         single, multi = await store.get_order(SINGLE), await store.get_order(MULTI)

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from google.rpc import error_details_pb2
 
 from services.kit.stores import pg
-from services.kit.settings import load_settings
+from services.kit.settings import load
+from services.orders.settings import OrdersSettings
 from services.kit.server.ids import IdGenerator
 from services.orders import model
 from services.orders.store import OrdersStore
@@ -56,7 +57,7 @@ class Checkouts:
 
 @pytest.fixture
 async def store():
-    engine = pg.engine(load_settings(), pool_size=2)
+    engine = pg.engine(load(OrdersSettings), pool_size=2)
     # outbox: only confirm() uses it, and nothing here confirms.
     yield OrdersStore(engine, outbox=None, lease_seconds=-60)
     await engine.dispose()

@@ -31,9 +31,7 @@ _SERVICE = load(PaymentsSettings)
 OPEN_SECONDS = _SERVICE.breaker_open_seconds
 BREAKER_FAILURES = _SERVICE.breaker_failures
 FAULT_DELAY = _SERVICE.fault_delay_seconds
-PG_DSN = os.environ.get("AVIARY_PG_DSN", "postgresql+psycopg://aviary:aviary@127.0.0.1:5432/aviary").replace(
-    "postgresql+psycopg://", "postgresql://"
-)
+PG_DSN = _SERVICE.pg_dsn.replace("postgresql+psycopg://", "postgresql://")
 
 
 @pytest.fixture(scope="module")

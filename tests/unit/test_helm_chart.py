@@ -52,7 +52,17 @@ def install_args(tmp_path_factory) -> list[str]:
         "--set-file",
         f"operators.publicKey={keys / 'operator_public.pem'}",
         "--set",
-        "postgres.dsn=postgresql+psycopg://aviary:secret@pg.data:5432/aviary",
+        "postgres.dsns.identity=postgresql+psycopg://aviary_identity:secret-identity@pg.data:5432/aviary_identity",
+        "--set",
+        "postgres.dsns.catalog=postgresql+psycopg://aviary_catalog:secret-catalog@pg.data:5432/aviary_catalog",
+        "--set",
+        "postgres.dsns.inventory=postgresql+psycopg://aviary_inventory:secret-inventory@pg.data:5432/aviary_inventory",
+        "--set",
+        "postgres.dsns.payments=postgresql+psycopg://aviary_payments:secret-payments@pg.data:5432/aviary_payments",
+        "--set",
+        "postgres.dsns.orders=postgresql+psycopg://aviary_orders:secret-orders@pg.data:5432/aviary_orders",
+        "--set",
+        "postgres.dsns.moderation=postgresql+psycopg://aviary_moderation:secret-moderation@pg.data:5432/aviary_moderation",
         "--set",
         "stripe.apiKey=sk_live_test",
         "--set",
@@ -160,12 +170,9 @@ def test_every_process_gets_the_backends_and_production_settings(docs):
         if c["name"] not in ("envoy", "web")
     ]
     assert len(containers) == len(SERVICE_PORTS) + 1  # + the gateway sidecar
-    secret = _of(docs, "Secret")[f"{RELEASE}-aviary-backends"]
-    assert secret["stringData"]["AVIARY_PG_DSN"].startswith("postgresql+psycopg://")
     for c in containers:
         env = _env(c, config)
         assert env["AVIARY_KAFKA_BOOTSTRAP"] and env["AVIARY_REDIS_URL"].startswith("redis"), c["name"]
-        assert env["AVIARY_PG_DSN"] == {"secretKeyRef": {"name": f"{RELEASE}-aviary-backends", "key": "AVIARY_PG_DSN"}}
         assert env["AVIARY_PAYMENTS_FAULT_INJECTION"] == "0", c["name"]
         # Production takes any well-formed payment method id; Stripe decides.
         assert env["AVIARY_PAYMENTS_ACCEPTED_METHODS"] == "", c["name"]
@@ -174,6 +181,38 @@ def test_every_process_gets_the_backends_and_production_settings(docs):
         assert env["AVIARY_BIND_ALL"] == "1"
         for peer, port in SERVICE_PORTS.items():
             assert env[f"AVIARY_{peer.upper()}_ADDR"] == f"{RELEASE}-aviary-{peer}.{NAMESPACE}.svc.cluster.local:{port}"
+
+
+PG_SERVICES = {"identity", "catalog", "inventory", "payments", "orders", "moderation"}
+
+
+def test_each_database_owner_reads_its_own_url_from_its_own_secret(docs):
+    config, secrets = _of(docs, "ConfigMap"), _of(docs, "Secret")
+    for name, sts in _of(docs, "StatefulSet").items():
+        service = name.removeprefix(f"{RELEASE}-aviary-")
+        env = _env(sts["spec"]["template"]["spec"]["containers"][0], config)
+        if service not in PG_SERVICES:
+            assert "AVIARY_PG_DSN" not in env, service
+            continue
+        own = f"{RELEASE}-aviary-pg-{service}"
+        assert env["AVIARY_PG_DSN"] == {"secretKeyRef": {"name": own, "key": "AVIARY_PG_DSN"}}
+        assert secrets[own]["stringData"] == {
+            "AVIARY_PG_DSN": f"postgresql+psycopg://aviary_{service}:secret-{service}@pg.data:5432/aviary_{service}"
+        }
+    assert "AVIARY_PG_DSN" not in secrets[f"{RELEASE}-aviary-backends"]["stringData"]
+
+
+def test_a_missing_database_url_is_named_and_an_existing_secret_replaces_it(install_args):
+    dropped = install_args.index(next(a for a in install_args if a.startswith("postgres.dsns.orders=")))
+    args = install_args[: dropped - 1] + install_args[dropped + 1 :]  # the value and its --set
+    out = subprocess.run([_helm(), "template", RELEASE, str(CHART), *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "postgres.dsns.orders (or postgres.existingSecrets.orders) is required" in out.stderr
+    docs = _template(args, "--set", "postgres.existingSecrets.orders=orders-db")
+    orders = _of(docs, "StatefulSet")[f"{RELEASE}-aviary-orders"]["spec"]["template"]["spec"]["containers"][0]
+    assert _env(orders, _of(docs, "ConfigMap"))["AVIARY_PG_DSN"] == {
+        "secretKeyRef": {"name": "orders-db", "key": "AVIARY_PG_DSN"}
+    }
+    assert f"{RELEASE}-aviary-pg-orders" not in _of(docs, "Secret")
 
 
 def test_worker_ids_are_unique_per_pod(docs):

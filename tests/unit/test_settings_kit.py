@@ -19,7 +19,6 @@ def test_defaults():
     assert s.redis_max_connections == 200
     assert s.redis_pool_timeout_seconds == 2.0
     assert s.redis_bulk_timeout_seconds == 10.0
-    assert s.pg_dsn == "postgresql+psycopg://aviary:aviary@127.0.0.1:5432/aviary"
     assert s.pg_pool_timeout_seconds == 10.0
     assert s.kafka_bootstrap == "127.0.0.1:9092"
     assert s.cassandra_hosts == ("127.0.0.1",)

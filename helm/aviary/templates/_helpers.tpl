@@ -46,7 +46,11 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 
 {{/* Secret names. */}}
 {{- define "aviary.backendsSecret" -}}{{ include "aviary.fullname" . }}-backends{{- end -}}
-{{- define "aviary.pgSecret" -}}{{ default (include "aviary.backendsSecret" .) .Values.postgres.existingSecret }}{{- end -}}
+{{/* (list $ service): the Secret holding that service's own AVIARY_PG_DSN. */}}
+{{- define "aviary.pgSecret" -}}
+{{- $root := index . 0 -}}{{- $name := index . 1 -}}
+{{- default (printf "%s-pg-%s" (include "aviary.fullname" $root) $name) (get $root.Values.postgres.existingSecrets $name) -}}
+{{- end -}}
 {{- define "aviary.s3Secret" -}}{{ default (include "aviary.backendsSecret" .) .Values.s3.existingSecret }}{{- end -}}
 {{- define "aviary.pageTokenSecret" -}}{{ default (include "aviary.backendsSecret" .) .Values.pageTokens.existingSecret }}{{- end -}}
 {{- define "aviary.stripeSecret" -}}{{ default (include "aviary.backendsSecret" .) .Values.stripe.existingSecret }}{{- end -}}
@@ -69,8 +73,6 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 
 {{/* Environment every Aviary process gets (mirrors devstack/services.py service_env()). */}}
 {{- define "aviary.env" -}}
-- name: AVIARY_PG_DSN
-  valueFrom: {secretKeyRef: {name: {{ include "aviary.pgSecret" . }}, key: AVIARY_PG_DSN}}
 - name: AVIARY_S3_ACCESS_KEY
   valueFrom: {secretKeyRef: {name: {{ include "aviary.s3Secret" . }}, key: AVIARY_S3_ACCESS_KEY}}
 - name: AVIARY_S3_SECRET_KEY

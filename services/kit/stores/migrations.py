@@ -13,6 +13,7 @@ by hand:
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.pool import NullPool
 
-from services.kit.settings import REPO_ROOT, load_settings
+from services.kit.settings import REPO_ROOT, load
 
 
 def _config(service: str, schema: str, dsn: str) -> Config:
@@ -31,12 +32,12 @@ def _config(service: str, schema: str, dsn: str) -> Config:
     return cfg
 
 
-def upgrade(service: str, schema: str, dsn: str | None = None, revision: str = "head") -> None:
-    """Blocking: brings `schema` to the newest revision of `service` (or to `revision`)."""
-    command.upgrade(_config(service, schema, dsn or load_settings().pg_dsn), revision)
+def upgrade(service: str, schema: str, dsn: str, revision: str = "head") -> None:
+    """Blocking: brings `schema` in the database at `dsn` to the newest revision of `service` (or to `revision`)."""
+    command.upgrade(_config(service, schema, dsn), revision)
 
 
-async def upgrade_async(service: str, schema: str, dsn: str | None = None) -> None:
+async def upgrade_async(service: str, schema: str, dsn: str) -> None:
     """upgrade() off the event loop (Alembic is synchronous)."""
     await asyncio.to_thread(upgrade, service, schema, dsn)
 
@@ -61,11 +62,17 @@ def run_env(context) -> None:
     engine.dispose()
 
 
+def _service_dsn(service: str) -> str:
+    """The service's AVIARY_PG_DSN as the service itself reads it (services/<service>/settings.py)."""
+    module = importlib.import_module(f"services.{service}.settings")
+    return load(getattr(module, f"{service.capitalize()}Settings")).pg_dsn
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit("usage: python -m services.kit.stores.migrations <service> [upgrade|current|history]")
     service, action = argv[0], (argv[1] if len(argv) > 1 else "upgrade")
-    cfg = _config(service, service, load_settings().pg_dsn)
+    cfg = _config(service, service, _service_dsn(service))
     if action == "upgrade":
         command.upgrade(cfg, "head")
     elif action == "current":

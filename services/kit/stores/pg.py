@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.kit.settings import Settings
+
+class PgSettings(Protocol):
+    """A service's settings that name its own database (pg_dsn_setting)."""
+
+    @property
+    def pg_dsn(self) -> str: ...
+
+    @property
+    def pg_pool_timeout_seconds(self) -> float: ...
 
 
-def engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
+def engine(settings: PgSettings, *, pool_size: int = 10) -> AsyncEngine:
     """A pool of exactly `pool_size` connections, opened as needed and kept.
 
     No overflow: SQLAlchemy closes an overflow connection as soon as it is
