@@ -106,7 +106,7 @@ def helm_copy() -> str:
 
     table = {}
     for name, e in services().items():
-        entry = {"port": e.port, "idBlock": e.id_block, "worker": e.worker, "public": e.public}
+        entry: dict[str, object] = {"port": e.port, "idBlock": e.id_block, "worker": e.worker, "public": e.public}
         if e.pg_database:
             entry["pgDatabase"] = e.pg_database
         table[name] = entry if e.replicas is None else {**entry, "replicas": e.replicas}
