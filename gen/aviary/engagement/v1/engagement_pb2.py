@@ -27,7 +27,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%aviary/engagement/v1/engagement.proto\x12\x14\x61viary.engagement.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xae\x01\n\x0ePostEngagement\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nlike_count\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0crepost_count\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0breply_count\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0bliked_by_me\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0bquote_count\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\"(\n\x0fLikePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"*\n\x11UnlikePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"L\n\x19\x42\x61tchGetEngagementRequest\x12\x16\n\x08post_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tviewer_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"W\n\x1a\x42\x61tchGetEngagementResponse\x12\x39\n\x0b\x65ngagements\x18\x01 \x03(\x0b\x32$.aviary.engagement.v1.PostEngagement\"y\n\x17StreamEngagementRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x44\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32/.aviary.engagement.v1.BatchGetEngagementRequestB\x04\xe2\x41\x01\x02\"\xb4\x01\n\x18StreamEngagementResponse\x12\x18\n\nrequest_id\x18\x01 \x01(\x04\x42\x04\xe2\x41\x01\x03\x12\x45\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x30.aviary.engagement.v1.BatchGetEngagementResponseB\x04\xe2\x41\x01\x03\x12\x19\n\x0bstatus_code\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0estatus_message\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x32\x8f\x04\n\x11\x45ngagementService\x12\x80\x01\n\x08LikePost\x12%.aviary.engagement.v1.LikePostRequest\x1a$.aviary.engagement.v1.PostEngagement\"\'\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/posts/{post_id}:like:\x01*\x12\x86\x01\n\nUnlikePost\x12\'.aviary.engagement.v1.UnlikePostRequest\x1a$.aviary.engagement.v1.PostEngagement\")\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/posts/{post_id}:unlike:\x01*\x12w\n\x12\x42\x61tchGetEngagement\x12/.aviary.engagement.v1.BatchGetEngagementRequest\x1a\x30.aviary.engagement.v1.BatchGetEngagementResponse\x12u\n\x10StreamEngagement\x12-.aviary.engagement.v1.StreamEngagementRequest\x1a..aviary.engagement.v1.StreamEngagementResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%aviary/engagement/v1/engagement.proto\x12\x14\x61viary.engagement.v1\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xcc\x01\n\x0ePostEngagement\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nlike_count\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0crepost_count\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0breply_count\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0bliked_by_me\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0bquote_count\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0ereposted_by_me\x18\x07 \x01(\x08\x42\x04\xe2\x41\x01\x03\"(\n\x0fLikePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"*\n\x11UnlikePostRequest\x12\x15\n\x07post_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"L\n\x19\x42\x61tchGetEngagementRequest\x12\x16\n\x08post_ids\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tviewer_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"W\n\x1a\x42\x61tchGetEngagementResponse\x12\x39\n\x0b\x65ngagements\x18\x01 \x03(\x0b\x32$.aviary.engagement.v1.PostEngagement\"y\n\x17StreamEngagementRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\x04\x42\x04\xe2\x41\x01\x02\x12\x44\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32/.aviary.engagement.v1.BatchGetEngagementRequestB\x04\xe2\x41\x01\x02\"\xb4\x01\n\x18StreamEngagementResponse\x12\x18\n\nrequest_id\x18\x01 \x01(\x04\x42\x04\xe2\x41\x01\x03\x12\x45\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x30.aviary.engagement.v1.BatchGetEngagementResponseB\x04\xe2\x41\x01\x03\x12\x19\n\x0bstatus_code\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0estatus_message\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x32\x8f\x04\n\x11\x45ngagementService\x12\x80\x01\n\x08LikePost\x12%.aviary.engagement.v1.LikePostRequest\x1a$.aviary.engagement.v1.PostEngagement\"\'\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/posts/{post_id}:like:\x01*\x12\x86\x01\n\nUnlikePost\x12\'.aviary.engagement.v1.UnlikePostRequest\x1a$.aviary.engagement.v1.PostEngagement\")\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/posts/{post_id}:unlike:\x01*\x12w\n\x12\x42\x61tchGetEngagement\x12/.aviary.engagement.v1.BatchGetEngagementRequest\x1a\x30.aviary.engagement.v1.BatchGetEngagementResponse\x12u\n\x10StreamEngagement\x12-.aviary.engagement.v1.StreamEngagementRequest\x1a..aviary.engagement.v1.StreamEngagementResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +46,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POSTENGAGEMENT'].fields_by_name['liked_by_me']._serialized_options = b'\342A\001\003'
   _globals['_POSTENGAGEMENT'].fields_by_name['quote_count']._loaded_options = None
   _globals['_POSTENGAGEMENT'].fields_by_name['quote_count']._serialized_options = b'\342A\001\003'
+  _globals['_POSTENGAGEMENT'].fields_by_name['reposted_by_me']._loaded_options = None
+  _globals['_POSTENGAGEMENT'].fields_by_name['reposted_by_me']._serialized_options = b'\342A\001\003'
   _globals['_LIKEPOSTREQUEST'].fields_by_name['post_id']._loaded_options = None
   _globals['_LIKEPOSTREQUEST'].fields_by_name['post_id']._serialized_options = b'\342A\001\002'
   _globals['_UNLIKEPOSTREQUEST'].fields_by_name['post_id']._loaded_options = None
@@ -71,19 +73,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENGAGEMENTSERVICE'].methods_by_name['UnlikePost']._loaded_options = None
   _globals['_ENGAGEMENTSERVICE'].methods_by_name['UnlikePost']._serialized_options = b'\210\265\030\003\202\323\344\223\002\037\"\032/v1/posts/{post_id}:unlike:\001*'
   _globals['_POSTENGAGEMENT']._serialized_start=155
-  _globals['_POSTENGAGEMENT']._serialized_end=329
-  _globals['_LIKEPOSTREQUEST']._serialized_start=331
-  _globals['_LIKEPOSTREQUEST']._serialized_end=371
-  _globals['_UNLIKEPOSTREQUEST']._serialized_start=373
-  _globals['_UNLIKEPOSTREQUEST']._serialized_end=415
-  _globals['_BATCHGETENGAGEMENTREQUEST']._serialized_start=417
-  _globals['_BATCHGETENGAGEMENTREQUEST']._serialized_end=493
-  _globals['_BATCHGETENGAGEMENTRESPONSE']._serialized_start=495
-  _globals['_BATCHGETENGAGEMENTRESPONSE']._serialized_end=582
-  _globals['_STREAMENGAGEMENTREQUEST']._serialized_start=584
-  _globals['_STREAMENGAGEMENTREQUEST']._serialized_end=705
-  _globals['_STREAMENGAGEMENTRESPONSE']._serialized_start=708
-  _globals['_STREAMENGAGEMENTRESPONSE']._serialized_end=888
-  _globals['_ENGAGEMENTSERVICE']._serialized_start=891
-  _globals['_ENGAGEMENTSERVICE']._serialized_end=1418
+  _globals['_POSTENGAGEMENT']._serialized_end=359
+  _globals['_LIKEPOSTREQUEST']._serialized_start=361
+  _globals['_LIKEPOSTREQUEST']._serialized_end=401
+  _globals['_UNLIKEPOSTREQUEST']._serialized_start=403
+  _globals['_UNLIKEPOSTREQUEST']._serialized_end=445
+  _globals['_BATCHGETENGAGEMENTREQUEST']._serialized_start=447
+  _globals['_BATCHGETENGAGEMENTREQUEST']._serialized_end=523
+  _globals['_BATCHGETENGAGEMENTRESPONSE']._serialized_start=525
+  _globals['_BATCHGETENGAGEMENTRESPONSE']._serialized_end=612
+  _globals['_STREAMENGAGEMENTREQUEST']._serialized_start=614
+  _globals['_STREAMENGAGEMENTREQUEST']._serialized_end=735
+  _globals['_STREAMENGAGEMENTRESPONSE']._serialized_start=738
+  _globals['_STREAMENGAGEMENTRESPONSE']._serialized_end=918
+  _globals['_ENGAGEMENTSERVICE']._serialized_start=921
+  _globals['_ENGAGEMENTSERVICE']._serialized_end=1448
 # @@protoc_insertion_point(module_scope)

@@ -30,6 +30,7 @@ class PostEngagement(_message.Message):
     REPLY_COUNT_FIELD_NUMBER: _builtins.int
     LIKED_BY_ME_FIELD_NUMBER: _builtins.int
     QUOTE_COUNT_FIELD_NUMBER: _builtins.int
+    REPOSTED_BY_ME_FIELD_NUMBER: _builtins.int
     post_id: _builtins.str
     """The post."""
     like_count: _builtins.int
@@ -42,6 +43,8 @@ class PostEngagement(_message.Message):
     """Whether the viewer likes the post (false without a viewer)."""
     quote_count: _builtins.int
     """Number of live quote posts (reposts with text of their own)."""
+    reposted_by_me: _builtins.bool
+    """Whether the viewer has a live repost of the post (false without a viewer)."""
     def __init__(
         self,
         *,
@@ -51,10 +54,11 @@ class PostEngagement(_message.Message):
         reply_count: _builtins.int = ...,
         liked_by_me: _builtins.bool = ...,
         quote_count: _builtins.int = ...,
+        reposted_by_me: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["like_count", b"like_count", "liked_by_me", b"liked_by_me", "post_id", b"post_id", "quote_count", b"quote_count", "reply_count", b"reply_count", "repost_count", b"repost_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["like_count", b"like_count", "liked_by_me", b"liked_by_me", "post_id", b"post_id", "quote_count", b"quote_count", "reply_count", b"reply_count", "repost_count", b"repost_count", "reposted_by_me", b"reposted_by_me"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -48,6 +48,7 @@ class Post(_message.Message):
     REPOST_OF_FIELD_NUMBER: _builtins.int
     PRODUCTS_FIELD_NUMBER: _builtins.int
     QUOTE_COUNT_FIELD_NUMBER: _builtins.int
+    REPOSTED_BY_ME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Time-ordered 64-bit id, as a decimal string."""
     author_id: _builtins.str
@@ -68,6 +69,8 @@ class Post(_message.Message):
     """Whether the caller liked this post."""
     quote_count: _builtins.int
     """Number of quote posts (reposts with text of their own) of this post."""
+    reposted_by_me: _builtins.bool
+    """Whether the caller has a live repost of this post (false without a caller)."""
     @_builtins.property
     def author(self) -> _identity_pb2.User:
         """Author summary (no counts)."""
@@ -130,10 +133,11 @@ class Post(_message.Message):
         repost_of: Global___Post | None = ...,
         products: _abc.Iterable[_catalog_pb2.Product] | None = ...,
         quote_count: _builtins.int = ...,
+        reposted_by_me: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "created_at", b"created_at", "repost_of", b"repost_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "author_id", b"author_id", "created_at", b"created_at", "hashtags", b"hashtags", "id", b"id", "like_count", b"like_count", "liked_by_me", b"liked_by_me", "media", b"media", "media_ids", b"media_ids", "mentions", b"mentions", "product_ids", b"product_ids", "products", b"products", "quote_count", b"quote_count", "reply_count", b"reply_count", "reply_to_id", b"reply_to_id", "repost_count", b"repost_count", "repost_of", b"repost_of", "repost_of_id", b"repost_of_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "author_id", b"author_id", "created_at", b"created_at", "hashtags", b"hashtags", "id", b"id", "like_count", b"like_count", "liked_by_me", b"liked_by_me", "media", b"media", "media_ids", b"media_ids", "mentions", b"mentions", "product_ids", b"product_ids", "products", b"products", "quote_count", b"quote_count", "reply_count", b"reply_count", "reply_to_id", b"reply_to_id", "repost_count", b"repost_count", "repost_of", b"repost_of", "repost_of_id", b"repost_of_id", "reposted_by_me", b"reposted_by_me", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -226,6 +230,28 @@ class RepostPostRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RepostPostRequest: _TypeAlias = RepostPostRequest  # noqa: Y015
+
+@_typing.final
+class UnrepostPostRequest(_message.Message):
+    """Request for UnrepostPost."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    """The post whose repost by the caller is taken back."""
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post_id", b"post_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnrepostPostRequest: _TypeAlias = UnrepostPostRequest  # noqa: Y015
 
 @_typing.final
 class DeletePostRequest(_message.Message):

@@ -57,6 +57,11 @@ class PostsServiceStub:
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.RepostPostRequest.SerializeToString,
                 response_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.Post.FromString,
                 _registered_method=True)
+        self.UnrepostPost = channel.unary_unary(
+                '/aviary.posts.v1.PostsService/UnrepostPost',
+                request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.UnrepostPostRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.ListUserPosts = channel.unary_unary(
                 '/aviary.posts.v1.PostsService/ListUserPosts',
                 request_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.ListUserPostsRequest.SerializeToString,
@@ -151,6 +156,16 @@ class PostsServiceServicer:
         repost_of_id set, which followers see in their home timelines attributed
         to the caller. Idempotent: reposting again returns the same repost.
         Reposting a repost reposts the original.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnrepostPost(self, request, context):
+        """Takes back the caller's repost of a post: deletes the repost, as
+        DeletePost on it would. Idempotent: a post the caller has not reposted
+        (or no longer exists) succeeds too. Names the original, or a repost of
+        it, like RepostPost.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -272,6 +287,11 @@ def add_PostsServiceServicer_to_server(servicer, server):
                     servicer.RepostPost,
                     request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.RepostPostRequest.FromString,
                     response_serializer=aviary_dot_posts_dot_v1_dot_posts__pb2.Post.SerializeToString,
+            ),
+            'UnrepostPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnrepostPost,
+                    request_deserializer=aviary_dot_posts_dot_v1_dot_posts__pb2.UnrepostPostRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'ListUserPosts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListUserPosts,
@@ -444,6 +464,33 @@ class PostsService:
             '/aviary.posts.v1.PostsService/RepostPost',
             aviary_dot_posts_dot_v1_dot_posts__pb2.RepostPostRequest.SerializeToString,
             aviary_dot_posts_dot_v1_dot_posts__pb2.Post.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnrepostPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.posts.v1.PostsService/UnrepostPost',
+            aviary_dot_posts_dot_v1_dot_posts__pb2.UnrepostPostRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

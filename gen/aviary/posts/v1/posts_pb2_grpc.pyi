@@ -50,6 +50,12 @@ class PostsServiceStub:
     to the caller. Idempotent: reposting again returns the same repost.
     Reposting a repost reposts the original.
     """
+    UnrepostPost: _grpc.UnaryUnaryMultiCallable[_posts_pb2.UnrepostPostRequest, _empty_pb2.Empty]
+    """Takes back the caller's repost of a post: deletes the repost, as
+    DeletePost on it would. Idempotent: a post the caller has not reposted
+    (or no longer exists) succeeds too. Names the original, or a repost of
+    it, like RepostPost.
+    """
     ListUserPosts: _grpc.UnaryUnaryMultiCallable[_posts_pb2.ListUserPostsRequest, _posts_pb2.ListUserPostsResponse]
     """Pages a user's own posts, newest first."""
     ListReplies: _grpc.UnaryUnaryMultiCallable[_posts_pb2.ListRepliesRequest, _posts_pb2.ListRepliesResponse]
@@ -112,6 +118,12 @@ class PostsServiceAsyncStub(PostsServiceStub):
     repost_of_id set, which followers see in their home timelines attributed
     to the caller. Idempotent: reposting again returns the same repost.
     Reposting a repost reposts the original.
+    """
+    UnrepostPost: _aio.UnaryUnaryMultiCallable[_posts_pb2.UnrepostPostRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Takes back the caller's repost of a post: deletes the repost, as
+    DeletePost on it would. Idempotent: a post the caller has not reposted
+    (or no longer exists) succeeds too. Names the original, or a repost of
+    it, like RepostPost.
     """
     ListUserPosts: _aio.UnaryUnaryMultiCallable[_posts_pb2.ListUserPostsRequest, _posts_pb2.ListUserPostsResponse]  # type: ignore[assignment]
     """Pages a user's own posts, newest first."""
@@ -196,6 +208,18 @@ class PostsServiceServicer(metaclass=_abc_1.ABCMeta):
         repost_of_id set, which followers see in their home timelines attributed
         to the caller. Idempotent: reposting again returns the same repost.
         Reposting a repost reposts the original.
+        """
+
+    @_abc_1.abstractmethod
+    def UnrepostPost(
+        self,
+        request: _posts_pb2.UnrepostPostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Takes back the caller's repost of a post: deletes the repost, as
+        DeletePost on it would. Idempotent: a post the caller has not reposted
+        (or no longer exists) succeeds too. Names the original, or a repost of
+        it, like RepostPost.
         """
 
     @_abc_1.abstractmethod
