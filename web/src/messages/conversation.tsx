@@ -21,10 +21,17 @@ import {
 } from "./api";
 import { useNames } from "./names";
 import { ProductPicker } from "./picker";
+import { When } from "./when";
 
 const MAX_MESSAGE_CHARS = 2000;
 // The conversation's people are only in the list: look through this many pages of it.
 const LIST_PAGES_TO_SEARCH = 5;
+
+/** Whether the reader is looking at the newest messages (so a new one should stay in view). */
+function nearTheEnd(): boolean {
+  const last = document.querySelector(".messages > li:last-child");
+  return !last || last.getBoundingClientRect().top < window.innerHeight + 200;
+}
 
 /** Known messages plus new ones, each once (live delivery is at least once), oldest first. */
 function merge(known: Message[], incoming: Message[]): Message[] {
@@ -57,6 +64,8 @@ export function ConversationPage({ conversationId }: { conversationId: string })
   const unseen = useRef(false);
   const shown = useRef<Message[] | null>(null);
   shown.current = messages;
+  // Set when the newest message should be scrolled into view once rendered.
+  const toEnd = useRef(false);
   const others = (conversation?.participantIds ?? []).filter((id) => id !== me);
   const names = useNames(others);
 
@@ -88,6 +97,7 @@ export function ConversationPage({ conversationId }: { conversationId: string })
         const page = await loadNewest();
         setOlderToken(page.nextPageToken);
         markSeen(page.messages[0]);
+        toEnd.current = true;
       }
     } catch (cause) {
       setError(failure(cause));
@@ -112,6 +122,7 @@ export function ConversationPage({ conversationId }: { conversationId: string })
       onEvent: (event) => {
         const message = event.message;
         if (!message || message.conversationId !== conversationId) return;
+        toEnd.current = nearTheEnd();
         setMessages((known) => merge(known ?? [], [message]));
         if (message.senderId !== me) {
           setArrived(`New message from ${displayName(message.sender)}`);
@@ -127,7 +138,14 @@ export function ConversationPage({ conversationId }: { conversationId: string })
     };
   }, [conversationId]);
 
-  const title = names ? `Conversation with ${names}` : "Conversation";
+  useEffect(() => {
+    if (!toEnd.current) return;
+    toEnd.current = false;
+    document.querySelector(".send-form")?.scrollIntoView({ block: "end" });
+  }, [messages]);
+
+  const alone = conversation !== null && others.length === 0;
+  const title = alone ? "Conversation (no one else is in it)" : names ? `Conversation with ${names}` : "Conversation";
   const gone = error?.status === 404;
   return (
     <section aria-labelledby="page-title" class="conversation">
@@ -179,7 +197,6 @@ export function ConversationPage({ conversationId }: { conversationId: string })
 function MessageItem({ message, mine }: { message: Message; mine: boolean }) {
   const sender = message.sender;
   const name = mine ? "You" : displayName(sender ?? { id: message.senderId, username: "", displayName: "Someone" });
-  const when = message.createdAt ? new Date(message.createdAt) : null;
   return (
     <li class={mine ? "message mine" : "message"}>
       <p class="message-head">
@@ -190,10 +207,10 @@ function MessageItem({ message, mine }: { message: Message; mine: boolean }) {
         ) : (
           <span class="name">{name}</span>
         )}
-        {when && (
+        {message.createdAt && (
           <>
             {" · "}
-            <time dateTime={message.createdAt}>{when.toLocaleString()}</time>
+            <When at={message.createdAt} />
           </>
         )}
       </p>

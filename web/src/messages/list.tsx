@@ -4,6 +4,7 @@ import { subscribe } from "../live";
 import { session } from "../session";
 import { failure, listConversations, type Conversation, type Message } from "./api";
 import { useNames } from "./names";
+import { When } from "./when";
 
 // Live messages arrive in bursts (a group, a reconnect): re-read the first page once per burst.
 const RELOAD_DELAY_MS = 150;
@@ -117,7 +118,6 @@ function ConversationRow({ conversation }: { conversation: Conversation }) {
   const last = conversation.lastMessage;
   const senderName = last?.sender?.displayName || (last?.sender?.username ? `@${last.sender.username}` : "Someone");
   const title = others.length === 0 ? "Only you" : names ?? "Loading names…";
-  const when = conversation.updatedAt ? new Date(conversation.updatedAt) : null;
   return (
     <li class={unread > 0 ? "conversation-row unread" : "conversation-row"}>
       <a href={`/messages/${conversation.id}`}>
@@ -129,7 +129,7 @@ function ConversationRow({ conversation }: { conversation: Conversation }) {
         )}
         <span class="conversation-preview">{preview(last, me, senderName)}</span>
       </a>
-      {when && <time dateTime={conversation.updatedAt}>{when.toLocaleString()}</time>}
+      {conversation.updatedAt && <When at={conversation.updatedAt} />}
     </li>
   );
 }
