@@ -266,7 +266,11 @@ def test_leaving_a_conversation_takes_it_off_the_list(page: Page, http):
     me, other = Person(http, "ma"), Person(http, "mb")
     conversation_id = conversation_between(http, me, other)
     log_in(page, me.username)
-    page.goto("/messages")
+    # Notifications link to /conversations/{id}: the app takes it to the conversation's page.
+    page.goto(f"/conversations/{conversation_id}")
+    expect(page).to_have_url(re.compile(rf"/messages/{conversation_id}$"))
+    expect(page.get_by_role("heading", level=1, name=f"Conversation with {other.name}")).to_be_visible()
+    page.get_by_role("link", name="All conversations").click()
     expect(conversation_row(page, other.name)).to_contain_text("No messages yet.")
     conversation_row(page, other.name).get_by_role("link").click()
     page.get_by_role("button", name="Leave conversation").click()
