@@ -285,6 +285,90 @@ class PurgeAuthorResponse(_message.Message):
 Global___PurgeAuthorResponse: _TypeAlias = PurgeAuthorResponse  # noqa: Y015
 
 @_typing.final
+class ApplyFollowChangesRequest(_message.Message):
+    """Request for ApplyFollowChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___FollowChange]:
+        """The changes in the order they happened, at most 1000. Where a pair
+        (user, author) is listed more than once, only its last change is applied.
+        """
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___FollowChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyFollowChangesRequest: _TypeAlias = ApplyFollowChangesRequest  # noqa: Y015
+
+@_typing.final
+class FollowChange(_message.Message):
+    """One follow or unfollow, as it touches the follower's home timeline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_ID_FIELD_NUMBER: _builtins.int
+    FOLLOWING_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    """Whose home timeline: the follower."""
+    author_id: _builtins.int
+    """The author followed or unfollowed."""
+    following: _builtins.bool
+    """True for a follow (the author's recent posts are copied in), false for
+    an unfollow (the author's posts are removed).
+    """
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        author_id: _builtins.int = ...,
+        following: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "following", b"following", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowChange: _TypeAlias = FollowChange  # noqa: Y015
+
+@_typing.final
+class ApplyFollowChangesResponse(_message.Message):
+    """Response of ApplyFollowChanges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COPIED_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    copied: _builtins.int
+    """Entries copied by follows."""
+    removed: _builtins.int
+    """Entries removed by unfollows."""
+    def __init__(
+        self,
+        *,
+        copied: _builtins.int = ...,
+        removed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["copied", b"copied", "removed", b"removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyFollowChangesResponse: _TypeAlias = ApplyFollowChangesResponse  # noqa: Y015
+
+@_typing.final
 class ApplyAuthorStatusRequest(_message.Message):
     """One batch of an author's followers for ApplyAuthorStatus."""
 

@@ -66,6 +66,11 @@ class TimelineServiceStub:
                 request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorRequest.SerializeToString,
                 response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorResponse.FromString,
                 _registered_method=True)
+        self.ApplyFollowChanges = channel.unary_unary(
+                '/aviary.timeline.v1.TimelineService/ApplyFollowChanges',
+                request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyFollowChangesRequest.SerializeToString,
+                response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyFollowChangesResponse.FromString,
+                _registered_method=True)
         self.ApplyAuthorStatus = channel.stream_unary(
                 '/aviary.timeline.v1.TimelineService/ApplyAuthorStatus',
                 request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyAuthorStatusRequest.SerializeToString,
@@ -132,6 +137,18 @@ class TimelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyFollowChanges(self, request, context):
+        """Internal: many follows and unfollows at once, as BackfillAuthor and
+        PurgeAuthor apply them one by one. An unfollow also marks the pair for a
+        while, and a delivery of the author's posts to that timeline is dropped
+        while the mark lasts (one computed from a follower list read before the
+        unfollow must not arrive after its purge); a later follow of the pair
+        lifts the mark. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ApplyAuthorStatus(self, request_iterator, context):
         """Internal (fanout, streaming the author's followers in batches): an
         author crossed the celebrity threshold. Each follower's cached celebrity
@@ -183,6 +200,11 @@ def add_TimelineServiceServicer_to_server(servicer, server):
                     servicer.PurgeAuthor,
                     request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorRequest.FromString,
                     response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorResponse.SerializeToString,
+            ),
+            'ApplyFollowChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyFollowChanges,
+                    request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyFollowChangesRequest.FromString,
+                    response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyFollowChangesResponse.SerializeToString,
             ),
             'ApplyAuthorStatus': grpc.stream_unary_rpc_method_handler(
                     servicer.ApplyAuthorStatus,
@@ -359,6 +381,33 @@ class TimelineService:
             '/aviary.timeline.v1.TimelineService/PurgeAuthor',
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorRequest.SerializeToString,
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.PurgeAuthorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyFollowChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.timeline.v1.TimelineService/ApplyFollowChanges',
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyFollowChangesRequest.SerializeToString,
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.ApplyFollowChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

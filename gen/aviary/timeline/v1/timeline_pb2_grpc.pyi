@@ -60,6 +60,14 @@ class TimelineServiceStub:
     """Internal: after an unfollow, removes the author's posts from the
     follower's home timeline.
     """
+    ApplyFollowChanges: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.ApplyFollowChangesRequest, _timeline_pb2.ApplyFollowChangesResponse]
+    """Internal: many follows and unfollows at once, as BackfillAuthor and
+    PurgeAuthor apply them one by one. An unfollow also marks the pair for a
+    while, and a delivery of the author's posts to that timeline is dropped
+    while the mark lasts (one computed from a follower list read before the
+    unfollow must not arrive after its purge); a later follow of the pair
+    lifts the mark. Idempotent.
+    """
     ApplyAuthorStatus: _grpc.StreamUnaryMultiCallable[_timeline_pb2.ApplyAuthorStatusRequest, _timeline_pb2.ApplyAuthorStatusResponse]
     """Internal (fanout, streaming the author's followers in batches): an
     author crossed the celebrity threshold. Each follower's cached celebrity
@@ -103,6 +111,14 @@ class TimelineServiceAsyncStub(TimelineServiceStub):
     PurgeAuthor: _aio.UnaryUnaryMultiCallable[_timeline_pb2.PurgeAuthorRequest, _timeline_pb2.PurgeAuthorResponse]  # type: ignore[assignment]
     """Internal: after an unfollow, removes the author's posts from the
     follower's home timeline.
+    """
+    ApplyFollowChanges: _aio.UnaryUnaryMultiCallable[_timeline_pb2.ApplyFollowChangesRequest, _timeline_pb2.ApplyFollowChangesResponse]  # type: ignore[assignment]
+    """Internal: many follows and unfollows at once, as BackfillAuthor and
+    PurgeAuthor apply them one by one. An unfollow also marks the pair for a
+    while, and a delivery of the author's posts to that timeline is dropped
+    while the mark lasts (one computed from a follower list read before the
+    unfollow must not arrive after its purge); a later follow of the pair
+    lifts the mark. Idempotent.
     """
     ApplyAuthorStatus: _aio.StreamUnaryMultiCallable[_timeline_pb2.ApplyAuthorStatusRequest, _timeline_pb2.ApplyAuthorStatusResponse]  # type: ignore[assignment]
     """Internal (fanout, streaming the author's followers in batches): an
@@ -180,6 +196,20 @@ class TimelineServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_timeline_pb2.PurgeAuthorResponse, _abc.Awaitable[_timeline_pb2.PurgeAuthorResponse]]:
         """Internal: after an unfollow, removes the author's posts from the
         follower's home timeline.
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyFollowChanges(
+        self,
+        request: _timeline_pb2.ApplyFollowChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_timeline_pb2.ApplyFollowChangesResponse, _abc.Awaitable[_timeline_pb2.ApplyFollowChangesResponse]]:
+        """Internal: many follows and unfollows at once, as BackfillAuthor and
+        PurgeAuthor apply them one by one. An unfollow also marks the pair for a
+        while, and a delivery of the author's posts to that timeline is dropped
+        while the mark lasts (one computed from a follower list read before the
+        unfollow must not arrive after its purge); a later follow of the pair
+        lifts the mark. Idempotent.
         """
 
     @_abc_1.abstractmethod
