@@ -151,6 +151,15 @@ def test_the_apis_messages_are_shown_and_announced(page: Page):
     expect(alert).to_contain_text("username: must be 3 to 15 characters")
     expect(page.get_by_label("Username")).to_have_attribute("aria-invalid", "true")
 
+    # The API names fields as JSON does (displayName); the form marks that field.
+    page.get_by_label("Username").fill(unique_username("named"))
+    page.get_by_label("Display name (optional)").fill("x" * 51)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("alert")).to_contain_text("display_name: must be at most 50 characters")
+    display_name = page.get_by_label("Display name (optional)")
+    expect(display_name).to_have_attribute("aria-invalid", "true")
+    expect(display_name).to_have_accessible_description("must be at most 50 characters, got 51")
+
     page.goto("/")
     page.get_by_label("Username").fill(unique_username("nobody"))
     page.get_by_label("Password").fill("not the password at all")

@@ -91,8 +91,14 @@ export function AuthPage({ mode }: { mode: Mode }) {
               autocomplete="name"
               value={displayName}
               onInput={(e) => setDisplayName(e.currentTarget.value)}
-              aria-invalid={fieldError("display_name") ? true : undefined}
+              aria-invalid={fieldError("displayName") ? true : undefined}
+              aria-describedby={describedBy("displayName")}
             />
+            {fieldError("displayName") && (
+              <p class="field-error" id="displayName-error">
+                {fieldError("displayName")}
+              </p>
+            )}
           </>
         )}
         <label for="password">Password</label>
