@@ -226,6 +226,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         return conversations_pb2.ListConversationsResponse(conversations=views, next_page_token=token)
 
     @cql.outage_as_unavailable("conversations")
+    async def GetConversation(self, request, context):
+        me = caller_id(context)
+        return await self._conversation_view(await self._member_of(request.conversation_id, me), me)
+
+    @cql.outage_as_unavailable("conversations")
     async def ListMessages(self, request, context):
         me = caller_id(context)
         conversation = await self._member_of(request.conversation_id, me)

@@ -228,6 +228,23 @@ def test_unread_counts_and_read_marks(http):
     assert conversations(http, b)[0]["lastMessage"]["text"] == "five"
 
 
+def test_one_conversation_is_read_by_its_participants_only(http):
+    a, b, stranger = sign_up(http, "cg"), sign_up(http, "cg"), sign_up(http, "cg")
+    cid = create(http, a, b)["id"]
+    sent(http, a, cid, "one")
+    sent(http, a, cid, "two")
+    r = http.get(f"/v1/conversations/{cid}", headers=b.auth)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["id"] == cid and sorted(got["participantIds"]) == sorted([a.id, b.id])
+    assert got["unreadCount"] == 2 and got["lastMessage"]["text"] == "two"
+    assert got == next(c for c in conversations(http, b) if c["id"] == cid)
+    assert http.get(f"/v1/conversations/{cid}", headers=stranger.auth).status_code == 404
+    assert http.get(f"/v1/conversations/{cid}").status_code == 401
+    r = http.get("/v1/conversations/abc", headers=a.auth)
+    assert r.status_code == 400 and "conversation_id" in error_message(r)
+
+
 def test_the_conversation_list_pages_by_latest_activity(http):
     me = sign_up(http, "cs")
     others = sign_up_many(http, 5, "cs")

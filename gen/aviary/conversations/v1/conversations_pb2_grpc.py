@@ -49,6 +49,11 @@ class ConversationsServiceStub:
                 request_serializer=aviary_dot_conversations_dot_v1_dot_conversations__pb2.ListConversationsRequest.SerializeToString,
                 response_deserializer=aviary_dot_conversations_dot_v1_dot_conversations__pb2.ListConversationsResponse.FromString,
                 _registered_method=True)
+        self.GetConversation = channel.unary_unary(
+                '/aviary.conversations.v1.ConversationsService/GetConversation',
+                request_serializer=aviary_dot_conversations_dot_v1_dot_conversations__pb2.GetConversationRequest.SerializeToString,
+                response_deserializer=aviary_dot_conversations_dot_v1_dot_conversations__pb2.Conversation.FromString,
+                _registered_method=True)
         self.ListMessages = channel.unary_unary(
                 '/aviary.conversations.v1.ConversationsService/ListMessages',
                 request_serializer=aviary_dot_conversations_dot_v1_dot_conversations__pb2.ListMessagesRequest.SerializeToString,
@@ -95,6 +100,14 @@ class ConversationsServiceServicer:
     def ListConversations(self, request, context):
         """Pages the caller's conversations, newest activity first, each with the
         caller's unread count.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConversation(self, request, context):
+        """Returns one of the caller's conversations, with its participants and
+        the caller's unread count.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,6 +165,11 @@ def add_ConversationsServiceServicer_to_server(servicer, server):
                     servicer.ListConversations,
                     request_deserializer=aviary_dot_conversations_dot_v1_dot_conversations__pb2.ListConversationsRequest.FromString,
                     response_serializer=aviary_dot_conversations_dot_v1_dot_conversations__pb2.ListConversationsResponse.SerializeToString,
+            ),
+            'GetConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConversation,
+                    request_deserializer=aviary_dot_conversations_dot_v1_dot_conversations__pb2.GetConversationRequest.FromString,
+                    response_serializer=aviary_dot_conversations_dot_v1_dot_conversations__pb2.Conversation.SerializeToString,
             ),
             'ListMessages': grpc.unary_unary_rpc_method_handler(
                     servicer.ListMessages,
@@ -238,6 +256,33 @@ class ConversationsService:
             '/aviary.conversations.v1.ConversationsService/ListConversations',
             aviary_dot_conversations_dot_v1_dot_conversations__pb2.ListConversationsRequest.SerializeToString,
             aviary_dot_conversations_dot_v1_dot_conversations__pb2.ListConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.conversations.v1.ConversationsService/GetConversation',
+            aviary_dot_conversations_dot_v1_dot_conversations__pb2.GetConversationRequest.SerializeToString,
+            aviary_dot_conversations_dot_v1_dot_conversations__pb2.Conversation.FromString,
             options,
             channel_credentials,
             insecure,

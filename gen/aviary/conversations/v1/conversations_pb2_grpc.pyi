@@ -46,6 +46,10 @@ class ConversationsServiceStub:
     """Pages the caller's conversations, newest activity first, each with the
     caller's unread count.
     """
+    GetConversation: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.GetConversationRequest, _conversations_pb2.Conversation]
+    """Returns one of the caller's conversations, with its participants and
+    the caller's unread count.
+    """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_conversations_pb2.ListMessagesRequest, _conversations_pb2.ListMessagesResponse]
     """Pages a conversation's messages, newest first. `next_page_token` walks
     towards older messages, `previous_page_token` back towards newer ones.
@@ -84,6 +88,10 @@ class ConversationsServiceAsyncStub(ConversationsServiceStub):
     ListConversations: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ListConversationsRequest, _conversations_pb2.ListConversationsResponse]  # type: ignore[assignment]
     """Pages the caller's conversations, newest activity first, each with the
     caller's unread count.
+    """
+    GetConversation: _aio.UnaryUnaryMultiCallable[_conversations_pb2.GetConversationRequest, _conversations_pb2.Conversation]  # type: ignore[assignment]
+    """Returns one of the caller's conversations, with its participants and
+    the caller's unread count.
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_conversations_pb2.ListMessagesRequest, _conversations_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """Pages a conversation's messages, newest first. `next_page_token` walks
@@ -132,6 +140,16 @@ class ConversationsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_conversations_pb2.ListConversationsResponse, _abc.Awaitable[_conversations_pb2.ListConversationsResponse]]:
         """Pages the caller's conversations, newest activity first, each with the
         caller's unread count.
+        """
+
+    @_abc_1.abstractmethod
+    def GetConversation(
+        self,
+        request: _conversations_pb2.GetConversationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversations_pb2.Conversation, _abc.Awaitable[_conversations_pb2.Conversation]]:
+        """Returns one of the caller's conversations, with its participants and
+        the caller's unread count.
         """
 
     @_abc_1.abstractmethod
