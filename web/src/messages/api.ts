@@ -25,6 +25,12 @@ export async function listConversations(pageToken?: string, pageSize = 20) {
   return { conversations: data.conversations ?? [], nextPageToken: data.nextPageToken ?? "" };
 }
 
+export async function getConversation(conversationId: string): Promise<Conversation> {
+  return call(
+    api.GET("/v1/conversations/{conversationId}", { params: { path: { conversationId } }, headers: await authorized() }),
+  );
+}
+
 export async function listMessages(conversationId: string, pageToken?: string) {
   const data = await call(
     api.GET("/v1/conversations/{conversationId}/messages", {

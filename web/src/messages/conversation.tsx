@@ -8,8 +8,8 @@ import { isBlank, postLength } from "../text";
 import {
   displayName,
   failure,
+  getConversation,
   leaveConversation,
-  listConversations,
   listMessages,
   markRead,
   newClientMessageId,
@@ -24,8 +24,6 @@ import { ProductPicker } from "./picker";
 import { When } from "./when";
 
 const MAX_MESSAGE_CHARS = 2000;
-// The conversation's people are only in the list: look through this many pages of it.
-const LIST_PAGES_TO_SEARCH = 5;
 
 /** Whether the reader is looking at the newest messages (so a new one should stay in view). */
 function nearTheEnd(): boolean {
@@ -38,17 +36,6 @@ function merge(known: Message[], incoming: Message[]): Message[] {
   const byId = new Map(known.map((message) => [message.id, message]));
   for (const message of incoming) byId.set(message.id, message);
   return [...byId.values()].sort(olderFirst);
-}
-
-async function findConversation(conversationId: string): Promise<Conversation | null> {
-  let pageToken: string | undefined;
-  for (let page = 0; page < LIST_PAGES_TO_SEARCH; page++) {
-    const found = await listConversations(pageToken, 100);
-    const match = found.conversations.find((conversation) => conversation.id === conversationId);
-    if (match || !found.nextPageToken) return match ?? null;
-    pageToken = found.nextPageToken;
-  }
-  return null;
 }
 
 /** One conversation: its history (older on request), new messages live, the send form, read marks, leaving. */
@@ -108,7 +95,7 @@ export function ConversationPage({ conversationId }: { conversationId: string })
 
   useEffect(() => {
     void load();
-    findConversation(conversationId).then(setConversation, () => undefined);
+    getConversation(conversationId).then(setConversation, () => undefined);
   }, [conversationId]);
 
   useEffect(() => {
