@@ -2,8 +2,10 @@
 
 Likes are written here (an edge per user and post, idempotent by a
 compare-and-set). Reposts, replies and quotes are posts, written by the posts
-service; this service counts them from the posts events it consumes. A
-deleted account's likes are taken back when its AccountDeleted is read.
+service; this service counts them from the posts events it consumes, and
+keeps which posts each user has a live repost of (reposted_by_me). A
+deleted account's likes and reposts are taken back when its AccountDeleted
+is read.
 Counts are served from Redis hot counters (counters.py) and flushed to
 Cassandra.
 """
@@ -21,7 +23,7 @@ from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.events.v1 import events_pb2
 from aviary.posts.v1 import posts_pb2
 from services.engagement.counters import HotCounters
-from services.engagement.liked import LikedCache, liked_key
+from services.engagement.by_me import LIKED, REPOSTED, ByMeCache
 from services.engagement.settings import EngagementSettings
 from services.engagement.store import Counts, EngagementStore
 from services.kit.events.account_deletions import AccountDeletions
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "engagement"
 ACCOUNTS_GROUP = "engagement-accounts"
-# A deleted account's likes are taken back this many at a time.
+# A deleted account's likes (and reposts) are taken back this many at a time.
 UNLIKE_PAGE = 500
 MAX_BATCH = 200
 # Batches one StreamEngagement call may have in the works at once.
@@ -73,16 +75,21 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         # every reader asks for the same popular posts, and counts a second
         # old are as good as fresh. A change made here evicts its post at
         # once; one made through another replica shows within the TTL.
-        # liked_by_me is never cached here: a reader sees their own like on
-        # the next read.
+        # liked_by_me and reposted_by_me are never cached here: a reader sees
+        # their own like on the next read.
         self.recent_counts: TtlCache[int, Counts] = TtlCache(
             ttl_seconds=settings.counts_cache_seconds, max_entries=200_000
         )
-        self.liked = LikedCache(
-            self.redis,
-            self.store,
-            load_size=settings.liked_cache_size,
-            ttl_seconds=settings.liked_cache_ttl_seconds,
+        # The same size and lifetime for both kinds: reposts are fewer than likes.
+        self.liked, self.reposted = (
+            ByMeCache(
+                self.redis,
+                self.store,
+                kind,
+                load_size=settings.liked_cache_size,
+                ttl_seconds=settings.liked_cache_ttl_seconds,
+            )
+            for kind in (LIKED, REPOSTED)
         )
         self.post_events = consumer.ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [kafka.POSTS_TOPIC], self._on_post_event
@@ -124,7 +131,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         await self.post_events.run()
 
     async def consume_account_events(self) -> None:
-        """Background job: takes back the likes of deleted accounts."""
+        """Background job: takes back the likes and reposts of deleted accounts."""
         await self.account_deletions.run()
 
     # -- RPCs -----------------------------------------------------------------------
@@ -150,7 +157,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             await self._count(post_id, "likes", +1)
             log.info("post liked", extra={"post_id": post_id, "user_id": user_id})
         # Also on a repeat: a retry after a crash here repairs the cache.
-        await self.liked.record(user_id, post_id, liked=True)
+        await self.liked.record(user_id, post_id, True)
         return await self._engagement_of(post_id, user_id)
 
     async def UnlikePost(self, request: engagement_pb2.UnlikePostRequest, context) -> engagement_pb2.PostEngagement:
@@ -171,7 +178,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             await self.store.finish_unlike(event, now)
             await self._count(post_id, "likes", -1)
             log.info("post unliked", extra={"post_id": post_id, "user_id": user_id})
-        await self.liked.record(user_id, post_id, liked=False)
+        await self.liked.record(user_id, post_id, False)
         return await self._engagement_of(post_id, user_id)
 
     async def BatchGetEngagement(self, request, context) -> engagement_pb2.BatchGetEngagementResponse:
@@ -245,8 +252,10 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 await self._count(created.reply_to_id, "replies", +1)
         if created.repost_of_id and not created.text:
             await self.store.mark_changed(created.repost_of_id, _utcnow())
-            if await self.store.add_repost(created.repost_of_id, created.author_id, created.post_id):
+            added, held = await self.store.add_repost(created.repost_of_id, created.author_id, created.post_id)
+            if added:
                 await self._count(created.repost_of_id, "reposts", +1)
+            await self._index_repost(created.author_id, created.repost_of_id, held)
         if created.repost_of_id and created.text:
             # A quote: a repost with text of its own, counted apart.
             await self.store.mark_changed(created.repost_of_id, _utcnow())
@@ -263,16 +272,36 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             # edge removes only its own post (a quote of the same post by the
             # same user is not the repost the repost edge records).
             await self.store.mark_changed(deleted.repost_of_id, _utcnow())
-            if await self.store.remove_repost(deleted.repost_of_id, deleted.author_id, deleted.post_id):
+            removed, held = await self.store.remove_repost(deleted.repost_of_id, deleted.author_id, deleted.post_id)
+            if removed:
                 await self._count(deleted.repost_of_id, "reposts", -1)
+            await self._index_repost(deleted.author_id, deleted.repost_of_id, held)
             if await self.store.remove_quote(deleted.repost_of_id, deleted.post_id):
                 await self._count(deleted.repost_of_id, "quotes", -1)
+
+    async def _index_repost(self, user_id: int, post_id: int, held: int | None) -> None:
+        """Makes the user's reposted index and cache follow the repost edge as
+        it now stands (held: the repost id it holds, None when there is none).
+        After the edge, and on every delivery, so a redelivery repairs what a
+        crash between the edge and its index left behind. An edge holding
+        another repost (a quote deleted, not the repost) leaves both alone."""
+        if held is None:
+            await self.store.unindex_repost(user_id, post_id)
+            await self.reposted.record(user_id, post_id, False)
+        else:
+            await self.store.index_repost(user_id, post_id, held)
+            await self.reposted.record(user_id, post_id, True)
 
     # -- account events ---------------------------------------------------------------
 
     async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
-        taken = await self.remove_likes_of(event.deleted.user_id)
-        log.info("deleted account's likes taken back", extra={"user_id": event.deleted.user_id, "likes": taken})
+        user_id = event.deleted.user_id
+        likes = await self.remove_likes_of(user_id)
+        reposts = await self.remove_reposts_of(user_id)
+        log.info(
+            "deleted account's likes and reposts taken back",
+            extra={"user_id": user_id, "likes": likes, "reposts": reposts},
+        )
 
     async def remove_likes_of(self, user_id: int) -> int:
         """Takes back every like of a (deleted) account as an unlike would:
@@ -284,8 +313,32 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         while post_ids := await self.store.newest_likes(user_id, UNLIKE_PAGE):
             for post_id in post_ids:
                 taken += await self._take_back_like(user_id, post_id)
-        await self.redis.delete(liked_key(user_id))
+        await self.liked.forget(user_id)
         return taken
+
+    async def remove_reposts_of(self, user_id: int) -> int:
+        """Takes back every repost edge of a (deleted) account and its index
+        row, and uncounts them, as their PostDeleted would (posts deletes the
+        reposts themselves; whichever comes first counts, the other finds the
+        edge gone). Idempotent like remove_likes_of. Returns how many edges
+        this call removed."""
+        taken = 0
+        while reposts := await self.store.newest_reposts(user_id, UNLIKE_PAGE):
+            for post_id, repost_id in reposts:
+                taken += await self._take_back_repost(user_id, post_id, repost_id)
+        await self.reposted.forget(user_id)
+        return taken
+
+    async def _take_back_repost(self, user_id: int, post_id: int, repost_id: int) -> int:
+        await self.store.mark_changed(post_id, _utcnow())
+        removed, held = await self.store.remove_repost(post_id, user_id, repost_id)
+        if not removed and held is not None:
+            # The index fell behind the edge (a crash): take back what the edge holds.
+            removed, _ = await self.store.remove_repost(post_id, user_id, held)
+        if removed:
+            await self._count(post_id, "reposts", -1)
+        await self.store.unindex_repost(user_id, post_id)
+        return int(removed)
 
     async def _take_back_like(self, user_id: int, post_id: int) -> int:
         if not await self.store.release_like(post_id, user_id):
@@ -340,27 +393,25 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         return (await self._engagements([post_id], viewer_id))[0]
 
     async def _engagements(self, post_ids: list[int], viewer_id: int) -> list[engagement_pb2.PostEngagement]:
-        """Counts and the viewer's likes (none without a viewer), in the order asked.
+        """Counts and the viewer's likes and reposts (none without a viewer), in the order asked.
 
         One Redis round trip in the common case: every post's counters and
-        the viewer's liked-posts hash go in a single bulk round trip."""
+        the viewer's liked and reposted hashes go in a single bulk round trip."""
         unique = list(dict.fromkeys(post_ids))
         counts, stale = self.recent_counts.get_many(unique)
         commands = self.counters.read_commands(stale)
-        if viewer_id:
-            commands.append(self.liked.read_command(viewer_id, unique))
+        mine = [self.liked, self.reposted] if viewer_id else []
+        commands += [cache.read_command(viewer_id, unique) for cache in mine]
         rows = await self.bulk.read(commands) if commands else []
-        counts_rows, liked_row = rows[: len(stale)], rows[len(stale) :]
-        if viewer_id:
-            fresh, liked = await asyncio.gather(
-                self.counters.finish_reads(stale, counts_rows),
-                self.liked.finish_read(viewer_id, unique, liked_row[0]),
-            )
-        else:
-            fresh, liked = await self.counters.finish_reads(stale, counts_rows), set()
+        counts_rows, mine_rows = rows[: len(stale)], rows[len(stale) :]
+        fresh, found = await asyncio.gather(
+            self.counters.finish_reads(stale, counts_rows),
+            asyncio.gather(*(cache.finish_read(viewer_id, unique, row) for cache, row in zip(mine, mine_rows))),
+        )
+        liked, reposted = found or (set(), set())
         self.recent_counts.put_many(fresh.items())
         counts.update(fresh)
-        return [_message(p, counts.get(p, Counts()), p in liked) for p in post_ids]
+        return [_message(p, counts.get(p, Counts()), p in liked, p in reposted) for p in post_ids]
 
 
 def _liked_target(post: posts_pb2.Post) -> int:
@@ -376,7 +427,7 @@ def _target_author(post: posts_pb2.Post) -> int:
     return int(post.author_id)
 
 
-def _message(post_id: int, counts: Counts, liked: bool) -> engagement_pb2.PostEngagement:
+def _message(post_id: int, counts: Counts, liked: bool, reposted: bool = False) -> engagement_pb2.PostEngagement:
     return engagement_pb2.PostEngagement(
         post_id=str(post_id),
         like_count=counts.likes,
@@ -384,4 +435,5 @@ def _message(post_id: int, counts: Counts, liked: bool) -> engagement_pb2.PostEn
         reply_count=counts.replies,
         liked_by_me=liked,
         quote_count=counts.quotes,
+        reposted_by_me=reposted,
     )

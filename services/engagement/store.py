@@ -5,6 +5,8 @@ Tables:
                    compare-and-set insert makes a like idempotent per user)
   likes_by_user    what a user liked (liked_by_me, newest first)
   reposts_by_post  who reposted a post, with the repost's id (from post events)
+  reposts_by_user  what a user has a live repost of, with the repost's id
+                   (reposted_by_me, newest post first; follows reposts_by_post)
   replies_by_post  a post's live replies (from post events)
   quotes_by_post   a post's live quotes: posts that repost it with text of
                    their own (from post events)
@@ -50,6 +52,12 @@ SCHEMA = [
         repost_id bigint,
         PRIMARY KEY (post_id, user_id)
     )""",
+    f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.reposts_by_user (
+        user_id bigint,
+        post_id bigint,
+        repost_id bigint,
+        PRIMARY KEY (user_id, post_id)
+    ) WITH CLUSTERING ORDER BY (post_id DESC)""",
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.replies_by_post (
         post_id bigint,
         reply_id bigint,
@@ -75,6 +83,10 @@ SCHEMA = [
 # (table, column, type) added after the table was first created: CREATE
 # TABLE IF NOT EXISTS leaves an existing table as it was.
 COLUMNS_ADDED = [("post_counts", "quotes", "int")]
+
+# Per-user indexes of posts, by what the user did to them (by_me.Kind.name):
+# each is (user_id, post_id, ...) with the newest post first.
+USER_INDEXES = {"liked": "likes_by_user", "reposted": "reposts_by_user"}
 
 
 @dataclass(frozen=True)
@@ -141,8 +153,9 @@ class EngagementStore:
             "liked_row": f"SELECT user_id FROM {ks}.likes_by_post WHERE post_id = ? AND user_id = ?",
             "by_user_add": f"INSERT INTO {ks}.likes_by_user (user_id, post_id) VALUES (?, ?)",
             "by_user_del": f"DELETE FROM {ks}.likes_by_user WHERE user_id = ? AND post_id = ?",
-            "by_user_in": f"SELECT post_id FROM {ks}.likes_by_user WHERE user_id = ? AND post_id IN ?",
-            "by_user_newest": f"SELECT post_id FROM {ks}.likes_by_user WHERE user_id = ? LIMIT ?",
+            "reposted_add": f"INSERT INTO {ks}.reposts_by_user (user_id, post_id, repost_id) VALUES (?, ?, ?)",
+            "reposted_del": f"DELETE FROM {ks}.reposts_by_user WHERE user_id = ? AND post_id = ?",
+            "reposted_newest": f"SELECT post_id, repost_id FROM {ks}.reposts_by_user WHERE user_id = ? LIMIT ?",
             "repost_add": (
                 f"INSERT INTO {ks}.reposts_by_post (post_id, user_id, repost_id) VALUES (?, ?, ?) IF NOT EXISTS"
             ),
@@ -165,6 +178,9 @@ class EngagementStore:
             "count_replies": f"SELECT COUNT(*) FROM {ks}.replies_by_post WHERE post_id = ?",
             "count_quotes": f"SELECT COUNT(*) FROM {ks}.quotes_by_post WHERE post_id = ?",
         }
+        for kind, table in USER_INDEXES.items():
+            queries[f"{kind}_in"] = f"SELECT post_id FROM {ks}.{table} WHERE user_id = ? AND post_id IN ?"
+            queries[f"{kind}_newest"] = f"SELECT post_id FROM {ks}.{table} WHERE user_id = ? LIMIT ?"
         prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
         self._st = dict(zip(queries, prepared))
         for name in ("like", "unlike", "repost_add", "repost_del", "reply_add", "reply_del", "quote_add", "quote_del"):
@@ -211,17 +227,21 @@ class EngagementStore:
         )
         await self.outbox.commit(batch)
 
-    async def liked_among(self, user_id: int, post_ids: list[int]) -> set[int]:
-        """Which of post_ids the user likes (one single-partition read; none for user 0)."""
+    async def posts_among(self, kind: str, user_id: int, post_ids: list[int]) -> set[int]:
+        """Which of post_ids the user's index of that kind (USER_INDEXES)
+        holds: one single-partition read; none for user 0."""
         if not user_id or not post_ids:
             return set()
-        rows = await cql.execute(self.session, self._st["by_user_in"], (user_id, post_ids))
+        rows = await cql.execute(self.session, self._st[f"{kind}_in"], (user_id, post_ids))
         return {row.post_id for row in rows}
 
-    async def newest_likes(self, user_id: int, limit: int) -> list[int]:
-        """The ids of the newest posts the user likes (newest first), at most limit."""
-        rows = await cql.execute(self.session, self._st["by_user_newest"], (user_id, limit))
+    async def newest_posts(self, kind: str, user_id: int, limit: int) -> list[int]:
+        """The newest post ids in the user's index of that kind (newest first), at most limit."""
+        rows = await cql.execute(self.session, self._st[f"{kind}_newest"], (user_id, limit))
         return [row.post_id for row in rows]
+
+    async def newest_likes(self, user_id: int, limit: int) -> list[int]:
+        return await self.newest_posts("liked", user_id, limit)
 
     async def forget_user_like(self, user_id: int, post_id: int) -> None:
         """Drops a likes_by_user row whose like edge is already gone (a stray
@@ -230,13 +250,29 @@ class EngagementStore:
 
     # -- reposts and replies (from post events) ---------------------------------
 
-    async def add_repost(self, post_id: int, user_id: int, repost_id: int) -> bool:
+    async def add_repost(self, post_id: int, user_id: int, repost_id: int) -> tuple[bool, int | None]:
+        """Compare-and-set insert of the repost edge: whether this call added
+        it, and the repost id the edge now holds."""
         rows = await cql.execute(self.session, self._st["repost_add"], (post_id, user_id, repost_id))
-        return bool(rows[0][0])
+        return _edge_outcome(rows, repost_id)
 
-    async def remove_repost(self, post_id: int, user_id: int, repost_id: int) -> bool:
+    async def remove_repost(self, post_id: int, user_id: int, repost_id: int) -> tuple[bool, int | None]:
+        """Compare-and-set delete of the edge if it holds this repost: whether
+        this call removed it, and the repost id the edge now holds (None: no edge)."""
         rows = await cql.execute(self.session, self._st["repost_del"], (post_id, user_id, repost_id))
-        return bool(rows[0][0])
+        return _edge_outcome(rows, None)
+
+    async def index_repost(self, user_id: int, post_id: int, repost_id: int) -> None:
+        """The user's reposts_by_user row for a live repost edge (idempotent)."""
+        await cql.execute(self.session, self._st["reposted_add"], (user_id, post_id, repost_id))
+
+    async def unindex_repost(self, user_id: int, post_id: int) -> None:
+        await cql.execute(self.session, self._st["reposted_del"], (user_id, post_id))
+
+    async def newest_reposts(self, user_id: int, limit: int) -> list[tuple[int, int]]:
+        """(post id, repost id) of the user's newest indexed reposts, at most limit."""
+        rows = await cql.execute(self.session, self._st["reposted_newest"], (user_id, limit))
+        return [(row.post_id, row.repost_id) for row in rows]
 
     async def add_reply(self, post_id: int, reply_id: int) -> bool:
         rows = await cql.execute(self.session, self._st["reply_add"], (post_id, reply_id))
@@ -283,6 +319,16 @@ class EngagementStore:
             self._st["flush"],
             (counts.likes, counts.reposts, counts.replies, counts.quotes, flushed_at, post_id),
         )
+
+
+def _edge_outcome(rows, held_if_applied: int | None) -> tuple[bool, int | None]:
+    """(applied, the repost id the edge holds now) of a repost edge's
+    compare-and-set. A failed condition answers the current repost_id after
+    [applied]; a missing row answers [applied] alone."""
+    row = rows[0]
+    if row[0]:
+        return True, held_if_applied
+    return False, (row.repost_id if len(row) > 1 else None)
 
 
 def _post_key(post_id: int) -> bytes:

@@ -275,6 +275,31 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         await self._count_post(caller, +1)
         return await self._hydrate_one(record, caller, new=True)
 
+    @cql.outage_as_unavailable("posts storage")
+    async def UnrepostPost(self, request: posts_pb2.UnrepostPostRequest, context) -> empty_pb2.Empty:
+        """Deletes the caller's repost of the post's original (found through
+        the repost claim RepostPost took) through the one delete path, so
+        timelines, counts and events follow as for DeletePost. Succeeds when
+        there is nothing to take back: no repost, or no such post."""
+        caller = auth.caller_id(context)
+        await self._require_active_account(caller)
+        post_id = ids.parse_id(request.post_id, "post_id")
+        # Deleted or not: a deleted repost still names its original. No
+        # visibility check: a block since the repost must not keep it up.
+        target = await self._record(post_id)
+        if target is None:
+            return empty_pb2.Empty()
+        original_id = target.repost_of_id if _is_pure_repost(target) else target.post_id
+        repost_id = await self.store.repost_claim(caller, original_id)
+        repost = await self.store.get(repost_id) if repost_id else None
+        if repost is not None and repost.author_id == caller:
+            # Also for a repost deleted already: a delete that stopped half-way is completed.
+            if await self._delete(repost) == TombstoneResult.APPLIED:
+                log.info(
+                    "post unreposted", extra={"post_id": repost_id, "author_id": caller, "repost_of_id": original_id}
+                )
+        return empty_pb2.Empty()
+
     async def _hydrate_one(self, record: PostRecord, viewer_id: int, *, new: bool = False) -> posts_pb2.Post:
         """The response for a post just written: hydrated, never failing the call.
 

@@ -126,6 +126,7 @@ class _Statements:
     select_stats_many: PreparedStatement
     claim_repost: PreparedStatement
     reclaim_repost: PreparedStatement
+    select_repost_claim: PreparedStatement
     scan_posts: PreparedStatement
     claim_bookmark: PreparedStatement
     insert_bookmark: PreparedStatement
@@ -205,6 +206,9 @@ class PostStore:
             ),
             "reclaim_repost": (
                 f"UPDATE {ks}.reposts_by_user SET repost_id = ? WHERE user_id = ? AND original_id = ? IF repost_id = ?"
+            ),
+            "select_repost_claim": (
+                f"SELECT repost_id FROM {ks}.reposts_by_user WHERE user_id = ? AND original_id = ?"
             ),
             # The whole table in token order, paged by the driver (ExportPosts).
             "scan_posts": f"SELECT {_POST_COLUMNS} FROM {ks}.posts",
@@ -322,6 +326,11 @@ class PostStore:
         rows = await cql.execute(self.session, self._st.reclaim_repost, (new_id, user_id, original_id, old_id))
         applied, current = _lwt_outcome(rows)
         return new_id if applied else current.repost_id
+
+    async def repost_claim(self, user_id: int, original_id: int) -> int | None:
+        """The id of the user's repost of the original (live or deleted since), if any."""
+        rows = await cql.execute(self.session, self._st.select_repost_claim, (user_id, original_id))
+        return rows[0].repost_id if rows else None
 
     async def add_bookmark(self, user_id: int, post_id: int, bookmark_id: int) -> int:
         """Bookmarks the post for the user; returns the bookmark id that holds

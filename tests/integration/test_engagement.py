@@ -21,8 +21,8 @@ from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.engagement.counters import DIRTY_KEY, HotCounters, counter_key
-from services.engagement.liked import FLOOR, LikedCache, liked_key
+from services.engagement.counters import HotCounters, counter_key, dirty_key, dirty_set
+from services.engagement.by_me import FLOOR, LIKED, ByMeCache, liked_key
 from services.engagement.store import EngagementStore
 from services.kit.settings import load_settings, service_addr
 from services.kit.events.kafka import ENGAGEMENT_TOPIC, TOPICS, ensure_topics
@@ -111,7 +111,8 @@ def drop_from_redis(rdb, post_ids: list[str]) -> None:
     """What Redis losing its data does to these posts' counters; returns once
     the service's own second-long memory of them has expired too."""
     rdb.delete(*(counter_key(int(p)) for p in post_ids))
-    rdb.srem(DIRTY_KEY, *post_ids)
+    for post_id in post_ids:
+        rdb.srem(dirty_key(dirty_set(int(post_id))), post_id)
     time.sleep(COUNTS_CACHE_SECONDS)
 
 
@@ -268,7 +269,7 @@ def test_liked_by_me_is_reloaded_from_cassandra_after_redis_loses_it(identity, p
 
 @pytest.fixture
 async def liked_cache_parts():
-    """A LikedCache's parts, in this process, on the real Redis and Cassandra."""
+    """A ByMeCache's parts, in this process, on the real Redis and Cassandra."""
     import redis.asyncio as aioredis
 
     store = EngagementStore(load_settings())
@@ -279,7 +280,7 @@ async def liked_cache_parts():
     await store.stop()
 
 
-async def read_liked(cache: LikedCache, client, user_id: int, asked: list[int]) -> set[int]:
+async def read_liked(cache: ByMeCache, client, user_id: int, asked: list[int]) -> set[int]:
     row = await client.execute_command(*cache.read_command(user_id, asked))
     return await cache.finish_read(user_id, asked, row)
 
@@ -294,7 +295,7 @@ async def test_likes_older_than_the_cached_window_are_asked_of_cassandra(
     for post_id in post_ids:
         like(engagement, fan, str(post_id))
     # A window of the newest two likes: the two older ones lie below its floor.
-    cache = LikedCache(client, store, load_size=2, ttl_seconds=60)
+    cache = ByMeCache(client, store, LIKED, load_size=2, ttl_seconds=60)
     await client.delete(liked_key(int(fan.id)))
     assert await read_liked(cache, client, int(fan.id), [*post_ids, unliked]) == set(post_ids)
     assert int(await client.hget(liked_key(int(fan.id)), FLOOR)) == post_ids[2]
@@ -307,11 +308,11 @@ async def test_a_load_does_not_undo_an_unlike_that_landed_during_it(identity, po
     first, second = int(create(posts, author, "first").id), int(create(posts, author, "second").id)
     like(engagement, fan, str(first))
     like(engagement, fan, str(second))
-    cache = LikedCache(client, store, load_size=100, ttl_seconds=60)
+    cache = ByMeCache(client, store, LIKED, load_size=100, ttl_seconds=60)
     await client.delete(liked_key(int(fan.id)))
     # The load below reads Cassandra with both likes in it, as if it had read
     # just before an unlike of `first` that then reached Redis ahead of it.
-    await cache.record(int(fan.id), first, liked=False)
+    await cache.record(int(fan.id), first, False)
     assert await read_liked(cache, client, int(fan.id), [first, second]) == {second}
     assert await client.hget(liked_key(int(fan.id)), FLOOR) == b"0"
 

@@ -1,7 +1,7 @@
 """Fills the engagement fields of hydrated posts from the engagement service.
 
 Posts and timeline both show posts with like/repost/reply/quote counts and
-the viewer's liked_by_me. The counts belong to engagement; this asks it once per
+the viewer's liked_by_me and reposted_by_me. The counts belong to engagement; this asks it once per
 page (for the posts and any reposted originals inside them) and copies the
 answer in. When engagement cannot answer, the posts are still served, with
 the engagement fields left at zero: a missing number is better than a page
@@ -35,7 +35,7 @@ def with_originals(posts: Iterable[posts_pb2.Post]) -> list[posts_pb2.Post]:
 
 
 async def apply(posts: list[posts_pb2.Post], viewer_id: int | None, timeout: float) -> bool:
-    """Overlays counts and liked_by_me in place; False when engagement failed."""
+    """Overlays counts, liked_by_me and reposted_by_me in place; False when engagement failed."""
     targets = with_originals(posts)
     if not targets:
         return True
@@ -67,4 +67,5 @@ async def apply(posts: list[posts_pb2.Post], viewer_id: int | None, timeout: flo
             post.reply_count = found.reply_count
             post.quote_count = found.quote_count
             post.liked_by_me = found.liked_by_me
+            post.reposted_by_me = found.reposted_by_me
     return True
