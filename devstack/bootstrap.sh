@@ -183,5 +183,6 @@ fetch_jars() { # name
 fetch_jars kafka
 fetch_jars cassandra
 fetch_jars opensearch
+fetch_jars zipkin   # the trace store (devstack/tracing.py): one self-contained jar
 
 step "done"

@@ -12,7 +12,7 @@ REGISTRY: dict[str, Component] = {}
 
 # Modules imported by load(); each registers its components at import time.
 # Add e.g. "devstack.services" here, or list extra modules in DEVSTACK_MODULES (comma separated).
-MODULES = ["devstack.backends", "devstack.services", "devstack.web"]
+MODULES = ["devstack.backends", "devstack.tracing", "devstack.services", "devstack.web"]
 
 
 def register(*comps: Component) -> None:

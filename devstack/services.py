@@ -16,6 +16,7 @@ from services.payments.validation import STRIPE_TEST_METHODS
 from . import config
 from .proc import Component, http_check, python_service
 from .registry import register
+from .tracing import span_intake
 
 ENVOY_PORT = config.env_int("ENVOY_PORT", 8080)
 ENVOY_ADMIN_PORT = config.env_int("ENVOY_ADMIN_PORT", 9901)
@@ -23,6 +24,9 @@ GATEWAY_PORT = config.env_int("AVIARY_GATEWAY_PORT", 8081)
 # Low on purpose so the small demo has a celebrity; production default is 10,000.
 FANOUT_THRESHOLD = os.environ.get("AVIARY_FANOUT_THRESHOLD", "3")
 KEYS_DIR = config.STATE / "keys"
+# Share of requests traced: low, so a test or a bench pays little; a request
+# sent with a sampled trace header (tests/e2e/test_traces.py) is always traced.
+TRACE_SAMPLE_RATIO = os.environ.get("AVIARY_TRACE_SAMPLE_RATIO", "0.01")
 
 
 def service_env() -> dict[str, str]:
@@ -34,6 +38,9 @@ def service_env() -> dict[str, str]:
         "AVIARY_CASSANDRA_HOSTS": config.HOST,
         "AVIARY_CASSANDRA_PORT": str(config.CASSANDRA_PORT),
         "AVIARY_FANOUT_THRESHOLD": FANOUT_THRESHOLD,
+        # Traces to the devstack's Zipkin (devstack/tracing.py); AVIARY_TRACE_ENDPOINT= turns them off.
+        "AVIARY_TRACE_ENDPOINT": os.environ.get("AVIARY_TRACE_ENDPOINT", span_intake()),
+        "AVIARY_TRACE_SAMPLE_RATIO": TRACE_SAMPLE_RATIO,
         # media: the object store, and the public base URL Envoy serves its objects under.
         "AVIARY_S3_ENDPOINT": f"http://{config.HOST}:{config.OBJECTSTORE_PORT}",
         "AVIARY_S3_ACCESS_KEY": config.OBJECTSTORE_ACCESS_KEY,
@@ -117,7 +124,19 @@ def _prepare_envoy() -> None:
         objectstore_port=config.OBJECTSTORE_PORT,
         media_bucket=config.MEDIA_BUCKET,
         web_port=config.WEB_PORT,
+        tracing=_envoy_tracing(),
     )
+
+
+def _envoy_tracing():
+    """Envoy traces to the devstack's Zipkin when the services do, at their ratio."""
+    from edge_config import Tracing
+
+    from .tracing import ZIPKIN_PORT
+
+    if not service_env()["AVIARY_TRACE_ENDPOINT"]:
+        return None
+    return Tracing(config.HOST, ZIPKIN_PORT, float(TRACE_SAMPLE_RATIO) * 100)
 
 
 def _envoy_binary() -> str:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -294,6 +295,49 @@ def media_too_large_message() -> str:
     )
 
 
+@dataclass(frozen=True)
+class Tracing:
+    """Where Envoy sends its spans (a Zipkin server) and the share of requests it starts traces for."""
+
+    host: str
+    port: int
+    sample_percent: float
+
+
+def tracing_config(sample_percent: float | str) -> str:
+    """The connection manager's tracing: Envoy's native Zipkin tracer. It
+    reads and writes B3 and W3C traceparent, with 128-bit trace ids, so the
+    services (OpenTelemetry, W3C) continue its traces; a request that arrives
+    with a sampled trace header keeps that decision."""
+    return f"""                tracing:
+                  random_sampling: {{value: {sample_percent}}}
+                  provider:
+                    name: envoy.tracers.zipkin
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.config.trace.v3.ZipkinConfig
+                      collector_cluster: zipkin
+                      collector_endpoint: /api/v2/spans
+                      collector_endpoint_version: HTTP_JSON
+                      trace_id_128bit: true
+                      shared_span_context: false
+                      trace_context_option: USE_B3_WITH_W3C_PROPAGATION"""
+
+
+def zipkin_cluster(host: str, port: int | str, *, dns: bool = False) -> str:
+    discovery = "type: STRICT_DNS\n      dns_lookup_family: V4_PREFERRED" if dns else "type: STATIC"
+    return f"""    # The trace store Envoy's Zipkin tracer posts spans to.
+    - name: zipkin
+      {discovery}
+      connect_timeout: 1s
+      load_assignment:
+        cluster_name: zipkin
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {{address: {host}, port_value: {port}}}"""
+
+
 def render_config(
     out: Path,
     *,
@@ -308,12 +352,14 @@ def render_config(
     media_bucket: str = "aviary-media",
     cors: str | None = None,
     web_port: int | None = None,
+    tracing: Tracing | None = None,
 ) -> None:
     """Writes envoy.yaml. `cors` replaces the CORS block built from
     AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own).
     `web_port`: serve the web client from a static origin on this loopback
     port (without it the config has no web routes; the Helm chart renders
-    them and wraps them in its web.enabled value)."""
+    them and wraps them in its web.enabled value). `tracing`: spans to a
+    Zipkin server (without it Envoy traces nothing)."""
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(service.full_name for _, service in public_services())
     text = template.substitute(
@@ -331,7 +377,10 @@ def render_config(
         JWT_RULES=_jwt_rules(),
         CORS_POLICY=cors_policy(cors_origins()) if cors is None else cors,
         MAX_REQUEST_HEADERS_KB=int(os.environ.get("ENVOY_MAX_REQUEST_HEADERS_KB", "16")),
-        CLUSTERS=service_clusters(service_ports) + ("\n" + web_cluster(web_port) if web_port is not None else ""),
+        TRACING=tracing_config(tracing.sample_percent) if tracing is not None else "",
+        CLUSTERS=service_clusters(service_ports)
+        + ("\n" + web_cluster(web_port) if web_port is not None else "")
+        + ("\n" + zipkin_cluster(tracing.host, tracing.port) if tracing is not None else ""),
         OBJECTSTORE_PORT=objectstore_port,
         MEDIA_BUCKET=media_bucket,
         MEDIA_MAX_BODY_BYTES=media_max_body_bytes(),

@@ -16,6 +16,8 @@ Kubernetes:
   sidecar in the Envoy pod: it binds loopback only), the object store is the
   S3 endpoint from values (TLS when its scheme is https), and the web client's
   static origin (the `web` container, also on loopback) is at web.port;
+* Envoy's Zipkin tracer and its `zipkin` cluster are wrapped in
+  `{{- if .Values.tracing.zipkin.host }}` (values: tracing);
 * the web client's routes (edge_config._web_routes(), the devstack's own: `/`,
   `/assets/`, deep links, the strict CSP) and its cluster are wrapped in
   `{{- if .Values.web.enabled }}`; their CSP names media.publicUrl's origin.
@@ -116,7 +118,27 @@ def _clusters() -> str:
     ]
     blocks.append(edge.service_clusters(SERVICE_PORTS, host=lambda c: f'"{_host(c)}"', dns=True))
     blocks.append(_web_cluster())
+    blocks.append(_zipkin_cluster())
     return "\n".join(blocks) + "\n"
+
+
+# Envoy traces only when values name a trace store (the chart deploys none).
+TRACING_ENABLED = "{{- if .Values.tracing.zipkin.host }}"
+
+
+def _zipkin_cluster() -> str:
+    cluster = edge.zipkin_cluster(
+        '"{{ .Values.tracing.zipkin.host }}"', "{{ .Values.tracing.zipkin.port | int }}", dns=True
+    )
+    return f"{TRACING_ENABLED}\n{cluster}\n{END}"
+
+
+def _tracing_from_values(text: str) -> str:
+    """The connection manager's Zipkin tracer, at the services' sampling ratio, when values name a store."""
+    sampled = edge.tracing_config("{{ mulf .Values.tracing.sampleRatio 100 }}")
+    return _replace_once(
+        text, "use_remote_address: true\n\n", f"use_remote_address: true\n{TRACING_ENABLED}\n{sampled}\n{END}\n"
+    )
 
 
 def _web_cluster() -> str:
@@ -174,6 +196,7 @@ def render(out_dir: Path) -> None:
         )
         text = _only_with_web_enabled(rendered.read_text())
     text = _media_origin_from_values(text)
+    text = _tracing_from_values(text)
     text = _replace_once(text, str(REPO / "envoy" / "status.lua"), str(MOUNT / "status.lua"))
     # Real S3 wants its own Host header, not the public one.
     text = _replace_once(

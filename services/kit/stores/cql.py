@@ -17,6 +17,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 from prometheus_client import Counter
 
+from services.kit import tracing
 from services.kit.server.errors import unavailable
 from services.kit.settings import Settings
 
@@ -97,10 +98,12 @@ async def execute(session: Session, query: str | PreparedStatement | Any, params
     def on_error(exc):
         loop.call_soon_threadsafe(_settle, done, None, exc)
 
-    STATEMENTS.labels(_label(query)).inc()
-    future = session.execute_async(query, params)
-    future.add_callbacks(on_rows, on_error)
-    return list(await done or [])
+    label = _label(query)
+    STATEMENTS.labels(label).inc()
+    with tracing.cql_span(label):
+        future = session.execute_async(query, params)
+        future.add_callbacks(on_rows, on_error)
+        return list(await done or [])
 
 
 def _settle(fut: asyncio.Future, rows, exc) -> None:

@@ -6,6 +6,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from services.kit import tracing
+
 
 class PgSettings(Protocol):
     """A service's settings that name its own database (pg_dsn_setting)."""
@@ -27,10 +29,12 @@ def engine(settings: PgSettings, *, pool_size: int = 10) -> AsyncEngine:
     A transaction waits for a free connection instead, up to
     AVIARY_PG_POOL_TIMEOUT_SECONDS.
     """
-    return create_async_engine(
+    created = create_async_engine(
         settings.pg_dsn,
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
         pool_timeout=settings.pg_pool_timeout_seconds,
     )
+    tracing.instrument_engine(created)
+    return created

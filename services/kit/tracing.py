@@ -1,0 +1,325 @@
+"""Traces across every hop: OpenTelemetry spans exported to Zipkin.
+
+Off unless AVIARY_TRACE_ENDPOINT names a Zipkin span intake: then no
+interceptor, instrumentation or exporter is installed, and what the hot path
+pays is a module flag read. On, every process records gRPC server and client
+calls, Redis commands, SQLAlchemy statements, CQL statements and Kafka
+publish/consume, for the share of new traces AVIARY_TRACE_SAMPLE_RATIO says;
+a trace begun upstream (Envoy's sampled flag) keeps its decision.
+
+Context travels as W3C `traceparent` (Envoy sends it beside B3), in gRPC
+metadata and in Kafka record headers; the outbox fast path carries it from
+the request that wrote an event to the relay that publishes it. `x-request-id`
+(Envoy's) travels the same ways and is logged with the trace id on every line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from typing import Any, Iterator, Sequence
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+TRACEPARENT_HEADER = "traceparent"
+# Kafka header values are bytes; gRPC metadata values are str.
+KafkaHeaders = list[tuple[str, bytes]]
+
+# The request id of what this task is doing: a gRPC call (Envoy's header) or
+# a Kafka record (its header).
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("aviary_request_id", default=None)
+
+_enabled = False
+_tracer: Any = None
+_propagator: Any = None
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def setup(service: str) -> None:
+    """Installs tracing for this process when the settings name an endpoint."""
+    global _enabled, _tracer, _propagator
+    from services.kit import settings
+
+    knobs = settings.current()
+    if not knobs.trace_endpoint or _enabled:
+        return
+    from opentelemetry import propagate, trace
+    from opentelemetry.exporter.zipkin.json import ZipkinExporter
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        sampler=ParentBased(TraceIdRatioBased(knobs.trace_sample_ratio)),
+    )
+    # Spans leave in batches from a thread of their own; a full queue drops
+    # spans rather than slowing requests.
+    provider.add_span_processor(BatchSpanProcessor(ZipkinExporter(endpoint=knobs.trace_endpoint, timeout=5)))
+    trace.set_tracer_provider(provider)
+    _propagator = TraceContextTextMapPropagator()
+    propagate.set_global_textmap(_propagator)
+    _tracer = trace.get_tracer("aviary.kit")
+    RedisInstrumentor().instrument(tracer_provider=provider)
+    _enabled = True
+    while _engines:
+        instrument_engine(_engines.pop())
+    log.info("tracing on", extra={"endpoint": knobs.trace_endpoint, "sample_ratio": knobs.trace_sample_ratio})
+
+
+def shutdown() -> None:
+    """Sends the spans still queued (on the way out)."""
+    if _enabled:
+        from opentelemetry import trace
+
+        provider = trace.get_tracer_provider()
+        flush = getattr(provider, "shutdown", None)
+        if flush is not None:
+            flush()
+
+
+# -- gRPC -----------------------------------------------------------------------
+
+# Status codes that mean the server failed (OpenTelemetry's rule for server spans).
+_SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
+
+
+def _metadata_carrier(metadata: Sequence[tuple[str, Any]] | None) -> dict[str, str]:
+    return {key: value for key, value in metadata or () if key in ("traceparent", "tracestate")}
+
+
+def start_server_span(rpc_service: str, method: str, metadata: Sequence[tuple[str, Any]] | None) -> Any:
+    """Opens the span of one served call as the current one, child of the
+    caller's (from its traceparent); None when tracing is off or for health
+    and reflection calls, which would bury the traces that matter."""
+    if not _enabled or rpc_service.startswith("grpc."):
+        return None
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    parent = _propagator.extract(_metadata_carrier(metadata))
+    attributes = {"rpc.system": "grpc", "rpc.service": rpc_service, "rpc.method": method}
+    span = _tracer.start_span(
+        f"{rpc_service}/{method}", context=parent, kind=trace.SpanKind.SERVER, attributes=attributes
+    )
+    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def end_server_span(opened: Any, code: Any) -> None:
+    """Ends what start_server_span opened, with the call's grpc.StatusCode."""
+    if opened is None:
+        return
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import Status, StatusCode
+
+    span, token = opened
+    if span.is_recording():
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code.name in _SERVER_ERRORS:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+    span.end()
+    otel_context.detach(token)
+
+
+def client_interceptors() -> list:
+    """A client span per call to a peer, its context and the request id in the call's metadata."""
+    if not _enabled:
+        return []
+    return _client_interceptors()
+
+
+def _client_interceptors() -> list:
+    import asyncio
+
+    import grpc
+    from opentelemetry import trace
+
+    def start(details: Any) -> tuple[Any, Any]:
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        rpc_service, _, rpc_method = method.lstrip("/").partition("/")
+        attributes = {"rpc.system": "grpc", "rpc.service": rpc_service, "rpc.method": rpc_method}
+        span = _tracer.start_span(method.lstrip("/"), kind=trace.SpanKind.CLIENT, attributes=attributes)
+        carrier: dict[str, str] = {}
+        _propagator.inject(carrier, context=trace.set_span_in_context(span))
+        pairs = list(carrier.items())
+        rid = _request_id.get()
+        if rid is not None:
+            pairs.append((REQUEST_ID_HEADER, rid))
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), *pairs)
+        details = grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+        return span, details
+
+    async def end_when_done(span: Any, call: Any) -> None:
+        code = await call.code()
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code != grpc.StatusCode.OK:
+            span.set_status(trace.Status(trace.StatusCode.ERROR, code.name))
+        span.end()
+
+    def follow(span: Any, call: Any) -> Any:
+        # The call is handed back untouched (streams keep read/write/cancel);
+        # a recorded span ends with the call's status once it is done.
+        if span.is_recording():
+            call.add_done_callback(lambda done: asyncio.ensure_future(end_when_done(span, done)))
+        return call
+
+    class UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+        async def intercept_unary_unary(self, continuation, details, request):
+            span, details = start(details)
+            return follow(span, await continuation(details, request))
+
+    class UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+        async def intercept_unary_stream(self, continuation, details, request):
+            span, details = start(details)
+            return follow(span, await continuation(details, request))
+
+    class StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+        async def intercept_stream_unary(self, continuation, details, request_iterator):
+            span, details = start(details)
+            return follow(span, await continuation(details, request_iterator))
+
+    class StreamStream(grpc.aio.StreamStreamClientInterceptor):
+        async def intercept_stream_stream(self, continuation, details, request_iterator):
+            span, details = start(details)
+            return follow(span, await continuation(details, request_iterator))
+
+    return [UnaryUnary(), UnaryStream(), StreamUnary(), StreamStream()]
+
+
+def bind_request(metadata: Sequence[tuple[str, Any]] | None) -> contextvars.Token | None:
+    """Remembers the caller's x-request-id for this call's logs and onward calls."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_HEADER and isinstance(value, str):
+            return _request_id.set(value)
+    return None
+
+
+def unbind_request(token: contextvars.Token | None) -> None:
+    if token is not None:
+        _request_id.reset(token)
+
+
+def request_id() -> str | None:
+    return _request_id.get()
+
+
+def trace_id() -> str | None:
+    """The current trace id (32 hex digits), sampled or not; None when tracing is off."""
+    if not _enabled:
+        return None
+    from opentelemetry import trace
+
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+# -- stores -----------------------------------------------------------------------
+
+
+# Engines made before setup() (servicers are built before the server starts).
+_engines: list[Any] = []
+
+
+def instrument_engine(engine: Any) -> None:
+    """Spans for an SQLAlchemy (async) engine's statements, once tracing is on."""
+    if _enabled:
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=False)
+    else:
+        _engines.append(engine)
+
+
+@contextlib.contextmanager
+def _span(name: str, kind_name: str, attributes: dict[str, Any], parent: Any = None) -> Iterator[Any]:
+    from opentelemetry import trace
+
+    kind = getattr(trace.SpanKind, kind_name)
+    with _tracer.start_as_current_span(name, context=parent, kind=kind, attributes=attributes) as span:
+        yield span
+
+
+def cql_span(statement: str) -> contextlib.AbstractContextManager:
+    """A client span around one CQL statement (the driver's own threads finish it)."""
+    if not _enabled:
+        return contextlib.nullcontext()
+    return _span("cql " + statement.split(" ", 1)[0], "CLIENT", {"db.system": "cassandra", "db.statement": statement})
+
+
+# -- Kafka ------------------------------------------------------------------------
+
+
+def outgoing_headers() -> KafkaHeaders:
+    """Headers for an event written now: the request id, and the trace
+    context when tracing is on, so the consumer's span joins this trace."""
+    headers: KafkaHeaders = []
+    rid = _request_id.get()
+    if rid is not None:
+        headers.append((REQUEST_ID_HEADER, rid.encode()))
+    if _enabled:
+        carrier: dict[str, str] = {}
+        _propagator.inject(carrier)
+        headers.extend((key, value.encode()) for key, value in carrier.items())
+    return headers
+
+
+def _carrier(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
+    return {key: value.decode("latin-1") for key, value in headers or () if isinstance(value, bytes)}
+
+
+def start_publish(topic: str, headers: Sequence[tuple[str, bytes]]) -> tuple[Any, KafkaHeaders]:
+    """A producer span for one record, child of the context in its headers
+    (ended by `end_publish` once Kafka acknowledged it), and the headers to
+    send, which carry this span as the consumer's parent."""
+    if not _enabled:
+        return None, list(headers)
+    from opentelemetry import trace
+
+    carrier = _carrier(headers)
+    parent = _propagator.extract(carrier)
+    attributes = {"messaging.system": "kafka", "messaging.destination.name": topic, "messaging.operation": "publish"}
+    span = _tracer.start_span(f"{topic} publish", context=parent, kind=trace.SpanKind.PRODUCER, attributes=attributes)
+    carrier.pop(TRACEPARENT_HEADER, None)
+    carrier.pop("tracestate", None)
+    _propagator.inject(carrier, context=trace.set_span_in_context(span))
+    return span, [(key, value.encode()) for key, value in carrier.items()]
+
+
+def end_publish(span: Any, error: BaseException | None = None) -> None:
+    if span is not None:
+        if error is not None:
+            span.record_exception(error)
+        span.end()
+
+
+@contextlib.contextmanager
+def consuming(group: str, topic: str, headers: Sequence[tuple[str, bytes]] | None) -> Iterator[None]:
+    """The context a record is applied in: its request id, and (tracing on) a
+    consumer span that is a child of the producer's."""
+    carrier = _carrier(headers)
+    token = _request_id.set(carrier[REQUEST_ID_HEADER]) if REQUEST_ID_HEADER in carrier else None
+    try:
+        if not _enabled:
+            yield
+            return
+        parent = _propagator.extract(carrier)
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "messaging.consumer.group.name": group,
+            "messaging.operation": "process",
+        }
+        with _span(f"{topic} process", "CONSUMER", attributes, parent):
+            yield
+    finally:
+        unbind_request(token)

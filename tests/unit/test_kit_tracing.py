@@ -1,0 +1,68 @@
+"""The kit's tracing (services/kit/tracing.py): off, it installs nothing and
+still carries the request id; on, a Kafka consumer's span is the child of the
+publish span, which is the child of the request that wrote the event."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from services.kit import tracing
+
+
+def test_off_installs_nothing_but_carries_the_request_id():
+    assert not tracing.enabled()
+    assert tracing.client_interceptors() == []
+    assert tracing.start_server_span("aviary.posts.v1.PostsService", "CreatePost", ()) is None
+    assert tracing.trace_id() is None
+    token = tracing.bind_request((("authorization", "Bearer x"), ("x-request-id", "rid-1")))
+    try:
+        headers = tracing.outgoing_headers()
+        assert headers == [("x-request-id", b"rid-1")]
+        assert tracing.start_publish("posts.events.v1", headers) == (None, headers)
+    finally:
+        tracing.unbind_request(token)
+    assert tracing.request_id() is None
+    with tracing.consuming("fanout", "posts.events.v1", [("x-request-id", b"rid-1")]):
+        assert tracing.request_id() == "rid-1"
+    assert tracing.request_id() is None
+
+
+@pytest.fixture
+def spans(monkeypatch):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_enabled", True)
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    monkeypatch.setattr(tracing, "_propagator", TraceContextTextMapPropagator())
+    return exporter
+
+
+def test_on_a_consumer_span_is_the_child_of_the_publish_span_of_the_request(spans):
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    served = tracing.start_server_span("aviary.posts.v1.PostsService", "CreatePost", (("traceparent", traceparent),))
+    headers = tracing.outgoing_headers()
+    assert tracing.trace_id() == "0af7651916cd43dd8448eb211c80319c"
+    tracing.end_server_span(served, grpc.StatusCode.OK)
+
+    span, sent = tracing.start_publish("posts.events.v1", headers)
+    tracing.end_publish(span)
+    with tracing.consuming("fanout", "posts.events.v1", sent):
+        assert tracing.trace_id() == "0af7651916cd43dd8448eb211c80319c"
+
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    server = by_name["aviary.posts.v1.PostsService/CreatePost"]
+    publish, process = by_name["posts.events.v1 publish"], by_name["posts.events.v1 process"]
+    assert server.parent.span_id == 0xB7AD6B7169203331
+    assert publish.parent.span_id == server.context.span_id
+    assert process.parent.span_id == publish.context.span_id
+    assert {s.context.trace_id for s in (server, publish, process)} == {0x0AF7651916CD43DD8448EB211C80319C}
+
+
+def test_health_checks_get_no_span(spans):
+    assert tracing.start_server_span("grpc.health.v1.Health", "Check", ()) is None
