@@ -138,6 +138,25 @@ for sp in "$VENV"/lib/python3.*/site-packages; do
   fi
 done
 
+# ---------------------------------------------------------------- chart checkers
+# kubernetes-validate, checkov and hadolint (tests/unit/test_helm_*.py) in a venv of
+# their own, kept in the cache per lock (a fresh clone reuses it); .venv/chart-tools
+# points at it.
+TOOLS_LOCK="$REPO/helm/chart-tools.lock"
+TOOLS_CACHE="${AVIARY_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aviary/chart-tools}"
+tools_venv="$TOOLS_CACHE/$(sha16 "$TOOLS_LOCK")"
+if [ ! -f "$tools_venv/.complete" ]; then
+  rm -rf "$tools_venv"
+  python3 -m venv "$tools_venv"
+  "$tools_venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$TOOLS_LOCK"
+  touch "$tools_venv/.complete"
+  find "$TOOLS_CACHE" -mindepth 1 -maxdepth 1 -type d ! -path "$tools_venv" -exec rm -rf {} +
+  step "chart tools: installed helm/chart-tools.lock into $tools_venv"
+else
+  step "chart tools: ok"
+fi
+ln -sfn "$tools_venv" "$VENV/chart-tools"
+
 # ---------------------------------------------------------------- go tools
 if command -v go >/dev/null 2>&1; then
   GOBIN_DIR="$(go env GOBIN)"

@@ -23,7 +23,7 @@ from services.conversations.store import bucket_of
 from services.kit.events.account_deletions import AccountDeletions
 from services.kit.events import kafka
 from services.kit.events.consumer import ConsumerLoop
-from services.kit.events.live import LiveHub
+from services.kit.events.live import LiveHub, publish_command
 from services.kit.peers import accounts, clients, media, safety
 from services.kit.server import startup
 from services.kit.server.auth import caller_id, stream_deadline
@@ -163,7 +163,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for recipient in event.recipient_ids:
-                    pipe.publish(live_channel(int(recipient)), payload)
+                    pipe.execute_command(publish_command(self.redis), live_channel(int(recipient)), payload)
                 await pipe.execute()
         except Exception as exc:
             # Best effort: the message is stored; a watcher that missed it

@@ -1,10 +1,13 @@
 """Hot engagement counters in Redis, flushed to Cassandra.
 
-Each post's counts live in one Redis hash, `eng:c:{post_id}` with fields
-l (likes), r (reposts), p (replies) and q (quotes). An applied edge change increments it
-(only while the hash is present: an increment into a missing hash would
-create counts that start from zero) and marks the post dirty; a flusher
-copies dirty posts' counts into Cassandra's post_counts every second.
+Each post's counts live in one Redis hash, `eng:c:{eng<set>}:<post_id>` with
+fields l (likes), r (reposts), p (replies) and q (quotes). An applied edge
+change increments it (only while the hash is present: an increment into a
+missing hash would create counts that start from zero) and marks the post
+dirty in one of DIRTY_SETS sets, `eng:dirty:{eng<set>}`, chosen by the post:
+the hash and its set share a hash tag, so the script that does both keeps to
+one Redis Cluster slot. A flusher copies dirty posts' counts into Cassandra's
+post_counts every second.
 
 A hash missing from Redis (never loaded, expired, or lost with a Redis
 restart or flush) is loaded from the Cassandra snapshot, unless the post's
@@ -20,6 +23,7 @@ import asyncio
 import datetime
 import logging
 import time
+import zlib
 
 import redis.asyncio as redis
 from prometheus_client import Counter, Histogram
@@ -29,7 +33,9 @@ from services.engagement.store import Counts, EngagementStore
 log = logging.getLogger(__name__)
 
 FIELDS = {"likes": "l", "reposts": "r", "replies": "p", "quotes": "q"}
-DIRTY_KEY = "eng:dirty"
+# Enough sets to spread the dirty marks (and the counters) over a cluster's
+# masters; the flusher pops them all in one pipelined round.
+DIRTY_SETS = 256
 FLUSH_BATCH = 500
 
 LOADS = Counter("aviary_engagement_counter_loads_total", "Counter hashes loaded into Redis", ["source"])
@@ -40,8 +46,7 @@ FLUSH_SECONDS = Histogram("aviary_engagement_flush_seconds", "Time to flush one 
 # time in ms} when the hash is missing (the caller loads it and tries again,
 # and a recount begun after that time already holds this change). The dirty
 # mark goes in the same script so a flush can never miss an applied
-# increment. (On Redis Cluster the dirty set becomes one per slot tag so both
-# keys share a slot.)
+# increment. KEYS: the counter, its dirty set (same slot).
 _INCR = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local t = redis.call('TIME')
@@ -66,8 +71,17 @@ return redis.call('HMGET', KEYS[1], 'l', 'r', 'p', 'q', 'rc')
 """
 
 
+def dirty_set(post_id: int) -> int:
+    """Which dirty set marks the post (by a hash: ids' low bits are a sequence, often 0)."""
+    return zlib.crc32(str(post_id).encode()) % DIRTY_SETS
+
+
 def counter_key(post_id: int) -> str:
-    return f"eng:c:{{{post_id}}}"
+    return f"eng:c:{{eng{dirty_set(post_id)}}}:{post_id}"
+
+
+def dirty_key(index: int) -> str:
+    return f"eng:dirty:{{eng{index}}}"
 
 
 def _utcnow() -> datetime.datetime:
@@ -106,7 +120,7 @@ class HotCounters:
         key = counter_key(post_id)
         for _ in range(3):
             applied, value = await self._incr(
-                keys=[key, DIRTY_KEY], args=[FIELDS[what], delta, self.ttl_seconds, post_id]
+                keys=[key, dirty_key(dirty_set(post_id))], args=[FIELDS[what], delta, self.ttl_seconds, post_id]
             )
             if applied:
                 return int(value)
@@ -160,7 +174,7 @@ class HotCounters:
         )
         if source == "recount":
             # Persist what was recounted so the next load can trust it.
-            await self.client.sadd(DIRTY_KEY, post_id)
+            await self.client.sadd(dirty_key(dirty_set(post_id)), post_id)
         return _counts(row[:4]), int(row[4] or 0)
 
     async def _redis_ms(self) -> int:
@@ -186,20 +200,34 @@ class HotCounters:
         """Copies every dirty post's counts to Cassandra; returns how many."""
         flushed = 0
         with FLUSH_SECONDS.time():
-            while True:
-                members = await self.client.spop(DIRTY_KEY, FLUSH_BATCH)
-                if not members:
-                    return flushed
-                post_ids = [int(m) for m in members]
-                try:
-                    await self._flush(post_ids)
-                except BaseException:
-                    await self.client.sadd(DIRTY_KEY, *post_ids)
-                    raise
-                flushed += len(post_ids)
-                FLUSHED.inc(len(post_ids))
-                if len(post_ids) < FLUSH_BATCH:
-                    return flushed
+            sets = list(range(DIRTY_SETS))
+            while sets:
+                popped = await self._pop_dirty(sets)
+                for position, (dirty, post_ids) in enumerate(popped):
+                    try:
+                        await self._flush(post_ids)
+                    except BaseException:
+                        await self._mark_dirty_again(popped[position:])
+                        raise
+                    flushed += len(post_ids)
+                    FLUSHED.inc(len(post_ids))
+                # A full batch: that set may hold more.
+                sets = [dirty for dirty, post_ids in popped if len(post_ids) == FLUSH_BATCH]
+        return flushed
+
+    async def _pop_dirty(self, sets: list[int]) -> list[tuple[int, list[int]]]:
+        """Up to FLUSH_BATCH post ids from each of these dirty sets (the non-empty ones)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for dirty in sets:
+                pipe.spop(dirty_key(dirty), FLUSH_BATCH)
+            replies = await pipe.execute()
+        return [(dirty, [int(m) for m in members]) for dirty, members in zip(sets, replies) if members]
+
+    async def _mark_dirty_again(self, popped: list[tuple[int, list[int]]]) -> None:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for dirty, post_ids in popped:
+                pipe.sadd(dirty_key(dirty), *post_ids)
+            await pipe.execute()
 
     async def _flush(self, post_ids: list[int]) -> None:
         # The time is taken before reading Redis: the snapshot then holds at

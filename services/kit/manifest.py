@@ -4,6 +4,7 @@ API, stores, consumer groups and callers, for everything that must know them."""
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,16 +101,42 @@ def ports() -> dict[str, int]:
 HELM_COPY = MANIFEST.parents[1] / "helm" / "aviary" / "files" / "services.json"
 
 
+# The kit's page-token functions that sign or verify with AVIARY_PAGE_TOKEN_SECRET.
+_PAGE_TOKEN_CALLS = re.compile(r"\b(encode_token|decode_token|int_cursor)\b")
+
+
+def kafka_producers() -> set[str]:
+    """Services that publish events: a topic `<service>.events.v1` is written by <service>."""
+    topics = {t for e in services().values() for ts in e.consumes.values() for t in ts}
+    return {t.split(".", 1)[0] for t in topics} & set(services())
+
+
+def signs_page_tokens(name: str) -> bool:
+    """Whether the service's own code signs or reads page tokens (so needs their secret)."""
+    folder = MANIFEST.parent / name
+    return any(_PAGE_TOKEN_CALLS.search(f.read_text()) for f in sorted(folder.rglob("*.py")))
+
+
+def _chart_entry(e: ServiceEntry, producers: set[str]) -> dict[str, object]:
+    """One service as the chart reads it: workload, secrets and NetworkPolicy edges."""
+    entry: dict[str, object] = {"port": e.port, "idBlock": e.id_block, "worker": e.worker, "public": e.public}
+    if e.pg_database:
+        entry["pgDatabase"] = e.pg_database
+    if e.replicas is not None:
+        entry["replicas"] = e.replicas
+    entry["callers"] = list(e.callers)
+    entry["stores"] = sorted({store.split(":", 1)[0] for store in e.stores})
+    entry["kafka"] = bool(e.consumes) or e.name in producers
+    entry["pageTokens"] = signs_page_tokens(e.name)
+    return entry
+
+
 def helm_copy() -> str:
     """What the chart needs of each service (Helm reads only files inside the chart)."""
     import json
 
-    table = {}
-    for name, e in services().items():
-        entry: dict[str, object] = {"port": e.port, "idBlock": e.id_block, "worker": e.worker, "public": e.public}
-        if e.pg_database:
-            entry["pgDatabase"] = e.pg_database
-        table[name] = entry if e.replicas is None else {**entry, "replicas": e.replicas}
+    producers = kafka_producers()
+    table = {name: _chart_entry(e, producers) for name, e in services().items()}
     generated = "Generated from services/manifest.toml by `make manifest`; do not edit."
     return json.dumps({"_comment": generated, "services": table}, indent=2) + "\n"
 

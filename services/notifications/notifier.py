@@ -35,6 +35,7 @@ from aviary.notifications.v1 import notifications_pb2
 from services.kit.peers import clients, safety
 from services.kit.stores.cache import TtlCache
 from services.kit.server.ids import IdGenerator
+from services.kit.events.live import publish as live_publish
 from services.kit.events.consumer import PoisonRecord
 from services.notifications import rules
 from services.notifications.rules import Group, Notice, Plan, PostGone
@@ -332,7 +333,7 @@ class Notifier:
         # Best effort: the notification is stored either way; a watcher that
         # missed a push sees it on its next list.
         try:
-            await self.live.publish(rules.live_channel(recipient), message.SerializeToString())
+            await live_publish(self.live, rules.live_channel(recipient), message.SerializeToString())
         except Exception as exc:
             LIVE_PUBLISH_FAILURES.inc()
             log.warning("live push failed", extra={"recipient_id": recipient, "error": repr(exc)})

@@ -22,6 +22,7 @@ from typing import Iterable, Sequence, cast
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
+from services.kit.events.live import publish_command
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.settings import Settings
 from services.timeline.entries import (
@@ -179,7 +180,10 @@ class TimelineStore:
         self._redis: redis.Redis = redis_client.client(settings)
         # Deliveries: thousands of EVALSHAs per fanout batch (see redis_bulk).
         self._bulk = redis_bulk.BulkRedis(settings.redis_url)
-        self._deliver = self._redis.register_script(_DELIVER_LUA)
+        # On a cluster a delivery announces itself on its shard (SPUBLISH).
+        self._deliver = self._redis.register_script(
+            _DELIVER_LUA.replace("'PUBLISH'", f"'{publish_command(self._redis)}'")
+        )
         self._add_if_active = self._redis.register_script(_ADD_IF_ACTIVE_LUA)
         self._purge_author = self._redis.register_script(_PURGE_AUTHOR_LUA)
         self._forget_celebrities = self._redis.register_script(_FORGET_CELEBRITIES_LUA)
@@ -234,7 +238,7 @@ class TimelineStore:
         pipe = self._redis.pipeline(transaction=False)
         pipe.zadd(key, {member: 0})
         pipe.zremrangebyrank(key, 0, -(self.author_index_max + 1))
-        pipe.publish(author_channel(entry.author_id), member)
+        pipe.execute_command(publish_command(self._redis), author_channel(entry.author_id), member)
         await pipe.execute()
 
     async def remove_from_author_index(self, entry: Entry) -> None:

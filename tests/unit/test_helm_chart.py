@@ -199,7 +199,8 @@ def test_each_database_owner_reads_its_own_url_from_its_own_secret(docs):
         assert secrets[own]["stringData"] == {
             "AVIARY_PG_DSN": f"postgresql+psycopg://aviary_{service}:secret-{service}@pg.data:5432/aviary_{service}"
         }
-    assert "AVIARY_PG_DSN" not in secrets[f"{RELEASE}-aviary-backends"]["stringData"]
+    holders = {name for name, secret in secrets.items() if "AVIARY_PG_DSN" in secret.get("stringData", {})}
+    assert holders == {f"{RELEASE}-aviary-pg-{service}" for service in PG_SERVICES}
 
 
 def test_a_missing_database_url_is_named_and_an_existing_secret_replaces_it(install_args):
@@ -304,16 +305,18 @@ def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint, ext
 
 
 def test_page_tokens_are_signed_with_the_releases_own_secret(docs, install_args):
-    secret = _of(docs, "Secret")[f"{RELEASE}-aviary-backends"]
-    assert secret["stringData"]["AVIARY_PAGE_TOKEN_SECRET"] == "k" * 64
-    for name, workload in _of(docs, "Deployment").items():
-        for container in workload["spec"]["template"]["spec"]["containers"]:
-            if container["name"] in ("envoy", "web"):
-                continue
-            env = {e["name"]: e for e in container.get("env", [])}
-            assert env["AVIARY_PAGE_TOKEN_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "AVIARY_PAGE_TOKEN_SECRET", (
-                name
-            )
+    secret = _of(docs, "Secret")[f"{RELEASE}-aviary-page-tokens"]
+    assert secret["stringData"] == {"AVIARY_PAGE_TOKEN_SECRET": "k" * 64}
+    for name, workload in _of(docs, "StatefulSet").items():
+        service = name.removeprefix(f"{RELEASE}-aviary-")
+        env = {e["name"]: e for e in workload["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        # Only the services whose code signs or reads page tokens get the key.
+        assert ("AVIARY_PAGE_TOKEN_SECRET" in env) == manifest.signs_page_tokens(service), service
+        if "AVIARY_PAGE_TOKEN_SECRET" in env:
+            assert env["AVIARY_PAGE_TOKEN_SECRET"]["valueFrom"]["secretKeyRef"] == {
+                "name": f"{RELEASE}-aviary-page-tokens",
+                "key": "AVIARY_PAGE_TOKEN_SECRET",
+            }
     at = install_args.index("pageTokens.secret=" + "k" * 64)
     without = install_args[: at - 1] + install_args[at + 1 :]
     out = subprocess.run([_helm(), "template", RELEASE, str(CHART), *without], capture_output=True, text=True)

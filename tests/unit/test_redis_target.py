@@ -75,3 +75,35 @@ def test_the_password_is_not_repeated_in_the_message():
     with pytest.raises(SettingError) as refused:
         parse("redis://user:hunter2@h/x")
     assert "hunter2" not in str(refused.value)
+
+
+def test_a_cluster_url_names_its_seed_nodes_and_credentials():
+    target = parse("redis+cluster://app:s%3Dcret@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002")
+    assert target.cluster and target.cluster_nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001), ("::1", 7002))
+    assert (target.host, target.port, target.db) == ("10.0.0.1", 7000, 0)
+    assert target.cluster_kwargs() == {"username": "app", "password": "s=cret"}
+    assert not parse("redis://h").cluster
+
+
+def test_a_tls_cluster_url_takes_the_rediss_options(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("placeholder")
+    kwargs = parse(f"rediss+cluster://h:7000?ssl_ca_certs={ca}").cluster_kwargs()
+    assert kwargs["ssl"] is True and kwargs["ssl_ca_certs"] == str(ca) and kwargs["ssl_cert_reqs"] == "required"
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("redis+cluster://h", "cluster node 'h' is not host:port"),
+        ("redis+cluster://h:7000,", "cluster node '' is not host:port"),
+        ("redis+cluster://h:70000", "port is not a number"),
+        ("redis+cluster://h:7000/2", "a Redis Cluster has only database 0"),
+        ("redis+cluster://h:7000?ssl_ca_certs=/ca.pem", "TLS options need rediss+cluster://"),
+        ("rediss+cluster://h:7000?ssl_verify=yes", "option 'ssl_verify' is not supported"),
+    ],
+)
+def test_what_a_cluster_url_cannot_honour_is_refused(url, named):
+    with pytest.raises(SettingError, match="AVIARY_REDIS_URL") as refused:
+        parse(url)
+    assert named in str(refused.value)

@@ -24,8 +24,13 @@ app.kubernetes.io/name: {{ index . 1 }}
 app.kubernetes.io/instance: {{ $root.Release.Name }}
 {{- end -}}
 
+{{/* repository@digest when image.digest is set (what production should pin), else repository:tag. */}}
 {{- define "aviary.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* ClusterIP Service of a gRPC service (peers dial it): (list $ "name"). */}}
@@ -45,15 +50,15 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 {{- end -}}
 
 {{/* Secret names. */}}
-{{- define "aviary.backendsSecret" -}}{{ include "aviary.fullname" . }}-backends{{- end -}}
+{{/* Each of these in a Secret of its own, so a node runs only pods that read it. */}}
 {{/* (list $ service): the Secret holding that service's own AVIARY_PG_DSN. */}}
 {{- define "aviary.pgSecret" -}}
 {{- $root := index . 0 -}}{{- $name := index . 1 -}}
 {{- default (printf "%s-pg-%s" (include "aviary.fullname" $root) $name) (get $root.Values.postgres.existingSecrets $name) -}}
 {{- end -}}
-{{- define "aviary.s3Secret" -}}{{ default (include "aviary.backendsSecret" .) .Values.s3.existingSecret }}{{- end -}}
-{{- define "aviary.pageTokenSecret" -}}{{ default (include "aviary.backendsSecret" .) .Values.pageTokens.existingSecret }}{{- end -}}
-{{- define "aviary.stripeSecret" -}}{{ default (include "aviary.backendsSecret" .) .Values.stripe.existingSecret }}{{- end -}}
+{{- define "aviary.s3Secret" -}}{{ default (printf "%s-s3" (include "aviary.fullname" .)) .Values.s3.existingSecret }}{{- end -}}
+{{- define "aviary.pageTokenSecret" -}}{{ default (printf "%s-page-tokens" (include "aviary.fullname" .)) .Values.pageTokens.existingSecret }}{{- end -}}
+{{- define "aviary.stripeSecret" -}}{{ default (printf "%s-stripe" (include "aviary.fullname" .)) .Values.stripe.existingSecret }}{{- end -}}
 {{- define "aviary.jwtSecret" -}}{{ default (printf "%s-jwt" (include "aviary.fullname" .)) .Values.jwt.existingSecret }}{{- end -}}
 
 {{/* The S3 endpoint, split for Envoy's objectstore cluster. */}}
@@ -71,16 +76,70 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 {{- if and $url.scheme $url.host }} {{ $url.scheme }}://{{ $url.host }}{{ end -}}
 {{- end -}}
 
-{{/* Environment every Aviary process gets (mirrors devstack/services.py service_env()). */}}
-{{- define "aviary.env" -}}
+{{/* The services holding a secret of their own: the object store's keys
+(media stores the uploads) and the Stripe key (payments charges). */}}
+{{- define "aviary.s3Service" -}}media{{- end -}}
+{{- define "aviary.stripeService" -}}payments{{- end -}}
+
+{{/* The secrets one service reads, and only those: (list $ name entry), the
+entry from files/services.json (pageTokens: its code signs page tokens). */}}
+{{- define "aviary.secretEnv" -}}
+{{- $root := index . 0 -}}{{- $name := index . 1 -}}{{- $entry := index . 2 -}}
+{{- if eq $name (include "aviary.s3Service" $root) }}
 - name: AVIARY_S3_ACCESS_KEY
-  valueFrom: {secretKeyRef: {name: {{ include "aviary.s3Secret" . }}, key: AVIARY_S3_ACCESS_KEY}}
+  valueFrom: {secretKeyRef: {name: {{ include "aviary.s3Secret" $root }}, key: AVIARY_S3_ACCESS_KEY}}
 - name: AVIARY_S3_SECRET_KEY
-  valueFrom: {secretKeyRef: {name: {{ include "aviary.s3Secret" . }}, key: AVIARY_S3_SECRET_KEY}}
+  valueFrom: {secretKeyRef: {name: {{ include "aviary.s3Secret" $root }}, key: AVIARY_S3_SECRET_KEY}}
+{{- end }}
+{{- if eq $name (include "aviary.stripeService" $root) }}
 - name: AVIARY_STRIPE_API_KEY
-  valueFrom: {secretKeyRef: {name: {{ include "aviary.stripeSecret" . }}, key: AVIARY_STRIPE_API_KEY}}
+  valueFrom: {secretKeyRef: {name: {{ include "aviary.stripeSecret" $root }}, key: AVIARY_STRIPE_API_KEY}}
+{{- end }}
+{{- if $entry.pageTokens }}
 - name: AVIARY_PAGE_TOKEN_SECRET
-  valueFrom: {secretKeyRef: {name: {{ include "aviary.pageTokenSecret" . }}, key: AVIARY_PAGE_TOKEN_SECRET}}
+  valueFrom: {secretKeyRef: {name: {{ include "aviary.pageTokenSecret" $root }}, key: AVIARY_PAGE_TOKEN_SECRET}}
+{{- end }}
+{{- if $entry.pgDatabase }}
+# Its own database, from a Secret no other service reads.
+- name: AVIARY_PG_DSN
+  valueFrom: {secretKeyRef: {name: {{ include "aviary.pgSecret" (list $root $name) }}, key: AVIARY_PG_DSN}}
+{{- end }}
+{{- end -}}
+
+{{/* One egress rule to a backend: (list $ kind), kind a key of
+networkPolicy.backends (a store kind of the manifest, kafka, stripe or
+zipkin). No `to` means any address, on the backend's ports only; s3's ports
+default to s3.endpoint's, zipkin's to tracing.zipkin.port. */}}
+{{- define "aviary.backendEgress" -}}
+{{- $root := index . 0 -}}{{- $kind := index . 1 -}}
+{{- $backend := get $root.Values.networkPolicy.backends $kind -}}
+{{- if not $backend }}{{ fail (printf "networkPolicy.backends.%s is required (a store kind in services/manifest.toml)" $kind) }}{{ end -}}
+{{- $ports := $backend.ports -}}
+{{- if and (not $ports) (eq $kind "s3") }}{{ $ports = list (include "aviary.s3Port" $root | int) }}{{ end -}}
+{{- if and (not $ports) (eq $kind "zipkin") }}{{ $ports = list (include "aviary.zipkinPort" $root | int) }}{{ end -}}
+# {{ $kind }}
+- ports:
+    {{- range $port := $ports }}
+    - {protocol: TCP, port: {{ $port | int }}}
+    {{- end }}
+  {{- with $backend.to }}
+  to: {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* The trace store (tracing.zipkin), "" when tracing is off. */}}
+{{- define "aviary.zipkinHost" -}}
+{{- $zipkin := (default (dict) .Values.tracing).zipkin | default (dict) -}}
+{{- $zipkin.host | default "" -}}
+{{- end -}}
+{{- define "aviary.zipkinPort" -}}
+{{- $zipkin := (default (dict) .Values.tracing).zipkin | default (dict) -}}
+{{- $zipkin.port | default 9411 | int -}}
+{{- end -}}
+
+{{/* The ServiceAccount of a workload (no API token is mounted): (list $ name). */}}
+{{- define "aviary.serviceAccount" -}}
+{{- printf "%s-%s" (include "aviary.fullname" (index . 0)) (index . 1) -}}
 {{- end -}}
 
 {{- define "aviary.envFrom" -}}
@@ -92,5 +151,6 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets: {{- toYaml . | nindent 2 }}
 {{- end }}
+automountServiceAccountToken: false
 securityContext: {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end -}}

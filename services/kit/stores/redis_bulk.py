@@ -25,7 +25,7 @@ import hiredis
 from redis.exceptions import ResponseError
 
 from services.kit import settings
-from services.kit.stores import redis_target
+from services.kit.stores import redis_cluster_bulk, redis_target
 
 pack_command = hiredis.pack_command
 ReplyError = hiredis.ReplyError
@@ -70,19 +70,25 @@ class _Connection:
 
 
 class BulkRedis:
-    """A few raw connections to one Redis server, each used by one bulk call at a time."""
+    """A few raw connections to one Redis server, each used by one bulk call at
+    a time; on a Redis Cluster, such connections to each master, every command
+    sent to its slot's (see redis_cluster_bulk)."""
 
-    def __init__(self, url: str, *, max_idle: int = 8) -> None:
+    def __init__(self, url: str, *, max_idle: int = 8, node: tuple[str, int] | None = None) -> None:
         target = redis_target.parse(url)
-        self._host = target.host
-        self._port = target.port
+        self._host, self._port = node or (target.host, target.port)
+        self._cluster: redis_cluster_bulk.ClusterBulk | None = None
+        if target.cluster and node is None:
+            self._cluster = redis_cluster_bulk.ClusterBulk(
+                target.cluster_nodes, lambda host, port: BulkRedis(url, max_idle=max_idle, node=(host, port))
+            )
         self._ssl = target.ssl_context()
         # What each new connection sends first, as redis-py would.
         self._setup: list[tuple] = []
         if target.password:
             user = (target.username,) if target.username else ()
             self._setup.append(("AUTH", *user, target.password))
-        if target.db:
+        if target.db and not target.cluster:
             self._setup.append(("SELECT", target.db))
         self._timeout = settings.current().redis_bulk_timeout_seconds
         self._idle: list[_Connection] = []
@@ -90,6 +96,8 @@ class BulkRedis:
 
     async def execute(self, commands: Iterable[Sequence]) -> list:
         """Sends every command, returns every reply in order (errors as ReplyError values)."""
+        if self._cluster is not None:
+            return await self._cluster.send([tuple(cmd) for cmd in commands], resend_if_dropped=False)
         packed = [pack_command(tuple(cmd)) for cmd in commands]
         return await self.execute_packed(b"".join(packed), len(packed))
 
@@ -97,6 +105,10 @@ class BulkRedis:
         """Read-only commands in one round trip; sent once more on a fresh
         connection if the server dropped the one used (a restart), which is
         safe because they change nothing. An error reply raises ResponseError."""
+        if self._cluster is not None:
+            replies = await self._cluster.send([tuple(cmd) for cmd in commands], resend_if_dropped=True)
+            _raise_errors(replies, "reads")
+            return replies
         packed = b"".join(pack_command(tuple(cmd)) for cmd in commands)
         replies = await self._send(packed, len(commands), resend_if_dropped=True)
         _raise_errors(replies, "reads")
@@ -111,6 +123,12 @@ class BulkRedis:
         connection is sent again only when the calls are `idempotent` (it is
         not known which of them ran). Any other error reply raises ResponseError."""
         sha = _sha1(script)
+        if self._cluster is not None:
+            replies = await self._cluster.send(
+                [(b"EVALSHA", sha, *call) for call in calls], resend_if_dropped=idempotent, script=script
+            )
+            _raise_errors(replies, "script calls")
+            return replies
         packed = [pack_command((b"EVALSHA", sha, *call)) for call in calls]
         replies = await self._send(b"".join(packed), len(packed), resend_if_dropped=idempotent)
         unknown = [i for i, r in enumerate(replies) if isinstance(r, ReplyError) and str(r).startswith("NOSCRIPT")]
@@ -137,7 +155,10 @@ class BulkRedis:
         raise AssertionError("unreachable")
 
     async def execute_packed(self, payload: bytes, count: int) -> list:
-        """Like execute, for a payload of `count` commands the caller packed itself."""
+        """Like execute, for a payload of `count` commands the caller packed
+        itself (one server only: a cluster needs the commands to route them)."""
+        if self._cluster is not None:
+            raise TypeError("execute_packed cannot route packed commands on a Redis Cluster: use execute")
         conn = await self._acquire()
         try:
             async with asyncio.timeout(self._timeout):
@@ -182,3 +203,5 @@ class BulkRedis:
 
     async def close(self) -> None:
         self._drop_idle()
+        if self._cluster is not None:
+            await self._cluster.close()

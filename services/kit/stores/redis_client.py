@@ -6,7 +6,10 @@ code runs against Redis Cluster in production.
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis.asyncio as redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
@@ -20,10 +23,13 @@ UNREACHABLE = (ConnectionError, TimeoutError, OSError)
 
 
 def client(settings: Settings) -> redis.Redis:
+    target = redis_target.parse(settings.redis_url)
+    if target.cluster:
+        return _cluster_client(target, settings)
     # A blocking pool: under a burst, callers wait briefly for a connection
     # instead of failing with "too many connections".
     pool = redis.BlockingConnectionPool(
-        **redis_target.parse(settings.redis_url).pool_kwargs(),
+        **target.pool_kwargs(),
         max_connections=settings.redis_max_connections,
         timeout=settings.redis_pool_timeout_seconds,
         health_check_interval=30,
@@ -33,3 +39,24 @@ def client(settings: Settings) -> redis.Redis:
         retry_on_error=[ConnectionError, TimeoutError],
     )
     return redis.Redis(connection_pool=pool, decode_responses=False)
+
+
+def _cluster_client(target: redis_target.RedisTarget, settings: Settings) -> redis.Redis:
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.cluster_nodes],
+        **target.cluster_kwargs(),
+        # Per node: a burst waits on the pool of the node its keys live on.
+        max_connections=settings.redis_max_connections,
+        health_check_interval=30,
+        decode_responses=False,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry_on_error=[ConnectionError, TimeoutError],
+    )
+    # The same commands as redis.Redis (those on keys of one slot, which is
+    # every multi-key command the services send: their keys share hash tags),
+    # so callers are typed against the one client.
+    return cast(redis.Redis, cluster)
+
+
+def is_cluster(client: object) -> bool:
+    return isinstance(client, RedisCluster)

@@ -4,6 +4,11 @@ clients (redis-py's pool and the bulk path), so they never disagree on TLS.
     redis://[[user]:password@]host[:port][/db]
     rediss://...[?ssl_ca_certs=PATH&ssl_certfile=PATH&ssl_keyfile=PATH
                  &ssl_cert_reqs=required|optional|none&ssl_check_hostname=true|false]
+    redis+cluster://[[user]:password@]host:port[,host:port...]   (Redis Cluster)
+    rediss+cluster://...[?the rediss:// options]
+
+A cluster URL names some of the cluster's nodes (any will do: the rest are
+learnt from them) and no database (a cluster has only database 0).
 
 Anything else (unix sockets, unknown options, TLS options on a plaintext URL,
 files that are not there) is refused at start-up with a message naming it,
@@ -25,6 +30,7 @@ from services.kit.settings import SettingError
 ENV = "AVIARY_REDIS_URL"
 _FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 _CERT_REQS = ("required", "optional", "none")
+_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -37,6 +43,19 @@ class RedisTarget:
     password: str | None = field(default=None, repr=False)
     # The rediss:// options, in redis-py's names; None for plaintext.
     tls: dict[str, Any] | None = None
+    # Redis Cluster: the nodes the URL names (host and port are the first).
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def cluster(self) -> bool:
+        return bool(self.cluster_nodes)
+
+    def cluster_kwargs(self) -> dict[str, Any]:
+        """Arguments for redis.asyncio.RedisCluster (start-up nodes come apart)."""
+        kwargs: dict[str, Any] = {"username": self.username, "password": self.password}
+        if self.tls is not None:
+            kwargs |= {"ssl": True, **self.tls}
+        return kwargs
 
     def pool_kwargs(self) -> dict[str, Any]:
         """Connection arguments for a redis.asyncio connection pool."""
@@ -66,8 +85,14 @@ class RedisTarget:
 def parse(url: str) -> RedisTarget:
     """The target a URL names; SettingError saying what is wrong otherwise."""
     parts = urlsplit(url)
+    if parts.scheme in _CLUSTER_SCHEMES:
+        return _parse_cluster(url)
     if parts.scheme not in ("redis", "rediss"):
-        _refuse(url, f"scheme {parts.scheme or '(none)'!r} is not supported: use redis:// or rediss://")
+        _refuse(
+            url,
+            f"scheme {parts.scheme or '(none)'!r} is not supported: use redis://, rediss://, "
+            "redis+cluster:// or rediss+cluster://",
+        )
     if not parts.hostname:
         _refuse(url, "it names no host")
     try:
@@ -86,6 +111,39 @@ def parse(url: str) -> RedisTarget:
         password=unquote(parts.password) if parts.password else None,
         tls=tls,
     )
+
+
+def _parse_cluster(url: str) -> RedisTarget:
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    nodes = tuple(_cluster_node(url, node) for node in hosts.split(","))
+    if _db(url, parts.path) != 0:
+        _refuse(url, "a Redis Cluster has only database 0")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    tls = _tls_options(url, options) if parts.scheme == "rediss+cluster" else None
+    if tls is None and options:
+        _refuse(
+            url,
+            f"option {sorted(options)[0]!r} is not supported on redis+cluster:// (TLS options need rediss+cluster://)",
+        )
+    return RedisTarget(
+        host=nodes[0][0],
+        port=nodes[0][1],
+        username=unquote(username) if username else None,
+        password=unquote(password) if password else None,
+        tls=tls,
+        cluster_nodes=nodes,
+    )
+
+
+def _cluster_node(url: str, node: str) -> tuple[str, int]:
+    host, _, port = node.rpartition(":")
+    if not host:
+        _refuse(url, f"cluster node {node!r} is not host:port")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        _refuse(url, f"cluster node {node!r}: its port is not a number from 1 to 65535")
+    return host.strip("[]"), int(port)
 
 
 def _db(url: str, path: str) -> int:
