@@ -8,6 +8,7 @@ import { ProfilePage } from "./pages/profile";
 import { NotificationsPage } from "./pages/notifications";
 import { SearchPage } from "./pages/search";
 import { SettingsPage } from "./pages/settings";
+import { BookmarksPage } from "./pages/bookmarks";
 import { HeaderMenu } from "./components/header-menu";
 import { TrendsPanel } from "./components/trends";
 import { useUnreadCount } from "./live";
@@ -41,7 +42,7 @@ function useSession() {
   return value;
 }
 
-type Social = "profile" | "notifications" | "search" | "messages" | "conversation" | "settings";
+type Social = "profile" | "notifications" | "search" | "messages" | "conversation" | "settings" | "bookmarks";
 
 /** Which page a path shows, and where a signed-in or signed-out person belongs instead. */
 type Route = {
@@ -70,13 +71,15 @@ function route(path: string, signedIn: boolean): Route {
     return signedIn ? { page: "conversation", id: conversation[2], redirect: canonical } : { page: "login", redirect: "/" };
   }
   if (path === "/settings") return signedIn ? { page: "settings" } : { page: "login", redirect: "/" };
+  if (path === "/bookmarks") return signedIn ? { page: "bookmarks" } : { page: "login", redirect: "/" };
   const shop = shopRoute(path);
   if (shop) return signedIn || shop.signedOutOk ? { page: "shop", shop, id: path } : { page: "login", redirect: "/" };
   return { page: "missing" };
 }
 
 const TITLES = { login: "Log in", signup: "Sign up", home: "Home", post: "Post", missing: "Not found", shop: "Shop",
-  profile: "Profile", notifications: "Notifications", search: "Search", messages: "Messages", conversation: "Conversation", settings: "Settings" };
+  profile: "Profile", notifications: "Notifications", search: "Search", messages: "Messages", conversation: "Conversation", settings: "Settings",
+  bookmarks: "Bookmarks" };
 const WITH_TRENDS = new Set(["home", "profile", "notifications"]);
 
 export function App() {
@@ -118,6 +121,9 @@ export function App() {
                 Messages
               </a>
               <NotificationsLink />
+              <a href="/bookmarks" class="nav-link">
+                Bookmarks
+              </a>
               <a class="me" href={`/users/${current.user.username}`}>
                 @{current.user.username}
               </a>
@@ -143,6 +149,7 @@ export function App() {
           <MessagesOutlet conversationId={page === "conversation" ? id : undefined} />
         )}
         {page === "settings" && current && <SettingsPage key={current.user.id} />}
+        {page === "bookmarks" && current && <BookmarksPage key={current.user.id} />}
         {page === "shop" && shop && <ShopOutlet route={shop} />}
         {page === "missing" && (
           <section aria-labelledby="page-title">

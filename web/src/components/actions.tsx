@@ -1,4 +1,5 @@
-import { useState } from "preact/hooks";
+import { useContext, useState } from "preact/hooks";
+import { BookmarkedList } from "./bookmarked";
 import { api, ApiError, networkError, unwrap, type Post } from "../api/client";
 import { authorized, endIfUnauthenticated, session } from "../session";
 import { Composer } from "../pages/compose";
@@ -13,7 +14,7 @@ const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : 
 /** What a signed-in reader can do with a post: reply, repost, quote, like, bookmark, delete their own. */
 type Props = {
   post: Post;
-  /** The pure repost this post is shown through, if any (the reader's own can be undone). */
+  /** The pure repost this post is shown through, if any (the reader's own shows as reposted). */
   via?: Post;
   onDeleted: () => void;
 };
@@ -23,8 +24,10 @@ export function PostActions({ post, via, onDeleted }: Props) {
   const [liked, setLiked] = useState(post.likedByMe ?? false);
   const [likes, setLikes] = useState(post.likeCount ?? 0);
   const [reposts, setReposts] = useState(post.repostCount ?? 0);
-  const [myRepost, setMyRepost] = useState<string | null>(via && via.authorId === me?.id ? (via.id ?? null) : null);
-  const [bookmarked, setBookmarked] = useState(false);
+  const [reposted, setReposted] = useState(Boolean(post.repostedByMe || (via && via.authorId === me?.id)));
+  // On the Bookmarks page every post shown is bookmarked, and leaves the list when it no longer is.
+  const onUnbookmarked = useContext(BookmarkedList);
+  const [bookmarked, setBookmarked] = useState(onUnbookmarked !== null);
   const [quoting, setQuoting] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const [busy, setBusy] = useState(false);
@@ -56,13 +59,13 @@ export function PostActions({ post, via, onDeleted }: Props) {
 
   const toggleRepost = () =>
     act(async () => {
-      if (myRepost) {
-        await call((headers) => api.DELETE("/v1/posts/{postId}", { params: { path: { postId: myRepost } }, headers }));
-        setMyRepost(null);
+      if (reposted) {
+        await call((headers) => api.POST("/v1/posts/{postId}:unrepost", { ...path, body: {}, headers }));
+        setReposted(false);
         setReposts((n) => Math.max(0, n - 1));
       } else {
-        const repost = await call((headers) => api.POST("/v1/posts/{postId}:repost", { ...path, body: {}, headers }));
-        setMyRepost(repost.id ?? null);
+        await call((headers) => api.POST("/v1/posts/{postId}:repost", { ...path, body: {}, headers }));
+        setReposted(true);
         setReposts((n) => n + 1);
       }
     });
@@ -72,6 +75,7 @@ export function PostActions({ post, via, onDeleted }: Props) {
       if (bookmarked) await call((headers) => api.DELETE("/v1/users/me/bookmarks/{postId}", { ...path, headers }));
       else await call((headers) => api.PUT("/v1/users/me/bookmarks/{postId}", { ...path, headers }));
       setBookmarked(!bookmarked);
+      if (bookmarked) onUnbookmarked?.(postId);
     });
 
   const remove = () =>
@@ -96,8 +100,8 @@ export function PostActions({ post, via, onDeleted }: Props) {
         <a class="action" href={`/posts/${postId}#reply`}>
           Reply <span class="n">{post.replyCount ?? 0}</span>
         </a>
-        <button type="button" class="action" aria-pressed={myRepost !== null} disabled={busy} onClick={toggleRepost}>
-          {myRepost ? "Undo repost" : "Repost"} <span class="n">{reposts}</span>
+        <button type="button" class="action" aria-pressed={reposted} disabled={busy} onClick={toggleRepost}>
+          {reposted ? "Undo repost" : "Repost"} <span class="n">{reposts}</span>
         </button>
         <button type="button" class="action" aria-expanded={quoting} onClick={() => setQuoting(!quoting)}>
           Quote
