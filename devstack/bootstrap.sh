@@ -143,7 +143,7 @@ done
 # their own, kept in the cache per lock (a fresh clone reuses it); .venv/chart-tools
 # points at it.
 TOOLS_LOCK="$REPO/helm/chart-tools.lock"
-TOOLS_CACHE="${AVIARY_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aviary/chart-tools}"
+TOOLS_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/aviary/chart-tools"
 tools_venv="$TOOLS_CACHE/$(sha16 "$TOOLS_LOCK")"
 if [ ! -f "$tools_venv/.complete" ]; then
   rm -rf "$tools_venv"
