@@ -840,3 +840,7 @@ BACKENDS = [REDIS, POSTGRES, KAFKA, CASSANDRA, OBJECTSTORE, STRIPE_MOCK, OPENSEA
 from .registry import register as _register  # noqa: E402
 
 _register(*BACKENDS)
+
+# AVIARY_REDIS_CLUSTER=1: a local Redis Cluster beside the single node, which
+# the services then use instead (devstack/redis_cluster.py).
+from . import redis_cluster  # noqa: E402, F401

@@ -13,7 +13,7 @@ from pathlib import Path
 from services.kit import manifest
 from services.payments.validation import STRIPE_TEST_METHODS
 
-from . import config
+from . import config, redis_cluster
 from .proc import Component, http_check, python_service
 from .registry import register
 from .tracing import span_intake
@@ -33,7 +33,9 @@ def service_env() -> dict[str, str]:
     """The environment every service gets: where the backends and peers are."""
     env = {
         "AVIARY_STATE_DIR": str(config.STATE),
-        "AVIARY_REDIS_URL": f"redis://{config.HOST}:{config.REDIS_PORT}/0",
+        "AVIARY_REDIS_URL": redis_cluster.url()
+        if redis_cluster.ENABLED
+        else f"redis://{config.HOST}:{config.REDIS_PORT}/0",
         "AVIARY_KAFKA_BOOTSTRAP": f"{config.HOST}:{config.KAFKA_PORT}",
         "AVIARY_CASSANDRA_HOSTS": config.HOST,
         "AVIARY_CASSANDRA_PORT": str(config.CASSANDRA_PORT),

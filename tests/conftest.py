@@ -31,4 +31,10 @@ def http(edge_url):
 # The devstack runs graph with this threshold (its default is 3 so a small demo
 # has a celebrity); production's default is 10,000.
 FANOUT_THRESHOLD = int(os.environ.get("AVIARY_FANOUT_THRESHOLD", "3"))
+# AVIARY_REDIS_CLUSTER=1 (the devstack's switch): the tests, like the
+# services, use the local Redis Cluster.
+if os.environ.get("AVIARY_REDIS_CLUSTER", "").strip() in ("1", "true", "yes"):
+    from devstack import redis_cluster
+
+    os.environ.setdefault("AVIARY_REDIS_URL", redis_cluster.url())
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")

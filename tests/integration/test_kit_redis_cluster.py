@@ -48,6 +48,17 @@ async def test_the_pooled_client_runs_scripts_and_one_slot_transactions(cluster)
         await client.aclose()
 
 
+async def test_a_fresh_client_takes_many_first_script_calls_at_once(cluster):
+    client = _client(cluster)
+    try:
+        increment = client.register_script("return redis.call('INCR', KEYS[1])")
+        replies = await asyncio.gather(*(increment(keys=["cluster:first:{1}"]) for _ in range(50)))
+        assert sorted(replies) == list(range(1, 51))
+    finally:
+        await client.delete("cluster:first:{1}")
+        await client.aclose()
+
+
 async def test_the_bulk_path_sends_each_command_to_its_slots_master(cluster):
     bulk = BulkRedis(cluster.url)
     try:

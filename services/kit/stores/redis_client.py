@@ -6,7 +6,7 @@ code runs against Redis Cluster in production.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -41,8 +41,19 @@ def client(settings: Settings) -> redis.Redis:
     return redis.Redis(connection_pool=pool, decode_responses=False)
 
 
+class _SlotMapFirst(RedisCluster):
+    """redis-py picks a command's routing before reading the slot map; for a
+    script (EVALSHA) sent by many callers at once on a client never used,
+    that breaks their connections. The map is read first."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
 def _cluster_client(target: redis_target.RedisTarget, settings: Settings) -> redis.Redis:
-    cluster = RedisCluster(
+    cluster = _SlotMapFirst(
         startup_nodes=[ClusterNode(host, port) for host, port in target.cluster_nodes],
         **target.cluster_kwargs(),
         # Per node: a burst waits on the pool of the node its keys live on.
