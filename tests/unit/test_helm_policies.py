@@ -220,6 +220,15 @@ def test_the_services_that_page_are_the_ones_the_code_says():
     pagers = {name for name in manifest.services() if manifest.signs_page_tokens(name)}
     assert {"posts", "timeline", "graph", "orders"} <= pagers
     assert not pagers & {"payments", "inventory", "fanout", "media"}
+    # The scan reads each service's own folder: no shared kit code may sign
+    # tokens on a service's behalf, or that service would miss the key.
+    kit = REPO / "services" / "kit"
+    signers = [
+        f.relative_to(REPO)
+        for f in sorted(kit.rglob("*.py"))
+        if f.name not in ("paging.py", "manifest.py") and manifest._PAGE_TOKEN_CALLS.search(f.read_text())
+    ]
+    assert not signers, f"kit modules using page tokens: {signers}; teach manifest.signs_page_tokens about them"
 
 
 def test_hpas_scale_every_service_and_envoy_within_their_worker_id_blocks(install_args):
