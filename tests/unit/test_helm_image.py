@@ -8,11 +8,14 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from services.kit import manifest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "helm" / "Dockerfile"
@@ -113,3 +116,43 @@ def test_everything_the_images_code_imports_is_in_the_runtime_lock():
     assert not missing, (
         f"imported but not in helm/requirements-runtime.lock (helm/runtime_lock.py DEV_ONLY?): {missing}"
     )
+
+
+# Run in a fresh interpreter: every import of a package outside the runtime lock fails.
+_REFUSING_IMPORTER = """
+import importlib, importlib.abc, importlib.metadata, json, re, sys
+locked = set(json.loads(sys.argv[1]))
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+refused = {
+    module
+    for module, dists in importlib.metadata.packages_distributions().items()
+    if not {norm(d) for d in dists} & locked
+}
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in refused:
+            raise ImportError(f"{name}: its package is not in helm/requirements-runtime.lock")
+
+sys.meta_path.insert(0, Refuse())
+for module in sys.argv[2:]:
+    importlib.import_module(module)
+"""
+
+
+def test_every_process_starts_its_imports_with_the_runtime_lock_alone():
+    """Each service's __main__, the gateway and the static origin import with every
+    package outside the runtime lock refused: what their libraries import too."""
+    locked = sorted(re.sub(r"[-_.]+", "-", n) for n in _locked(RUNTIME_LOCK))
+    entries = [f"services.{name}.__main__" for name in manifest.services()] + [
+        "gateway.__main__",
+        "devstack.static_server",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", _REFUSING_IMPORTER, json.dumps(locked), *entries],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
