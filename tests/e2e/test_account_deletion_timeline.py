@@ -5,9 +5,9 @@ once identity's AccountDeleted is consumed. End to end through Envoy."""
 from __future__ import annotations
 
 import pytest
-import redis
 
 from services.timeline.entries import author_key, celebrity_cache_key, home_key, seen_key
+from tests import redis_clients
 from tests.conftest import REDIS_URL
 from tests.e2e.edge import PASSWORD, follow, home_ids, post, sign_up, wait_until
 
@@ -26,7 +26,7 @@ def test_a_deleted_accounts_timeline_keys_are_dropped(http):
     # (Graph's unfollows of the account may bump its celebrity-list
     # generation again afterwards: a bare counter that expires in a day.)
     keys = [home_key(user_id), seen_key(user_id), author_key(user_id), celebrity_cache_key(user_id)]
-    rdb = redis.Redis.from_url(REDIS_URL)
+    rdb = redis_clients.from_url(REDIS_URL)
     assert rdb.exists(home_key(user_id), seen_key(user_id), author_key(user_id)) == 3
 
     r = http.post("/v1/users/me:delete", json={"password": PASSWORD}, headers=leaving.auth)

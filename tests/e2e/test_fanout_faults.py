@@ -16,10 +16,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 
 from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC
 from services.timeline.entries import home_key
+from tests import redis_clients
 from tests.conftest import FANOUT_THRESHOLD, REDIS_URL
 from tests.e2e.edge import follow, sign_up, wait_until
 from tests.e2e.fanout_support import (
@@ -46,7 +46,7 @@ KILL_AFTER_FRACTION = 0.2  # of the deliveries
 
 @pytest.fixture
 def rdb():
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis_clients.from_url(REDIS_URL)
     yield client
     client.close()
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import redis
-
 from services.timeline.entries import decode_member, home_key
+from tests import redis_clients
 from tests.conftest import FANOUT_THRESHOLD, REDIS_URL
 from tests.e2e.edge import follow, home_ids, post, sign_up, unfollow, wait_until
 
@@ -50,7 +49,7 @@ def test_celebrity_post_arrives_by_read_time_merge(http):
 
     # It was merged at read time, not materialized: the fan's Redis timeline
     # does not hold it (give fanout a moment in case it wrongly would).
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis_clients.from_url(REDIS_URL)
     wait_until(lambda: False, timeout=0.5)
     assert int(created["id"]) not in materialized(r, reader)
 
@@ -96,7 +95,7 @@ def test_delete_removes_post_from_author_posts_and_timelines(http):
     assert wait_until(lambda: gone["id"] not in home_ids(http, reader), timeout=2.0)
     assert keep["id"] in home_ids(http, reader)
     # The tombstone also reaches the materialized timeline in Redis.
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis_clients.from_url(REDIS_URL)
     assert int(keep["id"]) in materialized(r, reader)
     assert wait_until(lambda: int(gone["id"]) not in materialized(r, reader), timeout=3.0)
     assert http.get(f"/v1/users/{author.id}").json()["postCount"] == 1

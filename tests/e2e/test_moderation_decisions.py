@@ -11,12 +11,12 @@ import uuid
 
 import grpc
 import pytest
-import redis
 
 from aviary.moderation.v1 import moderation_pb2, moderation_pb2_grpc
 from services.kit.peers import accounts
 from services.kit.server import operators
 from services.kit.settings import load_settings, service_addr
+from tests import redis_clients
 from tests.e2e.edge import PASSWORD, Account, follow, home_ids, post, sign_up, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -223,7 +223,7 @@ def gone_accounts():
     """A handle on identity's gone-accounts set: what identity writes when it
     suspends an account and removes when it reinstates one. Lets the posts,
     timeline and search side be tested whatever identity's state."""
-    client = redis.Redis.from_url(load_settings().redis_url)
+    client = redis_clients.from_url(load_settings().redis_url)
     marked: list[str] = []
 
     def mark(user_id: str) -> None:

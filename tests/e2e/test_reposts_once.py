@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 
 from services.timeline.entries import MEMBER_BYTES, home_key
+from tests import redis_clients
 from tests.conftest import FANOUT_THRESHOLD, REDIS_URL
 from tests.e2e.edge import Account, follow, home_ids, post, sign_up, wait_until
 from tests.e2e.test_watch import Watcher
@@ -221,7 +221,7 @@ def test_reposts_stored_before_originals_were_kept_are_upgraded_by_a_read(http):
     assert wait_until(lambda: holds_all(http, reader, markers), timeout=10.0)
 
     # As a timeline written before members carried originals holds them.
-    rdb = redis.Redis.from_url(REDIS_URL)
+    rdb = redis_clients.from_url(REDIS_URL)
     key = home_key(int(reader.id))
     long_members = [m for m in rdb.zrange(key, 0, -1) if len(m) > MEMBER_BYTES]
     assert len(long_members) == 2

@@ -15,6 +15,7 @@ import redis
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.settings import service_addr
 from services.timeline.entries import home_key, seen_key
+from tests import redis_clients
 from tests.conftest import REDIS_URL
 from tests.e2e.edge import follow, home_ids, post, sign_up, wait_until
 from tests.e2e.fanout_support import devstack
@@ -28,7 +29,7 @@ MEMORY_LIMIT_BYTES = 16 * 1024
 
 @pytest.fixture(scope="module")
 def rdb():
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis_clients.from_url(REDIS_URL)
     yield client
     client.close()
 
@@ -129,7 +130,7 @@ def redis_restored():
 
 def _redis_answers() -> bool:
     try:
-        return redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
+        return redis_clients.from_url(REDIS_URL, socket_timeout=1).ping()
     except redis.RedisError:
         return False
 

@@ -7,13 +7,13 @@ import asyncio
 import secrets
 import time
 
-import redis
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from aviary.events.v1 import events_pb2
 from services.kit.events.kafka import IDENTITY_TOPIC, Producer
 from services.kit.peers import accounts
 from services.kit.settings import load_settings
+from tests import redis_clients
 
 
 def account_deleted(user_id: int | str, username: str = "", role: str = "USER") -> events_pb2.AccountEvent:
@@ -47,7 +47,7 @@ def publish(event: events_pb2.AccountEvent, key: int | str | None = None) -> Non
 
 def mark_gone(user_id: int | str) -> None:
     """What identity does when it suspends or deletes an account."""
-    client = redis.Redis.from_url(load_settings().redis_url)
+    client = redis_clients.from_url(load_settings().redis_url)
     try:
         client.sadd(accounts.GONE_KEY, str(user_id))
     finally:
@@ -55,7 +55,7 @@ def mark_gone(user_id: int | str) -> None:
 
 
 def mark_back(user_id: int | str) -> None:
-    client = redis.Redis.from_url(load_settings().redis_url)
+    client = redis_clients.from_url(load_settings().redis_url)
     try:
         client.srem(accounts.GONE_KEY, str(user_id))
     finally:

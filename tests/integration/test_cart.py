@@ -24,7 +24,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-import redis
 
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2
@@ -33,6 +32,7 @@ from services.cart.model import Line, cart_key, checkout_marker_key, encode_line
 from services.cart.settings import CartSettings
 from services.cart.store import CartStore
 from services.kit.settings import Settings, load, service_addr
+from tests import redis_clients
 from tests.integration.support import free_port, stop_process, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def identity():
 
 @pytest.fixture
 def r():
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis_clients.from_url(REDIS_URL)
     users: list[int] = []
     client.track_user = users.append
     yield client

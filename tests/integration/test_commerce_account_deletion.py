@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import grpc
 import pytest
-import redis
 
 from aviary.cart.v1 import cart_pb2, cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2
 from aviary.events.v1 import events_pb2
 from services.kit.events.kafka import CATALOG_TOPIC
 from services.kit.settings import load_settings, service_addr
+from tests import redis_clients
 from tests.integration.account_events import account_deleted, mark_back, mark_gone, publish, wait_until
 from tests.integration.commerce_calls import create_product, sign_up
 from tests.integration.support import TopicReader, wait_serving
@@ -114,7 +114,7 @@ def test_a_deleted_users_cart_is_deleted(identity, catalog, cart):
 def test_recommendations_forget_a_deleted_user(identity):
     user = sign_up(identity)
     prefix = "rec"
-    client = redis.Redis.from_url(load_settings().redis_url)
+    client = redis_clients.from_url(load_settings().redis_url)
     keys = [f"{prefix}:{{u:{user.id}}}:{name}" for name in ("bought", "sellers")]
     try:
         client.sadd(keys[0], "1", "2")

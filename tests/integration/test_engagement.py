@@ -14,7 +14,6 @@ import time
 
 import grpc
 import pytest
-import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
@@ -26,6 +25,7 @@ from services.engagement.by_me import FLOOR, LIKED, ByMeCache, liked_key
 from services.engagement.store import EngagementStore
 from services.kit.settings import load_settings, service_addr
 from services.kit.events.kafka import ENGAGEMENT_TOPIC, TOPICS, ensure_topics
+from tests import redis_clients
 from tests.conftest import REDIS_URL
 
 PASSWORD = "correct horse battery"
@@ -59,7 +59,7 @@ def engagement(channels):
 
 @pytest.fixture(scope="module")
 def rdb():
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis_clients.from_url(REDIS_URL)
     yield client
     client.close()
 
@@ -270,10 +270,9 @@ def test_liked_by_me_is_reloaded_from_cassandra_after_redis_loses_it(identity, p
 @pytest.fixture
 async def liked_cache_parts():
     """A ByMeCache's parts, in this process, on the real Redis and Cassandra."""
-    import redis.asyncio as aioredis
 
     store = EngagementStore(load_settings())
-    client = aioredis.Redis.from_url(REDIS_URL)
+    client = redis_clients.async_from_url(REDIS_URL)
     await store.start(producer=None)
     yield client, store
     await client.aclose()

@@ -9,13 +9,13 @@ import secrets
 
 import grpc
 import pytest
-import redis
 
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.engagement.by_me import FLOOR, reposted_key
 from services.kit.settings import service_addr
+from tests import redis_clients
 from tests.conftest import REDIS_URL
 from tests.integration.account_events import account_deleted, mark_back, mark_gone, publish, wait_until
 from tests.integration.support import wait_serving
@@ -43,7 +43,7 @@ def stubs():
 
 @pytest.fixture(scope="module")
 def rdb():
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis_clients.from_url(REDIS_URL)
     yield client
     client.close()
 

@@ -13,7 +13,6 @@ import time
 
 import grpc
 import pytest
-import redis
 
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -21,6 +20,7 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.settings import service_addr
 from services.timeline.entries import author_key, celebrity_cache_key, decode_member, encode_member, home_key
+from tests import redis_clients
 from tests.integration.support import User, wait_serving
 
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -37,7 +37,7 @@ class Stack:
         self.graph = graph_pb2_grpc.GraphServiceStub(self._channel("graph"))
         self.posts = posts_pb2_grpc.PostsServiceStub(self._channel("posts"))
         self.timeline = timeline_pb2_grpc.TimelineServiceStub(self._channel("timeline"))
-        self.redis = redis.Redis.from_url(REDIS_URL)
+        self.redis = redis_clients.from_url(REDIS_URL)
 
     def _channel(self, name: str) -> grpc.Channel:
         channel = wait_serving(service_addr(name))

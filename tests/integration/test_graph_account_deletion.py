@@ -8,7 +8,6 @@ import secrets
 
 import grpc
 import pytest
-import redis
 
 from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2
@@ -16,6 +15,7 @@ from aviary.identity.v1 import identity_pb2
 from services.kit.events.kafka import GRAPH_TOPIC
 from services.kit.peers import safety
 from services.kit.settings import load_settings
+from tests import redis_clients
 from tests.integration.account_events import account_deleted, mark_back, mark_gone, publish, wait_until
 from tests.integration.support import TopicReader
 
@@ -42,7 +42,7 @@ def hidden(graph, viewer: Account) -> graph_pb2.GetHiddenAuthorsResponse:
 
 @pytest.fixture(scope="module")
 def versions():
-    client = redis.Redis.from_url(load_settings().redis_url)
+    client = redis_clients.from_url(load_settings().redis_url)
     yield lambda user: client.get(safety.version_key(int(user.id)))
     client.close()
 

@@ -10,12 +10,12 @@ import time
 
 import grpc
 import pytest
-import redis
 
 from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2
 from services.kit.peers import safety
 from services.kit.settings import load_settings
+from tests import redis_clients
 
 
 class Account:
@@ -35,7 +35,7 @@ def hidden(graph, viewer: Account) -> graph_pb2.GetHiddenAuthorsResponse:
 
 @pytest.fixture(scope="module")
 def versions():
-    client = redis.Redis.from_url(load_settings().redis_url)
+    client = redis_clients.from_url(load_settings().redis_url)
     yield lambda user: client.get(safety.version_key(int(user.id)))
     client.close()
 

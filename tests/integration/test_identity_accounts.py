@@ -9,7 +9,6 @@ import secrets
 
 import grpc
 import pytest
-import redis
 import sqlalchemy as sa
 
 from aviary.events.v1 import events_pb2
@@ -21,6 +20,7 @@ from services.kit.events.kafka import IDENTITY_TOPIC
 from services.kit.peers import accounts
 from services.kit.server import operators
 from services.kit.settings import load, load_settings
+from tests import redis_clients
 from tests.integration.support import TopicReader
 
 PASSWORD = "correct horse battery"
@@ -49,7 +49,7 @@ def pg():
 
 @pytest.fixture(scope="module")
 def gone_set():
-    client = redis.Redis.from_url(load_settings().redis_url)
+    client = redis_clients.from_url(load_settings().redis_url)
     yield lambda: {int(m) for m in client.smembers(accounts.GONE_KEY)}
     client.close()
 
@@ -187,7 +187,7 @@ def test_the_sweep_takes_freed_accounts_out_of_the_gone_set(identity, pg, gone_s
         conn.execute(
             sa.text("UPDATE identity.users SET deleted_at = now() - interval '31 days' WHERE id = :u"), {"u": user_id}
         )
-    client = redis.Redis.from_url(load_settings().redis_url)
+    client = redis_clients.from_url(load_settings().redis_url)
     try:
         client.sadd(accounts.GONE_KEY, str(user_id))
         asyncio.run(_run_username_sweep(until=lambda: user_id not in gone_set()))

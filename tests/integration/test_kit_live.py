@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-import redis.asyncio as redis
-
 from services.kit.settings import load_settings
 from services.kit.events.live import LiveHub
+from tests import redis_clients
 
 
 async def _drain(queue: asyncio.Queue, count: int, timeout: float = 3.0) -> list:
@@ -20,7 +19,7 @@ async def _drain(queue: asyncio.Queue, count: int, timeout: float = 3.0) -> list
 
 
 async def test_watchers_share_a_channel_and_each_gets_every_message():
-    client = redis.Redis.from_url(load_settings().redis_url)
+    client = redis_clients.async_from_url(load_settings().redis_url)
     hub = LiveHub(client)
     shared, other = f"live:test:{{{secrets.token_hex(4)}}}", f"live:test:{{{secrets.token_hex(4)}}}"
     try:

@@ -12,6 +12,7 @@ from services.kit.peers import profiles
 
 from services.kit.stores import redis_client
 from services.kit.settings import load_settings
+from tests import redis_clients
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ async def test_a_listener_that_lost_its_connection_reports_a_gap_and_hears_later
     # The listener's connections carry a name of their own, so only they are
     # killed (the services' own subscriptions on this Redis are left alone).
     name = f"profiles-test-{random.randrange(10**9)}"
-    listener = redis.Redis.from_url(load_settings().redis_url, client_name=name)
+    listener = redis_clients.async_from_url(load_settings().redis_url, client_name=name)
     heard = Heard()
     task = asyncio.create_task(profiles.follow(listener, heard.on_change, heard.on_gap, retry_seconds=0.1))
     try:

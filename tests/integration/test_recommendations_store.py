@@ -11,7 +11,6 @@ import dataclasses
 import secrets
 
 import pytest
-import redis
 
 from aviary.events.v1 import events_pb2
 from services.kit.peers import clients
@@ -22,6 +21,7 @@ from services.recommendations.scoring import ENGAGED, FOLLOWED_SELLER, Decay
 from services.recommendations.settings import RecommendationsSettings
 from services.recommendations.signals import SignalReader
 from services.recommendations.store import RecommendationsStore
+from tests import redis_clients
 
 HOUR_MS = 3_600_000
 T0 = 1_790_000_000_000  # a fixed moment (2026-09) so the maths is exact
@@ -41,7 +41,7 @@ async def world():
     yield store, applier, reader, settings
     await store.close()
     await clients.close_all()
-    plain = redis.Redis.from_url(settings.redis_url)
+    plain = redis_clients.from_url(settings.redis_url)
     keys = list(plain.scan_iter(f"{prefix}:*", count=1000))
     if keys:
         plain.delete(*keys)
@@ -123,7 +123,7 @@ async def feed(applier, topic, event) -> None:
 
 def snapshot(store: RecommendationsStore, user: int) -> dict:
     """Everything the user's engagement and global popularity hold now."""
-    plain = redis.Redis.from_url(load(RecommendationsSettings).redis_url)
+    plain = redis_clients.from_url(load(RecommendationsSettings).redis_url)
     try:
         return {
             "aff": plain.zrange(store.user_key(user, "aff"), 0, -1, withscores=True),
@@ -240,7 +240,7 @@ async def test_followed_sellers_inactive_products_and_stale_catalog_events(world
     signals = await reader.read(user, max_products=10, max_authors=0, at_ms=T0 + 3 * HOUR_MS)
     ids = [c.product_id for c in signals.products]
     assert product not in ids and other in ids
-    plain = redis.Redis.from_url(load(RecommendationsSettings).redis_url)
+    plain = redis_clients.from_url(load(RecommendationsSettings).redis_url)
     try:
         assert plain.zscore(store.global_key("new"), product) is None
         assert plain.zscore(store.global_key("pop"), product) is None

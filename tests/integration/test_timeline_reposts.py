@@ -14,7 +14,6 @@ import secrets
 
 import grpc
 import pytest
-import redis
 
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.settings import Settings, service_addr
@@ -29,6 +28,7 @@ from services.timeline.entries import (
     seen_key,
 )
 from services.timeline.store import TimelineStore
+from tests import redis_clients
 from tests.integration.account_events import account_deleted, publish, wait_until
 from tests.integration.support import wait_serving
 
@@ -51,7 +51,7 @@ def stub():
 
 @pytest.fixture
 def r():
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis_clients.from_url(REDIS_URL)
     created: list[str] = []
     client.track = created.extend  # tests register keys to delete afterwards
     yield client

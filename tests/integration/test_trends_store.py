@@ -14,7 +14,6 @@ import secrets
 import time
 
 import pytest
-import redis
 
 from aviary.trends.v1 import trends_pb2
 from services.kit.settings import Settings, load
@@ -23,6 +22,7 @@ from services.trends.servicer import TrendsServicer
 from services.trends.settings import TrendsSettings
 from services.trends.store import TrendsStore
 from services.trends.windows import Decision, Window, decide, rank
+from tests import redis_clients
 from tests.conftest import REDIS_URL
 from tests.integration.support import free_port
 
@@ -35,7 +35,7 @@ async def store():
     made = TrendsStore(Settings(redis_url=REDIS_URL), WINDOW, prefix=prefix)
     yield made
     await made.close()
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis_clients.from_url(REDIS_URL)
     keys = list(r.scan_iter(match=f"{{{prefix}}}:*", count=1000))
     if keys:
         r.delete(*keys)
@@ -85,7 +85,7 @@ async def test_a_later_post_moves_the_users_count_forward_and_an_older_one_chang
 
 async def test_a_marker_from_before_the_window_counts_afresh_and_touches_no_old_bucket(store):
     b = now_bucket()
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis_clients.from_url(REDIS_URL)
     try:
         r.zadd(store.bucket_key(b - 12), {"tag": 1})
         r.hset(store.marker_key(1, "tag"), "1", b - 12)
@@ -101,7 +101,7 @@ async def test_buckets_markers_and_post_records_expire_one_bucket_after_leaving_
     b = now_bucket()
     post_id = new_post()
     await store.count(1, post_id, b - 2, ["tag"])
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis_clients.from_url(REDIS_URL)
     try:
         expected = WINDOW.expire_at(b - 2)
         assert r.expiretime(store.bucket_key(b - 2)) == expected
@@ -218,7 +218,7 @@ async def test_tags_with_fewer_than_min_users_never_appear_and_the_scratch_keys_
     assert [(row.hashtag, row.user_count, row.score) for row in rows] == [("crowd", 3, 3.0)]
     # A bucket that left the window is not read.
     assert await store.top(b + 12, 50) == []
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis_clients.from_url(REDIS_URL)
     try:
         assert not r.exists(*store._scratch_keys())
     finally:
