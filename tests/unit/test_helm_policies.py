@@ -98,8 +98,8 @@ def _manifest_edges(tracing: bool = False) -> tuple[set, set]:
     (with tracing on, every pod also sends spans to the trace store)."""
     services = manifest.services()
     producers = manifest.kafka_producers()
-    backend_port = {"postgresql": 5432, "redis": 6379, "cassandra": 9042, "kafka": 9092, "opensearch": 9200}
-    backend_port |= {"s3": 9000, "stripe": 443}  # s3: the default s3.endpoint's port
+    backend_ports = {"postgresql": {5432}, "redis": {6379}, "cassandra": {9042, 19042}, "kafka": {9092}}
+    backend_ports |= {"opensearch": {9200}, "s3": {9000}, "stripe": {443}}  # s3: the default s3.endpoint's port
     ingress, egress = set(), set()
     for name, entry in services.items():
         callers = set(entry.callers) | ({EDGE} if entry.public else set())
@@ -110,7 +110,7 @@ def _manifest_edges(tracing: bool = False) -> tuple[set, set]:
         kinds = {store.split(":", 1)[0] for store in entry.stores}
         kinds |= {"kafka"} if entry.consumes or name in producers else set()
         kinds |= {"stripe"} if name == "payments" else set()
-        egress |= {(name, kind, backend_port[kind]) for kind in kinds}
+        egress |= {(name, kind, port) for kind in kinds for port in backend_ports[kind]}
     ingress.add((ANYONE, EDGE, 8080))
     egress |= {(EDGE, "s3", 9000), (EDGE, "redis", 6379)}
     if tracing:
