@@ -46,9 +46,7 @@ _CHANNEL_OPTIONS = [
 def channel(name: str) -> grpc.aio.Channel:
     ch = _channels.get(name)
     if ch is None:
-        # Interceptors only with tracing on: grpc.aio takes a slower path for an intercepted call.
-        interceptors = tracing.client_interceptors() or None
-        ch = grpc.aio.insecure_channel(service_addr(name), options=_CHANNEL_OPTIONS, interceptors=interceptors)
+        ch = tracing.traced_channel(grpc.aio.insecure_channel(service_addr(name), options=_CHANNEL_OPTIONS))
         _channels[name] = ch
     return ch
 

@@ -1,0 +1,98 @@
+"""CPU cost of tracing per gRPC call: one process serves a trivial method
+through the kit's interceptor and calls it through the kit's traced
+channel, sequentially, with tracing off, on at a sampling ratio, and on
+with every call recorded (spans exported to the devstack's Zipkin).
+
+    .venv/bin/python bench/tracing_overhead.py [--calls 20000] [--ratios 0.01,1.0]
+
+Prints one JSON object: microseconds per call (client and server side
+together, plus the span export thread) for each mode, and the difference to off.
+Needs no stack except Zipkin for the recorded modes (`devstack up zipkin`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ZIPKIN = f"http://127.0.0.1:{os.environ.get('ZIPKIN_PORT', '9411')}/api/v2/spans"
+
+
+async def _measure(calls: int) -> float:
+    import grpc
+
+    from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
+    from services.kit import tracing
+    from services.kit.server.service import KitInterceptor
+
+    class Trends(trends_pb2_grpc.TrendsServiceServicer):
+        async def ListTrends(self, request, context):
+            return trends_pb2.ListTrendsResponse()
+
+    tracing.setup("bench")
+    interceptor = KitInterceptor("bench")
+    interceptor.ready = True
+    server = grpc.aio.server(interceptors=[interceptor])
+    trends_pb2_grpc.add_TrendsServiceServicer_to_server(Trends(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = tracing.traced_channel(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
+    stub = trends_pb2_grpc.TrendsServiceStub(channel)
+    request = trends_pb2.ListTrendsRequest()
+    for _ in range(500):  # warm-up: connection, handler caches
+        await stub.ListTrends(request)
+    started = time.process_time()
+    for _ in range(calls):
+        await stub.ListTrends(request)
+    used = time.process_time() - started
+    tracing.shutdown()  # the export thread's CPU for these spans counts too
+    used = time.process_time() - started
+    await channel.close()
+    await server.stop(None)
+    return used / calls * 1e6
+
+
+def _child(calls: int) -> None:
+    import uvloop
+
+    print(json.dumps({"us_per_call": round(uvloop.run(_measure(calls)), 1)}))
+
+
+def _run(mode: str, calls: int) -> float:
+    env = {**os.environ, "AVIARY_TRACE_ENDPOINT": "" if mode == "off" else ZIPKIN}
+    if mode != "off":
+        env["AVIARY_TRACE_SAMPLE_RATIO"] = mode
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", "--calls", str(calls)], env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])["us_per_call"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--ratios", default="0.01,1.0", help="sampling ratios to measure beside off")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per mode; the fastest counts")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.calls)
+        return
+    modes = ["off", *args.ratios.split(",")]
+    best = {mode: min(_run(mode, args.calls) for _ in range(args.rounds)) for mode in modes}
+    result = {
+        "calls": args.calls,
+        "us_per_call": best,
+        "extra_us_per_call": {mode: round(best[mode] - best["off"], 1) for mode in modes if mode != "off"},
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
