@@ -7,6 +7,7 @@ loop's at-least-once replay after a crash is harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any, Callable, Sequence
@@ -35,12 +36,17 @@ log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "fanout"
 FOLLOWER_BATCH_SIZE = 1000
+# Follows and unfollows sent in one ApplyFollowChanges call (timeline's limit).
+FOLLOW_CHANGES_PER_CALL = 1000
 
 EVENT_AGE = Histogram(
     "aviary_fanout_event_age_seconds",
     "Time from an event happening to the worker finishing its effect",
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+GRAPH_CHANGES_APPLIED = Counter(
+    "aviary_fanout_follow_changes_applied_total", "Follows and unfollows applied to home timelines"
 )
 TIMELINES_DELIVERED = Counter("aviary_fanout_timelines_delivered_total", "Home timelines updated by fanout", ["op"])
 
@@ -84,10 +90,14 @@ class FanoutWorker:
         # author waits for the one before, so a delete never overtakes its
         # create): one post, or one partition, at a time left the worker
         # waiting on graph, then on timeline, with the cores half idle. Graph
-        # records (follows, unfollows, threshold crossings) are never applied
-        # beside anything, so an unfollow's purge cannot race a delivery to
-        # the same timeline. A fanout cancelled half-way is replayed whole,
-        # which its idempotent writes allow.
+        # records (follows, unfollows, threshold crossings) are applied beside
+        # posts, in batches: what one poll brought of a partition in one
+        # call, so one follower's changes stay in order (they are keyed by
+        # follower). A delivery racing an unfollow of its author is dropped
+        # by timeline, not ordered here (see ApplyFollowChanges): that holds
+        # across workers, whose posts and graph partitions are assigned
+        # independently. A fanout cancelled half-way is replayed whole, which
+        # its idempotent writes allow.
         self.consumer = ConsumerLoop(
             settings.kafka_bootstrap,
             CONSUMER_GROUP,
@@ -95,6 +105,8 @@ class FanoutWorker:
             self.handle,
             parallel_topics=frozenset({POSTS_TOPIC}),
             parallel_limit=settings.parallel_posts,
+            batch_topics=frozenset({GRAPH_TOPIC}),
+            batch_handler=self.handle_graph_batch,
         )
 
     async def start(self) -> None:
@@ -115,20 +127,29 @@ class FanoutWorker:
         if isinstance(change, Ignored):
             log.info("ignoring event", extra={"topic": change.topic, "why": change.reason})
             return
-        try:
-            if isinstance(change, PostChange):
-                await self._apply_post(change)
-            elif isinstance(change, AuthorStatusChange):
-                await self._apply_author_status(change)
-            else:
-                await self._apply_follow(change)
-        except grpc.aio.AioRpcError as err:
-            if err.code() in _PERMANENT_CODES:
-                raise PoisonRecord(f"{change.kind}: {err.code().name}: {err.details()}") from err
-            raise
-        age = event_age_seconds(change.occur_time, time.time())
-        if age is not None:
-            EVENT_AGE.labels(change.kind).observe(age)
+        if not isinstance(change, PostChange):
+            # Graph records come batched (handle_graph_batch); one alone is a batch of one.
+            await self._apply_graph_changes([change])
+            return
+        with _permanent_errors_as_poison(change.kind):
+            await self._apply_post(change)
+        _observe_age(change)
+
+    async def handle_graph_batch(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+        """One partition's graph records of one poll, in order; an unreadable
+        one is skipped, the rest retried whole on failure (idempotent)."""
+        changes: list[FollowChange | AuthorStatusChange] = []
+        for _key, value in records:
+            try:
+                change = decode(topic, value)
+            except PoisonRecord as exc:
+                log.error("skipping unreadable record", extra={"topic": topic, "why": str(exc)})
+                continue
+            if isinstance(change, Ignored):
+                log.info("ignoring event", extra={"topic": change.topic, "why": change.reason})
+            elif not isinstance(change, PostChange):
+                changes.append(change)
+        await self._apply_graph_changes(changes)
 
     # --- posts ------------------------------------------------------------------
 
@@ -211,6 +232,43 @@ class FanoutWorker:
 
     # --- graph --------------------------------------------------------------------
 
+    async def _apply_graph_changes(self, changes: Sequence[FollowChange | AuthorStatusChange]) -> None:
+        """Runs of follows and unfollows go in one call each; a threshold
+        crossing between them is applied in its place in the order. What a
+        peer refuses for good is skipped, not the rest of the batch."""
+        follows: list[FollowChange] = []
+        for change in changes:
+            if isinstance(change, AuthorStatusChange):
+                await self._apply_follows(follows)
+                follows = []
+                with _skipping_refused(change.kind):
+                    await self._apply_author_status(change)
+                    _observe_age(change)
+            elif change.follower_id != change.followee_id:
+                follows.append(change)
+        await self._apply_follows(follows)
+
+    async def _apply_follows(self, changes: list[FollowChange]) -> None:
+        for start in range(0, len(changes), FOLLOW_CHANGES_PER_CALL):
+            chunk = changes[start : start + FOLLOW_CHANGES_PER_CALL]
+            request = timeline_pb2.ApplyFollowChangesRequest(
+                changes=[
+                    timeline_pb2.FollowChange(
+                        user_id=c.follower_id, author_id=c.followee_id, following=c.kind == "follow_created"
+                    )
+                    for c in chunk
+                ]
+            )
+            with _skipping_refused(f"{len(chunk)} follow changes"):
+                reply = await clients.timeline().ApplyFollowChanges(request, timeout=self.timeout)
+                for change in chunk:
+                    _observe_age(change)
+                GRAPH_CHANGES_APPLIED.inc(len(chunk))
+                log.info(
+                    "applied follow changes",
+                    extra={"changes": len(chunk), "copied": reply.copied, "removed": reply.removed},
+                )
+
     async def _apply_author_status(self, change: AuthorStatusChange) -> None:
         """Every follower of an author who crossed the threshold: their
         cached celebrity lists go, and (crossing down) the posts that were
@@ -232,28 +290,30 @@ class FanoutWorker:
             },
         )
 
-    async def _apply_follow(self, change: FollowChange) -> None:
-        if change.follower_id == change.followee_id:
-            return
-        if change.kind == "follow_created":
-            backfilled = await clients.timeline().BackfillAuthor(
-                timeline_pb2.BackfillAuthorRequest(user_id=change.follower_id, author_id=change.followee_id),
-                timeout=self.timeout,
-            )
-            log.info(
-                "backfilled followee",
-                extra={
-                    "follower_id": change.follower_id,
-                    "followee_id": change.followee_id,
-                    "copied": backfilled.copied,
-                },
-            )
-        else:
-            purged = await clients.timeline().PurgeAuthor(
-                timeline_pb2.PurgeAuthorRequest(user_id=change.follower_id, author_id=change.followee_id),
-                timeout=self.timeout,
-            )
-            log.info(
-                "purged unfollowed author",
-                extra={"follower_id": change.follower_id, "followee_id": change.followee_id, "removed": purged.removed},
-            )
+
+@contextlib.contextmanager
+def _permanent_errors_as_poison(what: str):
+    """A peer's answer that no retry can change skips the record (or batch)."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as err:
+        if err.code() in _PERMANENT_CODES:
+            raise PoisonRecord(f"{what}: {err.code().name}: {err.details()}") from err
+        raise
+
+
+@contextlib.contextmanager
+def _skipping_refused(what: str):
+    """Inside a batch: a peer's answer that no retry can change skips this
+    part only; any other failure retries the whole batch (idempotent)."""
+    try:
+        with _permanent_errors_as_poison(what):
+            yield
+    except PoisonRecord as exc:
+        log.error("skipping what a peer refused", extra={"why": str(exc)})
+
+
+def _observe_age(change: PostChange | FollowChange | AuthorStatusChange) -> None:
+    age = event_age_seconds(change.occur_time, time.time())
+    if age is not None:
+        EVENT_AGE.labels(change.kind).observe(age)

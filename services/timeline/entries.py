@@ -79,6 +79,13 @@ def seen_key(user_id: int) -> str:
     return f"seen:{{{user_id}}}"
 
 
+def unfollowed_key(user_id: int, author_id: int) -> str:
+    """Present for a while after the user unfollowed the author: deliveries
+    of the author's posts to the user's timeline are dropped meanwhile. Same
+    slot as the timeline."""
+    return f"unfollowed:{{{user_id}}}:{author_id}"
+
+
 def encode_id_list(ids: Iterable[int]) -> bytes:
     """Comma-separated decimal ids; b"" for none (distinct from a missing key)."""
     return ",".join(str(i) for i in ids).encode()

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 ADD = timeline_pb2.DELIVERY_OP_ADD
 REMOVE = timeline_pb2.DELIVERY_OP_REMOVE
 MAX_USERS_PER_BATCH = 5000
+MAX_FOLLOW_CHANGES = 1000
+# Authors asked about in one BatchGetFollowStats call (graph's limit).
+STATS_BATCH = 200
 # Account deletions (identity's AccountDeleted): one group for all replicas.
 ACCOUNTS_GROUP = "timeline-accounts"
 # A page normally fills in one round; more rounds only when many of the
@@ -133,12 +136,26 @@ def _checked_user_ids(user_ids, field: str = "user_ids") -> list[int]:
     return list(user_ids)
 
 
-def _checked_pair(user_id: int, author_id: int) -> tuple[int, int]:
+def _checked_pair(user_id: int, author_id: int, field_prefix: str = "") -> tuple[int, int]:
     if user_id <= 0:
-        raise invalid_argument("user_id", f"must be a positive id, got {user_id}")
+        raise invalid_argument(f"{field_prefix}user_id", f"must be a positive id, got {user_id}")
     if author_id <= 0:
-        raise invalid_argument("author_id", f"must be a positive id, got {author_id}")
+        raise invalid_argument(f"{field_prefix}author_id", f"must be a positive id, got {author_id}")
     return user_id, author_id
+
+
+def _last_change_per_pair(changes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """ApplyFollowChanges' changes, validated whole, as (follows, unfollows):
+    a pair's last change only, its effect then the same as applying them all
+    in order (a follow after an unfollow keeps some older posts a purge
+    would have taken, which a follower may see)."""
+    if len(changes) > MAX_FOLLOW_CHANGES:
+        raise invalid_argument("changes", f"at most {MAX_FOLLOW_CHANGES}, got {len(changes)}")
+    following: dict[tuple[int, int], bool] = {}
+    for i, change in enumerate(changes):
+        pair = _checked_pair(change.user_id, change.author_id, f"changes[{i}].")
+        following[pair] = change.following
+    return [p for p, f in following.items() if f], [p for p, f in following.items() if not f]
 
 
 class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
@@ -269,23 +286,58 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         return timeline_pb2.IndexAuthorPostResponse()
 
     async def BackfillAuthor(self, request, context) -> timeline_pb2.BackfillAuthorResponse:
-        user_id, author_id = _checked_pair(request.user_id, request.author_id)
-        # A celebrity's posts are merged at read time: copying them would
-        # materialize exactly what the hybrid model avoids.
-        stats = await clients.graph().GetFollowStats(
-            graph_pb2.GetFollowStatsRequest(user_id=str(author_id)), timeout=self.settings.rpc_timeout_seconds
-        )
-        copied = await self.store.backfill(user_id, author_id, copy=not stats.celebrity)
-        return timeline_pb2.BackfillAuthorResponse(copied=copied)
+        pair = _checked_pair(request.user_id, request.author_id)
+        return timeline_pb2.BackfillAuthorResponse(copied=await self._follows([pair]))
 
     async def PurgeAuthor(self, request, context) -> timeline_pb2.PurgeAuthorResponse:
-        user_id, author_id = _checked_pair(request.user_id, request.author_id)
-        removed = await self.store.purge_author(user_id, author_id)
+        pair = _checked_pair(request.user_id, request.author_id)
+        return timeline_pb2.PurgeAuthorResponse(removed=await self._unfollows([pair]))
+
+    async def ApplyFollowChanges(self, request, context) -> timeline_pb2.ApplyFollowChangesResponse:
+        follows, unfollows = _last_change_per_pair(request.changes)
+        # Different pairs touch different keys or commute (adds of one
+        # author, removals of another), so both kinds run at once.
+        copied, removed = await asyncio.gather(self._follows(follows), self._unfollows(unfollows))
+        return timeline_pb2.ApplyFollowChangesResponse(copied=copied, removed=removed)
+
+    async def _follows(self, pairs: list[tuple[int, int]]) -> int:
+        """Backfills; returns entries copied."""
+        if not pairs:
+            return 0
+        # A celebrity's posts are merged at read time: copying them would
+        # materialize exactly what the hybrid model avoids.
+        celebrities = await self._celebrities_among({author for _, author in pairs})
+        return await self.store.backfill_many(pairs, {author for _, author in pairs} - celebrities)
+
+    async def _celebrities_among(self, authors: set[int]) -> set[int]:
+        ids = [str(a) for a in sorted(authors)]
+        replies = await asyncio.gather(
+            *(
+                clients.graph().BatchGetFollowStats(
+                    graph_pb2.BatchGetFollowStatsRequest(user_ids=ids[i : i + STATS_BATCH]),
+                    timeout=self.settings.rpc_timeout_seconds,
+                )
+                for i in range(0, len(ids), STATS_BATCH)
+            )
+        )
+        return {int(stats.user_id) for reply in replies for stats in reply.stats if stats.celebrity}
+
+    async def _unfollows(self, pairs: list[tuple[int, int]]) -> int:
+        """Purges; returns entries removed."""
+        if not pairs:
+            return 0
+        removed = await self.store.purge_many(pairs)
         # Members carry a 4-byte author fingerprint, so another followed
         # author may (rarely) share it: put back what is not this author's.
-        wrongly = await self._not_by(author_id, removed)
-        await self.store.add_members(user_id, wrongly)
-        return timeline_pb2.PurgeAuthorResponse(removed=len(removed) - len(wrongly))
+        authors = await self._authors_of([m for members in removed for m in members])
+        wrongly: dict[tuple[int, int], list[bytes]] = {}
+        for (user_id, author_id), members in zip(pairs, removed):
+            for member in members:
+                if authors.get(member, author_id) != author_id:
+                    wrongly.setdefault((user_id, authors[member]), []).append(member)
+        # Put back unless that author is unfollowed too (its mark is checked).
+        await self.store.add_members_many([(user, author, members) for (user, author), members in wrongly.items()])
+        return sum(len(members) for members in removed) - sum(len(members) for members in wrongly.values())
 
     async def ApplyAuthorStatus(
         self, request_iterator: AsyncIterator, context
@@ -301,7 +353,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 if members is None:
                     members = await self.store.author_index_members(request.author_id)
                 to_copy = members
-            copied += await self.store.apply_author_status(user_ids, to_copy)
+            copied += await self.store.apply_author_status(request.author_id, user_ids, to_copy)
             timelines += len(user_ids)
         return timeline_pb2.ApplyAuthorStatusResponse(timelines=timelines, copied=copied)
 
@@ -325,12 +377,13 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         ]
         return timeline_pb2.FindMissingEntriesResponse(missing=missing)
 
-    async def _not_by(self, author_id: int, members: list[bytes]) -> list[bytes]:
+    async def _authors_of(self, members: list[bytes]) -> dict[bytes, int]:
+        """The author of each member's post, for the posts that still exist."""
         if not members:
-            return []
-        stored = {decode_member(m).post_id: m for m in members}
-        posts = await self._hydrate([Stored(p, m) for p, m in stored.items()], viewer=0)
-        return [m for p, m in stored.items() if p in posts and int(posts[p].author_id) != author_id]
+            return {}
+        stored = {m: decode_member(m).post_id for m in members}
+        posts = await self._hydrate([Stored(p, m) for m, p in stored.items()], viewer=0)
+        return {m: int(posts[p].author_id) for m, p in stored.items() if p in posts}
 
     # --- the read path --------------------------------------------------------
 

@@ -12,6 +12,10 @@ Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
   celebsgen:{user}
                  bumped each time celebs:{user} is forgotten, so an answer
                  graph gave before that is never cached after it
+  unfollowed:{user}:author
+                 present for UNFOLLOW_MARK_SECONDS after the user unfollowed
+                 the author, until they follow again; deliveries of the
+                 author's posts to the user are dropped meanwhile
 """
 
 from __future__ import annotations
@@ -43,19 +47,28 @@ from services.timeline.entries import (
     post_prefix,
     with_siblings,
     seen_key,
+    unfollowed_key,
 )
 from services.timeline.live import author_channel, home_channel
 
 # How many of a newly followed author's recent posts a follow copies in.
 BACKFILL_ENTRIES = 50
 
+# How long an unfollow's mark lasts: longer than any delivery can take
+# (fanout's stream deadline, AVIARY_FANOUT_STREAM_TIMEOUT_SECONDS, 120 s by
+# default), since a delivery may carry a follower list read before the unfollow.
+UNFOLLOW_MARK_SECONDS = 600
+
 # One delivery to one user, atomically: only to an active user (KEYS[2]
-# present), trimmed to the newest ARGV[2], announced to live readers. A
-# timeline this creates expires with the activity mark.
-# KEYS: home, seen. ARGV: member, max entries, live channel. Returns 1 when
-# delivered, 0 when the user is inactive.
+# present) who has not just unfollowed the author (KEYS[3] absent),
+# trimmed to the newest ARGV[2], announced to live readers. A timeline this
+# creates expires with the activity mark.
+# KEYS: home, seen, unfollowed. ARGV: member, max entries, live channel.
+# Returns 1 when delivered, 0 when not.
 _DELIVER_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+-- Never after an unfollow's purge: this delivery's follower list may predate it.
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 redis.call('ZADD', KEYS[1], 0, ARGV[1])
 if redis.call('PTTL', KEYS[1]) == -1 then
   local ttl = redis.call('PTTL', KEYS[2])
@@ -70,9 +83,12 @@ return 1
 """
 
 # Adds members to an active user's timeline (inactive: nothing; their
-# timeline is rebuilt when they return). KEYS: home, seen. ARGV: max, members...
+# timeline is rebuilt when they return), unless the optional KEYS[3] (an
+# unfollow's mark of the members' author) is present.
+# KEYS: home, seen[, unfollowed]. ARGV: max, members...
 _ADD_IF_ACTIVE_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if #KEYS > 2 and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 0, ARGV[i]) end
 if redis.call('PTTL', KEYS[1]) == -1 then
   local ttl = redis.call('PTTL', KEYS[2])
@@ -110,13 +126,15 @@ return 1
 """
 
 # Removes, in one atomic step on one key, every member whose author
-# fingerprint (bytes 9 to 12, after the post id) is ARGV[1], and forgets the reader's cached
-# celebrity list (KEYS[2], its generation KEYS[3]; same slot). ARGV[2]: the
-# generation lifetime in ms. Returns the removed members.
+# fingerprint (bytes 9 to 12, after the post id) is ARGV[1], forgets the reader's cached
+# celebrity list (KEYS[2], its generation KEYS[3]; same slot) and marks the
+# pair unfollowed (KEYS[4], for ARGV[3] ms). ARGV[2]: the generation
+# lifetime in ms. Returns the removed members.
 _PURGE_AUTHOR_LUA = """
 redis.call('DEL', KEYS[2])
 redis.call('INCR', KEYS[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[3])
 local fp = ARGV[1]
 local removed = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -128,6 +146,27 @@ end
 return removed
 """
 
+
+# A follow: lifts the pair's unfollow mark (KEYS[5]), forgets the reader's
+# cached celebrity list (KEYS[3], its generation KEYS[4]) and copies the
+# author's recent posts (ARGV[3]...) into the timeline of an active reader,
+# trimmed to the newest ARGV[2]. KEYS: home, seen, celebs, celebsgen,
+# unfollowed. ARGV: generation lifetime in ms, max entries, members...
+# Returns how many members were copied.
+_FOLLOWED_LUA = """
+redis.call('DEL', KEYS[5])
+redis.call('DEL', KEYS[3])
+redis.call('INCR', KEYS[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[1])
+if #ARGV < 3 or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], 0, ARGV[i]) end
+if redis.call('PTTL', KEYS[1]) == -1 then
+  local ttl = redis.call('PTTL', KEYS[2])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
+return #ARGV - 2
+"""
 
 # For each (original, repost) pair, one per original, the members of one
 # source that show the original before the repost: the original itself (its
@@ -186,6 +225,7 @@ class TimelineStore:
         )
         self._add_if_active = self._redis.register_script(_ADD_IF_ACTIVE_LUA)
         self._purge_author = self._redis.register_script(_PURGE_AUTHOR_LUA)
+        self._followed = self._redis.register_script(_FOLLOWED_LUA)
         self._forget_celebrities = self._redis.register_script(_FORGET_CELEBRITIES_LUA)
         self._cache_celebrities = self._redis.register_script(_CACHE_CELEBRITIES_LUA)
         self._earlier_occurrences = self._redis.register_script(_EARLIER_OCCURRENCES_LUA)
@@ -212,7 +252,15 @@ class TimelineStore:
         replies = await self._evalsha_each(
             self._deliver,
             (
-                (b"2", home_key(user_id), seen_key(user_id), member, max_entries, home_channel(user_id))
+                (
+                    b"3",
+                    home_key(user_id),
+                    seen_key(user_id),
+                    unfollowed_key(user_id, entry.author_id),
+                    member,
+                    max_entries,
+                    home_channel(user_id),
+                )
                 for user_id in user_ids
             ),
         )
@@ -247,35 +295,82 @@ class TimelineStore:
     # -- follows --------------------------------------------------------------------
 
     async def backfill(self, user_id: int, author_id: int, *, copy: bool = True) -> int:
-        """Copies the author's newest posts into the user's home timeline
-        (unless `copy` is False, or the user is inactive: their timeline is
-        rebuilt from scratch when they return) and forgets the user's cached
-        celebrity list.
+        """One follow (see backfill_many)."""
+        return await self.backfill_many([(user_id, author_id)], {author_id} if copy else set())
 
-        Two keys in different cluster slots, so this is read-then-write rather
-        than one script; both steps are idempotent, so a retry is harmless.
+    async def backfill_many(self, follows: Sequence[tuple[int, int]], copy_from: set[int]) -> int:
+        """For each (user, author) followed: lifts the pair's unfollow mark,
+        forgets the user's cached celebrity list (the author may be a
+        celebrity) and, for authors in `copy_from`, copies their newest posts
+        into the user's timeline (unless the user is inactive: their timeline
+        is rebuilt from scratch when they return). Returns entries copied.
+
+        Author indexes and timelines are in different cluster slots, so this
+        is read-then-write: one bulk read, one bulk write, each step idempotent.
         """
-        members = await self._redis.zrange(author_key(author_id), -BACKFILL_ENTRIES, -1) if copy else []
-        # The user follows someone new, who may be a celebrity.
-        await self._forget_celebrities(keys=_celebrity_keys(user_id), args=[_GENERATION_MS])
-        if not members:
+        if not follows:
             return 0
-        return int(
-            await self._add_if_active(keys=[home_key(user_id), seen_key(user_id)], args=[self.timeline_max, *members])
+        authors = sorted(copy_from & {author for _, author in follows})
+        indexes = await self._bulk.read(
+            [(b"ZRANGE", author_key(a), str(-BACKFILL_ENTRIES).encode(), b"-1") for a in authors]
         )
+        members = dict(zip(authors, indexes))
+        generation_ms = str(_GENERATION_MS).encode()
+        max_entries = str(self.timeline_max).encode()
+        replies = await self._evalsha_each(
+            self._followed,
+            (
+                (
+                    b"5",
+                    home_key(user_id),
+                    seen_key(user_id),
+                    *_celebrity_keys(user_id),
+                    unfollowed_key(user_id, author_id),
+                    generation_ms,
+                    max_entries,
+                    *members.get(author_id, ()),
+                )
+                for user_id, author_id in follows
+            ),
+        )
+        return sum(replies)
 
     async def purge_author(self, user_id: int, author_id: int) -> list[bytes]:
-        """Removes the members carrying the author's fingerprint; returns them."""
-        keys = [home_key(user_id), *_celebrity_keys(user_id)]
-        return list(await self._purge_author(keys=keys, args=[author_fingerprint(author_id), _GENERATION_MS]))
+        """One unfollow (see purge_many)."""
+        return (await self.purge_many([(user_id, author_id)]))[0]
+
+    async def purge_many(self, unfollows: Sequence[tuple[int, int]]) -> list[list[bytes]]:
+        """For each (user, author) unfollowed: removes the members carrying
+        the author's fingerprint, forgets the user's cached celebrity list
+        and marks the pair, so that no delivery of the author's posts lands
+        for UNFOLLOW_MARK_SECONDS; returns the removed members, per pair."""
+        generation_ms = str(_GENERATION_MS).encode()
+        mark_ms = str(UNFOLLOW_MARK_SECONDS * 1000).encode()
+        replies = await self._evalsha_each(
+            self._purge_author,
+            (
+                (
+                    b"4",
+                    home_key(user_id),
+                    *_celebrity_keys(user_id),
+                    unfollowed_key(user_id, author_id),
+                    author_fingerprint(author_id),
+                    generation_ms,
+                    mark_ms,
+                )
+                for user_id, author_id in unfollows
+            ),
+        )
+        return [list(removed) for removed in replies]
 
     async def author_index_members(self, author_id: int) -> list[bytes]:
         # Without scores, a client that does not decode answers the members as bytes.
         return cast("list[bytes]", await self._redis.zrange(author_key(author_id), 0, -1))
 
-    async def apply_author_status(self, user_ids: Sequence[int], members: Sequence[bytes]) -> int:
-        """Drops each user's cached celebrity list and copies `members` into
-        the active ones' timelines; returns how many entries were copied."""
+    async def apply_author_status(self, author_id: int, user_ids: Sequence[int], members: Sequence[bytes]) -> int:
+        """Drops each user's cached celebrity list and copies `members` (the
+        author's) into the active ones' timelines, except where the user has
+        just unfollowed the author; returns how many entries were copied."""
         generation_ms = str(_GENERATION_MS).encode()
         await self._evalsha_each(
             self._forget_celebrities, ((b"2", *_celebrity_keys(user_id), generation_ms) for user_id in user_ids)
@@ -285,14 +380,32 @@ class TimelineStore:
         max_entries = str(self.timeline_max).encode()
         replies = await self._evalsha_each(
             self._add_if_active,
-            ((b"2", home_key(user_id), seen_key(user_id), max_entries, *members) for user_id in user_ids),
+            (
+                (
+                    b"3",
+                    home_key(user_id),
+                    seen_key(user_id),
+                    unfollowed_key(user_id, author_id),
+                    max_entries,
+                    *members,
+                )
+                for user_id in user_ids
+            ),
         )
         return sum(replies)
 
-    async def add_members(self, user_id: int, members: Sequence[bytes]) -> None:
-        """Puts members back (a purge that caught another author's post)."""
-        if members:
-            await self._add_if_active(keys=[home_key(user_id), seen_key(user_id)], args=[self.timeline_max, *members])
+    async def add_members_many(self, puts: Sequence[tuple[int, int, Sequence[bytes]]]) -> None:
+        """Puts members back (a purge that caught another author's posts):
+        each (user, the members' author, members) in one round trip, unless
+        the user has just unfollowed that author too."""
+        max_entries = str(self.timeline_max).encode()
+        calls = [
+            (b"3", home_key(user_id), seen_key(user_id), unfollowed_key(user_id, author_id), max_entries, *members)
+            for user_id, author_id, members in puts
+            if members
+        ]
+        if calls:
+            await self._evalsha_each(self._add_if_active, calls)
 
     # -- activity -------------------------------------------------------------------
 

@@ -29,8 +29,9 @@ from services.timeline.entries import (
     encode_member,
     home_key,
     seen_key,
+    unfollowed_key,
 )
-from services.timeline.store import TimelineStore
+from services.timeline.store import UNFOLLOW_MARK_SECONDS, TimelineStore
 from tests.integration.support import wait_serving
 
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -466,7 +467,86 @@ async def test_a_celebrity_list_read_before_it_was_forgotten_is_not_cached(r):
         assert 590_000 < r.pttl(celebrity_cache_key(reader)) <= 600_000
 
         # A threshold crossing forgets it (and bumps the generation) too.
-        await store.apply_author_status([reader], [])
+        await store.apply_author_status(random_id(), [reader], [])
         assert await store.cached_celebrities(reader) == (None, b"2")
     finally:
         await store.close()
+
+
+def follow_changes(stub, *changes: tuple[int, int, bool]) -> timeline_pb2.ApplyFollowChangesResponse:
+    return stub.ApplyFollowChanges(
+        timeline_pb2.ApplyFollowChangesRequest(
+            changes=[timeline_pb2.FollowChange(user_id=u, author_id=a, following=f) for u, a, f in changes]
+        )
+    )
+
+
+@pytest.mark.parametrize("unfollow", ["ApplyFollowChanges", "PurgeAuthor"])
+def test_a_delivery_computed_before_an_unfollow_and_arriving_after_its_purge_is_dropped(stub, r, unfollow):
+    """The race fanout no longer orders away: a post's follower list is read
+    while the reader still follows its author, the reader unfollows and the
+    purge is applied, and only then does the delivery arrive. Without the
+    purge's mark the unfollowed author's post would stay in the timeline."""
+    (reader,) = users(r, 1)
+    author, other = random_id(), random_id()
+    r.track(author_key(author))
+    base = random_id()
+    deliver(stub, request(ADD, base, author, [reader]))
+    stale = request(ADD, base + 1, author, [reader])  # its follower list: read before the unfollow
+
+    if unfollow == "PurgeAuthor":
+        assert purge(stub, reader, author) == 1
+    else:
+        assert follow_changes(stub, (reader, author, False)).removed == 1
+    assert deliver(stub, stale, request(ADD, base + 2, other, [reader])).timelines == 1
+    assert r.zrange(home_key(reader), 0, -1) == [encode_member(base + 2, other)]
+    # Deliveries of other authors, and the mark only for a while.
+    assert 0 < r.pttl(unfollowed_key(reader, author)) <= UNFOLLOW_MARK_SECONDS * 1000
+
+    # Following again lifts the mark: the author's posts arrive again.
+    follow_changes(stub, (reader, author, True))
+    assert r.exists(unfollowed_key(reader, author)) == 0
+    assert deliver(stub, request(ADD, base + 3, author, [reader])).timelines == 1
+    assert encode_member(base + 3, author) in r.zrange(home_key(reader), 0, -1)
+
+
+def test_follow_changes_in_one_call_backfill_purge_and_keep_each_pairs_last_change(stub, r):
+    first, second = users(r, 2)
+    author, gone = random_id(), random_id()
+    r.track(author_key(author))
+    base = random_id()
+    for i in range(3):
+        index(stub, ADD, base + i, author)
+    deliver(stub, request(ADD, base + 10, gone, [first, second]))
+    r.set(celebrity_cache_key(first), b"")
+
+    reply = follow_changes(
+        stub,
+        (first, author, True),
+        (first, gone, False),
+        # Unfollowed, then followed again within the batch: followed.
+        (second, author, False),
+        (second, author, True),
+        # Followed, then unfollowed: unfollowed.
+        (second, gone, True),
+        (second, gone, False),
+    )
+    assert (reply.copied, reply.removed) == (6, 2)
+    expected = [encode_member(base + i, author) for i in range(3)]
+    assert r.zrange(home_key(first), 0, -1) == expected
+    assert r.zrange(home_key(second), 0, -1) == expected
+    assert r.exists(celebrity_cache_key(first)) == 0
+    assert r.exists(unfollowed_key(second, author)) == 0
+    assert r.exists(unfollowed_key(second, gone)) == 1
+    # Again: the same state.
+    assert follow_changes(stub, (first, author, True), (first, gone, False)).removed == 0
+    assert r.zrange(home_key(first), 0, -1) == expected
+
+
+def test_follow_changes_are_validated_whole(stub, r):
+    (reader,) = users(r, 1)
+    with pytest.raises(grpc.RpcError) as err:
+        follow_changes(stub, (reader, random_id(), False), (reader, 0, True))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "changes[1].author_id" in err.value.details()
+    assert r.exists(celebrity_generation_key(reader)) == 0  # nothing applied

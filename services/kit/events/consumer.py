@@ -24,6 +24,9 @@ LAG_REPORT_SECONDS = 5.0
 # Parallel topics: records taken from Kafka but not yet applied, at most (the
 # poller stops fetching above this), and how often applied progress is committed.
 MAX_UNAPPLIED_RECORDS = 400
+# Batch topics: records taken and not yet applied, at most; above this their
+# partitions are paused (the other topics' records are still fetched).
+MAX_UNAPPLIED_BATCHED = 4000
 PROGRESS_COMMIT_SECONDS = 0.2
 
 CONSUMER_LAG = Gauge("aviary_kafka_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
@@ -31,6 +34,8 @@ HANDLE_SECONDS = Histogram("aviary_kafka_handle_seconds", "Time to apply one rec
 
 
 Handler = Callable[[str, bytes | None, bytes], Awaitable[None]]
+# A batch topic's records, as (key, value), of one partition in offset order.
+BatchHandler = Callable[[str, list[tuple[bytes | None, bytes]]], Awaitable[None]]
 
 
 class ConsumerLoop:
@@ -46,6 +51,8 @@ class ConsumerLoop:
         auto_offset_reset: str = "earliest",
         parallel_topics: frozenset[str] = frozenset(),
         parallel_limit: int = 16,
+        batch_topics: frozenset[str] = frozenset(),
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.group = group
@@ -58,10 +65,16 @@ class ConsumerLoop:
         # partition and key are applied one after another in offset order (so
         # per-key order holds). Their handler must tolerate being cancelled
         # half-way: on a revocation or a stop, unfinished records are
-        # cancelled and replayed. Records of the other topics are applied one
-        # partition at a time, never beside anything.
+        # cancelled and replayed. Records of topics neither parallel nor batch
+        # are applied one partition at a time, never beside anything.
         self.parallel_topics = parallel_topics
         self.parallel_limit = parallel_limit
+        # Records of these topics go to `batch_handler` instead, beside the
+        # parallel topics' records: what one poll brought of a partition in
+        # one call, after that partition's previous call (see KeyedLanes). The
+        # call is retried whole until it succeeds, so it must be idempotent.
+        self.batch_topics = batch_topics
+        self.batch_handler = batch_handler
         self.handler = handler
         self._stop = threading.Event()
         self._next_lag_report = 0.0
@@ -100,8 +113,15 @@ class ConsumerLoop:
 
     def _poll_forever(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
         lanes = None
-        if self.parallel_topics:
-            lanes = KeyedLanes(loop, lambda topic, record: self._apply(topic, record, stop), self.parallel_limit)
+        laned = self.parallel_topics | self.batch_topics
+        if laned:
+            lanes = KeyedLanes(
+                loop,
+                lambda topic, record: self._apply(topic, record, stop),
+                self.parallel_limit,
+                apply_batch=lambda topic, records: self._apply_batch(topic, records, stop),
+                batch_topics=self.batch_topics,
+            )
         consumer = self._connect(stop, lanes)
         next_commit = 0.0
         try:
@@ -115,20 +135,22 @@ class ConsumerLoop:
                 if lanes is not None and time.monotonic() >= next_commit:
                     _commit_progress(consumer, lanes)
                     next_commit = time.monotonic() + PROGRESS_COMMIT_SECONDS
-                serial = {tp: records for tp, records in batches.items() if tp.topic not in self.parallel_topics}
+                serial = {tp: records for tp, records in batches.items() if tp.topic not in laned}
                 if serial and lanes is not None:
-                    # Nothing of a serial topic runs beside a parallel record.
-                    lanes.wait_at_most(0, stop)
+                    # Nothing of a serial topic runs beside a parallel record or a batch.
+                    lanes.wait_at_most(0, stop, batched_too=True)
                     if stop.is_set():
                         break
                     _commit_progress(consumer, lanes)
                 for tp, records in serial.items():
                     self._apply_serially(loop, tp.topic, records, stop)
                     _commit(consumer, {tp: records[-1].offset + 1})
-                if lanes is not None:  # there are parallel topics
+                if lanes is not None:  # there are parallel or batch topics
                     for tp, records in batches.items():
-                        if tp.topic in self.parallel_topics:
+                        if tp.topic in laned:
                             lanes.submit(tp, records)
+                    if self.batch_topics:
+                        _pause_batches_while_behind(consumer, lanes, self.batch_topics)
                     lanes.wait_at_most(MAX_UNAPPLIED_RECORDS, stop)
         finally:
             if lanes is not None:
@@ -207,6 +229,31 @@ class ConsumerLoop:
                 delay = min(delay * 2, 5.0)
         raise RuntimeError("stopped before the record was applied")
 
+    async def _apply_batch(self, topic: str, records: list, stop: threading.Event) -> None:
+        """Applies one partition's batch, retrying it whole until it succeeds."""
+        assert self.batch_handler is not None, "batch topics need a batch handler"
+        pairs = [(record.key, record.value) for record in records]
+        delay = 0.2
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                await self.batch_handler(topic, pairs)
+                HANDLE_SECONDS.labels(self.group, topic).observe((time.perf_counter() - started) / len(records))
+                return
+            except PoisonRecord as exc:
+                log.error(
+                    "skipping a batch that can never be applied",
+                    extra={"topic": topic, "offset": records[0].offset, "records": len(records), "why": str(exc)},
+                )
+                return
+            except Exception:
+                log.warning(
+                    "batch handler failed; retrying", extra={"topic": topic, "offset": records[0].offset}, exc_info=True
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise RuntimeError("stopped before the batch was applied")
+
     def _report_lag(self, consumer: KafkaConsumer) -> None:
         try:
             assigned = consumer.assignment()
@@ -248,6 +295,17 @@ class _Rebalances(ConsumerRebalanceListener):
                 extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
             )
             consumer.seek(tp, offset)
+
+
+def _pause_batches_while_behind(consumer: KafkaConsumer, lanes: KeyedLanes, batch_topics: frozenset[str]) -> None:
+    """Batch topics' partitions stop being fetched while too many of their
+    records wait, instead of the poller waiting: other topics go on."""
+    held = [tp for tp in consumer.assignment() if tp.topic in batch_topics]
+    if lanes.batched_in_flight() > MAX_UNAPPLIED_BATCHED:
+        consumer.pause(*held)
+    else:
+        paused = consumer.paused()
+        consumer.resume(*[tp for tp in held if tp in paused])
 
 
 def _offsets(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:

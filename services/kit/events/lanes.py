@@ -1,5 +1,6 @@
 """Keyed lanes: records of parallel topics applied side by side, those of one
-key in order, with the offset below which all are applied tracked per partition."""
+key in order, with the offset below which all are applied tracked per partition;
+records of batch topics applied a partition's poll at a time."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ log = logging.getLogger(__name__)
 CLOSE_WAIT_SECONDS = 5.0
 
 
+# The lane of a batch topic's partition: all its records, one poll's worth at a time.
+_WHOLE_PARTITION = object()
+
+
 class _Abandoned(Exception):
     """A record not applied because an earlier record of its lane was not."""
 
@@ -29,10 +34,23 @@ class KeyedLanes:
     committed. Fed from the polling thread."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, apply: Callable[[str, object], Awaitable[None]], limit: int
+        self,
+        loop: asyncio.AbstractEventLoop,
+        apply: Callable[[str, object], Awaitable[None]],
+        limit: int,
+        *,
+        apply_batch: Callable[[str, list], Awaitable[None]] | None = None,
+        batch_topics: frozenset[str] = frozenset(),
     ) -> None:
         self._loop = loop
         self._apply = apply
+        # Records of these topics are applied by `apply_batch`, each
+        # partition's records of one poll in one call, after that partition's
+        # previous call: so in offset order per partition (and per key).
+        # Batches take no slot (at most one per partition runs), so they never
+        # hold up the records of other topics.
+        self._apply_batch = apply_batch
+        self._batch_topics = batch_topics
         # Bound to the event loop at its first use (Python 3.10+), not here.
         self._slots = asyncio.Semaphore(limit)
         self._changed = threading.Condition()
@@ -42,9 +60,12 @@ class KeyedLanes:
         # offset to commit, once it advanced.
         self._unfinished: dict[TopicPartition, dict[int, bool | None]] = {}
         self._progress: dict[TopicPartition, int] = {}
+        # Records unfinished: of parallel topics, and of batch topics (kept
+        # apart, so a backlog of batches never holds up parallel records).
         self._in_flight = 0
+        self._batched_in_flight = 0
         # Event loop only: each lane's latest task, and every live task.
-        self._tails: dict[tuple[TopicPartition, bytes | None], asyncio.Task] = {}
+        self._tails: dict[tuple[TopicPartition, object], asyncio.Task] = {}
         self._tasks: dict[asyncio.Task, TopicPartition] = {}
 
     # -- polling thread ----------------------------------------------------------
@@ -54,14 +75,27 @@ class KeyedLanes:
             unfinished = self._unfinished.setdefault(tp, {})
             for record in records:
                 unfinished[record.offset] = None
-            self._in_flight += len(records)
+            self._count(tp, len(records))
         self._loop.call_soon_threadsafe(self._start, tp, records)
 
-    def wait_at_most(self, in_flight: int, stop: threading.Event) -> None:
-        """Blocks until no more than `in_flight` records are unfinished (or a stop)."""
+    def wait_at_most(self, in_flight: int, stop: threading.Event, *, batched_too: bool = False) -> None:
+        """Blocks until no more than `in_flight` records of parallel topics
+        (and of batch topics too, if asked) are unfinished (or a stop)."""
         with self._changed:
-            while self._in_flight > in_flight and not stop.is_set():
+            while (self._in_flight + (self._batched_in_flight if batched_too else 0)) > in_flight and not stop.is_set():
                 self._changed.wait(0.2)
+
+    def batched_in_flight(self) -> int:
+        """Records of batch topics unfinished."""
+        with self._changed:
+            return self._batched_in_flight
+
+    def _count(self, tp: TopicPartition, records: int) -> None:
+        """Under _changed: `records` more (or fewer) unfinished records of tp."""
+        if tp.topic in self._batch_topics:
+            self._batched_in_flight += records
+        else:
+            self._in_flight += records
 
     def take_progress(self) -> dict[TopicPartition, int]:
         """The commit offsets that advanced since the last call."""
@@ -95,7 +129,7 @@ class KeyedLanes:
             for tp in set(self._unfinished) | set(self._progress):
                 states = self._unfinished.get(tp, {})
                 if tp not in assigned:
-                    self._in_flight -= sum(1 for state in states.values() if state is None)
+                    self._count(tp, -sum(1 for state in states.values() if state is None))
                     self._unfinished.pop(tp, None)
                     self._progress.pop(tp, None)
                 elif False in states.values() and None not in states.values():
@@ -108,12 +142,20 @@ class KeyedLanes:
     # -- event loop -------------------------------------------------------------
 
     def _start(self, tp: TopicPartition, records: list) -> None:
+        if tp.topic in self._batch_topics:
+            lane = (tp, _WHOLE_PARTITION)
+            batch = asyncio.ensure_future(self._run_batch(tp.topic, records, self._tails.get(lane)))
+            self._follow(lane, tp, [record.offset for record in records], batch)
+            return
         for record in records:
             lane = (tp, record.key)
             task = asyncio.ensure_future(self._run(tp.topic, record, self._tails.get(lane)))
-            self._tails[lane] = task
-            self._tasks[task] = tp
-            task.add_done_callback(functools.partial(self._finished, lane, tp, record.offset))
+            self._follow(lane, tp, [record.offset], task)
+
+    def _follow(self, lane, tp: TopicPartition, offsets: list[int], task: asyncio.Task) -> None:
+        self._tails[lane] = task
+        self._tasks[task] = tp
+        task.add_done_callback(functools.partial(self._finished, lane, tp, offsets))
 
     async def _run(self, topic: str, record, before: asyncio.Task | None) -> None:
         if before is not None:
@@ -125,25 +167,36 @@ class KeyedLanes:
         async with self._slots:
             await self._apply(topic, record)
 
-    def _finished(self, lane, tp: TopicPartition, offset: int, task: asyncio.Task) -> None:
+    async def _run_batch(self, topic: str, records: list, before: asyncio.Task | None) -> None:
+        if before is not None:
+            await asyncio.wait({before})
+            if before.cancelled() or before.exception() is not None:
+                raise _Abandoned()
+        assert self._apply_batch is not None, "batch topics need apply_batch"
+        await self._apply_batch(topic, records)
+
+    def _finished(self, lane, tp: TopicPartition, offsets: list[int], task: asyncio.Task) -> None:
         self._tasks.pop(task, None)
         if self._tails.get(lane) is task:
             del self._tails[lane]
         applied = not task.cancelled() and task.exception() is None
         with self._changed:
             unfinished = self._unfinished.get(tp)
-            if unfinished is None or offset not in unfinished:
+            if unfinished is None:
                 return  # forgotten: its partition went elsewhere, or is replayed
-            # One given up holds its partition's progress where it is until
-            # the partition is forgotten (and replayed by whoever owns it next).
-            unfinished[offset] = applied
+            for offset in offsets:
+                if offset not in unfinished:
+                    continue  # forgotten, as above
+                # One given up holds its partition's progress where it is until
+                # the partition is forgotten (and replayed by whoever owns it next).
+                unfinished[offset] = applied
+                self._count(tp, -1)
             while unfinished:
                 first = next(iter(unfinished))
                 if unfinished[first] is not True:
                     break
                 del unfinished[first]
                 self._progress[tp] = first + 1
-            self._in_flight -= 1
             self._changed.notify_all()
 
     async def _settle(self, tps: set[TopicPartition] | None, wait_s: float) -> None:
