@@ -16,7 +16,7 @@ from redis.crc import key_slot
 from services.kit.events.live import LiveHub, publish
 from services.kit.settings import Settings, load
 from services.kit.stores import redis_client
-from services.kit.stores.redis_bulk import BulkRedis, ReplyError
+from services.kit.stores.redis_bulk import BulkRedis, NotReplicated, ReplyError
 from tests.integration.redis_cluster import LocalCluster, local_cluster
 
 # Keys whose hash tags land on every master of a three-master cluster.
@@ -76,6 +76,8 @@ async def test_the_bulk_path_sends_each_command_to_its_slots_master(cluster):
             10 + (i if i != 5 else 6) for i in range(8)
         ]
         assert await bulk.execute([("UNLINK", *KEYS[:1])]) == [1]
+        # Writes each master's replica acknowledged (WAIT at the end of each node's batch).
+        assert await bulk.execute([("SET", key, "kept") for key in KEYS], replicas=1) == [b"OK"] * len(KEYS)
     finally:
         await bulk.close()
 
@@ -151,6 +153,10 @@ async def test_reads_carry_on_after_a_master_is_killed_and_its_replica_takes_ove
         assert recovered_at - started < 20, last_error
         await bulk.execute([("SET", key, "after") for key in KEYS])
         assert await client.get(KEYS[-1]) == b"after"
+        # The promoted replica has no replica of its own: writes to it cannot
+        # be acknowledged, and a caller that needs them kept is told.
+        with pytest.raises(NotReplicated, match="0 of 1 replicas acknowledged"):
+            await bulk.execute([("SET", key, "unreplicated") for key in KEYS], replicas=1)
     finally:
         await bulk.close()
         await client.aclose()

@@ -29,6 +29,7 @@ from services.kit.stores import redis_cluster_bulk, redis_target
 
 pack_command = hiredis.pack_command
 ReplyError = hiredis.ReplyError
+NotReplicated = redis_cluster_bulk.NotReplicated
 
 _READ_CHUNK = 1 << 16
 
@@ -91,13 +92,22 @@ class BulkRedis:
         if target.db and not target.cluster:
             self._setup.append(("SELECT", target.db))
         self._timeout = settings.current().redis_bulk_timeout_seconds
+        # Replicas get half the call's time to acknowledge writes.
+        self._wait_ms = max(1, int(self._timeout * 500))
         self._idle: list[_Connection] = []
         self._max_idle = max_idle
 
-    async def execute(self, commands: Iterable[Sequence]) -> list:
-        """Sends every command, returns every reply in order (errors as ReplyError values)."""
+    async def execute(self, commands: Iterable[Sequence], *, replicas: int = 0) -> list:
+        """Sends every command, returns every reply in order (errors as ReplyError values).
+
+        `replicas`: on a cluster, return only once that many replicas of each
+        node written to hold the writes (WAIT), else raise NotReplicated; for
+        writes a failover must not lose, such as a cache's invalidation. One
+        server has no replica to lose them to: ignored."""
         if self._cluster is not None:
-            return await self._cluster.send([tuple(cmd) for cmd in commands], resend_if_dropped=False)
+            return await self._cluster.send(
+                [tuple(cmd) for cmd in commands], resend_if_dropped=False, replicas=replicas, wait_ms=self._wait_ms
+            )
         packed = [pack_command(tuple(cmd)) for cmd in commands]
         return await self.execute_packed(b"".join(packed), len(packed))
 
@@ -114,18 +124,23 @@ class BulkRedis:
         _raise_errors(replies, "reads")
         return replies
 
-    async def eval_each(self, script: str, calls: Iterable[Sequence], *, idempotent: bool) -> list:
+    async def eval_each(self, script: str, calls: Iterable[Sequence], *, idempotent: bool, replicas: int = 0) -> list:
         """One EVALSHA of `script` per call (numkeys, keys..., args...), all
         in one round trip; returns the replies in order.
 
         A call Redis answers NOSCRIPT did not run: the script is loaded (first
         use, or Redis restarted) and those calls are sent again. A dropped
         connection is sent again only when the calls are `idempotent` (it is
-        not known which of them ran). Any other error reply raises ResponseError."""
+        not known which of them ran). Any other error reply raises ResponseError.
+        `replicas`: as for execute."""
         sha = _sha1(script)
         if self._cluster is not None:
             replies = await self._cluster.send(
-                [(b"EVALSHA", sha, *call) for call in calls], resend_if_dropped=idempotent, script=script
+                [(b"EVALSHA", sha, *call) for call in calls],
+                resend_if_dropped=idempotent,
+                script=script,
+                replicas=replicas,
+                wait_ms=self._wait_ms,
             )
             _raise_errors(replies, "script calls")
             return replies

@@ -29,6 +29,10 @@ def _pack(command: Sequence[Any]) -> bytes:
     return hiredis.pack_command(tuple(command))
 
 
+class NotReplicated(ResponseError):
+    """Writes that ran but that too few replicas acknowledged in time."""
+
+
 class Node(Protocol):
     async def execute_packed(self, payload: bytes, count: int) -> list: ...
 
@@ -63,10 +67,20 @@ class ClusterBulk:
         self._slots: list[Address] | None = None
         self._mapping = asyncio.Lock()
 
-    async def send(self, commands: Sequence[tuple], *, resend_if_dropped: bool, script: str | None = None) -> list:
+    async def send(
+        self,
+        commands: Sequence[tuple],
+        *,
+        resend_if_dropped: bool,
+        script: str | None = None,
+        replicas: int = 0,
+        wait_ms: int = 100,
+    ) -> list:
         """Every command's reply, in order. `script`: the body of the EVALSHAs
         among them, sent as EVAL to a node that answers NOSCRIPT (which also
-        loads it there)."""
+        loads it there). `replicas`: each node's batch ends with WAIT for that
+        many of its replicas (at most `wait_ms`), and NotReplicated is raised
+        when fewer acknowledged: a failover before then may lose the writes."""
         commands = list(commands)
         replies: list = [None] * len(commands)
         # index -> (node it was redirected to, whether ASKING must precede it)
@@ -79,7 +93,7 @@ class ClusterBulk:
                 address, asking = redirect or (slots[command_slot(commands[index])], False)
                 groups.setdefault(address, []).append((index, asking))
             results = await asyncio.gather(
-                *(self._send_to(address, commands, group) for address, group in groups.items()),
+                *(self._send_to(address, commands, group, replicas, wait_ms) for address, group in groups.items()),
                 return_exceptions=True,
             )
             pending = {}
@@ -106,12 +120,16 @@ class ClusterBulk:
                 return replies
         raise ResponseError(f"{len(pending)} commands still redirected after {_MAX_REDIRECTS} redirections")
 
-    async def _send_to(self, address: Address, commands: list[tuple], group: list[tuple[int, bool]]) -> list:
+    async def _send_to(
+        self, address: Address, commands: list[tuple], group: list[tuple[int, bool]], replicas: int, wait_ms: int
+    ) -> list:
         packed: list[bytes] = []
         for index, asking in group:
             if asking:
                 packed.append(_pack((b"ASKING",)))
             packed.append(_pack(commands[index]))
+        if replicas:
+            packed.append(_pack((b"WAIT", replicas, wait_ms)))
         replies = await self._node(address).execute_packed(b"".join(packed), len(packed))
         answers = iter(replies)
         mine = []
@@ -119,6 +137,10 @@ class ClusterBulk:
             if asking:
                 next(answers)  # ASKING's OK is not the caller's
             mine.append(next(answers))
+        if replicas:
+            acknowledged = next(answers)
+            if isinstance(acknowledged, hiredis.ReplyError) or acknowledged < replicas:
+                raise NotReplicated(f"{address[0]}:{address[1]}: {acknowledged} of {replicas} replicas acknowledged")
         return mine
 
     def _redirect(self, reply: Any) -> tuple[Address, bool] | None:
