@@ -119,7 +119,8 @@ class Settings:
     redis_url: str = setting(
         "AVIARY_REDIS_URL",
         "redis://127.0.0.1:6379/0",
-        "Redis: redis:// or rediss:// with ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname.",
+        "Redis: redis:// or rediss:// with ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname; "
+        "a Redis Cluster as redis+cluster://host:port,host:port... (rediss+cluster:// with the same options).",
     )
     redis_max_connections: int = setting("AVIARY_REDIS_MAX_CONNECTIONS", 200, "Redis connections per process.")
     redis_pool_timeout_seconds: float = setting(
