@@ -7,6 +7,9 @@ with every call recorded (spans exported to the devstack's Zipkin).
 
 Prints one JSON object: microseconds per call (client and server side
 together, plus the span export thread) for each mode, and the difference to off.
+A mode RATIO:unsampled makes the calls from inside a trace that is not
+recorded, as a service does while serving a request Envoy did not sample
+(the common case); plain RATIO calls start a trace each, as a background job does.
 Needs no stack except Zipkin for the recorded modes (`devstack up zipkin`).
 """
 
@@ -43,6 +46,12 @@ async def _measure(calls: int) -> float:
     channel = tracing.traced_channel(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
     stub = trends_pb2_grpc.TrendsServiceStub(channel)
     request = trends_pb2.ListTrendsRequest()
+    if os.environ.get("BENCH_PARENT") == "unsampled" and tracing.enabled():
+        # As inside a service serving a request Envoy did not sample.
+        from opentelemetry import context, trace
+
+        parent = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True)
+        context.attach(trace.set_span_in_context(trace.NonRecordingSpan(parent)))
     for _ in range(500):  # warm-up: connection, handler caches
         await stub.ListTrends(request)
     started = time.process_time()
@@ -63,9 +72,10 @@ def _child(calls: int) -> None:
 
 
 def _run(mode: str, calls: int) -> float:
-    env = {**os.environ, "AVIARY_TRACE_ENDPOINT": "" if mode == "off" else ZIPKIN}
+    ratio, _, parent = mode.partition(":")
+    env = {**os.environ, "AVIARY_TRACE_ENDPOINT": "" if mode == "off" else ZIPKIN, "BENCH_PARENT": parent}
     if mode != "off":
-        env["AVIARY_TRACE_SAMPLE_RATIO"] = mode
+        env["AVIARY_TRACE_SAMPLE_RATIO"] = ratio
     out = subprocess.run(
         [sys.executable, __file__, "--child", "--calls", str(calls)], env=env, capture_output=True, text=True
     )
@@ -77,7 +87,11 @@ def _run(mode: str, calls: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--ratios", default="0.01,1.0", help="sampling ratios to measure beside off")
+    parser.add_argument(
+        "--ratios",
+        default="0.01,0.01:unsampled,1.0",
+        help="sampling ratios to measure beside off; RATIO:unsampled makes the calls inside an unsampled trace",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="runs per mode; the fastest counts")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -172,6 +172,17 @@ if command -v go >/dev/null 2>&1; then
   go_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
   go_tool helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   go_tool protoc-gen-openapi "github.com/google/gnostic/cmd/protoc-gen-openapi@$GNOSTIC_VERSION"
+  # helm/promcheck: the chart's alert rules checked as `promtool check rules` would
+  # (promtool itself pulls in every cloud SDK); rebuilt when its source changes.
+  promcheck_key="$(cat "$REPO/helm/promcheck/go.sum" "$REPO/helm/promcheck/main.go" | sha256sum | cut -c1-16)"
+  if [ -x "$GOBIN_DIR/promcheck" ] && [ -f "$GOBIN_DIR/.promcheck.$promcheck_key" ]; then
+    step "go: promcheck ok"
+  else
+    (cd "$REPO/helm/promcheck" && GOFLAGS="${GOFLAGS:-} -buildvcs=false" go build -o "$GOBIN_DIR/promcheck" .)
+    rm -f "$GOBIN_DIR"/.promcheck.*
+    touch "$GOBIN_DIR/.promcheck.$promcheck_key"
+    step "go: built promcheck (helm/promcheck)"
+  fi
   case ":$PATH:" in *":$GOBIN_DIR:"*) ;; *) step "go: note: add $GOBIN_DIR to PATH";; esac
 else
   warn "go not found: skipping buf/grpcurl/stripe-mock/versitygw (install Go >= 1.23)"

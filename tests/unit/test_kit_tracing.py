@@ -67,3 +67,17 @@ def test_on_a_consumer_span_is_the_child_of_the_publish_span_of_the_request(span
 
 def test_health_checks_get_no_span(spans):
     assert tracing.start_server_span("grpc.health.v1.Health", "Check", ()) is None
+
+
+def test_an_unsampled_trace_makes_no_span_but_keeps_its_id(spans):
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    served = tracing.start_server_span("aviary.posts.v1.PostsService", "CreatePost", (("traceparent", traceparent),))
+    assert tracing.trace_id() == "0af7651916cd43dd8448eb211c80319c"
+    headers = tracing.outgoing_headers()
+    tracing.end_server_span(served, grpc.StatusCode.OK)
+    span, sent = tracing.start_publish("posts.events.v1", headers)
+    assert span is None and sent == headers
+    with tracing.consuming("fanout", "posts.events.v1", sent):
+        assert tracing.trace_id() == "0af7651916cd43dd8448eb211c80319c"
+    assert tracing.trace_id() is None
+    assert spans.get_finished_spans() == ()
