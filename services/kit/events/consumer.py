@@ -24,8 +24,8 @@ LAG_REPORT_SECONDS = 5.0
 # Parallel topics: records taken from Kafka but not yet applied, at most (the
 # poller stops fetching above this), and how often applied progress is committed.
 MAX_UNAPPLIED_RECORDS = 400
-# Batch topics: records taken and not yet applied, at most; above this their
-# partitions are paused (the other topics' records are still fetched).
+# Batch topics: records taken and not yet applied, at most (counted apart
+# from the parallel topics', so posts are held up only by a backlog this deep).
 MAX_UNAPPLIED_BATCHED = 4000
 PROGRESS_COMMIT_SECONDS = 0.2
 
@@ -149,9 +149,7 @@ class ConsumerLoop:
                     for tp, records in batches.items():
                         if tp.topic in laned:
                             lanes.submit(tp, records)
-                    if self.batch_topics:
-                        _pause_batches_while_behind(consumer, lanes, self.batch_topics)
-                    lanes.wait_at_most(MAX_UNAPPLIED_RECORDS, stop)
+                    lanes.wait_at_most(MAX_UNAPPLIED_RECORDS, stop, batched=MAX_UNAPPLIED_BATCHED)
         finally:
             if lanes is not None:
                 # Unfinished records are cancelled, not awaited: they are
@@ -295,17 +293,6 @@ class _Rebalances(ConsumerRebalanceListener):
                 extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
             )
             consumer.seek(tp, offset)
-
-
-def _pause_batches_while_behind(consumer: KafkaConsumer, lanes: KeyedLanes, batch_topics: frozenset[str]) -> None:
-    """Batch topics' partitions stop being fetched while too many of their
-    records wait, instead of the poller waiting: other topics go on."""
-    held = [tp for tp in consumer.assignment() if tp.topic in batch_topics]
-    if lanes.batched_in_flight() > MAX_UNAPPLIED_BATCHED:
-        consumer.pause(*held)
-    else:
-        paused = consumer.paused()
-        consumer.resume(*[tp for tp in held if tp in paused])
 
 
 def _offsets(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:

@@ -78,17 +78,18 @@ class KeyedLanes:
             self._count(tp, len(records))
         self._loop.call_soon_threadsafe(self._start, tp, records)
 
-    def wait_at_most(self, in_flight: int, stop: threading.Event, *, batched_too: bool = False) -> None:
+    def wait_at_most(
+        self, in_flight: int, stop: threading.Event, *, batched: int | None = None, batched_too: bool = False
+    ) -> None:
         """Blocks until no more than `in_flight` records of parallel topics
-        (and of batch topics too, if asked) are unfinished (or a stop)."""
+        (counting those of batch topics too, if asked) and no more than
+        `batched` of batch topics (if given) are unfinished (or a stop)."""
         with self._changed:
-            while (self._in_flight + (self._batched_in_flight if batched_too else 0)) > in_flight and not stop.is_set():
+            while not stop.is_set() and (
+                self._in_flight + (self._batched_in_flight if batched_too else 0) > in_flight
+                or (batched is not None and self._batched_in_flight > batched)
+            ):
                 self._changed.wait(0.2)
-
-    def batched_in_flight(self) -> int:
-        """Records of batch topics unfinished."""
-        with self._changed:
-            return self._batched_in_flight
 
     def _count(self, tp: TopicPartition, records: int) -> None:
         """Under _changed: `records` more (or fewer) unfinished records of tp."""
