@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search bench-conversations lock settings manifest web screenshots help
+.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search bench-churn bench-conversations lock settings manifest web screenshots help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -113,6 +113,9 @@ bench-feed: ## the mixed feed (first pages and scrolling) under mixed load throu
 
 bench-search: ## search freshness: seconds from post acknowledged to searchable, p50/p95/p99 (stack must be up)
 	$(PY) bench/search_freshness.py --posts 200
+
+bench-churn: ## follow churn: 200 follows/unfollows a second beside one post a second; delivery p50/p95/p99 and graph events applied a second (stack must be up)
+	$(PY) bench/follow_churn.py
 
 bench-conversations: ## direct messages: ms from send issued to delivery on the recipient's watch stream, p50/p95/p99 (stack must be up)
 	$(PY) bench/conversations_live.py --pairs 20 --messages 600
