@@ -10,7 +10,9 @@ a trace begun upstream (Envoy's sampled flag) keeps its decision.
 Context travels as W3C `traceparent` (Envoy sends it beside B3), in gRPC
 metadata and in Kafka record headers; the outbox fast path carries it from
 the request that wrote an event to the relay that publishes it. `x-request-id`
-(Envoy's) travels the same ways and is logged with the trace id on every line.
+(Envoy's) is logged on every line of the call and travels in Kafka headers
+always, and to peers in gRPC metadata with tracing on; the trace id is logged
+beside it with tracing on. A trace that is not sampled makes no span at all.
 """
 
 from __future__ import annotations
