@@ -181,7 +181,8 @@ class _TracedCall:
         rpc_service, _, rpc_method = self._name.partition("/")
         self._attributes = {"rpc.system": "grpc", "rpc.service": rpc_service, "rpc.method": rpc_method}
 
-    def __call__(self, request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
+    # A stream-stream method is called with no request: pass through what came.
+    def __call__(self, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
         carrier: dict[str, str] = {}
         if _unsampled():
             span = None
@@ -193,7 +194,7 @@ class _TracedCall:
         rid = _request_id.get()
         if rid is not None:
             pairs.append((REQUEST_ID_HEADER, rid))
-        call = self._inner(request, metadata=tuple(pairs), **kwargs)
+        call = self._inner(*args, metadata=tuple(pairs), **kwargs)
         if span is not None and span.is_recording():
             # Ended with the call's status once it is done; an unsampled span needs no end.
             call.add_done_callback(lambda done: _end_client_span(span, done))
