@@ -16,9 +16,10 @@ from .proc import Component
 from .registry import register
 
 ZIPKIN_PORT = config.env_int("ZIPKIN_PORT", 9411)
-ZIPKIN_HEAP = os.environ.get("ZIPKIN_HEAP", "384m")
-# Spans kept in memory; the oldest traces go first beyond this.
-ZIPKIN_MAX_SPANS = config.env_int("ZIPKIN_MAX_SPANS", 200_000)
+ZIPKIN_HEAP = os.environ.get("ZIPKIN_HEAP", "512m")
+# Spans kept in memory; the oldest traces go first beyond this. 200,000 ran the
+# heap out (a span with its tags takes a few KB in Zipkin's memory store).
+ZIPKIN_MAX_SPANS = config.env_int("ZIPKIN_MAX_SPANS", 50_000)
 
 
 def zipkin_url() -> str:

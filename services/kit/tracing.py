@@ -24,6 +24,7 @@ from typing import Any, Iterator, Sequence
 
 # The API only (light, no SDK): the hot paths must not import per call.
 from opentelemetry import context as otel_context
+from opentelemetry.context import _RUNTIME_CONTEXT
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
@@ -117,6 +118,16 @@ def start_server_span(rpc_service: str, method: str, metadata: Sequence[tuple[st
     return span, otel_context.attach(trace.set_span_in_context(span, parent))
 
 
+def _detach(token: Any) -> None:
+    """Restores the context from before `attach`. A stream that a peer
+    closed is finalized from another task's context, where there is nothing
+    to restore (OpenTelemetry's own detach would log that as an error)."""
+    try:
+        _RUNTIME_CONTEXT.detach(token)
+    except ValueError:
+        pass
+
+
 def _unsampled(context: Any = None) -> bool:
     """The context (the current one by default) belongs to a trace that is
     not recorded. Then no span is made at all: the sampler would only say
@@ -137,7 +148,7 @@ def end_server_span(opened: Any, code: Any) -> None:
             if code.name in _SERVER_ERRORS:
                 span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()
-    otel_context.detach(token)
+    _detach(token)
 
 
 def traced_channel(channel: Any) -> Any:
@@ -342,7 +353,7 @@ def consuming(group: str, topic: str, headers: Sequence[tuple[str, bytes]] | Non
             try:
                 yield
             finally:
-                otel_context.detach(token_context)
+                _detach(token_context)
             return
         attributes = {
             "messaging.system": "kafka",
