@@ -81,3 +81,26 @@ def test_an_unsampled_trace_makes_no_span_but_keeps_its_id(spans):
         assert tracing.trace_id() == "0af7651916cd43dd8448eb211c80319c"
     assert tracing.trace_id() is None
     assert spans.get_finished_spans() == ()
+
+
+def test_a_traced_peer_call_passes_on_what_it_was_called_with(spans):
+    """Stream-stream methods are called with no request at all (engagement's StreamEngagement)."""
+    seen = []
+
+    class Call:
+        def add_done_callback(self, callback):
+            seen.append("callback")
+
+    def method(*args, **kwargs):
+        seen.append((args, kwargs))
+        return Call()
+
+    channel = tracing.traced_channel(type("Channel", (), {"stream_stream": lambda self, name, **kw: method})())
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    served = tracing.start_server_span("aviary.feed.v1.FeedService", "GetFeed", (("traceparent", traceparent),))
+    channel.stream_stream("/aviary.engagement.v1.EngagementService/StreamEngagement")(timeout=5)
+    tracing.end_server_span(served, grpc.StatusCode.OK)
+    (args, kwargs), callback = seen
+    assert args == () and kwargs["timeout"] == 5 and callback == "callback"
+    sent = dict(kwargs["metadata"])
+    assert sent["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
