@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, sync_playwright
 
@@ -58,6 +59,13 @@ class Console:
 def _expected_api_refusal(text: str) -> bool:
     # The browser logs every 4xx answer of fetch(); the tests provoke some on purpose.
     return bool(re.search(r"Failed to load resource: the server responded with a status of 4\d\d", text))
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    """The public API, for what a scenario sets up or checks behind the browser."""
+    with httpx.Client(base_url=EDGE_URL, timeout=15.0) as client:
+        yield client
 
 
 @pytest.fixture

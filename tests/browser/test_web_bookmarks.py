@@ -8,48 +8,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.accounts import PASSWORD, wait_for_home_timeline
-from tests.conftest import EDGE_URL, unique_username
+from tests.browser.accounts import Person, log_in, wait_for_home_timeline
 
 pytestmark = pytest.mark.e2e
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-class Person:
-    def __init__(self, http: httpx.Client, prefix: str) -> None:
-        self.username = unique_username(prefix)
-        body = {"username": self.username, "password": PASSWORD, "displayName": self.username.upper()}
-        r = http.post("/v1/accounts", json=body)
-        assert r.status_code == 200, r.text
-        self.name = self.username.upper()
-        self.auth = {"Authorization": f"Bearer {r.json()['accessToken']}"}
-
-    def post(self, http: httpx.Client, text: str) -> str:
-        r = http.post("/v1/posts", json={"text": text}, headers=self.auth)
-        assert r.status_code == 200, r.text
-        return r.json()["id"]
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=EDGE_URL, timeout=15.0) as client:
-        yield client
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1, name="Home")).to_be_visible()
 
 
 def serious_violations(page: Page) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,8 +21,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.accounts import PASSWORD, wait_for_home_timeline
-from tests.conftest import EDGE_URL, unique_username
+from tests.browser.accounts import Person, log_in, wait_for_home_timeline
 
 pytestmark = pytest.mark.e2e
 
@@ -38,22 +37,6 @@ TREND_USERS = 6
 MAX_TAGGED_PRODUCTS = 10
 
 T = TypeVar("T")
-
-
-class Person:
-    def __init__(self, http: httpx.Client, prefix: str, role: str = "USER") -> None:
-        self.username = unique_username(prefix)
-        r = http.post("/v1/accounts", json={"username": self.username, "password": PASSWORD, "role": role})
-        assert r.status_code == 200, r.text
-        self.id = r.json()["user"]["id"]
-        self.token = r.json()["accessToken"]
-        self.auth = {"Authorization": f"Bearer {self.token}"}
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=EDGE_URL, timeout=15.0) as client:
-        yield client
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
@@ -106,14 +89,6 @@ def post(http: httpx.Client, author: Person, text: str) -> str:
     r = http.post("/v1/posts", json={"text": text}, headers=author.auth)
     assert r.status_code == 200, r.text
     return r.json()["id"]
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1, name="Home")).to_be_visible()
 
 
 def serious_violations(page: Page) -> list[str]:

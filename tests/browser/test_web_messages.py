@@ -18,34 +18,14 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.browser.accounts import PASSWORD
+from tests.browser.accounts import PASSWORD, Person, log_in
 from tests.browser.conftest import Console, _context, _screenshot_on_failure
-from tests.conftest import EDGE_URL, unique_username
 
 pytestmark = pytest.mark.e2e
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
 LIVE_WITHIN_MS = 2_000
 SEARCH_INDEXED_WITHIN_S = 15
-
-
-class Person:
-    """An account made through the API; its display name is its username in capitals."""
-
-    def __init__(self, http: httpx.Client, prefix: str, role: str = "USER") -> None:
-        self.username = unique_username(prefix)
-        self.name = self.username.upper()
-        body = {"username": self.username, "password": PASSWORD, "displayName": self.name, "role": role}
-        r = http.post("/v1/accounts", json=body)
-        assert r.status_code == 200, r.text
-        self.id = r.json()["user"]["id"]
-        self.auth = {"Authorization": f"Bearer {r.json()['accessToken']}"}
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=EDGE_URL, timeout=15.0) as client:
-        yield client
 
 
 @pytest.fixture
@@ -56,16 +36,6 @@ def two_people(browser: Browser, console: Console, request: pytest.FixtureReques
     for page, context in zip(pages, contexts, strict=True):
         _screenshot_on_failure(request, page)
         context.close()
-
-
-def log_in(page: Page, username: str) -> None:
-    """Logs in and waits for the tab's one live stream to answer."""
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    with page.expect_response(lambda r: "/v1/events:watch" in r.url and r.ok):
-        page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1, name="Home")).to_be_visible()
 
 
 def listed_product(http: httpx.Client, seller: Person) -> tuple[str, str]:
@@ -111,8 +81,8 @@ def test_a_message_with_a_product_card_arrives_live_and_is_read(two_people, http
     seller = Person(http, "ms", role="SELLER")
     product_id, title = listed_product(http, seller)
     sender, reader = Person(http, "ma"), Person(http, "mb")
-    log_in(sender_page, sender.username)
-    log_in(reader_page, reader.username)
+    log_in(sender_page, sender.username, live=True)
+    log_in(reader_page, reader.username, live=True)
 
     # The sender starts the conversation from the reader's profile.
     sender_page.goto(f"/users/{reader.username}")
@@ -184,7 +154,7 @@ def test_a_message_with_a_product_card_arrives_live_and_is_read(two_people, http
 def test_a_send_retried_after_a_lost_answer_is_stored_once(page: Page, http):
     sender, reader = Person(http, "ma"), Person(http, "mb")
     conversation_id = conversation_between(http, sender, reader)
-    log_in(page, sender.username)
+    log_in(page, sender.username, live=True)
     page.goto(f"/messages/{conversation_id}")
     expect(page.get_by_role("heading", level=1, name=f"Conversation with {reader.name}")).to_be_visible()
 
@@ -236,7 +206,7 @@ def test_a_deleted_account_shows_as_such_and_takes_no_messages(page: Page, http)
         assert time.monotonic() < deadline, "the sender is not shown as deleted after 30 s"
         time.sleep(0.5)
 
-    log_in(page, writer.username)
+    log_in(page, writer.username, live=True)
     page.goto(f"/messages/{conversation_id}")
     message = page.get_by_role("list", name="Messages").locator(":scope > li").filter(has_text="bye for now")
     expect(message).to_contain_text("Deleted account")
@@ -253,7 +223,7 @@ def test_messaging_someone_who_blocked_you_shows_the_refusal(page: Page, http):
     writer, blocker = Person(http, "ma"), Person(http, "mb")
     r = http.put(f"/v1/users/me/blocks/{writer.id}", headers=blocker.auth)
     assert r.status_code == 200, r.text
-    log_in(page, writer.username)
+    log_in(page, writer.username, live=True)
     page.goto(f"/users/{blocker.username}")
     with page.expect_response(lambda r: r.url.endswith("/v1/conversations")) as answer:
         page.get_by_role("button", name="Message", exact=True).click()
@@ -265,7 +235,7 @@ def test_messaging_someone_who_blocked_you_shows_the_refusal(page: Page, http):
 def test_leaving_a_conversation_takes_it_off_the_list(page: Page, http):
     me, other = Person(http, "ma"), Person(http, "mb")
     conversation_id = conversation_between(http, me, other)
-    log_in(page, me.username)
+    log_in(page, me.username, live=True)
     # Notifications link to /conversations/{id}: the app takes it to the conversation's page.
     page.goto(f"/conversations/{conversation_id}")
     expect(page).to_have_url(re.compile(rf"/messages/{conversation_id}$"))
@@ -301,7 +271,7 @@ def test_axe_finds_nothing_serious_on_the_conversation_pages(page: Page, http):
     body = {"text": "have a look", "productIds": [product_id], "clientMessageId": "k1"}
     r = http.post(f"/v1/conversations/{conversation_id}/messages", json=body, headers=other.auth)
     assert r.status_code == 200, r.text
-    log_in(page, me.username)
+    log_in(page, me.username, live=True)
 
     page.goto("/messages")
     expect(conversation_row(page, other.name)).to_contain_text("1 unread")
@@ -322,7 +292,7 @@ def test_the_conversation_pages_fit_a_phone(phone_page: Page, http, console):
     body = {"text": "a long word " + "w" * 120, "productIds": [product_id], "clientMessageId": "k1"}
     r = http.post(f"/v1/conversations/{conversation_id}/messages", json=body, headers=other.auth)
     assert r.status_code == 200, r.text
-    log_in(page, me.username)
+    log_in(page, me.username, live=True)
     for path, ready in (
         ("/messages", lambda: expect(conversation_row(page, other.name)).to_be_visible()),
         (f"/messages/{conversation_id}", lambda: attach_product(page, title)),

@@ -14,28 +14,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.browser.accounts import PASSWORD
+from tests.browser.accounts import Person, log_in
 from tests.browser.conftest import Console, _context, _screenshot_on_failure
-from tests.conftest import EDGE_URL, unique_username
 
 pytestmark = pytest.mark.e2e
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-class Person:
-    def __init__(self, http: httpx.Client, prefix: str, role: str = "USER") -> None:
-        self.username = unique_username(prefix)
-        r = http.post("/v1/accounts", json={"username": self.username, "password": PASSWORD, "role": role})
-        assert r.status_code == 200, r.text
-        self.id = r.json()["user"]["id"]
-        self.auth = {"Authorization": f"Bearer {r.json()['accessToken']}"}
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=EDGE_URL, timeout=15.0) as client:
-        yield client
 
 
 @pytest.fixture
@@ -46,14 +30,6 @@ def seller_page(browser: Browser, console: Console, request: pytest.FixtureReque
     yield page
     _screenshot_on_failure(request, page)
     context.close()
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1, name="Home")).to_be_visible()
 
 
 def create_product_in_browser(page: Page, title: str, price: str, stock: str) -> str:
