@@ -17,10 +17,11 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from services.kit.server.errors import invalid_argument
+from services.kit.server.errors import invalid_argument, unavailable
 from services.media.settings import MediaSettings
 
 # The ffmpeg muxer each type is written with.
@@ -131,18 +132,28 @@ async def _remux(content_type: str, source: str, target: str, tools: Tools) -> N
 
 
 async def _run(args: list[str]) -> tuple[int, bytes, bytes]:
-    process = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    # Started by the standard library's posix_spawn (an absolute path, close_fds
+    # off; Python and gRPC open every descriptor close-on-exec), never by the
+    # event loop: uvloop spawns with fork(), which runs gRPC's at-fork handlers,
+    # and their restarted threads crash the child before it execs.
+    executable = shutil.which(args[0])
+    if executable is None:
+        raise unavailable(f"{args[0]} is not installed")
+    process = subprocess.Popen(
+        [executable, *args[1:]],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        close_fds=False,
     )
     try:
-        out, err = await process.communicate()
-        assert process.returncode is not None  # communicate() waits for the exit
+        out, err = await asyncio.to_thread(process.communicate)
         return process.returncode, out, err
     finally:
         # A deadline or a cancelled call leaves no ffmpeg behind.
         if process.returncode is None:
             process.kill()
-            await process.wait()
+            await asyncio.to_thread(process.wait)
 
 
 def _reason(stderr: bytes, path: str) -> str:
