@@ -109,7 +109,11 @@ async def test_a_streamed_request_that_does_not_parse_ends_the_stream_invalid_ar
     deliver = channels("timeline").stream_unary(
         "/aviary.timeline.v1.TimelineService/DeliverEntries", request_serializer=None, response_deserializer=None
     )
-    err = await _refused(deliver(iter([truncated, good]), timeout=TIMEOUT))
+    # The stream is still open on the client's side: the server ends it on the
+    # bad message alone (a further write could race that end and fail locally).
+    call = deliver(timeout=TIMEOUT)
+    await call.write(truncated)
+    err = await _refused(call)
     assert "could not be read" in err.details()
     err = await _refused(deliver(iter([good]), timeout=TIMEOUT))
     assert err.details().startswith("op: must be one of ")
