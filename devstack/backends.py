@@ -232,19 +232,16 @@ def _pg_setup_db() -> None:
     database and role per service that keeps state in PostgreSQL, which no
     other role may connect to (idempotent); then proves TCP password log-ins."""
     import psycopg
+    from sqlalchemy.engine import make_url
 
-    from services.kit import manifest
-
+    # Each service's role, password and database are the ones its own URL names.
+    owned = [make_url(service_pg_dsn(name)) for name in service_databases()]
     with _pg_admin_connect() as conn:
         _pg_role_and_database(conn, config.PG_USER, config.PG_PASSWORD, config.PG_DATABASE, createdb=True)
-        for name, entry in manifest.services().items():
-            if entry.pg_database:
-                role = f"aviary_{entry.pg_database}"
-                _pg_role_and_database(conn, role, f"aviary-{entry.pg_database}", role, createdb=False)
-    with psycopg.connect(pg_dsn(), connect_timeout=3) as conn:
-        conn.execute("SELECT 1")
-    for name in service_databases():
-        with psycopg.connect(service_pg_dsn(name).replace("+psycopg", ""), connect_timeout=3) as conn:
+        for url in owned:
+            _pg_role_and_database(conn, str(url.username), str(url.password), str(url.database), createdb=False)
+    for dsn in [pg_dsn(), *(url.set(drivername="postgresql").render_as_string(hide_password=False) for url in owned)]:
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
 
 
