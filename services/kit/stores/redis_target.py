@@ -99,10 +99,7 @@ def parse(url: str) -> RedisTarget:
         port = parts.port or 6379
     except ValueError:
         _refuse(url, "its port is not a number from 1 to 65535")
-    options = dict(parse_qsl(parts.query, keep_blank_values=True))
-    tls = _tls_options(url, options) if parts.scheme == "rediss" else None
-    if parts.scheme == "redis" and options:
-        _refuse(url, f"option {sorted(options)[0]!r} is not supported on redis:// (TLS options need rediss://)")
+    tls = _tls_or_none(url, parts.scheme, parts.query, tls_scheme="rediss")
     return RedisTarget(
         host=parts.hostname,
         port=port,
@@ -120,13 +117,7 @@ def _parse_cluster(url: str) -> RedisTarget:
     nodes = tuple(_cluster_node(url, node) for node in hosts.split(","))
     if _db(url, parts.path) != 0:
         _refuse(url, "a Redis Cluster has only database 0")
-    options = dict(parse_qsl(parts.query, keep_blank_values=True))
-    tls = _tls_options(url, options) if parts.scheme == "rediss+cluster" else None
-    if tls is None and options:
-        _refuse(
-            url,
-            f"option {sorted(options)[0]!r} is not supported on redis+cluster:// (TLS options need rediss+cluster://)",
-        )
+    tls = _tls_or_none(url, parts.scheme, parts.query, tls_scheme="rediss+cluster")
     return RedisTarget(
         host=nodes[0][0],
         port=nodes[0][1],
@@ -151,6 +142,18 @@ def _db(url: str, path: str) -> int:
     if not number.isdigit():
         _refuse(url, f"database {number!r} is not a number")
     return int(number)
+
+
+def _tls_or_none(url: str, scheme: str, query: str, *, tls_scheme: str) -> dict[str, Any] | None:
+    """The TLS options of a `tls_scheme` URL; None for its plaintext twin, which takes no options."""
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    if scheme == tls_scheme:
+        return _tls_options(url, options)
+    if options:
+        _refuse(
+            url, f"option {sorted(options)[0]!r} is not supported on {scheme}:// (TLS options need {tls_scheme}://)"
+        )
+    return None
 
 
 def _tls_options(url: str, options: dict[str, str]) -> dict[str, Any]:
