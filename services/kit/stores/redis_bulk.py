@@ -146,7 +146,7 @@ class BulkRedis:
             return replies
         packed = [pack_command((b"EVALSHA", sha, *call)) for call in calls]
         replies = await self._send(b"".join(packed), len(packed), resend_if_dropped=idempotent)
-        unknown = [i for i, r in enumerate(replies) if isinstance(r, ReplyError) and str(r).startswith("NOSCRIPT")]
+        unknown = [i for i, r in enumerate(replies) if redis_cluster_bulk.is_noscript(r)]
         if unknown and len(unknown) == sum(isinstance(r, ReplyError) for r in replies):
             again = [packed[i] for i in unknown]
             _, *answers = await self._send(

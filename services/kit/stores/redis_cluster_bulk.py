@@ -108,7 +108,7 @@ class ClusterBulk:
                     redirect = self._redirect(reply)
                     if redirect is not None:
                         pending[index] = redirect
-                    elif script is not None and _is_noscript(reply):
+                    elif script is not None and is_noscript(reply):
                         command = commands[index]
                         commands[index] = (b"EVAL", script, *command[2:])
                         pending[index] = (address, False)
@@ -205,5 +205,6 @@ def _slots_from(ranges: list, asked: Address) -> list[Address] | None:
     return [address for address in slots if address is not None]
 
 
-def _is_noscript(reply: Any) -> bool:
+def is_noscript(reply: Any) -> bool:
+    """Whether a reply says the server does not know the script (first use, or a restart)."""
     return isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT")
