@@ -15,6 +15,14 @@ engagement changed shortly before that snapshot was taken or after it: then
 an increment may not be in the snapshot, and the counts are recounted from
 the edge tables instead. Every edge change records its time in Cassandra
 before it touches Redis, so losing Redis loses no count.
+
+A recount may run while a change is being written, and then may or may not
+hold it. So a recounted hash keeps when its recount began and ended (`rs`,
+`re`, Redis time) and a change brings when its edge write began: a recount
+that ended before then lacks the change (increment), one that began after
+the change's first look at the hash holds it (nothing to add), and one in
+between is replaced by a fresh recount, unless an increment came in since
+(`v`), when the change looks again.
 """
 
 from __future__ import annotations
@@ -42,32 +50,70 @@ LOADS = Counter("aviary_engagement_counter_loads_total", "Counter hashes loaded 
 FLUSHED = Counter("aviary_engagement_counters_flushed_total", "Post counters flushed to Cassandra")
 FLUSH_SECONDS = Histogram("aviary_engagement_flush_seconds", "Time to flush one round of dirty counters")
 
-# Increments only an existing hash: returns {1, new value}; or {0, Redis's
-# time in ms} when the hash is missing (the caller loads it and tries again,
-# and a recount begun after that time already holds this change). The dirty
-# mark goes in the same script so a flush can never miss an applied
-# increment. KEYS: the counter, its dirty set (same slot).
+# What a change finds (_INCR's first answer).
+APPLIED, HELD, MISSING, UNSURE = 1, 2, 0, 3
+# Looks at most this often for a hash that settles (each look after the first
+# follows a load or a recount).
+ADD_ATTEMPTS = 8
+
+_NOW_MS = """
+local t = redis.call('TIME')
+return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# Applies one change to an existing hash whose counts lack it. KEYS: the
+# counter, its dirty set (same slot). ARGV: field, delta, ttl, post id, when
+# the change's edge write began, when the change first found the hash
+# missing or unsure (0 on its first look). Answers {APPLIED, new value},
+# {HELD}, {MISSING, now} or {UNSURE, now, v}. The dirty mark goes in the same
+# script so a flush can never miss an applied increment.
 _INCR = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  local t = redis.call('TIME')
-  return {0, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, now} end
+local base = redis.call('HMGET', KEYS[1], 'rs', 're', 'v')
+if tonumber(base[2] or '0') > tonumber(ARGV[5]) then
+  local looked = tonumber(ARGV[6])
+  if looked > 0 and tonumber(base[1]) >= looked then return {2} end
+  return {3, now, base[3] or '0'}
 end
 local v = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 if v < 0 then redis.call('HSET', KEYS[1], ARGV[1], 0); v = 0 end
+redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
 return {1, v}
 """
 
 # Installs loaded counts unless another loader (or an increment after one)
-# got there first; returns the hash as it now is, with `rc`: when (Redis
-# time, ms) the recount it was loaded from began, 0 for a snapshot.
+# got there first, and answers the counts as they now are. ARGV: likes,
+# reposts, replies, quotes, ttl, when the recount began (0: a snapshot, which
+# holds no change still being written).
 _LOAD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4], 'rc', ARGV[6])
+  local ended = 0
+  if ARGV[6] ~= '0' then
+    local t = redis.call('TIME')
+    ended = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4], 'rs', ARGV[6], 're', ended)
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
-return redis.call('HMGET', KEYS[1], 'l', 'r', 'p', 'q', 'rc')
+return redis.call('HMGET', KEYS[1], 'l', 'r', 'p', 'q')
+"""
+
+# Replaces the hash with a recount unless an increment came in since the
+# caller read `v` (ARGV[7]); 1 when replaced. ARGV as _LOAD's, then v.
+_RELOAD = """
+if redis.call('EXISTS', KEYS[1]) == 1 and (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[7] then
+  return 0
+end
+local t = redis.call('TIME')
+local ended = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4], 'rs', ARGV[6], 're', ended)
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
 """
 
 
@@ -112,25 +158,45 @@ class HotCounters:
         self.trust_margin = datetime.timedelta(seconds=trust_margin)
         self._incr = client.register_script(_INCR)
         self._load = client.register_script(_LOAD)
+        self._reload = client.register_script(_RELOAD)
+        self._now_ms = client.register_script(_NOW_MS)
 
     # -- writes -----------------------------------------------------------------
 
-    async def add(self, post_id: int, what: str, delta: int) -> int:
-        """Applies one counted change; returns the new count."""
-        key = counter_key(post_id)
-        for _ in range(3):
-            applied, value = await self._incr(
-                keys=[key, dirty_key(dirty_set(post_id))], args=[FIELDS[what], delta, self.ttl_seconds, post_id]
+    async def clock(self, post_id: int) -> int:
+        """Now in ms on the clock of the Redis node holding the post's counter:
+        taken before a change's edge write, for `add`."""
+        return int(await self._now_ms(keys=[counter_key(post_id)]))
+
+    async def add(self, post_id: int, what: str, delta: int, began_ms: int) -> None:
+        """Applies one counted change whose edge write began at began_ms (`clock`)."""
+        key, dirty = counter_key(post_id), dirty_key(dirty_set(post_id))
+        looked = 0
+        for _ in range(ADD_ATTEMPTS):
+            outcome = await self._incr(
+                keys=[key, dirty], args=[FIELDS[what], delta, self.ttl_seconds, post_id, began_ms, looked]
             )
-            if applied:
-                return int(value)
-            # Whoever installed the hash first (this call or a reader): a
-            # recount begun after the miss holds this change already; a
-            # snapshot, or an earlier recount, does not, so increment it.
-            counts, recounted_at = await self._load_one(post_id)
-            if recounted_at >= int(value):
-                return getattr(counts, what)
-        raise RuntimeError(f"counter for post {post_id} kept disappearing")
+            if outcome[0] in (APPLIED, HELD):
+                return
+            looked = looked or int(outcome[1])
+            if outcome[0] == MISSING:
+                await self._load_one(post_id)
+            else:
+                await self._recount_over(post_id, outcome[2])
+        raise RuntimeError(f"counter for post {post_id} did not settle")
+
+    async def _recount_over(self, post_id: int, version: bytes) -> None:
+        """Replaces an unsure hash with a recount begun now (which holds every
+        change already written), unless it was incremented since."""
+        began = await self.clock(post_id)
+        counts = await self.store.recount(post_id)
+        LOADS.labels("recount").inc()
+        replaced = await self._reload(
+            keys=[counter_key(post_id)],
+            args=[counts.likes, counts.reposts, counts.replies, counts.quotes, self.ttl_seconds, began, version],
+        )
+        if replaced:
+            await self.client.sadd(dirty_key(dirty_set(post_id)), post_id)
 
     # -- reads --------------------------------------------------------------------
 
@@ -150,12 +216,11 @@ class HotCounters:
                 found[post_id] = _counts(row)
         if missing:
             loaded = await asyncio.gather(*(self._load_one(p) for p in missing))
-            found.update({p: counts for p, (counts, _) in zip(missing, loaded)})
+            found.update(zip(missing, loaded))
         return found
 
-    async def _load_one(self, post_id: int) -> tuple[Counts, int]:
-        """The post's counts as installed in Redis (by this call or a loader
-        before it), and when the recount they came from began (0: a snapshot)."""
+    async def _load_one(self, post_id: int) -> Counts:
+        """The post's counts as installed in Redis, by this call or a loader before it."""
         snapshot = await self.store.snapshot(post_id)
         trusted = snapshot.last_change is None or (
             snapshot.flushed_at is not None
@@ -165,7 +230,7 @@ class HotCounters:
         if trusted:
             counts, source = snapshot.counts, "snapshot"
         else:
-            recount_began = await self._redis_ms()
+            recount_began = await self.clock(post_id)
             counts, source = await self.store.recount(post_id), "recount"
         LOADS.labels(source).inc()
         row = await self._load(
@@ -175,12 +240,7 @@ class HotCounters:
         if source == "recount":
             # Persist what was recounted so the next load can trust it.
             await self.client.sadd(dirty_key(dirty_set(post_id)), post_id)
-        return _counts(row[:4]), int(row[4] or 0)
-
-    async def _redis_ms(self) -> int:
-        """Redis's clock in ms: the one clock every replica's loads and misses share."""
-        seconds, micros = await self.client.time()
-        return int(seconds) * 1000 + int(micros) // 1000
+        return _counts(row)
 
     # -- flushing -----------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from services.kit.server import ids, service, startup
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.server.auth import caller_id
 from services.kit.stores.cache import TtlCache
-from services.kit.server.errors import not_found, permission_denied, unavailable
+from services.kit.server.errors import ApiError, not_found, permission_denied, unavailable
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids, parse_optional_id
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         await self._refuse_if_blocked(post, user_id)
         post_id = _liked_target(post)
         now = _utcnow()
+        began = await self.counters.clock(post_id)
         if await self.store.claim_like(post_id, user_id, now):
             event = self._event(
                 like_created=events_pb2.LikeCreated(
@@ -154,7 +155,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 )
             )
             await self.store.finish_like(event, now)
-            await self._count(post_id, "likes", +1)
+            await self._count(post_id, "likes", +1, began)
             log.info("post liked", extra={"post_id": post_id, "user_id": user_id})
         # Also on a repeat: a retry after a crash here repairs the cache.
         await self.liked.record(user_id, post_id, True)
@@ -168,6 +169,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         if post is None and not await self.store.has_like_edge(post_id, user_id):
             raise not_found(f"post {requested} does not exist")
         # A like on a post deleted since can still be taken back.
+        began = await self.counters.clock(post_id)
         if await self.store.release_like(post_id, user_id):
             now = _utcnow()
             event = self._event(
@@ -176,7 +178,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 )
             )
             await self.store.finish_unlike(event, now)
-            await self._count(post_id, "likes", -1)
+            await self._count(post_id, "likes", -1, began)
             log.info("post unliked", extra={"post_id": post_id, "user_id": user_id})
         await self.liked.record(user_id, post_id, False)
         return await self._engagement_of(post_id, user_id)
@@ -217,6 +219,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                     task.add_done_callback(running.discard)
                 while running:
                     await asyncio.wait(set(running))
+            except ApiError:
+                pass  # a malformed request: the kit ends the call with it
             finally:
                 answers.put_nowait(None)  # the caller is done (or gone): end the stream
 
@@ -247,37 +251,37 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         # Each count changes only when its edge changes (compare-and-set), so
         # a redelivered event counts nothing twice.
         if created.reply_to_id:
-            await self.store.mark_changed(created.reply_to_id, _utcnow())
+            began = await self._changing(created.reply_to_id)
             if await self.store.add_reply(created.reply_to_id, created.post_id):
-                await self._count(created.reply_to_id, "replies", +1)
+                await self._count(created.reply_to_id, "replies", +1, began)
         if created.repost_of_id and not created.text:
-            await self.store.mark_changed(created.repost_of_id, _utcnow())
+            began = await self._changing(created.repost_of_id)
             added, held = await self.store.add_repost(created.repost_of_id, created.author_id, created.post_id)
             if added:
-                await self._count(created.repost_of_id, "reposts", +1)
+                await self._count(created.repost_of_id, "reposts", +1, began)
             await self._index_repost(created.author_id, created.repost_of_id, held)
         if created.repost_of_id and created.text:
             # A quote: a repost with text of its own, counted apart.
-            await self.store.mark_changed(created.repost_of_id, _utcnow())
+            began = await self._changing(created.repost_of_id)
             if await self.store.add_quote(created.repost_of_id, created.post_id):
-                await self._count(created.repost_of_id, "quotes", +1)
+                await self._count(created.repost_of_id, "quotes", +1, began)
 
     async def _on_deleted(self, deleted: events_pb2.PostDeleted) -> None:
         if deleted.reply_to_id:
-            await self.store.mark_changed(deleted.reply_to_id, _utcnow())
+            began = await self._changing(deleted.reply_to_id)
             if await self.store.remove_reply(deleted.reply_to_id, deleted.post_id):
-                await self._count(deleted.reply_to_id, "replies", -1)
+                await self._count(deleted.reply_to_id, "replies", -1, began)
         if deleted.repost_of_id:
             # The event does not say whether it was a repost or a quote: each
             # edge removes only its own post (a quote of the same post by the
             # same user is not the repost the repost edge records).
-            await self.store.mark_changed(deleted.repost_of_id, _utcnow())
+            began = await self._changing(deleted.repost_of_id)
             removed, held = await self.store.remove_repost(deleted.repost_of_id, deleted.author_id, deleted.post_id)
             if removed:
-                await self._count(deleted.repost_of_id, "reposts", -1)
+                await self._count(deleted.repost_of_id, "reposts", -1, began)
             await self._index_repost(deleted.author_id, deleted.repost_of_id, held)
             if await self.store.remove_quote(deleted.repost_of_id, deleted.post_id):
-                await self._count(deleted.repost_of_id, "quotes", -1)
+                await self._count(deleted.repost_of_id, "quotes", -1, began)
 
     async def _index_repost(self, user_id: int, post_id: int, held: int | None) -> None:
         """Makes the user's reposted index and cache follow the repost edge as
@@ -330,17 +334,18 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         return taken
 
     async def _take_back_repost(self, user_id: int, post_id: int, repost_id: int) -> int:
-        await self.store.mark_changed(post_id, _utcnow())
+        began = await self._changing(post_id)
         removed, held = await self.store.remove_repost(post_id, user_id, repost_id)
         if not removed and held is not None:
             # The index fell behind the edge (a crash): take back what the edge holds.
             removed, _ = await self.store.remove_repost(post_id, user_id, held)
         if removed:
-            await self._count(post_id, "reposts", -1)
+            await self._count(post_id, "reposts", -1, began)
         await self.store.unindex_repost(user_id, post_id)
         return int(removed)
 
     async def _take_back_like(self, user_id: int, post_id: int) -> int:
+        began = await self.counters.clock(post_id)
         if not await self.store.release_like(post_id, user_id):
             # The edge went earlier (a crash before its follow-ups): only the index row is left.
             await self.store.forget_user_like(user_id, post_id)
@@ -350,14 +355,21 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         # every post; consumers of LikeRemoved treat 0 as unknown.
         event = self._event(like_removed=events_pb2.LikeRemoved(post_id=post_id, user_id=user_id))
         await self.store.finish_unlike(event, now)
-        await self._count(post_id, "likes", -1)
+        await self._count(post_id, "likes", -1, began)
         return 1
 
     # -- helpers ----------------------------------------------------------------------
 
-    async def _count(self, post_id: int, what: str, delta: int) -> None:
-        """Applies a counted change, and forgets this replica's copy of the counts."""
-        await self.counters.add(post_id, what, delta)
+    async def _changing(self, post_id: int) -> int:
+        """Marks the post's engagement as changing, before an edge write; answers
+        when on the counters' clock (for `_count`)."""
+        began, _ = await asyncio.gather(self.counters.clock(post_id), self.store.mark_changed(post_id, _utcnow()))
+        return began
+
+    async def _count(self, post_id: int, what: str, delta: int, began: int) -> None:
+        """Applies a counted change whose edge write began at `began`, and
+        forgets this replica's copy of the counts."""
+        await self.counters.add(post_id, what, delta, began)
         self.recent_counts.discard(post_id)
 
     def _event(self, **kind) -> events_pb2.EngagementEvent:

@@ -155,7 +155,7 @@ class EngagementStore:
             "by_user_del": f"DELETE FROM {ks}.likes_by_user WHERE user_id = ? AND post_id = ?",
             "reposted_add": f"INSERT INTO {ks}.reposts_by_user (user_id, post_id, repost_id) VALUES (?, ?, ?)",
             "reposted_del": f"DELETE FROM {ks}.reposts_by_user WHERE user_id = ? AND post_id = ?",
-            "reposted_newest": f"SELECT post_id, repost_id FROM {ks}.reposts_by_user WHERE user_id = ? LIMIT ?",
+            "reposts_with_ids": f"SELECT post_id, repost_id FROM {ks}.reposts_by_user WHERE user_id = ? LIMIT ?",
             "repost_add": (
                 f"INSERT INTO {ks}.reposts_by_post (post_id, user_id, repost_id) VALUES (?, ?, ?) IF NOT EXISTS"
             ),
@@ -178,9 +178,13 @@ class EngagementStore:
             "count_replies": f"SELECT COUNT(*) FROM {ks}.replies_by_post WHERE post_id = ?",
             "count_quotes": f"SELECT COUNT(*) FROM {ks}.quotes_by_post WHERE post_id = ?",
         }
+        per_index = {}
         for kind, table in USER_INDEXES.items():
-            queries[f"{kind}_in"] = f"SELECT post_id FROM {ks}.{table} WHERE user_id = ? AND post_id IN ?"
-            queries[f"{kind}_newest"] = f"SELECT post_id FROM {ks}.{table} WHERE user_id = ? LIMIT ?"
+            per_index[f"{kind}_in"] = f"SELECT post_id FROM {ks}.{table} WHERE user_id = ? AND post_id IN ?"
+            per_index[f"{kind}_newest"] = f"SELECT post_id FROM {ks}.{table} WHERE user_id = ? LIMIT ?"
+        # A generated name must not shadow a written query.
+        assert not per_index.keys() & queries.keys(), per_index.keys() & queries.keys()
+        queries.update(per_index)
         prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
         self._st = dict(zip(queries, prepared))
         for name in ("like", "unlike", "repost_add", "repost_del", "reply_add", "reply_del", "quote_add", "quote_del"):
@@ -271,7 +275,7 @@ class EngagementStore:
 
     async def newest_reposts(self, user_id: int, limit: int) -> list[tuple[int, int]]:
         """(post id, repost id) of the user's newest indexed reposts, at most limit."""
-        rows = await cql.execute(self.session, self._st["reposted_newest"], (user_id, limit))
+        rows = await cql.execute(self.session, self._st["reposts_with_ids"], (user_id, limit))
         return [(row.post_id, row.repost_id) for row in rows]
 
     async def add_reply(self, post_id: int, reply_id: int) -> bool:

@@ -355,14 +355,22 @@ def test_stream_engagement_answers_each_batch_by_id_and_a_bad_batch_does_not_end
     assert [(e.like_count, e.liked_by_me) for e in answers[7].batch.engagements] == [(1, True), (0, False)]
 
 
+async def _a_reply_begun(counters: HotCounters, store: EngagementStore, client) -> tuple[int, int]:
+    """A new post and a reply to it as the consumer applies one, up to its
+    count: the change mark, then the edge. Returns the post and when the
+    edge write began."""
+    post_id = secrets.randbits(60)
+    await client.delete(counter_key(post_id))
+    began = await counters.clock(post_id)
+    await store.mark_changed(post_id, datetime.datetime.now(datetime.timezone.utc))
+    assert await store.add_reply(post_id, secrets.randbits(60))
+    return post_id, began
+
+
 async def test_a_count_change_is_kept_when_a_reader_installs_an_older_snapshot_during_its_load(liked_cache_parts):
     client, store = liked_cache_parts
     counters = HotCounters(client, store, ttl_seconds=60, flush_interval=1.0, trust_margin=2.0)
-    post_id, reply_id = secrets.randbits(60), secrets.randbits(60)
-    await client.delete(counter_key(post_id))
-    # A reply as the consumer applies it: the change mark, the edge, then the count.
-    await store.mark_changed(post_id, datetime.datetime.now(datetime.timezone.utc))
-    assert await store.add_reply(post_id, reply_id)
+    post_id, began = await _a_reply_begun(counters, store, client)
     load_as_usual = counters._load_one
 
     async def reader_first(pid: int):
@@ -373,13 +381,50 @@ async def test_a_count_change_is_kept_when_a_reader_installs_an_older_snapshot_d
         return await load_as_usual(pid)
 
     counters._load_one = reader_first  # type: ignore[method-assign]
-    assert await counters.add(post_id, "replies", +1) == 1
+    await counters.add(post_id, "replies", +1, began)
     assert await client.hget(counter_key(post_id), "p") == b"1"
 
     # A recount installed after the miss already holds the change: not counted twice.
-    other, other_reply = secrets.randbits(60), secrets.randbits(60)
-    await client.delete(counter_key(other))
-    await store.mark_changed(other, datetime.datetime.now(datetime.timezone.utc))
-    assert await store.add_reply(other, other_reply)
-    assert await counters.add(other, "replies", +1) == 1
+    other, began = await _a_reply_begun(counters, store, client)
+    await counters.add(other, "replies", +1, began)
     assert await client.hget(counter_key(other), "p") == b"1"
+
+
+async def test_a_readers_recount_during_the_edge_write_is_not_counted_on_twice(liked_cache_parts):
+    client, store = liked_cache_parts
+    counters = HotCounters(client, store, ttl_seconds=60, flush_interval=1.0, trust_margin=2.0)
+    # A reader recounts between the edge write and its count (the change mark
+    # is recent, so no snapshot is trusted): its recount holds the reply.
+    post_id, began = await _a_reply_begun(counters, store, client)
+    assert (await counters.finish_reads([post_id], [[None] * 4]))[post_id].replies == 1
+    await counters.add(post_id, "replies", +1, began)
+    assert await client.hget(counter_key(post_id), "p") == b"1"
+
+    # A recount that ended before the edge write began lacks it: counted on top.
+    later = secrets.randbits(60)
+    await client.delete(counter_key(later))
+    await store.mark_changed(later, datetime.datetime.now(datetime.timezone.utc))
+    assert (await counters.finish_reads([later], [[None] * 4]))[later].replies == 0
+    began = await counters.clock(later)
+    assert await store.add_reply(later, secrets.randbits(60))
+    await counters.add(later, "replies", +1, began)
+    assert await client.hget(counter_key(later), "p") == b"1"
+
+    # An increment that lands while an unsure change recounts is not replaced over.
+    raced, began = await _a_reply_begun(counters, store, client)
+    await counters.finish_reads([raced], [[None] * 4])
+    recount_as_usual = store.recount
+
+    async def another_change_meanwhile(pid: int):
+        # A like written after this recount read the edges, and counted on
+        # the hash before the recount replaces it.
+        store.recount = recount_as_usual  # type: ignore[method-assign]
+        counts = await recount_as_usual(pid)
+        began_like = await counters.clock(pid)
+        assert await store.claim_like(pid, secrets.randbits(60), datetime.datetime.now(datetime.timezone.utc))
+        await counters.add(pid, "likes", +1, began_like)
+        return counts
+
+    store.recount = another_change_meanwhile  # type: ignore[method-assign]
+    await counters.add(raced, "replies", +1, began)
+    assert await client.hmget(counter_key(raced), "l", "p") == [b"1", b"1"]

@@ -122,13 +122,13 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    def _checked(self, request, context, method: str, streamed: bool, gated: bool):
+    def _checked(self, request, method: str, streamed: bool, gated: bool):
         """The request (or request stream) the servicer gets, refused here
         when malformed: a stream is checked message by message as it is read."""
         if gated and not self.ready:
             raise unavailable(f"{self.service} is starting; try again shortly")
         if streamed:
-            return _checked_stream(request, context, method)
+            return _CheckedRequests(request, method)
         refused = requests.refusal(request)
         if refused is not None:
             _log_refusal(method, refused)
@@ -138,15 +138,28 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, inner, method: str, streamed: bool, gated: bool):
         async def call(request, context):
             async with self._answering(method, context):
-                return await inner(self._checked(request, context, method, streamed, gated), context)
+                checked = self._checked(request, method, streamed, gated)
+                try:
+                    answer = await inner(checked, context)
+                except Exception:
+                    _raise_refusal(checked)
+                    raise
+                _raise_refusal(checked)
+                return answer
 
         return call
 
     def _wrap_stream(self, inner, method: str, streamed: bool, gated: bool):
         async def call(request, context):
             async with self._answering(method, context):
-                async for item in inner(self._checked(request, context, method, streamed, gated), context):
-                    yield item
+                checked = self._checked(request, method, streamed, gated)
+                try:
+                    async for item in inner(checked, context):
+                        yield item
+                except Exception:
+                    _raise_refusal(checked)
+                    raise
+                _raise_refusal(checked)
 
         return call
 
@@ -186,14 +199,31 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
             RPC_ERRORS.labels(self.service, method, code.name).inc()
 
 
-async def _checked_stream(request_stream, context, method: str):
-    async for request in request_stream:
-        refused = requests.refusal(request)
-        if refused is not None:
-            _log_refusal(method, refused)
-            # Aborts at once, even when the servicer reads in a task of its own.
-            await _abort(context, refused.code, refused.message, refused.details)
-        yield request
+class _CheckedRequests:
+    """A request stream checked message by message as it is read. A malformed
+    message is raised to the reader, and the call ends with it once the
+    servicer returns, so the status goes out from the call's own task (a
+    servicer that reads in a task of its own must end when that read fails)."""
+
+    def __init__(self, request_stream, method: str) -> None:
+        self._stream = request_stream
+        self._method = method
+        self.refused: ApiError | None = None
+
+    async def __aiter__(self):
+        async for request in self._stream:
+            refused = requests.refusal(request)
+            if refused is not None:
+                _log_refusal(self._method, refused)
+                self.refused = refused
+                raise refused
+            yield request
+
+
+def _raise_refusal(checked) -> None:
+    """The call's answer is the malformed message its servicer read, whatever the servicer made of it."""
+    if isinstance(checked, _CheckedRequests) and checked.refused is not None:
+        raise checked.refused
 
 
 def _log_refusal(method: str, refused: ApiError) -> None:
