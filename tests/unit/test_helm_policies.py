@@ -211,9 +211,16 @@ def test_each_service_reads_only_its_own_secrets(docs):
         want |= {f"{prefix}s3/AVIARY_S3_ACCESS_KEY", f"{prefix}s3/AVIARY_S3_SECRET_KEY"} if name == "media" else set()
         want |= {f"{prefix}stripe/AVIARY_STRIPE_API_KEY"} if name == "payments" else set()
         want |= {f"{prefix}page-tokens/AVIARY_PAGE_TOKEN_SECRET"} if manifest.signs_page_tokens(name) else set()
+        want |= _mesh_keys(prefix, name)
         assert _secrets_read(_pods(docs)[prefix + name]) == {name: want}, name
     edge = _secrets_read(_pods(docs)[prefix + "envoy"])
-    assert edge == {"envoy": {f"{prefix}jwt/jwks.json"}, "gateway": {f"{prefix}jwt/jwt_public.pem"}, "web": set()}
+    envoy = {f"{prefix}jwt/jwks.json"} | _mesh_keys(prefix, "envoy")
+    assert edge == {"envoy": envoy, "gateway": {f"{prefix}jwt/jwt_public.pem"}, "web": set()}
+
+
+def _mesh_keys(prefix: str, identity: str) -> set[str]:
+    """An identity's mesh certificate (mesh.tls, on by default): its own Secret alone."""
+    return {f"{prefix}mesh-{identity}/{key}" for key in ("tls.crt", "tls.key", "ca.crt")}
 
 
 def test_the_services_that_page_are_the_ones_the_code_says():

@@ -61,6 +61,28 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 {{- define "aviary.stripeSecret" -}}{{ default (printf "%s-stripe" (include "aviary.fullname" .)) .Values.stripe.existingSecret }}{{- end -}}
 {{- define "aviary.jwtSecret" -}}{{ default (printf "%s-jwt" (include "aviary.fullname" .)) .Values.jwt.existingSecret }}{{- end -}}
 
+{{/* The mesh's mutual TLS (services/kit/mesh.py): (list $ identity) -> the
+Secret holding that identity's certificate in cert-manager's layout (tls.crt,
+tls.key, ca.crt), made by cert-manager (mesh.certManager) or the operator. */}}
+{{- define "aviary.meshSecret" -}}
+{{- printf "%s-mesh-%s" (include "aviary.fullname" (index . 0)) (index . 1) -}}
+{{- end -}}
+{{- define "aviary.meshCertDir" -}}/etc/aviary/mesh{{- end -}}
+
+{{/* The volume of one identity's certificate, named as the kit reads it
+(<identity>.pem, <identity>-key.pem, ca.pem): (list $ identity). */}}
+{{- define "aviary.meshVolume" -}}
+{{- $identity := index . 1 -}}
+- name: mesh
+  secret:
+    secretName: {{ include "aviary.meshSecret" . }}
+    defaultMode: 0400
+    items:
+      - {key: tls.crt, path: {{ $identity }}.pem}
+      - {key: tls.key, path: {{ $identity }}-key.pem}
+      - {key: ca.crt, path: ca.pem}
+{{- end -}}
+
 {{/* The S3 endpoint, split for Envoy's objectstore cluster. */}}
 {{- define "aviary.s3Scheme" -}}{{ (urlParse .Values.s3.endpoint).scheme | default "http" }}{{- end -}}
 {{- define "aviary.s3Host" -}}{{ (split ":" (urlParse .Values.s3.endpoint).host)._0 }}{{- end -}}
