@@ -33,12 +33,12 @@ import uuid
 from collections import Counter
 
 import aiohttp
-import grpc
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
 from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in
-from services.kit.settings import load, service_addr
+from services.kit.settings import load
 from services.orders.settings import OrdersSettings
+from devstack.mesh_channels import open_channel
 
 PASSWORD = "bench password 1"
 
@@ -133,7 +133,7 @@ def double_charged_checkouts(buyer_ids: list[str]) -> tuple[int, int]:
             ([int(b) for b in buyer_ids],),
         ).fetchall()
     bad = 0
-    with grpc.insecure_channel(service_addr("payments")) as ch:
+    with open_channel("payments") as ch:
         stub = payments_pb2_grpc.PaymentsServiceStub(ch)
         for checkout_id, attempt in rows:
             payment = stub.GetPayment(

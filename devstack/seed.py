@@ -190,6 +190,7 @@ Aviary is up: HTTP/JSON at {BASE}, demo users {", ".join(USERS)} and seller {SEL
   SELLER=$(curl -s {BASE}/v1/sessions -d '{{"username":"{SELLER[0]}","password":"{PASSWORD}"}}' | jq -r .accessToken)
   curl -s -X POST {BASE}/v1/products -H "Authorization: Bearer $SELLER" \\
        -d '{{"title":"Tea towel","priceMinor":"900","currency":"USD","stock":"12"}}'
-  grpcurl -plaintext 127.0.0.1:50053 list
-  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"user_id":"me"}}' 127.0.0.1:50051 aviary.identity.v1.IdentityService/GetUser
+  M="-cacert .devstack/mesh/ca.pem -cert .devstack/mesh/operator.pem -key .devstack/mesh/operator-key.pem"
+  grpcurl $M -servername posts 127.0.0.1:50053 list
+  grpcurl $M -servername identity -H "authorization: Bearer $TOKEN" -d '{{"user_id":"me"}}' 127.0.0.1:50051 aviary.identity.v1.IdentityService/GetUser
 """)

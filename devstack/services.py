@@ -14,7 +14,7 @@ from services.kit import manifest
 from services.payments.validation import STRIPE_TEST_METHODS
 
 from . import config, redis_cluster
-from .proc import Component, http_check, python_service
+from .proc import Component, grpc_health_check, http_check, python_service
 from .registry import register
 from .tracing import span_intake
 
@@ -27,6 +27,9 @@ KEYS_DIR = config.STATE / "keys"
 # Share of requests traced: low, so a test or a bench pays little; a request
 # sent with a sampled trace header (tests/e2e/test_traces.py) is always traced.
 TRACE_SAMPLE_RATIO = os.environ.get("AVIARY_TRACE_SAMPLE_RATIO", "0.01")
+# Service-to-service gRPC over mutual TLS (services/kit/mesh.py); AVIARY_MESH_TLS=0 turns it off.
+MESH_TLS = os.environ.get("AVIARY_MESH_TLS", "1") == "1"
+MESH_CERT_DIR = config.STATE / "mesh"
 
 
 def service_env() -> dict[str, str]:
@@ -43,6 +46,8 @@ def service_env() -> dict[str, str]:
         # Traces to the devstack's Zipkin (devstack/tracing.py); AVIARY_TRACE_ENDPOINT= turns them off.
         "AVIARY_TRACE_ENDPOINT": os.environ.get("AVIARY_TRACE_ENDPOINT", span_intake()),
         "AVIARY_TRACE_SAMPLE_RATIO": TRACE_SAMPLE_RATIO,
+        "AVIARY_MESH_TLS": "1" if MESH_TLS else "0",
+        "AVIARY_MESH_CERT_DIR": str(MESH_CERT_DIR),
         # media: the object store, and the public base URL Envoy serves its objects under.
         "AVIARY_S3_ENDPOINT": f"http://{config.HOST}:{config.OBJECTSTORE_PORT}",
         "AVIARY_S3_ACCESS_KEY": config.OBJECTSTORE_ACCESS_KEY,
@@ -82,9 +87,24 @@ def _prepare_shared() -> None:
     from .backends import ensure_topics
 
     ensure_keys(KEYS_DIR)
+    ensure_mesh_certs()
     # Operator tokens (moderation): the devstack's operator may issue them locally.
     ensure_operator_keys(KEYS_DIR / "operator_private.pem", KEYS_DIR / "operator_public.pem")
     ensure_topics(dict(TOPICS))
+
+
+def envoy_mesh_certs() -> str | None:
+    """Where Envoy finds its mesh certificate, when the mesh runs over TLS."""
+    return str(MESH_CERT_DIR) if MESH_TLS else None
+
+
+def ensure_mesh_certs() -> None:
+    """The local mesh CA and every identity's certificate (made once)."""
+    from services.kit import mesh
+
+    from . import mesh_certs
+
+    mesh_certs.ensure(MESH_CERT_DIR, mesh.identities())
 
 
 def _own_database(entry: manifest.ServiceEntry) -> dict[str, str]:
@@ -95,15 +115,20 @@ def _own_database(entry: manifest.ServiceEntry) -> dict[str, str]:
 
 
 def _service(entry: manifest.ServiceEntry, worker_id: int) -> Component:
+    from services.kit import mesh
+
+    health_port = mesh.health_port(entry.port) if MESH_TLS else entry.port
     comp = python_service(
         entry.name,
         f"services.{entry.name}",
         port=entry.port,
         env={**service_env(), **_own_database(entry), "AVIARY_WORKER_ID": str(worker_id)},
+        ready=grpc_health_check(health_port),
         ready_timeout=90.0,
     )
-    # The kit's Prometheus endpoint (services/kit/server/service.py): port + 1000.
-    comp.extra_ports = (entry.metrics_port,)
+    # The kit's Prometheus endpoint (services/kit/server/service.py): port + 1000;
+    # with mesh TLS, health in plaintext on port + 2000.
+    comp.extra_ports = (entry.metrics_port, *([health_port] if MESH_TLS else []))
     comp.prepare = _prepare_shared
     return comp
 
@@ -111,6 +136,7 @@ def _service(entry: manifest.ServiceEntry, worker_id: int) -> Component:
 def _prepare_envoy() -> None:
     from edge_config import build_descriptor, render_config
 
+    ensure_mesh_certs()
     conf = config.CONF / "envoy"
     descriptor = conf / "aviary.pb"
     build_descriptor(descriptor)
@@ -127,6 +153,7 @@ def _prepare_envoy() -> None:
         media_bucket=config.MEDIA_BUCKET,
         web_port=config.WEB_PORT,
         tracing=_envoy_tracing(),
+        mesh_certs=envoy_mesh_certs(),
     )
 
 

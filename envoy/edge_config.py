@@ -231,13 +231,18 @@ def cors_origins() -> list[str]:
     return [o.strip() for o in os.environ.get("AVIARY_CORS_ORIGINS", "").split(",") if o.strip()]
 
 
-def service_clusters(ports: dict[str, int], *, host=lambda cluster: "127.0.0.1", dns: bool = False) -> str:
+def service_clusters(
+    ports: dict[str, int], *, host=lambda cluster: "127.0.0.1", dns: bool = False, mesh_certs: str | None = None
+) -> str:
     """One HTTP/2 cluster per public service, health-checked over grpc.health.v1.
     Locally each is a STATIC loopback address; the helm chart asks for DNS
-    names (`dns=True`, a headless Service per service)."""
+    names (`dns=True`, a headless Service per service). `mesh_certs`: the
+    directory of the mesh's certificates, to call the services over mutual
+    TLS as `envoy`."""
     discovery = "type: STRICT_DNS\n      dns_lookup_family: V4_PREFERRED" if dns else "type: STATIC"
     blocks = []
     for cluster, _ in public_services():
+        tls = mesh_transport_socket(cluster, mesh_certs) if mesh_certs is not None else ""
         blocks.append(
             f"""    - name: {cluster}
       {discovery}
@@ -260,9 +265,30 @@ def service_clusters(ports: dict[str, int], *, host=lambda cluster: "127.0.0.1",
           unhealthy_threshold: 2
           healthy_threshold: 1
           no_traffic_interval: 5s
-          grpc_health_check: {{}}"""
+          grpc_health_check: {{}}{tls}"""
         )
     return "\n".join(blocks)
+
+
+def mesh_transport_socket(service: str, cert_dir: str) -> str:
+    """Envoy's side of the mesh's mutual TLS to one service (services/kit/mesh.py):
+    the edge's certificate, and the service's name checked in its certificate."""
+    return f"""
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+          sni: {service}
+          common_tls_context:
+            alpn_protocols: [h2]
+            tls_certificates:
+              - certificate_chain: {{filename: "{cert_dir}/envoy.pem"}}
+                private_key: {{filename: "{cert_dir}/envoy-key.pem"}}
+            validation_context:
+              trusted_ca: {{filename: "{cert_dir}/ca.pem"}}
+              match_typed_subject_alt_names:
+                - san_type: DNS
+                  matcher: {{exact: {service}}}"""
 
 
 def media_max_body_bytes() -> int:
@@ -353,13 +379,15 @@ def render_config(
     cors: str | None = None,
     web_port: int | None = None,
     tracing: Tracing | None = None,
+    mesh_certs: str | None = None,
 ) -> None:
     """Writes envoy.yaml. `cors` replaces the CORS block built from
     AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own).
     `web_port`: serve the web client from a static origin on this loopback
     port (without it the config has no web routes; the Helm chart renders
     them and wraps them in its web.enabled value). `tracing`: spans to a
-    Zipkin server (without it Envoy traces nothing)."""
+    Zipkin server (without it Envoy traces nothing). `mesh_certs`: call the
+    services over the mesh's mutual TLS with the certificates there."""
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(service.full_name for _, service in public_services())
     text = template.substitute(
@@ -378,7 +406,7 @@ def render_config(
         CORS_POLICY=cors_policy(cors_origins()) if cors is None else cors,
         MAX_REQUEST_HEADERS_KB=int(os.environ.get("ENVOY_MAX_REQUEST_HEADERS_KB", "16")),
         TRACING=tracing_config(tracing.sample_percent) if tracing is not None else "",
-        CLUSTERS=service_clusters(service_ports)
+        CLUSTERS=service_clusters(service_ports, mesh_certs=mesh_certs)
         + ("\n" + web_cluster(web_port) if web_port is not None else "")
         + ("\n" + zipkin_cluster(tracing.host, tracing.port) if tracing is not None else ""),
         OBJECTSTORE_PORT=objectstore_port,

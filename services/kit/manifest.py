@@ -24,6 +24,9 @@ class ServiceEntry:
     stores: tuple[str, ...] = ()
     consumes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     callers: tuple[str, ...] = ()
+    # Internal method -> who may call it, where fewer than `callers` may
+    # ("operator": people with the operator certificate).
+    internal: dict[str, tuple[str, ...]] = field(default_factory=dict)
     replicas: int | None = None  # None: the chart's serviceDefaults
 
     @property
@@ -50,6 +53,7 @@ def _entry(name: str, raw: dict) -> ServiceEntry:
         stores=tuple(raw.get("stores", ())),
         consumes={group: tuple(topics) for group, topics in raw.get("consumes", {}).items()},
         callers=tuple(raw.get("callers", ())),
+        internal={method: tuple(who) for method, who in raw.get("internal", {}).items()},
         replicas=raw.get("replicas"),
     )
 
@@ -73,6 +77,13 @@ def check(entries: dict[str, ServiceEntry]) -> None:
         for caller in e.callers:
             if caller not in entries:
                 raise ValueError(f"{MANIFEST.name}: [{e.name}] caller {caller!r} is not a service")
+        for method, who in e.internal.items():
+            # Each allowed service must be a caller too: the network policies follow `callers`.
+            stray = [c for c in who if c != "operator" and c not in e.callers]
+            if stray or not who:
+                raise ValueError(
+                    f"{MANIFEST.name}: [{e.name}] internal.{method} allows {stray or 'nobody'}, not callers"
+                )
 
 
 @functools.cache

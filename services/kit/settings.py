@@ -222,6 +222,20 @@ class Settings:
         0.01,
         "Share of new traces recorded (0..1); a trace begun upstream (Envoy) keeps its own decision.",
     )
+    mesh_tls: bool = setting(
+        "AVIARY_MESH_TLS",
+        True,
+        "Service-to-service gRPC over mutual TLS, callers checked against the manifest's allow-list.",
+    )
+    health_port: int = setting(
+        "AVIARY_HEALTH_PORT", 0, "With mesh TLS, the plaintext health-only port; 0: the gRPC port + 2000."
+    )
+    mesh_cert_dir: Path = setting(
+        "AVIARY_MESH_CERT_DIR",
+        lambda s: s.state_dir / "mesh",
+        "The mesh's certificates: ca.pem, and <identity>.pem with <identity>-key.pem.",
+        shown="<state dir>/mesh",
+    )
     engagement_stream: bool = setting(
         "AVIARY_ENGAGEMENT_STREAM", True, "Fetch engagement over one long-lived stream (else unary calls)."
     )

@@ -30,6 +30,7 @@ from opensearchpy.helpers import async_scan, async_streaming_bulk
 
 from aviary.catalog.v1 import catalog_pb2
 from aviary.posts.v1 import posts_pb2
+from services.kit import mesh
 from services.kit.peers import clients
 from services.kit.server import ids
 from services.kit.settings import load
@@ -403,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load(SearchSettings)
     args = parse_args(argv, settings)
     setup_logging("search-reindex")
+    # It reads the posts and products as the search service does.
+    mesh.set_identity("search")
     logging.getLogger("opensearch").setLevel(logging.WARNING)
     summary, code = asyncio.run(run(args, settings))
     print(json.dumps(summary, indent=2))

@@ -14,10 +14,11 @@ import httpx
 import psycopg
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
-from services.kit.settings import load, service_addr
+from services.kit.settings import load
 from services.orders.settings import OrdersSettings
 from tests.conftest import unique_username
 from tests.e2e.edge import PASSWORD, Account, sign_up
+from devstack.mesh_channels import open_channel
 
 
 def sign_up_seller(http: httpx.Client) -> Account:
@@ -113,7 +114,7 @@ def checkouts_of(buyer_id: str) -> list[dict]:
 
 
 def payment_by_key(key: str) -> payments_pb2.Payment | None:
-    with grpc.insecure_channel(service_addr("payments")) as ch:
+    with open_channel("payments") as ch:
         stub = payments_pb2_grpc.PaymentsServiceStub(ch)
         try:
             return stub.GetPayment(payments_pb2.GetPaymentRequest(idempotency_key=key), timeout=5)
@@ -124,7 +125,7 @@ def payment_by_key(key: str) -> payments_pb2.Payment | None:
 
 
 def ledger(payment_id: str) -> list[payments_pb2.LedgerEntry]:
-    with grpc.insecure_channel(service_addr("payments")) as ch:
+    with open_channel("payments") as ch:
         stub = payments_pb2_grpc.PaymentsServiceStub(ch)
         return list(
             stub.ListLedgerEntries(payments_pb2.ListLedgerEntriesRequest(payment_id=payment_id), timeout=5).entries

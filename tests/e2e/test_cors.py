@@ -15,7 +15,7 @@ import pytest
 
 from devstack import config
 from edge_config import cors_policy, render_config
-from devstack.services import GATEWAY_PORT, KEYS_DIR
+from devstack.services import GATEWAY_PORT, KEYS_DIR, envoy_mesh_certs
 from services.kit.settings import SERVICE_PORTS
 from tests.integration.support import free_port
 
@@ -40,6 +40,7 @@ def cors_edge(tmp_path_factory):
         objectstore_port=config.OBJECTSTORE_PORT,
         media_bucket=config.MEDIA_BUCKET,
         cors=cors_policy([ALLOWED]),
+        mesh_certs=envoy_mesh_certs(),
     )
     envoy = subprocess.Popen(
         [

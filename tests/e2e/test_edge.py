@@ -16,6 +16,7 @@ import pytest
 from services.kit.settings import SERVICE_PORTS
 
 from tests.e2e.edge import error_message, post, sign_up
+from devstack.mesh_channels import grpcurl_flags
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +112,7 @@ def test_json_shapes_match_the_contract(http):
 def test_grpcurl_lists_and_calls_every_service(name):
     port, service = SERVICES[name]
     listed = subprocess.run(
-        [GRPCURL, "-plaintext", f"127.0.0.1:{port}", "list"], capture_output=True, text=True, timeout=20
+        [GRPCURL, *grpcurl_flags(name), f"127.0.0.1:{port}", "list"], capture_output=True, text=True, timeout=20
     )
     assert listed.returncode == 0, listed.stderr
     assert "grpc.health.v1.Health" in listed.stdout
@@ -120,7 +121,7 @@ def test_grpcurl_lists_and_calls_every_service(name):
     health = subprocess.run(
         [
             GRPCURL,
-            "-plaintext",
+            *grpcurl_flags(name),
             "-d",
             json.dumps({"service": service or ""}),
             f"127.0.0.1:{port}",
@@ -139,7 +140,7 @@ def test_grpcurl_real_call_with_token(http):
     out = subprocess.run(
         [
             GRPCURL,
-            "-plaintext",
+            *grpcurl_flags("identity"),
             "-H",
             f"authorization: Bearer {me.token}",
             "-d",

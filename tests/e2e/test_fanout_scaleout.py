@@ -76,6 +76,7 @@ class SecondWorker:
             **service_env(),
             "AVIARY_FANOUT_PORT": str(self.grpc_port),
             "AVIARY_METRICS_PORT": str(self.metrics_port),
+            "AVIARY_HEALTH_PORT": str(free_port()),
             "AVIARY_WORKER_ID": "999",
             "PYTHONUNBUFFERED": "1",
         }

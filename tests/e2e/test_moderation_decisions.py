@@ -15,9 +15,10 @@ import pytest
 from aviary.moderation.v1 import moderation_pb2, moderation_pb2_grpc
 from services.kit.peers import accounts
 from services.kit.server import operators
-from services.kit.settings import load_settings, service_addr
+from services.kit.settings import load_settings
 from tests import redis_clients
 from tests.e2e.edge import PASSWORD, Account, follow, home_ids, post, sign_up, wait_until
+from devstack.mesh_channels import open_channel
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +35,7 @@ def operator_token() -> str:
 
 @pytest.fixture
 async def queue():
-    channel = grpc.aio.insecure_channel(service_addr("moderation"))
+    channel = open_channel("moderation", aio=True)
     yield moderation_pb2_grpc.ModerationServiceStub(channel)
     await channel.close()
 

@@ -15,7 +15,6 @@ import pytest
 
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from aviary.payments.v1 import payments_pb2
-from services.kit.settings import service_addr
 from tests.e2e.commerce import (
     add_to_cart,
     checkout,
@@ -29,6 +28,7 @@ from tests.e2e.commerce import (
 )
 from tests.e2e.edge import error_message, sign_up, wait_until
 from tests.e2e.fanout_support import devstack, pid_info, process_gone
+from devstack.mesh_channels import open_channel
 
 PS = payments_pb2.PaymentStatus
 
@@ -152,7 +152,7 @@ def test_undefined_statuses_and_control_characters_are_400s(http, two_sellers, b
 
 def test_operators_name_the_part_they_move_when_the_order_has_several(http, two_sellers):
     _, b, buyer, order, _, _ = two_sellers
-    with grpc.insecure_channel(service_addr("orders")) as ch:
+    with open_channel("orders") as ch:
         stub = orders_pb2_grpc.OrdersServiceStub(ch)
         with pytest.raises(grpc.RpcError) as err:
             stub.OperatorAdvanceDelivery(

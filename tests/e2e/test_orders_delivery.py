@@ -4,13 +4,12 @@ the confirmation and of every change (through Kafka)."""
 
 from __future__ import annotations
 
-import grpc
 import pytest
 
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
-from services.kit.settings import service_addr
 from tests.e2e.commerce import add_to_cart, checkout, create_product, sign_up_seller
 from tests.e2e.edge import error_message, sign_up, wait_until
+from devstack.mesh_channels import open_channel
 
 
 @pytest.fixture()
@@ -103,7 +102,7 @@ def test_only_the_orders_seller_may_advance_it(http, sale):
 
 def test_operators_advance_any_order_over_internal_grpc_which_the_edge_does_not_route(http, sale):
     _, buyer, order = sale
-    with grpc.insecure_channel(service_addr("orders")) as ch:
+    with open_channel("orders") as ch:
         stub = orders_pb2_grpc.OrdersServiceStub(ch)
         updated = stub.OperatorAdvanceDelivery(
             orders_pb2.OperatorAdvanceDeliveryRequest(

@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from aviary.recommendations.v1 import recommendations_pb2, recommendations_pb2_grpc
-from services.kit.settings import service_addr
 from tests.e2e.commerce import add_to_cart, checkout, create_product, sign_up_seller
 from tests.e2e.edge import error_message, follow, sign_up, wait_until
+from devstack.mesh_channels import open_channel
 
 ENGAGED = "RECOMMENDATION_REASON_ENGAGED"
 FOLLOWED_SELLER = "RECOMMENDATION_REASON_FOLLOWED_SELLER"
@@ -26,7 +26,7 @@ def seller(http):
 
 @pytest.fixture(scope="module")
 def signals_stub():
-    with grpc.insecure_channel(service_addr("recommendations")) as channel:
+    with open_channel("recommendations") as channel:
         yield recommendations_pb2_grpc.RecommendationsServiceStub(channel)
 
 

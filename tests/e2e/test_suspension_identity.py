@@ -9,15 +9,16 @@ import pytest
 
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from services.kit.server import operators
-from services.kit.settings import load_settings, service_addr
+from services.kit.settings import load_settings
 from tests.e2e.edge import PASSWORD, error_message, sign_up
+from devstack.mesh_channels import open_channel
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def identity():
-    with grpc.insecure_channel(service_addr("identity")) as channel:
+    with open_channel("identity") as channel:
         yield identity_pb2_grpc.IdentityServiceStub(channel)
 
 

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import secrets
 
-import grpc
 import pytest
 import redis
 
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.kit.settings import service_addr
 from services.timeline.entries import home_key, seen_key
 from tests import redis_clients
 from tests.conftest import REDIS_URL
 from tests.e2e.edge import follow, home_ids, post, sign_up, wait_until
 from tests.e2e.fanout_support import devstack
+from devstack.mesh_channels import open_channel
 
 pytestmark = pytest.mark.e2e
 
@@ -93,7 +92,7 @@ def test_a_full_timeline_costs_at_most_16_kb_in_redis(rdb):
     """800 entries through the real delivery path; MEMORY USAGE is reported."""
     user_id = (1 << 62) + secrets.randbits(56)
     rdb.set(seen_key(user_id), b"1", ex=600)
-    channel = grpc.insecure_channel(service_addr("timeline"))
+    channel = open_channel("timeline")
     try:
         stub = timeline_pb2_grpc.TimelineServiceStub(channel)
         first_post = (1 << 61) + secrets.randbits(40)

@@ -11,18 +11,19 @@ from aviary.identity.v1 import identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
 from services.kit.settings import service_addr
 from tests.integration.support import wait_serving
+from devstack.mesh_channels import open_channel
 
 
 @pytest.fixture(scope="module")
 def identity():
-    with grpc.insecure_channel(service_addr("identity")) as channel:
+    with open_channel("identity") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield identity_pb2_grpc.IdentityServiceStub(channel)
 
 
 @pytest.fixture(scope="module")
 def graph():
-    with grpc.insecure_channel(service_addr("graph")) as channel:
+    with open_channel("graph") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield graph_pb2_grpc.GraphServiceStub(channel)
 

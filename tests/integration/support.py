@@ -13,7 +13,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaConsumer, TopicPartition
 
-from services.kit.settings import load_settings
+from devstack.mesh_channels import open_channel
+from services.kit import manifest
+from services.kit.settings import load_settings, service_addr
 from services.kit.events.kafka import TOPICS, ensure_topics
 
 
@@ -46,9 +48,11 @@ def free_port() -> int:
             return port
 
 
-def wait_serving(addr: str, deadline_s: float = 30.0) -> grpc.Channel:
-    """A channel to `addr` once its grpc.health.v1 says SERVING; fails the test otherwise."""
-    channel = grpc.insecure_channel(addr)
+def wait_serving(addr: str, deadline_s: float = 30.0, *, service: str | None = None) -> grpc.Channel:
+    """A channel to `addr` once its grpc.health.v1 says SERVING; fails the test
+    otherwise. `service`: which service serves there (else the devstack's
+    service on that address)."""
+    channel = open_channel(service or _service_at(addr), addr=addr)
     health = health_pb2_grpc.HealthStub(channel)
     deadline = time.monotonic() + deadline_s
     last = None
@@ -63,6 +67,13 @@ def wait_serving(addr: str, deadline_s: float = 30.0) -> grpc.Channel:
         time.sleep(0.2)
     channel.close()
     pytest.fail(f"service at {addr} is not serving (last: {last}); start it first")
+
+
+def _service_at(addr: str) -> str:
+    for name in manifest.services():
+        if service_addr(name) == addr:
+            return name
+    raise ValueError(f"no devstack service at {addr}: name it (service=)")
 
 
 class TopicReader:

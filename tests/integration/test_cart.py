@@ -108,7 +108,7 @@ def short_ttl_cart():
     """A second cart process whose carts expire 2 s after their last change."""
     proc, port = _start_cart_process({"AVIARY_CART_TTL_SECONDS": "2"})
     try:
-        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="cart")
         yield cart_pb2_grpc.CartServiceStub(channel)
         channel.close()
     finally:
@@ -122,7 +122,7 @@ def cart_without_catalog():
         {"AVIARY_CATALOG_ADDR": f"127.0.0.1:{free_port()}", "AVIARY_CART_CATALOG_TIMEOUT_SECONDS": "1"}
     )
     try:
-        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="cart")
         yield cart_pb2_grpc.CartServiceStub(channel)
         channel.close()
     finally:

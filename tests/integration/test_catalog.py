@@ -481,6 +481,7 @@ def _second_process(module: str, port_env: str, extra_env: dict[str, str]):
         **os.environ,
         port_env: str(port),
         "AVIARY_METRICS_PORT": str(metrics_port),
+        "AVIARY_HEALTH_PORT": str(free_port()),
         "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
         **extra_env,
     }
@@ -488,7 +489,7 @@ def _second_process(module: str, port_env: str, extra_env: dict[str, str]):
         [sys.executable, "-m", module], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service=module.rsplit(".", 1)[1])
         yield channel
         channel.close()
     finally:

@@ -23,10 +23,11 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.engagement.counters import HotCounters, counter_key, dirty_key, dirty_set
 from services.engagement.by_me import FLOOR, LIKED, ByMeCache, liked_key
 from services.engagement.store import EngagementStore
-from services.kit.settings import load_settings, service_addr
+from services.kit.settings import load_settings
 from services.kit.events.kafka import ENGAGEMENT_TOPIC, TOPICS, ensure_topics
 from tests import redis_clients
 from tests.conftest import REDIS_URL
+from devstack.mesh_channels import open_channel
 
 PASSWORD = "correct horse battery"
 RPC_TIMEOUT = 15.0
@@ -34,7 +35,7 @@ RPC_TIMEOUT = 15.0
 
 @pytest.fixture(scope="module")
 def channels():
-    opened = {name: grpc.insecure_channel(service_addr(name)) for name in ("identity", "posts", "engagement")}
+    opened = {name: open_channel(name) for name in ("identity", "posts", "engagement")}
     for channel in opened.values():
         grpc.channel_ready_future(channel).result(timeout=15)
     yield opened

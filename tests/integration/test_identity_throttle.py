@@ -22,6 +22,7 @@ import pytest
 
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 import edge_config as edge
+from devstack.services import envoy_mesh_certs
 from services.kit.settings import REPO_ROOT, SERVICE_PORTS, load_settings
 from tests.integration.support import free_port, stop_process, wait_serving
 
@@ -60,7 +61,7 @@ def _start(tmp_path: Path, name: str, extra_env: dict[str, str], module: str = "
 
 def _serving(proc, port: int, log_path: Path) -> grpc.Channel:
     try:
-        return wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+        return wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="identity")
     except pytest.fail.Exception:
         pytest.fail(
             f"the second identity process never served (exit code {proc.poll()}); "
@@ -243,6 +244,7 @@ def _edge(identity_port: int, trusted_hops: int, tmp_path: Path):
             access_log=tmp_path / "access.log",
             service_ports={**SERVICE_PORTS, "identity": identity_port},
             gateway_port=int(os.environ.get("AVIARY_GATEWAY_PORT", "8081")),
+            mesh_certs=envoy_mesh_certs(),
         )
     finally:
         if previous is None:

@@ -19,6 +19,7 @@ from aviary.inventory.v1 import inventory_pb2 as pb
 from aviary.inventory.v1 import inventory_pb2_grpc
 from services.kit.settings import service_addr
 from services.kit.server.ids import IdGenerator
+from devstack.mesh_channels import open_channel
 
 HELD = pb.RESERVATION_STATE_HELD
 COMMITTED = pb.RESERVATION_STATE_COMMITTED
@@ -30,7 +31,7 @@ _ids = IdGenerator(random.randrange(1024))
 @pytest.fixture(scope="module")
 def inventory():
     # Enough concurrent streams for the 200-buyer tests on one channel.
-    with grpc.insecure_channel(service_addr("inventory")) as channel:
+    with open_channel("inventory") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield inventory_pb2_grpc.InventoryServiceStub(channel)
 

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from aviary.engagement.v1 import engagement_pb2
+from services.kit import mesh
 from services.kit.peers import clients, engagement_stream
 from services.kit.peers.engagement_stream import BatchFailed, EngagementBatches
 
@@ -19,6 +20,12 @@ TIMEOUT = 10.0
 
 def batch(*post_ids: int) -> engagement_pb2.BatchGetEngagementRequest:
     return engagement_pb2.BatchGetEngagementRequest(post_ids=[str(p) for p in post_ids])
+
+
+@pytest.fixture(autouse=True)
+def _mesh_identity():
+    # The kit's engagement client here acts as one of engagement's callers.
+    mesh.set_identity("timeline")
 
 
 @pytest.fixture

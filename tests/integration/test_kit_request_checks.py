@@ -19,10 +19,10 @@ from grpc_status import rpc_status
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.orders.v1 import orders_pb2, orders_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2
-from services.kit.settings import service_addr
 from services.kit.server.errors import BACKEND_UNAVAILABLE, unavailable
 from services.kit.server.service import KitInterceptor
 from tests.integration.support import free_port
+from devstack.mesh_channels import open_channel
 
 TIMEOUT = 10.0
 
@@ -33,7 +33,7 @@ async def channels():
 
     def channel(service: str) -> grpc.aio.Channel:
         if service not in opened:
-            opened[service] = grpc.aio.insecure_channel(service_addr(service))
+            opened[service] = open_channel(service, aio=True)
         return opened[service]
 
     yield channel

@@ -25,12 +25,13 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from devstack.backends import cassandra_session
 from services.kit.server import ids
-from services.kit.settings import load, service_addr
+from services.kit.settings import load
 from services.media.servicer import MediaServicer
 from services.media.settings import MediaSettings
 from services.media.store import KEYSPACE, MediaRecord, ObjectStore, ObjectStoreSettings, s3_client
 from services.media.validation import IMAGE_TYPES, MiB, sniff
 from tests import media_files
+from devstack.mesh_channels import open_channel
 
 PASSWORD = "correct horse battery"
 RPC_TIMEOUT = 15.0
@@ -39,7 +40,7 @@ S3 = ObjectStoreSettings.from_settings(load(MediaSettings))
 
 @pytest.fixture(scope="module")
 def identity():
-    with grpc.insecure_channel(service_addr("identity")) as channel:
+    with open_channel("identity") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield identity_pb2_grpc.IdentityServiceStub(channel)
 
@@ -47,7 +48,7 @@ def identity():
 @pytest.fixture(scope="module")
 def media():
     options = [("grpc.max_send_message_length", 64 * MiB)]
-    with grpc.insecure_channel(service_addr("media"), options=options) as channel:
+    with open_channel("media", options=options) as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield media_pb2_grpc.MediaServiceStub(channel)
 

@@ -16,12 +16,13 @@ from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.media.v1 import media_pb2, media_pb2_grpc
 from devstack.backends import cassandra_session
 from services.kit.server import ids
-from services.kit.settings import load, service_addr
+from services.kit.settings import load
 from services.media.settings import MediaSettings
 from services.media.store import KEYSPACE, OWNER_INDEX_BACKFILL, MetadataStore, ObjectStoreSettings, s3_client
 from services.media.validation import MiB
 from tests import media_files
 from tests.integration.account_events import account_deleted, mark_back, mark_gone, publish, wait_until
+from devstack.mesh_channels import open_channel
 
 SETTINGS = load(MediaSettings)
 S3 = ObjectStoreSettings.from_settings(SETTINGS)
@@ -29,7 +30,7 @@ S3 = ObjectStoreSettings.from_settings(SETTINGS)
 
 @pytest.fixture(scope="module")
 def identity():
-    with grpc.insecure_channel(service_addr("identity")) as channel:
+    with open_channel("identity") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield identity_pb2_grpc.IdentityServiceStub(channel)
 
@@ -37,7 +38,7 @@ def identity():
 @pytest.fixture(scope="module")
 def media():
     options = [("grpc.max_send_message_length", 64 * MiB)]
-    with grpc.insecure_channel(service_addr("media"), options=options) as channel:
+    with open_channel("media", options=options) as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield media_pb2_grpc.MediaServiceStub(channel)
 

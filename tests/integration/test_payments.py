@@ -21,9 +21,10 @@ import pytest
 
 from aviary.payments.v1 import payments_pb2 as pb
 from aviary.payments.v1 import payments_pb2_grpc
-from services.kit.settings import load, service_addr
+from services.kit.settings import load
 from services.payments.settings import PaymentsSettings
 from tests.e2e.fanout_support import devstack, pid_info, process_gone
+from devstack.mesh_channels import open_channel
 
 PS = pb.PaymentStatus
 # What the running service was started with (the same environment).
@@ -36,7 +37,7 @@ PG_DSN = _SERVICE.pg_dsn.replace("postgresql+psycopg://", "postgresql://")
 
 @pytest.fixture(scope="module")
 def payments():
-    with grpc.insecure_channel(service_addr("payments")) as channel:
+    with open_channel("payments") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield payments_pb2_grpc.PaymentsServiceStub(channel)
 
@@ -457,7 +458,7 @@ def test_a_payments_process_killed_mid_authorization_leaves_a_pending_payment_th
             devstack("up", "payments")
         with pytest.raises(grpc.RpcError):
             call.result()
-    with grpc.insecure_channel(service_addr("payments")) as channel:
+    with open_channel("payments") as channel:
         fresh = payments_pb2_grpc.PaymentsServiceStub(channel)
         pending = get(fresh, key=key)
         assert pending.status == PS.PAYMENT_STATUS_PENDING

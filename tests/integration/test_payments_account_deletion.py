@@ -17,8 +17,8 @@ import pytest
 
 from aviary.payments.v1 import payments_pb2 as pb
 from aviary.payments.v1 import payments_pb2_grpc
-from services.kit.settings import service_addr
 from tests.integration.account_events import account_deleted, publish, wait_until
+from devstack.mesh_channels import open_channel
 from tests.integration.test_payments import (
     PG_DSN,
     authorize,
@@ -35,7 +35,7 @@ PS = pb.PaymentStatus
 
 @pytest.fixture(scope="module")
 def payments():
-    with grpc.insecure_channel(service_addr("payments")) as channel:
+    with open_channel("payments") as channel:
         grpc.channel_ready_future(channel).result(timeout=10)
         yield payments_pb2_grpc.PaymentsServiceStub(channel)
 

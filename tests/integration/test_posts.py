@@ -24,6 +24,7 @@ from services.kit.server import ids
 from services.kit.settings import service_addr
 from services.kit.events.kafka import POSTS_TOPIC
 from tests.integration.support import TopicReader, free_port, stop_process, wait_serving
+from devstack.mesh_channels import open_channel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -114,7 +115,7 @@ def _product_id(identity) -> str:
         identity_pb2.CreateAccountRequest(username=f"t_{secrets.token_hex(4)}", password=PASSWORD, role="SELLER"),
         timeout=RPC_TIMEOUT,
     )
-    with grpc.insecure_channel(service_addr("catalog")) as channel:
+    with open_channel("catalog") as channel:
         return (
             catalog_pb2_grpc.CatalogServiceStub(channel)
             .CreateProduct(
@@ -136,7 +137,7 @@ def _upload_images(author: Account, count: int) -> list[str]:
     from aviary.media.v1 import media_pb2, media_pb2_grpc
     from tests.media_files import png
 
-    with grpc.insecure_channel(service_addr("media")) as channel:
+    with open_channel("media") as channel:
         media = media_pb2_grpc.MediaServiceStub(channel)
         return [
             media.UploadMedia(
@@ -410,6 +411,7 @@ def posts_without_kafka(tmp_path):
         **os.environ,
         "AVIARY_POSTS_PORT": str(port),
         "AVIARY_METRICS_PORT": str(metrics_port),
+        "AVIARY_HEALTH_PORT": str(free_port()),
         "AVIARY_KAFKA_BOOTSTRAP": f"127.0.0.1:{dead_kafka}",
         "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
     }
@@ -424,7 +426,7 @@ def posts_without_kafka(tmp_path):
         )
     try:
         try:
-            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="posts")
         except pytest.fail.Exception:
             # Say why: its own log (a port taken, a crash at start-up).
             pytest.fail(

@@ -129,6 +129,7 @@ def posts_with_two_bookmarks(tmp_path):
         **os.environ,
         "AVIARY_POSTS_PORT": str(port),
         "AVIARY_METRICS_PORT": str(metrics_port),
+        "AVIARY_HEALTH_PORT": str(free_port()),
         "AVIARY_POSTS_MAX_BOOKMARKS": "2",
         "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
     }
@@ -139,7 +140,7 @@ def posts_with_two_bookmarks(tmp_path):
         )
     try:
         try:
-            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0)
+            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="posts")
         except pytest.fail.Exception:
             pytest.fail(f"the second posts process never served; its log ends: {log_path.read_text()[-2000:]}")
         yield posts_pb2_grpc.PostsServiceStub(channel)

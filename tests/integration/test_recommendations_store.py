@@ -13,6 +13,7 @@ import secrets
 import pytest
 
 from aviary.events.v1 import events_pb2
+from services.kit import mesh
 from services.kit.peers import clients
 from services.kit.settings import load
 from services.kit.events.kafka import CATALOG_TOPIC, ENGAGEMENT_TOPIC, GRAPH_TOPIC, ORDERS_TOPIC, POSTS_TOPIC
@@ -29,6 +30,12 @@ T0 = 1_790_000_000_000  # a fixed moment (2026-09) so the maths is exact
 
 def rid() -> int:
     return (1 << 61) + secrets.randbits(56)
+
+
+@pytest.fixture(autouse=True)
+def _mesh_identity():
+    # The store's peer calls go out as recommendations'.
+    mesh.set_identity("recommendations")
 
 
 @pytest.fixture

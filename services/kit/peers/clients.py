@@ -27,7 +27,7 @@ from aviary.payments.v1 import payments_pb2_grpc
 from aviary.posts.v1 import posts_pb2_grpc
 from aviary.recommendations.v1 import recommendations_pb2_grpc
 from aviary.timeline.v1 import timeline_pb2_grpc
-from services.kit import manifest, tracing
+from services.kit import manifest, mesh, settings, tracing
 from services.kit.settings import service_addr
 from services.kit.server.errors import unavailable
 
@@ -46,9 +46,17 @@ _CHANNEL_OPTIONS = [
 def channel(name: str) -> grpc.aio.Channel:
     ch = _channels.get(name)
     if ch is None:
-        ch = tracing.traced_channel(grpc.aio.insecure_channel(service_addr(name), options=_CHANNEL_OPTIONS))
-        _channels[name] = ch
+        ch = _channels[name] = tracing.traced_channel(_open(name))
     return ch
+
+
+def _open(name: str) -> grpc.aio.Channel:
+    if not settings.current().mesh_tls:
+        return grpc.aio.insecure_channel(service_addr(name), options=_CHANNEL_OPTIONS)
+    credentials = mesh.channel_credentials(mesh.identity())
+    return grpc.aio.secure_channel(
+        service_addr(name), credentials, options=[*_CHANNEL_OPTIONS, *mesh.channel_options(name)]
+    )
 
 
 def stub(name: str) -> Any:

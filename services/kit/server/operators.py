@@ -7,8 +7,12 @@ and scopes (`scope`, e.g. "moderation"); operator methods are internal gRPC
 (no HTTP route), so only the mesh and grpcurl reach them:
 
     .venv/bin/python -m services.kit.server.operators issue --name ana --scope moderation
-    grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{}' \\
+    grpcurl -cacert .devstack/mesh/ca.pem -cert .devstack/mesh/operator.pem \\
+        -key .devstack/mesh/operator-key.pem -servername moderation \\
+        -H "authorization: Bearer $TOKEN" -d '{}' \\
         127.0.0.1:50069 aviary.moderation.v1.ModerationService/ListReports
+
+The call also needs the mesh's `operator` certificate (services/kit/mesh.py).
 
 Issuing needs the private key (AVIARY_OPERATOR_PRIVATE_KEY), which only
 operators hold; services hold the public key (AVIARY_OPERATOR_PUBLIC_KEY).

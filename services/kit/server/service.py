@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
-from services.kit import manifest, settings, tracing
+from services.kit import manifest, mesh, settings, tracing
 from services.kit.server import requests
 from services.kit.server.errors import BACKEND_UNAVAILABLE, ApiError, rich_status, unavailable, unreachable_backend
 from services.kit.server.logs import setup_logging
@@ -69,8 +69,10 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
     """Refuses malformed requests before the servicer runs (services/kit/server/requests.py),
     maps ApiError to status with its details, and records latency for every RPC shape."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, *, mesh_tls: bool = False) -> None:
         self.service = service
+        # Callers are checked against the mesh's allow-list (services/kit/mesh.py).
+        self.mesh_tls = mesh_tls
         # Wrapped handlers by full method name: gRPC asks for a handler on
         # every call, and building one each time is measurable per request.
         self._wrapped: dict[str, Any] = {}
@@ -100,33 +102,42 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
         deserialize = requests.tolerant(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method, streamed=False, gated=gated),
+                self._wrap_unary(handler.unary_unary, full_method, streamed=False, gated=gated),
                 request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary, method, streamed=True, gated=gated),
+                self._wrap_unary(handler.stream_unary, full_method, streamed=True, gated=gated),
                 request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method, streamed=False, gated=gated),
+                self._wrap_stream(handler.unary_stream, full_method, streamed=False, gated=gated),
                 request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(handler.stream_stream, method, streamed=True, gated=gated),
+            self._wrap_stream(handler.stream_stream, full_method, streamed=True, gated=gated),
             request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
 
-    def _checked(self, request, method: str, streamed: bool, gated: bool):
+    def _checked(self, request, context, full_method: str, streamed: bool, gated: bool):
         """The request (or request stream) the servicer gets, refused here
-        when malformed: a stream is checked message by message as it is read."""
+        when the caller may not call the method (the mesh's allow-list) or
+        the request is malformed: a stream is checked message by message as
+        it is read."""
+        if self.mesh_tls:
+            caller = mesh.peer_identity(context)
+            denied = mesh.refusal(full_method, caller)
+            if denied is not None:
+                log.warning("the mesh refused a caller", extra={"method": full_method, "caller": caller})
+                raise denied
         if gated and not self.ready:
             raise unavailable(f"{self.service} is starting; try again shortly")
+        method = _short(full_method)
         if streamed:
             return _CheckedRequests(request, method)
         refused = requests.refusal(request)
@@ -135,10 +146,12 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
             raise refused
         return request
 
-    def _wrap_unary(self, inner, method: str, streamed: bool, gated: bool):
+    def _wrap_unary(self, inner, full_method: str, streamed: bool, gated: bool):
+        method = _short(full_method)
+
         async def call(request, context):
             async with self._answering(method, context):
-                checked = self._checked(request, method, streamed, gated)
+                checked = self._checked(request, context, full_method, streamed, gated)
                 try:
                     answer = await inner(checked, context)
                 except Exception:
@@ -149,10 +162,12 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    def _wrap_stream(self, inner, method: str, streamed: bool, gated: bool):
+    def _wrap_stream(self, inner, full_method: str, streamed: bool, gated: bool):
+        method = _short(full_method)
+
         async def call(request, context):
             async with self._answering(method, context):
-                checked = self._checked(request, method, streamed, gated)
+                checked = self._checked(request, context, full_method, streamed, gated)
                 try:
                     async for item in inner(checked, context):
                         yield item
@@ -197,6 +212,10 @@ class KitInterceptor(grpc.aio.ServerInterceptor):
         RPC_SERVER_DURATION.labels("grpc", rpc_service, method, str(code.value[0])).observe(seconds * 1000)
         if code != grpc.StatusCode.OK:
             RPC_ERRORS.labels(self.service, method, code.name).inc()
+
+
+def _short(full_method: str) -> str:
+    return full_method.rsplit("/", 1)[1]
 
 
 class _CheckedRequests:
@@ -262,7 +281,11 @@ def _aborted_code(context) -> grpc.StatusCode:
 async def _serve(service: Service) -> None:
     log = setup_logging(service.name)
     tracing.setup(service.name)
-    interceptor = KitInterceptor(service.name)
+    mesh_tls = settings.current().mesh_tls
+    mesh.set_identity(service.name)
+    if mesh_tls:
+        mesh.rules()  # a manifest that does not match the protos stops the start
+    interceptor = KitInterceptor(service.name, mesh_tls=mesh_tls)
     server = grpc.aio.server(
         interceptors=[interceptor],
         options=[
@@ -281,7 +304,7 @@ async def _serve(service: Service) -> None:
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
-    server.add_insecure_port(f"127.0.0.1:{service.port}" if _loopback_only() else f"[::]:{service.port}")
+    _listen(server, service, mesh_tls)
     metrics_port = settings.current().metrics_port or service.port + manifest.METRICS_OFFSET
     start_http_server(metrics_port, addr="127.0.0.1" if _loopback_only() else "0.0.0.0")
     await server.start()
@@ -319,6 +342,17 @@ async def _serve(service: Service) -> None:
             log.exception("error in shutdown hook")
     tracing.shutdown()
     log.info("stopped")
+
+
+def _listen(server: grpc.aio.Server, service: Service, mesh_tls: bool) -> None:
+    """The gRPC port: over mutual TLS in the mesh, with health alone also in
+    plaintext on the health port (for probes without a certificate)."""
+    host = "127.0.0.1" if _loopback_only() else "[::]"
+    if not mesh_tls:
+        server.add_insecure_port(f"{host}:{service.port}")
+        return
+    server.add_secure_port(f"{host}:{service.port}", mesh.server_credentials(service.name))
+    server.add_insecure_port(f"{host}:{settings.current().health_port or mesh.health_port(service.port)}")
 
 
 async def _supervise(job: Hook, service: str) -> None:
