@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="exit non-zero unless every selected component is ready"
     )
     p = sub.add_parser("down", help="stop everything devstack started (or the named components)")
+    p.add_argument("--group", action="append", help="stop a component group (repeatable)")
     p.add_argument("names", nargs="*")
     sub.add_parser("reset", help="down + delete .devstack/data")
     p = sub.add_parser("logs", help="print the tail of a component's log")
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if statuses and all(st.ready for st in statuses) else 1
         return 0
     if args.cmd == "down":
-        proc.down(args.names or None)
+        chosen = args.names + [c.name for c in registry.select([], args.group)] if args.group else args.names
+        proc.down(chosen or None)
         return 0
     if args.cmd == "reset":
         proc.down()

@@ -23,3 +23,20 @@ $PY -m pytest -q --collect-only tests/browser >/dev/null
 # pytest exits 5 when it collected nothing: that is a failure here, as is any
 # other non-zero code (set -e).
 $PY -m pytest -ra "$@"
+
+# The whole suite, not a chosen part: the tests that exercise what the
+# services keep in Redis run again with Redis a Redis Cluster (three masters,
+# a replica each; devstack/redis_cluster.py). The services restart on it, and
+# on the single node again afterwards when the stack was already running.
+if [ "$#" = 0 ] && [ "${AVIARY_CLUSTER_PASS:-1}" = 1 ]; then
+  on_cluster=$(grep -v '^#' tests/on_redis_cluster.txt | grep .)
+  $PY -m devstack down --group services
+  AVIARY_REDIS_CLUSTER=1 $PY -m devstack up --no-seed
+  # shellcheck disable=SC2086  # one path per word
+  AVIARY_REDIS_CLUSTER=1 $PY -m pytest -ra $on_cluster
+  if [ "$started_here" = 0 ]; then
+    $PY -m devstack down --group services
+    $PY -m devstack up --no-seed
+    AVIARY_REDIS_CLUSTER=1 $PY -m devstack down redis-cluster-{0..5}
+  fi
+fi

@@ -28,6 +28,12 @@ TOOLING = [
     ("AVIARY_FUZZ_EXAMPLES", "25", "Cases the API fuzz generates per operation.", "tests"),
     ("AVIARY_KEEP_STACK", "0", "1: tests/run.sh leaves the stack it started running.", "tests"),
     (
+        "AVIARY_CLUSTER_PASS",
+        "1",
+        "0: tests/run.sh skips the second pass of tests/on_redis_cluster.txt on a Redis Cluster.",
+        "tests",
+    ),
+    (
         "AVIARY_REDIS_CLUSTER",
         "0",
         "1: the devstack runs Redis as a local Redis Cluster (3 masters, a replica each) for the services and tests.",

@@ -15,7 +15,6 @@ import secrets
 
 import grpc
 import pytest
-import redis
 
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.settings import Settings, service_addr
@@ -32,6 +31,7 @@ from services.timeline.entries import (
     unfollowed_key,
 )
 from services.timeline.store import UNFOLLOW_MARK_SECONDS, TimelineStore
+from tests import redis_clients
 from tests.integration.support import wait_serving
 
 REDIS_URL = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -63,7 +63,7 @@ def stub():
 
 @pytest.fixture
 def r():
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis_clients.from_url(REDIS_URL)
     created: list[str] = []
     client.track = created.append  # tests register keys to delete afterwards
     yield client

@@ -12,14 +12,15 @@ import redis.asyncio as redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ClusterDownError, ConnectionError, TimeoutError, TryAgainError
 
 from services.kit.settings import Settings
 from services.kit.stores import redis_target
 
-# What an unreachable Redis raises (after the client's own retries): callers
+# What an unreachable Redis raises (after the client's own retries), or a
+# Redis Cluster while a replica takes over (CLUSTERDOWN, TRYAGAIN): callers
 # catch these to degrade or answer UNAVAILABLE instead of INTERNAL.
-UNREACHABLE = (ConnectionError, TimeoutError, OSError)
+UNREACHABLE = (ConnectionError, TimeoutError, OSError, ClusterDownError, TryAgainError)
 
 
 def client(settings: Settings) -> redis.Redis:
