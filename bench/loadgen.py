@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import time
 from typing import AsyncIterator
 
@@ -25,6 +26,14 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 
 def rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def child_us_per_call(argv: list[str], env: dict[str, str] | None = None) -> float:
+    """Runs one measuring child process; its last line is JSON with us_per_call."""
+    out = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])["us_per_call"]
 
 
 async def seed_call(client: aiohttp.ClientSession, method: str, path: str, *, tries: int = 20, **kwargs) -> dict:

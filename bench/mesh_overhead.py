@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from loadgen import child_us_per_call
 
 # A public method of a real service, so the allow-list looks it up as it would any call.
 METHOD_OWNER = "trends"
@@ -70,14 +71,7 @@ def _child(calls: int, cert_dir: str) -> None:
 
 
 def _run(cert_dir: str, calls: int) -> float:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", "--calls", str(calls), "--cert-dir", cert_dir],
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise SystemExit(out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1])["us_per_call"]
+    return child_us_per_call([sys.executable, __file__, "--child", "--calls", str(calls), "--cert-dir", cert_dir])
 
 
 def main() -> None:

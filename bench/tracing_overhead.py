@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from loadgen import child_us_per_call
 
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('ZIPKIN_PORT', '9411')}/api/v2/spans"
 
@@ -76,12 +77,7 @@ def _run(mode: str, calls: int) -> float:
     env = {**os.environ, "AVIARY_TRACE_ENDPOINT": "" if mode == "off" else ZIPKIN, "BENCH_PARENT": parent}
     if mode != "off":
         env["AVIARY_TRACE_SAMPLE_RATIO"] = ratio
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", "--calls", str(calls)], env=env, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise SystemExit(out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1])["us_per_call"]
+    return child_us_per_call([sys.executable, __file__, "--child", "--calls", str(calls)], env)
 
 
 def main() -> None:
