@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from typing import Awaitable, Callable, cast
 
@@ -39,12 +40,19 @@ async def mark_back(client: redis.Redis, user_id: int) -> None:
 
 
 async def replace_all(client: redis.Redis, user_ids: list[int]) -> None:
-    """Identity only, at start-up: the set becomes exactly these accounts."""
-    pipe = client.pipeline(transaction=True)
-    pipe.delete(GONE_KEY)
-    if user_ids:
-        pipe.sadd(GONE_KEY, *[str(u) for u in user_ids])
-    await pipe.execute()
+    """Identity only, at start-up: the set becomes exactly these accounts.
+
+    Built under a key of its own (the same hash tag) and renamed over the set
+    in one step, so readers see the old set or the new one; no MULTI, which
+    redis-py's cluster client runs by blocking the event loop."""
+    if not user_ids:
+        await client.delete(GONE_KEY)
+        return
+    building = f"{GONE_KEY}:next:{secrets.token_hex(8)}"
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.sadd(building, *[str(u) for u in user_ids])
+        pipe.rename(building, GONE_KEY)
+        await pipe.execute()
 
 
 class GoneAccounts:

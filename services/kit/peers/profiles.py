@@ -21,6 +21,8 @@ from typing import Callable
 
 import redis.asyncio as redis
 
+from services.kit.stores import redis_client
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "aviary:profiles:changed"
@@ -43,9 +45,12 @@ async def follow(
     """Runs until cancelled: `changed(user_id)` for each announcement, and
     `maybe_missed()` on every (re)subscription, when announcements may have
     gone by unheard."""
+    attempt = 0
     while True:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        subscriber = pubsub = None
         try:
+            subscriber = await _subscriber(client, attempt)
+            pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
             await pubsub.subscribe(CHANNEL)
             maybe_missed()
             async for message in pubsub.listen():
@@ -54,10 +59,29 @@ async def follow(
             raise
         except Exception as exc:
             log.warning("lost the profile change announcements; subscribing again", extra={"error": repr(exc)[:300]})
+            attempt += 1
             await asyncio.sleep(retry_seconds)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                if pubsub is not None:
+                    await pubsub.aclose()
+                if subscriber is not None and subscriber is not client:
+                    await subscriber.aclose()
+
+
+async def _subscriber(client: redis.Redis, attempt: int) -> redis.Redis:
+    """Where to listen: the client itself, or on a Redis Cluster a plain
+    client of one of its nodes, each in turn after a failure (a PUBLISH
+    reaches every node of a cluster; redis-py's cluster pub/sub finds no node
+    before the slot map is read, and was seen to leave connections behind
+    that broke the client's later calls)."""
+    if not redis_client.is_cluster(client):
+        return client
+    await client.initialize()
+    nodes = client.get_nodes()  # type: ignore[attr-defined]
+    node = nodes[attempt % len(nodes)]
+    kwargs = {k: v for k, v in node.connection_kwargs.items() if k != "event_dispatcher"}
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=node.connection_class, **kwargs))
 
 
 def _dispatch(message: dict, changed: Callable[[int], None]) -> None:
