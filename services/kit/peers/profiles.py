@@ -72,9 +72,8 @@ async def follow(
 async def _subscriber(client: redis.Redis, attempt: int) -> redis.Redis:
     """Where to listen: the client itself, or on a Redis Cluster a plain
     client of one of its nodes, each in turn after a failure (a PUBLISH
-    reaches every node of a cluster; redis-py's cluster pub/sub finds no node
-    before the slot map is read, and was seen to leave connections behind
-    that broke the client's later calls)."""
+    reaches every node of a cluster; redis-py's cluster pub/sub found no node
+    for the channel)."""
     if not redis_client.is_cluster(client):
         return client
     await client.initialize()
