@@ -36,7 +36,8 @@ def grpcurl_flags(service: str, identity: str | None = mesh.OPERATOR) -> list[st
         return ["-plaintext"]
     flags = ["-cacert", str(CERT_DIR / "ca.pem"), "-servername", service]
     if identity is not None:
-        flags += ["-cert", str(CERT_DIR / f"{identity}.pem"), "-key", str(CERT_DIR / f"{identity}-key.pem")]
+        files = mesh.Files.of(identity, CERT_DIR)
+        flags += ["-cert", str(files.cert), "-key", str(files.key)]
     return flags
 
 
