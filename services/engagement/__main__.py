@@ -26,6 +26,7 @@ def main() -> None:
                 servicer.flush_counters,
                 servicer.consume_post_events,
                 servicer.consume_account_events,
+                servicer.watch_redis_epoch,
             ],
         )
     )

@@ -8,6 +8,11 @@ reposts_by_user) is asked. Writers set a post's field whether or not the
 hash is loaded and a load only fills fields nobody has set, so a load racing
 a like or an unrepost cannot undo it (hence "0" rather than a deleted field).
 The whole layout: services/engagement/README.md, "likedByMe and repostedByMe".
+
+A hash also names the Redis epoch it was written in (`_ep`,
+kit/stores/redis_epoch.py): a promoted replica may lack a like or unrepost
+its master acknowledged, so a hash of another epoch is dropped by the next
+writer or reloaded whole by the next reader.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import redis.asyncio as redis
 from prometheus_client import Counter
 
 from services.engagement.store import EngagementStore
+from services.kit.stores.redis_epoch import RedisEpoch
 
 FLOOR = "_floor"
+EPOCH = "_ep"
 
 LOADS = Counter(
     "aviary_engagement_by_me_loads_total", "Per-user liked or reposted hashes loaded from Cassandra", ["kind"]
@@ -28,10 +35,12 @@ FALLBACKS = Counter(
     "aviary_engagement_by_me_fallbacks_total", "liked_by_me or reposted_by_me lookups below the cached floor", ["kind"]
 )
 
-# ARGV: field, value, ttl, max fields. Sets the field; a hash grown too big
-# is dropped (the next read reloads the newest entries).
+# ARGV: field, value, ttl, max fields, epoch. Sets the field (in a hash of
+# this epoch: another's is dropped first); a hash grown too big is dropped
+# (the next read reloads the newest entries).
 _SET = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HGET', KEYS[1], '_ep') ~= ARGV[5] then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], '_ep', ARGV[5])
 if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[4]) then
   redis.call('DEL', KEYS[1])
 else
@@ -40,16 +49,19 @@ end
 return 1
 """
 
-# ARGV: ttl, floor, n loaded, the n loaded post ids, then the asked ids.
-# Fills only unset fields (writers win), marks the hash loaded, and answers
-# the floor and the asked ids as they now stand.
+# ARGV: ttl, floor, epoch, n loaded, the n loaded post ids, then the asked
+# ids. Fills only unset fields (writers win) of a hash of this epoch (another
+# epoch's is dropped first), marks the hash loaded, and answers the floor and
+# the asked ids as they now stand.
 _LOAD = """
-local n = tonumber(ARGV[3])
-for i = 4, 3 + n do redis.call('HSETNX', KEYS[1], ARGV[i], '1') end
+if redis.call('HGET', KEYS[1], '_ep') ~= ARGV[3] then redis.call('DEL', KEYS[1]) end
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n do redis.call('HSETNX', KEYS[1], ARGV[i], '1') end
 redis.call('HSETNX', KEYS[1], '_floor', ARGV[2])
+redis.call('HSET', KEYS[1], '_ep', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 local out = {redis.call('HGET', KEYS[1], '_floor')}
-for i = 4 + n, #ARGV do out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i]) end
+for i = 5 + n, #ARGV do out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i]) end
 return out
 """
 
@@ -82,10 +94,20 @@ class ByMeCache:
     """One kind's per-user hashes (see the module docstring)."""
 
     def __init__(
-        self, client: redis.Redis, store: EngagementStore, kind: Kind, *, load_size: int, ttl_seconds: int
+        self,
+        client: redis.Redis,
+        store: EngagementStore,
+        epoch: RedisEpoch,
+        kind: Kind,
+        *,
+        load_size: int,
+        ttl_seconds: int,
     ) -> None:
         self.client = client
         self.store = store
+        # Hashes are read and written in the last epoch known (while a master
+        # cannot be asked, the others' hashes stay usable).
+        self.epoch = epoch
         self.kind = kind
         self.load_size = load_size
         self.ttl_seconds = ttl_seconds
@@ -96,7 +118,7 @@ class ByMeCache:
         """Called after the user's index row changed in Cassandra."""
         await self._set(
             keys=[self.kind.key(user_id)],
-            args=[post_id, "1" if present else "0", self.ttl_seconds, 2 * self.load_size + 1],
+            args=[post_id, "1" if present else "0", self.ttl_seconds, 2 * self.load_size + 2, self.epoch.last_known],
         )
 
     async def forget(self, user_id: int) -> None:
@@ -105,12 +127,12 @@ class ByMeCache:
 
     def read_command(self, user_id: int, post_ids: list[int]) -> tuple:
         """The lookup, for a bulk round trip it shares with the counts and the other kinds."""
-        return (b"HMGET", self.kind.key(user_id), FLOOR, *post_ids)
+        return (b"HMGET", self.kind.key(user_id), FLOOR, EPOCH, *post_ids)
 
     async def finish_read(self, user_id: int, post_ids: list[int], row: list) -> set[int]:
         """The subset of post_ids the user liked (or reposted), given the answer to read_command."""
-        floor, values = row[0], list(row[1:])
-        if floor is None:
+        floor, epoch, values = row[0], row[1], list(row[2:])
+        if floor is None or epoch != self.epoch.last_known:
             floor, values = await self._load_and_read(user_id, post_ids)
         floor = int(floor)
         found = {p for p, v in zip(post_ids, values) if v == b"1"}
@@ -127,6 +149,7 @@ class ByMeCache:
         floor = min(newest) if len(newest) >= self.load_size else 0
         LOADS.labels(self.kind.name).inc()
         row = await self._load(
-            keys=[self.kind.key(user_id)], args=[self.ttl_seconds, floor, len(newest), *newest, *post_ids]
+            keys=[self.kind.key(user_id)],
+            args=[self.ttl_seconds, floor, self.epoch.last_known, len(newest), *newest, *post_ids],
         )
         return row[0], list(row[1:])

@@ -23,6 +23,12 @@ that ended before then lacks the change (increment), one that began after
 the change's first look at the hash holds it (nothing to add), and one in
 between is replaced by a fresh recount, unless an increment came in since
 (`v`), when the change looks again.
+
+A hash also keeps the Redis epoch it was loaded in (`ep`,
+kit/stores/redis_epoch.py): after a failover the promoted replica may hold a
+hash without its last increments, so a hash from another epoch counts as
+missing (reloaded), and the flusher copies to Cassandra only hashes of the
+epoch it confirmed after reading them.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import redis.asyncio as redis
 from prometheus_client import Counter, Histogram
 
 from services.engagement.store import Counts, EngagementStore
+from services.kit.stores.redis_epoch import RedisEpoch
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +72,14 @@ return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # counter, its dirty set (same slot). ARGV: field, delta, ttl, post id, when
 # the change's edge write began, when the change first found the hash
 # missing or unsure (0 on its first look). Answers {APPLIED, new value},
-# {HELD}, {MISSING, now} or {UNSURE, now, v}. The dirty mark goes in the same
-# script so a flush can never miss an applied increment.
+# {HELD}, {MISSING, now} or {UNSURE, now, v}; a hash of another Redis epoch
+# (ARGV[7]) is missing. The dirty mark goes in the same script so a flush can
+# never miss an applied increment.
 _INCR = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, now} end
-local base = redis.call('HMGET', KEYS[1], 'rs', 're', 'v')
+local base = redis.call('HMGET', KEYS[1], 'rs', 're', 'v', 'ep')
+if base[4] ~= ARGV[7] then return {0, now} end
 if tonumber(base[2] or '0') > tonumber(ARGV[5]) then
   local looked = tonumber(ARGV[6])
   if looked > 0 and tonumber(base[1]) >= looked then return {2} end
@@ -86,31 +94,34 @@ return {1, v}
 """
 
 # Installs loaded counts unless another loader (or an increment after one)
-# got there first, and answers the counts as they now are. ARGV: likes,
-# reposts, replies, quotes, ttl, when the recount began (0: a snapshot, which
-# holds no change still being written).
+# got there first in this Redis epoch, and answers the counts as they now
+# are. ARGV: likes, reposts, replies, quotes, ttl, when the recount began (0:
+# a snapshot, which holds no change still being written), the epoch.
 _LOAD = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if redis.call('HGET', KEYS[1], 'ep') ~= ARGV[7] then
   local ended = 0
   if ARGV[6] ~= '0' then
     local t = redis.call('TIME')
     ended = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4], 'rs', ARGV[6], 're', ended)
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4], 'rs', ARGV[6], 're', ended,
+             'ep', ARGV[7])
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
 return redis.call('HMGET', KEYS[1], 'l', 'r', 'p', 'q')
 """
 
 # Replaces the hash with a recount unless an increment came in since the
-# caller read `v` (ARGV[7]); 1 when replaced. ARGV as _LOAD's, then v.
+# caller read `v` (ARGV[8]); 1 when replaced. ARGV as _LOAD's, then v.
 _RELOAD = """
-if redis.call('EXISTS', KEYS[1]) == 1 and (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[7] then
+if redis.call('EXISTS', KEYS[1]) == 1 and (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[8] then
   return 0
 end
 local t = redis.call('TIME')
 local ended = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4], 'rs', ARGV[6], 're', ended)
+redis.call('HSET', KEYS[1], 'l', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'q', ARGV[4], 'rs', ARGV[6], 're', ended,
+           'ep', ARGV[7])
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
@@ -143,6 +154,7 @@ class HotCounters:
         self,
         client: redis.Redis,
         store: EngagementStore,
+        epoch: RedisEpoch,
         *,
         ttl_seconds: int,
         flush_interval: float,
@@ -150,6 +162,7 @@ class HotCounters:
     ) -> None:
         self.client = client
         self.store = store
+        self.epoch = epoch
         self.ttl_seconds = ttl_seconds
         self.flush_interval = flush_interval
         # How long before a snapshot a change must have happened for the
@@ -174,7 +187,8 @@ class HotCounters:
         looked = 0
         for _ in range(ADD_ATTEMPTS):
             outcome = await self._incr(
-                keys=[key, dirty], args=[FIELDS[what], delta, self.ttl_seconds, post_id, began_ms, looked]
+                keys=[key, dirty],
+                args=[FIELDS[what], delta, self.ttl_seconds, post_id, began_ms, looked, self._epoch_held()],
             )
             if outcome[0] in (APPLIED, HELD):
                 return
@@ -193,27 +207,37 @@ class HotCounters:
         LOADS.labels("recount").inc()
         replaced = await self._reload(
             keys=[counter_key(post_id)],
-            args=[counts.likes, counts.reposts, counts.replies, counts.quotes, self.ttl_seconds, began, version],
+            args=[
+                *(counts.likes, counts.reposts, counts.replies, counts.quotes),
+                *(self.ttl_seconds, began, self._epoch_held(), version),
+            ],
         )
         if replaced:
             await self.client.sadd(dirty_key(dirty_set(post_id)), post_id)
+
+    def _epoch_held(self) -> bytes:
+        """The epoch hashes are read and written in: the last one known (while
+        a master cannot be asked, the others' hashes stay usable)."""
+        return self.epoch.last_known
 
     # -- reads --------------------------------------------------------------------
 
     @staticmethod
     def read_commands(post_ids: list[int]) -> list[tuple]:
         """The counts' reads (one command per post), for a bulk round trip."""
-        return [(b"HMGET", counter_key(post_id), b"l", b"r", b"p", b"q") for post_id in post_ids]
+        return [(b"HMGET", counter_key(post_id), b"l", b"r", b"p", b"q", b"ep") for post_id in post_ids]
 
     async def finish_reads(self, post_ids: list[int], rows: list) -> dict[int, Counts]:
-        """Counts for each post from the answers to read_commands, loading the missing ones."""
+        """Counts for each post from the answers to read_commands, loading the
+        missing ones (and those of another Redis epoch)."""
         found: dict[int, Counts] = {}
         missing = []
+        epoch = self._epoch_held()
         for post_id, row in zip(post_ids, rows):
-            if all(v is None for v in row):
+            if row[4] != epoch:
                 missing.append(post_id)
             else:
-                found[post_id] = _counts(row)
+                found[post_id] = _counts(row[:4])
         if missing:
             loaded = await asyncio.gather(*(self._load_one(p) for p in missing))
             found.update(zip(missing, loaded))
@@ -235,7 +259,10 @@ class HotCounters:
         LOADS.labels(source).inc()
         row = await self._load(
             keys=[counter_key(post_id)],
-            args=[counts.likes, counts.reposts, counts.replies, counts.quotes, self.ttl_seconds, recount_began],
+            args=[
+                *(counts.likes, counts.reposts, counts.replies, counts.quotes),
+                *(self.ttl_seconds, recount_began, self._epoch_held()),
+            ],
         )
         if source == "recount":
             # Persist what was recounted so the next load can trust it.
@@ -263,16 +290,16 @@ class HotCounters:
             sets = list(range(DIRTY_SETS))
             while sets:
                 popped = await self._pop_dirty(sets)
-                for position, (dirty, post_ids) in enumerate(popped):
-                    try:
-                        await self._flush(post_ids)
-                    except BaseException:
-                        await self._mark_dirty_again(popped[position:])
-                        raise
-                    flushed += len(post_ids)
-                    FLUSHED.inc(len(post_ids))
+                post_ids = [post_id for _, ids in popped for post_id in ids]
+                try:
+                    await self._flush(post_ids)
+                except BaseException:
+                    await self._mark_dirty_again(popped)
+                    raise
+                flushed += len(post_ids)
+                FLUSHED.inc(len(post_ids))
                 # A full batch: that set may hold more.
-                sets = [dirty for dirty, post_ids in popped if len(post_ids) == FLUSH_BATCH]
+                sets = [dirty for dirty, ids in popped if len(ids) == FLUSH_BATCH]
         return flushed
 
     async def _pop_dirty(self, sets: list[int]) -> list[tuple[int, list[int]]]:
@@ -290,19 +317,25 @@ class HotCounters:
             await pipe.execute()
 
     async def _flush(self, post_ids: list[int]) -> None:
+        if not post_ids:
+            return
         # The time is taken before reading Redis: the snapshot then holds at
         # least every change applied before it.
         flushed_at = _utcnow()
         async with self.client.pipeline(transaction=False) as pipe:
             for post_id in post_ids:
-                pipe.hmget(counter_key(post_id), "l", "r", "p", "q")
+                pipe.hmget(counter_key(post_id), "l", "r", "p", "q", "ep")
             rows = await pipe.execute()
+        # Confirmed after the read: the hashes read are of this epoch's history.
+        epoch = await self.epoch.refresh()
         writes = [
-            self.store.flush(post_id, _counts(row), flushed_at)
+            self.store.flush(post_id, _counts(row[:4]), flushed_at)
             for post_id, row in zip(post_ids, rows)
-            # A hash that vanished since it was marked is reloaded (and
-            # recounted when needed) on its next use; nothing to write.
-            if any(v is not None for v in row)
+            # A hash that vanished since it was marked, or one that may have
+            # missed increments in a failover (another epoch's, or any while
+            # the epoch is unknown), is reloaded (and recounted when needed)
+            # on its next use; nothing to write.
+            if epoch is not None and row[4] == epoch
         ]
         await asyncio.gather(*writes)
 

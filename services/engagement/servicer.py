@@ -31,6 +31,7 @@ from services.kit.events import consumer, kafka
 from services.kit.peers import accounts, clients, safety
 from services.kit.server import ids, service, startup
 from services.kit.stores import redis_bulk, redis_client
+from services.kit.stores.redis_epoch import RedisEpoch
 from services.kit.server.auth import caller_id
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import ApiError, not_found, permission_denied, unavailable
@@ -64,9 +65,13 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         # HMGETs: packed and parsed by hiredis, about a quarter of the CPU of
         # redis-py's pipeline.
         self.bulk = redis_bulk.BulkRedis(settings.redis_url)
+        # Which history Redis follows: hashes of counts and of likedByMe hold
+        # only within one (a promoted replica may have missed writes).
+        self.redis_epoch = RedisEpoch(self.redis)
         self.counters = HotCounters(
             self.redis,
             self.store,
+            self.redis_epoch,
             ttl_seconds=settings.counter_ttl_seconds,
             flush_interval=settings.flush_seconds,
             trust_margin=settings.trust_margin_seconds,
@@ -85,6 +90,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             ByMeCache(
                 self.redis,
                 self.store,
+                self.redis_epoch,
                 kind,
                 load_size=settings.liked_cache_size,
                 ttl_seconds=settings.liked_cache_ttl_seconds,
@@ -104,6 +110,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
     async def start(self) -> None:
         # On a fresh machine Cassandra may still be starting: retry for a while.
         await startup.retry_until_up(lambda: self.store.start(self.producer), "cassandra")
+        await self.redis_epoch.refresh()
 
     async def stop(self) -> None:
         try:
@@ -121,6 +128,10 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         await kafka.relay_ensuring_topic(
             self.store.outbox.relay_forever, self.settings.kafka_bootstrap, kafka.ENGAGEMENT_TOPIC
         )
+
+    async def watch_redis_epoch(self) -> None:
+        """Background job: notices Redis failovers and restarts (RedisEpoch)."""
+        await self.redis_epoch.watch_forever()
 
     async def flush_counters(self) -> None:
         """Background job: copies dirty hot counters to Cassandra every second."""

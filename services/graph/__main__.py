@@ -22,7 +22,7 @@ def main() -> None:
             on_start=[servicer.start],  # connect, create keyspace + tables, prepare statements
             on_stop=[servicer.stop],
             # outbox -> Kafka; identity's account deletions -> edges, blocks and mutes removed
-            background=[servicer.relay_outbox, servicer.consume_account_events],
+            background=[servicer.relay_outbox, servicer.consume_account_events, servicer.watch_redis_epoch],
         )
     )
 

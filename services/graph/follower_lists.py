@@ -10,6 +10,11 @@ so a copy that misses a change is only ever served before fanout can act on
 that change: the follow's backfill or the unfollow's purge comes after it
 and sets the timeline right, exactly as with a read from Cassandra made just
 before the change.
+
+A version read from a Redis that failed over may be older than one already
+read (the bump was not yet on the promoted replica), so a version counts
+only within the Redis epoch it was read in (kit/stores/redis_epoch.py), and
+none does while the epoch is unknown.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from services.kit.stores.cache import TtlCache
+from services.kit.stores.redis_epoch import RedisEpoch
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +36,30 @@ LOOKUPS = Counter(
 
 
 class FollowerLists:
-    def __init__(self, store, *, ttl_seconds: float, max_authors: int, max_ids: int) -> None:
+    def __init__(self, store, epoch: RedisEpoch, *, ttl_seconds: float, max_authors: int, max_ids: int) -> None:
         self._store = store
+        self._epoch = epoch
         # Bounded by authors and by list length: at most max_authors lists
         # of at most max_ids ids (8 bytes each) are held.
         self.max_ids = max_ids
         self._lists: TtlCache[int, tuple[bytes, array]] = TtlCache(ttl_seconds, max_authors)
 
     async def version(self, user_id: int) -> bytes | None:
-        """The list's current version; None when it cannot be read (Redis
-        down), and then nothing is served from or kept in memory."""
+        """The list's current version within the Redis epoch; None when it
+        cannot be read (Redis down, or the epoch unknown), and then nothing is
+        served from or kept in memory."""
+        epoch = self._epoch.current
+        if epoch is None:
+            return None
         try:
-            return await self._store.followers_version(user_id)
+            version = await self._store.followers_version(user_id)
         except RedisError as exc:
             log.warning("follower list version unreadable; reading Cassandra", extra={"error": repr(exc)})
             return None
+        # Read after the version: an epoch that moved meanwhile is not this version's.
+        if self._epoch.current != epoch:
+            return None
+        return epoch + b":" + version
 
     def get(self, user_id: int, version: bytes | None) -> array | None:
         if version is None:

@@ -15,6 +15,7 @@ from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2
 from services.graph import rules
 from services.graph.follower_lists import FollowerLists
+from services.kit.stores.redis_epoch import RedisEpoch
 from services.graph.settings import GraphSettings
 from services.graph.store import GraphStore
 from services.kit.events.account_deletions import AccountDeletions
@@ -46,8 +47,11 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     def __init__(self, settings: GraphSettings) -> None:
         self.settings = settings
         self.store = GraphStore(settings)
+        # Which history Redis follows: the follower lists' versions count within one.
+        self.redis_epoch = RedisEpoch(self.store.redis)
         self.follower_lists = FollowerLists(
             self.store,
+            self.redis_epoch,
             ttl_seconds=settings.follower_list_seconds,
             max_authors=settings.follower_list_authors,
             max_ids=settings.follower_list_max_ids,
@@ -65,10 +69,15 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     async def start(self) -> None:
         # On a fresh machine Cassandra may still be starting: retry for a while.
         await startup.retry_until_up(self.store.start, "cassandra")
+        await self.redis_epoch.refresh()
 
     async def stop(self) -> None:
         await clients.close_all()
         await self.store.stop()
+
+    async def watch_redis_epoch(self) -> None:
+        """Background job: notices Redis failovers and restarts (RedisEpoch)."""
+        await self.redis_epoch.watch_forever()
 
     async def relay_outbox(self) -> None:
         """Background job: publishes stored graph events to Kafka."""

@@ -212,6 +212,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         self._store = TimelineStore(self.settings)
         # Backends may still be starting next to us; serve only once Redis answers.
         await startup.retry_until_up(self.store.ping, "redis")
+        await self.store.redis_epoch.refresh()
         self._hub = LiveHub(self.store.client)
         self.hidden_authors = safety.HiddenAuthors(self.store.client, timeout=self.settings.rpc_timeout_seconds)
 
@@ -223,6 +224,10 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         if self._store is not None:
             await self._store.close()
         await clients.close_all()
+
+    async def watch_redis_epoch(self) -> None:
+        """Background job: notices Redis failovers and restarts (RedisEpoch)."""
+        await self.store.redis_epoch.watch_forever()
 
     # --- account deletion ------------------------------------------------------
 

@@ -28,6 +28,7 @@ from redis.exceptions import ResponseError
 
 from services.kit.events.live import publish_command
 from services.kit.stores import redis_bulk, redis_client
+from services.kit.stores.redis_epoch import RedisEpoch
 from services.kit.settings import Settings
 from services.timeline.entries import (
     Entry,
@@ -217,6 +218,8 @@ class TimelineStore:
         self.timeline_max = settings.timeline_max_entries
         self.author_index_max = settings.author_index_max_entries
         self._redis: redis.Redis = redis_client.client(settings)
+        # Which history Redis follows: cached celebrity lists count within one.
+        self.redis_epoch = RedisEpoch(self._redis)
         # Deliveries: thousands of EVALSHAs per fanout batch (see redis_bulk).
         self._bulk = redis_bulk.BulkRedis(settings.redis_url)
         # On a cluster a delivery announces itself on its shard (SPUBLISH).
@@ -435,19 +438,37 @@ class TimelineStore:
         """The user's followed celebrities as last cached (None when not
         cached), and the cache's generation: pass it to cache_celebrities."""
         values = await self._redis.mget(_celebrity_keys(user_id))
-        return _decoded_celebrities(*cast("list[bytes | None]", values))  # the client does not decode
+        return self._decoded_celebrities(*cast("list[bytes | None]", values))  # the client does not decode
 
     async def cache_celebrities(
         self, user_id: int, celebrity_ids: Sequence[int], ttl_seconds: float, generation: bytes
     ) -> bool:
         """Caches graph's answer unless the list was forgotten since
-        `generation` was read; True when cached."""
+        `generation` was read, or Redis failed over since (its generation may
+        have gone back); True when cached."""
+        epoch, _, generation = generation.partition(b"|")
+        if not epoch or epoch != self.redis_epoch.current:
+            return False
         ttl_ms = int(min(ttl_seconds, CELEBRITY_CACHE_MAX_SECONDS) * 1000)
         return bool(
             await self._cache_celebrities(
-                keys=_celebrity_keys(user_id), args=[generation, encode_id_list(celebrity_ids), ttl_ms]
+                keys=_celebrity_keys(user_id),
+                args=[generation, epoch + b"|" + encode_id_list(celebrity_ids), ttl_ms],
             )
         )
+
+    def _decoded_celebrities(self, raw: bytes | None, generation: bytes | None) -> tuple[list[int] | None, bytes]:
+        """An MGET of _celebrity_keys as (list or None when not cached, generation).
+
+        A list counts only when cached in the Redis epoch this read ended in,
+        and the generation returned carries that epoch (b"" while it is
+        unknown: nothing is cached then)."""
+        epoch = self.redis_epoch.current
+        if epoch is None:
+            return None, b""
+        held, _, encoded = (raw or b"").partition(b"|")
+        celebrities = decode_id_list(encoded) if raw is not None and held == epoch else None
+        return celebrities, epoch + b"|" + (generation or b"")
 
     async def newest_below(self, keys: Sequence[str], upper_bound: bytes, limit: int) -> list[list[bytes]]:
         """For each key, its newest `limit` members below `upper_bound`, in one round trip."""
@@ -468,7 +489,7 @@ class TimelineStore:
                 _newest_below(author_key(user_id), upper_bound, limit),
             ]
         )
-        celebrities, generation = _decoded_celebrities(*cached)
+        celebrities, generation = self._decoded_celebrities(*cached)
         return FirstRead(active=bool(active), pages=[home, own], celebrities=celebrities, generation=generation)
 
     async def drop_from_home(self, user_id: int, members: Sequence[bytes]) -> None:
@@ -569,8 +590,3 @@ def _raise_errors(replies: list, what: str) -> None:
 
 def _celebrity_keys(user_id: int) -> list[str]:
     return [celebrity_cache_key(user_id), celebrity_generation_key(user_id)]
-
-
-def _decoded_celebrities(raw: bytes | None, generation: bytes | None) -> tuple[list[int] | None, bytes]:
-    """An MGET of _celebrity_keys as (list or None when not cached, generation)."""
-    return (None if raw is None else decode_id_list(raw)), generation or b""

@@ -16,8 +16,11 @@ import time
 
 import httpx
 import pytest
+import redis
 
 from devstack import proc, redis_cluster
+from services.engagement.counters import counter_key
+from services.graph.store import followers_version_key
 from services.kit.settings import REPO_ROOT
 from services.timeline.entries import home_key
 from tests import redis_clients
@@ -128,3 +131,82 @@ def test_home_timelines_keep_serving_while_a_master_fails_over(http):
     assert int(profile.get("followerCount", 0)) == 1, profile
     liked = http.get(f"/v1/posts/{before[0]}", headers=reader.auth).json()
     assert (int(liked.get("likeCount", 0)), liked.get("likedByMe")) == (1, True), liked
+
+
+def _replica_of(port: int) -> int:
+    """The port of the master's replica (the devstack gives each master one)."""
+    info = redis_cluster.command(port, "INFO", "replication").decode()
+    line = next(x for x in info.splitlines() if x.startswith("slave0:"))
+    return int(dict(kv.split("=", 1) for kv in line.split(":", 1)[1].split(","))["port"])
+
+
+def _signal(port: int, sig: signal.Signals) -> None:
+    info = proc.read_pidinfo(_node_name(port))
+    assert info is not None, f"{_node_name(port)} is not running"
+    os.kill(int(info["pid"]), sig)
+
+
+def _account_on(http, prefix: str, port: int, key_of, *, away: bool = False) -> Account:
+    """An account whose key_of(id) lives on the master at `port` (or, with away, on another)."""
+    for _ in range(40):
+        account = sign_up(http, prefix)
+        if (_master_port(key_of(int(account.id))) == port) != away:
+            return account
+    raise AssertionError("no account's key landed where wanted")
+
+
+def _replication_stalled(master: int, tag: str) -> None:
+    """Stands for a replica that lags its master: the replica is stopped and
+    the link's socket buffers filled, so what the master writes next stays
+    in its own memory (and dies with it)."""
+    node = redis.Redis(host="127.0.0.1", port=master)
+    try:
+        for i in range(8):
+            node.set(f"failover-ballast:{{{tag}}}:{i}", b"x" * (4 << 20))
+    finally:
+        node.close()
+
+
+def test_what_a_promoted_replica_missed_is_not_trusted(http):
+    """A follow and a like the master acknowledged, lost because its replica
+    lagged when it died: graph must not serve the follower list it held from
+    before the follow (its version bump is lost: the Redis epoch moved), and
+    the like count and likedByMe must come back from Cassandra."""
+    author = sign_up(http, "fv")
+    master = _master_port(followers_version_key(int(author.id)))
+    # The new follower's own timeline is elsewhere: it survives, so a post
+    # missing from it is a fanout that skipped them (not a cold rebuild).
+    fan = _account_on(http, "fv", master, home_key, away=True)
+    old_fan = sign_up(http, "fv")
+    follow(http, old_fan, author)
+    home_ids(http, fan)  # active: deliveries go to the fan's timeline
+    liked = next(
+        p
+        for p in (post(http, author, f"count me {i}") for i in range(30))
+        if _master_port(counter_key(int(p["id"]))) == master
+    )
+    assert wait_until(lambda: liked["id"] in home_ids(http, old_fan), SETTLE_SECONDS)
+    assert http.post(f"/v1/posts/{liked['id']}:like", json={}, headers=old_fan.auth).status_code == 200
+    # graph now holds the author's follower list [old_fan] under its version.
+
+    replica = _replica_of(master)
+    _signal(replica, signal.SIGSTOP)
+    try:
+        _replication_stalled(master, author.id)
+        follow(http, fan, author)
+        assert http.post(f"/v1/posts/{liked['id']}:like", json={}, headers=fan.auth).status_code == 200
+        _kill(master)
+    finally:
+        _signal(replica, signal.SIGCONT)
+    try:
+        assert wait_until(lambda: _taken_over(followers_version_key(int(author.id)), master), 30.0, interval=0.2)
+        time.sleep(1.0)  # the services' watchers read the new epoch
+        after = post(http, author, "after the failover")["id"]
+        assert wait_until(lambda: after in home_ids(http, fan), SETTLE_SECONDS), (
+            "fanout used the follower list from before"
+        )
+        counted = http.get(f"/v1/posts/{liked['id']}", headers=fan.auth).json()
+        assert (int(counted.get("likeCount", 0)), counted.get("likedByMe")) == (2, True), counted
+        assert int(http.get(f"/v1/users/{author.id}", headers=fan.auth).json().get("followerCount", 0)) == 2
+    finally:
+        _restart(master)

@@ -21,6 +21,7 @@ from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.engagement.counters import HotCounters, counter_key, dirty_key, dirty_set
+from services.kit.stores.redis_epoch import RedisEpoch
 from services.engagement.by_me import FLOOR, LIKED, ByMeCache, liked_key
 from services.engagement.store import EngagementStore
 from services.kit.settings import load_settings
@@ -280,6 +281,12 @@ async def liked_cache_parts():
     await store.stop()
 
 
+async def _epoch(client) -> RedisEpoch:
+    epoch = RedisEpoch(client)
+    assert await epoch.refresh()
+    return epoch
+
+
 async def read_liked(cache: ByMeCache, client, user_id: int, asked: list[int]) -> set[int]:
     row = await client.execute_command(*cache.read_command(user_id, asked))
     return await cache.finish_read(user_id, asked, row)
@@ -295,11 +302,11 @@ async def test_likes_older_than_the_cached_window_are_asked_of_cassandra(
     for post_id in post_ids:
         like(engagement, fan, str(post_id))
     # A window of the newest two likes: the two older ones lie below its floor.
-    cache = ByMeCache(client, store, LIKED, load_size=2, ttl_seconds=60)
+    cache = ByMeCache(client, store, await _epoch(client), LIKED, load_size=2, ttl_seconds=60)
     await client.delete(liked_key(int(fan.id)))
     assert await read_liked(cache, client, int(fan.id), [*post_ids, unliked]) == set(post_ids)
     assert int(await client.hget(liked_key(int(fan.id)), FLOOR)) == post_ids[2]
-    assert await client.hlen(liked_key(int(fan.id))) == 3  # the floor and the two newest
+    assert await client.hlen(liked_key(int(fan.id))) == 4  # the floor, the epoch and the two newest
 
 
 async def test_a_load_does_not_undo_an_unlike_that_landed_during_it(identity, posts, engagement, liked_cache_parts):
@@ -308,13 +315,40 @@ async def test_a_load_does_not_undo_an_unlike_that_landed_during_it(identity, po
     first, second = int(create(posts, author, "first").id), int(create(posts, author, "second").id)
     like(engagement, fan, str(first))
     like(engagement, fan, str(second))
-    cache = ByMeCache(client, store, LIKED, load_size=100, ttl_seconds=60)
+    cache = ByMeCache(client, store, await _epoch(client), LIKED, load_size=100, ttl_seconds=60)
     await client.delete(liked_key(int(fan.id)))
     # The load below reads Cassandra with both likes in it, as if it had read
     # just before an unlike of `first` that then reached Redis ahead of it.
     await cache.record(int(fan.id), first, False)
     assert await read_liked(cache, client, int(fan.id), [first, second]) == {second}
     assert await client.hget(liked_key(int(fan.id)), FLOOR) == b"0"
+
+
+async def test_likes_held_from_before_a_redis_failover_are_reloaded(identity, posts, engagement, liked_cache_parts):
+    """A promoted replica may lack a like and an unlike its master
+    acknowledged: a reader's hash of another Redis epoch is reloaded whole
+    from Cassandra, and a writer drops it."""
+    client, store = liked_cache_parts
+    author, fan = sign_up(identity), sign_up(identity)
+    liked, unliked = int(create(posts, author, "liked").id), int(create(posts, author, "unliked").id)
+    like(engagement, fan, str(liked))
+    cache = ByMeCache(client, store, await _epoch(client), LIKED, load_size=100, ttl_seconds=60)
+    key = liked_key(int(fan.id))
+    # The fan's hash as the promoted replica holds it: the like lost, and an
+    # unlike of `unliked` lost too.
+    held = cache.epoch.last_known
+    await client.delete(key)
+    await client.hset(key, mapping={FLOOR: 0, "_ep": held, unliked: "1"})
+    assert await read_liked(cache, client, int(fan.id), [liked, unliked]) == {unliked}  # trusted in its epoch
+
+    cache.epoch.last_known = b"0123456789abcdef"
+    assert await read_liked(cache, client, int(fan.id), [liked, unliked]) == {liked}
+    assert await client.hget(key, "_ep") == b"0123456789abcdef"
+
+    # A writer in a newer epoch drops the hash (the next reader loads it whole).
+    cache.epoch.last_known = b"fedcba9876543210"
+    await cache.record(int(fan.id), unliked, False)
+    assert await client.hgetall(key) == {str(unliked).encode(): b"0", b"_ep": b"fedcba9876543210"}
 
 
 def test_batch_get_engagement_validates_its_input(engagement):
@@ -368,9 +402,52 @@ async def _a_reply_begun(counters: HotCounters, store: EngagementStore, client) 
     return post_id, began
 
 
+async def _counters(client, store, trust_margin: float = 2.0) -> HotCounters:
+    epoch = RedisEpoch(client)
+    assert await epoch.refresh()
+    return HotCounters(client, store, epoch, ttl_seconds=60, flush_interval=1.0, trust_margin=trust_margin)
+
+
+async def test_counts_held_from_before_a_redis_failover_are_reloaded_and_never_flushed(liked_cache_parts):
+    """A promoted replica may hold a post's hash without its last
+    increments: the flusher copies a hash to Cassandra only in the epoch it
+    confirmed after reading it, and a hash of another Redis epoch is
+    reloaded (recounted, as the change is recent) on its next read."""
+    client, store = liked_cache_parts
+    # However slow this test runs, the reply counts as recent (no snapshot is trusted).
+    counters = await _counters(client, store, trust_margin=600.0)
+    held = counters.epoch.last_known
+    post_id, _ = await _a_reply_begun(counters, store, client)
+    # The hash as the promoted replica holds it: the reply's increment lost.
+    await counters._load(keys=[counter_key(post_id)], args=[0, 0, 0, 0, 60, 0, held])
+
+    # The epoch is unknown when confirmed (a master cannot be asked): nothing is flushed.
+    counters.epoch.refresh = _unknown_epoch(counters.epoch)  # type: ignore[method-assign]
+    await counters._flush([post_id])
+    assert (await store.snapshot(post_id)).flushed_at is None
+    del counters.epoch.refresh
+    await counters._flush([post_id])
+    assert (await store.snapshot(post_id)).flushed_at is not None  # confirmed: flushed
+
+    # The watcher read a new epoch: the old hash is reloaded, by a recount.
+    counters.epoch.last_known = b"0123456789abcdef"
+    row = await client.hmget(counter_key(post_id), "l", "r", "p", "q", "ep")
+    assert row[4] == held
+    assert (await counters.finish_reads([post_id], [row]))[post_id].replies == 1
+    assert await client.hmget(counter_key(post_id), "p", "ep") == [b"1", b"0123456789abcdef"]
+
+
+def _unknown_epoch(epoch: RedisEpoch):
+    async def refresh():
+        epoch.current = None
+        return None
+
+    return refresh
+
+
 async def test_a_count_change_is_kept_when_a_reader_installs_an_older_snapshot_during_its_load(liked_cache_parts):
     client, store = liked_cache_parts
-    counters = HotCounters(client, store, ttl_seconds=60, flush_interval=1.0, trust_margin=2.0)
+    counters = await _counters(client, store)
     post_id, began = await _a_reply_begun(counters, store, client)
     load_as_usual = counters._load_one
 
@@ -378,7 +455,7 @@ async def test_a_count_change_is_kept_when_a_reader_installs_an_older_snapshot_d
         # Between this change's miss and its load, a reader installs the
         # snapshot it read before the change (no reply in it).
         counters._load_one = load_as_usual  # type: ignore[method-assign]
-        await counters._load(keys=[counter_key(pid)], args=[0, 0, 0, 0, 60, 0])
+        await counters._load(keys=[counter_key(pid)], args=[0, 0, 0, 0, 60, 0, counters.epoch.last_known])
         return await load_as_usual(pid)
 
     counters._load_one = reader_first  # type: ignore[method-assign]
@@ -393,11 +470,11 @@ async def test_a_count_change_is_kept_when_a_reader_installs_an_older_snapshot_d
 
 async def test_a_readers_recount_during_the_edge_write_is_not_counted_on_twice(liked_cache_parts):
     client, store = liked_cache_parts
-    counters = HotCounters(client, store, ttl_seconds=60, flush_interval=1.0, trust_margin=2.0)
+    counters = await _counters(client, store)
     # A reader recounts between the edge write and its count (the change mark
     # is recent, so no snapshot is trusted): its recount holds the reply.
     post_id, began = await _a_reply_begun(counters, store, client)
-    assert (await counters.finish_reads([post_id], [[None] * 4]))[post_id].replies == 1
+    assert (await counters.finish_reads([post_id], [[None] * 5]))[post_id].replies == 1
     await counters.add(post_id, "replies", +1, began)
     assert await client.hget(counter_key(post_id), "p") == b"1"
 
@@ -405,7 +482,7 @@ async def test_a_readers_recount_during_the_edge_write_is_not_counted_on_twice(l
     later = secrets.randbits(60)
     await client.delete(counter_key(later))
     await store.mark_changed(later, datetime.datetime.now(datetime.timezone.utc))
-    assert (await counters.finish_reads([later], [[None] * 4]))[later].replies == 0
+    assert (await counters.finish_reads([later], [[None] * 5]))[later].replies == 0
     began = await counters.clock(later)
     assert await store.add_reply(later, secrets.randbits(60))
     await counters.add(later, "replies", +1, began)
@@ -413,7 +490,7 @@ async def test_a_readers_recount_during_the_edge_write_is_not_counted_on_twice(l
 
     # An increment that lands while an unsure change recounts is not replaced over.
     raced, began = await _a_reply_begun(counters, store, client)
-    await counters.finish_reads([raced], [[None] * 4])
+    await counters.finish_reads([raced], [[None] * 5])
     recount_as_usual = store.recount
 
     async def another_change_meanwhile(pid: int):

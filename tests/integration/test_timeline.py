@@ -450,8 +450,10 @@ async def test_a_celebrity_list_read_before_it_was_forgotten_is_not_cached(r):
     (reader,) = users(r, 1)
     store = TimelineStore(Settings(redis_url=REDIS_URL))
     try:
+        epoch = await store.redis_epoch.refresh()
+        assert epoch
         cached, generation = await store.cached_celebrities(reader)
-        assert cached is None and generation == b""
+        assert cached is None and generation == epoch + b"|"
         celebrity, author = random_id(), random_id()
         r.track(author_key(author))
         # ... graph is asked here; meanwhile the reader follows an author:
@@ -461,14 +463,42 @@ async def test_a_celebrity_list_read_before_it_was_forgotten_is_not_cached(r):
 
         # Asked again under the new generation, the answer is cached.
         cached, generation = await store.cached_celebrities(reader)
-        assert cached is None and generation == b"1"
+        assert cached is None and generation == epoch + b"|1"
         assert await store.cache_celebrities(reader, [celebrity], 600, generation)
-        assert await store.cached_celebrities(reader) == ([celebrity], b"1")
+        assert await store.cached_celebrities(reader) == ([celebrity], epoch + b"|1")
         assert 590_000 < r.pttl(celebrity_cache_key(reader)) <= 600_000
 
         # A threshold crossing forgets it (and bumps the generation) too.
         await store.apply_author_status(random_id(), [reader], [])
-        assert await store.cached_celebrities(reader) == (None, b"2")
+        assert await store.cached_celebrities(reader) == (None, epoch + b"|2")
+    finally:
+        await store.close()
+
+
+async def test_a_celebrity_list_cached_before_a_redis_failover_is_not_trusted_after_it(r):
+    """A promoted replica may lack the forgetting of a list (and the bump of
+    its generation) that its master acknowledged: a list cached in another
+    Redis epoch is never served, and none is cached while the epoch is
+    unknown or after it moved since the generation was read."""
+    (reader,) = users(r, 1)
+    store = TimelineStore(Settings(redis_url=REDIS_URL))
+    try:
+        assert await store.redis_epoch.refresh()
+        _, generation = await store.cached_celebrities(reader)
+        assert await store.cache_celebrities(reader, [random_id()], 600, generation)
+        assert (await store.cached_celebrities(reader))[0] is not None
+
+        # Redis failed over: the watcher sees the masters' histories change.
+        store.redis_epoch.current = None
+        assert await store.cached_celebrities(reader) == (None, b"")
+        assert not await store.cache_celebrities(reader, [], 600, b"")
+        store.redis_epoch.current = b"0123456789abcdef"
+        assert (await store.cached_celebrities(reader))[0] is None
+        assert not await store.cache_celebrities(reader, [], 600, generation)  # read in the old epoch
+
+        _, generation = await store.cached_celebrities(reader)
+        assert await store.cache_celebrities(reader, [], 600, generation)
+        assert await store.cached_celebrities(reader) == ([], generation)
     finally:
         await store.close()
 
