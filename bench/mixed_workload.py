@@ -31,7 +31,9 @@ per-user limits are not reached; a 429 still counts as an error.
 Prints one JSON object: per operation and overall count, errors (by status),
 achieved rps, p50/p95/p99/max ms, and pass/fail for the targets of the
 operations that ran (POST /v1/posts p95 < 100 ms, home p95 < 50 ms, feed p95
-< 60 ms, zero errors).
+< 60 ms, zero errors), and the stack's CPU per request (every devstack
+process group, from /proc; in total, net of the idle CPU measured just
+before, and by component).
 
     .venv/bin/python bench/mixed_workload.py --rps 300 --duration 30
     .venv/bin/python bench/mixed_workload.py --rps 300 --duration 30 \
@@ -55,7 +57,16 @@ import time
 
 import aiohttp
 
-from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in, wait_for_consumers
+from loadgen import (
+    cpu_ms_per_request,
+    fresh_tokens,
+    percentile,
+    rounded,
+    seed_call,
+    signed_in,
+    stack_cpu_seconds,
+    wait_for_consumers,
+)
 
 try:  # a faster event loop keeps the load generator's own CPU share small
     import uvloop
@@ -415,6 +426,16 @@ def summarize(stats: Stats, elapsed: float, window_seconds: float) -> dict:
     }
 
 
+async def idle_cores(seconds: float) -> float | None:
+    """The stack's CPU (cores) over `seconds` with no load; None for 0 seconds."""
+    if seconds <= 0:
+        return None
+    before = stack_cpu_seconds()
+    await asyncio.sleep(seconds)
+    after = stack_cpu_seconds()
+    return sum(after[n] - before.get(n, 0.0) for n in after) / seconds
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -492,6 +513,13 @@ async def main() -> None:
         default=15,
         help="seconds per stretch in the output's per-window p95 series (default %(default)s)",
     )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=5,
+        help="seconds the stack's idle CPU is measured before the load, to report CPU per request "
+        "net of it (0: not measured) (default %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed for the schedule and choices")
     args = parser.parse_args()
     if args.rps <= 0 or args.duration <= 0 or args.read_write_ratio < 0:
@@ -531,7 +559,9 @@ async def main() -> None:
                 f"p95 {warm['overall']['p95_ms']} ms",
                 file=sys.stderr,
             )
+        cpu_before = stack_cpu_seconds()
         result = await run_load(client, world, args, args.duration, rng)
+        result["cpu_ms_per_request"] = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), result["overall"]["count"])
     result["settle"] = settled
     result["config"] = {
         "url": args.url,
