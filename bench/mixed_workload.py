@@ -559,9 +559,15 @@ async def main() -> None:
                 f"p95 {warm['overall']['p95_ms']} ms",
                 file=sys.stderr,
             )
-        cpu_before = stack_cpu_seconds()
+        idle = await idle_cores(args.idle_seconds)
+        cpu_before, started = stack_cpu_seconds(), time.perf_counter()
         result = await run_load(client, world, args, args.duration, rng)
-        result["cpu_ms_per_request"] = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), result["overall"]["count"])
+        cpu = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), result["overall"]["count"])
+        if idle is not None:
+            # What the stack burns with no load (consumers polling, Cassandra, OpenSearch) is not the requests'.
+            idle_ms = idle * (time.perf_counter() - started) * 1000 / max(result["overall"]["count"], 1)
+            cpu.update(idle_cores=round(idle, 3), total_net_of_idle=round(cpu["total"] - idle_ms, 2))
+        result["cpu_ms_per_request"] = cpu
     result["settle"] = settled
     result["config"] = {
         "url": args.url,
