@@ -4,7 +4,7 @@ PY := .venv/bin/python
 GOBIN := $(shell go env GOPATH 2>/dev/null || echo $$HOME/go)/bin
 PROTOS := $(shell find proto/aviary -name '*.proto' | sort)
 
-.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search bench-churn bench-conversations lock settings manifest web screenshots help
+.PHONY: up down status reset test unit gen gen-check openapi openapi-check lint contracts-release reindex fuzz bench bench-mixed bench-scale bench-checkout bench-feed bench-search bench-churn bench-conversations bench-failover lock settings manifest web screenshots help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -101,6 +101,9 @@ bench: ## home-timeline read benchmark through Envoy (stack must be up)
 
 bench-mixed: ## mixed read/write benchmark through Envoy, 100 reads per write (stack must be up)
 	$(PY) bench/mixed_workload.py --rps 300 --duration 30
+
+bench-failover: ## a Redis Cluster master killed under 128 writes/s: writes refused, and acknowledged writes lost (stack on its cluster: AVIARY_REDIS_CLUSTER=1 make up)
+	AVIARY_REDIS_CLUSTER=1 $(PY) bench/redis_failover.py
 
 bench-scale: ## fanout and home timelines on a 100,000-user power-law graph (stack must be up; restarts graph and fanout)
 	$(PY) bench/fanout_scale.py

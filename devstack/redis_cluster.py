@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 from . import config
-from .proc import Component, DevstackError
+from .proc import Component, DevstackError, read_pidinfo
 
 H = config.HOST
 ENABLED = os.environ.get("AVIARY_REDIS_CLUSTER", "").strip() in ("1", "true", "yes")
@@ -95,6 +97,46 @@ def healthy(ports: Sequence[int]) -> bool:
         )
     except OSError:
         return False
+
+
+# -- failovers, for the tests and benchmarks that cause them -------------------------
+
+
+def node_name(port: int) -> str:
+    return f"redis-cluster-{PORTS.index(port)}"
+
+
+def role(port: int) -> str:
+    """ "master" or "slave", as the node says (ROLE's first element)."""
+    reply = command(port, "ROLE").split(b"\r\n")
+    return reply[2].decode() if len(reply) > 2 else ""
+
+
+def replica_of(port: int) -> int:
+    """The port of a master's first replica (the devstack gives each master one)."""
+    info = command(port, "INFO", "replication").decode()
+    line = next(x for x in info.splitlines() if x.startswith("slave0:"))
+    return int(dict(kv.split("=", 1) for kv in line.split(":", 1)[1].split(","))["port"])
+
+
+def signal_node(port: int, sig: signal.Signals) -> None:
+    """SIGKILL: the node dies without a word (no shutdown, no failover handshake)."""
+    info = read_pidinfo(node_name(port))
+    if info is None:
+        raise DevstackError(f"{node_name(port)} is not running")
+    os.kill(int(info["pid"]), sig)
+
+
+def restart(port: int) -> None:
+    """A killed node comes back (and rejoins as a replica of its successor)."""
+    subprocess.run(
+        [sys.executable, "-m", "devstack", "up", node_name(port)],
+        cwd=config.REPO,
+        env={**os.environ, "AVIARY_REDIS_CLUSTER": "1"},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def create(ports: Sequence[int], *, lock: Path, timeout: float = 60.0) -> None:

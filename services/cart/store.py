@@ -18,7 +18,6 @@ from services.cart.model import (
     cart_key,
     checkout_marker_key,
     decode_script_reply,
-    decode_state,
 )
 from services.kit.stores import redis_client
 from services.kit.settings import Settings
@@ -42,6 +41,11 @@ local function settle(ttl)
   if line_count() == 0 then redis.call('DEL', KEYS[1]) else redis.call('EXPIRE', KEYS[1], ttl) end
 end
 """
+
+# KEYS: cart. The cart and its remaining TTL, a consistent pair (a script
+# rather than MULTI: redis-py runs a cluster MULTI on a thread and event loop
+# of its own, which broke the client's later calls while a failover moved slots).
+_READ_LUA = _PRELUDE + "return reply('ok', '')"
 
 # KEYS: cart. ARGV: product, quantity to add, product currency, ttl seconds,
 # max lines, max line quantity, product's current unit price. Statuses: ok |
@@ -138,6 +142,7 @@ class CartStore:
         self.checkout_marker_ttl_seconds = checkout_marker_ttl_seconds
         self._redis: redis.Redis = redis_client.client(settings)
         # Scripts run by EVALSHA, loaded again by redis-py if Redis lost them.
+        self._read = self._redis.register_script(_READ_LUA)
         self._add = self._redis.register_script(_ADD_LUA)
         self._update = self._redis.register_script(_UPDATE_LUA)
         self._remove = self._redis.register_script(_REMOVE_LUA)
@@ -159,13 +164,8 @@ class CartStore:
         await self._redis.aclose()
 
     async def read(self, user_id: int) -> CartState:
-        """The cart and its remaining TTL from one MULTI (a consistent pair)."""
-        key = cart_key(user_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hgetall(key)
-        pipe.pttl(key)
-        fields, pttl = await pipe.execute()
-        return decode_state(fields, int(pttl))
+        """The cart and its remaining TTL, read together."""
+        return decode_script_reply(await self._read(keys=[cart_key(user_id)])).state
 
     async def add(
         self, user_id: int, product_id: int, quantity: int, currency: str, unit_price_minor: int

@@ -36,6 +36,22 @@ def latest_key(user_id: int) -> str:
     return f"feed:{{u{user_id}}}:latest"
 
 
+# Stores a ranking and (unless ARGV[2] is 0) makes it the one first pages
+# reuse, atomically (a script rather than MULTI: redis-py runs a cluster MULTI
+# on a thread and event loop of its own, which broke the client's later calls
+# while a failover moved slots). KEYS: ranking, latest (same slot). ARGV: TTL
+# seconds, reuse seconds, feed id, items... (pushed a thousand at a time:
+# Lua's stack is bounded).
+_SAVE_LUA = """
+for i = 4, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if ARGV[2] ~= '0' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2]) end
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class CachedPage:
     items: list[bytes]
@@ -47,6 +63,7 @@ class FeedCache:
         self, client: redis.Redis, bulk: BulkRedis, ttl_seconds: int, reuse_seconds: int, max_age_seconds: int
     ) -> None:
         self.r = client
+        self._save = client.register_script(_SAVE_LUA)
         # The page reads (every feed request makes two or three) go through
         # `bulk`, same server: hiredis packs and parses them, a fraction of
         # redis-py's Python per command.
@@ -61,13 +78,11 @@ class FeedCache:
 
     async def save(self, user_id: int, feed_id: int, items: list[bytes]) -> None:
         """Stores a ranking (non-empty) and makes it the one first pages reuse."""
-        key = ranking_key(user_id, feed_id)
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, *items)
-            pipe.expire(key, self.ttl_seconds)
-            if self.reuse_seconds > 0:
-                pipe.set(latest_key(user_id), feed_id, ex=self._jittered_reuse_seconds())
-            await pipe.execute()
+        reuse = self._jittered_reuse_seconds() if self.reuse_seconds > 0 else 0
+        await self._save(
+            keys=[ranking_key(user_id, feed_id), latest_key(user_id)],
+            args=[self.ttl_seconds, reuse, feed_id, *items],
+        )
 
     def _jittered_reuse_seconds(self) -> int:
         # Up to a quarter shorter at random: readers who arrived together (a

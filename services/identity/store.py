@@ -620,6 +620,9 @@ return 0
 """
 
 
+_NO_LIMIT = 2**53
+
+
 class AttemptStore:
     """Log-in and sign-up attempt counters in Redis, shared by every identity
     replica. One key per script call, so each works on Redis Cluster too."""
@@ -642,11 +645,8 @@ class AttemptStore:
         return int(await self._take(keys=[_login_address_key(address)], args=[limit, 1, 0]))
 
     async def count_login_failure(self, address: str, *, window_ms: int) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            key = _login_address_key(address)
-            pipe.incr(key)
-            pipe.pexpire(key, window_ms, nx=True)
-            await pipe.execute()
+        # _TAKE_LUA with a limit never reached: counted, in a window from the first failure.
+        await self._take(keys=[_login_address_key(address)], args=[_NO_LIMIT, window_ms, 1])
 
     async def take_sign_up(self, address: str, *, limit: int, window_ms: int) -> int:
         """Counts a sign-up from `address`; ms until it may sign up again when at its limit, else 0."""

@@ -7,10 +7,7 @@ arrive again and the follower count and a like count are what they were."""
 from __future__ import annotations
 
 import collections
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,10 +15,9 @@ import httpx
 import pytest
 import redis
 
-from devstack import proc, redis_cluster
+from devstack import redis_cluster
 from services.engagement.counters import counter_key
 from services.graph.store import followers_version_key
-from services.kit.settings import REPO_ROOT
 from services.timeline.entries import home_key
 from tests import redis_clients
 from tests.conftest import REDIS_URL
@@ -45,27 +41,8 @@ def _master_port(key: str) -> int:
         client.close()
 
 
-def _node_name(port: int) -> str:
-    return f"redis-cluster-{redis_cluster.PORTS.index(port)}"
-
-
 def _kill(port: int) -> None:
-    """The master dies without a word: no shutdown, no failover handshake."""
-    info = proc.read_pidinfo(_node_name(port))
-    assert info is not None, f"{_node_name(port)} is not running"
-    os.kill(int(info["pid"]), signal.SIGKILL)
-
-
-def _restart(port: int) -> None:
-    """The killed node comes back and rejoins as a replica of its successor."""
-    subprocess.run(
-        [sys.executable, "-m", "devstack", "up", _node_name(port)],
-        cwd=REPO_ROOT,
-        env={**os.environ, "AVIARY_REDIS_CLUSTER": "1"},
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    redis_cluster.signal_node(port, signal.SIGKILL)
 
 
 def _taken_over(key: str, dead_port: int) -> bool:
@@ -118,7 +95,7 @@ def test_home_timelines_keep_serving_while_a_master_fails_over(http):
     finally:
         reads.stop.set()
         reads.join(30)
-        _restart(dead)
+        redis_cluster.restart(dead)
 
     print(f"failover: a replica took over in {took_over_s:.1f} s; home reads meanwhile {dict(reads.statuses)}")
     # Every read answered, each with the whole timeline (the posts store's while the slot had no master).
@@ -131,19 +108,6 @@ def test_home_timelines_keep_serving_while_a_master_fails_over(http):
     assert int(profile.get("followerCount", 0)) == 1, profile
     liked = http.get(f"/v1/posts/{before[0]}", headers=reader.auth).json()
     assert (int(liked.get("likeCount", 0)), liked.get("likedByMe")) == (1, True), liked
-
-
-def _replica_of(port: int) -> int:
-    """The port of the master's replica (the devstack gives each master one)."""
-    info = redis_cluster.command(port, "INFO", "replication").decode()
-    line = next(x for x in info.splitlines() if x.startswith("slave0:"))
-    return int(dict(kv.split("=", 1) for kv in line.split(":", 1)[1].split(","))["port"])
-
-
-def _signal(port: int, sig: signal.Signals) -> None:
-    info = proc.read_pidinfo(_node_name(port))
-    assert info is not None, f"{_node_name(port)} is not running"
-    os.kill(int(info["pid"]), sig)
 
 
 def _account_on(http, prefix: str, port: int, key_of, *, away: bool = False) -> Account:
@@ -189,15 +153,15 @@ def test_what_a_promoted_replica_missed_is_not_trusted(http):
     assert http.post(f"/v1/posts/{liked['id']}:like", json={}, headers=old_fan.auth).status_code == 200
     # graph now holds the author's follower list [old_fan] under its version.
 
-    replica = _replica_of(master)
-    _signal(replica, signal.SIGSTOP)
+    replica = redis_cluster.replica_of(master)
+    redis_cluster.signal_node(replica, signal.SIGSTOP)
     try:
         _replication_stalled(master, author.id)
         follow(http, fan, author)
         assert http.post(f"/v1/posts/{liked['id']}:like", json={}, headers=fan.auth).status_code == 200
         _kill(master)
     finally:
-        _signal(replica, signal.SIGCONT)
+        redis_cluster.signal_node(replica, signal.SIGCONT)
     try:
         assert wait_until(lambda: _taken_over(followers_version_key(int(author.id)), master), 30.0, interval=0.2)
         time.sleep(1.0)  # the services' watchers read the new epoch
@@ -209,4 +173,4 @@ def test_what_a_promoted_replica_missed_is_not_trusted(http):
         assert (int(counted.get("likeCount", 0)), counted.get("likedByMe")) == (2, True), counted
         assert int(http.get(f"/v1/users/{author.id}", headers=fan.auth).json().get("followerCount", 0)) == 2
     finally:
-        _restart(master)
+        redis_cluster.restart(master)

@@ -8,6 +8,7 @@ be missing recent changes, from the like/repost/reply edges.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import secrets
 import time
@@ -506,3 +507,15 @@ async def test_a_readers_recount_during_the_edge_write_is_not_counted_on_twice(l
     store.recount = another_change_meanwhile  # type: ignore[method-assign]
     await counters.add(raced, "replies", +1, began)
     assert await client.hmget(counter_key(raced), "l", "p") == [b"1", b"1"]
+
+
+def test_many_likes_at_once_on_a_new_post_all_succeed_and_all_count(identity, posts, engagement):
+    """A post liked by many at the same moment: each change may find the
+    counter being recounted by another; none fails, and none is lost."""
+    author = sign_up(identity)
+    fans = [sign_up(identity) for _ in range(32)]
+    target = create(posts, author, "everyone at once")
+    with concurrent.futures.ThreadPoolExecutor(len(fans)) as pool:
+        answers = list(pool.map(lambda fan: like(engagement, fan, target.id), fans))
+    assert len(answers) == len(fans)
+    assert wait_for(lambda: counts(engagement, target.id).like_count == len(fans))
