@@ -289,7 +289,8 @@ async def _epoch(client) -> RedisEpoch:
 
 
 async def read_liked(cache: ByMeCache, client, user_id: int, asked: list[int]) -> set[int]:
-    row = await client.execute_command(*cache.read_command(user_id, asked))
+    name, *args = cache.read_command(user_id, asked)
+    row = await client.execute_command(name.decode(), *args)  # a cluster client routes by a str name
     return await cache.finish_read(user_id, asked, row)
 
 
