@@ -21,13 +21,13 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 from redis.crc import key_slot
 
 from services.kit.settings import SERVICE_PORTS
 from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, TOPICS
 from services.timeline import entries
 from services.timeline.entries import author_key, home_key
+from tests import redis_clients
 from tests.conftest import FANOUT_THRESHOLD, REDIS_URL
 from tests.e2e.edge import Account, follow, home_ids, post, sign_up, wait_until
 from tests.e2e.fanout_support import (
@@ -57,7 +57,7 @@ SESSION_TIMEOUT_SECONDS = 10  # services.kit.events.consumer.ConsumerLoop's sess
 
 @pytest.fixture
 def rdb():
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis_clients.from_url(REDIS_URL)
     yield client
     client.close()
 
