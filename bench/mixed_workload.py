@@ -190,12 +190,13 @@ async def seed_products(client: aiohttp.ClientSession, count: int) -> None:
 
 
 async def seed(
-    client: aiohttp.ClientSession, users: int, posts_per_user: int, celebrity_posts: int, threshold: int
+    client: aiohttp.ClientSession, users: int, posts_per_user: int, celebrity_posts: int, threshold: int, follows: int
 ) -> World:
-    """`users` ordinary users in a ring, each following the next threshold-1 users
-    (so each has threshold-1 followers: posts fan out on write, and a bench follow
-    adds at most one more without making anyone a celebrity), plus one celebrity
-    followed by everyone (merged at read time)."""
+    """`users` ordinary users in a ring, each following the next `follows` users
+    (at most threshold-1, so each has fewer followers than the threshold: posts
+    fan out on write, and a bench follow adds at most one more without making
+    anyone a celebrity), plus one celebrity followed by everyone (merged at
+    read time)."""
     sem = asyncio.Semaphore(8)
 
     async def limited(coro):
@@ -204,7 +205,7 @@ async def seed(
 
     celebrity = await sign_up(client, "mc")
     accounts = list(await asyncio.gather(*(limited(sign_up(client, "mu")) for _ in range(users))))
-    ring = max(0, min(threshold - 1, users - 1))
+    ring = max(0, min(follows, users - 1))
     edges = [(u, celebrity) for u in accounts]
     edges += [(u, accounts[(i + k) % users]) for i, u in enumerate(accounts) for k in range(1, ring + 1)]
     await asyncio.gather(
@@ -505,6 +506,13 @@ async def main() -> None:
         "(default: $AVIARY_FANOUT_THRESHOLD or 3, the devstack's)",
     )
     parser.add_argument(
+        "--follows",
+        type=int,
+        default=None,
+        help="how many of the next users in the ring each user follows, under the threshold "
+        "(default: the threshold - 1)",
+    )
+    parser.add_argument(
         "--page-size", type=int, default=20, help="pageSize for home and user posts (default %(default)s)"
     )
     parser.add_argument(
@@ -526,6 +534,10 @@ async def main() -> None:
         parser.error("--rps and --duration must be > 0, --read-write-ratio >= 0")
     if args.users <= args.fanout_threshold:
         parser.error("--users must exceed --fanout-threshold, or the celebrity is not above it")
+    if args.follows is None:
+        args.follows = args.fanout_threshold - 1
+    if not 0 <= args.follows < args.fanout_threshold:
+        parser.error("--follows must be at least 0 and under --fanout-threshold")
     args.read_mix = parse_mix(args.read_mix, READ_OPS, "--read-mix")
     args.write_mix = parse_mix(args.write_mix, WRITE_OPS, "--write-mix")
     rng = random.Random(args.seed)
@@ -539,7 +551,9 @@ async def main() -> None:
         t0 = time.perf_counter()
         if args.read_mix["feed"] or args.read_mix["feed_scroll"]:
             await seed_products(client, args.products)
-        world = await seed(client, args.users, args.posts_per_user, args.celebrity_posts, args.fanout_threshold)
+        world = await seed(
+            client, args.users, args.posts_per_user, args.celebrity_posts, args.fanout_threshold, args.follows
+        )
         print(
             f"seeded {len(world.users)} users + 1 celebrity, "
             f"{len(world.post_ids)} posts in {time.perf_counter() - t0:.1f}s",
@@ -581,6 +595,7 @@ async def main() -> None:
         "page_size": args.page_size,
         "users": len(world.users),
         "fanout_threshold": args.fanout_threshold,
+        "follows": args.follows,
         "seed": args.seed,
     }
     print(json.dumps(result))

@@ -72,11 +72,11 @@ class RedisEpoch:
 async def read(client: redis.Redis) -> bytes:
     """The epoch of the deployment behind `client` (every master of a cluster)."""
     if redis_client.is_cluster(client):
-        await client.initialize()  # type: ignore[attr-defined]  # the slot map (read once)
+        await client.initialize()  # the slot map (read once)
         primaries = client.get_primaries()  # type: ignore[attr-defined]
         if not primaries:
             raise RedisError("no master known")
-        answers = await client.info("server", "replication", target_nodes=primaries)  # type: ignore[call-arg]
+        answers = await client.info("server", "replication", target_nodes=primaries)
         infos = list(answers.values())
     else:
         infos = [await client.info("server", "replication")]
