@@ -8,11 +8,9 @@ def _listed() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def test_the_cluster_pass_runs_the_whole_end_to_end_suite_with_the_failover_last():
-    listed = _listed()
-    e2e = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "e2e").glob("test_*.py"))
-    assert sorted(p for p in listed if p.startswith("tests/e2e/")) == e2e
-    assert listed[-1] == "tests/e2e/test_redis_failover.py"
+def test_the_cluster_pass_ends_with_the_failover():
+    """The failover leaves a killed master back as a replica: nothing runs after it."""
+    assert _listed()[-1] == "tests/e2e/test_redis_failover.py"
 
 
 def test_every_listed_path_exists_once():
