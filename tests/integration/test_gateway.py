@@ -106,9 +106,12 @@ async def test_over_the_limit_is_429_with_retry_after():
     ip = f"203.0.113.{secrets.randbelow(250) + 1}-{secrets.token_hex(3)}"
     one = f"DELETE /check/v1/posts/1 HTTP/1.1\r\nhost: gw\r\nx-forwarded-for: {ip}\r\n\r\n"
     # The anonymous write burst is 300; the rate (100/s) refills a few while
-    # they are sent, so some more pass before the first refusal.
+    # they are sent, so some more pass. The gateway runs a connection's
+    # requests concurrently (answering in order), and their limit checks may
+    # reach Redis in another order (a node that first answers NOSCRIPT), so
+    # which requests pass is not positional: how many is.
     answers = await exchange((one * 340).encode(), 340)
-    assert {a[0] for a in answers[:300]} == {"HTTP/1.1 200 OK"}
+    assert sum(a[0] == "HTTP/1.1 200 OK" for a in answers) >= 300
     refused = [a for a in answers if a[0] != "HTTP/1.1 200 OK"]
     assert refused, "no request was refused"
     status, headers, body = refused[0]
