@@ -77,7 +77,7 @@ for _path in (REPO, REPO / "gen"):
         sys.path.insert(0, str(_path))
 
 import aiohttp  # noqa: E402
-from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in  # noqa: E402
+from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in, stack_cpu_seconds  # noqa: E402
 
 from aviary.graph.v1 import graph_pb2  # noqa: E402
 from aviary.timeline.v1 import timeline_pb2  # noqa: E402
@@ -450,16 +450,8 @@ def component_env(name: str, var: str) -> str | None:
 
 
 def cpu_seconds(names: list[str]) -> dict[str, float]:
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for name in names:
-        pid = component_pid(name)
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out[name] = (int(fields[11]) + int(fields[12])) / tick
-        except Exception:
-            continue
-    return out
+    used = stack_cpu_seconds()
+    return {name: used[name] for name in names if name in used}
 
 
 async def quiet_cassandra(max_wait_s: float, busy_cores: float = 0.15) -> dict:

@@ -17,6 +17,8 @@ from typing import AsyncIterator
 
 import aiohttp
 
+from devstack import config as devstack_config
+
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
     """The nearest-rank q-quantile of already sorted values; None for none."""
@@ -137,15 +139,12 @@ async def wait_for_consumers(client: aiohttp.ClientSession, *, timeout: float = 
     return {"seconds": round(time.perf_counter() - started, 1), "caught_up": False, "max_lag_seen": max_seen}
 
 
-RUN_DIR = Path(__file__).resolve().parent.parent / ".devstack" / "run"
-
-
 def stack_cpu_seconds() -> dict[str, float]:
     """CPU seconds used so far by each devstack component: its whole process
     group (PostgreSQL's backends, a service's threads), by the pid files the
     devstack keeps."""
     groups = {}
-    for pidfile in RUN_DIR.glob("*.pid"):
+    for pidfile in devstack_config.RUN.glob("*.pid"):
         try:
             groups[int(json.loads(pidfile.read_text())["pgid"])] = pidfile.stem
         except (OSError, ValueError, KeyError, TypeError):
