@@ -4,10 +4,13 @@ API, stores, consumer groups and callers, for everything that must know them."""
 from __future__ import annotations
 
 import functools
+import importlib
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from google.protobuf import descriptor_pool
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.toml"
 METRICS_OFFSET = 1000  # a service's Prometheus port is its gRPC port + this
@@ -100,6 +103,13 @@ def service(name: str) -> ServiceEntry:
         return services()[name]
     except KeyError:
         raise KeyError(f"{name!r} is not a service in {MANIFEST}") from None
+
+
+def proto_service(full_name: str):
+    """The descriptor of a gRPC service the manifest names (`aviary.<domain>.v1.<Service>`)."""
+    _, domain, version, _ = full_name.split(".")
+    importlib.import_module(f"aviary.{domain}.{version}.{domain}_pb2")
+    return descriptor_pool.Default().FindServiceByName(full_name)
 
 
 def ports() -> dict[str, int]:

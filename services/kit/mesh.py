@@ -20,13 +20,11 @@ Certificates live in one directory (AVIARY_MESH_CERT_DIR): `ca.pem`, and
 from __future__ import annotations
 
 import functools
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from google.api import annotations_pb2
-from google.protobuf import descriptor_pool
 
 from services.kit import manifest, settings
 from services.kit.server.errors import ApiError, permission_denied, unauthenticated
@@ -108,12 +106,6 @@ def peer_identity(context: grpc.aio.ServicerContext) -> str | None:
 # -- the allow-list --------------------------------------------------------------------
 
 
-def _proto_service(full_name: str):
-    _, domain, version, _ = full_name.split(".")
-    importlib.import_module(f"aviary.{domain}.{version}.{domain}_pb2")
-    return descriptor_pool.Default().FindServiceByName(full_name)
-
-
 @functools.cache
 def rules() -> dict[str, frozenset[str] | None]:
     """Each method's path (`/pkg.Service/Method`) -> the identities that may
@@ -122,7 +114,7 @@ def rules() -> dict[str, frozenset[str] | None]:
     for entry in manifest.services().values():
         named = set(entry.internal)
         for full_name in entry.grpc:
-            for method in _proto_service(full_name).methods:
+            for method in manifest.proto_service(full_name).methods:
                 path = f"/{full_name}/{method.name}"
                 if method.GetOptions().HasExtension(annotations_pb2.http):
                     out[path] = None

@@ -329,3 +329,6 @@ def test_with_the_media_service_down_posts_stay_readable_but_media_ids_are_not_a
     finally:
         devstack("up", "media")
     assert http.get(f"/v1/media/{item['mediaId']}").status_code == 200
+    # Once media is back, posts' checks reach it again straight away.
+    after = http.post("/v1/posts", json={"text": "after", "mediaIds": [item["mediaId"]]}, headers=me.auth)
+    assert after.status_code == 200, after.text

@@ -14,7 +14,7 @@ def test_every_method_of_every_service_has_a_rule():
     rules = mesh.rules()
     for entry in manifest.services().values():
         for full_name in entry.grpc:
-            for method in mesh._proto_service(full_name).methods:
+            for method in manifest.proto_service(full_name).methods:
                 assert f"/{full_name}/{method.name}" in rules
 
 
