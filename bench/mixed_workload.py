@@ -140,7 +140,13 @@ async def request(client: aiohttp.ClientSession, method: str, path: str, **kwarg
 async def sign_up(client: aiohttp.ClientSession, prefix: str) -> dict:
     username = f"{prefix}_{secrets.token_hex(5)}"[:15]
     body = await seed_call(client, "POST", "/v1/accounts", json={"username": username, "password": PASSWORD})
-    return {"id": body["user"]["id"], "auth": signed_in(body)}
+    return {"id": body["user"]["id"], "auth": signed_in(body), "username": username}
+
+
+async def log_in(client: aiohttp.ClientSession, user: dict) -> dict:
+    """A saved user signed in again (a saved world's tokens are long expired)."""
+    body = await seed_call(client, "POST", "/v1/sessions", json={"username": user["username"], "password": PASSWORD})
+    return {**user, "auth": signed_in(body)}
 
 
 class World:
@@ -164,6 +170,58 @@ class World:
         self.bench_follows: collections.deque[tuple[dict, dict]] = collections.deque()  # completed, undo oldest first
         self.unfollow_next = False  # follow ops alternate: follow, unfollow, follow, ...
         self.feed_tokens: dict[str, str] = {}  # user id -> nextPageToken of their last feed read
+
+
+def save_world(path: str, world: World, settings: dict) -> None:
+    """What `load_world` needs to run on the same users and posts again."""
+    without_auth = [{k: v for k, v in u.items() if k != "auth"} for u in world.users]
+    celebrity = {k: v for k, v in world.celebrity.items() if k != "auth"}
+    with open(path, "w") as f:
+        json.dump(
+            {
+                "settings": settings,
+                "users": without_auth,
+                "celebrity": celebrity,
+                "post_ids": world.post_ids,
+                "followers": world.followers,
+                "following": sorted(world.following),
+                "max_followers": world.max_followers,
+            },
+            f,
+        )
+
+
+async def load_world(client: aiohttp.ClientSession, path: str, settings: dict) -> World | None:
+    """The world saved at `path` with every user signed in again; None when
+    there is none, or it was seeded with other settings."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except FileNotFoundError:
+        return None
+    if saved["settings"] != settings:
+        print(f"{path} was seeded with {saved['settings']}, not {settings}: seeding afresh", file=sys.stderr)
+        return None
+    sem = asyncio.Semaphore(16)
+
+    async def limited(user: dict) -> dict:
+        async with sem:
+            return await log_in(client, user)
+
+    try:
+        users = list(await asyncio.gather(*(limited(u) for u in saved["users"])))
+        celebrity = await log_in(client, saved["celebrity"])
+    except SystemExit as refused:  # the stack's data was reset since
+        print(f"{path}: {refused}; seeding afresh", file=sys.stderr)
+        return None
+    return World(
+        users,
+        celebrity,
+        saved["post_ids"],
+        saved["followers"],
+        {tuple(pair) for pair in saved["following"]},
+        saved["max_followers"],
+    )
 
 
 async def seed_products(client: aiohttp.ClientSession, count: int) -> None:
@@ -528,6 +586,12 @@ async def main() -> None:
         help="seconds the stack's idle CPU is measured before the load, to report CPU per request "
         "net of it (0: not measured) (default %(default)s)",
     )
+    parser.add_argument(
+        "--world",
+        default=None,
+        help="a file to keep the seeded users and posts in: a later run with the same seeding settings "
+        "signs them in again instead of seeding (the stack's data must still be there)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed for the schedule and choices")
     args = parser.parse_args()
     if args.rps <= 0 or args.duration <= 0 or args.read_write_ratio < 0:
@@ -551,9 +615,17 @@ async def main() -> None:
         t0 = time.perf_counter()
         if args.read_mix["feed"] or args.read_mix["feed_scroll"]:
             await seed_products(client, args.products)
-        world = await seed(
-            client, args.users, args.posts_per_user, args.celebrity_posts, args.fanout_threshold, args.follows
-        )
+        seeded_with = {
+            k: getattr(args, k)
+            for k in ("url", "users", "posts_per_user", "celebrity_posts", "fanout_threshold", "follows")
+        }
+        world = await load_world(client, args.world, seeded_with) if args.world else None
+        if world is None:
+            world = await seed(
+                client, args.users, args.posts_per_user, args.celebrity_posts, args.fanout_threshold, args.follows
+            )
+            if args.world:
+                save_world(args.world, world, seeded_with)
         print(
             f"seeded {len(world.users)} users + 1 celebrity, "
             f"{len(world.post_ids)} posts in {time.perf_counter() - t0:.1f}s",

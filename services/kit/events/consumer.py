@@ -1,6 +1,7 @@
-"""Kafka consumer loop on kafka-python: polls in a thread, applies records on
-the event loop, commits offsets only after the handler has finished its
-effect, so a crash replays (at-least-once); handlers must be idempotent.
+"""Kafka consumer loop on librdkafka (confluent-kafka): polls in a thread,
+applies records on the event loop, commits offsets only after the handler has
+finished its effect, so a crash replays (at-least-once); handlers must be
+idempotent.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, NamedTuple, cast
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+import confluent_kafka
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from prometheus_client import Gauge, Histogram
 
 from services.kit import tracing
+from services.kit.events.kafka import LIBRDKAFKA_LOG, TopicPartition
 from services.kit.events.lanes import CLOSE_WAIT_SECONDS, KeyedLanes
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,15 @@ PROGRESS_COMMIT_SECONDS = 0.2
 
 CONSUMER_LAG = Gauge("aviary_kafka_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
 HANDLE_SECONDS = Histogram("aviary_kafka_handle_seconds", "Time to apply one record", ["group", "topic"])
+
+
+class Record(NamedTuple):
+    """One record as the handlers and lanes see it."""
+
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] | None
 
 
 Handler = Callable[[str, bytes | None, bytes], Awaitable[None]]
@@ -122,15 +133,16 @@ class ConsumerLoop:
                 apply_batch=lambda topic, records: self._apply_batch(topic, records, stop),
                 batch_topics=self.batch_topics,
             )
-        consumer = self._connect(stop, lanes)
+        positions = _Positions()
+        consumer = self._connect(stop, lanes, positions)
         next_commit = 0.0
         try:
             while not stop.is_set():
-                batches = consumer.poll(timeout_ms=200, max_records=200)
+                batches = _poll(consumer, positions)
                 if time.monotonic() >= self._next_lag_report:
-                    # end_offsets is a broker round trip: report every few seconds, not per
+                    # Watermarks are a broker round trip: report every few seconds, not per
                     # batch; and on idle polls too, or a caught-up consumer keeps its last lag.
-                    self._report_lag(consumer)
+                    self._report_lag(consumer, positions)
                     self._next_lag_report = time.monotonic() + LAG_REPORT_SECONDS
                 if lanes is not None and time.monotonic() >= next_commit:
                     _commit_progress(consumer, lanes)
@@ -144,7 +156,7 @@ class ConsumerLoop:
                     _commit_progress(consumer, lanes)
                 for tp, records in serial.items():
                     self._apply_serially(loop, tp.topic, records, stop)
-                    _commit(consumer, {tp: records[-1].offset + 1})
+                    _commit(consumer, {tp: records[-1].offset + 1}, asynchronous=False)
                 if lanes is not None:  # there are parallel or batch topics
                     for tp, records in batches.items():
                         if tp.topic in laned:
@@ -157,39 +169,43 @@ class ConsumerLoop:
                 progress = lanes.take_progress()
                 lanes.settle(None, wait_s=0.0)
                 try:
-                    _commit(consumer, progress, timeout_ms=int(CLOSE_WAIT_SECONDS * 1000 / 2))
+                    _commit(consumer, progress, asynchronous=False)
                 except Exception:
                     log.warning("could not commit applied progress on the way out; it is replayed", exc_info=True)
-            consumer.close(autocommit=False)
+            consumer.close()
 
-    def _connect(self, stop: threading.Event, lanes: "KeyedLanes | None") -> KafkaConsumer:
+    def _connect(self, stop: threading.Event, lanes: "KeyedLanes | None", positions: "_Positions") -> Consumer:
+        laned = self.parallel_topics | self.batch_topics
         while not stop.is_set():
             try:
-                consumer = KafkaConsumer(
-                    bootstrap_servers=self.bootstrap,
-                    group_id=self.group,
-                    enable_auto_commit=False,
-                    auto_offset_reset=self.auto_offset_reset,
-                    max_poll_interval_ms=600_000,
-                    session_timeout_ms=10_000,
-                    heartbeat_interval_ms=3_000,
+                consumer = Consumer(
+                    {
+                        "bootstrap.servers": self.bootstrap,
+                        "group.id": self.group,
+                        "enable.auto.commit": False,
+                        "auto.offset.reset": self.auto_offset_reset,
+                        "max.poll.interval.ms": 600_000,
+                        "session.timeout.ms": 10_000,
+                        "heartbeat.interval.ms": 3_000,
+                        # Records wait in librdkafka's queue while the lanes are full:
+                        # keep that backlog small (it is fetched again after a rebalance).
+                        "queued.max.messages.kbytes": 8_192,
+                        "on_commit": _on_commit(lanes, laned),
+                    },
+                    logger=LIBRDKAFKA_LOG,
                 )
                 # Join only once every topic's partitions are known: a member
-                # that joins before then is assigned nothing, and was seen to
-                # sit in the loop with no partitions while the group stayed empty.
-                unknown = [t for t in self.topics if not consumer.partitions_for_topic(t)]
+                # that joins before then is assigned nothing.
+                unknown = _without_partitions(consumer, self.topics)
                 if unknown:
-                    consumer.close(autocommit=False)
+                    consumer.close()
                     log.warning("topics have no partition metadata yet; retrying", extra={"topics": unknown})
                     time.sleep(2)
                     continue
-                listener = None
-                if lanes is not None:
-                    listener = _Rebalances(lanes)
-                    listener.consumer = consumer
-                consumer.subscribe(self.topics, listener=listener)
+                rebalances = _Rebalances(lanes, positions)
+                consumer.subscribe(self.topics, on_assign=rebalances.assigned, on_revoke=rebalances.revoked)
                 return consumer
-            except Exception:
+            except KafkaException:
                 log.warning("kafka unreachable; retrying", exc_info=True)
                 time.sleep(2)
         raise RuntimeError("stopped")
@@ -252,73 +268,132 @@ class ConsumerLoop:
                 delay = min(delay * 2, 5.0)
         raise RuntimeError("stopped before the batch was applied")
 
-    def _report_lag(self, consumer: KafkaConsumer) -> None:
+    def _report_lag(self, consumer: Consumer, positions: "_Positions") -> None:
         try:
-            assigned = consumer.assignment()
-            ends = consumer.end_offsets(list(assigned))
+            assigned = [TopicPartition(p.topic, p.partition) for p in consumer.assignment()]
+            unknown = [tp for tp in assigned if tp not in positions.next]
+            committed = {}
+            if unknown:
+                for p in consumer.committed([_ck(tp, -1001) for tp in unknown], timeout=2):
+                    committed[TopicPartition(p.topic, p.partition)] = p.offset
             for tp in assigned:
-                position = consumer.position(tp)
-                CONSUMER_LAG.labels(self.group, tp.topic, tp.partition).set(max(0, ends.get(tp, position) - position))
+                low, high = consumer.get_watermark_offsets(_ck(tp, -1001), timeout=2, cached=False)
+                position = positions.next.get(tp, committed.get(tp, -1))
+                if position < 0:  # nothing consumed or committed: where the reset puts it
+                    position = high if self.auto_offset_reset == "latest" else low
+                CONSUMER_LAG.labels(self.group, tp.topic, tp.partition).set(max(0, high - position))
         except Exception:
             pass
 
 
-class _Rebalances(ConsumerRebalanceListener):
+class _Positions:
+    """Per partition, the offset after the last record polled: where
+    consumption resumes when a rebalance gives the partition back."""
+
+    def __init__(self) -> None:
+        self.next: dict[TopicPartition, int] = {}
+
+
+def _ck(tp: TopicPartition, offset: int) -> confluent_kafka.TopicPartition:
+    return confluent_kafka.TopicPartition(tp.topic, tp.partition, offset)
+
+
+def _poll(consumer: Consumer, positions: _Positions) -> dict[TopicPartition, list[Record]]:
+    """Up to 200 records, waiting at most 0.2 s, by partition in offset order."""
+    batches: dict[TopicPartition, list[Record]] = {}
+    for message in consumer.consume(num_messages=200, timeout=0.2):
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise KafkaException(error)
+            log.warning("kafka consumer error", extra={"error": str(error)})
+            continue
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None, "a record, not an event"
+        tp = TopicPartition(topic, partition)
+        headers = cast("list[tuple[str, bytes]] | None", message.headers())
+        batches.setdefault(tp, []).append(Record(offset, message.key(), message.value() or b"", headers))
+        positions.next[tp] = offset + 1
+    return batches
+
+
+def _without_partitions(consumer: Consumer, topics: list[str]) -> list[str]:
+    metadata = consumer.list_topics(timeout=10)
+    return [t for t in topics if t not in metadata.topics or not metadata.topics[t].partitions]
+
+
+class _Rebalances:
     """Keeps a rebalance from splitting a key between two members: a revoked
     partition's in-flight records are cancelled before anyone else can take
     the partition over, and replayed: by the new owner from the last commit,
-    or, where this member keeps the partition (kafka-python then keeps its
-    fetch position), by going back to the first of them. Cancelled rather
-    than given time to finish: this runs inside the poll that drives the
-    rebalance, and a listener that outlasts that poll's timeout leaves the
-    join to a later poll, which kafka-python 3.0.12 can miss (a member
-    that waited 3 s here for a record never received its assignment). Called
-    inside the poller's poll(), so nothing new is submitted meanwhile."""
+    or, where this member keeps the partition, by going back to the first of
+    them. Cancelled rather than given time to finish: this runs inside the
+    poll that drives the rebalance. Called inside the poller's consume(), so
+    nothing new is submitted meanwhile."""
 
-    def __init__(self, lanes: KeyedLanes) -> None:
+    def __init__(self, lanes: KeyedLanes | None, positions: _Positions) -> None:
         self._lanes = lanes
-        self.consumer: KafkaConsumer | None = None
+        self._positions = positions
 
-    def on_partitions_revoked(self, revoked) -> None:
-        if revoked:
-            self._lanes.settle(set(revoked), wait_s=0.0)
+    def revoked(self, consumer: Consumer, partitions: list) -> None:
+        if partitions and self._lanes is not None:
+            self._lanes.settle({TopicPartition(p.topic, p.partition) for p in partitions}, wait_s=0.0)
 
-    def on_partitions_assigned(self, assigned) -> None:
-        consumer = self.consumer
-        assert consumer is not None, "set before the consumer first polls"
-        # The whole assignment, not just what was added (cooperative protocols pass only that).
-        for tp, offset in self._lanes.reassigned(set(consumer.assignment())).items():
+    def assigned(self, consumer: Consumer, partitions: list) -> None:
+        # The whole assignment (the eager protocol passes it all).
+        held = {TopicPartition(p.topic, p.partition) for p in partitions}
+        rewind = self._lanes.reassigned(held) if self._lanes is not None else {}
+        positions = self._positions.next
+        for tp in list(positions):
+            if tp not in held:  # another member's now: its position here is stale
+                del positions[tp]
+        for tp, offset in rewind.items():
             log.info(
                 "replaying records given up in a rebalance",
                 extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
             )
-            consumer.seek(tp, offset)
+            positions[tp] = offset
+        # Partitions held before resume where they were (librdkafka would go back to
+        # the last commit, and hand the lanes records they already hold); new ones
+        # start from the group's commit.
+        consumer.assign([_ck(tp, positions.get(tp, -1001)) for tp in sorted(held)])
 
 
-def _offsets(offsets: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:
-    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
-
-
-def _commit(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], timeout_ms: int | None = None) -> None:
-    if offsets:
-        consumer.commit(_offsets(offsets), timeout_ms=timeout_ms)
-
-
-def _commit_progress(consumer: KafkaConsumer, lanes: KeyedLanes) -> None:
-    """Commits applied progress without waiting. A blocking commit while a
-    rebalance is under way retries until it times out, and holds up the very
-    poll() that would finish the rebalance."""
-    progress = lanes.take_progress()
-    if not progress:
+def _commit(consumer: Consumer, offsets: dict[TopicPartition, int], *, asynchronous: bool = True) -> None:
+    if not offsets:
         return
+    partitions = [_ck(tp, offset) for tp, offset in offsets.items()]
+    if asynchronous:
+        consumer.commit(offsets=partitions, asynchronous=True)
+    else:
+        consumer.commit(offsets=partitions, asynchronous=False)
 
-    def done(_offsets, result) -> None:  # called inside a later poll()
-        if isinstance(result, Exception):
-            # Committed with later progress (what this member no longer holds
-            # is dropped at the rebalance; committing it anyway only replays more).
-            lanes.restore_progress(progress)
 
-    consumer.commit_async(_offsets(progress), callback=done)
+def _commit_progress(consumer: Consumer, lanes: KeyedLanes) -> None:
+    """Commits applied progress without waiting. A blocking commit while a
+    rebalance is under way holds up the very poll that would finish the
+    rebalance. A commit that fails is taken back (`_on_commit`)."""
+    _commit(consumer, lanes.take_progress())
+
+
+def _on_commit(lanes: KeyedLanes | None, laned: frozenset[str]):
+    """librdkafka's commit callback (called inside a later consume()): progress
+    of parallel and batch topics that was not committed is taken back, to be
+    committed with later progress (what this member no longer holds is
+    dropped at the rebalance; committing it anyway only replays more)."""
+
+    def done(error: KafkaError | None, partitions: list) -> None:
+        if lanes is None:
+            return
+        failed = {
+            TopicPartition(p.topic, p.partition): p.offset
+            for p in partitions
+            if (error is not None or p.error is not None) and p.topic in laned and p.offset >= 0
+        }
+        if failed:
+            lanes.restore_progress(failed)
+
+    return done
 
 
 class PoisonRecord(Exception):

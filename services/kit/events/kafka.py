@@ -1,4 +1,4 @@
-"""Kafka topics and the producer (kafka-python, kept off the event loop).
+"""Kafka topics and the producer (librdkafka through confluent-kafka, kept off the event loop).
 
 Consuming: services.kit.events.consumer.
 """
@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Awaitable, Callable, Sequence, Union
+from typing import Awaitable, Callable, NamedTuple, Sequence, Union
 
-from kafka import KafkaProducer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Producer as _Librdkafka
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from services.kit import tracing
 
@@ -43,40 +45,60 @@ TOPICS = {
 }
 
 
+# librdkafka's own log lines go through the service's structured logs.
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+# A record not acknowledged within this long has failed (and is no longer
+# retried), so a send's outcome is known when its flush returns.
+DELIVERY_TIMEOUT_MS = 10_000
+FLUSH_TIMEOUT_SECONDS = 15.0
+
+
+class TopicPartition(NamedTuple):
+    """A partition of a topic (equal to kafka-python's, which tools use)."""
+
+    topic: str
+    partition: int
+
+
 class Producer:
-    """Async facade over KafkaProducer (acks=all, idempotent, ordered per key)."""
+    """Async facade over librdkafka's producer (acks=all, idempotent, ordered per key)."""
 
     def __init__(self, bootstrap: str) -> None:
         self._bootstrap = bootstrap
-        self._producer: KafkaProducer | None = None
+        self._producer: _Librdkafka | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-producer")
 
-    def _ensure(self) -> KafkaProducer:
-        # Created lazily: the constructor fails while Kafka is unreachable, and
-        # callers (outbox relays) simply retry later.
+    def _ensure(self) -> _Librdkafka:
         if self._producer is None:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self._bootstrap,
-                acks="all",
-                linger_ms=2,
-                retries=5,
-                max_in_flight_requests_per_connection=1,
-                request_timeout_ms=10_000,
-                max_block_ms=10_000,
+            self._producer = _Librdkafka(
+                {
+                    "bootstrap.servers": self._bootstrap,
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "linger.ms": 2,
+                    "delivery.timeout.ms": DELIVERY_TIMEOUT_MS,
+                },
+                logger=LIBRDKAFKA_LOG,
             )
         return self._producer
 
     def _send_all(self, records: Sequence[Record]) -> None:
         producer = self._ensure()
-        futures, spans = [], []
-        for topic, key, value, *rest in records:
-            span, headers = tracing.start_publish(topic, rest[0] if rest else ())
-            spans.append(span)
-            futures.append(producer.send(topic, key=key, value=value, headers=headers or None))
+        spans, failures = [], []
+
+        def delivered(error: KafkaError | None, _message) -> None:  # called inside flush()
+            if error is not None:
+                failures.append(error)
+
         try:
-            producer.flush(timeout=15)
-            for fut in futures:
-                fut.get(timeout=0)  # raises if that record failed
+            for topic, key, value, *rest in records:
+                span, headers = tracing.start_publish(topic, rest[0] if rest else ())
+                spans.append(span)
+                sent: list[tuple[str, str | bytes | None]] = list(headers)
+                producer.produce(topic, key=key, value=value, headers=sent or None, on_delivery=delivered)
+            unsent = producer.flush(FLUSH_TIMEOUT_SECONDS)
+            if failures or unsent:
+                raise KafkaException(failures[0] if failures else KafkaError(KafkaError._MSG_TIMED_OUT))
         except Exception as exc:
             for span in spans:
                 tracing.end_publish(span, exc)
@@ -93,25 +115,23 @@ class Producer:
 
     async def close(self) -> None:
         if self._producer is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._producer.close, 5)
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._producer.flush, 5.0)
+            self._producer = None
 
 
 def ensure_topics(bootstrap: str, topics: dict[str, int] = TOPICS) -> None:
     """Creates missing topics (replication 1 locally). Blocking; for tools."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    try:
-        existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing]
-        if missing:
-            try:
-                admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process: fine
-    finally:
-        admin.close()
+    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=LIBRDKAFKA_LOG)
+    existing = set(admin.list_topics(timeout=15).topics)
+    missing = [NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing]
+    if not missing:
+        return
+    for future in admin.create_topics(missing, request_timeout=15).values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise  # created concurrently by another process: fine, anything else is not
 
 
 async def ensure_topics_async(bootstrap: str, topics: dict[str, int] = TOPICS) -> None:

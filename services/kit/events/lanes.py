@@ -10,7 +10,7 @@ import logging
 import threading
 from typing import Awaitable, Callable
 
-from kafka import TopicPartition
+from services.kit.events.kafka import TopicPartition
 
 log = logging.getLogger(__name__)
 
