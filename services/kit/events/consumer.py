@@ -133,19 +133,19 @@ class ConsumerLoop:
                 apply_batch=lambda topic, records: self._apply_batch(topic, records, stop),
                 batch_topics=self.batch_topics,
             )
-        positions = _Positions()
-        consumer = self._connect(stop, lanes, positions)
+        positions, serial_applied = _Positions(), _SerialProgress()
+        consumer = self._connect(stop, lanes, positions, serial_applied)
         next_commit = 0.0
         try:
             while not stop.is_set():
                 batches = _poll(consumer, positions)
                 if time.monotonic() >= self._next_lag_report:
-                    # Watermarks are a broker round trip: report every few seconds, not per
-                    # batch; and on idle polls too, or a caught-up consumer keeps its last lag.
+                    # Report every few seconds, not per batch; and on idle polls too,
+                    # or a caught-up consumer keeps its last lag.
                     self._report_lag(consumer, positions)
                     self._next_lag_report = time.monotonic() + LAG_REPORT_SECONDS
-                if lanes is not None and time.monotonic() >= next_commit:
-                    _commit_progress(consumer, lanes)
+                if time.monotonic() >= next_commit:
+                    _commit_progress(consumer, lanes, serial_applied)
                     next_commit = time.monotonic() + PROGRESS_COMMIT_SECONDS
                 serial = {tp: records for tp, records in batches.items() if tp.topic not in laned}
                 if serial and lanes is not None:
@@ -153,28 +153,35 @@ class ConsumerLoop:
                     lanes.wait_at_most(0, stop, batched_too=True)
                     if stop.is_set():
                         break
-                    _commit_progress(consumer, lanes)
+                    _commit_progress(consumer, lanes, serial_applied)
                 for tp, records in serial.items():
                     self._apply_serially(loop, tp.topic, records, stop)
-                    _commit(consumer, {tp: records[-1].offset + 1}, asynchronous=False)
+                    serial_applied.offsets[tp] = records[-1].offset + 1
                 if lanes is not None:  # there are parallel or batch topics
                     for tp, records in batches.items():
                         if tp.topic in laned:
                             lanes.submit(tp, records)
                     lanes.wait_at_most(MAX_UNAPPLIED_RECORDS, stop, batched=MAX_UNAPPLIED_BATCHED)
         finally:
+            progress = serial_applied.take()
             if lanes is not None:
                 # Unfinished records are cancelled, not awaited: they are
                 # replayed from the last commit, which still counts what finished.
-                progress = lanes.take_progress()
+                progress.update(lanes.take_progress())
                 lanes.settle(None, wait_s=0.0)
-                try:
-                    _commit(consumer, progress, asynchronous=False)
-                except Exception:
-                    log.warning("could not commit applied progress on the way out; it is replayed", exc_info=True)
+            try:
+                _commit(consumer, progress, asynchronous=False)
+            except Exception:
+                log.warning("could not commit applied progress on the way out; it is replayed", exc_info=True)
             consumer.close()
 
-    def _connect(self, stop: threading.Event, lanes: "KeyedLanes | None", positions: "_Positions") -> Consumer:
+    def _connect(
+        self,
+        stop: threading.Event,
+        lanes: "KeyedLanes | None",
+        positions: "_Positions",
+        serial_applied: "_SerialProgress",
+    ) -> Consumer:
         laned = self.parallel_topics | self.batch_topics
         while not stop.is_set():
             try:
@@ -190,7 +197,7 @@ class ConsumerLoop:
                         # Records wait in librdkafka's queue while the lanes are full:
                         # keep that backlog small (it is fetched again after a rebalance).
                         "queued.max.messages.kbytes": 8_192,
-                        "on_commit": _on_commit(lanes, laned),
+                        "on_commit": _on_commit(lanes, laned, serial_applied),
                     },
                     logger=LIBRDKAFKA_LOG,
                 )
@@ -202,7 +209,7 @@ class ConsumerLoop:
                     log.warning("topics have no partition metadata yet; retrying", extra={"topics": unknown})
                     time.sleep(2)
                     continue
-                rebalances = _Rebalances(lanes, positions)
+                rebalances = _Rebalances(lanes, positions, serial_applied)
                 consumer.subscribe(self.topics, on_assign=rebalances.assigned, on_revoke=rebalances.revoked)
                 return consumer
             except KafkaException:
@@ -277,13 +284,36 @@ class ConsumerLoop:
                 for p in consumer.committed([_ck(tp, -1001) for tp in unknown], timeout=2):
                     committed[TopicPartition(p.topic, p.partition)] = p.offset
             for tp in assigned:
-                low, high = consumer.get_watermark_offsets(_ck(tp, -1001), timeout=2, cached=False)
+                # The watermarks the last fetch brought: asking the broker afresh waits
+                # behind this consumer's long-polling fetch, half a second a partition.
+                low, high = consumer.get_watermark_offsets(_ck(tp, -1001), cached=True)
+                if high < 0:  # not fetched yet
+                    continue
                 position = positions.next.get(tp, committed.get(tp, -1))
                 if position < 0:  # nothing consumed or committed: where the reset puts it
                     position = high if self.auto_offset_reset == "latest" else low
                 CONSUMER_LAG.labels(self.group, tp.topic, tp.partition).set(max(0, high - position))
         except Exception:
             pass
+
+
+class _SerialProgress:
+    """Per partition of a serial topic, the offset after the last record
+    applied and not yet committed. Committed with the lanes' progress every
+    PROGRESS_COMMIT_SECONDS, not after each poll: a commit is a broker write."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[TopicPartition, int] = {}
+
+    def take(self, tps: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        if tps is None:
+            taken, self.offsets = self.offsets, {}
+            return taken
+        return {tp: self.offsets.pop(tp) for tp in tps if tp in self.offsets}
+
+    def restore(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            self.offsets[tp] = max(self.offsets.get(tp, 0), offset)
 
 
 class _Positions:
@@ -299,9 +329,14 @@ def _ck(tp: TopicPartition, offset: int) -> confluent_kafka.TopicPartition:
 
 
 def _poll(consumer: Consumer, positions: _Positions) -> dict[TopicPartition, list[Record]]:
-    """Up to 200 records, waiting at most 0.2 s, by partition in offset order."""
+    """Up to 200 records, by partition in offset order: waits at most 0.2 s
+    for the first, then takes what has arrived with it (consume() alone would
+    wait out its timeout for a full batch)."""
+    first = consumer.poll(0.2)
+    if first is None:
+        return {}
     batches: dict[TopicPartition, list[Record]] = {}
-    for message in consumer.consume(num_messages=200, timeout=0.2):
+    for message in [first, *consumer.consume(num_messages=199, timeout=0)]:
         error = message.error()
         if error is not None:
             if error.fatal():
@@ -331,13 +366,19 @@ class _Rebalances:
     poll that drives the rebalance. Called inside the poller's consume(), so
     nothing new is submitted meanwhile."""
 
-    def __init__(self, lanes: KeyedLanes | None, positions: _Positions) -> None:
+    def __init__(self, lanes: KeyedLanes | None, positions: _Positions, serial_applied: _SerialProgress) -> None:
         self._lanes = lanes
         self._positions = positions
+        self._serial_applied = serial_applied
 
     def revoked(self, consumer: Consumer, partitions: list) -> None:
-        if partitions and self._lanes is not None:
-            self._lanes.settle({TopicPartition(p.topic, p.partition) for p in partitions}, wait_s=0.0)
+        revoked = {TopicPartition(p.topic, p.partition) for p in partitions}
+        if revoked and self._lanes is not None:
+            self._lanes.settle(revoked, wait_s=0.0)
+        try:  # while this member still holds them: the next owner starts from here
+            _commit(consumer, self._serial_applied.take(revoked), asynchronous=False)
+        except KafkaException:
+            log.warning("could not commit applied progress before a rebalance; it is replayed", exc_info=True)
 
     def assigned(self, consumer: Consumer, partitions: list) -> None:
         # The whole assignment (the eager protocol passes it all).
@@ -347,6 +388,7 @@ class _Rebalances:
         for tp in list(positions):
             if tp not in held:  # another member's now: its position here is stale
                 del positions[tp]
+        self._serial_applied.take({tp for tp in self._serial_applied.offsets if tp not in held})
         for tp, offset in rewind.items():
             log.info(
                 "replaying records given up in a rebalance",
@@ -369,29 +411,31 @@ def _commit(consumer: Consumer, offsets: dict[TopicPartition, int], *, asynchron
         consumer.commit(offsets=partitions, asynchronous=False)
 
 
-def _commit_progress(consumer: Consumer, lanes: KeyedLanes) -> None:
+def _commit_progress(consumer: Consumer, lanes: KeyedLanes | None, serial_applied: _SerialProgress) -> None:
     """Commits applied progress without waiting. A blocking commit while a
     rebalance is under way holds up the very poll that would finish the
     rebalance. A commit that fails is taken back (`_on_commit`)."""
-    _commit(consumer, lanes.take_progress())
+    progress = serial_applied.take()
+    if lanes is not None:
+        progress.update(lanes.take_progress())
+    _commit(consumer, progress)
 
 
-def _on_commit(lanes: KeyedLanes | None, laned: frozenset[str]):
+def _on_commit(lanes: KeyedLanes | None, laned: frozenset[str], serial_applied: _SerialProgress):
     """librdkafka's commit callback (called inside a later consume()): progress
-    of parallel and batch topics that was not committed is taken back, to be
-    committed with later progress (what this member no longer holds is
-    dropped at the rebalance; committing it anyway only replays more)."""
+    that was not committed is taken back, to be committed with later progress
+    (what this member no longer holds is dropped at the rebalance; committing
+    it anyway only replays more)."""
 
     def done(error: KafkaError | None, partitions: list) -> None:
-        if lanes is None:
-            return
         failed = {
             TopicPartition(p.topic, p.partition): p.offset
             for p in partitions
-            if (error is not None or p.error is not None) and p.topic in laned and p.offset >= 0
+            if (error is not None or p.error is not None) and p.offset >= 0
         }
-        if failed:
-            lanes.restore_progress(failed)
+        if lanes is not None:
+            lanes.restore_progress({tp: offset for tp, offset in failed.items() if tp.topic in laned})
+        serial_applied.restore({tp: offset for tp, offset in failed.items() if tp.topic not in laned})
 
     return done
 
