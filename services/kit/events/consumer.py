@@ -13,7 +13,7 @@ import time
 from typing import Awaitable, Callable, NamedTuple, cast
 
 import confluent_kafka
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from prometheus_client import Gauge, Histogram
 
 from services.kit import tracing
@@ -133,7 +133,10 @@ class ConsumerLoop:
                 apply_batch=lambda topic, records: self._apply_batch(topic, records, stop),
                 batch_topics=self.batch_topics,
             )
-        positions, serial_applied = _Positions(), _SerialProgress()
+        # Per partition, the offset after the last record polled: where
+        # consumption resumes when a rebalance gives the partition back.
+        positions: dict[TopicPartition, int] = {}
+        serial_applied = _SerialProgress()
         consumer = self._connect(stop, lanes, positions, serial_applied)
         next_commit = 0.0
         try:
@@ -179,7 +182,7 @@ class ConsumerLoop:
         self,
         stop: threading.Event,
         lanes: "KeyedLanes | None",
-        positions: "_Positions",
+        positions: dict[TopicPartition, int],
         serial_applied: "_SerialProgress",
     ) -> Consumer:
         laned = self.parallel_topics | self.batch_topics
@@ -275,21 +278,21 @@ class ConsumerLoop:
                 delay = min(delay * 2, 5.0)
         raise RuntimeError("stopped before the batch was applied")
 
-    def _report_lag(self, consumer: Consumer, positions: "_Positions") -> None:
+    def _report_lag(self, consumer: Consumer, positions: dict[TopicPartition, int]) -> None:
         try:
             assigned = [TopicPartition(p.topic, p.partition) for p in consumer.assignment()]
-            unknown = [tp for tp in assigned if tp not in positions.next]
+            unknown = [tp for tp in assigned if tp not in positions]
             committed = {}
             if unknown:
-                for p in consumer.committed([_ck(tp, -1001) for tp in unknown], timeout=2):
+                for p in consumer.committed([_ck(tp, OFFSET_INVALID) for tp in unknown], timeout=2):
                     committed[TopicPartition(p.topic, p.partition)] = p.offset
             for tp in assigned:
                 # The watermarks the last fetch brought: asking the broker afresh waits
                 # behind this consumer's long-polling fetch, half a second a partition.
-                low, high = consumer.get_watermark_offsets(_ck(tp, -1001), cached=True)
+                low, high = consumer.get_watermark_offsets(_ck(tp, OFFSET_INVALID), cached=True)
                 if high < 0:  # not fetched yet
                     continue
-                position = positions.next.get(tp, committed.get(tp, -1))
+                position = positions.get(tp, committed.get(tp, -1))
                 if position < 0:  # nothing consumed or committed: where the reset puts it
                     position = high if self.auto_offset_reset == "latest" else low
                 CONSUMER_LAG.labels(self.group, tp.topic, tp.partition).set(max(0, high - position))
@@ -316,19 +319,11 @@ class _SerialProgress:
             self.offsets[tp] = max(self.offsets.get(tp, 0), offset)
 
 
-class _Positions:
-    """Per partition, the offset after the last record polled: where
-    consumption resumes when a rebalance gives the partition back."""
-
-    def __init__(self) -> None:
-        self.next: dict[TopicPartition, int] = {}
-
-
 def _ck(tp: TopicPartition, offset: int) -> confluent_kafka.TopicPartition:
     return confluent_kafka.TopicPartition(tp.topic, tp.partition, offset)
 
 
-def _poll(consumer: Consumer, positions: _Positions) -> dict[TopicPartition, list[Record]]:
+def _poll(consumer: Consumer, positions: dict[TopicPartition, int]) -> dict[TopicPartition, list[Record]]:
     """Up to 200 records, by partition in offset order: waits at most 0.2 s
     for the first, then takes what has arrived with it (consume() alone would
     wait out its timeout for a full batch)."""
@@ -348,7 +343,7 @@ def _poll(consumer: Consumer, positions: _Positions) -> dict[TopicPartition, lis
         tp = TopicPartition(topic, partition)
         headers = cast("list[tuple[str, bytes]] | None", message.headers())
         batches.setdefault(tp, []).append(Record(offset, message.key(), message.value() or b"", headers))
-        positions.next[tp] = offset + 1
+        positions[tp] = offset + 1
     return batches
 
 
@@ -366,7 +361,9 @@ class _Rebalances:
     poll that drives the rebalance. Called inside the poller's consume(), so
     nothing new is submitted meanwhile."""
 
-    def __init__(self, lanes: KeyedLanes | None, positions: _Positions, serial_applied: _SerialProgress) -> None:
+    def __init__(
+        self, lanes: KeyedLanes | None, positions: dict[TopicPartition, int], serial_applied: _SerialProgress
+    ) -> None:
         self._lanes = lanes
         self._positions = positions
         self._serial_applied = serial_applied
@@ -384,7 +381,7 @@ class _Rebalances:
         # The whole assignment (the eager protocol passes it all).
         held = {TopicPartition(p.topic, p.partition) for p in partitions}
         rewind = self._lanes.reassigned(held) if self._lanes is not None else {}
-        positions = self._positions.next
+        positions = self._positions
         for tp in list(positions):
             if tp not in held:  # another member's now: its position here is stale
                 del positions[tp]
@@ -398,7 +395,7 @@ class _Rebalances:
         # Partitions held before resume where they were (librdkafka would go back to
         # the last commit, and hand the lanes records they already hold); new ones
         # start from the group's commit.
-        consumer.assign([_ck(tp, positions.get(tp, -1001)) for tp in sorted(held)])
+        consumer.assign([_ck(tp, positions.get(tp, OFFSET_INVALID)) for tp in sorted(held)])
 
 
 def _commit(consumer: Consumer, offsets: dict[TopicPartition, int], *, asynchronous: bool = True) -> None:
