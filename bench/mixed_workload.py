@@ -174,14 +174,16 @@ class World:
 
 def save_world(path: str, world: World, settings: dict) -> None:
     """What `load_world` needs to run on the same users and posts again."""
-    without_auth = [{k: v for k, v in u.items() if k != "auth"} for u in world.users]
-    celebrity = {k: v for k, v in world.celebrity.items() if k != "auth"}
+
+    def without_auth(user: dict) -> dict:  # tokens expire; load_world signs in again
+        return {k: v for k, v in user.items() if k != "auth"}
+
     with open(path, "w") as f:
         json.dump(
             {
                 "settings": settings,
-                "users": without_auth,
-                "celebrity": celebrity,
+                "users": [without_auth(u) for u in world.users],
+                "celebrity": without_auth(world.celebrity),
                 "post_ids": world.post_ids,
                 "followers": world.followers,
                 "following": sorted(world.following),
