@@ -17,6 +17,11 @@ def unique_username(prefix: str = "t") -> str:
     return f"{prefix}_{secrets.token_hex(5)}"[:15]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked runs_last go after all others, in their own order."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)
+
+
 @pytest.fixture(scope="session")
 def edge_url() -> str:
     return EDGE_URL

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import grpc
+from argon2 import PasswordHasher
 import redis.exceptions
 from google.protobuf import empty_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -84,7 +85,12 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         # Only the outbox relay uses the producer; request paths never touch Kafka.
         self.producer = kafka.Producer(settings.kafka_bootstrap)
         self.store = IdentityStore(settings, self.producer)
-        self.passwords = Passwords(workers=settings.hash_workers, queue_max=settings.hash_queue)
+        hasher = PasswordHasher(
+            time_cost=settings.hash_time_cost,
+            memory_cost=settings.hash_memory_kib,
+            parallelism=settings.hash_parallelism,
+        )
+        self.passwords = Passwords(hasher, workers=settings.hash_workers, queue_max=settings.hash_queue)
         self.ids = IdGenerator(settings.worker_id)
         # Summaries for hydration. An edit on this replica drops its entry at
         # once, one on another replica through the profile announcements; the

@@ -24,6 +24,12 @@ class IdentitySettings(Settings):
     hash_queue: int = setting(
         "AVIARY_IDENTITY_HASH_QUEUE", 64, "Password hashes that may wait for a thread; beyond, UNAVAILABLE at once."
     )
+    # RFC 9106's second recommended profile (argon2-cffi's defaults): about 0.1 s
+    # and 64 MiB a hash. Stored hashes name their own cost, and a log-in
+    # rehashes a password whose hash was made at another one.
+    hash_time_cost: int = setting("AVIARY_IDENTITY_HASH_TIME_COST", 3, "Argon2id passes over memory per hash.")
+    hash_memory_kib: int = setting("AVIARY_IDENTITY_HASH_MEMORY_KIB", 65_536, "Argon2id memory per hash, in KiB.")
+    hash_parallelism: int = setting("AVIARY_IDENTITY_HASH_PARALLELISM", 4, "Argon2id lanes per hash.")
     user_cache_seconds: float = setting(
         "AVIARY_IDENTITY_USER_CACHE_SECONDS", 60.0, "How long a user summary for hydration is reused."
     )
@@ -88,3 +94,11 @@ class IdentitySettings(Settings):
         3600.0,
         "How often the usernames of accounts deleted longer than the hold ago are freed.",
     )
+
+    def __post_init__(self) -> None:
+        # Argon2's own bounds, checked here so a bad value stops start-up, not the first sign-up.
+        if self.hash_time_cost < 1 or self.hash_parallelism < 1 or self.hash_memory_kib < 8 * self.hash_parallelism:
+            raise ValueError(
+                "AVIARY_IDENTITY_HASH_TIME_COST and AVIARY_IDENTITY_HASH_PARALLELISM must be at least 1, and "
+                "AVIARY_IDENTITY_HASH_MEMORY_KIB at least 8 KiB per lane"
+            )

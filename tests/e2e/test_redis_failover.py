@@ -25,6 +25,8 @@ from tests.e2e.edge import Account, follow, home_ids, post, sign_up, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
+    # The killed master comes back as a replica: the cluster's layout differs afterwards.
+    pytest.mark.runs_last,
     pytest.mark.skipif(
         not redis_cluster.ENABLED, reason="runs on the devstack's Redis Cluster (AVIARY_REDIS_CLUSTER=1)"
     ),

@@ -12,6 +12,7 @@ def test_defaults_are_unchanged():
     s = load(IdentitySettings, {})
     assert s.hash_workers == min(4, os.cpu_count() or 1)
     assert s.hash_queue == 64
+    assert (s.hash_time_cost, s.hash_memory_kib, s.hash_parallelism) == (3, 65_536, 4)
     assert s.user_cache_seconds == 60.0
     assert s.user_cache_entries == 50_000
     assert s.login_free_failures == 5
@@ -26,6 +27,19 @@ def test_defaults_are_unchanged():
     assert s.session_sweep_seconds == 3600.0
     assert s.username_hold_seconds == 30 * 24 * 3600
     assert s.username_sweep_seconds == 3600.0
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"AVIARY_IDENTITY_HASH_TIME_COST": "0"},
+        {"AVIARY_IDENTITY_HASH_PARALLELISM": "0"},
+        {"AVIARY_IDENTITY_HASH_PARALLELISM": "2", "AVIARY_IDENTITY_HASH_MEMORY_KIB": "15"},
+    ],
+)
+def test_a_hash_cost_argon2_cannot_run_stops_start_up(env):
+    with pytest.raises(ValueError, match="AVIARY_IDENTITY_HASH_"):
+        load(IdentitySettings, env)
 
 
 def test_a_bad_number_names_its_variable():
