@@ -51,3 +51,40 @@ def test_grpc_accepts_every_service_config():
                     name,
                     exc.details(),
                 )
+
+
+async def test_after_a_call_failed_through_an_outage_the_first_call_once_the_peer_is_back_succeeds():
+    import grpc
+
+    from tests.integration.support import free_port
+
+    method = "/aviary.media.v1.MediaService/BatchGetMedia"
+    addr = f"127.0.0.1:{free_port()}"
+    options = [*clients._CHANNEL_OPTIONS, ("grpc.service_config", clients.service_config("media"))]
+    async with grpc.aio.insecure_channel(addr, options=options) as channel:
+        call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        # The peer is down: the call is retried, and fails with UNAVAILABLE.
+        try:
+            await call(b"", timeout=5)
+            raise AssertionError("answered with nobody listening")
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAVAILABLE
+        server = grpc.aio.server()
+
+        async def answer(request: bytes, context) -> bytes:
+            return b""
+
+        server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    "aviary.media.v1.MediaService", {"BatchGetMedia": grpc.unary_unary_rpc_method_handler(answer)}
+                )
+            ]
+        )
+        server.add_insecure_port(addr)
+        await server.start()
+        try:
+            # The channel may still be waiting to reconnect: the call's retries wait it out.
+            assert await call(b"", timeout=5) == b""
+        finally:
+            await server.stop(None)

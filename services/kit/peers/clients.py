@@ -7,10 +7,12 @@ inside the running event loop (grpc.aio needs it).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
 import re
+import time
 from typing import Any
 
 import grpc
@@ -61,7 +63,15 @@ _READ_RETRY_POLICY = {
 }
 
 
+# How often a caller looks whether its mesh certificate was renewed, and how long
+# calls already on a channel opened before the renewal may go on.
+CERTIFICATE_CHECK_SECONDS = 5.0
+RETIRED_CHANNEL_GRACE_SECONDS = 60.0
+
+
 def channel(name: str) -> grpc.aio.Channel:
+    if settings.current().mesh_tls and _mesh_credentials.renewed():
+        _retire_channels()
     ch = _channels.get(name)
     if ch is None:
         ch = _channels[name] = tracing.traced_channel(_open(name))
@@ -72,8 +82,60 @@ def _open(name: str) -> grpc.aio.Channel:
     options = [*_CHANNEL_OPTIONS, ("grpc.service_config", service_config(name))]
     if not settings.current().mesh_tls:
         return grpc.aio.insecure_channel(service_addr(name), options=options)
-    credentials = mesh.channel_credentials(mesh.identity())
+    credentials = _mesh_credentials.current()
     return grpc.aio.secure_channel(service_addr(name), credentials, options=[*options, *mesh.channel_options(name)])
+
+
+class _MeshCredentials:
+    """This process's channel credentials, made again when its certificate files
+    change (a renewal); the files are looked at every few seconds."""
+
+    def __init__(self) -> None:
+        self._version: object = None
+        self._credentials: grpc.ChannelCredentials | None = None
+        self._next_look = 0.0
+
+    def current(self) -> grpc.ChannelCredentials:
+        if self._credentials is None:
+            self.renewed()
+        assert self._credentials is not None
+        return self._credentials
+
+    def renewed(self) -> bool:
+        """Whether the files changed since the credentials in hand were made from them."""
+        now = time.monotonic()
+        if self._credentials is not None and now < self._next_look:
+            return False
+        self._next_look = now + CERTIFICATE_CHECK_SECONDS
+        files = mesh.Files.of(mesh.identity())
+        try:
+            version = files.version()
+            if version == self._version:
+                return False
+            credentials = mesh.channel_credentials(mesh.identity())
+        except (OSError, RuntimeError):
+            if self._credentials is None:
+                raise
+            return False  # caught mid-renewal: keep the certificate in hand, look again later
+        first = self._credentials is None
+        self._version, self._credentials = version, credentials
+        return not first
+
+
+_mesh_credentials = _MeshCredentials()
+_retiring: set[asyncio.Future] = set()
+
+
+def _retire_channels() -> None:
+    """New calls get channels that present the renewed certificate; calls on the
+    old channels may go on for a minute before those close."""
+    retired = list(_channels.values())
+    _channels.clear()
+    log.info("mesh certificate renewed: new channels to peers", extra={"retired": len(retired)})
+    for old in retired:
+        closing = asyncio.ensure_future(old.close(grace=RETIRED_CHANNEL_GRACE_SECONDS))
+        _retiring.add(closing)
+        closing.add_done_callback(_retiring.discard)
 
 
 def service_config(name: str) -> str:
@@ -89,8 +151,11 @@ def service_config(name: str) -> str:
     return json.dumps(
         {
             "methodConfig": [{"name": reads, "retryPolicy": _READ_RETRY_POLICY}],
-            # A peer down for longer: once failures outnumber successes, calls stop retrying.
-            "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+            # A peer down for longer: calls stop retrying once failed attempts outnumber
+            # half the successes by 50 (about ten calls' worth of retries). A smaller
+            # bucket ran dry on one call during a short outage, and the first call after
+            # it then failed while the channel was still reconnecting.
+            "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.5},
         }
     )
 
