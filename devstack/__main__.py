@@ -1,4 +1,4 @@
-"""CLI: python -m devstack {up,down,status,reset,logs}."""
+"""CLI: python -m devstack {up,down,status,reset,logs,renew-certs}."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("logs", help="print the tail of a component's log")
     p.add_argument("name")
     p.add_argument("-n", type=int, default=60)
+    sub.add_parser("renew-certs", help="new mesh certificates for every identity (the running stack takes them up)")
     args = ap.parse_args(argv)
 
     if args.cmd == "up":
@@ -74,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         proc.down()
         proc.reset_data()
         proc.say(f"reset: deleted {config.DATA}")
+        return 0
+    if args.cmd == "renew-certs":
+        from .services import MESH_CERT_DIR, renew_mesh_certs
+
+        renew_mesh_certs()
+        proc.say(f"renew-certs: new certificates in {MESH_CERT_DIR}")
         return 0
     if args.cmd == "logs":
         print(proc.tail_log(args.name, args.n))

@@ -33,6 +33,16 @@ def ensure(cert_dir: Path, identities: list[str]) -> None:
                 _issue(cert_dir, identity, ca_key, ca_cert)
 
 
+def renew(cert_dir: Path, identities: list[str]) -> None:
+    """New keys and certificates for `identities` from the same CA, written over
+    the old ones as cert-manager renews a Secret: the running mesh takes them up."""
+    with open(cert_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ca_key, ca_cert = _ca(cert_dir)
+        for identity in identities:
+            _issue(cert_dir, identity, ca_key, ca_cert)
+
+
 def _ca(cert_dir: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key_path, cert_path = cert_dir / "ca-key.pem", cert_dir / "ca.pem"
     if key_path.exists() and cert_path.exists():

@@ -6,9 +6,13 @@ public method, else the first allowed caller), unless the caller names one
 
 from __future__ import annotations
 
+import socket
+import ssl
+from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
 
 from services.kit import mesh
 from services.kit.settings import service_addr
@@ -39,6 +43,22 @@ def grpcurl_flags(service: str, identity: str | None = mesh.OPERATOR) -> list[st
         files = mesh.Files.of(identity, CERT_DIR)
         flags += ["-cert", str(files.cert), "-key", str(files.key)]
     return flags
+
+
+def served_serial(service: str, addr: str | None = None, *, cert_dir: Path = CERT_DIR) -> int:
+    """The serial number of the certificate `service` shows a new connection
+    (made as the operator, whom any mesh server lets finish the handshake)."""
+    host, port = (addr or service_addr(service)).rsplit(":", 1)
+    files = mesh.Files.of(mesh.OPERATOR, cert_dir)
+    context = ssl.create_default_context(cafile=str(files.ca))
+    context.load_cert_chain(files.cert, files.key)
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=service) as tls:
+            der = tls.getpeercert(binary_form=True)
+    if der is None:
+        raise RuntimeError(f"{service} at {addr} showed no certificate")
+    return x509.load_der_x509_certificate(der).serial_number
 
 
 def open_channel(

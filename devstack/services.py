@@ -107,6 +107,16 @@ def ensure_mesh_certs() -> None:
     mesh_certs.ensure(MESH_CERT_DIR, mesh.identities())
 
 
+def renew_mesh_certs() -> None:
+    """Every identity a new key and certificate from the same CA, as cert-manager
+    renews them: the running services and Envoy take them up without a restart."""
+    from services.kit import mesh
+
+    from . import mesh_certs
+
+    mesh_certs.renew(MESH_CERT_DIR, mesh.identities())
+
+
 def _own_database(entry: manifest.ServiceEntry) -> dict[str, str]:
     """A service that keeps state in PostgreSQL gets its own database's URL, and no other's."""
     from .backends import service_pg_dsn

@@ -232,17 +232,17 @@ def cors_origins() -> list[str]:
 
 
 def service_clusters(
-    ports: dict[str, int], *, host=lambda cluster: "127.0.0.1", dns: bool = False, mesh_certs: str | None = None
+    ports: dict[str, int], *, host=lambda cluster: "127.0.0.1", dns: bool = False, mesh_sds: str | None = None
 ) -> str:
     """One HTTP/2 cluster per public service, health-checked over grpc.health.v1.
     Locally each is a STATIC loopback address; the helm chart asks for DNS
-    names (`dns=True`, a headless Service per service). `mesh_certs`: the
-    directory of the mesh's certificates, to call the services over mutual
-    TLS as `envoy`."""
+    names (`dns=True`, a headless Service per service). `mesh_sds`: the
+    directory of the mesh's secret files (mesh_secrets), to call the services
+    over mutual TLS as `envoy`."""
     discovery = "type: STRICT_DNS\n      dns_lookup_family: V4_PREFERRED" if dns else "type: STATIC"
     blocks = []
     for cluster, _ in public_services():
-        tls = mesh_transport_socket(cluster, mesh_certs) if mesh_certs is not None else ""
+        tls = mesh_transport_socket(cluster, mesh_sds) if mesh_sds is not None else ""
         blocks.append(
             f"""    - name: {cluster}
       {discovery}
@@ -270,9 +270,41 @@ def service_clusters(
     return "\n".join(blocks)
 
 
-def mesh_transport_socket(service: str, cert_dir: str) -> str:
+# Envoy's mesh secrets, each in a file of its own (file-based SDS).
+MESH_CERTIFICATE_SDS = "mesh-certificate.yaml"
+MESH_CA_SDS = "mesh-ca.yaml"
+
+
+def mesh_secrets(cert_dir: str) -> dict[str, str]:
+    """The files of Envoy's mesh secrets: the edge's certificate and the mesh CA,
+    read from `cert_dir`. Envoy reads them again whenever a file in that
+    directory is replaced (a renewal: kubelet swaps a Secret's files by a
+    rename, as the devstack's renew-certs does); only secrets delivered this
+    way are watched, not certificates named in a cluster itself."""
+    secret = '"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret'
+    return {
+        MESH_CERTIFICATE_SDS: f"""resources:
+  - {secret}
+    name: mesh_certificate
+    tls_certificate:
+      certificate_chain: {{filename: "{cert_dir}/envoy.pem"}}
+      private_key: {{filename: "{cert_dir}/envoy-key.pem"}}
+      watched_directory: {{path: "{cert_dir}"}}
+""",
+        MESH_CA_SDS: f"""resources:
+  - {secret}
+    name: mesh_ca
+    validation_context:
+      trusted_ca: {{filename: "{cert_dir}/ca.pem"}}
+      watched_directory: {{path: "{cert_dir}"}}
+""",
+    }
+
+
+def mesh_transport_socket(service: str, sds_dir: str) -> str:
     """Envoy's side of the mesh's mutual TLS to one service (services/kit/mesh.py):
-    the edge's certificate, and the service's name checked in its certificate."""
+    the edge's certificate, and the service's name checked in its certificate
+    signed by the mesh CA; the certificates from the secret files in `sds_dir`."""
     return f"""
       transport_socket:
         name: envoy.transport_sockets.tls
@@ -281,14 +313,17 @@ def mesh_transport_socket(service: str, cert_dir: str) -> str:
           sni: {service}
           common_tls_context:
             alpn_protocols: [h2]
-            tls_certificates:
-              - certificate_chain: {{filename: "{cert_dir}/envoy.pem"}}
-                private_key: {{filename: "{cert_dir}/envoy-key.pem"}}
-            validation_context:
-              trusted_ca: {{filename: "{cert_dir}/ca.pem"}}
-              match_typed_subject_alt_names:
-                - san_type: DNS
-                  matcher: {{exact: {service}}}"""
+            tls_certificate_sds_secret_configs:
+              - name: mesh_certificate
+                sds_config: {{path_config_source: {{path: "{sds_dir}/{MESH_CERTIFICATE_SDS}"}}, resource_api_version: V3}}
+            combined_validation_context:
+              default_validation_context:
+                match_typed_subject_alt_names:
+                  - san_type: DNS
+                    matcher: {{exact: {service}}}
+              validation_context_sds_secret_config:
+                name: mesh_ca
+                sds_config: {{path_config_source: {{path: "{sds_dir}/{MESH_CA_SDS}"}}, resource_api_version: V3}}"""
 
 
 def media_max_body_bytes() -> int:
@@ -387,7 +422,8 @@ def render_config(
     port (without it the config has no web routes; the Helm chart renders
     them and wraps them in its web.enabled value). `tracing`: spans to a
     Zipkin server (without it Envoy traces nothing). `mesh_certs`: call the
-    services over the mesh's mutual TLS with the certificates there."""
+    services over the mesh's mutual TLS with the certificates there (through
+    the secret files mesh_secrets, written beside `out`)."""
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(service.full_name for _, service in public_services())
     text = template.substitute(
@@ -406,7 +442,7 @@ def render_config(
         CORS_POLICY=cors_policy(cors_origins()) if cors is None else cors,
         MAX_REQUEST_HEADERS_KB=int(os.environ.get("ENVOY_MAX_REQUEST_HEADERS_KB", "16")),
         TRACING=tracing_config(tracing.sample_percent) if tracing is not None else "",
-        CLUSTERS=service_clusters(service_ports, mesh_certs=mesh_certs)
+        CLUSTERS=service_clusters(service_ports, mesh_sds=str(out.parent) if mesh_certs is not None else None)
         + ("\n" + web_cluster(web_port) if web_port is not None else "")
         + ("\n" + zipkin_cluster(tracing.host, tracing.port) if tracing is not None else ""),
         OBJECTSTORE_PORT=objectstore_port,
@@ -415,4 +451,7 @@ def render_config(
         MEDIA_TOO_LARGE=media_too_large_message(),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
+    if mesh_certs is not None:
+        for name, secret in mesh_secrets(mesh_certs).items():
+            (out.parent / name).write_text(secret)
     out.write_text(text)

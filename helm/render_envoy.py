@@ -22,7 +22,8 @@ Kubernetes:
   `/assets/`, deep links, the strict CSP) and its cluster are wrapped in
   `{{- if .Values.web.enabled }}`; their CSP names media.publicUrl's origin;
 * each service cluster's mutual TLS as `envoy` (edge_config.mesh_transport_socket,
-  the certificates the chart mounts at /etc/aviary/mesh) is wrapped in
+  the certificates the chart mounts at /etc/aviary/mesh, named by the secret
+  files mesh-certificate.yaml and mesh-ca.yaml in the ConfigMap) is wrapped in
   `{{- if .Values.mesh.tls }}`.
 
 Everything that depends on the release (names, namespace, S3 endpoint and
@@ -32,7 +33,8 @@ services.media.validation (set AVIARY_MEDIA_MAX_*_BYTES when running this script
 if the media service runs with other limits).
 
 Outputs: files/envoy.yaml, files/aviary.pb (the transcoder's descriptor set,
-built from proto/ exactly like the devstack does), files/status.lua.
+built from proto/ exactly like the devstack does), files/status.lua, and
+Envoy's mesh secret files (files/mesh-certificate.yaml, files/mesh-ca.yaml).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ WEB_ENABLED = "{{- if .Values.web.enabled }}"
 # Rendered with this media origin in the CSP, then replaced by media.publicUrl's.
 MEDIA_ORIGIN = "https://media.origin.invalid"
 END = "{{- end }}"
+OUTPUTS = ("envoy.yaml", "aviary.pb", "status.lua", edge.MESH_CERTIFICATE_SDS, edge.MESH_CA_SDS)
 # Where the chart mounts the `envoy` identity's certificates (templates/_helpers.tpl: aviary.meshCertDir).
 MESH_CERTS = "/etc/aviary/mesh"
 MESH_TLS = "{{- if .Values.mesh.tls }}"
@@ -131,9 +134,9 @@ def _clusters() -> str:
 def _service_clusters() -> str:
     """The services' clusters, each calling its service over the mesh's
     mutual TLS only when values say so (mesh.tls)."""
-    text = edge.service_clusters(SERVICE_PORTS, host=lambda c: f'"{_host(c)}"', dns=True, mesh_certs=MESH_CERTS)
+    text = edge.service_clusters(SERVICE_PORTS, host=lambda c: f'"{_host(c)}"', dns=True, mesh_sds=str(MOUNT))
     for cluster, _ in edge.public_services():
-        socket = edge.mesh_transport_socket(cluster, MESH_CERTS)
+        socket = edge.mesh_transport_socket(cluster, str(MOUNT))
         text = _replace_once(text, socket, f"\n{MESH_TLS}{socket}\n{END}")
     return text
 
@@ -229,6 +232,8 @@ def render(out_dir: Path) -> None:
         "# do not edit. Helm passes this file through `tpl` (see templates/envoy.yaml).\n"
     )
     (out_dir / "envoy.yaml").write_text(header + head + "\n" + _clusters())
+    for name, secret in edge.mesh_secrets(MESH_CERTS).items():
+        (out_dir / name).write_text(secret)
 
 
 def main() -> int:
@@ -237,14 +242,12 @@ def main() -> int:
     args = parser.parse_args()
     if not args.check:
         render(FILES)
-        print(f"wrote {FILES}/envoy.yaml, aviary.pb, status.lua")
+        print(f"wrote {FILES}/{', '.join(OUTPUTS)}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         render(Path(tmp))
         stale = [
-            n
-            for n in ("envoy.yaml", "aviary.pb", "status.lua")
-            if not (FILES / n).exists() or (FILES / n).read_bytes() != (Path(tmp) / n).read_bytes()
+            n for n in OUTPUTS if not (FILES / n).exists() or (FILES / n).read_bytes() != (Path(tmp) / n).read_bytes()
         ]
     if stale:
         print(f"stale: {', '.join(stale)}; run: .venv/bin/python helm/render_envoy.py", file=sys.stderr)

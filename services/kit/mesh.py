@@ -14,20 +14,28 @@ certificate (kubelet's); anything else asked there has no identity and is
 refused.
 
 Certificates live in one directory (AVIARY_MESH_CERT_DIR): `ca.pem`, and
-`<identity>.pem` with `<identity>-key.pem` for each identity.
+`<identity>.pem` with `<identity>-key.pem` for each identity. A renewal that
+rewrites them is taken up while running: by a server at its next handshake,
+by a caller's channels within seconds (peers/clients.py), by Envoy through its
+file-watched secrets (envoy/edge_config.py).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from google.api import annotations_pb2
 
 from services.kit import manifest, settings
 from services.kit.server.errors import ApiError, permission_denied, unauthenticated
+
+log = logging.getLogger(__name__)
 
 HEALTH_PORT_OFFSET = 2000
 EDGE = "envoy"
@@ -76,18 +84,64 @@ class Files:
         return cls(base / "ca.pem", base / f"{identity}.pem", base / f"{identity}-key.pem")
 
     def read(self) -> tuple[bytes, bytes, bytes]:
+        """The CA, the certificate and its key; refused when the key is not the certificate's
+        (a renewal caught between writing the one and the other)."""
         missing = [str(p) for p in (self.ca, self.cert, self.key) if not p.exists()]
         if missing:
             raise RuntimeError(f"mesh TLS is on (AVIARY_MESH_TLS) but certificate files are missing: {missing}")
-        return self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes()
+        ca, cert, key = self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes()
+        if not _key_fits(cert, key):
+            raise RuntimeError(f"mesh TLS: {self.key} is not the key of {self.cert}")
+        return ca, cert, key
+
+    def version(self) -> tuple[tuple[int, int, int], ...]:
+        """Changes when any of the files is replaced or rewritten (a renewal)."""
+        stats = [p.stat() for p in (self.ca, self.cert, self.key)]
+        return tuple((st.st_ino, st.st_mtime_ns, st.st_size) for st in stats)
+
+
+def _key_fits(cert_pem: bytes, key_pem: bytes) -> bool:
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    cert_key = x509.load_pem_x509_certificate(cert_pem).public_key()
+    own_key = serialization.load_pem_private_key(key_pem, password=None).public_key()
+    return cert_key.public_bytes(serialization.Encoding.DER, public) == own_key.public_bytes(
+        serialization.Encoding.DER, public
+    )
 
 
 def server_credentials(identity: str, cert_dir: Path | None = None) -> grpc.ServerCredentials:
-    ca, cert, key = Files.of(identity, cert_dir).read()
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+    """The server's side of the mesh. A renewed certificate (cert-manager rewrites
+    the Secret's files) is taken up by the next handshake, without a restart."""
+    files = Files.of(identity, cert_dir)
+    seen = files.version()
+    initial = _server_configuration(*files.read())
+
+    def renewed() -> grpc.ServerCertificateConfiguration | None:
+        # Called by gRPC before each handshake; None keeps the configuration it has.
+        nonlocal seen
+        try:
+            now = files.version()
+            if now == seen:
+                return None
+            configuration = _server_configuration(*files.read())
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("mesh certificate not reloaded: keeping the one in use", extra={"error": str(exc)})
+            return None
+        seen = now
+        log.info("mesh certificate reloaded", extra={"identity": identity})
+        return configuration
+
+    # The stubs leave out that the fetcher may answer None (no change).
+    return grpc.dynamic_ssl_server_credentials(initial, renewed, require_client_authentication=True)  # type: ignore[arg-type]
+
+
+def _server_configuration(ca: bytes, cert: bytes, key: bytes) -> grpc.ServerCertificateConfiguration:
+    return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
 
 def channel_credentials(identity: str, cert_dir: Path | None = None) -> grpc.ChannelCredentials:
+    """The caller's side, as the files are now: gRPC cannot reload a channel's
+    certificate, so callers open new channels after a renewal (peers/clients.py)."""
     ca, cert, key = Files.of(identity, cert_dir).read()
     return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 

@@ -12,15 +12,17 @@ import subprocess
 from pathlib import Path
 
 import grpc
+from cryptography import x509
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack import mesh_certs
-from services.kit import manifest, mesh
+from services.kit import manifest, mesh, settings
+from services.kit.peers import clients
 from services.kit.server.service import KitInterceptor
 from services.kit.settings import service_addr
 from tests.integration.support import free_port
-from devstack.mesh_channels import grpcurl_flags, mesh_tls
+from devstack.mesh_channels import grpcurl_flags, mesh_tls, served_serial
 
 TIMEOUT = 10.0
 REFUND = "/aviary.payments.v1.PaymentsService/RefundPayment"
@@ -30,7 +32,13 @@ HEALTH = "/grpc.health.v1.Health/Check"
 SERVED = (REFUND, ADVANCE, GET_USER, HEALTH)
 
 
+# The serial of each client certificate the test server was shown, in call order.
+CLIENT_SERIALS: list[int] = []
+
+
 async def _answer(request: bytes, context) -> bytes:
+    for pem in context.auth_context().get("x509_pem_cert", ()):
+        CLIENT_SERIALS.append(x509.load_pem_x509_certificate(pem).serial_number)
     return b""
 
 
@@ -139,6 +147,68 @@ async def test_a_caller_checks_the_service_it_reached_is_the_one_it_meant(mesh_s
     certs, port = mesh_server
     # The server shows a certificate naming payments: a caller that meant orders refuses it.
     assert await _as("orders", certs, port, GET_USER, expect_name="orders") == grpc.StatusCode.UNAVAILABLE
+
+
+# -- renewals -------------------------------------------------------------------------------
+
+
+def _serial(path: Path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def _served(port: int, certs: Path) -> int:
+    return served_serial("payments", f"127.0.0.1:{port}", cert_dir=certs)
+
+
+async def test_a_renewed_server_certificate_is_shown_from_the_next_handshake(mesh_server):
+    certs, port = mesh_server
+    before = _serial(certs / "payments.pem")
+    assert _served(port, certs) == before
+    mesh_certs.renew(certs, ["payments"])
+    renewed = _serial(certs / "payments.pem")
+    assert renewed != before
+    assert _served(port, certs) == renewed
+    assert await _as("orders", certs, port, REFUND) == grpc.StatusCode.OK
+
+
+async def test_a_key_that_is_not_the_certificates_keeps_the_certificate_in_use(mesh_server, tmp_path):
+    certs, port = mesh_server
+    before = _serial(certs / "payments.pem")
+    # Half a renewal: another identity's key where payments' key was.
+    shutil.copy(certs / "cart-key.pem", certs / "payments-key.pem")
+    assert _served(port, certs) == before
+    assert await _as("orders", certs, port, REFUND) == grpc.StatusCode.OK
+    # The other half arrives: the next handshake shows the new certificate.
+    mesh_certs.renew(certs, ["payments"])
+    assert _served(port, certs) == _serial(certs / "payments.pem") != before
+
+
+async def test_a_caller_presents_its_renewed_certificate_on_new_channels(mesh_server, monkeypatch):
+    certs, port = mesh_server
+    monkeypatch.setenv("AVIARY_MESH_TLS", "1")
+    monkeypatch.setenv("AVIARY_MESH_CERT_DIR", str(certs))
+    monkeypatch.setenv("AVIARY_PAYMENTS_ADDR", f"127.0.0.1:{port}")
+    monkeypatch.setattr(clients, "_channels", {})
+    monkeypatch.setattr(clients, "_mesh_credentials", clients._MeshCredentials())
+    monkeypatch.setattr(clients, "CERTIFICATE_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(mesh, "_identity", "orders")
+    settings.current.cache_clear()
+    CLIENT_SERIALS.clear()
+    try:
+        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
+        first = clients.channel("payments")
+        # Half a renewal (a new key, the old certificate): the caller keeps what it has.
+        shutil.copy(certs / "cart-key.pem", certs / "orders-key.pem")
+        assert clients.channel("payments") is first
+        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
+        mesh_certs.renew(certs, ["orders"])
+        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
+        assert clients.channel("payments") is not first
+        assert CLIENT_SERIALS == [CLIENT_SERIALS[0], CLIENT_SERIALS[0], _serial(certs / "orders.pem")]
+        assert CLIENT_SERIALS[0] != CLIENT_SERIALS[2]
+    finally:
+        await clients.close_all()
+        settings.current.cache_clear()
 
 
 # -- the devstack's own services, with grpcurl --------------------------------------------

@@ -112,6 +112,10 @@ def _service_clusters(docs: list[dict]) -> dict[str, dict]:
     return {name: clusters[name] for name in public}
 
 
+def _sds_file(name: str) -> dict:
+    return {"path_config_source": {"path": f"/etc/envoy/{name}"}, "resource_api_version": "V3"}
+
+
 def test_envoy_calls_each_service_over_mutual_tls_checking_its_name(docs):
     for name, cluster in _service_clusters(docs).items():
         socket = cluster["transport_socket"]
@@ -119,15 +123,33 @@ def test_envoy_calls_each_service_over_mutual_tls_checking_its_name(docs):
         assert context["@type"].endswith("tls.v3.UpstreamTlsContext"), name
         assert context["sni"] == name
         common = context["common_tls_context"]
-        assert common["tls_certificates"] == [
-            {
-                "certificate_chain": {"filename": f"{CERT_DIR}/envoy.pem"},
-                "private_key": {"filename": f"{CERT_DIR}/envoy-key.pem"},
-            }
+        # Its certificates come from the secret files Envoy watches for renewals.
+        assert common["tls_certificate_sds_secret_configs"] == [
+            {"name": "mesh_certificate", "sds_config": _sds_file("mesh-certificate.yaml")}
         ]
-        validation = common["validation_context"]
-        assert validation["trusted_ca"] == {"filename": f"{CERT_DIR}/ca.pem"}
-        assert validation["match_typed_subject_alt_names"] == [{"san_type": "DNS", "matcher": {"exact": name}}]
+        validation = common["combined_validation_context"]
+        assert validation["validation_context_sds_secret_config"] == {
+            "name": "mesh_ca",
+            "sds_config": _sds_file("mesh-ca.yaml"),
+        }
+        assert validation["default_validation_context"]["match_typed_subject_alt_names"] == [
+            {"san_type": "DNS", "matcher": {"exact": name}}
+        ]
+    config_map = _of(docs, "ConfigMap")[f"{RELEASE}-aviary-envoy"]["data"]
+    [certificate] = yaml.safe_load(config_map["mesh-certificate.yaml"])["resources"]
+    assert (certificate["name"], certificate["tls_certificate"]) == (
+        "mesh_certificate",
+        {
+            "certificate_chain": {"filename": f"{CERT_DIR}/envoy.pem"},
+            "private_key": {"filename": f"{CERT_DIR}/envoy-key.pem"},
+            "watched_directory": {"path": CERT_DIR},
+        },
+    )
+    [ca] = yaml.safe_load(config_map["mesh-ca.yaml"])["resources"]
+    assert (ca["name"], ca["validation_context"]) == (
+        "mesh_ca",
+        {"trusted_ca": {"filename": f"{CERT_DIR}/ca.pem"}, "watched_directory": {"path": CERT_DIR}},
+    )
     conf = yaml.safe_load(_envoy_config(docs))
     others = [c for c in conf["static_resources"]["clusters"] if c["name"] in ("gateway", "web", "objectstore")]
     assert others and not [c["name"] for c in others if "transport_socket" in c]  # loopback; http store

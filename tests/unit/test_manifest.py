@@ -91,6 +91,7 @@ async def test_any_service_in_the_manifest_has_a_stub(monkeypatch):
 
     # The stubs' types only: plaintext channels, no mesh certificates needed.
     monkeypatch.setattr(clients, "_open", lambda name: grpc.aio.insecure_channel(f"{name}.invalid:1"))
+    monkeypatch.setattr(clients._mesh_credentials, "renewed", lambda: False)
     try:
         for name, entry in manifest.services().items():
             if entry.worker:
