@@ -281,24 +281,26 @@ def mesh_secrets(cert_dir: str) -> dict[str, str]:
     directory is replaced (a renewal: kubelet swaps a Secret's files by a
     rename, as the devstack's renew-certs does); only secrets delivered this
     way are watched, not certificates named in a cluster itself."""
-    secret = '"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret'
     return {
-        MESH_CERTIFICATE_SDS: f"""resources:
-  - {secret}
-    name: mesh_certificate
-    tls_certificate:
-      certificate_chain: {{filename: "{cert_dir}/envoy.pem"}}
-      private_key: {{filename: "{cert_dir}/envoy-key.pem"}}
-      watched_directory: {{path: "{cert_dir}"}}
-""",
-        MESH_CA_SDS: f"""resources:
-  - {secret}
-    name: mesh_ca
-    validation_context:
-      trusted_ca: {{filename: "{cert_dir}/ca.pem"}}
-      watched_directory: {{path: "{cert_dir}"}}
-""",
+        MESH_CERTIFICATE_SDS: _watched_secret(
+            "mesh_certificate",
+            "tls_certificate",
+            {"certificate_chain": f"{cert_dir}/envoy.pem", "private_key": f"{cert_dir}/envoy-key.pem"},
+            cert_dir,
+        ),
+        MESH_CA_SDS: _watched_secret("mesh_ca", "validation_context", {"trusted_ca": f"{cert_dir}/ca.pem"}, cert_dir),
     }
+
+
+def _watched_secret(name: str, kind: str, files: dict[str, str], directory: str) -> str:
+    """One SDS file: secret `name` of `kind` from `files`, read again when `directory` changes."""
+    fields = "".join(f'      {field}: {{filename: "{path}"}}\n' for field, path in files.items())
+    return f"""resources:
+  - "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
+    name: {name}
+    {kind}:
+{fields}      watched_directory: {{path: "{directory}"}}
+"""
 
 
 def mesh_transport_socket(service: str, sds_dir: str) -> str:
