@@ -15,7 +15,10 @@ Afterwards the benchmark counts, by itself, from what the stack says:
   or capture in the payments ledger, or a retried key answered with another order.
 
 Prints one JSON object: checkout latency p50/p95/p99 (ms), throughput, outcomes,
-oversells and double charges.
+oversells, double charges, and the stack's CPU per checkout (every devstack
+process, from /proc, net of the idle CPU measured before the run; a checkout
+here is its cart add, the checkout call, the saga and every consumer of its
+events).
 
     .venv/bin/python bench/checkout.py --buyers 50 --duration 30              # saturation
     .venv/bin/python bench/checkout.py --buyers 50 --duration 30 --think 3    # buyers who browse
@@ -35,7 +38,17 @@ from collections import Counter
 import aiohttp
 
 from aviary.payments.v1 import payments_pb2, payments_pb2_grpc
-from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in
+from loadgen import (
+    cpu_ms_per_request,
+    fresh_tokens,
+    idle_cores,
+    percentile,
+    rounded,
+    seed_call,
+    signed_in,
+    stack_cpu_seconds,
+    with_idle_taken_off,
+)
 from services.kit.settings import load
 from services.orders.settings import OrdersSettings
 from devstack.mesh_channels import open_channel
@@ -159,6 +172,12 @@ async def main() -> None:
         default=0.0,
         help="mean seconds a buyer browses between checkouts (0: closed loop, back to back)",
     )
+    ap.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=5.0,
+        help="seconds the stack's idle CPU is measured before the run, to report CPU per checkout net of it",
+    )
     args = ap.parse_args()
 
     connector = aiohttp.TCPConnector(limit=args.buyers * 2)
@@ -178,9 +197,12 @@ async def main() -> None:
         buyers = [await sign_up(client) for _ in range(args.buyers)]
 
         run = Run(products, scarce)
-        started = time.monotonic()
+        idle = await idle_cores(args.idle_seconds)
+        cpu_before, started = stack_cpu_seconds(), time.monotonic()
         await asyncio.gather(*(run.buyer_loop(client, b, started + args.duration, args.think) for b in buyers))
         elapsed = time.monotonic() - started
+        cpu = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), len(run.latencies))
+        cpu = with_idle_taken_off(cpu, idle, elapsed, len(run.latencies))
 
         remaining = {}
         for pid in [scarce, *products]:
@@ -215,6 +237,7 @@ async def main() -> None:
                 "retried_keys_answered_differently": run.retry_mismatches,
                 "checkouts_checked_in_ledger": checked,
                 "double_charges": double + run.retry_mismatches,
+                "cpu_ms_per_checkout": cpu,
             },
             indent=2,
         )

@@ -162,6 +162,26 @@ def stack_cpu_seconds() -> dict[str, float]:
     return used
 
 
+async def idle_cores(seconds: float) -> float | None:
+    """The stack's CPU (cores) over `seconds` with no load; None for 0 seconds."""
+    if seconds <= 0:
+        return None
+    before = stack_cpu_seconds()
+    await asyncio.sleep(seconds)
+    after = stack_cpu_seconds()
+    return sum(after[n] - before.get(n, 0.0) for n in after) / seconds
+
+
+def with_idle_taken_off(cpu: dict, idle: float | None, seconds: float, requests: int) -> dict:
+    """cpu_ms_per_request's figures, and the total net of what the stack burns
+    with no load (consumers polling, Cassandra, OpenSearch) over `seconds`:
+    that is not the requests'."""
+    if idle is None:
+        return cpu
+    idle_ms = idle * seconds * 1000 / max(requests, 1)
+    return {**cpu, "idle_cores": round(idle, 3), "total_net_of_idle": round(cpu["total"] - idle_ms, 2)}
+
+
 def cpu_ms_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict:
     """Stack CPU between two stack_cpu_seconds() readings, per request: the
     total and each component's share (largest first, those under 0.05 ms left

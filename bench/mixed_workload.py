@@ -60,12 +60,14 @@ import aiohttp
 from loadgen import (
     cpu_ms_per_request,
     fresh_tokens,
+    idle_cores,
     percentile,
     rounded,
     seed_call,
     signed_in,
     stack_cpu_seconds,
     wait_for_consumers,
+    with_idle_taken_off,
 )
 
 try:  # a faster event loop keeps the load generator's own CPU share small
@@ -487,16 +489,6 @@ def summarize(stats: Stats, elapsed: float, window_seconds: float) -> dict:
     }
 
 
-async def idle_cores(seconds: float) -> float | None:
-    """The stack's CPU (cores) over `seconds` with no load; None for 0 seconds."""
-    if seconds <= 0:
-        return None
-    before = stack_cpu_seconds()
-    await asyncio.sleep(seconds)
-    after = stack_cpu_seconds()
-    return sum(after[n] - before.get(n, 0.0) for n in after) / seconds
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -650,12 +642,9 @@ async def main() -> None:
         idle = await idle_cores(args.idle_seconds)
         cpu_before, started = stack_cpu_seconds(), time.perf_counter()
         result = await run_load(client, world, args, args.duration, rng)
-        cpu = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), result["overall"]["count"])
-        if idle is not None:
-            # What the stack burns with no load (consumers polling, Cassandra, OpenSearch) is not the requests'.
-            idle_ms = idle * (time.perf_counter() - started) * 1000 / max(result["overall"]["count"], 1)
-            cpu.update(idle_cores=round(idle, 3), total_net_of_idle=round(cpu["total"] - idle_ms, 2))
-        result["cpu_ms_per_request"] = cpu
+        requests = result["overall"]["count"]
+        cpu = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), requests)
+        result["cpu_ms_per_request"] = with_idle_taken_off(cpu, idle, time.perf_counter() - started, requests)
     result["settle"] = settled
     result["config"] = {
         "url": args.url,
