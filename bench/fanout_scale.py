@@ -70,6 +70,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 for _path in (REPO, REPO / "gen"):
@@ -79,9 +80,9 @@ for _path in (REPO, REPO / "gen"):
 import aiohttp  # noqa: E402
 from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in, stack_cpu_seconds  # noqa: E402
 
-from aviary.graph.v1 import graph_pb2  # noqa: E402
-from aviary.timeline.v1 import timeline_pb2  # noqa: E402
-from services.kit.peers import clients  # noqa: E402
+from aviary.graph.v1 import graph_pb2, graph_pb2_grpc  # noqa: E402
+from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc  # noqa: E402
+from devstack.mesh_channels import open_channel  # noqa: E402
 from services.kit.server.auth import TokenIssuer  # noqa: E402
 from services.kit.settings import SERVICE_PORTS, load_settings  # noqa: E402
 from services.kit.server.ids import MAX_WORKER, IdGenerator  # noqa: E402
@@ -339,7 +340,7 @@ async def find_missing(lookups: list[tuple[timeline_pb2.TimelineEntry, list[int]
             calls[-1].append((i, timeline_pb2.EntryLookup(entry=entry, user_ids=part)))
             size += len(part)
     calls = [c for c in calls if c]
-    stub = clients.timeline()
+    stub = timeline_pb2_grpc.TimelineServiceStub(_channel("timeline"))
     in_flight = asyncio.Semaphore(LOOKUP_CALLS_IN_FLIGHT)
 
     async def ask(call):
@@ -652,9 +653,19 @@ async def seed_posts(client, g: SyntheticGraph, accounts: dict[int, dict], args)
     }
 
 
+# Channels into the mesh (with its certificates when it runs over TLS), one per service.
+_channels: dict[str, Any] = {}
+
+
+def _channel(service: str) -> Any:
+    if service not in _channels:
+        _channels[service] = open_channel(service, aio=True)
+    return _channels[service]
+
+
 async def graph_checks(g: SyntheticGraph, threshold: int) -> dict:
     """Graph's own answers for the synthetic users: counts, celebrity flag, follower stream."""
-    stub = clients.graph()
+    stub = graph_pb2_grpc.GraphServiceStub(_channel("graph"))
     out: dict = {}
     for label, uid in [("big", g.big), ("mid_first", g.mids[0]), ("mid_last", g.mids[-1])]:
         stats = await stub.GetFollowStats(graph_pb2.GetFollowStatsRequest(user_id=str(uid)), timeout=10)
@@ -1460,7 +1471,8 @@ async def run(args, result: dict) -> None:
             except (Exception, SystemExit) as exc:
                 result["cleanup"] = {"error": str(exc) if isinstance(exc, SystemExit) else repr(exc)}
         shutil.rmtree(files, ignore_errors=True)
-        await clients.close_all()
+        while _channels:
+            await _channels.popitem()[1].close()
 
 
 def targets(result: dict, args) -> dict:

@@ -141,8 +141,9 @@ async def wait_for_consumers(client: aiohttp.ClientSession, *, timeout: float = 
 
 def stack_cpu_seconds() -> dict[str, float]:
     """CPU seconds used so far by each devstack component: its whole process
-    group (PostgreSQL's backends, a service's threads), by the pid files the
-    devstack keeps."""
+    group (a service's threads), by the pid files the devstack keeps, and the
+    processes it started in groups of their own (PostgreSQL's backends: each
+    starts a session), by their parent."""
     groups = {}
     for pidfile in devstack_config.RUN.glob("*.pid"):
         try:
@@ -150,15 +151,29 @@ def stack_cpu_seconds() -> dict[str, float]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     tick = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
+    processes: dict[int, tuple[int, int, float]] = {}  # pid -> parent, group, CPU seconds
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        name = groups.get(int(fields[2]))  # the process group
+        processes[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), (int(fields[11]) + int(fields[12])) / tick)
+
+    def component(pid: int) -> str | None:
+        for _ in range(8):  # up the parents, a few at most
+            if pid not in processes:
+                return None
+            parent, group, _cpu = processes[pid]
+            if group in groups:
+                return groups[group]
+            pid = parent
+        return None
+
+    used: dict[str, float] = {}
+    for pid, (_parent, _group, cpu) in processes.items():
+        name = component(pid)
         if name is not None:
-            used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+            used[name] = used.get(name, 0.0) + cpu
     return used
 
 
