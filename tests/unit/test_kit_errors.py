@@ -9,6 +9,7 @@ from google.protobuf import any_pb2, wrappers_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from services.kit.server import errors
+from services.kit.server.errors import unreachable_backend
 
 
 @pytest.mark.parametrize(
@@ -85,3 +86,15 @@ def test_an_update_that_sets_nothing_names_no_field_as_wrong():
     error = errors.nothing_to_change("display_name", "bio")
     assert error.message == "nothing to change: set at least one of display_name (displayName), bio"
     assert error.details == ()
+
+
+def test_a_connection_closed_under_a_call_is_an_unreachable_backend():
+    import redis.exceptions
+
+    assert unreachable_backend(redis.exceptions.ConnectionError("reset")) == "redis"
+    # What uvloop raises when redis-py writes on a transport a failover closed.
+    closed = RuntimeError(
+        "unable to perform operation on <TCPTransport closed=True reading=False 0x55d0c3a2b6f0>; the handler is closed"
+    )
+    assert unreachable_backend(closed) == "a backend"
+    assert unreachable_backend(RuntimeError("a bug of ours")) is None

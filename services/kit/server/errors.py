@@ -180,7 +180,14 @@ def unreachable_backend(exc: BaseException) -> str | None:
             return backend
     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _PEER_DOWN:
         return "a peer service"
+    if isinstance(exc, RuntimeError) and str(exc).endswith(_UVLOOP_CLOSED):
+        # uvloop refusing to write on a connection that closed under the call (a
+        # Redis failover): redis-py lets it through instead of a ConnectionError.
+        return "a backend"
     return None
+
+
+_UVLOOP_CLOSED = "; the handler is closed"
 
 
 BACKEND_UNAVAILABLE = "a service this request needs is unavailable; try again shortly"
