@@ -24,23 +24,24 @@ VALID_DAYS = 3650
 
 def ensure(cert_dir: Path, identities: list[str]) -> None:
     """The CA and a certificate for each identity, made only where missing."""
-    cert_dir.mkdir(parents=True, exist_ok=True)
-    with open(cert_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        ca_key, ca_cert = _ca(cert_dir)
-        for identity in identities:
-            if not (cert_dir / f"{identity}.pem").exists() or not (cert_dir / f"{identity}-key.pem").exists():
-                _issue(cert_dir, identity, ca_key, ca_cert)
+    _issue_all(cert_dir, identities, renew=False)
 
 
 def renew(cert_dir: Path, identities: list[str]) -> None:
     """New keys and certificates for `identities` from the same CA, written over
     the old ones as cert-manager renews a Secret: the running mesh takes them up."""
+    _issue_all(cert_dir, identities, renew=True)
+
+
+def _issue_all(cert_dir: Path, identities: list[str], *, renew: bool) -> None:
+    cert_dir.mkdir(parents=True, exist_ok=True)
     with open(cert_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         ca_key, ca_cert = _ca(cert_dir)
         for identity in identities:
-            _issue(cert_dir, identity, ca_key, ca_cert)
+            held = (cert_dir / f"{identity}.pem").exists() and (cert_dir / f"{identity}-key.pem").exists()
+            if renew or not held:
+                _issue(cert_dir, identity, ca_key, ca_cert)
 
 
 def _ca(cert_dir: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
