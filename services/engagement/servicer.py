@@ -98,7 +98,11 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             for kind in (LIKED, REPOSTED)
         )
         self.post_events = consumer.ConsumerLoop(
-            settings.kafka_bootstrap, CONSUMER_GROUP, [kafka.POSTS_TOPIC], self._on_post_event
+            settings.kafka_bootstrap,
+            CONSUMER_GROUP,
+            [kafka.POSTS_TOPIC],
+            self._on_post_event,
+            gather_ms=consumer.GATHER_SOON_MS,
         )
         # Suspended and deleted accounts cannot like.
         self.gone = accounts.GoneAccounts(self.redis)

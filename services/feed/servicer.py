@@ -38,7 +38,7 @@ from services.kit.stores.cache import TtlCache
 from services.kit.server.auth import caller_id
 from services.kit.server.errors import failed_precondition, unavailable
 from services.kit.server.ids import IdGenerator
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.consumer import GATHER_LATER_MS, ConsumerLoop, PoisonRecord
 from services.kit.events.kafka import POSTS_TOPIC
 from services.kit.server.paging import cursor_int, decode_token, encode_token, page_size
 
@@ -100,7 +100,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         # authors out; a cached one may predate a block or mute: filtered
         # again when served.
         self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
-        self.deletions = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self._remember_deletion)
+        self.deletions = ConsumerLoop(
+            settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self._remember_deletion, gather_ms=GATHER_LATER_MS
+        )
 
     # -- lifecycle -------------------------------------------------------------
 

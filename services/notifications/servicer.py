@@ -24,7 +24,7 @@ from services.kit.server.auth import caller_id, stream_deadline
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import unavailable
 from services.kit.server.ids import IdGenerator, parse_id
-from services.kit.events.consumer import ConsumerLoop
+from services.kit.events.consumer import GATHER_SOON_MS, ConsumerLoop
 from services.kit.events.kafka import (
     CONVERSATIONS_TOPIC,
     ENGAGEMENT_TOPIC,
@@ -73,6 +73,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             CONSUMER_GROUP,
             [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC, ORDERS_TOPIC, MODERATION_TOPIC],
             self.notifier.handle,
+            gather_ms=GATHER_SOON_MS,
         )
         # New messages only: a group starting for the first time does not
         # notify every message ever sent. Once it has offsets, nothing is skipped.

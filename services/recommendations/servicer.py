@@ -19,7 +19,7 @@ from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id
 from services.kit.server.errors import unavailable
 from services.kit.events import kafka
-from services.kit.events.consumer import ConsumerLoop
+from services.kit.events.consumer import GATHER_LATER_MS, ConsumerLoop
 from services.recommendations import scoring
 from services.recommendations.events import TOPICS, EventApplier
 from services.recommendations.settings import RecommendationsSettings
@@ -57,7 +57,9 @@ class RecommendationsServicer(recommendations_pb2_grpc.RecommendationsServiceSer
         self.store = RecommendationsStore(settings)
         self.reader = SignalReader(self.store, settings)
         self.applier = EventApplier(self.store, settings)
-        self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, TOPICS, self.applier.handle)
+        self.consumer = ConsumerLoop(
+            settings.kafka_bootstrap, CONSUMER_GROUP, TOPICS, self.applier.handle, gather_ms=GATHER_LATER_MS
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 

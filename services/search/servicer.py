@@ -21,7 +21,7 @@ from services.kit.server import paging, startup
 from services.kit.server.auth import optional_caller_id
 from services.kit.server.errors import invalid_argument, unavailable
 from services.kit.stores import redis_client
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.consumer import GATHER_SOON_MS, ConsumerLoop, PoisonRecord
 from services.kit.events.kafka import CATALOG_TOPIC, POSTS_TOPIC
 from services.search import documents, indices
 from services.search.settings import SearchSettings
@@ -39,7 +39,11 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         self.settings = settings
         self.os = AsyncOpenSearch(settings.opensearch_url, timeout=10)
         self.consumer = ConsumerLoop(
-            settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC, CATALOG_TOPIC], self.handle
+            settings.kafka_bootstrap,
+            CONSUMER_GROUP,
+            [POSTS_TOPIC, CATALOG_TOPIC],
+            self.handle,
+            gather_ms=GATHER_SOON_MS,
         )
         # Authors hidden from the viewer (blocks, mutes) and gone accounts
         # (suspended or deleted: identity's set in Redis, for every viewer)

@@ -33,7 +33,7 @@ from aviary.events.v1 import events_pb2
 from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
 from services.kit.server import ids, paging, startup
 from services.kit.server.errors import unavailable
-from services.kit.events.consumer import ConsumerLoop, PoisonRecord
+from services.kit.events.consumer import GATHER_LATER_MS, ConsumerLoop, PoisonRecord
 from services.kit.events.kafka import POSTS_TOPIC
 from services.trends.settings import TrendsSettings
 from services.trends.store import TrendsStore
@@ -96,7 +96,9 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
         # Deadline for computing the list in Redis.
         self.read_timeout_seconds = settings.read_timeout_seconds
         self.store = TrendsStore(settings, self.window)
-        self.consumer = ConsumerLoop(settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self.handle)
+        self.consumer = ConsumerLoop(
+            settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self.handle, gather_ms=GATHER_LATER_MS
+        )
         self._top: TopList | None = None
         # One recomputation at a time: concurrent readers wait for it and share it.
         self._refreshing = asyncio.Lock()

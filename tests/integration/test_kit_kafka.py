@@ -7,10 +7,11 @@ import contextlib
 import secrets
 import threading
 
+import pytest
 from kafka import KafkaAdminClient
 
 from services.kit.settings import load_settings
-from services.kit.events.consumer import ConsumerLoop
+from services.kit.events.consumer import ConsumerLoop, fetch_settings
 from services.kit.events.kafka import Producer, TopicPartition, ensure_topics_async
 
 TOPIC = "aviary.test.kit.v1"
@@ -304,3 +305,51 @@ async def test_batch_topic_records_come_in_order_per_partition_beside_a_held_par
             release.set()
             await producer.close()
             await _stopped(task, group)
+
+
+# -- gathering -------------------------------------------------------------------------
+
+
+async def test_a_gathering_loop_gets_a_trickle_of_records_in_fewer_fuller_fetches_and_in_order():
+    bootstrap = load_settings().kafka_bootstrap
+    arrivals: list[tuple[float, bytes]] = []
+
+    async def handler(topic, key, value):
+        arrivals.append((asyncio.get_running_loop().time(), value))
+
+    async with _fresh_topics(1) as (topic,):
+        group = f"test-kit-gather-{secrets.token_hex(4)}"
+        loop = ConsumerLoop(bootstrap, group, [topic], handler, gather_ms=500)
+        task = asyncio.create_task(loop.run())
+        producer = Producer(bootstrap)
+        try:
+            await producer.send_all([(topic, b"k", b"ready")])
+
+            async def ready() -> bool:
+                return bool(arrivals)
+
+            await _until(ready, "the loop to consume its first record")
+            # One record every 150 ms: answered at once, each would come alone.
+            sent = [f"r{i}".encode() for i in range(12)]
+            for value in sent:
+                await producer.send_all([(topic, b"k", value)])
+                await asyncio.sleep(0.15)
+
+            async def all_seen() -> bool:
+                return len(arrivals) == len(sent) + 1
+
+            await _until(all_seen, "every record")
+            assert [value for _, value in arrivals[1:]] == sent
+            times = [at for at, _ in arrivals[1:]]
+            fetches = 1 + sum(1 for a, b in zip(times, times[1:]) if b - a > 0.1)
+            assert fetches <= 8, f"{len(sent)} records came in {fetches} separate fetches"
+        finally:
+            await producer.close()
+            await _stopped(task, group)
+
+
+def test_gathering_is_off_by_default_and_never_negative():
+    assert fetch_settings(0) == {}
+    assert fetch_settings(200) == {"fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": 200}
+    with pytest.raises(ValueError, match="gather_ms"):
+        ConsumerLoop("127.0.0.1:9092", "g", ["t"], lambda *_: None, gather_ms=-1)
