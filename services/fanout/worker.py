@@ -64,20 +64,40 @@ class FollowerFeed:
 
     def __init__(self, followers_call, to_request: Callable[[Sequence[int]], Any]) -> None:
         self._call = followers_call
+        self._batches = followers_call.__aiter__()
+        self._first: graph_pb2.FollowerBatch | None = None
         self._to_request = to_request
         self.error: BaseException | None = None
         self.followers = 0
 
+    async def celebrity(self) -> bool:
+        """Whether graph's first answer to a `skip_celebrity` stream says the
+        author is a celebrity (the stream then holds nothing else)."""
+        try:
+            self._first = await self._batches.__anext__()
+        except StopAsyncIteration:
+            self._first = graph_pb2.FollowerBatch()  # nobody follows the author
+        return self._first.celebrity
+
     async def requests(self):
         try:
-            async for batch in self._call:
-                if not batch.follower_ids:
-                    continue
-                self.followers += len(batch.follower_ids)
-                yield self._to_request(batch.follower_ids)
+            if self._first is not None:
+                for request in self._forwarded(self._first):
+                    yield request
+            async for batch in self._batches:
+                for request in self._forwarded(batch):
+                    yield request
         except Exception as exc:
             self.error = exc
             raise
+
+    def _forwarded(self, batch: graph_pb2.FollowerBatch):
+        if batch.follower_ids:
+            self.followers += len(batch.follower_ids)
+            yield self._to_request(batch.follower_ids)
+
+    def cancel(self) -> None:
+        self._call.cancel()
 
 
 class FanoutWorker:
@@ -160,26 +180,31 @@ class FanoutWorker:
             await self._post_deleted(change)
 
     async def _post_created(self, change: PostChange) -> None:
-        stats, _ = await asyncio.gather(
-            clients.graph().GetFollowStats(
-                graph_pb2.GetFollowStatsRequest(user_id=str(change.author_id)), timeout=self.timeout
-            ),
-            self._index(timeline_pb2.DELIVERY_OP_ADD, change),
+        # One graph call: the follower stream itself says when the author is a celebrity.
+        feed = self._followers(
+            change.author_id, self._deliveries(timeline_pb2.DELIVERY_OP_ADD, change), skip_celebrity=True
         )
-        if stats.celebrity:
+        try:
+            celebrity, _ = await asyncio.gather(feed.celebrity(), self._index(timeline_pb2.DELIVERY_OP_ADD, change))
+        except BaseException:
+            feed.cancel()
+            raise
+        if celebrity:
+            feed.cancel()
             # Celebrities are merged into readers' timelines at read time.
             log.info(
                 "celebrity post indexed, not fanned out",
-                extra={"post_id": change.post_id, "author_id": change.author_id, "followers": stats.follower_count},
+                extra={"post_id": change.post_id, "author_id": change.author_id},
             )
             return
-        await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_ADD, change)
+        await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_ADD, change, feed)
 
     async def _post_deleted(self, change: PostChange) -> None:
         await self._index(timeline_pb2.DELIVERY_OP_REMOVE, change)
         # Every follower, celebrity or not: follow backfills copy even a
         # celebrity's posts into timelines. Deletes are rare; removal is idempotent.
-        await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_REMOVE, change)
+        op = timeline_pb2.DELIVERY_OP_REMOVE
+        await self._deliver_to_followers(op, change, self._followers(change.author_id, self._deliveries(op, change)))
 
     async def _index(self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange) -> None:
         await clients.timeline().IndexAuthorPost(
@@ -187,15 +212,16 @@ class FanoutWorker:
             timeout=self.timeout,
         )
 
-    async def _deliver_to_followers(self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange) -> None:
+    @staticmethod
+    def _deliveries(op: timeline_pb2.DeliveryOp.ValueType, change: PostChange) -> Callable[[Sequence[int]], Any]:
+        repost_of_id = timeline_entry(change).repost_of_id
+        return lambda ids: delivery_request(op, change.post_id, change.author_id, ids, repost_of_id)
+
+    async def _deliver_to_followers(
+        self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange, feed: FollowerFeed
+    ) -> None:
         started = time.perf_counter()
-        reply, followers = await self._stream_followers(
-            change.author_id,
-            lambda ids: delivery_request(
-                op, change.post_id, change.author_id, ids, timeline_entry(change).repost_of_id
-            ),
-            clients.timeline().DeliverEntries,
-        )
+        reply = await self._stream_into(feed, clients.timeline().DeliverEntries)
         op_name = timeline_pb2.DeliveryOp.Name(op)
         TIMELINES_DELIVERED.labels(op_name).inc(reply.timelines)
         log.info(
@@ -204,31 +230,34 @@ class FanoutWorker:
                 "kind": change.kind,
                 "post_id": change.post_id,
                 "author_id": change.author_id,
-                "followers": followers,
+                "followers": feed.followers,
                 "timelines": reply.timelines,
                 "batches": reply.batches,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
 
-    async def _stream_followers(self, author_id: int, to_request, timeline_call):
-        """Streams the author's followers, batch by batch, into a
-        client-streaming timeline call; returns (its reply, followers sent)."""
+    def _followers(self, author_id: int, to_request, *, skip_celebrity: bool = False) -> FollowerFeed:
+        """The author's followers, streamed from graph batch by batch."""
         followers_call = clients.graph().StreamFollowers(
-            graph_pb2.StreamFollowersRequest(user_id=str(author_id), batch_size=FOLLOWER_BATCH_SIZE),
+            graph_pb2.StreamFollowersRequest(
+                user_id=str(author_id), batch_size=FOLLOWER_BATCH_SIZE, skip_celebrity=skip_celebrity
+            ),
             timeout=self.stream_timeout,
         )
-        feed = FollowerFeed(followers_call, to_request)
+        return FollowerFeed(followers_call, to_request)
+
+    async def _stream_into(self, feed: FollowerFeed, timeline_call):
+        """Streams the feed's followers into a client-streaming timeline call; returns its reply."""
         try:
-            reply = await timeline_call(feed.requests(), timeout=self.stream_timeout)
+            return await timeline_call(feed.requests(), timeout=self.stream_timeout)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             if feed.error is not None:
                 # The follower stream failed; report that, not the cancel it caused.
                 raise feed.error from None
             raise
         finally:
-            followers_call.cancel()
-        return reply, feed.followers
+            feed.cancel()
 
     # --- graph --------------------------------------------------------------------
 
@@ -273,13 +302,13 @@ class FanoutWorker:
         """Every follower of an author who crossed the threshold: their
         cached celebrity lists go, and (crossing down) the posts that were
         only merged at read time are copied into their timelines."""
-        reply, _ = await self._stream_followers(
+        feed = self._followers(
             change.author_id,
             lambda ids: timeline_pb2.ApplyAuthorStatusRequest(
                 author_id=change.author_id, celebrity=change.celebrity, user_ids=ids
             ),
-            clients.timeline().ApplyAuthorStatus,
         )
+        reply = await self._stream_into(feed, clients.timeline().ApplyAuthorStatus)
         log.info(
             "applied celebrity change",
             extra={

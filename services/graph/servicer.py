@@ -404,6 +404,11 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     async def StreamFollowers(self, request, context):
         user_id = parse_id(request.user_id, "user_id")
         batch_size = rules.stream_batch_size(request.batch_size)
+        if request.skip_celebrity:
+            followers, _ = await self.store.counts(user_id)
+            if rules.is_celebrity(followers, self.settings.fanout_threshold):
+                yield graph_pb2.FollowerBatch(celebrity=True)
+                return
         version = await self.follower_lists.version(user_id)
         kept = self.follower_lists.get(user_id, version)
         if kept is not None:

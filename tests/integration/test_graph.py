@@ -242,6 +242,28 @@ def test_celebrity_flag_flips_when_crossing_the_threshold(identity, graph):
     assert list(celebs.celebrity_ids) == []
 
 
+def test_a_stream_that_skips_celebrities_says_so_instead_of_streaming_them(identity, graph):
+    star = sign_up(identity)
+    fans = sign_up_many(identity, THRESHOLD + 1)
+    for fan in fans[:THRESHOLD]:
+        follow(graph, fan, star.id)
+
+    def skipping() -> list[graph_pb2.FollowerBatch]:
+        request = graph_pb2.StreamFollowersRequest(user_id=star.id, batch_size=2, skip_celebrity=True)
+        return list(graph.StreamFollowers(request, timeout=10))
+
+    # At the threshold: not a celebrity, so every follower, none of it flagged.
+    batches = skipping()
+    assert sorted(i for b in batches for i in b.follower_ids) == sorted(int(f.id) for f in fans[:THRESHOLD])
+    assert not any(b.celebrity for b in batches)
+
+    follow(graph, fans[-1], star.id)
+    assert skipping() == [graph_pb2.FollowerBatch(celebrity=True)]
+    # Without the flag, a celebrity's followers stream as ever.
+    everyone = graph.StreamFollowers(graph_pb2.StreamFollowersRequest(user_id=star.id), timeout=10)
+    assert sorted(i for b in everyone for i in b.follower_ids) == sorted(int(f.id) for f in fans)
+
+
 def test_stats_of_an_untouched_user_are_zero(identity, graph):
     loner = sign_up(identity)
     s = stats(graph, loner.id)

@@ -408,19 +408,26 @@ class StreamFollowersRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    SKIP_CELEBRITY_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """Whose followers."""
     batch_size: _builtins.int
     """Ids per batch, 1..5000; 0 means 1000."""
+    skip_celebrity: _builtins.bool
+    """When set, a celebrity's followers are not streamed: the stream is one
+    batch without ids whose `celebrity` is set (fanout, which merges a
+    celebrity's posts at read time, learns that without a second call).
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         batch_size: _builtins.int = ...,
+        skip_celebrity: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "skip_celebrity", b"skip_celebrity", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -433,6 +440,11 @@ class FollowerBatch(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FOLLOWER_IDS_FIELD_NUMBER: _builtins.int
+    CELEBRITY_FIELD_NUMBER: _builtins.int
+    celebrity: _builtins.bool
+    """Set only on the one batch a `skip_celebrity` stream sends for a
+    celebrity (more followers than the fanout threshold).
+    """
     @_builtins.property
     def follower_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Follower ids in ascending order."""
@@ -441,10 +453,11 @@ class FollowerBatch(_message.Message):
         self,
         *,
         follower_ids: _abc.Iterable[_builtins.int] | None = ...,
+        celebrity: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["follower_ids", b"follower_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["celebrity", b"celebrity", "follower_ids", b"follower_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
