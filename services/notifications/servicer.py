@@ -24,7 +24,7 @@ from services.kit.server.auth import caller_id, stream_deadline
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import unavailable
 from services.kit.server.ids import IdGenerator, parse_id
-from services.kit.events.consumer import GATHER_SOON_MS, ConsumerLoop
+from services.kit.events.consumer import ConsumerLoop
 from services.kit.events.kafka import (
     CONVERSATIONS_TOPIC,
     ENGAGEMENT_TOPIC,
@@ -68,12 +68,14 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             username_cache_seconds=settings.username_cache_seconds,
             hidden_authors=self.hidden_authors,
         )
+        # Answers at once (no gather_ms): a notice names its actors newest
+        # first in the order their events arrive, and a gathered fetch hands
+        # over near-simultaneous events of different partitions in partition order.
         self.consumer = ConsumerLoop(
             settings.kafka_bootstrap,
             CONSUMER_GROUP,
             [POSTS_TOPIC, GRAPH_TOPIC, ENGAGEMENT_TOPIC, ORDERS_TOPIC, MODERATION_TOPIC],
             self.notifier.handle,
-            gather_ms=GATHER_SOON_MS,
         )
         # New messages only: a group starting for the first time does not
         # notify every message ever sent. Once it has offsets, nothing is skipped.

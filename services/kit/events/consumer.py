@@ -31,8 +31,10 @@ MAX_UNAPPLIED_RECORDS = 400
 MAX_UNAPPLIED_BATCHED = 4000
 PROGRESS_COMMIT_SECONDS = 0.2
 # How long the broker may hold a fetch to gather records, for consumers whose
-# readers can wait (`gather_ms`): search results and notices a moment behind,
+# readers can wait (`gather_ms`): search results and counts a moment behind,
 # aggregates (trends, recommendations) half a second, as long as an idle fetch.
+# Records of different partitions gathered into one fetch come in partition
+# order, not the order they were written in.
 GATHER_SOON_MS = 200
 GATHER_LATER_MS = 500
 # A fetch held for `gather_ms` is answered early only once this much is waiting.
