@@ -81,20 +81,21 @@ class FollowerFeed:
 
     async def requests(self):
         try:
-            if self._first is not None:
-                for request in self._forwarded(self._first):
-                    yield request
-            async for batch in self._batches:
-                for request in self._forwarded(batch):
-                    yield request
+            async for batch in self._every_batch():
+                if not batch.follower_ids:
+                    continue
+                self.followers += len(batch.follower_ids)
+                yield self._to_request(batch.follower_ids)
         except Exception as exc:
             self.error = exc
             raise
 
-    def _forwarded(self, batch: graph_pb2.FollowerBatch):
-        if batch.follower_ids:
-            self.followers += len(batch.follower_ids)
-            yield self._to_request(batch.follower_ids)
+    async def _every_batch(self):
+        """The batch celebrity() read first, if it did, then the rest of the stream."""
+        if self._first is not None:
+            yield self._first
+        async for batch in self._batches:
+            yield batch
 
     def cancel(self) -> None:
         self._call.cancel()
