@@ -9,7 +9,7 @@ import logging
 import grpc
 from google.protobuf.message import DecodeError
 from opensearchpy import AsyncOpenSearch
-from opensearchpy.exceptions import ConflictError, NotFoundError, TransportError
+from opensearchpy.exceptions import TransportError
 from prometheus_client import Counter
 
 from aviary.catalog.v1 import catalog_pb2
@@ -23,7 +23,7 @@ from services.kit.server.errors import invalid_argument, unavailable
 from services.kit.stores import redis_client
 from services.kit.events.consumer import GATHER_SOON_MS, ConsumerLoop, PoisonRecord
 from services.kit.events.kafka import CATALOG_TOPIC, POSTS_TOPIC
-from services.search import documents, indices
+from services.search import bulk, documents, indices
 from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,12 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             CONSUMER_GROUP,
             [POSTS_TOPIC, CATALOG_TOPIC],
             self.handle,
+            # Side by side (one author's or product's events still in order),
+            # so the records of a poll reach OpenSearch in one bulk request.
+            parallel_topics=frozenset({POSTS_TOPIC, CATALOG_TOPIC}),
             gather_ms=GATHER_SOON_MS,
         )
+        self.bulk = bulk.BulkWriter(self.os)
         # Authors hidden from the viewer (blocks, mutes) and gone accounts
         # (suspended or deleted: identity's set in Redis, for every viewer)
         # are left out of post results. Redis also carries each viewer's
@@ -104,22 +108,12 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     async def _put(self, index: str, doc_id: int, event_id: int, doc: dict) -> None:
         # External versions (the event id, time-ordered): a replayed or late
         # older event can never overwrite a newer state or revive a deletion.
-        try:
-            await self.os.index(
-                index=index, id=str(doc_id), body=doc, params={"version": event_id, "version_type": "external_gte"}
-            )
-            INDEXED.labels(index, "put", "ok").inc()
-        except ConflictError:
-            INDEXED.labels(index, "put", "stale").inc()
+        outcome = await self.bulk.index(index, doc_id, event_id, doc)
+        INDEXED.labels(index, "put", "ok" if outcome == bulk.INDEXED else "stale").inc()
 
     async def _delete(self, index: str, doc_id: int, event_id: int) -> None:
-        try:
-            await self.os.delete(
-                index=index, id=str(doc_id), params={"version": event_id, "version_type": "external_gte"}
-            )
-            INDEXED.labels(index, "delete", "ok").inc()
-        except (NotFoundError, ConflictError):
-            INDEXED.labels(index, "delete", "absent").inc()
+        outcome = await self.bulk.delete(index, doc_id, event_id)
+        INDEXED.labels(index, "delete", "ok" if outcome == bulk.DELETED else "absent").inc()
 
     # -- queries -----------------------------------------------------------------
 
