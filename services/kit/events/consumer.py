@@ -24,12 +24,15 @@ log = logging.getLogger(__name__)
 
 LAG_REPORT_SECONDS = 5.0
 # Parallel topics: records taken from Kafka but not yet applied, at most (the
-# poller stops fetching above this), and how often applied progress is committed.
+# poller stops fetching above this).
 MAX_UNAPPLIED_RECORDS = 400
 # Batch topics: records taken and not yet applied, at most (counted apart
 # from the parallel topics', so posts are held up only by a backlog this deep).
 MAX_UNAPPLIED_BATCHED = 4000
-PROGRESS_COMMIT_SECONDS = 0.2
+# How often applied progress is committed. A commit costs the broker and the
+# client about as much as a record applied; what a crash replays (at most
+# this much, to idempotent handlers) costs nothing in normal running.
+PROGRESS_COMMIT_SECONDS = 1.0
 # How long the broker may hold a fetch to gather records, for consumers whose
 # readers can wait (`gather_ms`): search results and counts a moment behind,
 # aggregates (trends, recommendations) half a second, as long as an idle fetch.
