@@ -36,13 +36,19 @@ LOOKUPS = Counter(
 
 
 class FollowerLists:
-    def __init__(self, store, epoch: RedisEpoch, *, ttl_seconds: float, max_authors: int, max_ids: int) -> None:
+    def __init__(
+        self, store, epoch: RedisEpoch, *, ttl_seconds: float, max_authors: int, max_ids: int, max_ids_held: int
+    ) -> None:
         self._store = store
         self._epoch = epoch
-        # Bounded by authors and by list length: at most max_authors lists
-        # of at most max_ids ids (8 bytes each) are held.
+        # Bounded by memory: at most max_ids_held ids (8 bytes each) over all
+        # lists, none longer than max_ids, at most max_authors lists. Lists
+        # are mostly short, so a bound on their number alone would keep few
+        # of the authors who post.
         self.max_ids = max_ids
-        self._lists: TtlCache[int, tuple[bytes, array]] = TtlCache(ttl_seconds, max_authors)
+        self._lists: TtlCache[int, tuple[bytes, array]] = TtlCache(
+            ttl_seconds, max_authors, weigh=lambda entry: len(entry[1]), max_weight=max_ids_held
+        )
 
     async def version(self, user_id: int) -> bytes | None:
         """The list's current version within the Redis epoch; None when it

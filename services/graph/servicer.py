@@ -55,6 +55,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             ttl_seconds=settings.follower_list_seconds,
             max_authors=settings.follower_list_authors,
             max_ids=settings.follower_list_max_ids,
+            max_ids_held=settings.follower_list_ids_held,
         )
         self.ids = IdGenerator(settings.worker_id)
         # Suspended and deleted accounts can neither follow nor be followed.

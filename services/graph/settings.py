@@ -13,7 +13,12 @@ class GraphSettings(Settings):
         "AVIARY_GRAPH_FOLLOWER_LIST_SECONDS", 60.0, "How long a streamed follower list is kept for the next stream."
     )
     follower_list_authors: int = setting(
-        "AVIARY_GRAPH_FOLLOWER_LIST_AUTHORS", 200, "Authors whose follower lists are kept in memory at most."
+        "AVIARY_GRAPH_FOLLOWER_LIST_AUTHORS", 50_000, "Authors whose follower lists are kept in memory at most."
+    )
+    follower_list_ids_held: int = setting(
+        "AVIARY_GRAPH_FOLLOWER_LIST_IDS_HELD",
+        2_000_000,
+        "Follower ids kept in memory at most, over all kept lists (8 bytes each); the oldest lists go first.",
     )
     follower_list_max_ids: int = setting(
         "AVIARY_GRAPH_FOLLOWER_LIST_MAX_IDS", 20_000, "Longer follower lists than this are not kept in memory."

@@ -45,3 +45,32 @@ def test_the_oldest_entries_go_first_beyond_the_size_bound():
     cache: TtlCache[int, str] = TtlCache(ttl_seconds=60, max_entries=2)
     cache.put_many([(1, "a"), (2, "b"), (3, "c")])
     assert cache.get_many([1, 2, 3]) == ({2: "b", 3: "c"}, [1])
+
+
+def test_a_weight_bound_drops_the_oldest_entries_until_the_rest_fit():
+    cache: TtlCache[int, list[int]] = TtlCache(ttl_seconds=60, max_entries=100, weigh=len, max_weight=10)
+    cache.put_many([(1, [0] * 4), (2, [0] * 4)])
+    assert cache.weight == 8
+    cache.put_many([(3, [0] * 5)])  # 13 > 10: the oldest goes
+    assert cache.get_many([1, 2, 3])[1] == [1]
+    assert cache.weight == 9
+
+
+def test_replacing_or_discarding_an_entry_gives_its_weight_back():
+    cache: TtlCache[int, list[int]] = TtlCache(ttl_seconds=60, max_entries=100, weigh=len, max_weight=10)
+    cache.put_many([(1, [0] * 6)])
+    cache.put_many([(1, [0] * 2)])
+    assert cache.weight == 2
+    cache.put_many([(2, [0] * 8)])  # 10 fits exactly: nothing goes
+    assert cache.get_many([1, 2]) == ({1: [0] * 2, 2: [0] * 8}, [])
+    cache.discard(2)
+    assert cache.weight == 2
+    cache.clear()
+    assert cache.weight == 0
+
+
+def test_an_entry_heavier_than_the_bound_is_not_kept():
+    cache: TtlCache[int, list[int]] = TtlCache(ttl_seconds=60, max_entries=100, weigh=len, max_weight=10)
+    cache.put_many([(1, [0] * 3), (2, [0] * 11)])
+    assert cache.get_many([1, 2]) == ({}, [1, 2])
+    assert cache.weight == 0

@@ -21,10 +21,23 @@ V = TypeVar("V")
 
 
 class TtlCache(Generic[K, V]):
-    def __init__(self, ttl_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        weigh: Callable[[V], int] | None = None,
+        max_weight: int = 0,
+    ) -> None:
         self._ttl = ttl_seconds
         self._max = max_entries
         self._clock = clock
+        # Values of very different sizes are bounded by their total weight
+        # (`weigh`, e.g. ids held) as well as by count.
+        self._weigh = weigh
+        self._max_weight = max_weight
+        self._weight = 0
         # Insertion order == expiry order, since every entry lives the same ttl.
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._changes = 0  # discards and clears so far
@@ -53,25 +66,41 @@ class TtlCache(Generic[K, V]):
             return
         expires = self._clock() + self._ttl
         for key, value in items:
-            self._entries.pop(key, None)
+            self._drop(key)
             self._entries[key] = (expires, value)
+            self._weight += self._weight_of(value)
         self._evict()
 
     def discard(self, key: K) -> None:
-        self._entries.pop(key, None)
+        self._drop(key)
         self._changes += 1
 
     def clear(self) -> None:
         self._entries.clear()
+        self._weight = 0
         self._changes += 1
+
+    @property
+    def weight(self) -> int:
+        """The entries' total weight (0 without `weigh`)."""
+        return self._weight
+
+    def _weight_of(self, value: V) -> int:
+        return self._weigh(value) if self._weigh is not None else 0
+
+    def _drop(self, key: K) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._weight -= self._weight_of(entry[1])
 
     def _evict(self) -> None:
         now = self._clock()
         while self._entries:
             key, (expires, _) = next(iter(self._entries.items()))
-            if expires > now and len(self._entries) <= self._max:
+            within = len(self._entries) <= self._max and (self._weigh is None or self._weight <= self._max_weight)
+            if expires > now and within:
                 break
-            del self._entries[key]
+            self._drop(key)
 
     def __len__(self) -> int:
         return len(self._entries)
