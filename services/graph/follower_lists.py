@@ -25,6 +25,7 @@ from array import array
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
+from services.graph.store import FOLLOWERS_VERSION_SECONDS
 from services.kit.stores.cache import TtlCache
 from services.kit.stores.redis_epoch import RedisEpoch
 
@@ -39,6 +40,13 @@ class FollowerLists:
     def __init__(
         self, store, epoch: RedisEpoch, *, ttl_seconds: float, max_authors: int, max_ids: int, max_ids_held: int
     ) -> None:
+        if ttl_seconds >= FOLLOWERS_VERSION_SECONDS:
+            # A copy kept under "no version" could outlive a later version
+            # that lapsed back to none, and be served though stale.
+            raise ValueError(
+                f"follower lists may be kept less than {FOLLOWERS_VERSION_SECONDS} s (their version's lifetime), "
+                f"not {ttl_seconds} s"
+            )
         self._store = store
         self._epoch = epoch
         # Bounded by memory: at most max_ids_held ids (8 bytes each) over all

@@ -10,7 +10,9 @@ from services.kit.settings import Settings, setting
 @dataclass(frozen=True)
 class GraphSettings(Settings):
     follower_list_seconds: float = setting(
-        "AVIARY_GRAPH_FOLLOWER_LIST_SECONDS", 60.0, "How long a streamed follower list is kept for the next stream."
+        "AVIARY_GRAPH_FOLLOWER_LIST_SECONDS",
+        300.0,
+        "How long a streamed follower list is kept for the next stream; under 600 (its version's lifetime).",
     )
     follower_list_authors: int = setting(
         "AVIARY_GRAPH_FOLLOWER_LIST_AUTHORS", 50_000, "Authors whose follower lists are kept in memory at most."

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 KEYSPACE = "aviary_graph"
 CELEBRITIES_KEY = "graph:celebrities"
 # A follower list's version lives this long after its last change. Longer
-# than any cached copy (FollowerLists keeps one at most a minute), so a
-# version never lapses back to "none" while a copy taken under it is held.
+# than any cached copy (FollowerLists refuses a longer keep), so a version
+# never lapses back to "none" while a copy taken under it is held.
 FOLLOWERS_VERSION_SECONDS = 600
 # One partition read answers "whom does X follow" for the celebrity merge.
 # Production would page past this (or keep a per-user celebrity-followee set);
