@@ -35,6 +35,7 @@ class BulkActionFailed(Exception):
 
 @dataclass
 class _Action:
+    op: str
     meta: dict
     source: dict | None
     outcome: asyncio.Future
@@ -49,16 +50,18 @@ class BulkWriter:
     async def index(self, index: str, doc_id: int, version: int, doc: dict) -> str:
         """Stores the document unless the index holds this version or a newer
         one (external versions: a replayed older event never wins); INDEXED or STALE."""
-        status = await self._submit(_meta("index", index, doc_id, version), doc)
-        return STALE if status == 409 else INDEXED
+        refused = await self._submit("index", index, doc_id, version, doc)
+        return STALE if refused else INDEXED
 
     async def delete(self, index: str, doc_id: int, version: int) -> str:
         """Deletes the document unless a newer version is there; DELETED or ABSENT."""
-        status = await self._submit(_meta("delete", index, doc_id, version), None)
-        return ABSENT if status in (404, 409) else DELETED
+        refused = await self._submit("delete", index, doc_id, version, None)
+        return ABSENT if refused else DELETED
 
-    async def _submit(self, meta: dict, source: dict | None) -> int:
-        action = _Action(meta, source, asyncio.get_running_loop().create_future())
+    async def _submit(self, op: str, index: str, doc_id: int, version: int, source: dict | None) -> bool:
+        """Whether OpenSearch answered with one of the op's expected refusals."""
+        meta = {op: {"_index": index, "_id": str(doc_id), "version": version, "version_type": "external_gte"}}
+        action = _Action(op, meta, source, asyncio.get_running_loop().create_future())
         self._waiting.append(action)
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_while_waiting())
@@ -89,8 +92,10 @@ class BulkWriter:
         for action, item in zip(batch, response["items"]):
             result = next(iter(item.values()))
             status = result.get("status", 0)
-            if status < 300 or status in _EXPECTED_REFUSALS[next(iter(action.meta))]:
-                _settle(action.outcome, status=status)
+            if status < 300:
+                _settle(action.outcome, refused=False)
+            elif status in _EXPECTED_REFUSALS[action.op]:
+                _settle(action.outcome, refused=True)
             else:
                 _settle(action.outcome, exception=BulkActionFailed(status, result.get("error")))
 
@@ -98,10 +103,6 @@ class BulkWriter:
 # Answers that are outcomes, not failures: a version conflict (the index is
 # newer), and a delete of a document that is not there.
 _EXPECTED_REFUSALS = {"index": (409,), "delete": (404, 409)}
-
-
-def _meta(op: str, index: str, doc_id: int, version: int) -> dict:
-    return {op: {"_index": index, "_id": str(doc_id), "version": version, "version_type": "external_gte"}}
 
 
 def _ndjson(batch: list[_Action]) -> str:
@@ -113,11 +114,11 @@ def _ndjson(batch: list[_Action]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _settle(outcome: asyncio.Future, *, status: int = 0, exception: BaseException | None = None) -> None:
+def _settle(outcome: asyncio.Future, *, refused: bool = False, exception: BaseException | None = None) -> None:
     # A caller cancelled meanwhile (its record is replayed) no longer listens.
     if outcome.done():
         return
     if exception is not None:
         outcome.set_exception(exception)
     else:
-        outcome.set_result(status)
+        outcome.set_result(refused)
