@@ -59,8 +59,6 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         self.ids = IdGenerator(settings.worker_id)
         self.producer = kafka.Producer(settings.kafka_bootstrap)
         self.redis = redis_client.client(settings)
-        # A blocker's posts are not found for the users they block: no likes.
-        self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
         # Every read of engagement (one per page anyone reads) is a burst of
         # HMGETs: packed and parsed by hiredis, about a quarter of the CPU of
         # redis-py's pipeline.
@@ -68,6 +66,10 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         # Which history Redis follows: hashes of counts and of likedByMe hold
         # only within one (a promoted replica may have missed writes).
         self.redis_epoch = RedisEpoch(self.redis)
+        # A blocker's posts are not found for the users they block: no likes.
+        self.hidden_authors = safety.HiddenAuthors(
+            self.redis, timeout=settings.rpc_timeout_seconds, epoch=self.redis_epoch
+        )
         self.counters = HotCounters(
             self.redis,
             self.store,

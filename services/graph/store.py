@@ -44,9 +44,6 @@ FOLLOWING_SCAN_LIMIT = 5000
 # partition read each. Real lists are far shorter; past this the oldest ids
 # beyond the limit are not hidden, a bound instead of an unbounded answer.
 HIDDEN_SCAN_LIMIT = 5000
-# A viewer's hidden-authors version lives this long after its last change,
-# longer than any reader caches an answer (services.kit.peers.safety).
-HIDDEN_VERSION_SECONDS = 600
 # Cassandra refuses longer TTLs (20 years); a mute ending later is kept untimed.
 CASSANDRA_MAX_TTL = 630_720_000
 # The backfill that fills `muted_by` from `mutes` (see fill_muted_by).
@@ -435,7 +432,7 @@ class GraphStore:
         """New hidden-authors versions for these viewers: readers drop what they cached."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
-                pipe.set(safety.version_key(user_id), token, ex=HIDDEN_VERSION_SECONDS)
+                pipe.set(safety.version_key(user_id), token, ex=safety.VERSION_SECONDS)
             await pipe.execute()
 
     # -- follower list versions (Redis) --------------------------------------

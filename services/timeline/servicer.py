@@ -214,7 +214,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         await startup.retry_until_up(self.store.ping, "redis")
         await self.store.redis_epoch.refresh()
         self._hub = LiveHub(self.store.client)
-        self.hidden_authors = safety.HiddenAuthors(self.store.client, timeout=self.settings.rpc_timeout_seconds)
+        self.hidden_authors = safety.HiddenAuthors(
+            self.store.client, timeout=self.settings.rpc_timeout_seconds, epoch=self.store.redis_epoch
+        )
 
     async def stop(self) -> None:
         if self._hub is not None:

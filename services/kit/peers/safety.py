@@ -1,11 +1,13 @@
 """Whose posts a viewer must not be shown: graph's GetHiddenAuthors, cached briefly per viewer.
 
 Read paths (home timeline, feed, notifications, replies) ask once per read,
-not once per post. An answer is kept briefly with the viewer's version from
-Redis (graph moves it on every block, unblock, mute and unmute that concerns
-the viewer, before answering the caller), and used only while that version is
-unchanged: a block shows on the very next read. With Redis unreadable graph
-is asked every time and nothing is cached. Mute end times travel with the
+not once per post. An answer is kept with the viewer's version from Redis
+(graph moves it on every block, unblock, mute and unmute that concerns the
+viewer, before answering the caller) and the Redis epoch it was read in
+(kit/stores/redis_epoch.py), and used only while both are unchanged: a block
+shows on the very next read, and a version lost with a Redis restart or
+failover never vouches for an old answer. With Redis unreadable graph is
+asked every time and nothing is cached. Mute end times travel with the
 answer and are checked at each use, so an expired mute ends on time.
 
 When graph cannot answer, nothing is hidden and the read is served: a
@@ -28,6 +30,7 @@ from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
 from services.kit.peers import accounts, clients
 from services.kit.stores.cache import TtlCache
+from services.kit.stores.redis_epoch import RedisEpoch
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +38,16 @@ LOOKUPS = Counter(
     "aviary_hidden_authors_lookups_total", "Hidden-author lookups, by where the answer came from", ["result"]
 )
 
-# How long an answer is kept at most. The version check makes changes show
-# at once; this bounds the staleness a lost version (Redis restarted) leaves,
-# and keeps most home reads from costing a graph call (three partition reads).
-CACHE_SECONDS = 30.0
+# A viewer's version lives this long after its last change (graph sets it).
+VERSION_SECONDS = 600
+# How long an answer is kept at most: under VERSION_SECONDS, so a version
+# never lapses back to "none" while an answer cached under "none" is held.
+# The version and epoch checks make every change show at once; a long keep
+# spares most reads a graph call (three partition reads).
+CACHE_SECONDS = 300.0
+# An epoch read this long ago still vouches for cached answers (about the
+# interval of the epoch watches that other processes run).
+EPOCH_MAX_AGE_SECONDS = 1.0
 # The same for a process without Redis (no version to check): changes show
 # within this.
 UNVERSIONED_CACHE_SECONDS = 5.0
@@ -78,9 +87,13 @@ class HiddenAuthors:
         redis_client: redis.Redis | None,
         *,
         timeout: float,
+        epoch: RedisEpoch | None = None,
         max_viewers: int = 50_000,
     ) -> None:
+        """`epoch`: a process that already watches its Redis epoch passes it;
+        otherwise one is read here, at most every EPOCH_MAX_AGE_SECONDS."""
         self._redis = redis_client
+        self._epoch = epoch or (RedisEpoch(redis_client) if redis_client is not None else None)
         self._timeout = timeout
         ttl = CACHE_SECONDS if redis_client is not None else UNVERSIONED_CACHE_SECONDS
         self._cache: TtlCache[int, tuple[bytes, Hidden]] = TtlCache(ttl, max_viewers)
@@ -107,15 +120,20 @@ class HiddenAuthors:
         return hidden or NOTHING_HIDDEN
 
     async def _version(self, viewer: int) -> bytes | None:
-        """None when Redis cannot be read: then graph is asked and nothing is
-        cached. A process without Redis keeps answers for the TTL alone."""
-        if self._redis is None:
+        """The viewer's version within the current Redis epoch; None when
+        either cannot be read: then graph is asked and nothing is cached. A
+        process without Redis keeps answers for the TTL alone."""
+        if self._redis is None or self._epoch is None:
             return b""
+        epoch = await self._epoch.current_within(EPOCH_MAX_AGE_SECONDS)
+        if epoch is None:
+            return None
         try:
-            return cast("bytes | None", await self._redis.get(version_key(viewer))) or b""
+            version = cast("bytes | None", await self._redis.get(version_key(viewer))) or b""
         except (redis.RedisError, OSError) as exc:
             log.warning("hidden-authors version unreadable; asking graph", extra={"error": repr(exc)[:300]})
             return None
+        return epoch + b"/" + version
 
     async def _ask_graph(self, viewer: int) -> Hidden | None:
         try:

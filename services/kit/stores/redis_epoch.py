@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 
 import redis.asyncio as redis
 from prometheus_client import Counter
@@ -43,9 +44,11 @@ class RedisEpoch:
         # The newest epoch ever read (b"" before any): for writes that must
         # name one even while the current one is unknown.
         self.last_known = b""
+        self._read_at = float("-inf")
 
     async def refresh(self) -> bytes | None:
         """Reads the epoch now; None (and so until the next good read) when some master cannot be asked."""
+        self._read_at = time.monotonic()
         try:
             epoch = await read(self._client)
         except (RedisError, OSError) as exc:
@@ -61,6 +64,14 @@ class RedisEpoch:
             )
         self.current = self.last_known = epoch
         return epoch
+
+    async def current_within(self, max_age: float) -> bytes | None:
+        """The epoch as read at most max_age seconds ago, read now if older:
+        for a process that runs no watch. A read is stamped when it starts, so
+        callers arriving meanwhile use the epoch they had rather than all asking."""
+        if time.monotonic() - self._read_at > max_age:
+            await self.refresh()
+        return self.current
 
     async def watch_forever(self) -> None:
         """Background job: keeps `current` up to date."""
