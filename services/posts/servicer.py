@@ -37,6 +37,8 @@ from services.kit.server.errors import (
 from services.posts import media as post_media
 from services.posts import products as post_products
 from services.posts import text as post_text
+from services.posts.author_lists import READS as AUTHOR_LIST_READS
+from services.posts.author_lists import AuthorPostIds
 from services.posts.cache import PostCache
 from services.posts.model import PostRecord, timestamp_from_ms, to_created_event, to_proto
 from services.posts.settings import PostsSettings
@@ -74,6 +76,10 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         # only bounds a delete missed while this replica's Kafka consumer was
         # cut off. The size bound keeps memory in check.
         self.cache = PostCache(ttl_seconds=settings.cache_seconds)
+        # Authors' newest post ids for profile pages, kept the same way: this
+        # replica's writes change them at once, others' through the same
+        # consumer as deletes.
+        self.author_ids = AuthorPostIds(ttl_seconds=settings.author_list_seconds)
         # Author summaries for hydration. A profile edit drops its entry at
         # once (identity's announcement); the TTL only bounds an announcement
         # lost while Redis was unreachable. Follows announce both users'
@@ -93,7 +99,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         # not write, and their posts are left out of every read. The same
         # process-wide copy the hidden-authors lookup keeps.
         self.gone_accounts = self.hidden_authors.gone_accounts
-        # A group of its own per process: every replica sees every delete.
+        # A group of its own per process: every replica sees every post and delete.
         self.evictions = consumer.ConsumerLoop(
             settings.kafka_bootstrap,
             f"posts-cache-{socket.gethostname()}-{os.getpid()}",
@@ -124,7 +130,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         )
 
     async def evict_deleted(self) -> None:
-        """Background job: drops posts deleted through any replica from this one's cache."""
+        """Background job: drops posts deleted through any replica from this
+        one's caches, and adds posts created through any to its author lists."""
         await self.evictions.run()
 
     async def remove_deleted_accounts(self) -> None:
@@ -141,8 +148,12 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             event.ParseFromString(value)
         except DecodeError as exc:
             raise consumer.PoisonRecord(str(exc)) from exc
-        if event.WhichOneof("kind") == "deleted":
+        kind = event.WhichOneof("kind")
+        if kind == "created":
+            self.author_ids.added(event.created.author_id, event.created.post_id)
+        elif kind == "deleted":
             self.cache.invalidate(event.deleted.post_id)
+            self.author_ids.removed(event.deleted.author_id, event.deleted.post_id)
 
     async def _on_account_deleted(self, event: events_pb2.AccountEvent) -> None:
         await self.remove_account(event.deleted.user_id, event.occur_time.ToMilliseconds())
@@ -231,6 +242,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             repost_of_author_id=quoted.author_id if quoted else 0,
         )
         # Durable from here on: nothing below may fail the call.
+        self.author_ids.added(author_id, post_id)
         log.info("post created", extra={"post_id": post_id, "author_id": author_id})
         await self._count_post(author_id, +1)
         return await self._hydrate_one(record, author_id, new=True)
@@ -271,6 +283,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             repost_of_id=original.post_id,
         )
         await self.store.create(record, event_id=self.ids.next_id(), repost_of_author_id=original.author_id)
+        self.author_ids.added(caller, repost_id)
         log.info("post reposted", extra={"post_id": repost_id, "author_id": caller, "repost_of_id": original.post_id})
         await self._count_post(caller, +1)
         return await self._hydrate_one(record, caller, new=True)
@@ -382,7 +395,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         users = await self._cached_users([user_id])
         if user_id not in users or await self._author_hidden_from(user_id, viewer_id):
             raise not_found(f"user {user_id} does not exist")
-        post_ids = await self.store.author_post_ids(user_id, before, size + 1)
+        post_ids = await self._author_post_ids(user_id, before, size + 1)
         page = post_ids[:size]
         records = await self._live_records(page)
         posts = await self._hydrate(records, viewer_id, known_users=users)
@@ -553,6 +566,26 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         if await self._author_hidden_from(record.author_id, viewer_id):
             raise not_found(f"post {post_id} does not exist")
         return record
+
+    async def _author_post_ids(self, author_id: int, before: int | None, limit: int) -> list[int]:
+        """store.author_post_ids, from this replica's copy when it can tell."""
+        ids_kept = self.author_ids.page(author_id, before, limit)
+        if ids_kept is not None:
+            AUTHOR_LIST_READS.labels("copy").inc()
+            return ids_kept
+        read_started = self.author_ids.now()
+        post_ids = await self.store.author_post_ids(author_id, before, limit)
+        AUTHOR_LIST_READS.labels("cassandra").inc()
+        if before is None and self._hears_posts_since(read_started):
+            self.author_ids.keep(author_id, post_ids, limit, read_started)
+        return post_ids
+
+    def _hears_posts_since(self, moment: float) -> bool:
+        """Whether every post event written after `moment` (a value of
+        time.monotonic()) reaches this replica's consumer: not so while it is
+        still finding where to start, and a copy filled then could miss one."""
+        since = self.evictions.reading_since
+        return since is not None and moment >= since
 
     async def _live_records(self, post_ids: list[int]) -> list[PostRecord]:
         """Live posts among post_ids, in the given order; cache first, then one read each."""
@@ -772,6 +805,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         await self.store.finish_delete(
             author_id, record.post_id, event_id, ids.timestamp_ms(event_id), record.reply_to_id, record.repost_of_id
         )
+        self.author_ids.removed(author_id, record.post_id)
 
 
 def _is_pure_repost(record: PostRecord) -> bool:

@@ -14,6 +14,11 @@ class PostsSettings(Settings):
         300.0,
         "How long a post row is reused; only bounds a delete this replica missed on Kafka.",
     )
+    author_list_seconds: float = setting(
+        "AVIARY_POSTS_AUTHOR_LIST_SECONDS",
+        300.0,
+        "How long an author's newest post ids are reused for profile pages; only bounds a change missed on Kafka.",
+    )
     author_cache_seconds: float = setting(
         "AVIARY_POSTS_AUTHOR_CACHE_SECONDS",
         60.0,

@@ -109,6 +109,10 @@ class ConsumerLoop:
         self.gather_ms = gather_ms
         self._stop = threading.Event()
         self._next_lag_report = 0.0
+        # When every assigned partition was first seen fetched (where it
+        # starts, committed or reset, is settled): no record written after
+        # this moment (time.monotonic()) is skipped by this process.
+        self.reading_since: float | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -162,6 +166,8 @@ class ConsumerLoop:
         try:
             while not stop.is_set():
                 batches = _poll(consumer, positions)
+                if self.reading_since is None:
+                    self._note_reading(consumer)
                 if time.monotonic() >= self._next_lag_report:
                     # Report every few seconds, not per batch; and on idle polls too,
                     # or a caught-up consumer keeps its last lag.
@@ -298,6 +304,13 @@ class ConsumerLoop:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         raise RuntimeError("stopped before the batch was applied")
+
+    def _note_reading(self, consumer: Consumer) -> None:
+        # A partition's watermarks are known once its start is resolved (the
+        # reset's offset lookup, or its first fetch).
+        assigned = consumer.assignment()
+        if assigned and all(consumer.get_watermark_offsets(p, cached=True)[1] >= 0 for p in assigned):
+            self.reading_since = time.monotonic()
 
     def _report_lag(self, consumer: Consumer, positions: dict[TopicPartition, int]) -> None:
         try:

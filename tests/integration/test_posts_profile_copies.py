@@ -1,0 +1,130 @@
+"""Profile pages served from a replica's copy of the author's newest post ids.
+
+Two real posts processes share Cassandra and Kafka: the devstack's, and a
+second one started here. Posts written through one must show on the other's
+profile pages once their events arrive, while the other answers from its copy
+(its metrics tell a copy from a Cassandra read).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aviary.identity.v1 import identity_pb2
+from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
+from tests.integration.support import free_port, stop_process, wait_serving
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RPC_TIMEOUT = 15.0
+
+
+class _Replica:
+    def __init__(self, stub: posts_pb2_grpc.PostsServiceStub, metrics_port: int) -> None:
+        self.stub = stub
+        self.metrics_port = metrics_port
+
+    def reads_from(self, source: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        line = f'aviary_posts_author_list_reads_total{{source="{source}"}} '
+        return sum(float(row[len(line) :]) for row in text.splitlines() if row.startswith(line))
+
+
+@pytest.fixture(scope="module")
+def second_replica(tmp_path_factory):
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "AVIARY_POSTS_PORT": str(port),
+        "AVIARY_METRICS_PORT": str(metrics_port),
+        "AVIARY_HEALTH_PORT": str(free_port()),
+        "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
+    }
+    log_path = tmp_path_factory.mktemp("posts") / "posts.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.posts"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        try:
+            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="posts")
+        except pytest.fail.Exception:
+            pytest.fail(
+                f"the second posts process never served (exit code {proc.poll()}): {log_path.read_text()[-2000:]}"
+            )
+        yield _Replica(posts_pb2_grpc.PostsServiceStub(channel), metrics_port)
+        channel.close()
+    finally:
+        stop_process(proc)
+
+
+def _sign_up(identity) -> tuple[str, tuple]:
+    reply = identity.CreateAccount(
+        identity_pb2.CreateAccountRequest(username=f"t_{secrets.token_hex(4)}", password="correct horse battery"),
+        timeout=RPC_TIMEOUT,
+    )
+    return reply.user.id, (("authorization", f"Bearer {reply.access_token}"),)
+
+
+def _create(posts, auth, text: str) -> str:
+    return posts.CreatePost(posts_pb2.CreatePostRequest(text=text), metadata=auth, timeout=RPC_TIMEOUT).id
+
+
+def _page(posts, user_id: str, size: int = 5) -> list[str]:
+    reply = posts.ListUserPosts(posts_pb2.ListUserPostsRequest(user_id=user_id, page_size=size), timeout=RPC_TIMEOUT)
+    return [p.id for p in reply.posts]
+
+
+def _until(condition, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _served_from_a_copy(replica: _Replica, user_id: str) -> bool:
+    before = replica.reads_from("copy")
+    _page(replica.stub, user_id)
+    return replica.reads_from("copy") > before
+
+
+def test_posts_written_through_another_replica_reach_this_ones_copy(identity, posts, second_replica):
+    author, auth = _sign_up(identity)
+    first = _create(posts, auth, "one")
+    # Copies are kept once the replica's consumer is reading: until then every page is read.
+    assert _until(lambda: _served_from_a_copy(second_replica, author), 30.0), "the replica never kept a copy"
+    assert _page(second_replica.stub, author) == [first]
+
+    second = _create(posts, auth, "two")
+    copies_before = second_replica.reads_from("copy")
+    assert _until(lambda: _page(second_replica.stub, author) == [second, first]), "the new post never showed"
+    assert second_replica.reads_from("copy") > copies_before, "shown by reading Cassandra, not through the copy"
+
+    posts.DeletePost(posts_pb2.DeletePostRequest(post_id=second), metadata=auth, timeout=RPC_TIMEOUT)
+    assert _until(lambda: _page(second_replica.stub, author) == [first]), "the deleted post stayed"
+
+
+def test_a_replica_shows_its_own_writes_at_once(identity, second_replica):
+    author, auth = _sign_up(identity)
+    _create(second_replica.stub, auth, "old")
+    assert _until(lambda: _served_from_a_copy(second_replica, author), 30.0), "the replica never kept a copy"
+    for n in range(3):
+        newest = _create(second_replica.stub, auth, f"new {n}")
+        assert _page(second_replica.stub, author)[0] == newest
+
+    old_then_new = _page(second_replica.stub, author, size=2)
+    assert len(old_then_new) == 2 and old_then_new[0] == newest
+    # A page past the copy's first still walks the whole list.
+    rest = posts_pb2.ListUserPostsRequest(user_id=author, page_size=2)
+    first_page = second_replica.stub.ListUserPosts(rest, timeout=RPC_TIMEOUT)
+    rest.page_token = first_page.next_page_token
+    assert len(second_replica.stub.ListUserPosts(rest, timeout=RPC_TIMEOUT).posts) == 2
