@@ -438,7 +438,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         await self._require_active_account(caller)
         post_id = ids.parse_id(request.post_id, "post_id")
         record = await self.store.get(post_id)
-        if record is None or record.deleted or await self._author_hidden_from(record.author_id, caller):
+        if record is None or record.deleted or await self._author_hidden_from(record.author_id, caller, writing=True):
             raise not_found(f"post {post_id} does not exist")
         await self._check_bookmark_room(caller, post_id)
         bookmark_id = await self.store.add_bookmark(caller, post_id, self.ids.next_id())
@@ -563,7 +563,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         """A live post the viewer may see: a blocker's posts are not found for
         the blocked (who so cannot reply to, quote or repost them)."""
         record = await self._require_live_post(post_id, field)
-        if await self._author_hidden_from(record.author_id, viewer_id):
+        if await self._author_hidden_from(record.author_id, viewer_id, writing=True):
             raise not_found(f"post {post_id} does not exist")
         return record
 
@@ -740,10 +740,16 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
     async def _hidden_from(self, viewer_id: int | None) -> safety.Hidden:
         return await self.hidden_authors.of(viewer_id or 0)
 
-    async def _author_hidden_from(self, author_id: int, viewer_id: int | None) -> bool:
+    async def _author_hidden_from(self, author_id: int, viewer_id: int | None, *, writing: bool = False) -> bool:
         """Nobody finds a gone (suspended or deleted) author's posts, and a
-        blocked viewer finds none of the blocker's (404 for them)."""
-        if await self.gone_accounts.contains(author_id):
+        blocked viewer finds none of the blocker's (404 for them). Reads go
+        by the process's copy of the gone accounts, as hydration does; a
+        write aimed at the author's post asks Redis, so it is refused at once."""
+        if writing:
+            gone = await self.gone_accounts.contains(author_id)
+        else:
+            gone = author_id in await self.gone_accounts.ids()
+        if gone:
             return True
         if not viewer_id or viewer_id == author_id:
             return False
