@@ -68,7 +68,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         self.redis_epoch = RedisEpoch(self.redis)
         # A blocker's posts are not found for the users they block: no likes.
         self.hidden_authors = safety.HiddenAuthors(
-            self.redis, timeout=settings.rpc_timeout_seconds, epoch=self.redis_epoch
+            self.redis, timeout=settings.rpc_timeout_seconds, epoch=self.redis_epoch, bulk=self.bulk
         )
         self.counters = HotCounters(
             self.redis,

@@ -99,7 +99,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         # A ranking is built from the home timeline, which leaves hidden
         # authors out; a cached one may predate a block or mute: filtered
         # again when served.
-        self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
+        self.hidden_authors = safety.HiddenAuthors(
+            self.redis, timeout=settings.rpc_timeout_seconds, bulk=self.bulk_redis
+        )
         self.deletions = ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self._remember_deletion, gather_ms=GATHER_LATER_MS
         )

@@ -25,7 +25,7 @@ from services.kit.events.account_deletions import AccountDeletions
 from services.kit.events import consumer, kafka
 from services.kit.peers import accounts, clients, engagement_overlay, profiles, safety
 from services.kit.server import auth, ids, paging
-from services.kit.stores import cql, redis_client
+from services.kit.stores import cql, redis_bulk, redis_client
 from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import (
     failed_precondition,
@@ -92,9 +92,12 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         self.media = post_media.media_lookup(settings.media_cache_seconds)
         self.products = post_products.product_lookup(settings.product_cache_seconds)
         self.redis = redis_client.client(settings)
+        self.bulk_redis = redis_bulk.BulkRedis(settings.redis_url)
         # Blocks and mutes, for what a signed-in viewer may see (one cached
         # lookup per read).
-        self.hidden_authors = safety.HiddenAuthors(self.redis, timeout=settings.rpc_timeout_seconds)
+        self.hidden_authors = safety.HiddenAuthors(
+            self.redis, timeout=settings.rpc_timeout_seconds, bulk=self.bulk_redis
+        )
         # Suspended and deleted accounts (identity's set in Redis): they may
         # not write, and their posts are left out of every read. The same
         # process-wide copy the hidden-authors lookup keeps.
@@ -121,6 +124,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         await self.producer.close()
         await self.store.stop()
         await self.redis.aclose()
+        await self.bulk_redis.close()
         await clients.close_all()
 
     async def relay(self) -> None:

@@ -215,7 +215,10 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         await self.store.redis_epoch.refresh()
         self._hub = LiveHub(self.store.client)
         self.hidden_authors = safety.HiddenAuthors(
-            self.store.client, timeout=self.settings.rpc_timeout_seconds, epoch=self.store.redis_epoch
+            self.store.client,
+            timeout=self.settings.rpc_timeout_seconds,
+            epoch=self.store.redis_epoch,
+            bulk=self.store.bulk,
         )
 
     async def stop(self) -> None:

@@ -241,6 +241,11 @@ class TimelineStore:
     def client(self) -> redis.Redis:
         return self._redis
 
+    @property
+    def bulk(self) -> redis_bulk.BulkRedis:
+        """The hiredis connections (redis_bulk), for other readers of the same Redis."""
+        return self._bulk
+
     async def ping(self) -> None:
         await self._redis.ping()
 

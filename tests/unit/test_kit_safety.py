@@ -86,8 +86,20 @@ class _Epoch:
         return self.current
 
 
-def _counting_helper(versions, epoch=None):
-    helper = safety.HiddenAuthors(versions, timeout=1.0, epoch=epoch or _Epoch())
+class _Bulk:
+    """A stand-in for BulkRedis.read over the same versions."""
+
+    def __init__(self, versions: _Versions) -> None:
+        self.versions = versions
+        self.reads = 0
+
+    async def read(self, commands):
+        self.reads += 1
+        return [await self.versions.get(key) for _, key in commands]
+
+
+def _counting_helper(versions, epoch=None, bulk=None):
+    helper = safety.HiddenAuthors(versions, timeout=1.0, epoch=epoch or _Epoch(), bulk=bulk)
     asked: list[int] = []
 
     async def ask(viewer: int):
@@ -106,6 +118,15 @@ async def test_an_answer_is_reused_while_the_viewers_version_holds():
     versions.values[safety.version_key(7)] = b"123"  # a block or mute changed it
     assert await helper.of(7) != first and asked == [7, 7]
     assert await helper.of(7) == safety.Hidden(blocking=frozenset({2})) and asked == [7, 7]
+
+
+async def test_the_version_is_read_through_the_bulk_connections_when_given():
+    versions = _Versions()
+    bulk = _Bulk(versions)
+    helper, asked = _counting_helper(versions, bulk=bulk)
+    first = await helper.of(7)
+    versions.values[safety.version_key(7)] = b"123"
+    assert await helper.of(7) != first and asked == [7, 7] and bulk.reads == 2
 
 
 async def test_an_answer_from_another_redis_epoch_is_not_reused():
