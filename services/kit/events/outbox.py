@@ -4,7 +4,9 @@ A service writes its state change and the event describing it in one LOGGED
 batch (all or nothing, via the batchlog), so an acknowledged change always has
 its event stored. The relay then publishes to Kafka and deletes each outbox row
 only after Kafka acknowledged it: events survive a Kafka outage or a crash
-(at-least-once; consumers are idempotent).
+(at-least-once; consumers are idempotent). The deletes are gathered for up to
+DELETE_INTERVAL and go out one statement per shard; a crash before them only
+means the sweep publishes those events again.
 
 Two ways out of the table:
 - the fast path: `commit(batch)` hands the committed events to this process's
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 SHARDS = 8  # outbox partitions; spreads writes and keeps each partition small
 SWEEP_LIMIT = 200
 PUBLISH_BATCH = 500
+# Published events' rows are deleted this often (well under the sweep's
+# minimum age, so the sweep never finds them), at most DELETE_BATCH per statement.
+DELETE_INTERVAL = 1.0
+DELETE_BATCH = 100
 
 OUTBOX_PENDING = Gauge("aviary_outbox_queued", "Committed events waiting for the fast path", ["keyspace"])
 OUTBOX_PUBLISHED = Counter("aviary_outbox_published_total", "Events published to Kafka", ["keyspace", "path"])
@@ -112,6 +118,8 @@ class Outbox:
         self._wake = asyncio.Event()
         self._queue: deque[OutboxEvent] = deque()
         self._floors = [0] * SHARDS
+        # Shard -> ids of published events whose rows are still to delete.
+        self._published: dict[int, list[int]] = {}
         self._insert: PreparedStatement | None = None
         self._select: PreparedStatement | None = None
         self._delete: PreparedStatement | None = None
@@ -135,7 +143,7 @@ class Outbox:
             f"SELECT event_id, topic, key, payload, written_at FROM {ks}.outbox "
             f"WHERE shard = ? AND event_id >= ? AND event_id < ? LIMIT {SWEEP_LIMIT}",
         )
-        self._delete = await cql.prepare(self.session, f"DELETE FROM {ks}.outbox WHERE shard = ? AND event_id = ?")
+        self._delete = await cql.prepare(self.session, f"DELETE FROM {ks}.outbox WHERE shard = ? AND event_id IN ?")
 
     # -- writing ----------------------------------------------------------------
 
@@ -164,9 +172,13 @@ class Outbox:
     async def relay_forever(self) -> None:
         next_sweep = 0.0
         next_full_sweep = time.monotonic() + self.full_sweep_interval
+        next_delete = time.monotonic() + DELETE_INTERVAL
         while True:
             try:
                 await self._drain_queue()
+                if time.monotonic() >= next_delete or time.monotonic() >= next_sweep:
+                    await self._delete_published()
+                    next_delete = time.monotonic() + DELETE_INTERVAL
                 if time.monotonic() >= next_sweep:
                     if time.monotonic() >= next_full_sweep:
                         self._floors = [0] * SHARDS
@@ -183,8 +195,9 @@ class Outbox:
                 continue
             if not self._queue:
                 self._wake.clear()
+                wake_at = min(next_sweep, next_delete) if self._published else next_sweep
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.05, next_sweep - time.monotonic()))
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.05, wake_at - time.monotonic()))
                 except asyncio.TimeoutError:
                     pass
 
@@ -239,7 +252,26 @@ class Outbox:
         for e in events:
             OUTBOX_DELAY.labels(self.keyspace, path).observe(max(0.0, now - e.written_at))
         OUTBOX_PUBLISHED.labels(self.keyspace, path).inc(len(events))
-        await asyncio.gather(*(cql.execute(self.session, self._delete, (e.shard, e.event_id)) for e in events))
+        for e in events:
+            self._published.setdefault(e.shard, []).append(e.event_id)
+
+    async def _delete_published(self) -> None:
+        """Deletes the rows of the events published so far, one statement per
+        shard (and DELETE_BATCH ids); those that fail stay for the next round."""
+        published, self._published = self._published, {}
+        groups = [
+            (shard, ids[i : i + DELETE_BATCH])
+            for shard, ids in published.items()
+            for i in range(0, len(ids), DELETE_BATCH)
+        ]
+        outcomes = await asyncio.gather(
+            *(cql.execute(self.session, self._delete, (shard, ids)) for shard, ids in groups), return_exceptions=True
+        )
+        failures = [(group, o) for group, o in zip(groups, outcomes) if isinstance(o, BaseException)]
+        for (shard, ids), _ in failures:
+            self._published.setdefault(shard, []).extend(ids)
+        if failures:
+            raise failures[0][1]
 
 
 def _utc(unix_seconds: float) -> datetime.datetime:
