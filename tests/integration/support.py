@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 
 import grpc
 import pytest
@@ -15,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from devstack.mesh_channels import open_channel
 from services.kit import manifest
-from services.kit.settings import load_settings, service_addr
+from services.kit.settings import REPO_ROOT, load_settings, service_addr
 from services.kit.events.kafka import TOPICS, ensure_topics
 
 
@@ -124,3 +129,48 @@ def stop_process(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@dataclass
+class SecondProcess:
+    """Another process of a devstack service, started by a test."""
+
+    channel: grpc.Channel
+    metrics_port: int
+
+
+@contextlib.contextmanager
+def second_process(service: str, log_dir: Path, env_var_port: str, **settings: str) -> Iterator[SecondProcess]:
+    """Runs another `service` process on free ports (its port variable is
+    `env_var_port`), with these settings changed, until the block ends; fails
+    the test, quoting its log, if it never serves."""
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        env_var_port: str(port),
+        "AVIARY_METRICS_PORT": str(metrics_port),
+        "AVIARY_HEALTH_PORT": str(free_port()),
+        "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
+        **settings,
+    }
+    log_path = log_dir / f"{service}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        try:
+            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service=service)
+        except pytest.fail.Exception:
+            pytest.fail(
+                f"the second {service} process never served (exit code {proc.poll()}); "
+                f"its log ends: {log_path.read_text()[-2000:]}"
+            )
+        with channel:
+            yield SecondProcess(channel, metrics_port)
+    finally:
+        stop_process(proc)

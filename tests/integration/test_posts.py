@@ -7,12 +7,8 @@ deadline instead of slept for.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import grpc
 import pytest
@@ -23,10 +19,9 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.server import ids
 from services.kit.settings import service_addr
 from services.kit.events.kafka import POSTS_TOPIC
-from tests.integration.support import TopicReader, free_port, stop_process, wait_serving
+from tests.integration.support import TopicReader, free_port, second_process, wait_serving
 from devstack.mesh_channels import open_channel
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 RPC_TIMEOUT = 15.0
 
@@ -406,37 +401,9 @@ def test_created_then_deleted_events_reach_kafka(identity, posts, topic_reader):
 @pytest.fixture
 def posts_without_kafka(tmp_path):
     """A second posts process whose Kafka address leads nowhere."""
-    port, metrics_port, dead_kafka = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "AVIARY_POSTS_PORT": str(port),
-        "AVIARY_METRICS_PORT": str(metrics_port),
-        "AVIARY_HEALTH_PORT": str(free_port()),
-        "AVIARY_KAFKA_BOOTSTRAP": f"127.0.0.1:{dead_kafka}",
-        "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
-    }
-    log_path = tmp_path / "posts.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.posts"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        try:
-            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="posts")
-        except pytest.fail.Exception:
-            # Say why: its own log (a port taken, a crash at start-up).
-            pytest.fail(
-                f"the second posts process never served (exit code {proc.poll()}); "
-                f"its log ends: {log_path.read_text()[-2000:]}"
-            )
-        yield posts_pb2_grpc.PostsServiceStub(channel)
-        channel.close()
-    finally:
-        stop_process(proc)
+    dead_kafka = f"127.0.0.1:{free_port()}"
+    with second_process("posts", tmp_path, "AVIARY_POSTS_PORT", AVIARY_KAFKA_BOOTSTRAP=dead_kafka) as process:
+        yield posts_pb2_grpc.PostsServiceStub(process.channel)
 
 
 def test_create_post_succeeds_while_kafka_is_unreachable(identity, posts, posts_without_kafka, topic_reader):

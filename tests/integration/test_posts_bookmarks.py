@@ -9,11 +9,7 @@ other tests' data."""
 
 from __future__ import annotations
 
-import os
 import random
-import secrets
-import subprocess
-import sys
 
 import grpc
 import pytest
@@ -23,8 +19,8 @@ from services.kit.events.kafka import Producer
 from services.kit.settings import load_settings
 from services.kit.stores import cql
 from services.posts.store import PostStore
-from tests.integration.support import free_port, stop_process, wait_serving
-from tests.integration.test_posts import REPO_ROOT, RPC_TIMEOUT, create, delete, sign_up
+from tests.integration.support import second_process
+from tests.integration.test_posts import RPC_TIMEOUT, create, delete, sign_up
 
 
 def fresh_id() -> int:
@@ -124,29 +120,8 @@ async def test_bookmark_count_follows_adds_and_removals(store):
 @pytest.fixture
 def posts_with_two_bookmarks(tmp_path):
     """A second posts process that lets a user keep two bookmarks."""
-    port, metrics_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "AVIARY_POSTS_PORT": str(port),
-        "AVIARY_METRICS_PORT": str(metrics_port),
-        "AVIARY_HEALTH_PORT": str(free_port()),
-        "AVIARY_POSTS_MAX_BOOKMARKS": "2",
-        "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
-    }
-    log_path = tmp_path / "posts.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.posts"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        try:
-            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="posts")
-        except pytest.fail.Exception:
-            pytest.fail(f"the second posts process never served; its log ends: {log_path.read_text()[-2000:]}")
-        yield posts_pb2_grpc.PostsServiceStub(channel)
-        channel.close()
-    finally:
-        stop_process(proc)
+    with second_process("posts", tmp_path, "AVIARY_POSTS_PORT", AVIARY_POSTS_MAX_BOOKMARKS="2") as process:
+        yield posts_pb2_grpc.PostsServiceStub(process.channel)
 
 
 def test_past_the_limit_a_new_bookmark_is_refused_and_an_old_one_still_succeeds(

@@ -8,21 +8,16 @@ profile pages once their events arrive, while the other answers from its copy
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from tests.integration.support import free_port, stop_process, wait_serving
+from tests.integration.support import second_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 RPC_TIMEOUT = 15.0
 
 
@@ -39,30 +34,8 @@ class _Replica:
 
 @pytest.fixture(scope="module")
 def second_replica(tmp_path_factory):
-    port, metrics_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "AVIARY_POSTS_PORT": str(port),
-        "AVIARY_METRICS_PORT": str(metrics_port),
-        "AVIARY_HEALTH_PORT": str(free_port()),
-        "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
-    }
-    log_path = tmp_path_factory.mktemp("posts") / "posts.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.posts"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        try:
-            channel = wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="posts")
-        except pytest.fail.Exception:
-            pytest.fail(
-                f"the second posts process never served (exit code {proc.poll()}): {log_path.read_text()[-2000:]}"
-            )
-        yield _Replica(posts_pb2_grpc.PostsServiceStub(channel), metrics_port)
-        channel.close()
-    finally:
-        stop_process(proc)
+    with second_process("posts", tmp_path_factory.mktemp("posts"), "AVIARY_POSTS_PORT") as process:
+        yield _Replica(posts_pb2_grpc.PostsServiceStub(process.channel), process.metrics_port)
 
 
 def _sign_up(identity) -> tuple[str, tuple]:
