@@ -399,7 +399,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         users = await self._cached_users([user_id])
         if user_id not in users or await self._author_hidden_from(user_id, viewer_id):
             raise not_found(f"user {user_id} does not exist")
-        post_ids = await self._author_post_ids(user_id, before, size + 1)
+        # Authors see their own newest posts at once, whichever replica wrote them.
+        post_ids = await self._author_post_ids(user_id, before, size + 1, copy_ok=viewer_id != user_id)
         page = post_ids[:size]
         records = await self._live_records(page)
         posts = await self._hydrate(records, viewer_id, known_users=users)
@@ -571,9 +572,9 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             raise not_found(f"post {post_id} does not exist")
         return record
 
-    async def _author_post_ids(self, author_id: int, before: int | None, limit: int) -> list[int]:
-        """store.author_post_ids, from this replica's copy when it can tell."""
-        ids_kept = self.author_ids.page(author_id, before, limit)
+    async def _author_post_ids(self, author_id: int, before: int | None, limit: int, *, copy_ok: bool) -> list[int]:
+        """store.author_post_ids, from this replica's copy when it can tell (and `copy_ok`)."""
+        ids_kept = self.author_ids.page(author_id, before, limit) if copy_ok else None
         if ids_kept is not None:
             AUTHOR_LIST_READS.labels("copy").inc()
             return ids_kept

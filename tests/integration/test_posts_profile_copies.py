@@ -78,6 +78,11 @@ def test_posts_written_through_another_replica_reach_this_ones_copy(identity, po
     assert _page(second_replica.stub, author) == [first]
 
     second = _create(posts, auth, "two")
+    # The author's own profile shows it at once, before the event arrives.
+    own = second_replica.stub.ListUserPosts(
+        posts_pb2.ListUserPostsRequest(user_id="me", page_size=5), metadata=auth, timeout=RPC_TIMEOUT
+    )
+    assert [p.id for p in own.posts] == [second, first]
     copies_before = second_replica.reads_from("copy")
     assert _until(lambda: _page(second_replica.stub, author) == [second, first]), "the new post never showed"
     assert second_replica.reads_from("copy") > copies_before, "shown by reading Cassandra, not through the copy"

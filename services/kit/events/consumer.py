@@ -123,6 +123,8 @@ class ConsumerLoop:
         # later run at once); a previous thread still winding down keeps
         # seeing its own, set, flag.
         stop = self._stop = threading.Event()
+        # A run after a crash may start where the reset puts it again.
+        self.reading_since = None
 
         def target() -> None:
             try:

@@ -1,4 +1,4 @@
-"""Whose posts a viewer must not be shown: graph's GetHiddenAuthors, cached briefly per viewer.
+"""Whose posts a viewer must not be shown: graph's GetHiddenAuthors, cached per viewer.
 
 Read paths (home timeline, feed, notifications, replies) ask once per read,
 not once per post. An answer is kept with the viewer's version from Redis
