@@ -136,7 +136,9 @@ class SecondProcess:
     """Another process of a devstack service, started by a test."""
 
     channel: grpc.Channel
+    port: int
     metrics_port: int
+    log_path: Path
 
 
 @contextlib.contextmanager
@@ -171,6 +173,6 @@ def second_process(service: str, log_dir: Path, env_var_port: str, **settings: s
                 f"its log ends: {log_path.read_text()[-2000:]}"
             )
         with channel:
-            yield SecondProcess(channel, metrics_port)
+            yield SecondProcess(channel, port, metrics_port, log_path)
     finally:
         stop_process(proc)

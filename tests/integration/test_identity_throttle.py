@@ -23,8 +23,8 @@ import pytest
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 import edge_config as edge
 from devstack.services import envoy_mesh_certs
-from services.kit.settings import REPO_ROOT, SERVICE_PORTS, load_settings
-from tests.integration.support import free_port, stop_process, wait_serving
+from services.kit.settings import SERVICE_PORTS, load_settings
+from tests.integration.support import free_port, second_process, stop_process
 
 PASSWORD = "correct horse battery"
 SIGN_UPS_PER_ADDRESS = 3
@@ -42,44 +42,12 @@ LOW_LIMITS = {
 }
 
 
-def _start(tmp_path: Path, name: str, extra_env: dict[str, str], module: str = "services.identity"):
-    port = free_port()
-    env = {
-        **os.environ,
-        "AVIARY_IDENTITY_PORT": str(port),
-        "AVIARY_METRICS_PORT": str(free_port()),
-        "AVIARY_WORKER_ID": str(1000 + secrets.randbelow(24)),
-        **extra_env,
-    }
-    log_path = tmp_path / f"{name}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    return proc, port, log_path
-
-
-def _serving(proc, port: int, log_path: Path) -> grpc.Channel:
-    try:
-        return wait_serving(f"127.0.0.1:{port}", deadline_s=60.0, service="identity")
-    except pytest.fail.Exception:
-        pytest.fail(
-            f"the second identity process never served (exit code {proc.poll()}); "
-            f"its log ends: {log_path.read_text()[-2000:]}"
-        )
-
-
 @pytest.fixture(scope="module")
 def strict_identity(tmp_path_factory):
     """(stub, port) of an identity process with low limits."""
     tmp_path = tmp_path_factory.mktemp("strict_identity")
-    proc, port, log_path = _start(tmp_path, "identity", LOW_LIMITS)
-    try:
-        channel = _serving(proc, port, log_path)
-        yield identity_pb2_grpc.IdentityServiceStub(channel), port
-        channel.close()
-    finally:
-        stop_process(proc)
+    with second_process("identity", tmp_path, "AVIARY_IDENTITY_PORT", **LOW_LIMITS) as process:
+        yield identity_pb2_grpc.IdentityServiceStub(process.channel), process.port
 
 
 @pytest.fixture
@@ -365,10 +333,10 @@ def test_behind_one_trusted_proxy_the_client_is_the_entry_it_appended(strict_ide
 
 def test_log_in_and_sign_up_work_while_the_counters_are_unreachable(tmp_path):
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
-    proc, port, log_path = _start(tmp_path, "identity-no-redis", {**LOW_LIMITS, "AVIARY_REDIS_URL": dead_redis})
-    try:
-        channel = _serving(proc, port, log_path)
-        stub = identity_pb2_grpc.IdentityServiceStub(channel)
+    with second_process(
+        "identity", tmp_path, "AVIARY_IDENTITY_PORT", **LOW_LIMITS, AVIARY_REDIS_URL=dead_redis
+    ) as process:
+        stub = identity_pb2_grpc.IdentityServiceStub(process.channel)
         address = new_address()
         username = new_username()
         for _ in range(SIGN_UPS_PER_ADDRESS + 1):
@@ -376,7 +344,4 @@ def test_log_in_and_sign_up_work_while_the_counters_are_unreachable(tmp_path):
         assert sign_up(stub, username, address)[0] == grpc.StatusCode.OK
         assert log_in(stub, username, PASSWORD, address)[0] == grpc.StatusCode.OK
         assert log_in(stub, username, "wrong guess", address)[0] == grpc.StatusCode.UNAUTHENTICATED
-        channel.close()
-    finally:
-        stop_process(proc)
-    assert "attempt counters unreachable" in log_path.read_text()
+    assert "attempt counters unreachable" in process.log_path.read_text()
