@@ -1,0 +1,90 @@
+"""The kit's PostgreSQL pool against the devstack's PostgreSQL: a connection
+idle long enough is pinged before use and replaced when dead; one used a
+moment ago is trusted, and a statement failing on it replaces the pool."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.kit.settings import load
+from services.kit.stores import pg
+from services.orders.settings import OrdersSettings
+
+IDLE_SECONDS = 0.3
+
+
+@pytest.fixture
+async def engine():
+    made = create_async_engine(load(OrdersSettings).pg_dsn, pool_size=1, max_overflow=0, pool_timeout=5)
+    pg.ping_idle_connections(made, IDLE_SECONDS)
+    pings = []
+    dialect = made.sync_engine.dialect
+    real_ping = dialect.do_ping
+
+    def counted_ping(dbapi_connection):
+        pings.append(1)
+        return real_ping(dbapi_connection)
+
+    dialect.do_ping = counted_ping
+    yield made, pings
+    await made.dispose()
+
+
+async def _backend(engine) -> int:
+    async with engine.begin() as conn:
+        return (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+
+
+async def _terminate(pid: int) -> None:
+    other = create_async_engine(load(OrdersSettings).pg_dsn, pool_size=1)
+    try:
+        async with other.begin() as conn:
+            assert (await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})).scalar_one()
+    finally:
+        await other.dispose()
+    await asyncio.sleep(0.1)  # the backend is gone before the next use
+
+
+async def test_a_connection_just_used_is_not_pinged(engine):
+    engine, pings = engine
+    first = await _backend(engine)
+    assert await _backend(engine) == first
+    assert await _backend(engine) == first
+    assert pings == []
+
+
+async def test_an_idle_connection_is_pinged_once_before_use(engine):
+    engine, pings = engine
+    first = await _backend(engine)
+    await asyncio.sleep(IDLE_SECONDS + 0.1)
+    assert await _backend(engine) == first
+    assert len(pings) == 1
+    assert await _backend(engine) == first
+    assert len(pings) == 1
+
+
+async def test_a_dead_idle_connection_is_replaced_before_the_caller_sees_it(engine):
+    engine, pings = engine
+    first = await _backend(engine)
+    await _terminate(first)
+    await asyncio.sleep(IDLE_SECONDS)
+    second = await _backend(engine)
+    assert second != first
+    assert len(pings) == 1
+
+
+async def test_a_statement_on_a_connection_that_died_while_trusted_fails_once(engine):
+    engine, pings = engine
+    first = await _backend(engine)
+    await _terminate(first)
+    # Used again within the idle window: not pinged, so this statement meets
+    # the dead connection; the pool then replaces it for the next one.
+    with pytest.raises(sa.exc.DBAPIError) as raised:
+        await _backend(engine)
+    assert raised.value.connection_invalidated
+    assert await _backend(engine) not in (first, None)
+    assert pings == []
