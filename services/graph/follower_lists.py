@@ -11,6 +11,13 @@ that change: the follow's backfill or the unfollow's purge comes after it
 and sets the timeline right, exactly as with a read from Cassandra made just
 before the change.
 
+The list's follower count is kept with it, so the celebrity check of a post
+whose author's list is kept reads nothing from Cassandra either. A count
+changes apart from the list (after the follow's event is in the outbox,
+whose relay may already have moved the version), so every count change
+moves the version again once written (GraphStore.adjust_counts): a count
+kept under a version is the one that version stands for.
+
 A version read from a Redis that failed over may be older than one already
 read (the bump was not yet on the promoted replica), so a version counts
 only within the Redis epoch it was read in (kit/stores/redis_epoch.py), and
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from array import array
+from dataclasses import dataclass
 
 from prometheus_client import Counter
 from redis.exceptions import RedisError
@@ -33,7 +41,17 @@ log = logging.getLogger(__name__)
 
 LOOKUPS = Counter(
     "aviary_graph_follower_lists_total", "Follower streams by where the list came from", ["result"]
-)  # hit | miss | unversioned
+)  # hit | count_only | miss | unversioned
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What is kept of one user's followers under one version: their count
+    (None when it was not read) and their ids (None when they were not all
+    read, as for a celebrity, whose list is not streamed)."""
+
+    followers: int | None
+    ids: array | None
 
 
 class FollowerLists:
@@ -54,8 +72,8 @@ class FollowerLists:
         # are mostly short, so a bound on their number alone would keep few
         # of the authors who post.
         self.max_ids = max_ids
-        self._lists: TtlCache[int, tuple[bytes, array]] = TtlCache(
-            ttl_seconds, max_authors, weigh=lambda entry: len(entry[1]), max_weight=max_ids_held
+        self._lists: TtlCache[int, tuple[bytes, Kept]] = TtlCache(
+            ttl_seconds, max_authors, weigh=lambda entry: len(entry[1].ids or ()), max_weight=max_ids_held
         )
 
     async def version(self, user_id: int) -> bytes | None:
@@ -75,19 +93,28 @@ class FollowerLists:
             return None
         return epoch + b":" + version
 
-    def get(self, user_id: int, version: bytes | None) -> array | None:
+    def get(self, user_id: int, version: bytes | None) -> Kept:
+        """What is kept under `version` (nothing for another version)."""
         if version is None:
             LOOKUPS.labels("unversioned").inc()
-            return None
+            return _NOTHING
         found, _ = self._lists.get_many([user_id])
         entry = found.get(user_id)
         if entry is None or entry[0] != version:
             LOOKUPS.labels("miss").inc()
-            return None
-        LOOKUPS.labels("hit").inc()
+            return _NOTHING
+        LOOKUPS.labels("hit" if entry[1].ids is not None else "count_only").inc()
         return entry[1]
 
-    def put(self, user_id: int, version: bytes | None, ids: array) -> None:
-        """Keeps a whole list read under `version` (taken before the read began)."""
-        if version is not None and len(ids) <= self.max_ids:
-            self._lists.put_many([(user_id, (version, ids))])
+    def put(self, user_id: int, version: bytes | None, kept: Kept) -> None:
+        """Keeps what was read under `version` (taken before the reads began);
+        a list longer than max_ids is left out."""
+        if version is None:
+            return
+        if kept.ids is not None and len(kept.ids) > self.max_ids:
+            kept = Kept(kept.followers, None)
+        if kept.followers is not None or kept.ids is not None:
+            self._lists.put_many([(user_id, (version, kept))])
+
+
+_NOTHING = Kept(None, None)

@@ -14,7 +14,7 @@ from aviary.events.v1 import events_pb2
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2
 from services.graph import rules
-from services.graph.follower_lists import FollowerLists
+from services.graph.follower_lists import FollowerLists, Kept
 from services.kit.stores.redis_epoch import RedisEpoch
 from services.graph.settings import GraphSettings
 from services.graph.store import GraphStore
@@ -145,7 +145,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         if created:
             event = rules.follow_event(self.ids.next_id(), follower, followee, True, now)
             await self.store.commit_follower_row(follower, followee, since, event)
-            await self.store.adjust_counts(follower, followee, +1)
+            await self.store.adjust_counts(follower, followee, +1, self.ids.next_id())
             await self._refresh_celebrity(followee)
             self.store.outbox.notify()
             log.info("follow created", extra={"follower_id": follower, "followee_id": followee})
@@ -179,7 +179,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             now = datetime.datetime.now(datetime.timezone.utc)
             event = rules.follow_event(self.ids.next_id(), follower, followee, False, now)
             await self.store.commit_follower_removal(follower, followee, event)
-            await self.store.adjust_counts(follower, followee, -1)
+            await self.store.adjust_counts(follower, followee, -1, self.ids.next_id())
             await self._refresh_celebrity(followee)
             self.store.outbox.notify()
             log.info("follow removed", extra={"follower_id": follower, "followee_id": followee})
@@ -205,7 +205,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             return
         event = rules.follow_event(self.ids.next_id(), follower, followee, True, now)
         await self.store.commit_follower_row(follower, followee, since, event)
-        await self.store.adjust_counts(follower, followee, +1)
+        await self.store.adjust_counts(follower, followee, +1, self.ids.next_id())
         await self._refresh_celebrity(followee)
         log.warning("finished a follow interrupted earlier", extra={"follower_id": follower, "followee_id": followee})
 
@@ -405,16 +405,20 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     async def StreamFollowers(self, request, context):
         user_id = parse_id(request.user_id, "user_id")
         batch_size = rules.stream_batch_size(request.batch_size)
-        if request.skip_celebrity:
-            followers, _ = await self.store.counts(user_id)
-            if rules.is_celebrity(followers, self.settings.fanout_threshold):
-                yield graph_pb2.FollowerBatch(celebrity=True)
-                return
+        # The version first: what is read after it is kept under it.
         version = await self.follower_lists.version(user_id)
         kept = self.follower_lists.get(user_id, version)
-        if kept is not None:
-            for start in range(0, len(kept), batch_size):
-                yield graph_pb2.FollowerBatch(follower_ids=kept[start : start + batch_size])
+        followers = kept.followers
+        if request.skip_celebrity:
+            if followers is None:
+                followers, _ = await self.store.counts(user_id)
+            if rules.is_celebrity(followers, self.settings.fanout_threshold):
+                self.follower_lists.put(user_id, version, Kept(followers, None))
+                yield graph_pb2.FollowerBatch(celebrity=True)
+                return
+        if kept.ids is not None:
+            for start in range(0, len(kept.ids), batch_size):
+                yield graph_pb2.FollowerBatch(follower_ids=kept.ids[start : start + batch_size])
             return
         read = array("q")
         async with aclosing(self._read_followers(user_id, batch_size)) as pages:
@@ -423,7 +427,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
                     read.extend(ids)
                 yield graph_pb2.FollowerBatch(follower_ids=ids)
         # Reached only when the whole list was read and sent.
-        self.follower_lists.put(user_id, version, read)
+        self.follower_lists.put(user_id, version, Kept(followers, read))
 
     async def _read_followers(self, user_id: int, batch_size: int):
         """The user's followers from Cassandra, page by page."""

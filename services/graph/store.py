@@ -269,13 +269,20 @@ class GraphStore:
 
     # -- counts ------------------------------------------------------------
 
-    async def adjust_counts(self, follower: int, followee: int, delta: int) -> None:
+    async def adjust_counts(self, follower: int, followee: int, delta: int, version: int) -> None:
+        """Moves both counts by `delta`, then the followee's follower-list
+        version to `version` (a token never used before): a follower count
+        kept under the old version is not served past this change."""
         await asyncio.gather(
             self._run("add_followers", (delta, followee)),
             self._run("add_following", (delta, follower)),
         )
         # Caches of user summaries (posts' authors) drop both: their counts changed.
-        await asyncio.gather(profiles.announce(self.redis, follower), profiles.announce(self.redis, followee))
+        await asyncio.gather(
+            profiles.announce(self.redis, follower),
+            profiles.announce(self.redis, followee),
+            self.mark_followers_changed({followee: version}),
+        )
 
     async def counts(self, user_id: int) -> tuple[int, int]:
         """(followers, following); zeros for a user nobody has touched yet."""
