@@ -17,6 +17,7 @@ from services.kit.events.account_deletions import AccountDeletions
 from services.kit.peers import clients
 from services.kit.server import paging, startup
 from services.kit.stores import migrations, pg
+from services.kit.stores.cache import TtlCache
 from services.kit.server.auth import caller_id
 from services.kit.server.errors import (
     ApiError,
@@ -43,6 +44,8 @@ ACCOUNTS_GROUP = "orders-accounts"
 BUYER_DELETED_REASON = "the buyer's account was deleted"
 SELLER_DELETED_REASON = "the seller's account was deleted"
 ROLE_SELLER = "SELLER"
+# How long payments' acceptance of a payment method is taken as read.
+ACCEPTED_METHOD_SECONDS = 60.0
 # Orders read from PostgreSQL per page of ExportBuyerOrders.
 EXPORT_PAGE = 100
 
@@ -73,6 +76,9 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         # How long a retry of a key waits for the first request's saga.
         self.same_key_wait = settings.same_key_wait_seconds
         self.recovery_interval = settings.recovery_seconds
+        # Methods payments accepted lately: buyers check out with the same few.
+        # Only a head start: payments checks the method again when authorizing.
+        self._accepted_methods: TtlCache[str, bool] = TtlCache(ACCEPTED_METHOD_SECONDS, max_entries=10_000)
         self.account_deletions = AccountDeletions(settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted)
 
     # -- lifecycle -------------------------------------------------------------
@@ -128,6 +134,8 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
 
     async def _check_payment_method(self, payment_method: str) -> None:
         """Refuses a method payments would not take, before anything is written or held."""
+        if self._accepted_methods.get_many([payment_method])[0]:
+            return
         try:
             answer = await clients.payments().CheckPaymentMethod(
                 payments_pb2.CheckPaymentMethodRequest(payment_method=payment_method),
@@ -140,6 +148,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
             ) from exc
         if not answer.accepted:
             raise invalid_argument("payment_method", answer.problem)
+        self._accepted_methods.put_many([(payment_method, True)])
 
     async def _checkout(self, buyer: int, key: str, params: dict) -> OrderRecord:
         """The confirmed order of this key's checkout, running the saga if no

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from aviary.payments.v1 import payments_pb2
+from services.kit.settings import service_addr
+from tests.e2e.fanout_support import counter_value
 from tests.e2e.commerce import (
     add_to_cart,
     checkout,
@@ -293,6 +295,28 @@ def test_a_payment_method_the_provider_does_not_accept_is_400_before_anything_is
     assert error_message(r).startswith("payment_method: ") and "pm_bogus_xyz" in error_message(r)
     assert stock_of(http, item["id"]) == 5
     assert checkouts_of(buyer.id) == [] and orders_of(http, buyer) == []
+
+
+def _payment_method_checks() -> float:
+    port = int(service_addr("payments").rsplit(":", 1)[1]) + 1000
+    return counter_value(port, "aviary_rpc_server_seconds_count", method="CheckPaymentMethod")
+
+
+def test_a_payment_method_payments_accepted_is_not_asked_about_again_for_a_while(http, seller):
+    item = create_product(http, seller, stock=5)
+    buyers = [sign_up(http, "buy") for _ in range(3)]
+    checks = _payment_method_checks()
+    for buyer in buyers:
+        add_to_cart(http, buyer, item["id"], 1)
+        assert checkout(http, buyer, payment_method="pm_card_mastercard").status_code == 200
+    # Asked once at most (not at all if an earlier checkout used it lately).
+    assert _payment_method_checks() - checks <= 1
+    # A method refused is asked about every time.
+    checks = _payment_method_checks()
+    for buyer in buyers[:2]:
+        add_to_cart(http, buyer, item["id"], 1)
+        assert checkout(http, buyer, payment_method="pm_bogus_xyz").status_code == 400
+    assert _payment_method_checks() - checks == 2
 
 
 def test_an_item_deactivated_after_it_was_carted_stops_the_checkout(http, seller):
