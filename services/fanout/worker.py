@@ -79,8 +79,12 @@ class FollowerFeed:
             self._first = graph_pb2.FollowerBatch()  # nobody follows the author
         return self._first.celebrity
 
-    async def requests(self):
+    async def requests(self, opening=None):
+        """`opening` (a request about no follower) first, if given, then one
+        request per batch of followers."""
         try:
+            if opening is not None:
+                yield opening
             async for batch in self._every_batch():
                 if not batch.follower_ids:
                     continue
@@ -186,13 +190,14 @@ class FanoutWorker:
             change.author_id, self._deliveries(timeline_pb2.DELIVERY_OP_ADD, change), skip_celebrity=True
         )
         try:
-            celebrity, _ = await asyncio.gather(feed.celebrity(), self._index(timeline_pb2.DELIVERY_OP_ADD, change))
+            celebrity = await feed.celebrity()
         except BaseException:
             feed.cancel()
             raise
         if celebrity:
             feed.cancel()
             # Celebrities are merged into readers' timelines at read time.
+            await self._index(timeline_pb2.DELIVERY_OP_ADD, change)
             log.info(
                 "celebrity post indexed, not fanned out",
                 extra={"post_id": change.post_id, "author_id": change.author_id},
@@ -201,7 +206,6 @@ class FanoutWorker:
         await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_ADD, change, feed)
 
     async def _post_deleted(self, change: PostChange) -> None:
-        await self._index(timeline_pb2.DELIVERY_OP_REMOVE, change)
         # Every follower, celebrity or not: follow backfills copy even a
         # celebrity's posts into timelines. Deletes are rare; removal is idempotent.
         op = timeline_pb2.DELIVERY_OP_REMOVE
@@ -222,7 +226,10 @@ class FanoutWorker:
         self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange, feed: FollowerFeed
     ) -> None:
         started = time.perf_counter()
-        reply = await self._stream_into(feed, clients.timeline().DeliverEntries)
+        # The author's index first, on the same stream as the timelines.
+        opening = delivery_request(op, change.post_id, change.author_id, [], timeline_entry(change).repost_of_id)
+        opening.index_author_post = True
+        reply = await self._stream_into(feed, clients.timeline().DeliverEntries, opening)
         op_name = timeline_pb2.DeliveryOp.Name(op)
         TIMELINES_DELIVERED.labels(op_name).inc(reply.timelines)
         log.info(
@@ -248,10 +255,11 @@ class FanoutWorker:
         )
         return FollowerFeed(followers_call, to_request)
 
-    async def _stream_into(self, feed: FollowerFeed, timeline_call):
-        """Streams the feed's followers into a client-streaming timeline call; returns its reply."""
+    async def _stream_into(self, feed: FollowerFeed, timeline_call, opening=None):
+        """Streams `opening`, then the feed's followers, into a client-streaming
+        timeline call; returns its reply."""
         try:
-            return await timeline_call(feed.requests(), timeout=self.stream_timeout)
+            return await timeline_call(feed.requests(opening), timeout=self.stream_timeout)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             if feed.error is not None:
                 # The follower stream failed; report that, not the cancel it caused.

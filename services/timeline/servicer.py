@@ -264,6 +264,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
                 op = _checked_op(request.op)
                 entry = _checked_entry(request.entry)
                 user_ids = _checked_user_ids(request.user_ids)
+                if request.index_author_post:
+                    await self._index_author_post(op, entry)
                 if op == REMOVE:
                     self.posts_cache.discard(entry.post_id)
                     await self.store.remove_from_homes(entry, user_ids)
@@ -286,14 +288,15 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         return delivered, len(user_ids)
 
     async def IndexAuthorPost(self, request, context) -> timeline_pb2.IndexAuthorPostResponse:
-        op = _checked_op(request.op)
-        entry = _checked_entry(request.entry)
+        await self._index_author_post(_checked_op(request.op), _checked_entry(request.entry))
+        return timeline_pb2.IndexAuthorPostResponse()
+
+    async def _index_author_post(self, op: int, entry: Entry) -> None:
         if op == ADD:
             await self.store.add_to_author_index(entry)
         else:
             self.posts_cache.discard(entry.post_id)
             await self.store.remove_from_author_index(entry)
-        return timeline_pb2.IndexAuthorPostResponse()
 
     async def BackfillAuthor(self, request, context) -> timeline_pb2.BackfillAuthorResponse:
         pair = _checked_pair(request.user_id, request.author_id)

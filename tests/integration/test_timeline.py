@@ -309,6 +309,30 @@ def test_author_index_add_remove_and_trim(stub, r):
     assert r.zrange(key, 0, -1) == [encode_member(base, author), encode_member(base + 2, author)]
 
 
+def test_a_delivery_stream_may_index_the_post_before_its_timelines(stub, r):
+    readers = users(r, 2)
+    post_id, author = random_id(), random_id()
+    r.track(author_key(author))
+    member = encode_member(post_id, author)
+    opening = request(ADD, post_id, author, [])
+    opening.index_author_post = True
+
+    reply = deliver(stub, opening, request(ADD, post_id, author, readers))
+    assert (reply.batches, reply.timelines) == (2, 2)
+    assert r.zrange(author_key(author), 0, -1) == [member]
+    assert all(r.zrange(home_key(reader), 0, -1) == [member] for reader in readers)
+
+    # Without the flag a stream leaves the index alone, and a removal with it empties it.
+    other = random_id()
+    deliver(stub, request(ADD, other, author, readers))
+    assert r.zrange(author_key(author), 0, -1) == [member]
+    closing = request(REMOVE, post_id, author, readers)
+    closing.index_author_post = True
+    deliver(stub, closing)
+    assert r.zrange(author_key(author), 0, -1) == []
+    assert all(r.zrange(home_key(reader), 0, -1) == [encode_member(other, author)] for reader in readers)
+
+
 def test_author_index_is_trimmed(stub, r):
     author = random_id()
     key = author_key(author)

@@ -28,7 +28,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!aviary/timeline/v1/timeline.proto\x12\x12\x61viary.timeline.v1\x1a\x1b\x61viary/posts/v1/posts.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"O\n\rTimelineEntry\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\x12\x1a\n\x0crepost_of_id\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\"\x93\x01\n\x15\x44\x65liverEntriesRequest\x12\x30\n\x02op\x18\x01 \x01(\x0e\x32\x1e.aviary.timeline.v1.DeliveryOpB\x04\xe2\x41\x01\x02\x12\x36\n\x05\x65ntry\x18\x02 \x01(\x0b\x32!.aviary.timeline.v1.TimelineEntryB\x04\xe2\x41\x01\x02\x12\x10\n\x08user_ids\x18\x03 \x03(\x03\"V\n\x16\x44\x65liverEntriesResponse\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x05\x12\x11\n\ttimelines\x18\x02 \x01(\x05\x12\x18\n\x10skipped_inactive\x18\x03 \x01(\x05\"\x82\x01\n\x16IndexAuthorPostRequest\x12\x30\n\x02op\x18\x01 \x01(\x0e\x32\x1e.aviary.timeline.v1.DeliveryOpB\x04\xe2\x41\x01\x02\x12\x36\n\x05\x65ntry\x18\x02 \x01(\x0b\x32!.aviary.timeline.v1.TimelineEntryB\x04\xe2\x41\x01\x02\"\x19\n\x17IndexAuthorPostResponse\";\n\x15\x42\x61\x63kfillAuthorRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\"(\n\x16\x42\x61\x63kfillAuthorResponse\x12\x0e\n\x06\x63opied\x18\x01 \x01(\x05\"8\n\x12PurgeAuthorRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\"&\n\x13PurgeAuthorResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x05\"T\n\x19\x41pplyFollowChangesRequest\x12\x37\n\x07\x63hanges\x18\x01 \x03(\x0b\x32 .aviary.timeline.v1.FollowChangeB\x04\xe2\x41\x01\x02\"Q\n\x0c\x46ollowChange\x12\x15\n\x07user_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x17\n\tauthor_id\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x11\n\tfollowing\x18\x03 \x01(\x08\"=\n\x1a\x41pplyFollowChangesResponse\x12\x0e\n\x06\x63opied\x18\x01 \x01(\x05\x12\x0f\n\x07removed\x18\x02 \x01(\x05\"X\n\x18\x41pplyAuthorStatusRequest\x12\x17\n\tauthor_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x11\n\tcelebrity\x18\x02 \x01(\x08\x12\x10\n\x08user_ids\x18\x03 \x03(\x03\">\n\x19\x41pplyAuthorStatusResponse\x12\x11\n\ttimelines\x18\x01 \x01(\x05\x12\x0e\n\x06\x63opied\x18\x02 \x01(\x05\"M\n\x19\x46indMissingEntriesRequest\x12\x30\n\x07lookups\x18\x01 \x03(\x0b\x32\x1f.aviary.timeline.v1.EntryLookup\"W\n\x0b\x45ntryLookup\x12\x36\n\x05\x65ntry\x18\x01 \x01(\x0b\x32!.aviary.timeline.v1.TimelineEntryB\x04\xe2\x41\x01\x02\x12\x10\n\x08user_ids\x18\x02 \x03(\x03\"O\n\x1a\x46indMissingEntriesResponse\x12\x31\n\x07missing\x18\x01 \x03(\x0b\x32 .aviary.timeline.v1.MissingEntry\" \n\x0cMissingEntry\x12\x10\n\x08user_ids\x18\x01 \x03(\x03\"?\n\x16GetHomeTimelineRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x17GetHomeTimelineResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1a\n\x18WatchHomeTimelineRequest\"@\n\x19WatchHomeTimelineResponse\x12#\n\x04post\x18\x01 \x01(\x0b\x32\x15.aviary.posts.v1.Post*V\n\nDeliveryOp\x12\x1b\n\x17\x44\x45LIVERY_OP_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45LIVERY_OP_ADD\x10\x01\x12\x16\n\x12\x44\x45LIVERY_OP_REMOVE\x10\x02\x32\xb7\x08\n\x0fTimelineService\x12\x8a\x01\n\x0fGetHomeTimeline\x12*.aviary.timeline.v1.GetHomeTimelineRequest\x1a+.aviary.timeline.v1.GetHomeTimelineResponse\"\x1e\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/timelines/home\x12\x98\x01\n\x11WatchHomeTimeline\x12,.aviary.timeline.v1.WatchHomeTimelineRequest\x1a-.aviary.timeline.v1.WatchHomeTimelineResponse\"$\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/timelines/home:watch0\x01\x12i\n\x0e\x44\x65liverEntries\x12).aviary.timeline.v1.DeliverEntriesRequest\x1a*.aviary.timeline.v1.DeliverEntriesResponse(\x01\x12j\n\x0fIndexAuthorPost\x12*.aviary.timeline.v1.IndexAuthorPostRequest\x1a+.aviary.timeline.v1.IndexAuthorPostResponse\x12g\n\x0e\x42\x61\x63kfillAuthor\x12).aviary.timeline.v1.BackfillAuthorRequest\x1a*.aviary.timeline.v1.BackfillAuthorResponse\x12^\n\x0bPurgeAuthor\x12&.aviary.timeline.v1.PurgeAuthorRequest\x1a\'.aviary.timeline.v1.PurgeAuthorResponse\x12s\n\x12\x41pplyFollowChanges\x12-.aviary.timeline.v1.ApplyFollowChangesRequest\x1a..aviary.timeline.v1.ApplyFollowChangesResponse\x12r\n\x11\x41pplyAuthorStatus\x12,.aviary.timeline.v1.ApplyAuthorStatusRequest\x1a-.aviary.timeline.v1.ApplyAuthorStatusResponse(\x01\x12s\n\x12\x46indMissingEntries\x12-.aviary.timeline.v1.FindMissingEntriesRequest\x1a..aviary.timeline.v1.FindMissingEntriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!aviary/timeline/v1/timeline.proto\x12\x12\x61viary.timeline.v1\x1a\x1b\x61viary/posts/v1/posts.proto\x1a\x1a\x61viary/api/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"O\n\rTimelineEntry\x12\x0f\n\x07post_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\x12\x1a\n\x0crepost_of_id\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\"\xb4\x01\n\x15\x44\x65liverEntriesRequest\x12\x30\n\x02op\x18\x01 \x01(\x0e\x32\x1e.aviary.timeline.v1.DeliveryOpB\x04\xe2\x41\x01\x02\x12\x36\n\x05\x65ntry\x18\x02 \x01(\x0b\x32!.aviary.timeline.v1.TimelineEntryB\x04\xe2\x41\x01\x02\x12\x10\n\x08user_ids\x18\x03 \x03(\x03\x12\x1f\n\x11index_author_post\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x01\"V\n\x16\x44\x65liverEntriesResponse\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x05\x12\x11\n\ttimelines\x18\x02 \x01(\x05\x12\x18\n\x10skipped_inactive\x18\x03 \x01(\x05\"\x82\x01\n\x16IndexAuthorPostRequest\x12\x30\n\x02op\x18\x01 \x01(\x0e\x32\x1e.aviary.timeline.v1.DeliveryOpB\x04\xe2\x41\x01\x02\x12\x36\n\x05\x65ntry\x18\x02 \x01(\x0b\x32!.aviary.timeline.v1.TimelineEntryB\x04\xe2\x41\x01\x02\"\x19\n\x17IndexAuthorPostResponse\";\n\x15\x42\x61\x63kfillAuthorRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\"(\n\x16\x42\x61\x63kfillAuthorResponse\x12\x0e\n\x06\x63opied\x18\x01 \x01(\x05\"8\n\x12PurgeAuthorRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x11\n\tauthor_id\x18\x02 \x01(\x03\"&\n\x13PurgeAuthorResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x05\"T\n\x19\x41pplyFollowChangesRequest\x12\x37\n\x07\x63hanges\x18\x01 \x03(\x0b\x32 .aviary.timeline.v1.FollowChangeB\x04\xe2\x41\x01\x02\"Q\n\x0c\x46ollowChange\x12\x15\n\x07user_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x17\n\tauthor_id\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x11\n\tfollowing\x18\x03 \x01(\x08\"=\n\x1a\x41pplyFollowChangesResponse\x12\x0e\n\x06\x63opied\x18\x01 \x01(\x05\x12\x0f\n\x07removed\x18\x02 \x01(\x05\"X\n\x18\x41pplyAuthorStatusRequest\x12\x17\n\tauthor_id\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x11\n\tcelebrity\x18\x02 \x01(\x08\x12\x10\n\x08user_ids\x18\x03 \x03(\x03\">\n\x19\x41pplyAuthorStatusResponse\x12\x11\n\ttimelines\x18\x01 \x01(\x05\x12\x0e\n\x06\x63opied\x18\x02 \x01(\x05\"M\n\x19\x46indMissingEntriesRequest\x12\x30\n\x07lookups\x18\x01 \x03(\x0b\x32\x1f.aviary.timeline.v1.EntryLookup\"W\n\x0b\x45ntryLookup\x12\x36\n\x05\x65ntry\x18\x01 \x01(\x0b\x32!.aviary.timeline.v1.TimelineEntryB\x04\xe2\x41\x01\x02\x12\x10\n\x08user_ids\x18\x02 \x03(\x03\"O\n\x1a\x46indMissingEntriesResponse\x12\x31\n\x07missing\x18\x01 \x03(\x0b\x32 .aviary.timeline.v1.MissingEntry\" \n\x0cMissingEntry\x12\x10\n\x08user_ids\x18\x01 \x03(\x03\"?\n\x16GetHomeTimelineRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x17GetHomeTimelineResponse\x12$\n\x05posts\x18\x01 \x03(\x0b\x32\x15.aviary.posts.v1.Post\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1a\n\x18WatchHomeTimelineRequest\"@\n\x19WatchHomeTimelineResponse\x12#\n\x04post\x18\x01 \x01(\x0b\x32\x15.aviary.posts.v1.Post*V\n\nDeliveryOp\x12\x1b\n\x17\x44\x45LIVERY_OP_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x45LIVERY_OP_ADD\x10\x01\x12\x16\n\x12\x44\x45LIVERY_OP_REMOVE\x10\x02\x32\xb7\x08\n\x0fTimelineService\x12\x8a\x01\n\x0fGetHomeTimeline\x12*.aviary.timeline.v1.GetHomeTimelineRequest\x1a+.aviary.timeline.v1.GetHomeTimelineResponse\"\x1e\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/timelines/home\x12\x98\x01\n\x11WatchHomeTimeline\x12,.aviary.timeline.v1.WatchHomeTimelineRequest\x1a-.aviary.timeline.v1.WatchHomeTimelineResponse\"$\x88\xb5\x18\x03\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/timelines/home:watch0\x01\x12i\n\x0e\x44\x65liverEntries\x12).aviary.timeline.v1.DeliverEntriesRequest\x1a*.aviary.timeline.v1.DeliverEntriesResponse(\x01\x12j\n\x0fIndexAuthorPost\x12*.aviary.timeline.v1.IndexAuthorPostRequest\x1a+.aviary.timeline.v1.IndexAuthorPostResponse\x12g\n\x0e\x42\x61\x63kfillAuthor\x12).aviary.timeline.v1.BackfillAuthorRequest\x1a*.aviary.timeline.v1.BackfillAuthorResponse\x12^\n\x0bPurgeAuthor\x12&.aviary.timeline.v1.PurgeAuthorRequest\x1a\'.aviary.timeline.v1.PurgeAuthorResponse\x12s\n\x12\x41pplyFollowChanges\x12-.aviary.timeline.v1.ApplyFollowChangesRequest\x1a..aviary.timeline.v1.ApplyFollowChangesResponse\x12r\n\x11\x41pplyAuthorStatus\x12,.aviary.timeline.v1.ApplyAuthorStatusRequest\x1a-.aviary.timeline.v1.ApplyAuthorStatusResponse(\x01\x12s\n\x12\x46indMissingEntries\x12-.aviary.timeline.v1.FindMissingEntriesRequest\x1a..aviary.timeline.v1.FindMissingEntriesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELIVERENTRIESREQUEST'].fields_by_name['op']._serialized_options = b'\342A\001\002'
   _globals['_DELIVERENTRIESREQUEST'].fields_by_name['entry']._loaded_options = None
   _globals['_DELIVERENTRIESREQUEST'].fields_by_name['entry']._serialized_options = b'\342A\001\002'
+  _globals['_DELIVERENTRIESREQUEST'].fields_by_name['index_author_post']._loaded_options = None
+  _globals['_DELIVERENTRIESREQUEST'].fields_by_name['index_author_post']._serialized_options = b'\342A\001\001'
   _globals['_INDEXAUTHORPOSTREQUEST'].fields_by_name['op']._loaded_options = None
   _globals['_INDEXAUTHORPOSTREQUEST'].fields_by_name['op']._serialized_options = b'\342A\001\002'
   _globals['_INDEXAUTHORPOSTREQUEST'].fields_by_name['entry']._loaded_options = None
@@ -59,52 +61,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIMELINESERVICE'].methods_by_name['GetHomeTimeline']._serialized_options = b'\210\265\030\003\202\323\344\223\002\024\022\022/v1/timelines/home'
   _globals['_TIMELINESERVICE'].methods_by_name['WatchHomeTimeline']._loaded_options = None
   _globals['_TIMELINESERVICE'].methods_by_name['WatchHomeTimeline']._serialized_options = b'\210\265\030\003\202\323\344\223\002\032\022\030/v1/timelines/home:watch'
-  _globals['_DELIVERYOP']._serialized_start=1775
-  _globals['_DELIVERYOP']._serialized_end=1861
+  _globals['_DELIVERYOP']._serialized_start=1808
+  _globals['_DELIVERYOP']._serialized_end=1894
   _globals['_TIMELINEENTRY']._serialized_start=177
   _globals['_TIMELINEENTRY']._serialized_end=256
   _globals['_DELIVERENTRIESREQUEST']._serialized_start=259
-  _globals['_DELIVERENTRIESREQUEST']._serialized_end=406
-  _globals['_DELIVERENTRIESRESPONSE']._serialized_start=408
-  _globals['_DELIVERENTRIESRESPONSE']._serialized_end=494
-  _globals['_INDEXAUTHORPOSTREQUEST']._serialized_start=497
-  _globals['_INDEXAUTHORPOSTREQUEST']._serialized_end=627
-  _globals['_INDEXAUTHORPOSTRESPONSE']._serialized_start=629
-  _globals['_INDEXAUTHORPOSTRESPONSE']._serialized_end=654
-  _globals['_BACKFILLAUTHORREQUEST']._serialized_start=656
-  _globals['_BACKFILLAUTHORREQUEST']._serialized_end=715
-  _globals['_BACKFILLAUTHORRESPONSE']._serialized_start=717
-  _globals['_BACKFILLAUTHORRESPONSE']._serialized_end=757
-  _globals['_PURGEAUTHORREQUEST']._serialized_start=759
-  _globals['_PURGEAUTHORREQUEST']._serialized_end=815
-  _globals['_PURGEAUTHORRESPONSE']._serialized_start=817
-  _globals['_PURGEAUTHORRESPONSE']._serialized_end=855
-  _globals['_APPLYFOLLOWCHANGESREQUEST']._serialized_start=857
-  _globals['_APPLYFOLLOWCHANGESREQUEST']._serialized_end=941
-  _globals['_FOLLOWCHANGE']._serialized_start=943
-  _globals['_FOLLOWCHANGE']._serialized_end=1024
-  _globals['_APPLYFOLLOWCHANGESRESPONSE']._serialized_start=1026
-  _globals['_APPLYFOLLOWCHANGESRESPONSE']._serialized_end=1087
-  _globals['_APPLYAUTHORSTATUSREQUEST']._serialized_start=1089
-  _globals['_APPLYAUTHORSTATUSREQUEST']._serialized_end=1177
-  _globals['_APPLYAUTHORSTATUSRESPONSE']._serialized_start=1179
-  _globals['_APPLYAUTHORSTATUSRESPONSE']._serialized_end=1241
-  _globals['_FINDMISSINGENTRIESREQUEST']._serialized_start=1243
-  _globals['_FINDMISSINGENTRIESREQUEST']._serialized_end=1320
-  _globals['_ENTRYLOOKUP']._serialized_start=1322
-  _globals['_ENTRYLOOKUP']._serialized_end=1409
-  _globals['_FINDMISSINGENTRIESRESPONSE']._serialized_start=1411
-  _globals['_FINDMISSINGENTRIESRESPONSE']._serialized_end=1490
-  _globals['_MISSINGENTRY']._serialized_start=1492
-  _globals['_MISSINGENTRY']._serialized_end=1524
-  _globals['_GETHOMETIMELINEREQUEST']._serialized_start=1526
-  _globals['_GETHOMETIMELINEREQUEST']._serialized_end=1589
-  _globals['_GETHOMETIMELINERESPONSE']._serialized_start=1591
-  _globals['_GETHOMETIMELINERESPONSE']._serialized_end=1679
-  _globals['_WATCHHOMETIMELINEREQUEST']._serialized_start=1681
-  _globals['_WATCHHOMETIMELINEREQUEST']._serialized_end=1707
-  _globals['_WATCHHOMETIMELINERESPONSE']._serialized_start=1709
-  _globals['_WATCHHOMETIMELINERESPONSE']._serialized_end=1773
-  _globals['_TIMELINESERVICE']._serialized_start=1864
-  _globals['_TIMELINESERVICE']._serialized_end=2943
+  _globals['_DELIVERENTRIESREQUEST']._serialized_end=439
+  _globals['_DELIVERENTRIESRESPONSE']._serialized_start=441
+  _globals['_DELIVERENTRIESRESPONSE']._serialized_end=527
+  _globals['_INDEXAUTHORPOSTREQUEST']._serialized_start=530
+  _globals['_INDEXAUTHORPOSTREQUEST']._serialized_end=660
+  _globals['_INDEXAUTHORPOSTRESPONSE']._serialized_start=662
+  _globals['_INDEXAUTHORPOSTRESPONSE']._serialized_end=687
+  _globals['_BACKFILLAUTHORREQUEST']._serialized_start=689
+  _globals['_BACKFILLAUTHORREQUEST']._serialized_end=748
+  _globals['_BACKFILLAUTHORRESPONSE']._serialized_start=750
+  _globals['_BACKFILLAUTHORRESPONSE']._serialized_end=790
+  _globals['_PURGEAUTHORREQUEST']._serialized_start=792
+  _globals['_PURGEAUTHORREQUEST']._serialized_end=848
+  _globals['_PURGEAUTHORRESPONSE']._serialized_start=850
+  _globals['_PURGEAUTHORRESPONSE']._serialized_end=888
+  _globals['_APPLYFOLLOWCHANGESREQUEST']._serialized_start=890
+  _globals['_APPLYFOLLOWCHANGESREQUEST']._serialized_end=974
+  _globals['_FOLLOWCHANGE']._serialized_start=976
+  _globals['_FOLLOWCHANGE']._serialized_end=1057
+  _globals['_APPLYFOLLOWCHANGESRESPONSE']._serialized_start=1059
+  _globals['_APPLYFOLLOWCHANGESRESPONSE']._serialized_end=1120
+  _globals['_APPLYAUTHORSTATUSREQUEST']._serialized_start=1122
+  _globals['_APPLYAUTHORSTATUSREQUEST']._serialized_end=1210
+  _globals['_APPLYAUTHORSTATUSRESPONSE']._serialized_start=1212
+  _globals['_APPLYAUTHORSTATUSRESPONSE']._serialized_end=1274
+  _globals['_FINDMISSINGENTRIESREQUEST']._serialized_start=1276
+  _globals['_FINDMISSINGENTRIESREQUEST']._serialized_end=1353
+  _globals['_ENTRYLOOKUP']._serialized_start=1355
+  _globals['_ENTRYLOOKUP']._serialized_end=1442
+  _globals['_FINDMISSINGENTRIESRESPONSE']._serialized_start=1444
+  _globals['_FINDMISSINGENTRIESRESPONSE']._serialized_end=1523
+  _globals['_MISSINGENTRY']._serialized_start=1525
+  _globals['_MISSINGENTRY']._serialized_end=1557
+  _globals['_GETHOMETIMELINEREQUEST']._serialized_start=1559
+  _globals['_GETHOMETIMELINEREQUEST']._serialized_end=1622
+  _globals['_GETHOMETIMELINERESPONSE']._serialized_start=1624
+  _globals['_GETHOMETIMELINERESPONSE']._serialized_end=1712
+  _globals['_WATCHHOMETIMELINEREQUEST']._serialized_start=1714
+  _globals['_WATCHHOMETIMELINEREQUEST']._serialized_end=1740
+  _globals['_WATCHHOMETIMELINERESPONSE']._serialized_start=1742
+  _globals['_WATCHHOMETIMELINERESPONSE']._serialized_end=1806
+  _globals['_TIMELINESERVICE']._serialized_start=1897
+  _globals['_TIMELINESERVICE']._serialized_end=2976
 # @@protoc_insertion_point(module_scope)

@@ -86,8 +86,14 @@ class DeliverEntriesRequest(_message.Message):
     OP_FIELD_NUMBER: _builtins.int
     ENTRY_FIELD_NUMBER: _builtins.int
     USER_IDS_FIELD_NUMBER: _builtins.int
+    INDEX_AUTHOR_POST_FIELD_NUMBER: _builtins.int
     op: Global___DeliveryOp.ValueType
     """Add or remove."""
+    index_author_post: _builtins.bool
+    """Also add the entry to (or remove it from) its author's index, as
+    IndexAuthorPost does, before this message's timelines: a post's
+    fanout then needs no call of its own for the index.
+    """
     @_builtins.property
     def entry(self) -> Global___TimelineEntry:
         """The entry."""
@@ -102,10 +108,11 @@ class DeliverEntriesRequest(_message.Message):
         op: Global___DeliveryOp.ValueType = ...,
         entry: Global___TimelineEntry | None = ...,
         user_ids: _abc.Iterable[_builtins.int] | None = ...,
+        index_author_post: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "op", b"op", "user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "index_author_post", b"index_author_post", "op", b"op", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
