@@ -44,6 +44,13 @@ RPC_SERVER_DURATION = Histogram(
     ["rpc_system", "rpc_service", "rpc_method", "rpc_grpc_status_code"],
     buckets=(1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
 )
+# Every collection stops the process's event loop: pauses show in tail latency.
+GC_PAUSES = Histogram(
+    "aviary_gc_pause_seconds",
+    "Python garbage collections by generation, and how long each stopped the process",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 
 Hook = Callable[[], Awaitable[Any]]
 
@@ -376,6 +383,22 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(settings.current().gc_gen0_threshold, 20, 20)
+    gc.callbacks.append(_gc_timer())
+
+
+def _gc_timer() -> Callable[[str, dict], None]:
+    """A gc callback observing each collection's pause in GC_PAUSES."""
+    by_generation = [GC_PAUSES.labels(str(generation)) for generation in range(3)]
+    started = 0.0
+
+    def on_gc(phase: str, info: dict) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            by_generation[info["generation"]].observe(time.perf_counter() - started)
+
+    return on_gc
 
 
 def _loopback_only() -> bool:
