@@ -238,8 +238,14 @@ def bind_request(metadata: Sequence[tuple[str, Any]] | None) -> contextvars.Toke
 
 
 def unbind_request(token: contextvars.Token | None) -> None:
-    if token is not None:
+    """Forgets the id bound by bind_request; like _detach, nothing to undo in
+    another task's context (a stream the peer closed, finalized by asyncio)."""
+    if token is None:
+        return
+    try:
         _request_id.reset(token)
+    except ValueError:
+        pass
 
 
 def request_id() -> str | None:

@@ -4,6 +4,8 @@ publish span, which is the child of the request that wrote the event."""
 
 from __future__ import annotations
 
+import contextvars
+
 import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -30,6 +32,14 @@ def test_off_installs_nothing_but_carries_the_request_id():
     assert tracing.request_id() is None
     with tracing.consuming("fanout", "posts.events.v1", [("x-request-id", b"rid-1")]):
         assert tracing.request_id() == "rid-1"
+    assert tracing.request_id() is None
+
+
+def test_a_request_id_bound_in_another_context_is_left_alone():
+    # What asyncio does to a stream the peer closed: its generator is
+    # finalized in a task of its own, where the id was never bound.
+    token = contextvars.copy_context().run(tracing.bind_request, (("x-request-id", "rid-2"),))
+    tracing.unbind_request(token)
     assert tracing.request_id() is None
 
 
