@@ -198,7 +198,9 @@ class Settings:
     bind_all: bool = setting("AVIARY_BIND_ALL", False, "Listen on every interface instead of loopback.")
     uvloop: bool = setting("AVIARY_UVLOOP", True, "Run the event loop on uvloop.")
     gc_gen0_threshold: int = setting(
-        "AVIARY_GC_GEN0_THRESHOLD", 50_000, "Python GC generation-0 threshold (fewer pauses under load)."
+        "AVIARY_GC_GEN0_THRESHOLD",
+        10_000,
+        "Python GC generation-0 threshold: objects allocated between young collections (aviary_gc_pause_seconds).",
     )
     outbox_sweep_min_age_seconds: float = setting(
         "AVIARY_OUTBOX_SWEEP_MIN_AGE_SECONDS", 5.0, "Outbox rows younger than this belong to a live fast path."

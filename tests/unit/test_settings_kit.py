@@ -40,7 +40,7 @@ def test_defaults():
     assert s.metrics_port is None  # the service's gRPC port + 1000
     assert s.bind_all is False
     assert s.uvloop is True
-    assert s.gc_gen0_threshold == 50_000
+    assert s.gc_gen0_threshold == 10_000
     assert s.outbox_sweep_min_age_seconds == 5.0
     assert s.outbox_sweep_interval_seconds == 5.0
     assert s.outbox_late_margin_seconds == 30.0
