@@ -378,10 +378,10 @@ async def _supervise(job: Hook, service: str) -> None:
 def _tune_gc() -> None:
     """Cheaper collections: the objects alive after start-up (modules, stubs,
     prepared statements) are frozen out of every later collection, and the
-    young generation is collected every 10,000 allocations (not 700): fewer
-    collections, each short. A young generation five times larger cost ten
-    times the CPU per collection (about 50 ms against 5 under the mix), so
-    fewer, bigger collections made longer pauses and more CPU."""
+    young generation is collected every 10,000 allocations (Python's default
+    is 700). A larger young generation costs more per collection than its
+    size alone would say (bench/README), so fewer, bigger collections made
+    longer pauses, and more GC CPU in all."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(settings.current().gc_gen0_threshold, 20, 20)

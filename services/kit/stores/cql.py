@@ -71,8 +71,8 @@ _CONSISTENCY = ConsistencyLevel.LOCAL_QUORUM
 def named_rows(colnames: Sequence[str], rows: Sequence[Sequence]) -> list:
     """The driver's named_tuple_factory (rows as `Row` namedtuples), with one
     Row class per column list instead of a new class per result: making a
-    class costs tens of microseconds, and collecting thousands of dead ones
-    made a young-generation collection cost 30 to 50 ms of CPU."""
+    class costs tens of microseconds, and every one is left for the garbage
+    collector."""
     row = _row_type(tuple(colnames))
     return [row(*values) for values in rows]
 
