@@ -50,6 +50,10 @@ _COLUMNS = [
     products.c.active,
     products.c.created_at,
 ]
+# Built once: building a select costs about as much as running it (BatchGetProducts runs it twice per checkout).
+_BY_IDS = sa.select(*_COLUMNS).where(
+    products.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger)))
+)
 
 # Columns UpdateProduct may change.
 UPDATABLE = ("title", "description", "price_minor", "active")
@@ -107,6 +111,7 @@ class CatalogStore:
         self._settings = settings
         self._producer = producer
         self._engine: AsyncEngine | None = None
+        self._autocommit: AsyncEngine | None = None
         self._outbox: PgOutbox | None = None
 
     @property
@@ -115,12 +120,19 @@ class CatalogStore:
         return self._engine
 
     @property
+    def autocommit(self) -> AsyncEngine:
+        """For single reads: no transaction around them (pg.autocommit)."""
+        assert self._autocommit is not None, "call start() first"
+        return self._autocommit
+
+    @property
     def outbox(self) -> PgOutbox:
         assert self._outbox is not None, "call start() first"
         return self._outbox
 
     async def start(self) -> None:
         self._engine = pg.engine(self._settings)
+        self._autocommit = pg.autocommit(self._engine)
         self._outbox = PgOutbox(self._engine, SCHEMA, self._producer)
         async with self._engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
@@ -189,7 +201,7 @@ class CatalogStore:
             )
 
     async def get(self, product_id: int) -> ProductRecord | None:
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             row = (await conn.execute(sa.select(*_COLUMNS).where(products.c.id == product_id))).first()
         return None if row is None else _record(row)
 
@@ -197,9 +209,8 @@ class CatalogStore:
         """One round trip for any number of ids; unknown ids are absent."""
         if not product_ids:
             return {}
-        ids = sa.bindparam("ids", value=product_ids, type_=postgresql.ARRAY(sa.BigInteger))
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(*_COLUMNS).where(products.c.id == sa.any_(ids)))).all()
+        async with self.autocommit.connect() as conn:
+            rows = (await conn.execute(_BY_IDS, {"ids": product_ids})).all()
         return {row.id: _record(row) for row in rows}
 
     async def list_active(
@@ -215,7 +226,7 @@ class CatalogStore:
         if before is not None:
             stmt = stmt.where(products.c.id < before)
         stmt = stmt.order_by(products.c.id.desc()).limit(limit)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [_record(row) for row in rows]
 
@@ -223,7 +234,7 @@ class CatalogStore:
         """Up to `limit` products (inactive ones included) with ids above
         `after`, in id order: one keyset page of a full export."""
         stmt = sa.select(*_COLUMNS).where(products.c.id > after).order_by(products.c.id).limit(limit)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [_record(row) for row in rows]
 

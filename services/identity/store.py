@@ -196,6 +196,7 @@ class IdentityStore:
         self._settings = settings
         self._producer = producer
         self._engine: AsyncEngine | None = None
+        self._autocommit: AsyncEngine | None = None
         self._outbox: PgOutbox | None = None
 
     @property
@@ -204,12 +205,19 @@ class IdentityStore:
         return self._engine
 
     @property
+    def autocommit(self) -> AsyncEngine:
+        """For single reads: no transaction around them (pg.autocommit)."""
+        assert self._autocommit is not None, "call start() first"
+        return self._autocommit
+
+    @property
     def outbox(self) -> PgOutbox:
         assert self._outbox is not None, "call start() first"
         return self._outbox
 
     async def start(self) -> None:
         self._engine = pg.engine(self._settings)
+        self._autocommit = pg.autocommit(self._engine)
         await self._ensure_schema()
         # Without a producer (tools, tests) events are stored for a relay elsewhere.
         self._outbox = PgOutbox(self._engine, SCHEMA, self._producer)  # type: ignore[arg-type]
@@ -278,19 +286,19 @@ class IdentityStore:
         return None if row is None else _record(row)
 
     async def get_user(self, user_id: int) -> UserRecord | None:
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             row = (await conn.execute(sa.select(*_PROFILE_COLUMNS).where(users.c.id == user_id))).first()
         return None if row is None else _record(row)
 
     async def find_by_username(self, username: str) -> UserRecord | None:
         stmt = sa.select(*_PROFILE_COLUMNS).where(users.c.username_lower == username.lower())
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _record(row)
 
     async def credentials_by_username(self, username: str) -> Credentials | None:
         stmt = sa.select(*_PROFILE_COLUMNS, users.c.password_hash).where(users.c.username_lower == username.lower())
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             row = (await conn.execute(stmt)).first()
         if row is None:
             return None
@@ -303,13 +311,13 @@ class IdentityStore:
             return []
         ids = sa.bindparam("ids", value=user_ids, type_=postgresql.ARRAY(sa.BigInteger))
         stmt = sa.select(*_PROFILE_COLUMNS).where(users.c.id == sa.any_(ids), users.c.deleted_at.is_(None))
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [_record(row) for row in rows]
 
     async def credentials_by_id(self, user_id: int) -> Credentials | None:
         stmt = sa.select(*_PROFILE_COLUMNS, users.c.password_hash).where(users.c.id == user_id)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else Credentials(user=_record(row), password_hash=row.password_hash)
 
@@ -502,7 +510,7 @@ class IdentityStore:
         stmt = sa.select(users.c.id).where(
             sa.or_(users.c.suspended_at.is_not(None), users.c.deleted_at > _hold_start(hold_seconds))
         )
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             return list((await conn.execute(stmt)).scalars())
 
     async def _add_event(self, conn, user_id: int, event: OutboxEvent) -> None:

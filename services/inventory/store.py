@@ -147,16 +147,24 @@ class InventoryStore:
     def __init__(self, settings: InventorySettings) -> None:
         self._settings = settings
         self._engine: AsyncEngine | None = None
+        self._autocommit: AsyncEngine | None = None
 
     @property
     def engine(self) -> AsyncEngine:
         assert self._engine is not None, "call start() first"
         return self._engine
 
+    @property
+    def autocommit(self) -> AsyncEngine:
+        """For single reads: no transaction around them (pg.autocommit)."""
+        assert self._autocommit is not None, "call start() first"
+        return self._autocommit
+
     async def start(self) -> None:
         # Sized for bursts of checkouts: each reservation holds a connection
         # only for its few statements.
         self._engine = pg.engine(self._settings, pool_size=20)
+        self._autocommit = pg.autocommit(self._engine)
         async with self._engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
@@ -191,7 +199,7 @@ class InventoryStore:
     async def get_stock(self, product_ids: list[int]) -> dict[int, StockRow]:
         if not product_ids:
             return {}
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = (await conn.execute(_STATEMENTS["get_stock"], {"ids": product_ids})).all()
         return {row.product_id: _stock(row) for row in rows}
 
@@ -216,7 +224,7 @@ class InventoryStore:
         return Reserved(_reservation(claimed), created=True)
 
     async def get(self, reservation_id: str) -> ReservationRow | None:
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             row = (await conn.execute(_STATEMENTS["get_reservation"], {"id": reservation_id})).first()
         return None if row is None else _reservation(row)
 

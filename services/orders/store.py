@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from google.rpc import status_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit.events.pg_outbox import PgOutbox
+from services.kit.stores import pg
 from services.orders import model
 from services.orders.model import Line
 
@@ -179,6 +181,14 @@ class SellersDeleted(Exception):
         self.sellers = sellers
 
 
+@functools.lru_cache(maxsize=None)
+def _statement(sql: str) -> sa.TextClause:
+    """sa.text(sql), made once per distinct statement: making one parses the
+    SQL for its parameters, on every call of the saga's steps otherwise. The
+    statements are this module's own (values are always bound), so few."""
+    return sa.text(sql)
+
+
 # Per-buyer advisory locks (a key space of their own, hashed from the id).
 _BUYER_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(hashtextextended('orders:buyer:' || :buyer, 0))")
 _BUYER_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended('orders:buyer:' || :buyer, 0))")
@@ -215,6 +225,8 @@ class CancelJob:
 class OrdersStore:
     def __init__(self, engine: AsyncEngine, outbox: PgOutbox, lease_seconds: float) -> None:
         self.engine = engine
+        # Reads, and writes of one statement: no BEGIN/COMMIT round trips.
+        self.autocommit = pg.autocommit(engine)
         self.outbox = outbox
         self._lease = datetime.timedelta(seconds=lease_seconds)
 
@@ -235,7 +247,7 @@ class OrdersStore:
                 raise BuyerDeleted(buyer_id)
             row = (
                 await conn.execute(
-                    sa.text(f"""
+                    _statement(f"""
                 WITH created AS (
                     INSERT INTO orders.checkouts (id, buyer_id, idempotency_key, payment_method, request_params,
                                                   state, lease_until)
@@ -262,7 +274,7 @@ class OrdersStore:
                 return _checkout(row), True
             row = (
                 await conn.execute(
-                    sa.text(f"""
+                    _statement(f"""
                 SELECT {_CHECKOUT_COLUMNS} FROM orders.checkouts
                 WHERE buyer_id = :buyer AND idempotency_key = :key"""),
                     {"buyer": buyer_id, "key": key},
@@ -276,7 +288,7 @@ class OrdersStore:
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    sa.text(f"""
+                    _statement(f"""
                 UPDATE orders.checkouts SET state = :started, attempt = attempt + 1, payment_method = :pm,
                     request_params = :params, failed_step = NULL, failure_code = NULL, failure_message = NULL,
                     failure_details = NULL, retryable = false,
@@ -302,10 +314,10 @@ class OrdersStore:
             return restarted
 
     async def get_checkout(self, checkout_id: int) -> Checkout:
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             row = (
                 await conn.execute(
-                    sa.text(f"SELECT {_CHECKOUT_COLUMNS} FROM orders.checkouts WHERE id = :id"), {"id": checkout_id}
+                    _statement(f"SELECT {_CHECKOUT_COLUMNS} FROM orders.checkouts WHERE id = :id"), {"id": checkout_id}
                 )
             ).one()
         return _checkout(row)
@@ -317,7 +329,7 @@ class OrdersStore:
         given columns and logging the step, in one statement; None when the
         saga is no longer where `checkout` says."""
         if conn is None:
-            async with self.engine.begin() as own:
+            async with self.autocommit.connect() as own:
                 return await self.advance(checkout, new_state, conn=own, detail=detail, **columns)
         sets = "".join(f", {name} = :{name}" for name in columns)
         params = {
@@ -333,7 +345,7 @@ class OrdersStore:
             params["lines"] = json.dumps([line.to_json() for line in params["lines"]])
         row = (
             await conn.execute(
-                sa.text(f"""
+                _statement(f"""
             WITH moved AS (
                 UPDATE orders.checkouts SET state = :new, lease_until = :lease, updated_at = now(){sets}
                 WHERE id = :id AND state = :old AND attempt = :attempt
@@ -359,7 +371,7 @@ class OrdersStore:
             gone = (
                 (
                     await conn.execute(
-                        sa.text("SELECT seller_id FROM orders.deleted_sellers WHERE seller_id = ANY(:sellers)"),
+                        _statement("SELECT seller_id FROM orders.deleted_sellers WHERE seller_id = ANY(:sellers)"),
                         {"sellers": sellers},
                     )
                 )
@@ -385,23 +397,23 @@ class OrdersStore:
         )
 
     async def log_step(self, checkout: Checkout, step: str, outcome: str, detail: str = "") -> None:
-        async with self.engine.begin() as conn:
+        async with self.autocommit.connect() as conn:
             await self._log(conn, checkout.id, checkout.attempt, step, outcome, detail)
 
     async def _log(
         self, conn: AsyncConnection, checkout_id: int, attempt: int, step: str, outcome: str, detail: str = ""
     ) -> None:
         await conn.execute(
-            sa.text("""
+            _statement("""
             INSERT INTO orders.checkout_steps (checkout_id, attempt, step, outcome, detail)
             VALUES (:id, :attempt, :step, :outcome, :detail)"""),
             {"id": checkout_id, "attempt": attempt, "step": step, "outcome": outcome, "detail": detail[:1000]},
         )
 
     async def mark_cart_cleared(self, checkout_id: int) -> None:
-        async with self.engine.begin() as conn:
+        async with self.autocommit.connect() as conn:
             await conn.execute(
-                sa.text("UPDATE orders.checkouts SET cart_cleared = true WHERE id = :id"), {"id": checkout_id}
+                _statement("UPDATE orders.checkouts SET cart_cleared = true WHERE id = :id"), {"id": checkout_id}
             )
 
     async def claim_stale(self, limit: int) -> list[Checkout]:
@@ -409,10 +421,10 @@ class OrdersStore:
         a confirmed checkout still has a cart to clear), now leased to us. A
         failed checkout is finished even though its cart stays (on purpose).
         The predicate is the partial index `checkouts_unfinished`'s."""
-        async with self.engine.begin() as conn:
+        async with self.autocommit.connect() as conn:
             rows = (
                 await conn.execute(
-                    sa.text(f"""
+                    _statement(f"""
                 UPDATE orders.checkouts SET lease_until = :lease
                 WHERE id IN (
                     SELECT id FROM orders.checkouts
@@ -439,7 +451,7 @@ class OrdersStore:
             if moved is None:
                 return None
             await conn.execute(
-                sa.text("""
+                _statement("""
                 INSERT INTO orders.orders (id, checkout_id, buyer_id, idempotency_key, status, total_minor,
                                            currency, payment_status, delivery_status)
                 VALUES (:id, :checkout, :buyer, :key, 'ORDER_STATUS_PENDING', :total, :currency, :pay,
@@ -455,7 +467,7 @@ class OrdersStore:
                 },
             )
             await conn.execute(
-                sa.text("""
+                _statement("""
                 INSERT INTO orders.order_items (order_id, line, product_id, seller_id, title, quantity,
                                                 unit_price_minor)
                 VALUES (:order, :line, :product, :seller, :title, :quantity, :price)"""),
@@ -487,7 +499,7 @@ class OrdersStore:
                 return None
             row = (
                 await conn.execute(
-                    sa.text("""
+                    _statement("""
                 UPDATE orders.orders SET status = 'ORDER_STATUS_CONFIRMED', payment_status = 'PAYMENT_STATUS_CAPTURED',
                     delivery_status = 'DELIVERY_STATUS_PENDING' WHERE id = :id RETURNING *"""),
                     {"id": checkout.order_id},
@@ -495,7 +507,7 @@ class OrdersStore:
             ).one()
             at = (
                 await conn.execute(
-                    sa.text("""
+                    _statement("""
                 INSERT INTO orders.delivery_events (order_id, seq, status, actor, note)
                 VALUES (:id, 0, 'DELIVERY_STATUS_PENDING', 'checkout', 'order confirmed') RETURNING at"""),
                     {"id": checkout.order_id},
@@ -503,7 +515,7 @@ class OrdersStore:
             ).scalar_one()
             sellers = list(dict.fromkeys(line.seller_id for line in checkout.lines))
             await conn.execute(
-                sa.text("""
+                _statement("""
                 INSERT INTO orders.fulfilments (order_id, seller_id, delivery_status)
                 VALUES (:id, :seller, 'DELIVERY_STATUS_PENDING') ON CONFLICT DO NOTHING"""),
                 [{"id": checkout.order_id, "seller": seller} for seller in sellers],
@@ -524,15 +536,17 @@ class OrdersStore:
         sets = {k: v for k, v in (("status", status), ("payment_status", payment_status)) if v}
         if not sets:
             return
-        async with self.engine.begin() as conn:
+        async with self.autocommit.connect() as conn:
             await conn.execute(
-                sa.text(f"UPDATE orders.orders SET {', '.join(f'{k} = :{k}' for k in sets)} WHERE id = :id"),
+                _statement(f"UPDATE orders.orders SET {', '.join(f'{k} = :{k}' for k in sets)} WHERE id = :id"),
                 {**sets, "id": order_id},
             )
 
     async def get_order(self, order_id: int) -> OrderRecord | None:
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(sa.text("SELECT * FROM orders.orders WHERE id = :id"), {"id": order_id})).all()
+        async with self.autocommit.connect() as conn:
+            rows = (
+                await conn.execute(_statement("SELECT * FROM orders.orders WHERE id = :id"), {"id": order_id})
+            ).all()
             orders = await self._with_details(conn, rows)
         return orders[0] if orders else None
 
@@ -553,8 +567,8 @@ class OrdersStore:
                        AND (status = 'ORDER_STATUS_CONFIRMED' OR cancel_state IS NOT NULL)
                        ORDER BY id DESC LIMIT :limit"""
             params["who"] = seller_id
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(sa.text(query), params)).all()
+        async with self.autocommit.connect() as conn:
+            rows = (await conn.execute(_statement(query), params)).all()
             return await self._with_details(conn, rows)
 
     async def count_open_sales(self, seller_id: int) -> int:
@@ -563,7 +577,7 @@ class OrdersStore:
         line of theirs (RESERVED or ORDER_CREATED: each writes such a part when
         it succeeds). One statement, so a checkout confirming meanwhile is
         counted once, on one side or the other."""
-        query = sa.text("""
+        query = _statement("""
             SELECT count(*) FROM (
                 SELECT f.order_id FROM orders.fulfilments f JOIN orders.orders o ON o.id = f.order_id
                 WHERE f.seller_id = :seller AND f.delivery_status = ANY(:open_parts)
@@ -579,7 +593,7 @@ class OrdersStore:
             "running": list(_PRICED_AND_RUNNING),
             "line": json.dumps([{"seller_id": seller_id}]),
         }
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             return int((await conn.execute(query, params)).scalar_one())
 
     async def forget_buyer(self, buyer_id: int, reason: str) -> tuple[int, int]:
@@ -596,13 +610,13 @@ class OrdersStore:
             # Waits for checkouts being started by this buyer to commit.
             await conn.execute(_BUYER_LOCK, {"buyer": buyer_id})
             await conn.execute(
-                sa.text("INSERT INTO orders.deleted_buyers (user_id) VALUES (:buyer) ON CONFLICT DO NOTHING"),
+                _statement("INSERT INTO orders.deleted_buyers (user_id) VALUES (:buyer) ON CONFLICT DO NOTHING"),
                 {"buyer": buyer_id},
             )
         async with self.engine.begin() as conn:
             stopped = (
                 await conn.execute(
-                    sa.text("""
+                    _statement("""
                 UPDATE orders.checkouts SET state = :compensating, failed_step = CASE state
                         WHEN :started THEN :reserve WHEN :reserved THEN :authorize ELSE :capture END,
                     failure_code = 'FAILED_PRECONDITION', failure_message = :reason, retryable = false,
@@ -626,13 +640,13 @@ class OrdersStore:
                 await self._log(conn, row.id, row.attempt, model.COMPENSATING, "ok", f"{row.failed_step}: {reason}")
             anonymised = (
                 await conn.execute(
-                    sa.text("UPDATE orders.orders SET buyer_id = 0, idempotency_key = '' WHERE buyer_id = :buyer"),
+                    _statement("UPDATE orders.orders SET buyer_id = 0, idempotency_key = '' WHERE buyer_id = :buyer"),
                     {"buyer": buyer_id},
                 )
             ).rowcount
             # The key column must stay unique per (buyer, key): each gets one of its own.
             await conn.execute(
-                sa.text("""
+                _statement("""
                 UPDATE orders.checkouts SET buyer_id = 0, idempotency_key = 'deleted-' || id, cart_cleared = true,
                     updated_at = now()
                 WHERE buyer_id = :buyer"""),
@@ -651,13 +665,13 @@ class OrdersStore:
         async with self.engine.begin() as conn:
             await conn.execute(_SELLER_LOCK, {"seller": seller_id})
             await conn.execute(
-                sa.text("INSERT INTO orders.deleted_sellers (seller_id) VALUES (:seller) ON CONFLICT DO NOTHING"),
+                _statement("INSERT INTO orders.deleted_sellers (seller_id) VALUES (:seller) ON CONFLICT DO NOTHING"),
                 {"seller": seller_id},
             )
         async with self.engine.begin() as conn:
             stopped = (
                 await conn.execute(
-                    sa.text("""
+                    _statement("""
                 UPDATE orders.checkouts SET state = :compensating,
                     failed_step = CASE state WHEN :reserved THEN :authorize ELSE :capture END,
                     failure_code = 'FAILED_PRECONDITION', failure_message = :reason, retryable = true,
@@ -678,11 +692,11 @@ class OrdersStore:
             ).all()
             for row in stopped:
                 await self._log(conn, row.id, row.attempt, model.COMPENSATING, "ok", f"{row.failed_step}: {reason}")
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             open_orders = (
                 (
                     await conn.execute(
-                        sa.text("""
+                        _statement("""
                 SELECT f.order_id FROM orders.fulfilments f JOIN orders.orders o ON o.id = f.order_id
                 WHERE f.seller_id = :seller AND f.delivery_status = ANY(:open_parts)
                   AND o.status = 'ORDER_STATUS_CONFIRMED'
@@ -703,20 +717,20 @@ class OrdersStore:
         ids = list(by_id)
         for r in (
             await conn.execute(
-                sa.text("SELECT * FROM orders.order_items WHERE order_id = ANY(:ids) ORDER BY order_id, line"),
+                _statement("SELECT * FROM orders.order_items WHERE order_id = ANY(:ids) ORDER BY order_id, line"),
                 {"ids": ids},
             )
         ).all():
             by_id[r.order_id].lines.append(Line(r.product_id, r.seller_id, r.title, r.quantity, r.unit_price_minor))
         for r in (
             await conn.execute(
-                sa.text("SELECT * FROM orders.delivery_events WHERE order_id = ANY(:ids) ORDER BY order_id, seq"),
+                _statement("SELECT * FROM orders.delivery_events WHERE order_id = ANY(:ids) ORDER BY order_id, seq"),
                 {"ids": ids},
             )
         ).all():
             by_id[r.order_id].history.append(DeliveryRecord(r.status, r.actor, r.note, r.at, r.seller_id))
         for r in (
-            await conn.execute(sa.text("SELECT * FROM orders.fulfilments WHERE order_id = ANY(:ids)"), {"ids": ids})
+            await conn.execute(_statement("SELECT * FROM orders.fulfilments WHERE order_id = ANY(:ids)"), {"ids": ids})
         ).all():
             by_id[r.order_id].parts[r.seller_id] = r.delivery_status
         return orders
@@ -739,13 +753,14 @@ class OrdersStore:
                 model.order_delivery_status([model.DS.Value(status) for status in current.parts.values()])
             )
             await conn.execute(
-                sa.text("""
+                _statement("""
                 INSERT INTO orders.fulfilments (order_id, seller_id, delivery_status) VALUES (:id, :seller, :s)
                 ON CONFLICT (order_id, seller_id) DO UPDATE SET delivery_status = EXCLUDED.delivery_status"""),
                 {"id": order_id, "seller": seller, "s": wanted},
             )
             await conn.execute(
-                sa.text("UPDATE orders.orders SET delivery_status = :s WHERE id = :id"), {"s": derived, "id": order_id}
+                _statement("UPDATE orders.orders SET delivery_status = :s WHERE id = :id"),
+                {"s": derived, "id": order_id},
             )
             at = await self._add_history(conn, current, wanted, actor, note, seller)
             await self.outbox.add(conn, *event_for(current, seller, derived))
@@ -756,7 +771,7 @@ class OrdersStore:
 
     async def _locked_order(self, conn: AsyncConnection, order_id: int) -> OrderRecord | None:
         row = (
-            await conn.execute(sa.text("SELECT * FROM orders.orders WHERE id = :id FOR UPDATE"), {"id": order_id})
+            await conn.execute(_statement("SELECT * FROM orders.orders WHERE id = :id FOR UPDATE"), {"id": order_id})
         ).first()
         return None if row is None else (await self._with_details(conn, [row]))[0]
 
@@ -765,7 +780,7 @@ class OrdersStore:
     ) -> datetime.datetime:
         return (
             await conn.execute(
-                sa.text("""
+                _statement("""
             INSERT INTO orders.delivery_events (order_id, seq, status, actor, note, seller_id)
             VALUES (:id, :seq, :status, :actor, :note, :seller) RETURNING at"""),
                 {
@@ -799,7 +814,7 @@ class OrdersStore:
             cancelled = model.delivery_name(model.CANCELLED)
             row = (
                 await conn.execute(
-                    sa.text("""
+                    _statement("""
                 UPDATE orders.orders SET status = :status, delivery_status = :cancelled, cancel_state = :state,
                     cancel_reason = :reason, cancel_time = now(), cancel_lease_until = :lease
                 WHERE id = :id RETURNING *"""),
@@ -814,7 +829,7 @@ class OrdersStore:
                 )
             ).one()
             await conn.execute(
-                sa.text("""
+                _statement("""
                 INSERT INTO orders.fulfilments (order_id, seller_id, delivery_status) VALUES (:id, :seller, :s)
                 ON CONFLICT (order_id, seller_id) DO UPDATE SET delivery_status = EXCLUDED.delivery_status"""),
                 [{"id": order_id, "seller": seller, "s": cancelled} for seller in current.sellers],
@@ -831,8 +846,8 @@ class OrdersStore:
         return updated
 
     async def cancel_job(self, order_id: int) -> CancelJob | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.text(f"{_CANCEL_JOBS} WHERE o.id = :id"), {"id": order_id})).first()
+        async with self.autocommit.connect() as conn:
+            row = (await conn.execute(_statement(f"{_CANCEL_JOBS} WHERE o.id = :id"), {"id": order_id})).first()
         return None if row is None else _cancel_job(row)
 
     async def move_cancel(
@@ -844,7 +859,7 @@ class OrdersStore:
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    sa.text("""
+                    _statement("""
                 UPDATE orders.orders SET cancel_state = :new, cancel_lease_until = :lease,
                     payment_status = COALESCE(:pay, payment_status)
                 WHERE id = :id AND cancel_state = :old RETURNING id"""),
@@ -866,11 +881,11 @@ class OrdersStore:
         """Cancels whose driver stopped renewing their lease (it died, or a
         peer was down), now leased to us. The predicate is the partial index
         `orders_cancels_unfinished`'s."""
-        async with self.engine.begin() as conn:
+        async with self.autocommit.connect() as conn:
             ids = (
                 (
                     await conn.execute(
-                        sa.text("""
+                        _statement("""
                 UPDATE orders.orders SET cancel_lease_until = :lease
                 WHERE id IN (
                     SELECT id FROM orders.orders
@@ -885,7 +900,7 @@ class OrdersStore:
             )
             if not ids:
                 return []
-            rows = (await conn.execute(sa.text(f"{_CANCEL_JOBS} WHERE o.id = ANY(:ids)"), {"ids": list(ids)})).all()
+            rows = (await conn.execute(_statement(f"{_CANCEL_JOBS} WHERE o.id = ANY(:ids)"), {"ids": list(ids)})).all()
         return [_cancel_job(r) for r in rows]
 
 

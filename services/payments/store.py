@@ -212,10 +212,9 @@ class PaymentsStore:
             # A connection is held for the length of a provider call (the
             # lock lives in its transaction), so size for concurrent calls.
             self._engine = pg.engine(self._settings, pool_size=self._settings.pg_pool_size)
-            # Single statements need no BEGIN/COMMIT round trips.
-            self._auto = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._auto = pg.autocommit(self._engine)
             self._marker_pool = pg.engine(self._settings, pool_size=self._settings.pg_marker_pool_size)
-            self._marker_engine = self._marker_pool.execution_options(isolation_level="AUTOCOMMIT")
+            self._marker_engine = pg.autocommit(self._marker_pool)
         log.info("payments schema ready")
 
     async def stop(self) -> None:

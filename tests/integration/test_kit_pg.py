@@ -88,3 +88,18 @@ async def test_a_statement_on_a_connection_that_died_while_trusted_fails_once(en
     assert raised.value.connection_invalidated
     assert await _backend(engine) not in (first, None)
     assert pings == []
+
+
+_IN_ITS_OWN_TRANSACTION = sa.text("SELECT pg_sleep(0.01), transaction_timestamp() = statement_timestamp()")
+
+
+async def test_autocommit_runs_each_statement_as_its_own_transaction(engine):
+    """No BEGIN around the statements; and the connection (the pool's only
+    one) is transactional again for the next user."""
+    engine, _ = engine
+    async with pg.autocommit(engine).connect() as conn:
+        backend = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        assert (await conn.execute(_IN_ITS_OWN_TRANSACTION)).one()[1] is True
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one() == backend
+        assert (await conn.execute(_IN_ITS_OWN_TRANSACTION)).one()[1] is False
