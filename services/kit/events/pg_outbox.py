@@ -2,9 +2,9 @@
 
 A service inserts the event in the same transaction as the state change it
 describes (`add(conn, ...)`), so a committed change always has its event. The
-relay publishes rows to Kafka and deletes them only after Kafka acknowledged
-them, inside one transaction that holds the rows with FOR UPDATE SKIP LOCKED:
-a crash before the delete leaves them to be published again (at-least-once;
+relay deletes a batch of rows (FOR UPDATE SKIP LOCKED), publishes them to
+Kafka, and commits the delete only after Kafka acknowledged them: a failure or
+a crash before the commit leaves them to be published again (at-least-once;
 consumers deduplicate on the event id), and replicas never publish the same
 row at the same time.
 
@@ -22,6 +22,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit.events.kafka import Producer
+from services.kit.stores import pg
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,15 @@ class PgOutbox:
         self._insert = sa.text(
             f'INSERT INTO "{schema}".outbox (event_id, topic, key, payload) VALUES (:event_id, :topic, :key, :payload)'
         )
-        self._claim = sa.text(
-            f"""SELECT event_id, topic, key, payload, extract(epoch FROM clock_timestamp() - created_at) AS age
-                FROM "{schema}".outbox ORDER BY event_id LIMIT {BATCH} FOR UPDATE SKIP LOCKED"""
+        # Taken and deleted in one statement, in the transaction that holds
+        # the rows until Kafka acknowledged them: a failure rolls the delete back.
+        self._take = sa.text(
+            f"""DELETE FROM "{schema}".outbox WHERE event_id IN (
+                    SELECT event_id FROM "{schema}".outbox ORDER BY event_id LIMIT {BATCH} FOR UPDATE SKIP LOCKED)
+                RETURNING event_id, topic, key, payload, extract(epoch FROM clock_timestamp() - created_at) AS age"""
         )
-        self._delete = sa.text(f'DELETE FROM "{schema}".outbox WHERE event_id = ANY(:ids)')
+        self._any = sa.text(f'SELECT EXISTS (SELECT 1 FROM "{schema}".outbox)')
+        self._autocommit = pg.autocommit(engine)
 
     async def add(self, conn: AsyncConnection, event_id: int, topic: str, key: bytes, payload: bytes) -> None:
         """Stores an event in the caller's open transaction."""
@@ -72,34 +77,45 @@ class PgOutbox:
         self._wake.set()
 
     async def relay_forever(self) -> None:
+        expected = True  # whatever a previous run left
         while True:
             try:
-                published = await self.relay_once()
+                published = await self.relay_once(look_first=not expected)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka or PostgreSQL away: rows stay, try again
                 log.warning("outbox relay (%s) failed, retrying: %s", self._schema, exc)
                 await asyncio.sleep(ERROR_BACKOFF_SECONDS)
+                expected = True
                 continue
-            if published < BATCH:
-                await self._idle()
+            expected = published >= BATCH or await self._idle()
 
-    async def _idle(self) -> None:
+    async def _idle(self) -> bool:
+        """Waits for notify() or the poll period; True when notified."""
         try:
             await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
         except asyncio.TimeoutError:
-            pass
-        self._wake.clear()
+            return False
+        finally:
+            self._wake.clear()
+        return True
 
-    async def relay_once(self) -> int:
-        """Publishes one batch of stored events; returns how many."""
+    async def relay_once(self, *, look_first: bool = False) -> int:
+        """Publishes one batch of stored events; returns how many. With
+        `look_first` (a poll nothing announced, most often over an empty
+        table), a one-statement look decides whether to open a transaction."""
+        if look_first and not await self._pending():
+            return 0
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(self._claim)).all()
+            rows = sorted((await conn.execute(self._take)).all(), key=lambda r: r.event_id)
             if not rows:
                 return 0
             await self._producer.send_all([(r.topic, bytes(r.key), bytes(r.payload)) for r in rows])
-            await conn.execute(self._delete, {"ids": [r.event_id for r in rows]})
         PUBLISHED.labels(self._schema).inc(len(rows))
         for r in rows:
             DELAY.labels(self._schema).observe(float(r.age))
         return len(rows)
+
+    async def _pending(self) -> bool:
+        async with self._autocommit.connect() as conn:
+            return bool((await conn.execute(self._any)).scalar_one())
