@@ -52,7 +52,7 @@ def autocommit(engine: AsyncEngine) -> AsyncEngine:
     """The same pool, each statement a transaction of its own: a single
     statement, or reads that need no snapshot in common (each statement takes
     its own under READ COMMITTED anyway), skip the BEGIN and the
-    COMMIT/ROLLBACK round trips (a third of a small read's client CPU).
+    COMMIT/ROLLBACK round trips (a quarter to a third of a small read's client CPU).
     Nothing that must hold a lock or see its own writes across statements
     belongs here."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
