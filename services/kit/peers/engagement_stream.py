@@ -74,6 +74,11 @@ class _Stream:
             raise _StreamBroken(repr(exc)) from exc
         finally:
             self.pending.pop(request_id, None)
+            if answer.done() and not answer.cancelled():
+                # The reader may have failed it while the write was failing: this
+                # call raises _StreamBroken either way, and asyncio would log the
+                # answer's exception as never retrieved.
+                answer.exception()
 
     async def retire(self) -> None:
         """No more batches: the server finishes the pending ones, then ends."""
