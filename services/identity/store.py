@@ -127,6 +127,10 @@ _PROFILE_COLUMNS = [
     users.c.suspended_at,
     users.c.deleted_at,
 ]
+# Built once, as catalog's lookup by ids is: building a select per call cost 40% of running it.
+_LIVE_USERS_BY_IDS = sa.select(*_PROFILE_COLUMNS).where(
+    users.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger))), users.c.deleted_at.is_(None)
+)
 
 
 @dataclass(frozen=True)
@@ -309,10 +313,8 @@ class IdentityStore:
         simply absent (suspended ones are answered: references still render)."""
         if not user_ids:
             return []
-        ids = sa.bindparam("ids", value=user_ids, type_=postgresql.ARRAY(sa.BigInteger))
-        stmt = sa.select(*_PROFILE_COLUMNS).where(users.c.id == sa.any_(ids), users.c.deleted_at.is_(None))
         async with self.autocommit.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
+            rows = (await conn.execute(_LIVE_USERS_BY_IDS, {"ids": user_ids})).all()
         return [_record(row) for row in rows]
 
     async def credentials_by_id(self, user_id: int) -> Credentials | None:
