@@ -410,13 +410,10 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         kept = self.follower_lists.get(user_id, version)
         followers = kept.followers
         if request.skip_celebrity:
-            threshold = self.settings.fanout_threshold
             if followers is None:
                 followers, _ = await self.store.counts(user_id)
-                if rules.is_celebrity(followers, threshold):
-                    # A celebrity's list is never sent whole: its count is kept alone.
-                    self.follower_lists.put(user_id, version, Kept(followers, None))
-            if rules.is_celebrity(followers, threshold):
+            if rules.is_celebrity(followers, self.settings.fanout_threshold):
+                self.follower_lists.put(user_id, version, Kept(followers, None))
                 yield graph_pb2.FollowerBatch(celebrity=True)
                 return
         if kept.ids is not None:
