@@ -53,6 +53,8 @@ cluster-node-timeout {NODE_TIMEOUT_MS}
 cluster-replica-validity-factor 0
 {persistence}loglevel notice
 logfile ""
+# The first sync of a replica starts at once instead of waiting for others.
+repl-diskless-sync-delay 0
 zset-max-listpack-entries 1024
 zset-max-listpack-value 64
 """
@@ -88,15 +90,25 @@ def cluster_info(port: int) -> dict[str, str]:
 
 
 def healthy(ports: Sequence[int]) -> bool:
-    """Every node sees every slot served and all the others known."""
+    """Every node sees every slot served and all the others known, and every
+    replica has its master's data (a write waiting for a replica would
+    otherwise wait out its first full sync)."""
     try:
         return all(
             (info := cluster_info(port)).get("cluster_state") == "ok"
             and int(info.get("cluster_known_nodes", "0")) == len(ports)
+            and _synced(port)
             for port in ports
         )
     except OSError:
         return False
+
+
+def _synced(port: int) -> bool:
+    """A master, or a replica whose link to its master is up."""
+    info = command(port, "INFO", "replication").decode(errors="replace")
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    return fields.get("role") == "master" or fields.get("master_link_status") == "up"
 
 
 # -- failovers, for the tests and benchmarks that cause them -------------------------
