@@ -188,6 +188,10 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # How often one process renews a reader's activity mark (a write).
         self.touch_seconds = settings.touch_seconds
         self._touched: dict[int, float] = {}
+        # The celebrities each reader's last home read merged: the next read
+        # reads their indexes with its first round trip, on the likely bet
+        # that the list has not changed.
+        self._last_celebrities: dict[int, list[int]] = {}
         self._store: TimelineStore | None = None
         self._hub: LiveHub | None = None
         # A line without a post every so often keeps idle live streams open
@@ -479,17 +483,27 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
     async def _first_round(self, caller: int, upper_bound: bytes, limit: int) -> tuple[list[str], list[list[bytes]]]:
         """The keys a home read merges (the reader's timeline, their own
         posts, each followed celebrity's index) and each one's newest `limit`
-        members below `upper_bound`. Usually two round trips: the reader's
-        own keys with the cached celebrity list, then the celebrities'."""
-        first = await self.store.first_read(caller, upper_bound, limit)
-        celebrities = await self._celebrities(caller, first.celebrities, first.generation)
-        celebrity_keys = [author_key(c) for c in celebrities if c != caller]
-        keys = [home_key(caller), author_key(caller), *celebrity_keys]
+        members below `upper_bound`. Usually one round trip: the reader's own
+        keys, the cached celebrity list, and the indexes of the celebrities
+        the reader's last read merged; a second only for celebrities that
+        read did not merge."""
+        first = await self.store.first_read(caller, upper_bound, limit, self._last_celebrities.get(caller, ()))
+        celebrities = [c for c in await self._celebrities(caller, first.celebrities, first.generation) if c != caller]
+        self._remember_celebrities(caller, celebrities)
+        keys = [home_key(caller), author_key(caller), *(author_key(c) for c in celebrities)]
         if not first.active:
             await self._rebuild(caller)
             return keys, await self.store.newest_below(keys, upper_bound, limit)
         await self._touch(caller)
-        return keys, first.pages + await self.store.newest_below(celebrity_keys, upper_bound, limit)
+        pages = dict(first.celebrity_pages)
+        unread = [c for c in celebrities if c not in pages]
+        pages.update(zip(unread, await self.store.newest_below([author_key(c) for c in unread], upper_bound, limit)))
+        return keys, first.pages + [pages[c] for c in celebrities]
+
+    def _remember_celebrities(self, caller: int, celebrities: list[int]) -> None:
+        if len(self._last_celebrities) > 200_000:
+            self._last_celebrities.clear()
+        self._last_celebrities[caller] = celebrities
 
     async def _ensure_active(self, caller: int) -> None:
         if await self.store.is_active(caller):

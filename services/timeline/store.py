@@ -20,7 +20,7 @@ Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence, cast
 
 import redis.asyncio as redis
@@ -60,30 +60,40 @@ BACKFILL_ENTRIES = 50
 # default), since a delivery may carry a follower list read before the unfollow.
 UNFOLLOW_MARK_SECONDS = 600
 
-# One delivery to one user, atomically: only to an active user (KEYS[2]
-# present) who has not just unfollowed the author (KEYS[3] absent),
-# trimmed to the newest ARGV[2], announced to live readers. A timeline this
-# creates expires with the activity mark.
-# KEYS: home, seen, unfollowed. ARGV: member, max entries, live channel.
-# Returns 1 when delivered, 0 when not.
-# It runs once per follower of every post, so it makes as few calls as it can:
-# both marks in one MGET, and the size alone tells a timeline it just created.
+# Deliveries of one entry, each to one user atomically: only to an active
+# user (seen present) who has not just unfollowed the author (unfollowed
+# absent), trimmed to the newest ARGV[2], announced to live readers. A
+# timeline this creates expires with the activity mark.
+# KEYS: home, seen, unfollowed of each user in turn. ARGV: member, max
+# entries, then each user's live channel. Returns 1 per user delivered to, 0
+# per user not.
+# It runs for every follower of every post, so it makes as few calls as it
+# can: many users per script call (redis_bulk.eval_batched), both marks in
+# one MGET, and the size alone tells a timeline it just created.
 _DELIVER_LUA = """
-local marks = redis.call('MGET', KEYS[2], KEYS[3])
--- Never after an unfollow's purge: this delivery's follower list may predate it.
-if not marks[1] or marks[2] then return 0 end
-redis.call('ZADD', KEYS[1], 0, ARGV[1])
-local size = redis.call('ZCARD', KEYS[1])
-if size == 1 then
-  local ttl = redis.call('PTTL', KEYS[2])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+local member, max = ARGV[1], tonumber(ARGV[2])
+local delivered = {}
+for i = 1, #KEYS / 3 do
+  local home, seen = KEYS[3 * i - 2], KEYS[3 * i - 1]
+  local marks = redis.call('MGET', seen, KEYS[3 * i])
+  -- Never after an unfollow's purge: this delivery's follower list may predate it.
+  if marks[1] and not marks[2] then
+    redis.call('ZADD', home, 0, member)
+    local size = redis.call('ZCARD', home)
+    if size == 1 then
+      local ttl = redis.call('PTTL', seen)
+      if ttl > 0 then redis.call('PEXPIRE', home, ttl) end
+    end
+    if size > max then
+      redis.call('ZREMRANGEBYRANK', home, 0, -(max + 1))
+    end
+    redis.call('PUBLISH', ARGV[i + 2], member)
+    delivered[i] = 1
+  else
+    delivered[i] = 0
+  end
 end
-local max = tonumber(ARGV[2])
-if size > max then
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
-end
-redis.call('PUBLISH', ARGV[3], ARGV[1])
-return 1
+return delivered
 """
 
 # Adds members to an active user's timeline (inactive: nothing; their
@@ -223,12 +233,10 @@ class TimelineStore:
         self._redis: redis.Redis = redis_client.client(settings)
         # Which history Redis follows: cached celebrity lists count within one.
         self.redis_epoch = RedisEpoch(self._redis)
-        # Deliveries: thousands of EVALSHAs per fanout batch (see redis_bulk).
+        # Deliveries: tens of script calls per fanout batch (see redis_bulk).
         self._bulk = redis_bulk.BulkRedis(settings.redis_url)
         # On a cluster a delivery announces itself on its shard (SPUBLISH).
-        self._deliver = self._redis.register_script(
-            _DELIVER_LUA.replace("'PUBLISH'", f"'{publish_command(self._redis)}'")
-        )
+        self._deliver = _DELIVER_LUA.replace("'PUBLISH'", f"'{publish_command(self._redis)}'")
         self._add_if_active = self._redis.register_script(_ADD_IF_ACTIVE_LUA)
         self._purge_author = self._redis.register_script(_PURGE_AUTHOR_LUA)
         self._followed = self._redis.register_script(_FOLLOWED_LUA)
@@ -258,22 +266,17 @@ class TimelineStore:
     async def add_to_homes(self, entry: Entry, user_ids: Sequence[int]) -> int:
         """Adds the entry to every listed ACTIVE user's timeline, in one round
         trip; returns how many were active (and got it)."""
-        member = entry_member(entry)
-        max_entries = str(self.timeline_max).encode()
-        replies = await self._evalsha_each(
+        replies = await self._bulk.eval_batched(
             self._deliver,
-            (
+            [
                 (
-                    b"3",
-                    home_key(user_id),
-                    seen_key(user_id),
-                    unfollowed_key(user_id, entry.author_id),
-                    member,
-                    max_entries,
-                    home_channel(user_id),
+                    (home_key(user_id), seen_key(user_id), unfollowed_key(user_id, entry.author_id)),
+                    (home_channel(user_id),),
                 )
                 for user_id in user_ids
-            ),
+            ],
+            (entry_member(entry), self.timeline_max),
+            idempotent=True,
         )
         return sum(replies)
 
@@ -484,21 +487,32 @@ class TimelineStore:
             return []
         return await self._bulk.read([_newest_below(key, upper_bound, limit) for key in keys])
 
-    async def first_read(self, user_id: int, upper_bound: bytes, limit: int) -> FirstRead:
+    async def first_read(
+        self, user_id: int, upper_bound: bytes, limit: int, likely_celebrities: Sequence[int] = ()
+    ) -> FirstRead:
         """What a home read needs before it knows the followed celebrities,
         in one round trip: the cached celebrity list with its generation,
         whether the user is active, and the newest members below
-        `upper_bound` of their timeline and of their own author index."""
-        cached, active, home, own = await self._bulk.read(
+        `upper_bound` of their timeline, of their own author index and of
+        each likely celebrity's index (the list the reader's last read used:
+        usually the list itself, so no second round trip is needed)."""
+        cached, active, home, own, *celebrity_pages = await self._bulk.read(
             [
                 (b"MGET", *_celebrity_keys(user_id)),
                 (b"EXISTS", seen_key(user_id)),
                 _newest_below(home_key(user_id), upper_bound, limit),
                 _newest_below(author_key(user_id), upper_bound, limit),
+                *(_newest_below(author_key(c), upper_bound, limit) for c in likely_celebrities),
             ]
         )
         celebrities, generation = self._decoded_celebrities(*cached)
-        return FirstRead(active=bool(active), pages=[home, own], celebrities=celebrities, generation=generation)
+        return FirstRead(
+            active=bool(active),
+            pages=[home, own],
+            celebrities=celebrities,
+            generation=generation,
+            celebrity_pages=dict(zip(likely_celebrities, celebrity_pages)),
+        )
 
     async def drop_from_home(self, user_id: int, members: Sequence[bytes]) -> None:
         if members:
@@ -583,6 +597,8 @@ class FirstRead:
     pages: list[list[bytes]]  # the timeline's, then the user's own author index's
     celebrities: list[int] | None  # None: not cached
     generation: bytes  # for cache_celebrities
+    # The likely celebrities' pages, read in the same round trip.
+    celebrity_pages: dict[int, list[bytes]] = field(default_factory=dict)
 
 
 def _newest_below(key: str, upper_bound: bytes, limit: int) -> tuple:

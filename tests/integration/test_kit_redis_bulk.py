@@ -104,6 +104,25 @@ async def test_reads_are_sent_again_on_a_killed_connection_and_error_replies_rai
             await bulk.read([("GET", key), ("HGET", key, "field")])
 
 
+async def test_batched_script_calls_answer_each_item_in_order():
+    async with bulk_and_client() as (bulk, client, new_key):
+        keys = [new_key() for _ in range(5)]
+        # Each item adds its own amount times the shared factor, and says
+        # how many keys the call it ran in carried.
+        script = """
+        local out = {}
+        for i = 1, #KEYS do
+          out[i] = {#KEYS, redis.call('INCRBY', KEYS[i], ARGV[1] * ARGV[i + 1])}
+        end
+        return out
+        """
+        items = [((key,), (i + 1,)) for i, key in enumerate(keys)]
+        replies = await bulk.eval_batched(script, items, (10,), idempotent=False, batch_size=2)
+        assert replies == [[2, 10], [2, 20], [2, 30], [2, 40], [1, 50]]
+        assert await client.mget(keys) == [b"10", b"20", b"30", b"40", b"50"]
+        assert await bulk.eval_batched(script, [], (10,), idempotent=False) == []
+
+
 async def test_scripts_redis_does_not_know_are_loaded_and_each_call_runs_once():
     async with bulk_and_client() as (bulk, client, new_key):
         key = new_key()

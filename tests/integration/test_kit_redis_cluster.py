@@ -82,6 +82,28 @@ async def test_the_bulk_path_sends_each_command_to_its_slots_master(cluster):
         await bulk.close()
 
 
+async def test_batched_script_calls_group_items_by_slot(cluster):
+    bulk = BulkRedis(cluster.url)
+    try:
+        # Two items per slot, interleaved, over slots on every master: a call
+        # carries only items of one slot (Redis refuses keys of several).
+        items = [((f"cluster:batched:{{{i}}}:{half}",), (i,)) for half in "ab" for i in range(32)]
+        script = """
+        local out = {}
+        for i = 1, #KEYS do
+          out[i] = {#KEYS, redis.call('INCRBY', KEYS[i], ARGV[i])}
+        end
+        return out
+        """
+        replies = await bulk.eval_batched(script, items, idempotent=True)
+        assert replies == [[2, i] for _ in "ab" for i in range(32)]
+        assert await bulk.eval_batched(script, items[:3], idempotent=True, batch_size=1) == [
+            [1, 2 * i] for i in range(3)
+        ]
+    finally:
+        await bulk.close()
+
+
 async def test_a_stale_slot_map_is_corrected_by_the_moved_replies(cluster):
     bulk = BulkRedis(cluster.url)
     try:

@@ -50,6 +50,10 @@ def command_slot(command: Sequence[Any]) -> int:
         key = command[3] if int(command[2]) > 0 else b""
     else:
         key = command[1] if len(command) > 1 else b""
+    return key_slot_of(key)
+
+
+def key_slot_of(key: Any) -> int:
     return key_slot(_bytes(key))
 
 
