@@ -408,8 +408,14 @@ class _Rebalances:
         revoked = {TopicPartition(p.topic, p.partition) for p in partitions}
         if revoked and self._lanes is not None:
             self._lanes.settle(revoked, wait_s=0.0)
-        try:  # while this member still holds them: the next owner starts from here
-            _commit(consumer, self._serial_applied.take(revoked), asynchronous=False)
+        # While this member still holds them: the next owner starts from here.
+        # Sent, not awaited: it reaches the coordinator ahead of this member's
+        # rejoin, while a synchronous commit is the one call here with no time
+        # limit, and after a session timeout (the assignment already lost) it
+        # may never return: the member would never rejoin. A commit that fails
+        # is replayed, as any uncommitted progress is.
+        try:
+            _commit(consumer, self._serial_applied.take(revoked))
         except KafkaException:
             log.warning("could not commit applied progress before a rebalance; it is replayed", exc_info=True)
 
