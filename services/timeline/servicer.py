@@ -424,9 +424,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def _materialized_page(self, caller: int, size: int, cursor: int | None):
         # One extra per source tells "exactly `need` left" from "more left".
-        (keys, source_pages), hidden = await asyncio.gather(
-            self._first_round(caller, lex_upper_bound(cursor), size + 1), self._hidden_for(caller)
-        )
+        keys, source_pages, hidden = await self._first_round(caller, lex_upper_bound(cursor), size + 1)
         CELEBRITY_MERGE.observe(len(keys) - 2)
         page: list = []
         # An original reached directly and through reposts, or through several
@@ -480,25 +478,32 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
         return found, repeated_reposts(candidates, earlier, visible)
 
-    async def _first_round(self, caller: int, upper_bound: bytes, limit: int) -> tuple[list[str], list[list[bytes]]]:
+    async def _first_round(
+        self, caller: int, upper_bound: bytes, limit: int
+    ) -> tuple[list[str], list[list[bytes]], frozenset[int]]:
         """The keys a home read merges (the reader's timeline, their own
-        posts, each followed celebrity's index) and each one's newest `limit`
-        members below `upper_bound`. Usually one round trip: the reader's own
-        keys, the cached celebrity list, and the indexes of the celebrities
-        the reader's last read merged; a second only for celebrities that
-        read did not merge."""
-        first = await self.store.first_read(caller, upper_bound, limit, self._last_celebrities.get(caller, ()))
+        posts, each followed celebrity's index), each one's newest `limit`
+        members below `upper_bound`, and the authors hidden from the reader.
+        Usually one round trip: the reader's own keys, the cached celebrity
+        list, the reader's hidden-authors version, and the indexes of the
+        celebrities the reader's last read merged; a second only for
+        celebrities that read did not merge."""
+        version_read = self.hidden_authors.version_read(caller) if self.hidden_authors is not None else None
+        first = await self.store.first_read(
+            caller, upper_bound, limit, self._last_celebrities.get(caller, ()), [version_read] if version_read else []
+        )
+        hidden = await self._hidden_for(caller, first.also[0] if version_read else safety.UNREAD)
         celebrities = [c for c in await self._celebrities(caller, first.celebrities, first.generation) if c != caller]
         self._remember_celebrities(caller, celebrities)
         keys = [home_key(caller), author_key(caller), *(author_key(c) for c in celebrities)]
         if not first.active:
             await self._rebuild(caller)
-            return keys, await self.store.newest_below(keys, upper_bound, limit)
+            return keys, await self.store.newest_below(keys, upper_bound, limit), hidden
         await self._touch(caller)
         pages = dict(first.celebrity_pages)
         unread = [c for c in celebrities if c not in pages]
         pages.update(zip(unread, await self.store.newest_below([author_key(c) for c in unread], upper_bound, limit)))
-        return keys, first.pages + [pages[c] for c in celebrities]
+        return keys, first.pages + [pages[c] for c in celebrities], hidden
 
     def _remember_celebrities(self, caller: int, celebrities: list[int]) -> None:
         if len(self._last_celebrities) > 200_000:
@@ -677,11 +682,12 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             return None
         return list(reply.celebrity_ids)
 
-    async def _hidden_for(self, caller: int) -> frozenset[int]:
-        """Authors the reader must not be shown: one cached lookup per read."""
+    async def _hidden_for(self, caller: int, version_reply=safety.UNREAD) -> frozenset[int]:
+        """Authors the reader must not be shown: one cached lookup per read
+        (`version_reply`: see HiddenAuthors.of)."""
         if self.hidden_authors is None:
             return frozenset()
-        return (await self.hidden_authors.of(caller)).ids()
+        return (await self.hidden_authors.of(caller, version_reply)).ids()
 
     async def _with_engagement(self, posts: list[posts_pb2.Post], viewer: int) -> list[posts_pb2.Post]:
         """Copies of the (shared, cached) posts with fresh counts and the

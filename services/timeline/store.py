@@ -488,20 +488,28 @@ class TimelineStore:
         return await self._bulk.read([_newest_below(key, upper_bound, limit) for key in keys])
 
     async def first_read(
-        self, user_id: int, upper_bound: bytes, limit: int, likely_celebrities: Sequence[int] = ()
+        self,
+        user_id: int,
+        upper_bound: bytes,
+        limit: int,
+        likely_celebrities: Sequence[int] = (),
+        also: Sequence[tuple] = (),
     ) -> FirstRead:
         """What a home read needs before it knows the followed celebrities,
         in one round trip: the cached celebrity list with its generation,
         whether the user is active, and the newest members below
         `upper_bound` of their timeline, of their own author index and of
         each likely celebrity's index (the list the reader's last read used:
-        usually the list itself, so no second round trip is needed)."""
-        cached, active, home, own, *celebrity_pages = await self._bulk.read(
+        usually the list itself, so no second round trip is needed).
+        `also`: other reads for the same round trip; their replies come back
+        in FirstRead.also."""
+        cached, active, home, own, *rest = await self._bulk.read(
             [
                 (b"MGET", *_celebrity_keys(user_id)),
                 (b"EXISTS", seen_key(user_id)),
                 _newest_below(home_key(user_id), upper_bound, limit),
                 _newest_below(author_key(user_id), upper_bound, limit),
+                *also,
                 *(_newest_below(author_key(c), upper_bound, limit) for c in likely_celebrities),
             ]
         )
@@ -511,7 +519,8 @@ class TimelineStore:
             pages=[home, own],
             celebrities=celebrities,
             generation=generation,
-            celebrity_pages=dict(zip(likely_celebrities, celebrity_pages)),
+            celebrity_pages=dict(zip(likely_celebrities, rest[len(also) :])),
+            also=rest[: len(also)],
         )
 
     async def drop_from_home(self, user_id: int, members: Sequence[bytes]) -> None:
@@ -599,6 +608,7 @@ class FirstRead:
     generation: bytes  # for cache_celebrities
     # The likely celebrities' pages, read in the same round trip.
     celebrity_pages: dict[int, list[bytes]] = field(default_factory=dict)
+    also: list = field(default_factory=list)  # the replies to first_read's `also`
 
 
 def _newest_below(key: str, upper_bound: bytes, limit: int) -> tuple:

@@ -80,6 +80,13 @@ class Hidden:
 NOTHING_HIDDEN = Hidden()
 
 
+class _Unread:
+    """No version reply passed: HiddenAuthors reads the version itself."""
+
+
+UNREAD = _Unread()
+
+
 class HiddenAuthors:
     """A per-process cache of GetHiddenAuthors answers, one per viewer."""
 
@@ -105,15 +112,24 @@ class HiddenAuthors:
         self._cache: TtlCache[int, tuple[bytes, Hidden]] = TtlCache(ttl, max_viewers)
         self.gone_accounts = accounts.GoneAccounts(redis_client)
 
-    async def of(self, viewer: int) -> Hidden:
+    def version_read(self, viewer: int) -> tuple | None:
+        """The command that reads the viewer's version, for a caller to send
+        in a round trip of its own and pass the reply to `of`; None when no
+        version is read (no Redis, or no viewer)."""
+        if self._redis is None or self._epoch is None or viewer <= 0:
+            return None
+        return (b"GET", version_key(viewer))
+
+    async def of(self, viewer: int, version_reply: bytes | None | _Unread = UNREAD) -> Hidden:
         """The viewer's hidden authors; for no viewer, or when graph cannot
-        answer, only the gone (suspended or deleted) accounts."""
+        answer, only the gone (suspended or deleted) accounts.
+        `version_reply`: the reply to `version_read`, when the caller sent it."""
         gone = await self.gone_accounts.ids()
-        personal = await self._personal(viewer) if viewer > 0 else NOTHING_HIDDEN
+        personal = await self._personal(viewer, version_reply) if viewer > 0 else NOTHING_HIDDEN
         return dataclasses.replace(personal, gone=gone) if gone else personal
 
-    async def _personal(self, viewer: int) -> Hidden:
-        version = await self._version(viewer)
+    async def _personal(self, viewer: int, version_reply: bytes | None | _Unread) -> Hidden:
+        version = await self._version(viewer, version_reply)
         found, _ = self._cache.get_many([viewer])
         cached = found.get(viewer)
         if cached is not None and version is not None and cached[0] == version:
@@ -125,7 +141,7 @@ class HiddenAuthors:
             self._cache.put_many([(viewer, (version, hidden))])
         return hidden or NOTHING_HIDDEN
 
-    async def _version(self, viewer: int) -> bytes | None:
+    async def _version(self, viewer: int, version_reply: bytes | None | _Unread) -> bytes | None:
         """The viewer's version within the current Redis epoch; None when
         either cannot be read: then graph is asked and nothing is cached. A
         process without Redis keeps answers for the TTL alone."""
@@ -134,6 +150,8 @@ class HiddenAuthors:
         epoch = await self._epoch.current_within(EPOCH_MAX_AGE_SECONDS)
         if epoch is None:
             return None
+        if not isinstance(version_reply, _Unread):
+            return epoch + b"/" + (version_reply or b"")
         try:
             version = await self._read_version(viewer)
         except (redis.RedisError, OSError) as exc:
