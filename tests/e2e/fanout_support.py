@@ -8,7 +8,10 @@ materialized, so a read-time rebuild cannot hide a lost delivery).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +28,7 @@ from services.kit.settings import load_settings
 from services.kit.events.kafka import POSTS_TOPIC, TOPICS
 from services.posts.store import _author_key
 from services.timeline.entries import decode_member, home_key
-from tests.e2e.edge import Account, post
+from tests.e2e.edge import Account, post, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".devstack"
@@ -93,6 +96,28 @@ def describe_groups(groups: list[str]) -> dict | None:
 def consumer_groups_stable(groups: list[str] = CONSUMER_GROUPS) -> bool:
     described = describe_groups(groups)
     return bool(described) and all(described[g]["group_state"] == "Stable" and described[g]["members"] for g in groups)
+
+
+def assert_consumer_groups_rejoin(timeout: float, groups: list[str] = CONSUMER_GROUPS) -> None:
+    """Waits for every group to be Stable with members. If one never is, its
+    service (named as the group) is asked for its threads' stacks (SIGUSR1,
+    see services/kit/server/service.py), which land in its log, named in the
+    failure: where a stuck consumer poller shows what it waits on."""
+    if wait_until(lambda: consumer_groups_stable(groups), timeout=timeout, interval=0.5):
+        return
+    described = describe_groups(groups) or {}
+    stuck = [
+        g
+        for g in groups
+        if not (g in described and described[g]["group_state"] == "Stable" and described[g]["members"])
+    ]
+    for group in stuck:
+        info = pid_info(group)
+        if info is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(info["pid"]), signal.SIGUSR1)
+    logs = ", ".join(str(STATE / "logs" / f"{g}.log") for g in stuck)
+    raise AssertionError(f"consumer groups did not rejoin: {stuck or groups}; their threads' stacks: {logs}")
 
 
 def posts_partitions_by_member(group: str = FANOUT_GROUP) -> list[set[int]] | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.edge import follow, home_ids, post, sign_up, wait_until
-from tests.e2e.fanout_support import devstack
+from tests.e2e.fanout_support import assert_consumer_groups_rejoin, devstack
 
 pytestmark = pytest.mark.e2e
 
@@ -21,28 +21,7 @@ def restart_after():
         devstack("up", *stopped)
     # Kafka being back is not the consumers being back: they rejoin their
     # groups some seconds later. Later tests expect live consumers.
-    assert wait_until(_consumer_groups_stable, timeout=90.0, interval=0.5), "consumer groups did not rejoin"
-
-
-CONSUMER_GROUPS = ["fanout", "engagement", "notifications"]
-
-
-def _consumer_groups_stable() -> bool:
-    from kafka import KafkaAdminClient
-
-    from services.kit.settings import load_settings
-
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=load_settings().kafka_bootstrap, request_timeout_ms=5000)
-    except Exception:
-        return False
-    try:
-        groups = admin.describe_groups(CONSUMER_GROUPS)
-    except Exception:
-        return False
-    finally:
-        admin.close()
-    return all(groups[g]["group_state"] == "Stable" and groups[g]["members"] for g in CONSUMER_GROUPS)
+    assert_consumer_groups_rejoin(timeout=90.0)
 
 
 @pytest.mark.parametrize("component", ["kafka", "fanout"])

@@ -24,7 +24,7 @@ from tests.conftest import FANOUT_THRESHOLD, REDIS_URL
 from tests.e2e.edge import follow, sign_up, wait_until
 from tests.e2e.fanout_support import (
     STATE,
-    consumer_groups_stable,
+    assert_consumer_groups_rejoin,
     devstack,
     fanned_out,
     home_timeline_all,
@@ -57,7 +57,7 @@ def fanout_restored():
     and every consumer group has rejoined (later tests expect live consumers)."""
     yield
     devstack("up", "fanout")  # a no-op when it already runs
-    assert wait_until(consumer_groups_stable, timeout=90.0, interval=0.5), "consumer groups did not rejoin"
+    assert_consumer_groups_rejoin(timeout=90.0)
 
 
 def _followers_of(i: int) -> list[int]:

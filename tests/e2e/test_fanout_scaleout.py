@@ -33,7 +33,7 @@ from tests.e2e.edge import Account, follow, home_ids, post, sign_up, wait_until
 from tests.e2e.fanout_support import (
     REPO,
     STATE,
-    consumer_groups_stable,
+    assert_consumer_groups_rejoin,
     counter_value,
     fanned_out,
     free_port,
@@ -122,7 +122,7 @@ def second_worker():
     assert wait_until(_one_member_owning_everything, timeout=60.0, interval=0.5), (
         f"fanout group did not return to one member: {posts_partitions_by_member()}"
     )
-    assert wait_until(consumer_groups_stable, timeout=60.0, interval=0.5), "consumer groups did not rejoin"
+    assert_consumer_groups_rejoin(timeout=60.0)
 
 
 def test_two_fanout_workers_share_partitions_and_deliver_each_post_once(http, rdb, second_worker):

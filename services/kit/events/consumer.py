@@ -42,6 +42,11 @@ GATHER_SOON_MS = 200
 GATHER_LATER_MS = 500
 # A fetch held for `gather_ms` is answered early only once this much is waiting.
 _GATHER_BYTES = 1 << 20
+# A consumer out of its group this long (no member id) is replaced by a new
+# one. After a session timeout librdkafka sometimes never rejoins although it
+# is polled (seen after Kafka restarts: every poller thread in poll(), the
+# group empty for minutes); a rejoin normally takes seconds.
+REJOIN_WAIT_SECONDS = 30.0
 
 CONSUMER_LAG = Gauge("aviary_kafka_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
 HANDLE_SECONDS = Histogram("aviary_kafka_handle_seconds", "Time to apply one record", ["group", "topic"])
@@ -164,9 +169,19 @@ class ConsumerLoop:
         positions: dict[TopicPartition, int] = {}
         serial_applied = _SerialProgress()
         consumer = self._connect(stop, lanes, positions, serial_applied)
+        membership = _Membership()
         next_commit = 0.0
         try:
             while not stop.is_set():
+                if membership.lost(consumer):
+                    log.warning(
+                        "consumer out of its group and not rejoining; starting a new one",
+                        extra={"group": self.group, "seconds": REJOIN_WAIT_SECONDS},
+                    )
+                    _close_quietly(consumer)
+                    # Its callbacks settle the lanes and positions as after any rebalance.
+                    consumer = self._connect(stop, lanes, positions, serial_applied)
+                    membership = _Membership()
                 batches = _poll(consumer, positions)
                 if self.reading_since is None:
                     self._note_reading(consumer)
@@ -336,6 +351,32 @@ class ConsumerLoop:
             pass
 
 
+class _Membership:
+    """Whether a consumer has been out of its group (no member id) for
+    REJOIN_WAIT_SECONDS, looked at about once a second."""
+
+    def __init__(self) -> None:
+        self._member_at = time.monotonic()
+        self._next_look = 0.0
+
+    def lost(self, consumer: Consumer) -> bool:
+        now = time.monotonic()
+        if now < self._next_look:
+            return False
+        self._next_look = now + 1.0
+        if consumer.memberid():
+            self._member_at = now
+            return False
+        return now - self._member_at > REJOIN_WAIT_SECONDS
+
+
+def _close_quietly(consumer: Consumer) -> None:
+    try:
+        consumer.close()
+    except Exception:
+        log.warning("could not close a consumer out of its group", exc_info=True)
+
+
 class _SerialProgress:
     """Per partition of a serial topic, the offset after the last record
     applied and not yet committed. Committed with the lanes' progress every
@@ -408,14 +449,8 @@ class _Rebalances:
         revoked = {TopicPartition(p.topic, p.partition) for p in partitions}
         if revoked and self._lanes is not None:
             self._lanes.settle(revoked, wait_s=0.0)
-        # While this member still holds them: the next owner starts from here.
-        # Sent, not awaited: it reaches the coordinator ahead of this member's
-        # rejoin, while a synchronous commit is the one call here with no time
-        # limit, and after a session timeout (the assignment already lost) it
-        # may never return: the member would never rejoin. A commit that fails
-        # is replayed, as any uncommitted progress is.
-        try:
-            _commit(consumer, self._serial_applied.take(revoked))
+        try:  # while this member still holds them: the next owner starts from here
+            _commit(consumer, self._serial_applied.take(revoked), asynchronous=False)
         except KafkaException:
             log.warning("could not commit applied progress before a rebalance; it is replayed", exc_info=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import logging
 import signal
@@ -409,6 +410,9 @@ def _loopback_only() -> bool:
 
 def run(service: Service) -> None:
     """Entry point for `python -m services.<name>`."""
+    # `kill -USR1 <pid>` writes every thread's stack to stderr (the service's
+    # log): how a stuck thread (a consumer's poller, say) is found in place.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if settings.current().uvloop:
         # libuv's loop costs a fraction of the default one per I/O event.
         import uvloop
