@@ -640,11 +640,13 @@ async def main() -> None:
                 file=sys.stderr,
             )
         idle = await idle_cores(args.idle_seconds)
-        cpu_before, started = stack_cpu_seconds(), time.perf_counter()
+        cpu_before, started, own_before = stack_cpu_seconds(), time.perf_counter(), time.process_time()
         result = await run_load(client, world, args, args.duration, rng)
-        requests = result["overall"]["count"]
+        requests, elapsed = result["overall"]["count"], time.perf_counter() - started
         cpu = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), requests)
-        result["cpu_ms_per_request"] = with_idle_taken_off(cpu, idle, time.perf_counter() - started, requests)
+        result["cpu_ms_per_request"] = with_idle_taken_off(cpu, idle, elapsed, requests)
+        # It shares the machine's cores with the stack it measures.
+        result["load_generator_cores"] = round((time.process_time() - own_before) / elapsed, 3)
     result["settle"] = settled
     result["config"] = {
         "url": args.url,

@@ -7,7 +7,9 @@ missing hash would create counts that start from zero) and marks the post
 dirty in one of DIRTY_SETS sets, `eng:dirty:{eng<set>}`, chosen by the post:
 the hash and its set share a hash tag, so the script that does both keeps to
 one Redis Cluster slot. A flusher copies dirty posts' counts into Cassandra's
-post_counts every second.
+post_counts every second, from the sets this process marked since its last
+round, and from every set every FULL_FLUSH_SECONDS (marks another engagement
+process left, or this one before a restart): an idle flusher asks nothing.
 
 A hash missing from Redis (never loaded, expired, or lost with a Redis
 restart or flush) is loaded from the Cassandra snapshot, unless the post's
@@ -49,9 +51,10 @@ log = logging.getLogger(__name__)
 
 FIELDS = {"likes": "l", "reposts": "r", "replies": "p", "quotes": "q"}
 # Enough sets to spread the dirty marks (and the counters) over a cluster's
-# masters; the flusher pops them all in one pipelined round.
+# masters; the flusher pops those marked in one pipelined round.
 DIRTY_SETS = 256
 FLUSH_BATCH = 500
+FULL_FLUSH_SECONDS = 30.0
 
 LOADS = Counter("aviary_engagement_counter_loads_total", "Counter hashes loaded into Redis", ["source"])
 FLUSHED = Counter("aviary_engagement_counters_flushed_total", "Post counters flushed to Cassandra")
@@ -176,6 +179,9 @@ class HotCounters:
         self._load = client.register_script(_LOAD)
         self._reload = client.register_script(_RELOAD)
         self._now_ms = client.register_script(_NOW_MS)
+        # Dirty sets this process marked since its flusher last took them.
+        self._marked: set[int] = set()
+        self._full_flush_at = 0.0
 
     # -- writes -----------------------------------------------------------------
 
@@ -193,6 +199,8 @@ class HotCounters:
                 keys=[key, dirty],
                 args=[FIELDS[what], delta, self.ttl_seconds, post_id, began_ms, looked, self._epoch_held()],
             )
+            if outcome[0] == APPLIED:
+                self._marked.add(dirty_set(post_id))
             if outcome[0] in (APPLIED, HELD):
                 return
             looked = looked or int(outcome[1])
@@ -221,7 +229,12 @@ class HotCounters:
             ],
         )
         if replaced:
-            await self.client.sadd(dirty_key(dirty_set(post_id)), post_id)
+            await self._mark_dirty(post_id)
+
+    async def _mark_dirty(self, post_id: int) -> None:
+        await self.client.sadd(dirty_key(dirty_set(post_id)), post_id)
+        # Noted once the mark is in Redis: a flush that takes the note pops the mark.
+        self._marked.add(dirty_set(post_id))
 
     def _epoch_held(self) -> bytes:
         """The epoch hashes are read and written in: the last one known (while
@@ -274,7 +287,7 @@ class HotCounters:
         )
         if source == "recount":
             # Persist what was recounted so the next load can trust it.
-            await self.client.sadd(dirty_key(dirty_set(post_id)), post_id)
+            await self._mark_dirty(post_id)
         return _counts(row)
 
     # -- flushing -----------------------------------------------------------------
@@ -295,7 +308,7 @@ class HotCounters:
         """Copies every dirty post's counts to Cassandra; returns how many."""
         flushed = 0
         with FLUSH_SECONDS.time():
-            sets = list(range(DIRTY_SETS))
+            sets = self._sets_to_flush()
             while sets:
                 popped = await self._pop_dirty(sets)
                 post_ids = [post_id for _, ids in popped for post_id in ids]
@@ -310,6 +323,15 @@ class HotCounters:
                 sets = [dirty for dirty, ids in popped if len(ids) == FLUSH_BATCH]
         return flushed
 
+    def _sets_to_flush(self) -> list[int]:
+        """The sets marked since the last round (taken: marks noted from now on
+        wait for the next), or every set when a full round is due."""
+        marked, self._marked = self._marked, set()
+        if time.monotonic() < self._full_flush_at:
+            return sorted(marked)
+        self._full_flush_at = time.monotonic() + FULL_FLUSH_SECONDS
+        return list(range(DIRTY_SETS))
+
     async def _pop_dirty(self, sets: list[int]) -> list[tuple[int, list[int]]]:
         """Up to FLUSH_BATCH post ids from each of these dirty sets (the non-empty ones)."""
         async with self.client.pipeline(transaction=False) as pipe:
@@ -323,6 +345,7 @@ class HotCounters:
             for dirty, post_ids in popped:
                 pipe.sadd(dirty_key(dirty), *post_ids)
             await pipe.execute()
+        self._marked.update(dirty for dirty, _ in popped)
 
     async def _flush(self, post_ids: list[int]) -> None:
         if not post_ids:

@@ -21,7 +21,7 @@ from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.engagement.counters import HotCounters, counter_key, dirty_key, dirty_set
+from services.engagement.counters import DIRTY_SETS, HotCounters, counter_key, dirty_key, dirty_set
 from services.kit.stores.redis_epoch import RedisEpoch
 from services.engagement.by_me import FLOOR, LIKED, ByMeCache, liked_key
 from services.engagement.store import EngagementStore
@@ -408,6 +408,40 @@ async def _counters(client, store, trust_margin: float = 2.0) -> HotCounters:
     epoch = RedisEpoch(client)
     assert await epoch.refresh()
     return HotCounters(client, store, epoch, ttl_seconds=60, flush_interval=1.0, trust_margin=trust_margin)
+
+
+async def test_a_flush_round_asks_for_the_sets_this_process_marked_and_now_and_then_for_all(liked_cache_parts):
+    """An idle flusher asks Redis nothing; a change's dirty set is popped in
+    the next round; a mark this process did not note (another engagement
+    process's, or its own before a restart) waits for the next full round."""
+    client, store = liked_cache_parts
+    counters = await _counters(client, store, trust_margin=600.0)
+    asked: list[list[int]] = []
+    pop_dirty = counters._pop_dirty
+
+    async def recording(sets: list[int]):
+        asked.append(list(sets))
+        return await pop_dirty(sets)
+
+    counters._pop_dirty = recording  # type: ignore[method-assign]
+    await counters.flush_once()
+    assert asked == [list(range(DIRTY_SETS))]  # a process's first round is a full one
+    await counters.flush_once()
+    assert asked[1:] == []  # idle: nothing asked
+
+    post_id, began = await _a_reply_begun(counters, store, client)
+    await counters.add(post_id, "replies", +1, began)
+    await counters.flush_once()
+    assert asked[1:] == [[dirty_set(post_id)]]
+    assert (await store.snapshot(post_id)).flushed_at is not None
+
+    elsewhere = next(p for p in iter(lambda: secrets.randbits(60), None) if dirty_set(p) != dirty_set(post_id))
+    await client.sadd(dirty_key(dirty_set(elsewhere)), elsewhere)
+    await counters.flush_once()
+    assert asked[2:] == []
+    counters._full_flush_at = 0.0  # FULL_FLUSH_SECONDS have passed
+    await counters.flush_once()
+    assert asked[2:] == [list(range(DIRTY_SETS))]
 
 
 async def test_counts_held_from_before_a_redis_failover_are_reloaded_and_never_flushed(liked_cache_parts):

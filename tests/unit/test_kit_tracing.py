@@ -8,9 +8,11 @@ import contextvars
 
 import grpc
 import pytest
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.kit import tracing
@@ -91,6 +93,40 @@ def test_an_unsampled_trace_makes_no_span_but_keeps_its_id(spans):
         assert tracing.trace_id() == "0af7651916cd43dd8448eb211c80319c"
     assert tracing.trace_id() is None
     assert spans.get_finished_spans() == ()
+
+
+def test_store_spans_are_made_only_under_a_recorded_trace(spans):
+    # The Redis and SQLAlchemy instrumentations skip a statement when
+    # is_instrumentation_enabled() says no; cql_span is the kit's own.
+    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    served = tracing.start_server_span("aviary.posts.v1.PostsService", "CreatePost", (("traceparent", unsampled),))
+    assert not is_instrumentation_enabled()
+    with tracing.cql_span("SELECT 1 FROM unsampled"):
+        pass
+    tracing.end_server_span(served, grpc.StatusCode.OK)
+    assert is_instrumentation_enabled()
+    with tracing.consuming("fanout", "posts.events.v1", [("traceparent", unsampled.encode())]):
+        assert not is_instrumentation_enabled()
+    assert is_instrumentation_enabled()
+
+    sampled = unsampled[:-2] + "01"
+    served = tracing.start_server_span("aviary.posts.v1.PostsService", "CreatePost", (("traceparent", sampled),))
+    assert is_instrumentation_enabled()
+    with tracing.cql_span("SELECT 1 FROM sampled"):
+        pass
+    tracing.end_server_span(served, grpc.StatusCode.OK)
+    names = [s.name for s in spans.get_finished_spans()]
+    assert names == ["cql SELECT", "aviary.posts.v1.PostsService/CreatePost"]
+    assert spans.get_finished_spans()[0].attributes["db.statement"] == "SELECT 1 FROM sampled"
+
+
+def test_a_root_span_the_sampler_drops_turns_store_spans_off(monkeypatch, spans):
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    served = tracing.start_server_span("aviary.posts.v1.PostsService", "CreatePost", ())
+    assert not is_instrumentation_enabled()
+    tracing.end_server_span(served, grpc.StatusCode.OK)
+    assert is_instrumentation_enabled()
 
 
 def test_a_traced_peer_call_passes_on_what_it_was_called_with(spans):

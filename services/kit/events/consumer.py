@@ -169,6 +169,8 @@ class ConsumerLoop:
         positions: dict[TopicPartition, int] = {}
         serial_applied = _SerialProgress()
         consumer = self._connect(stop, lanes, positions, serial_applied)
+        # The consumer to close on the way out; None while a replacement joins.
+        held: Consumer | None = consumer
         membership = _Membership()
         next_commit = 0.0
         try:
@@ -179,8 +181,9 @@ class ConsumerLoop:
                         extra={"group": self.group, "seconds": REJOIN_WAIT_SECONDS},
                     )
                     _close_quietly(consumer)
+                    held = None
                     # Its callbacks settle the lanes and positions as after any rebalance.
-                    consumer = self._connect(stop, lanes, positions, serial_applied)
+                    consumer = held = self._connect(stop, lanes, positions, serial_applied)
                     membership = _Membership()
                 batches = _poll(consumer, positions)
                 if self.reading_since is None:
@@ -215,11 +218,12 @@ class ConsumerLoop:
                 # replayed from the last commit, which still counts what finished.
                 progress.update(lanes.take_progress())
                 lanes.settle(None, wait_s=0.0)
-            try:
-                _commit(consumer, progress, asynchronous=False)
-            except Exception:
-                log.warning("could not commit applied progress on the way out; it is replayed", exc_info=True)
-            consumer.close()
+            if held is not None:
+                try:
+                    _commit(held, progress, asynchronous=False)
+                except Exception:
+                    log.warning("could not commit applied progress on the way out; it is replayed", exc_info=True)
+                held.close()
 
     def _connect(
         self,

@@ -160,11 +160,12 @@ class HiddenAuthors:
         return epoch + b"/" + version
 
     async def _read_version(self, viewer: int) -> bytes:
-        key = version_key(viewer)
         if self._bulk is not None:
-            return cast("bytes | None", (await self._bulk.read([("GET", key)]))[0]) or b""
+            command = self.version_read(viewer)
+            assert command is not None  # only asked with Redis and a viewer
+            return cast("bytes | None", (await self._bulk.read([command]))[0]) or b""
         assert self._redis is not None
-        return cast("bytes | None", await self._redis.get(key)) or b""
+        return cast("bytes | None", await self._redis.get(version_key(viewer))) or b""
 
     async def _ask_graph(self, viewer: int) -> Hidden | None:
         try:
