@@ -103,7 +103,7 @@ bench-mixed: ## mixed read/write benchmark through Envoy, 100 reads per write (s
 	$(PY) bench/mixed_workload.py --rps 300 --duration 30
 
 bench-social: ## the social mix at 300 requests/s: 300 users following 20 each and a celebrity all follow; 60% home, 30% profiles' posts, 10% posts (stack at threshold 100: AVIARY_FANOUT_THRESHOLD=100 make up)
-	$(PY) bench/mixed_workload.py --users 300 --follows 20 --fanout-threshold 100 --read-mix home=60,user_posts=30 --write-mix create_post=1 --read-write-ratio 9 --rps $(or $(RPS),300) --duration 30 --world .devstack/data/bench-social-world.json
+	$(PY) bench/mixed_workload.py --users 300 --follows 20 --fanout-threshold 100 --read-mix home=60,user_posts=30 --write-mix create_post=1 --read-write-ratio 9 --rps $(or $(RPS),300) --duration 30 --world .devstack/data/bench-social-world.json --generator vegeta
 
 bench-failover: ## a Redis Cluster master killed under 128 writes/s: writes refused, and acknowledged writes lost (stack on its cluster: AVIARY_REDIS_CLUSTER=1 make up)
 	AVIARY_REDIS_CLUSTER=1 $(PY) bench/redis_failover.py

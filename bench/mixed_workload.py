@@ -47,13 +47,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
+import datetime
 import json
 import os
 import random
+import resource
 import secrets
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 
 import aiohttp
 
@@ -312,15 +319,16 @@ class Stats:
         self.timeline: list[tuple[float, str, float]] = []
 
 
-async def run_load(
-    client: aiohttp.ClientSession, world: World, args: argparse.Namespace, duration: float, rng: random.Random
-) -> dict:
-    stats = Stats()
+def op_picker(args: argparse.Namespace) -> OpPicker:
     write_share = 1.0 / (args.read_write_ratio + 1.0)
     rsum, wsum = sum(args.read_mix.values()), sum(args.write_mix.values())
     weights = {op: (1 - write_share) * w / rsum for op, w in args.read_mix.items()}
     weights.update({op: write_share * w / wsum for op, w in args.write_mix.items()})
-    picker = OpPicker(weights)
+    return OpPicker(weights)
+
+
+def planner(world: World, args: argparse.Namespace, rng: random.Random, stats: Stats):
+    """plan(op) -> (method, path, request kwargs, on-success callback(body)) for one call."""
     page = {"pageSize": args.page_size}
 
     def remember_feed_token(user: dict, body: bytes) -> None:
@@ -394,6 +402,16 @@ async def run_load(
 
         return "PUT", f"/v1/users/me/following/{followee['id']}", {"headers": auth}, followed
 
+    return plan
+
+
+async def run_load(
+    client: aiohttp.ClientSession, world: World, args: argparse.Namespace, duration: float, rng: random.Random
+) -> dict:
+    stats = Stats()
+    picker = op_picker(args)
+    plan = planner(world, args, rng, stats)
+
     async def one(op: str, scheduled: float) -> None:
         method, path, kwargs, on_success = plan(op)
         stats.max_send_lag_ms = max(stats.max_send_lag_ms, (time.perf_counter() - scheduled) * 1000)
@@ -426,6 +444,82 @@ async def run_load(
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     return summarize(stats, elapsed, args.window)
+
+
+# Ops whose requests depend on earlier answers (a follow's undo, the next
+# feed page): vegeta's requests are all written before the run.
+CHAINED_OPS = frozenset({"follow", "feed_scroll"})
+
+
+def vegeta_binary() -> str:
+    found = shutil.which("vegeta") or os.path.expanduser("~/go/bin/vegeta")
+    if not os.access(found, os.X_OK):
+        raise SystemExit("--generator vegeta: no vegeta binary (make up installs it with the Go tools)")
+    return found
+
+
+def vegeta_target(base_url: str, method: str, path: str, kwargs: dict) -> dict:
+    """One request as vegeta's JSON target format has it."""
+    url = base_url + path
+    if kwargs.get("params"):
+        url += "?" + urllib.parse.urlencode(kwargs["params"])
+    headers = {name: [value] for name, value in kwargs.get("headers", {}).items()}
+    target = {"method": method, "url": url, "header": headers}
+    if "json" in kwargs:
+        headers["Content-Type"] = ["application/json"]
+        target["body"] = base64.b64encode(json.dumps(kwargs["json"]).encode()).decode()
+    return target
+
+
+def run_load_vegeta(world: World, args: argparse.Namespace, duration: float, rng: random.Random) -> dict:
+    """The same mix sent by vegeta, a compiled open-loop generator, at a fixed
+    rate: a fraction of the Python client's CPU per request, which shares
+    the machine with the stack it measures. Each request is planned before
+    the run; latency counts from its scheduled send time, as run_load's does."""
+    stats = Stats()
+    picker, plan = op_picker(args), planner(world, args, rng, stats)
+    count = max(1, int(args.rps * duration))
+    ops = [picker.next() for _ in range(count)]
+    vegeta = vegeta_binary()
+    with tempfile.TemporaryDirectory() as tmp:
+        targets, results = os.path.join(tmp, "targets.json"), os.path.join(tmp, "results.bin")
+        with open(targets, "w") as f:
+            for op in ops:
+                method, path, kwargs, _ = plan(op)
+                f.write(json.dumps(vegeta_target(args.url, method, path, kwargs)) + "\n")
+        attack = [
+            *(vegeta, "attack", "-format=json", f"-targets={targets}", f"-output={results}"),
+            *(f"-rate={args.rps:g}/1s", f"-duration={duration:g}s", "-timeout=10s", "-workers=64", "-max-body=300"),
+        ]
+        own_before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        subprocess.run(attack, check=True)
+        elapsed = time.perf_counter() - started
+        own = resource.getrusage(resource.RUSAGE_CHILDREN)
+        hits = subprocess.run([vegeta, "encode", "--to", "json", results], check=True, capture_output=True).stdout
+    answered = [json.loads(line) for line in hits.splitlines()]
+    first_sent = min((_sent_at(hit) for hit in answered), default=0.0)
+    for hit in answered:
+        op, scheduled = ops[hit["seq"] % count], hit["seq"] / args.rps
+        # Sent late (vegeta itself short of CPU): the wait counts, as in run_load.
+        lag_ms = max(0.0, (_sent_at(hit) - first_sent - scheduled) * 1000)
+        stats.max_send_lag_ms = max(stats.max_send_lag_ms, lag_ms)
+        latency_ms = lag_ms + hit["latency"] / 1e6
+        stats.latencies[op].append(latency_ms)
+        stats.timeline.append((scheduled, op, latency_ms))
+        status = hit["code"]
+        if not 200 <= status < 300:
+            label = str(status) if status else (hit.get("error") or "no answer")[:80]
+            stats.errors[op][label] += 1
+            body = base64.b64decode(hit.get("body") or "").decode(errors="replace")
+            stats.error_samples.setdefault(f"{op} {label}", f"{hit['method']} {hit['url'].split('?')[0]}: {body}")
+    result = summarize(stats, elapsed, args.window)
+    cpu = (own.ru_utime + own.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
+    result["load_generator_cores"] = round(cpu / elapsed, 3)
+    return result
+
+
+def _sent_at(hit: dict) -> float:
+    return datetime.datetime.fromisoformat(hit["timestamp"]).timestamp()
 
 
 def windows(stats: Stats, seconds: float) -> list[dict]:
@@ -586,6 +680,14 @@ async def main() -> None:
         help="a file to keep the seeded users and posts in: a later run with the same seeding settings "
         "signs them in again instead of seeding (the stack's data must still be there)",
     )
+    parser.add_argument(
+        "--generator",
+        choices=("python", "vegeta"),
+        default="python",
+        help="what sends the load: this process (aiohttp), or vegeta, a compiled open-loop generator that "
+        "leaves the stack more of the machine; vegeta sends at a fixed rate and cannot run follow or "
+        "feed_scroll, whose requests depend on earlier answers (default %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed for the schedule and choices")
     args = parser.parse_args()
     if args.rps <= 0 or args.duration <= 0 or args.read_write_ratio < 0:
@@ -598,6 +700,12 @@ async def main() -> None:
         parser.error("--follows must be at least 0 and under --fanout-threshold")
     args.read_mix = parse_mix(args.read_mix, READ_OPS, "--read-mix")
     args.write_mix = parse_mix(args.write_mix, WRITE_OPS, "--write-mix")
+    if args.generator == "vegeta":
+        chained = sorted(op for op in CHAINED_OPS if {**args.read_mix, **args.write_mix}[op] > 0)
+        if chained:
+            parser.error(f"--generator vegeta cannot send {', '.join(chained)}: each depends on an earlier answer")
+        vegeta_binary()
+        args.arrivals = "fixed"
     rng = random.Random(args.seed)
 
     connector = aiohttp.TCPConnector(limit=256)
@@ -632,8 +740,14 @@ async def main() -> None:
                 f"after {settled['seconds']} s (most records behind: {settled['max_lag_seen']:g})",
                 file=sys.stderr,
             )
+
+        async def load(seconds: float) -> dict:
+            if args.generator == "vegeta":
+                return await asyncio.to_thread(run_load_vegeta, world, args, seconds, rng)
+            return await run_load(client, world, args, seconds, rng)
+
         if args.warmup > 0:
-            warm = await run_load(client, world, args, args.warmup, rng)
+            warm = await load(args.warmup)
             print(
                 f"warmup: {warm['overall']['count']} requests, {warm['overall']['errors']} errors, "
                 f"p95 {warm['overall']['p95_ms']} ms",
@@ -641,12 +755,12 @@ async def main() -> None:
             )
         idle = await idle_cores(args.idle_seconds)
         cpu_before, started, own_before = stack_cpu_seconds(), time.perf_counter(), time.process_time()
-        result = await run_load(client, world, args, args.duration, rng)
+        result = await load(args.duration)
         requests, elapsed = result["overall"]["count"], time.perf_counter() - started
         cpu = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), requests)
         result["cpu_ms_per_request"] = with_idle_taken_off(cpu, idle, elapsed, requests)
-        # It shares the machine's cores with the stack it measures.
-        result["load_generator_cores"] = round((time.process_time() - own_before) / elapsed, 3)
+        # It shares the machine's cores with the stack it measures (vegeta's run reports its own).
+        result.setdefault("load_generator_cores", round((time.process_time() - own_before) / elapsed, 3))
     result["settle"] = settled
     result["config"] = {
         "url": args.url,
@@ -654,6 +768,7 @@ async def main() -> None:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "arrivals": args.arrivals,
+        "generator": args.generator,
         "read_write_ratio": args.read_write_ratio,
         "read_mix": args.read_mix,
         "write_mix": args.write_mix,

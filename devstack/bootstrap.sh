@@ -15,6 +15,7 @@ STRIPE_MOCK_VERSION="v0.203.0"
 VERSITYGW_VERSION="v1.8.0"   # S3-compatible object store for media (posix backend)
 HELM_VERSION="v4.3.2"        # helm/ chart: lint + template in tests/unit/test_helm_chart.py
 GNOSTIC_VERSION="v0.7.1"     # protoc-gen-openapi: envoy/openapi.json from the protos
+VEGETA_VERSION="v12.12.0"    # bench/mixed_workload.py --generator vegeta: a compiled open-loop load generator
 
 step() { printf '[bootstrap] %s\n' "$*"; }
 warn() { printf '[bootstrap] WARNING: %s\n' "$*" >&2; }
@@ -172,6 +173,7 @@ if command -v go >/dev/null 2>&1; then
   go_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
   go_tool helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   go_tool protoc-gen-openapi "github.com/google/gnostic/cmd/protoc-gen-openapi@$GNOSTIC_VERSION"
+  go_tool vegeta "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
   # helm/promcheck: the chart's alert rules checked as `promtool check rules` would
   # (promtool itself pulls in every cloud SDK); rebuilt when its source changes.
   promcheck_key="$(cat "$REPO/helm/promcheck/go.sum" "$REPO/helm/promcheck/main.go" | sha256sum | cut -c1-16)"
