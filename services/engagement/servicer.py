@@ -107,7 +107,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             gather_ms=consumer.GATHER_SOON_MS,
         )
         # Suspended and deleted accounts cannot like.
-        self.gone = accounts.GoneAccounts(self.redis)
+        self.gone = accounts.GoneAccounts(self.redis, bulk=self.bulk)
         # From the earliest offset: no deletion is skipped, whenever the group starts.
         self.account_deletions = AccountDeletions(settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted)
 

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
+from services.kit.peers import accounts
 from services.kit.settings import load_settings
 from services.kit.stores.redis_bulk import BulkRedis, ReplyError, pack_command
 
@@ -139,3 +140,17 @@ async def test_scripts_redis_does_not_know_are_loaded_and_each_call_runs_once():
 
         with pytest.raises(ResponseError, match="not an integer"):
             await bulk.eval_each(script, [(1, key, 1), (1, key, "x")], idempotent=True)
+
+
+async def test_a_write_paths_gone_check_is_asked_through_the_bulk_connections():
+    # The plain client reads another database: only the bulk connections see the mark.
+    async with bulk_and_client() as (bulk, client, _), bulk_and_client(db=15) as (_, elsewhere, _):
+        user = str(secrets.randbits(60))
+        gone = accounts.GoneAccounts(elsewhere, refresh_seconds=3600, bulk=bulk)
+        assert not await gone.contains(int(user))
+        await client.sadd(accounts.GONE_KEY, user)
+        try:
+            assert await gone.contains(int(user))
+        finally:
+            await client.srem(accounts.GONE_KEY, user)
+        assert not await gone.contains(int(user))

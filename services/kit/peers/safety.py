@@ -110,7 +110,7 @@ class HiddenAuthors:
         self._timeout = timeout
         ttl = CACHE_SECONDS if redis_client is not None else UNVERSIONED_CACHE_SECONDS
         self._cache: TtlCache[int, tuple[bytes, Hidden]] = TtlCache(ttl, max_viewers)
-        self.gone_accounts = accounts.GoneAccounts(redis_client)
+        self.gone_accounts = accounts.GoneAccounts(redis_client, bulk=bulk)
 
     def version_read(self, viewer: int) -> tuple | None:
         """The command that reads the viewer's version, for a caller to send
