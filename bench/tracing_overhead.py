@@ -11,6 +11,8 @@ A mode RATIO:unsampled makes the calls from inside a trace that is not
 recorded, as a service does while serving a request Envoy did not sample
 (the common case); plain RATIO calls start a trace each, as a background job does.
 Needs no stack except Zipkin for the recorded modes (`devstack up zipkin`).
+With --redis, the served method also reads one key through redis-py (as a
+service's handler does), so what a store span costs shows too.
 """
 
 from __future__ import annotations
@@ -26,18 +28,24 @@ from loadgen import child_us_per_call
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('ZIPKIN_PORT', '9411')}/api/v2/spans"
 
 
-async def _measure(calls: int) -> float:
+async def _measure(calls: int, redis_url: str) -> float:
     import grpc
+    import redis.asyncio as redis
 
     from aviary.trends.v1 import trends_pb2, trends_pb2_grpc
     from services.kit import tracing
     from services.kit.server.service import KitInterceptor
 
+    tracing.setup("bench")
+    # Made after setup: the Redis instrumentation wraps every client.
+    store = redis.Redis.from_url(redis_url) if redis_url else None
+
     class Trends(trends_pb2_grpc.TrendsServiceServicer):
         async def ListTrends(self, request, context):
+            if store is not None:
+                await store.get("bench:tracing:nothing")
             return trends_pb2.ListTrendsResponse()
 
-    tracing.setup("bench")
     interceptor = KitInterceptor("bench")
     interceptor.ready = True
     server = grpc.aio.server(interceptors=[interceptor])
@@ -63,21 +71,24 @@ async def _measure(calls: int) -> float:
     used = time.process_time() - started
     await channel.close()
     await server.stop(None)
+    if store is not None:
+        await store.aclose()
     return used / calls * 1e6
 
 
-def _child(calls: int) -> None:
+def _child(calls: int, redis_url: str) -> None:
     import uvloop
 
-    print(json.dumps({"us_per_call": round(uvloop.run(_measure(calls)), 1)}))
+    print(json.dumps({"us_per_call": round(uvloop.run(_measure(calls, redis_url)), 1)}))
 
 
-def _run(mode: str, calls: int) -> float:
+def _run(mode: str, calls: int, redis_url: str) -> float:
     ratio, _, parent = mode.partition(":")
     env = {**os.environ, "AVIARY_TRACE_ENDPOINT": "" if mode == "off" else ZIPKIN, "BENCH_PARENT": parent}
     if mode != "off":
         env["AVIARY_TRACE_SAMPLE_RATIO"] = ratio
-    return child_us_per_call([sys.executable, __file__, "--child", "--calls", str(calls)], env)
+    argv = [sys.executable, __file__, "--child", "--calls", str(calls), "--redis-url", redis_url]
+    return child_us_per_call(argv, env)
 
 
 def main() -> None:
@@ -89,15 +100,19 @@ def main() -> None:
         help="sampling ratios to measure beside off; RATIO:unsampled makes the calls inside an unsampled trace",
     )
     parser.add_argument("--rounds", type=int, default=3, help="runs per mode; the fastest counts")
+    parser.add_argument("--redis", action="store_true", help="the served method also reads one key through redis-py")
+    parser.add_argument("--redis-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.calls)
+        _child(args.calls, args.redis_url)
         return
+    redis_url = os.environ.get("AVIARY_REDIS_URL", "redis://127.0.0.1:6379/0") if args.redis else ""
     modes = ["off", *args.ratios.split(",")]
-    best = {mode: min(_run(mode, args.calls) for _ in range(args.rounds)) for mode in modes}
+    best = {mode: min(_run(mode, args.calls, redis_url) for _ in range(args.rounds)) for mode in modes}
     result = {
         "calls": args.calls,
+        "store_read_per_call": bool(redis_url),
         "us_per_call": best,
         "extra_us_per_call": {mode: round(best[mode] - best["off"], 1) for mode in modes if mode != "off"},
     }
