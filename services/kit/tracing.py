@@ -12,7 +12,9 @@ metadata and in Kafka record headers; the outbox fast path carries it from
 the request that wrote an event to the relay that publishes it. `x-request-id`
 (Envoy's) is logged on every line of the call and travels in Kafka headers
 always, and to peers in gRPC metadata with tracing on; the trace id is logged
-beside it with tracing on. A trace that is not sampled makes no span at all.
+beside it with tracing on. A trace that is not sampled makes no span at all,
+not even a store statement's; nor does a background job's own statement (an
+epoch watch, an outbox poll), which would be a one-span trace of its own.
 """
 
 from __future__ import annotations
@@ -125,6 +127,15 @@ def _unrecorded(context: Any) -> Any:
     statement would still make a span that goes nowhere: tens of
     microseconds a statement, on most calls."""
     return otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, context)
+
+
+def without_store_spans() -> None:
+    """For the rest of this task (a background job's: an epoch watch, an
+    outbox poll, a flush), no store spans: each statement would start a
+    trace of its own, one span long, at the sampling ratio. A Kafka record
+    is applied in the context its headers give (`consuming`), not this one."""
+    if _enabled:
+        otel_context.attach(_unrecorded(otel_context.get_current()))
 
 
 def _detach(token: Any) -> None:
@@ -292,18 +303,13 @@ def instrument_engine(engine: Any) -> None:
         _engines.append(engine)
 
 
-@contextlib.contextmanager
-def _span(name: str, kind_name: str, attributes: dict[str, Any], parent: Any = None) -> Iterator[Any]:
-    kind = getattr(trace.SpanKind, kind_name)
-    with _tracer.start_as_current_span(name, context=parent, kind=kind, attributes=attributes) as span:
-        yield span
-
-
 def cql_span(statement: str) -> contextlib.AbstractContextManager:
     """A client span around one CQL statement (the driver's own threads finish it)."""
     if not _enabled or otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
         return contextlib.nullcontext()
-    return _span("cql " + statement.split(" ", 1)[0], "CLIENT", {"db.system": "cassandra", "db.statement": statement})
+    attributes = {"db.system": "cassandra", "db.statement": statement}
+    name = "cql " + statement.split(" ", 1)[0]
+    return _tracer.start_as_current_span(name, kind=trace.SpanKind.CLIENT, attributes=attributes)
 
 
 # -- Kafka ------------------------------------------------------------------------
@@ -362,7 +368,8 @@ def consuming(group: str, topic: str, headers: Sequence[tuple[str, bytes]] | Non
         if not _enabled:
             yield
             return
-        parent = _propagator.extract(carrier)
+        # From the headers alone: nothing of the context the record is read in.
+        parent = _propagator.extract(carrier, context=otel_context.Context())
         if _unsampled(parent):
             token_context = otel_context.attach(_unrecorded(parent))
             try:
@@ -376,7 +383,21 @@ def consuming(group: str, topic: str, headers: Sequence[tuple[str, bytes]] | Non
             "messaging.consumer.group.name": group,
             "messaging.operation": "process",
         }
-        with _span(f"{topic} process", "CONSUMER", attributes, parent):
+        span = _tracer.start_span(
+            f"{topic} process", context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes
+        )
+        # The record's context and its span: nothing of the reading task's.
+        current = trace.set_span_in_context(span, parent)
+        token_context = otel_context.attach(current if span.is_recording() else _unrecorded(current))
+        try:
             yield
+        except BaseException as exc:
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            span.end()
+            _detach(token_context)
     finally:
         unbind_request(token)

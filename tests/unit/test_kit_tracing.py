@@ -4,6 +4,7 @@ publish span, which is the child of the request that wrote the event."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 
 import grpc
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.kit import tracing
+from services.kit.server import service
 
 
 def test_off_installs_nothing_but_carries_the_request_id():
@@ -127,6 +129,25 @@ def test_a_root_span_the_sampler_drops_turns_store_spans_off(monkeypatch, spans)
     assert not is_instrumentation_enabled()
     tracing.end_server_span(served, grpc.StatusCode.OK)
     assert is_instrumentation_enabled()
+    with tracing.consuming("fanout", "posts.events.v1", []):  # a record without trace headers
+        assert not is_instrumentation_enabled()
+    assert is_instrumentation_enabled()
+
+
+async def test_a_background_jobs_statements_make_no_spans_but_a_sampled_record_it_reads_does(spans):
+    seen = []
+    sampled = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+
+    async def job():
+        seen.append(is_instrumentation_enabled())  # an outbox poll's own statements
+        with tracing.consuming("fanout", "posts.events.v1", sampled):
+            seen.append(is_instrumentation_enabled())
+        seen.append(is_instrumentation_enabled())
+
+    await asyncio.create_task(service._supervise(job, "test"))
+    assert seen == [False, True, False]
+    assert [s.name for s in spans.get_finished_spans()] == ["posts.events.v1 process"]
+    assert is_instrumentation_enabled(), "only the job's own task"
 
 
 def test_a_traced_peer_call_passes_on_what_it_was_called_with(spans):

@@ -365,6 +365,7 @@ def _listen(server: grpc.aio.Server, service: Service, mesh_tls: bool) -> None:
 
 async def _supervise(job: Hook, service: str) -> None:
     """Runs a background job forever, restarting it after a crash."""
+    tracing.without_store_spans()
     while True:
         try:
             await job()
