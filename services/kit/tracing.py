@@ -117,8 +117,7 @@ def start_server_span(rpc_service: str, method: str, metadata: Sequence[tuple[st
     span = _tracer.start_span(
         f"{rpc_service}/{method}", context=parent, kind=trace.SpanKind.SERVER, attributes=attributes
     )
-    current = trace.set_span_in_context(span, parent)
-    return span, otel_context.attach(current if span.is_recording() else _unrecorded(current))
+    return span, _attach_span(span, parent)
 
 
 def _unrecorded(context: Any) -> Any:
@@ -127,6 +126,13 @@ def _unrecorded(context: Any) -> Any:
     statement would still make a span that goes nowhere: tens of
     microseconds a statement, on most calls."""
     return otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, context)
+
+
+def _attach_span(span: Any, parent: Any) -> Any:
+    """Makes `span`, a child of `parent`, the current span; with the store
+    spans off when the sampler dropped it. Returns the token to detach."""
+    current = trace.set_span_in_context(span, parent)
+    return otel_context.attach(current if span.is_recording() else _unrecorded(current))
 
 
 def without_store_spans() -> None:
@@ -387,8 +393,7 @@ def consuming(group: str, topic: str, headers: Sequence[tuple[str, bytes]] | Non
             f"{topic} process", context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes
         )
         # The record's context and its span: nothing of the reading task's.
-        current = trace.set_span_in_context(span, parent)
-        token_context = otel_context.attach(current if span.is_recording() else _unrecorded(current))
+        token_context = _attach_span(span, parent)
         try:
             yield
         except BaseException as exc:
