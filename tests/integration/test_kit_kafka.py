@@ -11,6 +11,7 @@ import pytest
 from kafka import KafkaAdminClient
 
 from services.kit.settings import load_settings
+from services.kit.events import consumer as consumer_module
 from services.kit.events.consumer import ConsumerLoop, fetch_settings
 from services.kit.events.kafka import Producer, TopicPartition, ensure_topics_async
 
@@ -211,6 +212,74 @@ async def test_a_stop_cancels_unfinished_parallel_records_and_the_next_run_repla
             assert applied.count(b"b1") >= 2
         finally:
             await _stopped(second, group)
+
+
+async def test_a_consumer_replaced_for_not_rejoining_hands_its_partitions_over_whole(monkeypatch):
+    # The watch for a consumer out of its group (kit/events/consumer.py) is told
+    # so once while a1 is in flight: the old consumer's records are given up and
+    # replayed by the new one from the commit, in key order, nothing lost.
+    bootstrap = load_settings().kafka_bootstrap
+    async with _fresh_topics(1) as (topic,):
+        producer = Producer(bootstrap)
+        await producer.send_all([(topic, key, value) for key, value in [(b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2")]])
+        applied: list[bytes] = []
+        cancelled: list[bytes] = []
+        release = asyncio.Event()
+
+        async def handler(_topic, key, value):
+            if value == b"a1" and not release.is_set():
+                try:
+                    await release.wait()
+                except asyncio.CancelledError:
+                    cancelled.append(value)
+                    raise
+            applied.append(value)
+
+        replace = threading.Event()
+        watch = consumer_module._Membership.lost
+
+        def lost(self, consumer) -> bool:
+            if replace.is_set():
+                replace.clear()
+                return True
+            return watch(self, consumer)
+
+        monkeypatch.setattr(consumer_module._Membership, "lost", lost)
+        group = f"test-kit-{secrets.token_hex(4)}"
+        loop = ConsumerLoop(bootstrap, group, [topic], handler, parallel_topics=frozenset({topic}))
+        running = asyncio.create_task(loop.run())
+        try:
+
+            async def b1_done():
+                return b"b1" in applied
+
+            await _until(b1_done, "b1 applied while a1 is held")
+            cancelled_before = len(cancelled)
+            replace.set()
+
+            async def replaced():
+                return len(cancelled) > cancelled_before
+
+            await _until(replaced, "the consumer replaced and a1 given up")
+            release.set()
+            await producer.send_all([(topic, b"a", b"a3")])
+
+            async def all_committed():
+                return await _committed(group, topic) == 4
+
+            await _until(all_committed, "the new consumer committed every record")
+            assert [v for v in applied if v.startswith(b"a")] == [b"a1", b"a2", b"a3"]
+            assert applied.count(b"b1") >= 2  # replayed from the commit, which stayed before a1
+
+            async def old_one_closed():
+                return not any(t.name == f"consumer-close-{group}" for t in threading.enumerate())
+
+            await _until(old_one_closed, "the replaced consumer closed")
+            assert len([t for t in threading.enumerate() if t.name == f"consumer-{group}"]) == 1
+        finally:
+            release.set()
+            await producer.close()
+            await _stopped(running, group)
 
 
 async def test_serial_topic_records_never_run_beside_parallel_ones():

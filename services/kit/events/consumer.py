@@ -45,8 +45,9 @@ _GATHER_BYTES = 1 << 20
 # A consumer out of its group this long (no member id) is replaced by a new
 # one. After a session timeout librdkafka sometimes never rejoins although it
 # is polled (seen after Kafka restarts: every poller thread in poll(), the
-# group empty for minutes); a rejoin normally takes seconds.
-REJOIN_WAIT_SECONDS = 30.0
+# group empty for minutes); a rejoin normally takes seconds, and an outage
+# counts too (Kafka restarting takes 20 to 30 s here).
+REJOIN_WAIT_SECONDS = 45.0
 
 CONSUMER_LAG = Gauge("aviary_kafka_consumer_lag", "Records behind the log end", ["group", "topic", "partition"])
 HANDLE_SECONDS = Histogram("aviary_kafka_handle_seconds", "Time to apply one record", ["group", "topic"])
@@ -168,7 +169,7 @@ class ConsumerLoop:
         # consumption resumes when a rebalance gives the partition back.
         positions: dict[TopicPartition, int] = {}
         serial_applied = _SerialProgress()
-        consumer = self._connect(stop, lanes, positions, serial_applied)
+        consumer, rebalances = self._connect(stop, lanes, positions, serial_applied)
         # The consumer to close on the way out; None while a replacement joins.
         held: Consumer | None = consumer
         membership = _Membership()
@@ -180,10 +181,13 @@ class ConsumerLoop:
                         "consumer out of its group and not rejoining; starting a new one",
                         extra={"group": self.group, "seconds": REJOIN_WAIT_SECONDS},
                     )
-                    _close_quietly(consumer)
+                    # From here the old consumer's callbacks touch nothing shared.
+                    rebalances.detach()
+                    _forget_assignment(lanes, positions, serial_applied)
+                    _close_aside(consumer, self.group)
                     held = None
-                    # Its callbacks settle the lanes and positions as after any rebalance.
-                    consumer = held = self._connect(stop, lanes, positions, serial_applied)
+                    consumer, rebalances = self._connect(stop, lanes, positions, serial_applied)
+                    held = consumer
                     membership = _Membership()
                 batches = _poll(consumer, positions)
                 if self.reading_since is None:
@@ -231,9 +235,10 @@ class ConsumerLoop:
         lanes: "KeyedLanes | None",
         positions: dict[TopicPartition, int],
         serial_applied: "_SerialProgress",
-    ) -> Consumer:
+    ) -> tuple[Consumer, "_Rebalances"]:
         laned = self.parallel_topics | self.batch_topics
         while not stop.is_set():
+            rebalances = _Rebalances(lanes, positions, serial_applied, laned)
             try:
                 consumer = Consumer(
                     {
@@ -247,7 +252,7 @@ class ConsumerLoop:
                         # Records wait in librdkafka's queue while the lanes are full:
                         # keep that backlog small (it is fetched again after a rebalance).
                         "queued.max.messages.kbytes": 8_192,
-                        "on_commit": _on_commit(lanes, laned, serial_applied),
+                        "on_commit": rebalances.committed,
                         **fetch_settings(self.gather_ms),
                     },
                     logger=LIBRDKAFKA_LOG,
@@ -260,9 +265,8 @@ class ConsumerLoop:
                     log.warning("topics have no partition metadata yet; retrying", extra={"topics": unknown})
                     time.sleep(2)
                     continue
-                rebalances = _Rebalances(lanes, positions, serial_applied)
                 consumer.subscribe(self.topics, on_assign=rebalances.assigned, on_revoke=rebalances.revoked)
-                return consumer
+                return consumer, rebalances
             except KafkaException:
                 log.warning("kafka unreachable; retrying", exc_info=True)
                 time.sleep(2)
@@ -374,11 +378,31 @@ class _Membership:
         return now - self._member_at > REJOIN_WAIT_SECONDS
 
 
-def _close_quietly(consumer: Consumer) -> None:
-    try:
-        consumer.close()
-    except Exception:
-        log.warning("could not close a consumer out of its group", exc_info=True)
+def _forget_assignment(
+    lanes: "KeyedLanes | None", positions: dict[TopicPartition, int], serial_applied: "_SerialProgress"
+) -> None:
+    """What a consumer that lost its group held is given up, to be replayed
+    from the last commit by whoever is assigned it next (as if revoked)."""
+    if lanes is not None:
+        lanes.settle(None, wait_s=0.0)
+        lanes.reassigned(set())
+    positions.clear()
+    serial_applied.take()
+
+
+def _close_aside(consumer: Consumer, group: str) -> None:
+    """Closes a replaced consumer on a thread of its own, not waited for: the
+    client that would not rejoin can hang in close() for good."""
+
+    def close() -> None:
+        started = time.monotonic()
+        try:
+            consumer.close()
+            log.info("replaced consumer closed", extra={"group": group, "seconds": time.monotonic() - started})
+        except Exception:
+            log.warning("could not close a replaced consumer", extra={"group": group}, exc_info=True)
+
+    threading.Thread(target=close, name=f"consumer-close-{group}", daemon=True).start()
 
 
 class _SerialProgress:
@@ -443,13 +467,30 @@ class _Rebalances:
     nothing new is submitted meanwhile."""
 
     def __init__(
-        self, lanes: KeyedLanes | None, positions: dict[TopicPartition, int], serial_applied: _SerialProgress
+        self,
+        lanes: KeyedLanes | None,
+        positions: dict[TopicPartition, int],
+        serial_applied: _SerialProgress,
+        laned: frozenset[str],
     ) -> None:
         self._lanes = lanes
         self._positions = positions
         self._serial_applied = serial_applied
+        self._on_commit = _on_commit(lanes, laned, serial_applied)
+        self._attached = True
+
+    def detach(self) -> None:
+        """The consumer was replaced: its callbacks, still run by its close()
+        on another thread, leave the shared state to the new one."""
+        self._attached = False
+
+    def committed(self, error: KafkaError | None, partitions: list) -> None:
+        if self._attached:
+            self._on_commit(error, partitions)
 
     def revoked(self, consumer: Consumer, partitions: list) -> None:
+        if not self._attached:
+            return
         revoked = {TopicPartition(p.topic, p.partition) for p in partitions}
         if revoked and self._lanes is not None:
             self._lanes.settle(revoked, wait_s=0.0)
@@ -459,6 +500,8 @@ class _Rebalances:
             log.warning("could not commit applied progress before a rebalance; it is replayed", exc_info=True)
 
     def assigned(self, consumer: Consumer, partitions: list) -> None:
+        if not self._attached:
+            return
         # The whole assignment (the eager protocol passes it all).
         held = {TopicPartition(p.topic, p.partition) for p in partitions}
         rewind = self._lanes.reassigned(held) if self._lanes is not None else {}

@@ -83,20 +83,42 @@ def _row_type(colnames: tuple[str, ...]) -> type:
     return type(named_tuple_factory(colnames, [(None,) * len(colnames)])[0])
 
 
-async def connect(settings: Settings) -> Session:
+# A node busy with a dozen services starting at once can miss the driver's
+# short control-connection timeouts; a start waits for it rather than failing.
+CONNECT_PATIENCE_SECONDS = 90.0
+
+
+async def connect(settings: Settings, patience: float = CONNECT_PATIENCE_SECONDS) -> Session:
+    """A session to the cluster, retrying while no host answers for up to
+    `patience` seconds (a failed Cluster shuts itself down, so each try is new)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        cluster = _cluster(settings)
+        try:
+            return await loop.run_in_executor(None, cluster.connect)
+        except NoHostAvailable as exc:
+            if loop.time() >= deadline:
+                raise
+            log.warning("cassandra not answering yet; retrying", extra={"error": repr(exc)})
+            await asyncio.sleep(1.0)
+
+
+def _cluster(settings: Settings) -> Cluster:
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
         consistency_level=_CONSISTENCY,
         request_timeout=10.0,
         row_factory=named_rows,
     )
-    cluster = Cluster(
+    return Cluster(
         contact_points=list(settings.cassandra_hosts),
         port=settings.cassandra_port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=4,
+        connect_timeout=10.0,
+        control_connection_timeout=10.0,
     )
-    return await asyncio.get_running_loop().run_in_executor(None, cluster.connect)
 
 
 async def execute(session: Session, query: str | PreparedStatement | Any, params: Sequence | None = None) -> list:
