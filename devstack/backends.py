@@ -467,7 +467,8 @@ def ensure_topics(
     from kafka.admin import NewPartitions, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = kafka_admin(bootstrap)
+    # A broker busy with a whole stack starting answers slowly: each request may take the whole wait.
+    admin = kafka_admin(bootstrap, timeout_ms=int(timeout * 1000))
     created: list[str] = []
     try:
         existing = set(admin.list_topics())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 from services.kit import manifest
@@ -79,7 +80,21 @@ def service_env() -> dict[str, str]:
     return env
 
 
+# Every service's start asks for the shared set-up; the first in a run does it
+# (nineteen admin clients at once kept a busy broker past their timeouts).
+_shared_lock = threading.Lock()
+_shared_ready = False
+
+
 def _prepare_shared() -> None:
+    global _shared_ready
+    with _shared_lock:
+        if not _shared_ready:
+            _prepare_shared_once()
+            _shared_ready = True
+
+
+def _prepare_shared_once() -> None:
     from services.kit.server.auth import ensure_keys
     from services.kit.server.operators import ensure_operator_keys
     from services.kit.events.kafka import TOPICS
