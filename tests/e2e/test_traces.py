@@ -38,8 +38,13 @@ def _ancestors(span: dict, by_id: dict[str, dict]) -> list[str]:
 def _complete(spans: list[dict]) -> bool:
     """Every hop has reported (each process sends its spans on its own schedule)."""
     names = {(_service(s), s.get("kind"), s["name"]) for s in spans}
+    ids = {s["id"] for s in spans}
+    # Envoy reports a request's own span when the request ends, after its
+    # ext_authz call's: wait for the one that parents posts' span.
+    parented = any(s["name"] == "aviary.posts.v1.postsservice/createpost" and s.get("parentId") in ids for s in spans)
     return (
         any(service == "envoy" for service, _, _ in names)
+        and parented
         and ("posts", "SERVER", "aviary.posts.v1.postsservice/createpost") in names
         and ("fanout", "CONSUMER", "posts.events.v1 process") in names
         and ("timeline", "SERVER", "aviary.timeline.v1.timelineservice/deliverentries") in names
