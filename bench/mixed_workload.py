@@ -583,6 +583,11 @@ def summarize(stats: Stats, elapsed: float, window_seconds: float) -> dict:
     }
 
 
+async def drained(client: aiohttp.ClientSession, timeout: float) -> dict | None:
+    """Waits for every consumer to catch up (nothing when `timeout` is 0)."""
+    return await wait_for_consumers(client, timeout=timeout) if timeout > 0 else None
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -733,7 +738,7 @@ async def main() -> None:
             f"{len(world.post_ids)} posts in {time.perf_counter() - t0:.1f}s",
             file=sys.stderr,
         )
-        settled = await wait_for_consumers(client, timeout=args.settle_timeout) if args.settle_timeout > 0 else None
+        settled = await drained(client, args.settle_timeout)
         if settled is not None:
             print(
                 f"settle: consumers {'caught up' if settled['caught_up'] else 'NOT caught up'} "
@@ -753,6 +758,8 @@ async def main() -> None:
                 f"p95 {warm['overall']['p95_ms']} ms",
                 file=sys.stderr,
             )
+            # The warm-up's records still being applied are not the idle stack.
+            await drained(client, args.settle_timeout)
         idle = await idle_cores(args.idle_seconds)
         cpu_before, started, own_before = stack_cpu_seconds(), time.perf_counter(), time.process_time()
         result = await load(args.duration)
