@@ -464,7 +464,7 @@ class _Rebalances:
     or, where this member keeps the partition, by going back to the first of
     them. Cancelled rather than given time to finish: this runs inside the
     poll that drives the rebalance. Called inside the poller's consume(), so
-    nothing new is submitted meanwhile."""
+    nothing new is submitted meanwhile. Its consumer's commit callback too."""
 
     def __init__(
         self,
@@ -476,7 +476,7 @@ class _Rebalances:
         self._lanes = lanes
         self._positions = positions
         self._serial_applied = serial_applied
-        self._on_commit = _on_commit(lanes, laned, serial_applied)
+        self._laned = laned
         self._attached = True
 
     def detach(self) -> None:
@@ -485,8 +485,20 @@ class _Rebalances:
         self._attached = False
 
     def committed(self, error: KafkaError | None, partitions: list) -> None:
-        if self._attached:
-            self._on_commit(error, partitions)
+        """librdkafka's commit callback (called inside a later consume()):
+        progress that was not committed is taken back, to be committed with
+        later progress (what this member no longer holds is dropped at the
+        rebalance; committing it anyway only replays more)."""
+        if not self._attached:
+            return
+        failed = {
+            TopicPartition(p.topic, p.partition): p.offset
+            for p in partitions
+            if (error is not None or p.error is not None) and p.offset >= 0
+        }
+        if self._lanes is not None:
+            self._lanes.restore_progress({tp: offset for tp, offset in failed.items() if tp.topic in self._laned})
+        self._serial_applied.restore({tp: offset for tp, offset in failed.items() if tp.topic not in self._laned})
 
     def revoked(self, consumer: Consumer, partitions: list) -> None:
         if not self._attached:
@@ -542,30 +554,11 @@ def _commit(consumer: Consumer, offsets: dict[TopicPartition, int], *, asynchron
 def _commit_progress(consumer: Consumer, lanes: KeyedLanes | None, serial_applied: _SerialProgress) -> None:
     """Commits applied progress without waiting. A blocking commit while a
     rebalance is under way holds up the very poll that would finish the
-    rebalance. A commit that fails is taken back (`_on_commit`)."""
+    rebalance. A commit that fails is taken back (`_Rebalances.committed`)."""
     progress = serial_applied.take()
     if lanes is not None:
         progress.update(lanes.take_progress())
     _commit(consumer, progress)
-
-
-def _on_commit(lanes: KeyedLanes | None, laned: frozenset[str], serial_applied: _SerialProgress):
-    """librdkafka's commit callback (called inside a later consume()): progress
-    that was not committed is taken back, to be committed with later progress
-    (what this member no longer holds is dropped at the rebalance; committing
-    it anyway only replays more)."""
-
-    def done(error: KafkaError | None, partitions: list) -> None:
-        failed = {
-            TopicPartition(p.topic, p.partition): p.offset
-            for p in partitions
-            if (error is not None or p.error is not None) and p.offset >= 0
-        }
-        if lanes is not None:
-            lanes.restore_progress({tp: offset for tp, offset in failed.items() if tp.topic in laned})
-        serial_applied.restore({tp: offset for tp, offset in failed.items() if tp.topic not in laned})
-
-    return done
 
 
 class PoisonRecord(Exception):
