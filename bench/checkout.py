@@ -47,7 +47,6 @@ from loadgen import (
     seed_call,
     signed_in,
     stack_cpu_seconds,
-    with_idle_taken_off,
 )
 from services.kit.settings import load
 from services.orders.settings import OrdersSettings
@@ -201,8 +200,7 @@ async def main() -> None:
         cpu_before, started = stack_cpu_seconds(), time.monotonic()
         await asyncio.gather(*(run.buyer_loop(client, b, started + args.duration, args.think) for b in buyers))
         elapsed = time.monotonic() - started
-        cpu = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), len(run.latencies))
-        cpu = with_idle_taken_off(cpu, idle, elapsed, len(run.latencies))
+        cpu = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), len(run.latencies), idle, elapsed)
 
         remaining = {}
         for pid in [scarce, *products]:

@@ -177,30 +177,46 @@ def stack_cpu_seconds() -> dict[str, float]:
     return used
 
 
-async def idle_cores(seconds: float) -> float | None:
-    """The stack's CPU (cores) over `seconds` with no load; None for 0 seconds."""
+async def idle_cores(seconds: float) -> dict[str, float] | None:
+    """Each component's CPU (cores) over `seconds` with no load; None for 0 seconds."""
     if seconds <= 0:
         return None
     before = stack_cpu_seconds()
     await asyncio.sleep(seconds)
     after = stack_cpu_seconds()
-    return sum(after[n] - before.get(n, 0.0) for n in after) / seconds
+    return {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
 
 
-def with_idle_taken_off(cpu: dict, idle: float | None, seconds: float, requests: int) -> dict:
-    """cpu_ms_per_request's figures, and the total net of what the stack burns
-    with no load (consumers polling, Cassandra, OpenSearch) over `seconds`:
-    that is not the requests'."""
-    if idle is None:
-        return cpu
-    idle_ms = idle * seconds * 1000 / max(requests, 1)
-    return {**cpu, "idle_cores": round(idle, 3), "total_net_of_idle": round(cpu["total"] - idle_ms, 2)}
-
-
-def cpu_ms_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict:
+def cpu_ms_per_request(
+    before: dict[str, float],
+    after: dict[str, float],
+    requests: int,
+    idle: dict[str, float] | None = None,
+    seconds: float = 0.0,
+) -> dict:
     """Stack CPU between two stack_cpu_seconds() readings, per request: the
     total and each component's share (largest first, those under 0.05 ms left
-    out). A process that exited in between counts only up to its exit."""
+    out). A process that exited in between counts only up to its exit.
+
+    With `idle` (idle_cores) and the `seconds` between the readings, the same
+    net of what the stack burns with no load (consumers polling, Cassandra,
+    OpenSearch): that is not the requests'. Each component is net of its own
+    idle, so Kafka's idle fetches are not counted as a post's cost."""
     per = {name: (after[name] - before.get(name, 0.0)) * 1000 / max(requests, 1) for name in after}
-    shown = {name: round(ms, 2) for name, ms in sorted(per.items(), key=lambda kv: -kv[1]) if ms >= 0.05}
-    return {"total": round(sum(per.values()), 2), "by_component": shown}
+    cpu = {"total": round(sum(per.values()), 2), "by_component": _largest(per)}
+    if idle is None:
+        return cpu
+    idle_ms = {name: cores * seconds * 1000 / max(requests, 1) for name, cores in idle.items()}
+    net = {name: ms - idle_ms.get(name, 0.0) for name, ms in per.items()}
+    return {
+        **cpu,
+        "idle_cores": round(sum(idle.values()), 3),
+        "total_net_of_idle": round(sum(per.values()) - sum(idle_ms.values()), 2),
+        "by_component_net_of_idle": _largest(net),
+    }
+
+
+def _largest(ms_by_component: dict[str, float]) -> dict[str, float]:
+    """Largest first, rounded, those under 0.05 ms left out."""
+    ordered = sorted(ms_by_component.items(), key=lambda kv: -kv[1])
+    return {name: round(ms, 2) for name, ms in ordered if ms >= 0.05}

@@ -74,7 +74,6 @@ from loadgen import (
     signed_in,
     stack_cpu_seconds,
     wait_for_consumers,
-    with_idle_taken_off,
 )
 
 try:  # a faster event loop keeps the load generator's own CPU share small
@@ -764,8 +763,7 @@ async def main() -> None:
         cpu_before, started, own_before = stack_cpu_seconds(), time.perf_counter(), time.process_time()
         result = await load(args.duration)
         requests, elapsed = result["overall"]["count"], time.perf_counter() - started
-        cpu = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), requests)
-        result["cpu_ms_per_request"] = with_idle_taken_off(cpu, idle, elapsed, requests)
+        result["cpu_ms_per_request"] = cpu_ms_per_request(cpu_before, stack_cpu_seconds(), requests, idle, elapsed)
         # It shares the machine's cores with the stack it measures (vegeta's run reports its own).
         result.setdefault("load_generator_cores", round((time.process_time() - own_before) / elapsed, 3))
     result["settle"] = settled

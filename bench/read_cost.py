@@ -28,7 +28,6 @@ from loadgen import (
     percentile,
     rounded,
     stack_cpu_seconds,
-    with_idle_taken_off,
 )
 from mixed_workload import log_in
 
@@ -83,7 +82,7 @@ async def run(args: argparse.Namespace) -> dict:
         elapsed = time.perf_counter() - started
         after = stack_cpu_seconds()
     latencies.sort()
-    cpu = with_idle_taken_off(cpu_ms_per_request(before, after, count), idle, elapsed, count)
+    cpu = cpu_ms_per_request(before, after, count, idle, elapsed)
     return {
         "op": args.op,
         "target_rps": args.rps,
