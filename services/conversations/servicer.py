@@ -357,7 +357,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             raise invalid_argument(
                 "participant_ids", f"a conversation holds at most {MAX_PEOPLE} people (you included), got {len(people)}"
             )
-        known = await clients.user_summaries(sorted(people - {me}), self.timeout)
+        known = await clients.user_summaries(sorted(people - {me}), self.timeout, counts=False)
         for i, user_id in enumerate(ids):
             if user_id != me and (user_id not in known or user_id in gone):
                 raise not_found(f"participant_ids[{i}]: no such user {user_id}")
@@ -386,7 +386,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         if other in conversation.members and other not in gone:
             return
         # Left, suspended or deleted: identity answers all but deleted accounts.
-        if other not in await clients.user_summaries([other], self.timeout):
+        if other not in await clients.user_summaries([other], self.timeout, counts=False):
             raise failed_precondition(f"user {other} deleted their account: this conversation takes no new messages")
 
     async def _member_of(self, raw_id: str, me: int) -> ConversationRow:

@@ -456,12 +456,12 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         return caller_id(context) if user_id == "me" else parse_id(user_id, "user_id")
 
     async def _require_user(self, user_id: int) -> None:
-        if user_id not in await self._users([user_id]):
+        if user_id not in await self._users([user_id], counts=False):
             raise not_found(f"user {user_id} does not exist")
 
-    async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
+    async def _users(self, user_ids: list[int], *, counts: bool = True) -> dict[int, identity_pb2.User]:
         """Summaries from identity by id; ids identity does not know are absent."""
-        return await clients.user_summaries(user_ids, self.settings.rpc_timeout_seconds)
+        return await clients.user_summaries(user_ids, self.settings.rpc_timeout_seconds, counts=counts)
 
 
 async def _each_page(read_after, user: int, end_one) -> None:

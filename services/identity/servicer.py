@@ -465,7 +465,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             self.summaries.put_many(((u.id, u) for u in fetched), version=version)
             cached.update((u.id, u) for u in fetched)
         found = [i for i in user_ids if i in cached]
-        counts = await self._summary_counts(found)
+        counts = {} if request.skip_counts else await self._summary_counts(found)
         return identity_pb2.BatchGetUsersResponse(
             users=[_with_counts(user_summary(cached[i]), counts.get(i, (0, 0, 0))) for i in found]
         )

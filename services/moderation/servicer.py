@@ -112,7 +112,7 @@ class ModerationServicer(moderation_pb2_grpc.ModerationServiceServicer):
         return int(reply.posts[0].author_id)
 
     async def _check_account(self, user_id: int) -> None:
-        found = await clients.user_summaries([user_id], self.settings.rpc_timeout_seconds)
+        found = await clients.user_summaries([user_id], self.settings.rpc_timeout_seconds, counts=False)
         if user_id not in found:
             raise not_found(f"user {user_id} not found")
 

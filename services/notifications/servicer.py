@@ -264,7 +264,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         if missing:
             try:
                 users: dict[int, identity_pb2.User] = await clients.user_summaries(
-                    missing, self.settings.rpc_timeout_seconds
+                    missing, self.settings.rpc_timeout_seconds, counts=False
                 )
             except Exception:
                 return found

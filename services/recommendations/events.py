@@ -277,7 +277,7 @@ class EventApplier:
             return True
         if self._not_sellers.get_many([user_id])[0]:
             return False
-        users = await clients.user_summaries([user_id], self.settings.peer_timeout_seconds)
+        users = await clients.user_summaries([user_id], self.settings.peer_timeout_seconds, counts=False)
         user = users.get(user_id)
         if user is None or user.role != ROLE_SELLER:
             if user is not None:

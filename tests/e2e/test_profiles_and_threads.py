@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
+from devstack.mesh_channels import open_channel
 from tests.e2e.edge import error_message, follow, post, sign_up, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -135,6 +137,25 @@ def test_user_summaries_show_the_profile_counts(http):
     # Summaries may lag a little behind the profile, but never show a 0 for a count that is not 0.
     assert all(all(counts) for counts in everywhere())
     assert wait_until(lambda: everywhere() == [_counts(profile)] * 4, timeout=10.0, interval=0.25), everywhere()
+
+
+def test_summaries_asked_without_counts_leave_them_at_zero(http):
+    # Graph's existence checks, notifications' names, recommendations' roles
+    # ask without counts: identity then calls neither graph nor posts.
+    author, fan = sign_up(http, "p"), sign_up(http, "p")
+    follow(http, fan, author)
+    post(http, author, "counted")
+    with open_channel("identity") as channel:
+        identity = identity_pb2_grpc.IdentityServiceStub(channel)
+
+        def summary(**skip) -> identity_pb2.User:
+            request = identity_pb2.BatchGetUsersRequest(user_ids=[author.id, "1"], **skip)
+            (user,) = identity.BatchGetUsers(request, timeout=10).users
+            return user
+
+        bare = summary(skip_counts=True)
+        assert (bare.id, bare.username, bare.follower_count, bare.post_count) == (author.id, author.username, 0, 0)
+        assert wait_until(lambda: (summary().follower_count, summary().post_count) == (1, 1), timeout=10.0)
 
 
 def test_a_count_change_reaches_cached_author_summaries_at_once(http):

@@ -217,7 +217,7 @@ def test_batch_get_users_returns_known_ids_and_drops_unknown(identity):
     by_id = {u.id: u for u in response.users}
     assert set(by_id) == {a.user.id, b.user.id}
     assert by_id[b.user.id].username == b.user.username
-    assert by_id[a.user.id].follower_count == 0  # summaries carry no counts
+    assert by_id[a.user.id].follower_count == 0  # a new account: nobody follows it yet
 
 
 def test_batch_get_users_limits(identity):

@@ -251,13 +251,17 @@ def forward_auth(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ..
     return ()
 
 
-async def user_summaries(user_ids: list[int], timeout: float) -> dict[int, identity_pb2.User]:
+async def user_summaries(user_ids: list[int], timeout: float, *, counts: bool = True) -> dict[int, identity_pb2.User]:
     """User summaries from identity by id; ids identity does not know are absent.
+    `counts=False` leaves their follower, following and post counts at zero,
+    for a caller that only asks who exists, their names or roles: two calls
+    fewer behind identity's answer.
 
     Raises UNAVAILABLE (an ApiError) when identity cannot answer."""
     try:
         response = await identity().BatchGetUsers(
-            identity_pb2.BatchGetUsersRequest(user_ids=[str(u) for u in user_ids]), timeout=timeout
+            identity_pb2.BatchGetUsersRequest(user_ids=[str(u) for u in user_ids], skip_counts=not counts),
+            timeout=timeout,
         )
     except grpc.aio.AioRpcError as exc:
         log.warning("identity BatchGetUsers failed", extra={"code": exc.code().name, "details": exc.details()})

@@ -431,6 +431,12 @@ class BatchGetUsersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_IDS_FIELD_NUMBER: _builtins.int
+    SKIP_COUNTS_FIELD_NUMBER: _builtins.int
+    skip_counts: _builtins.bool
+    """Leave the follower, following and post counts at zero: for callers that
+    only need to know who exists, their names or roles (the counts cost a
+    call to graph and one to posts).
+    """
     @_builtins.property
     def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids to fetch, at most 500."""
@@ -439,10 +445,11 @@ class BatchGetUsersRequest(_message.Message):
         self,
         *,
         user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        skip_counts: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_ids", b"user_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["skip_counts", b"skip_counts", "user_ids", b"user_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -457,7 +464,7 @@ class BatchGetUsersResponse(_message.Message):
     USERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def users(self) -> _containers.RepeatedCompositeFieldContainer[Global___User]:
-        """The users found, in no particular order, without counts."""
+        """The users found, in no particular order."""
 
     def __init__(
         self,

@@ -177,8 +177,9 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BatchGetUsers(self, request, context):
-        """Internal: user summaries (no counts) for hydrating posts and lists.
-        Unknown ids are left out of the response.
+        """Internal: user summaries for hydrating posts and lists, with their
+        follower, following and post counts unless skip_counts. Unknown ids are
+        left out of the response.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

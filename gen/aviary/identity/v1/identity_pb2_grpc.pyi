@@ -71,8 +71,9 @@ class IdentityServiceStub:
     change; an empty string clears the bio.
     """
     BatchGetUsers: _grpc.UnaryUnaryMultiCallable[_identity_pb2.BatchGetUsersRequest, _identity_pb2.BatchGetUsersResponse]
-    """Internal: user summaries (no counts) for hydrating posts and lists.
-    Unknown ids are left out of the response.
+    """Internal: user summaries for hydrating posts and lists, with their
+    follower, following and post counts unless skip_counts. Unknown ids are
+    left out of the response.
     """
     DeleteAccount: _grpc.UnaryUnaryMultiCallable[_identity_pb2.DeleteAccountRequest, _empty_pb2.Empty]
     """Deletes the caller's account at once (current password required). The
@@ -140,8 +141,9 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     change; an empty string clears the bio.
     """
     BatchGetUsers: _aio.UnaryUnaryMultiCallable[_identity_pb2.BatchGetUsersRequest, _identity_pb2.BatchGetUsersResponse]  # type: ignore[assignment]
-    """Internal: user summaries (no counts) for hydrating posts and lists.
-    Unknown ids are left out of the response.
+    """Internal: user summaries for hydrating posts and lists, with their
+    follower, following and post counts unless skip_counts. Unknown ids are
+    left out of the response.
     """
     DeleteAccount: _aio.UnaryUnaryMultiCallable[_identity_pb2.DeleteAccountRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes the caller's account at once (current password required). The
@@ -260,8 +262,9 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.BatchGetUsersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.BatchGetUsersResponse, _abc.Awaitable[_identity_pb2.BatchGetUsersResponse]]:
-        """Internal: user summaries (no counts) for hydrating posts and lists.
-        Unknown ids are left out of the response.
+        """Internal: user summaries for hydrating posts and lists, with their
+        follower, following and post counts unless skip_counts. Unknown ids are
+        left out of the response.
         """
 
     @_abc_1.abstractmethod
