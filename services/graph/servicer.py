@@ -210,19 +210,21 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         log.warning("finished a follow interrupted earlier", extra={"follower_id": follower, "followee_id": followee})
 
     async def _refresh_celebrity(self, user_id: int) -> None:
-        followers, _ = await self.store.counts(user_id)
+        (followers, _), flagged = await asyncio.gather(
+            self.store.counts(user_id), self.store.is_flagged_celebrity(user_id)
+        )
         celebrity = rules.is_celebrity(followers, self.settings.fanout_threshold)
-        if celebrity != await self.store.is_flagged_celebrity(user_id):
-            # The crossing is announced before the flag flips: a crash in
-            # between re-announces on the next refresh (its handling is
-            # idempotent), never loses it.
-            now = datetime.datetime.now(datetime.timezone.utc)
-            await self.store.commit_event(rules.celebrity_event(self.ids.next_id(), user_id, celebrity, followers, now))
-            self.store.outbox.notify()
-            log.info(
-                "celebrity threshold crossed",
-                extra={"user_id": user_id, "celebrity": celebrity, "followers": followers},
-            )
+        if celebrity == flagged:
+            return
+        # The crossing is announced before the flag flips: a crash in
+        # between re-announces on the next refresh (its handling is
+        # idempotent), never loses it.
+        now = datetime.datetime.now(datetime.timezone.utc)
+        await self.store.commit_event(rules.celebrity_event(self.ids.next_id(), user_id, celebrity, followers, now))
+        self.store.outbox.notify()
+        log.info(
+            "celebrity threshold crossed", extra={"user_id": user_id, "celebrity": celebrity, "followers": followers}
+        )
         await self.store.set_celebrity(user_id, celebrity)
 
     # -- blocks and mutes ------------------------------------------------------
