@@ -40,10 +40,11 @@ unit: ## the unit tests alone: no backend, no stack
 # mypy-protobuf writes the type stubs (.pyi) for the messages and the gRPC clients and servicers.
 PROTOC_PLUGINS := --plugin=protoc-gen-mypy=.venv/bin/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=.venv/bin/protoc-gen-mypy_grpc
 
-gen: ## regenerate the Python stubs in gen/ from proto/
+gen: ## regenerate the Python stubs in gen/ and the chart's Envoy files (its descriptor set) from proto/
 	rm -rf gen/aviary
 	$(PY) -m grpc_tools.protoc -I proto $(PROTOC_PLUGINS) --python_out=gen --grpc_python_out=gen \
 		--mypy_out=quiet:gen --mypy_grpc_out=quiet:gen $(PROTOS)
+	$(PY) helm/render_envoy.py
 
 gen-check: ## fail when gen/ is stale
 	@tmp=$$(mktemp -d) && \
