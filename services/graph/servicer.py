@@ -25,6 +25,7 @@ from services.kit.server.auth import caller_id
 from services.kit.server.errors import invalid_argument, not_found, permission_denied
 from services.kit.server.ids import MAX_ID, IdGenerator, parse_id, parse_ids
 from services.kit.server.paging import encode_token, int_cursor, page_size
+from services.kit.stores.cache import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,11 @@ ACCOUNTS_GROUP = "graph-accounts"
 # of them are ended at once.
 REMOVAL_PAGE = 100
 REMOVAL_CONCURRENCY = 16
+# How long identity's "this user exists" is taken on trust by the existence
+# checks of follows, blocks and mutes. A deleted account shows in the gone set
+# (within accounts.REFRESH_SECONDS), which sends the check back to identity;
+# it stays there for the username hold, far longer than this.
+KNOWN_USER_SECONDS = 60.0
 
 
 class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
@@ -61,6 +67,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         # Suspended and deleted accounts can neither follow nor be followed.
         self.gone = accounts.GoneAccounts(self.store.redis)
         self.second_sweeps = accounts.SecondSweeps(self.gone, self.remove_account)
+        self.known_users: TtlCache[int, bool] = TtlCache(ttl_seconds=KNOWN_USER_SECONDS, max_entries=100_000)
         self.account_deletions = AccountDeletions(
             settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted, second_sweeps=self.second_sweeps
         )
@@ -458,8 +465,14 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         return caller_id(context) if user_id == "me" else parse_id(user_id, "user_id")
 
     async def _require_user(self, user_id: int) -> None:
+        """NOT_FOUND unless identity knows the user. A recent yes is kept,
+        unless the account has gone since (deleted or suspended): then
+        identity, which knows which of the two, is asked again."""
+        if self.known_users.get_many([user_id])[0] and user_id not in await self.gone.ids():
+            return
         if user_id not in await self._users([user_id], counts=False):
             raise not_found(f"user {user_id} does not exist")
+        self.known_users.put_many([(user_id, True)])
 
     async def _users(self, user_ids: list[int], *, counts: bool = True) -> dict[int, identity_pb2.User]:
         """Summaries from identity by id; ids identity does not know are absent."""

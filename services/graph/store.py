@@ -171,7 +171,8 @@ class GraphStore:
             "put_blocked_by": f"INSERT INTO {ks}.blocked_by (user_id, blocker_id, created_at) VALUES (?, ?, ?)",
             "drop_block": f"DELETE FROM {ks}.blocks WHERE user_id = ? AND blocked_id = ? IF EXISTS",
             "drop_blocked_by": f"DELETE FROM {ks}.blocked_by WHERE user_id = ? AND blocker_id = ?",
-            "has_block": f"SELECT blocked_id FROM {ks}.blocks WHERE user_id = ? AND blocked_id = ?",
+            # Both directions in one statement: user ids and blocked ids each (a, b).
+            "blocks_either_way": f"SELECT blocked_id FROM {ks}.blocks WHERE user_id IN ? AND blocked_id IN ?",
             "blocks_after": f"SELECT blocked_id FROM {ks}.blocks WHERE user_id = ? AND blocked_id > ? LIMIT ?",
             "blocks_all": f"SELECT blocked_id FROM {ks}.blocks WHERE user_id = ? LIMIT {HIDDEN_SCAN_LIMIT}",
             "blocked_by_all": f"SELECT blocker_id FROM {ks}.blocked_by WHERE user_id = ? LIMIT {HIDDEN_SCAN_LIMIT}",
@@ -273,10 +274,10 @@ class GraphStore:
         """Moves both counts by `delta`, then the followee's follower-list
         version to `version` (a token never used before): a follower count
         kept under the old version is not served past this change."""
-        await asyncio.gather(
-            self._run("add_followers", (delta, followee)),
-            self._run("add_following", (delta, follower)),
-        )
+        batch = BatchStatement(batch_type=BatchType.COUNTER)
+        batch.add(self._stmts["add_followers"], (delta, followee))
+        batch.add(self._stmts["add_following"], (delta, follower))
+        await cql.execute(self.session, batch)
         # Caches of user summaries (posts' authors) drop both: their counts changed.
         await asyncio.gather(
             profiles.announce(self.redis, follower),
@@ -327,8 +328,8 @@ class GraphStore:
 
     async def blocks_between(self, a: int, b: int) -> bool:
         """True when either user blocks the other."""
-        one, other = await asyncio.gather(self._run("has_block", (a, b)), self._run("has_block", (b, a)))
-        return bool(one or other)
+        # Nobody blocks themselves, so every row found is (a, b) or (b, a).
+        return bool(await self._run("blocks_either_way", ([a, b], [a, b])))
 
     async def blocks_after(self, user_id: int, after: int, limit: int) -> list[int]:
         return [r.blocked_id for r in await self._run("blocks_after", (user_id, after, limit))]
