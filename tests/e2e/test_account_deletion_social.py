@@ -109,6 +109,14 @@ def test_a_deleted_accounts_follows_media_and_messages(http):
     # Nobody can follow it or start a conversation with it.
     r = http.put(f"/v1/users/me/following/{leaving.id}", headers=fan.auth)
     assert r.status_code == 404, r.text
+    # Nor block, mute or unfollow it, though graph saw it exist a moment ago.
+    for method, path in (
+        ("PUT", f"/v1/users/me/blocks/{leaving.id}"),
+        ("PUT", f"/v1/users/me/mutes/{leaving.id}"),
+        ("DELETE", f"/v1/users/me/following/{leaving.id}"),
+    ):
+        r = http.request(method, path, headers=fan.auth)
+        assert r.status_code == 404, (method, path, r.text)
     r = create_conversation(http, friend, leaving)
     assert r.status_code == 404, r.text
     assert "participantIds[0]" in error_message(r) or "participant_ids[0]" in error_message(r)
