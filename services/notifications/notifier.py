@@ -39,7 +39,7 @@ from services.kit.events.live import publish as live_publish
 from services.kit.events.consumer import PoisonRecord
 from services.notifications import rules
 from services.notifications.rules import Group, Notice, Plan, PostGone
-from services.notifications.store import NotificationStore
+from services.notifications.store import NotificationStore, SlotState
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ ACCOUNTS_GROUP = "notifications-accounts"
 ACCOUNT_PAGE = 500
 # Compare-and-set rounds before giving up on a record (the loop then retries it).
 MAX_CAS_ATTEMPTS = 30
+# A slot as read before anything was written to it.
+_NEVER_WRITTEN = SlotState(group=None, version=None, actor_instance=None, actor_event_id=None)
 
 EVENTS = Counter("aviary_notifications_events_total", "Events consumed, by outcome", ["topic", "outcome"])
 CHANGES = Counter(
@@ -148,8 +150,12 @@ class Notifier:
         activity_ms = plan.occur_ms or int(time.time() * 1000)
         # A message group read by the recipient is done with: the next message opens a new one.
         mark = await self.store.read_mark(recipient) if rules.is_message_slot(slot) else 0
-        for _ in range(MAX_CAS_ATTEMPTS):
-            state = await self.store.read_slot(recipient, slot, actor)
+        for attempt in range(MAX_CAS_ATTEMPTS):
+            # An actorless slot (an order's, a report decision's) is made once
+            # and never grows: it is written as new unread, and read only when
+            # the write finds it there (a replay or a concurrent replica).
+            assumed_new = attempt == 0 and notice.actorless
+            state = _NEVER_WRITTEN if assumed_new else await self.store.read_slot(recipient, slot, actor)
             old = state.group
             if old is None or rules.opens_new_group(slot, old, int(time.time() * 1000), self.follow_window_ms, mark):
                 new = rules.new_group(notice, self.ids.next_id(), activity_ms, version=(state.version or 0) + 1)
@@ -187,7 +193,8 @@ class Notifier:
                 change, moved_from = ("grown", old.notification_id) if move else ("grown_in_place", 0)
             if await self.store.add_actor(recipient, slot, actor, plan.event_id, state, new):
                 break
-            CAS_CONFLICTS.inc()
+            if not assumed_new:
+                CAS_CONFLICTS.inc()
         else:
             raise RuntimeError(f"group {recipient}/{slot} kept changing; will retry the record")
 
