@@ -103,3 +103,22 @@ async def test_autocommit_runs_each_statement_as_its_own_transaction(engine):
     async with engine.connect() as conn:
         assert (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one() == backend
         assert (await conn.execute(_IN_ITS_OWN_TRANSACTION)).one()[1] is False
+
+
+async def test_the_kit_pool_reuses_the_connection_used_last():
+    made = pg.engine(load(OrdersSettings), pool_size=3)
+    try:
+
+        async def held() -> int:
+            async with made.begin() as conn:
+                pid = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+                await asyncio.sleep(0.05)
+                return pid
+
+        opened = set(await asyncio.gather(held(), held(), held()))
+        assert len(opened) == 3
+        # One at a time now: the same connection every time, the other two left idle.
+        after = [await _backend(made) for _ in range(6)]
+        assert len(set(after)) == 1 and after[0] in opened
+    finally:
+        await made.dispose()
