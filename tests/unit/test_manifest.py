@@ -101,3 +101,27 @@ async def test_any_service_in_the_manifest_has_a_stub(monkeypatch):
                 assert type(clients.stub(name)).__name__ == entry.grpc[0].rsplit(".", 1)[1] + "Stub"
     finally:
         await clients.close_all()
+
+
+async def test_a_stub_is_made_once_per_channel(monkeypatch):
+    import grpc
+
+    from services.kit.peers import clients
+
+    monkeypatch.setattr(clients, "_open", lambda name: grpc.aio.insecure_channel(f"{name}.invalid:1"))
+    monkeypatch.setattr(clients._mesh_credentials, "renewed", lambda: False)
+    try:
+        first = clients.graph()
+        assert clients.graph() is first
+        assert clients.stub("graph") is first
+        assert clients.timeline() is not first
+        # A channel closed (or retired at a certificate renewal) takes its stubs with it.
+        await clients.close_all()
+        again = clients.graph()
+        assert again is not first
+        assert clients.graph() is again
+        # However the channel came to be replaced, the stub follows it.
+        await clients._channels.pop("graph").close()
+        assert clients.graph() is not again
+    finally:
+        await clients.close_all()
