@@ -7,7 +7,8 @@ engagement, orders, moderation), "notifications-messages" (conversations,
 from the newest message when the group first starts) and
 "notifications-accounts" (identity). The kit's loop commits a record only
 after `handle` returned, so a crash replays it. Every step is idempotent:
-  - a redelivered event is skipped by its processed marker;
+  - a redelivered event is skipped by its processed marker (an event of
+    order notices alone needs none: their slots below tell a replay);
   - an actor joins a group with a compare-and-set batch (set semantics: the
     same person liking twice, or a replay whose marker was lost, adds nothing);
     an order notice (no actor) claims its slot the same way under actor 0, so
@@ -104,11 +105,12 @@ class Notifier:
         if plan.empty:
             EVENTS.labels(topic, "ignored").inc()
             return
-        if await self.store.processed(plan.source, plan.event_id):
+        if plan.needs_marker and await self.store.processed(plan.source, plan.event_id):
             EVENTS.labels(topic, "redelivered").inc()
             return
         await self.apply(plan)
-        await self.store.mark_processed(plan.source, plan.event_id)
+        if plan.needs_marker:
+            await self.store.mark_processed(plan.source, plan.event_id)
         EVENTS.labels(topic, "applied").inc()
         if plan.occur_ms:
             EVENT_AGE.labels(topic).observe(max(0.0, time.time() - plan.occur_ms / 1000))

@@ -206,6 +206,15 @@ class Plan:
     def empty(self) -> bool:
         return not self.notices and self.mentions is None and self.gone is None and not self.account_gone
 
+    @property
+    def needs_marker(self) -> bool:
+        """Whether a replay is known by the event's processed marker. Not when
+        the plan is only actorless notices (an order's, a report decision's):
+        each claims its slot with a compare-and-set, so a replay finds the
+        slot taken and only finishes its inbox row."""
+        only_actorless = all(n.actorless for n in self.notices)
+        return not only_actorless or self.mentions is not None or self.gone is not None or bool(self.account_gone)
+
 
 class Unreadable(ValueError):
     """A record that can never be applied (undecodable, no event id)."""

@@ -299,3 +299,23 @@ async def test_an_order_notice_replayed_after_a_crash_before_the_inbox_write_is_
         ]
     finally:
         await _close((a, _))
+
+
+async def test_an_order_event_handled_twice_makes_one_notice_without_a_processed_marker():
+    a, _ = await _notifier_pair()
+    try:
+        buyer, order_id = _ids.next_id(), _ids.next_id()
+        event = events_pb2.OrderEvent(
+            event_id=_ids.next_id(),
+            confirmed=events_pb2.OrderConfirmed(order_id=order_id, buyer_id=buyer, total_minor=990, currency="EUR"),
+        )
+        record = event.SerializeToString()
+        # Kafka redelivers a record whose commit was lost.
+        await a.handle(ORDERS_TOPIC, str(buyer).encode(), record)
+        await a.handle(ORDERS_TOPIC, str(buyer).encode(), record)
+        rows = await a.store.page(buyer, None, 10)
+        assert [(r.order_id, r.body) for r in rows] == [(order_id, f"Your order {order_id} is confirmed (EUR 9.90)")]
+        # The slot's compare-and-set told the replay apart: no marker was written for it.
+        assert not await a.store.processed(ORDERS_TOPIC, event.event_id)
+    finally:
+        await _close((a, _))

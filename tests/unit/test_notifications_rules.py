@@ -578,3 +578,19 @@ def test_a_decision_on_a_report_tells_its_reporter_once():
 def test_an_unknown_decision_or_a_report_without_reporter_tells_nobody():
     assert rules.plan_for(MODERATION_TOPIC, _resolved("SOMETHING_NEW")).empty
     assert rules.plan_for(MODERATION_TOPIC, _resolved("DISMISS", reporter_id=0)).empty
+
+
+def test_only_plans_of_actorless_notices_go_without_a_processed_marker():
+    assert not rules.plan_for(ORDERS_TOPIC, _confirmed()).needs_marker
+    sellers = events_pb2.OrderConfirmed(order_id=700, buyer_id=5, total_minor=2950, currency="USD", lines=TWO_SELLERS)
+    assert len(rules.plan_for(ORDERS_TOPIC, _order_event(confirmed=sellers)).notices) == 3
+    assert not rules.plan_for(ORDERS_TOPIC, _order_event(confirmed=sellers)).needs_marker
+    follow = events_pb2.GraphEvent(event_id=4, follow_created=events_pb2.FollowCreated(follower_id=1, followee_id=2))
+    assert rules.plan_for(GRAPH_TOPIC, follow.SerializeToString()).needs_marker
+    # A post's plan may hold only mentions (resolved later): it keeps its marker.
+    mentioning = _post_created(post_id=10, author_id=1, text="hi", mentions=["someone"])
+    assert rules.plan_for(POSTS_TOPIC, mentioning).notices == ()
+    assert rules.plan_for(POSTS_TOPIC, mentioning).needs_marker
+    # So does a withdrawal, and an account's removal.
+    gone = rules.Plan(POSTS_TOPIC, 7, gone=rules.PostGone(post_id=10, author_id=1))
+    assert gone.needs_marker and rules.Plan(POSTS_TOPIC, 8, account_gone=3).needs_marker
