@@ -78,7 +78,16 @@ for _path in (REPO, REPO / "gen"):
         sys.path.insert(0, str(_path))
 
 import aiohttp  # noqa: E402
-from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in, stack_cpu_seconds  # noqa: E402
+from loadgen import (  # noqa: E402
+    component_env,
+    component_pid,
+    fresh_tokens,
+    percentile,
+    rounded,
+    seed_call,
+    signed_in,
+    stack_cpu_seconds,
+)
 
 from aviary.graph.v1 import graph_pb2, graph_pb2_grpc  # noqa: E402
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc  # noqa: E402
@@ -92,7 +101,6 @@ try:  # a faster event loop keeps the load generator's own CPU share small
 except ImportError:  # pragma: no cover
     uvloop = None
 
-STATE_DIR = load_settings().state_dir  # devstack's run files: which pid is which component
 PASSWORD = "bench password 1"
 DELIVERED_METRIC = "aviary_fanout_timelines_delivered_total"
 P95_READ_LIMIT_MS = 25.0
@@ -427,27 +435,6 @@ def redis_ceiling(settings, args) -> dict:
 
 
 # --------------------------------------------------------------------------- the stack
-
-
-def component_pid(name: str) -> int | None:
-    try:
-        return int(json.loads((STATE_DIR / "run" / f"{name}.pid").read_text())["pid"])
-    except Exception:
-        return None
-
-
-def component_env(name: str, var: str) -> str | None:
-    pid = component_pid(name)
-    if pid is None:
-        return None
-    try:
-        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
-            key, _, value = item.partition(b"=")
-            if key.decode() == var:
-                return value.decode()
-    except OSError:
-        return None
-    return None
 
 
 def cpu_seconds(names: list[str]) -> dict[str, float]:

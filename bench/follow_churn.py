@@ -49,7 +49,15 @@ for _path in (REPO, REPO / "gen"):
 
 import aiohttp  # noqa: E402
 from fanout_scale import cpu_seconds  # noqa: E402
-from loadgen import fresh_tokens, percentile, rounded, seed_call, signed_in, wait_for_consumers  # noqa: E402
+from loadgen import (  # noqa: E402
+    fresh_tokens,
+    percentile,
+    rounded,
+    seed_call,
+    signed_in,
+    stack_fanout_threshold,
+    wait_for_consumers,
+)
 
 from services.graph.rules import follow_event  # noqa: E402
 from services.kit.events.kafka import GRAPH_TOPIC, Producer  # noqa: E402
@@ -317,7 +325,7 @@ async def run(args) -> dict:
             "duration_s": args.duration,
             "churners": args.churners,
             "target_posts": args.target_posts,
-            "fanout_threshold": os.environ.get("AVIARY_FANOUT_THRESHOLD", "3 (devstack default)"),
+            "fanout_threshold": stack_fanout_threshold(),
         },
         "settle": settle,
         "delivery_from_acknowledged": {**seconds(results.from_ack), "count": len(results.from_ack)},

@@ -177,6 +177,38 @@ def stack_cpu_seconds() -> dict[str, float]:
     return used
 
 
+def component_pid(name: str) -> int | None:
+    """The pid of the running devstack component `name`, from its pid file."""
+    try:
+        return int(json.loads((devstack_config.RUN / f"{name}.pid").read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def component_env(name: str, var: str) -> str | None:
+    """`var` as the running component `name` has it (None: unset, or not running)."""
+    pid = component_pid(name)
+    if pid is None:
+        return None
+    try:
+        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            key, _, value = item.partition(b"=")
+            if key.decode() == var:
+                return value.decode()
+    except OSError:
+        return None
+    return None
+
+
+def stack_fanout_threshold() -> str:
+    """The fanout threshold graph and fanout run with: the stack's, which
+    need not be this process's environment."""
+    found = {name: component_env(name, "AVIARY_FANOUT_THRESHOLD") for name in ("graph", "fanout")}
+    if found["graph"] != found["fanout"]:
+        return ", ".join(f"{name} {value or '3 (devstack default)'}" for name, value in found.items())
+    return found["graph"] or "3 (devstack default)"
+
+
 async def idle_cores(seconds: float) -> dict[str, float] | None:
     """Each component's CPU (cores) over `seconds` with no load; None for 0 seconds."""
     if seconds <= 0:

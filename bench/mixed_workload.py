@@ -73,6 +73,7 @@ from loadgen import (
     seed_call,
     signed_in,
     stack_cpu_seconds,
+    stack_fanout_threshold,
     wait_for_consumers,
 )
 
@@ -711,6 +712,10 @@ async def main() -> None:
         vegeta_binary()
         args.arrivals = "fixed"
     rng = random.Random(args.seed)
+    running = stack_fanout_threshold()
+    if running != str(args.fanout_threshold):
+        # Then the world's ordinary users may all be celebrities to the stack, or none.
+        print(f"warning: the stack runs with fanout threshold {running}, not {args.fanout_threshold}", file=sys.stderr)
 
     connector = aiohttp.TCPConnector(limit=256)
     timeout = aiohttp.ClientTimeout(total=10)
@@ -780,6 +785,7 @@ async def main() -> None:
         "page_size": args.page_size,
         "users": len(world.users),
         "fanout_threshold": args.fanout_threshold,
+        "stack_fanout_threshold": stack_fanout_threshold(),
         "follows": args.follows,
         "seed": args.seed,
     }
