@@ -175,8 +175,8 @@ def stub(name: str) -> Any:
 
 def _kept_stub(name: str, make: Any) -> Any:
     """The `make` stub on the channel to `name`, made once per channel: a
-    stub builds a multi-callable for each of its methods (5 to 20 µs), which
-    per call would be paid on every hop."""
+    stub builds a multi-callable for each of its methods, which made per
+    call would be paid on every hop."""
     ch = channel(name)
     kept = _stubs.get((name, make))
     if kept is None or kept[0] is not ch:
