@@ -785,7 +785,7 @@ async def main() -> None:
         "page_size": args.page_size,
         "users": len(world.users),
         "fanout_threshold": args.fanout_threshold,
-        "stack_fanout_threshold": stack_fanout_threshold(),
+        "stack_fanout_threshold": running,
         "follows": args.follows,
         "seed": args.seed,
     }
