@@ -34,6 +34,7 @@ from services.kit.server.errors import (
     permission_denied,
     unavailable,
 )
+from services.posts import authors
 from services.posts import media as post_media
 from services.posts import products as post_products
 from services.posts import text as post_text
@@ -767,8 +768,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             raise permission_denied("account is suspended: it cannot post, repost or bookmark")
 
     async def _users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
-        """User summaries by id from identity; UNAVAILABLE when it cannot answer."""
-        return await clients.user_summaries(user_ids, self.settings.rpc_timeout_seconds)
+        """User summaries by id with their counts; UNAVAILABLE when identity cannot answer."""
+        return await authors.summaries(user_ids, self.store.post_counts, self.settings.rpc_timeout_seconds)
 
     async def _cached_users(self, user_ids: list[int]) -> dict[int, identity_pb2.User]:
         """Like _users (UNAVAILABLE when identity cannot answer), served from

@@ -11,11 +11,14 @@ import secrets
 import time
 
 import grpc
+import httpx
 import pytest
 
 from aviary.events.v1 import events_pb2
+from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
+from services.kit import manifest
 from services.kit.server import ids
 from services.kit.settings import service_addr
 from services.kit.events.kafka import POSTS_TOPIC
@@ -77,6 +80,17 @@ def own_post_ids(posts, author: Account) -> list[str]:
 
 def post_count(posts, author: Account) -> int:
     return posts.GetAuthorStats(posts_pb2.GetAuthorStatsRequest(user_id=author.id), timeout=RPC_TIMEOUT).post_count
+
+
+def author_stats_calls() -> float:
+    """BatchGetAuthorStats calls the devstack's posts has answered."""
+    port = manifest.services()["posts"].metrics_port
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(
+        float(row.rsplit(" ", 1)[1])
+        for row in text.splitlines()
+        if row.startswith("aviary_rpc_server_seconds_count{") and 'method="BatchGetAuthorStats"' in row
+    )
 
 
 def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
@@ -142,6 +156,31 @@ def _upload_images(author: Account, count: int) -> list[str]:
             ).media_id
             for _ in range(count)
         ]
+
+
+@pytest.fixture(scope="module")
+def graph():
+    channel = wait_serving(service_addr("graph"))
+    yield graph_pb2_grpc.GraphServiceStub(channel)
+    channel.close()
+
+
+def test_a_posts_author_carries_their_follow_and_post_counts(identity, posts, graph):
+    # Posts gathers them itself (graph's follow counts, its own post counts)
+    # beside identity's summary.
+    author, reader, followed = sign_up(identity), sign_up(identity), sign_up(identity)
+    graph.FollowUser(graph_pb2.FollowUserRequest(user_id=author.id), metadata=reader.auth, timeout=RPC_TIMEOUT)
+    graph.FollowUser(graph_pb2.FollowUserRequest(user_id=followed.id), metadata=author.auth, timeout=RPC_TIMEOUT)
+    called_back = author_stats_calls()
+    create(posts, author, "first")
+    summary = create(posts, author, "second").author
+    # Identity was not asked for the counts, so it did not call posts back.
+    assert author_stats_calls() == called_back
+    assert (summary.id, summary.username) == (author.id, author.username)
+    assert (summary.follower_count, summary.following_count, summary.post_count) == (1, 1, 2)
+    # Another reader's copy of the page shows the same counts.
+    page = list_page(posts, author.id, metadata=reader.auth)
+    assert {(p.author.follower_count, p.author.following_count, p.author.post_count) for p in page.posts} == {(1, 1, 2)}
 
 
 def test_create_get_delete_round_trip(identity, posts):
