@@ -79,17 +79,25 @@ class FollowerFeed:
             self._first = graph_pb2.FollowerBatch()  # nobody follows the author
         return self._first.celebrity
 
-    async def requests(self, opening=None):
-        """`opening` (a request about no follower) first, if given, then one
-        request per batch of followers."""
+    async def requests(self, *, index_author_post: bool = False):
+        """One request per batch of followers. With `index_author_post`, the
+        first request also writes the author's index (timeline does that
+        before its timelines), and is sent about no follower when nobody
+        follows: a message of its own would cost each side a stream message."""
+        unsent = index_author_post
         try:
-            if opening is not None:
-                yield opening
             async for batch in self._every_batch():
                 if not batch.follower_ids:
                     continue
                 self.followers += len(batch.follower_ids)
-                yield self._to_request(batch.follower_ids)
+                request = self._to_request(batch.follower_ids)
+                if unsent:
+                    request.index_author_post, unsent = True, False
+                yield request
+            if unsent:
+                request = self._to_request([])
+                request.index_author_post = True
+                yield request
         except Exception as exc:
             self.error = exc
             raise
@@ -227,9 +235,7 @@ class FanoutWorker:
     ) -> None:
         started = time.perf_counter()
         # The author's index first, on the same stream as the timelines.
-        opening = delivery_request(op, change.post_id, change.author_id, [], timeline_entry(change).repost_of_id)
-        opening.index_author_post = True
-        reply = await self._stream_into(feed, clients.timeline().DeliverEntries, opening)
+        reply = await self._stream_into(feed, clients.timeline().DeliverEntries, index_author_post=True)
         op_name = timeline_pb2.DeliveryOp.Name(op)
         TIMELINES_DELIVERED.labels(op_name).inc(reply.timelines)
         log.info(
@@ -255,11 +261,11 @@ class FanoutWorker:
         )
         return FollowerFeed(followers_call, to_request)
 
-    async def _stream_into(self, feed: FollowerFeed, timeline_call, opening=None):
-        """Streams `opening`, then the feed's followers, into a client-streaming
-        timeline call; returns its reply."""
+    async def _stream_into(self, feed: FollowerFeed, timeline_call, *, index_author_post: bool = False):
+        """Streams the feed's followers into a client-streaming timeline call
+        (see FollowerFeed.requests); returns its reply."""
         try:
-            return await timeline_call(feed.requests(opening), timeout=self.stream_timeout)
+            return await timeline_call(feed.requests(index_author_post=index_author_post), timeout=self.stream_timeout)
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             if feed.error is not None:
                 # The follower stream failed; report that, not the cancel it caused.

@@ -38,15 +38,15 @@ async def test_each_batch_becomes_one_request_and_empty_batches_are_skipped():
     assert feed.followers == 3 and feed.error is None
 
 
-async def test_an_opening_request_goes_first_even_when_nobody_follows():
-    opening = delivery_request(timeline_pb2.DELIVERY_OP_ADD, 77, 5, [])
-    opening.index_author_post = True
+async def test_the_author_index_rides_on_the_first_batch_or_alone_when_nobody_follows():
     to_request = lambda ids: delivery_request(timeline_pb2.DELIVERY_OP_ADD, 77, 5, ids)  # noqa: E731
 
-    requests = [r async for r in FollowerFeed(Batches([[1, 2]]), to_request).requests(opening)]
-    assert [(list(r.user_ids), r.index_author_post) for r in requests] == [([], True), ([1, 2], False)]
-    alone = [r async for r in FollowerFeed(Batches([]), to_request).requests(opening)]
-    assert alone == [opening]
+    requests = [r async for r in FollowerFeed(Batches([[], [1, 2], [3]]), to_request).requests(index_author_post=True)]
+    assert [(list(r.user_ids), r.index_author_post) for r in requests] == [([1, 2], True), ([3], False)]
+    alone = [r async for r in FollowerFeed(Batches([[]]), to_request).requests(index_author_post=True)]
+    assert [(list(r.user_ids), r.index_author_post, r.entry.post_id) for r in alone] == [([], True, 77)]
+    unflagged = [r async for r in FollowerFeed(Batches([]), to_request).requests()]
+    assert unflagged == []
 
 
 async def test_a_failing_follower_stream_is_remembered():
