@@ -31,6 +31,7 @@ from services.kit.server.errors import failed_precondition, invalid_argument, no
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids, timestamp_ms
 from services.kit.server.paging import cursor_int, decode_token, encode_token, int_cursor, page_size
 from services.kit.stores import cql, redis_client
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         try:
             await kafka.ensure_topics_async(self.settings.kafka_bootstrap, {kafka.CONVERSATIONS_TOPIC: 6})
         except Exception as exc:
-            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": repr(exc)})
+            log.warning("could not ensure the Kafka topic; consuming anyway", extra={"error": error_text(exc)})
         await self.live.run()
 
     async def consume_account_events(self) -> None:
@@ -168,7 +169,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         except Exception as exc:
             # Best effort: the message is stored; a watcher that missed it
             # sees it on its next list.
-            log.warning("live push failed", extra={"message_id": message.id, "error": repr(exc)})
+            log.warning("live push failed", extra={"message_id": message.id, "error": error_text(exc)})
 
     # -- RPCs --------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from services.kit.server.ids import IdGenerator
 from services.kit.events.consumer import GATHER_LATER_MS, ConsumerLoop, PoisonRecord
 from services.kit.events.kafka import POSTS_TOPIC
 from services.kit.server.paging import cursor_int, decode_token, encode_token, page_size
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             if cursor is not None:
                 raise unavailable("the feed cache is not answering; reload the feed") from exc
             # Degraded, not down: rank afresh and serve the first page alone.
-            log.warning("feed cache unreachable; serving an uncached first page", extra={"error": repr(exc)})
+            log.warning("feed cache unreachable; serving an uncached first page", extra={"error": error_text(exc)})
             items = await self._build(user, context)
             PAGES.labels("uncached").inc()
             return feed_pb2.GetFeedResponse(items=items[:size])

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from services.graph.store import FOLLOWERS_VERSION_SECONDS
 from services.kit.stores.cache import TtlCache
 from services.kit.stores.redis_epoch import RedisEpoch
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class FollowerLists:
         try:
             version = await self._store.followers_version(user_id)
         except RedisError as exc:
-            log.warning("follower list version unreadable; reading Cassandra", extra={"error": repr(exc)})
+            log.warning("follower list version unreadable; reading Cassandra", extra={"error": error_text(exc)})
             return None
         # Read after the version: an epoch that moved meanwhile is not this version's.
         if self._epoch.current != epoch:

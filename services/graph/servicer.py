@@ -26,6 +26,7 @@ from services.kit.server.errors import invalid_argument, not_found, permission_d
 from services.kit.server.ids import MAX_ID, IdGenerator, parse_id, parse_ids
 from services.kit.server.paging import encode_token, int_cursor, page_size
 from services.kit.stores.cache import TtlCache
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +408,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             # The caller is most likely reading a timeline from the posts
             # store because Redis is down; it needs the followees, and
             # treats everyone alike then.
-            log.warning("celebrity set unreachable; answering followees only", extra={"error": repr(exc)})
+            log.warning("celebrity set unreachable; answering followees only", extra={"error": error_text(exc)})
             celebrities = []
         return graph_pb2.ListFolloweeIdsResponse(followee_ids=followees, celebrity_ids=celebrities)
 

@@ -54,6 +54,7 @@ from services.kit.server.errors import (
     unavailable,
 )
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 _Answer = TypeVar("_Answer")
@@ -136,7 +137,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 if deleted:
                     log.info("expired sessions deleted", extra={"sessions": deleted})
             except Exception as exc:
-                log.warning("session sweep failed; retried next round", extra={"error": repr(exc)[:300]})
+                log.warning("session sweep failed; retried next round", extra={"error": error_text(exc)})
 
     async def relay(self) -> None:
         """Background: the outbox's account events -> identity.events.v1, forever."""
@@ -153,7 +154,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 gone = await self.store.gone_account_ids(self.settings.username_hold_seconds)
                 await accounts.replace_all(self.redis, gone)
             except Exception as exc:
-                log.warning("gone accounts not written yet; retrying", extra={"error": repr(exc)[:300]})
+                log.warning("gone accounts not written yet; retrying", extra={"error": error_text(exc)})
                 await asyncio.sleep(_GONE_RETRY_SECONDS)
                 continue
             log.info("gone accounts written", extra={"accounts": len(gone)})
@@ -173,7 +174,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 if freed:
                     log.info("held usernames freed", extra={"accounts": freed})
             except Exception as exc:
-                log.warning("username sweep failed; retried next round", extra={"error": repr(exc)[:300]})
+                log.warning("username sweep failed; retried next round", extra={"error": error_text(exc)})
 
     async def stop(self) -> None:
         await clients.close_all()
@@ -491,7 +492,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         try:
             await mark(self.redis, user_id)
         except (redis.exceptions.RedisError, OSError) as exc:
-            log.warning("gone-accounts set not written", extra={"user_id": user_id, "error": repr(exc)[:300]})
+            log.warning("gone-accounts set not written", extra={"user_id": user_id, "error": error_text(exc)})
             raise unavailable("the account's standing is saved but not yet applied everywhere; call again") from exc
 
     async def _mark_best_effort(self, mark: Callable[..., Awaitable[None]], user_id: int) -> None:
@@ -614,7 +615,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 "attempt counters unreachable; %s not throttled for %.0f s",
                 what,
                 _COUNTERS_REST_SECONDS,
-                extra={"error": repr(exc)[:300]},
+                extra={"error": error_text(exc)},
             )
             return 0
 

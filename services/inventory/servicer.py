@@ -34,6 +34,7 @@ from services.kit.server import startup
 from services.kit.stores import migrations
 from services.kit.server.errors import failed_precondition, invalid_argument, not_found
 from services.kit.server.ids import parse_id, parse_ids
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # PostgreSQL away: the next round retries
-                log.warning("reservation sweep failed", extra={"error": repr(exc)[:300]})
+                log.warning("reservation sweep failed", extra={"error": error_text(exc)})
             await asyncio.sleep(self.sweep_seconds)
 
     # -- stock -------------------------------------------------------------------

@@ -26,6 +26,7 @@ from services.kit.server.errors import not_found, permission_denied, unavailable
 from services.media import images, validation, videos
 from services.media.settings import MediaSettings
 from services.media.store import MediaRecord, MetadataStore, ObjectStore, ObjectStoreSettings
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         try:
             await self.objects.put(record.object_key, data, record.content_type, record.owner_id)
         except _OBJECT_ERRORS as exc:
-            log.warning("object write failed", extra={"key": record.object_key, "error": repr(exc)})
+            log.warning("object write failed", extra={"key": record.object_key, "error": error_text(exc)})
             raise unavailable("media storage is temporarily unavailable; try again") from exc
         try:
             await self.metadata.insert(record)

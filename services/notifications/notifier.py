@@ -41,6 +41,7 @@ from services.kit.events.consumer import PoisonRecord
 from services.notifications import rules
 from services.notifications.rules import Group, Notice, Plan, PostGone
 from services.notifications.store import NotificationStore, SlotState
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +346,7 @@ class Notifier:
             await live_publish(self.live, rules.live_channel(recipient), message.SerializeToString())
         except Exception as exc:
             LIVE_PUBLISH_FAILURES.inc()
-            log.warning("live push failed", extra={"recipient_id": recipient, "error": repr(exc)})
+            log.warning("live push failed", extra={"recipient_id": recipient, "error": error_text(exc)})
 
 
 def _live_view(g: Group, slot: str) -> notifications_pb2.Notification:

@@ -42,6 +42,7 @@ from services.notifications.events_watch import EventsWatch
 from services.notifications.notifier import ACCOUNTS_GROUP, CONSUMER_GROUP, MESSAGES_GROUP, Notifier
 from services.notifications.settings import NotificationsSettings
 from services.notifications.store import NotificationStore, Row
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         try:
             await ensure_topics_async(self.settings.kafka_bootstrap)
         except Exception as exc:
-            log.warning("could not ensure Kafka topics; consuming anyway", extra={"error": repr(exc)})
+            log.warning("could not ensure Kafka topics; consuming anyway", extra={"error": error_text(exc)})
         await self.consumer.run()
 
     async def consume_messages(self) -> None:

@@ -21,6 +21,7 @@ from aviary.graph.v1 import graph_pb2
 from aviary.identity.v1 import identity_pb2
 from services.kit.peers import clients
 from services.kit.stores import cql
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ async def _counts(user_ids: list[int], post_counts: PostCounts, timeout: float) 
     try:
         answers = await asyncio.gather(*(_counts_of(chunk, post_counts, timeout) for chunk in chunks))
     except (grpc.aio.AioRpcError, *cql.OUTAGES) as exc:
-        log.warning("summary counts unavailable; authors go out without them", extra={"error": repr(exc)[:300]})
+        log.warning("summary counts unavailable; authors go out without them", extra={"error": error_text(exc)})
         return {}
     return {user_id: counts for answer in answers for user_id, counts in answer.items()}
 

@@ -44,6 +44,7 @@ from services.posts.cache import PostCache
 from services.posts.model import PostRecord, timestamp_from_ms, to_created_event, to_proto
 from services.posts.settings import PostsSettings
 from services.posts.store import PostStore, TombstoneResult
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -545,7 +546,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             try:
                 records, paging_state = await self.store.scan_page(paging_state, batch_size)
             except cql.OUTAGES as exc:
-                log.warning("post export interrupted", extra={"exported": exported, "error": repr(exc)})
+                log.warning("post export interrupted", extra={"exported": exported, "error": error_text(exc)})
                 raise unavailable("posts storage is temporarily unavailable; start the export again") from exc
             live = [to_created_event(r) for r in records if not r.deleted]
             if live:

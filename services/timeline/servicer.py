@@ -38,6 +38,7 @@ from services.timeline.entries import (
 from services.timeline.live import author_channel, home_channel
 from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +416,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             # Degraded, not down: the same page straight from the posts store.
             log.warning(
                 "timeline store unreachable; reading from the posts store",
-                extra={"user_id": caller, "error": repr(exc)},
+                extra={"user_id": caller, "error": error_text(exc)},
             )
             page, token = await self._pulled_page(caller, size, cursor)
             READS.labels("pulled").inc()

@@ -38,6 +38,7 @@ from services.kit.events.kafka import POSTS_TOPIC
 from services.trends.settings import TrendsSettings
 from services.trends.store import TrendsStore
 from services.trends.windows import Decision, TrendRow, Window, countable_tags
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class TrendsServicer(trends_pb2_grpc.TrendsServiceServicer):
                 # Readers queued behind this one answer at once instead of
                 # each waiting out its own timeout.
                 self._next_attempt = time.monotonic() + self.cache_seconds
-                log.warning("redis not answering for trends", extra={"error": repr(exc)[:300]})
+                log.warning("redis not answering for trends", extra={"error": error_text(exc)})
                 return self._stale_or_unavailable(exc)
             READS.labels("redis").inc()
             return self._top

@@ -15,6 +15,7 @@ from confluent_kafka import Producer as _Librdkafka
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from services.kit import tracing
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 # What the producer sends: (topic, key, value), or with (name, bytes) headers.
@@ -150,7 +151,8 @@ async def relay_ensuring_topic(relay: Callable[[], Awaitable[None]], bootstrap: 
             await ensure_topics_async(bootstrap, {topic: TOPICS[topic]})
         except Exception as exc:
             log.warning(
-                "could not ensure the Kafka topic; the relay keeps retrying", extra={"topic": topic, "error": repr(exc)}
+                "could not ensure the Kafka topic; the relay keeps retrying",
+                extra={"topic": topic, "error": error_text(exc)},
             )
 
     creating = asyncio.create_task(ensure())

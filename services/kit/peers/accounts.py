@@ -22,6 +22,7 @@ from typing import Awaitable, Callable, cast
 import redis.asyncio as redis
 
 from services.kit.stores.redis_bulk import BulkRedis
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class GoneAccounts:
                 return bool((await self._bulk.read([(b"SISMEMBER", GONE_KEY, str(user_id))]))[0])
             return bool(await self._redis.sismember(GONE_KEY, str(user_id)))
         except (redis.RedisError, OSError) as exc:
-            log.warning("gone accounts unreadable; using the last copy", extra={"error": repr(exc)[:300]})
+            log.warning("gone accounts unreadable; using the last copy", extra={"error": error_text(exc)})
             return user_id in await self.ids()
 
     async def _refresh(self) -> None:
@@ -107,7 +108,7 @@ class GoneAccounts:
         try:
             members = cast("set[bytes]", await self._redis.smembers(GONE_KEY))
         except (redis.RedisError, OSError) as exc:
-            log.warning("gone accounts unreadable; keeping the last copy", extra={"error": repr(exc)[:300]})
+            log.warning("gone accounts unreadable; keeping the last copy", extra={"error": error_text(exc)})
         else:
             self._ids = frozenset(int(m) for m in members)
         # Tried either way: an unreadable Redis is asked again only after the interval.

@@ -22,6 +22,7 @@ from typing import Callable
 import redis.asyncio as redis
 
 from services.kit.stores import redis_client
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ async def announce(client: redis.Redis, user_id: int) -> None:
     except (redis.RedisError, OSError) as exc:
         log.warning(
             "profile change not announced; caches catch up within their TTL",
-            extra={"user_id": user_id, "error": repr(exc)[:300]},
+            extra={"user_id": user_id, "error": error_text(exc)},
         )
 
 
@@ -58,7 +59,7 @@ async def follow(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("lost the profile change announcements; subscribing again", extra={"error": repr(exc)[:300]})
+            log.warning("lost the profile change announcements; subscribing again", extra={"error": error_text(exc)})
             attempt += 1
             await asyncio.sleep(retry_seconds)
         finally:

@@ -32,6 +32,7 @@ from services.kit.peers import accounts, clients
 from services.kit.stores.cache import TtlCache
 from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ class HiddenAuthors:
         try:
             version = await self._read_version(viewer)
         except (redis.RedisError, OSError) as exc:
-            log.warning("hidden-authors version unreadable; asking graph", extra={"error": repr(exc)[:300]})
+            log.warning("hidden-authors version unreadable; asking graph", extra={"error": error_text(exc)})
             return None
         return epoch + b"/" + version
 

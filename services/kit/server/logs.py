@@ -39,6 +39,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+def error_text(exc: BaseException) -> str:
+    """An exception as a log line shows it: its type and message. Not repr():
+    redis-py's errors repr as their category and class alone
+    ("network:ConnectionError"), without saying why."""
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
 def setup_logging(service: str) -> logging.Logger:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))

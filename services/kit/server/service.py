@@ -25,7 +25,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from services.kit import manifest, mesh, settings, tracing
 from services.kit.server import requests
 from services.kit.server.errors import BACKEND_UNAVAILABLE, ApiError, rich_status, unavailable, unreachable_backend
-from services.kit.server.logs import setup_logging
+from services.kit.server.logs import error_text, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def _unhandled(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
     (a bug, logged in full)."""
     backend = unreachable_backend(exc)
     if backend is not None:
-        log.warning("%s unavailable in %s", backend, method, extra={"error": repr(exc)[:500]})
+        log.warning("%s unavailable in %s", backend, method, extra={"error": error_text(exc)})
         return grpc.StatusCode.UNAVAILABLE, BACKEND_UNAVAILABLE
     log.exception("unhandled error in %s", method)
     return grpc.StatusCode.INTERNAL, "internal error; it has been logged"

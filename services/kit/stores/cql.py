@@ -20,6 +20,7 @@ from prometheus_client import Counter
 from services.kit import tracing
 from services.kit.server.errors import unavailable
 from services.kit.settings import Settings
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def outage_as_unavailable(store: str):
             try:
                 return await method(self, request, context)
             except OUTAGES as exc:
-                log.warning(f"{store} unavailable", extra={"method": method.__name__, "error": repr(exc)})
+                log.warning(f"{store} unavailable", extra={"method": method.__name__, "error": error_text(exc)})
                 raise unavailable(f"{store} is temporarily unavailable; try again") from exc
 
         return call
@@ -100,7 +101,7 @@ async def connect(settings: Settings, patience: float = CONNECT_PATIENCE_SECONDS
         except NoHostAvailable as exc:
             if loop.time() >= deadline:
                 raise
-            log.warning("cassandra not answering yet; retrying", extra={"error": repr(exc)})
+            log.warning("cassandra not answering yet; retrying", extra={"error": error_text(exc)})
             await asyncio.sleep(1.0)
 
 

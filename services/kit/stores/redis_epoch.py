@@ -27,6 +27,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from services.kit.stores import redis_client
+from services.kit.server.logs import error_text
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class RedisEpoch:
             epoch = await read(self._client)
         except (RedisError, OSError) as exc:
             if self.current is not None:
-                log.warning("redis epoch unknown: a master cannot be asked", extra={"error": repr(exc)})
+                log.warning("redis epoch unknown: a master cannot be asked", extra={"error": error_text(exc)})
             self.current = None
             return None
         if self.last_known and epoch != self.last_known:
