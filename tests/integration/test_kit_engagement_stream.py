@@ -67,6 +67,21 @@ async def test_a_broken_stream_loses_nothing_and_is_reopened_after_a_pause(batch
     assert batches._stream is not None and batches._stream is not broken
 
 
+async def test_a_caller_that_stops_waiting_leaves_the_stream_to_the_others(batches):
+    await batches.get(batch(1), TIMEOUT)
+    stream = batches._stream
+    # A deadline that passes while its batch is being written (as when a
+    # swamped engagement holds writes back): cancelling the write would
+    # cancel the call, and every batch waiting on it would be asked again
+    # unary, more load on an engagement already behind.
+    with pytest.raises(TimeoutError):
+        await batches.get(batch(2), 0)
+    await asyncio.sleep(0.2)
+    assert not stream.ended
+    assert (await batches.get(batch(3), TIMEOUT)).engagements[0].post_id == "3"
+    assert batches._stream is stream
+
+
 async def test_an_old_stream_is_retired_and_finishes_what_it_holds(batches):
     await batches.get(batch(1), TIMEOUT)
     old = batches._stream

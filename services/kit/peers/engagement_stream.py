@@ -66,8 +66,10 @@ class _Stream:
         answer = asyncio.get_running_loop().create_future()
         self.pending[request_id] = answer
         try:
-            async with self.write_lock:
-                await self.call.write(engagement_pb2.StreamEngagementRequest(request_id=request_id, batch=batch))
+            # A caller that stops waiting (its deadline) leaves the write to
+            # finish: grpc.aio cancels the whole call with a cancelled write,
+            # and every batch on it would be asked again, unary.
+            await asyncio.shield(self._write_soon(request_id, batch))
             return await answer
         except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
             # Written to a call that had already ended.
@@ -79,6 +81,18 @@ class _Stream:
                 # call raises _StreamBroken either way, and asyncio would log the
                 # answer's exception as never retrieved.
                 answer.exception()
+
+    def _write_soon(self, request_id: int, batch: engagement_pb2.BatchGetEngagementRequest) -> asyncio.Task:
+        write = asyncio.create_task(
+            self._write(engagement_pb2.StreamEngagementRequest(request_id=request_id, batch=batch))
+        )
+        # Retrieved here too, for a write whose caller stopped waiting.
+        write.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return write
+
+    async def _write(self, request: engagement_pb2.StreamEngagementRequest) -> None:
+        async with self.write_lock:
+            await self.call.write(request)
 
     async def retire(self) -> None:
         """No more batches: the server finishes the pending ones, then ends."""
