@@ -197,7 +197,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         if not self.fresh_counts:
             return
         posts = [item.post for item in items if item.HasField("post")]
-        await engagement_overlay.apply(posts, viewer, timeout=self.settings.rpc_timeout_seconds)
+        await engagement_overlay.apply(posts, viewer)
 
     # -- building a ranking ----------------------------------------------------
 

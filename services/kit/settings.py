@@ -244,6 +244,11 @@ class Settings:
     engagement_stream_max_seconds: float = setting(
         "AVIARY_ENGAGEMENT_STREAM_MAX_SECONDS", 300.0, "Reopen the engagement stream after this long."
     )
+    engagement_overlay_seconds: float = setting(
+        "AVIARY_ENGAGEMENT_OVERLAY_SECONDS",
+        1.0,
+        "How long a page waits for its engagement counts; then it is served without them.",
+    )
 
 
 @functools.cache

@@ -649,7 +649,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
                 post.repost_of.CopyFrom(to_proto(original, users.get(original.author_id)))
             posts.append(post)
         if engagement:
-            await engagement_overlay.apply(posts, viewer_id, self.settings.rpc_timeout_seconds)
+            await engagement_overlay.apply(posts, viewer_id)
         # Media and products come from different services: asked side by side.
         await asyncio.gather(
             post_media.attach_media(self.media, posts, self.settings.rpc_timeout_seconds),

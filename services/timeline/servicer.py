@@ -698,7 +698,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             copy = posts_pb2.Post()
             copy.CopyFrom(post)
             copies.append(copy)
-        await engagement_overlay.apply(copies, viewer, self.settings.rpc_timeout_seconds)
+        await engagement_overlay.apply(copies, viewer)
         return copies
 
     async def _hydrate(self, entries: list[Stored], viewer: int) -> dict[int, posts_pb2.Post]:

@@ -12,6 +12,7 @@ from aviary.posts.v1 import posts_pb2
 from services.engagement import by_me
 from services.engagement.servicer import _message
 from services.engagement.store import USER_INDEXES, Counts, _edge_outcome
+from services.kit import settings
 from services.kit.peers import engagement_overlay
 
 
@@ -59,6 +60,23 @@ def test_the_overlay_copies_reposted_by_me_into_posts_and_their_originals(monkey
     monkeypatch.setattr(engagement_overlay.engagement_stream, "batches", lambda: _Batches(reply))
     repost = posts_pb2.Post(id="2", repost_of_id="1", repost_of=posts_pb2.Post(id="1", text="orig"))
 
-    assert asyncio.run(engagement_overlay.apply([repost], viewer_id=9, timeout=1.0))
+    assert asyncio.run(engagement_overlay.apply([repost], viewer_id=9))
     assert not repost.reposted_by_me
     assert repost.repost_of.reposted_by_me and repost.repost_of.repost_count == 1
+
+
+def test_a_page_waits_for_its_counts_no_longer_than_the_overlay_deadline(monkeypatch):
+    asked: list[float] = []
+
+    class _Swamped:
+        async def get(self, batch, timeout):
+            asked.append(timeout)
+            raise TimeoutError
+
+    monkeypatch.setattr(engagement_overlay.engagement_stream, "batches", lambda: _Swamped())
+    post = posts_pb2.Post(id="5", text="hello")
+
+    assert not asyncio.run(engagement_overlay.apply([post], viewer_id=9))
+    assert post.like_count == 0 and not post.liked_by_me  # served without counts
+    knobs = settings.current()
+    assert asked == [knobs.engagement_overlay_seconds] and knobs.engagement_overlay_seconds < knobs.rpc_timeout_seconds

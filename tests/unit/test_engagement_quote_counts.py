@@ -48,7 +48,7 @@ def test_the_overlay_copies_quote_counts_into_posts_and_their_originals(monkeypa
     monkeypatch.setattr(engagement_overlay.engagement_stream, "batches", lambda: fake)
     quote = posts_pb2.Post(id="2", text="so true", repost_of_id="1", repost_of=posts_pb2.Post(id="1", text="orig"))
 
-    assert asyncio.run(engagement_overlay.apply([quote], viewer_id=9, timeout=1.0))
+    assert asyncio.run(engagement_overlay.apply([quote], viewer_id=9))
     assert list(fake.asked[0].post_ids) == ["2", "1"] and fake.asked[0].viewer_id == "9"
     assert quote.like_count == 1 and quote.quote_count == 0
     original = quote.repost_of

@@ -17,6 +17,7 @@ import grpc
 
 from aviary.engagement.v1 import engagement_pb2
 from aviary.posts.v1 import posts_pb2
+from services.kit import settings
 from services.kit.peers import engagement_stream
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,16 @@ def with_originals(posts: Iterable[posts_pb2.Post]) -> list[posts_pb2.Post]:
     return out
 
 
-async def apply(posts: list[posts_pb2.Post], viewer_id: int | None, timeout: float) -> bool:
+async def apply(posts: list[posts_pb2.Post], viewer_id: int | None) -> bool:
     """Overlays counts, liked_by_me and reposted_by_me in place; False when engagement failed."""
     targets = with_originals(posts)
     if not targets:
         return True
     post_ids = list(dict.fromkeys(p.id for p in targets))[:MAX_BATCH]
     batch = engagement_pb2.BatchGetEngagementRequest(post_ids=post_ids, viewer_id=str(viewer_id or ""))
+    # Shorter than a call's deadline: a page without counts beats a page that
+    # waits, and a swamped engagement does not hold every reader's call open.
+    timeout = settings.current().engagement_overlay_seconds
     try:
         reply = await engagement_stream.batches().get(batch, timeout)
     except grpc.aio.AioRpcError as exc:
