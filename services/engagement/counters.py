@@ -179,6 +179,8 @@ class HotCounters:
         self._load = client.register_script(_LOAD)
         self._reload = client.register_script(_RELOAD)
         self._now_ms = client.register_script(_NOW_MS)
+        # Loads in flight, by post (_load_shared).
+        self._loading: dict[int, asyncio.Future[Counts]] = {}
         # Dirty sets this process marked since its flusher last took them.
         self._marked: set[int] = set()
         self._full_flush_at = 0.0
@@ -260,9 +262,21 @@ class HotCounters:
             else:
                 found[post_id] = _counts(row[:4])
         if missing:
-            loaded = await asyncio.gather(*(self._load_one(p) for p in missing))
+            loaded = await asyncio.gather(*(asyncio.shield(self._load_shared(p)) for p in missing))
             found.update(zip(missing, loaded))
         return found
+
+    def _load_shared(self, post_id: int) -> asyncio.Future[Counts]:
+        """The post's load, one at a time per post in this process: on a cold
+        cache every reader's page asks for the same popular posts (a
+        celebrity's are on every home), and a load each swamped Cassandra and
+        the Redis pool until none finished. Shielded by the caller, so a
+        reader that stops waiting does not cancel it for the others."""
+        load = self._loading.get(post_id)
+        if load is None:
+            load = self._loading[post_id] = asyncio.ensure_future(self._load_one(post_id))
+            load.add_done_callback(lambda _: self._loading.pop(post_id, None))
+        return load
 
     async def _load_one(self, post_id: int) -> Counts:
         """The post's counts as installed in Redis, by this call or a loader before it."""

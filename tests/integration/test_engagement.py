@@ -8,6 +8,7 @@ be missing recent changes, from the like/repost/reply edges.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import datetime
 import secrets
@@ -408,6 +409,34 @@ async def _counters(client, store, trust_margin: float = 2.0) -> HotCounters:
     epoch = RedisEpoch(client)
     assert await epoch.refresh()
     return HotCounters(client, store, epoch, ttl_seconds=60, flush_interval=1.0, trust_margin=trust_margin)
+
+
+async def test_pages_reading_the_same_cold_counter_at_once_load_it_once(liked_cache_parts):
+    """A celebrity's post is on every reader's page: on a cold cache each
+    page loading it again swamped Cassandra and the Redis pool."""
+    client, store = liked_cache_parts
+    counters = await _counters(client, store)
+    post_id, _ = await _a_reply_begun(counters, store, client)
+    loads: list[int] = []
+    load_one = counters._load_one
+
+    async def counted(post: int):
+        loads.append(post)
+        return await load_one(post)
+
+    counters._load_one = counted  # type: ignore[method-assign]
+    cold = await client.hmget(counter_key(post_id), "l", "r", "p", "q", "ep")
+    answers = await asyncio.gather(*(counters.finish_reads([post_id], [cold]) for _ in range(20)))
+    assert loads == [post_id]
+    assert {a[post_id].replies for a in answers} == {1}
+
+    # A page that stops waiting leaves the load to the others; a later cold read loads again.
+    await client.delete(counter_key(post_id))
+    impatient = asyncio.ensure_future(counters.finish_reads([post_id], [cold]))
+    patient = asyncio.ensure_future(counters.finish_reads([post_id], [cold]))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    assert (await patient)[post_id].replies == 1 and loads == [post_id, post_id]
 
 
 async def test_a_flush_round_asks_for_the_sets_this_process_marked_and_now_and_then_for_all(liked_cache_parts):
