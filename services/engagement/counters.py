@@ -269,9 +269,9 @@ class HotCounters:
     def _load_shared(self, post_id: int) -> asyncio.Future[Counts]:
         """The post's load, one at a time per post in this process: on a cold
         cache every reader's page asks for the same popular posts (a
-        celebrity's are on every home), and a load each swamped Cassandra and
-        the Redis pool until none finished. Shielded by the caller, so a
-        reader that stops waiting does not cancel it for the others."""
+        celebrity's are on every home), and a load each repeated the same
+        Cassandra read and Redis write. Shielded by the caller, so a reader
+        that stops waiting does not cancel it for the others."""
         load = self._loading.get(post_id)
         if load is None:
             load = self._loading[post_id] = asyncio.ensure_future(self._load_one(post_id))
