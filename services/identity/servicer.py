@@ -60,8 +60,6 @@ log = logging.getLogger(__name__)
 _Answer = TypeVar("_Answer")
 
 BATCH_GET_MAX = 500
-# Ids per BatchGetFollowStats / BatchGetAuthorStats call.
-COUNTS_BATCH = 200
 _BAD_LOGIN = "username or password is incorrect"
 _BAD_REFRESH = "refresh token is invalid, expired or revoked; log in again"
 # Expired sessions deleted per transaction.
@@ -723,34 +721,21 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         batches asked in parallel; never cached here, so a caller's own cache
         (posts' author summaries) is the only staleness. Never fails: while
         graph or posts cannot answer, summaries go out without counts."""
-        chunks = [user_ids[at : at + COUNTS_BATCH] for at in range(0, len(user_ids), COUNTS_BATCH)]
         try:
-            answers = await asyncio.gather(*(self._counts_of(chunk) for chunk in chunks))
+            return await clients.summary_counts(user_ids, self._post_counts, self.settings.rpc_timeout_seconds)
         except grpc.aio.AioRpcError as exc:
             log.warning(
                 "summary counts unavailable; users go out without them",
                 extra={"code": exc.code().name, "details": exc.details()},
             )
             return {}
-        return {user_id: counts for answer in answers for user_id, counts in answer.items()}
 
-    async def _counts_of(self, user_ids: list[int]) -> dict[int, tuple[int, int, int]]:
-        timeout = self.settings.rpc_timeout_seconds
-        asked = [str(u) for u in user_ids]
-        follows, posts = await asyncio.gather(
-            clients.graph().BatchGetFollowStats(graph_pb2.BatchGetFollowStatsRequest(user_ids=asked), timeout=timeout),
-            clients.posts().BatchGetAuthorStats(posts_pb2.BatchGetAuthorStatsRequest(user_ids=asked), timeout=timeout),
-            return_exceptions=True,
+    async def _post_counts(self, user_ids: list[int]) -> dict[int, int]:
+        posts = await clients.posts().BatchGetAuthorStats(
+            posts_pb2.BatchGetAuthorStatsRequest(user_ids=[str(u) for u in user_ids]),
+            timeout=self.settings.rpc_timeout_seconds,
         )
-        if isinstance(follows, BaseException):
-            raise follows
-        if isinstance(posts, BaseException):
-            raise posts
-        post_counts = {int(s.user_id): s.post_count for s in posts.stats}
-        return {
-            int(s.user_id): (s.follower_count, s.following_count, post_counts.get(int(s.user_id), 0))
-            for s in follows.stats
-        }
+        return {int(s.user_id): s.post_count for s in posts.stats}
 
 
 def _count_answer(service: str, user_id: int, result: _Answer | BaseException) -> _Answer:

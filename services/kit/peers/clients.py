@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import grpc
 
@@ -21,7 +21,7 @@ from aviary.cart.v1 import cart_pb2_grpc
 from aviary.catalog.v1 import catalog_pb2_grpc
 from aviary.conversations.v1 import conversations_pb2_grpc
 from aviary.engagement.v1 import engagement_pb2_grpc
-from aviary.graph.v1 import graph_pb2_grpc
+from aviary.graph.v1 import graph_pb2, graph_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.inventory.v1 import inventory_pb2_grpc
 from aviary.media.v1 import media_pb2_grpc
@@ -282,3 +282,35 @@ async def user_summaries(user_ids: list[int], timeout: float, *, counts: bool = 
         log.warning("identity BatchGetUsers failed", extra={"code": exc.code().name, "details": exc.details()})
         raise unavailable(f"cannot look users up right now (identity: {exc.code().name}); try again") from exc
     return {int(user.id): user for user in response.users}
+
+
+# Users per BatchGetFollowStats call (graph's limit) and per post-count lookup.
+COUNTS_BATCH = 200
+
+
+async def summary_counts(
+    user_ids: list[int], post_counts: Callable[[list[int]], Awaitable[dict[int, int]]], timeout: float
+) -> dict[int, tuple[int, int, int]]:
+    """(followers, following, posts) per user for their summaries: graph's
+    follow counts beside `post_counts` (posts' own, or asked of posts), in
+    batches asked in parallel. Raises what graph or `post_counts` raised."""
+    chunks = [user_ids[at : at + COUNTS_BATCH] for at in range(0, len(user_ids), COUNTS_BATCH)]
+    answers = await asyncio.gather(*(_summary_counts_of(chunk, post_counts, timeout) for chunk in chunks))
+    return {user_id: counts for answer in answers for user_id, counts in answer.items()}
+
+
+async def _summary_counts_of(
+    user_ids: list[int], post_counts: Callable[[list[int]], Awaitable[dict[int, int]]], timeout: float
+) -> dict[int, tuple[int, int, int]]:
+    follows, posts = await asyncio.gather(
+        graph().BatchGetFollowStats(
+            graph_pb2.BatchGetFollowStatsRequest(user_ids=[str(u) for u in user_ids]), timeout=timeout
+        ),
+        post_counts(user_ids),
+        return_exceptions=True,
+    )
+    if isinstance(follows, BaseException):
+        raise follows
+    if isinstance(posts, BaseException):
+        raise posts
+    return {int(s.user_id): (s.follower_count, s.following_count, posts.get(int(s.user_id), 0)) for s in follows.stats}
