@@ -23,6 +23,7 @@ import redis.asyncio as redis
 from prometheus_client import Counter
 
 from services.engagement.store import EngagementStore
+from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
 
 FLOOR = "_floor"
@@ -100,10 +101,15 @@ class ByMeCache:
         epoch: RedisEpoch,
         kind: Kind,
         *,
+        bulk: BulkRedis,
         load_size: int,
         ttl_seconds: int,
     ) -> None:
         self.client = client
+        # Loads go in bulk, as the reads do: a cold start loads a hash for
+        # every reader at once, and one pool connection each ran redis-py's
+        # pool dry.
+        self.bulk = bulk
         self.store = store
         # Hashes are read and written in the last epoch known (while a master
         # cannot be asked, the others' hashes stay usable).
@@ -112,7 +118,6 @@ class ByMeCache:
         self.load_size = load_size
         self.ttl_seconds = ttl_seconds
         self._set = client.register_script(_SET)
-        self._load = client.register_script(_LOAD)
 
     async def record(self, user_id: int, post_id: int, present: bool) -> None:
         """Called after the user's index row changed in Cassandra."""
@@ -148,8 +153,6 @@ class ByMeCache:
         # the hash is not the whole truth.
         floor = min(newest) if len(newest) >= self.load_size else 0
         LOADS.labels(self.kind.name).inc()
-        row = await self._load(
-            keys=[self.kind.key(user_id)],
-            args=[self.ttl_seconds, floor, self.epoch.last_known, len(newest), *newest, *post_ids],
-        )
+        call = (1, self.kind.key(user_id), self.ttl_seconds, floor, self.epoch.last_known, len(newest))
+        [row] = await self.bulk.eval_each(_LOAD, [(*call, *newest, *post_ids)], idempotent=True)
         return row[0], list(row[1:])

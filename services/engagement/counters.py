@@ -44,7 +44,8 @@ import zlib
 import redis.asyncio as redis
 from prometheus_client import Counter, Histogram
 
-from services.engagement.store import Counts, EngagementStore
+from services.engagement.store import Counts, EngagementStore, Snapshot
+from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
 
 log = logging.getLogger(__name__)
@@ -162,11 +163,15 @@ class HotCounters:
         store: EngagementStore,
         epoch: RedisEpoch,
         *,
+        bulk: BulkRedis,
         ttl_seconds: int,
         flush_interval: float,
         trust_margin: float,
     ) -> None:
         self.client = client
+        # Loads go in bulk: a cold page loads up to a page of counters at
+        # once, and one pool connection each ran redis-py's pool dry.
+        self.bulk = bulk
         self.store = store
         self.epoch = epoch
         self.ttl_seconds = ttl_seconds
@@ -176,11 +181,10 @@ class HotCounters:
         # and the Redis increment, and clock skew between replicas).
         self.trust_margin = datetime.timedelta(seconds=trust_margin)
         self._incr = client.register_script(_INCR)
-        self._load = client.register_script(_LOAD)
         self._reload = client.register_script(_RELOAD)
         self._now_ms = client.register_script(_NOW_MS)
-        # Loads in flight, by post (_load_shared).
-        self._loading: dict[int, asyncio.Future[Counts]] = {}
+        # Loads in flight, by post (_loads_of): each post's batch.
+        self._loading: dict[int, asyncio.Future[dict[int, Counts]]] = {}
         # Dirty sets this process marked since its flusher last took them.
         self._marked: set[int] = set()
         self._full_flush_at = 0.0
@@ -262,47 +266,66 @@ class HotCounters:
             else:
                 found[post_id] = _counts(row[:4])
         if missing:
-            loaded = await asyncio.gather(*(asyncio.shield(self._load_shared(p)) for p in missing))
-            found.update(zip(missing, loaded))
+            batches = await asyncio.gather(*(asyncio.shield(load) for load in self._loads_of(missing)))
+            loaded = {post_id: counts for batch in batches for post_id, counts in batch.items()}
+            found.update((post_id, loaded[post_id]) for post_id in missing)
         return found
 
-    def _load_shared(self, post_id: int) -> asyncio.Future[Counts]:
-        """The post's load, one at a time per post in this process: on a cold
-        cache every reader's page asks for the same popular posts (a
-        celebrity's are on every home), and a load each repeated the same
-        Cassandra read and Redis write. Shielded by the caller, so a reader
-        that stops waiting does not cancel it for the others."""
-        load = self._loading.get(post_id)
-        if load is None:
-            load = self._loading[post_id] = asyncio.ensure_future(self._load_one(post_id))
-            load.add_done_callback(lambda _: self._loading.pop(post_id, None))
-        return load
+    def _loads_of(self, post_ids: list[int]) -> list[asyncio.Future[dict[int, Counts]]]:
+        """The loads that answer for these posts: those already in flight in
+        this process, and one batch for the rest. On a cold cache every
+        reader's page asks for the same popular posts (a celebrity's are on
+        every home), and a load each repeated the same Cassandra read and
+        Redis write. Shielded by the caller, so a reader that stops waiting
+        does not cancel a load others wait on."""
+        new = [post_id for post_id in post_ids if post_id not in self._loading]
+        if new:
+            batch = asyncio.ensure_future(self._load_many(new))
+            for post_id in new:
+                self._loading[post_id] = batch
+            batch.add_done_callback(lambda _: self._forget_loads(new, batch))
+        return list({id(load): load for load in (self._loading[post_id] for post_id in post_ids)}.values())
+
+    def _forget_loads(self, post_ids: list[int], batch: asyncio.Future) -> None:
+        for post_id in post_ids:
+            if self._loading.get(post_id) is batch:
+                del self._loading[post_id]
 
     async def _load_one(self, post_id: int) -> Counts:
-        """The post's counts as installed in Redis, by this call or a loader before it."""
-        snapshot = await self.store.snapshot(post_id)
-        trusted = snapshot.last_change is None or (
+        return (await self._load_many([post_id]))[post_id]
+
+    async def _load_many(self, post_ids: list[int]) -> dict[int, Counts]:
+        """The posts' counts as installed in Redis, by this call or a loader
+        before it: a Cassandra read each, one Redis round trip for all."""
+        snapshots = await asyncio.gather(*(self.store.snapshot(post_id) for post_id in post_ids))
+        recounted = [post_id for post_id, snapshot in zip(post_ids, snapshots) if not self._trusts(snapshot)]
+        loads = {post_id: (snapshot.counts, 0) for post_id, snapshot in zip(post_ids, snapshots)}
+        loads.update(zip(recounted, await asyncio.gather(*(self._recount_from_now(p) for p in recounted))))
+        LOADS.labels("snapshot").inc(len(post_ids) - len(recounted))
+        LOADS.labels("recount").inc(len(recounted))
+        calls = []
+        for post_id in post_ids:
+            counts, began = loads[post_id]
+            calls.append(
+                (1, counter_key(post_id), counts.likes, counts.reposts, counts.replies, counts.quotes)
+                + (self.ttl_seconds, began, self._epoch_held())
+            )
+        rows = await self.bulk.eval_each(_LOAD, calls, idempotent=True)
+        # Persist what was recounted so the next load can trust it.
+        await asyncio.gather(*(self._mark_dirty(post_id) for post_id in recounted))
+        return {post_id: _counts(row) for post_id, row in zip(post_ids, rows)}
+
+    def _trusts(self, snapshot: Snapshot) -> bool:
+        """Whether the snapshot holds every change: none since shortly before it was taken."""
+        return snapshot.last_change is None or (
             snapshot.flushed_at is not None
             and _naive_utc(snapshot.last_change) < _naive_utc(snapshot.flushed_at) - self.trust_margin
         )
-        recount_began = 0
-        if trusted:
-            counts, source = snapshot.counts, "snapshot"
-        else:
-            recount_began = await self.clock(post_id)
-            counts, source = await self.store.recount(post_id), "recount"
-        LOADS.labels(source).inc()
-        row = await self._load(
-            keys=[counter_key(post_id)],
-            args=[
-                *(counts.likes, counts.reposts, counts.replies, counts.quotes),
-                *(self.ttl_seconds, recount_began, self._epoch_held()),
-            ],
-        )
-        if source == "recount":
-            # Persist what was recounted so the next load can trust it.
-            await self._mark_dirty(post_id)
-        return _counts(row)
+
+    async def _recount_from_now(self, post_id: int) -> tuple[Counts, int]:
+        """A recount, and when it began (which tells which changes it holds)."""
+        began = await self.clock(post_id)
+        return await self.store.recount(post_id), began
 
     # -- flushing -----------------------------------------------------------------
 

@@ -74,6 +74,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             self.redis,
             self.store,
             self.redis_epoch,
+            bulk=self.bulk,
             ttl_seconds=settings.counter_ttl_seconds,
             flush_interval=settings.flush_seconds,
             trust_margin=settings.trust_margin_seconds,
@@ -94,6 +95,7 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
                 self.store,
                 self.redis_epoch,
                 kind,
+                bulk=self.bulk,
                 load_size=settings.liked_cache_size,
                 ttl_seconds=settings.liked_cache_ttl_seconds,
             )

@@ -16,6 +16,7 @@ import time
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 from kafka import KafkaConsumer, TopicPartition
 
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
@@ -23,6 +24,7 @@ from aviary.events.v1 import events_pb2
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.engagement.counters import DIRTY_SETS, HotCounters, counter_key, dirty_key, dirty_set
+from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
 from services.engagement.by_me import FLOOR, LIKED, ByMeCache, liked_key
 from services.engagement.store import EngagementStore
@@ -276,9 +278,10 @@ async def liked_cache_parts():
     """A ByMeCache's parts, in this process, on the real Redis and Cassandra."""
 
     store = EngagementStore(load_settings())
-    client = redis_clients.async_from_url(REDIS_URL)
+    client, bulk = redis_clients.async_from_url(REDIS_URL), BulkRedis(REDIS_URL)
     await store.start(producer=None)
-    yield client, store
+    yield client, store, bulk
+    await bulk.close()
     await client.aclose()
     await store.stop()
 
@@ -298,14 +301,14 @@ async def read_liked(cache: ByMeCache, client, user_id: int, asked: list[int]) -
 async def test_likes_older_than_the_cached_window_are_asked_of_cassandra(
     identity, posts, engagement, liked_cache_parts
 ):
-    client, store = liked_cache_parts
+    client, store, bulk = liked_cache_parts
     author, fan = sign_up(identity), sign_up(identity)
     post_ids = [int(create(posts, author, f"liked {i}").id) for i in range(4)]
     unliked = int(create(posts, author, "not liked").id)
     for post_id in post_ids:
         like(engagement, fan, str(post_id))
     # A window of the newest two likes: the two older ones lie below its floor.
-    cache = ByMeCache(client, store, await _epoch(client), LIKED, load_size=2, ttl_seconds=60)
+    cache = ByMeCache(client, store, await _epoch(client), LIKED, bulk=bulk, load_size=2, ttl_seconds=60)
     await client.delete(liked_key(int(fan.id)))
     assert await read_liked(cache, client, int(fan.id), [*post_ids, unliked]) == set(post_ids)
     assert int(await client.hget(liked_key(int(fan.id)), FLOOR)) == post_ids[2]
@@ -313,12 +316,12 @@ async def test_likes_older_than_the_cached_window_are_asked_of_cassandra(
 
 
 async def test_a_load_does_not_undo_an_unlike_that_landed_during_it(identity, posts, engagement, liked_cache_parts):
-    client, store = liked_cache_parts
+    client, store, bulk = liked_cache_parts
     author, fan = sign_up(identity), sign_up(identity)
     first, second = int(create(posts, author, "first").id), int(create(posts, author, "second").id)
     like(engagement, fan, str(first))
     like(engagement, fan, str(second))
-    cache = ByMeCache(client, store, await _epoch(client), LIKED, load_size=100, ttl_seconds=60)
+    cache = ByMeCache(client, store, await _epoch(client), LIKED, bulk=bulk, load_size=100, ttl_seconds=60)
     await client.delete(liked_key(int(fan.id)))
     # The load below reads Cassandra with both likes in it, as if it had read
     # just before an unlike of `first` that then reached Redis ahead of it.
@@ -331,11 +334,11 @@ async def test_likes_held_from_before_a_redis_failover_are_reloaded(identity, po
     """A promoted replica may lack a like and an unlike its master
     acknowledged: a reader's hash of another Redis epoch is reloaded whole
     from Cassandra, and a writer drops it."""
-    client, store = liked_cache_parts
+    client, store, bulk = liked_cache_parts
     author, fan = sign_up(identity), sign_up(identity)
     liked, unliked = int(create(posts, author, "liked").id), int(create(posts, author, "unliked").id)
     like(engagement, fan, str(liked))
-    cache = ByMeCache(client, store, await _epoch(client), LIKED, load_size=100, ttl_seconds=60)
+    cache = ByMeCache(client, store, await _epoch(client), LIKED, bulk=bulk, load_size=100, ttl_seconds=60)
     key = liked_key(int(fan.id))
     # The fan's hash as the promoted replica holds it: the like lost, and an
     # unlike of `unliked` lost too.
@@ -405,30 +408,75 @@ async def _a_reply_begun(counters: HotCounters, store: EngagementStore, client) 
     return post_id, began
 
 
-async def _counters(client, store, trust_margin: float = 2.0) -> HotCounters:
+async def _counters(client, store, bulk, trust_margin: float = 2.0) -> HotCounters:
     epoch = RedisEpoch(client)
     assert await epoch.refresh()
-    return HotCounters(client, store, epoch, ttl_seconds=60, flush_interval=1.0, trust_margin=trust_margin)
+    return HotCounters(client, store, epoch, bulk=bulk, ttl_seconds=60, flush_interval=1.0, trust_margin=trust_margin)
+
+
+async def test_a_cold_page_loads_its_counts_and_likes_without_the_redis_pool(
+    identity, posts, engagement, liked_cache_parts
+):
+    """After a cold start every page loads counters and its reader's likes
+    at once; loads that each held a connection of the service's redis-py
+    pool ran it dry ("No connection available"), and a failed load cached
+    nothing for the next page. They go in bulk, as the reads do."""
+    client, store, bulk = liked_cache_parts
+    author, fan = sign_up(identity), sign_up(identity)
+    liked, unliked = int(create(posts, author, "liked").id), int(create(posts, author, "unliked").id)
+    like(engagement, fan, str(liked))
+    epoch = await _epoch(client)
+    # Nothing listens there: any command on this pool fails.
+    no_pool = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    # No margin: the like's snapshot is trusted once engagement has flushed it.
+    counters = HotCounters(no_pool, store, epoch, bulk=bulk, ttl_seconds=60, flush_interval=1.0, trust_margin=0.0)
+    cache = ByMeCache(no_pool, store, epoch, LIKED, bulk=bulk, load_size=100, ttl_seconds=60)
+    deadline = time.monotonic() + 10
+    while not counters._trusts(await store.snapshot(liked)):
+        assert time.monotonic() < deadline, "engagement never flushed the like's count"
+        await asyncio.sleep(0.2)
+    await client.delete(counter_key(liked), counter_key(unliked), liked_key(int(fan.id)))
+
+    cold = [None] * 5
+    counts = await counters.finish_reads([liked, unliked], [cold, cold])
+    assert (counts[liked].likes, counts[unliked].likes) == (1, 0)
+    assert await read_liked(cache, client, int(fan.id), [liked, unliked]) == {liked}
+    # Installed for the next page.
+    assert await client.hmget(counter_key(liked), "l", "ep") == [b"1", epoch.last_known]
+    assert await client.hget(liked_key(int(fan.id)), str(liked)) == b"1"
+    await no_pool.aclose()
 
 
 async def test_pages_reading_the_same_cold_counter_at_once_load_it_once(liked_cache_parts):
     """A celebrity's post is on every reader's page: on a cold cache each
     page loading it again swamped Cassandra and the Redis pool."""
-    client, store = liked_cache_parts
-    counters = await _counters(client, store)
+    client, store, bulk = liked_cache_parts
+    counters = await _counters(client, store, bulk)
     post_id, _ = await _a_reply_begun(counters, store, client)
-    loads: list[int] = []
-    load_one = counters._load_one
+    loads: list[list[int]] = []
+    load_many = counters._load_many
 
-    async def counted(post: int):
-        loads.append(post)
-        return await load_one(post)
+    async def counted(asked: list[int]):
+        loads.append(list(asked))
+        return await load_many(asked)
 
-    counters._load_one = counted  # type: ignore[method-assign]
-    cold = await client.hmget(counter_key(post_id), "l", "r", "p", "q", "ep")
+    counters._load_many = counted  # type: ignore[method-assign]
+    cold = [None] * 5
     answers = await asyncio.gather(*(counters.finish_reads([post_id], [cold]) for _ in range(20)))
-    assert loads == [post_id]
+    assert loads == [[post_id]]
     assert {a[post_id].replies for a in answers} == {1}
+
+    # A page's cold counters load in one batch; a page after it loads only
+    # those not already in flight.
+    other, _ = await _a_reply_begun(counters, store, client)
+    third, _ = await _a_reply_begun(counters, store, client)
+    await client.delete(counter_key(post_id))
+    first_page = asyncio.ensure_future(counters.finish_reads([post_id, other], [cold, cold]))
+    await asyncio.sleep(0)
+    second_page = await counters.finish_reads([other, third], [cold, cold])
+    assert loads[1:] == [[post_id, other], [third]]
+    assert {p: c.replies for p, c in (await first_page).items()} == {post_id: 1, other: 1}
+    assert {p: c.replies for p, c in second_page.items()} == {other: 1, third: 1}
 
     # A page that stops waiting leaves the load to the others; a later cold read loads again.
     await client.delete(counter_key(post_id))
@@ -436,15 +484,15 @@ async def test_pages_reading_the_same_cold_counter_at_once_load_it_once(liked_ca
     patient = asyncio.ensure_future(counters.finish_reads([post_id], [cold]))
     await asyncio.sleep(0)
     impatient.cancel()
-    assert (await patient)[post_id].replies == 1 and loads == [post_id, post_id]
+    assert (await patient)[post_id].replies == 1 and loads[3:] == [[post_id]]
 
 
 async def test_a_flush_round_asks_for_the_sets_this_process_marked_and_now_and_then_for_all(liked_cache_parts):
     """An idle flusher asks Redis nothing; a change's dirty set is popped in
     the next round; a mark this process did not note (another engagement
     process's, or its own before a restart) waits for the next full round."""
-    client, store = liked_cache_parts
-    counters = await _counters(client, store, trust_margin=600.0)
+    client, store, bulk = liked_cache_parts
+    counters = await _counters(client, store, bulk, trust_margin=600.0)
     asked: list[list[int]] = []
     pop_dirty = counters._pop_dirty
 
@@ -478,13 +526,13 @@ async def test_counts_held_from_before_a_redis_failover_are_reloaded_and_never_f
     increments: the flusher copies a hash to Cassandra only in the epoch it
     confirmed after reading it, and a hash of another Redis epoch is
     reloaded (recounted, as the change is recent) on its next read."""
-    client, store = liked_cache_parts
+    client, store, bulk = liked_cache_parts
     # However slow this test runs, the reply counts as recent (no snapshot is trusted).
-    counters = await _counters(client, store, trust_margin=600.0)
+    counters = await _counters(client, store, bulk, trust_margin=600.0)
     held = counters.epoch.last_known
     post_id, _ = await _a_reply_begun(counters, store, client)
     # The hash as the promoted replica holds it: the reply's increment lost.
-    await counters._load(keys=[counter_key(post_id)], args=[0, 0, 0, 0, 60, 0, held])
+    await _install_no_counts(client, post_id, held)
 
     # The epoch is unknown when confirmed (a master cannot be asked): nothing is flushed.
     counters.epoch.refresh = _unknown_epoch(counters.epoch)  # type: ignore[method-assign]
@@ -502,6 +550,11 @@ async def test_counts_held_from_before_a_redis_failover_are_reloaded_and_never_f
     assert await client.hmget(counter_key(post_id), "p", "ep") == [b"1", b"0123456789abcdef"]
 
 
+async def _install_no_counts(client, post_id: int, epoch: bytes) -> None:
+    """A counter hash of the epoch as a load of a snapshot without counts installs it."""
+    await client.hset(counter_key(post_id), mapping={"l": 0, "r": 0, "p": 0, "q": 0, "rs": 0, "re": 0, "ep": epoch})
+
+
 def _unknown_epoch(epoch: RedisEpoch):
     async def refresh():
         epoch.current = None
@@ -511,8 +564,8 @@ def _unknown_epoch(epoch: RedisEpoch):
 
 
 async def test_a_count_change_is_kept_when_a_reader_installs_an_older_snapshot_during_its_load(liked_cache_parts):
-    client, store = liked_cache_parts
-    counters = await _counters(client, store)
+    client, store, bulk = liked_cache_parts
+    counters = await _counters(client, store, bulk)
     post_id, began = await _a_reply_begun(counters, store, client)
     load_as_usual = counters._load_one
 
@@ -520,7 +573,7 @@ async def test_a_count_change_is_kept_when_a_reader_installs_an_older_snapshot_d
         # Between this change's miss and its load, a reader installs the
         # snapshot it read before the change (no reply in it).
         counters._load_one = load_as_usual  # type: ignore[method-assign]
-        await counters._load(keys=[counter_key(pid)], args=[0, 0, 0, 0, 60, 0, counters.epoch.last_known])
+        await _install_no_counts(client, pid, counters.epoch.last_known)
         return await load_as_usual(pid)
 
     counters._load_one = reader_first  # type: ignore[method-assign]
@@ -534,8 +587,8 @@ async def test_a_count_change_is_kept_when_a_reader_installs_an_older_snapshot_d
 
 
 async def test_a_readers_recount_during_the_edge_write_is_not_counted_on_twice(liked_cache_parts):
-    client, store = liked_cache_parts
-    counters = await _counters(client, store)
+    client, store, bulk = liked_cache_parts
+    counters = await _counters(client, store, bulk)
     # A reader recounts between the edge write and its count (the change mark
     # is recent, so no snapshot is trusted): its recount holds the reply.
     post_id, began = await _a_reply_begun(counters, store, client)
