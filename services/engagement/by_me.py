@@ -23,11 +23,12 @@ import redis.asyncio as redis
 from prometheus_client import Counter
 
 from services.engagement.store import EngagementStore
+from services.kit.peers import engagement_reads
 from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
 
-FLOOR = "_floor"
-EPOCH = "_ep"
+FLOOR = engagement_reads.FLOOR
+EPOCH = engagement_reads.MARKS_EPOCH
 
 LOADS = Counter(
     "aviary_engagement_by_me_loads_total", "Per-user liked or reposted hashes loaded from Cassandra", ["kind"]
@@ -76,11 +77,11 @@ class Kind:
     tag: str
 
     def key(self, user_id: int) -> str:
-        return f"eng:{self.tag}:{{{user_id}}}"
+        return engagement_reads.marks_key(self.tag, user_id)
 
 
-LIKED = Kind("liked", "lk")
-REPOSTED = Kind("reposted", "rp")
+LIKED = Kind("liked", engagement_reads.LIKED_TAG)
+REPOSTED = Kind("reposted", engagement_reads.REPOSTED_TAG)
 
 
 def liked_key(user_id: int) -> str:

@@ -39,21 +39,18 @@ import asyncio
 import datetime
 import logging
 import time
-import zlib
 
 import redis.asyncio as redis
 from prometheus_client import Counter, Histogram
 
 from services.engagement.store import Counts, EngagementStore, Snapshot
+from services.kit.peers.engagement_reads import COUNT_EPOCH, COUNT_FIELDS, DIRTY_SETS, counter_key, dirty_set
 from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
 
 log = logging.getLogger(__name__)
 
 FIELDS = {"likes": "l", "reposts": "r", "replies": "p", "quotes": "q"}
-# Enough sets to spread the dirty marks (and the counters) over a cluster's
-# masters; the flusher pops those marked in one pipelined round.
-DIRTY_SETS = 256
 FLUSH_BATCH = 500
 FULL_FLUSH_SECONDS = 30.0
 
@@ -133,15 +130,6 @@ redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
-
-
-def dirty_set(post_id: int) -> int:
-    """Which dirty set marks the post (by a hash: ids' low bits are a sequence, often 0)."""
-    return zlib.crc32(str(post_id).encode()) % DIRTY_SETS
-
-
-def counter_key(post_id: int) -> str:
-    return f"eng:c:{{eng{dirty_set(post_id)}}}:{post_id}"
 
 
 def dirty_key(index: int) -> str:
@@ -252,7 +240,7 @@ class HotCounters:
     @staticmethod
     def read_commands(post_ids: list[int]) -> list[tuple]:
         """The counts' reads (one command per post), for a bulk round trip."""
-        return [(b"HMGET", counter_key(post_id), b"l", b"r", b"p", b"q", b"ep") for post_id in post_ids]
+        return [(b"HMGET", counter_key(post_id), *COUNT_FIELDS, COUNT_EPOCH) for post_id in post_ids]
 
     async def finish_reads(self, post_ids: list[int], rows: list) -> dict[int, Counts]:
         """Counts for each post from the answers to read_commands, loading the

@@ -31,10 +31,11 @@ from aviary.timeline.v1 import timeline_pb2
 from services.feed import ranking
 from services.feed.settings import FeedSettings
 from services.feed.store import FeedCache
-from services.kit.peers import clients, engagement_overlay, safety
+from services.kit.peers import clients, engagement_overlay, engagement_reads, safety
 from services.kit.server import startup
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.stores.cache import TtlCache
+from services.kit.stores.redis_epoch import RedisEpoch
 from services.kit.server.auth import caller_id
 from services.kit.server.errors import failed_precondition, unavailable
 from services.kit.server.ids import IdGenerator
@@ -100,9 +101,14 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         # A ranking is built from the home timeline, which leaves hidden
         # authors out; a cached one may predate a block or mute: filtered
         # again when served.
+        # Failovers and restarts of Redis, read at most once a second: for
+        # what is cached under it here and in engagement's hashes.
+        redis_epoch = RedisEpoch(self.redis)
         self.hidden_authors = safety.HiddenAuthors(
-            self.redis, timeout=settings.rpc_timeout_seconds, bulk=self.bulk_redis
+            self.redis, timeout=settings.rpc_timeout_seconds, epoch=redis_epoch, bulk=self.bulk_redis
         )
+        # Pages' counts and the viewer's likes, from engagement's hashes.
+        self.engagement_reads = engagement_reads.EngagementReads(self.bulk_redis, redis_epoch)
         self.deletions = ConsumerLoop(
             settings.kafka_bootstrap, CONSUMER_GROUP, [POSTS_TOPIC], self._remember_deletion, gather_ms=GATHER_LATER_MS
         )
@@ -197,7 +203,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         if not self.fresh_counts:
             return
         posts = [item.post for item in items if item.HasField("post")]
-        await engagement_overlay.apply(posts, viewer)
+        await engagement_overlay.apply(posts, viewer, self.engagement_reads)
 
     # -- building a ranking ----------------------------------------------------
 

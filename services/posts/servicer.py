@@ -23,10 +23,11 @@ from aviary.identity.v1 import identity_pb2
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.kit.events.account_deletions import AccountDeletions
 from services.kit.events import consumer, kafka
-from services.kit.peers import accounts, clients, engagement_overlay, profiles, safety
+from services.kit.peers import accounts, clients, engagement_overlay, engagement_reads, profiles, safety
 from services.kit.server import auth, ids, paging
 from services.kit.stores import cql, redis_bulk, redis_client
 from services.kit.stores.cache import TtlCache
+from services.kit.stores.redis_epoch import RedisEpoch
 from services.kit.server.errors import (
     failed_precondition,
     invalid_argument,
@@ -97,9 +98,14 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         self.bulk_redis = redis_bulk.BulkRedis(settings.redis_url)
         # Blocks and mutes, for what a signed-in viewer may see (one cached
         # lookup per read).
+        # Failovers and restarts of Redis, read at most once a second: for
+        # what is cached under it here and in engagement's hashes.
+        redis_epoch = RedisEpoch(self.redis)
         self.hidden_authors = safety.HiddenAuthors(
-            self.redis, timeout=settings.rpc_timeout_seconds, bulk=self.bulk_redis
+            self.redis, timeout=settings.rpc_timeout_seconds, epoch=redis_epoch, bulk=self.bulk_redis
         )
+        # Pages' counts and the viewer's likes, from engagement's hashes.
+        self.engagement_reads = engagement_reads.EngagementReads(self.bulk_redis, redis_epoch)
         # Suspended and deleted accounts (identity's set in Redis): they may
         # not write, and their posts are left out of every read. The same
         # process-wide copy the hidden-authors lookup keeps.
@@ -649,7 +655,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
                 post.repost_of.CopyFrom(to_proto(original, users.get(original.author_id)))
             posts.append(post)
         if engagement:
-            await engagement_overlay.apply(posts, viewer_id)
+            await engagement_overlay.apply(posts, viewer_id, self.engagement_reads)
         # Media and products come from different services: asked side by side.
         await asyncio.gather(
             post_media.attach_media(self.media, posts, self.settings.rpc_timeout_seconds),

@@ -16,7 +16,7 @@ from aviary.graph.v1 import graph_pb2
 from aviary.posts.v1 import posts_pb2
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.events.account_deletions import AccountDeletions
-from services.kit.peers import clients, engagement_overlay, safety
+from services.kit.peers import clients, engagement_overlay, engagement_reads, safety
 from services.kit.server import startup
 from services.kit.stores import redis_client
 from services.kit.server.auth import caller_id, stream_deadline
@@ -201,6 +201,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         # Lazy clean-ups in flight; held so they are not garbage-collected.
         self._cleanups: set[asyncio.Task] = set()
         self.hidden_authors: safety.HiddenAuthors | None = None
+        self.engagement_reads: engagement_reads.EngagementReads | None = None
         self.account_deletions = AccountDeletions(settings.kafka_bootstrap, ACCOUNTS_GROUP, self._on_account_deleted)
 
     @property
@@ -225,6 +226,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             epoch=self.store.redis_epoch,
             bulk=self.store.bulk,
         )
+        # Pages' counts and the viewer's likes, from engagement's hashes.
+        self.engagement_reads = engagement_reads.EngagementReads(self.store.bulk, self.store.redis_epoch)
 
     async def stop(self) -> None:
         if self._hub is not None:
@@ -698,7 +701,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             copy = posts_pb2.Post()
             copy.CopyFrom(post)
             copies.append(copy)
-        await engagement_overlay.apply(copies, viewer)
+        await engagement_overlay.apply(copies, viewer, self.engagement_reads)
         return copies
 
     async def _hydrate(self, entries: list[Stored], viewer: int) -> dict[int, posts_pb2.Post]:
