@@ -259,6 +259,12 @@ class HotCounters:
             found.update((post_id, loaded[post_id]) for post_id in missing)
         return found
 
+    async def load_ahead(self, post_ids: list[int]) -> None:
+        """Loads these posts' counters before any page asks for them (new
+        posts'): pages read the counters from Redis themselves, and one not
+        loaded sends its page to engagement."""
+        await asyncio.gather(*(asyncio.shield(load) for load in self._loads_of(post_ids)))
+
     def _loads_of(self, post_ids: list[int]) -> list[asyncio.Future[dict[int, Counts]]]:
         """The loads that answer for these posts: those already in flight in
         this process, and one batch for the rest. On a cold cache every

@@ -30,6 +30,7 @@ from services.kit.events.account_deletions import AccountDeletions
 from services.kit.events import consumer, kafka
 from services.kit.peers import accounts, clients, safety
 from services.kit.server import ids, service, startup
+from services.kit.server.logs import error_text
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.stores.redis_epoch import RedisEpoch
 from services.kit.server.auth import caller_id
@@ -284,6 +285,13 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             began = await self._changing(created.repost_of_id)
             if await self.store.add_quote(created.repost_of_id, created.post_id):
                 await self._count(created.repost_of_id, "quotes", +1, began)
+        try:
+            await self.counters.load_ahead([created.post_id])
+        except Exception as exc:
+            # Only saves the first pages that show the post a call here.
+            log.warning(
+                "new post's counter not loaded ahead", extra={"post_id": created.post_id, "error": error_text(exc)}
+            )
 
     async def _on_deleted(self, deleted: events_pb2.PostDeleted) -> None:
         if deleted.reply_to_id:

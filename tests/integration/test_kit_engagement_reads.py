@@ -5,6 +5,7 @@ asked whenever those hashes cannot vouch for the whole page."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
@@ -174,3 +175,18 @@ async def test_a_page_asks_engagement_only_for_what_redis_cannot_vouch_for(
     ]
     assert again == page
     await clients.close_all()
+
+
+async def test_a_new_posts_counter_is_loaded_before_any_page_shows_it(identity, posts, engagement, parts):
+    """Engagement loads a new post's counter from the posts topic: the first
+    pages that show it (every follower's home) read it from Redis rather
+    than each asking engagement."""
+    reads, _, client = parts
+    author = sign_up(identity)
+    post_id = create(posts, author, "brand new").id
+    deadline = time.monotonic() + 15
+    while await client.hget(counter_key(int(post_id)), "ep") is None:
+        assert time.monotonic() < deadline, "engagement never loaded the new post's counter"
+        await asyncio.sleep(0.1)
+    [read] = await reads.read([post_id], 0)
+    assert (read.post_id, read.like_count, read.reply_count) == (post_id, 0, 0)
