@@ -12,8 +12,7 @@ import grpc
 import pytest
 
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
-from aviary.identity.v1 import identity_pb2_grpc
-from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
+from aviary.posts.v1 import posts_pb2
 from devstack.mesh_channels import open_channel
 from services.kit import mesh
 from services.kit.peers import clients, engagement_overlay
@@ -33,28 +32,10 @@ from tests.integration.test_engagement import RPC_TIMEOUT, Account, create, like
 
 
 @pytest.fixture(scope="module")
-def channels():
-    opened = {name: open_channel(name) for name in ("identity", "posts", "engagement")}
-    for channel in opened.values():
+def engagement():
+    with open_channel("engagement") as channel:
         grpc.channel_ready_future(channel).result(timeout=15)
-    yield opened
-    for channel in opened.values():
-        channel.close()
-
-
-@pytest.fixture(scope="module")
-def identity(channels):
-    return identity_pb2_grpc.IdentityServiceStub(channels["identity"])
-
-
-@pytest.fixture(scope="module")
-def posts(channels):
-    return posts_pb2_grpc.PostsServiceStub(channels["posts"])
-
-
-@pytest.fixture(scope="module")
-def engagement(channels):
-    return engagement_pb2_grpc.EngagementServiceStub(channels["engagement"])
+        yield engagement_pb2_grpc.EngagementServiceStub(channel)
 
 
 @pytest.fixture
