@@ -27,9 +27,6 @@ from services.kit.peers import engagement_reads
 from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
 
-FLOOR = engagement_reads.FLOOR
-EPOCH = engagement_reads.MARKS_EPOCH
-
 LOADS = Counter(
     "aviary_engagement_by_me_loads_total", "Per-user liked or reposted hashes loaded from Cassandra", ["kind"]
 )
@@ -133,7 +130,7 @@ class ByMeCache:
 
     def read_command(self, user_id: int, post_ids: list[int]) -> tuple:
         """The lookup, for a bulk round trip it shares with the counts and the other kinds."""
-        return (b"HMGET", self.kind.key(user_id), FLOOR, EPOCH, *post_ids)
+        return engagement_reads.marks_read(self.kind.tag, user_id, post_ids)
 
     async def finish_read(self, user_id: int, post_ids: list[int], row: list) -> set[int]:
         """The subset of post_ids the user liked (or reposted), given the answer to read_command."""

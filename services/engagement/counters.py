@@ -44,7 +44,7 @@ import redis.asyncio as redis
 from prometheus_client import Counter, Histogram
 
 from services.engagement.store import Counts, EngagementStore, Snapshot
-from services.kit.peers.engagement_reads import COUNT_EPOCH, COUNT_FIELDS, DIRTY_SETS, counter_key, dirty_set
+from services.kit.peers.engagement_reads import DIRTY_SETS, count_read, count_value, counter_key, dirty_set
 from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
 
@@ -240,7 +240,7 @@ class HotCounters:
     @staticmethod
     def read_commands(post_ids: list[int]) -> list[tuple]:
         """The counts' reads (one command per post), for a bulk round trip."""
-        return [(b"HMGET", counter_key(post_id), *COUNT_FIELDS, COUNT_EPOCH) for post_id in post_ids]
+        return [count_read(post_id) for post_id in post_ids]
 
     async def finish_reads(self, post_ids: list[int], rows: list) -> dict[int, Counts]:
         """Counts for each post from the answers to read_commands, loading the
@@ -297,12 +297,13 @@ class HotCounters:
         loads.update(zip(recounted, await asyncio.gather(*(self._recount_from_now(p) for p in recounted))))
         LOADS.labels("snapshot").inc(len(post_ids) - len(recounted))
         LOADS.labels("recount").inc(len(recounted))
+        epoch = self._epoch_held()
         calls = []
         for post_id in post_ids:
             counts, began = loads[post_id]
             calls.append(
                 (1, counter_key(post_id), counts.likes, counts.reposts, counts.replies, counts.quotes)
-                + (self.ttl_seconds, began, self._epoch_held())
+                + (self.ttl_seconds, began, epoch)
             )
         rows = await self.bulk.eval_each(_LOAD, calls, idempotent=True)
         # Persist what was recounted so the next load can trust it.
@@ -403,6 +404,6 @@ class HotCounters:
 
 
 def _counts(row) -> Counts:
-    """A hash's l, r, p, q values (a hash loaded before quotes were counted has no q)."""
-    likes, reposts, replies, quotes = (max(0, int(v)) if v is not None else 0 for v in row)
+    """A hash's l, r, p, q values."""
+    likes, reposts, replies, quotes = (count_value(v) for v in row)
     return Counts(likes, reposts, replies, quotes)

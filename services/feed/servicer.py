@@ -94,16 +94,16 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             engagement=settings.weight_engagement,
             half_life_seconds=settings.recency_half_life_seconds,
         )
-        # Cached pages get current counts and likedByMe from engagement (one
-        # call per page); off, they show the counts as of the ranking.
+        # Cached pages get current counts and likedByMe from engagement (its
+        # Redis hashes, or a call); off, they show the counts as of the ranking.
         self.fresh_counts = settings.fresh_counts
         self.ids = IdGenerator(settings.worker_id)
-        # A ranking is built from the home timeline, which leaves hidden
-        # authors out; a cached one may predate a block or mute: filtered
-        # again when served.
         # Failovers and restarts of Redis, read at most once a second: for
         # what is cached under it here and in engagement's hashes.
         redis_epoch = RedisEpoch(self.redis)
+        # A ranking is built from the home timeline, which leaves hidden
+        # authors out; a cached one may predate a block or mute: filtered
+        # again when served.
         self.hidden_authors = safety.HiddenAuthors(
             self.redis, timeout=settings.rpc_timeout_seconds, epoch=redis_epoch, bulk=self.bulk_redis
         )

@@ -96,11 +96,11 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         self.products = post_products.product_lookup(settings.product_cache_seconds)
         self.redis = redis_client.client(settings)
         self.bulk_redis = redis_bulk.BulkRedis(settings.redis_url)
-        # Blocks and mutes, for what a signed-in viewer may see (one cached
-        # lookup per read).
         # Failovers and restarts of Redis, read at most once a second: for
         # what is cached under it here and in engagement's hashes.
         redis_epoch = RedisEpoch(self.redis)
+        # Blocks and mutes, for what a signed-in viewer may see (one cached
+        # lookup per read).
         self.hidden_authors = safety.HiddenAuthors(
             self.redis, timeout=settings.rpc_timeout_seconds, epoch=redis_epoch, bulk=self.bulk_redis
         )

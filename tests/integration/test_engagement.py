@@ -26,7 +26,8 @@ from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
 from services.engagement.counters import DIRTY_SETS, HotCounters, counter_key, dirty_key, dirty_set
 from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
-from services.engagement.by_me import FLOOR, LIKED, ByMeCache, liked_key
+from services.engagement.by_me import LIKED, ByMeCache, liked_key
+from services.kit.peers.engagement_reads import FLOOR
 from services.engagement.store import EngagementStore
 from services.kit.settings import load_settings
 from services.kit.events.kafka import ENGAGEMENT_TOPIC, TOPICS, ensure_topics

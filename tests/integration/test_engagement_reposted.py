@@ -13,7 +13,8 @@ import pytest
 from aviary.engagement.v1 import engagement_pb2, engagement_pb2_grpc
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.engagement.by_me import FLOOR, reposted_key
+from services.engagement.by_me import reposted_key
+from services.kit.peers.engagement_reads import FLOOR
 from services.kit.settings import service_addr
 from tests import redis_clients
 from tests.conftest import REDIS_URL

@@ -55,6 +55,21 @@ def marks_key(tag: str, user_id: int) -> str:
     return f"eng:{tag}:{{{user_id}}}"
 
 
+def count_read(post_id: int) -> tuple:
+    """The read of a post's counter: its four counts, then its epoch."""
+    return (b"HMGET", counter_key(post_id), *COUNT_FIELDS, COUNT_EPOCH)
+
+
+def marks_read(tag: str, user_id: int, post_ids: list[int]) -> tuple:
+    """The read of a reader's hash: its floor, its epoch, then each post's mark."""
+    return (b"HMGET", marks_key(tag, user_id), FLOOR, MARKS_EPOCH, *post_ids)
+
+
+def count_value(value: bytes | None) -> int:
+    """A counter field (a hash loaded before quotes were counted has no q)."""
+    return max(0, int(value)) if value is not None else 0
+
+
 class EngagementReads:
     """Reads pages' engagement from the process's Redis (see the module docstring)."""
 
@@ -72,11 +87,9 @@ class EngagementReads:
             READS.labels("engagement").inc()
             return None
         ids = [int(p) for p in post_ids]
-        commands: list[tuple] = [(b"HMGET", counter_key(p), *COUNT_FIELDS, COUNT_EPOCH) for p in ids]
+        commands = [count_read(p) for p in ids]
         if viewer_id:
-            commands += [
-                (b"HMGET", marks_key(tag, viewer_id), FLOOR, MARKS_EPOCH, *ids) for tag in (LIKED_TAG, REPOSTED_TAG)
-            ]
+            commands += [marks_read(tag, viewer_id, ids) for tag in (LIKED_TAG, REPOSTED_TAG)]
         try:
             rows = await self._bulk.read(commands)
         except (RedisError, OSError):
@@ -101,10 +114,10 @@ def _answer(ids: list[int], rows: list, viewer_id: int, epoch: bytes) -> list[en
     return [
         engagement_pb2.PostEngagement(
             post_id=str(post_id),
-            like_count=_count(row[0]),
-            repost_count=_count(row[1]),
-            reply_count=_count(row[2]),
-            quote_count=_count(row[3]),
+            like_count=count_value(row[0]),
+            repost_count=count_value(row[1]),
+            reply_count=count_value(row[2]),
+            quote_count=count_value(row[3]),
             liked_by_me=post_id in liked,
             reposted_by_me=post_id in reposted,
         )
@@ -121,8 +134,3 @@ def _marked(ids: list[int], row: list, epoch: bytes) -> set[int] | None:
     if any(value is None and post_id < lowest for post_id, value in zip(ids, values)):
         return None
     return {post_id for post_id, value in zip(ids, values) if value == b"1"}
-
-
-def _count(value: bytes | None) -> int:
-    """A counter field (a hash loaded before quotes were counted has no q)."""
-    return max(0, int(value)) if value is not None else 0
