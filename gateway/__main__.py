@@ -158,7 +158,7 @@ async def _serve(settings: GatewaySettings) -> None:
     # Users whose name starts with this prefix are not rate limited: the
     # devstack's API fuzzing accounts. Unset (nobody) in production.
     handler = build_handler(
-        RateLimiter(redis),
+        RateLimiter(redis, settings.rate_lease_most, settings.rate_lease_seconds),
         limits_of(settings),
         OPENAPI_DOCUMENT.read_bytes(),
         exempt_prefix=settings.rate_exempt_username_prefix,

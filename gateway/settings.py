@@ -26,6 +26,15 @@ class GatewaySettings(Settings):
         "AVIARY_RATE_IP_WRITES_PER_SEC", 100.0, "Anonymous writes per client address a second."
     )
     ip_write_burst: int = setting("AVIARY_RATE_IP_WRITE_BURST", 300, "Anonymous writes per client address at once.")
+    rate_lease_most: int = setting(
+        "AVIARY_RATE_LEASE_MOST",
+        10,
+        "Allowances a gateway takes from a subject's shared bucket at once and spends without asking Redis "
+        "(never more than a quarter of what the bucket holds); 1 asks Redis on every request.",
+    )
+    rate_lease_seconds: float = setting(
+        "AVIARY_RATE_LEASE_SECONDS", 5.0, "Allowances taken ahead and not spent within this long are dropped."
+    )
     rate_exempt_username_prefix: str = setting(
         "AVIARY_RATE_EXEMPT_USERNAME_PREFIX",
         "",

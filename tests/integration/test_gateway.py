@@ -53,6 +53,85 @@ async def test_the_script_is_loaded_again_after_redis_forgets_it(limiter):
     assert decision.allowed and decision.remaining == 1
 
 
+async def _arrival_time(limiter: RateLimiter, key: str) -> int:
+    """The bucket's GCRA timestamp in Redis: it moves only when allowances are taken."""
+    (value,) = await limiter._client.execute([("GET", key)])
+    return int(value)
+
+
+def _leasing(limiter: RateLimiter, clock=None, most: int = 10, seconds: float = 60.0) -> RateLimiter:
+    return RateLimiter(limiter._client, lease_most=most, lease_seconds=seconds, **({"clock": clock} if clock else {}))
+
+
+async def test_a_lease_spends_allowances_without_asking_redis(limiter):
+    leasing = _leasing(limiter)
+    key = bucket_key(f"user:{secrets.token_hex(6)}", "read")
+    limit = Limit(rate=1, burst=100)
+    first = await leasing.check(key, limit)
+    taken_at = await _arrival_time(leasing, key)
+    rest = [await leasing.check(key, limit) for _ in range(9)]
+    # Ten taken at once (a quarter of 100 is more): Redis is not asked again
+    # until they are spent, and each answer says what the subject has left.
+    assert await _arrival_time(leasing, key) == taken_at
+    assert [d.remaining for d in [first, *rest]] == list(range(99, 89, -1))
+    assert all(d.allowed for d in [first, *rest])
+    assert (await leasing.check(key, limit)).allowed
+    assert await _arrival_time(leasing, key) > taken_at
+
+
+async def test_replicas_sharing_a_bucket_never_admit_more_than_its_burst(limiter):
+    replicas = [_leasing(limiter), _leasing(limiter)]
+    key = bucket_key(f"user:{secrets.token_hex(6)}", "write")
+    limit = Limit(rate=0.001, burst=40)  # nothing refills during the test
+    decisions = await asyncio.gather(*(replica.check(key, limit) for replica in replicas for _ in range(100)))
+    # Every allowance either replica spent was taken from the shared bucket,
+    # and near the end leases shrink to one: all 40 are spent, no more.
+    assert sum(d.allowed for d in decisions) == 40
+    assert all(d.retry_after_seconds >= 1 for d in decisions if not d.allowed)
+
+
+async def test_leases_shrink_as_the_bucket_empties(limiter):
+    leasing = _leasing(limiter)
+    key = bucket_key(f"user:{secrets.token_hex(6)}", "write")
+    limit = Limit(rate=0.001, burst=8)
+    decisions = [await leasing.check(key, limit) for _ in range(9)]
+    # A quarter of 8 is 2, then of 6 is 1, ...: a subject near its limit is
+    # decided by Redis request by request, as without leases.
+    assert [d.remaining for d in decisions[:8]] == [7, 6, 5, 4, 3, 2, 1, 0]
+    assert [d.allowed for d in decisions] == [True] * 8 + [False]
+
+
+async def test_a_refusal_is_answered_without_redis_until_the_bucket_would_admit(limiter):
+    now = [1000.0]
+    leasing = _leasing(limiter, clock=lambda: now[0])
+    key = bucket_key(f"user:{secrets.token_hex(6)}", "write")
+    limit = Limit(rate=0.5, burst=1)
+    assert (await leasing.check(key, limit)).allowed
+    refused = await leasing.check(key, limit)
+    assert not refused.allowed and refused.retry_after_seconds == 2
+    # The bucket is emptied behind the gateway's back: the refusal stands
+    # (it is not asked) until its retry time has passed on the gateway's clock.
+    assert await limiter._client.execute([("DEL", key)]) == [1]
+    now[0] += 1.5
+    again = await leasing.check(key, limit)
+    assert not again.allowed and again.retry_after_seconds == 1
+    now[0] += 0.6
+    assert (await leasing.check(key, limit)).allowed
+
+
+async def test_a_lapsed_lease_is_not_spent(limiter):
+    now = [1000.0]
+    leasing = _leasing(limiter, clock=lambda: now[0], seconds=5.0)
+    key = bucket_key(f"user:{secrets.token_hex(6)}", "read")
+    limit = Limit(rate=1, burst=100)
+    assert (await leasing.check(key, limit)).allowed
+    taken_at = await _arrival_time(leasing, key)
+    now[0] += 5.0
+    assert (await leasing.check(key, limit)).allowed
+    # Its nine left lapsed with it: ten more were taken.
+    assert await _arrival_time(leasing, key) == taken_at + 10 * limit.interval_us
+
+
 # -- the running gateway over raw HTTP/1.1 ------------------------------------------------------
 
 GATEWAY = ("127.0.0.1", int(os.environ.get("AVIARY_GATEWAY_PORT", "8081")))
