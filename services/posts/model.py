@@ -53,6 +53,30 @@ def to_proto(record: PostRecord, author: identity_pb2.User | None) -> posts_pb2.
     return post
 
 
+class PostProtos:
+    """to_proto for the records a read path sees again and again: each
+    record's Post without its author is built once, and a page copies it (a
+    copy in C, a tenth of building one field by field). Kept by post id for
+    the record object itself: a row read again is a new object, built anew,
+    so nothing kept outlives the record it was built from."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max = max_entries
+        self._built: dict[int, tuple[PostRecord, posts_pb2.Post]] = {}
+
+    def to_proto(self, record: PostRecord, author: identity_pb2.User | None) -> posts_pb2.Post:
+        kept = self._built.get(record.post_id)
+        if kept is None or kept[0] is not record:
+            if len(self._built) >= self._max:
+                self._built.clear()
+            kept = self._built[record.post_id] = (record, to_proto(record, None))
+        post = posts_pb2.Post()
+        post.CopyFrom(kept[1])
+        if author is not None:
+            post.author.CopyFrom(author)
+        return post
+
+
 def to_created_event(
     record: PostRecord, *, reply_to_author_id: int = 0, repost_of_author_id: int = 0
 ) -> events_pb2.PostCreated:

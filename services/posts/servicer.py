@@ -41,8 +41,8 @@ from services.posts import products as post_products
 from services.posts import text as post_text
 from services.posts.author_lists import READS as AUTHOR_LIST_READS
 from services.posts.author_lists import AuthorPostIds
-from services.posts.cache import PostCache
-from services.posts.model import PostRecord, timestamp_from_ms, to_created_event, to_proto
+from services.posts.cache import DEFAULT_MAX_ENTRIES, PostCache
+from services.posts.model import PostProtos, PostRecord, timestamp_from_ms, to_created_event, to_proto
 from services.posts.settings import PostsSettings
 from services.posts.store import PostStore, TombstoneResult
 from services.kit.server.logs import error_text
@@ -79,6 +79,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         # only bounds a delete missed while this replica's Kafka consumer was
         # cut off. The size bound keeps memory in check.
         self.cache = PostCache(ttl_seconds=settings.cache_seconds)
+        self.protos = PostProtos(max_entries=DEFAULT_MAX_ENTRIES)
         # Authors' newest post ids for profile pages, kept the same way: this
         # replica's writes change them at once, others' through the same
         # consumer as deletes.
@@ -649,10 +650,10 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             users.update(await self._users_or_empty(wanted))
         posts = []
         for record in records:
-            post = to_proto(record, users.get(record.author_id))
+            post = self.protos.to_proto(record, users.get(record.author_id))
             original = originals.get(record.repost_of_id)
             if original is not None:
-                post.repost_of.CopyFrom(to_proto(original, users.get(original.author_id)))
+                post.repost_of.CopyFrom(self.protos.to_proto(original, users.get(original.author_id)))
             posts.append(post)
         if engagement:
             await engagement_overlay.apply(posts, viewer_id, self.engagement_reads)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aviary.identity.v1 import identity_pb2
 from services.posts.cache import PostCache
-from services.posts.model import PostRecord, to_proto
+from services.posts.model import PostProtos, PostRecord, to_proto
 
 
 def _record(post_id: int = 42, **overrides) -> PostRecord:
@@ -31,6 +31,35 @@ def test_refs_hashtags_mentions_and_author_are_copied():
     assert post.reply_to_id == "5"
     assert list(post.hashtags) == ["there"] and list(post.mentions) == ["bob"]
     assert post.author.username == "ann"
+
+
+def test_kept_protos_are_what_to_proto_builds_and_never_shared():
+    protos = PostProtos(max_entries=10)
+    record, author = _record(media_ids=(3,), hashtags=("there",)), identity_pb2.User(id="7", username="ann")
+    first = protos.to_proto(record, author)
+    assert first == to_proto(record, author)
+    # A page's copy gets counts written into it: the next page must not see them.
+    first.like_count = 5
+    first.author.display_name = "changed"
+    again = protos.to_proto(record, None)
+    assert again == to_proto(record, None) and again.like_count == 0 and not again.HasField("author")
+
+
+def test_a_record_read_again_is_built_again():
+    protos = PostProtos(max_entries=10)
+    assert protos.to_proto(_record(text="before"), None).text == "before"
+    # Same post id, another record object (the row read again once the cache
+    # let it go): what was kept for the old object is not used.
+    assert protos.to_proto(_record(text="after"), None).text == "after"
+
+
+def test_kept_protos_are_bounded():
+    protos = PostProtos(max_entries=3)
+    records = [_record(post_id=i, text=f"post {i}") for i in range(10)]
+    for record in records:
+        protos.to_proto(record, None)
+    assert len(protos._built) <= 3
+    assert [protos.to_proto(r, None).text for r in records] == [f"post {i}" for i in range(10)]
 
 
 def test_created_at_keeps_milliseconds():
