@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 POST_ID_BYTES = 8
 FINGERPRINT_BYTES = 4
@@ -40,9 +40,9 @@ class Entry:
     original_id: int = 0  # the reposted original, for a pure repost
 
 
-@dataclass(frozen=True, order=True)
-class Stored:
-    """A member read back: its post id and its exact bytes (to remove it)."""
+class Stored(NamedTuple):
+    """A member read back: its post id and its exact bytes (to remove it).
+    A tuple, not a dataclass: every home read decodes a page of them."""
 
     post_id: int
     member: bytes
@@ -122,10 +122,17 @@ def member_forms(entry: Entry) -> list[bytes]:
 
 def decode_member(member: bytes) -> Stored:
     """The post id (and original, for a pure repost) of a member; ValueError for anything else."""
-    if len(member) not in (MEMBER_BYTES, REPOST_MEMBER_BYTES):
+    if len(member) not in _MEMBER_LENGTHS:
         raise ValueError(f"not a timeline member: {member[:60]!r}")
+    return _decoded(bytes(member))
+
+
+_MEMBER_LENGTHS = (MEMBER_BYTES, REPOST_MEMBER_BYTES)
+
+
+def _decoded(member: bytes) -> Stored:
     original_id = int.from_bytes(member[MEMBER_BYTES:], "big") if len(member) == REPOST_MEMBER_BYTES else 0
-    return Stored(int.from_bytes(member[:POST_ID_BYTES], "big"), bytes(member), original_id)
+    return Stored(int.from_bytes(member[:POST_ID_BYTES], "big"), member, original_id)
 
 
 def lex_upper_bound(before_post_id: int | None) -> bytes:
@@ -144,15 +151,19 @@ def merge_newest(sources: Iterable[Iterable[bytes]]) -> list[Stored]:
 
     Members that do not decode are dropped rather than failing a read.
     """
-    by_post: dict[int, Stored] = {}
+    return [_decoded(member) for member in _newest_distinct(sources)]
+
+
+def _newest_distinct(sources: Iterable[Iterable[bytes]]) -> list[bytes]:
+    """merge_newest's members, not yet decoded: a member's first 8 bytes are
+    its post id in big-endian order, so they tell members apart and order
+    them, and a read decodes only the ones it shows."""
+    by_post: dict[bytes, bytes] = {}
     for members in sources:
         for member in members:
-            try:
-                entry = decode_member(member)
-            except ValueError:
-                continue
-            by_post.setdefault(entry.post_id, entry)
-    return sorted(by_post.values(), reverse=True)
+            if len(member) in _MEMBER_LENGTHS:
+                by_post.setdefault(member[:POST_ID_BYTES], bytes(member))
+    return [by_post[prefix] for prefix in sorted(by_post, reverse=True)]
 
 
 @dataclass(frozen=True)
@@ -173,8 +184,8 @@ def plan_round(source_pages: list[list[bytes]], need: int, per_source_limit: int
     may follow when the union holds more than `need` entries, which is always
     the case when any one source filled its page.
     """
-    merged = merge_newest(source_pages)
-    candidates = merged[:need]
+    merged = _newest_distinct(source_pages)
+    candidates = [_decoded(member) for member in merged[:need]]
     has_more = len(merged) > need or any(len(page) >= per_source_limit for page in source_pages)
     next_cursor = candidates[-1].post_id if candidates else None
     return MergeRound(candidates=candidates, has_more=has_more and bool(candidates), next_cursor=next_cursor)

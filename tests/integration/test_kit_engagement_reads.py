@@ -20,6 +20,7 @@ from services.kit.peers.engagement_reads import (
     FLOOR,
     LIKED_TAG,
     REPOSTED_TAG,
+    Engagement,
     EngagementReads,
     counter_key,
     marks_key,
@@ -86,7 +87,7 @@ async def test_a_loaded_page_reads_as_engagement_answers_it(identity, posts, eng
     reads, _, _ = parts
     fan, post_ids, answer = a_page(identity, posts, engagement)
     read = await reads.read(post_ids, int(fan.id))
-    assert read == answer
+    assert read == [Engagement(*(getattr(e, name) for name in Engagement._fields)) for e in answer]
     assert [(e.like_count, e.liked_by_me, e.repost_count, e.reposted_by_me) for e in read] == [
         (1, True, 0, False),
         (0, False, 1, True),

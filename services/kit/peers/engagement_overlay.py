@@ -46,7 +46,10 @@ async def apply(
     if not targets:
         return True
     post_ids = list(dict.fromkeys(p.id for p in targets))[:MAX_BATCH]
-    found = await reads.read(post_ids, viewer_id or 0) if reads is not None else None
+    # Either answer has PostEngagement's field names.
+    found: list[engagement_reads.Engagement] | list[engagement_pb2.PostEngagement] | None = (
+        await reads.read(post_ids, viewer_id or 0) if reads is not None else None
+    )
     if found is None:
         found = await _ask_engagement(post_ids, viewer_id)
     if found is None:
