@@ -86,7 +86,7 @@ class FollowerLists:
             return None
         try:
             version = await self._store.followers_version(user_id)
-        except RedisError as exc:
+        except (RedisError, OSError) as exc:
             log.warning("follower list version unreadable; reading Cassandra", extra={"error": error_text(exc)})
             return None
         # Read after the version: an epoch that moved meanwhile is not this version's.

@@ -13,7 +13,7 @@ import datetime
 import logging
 import time
 from dataclasses import dataclass
-from typing import Mapping, cast
+from typing import Mapping
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
 from cassandra.concurrent import execute_concurrent
@@ -21,7 +21,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from services.kit.peers import profiles, safety
 
-from services.kit.stores import cql, redis_client
+from services.kit.stores import cql, redis_bulk, redis_client
 from services.kit.settings import Settings
 from services.kit.events.kafka import GRAPH_TOPIC, Producer
 from services.graph import rules
@@ -120,6 +120,8 @@ class GraphStore:
         self.settings = settings
         self.producer = Producer(settings.kafka_bootstrap)
         self.redis = redis_client.client(settings)
+        # For the read every fanout call makes (a follower list's version).
+        self.bulk = redis_bulk.BulkRedis(settings.redis_url)
         self._session: Session | None = None
         self._outbox: Outbox | None = None
         self._stmts: dict[str, PreparedStatement] = {}
@@ -145,6 +147,7 @@ class GraphStore:
     async def stop(self) -> None:
         await self.producer.close()
         await self.redis.aclose()
+        await self.bulk.close()
         await self._shutdown_session()
 
     async def _shutdown_session(self) -> None:
@@ -447,8 +450,7 @@ class GraphStore:
 
     async def followers_version(self, user_id: int) -> bytes:
         """Changes whenever the user's follower list does (b"" until the first change)."""
-        # The client does not decode: a value comes back as bytes.
-        version = cast("bytes | None", await self.redis.get(followers_version_key(user_id)))
+        (version,) = await self.bulk.read([("GET", followers_version_key(user_id))])
         return version or b""
 
     async def mark_followers_changed(self, changes: Mapping[int, int | str]) -> None:
