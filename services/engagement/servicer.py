@@ -34,7 +34,6 @@ from services.kit.server.logs import error_text
 from services.kit.stores import redis_bulk, redis_client
 from services.kit.stores.redis_epoch import RedisEpoch
 from services.kit.server.auth import caller_id
-from services.kit.stores.cache import TtlCache
 from services.kit.server.errors import ApiError, not_found, permission_denied, unavailable
 from services.kit.server.ids import IdGenerator, parse_id, parse_ids, parse_optional_id
 
@@ -79,15 +78,6 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
             ttl_seconds=settings.counter_ttl_seconds,
             flush_interval=settings.flush_seconds,
             trust_margin=settings.trust_margin_seconds,
-        )
-        # Counts as this replica last read them, for a moment: every page of
-        # every reader asks for the same popular posts, and counts a second
-        # old are as good as fresh. A change made here evicts its post at
-        # once; one made through another replica shows within the TTL.
-        # liked_by_me and reposted_by_me are never cached here: a reader sees
-        # their own like on the next read.
-        self.recent_counts: TtlCache[int, Counts] = TtlCache(
-            ttl_seconds=settings.counts_cache_seconds, max_entries=200_000
         )
         # The same size and lifetime for both kinds: reposts are fewer than likes.
         self.liked, self.reposted = (
@@ -394,10 +384,8 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         return began
 
     async def _count(self, post_id: int, what: str, delta: int, began: int) -> None:
-        """Applies a counted change whose edge write began at `began`, and
-        forgets this replica's copy of the counts."""
+        """Applies a counted change whose edge write began at `began`."""
         await self.counters.add(post_id, what, delta, began)
-        self.recent_counts.discard(post_id)
 
     def _event(self, **kind) -> events_pb2.EngagementEvent:
         event_id = self.ids.next_id()
@@ -437,19 +425,16 @@ class EngagementServicer(engagement_pb2_grpc.EngagementServiceServicer):
         One Redis round trip in the common case: every post's counters and
         the viewer's liked and reposted hashes go in a single bulk round trip."""
         unique = list(dict.fromkeys(post_ids))
-        counts, stale = self.recent_counts.get_many(unique)
-        commands = self.counters.read_commands(stale)
+        commands = self.counters.read_commands(unique)
         mine = [self.liked, self.reposted] if viewer_id else []
         commands += [cache.read_command(viewer_id, unique) for cache in mine]
         rows = await self.bulk.read(commands) if commands else []
-        counts_rows, mine_rows = rows[: len(stale)], rows[len(stale) :]
-        fresh, found = await asyncio.gather(
-            self.counters.finish_reads(stale, counts_rows),
+        counts_rows, mine_rows = rows[: len(unique)], rows[len(unique) :]
+        counts, found = await asyncio.gather(
+            self.counters.finish_reads(unique, counts_rows),
             asyncio.gather(*(cache.finish_read(viewer_id, unique, row) for cache, row in zip(mine, mine_rows))),
         )
         liked, reposted = found or (set(), set())
-        self.recent_counts.put_many(fresh.items())
-        counts.update(fresh)
         return [_message(p, counts.get(p, Counts()), p in liked, p in reposted) for p in post_ids]
 
 

@@ -20,9 +20,6 @@ class EngagementSettings(Settings):
         30.0,
         "A counts snapshot flushed less than this after the last change is recounted from the edges instead.",
     )
-    counts_cache_seconds: float = setting(
-        "AVIARY_ENGAGEMENT_COUNTS_CACHE_SECONDS", 1.0, "How long a replica reuses counts it read."
-    )
     liked_cache_size: int = setting(
         "AVIARY_ENGAGEMENT_LIKED_CACHE_SIZE", 1000, "A user's newest likes loaded into their Redis liked-cache hash."
     )

@@ -109,18 +109,11 @@ def wait_for(predicate, deadline_s: float = 15.0, interval: float = 0.1):
         time.sleep(interval)
 
 
-# The engagement service keeps counts it just read for this long
-# (AVIARY_ENGAGEMENT_COUNTS_CACHE_SECONDS), plus a margin.
-COUNTS_CACHE_SECONDS = 1.2
-
-
 def drop_from_redis(rdb, post_ids: list[str]) -> None:
-    """What Redis losing its data does to these posts' counters; returns once
-    the service's own second-long memory of them has expired too."""
+    """What Redis losing its data does to these posts' counters."""
     rdb.delete(*(counter_key(int(p)) for p in post_ids))
     for post_id in post_ids:
         rdb.srem(dirty_key(dirty_set(int(post_id))), post_id)
-    time.sleep(COUNTS_CACHE_SECONDS)
 
 
 def cassandra_execute(query: str, params: tuple):

@@ -11,7 +11,6 @@ def test_defaults_are_unchanged():
     assert s.counter_ttl_seconds == 86_400
     assert s.flush_seconds == 1.0
     assert s.trust_margin_seconds == 30.0
-    assert s.counts_cache_seconds == 1.0
     assert s.liked_cache_size == 1000
     assert s.liked_cache_ttl_seconds == 3600
 
