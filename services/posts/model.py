@@ -56,9 +56,9 @@ def to_proto(record: PostRecord, author: identity_pb2.User | None) -> posts_pb2.
 class PostProtos:
     """to_proto for the records a read path sees again and again: each
     record's Post without its author is built once, and a page copies it (a
-    copy in C, a tenth of building one field by field). Kept by post id for
-    the record object itself: a row read again is a new object, built anew,
-    so nothing kept outlives the record it was built from."""
+    copy in C, a tenth of building one field by field). Kept by post id with
+    the record object it was built from, and used for that object only: a
+    row read again is a new object, and is built anew."""
 
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries

@@ -146,18 +146,14 @@ def lex_upper_bound(before_post_id: int | None) -> bytes:
     return b"(" + post_prefix(before_post_id)
 
 
-def merge_newest(sources: Iterable[Iterable[bytes]]) -> list[Stored]:
-    """Union of several newest-first member lists: distinct post ids, newest first.
+def merge_newest(sources: Iterable[Iterable[bytes]]) -> list[bytes]:
+    """Union of several newest-first member lists: one member per post id,
+    newest first, not yet decoded (a read decodes only the page it shows).
 
-    Members that do not decode are dropped rather than failing a read.
+    A member's first 8 bytes are its post id in big-endian order, so they
+    tell members apart and order them. Members that do not decode are
+    dropped rather than failing a read.
     """
-    return [_decoded(member) for member in _newest_distinct(sources)]
-
-
-def _newest_distinct(sources: Iterable[Iterable[bytes]]) -> list[bytes]:
-    """merge_newest's members, not yet decoded: a member's first 8 bytes are
-    its post id in big-endian order, so they tell members apart and order
-    them, and a read decodes only the ones it shows."""
     by_post: dict[bytes, bytes] = {}
     for members in sources:
         for member in members:
@@ -184,7 +180,7 @@ def plan_round(source_pages: list[list[bytes]], need: int, per_source_limit: int
     may follow when the union holds more than `need` entries, which is always
     the case when any one source filled its page.
     """
-    merged = _newest_distinct(source_pages)
+    merged = merge_newest(source_pages)
     candidates = [_decoded(member) for member in merged[:need]]
     has_more = len(merged) > need or any(len(page) >= per_source_limit for page in source_pages)
     next_cursor = candidates[-1].post_id if candidates else None

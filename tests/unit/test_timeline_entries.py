@@ -177,7 +177,7 @@ def test_merge_dedupes_by_post_id_and_orders_newest_first():
     own = members((9, 99), (4, 99))
     celebrity = members((10, 1), (8, 50))  # post 10 both fanned out and indexed
     junk = [b"garbage", b"00000000000000000010:1", bytes(13)]
-    merged = merge_newest([home, own, celebrity, junk])
+    merged = [decode_member(m) for m in merge_newest([home, own, celebrity, junk])]
     assert [e.post_id for e in merged] == [10, 9, 8, 7, 4, 3]
     assert merged[0] == Stored(10, encode_member(10, 1))
     # Each entry keeps its exact member bytes, so it can be removed.
@@ -187,7 +187,7 @@ def test_merge_dedupes_by_post_id_and_orders_newest_first():
 def test_merge_orders_across_magnitudes():
     ids = MIXED_IDS
     sources = [members(*((p, 1) for p in ids[0::2])), members(*((p, 2) for p in ids[1::2]))]
-    assert [e.post_id for e in merge_newest(sources)] == sorted(ids, reverse=True)
+    assert [decode_member(m).post_id for m in merge_newest(sources)] == sorted(ids, reverse=True)
 
 
 def test_plan_round_takes_need_and_reports_more():
