@@ -235,6 +235,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         quoted = await self._require_visible_post(repost_of_id, "repost_of_id", author_id) if repost_of_id else None
 
         post_id = self.ids.next_id()
+        written_from = self.cache.now()
         record = PostRecord(
             post_id=post_id,
             author_id=author_id,
@@ -255,6 +256,8 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             repost_of_author_id=quoted.author_id if quoted else 0,
         )
         # Durable from here on: nothing below may fail the call.
+        # Its followers' homes ask for it next: kept as written, not read back.
+        self.cache.put(record, written_from)
         self.author_ids.added(author_id, post_id)
         log.info("post created", extra={"post_id": post_id, "author_id": author_id})
         await self._count_post(author_id, +1)
