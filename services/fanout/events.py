@@ -126,9 +126,19 @@ def timeline_entry(change: PostChange) -> timeline_pb2.TimelineEntry:
 
 
 def delivery_request(
-    op: timeline_pb2.DeliveryOp.ValueType, post_id: int, author_id: int, follower_ids, repost_of_id: int = 0
-) -> timeline_pb2.DeliverEntriesRequest:
-    return timeline_pb2.DeliverEntriesRequest(
+    op: timeline_pb2.DeliveryOp.ValueType,
+    post_id: int,
+    author_id: int,
+    follower_ids,
+    repost_of_id: int = 0,
+    *,
+    message: type[timeline_pb2.DeliverEntriesRequest | timeline_pb2.DeliverEntryBatchRequest] = (
+        timeline_pb2.DeliverEntriesRequest
+    ),
+) -> timeline_pb2.DeliverEntriesRequest | timeline_pb2.DeliverEntryBatchRequest:
+    """A delivery of the post to these followers' homes: a message of a
+    DeliverEntries stream, or a DeliverEntryBatch call's request."""
+    return message(
         op=op,
         entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author_id, repost_of_id=repost_of_id),
         user_ids=follower_ids,

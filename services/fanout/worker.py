@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "fanout"
 FOLLOWER_BATCH_SIZE = 1000
+# Followers asked for in one page (graph's and timeline's most per call):
+# an author with no more is fanned out with one unary call to each.
+FOLLOWER_PAGE_SIZE = 5000
 # Follows and unfollows sent in one ApplyFollowChanges call (timeline's limit).
 FOLLOW_CHANGES_PER_CALL = 1000
 
@@ -64,20 +67,9 @@ class FollowerFeed:
 
     def __init__(self, followers_call, to_request: Callable[[Sequence[int]], Any]) -> None:
         self._call = followers_call
-        self._batches = followers_call.__aiter__()
-        self._first: graph_pb2.FollowerBatch | None = None
         self._to_request = to_request
         self.error: BaseException | None = None
         self.followers = 0
-
-    async def celebrity(self) -> bool:
-        """Whether graph's first answer to a `skip_celebrity` stream says the
-        author is a celebrity (the stream then holds nothing else)."""
-        try:
-            self._first = await self._batches.__anext__()
-        except StopAsyncIteration:
-            self._first = graph_pb2.FollowerBatch()  # nobody follows the author
-        return self._first.celebrity
 
     async def requests(self, *, index_author_post: bool = False):
         """One request per batch of followers. With `index_author_post`, the
@@ -86,7 +78,7 @@ class FollowerFeed:
         follows: a message of its own would cost each side a stream message."""
         unsent = index_author_post
         try:
-            async for batch in self._every_batch():
+            async for batch in self._call:
                 if not batch.follower_ids:
                     continue
                 self.followers += len(batch.follower_ids)
@@ -101,13 +93,6 @@ class FollowerFeed:
         except Exception as exc:
             self.error = exc
             raise
-
-    async def _every_batch(self):
-        """The batch celebrity() read first, if it did, then the rest of the stream."""
-        if self._first is not None:
-            yield self._first
-        async for batch in self._batches:
-            yield batch
 
     def cancel(self) -> None:
         self._call.cancel()
@@ -193,17 +178,9 @@ class FanoutWorker:
             await self._post_deleted(change)
 
     async def _post_created(self, change: PostChange) -> None:
-        # One graph call: the follower stream itself says when the author is a celebrity.
-        feed = self._followers(
-            change.author_id, self._deliveries(timeline_pb2.DELIVERY_OP_ADD, change), skip_celebrity=True
-        )
-        try:
-            celebrity = await feed.celebrity()
-        except BaseException:
-            feed.cancel()
-            raise
-        if celebrity:
-            feed.cancel()
+        # One graph call: the first page itself says when the author is a celebrity.
+        first = await self._first_followers(change.author_id, skip_celebrity=True)
+        if first.celebrity:
             # Celebrities are merged into readers' timelines at read time.
             await self._index(timeline_pb2.DELIVERY_OP_ADD, change)
             log.info(
@@ -211,13 +188,22 @@ class FanoutWorker:
                 extra={"post_id": change.post_id, "author_id": change.author_id},
             )
             return
-        await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_ADD, change, feed)
+        await self._deliver_to_followers(timeline_pb2.DELIVERY_OP_ADD, change, first)
 
     async def _post_deleted(self, change: PostChange) -> None:
         # Every follower, celebrity or not: follow backfills copy even a
         # celebrity's posts into timelines. Deletes are rare; removal is idempotent.
         op = timeline_pb2.DELIVERY_OP_REMOVE
-        await self._deliver_to_followers(op, change, self._followers(change.author_id, self._deliveries(op, change)))
+        await self._deliver_to_followers(op, change, await self._first_followers(change.author_id))
+
+    async def _first_followers(self, author_id: int, *, skip_celebrity: bool = False):
+        """The first page of the author's followers (all of them, for most authors)."""
+        return await clients.graph().ListFollowerIds(
+            graph_pb2.ListFollowerIdsRequest(
+                user_id=str(author_id), page_size=FOLLOWER_PAGE_SIZE, skip_celebrity=skip_celebrity
+            ),
+            timeout=self.timeout,
+        )
 
     async def _index(self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange) -> None:
         await clients.timeline().IndexAuthorPost(
@@ -226,37 +212,48 @@ class FanoutWorker:
         )
 
     @staticmethod
-    def _deliveries(op: timeline_pb2.DeliveryOp.ValueType, change: PostChange) -> Callable[[Sequence[int]], Any]:
+    def _deliveries(
+        op: timeline_pb2.DeliveryOp.ValueType, change: PostChange, message=timeline_pb2.DeliverEntriesRequest
+    ) -> Callable[[Sequence[int]], Any]:
         repost_of_id = timeline_entry(change).repost_of_id
-        return lambda ids: delivery_request(op, change.post_id, change.author_id, ids, repost_of_id)
+        return lambda ids: delivery_request(op, change.post_id, change.author_id, ids, repost_of_id, message=message)
 
     async def _deliver_to_followers(
-        self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange, feed: FollowerFeed
+        self, op: timeline_pb2.DeliveryOp.ValueType, change: PostChange, first: graph_pb2.ListFollowerIdsResponse
     ) -> None:
+        """The entry to every follower's home and to the author's index. One
+        page of followers (most authors) goes in one call; more are streamed
+        from graph into timeline batch by batch, from the first again (a
+        list that long is kept by graph once streamed, so its first page is
+        read from memory the next time)."""
         started = time.perf_counter()
-        # The author's index first, on the same stream as the timelines.
-        reply = await self._stream_into(feed, clients.timeline().DeliverEntries, index_author_post=True)
-        op_name = timeline_pb2.DeliveryOp.Name(op)
-        TIMELINES_DELIVERED.labels(op_name).inc(reply.timelines)
+        if first.next_page_token:
+            feed = self._followers(change.author_id, self._deliveries(op, change))
+            # The author's index first, on the same stream as the timelines.
+            reply = await self._stream_into(feed, clients.timeline().DeliverEntries, index_author_post=True)
+            followers = feed.followers
+        else:
+            request = self._deliveries(op, change, timeline_pb2.DeliverEntryBatchRequest)(first.follower_ids)
+            request.index_author_post = True
+            reply = await clients.timeline().DeliverEntryBatch(request, timeout=self.timeout)
+            followers = len(first.follower_ids)
+        TIMELINES_DELIVERED.labels(timeline_pb2.DeliveryOp.Name(op)).inc(reply.timelines)
         log.info(
             "fanned out post",
             extra={
                 "kind": change.kind,
                 "post_id": change.post_id,
                 "author_id": change.author_id,
-                "followers": feed.followers,
+                "followers": followers,
                 "timelines": reply.timelines,
-                "batches": reply.batches,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
 
-    def _followers(self, author_id: int, to_request, *, skip_celebrity: bool = False) -> FollowerFeed:
+    def _followers(self, author_id: int, to_request) -> FollowerFeed:
         """The author's followers, streamed from graph batch by batch."""
         followers_call = clients.graph().StreamFollowers(
-            graph_pb2.StreamFollowersRequest(
-                user_id=str(author_id), batch_size=FOLLOWER_BATCH_SIZE, skip_celebrity=skip_celebrity
-            ),
+            graph_pb2.StreamFollowersRequest(user_id=str(author_id), batch_size=FOLLOWER_BATCH_SIZE),
             timeout=self.stream_timeout,
         )
         return FollowerFeed(followers_call, to_request)

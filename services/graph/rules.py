@@ -27,9 +27,10 @@ def split_page(ids_after_cursor: list[int], size: int) -> tuple[list[int], int |
     return page, (page[-1] if has_more else None)
 
 
-def stream_batch_size(value: int) -> int:
+def stream_batch_size(value: int, field: str = "batch_size") -> int:
+    """Follower ids per batch (or page) for fanout: 0 means the default."""
     if value < 0:
-        raise invalid_argument("batch_size", f"must be between 0 and {MAX_STREAM_BATCH}, got {value}")
+        raise invalid_argument(field, f"must be between 0 and {MAX_STREAM_BATCH}, got {value}")
     return DEFAULT_STREAM_BATCH if value == 0 else min(value, MAX_STREAM_BATCH)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime
 import logging
 from array import array
 from contextlib import aclosing
+from typing import Sequence
 
 from redis.exceptions import RedisError
 
@@ -420,10 +422,8 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         kept = self.follower_lists.get(user_id, version)
         followers = kept.followers
         if request.skip_celebrity:
-            if followers is None:
-                followers, _ = await self.store.counts(user_id)
-            if rules.is_celebrity(followers, self.settings.fanout_threshold):
-                self.follower_lists.put(user_id, version, Kept(followers, None))
+            followers, celebrity = await self._counted(user_id, version, kept)
+            if celebrity:
                 yield graph_pb2.FollowerBatch(celebrity=True)
                 return
         if kept.ids is not None:
@@ -438,6 +438,42 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
                 yield graph_pb2.FollowerBatch(follower_ids=ids)
         # Reached only when the whole list was read and sent.
         self.follower_lists.put(user_id, version, Kept(followers, read))
+
+    async def ListFollowerIds(self, request, context):
+        user_id = parse_id(request.user_id, "user_id")
+        size = rules.stream_batch_size(request.page_size, "page_size")
+        after = int_cursor(request.page_token, "after") or 0
+        # The version first: what is read after it is kept under it.
+        version = await self.follower_lists.version(user_id)
+        kept = self.follower_lists.get(user_id, version)
+        followers = kept.followers
+        if request.skip_celebrity:
+            followers, celebrity = await self._counted(user_id, version, kept)
+            if celebrity:
+                return graph_pb2.ListFollowerIdsResponse(celebrity=True)
+        if kept.ids is not None:
+            start = bisect.bisect_right(kept.ids, after)
+            ids: Sequence[int] = kept.ids[start : start + size]
+            last = ids[-1] if start + size < len(kept.ids) else None
+        else:
+            ids, last = rules.split_page(await self.store.followers_after(user_id, after, size + 1), size)
+            if not after and last is None:
+                # The whole list, read under `version`.
+                self.follower_lists.put(user_id, version, Kept(followers, array("q", ids)))
+        token = encode_token({"after": last}) if last is not None else ""
+        return graph_pb2.ListFollowerIdsResponse(follower_ids=ids, next_page_token=token)
+
+    async def _counted(self, user_id: int, version: bytes | None, kept: Kept) -> tuple[int, bool]:
+        """The user's follower count (as kept under `version`, or read) and
+        whether it makes a celebrity; a celebrity's count is kept, so its next
+        post reads nothing (its ids never are: they are not fanned out)."""
+        followers = kept.followers
+        if followers is None:
+            followers, _ = await self.store.counts(user_id)
+        celebrity = rules.is_celebrity(followers, self.settings.fanout_threshold)
+        if celebrity:
+            self.follower_lists.put(user_id, version, Kept(followers, None))
+        return followers, celebrity
 
     async def _read_followers(self, user_id: int, batch_size: int):
         """The user's followers from Cassandra, page by page."""

@@ -110,6 +110,12 @@ class _OverlappedWrites:
             task.cancel()
 
 
+def _tally(chunks: list[tuple[int, int]]) -> tuple[int, int]:
+    """(delivered, skipped as inactive) over delivery chunks' (delivered, offered)."""
+    delivered = sum(done for done, _ in chunks)
+    return delivered, sum(offered for _, offered in chunks) - delivered
+
+
 def _checked_op(op: int) -> int:
     if op not in (ADD, REMOVE):
         raise invalid_argument("op", "must be DELIVERY_OP_ADD or DELIVERY_OP_REMOVE")
@@ -260,34 +266,48 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
     # --- writes (internal, called by the fanout worker) ---------------------
 
     async def DeliverEntries(self, request_iterator: AsyncIterator, context) -> timeline_pb2.DeliverEntriesResponse:
-        batches = timelines = skipped = 0
+        batches = removed = 0
         # Deliveries are written in chunks, several in flight at once, so that
         # Python packs the next chunk while Redis runs the previous one: one batch
         # at a time left each side idle half the time (issue 4's throughput bench).
-        chunk = self.settings.delivery_chunk
         writes = _OverlappedWrites(self.settings.deliveries_in_flight)
         try:
             async for request in request_iterator:
-                # Each batch is validated whole before any of it is written.
-                op = _checked_op(request.op)
-                entry = _checked_entry(request.entry)
-                user_ids = _checked_user_ids(request.user_ids)
-                if request.index_author_post:
-                    await self._index_author_post(op, entry)
-                if op == REMOVE:
-                    self.posts_cache.discard(entry.post_id)
-                    await self.store.remove_from_homes(entry, user_ids)
-                    timelines += len(user_ids)
-                elif user_ids:
-                    for start in range(0, len(user_ids), chunk):
-                        await writes.add(self._add_to_homes(entry, user_ids[start : start + chunk]))
+                removed += await self._deliver_batch(request, writes)
                 batches += 1
-            for delivered, offered in await writes.drain():
-                timelines += delivered
-                skipped += offered - delivered
+            delivered, skipped = _tally(await writes.drain())
         finally:
             writes.cancel()
-        return timeline_pb2.DeliverEntriesResponse(batches=batches, timelines=timelines, skipped_inactive=skipped)
+        return timeline_pb2.DeliverEntriesResponse(
+            batches=batches, timelines=removed + delivered, skipped_inactive=skipped
+        )
+
+    async def DeliverEntryBatch(self, request, context) -> timeline_pb2.DeliverEntryBatchResponse:
+        writes = _OverlappedWrites(self.settings.deliveries_in_flight)
+        try:
+            removed = await self._deliver_batch(request, writes)
+            delivered, skipped = _tally(await writes.drain())
+        finally:
+            writes.cancel()
+        return timeline_pb2.DeliverEntryBatchResponse(timelines=removed + delivered, skipped_inactive=skipped)
+
+    async def _deliver_batch(self, request, writes: _OverlappedWrites) -> int:
+        """Applies one delivery batch, validated whole before any of it is
+        written. Adds are handed to `writes` in chunks, for the caller to
+        drain; answers the timelines a removal touched."""
+        op = _checked_op(request.op)
+        entry = _checked_entry(request.entry)
+        user_ids = _checked_user_ids(request.user_ids)
+        if request.index_author_post:
+            await self._index_author_post(op, entry)
+        if op == REMOVE:
+            self.posts_cache.discard(entry.post_id)
+            await self.store.remove_from_homes(entry, user_ids)
+            return len(user_ids)
+        chunk = self.settings.delivery_chunk
+        for start in range(0, len(user_ids), chunk):
+            await writes.add(self._add_to_homes(entry, user_ids[start : start + chunk]))
+        return 0
 
     async def _add_to_homes(self, entry: Entry, user_ids: list[int]) -> tuple[int, int]:
         delivered = await self.store.add_to_homes(entry, user_ids)

@@ -333,6 +333,49 @@ def test_a_delivery_stream_may_index_the_post_before_its_timelines(stub, r):
     assert all(r.zrange(home_key(reader), 0, -1) == [encode_member(other, author)] for reader in readers)
 
 
+def test_one_batch_call_indexes_and_delivers_as_a_stream_message_does(stub, r):
+    active = users(r, 600)
+    (idle,) = users(r, 1, active=False)
+    post_id, author = random_id(), random_id()
+    r.track(author_key(author))
+    member = encode_member(post_id, author)
+
+    def batch(op, user_ids):
+        return stub.DeliverEntryBatch(
+            timeline_pb2.DeliverEntryBatchRequest(
+                op=op,
+                entry=timeline_pb2.TimelineEntry(post_id=post_id, author_id=author),
+                user_ids=user_ids,
+                index_author_post=True,
+            ),
+            timeout=30,
+        )
+
+    # More than one write chunk (250), so its writes overlap.
+    reply = batch(ADD, [idle, *active])
+    again = batch(ADD, active[:1])
+    assert (reply.timelines, reply.skipped_inactive, again.timelines) == (600, 1, 1)
+    assert r.zrange(author_key(author), 0, -1) == [member]
+    pipe = r.pipeline(transaction=False)
+    for user_id in active:
+        pipe.zrange(home_key(user_id), 0, -1)
+    assert all(home == [member] for home in pipe.execute())
+    assert r.exists(home_key(idle)) == 0
+
+    removed = batch(REMOVE, active)
+    assert removed.timelines == 600
+    assert r.zrange(author_key(author), 0, -1) == []
+    assert all(r.zrange(home_key(user_id), 0, -1) == [] for user_id in active[:5])
+
+    # Validated whole before anything is written.
+    with pytest.raises(grpc.RpcError) as err:
+        batch(ADD, [active[0], 0])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("user_ids[1]"), err.value.details()
+    assert r.zrange(author_key(author), 0, -1) == []
+    assert r.zrange(home_key(active[0]), 0, -1) == []
+
+
 def test_author_index_is_trimmed(stub, r):
     author = random_id()
     key = author_key(author)

@@ -464,6 +464,77 @@ class FollowerBatch(_message.Message):
 Global___FollowerBatch: _TypeAlias = FollowerBatch  # noqa: Y015
 
 @_typing.final
+class ListFollowerIdsRequest(_message.Message):
+    """Request for ListFollowerIds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SKIP_CELEBRITY_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Whose followers."""
+    page_size: _builtins.int
+    """Ids per page, 1..5000; 0 means 1000."""
+    page_token: _builtins.str
+    """From the previous page's `next_page_token`; empty for the first page."""
+    skip_celebrity: _builtins.bool
+    """When set, a celebrity's followers are not listed: the answer is an
+    empty page whose `celebrity` is set (fanout, which merges a celebrity's
+    posts at read time, learns that without a second call).
+    """
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        skip_celebrity: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "skip_celebrity", b"skip_celebrity", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFollowerIdsRequest: _TypeAlias = ListFollowerIdsRequest  # noqa: Y015
+
+@_typing.final
+class ListFollowerIdsResponse(_message.Message):
+    """Response of ListFollowerIds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOLLOWER_IDS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CELEBRITY_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    celebrity: _builtins.bool
+    """Set only for a `skip_celebrity` request about a celebrity (more
+    followers than the fanout threshold).
+    """
+    @_builtins.property
+    def follower_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Follower ids in ascending order."""
+
+    def __init__(
+        self,
+        *,
+        follower_ids: _abc.Iterable[_builtins.int] | None = ...,
+        next_page_token: _builtins.str = ...,
+        celebrity: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["celebrity", b"celebrity", "follower_ids", b"follower_ids", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFollowerIdsResponse: _TypeAlias = ListFollowerIdsResponse  # noqa: Y015
+
+@_typing.final
 class ListFolloweeIdsRequest(_message.Message):
     """Request for ListFolloweeIds."""
 

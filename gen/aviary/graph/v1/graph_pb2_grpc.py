@@ -77,6 +77,11 @@ class GraphServiceStub:
                 request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.StreamFollowersRequest.SerializeToString,
                 response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.FollowerBatch.FromString,
                 _registered_method=True)
+        self.ListFollowerIds = channel.unary_unary(
+                '/aviary.graph.v1.GraphService/ListFollowerIds',
+                request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFollowerIdsRequest.SerializeToString,
+                response_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFollowerIdsResponse.FromString,
+                _registered_method=True)
         self.ListFolloweeIds = channel.unary_unary(
                 '/aviary.graph.v1.GraphService/ListFolloweeIds',
                 request_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFolloweeIdsRequest.SerializeToString,
@@ -183,6 +188,15 @@ class GraphServiceServicer:
 
     def StreamFollowers(self, request, context):
         """Internal: streams every follower of a user in batches, for fanout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFollowerIds(self, request, context):
+        """Internal: one page of a user's follower ids, for fanout. Most authors'
+        followers fit one page, and a unary call costs each side less than a
+        stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -302,6 +316,11 @@ def add_GraphServiceServicer_to_server(servicer, server):
                     servicer.StreamFollowers,
                     request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.StreamFollowersRequest.FromString,
                     response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.FollowerBatch.SerializeToString,
+            ),
+            'ListFollowerIds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFollowerIds,
+                    request_deserializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFollowerIdsRequest.FromString,
+                    response_serializer=aviary_dot_graph_dot_v1_dot_graph__pb2.ListFollowerIdsResponse.SerializeToString,
             ),
             'ListFolloweeIds': grpc.unary_unary_rpc_method_handler(
                     servicer.ListFolloweeIds,
@@ -568,6 +587,33 @@ class GraphService:
             '/aviary.graph.v1.GraphService/StreamFollowers',
             aviary_dot_graph_dot_v1_dot_graph__pb2.StreamFollowersRequest.SerializeToString,
             aviary_dot_graph_dot_v1_dot_graph__pb2.FollowerBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFollowerIds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.graph.v1.GraphService/ListFollowerIds',
+            aviary_dot_graph_dot_v1_dot_graph__pb2.ListFollowerIdsRequest.SerializeToString,
+            aviary_dot_graph_dot_v1_dot_graph__pb2.ListFollowerIdsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,11 @@ class GraphServiceStub:
     """
     StreamFollowers: _grpc.UnaryStreamMultiCallable[_graph_pb2.StreamFollowersRequest, _graph_pb2.FollowerBatch]
     """Internal: streams every follower of a user in batches, for fanout."""
+    ListFollowerIds: _grpc.UnaryUnaryMultiCallable[_graph_pb2.ListFollowerIdsRequest, _graph_pb2.ListFollowerIdsResponse]
+    """Internal: one page of a user's follower ids, for fanout. Most authors'
+    followers fit one page, and a unary call costs each side less than a
+    stream.
+    """
     ListFolloweeIds: _grpc.UnaryUnaryMultiCallable[_graph_pb2.ListFolloweeIdsRequest, _graph_pb2.ListFolloweeIdsResponse]
     """Internal: the ids of everyone a user follows, and which of them are
     celebrities; for rebuilding a returning reader's timeline and for
@@ -117,6 +122,11 @@ class GraphServiceAsyncStub(GraphServiceStub):
     """
     StreamFollowers: _aio.UnaryStreamMultiCallable[_graph_pb2.StreamFollowersRequest, _graph_pb2.FollowerBatch]  # type: ignore[assignment]
     """Internal: streams every follower of a user in batches, for fanout."""
+    ListFollowerIds: _aio.UnaryUnaryMultiCallable[_graph_pb2.ListFollowerIdsRequest, _graph_pb2.ListFollowerIdsResponse]  # type: ignore[assignment]
+    """Internal: one page of a user's follower ids, for fanout. Most authors'
+    followers fit one page, and a unary call costs each side less than a
+    stream.
+    """
     ListFolloweeIds: _aio.UnaryUnaryMultiCallable[_graph_pb2.ListFolloweeIdsRequest, _graph_pb2.ListFolloweeIdsResponse]  # type: ignore[assignment]
     """Internal: the ids of everyone a user follows, and which of them are
     celebrities; for rebuilding a returning reader's timeline and for
@@ -223,6 +233,17 @@ class GraphServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_graph_pb2.FollowerBatch], _abc.AsyncIterator[_graph_pb2.FollowerBatch]]:
         """Internal: streams every follower of a user in batches, for fanout."""
+
+    @_abc_1.abstractmethod
+    def ListFollowerIds(
+        self,
+        request: _graph_pb2.ListFollowerIdsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.ListFollowerIdsResponse, _abc.Awaitable[_graph_pb2.ListFollowerIdsResponse]]:
+        """Internal: one page of a user's follower ids, for fanout. Most authors'
+        followers fit one page, and a unary call costs each side less than a
+        stream.
+        """
 
     @_abc_1.abstractmethod
     def ListFolloweeIds(

@@ -151,6 +151,72 @@ class DeliverEntriesResponse(_message.Message):
 Global___DeliverEntriesResponse: _TypeAlias = DeliverEntriesResponse  # noqa: Y015
 
 @_typing.final
+class DeliverEntryBatchRequest(_message.Message):
+    """Request for DeliverEntryBatch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OP_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    USER_IDS_FIELD_NUMBER: _builtins.int
+    INDEX_AUTHOR_POST_FIELD_NUMBER: _builtins.int
+    op: Global___DeliveryOp.ValueType
+    """Add or remove."""
+    index_author_post: _builtins.bool
+    """Also add the entry to (or remove it from) its author's index, as
+    IndexAuthorPost does, before the timelines.
+    """
+    @_builtins.property
+    def entry(self) -> Global___TimelineEntry:
+        """The entry."""
+
+    @_builtins.property
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Home timelines to update, at most 5000."""
+
+    def __init__(
+        self,
+        *,
+        op: Global___DeliveryOp.ValueType = ...,
+        entry: Global___TimelineEntry | None = ...,
+        user_ids: _abc.Iterable[_builtins.int] | None = ...,
+        index_author_post: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "index_author_post", b"index_author_post", "op", b"op", "user_ids", b"user_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverEntryBatchRequest: _TypeAlias = DeliverEntryBatchRequest  # noqa: Y015
+
+@_typing.final
+class DeliverEntryBatchResponse(_message.Message):
+    """Response of DeliverEntryBatch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMELINES_FIELD_NUMBER: _builtins.int
+    SKIPPED_INACTIVE_FIELD_NUMBER: _builtins.int
+    timelines: _builtins.int
+    """Timelines touched (for adds: the active users', who got the entry)."""
+    skipped_inactive: _builtins.int
+    """Adds skipped because the user is not active."""
+    def __init__(
+        self,
+        *,
+        timelines: _builtins.int = ...,
+        skipped_inactive: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["skipped_inactive", b"skipped_inactive", "timelines", b"timelines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliverEntryBatchResponse: _TypeAlias = DeliverEntryBatchResponse  # noqa: Y015
+
+@_typing.final
 class IndexAuthorPostRequest(_message.Message):
     """Request for IndexAuthorPost."""
 

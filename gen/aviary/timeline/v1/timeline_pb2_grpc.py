@@ -51,6 +51,11 @@ class TimelineServiceStub:
                 request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntriesRequest.SerializeToString,
                 response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntriesResponse.FromString,
                 _registered_method=True)
+        self.DeliverEntryBatch = channel.unary_unary(
+                '/aviary.timeline.v1.TimelineService/DeliverEntryBatch',
+                request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntryBatchRequest.SerializeToString,
+                response_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntryBatchResponse.FromString,
+                _registered_method=True)
         self.IndexAuthorPost = channel.unary_unary(
                 '/aviary.timeline.v1.TimelineService/IndexAuthorPost',
                 request_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.IndexAuthorPostRequest.SerializeToString,
@@ -108,6 +113,15 @@ class TimelineServiceServicer:
     def DeliverEntries(self, request_iterator, context):
         """Internal: the fanout worker streams delivery batches; each adds an entry
         to, or removes it from, the listed users' home timelines. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeliverEntryBatch(self, request, context):
+        """Internal: one delivery batch, as one message of DeliverEntries applies
+        it. For the fanout of an author whose followers fit one batch: a unary
+        call costs each side less than a stream. Idempotent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -185,6 +199,11 @@ def add_TimelineServiceServicer_to_server(servicer, server):
                     servicer.DeliverEntries,
                     request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntriesRequest.FromString,
                     response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntriesResponse.SerializeToString,
+            ),
+            'DeliverEntryBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverEntryBatch,
+                    request_deserializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntryBatchRequest.FromString,
+                    response_serializer=aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntryBatchResponse.SerializeToString,
             ),
             'IndexAuthorPost': grpc.unary_unary_rpc_method_handler(
                     servicer.IndexAuthorPost,
@@ -300,6 +319,33 @@ class TimelineService:
             '/aviary.timeline.v1.TimelineService/DeliverEntries',
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntriesRequest.SerializeToString,
             aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverEntryBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aviary.timeline.v1.TimelineService/DeliverEntryBatch',
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntryBatchRequest.SerializeToString,
+            aviary_dot_timeline_dot_v1_dot_timeline__pb2.DeliverEntryBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,11 @@ class TimelineServiceStub:
     """Internal: the fanout worker streams delivery batches; each adds an entry
     to, or removes it from, the listed users' home timelines. Idempotent.
     """
+    DeliverEntryBatch: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.DeliverEntryBatchRequest, _timeline_pb2.DeliverEntryBatchResponse]
+    """Internal: one delivery batch, as one message of DeliverEntries applies
+    it. For the fanout of an author whose followers fit one batch: a unary
+    call costs each side less than a stream. Idempotent.
+    """
     IndexAuthorPost: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.IndexAuthorPostRequest, _timeline_pb2.IndexAuthorPostResponse]
     """Internal: adds a post to (or removes it from) its author's recent-post
     index, which read-time merges and follow backfills draw from. Idempotent.
@@ -99,6 +104,11 @@ class TimelineServiceAsyncStub(TimelineServiceStub):
     DeliverEntries: _aio.StreamUnaryMultiCallable[_timeline_pb2.DeliverEntriesRequest, _timeline_pb2.DeliverEntriesResponse]  # type: ignore[assignment]
     """Internal: the fanout worker streams delivery batches; each adds an entry
     to, or removes it from, the listed users' home timelines. Idempotent.
+    """
+    DeliverEntryBatch: _aio.UnaryUnaryMultiCallable[_timeline_pb2.DeliverEntryBatchRequest, _timeline_pb2.DeliverEntryBatchResponse]  # type: ignore[assignment]
+    """Internal: one delivery batch, as one message of DeliverEntries applies
+    it. For the fanout of an author whose followers fit one batch: a unary
+    call costs each side less than a stream. Idempotent.
     """
     IndexAuthorPost: _aio.UnaryUnaryMultiCallable[_timeline_pb2.IndexAuthorPostRequest, _timeline_pb2.IndexAuthorPostResponse]  # type: ignore[assignment]
     """Internal: adds a post to (or removes it from) its author's recent-post
@@ -166,6 +176,17 @@ class TimelineServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_timeline_pb2.DeliverEntriesResponse, _abc.Awaitable[_timeline_pb2.DeliverEntriesResponse]]:
         """Internal: the fanout worker streams delivery batches; each adds an entry
         to, or removes it from, the listed users' home timelines. Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def DeliverEntryBatch(
+        self,
+        request: _timeline_pb2.DeliverEntryBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_timeline_pb2.DeliverEntryBatchResponse, _abc.Awaitable[_timeline_pb2.DeliverEntryBatchResponse]]:
+        """Internal: one delivery batch, as one message of DeliverEntries applies
+        it. For the fanout of an author whose followers fit one batch: a unary
+        call costs each side less than a stream. Idempotent.
         """
 
     @_abc_1.abstractmethod
