@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "fanout"
 FOLLOWER_BATCH_SIZE = 1000
-# Followers asked for in one page (graph's and timeline's most per call):
-# an author with no more is fanned out with one unary call to each.
-FOLLOWER_PAGE_SIZE = 5000
 # Follows and unfollows sent in one ApplyFollowChanges call (timeline's limit).
 FOLLOW_CHANGES_PER_CALL = 1000
 
@@ -58,16 +55,20 @@ _PERMANENT_CODES = (grpc.StatusCode.INVALID_ARGUMENT,)
 
 
 class FollowerFeed:
-    """Maps a StreamFollowers call to timeline requests as batches arrive.
+    """Maps batches of followers (a StreamFollowers call, or pages asked for
+    one by one) to timeline requests as they arrive.
 
     Followers are never collected in memory: each batch is forwarded as soon
     as graph sends it. grpc swallows an exception raised by a request
     iterator (it just cancels the call), so the feed keeps it for the caller.
     """
 
-    def __init__(self, followers_call, to_request: Callable[[Sequence[int]], Any]) -> None:
-        self._call = followers_call
+    def __init__(
+        self, batches, to_request: Callable[[Sequence[int]], Any], cancel: Callable[[], Any] = lambda: None
+    ) -> None:
+        self._batches = batches
         self._to_request = to_request
+        self._cancel = cancel
         self.error: BaseException | None = None
         self.followers = 0
 
@@ -78,7 +79,7 @@ class FollowerFeed:
         follows: a message of its own would cost each side a stream message."""
         unsent = index_author_post
         try:
-            async for batch in self._call:
+            async for batch in self._batches:
                 if not batch.follower_ids:
                     continue
                 self.followers += len(batch.follower_ids)
@@ -95,7 +96,7 @@ class FollowerFeed:
             raise
 
     def cancel(self) -> None:
-        self._call.cancel()
+        self._cancel()
 
 
 class FanoutWorker:
@@ -200,7 +201,7 @@ class FanoutWorker:
         """The first page of the author's followers (all of them, for most authors)."""
         return await clients.graph().ListFollowerIds(
             graph_pb2.ListFollowerIdsRequest(
-                user_id=str(author_id), page_size=FOLLOWER_PAGE_SIZE, skip_celebrity=skip_celebrity
+                user_id=str(author_id), page_size=self.settings.follower_page_size, skip_celebrity=skip_celebrity
             ),
             timeout=self.timeout,
         )
@@ -223,12 +224,11 @@ class FanoutWorker:
     ) -> None:
         """The entry to every follower's home and to the author's index. One
         page of followers (most authors) goes in one call; more are streamed
-        from graph into timeline batch by batch, from the first again (a
-        list that long is kept by graph once streamed, so its first page is
-        read from memory the next time)."""
+        into timeline page by page, each asked for as the stream takes the
+        one before."""
         started = time.perf_counter()
         if first.next_page_token:
-            feed = self._followers(change.author_id, self._deliveries(op, change))
+            feed = FollowerFeed(self._pages(change.author_id, first), self._deliveries(op, change))
             # The author's index first, on the same stream as the timelines.
             reply = await self._stream_into(feed, clients.timeline().DeliverEntries, index_author_post=True)
             followers = feed.followers
@@ -250,13 +250,25 @@ class FanoutWorker:
             },
         )
 
+    async def _pages(self, author_id: int, page: graph_pb2.ListFollowerIdsResponse):
+        """The first page of the author's followers, then the rest from graph, page by page."""
+        yield page
+        while page.next_page_token:
+            page = await clients.graph().ListFollowerIds(
+                graph_pb2.ListFollowerIdsRequest(
+                    user_id=str(author_id), page_size=self.settings.follower_page_size, page_token=page.next_page_token
+                ),
+                timeout=self.timeout,
+            )
+            yield page
+
     def _followers(self, author_id: int, to_request) -> FollowerFeed:
         """The author's followers, streamed from graph batch by batch."""
         followers_call = clients.graph().StreamFollowers(
             graph_pb2.StreamFollowersRequest(user_id=str(author_id), batch_size=FOLLOWER_BATCH_SIZE),
             timeout=self.stream_timeout,
         )
-        return FollowerFeed(followers_call, to_request)
+        return FollowerFeed(followers_call, to_request, followers_call.cancel)
 
     async def _stream_into(self, feed: FollowerFeed, timeline_call, *, index_author_post: bool = False):
         """Streams the feed's followers into a client-streaming timeline call

@@ -452,16 +452,29 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             if celebrity:
                 return graph_pb2.ListFollowerIdsResponse(celebrity=True)
         if kept.ids is not None:
-            start = bisect.bisect_right(kept.ids, after)
-            ids: Sequence[int] = kept.ids[start : start + size]
-            last = ids[-1] if start + size < len(kept.ids) else None
+            listed: Sequence[int] = kept.ids
+        elif after:
+            listed = await self.store.followers_after(user_id, after, size + 1)
         else:
-            ids, last = rules.split_page(await self.store.followers_after(user_id, after, size + 1), size)
-            if not after and last is None:
-                # The whole list, read under `version`.
-                self.follower_lists.put(user_id, version, Kept(followers, array("q", ids)))
-        token = encode_token({"after": last}) if last is not None else ""
+            # A first page reads on to the whole list (as far as one is
+            # kept) and keeps it: fanout asks for the next pages at once.
+            listed = await self._followers_up_to(user_id, max(self.follower_lists.max_ids, size) + 1)
+            self.follower_lists.put(user_id, version, Kept(followers, array("q", listed)))
+        start = bisect.bisect_right(listed, after)
+        ids = listed[start : start + size]
+        token = encode_token({"after": ids[-1]}) if start + size < len(listed) else ""
         return graph_pb2.ListFollowerIdsResponse(follower_ids=ids, next_page_token=token)
+
+    async def _followers_up_to(self, user_id: int, limit: int) -> list[int]:
+        """The user's first `limit` followers from Cassandra, in id order."""
+        ids: list[int] = []
+        while len(ids) < limit:
+            wanted = min(rules.MAX_STREAM_BATCH, limit - len(ids))
+            page = await self.store.followers_after(user_id, ids[-1] if ids else 0, wanted)
+            ids += page
+            if len(page) < wanted:
+                break
+        return ids
 
     async def _counted(self, user_id: int, version: bytes | None, kept: Kept) -> tuple[int, bool]:
         """The user's follower count (as kept under `version`, or read) and

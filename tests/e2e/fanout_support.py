@@ -40,9 +40,15 @@ DELIVERED_METRIC = "aviary_fanout_timelines_delivered_total"
 # --- devstack ------------------------------------------------------------------------
 
 
-def devstack(*args: str) -> None:
+def devstack(*args: str, **settings: str) -> None:
+    """Runs the devstack CLI; `settings` (AVIARY_* variables) reach the services it starts."""
     done = subprocess.run(
-        [sys.executable, "-m", "devstack", *args], cwd=REPO, capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "devstack", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **settings},
     )
     assert done.returncode == 0, f"devstack {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
 
