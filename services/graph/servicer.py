@@ -417,15 +417,10 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
     async def StreamFollowers(self, request, context):
         user_id = parse_id(request.user_id, "user_id")
         batch_size = rules.stream_batch_size(request.batch_size)
-        # The version first: what is read after it is kept under it.
-        version = await self.follower_lists.version(user_id)
-        kept = self.follower_lists.get(user_id, version)
-        followers = kept.followers
-        if request.skip_celebrity:
-            followers, celebrity = await self._counted(user_id, version, kept)
-            if celebrity:
-                yield graph_pb2.FollowerBatch(celebrity=True)
-                return
+        version, kept, celebrity = await self._kept_followers(user_id, request.skip_celebrity)
+        if celebrity:
+            yield graph_pb2.FollowerBatch(celebrity=True)
+            return
         if kept.ids is not None:
             for start in range(0, len(kept.ids), batch_size):
                 yield graph_pb2.FollowerBatch(follower_ids=kept.ids[start : start + batch_size])
@@ -437,20 +432,15 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
                     read.extend(ids)
                 yield graph_pb2.FollowerBatch(follower_ids=ids)
         # Reached only when the whole list was read and sent.
-        self.follower_lists.put(user_id, version, Kept(followers, read))
+        self.follower_lists.put(user_id, version, Kept(kept.followers, read))
 
     async def ListFollowerIds(self, request, context):
         user_id = parse_id(request.user_id, "user_id")
         size = rules.stream_batch_size(request.page_size, "page_size")
         after = int_cursor(request.page_token, "after") or 0
-        # The version first: what is read after it is kept under it.
-        version = await self.follower_lists.version(user_id)
-        kept = self.follower_lists.get(user_id, version)
-        followers = kept.followers
-        if request.skip_celebrity:
-            followers, celebrity = await self._counted(user_id, version, kept)
-            if celebrity:
-                return graph_pb2.ListFollowerIdsResponse(celebrity=True)
+        version, kept, celebrity = await self._kept_followers(user_id, request.skip_celebrity)
+        if celebrity:
+            return graph_pb2.ListFollowerIdsResponse(celebrity=True)
         if kept.ids is not None:
             listed: Sequence[int] = kept.ids
         elif after:
@@ -459,7 +449,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             # A first page reads on to the whole list (as far as one is
             # kept) and keeps it: fanout asks for the next pages at once.
             listed = await self._followers_up_to(user_id, max(self.follower_lists.max_ids, size) + 1)
-            self.follower_lists.put(user_id, version, Kept(followers, array("q", listed)))
+            self.follower_lists.put(user_id, version, Kept(kept.followers, array("q", listed)))
         start = bisect.bisect_right(listed, after)
         ids = listed[start : start + size]
         token = encode_token({"after": ids[-1]}) if start + size < len(listed) else ""
@@ -476,17 +466,23 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
                 break
         return ids
 
-    async def _counted(self, user_id: int, version: bytes | None, kept: Kept) -> tuple[int, bool]:
-        """The user's follower count (as kept under `version`, or read) and
-        whether it makes a celebrity; a celebrity's count is kept, so its next
-        post reads nothing (its ids never are: they are not fanned out)."""
+    async def _kept_followers(self, user_id: int, skip_celebrity: bool) -> tuple[bytes | None, Kept, bool]:
+        """The list's version (read first: what is read after it is kept
+        under it), what is kept under it, and, with `skip_celebrity`, the
+        count filled in and whether it makes a celebrity. A celebrity's count
+        is kept, so its next post reads nothing (its ids never are: they are
+        not fanned out)."""
+        version = await self.follower_lists.version(user_id)
+        kept = self.follower_lists.get(user_id, version)
+        if not skip_celebrity:
+            return version, kept, False
         followers = kept.followers
         if followers is None:
             followers, _ = await self.store.counts(user_id)
         celebrity = rules.is_celebrity(followers, self.settings.fanout_threshold)
         if celebrity:
             self.follower_lists.put(user_id, version, Kept(followers, None))
-        return followers, celebrity
+        return version, Kept(followers, kept.ids), celebrity
 
     async def _read_followers(self, user_id: int, batch_size: int):
         """The user's followers from Cassandra, page by page."""
