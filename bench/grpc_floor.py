@@ -5,8 +5,9 @@ does nothing else; a grpc.aio client in another process calls it one call
 at a time, a pause (--gap-ms) between calls as a lightly loaded service
 sees them, so every call pays its own wake-ups. No TLS, no interceptor, no
 tracing: the floor under every hop of the mesh. Kinds: unary, a server
-stream of one message (graph's StreamFollowers for a small list), a client
-stream of one message (timeline's DeliverEntries). GRPC_EXPERIMENTS and other
+stream of one message (as graph's StreamFollowers sends a short list), a
+client stream of one message (as timeline's DeliverEntries takes one
+batch). GRPC_EXPERIMENTS and other
 gRPC environment variables reach both processes.
 
 Prints one JSON object: per kind, latency p50/p95/p99 (ms), calls per

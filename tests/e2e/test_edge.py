@@ -66,6 +66,8 @@ def test_internal_methods_are_not_routed(http):
         "/aviary.identity.v1.IdentityService/BatchGetUsers",
         "/aviary.timeline.v1.TimelineService/DeliverEntries",
         "/aviary.graph.v1.GraphService/StreamFollowers",
+        "/aviary.timeline.v1.TimelineService/DeliverEntryBatch",
+        "/aviary.graph.v1.GraphService/ListFollowerIds",
     ):
         r = http.post(path, content=b"\x00\x00\x00\x00\x00", headers={**me.auth, "content-type": "application/grpc"})
         assert r.status_code == 404 or r.headers.get("grpc-status") not in (None, "0"), path

@@ -47,7 +47,7 @@ def _complete(spans: list[dict]) -> bool:
         and parented
         and ("posts", "SERVER", "aviary.posts.v1.postsservice/createpost") in names
         and ("fanout", "CONSUMER", "posts.events.v1 process") in names
-        and ("timeline", "SERVER", "aviary.timeline.v1.timelineservice/deliverentries") in names
+        and ("timeline", "SERVER", "aviary.timeline.v1.timelineservice/deliverentrybatch") in names
         and any(service == "timeline" and "publish" in name for service, _, name in names)
     )
 
@@ -91,6 +91,6 @@ def test_a_post_is_one_trace_from_envoy_through_kafka_to_the_timelines(http, zip
     assert published["parentId"] == create["id"]
 
     # timeline serves fanout's delivery as the consumer span's descendant, and pushes the post live.
-    deliveries = [s for s in spans if s["name"] == "aviary.timeline.v1.timelineservice/deliverentries"]
+    deliveries = [s for s in spans if s["name"] == "aviary.timeline.v1.timelineservice/deliverentrybatch"]
     assert any(consumed["id"] in _ancestors(s, by_id) for s in deliveries), "no delivery descends from fanout's span"
     assert any(_service(s) == "timeline" and "publish" in s["name"] for s in spans)
