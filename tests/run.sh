@@ -29,7 +29,7 @@ $PY -m devstack up --no-seed
 $PY -m pytest -q --collect-only tests/browser >/dev/null
 # pytest exits 5 when it collected nothing: that is a failure here, as is any
 # other non-zero code (set -e).
-$PY -m pytest -ra "$@"
+$PY -m pytest -ra --durations=30 "$@"
 
 # The whole suite, not a chosen part: the tests that exercise what the
 # services keep in Redis run again with Redis a Redis Cluster (three masters,
@@ -40,7 +40,7 @@ if [ "$#" = 0 ] && [ "${AVIARY_CLUSTER_PASS:-1}" = 1 ]; then
   $PY -m devstack down --group services
   AVIARY_REDIS_CLUSTER=1 $PY -m devstack up --no-seed
   # shellcheck disable=SC2086  # one path per word
-  AVIARY_REDIS_CLUSTER=1 $PY -m pytest -ra $on_cluster
+  AVIARY_REDIS_CLUSTER=1 $PY -m pytest -ra --durations=30 $on_cluster
   if [ "$started_here" = 0 ]; then
     $PY -m devstack down --group services
     $PY -m devstack up --no-seed
