@@ -170,9 +170,11 @@ def _routes(web: bool = False) -> str:
     lines = _web_routes() if web else []
     streams = streaming_paths()
     for path, cluster in public_methods():
-        timeout = "0s" if path in streams else "15s"
+        # Live streams stay open for hours: they run at HIGH priority, whose
+        # circuit breaker is apart from the one bounding calls in flight.
+        action = "timeout: 0s, priority: HIGH" if path in streams else "timeout: 15s"
         lines.append(f"                        - match: {{path: {path}}}")
-        lines.append(f"                          route: {{cluster: {cluster}, timeout: {timeout}}}")
+        lines.append(f"                          route: {{cluster: {cluster}, {action}}}")
     # Before transcoding a request still has its HTTP path (/v1/...), and
     # ext_authz skips requests that match no route; this catch-all gives it one.
     # The transcoder then re-routes by the gRPC method path above. Whatever no
@@ -231,14 +233,37 @@ def cors_origins() -> list[str]:
     return [o.strip() for o in os.environ.get("AVIARY_CORS_ORIGINS", "").split(",") if o.strip()]
 
 
+# Calls in flight from one Envoy to one service (all its replicas) before
+# Envoy sheds more with 503 (ENVOY_MAX_REQUESTS_PER_SERVICE; helm:
+# edge.maxRequestsPerService).
+MAX_REQUESTS_PER_SERVICE = 64
+# Live streams, counted apart (HIGH priority routes): a bound on open
+# connections' worth of them, not on work.
+MAX_STREAMS_PER_SERVICE = 10000
+
+
+def max_requests_per_service() -> int:
+    value = int(os.environ.get("ENVOY_MAX_REQUESTS_PER_SERVICE", MAX_REQUESTS_PER_SERVICE))
+    if value < 1:
+        raise ValueError(f"ENVOY_MAX_REQUESTS_PER_SERVICE must be at least 1, not {value}")
+    return value
+
+
 def service_clusters(
-    ports: dict[str, int], *, host=lambda cluster: "127.0.0.1", dns: bool = False, mesh_sds: str | None = None
+    ports: dict[str, int],
+    *,
+    host=lambda cluster: "127.0.0.1",
+    dns: bool = False,
+    mesh_sds: str | None = None,
+    max_requests: int | str = MAX_REQUESTS_PER_SERVICE,
 ) -> str:
     """One HTTP/2 cluster per public service, health-checked over grpc.health.v1.
     Locally each is a STATIC loopback address; the helm chart asks for DNS
     names (`dns=True`, a headless Service per service). `mesh_sds`: the
     directory of the mesh's secret files (mesh_secrets), to call the services
-    over mutual TLS as `envoy`."""
+    over mutual TLS as `envoy`. `max_requests`: unary calls in flight to one
+    service before Envoy answers 503 at once instead of queueing (the Helm
+    chart passes a template expression)."""
     discovery = "type: STRICT_DNS\n      dns_lookup_family: V4_PREFERRED" if dns else "type: STATIC"
     blocks = []
     for cluster, _ in public_services():
@@ -247,6 +272,15 @@ def service_clusters(
             f"""    - name: {cluster}
       {discovery}
       connect_timeout: 1s
+      # Past this many calls in flight the rest are shed (503, Retry-After), not queued.
+      circuit_breakers:
+        thresholds:
+          - priority: DEFAULT
+            max_requests: {max_requests}
+            max_pending_requests: {max_requests}
+          - priority: HIGH
+            max_requests: {MAX_STREAMS_PER_SERVICE}
+            max_pending_requests: {MAX_STREAMS_PER_SERVICE}
       typed_extension_protocol_options:
         envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
           "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
@@ -417,6 +451,7 @@ def render_config(
     web_port: int | None = None,
     tracing: Tracing | None = None,
     mesh_certs: str | None = None,
+    max_requests: int | None = None,
 ) -> None:
     """Writes envoy.yaml. `cors` replaces the CORS block built from
     AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own).
@@ -425,7 +460,9 @@ def render_config(
     them and wraps them in its web.enabled value). `tracing`: spans to a
     Zipkin server (without it Envoy traces nothing). `mesh_certs`: call the
     services over the mesh's mutual TLS with the certificates there (through
-    the secret files mesh_secrets, written beside `out`)."""
+    the secret files mesh_secrets, written beside `out`). `max_requests`:
+    unary calls in flight per service (default: ENVOY_MAX_REQUESTS_PER_SERVICE
+    or MAX_REQUESTS_PER_SERVICE)."""
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(service.full_name for _, service in public_services())
     text = template.substitute(
@@ -444,7 +481,11 @@ def render_config(
         CORS_POLICY=cors_policy(cors_origins()) if cors is None else cors,
         MAX_REQUEST_HEADERS_KB=int(os.environ.get("ENVOY_MAX_REQUEST_HEADERS_KB", "16")),
         TRACING=tracing_config(tracing.sample_percent) if tracing is not None else "",
-        CLUSTERS=service_clusters(service_ports, mesh_sds=str(out.parent) if mesh_certs is not None else None)
+        CLUSTERS=service_clusters(
+            service_ports,
+            mesh_sds=str(out.parent) if mesh_certs is not None else None,
+            max_requests=max_requests_per_service() if max_requests is None else max_requests,
+        )
         + ("\n" + web_cluster(web_port) if web_port is not None else "")
         + ("\n" + zipkin_cluster(tracing.host, tracing.port) if tracing is not None else ""),
         OBJECTSTORE_PORT=objectstore_port,

@@ -27,7 +27,8 @@ Kubernetes:
   `{{- if .Values.mesh.tls }}`.
 
 Everything that depends on the release (names, namespace, S3 endpoint and
-bucket, edge.xffTrustedHops) is left as Helm template expressions; the chart's ConfigMap passes the
+bucket, edge.xffTrustedHops, edge.maxRequestsPerService) is left as Helm
+template expressions; the chart's ConfigMap passes the
 file through `tpl`. The media body limit is the default from
 services.media.validation (set AVIARY_MEDIA_MAX_*_BYTES when running this script
 if the media service runs with other limits).
@@ -70,6 +71,7 @@ MESH_TLS = "{{- if .Values.mesh.tls }}"
 
 # Placeholders rendered by Helm (`tpl`) in the ConfigMap template.
 BUCKET = "{{ .Values.s3.bucket }}"
+MAX_REQUESTS = "{{ .Values.edge.maxRequestsPerService | int }}"
 # The devstack's CORS block for the origins in values (edge.corsOrigins); none by default.
 CORS_POLICY = """{{- with .Values.edge.corsOrigins }}
 %s
@@ -134,7 +136,9 @@ def _clusters() -> str:
 def _service_clusters() -> str:
     """The services' clusters, each calling its service over the mesh's
     mutual TLS only when values say so (mesh.tls)."""
-    text = edge.service_clusters(SERVICE_PORTS, host=lambda c: f'"{_host(c)}"', dns=True, mesh_sds=str(MOUNT))
+    text = edge.service_clusters(
+        SERVICE_PORTS, host=lambda c: f'"{_host(c)}"', dns=True, mesh_sds=str(MOUNT), max_requests=MAX_REQUESTS
+    )
     for cluster, _ in edge.public_services():
         socket = edge.mesh_transport_socket(cluster, str(MOUNT))
         text = _replace_once(text, socket, f"\n{MESH_TLS}{socket}\n{END}")

@@ -60,6 +60,13 @@ def pid_info(name: str) -> dict | None:
         return None
 
 
+def signal_service(name: str, sig: int) -> None:
+    """Sends `sig` to a devstack process (SIGSTOP hangs it: calls to it wait)."""
+    info = pid_info(name)
+    assert info is not None, f"{name} is not running"
+    os.kill(info["pid"], sig)
+
+
 def process_gone(pid: int) -> bool:
     """True once pid has exited (a zombie nobody reaped yet counts as gone)."""
     try:

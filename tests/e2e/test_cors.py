@@ -5,19 +5,11 @@ never 401) and grants nothing to any other origin."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pytest
 
-from devstack import config
-from edge_config import cors_policy, render_config
-from devstack.services import GATEWAY_PORT, KEYS_DIR, envoy_mesh_certs
-from services.kit.settings import SERVICE_PORTS
-from tests.integration.support import free_port
+from edge_config import cors_policy
+from tests.e2e.second_edge import second_edge
 
 pytestmark = pytest.mark.e2e
 
@@ -26,59 +18,9 @@ ALLOWED = "https://shop.example.com"
 
 @pytest.fixture(scope="module")
 def cors_edge(tmp_path_factory):
-    conf = tmp_path_factory.mktemp("cors-envoy")
-    port, admin = free_port(), free_port()
-    render_config(
-        conf / "envoy.yaml",
-        port=port,
-        admin_port=admin,
-        descriptor=config.CONF / "envoy" / "aviary.pb",
-        jwks=KEYS_DIR / "jwks.json",
-        access_log=conf / "access.log",
-        service_ports=SERVICE_PORTS,
-        gateway_port=GATEWAY_PORT,
-        objectstore_port=config.OBJECTSTORE_PORT,
-        media_bucket=config.MEDIA_BUCKET,
-        cors=cors_policy([ALLOWED]),
-        mesh_certs=envoy_mesh_certs(),
-    )
-    envoy = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "envoy"),
-            "-c",
-            str(conf / "envoy.yaml"),
-            "--disable-hot-restart",
-            "--log-level",
-            "warn",
-            "--concurrency",
-            "1",
-            "--base-id",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(conf / "envoy.log", "w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, envoy, conf / "envoy.log")
-        with httpx.Client(base_url=url, timeout=10.0) as client:
+    with second_edge(tmp_path_factory.mktemp("cors-envoy"), cors=cors_policy([ALLOWED])) as edge:
+        with httpx.Client(base_url=edge.url, timeout=10.0) as client:
             yield client
-    finally:
-        envoy.terminate()
-        envoy.wait(10)
-
-
-def _wait_healthy(url: str, envoy: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert envoy.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the CORS Envoy never became healthy: {log.read_text()[-2000:]}")
 
 
 def _preflight(client: httpx.Client, origin: str) -> httpx.Response:

@@ -17,7 +17,7 @@ from services.kit.server.ids import min_id_at
 from services.kit.server.paging import encode_token
 from tests.e2e.commerce import create_product, sign_up_seller
 from tests.e2e.edge import error_message, follow, home_ids, post, sign_up, wait_until
-from tests.e2e.fanout_support import devstack, pid_info
+from tests.e2e.fanout_support import devstack, signal_service
 
 EVERY = int(os.environ.get("AVIARY_FEED_PRODUCT_EVERY", "5"))
 
@@ -149,12 +149,6 @@ def test_authors_the_reader_engages_with_rank_above_newer_posts(http, shop):
     assert wait_until(friend_first, timeout=40, interval=2), "affinity did not lift the friend's posts"
 
 
-def _signal(name: str, sig: int) -> None:
-    info = pid_info(name)
-    assert info is not None, f"{name} is not running"
-    os.kill(info["pid"], sig)
-
-
 def test_posts_alone_and_on_time_when_recommendations_are_slow_or_down(http, shop):
     author = sign_up(http, "fo")
     slow_reader, ids = _reader_of(http, author, posts=6)
@@ -163,13 +157,13 @@ def test_posts_alone_and_on_time_when_recommendations_are_slow_or_down(http, sho
     follow(http, down_reader, author)
     assert wait_until(lambda: set(ids) <= set(home_ids(http, down_reader)), timeout=15)
 
-    _signal("recommendations", signal.SIGSTOP)  # hangs: calls time out
+    signal_service("recommendations", signal.SIGSTOP)  # hangs: calls time out
     try:
         started = time.monotonic()
         body = _page(http, slow_reader, size=20)
         elapsed = time.monotonic() - started
     finally:
-        _signal("recommendations", signal.SIGCONT)
+        signal_service("recommendations", signal.SIGCONT)
     assert [_key(i)[0] for i in body["items"]] == ["post"] * 6
     # The signals deadline is 150 ms; the peers' own deadline is 5 s.
     assert elapsed < 2.0, f"the feed waited {elapsed:.2f} s for a hung recommendations service"

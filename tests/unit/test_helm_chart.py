@@ -403,3 +403,35 @@ def test_without_the_web_client_the_edge_serves_the_api_alone(install_args):
     assert "web" not in clusters and "gateway" in clusters
     pod = _of(docs, "Deployment")[f"{RELEASE}-aviary-envoy"]["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["containers"]] == ["envoy", "gateway"]
+
+
+def _thresholds(cluster: dict) -> dict[str, dict]:
+    return {t["priority"]: t for t in cluster["circuit_breakers"]["thresholds"]}
+
+
+def test_envoy_sheds_calls_past_each_services_bound_and_counts_streams_apart(install_args):
+    conf = yaml.safe_load(_envoy_config(_template(install_args, "--set", "edge.maxRequestsPerService=200")))
+    clusters = {c["name"]: c for c in conf["static_resources"]["clusters"]}
+    for _, cluster in edge.public_methods():
+        bounds = _thresholds(clusters[cluster])
+        assert bounds["DEFAULT"]["max_requests"] == bounds["DEFAULT"]["max_pending_requests"] == 200, cluster
+        assert bounds["HIGH"]["max_requests"] == edge.MAX_STREAMS_PER_SERVICE, cluster
+    hcm = conf["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    priority = {r["match"]["path"]: r["route"].get("priority") for r in routes if "path" in r["match"] and "route" in r}
+    streams = edge.streaming_paths()
+    assert streams
+    for path, _ in edge.public_methods():
+        assert priority[path] == ("HIGH" if path in streams else None), path
+    shed = [m for m in hcm["local_reply_config"]["mappers"] if m["filter"].get("response_flag_filter")]
+    assert {"flags": ["UO"]} in [m["filter"]["response_flag_filter"] for m in shed]
+
+
+def test_a_bound_below_one_is_refused(install_args):
+    out = subprocess.run(
+        [_helm(), "template", RELEASE, str(CHART), *install_args, "--set", "edge.maxRequestsPerService=0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0 and "/edge/maxRequestsPerService" in out.stderr, out.stderr
