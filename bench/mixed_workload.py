@@ -54,6 +54,7 @@ import datetime
 import json
 import os
 import random
+import re
 import resource
 import secrets
 import shutil
@@ -518,7 +519,7 @@ def run_load_vegeta(world: World, args: argparse.Namespace, duration: float, rng
         if 200 <= status < 300:
             stats.ok_latencies[op].append(latency_ms)
         else:
-            label = str(status) if status else (hit.get("error") or "no answer")[:80]
+            label = str(status) if status else _error_kind(hit.get("error") or "no answer")
             stats.errors[op][label] += 1
             body = base64.b64decode(hit.get("body") or "").decode(errors="replace")
             stats.error_samples.setdefault(f"{op} {label}", f"{hit['method']} {hit['url'].split('?')[0]}: {body}")
@@ -526,6 +527,11 @@ def run_load_vegeta(world: World, args: argparse.Namespace, duration: float, rng
     cpu = (own.ru_utime + own.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
     result["load_generator_cores"] = round(cpu / elapsed, 3)
     return result
+
+
+def _error_kind(error: str) -> str:
+    """vegeta's error without the URL it names, so errors of a kind count together."""
+    return re.sub(r'^\w+ "[^"]*": ', "", error)[:80]
 
 
 def _sent_at(hit: dict) -> float:
