@@ -4,6 +4,7 @@ services (same keys, same mesh certificates), on ports of its own."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from tests.integration.support import free_port
 class Edge:
     url: str
     admin_url: str
+    access_log: Path
 
     def stat(self, name: str) -> int:
         """One of Envoy's counters or gauges (0 when it has none of that name)."""
@@ -35,6 +37,12 @@ class Edge:
             if key == name:
                 return int(value)
         return 0
+
+    def access_log_lines(self) -> list[dict]:
+        """The access log so far (Envoy writes it out about once a second)."""
+        if not self.access_log.exists():
+            return []
+        return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
 
 
 @contextmanager
@@ -70,11 +78,14 @@ def second_edge(conf: Path, **render_options) -> Iterator[Edge]:
                 "1",
                 "--base-id",
                 str(port),
+                # The access log written out within a tenth of a second (default: 10 s).
+                "--file-flush-interval-msec",
+                "100",
             ],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
-    edge = Edge(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}")
+    edge = Edge(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", conf / "access.log")
     try:
         _wait_healthy(edge.url, envoy, log)
         yield edge
