@@ -115,9 +115,19 @@ STAMP="$VENV/.requirements.sha256"
 if [ -f "$REQ" ]; then
   want="$(sha256sum "$REQ" | cut -d' ' -f1)"
   if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$REQ"
+    # uv, pinned in the lock itself, installs the lock in seconds where pip
+    # takes a minute; pip does it when uv cannot.
+    uv_pin="$(mktemp)"
+    awk '/^uv==/ { on = 1 } on { print; if ($0 !~ /\\$/) exit }' "$REQ" > "$uv_pin"
+    if "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$uv_pin" \
+      && "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --require-hashes -r "$REQ"; then
+      step "pip: installed requirements.lock (with uv)"
+    else
+      "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r "$REQ"
+      step "pip: installed requirements.lock"
+    fi
+    rm -f "$uv_pin"
     echo "$want" > "$STAMP"
-    step "pip: installed requirements.lock"
   else
     step "pip: requirements.lock unchanged"
   fi
