@@ -35,7 +35,7 @@ screenshots: ## the README's screenshots of the web client (docs/screenshots), f
 
 unit: ## the unit tests alone: no backend, no stack
 	bash devstack/bootstrap.sh
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n 2 tests/unit
 
 # mypy-protobuf writes the type stubs (.pyi) for the messages and the gRPC clients and servicers.
 PROTOC_PLUGINS := --plugin=protoc-gen-mypy=.venv/bin/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=.venv/bin/protoc-gen-mypy_grpc

@@ -36,6 +36,7 @@ DEV_ONLY = frozenset(
         "playwright",  # browser tests
         "pytest",
         "pytest-asyncio",
+        "pytest-xdist",
         "pyyaml",  # envoy/openapi.py and the chart tests
         "ruff",
         "schemathesis",

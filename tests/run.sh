@@ -27,9 +27,21 @@ $PY -m devstack up --no-seed
 # tests/browser must hold tests that pytest collects (it exits 5 when it
 # finds none): the browser scenarios are part of every run.
 $PY -m pytest -q --collect-only tests/browser >/dev/null
+# Runs the given tests: in parallel on AVIARY_TEST_WORKERS processes (2 by
+# default, one a core; most of a test is waiting on the stack), then the ones
+# marked serial alone, since they stop, pause or kill what every test shares.
 # pytest exits 5 when it collected nothing: that is a failure here, as is any
 # other non-zero code (set -e).
-$PY -m pytest -ra --durations=30 "$@"
+run_tests() {
+  $PY -m pytest -ra --durations=30 -n "${AVIARY_TEST_WORKERS:-2}" --dist loadfile -m "not serial" "$@"
+  $PY -m pytest -ra --durations=30 -m serial "$@"
+}
+
+if [ "$#" -gt 0 ]; then
+  $PY -m pytest -ra --durations=30 "$@"
+else
+  run_tests
+fi
 
 # The whole suite, not a chosen part: the tests that exercise what the
 # services keep in Redis run again with Redis a Redis Cluster (three masters,
@@ -40,7 +52,7 @@ if [ "$#" = 0 ] && [ "${AVIARY_CLUSTER_PASS:-1}" = 1 ]; then
   $PY -m devstack down --group services
   AVIARY_REDIS_CLUSTER=1 $PY -m devstack up --no-seed
   # shellcheck disable=SC2086  # one path per word
-  AVIARY_REDIS_CLUSTER=1 $PY -m pytest -ra --durations=30 $on_cluster
+  AVIARY_REDIS_CLUSTER=1 run_tests $on_cluster
   if [ "$started_here" = 0 ]; then
     $PY -m devstack down --group services
     $PY -m devstack up --no-seed

@@ -28,6 +28,12 @@ TOOLING = [
     ("AVIARY_FUZZ_EXAMPLES", "25", "Cases the API fuzz generates per operation.", "tests"),
     ("AVIARY_KEEP_STACK", "0", "1: tests/run.sh leaves the stack it started running.", "tests"),
     (
+        "AVIARY_TEST_WORKERS",
+        "2",
+        "Processes tests/run.sh runs the tests not marked serial on (the serial ones run alone after them).",
+        "tests",
+    ),
+    (
         "AVIARY_CLUSTER_PASS",
         "1",
         "0: tests/run.sh skips the second pass of tests/on_redis_cluster.txt on a Redis Cluster.",

@@ -12,7 +12,7 @@ from tests.e2e.commerce import create_product, sign_up_seller
 from tests.e2e.edge import error_message, wait_until
 from tests.e2e.fanout_support import devstack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from tests.e2e.commerce import (
 )
 from tests.e2e.edge import error_message, sign_up
 
+pytestmark = pytest.mark.serial
+
 PS = payments_pb2.PaymentStatus
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.e2e.edge import follow, home_ids, post, sign_up, wait_until
 from tests.e2e.fanout_support import assert_consumer_groups_rejoin, devstack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.e2e.fanout_support import signal_service
 from tests.e2e.second_edge import Edge, second_edge
 from tests.e2e.test_watch import Watcher
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 BOUND = 2
 OPEN_CALLS = "cluster.timeline.circuit_breakers.default.rq_open"

@@ -36,7 +36,7 @@ from tests.e2e.fanout_support import (
     wait_group_caught_up,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 AUTHORS = 8
 READERS = 6

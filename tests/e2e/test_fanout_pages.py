@@ -13,7 +13,7 @@ from tests.conftest import FANOUT_THRESHOLD, REDIS_URL
 from tests.e2e.edge import follow, home_ids, post, sign_up, wait_until
 from tests.e2e.fanout_support import assert_consumer_groups_rejoin, devstack, home_timeline_all, materialized_ids
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 FOLLOWERS = 3
 

@@ -46,7 +46,7 @@ from tests.e2e.fanout_support import (
     wait_group_caught_up,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 READERS = 6
 AUTHORS = 12  # more are signed up if these do not cover both workers' partitions

@@ -19,6 +19,8 @@ from tests.e2e.commerce import create_product, sign_up_seller
 from tests.e2e.edge import error_message, follow, home_ids, post, sign_up, wait_until
 from tests.e2e.fanout_support import devstack, signal_service
 
+pytestmark = pytest.mark.serial
+
 EVERY = int(os.environ.get("AVIARY_FEED_PRODUCT_EVERY", "5"))
 
 

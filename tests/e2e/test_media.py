@@ -21,7 +21,7 @@ from services.media.validation import IMAGE_TYPES, MiB, sniff
 from tests import media_files
 from tests.e2e.edge import error_message, post, sign_up
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 
 def upload(http, account, content_type: str, data: bytes):

@@ -18,6 +18,7 @@ from tests.e2e.fanout_support import devstack
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.serial,
     pytest.mark.skipif(not mesh_tls(), reason="the devstack runs with AVIARY_MESH_TLS=0"),
 ]
 

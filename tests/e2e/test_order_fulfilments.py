@@ -30,6 +30,8 @@ from tests.e2e.edge import error_message, sign_up, wait_until
 from tests.e2e.fanout_support import devstack, pid_info, process_gone
 from devstack.mesh_channels import open_channel
 
+pytestmark = pytest.mark.serial
+
 PS = payments_pb2.PaymentStatus
 
 

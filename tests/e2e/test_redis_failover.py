@@ -25,6 +25,7 @@ from tests.e2e.edge import Account, follow, home_ids, post, sign_up, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.serial,
     # The killed master comes back as a replica: the cluster's layout differs afterwards.
     pytest.mark.runs_last,
     pytest.mark.skipif(

@@ -20,7 +20,7 @@ from tests.e2e.fanout_support import devstack
 from devstack import redis_cluster
 from devstack.mesh_channels import open_channel
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 ACTIVE_SECONDS = 7 * 86_400
 TIMELINE_MAX = 800

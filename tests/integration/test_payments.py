@@ -26,6 +26,8 @@ from services.payments.settings import PaymentsSettings
 from tests.e2e.fanout_support import devstack, pid_info, process_gone
 from devstack.mesh_channels import open_channel
 
+pytestmark = pytest.mark.serial
+
 PS = pb.PaymentStatus
 # What the running service was started with (the same environment).
 _SERVICE = load(PaymentsSettings)
