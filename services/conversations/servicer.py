@@ -326,11 +326,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             WATCHERS.inc()
             try:
                 while True:
-                    try:
-                        raw = await asyncio.wait_for(
-                            queue.get(), timeout=deadline.wait_seconds(self.settings.watch_heartbeat_seconds)
-                        )
-                    except asyncio.TimeoutError:
+                    raw = await deadline.next_message(queue, self.settings.watch_heartbeat_seconds)
+                    if raw is None:
                         yield conversations_pb2.WatchConversationsResponse()
                         continue
                     event = conversations_pb2.WatchConversationsResponse()

@@ -199,9 +199,8 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             WATCHERS.inc()
             try:
                 while True:
-                    try:
-                        raw = await asyncio.wait_for(queue.get(), timeout=deadline.wait_seconds(self.heartbeat_seconds))
-                    except asyncio.TimeoutError:
+                    raw = await deadline.next_message(queue, self.heartbeat_seconds)
+                    if raw is None:
                         yield notifications_pb2.WatchNotificationsResponse()
                         continue
                     event = notifications_pb2.WatchNotificationsResponse()

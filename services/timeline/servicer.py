@@ -653,9 +653,8 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             await context.send_initial_metadata(())
             log.info("watch opened", extra={"user_id": caller, "channels": len(channels)})
             while True:
-                try:
-                    member = await asyncio.wait_for(queue.get(), timeout=deadline.wait_seconds(self.heartbeat_seconds))
-                except asyncio.TimeoutError:
+                member = await deadline.next_message(queue, self.heartbeat_seconds)
+                if member is None:
                     await self._touch(caller)
                     yield timeline_pb2.WatchHomeTimelineResponse()
                     continue

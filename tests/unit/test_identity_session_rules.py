@@ -3,7 +3,11 @@ claim, and the deadline of a live stream opened with an access token."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import gc
+import time
+import warnings
 
 import grpc
 import jwt
@@ -105,6 +109,27 @@ def test_a_stream_ends_unauthenticated_once_its_token_expired(now):
         StreamDeadline(expires_at=1000.0).wait_seconds(15.0, now=now)
     assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
     assert "reconnect with a fresh token" in refused.value.message
+
+
+async def test_a_stream_takes_its_next_message_or_none_when_a_heartbeat_is_due():
+    deadline = StreamDeadline(expires_at=time.time() + 60)
+    queue: asyncio.Queue = asyncio.Queue()
+    queue.put_nowait(b"")
+    assert await deadline.next_message(queue, 0.05) == b""
+    assert await deadline.next_message(queue, 0.05) is None
+
+
+async def test_an_expired_stream_ends_without_taking_a_message():
+    queue: asyncio.Queue = asyncio.Queue()
+    queue.put_nowait(b"kept")
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        with pytest.raises(ApiError) as refused:
+            await StreamDeadline(expires_at=time.time() - 1).next_message(queue, 15.0)
+        gc.collect()
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert [str(w.message) for w in warned] == []  # e.g. "coroutine 'Queue.get' was never awaited"
+    assert queue.get_nowait() == b"kept"
 
 
 def test_a_new_password_is_refused_under_the_field_it_came_in():

@@ -7,6 +7,7 @@ token whose signature checks out against the public key.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import fcntl
@@ -235,6 +236,16 @@ class StreamDeadline:
         if left <= 0:
             raise unauthenticated("access token has expired; reconnect with a fresh token")
         return min(longest, left)
+
+    async def next_message(self, queue: asyncio.Queue, longest: float):
+        """The queue's next message, or None when `longest` seconds passed
+        first (a heartbeat is due); UNAUTHENTICATED once the token has expired."""
+        # The wait first: an expired token must not leave a queue.get() never awaited.
+        wait = self.wait_seconds(longest)
+        try:
+            return await asyncio.wait_for(queue.get(), timeout=wait)
+        except asyncio.TimeoutError:
+            return None
 
 
 def stream_deadline(context: grpc.aio.ServicerContext) -> StreamDeadline:
