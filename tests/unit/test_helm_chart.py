@@ -71,15 +71,26 @@ def install_args(tmp_path_factory) -> list[str]:
     ]
 
 
-def _template(install_args: list[str], *extra: str) -> list[dict]:
-    out = subprocess.run(
+def _helm_template(install_args: list[str], *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [_helm(), "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *install_args, *extra],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _template(install_args: list[str], *extra: str) -> list[dict]:
+    out = _helm_template(install_args, *extra)
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def _refusal(install_args: list[str], *extra: str) -> str:
+    """What helm says when it refuses to render these values."""
+    out = _helm_template(install_args, *extra)
+    assert out.returncode != 0, "helm rendered values it should refuse"
+    return out.stderr
 
 
 @pytest.fixture(scope="module")
@@ -153,13 +164,8 @@ def test_replicas_come_from_the_manifest_then_the_defaults(docs):
 
 
 def test_values_may_only_override_services_in_the_manifest(install_args):
-    out = subprocess.run(
-        [_helm(), "template", RELEASE, str(CHART), *install_args, "--set", "services.nosuch.replicas=1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode != 0 and "services.nosuch: no such service in services/manifest.toml" in out.stderr
+    refused = _refusal(install_args, "--set", "services.nosuch.replicas=1")
+    assert "services.nosuch: no such service in services/manifest.toml" in refused
 
 
 def test_every_process_gets_the_backends_and_production_settings(docs):
@@ -428,10 +434,5 @@ def test_envoy_sheds_calls_past_each_services_bound_and_counts_streams_apart(ins
 
 
 def test_a_bound_below_one_is_refused(install_args):
-    out = subprocess.run(
-        [_helm(), "template", RELEASE, str(CHART), *install_args, "--set", "edge.maxRequestsPerService=0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode != 0 and "/edge/maxRequestsPerService" in out.stderr, out.stderr
+    refused = _refusal(install_args, "--set", "edge.maxRequestsPerService=0")
+    assert "/edge/maxRequestsPerService" in refused, refused
