@@ -21,6 +21,8 @@ from .tracing import span_intake
 
 ENVOY_PORT = config.env_int("ENVOY_PORT", 8080)
 ENVOY_ADMIN_PORT = config.env_int("ENVOY_ADMIN_PORT", 9901)
+# Envoy's Prometheus metrics, the one page of the admin API served there.
+ENVOY_METRICS_PORT = config.env_int("ENVOY_METRICS_PORT", 9902)
 GATEWAY_PORT = config.env_int("AVIARY_GATEWAY_PORT", 8081)
 # Low on purpose so the small demo has a celebrity; production default is 10,000.
 FANOUT_THRESHOLD = os.environ.get("AVIARY_FANOUT_THRESHOLD", "3")
@@ -179,6 +181,7 @@ def _prepare_envoy() -> None:
         web_port=config.WEB_PORT,
         tracing=_envoy_tracing(),
         mesh_certs=envoy_mesh_certs(),
+        metrics_port=ENVOY_METRICS_PORT,
     )
 
 
@@ -210,7 +213,7 @@ envoy = Component(
         "2",
     ],
     port=ENVOY_PORT,
-    extra_ports=(ENVOY_ADMIN_PORT,),
+    extra_ports=(ENVOY_ADMIN_PORT, ENVOY_METRICS_PORT),
     prepare=_prepare_envoy,
     ready=http_check(f"http://{config.HOST}:{ENVOY_PORT}/healthz"),
     ready_timeout=30.0,

@@ -420,6 +420,56 @@ def tracing_config(sample_percent: float | str) -> str:
                       trace_context_option: USE_B3_WITH_W3C_PROPAGATION"""
 
 
+# Where Prometheus scrapes Envoy's own metrics (the metrics listener).
+METRICS_PATH = "/stats/prometheus"
+
+
+def metrics_listener(bind: str, port: int) -> str:
+    """A listener serving the admin API's Prometheus page and nothing else of
+    it, so the admin listener (which can stop Envoy) stays on loopback."""
+    return f"""    # Envoy's own metrics for Prometheus: calls shed past a service's bound
+    # (cluster upstream_rq_active_overflow), each cluster's calls and answers.
+    - name: metrics
+      address:
+        socket_address: {{address: {bind}, port_value: {port}}}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: metrics
+                route_config:
+                  virtual_hosts:
+                    - name: metrics
+                      domains: ["*"]
+                      routes:
+                        - match:
+                            path: {METRICS_PATH}
+                            headers: [{{name: ":method", string_match: {{exact: GET}}}}]
+                          route: {{cluster: envoy_admin}}
+                        - match: {{prefix: /}}
+                          direct_response: {{status: 404}}
+                http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"""
+
+
+def admin_cluster(admin_port: int) -> str:
+    """Envoy's own admin listener, reached by the metrics listener."""
+    return f"""    - name: envoy_admin
+      type: STATIC
+      connect_timeout: 0.25s
+      load_assignment:
+        cluster_name: envoy_admin
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {{address: 127.0.0.1, port_value: {admin_port}}}"""
+
+
 def zipkin_cluster(host: str, port: int | str, *, dns: bool = False) -> str:
     discovery = "type: STRICT_DNS\n      dns_lookup_family: V4_PREFERRED" if dns else "type: STATIC"
     return f"""    # The trace store Envoy's Zipkin tracer posts spans to.
@@ -452,6 +502,7 @@ def render_config(
     tracing: Tracing | None = None,
     mesh_certs: str | None = None,
     max_requests: int | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Writes envoy.yaml. `cors` replaces the CORS block built from
     AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own).
@@ -462,14 +513,17 @@ def render_config(
     services over the mesh's mutual TLS with the certificates there (through
     the secret files mesh_secrets, written beside `out`). `max_requests`:
     unary calls in flight per service (default: ENVOY_MAX_REQUESTS_PER_SERVICE
-    or MAX_REQUESTS_PER_SERVICE)."""
+    or MAX_REQUESTS_PER_SERVICE). `metrics_port`: serve Envoy's Prometheus
+    metrics there (METRICS_PATH; without it there is no metrics listener)."""
+    bind = os.environ.get("ENVOY_BIND", "127.0.0.1")
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(service.full_name for _, service in public_services())
     text = template.substitute(
         ENVOY_PORT=port,
         ENVOY_ADMIN_PORT=admin_port,
         GATEWAY_PORT=gateway_port,
-        ENVOY_BIND=os.environ.get("ENVOY_BIND", "127.0.0.1"),
+        ENVOY_BIND=bind,
+        METRICS_LISTENER=metrics_listener(bind, metrics_port) if metrics_port is not None else "",
         XFF_TRUSTED_HOPS=os.environ.get("ENVOY_XFF_TRUSTED_HOPS", "0"),
         ENVOY_ACCESS_LOG=access_log,
         JWKS_PATH=jwks,
@@ -487,7 +541,8 @@ def render_config(
             max_requests=max_requests_per_service() if max_requests is None else max_requests,
         )
         + ("\n" + web_cluster(web_port) if web_port is not None else "")
-        + ("\n" + zipkin_cluster(tracing.host, tracing.port) if tracing is not None else ""),
+        + ("\n" + zipkin_cluster(tracing.host, tracing.port) if tracing is not None else "")
+        + ("\n" + admin_cluster(admin_port) if metrics_port is not None else ""),
         OBJECTSTORE_PORT=objectstore_port,
         MEDIA_BUCKET=media_bucket,
         MEDIA_MAX_BODY_BYTES=media_max_body_bytes(),

@@ -9,7 +9,8 @@ ext_authz, transcoder and local-reply config) and changes only what differs on
 Kubernetes:
 
 * paths point at the ConfigMap mount (/etc/envoy) and the access log at stdout;
-* the listener binds 0.0.0.0 (the admin listener stays on loopback);
+* the listener and the metrics listener (port 9902, Envoy's /stats/prometheus
+  alone) bind 0.0.0.0; the admin listener stays on loopback;
 * the `clusters:` section is replaced: every service cluster is STRICT_DNS to
   that service's headless Service (Envoy balances over all pods and health
   checks each with grpc.health.v1), the gateway stays 127.0.0.1 (it runs as a
@@ -57,6 +58,7 @@ FILES = REPO / "helm" / "aviary" / "files"
 MOUNT = Path("/etc/envoy")  # where the chart mounts the ConfigMap in the Envoy pod
 ENVOY_PORT = 8080
 ENVOY_ADMIN_PORT = 9901
+ENVOY_METRICS_PORT = 9902
 GATEWAY_PORT = 8081
 # Rendered with this port, then replaced by the value (web.port) in the cluster.
 WEB_PORT = 8082
@@ -130,6 +132,7 @@ def _clusters() -> str:
     blocks.append(_service_clusters())
     blocks.append(_web_cluster())
     blocks.append(_zipkin_cluster())
+    blocks.append(edge.admin_cluster(ENVOY_ADMIN_PORT))
     return "\n".join(blocks) + "\n"
 
 
@@ -216,6 +219,7 @@ def render(out_dir: Path) -> None:
             media_bucket=BUCKET,
             cors=CORS_POLICY,
             web_port=WEB_PORT,
+            metrics_port=ENVOY_METRICS_PORT,
         )
         text = _only_with_web_enabled(rendered.read_text())
     text = _media_origin_from_values(text)

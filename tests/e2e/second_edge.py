@@ -18,7 +18,7 @@ import pytest
 
 from devstack import config
 from devstack.services import GATEWAY_PORT, KEYS_DIR, envoy_mesh_certs
-from edge_config import render_config
+from edge_config import METRICS_PATH, render_config
 from services.kit.settings import SERVICE_PORTS
 from tests.integration.support import free_port
 
@@ -27,6 +27,7 @@ from tests.integration.support import free_port
 class Edge:
     url: str
     admin_url: str
+    metrics_url: str
     access_log: Path
 
     def stat(self, name: str) -> int:
@@ -37,6 +38,16 @@ class Edge:
             if key == name:
                 return int(value)
         return 0
+
+    def prometheus_value(self, name: str, **labels: str) -> float | None:
+        """One sample of the metrics listener's Prometheus page (None: no such sample)."""
+        page = httpx.get(f"{self.metrics_url}{METRICS_PATH}", timeout=5.0).text
+        wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+        for line in page.splitlines():
+            series, _, value = line.rpartition(" ")
+            if series == (f"{name}{{{wanted}}}" if labels else name):
+                return float(value)
+        return None
 
     def access_log_lines(self) -> list[dict]:
         """The access log so far (Envoy writes it out about once a second)."""
@@ -49,7 +60,7 @@ class Edge:
 def second_edge(conf: Path, **render_options) -> Iterator[Edge]:
     """Runs an Envoy rendered into `conf` with `render_options` (render_config's
     keywords) until the block ends."""
-    port, admin = free_port(), free_port()
+    port, admin, metrics = free_port(), free_port(), free_port()
     render_config(
         conf / "envoy.yaml",
         port=port,
@@ -62,6 +73,7 @@ def second_edge(conf: Path, **render_options) -> Iterator[Edge]:
         objectstore_port=config.OBJECTSTORE_PORT,
         media_bucket=config.MEDIA_BUCKET,
         mesh_certs=envoy_mesh_certs(),
+        metrics_port=metrics,
         **render_options,
     )
     log = conf / "envoy.log"
@@ -85,7 +97,8 @@ def second_edge(conf: Path, **render_options) -> Iterator[Edge]:
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
-    edge = Edge(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", conf / "access.log")
+    local = "http://127.0.0.1"
+    edge = Edge(f"{local}:{port}", f"{local}:{admin}", f"{local}:{metrics}", conf / "access.log")
     try:
         _wait_healthy(edge.url, envoy, log)
         yield edge

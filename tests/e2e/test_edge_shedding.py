@@ -66,6 +66,9 @@ def test_calls_past_the_bound_are_shed_at_once_and_streams_do_not_count(http, na
     # Refused by Envoy itself, not after waiting on the hung service.
     assert answered_in < 1.0, f"the shed call took {answered_in:.2f} s"
     assert narrow_edge.stat("cluster.timeline.upstream_rq_active_overflow") == 1
+    # What the chart's AviaryEdgeShedding alert reads, on the metrics listener Prometheus scrapes.
+    overflow = narrow_edge.prometheus_value("envoy_cluster_upstream_rq_active_overflow", envoy_cluster_name="timeline")
+    assert overflow == 1
     # The access log tells a shed call from the service's own 503s.
     assert wait_until(
         lambda: [e for e in narrow_edge.access_log_lines() if e["status"] == 503 and e["flags"] == "UO"], timeout=5

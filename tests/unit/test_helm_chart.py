@@ -436,3 +436,25 @@ def test_envoy_sheds_calls_past_each_services_bound_and_counts_streams_apart(ins
 def test_a_bound_below_one_is_refused(install_args):
     refused = _refusal(install_args, "--set", "edge.maxRequestsPerService=0")
     assert "/edge/maxRequestsPerService" in refused, refused
+
+
+def test_envoys_pods_are_scraped_on_a_listener_serving_only_its_prometheus_page(docs):
+    pod = _of(docs, "Deployment")[f"{RELEASE}-aviary-envoy"]["spec"]["template"]
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "9902" and annotations["prometheus.io/path"] == edge.METRICS_PATH
+    envoy = next(c for c in pod["spec"]["containers"] if c["name"] == "envoy")
+    assert {"name": "metrics", "containerPort": 9902, "protocol": "TCP"} in envoy["ports"]
+
+    conf = yaml.safe_load(_envoy_config(docs))
+    listener = next(li for li in conf["static_resources"]["listeners"] if li["name"] == "metrics")
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 9902}
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    stats, rest = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    assert stats["match"]["path"] == edge.METRICS_PATH and stats["route"] == {"cluster": "envoy_admin"}
+    assert rest == {"match": {"prefix": "/"}, "direct_response": {"status": 404}}
+    admin = conf["admin"]["address"]["socket_address"]
+    assert admin["address"] == "127.0.0.1"
+    clusters = {c["name"]: c for c in conf["static_resources"]["clusters"]}
+    endpoint = clusters["envoy_admin"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"] == admin

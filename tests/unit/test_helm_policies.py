@@ -111,7 +111,7 @@ def _manifest_edges(tracing: bool = False) -> tuple[set, set]:
         kinds |= {"kafka"} if entry.consumes or name in producers else set()
         kinds |= {"stripe"} if name == "payments" else set()
         egress |= {(name, kind, port) for kind in kinds for port in backend_ports[kind]}
-    ingress.add((ANYONE, EDGE, 8080))
+    ingress |= {(ANYONE, EDGE, 8080), (SCRAPER, EDGE, 9902)}
     egress |= {(EDGE, "s3", 9000), (EDGE, "redis", 6379)}
     if tracing:
         egress |= {(component, "zipkin", 9411) for component in [*services, EDGE]}
