@@ -503,6 +503,7 @@ def render_config(
     mesh_certs: str | None = None,
     max_requests: int | None = None,
     metrics_port: int | None = None,
+    xff_trusted_hops: int | str | None = None,
 ) -> None:
     """Writes envoy.yaml. `cors` replaces the CORS block built from
     AVIARY_CORS_ORIGINS (the Helm chart passes a template of its own).
@@ -514,7 +515,9 @@ def render_config(
     the secret files mesh_secrets, written beside `out`). `max_requests`:
     unary calls in flight per service (default: ENVOY_MAX_REQUESTS_PER_SERVICE
     or MAX_REQUESTS_PER_SERVICE). `metrics_port`: serve Envoy's Prometheus
-    metrics there (METRICS_PATH; without it there is no metrics listener)."""
+    metrics there (METRICS_PATH; without it there is no metrics listener).
+    `xff_trusted_hops`: proxies in front of Envoy whose X-Forwarded-For it
+    trusts (default: ENVOY_XFF_TRUSTED_HOPS or 0)."""
     bind = os.environ.get("ENVOY_BIND", "127.0.0.1")
     template = Template((REPO / "envoy" / "envoy.yaml.tmpl").read_text())
     services = ", ".join(service.full_name for _, service in public_services())
@@ -524,7 +527,9 @@ def render_config(
         GATEWAY_PORT=gateway_port,
         ENVOY_BIND=bind,
         METRICS_LISTENER=metrics_listener(bind, metrics_port) if metrics_port is not None else "",
-        XFF_TRUSTED_HOPS=os.environ.get("ENVOY_XFF_TRUSTED_HOPS", "0"),
+        XFF_TRUSTED_HOPS=os.environ.get("ENVOY_XFF_TRUSTED_HOPS", "0")
+        if xff_trusted_hops is None
+        else xff_trusted_hops,
         ENVOY_ACCESS_LOG=access_log,
         JWKS_PATH=jwks,
         LUA_PATH=REPO / "envoy" / "status.lua",

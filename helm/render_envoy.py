@@ -203,7 +203,6 @@ def render(out_dir: Path) -> None:
     edge.build_descriptor(out_dir / "aviary.pb")
     shutil.copyfile(REPO / "envoy" / "status.lua", out_dir / "status.lua")
     os.environ["ENVOY_BIND"] = "0.0.0.0"
-    os.environ["ENVOY_XFF_TRUSTED_HOPS"] = "{{ .Values.edge.xffTrustedHops | int }}"
     os.environ["AVIARY_MEDIA_PUBLIC_URL"] = f"{MEDIA_ORIGIN}/media"
     with tempfile.TemporaryDirectory() as tmp:
         rendered = Path(tmp) / "envoy.yaml"
@@ -220,6 +219,7 @@ def render(out_dir: Path) -> None:
             cors=CORS_POLICY,
             web_port=WEB_PORT,
             metrics_port=ENVOY_METRICS_PORT,
+            xff_trusted_hops="{{ .Values.edge.xffTrustedHops | int }}",
         )
         text = _only_with_web_enabled(rendered.read_text())
     text = _media_origin_from_values(text)

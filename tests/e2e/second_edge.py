@@ -58,13 +58,10 @@ class Edge:
 
 @contextmanager
 def second_edge(conf: Path, **render_options) -> Iterator[Edge]:
-    """Runs an Envoy rendered into `conf` with `render_options` (render_config's
-    keywords) until the block ends."""
+    """Runs an Envoy rendered into `conf` until the block ends: the devstack's
+    settings, but for `render_options` (render_config's keywords)."""
     port, admin, metrics = free_port(), free_port(), free_port()
-    render_config(
-        conf / "envoy.yaml",
-        port=port,
-        admin_port=admin,
+    devstack_options = dict(
         descriptor=config.CONF / "envoy" / "aviary.pb",
         jwks=KEYS_DIR / "jwks.json",
         access_log=conf / "access.log",
@@ -74,8 +71,8 @@ def second_edge(conf: Path, **render_options) -> Iterator[Edge]:
         media_bucket=config.MEDIA_BUCKET,
         mesh_certs=envoy_mesh_certs(),
         metrics_port=metrics,
-        **render_options,
     )
+    render_config(conf / "envoy.yaml", port=port, admin_port=admin, **(devstack_options | render_options))
     log = conf / "envoy.log"
     with open(log, "w") as stderr:
         envoy = subprocess.Popen(

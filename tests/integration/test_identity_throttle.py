@@ -9,10 +9,7 @@ unreachable shows that throttling fails open.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,10 +18,9 @@ import httpx
 import pytest
 
 from aviary.identity.v1 import identity_pb2, identity_pb2_grpc
-import edge_config as edge
-from devstack.services import envoy_mesh_certs
-from services.kit.settings import SERVICE_PORTS, load_settings
-from tests.integration.support import free_port, second_process, stop_process
+from services.kit.settings import SERVICE_PORTS
+from tests.e2e.second_edge import second_edge
+from tests.integration.support import free_port, second_process
 
 PASSWORD = "correct horse battery"
 SIGN_UPS_PER_ADDRESS = 3
@@ -194,53 +190,13 @@ def test_a_successful_log_in_does_not_count_against_the_address(strict):
 
 @contextlib.contextmanager
 def _edge(identity_port: int, trusted_hops: int, tmp_path: Path):
-    """Base URL of an Envoy rendered from the project's template (with
-    ENVOY_XFF_TRUSTED_HOPS=trusted_hops) whose identity cluster is the strict
-    identity process, every other cluster the devstack's."""
-    port, admin_port = free_port(), free_port()
-    descriptor = tmp_path / "aviary.pb"
-    edge.build_descriptor(descriptor)
-    previous = os.environ.get("ENVOY_XFF_TRUSTED_HOPS")
-    os.environ["ENVOY_XFF_TRUSTED_HOPS"] = str(trusted_hops)
-    try:
-        edge.render_config(
-            tmp_path / "envoy.yaml",
-            port=port,
-            admin_port=admin_port,
-            descriptor=descriptor,
-            jwks=load_settings().state_dir / "keys" / "jwks.json",
-            access_log=tmp_path / "access.log",
-            service_ports={**SERVICE_PORTS, "identity": identity_port},
-            gateway_port=int(os.environ.get("AVIARY_GATEWAY_PORT", "8081")),
-            mesh_certs=envoy_mesh_certs(),
-        )
-    finally:
-        if previous is None:
-            os.environ.pop("ENVOY_XFF_TRUSTED_HOPS")
-        else:
-            os.environ["ENVOY_XFF_TRUSTED_HOPS"] = previous
-    log_path = tmp_path / "envoy.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "envoy"),
-                "-c",
-                str(tmp_path / "envoy.yaml"),
-                "--disable-hot-restart",
-                "--log-level",
-                "warn",
-                "--concurrency",
-                "1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_edge_serves_identity(base, proc, log_path)
-        yield base
-    finally:
-        stop_process(proc)
+    """Base URL of a second Envoy trusting `trusted_hops` proxies' X-Forwarded-For,
+    whose identity cluster is the strict identity process, every other cluster
+    the devstack's."""
+    services = {**SERVICE_PORTS, "identity": identity_port}
+    with second_edge(tmp_path, service_ports=services, xff_trusted_hops=trusted_hops) as envoy:
+        _wait_edge_serves_identity(envoy.url)
+        yield envoy.url
 
 
 @pytest.fixture(scope="module")
@@ -250,9 +206,9 @@ def edge_to_strict_identity(strict_identity, tmp_path_factory):
         yield base
 
 
-def _wait_edge_serves_identity(base: str, proc, log_path: Path) -> None:
+def _wait_edge_serves_identity(base: str) -> None:
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline:
         try:
             # A lookup of a name nobody has: 404 once Envoy reaches the identity cluster.
             if httpx.get(f"{base}/v1/users:lookup", params={"username": "nobody_here"}, timeout=2).status_code == 404:
@@ -260,9 +216,7 @@ def _wait_edge_serves_identity(base: str, proc, log_path: Path) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    pytest.fail(
-        f"the test's Envoy never served (exit code {proc.poll()}); its log ends: {log_path.read_text()[-2000:]}"
-    )
+    pytest.fail("the test's Envoy never reached the strict identity process")
 
 
 def loopback_client(base: str) -> httpx.Client:
