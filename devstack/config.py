@@ -48,11 +48,10 @@ CASSANDRA_HEAP = os.environ.get("CASSANDRA_HEAP", "1G")
 # 0 leaves the kernel default (50 µs); see the cassandra component in backends.py.
 CASSANDRA_TIMER_SLACK_NS = int(os.environ.get("CASSANDRA_TIMER_SLACK_NS", "500000"))
 
+# Downloads and builds every clone on this machine reuses.
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aviary"
 # Jar cache written by devstack/bootstrap.sh (layout: <cache>/<name>/<sha256(pom)[:16]>/).
-JARS_CACHE = Path(
-    os.environ.get("AVIARY_JARS_CACHE")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aviary" / "jars"
-)
+JARS_CACHE = Path(os.environ.get("AVIARY_JARS_CACHE") or CACHE / "jars")
 
 
 def jars_dir(name: str) -> Path:

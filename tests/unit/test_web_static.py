@@ -4,6 +4,8 @@ routes that put it at `/` (envoy/edge_config.py)."""
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -176,3 +178,36 @@ def test_a_new_build_keeps_the_previous_builds_own_assets_once(web_tree):
     (staging / "assets" / "app-new.js").write_text("new")
     web_tree._keep_previous_assets(staging)
     assert sorted(p.name for p in (staging / "assets").iterdir()) == ["app-new.js", "app-old.js"]
+
+
+def test_a_new_clone_copies_node_modules_from_the_cache_npm_ci_filled(web_tree, tmp_path, monkeypatch):
+    installs = []
+
+    def npm_ci(*args: str) -> None:
+        installs.append(args)
+        shutil.rmtree(web_tree.WEB / "node_modules", ignore_errors=True)  # as npm ci does
+        (web_tree.WEB / "node_modules" / "x").mkdir(parents=True)
+        (web_tree.WEB / "node_modules" / ".bin").mkdir()
+        (web_tree.WEB / "node_modules" / "x" / "index.js").write_text("installed")
+        (web_tree.WEB / "node_modules" / ".bin" / "x").symlink_to("../x/index.js")
+
+    monkeypatch.setattr(web_tree, "_npm", npm_ci)
+    monkeypatch.setattr(web_tree, "NODE_MODULES_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(web_tree, "INSTALL_STAMP", web_tree.WEB / "node_modules" / ".aviary-lock.sha256")
+    (web_tree.WEB / "package-lock.json").write_text('{"lockfileVersion": 3}')
+    web_tree._ensure_installed()
+    assert len(installs) == 1
+
+    # A fresh clone: no node_modules, the same lock.
+    shutil.rmtree(web_tree.WEB / "node_modules")
+    web_tree._ensure_installed()
+    assert len(installs) == 1, "npm ci ran again"
+    installed = web_tree.WEB / "node_modules"
+    assert (installed / "x" / "index.js").read_text() == "installed"
+    assert os.readlink(installed / ".bin" / "x") == "../x/index.js"
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [web_tree.INSTALL_STAMP.read_text()]
+
+    # Another lock installs again.
+    (web_tree.WEB / "package-lock.json").write_text('{"lockfileVersion": 3, "packages": {}}')
+    web_tree._ensure_installed()
+    assert len(installs) == 2
