@@ -122,8 +122,11 @@ def _cluster(settings: Settings) -> Cluster:
     )
 
 
-async def execute(session: Session, query: str | PreparedStatement | Any, params: Sequence | None = None) -> list:
+async def execute(
+    session: Session, query: str | PreparedStatement | Any, params: Sequence | None = None, *, timeout: float = 0.0
+) -> list:
     """Runs one statement; returns the rows of its (single) result page.
+    `timeout`: seconds to wait for it (0: the session's 10 s).
 
     Queries that can return many rows must carry a LIMIT below the driver's
     fetch size (5000), so one page is the whole answer.
@@ -140,7 +143,9 @@ async def execute(session: Session, query: str | PreparedStatement | Any, params
     label = _label(query)
     STATEMENTS.labels(label).inc()
     with tracing.cql_span(label):
-        future = session.execute_async(query, params)
+        future = (
+            session.execute_async(query, params, timeout=timeout) if timeout else session.execute_async(query, params)
+        )
         future.add_callbacks(on_rows, on_error)
         return list(await done or [])
 
@@ -154,8 +159,16 @@ def _settle(fut: asyncio.Future, rows, exc) -> None:
         fut.set_result(rows)
 
 
+# A schema change waits for the node to apply and persist it, behind every
+# other service's: on a fresh node that a whole stack sets up at once, that
+# can be far longer than a query ever takes.
+DDL_TIMEOUT_SECONDS = 60.0
+DDL_ATTEMPTS = 3
+DDL_RETRY_PAUSE_SECONDS = 1.0
+
+
 async def ensure_keyspace(session: Session, keyspace: str, replication_factor: int) -> None:
-    await execute(
+    await _execute_ddl(
         session,
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
         f"{{'class': 'NetworkTopologyStrategy', 'replication_factor': {replication_factor}}}",
@@ -165,7 +178,20 @@ async def ensure_keyspace(session: Session, keyspace: str, replication_factor: i
 async def apply_schema(session: Session, statements: Sequence[str]) -> None:
     """Idempotent DDL (CREATE ... IF NOT EXISTS), one statement at a time."""
     for stmt in statements:
-        await execute(session, stmt)
+        await _execute_ddl(session, stmt)
+
+
+async def _execute_ddl(session: Session, stmt: str) -> None:
+    # Safe to send again: every statement here is IF NOT EXISTS.
+    for attempt in range(1, DDL_ATTEMPTS + 1):
+        try:
+            await execute(session, stmt, timeout=DDL_TIMEOUT_SECONDS)
+            return
+        except (OperationTimedOut, NoHostAvailable) as exc:
+            if attempt == DDL_ATTEMPTS:
+                raise
+            log.warning("schema change not answered; sending it again", extra={"error": error_text(exc)})
+            await asyncio.sleep(DDL_RETRY_PAUSE_SECONDS)
 
 
 async def close(session: Session | None) -> None:
