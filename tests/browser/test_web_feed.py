@@ -10,6 +10,7 @@ and deterministically."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -345,3 +346,39 @@ def test_the_picker_and_the_tabs_fit_a_phone(phone_page: Page, http, console):
     expect(phone_page.get_by_text("Nothing for you yet.")).to_be_visible()
     assert phone_page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth") is False
     assert console.errors == []
+
+
+# Envoy's answer to a call past a service's bound (tests/e2e/test_edge_shedding.py).
+SHED = {
+    "code": 14,
+    "message": "the service is busy: try again in a moment",
+    "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}],
+}
+
+
+def test_a_home_read_the_edge_shed_is_asked_again_after_retry_after(page: Page, http):
+    reader = Person(http, "rs")
+    post_id = reader.post(http, "read after a shed call")
+    wait_for_home_timeline(http, reader.token, {post_id})
+    asked: list[float] = []
+
+    def shed_the_first(route) -> None:
+        asked.append(time.monotonic())
+        if len(asked) > 1:
+            route.continue_()
+            return
+        headers = {"retry-after": "1", "content-type": "application/json"}
+        route.fulfill(status=503, headers=headers, body=json.dumps(SHED))
+
+    page.route(re.compile(r"/v1/timelines/home(\?|$)"), shed_the_first)
+    log_in(page, reader.username)
+    expect(page.get_by_text("read after a shed call")).to_be_visible()
+    # The page reads home twice (its first page, and again once the live
+    # stream is open); the shed one is asked again a second later.
+    deadline = time.monotonic() + 10
+    while len(asked) < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)  # Playwright runs the route handler only while it is called
+    assert len(asked) == 3, "the shed read was not asked again"
+    assert asked[2] - asked[0] >= 0.9, "asked again before Retry-After"
+    expect(page.get_by_role("status")).to_have_count(0)  # no longer loading
+    expect(page.get_by_role("alert")).to_have_count(0)  # and nothing said it failed

@@ -9,6 +9,20 @@ export type Tokens = Schemas["aviary.identity.v1.CreateSessionResponse"];
 // Same origin as the API (Envoy serves both), so no CORS and no base URL to configure.
 export const api = createClient<paths>({ baseUrl: window.location.origin });
 
+// Envoy turns away a call past a service's bound at once, with 503 and
+// Retry-After (the README's "Overload"): a read is asked once more after that
+// wait, so a moment's burst never reaches the person. Writes are left to them.
+const LONGEST_RETRY_AFTER_S = 5;
+api.use({
+  async onResponse({ request, response }) {
+    if (response.status !== 503 || request.method !== "GET") return undefined;
+    const wait = Number(response.headers.get("retry-after"));
+    if (!(wait > 0 && wait <= LONGEST_RETRY_AFTER_S)) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    return fetch(new Request(request));
+  },
+});
+
 /** An API refusal as a person should read it: the server's own message. */
 export class ApiError extends Error {
   constructor(
