@@ -165,6 +165,8 @@ def graph():
     channel.close()
 
 
+# Serial: it counts the devstack posts' answers, which other tests' calls would move.
+@pytest.mark.serial
 def test_a_posts_author_carries_their_follow_and_post_counts(identity, posts, graph):
     # Posts gathers them itself (graph's follow counts, its own post counts)
     # beside identity's summary.
