@@ -149,6 +149,9 @@ default to s3.endpoint's, zipkin's to tracing.zipkin.port. */}}
   {{- end }}
 {{- end -}}
 
+{{/* Envoy's metrics listener: the port helm/render_envoy.py writes into files/envoy.yaml. */}}
+{{- define "aviary.envoyMetricsPort" -}}9902{{- end -}}
+
 {{/* The trace store (tracing.zipkin), "" when tracing is off. */}}
 {{- define "aviary.zipkinHost" -}}
 {{- $zipkin := (default (dict) .Values.tracing).zipkin | default (dict) -}}
