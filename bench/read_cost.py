@@ -93,8 +93,20 @@ async def run(args: argparse.Namespace) -> dict:
         "p95_ms": rounded(_ms(percentile(latencies, 0.95))),
         "p99_ms": rounded(_ms(percentile(latencies, 0.99))),
         "cpu_ms_per_request": cpu,
+        "per_envoy": per_envoy(cpu.get("by_component_net_of_idle", cpu["by_component"])),
         "config": {k: v for k, v in vars(args).items()},
     }
+
+
+def per_envoy(ms_by_component: dict[str, float]) -> dict[str, float]:
+    """Each component's CPU per request over Envoy's in the same run. Envoy's
+    work for a read does not change with a service's code or settings, while
+    the machine's speed can drift between runs minutes apart: an A/B of a
+    service compares these ratios rather than milliseconds."""
+    envoy = ms_by_component.get("envoy")
+    if not envoy:
+        return {}
+    return {name: round(ms / envoy, 3) for name, ms in ms_by_component.items() if name != "envoy"}
 
 
 def _ms(seconds: float | None) -> float | None:
