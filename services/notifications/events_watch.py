@@ -80,10 +80,8 @@ class EventsWatch:
         """The next event, or an empty one (keep-alive) after `heartbeat_seconds`
         of quiet; raises the first source's ending, or UNAUTHENTICATED at the deadline."""
         if self._ended is None:
-            try:
-                wait = deadline.wait_seconds(heartbeat_seconds)
-                item = await asyncio.wait_for(self._merged.get(), timeout=wait)
-            except asyncio.TimeoutError:
+            item = await deadline.next_message(self._merged, heartbeat_seconds)
+            if item is None:
                 return notifications_pb2.WatchEventsResponse()
             if not isinstance(item, SourceEnded):
                 return item
