@@ -443,12 +443,13 @@ def test_envoys_pods_are_scraped_on_a_listener_serving_only_its_prometheus_page(
     listener = next(li for li in conf["static_resources"]["listeners"] if li["name"] == "metrics")
     assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 9902}
     # The pod's port and annotation name the port the rendered config listens on.
+    port = listener["address"]["socket_address"]["port_value"]
     pod = _of(docs, "Deployment")[f"{RELEASE}-aviary-envoy"]["spec"]["template"]
     annotations = pod["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == "9902" and annotations["prometheus.io/path"] == edge.METRICS_PATH
+    assert annotations["prometheus.io/port"] == str(port) and annotations["prometheus.io/path"] == edge.METRICS_PATH
     envoy = next(c for c in pod["spec"]["containers"] if c["name"] == "envoy")
-    assert {"name": "metrics", "containerPort": 9902, "protocol": "TCP"} in envoy["ports"]
+    assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in envoy["ports"]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     stats, rest = hcm["route_config"]["virtual_hosts"][0]["routes"]
     assert stats["match"]["path"] == edge.METRICS_PATH and stats["route"] == {"cluster": "envoy_admin"}
