@@ -14,25 +14,21 @@ import pytest
 
 from services.kit.server.ids import min_id_at
 from services.kit.server.paging import encode_token
-from tests.e2e.commerce import create_product, sign_up_seller
 from tests.e2e.edge import error_message, follow, home_ids, post, sign_up, wait_until
+from tests.e2e.feed_support import feed_page, item_key, open_shop, reader_of
 
 EVERY = int(os.environ.get("AVIARY_FEED_PRODUCT_EVERY", "5"))
 
 
-def _page(http, reader, token: str = "", size: int = 4) -> dict:
-    params = {"pageSize": size}
-    if token:
-        params["pageToken"] = token
-    r = http.get("/v1/feed", params=params, headers=reader.auth)
-    assert r.status_code == 200, r.text
-    return r.json()
+@pytest.fixture(scope="module")
+def shop(http):
+    return open_shop(http)
 
 
 def _whole_feed(http, reader, size: int = 4) -> list[dict]:
     items, token = [], ""
     for _ in range(100):
-        body = _page(http, reader, token, size)
+        body = feed_page(http, reader, token, size)
         items.extend(body["items"])
         token = body.get("nextPageToken", "")
         if not token:
@@ -40,33 +36,13 @@ def _whole_feed(http, reader, size: int = 4) -> list[dict]:
     raise AssertionError("the feed never ended")
 
 
-def _key(item: dict) -> tuple[str, str]:
-    return ("post", item["post"]["id"]) if "post" in item else ("product", item["product"]["id"])
-
-
-@pytest.fixture(scope="module")
-def shop(http):
-    """A seller with fresh products: the newest ones are everyone's cold-start candidates."""
-    seller = sign_up_seller(http)
-    return [create_product(http, seller, stock=50, title=f"feed product {n}") for n in range(4)]
-
-
-def _reader_of(http, author, posts: int, text: str = "feed post") -> tuple[object, list[str]]:
-    reader = sign_up(http, "fr")
-    home_ids(http, reader)  # an active reader: fanout materializes their timeline
-    follow(http, reader, author)
-    ids = [post(http, author, f"{text} {n}")["id"] for n in range(posts)]
-    assert wait_until(lambda: set(ids) <= set(home_ids(http, reader)), timeout=15), "fanout did not deliver"
-    return reader, ids
-
-
 def test_products_hold_every_fifth_slot_and_no_item_repeats_across_pages(http, shop):
     author = sign_up(http, "fa")
-    reader, ids = _reader_of(http, author, posts=14)
+    reader, ids = reader_of(http, author, posts=14)
 
     items = _whole_feed(http, reader, size=4)
 
-    keys = [_key(i) for i in items]
+    keys = [item_key(i) for i in items]
     assert len(keys) == len(set(keys)), "an item repeated across pages"
     assert {k[1] for k in keys if k[0] == "post"} == set(ids)
     kinds = [k[0] for k in keys]
@@ -81,14 +57,14 @@ def test_products_hold_every_fifth_slot_and_no_item_repeats_across_pages(http, s
 
 def test_scrolling_does_not_re_rank_and_a_deleted_post_leaves_cached_pages(http, shop):
     author = sign_up(http, "fb")
-    reader, ids = _reader_of(http, author, posts=9)
-    first = _page(http, reader, size=4)
-    shown_first = [_key(i) for i in first["items"]]
+    reader, ids = reader_of(http, author, posts=9)
+    first = feed_page(http, reader, size=4)
+    shown_first = [item_key(i) for i in first["items"]]
 
     late = post(http, author, "posted while the reader scrolls")["id"]
     assert wait_until(lambda: late in home_ids(http, reader), timeout=15)
     # Page 2 not yet read: delete one of its posts.
-    peek = _page(http, reader, first["nextPageToken"], size=4)
+    peek = feed_page(http, reader, first["nextPageToken"], size=4)
     victim = next(i["post"]["id"] for i in peek["items"] if "post" in i)
     r = http.delete(f"/v1/posts/{victim}", headers=author.auth)
     assert r.status_code == 200, r.text
@@ -96,7 +72,7 @@ def test_scrolling_does_not_re_rank_and_a_deleted_post_leaves_cached_pages(http,
         lambda: (
             victim
             not in {
-                i["post"]["id"] for i in _page(http, reader, first["nextPageToken"], size=4)["items"] if "post" in i
+                i["post"]["id"] for i in feed_page(http, reader, first["nextPageToken"], size=4)["items"] if "post" in i
             }
         ),
         timeout=10,
@@ -104,8 +80,8 @@ def test_scrolling_does_not_re_rank_and_a_deleted_post_leaves_cached_pages(http,
 
     rest, token = [], first["nextPageToken"]
     while token:
-        body = _page(http, reader, token, size=4)
-        rest.extend(_key(i) for i in body["items"])
+        body = feed_page(http, reader, token, size=4)
+        rest.extend(item_key(i) for i in body["items"])
         token = body.get("nextPageToken", "")
     posts_seen = {k[1] for k in shown_first + rest if k[0] == "post"}
     assert late not in posts_seen, "the ranking changed mid-scroll"
@@ -115,10 +91,10 @@ def test_scrolling_does_not_re_rank_and_a_deleted_post_leaves_cached_pages(http,
 
 def test_a_refresh_moments_later_shows_the_same_ranking(http, shop):
     author = sign_up(http, "fc")
-    reader, _ = _reader_of(http, author, posts=5)
-    first = [_key(i) for i in _page(http, reader, size=10)["items"]]
+    reader, _ = reader_of(http, author, posts=5)
+    first = [item_key(i) for i in feed_page(http, reader, size=10)["items"]]
     post(http, author, "arrives between two refreshes")
-    again = [_key(i) for i in _page(http, reader, size=10)["items"]]
+    again = [item_key(i) for i in feed_page(http, reader, size=10)["items"]]
     assert again == first  # reused within AVIARY_FEED_REUSE_SECONDS, not re-ranked
 
 
@@ -178,5 +154,5 @@ def test_bad_input_is_refused_clearly(http):
 
 def test_an_empty_home_timeline_is_an_empty_feed(http):
     reader = sign_up(http, "fe")
-    body = _page(http, reader, size=10)
+    body = feed_page(http, reader, size=10)
     assert body["items"] == [] and not body.get("nextPageToken")

@@ -11,14 +11,19 @@ import pytest
 
 from tests.e2e.edge import follow, home_ids, sign_up, wait_until
 from tests.e2e.fanout_support import devstack, signal_service
-from tests.e2e.test_feed import _key, _page, _reader_of, shop  # noqa: F401
+from tests.e2e.feed_support import feed_page, item_key, open_shop, reader_of
 
 pytestmark = pytest.mark.serial
 
 
-def test_posts_alone_and_on_time_when_recommendations_are_slow_or_down(http, shop):  # noqa: F811
+@pytest.fixture(scope="module")
+def shop(http):
+    return open_shop(http)
+
+
+def test_posts_alone_and_on_time_when_recommendations_are_slow_or_down(http, shop):
     author = sign_up(http, "fo")
-    slow_reader, ids = _reader_of(http, author, posts=6)
+    slow_reader, ids = reader_of(http, author, posts=6)
     down_reader = sign_up(http, "fr")
     home_ids(http, down_reader)
     follow(http, down_reader, author)
@@ -27,17 +32,17 @@ def test_posts_alone_and_on_time_when_recommendations_are_slow_or_down(http, sho
     signal_service("recommendations", signal.SIGSTOP)  # hangs: calls time out
     try:
         started = time.monotonic()
-        body = _page(http, slow_reader, size=20)
+        body = feed_page(http, slow_reader, size=20)
         elapsed = time.monotonic() - started
     finally:
         signal_service("recommendations", signal.SIGCONT)
-    assert [_key(i)[0] for i in body["items"]] == ["post"] * 6
+    assert [item_key(i)[0] for i in body["items"]] == ["post"] * 6
     # The signals deadline is 150 ms; the peers' own deadline is 5 s.
     assert elapsed < 2.0, f"the feed waited {elapsed:.2f} s for a hung recommendations service"
 
     devstack("down", "recommendations")
     try:
-        body = _page(http, down_reader, size=20)
-        assert [_key(i)[0] for i in body["items"]] == ["post"] * 6
+        body = feed_page(http, down_reader, size=20)
+        assert [item_key(i)[0] for i in body["items"]] == ["post"] * 6
     finally:
         devstack("up", "recommendations")
