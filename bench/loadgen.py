@@ -139,11 +139,17 @@ async def wait_for_consumers(client: aiohttp.ClientSession, *, timeout: float = 
     return {"seconds": round(time.perf_counter() - started, 1), "caught_up": False, "max_lag_seen": max_seen}
 
 
+# The key of a JVM component's JIT compiling in stack_cpu_seconds().
+JIT_SUFFIX = ":jit"
+
+
 def stack_cpu_seconds() -> dict[str, float]:
     """CPU seconds used so far by each devstack component: its whole process
     group (a service's threads), by the pid files the devstack keeps, and the
     processes it started in groups of their own (PostgreSQL's backends: each
-    starts a session), by their parent."""
+    starts a session), by their parent. A JVM's JIT compiler threads count
+    apart, as "<component>:jit": warm-up, which goes on for an hour after
+    `make up` and is not what a request costs a warm stack."""
     groups = {}
     for pidfile in devstack_config.RUN.glob("*.pid"):
         try:
@@ -172,9 +178,33 @@ def stack_cpu_seconds() -> dict[str, float]:
     used: dict[str, float] = {}
     for pid, (_parent, _group, cpu) in processes.items():
         name = component(pid)
-        if name is not None:
-            used[name] = used.get(name, 0.0) + cpu
+        if name is None:
+            continue
+        compiling = _jit_compiler_seconds(pid, tick)
+        used[name] = used.get(name, 0.0) + cpu - compiling
+        if compiling:
+            used[f"{name}{JIT_SUFFIX}"] = used.get(f"{name}{JIT_SUFFIX}", 0.0) + compiling
     return used
+
+
+def _jit_compiler_seconds(pid: int, tick: int) -> float:
+    """CPU seconds a JVM's JIT compiler threads ("C1/C2 CompilerThread") have used; 0 for other processes."""
+    try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "java":
+            return 0.0
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    ticks = 0
+    for task in tasks:
+        try:
+            if "CompilerThre" not in (task / "comm").read_text():  # comm is cut at 15 characters
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / tick
 
 
 def component_pid(name: str) -> int | None:
@@ -233,17 +263,20 @@ def cpu_ms_per_request(
     With `idle` (idle_cores) and the `seconds` between the readings, the same
     net of what the stack burns with no load (consumers polling, Cassandra,
     OpenSearch): that is not the requests'. Each component is net of its own
-    idle, so Kafka's idle fetches are not counted as a post's cost."""
+    idle, so Kafka's idle fetches are not counted as a post's cost; and the
+    total without the JVMs' JIT compiling too, the figure of a warm stack."""
     per = {name: (after[name] - before.get(name, 0.0)) * 1000 / max(requests, 1) for name in after}
     cpu = {"total": round(sum(per.values()), 2), "by_component": _largest(per)}
     if idle is None:
         return cpu
     idle_ms = {name: cores * seconds * 1000 / max(requests, 1) for name, cores in idle.items()}
     net = {name: ms - idle_ms.get(name, 0.0) for name, ms in per.items()}
+    jit_net = sum(ms for name, ms in net.items() if name.endswith(JIT_SUFFIX))
     return {
         **cpu,
         "idle_cores": round(sum(idle.values()), 3),
-        "total_net_of_idle": round(sum(per.values()) - sum(idle_ms.values()), 2),
+        "total_net_of_idle": round(sum(net.values()), 2),
+        "total_net_of_idle_and_jit": round(sum(net.values()) - jit_net, 2),
         "by_component_net_of_idle": _largest(net),
     }
 
