@@ -102,6 +102,7 @@ class MetadataStore:
         queries = {
             "insert": f"INSERT INTO {ks}.media ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             "select": f"SELECT {_COLUMNS} FROM {ks}.media WHERE media_id = ?",
+            "select_many": f"SELECT {_COLUMNS} FROM {ks}.media WHERE media_id IN ?",
             "delete": f"DELETE FROM {ks}.media WHERE media_id = ?",
             "put_owned": f"INSERT INTO {ks}.media_by_owner (owner_id, media_id, object_key) VALUES (?, ?, ?)",
             "drop_owned": f"DELETE FROM {ks}.media_by_owner WHERE owner_id = ? AND media_id = ?",
@@ -199,8 +200,9 @@ class MetadataStore:
         return copied
 
     async def get_many(self, media_ids: list[int]) -> list[MediaRecord | None]:
-        """Concurrent single-partition reads, answers in the order asked."""
-        return list(await asyncio.gather(*(self.get(media_id) for media_id in media_ids)))
+        """The rows of media_ids in the order asked; None for media that do not exist."""
+        rows = await cql.rows_by_key(self.session, self._st["select_many"], media_ids, key_of=lambda row: row.media_id)
+        return [_record(rows[media_id]) if media_id in rows else None for media_id in media_ids]
 
 
 def _record(row) -> MediaRecord:

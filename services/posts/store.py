@@ -111,6 +111,7 @@ class _Statements:
     insert_post: PreparedStatement
     insert_by_author: PreparedStatement
     select_post: PreparedStatement
+    select_posts: PreparedStatement
     tombstone: PreparedStatement
     tombstone_null: PreparedStatement
     delete_by_author: PreparedStatement
@@ -183,6 +184,7 @@ class PostStore:
             "insert_post": f"INSERT INTO {ks}.posts ({_POST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             "insert_by_author": f"INSERT INTO {ks}.posts_by_author (author_id, post_id) VALUES (?, ?)",
             "select_post": f"SELECT {_POST_COLUMNS} FROM {ks}.posts WHERE post_id = ?",
+            "select_posts": f"SELECT {_POST_COLUMNS} FROM {ks}.posts WHERE post_id IN ?",
             "tombstone": f"UPDATE {ks}.posts SET deleted = true WHERE post_id = ? IF deleted = false",
             # Rows written before `deleted` was always set carry null there.
             "tombstone_null": f"UPDATE {ks}.posts SET deleted = true WHERE post_id = ? IF deleted = null",
@@ -415,8 +417,9 @@ class PostStore:
         return _record(rows[0]) if rows else None
 
     async def get_many(self, post_ids: list[int]) -> list[PostRecord | None]:
-        """Concurrent single-partition reads, answers in the order asked."""
-        return list(await asyncio.gather(*(self.get(post_id) for post_id in post_ids)))
+        """The rows of post_ids, deleted or not, in the order asked; None for a post that never existed."""
+        rows = await cql.rows_by_key(self.session, self._st.select_posts, post_ids, key_of=lambda row: row.post_id)
+        return [_record(rows[post_id]) if post_id in rows else None for post_id in post_ids]
 
     async def author_post_ids(self, author_id: int, before: int | None, limit: int) -> list[int]:
         """Up to `limit` of the author's post ids, newest first, older than `before`."""

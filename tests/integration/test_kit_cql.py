@@ -11,6 +11,7 @@ import time
 
 import pytest
 from cassandra.cluster import NoHostAvailable
+from prometheus_client import REGISTRY
 
 from services.kit.settings import load_settings
 from services.kit.stores import cql
@@ -62,3 +63,30 @@ async def test_a_connect_started_before_the_node_answers_gets_a_session_once_it_
             session.cluster.shutdown()
     finally:
         server.close()
+
+
+async def test_rows_by_key_reads_every_key_once_in_chunks_and_leaves_out_missing_ones(monkeypatch):
+    session = await cql.connect(load_settings())
+    try:
+        # system_schema.keyspaces is partitioned by keyspace_name: one row per name.
+        statement = session.prepare(
+            "SELECT keyspace_name, durable_writes FROM system_schema.keyspaces WHERE keyspace_name IN ?"
+        )
+        names = ["system", "system_schema", "system_auth", "system_schema", "no_such_keyspace", "system_traces"]
+        monkeypatch.setattr(cql, "MAX_KEYS_PER_READ", 2)
+        label = {"statement": statement.query_string[:80]}
+        before = REGISTRY.get_sample_value("aviary_cql_statements_total", label) or 0.0
+        rows = await cql.rows_by_key(session, statement, names, key_of=lambda row: row.keyspace_name)
+        # Five distinct names, two per statement: three statements.
+        assert REGISTRY.get_sample_value("aviary_cql_statements_total", label) - before == 3
+        assert set(rows) == {"system", "system_schema", "system_auth", "system_traces"}
+        for name, row in rows.items():
+            (single,) = await cql.execute(
+                session,
+                "SELECT keyspace_name, durable_writes FROM system_schema.keyspaces WHERE keyspace_name = %s",
+                (name,),
+            )
+            assert row == single
+        assert await cql.rows_by_key(session, statement, [], key_of=lambda row: row.keyspace_name) == {}
+    finally:
+        session.cluster.shutdown()
