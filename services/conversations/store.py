@@ -168,6 +168,8 @@ class ConversationStore:
         queries = {
             "get_conversation": "SELECT conversation_id, members, participants_key, last_activity_id, "
             f"last_message_id, last_message_bucket FROM {ks}.conversations WHERE conversation_id = ?",
+            "get_conversations": "SELECT conversation_id, members, participants_key, last_activity_id, "
+            f"last_message_id, last_message_bucket FROM {ks}.conversations WHERE conversation_id IN ?",
             "put_conversation": f"INSERT INTO {ks}.conversations (conversation_id, members, participants_key) "
             "VALUES (?, ?, ?)",
             "set_activity": f"UPDATE {ks}.conversations USING TIMESTAMP ? SET last_activity_id = ? "
@@ -220,21 +222,14 @@ class ConversationStore:
 
     async def get_conversation(self, conversation_id: int) -> ConversationRow | None:
         rows = await self._run("get_conversation", (conversation_id,))
-        if not rows:
-            return None
-        r = rows[0]
-        return ConversationRow(
-            r.conversation_id,
-            frozenset(r.members or ()),
-            r.participants_key or "",
-            r.last_activity_id or 0,
-            r.last_message_id or 0,
-            r.last_message_bucket or 0,
-        )
+        return _conversation(rows[0]) if rows else None
 
     async def get_conversations(self, conversation_ids: list[int]) -> dict[int, ConversationRow]:
-        rows = await asyncio.gather(*(self.get_conversation(c) for c in conversation_ids))
-        return {r.conversation_id: r for r in rows if r is not None}
+        """The conversations that exist among conversation_ids, by id, in one read per 100."""
+        rows = await cql.rows_by_key(
+            self.session, self._st["get_conversations"], conversation_ids, key_of=lambda row: row.conversation_id
+        )
+        return {conversation_id: _conversation(row) for conversation_id, row in rows.items()}
 
     async def conversation_for(self, key: str) -> int | None:
         rows = await self._run("get_key", (key,))
@@ -426,4 +421,15 @@ def _message(conversation_id: int, r) -> MessageRow:
         tuple(r.media_ids or ()),
         tuple(r.product_ids or ()),
         r.client_message_id or "",
+    )
+
+
+def _conversation(r) -> ConversationRow:
+    return ConversationRow(
+        r.conversation_id,
+        frozenset(r.members or ()),
+        r.participants_key or "",
+        r.last_activity_id or 0,
+        r.last_message_id or 0,
+        r.last_message_bucket or 0,
     )

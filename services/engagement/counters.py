@@ -290,8 +290,8 @@ class HotCounters:
 
     async def _load_many(self, post_ids: list[int]) -> dict[int, Counts]:
         """The posts' counts as installed in Redis, by this call or a loader
-        before it: a Cassandra read each, one Redis round trip for all."""
-        snapshots = await asyncio.gather(*(self.store.snapshot(post_id) for post_id in post_ids))
+        before it: one Cassandra read and one Redis round trip for all."""
+        snapshots = await self.store.snapshots(post_ids)
         recounted = [post_id for post_id, snapshot in zip(post_ids, snapshots) if not self._trusts(snapshot)]
         loads = {post_id: (snapshot.counts, 0) for post_id, snapshot in zip(post_ids, snapshots)}
         loads.update(zip(recounted, await asyncio.gather(*(self._recount_from_now(p) for p in recounted))))
