@@ -169,10 +169,6 @@ class EngagementStore:
                 f"UPDATE {ks}.post_counts SET likes = ?, reposts = ?, replies = ?, quotes = ?, flushed_at = ? "
                 "WHERE post_id = ?"
             ),
-            "snapshot": (
-                f"SELECT likes, reposts, replies, quotes, flushed_at, last_change FROM {ks}.post_counts "
-                "WHERE post_id = ?"
-            ),
             "snapshots": (
                 f"SELECT post_id, likes, reposts, replies, quotes, flushed_at, last_change FROM {ks}.post_counts "
                 "WHERE post_id IN ?"
@@ -303,12 +299,8 @@ class EngagementStore:
 
     # -- counts -------------------------------------------------------------------
 
-    async def snapshot(self, post_id: int) -> Snapshot:
-        rows = await cql.execute(self.session, self._st["snapshot"], (post_id,))
-        return _snapshot(rows[0] if rows else None)
-
     async def snapshots(self, post_ids: list[int]) -> list[Snapshot]:
-        """snapshot() of each post, in the order asked, in one read per 100 posts."""
+        """Each post's stored counts, in the order asked, in one read per 100 posts."""
         rows = await cql.rows_by_key(self.session, self._st["snapshots"], post_ids, key_of=lambda row: row.post_id)
         return [_snapshot(rows.get(post_id)) for post_id in post_ids]
 

@@ -426,7 +426,7 @@ async def test_a_cold_page_loads_its_counts_and_likes_without_the_redis_pool(
     counters = HotCounters(no_pool, store, epoch, bulk=bulk, ttl_seconds=60, flush_interval=1.0, trust_margin=0.0)
     cache = ByMeCache(no_pool, store, epoch, LIKED, bulk=bulk, load_size=100, ttl_seconds=60)
     deadline = time.monotonic() + 10
-    while not counters._trusts(await store.snapshot(liked)):
+    while not counters._trusts((await store.snapshots([liked]))[0]):
         assert time.monotonic() < deadline, "engagement never flushed the like's count"
         await asyncio.sleep(0.2)
     await client.delete(counter_key(liked), counter_key(unliked), liked_key(int(fan.id)))
@@ -504,7 +504,7 @@ async def test_a_flush_round_asks_for_the_sets_this_process_marked_and_now_and_t
     await counters.add(post_id, "replies", +1, began)
     await counters.flush_once()
     assert asked[1:] == [[dirty_set(post_id)]]
-    assert (await store.snapshot(post_id)).flushed_at is not None
+    assert ((await store.snapshots([post_id]))[0]).flushed_at is not None
 
     elsewhere = next(p for p in iter(lambda: secrets.randbits(60), None) if dirty_set(p) != dirty_set(post_id))
     await client.sadd(dirty_key(dirty_set(elsewhere)), elsewhere)
@@ -531,10 +531,10 @@ async def test_counts_held_from_before_a_redis_failover_are_reloaded_and_never_f
     # The epoch is unknown when confirmed (a master cannot be asked): nothing is flushed.
     counters.epoch.refresh = _unknown_epoch(counters.epoch)  # type: ignore[method-assign]
     await counters._flush([post_id])
-    assert (await store.snapshot(post_id)).flushed_at is None
+    assert ((await store.snapshots([post_id]))[0]).flushed_at is None
     del counters.epoch.refresh
     await counters._flush([post_id])
-    assert (await store.snapshot(post_id)).flushed_at is not None  # confirmed: flushed
+    assert ((await store.snapshots([post_id]))[0]).flushed_at is not None  # confirmed: flushed
 
     # The watcher read a new epoch: the old hash is reloaded, by a recount.
     counters.epoch.last_known = b"0123456789abcdef"
