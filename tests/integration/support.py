@@ -40,17 +40,31 @@ class User:
 _given_ports: set[int] = set()
 
 
-def free_port() -> int:
+def free_port(*, also_free_at: int = 0) -> int:
     """A port free right now and not handed out before in this test run: the
     kernel may offer a just-closed port again, and a fixture asking for a
-    service port and a metrics port must not get the same one twice."""
+    service port and a metrics port must not get the same one twice.
+    `also_free_at`: an offset whose port must be free as well, for a server
+    that also listens at a fixed distance from its own port."""
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port not in _given_ports:
-            _given_ports.add(port)
-            return port
+            if port in _given_ports or (also_free_at and not _bindable(port + also_free_at)):
+                continue
+        _given_ports.update({port, port + also_free_at} if also_free_at else {port})
+        return port
+
+
+def _bindable(port: int) -> bool:
+    if port > 65535:
+        return False
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_serving(addr: str, deadline_s: float = 30.0, *, service: str | None = None) -> grpc.Channel:

@@ -56,7 +56,7 @@ async def mesh_server(tmp_path: Path):
     interceptor.ready = True
     server = grpc.aio.server(interceptors=[interceptor])
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(s, m) for s, m in handlers.items()])
-    port = free_port()
+    port = free_port(also_free_at=mesh.HEALTH_PORT_OFFSET)
     _listen_with(server, port, certs)
     await server.start()
     yield certs, port
