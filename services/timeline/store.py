@@ -68,20 +68,25 @@ UNFOLLOW_MARK_SECONDS = 600
 # entries, then each user's live channel. Returns 1 per user delivered to, 0
 # per user not.
 # It runs for every follower of every post, so it makes as few calls as it
-# can: many users per script call (redis_bulk.eval_batched), both marks in
-# one MGET, and the size alone tells a timeline it just created.
+# can: many users per script call (redis_bulk.eval_batched), all their
+# marks in one MGET, and the size alone tells a timeline it just created.
 _DELIVER_LUA = """
 local member, max = ARGV[1], tonumber(ARGV[2])
+local users = #KEYS / 3
+local mark_keys = {}
+for i = 1, users do
+  mark_keys[2 * i - 1], mark_keys[2 * i] = KEYS[3 * i - 1], KEYS[3 * i]
+end
+local marks = redis.call('MGET', unpack(mark_keys))
 local delivered = {}
-for i = 1, #KEYS / 3 do
-  local home, seen = KEYS[3 * i - 2], KEYS[3 * i - 1]
-  local marks = redis.call('MGET', seen, KEYS[3 * i])
+for i = 1, users do
   -- Never after an unfollow's purge: this delivery's follower list may predate it.
-  if marks[1] and not marks[2] then
+  if marks[2 * i - 1] and not marks[2 * i] then
+    local home = KEYS[3 * i - 2]
     redis.call('ZADD', home, 0, member)
     local size = redis.call('ZCARD', home)
     if size == 1 then
-      local ttl = redis.call('PTTL', seen)
+      local ttl = redis.call('PTTL', KEYS[3 * i - 1])
       if ttl > 0 then redis.call('PEXPIRE', home, ttl) end
     end
     if size > max then

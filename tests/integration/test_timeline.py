@@ -169,6 +169,26 @@ def test_deliveries_reach_only_active_users_of_a_batch(stub, r):
     assert r.exists(home_key(idle[1])) == 0
 
 
+def test_a_batch_skips_exactly_the_users_who_just_unfollowed_its_author(stub, r):
+    # One script call reads every user's two marks at once: each answer must
+    # stay with its own user, whatever its neighbours' marks say. A: active,
+    # I: inactive, U: active but just unfollowed the author.
+    states = "AUIAAUIIAUUAIAUA"
+    author = random_id()
+    batch = []
+    for state in states:
+        (user_id,) = users(r, 1, active=state != "I")
+        if state == "U":
+            purge(stub, user_id, author)
+        batch.append(user_id)
+    post_id = random_id()
+
+    reply = deliver(stub, request(ADD, post_id, author, batch))
+    assert (reply.timelines, reply.skipped_inactive) == (states.count("A"), len(states) - states.count("A"))
+    for user_id, state in zip(batch, states):
+        assert r.zrange(home_key(user_id), 0, -1) == ([encode_member(post_id, author)] if state == "A" else [])
+
+
 def test_large_batches_are_delivered_whole_across_overlapped_chunks(stub, r):
     # Batches bigger than the service's write chunk (250), several of them in
     # one stream, so writes overlap; every active user gets the post once,
