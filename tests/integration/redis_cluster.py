@@ -7,12 +7,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from devstack import redis_cluster
+from tests.integration.support import free_port
 
 
 @dataclasses.dataclass
@@ -34,30 +34,10 @@ class LocalCluster:
         return "master" if "master" in info else "replica"
 
 
-def _free_cluster_ports(count: int) -> list[int]:
-    """Ports whose cluster bus port (10000 above) is free as well."""
-    ports: list[int] = []
-    while len(ports) < count:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + redis_cluster.BUS_OFFSET < 65536 and _free(port + redis_cluster.BUS_OFFSET) and port not in ports:
-            ports.append(port)
-    return ports
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @contextlib.contextmanager
 def local_cluster(directory: Path) -> Iterator[LocalCluster]:
-    ports = _free_cluster_ports(6)
+    # Each node's cluster bus listens 10000 above its port.
+    ports = [free_port(also_free_at=redis_cluster.BUS_OFFSET) for _ in range(6)]
     processes: dict[int, subprocess.Popen] = {}
     try:
         for port in ports:
