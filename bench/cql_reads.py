@@ -23,7 +23,7 @@ from loadgen import JIT_SUFFIX, component_pid, percentile, rounded, stack_cpu_se
 
 from services.kit.settings import load_settings
 from services.kit.stores import cql
-from services.posts.store import _POST_COLUMNS, KEYSPACE
+from services.posts.store import POST_COLUMNS, KEYSPACE
 
 
 def _cassandra_cpu_seconds() -> float:
@@ -35,8 +35,8 @@ async def main(args: argparse.Namespace) -> dict:
     if component_pid("cassandra") is None:
         raise SystemExit("Cassandra is not running: make up first")
     session = await cql.connect(load_settings())
-    one = session.prepare(f"SELECT {_POST_COLUMNS} FROM {KEYSPACE}.posts WHERE post_id = ?")
-    many = session.prepare(f"SELECT {_POST_COLUMNS} FROM {KEYSPACE}.posts WHERE post_id IN ?")
+    one = session.prepare(f"SELECT {POST_COLUMNS} FROM {KEYSPACE}.posts WHERE post_id = ?")
+    many = session.prepare(f"SELECT {POST_COLUMNS} FROM {KEYSPACE}.posts WHERE post_id IN ?")
     ids = [row.post_id for row in session.execute(f"SELECT post_id FROM {KEYSPACE}.posts LIMIT 5000")]
     if len(ids) < args.keys:
         raise SystemExit(f"posts holds {len(ids)} posts, fewer than --keys {args.keys}: seed some (make bench-social)")

@@ -92,7 +92,7 @@ SCHEMA = [
     *outbox.schema(KEYSPACE),
 ]
 
-_POST_COLUMNS = (
+POST_COLUMNS = (
     "post_id, author_id, text, media_ids, product_ids, reply_to_id, repost_of_id, "
     "hashtags, mentions, created_at, deleted"
 )
@@ -181,10 +181,10 @@ class PostStore:
             return await cql.prepare(self.session, query)
 
         names_and_queries = {
-            "insert_post": f"INSERT INTO {ks}.posts ({_POST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert_post": f"INSERT INTO {ks}.posts ({POST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             "insert_by_author": f"INSERT INTO {ks}.posts_by_author (author_id, post_id) VALUES (?, ?)",
-            "select_post": f"SELECT {_POST_COLUMNS} FROM {ks}.posts WHERE post_id = ?",
-            "select_posts": f"SELECT {_POST_COLUMNS} FROM {ks}.posts WHERE post_id IN ?",
+            "select_post": f"SELECT {POST_COLUMNS} FROM {ks}.posts WHERE post_id = ?",
+            "select_posts": f"SELECT {POST_COLUMNS} FROM {ks}.posts WHERE post_id IN ?",
             "tombstone": f"UPDATE {ks}.posts SET deleted = true WHERE post_id = ? IF deleted = false",
             # Rows written before `deleted` was always set carry null there.
             "tombstone_null": f"UPDATE {ks}.posts SET deleted = true WHERE post_id = ? IF deleted = null",
@@ -213,7 +213,7 @@ class PostStore:
                 f"SELECT repost_id FROM {ks}.reposts_by_user WHERE user_id = ? AND original_id = ?"
             ),
             # The whole table in token order, paged by the driver (ExportPosts).
-            "scan_posts": f"SELECT {_POST_COLUMNS} FROM {ks}.posts",
+            "scan_posts": f"SELECT {POST_COLUMNS} FROM {ks}.posts",
             "claim_bookmark": (
                 f"INSERT INTO {ks}.bookmark_claims (user_id, post_id, bookmark_id) VALUES (?, ?, ?) IF NOT EXISTS"
             ),
