@@ -50,9 +50,10 @@ def free_port(*, also_free_at: int = 0) -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-            if port in _given_ports or (also_free_at and not _bindable(port + also_free_at)):
+            partner = port + also_free_at if also_free_at else None
+            if port in _given_ports or (partner is not None and (partner in _given_ports or not _bindable(partner))):
                 continue
-        _given_ports.update({port, port + also_free_at} if also_free_at else {port})
+        _given_ports.update({port} if partner is None else {port, partner})
         return port
 
 
