@@ -192,12 +192,10 @@ def main() -> None:
     if server is None:
         raise SystemExit("redis-server is not installed: make up first")
     port = _free_port()
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    zset = _zset_settings(args.stack_redis, args.listpack_entries)
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *zset]
     with tempfile.TemporaryDirectory() as scratch:
-        proc = subprocess.Popen(
-            [*argv, "--dir", scratch, *_zset_settings(args.stack_redis, args.listpack_entries)],
-            stdout=subprocess.DEVNULL,
-        )
+        proc = subprocess.Popen([*argv, "--dir", scratch], stdout=subprocess.DEVNULL)
         try:
             for _ in range(100):
                 try:
@@ -209,7 +207,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
-    settings = dict(zip(ZSET_SETTINGS, _zset_settings(args.stack_redis, args.listpack_entries)[1::2]))
+    settings = dict(zip(ZSET_SETTINGS, zset[1::2]))
     print(
         json.dumps(
             {"bench": "delivery_cost", "users": args.users, "entries": args.entries, "zset": settings, **measured}
