@@ -81,6 +81,9 @@ SCHEMA = [
 ]
 
 _MESSAGE_COLUMNS = "message_id, sender_id, text, media_ids, product_ids, client_message_id"
+_CONVERSATION_COLUMNS = (
+    "conversation_id, members, participants_key, last_activity_id, last_message_id, last_message_bucket"
+)
 
 
 @dataclass(frozen=True)
@@ -166,10 +169,8 @@ class ConversationStore:
     async def _prepare_all(self) -> None:
         ks = KEYSPACE
         queries = {
-            "get_conversation": "SELECT conversation_id, members, participants_key, last_activity_id, "
-            f"last_message_id, last_message_bucket FROM {ks}.conversations WHERE conversation_id = ?",
-            "get_conversations": "SELECT conversation_id, members, participants_key, last_activity_id, "
-            f"last_message_id, last_message_bucket FROM {ks}.conversations WHERE conversation_id IN ?",
+            "get_conversation": f"SELECT {_CONVERSATION_COLUMNS} FROM {ks}.conversations WHERE conversation_id = ?",
+            "get_conversations": f"SELECT {_CONVERSATION_COLUMNS} FROM {ks}.conversations WHERE conversation_id IN ?",
             "put_conversation": f"INSERT INTO {ks}.conversations (conversation_id, members, participants_key) "
             "VALUES (?, ?, ?)",
             "set_activity": f"UPDATE {ks}.conversations USING TIMESTAMP ? SET last_activity_id = ? "
