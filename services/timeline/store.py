@@ -82,11 +82,11 @@ local delivered = {}
 for i = 1, users do
   -- Never after an unfollow's purge: this delivery's follower list may predate it.
   if marks[2 * i - 1] and not marks[2 * i] then
-    local home = KEYS[3 * i - 2]
+    local home, seen = KEYS[3 * i - 2], KEYS[3 * i - 1]
     redis.call('ZADD', home, 0, member)
     local size = redis.call('ZCARD', home)
     if size == 1 then
-      local ttl = redis.call('PTTL', KEYS[3 * i - 1])
+      local ttl = redis.call('PTTL', seen)
       if ttl > 0 then redis.call('PEXPIRE', home, ttl) end
     end
     if size > max then
