@@ -27,6 +27,7 @@ import tempfile
 import time
 
 import redis
+from loadgen import process_cpu_seconds
 
 from services.kit.settings import load
 from services.timeline.entries import Entry, entry_member, home_key, seen_key
@@ -42,11 +43,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _zset_settings(url: str, listpack_entries: int | None) -> list[str]:
@@ -97,13 +93,13 @@ async def _deliver(store: TimelineStore, users: list[int], entries: int, first_p
 
 def _zadd_us(client: redis.Redis, pid: int, users: range, post_ids: range) -> float:
     """Redis CPU per plain ZADD (pipelined, no script) of these posts into every user's timeline."""
-    cpu_before = _cpu_seconds(pid)
+    cpu_before = process_cpu_seconds(pid)
     for post_id in post_ids:
         pipe = client.pipeline(transaction=False)
         for user in users:
             pipe.zadd(home_key(user), {entry_member(Entry(post_id, AUTHOR)): 0})
         pipe.execute()
-    return round((_cpu_seconds(pid) - cpu_before) / (len(users) * len(post_ids)) * 1e6, 2)
+    return round((process_cpu_seconds(pid) - cpu_before) / (len(users) * len(post_ids)) * 1e6, 2)
 
 
 def insert_position(client: redis.Redis, pid: int, users: range, fill: int, entries: int) -> dict:
@@ -134,9 +130,9 @@ async def measure(args: argparse.Namespace, port: int, pid: int) -> list[dict]:
             await _deliver(store, users, 2, next_post)  # load the script, open the connections
             next_post += 2
             client.config_resetstat()
-            cpu_before = _cpu_seconds(pid)
+            cpu_before = process_cpu_seconds(pid)
             wall = await _deliver(store, users, args.entries, next_post)
-            cpu = _cpu_seconds(pid) - cpu_before
+            cpu = process_cpu_seconds(pid) - cpu_before
             deliveries = args.users * args.entries
             stats = _command_stats(client)
             held = client.zcard(home_key(users[0]))

@@ -30,7 +30,7 @@ import time
 import grpc
 import uvloop
 
-from loadgen import percentile
+from loadgen import percentile, process_cpu_seconds
 
 SERVICE = "bench.Floor"
 REPLY = b"x" * 200
@@ -72,12 +72,6 @@ async def serve(port: int) -> None:
     await server.wait_for_termination()
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _call(channel: grpc.aio.Channel, kind: str):
     if kind == "unary":
         unary = channel.unary_unary(f"/{SERVICE}/Unary", _same, _same)
@@ -104,7 +98,7 @@ async def measure(port: int, server_pid: int, kind: str, calls: int, gap_s: floa
         for _ in range(200):  # warm: connection, first-call paths
             await call()
         latencies = []
-        client_before, server_before = _cpu_seconds(os.getpid()), _cpu_seconds(server_pid)
+        client_before, server_before = process_cpu_seconds(os.getpid()), process_cpu_seconds(server_pid)
         started = time.perf_counter()
         for _ in range(calls):
             sent = time.perf_counter()
@@ -113,8 +107,8 @@ async def measure(port: int, server_pid: int, kind: str, calls: int, gap_s: floa
             await asyncio.sleep(gap_s)
         elapsed = time.perf_counter() - started
         latencies.sort()
-        client_cpu = _cpu_seconds(os.getpid()) - client_before
-        server_cpu = _cpu_seconds(server_pid) - server_before
+        client_cpu = process_cpu_seconds(os.getpid()) - client_before
+        server_cpu = process_cpu_seconds(server_pid) - server_before
     # The client's figure includes its own pauses (a timer and a wake-up each).
     return {
         "calls": calls,

@@ -207,6 +207,13 @@ def _jit_compiler_seconds(pid: int, tick: int) -> float:
     return ticks / tick
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds one process (all its threads) has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def component_pid(name: str) -> int | None:
     """The pid of the running devstack component `name`, from its pid file."""
     try:
