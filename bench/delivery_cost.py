@@ -103,16 +103,17 @@ def _zadd_us(client: redis.Redis, pid: int, users: range, post_ids: range) -> fl
 
 
 def insert_position(client: redis.Redis, pid: int, users: range, fill: int, entries: int) -> dict:
-    """A full timeline's ZADD by where the member lands: a new post sorts
-    after every member held, an older one (a follow's backfill) before them.
-    A listpack insert walks from the head to its place."""
+    """A full timeline's ZADD by where the member lands: members sort newest
+    first, so a new post lands before every member held, an older one (a
+    follow's backfill) after them. A listpack insert walks from the head to
+    its place."""
     client.flushall()
     first_held = 1_000_000
     newest = _fill(client, users, fill, first_post=first_held)
     return {
         "fill": fill,
         "zadd_us_newest_post": _zadd_us(client, pid, users, range(newest, newest + entries)),
-        # Each older than everything held, so each lands at the head.
+        # Each older than everything held, so each lands at the tail.
         "zadd_us_older_post": _zadd_us(client, pid, users, range(first_held - 1, first_held - 1 - entries, -1)),
     }
 

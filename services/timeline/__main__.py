@@ -22,7 +22,7 @@ def main() -> None:
             on_start=[servicer.start],
             on_stop=[servicer.stop],
             # identity's account deletions -> the account's keys dropped
-            background=[servicer.consume_account_events, servicer.watch_redis_epoch],
+            background=[servicer.consume_account_events, servicer.watch_redis_epoch, servicer.move_legacy_keys],
         )
     )
 

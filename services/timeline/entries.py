@@ -2,21 +2,26 @@
 
 Pure functions only (no I/O), so the ordering rules can be unit-tested.
 
-Every sorted set here (home timelines `home:{user}`, author indexes
-`aidx:{author}`) gives all members the score 0 and orders them by the member
-bytes instead (ZRANGE ... BYLEX). A score is an IEEE double with a 53-bit
-mantissa, so it cannot hold a 64-bit Snowflake id exactly: neighbouring ids
-would collapse to one score and their order would be lost.
+Every sorted set here (home timelines `timeline:{user}`, author indexes
+`authored:{author}`) gives all members the score 0 and orders them by the
+member bytes instead (ZRANGE ... BYLEX). A score is an IEEE double with a
+53-bit mantissa, so it cannot hold a 64-bit Snowflake id exactly:
+neighbouring ids would collapse to one score and their order would be lost.
 
-A member is 12 bytes: the post id as 8 big-endian bytes (byte order is then
-numeric order, which for Snowflake ids is creation order), then a 4-byte
-fingerprint of the author (CRC-32 of the author id), which lets an unfollow
-find the author's entries without a lookup per entry. A pure repost (no text
-of its own) adds its original's id, 8 more bytes, so a read can tell which
-entries show the same original without hydrating them. Small members keep a
-full 800-entry timeline in Redis's compact listpack encoding (the server must
-allow `zset-max-listpack-entries` >= the timeline length), a fraction of
-what decimal text members in a skiplist take (bench/README.md has the size).
+A member is 12 bytes: the post's key (its id subtracted from 2^64 - 1, as 8
+big-endian bytes: byte order is then the reverse of id order, which for
+Snowflake ids puts the newest post first), then a 4-byte fingerprint of the
+author (CRC-32 of the author id), which lets an unfollow find the author's
+entries without a lookup per entry. A pure repost (no text of its own) adds
+its original's key, 8 more bytes, so a read can tell which entries show the
+same original without hydrating them. Small members keep a full 800-entry
+timeline in Redis's compact listpack encoding (the server must allow
+`zset-max-listpack-entries` >= the timeline length), a fraction of what
+decimal text members in a skiplist take (bench/README.md has the size).
+
+Newest first because Redis inserts into a listpack by walking from its head
+to the member's place: a delivery, nearly always the newest post, then lands
+at once instead of after every entry the timeline holds.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, NamedTuple
 
 POST_ID_BYTES = 8
+_LARGEST_ID = 2**64 - 1
 FINGERPRINT_BYTES = 4
 MEMBER_BYTES = POST_ID_BYTES + FINGERPRINT_BYTES
 REPOST_MEMBER_BYTES = MEMBER_BYTES + POST_ID_BYTES
@@ -56,10 +62,16 @@ class Stored(NamedTuple):
 
 def home_key(user_id: int) -> str:
     # The hash tag pins the key to one Redis Cluster slot per user.
-    return f"home:{{{user_id}}}"
+    return f"timeline:{{{user_id}}}"
 
 
 def author_key(author_id: int) -> str:
+    return f"authored:{{{author_id}}}"
+
+
+def legacy_author_key(author_id: int) -> str:
+    """An author index as kept before members sorted newest first (oldest
+    first, the post id itself as key); TimelineStore moves any it finds."""
     return f"aidx:{{{author_id}}}"
 
 
@@ -75,8 +87,11 @@ def celebrity_generation_key(user_id: int) -> str:
 
 def seen_key(user_id: int) -> str:
     """Present while the user is active (read their timeline lately): only
-    active users' timelines are materialized. Same slot as the timeline."""
-    return f"seen:{{{user_id}}}"
+    active users' timelines are materialized. Same slot as the timeline.
+    Named apart from the mark kept before members sorted newest first
+    (`seen:`): a reader active then is rebuilt in the new order, not read
+    in the old."""
+    return f"active:{{{user_id}}}"
 
 
 def unfollowed_key(user_id: int, author_id: int) -> str:
@@ -100,7 +115,12 @@ def author_fingerprint(author_id: int) -> bytes:
 
 
 def post_prefix(post_id: int) -> bytes:
-    return post_id.to_bytes(POST_ID_BYTES, "big")
+    """The post's key: the 8 bytes its members start with (newest first)."""
+    return (_LARGEST_ID - post_id).to_bytes(POST_ID_BYTES, "big")
+
+
+def _post_id(key: bytes) -> int:
+    return _LARGEST_ID - int.from_bytes(key, "big")
 
 
 def encode_member(post_id: int, author_id: int, original_id: int = 0) -> bytes:
@@ -131,35 +151,36 @@ _MEMBER_LENGTHS = (MEMBER_BYTES, REPOST_MEMBER_BYTES)
 
 
 def _decoded(member: bytes) -> Stored:
-    original_id = int.from_bytes(member[MEMBER_BYTES:], "big") if len(member) == REPOST_MEMBER_BYTES else 0
-    return Stored(int.from_bytes(member[:POST_ID_BYTES], "big"), member, original_id)
+    original_id = _post_id(member[MEMBER_BYTES:]) if len(member) == REPOST_MEMBER_BYTES else 0
+    return Stored(_post_id(member[:POST_ID_BYTES]), member, original_id)
 
 
-def lex_upper_bound(before_post_id: int | None) -> bytes:
-    """ZRANGE BYLEX REV start bound: everything, or strictly older than a post.
+def lex_start(before_post_id: int | None) -> bytes:
+    """ZRANGE BYLEX start bound: from the newest member, or from the newest
+    strictly older than a post.
 
-    `(<8 id bytes>` excludes the cursor's own member too, because that member
-    (id bytes + fingerprint) sorts after its bare prefix.
+    `[<key of the id just below>` leaves out the cursor's own members too:
+    they start with the cursor's key, which sorts just before that one.
     """
     if before_post_id is None:
-        return b"+"
-    return b"(" + post_prefix(before_post_id)
+        return b"-"
+    return b"[" + post_prefix(max(before_post_id - 1, 0))
 
 
 def merge_newest(sources: Iterable[Iterable[bytes]]) -> list[bytes]:
     """Union of several newest-first member lists: one member per post id,
     newest first, not yet decoded (a read decodes only the page it shows).
 
-    A member's first 8 bytes are its post id in big-endian order, so they
-    tell members apart and order them. Members that do not decode are
-    dropped rather than failing a read.
+    A member's first 8 bytes are its post's key, so they tell members apart
+    and order them. Members that do not decode are dropped rather than
+    failing a read.
     """
     by_post: dict[bytes, bytes] = {}
     for members in sources:
         for member in members:
             if len(member) in _MEMBER_LENGTHS:
                 by_post.setdefault(member[:POST_ID_BYTES], bytes(member))
-    return [by_post[prefix] for prefix in sorted(by_post, reverse=True)]
+    return [by_post[key] for key in sorted(by_post)]
 
 
 @dataclass(frozen=True)
@@ -200,11 +221,11 @@ def plan_round(source_pages: list[list[bytes]], need: int, per_source_limit: int
 
 
 def earlier_range(repost: Stored) -> tuple[bytes, bytes]:
-    """ZRANGE BYLEX bounds of the members that could show the repost's
-    original before it: from the original's id (inclusive) up to the
-    repost's own id (exclusive). Ids are time-ordered, so the original and
-    every earlier repost of it lie in between."""
-    return b"[" + post_prefix(repost.original_id), b"(" + post_prefix(repost.post_id)
+    """ZRANGE BYLEX bounds (min, max) of the members that could show the
+    repost's original before it: from just older than the repost down to the
+    original itself. Ids are time-ordered, so the original and every earlier
+    repost of it lie in between."""
+    return b"[" + post_prefix(repost.post_id - 1), b"(" + post_prefix(repost.original_id - 1)
 
 
 def shows(member: Stored, original_id: int) -> bool:

@@ -31,7 +31,7 @@ from services.timeline.entries import (
     decode_member,
     encode_member,
     home_key,
-    lex_upper_bound,
+    lex_start,
     plan_round,
     repeated_reposts,
 )
@@ -244,6 +244,20 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             await self._store.close()
         await clients.close_all()
 
+    async def move_legacy_keys(self) -> None:
+        """Background job, once per start: keys kept before members sorted
+        newest first move or go (entries.legacy_author_key). Until an
+        author's index has moved, reads merge none of that author's older
+        posts from it. Every start runs it, so whatever a replica on the old
+        code wrote during a rolling deploy moves at the next."""
+        indexes, members = await self.store.move_legacy_author_indexes()
+        forgotten = await self.store.forget_legacy_timelines()
+        if indexes or forgotten:
+            log.info(
+                "moved legacy timeline keys",
+                extra={"author_indexes": indexes, "members": members, "timeline_keys_deleted": forgotten},
+            )
+
     async def watch_redis_epoch(self) -> None:
         """Background job: notices Redis failovers and restarts (RedisEpoch)."""
         await self.store.redis_epoch.watch_forever()
@@ -448,7 +462,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def _materialized_page(self, caller: int, size: int, cursor: int | None):
         # One extra per source tells "exactly `need` left" from "more left".
-        keys, source_pages, hidden = await self._first_round(caller, lex_upper_bound(cursor), size + 1)
+        keys, source_pages, hidden = await self._first_round(caller, lex_start(cursor), size + 1)
         CELEBRITY_MERGE.observe(len(keys) - 2)
         page: list = []
         # An original reached directly and through reposts, or through several
@@ -461,7 +475,7 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             need = size - len(page)
             limit = need + 1
             if round_number > 0:
-                source_pages = await self.store.newest_below(keys, lex_upper_bound(cursor), limit)
+                source_pages = await self.store.newest_from(keys, lex_start(cursor), limit)
             plan = plan_round(source_pages, need, limit)
             if not plan.candidates:
                 has_more = False
@@ -503,18 +517,18 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         return found, repeated_reposts(candidates, earlier, visible)
 
     async def _first_round(
-        self, caller: int, upper_bound: bytes, limit: int
+        self, caller: int, start: bytes, limit: int
     ) -> tuple[list[str], list[list[bytes]], frozenset[int]]:
         """The keys a home read merges (the reader's timeline, their own
         posts, each followed celebrity's index), each one's newest `limit`
-        members below `upper_bound`, and the authors hidden from the reader.
+        members from `start` on, and the authors hidden from the reader.
         Usually one round trip: the reader's own keys, the cached celebrity
         list, the reader's hidden-authors version, and the indexes of the
         celebrities the reader's last read merged; a second only for
         celebrities that read did not merge."""
         version_read = self.hidden_authors.version_read(caller) if self.hidden_authors is not None else None
         first = await self.store.first_read(
-            caller, upper_bound, limit, self._last_celebrities.get(caller, ()), [version_read] if version_read else []
+            caller, start, limit, self._last_celebrities.get(caller, ()), [version_read] if version_read else []
         )
         hidden = await self._hidden_for(caller, first.also[0] if version_read else safety.UNREAD)
         celebrities = [c for c in await self._celebrities(caller, first.celebrities, first.generation) if c != caller]
@@ -522,11 +536,11 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
         keys = [home_key(caller), author_key(caller), *(author_key(c) for c in celebrities)]
         if not first.active:
             await self._rebuild(caller)
-            return keys, await self.store.newest_below(keys, upper_bound, limit), hidden
+            return keys, await self.store.newest_from(keys, start, limit), hidden
         await self._touch(caller)
         pages = dict(first.celebrity_pages)
         unread = [c for c in celebrities if c not in pages]
-        pages.update(zip(unread, await self.store.newest_below([author_key(c) for c in unread], upper_bound, limit)))
+        pages.update(zip(unread, await self.store.newest_from([author_key(c) for c in unread], start, limit)))
         return keys, first.pages + [pages[c] for c in celebrities], hidden
 
     def _remember_celebrities(self, caller: int, celebrities: list[int]) -> None:

@@ -1,11 +1,13 @@
 """The timeline service's Redis adapter: the only code that talks to Redis.
 
 Keys (hash-tagged for Redis Cluster, see entries.py for the member format):
-  home:{user}    home timeline, newest `timeline_max_entries` kept; exists only
+  timeline:{user}
+                 home timeline, newest `timeline_max_entries` kept; exists only
                  while the user is active
-  seen:{user}    present while the user is active; deliveries skip users
+  active:{user}  present while the user is active; deliveries skip users
                  without it, and a read that finds it missing rebuilds
-  aidx:{author}  author's recent posts, newest `author_index_max_entries` kept
+  authored:{author}
+                 author's recent posts, newest `author_index_max_entries` kept
   celebs:{user}  the user's followed celebrities, a cache of graph's answer,
                  forgotten whenever it may change (the user follows or
                  unfollows, a followed author crosses the celebrity threshold)
@@ -43,6 +45,7 @@ from services.timeline.entries import (
     encode_id_list,
     entry_member,
     home_key,
+    legacy_author_key,
     member_forms,
     oldest_per_original,
     post_prefix,
@@ -59,6 +62,9 @@ BACKFILL_ENTRIES = 50
 # (fanout's stream deadline, AVIARY_FANOUT_STREAM_TIMEOUT_SECONDS, 120 s by
 # default), since a delivery may carry a follower list read before the unfollow.
 UNFOLLOW_MARK_SECONDS = 600
+
+# Every sorted set here keeps its newest members first (entries.py), so a
+# trim to the newest N removes ranks N and on.
 
 # Deliveries of one entry, each to one user atomically: only to an active
 # user (seen present) who has not just unfollowed the author (unfollowed
@@ -90,7 +96,7 @@ for i = 1, users do
       if ttl > 0 then redis.call('PEXPIRE', home, ttl) end
     end
     if size > max then
-      redis.call('ZREMRANGEBYRANK', home, 0, -(max + 1))
+      redis.call('ZREMRANGEBYRANK', home, max, -1)
     end
     redis.call('PUBLISH', ARGV[i + 2], member)
     delivered[i] = 1
@@ -113,8 +119,7 @@ if redis.call('PTTL', KEYS[1]) == -1 then
   local ttl = redis.call('PTTL', KEYS[2])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 end
-local max = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(max + 1))
+redis.call('ZREMRANGEBYRANK', KEYS[1], ARGV[1], -1)
 return #ARGV - 1
 """
 
@@ -183,18 +188,19 @@ if redis.call('PTTL', KEYS[1]) == -1 then
   local ttl = redis.call('PTTL', KEYS[2])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
+redis.call('ZREMRANGEBYRANK', KEYS[1], ARGV[2], -1)
 return #ARGV - 2
 """
 
 # For each (original, repost) pair, one per original, the members of one
 # source that show the original before the repost: the original itself (its
-# id prefix) or a pure repost of it (its last 8 bytes), with an id below the
-# repost's, oldest first, at most ARGV[1] of them. One pass over the range
-# that spans every pair, whatever their number. Ids are compared as two
-# unsigned 32-bit halves: Lua's string order follows the server's locale.
-# Reads only. KEYS: a timeline or author index. ARGV: cap, the BYLEX bounds
-# of the whole range, then each pair's original and repost id (8 bytes each).
+# key first) or a pure repost of it (its key last), older than the repost,
+# oldest first, at most ARGV[1] of them. One pass over the range that spans
+# every pair, whatever their number, from its oldest end. Keys are compared
+# as two unsigned 32-bit halves (Lua's string order follows the server's
+# locale); a larger key is an older post. Reads only. KEYS: a timeline or
+# author index. ARGV: cap, the BYLEX bounds of the whole range (max, then
+# min), then each pair's original and repost key (8 bytes each).
 # Returns one list of members per pair.
 _EARLIER_OCCURRENCES_LUA = """
 local cap = tonumber(ARGV[1])
@@ -204,12 +210,12 @@ for i = 4, #ARGV, 2 do
   out[#out + 1] = {}
   wanted[ARGV[i]] = {out[#out], hi, lo}
 end
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[2], ARGV[3], 'BYLEX')) do
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[2], ARGV[3], 'BYLEX', 'REV')) do
   local pair = wanted[string.sub(m, 1, 8)]
   if pair == nil and #m == 20 then pair = wanted[string.sub(m, 13, 20)] end
   if pair ~= nil and #pair[1] < cap then
     local hi, lo = struct.unpack('>I4I4', m)
-    if hi < pair[2] or (hi == pair[2] and lo < pair[3]) then
+    if hi > pair[2] or (hi == pair[2] and lo > pair[3]) then
       pair[1][#pair[1] + 1] = m
     end
   end
@@ -224,6 +230,29 @@ _REPLACE_MEMBER_LUA = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], 0, ARGV[2])
 return 1
+"""
+
+# Moves an author index kept oldest first (entries.legacy_author_key) to
+# its newest-first key, atomically: each member's keys turned around (a key
+# is 2^64 - 1 minus the id, so every byte b becomes 255 - b), added to what
+# was written there meanwhile, trimmed, the old key deleted.
+# KEYS: legacy, current. ARGV: max entries. Returns the members moved.
+_MOVE_LEGACY_AUTHOR_INDEX_LUA = """
+local function turned(key)
+  return (string.gsub(key, '.', function(c) return string.char(255 - string.byte(c)) end))
+end
+local moved = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if #m == 12 or #m == 20 then
+    local member = turned(string.sub(m, 1, 8)) .. string.sub(m, 9, 12)
+    if #m == 20 then member = member .. turned(string.sub(m, 13, 20)) end
+    redis.call('ZADD', KEYS[2], 0, member)
+    moved = moved + 1
+  end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], ARGV[1], -1)
+redis.call('DEL', KEYS[1])
+return moved
 """
 
 # Earlier occurrences returned per repost and source: the oldest few are
@@ -249,6 +278,7 @@ class TimelineStore:
         self._cache_celebrities = self._redis.register_script(_CACHE_CELEBRITIES_LUA)
         self._earlier_occurrences = self._redis.register_script(_EARLIER_OCCURRENCES_LUA)
         self._replace_member = self._redis.register_script(_REPLACE_MEMBER_LUA)
+        self._move_legacy_author_index = self._redis.register_script(_MOVE_LEGACY_AUTHOR_INDEX_LUA)
 
     @property
     def client(self) -> redis.Redis:
@@ -304,7 +334,7 @@ class TimelineStore:
         member = entry_member(entry)
         pipe = self._redis.pipeline(transaction=False)
         pipe.zadd(key, {member: 0})
-        pipe.zremrangebyrank(key, 0, -(self.author_index_max + 1))
+        pipe.zremrangebyrank(key, self.author_index_max, -1)
         pipe.execute_command(publish_command(self._redis), author_channel(entry.author_id), member)
         await pipe.execute()
 
@@ -331,7 +361,7 @@ class TimelineStore:
             return 0
         authors = sorted(copy_from & {author for _, author in follows})
         indexes = await self._bulk.read(
-            [(b"ZRANGE", author_key(a), str(-BACKFILL_ENTRIES).encode(), b"-1") for a in authors]
+            [(b"ZRANGE", author_key(a), b"0", str(BACKFILL_ENTRIES - 1).encode()) for a in authors]
         )
         members = dict(zip(authors, indexes))
         generation_ms = str(_GENERATION_MS).encode()
@@ -444,7 +474,7 @@ class TimelineStore:
         pipe = self._redis.pipeline(transaction=False)
         if members:
             pipe.zadd(key, {m: 0 for m in members})
-            pipe.zremrangebyrank(key, 0, -(self.timeline_max + 1))
+            pipe.zremrangebyrank(key, self.timeline_max, -1)
         pipe.expire(key, ttl_seconds)
         await pipe.execute()
 
@@ -486,24 +516,24 @@ class TimelineStore:
         celebrities = decode_id_list(encoded) if raw is not None and held == epoch else None
         return celebrities, epoch + b"|" + (generation or b"")
 
-    async def newest_below(self, keys: Sequence[str], upper_bound: bytes, limit: int) -> list[list[bytes]]:
-        """For each key, its newest `limit` members below `upper_bound`, in one round trip."""
+    async def newest_from(self, keys: Sequence[str], start: bytes, limit: int) -> list[list[bytes]]:
+        """For each key, its newest `limit` members from `start` (entries.lex_start) on, in one round trip."""
         if not keys:
             return []
-        return await self._bulk.read([_newest_below(key, upper_bound, limit) for key in keys])
+        return await self._bulk.read([_newest_from(key, start, limit) for key in keys])
 
     async def first_read(
         self,
         user_id: int,
-        upper_bound: bytes,
+        start: bytes,
         limit: int,
         likely_celebrities: Sequence[int] = (),
         also: Sequence[tuple] = (),
     ) -> FirstRead:
         """What a home read needs before it knows the followed celebrities,
         in one round trip: the cached celebrity list with its generation,
-        whether the user is active, and the newest members below
-        `upper_bound` of their timeline, of their own author index and of
+        whether the user is active, and the newest members from `start`
+        (entries.lex_start) on of their timeline, of their own author index and of
         each likely celebrity's index (the list the reader's last read used:
         usually the list itself, so no second round trip is needed).
         `also`: other reads for the same round trip; their replies come back
@@ -512,10 +542,10 @@ class TimelineStore:
             [
                 (b"MGET", *_celebrity_keys(user_id)),
                 (b"EXISTS", seen_key(user_id)),
-                _newest_below(home_key(user_id), upper_bound, limit),
-                _newest_below(author_key(user_id), upper_bound, limit),
+                _newest_from(home_key(user_id), start, limit),
+                _newest_from(author_key(user_id), start, limit),
                 *also,
-                *(_newest_below(author_key(c), upper_bound, limit) for c in likely_celebrities),
+                *(_newest_from(author_key(c), start, limit) for c in likely_celebrities),
             ]
         )
         celebrities, generation = self._decoded_celebrities(*cached)
@@ -549,7 +579,7 @@ class TimelineStore:
         if not keys or not lookups:
             return {}
         ranges = [earlier_range(repost) for repost in lookups]
-        args = [str(EARLIER_OCCURRENCES_CAP).encode(), min(low for low, _ in ranges), max(high for _, high in ranges)]
+        args = [str(EARLIER_OCCURRENCES_CAP).encode(), max(high for _, high in ranges), min(low for low, _ in ranges)]
         for repost in lookups:
             args += [post_prefix(repost.original_id), post_prefix(repost.post_id)]
         replies = await self._evalsha_each(self._earlier_occurrences, ((b"1", key, *args) for key in keys))
@@ -579,6 +609,44 @@ class TimelineStore:
         tombstones remove them from followers' timelines). Idempotent."""
         await self._redis.unlink(home_key(user_id), seen_key(user_id), *_celebrity_keys(user_id), author_key(user_id))
 
+    # -- keys kept before members sorted newest first ---------------------------------
+
+    async def move_legacy_author_indexes(self) -> tuple[int, int]:
+        """Moves every author index still kept oldest first to its current
+        key; returns (indexes, members) moved. Idempotent."""
+        indexes = members = 0
+        async for key in self._redis.scan_iter(match=LEGACY_AUTHOR_INDEXES, count=1000):
+            author_id = _legacy_author(key)
+            if author_id is not None:
+                members += await self._move_legacy_author_index(
+                    keys=[key, author_key(author_id)], args=[self.author_index_max]
+                )
+                indexes += 1
+        return indexes, members
+
+    async def forget_legacy_timelines(self) -> int:
+        """Deletes the timelines and activity marks kept before members sorted
+        newest first (their readers are rebuilt on their next read, under the
+        current keys; these would only expire with their activity); returns
+        how many keys went. Idempotent."""
+        forgotten = 0
+        for pattern in LEGACY_TIMELINE_KEYS:
+            batch: list[bytes] = []
+            async for key in self._redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) == 500:
+                    forgotten += await self._unlink_each(batch)
+                    batch = []
+            forgotten += await self._unlink_each(batch)
+        return forgotten
+
+    async def _unlink_each(self, keys: list[bytes]) -> int:
+        # One key per command: on a cluster the keys are in different slots.
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.unlink(key)
+        return sum(await pipe.execute()) if keys else 0
+
     # -- bulk (python -m services.timeline.load) ------------------------------------
 
     async def mark_many_active(self, user_ids: Sequence[int], ttl_seconds: int) -> None:
@@ -602,6 +670,19 @@ class TimelineStore:
 
 _GENERATION_MS = CELEBRITY_GENERATION_SECONDS * 1000
 
+# The keys kept before members sorted newest first (entries.legacy_author_key).
+LEGACY_AUTHOR_INDEXES = "aidx:{*}"
+LEGACY_TIMELINE_KEYS = ("home:{*}", "seen:{*}")
+
+
+def _legacy_author(key: bytes) -> int | None:
+    """The author of a legacy author index key, None for any other key."""
+    try:
+        author_id = int(key[len(b"aidx:{") : -1])
+    except ValueError:
+        return None
+    return author_id if legacy_author_key(author_id).encode() == key else None
+
 
 @dataclass(frozen=True)
 class FirstRead:
@@ -616,9 +697,9 @@ class FirstRead:
     also: list = field(default_factory=list)  # the replies to first_read's `also`
 
 
-def _newest_below(key: str, upper_bound: bytes, limit: int) -> tuple:
-    """ZRANGE for the newest `limit` members below `upper_bound` (members sort by post id)."""
-    return (b"ZRANGE", key, upper_bound, b"-", b"BYLEX", b"REV", b"LIMIT", b"0", str(limit).encode())
+def _newest_from(key: str, start: bytes, limit: int) -> tuple:
+    """ZRANGE for the first `limit` members from `start` on (members sort newest first)."""
+    return (b"ZRANGE", key, start, b"+", b"BYLEX", b"LIMIT", b"0", str(limit).encode())
 
 
 def _raise_errors(replies: list, what: str) -> None:

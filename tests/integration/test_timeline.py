@@ -250,7 +250,7 @@ def test_deliver_orders_by_id_across_magnitudes(stub, r):
     random.shuffle(shuffled)
     for post_id in shuffled:
         deliver(stub, request(ADD, post_id, author, [reader]))
-    newest_first = r.zrange(home_key(reader), b"+", b"-", desc=True, bylex=True)
+    newest_first = r.zrange(home_key(reader), b"-", b"+", bylex=True)
     assert post_ids(newest_first) == sorted(ids, reverse=True)
     assert r.zrange(home_key(reader), 0, -1) == sorted(encode_member(p, author) for p in ids)
 
@@ -262,7 +262,7 @@ def test_deliver_orders_by_id_whatever_the_authors(stub, r):
     # Newer posts by authors whose fingerprints sort lower.
     by_fingerprint = sorted(authors, key=author_fingerprint, reverse=True)
     deliver(stub, *(request(ADD, base + i, a, [reader]) for i, a in enumerate(by_fingerprint)))
-    newest_first = r.zrange(home_key(reader), b"+", b"-", desc=True, bylex=True)
+    newest_first = r.zrange(home_key(reader), b"-", b"+", bylex=True)
     assert post_ids(newest_first) == [base + i for i in reversed(range(6))]
 
 
@@ -279,7 +279,7 @@ def test_home_timeline_is_trimmed_to_the_newest_800(stub, r):
 
     key = home_key(reader)
     assert r.zcard(key) == TIMELINE_MAX
-    assert post_ids(r.zrange(key, 0, -1)) == ids[50:]
+    assert post_ids(r.zrange(key, 0, -1)) == ids[50:][::-1]
 
 
 def test_bad_batches_are_rejected_naming_the_field_and_write_nothing(stub, r):
@@ -323,10 +323,10 @@ def test_author_index_add_remove_and_trim(stub, r):
     for i in range(3):
         index(stub, ADD, base + i, author)
     index(stub, ADD, base + 1, author)
-    assert r.zrange(key, 0, -1) == [encode_member(base + i, author) for i in range(3)]
+    assert r.zrange(key, 0, -1) == [encode_member(base + i, author) for i in reversed(range(3))]
 
     index(stub, REMOVE, base + 1, author)
-    assert r.zrange(key, 0, -1) == [encode_member(base, author), encode_member(base + 2, author)]
+    assert r.zrange(key, 0, -1) == [encode_member(base + 2, author), encode_member(base, author)]
 
 
 def test_a_delivery_stream_may_index_the_post_before_its_timelines(stub, r):
@@ -405,7 +405,7 @@ def test_author_index_is_trimmed(stub, r):
     for i in range(limit + 5):
         index(stub, ADD, base + i, author)
     assert r.zcard(key) == limit
-    assert r.zrange(key, 0, 0) == [encode_member(base + 5, author)]
+    assert r.zrange(key, -1, -1) == [encode_member(base + 5, author)]  # the oldest kept
 
 
 def test_backfill_copies_the_newest_50_and_purge_removes_only_that_author(stub, r):
@@ -425,9 +425,9 @@ def test_backfill_copies_the_newest_50_and_purge_removes_only_that_author(stub, 
     assert r.get(celebrity_generation_key(reader)) == b"1"  # and a graph answer read before is stale
     key = home_key(reader)
     assert r.zcard(key) == 51
-    assert r.zrange(key, 0, 0) == [encode_member(base + 10, author)]  # the 50 newest: base+10 .. base+59
-    assert r.zrange(key, 0, -1) == [encode_member(base + i, author) for i in range(10, 60)] + [
-        encode_member(base + 100, other)
+    assert r.zrange(key, -1, -1) == [encode_member(base + 10, author)]  # the 50 newest: base+10 .. base+59
+    assert r.zrange(key, 0, -1) == [encode_member(base + 100, other)] + [
+        encode_member(base + i, author) for i in reversed(range(10, 60))
     ]
     # Again: idempotent.
     stub.BackfillAuthor(timeline_pb2.BackfillAuthorRequest(user_id=reader, author_id=author))
@@ -474,9 +474,9 @@ def test_two_authors_entries_are_purged_independently(stub, r):
     assert r.zcard(key) == 10
 
     assert purge(stub, reader, first) == len(firsts)
-    assert r.zrange(key, 0, -1) == [encode_member(p, second) for p in seconds]
+    assert r.zrange(key, 0, -1) == [encode_member(p, second) for p in reversed(seconds)]
     assert purge(stub, reader, first) == 0  # idempotent
-    assert r.zrange(key, 0, -1) == [encode_member(p, second) for p in seconds]
+    assert r.zrange(key, 0, -1) == [encode_member(p, second) for p in reversed(seconds)]
 
     assert purge(stub, reader, second) == len(seconds)
     assert r.zcard(key) == 0
@@ -649,7 +649,7 @@ def test_follow_changes_in_one_call_backfill_purge_and_keep_each_pairs_last_chan
         (second, gone, False),
     )
     assert (reply.copied, reply.removed) == (6, 2)
-    expected = [encode_member(base + i, author) for i in range(3)]
+    expected = [encode_member(base + i, author) for i in reversed(range(3))]
     assert r.zrange(home_key(first), 0, -1) == expected
     assert r.zrange(home_key(second), 0, -1) == expected
     assert r.exists(celebrity_cache_key(first)) == 0

@@ -1,6 +1,7 @@
 """Timeline against real Redis: pure reposts stored with their original, the
-earlier-occurrence lookup a home read uses to show each original once, and
-a deleted account's keys dropped on identity's AccountDeleted.
+earlier-occurrence lookup a home read uses to show each original once, a
+deleted account's keys dropped on identity's AccountDeleted, and the keys
+kept before members sorted newest first moved or dropped.
 
 Works on fresh random ids (no real posts: hydration is covered end to end in
 tests/e2e/test_reposts_once.py) and deletes its keys.
@@ -19,12 +20,14 @@ from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
 from services.kit.settings import Settings, service_addr
 from services.timeline.entries import (
     Stored,
+    author_fingerprint,
     author_key,
     celebrity_cache_key,
     celebrity_generation_key,
     decode_member,
     encode_member,
     home_key,
+    legacy_author_key,
     seen_key,
 )
 from services.timeline.store import TimelineStore
@@ -191,3 +194,64 @@ def test_an_account_deletion_drops_its_timeline_keys_and_author_index(stub, r):
     publish(event)  # redelivery is harmless
     wait_until(lambda: r.exists(*keys) == 0, timeout=30)
     assert r.zcard(home_key(other)) == 1  # only the deleted account's keys went
+
+
+def legacy_member(post_id: int, author_id: int, original_id: int = 0) -> bytes:
+    """A member as kept before they sorted newest first: the ids themselves lead."""
+    member = post_id.to_bytes(8, "big") + author_fingerprint(author_id)
+    return member + original_id.to_bytes(8, "big") if original_id else member
+
+
+def test_author_indexes_kept_oldest_first_move_to_their_current_keys(r):
+    author, base = random_id(), random_id()
+    legacy = legacy_author_key(author)
+    r.track([legacy, author_key(author)])
+    r.zadd(legacy, {legacy_member(base + i, author): 0 for i in range(3)})
+    r.zadd(legacy, {legacy_member(base + 3, author, base): 0, b"junk": 0})
+    # A post indexed under the current key before the move (a new replica's).
+    r.zadd(author_key(author), {encode_member(base + 4, author): 0})
+
+    indexes, moved = run(lambda store: store.move_legacy_author_indexes())
+    assert indexes >= 1 and moved >= 4  # this index, and any other left in this Redis
+    assert r.exists(legacy) == 0
+    held = [decode_member(m) for m in r.zrange(author_key(author), 0, -1)]
+    assert [(e.post_id, e.original_id) for e in held] == [
+        (base + 4, 0),
+        (base + 3, base),
+        (base + 2, 0),
+        (base + 1, 0),
+        (base, 0),
+    ]
+    assert r.zrange(author_key(author), 0, -1) == [
+        encode_member(base + 4, author),
+        encode_member(base + 3, author, base),
+    ] + [encode_member(base + i, author) for i in (2, 1, 0)]
+
+    # Again: nothing left to move, nothing changed.
+    run(lambda store: store.move_legacy_author_indexes())
+    assert r.zcard(author_key(author)) == 5 and r.exists(legacy) == 0
+
+
+def test_a_moved_author_index_keeps_only_the_newest(r):
+    author, base = random_id(), random_id()
+    legacy = legacy_author_key(author)
+    r.track([legacy, author_key(author)])
+    limit = Settings(redis_url=REDIS_URL).author_index_max_entries
+    r.zadd(legacy, {legacy_member(base + i, author): 0 for i in range(limit + 10)})
+    run(lambda store: store.move_legacy_author_indexes())
+    held = [decode_member(m).post_id for m in r.zrange(author_key(author), 0, -1)]
+    assert held == [base + i for i in reversed(range(10, limit + 10))]
+
+
+def test_timelines_kept_oldest_first_are_dropped_and_their_readers_rebuilt_under_the_current_keys(r):
+    user = random_id()
+    legacy_home, legacy_seen = f"home:{{{user}}}", f"seen:{{{user}}}"
+    r.track([legacy_home, legacy_seen])
+    r.zadd(legacy_home, {legacy_member(random_id(), random_id()): 0})
+    r.set(legacy_seen, b"1", ex=3600)
+    unrelated = reader(r)  # a current reader's keys stay
+    r.zadd(home_key(unrelated), {encode_member(random_id(), random_id()): 0})
+
+    assert run(lambda store: store.forget_legacy_timelines()) >= 2
+    assert r.exists(legacy_home, legacy_seen) == 0
+    assert r.exists(home_key(unrelated), seen_key(unrelated)) == 2

@@ -23,7 +23,8 @@ from services.timeline.entries import (
     encode_id_list,
     encode_member,
     home_key,
-    lex_upper_bound,
+    legacy_author_key,
+    lex_start,
     merge_newest,
     plan_round,
     post_prefix,
@@ -60,15 +61,32 @@ MIXED_IDS = [
 
 
 def members(*pairs):
-    """Newest-first member list, as ZRANGE BYLEX REV returns it."""
-    return sorted((encode_member(p, a) for p, a in pairs), reverse=True)
+    """Newest-first member list, as ZRANGE BYLEX returns it."""
+    return sorted(encode_member(p, a) for p, a in pairs)
+
+
+def in_lex_range(member: bytes, low: bytes, high: bytes) -> bool:
+    """Whether ZRANGE BYLEX low high returns the member: - and + are the
+    ends, [ includes its bound and ( leaves it out."""
+    above = low == b"-" or (member >= low[1:] if low[:1] == b"[" else member > low[1:])
+    below = high == b"+" or (member <= high[1:] if high[:1] == b"[" else member < high[1:])
+    return above and below
 
 
 def test_keys_carry_cluster_hash_tags():
-    assert home_key(42) == "home:{42}"
-    assert author_key(7) == "aidx:{7}"
+    assert home_key(42) == "timeline:{42}"
+    assert author_key(7) == "authored:{7}"
     assert celebrity_cache_key(42) == "celebs:{42}"
-    assert seen_key(42) == "seen:{42}"
+    assert seen_key(42) == "active:{42}"
+
+
+def test_keys_of_the_oldest_first_order_are_named_apart():
+    # A timeline or index kept oldest first is never read as newest first.
+    assert legacy_author_key(7) == "aidx:{7}"
+    for user in (1, 42, MAX_ID):
+        assert home_key(user) != f"home:{{{user}}}"
+        assert seen_key(user) != f"seen:{{{user}}}"
+        assert author_key(user) != legacy_author_key(user)
 
 
 def test_a_users_keys_share_one_cluster_slot():
@@ -79,14 +97,14 @@ def test_a_users_keys_share_one_cluster_slot():
     assert tags == {f"{{{user}}}"}
 
 
-def test_member_is_12_bytes_of_big_endian_post_id_then_author_crc32():
+def test_member_is_12_bytes_of_the_post_key_then_author_crc32():
     assert MEMBER_BYTES == 12
     # Pinned bytes: members already in Redis must keep meaning the same.
-    assert encode_member(1, 123) == bytes.fromhex("0000000000000001a2f577dd")
+    assert encode_member(1, 123) == bytes.fromhex("fffffffffffffffea2f577dd")
     for post_id, author_id in [(1, 1), (123456789, 987), (MAX_ID, MAX_ID)]:
         member = encode_member(post_id, author_id)
         assert len(member) == MEMBER_BYTES
-        assert member[:8] == post_prefix(post_id) == post_id.to_bytes(8, "big")
+        assert member[:8] == post_prefix(post_id) == (2**64 - 1 - post_id).to_bytes(8, "big")
         assert member[8:] == author_fingerprint(author_id)
         assert author_fingerprint(author_id) == zlib.crc32(author_id.to_bytes(8, "big")).to_bytes(4, "big")
 
@@ -103,26 +121,26 @@ def test_member_round_trips_including_the_largest_id():
 def test_nine_and_ten_digit_ids_compare_right():
     nine, ten = 999_999_999, 1_000_000_000
     assert str(nine) > str(ten)  # the trap decimal text members had to pad around
-    assert encode_member(nine, 5) < encode_member(ten, 5)
+    assert encode_member(ten, 5) < encode_member(nine, 5)
 
 
-def test_byte_order_equals_id_order_across_magnitudes_regardless_of_author():
+def test_byte_order_is_newest_first_across_magnitudes_regardless_of_author():
     authors = [9, 1, 88888, 2, 7, 3, 1, 10**18, 5, 123, 5123, 12, 1123, MAX_ID, 4, 6, 8]
     encoded = [encode_member(i, a) for i, a in zip(MIXED_IDS, authors, strict=True)]
-    assert sorted(encoded) == encoded
+    assert sorted(encoded) == encoded[::-1]
     # Also when every author's fingerprint sorts against the id order.
     by_fingerprint = sorted(authors, key=author_fingerprint, reverse=True)
     encoded = [encode_member(i, a) for i, a in zip(MIXED_IDS, by_fingerprint, strict=True)]
-    assert sorted(encoded) == encoded
+    assert sorted(encoded) == encoded[::-1]
 
 
 def test_adjacent_snowflake_ids_stay_distinct_where_a_float_score_would_not():
     a, b = (1 << 62) + 1, (1 << 62) + 2
     assert float(a) == float(b)  # why scores cannot carry the id
-    assert encode_member(a, 1) < encode_member(b, 1)
+    assert encode_member(b, 1) < encode_member(a, 1)
     # Whatever the authors' fingerprints.
-    assert encode_member(a, 123) < encode_member(b, 5123)
-    assert encode_member(a, 5123) < encode_member(b, 123)
+    assert encode_member(b, 123) < encode_member(a, 5123)
+    assert encode_member(b, 5123) < encode_member(a, 123)
 
 
 @pytest.mark.parametrize(
@@ -156,20 +174,22 @@ def test_author_fingerprint_is_the_members_last_four_bytes_and_tells_authors_apa
     assert not encode_member(123, 12).endswith(fp)
 
 
-def test_upper_bound_excludes_the_cursor_member_and_keeps_older_ones():
-    assert lex_upper_bound(None) == b"+"
-    bound = lex_upper_bound(1000)
-    assert bound == b"(" + post_prefix(1000)
-    limit = bound[1:]
+def test_the_start_bound_leaves_out_the_cursor_and_newer_and_keeps_older_ones():
+    assert lex_start(None) == b"-"
+    bound = lex_start(1000)
+    assert bound[:1] == b"["
     # Whatever the author's fingerprint (0xff.. or 0x00..), for every author.
     for author in (1, 2, 123, 5123, MAX_ID):
-        assert encode_member(999, author) < limit
-        assert not encode_member(1000, author) < limit
-        assert not encode_member(1001, author) < limit
+        assert in_lex_range(encode_member(999, author), bound, b"+")
+        assert in_lex_range(encode_member(999, author, original_id=MAX_ID), bound, b"+")
+        assert not in_lex_range(encode_member(1000, author), bound, b"+")
+        assert not in_lex_range(encode_member(1000, author, original_id=1), bound, b"+")
+        assert not in_lex_range(encode_member(1001, author), bound, b"+")
     # Across magnitudes: a cursor at 256 keeps 255 and drops 65536.
-    limit = lex_upper_bound(256)[1:]
-    assert encode_member(255, 1) < limit
-    assert not encode_member(65_536, 1) < limit
+    assert in_lex_range(encode_member(255, 1), lex_start(256), b"+")
+    assert not in_lex_range(encode_member(65_536, 1), lex_start(256), b"+")
+    # Below the first id there is nothing.
+    assert not any(in_lex_range(encode_member(p, 1), lex_start(1), b"+") for p in (1, 2, MAX_ID))
 
 
 def test_merge_dedupes_by_post_id_and_orders_newest_first():
@@ -233,13 +253,13 @@ def test_plan_round_of_only_undecodable_members_is_the_end():
 
 
 def _page_through(sources: list[list[bytes]], need: int) -> list[int]:
-    """The read loop over sorted-set sources, with ZRANGE BYLEX REV semantics."""
+    """The read loop over sorted-set sources, with ZRANGE BYLEX semantics."""
     seen: list[int] = []
     cursor = None
     while True:
-        bound = lex_upper_bound(cursor)
+        bound = lex_start(cursor)
         limit = need + 1
-        pages = [[m for m in s if bound == b"+" or m < bound[1:]][:limit] for s in sources]
+        pages = [[m for m in s if in_lex_range(m, bound, b"+")][:limit] for s in sources]
         plan = plan_round(pages, need=need, per_source_limit=limit)
         seen.extend(e.post_id for e in plan.candidates)
         if not plan.has_more:
@@ -250,9 +270,9 @@ def _page_through(sources: list[list[bytes]], need: int) -> list[int]:
 def test_paging_through_rounds_visits_every_entry_once():
     """Simulates the read loop over three sources with overlap: no skip, no repeat."""
     sources = [
-        sorted({encode_member(p, 1) for p in range(1, 200, 2)}, reverse=True),
-        sorted({encode_member(p, 2) for p in range(2, 200, 3)}, reverse=True),
-        sorted({encode_member(p, 1) for p in range(1, 60, 2)}, reverse=True),  # overlaps source 0
+        sorted({encode_member(p, 1) for p in range(1, 200, 2)}),
+        sorted({encode_member(p, 2) for p in range(2, 200, 3)}),
+        sorted({encode_member(p, 1) for p in range(1, 60, 2)}),  # overlaps source 0
     ]
     expected = sorted({decode_member(m).post_id for s in sources for m in s}, reverse=True)
     assert _page_through(sources, need=25) == expected
@@ -262,9 +282,9 @@ def test_paging_across_magnitudes_visits_every_entry_once_newest_first():
     # Byte carries and 9/10-digit neighbours straddle page boundaries.
     ids = sorted({*MIXED_IDS, *(i + d for i in MIXED_IDS[1:-2] for d in (-1, 1))})
     sources = [
-        sorted({encode_member(p, 123) for p in ids[0::2]}, reverse=True),
-        sorted({encode_member(p, 5123) for p in ids[1::2]}, reverse=True),
-        sorted({encode_member(p, 123) for p in ids[0::4]}, reverse=True),  # overlaps source 0
+        sorted({encode_member(p, 123) for p in ids[0::2]}),
+        sorted({encode_member(p, 5123) for p in ids[1::2]}),
+        sorted({encode_member(p, 123) for p in ids[0::4]}),  # overlaps source 0
     ]
     for need in (1, 2, 3, 7):
         assert _page_through(sources, need=need) == sorted(ids, reverse=True)
@@ -288,7 +308,7 @@ def test_a_pure_repost_member_carries_its_original_and_sorts_by_its_own_id():
     assert (stored.post_id, stored.original_id, stored.content_id) == (500, 100, 100)
     assert decode_member(encode_member(500, 7)).content_id == 500
     # Between the plain members of the posts before and after it.
-    assert encode_member(499, 7) < member < encode_member(501, 7)
+    assert encode_member(501, 7) < member < encode_member(499, 7)
     # The fingerprint stays at bytes 9..12, where an unfollow's purge looks.
     assert member[8:12] == author_fingerprint(7)
 
@@ -304,10 +324,9 @@ def test_the_earlier_range_holds_the_original_and_earlier_reposts_but_not_the_re
     inside = [encode_member(100, 1), encode_member(300, 8, 100), encode_member(499, 9, 100)]
     outside = [encode_member(99, 1), encode_member(500, 7, 100), encode_member(501, 9, 100)]
     for member in inside:
-        assert low[1:] <= member < high[1:]
+        assert in_lex_range(member, low, high)
     for member in outside:
-        assert not (low[1:] <= member < high[1:])
-    assert (low[:1], high[:1]) == (b"[", b"(")
+        assert not in_lex_range(member, low, high)
 
 
 def stored(post_id: int, original_id: int = 0) -> Stored:
