@@ -642,10 +642,9 @@ class TimelineStore:
 
     async def _unlink_each(self, keys: list[bytes]) -> int:
         # One key per command: on a cluster the keys are in different slots.
-        pipe = self._redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.unlink(key)
-        return sum(await pipe.execute()) if keys else 0
+        replies = await self._bulk.execute([(b"UNLINK", key) for key in keys]) if keys else []
+        _raise_errors(replies, "deletes")
+        return sum(replies)
 
     # -- bulk (python -m services.timeline.load) ------------------------------------
 
