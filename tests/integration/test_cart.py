@@ -92,7 +92,14 @@ def lines_of(cart: cart_pb2.Cart) -> list[tuple[str, int]]:
 
 def _start_cart_process(extra_env: dict[str, str]):
     port = free_port()
-    env = {**os.environ, "AVIARY_CART_PORT": str(port), "AVIARY_METRICS_PORT": str(free_port()), **extra_env}
+    # Every port it listens on is a free one (its health port is otherwise the gRPC port + 2000).
+    env = {
+        **os.environ,
+        "AVIARY_CART_PORT": str(port),
+        "AVIARY_METRICS_PORT": str(free_port()),
+        "AVIARY_HEALTH_PORT": str(free_port()),
+        **extra_env,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cart"],
         cwd=REPO_ROOT,
