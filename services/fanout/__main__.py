@@ -15,7 +15,7 @@ def main() -> None:
             servicers=[],
             on_start=[worker.start],
             on_stop=[worker.stop],
-            background=[worker.run],
+            background=[worker.run, worker.watch_redis_epoch],
         )
     )
 

@@ -28,9 +28,11 @@ from services.fanout.events import (
     timeline_entry,
 )
 from services.fanout.settings import FanoutSettings
-from services.kit.peers import clients
+from services.kit.peers import clients, followers
 from services.kit.events.consumer import ConsumerLoop, PoisonRecord
 from services.kit.events.kafka import GRAPH_TOPIC, POSTS_TOPIC, ensure_topics_async
+from services.kit.stores import redis_bulk, redis_client
+from services.kit.stores.redis_epoch import RedisEpoch
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +129,16 @@ class FanoutWorker:
             batch_topics=frozenset({GRAPH_TOPIC}),
             batch_handler=self.handle_graph_batch,
         )
+        # Graph's answer for an author's last post, reused while the author's
+        # followers version in Redis stays the same (kit/peers/followers.py).
+        self._redis = redis_client.client(settings)
+        self._bulk = redis_bulk.BulkRedis(settings.redis_url)
+        self.redis_epoch = RedisEpoch(self._redis)
+        self.first_pages = followers.FirstPages(self._bulk, self.redis_epoch)
 
     async def start(self) -> None:
+        # Unknown (nothing reused) until Redis answers; posts fan out meanwhile.
+        await self.redis_epoch.refresh()
         try:
             await ensure_topics_async(self.settings.kafka_bootstrap)
         except Exception:
@@ -137,6 +147,12 @@ class FanoutWorker:
 
     async def stop(self) -> None:
         await clients.close_all()
+        await self._bulk.close()
+        await self._redis.aclose()
+
+    async def watch_redis_epoch(self) -> None:
+        """Background job: notices Redis failovers and restarts (RedisEpoch)."""
+        await self.redis_epoch.watch_forever()
 
     async def run(self) -> None:
         await self.consumer.run()
@@ -179,8 +195,8 @@ class FanoutWorker:
             await self._post_deleted(change)
 
     async def _post_created(self, change: PostChange) -> None:
-        # One graph call: the first page itself says when the author is a celebrity.
-        first = await self._first_followers(change.author_id, skip_celebrity=True)
+        # One graph call at most: the first page itself says when the author is a celebrity.
+        first = await self.first_pages.for_post(change.author_id, self.settings.follower_page_size, self.timeout)
         if first.celebrity:
             # Celebrities are merged into readers' timelines at read time.
             await self._index(timeline_pb2.DELIVERY_OP_ADD, change)
@@ -197,12 +213,10 @@ class FanoutWorker:
         op = timeline_pb2.DELIVERY_OP_REMOVE
         await self._deliver_to_followers(op, change, await self._first_followers(change.author_id))
 
-    async def _first_followers(self, author_id: int, *, skip_celebrity: bool = False):
+    async def _first_followers(self, author_id: int):
         """The first page of the author's followers (all of them, for most authors)."""
         return await clients.graph().ListFollowerIds(
-            graph_pb2.ListFollowerIdsRequest(
-                user_id=str(author_id), page_size=self.settings.follower_page_size, skip_celebrity=skip_celebrity
-            ),
+            graph_pb2.ListFollowerIdsRequest(user_id=str(author_id), page_size=self.settings.follower_page_size),
             timeout=self.timeout,
         )
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
-from services.graph.store import FOLLOWERS_VERSION_SECONDS
+from services.kit.peers import followers
 from services.kit.stores.cache import TtlCache
 from services.kit.stores.redis_epoch import RedisEpoch
 from services.kit.server.logs import error_text
@@ -59,11 +59,11 @@ class FollowerLists:
     def __init__(
         self, store, epoch: RedisEpoch, *, ttl_seconds: float, max_authors: int, max_ids: int, max_ids_held: int
     ) -> None:
-        if ttl_seconds >= FOLLOWERS_VERSION_SECONDS:
+        if ttl_seconds >= followers.VERSION_SECONDS:
             # A copy kept under "no version" could outlive a later version
             # that lapsed back to none, and be served though stale.
             raise ValueError(
-                f"follower lists may be kept less than {FOLLOWERS_VERSION_SECONDS} s (their version's lifetime), "
+                f"follower lists may be kept less than {followers.VERSION_SECONDS} s (their version's lifetime), "
                 f"not {ttl_seconds} s"
             )
         self._store = store

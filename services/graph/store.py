@@ -19,7 +19,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from services.kit.peers import profiles, safety
+from services.kit.peers import followers, profiles, safety
 
 from services.kit.stores import cql, redis_bulk, redis_client
 from services.kit.settings import Settings
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 
 KEYSPACE = "aviary_graph"
 CELEBRITIES_KEY = "graph:celebrities"
-# A follower list's version lives this long after its last change. Longer
-# than any cached copy (FollowerLists refuses a longer keep), so a version
-# never lapses back to "none" while a copy taken under it is held.
-FOLLOWERS_VERSION_SECONDS = 600
 # One partition read answers "whom does X follow" for the celebrity merge.
 # Production would page past this (or keep a per-user celebrity-followee set);
 # 5000 is also the driver's fetch size, so one page is the whole answer.
@@ -450,14 +446,14 @@ class GraphStore:
 
     async def followers_version(self, user_id: int) -> bytes:
         """Changes whenever the user's follower list does (b"" until the first change)."""
-        (version,) = await self.bulk.read([("GET", followers_version_key(user_id))])
+        (version,) = await self.bulk.read([("GET", followers.version_key(user_id))])
         return version or b""
 
     async def mark_followers_changed(self, changes: Mapping[int, int | str]) -> None:
         """user id -> a token never used before (an event id, a bulk load's) as their list's new version."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for user_id, token in changes.items():
-                pipe.set(followers_version_key(user_id), token, ex=FOLLOWERS_VERSION_SECONDS)
+                pipe.set(followers.version_key(user_id), token, ex=followers.VERSION_SECONDS)
             await pipe.execute()
 
     async def _mark_edge_changes(self, events: list[OutboxEvent]) -> None:
@@ -495,10 +491,6 @@ class GraphStore:
             return []
         flags = await self.redis.smismember(CELEBRITIES_KEY, user_ids)
         return [uid for uid, flag in zip(user_ids, flags) if flag]
-
-
-def followers_version_key(user_id: int) -> str:
-    return f"graph:followers-version:{{{user_id}}}"
 
 
 def _utc(value: datetime.datetime | None) -> datetime.datetime | None:

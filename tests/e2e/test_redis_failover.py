@@ -17,7 +17,7 @@ import redis
 
 from devstack import redis_cluster
 from services.engagement.counters import counter_key
-from services.graph.store import followers_version_key
+from services.kit.peers import followers
 from services.timeline.entries import home_key
 from tests import redis_clients
 from tests.conftest import REDIS_URL
@@ -140,7 +140,7 @@ def test_what_a_promoted_replica_missed_is_not_trusted(http):
     before the follow (its version bump is lost: the Redis epoch moved), and
     the like count and likedByMe must come back from Cassandra."""
     author = sign_up(http, "fv")
-    master = _master_port(followers_version_key(int(author.id)))
+    master = _master_port(followers.version_key(int(author.id)))
     # The new follower's own timeline is elsewhere: it survives, so a post
     # missing from it is a fanout that skipped them (not a cold rebuild).
     fan = _account_on(http, "fv", master, home_key, away=True)
@@ -166,7 +166,7 @@ def test_what_a_promoted_replica_missed_is_not_trusted(http):
     finally:
         redis_cluster.signal_node(replica, signal.SIGCONT)
     try:
-        assert wait_until(lambda: _taken_over(followers_version_key(int(author.id)), master), 30.0, interval=0.2)
+        assert wait_until(lambda: _taken_over(followers.version_key(int(author.id)), master), 30.0, interval=0.2)
         time.sleep(1.0)  # the services' watchers read the new epoch
         after = post(http, author, "after the failover")["id"]
         assert wait_until(lambda: after in home_ids(http, fan), SETTLE_SECONDS), (

@@ -172,6 +172,30 @@ def test_unfollow_purges_and_stops_new_posts(stack):
     assert after not in ids and before not in ids
 
 
+def test_a_new_follower_gets_the_next_post_though_fanout_kept_the_authors_followers(stack):
+    """Fanout reuses graph's answer for an author's last post while the
+    author's followers version holds (kit/peers/followers.py): a follow moves
+    it, so the post after the follow reaches the new follower by fanout, not
+    only by the follow's backfill (which ran before the post here)."""
+    author, first, second = stack.sign_up("a"), stack.sign_up("r"), stack.sign_up("r")
+    stack.follow(first, author)
+    kept = [stack.post(author, f"to the first follower {i}") for i in range(2)]
+    assert wait_until(lambda: set(kept) <= stack.materialized(first))
+
+    stack.follow(second, author)
+    assert wait_until(lambda: set(kept) <= stack.materialized(second)), "follow did not backfill"
+    after = stack.post(author, "to both followers")
+    assert wait_until(lambda: after in stack.materialized(first))
+    assert wait_until(lambda: after in stack.materialized(second)), "the post went to the followers kept before"
+
+    stack.unfollow(first, author)
+    assert wait_until(lambda: after not in stack.materialized(first)), "unfollow did not purge the author"
+    last = stack.post(author, "to the second follower")
+    assert wait_until(lambda: last in stack.materialized(second))
+    stack.fanout_passed(first)
+    assert last not in stack.materialized(first)
+
+
 def test_follow_backfills_recent_posts(stack):
     author, reader = stack.sign_up("a"), stack.sign_up("r")
     earlier = [stack.post(author, f"earlier {i}") for i in range(3)]

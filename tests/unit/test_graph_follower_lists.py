@@ -8,7 +8,7 @@ from array import array
 import pytest
 
 from services.graph.follower_lists import FollowerLists, Kept
-from services.graph.store import FOLLOWERS_VERSION_SECONDS
+from services.kit.peers import followers
 
 
 def _lists(**bounds) -> FollowerLists:
@@ -63,4 +63,4 @@ def test_nothing_read_keeps_nothing():
 
 def test_lists_may_not_be_kept_as_long_as_their_versions_live():
     with pytest.raises(ValueError, match="less than"):
-        _lists(ttl_seconds=float(FOLLOWERS_VERSION_SECONDS))
+        _lists(ttl_seconds=float(followers.VERSION_SECONDS))
