@@ -26,19 +26,15 @@ none does while the epoch is unknown.
 
 from __future__ import annotations
 
-import logging
 from array import array
 from dataclasses import dataclass
 
 from prometheus_client import Counter
-from redis.exceptions import RedisError
 
 from services.kit.peers import followers
 from services.kit.stores.cache import TtlCache
+from services.kit.stores.redis_bulk import BulkRedis
 from services.kit.stores.redis_epoch import RedisEpoch
-from services.kit.server.logs import error_text
-
-log = logging.getLogger(__name__)
 
 LOOKUPS = Counter(
     "aviary_graph_follower_lists_total", "Follower streams by where the list came from", ["result"]
@@ -57,7 +53,14 @@ class Kept:
 
 class FollowerLists:
     def __init__(
-        self, store, epoch: RedisEpoch, *, ttl_seconds: float, max_authors: int, max_ids: int, max_ids_held: int
+        self,
+        bulk: BulkRedis,
+        epoch: RedisEpoch,
+        *,
+        ttl_seconds: float,
+        max_authors: int,
+        max_ids: int,
+        max_ids_held: int,
     ) -> None:
         if ttl_seconds >= followers.VERSION_SECONDS:
             # A copy kept under "no version" could outlive a later version
@@ -66,7 +69,7 @@ class FollowerLists:
                 f"follower lists may be kept less than {followers.VERSION_SECONDS} s (their version's lifetime), "
                 f"not {ttl_seconds} s"
             )
-        self._store = store
+        self._bulk = bulk
         self._epoch = epoch
         # Bounded by memory: at most max_ids_held ids (8 bytes each) over all
         # lists, none longer than max_ids, at most max_authors lists. Lists
@@ -81,18 +84,7 @@ class FollowerLists:
         """The list's current version within the Redis epoch; None when it
         cannot be read (Redis down, or the epoch unknown), and then nothing is
         served from or kept in memory."""
-        epoch = self._epoch.current
-        if epoch is None:
-            return None
-        try:
-            version = await self._store.followers_version(user_id)
-        except (RedisError, OSError) as exc:
-            log.warning("follower list version unreadable; reading Cassandra", extra={"error": error_text(exc)})
-            return None
-        # Read after the version: an epoch that moved meanwhile is not this version's.
-        if self._epoch.current != epoch:
-            return None
-        return epoch + b":" + version
+        return await followers.current_version(self._bulk, self._epoch, user_id)
 
     def get(self, user_id: int, version: bytes | None) -> Kept:
         """What is kept under `version` (nothing for another version)."""

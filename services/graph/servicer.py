@@ -59,7 +59,7 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         # Which history Redis follows: the follower lists' versions count within one.
         self.redis_epoch = RedisEpoch(self.store.redis)
         self.follower_lists = FollowerLists(
-            self.store,
+            self.store.bulk,
             self.redis_epoch,
             ttl_seconds=settings.follower_list_seconds,
             max_authors=settings.follower_list_authors,

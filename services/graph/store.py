@@ -116,7 +116,8 @@ class GraphStore:
         self.settings = settings
         self.producer = Producer(settings.kafka_bootstrap)
         self.redis = redis_client.client(settings)
-        # For the read every fanout call makes (a follower list's version).
+        # For the read every fanout call makes (a follower list's version,
+        # read by follower_lists through kit/peers/followers.py).
         self.bulk = redis_bulk.BulkRedis(settings.redis_url)
         self._session: Session | None = None
         self._outbox: Outbox | None = None
@@ -443,11 +444,6 @@ class GraphStore:
             await pipe.execute()
 
     # -- follower list versions (Redis) --------------------------------------
-
-    async def followers_version(self, user_id: int) -> bytes:
-        """Changes whenever the user's follower list does (b"" until the first change)."""
-        (version,) = await self.bulk.read([("GET", followers.version_key(user_id))])
-        return version or b""
 
     async def mark_followers_changed(self, changes: Mapping[int, int | str]) -> None:
         """user id -> a token never used before (an event id, a bulk load's) as their list's new version."""

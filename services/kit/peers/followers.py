@@ -46,6 +46,24 @@ def version_key(user_id: int) -> str:
     return f"graph:followers-version:{{{user_id}}}"
 
 
+async def current_version(bulk: BulkRedis, epoch: RedisEpoch, user_id: int) -> bytes | None:
+    """The user's followers version within the current Redis epoch: what a
+    copy of their followers is kept under. None when either cannot be read,
+    and then no copy is used or kept."""
+    current = epoch.current
+    if current is None:
+        return None
+    try:
+        (version,) = await bulk.read([(b"GET", version_key(user_id))])
+    except (RedisError, OSError) as exc:
+        log.warning("followers version unreadable; no kept copy is used", extra={"error": error_text(exc)})
+        return None
+    # Read after the version: an epoch that moved meanwhile is not this version's.
+    if epoch.current != current:
+        return None
+    return current + b":" + (version or b"")
+
+
 class FirstPages:
     """A per-process copy of graph's answers to ListFollowerIds for new posts
     (`skip_celebrity`), one per author."""
@@ -64,7 +82,7 @@ class FirstPages:
     async def for_post(self, author_id: int, page_size: int, timeout: float) -> graph_pb2.ListFollowerIdsResponse:
         """The first page of the author's followers, or a celebrity's answer.
         Never changed by the caller: it may be handed out again."""
-        version = await self._version(author_id)
+        version = await current_version(self._bulk, self._epoch, author_id)
         if version is not None:
             found, _ = self._pages.get_many([author_id])
             kept = found.get(author_id)
@@ -82,19 +100,3 @@ class FirstPages:
             graph_pb2.ListFollowerIdsRequest(user_id=str(author_id), page_size=page_size, skip_celebrity=True),
             timeout=timeout,
         )
-
-    async def _version(self, author_id: int) -> bytes | None:
-        """The author's followers version within the current Redis epoch;
-        None when either cannot be read."""
-        epoch = self._epoch.current
-        if epoch is None:
-            return None
-        try:
-            (version,) = await self._bulk.read([(b"GET", version_key(author_id))])
-        except (RedisError, OSError) as exc:
-            log.warning("followers version unreadable; asking graph", extra={"error": error_text(exc)})
-            return None
-        # Read after the version: an epoch that moved meanwhile is not this version's.
-        if self._epoch.current != epoch:
-            return None
-        return epoch + b"/" + (version or b"")
