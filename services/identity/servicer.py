@@ -61,6 +61,8 @@ _Answer = TypeVar("_Answer")
 
 BATCH_GET_MAX = 500
 _BAD_LOGIN = "username or password is incorrect"
+# Verdicts that hand out a new pair.
+_ISSUED = (sessions.Verdict.ROTATE, sessions.Verdict.REISSUE)
 _BAD_REFRESH = "refresh token is invalid, expired or revoked; log in again"
 # Expired sessions deleted per transaction.
 _SWEEP_BATCH = 1000
@@ -281,8 +283,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 extra={"user_id": rotation.found.user_id, "session_id": rotation.found.session_id},
             )
             raise unauthenticated("refresh token was already used; the session is revoked for safety, log in again")
-        if rotation.verdict is not sessions.Verdict.ROTATE or rotation.found is None:
+        if rotation.verdict not in _ISSUED or rotation.found is None:
             raise unauthenticated(_BAD_REFRESH)
+        if rotation.verdict is sessions.Verdict.REISSUE:
+            log.info(
+                "a retired refresh token came back before its successor was used; reissued",
+                extra={"user_id": rotation.found.user_id, "session_id": rotation.found.session_id},
+            )
         user = await self.store.get_user(rotation.found.user_id)
         if user is None or user.deleted:
             raise unauthenticated(_BAD_REFRESH)

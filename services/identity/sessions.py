@@ -3,7 +3,8 @@
 A session starts at each log-in (and sign-up). It holds a family of refresh
 tokens of which only the newest works: refreshing hands out the next one and
 retires the one presented. A retired token presented again means two parties
-hold the family (a copy leaked), so the whole session is revoked.
+hold the family (a copy leaked), so the whole session is revoked; unless it
+is the answer that was lost: see `judge`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def could_be_refresh_token(token: str) -> bool:
 
 class Verdict(enum.Enum):
     ROTATE = "rotate"  # the session's current token: hand out the next one
+    REISSUE = "reissue"  # its answer was lost: replace the unused successor
     REUSED = "reused"  # a retired token: revoke the whole session
     REFUSED = "refused"  # unknown, expired, or of a revoked session
     SUSPENDED = "suspended"  # the account is suspended: nothing rotates
@@ -56,13 +58,23 @@ class PresentedToken:
     session_id: int
     user_id: int
     expires_at: datetime.datetime
-    rotated: bool
+    # When it was retired; None while it is the session's current token.
+    rotated_at: datetime.datetime | None
     session_revoked: bool
     account_suspended: bool = False
+    # No token of its session was retired after it: its successor is unused.
+    retired_last: bool = False
 
 
-def judge(found: PresentedToken | None, now: datetime.datetime) -> Verdict:
-    """What to do with a presented refresh token."""
+def judge(found: PresentedToken | None, now: datetime.datetime, reissue_seconds: float) -> Verdict:
+    """What to do with a presented refresh token.
+
+    A client that refreshed and never read the answer (the page was reloaded
+    or the connection dropped mid-call) holds only the retired token. Within
+    `reissue_seconds` of its retirement, and while its successor has not been
+    used, that token gets a new successor in place of the unused one: the
+    grace of OAuth providers' rotation, so a reload does not end the session.
+    A successor that was used shows a second holder, and revokes."""
     if found is None:
         return Verdict.REFUSED
     # First: a suspended account's tokens (its sessions revoked with the
@@ -73,8 +85,9 @@ def judge(found: PresentedToken | None, now: datetime.datetime) -> Verdict:
         return Verdict.REFUSED
     # Checked before expiry: a retired token shows a copy is out there,
     # however old it is.
-    if found.rotated:
-        return Verdict.REUSED
+    if found.rotated_at is not None:
+        lost_answer = found.retired_last and now - found.rotated_at <= datetime.timedelta(seconds=reissue_seconds)
+        return Verdict.REISSUE if lost_answer else Verdict.REUSED
     if found.expires_at <= now:
         return Verdict.REFUSED
     return Verdict.ROTATE

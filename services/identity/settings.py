@@ -79,6 +79,12 @@ class IdentitySettings(Settings):
         30 * 24 * 3600,
         "A refresh token works this long after it was issued; a session unused for longer must log in again.",
     )
+    refresh_reissue_seconds: float = setting(
+        "AVIARY_IDENTITY_REFRESH_REISSUE_SECONDS",
+        30.0,
+        "A retired refresh token whose successor was never used gets a new one this long after the refresh"
+        " (its answer was lost); past it, or once the successor was used, presenting it revokes the session.",
+    )
     session_sweep_seconds: float = setting(
         "AVIARY_IDENTITY_SESSION_SWEEP_SECONDS",
         3600.0,

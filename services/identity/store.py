@@ -364,49 +364,29 @@ class IdentityStore:
     ) -> Rotation:
         """Judges a presented refresh token (sessions.judge) and acts on the
         verdict in one transaction: ROTATE retires it and stores `successor`,
-        REUSED revokes its session. The rows are locked, so of two concurrent
-        refreshes with one token the second sees it retired."""
-        find = (
-            sa.select(
-                refresh_tokens.c.session_id,
-                refresh_tokens.c.expires_at,
-                refresh_tokens.c.rotated_at,
-                sessions_table.c.user_id,
-                sessions_table.c.revoked_at,
-                users.c.suspended_at,
-            )
-            .join(sessions_table, sessions_table.c.id == refresh_tokens.c.session_id)
-            .join(users, users.c.id == sessions_table.c.user_id)
-            .where(refresh_tokens.c.token_hash == token_hash)
-            # The account row is only read: a suspension waits for the session
-            # row, which is locked, so it revokes after this rotation or this
-            # rotation sees the suspension.
-            .with_for_update(of=[refresh_tokens, sessions_table])
-        )
+        REISSUE stores `successor` in place of the session's unused current
+        token, REUSED revokes its session. The rows are locked, so concurrent
+        refreshes of one session are judged one after another."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(find)).first()
-            found = None
-            if row is not None:
-                found = sessions.PresentedToken(
-                    session_id=row.session_id,
-                    user_id=row.user_id,
-                    expires_at=row.expires_at,
-                    rotated=row.rotated_at is not None,
-                    session_revoked=row.revoked_at is not None,
-                    account_suspended=row.suspended_at is not None,
-                )
-            verdict = sessions.judge(found, now)
-            if found is not None and verdict is sessions.Verdict.ROTATE:
+            found = await _presented_token(conn, token_hash)
+            verdict = sessions.judge(found, now, self._settings.refresh_reissue_seconds)
+            if found is None:
+                return Rotation(verdict, None)
+            if verdict is sessions.Verdict.ROTATE:
                 await conn.execute(
                     sa.update(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).values(rotated_at=now)
                 )
-                await conn.execute(sa.insert(refresh_tokens).values(**_token_row(found.session_id, successor)))
+                await _store_successor(conn, found.session_id, successor)
+            elif verdict is sessions.Verdict.REISSUE:
+                # The lost successor stops working; its retirement time stays,
+                # so the grace runs from the first refresh.
                 await conn.execute(
-                    sa.update(sessions_table)
-                    .where(sessions_table.c.id == found.session_id)
-                    .values(expires_at=successor.expires_at)
+                    sa.delete(refresh_tokens).where(
+                        refresh_tokens.c.session_id == found.session_id, refresh_tokens.c.rotated_at.is_(None)
+                    )
                 )
-            elif found is not None and verdict is sessions.Verdict.REUSED:
+                await _store_successor(conn, found.session_id, successor)
+            elif verdict is sessions.Verdict.REUSED:
                 await conn.execute(_revoke(sessions_table.c.id == found.session_id, sessions.REVOKED_TOKEN_REUSED))
         return Rotation(verdict, found)
 
@@ -551,6 +531,53 @@ async def _insert_session(conn, session_id: int, user_id: int, refresh: NewRefre
         )
     )
     await conn.execute(sa.insert(refresh_tokens).values(**_token_row(session_id, refresh)))
+
+
+async def _presented_token(conn, token_hash: bytes) -> sessions.PresentedToken | None:
+    """What is known of a presented refresh token, its row and its session's
+    locked until the transaction ends."""
+    find = (
+        sa.select(
+            refresh_tokens.c.session_id,
+            refresh_tokens.c.expires_at,
+            refresh_tokens.c.rotated_at,
+            sessions_table.c.user_id,
+            sessions_table.c.revoked_at,
+            users.c.suspended_at,
+        )
+        .join(sessions_table, sessions_table.c.id == refresh_tokens.c.session_id)
+        .join(users, users.c.id == sessions_table.c.user_id)
+        .where(refresh_tokens.c.token_hash == token_hash)
+        # The account row is only read: a suspension waits for the session
+        # row, which is locked, so it revokes after this rotation or this
+        # rotation sees the suspension.
+        .with_for_update(of=[refresh_tokens, sessions_table])
+    )
+    row = (await conn.execute(find)).first()
+    if row is None:
+        return None
+    retired_last = False
+    if row.rotated_at is not None:
+        # Stable while judged: every rotation of the session locks its row.
+        last = sa.select(sa.func.max(refresh_tokens.c.rotated_at)).where(refresh_tokens.c.session_id == row.session_id)
+        retired_last = (await conn.execute(last)).scalar() == row.rotated_at
+    return sessions.PresentedToken(
+        session_id=row.session_id,
+        user_id=row.user_id,
+        expires_at=row.expires_at,
+        rotated_at=row.rotated_at,
+        session_revoked=row.revoked_at is not None,
+        account_suspended=row.suspended_at is not None,
+        retired_last=retired_last,
+    )
+
+
+async def _store_successor(conn, session_id: int, successor: NewRefreshToken) -> None:
+    """The session's new current token; the session lives as long as it does."""
+    await conn.execute(sa.insert(refresh_tokens).values(**_token_row(session_id, successor)))
+    await conn.execute(
+        sa.update(sessions_table).where(sessions_table.c.id == session_id).values(expires_at=successor.expires_at)
+    )
 
 
 def _token_row(session_id: int, token: NewRefreshToken) -> dict:

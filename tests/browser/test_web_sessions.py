@@ -100,6 +100,43 @@ def test_a_session_revoked_elsewhere_ends_here_with_a_notice(page: Page, console
     assert console.errors == []
 
 
+def test_a_refresh_whose_answer_never_arrived_keeps_the_session(page: Page, console):
+    username = unique_username("la")
+    _sign_up(page, username)
+    first_refresh_token = _stored_refresh_token(page)
+    rotated_on_the_server: list[int] = []
+
+    def lose_the_answer(route) -> None:
+        # The server rotates the pair; the answer is lost, as when the page
+        # is reloaded mid-refresh.
+        rotated_on_the_server.append(route.fetch().status)
+        route.abort()
+
+    page.route("**/v1/sessions:refresh", lose_the_answer, times=1)
+    page.evaluate(
+        "() => localStorage.setItem('aviary.session', JSON.stringify("
+        "{...JSON.parse(localStorage.getItem('aviary.session')), expiresAt: 0}))"
+    )
+    page.reload()
+    deadline = time.monotonic() + 10
+    while not rotated_on_the_server and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert rotated_on_the_server == [200]
+    assert _stored_refresh_token(page) == first_refresh_token
+
+    # The next load presents the retired token again: a new pair, still signed in.
+    page.reload()
+    expect(_heading(page, "Home")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Account")).to_contain_text(f"@{username}")
+    expect(page.get_by_text("Your home timeline is empty")).to_be_visible()
+    refresh_token = _stored_refresh_token(page)
+    assert refresh_token and refresh_token != first_refresh_token
+    r = httpx.post(f"{EDGE_URL}/v1/sessions:refresh", json={"refreshToken": refresh_token}, timeout=15.0)
+    assert r.status_code == 200, r.text
+    # The aborted answer, and nothing else.
+    assert console.errors == ["Failed to load resource: net::ERR_FAILED"]
+
+
 def test_compose_counts_characters_as_the_server_does_and_posts(page: Page, console):
     _sign_up(page, unique_username("cp"))
     box = page.get_by_label("What's happening?")

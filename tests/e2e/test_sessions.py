@@ -105,9 +105,30 @@ def test_refresh_rotates_and_the_old_refresh_token_is_refused(http):
     assert session.session_id == first_sid  # the same session, new tokens
     assert whoami(http, session).json()["id"] == session.user_id
 
+    # Once its successor has been used, the old token is a second holder's.
+    refreshed(http, session)
     again = refresh(http, old)
     assert again.status_code == 401
     assert "already used" in error_message(again)
+    assert refresh(http, session.refresh_token).status_code == 401
+
+
+def test_a_refresh_whose_answer_was_lost_is_answered_again(http):
+    """A page reloaded mid-refresh: the server rotated, the client kept only
+    the old token. Presented again before its successor is used, it gets a
+    new pair, and the successor that never arrived stops working."""
+    session = log_in(http, sign_up(http).username)
+    old = session.refresh_token
+    lost = refresh(http, old)
+    assert lost.status_code == 200, lost.text
+
+    refreshed(http, session)
+    assert session.refresh_token not in (old, lost.json()["refreshToken"])
+    assert whoami(http, session).status_code == 200
+    assert refresh(http, lost.json()["refreshToken"]).status_code == 401
+    # The answer that did arrive goes on working.
+    refreshed(http, session)
+    assert whoami(http, session).status_code == 200
 
 
 def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(http):

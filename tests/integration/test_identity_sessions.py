@@ -4,6 +4,7 @@ only concurrency shows, and what is stored."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from aviary.identity.v1 import identity_pb2
 from services.identity import sessions
 from services.identity.settings import IdentitySettings
-from services.identity.store import IdentityStore
+from services.identity.store import IdentityStore, NewRefreshToken
 from services.kit.server.auth import verify_token
 from services.kit.settings import load
 
@@ -26,22 +27,62 @@ def sign_up(identity) -> identity_pb2.CreateAccountResponse:
     )
 
 
-def refresh(identity, token: str) -> grpc.StatusCode:
+def refreshed(identity, token: str) -> tuple[grpc.StatusCode, str]:
+    """The answer's code, and the new refresh token when there is one."""
     try:
-        identity.RefreshSession(identity_pb2.RefreshSessionRequest(refresh_token=token), timeout=10)
+        answer = identity.RefreshSession(identity_pb2.RefreshSessionRequest(refresh_token=token), timeout=10)
     except grpc.RpcError as err:
-        return err.code()
-    return grpc.StatusCode.OK
+        return err.code(), ""
+    return grpc.StatusCode.OK, answer.refresh_token
 
 
-def test_concurrent_refreshes_with_one_token_rotate_it_once_and_revoke_the_family(identity):
+def refresh(identity, token: str) -> grpc.StatusCode:
+    return refreshed(identity, token)[0]
+
+
+def test_concurrent_refreshes_with_one_token_leave_one_working_successor(identity):
     token = sign_up(identity).refresh_token
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda _: refresh(identity, token), range(8)))
-    # The rows are locked: one refresh rotates, the others present a retired
-    # token, which revokes the session (the one new token dies with it).
-    assert codes.count(grpc.StatusCode.OK) == 1, codes
-    assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.UNAUTHENTICATED}
+        answers = list(pool.map(lambda _: refreshed(identity, token), range(8)))
+    # The rows are locked: one refresh rotates, each later one finds the token
+    # just retired with its successor unused, and replaces that successor.
+    assert [code for code, _ in answers] == [grpc.StatusCode.OK] * 8
+    successors = {successor for _, successor in answers}
+    assert len(successors) == 8
+    # Only the last stored works; the replaced ones are unknown, and refusing
+    # them revokes nothing.
+    codes = {successor: refresh(identity, successor) for successor in successors}
+    assert list(codes.values()).count(grpc.StatusCode.OK) == 1, codes
+    # The successor has been used now: the first token again is a second holder.
+    assert refresh(identity, token) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_lost_answer_past_the_grace_revokes_the_session(identity):
+    token = sign_up(identity).refresh_token
+    code, lost = refreshed(identity, token)
+    assert code == grpc.StatusCode.OK
+    settings = load(IdentitySettings)
+    after_grace = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+        seconds=settings.refresh_reissue_seconds + 5
+    )
+    verdicts = asyncio.run(_judged_at(settings, [token, lost], after_grace))
+    assert verdicts == [sessions.Verdict.REUSED, sessions.Verdict.REFUSED]
+    assert refresh(identity, lost) == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def _judged_at(settings: IdentitySettings, tokens: list[str], now: datetime.datetime) -> list[sessions.Verdict]:
+    """The store's verdicts on `tokens`, presented in turn at `now`."""
+    store = IdentityStore(settings)
+    await store.start()
+    try:
+        verdicts = []
+        for token in tokens:
+            successor = NewRefreshToken(sessions.refresh_token_hash(sessions.new_refresh_token()), now)
+            rotation = await store.rotate_refresh_token(sessions.refresh_token_hash(token), successor, now)
+            verdicts.append(rotation.verdict)
+        return verdicts
+    finally:
+        await store.stop()
 
 
 def test_only_a_hash_of_the_refresh_token_is_stored(identity):

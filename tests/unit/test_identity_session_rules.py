@@ -23,20 +23,45 @@ from services.kit.server.errors import ApiError
 NOW = datetime.datetime(2026, 12, 4, 12, 0, tzinfo=datetime.timezone.utc)
 LATER = NOW + datetime.timedelta(days=1)
 EARLIER = NOW - datetime.timedelta(seconds=1)
+GRACE = 30.0
 
 
-def presented(*, rotated=False, revoked=False, expires_at=LATER) -> PresentedToken:
-    return PresentedToken(session_id=7, user_id=3, expires_at=expires_at, rotated=rotated, session_revoked=revoked)
+def presented(*, rotated_at=None, retired_last=False, revoked=False, expires_at=LATER) -> PresentedToken:
+    return PresentedToken(
+        session_id=7,
+        user_id=3,
+        expires_at=expires_at,
+        rotated_at=rotated_at,
+        session_revoked=revoked,
+        retired_last=retired_last,
+    )
+
+
+def judge(found: PresentedToken | None) -> Verdict:
+    return sessions.judge(found, NOW, GRACE)
 
 
 def test_the_current_token_of_a_live_session_rotates():
-    assert sessions.judge(presented(), NOW) is Verdict.ROTATE
+    assert judge(presented()) is Verdict.ROTATE
 
 
-def test_a_retired_token_presented_again_revokes_the_family():
-    assert sessions.judge(presented(rotated=True), NOW) is Verdict.REUSED
+def test_a_retired_token_whose_successor_was_used_revokes_the_family():
+    # Even a second after: someone used the successor, so two hold the family.
+    assert judge(presented(rotated_at=EARLIER, retired_last=False)) is Verdict.REUSED
     # However old the copy: a retired token shows someone else holds the family.
-    assert sessions.judge(presented(rotated=True, expires_at=EARLIER), NOW) is Verdict.REUSED
+    assert judge(presented(rotated_at=EARLIER, expires_at=EARLIER)) is Verdict.REUSED
+
+
+@pytest.mark.parametrize("seconds_ago", [0.0, 1.0, GRACE])
+def test_a_lost_answer_is_reissued_within_the_grace(seconds_ago):
+    rotated_at = NOW - datetime.timedelta(seconds=seconds_ago)
+    assert judge(presented(rotated_at=rotated_at, retired_last=True)) is Verdict.REISSUE
+
+
+def test_past_the_grace_even_an_unused_successor_does_not_save_the_family():
+    rotated_at = NOW - datetime.timedelta(seconds=GRACE + 0.001)
+    assert judge(presented(rotated_at=rotated_at, retired_last=True)) is Verdict.REUSED
+    assert sessions.judge(presented(rotated_at=EARLIER, retired_last=True), NOW, 0.0) is Verdict.REUSED
 
 
 @pytest.mark.parametrize(
@@ -44,14 +69,15 @@ def test_a_retired_token_presented_again_revokes_the_family():
     [
         None,
         presented(revoked=True),
-        presented(revoked=True, rotated=True),  # nothing left to revoke
+        presented(revoked=True, rotated_at=EARLIER),  # nothing left to revoke
+        presented(revoked=True, rotated_at=EARLIER, retired_last=True),  # nor to reissue
         presented(expires_at=EARLIER),
         presented(expires_at=NOW),
     ],
-    ids=["unknown", "revoked session", "revoked and rotated", "expired", "expires now"],
+    ids=["unknown", "revoked session", "revoked and rotated", "revoked and just rotated", "expired", "expires now"],
 )
 def test_unknown_expired_or_revoked_tokens_are_refused(found):
-    assert sessions.judge(found, NOW) is Verdict.REFUSED
+    assert judge(found) is Verdict.REFUSED
 
 
 def test_refresh_tokens_are_random_and_stored_only_as_a_hash():
@@ -144,15 +170,21 @@ def test_a_new_password_is_refused_under_the_field_it_came_in():
     "found",
     [
         PresentedToken(
-            session_id=7, user_id=3, expires_at=LATER, rotated=False, session_revoked=False, account_suspended=True
+            session_id=7, user_id=3, expires_at=LATER, rotated_at=None, session_revoked=False, account_suspended=True
         ),
         # Its sessions were revoked with the suspension, and a rotated copy
         # must not read as a leak: the answer is why, not "log in again".
         PresentedToken(
-            session_id=7, user_id=3, expires_at=LATER, rotated=True, session_revoked=True, account_suspended=True
+            session_id=7,
+            user_id=3,
+            expires_at=LATER,
+            rotated_at=EARLIER,
+            session_revoked=True,
+            account_suspended=True,
+            retired_last=True,
         ),
     ],
     ids=["live session", "revoked and rotated"],
 )
 def test_a_suspended_accounts_tokens_never_rotate(found):
-    assert sessions.judge(found, NOW) is Verdict.SUSPENDED
+    assert judge(found) is Verdict.SUSPENDED
