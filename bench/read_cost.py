@@ -8,8 +8,13 @@ scheduled start. CPU per request is every devstack process's over the
 measured window, net of the idle CPU measured just before (--idle-seconds).
 Prints one JSON object.
 
+--op rebuild reads each reader's home once, after their timeline and
+activity mark were dropped from Redis (what a lost Redis leaves): every
+read rebuilds a timeline from the posts store, --rps of them a second.
+
     .venv/bin/python bench/read_cost.py --op home --rps 150 --duration 20
     .venv/bin/python bench/read_cost.py --op user_posts --rps 100 --page-size 1
+    .venv/bin/python bench/read_cost.py --op rebuild --users 300 --rps 20
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import redis.asyncio as redis
 from loadgen import (
     cpu_ms_per_request,
     idle_cores,
@@ -30,6 +36,8 @@ from loadgen import (
     stack_cpu_seconds,
 )
 from mixed_workload import log_in
+from services.kit.settings import Settings, load
+from services.timeline.entries import home_key, seen_key
 
 WORLD = Path(__file__).resolve().parents[1] / ".devstack" / "data" / "bench-social-world.json"
 # A profile read looks at another user's page: an author's own view skips the
@@ -39,7 +47,7 @@ OTHER_AUTHOR_OFFSET = 50
 
 def paths(op: str, users: list[dict], everyone: list[dict], page_size: int) -> list[str]:
     """One request path per signed-in user, in the same order."""
-    if op == "home":
+    if op in ("home", "rebuild"):
         return [f"/v1/timelines/home?pageSize={page_size}" for _ in users]
     by_id = {user["id"]: i for i, user in enumerate(everyone)}
     return [
@@ -71,6 +79,9 @@ async def run(args: argparse.Namespace) -> dict:
         errors.clear()
         idle = await idle_cores(args.idle_seconds)
         count = int(args.rps * args.duration)
+        if args.op == "rebuild":
+            await drop_timelines([int(user["id"]) for user in users])
+            count = len(users)
         before, started = stack_cpu_seconds(), time.perf_counter()
         tasks = []
         for i in range(count):
@@ -98,6 +109,16 @@ async def run(args: argparse.Namespace) -> dict:
     }
 
 
+async def drop_timelines(user_ids: list[int]) -> None:
+    """Deletes the readers' home timelines and activity marks from the stack's Redis."""
+    client = redis.Redis.from_url(load(Settings).redis_url)
+    try:
+        for user_id in user_ids:
+            await client.unlink(home_key(user_id), seen_key(user_id))
+    finally:
+        await client.aclose()
+
+
 def per_envoy(ms_by_component: dict[str, float]) -> dict[str, float]:
     """Each component's CPU per request over Envoy's in the same run. Envoy's
     work for a read does not change with a service's code or settings, while
@@ -115,7 +136,7 @@ def _ms(seconds: float | None) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--op", choices=("home", "user_posts"), default="home")
+    parser.add_argument("--op", choices=("home", "user_posts", "rebuild"), default="home")
     parser.add_argument("--rps", type=float, default=150.0)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--users", type=int, default=20, help="signed-in readers, taken in turn")

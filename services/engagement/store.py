@@ -23,7 +23,7 @@ import asyncio
 import datetime
 from dataclasses import dataclass
 
-from cassandra import ConsistencyLevel, InvalidRequest
+from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
@@ -122,28 +122,10 @@ class EngagementStore:
         self.session = await cql.connect(self._settings)
         await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
         await cql.apply_schema(self.session, SCHEMA)
-        await self._add_missing_columns()
+        await cql.add_missing_columns(self.session, KEYSPACE, COLUMNS_ADDED)
         self._outbox = outbox.Outbox(self.session, KEYSPACE, producer)
         await self.outbox.prepare()
         await self._prepare_all()
-
-    async def _add_missing_columns(self) -> None:
-        """Brings tables made by an older release up to SCHEMA (idempotent; a
-        replica starting at the same time may add a column first)."""
-        rows = await cql.execute(
-            self.session,
-            "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s",
-            (KEYSPACE,),
-        )
-        present = {(r.table_name, r.column_name) for r in rows}
-        for table, column, kind in COLUMNS_ADDED:
-            if (table, column) in present:
-                continue
-            try:
-                await cql.execute(self.session, f"ALTER TABLE {KEYSPACE}.{table} ADD {column} {kind}")
-            except InvalidRequest as exc:
-                if "exist" not in str(exc).lower():  # "... conflicts with an existing column"
-                    raise
 
     async def _prepare_all(self) -> None:
         ks = KEYSPACE

@@ -25,7 +25,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -97,7 +96,7 @@ class MetadataStore:
         self.session = await cql.connect(self._settings)
         await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
         await cql.apply_schema(self.session, SCHEMA)
-        await self._add_columns()
+        await cql.add_missing_columns(self.session, KEYSPACE, ADDED_COLUMNS)
         ks = KEYSPACE
         queries = {
             "insert": f"INSERT INTO {ks}.media ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -115,25 +114,6 @@ class MetadataStore:
         }
         prepared = await asyncio.gather(*(cql.prepare(self.session, q) for q in queries.values()))
         self._st = dict(zip(queries, prepared))
-
-    async def _add_columns(self) -> None:
-        """Columns a keyspace created before them lacks. Cassandra has no
-        ADD IF NOT EXISTS everywhere, so the schema tables are asked first; a
-        replica adding the same column at the same time is not an error."""
-        for table, column, kind in ADDED_COLUMNS:
-            rows = await cql.execute(
-                self.session,
-                "SELECT column_name FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s "
-                "AND column_name = %s",
-                (KEYSPACE, table, column),
-            )
-            if rows:
-                continue
-            try:
-                await cql.execute(self.session, f"ALTER TABLE {KEYSPACE}.{table} ADD {column} {kind}")
-            except InvalidRequest as exc:
-                if "already exist" not in str(exc).lower() and "conflicts with an existing column" not in str(exc):
-                    raise
 
     async def stop(self) -> None:
         session, self.session = self.session, None

@@ -15,7 +15,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from cassandra import InvalidRequest
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -158,7 +157,7 @@ class NotificationStore:
         self._session = await cql.connect(self.settings)
         await cql.ensure_keyspace(self._session, KEYSPACE, self.settings.cassandra_rf)
         await cql.apply_schema(self._session, SCHEMA)
-        await self._add_missing_columns()
+        await cql.add_missing_columns(self.session, KEYSPACE, COLUMNS_ADDED)
         await self._prepare_all()
         log.info("notifications keyspace ready", extra={"keyspace": KEYSPACE})
 
@@ -168,25 +167,6 @@ class NotificationStore:
     async def _shutdown(self) -> None:
         session, self._session = self._session, None
         await cql.close(session)
-
-    async def _add_missing_columns(self) -> None:
-        """Brings tables created by an older release up to SCHEMA (idempotent;
-        a replica starting at the same time may add a column first)."""
-        rows = await cql.execute(
-            self.session,
-            "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s",
-            (KEYSPACE,),
-        )
-        present = {(r.table_name, r.column_name) for r in rows}
-        for table, column, definition in COLUMNS_ADDED:
-            if (table, column) in present:
-                continue
-            try:
-                await cql.execute(self.session, f"ALTER TABLE {KEYSPACE}.{table} ADD {column} {definition}")
-                log.info("column added", extra={"table": table, "column": column})
-            except InvalidRequest as exc:
-                if "exist" not in str(exc).lower():  # "... conflicts with an existing column"
-                    raise
 
     async def _prepare_all(self) -> None:
         ks = KEYSPACE

@@ -27,6 +27,11 @@ class PostRecord:
     mentions: tuple[str, ...] = ()
     deleted: bool = False
 
+    @property
+    def pure_repost_of(self) -> int:
+        """The original a pure repost (no text of its own) shows; 0 for any other post."""
+        return self.repost_of_id if self.repost_of_id and not self.text else 0
+
 
 def timestamp_from_ms(ms: int) -> Timestamp:
     ts = Timestamp()

@@ -9,7 +9,6 @@ hydration) that must never turn a durable write into an error.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import os
 import socket
@@ -42,6 +41,7 @@ from services.posts import text as post_text
 from services.posts.author_lists import READS as AUTHOR_LIST_READS
 from services.posts.author_lists import AuthorPostIds
 from services.posts.cache import DEFAULT_MAX_ENTRIES, PostCache
+from services.posts.newest import newest_of_authors
 from services.posts.model import PostProtos, PostRecord, timestamp_from_ms, to_created_event, to_proto
 from services.posts.settings import PostsSettings
 from services.posts.store import PostStore, TombstoneResult
@@ -281,7 +281,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         the claim for a new one."""
         target = await self._require_visible_post(target_id, field, caller)
         original = target
-        if target.repost_of_id and not target.text:
+        if target.pure_repost_of:
             # Reposting a repost reposts what it reposted.
             original = await self._require_visible_post(target.repost_of_id, field, caller)
         repost_id = await self.store.claim_repost(caller, original.post_id, self.ids.next_id())
@@ -318,7 +318,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         target = await self._record(post_id)
         if target is None:
             return empty_pb2.Empty()
-        original_id = target.repost_of_id if _is_pure_repost(target) else target.post_id
+        original_id = target.pure_repost_of or target.post_id
         repost_id = await self.store.repost_claim(caller, original_id)
         repost = await self.store.get(repost_id) if repost_id else None
         if repost is not None and repost.author_id == caller:
@@ -534,18 +534,28 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             raise invalid_argument("before_post_id", f"must be 0 or a positive id, got {before}")
         per_author = _bounded(request.per_author_limit, "per_author_limit", default=200, most=800)
         limit = _bounded(request.limit, "limit", default=800, most=800)
-        # Authors' partitions are read side by side, a bounded number at a time.
-        gate = asyncio.Semaphore(64)
-
-        async def newest_of(author_id: int) -> list[tuple[int, int]]:
-            async with gate:
-                return [(p, author_id) for p in await self.store.author_post_ids(author_id, before, per_author)]
-
-        pages = await asyncio.gather(*(newest_of(a) for a in authors))
-        newest = heapq.nlargest(limit, (ref for page in pages for ref in page))
+        newest = await newest_of_authors(self.store.author_posts, authors, before, per_author, limit)
+        unknown = [post_id for post_id, _, repost_of in newest if repost_of is None]
+        learned = await self._learn_repost_of(unknown) if unknown else {}
         return posts_pb2.ListAuthorsPostIdsResponse(
-            posts=[posts_pb2.PostRef(post_id=p, author_id=a) for p, a in newest]
+            posts=[
+                posts_pb2.PostRef(post_id=p, author_id=a, repost_of_id=learned.get(p, 0) if r is None else r)
+                for p, a, r in newest
+                if r is not None or p in learned
+            ]
         )
+
+    async def _learn_repost_of(self, post_ids: list[int]) -> dict[int, int]:
+        """What each live post among post_ids purely reposts (0: none), read
+        from the posts themselves for author-list rows that predate the
+        column; those rows are filled in, once, on the way."""
+        records = await self._live_records(post_ids)
+        try:
+            await self.store.fill_in_repost_of(records)
+        except cql.OUTAGES as exc:
+            # Only costs the next read of these rows the same lookup.
+            log.warning("author list rows not filled in", extra={"posts": len(records), "error": error_text(exc)})
+        return {r.post_id: r.pure_repost_of for r in records}
 
     async def ExportPosts(self, request: posts_pb2.ExportPostsRequest, context):
         """Every live post, read page by page with the driver's paging (the
@@ -645,7 +655,7 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
         live_originals = await self._live_records(list(dict.fromkeys(original_ids)))
         # A gone author's post reposted or quoted shows like a deleted one.
         originals = {r.post_id: r for r in live_originals if r.author_id not in gone}
-        records = [r for r in records if not _is_pure_repost(r) or r.repost_of_id in originals]
+        records = [r for r in records if not r.pure_repost_of or r.repost_of_id in originals]
         users = dict(known_users or {})
         authors = [r.author_id for r in records] + [r.author_id for r in originals.values()]
         wanted = [a for a in dict.fromkeys(authors) if a not in users]
@@ -829,10 +839,6 @@ class PostsServicer(posts_pb2_grpc.PostsServiceServicer):
             author_id, record.post_id, event_id, ids.timestamp_ms(event_id), record.reply_to_id, record.repost_of_id
         )
         self.author_ids.removed(author_id, record.post_id)
-
-
-def _is_pure_repost(record: PostRecord) -> bool:
-    return bool(record.repost_of_id) and not record.text
 
 
 MAX_AUTHORS = 5000

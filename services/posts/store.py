@@ -52,9 +52,12 @@ SCHEMA = [
     # Production buckets this partition by month ((author_id, month), post_id)
     # so a prolific author's partition stays bounded; one partition per author
     # is enough for the local stack.
+    # repost_of: the original of a pure repost, 0 for any other post, null
+    # for a row written before the column (PostRecord.pure_repost_of).
     f"""CREATE TABLE IF NOT EXISTS {KEYSPACE}.posts_by_author (
         author_id bigint,
         post_id bigint,
+        repost_of bigint,
         PRIMARY KEY (author_id, post_id)
     ) WITH CLUSTERING ORDER BY (post_id DESC)""",
     # A thread: replies of one parent, oldest first (conversation order).
@@ -92,6 +95,8 @@ SCHEMA = [
     *outbox.schema(KEYSPACE),
 ]
 
+COLUMNS_ADDED = [("posts_by_author", "repost_of", "bigint")]
+
 POST_COLUMNS = (
     "post_id, author_id, text, media_ids, product_ids, reply_to_id, repost_of_id, "
     "hashtags, mentions, created_at, deleted"
@@ -110,6 +115,7 @@ class TombstoneResult:
 class _Statements:
     insert_post: PreparedStatement
     insert_by_author: PreparedStatement
+    fill_in_repost_of: PreparedStatement
     select_post: PreparedStatement
     select_posts: PreparedStatement
     tombstone: PreparedStatement
@@ -170,6 +176,7 @@ class PostStore:
         self._session = await cql.connect(self._settings)
         await cql.ensure_keyspace(self.session, KEYSPACE, self._settings.cassandra_rf)
         await cql.apply_schema(self.session, SCHEMA)
+        await cql.add_missing_columns(self.session, KEYSPACE, COLUMNS_ADDED)
         self._outbox = outbox.Outbox(self.session, KEYSPACE, producer)
         await self.outbox.prepare()
         self._statements = await self._prepare_all()
@@ -182,16 +189,23 @@ class PostStore:
 
         names_and_queries = {
             "insert_post": f"INSERT INTO {ks}.posts ({POST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "insert_by_author": f"INSERT INTO {ks}.posts_by_author (author_id, post_id) VALUES (?, ?)",
+            "insert_by_author": (f"INSERT INTO {ks}.posts_by_author (author_id, post_id, repost_of) VALUES (?, ?, ?)"),
+            # Written at the post's creation time, so the row's delete (always
+            # later) shadows it: filling in a row never brings one back.
+            "fill_in_repost_of": (
+                f"UPDATE {ks}.posts_by_author USING TIMESTAMP ? SET repost_of = ? WHERE author_id = ? AND post_id = ?"
+            ),
             "select_post": f"SELECT {POST_COLUMNS} FROM {ks}.posts WHERE post_id = ?",
             "select_posts": f"SELECT {POST_COLUMNS} FROM {ks}.posts WHERE post_id IN ?",
             "tombstone": f"UPDATE {ks}.posts SET deleted = true WHERE post_id = ? IF deleted = false",
             # Rows written before `deleted` was always set carry null there.
             "tombstone_null": f"UPDATE {ks}.posts SET deleted = true WHERE post_id = ? IF deleted = null",
             "delete_by_author": f"DELETE FROM {ks}.posts_by_author WHERE author_id = ? AND post_id = ?",
-            "select_by_author_first": f"SELECT post_id FROM {ks}.posts_by_author WHERE author_id = ? LIMIT ?",
+            "select_by_author_first": (
+                f"SELECT post_id, repost_of FROM {ks}.posts_by_author WHERE author_id = ? LIMIT ?"
+            ),
             "select_by_author_before": (
-                f"SELECT post_id FROM {ks}.posts_by_author WHERE author_id = ? AND post_id < ? LIMIT ?"
+                f"SELECT post_id, repost_of FROM {ks}.posts_by_author WHERE author_id = ? AND post_id < ? LIMIT ?"
             ),
             "select_by_author_one": f"SELECT post_id FROM {ks}.posts_by_author WHERE author_id = ? AND post_id = ?",
             "insert_reply": f"INSERT INTO {ks}.replies_by_parent (parent_id, post_id) VALUES (?, ?)",
@@ -269,7 +283,7 @@ class PostStore:
         st = self._st
         batch = outbox.OutboxBatch()
         batch.add(st.insert_post, _post_row(record))
-        batch.add(st.insert_by_author, (record.author_id, record.post_id))
+        batch.add(st.insert_by_author, (record.author_id, record.post_id, record.pure_repost_of))
         if record.reply_to_id:
             batch.add(st.insert_reply, (record.reply_to_id, record.post_id))
         event = events_pb2.PostEvent(
@@ -423,11 +437,28 @@ class PostStore:
 
     async def author_post_ids(self, author_id: int, before: int | None, limit: int) -> list[int]:
         """Up to `limit` of the author's post ids, newest first, older than `before`."""
+        return [post_id for post_id, _ in await self.author_posts(author_id, before, limit)]
+
+    async def author_posts(self, author_id: int, before: int | None, limit: int) -> list[tuple[int, int | None]]:
+        """Up to `limit` of the author's posts, newest first, older than
+        `before`: (post id, the original it purely reposts or 0; None when the
+        row predates that column)."""
         if before is None:
             rows = await cql.execute(self.session, self._st.select_by_author_first, (author_id, limit))
         else:
             rows = await cql.execute(self.session, self._st.select_by_author_before, (author_id, before, limit))
-        return [row.post_id for row in rows]
+        return [(row.post_id, row.repost_of) for row in rows]
+
+    async def fill_in_repost_of(self, records: list[PostRecord]) -> None:
+        """Writes what each post purely reposts into its author's list, for rows
+        that predate the column."""
+        st = self._st.fill_in_repost_of
+        await asyncio.gather(
+            *(
+                cql.execute(self.session, st, (r.created_at_ms * 1000, r.pure_repost_of, r.author_id, r.post_id))
+                for r in records
+            )
+        )
 
     async def reply_ids(self, parent_id: int, after: int | None, limit: int) -> list[int]:
         """Up to `limit` reply ids of the parent, oldest first, newer than `after`."""

@@ -586,12 +586,9 @@ class TimelineServicer(timeline_pb2_grpc.TimelineServiceServicer):
             authors, before=None, per_author=REBUILD_PER_AUTHOR, limit=self.settings.timeline_max_entries
         )
         # Pure reposts are stored with their original (a read shows each
-        # original once): only hydration tells which refs are. It also warms
-        # the post cache for the page this read is about to serve.
-        posts = await self._hydrate([Stored(r.post_id, b"") for r in refs], caller)
-        members = [
-            encode_member(r.post_id, r.author_id, _pure_repost_of(posts[r.post_id])) for r in refs if r.post_id in posts
-        ]
+        # original once), as the posts store tells; a deleted post among
+        # them is dropped by the read that finds it.
+        members = [encode_member(r.post_id, r.author_id, r.repost_of_id) for r in refs]
         await self.store.rebuild(caller, members, self.active_seconds)
         REBUILD_SECONDS.observe(time.perf_counter() - started)
         log.info("rebuilt timeline", extra={"user_id": caller, "authors": len(authors), "entries": len(refs)})

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from aviary.timeline.v1 import timeline_pb2, timeline_pb2_grpc
-from services.timeline.entries import home_key, seen_key
+from services.timeline.entries import decode_member, home_key, seen_key
 from tests import redis_clients
 from tests.conftest import REDIS_URL
 from tests.e2e.edge import follow, home_ids, post, sign_up, wait_until
@@ -77,6 +77,26 @@ def test_a_returning_reader_gets_the_right_posts_rebuilt_on_first_read(http, rdb
     later = post(http, first, "after the return")
     assert wait_until(lambda: home_ids(http, reader)[:1] == [later["id"]], timeout=10.0)
     assert home_ids(http, reader) == [later["id"], *expected]
+
+
+def test_a_rebuild_stores_each_pure_repost_with_its_original(http, rdb):
+    author, reposter, reader = (sign_up(http, "rr") for _ in range(3))
+    follow(http, reader, author)
+    follow(http, reader, reposter)
+    original = post(http, author, "worth reposting")
+    r = http.post(f"/v1/posts/{original['id']}:repost", headers=reposter.auth)
+    assert r.status_code == 200, r.text
+    repost = r.json()
+    quote = http.post("/v1/posts", json={"text": "quoting", "repostOfId": original["id"]}, headers=reposter.auth)
+    assert quote.status_code == 200, quote.text
+
+    go_inactive(rdb, reader)
+    # The original once, under its repost's place; the quote apart.
+    assert home_ids(http, reader) == [quote.json()["id"], original["id"]]
+    stored = {
+        entry.post_id: entry.original_id for entry in map(decode_member, rdb.zrange(home_key(int(reader.id)), 0, -1))
+    }
+    assert stored == {int(quote.json()["id"]): 0, int(repost["id"]): int(original["id"]), int(original["id"]): 0}
 
 
 def test_reading_marks_the_reader_active_for_the_configured_period(http, rdb):

@@ -11,7 +11,7 @@ import functools
 import logging
 from typing import Any, Callable, Hashable, Sequence
 
-from cassandra import ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout, Unavailable
+from cassandra import ConsistencyLevel, CoordinationFailure, InvalidRequest, OperationTimedOut, Timeout, Unavailable
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, named_tuple_factory
@@ -197,8 +197,29 @@ async def apply_schema(session: Session, statements: Sequence[str]) -> None:
         await _execute_ddl(session, stmt)
 
 
+async def add_missing_columns(session: Session, keyspace: str, columns: Sequence[tuple[str, str, str]]) -> None:
+    """Brings tables created by an older release up to their schema: each
+    (table, column, definition) the keyspace lacks is added. Cassandra has no
+    ADD IF NOT EXISTS everywhere, so the schema tables are asked first; a
+    replica adding the same column at the same time is not an error."""
+    rows = await execute(
+        session, "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s", (keyspace,)
+    )
+    present = {(row.table_name, row.column_name) for row in rows}
+    for table, column, definition in columns:
+        if (table, column) in present:
+            continue
+        try:
+            await _execute_ddl(session, f"ALTER TABLE {keyspace}.{table} ADD {column} {definition}")
+            log.info("column added", extra={"table": f"{keyspace}.{table}", "column": column})
+        except InvalidRequest as exc:
+            if "exist" not in str(exc).lower():  # "... conflicts with an existing column"
+                raise
+
+
 async def _execute_ddl(session: Session, stmt: str) -> None:
-    # Safe to send again: every statement here is IF NOT EXISTS.
+    # Safe to send again: every statement here is IF NOT EXISTS, or an ADD
+    # whose "already exists" the caller accepts.
     for attempt in range(1, DDL_ATTEMPTS + 1):
         try:
             await execute(session, stmt, timeout=DDL_TIMEOUT_SECONDS)

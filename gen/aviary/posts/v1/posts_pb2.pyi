@@ -591,19 +591,26 @@ class PostRef(_message.Message):
 
     POST_ID_FIELD_NUMBER: _builtins.int
     AUTHOR_ID_FIELD_NUMBER: _builtins.int
+    REPOST_OF_ID_FIELD_NUMBER: _builtins.int
     post_id: _builtins.int
     """The post."""
     author_id: _builtins.int
     """Its author."""
+    repost_of_id: _builtins.int
+    """For a pure repost (no text of its own), the original it reposts; 0 for
+    any other post. Lets a timeline store a repost with its original
+    without hydrating it.
+    """
     def __init__(
         self,
         *,
         post_id: _builtins.int = ...,
         author_id: _builtins.int = ...,
+        repost_of_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "post_id", b"post_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "post_id", b"post_id", "repost_of_id", b"repost_of_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
