@@ -12,11 +12,8 @@ import pytest
 from cassandra.cluster import Cluster
 
 from aviary.posts.v1 import posts_pb2
-from services.kit.events.kafka import Producer
 from services.kit.server import ids
 from services.kit.settings import Settings, load
-from services.posts.settings import PostsSettings
-from services.posts.store import PostStore
 from tests.integration.test_posts import RPC_TIMEOUT, create, sign_up
 
 
@@ -84,25 +81,14 @@ def test_rows_written_before_the_column_are_learned_and_filled_in(identity, post
     assert refs(posts, author) == [(plain, author, 0), (repost, author, int(original.id))]
 
 
-@pytest.fixture
-async def store():
-    settings = load(PostsSettings)
-    producer = Producer(settings.kafka_bootstrap)
-    made = PostStore(settings)
-    await made.start(producer)
-    yield made
-    await made.stop()
-    await producer.close()
-
-
-async def test_filling_in_never_brings_a_deleted_row_back(identity, store, cql):
+async def test_filling_in_never_brings_a_deleted_row_back(identity, posts_store, cql):
     author = int(sign_up(identity).id)
     post_id = _old_release_row(cql, author, "soon deleted")
-    (record,) = await store.get_many([post_id])
+    (record,) = await posts_store.get_many([post_id])
     assert record is not None
     cql.execute("DELETE FROM posts_by_author WHERE author_id = %s AND post_id = %s", (author, post_id))
 
-    await store.fill_in_repost_of([record])
+    await posts_store.fill_in_repost_of([record])
     assert repost_of_column(cql, author) == {}
 
 

@@ -15,8 +15,6 @@ import grpc
 import pytest
 
 from aviary.posts.v1 import posts_pb2, posts_pb2_grpc
-from services.kit.events.kafka import Producer
-from services.kit.settings import load_settings
 from services.kit.stores import cql
 from services.posts.store import PostStore
 from tests.integration.support import second_process
@@ -27,94 +25,83 @@ def fresh_id() -> int:
     return random.randrange(10**17, 10**18)
 
 
-@pytest.fixture
-async def store():
-    settings = load_settings()
-    producer = Producer(settings.kafka_bootstrap)
-    made = PostStore(settings)
-    await made.start(producer)
-    yield made
-    await made.stop()
-    await producer.close()
+async def claim_of(posts_store: PostStore, user_id: int, post_id: int) -> list:
+    return await cql.execute(posts_store.session, posts_store._st.select_bookmark_claim, (user_id, post_id))
 
 
-async def claim_of(store: PostStore, user_id: int, post_id: int) -> list:
-    return await cql.execute(store.session, store._st.select_bookmark_claim, (user_id, post_id))
-
-
-async def test_one_bookmark_per_user_and_post_newest_first(store):
+async def test_one_bookmark_per_user_and_post_newest_first(posts_store):
     user, first_post, second_post = fresh_id(), fresh_id(), fresh_id()
-    held = await store.add_bookmark(user, first_post, 1000)
+    held = await posts_store.add_bookmark(user, first_post, 1000)
     assert held == 1000
     # Again, with a newer id: the first bookmark holds.
-    assert await store.add_bookmark(user, first_post, 3000) == 1000
-    await store.add_bookmark(user, second_post, 2000)
-    assert await store.bookmarks(user, None, 10) == [(2000, second_post), (1000, first_post)]
-    assert await store.bookmarks(user, 2000, 10) == [(1000, first_post)]
-    assert await store.bookmarks(fresh_id(), None, 10) == []
+    assert await posts_store.add_bookmark(user, first_post, 3000) == 1000
+    await posts_store.add_bookmark(user, second_post, 2000)
+    assert await posts_store.bookmarks(user, None, 10) == [(2000, second_post), (1000, first_post)]
+    assert await posts_store.bookmarks(user, 2000, 10) == [(1000, first_post)]
+    assert await posts_store.bookmarks(fresh_id(), None, 10) == []
 
 
-async def test_remove_takes_both_rows_and_is_idempotent(store):
+async def test_remove_takes_both_rows_and_is_idempotent(posts_store):
     user, post = fresh_id(), fresh_id()
-    await store.add_bookmark(user, post, 1000)
-    await store.remove_bookmark(user, post)
-    await store.remove_bookmark(user, post)
-    assert await store.bookmarks(user, None, 10) == []
-    assert await claim_of(store, user, post) == []
+    await posts_store.add_bookmark(user, post, 1000)
+    await posts_store.remove_bookmark(user, post)
+    await posts_store.remove_bookmark(user, post)
+    assert await posts_store.bookmarks(user, None, 10) == []
+    assert await claim_of(posts_store, user, post) == []
     # Bookmarked again: a new bookmark with the new id.
-    assert await store.add_bookmark(user, post, 5000) == 5000
-    assert await store.bookmarks(user, None, 10) == [(5000, post)]
+    assert await posts_store.add_bookmark(user, post, 5000) == 5000
+    assert await posts_store.bookmarks(user, None, 10) == [(5000, post)]
 
 
-async def test_a_retry_completes_a_claim_without_its_list_row(store):
+async def test_a_retry_completes_a_claim_without_its_list_row(posts_store):
     user, post = fresh_id(), fresh_id()
     # A call that died after its claim, before its list row.
-    await cql.execute(store.session, store._st.claim_bookmark, (user, post, 1000))
-    assert await store.bookmarks(user, None, 10) == []
-    assert await store.add_bookmark(user, post, 2000) == 1000
-    assert await store.bookmarks(user, None, 10) == [(1000, post)]
+    await cql.execute(posts_store.session, posts_store._st.claim_bookmark, (user, post, 1000))
+    assert await posts_store.bookmarks(user, None, 10) == []
+    assert await posts_store.add_bookmark(user, post, 2000) == 1000
+    assert await posts_store.bookmarks(user, None, 10) == [(1000, post)]
 
 
-async def test_listing_drops_the_rows_of_a_deleted_post(identity, posts, store):
+async def test_listing_drops_the_rows_of_a_deleted_post(identity, posts, posts_store):
     reader, author = sign_up(identity), sign_up(identity)
     kept, gone = create(posts, author, "kept"), create(posts, author, "gone")
     for post in (kept, gone):
         posts.BookmarkPost(posts_pb2.BookmarkPostRequest(post_id=post.id), metadata=reader.auth, timeout=RPC_TIMEOUT)
     delete(posts, author, gone.id)
     # Still stored until a listing finds the post deleted.
-    assert len(await store.bookmarks(int(reader.id), None, 10)) == 2
+    assert len(await posts_store.bookmarks(int(reader.id), None, 10)) == 2
     listed = posts.ListBookmarks(posts_pb2.ListBookmarksRequest(), metadata=reader.auth, timeout=RPC_TIMEOUT)
     assert [p.id for p in listed.posts] == [kept.id]
-    assert [post_id for _, post_id in await store.bookmarks(int(reader.id), None, 10)] == [int(kept.id)]
-    assert await claim_of(store, int(reader.id), int(gone.id)) == []
+    assert [post_id for _, post_id in await posts_store.bookmarks(int(reader.id), None, 10)] == [int(kept.id)]
+    assert await claim_of(posts_store, int(reader.id), int(gone.id)) == []
 
 
-async def test_listing_drops_stray_rows_an_unbookmark_race_left(identity, posts, store):
+async def test_listing_drops_stray_rows_an_unbookmark_race_left(identity, posts, posts_store):
     reader, author = sign_up(identity), sign_up(identity)
     kept, unbookmarked = create(posts, author, "kept"), create(posts, author, "unbookmarked")
     posts.BookmarkPost(posts_pb2.BookmarkPostRequest(post_id=kept.id), metadata=reader.auth, timeout=RPC_TIMEOUT)
     user = int(reader.id)
-    (held,) = await store.bookmarks(user, None, 10)
+    (held,) = await posts_store.bookmarks(user, None, 10)
     # List rows written after an unbookmark removed their claim: one for a
     # post no longer bookmarked, one older duplicate of a bookmarked post.
-    await cql.execute(store.session, store._st.insert_bookmark, (user, held[0] + 1, int(unbookmarked.id)))
-    await cql.execute(store.session, store._st.insert_bookmark, (user, held[0] - 1, int(kept.id)))
+    await cql.execute(posts_store.session, posts_store._st.insert_bookmark, (user, held[0] + 1, int(unbookmarked.id)))
+    await cql.execute(posts_store.session, posts_store._st.insert_bookmark, (user, held[0] - 1, int(kept.id)))
     listed = posts.ListBookmarks(posts_pb2.ListBookmarksRequest(), metadata=reader.auth, timeout=RPC_TIMEOUT)
     assert [p.id for p in listed.posts] == [kept.id]
-    assert await store.bookmarks(user, None, 10) == [held]
-    assert await store.has_bookmark(user, int(kept.id))
+    assert await posts_store.bookmarks(user, None, 10) == [held]
+    assert await posts_store.has_bookmark(user, int(kept.id))
 
 
-async def test_bookmark_count_follows_adds_and_removals(store):
+async def test_bookmark_count_follows_adds_and_removals(posts_store):
     user = fresh_id()
     posts = [fresh_id() for _ in range(3)]
     for i, post in enumerate(posts):
-        await store.add_bookmark(user, post, 1000 + i)
-    await store.add_bookmark(user, posts[0], 2000)
-    assert await store.bookmark_count(user) == 3
-    await store.remove_bookmark(user, posts[1])
-    assert await store.bookmark_count(user) == 2
-    assert await store.has_bookmark(user, posts[0]) and not await store.has_bookmark(user, posts[1])
+        await posts_store.add_bookmark(user, post, 1000 + i)
+    await posts_store.add_bookmark(user, posts[0], 2000)
+    assert await posts_store.bookmark_count(user) == 3
+    await posts_store.remove_bookmark(user, posts[1])
+    assert await posts_store.bookmark_count(user) == 2
+    assert await posts_store.has_bookmark(user, posts[0]) and not await posts_store.has_bookmark(user, posts[1])
 
 
 @pytest.fixture

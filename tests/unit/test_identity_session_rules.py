@@ -26,13 +26,16 @@ EARLIER = NOW - datetime.timedelta(seconds=1)
 GRACE = 30.0
 
 
-def presented(*, rotated_at=None, retired_last=False, revoked=False, expires_at=LATER) -> PresentedToken:
+def presented(
+    *, rotated_at=None, retired_last=False, revoked=False, expires_at=LATER, suspended=False
+) -> PresentedToken:
     return PresentedToken(
         session_id=7,
         user_id=3,
         expires_at=expires_at,
         rotated_at=rotated_at,
         session_revoked=revoked,
+        account_suspended=suspended,
         retired_last=retired_last,
     )
 
@@ -169,20 +172,10 @@ def test_a_new_password_is_refused_under_the_field_it_came_in():
 @pytest.mark.parametrize(
     "found",
     [
-        PresentedToken(
-            session_id=7, user_id=3, expires_at=LATER, rotated_at=None, session_revoked=False, account_suspended=True
-        ),
+        presented(suspended=True),
         # Its sessions were revoked with the suspension, and a rotated copy
         # must not read as a leak: the answer is why, not "log in again".
-        PresentedToken(
-            session_id=7,
-            user_id=3,
-            expires_at=LATER,
-            rotated_at=EARLIER,
-            session_revoked=True,
-            account_suspended=True,
-            retired_last=True,
-        ),
+        presented(suspended=True, revoked=True, rotated_at=EARLIER, retired_last=True),
     ],
     ids=["live session", "revoked and rotated"],
 )

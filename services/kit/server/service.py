@@ -300,6 +300,11 @@ async def _serve(service: Service) -> None:
             ("grpc.max_receive_message_length", service.max_receive_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.http2.max_pings_without_data", 0),
+            # Peers ping every 30 s (kit/peers/clients.py), also on streams
+            # that idle for minutes (StreamEngagement): gRPC's default wants
+            # 5 minutes between pings without data and ends the connection
+            # ("too_many_pings") after two closer ones.
+            ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
         ],
     )
     health_servicer = health.aio.HealthServicer()
