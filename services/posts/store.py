@@ -189,7 +189,7 @@ class PostStore:
 
         names_and_queries = {
             "insert_post": f"INSERT INTO {ks}.posts ({POST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "insert_by_author": (f"INSERT INTO {ks}.posts_by_author (author_id, post_id, repost_of) VALUES (?, ?, ?)"),
+            "insert_by_author": f"INSERT INTO {ks}.posts_by_author (author_id, post_id, repost_of) VALUES (?, ?, ?)",
             # Written at the post's creation time, so the row's delete (always
             # later) shadows it: filling in a row never brings one back.
             "fill_in_repost_of": (
