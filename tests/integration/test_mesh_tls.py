@@ -211,6 +211,27 @@ async def test_a_caller_presents_its_renewed_certificate_on_new_channels(mesh_se
         settings.current.cache_clear()
 
 
+async def test_a_process_that_takes_another_identity_calls_as_that_one(mesh_server, monkeypatch):
+    certs, port = mesh_server
+    monkeypatch.setenv("AVIARY_MESH_TLS", "1")
+    monkeypatch.setenv("AVIARY_MESH_CERT_DIR", str(certs))
+    monkeypatch.setenv("AVIARY_PAYMENTS_ADDR", f"127.0.0.1:{port}")
+    monkeypatch.setattr(clients, "_channels", {})
+    monkeypatch.setattr(clients, "_mesh_credentials", clients._MeshCredentials())
+    monkeypatch.setattr(mesh, "_identity", "orders")
+    settings.current.cache_clear()
+    try:
+        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
+        # Long before the certificate files are looked at again (as tests
+        # acting as one service, then another, do).
+        mesh.set_identity("cart")
+        # Cart may not refund: the call went out with cart's certificate.
+        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        await clients.close_all()
+        settings.current.cache_clear()
+
+
 # -- the devstack's own services, with grpcurl --------------------------------------------
 
 

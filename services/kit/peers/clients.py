@@ -90,10 +90,12 @@ def _open(name: str) -> grpc.aio.Channel:
 
 class _MeshCredentials:
     """This process's channel credentials, made again when its certificate files
-    change (a renewal); the files are looked at every few seconds."""
+    change (a renewal; the files are looked at every few seconds) or its mesh
+    identity does (tests acting as one service, then another)."""
 
     def __init__(self) -> None:
         self._version: object = None
+        self._identity: str | None = None
         self._credentials: grpc.ChannelCredentials | None = None
         self._next_look = 0.0
 
@@ -106,21 +108,21 @@ class _MeshCredentials:
     def renewed(self) -> bool:
         """Whether the files changed since the credentials in hand were made from them."""
         now = time.monotonic()
-        if self._credentials is not None and now < self._next_look:
+        who = mesh.identity()
+        if self._credentials is not None and who == self._identity and now < self._next_look:
             return False
         self._next_look = now + CERTIFICATE_CHECK_SECONDS
-        files = mesh.Files.of(mesh.identity())
         try:
-            version = files.version()
+            version = (who, mesh.Files.of(who).version())
             if version == self._version:
                 return False
-            credentials = mesh.channel_credentials(mesh.identity())
+            credentials = mesh.channel_credentials(who)
         except (OSError, RuntimeError):
             if self._credentials is None:
                 raise
             return False  # caught mid-renewal: keep the certificate in hand, look again later
         first = self._credentials is None
-        self._version, self._credentials = version, credentials
+        self._version, self._identity, self._credentials = version, who, credentials
         return not first
 
 
