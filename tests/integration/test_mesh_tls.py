@@ -183,53 +183,46 @@ async def test_a_key_that_is_not_the_certificates_keeps_the_certificate_in_use(m
     assert _served(port, certs) == _serial(certs / "payments.pem") != before
 
 
-async def test_a_caller_presents_its_renewed_certificate_on_new_channels(mesh_server, monkeypatch):
+@pytest.fixture
+async def orders_client(mesh_server, monkeypatch):
+    """The kit's clients acting as orders, with payments at mesh_server."""
     certs, port = mesh_server
     monkeypatch.setenv("AVIARY_MESH_TLS", "1")
     monkeypatch.setenv("AVIARY_MESH_CERT_DIR", str(certs))
     monkeypatch.setenv("AVIARY_PAYMENTS_ADDR", f"127.0.0.1:{port}")
     monkeypatch.setattr(clients, "_channels", {})
     monkeypatch.setattr(clients, "_mesh_credentials", clients._MeshCredentials())
+    monkeypatch.setattr(mesh, "_identity", "orders")
+    settings.current.cache_clear()
+    yield certs
+    await clients.close_all()
+    settings.current.cache_clear()
+
+
+async def test_a_caller_presents_its_renewed_certificate_on_new_channels(orders_client, monkeypatch):
+    certs = orders_client
     monkeypatch.setattr(clients, "CERTIFICATE_CHECK_SECONDS", 0.0)
-    monkeypatch.setattr(mesh, "_identity", "orders")
-    settings.current.cache_clear()
     CLIENT_SERIALS.clear()
-    try:
-        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
-        first = clients.channel("payments")
-        # Half a renewal (a new key, the old certificate): the caller keeps what it has.
-        shutil.copy(certs / "cart-key.pem", certs / "orders-key.pem")
-        assert clients.channel("payments") is first
-        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
-        mesh_certs.renew(certs, ["orders"])
-        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
-        assert clients.channel("payments") is not first
-        assert CLIENT_SERIALS == [CLIENT_SERIALS[0], CLIENT_SERIALS[0], _serial(certs / "orders.pem")]
-        assert CLIENT_SERIALS[0] != CLIENT_SERIALS[2]
-    finally:
-        await clients.close_all()
-        settings.current.cache_clear()
+    assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
+    first = clients.channel("payments")
+    # Half a renewal (a new key, the old certificate): the caller keeps what it has.
+    shutil.copy(certs / "cart-key.pem", certs / "orders-key.pem")
+    assert clients.channel("payments") is first
+    assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
+    mesh_certs.renew(certs, ["orders"])
+    assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
+    assert clients.channel("payments") is not first
+    assert CLIENT_SERIALS == [CLIENT_SERIALS[0], CLIENT_SERIALS[0], _serial(certs / "orders.pem")]
+    assert CLIENT_SERIALS[0] != CLIENT_SERIALS[2]
 
 
-async def test_a_process_that_takes_another_identity_calls_as_that_one(mesh_server, monkeypatch):
-    certs, port = mesh_server
-    monkeypatch.setenv("AVIARY_MESH_TLS", "1")
-    monkeypatch.setenv("AVIARY_MESH_CERT_DIR", str(certs))
-    monkeypatch.setenv("AVIARY_PAYMENTS_ADDR", f"127.0.0.1:{port}")
-    monkeypatch.setattr(clients, "_channels", {})
-    monkeypatch.setattr(clients, "_mesh_credentials", clients._MeshCredentials())
-    monkeypatch.setattr(mesh, "_identity", "orders")
-    settings.current.cache_clear()
-    try:
-        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
-        # Long before the certificate files are looked at again (as tests
-        # acting as one service, then another, do).
-        mesh.set_identity("cart")
-        # Cart may not refund: the call went out with cart's certificate.
-        assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.PERMISSION_DENIED
-    finally:
-        await clients.close_all()
-        settings.current.cache_clear()
+async def test_a_process_that_takes_another_identity_calls_as_that_one(orders_client):
+    assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.OK
+    # Long before the certificate files are looked at again (as tests acting
+    # as one service, then another, do).
+    mesh.set_identity("cart")
+    # Cart may not refund: the call went out with cart's certificate.
+    assert await _call(clients.channel("payments"), REFUND) == grpc.StatusCode.PERMISSION_DENIED
 
 
 # -- the devstack's own services, with grpcurl --------------------------------------------
