@@ -2,9 +2,8 @@
 as deep as the merge needs.
 
 Reading every author's `per_author` newest rows to keep `limit` of them
-reads far more than it keeps: a timeline rebuild of 21 authors read 200 rows
-each, 4,200, to keep 800. Each author is read a page at a time instead, a
-share of `limit` first, and read further only while its last row read is
+reads far more than it keeps. Each author is read a page at a time instead,
+a share of `limit` first, and read further only while its last row read is
 newer than the limit-th newest row found so far; rows below that can never
 be among the newest `limit` (post ids are unique), so the answer is the
 one the full reads would give.
