@@ -163,7 +163,11 @@ def stack_cpu_seconds() -> dict[str, float]:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        processes[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), (int(fields[11]) + int(fields[12])) / tick)
+        # With the children it has reaped (cutime, cstime): a child that ends
+        # mid-run (Redis's snapshot writer, a PostgreSQL backend) leaves its
+        # CPU there, not in a process of its own.
+        used_ticks = sum(int(f) for f in fields[11:15])
+        processes[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), used_ticks / tick)
 
     def component(pid: int) -> str | None:
         for _ in range(8):  # up the parents, a few at most
