@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from typing import Callable
 
+from services.kit.stores.cache import lifetime
 from services.posts.model import PostRecord
 
 DEFAULT_TTL_SECONDS = 1.0
@@ -56,7 +57,7 @@ class PostCache:
         invalidated_at = self._invalidated.get(record.post_id)
         if invalidated_at is not None and invalidated_at >= read_started:
             return
-        self._rows[record.post_id] = (read_started + self._ttl, record)
+        self._rows[record.post_id] = (read_started + lifetime(self._ttl), record)
         self._rows.move_to_end(record.post_id)
         while len(self._rows) > self._max:
             self._rows.popitem(last=False)

@@ -7,12 +7,30 @@ from services.kit.stores.cache import TtlCache
 
 def test_entries_expire_after_the_ttl():
     now = [100.0]
-    cache: TtlCache[int, str] = TtlCache(ttl_seconds=5, max_entries=10, clock=lambda: now[0])
+    cache: TtlCache[int, str] = TtlCache(ttl_seconds=5, max_entries=10, clock=lambda: now[0], spread=0)
     cache.put_many([(1, "a")])
     now[0] += 4.9
     assert cache.get_many([1, 2]) == ({1: "a"}, [2])
     now[0] += 0.2
     assert cache.get_many([1]) == ({}, [1])
+
+
+def test_entries_filled_together_lapse_spread_over_the_last_fifth_of_the_ttl():
+    now = [100.0]
+    draws = iter(i / 100 for i in range(100))  # rng: 0.00, 0.01, ... 0.99
+    cache: TtlCache[int, str] = TtlCache(
+        ttl_seconds=100, max_entries=1000, clock=lambda: now[0], rng=lambda: next(draws)
+    )
+    cache.put_many([(i, "x") for i in range(100)])
+    keys = list(range(100))
+
+    def kept_at(age: float) -> int:
+        now[0] = 100.0 + age
+        return len(cache.get_many(keys)[0])
+
+    assert kept_at(79.9) == 100  # nothing before 80 % of the ttl
+    assert kept_at(90.05) == 50  # lapsing evenly across the spread
+    assert kept_at(100.0) == 0  # and never one past the ttl
 
 
 def test_a_fill_read_before_a_discard_is_not_cached():

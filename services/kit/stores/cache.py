@@ -12,12 +12,24 @@ the change, so they are returned to the caller but not cached.
 
 from __future__ import annotations
 
+import random
 import time
 from collections import OrderedDict
 from typing import Callable, Generic, Hashable, Iterable, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+# Entries filled together (a cold start, a burst of new readers) would all
+# lapse together one ttl later and be refetched in one burst, again and again:
+# each entry lives a random 80 to 100 % of the ttl instead, so the ttl stays
+# the bound on how stale an entry can be.
+SPREAD = 0.2
+
+
+def lifetime(ttl_seconds: float, spread: float = SPREAD, draw: Callable[[], float] = random.random) -> float:
+    """How long one entry cached now lives: a random share of the ttl, from (1 - spread) of it to all of it."""
+    return ttl_seconds * (1 - spread * draw())
 
 
 class TtlCache(Generic[K, V]):
@@ -29,8 +41,12 @@ class TtlCache(Generic[K, V]):
         *,
         weigh: Callable[[V], int] | None = None,
         max_weight: int = 0,
+        spread: float = SPREAD,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self._ttl = ttl_seconds
+        self._spread = spread
+        self._rng = rng
         self._max = max_entries
         self._clock = clock
         # Values of very different sizes are bounded by their total weight
@@ -38,7 +54,9 @@ class TtlCache(Generic[K, V]):
         self._weigh = weigh
         self._max_weight = max_weight
         self._weight = 0
-        # Insertion order == expiry order, since every entry lives the same ttl.
+        # Insertion order is expiry order within the spread: the size bounds
+        # drop the oldest first, and an entry that lapsed behind a younger
+        # one is a miss until it is dropped.
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._changes = 0  # discards and clears so far
 
@@ -64,10 +82,10 @@ class TtlCache(Generic[K, V]):
         they were read), only when nothing was discarded since."""
         if self._ttl <= 0 or (version is not None and version != self._changes):
             return
-        expires = self._clock() + self._ttl
+        now = self._clock()
         for key, value in items:
             self._drop(key)
-            self._entries[key] = (expires, value)
+            self._entries[key] = (now + lifetime(self._ttl, self._spread, self._rng), value)
             self._weight += self._weight_of(value)
         self._evict()
 
