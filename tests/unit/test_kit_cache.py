@@ -17,9 +17,9 @@ def test_entries_expire_after_the_ttl():
 
 def test_entries_filled_together_lapse_spread_over_the_last_fifth_of_the_ttl():
     now = [100.0]
-    draws = iter(i / 100 for i in range(100))  # rng: 0.00, 0.01, ... 0.99
+    draws = iter(i / 100 for i in range(100))  # 0.00, 0.01, ... 0.99
     cache: TtlCache[int, str] = TtlCache(
-        ttl_seconds=100, max_entries=1000, clock=lambda: now[0], rng=lambda: next(draws)
+        ttl_seconds=100, max_entries=1000, clock=lambda: now[0], draw=lambda: next(draws)
     )
     cache.put_many([(i, "x") for i in range(100)])
     keys = list(range(100))

@@ -42,11 +42,11 @@ class TtlCache(Generic[K, V]):
         weigh: Callable[[V], int] | None = None,
         max_weight: int = 0,
         spread: float = SPREAD,
-        rng: Callable[[], float] = random.random,
+        draw: Callable[[], float] = random.random,
     ) -> None:
         self._ttl = ttl_seconds
         self._spread = spread
-        self._rng = rng
+        self._draw = draw
         self._max = max_entries
         self._clock = clock
         # Values of very different sizes are bounded by their total weight
@@ -85,7 +85,7 @@ class TtlCache(Generic[K, V]):
         now = self._clock()
         for key, value in items:
             self._drop(key)
-            self._entries[key] = (now + lifetime(self._ttl, self._spread, self._rng), value)
+            self._entries[key] = (now + lifetime(self._ttl, self._spread, self._draw), value)
             self._weight += self._weight_of(value)
         self._evict()
 
