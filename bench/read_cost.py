@@ -113,8 +113,7 @@ async def drop_timelines(user_ids: list[int]) -> None:
     """Deletes the readers' home timelines and activity marks from the stack's Redis."""
     client = redis.Redis.from_url(load(Settings).redis_url)
     try:
-        for user_id in user_ids:
-            await client.unlink(home_key(user_id), seen_key(user_id))
+        await client.unlink(*(key for user_id in user_ids for key in (home_key(user_id), seen_key(user_id))))
     finally:
         await client.aclose()
 
