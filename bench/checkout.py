@@ -47,6 +47,7 @@ from loadgen import (
     seed_call,
     signed_in,
     stack_cpu_seconds,
+    wait_for_consumers,
 )
 from services.kit.settings import load
 from services.orders.settings import OrdersSettings
@@ -196,6 +197,9 @@ async def main() -> None:
         buyers = [await sign_up(client) for _ in range(args.buyers)]
 
         run = Run(products, scarce)
+        # The sign-ups' and products' records still being applied, or a bench
+        # run just before, are not the idle stack.
+        settled = await wait_for_consumers(client)
         idle = await idle_cores(args.idle_seconds)
         cpu_before, started = stack_cpu_seconds(), time.monotonic()
         await asyncio.gather(*(run.buyer_loop(client, b, started + args.duration, args.think) for b in buyers))
@@ -236,6 +240,7 @@ async def main() -> None:
                 "checkouts_checked_in_ledger": checked,
                 "double_charges": double + run.retry_mismatches,
                 "cpu_ms_per_checkout": cpu,
+                "settle": settled,
             },
             indent=2,
         )
