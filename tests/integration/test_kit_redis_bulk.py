@@ -1,6 +1,7 @@
 """services.kit.stores.redis_bulk.BulkRedis on the real Redis: many commands in one
 round trip, replies in order, errors as values, its connections reused and a
-broken one discarded; reads sent again on a fresh connection."""
+broken one discarded; reads, and writes said to be idempotent, sent again on a
+fresh connection."""
 
 from __future__ import annotations
 
@@ -103,6 +104,22 @@ async def test_reads_are_sent_again_on_a_killed_connection_and_error_replies_rai
 
         with pytest.raises(ResponseError, match="WRONGTYPE"):
             await bulk.read([("GET", key), ("HGET", key, "field")])
+
+
+async def test_idempotent_writes_are_sent_again_on_a_killed_connection_and_others_are_not():
+    async with bulk_and_client() as (bulk, client, new_key):
+        key = new_key()
+        (client_id,) = await bulk.execute([("CLIENT", "ID")])
+        await client.execute_command("CLIENT", "KILL", "ID", client_id)
+        # A SET of the same value may run twice: the caller sees it done.
+        assert await bulk.execute([("SET", key, "v", "EX", 60)], idempotent=True) == [b"OK"]
+        assert await client.get(key) == b"v"
+
+        (client_id,) = await bulk.execute([("CLIENT", "ID")])
+        await client.execute_command("CLIENT", "KILL", "ID", client_id)
+        # An INCR may not: the broken connection is the caller's to judge.
+        with pytest.raises(ConnectionError):
+            await bulk.execute([("INCR", new_key())])
 
 
 async def test_batched_script_calls_answer_each_item_in_order():

@@ -100,19 +100,21 @@ class BulkRedis:
         self._idle: list[_Connection] = []
         self._max_idle = max_idle
 
-    async def execute(self, commands: Iterable[Sequence], *, replicas: int = 0) -> list:
+    async def execute(self, commands: Iterable[Sequence], *, replicas: int = 0, idempotent: bool = False) -> list:
         """Sends every command, returns every reply in order (errors as ReplyError values).
 
         `replicas`: on a cluster, return only once that many replicas of each
         node written to hold the writes (WAIT), else raise NotReplicated; for
         writes a failover must not lose, such as a cache's invalidation. One
-        server has no replica to lose them to: ignored."""
+        server has no replica to lose them to: ignored.
+        `idempotent`: the commands may run twice, so they are sent once more
+        on a fresh connection if the server dropped the one used (a restart)."""
         if self._cluster is not None:
             return await self._cluster.send(
-                [tuple(cmd) for cmd in commands], resend_if_dropped=False, replicas=replicas, wait_ms=self._wait_ms
+                [tuple(cmd) for cmd in commands], resend_if_dropped=idempotent, replicas=replicas, wait_ms=self._wait_ms
             )
         packed = [pack_command(tuple(cmd)) for cmd in commands]
-        return await self.execute_packed(b"".join(packed), len(packed))
+        return await self._send(b"".join(packed), len(packed), resend_if_dropped=idempotent)
 
     async def read(self, commands: Sequence[Sequence]) -> list:
         """Read-only commands in one round trip; sent once more on a fresh
