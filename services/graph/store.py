@@ -18,6 +18,7 @@ from typing import Mapping
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Session
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from redis.exceptions import ResponseError
 
 from services.kit.peers import followers, profiles, safety
 
@@ -278,12 +279,22 @@ class GraphStore:
         batch.add(self._stmts["add_followers"], (delta, followee))
         batch.add(self._stmts["add_following"], (delta, follower))
         await cql.execute(self.session, batch)
-        # Caches of user summaries (posts' authors) drop both: their counts changed.
-        await asyncio.gather(
-            profiles.announce(self.redis, follower),
-            profiles.announce(self.redis, followee),
-            self.mark_followers_changed({followee: version}),
+        # One round trip: the version, and caches of user summaries (posts'
+        # authors) told to drop both users, whose counts changed.
+        # Each may run twice: a fresh token set again, a repeated announcement.
+        announced = (follower, followee)
+        version_set, *published = await self.bulk.execute(
+            [
+                ("SET", followers.version_key(followee), version, "EX", followers.VERSION_SECONDS),
+                *(profiles.announcement(user_id) for user_id in announced),
+            ],
+            idempotent=True,
         )
+        if isinstance(version_set, redis_bulk.ReplyError):
+            raise ResponseError(f"follower list version not moved: {version_set}")
+        for user_id, reply in zip(announced, published):
+            if isinstance(reply, redis_bulk.ReplyError):
+                profiles.not_announced(user_id, reply)
 
     async def counts(self, user_id: int) -> tuple[int, int]:
         """(followers, following); zeros for a user nobody has touched yet."""
@@ -473,7 +484,8 @@ class GraphStore:
             await self.redis.srem(CELEBRITIES_KEY, user_id)
 
     async def is_flagged_celebrity(self, user_id: int) -> bool:
-        return bool(await self.redis.sismember(CELEBRITIES_KEY, str(user_id)))
+        (flagged,) = await self.bulk.read([("SISMEMBER", CELEBRITIES_KEY, str(user_id))])
+        return bool(flagged)
 
     async def set_celebrities(self, flags: dict[int, bool]) -> None:
         """set_celebrity for many users in one round trip."""

@@ -32,12 +32,23 @@ CHANNEL = "aviary:profiles:changed"
 async def announce(client: redis.Redis, user_id: int) -> None:
     """Tells every cache that `user_id`'s profile changed (best effort)."""
     try:
-        await client.publish(CHANNEL, str(user_id))
+        await client.publish(*announcement(user_id)[1:])
     except (redis.RedisError, OSError) as exc:
-        log.warning(
-            "profile change not announced; caches catch up within their TTL",
-            extra={"user_id": user_id, "error": error_text(exc)},
-        )
+        not_announced(user_id, exc)
+
+
+def announcement(user_id: int) -> tuple[str, str, str]:
+    """The PUBLISH that announces `user_id`'s change, for a caller sending
+    it together with its own commands (BulkRedis)."""
+    return ("PUBLISH", CHANNEL, str(user_id))
+
+
+def not_announced(user_id: int, error: BaseException) -> None:
+    """Logs an announcement that failed: caches catch up within their TTL."""
+    log.warning(
+        "profile change not announced; caches catch up within their TTL",
+        extra={"user_id": user_id, "error": error_text(error)},
+    )
 
 
 async def follow(
