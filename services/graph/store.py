@@ -285,7 +285,7 @@ class GraphStore:
         announced = (follower, followee)
         version_set, *published = await self.bulk.execute(
             [
-                ("SET", followers.version_key(followee), version, "EX", followers.VERSION_SECONDS),
+                _version_command(followee, version),
                 *(profiles.announcement(user_id) for user_id in announced),
             ],
             idempotent=True,
@@ -460,7 +460,7 @@ class GraphStore:
         """user id -> a token never used before (an event id, a bulk load's) as their list's new version."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for user_id, token in changes.items():
-                pipe.set(followers.version_key(user_id), token, ex=followers.VERSION_SECONDS)
+                pipe.execute_command(*_version_command(user_id, token))
             await pipe.execute()
 
     async def _mark_edge_changes(self, events: list[OutboxEvent]) -> None:
@@ -506,6 +506,11 @@ def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=datetime.timezone.utc)
+
+
+def _version_command(user_id: int, token: int | str) -> tuple:
+    """The SET that gives a user's follower list its new version."""
+    return ("SET", followers.version_key(user_id), token, "EX", followers.VERSION_SECONDS)
 
 
 # -- bulk loading (python -m services.graph.load) -------------------------------
