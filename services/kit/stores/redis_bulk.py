@@ -78,7 +78,13 @@ class BulkRedis:
     a time; on a Redis Cluster, such connections to each master, every command
     sent to its slot's (see redis_cluster_bulk)."""
 
-    def __init__(self, url: str, *, max_idle: int = 8, node: tuple[str, int] | None = None) -> None:
+    # Connections kept for later calls: as many as a service has calls in
+    # flight in a burst (Envoy admits 64 to one). An idle one costs Redis a
+    # few kilobytes; one closed for want of room is opened again by a later
+    # call, a TCP handshake and Redis's client set-up each time.
+    MAX_IDLE = 64
+
+    def __init__(self, url: str, *, max_idle: int = MAX_IDLE, node: tuple[str, int] | None = None) -> None:
         target = redis_target.parse(url)
         self._host, self._port = node or (target.host, target.port)
         self._cluster: redis_cluster_bulk.ClusterBulk | None = None
