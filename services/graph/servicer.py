@@ -155,8 +155,8 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
         if created:
             event = rules.follow_event(self.ids.next_id(), follower, followee, True, now)
             await self.store.commit_follower_row(follower, followee, since, event)
-            await self.store.adjust_counts(follower, followee, +1, self.ids.next_id())
-            await self._refresh_celebrity(followee)
+            flagged = await self.store.adjust_counts(follower, followee, +1, self.ids.next_id())
+            await self._refresh_celebrity(followee, flagged)
             self.store.outbox.notify()
             log.info("follow created", extra={"follower_id": follower, "followee_id": followee})
         else:
@@ -189,8 +189,8 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             now = datetime.datetime.now(datetime.timezone.utc)
             event = rules.follow_event(self.ids.next_id(), follower, followee, False, now)
             await self.store.commit_follower_removal(follower, followee, event)
-            await self.store.adjust_counts(follower, followee, -1, self.ids.next_id())
-            await self._refresh_celebrity(followee)
+            flagged = await self.store.adjust_counts(follower, followee, -1, self.ids.next_id())
+            await self._refresh_celebrity(followee, flagged)
             self.store.outbox.notify()
             log.info("follow removed", extra={"follower_id": follower, "followee_id": followee})
         else:
@@ -215,14 +215,14 @@ class GraphServicer(graph_pb2_grpc.GraphServiceServicer):
             return
         event = rules.follow_event(self.ids.next_id(), follower, followee, True, now)
         await self.store.commit_follower_row(follower, followee, since, event)
-        await self.store.adjust_counts(follower, followee, +1, self.ids.next_id())
-        await self._refresh_celebrity(followee)
+        flagged = await self.store.adjust_counts(follower, followee, +1, self.ids.next_id())
+        await self._refresh_celebrity(followee, flagged)
         log.warning("finished a follow interrupted earlier", extra={"follower_id": follower, "followee_id": followee})
 
-    async def _refresh_celebrity(self, user_id: int) -> None:
-        (followers, _), flagged = await asyncio.gather(
-            self.store.counts(user_id), self.store.is_flagged_celebrity(user_id)
-        )
+    async def _refresh_celebrity(self, user_id: int, flagged: bool) -> None:
+        """Flags or unflags the user when their follower count has crossed
+        the threshold; `flagged`: the flag as read after the count moved."""
+        followers, _ = await self.store.counts(user_id)
         celebrity = rules.is_celebrity(followers, self.settings.fanout_threshold)
         if celebrity == flagged:
             return

@@ -271,30 +271,35 @@ class GraphStore:
 
     # -- counts ------------------------------------------------------------
 
-    async def adjust_counts(self, follower: int, followee: int, delta: int, version: int) -> None:
+    async def adjust_counts(self, follower: int, followee: int, delta: int, version: int) -> bool:
         """Moves both counts by `delta`, then the followee's follower-list
         version to `version` (a token never used before): a follower count
-        kept under the old version is not served past this change."""
+        kept under the old version is not served past this change. Returns
+        whether the followee is flagged a celebrity, read on the same trip."""
         batch = BatchStatement(batch_type=BatchType.COUNTER)
         batch.add(self._stmts["add_followers"], (delta, followee))
         batch.add(self._stmts["add_following"], (delta, follower))
         await cql.execute(self.session, batch)
-        # One round trip: the version, and caches of user summaries (posts'
-        # authors) told to drop both users, whose counts changed.
+        # One round trip: the version, caches of user summaries (posts'
+        # authors) told to drop both users, whose counts changed, and the flag.
         # Each may run twice: a fresh token set again, a repeated announcement.
         announced = (follower, followee)
-        version_set, *published = await self.bulk.execute(
+        version_set, flagged, *published = await self.bulk.execute(
             [
                 _version_command(followee, version),
+                _celebrity_flag_command(followee),
                 *(profiles.announcement(user_id) for user_id in announced),
             ],
             idempotent=True,
         )
         if isinstance(version_set, redis_bulk.ReplyError):
             raise ResponseError(f"follower list version not moved: {version_set}")
+        if isinstance(flagged, redis_bulk.ReplyError):
+            raise ResponseError(f"celebrity flag not read: {flagged}")
         for user_id, reply in zip(announced, published):
             if isinstance(reply, redis_bulk.ReplyError):
                 profiles.not_announced(user_id, reply)
+        return bool(flagged)
 
     async def counts(self, user_id: int) -> tuple[int, int]:
         """(followers, following); zeros for a user nobody has touched yet."""
@@ -483,10 +488,6 @@ class GraphStore:
         else:
             await self.redis.srem(CELEBRITIES_KEY, user_id)
 
-    async def is_flagged_celebrity(self, user_id: int) -> bool:
-        (flagged,) = await self.bulk.read([("SISMEMBER", CELEBRITIES_KEY, str(user_id))])
-        return bool(flagged)
-
     async def set_celebrities(self, flags: dict[int, bool]) -> None:
         """set_celebrity for many users in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -506,6 +507,10 @@ def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=datetime.timezone.utc)
+
+
+def _celebrity_flag_command(user_id: int) -> tuple:
+    return ("SISMEMBER", CELEBRITIES_KEY, str(user_id))
 
 
 def _version_command(user_id: int, token: int | str) -> tuple:
