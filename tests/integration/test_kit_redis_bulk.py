@@ -92,6 +92,26 @@ async def test_a_connection_is_reused_and_a_killed_one_is_replaced():
         assert fresh_id not in idle_ids
 
 
+async def test_a_bursts_connections_are_kept_for_the_next_burst():
+    size = 32  # more calls at once than the pool kept before (8)
+    async with bulk_and_client() as (bulk, _, _):
+
+        async def burst() -> set[int]:
+            # The calls start together, so none finds another's connection released.
+            together = asyncio.Barrier(size)
+
+            async def call() -> int:
+                await together.wait()
+                (client_id,) = await bulk.execute([("CLIENT", "ID")])
+                return client_id
+
+            return set(await asyncio.gather(*(call() for _ in range(size))))
+
+        first = await burst()
+        assert len(first) == size
+        assert await burst() == first
+
+
 async def test_reads_are_sent_again_on_a_killed_connection_and_error_replies_raise():
     async with bulk_and_client() as (bulk, client, new_key):
         key = new_key()
