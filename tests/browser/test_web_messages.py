@@ -225,6 +225,8 @@ def test_messaging_someone_who_blocked_you_shows_the_refusal(page: Page, http):
     assert r.status_code == 200, r.text
     log_in(page, writer.username, live=True)
     page.goto(f"/users/{blocker.username}")
+    # Loaded first: the refused posts put an alert above the card, moving its buttons.
+    expect(page.locator(".loading")).to_have_count(0)
     with page.expect_response(lambda r: r.url.endswith("/v1/conversations")) as answer:
         page.get_by_role("button", name="Message", exact=True).click()
     assert answer.value.status == 403
